@@ -1,0 +1,1 @@
+"""cartsight core: ingestion, storage, queries and models, with no Streamlit dependency."""

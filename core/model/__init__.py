@@ -1,0 +1,1 @@
+"""The sequence model: config, modeling, training, evaluation, registry."""

@@ -1,0 +1,262 @@
+"""The event store: one SQLAlchemy engine, the table layout, and dataset bookkeeping.
+
+The URL comes from, in order: an explicit argument, ``[connections.cartsight] url`` in
+``.streamlit/secrets.toml``, the ``CARTSIGHT_DB_URL`` environment variable, else a DuckDB
+file in :func:`core.config.home_dir`. Every table carries ``dataset_id`` so that one
+store holds many datasets; the same tables work on DuckDB and PostgreSQL.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from core import config
+from core.errors import DatasetExistsError, DatasetNotFoundError, StoreUnavailableError
+
+metadata = sa.MetaData()
+
+schema_info = sa.Table(
+    "cs_schema_info",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+dataset_id_seq = sa.Sequence("cs_dataset_id_seq", metadata=metadata)
+
+datasets = sa.Table(
+    "cs_datasets",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, dataset_id_seq, primary_key=True),
+    sa.Column("name", sa.String, nullable=False, unique=True),
+    sa.Column("layout", sa.String, nullable=False),
+    sa.Column("source", sa.String),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("rows_read", sa.BigInteger, nullable=False),
+    sa.Column("rows_loaded", sa.BigInteger, nullable=False),
+    sa.Column("rows_quarantined", sa.BigInteger, nullable=False),
+    sa.Column("n_users", sa.BigInteger),
+    sa.Column("first_event", sa.DateTime),
+    sa.Column("last_event", sa.DateTime),
+    # the column mapping used and the ingest report (event counts, unknown types, notes)
+    sa.Column("mapping_json", sa.Text),
+    sa.Column("report_json", sa.Text),
+)
+
+events = sa.Table(
+    "cs_events",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("user_id", sa.String, nullable=False),
+    sa.Column("event_time", sa.DateTime, nullable=False),  # naive, always UTC
+    sa.Column("event_type", sa.String, nullable=False),
+    sa.Column("item_id", sa.String),
+    sa.Column("category", sa.String),
+    sa.Column("brand", sa.String),
+    sa.Column("price", sa.Float),
+    sa.Column("quantity", sa.Integer),
+    sa.Column("session_id", sa.String),
+)
+
+quarantine = sa.Table(
+    "cs_quarantine",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("line_no", sa.BigInteger),  # 1-based line of the input file, header included
+    sa.Column("raw_line", sa.Text),
+    sa.Column("reason", sa.String, nullable=False),  # short code, e.g. "truncated_row"
+    sa.Column("detail", sa.Text),  # the message: column, value found, what was expected
+)
+
+mappings = sa.Table(
+    "cs_mappings",
+    metadata,
+    sa.Column("signature", sa.String, primary_key=True),  # hash of the normalised header
+    sa.Column("mapping_json", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+models = sa.Table(
+    "cs_models",
+    metadata,
+    sa.Column("model_version", sa.String, primary_key=True),
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("horizon_days", sa.Integer, nullable=False),
+    sa.Column("path", sa.String, nullable=False),  # folder with weights, config, vocabularies
+    sa.Column("config_json", sa.Text),
+    sa.Column("metrics_json", sa.Text),
+    sa.Column("status", sa.String, nullable=False),  # "ready" once weights and predictions are in
+)
+
+predictions = sa.Table(
+    "cs_predictions",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("model_version", sa.String, nullable=False),
+    sa.Column("user_id", sa.String, nullable=False),
+    sa.Column("purchase_propensity", sa.Float),
+    sa.Column("next_event_type", sa.String),
+    sa.Column("p_view", sa.Float),
+    sa.Column("p_cart", sa.Float),
+    sa.Column("p_purchase", sa.Float),
+    sa.Column("p_remove", sa.Float),
+    sa.Column("p_none", sa.Float),
+    sa.Column("next_category", sa.String),
+    sa.Column("next_category_p", sa.Float),
+    sa.Column("top_items", sa.Text),  # space-separated item ids, best first
+    sa.Column("reasons", sa.Text),  # "; "-separated sentences
+)
+
+
+# --- engine ------------------------------------------------------------------------
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The store URL: ``url`` if given, else secrets.toml, else ``$CARTSIGHT_DB_URL``, else a DuckDB file."""
+    if url:
+        return url
+    for secrets in (Path.cwd() / ".streamlit" / "secrets.toml", Path.home() / ".streamlit" / "secrets.toml"):
+        if secrets.is_file():
+            with secrets.open("rb") as fh:
+                section = tomllib.load(fh).get("connections", {}).get(config.SECRETS_SECTION, {})
+            if section.get("url"):
+                return str(section["url"])
+    if os.environ.get(config.DB_URL_ENV):
+        return os.environ[config.DB_URL_ENV]
+    return f"duckdb:///{config.home_dir() / 'cartsight.duckdb'}"
+
+
+def is_duckdb(engine_or_conn: Engine | Connection) -> bool:
+    """True when the store is DuckDB (bulk paths differ from PostgreSQL's)."""
+    return engine_or_conn.dialect.name == "duckdb"
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """Create an engine for ``url`` (see :func:`resolve_url`) and make sure the schema exists.
+
+    Raises :class:`StoreUnavailableError` with the reason when the database cannot be
+    opened or written (stopped server, read-only or full data folder).
+    """
+    url = resolve_url(url)
+    try:
+        if url.startswith("duckdb:///") and url != "duckdb:///:memory:":
+            Path(url.removeprefix("duckdb:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        kwargs: dict[str, Any] = {}
+        if url.startswith("duckdb"):
+            # DuckDB allows one read-write process per file; keep one pooled connection set.
+            kwargs["connect_args"] = {"preload_extensions": []}
+        else:
+            kwargs["pool_pre_ping"] = True
+        engine = sa.create_engine(url, **kwargs)
+        ensure_schema(engine)
+    except StoreUnavailableError:
+        raise
+    except (OSError, sa.exc.SQLAlchemyError, Exception) as exc:  # noqa: BLE001 - driver errors vary
+        raise StoreUnavailableError(f"Cannot open the database at {safe_url(url)}: {_first_line(exc)}") from exc
+    return engine
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return url
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the tables on first use and record the schema version; refuse a newer schema."""
+    with engine.begin() as conn:
+        metadata.create_all(conn, checkfirst=True)
+        version = conn.execute(sa.select(sa.func.max(schema_info.c.version))).scalar()
+        if version is None:
+            conn.execute(schema_info.insert().values(version=config.SCHEMA_VERSION, created_at=_now()))
+        elif version > config.SCHEMA_VERSION:
+            raise StoreUnavailableError(
+                f"The database was written by a newer cartsight (schema {version}, this one reads "
+                f"{config.SCHEMA_VERSION}); upgrade cartsight."
+            )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+# --- datasets -----------------------------------------------------------------------
+
+
+def list_datasets(engine: Engine) -> list[dict]:
+    """All datasets, newest first, as dicts of the ``cs_datasets`` columns (report decoded)."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(datasets).order_by(datasets.c.created_at.desc())).mappings().all()
+    return [_decode(dict(r)) for r in rows]
+
+
+def get_dataset(engine_or_conn: Engine | Connection, name: str) -> dict:
+    """The dataset row for ``name``; raises :class:`DatasetNotFoundError` listing the names that exist."""
+    query = sa.select(datasets).where(datasets.c.name == name)
+    if isinstance(engine_or_conn, Engine):
+        with engine_or_conn.connect() as conn:
+            row = conn.execute(query).mappings().first()
+            names = conn.execute(sa.select(datasets.c.name)).scalars().all() if row is None else []
+    else:
+        row = engine_or_conn.execute(query).mappings().first()
+        names = engine_or_conn.execute(sa.select(datasets.c.name)).scalars().all() if row is None else []
+    if row is None:
+        raise DatasetNotFoundError(f"No dataset named {name!r}. Datasets in the store: {sorted(names)}")
+    return _decode(dict(row))
+
+
+def _decode(row: dict) -> dict:
+    for key in ("mapping_json", "report_json"):
+        if row.get(key):
+            row[key.removesuffix("_json")] = json.loads(row[key])
+    return row
+
+
+def check_name_free(conn: Connection, name: str) -> None:
+    """Raise :class:`DatasetExistsError` when ``name`` is taken."""
+    if conn.execute(sa.select(datasets.c.dataset_id).where(datasets.c.name == name)).first():
+        raise DatasetExistsError(
+            f"A dataset named {name!r} exists already: choose another name or delete the old one first."
+        )
+
+
+def next_dataset_id(conn: Connection) -> int:
+    """A fresh dataset id from the store's sequence."""
+    return int(conn.execute(sa.select(dataset_id_seq.next_value())).scalar_one())
+
+
+def drop_dataset(engine: Engine, name: str) -> int:
+    """Delete a dataset and everything derived from it in one transaction; returns its id."""
+    with engine.begin() as conn:
+        ds = get_dataset(conn, name)
+        did = ds["dataset_id"]
+        for table in (predictions, models, quarantine, events):
+            conn.execute(table.delete().where(table.c.dataset_id == did))
+        conn.execute(datasets.delete().where(datasets.c.dataset_id == did))
+    return did
+
+
+def driver_connection(conn: Connection) -> Any:
+    """The DB-API driver connection under ``conn`` (a ``duckdb`` or ``psycopg`` connection).
+
+    Bulk loads use it for the engine's native path inside the same transaction.
+    """
+    raw = conn.connection.driver_connection
+    # duckdb-engine wraps the DuckDB connection in a ConnectionWrapper
+    return getattr(raw, "_ConnectionWrapper__c", raw)

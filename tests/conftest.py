@@ -1,0 +1,98 @@
+"""Shared fixtures: a store on DuckDB and on a real PostgreSQL server, tiny datasets, paths."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from core import store
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+PG_ENV = "CARTSIGHT_TEST_PG_URL"
+
+
+def _pg_url() -> str | None:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        return None
+    try:
+        eng = sa.create_engine(url)
+        with eng.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        eng.dispose()
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI"):
+            pytest.fail(f"{PG_ENV}={url} is set but PostgreSQL is unreachable: {exc}")
+        return None
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """URL of the test PostgreSQL server; skips locally without one, fails in CI."""
+    url = _pg_url()
+    if url is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must test PostgreSQL: set {PG_ENV} (see .ci/start-postgres.sh)")
+        pytest.skip(f"no PostgreSQL reachable: set {PG_ENV} (bash .ci/start-postgres.sh prints one)")
+    return url
+
+
+def _fresh_pg_engine(url: str) -> sa.Engine:
+    raw = sa.create_engine(url)
+    with raw.begin() as conn:
+        store.metadata.drop_all(conn)
+    raw.dispose()
+    return store.make_engine(url)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def engine(request, tmp_path):
+    """An empty store, once on a DuckDB file and once on PostgreSQL."""
+    if request.param == "duckdb":
+        eng = store.make_engine(f"duckdb:///{tmp_path / 'store.duckdb'}")
+    else:
+        eng = _fresh_pg_engine(request.getfixturevalue("pg_url"))
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def duck_engine(tmp_path):
+    """An empty DuckDB store, for tests that need only the default engine."""
+    eng = store.make_engine(f"duckdb:///{tmp_path / 'store.duckdb'}")
+    yield eng
+    eng.dispose()
+
+
+def make_dataset(engine: sa.Engine, name: str, rows: list[dict], layout: str = "test") -> int:
+    """Insert ``rows`` (canonical event dicts) as a dataset without going through ingest."""
+    with engine.begin() as conn:
+        did = store.next_dataset_id(conn)
+        times = [r["event_time"] for r in rows]
+        conn.execute(
+            store.datasets.insert().values(
+                dataset_id=did, name=name, layout=layout, source="fixture",
+                created_at=dt.datetime(2024, 1, 1), rows_read=len(rows), rows_loaded=len(rows),
+                rows_quarantined=0, n_users=len({r["user_id"] for r in rows}),
+                first_event=min(times) if times else None, last_event=max(times) if times else None,
+                mapping_json=json.dumps({}), report_json=json.dumps({}),
+            )
+        )
+        cols = [c.name for c in store.events.columns if c.name != "dataset_id"]
+        if rows:
+            conn.execute(store.events.insert(), [{"dataset_id": did, **{c: r.get(c) for c in cols}} for r in rows])
+    return did
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real public data files in ../shared/data (read-only)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} not present")
+    return SHARED_DATA
