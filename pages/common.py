@@ -1,0 +1,53 @@
+"""What every page shares: the store engine, the dataset picker, and showing project errors."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import store
+from core.errors import CartsightError
+
+DATASET_KEY = "dataset"
+
+
+@st.cache_resource(show_spinner="Opening the database…")
+def _engine(url: str):
+    return store.make_engine(url)
+
+
+def get_engine():
+    """The store's engine, cached per URL; shows the reason and stops the page when it cannot open."""
+    try:
+        return _engine(store.resolve_url())
+    except CartsightError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def dataset_picker() -> str | None:
+    """Sidebar select box of the stored datasets; the choice is shared by all pages."""
+    names = [d["name"] for d in store.list_datasets(get_engine())]
+    if not names:
+        st.session_state[DATASET_KEY] = None
+        return None
+    current = st.session_state.get(DATASET_KEY)
+    index = names.index(current) if current in names else 0
+    choice = st.sidebar.selectbox("Dataset", names, index=index, help="Every page shows this dataset.")
+    st.session_state[DATASET_KEY] = choice
+    return choice
+
+
+def current_dataset() -> dict:
+    """The picked dataset's row; on a store with no dataset, says where to load one and stops the page."""
+    name = st.session_state.get(DATASET_KEY)
+    if name:
+        try:
+            return store.get_dataset(get_engine(), name)
+        except CartsightError:
+            st.session_state[DATASET_KEY] = None
+    st.info("No dataset yet: load a CSV on the **Data** page.")
+    st.stop()
+
+
+def show_error(exc: CartsightError) -> None:
+    """Show a project error's message (written for the analyst) without a traceback."""
+    st.error(str(exc))
