@@ -1,0 +1,217 @@
+"""The cartsight command line: ingest, list and drop datasets, train and score.
+
+Every command takes ``--db URL`` (else the same store the app uses). Errors meant for
+the analyst are printed as one line on stderr with exit code 2; nothing prints a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from core import config
+from core.errors import CartsightError
+
+EXIT_USER_ERROR = 2
+
+
+def _engine(args):
+    from core import store
+
+    return store.make_engine(args.db)
+
+
+def _stderr_progress(quiet: bool):
+    def report(fraction: float, message: str) -> None:
+        if not quiet:
+            print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+
+    return report
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, default=str, ensure_ascii=False))
+
+
+def cmd_ingest(args) -> int:
+    from core.ingest import ingest_file
+
+    report = ingest_file(_engine(args), args.file, args.name, progress=_stderr_progress(args.quiet or args.json))
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        d = report.to_dict()
+        print(f"dataset {d['dataset']!r} ({d['layout']}): {d['rows_read']:,} rows read = "
+              f"{d['rows_loaded']:,} loaded + {d['rows_quarantined']:,} quarantined")
+        print(f"shoppers {d['users']:,}; events {d['first_event']} .. {d['last_event']}")
+        for etype, n in sorted(d["events_by_type"].items(), key=lambda kv: -kv[1]):
+            print(f"  {etype:<18} {n:>12,}")
+        for reason, n in sorted((d.get("quarantine_by_reason") or {}).items(), key=lambda kv: -kv[1]):
+            print(f"  quarantined: {reason:<20} {n:>8,}")
+        for note in d.get("notes") or []:
+            print(f"note: {note}")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from core import store
+
+    rows = store.list_datasets(_engine(args))
+    if args.json:
+        _print_json([{k: v for k, v in r.items() if not k.endswith("_json")} for r in rows])
+        return 0
+    if not rows:
+        print("no datasets")
+        return 0
+    print(f"{'name':<30} {'layout':<14} {'rows':>12} {'quarantined':>12} {'shoppers':>10}  first .. last event")
+    for r in rows:
+        print(f"{r['name']:<30} {r['layout']:<14} {r['rows_loaded']:>12,} {r['rows_quarantined']:>12,} "
+              f"{(r['n_users'] or 0):>10,}  {r['first_event']} .. {r['last_event']}")
+    return 0
+
+
+def cmd_drop(args) -> int:
+    from core import store
+
+    store.drop_dataset(_engine(args), args.name)
+    print(f"dropped dataset {args.name!r}")
+    return 0
+
+
+def _train_progress(quiet: bool):
+    def report(p) -> None:
+        if not quiet:
+            loss = f" loss {p.train_loss:.4f}" if p.train_loss is not None else ""
+            print(f"[{p.fraction:4.0%}] {p.stage}: {p.message}{loss}", file=sys.stderr, flush=True)
+
+    return report
+
+
+def cmd_train(args) -> int:
+    from core import forecast
+
+    card = forecast.train(_engine(args), args.dataset, horizon_days=args.horizon_days, seed=args.seed,
+                          progress=_train_progress(args.quiet or args.json))
+    if args.json:
+        _print_json(card.to_dict())
+    else:
+        print(card.to_text())
+    return 0
+
+
+def cmd_score(args) -> int:
+    if (args.events is None) == (args.dataset is None):
+        raise CartsightError("score needs either an EVENTS.csv file or --dataset NAME (not both)")
+    if args.events is not None:
+        return _score_file(args)
+    from core import forecast
+
+    engine = _engine(args)
+    if args.model_version is None and forecast.latest_model(engine, args.dataset) is None:
+        print(f"no model for {args.dataset!r} yet: training one first", file=sys.stderr)
+        forecast.train(engine, args.dataset, horizon_days=args.horizon_days, seed=args.seed,
+                       progress=_train_progress(args.quiet))
+    else:
+        forecast.score(engine, args.dataset, model_version=args.model_version)
+    return _write_predictions(engine, args.dataset, args.model_version, args.out)
+
+
+def _score_file(args) -> int:
+    """One shot: ingest into a throw-away store, train, score, write the CSV."""
+    from core import forecast, store
+    from core.ingest import ingest_file
+
+    with tempfile.TemporaryDirectory(prefix="cartsight-score-") as tmp:
+        previous_home = os.environ.get(config.HOME_ENV)
+        os.environ[config.HOME_ENV] = tmp  # models of the throw-away store go with it
+        try:
+            engine = store.make_engine(args.db or f"duckdb:///{Path(tmp) / 'score.duckdb'}")
+            name = f"score:{Path(args.events).name}"
+            report = ingest_file(engine, args.events, name, progress=_stderr_progress(args.quiet))
+            print(f"ingested {report.rows_loaded:,} events of {report.users:,} shoppers "
+                  f"({report.rows_quarantined:,} rows quarantined)", file=sys.stderr)
+            forecast.train(engine, name, horizon_days=args.horizon_days, seed=args.seed,
+                           progress=_train_progress(args.quiet))
+            code = _write_predictions(engine, name, None, args.out)
+            if args.db:
+                store.drop_dataset(engine, name)
+            engine.dispose()
+            return code
+        finally:
+            if previous_home is None:
+                os.environ.pop(config.HOME_ENV, None)
+            else:
+                os.environ[config.HOME_ENV] = previous_home
+
+
+def _write_predictions(engine, dataset: str, model_version: str | None, out: str) -> int:
+    from core import forecast
+
+    frame = forecast.load_predictions(engine, dataset, model_version=model_version)
+    frame.to_csv(out, index=False)
+    print(f"wrote {len(frame):,} shopper forecasts to {out}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cartsight", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_text: str):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--db", help="SQLAlchemy URL of the store (default: the app's store)")
+        return p
+
+    p = add("ingest", "Load an event CSV into a named dataset.")
+    p.add_argument("file")
+    p.add_argument("--name", required=True, help="dataset name")
+    p.add_argument("--json", action="store_true", help="print the ingest report as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=cmd_ingest)
+
+    p = add("datasets", "List the stored datasets.")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_datasets)
+
+    p = add("drop", "Delete a dataset with its quarantine, models and predictions.")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_drop)
+
+    def horizon(p):
+        p.add_argument("--horizon-days", type=int, default=config.DEFAULT_HORIZON_DAYS,
+                       help=f"purchase horizon in days ({config.MIN_HORIZON_DAYS}-{config.MAX_HORIZON_DAYS})")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--quiet", action="store_true")
+
+    p = add("train", "Train the sequence model on a dataset and print its model card.")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--json", action="store_true", help="print the model card as JSON")
+    horizon(p)
+    p.set_defaults(func=cmd_train)
+
+    p = add("score", "Write every shopper's forecast to a CSV (from a dataset, or one-shot from an events file).")
+    p.add_argument("events", nargs="?", help="events CSV: ingest into a temporary dataset, train and score")
+    p.add_argument("--dataset")
+    p.add_argument("--model-version")
+    p.add_argument("--out", required=True)
+    horizon(p)
+    p.set_defaults(func=cmd_score)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``cartsight`` console script; returns the exit code."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CartsightError as exc:
+        print(f"cartsight: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
