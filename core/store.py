@@ -115,6 +115,30 @@ predictions = sa.Table(
     sa.Column("reasons", sa.Text),  # "; "-separated sentences
 )
 
+segment_run_id_seq = sa.Sequence("cs_segment_run_id_seq", metadata=metadata)
+
+segment_runs = sa.Table(
+    "cs_segment_runs",
+    metadata,
+    sa.Column("run_id", sa.Integer, segment_run_id_seq, primary_key=True),
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("n_segments", sa.Integer, nullable=False),
+    sa.Column("model_version", sa.String),  # the forecasts whose propensity/embedding were features
+    sa.Column("features_json", sa.Text),  # feature names used, scaling
+    sa.Column("profiles_json", sa.Text),  # one profile card per segment
+)
+
+segments = sa.Table(
+    "cs_segments",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.Integer, nullable=False),
+    sa.Column("user_id", sa.String, nullable=False),
+    sa.Column("segment", sa.Integer, nullable=False),
+    sa.Column("segment_name", sa.String, nullable=False),
+)
+
 
 # --- engine ------------------------------------------------------------------------
 
@@ -246,7 +270,7 @@ def drop_dataset(engine: Engine, name: str) -> int:
     with engine.begin() as conn:
         ds = get_dataset(conn, name)
         did = ds["dataset_id"]
-        for table in (predictions, models, quarantine, events):
+        for table in (segments, segment_runs, predictions, models, quarantine, events):
             conn.execute(table.delete().where(table.c.dataset_id == did))
         conn.execute(datasets.delete().where(datasets.c.dataset_id == did))
     return did
