@@ -60,7 +60,7 @@ events = sa.Table(
     sa.Column("item_id", sa.String),
     sa.Column("category", sa.String),
     sa.Column("brand", sa.String),
-    sa.Column("price", sa.Float),
+    sa.Column("price", sa.Double),  # 8-byte: sa.Float is a 4-byte REAL on DuckDB
     sa.Column("quantity", sa.Integer),
     sa.Column("session_id", sa.String),
 )
@@ -206,6 +206,12 @@ def ensure_schema(engine: Engine) -> None:
     """Create the tables on first use and record the schema version; refuse a newer schema."""
     with engine.begin() as conn:
         metadata.create_all(conn, checkfirst=True)
+        if conn.dialect.name == "postgresql":
+            # PostgreSQL scans per dataset and per shopper; DuckDB's zone maps need no index
+            # (and an index would slow its bulk loads).
+            conn.execute(sa.text(
+                "CREATE INDEX IF NOT EXISTS cs_events_dataset_user ON cs_events (dataset_id, user_id, event_time)"
+            ))
         version = conn.execute(sa.select(sa.func.max(schema_info.c.version))).scalar()
         if version is None:
             conn.execute(schema_info.insert().values(version=config.SCHEMA_VERSION, created_at=_now()))

@@ -1,0 +1,566 @@
+"""The overview's aggregations, written once in SQLAlchemy Core and run in the database.
+
+Every function takes an engine or a connection, a ``dataset_id`` and optional ``start`` /
+``end`` datetimes (naive UTC; ``start`` inclusive, ``end`` exclusive), and returns a small
+dict or DataFrame: the events themselves never leave the database. The SQL is plain enough
+to run unchanged on DuckDB and PostgreSQL (``CASE`` instead of ``FILTER``, ``CAST(... AS
+DATE)`` for days, ``date_trunc('hour', ...)`` for hours, ``log10``/``power``/``floor`` for
+price bins). Distinct shoppers are counted by grouping level by level (session, then shopper)
+rather than with ``COUNT(DISTINCT ...)``, which PostgreSQL can only do by sorting.
+
+Definitions used throughout (the analyst sees them in the Overview's help texts):
+
+- **shopper**: a distinct ``user_id``.
+- **session**: a distinct ``(user_id, session_id)`` pair; ingest always fills ``session_id``
+  (derived by a 30-minute inactivity gap when the file has none), so the pair is one visit.
+  Events without a session id count as one session per shopper.
+- **purchase**: a ``purchase`` event whose quantity is not negative (a NULL quantity is 1).
+  A negative quantity is a cancellation (UCI Online Retail): it is no purchase, but its
+  amount is subtracted from revenue.
+- **buyer**: a shopper with at least one purchase.
+- **order**: a session with at least one purchase. The canonical schema keeps no invoice
+  number, so for transaction files (Online Retail) an order is the 30-minute session the
+  invoice lines fall into, which matches the invoice in nearly every case.
+- **revenue**: ``sum(price * coalesce(quantity, 1))`` over ``purchase`` events, cancellations
+  included (they subtract); in the currency of the file. ``None`` when no purchase has a price.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from core import config
+from core.errors import CartsightError, StoreUnavailableError
+from core.store import events
+
+FUNNEL_STEPS = ("view", "cart", "purchase")
+FUNNEL_UNITS = ("shopper", "session")
+TOP_MEASURES = ("views", "purchases", "revenue")
+
+_e = events.c
+
+
+# --- shared pieces -------------------------------------------------------------------------
+
+
+def _fetch(engine_or_conn: Engine | Connection, stmt) -> list[sa.Row]:
+    """Run ``stmt`` on a connection, opening one when given an engine.
+
+    A lost or refused connection becomes :class:`StoreUnavailableError`, so a page shows why.
+    """
+    try:
+        if isinstance(engine_or_conn, Engine):
+            with engine_or_conn.connect() as conn:
+                return list(conn.execute(stmt))
+        return list(engine_or_conn.execute(stmt))
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        reason = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StoreUnavailableError(f"The database did not answer the overview query: {reason}") from exc
+
+
+def _filters(dataset_id: int, start: dt.datetime | None, end: dt.datetime | None) -> list:
+    """WHERE terms for one dataset and an optional [start, end) time window."""
+    start = None if start is None else _naive(start, "start")
+    end = None if end is None else _naive(end, "end")
+    if start is not None and end is not None and start >= end:
+        raise CartsightError(
+            f"The time window is empty: start={start.isoformat(sep=' ')} is not before "
+            f"end={end.isoformat(sep=' ')}; expected start < end (end is exclusive)."
+        )
+    terms = [_e.dataset_id == dataset_id]
+    if start is not None:
+        terms.append(_e.event_time >= start)
+    if end is not None:
+        terms.append(_e.event_time < end)
+    return terms
+
+
+def _naive(moment: dt.datetime | dt.date, name: str) -> dt.datetime:
+    """Bring a filter bound to the store's convention: a naive UTC datetime."""
+    if not isinstance(moment, dt.datetime):
+        if isinstance(moment, dt.date):
+            return dt.datetime.combine(moment, dt.time())
+        raise CartsightError(f"Parameter {name!r} is {moment!r}; expected a datetime or a date.")
+    if moment.tzinfo is not None:
+        return moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment
+
+
+def _flag(condition) -> sa.ColumnElement:
+    """1 where ``condition`` holds, else 0 (portable replacement for FILTER / boolean sums)."""
+    return sa.case((condition, 1), else_=0)
+
+
+def _is_purchase() -> sa.ColumnElement:
+    return sa.and_(_e.event_type == "purchase", sa.func.coalesce(_e.quantity, 1) >= 0)
+
+
+def _amount() -> sa.ColumnElement:
+    """Signed purchase amount of an event (cancellations negative), NULL for non-purchases."""
+    return sa.case(
+        (_e.event_type == "purchase", _e.price * sa.func.coalesce(_e.quantity, 1)),
+        else_=sa.null(),
+    )
+
+
+def _int(value: Any) -> int:
+    return int(value or 0)
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return float(numerator) / float(denominator)
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise CartsightError(f"Parameter {name!r} is {value!r}; expected one of {list(allowed)}.")
+
+
+# --- KPIs -----------------------------------------------------------------------------------
+
+
+def kpis(
+    engine_or_conn: Engine | Connection,
+    dataset_id: int,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> dict:
+    """Headline numbers of a dataset (definitions in the module docstring).
+
+    Inputs: an engine or connection, the dataset id, an optional [start, end) window.
+    Returns a dict with ints ``shoppers``, ``sessions``, ``events``, ``buyers``, ``orders``,
+    ``purchases``, ``cancellations``; floats or None ``revenue``, ``conversion``
+    (buyers / shoppers), ``session_conversion`` (orders / sessions), ``average_order_value``
+    (revenue / orders), ``events_per_shopper``; datetimes or None ``first_event``,
+    ``last_event``. An empty dataset or window gives zeros and Nones.
+    Raises :class:`CartsightError` when ``start`` is not before ``end``.
+    """
+    # Hash aggregation level by level (session, then shopper) instead of COUNT(DISTINCT),
+    # which PostgreSQL can only do by sorting.
+    per_session = (
+        sa.select(
+            _e.user_id,
+            sa.func.count().label("n_events"),
+            sa.func.max(_flag(_is_purchase())).label("is_order"),
+            sa.func.sum(_flag(_is_purchase())).label("n_purchases"),
+            sa.func.sum(_flag(sa.and_(_e.event_type == "purchase", _e.quantity < 0))).label("n_cancel"),
+            sa.func.sum(_amount()).label("revenue"),
+            sa.func.min(_e.event_time).label("first_event"),
+            sa.func.max(_e.event_time).label("last_event"),
+        )
+        .where(*_filters(dataset_id, start, end))
+        .group_by(_e.user_id, _e.session_id)
+        .subquery("per_session")
+    )
+    s = per_session.c
+    per_user = (
+        sa.select(
+            sa.func.count().label("n_sessions"),
+            sa.func.sum(s.n_events).label("n_events"),
+            sa.func.max(s.is_order).label("is_buyer"),
+            sa.func.sum(s.is_order).label("n_orders"),
+            sa.func.sum(s.n_purchases).label("n_purchases"),
+            sa.func.sum(s.n_cancel).label("n_cancel"),
+            sa.func.sum(s.revenue).label("revenue"),
+            sa.func.min(s.first_event).label("first_event"),
+            sa.func.max(s.last_event).label("last_event"),
+        )
+        .group_by(s.user_id)
+        .subquery("per_user")
+    )
+    u = per_user.c
+    stmt = sa.select(
+        sa.func.count().label("shoppers"),
+        sa.func.sum(u.n_sessions).label("sessions"),
+        sa.func.sum(u.n_events).label("events"),
+        sa.func.sum(u.is_buyer).label("buyers"),
+        sa.func.sum(u.n_orders).label("orders"),
+        sa.func.sum(u.n_purchases).label("purchases"),
+        sa.func.sum(u.n_cancel).label("cancellations"),
+        sa.func.sum(u.revenue).label("revenue"),
+        sa.func.min(u.first_event).label("first_event"),
+        sa.func.max(u.last_event).label("last_event"),
+    )
+    row = _fetch(engine_or_conn, stmt)[0]._mapping
+    counts = ("shoppers", "sessions", "events", "buyers", "orders", "purchases", "cancellations")
+    out = {k: _int(row[k]) for k in counts}
+    revenue = _float_or_none(row["revenue"])
+    out.update(
+        revenue=revenue,
+        conversion=_ratio(out["buyers"], out["shoppers"]),
+        session_conversion=_ratio(out["orders"], out["sessions"]),
+        average_order_value=_ratio(revenue, out["orders"]),
+        events_per_shopper=_ratio(out["events"], out["shoppers"]),
+        first_event=row["first_event"],
+        last_event=row["last_event"],
+    )
+    return out
+
+
+def column_coverage(
+    engine_or_conn: Engine | Connection,
+    dataset_id: int,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> dict:
+    """How many events carry each optional field, so a page can say what a file lacks.
+
+    Returns a dict with ints ``events`` and ``with_price``, ``with_category``, ``with_brand``,
+    ``with_item``, ``with_quantity``, ``with_session`` (events where that column is not NULL),
+    plus ``purchases_with_price``. Raises :class:`CartsightError` for an empty window.
+    """
+    stmt = sa.select(
+        sa.func.count().label("events"),
+        sa.func.count(_e.price).label("with_price"),
+        sa.func.count(_e.category).label("with_category"),
+        sa.func.count(_e.brand).label("with_brand"),
+        sa.func.count(_e.item_id).label("with_item"),
+        sa.func.count(_e.quantity).label("with_quantity"),
+        sa.func.count(_e.session_id).label("with_session"),
+        sa.func.sum(_flag(sa.and_(_e.event_type == "purchase", _e.price.is_not(None)))).label("purchases_with_price"),
+    ).where(*_filters(dataset_id, start, end))
+    row = _fetch(engine_or_conn, stmt)[0]._mapping
+    return {k: _int(v) for k, v in row.items()}
+
+
+# --- funnel ---------------------------------------------------------------------------------
+
+
+def funnel(
+    engine_or_conn: Engine | Connection,
+    dataset_id: int,
+    by: str = "shopper",
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    strict: bool = False,
+) -> pd.DataFrame:
+    """The view → cart → purchase funnel, counted in shoppers or in sessions.
+
+    A shopper (or session, ``by="session"``) reaches a step when it has at least one event
+    of that type in the window (a purchase as defined in the module docstring); the order of
+    the events is not checked. With ``strict=True`` a step counts only those that also
+    reached every earlier step (a purchase without a view is not counted).
+    Returns a DataFrame with one row per step: ``step``, ``count``, ``rate_from_previous``
+    (count / previous step's count; NaN for the first step or after a zero) and
+    ``rate_from_first`` (count / first step's count; NaN when nobody viewed).
+    Raises :class:`CartsightError` for an unknown ``by`` or an empty window.
+    """
+    _check_choice("by", by, FUNNEL_UNITS)
+    keys = [_e.user_id] if by == "shopper" else [_e.user_id, _e.session_id]
+    reached = [_e.event_type == "view", _e.event_type == "cart", _is_purchase()]
+    per_unit = (
+        sa.select(*[sa.func.max(_flag(cond)).label(f"s{i}") for i, cond in enumerate(reached)])
+        .where(*_filters(dataset_id, start, end))
+        .group_by(*keys)
+        .subquery("per_unit")
+    )
+    flags = [per_unit.c[f"s{i}"] for i in range(len(FUNNEL_STEPS))]
+    columns = []
+    for i, flag in enumerate(flags):
+        term = flag
+        if strict:
+            for earlier in flags[:i]:
+                term = term * earlier
+        columns.append(sa.func.sum(term).label(f"n{i}"))
+    row = _fetch(engine_or_conn, sa.select(*columns))[0]
+    counts = [_int(v) for v in row]
+    previous = [None, *counts[:-1]]
+    return pd.DataFrame(
+        {
+            "step": list(FUNNEL_STEPS),
+            "count": pd.Series(counts, dtype="int64"),
+            "rate_from_previous": [_rate(c, p) for c, p in zip(counts, previous)],
+            "rate_from_first": [_rate(c, counts[0]) for c in counts],
+        }
+    )
+
+
+def _rate(count: int, base: int | None) -> float:
+    """count / base, NaN where there is no base (first step, or nobody at the base step)."""
+    return count / base if base else math.nan
+
+
+# --- activity over time ---------------------------------------------------------------------
+
+
+def daily_activity(
+    engine_or_conn: Engine | Connection,
+    dataset_id: int,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """Events per UTC day and event type (unknown types included, as given in the file).
+
+    Returns a long DataFrame with columns ``day`` (datetime64, midnight UTC), ``event_type``
+    and ``events`` (int), sorted by day then type; days without events have no rows.
+    Raises :class:`CartsightError` for an empty window.
+    """
+    return _activity(engine_or_conn, dataset_id, sa.cast(_e.event_time, sa.Date), "day", start, end)
+
+
+def hourly_activity(
+    engine_or_conn: Engine | Connection,
+    dataset_id: int,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """Events per UTC hour and event type, for data that spans hours rather than weeks.
+
+    As :func:`daily_activity`, with the column ``hour`` (datetime64, start of the hour).
+    """
+    # date_trunc with a constant field name: the same spelling in DuckDB and PostgreSQL
+    hour = sa.func.date_trunc(sa.literal_column("'hour'"), _e.event_time)
+    return _activity(engine_or_conn, dataset_id, hour, "hour", start, end)
+
+
+def _activity(engine_or_conn, dataset_id: int, period, name: str, start, end) -> pd.DataFrame:
+    """Event counts per ``period`` expression and event type."""
+    period = period.label(name)
+    stmt = (
+        sa.select(period, _e.event_type, sa.func.count().label("events"))
+        .where(*_filters(dataset_id, start, end))
+        .group_by(period, _e.event_type)
+        .order_by(period, _e.event_type)
+    )
+    rows = _fetch(engine_or_conn, stmt)
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=[name, "event_type", "events"])
+    frame[name] = pd.to_datetime(frame[name])
+    frame["events"] = frame["events"].astype("int64")
+    frame["event_type"] = frame["event_type"].astype(object)
+    return frame
+
+
+def event_type_counts(
+    engine_or_conn: Engine | Connection,
+    dataset_id: int,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """Events and shoppers per event type, unknown types included.
+
+    Returns a DataFrame with ``event_type``, ``events``, ``shoppers`` and ``known`` (True for
+    the canonical types in :data:`core.config.EVENT_TYPES`), most frequent first.
+    Raises :class:`CartsightError` for an empty window.
+    """
+    per_user = (
+        sa.select(_e.event_type, sa.func.count().label("n"))
+        .where(*_filters(dataset_id, start, end))
+        .group_by(_e.event_type, _e.user_id)
+        .subquery("per_user")
+    )
+    u = per_user.c
+    n_events = sa.func.sum(u.n)
+    stmt = (
+        sa.select(u.event_type, n_events.label("events"), sa.func.count().label("shoppers"))
+        .group_by(u.event_type)
+        .order_by(n_events.desc(), u.event_type)
+    )
+    rows = _fetch(engine_or_conn, stmt)
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=["event_type", "events", "shoppers"])
+    frame = frame.astype({"events": "int64", "shoppers": "int64", "event_type": object})
+    frame["known"] = frame["event_type"].isin(config.EVENT_TYPES)
+    return frame
+
+
+# --- top categories and brands --------------------------------------------------------------
+
+
+def _top(
+    column: sa.Column,
+    engine_or_conn: Engine | Connection,
+    dataset_id: int,
+    by: str,
+    n: int,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+) -> pd.DataFrame:
+    """Top-``n`` values of ``column`` by a measure; shared by categories and brands."""
+    _check_choice("by", by, TOP_MEASURES)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= config.MAX_TOP_N:
+        raise CartsightError(f"Parameter 'n' is {n!r}; expected a whole number from 1 to {config.MAX_TOP_N}.")
+    where = [*_filters(dataset_id, start, end), column.is_not(None)]
+    score = {
+        "views": sa.func.sum(_flag(_e.event_type == "view")),
+        "purchases": sa.func.sum(_flag(_is_purchase())),
+        "revenue": sa.func.sum(_amount()),
+    }[by]
+    # Rank on a cheap one-level group-by first; count the shoppers behind only the top n.
+    ranked = (
+        sa.select(column).where(*where).group_by(column).having(score > 0).order_by(score.desc(), column).limit(n)
+    )
+    # Per (value, shopper), then per value: shoppers counted without COUNT(DISTINCT).
+    per_user = (
+        sa.select(
+            column.label("name"),
+            sa.func.sum(_flag(_e.event_type == "view")).label("views"),
+            sa.func.sum(_flag(_is_purchase())).label("purchases"),
+            sa.func.sum(_amount()).label("revenue"),
+        )
+        .where(*where, column.in_(ranked.scalar_subquery()))
+        .group_by(column, _e.user_id)
+        .subquery("per_user")
+    )
+    u = per_user.c
+    measures = {
+        "views": sa.func.sum(u.views),
+        "viewers": sa.func.sum(_flag(u.views > 0)),
+        "purchases": sa.func.sum(u.purchases),
+        "buyers": sa.func.sum(_flag(u.purchases > 0)),
+        "revenue": sa.func.sum(u.revenue),
+    }
+    stmt = (
+        sa.select(u.name, *[m.label(k) for k, m in measures.items()])
+        .group_by(u.name)
+        .order_by(measures[by].desc(), u.name)
+    )
+    rows = _fetch(engine_or_conn, stmt)
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=["name", *measures])
+    frame = frame.astype(
+        {"name": object, "views": "int64", "viewers": "int64", "purchases": "int64", "buyers": "int64",
+         "revenue": float}
+    )
+    frame["shoppers"] = frame["viewers"] if by == "views" else frame["buyers"]
+    return frame
+
+
+def top_categories(
+    engine_or_conn: Engine | Connection,
+    dataset_id: int,
+    by: str = "views",
+    n: int = config.TOP_N,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """The ``n`` categories with the most views, purchases or revenue (``by``).
+
+    Events without a category are left out; categories whose measure is zero or less do not
+    appear (so a file without prices gives an empty frame for ``by="revenue"``).
+    Returns a DataFrame, best first (ties by name), with ``name``, ``views``, ``viewers``
+    (shoppers who viewed), ``purchases``, ``buyers`` (shoppers who bought), ``revenue``
+    (NaN without prices) and ``shoppers`` (the shoppers behind the ranked figure: viewers
+    for ``by="views"``, buyers otherwise).
+    Raises :class:`CartsightError` for an unknown ``by``, an ``n`` outside
+    1..:data:`core.config.MAX_TOP_N` or an empty window.
+    """
+    return _top(_e.category, engine_or_conn, dataset_id, by, n, start, end)
+
+
+def top_brands(
+    engine_or_conn: Engine | Connection,
+    dataset_id: int,
+    by: str = "views",
+    n: int = config.TOP_N,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """The ``n`` brands with the most views, purchases or revenue; as :func:`top_categories`."""
+    return _top(_e.brand, engine_or_conn, dataset_id, by, n, start, end)
+
+
+# --- prices ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PriceDistribution:
+    """Histogram and summary of unit prices (in the currency of the file).
+
+    ``bins``: DataFrame with ``low``, ``high`` (bin edges, ``low <= price < high``),
+    ``label`` (e.g. ``"10–20"``) and ``events``; contiguous from the lowest to the highest
+    non-empty bin, empty bins included with 0. Bins follow the 1-2-5 steps of
+    :data:`core.config.PRICE_BIN_STEPS` in every decade, so equal widths on a log scale.
+    ``summary``: ``events`` (all events considered), ``priced`` (with a price), ``zero``
+    (price 0, not in a bin: a log scale has no place for it), ``missing`` (no price), and
+    ``min``, ``mean``, ``max`` and ``p25``/``p50``/... (:data:`core.config.PRICE_QUANTILES`)
+    over the priced events, None when none is priced.
+    """
+
+    bins: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+    unit: str = "currency of the file, per unit"
+
+
+def _quantile_key(q: float) -> str:
+    return f"p{round(q * 100):g}"
+
+
+def price_distribution(
+    engine_or_conn: Engine | Connection,
+    dataset_id: int,
+    event_type: str | None = None,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> PriceDistribution:
+    """Distribution of unit prices over the dataset's events (or only ``event_type``'s).
+
+    Every event with a price counts once, so the histogram shows the prices shoppers
+    interact with, weighted by interest. Bin counts and quantiles are computed in the
+    database. Returns a :class:`PriceDistribution`.
+    Raises :class:`CartsightError` for an empty window.
+    """
+    where = _filters(dataset_id, start, end)
+    if event_type is not None:
+        where.append(_e.event_type == event_type)
+    quantiles = [
+        sa.func.percentile_cont(sa.literal(q, literal_execute=True)).within_group(_e.price).label(_quantile_key(q))
+        for q in config.PRICE_QUANTILES
+    ]
+    summary_stmt = sa.select(
+        sa.func.count().label("events"),
+        sa.func.count(_e.price).label("priced"),
+        sa.func.sum(_flag(_e.price == 0)).label("zero"),
+        sa.func.min(_e.price).label("min"),
+        sa.func.avg(_e.price).label("mean"),
+        sa.func.max(_e.price).label("max"),
+        *quantiles,
+    ).where(*where)
+    row = _fetch(engine_or_conn, summary_stmt)[0]._mapping
+    summary: dict[str, Any] = {k: _int(row[k]) for k in ("events", "priced", "zero")}
+    summary["missing"] = summary["events"] - summary["priced"]
+    for key in ("min", "mean", "max", *(_quantile_key(q) for q in config.PRICE_QUANTILES)):
+        summary[key] = _float_or_none(row[key])
+    return PriceDistribution(bins=_price_bins(engine_or_conn, where), summary=summary)
+
+
+def _price_bins(engine_or_conn: Engine | Connection, where: list) -> pd.DataFrame:
+    """Counts per 1-2-5 log bin of positive prices, computed in the database."""
+    steps = config.PRICE_BIN_STEPS
+    n_steps = len(steps)
+    ten = sa.literal(10.0, sa.Float)
+    decades = (
+        sa.select(_e.price.label("price"), sa.func.floor(sa.func.log10(_e.price)).label("decade"))
+        .where(*where, _e.price > 0)
+        .subquery("decades")
+    )
+    price, decade = decades.c.price, decades.c.decade
+    scale = sa.func.power(ten, decade)
+    # log10 may land a hair off at exact powers of ten; the first two branches correct it.
+    whens = [(price >= scale * 10, (decade + 1) * n_steps), (price < scale, (decade - 1) * n_steps + n_steps - 1)]
+    whens += [(price >= scale * steps[j], decade * n_steps + j) for j in reversed(range(n_steps))]
+    bin_index = sa.cast(sa.case(*whens), sa.Integer).label("bin")
+    stmt = sa.select(bin_index, sa.func.count().label("events")).group_by(bin_index).order_by(bin_index)
+    counts = {int(b): int(c) for b, c in _fetch(engine_or_conn, stmt)}
+    rows = []
+    if counts:
+        for index in range(min(counts), max(counts) + 1):
+            low, high = _bin_edge(index), _bin_edge(index + 1)
+            rows.append((low, high, f"{low:g}–{high:g}", counts.get(index, 0)))
+    frame = pd.DataFrame(rows, columns=["low", "high", "label", "events"])
+    return frame.astype({"low": float, "high": float, "label": object, "events": "int64"})
+
+
+def _bin_edge(index: int) -> float:
+    """Lower edge of 1-2-5 bin ``index`` (bin 3*d + j starts at steps[j] * 10**d)."""
+    decade, j = divmod(index, len(config.PRICE_BIN_STEPS))
+    return float(f"{config.PRICE_BIN_STEPS[j] * 10.0 ** decade:.12g}")
