@@ -139,6 +139,35 @@ segments = sa.Table(
     sa.Column("segment_name", sa.String, nullable=False),
 )
 
+export_id_seq = sa.Sequence("cs_export_id_seq", metadata=metadata)
+
+exports = sa.Table(
+    "cs_exports",
+    metadata,
+    sa.Column("export_id", sa.Integer, export_id_seq, primary_key=True),
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("model_version", sa.String),
+    sa.Column("segment_run_id", sa.Integer),
+    sa.Column("name", sa.String),  # the analyst's label for the list
+    sa.Column("format", sa.String, nullable=False),  # csv | parquet | google | meta | klaviyo | mailchimp
+    sa.Column("filters_json", sa.Text, nullable=False),
+    sa.Column("counts_json", sa.Text, nullable=False),  # matched, suppressed, no_consent, holdout, exported
+    sa.Column("file_sha256", sa.String, nullable=False),
+    sa.Column("file_name", sa.String),
+    sa.Column("holdout_seed", sa.Integer),
+)
+
+export_members = sa.Table(
+    "cs_export_members",
+    metadata,
+    sa.Column("export_id", sa.Integer, nullable=False),
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("user_id", sa.String, nullable=False),
+    sa.Column("group_name", sa.String, nullable=False),  # "target" (exported) or "holdout"
+    sa.Column("propensity_decile", sa.Integer),
+)
+
 
 # --- engine ------------------------------------------------------------------------
 
@@ -276,7 +305,7 @@ def drop_dataset(engine: Engine, name: str) -> int:
     with engine.begin() as conn:
         ds = get_dataset(conn, name)
         did = ds["dataset_id"]
-        for table in (segments, segment_runs, predictions, models, quarantine, events):
+        for table in (export_members, exports, segments, segment_runs, predictions, models, quarantine, events):
             conn.execute(table.delete().where(table.c.dataset_id == did))
         conn.execute(datasets.delete().where(datasets.c.dataset_id == did))
     return did
