@@ -1,0 +1,604 @@
+"""Load an event file into the store as one named dataset: validate, quarantine, reconcile.
+
+DuckDB does the heavy work. One SQL pass reads the file with ``read_csv`` (every field
+as text, streamed), converts and checks every field, and gives each bad row a reason code
+and a detail naming the column, the value and what was expected; lines that do not split
+into the expected fields land in DuckDB's reject table with their line number and text.
+Exact repeats of an earlier line are found among rows sharing a hash of their fields.
+Good rows go to ``cs_events``, bad ones to ``cs_quarantine`` with their physical line
+number. Everything (dataset row, events, quarantine) is written in one transaction of the
+store: a failure or a cancel leaves nothing behind, and ``rows_read == rows_loaded +
+rows_quarantined`` is checked before it commits.
+
+On a DuckDB store the SQL runs in the store's own connection; on PostgreSQL an in-memory
+DuckDB reads and validates, and the results are streamed into PostgreSQL with ``COPY``.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from core import config, store
+from core.errors import SchemaError
+from core.sniff import FIELD_ALIASES, Mapping, open_text, sniff
+
+Progress = Callable[[float, str], None]
+
+#: reason code -> what the analyst reads in the quarantine summary
+REASONS = {
+    "truncated_row": "line has fewer fields than the header (cut off)",
+    "too_many_fields": "line has more fields than the header",
+    "unreadable_row": "line cannot be split into fields",
+    "missing_user": "no user id",
+    "missing_time": "no time",
+    "unparseable_time": "time in no readable format",
+    "time_out_of_range": "time outside the plausible range",
+    "missing_event_type": "no event type",
+    "non_numeric_price": "price is not a number",
+    "negative_price": "price is negative",
+    "price_too_high": "price above the plausible maximum",
+    "non_numeric_quantity": "quantity is not a whole number",
+    "duplicate": "exact duplicate of an earlier line",
+}
+_EVENT_COLUMNS = ("user_id", "event_time", "event_type", "item_id", "category", "brand", "price", "quantity",
+                  "session_id")
+_COPY_CHUNK_BYTES = 1 << 20
+#: memory of the in-memory DuckDB that validates a load for PostgreSQL; beyond it DuckDB spills to disk
+_STAGING_MEMORY_LIMIT = "2GB"
+_MIN_TIME = "1971-01-01"
+_MAX_TIME = "2100-01-01"
+
+
+@dataclass
+class IngestReport:
+    """What a load did: the reconciliation (read = loaded + quarantined) and what was loaded."""
+
+    dataset: str
+    dataset_id: int
+    layout: str
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    users: int
+    events_by_type: dict[str, int]
+    unknown_event_types: dict[str, int]
+    first_event: dt.datetime | None
+    last_event: dt.datetime | None
+    quarantine_by_reason: dict[str, int]
+    sessions_derived: bool
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    source: str = ""
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict: times as ISO text, every other field as is."""
+        out = asdict(self)
+        for key in ("first_event", "last_event"):
+            out[key] = out[key].isoformat(sep=" ") if out[key] is not None else None
+        return out
+
+
+# --- public API ------------------------------------------------------------------------------------------
+
+
+def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping | None = None,
+                progress: Progress | None = None) -> IngestReport:
+    """Load the event file at ``path`` as a new dataset called ``name``.
+
+    ``mapping`` defaults to :func:`core.sniff.sniff`'s guess (a remembered mapping for the
+    same header when there is one). ``progress(fraction, message)`` is called at each stage
+    (reading, validating, loading, done) and may raise :class:`IngestCancelled` to cancel.
+
+    Returns the :class:`IngestReport`, also stored as the dataset's ``report_json``.
+    Raises :class:`SchemaError` when the mapping lacks a required column or when nothing
+    could be loaded (empty, header only, binary, every row bad), :class:`DatasetExistsError`
+    when ``name`` is taken, :class:`IngestCancelled` when cancelled. In every error case
+    nothing is written.
+    """
+    started = time.perf_counter()
+    path = Path(path)
+    _tick(progress, 0.0, "reading the file's layout")
+    if mapping is None:
+        mapping = sniff(path, engine).mapping
+    mapping.validate()
+    _check_required(mapping)
+    with tempfile.TemporaryDirectory(prefix="cartsight-ingest-") as tmp:
+        source, delimiter, encoding = _prepare_source(path, mapping, Path(tmp))
+        job = _Job(mapping, source, delimiter, encoding, Path(tmp), progress)
+        job.started = started
+        if store.is_duckdb(engine):
+            with engine.begin() as conn:
+                store.check_name_free(conn, name)
+                report = job.run(conn, store.driver_connection(conn), name, path, native_store=True)
+        else:
+            import duckdb
+
+            duck = duckdb.connect(":memory:")
+            try:
+                duck.execute(f"SET temp_directory = {_sql_literal(str(Path(tmp) / 'spill'))}")
+                duck.execute(f"SET memory_limit = {_sql_literal(_STAGING_MEMORY_LIMIT)}")
+                with engine.begin() as conn:
+                    store.check_name_free(conn, name)
+                    report = job.run(conn, duck, name, path, native_store=False)
+            finally:
+                duck.close()
+    return report
+
+
+def remember_mapping(engine: sa.Engine, signature: str, mapping: Mapping) -> None:
+    """Store ``mapping`` for files whose header hashes to ``signature`` (replacing an older one)."""
+    mapping.validate()
+    payload = json.dumps(mapping.to_dict())
+    with engine.begin() as conn:
+        conn.execute(store.mappings.delete().where(store.mappings.c.signature == signature))
+        conn.execute(store.mappings.insert().values(signature=signature, mapping_json=payload,
+                                                    updated_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)))
+
+
+def quarantined_rows(engine: sa.Engine, dataset: str, limit: int | None = None) -> pd.DataFrame:
+    """The quarantined rows of ``dataset`` in file order: line_no, raw_line, reason, detail.
+
+    Raises :class:`core.errors.DatasetNotFoundError` when there is no such dataset.
+    """
+    did = store.get_dataset(engine, dataset)["dataset_id"]
+    q = store.quarantine
+    query = (sa.select(q.c.line_no, q.c.raw_line, q.c.reason, q.c.detail)
+             .where(q.c.dataset_id == did).order_by(q.c.line_no))
+    if limit is not None:
+        query = query.limit(limit)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return pd.DataFrame(rows, columns=["line_no", "raw_line", "reason", "detail"])
+
+
+# --- preparation ------------------------------------------------------------------------------------------
+
+
+def _tick(progress: Progress | None, fraction: float, message: str) -> None:
+    if progress is not None:
+        progress(fraction, message)
+
+
+def _check_required(mapping: Mapping) -> None:
+    cols = mapping.columns
+    for fld, what in (("user_id", "user"), ("event_time", "time")):
+        if not cols.get(fld):
+            raise SchemaError(
+                f"no {what} column: expected one of {', '.join(FIELD_ALIASES[fld][:10])}... "
+                f"Columns in file: {mapping.source_columns}", column=fld)
+    if not cols.get("event_type") and not mapping.constant_event_type:
+        raise SchemaError(
+            f"no event type column: expected one of {', '.join(FIELD_ALIASES['event_type'])}, or one event "
+            f"type set for every row. Columns in file: {mapping.source_columns}", column="event_type")
+
+
+def _prepare_source(path: Path, mapping: Mapping, tmp: Path) -> tuple[Path, str, str]:
+    """The file DuckDB reads, its delimiter and encoding; whitespace-separated files are transcoded."""
+    if mapping.delimiter != " ":
+        return path, mapping.delimiter, mapping.encoding
+    out = tmp / "transcoded.tsv"
+    # one streaming pass, line for line, so line numbers stay those of the original file
+    with open_text(path, mapping) as src, open(out, "w", encoding="utf-8", newline="") as dst:
+        writer = csv.writer(dst, delimiter="\t", lineterminator="\n")
+        for line in src:
+            fields = line.split()
+            if fields:
+                writer.writerow(fields)
+            else:
+                dst.write("\n")
+    return out, "\t", "utf-8"
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _trimmed(col: str) -> str:
+    # trim() costs ten times a prefix/suffix test, and padded values are rare
+    return (f"NULLIF(CASE WHEN starts_with({col}, ' ') OR ends_with({col}, ' ') THEN trim({col}) "
+            f"ELSE {col} END, '')")
+
+
+def _ident_list(n: int) -> list[str]:
+    return [f"c{i}" for i in range(n)]
+
+
+# --- the load -------------------------------------------------------------------------------------------------
+
+
+class _Job:
+    """One load: the SQL it runs and the bound values that go with it.
+
+    Stages: (1) one pass reads the file and converts and checks every field into a narrow
+    checked table (row number, canonical fields, reason, detail, a hash of the raw fields);
+    (2) duplicates are found among rows sharing a hash and marked; (3) when any row is bad,
+    one streaming pass over the file finds blank lines (DuckDB skips them) and the raw text
+    of duplicate rows, so every quarantined row gets its physical line number; (4) good rows
+    go to ``cs_events``, bad ones to ``cs_quarantine``.
+    """
+
+    def __init__(self, mapping: Mapping, source: Path, delimiter: str, encoding: str, tmp: Path,
+                 progress: Progress | None):
+        self.mapping, self.source, self.delimiter, self.encoding = mapping, source, delimiter, encoding
+        self.transcoded = mapping.delimiter != delimiter  # a whitespace file rewritten as plain UTF-8 TSV
+        self.tmp, self.progress = tmp, progress
+        tag = uuid.uuid4().hex[:12]
+        self.chk, self.rej, self.rej_scan = f"cs_chk_{tag}", f"cs_rej_{tag}", f"cs_rejscan_{tag}"
+        self.rej_lines, self.skipped = f"cs_rejlines_{tag}", f"cs_skipped_{tag}"
+        self.blanks, self.dups, self.raws = f"cs_blanks_{tag}", f"cs_dups_{tag}", f"cs_raws_{tag}"
+        self.n_cols = len(mapping.source_columns)
+        self.col_of = {n: f"c{i}" for i, n in enumerate(mapping.source_columns)}
+        self.header_lines = 1 if mapping.has_header else 0
+        self.row0 = 0
+        self.started = time.perf_counter()
+
+    # -- SQL pieces ------------------------------------------------------------------------------------------
+
+    def _read_expr(self) -> str:
+        cols = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in _ident_list(self.n_cols)) + "}"
+        gz = self.mapping.compression == "gzip" and not self.transcoded
+        options = [
+            f"columns = {cols}", f"header = {str(self.mapping.has_header).lower()}",
+            f"delim = {_sql_literal(self.delimiter)}", "quote = '\"'", "escape = '\"'",
+            "auto_detect = false", "store_rejects = true",
+            f"rejects_table = '{self.rej}'", f"rejects_scan = '{self.rej_scan}'",
+            f"encoding = {_sql_literal('latin-1' if self.encoding == 'latin-1' else 'utf-8')}",
+            f"compression = {_sql_literal('gzip' if gz else 'none')}",
+        ]
+        return f"read_csv(?, {', '.join(options)})"
+
+    def _col(self, fld: str) -> str | None:
+        src = self.mapping.columns.get(fld)
+        return self.col_of[src] if src else None
+
+    def _name(self, fld: str) -> str:
+        """The source column name quoted for a printf template (% doubled)."""
+        return repr(self.mapping.columns[fld]).replace("%", "%%")
+
+    def _time_expr(self, v: str) -> str:
+        fmt = self.mapping.time_format
+        if fmt == "iso":
+            return (f"CASE WHEN {v} LIKE '% UTC' THEN try_cast(left({v}, -4) AS TIMESTAMP) "
+                    f"WHEN regexp_matches({v}, '([+-][0-9]{{2}}(:?[0-9]{{2}})?)$') AND length({v}) > 10 "
+                    f"THEN make_timestamp(epoch_us(try_cast({v} AS TIMESTAMPTZ))) "
+                    f"ELSE try_cast({v} AS TIMESTAMP) END")
+        if fmt in ("unix_s", "unix_ms"):
+            scale = 1_000_000 if fmt == "unix_s" else 1_000
+            return (f"CASE WHEN isfinite(try_cast({v} AS DOUBLE)) AND abs(try_cast({v} AS DOUBLE)) < 1e15 "
+                    f"THEN make_timestamp(CAST(round(try_cast({v} AS DOUBLE) * {scale}) AS BIGINT)) END")
+        patterns = {
+            "mdy_hm": ["%m-%d-%Y %H:%M", "%m/%d/%Y %H:%M", "%m-%d-%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S",
+                       "%m-%d-%Y", "%m/%d/%Y"],
+            "dmy_hm": ["%d-%m-%Y %H:%M", "%d/%m/%Y %H:%M", "%d.%m.%Y %H:%M", "%d-%m-%Y %H:%M:%S",
+                       "%d/%m/%Y %H:%M:%S", "%d.%m.%Y %H:%M:%S", "%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y"],
+            "ymd": ["%Y%m%d"],
+        }[fmt]
+        return f"try_strptime({v}, [{', '.join(_sql_literal(p) for p in patterns)}])"
+
+    def _rules(self) -> list[tuple[str, str, str, str | None]]:
+        """(condition, reason code, printf template of the detail, value filling its %s), first match wins."""
+        m = self.mapping
+        tname = self._name("event_time")
+        rules: list[tuple[str, str, str, str | None]] = [
+            ("user_id IS NULL", "missing_user", f"column {self._name('user_id')} is empty; expected a user id", None),
+            ("t_raw IS NULL", "missing_time", f"column {tname} is empty; expected a time", None),
+            ("event_time IS NULL", "unparseable_time",
+             f"column {tname}: '%s' is not a time in the expected format ({m.time_format})", "t_raw"),
+            (f"event_time < TIMESTAMP '{_MIN_TIME}' OR event_time > TIMESTAMP '{_MAX_TIME}'", "time_out_of_range",
+             f"column {tname}: '%s' is outside {_MIN_TIME} .. {_MAX_TIME}", "t_raw"),
+        ]
+        if not m.constant_event_type:
+            rules.append(("event_type IS NULL", "missing_event_type",
+                          f"column {self._name('event_type')} is empty; expected an event type", None))
+        if m.columns.get("price"):
+            pname = self._name("price")
+            rules += [
+                ("p_raw IS NOT NULL AND (price IS NULL OR NOT isfinite(price))", "non_numeric_price",
+                 f"column {pname}: '%s' is not a number; expected a price", "p_raw"),
+                ("price < 0", "negative_price", f"column {pname}: '%s' is negative; expected a price >= 0", "p_raw"),
+                (f"price > {float(config.MAX_PRICE)!r}", "price_too_high",
+                 f"column {pname}: '%s' is above the maximum price {config.MAX_PRICE:,.0f}", "p_raw"),
+            ]
+        if m.columns.get("quantity"):
+            rules.append(("q_raw IS NOT NULL AND quantity IS NULL", "non_numeric_quantity",
+                          f"column {self._name('quantity')}: '%s' is not a whole number; expected a quantity",
+                          "q_raw"))
+        return rules
+
+    def _check_sql(self) -> tuple[str, list]:
+        """SQL reading the file into the checked table, and its bound values in text order."""
+        m = self.mapping
+        cols = _ident_list(self.n_cols)
+        conv_params: list = []
+
+        def trimmed(fld: str) -> str:
+            c = self._col(fld)
+            return _trimmed(c) if c else "NULL"
+
+        cat = trimmed("category")
+        if m.category_fallback:
+            cat = f"coalesce({cat}, {_trimmed(self.col_of[m.category_fallback])})"
+        price_raw = trimmed("price")
+        if m.decimal_comma:
+            price_raw = f"replace({price_raw}, ',', '.')"
+        qty_raw = trimmed("quantity")
+        if not m.constant_event_type:  # a constant set for every row wins over a mapped column
+            raw_ev = trimmed("event_type")
+            whens = []
+            for raw, canon in m.event_type_map.items():
+                whens.append("WHEN ? THEN ?")
+                conv_params.extend([raw.lower(), canon])
+            event = f"CASE lower({raw_ev}) {' '.join(whens)} ELSE {raw_ev} END" if whens else raw_ev
+        else:
+            conv_params.append(m.constant_event_type)
+            event = "?"
+        delim = " " if m.delimiter == " " else self.delimiter
+        raw_text = f"array_to_string([{', '.join(f'coalesce({c}, {_sql_literal(chr(0))})' for c in cols)}], " \
+                   f"{_sql_literal(delim)})"
+        conv = (f"SELECT hash({', '.join(cols)}) AS h, {', '.join(cols)}, "
+                f"{trimmed('user_id')} AS user_id, t_raw, {self._time_expr('t_raw')} AS event_time, "
+                f"{event} AS event_type, {trimmed('item_id')} AS item_id, {cat} AS category, "
+                f"lower({trimmed('brand')}) AS brand, {price_raw} AS p_raw, try_cast({price_raw} AS DOUBLE) AS price, "
+                f"{qty_raw} AS q_raw, try_cast({qty_raw} AS BIGINT) AS quantity, {trimmed('session_id')} AS session_id "
+                f"FROM (SELECT *, {trimmed('event_time')} AS t_raw "
+                f"FROM {self._read_expr()})")
+        reason_cases, detail_cases, detail_params = [], [], []
+        for cond, code, template, value in self._rules():
+            reason_cases.append(f"WHEN {cond} THEN '{code}'")
+            # the template carries user-given column names: it is bound, never SQL text
+            detail_cases.append(f"WHEN {cond} THEN printf(?, {value})" if value else f"WHEN {cond} THEN ?")
+            detail_params.append(template if value else template.replace("%%", "%"))
+        reason = f"CASE {' '.join(reason_cases)} END"
+        # no row number here: it would serialise the pass; the table's rowid keeps file order
+        sql = (f"CREATE TEMP TABLE {self.chk} AS SELECT h, user_id, event_time, event_type, item_id, "
+               f"category, brand, price, quantity, session_id, reason, "
+               f"CASE WHEN reason IS NOT NULL THEN CASE {' '.join(detail_cases)} END END AS detail, "
+               f"CASE WHEN reason IS NOT NULL THEN replace({raw_text}, chr(0), '') END AS raw_line "
+               f"FROM (SELECT *, {reason} AS reason FROM ({conv}))")
+        # placeholders are numbered in text order: the detail CASE precedes the converting subquery
+        return sql, detail_params + conv_params + [str(self.source)]
+
+    def _line_no(self, rn: str) -> str:
+        # staged row rn (0-based) sits after every skipped line j with (data index - j) <= rn
+        return (f"({self.header_lines} + {rn} + 1 + (SELECT count(*) FROM {self.skipped} r "
+                f"WHERE r.accepted_before <= {rn}))")
+
+    def _quarantine_select(self) -> str:
+        return (
+            f"SELECT {self._line_no('k.rn')} AS line_no, coalesce(r.raw, k.raw_line) AS raw_line, k.reason, "
+            f"CASE WHEN k.reason = 'duplicate' THEN k.detail || ' (line ' || "
+            f"CAST({self._line_no('d.first_rn')} AS VARCHAR) || ')' ELSE k.detail END AS detail "
+            f"FROM {self._rows()} k LEFT JOIN {self.dups} d ON d.rn = k.rn LEFT JOIN {self.raws} r ON r.rn = k.rn "
+            f"WHERE k.reason IS NOT NULL "
+            f"UNION ALL SELECT line, csv_line, reason, detail FROM {self.rej_lines}"
+        )
+
+    def _events_select(self) -> tuple[str, bool]:
+        """SELECT of good rows in event-table column order, and whether sessions are derived."""
+        base = f"SELECT * FROM {self._rows()} WHERE reason IS NULL"
+        if self.mapping.columns.get("session_id"):
+            return (f"SELECT user_id, event_time, event_type, item_id, category, brand, price, quantity, "
+                    f"session_id FROM ({base})"), False
+        gap = f"INTERVAL {int(config.SESSION_GAP_MINUTES)} MINUTE"
+        flagged = (f"SELECT *, CASE WHEN event_time - lag(event_time) OVER w > {gap} "
+                   f"OR lag(event_time) OVER w IS NULL THEN 1 ELSE 0 END AS new_session "
+                   f"FROM ({base}) WINDOW w AS (PARTITION BY user_id ORDER BY event_time, rn)")
+        numbered = (f"SELECT *, sum(new_session) OVER (PARTITION BY user_id ORDER BY event_time, rn "
+                    f"ROWS UNBOUNDED PRECEDING) AS session_no FROM ({flagged})")
+        return (f"SELECT user_id, event_time, event_type, item_id, category, brand, price, quantity, "
+                f"user_id || '-' || CAST(session_no AS VARCHAR) AS session_id FROM ({numbered})"), True
+
+    # -- running -------------------------------------------------------------------------------------------
+
+    def run(self, conn: sa.Connection, duck, name: str, path: Path, native_store: bool) -> IngestReport:
+        try:
+            return self._run(conn, duck, name, path, native_store)
+        finally:
+            if native_store:  # the in-memory DuckDB of a PostgreSQL load is closed by the caller
+                self._drop(duck)
+
+    def _drop(self, duck) -> None:
+        for table in (self.chk, self.rej, self.rej_scan, self.rej_lines, self.skipped, self.blanks, self.dups,
+                      self.raws):
+            try:
+                duck.execute(f"DROP TABLE IF EXISTS {table}")
+            except Exception:  # noqa: BLE001 - an aborted transaction drops them with the rollback
+                break
+
+    def _run(self, conn: sa.Connection, duck, name: str, path: Path, native_store: bool) -> IngestReport:
+        m = self.mapping
+        _tick(self.progress, 0.05, "reading and validating rows")
+        sql, params = self._check_sql()
+        try:
+            duck.execute(sql, params)
+        except Exception as exc:  # noqa: BLE001 - DuckDB reader errors: unreadable file
+            if "read_csv" not in str(exc) and "CSV" not in str(exc) and "encoding" not in str(exc).lower():
+                raise
+            raise SchemaError(f"{path.name} could not be read as a {_delim_name(m.delimiter)}-separated "
+                              f"{m.encoding} file: {str(exc).splitlines()[0]}") from exc
+        _tick(self.progress, 0.45, "checking duplicates")
+        self._collect_rejects(duck)
+        self._mark_duplicates(duck)
+        n_staged = duck.execute(f"SELECT count(*) FROM {self.chk}").fetchone()[0]
+        n_rejected = duck.execute(f"SELECT count(*) FROM {self.rej_lines}").fetchone()[0]
+        rows_read = n_staged + n_rejected
+        if rows_read == 0:
+            raise SchemaError(f"{path.name} has no data rows (header only?): nothing could be loaded; "
+                              f"expected event rows after the header")
+        stats = self._stats(duck)
+        by_reason = dict(duck.execute(
+            f"SELECT reason, count(*) FROM (SELECT reason FROM {self.chk} WHERE reason IS NOT NULL "
+            f"UNION ALL SELECT reason FROM {self.rej_lines}) GROUP BY reason ORDER BY count(*) DESC, reason"
+        ).fetchall())
+        rows_loaded = stats["rows"]
+        rows_quarantined = sum(by_reason.values())
+        assert rows_read == rows_loaded + rows_quarantined, (rows_read, rows_loaded, rows_quarantined)
+        self._map_lines(duck, path, staged_bad=rows_quarantined - n_rejected)
+        if rows_loaded == 0:
+            examples = [r[0] for r in duck.execute(
+                f"SELECT detail FROM ({self._quarantine_select()}) ORDER BY line_no LIMIT 3").fetchall()]
+            raise SchemaError(
+                f"nothing could be loaded from {path.name}: all {rows_read:,} rows are bad "
+                f"({', '.join(f'{k}: {v:,}' for k, v in by_reason.items())}); for example: {'; '.join(examples)}",
+                cases=examples)
+        _tick(self.progress, 0.6, "loading events")
+        did = store.next_dataset_id(conn)
+        events_sql, sessions_derived = self._events_select()
+        q_sql = self._quarantine_select()
+        if native_store:
+            cols = ", ".join(("dataset_id",) + _EVENT_COLUMNS)
+            duck.execute(f"INSERT INTO cs_events ({cols}) SELECT ?, * FROM ({events_sql})", [did])
+            _tick(self.progress, 0.85, "writing the quarantine")
+            duck.execute(f"INSERT INTO cs_quarantine (dataset_id, line_no, raw_line, reason, detail) "
+                         f"SELECT ?, * FROM ({q_sql})", [did])
+        else:
+            self._copy_to_postgres(conn, duck, did, events_sql, q_sql)
+        notes = list(m.notes)
+        if sessions_derived:
+            notes.append(f"the file has no session column: sessions derived by a "
+                         f"{config.SESSION_GAP_MINUTES}-minute inactivity gap")
+        if stats["unknown"]:
+            notes.append(f"event types kept as given (not one of {list(config.EVENT_TYPES)}): "
+                         f"{', '.join(stats['unknown'])}")
+        if m.layout == "online_retail" and stats["negative_quantity"]:
+            notes.append(f"{stats['negative_quantity']:,} cancellation lines loaded as purchases with "
+                         f"negative quantity")
+        report = IngestReport(
+            dataset=name, dataset_id=did, layout=m.layout, rows_read=rows_read, rows_loaded=rows_loaded,
+            rows_quarantined=rows_quarantined, users=stats["users"], events_by_type=stats["by_type"],
+            unknown_event_types=stats["unknown"], first_event=stats["first"], last_event=stats["last"],
+            quarantine_by_reason=by_reason, sessions_derived=sessions_derived, notes=notes, source=path.name,
+        )
+        _tick(self.progress, 0.95, "recording the dataset")
+        report.seconds = round(time.perf_counter() - self.started, 3)
+        conn.execute(store.datasets.insert().values(
+            dataset_id=did, name=name, layout=m.layout, source=path.name,
+            created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), rows_read=rows_read,
+            rows_loaded=rows_loaded, rows_quarantined=rows_quarantined, n_users=report.users,
+            first_event=report.first_event, last_event=report.last_event,
+            mapping_json=json.dumps(m.to_dict()), report_json=json.dumps(report.to_dict()),
+        ))
+        # still inside the transaction: a cancel here also leaves nothing
+        _tick(self.progress, 1.0, f"done: {rows_loaded:,} rows loaded, {rows_quarantined:,} quarantined")
+        return report
+
+    def _collect_rejects(self, duck) -> None:
+        """One row per line DuckDB could not split (first error of the line), with its reason."""
+        duck.execute(
+            f"CREATE TEMP TABLE {self.rej_lines} AS "
+            f"SELECT line, trim(arg_min(csv_line, column_idx), chr(10) || chr(13)) AS csv_line, "
+            f"CASE arg_min(error_type, column_idx) WHEN 'MISSING COLUMNS' THEN 'truncated_row' "
+            f"WHEN 'TOO MANY COLUMNS' THEN 'too_many_fields' ELSE 'unreadable_row' END AS reason, "
+            f"CASE arg_min(error_type, column_idx) WHEN 'MISSING COLUMNS' THEN 'line is cut off or lacks fields: ' "
+            f"WHEN 'TOO MANY COLUMNS' THEN 'line has more fields than the header: ' ELSE 'line cannot be read: ' "
+            f"END || arg_min(error_message, column_idx) AS detail FROM {self.rej} GROUP BY line"
+        )
+
+    def _rows(self) -> str:
+        """The checked table with ``rn``: 0-based row number among the lines DuckDB staged, in file order."""
+        return f"(SELECT rowid - {self.row0} AS rn, * FROM {self.chk})"
+
+    def _mark_duplicates(self, duck) -> None:
+        """Mark exact repeats of an earlier line (the first is kept): rows sharing the hash of their raw
+        fields are compared on every converted field and on the rebuilt raw text."""
+        self.row0 = duck.execute(f"SELECT coalesce(min(rowid), 0) FROM {self.chk}").fetchone()[0]
+        duck.execute(
+            f"CREATE TEMP TABLE {self.dups} AS SELECT rn, first_rn FROM (SELECT rn, "
+            f"row_number() OVER g AS dup_rank, min(rn) OVER g AS first_rn FROM {self._rows()} "
+            f"WHERE h IN (SELECT h FROM {self.chk} GROUP BY h HAVING count(*) > 1) "
+            f"WINDOW g AS (PARTITION BY h, user_id, event_time, event_type, item_id, category, brand, price, "
+            f"quantity, session_id, reason ORDER BY rn)) WHERE dup_rank > 1"
+        )
+        duck.execute(
+            f"UPDATE {self.chk} SET reason = 'duplicate', detail = 'exact duplicate of an earlier line' "
+            f"WHERE reason IS NULL AND rowid - {self.row0} IN (SELECT rn FROM {self.dups})"
+        )
+
+    def _map_lines(self, duck, path: Path, staged_bad: int) -> None:
+        """Physical line numbers: the lines DuckDB did not stage (rejected or blank) and raw duplicates."""
+        duck.execute(f"CREATE TEMP TABLE {self.blanks} (line BIGINT)")
+        duck.execute(f"CREATE TEMP TABLE {self.raws} (rn BIGINT, raw VARCHAR)")
+        if staged_bad:
+            # DuckDB skips empty lines silently: find them (and the text of repeated rows) in one stream
+            rejected = {r[0] for r in duck.execute(f"SELECT line FROM {self.rej_lines}").fetchall()}
+            wanted = {r[0] for r in duck.execute(f"SELECT rn FROM {self.dups}").fetchall()}
+            blanks, raws = _scan_lines(path, self.mapping, self.header_lines, rejected, wanted)
+            if blanks:
+                duck.executemany(f"INSERT INTO {self.blanks} VALUES (?)", [[b] for b in blanks])
+            if raws:
+                duck.executemany(f"INSERT INTO {self.raws} VALUES (?, ?)", [list(kv) for kv in raws.items()])
+        duck.execute(
+            f"CREATE TEMP TABLE {self.skipped} AS SELECT line, line - {self.header_lines} - "
+            f"row_number() OVER (ORDER BY line) AS accepted_before FROM "
+            f"(SELECT line FROM {self.rej_lines} UNION ALL SELECT line FROM {self.blanks} "
+            f"WHERE line > {self.header_lines})")
+
+    def _stats(self, duck) -> dict:
+        good = f"FROM {self.chk} WHERE reason IS NULL"
+        rows, users, first, last = duck.execute(
+            f"SELECT count(*), count(DISTINCT user_id), min(event_time), max(event_time) {good}").fetchone()
+        by_type = dict(duck.execute(
+            f"SELECT event_type, count(*) {good} GROUP BY event_type ORDER BY count(*) DESC, event_type").fetchall())
+        neg_q = duck.execute(f"SELECT count(*) {good} AND quantity < 0").fetchone()[0] \
+            if self.mapping.columns.get("quantity") else 0
+        unknown = {k: v for k, v in by_type.items() if k not in config.EVENT_TYPES}
+        return {"rows": rows, "users": users, "first": first, "last": last, "by_type": by_type,
+                "unknown": unknown, "negative_quantity": neg_q}
+
+    def _copy_to_postgres(self, conn: sa.Connection, duck, did: int, events_sql: str, q_sql: str) -> None:
+        pg = store.driver_connection(conn)
+        targets = [
+            (events_sql, "cs_events", ("dataset_id",) + _EVENT_COLUMNS, 0.6, "loading events"),
+            (q_sql, "cs_quarantine", ("dataset_id", "line_no", "raw_line", "reason", "detail"), 0.85,
+             "writing the quarantine"),
+        ]
+        for select, table, cols, fraction, message in targets:
+            _tick(self.progress, fraction, message)
+            out = self.tmp / f"{table}.csv"
+            duck.execute(f"COPY (SELECT {int(did)}, * FROM ({select})) TO {_sql_literal(str(out))} "
+                         f"(FORMAT csv, HEADER false)")
+            with pg.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN (FORMAT csv)") as cp, \
+                    open(out, "rb") as fh:
+                while chunk := fh.read(_COPY_CHUNK_BYTES):
+                    cp.write(chunk)
+            out.unlink()
+
+
+def _scan_lines(path: Path, mapping: Mapping, header_lines: int, rejected: set[int],
+                wanted: set[int]) -> tuple[list[int], dict[int, str]]:
+    """One stream over the original file: numbers of its empty lines, and the text of the staged rows
+    ``wanted`` (0-based staged row numbers, counted as DuckDB does: header, blank and rejected lines skipped)."""
+    import gzip
+
+    opener = gzip.open if mapping.compression == "gzip" else open
+    encoding = "utf-8-sig" if mapping.encoding == "utf-8-sig" else mapping.encoding
+    blanks: list[int] = []
+    raws: dict[int, str] = {}
+    rn = 0
+    with opener(path, "rb") as fh:
+        for line_no, line in enumerate(fh, 1):
+            if line_no <= header_lines:
+                continue
+            if not line.strip(b"\r\n"):
+                blanks.append(line_no)
+                continue
+            if line_no in rejected:
+                continue
+            if rn in wanted:
+                raws[rn] = line.rstrip(b"\r\n").decode(encoding, errors="replace")
+            rn += 1
+    return blanks, raws
+
+
+def _delim_name(delimiter: str) -> str:
+    return {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe", " ": "whitespace"}[delimiter]

@@ -1,0 +1,621 @@
+"""Recognise what an uploaded event file is: encoding, delimiter, header, layout and column mapping.
+
+Only the first :data:`core.config.SNIFF_BYTES` of the file are read. The result is a
+:class:`Mapping` (how the file's columns map to the canonical event schema) that the
+Data page shows for confirmation when :attr:`Mapping.confident` is False, and that
+:func:`core.ingest.ingest_file` applies to the whole file.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import re
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from core import config
+from core.errors import SchemaError
+
+CANONICAL_FIELDS = (
+    "user_id", "event_time", "event_type", "item_id", "category", "brand", "price", "quantity", "session_id",
+)
+DELIMITERS = (",", "\t", ";", "|", " ")
+ENCODINGS = ("utf-8", "utf-8-sig", "latin-1")
+LAYOUTS = ("rees46", "taobao", "online_retail", "yoochoose", "transactions", "generic", "manual")
+#: time_format code -> what the analyst sees in the mapping editor
+TIME_FORMATS = {
+    "iso": "ISO 8601 (2019-10-01 00:00:00, optional T, offset or ' UTC')",
+    "unix_s": "Unix seconds (fractions allowed)",
+    "unix_ms": "Unix milliseconds",
+    "mdy_hm": "MM-DD-YYYY HH:MM (or with /)",
+    "dmy_hm": "DD-MM-YYYY HH:MM (or with /)",
+    "ymd": "YYYYMMDD",
+}
+
+#: Header names recognised for each canonical field, best first (compared lower-cased, with
+#: spaces and hyphens read as underscores).
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "user_id": ("user_id", "userid", "user", "customer_id", "customerid", "customer", "visitor_id", "visitorid",
+                "visitor", "client_id", "clientid", "client", "shopper_id", "shopper", "member_id"),
+    "event_time": ("event_time", "timestamp", "datetime", "date_time", "time", "ts", "event_timestamp",
+                   "created_at", "invoicedate", "invoice_date", "order_date", "date"),
+    "event_type": ("event_type", "eventtype", "event", "action", "behavior", "behaviour", "behavior_type",
+                   "behaviour_type", "event_name", "type"),
+    "item_id": ("item_id", "itemid", "item", "product_id", "productid", "product", "sku", "stockcode",
+                "stock_code", "article"),
+    "category": ("category_code", "category", "category_name", "category_id", "categoryid", "cat"),
+    "brand": ("brand", "brand_name", "manufacturer"),
+    "price": ("price", "unit_price", "unitprice", "amount", "value", "revenue", "sales", "total"),
+    "quantity": ("quantity", "qty", "units", "count"),
+    "session_id": ("session_id", "user_session", "sessionid", "session", "visit_id"),
+}
+
+#: Raw event values (lower-cased) and the canonical type they mean.
+EVENT_ALIASES: dict[str, str] = {
+    **dict.fromkeys(("pv", "view", "views", "viewed", "page_view", "pageview", "detail", "product_view",
+                     "click", "clicks", "impression"), "view"),
+    **dict.fromkeys(("cart", "add_to_cart", "addtocart", "add", "add-to-cart", "added_to_cart", "carted"), "cart"),
+    **dict.fromkeys(("remove", "remove_from_cart", "removefromcart", "remove-from-cart"), "remove_from_cart"),
+    **dict.fromkeys(("buy", "purchase", "purchased", "order", "transaction", "checkout", "sale"), "purchase"),
+    **dict.fromkeys(("fav", "wishlist", "favorite", "favourite", "like", "add_to_wishlist"), "wishlist"),
+}
+
+REES46_COLUMNS = ("event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price",
+                  "user_id", "user_session")
+TAOBAO_COLUMNS = ("user_id", "item_id", "category_id", "behavior_type", "timestamp")
+RETAIL_COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID",
+                  "Country")
+YOOCHOOSE_COLUMNS = ("SessionId", "ItemId", "Time")
+
+_PREVIEW_ROWS = 20
+#: share of sampled time values a format must read to be chosen (the rest go to quarantine)
+_TIME_MIN_SHARE = 0.8
+_PROFILE_ROWS = 500
+_NUM = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
+_INT = re.compile(r"^\s*[+-]?\d+\s*$")
+_ISO = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|UTC|[+-]\d{2}(:?\d{2})?)?$")
+_OFFSET = re.compile(r"([+-]\d{2}(:?\d{2})?|Z)$")
+_DMY = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})( \d{1,2}:\d{2}(:\d{2})?)?$")
+_YMD = re.compile(r"^(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$")
+_INVOICE = re.compile(r"^C?\d{6}$")
+_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
+_NAME = re.compile(r"^[A-Za-z_][\w .\-/()#]*$")
+
+
+@dataclass
+class Mapping:
+    """How a file maps onto the canonical event schema; JSON round-trippable (:meth:`to_dict`)."""
+
+    layout: str
+    encoding: str
+    delimiter: str
+    has_header: bool
+    source_columns: list[str]
+    columns: dict[str, str | None]
+    time_format: str
+    event_type_map: dict[str, str] = field(default_factory=lambda: dict(EVENT_ALIASES))
+    constant_event_type: str | None = None
+    notes: list[str] = field(default_factory=list)
+    confident: bool = True
+    #: second source column for ``category`` used where the first is empty (REES46: category_id)
+    category_fallback: str | None = None
+    #: "gzip" when the file is gzip-compressed (detected by magic bytes), else None
+    compression: str | None = None
+    #: prices written with a decimal comma (3,50), as in semicolon-separated European files
+    decimal_comma: bool = False
+
+    def to_dict(self) -> dict:
+        """A JSON-safe dict of every field."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Mapping:
+        """Rebuild a mapping from :meth:`to_dict` output (unknown keys are ignored)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        mapping = cls(**known)
+        mapping.columns = {f: mapping.columns.get(f) for f in CANONICAL_FIELDS}
+        return mapping
+
+    def validate(self) -> None:
+        """Raise :class:`SchemaError` when a field holds a value ingest cannot use."""
+        if self.encoding not in ENCODINGS:
+            raise SchemaError(f"encoding {self.encoding!r} is not supported: expected one of {list(ENCODINGS)}",
+                              column="encoding")
+        if self.delimiter not in DELIMITERS:
+            raise SchemaError(f"delimiter {self.delimiter!r} is not supported: expected one of {list(DELIMITERS)}",
+                              column="delimiter")
+        if self.time_format not in TIME_FORMATS:
+            raise SchemaError(f"time format {self.time_format!r} is not supported: expected one of "
+                              f"{list(TIME_FORMATS)}", column="time_format")
+        if self.compression not in (None, "gzip"):
+            raise SchemaError(f"compression {self.compression!r} is not supported: expected gzip or none",
+                              column="compression")
+        for canon, src in [*self.columns.items(), ("category", self.category_fallback)]:
+            if src is not None and src not in self.source_columns:
+                raise SchemaError(f"{canon} is mapped to column {src!r}, which is not in the file. "
+                                  f"Columns in file: {self.source_columns}", column=canon)
+
+
+@dataclass
+class Sniffed:
+    """What :func:`sniff` found: the mapping, a preview of the first rows and the header signature."""
+
+    mapping: Mapping
+    preview: pd.DataFrame
+    signature: str
+    compression: str | None
+
+
+# --- reading the head of the file ---------------------------------------------------------------
+
+
+def _read_head(path: Path) -> tuple[bytes, str | None, bool]:
+    """The first SNIFF_BYTES (decompressed), the compression, and whether the whole file fitted."""
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    compression = "gzip" if magic == b"\x1f\x8b" else None
+    opener = gzip.open if compression else open
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(config.SNIFF_BYTES + 1)
+    except (OSError, EOFError) as exc:
+        raise SchemaError(f"{path.name}: the gzip data is damaged ({exc}); expected a readable .csv.gz file") from exc
+    return head[: config.SNIFF_BYTES], compression, len(head) <= config.SNIFF_BYTES
+
+
+def _detect_encoding(head: bytes, name: str) -> str:
+    """'utf-8-sig' for a BOM, 'utf-8' when it decodes, else 'latin-1' when it is text at all."""
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if b"\x00" in head:
+        raise SchemaError(f"{name} looks like a binary file (it contains NUL bytes), not a delimited text file; "
+                          "expected a CSV/TSV file of events")
+    try:
+        head.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 3:  # a multi-byte character cut by the sniff window
+            return "utf-8"
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(head).best()
+    if best is None or _control_share(head) > 0.01:
+        raise SchemaError(f"{name} does not look like text (no character encoding fits it); "
+                          "expected a CSV/TSV file of events in UTF-8 or Latin-1")
+    return "latin-1"
+
+
+def _control_share(data: bytes) -> float:
+    bad = sum(1 for b in data if b < 32 and b not in (9, 10, 13))
+    return bad / max(1, len(data))
+
+
+def _lines(text: str, complete: bool) -> list[str]:
+    lines = text.splitlines()
+    if not complete and len(lines) > 1:
+        lines = lines[:-1]  # the sniff window cut the last line
+    return [ln for ln in lines if ln.strip()]
+
+
+def _split(lines: list[str], delimiter: str) -> list[list[str]]:
+    if delimiter == " ":
+        return [ln.split() for ln in lines]
+    return list(csv.reader(lines, delimiter=delimiter))
+
+
+def _detect_delimiter(lines: list[str]) -> tuple[str, list[list[str]], bool]:
+    """The delimiter whose field counts are most consistent (and >1); ties make it unsure."""
+    scored = []
+    for delim in DELIMITERS:
+        rows = _split(lines[:_PROFILE_ROWS], delim)
+        counts = [len(r) for r in rows]
+        if not counts:
+            continue
+        mode = statistics.mode(counts)
+        share = counts.count(mode) / len(counts)
+        if mode > 1:
+            # whitespace splitting is the last resort: prefer a real delimiter at equal consistency
+            scored.append((share, mode, -DELIMITERS.index(delim), delim))
+    if not scored:
+        return ",", _split(lines, ","), False
+    scored.sort(reverse=True)
+    best = scored[0]
+    rivals = [s for s in scored[1:] if s[0] == best[0] and s[1] == best[1] and " " not in (s[3], best[3])]
+    unsure = bool(rivals)
+    return best[3], _split(lines, best[3]), not unsure
+
+
+# --- value kinds ------------------------------------------------------------------------------------
+
+
+def _kind(value: str) -> str:
+    v = value.strip()
+    if not v:
+        return "empty"
+    if _YMD.match(v):
+        return "ymd"
+    if _INT.match(v):
+        return "int"
+    if _NUM.match(v):
+        return "num"
+    if _ISO.match(v):
+        return "iso"
+    if _DMY.match(v):
+        return "dmy"
+    if v.lower() in EVENT_ALIASES:
+        return "event"
+    return "text"
+
+
+def _column_kinds(rows: list[list[str]], n_cols: int) -> list[dict[str, int]]:
+    kinds: list[dict[str, int]] = [{} for _ in range(n_cols)]
+    for row in rows[:_PROFILE_ROWS]:
+        for i, v in enumerate(row[:n_cols]):
+            k = _kind(v)
+            kinds[i][k] = kinds[i].get(k, 0) + 1
+    return kinds
+
+
+def _major(kinds: dict[str, int]) -> str:
+    nonempty = {k: n for k, n in kinds.items() if k != "empty"}
+    if not nonempty:
+        return "empty"
+    if set(nonempty) <= {"int", "num"}:
+        return "int" if "num" not in nonempty else "num"
+    k, n = max(nonempty.items(), key=lambda kv: kv[1])
+    return k if n >= 0.9 * sum(nonempty.values()) else "mixed"
+
+
+def detect_time_format(values: list[str]) -> tuple[str | None, list[str]]:
+    """The time format of sample ``values`` (see :data:`TIME_FORMATS`) and notes; None when none fits.
+
+    A format fits when it reads at least ``_TIME_MIN_SHARE`` of the non-empty values; the
+    rest will be quarantined as unparseable, and a note says so.
+    """
+    vals = [v.strip() for v in values if v and v.strip()]
+    if not vals:
+        return None, []
+    notes: list[str] = []
+    need = _TIME_MIN_SHARE * len(vals)
+
+    def fits(pattern: re.Pattern) -> list[str]:
+        hits = [v for v in vals if pattern.match(v)]
+        return hits if len(hits) >= need else []
+
+    if iso := fits(_ISO):
+        offsets = {m.group(1) for v in iso if (m := _OFFSET.search(v)) and not v.endswith("UTC")}
+        if len(offsets) > 1:
+            notes.append(f"times carry different UTC offsets ({', '.join(sorted(offsets)[:4])}): converted to UTC")
+        elif any(v.endswith("UTC") for v in iso):
+            notes.append("times carry a ' UTC' suffix: read as UTC")
+        fmt, hits = "iso", iso
+    elif ymd := fits(_YMD):
+        fmt, hits = "ymd", ymd
+    elif nums := fits(_NUM):
+        mid = statistics.median(float(v) for v in nums)
+        fmt = "unix_ms" if 1e11 <= mid < 1e14 else "unix_s" if 1e8 <= mid < 1e11 else None
+        hits = nums
+    elif dmy := fits(_DMY):
+        matches = [_DMY.match(v) for v in dmy]
+        firsts = [int(m.group(1)) for m in matches]
+        seconds = [int(m.group(2)) for m in matches]
+        hits = dmy
+        if max(firsts) > 12 >= max(seconds):
+            fmt = "dmy_hm"
+        elif max(seconds) > 12 >= max(firsts):
+            fmt = "mdy_hm"
+        else:
+            fmt = "mdy_hm"
+            notes.append("dates could be month-first or day-first; read as MM-DD-YYYY (month first)")
+    else:
+        return None, notes
+    if fmt and len(hits) < len(vals):
+        odd = [v for v in vals if v not in set(hits)][:3]
+        notes.append(f"some times are not in the detected format (for example {odd}): those rows will be "
+                     "quarantined")
+    return fmt, notes
+
+
+# --- layouts ------------------------------------------------------------------------------------------
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[\s\-]+", "_", name.strip().lower().lstrip("\ufeff"))
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    out: list[str] = []
+    for i, n in enumerate(names):
+        base = n.strip() or f"c{i}"
+        name, k = base, 2
+        while name in out:
+            name, k = f"{base}_{k}", k + 1
+        out.append(name)
+    return out
+
+
+def _looks_like_header(first: list[str], data: list[list[str]]) -> bool:
+    if not first or any(not v.strip() for v in first):
+        return False
+    known = {a for aliases in FIELD_ALIASES.values() for a in aliases}
+    if sum(_norm(v) in known for v in first) >= 2:
+        return True
+    if not all(_NAME.match(v.strip()) and _kind(v) in ("text",) for v in first):
+        return False
+    # names over data: some column holds numbers or times below a text name
+    kinds = _column_kinds(data, len(first))
+    return any(_major(k) in ("int", "num", "iso", "dmy", "ymd") for k in kinds) or not data
+
+
+def _match_aliases(names: list[str]) -> tuple[dict[str, str | None], list[str]]:
+    """canonical field -> source column by header name; notes about ties."""
+    normed = [_norm(n) for n in names]
+    columns: dict[str, str | None] = dict.fromkeys(CANONICAL_FIELDS)
+    used: set[int] = set()
+    ties: list[str] = []
+    for fld in CANONICAL_FIELDS:
+        for alias in FIELD_ALIASES[fld]:
+            hits = [i for i, n in enumerate(normed) if n == alias and i not in used]
+            if hits:
+                if len(hits) > 1:
+                    ties.append(f"several columns could be {fld}: {[names[i] for i in hits]}; took the first")
+                columns[fld] = names[hits[0]]
+                used.add(hits[0])
+                break
+    return columns, ties
+
+
+def _is_retail_content(kinds: list[dict[str, int]], rows: list[list[str]]) -> bool:
+    if len(kinds) != len(RETAIL_COLUMNS) or not rows:
+        return False
+    sample = rows[:_PROFILE_ROWS]
+    invoices = sum(bool(_INVOICE.match(r[0].strip())) for r in sample if len(r) > 0)
+    return (invoices >= 0.9 * len(sample) and _major(kinds[3]) == "int" and _major(kinds[4]) == "dmy"
+            and _major(kinds[5]) in ("num", "int"))
+
+
+def _is_taobao_content(kinds: list[dict[str, int]], rows: list[list[str]]) -> bool:
+    if len(kinds) != len(TAOBAO_COLUMNS) or not rows:
+        return False
+    behaviours = {r[3].strip() for r in rows[:_PROFILE_ROWS] if len(r) > 3}
+    return (behaviours <= {"pv", "cart", "fav", "buy"} and _major(kinds[0]) == "int"
+            and _major(kinds[4]) == "int" and detect_time_format([r[4] for r in rows[:_PROFILE_ROWS]])[0] == "unix_s")
+
+
+def _layout_mapping(layout: str, names: list[str]) -> tuple[dict[str, str | None], str | None, str | None, str]:
+    """columns, category fallback, constant event type and time format of a known layout."""
+    col = dict.fromkeys(CANONICAL_FIELDS)
+    if layout == "rees46":
+        by = {_norm(n): n for n in names}
+        col.update(user_id=by["user_id"], event_time=by["event_time"], event_type=by["event_type"],
+                   item_id=by["product_id"], category=by["category_code"], brand=by["brand"], price=by["price"],
+                   session_id=by["user_session"])
+        return col, by["category_id"], None, "iso"
+    if layout == "taobao":
+        col.update(user_id=names[0], item_id=names[1], category=names[2], event_type=names[3], event_time=names[4])
+        return col, None, None, "unix_s"
+    if layout == "online_retail":
+        col.update(user_id=names[6], event_time=names[4], item_id=names[1], price=names[5], quantity=names[3],
+                   session_id=names[0])
+        return col, None, "purchase", "mdy_hm"
+    if layout == "yoochoose":
+        col.update(user_id=names[0], session_id=names[0], item_id=names[1], event_time=names[2])
+        return col, None, "view", "unix_s"
+    raise ValueError(layout)
+
+
+def _guess_by_content(names: list[str], kinds: list[dict[str, int]], rows: list[list[str]]) -> dict[str, str | None]:
+    """Roles for a file without usable names: time and event columns by their values, user as the first id."""
+    col: dict[str, str | None] = dict.fromkeys(CANONICAL_FIELDS)
+    majors = [_major(k) for k in kinds]
+    for i, m in enumerate(majors):
+        if col["event_time"] is None and detect_time_format([r[i] for r in rows[:_PROFILE_ROWS] if len(r) > i])[0]:
+            if m in ("iso", "dmy", "ymd") or (m in ("int", "num") and i > 0):
+                col["event_time"] = names[i]
+        if col["event_type"] is None and m == "event":
+            col["event_type"] = names[i]
+    ids = [names[i] for i, m in enumerate(majors) if m in ("int", "text") and names[i] not in col.values()]
+    if ids:
+        col["user_id"] = ids[0]
+    if len(ids) > 1:
+        col["item_id"] = ids[1]
+    return col
+
+
+# --- entry point -----------------------------------------------------------------------------------------
+
+
+def header_signature(names: list[str], n_cols: int, has_header: bool) -> str:
+    """Hash of the normalised header (or of the column count when there is none)."""
+    key = "|".join(_norm(n) for n in names) if has_header else f"<no header>|{n_cols}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def sniff(path: str | Path, engine=None) -> Sniffed:
+    """Detect encoding, delimiter, header and layout of the file at ``path`` and propose a mapping.
+
+    Reads only the first ``SNIFF_BYTES`` (decompressing gzip, recognised by its magic bytes).
+    With ``engine``, a mapping remembered for the same header signature (see
+    :func:`core.ingest.remember_mapping`) replaces the guess and is marked confident.
+
+    Returns a :class:`Sniffed`. Raises :class:`SchemaError` for a missing, empty or binary file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SchemaError(f"file {str(path)!r} does not exist; expected a CSV/TSV file of events")
+    head, compression, complete = _read_head(path)
+    encoding = _detect_encoding(head, path.name) if head.strip() else "utf-8"
+    lines = _lines(head.decode(encoding, errors="replace"), complete)
+    if not lines:
+        raise SchemaError(f"{path.name} is empty: nothing could be loaded (expected a header and event rows)")
+    delimiter, rows, delim_sure = _detect_delimiter(lines)
+    n_cols = statistics.mode(len(r) for r in rows[:_PROFILE_ROWS])
+    has_header = _looks_like_header(rows[0], rows[1:])
+    header = list(rows[0]) if has_header else []
+    data = rows[1:] if has_header else rows
+    names = _unique_names(header[:n_cols] + [f"c{i}" for i in range(len(header), n_cols)]) if has_header \
+        else [f"c{i}" for i in range(n_cols)]
+    notes = [] if delim_sure else ["the delimiter is uncertain; check the preview"]
+    if has_header and len({_norm(h) for h in header}) < len(header):
+        notes.append(f"the header repeats column names ({header})")
+    mapping = _propose(names, data, has_header, notes)
+    mapping.encoding, mapping.delimiter, mapping.compression = encoding, delimiter, compression
+    mapping.confident = mapping.confident and delim_sure
+    signature = header_signature(header, n_cols, has_header)
+    remembered = _remembered(engine, signature) if engine is not None else None
+    if remembered is not None:
+        remembered.encoding, remembered.compression, remembered.confident = encoding, compression, True
+        note = "mapping remembered from an earlier file with the same header"
+        remembered.notes = [n for n in remembered.notes if n != note] + [note]
+        mapping = remembered
+    columns = mapping.source_columns if len(mapping.source_columns) == n_cols else names
+    preview = pd.DataFrame([(r + [""] * n_cols)[:n_cols] for r in data[:_PREVIEW_ROWS]], columns=columns)
+    return Sniffed(mapping=mapping, preview=preview, signature=signature, compression=compression)
+
+
+def _detect_layout(normed: list[str], kinds: list[dict[str, int]], data: list[list[str]], has_header: bool) -> str:
+    if set(REES46_COLUMNS) <= set(normed):
+        return "rees46"
+    if _is_retail_content(kinds, data):
+        return "online_retail"
+    if not has_header and _is_taobao_content(kinds, data):
+        return "taobao"
+    if normed[:3] == ["sessionid", "itemid", "time"]:
+        return "yoochoose"
+    return "generic"
+
+
+def _propose(names: list[str], data: list[list[str]], has_header: bool, notes: list[str]) -> Mapping:
+    """The best-guess mapping for a file with these column names and sample rows."""
+    kinds = _column_kinds(data, len(names))
+    normed = [_norm(n) for n in names]
+    layout = _detect_layout(normed, kinds, data, has_header)
+    constant = fallback = time_format = None
+    confident = True
+    if layout == "generic":
+        if has_header:
+            columns, ties = _match_aliases(names)
+            notes.extend(ties)
+            confident = not ties
+        else:
+            columns = _guess_by_content(names, kinds, data)
+            notes.append("no header row: columns guessed from their content; please check the mapping")
+            confident = False
+        if columns["event_type"] is None and columns["user_id"] and columns["event_time"] and (
+                columns["price"] or columns["quantity"]):
+            layout, constant = "transactions", "purchase"
+            notes.append("no event type column but amounts per customer: each row is read as a purchase")
+    else:
+        if layout == "online_retail":
+            names = list(RETAIL_COLUMNS)
+        elif layout == "taobao":
+            names = list(TAOBAO_COLUMNS)
+        columns, fallback, constant, time_format = _layout_mapping(layout, names)
+        notes[:0] = _LAYOUT_NOTES[layout](has_header, normed)  # the layout explains the rest
+    if fallback is None and columns.get("category") and _norm(columns["category"]) == "category_code":
+        fallback = next((n for n in names if _norm(n) in ("category_id", "categoryid")), None)
+    time_format, time_sure = _time_settings(names, columns, data, time_format, notes)
+    confident = confident and time_sure and _required_present(columns, constant, notes)
+    return Mapping(
+        layout=layout, encoding="utf-8", delimiter=",", has_header=has_header, source_columns=names,
+        columns=columns, time_format=time_format, constant_event_type=constant, notes=notes,
+        confident=confident, category_fallback=fallback,
+        decimal_comma=_decimal_comma(names, columns, data, notes),
+    )
+
+
+def _retail_notes(has_header: bool, normed: list[str]) -> list[str]:
+    notes = []
+    if has_header and normed != [_norm(n) for n in RETAIL_COLUMNS]:
+        notes.append("the header does not name the columns correctly: recognised as UCI Online Retail by "
+                     "content (InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, "
+                     "CustomerID, Country)")
+    return notes + ["UCI Online Retail transactions: each line is a purchase of Quantity x UnitPrice; "
+                    "cancellations (InvoiceNo starting with C) are kept as purchases with negative quantity; "
+                    "the invoice number is used as the session"]
+
+
+_LAYOUT_NOTES = {
+    "rees46": lambda has_header, normed: [],
+    "online_retail": _retail_notes,
+    "taobao": lambda has_header, normed: [
+        "no header row: recognised as Taobao UserBehavior by its content (user, item, category, behaviour, "
+        "Unix time)"],
+    "yoochoose": lambda has_header, normed: [
+        "YooChoose clicks carry sessions, not users: each session is taken as a shopper (user_id = SessionId) "
+        "and every click as a 'view'"],
+}
+
+
+def _sample(names: list[str], data: list[list[str]], column: str) -> list[str]:
+    i = names.index(column)
+    return [r[i].strip() for r in data[:_PROFILE_ROWS] if len(r) > i]
+
+
+def _time_settings(names, columns, data, layout_format: str | None, notes: list[str]) -> tuple[str, bool]:
+    """The time format (a known layout's own, else detected) and whether the sample fits it."""
+    if not columns.get("event_time"):
+        return layout_format or "iso", False
+    values = _sample(names, data, columns["event_time"])
+    found, time_notes = detect_time_format(values)
+    if layout_format is not None:  # known layouts fix their own format
+        notes.extend(n for n in time_notes if "UTC" in n)
+    else:
+        notes.extend(time_notes)
+    if found is None and values:
+        notes.append(f"the time column {columns['event_time']!r} holds values like {values[:2]} in no known "
+                     "format; choose the format")
+    elif found is None:
+        notes.append("no data rows below the header to recognise the time format from")
+    return layout_format or found or "iso", found is not None
+
+
+def _required_present(columns: dict, constant: str | None, notes: list[str]) -> bool:
+    ok = True
+    for fld, what in (("user_id", "user"), ("event_time", "time")):
+        if columns.get(fld) is None:
+            notes.append(f"no {what} column found; choose it in the mapping (expected names like "
+                         f"{', '.join(FIELD_ALIASES[fld][:6])})")
+            ok = False
+    if columns.get("event_type") is None and constant is None:
+        notes.append("no event type column found; choose it or set one event type for every row")
+        ok = False
+    return ok
+
+
+def _decimal_comma(names, columns, data, notes: list[str]) -> bool:
+    """True when the price column writes decimals with a comma (3,50) and never with a dot."""
+    if not columns.get("price"):
+        return False
+    prices = _sample(names, data, columns["price"])
+    if any(_DECIMAL_COMMA.match(p) for p in prices) and not any("." in p for p in prices):
+        notes.append(f"prices in {columns['price']!r} use a decimal comma (like {prices[0]!r}): read as decimals")
+        return True
+    return False
+
+
+def _remembered(engine, signature: str) -> Mapping | None:
+    """The mapping stored for ``signature`` by :func:`core.ingest.remember_mapping`, if any."""
+    import sqlalchemy as sa
+
+    from core import store
+
+    with engine.connect() as conn:
+        text = conn.execute(
+            sa.select(store.mappings.c.mapping_json).where(store.mappings.c.signature == signature)
+        ).scalar()
+    return Mapping.from_dict(json.loads(text)) if text else None
+
+
+def open_text(path: Path, mapping: Mapping) -> io.TextIOBase:
+    """The file as a text stream in its encoding (gzip decompressed), for streaming passes."""
+    enc = "utf-8-sig" if mapping.encoding == "utf-8-sig" else mapping.encoding
+    if mapping.compression == "gzip":
+        return gzip.open(path, "rt", encoding=enc, errors="replace", newline="")
+    return open(path, encoding=enc, errors="replace", newline="")

@@ -1,0 +1,330 @@
+"""Ingest on tiny hand-made files, on DuckDB and PostgreSQL: values, quarantine reasons, atomicity."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from core import store
+from core.errors import DatasetExistsError, IngestCancelled, SchemaError
+from core.ingest import ingest_file, quarantined_rows, remember_mapping
+from core.sniff import sniff
+
+FIXTURES = Path(__file__).parent / "fixtures"
+T = dt.datetime
+
+
+def _events(engine, name: str) -> list[tuple]:
+    did = store.get_dataset(engine, name)["dataset_id"]
+    e = store.events
+    query = (sa.select(e.c.user_id, e.c.event_time, e.c.event_type, e.c.item_id, e.c.category, e.c.brand,
+                       e.c.price, e.c.quantity, e.c.session_id)
+             .where(e.c.dataset_id == did).order_by(e.c.event_time, e.c.user_id, e.c.item_id))
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(query).all()]
+
+
+def _counts(engine) -> tuple[int, int, int]:
+    with engine.connect() as conn:
+        return tuple(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()
+                     for t in (store.datasets, store.events, store.quarantine))
+
+
+def test_bad_values_are_quarantined_with_line_reason_and_detail(engine):
+    report = ingest_file(engine, FIXTURES / "bad_values.csv", "bad")
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (10, 2, 8)
+    assert report.quarantine_by_reason == {
+        "missing_user": 1, "unparseable_time": 1, "missing_time": 1, "negative_price": 1,
+        "non_numeric_price": 1, "price_too_high": 1, "duplicate": 1, "missing_event_type": 1}
+    q = quarantined_rows(engine, "bad")
+    assert list(q.itertuples(index=False, name=None)) == [
+        (3, "u1,yesterday,view,i1,5.00", "unparseable_time",
+         "column 'event_time': 'yesterday' is not a time in the expected format (iso)"),
+        (4, ",2024-01-01 10:02:00,view,i1,5.00", "missing_user", "column 'user_id' is empty; expected a user id"),
+        (5, "u2,2024-01-01 10:03:00,view,i2,-3.50", "negative_price",
+         "column 'price': '-3.50' is negative; expected a price >= 0"),
+        (6, "u2,2024-01-01 10:04:00,cart,i2,abc", "non_numeric_price",
+         "column 'price': 'abc' is not a number; expected a price"),
+        (7, "u2,,view,i2,1", "missing_time", "column 'event_time' is empty; expected a time"),
+        (8, "u3,2024-01-01 10:06:00,purchase,i3,2000000", "price_too_high",
+         "column 'price': '2000000' is above the maximum price 1,000,000"),
+        (10, "u3,2024-01-01 10:07:00,purchase,i3,12.5", "duplicate", "exact duplicate of an earlier line (line 9)"),
+        (11, "u3,2024-01-01 10:08:00,,i3,12.5", "missing_event_type",
+         "column 'event_type' is empty; expected an event type"),
+    ]
+    assert _events(engine, "bad") == [
+        ("u1", T(2024, 1, 1, 10, 0), "view", "i1", None, None, 5.0, None, "u1-1"),
+        ("u3", T(2024, 1, 1, 10, 7), "purchase", "i3", None, None, 12.5, None, "u3-1"),
+    ]
+    assert quarantined_rows(engine, "bad", limit=2)["line_no"].tolist() == [3, 4]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "message"),
+    [
+        ("empty.csv", r"empty.csv is empty: nothing could be loaded"),
+        ("header_only.csv", r"header_only.csv has no data rows \(header only\?\): nothing could be loaded"),
+        ("binary.png", r"binary.png looks like a binary file \(it contains NUL bytes\)"),
+        ("all_bad.csv", r"nothing could be loaded from all_bad.csv: all 2 rows are bad \(unparseable_time: 2\); "
+                        r"for example: column 'event_time': 'not a time' is not a time"),
+        ("no_user.csv", r"no user column: expected one of user_id, userid, user, customer_id, customerid, customer, "
+                        r"visitor_id, visitorid, visitor, client_id\.\.\. "
+                        r"Columns in file: \['time', 'event', 'item'\]"),
+    ],
+)
+def test_nothing_loadable_raises_and_leaves_nothing(engine, fixture, message):
+    with pytest.raises(SchemaError, match=message):
+        ingest_file(engine, FIXTURES / fixture, "x")
+    assert _counts(engine) == (0, 0, 0)
+
+
+def test_unknown_event_types_are_kept_and_reported_and_values_normalised(engine):
+    report = ingest_file(engine, FIXTURES / "generic_mixed_case.csv", "g")
+    assert report.unknown_event_types == {"share": 2}
+    assert report.events_by_type == {"share": 2, "view": 2, "cart": 1, "purchase": 1, "remove_from_cart": 1,
+                                     "wishlist": 1}
+    assert any("share" in n for n in report.notes)
+    rows = _events(engine, "g")
+    assert [r[2] for r in rows] == ["view", "view", "cart", "remove_from_cart", "purchase", "wishlist", "share",
+                                    "share"]
+    assert {r[5] for r in rows} == {"nike", "gucci", None}  # brands lower-cased and trimmed
+    assert [r[7] for r in rows][:3] == [1, 1, 2]
+    assert rows[4][6] == pytest.approx(99.99, rel=1e-6)
+    assert report.users == 3
+    assert report.sessions_derived is False
+
+
+def test_mixed_time_zone_offsets_are_converted_to_utc(engine):
+    ingest_file(engine, FIXTURES / "tz_offsets.csv", "tz")
+    got = {(r[0], r[3], r[2]): r[1] for r in _events(engine, "tz")}
+    assert got == {
+        ("u1", "i1", "view"): T(2024, 5, 1, 8, 0),       # 10:00+02:00
+        ("u1", "i2", "view"): T(2024, 5, 1, 15, 0),      # 10:00-05:00
+        ("u1", "i1", "cart"): T(2024, 5, 1, 10, 0),      # 10:00Z
+        ("u2", "i3", "purchase"): T(2024, 5, 1, 18, 0),  # 23:30+0530
+        ("u2", "i3", "view"): T(2024, 5, 1, 8, 0),       # no offset: read as UTC
+    }
+
+
+@pytest.mark.parametrize("fixture", ["semicolon.csv", "pipe.csv", "whitespace.txt"])
+def test_other_delimiters_load(engine, fixture):
+    report = ingest_file(engine, FIXTURES / fixture, "d")
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (3, 3, 0)
+    rows = _events(engine, "d")
+    assert [r[2] for r in rows] == ["view", "cart", "purchase"]
+    assert [r[1] for r in rows] == [T(2024, 2, 1, 9, 0), T(2024, 2, 1, 9, 10), T(2024, 2, 1, 9, 20)]
+    if fixture == "semicolon.csv":
+        assert [r[6] for r in rows] == [3.5, 3.5, 4.0]  # decimal commas
+
+
+def test_whitespace_file_keeps_physical_line_numbers(engine, tmp_path):
+    path = tmp_path / "w.txt"
+    path.write_text("user_id event_time event_type\nu1 1706778000 view\n\nu1 1706778000 view\n"
+                    "u2   1706778001\tview\nu3 1706778002 view\nu2 oops view\n")
+    report = ingest_file(engine, path, "w")
+    assert report.quarantine_by_reason == {"duplicate": 1, "unparseable_time": 1}
+    q = quarantined_rows(engine, "w")
+    assert q[["line_no", "raw_line", "reason"]].values.tolist() == [
+        [4, "u1 1706778000 view", "duplicate"], [7, "u2 oops view", "unparseable_time"]]
+    assert q["detail"][0] == "exact duplicate of an earlier line (line 2)"
+
+
+@pytest.mark.parametrize(("fixture", "brands"), [
+    ("bom.csv", ["café noir", "zara"]), ("latin1.csv", ["café noir", "crème"])])
+def test_bom_and_latin1_keep_accents(engine, fixture, brands):
+    report = ingest_file(engine, FIXTURES / fixture, "enc")
+    assert report.rows_loaded == 2
+    rows = _events(engine, "enc")
+    assert [r[5] for r in rows] == brands
+    assert rows[0][0] == "u1"  # the BOM is not part of the first user id or header
+
+
+def test_unix_milliseconds(engine):
+    ingest_file(engine, FIXTURES / "unix_ms.csv", "ms")
+    assert [r[1] for r in _events(engine, "ms")] == [T(2024, 2, 1, 9, 0, 0, 123000), T(2024, 2, 1, 9, 10)]
+
+
+def test_yyyymmdd_transactions_are_purchases(engine):
+    report = ingest_file(engine, FIXTURES / "ymd.csv", "tx")
+    assert report.layout == "transactions"
+    assert report.events_by_type == {"purchase": 3}
+    rows = _events(engine, "tx")
+    assert [(r[0], r[1], r[6]) for r in rows] == [
+        ("c1", T(2024, 2, 1), 10.0), ("c1", T(2024, 2, 15), 12.5), ("c2", T(2024, 3, 1), 7.25)]
+
+
+@pytest.mark.parametrize("fixture", ["events.csv.gz", "events_gz_no_suffix.bin"])
+def test_gzip(engine, fixture):
+    report = ingest_file(engine, FIXTURES / fixture, "gz")
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (3, 2, 1)
+    q = quarantined_rows(engine, "gz")
+    assert q.values.tolist() == [[4, "u2,2024-01-01 10:00:00,cart,i2,2", "duplicate",
+                                  "exact duplicate of an earlier line (line 3)"]]
+
+
+def test_blank_lines_do_not_shift_line_numbers(engine):
+    report = ingest_file(engine, FIXTURES / "blank_lines.csv", "bl")
+    assert (report.rows_read, report.rows_loaded) == (4, 2)
+    q = quarantined_rows(engine, "bl")
+    assert q[["line_no", "reason"]].values.tolist() == [[4, "too_many_fields"], [6, "duplicate"]]
+    assert q["raw_line"][0] == "u1,2024-01-01 10:01:00,view,a,EXTRA"
+    assert q["detail"][1] == "exact duplicate of an earlier line (line 5)"
+
+
+def test_sessions_derived_by_thirty_minute_gap(engine):
+    report = ingest_file(engine, FIXTURES / "sessions.csv", "s")
+    assert report.sessions_derived is True
+    got = [(r[0], r[1].strftime("%d %H:%M"), r[8]) for r in _events(engine, "s")]
+    assert sorted(got) == sorted([
+        ("u1", "01 10:00", "u1-1"), ("u1", "01 10:20", "u1-1"), ("u1", "01 10:50", "u1-1"),  # gaps 20, 30 min
+        ("u1", "01 11:21", "u1-2"),                                                          # gap 31 min
+        ("u2", "01 10:00", "u2-1"), ("u2", "02 10:00", "u2-2"),
+    ])
+
+
+def test_existing_name_is_refused_and_first_dataset_untouched(engine):
+    ingest_file(engine, FIXTURES / "pipe.csv", "same")
+    before = _counts(engine)
+    with pytest.raises(DatasetExistsError, match="A dataset named 'same' exists already"):
+        ingest_file(engine, FIXTURES / "semicolon.csv", "same")
+    assert _counts(engine) == before
+
+
+@pytest.mark.parametrize("name", [
+    "x'; DROP TABLE cs_events; --",
+    'Robert"); DELETE FROM cs_datasets; --',
+    "semi;colon; 'quotes' \"double\" % _ \\ 100%",
+])
+def test_hostile_dataset_names_are_stored_as_given(engine, name):
+    report = ingest_file(engine, FIXTURES / "pipe.csv", name)
+    ds = store.get_dataset(engine, name)
+    assert ds["name"] == name
+    assert ds["rows_loaded"] == 3
+    assert report.dataset == name
+    assert _counts(engine) == (1, 3, 0)
+
+
+@pytest.mark.parametrize("stop_at", [0.0, 0.05, 0.45, 0.6, 0.85, 0.95, 1.0])
+def test_cancel_from_progress_leaves_nothing(engine, stop_at):
+    seen = []
+
+    def progress(fraction, message):
+        seen.append(fraction)
+        if fraction >= stop_at:
+            raise IngestCancelled("cancelled by the analyst")
+
+    with pytest.raises(IngestCancelled):
+        ingest_file(engine, FIXTURES / "bad_values.csv", "c", progress=progress)
+    assert _counts(engine) == (0, 0, 0)
+    report = ingest_file(engine, FIXTURES / "bad_values.csv", "c")  # and the name is still free
+    assert report.rows_loaded == 2
+
+
+def test_progress_goes_from_zero_to_one(engine):
+    seen: list[tuple[float, str]] = []
+    ingest_file(engine, FIXTURES / "bad_values.csv", "p", progress=lambda f, m: seen.append((f, m)))
+    fractions = [f for f, _ in seen]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert fractions == sorted(fractions)
+    assert seen[-1][1] == "done: 2 rows loaded, 8 quarantined"
+
+
+def test_report_and_mapping_are_stored_with_the_dataset(engine):
+    report = ingest_file(engine, FIXTURES / "generic_mixed_case.csv", "stored")
+    ds = store.get_dataset(engine, "stored")
+    assert ds["report"] == report.to_dict()
+    assert ds["report"]["first_event"] == "2024-03-01 10:00:00"
+    assert ds["mapping"]["columns"]["user_id"] == "Customer"
+    assert (ds["rows_read"], ds["rows_loaded"], ds["rows_quarantined"], ds["n_users"]) == (8, 8, 0, 3)
+    assert ds["layout"] == "generic"
+
+
+def test_remembered_mapping_is_reapplied(engine, tmp_path):
+    # a headerless file whose columns cannot be guessed well: item first, then user, then a code
+    text = "sku1,alice,2024-01-01 10:00:00,V\nsku2,bob,2024-01-01 11:00:00,B\n"
+    first = tmp_path / "first.csv"
+    first.write_text(text)
+    sniffed = sniff(first, engine)
+    assert sniffed.mapping.confident is False
+    mapping = sniffed.mapping
+    mapping.layout = "manual"
+    mapping.columns.update(item_id="c0", user_id="c1", event_time="c2", event_type="c3")
+    mapping.event_type_map = {"v": "view", "b": "purchase"}
+    remember_mapping(engine, sniffed.signature, mapping)
+
+    second = tmp_path / "second.csv"
+    second.write_text("sku9,carol,2024-02-01 09:00:00,B\n")
+    again = sniff(second, engine)
+    assert again.mapping.confident is True
+    assert again.mapping.layout == "manual"
+    assert again.mapping.columns["user_id"] == "c1"
+    assert any("remembered" in n for n in again.mapping.notes)
+    report = ingest_file(engine, second, "second", mapping=again.mapping)
+    assert report.events_by_type == {"purchase": 1}
+    assert _events(engine, "second")[0][:4] == ("carol", T(2024, 2, 1, 9, 0), "purchase", "sku9")
+    # remembering again replaces, not duplicates
+    remember_mapping(engine, sniffed.signature, mapping)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(store.mappings)).scalar() == 1
+
+
+def test_explicit_mapping_with_constant_event_type(engine, tmp_path):
+    path = tmp_path / "visits.csv"
+    path.write_text("who,when\nann,2024-01-01 10:00:00\nben,2024-01-01 10:30:00\n")
+    mapping = sniff(path).mapping
+    mapping.columns.update(user_id="who", event_time="when")
+    mapping.constant_event_type = "view"
+    report = ingest_file(engine, path, "visits", mapping=mapping)
+    assert report.events_by_type == {"view": 2}
+    assert report.users == 2
+
+
+def test_mapping_with_unknown_column_is_refused(engine):
+    mapping = sniff(FIXTURES / "pipe.csv").mapping
+    mapping.columns["item_id"] = "product"
+    with pytest.raises(SchemaError, match=r"item_id is mapped to column 'product', which is not in the file"):
+        ingest_file(engine, FIXTURES / "pipe.csv", "m", mapping=mapping)
+    assert _counts(engine) == (0, 0, 0)
+
+
+def test_to_dict_is_json_safe(duck_engine):
+    import json
+
+    report = ingest_file(duck_engine, FIXTURES / "sessions.csv", "j")
+    data = json.loads(json.dumps(report.to_dict()))
+    for key in ("dataset", "layout", "rows_read", "rows_loaded", "rows_quarantined", "users", "events_by_type",
+                "first_event", "last_event"):
+        assert key in data
+    assert data["last_event"] == "2024-01-02 10:00:00"
+
+
+def test_hostile_column_names_and_quoted_fields(engine, tmp_path):
+    path = tmp_path / "odd.csv"
+    path.write_text(
+        "\"us'er%s\",\"when\"\"; DROP TABLE cs_events; --\",event,item\n"
+        "u1,2024-01-01 10:00:00,view,\"a, b \"\"quoted\"\"\"\n"
+        ",2024-01-01 10:01:00,view,x\n"
+        "u2,later,view,y\n"
+    )
+    mapping = sniff(path).mapping
+    assert mapping.source_columns == ["us'er%s", 'when"; DROP TABLE cs_events; --', "event", "item"]
+    mapping.columns.update(user_id="us'er%s", event_time='when"; DROP TABLE cs_events; --')
+    mapping.time_format = "iso"
+    report = ingest_file(engine, path, "odd", mapping=mapping)
+    assert (report.rows_loaded, report.rows_quarantined) == (1, 2)
+    assert _events(engine, "odd")[0][3] == 'a, b "quoted"'
+    q = quarantined_rows(engine, "odd")
+    assert q["detail"].tolist() == [
+        "column \"us'er%s\" is empty; expected a user id",
+        "column 'when\"; DROP TABLE cs_events; --': 'later' is not a time in the expected format (iso)",
+    ]
+    assert q["line_no"].tolist() == [3, 4]
+
+
+def test_constant_event_type_wins_over_a_mapped_column(duck_engine):
+    mapping = sniff(FIXTURES / "pipe.csv").mapping
+    mapping.constant_event_type = "purchase"
+    report = ingest_file(duck_engine, FIXTURES / "pipe.csv", "const", mapping=mapping)
+    assert report.events_by_type == {"purchase": 3}

@@ -1,0 +1,195 @@
+"""Layout, delimiter, header, encoding and time-format detection on tiny hand-made files."""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from core.errors import SchemaError
+from core.sniff import EVENT_ALIASES, Mapping, detect_time_format, header_signature, sniff
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("fixture", "delimiter"),
+    [("semicolon.csv", ";"), ("pipe.csv", "|"), ("whitespace.txt", " "), ("generic_mixed_case.csv", ",")],
+)
+def test_delimiter_detected(fixture, delimiter):
+    mapping = sniff(FIXTURES / fixture).mapping
+    assert mapping.delimiter == delimiter
+    assert mapping.has_header is True
+
+
+def test_tab_wins_over_whitespace_for_tsv(tmp_path):
+    path = _write(tmp_path, "x.tsv",
+                  "user\ttime\tevent\nu1\t2024-01-01 10:00:00\tview\nu2\t2024-01-01 10:01:00\tcart\n")
+    mapping = sniff(path).mapping
+    assert mapping.delimiter == "\t"
+    assert mapping.confident is True
+
+
+def test_generic_header_names_in_any_case_are_mapped():
+    m = sniff(FIXTURES / "generic_mixed_case.csv").mapping
+    assert m.layout == "generic"
+    assert m.columns == {
+        "user_id": "Customer", "event_time": "Timestamp", "event_type": "Action", "item_id": "SKU",
+        "category": "Category", "brand": "Brand", "price": "Unit_Price", "quantity": "Qty", "session_id": "Session",
+    }
+    assert m.confident is True
+
+
+def test_pipe_file_maps_visitorid_datetime_behaviour_itemid():
+    m = sniff(FIXTURES / "pipe.csv").mapping
+    assert (m.columns["user_id"], m.columns["event_time"], m.columns["event_type"], m.columns["item_id"]) == (
+        "visitorid", "datetime", "behaviour", "itemid")
+
+
+def test_customer_date_amount_file_is_a_transactions_layout():
+    m = sniff(FIXTURES / "ymd.csv").mapping
+    assert m.layout == "transactions"
+    assert m.constant_event_type == "purchase"
+    assert m.columns["price"] == "amount"
+    assert m.time_format == "ymd"
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["2019-10-01 00:00:00 UTC", "2019-10-01 00:00:01 UTC"], "iso"),
+        (["2024-05-01T10:00:00+02:00", "2024-05-01T10:00:00Z"], "iso"),
+        (["2024-05-01"], "iso"),
+        (["1511544070", "1511561733"], "unix_s"),
+        (["1396437466.94", "1396438212.318"], "unix_s"),
+        (["1706778000123", "1706778600000"], "unix_ms"),
+        (["20240201", "20240215"], "ymd"),
+        (["12-01-2010 08:26", "12-13-2010 09:00"], "mdy_hm"),
+        (["13/01/2010 08:26", "01/02/2010 09:00"], "dmy_hm"),
+        (["yesterday", "tomorrow"], None),
+    ],
+)
+def test_time_format_detection(values, expected):
+    assert detect_time_format(values)[0] == expected
+
+
+def test_mixed_offsets_are_noted():
+    fmt, notes = detect_time_format(["2024-05-01T10:00:00+02:00", "2024-05-01T10:00:00-05:00"])
+    assert fmt == "iso"
+    assert any("different UTC offsets" in n for n in notes)
+
+
+def test_a_minority_of_bad_times_does_not_hide_the_format():
+    fmt, notes = detect_time_format(["2024-01-01 10:00:00"] * 9 + ["yesterday"])
+    assert fmt == "iso"
+    assert any("yesterday" in n for n in notes)
+
+
+def test_ambiguous_day_month_is_read_month_first_and_noted():
+    fmt, notes = detect_time_format(["12-01-2010 08:26", "12-05-2010 09:00"])
+    assert fmt == "mdy_hm"
+    assert any("month-first or day-first" in n for n in notes)
+
+
+def test_encodings(tmp_path):
+    assert sniff(FIXTURES / "bom.csv").mapping.encoding == "utf-8-sig"
+    assert sniff(FIXTURES / "latin1.csv").mapping.encoding == "latin-1"
+    assert sniff(FIXTURES / "pipe.csv").mapping.encoding == "utf-8"
+    # the header of a BOM file is read without the BOM
+    assert sniff(FIXTURES / "bom.csv").mapping.columns["user_id"] == "user_id"
+
+
+def test_gzip_recognised_by_magic_bytes_whatever_the_name():
+    for name in ("events.csv.gz", "events_gz_no_suffix.bin"):
+        sniffed = sniff(FIXTURES / name)
+        assert sniffed.compression == "gzip"
+        assert sniffed.mapping.compression == "gzip"
+        assert list(sniffed.preview["user_id"]) == ["u1", "u2", "u2"]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "message"),
+    [
+        ("empty.csv", "empty.csv is empty: nothing could be loaded"),
+        ("binary.png", "binary.png looks like a binary file"),
+    ],
+)
+def test_unreadable_files_raise(fixture, message):
+    with pytest.raises(SchemaError, match=message):
+        sniff(FIXTURES / fixture)
+
+
+def test_missing_file_raises(tmp_path):
+    with pytest.raises(SchemaError, match="does not exist"):
+        sniff(tmp_path / "nope.csv")
+
+
+def test_missing_user_column_makes_the_mapping_unconfident():
+    m = sniff(FIXTURES / "no_user.csv").mapping
+    assert m.columns["user_id"] is None
+    assert m.confident is False
+    assert any("no user column" in n for n in m.notes)
+
+
+def test_headerless_generic_file_is_guessed_by_content_and_unconfident(tmp_path):
+    path = _write(tmp_path, "x.csv", "u1,2024-01-01 10:00:00,view,sku9\nu2,2024-01-01 10:05:00,purchase,sku3\n")
+    m = sniff(path).mapping
+    assert m.has_header is False
+    assert m.source_columns == ["c0", "c1", "c2", "c3"]
+    assert (m.columns["user_id"], m.columns["event_time"], m.columns["event_type"]) == ("c0", "c1", "c2")
+    assert m.confident is False
+
+
+def test_decimal_comma_in_semicolon_file():
+    m = sniff(FIXTURES / "semicolon.csv").mapping
+    assert m.decimal_comma is True
+
+
+def test_event_aliases_cover_the_documented_spellings():
+    expected = {"pv": "view", "page_view": "view", "pageview": "view", "detail": "view", "click": "view",
+                "add_to_cart": "cart", "addtocart": "cart", "add": "cart", "removefromcart": "remove_from_cart",
+                "remove": "remove_from_cart", "buy": "purchase", "order": "purchase", "transaction": "purchase",
+                "checkout": "purchase", "fav": "wishlist", "favorite": "wishlist", "like": "wishlist"}
+    assert {k: EVENT_ALIASES[k] for k in expected} == expected
+
+
+def test_mapping_round_trips_through_json():
+    m = sniff(FIXTURES / "generic_mixed_case.csv").mapping
+    import json
+
+    again = Mapping.from_dict(json.loads(json.dumps(m.to_dict())))
+    assert again == m
+
+
+def test_mapping_validate_rejects_a_column_not_in_the_file():
+    m = sniff(FIXTURES / "pipe.csv").mapping
+    m.columns["user_id"] = "nope"
+    with pytest.raises(SchemaError, match=r"user_id is mapped to column 'nope'.*Columns in file: \['visitorid'"):
+        m.validate()
+
+
+def test_signature_ignores_case_and_spacing():
+    assert header_signature(["User ID", "Time"], 2, True) == header_signature(["user_id", "time"], 2, True)
+    assert header_signature([], 5, False) != header_signature([], 4, False)
+
+
+def test_preview_has_source_columns_and_at_most_twenty_rows(tmp_path):
+    body = "".join(f"u{i},2024-01-01 10:{i % 60:02d}:00,view\n" for i in range(50))
+    path = _write(tmp_path, "x.csv", "user,time,event\n" + body)
+    sniffed = sniff(path)
+    assert list(sniffed.preview.columns) == ["user", "time", "event"]
+    assert len(sniffed.preview) == 20
+    assert sniffed.preview.iloc[3]["user"] == "u3"
+
+
+def test_gzip_damaged_raises(tmp_path):
+    data = gzip.compress(b"user,time,event\nu1,2024-01-01,view\n" * 100)
+    path = _write(tmp_path, "bad.csv.gz", data[: len(data) // 2])
+    with pytest.raises(SchemaError, match="gzip"):
+        sniff(path)
