@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -102,15 +103,15 @@ predictions = sa.Table(
     sa.Column("dataset_id", sa.Integer, nullable=False),
     sa.Column("model_version", sa.String, nullable=False),
     sa.Column("user_id", sa.String, nullable=False),
-    sa.Column("purchase_propensity", sa.Float),
+    sa.Column("purchase_propensity", sa.Double),
     sa.Column("next_event_type", sa.String),
-    sa.Column("p_view", sa.Float),
-    sa.Column("p_cart", sa.Float),
-    sa.Column("p_purchase", sa.Float),
-    sa.Column("p_remove", sa.Float),
-    sa.Column("p_none", sa.Float),
+    sa.Column("p_view", sa.Double),
+    sa.Column("p_cart", sa.Double),
+    sa.Column("p_purchase", sa.Double),
+    sa.Column("p_remove", sa.Double),
+    sa.Column("p_none", sa.Double),
     sa.Column("next_category", sa.String),
-    sa.Column("next_category_p", sa.Float),
+    sa.Column("next_category_p", sa.Double),
     sa.Column("top_items", sa.Text),  # space-separated item ids, best first
     sa.Column("reasons", sa.Text),  # "; "-separated sentences
 )
@@ -305,9 +306,21 @@ def drop_dataset(engine: Engine, name: str) -> int:
     with engine.begin() as conn:
         ds = get_dataset(conn, name)
         did = ds["dataset_id"]
+        model_dirs = conn.execute(sa.select(models.c.path).where(models.c.dataset_id == did)).scalars().all()
+        export_files = [
+            config.exports_dir() / f"{export_id}-{file_name}"
+            for export_id, file_name in conn.execute(
+                sa.select(exports.c.export_id, exports.c.file_name).where(exports.c.dataset_id == did)
+            )
+        ]
         for table in (export_members, exports, segments, segment_runs, predictions, models, quarantine, events):
             conn.execute(table.delete().where(table.c.dataset_id == did))
         conn.execute(datasets.delete().where(datasets.c.dataset_id == did))
+    # files go only once the rows are gone for good, so a failed delete keeps a usable dataset
+    for folder in model_dirs:
+        shutil.rmtree(folder, ignore_errors=True)
+    for path in export_files:
+        path.unlink(missing_ok=True)
     return did
 
 

@@ -9,15 +9,36 @@ from core.errors import CartsightError
 DATASET_KEY = "dataset"
 
 
+def _leave_pages_directory_mode() -> None:
+    """Hand routing to app.py's st.navigation even when the first request is a page URL.
+
+    Streamlit treats a folder named ``pages/`` beside the entry script as its legacy
+    multipage app until ``st.navigation`` is first called in the process; a server whose
+    first request is ``/data`` would otherwise list every file of this folder (``common``
+    included) as a page. The layout the project asks for keeps the folder's name, so the
+    first script run that imports this module switches the legacy mode off and reruns:
+    the rerun executes app.py, whose st.navigation then resolves the requested page.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_pages_directory_mode()
+
+
 @st.cache_resource(show_spinner="Opening the database…")
-def _engine(url: str):
+def open_engine(url: str):
+    """The engine for ``url``, cached for the server's life; raises StoreUnavailableError."""
     return store.make_engine(url)
 
 
 def get_engine():
     """The store's engine, cached per URL; shows the reason and stops the page when it cannot open."""
     try:
-        return _engine(store.resolve_url())
+        return open_engine(store.resolve_url())
     except CartsightError as exc:
         st.error(str(exc))
         st.stop()

@@ -1,0 +1,459 @@
+"""Data: upload an event file, check how it was read, load it with every row accounted for, manage datasets."""
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import threading
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core import config, store
+from core.errors import CartsightError, IngestCancelled
+from core.ingest import ingest_file, quarantined_rows, remember_mapping
+from core.sniff import CANONICAL_FIELDS, TIME_FORMATS, Mapping, Sniffed, sniff
+from pages.common import DATASET_KEY, get_engine, show_error
+
+UPLOAD_KEY = "data_upload"  # {"file_id", "name", "dir", "path"} of the upload written to disk
+SNIFF_KEY = "data_sniffed"  # {"file_id", "sniffed" or "error"}
+JOB_KEY = "data_load_job"  # the _LoadJob while a file loads
+OUTCOME_KEY = "data_load_outcome"  # what the last load gave: report, error or cancellation
+DELETE_KEY = "data_pending_delete"  # dataset name awaiting confirmation
+ROUND_KEY = "data_upload_round"  # bumped after each load so the upload box starts empty again
+
+UNMAPPED = "— not in the file —"
+KEEP_AS_GIVEN = "(keep as given)"
+FROM_COLUMN = "(from the event type column)"
+FIELD_LABELS = {
+    "user_id": "Shopper id *",
+    "event_time": "Event time *",
+    "event_type": "Event type",
+    "item_id": "Item id",
+    "category": "Category",
+    "brand": "Brand",
+    "price": "Unit price",
+    "quantity": "Quantity",
+    "session_id": "Session id",
+}
+LAYOUT_NAMES = {
+    "rees46": "REES46 multi-category store",
+    "taobao": "Taobao UserBehavior (no header)",
+    "online_retail": "UCI Online Retail transactions",
+    "yoochoose": "YooChoose clicks",
+    "transactions": "Transactions (customer, date, amount)",
+    "generic": "Event file with named columns",
+    "manual": "Mapped by hand",
+}
+DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe", " ": "whitespace"}
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+_SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
+
+
+def _md(text: object) -> str:
+    """Text shown literally inside Markdown (dataset and file names are data, not formatting)."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
+
+
+# --- the load job: ingest runs in a worker thread so the page stays responsive and can cancel ---------------
+
+
+@dataclass
+class _LoadJob:
+    dataset: str
+    path: Path
+    mapping: Mapping | None
+    remember_as: str | None  # header signature to remember the mapping under, once loaded
+    fraction: float = 0.0
+    message: str = "Starting…"
+    report: dict | None = None
+    error: str | None = None
+    cancelled: bool = False
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def start(self, engine) -> None:
+        self.thread = threading.Thread(target=self._run, args=(engine,), name="cartsight-load", daemon=True)
+        self.thread.start()
+
+    def _progress(self, fraction: float, message: str) -> None:
+        # ingest calls this between stages; raising here is how a cancel reaches it (it rolls back).
+        # The final call (fraction 1) comes after the commit, when there is nothing left to cancel.
+        if self.cancel_requested.is_set() and fraction < 1.0:
+            raise IngestCancelled(f"Loading {self.dataset!r} was cancelled: nothing of it was kept.")
+        self.fraction, self.message = min(max(float(fraction), 0.0), 1.0), str(message)
+
+    def _run(self, engine) -> None:
+        try:
+            self.report = ingest_file(engine, self.path, self.dataset, mapping=self.mapping,
+                                      progress=self._progress).to_dict()
+        except IngestCancelled:
+            self.cancelled = True
+        except CartsightError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - the page shows a message, the server log the traceback
+            traceback.print_exc()
+            self.error = f"The load failed unexpectedly ({type(exc).__name__}: {exc}); nothing of it was kept."
+            return
+        if self.report is not None and self.remember_as and self.mapping is not None:
+            try:
+                remember_mapping(engine, self.remember_as, self.mapping)
+            except CartsightError as exc:  # the data is in; only the convenience for next time is lost
+                self.report["notes"] = [*self.report.get("notes", []), f"the mapping was not remembered: {exc}"]
+
+
+def _start_load(engine, dataset: str, path: Path, mapping: Mapping | None, remember_as: str | None) -> None:
+    job = _LoadJob(dataset=dataset, path=path, mapping=mapping, remember_as=remember_as)
+    st.session_state.pop(OUTCOME_KEY, None)
+    st.session_state[JOB_KEY] = job
+    job.start(engine)
+    st.rerun()  # redraw with the upload controls disabled and the progress bar shown
+
+
+def _finish_load(job: _LoadJob) -> None:
+    """Turn a finished job into the outcome shown below the upload; select the new dataset."""
+    st.session_state.pop(JOB_KEY, None)
+    st.session_state[OUTCOME_KEY] = {
+        "dataset": job.dataset, "report": job.report, "error": job.error, "cancelled": job.cancelled,
+    }
+    if job.report is not None:
+        st.cache_data.clear()  # cached query results may describe an older dataset of the same name
+        st.session_state[DATASET_KEY] = job.dataset
+        if job.path != config.SAMPLE_FILE:
+            _discard_upload()  # loaded: clear the upload box for the next file
+            st.session_state[ROUND_KEY] = st.session_state.get(ROUND_KEY, 0) + 1
+        st.rerun()  # so the sidebar's dataset picker shows the new dataset
+
+
+@st.fragment(run_every=config.LOAD_REFRESH_SECONDS)
+def _load_progress() -> None:
+    job: _LoadJob | None = st.session_state.get(JOB_KEY)
+    if job is None:
+        return
+    if not job.running:
+        st.rerun()
+    cancelling = job.cancel_requested.is_set()
+    st.progress(job.fraction, text="Cancelling…" if cancelling else job.message)
+    st.button("Cancel", key="data_cancel", on_click=job.cancel_requested.set, disabled=cancelling,
+              help="Stop loading; nothing of this file is kept.")
+
+
+# --- upload and mapping -------------------------------------------------------------------------------------
+
+
+def _saved_upload(uploaded) -> dict:
+    """The upload written to a temporary file in chunks (once per upload), so ingest can stream it."""
+    saved = st.session_state.get(UPLOAD_KEY)
+    if saved and saved["file_id"] == uploaded.file_id:
+        return saved
+    _discard_upload()
+    folder = Path(tempfile.mkdtemp(prefix="cartsight-upload-"))
+    suffixes = [s.lower() for s in Path(uploaded.name).suffixes[-2:] if _SAFE_SUFFIX.match(s.lower())]
+    path = folder / ("upload" + "".join(suffixes))
+    uploaded.seek(0)
+    with st.spinner(f"Saving {uploaded.name}…"), path.open("wb") as out:
+        shutil.copyfileobj(uploaded, out, config.UPLOAD_CHUNK_BYTES)
+    saved = {"file_id": uploaded.file_id, "name": uploaded.name, "dir": str(folder), "path": str(path)}
+    st.session_state[UPLOAD_KEY] = saved
+    st.session_state.pop(SNIFF_KEY, None)
+    return saved
+
+
+def _discard_upload() -> None:
+    saved = st.session_state.pop(UPLOAD_KEY, None)
+    st.session_state.pop(SNIFF_KEY, None)
+    if saved:
+        shutil.rmtree(saved["dir"], ignore_errors=True)
+
+
+def _sniffed(engine, saved: dict) -> Sniffed | None:
+    """The sniff of the saved upload (cached per upload); shows the reason and returns None when unreadable."""
+    cached = st.session_state.get(SNIFF_KEY)
+    if not cached or cached["file_id"] != saved["file_id"]:
+        try:
+            cached = {"file_id": saved["file_id"], "sniffed": sniff(saved["path"], engine=engine)}
+        except CartsightError as exc:
+            cached = {"file_id": saved["file_id"], "error": str(exc)}
+        st.session_state[SNIFF_KEY] = cached
+    if "error" in cached:
+        st.error(cached["error"].replace(Path(saved["path"]).name, saved["name"]))
+        return None
+    return cached["sniffed"]
+
+
+def _default_name(file_name: str) -> str:
+    name = Path(file_name).name
+    for suffix in (".gz", ".csv", ".tsv", ".txt"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return name or "dataset"
+
+
+def _show_detection(sniffed: Sniffed) -> None:
+    m = sniffed.mapping
+    facts = {
+        "Layout": LAYOUT_NAMES.get(m.layout, m.layout),
+        "Delimiter": DELIMITER_NAMES.get(m.delimiter, repr(m.delimiter)),
+        "Encoding": m.encoding + (", gzip" if m.compression else ""),
+        "Header row": "yes" if m.has_header else "no",
+    }
+    st.markdown(" · ".join(f"{label}: **{_md(value)}**" for label, value in facts.items()))
+    for note in m.notes:
+        st.caption(f"• {_md(note)}")
+    st.caption("First rows of the file, as read:")
+    st.dataframe(sniffed.preview, hide_index=True, width="stretch")
+
+
+def _event_values(sniffed: Sniffed, column: str | None) -> list[str]:
+    if column is None or column not in sniffed.preview.columns:
+        return []
+    return sorted({str(v).strip() for v in sniffed.preview[column] if str(v).strip()})
+
+
+def _mapping_editor(sniffed: Sniffed, key: str) -> tuple[Mapping, bool]:
+    """Selectboxes prefilled with the sniffed guess; returns the mapping to load with and whether it was edited."""
+    m = sniffed.mapping
+    options = [UNMAPPED, *m.source_columns]
+    with st.expander("Column mapping", expanded=not m.confident):
+        if not m.confident:
+            st.warning("cartsight is not sure how to read this file: check the columns and the time format, "
+                       "then load. The mapping is remembered for files with the same header.")
+        grid = st.columns(3)
+        columns: dict[str, str | None] = {}
+        for i, fld in enumerate(CANONICAL_FIELDS):
+            current = m.columns.get(fld)
+            choice = grid[i % 3].selectbox(
+                FIELD_LABELS[fld], options, index=options.index(current) if current in options else 0,
+                key=f"{key}_col_{fld}",
+            )
+            columns[fld] = None if choice == UNMAPPED else choice
+        formats = list(TIME_FORMATS)
+        time_format = grid[0].selectbox(
+            "Time format", formats, index=formats.index(m.time_format) if m.time_format in formats else 0,
+            format_func=TIME_FORMATS.get, key=f"{key}_time_format",
+        )
+        constant_options = [FROM_COLUMN, *config.EVENT_TYPES]
+        constant = grid[1].selectbox(
+            "Event type of every row", constant_options,
+            index=constant_options.index(m.constant_event_type) if m.constant_event_type in constant_options else 0,
+            key=f"{key}_constant", help="For files without an event type column, such as transactions or clicks.",
+        )
+        event_map = dict(m.event_type_map)
+        values = _event_values(sniffed, columns["event_type"]) if constant == FROM_COLUMN else []
+        if values:
+            st.caption("Event values in the first rows and how they are read (values not listed here use the "
+                       "built-in names; unknown ones are kept as given and reported):")
+            table = pd.DataFrame({"value in file": values,
+                                  "read as": [event_map.get(v.lower(), KEEP_AS_GIVEN) for v in values]})
+            edited = st.data_editor(
+                table, hide_index=True, disabled=["value in file"], key=f"{key}_event_map",
+                column_config={"read as": st.column_config.SelectboxColumn(
+                    "read as", options=[*config.EVENT_TYPES, KEEP_AS_GIVEN], required=True)},
+            )
+            for value, read_as in zip(edited["value in file"], edited["read as"]):
+                if read_as == KEEP_AS_GIVEN:
+                    event_map.pop(value.lower(), None)
+                else:
+                    event_map[value.lower()] = read_as
+    mapping = Mapping.from_dict({
+        **m.to_dict(), "columns": columns, "time_format": time_format, "event_type_map": event_map,
+        "constant_event_type": None if constant == FROM_COLUMN else constant,
+    })
+    return mapping, mapping.to_dict() != m.to_dict()
+
+
+def _unmapped_required(mapping: Mapping) -> list[str]:
+    """Labels of what a load needs and the mapping lacks: a shopper, a time, and an event type or a constant."""
+    missing = [FIELD_LABELS[f].rstrip(" *") for f in ("user_id", "event_time") if not mapping.columns.get(f)]
+    if not mapping.columns.get("event_type") and not mapping.constant_event_type:
+        missing.append("Event type (or one event type for every row)")
+    return missing
+
+
+def _upload_section(engine, names: list[str], running: bool) -> None:
+    uploaded = st.file_uploader(
+        "Behaviour-event file (CSV, TSV or TXT, optionally .gz)", type=list(config.UPLOAD_TYPES),
+        key=f"data_file_{st.session_state.get(ROUND_KEY, 0)}", disabled=running,
+        help="REES46, Taobao UserBehavior, UCI Online Retail and YooChoose files are recognised; any other file "
+             "with a shopper, a time and an event column can be mapped by hand.",
+    )
+    if uploaded is None:
+        if not running:
+            _discard_upload()
+        if config.SAMPLE_DATASET not in names and config.SAMPLE_FILE.is_file() and not running:
+            if st.button("Load the bundled sample data", key="data_load_sample"):
+                _start_load(engine, config.SAMPLE_DATASET, config.SAMPLE_FILE, None, None)
+        return
+    saved = _saved_upload(uploaded)
+    sniffed = _sniffed(engine, saved)
+    if sniffed is None:
+        return
+    st.subheader("How the file was read")
+    _show_detection(sniffed)
+    mapping, edited = _mapping_editor(sniffed, key=f"data_map_{saved['file_id']}")
+    unmapped = _unmapped_required(mapping)
+    if unmapped:
+        st.warning(f"Choose the column for {_md(' and '.join(unmapped))} in the column mapping above. "
+                   f"Columns in the file: {_md(', '.join(mapping.source_columns))}.")
+    name = st.text_input("Dataset name", value=_default_name(saved["name"]), key=f"data_name_{saved['file_id']}",
+                         max_chars=200, disabled=running).strip()
+    taken = name in names
+    if taken:
+        st.warning(f"A dataset named {_md(name)} exists already: choose another name, or delete it below first.")
+    if st.button("Load", type="primary", key="data_load", disabled=running or not name or taken or bool(unmapped)):
+        remember_as = sniffed.signature if (edited or not sniffed.mapping.confident) else None
+        _start_load(engine, name, Path(saved["path"]), mapping, remember_as)
+
+
+# --- what a load gave -------------------------------------------------------------------------------------
+
+
+def _show_outcome(engine, outcome: dict) -> None:
+    if outcome["cancelled"]:
+        st.info(f"Loading {_md(outcome['dataset'])} was cancelled: nothing of it was kept.")
+    elif outcome["error"]:
+        st.error(outcome["error"])
+    elif outcome["report"]:
+        _show_report(engine, outcome["report"])
+
+
+def _show_report(engine, report: dict) -> None:
+    read, loaded, quarantined = report["rows_read"], report["rows_loaded"], report["rows_quarantined"]
+    st.subheader(f"Loaded {_md(report['dataset'])}")
+    balance = f"rows read = rows loaded + rows quarantined: {read:,} = {loaded:,} + {quarantined:,}"
+    if read == loaded + quarantined:
+        st.success(f"Every row is accounted for — {balance}")
+    else:
+        st.error(f"The counts do not reconcile — {balance}")
+    tiles = st.columns(3)
+    tiles[0].metric("Rows read", f"{read:,}")
+    tiles[1].metric("Rows loaded", f"{loaded:,}")
+    tiles[2].metric("Rows quarantined", f"{quarantined:,}")
+    facts = [f"{report.get('users', 0):,} shoppers", f"layout {LAYOUT_NAMES.get(report.get('layout'), report.get('layout'))}"]
+    if report.get("first_event") and report.get("last_event"):
+        facts.append(f"events from {report['first_event']} to {report['last_event']}")
+    if report.get("sessions_derived"):
+        facts.append(f"sessions derived by a {config.SESSION_GAP_MINUTES}-minute inactivity gap")
+    if report.get("seconds") is not None:
+        facts.append(f"loaded in {report['seconds']:.1f} s")
+    st.caption(_md(" · ".join(facts)))
+    for note in report.get("notes") or []:
+        st.caption(f"• {_md(note)}")
+
+    left, right = st.columns(2)
+    by_type = report.get("events_by_type") or {}
+    left.markdown("**Events by type**")
+    left.dataframe(pd.DataFrame({"event type": list(by_type), "events": list(by_type.values())}),
+                   hide_index=True, width="stretch",
+                   column_config={"events": st.column_config.NumberColumn("events", format="localized")})
+    unknown = report.get("unknown_event_types") or {}
+    if unknown:
+        listed = (", ".join(f"{k} ({v:,})" for k, v in unknown.items()) if isinstance(unknown, dict)
+                  else ", ".join(map(str, unknown)))
+        left.warning(f"Unknown event types, kept as given: {_md(listed)}")
+    by_reason = report.get("quarantine_by_reason") or {}
+    right.markdown("**Quarantine by reason**")
+    if by_reason:
+        right.dataframe(pd.DataFrame({"reason": list(by_reason), "rows": list(by_reason.values())}),
+                        hide_index=True, width="stretch",
+                        column_config={"rows": st.column_config.NumberColumn("rows", format="localized")})
+    else:
+        right.caption("No row was quarantined.")
+    if quarantined:
+        _show_quarantine(engine, report["dataset"], quarantined)
+
+
+def _show_quarantine(engine, dataset: str, n_rows: int) -> None:
+    try:
+        rows = quarantined_rows(engine, dataset, limit=config.QUARANTINE_SHOW_ROWS)
+    except CartsightError as exc:  # deleted since it was loaded
+        show_error(exc)
+        return
+    shown = f"first {len(rows):,} of {n_rows:,}" if n_rows > len(rows) else f"all {n_rows:,}"
+    st.markdown(f"**Quarantined rows** ({shown}; the download holds all)")
+    st.dataframe(rows, hide_index=True, width="stretch")
+    # small quarantines are already in hand; large ones are written only when the analyst asks
+    data = rows.to_csv(index=False) if n_rows <= len(rows) else (lambda: quarantined_rows(engine, dataset).to_csv(index=False))
+    st.download_button("Download quarantined rows (CSV)", data=data, mime="text/csv", on_click="ignore",
+                       file_name=f"{re.sub(r'[^A-Za-z0-9_-]+', '_', dataset).strip('_') or 'dataset'}-quarantine.csv",
+                       key="data_quarantine_download")
+
+
+# --- stored datasets -------------------------------------------------------------------------------------------
+
+
+def _datasets_section(engine, datasets: list[dict]) -> None:
+    st.header("Datasets")
+    if not datasets:
+        st.caption("No dataset yet: upload a file above.")
+        return
+    table = pd.DataFrame([{
+        "name": d["name"], "layout": LAYOUT_NAMES.get(d["layout"], d["layout"]), "events": d["rows_loaded"],
+        "quarantined": d["rows_quarantined"], "shoppers": d["n_users"], "first event": d["first_event"],
+        "last event": d["last_event"], "created": d["created_at"],
+    } for d in datasets])
+    counts = {c: st.column_config.NumberColumn(c, format="localized") for c in ("events", "quarantined", "shoppers")}
+    times = {c: st.column_config.DatetimeColumn(c, format="YYYY-MM-DD HH:mm") for c in ("first event", "last event",
+                                                                                       "created")}
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"name": st.column_config.TextColumn("name", width="medium"), **counts, **times})
+    names = [d["name"] for d in datasets]
+    pending = st.session_state.get(DELETE_KEY)
+    if pending in names:
+        st.warning(f"Delete {_md(pending)} with its quarantine, models and forecasts? This cannot be undone.")
+        yes, no, _ = st.columns([1, 1, 4])
+        if yes.button("Yes, delete it", type="primary", key="data_delete_confirm"):
+            _delete(engine, pending)
+        if no.button("Keep it", key="data_delete_keep"):
+            st.session_state.pop(DELETE_KEY, None)
+            st.rerun()
+        return
+    pick, go = st.columns([3, 1], vertical_alignment="bottom")
+    target = pick.selectbox("Dataset to delete", names, index=None, placeholder="Choose a dataset",
+                            key="data_delete_pick")
+    if go.button("Delete…", key="data_delete", disabled=target is None):
+        st.session_state[DELETE_KEY] = target
+        st.rerun()
+
+
+def _delete(engine, name: str) -> None:
+    st.session_state.pop(DELETE_KEY, None)
+    try:
+        store.drop_dataset(engine, name)
+    except CartsightError as exc:
+        show_error(exc)
+        return
+    st.cache_data.clear()
+    if st.session_state.get(DATASET_KEY) == name:
+        st.session_state[DATASET_KEY] = None
+    outcome = st.session_state.get(OUTCOME_KEY)
+    if outcome and outcome["dataset"] == name:
+        st.session_state.pop(OUTCOME_KEY, None)
+    st.toast(f"Deleted {_md(name)}.")
+    st.rerun()
+
+
+# --- the page -----------------------------------------------------------------------------------------------------
+
+st.title("Data")
+st.caption("Upload behaviour events (views, carts, purchases…). Every row ends up either in the dataset or in "
+           "quarantine with its reason.")
+engine = get_engine()
+job: _LoadJob | None = st.session_state.get(JOB_KEY)
+if job is not None and not job.running:
+    _finish_load(job)
+    job = None
+datasets = store.list_datasets(engine)
+_upload_section(engine, [d["name"] for d in datasets], running=job is not None)
+if st.session_state.get(JOB_KEY) is not None:
+    _load_progress()
+elif st.session_state.get(OUTCOME_KEY):
+    _show_outcome(engine, st.session_state[OUTCOME_KEY])
+_datasets_section(engine, datasets)

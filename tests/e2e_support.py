@@ -1,0 +1,112 @@
+"""Helpers for driving the app in tests: an isolated store, AppTest polling, a live server, a browser."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from core import config
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+APPTEST_TIMEOUT_S = 60  # the first run imports pandas, DuckDB and Plotly, and may load the sample
+SERVER_START_TIMEOUT_S = 60
+POLL_S = 0.2
+
+
+def isolated_store(monkeypatch: pytest.MonkeyPatch, folder: Path) -> str:
+    """Point cartsight at an empty DuckDB store in ``folder`` and keep every secrets.toml out of reach.
+
+    Returns the store URL. The working directory and HOME move to ``folder`` because the store
+    URL is read from ``.streamlit/secrets.toml`` there before ``CARTSIGHT_DB_URL``.
+    """
+    url = f"duckdb:///{folder / 'store.duckdb'}"
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("HOME", str(folder))
+    monkeypatch.setenv(config.DB_URL_ENV, url)
+    monkeypatch.setenv(config.HOME_ENV, str(folder / "home"))
+    return url
+
+
+def run_until(at, done: Callable[[], bool], timeout_s: float = APPTEST_TIMEOUT_S):
+    """Rerun an AppTest until ``done()`` holds (a load runs in a worker thread between runs)."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the page did not reach the expected state within {timeout_s} s")
+        time.sleep(POLL_S)
+        at.run()
+    return at
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(folder: Path) -> Iterator[str]:
+    """Start ``streamlit run app.py`` on a free port with its store in ``folder``; yields the base URL.
+
+    The server runs in ``folder`` (holding a copy of the project's ``.streamlit/config.toml``)
+    with HOME there too, so no secrets.toml of the developer's can redirect it to their data.
+    """
+    (folder / ".streamlit").mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / ".streamlit" / "config.toml", folder / ".streamlit" / "config.toml")
+    port = free_port()
+    env = {
+        **os.environ, "HOME": str(folder), config.DB_URL_ENV: f"duckdb:///{folder / 'store.duckdb'}",
+        config.HOME_ENV: str(folder / "home"), "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
+    }
+    log = (folder / "streamlit.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc, folder / "streamlit.log")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as resp:
+                if resp.read().strip() == b"ok":
+                    return
+        time.sleep(POLL_S)
+    raise RuntimeError(f"streamlit did not answer {base}/_stcore/health within {SERVER_START_TIMEOUT_S} s")
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium under Playwright (Playwright cannot download its own browser here)."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

@@ -1,0 +1,147 @@
+"""The analyst's journey in a real browser: open the app, upload the REES46 head on Data, see every row
+accounted for, then the funnel of that dataset on Overview.
+
+Runs ``streamlit run app.py`` on a free port with its store in a temporary folder and drives
+Debian's Chromium with Playwright. Screenshots land in that folder (``screenshots/``).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SHARED_DATA
+from tests.e2e_support import CHROMIUM, ROOT, launch_chromium, running_app
+
+pytestmark = pytest.mark.browser
+
+REES46_HEAD = SHARED_DATA / "rees46" / "2019-Oct-head.csv"
+# ingest's counts for the head: 17,434 rows + 1 cut-off row read; 5 exact duplicates and the cut-off row quarantined
+ROWS_READ, ROWS_LOADED, ROWS_QUARANTINED = 17_435, 17_429, 6
+VIEWPORT = {"width": 1440, "height": 1000}
+STEP_TIMEOUT_MS = 60_000  # first start loads the bundled sample; the 2 cores are shared
+
+
+def _shopper_funnel(path: Path) -> tuple[int, int, int]:
+    """Shoppers with a view, a cart and a purchase among the file's complete rows, counted by hand."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    header, body = rows[0], [r for r in rows[1:] if len(r) == len(rows[0])]
+    user, kind = header.index("user_id"), header.index("event_type")
+    reached = defaultdict(set)
+    for row in body:
+        reached[row[kind]].add(row[user])
+    return len(reached["view"]), len(reached["cart"]), len(reached["purchase"])
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    if not CHROMIUM.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the browser test: {CHROMIUM} is missing (apt-get install -y chromium)")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)")
+    with running_app(tmp_path_factory.mktemp("e2e-app")) as url:
+        yield url
+
+
+# named apart from pytest-playwright's ``browser``/``page`` fixtures, which would download their own browser
+@pytest.fixture(scope="session")
+def debian_chromium(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = launch_chromium(pw)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def app_page(debian_chromium):
+    context = debian_chromium.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(STEP_TIMEOUT_MS)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def _metric_value(page, label: str) -> str:
+    tile = page.get_by_test_id("stMetric").filter(has=page.get_by_test_id("stMetricLabel").filter(
+        has_text=re.compile(f"^{re.escape(label)}$")))
+    return tile.get_by_test_id("stMetricValue").inner_text().strip()
+
+
+def _full_screenshot(page, path: Path) -> None:
+    """The whole page: Streamlit scrolls inside its main block, so grow the viewport to its height first."""
+    page.wait_for_timeout(1000)  # Plotly's transition
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], int(height))})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(VIEWPORT)
+
+
+def test_upload_rees46_head_then_see_its_funnel(app_page, app_url, tmp_path_factory, shared_data):
+    from playwright.sync_api import expect
+
+    page = app_page
+    shots = tmp_path_factory.mktemp("screenshots")
+    page.goto(app_url)
+    nav = page.get_by_test_id("stSidebarNav")
+    # first start: the app declares its pages, loads the bundled sample, then lands on Overview
+    nav.get_by_role("link", name="Overview", exact=True).wait_for()
+    page.get_by_role("heading", name="Overview").first.wait_for()
+    page.get_by_test_id("stPlotlyChart").locator(".main-svg").first.wait_for()
+    nav.get_by_role("link", name="Data", exact=True).click()
+    page.get_by_role("heading", name="Data", exact=True).wait_for()
+
+    page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(str(REES46_HEAD))
+    page.get_by_text("How the file was read").wait_for()
+    expect(page.get_by_text("Layout: REES46 multi-category store")).to_be_visible()
+    expect(page.get_by_label("Dataset name")).to_have_value("2019-Oct-head")
+    page.get_by_role("button", name="Load", exact=True).click()
+
+    page.get_by_text("Every row is accounted for").wait_for()
+    assert _metric_value(page, "Rows read") == f"{ROWS_READ:,}"
+    assert _metric_value(page, "Rows loaded") == f"{ROWS_LOADED:,}"
+    assert _metric_value(page, "Rows quarantined") == f"{ROWS_QUARANTINED:,}"
+    assert page.get_by_text(
+        f"rows read = rows loaded + rows quarantined: {ROWS_READ:,} = {ROWS_LOADED:,} + {ROWS_QUARANTINED:,}"
+    ).is_visible()
+    page.get_by_test_id("stDownloadButton").wait_for()
+    _full_screenshot(page, shots / "data.png")
+
+    nav.get_by_role("link", name="Overview", exact=True).click()
+    page.get_by_role("heading", name="Overview").first.wait_for()
+    expect(page.get_by_role("combobox", name="Dataset")).to_have_value("2019-Oct-head")
+    page.get_by_test_id("stPlotlyChart").locator(".main-svg").first.wait_for()
+    viewers, carters, buyers = _shopper_funnel(REES46_HEAD)
+    assert (viewers, carters, buyers) == (4_504, 111, 193)
+    funnel = page.locator(".js-plotly-plot").filter(has=page.locator(".funnellayer"))
+    funnel.first.wait_for()
+    # each bar's label is "<count>", "<share> of initial", "<share> of previous" on separate lines (tspans)
+    labels = funnel.first.locator(".funnellayer text")
+    counts = [labels.nth(i).locator("tspan").first.text_content() for i in range(labels.count())]
+    assert [int(c.replace(",", "")) for c in counts] == [viewers, carters, buyers], f"funnel on screen: {counts}"
+    _full_screenshot(page, shots / "overview.png")
+    print(f"screenshots in {shots}")
+
+
+def test_first_request_to_a_page_url_gets_the_apps_navigation(debian_chromium, tmp_path):
+    from playwright.sync_api import expect
+
+    with running_app(tmp_path) as url:
+        context = debian_chromium.new_context(viewport=VIEWPORT)
+        context.set_default_timeout(STEP_TIMEOUT_MS)
+        page = context.new_page()
+        try:
+            page.goto(f"{url}/data")
+            page.get_by_role("heading", name="Data", exact=True).wait_for()
+            nav = page.get_by_test_id("stSidebarNav")
+            expect(nav.get_by_role("link", name="Overview", exact=True)).to_be_visible(timeout=15_000)
+            assert nav.get_by_role("link", name="common").count() == 0
+        finally:
+            context.close()

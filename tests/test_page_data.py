@@ -1,0 +1,260 @@
+"""AppTest of the Data page: upload, detection, mapping, load with its reconciliation, cancel, delete."""
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import re
+import threading
+
+import pandas as pd
+import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1 import app_test as app_test_module
+
+import core.ingest
+from core import store
+from core.sniff import sniff
+from pages.common import DATASET_KEY
+from tests.conftest import make_dataset
+from tests.e2e_support import APPTEST_TIMEOUT_S, ROOT, isolated_store, run_until
+
+PAGE = str(ROOT / "pages" / "data.py")
+HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"
+VIEW_1 = "2019-10-01 00:00:00 UTC,view,44600062,2103807459595387724,,shiseido,35.79,541312140,s-541\n"
+VIEW_2 = "2019-10-01 00:00:01 UTC,view,3900821,2053013552326770905,appliances.water_heater,aqua,33.20,554748717,s-554\n"
+CART_2 = "2019-10-01 00:00:02 UTC,cart,3900821,2053013552326770905,appliances.water_heater,aqua,33.20,554748717,s-554\n"
+BUY_2 = "2019-10-01 00:00:09 UTC,purchase,3900821,2053013552326770905,appliances.water_heater,aqua,33.20,554748717,s-554\n"
+CUT = "2019-10-01 00:00:12 UTC,view,17300353,2053013553853497655,,creed,543.10,5198"
+# lines 2-5 are good; line 6 repeats line 3 exactly; line 7 is cut off (no session, no final newline)
+REES46_SMALL = (HEADER + VIEW_1 + VIEW_2 + CART_2 + BUY_2 + VIEW_2 + CUT).encode()
+HOSTILE = "Oct'; DROP TABLE cs_events;-- \"x\""
+
+
+@pytest.fixture
+def store_url(monkeypatch, tmp_path):
+    return isolated_store(monkeypatch, tmp_path)
+
+
+def _page() -> AppTest:
+    return AppTest.from_file(PAGE, default_timeout=APPTEST_TIMEOUT_S).run()
+
+
+def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.file_uploader[0].set_value((name, data, "text/csv")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _detected(at: AppTest) -> dict[str, str]:
+    """The "how the file was read" line, as label -> value."""
+    line = next(m.value for m in at.markdown if m.value.startswith("Layout: "))
+    return dict(re.fullmatch(r"(.+?): \*\*(.+)\*\*", part.replace("\\", "")).groups() for part in line.split(" · "))
+
+
+def _loaded(at: AppTest) -> bool:
+    return "Rows read" in _metrics(at) or bool(at.error) or any("cancelled" in i.value for i in at.info)
+
+
+def test_upload_detects_layout_and_load_reconciles(store_url):
+    at = _upload(_page(), "2019-Oct-small.csv", REES46_SMALL)
+    assert _detected(at) == {"Layout": "REES46 multi-category store", "Delimiter": "comma",
+                             "Encoding": "utf-8", "Header row": "yes"}
+    preview = at.dataframe[0].value
+    assert list(preview["user_id"][:2]) == ["541312140", "554748717"]  # ids stay text, as in the file
+    assert at.expander[0].label == "Column mapping"
+    assert at.selectbox(key=next(k for k in _keys(at) if k.endswith("_col_user_id"))).value == "user_id"
+    assert at.text_input[0].value == "2019-Oct-small"
+
+    at.text_input[0].set_value(HOSTILE).run()
+    at.button(key="data_load").click().run()
+    run_until(at, lambda: _loaded(at))
+    assert not at.error, [e.value for e in at.error]
+    tiles = _metrics(at)
+    assert (tiles["Rows read"], tiles["Rows loaded"], tiles["Rows quarantined"]) == ("6", "4", "2")
+    assert "rows read = rows loaded + rows quarantined: 6 = 4 + 2" in at.success[0].value
+    by_type = {df.value.columns[0]: df.value for df in at.dataframe}
+    assert dict(zip(by_type["event type"]["event type"], by_type["event type"]["events"])) == {
+        "view": 2, "cart": 1, "purchase": 1}
+    assert dict(zip(by_type["reason"]["reason"], by_type["reason"]["rows"])) == {"duplicate": 1, "truncated_row": 1}
+    rows = by_type["line_no"]
+    assert list(rows["line_no"]) == [6, 7] and list(rows["reason"]) == ["duplicate", "truncated_row"]
+    assert rows["raw_line"].iloc[1] == CUT
+    assert at.get("download_button")[0].proto.label == "Download quarantined rows (CSV)"
+    assert at.session_state[DATASET_KEY] == HOSTILE
+
+    engine = store.make_engine(store_url)
+    ds = store.get_dataset(engine, HOSTILE)
+    assert (ds["rows_loaded"], ds["rows_quarantined"], ds["n_users"]) == (4, 2, 2)
+    engine.dispose()
+    listed = next(df.value for df in at.dataframe if "created" in df.value.columns)
+    assert listed["name"].tolist() == [HOSTILE] and listed["events"].tolist() == [4]
+
+
+def _keys(at: AppTest) -> list[str]:
+    return [w.key for w in at.selectbox if w.key]
+
+
+def test_missing_user_column_names_the_columns_found(store_url):
+    data = b"timestamp,action,sku,price\n2024-03-01 10:00:00,view,A1,9.5\n2024-03-01 10:05:00,purchase,A1,9.5\n"
+    at = _upload(_page(), "no_user.csv", data)
+    assert at.expander[0].proto.expanded  # unsure mappings open for checking
+    (message,) = [w.value.replace("\\", "") for w in at.warning if "Choose the column" in w.value]
+    assert message == ("Choose the column for Shopper id in the column mapping above. "
+                       "Columns in the file: timestamp, action, sku, price.")
+    assert at.button(key="data_load").disabled
+    key = next(k for k in _keys(at) if k.endswith("_col_user_id"))
+    at.selectbox(key=key).set_value("sku").run()  # any column may be taken as the shopper
+    assert not [w for w in at.warning if "Choose the column" in w.value]
+    assert not at.button(key="data_load").disabled
+
+
+def test_edited_mapping_loads_and_is_remembered(store_url):
+    data = (b"who,when,what,thing\n"
+            b"c1,2024-03-01 10:00:00,view,A1\nc1,2024-03-01 10:01:00,basket,A1\nc2,2024-03-02 09:00:00,view,B2\n")
+    at = _upload(_page(), "odd.csv", data)
+    sniffed_before = sniff_mapping(data, store_url)
+    assert not sniffed_before.confident
+    key = next(k for k in _keys(at) if k.endswith("_col_user_id")).removesuffix("_col_user_id")
+    at.selectbox(key=f"{key}_col_user_id").set_value("who")
+    at.selectbox(key=f"{key}_col_event_time").set_value("when")
+    at.selectbox(key=f"{key}_col_event_type").set_value("what")
+    at.selectbox(key=f"{key}_col_item_id").set_value("thing").run()
+    at.button(key="data_load").click().run()
+    run_until(at, lambda: _loaded(at))
+    assert not at.error, [e.value for e in at.error]
+    tiles = _metrics(at)
+    assert (tiles["Rows read"], tiles["Rows loaded"], tiles["Rows quarantined"]) == ("3", "3", "0")
+    assert any("kept as given: basket (1)" in w.value.replace("\\", "") for w in at.warning)  # unknown event type, kept and reported
+
+    again = sniff_mapping(data, store_url)
+    assert again.confident and again.columns["user_id"] == "who" and again.columns["event_type"] == "what"
+    assert any("remembered" in n for n in again.notes)
+
+
+def sniff_mapping(data: bytes, url: str):
+    from pathlib import Path
+
+    path = Path.cwd() / "sniff-me.csv"
+    path.write_bytes(data)
+    engine = store.make_engine(url)
+    try:
+        return sniff(path, engine=engine).mapping
+    finally:
+        engine.dispose()
+
+
+def test_unreadable_upload_shows_the_reason(store_url):
+    at = _upload(_page(), "photo.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00")
+    assert "photo.csv looks like a binary file" in at.error[0].value
+    assert not [b for b in at.button if b.key == "data_load"]
+
+
+def test_taken_name_blocks_load(store_url):
+    engine = store.make_engine(store_url)
+    make_dataset(engine, "2019-Oct-small", [
+        {"user_id": "u1", "event_time": dt.datetime(2024, 1, 1), "event_type": "view"}])
+    engine.dispose()
+    at = _upload(_page(), "2019-Oct-small.csv", REES46_SMALL)
+    assert "exists already" in at.warning[0].value
+    assert at.button(key="data_load").disabled
+
+
+def test_cancel_keeps_nothing(store_url, monkeypatch):
+    release = threading.Event()
+    real = core.ingest.ingest_file
+
+    def held_ingest(engine, path, name, mapping=None, progress=None):
+        progress(0.05, "waiting for the test")
+        release.wait(timeout=APPTEST_TIMEOUT_S)
+        return real(engine, path, name, mapping=mapping, progress=progress)
+
+    monkeypatch.setattr(core.ingest, "ingest_file", held_ingest)
+    at = _upload(_page(), "2019-Oct-small.csv", REES46_SMALL)
+    at.button(key="data_load").click().run()
+    assert at.get("progress")[0].proto.text == "waiting for the test"
+    at.button(key="data_cancel").click().run()
+    release.set()
+    run_until(at, lambda: _loaded(at))
+    assert "was cancelled: nothing of it was kept" in at.info[0].value
+    assert "Rows read" not in _metrics(at)
+    engine = store.make_engine(store_url)
+    assert store.list_datasets(engine) == []
+    engine.dispose()
+
+
+def test_delete_dataset_after_confirming(store_url):
+    engine = store.make_engine(store_url)
+    t0 = dt.datetime(2024, 3, 1, 12)
+    make_dataset(engine, "keep me", [{"user_id": "u1", "event_time": t0, "event_type": "view"}])
+    make_dataset(engine, "drop; me", [{"user_id": "u2", "event_time": t0, "event_type": "cart"}])
+    engine.dispose()
+    at = _page()
+    listed = at.dataframe[0].value
+    assert sorted(listed["name"]) == ["drop; me", "keep me"]
+    at.selectbox(key="data_delete_pick").set_value("drop; me").run()
+    at.button(key="data_delete").click().run()
+    assert "cannot be undone" in at.warning[0].value
+    at.button(key="data_delete_keep").click().run()
+    assert sorted(at.dataframe[0].value["name"]) == ["drop; me", "keep me"]  # "keep it" deletes nothing
+
+    at.selectbox(key="data_delete_pick").set_value("drop; me").run()
+    at.button(key="data_delete").click().run()
+    at.button(key="data_delete_confirm").click().run()
+    assert at.dataframe[0].value["name"].tolist() == ["keep me"]
+    engine = store.make_engine(store_url)
+    assert [d["name"] for d in store.list_datasets(engine)] == ["keep me"]
+    engine.dispose()
+
+
+def test_quarantine_download_holds_every_quarantined_row(store_url, monkeypatch):
+    storages: list[MemoryMediaFileStorage] = []
+
+    class RecordingStorage(MemoryMediaFileStorage):  # AppTest keeps download bytes in a storage made per run
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            storages.append(self)
+
+    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", RecordingStorage)
+    at = _upload(_page(), "2019-Oct-small.csv", REES46_SMALL)
+    at.button(key="data_load").click().run()
+    run_until(at, lambda: _loaded(at))
+    button = at.get("download_button")[0]
+    assert button.proto.label == "Download quarantined rows (CSV)"
+    content = storages[-1].get_file(button.proto.url.rsplit("/", 1)[1]).content.decode()
+    downloaded = pd.read_csv(io.StringIO(content), dtype=str, keep_default_na=False)
+    assert downloaded.columns.tolist() == ["line_no", "raw_line", "reason", "detail"]
+    assert downloaded["line_no"].tolist() == ["6", "7"]
+    assert downloaded["raw_line"].tolist() == [VIEW_2.rstrip("\n"), CUT]
+    assert downloaded["reason"].tolist() == ["duplicate", "truncated_row"]
+
+
+def test_gzipped_upload_is_read_and_named_without_its_suffixes(store_url):
+    at = _upload(_page(), "2019-Oct-small.csv.gz", gzip.compress(REES46_SMALL))
+    assert _detected(at)["Encoding"] == "utf-8, gzip"
+    assert at.text_input[0].value == "2019-Oct-small"
+    at.button(key="data_load").click().run()
+    run_until(at, lambda: _loaded(at))
+    tiles = _metrics(at)
+    assert (tiles["Rows read"], tiles["Rows loaded"], tiles["Rows quarantined"]) == ("6", "4", "2")
+    assert at.file_uploader[0].value is None  # the upload box is empty again for the next file
+
+
+def test_bundled_sample_can_be_loaded_from_the_page(store_url):
+    from core import config
+
+    at = _page()
+    at.button(key="data_load_sample").click().run()
+    run_until(at, lambda: _loaded(at))
+    with gzip.open(config.SAMPLE_FILE, "rt", encoding="utf-8") as fh:
+        lines = sum(1 for line in fh if line.strip()) - 1  # less the header
+    tiles = _metrics(at)
+    assert tiles["Rows read"] == f"{lines:,}"
+    assert int(tiles["Rows loaded"].replace(",", "")) + int(tiles["Rows quarantined"].replace(",", "")) == lines
+    assert at.session_state[DATASET_KEY] == config.SAMPLE_DATASET
+    assert not [b for b in at.button if b.key == "data_load_sample"]  # offered only while it is missing
