@@ -1,0 +1,197 @@
+"""Benchmark of the forecast model: training time, scoring throughput and quality against the baselines.
+
+For each size (default 20,000 and 100,000 shoppers, 10 weeks of simulated REES46-layout
+events from ``core.simulate``) it loads the events into a fresh DuckDB store, runs
+``core.forecast.train`` with the default ``ModelConfig`` (2 torch threads) and records:
+training time (sequences, fitting, evaluation: up to the start of scoring), scoring
+throughput (every shopper scored at the data's end, reasons included, predictions
+written), and the held-out metrics of the model and of every baseline for each head. The
+quality table is repeated on a second seed at the first size. Results are printed and
+written to the "## Model" section of ``docs/benchmarks.md`` (other sections are kept).
+
+    python bench/model.py                      # 20k and 100k shoppers, seeds 1 and 2
+    python bench/model.py --users 20000 --seeds 1
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core import forecast, simulate, store  # noqa: E402
+from core.model.config import ModelConfig  # noqa: E402
+
+SECTION = "## Model"
+
+
+def canonical(events: pd.DataFrame) -> pd.DataFrame:
+    """Simulated REES46 rows in the store's canonical columns."""
+    category = events["category_code"].astype(object).where(events["category_code"].notna(),
+                                                            events["category_id"].astype(str))
+    return pd.DataFrame({
+        "user_id": events["user_id"].astype(str),
+        "event_time": pd.to_datetime(events["event_time"].str.removesuffix(" UTC")),
+        "event_type": events["event_type"].astype(str),
+        "item_id": events["product_id"].astype(str),
+        "category": category,
+        "brand": events["brand"].astype(object).where(events["brand"].notna(), None),
+        "price": events["price"].astype(float),
+        "session_id": events["user_session"].astype(str),
+    })
+
+
+def load_simulation(engine, name: str, n_users: int, weeks: int, seed: int) -> int:
+    """Simulate in chunks and insert natively into a DuckDB store; returns the number of events."""
+    import datetime as dt
+
+    total, first, last = 0, None, None
+    with engine.begin() as conn:
+        did = store.next_dataset_id(conn)
+        conn.execute(store.datasets.insert().values(
+            dataset_id=did, name=name, layout="rees46", source="bench", created_at=dt.datetime.now(),
+            rows_read=0, rows_loaded=0, rows_quarantined=0, mapping_json="{}", report_json="{}"))
+        raw = store.driver_connection(conn)
+        for chunk in simulate.iter_chunks(n_users, weeks=weeks, seed=seed):
+            frame = canonical(chunk).assign(dataset_id=did)
+            cols = ", ".join(frame.columns)
+            raw.register("bench_events", frame)
+            raw.execute(f"INSERT INTO cs_events ({cols}) SELECT {cols} FROM bench_events")
+            raw.unregister("bench_events")
+            total += len(frame)
+            lo, hi = frame["event_time"].min(), frame["event_time"].max()
+            first = lo if first is None else min(first, lo)
+            last = hi if last is None else max(last, hi)
+        conn.execute(store.datasets.update().where(store.datasets.c.dataset_id == did).values(
+            rows_read=total, rows_loaded=total, n_users=n_users, first_event=first.to_pydatetime(),
+            last_event=last.to_pydatetime()))
+    return total
+
+
+def run(n_users: int, weeks: int, seed: int, workdir: Path) -> dict:
+    """One training run; returns timings, the card and the machine load."""
+    os.environ["CARTSIGHT_HOME"] = str(workdir / "home")
+    engine = store.make_engine(f"duckdb:///{workdir / f'bench_{n_users}_{seed}.duckdb'}")
+    started = time.perf_counter()
+    n_events = load_simulation(engine, "bench", n_users, weeks, seed)
+    load_s = time.perf_counter() - started
+    marks: dict[str, float] = {}
+
+    def progress(p):
+        if p.stage not in marks:
+            print(f"  {time.strftime('%H:%M:%S')} {p.stage}", flush=True)
+        marks.setdefault(p.stage, time.perf_counter())
+
+    load_before = os.getloadavg()[0]
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    card = forecast.train(engine, "bench", horizon_days=7, config=ModelConfig(), progress=progress, seed=seed)
+    t_end = time.perf_counter()
+    cpu_s = time.process_time() - cpu0
+    scoring_start = marks.get("scoring", t_end)
+    scoring_end = marks.get("saving", t_end)
+    engine.dispose()
+    return {
+        "n_users": n_users, "seed": seed, "n_events": n_events, "load_s": load_s,
+        "train_s": scoring_start - t0, "fit_s": marks.get("evaluating", t_end) - marks.get("training", t0),
+        "score_s": scoring_end - scoring_start, "total_s": t_end - t0,
+        "shoppers_per_s": card.n_users / max(scoring_end - scoring_start, 1e-9),
+        "cpu_s": cpu_s, "card": card, "load_avg": (load_before, os.getloadavg()[0]),
+    }
+
+
+def timing_table(results: list[dict]) -> str:
+    lines = ["| shoppers | seed | events | trained on | examples | epochs | training (s) | of which fitting (s) | "
+             "scoring all shoppers (s) | shoppers/s scored | CPU time, whole run (s) | load avg before/after |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        c = r["card"]
+        lines.append(
+            f"| {r['n_users']:,} | {r['seed']} | {r['n_events']:,} | {c.n_users_trained:,}{' (sample)' if c.sampled else ''} | "
+            f"{c.n_train_examples:,} | {len(c.loss_curve)} | {r['train_s']:.0f} | {r['fit_s']:.0f} | {r['score_s']:.0f} | "
+            f"{r['shoppers_per_s']:,.0f} | {r['cpu_s']:.0f} | {r['load_avg'][0]:.1f} / {r['load_avg'][1]:.1f} |")
+    return "\n".join(lines)
+
+
+def quality_table(results: list[dict]) -> str:
+    lines = ["| seed | head | metric | model | best baseline | all baselines | used |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        c = r["card"]
+        for head, (key, higher) in forecast.HEAD_METRICS.items():
+            info = c.heads[head]
+            vals = {name: m.get(key) for name, m in info["metrics"].items()}
+            base = {n: v for n, v in vals.items() if n != "model" and v is not None}
+            best = (max if higher else min)(base, key=base.get) if base else None
+            fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+            others = ", ".join(f"{n} {fmt(v)}" for n, v in base.items())
+            lines.append(f"| {r['seed']} | {head} | {key} | {fmt(vals.get('model'))} | "
+                         f"{best} {fmt(base.get(best)) if best else ''} | {others} | {info['used']} |")
+    return "\n".join(lines)
+
+
+def write_section(text: str, path: Path) -> None:
+    """Replace (or append) the "## Model" section of ``path``, keeping every other section."""
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
+    path.write_text(new)
+
+
+def section(results: list[dict], args) -> str:
+    """The "## Model" section for the runs finished so far."""
+    cfg = ModelConfig()
+    quality = [r for r in results if r["n_users"] == args.users[0]]
+    pending = [f"{n:,} shoppers seed {s}" for n, s in _runs(args) if not any(
+        r["n_users"] == n and r["seed"] == s for r in results)]
+    return "\n".join([
+        SECTION, "",
+        f"`python bench/model.py` (simulated shoppers from `core.simulate`, {args.weeks} weeks, horizon 7 days, default "
+        f"`ModelConfig`: hidden {cfg.hidden_size}, {cfg.n_layers} layers, max_len {cfg.max_len}, "
+        f"{cfg.torch_threads} torch threads, at most {cfg.max_train_users:,} shoppers trained on, "
+        f"{cfg.max_train_examples:,} examples per epoch, at most {cfg.epochs} epochs). Machine: {os.cpu_count()} CPU "
+        "cores, shared with other processes while measured (the load average is shown; torch slows 5-60x when the "
+        "cores are busy, so the wall times are upper bounds); DuckDB store.",
+        "", "Training = sequences + fitting + calibration + evaluation of the model and every baseline on the held-out "
+        "week (everything before scoring). Scoring = every shopper at the data's end, reasons (5 occlusions each) "
+        "included, predictions written. CPU time counts both torch threads.", "",
+        timing_table(results), "",
+        f"Quality on the held-out last week, {args.users[0]:,} shoppers, seeds "
+        f"{', '.join(str(r['seed']) for r in quality)} (ROC-AUC, accuracy@1 and NDCG@10: higher is better; "
+        "log loss: lower is better):", "",
+        quality_table(quality), "",
+        *([f"Not measured (not finished in the time available): {', '.join(pending)}.", ""] if pending else []),
+    ])
+
+
+def _runs(args) -> list[tuple[int, int]]:
+    first = args.users[0]
+    return [(first, s) for s in args.seeds] + [(n, args.seeds[0]) for n in args.users[1:]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, nargs="+", default=[20_000, 100_000])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--weeks", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="cartsight-model-bench-") as tmp:
+        for n, seed in _runs(args):
+            print(f"running {n} shoppers, seed {seed} ...", flush=True)
+            results.append(run(n, args.weeks, seed, Path(tmp)))
+            text = section(results, args)
+            print(text, flush=True)
+            write_section(text, args.out)  # after every run, so an interrupted bench keeps what it measured
+
+
+if __name__ == "__main__":
+    main()

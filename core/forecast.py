@@ -1,0 +1,540 @@
+"""Forecasts end to end: train, evaluate against the baselines, choose, score every shopper, publish.
+
+:func:`train` plans the cutoffs (``core.model.labels.plan_cutoffs``), builds sequences and
+targets, trains the sequence model, calibrates its propensity on the validation window,
+and measures the model AND every baseline on the held-out last window. For each head it
+keeps the forecast with the better main metric (propensity ROC-AUC, next-type log loss,
+category accuracy@1, items NDCG@10) and says so plainly in the :class:`ModelCard`. It then
+scores every shopper at the data's end in chunks (the baseline's forecast fills the
+columns of a head the model lost), writes the reasons, and publishes the version: weights
+and JSON on disk, predictions and a ``ready`` row in the store, all or nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core import config as app_config
+from core import sequences as seq
+from core import store
+from core.errors import NotFittedError, SchemaError, TrainingCancelled
+from core.model.config import EVENT_CLASS_COLUMNS, EVENT_CLASSES, ModelConfig
+from core.model.training import TrainProgress
+
+#: The four heads, the metric that decides each, and whether higher is better.
+HEAD_METRICS = {
+    "propensity": ("roc_auc", True),
+    "next_event_type": ("log_loss", False),
+    "next_category": ("accuracy@1", True),
+    "next_items": ("ndcg@10", True),
+}
+MODEL = "model"
+#: Ranked list length used to measure and to write categories and items.
+RANK_K = 10
+TARGET_TEXT = (
+    "Targets, for a cutoff T and horizon H: inputs are the events before T only. purchased = any purchase in "
+    "[T, T+H); next_event_type = the furthest funnel step reached in [T, T+H) (none < view < remove_from_cart < "
+    "cart < purchase; wishlist and unknown types count as view); next_category = category of the first event in "
+    "[T, T+H) that has one; next_item = item of the first event in [T, T+H). Category and item metrics count only "
+    "shoppers with such a target."
+)
+
+
+@dataclass
+class ModelCard:
+    """What was trained, on which data, how well each forecast did, and which one each head uses."""
+
+    model_version: str
+    dataset: str
+    dataset_id: int
+    created_at: dt.datetime
+    horizon_days: int
+    data_window: tuple
+    plan: dict
+    n_users: int
+    n_users_trained: int
+    sampled: bool
+    n_train_examples: int
+    training_seconds: float
+    heads: dict
+    lift: list = field(default_factory=list)
+    calibration: list = field(default_factory=list)
+    loss_curve: list = field(default_factory=list)
+    refit_on_latest: bool = False
+    notes: list = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (times as ISO strings)."""
+        out = dataclasses.asdict(self)
+        out["created_at"] = self.created_at.isoformat()
+        out["data_window"] = [t.isoformat() if isinstance(t, dt.datetime) else t for t in self.data_window]
+        return json.loads(json.dumps(out, default=_json_default))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelCard":
+        """Inverse of :meth:`to_dict`."""
+        values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        values["created_at"] = dt.datetime.fromisoformat(data["created_at"])
+        values["data_window"] = tuple(dt.datetime.fromisoformat(t) if t else None for t in data["data_window"])
+        return cls(**values)
+
+    def to_text(self) -> str:
+        """The card in plain words (the CLI prints this)."""
+        lines = [
+            f"Model {self.model_version} for dataset {self.dataset!r} (horizon {self.horizon_days} days)",
+            f"Data window: {_fmt(self.data_window[0])} to {_fmt(self.data_window[1])}; {self.n_users} shoppers scored.",
+            f"Trained on {self.n_users_trained} shoppers" + (" (a seeded sample)" if self.sampled else "")
+            + f", {self.n_train_examples} examples, in {self.training_seconds:.1f} s.",
+            "Cutoffs: " + ", ".join(f"{k}={v}" for k, v in self.plan.items() if k in ("train_cutoffs", "valid_cutoff", "test_cutoff")),
+            TARGET_TEXT,
+            "",
+            "Held-out window results (the forecast in use is marked *):",
+        ]
+        for head, info in self.heads.items():
+            key = HEAD_METRICS[head][0]
+            lines.append(f"  {head} (decided by {key}):")
+            for name, metrics in info["metrics"].items():
+                mark = "*" if name == info["used"] else " "
+                shown = ", ".join(f"{k} {_num(v)}" for k, v in metrics.items() if k not in ("note", "measurable"))
+                lines.append(f"   {mark} {name}: {shown}")
+            if info.get("note"):
+                lines.append(f"    {info['note']}")
+        lines.append("")
+        lines.append("Refit on the latest window: " + ("yes" if self.refit_on_latest else "no"))
+        lines.extend(self.notes)
+        return "\n".join(lines)
+
+
+def _json_default(v):
+    if isinstance(v, (dt.datetime, dt.date, pd.Timestamp)):
+        return v.isoformat()
+    if isinstance(v, np.generic):
+        return v.item()
+    return str(v)
+
+
+def _fmt(t) -> str:
+    return t.strftime("%Y-%m-%d %H:%M") if isinstance(t, dt.datetime) else str(t)
+
+
+def _num(v) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+class _Progress:
+    def __init__(self, callback: Callable[[TrainProgress], None] | None):
+        self.callback = callback
+
+    def __call__(self, stage: str, fraction: float, message: str) -> None:
+        if self.callback is not None:
+            self.callback(TrainProgress(stage=stage, fraction=min(max(fraction, 0.0), 1.0), message=message))
+
+
+def _check_stop(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise TrainingCancelled("Training was cancelled; no model version was written.")
+
+
+def _data_window(engine: Engine, dataset_id: int) -> tuple[dt.datetime, dt.datetime, int]:
+    ev = store.events
+    q = sa.select(sa.func.min(ev.c.event_time), sa.func.max(ev.c.event_time), sa.func.count()).where(
+        ev.c.dataset_id == dataset_id)
+    with engine.connect() as conn:
+        first, last, n = conn.execute(q).one()
+    if not n:
+        raise SchemaError("The dataset has no events to learn from.", column="event_time")
+    return first, last, int(n)
+
+
+def _load_history(engine: Engine, dataset_id: int, users: Sequence[str], exhaustive: bool, end: dt.datetime,
+                  chunk_users: int) -> pd.DataFrame:
+    frames = [seq.load_events(engine, dataset_id, c, None, end) for c in seq.user_chunks(list(users), chunk_users, exhaustive)]
+    return _history_frame(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=seq.EVENT_COLUMNS))
+
+
+def _history_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["event_time"] = pd.to_datetime(frame["event_time"])
+    frame["user_id"] = frame["user_id"].astype(str)
+    return frame
+
+
+def _fit_rfm(history: pd.DataFrame, train_targets: list[pd.DataFrame]) -> dict:
+    from core.model.baselines import RFMNextType, RFMPropensity
+
+    examples = [(history[history["event_time"] < t["cutoff"].iloc[0]], t) for t in train_targets if len(t)]
+    return {"propensity": RFMPropensity().fit(examples), "next_event_type": RFMNextType().fit(examples)}
+
+
+def _rankers(history: pd.DataFrame, cutoff: dt.datetime, horizon_days: int) -> dict:
+    from core.model.baselines import MarkovChain, MostPopular, OwnMostFrequent
+
+    h = history[history["event_time"] < cutoff]
+    return {
+        "most_popular": MostPopular(window_days=horizon_days).fit(h, cutoff),
+        "own_most_frequent": OwnMostFrequent(popular_window_days=horizon_days).fit(h, cutoff),
+        "markov_chain": MarkovChain(popular_window_days=horizon_days).fit(h, cutoff),
+    }
+
+
+def _decode_ranked(vocab: seq.Vocabulary, ids: np.ndarray) -> list[list[str]]:
+    return [[t for t in vocab.decode(row) if t is not None] for row in ids]
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+def _evaluate(test, pred, calibrator, rfm: dict, rankers: dict, history: pd.DataFrame, plan, vocabs,
+              rfm_name: str) -> tuple[dict, list, list]:
+    from core.model import evaluation as ev
+
+    users = test.batch.user_ids
+    targets = test.targets
+    y = targets["purchased"].to_numpy()
+    cutoff = plan.test_cutoff
+    heads: dict = {}
+
+    p_model = calibrator(pred.propensity)
+    p_rfm = rfm["propensity"].predict_proba(history, cutoff, users)
+    prop = {MODEL: ev.evaluate_propensity(y, p_model), rfm_name: ev.evaluate_propensity(y, p_rfm)}
+    measurable = prop[MODEL]["measurable"]
+    if measurable:
+        used, note = ev.pick_forecast(prop, "roc_auc", True)
+    else:
+        used, note = MODEL, prop[MODEL]["note"] + " The model's propensity is used; its quality could not be measured."
+    heads["propensity"] = {"metrics": prop, "used": used, "note": note}
+    p_used = p_model if used == MODEL else p_rfm
+    lift = ev.lift_by_decile(y, p_used).to_dict("records") if measurable else []
+    calibration = ev.calibration_table(y, p_used).to_dict("records") if measurable else []
+
+    true_type = targets["next_event_type"].tolist()
+    classes = list(EVENT_CLASSES)
+    types = {MODEL: ev.evaluate_next_type(true_type, pred.type_proba, classes),
+             rfm_name: ev.evaluate_next_type(true_type, rfm["next_event_type"].predict_proba(history, cutoff, users), classes)}
+    used, note = ev.pick_forecast(types, "log_loss", False)
+    heads["next_event_type"] = {"metrics": types, "used": used, "note": note}
+
+    true_cat = targets["next_category"].tolist()
+    cats = {MODEL: ev.evaluate_ranking(true_cat, _decode_ranked(vocabs.categories, pred.category_ids))}
+    for name, ranker in rankers.items():
+        cats[name] = ev.evaluate_ranking(true_cat, ranker.rank_categories(users, RANK_K))
+    used, note = ev.pick_forecast(cats, "accuracy@1", True)
+    heads["next_category"] = {"metrics": cats, "used": used, "note": note}
+
+    true_item = targets["next_item"].tolist()
+    items = {MODEL: ev.evaluate_ranking(true_item, _decode_ranked(vocabs.items, pred.item_ids))}
+    for name, ranker in rankers.items():
+        items[name] = ev.evaluate_ranking(true_item, ranker.rank_items(users, RANK_K))
+    used, note = ev.pick_forecast(items, "ndcg@10", True)
+    heads["next_items"] = {"metrics": items, "used": used, "note": note}
+    return heads, lift, calibration
+
+
+# --- scoring ----------------------------------------------------------------------------------
+
+
+def _score_chunk(loaded, batch: seq.SequenceBatch, heads: dict, baselines: dict, chunk_history: pd.DataFrame | None,
+                 cutoff: dt.datetime, dataset_id: int, version: str) -> pd.DataFrame:
+    from core.model.reasons import explain
+    from core.model.training import predict_examples
+
+    cfg, vocabs = loaded["config"], loaded["vocabs"]
+    pred = predict_examples(loaded["model"], batch, cfg)
+    users = batch.user_ids
+    used = {h: info["used"] for h, info in heads.items()}
+    propensity = loaded["calibrator"](pred.propensity)
+    if used["propensity"] != MODEL:
+        propensity = baselines["rfm"]["propensity"].predict_proba(chunk_history, cutoff, users)
+    type_p = pred.type_proba
+    if used["next_event_type"] != MODEL:
+        type_p = baselines["rfm"]["next_event_type"].predict_proba(chunk_history, cutoff, users)
+    if used["next_category"] == MODEL:
+        next_cat = vocabs.categories.decode(pred.category_ids[:, 0])
+        next_cat_p = pred.category_p[:, 0].astype(float)
+    else:
+        ranked = _chunk_ranker(baselines, used["next_category"], chunk_history, cutoff).rank_categories(users, 1)
+        next_cat = [r[0] if r else None for r in ranked]
+        next_cat_p = np.full(len(users), np.nan)
+    if used["next_items"] == MODEL:
+        top_items = [" ".join(r) for r in _decode_ranked(vocabs.items, pred.item_ids)]
+    else:
+        ranker = _chunk_ranker(baselines, used["next_items"], chunk_history, cutoff)
+        top_items = [" ".join(r) for r in ranker.rank_items(users, cfg.top_k_items)]
+    reasons = explain(loaded["model"], batch, vocabs, cfg.n_reasons, cfg.batch_size * 4, base=pred.propensity)
+    frame = pd.DataFrame({
+        "dataset_id": dataset_id, "model_version": version, "user_id": users,
+        "purchase_propensity": np.asarray(propensity, dtype=float),
+        "next_event_type": [EVENT_CLASSES[i] for i in np.asarray(type_p).argmax(axis=1)],
+    })
+    for j, col in enumerate(EVENT_CLASS_COLUMNS):
+        frame[col] = np.asarray(type_p, dtype=float)[:, j]
+    frame["next_category"] = next_cat
+    frame["next_category_p"] = next_cat_p
+    frame["top_items"] = top_items
+    frame["reasons"] = reasons
+    return frame
+
+
+def _chunk_ranker(baselines: dict, name: str, chunk_history: pd.DataFrame, cutoff: dt.datetime):
+    """The global ranker for most_popular; per-chunk own/Markov rankers (they read each shopper's own history)."""
+    if name == "most_popular":
+        return baselines["rankers"][name]
+    return _rankers(chunk_history, cutoff, baselines["horizon_days"])[name]
+
+
+def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict, dataset_id: int, version: str,
+               end_cutoff: dt.datetime, report: _Progress, should_stop, fraction_range: tuple[float, float]) -> int:
+    from core.model.registry import write_predictions
+
+    cfg = loaded["config"]
+    need_history = any(info["used"] not in (MODEL, "most_popular") for info in heads.values())
+    users = seq.list_users(engine, dataset_id, before=end_cutoff)
+    chunks = seq.user_chunks(users, cfg.chunk_users, exhaustive=True)
+    lo, hi = fraction_range
+    written = 0
+    report("scoring", lo, f"scoring {len(users)} shoppers")
+    for i, chunk in enumerate(chunks):
+        _check_stop(should_stop)
+        batch = seq.build_sequences(engine, dataset_id, chunk, end_cutoff, loaded["vocabs"], cfg.max_len)
+        history = _history_frame(seq.load_events(engine, dataset_id, chunk, None, end_cutoff)) if need_history else None
+        frame = _score_chunk(loaded, batch, heads, baselines, history, end_cutoff, dataset_id, version)
+        written += write_predictions(conn, frame)
+        report("scoring", lo + (hi - lo) * (i + 1) / len(chunks), f"scored {written} of {len(users)} shoppers")
+    return written
+
+
+# --- public API ---------------------------------------------------------------------------------
+
+
+def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_HORIZON_DAYS,
+          config: ModelConfig | None = None, progress: Callable[[TrainProgress], None] | None = None,
+          should_stop: Callable[[], bool] | None = None, seed: int = 0) -> ModelCard:
+    """Train, evaluate, choose, score and publish a model version for ``dataset``.
+
+    Inputs: the store ``engine``; the dataset name; the horizon in days (1..60); a
+    :class:`ModelConfig` (defaults when None; its ``seed`` is replaced by ``seed``);
+    ``progress`` receives :class:`TrainProgress` reports; ``should_stop`` is polled at every
+    step. Output: the :class:`ModelCard` of the new version, which is then the latest
+    ``ready`` model. Errors: ``DatasetNotFoundError``; ``SchemaError`` when the data span
+    is too short for the horizon (the message gives the span found and needed);
+    :class:`TrainingCancelled` when ``should_stop()`` turns True (nothing is written).
+    """
+    from core.model import registry
+    from core.model.evaluation import fit_calibrator
+    from core.model.labels import plan_cutoffs
+    from core.model.training import build_examples, fit_model, predict_examples, seed_everything
+
+    cfg = dataclasses.replace(config or ModelConfig(), seed=seed)
+    report = _Progress(progress)
+    started = time.perf_counter()
+    ds = store.get_dataset(engine, dataset)
+    did = ds["dataset_id"]
+    first, last, _ = _data_window(engine, did)
+    plan = plan_cutoffs(first, last, horizon_days, cfg.n_train_cutoffs)
+    h = plan.horizon_days
+    seed_everything(cfg.seed, cfg.torch_threads)
+    notes: list[str] = list(plan.notes)
+
+    report("sequences", 0.0, "reading shoppers and vocabularies")
+    all_users = seq.list_users(engine, did)
+    sample, sampled = seq.sample_users(all_users, cfg.max_train_users, cfg.seed)
+    if sampled:
+        notes.append(f"{len(all_users)} shoppers is above max_train_users={cfg.max_train_users}: training and "
+                     f"evaluation use a seeded sample of {len(sample)} shoppers; every shopper is scored.")
+    exhaustive = not sampled
+    vocabs = seq.build_vocabularies(engine, did, before=plan.test_cutoff, item_cap=cfg.item_vocab_cap,
+                                    category_cap=cfg.category_vocab_cap, brand_cap=cfg.brand_vocab_cap,
+                                    min_count=cfg.min_token_count)
+    _check_stop(should_stop)
+    n_cut = len(plan.train_cutoffs) + 2
+
+    def on_chunk(offset: int):
+        return lambda done, total: report("sequences", 0.15 * (offset + done / total) / n_cut, "reading sequences")
+
+    train_ex = build_examples(engine, did, plan.train_cutoffs, sample, exhaustive, vocabs, cfg, h, should_stop, on_chunk(0))
+    if plan.valid_shared:
+        rng = np.random.default_rng(cfg.seed)
+        is_valid = rng.random(len(train_ex)) < 0.2
+        valid_ex, train_ex = train_ex.take(np.flatnonzero(is_valid)), train_ex.take(np.flatnonzero(~is_valid))
+    else:
+        valid_ex = build_examples(engine, did, [plan.valid_cutoff], sample, exhaustive, vocabs, cfg, h, should_stop,
+                                  on_chunk(len(plan.train_cutoffs)))
+    test_ex = build_examples(engine, did, [plan.test_cutoff], sample, exhaustive, vocabs, cfg, h, should_stop,
+                             on_chunk(n_cut - 1))
+
+    fit = fit_model(train_ex, valid_ex, vocabs, cfg, progress, should_stop, fraction_range=(0.15, 0.7))
+    report("evaluating", 0.72, "calibrating on the validation window and measuring on the held-out window")
+    valid_pred = predict_examples(fit.model, valid_ex.batch, cfg, should_stop)
+    calibrator = fit_calibrator(valid_ex.labels["purchased"], valid_pred.propensity)
+    test_pred = predict_examples(fit.model, test_ex.batch, cfg, should_stop)
+
+    end_cutoff = last + dt.timedelta(seconds=1)
+    history = _load_history(engine, did, sample, exhaustive, end_cutoff, cfg.chunk_users)
+    train_targets = [g for _, g in train_ex.targets.groupby("cutoff", sort=True)]
+    rfm = _fit_rfm(history, train_targets)
+    from core.model.baselines import RFMPropensity
+
+    rfm_name = RFMPropensity.name
+    heads, lift, calibration = _evaluate(test_ex, test_pred, calibrator, rfm,
+                                         _rankers(history, plan.test_cutoff, h), history, plan, vocabs, rfm_name)
+    _check_stop(should_stop)
+    for head, info in heads.items():
+        if info["used"] != MODEL:
+            notes.append(f"{head}: the model lost to {info['used']} on the held-out window, so the forecasts "
+                         f"written for this head are {info['used']}'s.")
+
+    model, n_examples = fit.model, fit.n_train_examples
+    if cfg.refit_on_latest:
+        report("training", 0.75, "refitting on every window, the latest included")
+        refit_cutoffs = [*plan.train_cutoffs, plan.valid_cutoff, plan.test_cutoff]
+        vocabs = seq.build_vocabularies(engine, did, before=None, item_cap=cfg.item_vocab_cap,
+                                        category_cap=cfg.category_vocab_cap, brand_cap=cfg.brand_vocab_cap,
+                                        min_count=cfg.min_token_count)
+        all_ex = build_examples(engine, did, sorted(set(refit_cutoffs)), sample, exhaustive, vocabs, cfg, h, should_stop)
+        empty = all_ex.take(np.array([], dtype=np.int64))
+        refit = fit_model(all_ex, empty, vocabs, cfg, None, should_stop, epochs=max(fit.best_epoch, 1))
+        model, n_examples = refit.model, refit.n_train_examples
+        notes.append(f"The forecasts come from a refit on all windows, the latest included ({max(fit.best_epoch, 1)} "
+                     "epochs, the best number found with validation); the metrics above are those of the evaluated "
+                     "model, and the calibration fitted on the validation window is reused.")
+    else:
+        notes.append("The forecasts come from the evaluated model (not refit on the latest window); scoring reads "
+                     "every event up to the data's end.")
+    if any(info["used"] != MODEL for info in heads.values()):
+        rankers_end = _rankers(history, end_cutoff, h)
+    else:
+        rankers_end = {}
+    baselines = {"rfm": rfm, "rankers": rankers_end, "horizon_days": h}
+
+    version = registry.new_version(did)
+    folder = registry.version_dir(did, version)
+    card = ModelCard(
+        model_version=version, dataset=dataset, dataset_id=did,
+        created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), horizon_days=h, data_window=(first, last),
+        plan=plan.to_dict(), n_users=0, n_users_trained=len(sample), sampled=sampled, n_train_examples=n_examples,
+        training_seconds=0.0, heads=heads, lift=lift, calibration=calibration, loss_curve=fit.loss_curve,
+        refit_on_latest=cfg.refit_on_latest, notes=notes, config=cfg.to_dict(),
+    )
+    loaded = {"model": model, "config": cfg, "vocabs": vocabs, "calibrator": calibrator}
+    try:
+        with engine.begin() as conn:
+            card.n_users = _score_all(engine, conn, loaded, heads, baselines, did, version, end_cutoff, report,
+                                      should_stop, (0.8, 0.97))
+            card.training_seconds = round(time.perf_counter() - started, 2)
+            report("saving", 0.98, "writing the model version")
+            registry.save_model(folder, model, cfg, vocabs, calibrator, card.to_dict())
+            registry.insert_model_row(conn, version, did, h, folder, cfg, card.to_dict())
+    except BaseException:
+        registry.remove_folder(folder)
+        raise
+    report("done", 1.0, f"model {version} is ready")
+    return card
+
+
+def _resolve_version(engine: Engine, dataset_id: int, dataset: str, model_version: str | None) -> dict:
+    from core.model import registry
+
+    rows = registry.model_rows(engine, dataset_id)
+    if not rows:
+        raise NotFittedError(f"Dataset {dataset!r} has no trained model yet: train one first.")
+    if model_version is None:
+        return rows[0]
+    for row in rows:
+        if row["model_version"] == model_version:
+            return row
+    raise NotFittedError(f"Dataset {dataset!r} has no ready model version {model_version!r}; versions: "
+                         f"{[r['model_version'] for r in rows]}.")
+
+
+def score(engine: Engine, dataset: str, model_version: str | None = None,
+          should_stop: Callable[[], bool] | None = None) -> int:
+    """(Re)write the predictions of a model version (the latest when None) for every shopper, in chunks.
+
+    Shoppers are scored at the data's current end with the saved vocabularies and
+    calibration; a head that uses a baseline refits that baseline the same way as in
+    training. Returns the number of shoppers written. Errors: ``DatasetNotFoundError``;
+    :class:`NotFittedError` when there is no such ready version.
+    """
+    from core.model import registry
+    from core.model.labels import CutoffPlan
+    from core.model.training import seed_everything
+
+    did = store.get_dataset(engine, dataset)["dataset_id"]
+    row = _resolve_version(engine, did, dataset, model_version)
+    lm = registry.load_model(row["path"])
+    card = ModelCard.from_dict(lm.card)
+    cfg = lm.config
+    seed_everything(cfg.seed, cfg.torch_threads)
+    _, last, _ = _data_window(engine, did)
+    end_cutoff = last + dt.timedelta(seconds=1)
+    baselines: dict = {"rfm": {}, "rankers": {}, "horizon_days": card.horizon_days}
+    if any(info["used"] != MODEL for info in card.heads.values()):
+        plan = CutoffPlan.from_dict(card.plan)
+        sample, sampled = seq.sample_users(seq.list_users(engine, did), cfg.max_train_users, cfg.seed)
+        history = _load_history(engine, did, sample, not sampled, end_cutoff, cfg.chunk_users)
+        baselines["rfm"] = _fit_rfm(history, _train_targets(engine, did, plan, sample, not sampled, history, cfg))
+        baselines["rankers"] = _rankers(history, end_cutoff, card.horizon_days)
+    loaded = {"model": lm.model, "config": cfg, "vocabs": lm.vocabs, "calibrator": lm.calibrator}
+    with engine.begin() as conn:
+        registry.delete_predictions(conn, did, row["model_version"])
+        return _score_all(engine, conn, loaded, card.heads, baselines, did, row["model_version"], end_cutoff,
+                          _Progress(None), should_stop, (0.0, 1.0))
+
+
+def _train_targets(engine: Engine, dataset_id: int, plan, users: Sequence[str], exhaustive: bool,
+                   history: pd.DataFrame, cfg: ModelConfig) -> list[pd.DataFrame]:
+    from core.model.labels import make_targets
+
+    out = []
+    firsts = history.groupby("user_id")["event_time"].min()
+    for cutoff in plan.train_cutoffs:
+        before = [u for u in users if u in firsts.index and firsts[u] < pd.Timestamp(cutoff)]
+        window = history[(history["event_time"] >= cutoff) & (history["event_time"] < cutoff + plan.horizon)]
+        out.append(make_targets(window, before, cutoff, plan.horizon_days))
+    return out
+
+
+def list_models(engine: Engine, dataset: str) -> list[ModelCard]:
+    """Cards of every ready model version of ``dataset``, newest first (``DatasetNotFoundError`` if no such dataset)."""
+    from core.model import registry
+
+    did = store.get_dataset(engine, dataset)["dataset_id"]
+    return [ModelCard.from_dict(json.loads(r["metrics_json"])) for r in registry.model_rows(engine, did)]
+
+
+def latest_model(engine: Engine, dataset: str) -> ModelCard | None:
+    """Card of the newest ready model version of ``dataset``, or None when none was trained."""
+    cards = list_models(engine, dataset)
+    return cards[0] if cards else None
+
+
+def load_predictions(engine: Engine, dataset: str, model_version: str | None = None,
+                     limit: int | None = None) -> pd.DataFrame:
+    """Predictions of a version (the latest when None), highest propensity first.
+
+    Columns: user_id, purchase_propensity, next_event_type, p_view, p_cart, p_purchase,
+    p_remove, p_none, next_category, next_category_p, top_items (space-separated),
+    reasons ("; "-separated), model_version. An empty frame with those columns when the
+    dataset has no ready model. Errors: ``DatasetNotFoundError``; :class:`NotFittedError`
+    for an unknown ``model_version``.
+    """
+    from core.model import registry
+
+    did = store.get_dataset(engine, dataset)["dataset_id"]
+    cols = [c for c in registry.PREDICTION_COLUMNS if c not in ("dataset_id", "model_version")] + ["model_version"]
+    if model_version is None and not registry.model_rows(engine, did):
+        return pd.DataFrame(columns=cols)
+    row = _resolve_version(engine, did, dataset, model_version)
+    return registry.read_predictions(engine, did, row["model_version"], limit).loc[:, cols]

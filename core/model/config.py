@@ -1,0 +1,169 @@
+"""Hyperparameters of the forecast model, in the style of Hugging Face configuration classes.
+
+Every number the sequence builder, the model and the trainer use lives here with its
+default and the reason for it; :class:`ModelConfig` rejects inconsistent values when it is
+built, naming the parameter, the value found and what is expected. This module imports
+no heavy library, so pages may read it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.errors import SchemaError
+
+#: Class order of the next-event-type head everywhere (forecast_api contract).
+EVENT_CLASSES = ("view", "cart", "purchase", "remove_from_cart", "none")
+#: Prediction column for each class, same order.
+EVENT_CLASS_COLUMNS = ("p_view", "p_cart", "p_purchase", "p_remove", "p_none")
+#: Event-type token ids of the input sequence (0 is padding); wishlist and unknown types read as view.
+EVENT_TYPE_IDS = {"view": 1, "cart": 2, "remove_from_cart": 3, "purchase": 4, "wishlist": 5}
+EVENT_TYPE_UNKNOWN_ID = 6
+N_EVENT_TYPE_IDS = 7
+#: Price bands of an item within its category, cheapest first (quartiles of the category's prices).
+PRICE_BANDS = ("budget", "mid", "premium", "luxury")
+#: Quantiles of a category's prices that separate the bands above.
+PRICE_BAND_QUANTILES = (0.25, 0.5, 0.75)
+#: Upper edges (seconds) of the log-spaced buckets for "time since the previous event" and
+#: "age of the event at the cutoff": 10 s, 1 min, 5 min, 30 min, 2 h, 12 h, 1 d, 3 d, 7 d, 14 d, 30 d, 60 d.
+TIME_BUCKET_EDGES_S = (10, 60, 300, 1800, 7200, 43200, 86400, 259200, 604800, 1209600, 2592000, 5184000)
+#: Number of time-bucket ids: padding 0, "no previous event" 1, then one per edge plus "longer".
+N_TIME_BUCKETS = len(TIME_BUCKET_EDGES_S) + 3
+#: Days used in place of "days since last purchase" for shoppers who never bought.
+NEVER_DAYS = 365.0
+#: Windows (days before the cutoff) of the recent-activity counts taken from the sequence itself.
+RECENT_WINDOWS_DAYS = (1, 3, 7)
+#: Names of those counts (events in each window, then carts, purchases and removals in the last 7 days).
+RECENT_FEATURES = tuple(f"events_{d}d" for d in RECENT_WINDOWS_DAYS) + ("carts_7d", "purchases_7d", "removes_7d")
+#: Aggregate per-shopper features fed beside the sequence (all log1p-scaled, over the whole history).
+USER_FEATURES = ("n_events", "n_carts", "n_purchases", "days_since_first", "days_since_purchase", "active_days")
+
+
+def _fail(name: str, value: Any, expected: str) -> None:
+    raise SchemaError(f"ModelConfig parameter {name!r} is {value!r}; expected {expected}.", column=name, cases=[value])
+
+
+@dataclass
+class ModelConfig:
+    """Every hyperparameter of the sequence model, its data pipeline and its training.
+
+    Args:
+        max_len: events per shopper the model reads (the last ones before the cutoff). Default 50.
+        hidden_size: width of the transformer. Default 64 (trains on 2 CPU cores).
+        n_layers: transformer blocks. Default 2.
+        n_heads: attention heads; must divide ``hidden_size``. Default 2.
+        dropout: dropout on embeddings, attention and residuals. Default 0.1.
+        item_vocab_cap: most frequent items kept, the rest share one "other" id. Default 20,000.
+        min_token_count: items, categories and brands seen fewer times share the "other" id. Default 2.
+        category_vocab_cap: most frequent categories kept. Default 5,000.
+        brand_vocab_cap: most frequent brands kept. Default 5,000.
+        sampled_softmax_threshold: above this many items the item head trains with a sampled softmax. Default 5,000.
+        n_negatives: items sampled (shared by the batch) for the sampled softmax. Default 1,024.
+        loss_weights: weight of each head's loss (propensity, next_event_type, next_category, next_items).
+        lr: AdamW learning rate. Default 3e-3.
+        weight_decay: AdamW weight decay. Default 0.01.
+        epochs: maximum passes over the training examples. Default 5.
+        min_train_steps: small data gets more epochs until at least this many steps (early stopping still applies). Default 300.
+        patience: epochs without a better validation loss before stopping early. Default 2.
+        batch_size: examples per step. Default 256.
+        max_train_users: shoppers above this are sampled (seeded) for training and evaluation. Default 20,000.
+        max_train_examples: cap on stacked (shopper, cutoff) examples per epoch, sampled afresh each epoch.
+            Default 16,000 (with 5 epochs, about 3 minutes on 2 CPU cores).
+        max_valid_examples: validation examples (seeded sample) whose loss drives early stopping. Default 5,000.
+        n_train_cutoffs: past cutoffs stacked for training (fewer when history is short). Default 4.
+        chunk_users: shoppers per database query when reading sequences and scoring. Default 5,000.
+        top_k_items: items written per shopper in ``top_items``. Default 10.
+        top_k_categories: categories ranked per shopper for the metrics. Default 10.
+        refit_on_latest: after evaluation, retrain including the latest (held-out) window. Default False.
+        n_reasons: reasons written per shopper. Default 3.
+        progress_every: steps between progress callbacks. Default 10.
+        torch_threads: CPU threads torch may use. Default 2.
+        seed: seed of every random choice (sampling, initialisation, batches). Default 0.
+    """
+
+    max_len: int = 50
+    hidden_size: int = 64
+    n_layers: int = 2
+    n_heads: int = 2
+    dropout: float = 0.1
+    item_vocab_cap: int = 20_000
+    min_token_count: int = 2
+    category_vocab_cap: int = 5_000
+    brand_vocab_cap: int = 5_000
+    sampled_softmax_threshold: int = 5_000
+    n_negatives: int = 1_024
+    loss_weights: dict = field(
+        default_factory=lambda: {"propensity": 1.0, "next_event_type": 1.0, "next_category": 1.0, "next_items": 0.5}
+    )
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    epochs: int = 5
+    min_train_steps: int = 300
+    patience: int = 2
+    batch_size: int = 256
+    max_train_users: int = 20_000
+    max_train_examples: int = 16_000
+    max_valid_examples: int = 5_000
+    n_train_cutoffs: int = 4
+    chunk_users: int = 5_000
+    top_k_items: int = 10
+    top_k_categories: int = 10
+    refit_on_latest: bool = False
+    n_reasons: int = 3
+    progress_every: int = 10
+    torch_threads: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive_ints = (
+            "max_len", "hidden_size", "n_layers", "n_heads", "item_vocab_cap", "min_token_count",
+            "category_vocab_cap", "brand_vocab_cap", "sampled_softmax_threshold", "n_negatives", "epochs", "min_train_steps",
+            "batch_size", "max_train_users", "max_train_examples", "max_valid_examples", "n_train_cutoffs", "chunk_users",
+            "top_k_items", "top_k_categories", "progress_every", "torch_threads",
+        )
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                _fail(name, value, "a whole number of at least 1")
+        for name in ("patience", "n_reasons", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                _fail(name, value, "a whole number of at least 0")
+        if self.hidden_size % self.n_heads:
+            _fail("n_heads", self.n_heads, f"a divisor of hidden_size={self.hidden_size}")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            _fail("dropout", self.dropout, "a number in [0, 1)")
+        if not isinstance(self.lr, (int, float)) or not 0.0 < self.lr <= 1.0:
+            _fail("lr", self.lr, "a number in (0, 1]")
+        if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
+            _fail("weight_decay", self.weight_decay, "a number of at least 0")
+        heads = {"propensity", "next_event_type", "next_category", "next_items"}
+        if not isinstance(self.loss_weights, dict) or set(self.loss_weights) != heads:
+            _fail("loss_weights", self.loss_weights, f"a dict with exactly the keys {sorted(heads)}")
+        if any((not isinstance(w, (int, float))) or w < 0 for w in self.loss_weights.values()):
+            _fail("loss_weights", self.loss_weights, "weights of at least 0")
+        if self.max_train_examples < self.batch_size:
+            _fail("max_train_examples", self.max_train_examples, f"at least batch_size={self.batch_size}")
+        if self.n_reasons > 5:
+            _fail("n_reasons", self.n_reasons, "at most 5 (there are five occlusion groups)")
+
+    def to_dict(self) -> dict:
+        """The hyperparameters as a JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """The hyperparameters as JSON text."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        """Build (and validate) a config from a dict; unknown keys raise :class:`SchemaError` naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SchemaError(
+                f"ModelConfig has no parameter(s) {unknown}; known parameters: {sorted(known)}.", cases=unknown
+            )
+        return cls(**values)

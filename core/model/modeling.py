@@ -1,0 +1,235 @@
+"""The forecast model: a small causal transformer (Hugging Face ``GPT2Model``) over shopper events.
+
+Each event's token is the sum of learned embeddings of its item, category, brand, event
+type, price band, time since the previous event and age at the cutoff; ``GPT2Model`` (built
+from a ``GPT2Config`` in code, randomly initialised, no hub download) reads them as
+``inputs_embeds``. The hidden state at the last position, plus the time since the last event
+at the cutoff and a few whole-history counts, is the shopper's representation
+(``user_embedding``), read by four heads: purchase within the horizon (binary), the
+furthest funnel step in the horizon (5 classes, ``EVENT_CLASSES`` order), the next category
+(full category vocabulary) and the next items (tied to the item embeddings; sampled
+softmax in training when the catalogue is large, full softmax when scoring).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from core.model.config import (
+    EVENT_CLASSES,
+    EVENT_TYPE_IDS,
+    N_EVENT_TYPE_IDS,
+    N_TIME_BUCKETS,
+    PRICE_BANDS,
+    RECENT_FEATURES,
+    RECENT_WINDOWS_DAYS,
+    USER_FEATURES,
+    ModelConfig,
+)
+from core.sequences import OTHER_ID, PAD_ID, SequenceBatch
+
+IGNORE = -100
+N_PRICE_IDS = len(PRICE_BANDS) + 2
+
+
+@dataclass
+class ForecastOutput:
+    """What :meth:`ForecastModel.forward` returns; ``loss`` and ``losses`` only when labels were given."""
+
+    propensity_logit: torch.Tensor  # [n]
+    type_logits: torch.Tensor  # [n, 5]
+    category_logits: torch.Tensor  # [n, n_categories]
+    user_embedding: torch.Tensor  # [n, hidden]
+    loss: torch.Tensor | None = None
+    losses: dict = field(default_factory=dict)
+
+
+@dataclass
+class Prediction:
+    """Probabilities for a batch of shoppers (numpy), as returned by :meth:`ForecastModel.predict`."""
+
+    propensity: np.ndarray  # [n] uncalibrated P(purchase within horizon)
+    type_proba: np.ndarray  # [n, 5] in EVENT_CLASSES order
+    category_ids: np.ndarray  # [n, k] best first
+    category_p: np.ndarray  # [n, k]
+    item_ids: np.ndarray  # [n, k] best first
+    item_p: np.ndarray  # [n, k]
+
+
+def recent_counts(batch: SequenceBatch) -> np.ndarray:
+    """log1p counts of ``RECENT_FEATURES`` read from the sequence arrays (so hiding events changes them too)."""
+    age = np.nan_to_num(batch.age_days, nan=np.inf)
+    live = batch.mask
+    cols = [((age < d) & live).sum(axis=1) for d in RECENT_WINDOWS_DAYS]
+    week = (age < max(RECENT_WINDOWS_DAYS)) & live
+    for kind in ("cart", "purchase", "remove_from_cart"):
+        cols.append((week & (batch.event_type == EVENT_TYPE_IDS[kind])).sum(axis=1))
+    return np.log1p(np.stack(cols, axis=1).astype(np.float32)) if len(batch) else np.zeros((0, len(RECENT_FEATURES)), np.float32)
+
+
+def batch_tensors(batch: SequenceBatch, index=None) -> dict:
+    """Tensors of ``batch`` rows ``index`` for the model, with leading all-padding columns trimmed."""
+    b = batch if index is None else batch.take(index)
+    lengths = (b.event_type != PAD_ID).sum(axis=1)
+    width = max(int(lengths.max()) if len(b) else 1, 1)
+    start = b.event_type.shape[1] - width
+    out = {name: torch.from_numpy(np.ascontiguousarray(getattr(b, name)[:, start:])) for name in SequenceBatch.TOKEN_FIELDS}
+    out["attention_mask"] = (out["event_type"] != PAD_ID).long()
+    out["position_ids"] = torch.arange(start, start + width).unsqueeze(0).expand(len(b), -1)
+    out["recency_bucket"] = torch.from_numpy(b.recency_bucket)
+    out["features"] = torch.from_numpy(np.concatenate([b.features, recent_counts(b)], axis=1))
+    return out
+
+
+class ForecastModel(nn.Module):
+    """Causal transformer over event tokens with four forecast heads; takes the config and vocabulary sizes."""
+
+    def __init__(self, config: ModelConfig, n_items: int, n_categories: int, n_brands: int):
+        super().__init__()
+        from transformers import GPT2Config, GPT2Model
+
+        self.config = config
+        self.n_items, self.n_categories, self.n_brands = n_items, n_categories, n_brands
+        h = config.hidden_size
+        self.item_emb = nn.Embedding(n_items, h, padding_idx=PAD_ID)
+        self.category_emb = nn.Embedding(n_categories, h, padding_idx=PAD_ID)
+        self.brand_emb = nn.Embedding(n_brands, h, padding_idx=PAD_ID)
+        self.type_emb = nn.Embedding(N_EVENT_TYPE_IDS, h, padding_idx=PAD_ID)
+        self.price_emb = nn.Embedding(N_PRICE_IDS, h, padding_idx=PAD_ID)
+        self.gap_emb = nn.Embedding(N_TIME_BUCKETS, h, padding_idx=PAD_ID)
+        self.age_emb = nn.Embedding(N_TIME_BUCKETS, h, padding_idx=PAD_ID)
+        gpt_config = GPT2Config(
+            vocab_size=1, n_positions=config.max_len, n_embd=h, n_layer=config.n_layers, n_head=config.n_heads,
+            n_inner=4 * h, resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
+            bos_token_id=None, eos_token_id=None, use_cache=False,
+        )
+        self.transformer = GPT2Model(gpt_config)
+        self.recency_emb = nn.Embedding(N_TIME_BUCKETS, h)
+        self.feature_proj = nn.Sequential(nn.Linear(len(USER_FEATURES) + len(RECENT_FEATURES), h), nn.GELU(), nn.Linear(h, h))
+        # copy scores: each event votes for its own category / item, weighted by its type, age and position
+        self.copy_type = nn.Embedding(N_EVENT_TYPE_IDS, 2)
+        self.copy_age = nn.Embedding(N_TIME_BUCKETS, 2)
+        self.copy_pos = nn.Embedding(config.max_len, 2)
+        self.copy_scale = nn.Parameter(torch.ones(2))
+        self.norm = nn.LayerNorm(h)
+        self.propensity_head = nn.Linear(h, 1)
+        self.type_head = nn.Linear(h, len(EVENT_CLASSES))
+        self.category_head = nn.Linear(h, n_categories)
+        self.item_proj = nn.Linear(h, h)
+        self.item_bias = nn.Parameter(torch.zeros(n_items))
+
+    # -- representation ---------------------------------------------------------------
+    def user_embedding(self, inputs: dict) -> torch.Tensor:
+        """The shopper representation [n, hidden]: last hidden state plus recency and history features."""
+        x = (
+            self.item_emb(inputs["item"]) + self.category_emb(inputs["category"]) + self.brand_emb(inputs["brand"])
+            + self.type_emb(inputs["event_type"]) + self.price_emb(inputs["price_band"])
+            + self.gap_emb(inputs["gap_bucket"]) + self.age_emb(inputs["age_bucket"])
+        )
+        hidden = self.transformer(
+            inputs_embeds=x, attention_mask=inputs["attention_mask"], position_ids=inputs["position_ids"]
+        ).last_hidden_state[:, -1]
+        return self.norm(hidden + self.recency_emb(inputs["recency_bucket"]) + self.feature_proj(inputs["features"]))
+
+    def copy_scores(self, inputs: dict, field: str, size: int) -> torch.Tensor:
+        """[n, size] log1p of the weighted votes of each shopper's events for their own categories or items."""
+        k = 0 if field == "category" else 1
+        w = (self.copy_type(inputs["event_type"])[..., k] + self.copy_age(inputs["age_bucket"])[..., k]
+             + self.copy_pos(inputs["position_ids"])[..., k])
+        w = F.softplus(w) * inputs["attention_mask"]
+        votes = torch.zeros(w.shape[0], size, dtype=w.dtype).scatter_add_(1, inputs[field], w)
+        return self.copy_scale[k] * torch.log1p(votes)
+
+    def _item_logits(self, rep: torch.Tensor, copy: torch.Tensor, item_ids: torch.Tensor | None = None) -> torch.Tensor:
+        weights = self.item_emb.weight if item_ids is None else self.item_emb.weight[item_ids]
+        bias = self.item_bias if item_ids is None else self.item_bias[item_ids]
+        extra = copy if item_ids is None else copy[:, item_ids]
+        return self.item_proj(rep) @ weights.T + bias + extra
+
+    # -- training ---------------------------------------------------------------------
+    def forward(self, inputs: dict, labels: dict | None = None) -> ForecastOutput:
+        """Head outputs for ``inputs`` (see :func:`batch_tensors`); the loss only when ``labels`` are given.
+
+        ``labels``: ``purchased`` float [n], ``next_event_type`` long [n] (class index),
+        ``next_category`` and ``next_item`` long [n] (vocabulary id, -100 when absent).
+        """
+        rep = self.user_embedding(inputs)
+        out = ForecastOutput(
+            propensity_logit=self.propensity_head(rep).squeeze(-1),
+            type_logits=self.type_head(rep),
+            category_logits=self.category_head(rep) + self.copy_scores(inputs, "category", self.n_categories),
+            user_embedding=rep,
+        )
+        if labels is not None:
+            w = self.config.loss_weights
+            losses = {
+                "propensity": F.binary_cross_entropy_with_logits(out.propensity_logit, labels["purchased"]),
+                "next_event_type": F.cross_entropy(out.type_logits, labels["next_event_type"]),
+                "next_category": _masked_ce(out.category_logits, labels["next_category"]),
+                "next_items": self._item_loss(rep, self.copy_scores(inputs, "item", self.n_items), labels["next_item"]),
+            }
+            out.losses = {k: float(v.detach()) for k, v in losses.items()}
+            out.loss = sum(w[k] * v for k, v in losses.items())
+        return out
+
+    def _item_loss(self, rep: torch.Tensor, copy: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        valid = target != IGNORE
+        if not bool(valid.any()):
+            return rep.sum() * 0.0
+        rep, copy, target = rep[valid], copy[valid], target[valid]
+        if self.n_items <= self.config.sampled_softmax_threshold:
+            return F.cross_entropy(self._item_logits(rep, copy), target)
+        # sampled softmax: the batch's own targets plus shared uniform negatives; accidental hits masked
+        negatives = torch.randint(2, self.n_items, (self.config.n_negatives,))
+        candidates = torch.cat([target, negatives])
+        logits = self._item_logits(rep, copy, candidates)
+        own = torch.arange(len(target))
+        hit = (candidates.unsqueeze(0) == target.unsqueeze(1)) & (torch.arange(len(candidates)).unsqueeze(0) != own.unsqueeze(1))
+        return F.cross_entropy(logits.masked_fill(hit, float("-inf")), own)
+
+    # -- inference --------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, inputs: dict, top_k_items: int, top_k_categories: int) -> Prediction:
+        """Probabilities (uncalibrated propensity, next-type distribution, top categories and items).
+
+        Categories and items are ranked over the full vocabularies, padding and "other" excluded.
+        """
+        was_training = self.training
+        self.eval()
+        out = self.forward(inputs)
+        cat_logits = out.category_logits.clone()
+        cat_logits[:, [PAD_ID, OTHER_ID]] = float("-inf")
+        cat_p = torch.softmax(cat_logits, dim=-1)
+        k_cat = min(top_k_categories, max(self.n_categories - 2, 1))
+        cat_top = cat_p.topk(k_cat, dim=-1)
+        item_logits = self._item_logits(out.user_embedding, self.copy_scores(inputs, "item", self.n_items))
+        item_logits[:, [PAD_ID, OTHER_ID]] = float("-inf")
+        item_p = torch.softmax(item_logits, dim=-1)
+        k_item = min(top_k_items, max(self.n_items - 2, 1))
+        item_top = item_p.topk(k_item, dim=-1)
+        self.train(was_training)
+        return Prediction(
+            propensity=torch.sigmoid(out.propensity_logit).numpy(),
+            type_proba=torch.softmax(out.type_logits, dim=-1).numpy(),
+            category_ids=cat_top.indices.numpy(), category_p=cat_top.values.numpy(),
+            item_ids=item_top.indices.numpy(), item_p=item_top.values.numpy(),
+        )
+
+    @torch.no_grad()
+    def predict_propensity(self, inputs: dict) -> np.ndarray:
+        """Uncalibrated purchase probability only (cheap: used by the occlusion reasons)."""
+        was_training = self.training
+        self.eval()
+        p = torch.sigmoid(self.propensity_head(self.user_embedding(inputs)).squeeze(-1)).numpy()
+        self.train(was_training)
+        return p
+
+
+def _masked_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if not bool((target != IGNORE).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, target, ignore_index=IGNORE)

@@ -1,0 +1,195 @@
+"""Model versions on disk and in the store.
+
+A version lives in ``core.config.models_dir()/<dataset_id>/<version>/``: ``model.safetensors``
+(weights), ``config.json`` (hyperparameters and vocabulary sizes), ``vocabularies.json``,
+``calibrator.json`` and ``card.json`` (the model card with every metric). The store holds a
+``cs_models`` row per version and ``cs_predictions`` rows (one per shopper per version).
+
+Publishing is all or nothing: the folder is written under a temporary name and renamed,
+the predictions are bulk-inserted and the ``cs_models`` row (status ``ready``) is added in
+the same transaction, so a killed or cancelled run leaves no ``ready`` row and the
+previous version keeps serving.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from core import config as app_config
+from core import store
+from core.errors import CartsightError, NotFittedError
+from core.model.config import ModelConfig
+from core.sequences import Vocabularies
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+VOCAB_FILE = "vocabularies.json"
+CALIBRATOR_FILE = "calibrator.json"
+CARD_FILE = "card.json"
+READY = "ready"
+#: Columns of ``cs_predictions`` written for each shopper, in table order.
+PREDICTION_COLUMNS = [
+    "dataset_id", "model_version", "user_id", "purchase_propensity", "next_event_type", "p_view", "p_cart",
+    "p_purchase", "p_remove", "p_none", "next_category", "next_category_p", "top_items", "reasons",
+]
+
+
+@dataclass
+class LoadedModel:
+    """A model version read back from disk."""
+
+    model: object  # ForecastModel, in eval mode
+    config: ModelConfig
+    vocabs: Vocabularies
+    calibrator: object  # core.model.evaluation.Calibrator
+    card: dict
+    path: Path
+
+
+def new_version(dataset_id: int) -> str:
+    """A fresh, sortable version name: ``d<dataset_id>-<UTC time to the microsecond>``."""
+    return f"d{dataset_id}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S-%f}"
+
+
+def version_dir(dataset_id: int, version: str) -> Path:
+    """Folder of a model version."""
+    return app_config.models_dir() / str(dataset_id) / version
+
+
+def save_model(folder: Path, model, config: ModelConfig, vocabs: Vocabularies, calibrator, card: dict) -> Path:
+    """Write a version folder atomically (temporary folder, then rename); returns ``folder``.
+
+    Raises :class:`CartsightError` when ``folder`` exists already.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    if folder.exists():
+        raise CartsightError(f"Model folder {folder} exists already; model versions are never overwritten.")
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_FILE))
+        shape = {"n_items": model.n_items, "n_categories": model.n_categories, "n_brands": model.n_brands}
+        (tmp / CONFIG_FILE).write_text(json.dumps({"config": config.to_dict(), "shape": shape}, indent=1))
+        (tmp / VOCAB_FILE).write_text(json.dumps(vocabs.to_dict()))
+        (tmp / CALIBRATOR_FILE).write_text(json.dumps(calibrator.to_dict()))
+        (tmp / CARD_FILE).write_text(json.dumps(card, indent=1, default=str))
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_model(folder: Path) -> LoadedModel:
+    """Read a version folder written by :func:`save_model`; raises :class:`NotFittedError` when it is missing."""
+    from safetensors.torch import load_file
+
+    from core.model.evaluation import Calibrator
+    from core.model.modeling import ForecastModel
+
+    folder = Path(folder)
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise NotFittedError(f"No model weights at {folder / WEIGHTS_FILE}: the model version is missing or incomplete.")
+    meta = json.loads((folder / CONFIG_FILE).read_text())
+    config = ModelConfig.from_dict(meta["config"])
+    model = ForecastModel(config, **meta["shape"])
+    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    model.eval()
+    return LoadedModel(
+        model=model, config=config, vocabs=Vocabularies.from_dict(json.loads((folder / VOCAB_FILE).read_text())),
+        calibrator=Calibrator.from_dict(json.loads((folder / CALIBRATOR_FILE).read_text())),
+        card=json.loads((folder / CARD_FILE).read_text()), path=folder,
+    )
+
+
+def write_predictions(conn: Connection, frame: pd.DataFrame) -> int:
+    """Bulk-insert prediction rows (columns :data:`PREDICTION_COLUMNS`) inside ``conn``'s transaction.
+
+    DuckDB: the frame is registered on the driver connection and inserted with one
+    ``INSERT … SELECT``; PostgreSQL: ``COPY … FROM STDIN``. Returns the number of rows.
+    """
+    if frame.empty:
+        return 0
+    frame = frame.loc[:, PREDICTION_COLUMNS]
+    raw = store.driver_connection(conn)
+    cols = ", ".join(PREDICTION_COLUMNS)
+    if store.is_duckdb(conn):
+        view = "cs_predictions_incoming"
+        raw.register(view, frame)
+        try:
+            raw.execute(f"INSERT INTO {store.predictions.name} ({cols}) SELECT {cols} FROM {view}")
+        finally:
+            raw.unregister(view)
+    elif conn.dialect.name == "postgresql":
+        with raw.cursor() as cur, cur.copy(f"COPY {store.predictions.name} ({cols}) FROM STDIN") as copy:
+            for row in frame.itertuples(index=False, name=None):
+                copy.write_row([None if _missing(v) else v for v in row])
+    else:  # another SQLAlchemy database: executemany through Core
+        conn.execute(store.predictions.insert(), frame.astype(object).where(frame.notna(), None).to_dict("records"))
+    return len(frame)
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def delete_predictions(conn: Connection, dataset_id: int, version: str) -> None:
+    """Remove a version's prediction rows (before they are rewritten)."""
+    p = store.predictions
+    conn.execute(p.delete().where(p.c.dataset_id == dataset_id, p.c.model_version == version))
+
+
+def insert_model_row(conn: Connection, version: str, dataset_id: int, horizon_days: int, folder: Path,
+                     config: ModelConfig, card: dict) -> None:
+    """Add the ``cs_models`` row of a version with status ``ready`` (call last, in the predictions' transaction)."""
+    conn.execute(store.models.insert().values(
+        model_version=version, dataset_id=dataset_id, created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        horizon_days=horizon_days, path=str(folder), config_json=config.to_json(),
+        metrics_json=json.dumps(card, default=str), status=READY,
+    ))
+
+
+def model_rows(engine: Engine, dataset_id: int) -> list[dict]:
+    """The ``ready`` model rows of a dataset, newest first."""
+    m = store.models
+    query = sa.select(m).where(m.c.dataset_id == dataset_id, m.c.status == READY).order_by(
+        m.c.created_at.desc(), m.c.model_version.desc())
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def read_predictions(engine: Engine, dataset_id: int, version: str, limit: int | None = None) -> pd.DataFrame:
+    """Prediction rows of a version, highest propensity first (``limit`` rows at most)."""
+    p = store.predictions
+    query = sa.select(*[p.c[c] for c in PREDICTION_COLUMNS if c != "dataset_id"]).where(
+        p.c.dataset_id == dataset_id, p.c.model_version == version
+    ).order_by(p.c.purchase_propensity.desc(), p.c.user_id)
+    if limit is not None:
+        query = query.limit(limit)
+    with engine.connect() as conn:
+        result = conn.execute(query)
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def remove_folder(folder: Path) -> None:
+    """Delete a version folder (used when publishing failed after the folder was written)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(Path(folder).with_name(Path(folder).name + ".partial"), ignore_errors=True)
+
+
+__all__ = [
+    "LoadedModel", "new_version", "version_dir", "save_model", "load_model", "write_predictions",
+    "delete_predictions", "insert_model_row", "model_rows", "read_predictions", "remove_folder",
+    "PREDICTION_COLUMNS", "READY",
+]

@@ -1,0 +1,261 @@
+"""Training examples by time, and the training loop of the forecast model.
+
+An example is one shopper at one cutoff ``T``: inputs are their last events before ``T``
+(:mod:`core.sequences`), targets come from ``core.model.labels.make_targets`` on the
+window ``[T, T + H)``. Examples of several past cutoffs are stacked for training; the
+validation cutoff's examples drive early stopping and calibration; the test cutoff's are
+only ever evaluated. Training uses AdamW on ``config.torch_threads`` CPU threads, is
+reproducible for a seed, reports progress every few steps and stops with
+:class:`~core.errors.TrainingCancelled` as soon as ``should_stop()`` turns True.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from core import sequences as seq
+from core.errors import SchemaError, TrainingCancelled
+from core.model.config import EVENT_CLASSES, ModelConfig
+
+IGNORE = -100
+
+
+@dataclass
+class TrainProgress:
+    """One progress report: stage ("sequences", "training", "evaluating", "scoring", "saving"), overall fraction 0..1."""
+
+    stage: str
+    fraction: float
+    epoch: int = 0
+    step: int = 0
+    train_loss: float | None = None
+    valid_loss: float | None = None
+    message: str = ""
+
+
+@dataclass
+class ExampleSet:
+    """Stacked examples: model inputs, encoded labels and the raw targets (one row per example)."""
+
+    batch: seq.SequenceBatch
+    labels: dict  # purchased float32, next_event_type int64 (class index), next_category / next_item int64 ids
+    targets: pd.DataFrame  # make_targets columns + cutoff
+    cutoff_index: np.ndarray  # which of the given cutoffs each example belongs to
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    def take(self, index) -> "ExampleSet":
+        """The examples ``index`` (integer array)."""
+        idx = np.asarray(index)
+        return ExampleSet(
+            batch=self.batch.take(idx), labels={k: v[idx] for k, v in self.labels.items()},
+            targets=self.targets.iloc[idx].reset_index(drop=True), cutoff_index=self.cutoff_index[idx],
+        )
+
+
+def encode_labels(targets: pd.DataFrame, vocabs: seq.Vocabularies) -> dict:
+    """Label arrays from ``make_targets`` output: class index of ``next_event_type``; vocabulary ids (-100 when absent or "other")."""
+    class_index = {c: i for i, c in enumerate(EVENT_CLASSES)}
+    unknown = sorted(set(targets["next_event_type"]) - set(class_index))
+    if unknown:
+        raise SchemaError(f"next_event_type holds {unknown}; expected one of {list(EVENT_CLASSES)}.",
+                          column="next_event_type", cases=unknown)
+
+    def ids(vocab: seq.Vocabulary, values: pd.Series) -> np.ndarray:
+        out = vocab.encode(values)
+        return np.where(out == seq.OTHER_ID, IGNORE, out)
+
+    return {
+        "purchased": targets["purchased"].to_numpy(dtype=np.float32),
+        "next_event_type": targets["next_event_type"].map(class_index).to_numpy(dtype=np.int64),
+        "next_category": ids(vocab=vocabs.categories, values=targets["next_category"]),
+        "next_item": ids(vocab=vocabs.items, values=targets["next_item"]),
+    }
+
+
+def build_examples(engine: Engine, dataset_id: int, cutoffs: Sequence[dt.datetime], users: Sequence[str],
+                   exhaustive: bool, vocabs: seq.Vocabularies, config: ModelConfig, horizon_days: int,
+                   should_stop: Callable[[], bool] | None = None,
+                   on_chunk: Callable[[int, int], None] | None = None) -> ExampleSet:
+    """Examples of ``users`` (database order) at every cutoff, read chunk by chunk.
+
+    Inputs at cutoff ``T`` are events before ``T`` only; targets are ``make_targets`` on
+    the events of ``[T, T + horizon_days)``. ``exhaustive`` says ``users`` is every shopper
+    of the dataset (range queries suffice). Raises :class:`TrainingCancelled` when
+    ``should_stop()`` turns True and :class:`SchemaError` when no shopper has an event
+    before any cutoff.
+    """
+    from core.model.labels import make_targets
+
+    chunks = seq.user_chunks(list(users), config.chunk_users, exhaustive)
+    horizon = dt.timedelta(days=horizon_days)
+    batches, targets, owners = [], [], []
+    done, total = 0, len(chunks) * len(cutoffs)
+    for ci, cutoff in enumerate(cutoffs):
+        for chunk in chunks:
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled("Training was cancelled while reading sequences; nothing was written.")
+            batch = seq.build_sequences(engine, dataset_id, chunk, cutoff, vocabs, config.max_len)
+            done += 1
+            if on_chunk is not None:
+                on_chunk(done, total)
+            if not len(batch):
+                continue
+            window = seq.load_events(engine, dataset_id, chunk, cutoff, cutoff + horizon)
+            if len(window):
+                window["event_time"] = pd.to_datetime(window["event_time"])
+            batches.append(batch)
+            targets.append(make_targets(window, batch.user_ids, cutoff, horizon_days))
+            owners.append(np.full(len(batch), ci, dtype=np.int64))
+    if not batches:
+        raise SchemaError(f"No shopper has an event before the cutoff(s) {[str(c) for c in cutoffs]}.",
+                          column="event_time")
+    all_targets = pd.concat(targets, ignore_index=True)
+    return ExampleSet(seq.SequenceBatch.concat(batches), encode_labels(all_targets, vocabs), all_targets,
+                      np.concatenate(owners))
+
+
+@dataclass
+class FitResult:
+    """A trained model, its loss curve and how training went."""
+
+    model: object
+    loss_curve: list = field(default_factory=list)
+    best_epoch: int = 0
+    best_valid_loss: float | None = None
+    epochs_run: int = 0
+    seconds: float = 0.0
+    n_train_examples: int = 0
+
+
+def seed_everything(seed: int, threads: int) -> None:
+    """Seed torch and numpy and set torch's CPU thread count (training and scoring are then reproducible)."""
+    import torch
+
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.set_num_threads(threads)
+
+
+def _label_tensors(labels: dict, idx: np.ndarray) -> dict:
+    import torch
+
+    return {k: torch.from_numpy(np.ascontiguousarray(v[idx])) for k, v in labels.items()}
+
+
+def evaluate_loss(model, examples: ExampleSet, batch_size: int) -> float:
+    """Mean weighted loss of ``model`` over ``examples`` (no gradient, dropout off)."""
+    import torch
+
+    from core.model.modeling import batch_tensors
+
+    was_training = model.training
+    model.eval()
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(examples), batch_size):
+            idx = np.arange(start, min(start + batch_size, len(examples)))
+            out = model(batch_tensors(examples.batch, idx), _label_tensors(examples.labels, idx))
+            total += float(out.loss) * len(idx)
+            n += len(idx)
+    model.train(was_training)
+    return total / max(n, 1)
+
+
+def fit_model(train: ExampleSet, valid: ExampleSet, vocabs: seq.Vocabularies, config: ModelConfig,
+              progress: Callable[[TrainProgress], None] | None = None,
+              should_stop: Callable[[], bool] | None = None,
+              fraction_range: tuple[float, float] = (0.0, 1.0), epochs: int | None = None) -> FitResult:
+    """Train a :class:`~core.model.modeling.ForecastModel` on ``train``, early-stopping on ``valid``.
+
+    Each epoch draws at most ``config.max_train_examples`` examples (seeded); AdamW with
+    ``config.lr``; the weights of the epoch with the lowest validation loss are kept
+    (``config.patience`` epochs without improvement stop training; the validation loss is
+    measured on at most ``config.max_valid_examples`` of them). ``epochs`` overrides
+    ``config.epochs`` and turns early stopping off (used to refit for a known number of
+    epochs). ``progress`` is called every ``config.progress_every`` steps and after each
+    epoch. Raises :class:`TrainingCancelled` when ``should_stop()`` turns True (checked
+    every step).
+    """
+    import torch
+
+    from core.model.modeling import ForecastModel, batch_tensors
+
+    seed_everything(config.seed, config.torch_threads)
+    rng = np.random.default_rng(config.seed)
+    model = ForecastModel(config, len(vocabs.items), len(vocabs.categories), len(vocabs.brands))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    per_epoch = min(len(train), config.max_train_examples)
+    steps_per_epoch = max(1, -(-per_epoch // config.batch_size))
+    n_epochs = epochs if epochs is not None else max(config.epochs, -(-config.min_train_steps // steps_per_epoch))
+    total_steps = n_epochs * steps_per_epoch
+    lo, hi = fraction_range
+    result = FitResult(model=model, n_train_examples=len(train))
+    best_state, best_loss, bad_epochs, step = None, None, 0, 0
+    started = time.perf_counter()
+    valid_loss = None
+    if len(valid) > config.max_valid_examples:
+        valid = valid.take(np.sort(rng.choice(len(valid), size=config.max_valid_examples, replace=False)))
+    for epoch in range(1, n_epochs + 1):
+        model.train()
+        order = rng.permutation(len(train))[:per_epoch]
+        running, seen = 0.0, 0
+        for start in range(0, per_epoch, config.batch_size):
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled("Training was cancelled; no model version was written.")
+            idx = np.sort(order[start:start + config.batch_size])
+            out = model(batch_tensors(train.batch, idx), _label_tensors(train.labels, idx))
+            optimiser.zero_grad()
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            step += 1
+            running += float(out.loss.detach()) * len(idx)
+            seen += len(idx)
+            if progress is not None and step % config.progress_every == 0:
+                progress(TrainProgress("training", lo + (hi - lo) * step / total_steps, epoch, step,
+                                       running / seen, valid_loss, f"epoch {epoch}/{n_epochs}, step {step}"))
+        train_loss = running / max(seen, 1)
+        valid_loss = evaluate_loss(model, valid, config.batch_size) if len(valid) else None
+        result.loss_curve.append({"epoch": epoch, "step": step, "train_loss": train_loss, "valid_loss": valid_loss})
+        result.epochs_run = epoch
+        if progress is not None:
+            progress(TrainProgress("training", lo + (hi - lo) * step / total_steps, epoch, step, train_loss,
+                                   valid_loss, f"epoch {epoch}/{n_epochs} done"))
+        if epochs is not None or valid_loss is None:
+            best_state, result.best_epoch, best_loss = copy.deepcopy(model.state_dict()), epoch, valid_loss
+            continue
+        if best_loss is None or valid_loss < best_loss - 1e-6:
+            best_state, best_loss, result.best_epoch, bad_epochs = copy.deepcopy(model.state_dict()), valid_loss, epoch, 0
+        else:
+            bad_epochs += 1
+            if bad_epochs >= config.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    result.best_valid_loss = best_loss
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def predict_examples(model, batch: seq.SequenceBatch, config: ModelConfig,
+                     should_stop: Callable[[], bool] | None = None):
+    """Run :meth:`ForecastModel.predict` over ``batch`` in mini-batches; returns one concatenated Prediction."""
+    from core.model.modeling import Prediction, batch_tensors
+
+    parts = []
+    for start in range(0, len(batch), config.batch_size * 4):
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled("Training was cancelled; no model version was written.")
+        idx = np.arange(start, min(start + config.batch_size * 4, len(batch)))
+        parts.append(model.predict(batch_tensors(batch, idx), config.top_k_items, config.top_k_categories))
+    return Prediction(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in Prediction.__dataclass_fields__})

@@ -1,0 +1,372 @@
+"""Forecasts: train the sequence model, read its card beside the baselines, browse every shopper's forecast.
+
+Training runs in a worker thread (torch must not block the page); a fragment polls its
+progress, draws the live loss curve and offers Cancel. The job lives in a
+``st.cache_resource`` registry keyed by store and dataset, so reruns and other sessions
+find it. ``core.forecast`` is imported inside the functions, so the page opens quickly.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import pandas as pd
+import streamlit as st
+
+from core import charts_forecast as charts
+from core import config, store
+from core.errors import CartsightError, TrainingCancelled
+from core.model.baselines import BASELINE_LABELS
+from core.model.labels import CutoffPlan, plan_cutoffs
+from pages.common import current_dataset, get_engine, show_error
+
+MODEL = "model"
+FORECAST_LABELS = {MODEL: "Sequence model", **BASELINE_LABELS}
+HEAD_TITLES = {
+    "propensity": "Purchase within the horizon",
+    "next_event_type": "Next action",
+    "next_category": "Next category",
+    "next_items": "Next items",
+}
+#: Metrics shown per head, in this order, with their column titles.
+METRIC_COLUMNS = {
+    "roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "base_rate": "Buyer share", "buyers": "Buyers", "n": "Shoppers",
+    "log_loss": "Log loss", "accuracy": "Accuracy", "accuracy@1": "Accuracy@1", "accuracy@5": "Accuracy@5",
+    "ndcg@10": "NDCG@10",
+}
+TOO_FEW = "too few buyers to measure"
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+CANCELLED_TEXT = "Cancelled, nothing was saved."
+TABLE_COLUMNS = {
+    "user_id": "Shopper", "purchase_propensity": "Purchase propensity", "next_event_type": "Next action",
+    "p_view": "P(view)", "p_cart": "P(cart)", "p_purchase": "P(purchase)", "p_remove": "P(remove)",
+    "p_none": "P(nothing)", "next_category": "Next category", "next_category_p": "P(next category)",
+    "top_items": "Top items", "reasons": "Reasons", "model_version": "Model version",
+}
+
+
+def _md(text: object) -> str:
+    """Text shown literally inside Markdown (dataset names are data, not formatting)."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
+
+
+# --- the training job -----------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainJob:
+    """One training run in a worker thread: its progress, live loss points, and how it ended."""
+
+    dataset: str
+    horizon_days: int
+    stage: str = "starting"
+    fraction: float = 0.0
+    message: str = "Starting…"
+    points: list = field(default_factory=list)
+    model_version: str | None = None
+    training_seconds: float | None = None
+    error: str | None = None
+    cancelled: bool = False
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def start(self, engine) -> None:
+        self.thread = threading.Thread(target=self._run, args=(engine,), name="cartsight-train", daemon=True)
+        self.thread.start()
+
+    def _progress(self, report) -> None:
+        self.stage, self.message = report.stage, report.message or report.stage
+        self.fraction = min(max(float(report.fraction), 0.0), 1.0)
+        if report.train_loss is not None or report.valid_loss is not None:
+            self.points.append({"step": report.step, "train_loss": report.train_loss,
+                                "valid_loss": report.valid_loss})
+
+    def _run(self, engine) -> None:
+        from core import forecast
+
+        try:
+            card = forecast.train(engine, self.dataset, horizon_days=self.horizon_days, progress=self._progress,
+                                  should_stop=self.cancel_requested.is_set)
+            self.model_version, self.training_seconds = card.model_version, card.training_seconds
+        except TrainingCancelled:
+            self.cancelled = True
+        except CartsightError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - the page shows a message, the server log the traceback
+            traceback.print_exc()
+            self.error = f"Training failed unexpectedly ({type(exc).__name__}: {exc}); no model version was written."
+
+
+@st.cache_resource
+def _jobs() -> dict:
+    """Training jobs of this server, keyed by (store URL, dataset name)."""
+    return {}
+
+
+def _start_training(engine, key: tuple, dataset: str, horizon_days: int) -> None:
+    job = TrainJob(dataset=dataset, horizon_days=horizon_days)
+    _jobs()[key] = job
+    job.start(engine)
+
+
+@st.fragment(run_every=config.TRAIN_REFRESH_SECONDS)
+def _training_progress(key: tuple) -> None:
+    job: TrainJob | None = _jobs().get(key)
+    if job is None:
+        return
+    if not job.running:
+        st.rerun()  # the whole page: the outcome and the new model card
+    cancelling = job.cancel_requested.is_set()
+    elapsed = time.monotonic() - job.started
+    st.progress(job.fraction, text="Cancelling…" if cancelling else f"{job.message} ({elapsed:.0f} s)")
+    if job.points:
+        st.plotly_chart(charts.loss_chart(job.points), key="forecast_live_loss")
+    st.button("Cancel", key="forecast_cancel", on_click=job.cancel_requested.set, disabled=cancelling,
+              help="Stop training; no model version is written.")
+
+
+def _outcome(job: TrainJob) -> None:
+    if job.cancelled:
+        st.info(CANCELLED_TEXT)
+    elif job.error:
+        st.error(job.error)
+    elif job.model_version:
+        st.success(f"Trained model {job.model_version} in {job.training_seconds:.0f} s "
+                   f"(horizon {job.horizon_days} days).")
+
+
+# --- controls -------------------------------------------------------------------------------------------
+
+
+def _controls(engine, ds: dict, key: tuple, job: TrainJob | None) -> None:
+    busy = job is not None and job.running
+    # one training at a time per server: two would share the 2 CPU cores and both crawl
+    elsewhere = [j.dataset for k, j in list(_jobs().items()) if k != key and k[0] == key[0] and j.running]
+    left, right = st.columns([1, 3])
+    horizon = left.number_input(
+        "Horizon (days)", min_value=config.MIN_HORIZON_DAYS, max_value=config.MAX_HORIZON_DAYS,
+        value=config.DEFAULT_HORIZON_DAYS, step=1, key="forecast_horizon", disabled=busy,
+        help="A purchase within this many days after the forecast counts as 'buys'.",
+    )
+    plan = None
+    try:
+        plan = plan_cutoffs(ds["first_event"], ds["last_event"], int(horizon))
+    except CartsightError as exc:
+        right.error(str(exc))
+    if plan is not None:
+        with right.expander("How the data is split for this horizon"):
+            for line in plan.describe().splitlines():
+                st.markdown(f"- {line}")
+    if elsewhere:
+        right.info(f"A model for dataset '{_md(elsewhere[0])}' is training; one training runs at a time, so Train "
+                   "waits until it ends.")
+    if left.button("Train", key="forecast_train", type="primary", disabled=busy or plan is None or bool(elsewhere),
+                   help="Train on this dataset in the background; the page stays usable."):
+        _start_training(engine, key, ds["name"], int(horizon))
+        st.rerun()
+
+
+# --- the model card ---------------------------------------------------------------------------------------
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def metrics_table(head: str, info: dict) -> pd.DataFrame:
+    """One row per forecast (model and baselines) with the head's metrics as text, and which is in use."""
+    rows = []
+    for name, metrics in info["metrics"].items():
+        row = {"Forecast": FORECAST_LABELS.get(name, name), "In use": "✓" if name == info["used"] else ""}
+        for k, title in METRIC_COLUMNS.items():
+            if k in metrics:
+                value = metrics[k]
+                if head == "propensity" and k in ("roc_auc", "pr_auc") and metrics.get("measurable") is False:
+                    row[title] = TOO_FEW if metrics.get("buyers", 0) < config.MIN_BUYERS_TO_MEASURE else "—"
+                elif k == "base_rate" and value is not None:
+                    row[title] = f"{100 * value:.1f} %"
+                else:
+                    row[title] = _fmt(value)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _head_section(head: str, info: dict) -> None:
+    from core.forecast import HEAD_METRICS
+    from core.model.evaluation import explain_choice
+
+    key, higher = HEAD_METRICS[head]
+    label, _ = charts.METRIC_LABELS.get(key, (key, higher))
+    st.markdown(f"**{HEAD_TITLES.get(head, head)}**, decided by {label}")
+    st.dataframe(metrics_table(head, info), hide_index=True, key=f"forecast_metrics_{head}")
+    st.markdown(explain_choice(info, key, higher, FORECAST_LABELS))
+    model_note = (info["metrics"].get(MODEL) or {}).get("note")
+    if head == "propensity" and model_note:
+        st.warning(model_note)
+
+
+def _model_card(card) -> None:
+    from core.forecast import HEAD_METRICS, TARGET_TEXT
+
+    st.subheader(f"Model {card.model_version}")
+    tiles = st.columns(5)
+    tiles[0].metric("Horizon", f"{card.horizon_days} days")
+    tiles[1].metric("Shoppers scored", f"{card.n_users:,}")
+    tiles[2].metric("Shoppers trained on" + (" (a sample)" if card.sampled else ""), f"{card.n_users_trained:,}")
+    tiles[3].metric("Training examples", f"{card.n_train_examples:,}")
+    tiles[4].metric("Training time", f"{card.training_seconds:.0f} s")
+    first, last = card.data_window
+    st.caption(
+        f"Data window {_fmt_time(first)} to {_fmt_time(last)}; trained {_fmt_time(card.created_at)}. "
+        + ("The forecasts come from a refit that includes the latest window." if card.refit_on_latest
+           else "The forecasts come from the evaluated model (not refit on the latest window).")
+    )
+    with st.expander("Data window, cutoffs and targets"):
+        for line in CutoffPlan.from_dict(card.plan).describe().splitlines():
+            st.markdown(f"- {line}")
+        st.markdown(TARGET_TEXT)
+
+    st.markdown("#### Quality on the held-out window, beside the baselines")
+    for head, info in card.heads.items():
+        _head_section(head, info)
+
+    st.markdown("#### Charts")
+    st.caption("In the bar charts the forecast in use is blue, the others grey.")
+    heads = [h for h in card.heads if h in HEAD_METRICS]
+    cols = st.columns(2)
+    for i, head in enumerate(heads):
+        key, _ = HEAD_METRICS[head]
+        info = card.heads[head]
+        fig = charts.metrics_chart(info["metrics"], key, info["used"], FORECAST_LABELS,
+                                   title=f"{HEAD_TITLES.get(head, head)} ({key})")
+        cols[i % 2].plotly_chart(fig, key=f"forecast_bars_{head}")
+    if card.lift:
+        left, right = st.columns(2)
+        left.plotly_chart(charts.lift_chart(card.lift), key="forecast_lift")
+        right.plotly_chart(charts.gain_chart(card.lift), key="forecast_gain")
+    else:
+        st.info("Lift and cumulative gain are not drawn: too few buyers in the held-out window to measure.")
+    left, right = st.columns(2)
+    if card.calibration:
+        left.plotly_chart(charts.calibration_chart(card.calibration), key="forecast_calibration")
+    else:
+        left.info("The calibration curve is not drawn: too few buyers in the held-out window to measure.")
+    if card.loss_curve:
+        right.plotly_chart(charts.loss_chart(card.loss_curve), key="forecast_loss")
+    for note in card.notes:
+        if not any(note.startswith(f"{head}:") for head in card.heads):  # each head's choice is stated above
+            st.caption(f"• {note}")
+
+
+def _fmt_time(t) -> str:
+    return t.strftime("%Y-%m-%d %H:%M") if hasattr(t, "strftime") else str(t)
+
+
+def _pick_card(cards: list):
+    if len(cards) == 1:
+        return cards[0]
+    labels = [f"{c.model_version} · {c.horizon_days}-day horizon · {_fmt_time(c.created_at)}" for c in cards]
+    index = st.selectbox("Model version", range(len(cards)), format_func=lambda i: labels[i],
+                         key="forecast_version", help="The newest is first.")
+    return cards[index or 0]
+
+
+# --- every shopper's forecast -------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=config.PREDICTIONS_CACHE_TTL_SECONDS, max_entries=config.PREDICTIONS_CACHE_MAX_ENTRIES,
+               show_spinner="Reading the forecasts…")
+def _predictions(_engine, url: str, dataset: str, model_version: str) -> pd.DataFrame:
+    from core import forecast
+
+    return forecast.load_predictions(_engine, dataset, model_version)
+
+
+def filter_forecasts(frame: pd.DataFrame, propensity: tuple[float, float], types: list[str],
+                     categories: list[str]) -> pd.DataFrame:
+    """Rows with propensity in the closed range and, when lists are given, one of the types/categories."""
+    keep = frame["purchase_propensity"].between(propensity[0], propensity[1])
+    if types:
+        keep &= frame["next_event_type"].isin(types)
+    if categories:
+        keep &= frame["next_category"].isin(categories)
+    return frame[keep]
+
+
+def _forecast_table(engine, url: str, dataset: str, model_version: str) -> None:
+    st.markdown("#### Every shopper's forecast")
+    frame = _predictions(engine, url, dataset, model_version)
+    if frame.empty:
+        st.info("This model version has no forecasts stored.")
+        return
+    left, mid, right = st.columns(3)
+    lo_hi = left.slider("Purchase propensity", 0.0, 1.0, (0.0, 1.0), step=0.01, key="forecast_propensity")
+    types = mid.multiselect("Next action", sorted(frame["next_event_type"].dropna().unique()),
+                            key="forecast_types", placeholder="all")
+    categories = right.multiselect("Next category", sorted(frame["next_category"].dropna().unique()),
+                                   key="forecast_categories", placeholder="all")
+    shown = filter_forecasts(frame, lo_hi, types, categories)
+    st.caption(f"Showing {len(shown):,} of {len(frame):,} shoppers, highest propensity first; click a column to sort.")
+    st.dataframe(
+        shown.rename(columns=TABLE_COLUMNS), hide_index=True, key="forecast_table",
+        column_config={
+            TABLE_COLUMNS["purchase_propensity"]: st.column_config.ProgressColumn(
+                TABLE_COLUMNS["purchase_propensity"], min_value=0.0, max_value=1.0, format="percent"),
+            TABLE_COLUMNS["reasons"]: st.column_config.TextColumn(TABLE_COLUMNS["reasons"], width="large"),
+            **{TABLE_COLUMNS[c]: st.column_config.NumberColumn(TABLE_COLUMNS[c], format="percent")
+               for c in ("p_view", "p_cart", "p_purchase", "p_remove", "p_none", "next_category_p")},
+        },
+    )
+    st.download_button(
+        "Download these forecasts (CSV)", shown.to_csv(index=False).encode("utf-8"),
+        file_name=f"{dataset}-forecasts-{model_version}.csv", mime="text/csv", key="forecast_download",
+    )
+
+
+# --- page ------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    st.title("Forecasts")
+    st.caption("For every shopper: the chance of a purchase within the horizon, the next action, the next "
+               "category and items, and the reasons, from a small sequence model trained on this dataset "
+               "and measured beside simple baselines on the latest, held-out days.")
+    ds = current_dataset()
+    engine = get_engine()
+    url = store.resolve_url()
+    key = (url, ds["name"])
+    job = _jobs().get(key)
+    _controls(engine, ds, key, job)
+    if job is not None and job.running:
+        _training_progress(key)
+    elif job is not None:
+        _outcome(job)
+
+    from core import forecast
+
+    try:
+        cards = forecast.list_models(engine, ds["name"])
+    except CartsightError as exc:
+        show_error(exc)
+        return
+    if not cards:
+        st.info("No model yet for this dataset: choose a horizon and press **Train**.")
+        return
+    card = _pick_card(cards)
+    _model_card(card)
+    _forecast_table(engine, url, ds["name"], card.model_version)
+
+
+main()

@@ -1,0 +1,181 @@
+"""The forecast model: config validation, shapes of every head, losses only with labels, sampled softmax."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from core import sequences as seq
+from core.errors import SchemaError
+from core.model.config import EVENT_CLASSES, EVENT_TYPE_IDS, ModelConfig
+
+EVENT_TYPE_IDS_CART = EVENT_TYPE_IDS["cart"]
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+
+
+def tiny_config(**kw) -> ModelConfig:
+    base = dict(max_len=6, hidden_size=8, n_layers=1, n_heads=2, batch_size=4, max_train_examples=4,
+                n_negatives=5, sampled_softmax_threshold=50, torch_threads=1)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def random_batch(n: int, length: int, n_items: int, n_cats: int, seed: int = 0) -> seq.SequenceBatch:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, length + 1, size=n)
+    mask = np.arange(length)[None, :] >= (length - lengths)[:, None]
+
+    def ids(high):
+        return np.where(mask, rng.integers(1, high, size=(n, length)), 0).astype(np.int64)
+
+    age = np.where(mask, np.sort(rng.random((n, length)) * 10, axis=1)[:, ::-1], np.nan).astype(np.float32)
+    return seq.SequenceBatch(
+        user_ids=[f"u{i}" for i in range(n)], cutoff=dt.datetime(2024, 1, 1), item=ids(n_items), category=ids(n_cats),
+        brand=ids(4), event_type=ids(6), price_band=ids(6), gap_bucket=ids(15), age_bucket=ids(15), age_days=age,
+        recency_bucket=rng.integers(2, 15, size=n).astype(np.int64),
+        features=rng.random((n, 6)).astype(np.float32),
+    )
+
+
+def labels(n, n_items, n_cats, seed=1):
+    rng = np.random.default_rng(seed)
+    item = rng.integers(2, n_items, size=n)
+    item[0] = -100  # a shopper without a next item
+    return {
+        "purchased": torch.tensor(rng.integers(0, 2, size=n), dtype=torch.float32),
+        "next_event_type": torch.tensor(rng.integers(0, 5, size=n)),
+        "next_category": torch.tensor(rng.integers(2, n_cats, size=n)),
+        "next_item": torch.tensor(item),
+    }
+
+
+@pytest.mark.parametrize("n_items", [30, 200])  # full softmax, then sampled softmax (threshold 50)
+def test_every_head_has_its_shape(n_items):
+    from core.model.modeling import ForecastModel, batch_tensors
+
+    cfg = tiny_config()
+    model = ForecastModel(cfg, n_items=n_items, n_categories=12, n_brands=4)
+    batch = random_batch(5, cfg.max_len, n_items, 12)
+    inputs = batch_tensors(batch)
+    out = model(inputs)
+    assert out.loss is None and out.losses == {}
+    assert out.propensity_logit.shape == (5,)
+    assert out.type_logits.shape == (5, len(EVENT_CLASSES))
+    assert out.category_logits.shape == (5, 12)
+    assert out.user_embedding.shape == (5, cfg.hidden_size)
+
+    with_labels = model(inputs, labels(5, n_items, 12))
+    assert with_labels.loss is not None and torch.isfinite(with_labels.loss)
+    assert set(with_labels.losses) == {"propensity", "next_event_type", "next_category", "next_items"}
+    with_labels.loss.backward()  # gradients flow through every head
+
+    pred = model.predict(inputs, top_k_items=7, top_k_categories=3)
+    assert pred.propensity.shape == (5,) and ((pred.propensity > 0) & (pred.propensity < 1)).all()
+    assert pred.type_proba.shape == (5, 5) and np.allclose(pred.type_proba.sum(axis=1), 1.0, atol=1e-5)
+    assert pred.category_ids.shape == (5, 3) and pred.item_ids.shape == (5, 7)
+    assert (pred.category_ids >= 2).all() and (pred.item_ids >= 2).all()  # padding and "other" never ranked
+    assert (np.diff(pred.item_p, axis=1) <= 1e-7).all()  # best first
+
+
+def test_trimmed_padding_does_not_change_the_forecast():
+    from core.model.modeling import ForecastModel, batch_tensors
+
+    cfg = tiny_config(dropout=0.0)
+    model = ForecastModel(cfg, n_items=30, n_categories=12, n_brands=4).eval()
+    batch = random_batch(6, cfg.max_len, 30, 12, seed=3)
+    alone = np.concatenate([model.predict_propensity(batch_tensors(batch, [i])) for i in range(6)])
+    together = model.predict_propensity(batch_tensors(batch))
+    assert np.allclose(alone, together, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, parameter, expected", [
+    ({"hidden_size": 10, "n_heads": 3}, "n_heads", "a divisor of hidden_size=10"),
+    ({"max_len": 0}, "max_len", "at least 1"),
+    ({"dropout": 1.0}, "dropout", "in [0, 1)"),
+    ({"lr": 0.0}, "lr", "in (0, 1]"),
+    ({"epochs": 2.5}, "epochs", "whole number"),
+    ({"batch_size": 512, "max_train_examples": 100}, "max_train_examples", "at least batch_size=512"),
+    ({"loss_weights": {"propensity": 1.0}}, "loss_weights", "exactly the keys"),
+    ({"n_reasons": 9}, "n_reasons", "at most 5"),
+    ({"patience": -1}, "patience", "at least 0"),
+])
+def test_config_rejects_inconsistent_values(kwargs, parameter, expected):
+    with pytest.raises(SchemaError) as err:
+        ModelConfig(**kwargs)
+    message = str(err.value)
+    assert repr(parameter) in message and expected in message
+    assert repr(kwargs[parameter]) in message  # the value found
+    assert err.value.column == parameter
+
+
+def test_config_round_trip_and_unknown_keys():
+    cfg = ModelConfig(hidden_size=32, n_heads=4, seed=5)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(SchemaError, match="no parameter"):
+        ModelConfig.from_dict({"hiden_size": 3})
+
+
+def test_defaults_are_sized_for_two_cpu_cores():
+    cfg = ModelConfig()
+    assert (cfg.hidden_size, cfg.n_layers, cfg.max_len, cfg.torch_threads) == (64, 2, 50, 2)
+    assert 2 <= cfg.n_heads <= 4
+
+
+def _one_shopper_batch() -> tuple[seq.SequenceBatch, seq.Vocabularies]:
+    """One shopper: a view 9 days ago, two smartphone carts 2.5 and 2 days ago, a session of two views 3 h ago."""
+    from core.model.config import EVENT_TYPE_IDS as E
+
+    vocabs = seq.Vocabularies(
+        items=seq.Vocabulary("items", ["p1", "p2", "p3"]),
+        categories=seq.Vocabulary("categories", ["electronics.smartphone", "home.lamp"]),
+        brands=seq.Vocabulary("brands", []), price_bands={},
+    )
+    phone, lamp = 2, 3
+    ages = np.array([[np.nan, 9.0, 2.5, 2.0, 0.13, 0.125]], dtype=np.float32)
+    kinds = np.array([[0, E["view"], E["cart"], E["cart"], E["view"], E["view"]]])
+    cats = np.array([[0, lamp, phone, phone, lamp, lamp]])
+    zeros = np.where(kinds > 0, 2, 0)
+    features = np.log1p(np.array([[5, 2, 3, 40, 10, 4]], dtype=np.float32))  # 3 purchases over 40 days
+    batch = seq.SequenceBatch(
+        user_ids=["u"], cutoff=dt.datetime(2024, 1, 10), item=zeros, category=cats, brand=zeros, event_type=kinds,
+        price_band=zeros, gap_bucket=zeros, age_bucket=zeros, age_days=ages, recency_bucket=np.array([6]),
+        features=features)
+    return batch, vocabs
+
+
+def test_occlusion_groups_and_their_words():
+    from core.model import reasons
+
+    batch, vocabs = _one_shopper_batch()
+    masks = reasons.group_masks(batch)
+    assert masks["carts"][0].tolist() == [False, False, True, True, False, False]
+    assert masks["last_session"][0].tolist() == [False, False, False, False, True, True]  # 7 min apart
+    assert masks["recent_category"][0].tolist() == [False, True, False, False, True, True]  # the lamp events
+    assert not masks["purchases"].any()
+    assert reasons.describe("carts", batch, 0, masks, vocabs) == "carted 2 smartphones in the last 3 days"
+    assert reasons.describe("purchases", batch, 0, masks, vocabs) == "bought 3 times in 6 weeks"
+    assert reasons.describe("recency", batch, 0, masks, vocabs) == "visited in the last 3 hours"
+    assert reasons.describe("recent_category", batch, 0, masks, vocabs) == "kept coming back to lamp (3 events in the last 9 days)"
+    hidden = reasons.occluded_batches(batch)["carts"]
+    assert (hidden.event_type[0] == EVENT_TYPE_IDS_CART).sum() == 0 and hidden.features[0, 1] == 0.0
+
+
+def test_explain_gives_words_with_a_direction():
+    from core.model import reasons
+    from core.model.modeling import ForecastModel
+
+    batch, vocabs = _one_shopper_batch()
+    model = ForecastModel(tiny_config(max_len=6), n_items=5, n_categories=4, n_brands=3).eval()
+    words = reasons.explain(model, batch, vocabs, n_reasons=2, batch_size=8)
+    assert len(words) == 1
+    parts = [w for w in words[0].split("; ") if w]
+    assert 1 <= len(parts) <= 2
+    assert all(p.endswith(("(raises the chance)", "(lowers the chance)")) for p in parts)

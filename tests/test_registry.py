@@ -1,0 +1,110 @@
+"""Model versions: save -> load gives identical forecasts; predictions bulk-written on DuckDB and PostgreSQL."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import sequences as seq
+from core.errors import CartsightError, NotFittedError
+from core.model.evaluation import Calibrator
+from tests.test_model import random_batch, tiny_config
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CARTSIGHT_HOME", str(tmp_path / "home"))
+    torch.set_num_threads(1)
+
+
+def _vocabs(n_items: int, n_cats: int) -> seq.Vocabularies:
+    return seq.Vocabularies(
+        items=seq.Vocabulary("items", [f"item{i}" for i in range(n_items - 2)]),
+        categories=seq.Vocabulary("categories", [f"cat{i}" for i in range(n_cats - 2)]),
+        brands=seq.Vocabulary("brands", ["b1", "b2"]),
+        price_bands={"cat0": [1.0, 2.0, 3.0], seq.ALL_CATEGORIES: [1.0, 5.0, 9.0]},
+    )
+
+
+def test_save_load_round_trip_gives_identical_predictions():
+    from core.model import registry
+    from core.model.modeling import ForecastModel, batch_tensors
+
+    torch.manual_seed(3)
+    cfg = tiny_config()
+    model = ForecastModel(cfg, n_items=30, n_categories=12, n_brands=4).eval()
+    vocabs = _vocabs(30, 12)
+    calibrator = Calibrator("platt", a=0.5, b=-1.0)
+    folder = registry.version_dir(7, registry.new_version(7))
+    registry.save_model(folder, model, cfg, vocabs, calibrator, {"model_version": "x", "heads": {}})
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["model.safetensors", "config.json", "vocabularies.json", "calibrator.json", "card.json"])
+    assert not folder.with_name(folder.name + ".partial").exists()
+
+    loaded = registry.load_model(folder)
+    batch = random_batch(8, cfg.max_len, 30, 12, seed=2)
+    before = model.predict(batch_tensors(batch), 5, 3)
+    after = loaded.model.predict(batch_tensors(batch), 5, 3)
+    for name in ("propensity", "type_proba", "category_p", "item_p"):
+        np.testing.assert_array_equal(getattr(before, name), getattr(after, name))
+    np.testing.assert_array_equal(before.item_ids, after.item_ids)
+    assert loaded.config == cfg
+    assert loaded.vocabs.to_dict() == vocabs.to_dict()
+    assert loaded.calibrator(np.array([0.2]))[0] == pytest.approx(calibrator(np.array([0.2]))[0])
+    assert json.loads((folder / "vocabularies.json").read_text())["items"]["tokens"][0] == "item0"
+
+    with pytest.raises(CartsightError, match="never overwritten"):
+        registry.save_model(folder, model, cfg, vocabs, calibrator, {})
+
+
+def test_loading_a_missing_version_says_so(tmp_path):
+    from core.model import registry
+
+    with pytest.raises(NotFittedError, match="missing or incomplete"):
+        registry.load_model(tmp_path / "nothing")
+
+
+def _prediction_frame(did: int, version: str) -> pd.DataFrame:
+    return pd.DataFrame({
+        "dataset_id": did, "model_version": version, "user_id": ["u1", "u2", "u3"],
+        "purchase_propensity": [0.2, 0.9, 0.5], "next_event_type": ["view", "purchase", "none"],
+        "p_view": [0.5, 0.1, 0.2], "p_cart": [0.2, 0.2, 0.1], "p_purchase": [0.1, 0.6, 0.1],
+        "p_remove": [0.0, 0.0, 0.0], "p_none": [0.2, 0.1, 0.6], "next_category": ["a.b", None, "c"],
+        "next_category_p": [0.4, np.nan, 0.3], "top_items": ["1 2 3", "4", ""],
+        "reasons": ["carted 2 phones in the last 3 days (raises the chance)", "", "no visit for 20 days (lowers the chance)"],
+    })
+
+
+def test_predictions_bulk_write_and_model_row(engine, tmp_path):
+    from core.model import registry
+
+    cfg = tiny_config()
+    with engine.begin() as conn:
+        registry.write_predictions(conn, _prediction_frame(1, "v1"))
+        registry.insert_model_row(conn, "v1", 1, 7, tmp_path, cfg, {"model_version": "v1"})
+    rows = registry.model_rows(engine, 1)
+    assert [r["model_version"] for r in rows] == ["v1"] and rows[0]["status"] == "ready"
+    got = registry.read_predictions(engine, 1, "v1")
+    assert got["user_id"].tolist() == ["u2", "u3", "u1"]  # highest propensity first
+    assert pd.isna(got.loc[0, "next_category"]) and pd.isna(got.loc[0, "next_category_p"])
+    assert got.loc[1, "reasons"] == "no visit for 20 days (lowers the chance)"
+    assert got.loc[2, "top_items"] == "1 2 3"
+
+    with engine.begin() as conn:
+        registry.delete_predictions(conn, 1, "v1")
+    assert registry.read_predictions(engine, 1, "v1").empty
+
+
+def test_a_failed_publish_leaves_no_rows(engine):
+    from core.model import registry
+
+    with pytest.raises(RuntimeError):
+        with engine.begin() as conn:
+            registry.write_predictions(conn, _prediction_frame(1, "v2"))
+            raise RuntimeError("killed half way")
+    assert registry.read_predictions(engine, 1, "v2").empty
+    assert registry.model_rows(engine, 1) == []
