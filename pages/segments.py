@@ -1,0 +1,153 @@
+"""Segments: run a segmentation (automatic or chosen number of segments), the map of shoppers,
+a profile card per segment, a side-by-side comparison of two segments, and the RFM grid.
+Every number comes from ``core.segments`` / ``core.rfm``, every chart from ``core.charts_segments``."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import charts_segments as charts
+from core import config, rfm, segments
+from core.errors import CartsightError
+from core.store import safe_url, resolve_url
+from pages.common import current_dataset, get_engine, show_error
+
+K_CHOICES = [segments.AUTO] + list(range(config.SEGMENT_K_RANGE[0], config.SEGMENT_K_RANGE[1] + 1))
+SHOPPER_PAGE = "pages/shopper.py"
+#: Session-state key the Shopper page reads to list a segment's members.
+FROM_SEGMENT_KEY = "shopper_from_segment"
+NO_VALUE = "—"
+_CACHE = {"ttl": config.SEGMENTS_CACHE_TTL_SECONDS, "max_entries": config.SEGMENTS_CACHE_MAX_ENTRIES,
+          "show_spinner": False}
+
+
+@st.cache_data(**_CACHE)
+def _rfm(_engine, store: str, dataset_id: int):
+    table = rfm.rfm_table(_engine, dataset_id)
+    return rfm.grid(table), rfm.summary(table)
+
+
+def _pct(value) -> str:
+    return NO_VALUE if value is None else f"{value:.1%}"
+
+
+def _listing(rows: list[dict]) -> str:
+    parts = [f"{r['name']} {_pct(r['share'])}" + (f" (×{r['affinity']:.1f})" if r.get("affinity") else "")
+             for r in rows]
+    return ", ".join(parts) or NO_VALUE
+
+
+def _card(profile: dict, run_id: int, key_prefix: str) -> None:
+    """One segment's profile card, with a button that opens its shoppers on the Shopper page."""
+    with st.container(border=True):
+        st.markdown(f"**{profile['segment']}. {profile['name']}**")
+        a, b, c = st.columns(3)
+        a.metric("Shoppers", f"{profile['size']:,}", help=f"{_pct(profile['share_shoppers'])} of all shoppers")
+        b.metric("Share of revenue", _pct(profile["share_revenue"]))
+        c.metric("Conversion", _pct(profile["conversion"]), help="Share of the segment's shoppers who bought.")
+        if profile.get("mean_propensity") is not None:
+            st.caption(f"Mean purchase propensity: {profile['mean_propensity']:.3f}")
+        st.caption(f"Median days since the last event: {profile['median_recency_days']:.1f}")
+        bands = sorted(profile["group_index"]["bands"], key=lambda r: -(r["affinity"] or 0))
+        st.markdown(f"- Top categories: {_listing(profile.get('top_categories', []))}\n"
+                    f"- Top brands: {_listing(profile.get('top_brands', []))}\n"
+                    f"- Price bands (by affinity): {_listing(bands)}")
+        if st.button("Open its shoppers", key=f"{key_prefix}_open_{profile['segment']}",
+                     help="List this segment's shoppers on the Shopper page."):
+            st.session_state[FROM_SEGMENT_KEY] = {"segment": profile["segment"], "run_id": run_id}
+            st.switch_page(SHOPPER_PAGE)
+
+
+def _run_controls(engine, dataset: str) -> None:
+    left, right = st.columns([3, 1])
+    k = left.select_slider("Number of segments", options=K_CHOICES, value=segments.AUTO, key="segments_k",
+                           help="'auto' tries 2 to 10 segments and keeps the one with the best silhouette "
+                                "(how much closer shoppers are to their own segment than to the next).")
+    right.write("")
+    if right.button("Run", key="segments_run", type="primary"):
+        with st.spinner("Segmenting shoppers…"):
+            try:
+                run = segments.run_segmentation(engine, dataset, n_segments=k)
+            except CartsightError as exc:
+                show_error(exc)
+                return
+        st.success(f"Segmented {sum(p['size'] for p in run.profiles):,} shoppers into {run.n_segments} segments "
+                   f"(run {run.run_id}).")
+
+
+def _features(run: segments.SegmentRun) -> None:
+    with st.expander(f"Features used ({len(run.feature_names)}), scaling and choice of the number of segments"):
+        st.markdown("Each feature is standard-scaled (mean 0, standard deviation 1; category and price-band shares "
+                    "after a square root) and weighted by block so that taste (categories, price bands) leads "
+                    "and activity follows.")
+        st.dataframe({"feature": run.feature_names, "mean": run.scaling["mean"], "scale": run.scaling["scale"]},
+                     hide_index=True)
+        if run.silhouette_by_k:
+            st.dataframe({"segments": list(run.silhouette_by_k), "silhouette": list(run.silhouette_by_k.values())},
+                         hide_index=True)
+        for note in run.notes:
+            st.caption(f"Note: {note}")
+
+
+def _comparison(run: segments.SegmentRun) -> None:
+    st.subheader("Compare two segments")
+    options = [p["segment"] for p in run.profiles]
+    names = run.names()
+    left, right = st.columns(2)
+    a = left.selectbox("Segment", options, index=0, format_func=lambda s: f"{s}. {names[s]}", key="segments_compare_a")
+    b = right.selectbox("Segment", options, index=min(1, len(options) - 1), format_func=lambda s: f"{s}. {names[s]}",
+                        key="segments_compare_b")
+    by_seg = {p["segment"]: p for p in run.profiles}
+    with left:
+        _card(by_seg[a], run.run_id, "segments_compare_a")
+    with right:
+        _card(by_seg[b], run.run_id, "segments_compare_b")
+    st.plotly_chart(charts.segment_comparison(run.profiles, [a] if a == b else [a, b]), key="segments_compare_chart")
+
+
+def _rfm_section(engine, dataset_id: int) -> None:
+    st.subheader("RFM lens")
+    st.caption("Buyers scored 1–5 on recency (days since the last purchase), frequency (orders) and monetary value "
+               "(revenue), by quintile among buyers; FM is the mean of F and M. Shoppers who never bought are "
+               "counted apart.")
+    grid, summary = _rfm(engine, safe_url(resolve_url()), dataset_id)
+    if summary.empty:
+        st.info("No shoppers in this dataset.")
+        return
+    st.plotly_chart(charts.rfm_heatmap(grid), key="segments_rfm_grid")
+    st.dataframe(summary, hide_index=True, key="segments_rfm_summary", column_config={
+        "share_shoppers": st.column_config.NumberColumn("share of shoppers", format="percent"),
+        "share_revenue": st.column_config.NumberColumn("share of revenue", format="percent"),
+    })
+
+
+def main() -> None:
+    st.title("Segments")
+    ds = current_dataset()
+    engine = get_engine()
+    _run_controls(engine, ds["name"])
+    try:
+        run = segments.latest_run(engine, ds["name"])
+    except CartsightError as exc:
+        show_error(exc)
+        st.stop()
+    if run is None:
+        st.info("No segments yet for this dataset: choose the number of segments and press **Run**.")
+    else:
+        st.caption(f"Run {run.run_id} of {run.created_at:%Y-%m-%d %H:%M} UTC: {run.n_segments} segments"
+                   + (f", with the forecasts of model {run.model_version}" if run.model_version else
+                      ", without forecasts (no model trained yet)") + ".")
+        _features(run)
+        names = run.names()
+        if run.map_points:
+            st.plotly_chart(charts.segment_map(run.map_points, names), key="segments_map")
+        st.plotly_chart(charts.segment_sizes(run.profiles), key="segments_sizes")
+        st.subheader("Profiles")
+        cols = st.columns(2)
+        for i, profile in enumerate(run.profiles):
+            with cols[i % 2]:
+                _card(profile, run.run_id, "segments_card")
+        _comparison(run)
+    _rfm_section(engine, ds["dataset_id"])
+
+
+main()

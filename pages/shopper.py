@@ -1,0 +1,157 @@
+"""Shopper: find one shopper (by id, or from suggestions: top propensity, biggest spenders, a
+segment's members), see their timeline of events and sessions, their preferences beside their
+segment's, their forecast with its reasons, and their segment. Data from ``core.segments``,
+charts from ``core.charts_segments``."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import charts_segments as charts
+from core import config, segments, store
+from core.errors import CartsightError
+from pages.common import current_dataset, get_engine, show_error
+
+try:  # built beside this page; the page works without it (charts from core.segments only)
+    from core import preferences as prefs
+except ImportError:  # pragma: no cover - only while core/preferences.py is absent
+    prefs = None
+
+FROM_SEGMENT_KEY = "shopper_from_segment"
+ID_KEY = "shopper_id"
+NO_VALUE = "—"
+VALUE_LABEL = {"top propensity": "propensity", "biggest spenders": "revenue", "segment members": "revenue"}
+
+
+def _pick(choice_key: str) -> None:
+    """Copy the chosen suggestion into the id box (a widget callback)."""
+    choice = st.session_state.get(choice_key)
+    if choice:
+        st.session_state[ID_KEY] = choice
+
+
+def _suggestions(engine, dataset: str) -> None:
+    run = segments.latest_run(engine, dataset)
+    arrived = st.session_state.get(FROM_SEGMENT_KEY)
+    kinds = list(segments.SUGGESTION_KINDS) if run is not None else list(segments.SUGGESTION_KINDS[:2])
+    default_kind = 2 if arrived and run is not None else 0
+    with st.container(border=True):
+        st.markdown("**Suggestions**")
+        left, right = st.columns(2)
+        kind = left.radio("Show", kinds, index=default_kind, key="shopper_suggest_kind", horizontal=True)
+        segment = None
+        if kind == "segment members":
+            names = run.names()
+            options = list(names)
+            wanted = arrived.get("segment") if arrived else None
+            segment = right.selectbox("Segment", options, index=options.index(wanted) if wanted in options else 0,
+                                      format_func=lambda s: f"{s}. {names[s]}", key="shopper_suggest_segment")
+        try:
+            found = segments.suggest_shoppers(engine, dataset, kind, config.SHOPPER_SUGGESTIONS, segment=segment)
+        except CartsightError as exc:
+            show_error(exc)
+            return
+        if found.empty:
+            st.caption("No forecasts yet: train a model on the Forecasts page." if kind == "top propensity"
+                       else "No shoppers to suggest.")
+            return
+        label = VALUE_LABEL[kind]
+        shown = {u: (f"{u} — {label} {v:.3f}" if label == "propensity" else f"{u} — {label} {v:,.2f}")
+                 for u, v in zip(found["user_id"], found["value"])}
+        st.selectbox("Pick a shopper", list(shown), index=None, format_func=shown.get, key="shopper_suggest_pick",
+                     placeholder=f"{len(shown)} shoppers", on_change=_pick, args=("shopper_suggest_pick",))
+
+
+def _forecast(engine, dataset: str, user_id: str) -> None:
+    st.subheader("Forecast")
+    row = segments.shopper_forecast(engine, dataset, user_id)
+    if row is None:
+        st.info("No forecast for this shopper: train a model on the Forecasts page.")
+        return
+    a, b, c = st.columns(3)
+    a.metric("Purchase propensity", NO_VALUE if row["purchase_propensity"] is None else f"{row['purchase_propensity']:.1%}")
+    b.metric("Next action", row["next_event_type"] or NO_VALUE)
+    c.metric("Next category", row["next_category"] or NO_VALUE)
+    st.caption(f"Model {row['model_version']}. Top items: {row['top_items'] or NO_VALUE}")
+    reasons = [r for r in (row["reasons"] or "").split("; ") if r]
+    if reasons:
+        st.markdown("**Why**\n" + "\n".join(f"- {r}" for r in reasons))
+
+
+def _profile(engine, dataset: str, user_id: str, events) -> None:
+    sessions = segments.session_summary(events)
+    orders = int((sessions["purchases"] > 0).sum())
+    a, b, c, d = st.columns(4)
+    a.metric("Events", f"{len(events):,}")
+    b.metric("Sessions", f"{len(sessions):,}")
+    c.metric("Orders", f"{orders:,}")
+    d.metric("Revenue", f"{sessions['revenue'].sum():,.2f}")
+    st.caption(f"First seen {events['event_time'].min():%Y-%m-%d %H:%M}, last seen "
+               f"{events['event_time'].max():%Y-%m-%d %H:%M} UTC.")
+    run = segments.latest_run(engine, dataset)
+    profile = None
+    if run is None:
+        st.info("Not segmented yet: run a segmentation on the Segments page to see this shopper's segment.")
+    else:
+        seg = segments.segment_of(engine, dataset, user_id, run.run_id)
+        if seg is None:
+            st.info(f"This shopper is not in segmentation run {run.run_id} (they arrived after it).")
+        else:
+            profile = next((p for p in run.profiles if p["segment"] == seg["segment"]), None)
+            st.markdown(f"**Segment:** {seg['segment']}. {seg['segment_name']} (run {run.run_id})")
+    _forecast(engine, dataset, user_id)
+    st.subheader("Timeline")
+    st.plotly_chart(charts.shopper_timeline(events), key="shopper_timeline")
+    st.plotly_chart(charts.shopper_sessions(sessions), key="shopper_sessions")
+    st.subheader("Preferences beside their segment's")
+    comparison = segments.shopper_vs_segment(engine, dataset, events, profile)
+    left, right = st.columns(2)
+    left.plotly_chart(charts.shopper_vs_segment(comparison["category group"], "category group"),
+                      key="shopper_pref_groups")
+    right.plotly_chart(charts.shopper_vs_segment(comparison["price band"], "price band"), key="shopper_pref_bands")
+    if prefs is not None:
+        _preference_tables(engine, dataset, user_id, seg if run is not None else None)
+    with st.expander("Events"):
+        st.dataframe(events.iloc[::-1], hide_index=True, key="shopper_events")
+
+
+def _preference_tables(engine, dataset: str, user_id: str, seg: dict | None) -> None:
+    """Top categories and brands of the shopper beside their segment's share and affinity (core.preferences)."""
+    did = store.get_dataset(engine, dataset)["dataset_id"]
+    cols = st.columns(2)
+    for col, dim in zip(cols, ("category", "brand")):
+        try:
+            mine = prefs.preferences(engine, did, dim, user_id=user_id, top_n=config.TOP_N)
+            table = mine[["value", "events", "share_events", "affinity"]].rename(
+                columns={"share_events": "shopper share", "affinity": "shopper affinity"})
+            if seg is not None:
+                theirs = prefs.preferences(engine, did, dim, segment=seg["segment"], run_id=seg["run_id"])
+                table = table.merge(theirs[["value", "share_events", "affinity"]].rename(
+                    columns={"share_events": "segment share", "affinity": "segment affinity"}), on="value", how="left")
+        except CartsightError as exc:
+            col.caption(str(exc))
+            continue
+        col.markdown(f"**Top {dim} preferences** (affinity: share ÷ everyone's share)")
+        col.dataframe(table, hide_index=True, key=f"shopper_pref_{dim}", column_config={
+            c: st.column_config.NumberColumn(c, format="percent") for c in ("shopper share", "segment share")})
+
+
+def main() -> None:
+    st.title("Shopper")
+    ds = current_dataset()
+    engine = get_engine()
+    _suggestions(engine, ds["name"])
+    user_id = st.text_input("Shopper id", key=ID_KEY, placeholder="type a user id or pick a suggestion").strip()
+    if not user_id:
+        st.info("Type a shopper's id, or pick one of the suggestions.")
+        return
+    try:
+        events = segments.shopper_events(engine, ds["name"], user_id)
+        if events.empty:
+            st.warning(f"No shopper with id {user_id!r} in dataset {ds['name']!r}.")
+            return
+        _profile(engine, ds["name"], user_id, events)
+    except CartsightError as exc:
+        show_error(exc)
+
+
+main()
