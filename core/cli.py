@@ -156,6 +156,43 @@ def _write_predictions(engine, dataset: str, model_version: str | None, out: str
     return 0
 
 
+def _k(value: str):
+    return "auto" if value == "auto" else int(value)
+
+
+def cmd_segment(args) -> int:
+    from core import segments
+
+    run = segments.run_segmentation(_engine(args), args.dataset, n_segments=args.k, seed=args.seed)
+    frame, text = segments.segment_cli_output(run)
+    frame.to_csv(args.out, index=False)
+    print(text)
+    print(f"wrote {len(frame):,} shoppers' segments to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from core import exports
+
+    counts = exports.export_cli(
+        _engine(args), args.dataset, segments=args.segment or None, top_percent=args.top_percent,
+        min_propensity=args.min_propensity, exclude_bought_days=args.exclude_bought_days,
+        identities_path=args.identities, suppress_path=args.suppress, holdout=args.holdout,
+        fmt=args.format, out=args.out, seed=args.seed, name=args.name,
+    )
+    if args.json:
+        _print_json(counts)
+        return 0
+    for key in ("matched", "suppressed", "no_consent", "no_identifier", "holdout", "exported"):
+        print(f"{key:<14} {counts.get(key, 0):>10,}")
+    print(f"export #{counts['export_id']} written to {counts['out']} (sha256 {counts['file_sha256']})")
+    for warning in counts.get("warnings") or []:
+        print(f"warning: {warning}", file=sys.stderr)
+    for problem in (counts.get("identity_problems") or []) + (counts.get("suppression_problems") or []):
+        print(f"skipped input row: {problem}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cartsight", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -199,6 +236,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     horizon(p)
     p.set_defaults(func=cmd_score)
+    p = add("segment", "Segment the shoppers of a dataset and write the assignments with their features.")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--k", type=_k, default="auto", help="number of segments (2-10) or 'auto' (silhouette)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_segment)
+    p = add("export", "Build a campaign target list and export it for an ad or e-mail platform.")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--segment", type=int, action="append", help="segment number (repeatable)")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--top-percent", type=float, help="keep the top P%% by purchase propensity")
+    who.add_argument("--min-propensity", type=float, help="keep shoppers with propensity >= X")
+    p.add_argument("--exclude-bought-days", type=int, help="drop shoppers who bought in the last D days")
+    p.add_argument("--identities", help="identity CSV (user_id, email, phone, ..., consent_*)")
+    p.add_argument("--suppress", help="suppression list (user ids and/or e-mails)")
+    p.add_argument("--holdout", type=float, default=0.1, help="random holdout share kept out of the export")
+    p.add_argument("--format", required=True, choices=["csv", "parquet", "google", "meta", "klaviyo", "mailchimp"])
+    p.add_argument("--name", help="a label for the export history")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

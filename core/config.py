@@ -157,3 +157,31 @@ SEGMENTS_CACHE_MAX_ENTRIES = 32
 RFM_SCORES = 5
 SHOPPER_SUGGESTIONS = 10
 SHOPPER_TIMELINE_MAX_EVENTS = 2_000
+
+# --- campaigns and exports (core/campaigns, core/identities, core/exports, pages/campaigns) ---
+#: Share of the eligible list kept back as a holdout (never exported) and the default seed of its draw.
+DEFAULT_HOLDOUT_SHARE = 0.1
+MAX_HOLDOUT_SHARE = 0.5
+DEFAULT_HOLDOUT_SEED = 0
+#: Propensity groups the holdout is stratified by (deciles of the eligible list, 10 = highest propensity).
+HOLDOUT_STRATA = 10
+#: Points kept on the cumulative-gain curve (evenly spaced over the ranked shoppers).
+GAIN_CURVE_POINTS = 200
+#: Propensity bounds are compared with this slack: cs_predictions.purchase_propensity is a 4-byte REAL on
+#: DuckDB, where 0.6 reads back as 0.60000002, and "at most 0.6" must keep it.
+PROPENSITY_TOLERANCE = 1e-6
+#: Rows of the target list shown in the page's preview.
+CAMPAIGN_PREVIEW_ROWS = 20
+#: Smallest list each ad platform serves ads to (matched members). Google: 100 active users for
+#: network/Display inventory, 1,000 for YouTube and Search (support.google.com/ads-data-hub/answer/9935747);
+#: Meta: a customer-list Custom Audience needs about 100 matched people to deliver (Meta Business Help
+#: Center, Custom Audiences). The warning fires below these sizes; the platform's own match rate only lowers it.
+PLATFORM_MIN_LIST_SIZE = {"google": 100, "meta": 100}
+#: Campaign count/list caches on the page (seconds, entries).
+CAMPAIGNS_CACHE_TTL_SECONDS = 300
+CAMPAIGNS_CACHE_MAX_ENTRIES = 32
+
+
+def exports_dir() -> Path:
+    """Folder where the bytes of every recorded export are kept (re-download checks their SHA-256)."""
+    return home_dir() / "exports"

@@ -1,0 +1,229 @@
+"""Campaigns: build a target list with live counts, apply identity/suppression files, see the expected outcome,
+export it in the destination's format (holdout kept back) and download past exports and their holdouts.
+Every number comes from ``core.campaigns`` / ``core.exports``, every chart from ``core.charts_campaigns``."""
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+
+from core import campaigns, config, exports
+from core import charts_campaigns as charts
+from core.errors import CartsightError
+from core.identities import read_identities, read_suppression
+from core.model.config import PRICE_BANDS
+from core.store import resolve_url, safe_url
+from pages.common import current_dataset, get_engine, show_error
+
+_CACHE = {"ttl": config.CAMPAIGNS_CACHE_TTL_SECONDS, "max_entries": config.CAMPAIGNS_CACHE_MAX_ENTRIES,
+          "show_spinner": False}
+FORMAT_LABELS = {"csv": "CSV (user id, segment, forecast)", "parquet": "Parquet (same columns)",
+                 "google": "Google Ads Customer Match", "meta": "Meta Custom Audience", "klaviyo": "Klaviyo list",
+                 "mailchimp": "Mailchimp audience"}
+TOP_MODES = ("everyone who matches", "top k by propensity", "top % by propensity")
+RECENCY_MODES = ("any time", "seen within the last N days", "not seen for N days")
+LAST_EXPORT_KEY = "camp_last_export"
+NO_VALUE = "—"
+
+
+@st.cache_data(**_CACHE)
+def _count(_engine, store: str, dataset: str, filters_json: str, version, run_id) -> int:
+    return campaigns.count_matches(_engine, dataset, campaigns.CampaignFilters.from_json(filters_json))
+
+
+@st.cache_data(**_CACHE)
+def _build(_engine, store: str, dataset: str, filters_json: str, version, run_id, identity_bytes: bytes | None,
+           suppression_bytes: bytes | None, share: float, seed: int, destination: str):
+    identities = read_identities(identity_bytes) if identity_bytes else None
+    suppression = read_suppression(suppression_bytes) if suppression_bytes else None
+    return campaigns.build_target_list(_engine, dataset, campaigns.CampaignFilters.from_json(filters_json),
+                                       identities=identities, suppression=suppression, holdout_share=share,
+                                       seed=seed, destination=destination)
+
+
+def _filters(opts: dict) -> campaigns.CampaignFilters:
+    """The filter builder; returns the filters the widgets describe."""
+    has_model, segs = opts["model_version"] is not None, opts["segments"]
+    st.subheader("Who to target")
+    if not has_model:
+        st.info("No trained model for this dataset: forecast filters (propensity, top-k, next category, next step) "
+                "are off, and the list has no expected buyers. Train one on the **Forecasts** page.")
+    if not segs:
+        st.info("No segmentation for this dataset: run one on the **Segments** page to filter by segment.")
+    left, right = st.columns(2)
+    chosen = left.multiselect("Segments", list(segs), format_func=lambda s: f"{s}. {segs[s]}", key="camp_segments",
+                              disabled=not segs, help="Shoppers in any of these segments of the current segmentation.")
+    low, high = left.slider("Purchase propensity", 0.0, 1.0, (0.0, 1.0), step=0.01, key="camp_propensity",
+                            disabled=not has_model, help="Calibrated probability of buying within the model's horizon.")
+    mode = left.radio("Keep", TOP_MODES, key="camp_top_mode", horizontal=True, disabled=not has_model)
+    top_k = top_percent = None
+    if mode == TOP_MODES[1]:
+        top_k = int(left.number_input("k", min_value=1, value=100, step=10, key="camp_top_k"))
+    elif mode == TOP_MODES[2]:
+        top_percent = float(left.number_input("%", min_value=0.1, max_value=100.0, value=10.0, step=1.0,
+                                              key="camp_top_percent"))
+    categories = right.multiselect("Predicted next category", opts["next_categories"], key="camp_next_categories",
+                                   disabled=not has_model)
+    steps = right.multiselect("Predicted next step", list(campaigns.NEXT_EVENT_TYPES), key="camp_next_events",
+                              disabled=not has_model, help="The furthest funnel step forecast within the horizon.")
+    recency = right.selectbox("Last seen", RECENCY_MODES, key="camp_recency",
+                              help="Counted back from the last event in the data, not from today.")
+    days = right.number_input("N days", min_value=0.0, value=30.0, step=1.0, key="camp_recency_days",
+                              disabled=recency == RECENCY_MODES[0])
+    bought = right.number_input("Exclude shoppers who bought in the last D days (0 = keep them)", min_value=0.0,
+                                value=0.0, step=1.0, key="camp_exclude_bought")
+    spend = right.number_input("Minimum spend (0 = any)", min_value=0.0, value=0.0, step=10.0, key="camp_min_spend")
+    bands = right.multiselect("Preferred price band", list(PRICE_BANDS), key="camp_bands",
+                              help="The band of most of the shopper's priced events (quartiles of their category).")
+    return campaigns.CampaignFilters(
+        segments=chosen or None,
+        min_propensity=low if has_model and low > 0 else None,
+        max_propensity=high if has_model and high < 1 else None,
+        top_k=top_k if has_model else None, top_percent=top_percent if has_model else None,
+        next_categories=categories or None, next_event_types=steps or None,
+        seen_within_days=days if recency == RECENCY_MODES[1] else None,
+        not_seen_days=days if recency == RECENCY_MODES[2] else None,
+        exclude_bought_days=bought or None, min_spend=spend or None, price_bands=bands or None)
+
+
+def _upload(label: str, key: str, reader, help_text: str) -> bytes | None:
+    """An upload box whose file is validated at once; returns the bytes when they are usable."""
+    uploaded = st.file_uploader(label, type=["csv", "txt"], key=key, help=help_text)
+    if uploaded is None:
+        return None
+    data = uploaded.getvalue()
+    try:
+        parsed = reader(data)
+    except CartsightError as exc:
+        show_error(exc)
+        return None
+    bad = len(parsed.problems)
+    st.caption(f"{uploaded.name}: {parsed.n_rows:,} rows read, {parsed.n_rows - bad:,} usable, {bad:,} left out.")
+    if bad:
+        with st.expander(f"{bad:,} rows left out, with the reason"):
+            st.dataframe(parsed.report(), hide_index=True, key=f"{key}_report")
+    return data
+
+
+def _outcome(built: campaigns.TargetList) -> None:
+    st.subheader("Expected outcome")
+    out, counts = built.outcome, built.counts
+    a, b, c, d = st.columns(4)
+    a.metric("List size", f"{out['list_size']:,}", help="Shoppers in the export (the holdout is not counted).")
+    b.metric("Expected buyers", NO_VALUE if out["expected_buyers"] is None else f"{out['expected_buyers']:,.1f}",
+             help="Sum of the calibrated purchase propensities of the list.")
+    c.metric("Expected revenue", NO_VALUE if out["expected_revenue"] is None else f"{out['expected_revenue']:,.0f}",
+             help=out["revenue_basis"] or "Needs purchase prices and a model.")
+    d.metric("Lift over a random list", NO_VALUE if out["lift"] is None else f"×{out['lift']:.2f}",
+             help="Mean propensity of the list ÷ mean propensity of all scored shoppers.")
+    if out["revenue_basis"]:
+        st.caption(f"Expected revenue = {out['revenue_basis']}.")
+    cols = st.columns(6)
+    for col, key in zip(cols, campaigns.COUNT_KEYS):
+        col.metric(charts.COUNT_LABELS[key], f"{counts[key]:,}")
+    for note in built.notes:
+        st.caption(f"Note: {note}")
+    if out["gain"] is not None:
+        st.plotly_chart(charts.gain_chart(out), key="camp_gain_chart")
+
+
+def _export(engine, built: campaigns.TargetList, fmt: str) -> None:
+    st.subheader("Export")
+    warning = exports.small_list_warning(fmt, len(built.targets))
+    if warning:
+        st.warning(warning)
+    name = st.text_input("Name of the list (optional)", key="camp_name")
+    if st.button(f"Export {len(built.targets):,} shoppers as {FORMAT_LABELS[fmt]}", key="camp_export", type="primary",
+                 disabled=built.targets.empty):
+        try:
+            record = exports.save_export(engine, built, fmt, name=name or None)
+        except CartsightError as exc:
+            show_error(exc)
+            return
+        st.session_state[LAST_EXPORT_KEY] = {k: record[k] for k in ("export_id", "file_name", "mime", "file_sha256")}
+    last = st.session_state.get(LAST_EXPORT_KEY)
+    if last:
+        try:
+            data = exports.export_file(engine, last["export_id"])
+        except CartsightError as exc:
+            show_error(exc)
+            return
+        st.success(f"Export {last['export_id']} recorded: {last['file_name']} (SHA-256 {last['file_sha256'][:12]}…).")
+        st.download_button(f"Download {last['file_name']}", data=data, file_name=last["file_name"], mime=last["mime"],
+                           key="camp_download", on_click="ignore")
+
+
+def _history(engine, dataset: str) -> None:
+    st.subheader("Past exports")
+    history = exports.list_exports(engine, dataset)
+    if history.empty:
+        st.caption("No export yet.")
+        return
+    shown = history.drop(columns=["file_sha256"]).copy()
+    st.dataframe(shown, hide_index=True, key="camp_history")
+    pick = st.selectbox("Export", history["export_id"].tolist(), key="camp_history_pick",
+                        format_func=lambda i: f"{i}: {history.set_index('export_id').loc[i, 'file_name']}")
+    row = history.set_index("export_id").loc[pick]
+    left, right = st.columns(2)
+    try:
+        data = exports.export_file(engine, int(pick))
+        left.download_button("Download this list again", data=data, file_name=row["file_name"],
+                             mime=exports.MIME.get(row["format"], exports.CSV_MIME), key="camp_redownload",
+                             on_click="ignore")
+    except CartsightError as exc:
+        left.error(str(exc))
+    right.download_button(f"Download its holdout ({int(row['holdout']):,} shoppers)",
+                          data=exports.holdout_csv(engine, int(pick)), file_name=f"holdout-{pick}.csv",
+                          mime=exports.CSV_MIME, key="camp_holdout_download", on_click="ignore",
+                          help="The shoppers kept back from this list: compare their purchases with the list's later.")
+
+
+def main() -> None:
+    st.title("Campaigns")
+    ds = current_dataset()
+    engine = get_engine()
+    store_key = safe_url(resolve_url())
+    try:
+        opts = campaigns.filter_options(engine, ds["name"])
+        filters = _filters(opts)
+    except CartsightError as exc:
+        show_error(exc)
+        st.stop()
+    key = (store_key, ds["name"], filters.to_json(), opts["model_version"], opts["segment_run_id"])
+    try:
+        st.metric("Shoppers matching these filters", f"{_count(engine, *key):,}",
+                  help="Before suppression, consent and holdout, which need the files below.")
+    except CartsightError as exc:
+        show_error(exc)
+        st.stop()
+
+    st.subheader("Destination, identities and holdout")
+    left, right = st.columns(2)
+    fmt = left.selectbox("Format", list(exports.FORMATS), format_func=FORMAT_LABELS.get, key="camp_format")
+    share = left.slider("Holdout share", 0.0, config.MAX_HOLDOUT_SHARE, config.DEFAULT_HOLDOUT_SHARE, step=0.01,
+                        key="camp_holdout", help="Kept back at random (stratified by propensity decile), never "
+                                                 "exported: compare them with the list to measure the campaign.")
+    seed = int(left.number_input("Holdout seed", min_value=0, value=config.DEFAULT_HOLDOUT_SEED, step=1,
+                                 key="camp_seed"))
+    with right:
+        identity_bytes = _upload("Identity file (optional)", "camp_identities", read_identities,
+                                 "CSV with user_id and any of email, phone, first_name, last_name, country, "
+                                 "postal_code, consent_email, consent_sms, consent_ads (yes/no).")
+        suppression_bytes = _upload("Suppression list (optional)", "camp_suppression", read_suppression,
+                                    "User ids and/or e-mails, one per line, or a CSV with a user_id or email "
+                                    "column: these shoppers are always removed.")
+    try:
+        built = _build(engine, *key, identity_bytes, suppression_bytes, share, seed, fmt)
+    except CartsightError as exc:
+        show_error(exc)
+        _history(engine, ds["name"])
+        return
+    _outcome(built)
+    st.subheader("Preview")
+    preview = exports.plain_frame(built.targets.head(config.CAMPAIGN_PREVIEW_ROWS))
+    st.dataframe(preview, hide_index=True, key="camp_preview")
+    _export(engine, built, fmt)
+    _history(engine, ds["name"])
+
+
+main()
