@@ -90,11 +90,24 @@ def _train_progress(quiet: bool):
     return report
 
 
+def _model_config(args):
+    """The ModelConfig from ``--config FILE.json`` (any subset of its fields), else None for the defaults."""
+    if not getattr(args, "config", None):
+        return None
+    from core.model.config import ModelConfig
+
+    try:
+        values = json.loads(Path(args.config).read_text())
+    except (OSError, ValueError) as exc:
+        raise CartsightError(f"--config {args.config}: cannot read a JSON object of ModelConfig fields ({exc})") from exc
+    return ModelConfig.from_dict(values)
+
+
 def cmd_train(args) -> int:
     from core import forecast
 
     card = forecast.train(_engine(args), args.dataset, horizon_days=args.horizon_days, seed=args.seed,
-                          progress=_train_progress(args.quiet or args.json))
+                          config=_model_config(args), progress=_train_progress(args.quiet or args.json))
     if args.json:
         _print_json(card.to_dict())
     else:
@@ -113,7 +126,7 @@ def cmd_score(args) -> int:
     if args.model_version is None and forecast.latest_model(engine, args.dataset) is None:
         print(f"no model for {args.dataset!r} yet: training one first", file=sys.stderr)
         forecast.train(engine, args.dataset, horizon_days=args.horizon_days, seed=args.seed,
-                       progress=_train_progress(args.quiet))
+                       config=_model_config(args), progress=_train_progress(args.quiet))
     else:
         forecast.score(engine, args.dataset, model_version=args.model_version)
     return _write_predictions(engine, args.dataset, args.model_version, args.out)
@@ -134,7 +147,7 @@ def _score_file(args) -> int:
             print(f"ingested {report.rows_loaded:,} events of {report.users:,} shoppers "
                   f"({report.rows_quarantined:,} rows quarantined)", file=sys.stderr)
             forecast.train(engine, name, horizon_days=args.horizon_days, seed=args.seed,
-                           progress=_train_progress(args.quiet))
+                           config=_model_config(args), progress=_train_progress(args.quiet))
             code = _write_predictions(engine, name, None, args.out)
             if args.db:
                 store.drop_dataset(engine, name)
@@ -221,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--horizon-days", type=int, default=config.DEFAULT_HORIZON_DAYS,
                        help=f"purchase horizon in days ({config.MIN_HORIZON_DAYS}-{config.MAX_HORIZON_DAYS})")
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--config", help="JSON file of model hyperparameters (ModelConfig fields) to override")
         p.add_argument("--quiet", action="store_true")
 
     p = add("train", "Train the sequence model on a dataset and print its model card.")
@@ -272,5 +286,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
 
 
+def entry() -> None:
+    """Console-script entry: run, flush, and leave without interpreter finalisation.
+
+    With torch and DuckDB both loaded, finalisation makes DuckDB's bindings print dozens of
+    "nanobind: leaked ..." lines on stderr; the work is done and flushed by then, so skip it.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

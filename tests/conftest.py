@@ -100,3 +100,21 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} not present")
     return SHARED_DATA
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Leave with pytest's status once it is done, skipping interpreter finalisation.
+
+    With torch and duckdb-engine both imported, finalisation makes DuckDB's nanobind bindings
+    print dozens of "leaked instance" lines after pytest's summary (a third-party teardown
+    quirk, not a leak of ours); they would bury the summary line CI reads.
+    """
+    import atexit
+    import sys
+
+    def _leave() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(exitstatus))
+
+    atexit.register(_leave)

@@ -1,0 +1,93 @@
+"""train, score (both forms), segment and export from the command line, on a small simulated shop."""
+import json
+
+import pandas as pd
+import pytest
+
+from core import cli, simulate
+
+PREDICTION_COLUMNS = [
+    "user_id", "purchase_propensity", "next_event_type", "p_view", "p_cart", "p_purchase", "p_remove", "p_none",
+    "next_category", "next_category_p", "top_items", "reasons", "model_version",
+]
+TINY = dict(max_len=20, hidden_size=16, n_layers=1, n_heads=2, epochs=2, min_train_steps=30, batch_size=64,
+            max_train_examples=3000, chunk_users=150, torch_threads=1, n_train_cutoffs=2, item_vocab_cap=500)
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli-model")
+    sim = simulate.simulate(n_users=200, weeks=6, seed=3)
+    events = folder / "events.csv"
+    simulate.write_csv(sim, events)
+    config = folder / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    return {"folder": folder, "events": events, "config": config, "users": sim.events["user_id"].nunique()}
+
+
+def run(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out, err
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CARTSIGHT_HOME", str(tmp_path / "home"))
+
+
+@pytest.mark.slow
+def test_one_shot_score_writes_every_shopper(capsys, shop, tmp_path):
+    out_csv = tmp_path / "scores.csv"
+    run(capsys, "score", shop["events"], "--out", out_csv, "--config", shop["config"], "--quiet")
+    frame = pd.read_csv(out_csv, dtype={"user_id": str})
+    assert list(frame.columns[: len(PREDICTION_COLUMNS)]) == PREDICTION_COLUMNS
+    assert len(frame) == shop["users"] and frame["user_id"].is_unique
+    assert frame["purchase_propensity"].between(0, 1).all()
+    probs = frame[["p_view", "p_cart", "p_purchase", "p_remove", "p_none"]].sum(axis=1)
+    assert probs.round(4).eq(1).all()
+    assert frame["model_version"].nunique() == 1
+
+
+@pytest.mark.slow
+def test_train_score_segment_export_on_a_dataset(capsys, shop, tmp_path):
+    db = f"duckdb:///{tmp_path / 'cli.duckdb'}"
+    run(capsys, "ingest", shop["events"], "--name", "shop", "--db", db, "--quiet")
+
+    out, _ = run(capsys, "train", "--dataset", "shop", "--db", db, "--config", shop["config"], "--json")
+    card = json.loads(out)
+    assert card["dataset"] == "shop" and card["horizon_days"] == 7
+    assert set(card["heads"]) == {"propensity", "next_event_type", "next_category", "next_items"}
+    for head in card["heads"].values():
+        assert head["used"] in head["metrics"]  # the forecast in use is one that was measured
+
+    scores = tmp_path / "scores.csv"
+    run(capsys, "score", "--dataset", "shop", "--db", db, "--out", scores)
+    frame = pd.read_csv(scores, dtype={"user_id": str})
+    assert len(frame) == shop["users"] and set(frame["model_version"]) == {card["model_version"]}
+
+    segments_csv = tmp_path / "segments.csv"
+    out, _ = run(capsys, "segment", "--dataset", "shop", "--db", db, "--k", "3", "--out", segments_csv)
+    seg = pd.read_csv(segments_csv, dtype={"user_id": str})
+    assert len(seg) == shop["users"] and seg["segment"].nunique() == 3
+    assert {"user_id", "segment", "segment_name", "recency_days"} <= set(seg.columns)
+    assert all(name in out for name in seg["segment_name"].unique())
+
+    export_csv = tmp_path / "targets.csv"
+    out, _ = run(capsys, "export", "--dataset", "shop", "--db", db, "--top-percent", "20", "--holdout", "0.1",
+                 "--format", "csv", "--out", export_csv, "--json")
+    counts = json.loads(out)
+    targets = pd.read_csv(export_csv, dtype={"user_id": str})
+    assert counts["matched"] == round(0.2 * shop["users"])
+    assert len(targets) == counts["exported"] == counts["matched"] - counts["holdout"]
+    top = frame.sort_values("purchase_propensity", ascending=False)["purchase_propensity"].iloc[counts["matched"] - 1]
+    assert (targets["propensity"] >= top - 1e-9).all()
+
+
+def test_bad_model_config_is_a_clear_error(capsys, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"hidden_size": 15, "n_heads": 2}))
+    code = cli.main(["train", "--dataset", "x", "--db", f"duckdb:///{tmp_path / 'x.duckdb'}", "--config", str(bad)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "hidden_size" in err
