@@ -139,7 +139,8 @@ def share_chart(frame: pd.DataFrame, dimension: str, group_label: str = EVERYONE
             orientation="h",
             marker_color=[FEW_COLOUR if f else GROUP_COLOUR for f in few],
             text=[FEW_LABEL if f else "" for f in few],
-            textposition="auto",
+            textposition="inside",
+            insidetextanchor="start",
             customdata=[[_number(a), int(n)] for a, n in zip(frame[affinity], frame[behind])],
             hovertemplate=(
                 f"%{{y}}: %{{x:.1%}} of {group_label}'s {word}<br>affinity %{{customdata[0]:.2f}}"
@@ -161,14 +162,16 @@ def share_chart(frame: pd.DataFrame, dimension: str, group_label: str = EVERYONE
             )
         )
     fig.update_layout(
+        # the legend above the plot: in a narrow column a legend inside the plot hides the top bars
         title=title or f"{label} share of {word} — {group_label}",
         barmode="group",
         xaxis_title=f"Share of {word} (%)",
         yaxis_title=label,
         xaxis={"tickformat": ".0%", "rangemode": "tozero"},
-        yaxis={"autorange": "reversed", "type": "category"},
-        legend_title="Group",
+        yaxis={"autorange": "reversed", "type": "category", "automargin": True},
+        legend={"title": {"text": "Group"}, "orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0},
+        title_y=0.97,
         height=max(MIN_HEIGHT_PX, FRAME_PX + ROW_PX * len(values) * (1 if group_label == EVERYONE else 2)),
-        **_LAYOUT,
+        **{**_LAYOUT, "margin": {**_LAYOUT["margin"], "t": 110}},  # room for the title above the legend
     )
     return fig

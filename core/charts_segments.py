@@ -133,14 +133,19 @@ def shopper_timeline(events: pd.DataFrame) -> go.Figure:
 def shopper_sessions(sessions: pd.DataFrame) -> go.Figure:
     """One shopper's sessions: events per session at the session's start, purchase sessions highlighted."""
     bought = sessions["purchases"] > 0
-    fig = go.Figure([
-        go.Bar(x=sessions.loc[~bought, "start"], y=sessions.loc[~bought, "events"], name="No purchase",
-               marker_color="#4C78A8", hovertemplate="%{x}: %{y} events<extra></extra>"),
-        go.Bar(x=sessions.loc[bought, "start"], y=sessions.loc[bought, "events"], name="With a purchase",
-               marker_color="#54A24B", hovertemplate="%{x}: %{y} events<extra></extra>"),
-    ])
+    # lollipops, not bars: on a date axis Plotly sizes bars by the smallest gap between two
+    # sessions, which leaves hairlines for a shopper with two visits minutes apart
+    fig = go.Figure()
+    for mask, name, colour in ((~bought, "No purchase", "#4C78A8"), (bought, "With a purchase", "#54A24B")):
+        part = sessions.loc[mask]
+        fig.add_trace(go.Scatter(
+            x=part["start"], y=part["events"], name=name, mode="markers", marker={"size": 10, "color": colour},
+            error_y={"type": "data", "symmetric": False, "array": [0] * len(part), "arrayminus": part["events"],
+                     "width": 0, "color": colour, "thickness": 2},
+            hovertemplate="%{x}: %{y} events<extra></extra>",
+        ))
     fig.update_layout(title=f"Sessions: {len(sessions):,} visits", xaxis_title="Session start (UTC)",
-                      yaxis_title="Events in the session", **_LAYOUT)
+                      yaxis_title="Events in the session", yaxis_rangemode="tozero", **_LAYOUT)
     return fig
 
 
