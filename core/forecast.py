@@ -11,6 +11,7 @@ and JSON on disk, predictions and a ``ready`` row in the store, all or nothing.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import json
@@ -287,11 +288,30 @@ def _score_chunk(loaded, batch: seq.SequenceBatch, heads: dict, baselines: dict,
     return frame
 
 
-def _chunk_ranker(baselines: dict, name: str, chunk_history: pd.DataFrame, cutoff: dt.datetime):
-    """The global ranker for most_popular; per-chunk own/Markov rankers (they read each shopper's own history)."""
-    if name == "most_popular":
-        return baselines["rankers"][name]
-    return _rankers(chunk_history, cutoff, baselines["horizon_days"])[name]
+def _chunk_ranker(baselines: dict, name: str, chunk_history: pd.DataFrame | None, cutoff: dt.datetime):
+    """The ranker fitted ONCE on the history before ``cutoff`` (popular fill and transitions from all of it).
+
+    When that history is a sample of the shoppers (``baselines["covers_all"]`` False), the
+    chunk's shoppers' own state (their own lists, their last category/item) is read from
+    ``chunk_history``; the popular fill and the Markov transitions stay the fitted ones.
+    """
+    from core.model.baselines import MarkovChain, OwnMostFrequent
+
+    ranker = baselines["rankers"][name]
+    if name == "most_popular" or baselines.get("covers_all", False):
+        return ranker
+    own = copy.copy(ranker)
+    if isinstance(ranker, OwnMostFrequent):
+        fitted = OwnMostFrequent(ranker.popular_window_days).fit(chunk_history, cutoff)
+        own.categories_ = {**ranker.categories_, **fitted.categories_}
+        own.items_ = {**ranker.items_, **fitted.items_}
+    elif isinstance(ranker, MarkovChain):
+        h = chunk_history.sort_values(["user_id", "event_time"], kind="stable")
+        for column, attr in (("category", "last_category_"), ("item_id", "last_item_")):
+            s = h[h[column].notna()]
+            last = dict(zip(s["user_id"], s[column].astype(str)))  # the later event of a shopper wins
+            setattr(own, attr, {**getattr(ranker, attr), **last})
+    return own
 
 
 def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict, dataset_id: int, version: str,
@@ -299,7 +319,8 @@ def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict,
     from core.model.registry import write_predictions
 
     cfg = loaded["config"]
-    need_history = any(info["used"] not in (MODEL, "most_popular") for info in heads.values())
+    used = {info["used"] for info in heads.values()} - {MODEL, "most_popular"}
+    need_history = any(u not in baselines["rankers"] or not baselines.get("covers_all", False) for u in used)
     users = seq.list_users(engine, dataset_id, before=end_cutoff)
     chunks = seq.user_chunks(users, cfg.chunk_users, exhaustive=True)
     lo, hi = fraction_range
@@ -416,7 +437,10 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
         rankers_end = _rankers(history, end_cutoff, h)
     else:
         rankers_end = {}
-    baselines = {"rfm": rfm, "rankers": rankers_end, "horizon_days": h}
+    baselines = {"rfm": rfm, "rankers": rankers_end, "horizon_days": h, "covers_all": exhaustive}
+    if rankers_end and sampled:
+        notes.append(f"The baselines used for scoring are fitted once on the {len(sample)} sampled shoppers' history "
+                     "(popular fill, Markov transitions); each scored shopper's own history supplies their own lists.")
 
     version = registry.new_version(did)
     folder = registry.version_dir(did, version)
@@ -463,9 +487,9 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
     """(Re)write the predictions of a model version (the latest when None) for every shopper, in chunks.
 
     Shoppers are scored at the data's current end with the saved vocabularies and
-    calibration; a head that uses a baseline refits that baseline the same way as in
-    training. Returns the number of shoppers written. Errors: ``DatasetNotFoundError``;
-    :class:`NotFittedError` when there is no such ready version.
+    calibration; a head that uses a baseline refits that baseline once, the same way as
+    in training, then only predicts per chunk. Returns the number of shoppers written.
+    Errors: ``DatasetNotFoundError``; :class:`NotFittedError` when there is no such ready version.
     """
     from core.model import registry
     from core.model.labels import CutoffPlan
@@ -486,6 +510,7 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
         history = _load_history(engine, did, sample, not sampled, end_cutoff, cfg.chunk_users)
         baselines["rfm"] = _fit_rfm(history, _train_targets(engine, did, plan, sample, not sampled, history, cfg))
         baselines["rankers"] = _rankers(history, end_cutoff, card.horizon_days)
+        baselines["covers_all"] = not sampled
     loaded = {"model": lm.model, "config": cfg, "vocabs": lm.vocabs, "calibrator": lm.calibrator}
     with engine.begin() as conn:
         registry.delete_predictions(conn, did, row["model_version"])

@@ -219,3 +219,34 @@ def test_refit_on_the_latest_window_is_stated_in_the_card(tmp_path):
     assert any("refit on all windows, the latest included" in n for n in card.notes)
     assert "Refit on the latest window: yes" in card.to_text()
     assert len(forecast.load_predictions(engine, "refit")) == 120
+
+
+def test_chunk_rankers_are_fitted_once_and_keep_the_global_popular_fill():
+    """Scoring a chunk reuses the rankers fitted on all the history: the popular fill is not the chunk's own."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from core import forecast
+
+    t = dt.datetime(2024, 1, 1)
+    rows = [("a", 0, "i1", "c1"), ("a", 1, "i2", "c2"), ("b", 2, "i1", "c1"), ("b", 3, "i1", "c1"),
+            ("c", 4, "i3", "c3"), ("c", 5, "i2", "c2")]
+    history = pd.DataFrame([{"user_id": u, "event_time": t + dt.timedelta(hours=h), "item_id": i, "category": c}
+                            for u, h, i, c in rows])
+    end = t + dt.timedelta(days=1)
+    sample = history[history["user_id"].isin(["a", "b"])]  # "c" is not in the fitted sample
+    fitted = forecast._rankers(sample, end, 7)
+    baselines = {"rankers": fitted, "covers_all": False}
+    chunk = history[history["user_id"] == "c"]
+    own = forecast._chunk_ranker(baselines, "own_most_frequent", chunk, end)
+    # c's own items (i2 last, ties to the latest), then the popular fill of the sample: i1 (3 events), i2
+    assert own.rank_items(["c"], 3) == [["i2", "i3", "i1"]]
+    assert own.rank_items(["a"], 2) == [["i2", "i1"]]  # sampled shoppers keep their fitted lists
+    markov = forecast._chunk_ranker(baselines, "markov_chain", chunk, end)
+    # c's last item is i2; the sample never saw a transition from i2, so the sample's popular order follows
+    assert markov.rank_items(["c"], 2) == [["i1", "i2"]]
+    assert markov.last_item_["c"] == "i2" and "c" not in fitted["markov_chain"].last_item_
+    assert markov.item_transitions_ is fitted["markov_chain"].item_transitions_  # transitions fitted once
+    everyone = {"rankers": fitted, "covers_all": True}
+    assert forecast._chunk_ranker(everyone, "markov_chain", chunk, end) is fitted["markov_chain"]

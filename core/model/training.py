@@ -249,13 +249,27 @@ def fit_model(train: ExampleSet, valid: ExampleSet, vocabs: seq.Vocabularies, co
 
 def predict_examples(model, batch: seq.SequenceBatch, config: ModelConfig,
                      should_stop: Callable[[], bool] | None = None):
-    """Run :meth:`ForecastModel.predict` over ``batch`` in mini-batches; returns one concatenated Prediction."""
+    """Run :meth:`ForecastModel.predict` over ``batch`` in mini-batches; returns one concatenated Prediction.
+
+    Rows are run in length order (each mini-batch trims to its own width) under
+    ``torch.inference_mode``; the result is in the rows' original order.
+    """
+    import torch
+
     from core.model.modeling import Prediction, batch_tensors
 
-    parts = []
-    for start in range(0, len(batch), config.batch_size * 4):
-        if should_stop is not None and should_stop():
-            raise TrainingCancelled("Training was cancelled; no model version was written.")
-        idx = np.arange(start, min(start + config.batch_size * 4, len(batch)))
-        parts.append(model.predict(batch_tensors(batch, idx), config.top_k_items, config.top_k_categories))
-    return Prediction(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in Prediction.__dataclass_fields__})
+    size = config.batch_size * 4
+    order = np.argsort((batch.event_type != seq.PAD_ID).sum(axis=1), kind="stable")
+    parts, done = [], []
+    with torch.inference_mode():
+        for start in range(0, len(batch), size):
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled("Training was cancelled; no model version was written.")
+            idx = np.sort(order[start:start + size])
+            done.append(idx)
+            parts.append(model.predict(batch_tensors(batch, idx), config.top_k_items, config.top_k_categories))
+    where = np.concatenate(done) if done else np.array([], dtype=np.int64)
+    inverse = np.empty_like(where)
+    inverse[where] = np.arange(len(where))
+    return Prediction(**{name: np.concatenate([getattr(p, name) for p in parts])[inverse]
+                         for name in Prediction.__dataclass_fields__})
