@@ -94,6 +94,25 @@ def make_dataset(engine: sa.Engine, name: str, rows: list[dict], layout: str = "
     return did
 
 
+# named apart from pytest-playwright's ``browser``/``page`` fixtures, which would download their own browser;
+# one Playwright per session: a second sync_playwright() inside the first one's event loop is refused
+@pytest.fixture(scope="session")
+def debian_chromium():
+    """Debian's headless Chromium driven by Playwright (skips locally without it, fails in CI)."""
+    from tests.e2e_support import CHROMIUM, launch_chromium
+
+    if not CHROMIUM.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the browser tests: {CHROMIUM} is missing (apt-get install -y chromium)")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = launch_chromium(pw)
+        yield chromium
+        chromium.close()
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The real public data files in ../shared/data (read-only)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED_DATA
-from tests.e2e_support import CHROMIUM, ROOT, launch_chromium, running_app
+from tests.e2e_support import CHROMIUM, ROOT, running_app
 
 pytestmark = pytest.mark.browser
 
@@ -48,19 +48,8 @@ def app_url(tmp_path_factory):
         yield url
 
 
-# named apart from pytest-playwright's ``browser``/``page`` fixtures, which would download their own browser
-@pytest.fixture(scope="session")
-def debian_chromium(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
-def app_page(debian_chromium):
+def app_page(app_url, debian_chromium):
     context = debian_chromium.new_context(viewport=VIEWPORT)
     context.set_default_timeout(STEP_TIMEOUT_MS)
     page = context.new_page()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e_support import CHROMIUM, launch_chromium, running_app
+from tests.e2e_support import CHROMIUM, running_app
 
 pytestmark = pytest.mark.browser
 
@@ -153,16 +153,16 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict]]:
 
 
 # --------------------------------------------------------------------------- the journey
-def test_segment_preferences_shopper_then_download_a_target_list(prepared_store):
-    from playwright.sync_api import expect, sync_playwright
+def test_segment_preferences_shopper_then_download_a_target_list(prepared_store, debian_chromium):
+    from playwright.sync_api import expect
 
     folder = prepared_store
     shots, downloads = folder / "screenshots", folder / "downloads"
     shots.mkdir()
     downloads.mkdir()
     seen: dict = {}
-    with running_app(folder) as url, sync_playwright() as pw:
-        chromium = launch_chromium(pw)
+    with running_app(folder) as url:
+        chromium = debian_chromium
         context = chromium.new_context(viewport=VIEWPORT, accept_downloads=True)
         context.set_default_timeout(STEP_TIMEOUT_MS)
         page = context.new_page()
