@@ -233,3 +233,13 @@ def test_predict_examples_keeps_the_row_order():
         one = model.predict(batch_tensors(batch, np.array([i])), cfg.top_k_items, cfg.top_k_categories)
         assert pred.propensity[i] == pytest.approx(float(one.propensity[0]), abs=1e-5)
         assert pred.type_proba[i] == pytest.approx(one.type_proba[0], abs=1e-5)
+
+
+@pytest.mark.parametrize("word, n, expected", [
+    ("smartphone", 2, "smartphones"), ("clocks", 4, "clocks"), ("dress", 3, "dresses"),
+    ("box", 2, "boxes"), ("couch", 2, "couches"), ("kettle", 1, "kettle"), ("day", 3, "days"),
+])
+def test_reason_words_are_pluralised_once(word, n, expected):
+    from core.model.reasons import _plural
+
+    assert _plural(word, n) == expected

@@ -83,7 +83,10 @@ def occluded_batches(batch: seq.SequenceBatch) -> dict[str, seq.SequenceBatch]:
 def _plural(word: str, n: int) -> str:
     if n == 1:
         return word
-    return word + ("es" if word.endswith(("s", "x", "ch", "sh")) else "s")
+    if word.endswith(("ss", "x", "ch", "sh")):
+        return word + "es"
+    # category leaves are often plural already ("clocks", "shoes", "jeans")
+    return word if word.endswith("s") else word + "s"
 
 
 def _category_word(name: str | None) -> str:
