@@ -274,27 +274,7 @@ def _members(target_list: TargetList, export_id: int) -> pd.DataFrame:
 
 def _insert_members(conn: Connection, frame: pd.DataFrame) -> None:
     """Bulk insert through the engine's native path (DuckDB registered frame, PostgreSQL COPY)."""
-    if frame.empty:
-        return
-    cols = [c.name for c in store.export_members.columns]
-    frame = frame.loc[:, cols]
-    if store.is_duckdb(conn):
-        raw = store.driver_connection(conn)
-        view = "cs_export_members_incoming"
-        raw.register(view, frame.astype({"propensity_decile": "float64"}))
-        try:
-            names = ", ".join(cols)
-            raw.execute(f"INSERT INTO {store.export_members.name} ({names}) SELECT {names} FROM {view}")
-        finally:
-            raw.unregister(view)
-    elif conn.dialect.name == "postgresql":
-        raw = store.driver_connection(conn)
-        with raw.cursor() as cur, cur.copy(f"COPY {store.export_members.name} ({', '.join(cols)}) FROM STDIN") as cp:
-            for row in frame.itertuples(index=False, name=None):
-                cp.write_row([None if v is pd.NA or (isinstance(v, float) and pd.isna(v)) else v for v in row])
-    else:
-        records = [{k: (None if v is pd.NA else v) for k, v in r.items()} for r in frame.to_dict("records")]
-        conn.execute(store.export_members.insert(), records)
+    store.bulk_insert(conn, store.export_members, frame)
 
 
 def _stored_path(export_id: int, file_name: str) -> Path:

@@ -781,25 +781,8 @@ def _map_points(z: np.ndarray, users: pd.Index, labels: np.ndarray, seed: int) -
 
 
 def _insert_assignments(conn: Connection, frame: pd.DataFrame) -> None:
-    """Bulk-insert cs_segments rows: a registered frame on DuckDB, COPY on PostgreSQL, executemany elsewhere."""
-    cols = ["dataset_id", "run_id", "user_id", "segment", "segment_name"]
-    frame = frame.loc[:, cols]
-    table = store.segments.name
-    raw = store.driver_connection(conn)
-    names = ", ".join(cols)
-    if store.is_duckdb(conn):
-        view = "cs_segments_incoming"
-        raw.register(view, frame)
-        try:
-            raw.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {view}")
-        finally:
-            raw.unregister(view)
-    elif conn.dialect.name == "postgresql":
-        with raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-            for row in frame.itertuples(index=False, name=None):
-                copy.write_row(row)
-    else:
-        conn.execute(store.segments.insert(), frame.to_dict("records"))
+    """Bulk-insert cs_segments rows through the engine's native path."""
+    store.bulk_insert(conn, store.segments, frame.loc[:, ["dataset_id", "run_id", "user_id", "segment", "segment_name"]])
 
 
 def _latest_model_version(engine: Engine, dataset_id: int) -> str | None:

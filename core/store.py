@@ -324,6 +324,47 @@ def drop_dataset(engine: Engine, name: str) -> int:
     return did
 
 
+def bulk_insert(conn: Connection, table: sa.Table, frame) -> int:
+    """Insert a DataFrame's rows into ``table`` inside ``conn``'s transaction by the engine's native path.
+
+    DuckDB: the frame is registered on the driver connection and inserted with one
+    ``INSERT ... SELECT``; PostgreSQL: ``COPY ... FROM STDIN``; any other database: an
+    executemany through SQLAlchemy Core. Only the frame's columns that ``table`` has are
+    written; missing values (None, NaN, pd.NA) become NULL. Returns the number of rows.
+    Table and column names come from the table definition, never from user input.
+    """
+    import pandas as pd
+
+    if frame.empty:
+        return 0
+    cols = [c.name for c in table.columns if c.name in frame.columns]
+    frame = frame.loc[:, cols]
+    names = ", ".join(cols)
+    raw = driver_connection(conn) if conn.dialect.name in ("duckdb", "postgresql") else None
+    if conn.dialect.name == "duckdb":
+        view = f"{table.name}_incoming"
+        # nullable extension dtypes (Int64 with pd.NA) register as objects; floats carry NULL as NaN
+        raw.register(view, frame.astype({c: "float64" for c in cols if str(frame[c].dtype) == "Int64"}))
+        try:
+            raw.execute(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {view}")
+        finally:
+            raw.unregister(view)
+    elif conn.dialect.name == "postgresql":
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in frame.itertuples(index=False, name=None):
+                copy.write_row([None if _is_missing(v) else v for v in row])
+    else:
+        records = [{k: (None if _is_missing(v) else v) for k, v in r.items()} for r in frame.to_dict("records")]
+        conn.execute(table.insert(), records)
+    return len(frame)
+
+
+def _is_missing(value: Any) -> bool:
+    import pandas as pd
+
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
 def driver_connection(conn: Connection) -> Any:
     """The DB-API driver connection under ``conn`` (a ``duckdb`` or ``psycopg`` connection).
 

@@ -67,3 +67,21 @@ def test_unwritable_data_folder_gives_clear_message(tmp_path):
 def test_unreachable_postgres_gives_clear_message():
     with pytest.raises(StoreUnavailableError, match="Cannot open the database at postgresql"):
         store.make_engine("postgresql+psycopg://nobody:secret@127.0.0.1:1/none")
+
+
+def test_bulk_insert_writes_rows_and_nulls_on_both_engines(engine):
+    import pandas as pd
+
+    frame = pd.DataFrame({
+        "export_id": [7, 7, 7], "dataset_id": [1, 1, 1], "user_id": ["a", "b'; DROP TABLE x;--", "c"],
+        "group_name": ["target", "holdout", "target"],
+        "propensity_decile": pd.array([1, pd.NA, 10], dtype="Int64"),
+        "not_a_column": [0, 0, 0],  # ignored: only the table's columns are written
+    })
+    with engine.begin() as conn:
+        assert store.bulk_insert(conn, store.export_members, frame) == 3
+        assert store.bulk_insert(conn, store.export_members, frame.iloc[:0]) == 0
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(store.export_members.c.user_id, store.export_members.c.propensity_decile)
+                            .order_by(store.export_members.c.user_id)).all()
+    assert [tuple(r) for r in rows] == [("a", 1), ("b'; DROP TABLE x;--", None), ("c", 10)]

@@ -116,32 +116,10 @@ def load_model(folder: Path) -> LoadedModel:
 def write_predictions(conn: Connection, frame: pd.DataFrame) -> int:
     """Bulk-insert prediction rows (columns :data:`PREDICTION_COLUMNS`) inside ``conn``'s transaction.
 
-    DuckDB: the frame is registered on the driver connection and inserted with one
-    ``INSERT … SELECT``; PostgreSQL: ``COPY … FROM STDIN``. Returns the number of rows.
+    Goes through :func:`core.store.bulk_insert` (DuckDB registered frame, PostgreSQL COPY).
+    Returns the number of rows.
     """
-    if frame.empty:
-        return 0
-    frame = frame.loc[:, PREDICTION_COLUMNS]
-    raw = store.driver_connection(conn)
-    cols = ", ".join(PREDICTION_COLUMNS)
-    if store.is_duckdb(conn):
-        view = "cs_predictions_incoming"
-        raw.register(view, frame)
-        try:
-            raw.execute(f"INSERT INTO {store.predictions.name} ({cols}) SELECT {cols} FROM {view}")
-        finally:
-            raw.unregister(view)
-    elif conn.dialect.name == "postgresql":
-        with raw.cursor() as cur, cur.copy(f"COPY {store.predictions.name} ({cols}) FROM STDIN") as copy:
-            for row in frame.itertuples(index=False, name=None):
-                copy.write_row([None if _missing(v) else v for v in row])
-    else:  # another SQLAlchemy database: executemany through Core
-        conn.execute(store.predictions.insert(), frame.astype(object).where(frame.notna(), None).to_dict("records"))
-    return len(frame)
-
-
-def _missing(v) -> bool:
-    return v is None or (isinstance(v, float) and v != v)
+    return store.bulk_insert(conn, store.predictions, frame.loc[:, PREDICTION_COLUMNS])
 
 
 def delete_predictions(conn: Connection, dataset_id: int, version: str) -> None:
