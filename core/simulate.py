@@ -820,6 +820,27 @@ def _csv_bytes(frame: pd.DataFrame, header: bool) -> bytes:
     return sink.getvalue()
 
 
+def to_canonical(events: pd.DataFrame) -> pd.DataFrame:
+    """Simulated REES46-layout rows in the store's canonical columns, as ingest would store them.
+
+    user_id, item_id and session_id as text; event_time parsed from the ``... UTC`` text (naive
+    UTC); category the readable code, else the category id; brand None when empty; price float.
+    For tests and benchmarks that fill a store without going through a CSV.
+    """
+    category = events["category_code"].astype(object).where(events["category_code"].notna(),
+                                                            events["category_id"].astype(str))
+    return pd.DataFrame({
+        "user_id": events["user_id"].astype(str),
+        "event_time": pd.to_datetime(events["event_time"].str.removesuffix(" UTC")),
+        "event_type": events["event_type"].astype(str),
+        "item_id": events["product_id"].astype(str),
+        "category": category,
+        "brand": events["brand"].astype(object).where(events["brand"].notna(), None),
+        "price": events["price"].astype(float),
+        "session_id": events["user_session"].astype(str),
+    })
+
+
 def write_csv(sim_or_events: Simulation | pd.DataFrame | Iterable[pd.DataFrame], path: str | Path,
               compress: str | None = None) -> int:
     """Write events as a REES46-layout CSV (prices with 2 decimals, empty fields for missing).

@@ -22,18 +22,7 @@ PREDICTION_COLUMNS = ["user_id", "purchase_propensity", "next_event_type", "p_vi
 
 def canonical(events: pd.DataFrame) -> pd.DataFrame:
     """Simulated REES46 rows in the store's canonical columns (what ingest would produce)."""
-    category = events["category_code"].astype(object).where(events["category_code"].notna(),
-                                                            events["category_id"].astype(str))
-    return pd.DataFrame({
-        "user_id": events["user_id"].astype(str),
-        "event_time": pd.to_datetime(events["event_time"].str.removesuffix(" UTC")),
-        "event_type": events["event_type"].astype(str),
-        "item_id": events["product_id"].astype(str),
-        "category": category,
-        "brand": events["brand"].astype(object).where(events["brand"].notna(), None),
-        "price": events["price"].astype(float),
-        "session_id": events["user_session"].astype(str),
-    })
+    return simulate.to_canonical(events)
 
 
 def load_events(engine: sa.Engine, name: str, frame: pd.DataFrame) -> int:

@@ -22,7 +22,7 @@ from core import charts_forecast as charts
 from core import config, forecast, store
 from core.model.config import ModelConfig
 from core.model.labels import plan_cutoffs
-from core.simulate import simulate
+from core.simulate import simulate, to_canonical
 from tests.conftest import make_dataset
 from tests.e2e_support import ROOT, isolated_store, run_until
 
@@ -44,20 +44,8 @@ pytestmark = pytest.mark.slow
 
 
 def canonical(events: pd.DataFrame) -> list[dict]:
-    """The simulator's REES46 rows as canonical event dicts (category code, else the category id)."""
-    cat = events["category_code"].astype(object).where(events["category_code"].notna(),
-                                                       events["category_id"].astype(str))
-    frame = pd.DataFrame({
-        "user_id": events["user_id"].astype(str),
-        "event_time": pd.to_datetime(events["event_time"].str.removesuffix(" UTC")),
-        "event_type": events["event_type"].astype(str),
-        "item_id": events["product_id"].astype(str),
-        "category": cat,
-        "brand": events["brand"].astype(object).where(events["brand"].notna(), None),
-        "price": events["price"].astype(float),
-        "session_id": events["user_session"].astype(str),
-    })
-    rows = frame.to_dict("records")
+    """The simulator's REES46 rows as canonical event dicts."""
+    rows = to_canonical(events).to_dict("records")
     for r in rows:
         r["event_time"] = r["event_time"].to_pydatetime()
     return rows

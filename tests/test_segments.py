@@ -12,7 +12,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from core import segments, store
 from core.errors import NotFittedError, SchemaError
-from core.simulate import simulate
+from core.simulate import simulate, to_canonical
 from tests.conftest import make_dataset
 
 #: Planted-group recovery threshold. k-means on activity-led features (equal block weights)
@@ -26,20 +26,8 @@ SIM_USERS, SIM_WEEKS, SIM_SEED = 1200, 6, 5
 
 
 def canonical_frame(events: pd.DataFrame) -> pd.DataFrame:
-    """The simulator's REES46 rows in the canonical columns (category code, else the category id)."""
-    cat = events["category_code"].astype(object).where(events["category_code"].notna(),
-                                                       events["category_id"].astype(str))
-    return pd.DataFrame({
-        "user_id": events["user_id"].astype(str),
-        "event_time": pd.to_datetime(events["event_time"].str.removesuffix(" UTC")),
-        "event_type": events["event_type"].astype(str),
-        "item_id": events["product_id"].astype(str),
-        "category": cat,
-        "brand": events["brand"].astype(object).where(events["brand"].notna(), None),
-        "price": events["price"].astype(float),
-        "quantity": pd.array([None] * len(events), dtype="Int64"),
-        "session_id": events["user_session"].astype(str),
-    })
+    """The simulator's REES46 rows in the canonical columns, with an empty quantity column."""
+    return to_canonical(events).assign(quantity=pd.array([None] * len(events), dtype="Int64"))
 
 
 def load_simulation(engine: sa.Engine, name: str, n_users: int, weeks: int, seed: int):
