@@ -1,6 +1,8 @@
 """What every page shares: the store engine, the dataset picker, and showing project errors."""
 from __future__ import annotations
 
+import datetime as dt
+
 import streamlit as st
 
 from core import store
@@ -72,3 +74,23 @@ def current_dataset() -> dict:
 def show_error(exc: CartsightError) -> None:
     """Show a project error's message (written for the analyst) without a traceback."""
     st.error(str(exc))
+
+
+def date_window(dataset: dict, key: str, help_text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """A date-range filter over the dataset's days: (start, end) as naive UTC datetimes, end exclusive.
+
+    None means open at that end (the whole dataset), also while the analyst picks the second date.
+    """
+    first, last = dataset.get("first_event"), dataset.get("last_event")
+    if first is None or last is None:
+        return None, None
+    chosen = st.date_input(
+        "Dates (UTC)", value=(first.date(), last.date()), min_value=first.date(), max_value=last.date(),
+        key=f"{key}_{dataset['dataset_id']}", help=help_text,
+    )
+    if not isinstance(chosen, (tuple, list)) or len(chosen) != 2:
+        return None, None  # the analyst is still picking the second date
+    day_from, day_to = chosen
+    start = None if day_from <= first.date() else dt.datetime.combine(day_from, dt.time())
+    end = None if day_to >= last.date() else dt.datetime.combine(day_to + dt.timedelta(days=1), dt.time())
+    return start, end

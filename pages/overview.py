@@ -10,6 +10,7 @@ import streamlit as st
 
 from core import charts, config, queries
 from core.errors import CartsightError
+from pages import common
 from pages.common import current_dataset, get_engine, show_error
 
 _CACHE = {
@@ -91,24 +92,8 @@ def _money_tile(value: float | None) -> str:
 
 
 def _date_window(dataset: dict) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """The date-range filter: (start, end) as naive UTC datetimes, end exclusive; None = open."""
-    first, last = dataset.get("first_event"), dataset.get("last_event")
-    if first is None or last is None:
-        return None, None
-    chosen = st.date_input(
-        "Dates (UTC)",
-        value=(first.date(), last.date()),
-        min_value=first.date(),
-        max_value=last.date(),
-        key=f"overview_dates_{dataset['dataset_id']}",
-        help="Every number and chart below covers these days, both ends included.",
-    )
-    if not isinstance(chosen, (tuple, list)) or len(chosen) != 2:
-        return None, None  # the analyst is still picking the second date
-    day_from, day_to = chosen
-    start = None if day_from <= first.date() else dt.datetime.combine(day_from, dt.time())
-    end = None if day_to >= last.date() else dt.datetime.combine(day_to + dt.timedelta(days=1), dt.time())
-    return start, end
+    """The page's date-range filter (see pages.common.date_window)."""
+    return common.date_window(dataset, "overview_dates", "Every number and chart below covers these days, both ends included.")
 
 
 def _kpi_tiles(k: dict, has_prices: bool) -> None:

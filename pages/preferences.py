@@ -13,6 +13,7 @@ from core import config
 from core import preferences as prefs
 from core.errors import CartsightError
 from core.model.config import PRICE_BANDS
+from pages import common
 from pages.common import current_dataset, get_engine, show_error
 
 _CACHE = {
@@ -75,21 +76,8 @@ def _md(text: object) -> str:
 
 
 def _date_window(dataset: dict) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """The date-range filter: (start, end) as naive UTC datetimes, end exclusive; None = open."""
-    first, last = dataset.get("first_event"), dataset.get("last_event")
-    if first is None or last is None:
-        return None, None
-    chosen = st.date_input(
-        "Dates (UTC)", value=(first.date(), last.date()), min_value=first.date(), max_value=last.date(),
-        key=f"preferences_dates_{dataset['dataset_id']}",
-        help="Events in these days, both ends included. Price bands always use the whole dataset.",
-    )
-    if not isinstance(chosen, (tuple, list)) or len(chosen) != 2:
-        return None, None  # the analyst is still picking the second date
-    day_from, day_to = chosen
-    start = None if day_from <= first.date() else dt.datetime.combine(day_from, dt.time())
-    end = None if day_to >= last.date() else dt.datetime.combine(day_to + dt.timedelta(days=1), dt.time())
-    return start, end
+    """The page's date-range filter (see pages.common.date_window)."""
+    return common.date_window(dataset, "preferences_dates", "Events in these days, both ends included. Price bands always use the whole dataset.")
 
 
 def _segment_label(segments, segment: int | None) -> str:
