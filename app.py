@@ -93,19 +93,24 @@ def _load_sample(engine, url: str) -> None:
         st.session_state[common.DATASET_KEY] = config.SAMPLE_DATASET
 
 
-def _store_unavailable(message: str):
+def _store_unavailable(error: CartsightError):
     def page() -> None:
         st.title("cartsight")
-        st.error(message)
+        common.show_store_unavailable(error)
         st.markdown(
-            "Point cartsight at a database it can open: set `url` under `[connections.cartsight]` in "
-            "`.streamlit/secrets.toml`, or the `CARTSIGHT_DB_URL` environment variable, then reload this page."
+            "The database is set by `url` under `[connections.cartsight]` in `.streamlit/secrets.toml`, or by the "
+            "`CARTSIGHT_DB_URL` environment variable; by default it is a DuckDB file in `CARTSIGHT_HOME`."
         )
 
     return page
 
 
-st.set_page_config(page_title="cartsight", page_icon=":material/shopping_cart:", layout="wide")
+def _store_error(exc: Exception, url: str) -> CartsightError | None:
+    """The analyst's message for a store that cannot be opened or used, else None (a bug: let it raise)."""
+    return exc if isinstance(exc, CartsightError) else store.describe_failure(exc, url)
+
+
+st.set_page_config(page_title="cartsight", page_icon="🛒", layout="wide")
 st.session_state.setdefault(common.DATASET_KEY, None)
 
 url = store.resolve_url()
@@ -113,8 +118,12 @@ try:
     engine = common.open_engine(url)  # raises instead of stopping, so the error page below can show why
     load_sample = _sample_pending(engine, url)
     has_data = load_sample or bool(store.list_datasets(engine))
-except CartsightError as exc:
-    st.navigation([st.Page(_store_unavailable(str(exc)), title="cartsight", url_path="unavailable")],
+except Exception as exc:  # noqa: BLE001 - store faults become the error page; anything else re-raises
+    error = _store_error(exc, url)
+    if error is None:
+        raise
+    common.forget_engine(url)  # a server that comes back is reached on the next run, no restart needed
+    st.navigation([st.Page(_store_unavailable(error), title="cartsight", url_path="unavailable")],
                   position="hidden").run()
     st.stop()
 
@@ -124,7 +133,9 @@ landing = "overview.py" if has_data and any(f == "overview.py" for f, _, _ in pr
 navigation = st.navigation(
     [st.Page(PAGES_DIR / f, title=title, icon=icon, default=(f == landing)) for f, title, icon in present]
 )
-if load_sample:
-    _load_sample(engine, url)
-common.dataset_picker()
-navigation.run()
+# a store fault in any page (the database stopped mid-session, a full disk) shows its message, not a traceback
+with common.store_faults(url):
+    if load_sample:
+        _load_sample(engine, url)
+    common.dataset_picker()
+    navigation.run()

@@ -2,6 +2,8 @@
 
 Every command takes ``--db URL`` (else the same store the app uses). Errors meant for
 the analyst are printed as one line on stderr with exit code 2; nothing prints a traceback.
+A store that cannot be reached or written (stopped server, read-only or full disk) is one
+of them: the message names the database or folder and what to do.
 """
 from __future__ import annotations
 
@@ -137,7 +139,8 @@ def _score_file(args) -> int:
     from core import forecast, store
     from core.ingest import ingest_file
 
-    with tempfile.TemporaryDirectory(prefix="cartsight-score-") as tmp:
+    # named after this process: if it is killed, the next start of any cartsight removes the folder
+    with tempfile.TemporaryDirectory(prefix=store.temp_prefix("score")) as tmp:
         previous_home = os.environ.get(config.HOME_ENV)
         os.environ[config.HOME_ENV] = tmp  # models of the throw-away store go with it
         try:
@@ -283,6 +286,14 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except CartsightError as exc:
         print(f"cartsight: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as exc:  # noqa: BLE001 - only store faults become messages; anything else is a bug
+        from core import store
+
+        known = store.describe_failure(exc, getattr(args, "db", None))
+        if known is None:
+            raise
+        print(f"cartsight: {known}", file=sys.stderr)
         return EXIT_USER_ERROR
 
 

@@ -16,6 +16,13 @@ HOME_ENV = "CARTSIGHT_HOME"
 SECRETS_SECTION = "cartsight"
 #: Version of the table layout; bumped whenever ``core.store`` changes a table.
 SCHEMA_VERSION = 1
+#: Memory the embedded DuckDB store may use for one query before it spills to disk (DuckDB's own
+#: default is 80 % of the machine): training and scoring share the process, and the whole journey
+#: must stay under 4 GB (issue 6; measured by bench/scale.py).
+DUCKDB_MEMORY_LIMIT = "2GB"
+#: PostgreSQL ``work_mem`` set on each connection: the Overview's per-session aggregates sort and hash
+#: in memory rather than on disk (the server default, 4MB, made them 4x slower at 5 million events).
+PG_WORK_MEM = "128MB"
 
 # --- ingest --------------------------------------------------------------------
 #: Inactivity gap that starts a new session when a file carries no session ids.
@@ -60,6 +67,12 @@ MIN_HISTORY_DAYS = 1
 #: Isotonic calibration needs at least this many validation examples and positives; else Platt scaling.
 ISOTONIC_MIN_EXAMPLES = 200
 ISOTONIC_MIN_POSITIVES = 20
+#: Largest shift the isotonic calibration adds to keep the raw order inside its flat steps (ties lose ROC-AUC).
+TIE_BREAK = 1e-6
+#: Stacking the sequence model with gradient boosting needs this many buyers (and non-buyers) in validation.
+STACK_MIN_POSITIVES = 20
+#: Inverse L2 strength of the stacking logistic regression (two weights and a bias: light regularisation).
+STACK_C = 1.0
 #: Bins of the calibration curve and groups of the lift table.
 CALIBRATION_BINS = 10
 LIFT_GROUPS = 10

@@ -1,8 +1,9 @@
 """What shoppers like: shares and affinity by category, brand and price band, computed in the database.
 
-Every figure is one SQL statement built with SQLAlchemy Core (run unchanged on DuckDB and
-PostgreSQL); only the small per-value result reaches pandas, so the cost is one grouped scan
-of the events however many there are.
+Every figure is computed in the database by SQL built with SQLAlchemy Core (run unchanged on DuckDB and
+PostgreSQL); only the small per-value result reaches pandas, so the cost is a grouped scan of the
+events (two for a top-N list: a cheap ranking by value, then shoppers for the shown values only)
+however many events there are. Price-band edges come from counts per distinct (category, price).
 
 Definitions (the Preferences page shows them in its help texts):
 
@@ -46,8 +47,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from core import config, store
 from core.errors import CartsightError
+from core.queries import weighted_quantiles
 from core.model.config import PRICE_BAND_QUANTILES, PRICE_BANDS
-from core.sequences import price_bands
 
 DIMENSIONS = ("category", "brand", "price_band")
 #: Names of the band-edge columns, as :func:`core.sequences.price_bands` returns them.
@@ -154,6 +155,29 @@ def _ratio(numerator: pd.Series, denominator) -> pd.Series:
 # --- price bands ---------------------------------------------------------------------------------
 
 
+def band_edge_tables(dataset_id: int) -> tuple[sa.Subquery, sa.Subquery]:
+    """The price-band edges of ``dataset_id`` as two subqueries computed in the database.
+
+    ``(per_category, overall)``: ``per_category`` has one row per category with a positive
+    price (``band_category``, ``n_priced``, ``p25``, ``p50``, ``p75``); ``overall`` one row with
+    ``n_priced`` and the edges over every positive price (used for events without a category).
+    The edges are exactly those of :func:`core.sequences.price_bands` (quartiles of the positive
+    prices of the category's events, each event counting once), computed with
+    :func:`weighted_quantiles` from per-(category, price) counts: one grouped scan of the events
+    and a sort of the distinct prices only, where ``percentile_cont`` over the events sorts them all.
+    """
+    priced = [_e.dataset_id == dataset_id, _e.price > 0]
+    cat_counts = (sa.select(_e.category.label("band_category"), _e.price.label("price"), sa.func.count().label("n"))
+                  .where(*priced, _e.category.is_not(None)).group_by(_e.category, _e.price).subquery("band_counts"))
+    all_counts = (sa.select(_e.price.label("price"), sa.func.count().label("n"))
+                  .where(*priced).group_by(_e.price).subquery("band_counts_all"))
+    per_category = weighted_quantiles(cat_counts, "price", "n", ["band_category"], PRICE_BAND_QUANTILES,
+                                      EDGE_COLUMNS).subquery("band_edges")
+    overall = weighted_quantiles(all_counts, "price", "n", [], PRICE_BAND_QUANTILES, EDGE_COLUMNS).subquery(
+        "band_edges_all")
+    return per_category, overall
+
+
 def band_edges(engine: Engine, dataset_id: int) -> pd.DataFrame:
     """The price bands shown to the analyst: per category, the edges and the price range of each band.
 
@@ -167,7 +191,16 @@ def band_edges(engine: Engine, dataset_id: int) -> pd.DataFrame:
     prices in the currency of the file; a price on an edge belongs to the upper band).
     An empty frame when no event has a positive price.
     """
-    frame = price_bands(engine, dataset_id)
+    per_category, overall = band_edge_tables(dataset_id)
+    pc, ov = per_category.c, overall.c
+    cols = ["category", "n_priced", *EDGE_COLUMNS]
+    rows = [tuple(r) for r in _fetch(engine, sa.select(pc.band_category, pc.n, *[pc[c] for c in EDGE_COLUMNS])
+                                     .order_by(pc.band_category))]
+    total = _fetch(engine, sa.select(ov.n, *[ov[c] for c in EDGE_COLUMNS]))
+    if total and total[0][0]:
+        rows.append((None, *total[0]))
+    frame = pd.DataFrame(rows, columns=cols).astype({"n_priced": "int64", **{c: float for c in EDGE_COLUMNS}})
+    frame["category"] = pd.Series([r[0] for r in rows], dtype=object)  # None stays None (not NaN)
     lo, mid, hi = (frame[c] for c in EDGE_COLUMNS)
     frame[PRICE_BANDS[0]] = [f"< {a:,.2f}" for a in lo]
     frame[PRICE_BANDS[1]] = [f"{a:,.2f} – < {b:,.2f}" for a, b in zip(lo, mid)]
@@ -180,24 +213,13 @@ def price_band_sql(dataset_id: int) -> tuple[sa.FromClause, sa.ColumnElement]:
     """The events of ``dataset_id`` joined to their category's band edges, and each event's band.
 
     Returns ``(from_clause, band)``: select from ``from_clause`` (``cs_events`` left-joined to
-    the per-category edges and joined to the all-categories edges, all computed in the
-    database with ``percentile_cont`` exactly as :func:`core.sequences.price_bands`) and use
+    the per-category edges and joined to the all-categories edges of :func:`band_edge_tables`,
+    computed in the database exactly as :func:`core.sequences.price_bands`) and use
     ``band`` (text: one of ``core.model.config.PRICE_BANDS``, NULL for an event without a
     positive price) like any column of ``cs_events``. Add your own WHERE terms on
     ``core.store.events``; ``band`` may appear in WHERE and, inside a subquery, in GROUP BY.
     """
-    quantiles = [
-        sa.func.percentile_cont(_const(q)).within_group(_e.price).label(name)
-        for q, name in zip(PRICE_BAND_QUANTILES, EDGE_COLUMNS)
-    ]
-    priced = [_e.dataset_id == dataset_id, _e.price > 0]
-    per_category = (
-        sa.select(_e.category.label("band_category"), *quantiles)
-        .where(*priced, _e.category.is_not(None))
-        .group_by(_e.category)
-        .subquery("band_edges")
-    )
-    overall = sa.select(*quantiles).where(*priced).subquery("band_edges_all")
+    per_category, overall = band_edge_tables(dataset_id)
     from_clause = store.events.outerjoin(per_category, per_category.c.band_category == _e.category).join(
         overall, sa.true())
     edges = [sa.func.coalesce(per_category.c[name], overall.c[name]) for name in EDGE_COLUMNS]
@@ -266,18 +288,20 @@ def _resolve_run(engine: Engine, dataset_id: int, run_id: int | None) -> int:
 # --- the preference query ------------------------------------------------------------------------------
 
 
-def _per_user(dimension: str, dataset_id: int, start, end, event_types: tuple[str, ...] | None,
-              category: str | None) -> sa.Subquery:
-    """Per (value, shopper): counted events, purchases and revenue in the window (one grouped scan)."""
+def _scoped(dimension: str, dataset_id: int, start, end, event_types: tuple[str, ...] | None,
+            category: str | None, values: list | None = None, in_group=None) -> sa.Subquery:
+    """The counted rows: per event its value, shopper, counted/bought flags and amount (and group flag)."""
     from_clause, value = _dimension_sql(dimension, dataset_id)
     where = [*_window(dataset_id, start, end), value.is_not(None)]
     if category is not None:
         where.append(_e.category == category)
+    if values is not None:
+        where.append(value.in_(values))
     counted = sa.not_(_is_cancellation())
     if event_types is not None:
         where.append(sa.or_(_e.event_type.in_(event_types), _e.event_type == "purchase"))
         counted = sa.and_(_e.event_type.in_(event_types), counted)
-    rows = (
+    return (
         sa.select(
             value.label("value"),
             _e.user_id,
@@ -285,11 +309,18 @@ def _per_user(dimension: str, dataset_id: int, start, end, event_types: tuple[st
             _flag(sa.and_(_e.event_type == "purchase", sa.not_(_is_cancellation()))).label("bought"),
             sa.case((_e.event_type == "purchase", _e.price * sa.func.coalesce(_e.quantity, 1)), else_=sa.null())
             .label("amount"),
+            *([] if in_group is None else [_flag(in_group).label("in_group")]),
         )
         .select_from(from_clause)
         .where(*where)
         .subquery("scoped")
     )
+
+
+def _per_user(dimension: str, dataset_id: int, start, end, event_types: tuple[str, ...] | None,
+              category: str | None, values: list | None = None) -> sa.Subquery:
+    """Per (value, shopper): counted events, purchases and revenue in the window (one grouped scan)."""
+    rows = _scoped(dimension, dataset_id, start, end, event_types, category, values)
     return (
         sa.select(
             rows.c.value,
@@ -304,8 +335,9 @@ def _per_user(dimension: str, dataset_id: int, start, end, event_types: tuple[st
 
 
 def _group_membership(engine: Engine, dataset_id: int, per_user: sa.Subquery, segment: int | None,
-                      run_id: int | None, user_id: str | None) -> tuple[sa.FromClause, sa.ColumnElement]:
-    """The FROM over ``per_user`` and the condition "this row's shopper is in the group"."""
+                      run_id: int | None, user_id: str | None
+                      ) -> tuple[sa.FromClause, sa.ColumnElement, sa.ColumnElement]:
+    """The FROM over ``per_user``, the condition "this row's shopper is in the group", and the same on events."""
     if segment is not None and user_id is not None:
         raise CartsightError(
             f"Parameters 'segment' ({segment!r}) and 'user_id' ({user_id!r}) were both given; expected at most one "
@@ -316,9 +348,9 @@ def _group_membership(engine: Engine, dataset_id: int, per_user: sa.Subquery, se
                        .limit(1))
         if not found:
             raise CartsightError(f"Parameter 'user_id' is {user_id!r}: no such shopper in dataset {dataset_id}.")
-        return per_user, per_user.c.user_id == str(user_id)
+        return per_user, per_user.c.user_id == str(user_id), _e.user_id == str(user_id)
     if segment is None:
-        return per_user, sa.true()
+        return per_user, sa.true(), sa.true()
     run = _resolve_run(engine, dataset_id, run_id)
     known = segment_list(engine, dataset_id, run)
     is_number = isinstance(segment, numbers.Integral) and not isinstance(segment, bool)
@@ -334,7 +366,10 @@ def _group_membership(engine: Engine, dataset_id: int, per_user: sa.Subquery, se
         .distinct()
         .subquery("members")
     )
-    return per_user.outerjoin(members, members.c.user_id == per_user.c.user_id), members.c.user_id.is_not(None)
+    in_segment = _e.user_id.in_(
+        sa.select(seg.user_id).where(seg.dataset_id == dataset_id, seg.run_id == run, seg.segment == int(segment)))
+    return (per_user.outerjoin(members, members.c.user_id == per_user.c.user_id), members.c.user_id.is_not(None),
+            in_segment)
 
 
 def preferences(
@@ -377,46 +412,95 @@ def preferences(
     _check_dimension(dimension)
     _check_top_n(top_n)
     types = _check_types(event_types)
+    if top_n is not None and dimension != "price_band":
+        return _top_preferences(engine, dataset_id, dimension, segment, run_id, user_id, start, end, types, top_n,
+                                category, min_shoppers)
     per_user = _per_user(dimension, dataset_id, start, end, types, category)
-    from_clause, in_group = _group_membership(engine, dataset_id, per_user, segment, run_id, user_id)
-    pu = per_user.c
-
-    def group_sum(expr):
-        return sa.func.sum(sa.case((in_group, expr), else_=0))
-
-    per_value = (
-        sa.select(
-            pu.value,
-            group_sum(pu.events).label("events"),
-            group_sum(sa.func.coalesce(pu.revenue, 0)).label("revenue"),
-            group_sum(_flag(pu.events > 0)).label("shoppers"),
-            group_sum(_flag(pu.purchases > 0)).label("buyers"),
-            sa.func.sum(pu.events).label("events_all"),
-            sa.func.sum(sa.func.coalesce(pu.revenue, 0)).label("revenue_all"),
-            sa.func.sum(_flag(pu.events > 0)).label("shoppers_all"),
-            sa.func.sum(_flag(pu.purchases > 0)).label("buyers_all"),
-        )
-        .select_from(from_clause)
-        .group_by(pu.value)
-        .subquery("per_value")
-    )
+    from_clause, in_group, _ = _group_membership(engine, dataset_id, per_user, segment, run_id, user_id)
+    per_value = _per_value(per_user, from_clause, in_group, with_counts=True, with_shoppers=True).subquery("per_value")
     v = per_value.c
     # Totals as window sums over the same rows: one reference to per_value, so the scan runs once.
-    with_totals = sa.select(
-        *per_value.c,
-        sa.func.sum(v.events).over().label("total_events"),
-        sa.func.sum(v.revenue).over().label("total_revenue"),
-        sa.func.sum(v.events_all).over().label("total_events_all"),
-        sa.func.sum(v.revenue_all).over().label("total_revenue_all"),
-    ).subquery("with_totals")
+    with_totals = sa.select(*per_value.c, *_totals(v)).subquery("with_totals")
     t = with_totals.c
     stmt = sa.select(*with_totals.c)
     if dimension != "price_band":
         stmt = stmt.where(sa.or_(t.events > 0, t.revenue != 0)).order_by(t.events.desc(), t.revenue.desc(), t.value)
-        if top_n is not None:
-            stmt = stmt.limit(top_n)
     rows = _fetch(engine, stmt)
     return _finish(pd.DataFrame([tuple(r) for r in rows], columns=list(with_totals.c.keys())), dimension, min_shoppers)
+
+
+def _per_value(rows: sa.FromClause, from_clause: sa.FromClause, in_group, with_counts: bool,
+               with_shoppers: bool) -> sa.Select:
+    """Per value: the group's and everyone's events and revenue and/or shoppers and buyers.
+
+    ``rows`` is either the per-(value, shopper) subquery (events/purchases/revenue per shopper)
+    or the scoped events (counted/bought/amount per event): both have ``value``, and the sums
+    below read the same either way.
+    """
+    r = rows.c
+    per_shopper = "events" in r
+    events, revenue = (r.events, r.revenue) if per_shopper else (r.counted, r.amount)
+
+    def group_sum(expr):
+        return sa.func.sum(sa.case((in_group, expr), else_=0))
+
+    cols = [r.value]
+    if with_counts:
+        cols += [group_sum(events).label("events"), group_sum(sa.func.coalesce(revenue, 0)).label("revenue")]
+    if with_shoppers:
+        cols += [group_sum(_flag(r.events > 0)).label("shoppers"), group_sum(_flag(r.purchases > 0)).label("buyers")]
+    if with_counts:
+        cols += [sa.func.sum(events).label("events_all"), sa.func.sum(sa.func.coalesce(revenue, 0)).label("revenue_all")]
+    if with_shoppers:
+        cols += [sa.func.sum(_flag(r.events > 0)).label("shoppers_all"),
+                 sa.func.sum(_flag(r.purchases > 0)).label("buyers_all")]
+    return sa.select(*cols).select_from(from_clause).group_by(r.value)
+
+
+def _totals(v) -> list:
+    """Sums over every value (window sums), the denominators of the shares."""
+    return [
+        sa.func.sum(v.events).over().label("total_events"),
+        sa.func.sum(v.revenue).over().label("total_revenue"),
+        sa.func.sum(v.events_all).over().label("total_events_all"),
+        sa.func.sum(v.revenue_all).over().label("total_revenue_all"),
+    ]
+
+
+def _top_preferences(engine: Engine, dataset_id: int, dimension: str, segment, run_id, user_id, start, end,
+                     types, top_n: int, category, min_shoppers: int) -> pd.DataFrame:
+    """:func:`preferences` for the group's ``top_n`` values, in two passes.
+
+    Pass one ranks every value on a one-level group-by of the events (events and revenue for
+    the group and everyone, the totals as window sums over all values) and keeps the top
+    ``top_n``; pass two counts shoppers and buyers per (value, shopper) for those values only.
+    Grouping by value and shopper is the costly part (one hash entry per pair), so the second
+    pass grows with the events of the shown values, not of the whole catalogue.
+    """
+    probe = _per_user(dimension, dataset_id, start, end, types, category)  # validates the group once
+    _, _, in_group = _group_membership(engine, dataset_id, probe, segment, run_id, user_id)
+    scoped = _scoped(dimension, dataset_id, start, end, types, category, in_group=in_group)
+    per_value = _per_value(scoped, scoped, scoped.c.in_group == 1, with_counts=True, with_shoppers=False)
+    per_value = per_value.subquery("per_value")
+    v = per_value.c
+    with_totals = sa.select(*per_value.c, *_totals(v)).subquery("with_totals")
+    t = with_totals.c
+    ranked = (sa.select(*with_totals.c).where(sa.or_(t.events > 0, t.revenue != 0))
+              .order_by(t.events.desc(), t.revenue.desc(), t.value).limit(top_n))
+    counts = pd.DataFrame([tuple(r) for r in _fetch(engine, ranked)], columns=list(with_totals.c.keys()))
+    shopper_cols = ["shoppers", "buyers", "shoppers_all", "buyers_all"]
+    if counts.empty:
+        shoppers = pd.DataFrame(columns=["value", *shopper_cols])
+    else:
+        values = counts["value"].tolist()
+        per_user = _per_user(dimension, dataset_id, start, end, types, category, values=values)
+        from_clause, member, _ = _group_membership(engine, dataset_id, per_user, segment, run_id, user_id)
+        stmt = _per_value(per_user, from_clause, member, with_counts=False, with_shoppers=True)
+        shoppers = pd.DataFrame([tuple(r) for r in _fetch(engine, stmt)], columns=["value", *shopper_cols])
+    raw = counts.merge(shoppers, on="value", how="left")
+    order = ["value", "events", "revenue", "shoppers", "buyers", "events_all", "revenue_all", "shoppers_all",
+             "buyers_all", "total_events", "total_revenue", "total_events_all", "total_revenue_all"]
+    return _finish(raw[order], dimension, min_shoppers)
 
 
 def _finish(raw: pd.DataFrame, dimension: str, min_shoppers: int) -> pd.DataFrame:

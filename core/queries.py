@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +36,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from core import config
+from core import config, store
 from core.errors import CartsightError, StoreUnavailableError
 from core.store import events
 
@@ -60,8 +61,16 @@ def _fetch(engine_or_conn: Engine | Connection, stmt) -> list[sa.Row]:
                 return list(conn.execute(stmt))
         return list(engine_or_conn.execute(stmt))
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        known = store.describe_failure(exc, _engine_url(engine_or_conn))
+        if known is not None:  # the database down, or its disk full: the message says which and what to do
+            raise known from exc
         reason = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
         raise StoreUnavailableError(f"The database did not answer the overview query: {reason}") from exc
+
+
+def _engine_url(engine_or_conn: Engine | Connection) -> str:
+    engine = engine_or_conn if isinstance(engine_or_conn, Engine) else engine_or_conn.engine
+    return engine.url.render_as_string(hide_password=False)
 
 
 def _filters(dataset_id: int, start: dt.datetime | None, end: dt.datetime | None) -> list:
@@ -126,6 +135,37 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise CartsightError(f"Parameter {name!r} is {value!r}; expected one of {list(allowed)}.")
+
+
+def weighted_quantiles(counts: sa.Subquery, value: str, weight: str, keys: Sequence[str],
+                       quantiles: Sequence[float], names: Sequence[str]) -> sa.Select:
+    """Exact ``percentile_cont`` of ``value`` from a table of distinct values and their counts, per ``keys``.
+
+    ``counts`` has one row per distinct (``keys``, ``value``) with its number of events in
+    ``weight``. Percentile ``q`` of ``N`` events is, as ``percentile_cont`` defines it, the
+    value at 0-based rank ``h = (N - 1) q`` interpolated between ranks ``floor(h)`` and
+    ``ceil(h)``; the value holding rank ``r`` is the smallest whose running count exceeds ``r``.
+    So the database sorts only the distinct values (a few thousand prices) rather than every
+    event, and gives the same numbers. Returns a select of ``keys``, ``n`` (the events behind
+    the figures) and one column per name in ``names``.
+    """
+    c = counts.c
+    part = [c[k] for k in keys] or None
+    running = sa.func.sum(c[weight]).over(partition_by=part, order_by=c[value], rows=(None, 0))
+    total = sa.func.sum(c[weight]).over(partition_by=part)
+    ranked = sa.select(*[c[k] for k in keys], c[value].label("v"), sa.cast(running, sa.Double).label("running"),
+                       sa.cast(total, sa.Double).label("total")).subquery("ranked")
+    r = ranked.c
+    columns = []
+    for q, name in zip(quantiles, names):
+        rank = (r.total - 1) * sa.literal(float(q), literal_execute=True)
+        low = sa.func.min(sa.case((r.running > sa.func.floor(rank), r.v)))
+        high = sa.func.min(sa.case((r.running > sa.func.ceil(rank), r.v)))
+        fraction = sa.func.max(rank - sa.func.floor(rank))
+        columns.append((low + fraction * (high - low)).label(name))
+    group = [r[k] for k in keys]
+    return sa.select(*group, sa.cast(sa.func.max(r.total), sa.BigInteger).label("n"), *columns).group_by(*group)
+
 
 
 # --- KPIs -----------------------------------------------------------------------------------
@@ -512,44 +552,52 @@ def price_distribution(
     where = _filters(dataset_id, start, end)
     if event_type is not None:
         where.append(_e.event_type == event_type)
-    quantiles = [
-        sa.func.percentile_cont(sa.literal(q, literal_execute=True)).within_group(_e.price).label(_quantile_key(q))
-        for q in config.PRICE_QUANTILES
-    ]
+    # Every statistic comes from the counts per distinct price (one grouped scan; a shop has a few
+    # thousand prices): the quantiles sort those rather than every event, and give the same numbers.
+    per_price = (
+        sa.select(_e.price.label("price"), sa.func.count().label("n")).where(*where).group_by(_e.price).subquery("per_price")
+    )
+    pp = per_price.c
     summary_stmt = sa.select(
-        sa.func.count().label("events"),
-        sa.func.count(_e.price).label("priced"),
-        sa.func.sum(_flag(_e.price == 0)).label("zero"),
-        sa.func.min(_e.price).label("min"),
-        sa.func.avg(_e.price).label("mean"),
-        sa.func.max(_e.price).label("max"),
-        *quantiles,
-    ).where(*where)
+        sa.func.sum(pp.n).label("events"),
+        sa.func.sum(sa.case((pp.price.is_not(None), pp.n), else_=0)).label("priced"),
+        sa.func.sum(sa.case((pp.price == 0, pp.n), else_=0)).label("zero"),
+        sa.func.min(pp.price).label("min"),
+        sa.func.max(pp.price).label("max"),
+        sa.func.sum(pp.price * pp.n).label("price_total"),
+    )
     row = _fetch(engine_or_conn, summary_stmt)[0]._mapping
     summary: dict[str, Any] = {k: _int(row[k]) for k in ("events", "priced", "zero")}
     summary["missing"] = summary["events"] - summary["priced"]
-    for key in ("min", "mean", "max", *(_quantile_key(q) for q in config.PRICE_QUANTILES)):
-        summary[key] = _float_or_none(row[key])
+    summary["min"], summary["max"] = _float_or_none(row["min"]), _float_or_none(row["max"])
+    summary["mean"] = float(row["price_total"]) / summary["priced"] if summary["priced"] else None
+    keys = [_quantile_key(q) for q in config.PRICE_QUANTILES]
+    priced = sa.select(pp.price, pp.n).where(pp.price.is_not(None)).subquery("priced")
+    quantile_row = _fetch(engine_or_conn, weighted_quantiles(priced, "price", "n", [], config.PRICE_QUANTILES, keys))
+    for key in keys:
+        summary[key] = _float_or_none(quantile_row[0]._mapping[key]) if quantile_row and summary["priced"] else None
     return PriceDistribution(bins=_price_bins(engine_or_conn, where), summary=summary)
 
 
 def _price_bins(engine_or_conn: Engine | Connection, where: list) -> pd.DataFrame:
-    """Counts per 1-2-5 log bin of positive prices, computed in the database."""
+    """Counts per 1-2-5 log bin of positive prices, computed in the database from the counts per price."""
     steps = config.PRICE_BIN_STEPS
     n_steps = len(steps)
     ten = sa.literal(10.0, sa.Float)
-    decades = (
-        sa.select(_e.price.label("price"), sa.func.floor(sa.func.log10(_e.price)).label("decade"))
-        .where(*where, _e.price > 0)
-        .subquery("decades")
+    per_price = (
+        sa.select(_e.price.label("price"), sa.func.count().label("n")).where(*where, _e.price > 0).group_by(_e.price)
+        .subquery("per_price")
     )
+    decades = sa.select(
+        per_price.c.price, per_price.c.n, sa.func.floor(sa.func.log10(per_price.c.price)).label("decade")
+    ).subquery("decades")
     price, decade = decades.c.price, decades.c.decade
     scale = sa.func.power(ten, decade)
     # log10 may land a hair off at exact powers of ten; the first two branches correct it.
     whens = [(price >= scale * 10, (decade + 1) * n_steps), (price < scale, (decade - 1) * n_steps + n_steps - 1)]
     whens += [(price >= scale * steps[j], decade * n_steps + j) for j in reversed(range(n_steps))]
     bin_index = sa.cast(sa.case(*whens), sa.Integer).label("bin")
-    stmt = sa.select(bin_index, sa.func.count().label("events")).group_by(bin_index).order_by(bin_index)
+    stmt = sa.select(bin_index, sa.func.sum(decades.c.n).label("events")).group_by(bin_index).order_by(bin_index)
     counts = {int(b): int(c) for b, c in _fetch(engine_or_conn, stmt)}
     rows = []
     if counts:

@@ -81,13 +81,10 @@ def top_category_groups(engine_or_conn, dataset_id: int, n: int) -> list[str]:
 
 
 def _band_edges(dataset_id: int):
-    """Subqueries of the price-band edges per category and over all categories (core.sequences.price_bands)."""
-    q = [sa.func.percentile_cont(p).within_group(_e.price).label(f"p{round(p * 100)}") for p in PRICE_BAND_QUANTILES]
-    where = [_e.dataset_id == dataset_id, _e.price > 0]
-    per_cat = sa.select(_e.category.label("category"), *q).where(*where, _e.category.is_not(None)).group_by(
-        _e.category).subquery("band_cat")
-    overall = sa.select(*q).where(*where).subquery("band_all")
-    return per_cat, overall
+    """Subqueries of the price-band edges per category and over all categories (core.preferences.band_edge_tables)."""
+    from core.preferences import band_edge_tables
+
+    return band_edge_tables(dataset_id)
 
 
 def _band_expr(per_cat, overall) -> sa.ColumnElement:
@@ -122,7 +119,7 @@ def _per_user_query(dataset_id: int, groups: list[str]):
     # Hash aggregation level by level (session, then shopper) instead of COUNT(DISTINCT).
     per_session = (
         sa.select(_e.user_id.label("user_id"), *session_cols)
-        .select_from(store.events.outerjoin(per_cat, per_cat.c.category == _e.category).join(overall, sa.true()))
+        .select_from(store.events.outerjoin(per_cat, per_cat.c.band_category == _e.category).join(overall, sa.true()))
         .where(_e.dataset_id == dataset_id)
         .group_by(_e.user_id, _e.session_id)
         .subquery("per_session")

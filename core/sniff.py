@@ -14,6 +14,7 @@ import io
 import json
 import re
 import statistics
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -74,6 +75,13 @@ RETAIL_COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceD
 YOOCHOOSE_COLUMNS = ("SessionId", "ItemId", "Time")
 
 _PREVIEW_ROWS = 20
+#: a sniff window whose control characters (other than tab, CR, LF and NUL) exceed this share is not text
+_MAX_CONTROL_SHARE = 0.01
+#: UTF-16 text without a BOM: NUL bytes in over this share of one parity's bytes, under the other in the other
+_UTF16_MIN_NUL_SHARE = 0.3
+_UTF16_MAX_OTHER_SHARE = 0.05
+#: below this many parsed rows per line, quoted fields swallowed lines: the window is parsed line by line
+_MIN_ROWS_PER_LINE = 0.9
 #: share of sampled time values a format must read to be chosen (the rest go to quarantine)
 _TIME_MIN_SHARE = 0.8
 _PROFILE_ROWS = 500
@@ -86,6 +94,7 @@ _YMD = re.compile(r"^(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$")
 _INVOICE = re.compile(r"^C?\d{6}$")
 _DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
 _NAME = re.compile(r"^[A-Za-z_][\w .\-/()#]*$")
+_JSON_START = re.compile(r'^[\[{]\s*[\[{]?\s*"[^"\n]{0,200}"\s*:')
 
 
 @dataclass
@@ -169,13 +178,80 @@ def _read_head(path: Path) -> tuple[bytes, str | None, bool]:
     return head[: config.SNIFF_BYTES], compression, len(head) <= config.SNIFF_BYTES
 
 
+_SAVE_AS_CSV = "expected a CSV/TSV file of events: open it in its program and save or export it as CSV (UTF-8)"
+#: leading bytes of file kinds analysts upload by mistake (often renamed .csv), and what to call them
+_MAGIC = (
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls) or another old Office document"),
+    (b"%PDF", "a PDF document"),
+    (b"PAR1", "a Parquet file"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+)
+
+
+_UNZIP = "expected a CSV/TSV file of events: unzip it and upload the file inside (a .csv.gz file is read as it is)"
+
+
+def _zip_kind(path: Path) -> tuple[str, str]:
+    """What a ZIP container is, in the analyst's words (workbooks are ZIP files inside), and what to do."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            mimetype = zf.read("mimetype").decode("ascii", "replace") if "mimetype" in names else ""
+    except (zipfile.BadZipFile, OSError, KeyError):
+        return "a damaged ZIP archive", _UNZIP
+    if any(n.startswith("xl/") for n in names):
+        return "an Excel workbook (.xlsx)", _SAVE_AS_CSV
+    if "opendocument.spreadsheet" in mimetype:
+        return "an OpenDocument spreadsheet (.ods)", _SAVE_AS_CSV
+    if any(n.startswith("word/") for n in names) or "opendocument.text" in mimetype:
+        return "a word-processor document", _SAVE_AS_CSV
+    shown = [n for n in names if not n.endswith("/")][:3]
+    return f"a ZIP archive holding {', '.join(shown) or 'nothing'}", _UNZIP
+
+
+def _refuse_non_text(head: bytes, path: Path, compression: str | None) -> None:
+    """Raise :class:`SchemaError` naming the file's kind when it is a workbook, archive or other binary file."""
+    name = path.name
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        kind, advice = _zip_kind(path) if compression is None else ("a gzip-compressed ZIP archive", _UNZIP)
+        raise SchemaError(f"{name} is {kind}, not a CSV file (was it renamed?); {advice}")
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            raise SchemaError(f"{name} is {kind}, not a CSV file (was it renamed?); {_SAVE_AS_CSV}")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(head):
+        raise SchemaError(f"{name} is UTF-16 text (as Excel's 'Unicode Text' export writes), which cartsight does "
+                          "not read; expected UTF-8 or Latin-1: save it as 'CSV UTF-8' and upload that file")
+    if b"\x00" in head:
+        text = head.replace(b"\x00", b"")
+        # a few NUL bytes in text (a damaged or zero-padded file) are quarantined row by row at load;
+        # a file made of them, or binary bytes around them, is no text file
+        if not text.strip() or _control_share(text) > _MAX_CONTROL_SHARE:
+            raise SchemaError(f"{name} looks like a binary file (it contains NUL bytes), not a delimited text "
+                              "file; expected a CSV/TSV file of events")
+
+
+def _refuse_json(text: str, name: str) -> None:
+    """Raise :class:`SchemaError` when the text is JSON (an array of objects, or JSON lines), not CSV."""
+    if _JSON_START.match(text.lstrip("\ufeff \t\r\n")):
+        raise SchemaError(f"{name} is JSON, not a delimited text file; expected a CSV/TSV file of events (a header "
+                          "row, then one event per line): export the data as CSV")
+
+
+def _looks_utf16(head: bytes) -> bool:
+    """True when NUL bytes fill one parity of the first KiB and not the other (UTF-16 text without a BOM)."""
+    sample = head[:1024]
+    if len(sample) < 8:
+        return False
+    half = len(sample) / 2
+    odd, even = sample[1::2].count(0) / half, sample[0::2].count(0) / half
+    return max(odd, even) > _UTF16_MIN_NUL_SHARE and min(odd, even) < _UTF16_MAX_OTHER_SHARE
+
+
 def _detect_encoding(head: bytes, name: str) -> str:
     """'utf-8-sig' for a BOM, 'utf-8' when it decodes, else 'latin-1' when it is text at all."""
     if head.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"
-    if b"\x00" in head:
-        raise SchemaError(f"{name} looks like a binary file (it contains NUL bytes), not a delimited text file; "
-                          "expected a CSV/TSV file of events")
+    head = head.replace(b"\x00", b"")  # stray NUL bytes (see _refuse_non_text) say nothing of the encoding
     try:
         head.decode("utf-8")
         return "utf-8"
@@ -185,7 +261,7 @@ def _detect_encoding(head: bytes, name: str) -> str:
     from charset_normalizer import from_bytes
 
     best = from_bytes(head).best()
-    if best is None or _control_share(head) > 0.01:
+    if best is None or _control_share(head) > _MAX_CONTROL_SHARE:
         raise SchemaError(f"{name} does not look like text (no character encoding fits it); "
                           "expected a CSV/TSV file of events in UTF-8 or Latin-1")
     return "latin-1"
@@ -206,7 +282,23 @@ def _lines(text: str, complete: bool) -> list[str]:
 def _split(lines: list[str], delimiter: str) -> list[list[str]]:
     if delimiter == " ":
         return [ln.split() for ln in lines]
-    return list(csv.reader(lines, delimiter=delimiter))
+    # one field may fill the whole sniff window (a 1 MB line); the csv module refuses fields over its limit
+    csv.field_size_limit(max(csv.field_size_limit(), config.SNIFF_BYTES + 1))
+    try:
+        rows = list(csv.reader(lines, delimiter=delimiter))
+    except csv.Error:
+        rows = []
+    if len(rows) >= _MIN_ROWS_PER_LINE * len(lines):
+        return rows
+    # a quote opened and never closed swallows every later line into one field: read line by line instead
+    return [_split_line(ln, delimiter) for ln in lines]
+
+
+def _split_line(line: str, delimiter: str) -> list[str]:
+    try:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:
+        return line.split(delimiter)
 
 
 def _detect_delimiter(lines: list[str]) -> tuple[str, list[list[str]], bool]:
@@ -331,12 +423,14 @@ def _norm(name: str) -> str:
 
 def _unique_names(names: list[str]) -> list[str]:
     out: list[str] = []
+    seen: set[str] = set()  # a set: files with 10,000 columns exist
     for i, n in enumerate(names):
         base = n.strip() or f"c{i}"
         name, k = base, 2
-        while name in out:
+        while name in seen:
             name, k = f"{base}_{k}", k + 1
         out.append(name)
+        seen.add(name)
     return out
 
 
@@ -444,14 +538,24 @@ def sniff(path: str | Path, engine=None) -> Sniffed:
     With ``engine``, a mapping remembered for the same header signature (see
     :func:`core.ingest.remember_mapping`) replaces the guess and is marked confident.
 
-    Returns a :class:`Sniffed`. Raises :class:`SchemaError` for a missing, empty or binary file.
+    Returns a :class:`Sniffed`. Raises :class:`SchemaError` naming the file and what was expected for a
+    missing or empty file, a workbook, archive or other binary file (renamed or not), UTF-16 text, JSON, and
+    a first line longer than the sniff window. A few NUL bytes in a text file are let through: their
+    rows are quarantined at load.
     """
     path = Path(path)
     if not path.is_file():
         raise SchemaError(f"file {str(path)!r} does not exist; expected a CSV/TSV file of events")
     head, compression, complete = _read_head(path)
+    if head.strip():
+        _refuse_non_text(head, path, compression)
     encoding = _detect_encoding(head, path.name) if head.strip() else "utf-8"
-    lines = _lines(head.decode(encoding, errors="replace"), complete)
+    text = head.decode(encoding, errors="replace")
+    _refuse_json(text, path.name)
+    if not complete and "\n" not in text and "\r" not in text:
+        raise SchemaError(f"{path.name}: its first line is longer than {config.SNIFF_BYTES // 1024} KiB (no line "
+                          "break found), so it is no header row; expected a header row and then one event per line")
+    lines = _lines(text, complete)
     if not lines:
         raise SchemaError(f"{path.name} is empty: nothing could be loaded (expected a header and event rows)")
     delimiter, rows, delim_sure = _detect_delimiter(lines)
@@ -475,7 +579,9 @@ def sniff(path: str | Path, engine=None) -> Sniffed:
         remembered.notes = [n for n in remembered.notes if n != note] + [note]
         mapping = remembered
     columns = mapping.source_columns if len(mapping.source_columns) == n_cols else names
-    preview = pd.DataFrame([(r + [""] * n_cols)[:n_cols] for r in data[:_PREVIEW_ROWS]], columns=columns)
+    # object columns: building 10,000 string-typed columns takes seconds, object ones a fraction
+    preview = pd.DataFrame([(r + [""] * n_cols)[:n_cols] for r in data[:_PREVIEW_ROWS]], columns=columns,
+                           dtype=object)
     return Sniffed(mapping=mapping, preview=preview, signature=signature, compression=compression)
 
 

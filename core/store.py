@@ -8,10 +8,17 @@ store holds many datasets; the same tables work on DuckDB and PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
+import re
+import secrets
 import shutil
+import socket
+import tempfile
+import threading
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -193,31 +200,71 @@ def is_duckdb(engine_or_conn: Engine | Connection) -> bool:
     return engine_or_conn.dialect.name == "duckdb"
 
 
+@dataclass(frozen=True)
+class StoreChecks:
+    """Limits of the store's start-up checks and connections (one place; see also core.config)."""
+
+    #: A DuckDB store refuses to open when its disk has less free space than this (bytes):
+    #: the file, its write-ahead log and a checkpoint need room before any load starts.
+    min_free_bytes: int = 64 * 1024 * 1024
+    #: Seconds a PostgreSQL connection attempt may take before the store is reported unreachable.
+    connect_timeout_seconds: int = 10
+
+
+CHECKS = StoreChecks()
+
+
 def make_engine(url: str | None = None) -> Engine:
     """Create an engine for ``url`` (see :func:`resolve_url`) and make sure the schema exists.
 
-    Raises :class:`StoreUnavailableError` with the reason when the database cannot be
-    opened or written (stopped server, read-only or full data folder).
+    For a DuckDB file the data folder is checked first (a folder, writable, at least
+    ``CHECKS.min_free_bytes`` free). Stale files a killed process left behind (model
+    folders never published, temporary folders) are removed. Raises
+    :class:`StoreUnavailableError` with the reason and what to do when the database cannot
+    be opened or written (stopped server, read-only or full data folder).
     """
     url = resolve_url(url)
     try:
         if url.startswith("duckdb:///") and url != "duckdb:///:memory:":
-            Path(url.removeprefix("duckdb:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            try:
+                check_data_folder(Path(url.removeprefix("duckdb:///")).expanduser().parent)
+            except StoreUnavailableError as exc:
+                raise StoreUnavailableError(f"Cannot open the database at {safe_url(url)}: {exc}") from exc
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         kwargs: dict[str, Any] = {}
         if url.startswith("duckdb"):
             # DuckDB allows one read-write process per file; keep one pooled connection set.
-            kwargs["connect_args"] = {"preload_extensions": []}
+            kwargs["connect_args"] = {"preload_extensions": [], "config": {"memory_limit": config.DUCKDB_MEMORY_LIMIT}}
         else:
+            # a dead pooled connection (server restarted) is replaced at checkout, never handed out
             kwargs["pool_pre_ping"] = True
+            if url.startswith("postgresql+psycopg") and "connect_timeout" not in url:
+                kwargs["connect_args"] = {"connect_timeout": CHECKS.connect_timeout_seconds}
         engine = sa.create_engine(url, **kwargs)
-        ensure_schema(engine)
+        if engine.dialect.name == "postgresql":
+            sa.event.listen(engine, "connect", _set_work_mem)
+        try:
+            ensure_schema(engine)
+        except BaseException:
+            engine.dispose()  # no pooled connection (or DuckDB file lock) outlives a failed open
+            raise
     except StoreUnavailableError:
         raise
     except (OSError, sa.exc.SQLAlchemyError, Exception) as exc:  # noqa: BLE001 - driver errors vary
+        known = describe_failure(exc, url, opening=True)
+        if known is not None:
+            raise known from exc
         raise StoreUnavailableError(f"Cannot open the database at {safe_url(url)}: {_first_line(exc)}") from exc
+    cleanup_stale_files(engine)
     return engine
+
+
+def _set_work_mem(dbapi_conn, _record) -> None:
+    # psycopg opens a transaction for the SET; it is committed so the pool hands out an idle connection
+    with dbapi_conn.cursor() as cur:
+        cur.execute(f"SET work_mem = '{config.PG_WORK_MEM}'")
+    dbapi_conn.commit()
 
 
 def safe_url(url: str) -> str:
@@ -239,9 +286,13 @@ def ensure_schema(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             # PostgreSQL scans per dataset and per shopper; DuckDB's zone maps need no index
             # (and an index would slow its bulk loads).
-            conn.execute(sa.text(
-                "CREATE INDEX IF NOT EXISTS cs_events_dataset_user ON cs_events (dataset_id, user_id, event_time)"
-            ))
+            # Asked first, not "IF NOT EXISTS": a team's app role that only reads and writes (the
+            # README's set-up) may not run CREATE INDEX at all, even when the index is there.
+            names = {ix["name"] for ix in sa.inspect(conn).get_indexes(events.name)}
+            if "cs_events_dataset_user" not in names:
+                conn.execute(sa.text(
+                    "CREATE INDEX cs_events_dataset_user ON cs_events (dataset_id, user_id, event_time)"
+                ))
         version = conn.execute(sa.select(sa.func.max(schema_info.c.version))).scalar()
         if version is None:
             conn.execute(schema_info.insert().values(version=config.SCHEMA_VERSION, created_at=_now()))
@@ -319,6 +370,7 @@ def drop_dataset(engine: Engine, name: str) -> int:
     # files go only once the rows are gone for good, so a failed delete keeps a usable dataset
     for folder in model_dirs:
         shutil.rmtree(folder, ignore_errors=True)
+        Path(f"{folder}{OWNER_SUFFIX}").unlink(missing_ok=True)
     for path in export_files:
         path.unlink(missing_ok=True)
     return did
@@ -343,6 +395,8 @@ def bulk_insert(conn: Connection, table: sa.Table, frame) -> int:
     raw = driver_connection(conn) if conn.dialect.name in ("duckdb", "postgresql") else None
     if conn.dialect.name == "duckdb":
         view = f"{table.name}_incoming"
+        if hasattr(raw, "complete"):  # DuckDB 2: a result left pending by an earlier statement blocks register
+            raw.complete()
         # nullable extension dtypes (Int64 with pd.NA) register as objects; floats carry NULL as NaN
         raw.register(view, frame.astype({c: "float64" for c in cols if str(frame[c].dtype) == "Int64"}))
         try:
@@ -373,3 +427,326 @@ def driver_connection(conn: Connection) -> Any:
     raw = conn.connection.driver_connection
     # duckdb-engine wraps the DuckDB connection in a ConnectionWrapper
     return getattr(raw, "_ConnectionWrapper__c", raw)
+
+
+# --- faults: clear messages, start-up checks, files a killed process left behind -------------------------
+
+
+_WHAT_TO_DO_DB = (
+    "Check that the database server is running and accepts connections at that address (the URL comes from "
+    "`[connections.cartsight] url` in .streamlit/secrets.toml, or the CARTSIGHT_DB_URL environment variable), "
+    "then try again (in the app: reload the page); cartsight reconnects by itself once the database is back, "
+    "no restart needed."
+)
+_WHAT_TO_DO_FOLDER = (
+    f"Fix it, or point the {config.HOME_ENV} environment variable (or the store URL) at a writable folder "
+    "with free space, then start cartsight again."
+)
+
+
+def check_data_folder(folder: Path) -> None:
+    """Make sure ``folder`` can hold the store: created if missing, a writable folder, enough free space.
+
+    Raises :class:`StoreUnavailableError` naming the folder, what was found (not a folder,
+    read-only, the free bytes) and what to do. Writes and removes one empty probe file.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(folder))
+        fd, probe = tempfile.mkstemp(prefix=".cartsight-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise StoreUnavailableError(_folder_message(folder, exc)) from exc
+    free = free_bytes(folder)
+    if free is not None and free < CHECKS.min_free_bytes:
+        raise StoreUnavailableError(
+            f"{disk_full_message(folder, free)} (cartsight needs at least {CHECKS.min_free_bytes:,} bytes free "
+            "to open its database)."
+        )
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free bytes on the disk holding ``path`` (its nearest existing parent); None when unknown."""
+    path = Path(path)
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            try:
+                return shutil.disk_usage(candidate).free
+            except OSError:
+                return None
+    return None
+
+
+def disk_full_message(folder: Path, free: int | None = None) -> str:
+    """"The disk holding FOLDER is full: N bytes free" and what to do."""
+    free = free_bytes(folder) if free is None else free
+    found = f"{free:,} bytes free" if free is not None else "no space left"
+    return (f"The disk holding {folder} is full: {found}. Free some space there, or point {config.HOME_ENV} "
+            "(or the store URL) at a disk with room, then try again")
+
+
+def _folder_message(folder: Path, exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return disk_full_message(folder) + "."
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST) or (folder.exists() and not folder.is_dir()):
+        return (f"The data folder {folder} is not a folder (a file or another object is in its place): "
+                f"{_os_reason(exc)}. {_WHAT_TO_DO_FOLDER}")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"The data folder {folder} is read-only ({_os_reason(exc)}): cartsight writes its database and " \
+               f"models there. {_WHAT_TO_DO_FOLDER}"
+    return f"The data folder {folder} cannot be used: {_os_reason(exc)}. {_WHAT_TO_DO_FOLDER}"
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or _first_line(exc)
+
+
+def _causes(exc: BaseException):
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo.extend([getattr(e, "orig", None), e.__cause__, e.__context__])
+
+
+_DISK_FULL_TEXT = ("no space left on device", "disk quota exceeded", "could not extend file", "disk is full")
+_UNREACHABLE_CLASSES = {"OperationalError", "InterfaceError", "DisconnectionError", "ConnectionException",
+                        "ConnectionTimeout"}
+
+
+def describe_failure(exc: BaseException, url: str | None = None, opening: bool = False) -> StoreUnavailableError | None:
+    """Map a database or file-system failure to a :class:`StoreUnavailableError` written for the analyst.
+
+    Inputs: the exception caught (SQLAlchemy-wrapped or raw driver error, ``OSError``) and
+    the store URL (default: :func:`resolve_url`). Output: the error whose message names
+    the database (password masked) or the folder, the reason, and what to do; or None when
+    ``exc`` is not about the store being unreachable, read-only or out of space (a bug,
+    bad input: let it propagate). ``opening`` words it for a store that could not be opened
+    ("Cannot open the database at URL: ..."). Never raises.
+    """
+    if isinstance(exc, StoreUnavailableError):
+        return exc
+    try:
+        url = url or resolve_url()
+    except Exception:  # noqa: BLE001 - a broken secrets.toml must not hide the original failure
+        url = url or "the configured database"
+    lead = f"Cannot open the database at {safe_url(url)}: " if opening else ""
+    local = isinstance(url, str) and url.startswith("duckdb:///")
+    for e in _causes(exc):
+        text = str(e).lower()
+        code = getattr(e, "errno", None)
+        is_os = isinstance(e, OSError)
+        if (is_os and code in (errno.ENOSPC, errno.EDQUOT)) or any(t in text for t in _DISK_FULL_TEXT):
+            if not is_os and not local and _path_in_message(e) is None:  # the database server's own disk
+                return StoreUnavailableError(
+                    f"{lead}The database at {safe_url(url)} is out of disk space ({_first_line(e)}). Free space on "
+                    "the database server, then try again.")
+            return StoreUnavailableError(lead + disk_full_message(_failing_folder(e, url)) + ".")
+        if is_os and code in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return StoreUnavailableError(lead + _folder_message(_failing_folder(e, url), e))
+        if not is_os and ("read-only file system" in text or ("io error" in text and "permission denied" in text)):
+            folder = _failing_folder(e, url)
+            return StoreUnavailableError(
+                f"{lead}The data folder {folder} is read-only ({_first_line(e)}): cartsight writes its database and "
+                f"models there. {_WHAT_TO_DO_FOLDER}")
+    for e in _causes(exc):
+        if type(e).__name__ in _UNREACHABLE_CLASSES and not isinstance(e, OSError):
+            e = getattr(e, "orig", None) or e  # the driver's own words, without SQLAlchemy's prefix
+            head = lead or f"The database at {safe_url(url)} cannot be reached: "
+            return StoreUnavailableError(f"{head}{_first_line(e).rstrip('.')}. {_WHAT_TO_DO_DB}")
+    return None
+
+
+def _path_in_message(exc: BaseException) -> Path | None:
+    """An absolute local path quoted in a driver's message (DuckDB names the file it failed to write)."""
+    match = re.search(r'"(/[^"]+)"', str(exc))
+    if match and Path(match[1]).parent.exists():
+        return Path(match[1])
+    return None
+
+
+def _failing_folder(exc: BaseException, url: str) -> Path:
+    name = getattr(exc, "filename", None)
+    path = Path(name) if name else _path_in_message(exc)
+    if path is not None:
+        return path if path.is_dir() else path.parent
+    if url.startswith("duckdb:///") and url != "duckdb:///:memory:":
+        return Path(url.removeprefix("duckdb:///")).expanduser().parent
+    return config.home_dir()
+
+
+# Files that outlive a killed process (a model folder renamed but never published, a temporary
+# folder of a load) carry an owner token. Each process holds an exclusive flock on its token's
+# lock file for its whole life; the kernel drops the lock when the process dies, however it dies.
+# A file whose owner's lock can be taken belongs to a dead process and may go.
+
+_OWNER_PATTERN = re.compile(r"(?P<host>[A-Za-z0-9]+)_(?P<pid>\d+)_(?P<nonce>[0-9a-f]{8})")
+_owner_state: dict[str, Any] = {}
+_owner_guard = threading.Lock()
+TEMP_PREFIX = "cartsight-"
+OWNERS_FOLDER = "cartsight-owners"
+OWNER_SUFFIX = ".owner.json"
+PARTIAL_MARK = ".partial-"
+
+
+def _owners_dir() -> Path:
+    return Path(tempfile.gettempdir()) / OWNERS_FOLDER
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "x", socket.gethostname())[:40] or "host"
+
+
+def process_owner() -> str:
+    """This process's owner token (``host_pid_nonce``), locked for the process's life; made on first use."""
+    import fcntl
+
+    with _owner_guard:
+        if _owner_state.get("pid") == os.getpid():
+            return _owner_state["token"]
+        token = f"{_host()}_{os.getpid()}_{secrets.token_hex(4)}"
+        folder = _owners_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        fresh = folder / f".{token}.new"
+        fd = os.open(fresh, os.O_CREAT | os.O_RDWR, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(fresh, folder / f"{token}.lock")  # appears already locked: a cleaner never sees it free
+        _owner_state.update(pid=os.getpid(), token=token, fd=fd)
+        return token
+
+
+def owner_alive(token: str) -> bool:
+    """True unless ``token``'s process is known dead (its lock is free or gone on this host).
+
+    A token from another host cannot be checked and counts as alive. Removes the lock file
+    of a dead owner.
+    """
+    import fcntl
+
+    match = _OWNER_PATTERN.fullmatch(token)
+    if match is None:
+        return True  # not ours to judge
+    if match["host"] != _host():
+        return True
+    path = _owners_dir() / f"{token}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        path.unlink(missing_ok=True)
+        return False
+    finally:
+        os.close(fd)
+
+
+def temp_prefix(kind: str) -> str:
+    """Prefix for a temporary folder of this process (``tempfile.mkdtemp(prefix=...)``), cleaned if it dies."""
+    return f"{TEMP_PREFIX}{kind}-{process_owner()}-"
+
+
+def store_tag(conn: Connection) -> str:
+    """An identity of the store behind ``conn`` (its dialect and the creation time of its schema)."""
+    created = conn.execute(sa.select(sa.func.min(schema_info.c.created_at))).scalar()
+    return f"{conn.dialect.name}:{created.isoformat() if created else 'unknown'}"
+
+
+def cleanup_stale_files(engine: Engine) -> list[Path]:
+    """Remove what killed processes left behind; returns the paths removed. Never raises.
+
+    * model folders under :func:`core.config.models_dir` that this store never published
+      (no ``cs_models`` row) and whose writer is dead, half-written ``.partial-`` folders
+      of dead writers, and their ``.owner.json`` notes; folders of another store sharing
+      the data folder, of a live writer, or without an owner note are kept;
+    * temporary folders and files ``cartsight-<kind>-<owner>-*`` (see :func:`temp_prefix`)
+      of dead processes in the system's temporary folder, and dead owners' lock files.
+    """
+    removed: list[Path] = []
+    try:
+        removed += _cleanup_models(engine)
+    except (OSError, sa.exc.SQLAlchemyError):
+        pass  # a read-only data folder or a busy store: try again next start
+    try:
+        removed += _cleanup_temp()
+    except OSError:
+        pass
+    return removed
+
+
+def _cleanup_models(engine: Engine) -> list[Path]:
+    root = config.models_dir()
+    if not root.is_dir():
+        return []
+    entries = [p for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") for p in d.iterdir()]
+    if not entries:
+        return []
+    with engine.connect() as conn:
+        tag = store_tag(conn)
+        published = set(conn.execute(sa.select(models.c.model_version)).scalars())
+    removed = []
+    for path in entries:
+        if path.is_dir() and PARTIAL_MARK in path.name:
+            token = path.name.split(PARTIAL_MARK, 1)[1]
+            if not owner_alive(token):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        elif path.is_file() and path.name.startswith(".") and OWNER_SUFFIX + "." in path.name:
+            if not owner_alive(path.name.rsplit(".", 1)[1]):  # a note killed before its rename
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        elif path.is_file() and path.name.endswith(OWNER_SUFFIX):
+            version = path.name.removesuffix(OWNER_SUFFIX)
+            note = _read_note(path)
+            if note is None or version in published:
+                continue  # published here, or a note we cannot read: keep
+            if note.get("store") not in (None, tag):
+                continue  # written for another store sharing this data folder: not ours to judge
+            if owner_alive(str(note.get("owner", ""))):
+                continue  # its writer is alive: it may be publishing right now
+            folder = path.with_name(version)
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _read_note(path: Path) -> dict | None:
+    try:
+        note = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return note if isinstance(note, dict) else None
+
+
+def _cleanup_temp() -> list[Path]:
+    removed = []
+    pattern = re.compile(re.escape(TEMP_PREFIX) + r"[a-z]+-(?P<token>" + _OWNER_PATTERN.pattern + ")-")
+    for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
+        match = pattern.match(path.name)
+        if match and not owner_alive(match["token"]):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    owners = _owners_dir()
+    if owners.is_dir():
+        for lock in owners.glob("*.lock"):
+            if not owner_alive(lock.stem):  # removes the lock file of a dead owner
+                removed.append(lock)
+    return removed

@@ -1,12 +1,13 @@
 """What every page shares: the store engine, the dataset picker, and showing project errors."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import streamlit as st
 
 from core import store
-from core.errors import CartsightError
+from core.errors import CartsightError, StoreUnavailableError
 
 DATASET_KEY = "dataset"
 
@@ -39,11 +40,48 @@ def open_engine(url: str):
 
 def get_engine():
     """The store's engine, cached per URL; shows the reason and stops the page when it cannot open."""
+    url = store.resolve_url()
     try:
-        return open_engine(store.resolve_url())
+        return open_engine(url)
     except CartsightError as exc:
         st.error(str(exc))
         st.stop()
+
+
+def forget_engine(url: str) -> None:
+    """Drop the cached engine of ``url`` so that the next run opens a fresh one (after a store fault).
+
+    A PostgreSQL pool heals by itself (pre-ping); opening afresh also runs the start-up
+    checks again, so while the fault lasts every page shows it the same way, and once it is
+    gone the page simply works. Code still holding the old engine (a worker thread) keeps it.
+    """
+    open_engine.clear(url)
+
+
+@contextlib.contextmanager
+def store_faults(url: str | None = None):
+    """Show a store fault raised inside (database unreachable, disk full, read-only) as its message.
+
+    Wraps a whole page run (app.py uses it around ``st.navigation(...).run()``): the page
+    stops at the failing call with an error that names the database or folder and what to
+    do, never a traceback; the engine is forgotten so the next run reconnects. Anything that
+    is not a store fault propagates unchanged.
+    """
+    url = url or store.resolve_url()
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - only store faults are turned into messages
+        known = store.describe_failure(exc, url)
+        if known is None:
+            raise
+        forget_engine(url)
+        show_store_unavailable(known)
+
+
+def show_store_unavailable(exc: CartsightError) -> None:
+    """The message of a store that cannot be used, with a button to try again."""
+    st.error(str(exc), icon=":material/cloud_off:")
+    st.button("Try again", key="store_retry", help="Reconnect to the database and reload this page.")
 
 
 def dataset_picker() -> str | None:
@@ -72,7 +110,19 @@ def current_dataset() -> dict:
 
 
 def show_error(exc: CartsightError) -> None:
-    """Show a project error's message (written for the analyst) without a traceback."""
+    """Show a project error's message (written for the analyst) without a traceback.
+
+    A store fault that a core function reported in its own words is shown in the store's
+    words (which database or folder, what to do), and the engine is forgotten so the next
+    run reconnects.
+    """
+    if isinstance(exc, StoreUnavailableError) and exc.__cause__ is not None:
+        url = store.resolve_url()
+        known = store.describe_failure(exc.__cause__, url)
+        if known is not None:
+            forget_engine(url)
+            show_store_unavailable(known)
+            return
     st.error(str(exc))
 
 

@@ -1,11 +1,13 @@
 """Data: upload an event file, check how it was read, load it with every row accounted for, manage datasets."""
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import tempfile
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,12 +63,44 @@ def _md(text: object) -> str:
 # --- the load job: ingest runs in a worker thread so the page stays responsive and can cancel ---------------
 
 
+class _NamesLoading:
+    """Dataset names that some session of this server is loading right now, per store URL.
+
+    A Load claims its name until its job ends, so that a second analyst pressing Load on the
+    same name is told at once rather than after a whole load of their file. Between servers
+    (or the app and the CLI) the store's unique name decides, and core.ingest reports the
+    loser as DatasetExistsError.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._names: set[tuple[str, str]] = set()
+
+    def claim(self, key: tuple[str, str]) -> bool:
+        with self._lock:
+            if key in self._names:
+                return False
+            self._names.add(key)
+            return True
+
+    def release(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._names.discard(key)
+
+
+@st.cache_resource
+def _names_loading() -> _NamesLoading:
+    """The one registry of names being loaded, shared by every session of this server."""
+    return _NamesLoading()
+
+
 @dataclass
 class _LoadJob:
     dataset: str
     path: Path
     mapping: Mapping | None
     remember_as: str | None  # header signature to remember the mapping under, once loaded
+    on_done: Callable[[], None] | None = None  # called in the worker thread when the job ends, however it ends
     fraction: float = 0.0
     message: str = "Starting…"
     report: dict | None = None
@@ -80,8 +114,15 @@ class _LoadJob:
         return self.thread is not None and self.thread.is_alive()
 
     def start(self, engine) -> None:
-        self.thread = threading.Thread(target=self._run, args=(engine,), name="cartsight-load", daemon=True)
+        self.thread = threading.Thread(target=self._work, args=(engine,), name="cartsight-load", daemon=True)
         self.thread.start()
+
+    def _work(self, engine) -> None:
+        try:
+            self._run(engine)
+        finally:
+            if self.on_done is not None:
+                self.on_done()
 
     def _progress(self, fraction: float, message: str) -> None:
         # ingest calls this between stages; raising here is how a cancel reaches it (it rolls back).
@@ -99,6 +140,10 @@ class _LoadJob:
         except CartsightError as exc:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - the page shows a message, the server log the traceback
+            known = store.describe_failure(exc, store.resolve_url())
+            if known is not None:  # database gone or disk full mid-load: say which, not a traceback
+                self.error = f"{known} Nothing of this file was kept."
+                return
             traceback.print_exc()
             self.error = f"The load failed unexpectedly ({type(exc).__name__}: {exc}); nothing of it was kept."
             return
@@ -110,7 +155,16 @@ class _LoadJob:
 
 
 def _start_load(engine, dataset: str, path: Path, mapping: Mapping | None, remember_as: str | None) -> None:
-    job = _LoadJob(dataset=dataset, path=path, mapping=mapping, remember_as=remember_as)
+    names, key = _names_loading(), (store.resolve_url(), dataset)
+    if not names.claim(key):  # another session pressed Load on this name first and is still loading
+        st.session_state[OUTCOME_KEY] = {
+            "dataset": dataset, "report": None, "cancelled": False,
+            "error": f"A dataset named {dataset!r} is being loaded by another session right now: nothing of this "
+                     f"file was loaded; choose another name.",
+        }
+        st.rerun()
+    job = _LoadJob(dataset=dataset, path=path, mapping=mapping, remember_as=remember_as,
+                   on_done=functools.partial(names.release, key))
     st.session_state.pop(OUTCOME_KEY, None)
     st.session_state[JOB_KEY] = job
     job.start(engine)
@@ -154,12 +208,18 @@ def _saved_upload(uploaded) -> dict:
     if saved and saved["file_id"] == uploaded.file_id:
         return saved
     _discard_upload()
-    folder = Path(tempfile.mkdtemp(prefix="cartsight-upload-"))
+    folder = Path(tempfile.mkdtemp(prefix=store.temp_prefix("upload")))
     suffixes = [s.lower() for s in Path(uploaded.name).suffixes[-2:] if _SAFE_SUFFIX.match(s.lower())]
     path = folder / ("upload" + "".join(suffixes))
     uploaded.seek(0)
-    with st.spinner(f"Saving {uploaded.name}…"), path.open("wb") as out:
-        shutil.copyfileobj(uploaded, out, config.UPLOAD_CHUNK_BYTES)
+    try:
+        with st.spinner(f"Saving {uploaded.name}…"), path.open("wb") as out:
+            shutil.copyfileobj(uploaded, out, config.UPLOAD_CHUNK_BYTES)
+    except OSError as exc:  # the temporary folder's disk is full or read-only
+        shutil.rmtree(folder, ignore_errors=True)
+        known = store.describe_failure(exc)
+        st.error(f"{uploaded.name} could not be saved for loading: {known or exc}")
+        st.stop()
     saved = {"file_id": uploaded.file_id, "name": uploaded.name, "dir": str(folder), "path": str(path)}
     st.session_state[UPLOAD_KEY] = saved
     st.session_state.pop(SNIFF_KEY, None)
@@ -370,6 +430,14 @@ def _show_report(engine, report: dict) -> None:
         _show_quarantine(engine, report["dataset"], quarantined)
 
 
+def _quarantine_csv(rows: pd.DataFrame) -> str:
+    """The quarantined rows as CSV, text cells escaped: a raw line may hold a formula (``=HYPERLINK(...)``)
+    that a spreadsheet would run on opening the download."""
+    from core.exports import escape_cell
+
+    return rows.map(escape_cell).to_csv(index=False)
+
+
 def _show_quarantine(engine, dataset: str, n_rows: int) -> None:
     try:
         rows = quarantined_rows(engine, dataset, limit=config.QUARANTINE_SHOW_ROWS)
@@ -380,7 +448,7 @@ def _show_quarantine(engine, dataset: str, n_rows: int) -> None:
     st.markdown(f"**Quarantined rows** ({shown}; the download holds all)")
     st.dataframe(rows, hide_index=True, width="stretch")
     # small quarantines are already in hand; large ones are written only when the analyst asks
-    data = rows.to_csv(index=False) if n_rows <= len(rows) else (lambda: quarantined_rows(engine, dataset).to_csv(index=False))
+    data = _quarantine_csv(rows) if n_rows <= len(rows) else (lambda: _quarantine_csv(quarantined_rows(engine, dataset)))
     st.download_button("Download quarantined rows (CSV)", data=data, mime="text/csv", on_click="ignore",
                        file_name=f"{re.sub(r'[^A-Za-z0-9_-]+', '_', dataset).strip('_') or 'dataset'}-quarantine.csv",
                        key="data_quarantine_download")

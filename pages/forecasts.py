@@ -2,8 +2,9 @@
 
 Training runs in a worker thread (torch must not block the page); a fragment polls its
 progress, draws the live loss curve and offers Cancel. The job lives in a
-``st.cache_resource`` registry keyed by store and dataset, so reruns and other sessions
-find it. ``core.forecast`` is imported inside the functions, so the page opens quickly.
+``st.cache_resource`` registry keyed by store and dataset id, so reruns and other sessions
+find it; one training runs per store at a time, however many sessions press Train at once.
+``core.forecast`` is imported inside the functions, so the page opens quickly.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ METRIC_COLUMNS = {
 TOO_FEW = "too few buyers to measure"
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 CANCELLED_TEXT = "Cancelled, nothing was saved."
+NOTICE_KEY = "forecast_notice"  # a message for this session's next run (a Train press that another one beat)
 TABLE_COLUMNS = {
     "user_id": "Shopper", "purchase_propensity": "Purchase propensity", "next_event_type": "Next action",
     "p_view": "P(view)", "p_cart": "P(cart)", "p_purchase": "P(purchase)", "p_remove": "P(remove)",
@@ -101,20 +103,39 @@ class TrainJob:
         except CartsightError as exc:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - the page shows a message, the server log the traceback
+            known = store.describe_failure(exc, store.resolve_url())
+            if known is not None:  # database gone or disk full mid-training: the previous model still serves
+                self.error = f"{known} No model version was written."
+                return
             traceback.print_exc()
             self.error = f"Training failed unexpectedly ({type(exc).__name__}: {exc}); no model version was written."
 
 
 @st.cache_resource
 def _jobs() -> dict:
-    """Training jobs of this server, keyed by (store URL, dataset name)."""
+    """Training jobs of this server, keyed by (store URL, dataset id).
+
+    The id, not the name: a dataset deleted and loaded again under its name is another dataset,
+    and must not show the old one's training or its outcome.
+    """
     return {}
 
 
-def _start_training(engine, key: tuple, dataset: str, horizon_days: int) -> None:
-    job = TrainJob(dataset=dataset, horizon_days=horizon_days)
-    _jobs()[key] = job
-    job.start(engine)
+@st.cache_resource
+def _jobs_lock() -> threading.Lock:
+    """Held while a Train press looks for a running job and registers its own."""
+    return threading.Lock()
+
+
+def _start_training(engine, key: tuple, dataset: str, horizon_days: int) -> bool:
+    """Start training unless a job runs on this store already; False when another session's press came first."""
+    with _jobs_lock():  # two sessions pressing Train at once would otherwise both start one
+        if any(k[0] == key[0] and j.running for k, j in list(_jobs().items())):
+            return False
+        job = TrainJob(dataset=dataset, horizon_days=horizon_days)
+        _jobs()[key] = job
+        job.start(engine)
+    return True
 
 
 @st.fragment(run_every=config.TRAIN_REFRESH_SECONDS)
@@ -170,7 +191,9 @@ def _controls(engine, ds: dict, key: tuple, job: TrainJob | None) -> None:
                    "waits until it ends.")
     if left.button("Train", key="forecast_train", type="primary", disabled=busy or plan is None or bool(elsewhere),
                    help="Train on this dataset in the background; the page stays usable."):
-        _start_training(engine, key, ds["name"], int(horizon))
+        if not _start_training(engine, key, ds["name"], int(horizon)):
+            st.session_state[NOTICE_KEY] = ("Another session started a training a moment before this press; "
+                                            "one training runs at a time, so this one was not started.")
         st.rerun()
 
 
@@ -346,8 +369,11 @@ def main() -> None:
     ds = current_dataset()
     engine = get_engine()
     url = store.resolve_url()
-    key = (url, ds["name"])
+    key = (url, ds["dataset_id"])
     job = _jobs().get(key)
+    notice = st.session_state.pop(NOTICE_KEY, None)
+    if notice:
+        st.info(notice)
     _controls(engine, ds, key, job)
     if job is not None and job.running:
         _training_progress(key)

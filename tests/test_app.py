@@ -1,4 +1,7 @@
-"""AppTest of app.py: routing, the bundled sample on first start, the landing page, a store that cannot open."""
+"""AppTest of app.py: routing, the bundled sample on first start, the landing page, a store that cannot open.
+
+The first start (sample load) runs on PostgreSQL as well; the other tests repeat that load on DuckDB only.
+"""
 from __future__ import annotations
 
 import gzip
@@ -8,14 +11,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import config, store
+from tests.conftest import ON_BOTH_STORES
 from tests.e2e_support import APPTEST_TIMEOUT_S, ROOT, isolated_store
 
 APP = str(ROOT / "app.py")
 
 
 @pytest.fixture
-def store_url(monkeypatch, tmp_path):
-    return isolated_store(monkeypatch, tmp_path)
+def store_url(app_store_url):
+    """A store of this test's own (DuckDB, or PostgreSQL under ``ON_BOTH_STORES``), named by ``CARTSIGHT_DB_URL``."""
+    return app_store_url
 
 
 def _app() -> AppTest:
@@ -40,6 +45,7 @@ def _sample_file_counts() -> tuple[int, int]:
     return lines, frame["user_id"].nunique()
 
 
+@ON_BOTH_STORES
 def test_first_start_loads_the_bundled_sample_once(store_url):
     assert config.SAMPLE_FILE.is_file(), "sample_data/sample_events.csv.gz must ship with the app"
     at = _app()

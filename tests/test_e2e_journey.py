@@ -276,8 +276,7 @@ def test_segment_preferences_shopper_then_download_a_target_list(prepared_store,
             seen["google_file"] = _download(page, re.compile(r"^Download cartsight-.*-google\.csv$"), downloads)
             _full_screenshot(page, shots / "5-campaigns-google.png")
         finally:
-            context.close()
-            chromium.close()
+            context.close()  # the browser is the session's (conftest.debian_chromium): later tests use it
     print(f"screenshots in {shots}")
     _check_against_store(folder, seen)
 

@@ -1,4 +1,7 @@
-"""AppTest of pages/campaigns.py on a DuckDB store holding the hand-built shop of tests/test_campaigns.py."""
+"""AppTest of pages/campaigns.py on a store holding the hand-built shop of tests/test_campaigns.py.
+
+The store is DuckDB; tests marked ``ON_BOTH_STORES`` run on PostgreSQL as well.
+"""
 from __future__ import annotations
 
 import json
@@ -8,7 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import exports, store
-from tests.e2e_support import ROOT, isolated_store
+from tests.conftest import ON_BOTH_STORES
+from tests.e2e_support import ROOT
 from tests.test_campaigns import FIXTURES, make_shop
 
 PAGE = str(ROOT / "pages" / "campaigns.py")
@@ -17,9 +21,9 @@ LIVE = "Shoppers matching these filters"
 
 
 @pytest.fixture
-def shop(tmp_path, monkeypatch):
-    url = isolated_store(monkeypatch, tmp_path)
-    engine = store.make_engine(url)
+def shop(app_store_url):
+    """The hand-built shop in a store of this test's own (DuckDB, or PostgreSQL under ``ON_BOTH_STORES``)."""
+    engine = store.make_engine(app_store_url)
     make_shop(engine)
     yield engine
     engine.dispose()
@@ -46,6 +50,7 @@ def _metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
+@ON_BOTH_STORES
 def test_filters_change_the_live_count_and_export_is_recorded(shop):
     at = _page()
     assert _metric(at, LIVE) == "40"

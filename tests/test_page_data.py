@@ -1,4 +1,8 @@
-"""AppTest of the Data page: upload, detection, mapping, load with its reconciliation, cancel, delete."""
+"""AppTest of the Data page: upload, detection, mapping, load with its reconciliation, cancel, delete.
+
+The store is DuckDB; tests marked ``ON_BOTH_STORES`` run on PostgreSQL as well (ingest there goes
+through an in-memory DuckDB and COPY).
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -17,8 +21,8 @@ import core.ingest
 from core import store
 from core.sniff import sniff
 from pages.common import DATASET_KEY
-from tests.conftest import make_dataset
-from tests.e2e_support import APPTEST_TIMEOUT_S, ROOT, isolated_store, run_until
+from tests.conftest import ON_BOTH_STORES, make_dataset
+from tests.e2e_support import APPTEST_TIMEOUT_S, ROOT, run_until
 
 PAGE = str(ROOT / "pages" / "data.py")
 HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"
@@ -33,8 +37,9 @@ HOSTILE = "Oct'; DROP TABLE cs_events;-- \"x\""
 
 
 @pytest.fixture
-def store_url(monkeypatch, tmp_path):
-    return isolated_store(monkeypatch, tmp_path)
+def store_url(app_store_url):
+    """A store of this test's own (DuckDB, or PostgreSQL under ``ON_BOTH_STORES``), named by ``CARTSIGHT_DB_URL``."""
+    return app_store_url
 
 
 def _page() -> AppTest:
@@ -61,6 +66,7 @@ def _loaded(at: AppTest) -> bool:
     return "Rows read" in _metrics(at) or bool(at.error) or any("cancelled" in i.value for i in at.info)
 
 
+@ON_BOTH_STORES
 def test_upload_detects_layout_and_load_reconciles(store_url):
     at = _upload(_page(), "2019-Oct-small.csv", REES46_SMALL)
     assert _detected(at) == {"Layout": "REES46 multi-category store", "Delimiter": "comma",
@@ -114,6 +120,7 @@ def test_missing_user_column_names_the_columns_found(store_url):
     assert not at.button(key="data_load").disabled
 
 
+@ON_BOTH_STORES
 def test_edited_mapping_loads_and_is_remembered(store_url):
     data = (b"who,when,what,thing\n"
             b"c1,2024-03-01 10:00:00,view,A1\nc1,2024-03-01 10:01:00,basket,A1\nc2,2024-03-02 09:00:00,view,B2\n")
@@ -165,6 +172,7 @@ def test_taken_name_blocks_load(store_url):
     assert at.button(key="data_load").disabled
 
 
+@ON_BOTH_STORES
 def test_cancel_keeps_nothing(store_url, monkeypatch):
     release = threading.Event()
     real = core.ingest.ingest_file
@@ -188,6 +196,7 @@ def test_cancel_keeps_nothing(store_url, monkeypatch):
     engine.dispose()
 
 
+@ON_BOTH_STORES
 def test_delete_dataset_after_confirming(store_url):
     engine = store.make_engine(store_url)
     t0 = dt.datetime(2024, 3, 1, 12)

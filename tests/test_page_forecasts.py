@@ -2,10 +2,12 @@
 
 The datasets come from the simulator (REES46 layout, converted to canonical rows). One is
 trained once per module by calling ``core.forecast.train`` with a tiny config; the Train
-button is exercised on another with ``train`` wrapped to use the same tiny config.
+button is exercised on another with ``train`` wrapped to use the same tiny config. The module's
+store is built on DuckDB and, for the tests marked ``ON_BOTH_STORES``, on PostgreSQL.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import io
@@ -23,7 +25,7 @@ from core import config, forecast, store
 from core.model.config import ModelConfig
 from core.model.labels import plan_cutoffs
 from core.simulate import simulate, to_canonical
-from tests.conftest import make_dataset
+from tests.conftest import STORE_KINDS, make_dataset, pg_schema_url
 from tests.e2e_support import ROOT, isolated_store, run_until
 
 PAGE = str(ROOT / "pages" / "forecasts.py")
@@ -51,24 +53,47 @@ def canonical(events: pd.DataFrame) -> list[dict]:
     return rows
 
 
+#: Tests on the DuckDB store and on PostgreSQL (the module's store is built once per kind).
+ON_BOTH_STORES = pytest.mark.parametrize("shop", STORE_KINDS, indirect=True)
+#: Tests on DuckDB only: the Train button's worker thread costs 10 s more and calls the same
+#: ``forecast.train`` that builds the PostgreSQL store's model.
+ON_DUCKDB = pytest.mark.parametrize("shop", ["duckdb"], indirect=True)
+
+
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory):
-    """A store with four datasets; TRAINED has one model version trained with the tiny config."""
+def shop(request, tmp_path_factory):
+    """A store with four datasets; TRAINED has one model version trained with the tiny config.
+
+    The store is DuckDB or (indirect parameter ``"postgres"``) a PostgreSQL schema of its own,
+    named by ``CARTSIGHT_DB_URL``; every test names its kinds, so each store is built once.
+    """
     mp = pytest.MonkeyPatch()
-    url = isolated_store(mp, tmp_path_factory.mktemp("forecasts_page"))
+    try:
+        url = isolated_store(mp, tmp_path_factory.mktemp("forecasts_page"))
+        with contextlib.ExitStack() as stack:
+            if request.param == "postgres":
+                url = stack.enter_context(pg_schema_url(request.getfixturevalue("pg_url")))
+                mp.setenv(config.DB_URL_ENV, url)
+            yield from _shop(url)
+    finally:
+        mp.undo()  # also when PostgreSQL is skipped or a load fails: the next module starts clean
+
+
+def _shop(url: str):
     engine = store.make_engine(url)
-    users = {}
-    for name, (n_users, weeks, seed) in {TRAINED: (300, 4, 3), FRESH: (100, 3, 4), BUTTON: (120, 3, 5)}.items():
-        rows = canonical(simulate(n_users, weeks=weeks, seed=seed).events)
-        make_dataset(engine, name, rows)
-        users[name] = {r["user_id"] for r in rows}
-    t0 = dt.datetime(2024, 3, 1)
-    make_dataset(engine, SHORT, [{"user_id": "u", "event_time": t0 + dt.timedelta(days=d), "event_type": "view"}
-                                 for d in (0, 1, 2)])
-    card = forecast.train(engine, TRAINED, horizon_days=7, config=TINY)
-    yield {"url": url, "engine": engine, "card": card, "users": users}
-    engine.dispose()
-    mp.undo()
+    try:
+        users = {}
+        for name, (n_users, weeks, seed) in {TRAINED: (300, 4, 3), FRESH: (100, 3, 4), BUTTON: (120, 3, 5)}.items():
+            rows = canonical(simulate(n_users, weeks=weeks, seed=seed).events)
+            make_dataset(engine, name, rows)
+            users[name] = {r["user_id"] for r in rows}
+        t0 = dt.datetime(2024, 3, 1)
+        make_dataset(engine, SHORT, [{"user_id": "u", "event_time": t0 + dt.timedelta(days=d), "event_type": "view"}
+                                     for d in (0, 1, 2)])
+        card = forecast.train(engine, TRAINED, horizon_days=7, config=TINY)
+        yield {"url": url, "engine": engine, "card": card, "users": users}
+    finally:
+        engine.dispose()
 
 
 def _page(dataset: str) -> AppTest:
@@ -101,6 +126,7 @@ def _winner(metrics: dict, key: str, higher: bool) -> str:
     return "model" if scored["model"] == best else next(n for n, v in scored.items() if v == best)
 
 
+@ON_BOTH_STORES
 def test_before_training_says_no_model_and_offers_train(shop):
     at = _page(FRESH)
     assert "No model yet for this dataset: choose a horizon and press **Train**." in [i.value for i in at.info]
@@ -113,6 +139,7 @@ def test_before_training_says_no_model_and_offers_train(shop):
     assert not at.get("plotly_chart") and not [d for d in at.dataframe]
 
 
+@ON_BOTH_STORES
 def test_too_short_data_is_a_message_and_train_is_off(shop):
     at = _page(SHORT)
     assert len(at.error) == 1
@@ -124,6 +151,7 @@ def test_too_short_data_is_a_message_and_train_is_off(shop):
     assert "a 1-day horizon needs at least 3 days" in at.error[0].value
 
 
+@ON_BOTH_STORES
 def test_card_after_training(shop, monkeypatch):
     storages: list[MemoryMediaFileStorage] = []
 
@@ -196,6 +224,7 @@ def test_card_after_training(shop, monkeypatch):
     assert "reasons" in downloaded.columns and (downloaded["model_version"] == card.model_version).all()
 
 
+@ON_DUCKDB
 def test_train_button_trains_in_background_and_shows_the_card(shop, monkeypatch):
     monkeypatch.setattr(forecast, "train", functools.partial(forecast.train, config=TINY))
     at = _page(BUTTON)
@@ -215,6 +244,7 @@ def test_train_button_trains_in_background_and_shows_the_card(shop, monkeypatch)
     assert at.button(key="forecast_train").disabled is False
 
 
+@ON_BOTH_STORES
 def test_cancel_writes_nothing(shop, monkeypatch):
     real = forecast.train
     reached = threading.Event()

@@ -1,4 +1,7 @@
-"""pages/overview.py under Streamlit's AppTest, on a DuckDB store in a temporary folder."""
+"""pages/overview.py under Streamlit's AppTest, on a DuckDB store in a temporary folder.
+
+Tests marked ``ON_BOTH_STORES`` run on a PostgreSQL schema of their own as well.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,17 +11,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import store
-from tests.conftest import ROOT, make_dataset
-from tests.e2e_support import isolated_store
+from tests.conftest import ON_BOTH_STORES, ROOT, make_dataset
 from tests.test_queries import ROWS
 
 PAGE = str(ROOT / "pages" / "overview.py")
 
 
 @pytest.fixture
-def store_url(tmp_path, monkeypatch):
-    """A DuckDB store of this test's own, named by ``CARTSIGHT_DB_URL`` with every secrets.toml out of reach."""
-    return isolated_store(monkeypatch, tmp_path)
+def store_url(app_store_url):
+    """A store of this test's own (DuckDB, or PostgreSQL under ``ON_BOTH_STORES``), named by ``CARTSIGHT_DB_URL``."""
+    return app_store_url
 
 
 def _load(url: str, name: str, rows: list[dict]) -> None:
@@ -48,6 +50,7 @@ def _chart(at: AppTest, title_start: str) -> dict:
     return found[0]
 
 
+@ON_BOTH_STORES
 def test_overview_shows_the_hand_checked_numbers(store_url):
     _load(store_url, "tiny", ROWS)
     at = _run("tiny")
@@ -89,6 +92,7 @@ def test_large_revenue_is_shortened_in_its_tile(store_url):
     assert "1,800,035.00" in revenue.help
 
 
+@ON_BOTH_STORES
 def test_toggles_switch_the_funnel_unit_and_the_ranking(store_url):
     _load(store_url, "tiny", ROWS)
     at = _run("tiny")
@@ -109,6 +113,7 @@ def test_toggles_switch_the_funnel_unit_and_the_ranking(store_url):
     assert not at.exception
 
 
+@ON_BOTH_STORES
 def test_date_range_filters_every_number(store_url):
     _load(store_url, "tiny", ROWS)
     at = _run("tiny")
@@ -131,6 +136,7 @@ def test_activity_is_daily_when_the_data_spans_weeks(store_url):
     assert not at.exception
 
 
+@ON_BOTH_STORES
 def test_a_file_without_prices_or_brands_says_so(store_url):
     # like Taobao UserBehavior: no price, no brand, no session ids from the file
     rows = [dict(r, price=None, brand=None) for r in ROWS]

@@ -1,4 +1,5 @@
-"""pages/preferences.py under Streamlit's AppTest, on a DuckDB store in a temporary folder.
+"""pages/preferences.py under Streamlit's AppTest, on a DuckDB store in a temporary folder (and, for
+the tests marked ``ON_BOTH_STORES``, on a PostgreSQL schema of their own).
 
 The data is the hand-checked dataset of tests/test_preferences.py (its docstring has the sums).
 """
@@ -11,17 +12,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import store
-from tests.conftest import ROOT, make_dataset
-from tests.e2e_support import isolated_store
+from tests.conftest import ON_BOTH_STORES, ROOT, make_dataset
 from tests.test_preferences import ROWS, SEGMENTS, add_run
 
 PAGE = str(ROOT / "pages" / "preferences.py")
 
 
 @pytest.fixture
-def store_url(tmp_path, monkeypatch):
-    """A DuckDB store of this test's own, named by ``CARTSIGHT_DB_URL`` with every secrets.toml out of reach."""
-    return isolated_store(monkeypatch, tmp_path)
+def store_url(app_store_url):
+    """A store of this test's own (DuckDB, or PostgreSQL under ``ON_BOTH_STORES``), named by ``CARTSIGHT_DB_URL``."""
+    return app_store_url
 
 
 def _load(url: str, name: str, segmented: bool) -> None:
@@ -54,6 +54,7 @@ def _bars(spec: dict, trace: int = 0) -> dict:
     return dict(zip(data["y"], data["x"]))
 
 
+@ON_BOTH_STORES
 def test_page_shows_heatmap_shares_and_bands(store_url):
     _load(store_url, "tiny", segmented=True)
     at = _run("tiny")
@@ -81,6 +82,7 @@ def test_page_shows_heatmap_shares_and_bands(store_url):
         "< 20.00", "20.00 – < 30.00", "30.00 – < 40.00", "≥ 40.00")
 
 
+@ON_BOTH_STORES
 def test_filters_change_the_numbers(store_url):
     _load(store_url, "tiny", segmented=True)
     at = _run("tiny")

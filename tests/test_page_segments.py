@@ -1,4 +1,7 @@
-"""AppTest of pages/segments.py on a DuckDB store of simulated shoppers (before and after a run)."""
+"""AppTest of pages/segments.py on a store of simulated shoppers (before and after a run).
+
+The store is DuckDB; the main path (a run, its charts and cards) runs on PostgreSQL as well.
+"""
 from __future__ import annotations
 
 import base64
@@ -9,8 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import rfm, segments, store
-from tests.e2e_support import ROOT, isolated_store
-from tests.test_segments import load_simulation
+from tests.conftest import ON_BOTH_STORES, load_simulated_shop
+from tests.e2e_support import ROOT
 
 PAGE = str(ROOT / "pages" / "segments.py")
 TIMEOUT_S = 120
@@ -18,10 +21,10 @@ N_USERS = 300
 
 
 @pytest.fixture
-def shop(tmp_path, monkeypatch):
-    url = isolated_store(monkeypatch, tmp_path)
-    engine = store.make_engine(url)
-    load_simulation(engine, "shop", N_USERS, weeks=4, seed=3)
+def shop(app_store_url):
+    """Simulated shoppers in a store of this test's own (DuckDB, or PostgreSQL under ``ON_BOTH_STORES``)."""
+    engine = store.make_engine(app_store_url)
+    load_simulated_shop(engine, "shop", N_USERS, weeks=4, seed=3)
     yield engine
     engine.dispose()
 
@@ -65,6 +68,7 @@ def test_before_a_run_offers_run_and_shows_rfm(shop):
     assert buyers == int((table["rfm_group"] != rfm.NEVER_BOUGHT).sum()) > 0
 
 
+@ON_BOTH_STORES
 def test_run_shows_map_cards_comparison(shop):
     at = _page()
     at.select_slider(key="segments_k").set_value(3)
@@ -99,10 +103,9 @@ def test_open_a_segments_shoppers(shop):
     assert at.session_state["shopper_from_segment"]["run_id"] == segments.latest_run(shop, "shop").run_id
 
 
-def test_too_many_segments_for_the_data_is_a_message(tmp_path, monkeypatch):
-    url = isolated_store(monkeypatch, tmp_path)
-    engine = store.make_engine(url)
-    load_simulation(engine, "shop", 12, weeks=2, seed=1)
+def test_too_many_segments_for_the_data_is_a_message(app_store_url):
+    engine = store.make_engine(app_store_url)
+    load_simulated_shop(engine, "shop", 12, weeks=2, seed=1)
     engine.dispose()
     at = _page()
     at.select_slider(key="segments_k").set_value(4)

@@ -1,4 +1,7 @@
-"""AppTest of pages/shopper.py: find a shopper, their timeline, segment, preferences, forecast; suggestions."""
+"""AppTest of pages/shopper.py: find a shopper, their timeline, segment, preferences, forecast; suggestions.
+
+The store is DuckDB; tests marked ``ON_BOTH_STORES`` run on PostgreSQL as well.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,19 +11,19 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import segments, store
-from tests.e2e_support import ROOT, isolated_store
+from tests.conftest import ON_BOTH_STORES, load_simulated_shop
+from tests.e2e_support import ROOT
 from tests.test_page_segments import values
-from tests.test_segments import load_simulation
 
 PAGE = str(ROOT / "pages" / "shopper.py")
 TIMEOUT_S = 120
 
 
 @pytest.fixture
-def shop(tmp_path, monkeypatch):
-    url = isolated_store(monkeypatch, tmp_path)
-    engine = store.make_engine(url)
-    sim = load_simulation(engine, "shop", 200, weeks=3, seed=2)
+def shop(app_store_url):
+    """Simulated shoppers in a store of this test's own (DuckDB, or PostgreSQL under ``ON_BOTH_STORES``)."""
+    engine = store.make_engine(app_store_url)
+    sim = load_simulated_shop(engine, "shop", 200, weeks=3, seed=2)
     yield {"engine": engine, "events": sim.events}
     engine.dispose()
 
@@ -56,6 +59,7 @@ def test_asks_for_an_id_first(shop):
     assert at.radio(key="shopper_suggest_kind").options == ["top propensity", "biggest spenders"]  # no segments yet
 
 
+@ON_BOTH_STORES
 def test_one_shopper_timeline_and_numbers(shop):
     user, n_events, n_sessions = _busiest(shop["events"])
     at = _page(shopper_id=user)
@@ -77,6 +81,7 @@ def test_unknown_shopper_is_a_warning(shop):
     assert not at.get("plotly_chart")
 
 
+@ON_BOTH_STORES
 def test_segment_and_forecast_are_shown(shop):
     engine = shop["engine"]
     run = segments.run_segmentation(engine, "shop", n_segments=3)

@@ -1,4 +1,6 @@
+import contextlib
 import datetime as dt
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -85,3 +87,96 @@ def test_bulk_insert_writes_rows_and_nulls_on_both_engines(engine):
         rows = conn.execute(sa.select(store.export_members.c.user_id, store.export_members.c.propensity_decile)
                             .order_by(store.export_members.c.user_id)).all()
     assert [tuple(r) for r in rows] == [("a", 1), ("b'; DROP TABLE x;--", None), ("c", 10)]
+
+
+# --- PostgreSQL as a team runs it ------------------------------------------------------------------------
+
+
+def _event_indexes(engine) -> dict[str, list[str] | str]:
+    if engine.dialect.name == "duckdb":  # duckdb-engine does not reflect indexes: ask DuckDB itself
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT index_name, sql FROM duckdb_indexes() WHERE table_name = 'cs_events'"))
+            return {name: sql for name, sql in rows}
+    return {ix["name"]: ix["column_names"] for ix in sa.inspect(engine).get_indexes("cs_events")}
+
+
+def test_postgres_gets_the_per_shopper_index_and_duckdb_none(engine):
+    indexes = _event_indexes(engine)
+    if engine.dialect.name == "postgresql":
+        assert indexes == {"cs_events_dataset_user": ["dataset_id", "user_id", "event_time"]}
+    else:
+        assert indexes == {}  # DuckDB's zone maps serve its scans; an index would slow bulk loads
+    store.ensure_schema(engine)  # opening again adds nothing
+    assert _event_indexes(engine) == indexes
+
+
+@contextlib.contextmanager
+def _app_role(admin_url: str, schema_url: str, schema: str, privileges: list[str]):
+    """A login role with only ``privileges`` (GRANT statements' ``... TO`` part left out) on ``schema``; yields its URL."""
+    role = f"cs_app_{uuid.uuid4().hex[:8]}"
+    password = uuid.uuid4().hex
+    admin = sa.create_engine(admin_url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
+        for grant in privileges:
+            conn.execute(sa.text(f'GRANT {grant.format(schema=schema)} TO {role}'))
+    url = sa.engine.make_url(schema_url).set(drivername="postgresql", username=role, password=password)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :r"), {"r": role})
+            conn.execute(sa.text(f"DROP OWNED BY {role}"))
+            conn.execute(sa.text(f"DROP ROLE {role}"))
+        admin.dispose()
+
+
+READ_WRITE = [
+    'USAGE ON SCHEMA "{schema}"',
+    'SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}"',
+    'USAGE ON ALL SEQUENCES IN SCHEMA "{schema}"',
+]
+
+
+def test_postgres_store_opens_for_a_role_that_only_reads_and_writes(pg_url, tmp_path):
+    """A team's DBA creates the tables once (cartsight's first start, as the owner); the app's own role then
+    needs only to read and write them and draw ids from their sequences, as the README says."""
+    from core.ingest import ingest_file
+    from tests.conftest import pg_schema_url
+
+    with pg_schema_url(pg_url) as owner_url:
+        schema = sa.engine.make_url(owner_url).query["application_name"]
+        store.make_engine(owner_url).dispose()  # first start: tables, sequences, index
+        with _app_role(pg_url, owner_url, schema, READ_WRITE) as app_url:
+            assert app_url.startswith("postgresql://")  # the plain form a team pastes is accepted
+            engine = store.make_engine(app_url)
+            try:
+                data = tmp_path / "events.csv"
+                data.write_text("user_id,event_time,event_type,item_id,price\n"
+                                "u1,2024-03-01 10:00:00,view,A,9.50\nu1,2024-03-01 10:05:00,purchase,A,9.50\n"
+                                "u2,2024-03-01 11:00:00,view,B,-1\n")
+                report = ingest_file(engine, data, "team data")  # COPY needs only INSERT
+                assert (report.rows_loaded, report.rows_quarantined) == (2, 1)
+                with engine.begin() as conn:
+                    assert store.bulk_insert(conn, store.export_members, _members()) == 2
+                assert store.drop_dataset(engine, "team data") == report.dataset_id
+                assert store.list_datasets(engine) == []
+            finally:
+                engine.dispose()
+
+
+def test_postgres_first_start_needs_create_on_the_schema(pg_url):
+    from tests.conftest import pg_schema_url
+
+    with pg_schema_url(pg_url) as owner_url:
+        schema = sa.engine.make_url(owner_url).query["application_name"]
+        with _app_role(pg_url, owner_url, schema, ['USAGE ON SCHEMA "{schema}"']) as app_url:
+            with pytest.raises(StoreUnavailableError, match="permission denied for schema"):
+                store.make_engine(app_url)
+
+
+def _members():
+    import pandas as pd
+
+    return pd.DataFrame({"export_id": [1, 1], "dataset_id": [1, 1], "user_id": ["a", "b"],
+                         "group_name": ["target", "holdout"], "propensity_decile": pd.array([3, pd.NA], dtype="Int64")})

@@ -9,6 +9,13 @@ Publishing is all or nothing: the folder is written under a temporary name and r
 the predictions are bulk-inserted and the ``cs_models`` row (status ``ready``) is added in
 the same transaction, so a killed or cancelled run leaves no ``ready`` row and the
 previous version keeps serving.
+
+A process killed between the rename and the commit leaves a complete folder that no row
+names. Beside each folder, ``<version>.owner.json`` records its writer (the process's owner
+token, see :func:`core.store.process_owner`) and, from :func:`insert_model_row` on, the store
+it is published in; :func:`core.store.cleanup_stale_files` removes, when a store opens, the
+folders of dead writers that this store never published. Readers only follow ``ready`` rows,
+so such a folder is ignored until then.
 """
 from __future__ import annotations
 
@@ -32,6 +39,9 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocabularies.json"
 CALIBRATOR_FILE = "calibrator.json"
+#: State-dict keys of the transition priors (absent from versions saved before them).
+PRIOR_KEYS = ("category_succ_", "category_totals", "category_popularity", "item_succ_", "item_totals",
+              "item_popularity", "prior_scale")
 CARD_FILE = "card.json"
 READY = "ready"
 #: Columns of ``cs_predictions`` written for each shopper, in table order.
@@ -73,9 +83,14 @@ def save_model(folder: Path, model, config: ModelConfig, vocabs: Vocabularies, c
     folder = Path(folder)
     if folder.exists():
         raise CartsightError(f"Model folder {folder} exists already; model versions are never overwritten.")
-    tmp = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    owner = store.process_owner()
+    tmp = folder.with_name(f"{folder.name}{store.PARTIAL_MARK}{owner}")
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        _write_note(folder, {"owner": owner})  # before the folder exists: a killed writer's folder is traceable
+        tmp.mkdir()
+    except OSError as exc:
+        raise _unwritable(exc, folder) from exc
     try:
         state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE))
@@ -85,10 +100,30 @@ def save_model(folder: Path, model, config: ModelConfig, vocabs: Vocabularies, c
         (tmp / CALIBRATOR_FILE).write_text(json.dumps(calibrator.to_dict()))
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=1, default=str))
         tmp.rename(folder)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        _note_path(folder).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _unwritable(exc, folder) from exc
         raise
     return folder
+
+
+def _note_path(folder: Path) -> Path:
+    return Path(folder).with_name(Path(folder).name + store.OWNER_SUFFIX)
+
+
+def _write_note(folder: Path, note: dict) -> None:
+    """Write the owner note beside ``folder`` atomically (temporary file, then rename)."""
+    path = _note_path(folder)
+    fresh = path.with_name(f".{path.name}.{store.process_owner()}")
+    fresh.write_text(json.dumps(note))
+    fresh.replace(path)
+
+
+def _unwritable(exc: OSError, folder: Path) -> CartsightError:
+    known = store.describe_failure(exc)
+    return known if known is not None else CartsightError(f"Cannot write the model folder {folder}: {exc}")
 
 
 def load_model(folder: Path) -> LoadedModel:
@@ -104,7 +139,11 @@ def load_model(folder: Path) -> LoadedModel:
     meta = json.loads((folder / CONFIG_FILE).read_text())
     config = ModelConfig.from_dict(meta["config"])
     model = ForecastModel(config, **meta["shape"])
-    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    missing, unexpected = model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=False)
+    # versions saved before the transition priors existed lack them: empty priors leave their forecasts unchanged
+    wrong = [k for k in missing if not k.startswith(PRIOR_KEYS)] + list(unexpected)
+    if wrong:
+        raise NotFittedError(f"The weights in {folder} do not match the model: {wrong[:5]}.")
     model.eval()
     return LoadedModel(
         model=model, config=config, vocabs=Vocabularies.from_dict(json.loads((folder / VOCAB_FILE).read_text())),
@@ -130,7 +169,12 @@ def delete_predictions(conn: Connection, dataset_id: int, version: str) -> None:
 
 def insert_model_row(conn: Connection, version: str, dataset_id: int, horizon_days: int, folder: Path,
                      config: ModelConfig, card: dict) -> None:
-    """Add the ``cs_models`` row of a version with status ``ready`` (call last, in the predictions' transaction)."""
+    """Add the ``cs_models`` row of a version with status ``ready`` (call last, in the predictions' transaction).
+
+    First records in the folder's owner note which store publishes it, so that a cleanup by
+    another store sharing the data folder leaves it alone.
+    """
+    _write_note(folder, {"owner": store.process_owner(), "store": store.store_tag(conn)})
     conn.execute(store.models.insert().values(
         model_version=version, dataset_id=dataset_id, created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
         horizon_days=horizon_days, path=str(folder), config_json=config.to_json(),
@@ -161,9 +205,13 @@ def read_predictions(engine: Engine, dataset_id: int, version: str, limit: int |
 
 
 def remove_folder(folder: Path) -> None:
-    """Delete a version folder (used when publishing failed after the folder was written)."""
+    """Delete a version folder, its half-written copies and its owner note (publishing failed)."""
+    folder = Path(folder)
     shutil.rmtree(folder, ignore_errors=True)
-    shutil.rmtree(Path(folder).with_name(Path(folder).name + ".partial"), ignore_errors=True)
+    if folder.parent.is_dir():
+        for partial in folder.parent.glob(f"{folder.name}{store.PARTIAL_MARK}*"):
+            shutil.rmtree(partial, ignore_errors=True)
+    _note_path(folder).unlink(missing_ok=True)
 
 
 __all__ = [

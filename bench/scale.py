@@ -1,0 +1,546 @@
+"""Scale benchmark: the analyst's whole journey on generated REES46-layout data, by size.
+
+For each size (millions of events; default 1, 5 and 20 on the default DuckDB store, 5 on
+PostgreSQL when a URL is given) the script streams a REES46-layout CSV of simulated shoppers
+(``core.simulate.iter_chunks`` into ``core.simulate.write_csv``, never the whole file in memory),
+then runs the journey a user would, each stage in a fresh child process:
+
+1. ingest: ``core.ingest.ingest_file`` of the CSV file into a fresh store;
+2. overview: every query the Overview page makes (``core.queries``), with each choice of its
+   widgets (funnel by shopper and by session, closed funnel, top-N by views, purchases, revenue);
+3. train: ``core.forecast.train`` with the default ``ModelConfig`` (above ``max_train_users`` it
+   trains on a seeded sample and says so in the card), which then scores every shopper in
+   chunks and writes the predictions back; training and scoring are timed apart from its
+   progress reports;
+4. segment: ``core.segments.run_segmentation`` (automatic number of segments);
+5. preferences: every query the Preferences page makes (``core.preferences``), for everyone
+   and for one segment;
+6. export: the Campaigns page's queries and a top-10 % list by propensity
+   (``core.campaigns.build_target_list``) saved as CSV (``core.exports.save_export``).
+
+Time is wall-clock seconds of the measured call only (not the child's imports). Memory is the
+resident set of the child process (DuckDB's buffers included; PostgreSQL's server is another
+process and is not counted): a thread samples it every 20 ms, giving the peak of each step, and
+the child's ``ru_maxrss`` gives the peak of the whole stage, imports included. Results are
+printed and kept in the "## Scale" section of docs/benchmarks.md; runs of other sizes already
+there are kept (merged by store and size), each with the load average of its own machine.
+
+    python bench/scale.py --sizes 1 5 20 --pg-sizes 5          # the full benchmark (PG URL from the env)
+    python bench/scale.py --sizes 1 --pg-sizes                  # 1 million events on DuckDB only
+    python bench/scale.py --sizes 1 --stages ingest overview    # only some stages
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DOC = ROOT / "docs" / "benchmarks.md"
+SECTION = "## Scale"
+RESULTS_TAG = "scale-results"
+DATASET = "scale"
+STAGES = ("ingest", "overview", "train", "segment", "preferences", "export")
+PG_ENV = "CARTSIGHT_TEST_PG_URL"
+#: Targets of issue 6 at 20 million events.
+TARGET_PEAK_GB = 4.0
+TARGET_QUERY_SECONDS = 2.0
+TARGET_JOURNEY_SECONDS = 20 * 60
+TARGET_SIZE_MILLIONS = 20
+#: Top share of shoppers by propensity in the exported list.
+EXPORT_TOP_PERCENT = 10
+#: Shoppers simulated to measure the simulator's events per shopper (then sized to the target).
+PROBE_USERS = 2_000
+SAMPLE_SECONDS = 0.02
+SIM_SEED = 7
+SIM_WEEKS = 10
+
+
+# --- memory sampling (child) -------------------------------------------------------------------
+
+
+class RssSampler(threading.Thread):
+    """Samples this process's resident set; :meth:`window` returns the peak since the last call."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._lock = threading.Lock()
+        self._peak = self.rss()
+        self.start()
+
+    def rss(self) -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * self._page
+
+    def run(self) -> None:
+        while True:
+            now = self.rss()
+            with self._lock:
+                self._peak = max(self._peak, now)
+            time.sleep(SAMPLE_SECONDS)
+
+    def window(self) -> float:
+        """Peak resident GB since the previous call (or the start); starts a new window."""
+        now = self.rss()
+        with self._lock:
+            peak, self._peak = max(self._peak, now), now
+        return peak / 1e9
+
+
+def _cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # DuckDB's and torch's threads are in this process
+    return usage.ru_utime + usage.ru_stime
+
+
+class Steps:
+    """Times each step of a stage with its CPU seconds and sampled peak memory."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage, self.rows, self.info = stage, [], {}
+        self.sampler = RssSampler()
+
+    def run(self, step: str, fn, *args, page: bool = False, **kwargs):
+        self.sampler.window()
+        cpu, started = _cpu(), time.perf_counter()
+        out = fn(*args, **kwargs)
+        self.add(step, time.perf_counter() - started, _cpu() - cpu, self.sampler.window(), page)
+        return out
+
+    def add(self, step: str, seconds: float, cpu_seconds: float, peak_gb: float, page: bool = False) -> None:
+        self.rows.append({"stage": self.stage, "step": step, "seconds": round(seconds, 3),
+                          "cpu_seconds": round(cpu_seconds, 3), "peak_gb": round(peak_gb, 3), "page": page})
+        print(f"    {step}: {seconds:.2f} s, peak {peak_gb:.2f} GB", file=sys.stderr, flush=True)
+
+
+# --- the stages (child) ------------------------------------------------------------------------
+
+
+def stage_ingest(engine, steps: Steps, csv_path: str) -> None:
+    from core.ingest import ingest_file
+
+    report = steps.run("ingest_file (CSV → store)", ingest_file, engine, csv_path, DATASET)
+    steps.info.update(rows_loaded=report.rows_loaded, rows_quarantined=report.rows_quarantined)
+
+
+def stage_overview(engine, steps: Steps, _csv: str) -> None:
+    from core import config, queries, store
+
+    ds = store.get_dataset(engine, DATASET)
+    did = ds["dataset_id"]
+    k = steps.run("kpis", queries.kpis, engine, did, None, None, page=True)
+    steps.run("column_coverage", queries.column_coverage, engine, did, None, None, page=True)
+    steps.run("event_type_counts", queries.event_type_counts, engine, did, None, None, page=True)
+    for by, strict in (("shopper", False), ("session", False), ("shopper", True)):
+        steps.run(f"funnel by={by}{' closed' if strict else ''}", queries.funnel, engine, did, by=by, strict=strict,
+                  page=True)
+    hourly = k["last_event"] - k["first_event"] <= dt.timedelta(days=config.HOURLY_ACTIVITY_MAX_DAYS)
+    activity = queries.hourly_activity if hourly else queries.daily_activity
+    steps.run(activity.__name__, activity, engine, did, None, None, page=True)
+    for by in queries.TOP_MEASURES:
+        steps.run(f"top_categories by={by}", queries.top_categories, engine, did, by=by, n=config.TOP_N, page=True)
+        steps.run(f"top_brands by={by}", queries.top_brands, engine, did, by=by, n=config.TOP_N, page=True)
+    steps.run("price_distribution", queries.price_distribution, engine, did, page=True)
+    steps.info.update(shoppers=k["shoppers"], events=k["events"], sessions=k["sessions"])
+
+
+def stage_train(engine, steps: Steps, _csv: str, torch_threads: int | None = None) -> None:
+    from core import forecast, store
+    from core.model.config import ModelConfig
+
+    cfg = ModelConfig() if torch_threads is None else dataclasses.replace(ModelConfig(), torch_threads=torch_threads)
+    marks: dict[str, tuple[float, float, float]] = {}
+
+    def progress(p) -> None:
+        if p.stage == "scoring" and "scoring" not in marks:  # training ends where scoring starts
+            marks["scoring"] = (time.perf_counter(), _cpu(), steps.sampler.window())
+
+    steps.sampler.window()
+    cpu0, t0 = _cpu(), time.perf_counter()
+    card = forecast.train(engine, DATASET, config=cfg, progress=progress)
+    t_end, cpu_end, peak_end = time.perf_counter(), _cpu(), steps.sampler.window()
+    t_score, cpu_score, peak_train = marks.get("scoring", (t_end, cpu_end, peak_end))
+    steps.add("train (sequences, fit, calibrate, evaluate vs baselines)", t_score - t0, cpu_score - cpu0, peak_train)
+    steps.add("score every shopper (chunks, reasons, written back) + publish", t_end - t_score, cpu_end - cpu_score,
+              peak_end)
+    p = store.predictions.c
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        written = conn.execute(sa.select(sa.func.count()).where(p.dataset_id == card.dataset_id,
+                                                                p.model_version == card.model_version)).scalar()
+    steps.info.update(
+        shoppers_scored=card.n_users, predictions_rows=int(written), shoppers_trained=card.n_users_trained,
+        sampled=card.sampled, torch_threads=cfg.torch_threads, epochs=len(card.loss_curve),
+        sample_note=next((n for n in card.notes if "max_train_users" in n), None),
+        heads_used={h: info["used"] for h, info in card.heads.items()})
+
+
+def stage_segment(engine, steps: Steps, _csv: str) -> None:
+    from core import segments
+
+    run = steps.run("run_segmentation (features, k-means auto k, profiles, stored)", segments.run_segmentation,
+                    engine, DATASET)
+    steps.info.update(n_segments=run.n_segments, shoppers=len(run.assignments), notes=run.notes)
+
+
+def stage_preferences(engine, steps: Steps, _csv: str) -> None:
+    from core import config, store
+    from core import preferences as prefs
+
+    did = store.get_dataset(engine, DATASET)["dataset_id"]
+    run = steps.run("latest_run", prefs.latest_run, engine, did, page=True)
+    run_id = run["run_id"] if run else None
+    segs = steps.run("segment_list", prefs.segment_list, engine, did, run_id, page=True) if run else None
+    if run is not None:
+        steps.run("affinity_matrix category", prefs.affinity_matrix, engine, did, run_id, "category",
+                  config.PREFERENCES_TOP_N, page=True)
+    groups = [None] + ([int(segs["segment"].iloc[0])] if segs is not None and len(segs) else [])
+    for group in groups:
+        who = "everyone" if group is None else f"segment {group}"
+        frames = {}
+        for dim in prefs.DIMENSIONS:
+            top = None if dim == "price_band" else config.PREFERENCES_TOP_N
+            frames[dim] = steps.run(f"preferences {dim}, {who}", prefs.preferences, engine, did, dim, segment=group,
+                                    run_id=run_id, top_n=top, page=True)
+        if len(frames["category"]):
+            steps.run(f"drilldown (brands in the top category), {who}", prefs.drilldown, engine, did,
+                      frames["category"]["value"].iloc[0], segment=group, run_id=run_id,
+                      top_n=config.PREFERENCES_TOP_N, page=True)
+    steps.run("band_edges", prefs.band_edges, engine, did, page=True)
+
+
+def stage_export(engine, steps: Steps, _csv: str) -> None:
+    from core import campaigns, exports
+
+    filters = campaigns.CampaignFilters(top_percent=EXPORT_TOP_PERCENT)
+    opts = steps.run("filter_options", campaigns.filter_options, engine, DATASET, page=True)
+    n = steps.run(f"count_matches top {EXPORT_TOP_PERCENT} %", campaigns.count_matches, engine, DATASET, filters,
+                  page=True)
+    built = steps.run(f"build_target_list top {EXPORT_TOP_PERCENT} % (holdout, expected outcome)",
+                      campaigns.build_target_list, engine, DATASET, filters)
+    record = steps.run("save_export csv (file + members recorded)", exports.save_export, engine, built, "csv")
+    steps.info.update(model_version=opts["model_version"], matched=n, counts=record["counts"],
+                      file_bytes=len(record["data"]))
+
+
+STAGE_FUNCTIONS = {"ingest": stage_ingest, "overview": stage_overview, "train": stage_train,
+                   "segment": stage_segment, "preferences": stage_preferences, "export": stage_export}
+
+
+def child_main(stage: str, url: str, csv_path: str, torch_threads: int | None) -> None:
+    """One stage in this (fresh) process; prints its rows as JSON on the last stdout line."""
+    from core import store
+
+    engine = store.make_engine(url)  # opened once per app session, not per query: not timed
+    steps = Steps(stage)
+    kwargs = {"torch_threads": torch_threads} if stage == "train" else {}
+    STAGE_FUNCTIONS[stage](engine, steps, csv_path, **kwargs)
+    engine.dispose()
+    print(json.dumps({"rows": steps.rows, "info": steps.info}, default=str))
+
+
+# --- the parent --------------------------------------------------------------------------------
+
+
+def run_stage(stage: str, url: str, csv_path: Path, home: Path, torch_threads: int | None) -> dict:
+    """Run one stage in a child process; adds ``max_rss_gb`` (the child's ``ru_maxrss``, imports included)."""
+    cmd = [sys.executable, __file__, "--child", stage, url, str(csv_path)]
+    if torch_threads is not None:
+        cmd += ["--torch-threads", str(torch_threads)]
+    env = {**os.environ, "CARTSIGHT_HOME": str(home), "HF_HUB_OFFLINE": "1", "CARTSIGHT_DB_URL": url}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT, env=env)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"stage {stage} failed (exit {code}); its error is above")
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    result["max_rss_gb"] = round(usage.ru_maxrss * 1024 / 1e9, 3)  # KiB on Linux; GB = 10^9 bytes like the sampler
+    return result
+
+
+def write_events_csv(path: Path, millions: float, seed: int = SIM_SEED) -> dict:
+    """Stream about ``millions`` million simulated events to ``path`` (whole shoppers; sized by a probe).
+
+    The simulator's events per shopper are measured on :data:`PROBE_USERS` shoppers first, then
+    enough shoppers are simulated chunk by chunk and written one chunk at a time.
+    """
+    from core import simulate
+
+    probe = next(simulate.iter_chunks(PROBE_USERS, weeks=SIM_WEEKS, seed=seed, users_per_chunk=PROBE_USERS))
+    n_users = max(1, round(millions * 1e6 / (len(probe) / PROBE_USERS)))
+    del probe
+    started = time.perf_counter()
+    rows = simulate.write_csv(simulate.iter_chunks(n_users, weeks=SIM_WEEKS, seed=seed), path)
+    return {"shoppers": n_users, "rows": rows, "csv_mb": round(path.stat().st_size / 1e6, 1),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def pg_schema_url(pg_url: str, schema: str) -> str:
+    """The PostgreSQL URL with its search_path on ``schema`` (a fresh schema per run)."""
+    if pg_url.startswith("postgresql://"):
+        pg_url = "postgresql+psycopg://" + pg_url.removeprefix("postgresql://")
+    sep = "&" if "?" in pg_url else "?"
+    return f"{pg_url}{sep}options=-csearch_path%3D{schema}"
+
+
+def run_journey(store_kind: str, millions: float, csv_path: Path, gen: dict, workdir: Path, args,
+                on_stage=None) -> dict:
+    """Every stage on one fresh store; returns the run's record (``on_stage(record)`` after each stage)."""
+    import sqlalchemy as sa
+
+    home = workdir / f"home-{store_kind}"
+    home.mkdir()
+    schema, raw = None, None
+    if store_kind == "duckdb":
+        url = f"duckdb:///{workdir / 'scale.duckdb'}"
+    else:
+        schema = f"cs_scale_{os.getpid()}"
+        raw = sa.create_engine(args.pg_url)
+        with raw.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))  # our own generated name, not user input
+        url = pg_schema_url(args.pg_url, schema)
+    load_before = os.getloadavg()
+    stages: dict[str, dict] = {}
+
+    def record() -> dict:
+        return {"store": store_kind, "millions": millions, "events": gen["rows"], "shoppers": gen["shoppers"],
+                "csv_mb": gen["csv_mb"], "generate_seconds": gen["seconds"], "stages": dict(stages),
+                "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                "load": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()],
+                "cpus": os.cpu_count(), "torch_threads": args.torch_threads}
+
+    try:
+        for stage in args.stages:
+            print(f"  {time.strftime('%H:%M:%S')} {store_kind} {millions:g}M: {stage}", flush=True)
+            stages[stage] = run_stage(stage, url, csv_path, home, args.torch_threads)
+            if on_stage is not None:
+                on_stage(record())
+    finally:
+        if raw is not None:
+            with raw.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            raw.dispose()
+        for leftover in workdir.glob("scale.duckdb*"):
+            leftover.unlink()
+    return record()
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def _stage_totals(run: dict) -> dict[str, dict]:
+    out = {}
+    for name, res in run["stages"].items():
+        rows = res["rows"]
+        out[name] = {"seconds": sum(r["seconds"] for r in rows), "cpu_seconds": sum(r["cpu_seconds"] for r in rows),
+                     "peak_gb": max(r["peak_gb"] for r in rows), "max_rss_gb": res["max_rss_gb"]}
+    return out
+
+
+def _key(run: dict) -> tuple[str, float]:
+    return run["store"], float(run["millions"])
+
+
+def stage_table(runs: list[dict]) -> str:
+    lines = ["| store | events | shoppers | stage | seconds | CPU seconds | s per M events | peak RSS (GB, sampled) | "
+             "stage process max RSS (GB) |", "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for run in runs:
+        m = run["events"] / 1e6
+        totals = _stage_totals(run)
+        for name, t in totals.items():
+            lines.append(f"| {run['store']} | {run['events']:,} | {run['shoppers']:,} | {name} | {t['seconds']:.1f} | "
+                         f"{t['cpu_seconds']:.1f} | {t['seconds'] / m:.1f} | {t['peak_gb']:.2f} | "
+                         f"{t['max_rss_gb']:.2f} |")
+        total = sum(t["seconds"] for t in totals.values())
+        lines.append(f"| {run['store']} | {run['events']:,} | {run['shoppers']:,} | **whole journey** | "
+                     f"**{total:.1f}** | {sum(t['cpu_seconds'] for t in totals.values()):.1f} | {total / m:.1f} | "
+                     f"{max((t['peak_gb'] for t in totals.values()), default=0):.2f} | "
+                     f"{max((t['max_rss_gb'] for t in totals.values()), default=0):.2f} |")
+    return "\n".join(lines)
+
+
+def step_table(runs: list[dict]) -> str:
+    """Every step of every run, page queries marked (the < 2 s target applies to them)."""
+    lines = ["| store | events | stage | step | page query | seconds | CPU seconds | peak RSS (GB) |",
+             "|---|---:|---|---|---|---:|---:|---:|"]
+    for run in runs:
+        for res in run["stages"].values():
+            for r in res["rows"]:
+                slow = " **(over 2 s)**" if r["page"] and r["seconds"] > TARGET_QUERY_SECONDS else ""
+                lines.append(f"| {run['store']} | {run['events']:,} | {r['stage']} | {r['step']} | "
+                             f"{'yes' if r['page'] else ''} | {r['seconds']:.2f}{slow} | {r['cpu_seconds']:.2f} | "
+                             f"{r['peak_gb']:.2f} |")
+    return "\n".join(lines)
+
+
+def linearity_table(runs: list[dict]) -> str:
+    """Wall and CPU seconds per million events of each stage, as a ratio to the smallest size of the same store.
+
+    CPU seconds are the steadier measure on a shared machine (wall seconds stretch with the load).
+    """
+    lines = ["| store | stage | sizes (M events) | wall s per M events | ratio | CPU s per M events | ratio |",
+             "|---|---|---|---|---|---|---|"]
+    for store_kind in sorted({r["store"] for r in runs}):
+        mine = sorted((r for r in runs if r["store"] == store_kind), key=lambda r: r["events"])
+        if len(mine) < 2:
+            continue
+        totals = [_stage_totals(r) for r in mine]
+        for stage in STAGES:
+            if any(stage not in t for t in totals):
+                continue
+            cols = []
+            for measure in ("seconds", "cpu_seconds"):
+                vals = [t[stage][measure] / (r["events"] / 1e6) for t, r in zip(totals, mine)]
+                cols += [" / ".join(f"{v:.1f}" for v in vals),
+                         " / ".join(f"{v / vals[0]:.2f}" if vals[0] else "n/a" for v in vals)]
+            sizes = " / ".join(f"{r['events'] / 1e6:.1f}" for r in mine)
+            lines.append(f"| {store_kind} | {stage} | {sizes} | {' | '.join(cols)} |")
+    return "\n".join(lines)
+
+
+def verdicts(runs: list[dict]) -> list[str]:
+    """The issue's targets against the largest run of each store."""
+    out = []
+    for run in runs:
+        totals = _stage_totals(run)
+        pages = [r for res in run["stages"].values() for r in res["rows"] if r["page"]]
+        slowest = max(pages, key=lambda r: r["seconds"], default=None)
+        peak = max((t["max_rss_gb"] for t in totals.values()), default=0.0)
+        total = sum(t["seconds"] for t in totals.values())
+        complete = set(totals) == set(STAGES)
+        judged = run["millions"] >= TARGET_SIZE_MILLIONS
+
+        def verdict(ok: bool, target: str) -> str:
+            return f" (target {target}: {'met' if ok else 'NOT met'})" if judged else ""
+
+        out.append(
+            f"- {run['store']}, {run['events']:,} events ({run['date']}, load average {run['load'][0]:.1f} before / "
+            f"{run['load_after'][0]:.1f} after, {run['cpus']} cores"
+            f"{', torch threads ' + str(run['torch_threads']) if run.get('torch_threads') else ''}): whole journey "
+            f"{total:.0f} s{'' if complete else ' (stages run so far: ' + ', '.join(totals) + ')'}"
+            f"{verdict(total <= TARGET_JOURNEY_SECONDS, f'{TARGET_JOURNEY_SECONDS} s')}; peak memory {peak:.2f} GB"
+            f"{verdict(peak < TARGET_PEAK_GB, f'{TARGET_PEAK_GB:g} GB')}"
+            + (f"; slowest page query {slowest['step']} {slowest['seconds']:.2f} s"
+               f"{verdict(slowest['seconds'] < TARGET_QUERY_SECONDS, f'{TARGET_QUERY_SECONDS:g} s')}" if slowest else "")
+            + ("" if judged else f" (the targets are judged at {TARGET_SIZE_MILLIONS} M events)") + ".")
+    return out
+
+
+def section(runs: list[dict]) -> str:
+    runs = sorted(runs, key=lambda r: (r["store"], r["events"]))
+    info = []
+    for run in runs:
+        tr = run["stages"].get("train", {}).get("info", {})
+        ex = run["stages"].get("export", {}).get("info", {})
+        bits = [f"CSV {run['csv_mb']:,.0f} MB written in {run['generate_seconds']:.0f} s (not in the journey)"]
+        if tr:
+            bits.append(f"trained on {tr['shoppers_trained']:,} shoppers{' (seeded sample, stated in the card)' if tr['sampled'] else ''}, "
+                        f"{tr['epochs']} epochs, torch threads {tr['torch_threads']}; scored {tr['shoppers_scored']:,} "
+                        f"shoppers ({tr['predictions_rows']:,} prediction rows written)")
+        if ex:
+            c = ex["counts"]
+            bits.append(f"top {EXPORT_TOP_PERCENT} % list: {c['exported']:,} exported + {c['holdout']:,} holdout "
+                        f"({ex['file_bytes'] / 1e6:.1f} MB CSV)")
+        info.append(f"- {run['store']}, {run['events']:,} events: " + "; ".join(bits) + ".")
+    payload = json.dumps(runs, separators=(",", ":"), default=str)
+    return "\n".join([
+        SECTION, "",
+        f"`python bench/scale.py` — the whole journey on simulated REES46-layout events (`core.simulate`, "
+        f"{SIM_WEEKS} weeks, about 65 events per shopper), from a CSV file through `core.ingest`, each stage in a "
+        f"fresh process on {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}. "
+        "Seconds are wall-clock seconds of the measured calls (imports and opening the store not included); CPU "
+        "seconds are the process's own (on PostgreSQL the server's work is not in them). Peak RSS (sampled) is the "
+        "highest resident set seen by a 20 ms sampling thread during the step; stage process max RSS is the child's "
+        "`ru_maxrss`, imports included (the honest figure for the memory target). The machine is shared: the load "
+        "average of each run is stated, and wall seconds are upper bounds when it is above the core count.",
+        "", "Targets (issue 6) at 20 million events: peak memory under 4 GB, every page query under 2 s, the whole "
+        "journey under 20 minutes, cost per stage no worse than linear in events.", "",
+        *verdicts(runs), "", *info, "",
+        "### Stages", "", stage_table(runs), "",
+        "### Linearity (seconds per million events, as a ratio to the smallest size: 1.0 = linear, below 1 = "
+        "better than linear; compare CPU seconds when the runs' load averages differ)", "",
+        linearity_table(runs), "",
+        "### Every step", "", step_table(runs), "",
+        f"<!-- {RESULTS_TAG} {payload} -->", "",
+    ])
+
+
+def previous_runs(path: Path) -> list[dict]:
+    """Runs recorded in the section already (machine-readable comment), to merge with new ones."""
+    if not path.exists():
+        return []
+    found = re.search(rf"<!-- {RESULTS_TAG} (.*?) -->", path.read_text(), re.S)
+    return json.loads(found.group(1)) if found else []
+
+
+def write_section(text: str, path: Path) -> None:
+    """Replace (or append) the "## Scale" section of ``path``, keeping every other section."""
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
+    path.write_text(new)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=float, nargs="*", default=[1, 5, 20], help="millions of events on DuckDB")
+    parser.add_argument("--pg-sizes", type=float, nargs="*", default=[5], help="millions of events on PostgreSQL")
+    parser.add_argument("--pg-url", default=os.environ.get(PG_ENV),
+                        help=f"PostgreSQL server (default ${PG_ENV}); a fresh schema is made and dropped per run")
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
+                        help="stages to run, in journey order (each needs the ones before it)")
+    parser.add_argument("--torch-threads", type=int, help="override ModelConfig.torch_threads (default: the config's)")
+    parser.add_argument("--workdir", type=Path, help="folder for the temporary CSV and store (default: the system's)")
+    parser.add_argument("--no-doc", action="store_true", help="print only, do not write docs/benchmarks.md")
+    parser.add_argument("--fresh", action="store_true", help="drop the runs recorded earlier in the section")
+    parser.add_argument("--child", nargs=3, metavar=("STAGE", "URL", "CSV"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child_main(*args.child, args.torch_threads)
+        return
+    args.stages = [s for s in STAGES if s in args.stages]
+    if args.pg_sizes and not args.pg_url:
+        print(f"no PostgreSQL URL (--pg-url or ${PG_ENV}): skipping the PostgreSQL sizes {args.pg_sizes}")
+        args.pg_sizes = []
+    runs = [] if args.fresh else previous_runs(DOC)
+    for millions in sorted(set(args.sizes) | set(args.pg_sizes)):
+        with tempfile.TemporaryDirectory(prefix="cartsight-scale-", dir=args.workdir) as tmp:
+            workdir = Path(tmp)
+            csv_path = workdir / "events.csv"
+            print(f"{time.strftime('%H:%M:%S')} writing {millions:g} million events ...", flush=True)
+            gen = write_events_csv(csv_path, millions)
+            print(f"  {gen['rows']:,} events, {gen['shoppers']:,} shoppers, {gen['csv_mb']:,.0f} MB in "
+                  f"{gen['seconds']:.0f} s", flush=True)
+            kinds = [k for k, sizes in (("duckdb", args.sizes), ("postgresql", args.pg_sizes)) if millions in sizes]
+            for kind in kinds:
+                def keep(run: dict) -> None:
+                    nonlocal runs
+                    runs = [r for r in runs if _key(r) != _key(run)] + [run]
+                    if not args.no_doc:
+                        write_section(section(runs), DOC)  # after every stage: an interrupted run keeps what it measured
+
+                run = run_journey(kind, millions, csv_path, gen, workdir, args, on_stage=keep)
+                print("\n".join(verdicts([run])), flush=True)
+    print()
+    print(section(runs).split(f"<!-- {RESULTS_TAG}")[0])
+
+
+if __name__ == "__main__":
+    main()
