@@ -179,6 +179,53 @@ def _fit_rfm(history: pd.DataFrame, train_targets: list[pd.DataFrame]) -> dict:
     return {"propensity": RFMPropensity().fit(examples), "next_event_type": RFMNextType().fit(examples)}
 
 
+def _priors(engine: Engine, dataset_id: int, vocabs: seq.Vocabularies, before: dt.datetime, cfg: ModelConfig):
+    """The category and item transition priors counted on every shopper's events before ``before``."""
+    from core.model.priors import build_prior
+
+    return (build_prior(engine, dataset_id, "category", vocabs.categories, before, cfg.prior_top_k, cfg.prior_alpha),
+            build_prior(engine, dataset_id, "item_id", vocabs.items, before, cfg.prior_top_k, cfg.prior_alpha))
+
+
+def _rfm_by_cutoff(rfm_propensity, history: pd.DataFrame, examples) -> np.ndarray:
+    """The gradient-boosting propensity of each example, at the example's own cutoff."""
+    out = np.zeros(len(examples))
+    if not len(examples):
+        return out
+    cutoffs = examples.targets["cutoff"].to_numpy()
+    users = np.asarray(examples.batch.user_ids, dtype=object)
+    for cutoff in pd.unique(cutoffs):
+        idx = np.flatnonzero(cutoffs == cutoff)
+        out[idx] = rfm_propensity.predict_proba(history, pd.Timestamp(cutoff).to_pydatetime(), list(users[idx]))
+    return out
+
+
+def _fit_propensity_calibration(valid, p_valid: np.ndarray, rfm: dict, history: pd.DataFrame):
+    """Stack the sequence model with gradient boosting on the validation window, then calibrate the blend.
+
+    Returns the :class:`~core.model.evaluation.Calibrator` and a sentence for the card.
+    """
+    from core.model.evaluation import fit_calibrator, fit_stacker
+
+    y = valid.labels["purchased"]
+    p_rfm = _rfm_by_cutoff(rfm["propensity"], history, valid)
+    stack = fit_stacker(y, p_valid, p_rfm)
+    if stack is None:
+        return fit_calibrator(y, p_valid), (
+            "Propensity: the validation window has too few buyers to weigh the sequence model against gradient "
+            "boosting, so the model's propensity is the transformer's alone, calibrated.")
+    calibrator = fit_calibrator(y, p_valid)
+    calibrator.stack_ = stack
+    blended = calibrator.blend(p_valid, p_rfm)
+    calibrator = fit_calibrator(y, blended)
+    calibrator.stack_ = stack
+    return calibrator, (
+        "Propensity: the model's final layer stacks the transformer's score with gradient boosting on recency, "
+        "frequency and monetary features (a logistic regression fitted on the validation window: weight "
+        f"{stack[0]:.2f} on the transformer's logit, {stack[1]:.2f} on gradient boosting's), then calibrates the "
+        "blend; the card also shows the transformer alone.")
+
+
 def _rankers(history: pd.DataFrame, cutoff: dt.datetime, horizon_days: int) -> dict:
     from core.model.baselines import MarkovChain, MostPopular, OwnMostFrequent
 
@@ -207,15 +254,19 @@ def _evaluate(test, pred, calibrator, rfm: dict, rankers: dict, history: pd.Data
     cutoff = plan.test_cutoff
     heads: dict = {}
 
-    p_model = calibrator(pred.propensity)
     p_rfm = rfm["propensity"].predict_proba(history, cutoff, users)
+    p_model = calibrator(pred.propensity, p_rfm)
     prop = {MODEL: ev.evaluate_propensity(y, p_model), rfm_name: ev.evaluate_propensity(y, p_rfm)}
+    alone = ev.evaluate_propensity(y, pred.propensity) if calibrator.stack_ is not None else None
     measurable = prop[MODEL]["measurable"]
     if measurable:
         used, note = ev.pick_forecast(prop, "roc_auc", True)
     else:
         used, note = MODEL, prop[MODEL]["note"] + " The model's propensity is used; its quality could not be measured."
     heads["propensity"] = {"metrics": prop, "used": used, "note": note}
+    if alone is not None and alone.get("roc_auc") is not None:
+        heads["propensity"]["note"] = (f"{note} The transformer alone, before stacking: ROC-AUC {alone['roc_auc']:.3f}, "
+                                       f"PR-AUC {alone['pr_auc']:.3f}.")
     p_used = p_model if used == MODEL else p_rfm
     lift = ev.lift_by_decile(y, p_used).to_dict("records") if measurable else []
     calibration = ev.calibration_table(y, p_used).to_dict("records") if measurable else []
@@ -255,9 +306,11 @@ def _score_chunk(loaded, batch: seq.SequenceBatch, heads: dict, baselines: dict,
     pred = predict_examples(loaded["model"], batch, cfg)
     users = batch.user_ids
     used = {h: info["used"] for h, info in heads.items()}
-    propensity = loaded["calibrator"](pred.propensity)
-    if used["propensity"] != MODEL:
-        propensity = baselines["rfm"]["propensity"].predict_proba(chunk_history, cutoff, users)
+    calibrator = loaded["calibrator"]
+    p_rfm = None
+    if used["propensity"] != MODEL or calibrator.stack_ is not None:
+        p_rfm = baselines["rfm"]["propensity"].predict_proba(chunk_history, cutoff, users)
+    propensity = calibrator(pred.propensity, p_rfm) if used["propensity"] == MODEL else p_rfm
     type_p = pred.type_proba
     if used["next_event_type"] != MODEL:
         type_p = baselines["rfm"]["next_event_type"].predict_proba(chunk_history, cutoff, users)
@@ -273,7 +326,8 @@ def _score_chunk(loaded, batch: seq.SequenceBatch, heads: dict, baselines: dict,
     else:
         ranker = _chunk_ranker(baselines, used["next_items"], chunk_history, cutoff)
         top_items = [" ".join(r) for r in ranker.rank_items(users, cfg.top_k_items)]
-    reasons = explain(loaded["model"], batch, vocabs, cfg.n_reasons, cfg.batch_size * 4, base=pred.propensity)
+    reasons = explain(loaded["model"], batch, vocabs, cfg.n_reasons, cfg.batch_size * 4, base=pred.propensity,
+                      hidden=pred.hidden)
     frame = pd.DataFrame({
         "dataset_id": dataset_id, "model_version": version, "user_id": users,
         "purchase_propensity": np.asarray(propensity, dtype=float),
@@ -320,7 +374,8 @@ def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict,
 
     cfg = loaded["config"]
     used = {info["used"] for info in heads.values()} - {MODEL, "most_popular"}
-    need_history = any(u not in baselines["rankers"] or not baselines.get("covers_all", False) for u in used)
+    need_history = (any(u not in baselines["rankers"] or not baselines.get("covers_all", False) for u in used)
+                    or loaded["calibrator"].stack_ is not None)  # the stacked propensity reads RFM features
     users = seq.list_users(engine, dataset_id, before=end_cutoff)
     chunks = seq.user_chunks(users, cfg.chunk_users, exhaustive=True)
     lo, hi = fraction_range
@@ -395,16 +450,22 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
     test_ex = build_examples(engine, did, [plan.test_cutoff], sample, exhaustive, vocabs, cfg, h, should_stop,
                              on_chunk(n_cut - 1))
 
-    fit = fit_model(train_ex, valid_ex, vocabs, cfg, progress, should_stop, fraction_range=(0.15, 0.7))
+    fit = fit_model(train_ex, valid_ex, vocabs, cfg, progress, should_stop, fraction_range=(0.15, 0.7),
+                    priors=_priors(engine, did, vocabs, min(plan.train_cutoffs), cfg))
     report("evaluating", 0.72, "calibrating on the validation window and measuring on the held-out window")
-    valid_pred = predict_examples(fit.model, valid_ex.batch, cfg, should_stop)
-    calibrator = fit_calibrator(valid_ex.labels["purchased"], valid_pred.propensity)
-    test_pred = predict_examples(fit.model, test_ex.batch, cfg, should_stop)
-
     end_cutoff = last + dt.timedelta(seconds=1)
     history = _load_history(engine, did, sample, exhaustive, end_cutoff, cfg.chunk_users)
     train_targets = [g for _, g in train_ex.targets.groupby("cutoff", sort=True)]
     rfm = _fit_rfm(history, train_targets)
+    _check_stop(should_stop)
+    valid_cutoffs = sorted(set(valid_ex.targets["cutoff"])) if len(valid_ex) else [plan.valid_cutoff]
+    fit.model.set_priors(*_priors(engine, did, vocabs, min(valid_cutoffs), cfg))
+    valid_pred = predict_examples(fit.model, valid_ex.batch, cfg, should_stop)
+    calibrator, stack_note = _fit_propensity_calibration(valid_ex, valid_pred.propensity, rfm, history)
+    notes.append(stack_note)
+    fit.model.set_priors(*_priors(engine, did, vocabs, plan.test_cutoff, cfg))
+    test_pred = predict_examples(fit.model, test_ex.batch, cfg, should_stop)
+
     from core.model.baselines import RFMPropensity
 
     rfm_name = RFMPropensity.name
@@ -425,7 +486,8 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
                                         min_count=cfg.min_token_count)
         all_ex = build_examples(engine, did, sorted(set(refit_cutoffs)), sample, exhaustive, vocabs, cfg, h, should_stop)
         empty = all_ex.take(np.array([], dtype=np.int64))
-        refit = fit_model(all_ex, empty, vocabs, cfg, None, should_stop, epochs=max(fit.best_epoch, 1))
+        refit = fit_model(all_ex, empty, vocabs, cfg, None, should_stop, epochs=max(fit.best_epoch, 1),
+                          priors=_priors(engine, did, vocabs, min(refit_cutoffs), cfg))
         model, n_examples = refit.model, refit.n_train_examples
         notes.append(f"The forecasts come from a refit on all windows, the latest included ({max(fit.best_epoch, 1)} "
                      "epochs, the best number found with validation); the metrics above are those of the evaluated "
@@ -451,6 +513,7 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
         training_seconds=0.0, heads=heads, lift=lift, calibration=calibration, loss_curve=fit.loss_curve,
         refit_on_latest=cfg.refit_on_latest, notes=notes, config=cfg.to_dict(),
     )
+    model.set_priors(*_priors(engine, did, vocabs, end_cutoff, cfg))  # scoring reads transitions up to the end
     loaded = {"model": model, "config": cfg, "vocabs": vocabs, "calibrator": calibrator}
     try:
         with engine.begin() as conn:
@@ -504,13 +567,14 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
     _, last, _ = _data_window(engine, did)
     end_cutoff = last + dt.timedelta(seconds=1)
     baselines: dict = {"rfm": {}, "rankers": {}, "horizon_days": card.horizon_days}
-    if any(info["used"] != MODEL for info in card.heads.values()):
+    if any(info["used"] != MODEL for info in card.heads.values()) or lm.calibrator.stack_ is not None:
         plan = CutoffPlan.from_dict(card.plan)
         sample, sampled = seq.sample_users(seq.list_users(engine, did), cfg.max_train_users, cfg.seed)
         history = _load_history(engine, did, sample, not sampled, end_cutoff, cfg.chunk_users)
         baselines["rfm"] = _fit_rfm(history, _train_targets(engine, did, plan, sample, not sampled, history, cfg))
         baselines["rankers"] = _rankers(history, end_cutoff, card.horizon_days)
         baselines["covers_all"] = not sampled
+    lm.model.set_priors(*_priors(engine, did, lm.vocabs, end_cutoff, cfg))  # transitions up to the data's end
     loaded = {"model": lm.model, "config": cfg, "vocabs": lm.vocabs, "calibrator": lm.calibrator}
     with engine.begin() as conn:
         registry.delete_predictions(conn, did, row["model_version"])

@@ -197,7 +197,9 @@ def price_band_ids(categories: Sequence, prices: Sequence, bands: dict) -> np.nd
     cats = pd.Series(categories, dtype="object")
     price = pd.to_numeric(pd.Series(prices), errors="coerce").to_numpy(dtype=float)
     overall = bands.get(ALL_CATEGORIES, [math.nan, math.nan, math.nan])
-    edges = np.array([bands.get(c, overall) if c is not None else overall for c in cats], dtype=float).reshape(-1, 3)
+    codes, uniques = pd.factorize(cats)  # one lookup per distinct category; missing ones get code -1
+    table = np.array([bands.get(c, overall) for c in uniques] + [overall], dtype=float).reshape(-1, 3)
+    edges = table[np.where(codes < 0, len(uniques), codes)]
     ids = 2 + (price[:, None] >= edges).sum(axis=1)
     unknown = ~(price > 0) | np.isnan(edges).any(axis=1)
     return np.where(unknown, PRICE_UNKNOWN_ID, ids).astype(np.int64)
@@ -257,6 +259,26 @@ def _chunk_where(chunk: UserChunk) -> list:
     return where
 
 
+def _read(engine: Engine, query) -> pd.DataFrame:
+    """Run a SELECT and return its rows as a DataFrame.
+
+    On DuckDB the compiled statement (bound parameters passed positionally) runs on the
+    driver connection and comes back column-wise (``.df()``): about ten times faster than
+    building rows in Python, which dominated reading sequences at a million events
+    (measured). Other databases go through SQLAlchemy.
+    """
+    with engine.connect() as conn:
+        if engine.dialect.name == "duckdb":
+            compiled = query.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
+            params = [compiled.params[k] for k in compiled.positiontup or ()]
+            frame = store.driver_connection(conn).execute(str(compiled), params).df()
+            for column in frame.columns:  # text as plain objects, None where missing (as the generic path gives)
+                if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
+                    frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+            return frame
+        return _frame(conn.execute(query))
+
+
 def _frame(result) -> pd.DataFrame:
     # column-wise construction: several times faster than a DataFrame of Row objects
     keys = list(result.keys())
@@ -279,8 +301,7 @@ def load_last_events(engine: Engine, dataset_id: int, chunk: UserChunk, cutoff: 
     inner = sa.select(*cols, rn).where(ev.c.dataset_id == dataset_id, ev.c.event_time < cutoff, *_chunk_where(chunk)).subquery()
     query = sa.select(*[inner.c[c] for c in EVENT_COLUMNS]).where(inner.c.rn <= max_len).order_by(
         inner.c.user_id, inner.c.rn.desc())
-    with engine.connect() as conn:
-        return _frame(conn.execute(query))
+    return _read(engine, query)
 
 
 def load_user_stats(engine: Engine, dataset_id: int, chunk: UserChunk, cutoff: dt.datetime) -> pd.DataFrame:
@@ -308,8 +329,7 @@ def load_user_stats(engine: Engine, dataset_id: int, chunk: UserChunk, cutoff: d
         .group_by(ev.c.user_id)
         .order_by(ev.c.user_id)
     )
-    with engine.connect() as conn:
-        return _frame(conn.execute(query))
+    return _read(engine, query)
 
 
 def load_events(engine: Engine, dataset_id: int, chunk: UserChunk, start: dt.datetime | None,
@@ -320,8 +340,7 @@ def load_events(engine: Engine, dataset_id: int, chunk: UserChunk, start: dt.dat
     if start is not None:
         where.append(ev.c.event_time >= start)
     query = sa.select(*[ev.c[c] for c in EVENT_COLUMNS]).where(*where).order_by(ev.c.user_id, ev.c.event_time)
-    with engine.connect() as conn:
-        return _frame(conn.execute(query))
+    return _read(engine, query)
 
 
 # --- encoding -------------------------------------------------------------------------------

@@ -144,8 +144,9 @@ def test_isotonic_calibrator_reduces_miscalibration():
     before = ev.expected_calibration_error(y[2500:], raw[2500:])
     after = ev.expected_calibration_error(y[2500:], cal(raw[2500:]))
     assert before > 0.15 and after < 0.05
-    # ranking is kept (isotonic is monotone): AUC cannot rise by more than the ties it adds
-    assert ev.roc_auc(y[2500:], cal(raw[2500:])) == pytest.approx(ev.roc_auc(y[2500:], raw[2500:]), abs=0.01)
+    # ranking is kept exactly: inside isotonic's flat steps the raw order breaks the ties
+    assert ev.roc_auc(y[2500:], cal(raw[2500:])) == pytest.approx(ev.roc_auc(y[2500:], raw[2500:]), abs=1e-12)
+    assert (np.diff(cal(grid)) > 0).all()
     again = ev.Calibrator.from_dict(cal.to_dict())
     assert np.allclose(again(grid), cal(grid))
 
@@ -181,3 +182,30 @@ def test_explain_choice():
            "used": "model"}
     assert ev.explain_choice(few, "roc_auc") == (
         "The sequence model's forecast is used; too few buyers to measure: 3 of 90 shoppers bought.")
+
+
+def test_stacking_two_models_beats_each_and_stays_calibrated():
+    rng = np.random.default_rng(3)
+    n = 6000
+    a, b = rng.normal(size=n), rng.normal(size=n)  # two independent signals, one seen by each model
+    y = (rng.random(n) < 1 / (1 + np.exp(-(a + b - 2)))).astype(int)
+    p_a, p_b = 1 / (1 + np.exp(-(a - 2))), 1 / (1 + np.exp(-(b - 2)))
+    half = n // 2
+    stack = ev.fit_stacker(y[:half], p_a[:half], p_b[:half])
+    assert stack is not None and stack[0] > 0.5 and stack[1] > 0.5
+    cal = ev.fit_calibrator(y[:half], ev.Calibrator(stack=stack).blend(p_a[:half], p_b[:half]))
+    cal.stack_ = stack
+    blended = cal(p_a[half:], p_b[half:])
+    auc = ev.roc_auc(y[half:], blended)
+    assert auc > ev.roc_auc(y[half:], p_a[half:]) + 0.05 and auc > ev.roc_auc(y[half:], p_b[half:]) + 0.05
+    assert ev.expected_calibration_error(y[half:], blended) < 0.03
+    again = ev.Calibrator.from_dict(cal.to_dict())
+    assert again.stack_ == pytest.approx(stack) and np.allclose(again(p_a[:50], p_b[:50]), blended[:0].tolist() or cal(p_a[:50], p_b[:50]))
+    with pytest.raises(SchemaError, match="second model"):
+        cal(p_a[:5])
+
+
+def test_stacking_needs_enough_buyers():
+    y = np.array([1] * 5 + [0] * 500)
+    p = np.linspace(0.01, 0.9, y.size)
+    assert ev.fit_stacker(y, p, p[::-1]) is None

@@ -61,6 +61,8 @@ class ModelConfig:
         brand_vocab_cap: most frequent brands kept. Default 5,000.
         sampled_softmax_threshold: above this many items the item head trains with a sampled softmax. Default 5,000.
         n_negatives: items sampled (shared by the batch) for the sampled softmax. Default 1,024.
+        prior_top_k: successors kept per category (item) in the transition priors (``core.model.priors``). Default 32.
+        prior_alpha: weight of popularity when smoothing the transition counts. Default 1.0.
         loss_weights: weight of each head's loss (propensity, next_event_type, next_category, next_items).
         lr: AdamW learning rate. Default 3e-3.
         weight_decay: AdamW weight decay. Default 0.01.
@@ -94,6 +96,8 @@ class ModelConfig:
     brand_vocab_cap: int = 5_000
     sampled_softmax_threshold: int = 5_000
     n_negatives: int = 1_024
+    prior_top_k: int = 32
+    prior_alpha: float = 1.0
     loss_weights: dict = field(
         default_factory=lambda: {"propensity": 1.0, "next_event_type": 1.0, "next_category": 1.0, "next_items": 0.5}
     )
@@ -119,7 +123,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         positive_ints = (
             "max_len", "hidden_size", "n_layers", "n_heads", "item_vocab_cap", "min_token_count",
-            "category_vocab_cap", "brand_vocab_cap", "sampled_softmax_threshold", "n_negatives", "epochs", "min_train_steps",
+            "category_vocab_cap", "brand_vocab_cap", "sampled_softmax_threshold", "n_negatives", "prior_top_k", "epochs", "min_train_steps",
             "batch_size", "max_train_users", "max_train_examples", "max_valid_examples", "n_train_cutoffs", "chunk_users",
             "top_k_items", "top_k_categories", "progress_every", "torch_threads",
         )
@@ -135,6 +139,8 @@ class ModelConfig:
             _fail("n_heads", self.n_heads, f"a divisor of hidden_size={self.hidden_size}")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             _fail("dropout", self.dropout, "a number in [0, 1)")
+        if isinstance(self.prior_alpha, bool) or not isinstance(self.prior_alpha, (int, float)) or self.prior_alpha <= 0:
+            _fail("prior_alpha", self.prior_alpha, "a number above 0")
         if not isinstance(self.lr, (int, float)) or not 0.0 < self.lr <= 1.0:
             _fail("lr", self.lr, "a number in (0, 1]")
         if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:

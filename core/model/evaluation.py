@@ -313,39 +313,77 @@ class Calibrator:
     """A fitted map from raw propensity scores to calibrated probabilities.
 
     ``kind`` is "identity", "isotonic" (piecewise-linear through ``x_``/``y_``, clipped at
-    the ends) or "platt" (``sigmoid(a_ * logit(p) + b_)``). Call it on an array of scores;
-    :meth:`to_dict` / :meth:`from_dict` store it as JSON with the model.
+    the ends) or "platt" (``sigmoid(a_ * logit(p) + b_)``). With ``stack`` = (w_model,
+    w_other, bias) the raw score is first blended with a second model's probability
+    (``sigmoid(w_model * logit(p) + w_other * logit(other) + bias)``, see :func:`fit_stacker`)
+    and the blend is calibrated. Isotonic steps are flat; inside a step the raw order is
+    kept (a tie-break of at most ``TIE_BREAK``), so calibration costs no ranking quality.
+    Call it on an array of scores; :meth:`to_dict` / :meth:`from_dict` store it as JSON with the model.
     """
 
     def __init__(self, kind: str = "identity", x: Sequence[float] = (), y: Sequence[float] = (),
-                 a: float = 1.0, b: float = 0.0):
+                 a: float = 1.0, b: float = 0.0, stack: Sequence[float] | None = None):
         if kind not in ("identity", "isotonic", "platt"):
             raise SchemaError(f"kind must be 'identity', 'isotonic' or 'platt'; got {kind!r}.", column="kind")
+        if stack is not None and len(stack) != 3:
+            raise SchemaError(f"stack must be (w_model, w_other, bias); got {stack!r}.", column="stack")
         self.kind = kind
         self.x_ = np.asarray(x, dtype=float)
         self.y_ = np.asarray(y, dtype=float)
         self.a_ = float(a)
         self.b_ = float(b)
+        self.stack_ = None if stack is None else tuple(float(v) for v in stack)
 
-    def __call__(self, p) -> np.ndarray:
+    def blend(self, p, other=None) -> np.ndarray:
+        """The raw score the calibration reads: ``p`` itself, or its stacked blend with ``other``."""
         p = np.asarray(p, dtype=float)
+        if self.stack_ is None:
+            return p.copy()
+        if other is None:
+            raise SchemaError("This calibrator stacks two models: pass the second model's probabilities (other=).",
+                              column="other")
+        w_m, w_o, bias = self.stack_
+        return 1.0 / (1.0 + np.exp(-(w_m * _logit(p) + w_o * _logit(other) + bias)))
+
+    def __call__(self, p, other=None) -> np.ndarray:
+        p = self.blend(p, other)
         if self.kind == "isotonic":
-            return np.interp(p, self.x_, self.y_)
+            return (1.0 - config.TIE_BREAK) * np.interp(p, self.x_, self.y_) + config.TIE_BREAK * p
         if self.kind == "platt":
             return 1.0 / (1.0 + np.exp(-(self.a_ * _logit(p) + self.b_)))
-        return p.copy()
+        return p
 
     def to_dict(self) -> dict:
         """JSON-ready parameters."""
-        return {"kind": self.kind, "x": self.x_.tolist(), "y": self.y_.tolist(), "a": self.a_, "b": self.b_}
+        return {"kind": self.kind, "x": self.x_.tolist(), "y": self.y_.tolist(), "a": self.a_, "b": self.b_,
+                "stack": None if self.stack_ is None else list(self.stack_)}
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibrator:
         """Inverse of :meth:`to_dict`."""
-        return cls(data["kind"], data.get("x", ()), data.get("y", ()), data.get("a", 1.0), data.get("b", 0.0))
+        return cls(data["kind"], data.get("x", ()), data.get("y", ()), data.get("a", 1.0), data.get("b", 0.0),
+                   data.get("stack"))
 
     def __repr__(self) -> str:
-        return f"Calibrator(kind={self.kind!r}, points={self.x_.size}, a={self.a_:.3g}, b={self.b_:.3g})"
+        return (f"Calibrator(kind={self.kind!r}, points={self.x_.size}, a={self.a_:.3g}, b={self.b_:.3g}, "
+                f"stack={self.stack_})")
+
+
+def fit_stacker(y, p_model, p_other) -> tuple[float, float, float] | None:
+    """Weights (w_model, w_other, bias) of a logistic regression of ``y`` on both models' logits.
+
+    Fitted on validation labels ``y`` (0/1); None when the validation window has a single
+    class or fewer than ``config.STACK_MIN_POSITIVES`` buyers (too few to weigh two models).
+    """
+    y = np.asarray(y, dtype=float)
+    pos = int(y.sum())
+    if _one_class(y) or min(pos, int(y.size - pos)) < config.STACK_MIN_POSITIVES:
+        return None
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.column_stack([_logit(p_model), _logit(p_other)])
+    lr = LogisticRegression(C=config.STACK_C).fit(x, y.astype(int))
+    return float(lr.coef_[0, 0]), float(lr.coef_[0, 1]), float(lr.intercept_[0])
 
 
 def fit_calibrator(y, p) -> Calibrator:

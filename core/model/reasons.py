@@ -130,11 +130,13 @@ def describe(group: str, batch: seq.SequenceBatch, row: int, masks: dict, vocabs
 
 
 def explain(model, batch: seq.SequenceBatch, vocabs: seq.Vocabularies, n_reasons: int, batch_size: int,
-            base: np.ndarray | None = None) -> list[str]:
+            base: np.ndarray | None = None, hidden: np.ndarray | None = None) -> list[str]:
     """Reasons for each shopper of ``batch``: the ``n_reasons`` groups that moved the propensity most, "; "-joined.
 
     Each reason ends with whether it raises or lowers the chance of a purchase. ``base``
-    is the model's uncalibrated propensity of ``batch`` when already known.
+    is the model's uncalibrated propensity of ``batch`` when already known; ``hidden`` its
+    transformer's last hidden states (then "recency", which changes nothing the transformer
+    reads, costs no transformer pass).
     """
     from core.model.modeling import batch_tensors
 
@@ -143,14 +145,17 @@ def explain(model, batch: seq.SequenceBatch, vocabs: seq.Vocabularies, n_reasons
 
     import torch
 
-    def propensity(b: seq.SequenceBatch) -> np.ndarray:
+    def propensity(b: seq.SequenceBatch, known_hidden: np.ndarray | None = None) -> np.ndarray:
         # rows ordered by length so each mini-batch trims to its own width (less padding to run)
         order = np.argsort((b.event_type != seq.PAD_ID).sum(axis=1), kind="stable")
         out = np.empty(len(b), dtype=np.float64)
         with torch.inference_mode():
             for s in range(0, len(b), batch_size):
                 idx = np.sort(order[s:s + batch_size])
-                out[idx] = model.predict_propensity(batch_tensors(b, idx))
+                if known_hidden is None:
+                    out[idx] = model.predict_propensity(batch_tensors(b, idx))
+                else:
+                    out[idx] = model.propensity_from_hidden(known_hidden[idx], batch_tensors(b, idx))
         return out
 
     full = propensity(batch) if base is None else np.asarray(base, dtype=np.float64)
@@ -162,7 +167,8 @@ def explain(model, batch: seq.SequenceBatch, vocabs: seq.Vocabularies, n_reasons
         if not len(rows):
             continue
         sub = batch.take(rows)
-        effects[rows, g] = full[rows] - propensity(_occlude(sub, group, masks[group][rows]))
+        reuse = hidden[rows] if group == "recency" and hidden is not None else None
+        effects[rows, g] = full[rows] - propensity(_occlude(sub, group, masks[group][rows]), reuse)
     reasons = []
     for row in range(len(batch)):
         order = np.argsort(-np.abs(effects[row]), kind="stable")[:n_reasons]

@@ -173,7 +173,8 @@ def evaluate_loss(model, examples: ExampleSet, batch_size: int) -> float:
 def fit_model(train: ExampleSet, valid: ExampleSet, vocabs: seq.Vocabularies, config: ModelConfig,
               progress: Callable[[TrainProgress], None] | None = None,
               should_stop: Callable[[], bool] | None = None,
-              fraction_range: tuple[float, float] = (0.0, 1.0), epochs: int | None = None) -> FitResult:
+              fraction_range: tuple[float, float] = (0.0, 1.0), epochs: int | None = None,
+              priors=None) -> FitResult:
     """Train a :class:`~core.model.modeling.ForecastModel` on ``train``, early-stopping on ``valid``.
 
     Each epoch draws at most ``config.max_train_examples`` examples (seeded); AdamW with
@@ -181,7 +182,8 @@ def fit_model(train: ExampleSet, valid: ExampleSet, vocabs: seq.Vocabularies, co
     (``config.patience`` epochs without improvement stop training; the validation loss is
     measured on at most ``config.max_valid_examples`` of them). ``epochs`` overrides
     ``config.epochs`` and turns early stopping off (used to refit for a known number of
-    epochs). ``progress`` is called every ``config.progress_every`` steps and after each
+    epochs). ``priors`` (category, item :class:`~core.model.priors.TransitionPrior`) are set on the
+    model before training (built before the earliest training cutoff). ``progress`` is called every ``config.progress_every`` steps and after each
     epoch. Raises :class:`TrainingCancelled` when ``should_stop()`` turns True (checked
     every step).
     """
@@ -192,6 +194,8 @@ def fit_model(train: ExampleSet, valid: ExampleSet, vocabs: seq.Vocabularies, co
     seed_everything(config.seed, config.torch_threads)
     rng = np.random.default_rng(config.seed)
     model = ForecastModel(config, len(vocabs.items), len(vocabs.categories), len(vocabs.brands))
+    if priors is not None:
+        model.set_priors(*priors)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     per_epoch = min(len(train), config.max_train_examples)
     steps_per_epoch = max(1, -(-per_epoch // config.batch_size))

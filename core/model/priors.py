@@ -1,0 +1,130 @@
+"""Transition priors: what usually follows a shopper's last category (item), counted in the database.
+
+The first-order Markov chain is the strongest baseline for the next category and items on
+real and simulated shoppers (the first event after a gap often continues the last
+category). Rather than ask the transformer to rediscover those counts from a few thousand
+examples, the model reads them as an input: for each shopper the log-probability of every
+category (item) given their last one, smoothed towards popularity, is added to the head's
+logits with a learned weight. The model starts from the Markov forecast and learns how the
+sequence, the time gaps and the shopper's own history should move it.
+
+Counts are taken in SQL (a ``LAG`` window per shopper, grouped by pair), so only the pairs
+travel to Python; each category (item) keeps its ``top_k`` most frequent successors. A
+prior is always built from events before the cutoff of the examples it serves, so no
+target transition is counted in its own input.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core import store
+from core import sequences as seq
+
+
+@dataclass
+class TransitionPrior:
+    """Smoothed ``log P(next | last)`` over one vocabulary, stored sparsely.
+
+    ``succ_ids``/``succ_counts`` [vocab, top_k]: the most frequent successors of each id
+    and their counts (id 0 and count 0 where fewer); ``totals`` [vocab]: all transitions
+    out of each id; ``popularity`` [vocab]: the smoothed share of each id among successors.
+    ``alpha`` is the weight of popularity in the smoothing.
+    """
+
+    succ_ids: np.ndarray
+    succ_counts: np.ndarray
+    totals: np.ndarray
+    popularity: np.ndarray
+    alpha: float
+
+    @classmethod
+    def empty(cls, vocab_size: int, top_k: int, alpha: float) -> "TransitionPrior":
+        """A prior with no transitions (uniform popularity over the real ids)."""
+        pop = np.zeros(vocab_size, dtype=np.float32)
+        pop[seq.OTHER_ID + 1:] = 1.0
+        pop = pop / max(pop.sum(), 1.0)
+        return cls(np.zeros((vocab_size, top_k), np.int64), np.zeros((vocab_size, top_k), np.float32),
+                   np.zeros(vocab_size, np.float32), pop.astype(np.float32), alpha)
+
+    def log_proba(self, last: np.ndarray) -> np.ndarray:
+        """Dense [len(last), vocab] smoothed log-probabilities after each id of ``last`` (0: no last id)."""
+        tot = self.totals[last][:, None]
+        pop = np.maximum(self.popularity, 1e-12)
+        out = np.log(self.alpha * pop)[None, :] - np.log(tot + self.alpha)  # [n, vocab]
+        ids, cnt = self.succ_ids[last], self.succ_counts[last]
+        rows = np.repeat(np.arange(len(last)), ids.shape[1])
+        vals = np.log(cnt + self.alpha * pop[ids]) - np.log(tot + self.alpha)
+        keep = (cnt > 0).ravel()
+        out[rows[keep], ids.ravel()[keep]] = vals.ravel()[keep]
+        return out
+
+
+def _pair_counts(engine: Engine, dataset_id: int, column: str, before: dt.datetime | None):
+    ev = store.events
+    col = ev.c[column]
+    prev = sa.func.lag(col).over(
+        partition_by=ev.c.user_id, order_by=(ev.c.event_time, ev.c.event_type, ev.c.item_id)).label("prev")
+    where = [ev.c.dataset_id == dataset_id, col.is_not(None)]
+    if before is not None:
+        where.append(ev.c.event_time < before)
+    inner = sa.select(col.label("nxt"), prev).where(*where).subquery()
+    n = sa.func.count().label("n")
+    query = sa.select(inner.c.prev, inner.c.nxt, n).where(inner.c.prev.is_not(None)).group_by(inner.c.prev, inner.c.nxt)
+    with engine.connect() as conn:
+        rows = conn.execute(query).fetchall()
+    if not rows:
+        return [], [], np.zeros(0)
+    prev_v, next_v, counts = zip(*rows)
+    return list(prev_v), list(next_v), np.asarray(counts, dtype=np.float64)
+
+
+def build_prior(engine: Engine, dataset_id: int, column: str, vocab: seq.Vocabulary, before: dt.datetime | None,
+                top_k: int, alpha: float) -> TransitionPrior:
+    """Transition prior of ``column`` ("category" or "item_id") from the events before ``before`` (all when None).
+
+    Values outside ``vocab`` count as its "other" id. Errors: none beyond the database's.
+    """
+    size = len(vocab)
+    prev_v, next_v, counts = _pair_counts(engine, dataset_id, column, before)
+    if not len(counts):
+        return TransitionPrior.empty(size, top_k, alpha)
+    p = vocab.encode(prev_v)
+    q = vocab.encode(next_v)
+    # merge pairs that collapse onto the same ids (rare values -> "other")
+    key = p * size + q
+    uniq, inv = np.unique(key, return_inverse=True)
+    summed = np.bincount(inv, weights=counts)
+    p_u, q_u = uniq // size, uniq % size
+    totals = np.bincount(p_u, weights=summed, minlength=size).astype(np.float32)
+    pop = np.bincount(q_u, weights=summed, minlength=size)
+    pop[: seq.OTHER_ID + 1] = 0.0  # padding and "other" are never forecast
+    pop[seq.OTHER_ID + 1:] += 1.0  # add-one over the real ids: unseen ones keep a small chance
+    pop = pop / max(pop.sum(), 1.0)
+    # successors of each id, most frequent first ("other" excluded: it is not a forecast)
+    real = q_u > seq.OTHER_ID
+    p_r, q_r, c_r = p_u[real], q_u[real], summed[real]
+    order = np.lexsort((q_r, -c_r, p_r))
+    p_r, q_r, c_r = p_r[order], q_r[order], c_r[order]
+    starts = np.searchsorted(p_r, p_r, side="left")
+    rank = np.arange(len(p_r)) - starts
+    keep = rank < top_k
+    succ_ids = np.zeros((size, top_k), np.int64)
+    succ_counts = np.zeros((size, top_k), np.float32)
+    succ_ids[p_r[keep], rank[keep]] = q_r[keep]
+    succ_counts[p_r[keep], rank[keep]] = c_r[keep]
+    return TransitionPrior(succ_ids, succ_counts, totals, pop.astype(np.float32), alpha)
+
+
+def last_known(ids: np.ndarray) -> np.ndarray:
+    """Per row of a left-padded [n, L] id array, the last id that is a known value (>= 2); 0 when none."""
+    known = ids > seq.OTHER_ID
+    if ids.shape[1] == 0:
+        return np.zeros(len(ids), np.int64)
+    pos = ids.shape[1] - 1 - np.argmax(known[:, ::-1], axis=1)
+    out = ids[np.arange(len(ids)), pos]
+    return np.where(known.any(axis=1), out, 0).astype(np.int64)

@@ -1,0 +1,111 @@
+"""Transition priors: counts by hand, smoothing by hand, no event at or after the cutoff counted, and the model reading them."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pytest
+
+from core import sequences as seq
+from core.model.priors import TransitionPrior, build_prior, last_known
+from tests.conftest import make_dataset
+
+D = dt.datetime(2024, 1, 1)
+
+
+def _ev(user, minutes, item, category):
+    return {"user_id": user, "event_time": D + dt.timedelta(minutes=minutes), "event_type": "view", "item_id": item,
+            "category": category, "brand": None, "price": None, "session_id": None}
+
+
+ROWS = [
+    # u1: a -> b -> a -> b (a->b twice, b->a once); the missing category is skipped, not a break
+    _ev("u1", 0, "i1", "a"), _ev("u1", 1, "i2", "b"), _ev("u1", 2, "i9", None), _ev("u1", 3, "i1", "a"),
+    _ev("u1", 4, "i2", "b"),
+    # u2: a -> c; a transition never crosses shoppers (u1's last b does not lead to u2's a)
+    _ev("u2", 0, "i1", "a"), _ev("u2", 1, "i3", "c"),
+    # u3: c -> a only after the cutoff used below (minute 10): not counted before it
+    _ev("u3", 5, "i3", "c"), _ev("u3", 20, "i1", "a"),
+]
+
+
+def _vocab(values):
+    return seq.Vocabulary("categories", list(values))
+
+
+def test_category_counts_by_hand(engine):
+    did = make_dataset(engine, "trans", ROWS)
+    vocab = _vocab(["a", "b", "c"])  # ids a=2, b=3, c=4
+    prior = build_prior(engine, did, "category", vocab, D + dt.timedelta(minutes=10), top_k=2, alpha=1.0)
+    # a -> b twice, a -> c once; b -> a once; c -> nothing before minute 10
+    assert prior.succ_ids[2].tolist() == [3, 4] and prior.succ_counts[2].tolist() == [2.0, 1.0]
+    assert prior.succ_ids[3].tolist() == [2, 0] and prior.succ_counts[3].tolist() == [1.0, 0.0]
+    assert prior.totals.tolist() == [0.0, 0.0, 3.0, 1.0, 0.0]
+    # popularity of successors, add-one smoothed over the three real ids: a 1+1, b 2+1, c 1+1 of 7
+    assert prior.popularity[2:].tolist() == pytest.approx([2 / 7, 3 / 7, 2 / 7])
+    assert prior.popularity[:2].tolist() == [0.0, 0.0]
+    # all events: c -> a of u3 now counts too
+    later = build_prior(engine, did, "category", vocab, None, top_k=2, alpha=1.0)
+    assert later.succ_ids[4].tolist() == [2, 0] and later.totals[4] == 1.0
+
+
+def test_log_proba_smoothing_by_hand(engine):
+    did = make_dataset(engine, "trans", ROWS)
+    prior = build_prior(engine, did, "category", _vocab(["a", "b", "c"]), D + dt.timedelta(minutes=10), 2, 1.0)
+    logp = prior.log_proba(np.array([2, 4, 0]))
+    pop_b, pop_c, pop_a = 3 / 7, 2 / 7, 2 / 7
+    # after a: b (2 + pop_b) / (3 + 1), c (1 + pop_c) / 4, a (0 + pop_a) / 4
+    assert logp[0, 3] == pytest.approx(math.log((2 + pop_b) / 4), rel=1e-5)
+    assert logp[0, 4] == pytest.approx(math.log((1 + pop_c) / 4), rel=1e-5)
+    assert logp[0, 2] == pytest.approx(math.log(pop_a / 4), rel=1e-5)
+    # after c (no transitions) and with no last category: popularity itself
+    assert np.exp(logp[1, 2:]).tolist() == pytest.approx([pop_a, pop_b, pop_c], rel=1e-5)
+    assert np.exp(logp[2, 2:]).tolist() == pytest.approx([pop_a, pop_b, pop_c], rel=1e-5)
+    # a proper distribution over the real ids after a
+    assert np.exp(logp[0, 2:]).sum() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_rare_values_fold_into_other_and_are_never_successors(engine):
+    did = make_dataset(engine, "trans", ROWS)
+    prior = build_prior(engine, did, "category", _vocab(["a"]), None, top_k=3, alpha=1.0)  # b, c -> "other" (1)
+    # a -> other three times (b, b, c): "other" is a row of its own but never a ranked successor
+    assert prior.totals[2] == 3.0 and prior.succ_counts[2].sum() == 0.0
+    assert prior.succ_ids[1].tolist()[0] == 2  # other -> a: b->a and c->a
+
+
+def test_item_prior_and_empty_store(engine):
+    did = make_dataset(engine, "trans", ROWS)
+    items = seq.Vocabulary("items", ["i1", "i2", "i3", "i9"])  # i1=2, i2=3, i3=4, i9=5
+    prior = build_prior(engine, did, "item_id", items, D + dt.timedelta(minutes=10), 4, 1.0)
+    # u1: i1 -> i2 -> i9 -> i1 -> i2 (items are never missing here)
+    assert dict(zip(prior.succ_ids[2].tolist(), prior.succ_counts[2].tolist())) == {3: 2.0, 4: 1.0, 0: 0.0}
+    assert prior.succ_ids[3].tolist()[0] == 5
+    empty = build_prior(engine, did, "item_id", items, D, 4, 1.0)  # nothing before the first event
+    assert empty.totals.sum() == 0.0
+    assert np.exp(empty.log_proba(np.array([2]))[0, 2:]).sum() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_last_known_skips_padding_and_other():
+    ids = np.array([[0, 0, 5, 1], [0, 0, 0, 0], [3, 4, 1, 1], [0, 0, 0, 7]])
+    assert last_known(ids).tolist() == [5, 0, 4, 7]
+
+
+def test_model_logits_start_from_the_prior():
+    import torch
+
+    from core.model.config import ModelConfig
+    from core.model.modeling import ForecastModel
+
+    torch.manual_seed(0)
+    model = ForecastModel(ModelConfig(hidden_size=8, n_heads=2, n_layers=1, max_len=4, prior_top_k=2), 6, 5, 3)
+    prior = TransitionPrior(
+        succ_ids=np.array([[0, 0], [0, 0], [3, 4], [2, 0], [0, 0]]),
+        succ_counts=np.array([[0, 0], [0, 0], [2, 1], [1, 0], [0, 0]], dtype=np.float32),
+        totals=np.array([0, 0, 3, 1, 0], dtype=np.float32),
+        popularity=np.array([0, 0, 2 / 7, 3 / 7, 2 / 7], dtype=np.float32), alpha=1.0)
+    model.set_priors(prior, TransitionPrior.empty(6, 2, 1.0))
+    got = model.prior_logp("category", torch.tensor([2, 4, 0])).numpy()
+    assert got[:, 2:] == pytest.approx(prior.log_proba(np.array([2, 4, 0]))[:, 2:], rel=1e-5)
+    # saved with the weights
+    assert {"category_succ_ids", "item_totals", "prior_scale"} <= set(model.state_dict())
