@@ -179,12 +179,20 @@ def _fit_rfm(history: pd.DataFrame, train_targets: list[pd.DataFrame]) -> dict:
     return {"propensity": RFMPropensity().fit(examples), "next_event_type": RFMNextType().fit(examples)}
 
 
-def _priors(engine: Engine, dataset_id: int, vocabs: seq.Vocabularies, before: dt.datetime, cfg: ModelConfig):
-    """The category and item transition priors counted on every shopper's events before ``before``."""
+def _priors(engine: Engine, dataset_id: int, vocabs: seq.Vocabularies, before: dt.datetime, cfg: ModelConfig,
+            users: Sequence[str] | None):
+    """The category and item transition priors counted on the events before ``before``.
+
+    ``users``: the training sample when the dataset is sampled (None: every shopper). Counting
+    the sample keeps this step's time and memory those of the sample: over every shopper it
+    was a sort of all events per call (8 calls per training run), which at 20 million events
+    took over a minute and pushed the training stage past 4 GB (bench/scale.py).
+    """
     from core.model.priors import build_prior
 
-    return (build_prior(engine, dataset_id, "category", vocabs.categories, before, cfg.prior_top_k, cfg.prior_alpha),
-            build_prior(engine, dataset_id, "item_id", vocabs.items, before, cfg.prior_top_k, cfg.prior_alpha))
+    args = (before, cfg.prior_top_k, cfg.prior_alpha, users, cfg.chunk_users)
+    return (build_prior(engine, dataset_id, "category", vocabs.categories, *args),
+            build_prior(engine, dataset_id, "item_id", vocabs.items, *args))
 
 
 def _rfm_by_cutoff(rfm_propensity, history: pd.DataFrame, examples) -> np.ndarray:
@@ -265,6 +273,7 @@ def _evaluate(test, pred, calibrator, rfm: dict, rankers: dict, history: pd.Data
         used, note = MODEL, prop[MODEL]["note"] + " The model's propensity is used; its quality could not be measured."
     heads["propensity"] = {"metrics": prop, "used": used, "note": note}
     if alone is not None and alone.get("roc_auc") is not None:
+        heads["propensity"]["transformer_alone"] = {k: alone[k] for k in ("roc_auc", "pr_auc")}
         heads["propensity"]["note"] = (f"{note} The transformer alone, before stacking: ROC-AUC {alone['roc_auc']:.3f}, "
                                        f"PR-AUC {alone['pr_auc']:.3f}.")
     p_used = p_model if used == MODEL else p_rfm
@@ -430,6 +439,10 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
         notes.append(f"{len(all_users)} shoppers is above max_train_users={cfg.max_train_users}: training and "
                      f"evaluation use a seeded sample of {len(sample)} shoppers; every shopper is scored.")
     exhaustive = not sampled
+    prior_users = None if exhaustive else sample
+    if sampled:
+        notes.append("The transition priors of the category and item heads are counted on the sampled shoppers' "
+                     "events, like the Markov chain baseline.")
     vocabs = seq.build_vocabularies(engine, did, before=plan.test_cutoff, item_cap=cfg.item_vocab_cap,
                                     category_cap=cfg.category_vocab_cap, brand_cap=cfg.brand_vocab_cap,
                                     min_count=cfg.min_token_count)
@@ -451,7 +464,7 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
                              on_chunk(n_cut - 1))
 
     fit = fit_model(train_ex, valid_ex, vocabs, cfg, progress, should_stop, fraction_range=(0.15, 0.7),
-                    priors=_priors(engine, did, vocabs, min(plan.train_cutoffs), cfg))
+                    priors=_priors(engine, did, vocabs, min(plan.train_cutoffs), cfg, prior_users))
     report("evaluating", 0.72, "calibrating on the validation window and measuring on the held-out window")
     end_cutoff = last + dt.timedelta(seconds=1)
     history = _load_history(engine, did, sample, exhaustive, end_cutoff, cfg.chunk_users)
@@ -459,11 +472,11 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
     rfm = _fit_rfm(history, train_targets)
     _check_stop(should_stop)
     valid_cutoffs = sorted(set(valid_ex.targets["cutoff"])) if len(valid_ex) else [plan.valid_cutoff]
-    fit.model.set_priors(*_priors(engine, did, vocabs, min(valid_cutoffs), cfg))
+    fit.model.set_priors(*_priors(engine, did, vocabs, min(valid_cutoffs), cfg, prior_users))
     valid_pred = predict_examples(fit.model, valid_ex.batch, cfg, should_stop)
     calibrator, stack_note = _fit_propensity_calibration(valid_ex, valid_pred.propensity, rfm, history)
     notes.append(stack_note)
-    fit.model.set_priors(*_priors(engine, did, vocabs, plan.test_cutoff, cfg))
+    fit.model.set_priors(*_priors(engine, did, vocabs, plan.test_cutoff, cfg, prior_users))
     test_pred = predict_examples(fit.model, test_ex.batch, cfg, should_stop)
 
     from core.model.baselines import RFMPropensity
@@ -487,7 +500,7 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
         all_ex = build_examples(engine, did, sorted(set(refit_cutoffs)), sample, exhaustive, vocabs, cfg, h, should_stop)
         empty = all_ex.take(np.array([], dtype=np.int64))
         refit = fit_model(all_ex, empty, vocabs, cfg, None, should_stop, epochs=max(fit.best_epoch, 1),
-                          priors=_priors(engine, did, vocabs, min(refit_cutoffs), cfg))
+                          priors=_priors(engine, did, vocabs, min(refit_cutoffs), cfg, prior_users))
         model, n_examples = refit.model, refit.n_train_examples
         notes.append(f"The forecasts come from a refit on all windows, the latest included ({max(fit.best_epoch, 1)} "
                      "epochs, the best number found with validation); the metrics above are those of the evaluated "
@@ -513,7 +526,7 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
         training_seconds=0.0, heads=heads, lift=lift, calibration=calibration, loss_curve=fit.loss_curve,
         refit_on_latest=cfg.refit_on_latest, notes=notes, config=cfg.to_dict(),
     )
-    model.set_priors(*_priors(engine, did, vocabs, end_cutoff, cfg))  # scoring reads transitions up to the end
+    model.set_priors(*_priors(engine, did, vocabs, end_cutoff, cfg, prior_users))  # transitions up to the end
     loaded = {"model": model, "config": cfg, "vocabs": vocabs, "calibrator": calibrator}
     try:
         with engine.begin() as conn:
@@ -526,6 +539,7 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
     except BaseException:
         registry.remove_folder(folder)
         raise
+    store.analyze(engine, store.predictions, store.models)
     report("done", 1.0, f"model {version} is ready")
     return card
 
@@ -567,19 +581,21 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
     _, last, _ = _data_window(engine, did)
     end_cutoff = last + dt.timedelta(seconds=1)
     baselines: dict = {"rfm": {}, "rankers": {}, "horizon_days": card.horizon_days}
+    sample, sampled = seq.sample_users(seq.list_users(engine, did), cfg.max_train_users, cfg.seed)
     if any(info["used"] != MODEL for info in card.heads.values()) or lm.calibrator.stack_ is not None:
         plan = CutoffPlan.from_dict(card.plan)
-        sample, sampled = seq.sample_users(seq.list_users(engine, did), cfg.max_train_users, cfg.seed)
         history = _load_history(engine, did, sample, not sampled, end_cutoff, cfg.chunk_users)
         baselines["rfm"] = _fit_rfm(history, _train_targets(engine, did, plan, sample, not sampled, history, cfg))
         baselines["rankers"] = _rankers(history, end_cutoff, card.horizon_days)
         baselines["covers_all"] = not sampled
-    lm.model.set_priors(*_priors(engine, did, lm.vocabs, end_cutoff, cfg))  # transitions up to the data's end
+    lm.model.set_priors(*_priors(engine, did, lm.vocabs, end_cutoff, cfg, sample if sampled else None))
     loaded = {"model": lm.model, "config": cfg, "vocabs": lm.vocabs, "calibrator": lm.calibrator}
     with engine.begin() as conn:
         registry.delete_predictions(conn, did, row["model_version"])
-        return _score_all(engine, conn, loaded, card.heads, baselines, did, row["model_version"], end_cutoff,
-                          _Progress(None), should_stop, (0.0, 1.0))
+        n = _score_all(engine, conn, loaded, card.heads, baselines, did, row["model_version"], end_cutoff,
+                       _Progress(None), should_stop, (0.0, 1.0))
+    store.analyze(engine, store.predictions)
+    return n
 
 
 def _train_targets(engine: Engine, dataset_id: int, plan, users: Sequence[str], exhaustive: bool,

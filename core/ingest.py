@@ -155,23 +155,8 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
                     report = job.run(conn, duck, name, path, native_store=False)
             finally:
                 duck.close()
-            _analyze(engine)
+            store.analyze(engine, store.events, store.quarantine)
     return report
-
-
-def _analyze(engine: sa.Engine) -> None:
-    """Fresh PostgreSQL statistics for ``cs_events`` after a load, best effort.
-
-    Without them the planner guesses the new rows' spread and picks slow plans for the Overview's
-    first queries (kpis at 5 million events: 35 s without, 8.6 s with; bench/scale.py). Run after
-    the commit, in its own transaction: inside the load, its lock would queue every other load
-    behind this one. A role that does not own the table gets a warning and no statistics.
-    """
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE cs_events")
-    except sa.exc.DBAPIError:  # the data is in; only the planner's statistics are stale
-        pass
 
 
 def remember_mapping(engine: sa.Engine, signature: str, mapping: Mapping) -> None:

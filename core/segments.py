@@ -832,6 +832,7 @@ def run_segmentation(engine: Engine, dataset: str, n_segments: int | str = AUTO,
             run_id=run_id, dataset_id=did, created_at=created, n_segments=segmenter.n_segments_, model_version=version,
             features_json=json.dumps(features_meta, default=_json_default),
             profiles_json=json.dumps(profiles, default=_json_default)))
+    store.analyze(engine, store.segments, store.segment_runs)
     return SegmentRun(run_id=run_id, dataset=dataset, dataset_id=did, created_at=created,
                       n_segments=segmenter.n_segments_, model_version=version, feature_names=names,
                       scaling={"mean": features_meta["mean"], "scale": features_meta["scale"]},

@@ -251,7 +251,8 @@ def user_chunks(users: Sequence[str], chunk_users: int, exhaustive: bool) -> lis
     return chunks
 
 
-def _chunk_where(chunk: UserChunk) -> list:
+def chunk_where(chunk: UserChunk) -> list:
+    """WHERE terms on ``cs_events`` that select the shoppers of ``chunk``."""
     ev = store.events
     where = [ev.c.user_id >= chunk.first, ev.c.user_id <= chunk.last]
     if chunk.users is not None:
@@ -298,7 +299,7 @@ def load_last_events(engine: Engine, dataset_id: int, chunk: UserChunk, cutoff: 
         partition_by=ev.c.user_id, order_by=(ev.c.event_time.desc(), ev.c.event_type.desc(), ev.c.item_id.desc())
     ).label("rn")
     cols = [ev.c[c] for c in EVENT_COLUMNS]
-    inner = sa.select(*cols, rn).where(ev.c.dataset_id == dataset_id, ev.c.event_time < cutoff, *_chunk_where(chunk)).subquery()
+    inner = sa.select(*cols, rn).where(ev.c.dataset_id == dataset_id, ev.c.event_time < cutoff, *chunk_where(chunk)).subquery()
     query = sa.select(*[inner.c[c] for c in EVENT_COLUMNS]).where(inner.c.rn <= max_len).order_by(
         inner.c.user_id, inner.c.rn.desc())
     return _read(engine, query)
@@ -325,7 +326,7 @@ def load_user_stats(engine: Engine, dataset_id: int, chunk: UserChunk, cutoff: d
             sa.func.max(sa.case((ev.c.event_type == "purchase", ev.c.event_time), else_=None)).label("last_purchase"),
             sa.func.count(sa.distinct(sa.cast(ev.c.event_time, sa.Date))).label("active_days"),
         )
-        .where(ev.c.dataset_id == dataset_id, ev.c.event_time < cutoff, *_chunk_where(chunk))
+        .where(ev.c.dataset_id == dataset_id, ev.c.event_time < cutoff, *chunk_where(chunk))
         .group_by(ev.c.user_id)
         .order_by(ev.c.user_id)
     )
@@ -336,7 +337,7 @@ def load_events(engine: Engine, dataset_id: int, chunk: UserChunk, start: dt.dat
                 end: dt.datetime) -> pd.DataFrame:
     """All events of the shoppers in ``chunk`` with ``start <= event_time < end`` (canonical columns, by user and time)."""
     ev = store.events
-    where = [ev.c.dataset_id == dataset_id, ev.c.event_time < end, *_chunk_where(chunk)]
+    where = [ev.c.dataset_id == dataset_id, ev.c.event_time < end, *chunk_where(chunk)]
     if start is not None:
         where.append(ev.c.event_time >= start)
     query = sa.select(*[ev.c[c] for c in EVENT_COLUMNS]).where(*where).order_by(ev.c.user_id, ev.c.event_time)

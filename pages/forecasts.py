@@ -238,6 +238,11 @@ def _head_section(head: str, info: dict) -> None:
     model_note = (info["metrics"].get(MODEL) or {}).get("note")
     if head == "propensity" and model_note:
         st.warning(model_note)
+    alone = info.get("transformer_alone")
+    if head == "propensity" and alone:
+        st.caption(f"The sequence model's propensity stacks the transformer with gradient boosting (weights fitted "
+                   f"on the validation window, see the notes below). The transformer alone, before stacking: "
+                   f"ROC-AUC {alone['roc_auc']:.3f}, PR-AUC {alone['pr_auc']:.3f}.")
 
 
 def _model_card(card) -> None:

@@ -189,6 +189,15 @@ def test_card_after_training(shop, monkeypatch):
     assert set(_frame(at, "forecast_metrics_next_category")["Forecast"]) == {
         "Sequence model", "Most popular", "Shopper's own most frequent", "Markov chain (last category → next)"}
 
+    # the card's notes are on the page (each head's choice is said in its own section), and a stacked
+    # propensity shows the transformer alone beside it
+    captions = [c.value for c in at.caption]
+    for note in card.notes:
+        if not any(note.startswith(f"{head}:") for head in card.heads):
+            assert f"• {note}" in captions, note
+    alone = card.heads["propensity"].get("transformer_alone")
+    if alone:
+        assert any(f"The transformer alone, before stacking: ROC-AUC {alone['roc_auc']:.3f}" in c for c in captions)
     prop = card.heads["propensity"]["metrics"]["model"]
     roc_cell = _frame(at, "forecast_metrics_propensity")["ROC-AUC"].iloc[0]
     if prop["measurable"]:

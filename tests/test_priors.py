@@ -50,6 +50,20 @@ def test_category_counts_by_hand(engine):
     assert later.succ_ids[4].tolist() == [2, 0] and later.totals[4] == 1.0
 
 
+def test_a_sample_of_shoppers_counts_only_theirs_chunk_by_chunk(engine):
+    did = make_dataset(engine, "trans", ROWS)
+    vocab = _vocab(["a", "b", "c"])
+    everyone = build_prior(engine, did, "category", vocab, None, top_k=2, alpha=1.0)
+    # every shopper named, one per query: the same counts as one query over all of them
+    chunked = build_prior(engine, did, "category", vocab, None, 2, 1.0, users=["u1", "u2", "u3"], chunk_users=1)
+    for name in ("succ_ids", "succ_counts", "totals", "popularity"):
+        assert getattr(chunked, name).tolist() == getattr(everyone, name).tolist(), name
+    # u1 alone: a -> b twice, b -> a once; u2's a -> c and u3's c -> a are not counted
+    u1 = build_prior(engine, did, "category", vocab, None, 2, 1.0, users=["u1"], chunk_users=5)
+    assert u1.succ_ids[2].tolist() == [3, 0] and u1.succ_counts[2].tolist() == [2.0, 0.0]
+    assert u1.totals.tolist() == [0.0, 0.0, 2.0, 1.0, 0.0]
+
+
 def test_log_proba_smoothing_by_hand(engine):
     did = make_dataset(engine, "trans", ROWS)
     prior = build_prior(engine, did, "category", _vocab(["a", "b", "c"]), D + dt.timedelta(minutes=10), 2, 1.0)

@@ -180,3 +180,20 @@ def _members():
 
     return pd.DataFrame({"export_id": [1, 1], "dataset_id": [1, 1], "user_id": ["a", "b"],
                          "group_name": ["target", "holdout"], "propensity_decile": pd.array([3, pd.NA], dtype="Int64")})
+
+
+def test_postgres_tables_get_planner_statistics_after_a_load(engine, tmp_path):
+    """A new dataset's rows are counted for PostgreSQL's planner once the load commits (no stale plans)."""
+    from core.ingest import ingest_file
+
+    data = tmp_path / "events.csv"
+    data.write_text("user_id,event_time,event_type,item_id,price\n"
+                    + "".join(f"u{i},2024-03-01 10:{i:02d}:00,view,A{i},9.50\n" for i in range(40)))
+    report = ingest_file(engine, data, "counted")
+    if engine.dialect.name != "postgresql":
+        store.analyze(engine, store.events)  # nothing to do on DuckDB, and no error
+        return
+    with engine.connect() as conn:
+        estimate = conn.execute(sa.text("SELECT reltuples FROM pg_class WHERE oid = 'cs_events'::regclass")).scalar()
+        rows = conn.execute(sa.select(sa.func.count()).select_from(store.events)).scalar()
+    assert report.rows_loaded == 40 and estimate == rows >= 40  # -1 (never counted) before

@@ -16,6 +16,7 @@ target transition is counted in its own input.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,7 +65,8 @@ class TransitionPrior:
         return out
 
 
-def _pair_counts(engine: Engine, dataset_id: int, column: str, before: dt.datetime | None):
+def _pair_counts(engine: Engine, dataset_id: int, column: str, before: dt.datetime | None,
+                 users: Sequence[str] | None, chunk_users: int):
     ev = store.events
     col = ev.c[column]
     prev = sa.func.lag(col).over(
@@ -72,11 +74,16 @@ def _pair_counts(engine: Engine, dataset_id: int, column: str, before: dt.dateti
     where = [ev.c.dataset_id == dataset_id, col.is_not(None)]
     if before is not None:
         where.append(ev.c.event_time < before)
-    inner = sa.select(col.label("nxt"), prev).where(*where).subquery()
     n = sa.func.count().label("n")
-    query = sa.select(inner.c.prev, inner.c.nxt, n).where(inner.c.prev.is_not(None)).group_by(inner.c.prev, inner.c.nxt)
+    # every shopper in one query; a sample chunk by chunk (each chunk's pairs summed below)
+    parts = [[]] if users is None else [seq.chunk_where(c) for c in seq.user_chunks(users, chunk_users, False)]
+    rows = []
     with engine.connect() as conn:
-        rows = conn.execute(query).fetchall()
+        for part in parts:
+            inner = sa.select(col.label("nxt"), prev).where(*where, *part).subquery()
+            query = (sa.select(inner.c.prev, inner.c.nxt, n).where(inner.c.prev.is_not(None))
+                     .group_by(inner.c.prev, inner.c.nxt))
+            rows.extend(conn.execute(query).fetchall())
     if not rows:
         return [], [], np.zeros(0)
     prev_v, next_v, counts = zip(*rows)
@@ -84,13 +91,17 @@ def _pair_counts(engine: Engine, dataset_id: int, column: str, before: dt.dateti
 
 
 def build_prior(engine: Engine, dataset_id: int, column: str, vocab: seq.Vocabulary, before: dt.datetime | None,
-                top_k: int, alpha: float) -> TransitionPrior:
+                top_k: int, alpha: float, users: Sequence[str] | None = None,
+                chunk_users: int = 5_000) -> TransitionPrior:
     """Transition prior of ``column`` ("category" or "item_id") from the events before ``before`` (all when None).
 
-    Values outside ``vocab`` count as its "other" id. Errors: none beyond the database's.
+    ``users``: count only these shoppers' transitions (a training sample, read ``chunk_users`` at
+    a time), so the cost stays that of the sample however large the dataset; None counts every
+    shopper in one query. Values outside ``vocab`` count as its "other" id (pairs that collapse
+    onto the same ids are summed). Errors: none beyond the database's.
     """
     size = len(vocab)
-    prev_v, next_v, counts = _pair_counts(engine, dataset_id, column, before)
+    prev_v, next_v, counts = _pair_counts(engine, dataset_id, column, before, users, chunk_users)
     if not len(counts):
         return TransitionPrior.empty(size, top_k, alpha)
     p = vocab.encode(prev_v)
