@@ -63,35 +63,52 @@ def free_port() -> int:
 def running_app(folder: Path) -> Iterator[str]:
     """Start ``streamlit run app.py`` on a free port with its store in ``folder``; yields the base URL.
 
-    The server runs in ``folder`` (holding a copy of the project's ``.streamlit/config.toml``)
-    with HOME there too, so no secrets.toml of the developer's can redirect it to their data.
+    The server runs in ``folder`` with HOME there too, so no secrets.toml of the developer's can
+    redirect it to their data.
     """
-    (folder / ".streamlit").mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / ".streamlit" / "config.toml", folder / ".streamlit" / "config.toml")
-    port = free_port()
     env = {
         **os.environ, "HOME": str(folder), config.DB_URL_ENV: f"duckdb:///{folder / 'store.duckdb'}",
         config.HOME_ENV: str(folder / "home"), "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
     }
-    log = (folder / "streamlit.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(base, proc, folder / "streamlit.log")
+    with serve_app(folder, env) as (base, _):
         yield base
-    finally:
-        proc.terminate()
+
+
+@contextlib.contextmanager
+def serve_app(folder: Path, env: dict, launcher: list[str] | None = None,
+              pinned: bool = True) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``streamlit run app.py`` in ``folder`` on a free port, headless; yields (base URL, process).
+
+    ``folder`` gets a copy of the project's ``.streamlit/config.toml``; ``env`` is the server's
+    whole environment. ``launcher``: what runs Streamlit after the interpreter (default
+    ``-m streamlit``; a script that patches something first). ``pinned``: also pin the address
+    to 127.0.0.1 and usage statistics off on the command line; False leaves them to the
+    project's config.toml (as the README starts the app). The server's output goes to
+    ``folder/streamlit.log``; the process is stopped on exit.
+    """
+    (folder / ".streamlit").mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / ".streamlit" / "config.toml", folder / ".streamlit" / "config.toml")
+    port = free_port()
+    options = ["--server.headless", "true", "--server.port", str(port), "--server.fileWatcherType", "none"]
+    if pinned:
+        options += ["--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    log_path = folder / "streamlit.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, *(launcher or ["-m", "streamlit"]), "run", str(ROOT / "app.py"), *options],
+            cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            _wait_healthy(base, proc, log_path)
+            yield base, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def _wait_healthy(base: str, proc: subprocess.Popen, log: Path) -> None:

@@ -27,9 +27,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -42,7 +39,7 @@ from core import config, simulate, store
 from core.errors import DatasetExistsError
 from core.ingest import ingest_file
 from tests.conftest import _fresh_pg_engine
-from tests.e2e_support import CHROMIUM, ROOT, _wait_healthy, free_port
+from tests.e2e_support import CHROMIUM, ROOT, serve_app
 
 VIEWPORT = {"width": 1280, "height": 900}
 STEP_TIMEOUT_MS = 120_000  # two sessions share the 2 cores with a training and a large load
@@ -165,33 +162,13 @@ def _serving(folder: Path, db_url: str) -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the browser tests: {CHROMIUM} is missing (apt-get install -y chromium)")
         pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)")
-    (folder / ".streamlit").mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / ".streamlit" / "config.toml", folder / ".streamlit" / "config.toml")
     launcher = folder / "launch_tiny.py"
     launcher.write_text(LAUNCHER.format(tiny=TINY_MODEL))
-    port = free_port()
     env = {**os.environ, "HOME": str(folder), config.DB_URL_ENV: db_url, config.HOME_ENV: str(folder / "home"),
            "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    log_path = folder / "streamlit.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(launcher), "run", str(ROOT / "app.py"), "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
-            cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            _wait_healthy(base, proc, log_path)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    server_log = log_path.read_text(errors="replace")
+    with serve_app(folder, env, launcher=[str(launcher)]) as (base, _):
+        yield base
+    server_log = (folder / "streamlit.log").read_text(errors="replace")
     assert "Traceback" not in server_log, f"the server logged a traceback:\n{server_log[-4000:]}"
 
 

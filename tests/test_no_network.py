@@ -26,7 +26,6 @@ import json
 import math
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from urllib.parse import urlparse
 import pytest
 
 from core import config
-from tests.e2e_support import APPTEST_TIMEOUT_S, ROOT, _wait_healthy, free_port, isolated_store
+from tests.e2e_support import APPTEST_TIMEOUT_S, ROOT, isolated_store, serve_app
 from tests.netguard import journey
 from tests.netguard.cartsight_netguard import LOG_ENV, NetworkBlocked, guarded, is_local_host, read_log
 
@@ -228,27 +227,8 @@ def _guarded_app(folder: Path, log: Path) -> Iterator[tuple[str, subprocess.Pope
     no secrets.toml of the developer's can redirect it. No option is overridden on the command
     line but the port, headless mode (a server has no browser to open) and the file watcher.
     """
-    (folder / ".streamlit").mkdir(exist_ok=True)
-    shutil.copy(ROOT / ".streamlit" / "config.toml", folder / ".streamlit" / "config.toml")
-    port = free_port()
-    server_log = folder / "streamlit.log"
-    with server_log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-             "--server.port", str(port), "--server.fileWatcherType", "none"],
-            cwd=folder, env=_offline_env(folder, log), stdout=out, stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            _wait_healthy(base, proc, server_log)
-            yield base, proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with serve_app(folder, _offline_env(folder, log), pinned=False) as (base, proc):
+        yield base, proc
 
 
 @pytest.mark.browser
