@@ -46,16 +46,21 @@ def pg_url() -> str:
     return url
 
 
-def _fresh_pg_engine(url: str) -> sa.Engine:
-    """An engine on an emptied schema of this test process's own (parallel runs do not collide)."""
-    schema = f"cs_test_{os.getpid()}"
+def emptied_pg_schema_url(url: str, prefix: str = "cs_test") -> str:
+    """A URL on the schema ``<prefix>_<pid>``, dropped and created afresh (parallel test processes do not collide)."""
+    schema = f"{prefix}_{os.getpid()}"
     raw = sa.create_engine(url)
     with raw.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     raw.dispose()
     sep = "&" if "?" in url else "?"
-    return store.make_engine(f"{url}{sep}options=-csearch_path%3D{schema}")
+    return f"{url}{sep}options=-csearch_path%3D{schema}"
+
+
+def _fresh_pg_engine(url: str) -> sa.Engine:
+    """An engine on an emptied schema of this test process's own (parallel runs do not collide)."""
+    return store.make_engine(emptied_pg_schema_url(url))
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from core import cli, config, store
 from core.errors import StoreUnavailableError
 from tests import fault_support as fs
+from tests.conftest import emptied_pg_schema_url
 
 ROOT = Path(__file__).resolve().parent.parent
 #: a model that trains in seconds (the previous version, and the run killed while publishing)
@@ -59,16 +60,6 @@ def home(tmp_path, monkeypatch):
     return folder
 
 
-def _pg_schema_url(pg_url: str) -> str:
-    schema = f"cs_faults_{os.getpid()}"
-    raw = sa.create_engine(pg_url)
-    with raw.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    raw.dispose()
-    return f"{pg_url}{'&' if '?' in pg_url else '?'}options=-csearch_path%3D{schema}"
-
-
 # --- 1. killed mid-ingest ------------------------------------------------------------------------------------
 
 
@@ -79,7 +70,7 @@ def test_ingest_killed_midway_leaves_no_half_dataset(backend, home, tmp_path, re
     if backend == "duckdb":
         url, db_args = f"duckdb:///{home / 'cartsight.duckdb'}", []  # the CLI finds it through CARTSIGHT_HOME
     else:
-        url = _pg_schema_url(request.getfixturevalue("pg_url"))
+        url = emptied_pg_schema_url(request.getfixturevalue("pg_url"), "cs_faults")
         db_args = ["--db", url]
     small = fs.write_events_csv(tmp_path / "small.csv", 2_000, n_users=100)
     big = fs.write_events_csv(tmp_path / "big.csv", 400_000)
