@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from core import config, store
+from core import config, derived, store
 from core.errors import DatasetExistsError, SchemaError
 from core.sniff import FIELD_ALIASES, Mapping, open_text, sniff
 
@@ -155,7 +155,7 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
                     report = job.run(conn, duck, name, path, native_store=False)
             finally:
                 duck.close()
-            store.analyze(engine, store.events, store.quarantine)
+            store.analyze(engine, store.events, store.quarantine, store.session_days, store.price_edges)
     return report
 
 
@@ -639,6 +639,8 @@ class _Job:
                          f"SELECT ?, * FROM ({q_sql})", [did])
         else:
             self._copy_to_postgres(conn, duck, did, events_sql, q_sql)
+        _tick(self.progress, 0.9, "summarising sessions and price bands")
+        derived.derive_dataset(conn, did)
         notes = list(m.notes)
         if sessions_derived:
             notes.append(f"the file has no session column: sessions derived by a "

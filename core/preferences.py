@@ -47,12 +47,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from core import config, store
 from core.errors import CartsightError
-from core.queries import weighted_quantiles
-from core.model.config import PRICE_BAND_QUANTILES, PRICE_BANDS
+from core.derived import EDGE_COLUMNS
+from core.model.config import PRICE_BANDS
 
 DIMENSIONS = ("category", "brand", "price_band")
-#: Names of the band-edge columns, as :func:`core.sequences.price_bands` returns them.
-EDGE_COLUMNS = tuple(f"p{round(q * 100)}" for q in PRICE_BAND_QUANTILES)
 PREFERENCE_COLUMNS = (
     "value", "events", "share_events", "revenue", "share_revenue", "shoppers", "buyers", "affinity",
     "revenue_affinity", "events_all", "share_events_all", "revenue_all", "share_revenue_all", "shoppers_all",
@@ -80,11 +78,6 @@ def _fetch(engine_or_conn: Engine | Connection, stmt) -> list[sa.Row]:
 def _flag(condition) -> sa.ColumnElement:
     """1 where ``condition`` holds, else 0 (portable replacement for FILTER / boolean sums)."""
     return sa.case((condition, 1), else_=0)
-
-
-def _const(value) -> sa.ColumnElement:
-    """A literal rendered inline, so the same expression may appear in SELECT and GROUP BY on PostgreSQL."""
-    return sa.literal(value, literal_execute=True)
 
 
 def _is_cancellation() -> sa.ColumnElement:
@@ -155,29 +148,6 @@ def _ratio(numerator: pd.Series, denominator) -> pd.Series:
 # --- price bands ---------------------------------------------------------------------------------
 
 
-def band_edge_tables(dataset_id: int) -> tuple[sa.Subquery, sa.Subquery]:
-    """The price-band edges of ``dataset_id`` as two subqueries computed in the database.
-
-    ``(per_category, overall)``: ``per_category`` has one row per category with a positive
-    price (``band_category``, ``n_priced``, ``p25``, ``p50``, ``p75``); ``overall`` one row with
-    ``n_priced`` and the edges over every positive price (used for events without a category).
-    The edges are exactly those of :func:`core.sequences.price_bands` (quartiles of the positive
-    prices of the category's events, each event counting once), computed with
-    :func:`weighted_quantiles` from per-(category, price) counts: one grouped scan of the events
-    and a sort of the distinct prices only, where ``percentile_cont`` over the events sorts them all.
-    """
-    priced = [_e.dataset_id == dataset_id, _e.price > 0]
-    cat_counts = (sa.select(_e.category.label("band_category"), _e.price.label("price"), sa.func.count().label("n"))
-                  .where(*priced, _e.category.is_not(None)).group_by(_e.category, _e.price).subquery("band_counts"))
-    all_counts = (sa.select(_e.price.label("price"), sa.func.count().label("n"))
-                  .where(*priced).group_by(_e.price).subquery("band_counts_all"))
-    per_category = weighted_quantiles(cat_counts, "price", "n", ["band_category"], PRICE_BAND_QUANTILES,
-                                      EDGE_COLUMNS).subquery("band_edges")
-    overall = weighted_quantiles(all_counts, "price", "n", [], PRICE_BAND_QUANTILES, EDGE_COLUMNS).subquery(
-        "band_edges_all")
-    return per_category, overall
-
-
 def band_edges(engine: Engine, dataset_id: int) -> pd.DataFrame:
     """The price bands shown to the analyst: per category, the edges and the price range of each band.
 
@@ -191,14 +161,12 @@ def band_edges(engine: Engine, dataset_id: int) -> pd.DataFrame:
     prices in the currency of the file; a price on an edge belongs to the upper band).
     An empty frame when no event has a positive price.
     """
-    per_category, overall = band_edge_tables(dataset_id)
-    pc, ov = per_category.c, overall.c
+    pe = store.price_edges.c
     cols = ["category", "n_priced", *EDGE_COLUMNS]
-    rows = [tuple(r) for r in _fetch(engine, sa.select(pc.band_category, pc.n, *[pc[c] for c in EDGE_COLUMNS])
-                                     .order_by(pc.band_category))]
-    total = _fetch(engine, sa.select(ov.n, *[ov[c] for c in EDGE_COLUMNS]))
-    if total and total[0][0]:
-        rows.append((None, *total[0]))
+    # categories by name, then the all-categories row (NULL sorts last on both stores)
+    rows = [tuple(r) for r in _fetch(engine, sa.select(pe.category, pe.n_priced, *[pe[c] for c in EDGE_COLUMNS])
+                                     .where(pe.dataset_id == dataset_id)
+                                     .order_by(pe.category.is_(None), pe.category))]
     frame = pd.DataFrame(rows, columns=cols).astype({"n_priced": "int64", **{c: float for c in EDGE_COLUMNS}})
     frame["category"] = pd.Series([r[0] for r in rows], dtype=object)  # None stays None (not NaN)
     lo, mid, hi = (frame[c] for c in EDGE_COLUMNS)
@@ -210,23 +178,15 @@ def band_edges(engine: Engine, dataset_id: int) -> pd.DataFrame:
 
 
 def price_band_sql(dataset_id: int) -> tuple[sa.FromClause, sa.ColumnElement]:
-    """The events of ``dataset_id`` joined to their category's band edges, and each event's band.
+    """The events and each event's price band: ``(store.events, cs_events.price_band)``.
 
-    Returns ``(from_clause, band)``: select from ``from_clause`` (``cs_events`` left-joined to
-    the per-category edges and joined to the all-categories edges of :func:`band_edge_tables`,
-    computed in the database exactly as :func:`core.sequences.price_bands`) and use
-    ``band`` (text: one of ``core.model.config.PRICE_BANDS``, NULL for an event without a
-    positive price) like any column of ``cs_events``. Add your own WHERE terms on
-    ``core.store.events``; ``band`` may appear in WHERE and, inside a subquery, in GROUP BY.
+    The band (text: one of ``core.model.config.PRICE_BANDS``, NULL for an event without a
+    positive price) is written once when the dataset is loaded (:mod:`core.derived`, edges as
+    :func:`core.sequences.price_bands`), so it is read like any other column. Kept as a pair
+    for callers that select from ``from_clause`` and group by ``band``.
     """
-    per_category, overall = band_edge_tables(dataset_id)
-    from_clause = store.events.outerjoin(per_category, per_category.c.band_category == _e.category).join(
-        overall, sa.true())
-    edges = [sa.func.coalesce(per_category.c[name], overall.c[name]) for name in EDGE_COLUMNS]
-    whens = [(sa.or_(_e.price.is_(None), _e.price <= 0, edges[0].is_(None)), sa.null())]
-    whens += [(_e.price < edge, _const(band)) for edge, band in zip(edges, PRICE_BANDS)]
-    band = sa.case(*whens, else_=_const(PRICE_BANDS[-1]))
-    return from_clause, band
+    del dataset_id  # the band is stored per event; kept so callers need not know
+    return store.events, _e.price_band
 
 
 def _dimension_sql(dimension: str, dataset_id: int) -> tuple[sa.FromClause, sa.ColumnElement]:

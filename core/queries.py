@@ -36,7 +36,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from core import config, store
+from core import config, derived, store
 from core.errors import CartsightError, StoreUnavailableError
 from core.store import events
 
@@ -106,16 +106,8 @@ def _flag(condition) -> sa.ColumnElement:
     return sa.case((condition, 1), else_=0)
 
 
-def _is_purchase() -> sa.ColumnElement:
-    return sa.and_(_e.event_type == "purchase", sa.func.coalesce(_e.quantity, 1) >= 0)
-
-
-def _amount() -> sa.ColumnElement:
-    """Signed purchase amount of an event (cancellations negative), NULL for non-purchases."""
-    return sa.case(
-        (_e.event_type == "purchase", _e.price * sa.func.coalesce(_e.quantity, 1)),
-        else_=sa.null(),
-    )
+_is_purchase = derived.is_purchase
+_amount = derived.amount
 
 
 def _int(value: Any) -> int:
@@ -171,6 +163,55 @@ def weighted_quantiles(counts: sa.Subquery, value: str, weight: str, keys: Seque
 # --- KPIs -----------------------------------------------------------------------------------
 
 
+def _per_session(dataset_id: int, start: dt.datetime | None, end: dt.datetime | None) -> sa.Subquery:
+    """One row per (shopper, session) in the window: ``user_id``, ``n_events``, ``is_order``,
+    ``n_purchases``, ``n_cancel``, ``revenue``, ``first_event``, ``last_event``.
+
+    A window of whole days (the pages' date filters) reads ``cs_session_days`` (core.derived:
+    a few rows per session instead of every event); any other window groups the events. Hash
+    aggregation level by level (session, then shopper) instead of COUNT(DISTINCT), which
+    PostgreSQL can only do by sorting.
+    """
+    terms = _filters(dataset_id, start, end)  # validates the window either way
+    if derived.whole_days(_bound(start, "start"), _bound(end, "end")):
+        d = store.session_days.c
+        return (
+            sa.select(
+                d.user_id,
+                sa.func.sum(d.n_events).label("n_events"),
+                sa.func.max(_flag(d.n_purchases > 0)).label("is_order"),
+                sa.func.sum(d.n_purchases).label("n_purchases"),
+                sa.func.sum(d.n_cancels).label("n_cancel"),
+                sa.func.sum(d.revenue).label("revenue"),
+                sa.func.min(d.first_event).label("first_event"),
+                sa.func.max(d.last_event).label("last_event"),
+            )
+            .where(*derived.session_day_filters(dataset_id, _bound(start, "start"), _bound(end, "end")))
+            .group_by(d.user_id, d.session_id)
+            .subquery("per_session")
+        )
+    return (
+        sa.select(
+            _e.user_id,
+            sa.func.count().label("n_events"),
+            sa.func.max(_flag(_is_purchase())).label("is_order"),
+            sa.func.sum(_flag(_is_purchase())).label("n_purchases"),
+            sa.func.sum(_flag(sa.and_(_e.event_type == "purchase", _e.quantity < 0))).label("n_cancel"),
+            sa.func.sum(_amount()).label("revenue"),
+            sa.func.min(_e.event_time).label("first_event"),
+            sa.func.max(_e.event_time).label("last_event"),
+        )
+        .where(*terms)
+        .group_by(_e.user_id, _e.session_id)
+        .subquery("per_session")
+    )
+
+
+def _bound(moment, name: str) -> dt.datetime | None:
+    return None if moment is None else _naive(moment, name)
+
+
+
 def kpis(
     engine_or_conn: Engine | Connection,
     dataset_id: int,
@@ -187,23 +228,7 @@ def kpis(
     ``last_event``. An empty dataset or window gives zeros and Nones.
     Raises :class:`CartsightError` when ``start`` is not before ``end``.
     """
-    # Hash aggregation level by level (session, then shopper) instead of COUNT(DISTINCT),
-    # which PostgreSQL can only do by sorting.
-    per_session = (
-        sa.select(
-            _e.user_id,
-            sa.func.count().label("n_events"),
-            sa.func.max(_flag(_is_purchase())).label("is_order"),
-            sa.func.sum(_flag(_is_purchase())).label("n_purchases"),
-            sa.func.sum(_flag(sa.and_(_e.event_type == "purchase", _e.quantity < 0))).label("n_cancel"),
-            sa.func.sum(_amount()).label("revenue"),
-            sa.func.min(_e.event_time).label("first_event"),
-            sa.func.max(_e.event_time).label("last_event"),
-        )
-        .where(*_filters(dataset_id, start, end))
-        .group_by(_e.user_id, _e.session_id)
-        .subquery("per_session")
-    )
+    per_session = _per_session(dataset_id, start, end)
     s = per_session.c
     per_user = (
         sa.select(
@@ -298,11 +323,18 @@ def funnel(
     Raises :class:`CartsightError` for an unknown ``by`` or an empty window.
     """
     _check_choice("by", by, FUNNEL_UNITS)
-    keys = [_e.user_id] if by == "shopper" else [_e.user_id, _e.session_id]
-    reached = [_e.event_type == "view", _e.event_type == "cart", _is_purchase()]
+    terms = _filters(dataset_id, start, end)
+    if derived.whole_days(_bound(start, "start"), _bound(end, "end")):  # cs_session_days answers it (core.derived)
+        d = store.session_days.c
+        keys = [d.user_id] if by == "shopper" else [d.user_id, d.session_id]
+        reached = [d.n_views > 0, d.n_carts > 0, d.n_purchases > 0]
+        terms = derived.session_day_filters(dataset_id, _bound(start, "start"), _bound(end, "end"))
+    else:
+        keys = [_e.user_id] if by == "shopper" else [_e.user_id, _e.session_id]
+        reached = [_e.event_type == "view", _e.event_type == "cart", _is_purchase()]
     per_unit = (
         sa.select(*[sa.func.max(_flag(cond)).label(f"s{i}") for i, cond in enumerate(reached)])
-        .where(*_filters(dataset_id, start, end))
+        .where(*terms)
         .group_by(*keys)
         .subquery("per_unit")
     )

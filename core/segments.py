@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from core import config, store
 from core.errors import NotFittedError, SchemaError
-from core.model.config import PRICE_BAND_QUANTILES, PRICE_BANDS
+from core.model.config import PRICE_BANDS
 
 SECONDS_PER_DAY = 86_400.0
 #: Features every dataset has; category, price-band, propensity and embedding features follow.
@@ -80,25 +80,8 @@ def top_category_groups(engine_or_conn, dataset_id: int, n: int) -> list[str]:
         return [r[0] for r in conn.execute(query)]
 
 
-def _band_edges(dataset_id: int):
-    """Subqueries of the price-band edges per category and over all categories (core.preferences.band_edge_tables)."""
-    from core.preferences import band_edge_tables
-
-    return band_edge_tables(dataset_id)
-
-
-def _band_expr(per_cat, overall) -> sa.ColumnElement:
-    """0 budget .. 3 luxury for a priced event, NULL without a positive price (same rule as price_band_ids)."""
-    edges = [sa.func.coalesce(per_cat.c[f"p{round(p * 100)}"], overall.c[f"p{round(p * 100)}"])
-             for p in PRICE_BAND_QUANTILES]
-    whens = [(sa.or_(_e.price.is_(None), _e.price <= 0, edges[0].is_(None)), sa.null())]
-    whens += [(_e.price < edge, i) for i, edge in enumerate(edges)]
-    return sa.case(*whens, else_=len(edges))
-
-
 def _per_user_query(dataset_id: int, groups: list[str]):
-    per_cat, overall = _band_edges(dataset_id)
-    band = _band_expr(per_cat, overall)
+    band = _e.price_band  # stored at load (core.derived)
     grp = category_group(_e.category)
     amount = sa.case((_e.event_type == "purchase", _e.price * sa.func.coalesce(_e.quantity, 1)), else_=sa.null())
     session_cols = [
@@ -113,13 +96,12 @@ def _per_user_query(dataset_id: int, groups: list[str]):
         sa.func.max(_e.event_time).label("last_event"),
         sa.func.max(sa.case((_is_purchase(), _e.event_time), else_=sa.null())).label("last_purchase"),
         sa.func.count(band).label("n_priced"),
-        *[sa.func.sum(_flag(band == i)).label(f"n_band_{i}") for i in range(len(PRICE_BANDS))],
+        *[sa.func.sum(_flag(band == name)).label(f"n_band_{i}") for i, name in enumerate(PRICE_BANDS)],
         *[sa.func.sum(_flag(grp == g)).label(f"n_group_{j}") for j, g in enumerate(groups)],
     ]
     # Hash aggregation level by level (session, then shopper) instead of COUNT(DISTINCT).
     per_session = (
         sa.select(_e.user_id.label("user_id"), *session_cols)
-        .select_from(store.events.outerjoin(per_cat, per_cat.c.band_category == _e.category).join(overall, sa.true()))
         .where(_e.dataset_id == dataset_id)
         .group_by(_e.user_id, _e.session_id)
         .subquery("per_session")

@@ -71,6 +71,39 @@ events = sa.Table(
     sa.Column("price", sa.Double),  # 8-byte: sa.Float is a 4-byte REAL on DuckDB
     sa.Column("quantity", sa.Integer),
     sa.Column("session_id", sa.String),
+    # budget | mid | premium | luxury within the event's category over the whole dataset (edges in
+    # cs_price_edges), NULL without a positive price; written once by core.derived.derive_dataset
+    sa.Column("price_band", sa.String),
+)
+
+# Small tables derived from a dataset's events when it is loaded (core.derived), so that the pages
+# read thousands of rows instead of scanning every event (issue 6: page queries under 2 s at 20 M events).
+price_edges = sa.Table(
+    "cs_price_edges",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("category", sa.String),  # NULL: the edges over every priced event (events without a category)
+    sa.Column("n_priced", sa.BigInteger, nullable=False),
+    sa.Column("p25", sa.Double),
+    sa.Column("p50", sa.Double),
+    sa.Column("p75", sa.Double),
+)
+
+session_days = sa.Table(
+    "cs_session_days",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("user_id", sa.String, nullable=False),
+    sa.Column("session_id", sa.String),
+    sa.Column("day", sa.Date, nullable=False),  # UTC day of the events (a visit over midnight has two rows)
+    sa.Column("n_events", sa.BigInteger, nullable=False),
+    sa.Column("n_views", sa.BigInteger, nullable=False),
+    sa.Column("n_carts", sa.BigInteger, nullable=False),
+    sa.Column("n_purchases", sa.BigInteger, nullable=False),  # purchases with a quantity not negative
+    sa.Column("n_cancels", sa.BigInteger, nullable=False),  # purchases with a negative quantity
+    sa.Column("revenue", sa.Double),  # NULL when no purchase of the row has a price
+    sa.Column("first_event", sa.DateTime, nullable=False),
+    sa.Column("last_event", sa.DateTime, nullable=False),
 )
 
 quarantine = sa.Table(
@@ -301,6 +334,33 @@ def ensure_schema(engine: Engine) -> None:
                 f"The database was written by a newer cartsight (schema {version}, this one reads "
                 f"{config.SCHEMA_VERSION}); upgrade cartsight."
             )
+        elif version < config.SCHEMA_VERSION:
+            _upgrade(conn, version)
+
+
+def _upgrade(conn: Connection, version: int) -> None:
+    """Bring a store written by an older cartsight to :data:`core.config.SCHEMA_VERSION`, in the caller's transaction.
+
+    Schema 2 added ``cs_events.price_band`` and the derived tables ``cs_price_edges`` and
+    ``cs_session_days`` (``create_all`` made the tables): each existing dataset gets them from
+    its events once (:func:`core.derived.derive_dataset`). A role that may not alter the
+    tables gets a message saying who must open the store once.
+    """
+    from core import derived
+
+    try:
+        if version < 2:
+            conn.exec_driver_sql("ALTER TABLE cs_events ADD COLUMN IF NOT EXISTS price_band VARCHAR")
+            ids = conn.execute(sa.select(datasets.c.dataset_id).order_by(datasets.c.dataset_id)).scalars().all()
+            for did in ids:  # read first: DuckDB re-runs a result still open when the connection runs another
+                derived.derive_dataset(conn, did)
+    except sa.exc.ProgrammingError as exc:
+        raise StoreUnavailableError(
+            f"The database holds cartsight's schema {version} and this cartsight needs schema "
+            f"{config.SCHEMA_VERSION}: it could not upgrade it ({_first_line(exc.orig or exc)}). Open it once "
+            f"as the role that owns the tables (e.g. `cartsight datasets --db URL`), which upgrades it."
+        ) from exc
+    conn.execute(sa.update(schema_info).values(version=config.SCHEMA_VERSION))
 
 
 def _now() -> dt.datetime:
@@ -364,7 +424,8 @@ def drop_dataset(engine: Engine, name: str) -> int:
                 sa.select(exports.c.export_id, exports.c.file_name).where(exports.c.dataset_id == did)
             )
         ]
-        for table in (export_members, exports, segments, segment_runs, predictions, models, quarantine, events):
+        for table in (export_members, exports, segments, segment_runs, predictions, models, quarantine,
+                      session_days, price_edges, events):
             conn.execute(table.delete().where(table.c.dataset_id == did))
         conn.execute(datasets.delete().where(datasets.c.dataset_id == did))
     # files go only once the rows are gone for good, so a failed delete keeps a usable dataset

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from core import store
+from core import derived, store
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -156,9 +156,10 @@ def make_dataset(engine: sa.Engine, name: str, rows: list[dict], layout: str = "
                 mapping_json=json.dumps({}), report_json=json.dumps({}),
             )
         )
-        cols = [c.name for c in store.events.columns if c.name != "dataset_id"]
+        cols = [c.name for c in store.events.columns if c.name not in ("dataset_id", "price_band")]
         if rows:
             conn.execute(store.events.insert(), [{"dataset_id": did, **{c: r.get(c) for c in cols}} for r in rows])
+        derived.derive_dataset(conn, did)  # as a load does
     return did
 
 
@@ -179,6 +180,7 @@ def load_simulated_shop(engine: sa.Engine, name: str, n_users: int, weeks: int, 
         # scalar_one reads the result to its end: DuckDB 2 refuses register() while a result has unread rows
         did = conn.execute(sa.select(store.datasets.c.dataset_id).where(store.datasets.c.name == name)).scalar_one()
         store.bulk_insert(conn, store.events, frame.assign(dataset_id=did))
+        derived.derive_dataset(conn, did)
         conn.execute(store.datasets.update().where(store.datasets.c.dataset_id == did).values(
             n_users=n_users, rows_loaded=len(frame), rows_read=len(frame),
             first_event=frame["event_time"].min().to_pydatetime(), last_event=frame["event_time"].max().to_pydatetime()))

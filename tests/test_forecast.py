@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from core import forecast, store
+from core import derived, forecast, store
 from core.errors import NotFittedError, TrainingCancelled
 from core.model.config import EVENT_CLASS_COLUMNS, ModelConfig
 from tests.conftest import make_dataset
@@ -42,6 +42,7 @@ def load_events(engine: sa.Engine, name: str, frame: pd.DataFrame) -> int:
         raw.register("incoming_events", frame.assign(dataset_id=did))
         raw.execute(f"INSERT INTO cs_events (dataset_id, {cols}) SELECT dataset_id, {cols} FROM incoming_events")
         raw.unregister("incoming_events")
+        derived.derive_dataset(conn, did)
     return did
 
 

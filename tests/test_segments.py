@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sklearn.metrics import adjusted_rand_score
 
-from core import segments, store
+from core import derived, segments, store
 from core.errors import NotFittedError, SchemaError
 from core.simulate import simulate, to_canonical
 from tests.conftest import make_dataset
@@ -41,10 +41,11 @@ def load_simulation(engine: sa.Engine, name: str, n_users: int, weeks: int, seed
         frame.insert(0, "dataset_id", did)
         raw.register("sim_incoming", frame)
         try:
-            cols = ", ".join(c.name for c in store.events.columns)
+            cols = ", ".join(c.name for c in store.events.columns if c.name in frame.columns)
             raw.execute(f"INSERT INTO cs_events ({cols}) SELECT {cols} FROM sim_incoming")
         finally:
             raw.unregister("sim_incoming")
+        derived.derive_dataset(conn, did)
         conn.execute(store.datasets.update().where(store.datasets.c.dataset_id == did).values(
             n_users=n_users, rows_loaded=len(frame), rows_read=len(frame),
             first_event=frame["event_time"].min().to_pydatetime(), last_event=frame["event_time"].max().to_pydatetime()))
