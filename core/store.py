@@ -315,7 +315,14 @@ def _first_line(exc: BaseException) -> str:
 def ensure_schema(engine: Engine) -> None:
     """Create the tables on first use and record the schema version; refuse a newer schema."""
     with engine.begin() as conn:
-        metadata.create_all(conn, checkfirst=True)
+        known = sa.inspect(conn).has_table(schema_info.name)
+        found = conn.execute(sa.select(sa.func.max(schema_info.c.version))).scalar() if known else None
+        try:
+            metadata.create_all(conn, checkfirst=True)
+        except sa.exc.ProgrammingError as exc:
+            if found is not None and found < config.SCHEMA_VERSION:
+                raise _upgrade_refused(found, exc) from exc
+            raise
         if conn.dialect.name == "postgresql":
             # PostgreSQL scans per dataset and per shopper; DuckDB's zone maps need no index
             # (and an index would slow its bulk loads).
@@ -355,12 +362,16 @@ def _upgrade(conn: Connection, version: int) -> None:
             for did in ids:  # read first: DuckDB re-runs a result still open when the connection runs another
                 derived.derive_dataset(conn, did)
     except sa.exc.ProgrammingError as exc:
-        raise StoreUnavailableError(
-            f"The database holds cartsight's schema {version} and this cartsight needs schema "
-            f"{config.SCHEMA_VERSION}: it could not upgrade it ({_first_line(exc.orig or exc)}). Open it once "
-            f"as the role that owns the tables (e.g. `cartsight datasets --db URL`), which upgrades it."
-        ) from exc
+        raise _upgrade_refused(version, exc) from exc
     conn.execute(sa.update(schema_info).values(version=config.SCHEMA_VERSION))
+
+
+def _upgrade_refused(version: int, exc: sa.exc.DBAPIError) -> StoreUnavailableError:
+    return StoreUnavailableError(
+        f"The database holds cartsight's schema {version} and this cartsight needs schema "
+        f"{config.SCHEMA_VERSION}: this role could not upgrade it ({_first_line(exc.orig or exc)}). Open it once "
+        f"as the role that owns the tables (e.g. `cartsight datasets --db URL`), which upgrades it."
+    )
 
 
 def _now() -> dt.datetime:

@@ -165,6 +165,49 @@ def test_postgres_store_opens_for_a_role_that_only_reads_and_writes(pg_url, tmp_
                 engine.dispose()
 
 
+def _make_schema_1(engine: sa.Engine) -> None:
+    """Turn a store back into what cartsight with schema 1 left: no derived tables, no band column."""
+    with engine.begin() as conn:
+        for table in (store.session_days, store.price_edges):
+            conn.exec_driver_sql(f"DROP TABLE {table.name}")
+        conn.exec_driver_sql("ALTER TABLE cs_events DROP COLUMN price_band")
+        conn.execute(sa.update(store.schema_info).values(version=1))
+
+
+def test_postgres_schema_1_store_is_upgraded_by_its_owner_not_by_the_app_role(pg_url):
+    from core import queries
+
+    from tests.conftest import pg_schema_url
+
+    with pg_schema_url(pg_url) as owner_url:
+        schema = sa.engine.make_url(owner_url).query["application_name"]
+        owner = store.make_engine(owner_url)
+        did = make_dataset(owner, "before upgrade", [
+            {"user_id": "u1", "event_time": T0, "event_type": "view", "item_id": "A", "price": 9.5},
+            {"user_id": "u1", "event_time": T0 + dt.timedelta(minutes=5), "event_type": "purchase", "item_id": "A",
+             "price": 9.5, "session_id": "s1"}])
+        _make_schema_1(owner)
+        owner.dispose()
+        with _app_role(pg_url, owner_url, schema, READ_WRITE) as app_url:
+            with pytest.raises(StoreUnavailableError, match="needs schema 2: this role could not upgrade it.*"
+                                                            "Open it once as the role that owns the tables"):
+                store.make_engine(app_url)
+            owner = store.make_engine(owner_url)  # the owner's start upgrades it
+            owner.dispose()
+            role = sa.engine.make_url(app_url).username
+            admin = sa.create_engine(pg_url)
+            with admin.begin() as conn:  # the README's grants again: the upgrade added tables
+                for grant in READ_WRITE:
+                    conn.execute(sa.text(f"GRANT {grant.format(schema=schema)} TO {role}"))
+            admin.dispose()
+            engine = store.make_engine(app_url)
+            try:
+                kpi = queries.kpis(engine, did)
+                assert (kpi["events"], kpi["sessions"], kpi["orders"], kpi["revenue"]) == (2, 2, 1, 9.5)
+            finally:
+                engine.dispose()
+
+
 def test_postgres_first_start_needs_create_on_the_schema(pg_url):
     from tests.conftest import pg_schema_url
 
