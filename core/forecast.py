@@ -308,11 +308,16 @@ def _evaluate(test, pred, calibrator, rfm: dict, rankers: dict, history: pd.Data
 
 def _score_chunk(loaded, batch: seq.SequenceBatch, heads: dict, baselines: dict, chunk_history: pd.DataFrame | None,
                  cutoff: dt.datetime, dataset_id: int, version: str) -> pd.DataFrame:
-    from core.model.reasons import explain
+    from core.model.reasons import GROUPS, explain, occlusion_effects
     from core.model.training import predict_examples
 
     cfg, vocabs = loaded["config"], loaded["vocabs"]
-    pred = predict_examples(loaded["model"], batch, cfg)
+    effects = np.zeros((len(batch), len(GROUPS)))
+
+    def occlude(idx, inputs, hidden, qkv):  # the reasons reuse each mini-batch's transformer pass
+        effects[idx] = occlusion_effects(loaded["model"], batch, idx, inputs, hidden, qkv, cfg.batch_size)
+
+    pred = predict_examples(loaded["model"], batch, cfg, on_batch=occlude if cfg.n_reasons else None)
     users = batch.user_ids
     used = {h: info["used"] for h, info in heads.items()}
     calibrator = loaded["calibrator"]
@@ -335,8 +340,7 @@ def _score_chunk(loaded, batch: seq.SequenceBatch, heads: dict, baselines: dict,
     else:
         ranker = _chunk_ranker(baselines, used["next_items"], chunk_history, cutoff)
         top_items = [" ".join(r) for r in ranker.rank_items(users, cfg.top_k_items)]
-    reasons = explain(loaded["model"], batch, vocabs, cfg.n_reasons, cfg.batch_size * 4, base=pred.propensity,
-                      hidden=pred.hidden)
+    reasons = explain(loaded["model"], batch, vocabs, cfg.n_reasons, cfg.batch_size * 4, effects=effects)
     frame = pd.DataFrame({
         "dataset_id": dataset_id, "model_version": version, "user_id": users,
         "purchase_propensity": np.asarray(propensity, dtype=float),

@@ -243,3 +243,44 @@ def test_reason_words_are_pluralised_once(word, n, expected):
     from core.model.reasons import _plural
 
     assert _plural(word, n) == expected
+
+
+def test_batch_tensors_keep_every_event_of_a_row_with_holes():
+    """Trimming looks at the columns: a row whose last events were hidden keeps its earlier ones."""
+    from core.model.modeling import batch_tensors
+
+    batch = random_batch(2, 6, 9, 5, seed=1)
+    batch.event_type[0] = [0, 1, 2, 1, 0, 0]  # events in columns 1-3, the last two hidden
+    batch.event_type[1] = [0, 0, 0, 1, 1, 1]
+    t = batch_tensors(batch)
+    assert t["event_type"].shape[1] == 5  # column 0 is padding in both rows, nothing else is cut
+    assert t["event_type"][0].tolist() == [1, 2, 1, 0, 0]
+    assert t["position_ids"][0].tolist() == [1, 2, 3, 4, 5]
+    assert batch_tensors(batch, start=3)["event_type"].shape[1] == 3
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_occlusion_reusing_the_full_pass_equals_a_new_pass(n_layers):
+    """Each group's effect from the reused keys and values equals hiding the group and running the model again."""
+    from core.model import reasons
+    from core.model.modeling import ForecastModel, batch_tensors
+
+    cfg = tiny_config(n_layers=n_layers, max_len=10, hidden_size=16)
+    model = ForecastModel(cfg, n_items=30, n_categories=12, n_brands=4).eval()
+    batch = random_batch(24, cfg.max_len, 30, 12, seed=4)
+    masks = reasons.group_masks(batch)
+    idx = np.arange(3, 24)  # a mini-batch of some rows
+    inputs = batch_tensors(batch, idx)
+    hidden, qkv = model.states_for_occlusion(inputs)
+    got = reasons.occlusion_effects(model, batch, idx, inputs, hidden, qkv, batch_size=5)
+
+    sub = batch.take(idx)
+    base = model.predict_propensity(inputs)
+    for g, group in enumerate(reasons.GROUPS):
+        present = masks[group][idx].any(axis=1) | (group == "recency")
+        assert present.any()
+        hidden_group = reasons._occlude(sub, group, masks[group][idx])
+        again = np.array([model.predict_propensity(batch_tensors(hidden_group, [i]))[0] for i in range(len(idx))])
+        expected = np.where(present, base - again, 0.0)
+        assert np.abs(got[:, g] - expected).max() < 1e-5, group
+        assert np.abs(expected).max() > 1e-4  # the groups do move this model's propensity

@@ -37,6 +37,8 @@ NEVER_DAYS = 365.0
 RECENT_WINDOWS_DAYS = (1, 3, 7)
 #: Names of those counts (events in each window, then carts, purchases and removals in the last 7 days).
 RECENT_FEATURES = tuple(f"events_{d}d" for d in RECENT_WINDOWS_DAYS) + ("carts_7d", "purchases_7d", "removes_7d")
+#: Gap (days) that separates sessions inside a sequence ("the last session"), as the app counts sessions.
+SESSION_GAP_DAYS = 30 / 1440
 #: Aggregate per-shopper features fed beside the sequence (all log1p-scaled, over the whole history).
 USER_FEATURES = ("n_events", "n_carts", "n_purchases", "days_since_first", "days_since_purchase", "active_days")
 

@@ -12,6 +12,8 @@ softmax in training when the catalogue is large, full softmax when scoring).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,12 +76,17 @@ def recent_counts(batch: SequenceBatch) -> np.ndarray:
     return np.log1p(np.stack(cols, axis=1).astype(np.float32)) if len(batch) else np.zeros((0, len(RECENT_FEATURES)), np.float32)
 
 
-def batch_tensors(batch: SequenceBatch, index=None) -> dict:
-    """Tensors of ``batch`` rows ``index`` for the model, with leading all-padding columns trimmed."""
+def batch_tensors(batch: SequenceBatch, index=None, start: int | None = None) -> dict:
+    """Tensors of ``batch`` rows ``index`` for the model, from column ``start`` on.
+
+    ``start`` None trims the leading columns that are padding in every row (an occluded
+    batch has holes, so the trim looks at the columns, not at the number of events).
+    """
     b = batch if index is None else batch.take(index)
-    lengths = (b.event_type != PAD_ID).sum(axis=1)
-    width = max(int(lengths.max()) if len(b) else 1, 1)
-    start = b.event_type.shape[1] - width
+    if start is None:
+        live = (b.event_type != PAD_ID).any(axis=0)
+        start = int(np.argmax(live)) if live.any() else b.event_type.shape[1] - 1
+    width = b.event_type.shape[1] - start
     out = {name: torch.from_numpy(np.ascontiguousarray(getattr(b, name)[:, start:])) for name in SequenceBatch.TOKEN_FIELDS}
     out["attention_mask"] = (out["event_type"] != PAD_ID).long()
     out["position_ids"] = torch.arange(start, start + width).unsqueeze(0).expand(len(b), -1)
@@ -171,16 +178,73 @@ class ForecastModel(nn.Module):
         return out.scatter(1, ids, vals)
 
     # -- representation ---------------------------------------------------------------
+    def _embed(self, inputs: dict, start: int = 0) -> torch.Tensor:
+        """[n, width - start, hidden] the event tokens from column ``start`` on (padding is all zeros)."""
+        names = ("item", "category", "brand", "event_type", "price_band", "gap_bucket", "age_bucket")
+        tables = (self.item_emb, self.category_emb, self.brand_emb, self.type_emb, self.price_emb, self.gap_emb,
+                  self.age_emb)
+        return sum(table(inputs[name][:, start:]) for table, name in zip(tables, names))
+
     def last_hidden(self, inputs: dict) -> torch.Tensor:
         """[n, hidden] the transformer's hidden state at the last position (the events alone)."""
-        x = (
-            self.item_emb(inputs["item"]) + self.category_emb(inputs["category"]) + self.brand_emb(inputs["brand"])
-            + self.type_emb(inputs["event_type"]) + self.price_emb(inputs["price_band"])
-            + self.gap_emb(inputs["gap_bucket"]) + self.age_emb(inputs["age_bucket"])
-        )
         return self.transformer(
-            inputs_embeds=x, attention_mask=inputs["attention_mask"], position_ids=inputs["position_ids"]
+            inputs_embeds=self._embed(inputs), attention_mask=inputs["attention_mask"],
+            position_ids=inputs["position_ids"],
         ).last_hidden_state[:, -1]
+
+    # -- occlusion (reasons) ------------------------------------------------------------
+    @contextmanager
+    def keeping_projections(self) -> Iterator[list[torch.Tensor]]:
+        """Within the block, every transformer pass appends each layer's query/key/value projection
+        [n, width, 3 * hidden] to the yielded list (layer order); :meth:`occluded_hidden` reuses them."""
+        qkv: list[torch.Tensor] = []
+        hooks = [block.attn.c_attn.register_forward_hook(lambda _m, _a, out: qkv.append(out))
+                 for block in self.transformer.h]
+        try:
+            yield qkv
+        finally:
+            for hook in hooks:
+                hook.remove()
+
+    def states_for_occlusion(self, inputs: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The last hidden state [n, hidden] and each layer's query/key/value projection [n, width, 3 * hidden]."""
+        with self.keeping_projections() as qkv:
+            hidden = self.last_hidden(inputs)
+        return hidden, qkv
+
+    def occluded_hidden(self, inputs: dict, qkv: list[torch.Tensor], start: int) -> torch.Tensor:
+        """[n, hidden] the last hidden state of ``inputs``, recomputing only the positions from column ``start`` on.
+
+        ``inputs`` is a copy of the batch whose states ``qkv`` (:meth:`states_for_occlusion`, same
+        rows and columns; only the columns before ``start`` are read) came from, with some
+        events turned into padding, none before ``start``. The transformer is causal, so the keys and values before ``start`` are those of
+        the full pass: this equals :meth:`last_hidden` of ``inputs`` (up to rounding) at the cost
+        of the columns from ``start`` on. Eval mode only (no dropout).
+        """
+        tr, h, n_heads = self.transformer, self.config.hidden_size, self.config.n_heads
+        x = tr.drop(self._embed(inputs, start) + tr.wpe(inputs["position_ids"][:, start:]))
+        n, t = x.shape[:2]
+        width = inputs["attention_mask"].shape[1]
+        query_col = start + torch.arange(t)
+        allowed = ((torch.arange(width)[None, :] <= query_col[:, None])[None]
+                   & inputs["attention_mask"].bool()[:, None, :])  # [n, t, width]
+        # a padding query with no event before it is never read by a real position; it looks at itself (no NaN)
+        alone = ~allowed.any(dim=-1)
+        allowed[alone.nonzero(as_tuple=True) + (query_col[alone.nonzero(as_tuple=True)[1]],)] = True
+
+        def heads(z: torch.Tensor) -> torch.Tensor:
+            return z.reshape(n, z.shape[1], n_heads, h // n_heads).transpose(1, 2)
+
+        for layer, block in enumerate(tr.h):
+            q, k, v = block.attn.c_attn(block.ln_1(x)).split(h, dim=2)
+            past = qkv[layer][:, :start]
+            k, v = torch.cat([past[..., h:2 * h], k], dim=1), torch.cat([past[..., 2 * h:], v], dim=1)
+            if layer == len(tr.h) - 1:  # the last layer's keys and values need every column, the rest only the last
+                q, x, allowed, t = q[:, -1:], x[:, -1:], allowed[:, -1:], 1
+            out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=allowed[:, None])
+            x = x + block.attn.c_proj(out.transpose(1, 2).reshape(n, t, h))
+            x = x + block.mlp(block.ln_2(x))
+        return tr.ln_f(x)[:, -1]
 
     def combine(self, hidden: torch.Tensor, inputs: dict) -> torch.Tensor:
         """The shopper representation from the last hidden state plus recency and history features."""
@@ -282,11 +346,13 @@ class ForecastModel(nn.Module):
         )
 
     @torch.no_grad()
-    def propensity_from_hidden(self, hidden: np.ndarray, inputs: dict) -> np.ndarray:
+    def propensity_from_hidden(self, hidden: np.ndarray | torch.Tensor, inputs: dict) -> np.ndarray:
         """Uncalibrated purchase probability from a known last hidden state (no transformer pass)."""
         was_training = self.training
         self.eval()
-        rep = self.combine(torch.from_numpy(np.ascontiguousarray(hidden, dtype=np.float32)), inputs)
+        if not isinstance(hidden, torch.Tensor):
+            hidden = torch.from_numpy(np.ascontiguousarray(hidden, dtype=np.float32))
+        rep = self.combine(hidden, inputs)
         p = torch.sigmoid(self.propensity_head(rep).squeeze(-1)).numpy()
         self.train(was_training)
         return p

@@ -139,3 +139,16 @@ def last_known(ids: np.ndarray) -> np.ndarray:
     pos = ids.shape[1] - 1 - np.argmax(known[:, ::-1], axis=1)
     out = ids[np.arange(len(ids)), pos]
     return np.where(known.any(axis=1), out, 0).astype(np.int64)
+
+
+def last_session_mask(event_type: np.ndarray, age_days: np.ndarray, gap_days: float) -> np.ndarray:
+    """Boolean [n, L] mask of each row's last session: the trailing events each within ``gap_days`` of the next one."""
+    mask = event_type != seq.PAD_ID
+    age = np.nan_to_num(age_days, nan=1e9)
+    out = np.zeros_like(mask)
+    if mask.shape[1]:
+        out[:, -1] = mask[:, -1]
+        for j in range(mask.shape[1] - 2, -1, -1):
+            out[:, j] = out[:, j + 1] & mask[:, j] & (age[:, j] - age[:, j + 1] <= gap_days)
+    return out
+

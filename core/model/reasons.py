@@ -6,8 +6,14 @@ recent category, and the "time since the last visit" (replaced by "just now"). T
 (or rise) in propensity measures how much the group moved the forecast; the two or three
 largest moves are written in words ("carted 2 smartphones in the last 3 days", "bought 3
 times in 8 weeks", "no visit for 20 days"). Only the shoppers who have events in a group
-are re-run for it (most have no carts or purchases), in large length-sorted batches under
-``torch.inference_mode``, which keeps this affordable for every shopper.
+are re-run for it (most have no carts or purchases).
+
+The transformer is causal, so hiding events changes nothing before the first hidden one:
+each occlusion reuses the full pass's keys and values up to there and recomputes only the
+columns after it (``ForecastModel.occluded_hidden``), the same numbers as a whole new pass
+at a fraction of the cost (the last session, hidden for every shopper, is a few columns).
+Scoring hands the full pass of each mini-batch to :func:`occlusion_effects`, so no pass is
+run twice.
 """
 from __future__ import annotations
 
@@ -16,11 +22,10 @@ import math
 import numpy as np
 
 from core import sequences as seq
-from core.model.config import EVENT_TYPE_IDS, NEVER_DAYS, USER_FEATURES
+from core.model.config import EVENT_TYPE_IDS, NEVER_DAYS, SESSION_GAP_DAYS, USER_FEATURES
+from core.model.priors import last_session_mask
 
 GROUPS = ("last_session", "carts", "purchases", "recent_category", "recency")
-#: Gap (days) that separates sessions inside a sequence when judging "the last session".
-SESSION_GAP_DAYS = 30 / 1440
 #: Moves of the propensity smaller than this are not worth a reason.
 MIN_EFFECT = 0.005
 
@@ -43,14 +48,8 @@ def _hide(batch: seq.SequenceBatch, hide: np.ndarray) -> seq.SequenceBatch:
 def group_masks(batch: seq.SequenceBatch) -> dict[str, np.ndarray]:
     """Boolean [shoppers, positions] masks of the events in each occlusion group (``recency`` has none)."""
     mask = batch.mask
-    age = np.nan_to_num(batch.age_days, nan=1e9)
-    # last session: trailing events each within SESSION_GAP_DAYS of the next one
     n, length = mask.shape
-    last_session = np.zeros_like(mask)
-    if length:
-        last_session[:, -1] = mask[:, -1]
-        for j in range(length - 2, -1, -1):
-            last_session[:, j] = last_session[:, j + 1] & mask[:, j] & (age[:, j] - age[:, j + 1] <= SESSION_GAP_DAYS)
+    last_session = last_session_mask(batch.event_type, batch.age_days, SESSION_GAP_DAYS)
     last_cat = batch.category[:, -1:] if length else np.zeros((n, 1), dtype=np.int64)
     return {
         "last_session": last_session,
@@ -121,7 +120,7 @@ def describe(group: str, batch: seq.SequenceBatch, row: int, masks: dict, vocabs
         return f"{n} {_plural('event', n)} in the last visit ({ago}), mostly {_category_word(top)}"
     if group == "recent_category":
         return f"kept coming back to {_category_word(top)} ({n} {_plural('event', n)} in {_days_phrase(float(ages.max()))})"
-    last = float(np.nanmin(batch.age_days[row])) if batch.mask[row].any() else float("nan")
+    last = float(np.nanmin(batch.age_days[row])) if (batch.event_type[row] != seq.PAD_ID).any() else float("nan")
     if last >= 1:
         d = math.floor(last)
         return f"no visit for {d} {_plural('day', d)}"
@@ -129,46 +128,77 @@ def describe(group: str, batch: seq.SequenceBatch, row: int, masks: dict, vocabs
     return f"visited in the last {hours} {_plural('hour', hours)}"
 
 
+def occlusion_effects(model, batch: seq.SequenceBatch, index: np.ndarray, inputs: dict, hidden, qkv: list,
+                      batch_size: int) -> np.ndarray:
+    """[len(index), len(GROUPS)] change of the uncalibrated propensity of rows ``index`` when each group is hidden.
+
+    ``inputs`` are ``batch_tensors(batch, index)``, ``hidden`` and ``qkv`` the model's full pass
+    over them (``ForecastModel.states_for_occlusion`` or a pass inside
+    ``keeping_projections``). Effect = propensity with everything minus propensity with the
+    group hidden (positive: the group raises the chance); 0 for shoppers without the group.
+    Occluded rows run ``batch_size`` at a time, grouped by where their first hidden event is.
+    """
+    import torch
+
+    from core.model.modeling import batch_tensors
+
+    sub = batch.take(index)
+    offset = sub.event_type.shape[1] - inputs["event_type"].shape[1]  # columns the full pass trimmed
+    hidden = torch.as_tensor(hidden)
+    effects = np.zeros((len(sub), len(GROUPS)))
+    masks = group_masks(sub)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        base = model.propensity_from_hidden(hidden, inputs)
+        for g, group in enumerate(GROUPS):
+            if group == "recency":  # changes nothing the transformer reads
+                occluded = _occlude(sub, group, masks[group])
+                effects[:, g] = base - model.propensity_from_hidden(hidden, batch_tensors(occluded, start=offset))
+                continue
+            rows = np.flatnonzero(masks[group].any(axis=1))
+            first = np.argmax(masks[group][rows], axis=1) - offset
+            order = np.argsort(first, kind="stable")
+            for s in range(0, len(rows), batch_size):
+                part = order[s:s + batch_size]
+                r = rows[part]
+                occluded = _occlude(sub.take(r), group, masks[group][r])
+                tensors = batch_tensors(occluded, start=offset)
+                start = int(first[part].min())
+                h = model.occluded_hidden(tensors, [q[r, :start] for q in qkv], start)
+                effects[r, g] = base[r] - model.propensity_from_hidden(h, tensors)
+    model.train(was_training)
+    return effects
+
+
 def explain(model, batch: seq.SequenceBatch, vocabs: seq.Vocabularies, n_reasons: int, batch_size: int,
-            base: np.ndarray | None = None, hidden: np.ndarray | None = None) -> list[str]:
+            effects: np.ndarray | None = None) -> list[str]:
     """Reasons for each shopper of ``batch``: the ``n_reasons`` groups that moved the propensity most, "; "-joined.
 
-    Each reason ends with whether it raises or lowers the chance of a purchase. ``base``
-    is the model's uncalibrated propensity of ``batch`` when already known; ``hidden`` its
-    transformer's last hidden states (then "recency", which changes nothing the transformer
-    reads, costs no transformer pass).
+    Each reason ends with whether it raises or lowers the chance of a purchase. ``effects``:
+    the :func:`occlusion_effects` of every row when already computed (scoring does it inside
+    its own pass); otherwise they are computed here, ``batch_size`` rows (length-sorted) at a time.
     """
     from core.model.modeling import batch_tensors
 
     if n_reasons == 0 or not len(batch):
         return [""] * len(batch)
 
-    import torch
+    if effects is None:
+        import torch
 
-    def propensity(b: seq.SequenceBatch, known_hidden: np.ndarray | None = None) -> np.ndarray:
-        # rows ordered by length so each mini-batch trims to its own width (less padding to run)
-        order = np.argsort((b.event_type != seq.PAD_ID).sum(axis=1), kind="stable")
-        out = np.empty(len(b), dtype=np.float64)
+        effects = np.zeros((len(batch), len(GROUPS)))
+        order = np.argsort((batch.event_type != seq.PAD_ID).sum(axis=1), kind="stable")
+        was_training = model.training
+        model.eval()
         with torch.inference_mode():
-            for s in range(0, len(b), batch_size):
+            for s in range(0, len(batch), batch_size):
                 idx = np.sort(order[s:s + batch_size])
-                if known_hidden is None:
-                    out[idx] = model.predict_propensity(batch_tensors(b, idx))
-                else:
-                    out[idx] = model.propensity_from_hidden(known_hidden[idx], batch_tensors(b, idx))
-        return out
-
-    full = propensity(batch) if base is None else np.asarray(base, dtype=np.float64)
+                inputs = batch_tensors(batch, idx)
+                hidden, qkv = model.states_for_occlusion(inputs)
+                effects[idx] = occlusion_effects(model, batch, idx, inputs, hidden, qkv, batch_size)
+        model.train(was_training)
     masks = group_masks(batch)
-    effects = np.zeros((len(batch), len(GROUPS)))
-    for g, group in enumerate(GROUPS):
-        # only shoppers with events in the group move when it is hidden: run just those rows
-        rows = np.arange(len(batch)) if group == "recency" else np.flatnonzero(masks[group].any(axis=1))
-        if not len(rows):
-            continue
-        sub = batch.take(rows)
-        reuse = hidden[rows] if group == "recency" and hidden is not None else None
-        effects[rows, g] = full[rows] - propensity(_occlude(sub, group, masks[group][rows]), reuse)
     reasons = []
     for row in range(len(batch)):
         order = np.argsort(-np.abs(effects[row]), kind="stable")[:n_reasons]

@@ -252,11 +252,13 @@ def fit_model(train: ExampleSet, valid: ExampleSet, vocabs: seq.Vocabularies, co
 
 
 def predict_examples(model, batch: seq.SequenceBatch, config: ModelConfig,
-                     should_stop: Callable[[], bool] | None = None):
+                     should_stop: Callable[[], bool] | None = None, on_batch: Callable | None = None):
     """Run :meth:`ForecastModel.predict` over ``batch`` in mini-batches; returns one concatenated Prediction.
 
     Rows are run in length order (each mini-batch trims to its own width) under
-    ``torch.inference_mode``; the result is in the rows' original order.
+    ``torch.inference_mode``; the result is in the rows' original order. ``on_batch``, when
+    given, is called after each mini-batch with (row indices, their tensors, the last hidden
+    states, each layer's query/key/value projections) so that the reasons reuse the pass.
     """
     import torch
 
@@ -271,7 +273,13 @@ def predict_examples(model, batch: seq.SequenceBatch, config: ModelConfig,
                 raise TrainingCancelled("Training was cancelled; no model version was written.")
             idx = np.sort(order[start:start + size])
             done.append(idx)
-            parts.append(model.predict(batch_tensors(batch, idx), config.top_k_items, config.top_k_categories))
+            inputs = batch_tensors(batch, idx)
+            if on_batch is None:
+                parts.append(model.predict(inputs, config.top_k_items, config.top_k_categories))
+                continue
+            with model.keeping_projections() as qkv:
+                parts.append(model.predict(inputs, config.top_k_items, config.top_k_categories))
+            on_batch(idx, inputs, parts[-1].hidden, qkv)
     where = np.concatenate(done) if done else np.array([], dtype=np.int64)
     inverse = np.empty_like(where)
     inverse[where] = np.arange(len(where))
