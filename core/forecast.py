@@ -234,6 +234,34 @@ def _fit_propensity_calibration(valid, p_valid: np.ndarray, rfm: dict, history: 
         "blend; the card also shows the transformer alone.")
 
 
+def _choose_category_terms(model, valid, valid_pred, vocabs, cfg: ModelConfig, should_stop) -> str:
+    """Keep the category head's learned terms only if they beat its transition priors alone on the validation window.
+
+    Training fits the terms on top of the priors by log loss; the forecast is judged by
+    accuracy@1, which they can lower by moving the top choice. The held-out window plays no
+    part in this choice. Returns a sentence for the card.
+    """
+    import torch
+
+    from core.model.evaluation import accuracy_at_k
+    from core.model.training import predict_examples
+
+    true = valid.targets["next_category"].tolist() if len(valid) else []
+    with_terms = accuracy_at_k(true, _decode_ranked(vocabs.categories, valid_pred.category_ids), 1)
+    with torch.no_grad():
+        model.category_learned.fill_(0.0)
+    priors_only = accuracy_at_k(true, _decode_ranked(
+        vocabs.categories, predict_examples(model, valid.batch, cfg, should_stop).category_ids), 1)
+    if with_terms is None or priors_only is None or with_terms >= priors_only:
+        with torch.no_grad():
+            model.category_learned.fill_(1.0)
+        return ("Next category: the head's learned terms on top of its transition priors are kept (validation "
+                f"accuracy@1 {_num(with_terms)} with them, {_num(priors_only)} with the priors alone).")
+    return ("Next category: the forecast is the head's transition priors alone, mixed with their learned weights; "
+            f"the learned terms on top lowered validation accuracy@1 ({_num(with_terms)} with them, "
+            f"{_num(priors_only)} without).")
+
+
 def _rankers(history: pd.DataFrame, cutoff: dt.datetime, horizon_days: int) -> dict:
     from core.model.baselines import MarkovChain, MostPopular, OwnMostFrequent
 
@@ -480,6 +508,7 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
     valid_pred = predict_examples(fit.model, valid_ex.batch, cfg, should_stop)
     calibrator, stack_note = _fit_propensity_calibration(valid_ex, valid_pred.propensity, rfm, history)
     notes.append(stack_note)
+    notes.append(_choose_category_terms(fit.model, valid_ex, valid_pred, vocabs, cfg, should_stop))
     fit.model.set_priors(*_priors(engine, did, vocabs, plan.test_cutoff, cfg, prior_users))
     test_pred = predict_examples(fit.model, test_ex.batch, cfg, should_stop)
 
@@ -506,6 +535,7 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
         refit = fit_model(all_ex, empty, vocabs, cfg, None, should_stop, epochs=max(fit.best_epoch, 1),
                           priors=_priors(engine, did, vocabs, min(refit_cutoffs), cfg, prior_users))
         model, n_examples = refit.model, refit.n_train_examples
+        model.category_learned.copy_(fit.model.category_learned)  # the choice made on the validation window
         notes.append(f"The forecasts come from a refit on all windows, the latest included ({max(fit.best_epoch, 1)} "
                      "epochs, the best number found with validation); the metrics above are those of the evaluated "
                      "model, and the calibration fitted on the validation window is reused.")

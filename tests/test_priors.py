@@ -123,3 +123,87 @@ def test_model_logits_start_from_the_prior():
     assert got[:, 2:] == pytest.approx(prior.log_proba(np.array([2, 4, 0]))[:, 2:], rel=1e-5)
     # saved with the weights
     assert {"category_succ_ids", "item_totals", "prior_scale"} <= set(model.state_dict())
+
+
+def test_last_session_is_the_trailing_run_of_close_events():
+    from core.model.priors import last_session_mask
+
+    event_type = np.array([[0, 1, 1, 1, 1], [0, 0, 0, 0, 2]])
+    age = np.array([[np.nan, 5.0, 1.0, 1.01, 1.0], [np.nan] * 4 + [3.0]])  # days before the cutoff
+    got = last_session_mask(event_type, age, gap_days=0.02)
+    assert got.tolist() == [[False, False, True, True, True], [False, False, False, False, True]]
+
+
+def test_session_main_is_the_most_frequent_known_category_of_the_session():
+    from core.model.priors import session_main
+
+    ids = np.array([
+        [3, 5, 5, 4],  # session = last three: 5 twice beats the last click 4
+        [3, 4, 5, 1],  # all once: the most recent known one (5; "other" never counts)
+        [6, 6, 1, 1],  # session holds only "other": the last known id of the whole row
+        [0, 0, 0, 0],  # nothing: 0
+    ])
+    session = np.array([[0, 1, 1, 1], [0, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 0]], dtype=bool)
+    assert session_main(ids, session).tolist() == [5, 5, 6, 0]
+
+
+def test_category_logits_mix_the_last_event_and_the_last_session_priors():
+    import torch
+
+    from core.model.config import ModelConfig
+    from core.model.modeling import ForecastModel
+
+    torch.manual_seed(0)
+    model = ForecastModel(ModelConfig(hidden_size=8, n_heads=2, n_layers=1, max_len=4, prior_top_k=2), 6, 5, 3)
+    prior = TransitionPrior(
+        succ_ids=np.array([[0, 0], [0, 0], [3, 4], [2, 0], [0, 0]]),
+        succ_counts=np.array([[0, 0], [0, 0], [2, 1], [1, 0], [0, 0]], dtype=np.float32),
+        totals=np.array([0, 0, 3, 1, 0], dtype=np.float32),
+        popularity=np.array([0, 0, 2 / 7, 3 / 7, 2 / 7], dtype=np.float32), alpha=1.0)
+    model.set_priors(prior, TransitionPrior.empty(6, 2, 1.0))
+    model.eval()
+    zeros = torch.zeros((1, 2), dtype=torch.long)
+    inputs = {name: zeros for name in ("item", "category", "brand", "event_type", "price_band", "gap_bucket",
+                                       "age_bucket")}
+    inputs.update(attention_mask=torch.ones((1, 2), dtype=torch.long), position_ids=torch.tensor([[2, 3]]),
+                  recency_bucket=torch.tensor([2]), features=torch.zeros((1, 12)),
+                  last_category=torch.tensor([2]), session_category=torch.tensor([3]), last_item=torch.tensor([0]))
+    got = model(inputs).category_logits[0, 2:].detach().numpy()
+    expected = 0.5 * prior.log_proba(np.array([2]))[0, 2:] + 0.5 * prior.log_proba(np.array([3]))[0, 2:]
+    assert got == pytest.approx(expected, rel=1e-5)  # head and copy votes start at zero: an even mix of both priors
+
+
+@pytest.mark.parametrize("truth, kept", [("c3", 0.0), ("c4", 1.0)])
+def test_learned_category_terms_are_kept_only_when_they_win_on_validation(truth, kept):
+    """The priors favour c3, the learned head c4: whichever the validation targets agree with is used."""
+    import pandas as pd
+    import torch
+
+    from core import forecast
+    from core import sequences as seq
+    from core.model.modeling import ForecastModel
+    from core.model.training import ExampleSet, predict_examples
+    from tests.test_model import random_batch, tiny_config
+
+    torch.manual_seed(0)
+    cfg = tiny_config(prior_top_k=2)
+    model = ForecastModel(cfg, n_items=6, n_categories=5, n_brands=4).eval()
+    prior = TransitionPrior(
+        succ_ids=np.array([[0, 0], [0, 0], [3, 0], [3, 0], [3, 0]]),
+        succ_counts=np.array([[0, 0], [0, 0], [9, 0], [9, 0], [9, 0]], dtype=np.float32),
+        totals=np.array([0, 0, 9, 9, 9], dtype=np.float32),
+        popularity=np.array([0, 0, 1 / 3, 1 / 3, 1 / 3], dtype=np.float32), alpha=1.0)
+    model.set_priors(prior, TransitionPrior.empty(6, 2, 1.0))
+    with torch.no_grad():
+        model.category_head.bias[4] = 20.0
+    batch = random_batch(6, cfg.max_len, 6, 5, seed=1)
+    vocabs = seq.Vocabularies(items=seq.Vocabulary("items", list("abcd")),
+                              categories=seq.Vocabulary("categories", ["c2", "c3", "c4"]),
+                              brands=seq.Vocabulary("brands", []), price_bands={})
+    valid = ExampleSet(batch=batch, labels={}, targets=pd.DataFrame({"next_category": [truth] * 6}),
+                       cutoff_index=np.zeros(6, dtype=np.int64))
+    note = forecast._choose_category_terms(model, valid, predict_examples(model, batch, cfg), vocabs, cfg, None)
+    assert float(model.category_learned) == kept
+    assert ("are kept" in note) == bool(kept)
+    top = predict_examples(model, batch, cfg).category_ids[:, 0]
+    assert (top == (4 if kept else 3)).all()

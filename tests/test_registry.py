@@ -108,3 +108,28 @@ def test_a_failed_publish_leaves_no_rows(engine):
             raise RuntimeError("killed half way")
     assert registry.read_predictions(engine, 1, "v2").empty
     assert registry.model_rows(engine, 1) == []
+
+
+def test_a_version_saved_before_the_session_prior_keeps_its_category_forecast():
+    """Weights without ``session_prior_scale`` load with that weight at zero: the category logits are as before."""
+    from safetensors.torch import load_file, save_file
+
+    from core.model import registry
+    from core.model.modeling import ForecastModel, batch_tensors
+
+    torch.manual_seed(3)
+    cfg = tiny_config()
+    model = ForecastModel(cfg, n_items=30, n_categories=12, n_brands=4).eval()
+    folder = registry.version_dir(7, registry.new_version(7))
+    registry.save_model(folder, model, cfg, _vocabs(30, 12), Calibrator("platt", a=0.5, b=-1.0), {})
+    weights = load_file(str(folder / registry.WEIGHTS_FILE))
+    assert weights.pop("session_prior_scale") is not None
+    save_file(weights, str(folder / registry.WEIGHTS_FILE))
+
+    loaded = registry.load_model(folder)
+    assert float(loaded.model.session_prior_scale) == 0.0
+    inputs = batch_tensors(random_batch(6, cfg.max_len, 30, 12, seed=2))
+    with torch.no_grad():
+        model.session_prior_scale.zero_()
+        np.testing.assert_allclose(loaded.model(inputs).category_logits.detach().numpy(),
+                                   model(inputs).category_logits.detach().numpy(), rtol=1e-6)

@@ -29,10 +29,11 @@ from core.model.config import (
     PRICE_BANDS,
     RECENT_FEATURES,
     RECENT_WINDOWS_DAYS,
+    SESSION_GAP_DAYS,
     USER_FEATURES,
     ModelConfig,
 )
-from core.model.priors import last_known
+from core.model.priors import last_known, last_session_mask, session_main
 from core.sequences import OTHER_ID, PAD_ID, SequenceBatch
 
 IGNORE = -100
@@ -93,6 +94,8 @@ def batch_tensors(batch: SequenceBatch, index=None, start: int | None = None) ->
     out["recency_bucket"] = torch.from_numpy(b.recency_bucket)
     out["features"] = torch.from_numpy(np.concatenate([b.features, recent_counts(b)], axis=1))
     out["last_category"] = torch.from_numpy(last_known(b.category))
+    out["session_category"] = torch.from_numpy(
+        session_main(b.category, last_session_mask(b.event_type, b.age_days, SESSION_GAP_DAYS)))
     out["last_item"] = torch.from_numpy(last_known(b.item))
     return out
 
@@ -147,6 +150,14 @@ class ForecastModel(nn.Module):
             pop[OTHER_ID + 1:] = 1.0
             self.register_buffer(f"{kind}_popularity", pop / pop.sum().clamp(min=1.0))
         self.prior_scale = nn.Parameter(torch.ones(2))
+        # the category head reads the transitions from two states: the last event's category and the last
+        # session's most frequent one (a session mostly keeps one category, its last click may be off topic);
+        # an even mix to start, the weights learned
+        self.prior_scale.data[0] = 0.5
+        self.session_prior_scale = nn.Parameter(torch.full((1,), 0.5))
+        # 1: the category logits add the learned terms (head, copy votes) to the priors; 0: the priors alone.
+        # Chosen on the validation window after fitting (core.forecast), saved with the weights.
+        self.register_buffer("category_learned", torch.ones(()))
         # The category and item logits start exactly at the prior's forecast (the Markov chain's): the terms
         # learned on top of it (head, item projection, copy votes) start at zero, so training moves the
         # forecast only where the examples show a gain. With nn.Linear's default init they added logit
@@ -286,8 +297,10 @@ class ForecastModel(nn.Module):
         out = ForecastOutput(
             propensity_logit=self.propensity_head(rep).squeeze(-1),
             type_logits=self.type_head(rep),
-            category_logits=(self.category_head(rep) + self.copy_scores(inputs, "category", self.n_categories)
-                             + self.prior_scale[0] * self.prior_logp("category", inputs["last_category"])),
+            category_logits=(self.category_learned * (self.category_head(rep)
+                                                      + self.copy_scores(inputs, "category", self.n_categories))
+                             + self.prior_scale[0] * self.prior_logp("category", inputs["last_category"])
+                             + self.session_prior_scale[0] * self.prior_logp("category", inputs["session_category"])),
             user_embedding=rep, hidden=hidden,
         )
         if labels is not None:

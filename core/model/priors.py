@@ -5,8 +5,11 @@ real and simulated shoppers (the first event after a gap often continues the las
 category). Rather than ask the transformer to rediscover those counts from a few thousand
 examples, the model reads them as an input: for each shopper the log-probability of every
 category (item) given their last one, smoothed towards popularity, is added to the head's
-logits with a learned weight. The model starts from the Markov forecast and learns how the
-sequence, the time gaps and the shopper's own history should move it.
+logits with a learned weight. The category head reads the same table a second time from the
+last session's most frequent category (:func:`session_main`): a session mostly keeps one
+category, so its main one often says more about the next visit than the last click does.
+The model starts from an even mix of the two and learns how the weights, the sequence, the
+time gaps and the shopper's own history should move it.
 
 Counts are taken in SQL (a ``LAG`` window per shopper, grouped by pair), so only the pairs
 travel to Python; each category (item) keeps its ``top_k`` most frequent successors. A
@@ -152,3 +155,20 @@ def last_session_mask(event_type: np.ndarray, age_days: np.ndarray, gap_days: fl
             out[:, j] = out[:, j + 1] & mask[:, j] & (age[:, j] - age[:, j + 1] <= gap_days)
     return out
 
+
+def session_main(ids: np.ndarray, session: np.ndarray) -> np.ndarray:
+    """Per row, the known id (>= 2) most frequent among the positions ``session`` (ties: the most recent).
+
+    Falls back to :func:`last_known` of the whole row when the session has no known id. A
+    session mostly keeps one category, so its most frequent one says more about what comes
+    next than its last click.
+    """
+    known = session & (ids > seq.OTHER_ID)
+    if ids.shape[1] == 0:
+        return np.zeros(len(ids), np.int64)
+    same = (ids[:, :, None] == ids[:, None, :]) & known[:, None, :]
+    count = same.sum(axis=2)
+    score = np.where(known, count * ids.shape[1] + np.arange(ids.shape[1])[None, :], -1)
+    pos = np.argmax(score, axis=1)
+    out = ids[np.arange(len(ids)), pos]
+    return np.where(known.any(axis=1), out, last_known(ids)).astype(np.int64)

@@ -41,7 +41,8 @@ VOCAB_FILE = "vocabularies.json"
 CALIBRATOR_FILE = "calibrator.json"
 #: State-dict keys of the transition priors (absent from versions saved before them).
 PRIOR_KEYS = ("category_succ_", "category_totals", "category_popularity", "item_succ_", "item_totals",
-              "item_popularity", "prior_scale")
+              "item_popularity", "prior_scale", "session_prior_scale",
+              "category_learned")
 CARD_FILE = "card.json"
 READY = "ready"
 #: Columns of ``cs_predictions`` written for each shopper, in table order.
@@ -144,6 +145,11 @@ def load_model(folder: Path) -> LoadedModel:
     wrong = [k for k in missing if not k.startswith(PRIOR_KEYS)] + list(unexpected)
     if wrong:
         raise NotFittedError(f"The weights in {folder} do not match the model: {wrong[:5]}.")
+    if "session_prior_scale" in missing:  # saved before the session prior: its category forecast stays as it was
+        import torch
+
+        with torch.no_grad():
+            model.session_prior_scale.zero_()
     model.eval()
     return LoadedModel(
         model=model, config=config, vocabs=Vocabularies.from_dict(json.loads((folder / VOCAB_FILE).read_text())),
