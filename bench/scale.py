@@ -11,12 +11,15 @@ then runs the journey a user would, each stage in a fresh child process:
 3. train: ``core.forecast.train`` with the default ``ModelConfig`` (above ``max_train_users`` it
    trains on a seeded sample and says so in the card), which then scores every shopper in
    chunks and writes the predictions back; training and scoring are timed apart from its
-   progress reports;
-4. segment: ``core.segments.run_segmentation`` (automatic number of segments);
+   progress reports; then the Forecasts page's queries (model cards, every shopper's forecast);
+4. segment: ``core.segments.run_segmentation`` (automatic number of segments), then the Segments
+   page's queries (the stored run, the RFM lens);
 5. preferences: every query the Preferences page makes (``core.preferences``), for everyone
    and for one segment;
 6. export: the Campaigns page's queries and a top-10 % list by propensity
-   (``core.campaigns.build_target_list``) saved as CSV (``core.exports.save_export``).
+   (``core.campaigns.build_target_list``) saved as CSV (``core.exports.save_export``); then every
+   query of the Shopper page for the biggest spender (suggestions, events, segment, forecast,
+   comparison with the segment, preferences).
 
 Time is wall-clock seconds of the measured call only (not the child's imports). Memory is the
 resident set of the child process (DuckDB's buffers included; PostgreSQL's server is another
@@ -189,6 +192,10 @@ def stage_train(engine, steps: Steps, _csv: str, torch_threads: int | None = Non
         sampled=card.sampled, torch_threads=cfg.torch_threads, epochs=len(card.loss_curve),
         sample_note=next((n for n in card.notes if "max_train_users" in n), None),
         heads_used={h: info["used"] for h, info in card.heads.items()})
+    # the Forecasts page: its model cards and the table of every shopper's forecast
+    steps.run("Forecasts page: list_models", forecast.list_models, engine, DATASET, page=True)
+    steps.run("Forecasts page: load_predictions (every shopper)", forecast.load_predictions, engine, DATASET,
+              card.model_version, page=True)
 
 
 def stage_segment(engine, steps: Steps, _csv: str) -> None:
@@ -197,6 +204,13 @@ def stage_segment(engine, steps: Steps, _csv: str) -> None:
     run = steps.run("run_segmentation (features, k-means auto k, profiles, stored)", segments.run_segmentation,
                     engine, DATASET)
     steps.info.update(n_segments=run.n_segments, shoppers=len(run.assignments), notes=run.notes)
+    # the Segments page: the stored run, and the RFM lens computed from the events
+    from core import rfm, store
+
+    steps.run("Segments page: latest_run", segments.latest_run, engine, DATASET, page=True)
+    did = store.get_dataset(engine, DATASET)["dataset_id"]
+    table = steps.run("Segments page: rfm_table", rfm.rfm_table, engine, did, page=True)
+    steps.run("Segments page: rfm grid + summary", lambda t: (rfm.grid(t), rfm.summary(t)), table, page=True)
 
 
 def stage_preferences(engine, steps: Steps, _csv: str) -> None:
@@ -237,6 +251,33 @@ def stage_export(engine, steps: Steps, _csv: str) -> None:
     record = steps.run("save_export csv (file + members recorded)", exports.save_export, engine, built, "csv")
     steps.info.update(model_version=opts["model_version"], matched=n, counts=record["counts"],
                       file_bytes=len(record["data"]))
+    shopper_page(engine, steps)
+
+
+def shopper_page(engine, steps: Steps) -> None:
+    """Every query the Shopper page makes for one shopper (the top suggestion by revenue)."""
+    from core import config, segments, store
+    from core import preferences as prefs
+
+    run = segments.latest_run(engine, DATASET)
+    found = None
+    for kind in segments.SUGGESTION_KINDS:
+        segment = int(run.profiles[0]["segment"]) if kind == "segment members" and run else None
+        frame = steps.run(f"Shopper page: suggest_shoppers {kind}", segments.suggest_shoppers, engine, DATASET, kind,
+                          config.SHOPPER_SUGGESTIONS, segment=segment, page=True)
+        if kind == "biggest spenders":
+            found = frame["user_id"].iloc[0]
+    events = steps.run("Shopper page: shopper_events", segments.shopper_events, engine, DATASET, found, page=True)
+    steps.run("Shopper page: session_summary", segments.session_summary, events, page=True)
+    seg = steps.run("Shopper page: segment_of", segments.segment_of, engine, DATASET, found, run.run_id, page=True)
+    steps.run("Shopper page: shopper_forecast", segments.shopper_forecast, engine, DATASET, found, page=True)
+    profile = next((p for p in run.profiles if seg and p["segment"] == seg["segment"]), None)
+    steps.run("Shopper page: shopper_vs_segment", segments.shopper_vs_segment, engine, DATASET, events, profile,
+              page=True)
+    did = store.get_dataset(engine, DATASET)["dataset_id"]
+    for dim in ("category", "brand"):
+        steps.run(f"Shopper page: preferences {dim}, the shopper", prefs.preferences, engine, did, dim,
+                  user_id=found, top_n=config.TOP_N, page=True)
 
 
 STAGE_FUNCTIONS = {"ingest": stage_ingest, "overview": stage_overview, "train": stage_train,
