@@ -163,6 +163,15 @@ def make_dataset(engine: sa.Engine, name: str, rows: list[dict], layout: str = "
     return did
 
 
+def make_schema_1(engine: sa.Engine) -> None:
+    """Turn a store back into what cartsight with schema 1 left: no derived tables, no price-band column."""
+    with engine.begin() as conn:
+        for table in (store.session_days, store.price_edges):
+            conn.exec_driver_sql(f"DROP TABLE {table.name}")
+        conn.exec_driver_sql("ALTER TABLE cs_events DROP COLUMN price_band")
+        conn.execute(sa.update(store.schema_info).values(version=1))
+
+
 def load_simulated_shop(engine: sa.Engine, name: str, n_users: int, weeks: int, seed: int):
     """Simulate shoppers and load them as dataset ``name`` by the store's bulk path; returns the Simulation.
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from core import config, derived, ingest, queries, sequences, store
 from core.model.config import PRICE_BANDS
-from tests.conftest import make_dataset
+from tests.conftest import make_dataset, make_schema_1
 
 DAY0 = dt.datetime(2024, 5, 1)
 
@@ -141,11 +141,7 @@ def test_a_schema_1_store_is_upgraded_with_its_datasets_derived(engine):
     did = make_dataset(engine, "old", _random_rows(6))
     kpis_before = queries.kpis(engine, did)
     edges_before = _edges(engine, did)
-    with engine.begin() as conn:  # what cartsight 1 left: no derived tables, no band column, version 1
-        for table in (store.session_days, store.price_edges):
-            conn.exec_driver_sql(f"DROP TABLE {table.name}")
-        conn.exec_driver_sql("ALTER TABLE cs_events DROP COLUMN price_band")
-        conn.execute(sa.update(store.schema_info).values(version=1))
+    make_schema_1(engine)
     store.ensure_schema(engine)
     with engine.connect() as conn:
         assert conn.execute(sa.select(store.schema_info.c.version)).scalars().all() == [config.SCHEMA_VERSION]

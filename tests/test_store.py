@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from core import config, store
 from core.errors import DatasetExistsError, DatasetNotFoundError, StoreUnavailableError
-from tests.conftest import make_dataset
+from tests.conftest import make_dataset, make_schema_1
 
 T0 = dt.datetime(2024, 3, 1, 12, 0)
 
@@ -165,15 +165,6 @@ def test_postgres_store_opens_for_a_role_that_only_reads_and_writes(pg_url, tmp_
                 engine.dispose()
 
 
-def _make_schema_1(engine: sa.Engine) -> None:
-    """Turn a store back into what cartsight with schema 1 left: no derived tables, no band column."""
-    with engine.begin() as conn:
-        for table in (store.session_days, store.price_edges):
-            conn.exec_driver_sql(f"DROP TABLE {table.name}")
-        conn.exec_driver_sql("ALTER TABLE cs_events DROP COLUMN price_band")
-        conn.execute(sa.update(store.schema_info).values(version=1))
-
-
 def test_postgres_schema_1_store_is_upgraded_by_its_owner_not_by_the_app_role(pg_url):
     from core import queries
 
@@ -186,7 +177,7 @@ def test_postgres_schema_1_store_is_upgraded_by_its_owner_not_by_the_app_role(pg
             {"user_id": "u1", "event_time": T0, "event_type": "view", "item_id": "A", "price": 9.5},
             {"user_id": "u1", "event_time": T0 + dt.timedelta(minutes=5), "event_type": "purchase", "item_id": "A",
              "price": 9.5, "session_id": "s1"}])
-        _make_schema_1(owner)
+        make_schema_1(owner)
         owner.dispose()
         with _app_role(pg_url, owner_url, schema, READ_WRITE) as app_url:
             with pytest.raises(StoreUnavailableError, match="needs schema 2: this role could not upgrade it.*"
