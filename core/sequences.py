@@ -264,7 +264,7 @@ def _read(engine: Engine, query) -> pd.DataFrame:
     """Run a SELECT and return its rows as a DataFrame.
 
     On DuckDB the compiled statement (bound parameters passed positionally) runs on the
-    driver connection and comes back column-wise (``.df()``): about ten times faster than
+    driver connection and comes back column-wise (``fetchnumpy``): about ten times faster than
     building rows in Python, which dominated reading sequences at a million events
     (measured). Other databases go through SQLAlchemy.
     """
@@ -272,12 +272,32 @@ def _read(engine: Engine, query) -> pd.DataFrame:
         if engine.dialect.name == "duckdb":
             compiled = query.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
             params = [compiled.params[k] for k in compiled.positiontup or ()]
-            frame = store.driver_connection(conn).execute(str(compiled), params).df()
-            for column in frame.columns:  # text as plain objects, None where missing (as the generic path gives)
-                if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
-                    frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
-            return frame
+            return _numpy_frame(store.driver_connection(conn).execute(str(compiled), params).fetchnumpy())
         return _frame(conn.execute(query))
+
+
+def _numpy_frame(data: dict) -> pd.DataFrame:
+    """A DataFrame of DuckDB's numpy columns: text as plain objects with None where missing (as the generic
+    path gives), nullable integers where the column has NULLs. Half the time of ``.df()``, whose text went
+    through Arrow strings and back to objects (scoring 20,000 shoppers, measured)."""
+    columns = {}
+    for name, values in data.items():
+        missing = np.ma.getmaskarray(values) if np.ma.isMaskedArray(values) else None
+        raw = np.asarray(np.ma.getdata(values))
+        if raw.dtype == object:
+            if missing is not None:
+                raw = raw.copy()
+                raw[missing] = None
+            columns[name] = pd.Series(raw, dtype=object)
+        elif missing is None:
+            columns[name] = pd.Series(raw)
+        elif raw.dtype.kind in "iu":
+            columns[name] = pd.Series(pd.arrays.IntegerArray(raw, missing))
+        elif raw.dtype.kind == "b":
+            columns[name] = pd.Series(pd.arrays.BooleanArray(raw, missing))
+        else:  # floats and times: NaN / NaT where missing
+            columns[name] = pd.Series(np.ma.filled(values, np.nan if raw.dtype.kind == "f" else np.datetime64("NaT")))
+    return pd.DataFrame(columns)
 
 
 def _frame(result) -> pd.DataFrame:
