@@ -103,9 +103,12 @@ def describe(group: str, batch: seq.SequenceBatch, row: int, masks: dict, vocabs
     """The words for one group of one shopper (what the hidden events were)."""
     hidden = masks[group][row]
     ages = batch.age_days[row][hidden]
-    cats = vocabs.categories.decode(batch.category[row][hidden])
-    named = [c for c in cats if c]
-    top = max(set(named), key=named.count) if named else None
+    top = None
+    if group in ("carts", "last_session", "recent_category"):
+        ids = batch.category[row][hidden]
+        ids = ids[ids > seq.OTHER_ID]
+        if len(ids):  # the most frequent named category (ties: the smallest id)
+            top = vocabs.categories.decode([np.bincount(ids).argmax()])[0]
     n = int(hidden.sum())
     if group == "carts":
         return f"carted {n} {_plural(_category_word(top), n)} in {_days_phrase(float(ages.max()))}"
@@ -200,10 +203,10 @@ def explain(model, batch: seq.SequenceBatch, vocabs: seq.Vocabularies, n_reasons
         model.train(was_training)
     masks = group_masks(batch)
     reasons = []
+    strongest = np.argsort(-np.abs(effects), axis=1, kind="stable")[:, :n_reasons]
     for row in range(len(batch)):
-        order = np.argsort(-np.abs(effects[row]), kind="stable")[:n_reasons]
         words = []
-        for g in order:
+        for g in strongest[row]:
             if abs(effects[row, g]) < MIN_EFFECT:
                 continue
             direction = "raises" if effects[row, g] > 0 else "lowers"
