@@ -77,11 +77,13 @@ def recent_counts(batch: SequenceBatch) -> np.ndarray:
     return np.log1p(np.stack(cols, axis=1).astype(np.float32)) if len(batch) else np.zeros((0, len(RECENT_FEATURES)), np.float32)
 
 
-def batch_tensors(batch: SequenceBatch, index=None, start: int | None = None) -> dict:
+def batch_tensors(batch: SequenceBatch, index=None, start: int | None = None, priors: bool = True) -> dict:
     """Tensors of ``batch`` rows ``index`` for the model, from column ``start`` on.
 
     ``start`` None trims the leading columns that are padding in every row (an occluded
     batch has holes, so the trim looks at the columns, not at the number of events).
+    ``priors`` False leaves out the last and session ids that only the category and item
+    heads read (the propensity alone, as the reasons need, does without them).
     """
     b = batch if index is None else batch.take(index)
     if start is None:
@@ -93,10 +95,11 @@ def batch_tensors(batch: SequenceBatch, index=None, start: int | None = None) ->
     out["position_ids"] = torch.arange(start, start + width).unsqueeze(0).expand(len(b), -1)
     out["recency_bucket"] = torch.from_numpy(b.recency_bucket)
     out["features"] = torch.from_numpy(np.concatenate([b.features, recent_counts(b)], axis=1))
-    out["last_category"] = torch.from_numpy(last_known(b.category))
-    out["session_category"] = torch.from_numpy(
-        session_main(b.category, last_session_mask(b.event_type, b.age_days, SESSION_GAP_DAYS)))
-    out["last_item"] = torch.from_numpy(last_known(b.item))
+    if priors:
+        out["last_category"] = torch.from_numpy(last_known(b.category))
+        out["session_category"] = torch.from_numpy(
+            session_main(b.category, last_session_mask(b.event_type, b.age_days, SESSION_GAP_DAYS)))
+        out["last_item"] = torch.from_numpy(last_known(b.item))
     return out
 
 

@@ -157,7 +157,8 @@ def occlusion_effects(model, batch: seq.SequenceBatch, index: np.ndarray, inputs
         for g, group in enumerate(GROUPS):
             if group == "recency":  # changes nothing the transformer reads
                 occluded = _occlude(sub, group, masks[group])
-                effects[:, g] = base - model.propensity_from_hidden(hidden, batch_tensors(occluded, start=offset))
+                tensors = batch_tensors(occluded, start=offset, priors=False)
+                effects[:, g] = base - model.propensity_from_hidden(hidden, tensors)
                 continue
             rows = np.flatnonzero(masks[group].any(axis=1))
             first = np.argmax(masks[group][rows], axis=1) - offset
@@ -166,7 +167,7 @@ def occlusion_effects(model, batch: seq.SequenceBatch, index: np.ndarray, inputs
                 part = order[s:s + batch_size]
                 r = rows[part]
                 occluded = _occlude(sub.take(r), group, masks[group][r])
-                tensors = batch_tensors(occluded, start=offset)
+                tensors = batch_tensors(occluded, start=offset, priors=False)
                 start = int(first[part].min())
                 h = model.occluded_hidden(tensors, [q[r, :start] for q in qkv], start)
                 effects[r, g] = base[r] - model.propensity_from_hidden(h, tensors)
@@ -197,7 +198,7 @@ def explain(model, batch: seq.SequenceBatch, vocabs: seq.Vocabularies, n_reasons
         with torch.inference_mode():
             for s in range(0, len(batch), batch_size):
                 idx = np.sort(order[s:s + batch_size])
-                inputs = batch_tensors(batch, idx)
+                inputs = batch_tensors(batch, idx, priors=False)
                 hidden, qkv = model.states_for_occlusion(inputs)
                 effects[idx] = occlusion_effects(model, batch, idx, inputs, hidden, qkv, batch_size)
         model.train(was_training)
