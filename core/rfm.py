@@ -44,13 +44,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import config, store
+from core.sequences import read_frame
 
 NEVER_BOUGHT = "never bought"
 #: Group names in the order the page lists them (best first), "never bought" last.
 GROUPS = ("champions", "loyal customers", "potential loyalists", "new customers", "promising", "need attention",
           "about to sleep", "can't lose them", "at risk", "hibernating", "lost", NEVER_BOUGHT)
 SECONDS_PER_DAY = 86_400.0
-_e = store.events.c
 
 
 def group_of(r: int, fm: int) -> str:
@@ -78,25 +78,36 @@ def quintile_scores(values: pd.Series, higher_is_better: bool = True) -> pd.Seri
 
 
 def per_user_aggregates(engine: Engine, dataset_id: int) -> pd.DataFrame:
-    """One row per shopper: user_id, n_orders, revenue, last_purchase, last_event (one grouped query)."""
-    is_purchase = sa.and_(_e.event_type == "purchase", sa.func.coalesce(_e.quantity, 1) >= 0)
-    amount = sa.case((_e.event_type == "purchase", _e.price * sa.func.coalesce(_e.quantity, 1)), else_=sa.null())
-    per_session = (
-        sa.select(_e.user_id.label("user_id"),
-                  sa.func.max(sa.case((is_purchase, 1), else_=0)).label("is_order"),
-                  sa.func.sum(amount).label("revenue"),
-                  sa.func.count(amount).label("n_amounts"),
-                  sa.func.max(sa.case((is_purchase, _e.event_time), else_=sa.null())).label("last_purchase"),
-                  sa.func.max(_e.event_time).label("last_event"))
-        .where(_e.dataset_id == dataset_id).group_by(_e.user_id, _e.session_id).subquery("per_session")
-    )
-    s = per_session.c
-    query = sa.select(s.user_id, sa.func.sum(s.is_order).label("n_orders"), sa.func.sum(s.revenue).label("revenue"),
-                      sa.func.sum(s.n_amounts).label("n_amounts"), sa.func.max(s.last_purchase).label("last_purchase"),
-                      sa.func.max(s.last_event).label("last_event")).group_by(s.user_id).order_by(s.user_id)
-    with engine.connect() as conn:
-        result = conn.execute(query)
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    """One row per shopper: user_id, n_orders, revenue, n_amounts, last_purchase, last_event (one grouped query).
+
+    Read from ``cs_session_days`` (core.derived: one row per shopper, session and day; a visit over
+    midnight is still one order): at 20.4 M events 4.7 M rows instead of every event.
+    """
+    d = store.session_days.c
+    if store.is_duckdb(engine):
+        # one level: DuckDB counts distinct order sessions per shopper in a hash table (0.98 s against
+        # 2.0 s for grouping by session first, at 20.4 M events); PostgreSQL would sort for DISTINCT
+        order = sa.case((d.n_purchases > 0, sa.func.coalesce(d.session_id, "")), else_=sa.null())
+        query = (sa.select(d.user_id, sa.func.count(sa.distinct(order)).label("n_orders"),
+                           sa.func.sum(d.revenue).label("revenue"), sa.func.sum(d.n_amounts).label("n_amounts"),
+                           sa.func.max(d.last_purchase).label("last_purchase"),
+                           sa.func.max(d.last_event).label("last_event"))
+                 .where(d.dataset_id == dataset_id).group_by(d.user_id).order_by(d.user_id))
+    else:
+        per_session = (
+            sa.select(d.user_id, sa.func.max(sa.case((d.n_purchases > 0, 1), else_=0)).label("is_order"),
+                      sa.func.sum(d.revenue).label("revenue"), sa.func.sum(d.n_amounts).label("n_amounts"),
+                      sa.func.max(d.last_purchase).label("last_purchase"),
+                      sa.func.max(d.last_event).label("last_event"))
+            .where(d.dataset_id == dataset_id).group_by(d.user_id, d.session_id).subquery("per_session")
+        )
+        s = per_session.c
+        query = (sa.select(s.user_id, sa.func.sum(s.is_order).label("n_orders"),
+                           sa.func.sum(s.revenue).label("revenue"), sa.func.sum(s.n_amounts).label("n_amounts"),
+                           sa.func.max(s.last_purchase).label("last_purchase"),
+                           sa.func.max(s.last_event).label("last_event"))
+                 .group_by(s.user_id).order_by(s.user_id))
+    frame = read_frame(engine, query)
     frame["n_orders"] = pd.to_numeric(frame["n_orders"]).fillna(0).astype(int)
     frame["revenue"] = pd.to_numeric(frame["revenue"]).astype(float)
     frame["n_amounts"] = pd.to_numeric(frame["n_amounts"]).fillna(0).astype(int)
@@ -123,7 +134,7 @@ def score(aggregates: pd.DataFrame) -> pd.DataFrame:
     out["monetary"] = aggregates["revenue"].astype(float).to_numpy()
     buyers = (out["frequency"] > 0) & out["recency_days"].notna()
     for c in ("r_score", "f_score", "m_score", "fm_score"):
-        out[c] = pd.array([pd.NA] * len(out), dtype="Int64")
+        out[c] = pd.arrays.IntegerArray(np.zeros(len(out), dtype="int64"), np.ones(len(out), dtype=bool))  # all NA
     b = out.loc[buyers]
     if len(b):
         r = quintile_scores(b["recency_days"], higher_is_better=False)
@@ -137,9 +148,11 @@ def score(aggregates: pd.DataFrame) -> pd.DataFrame:
         out.loc[buyers, "fm_score"] = fm.to_numpy()
     groups = np.full(len(out), NEVER_BOUGHT, dtype=object)
     idx = np.flatnonzero(buyers.to_numpy())
-    rs, fms = out["r_score"].to_numpy(), out["fm_score"].to_numpy()
-    for i in idx:
-        groups[i] = group_of(int(rs[i]), int(fms[i]))
+    n = config.RFM_SCORES  # group_of for every (r, fm) pair once, then one lookup per buyer
+    table = np.array([[group_of(r, fm) for fm in range(1, n + 1)] for r in range(1, n + 1)], dtype=object)
+    rs = out["r_score"].to_numpy()[idx].astype(int)
+    fms = out["fm_score"].to_numpy()[idx].astype(int)
+    groups[idx] = table[rs - 1, fms - 1]
     out["rfm_group"] = groups
     return out
 

@@ -260,7 +260,7 @@ def chunk_where(chunk: UserChunk) -> list:
     return where
 
 
-def _read(engine: Engine, query) -> pd.DataFrame:
+def read_frame(engine: Engine, query) -> pd.DataFrame:
     """Run a SELECT and return its rows as a DataFrame.
 
     On DuckDB the compiled statement (bound parameters passed positionally) runs on the
@@ -322,7 +322,7 @@ def load_last_events(engine: Engine, dataset_id: int, chunk: UserChunk, cutoff: 
     inner = sa.select(*cols, rn).where(ev.c.dataset_id == dataset_id, ev.c.event_time < cutoff, *chunk_where(chunk)).subquery()
     query = sa.select(*[inner.c[c] for c in EVENT_COLUMNS]).where(inner.c.rn <= max_len).order_by(
         inner.c.user_id, inner.c.rn.desc())
-    return _read(engine, query)
+    return read_frame(engine, query)
 
 
 def load_user_stats(engine: Engine, dataset_id: int, chunk: UserChunk, cutoff: dt.datetime) -> pd.DataFrame:
@@ -350,7 +350,7 @@ def load_user_stats(engine: Engine, dataset_id: int, chunk: UserChunk, cutoff: d
         .group_by(ev.c.user_id)
         .order_by(ev.c.user_id)
     )
-    return _read(engine, query)
+    return read_frame(engine, query)
 
 
 def load_events(engine: Engine, dataset_id: int, chunk: UserChunk, start: dt.datetime | None,
@@ -361,7 +361,7 @@ def load_events(engine: Engine, dataset_id: int, chunk: UserChunk, start: dt.dat
     if start is not None:
         where.append(ev.c.event_time >= start)
     query = sa.select(*[ev.c[c] for c in EVENT_COLUMNS]).where(*where).order_by(ev.c.user_id, ev.c.event_time)
-    return _read(engine, query)
+    return read_frame(engine, query)
 
 
 # --- encoding -------------------------------------------------------------------------------

@@ -102,8 +102,10 @@ session_days = sa.Table(
     sa.Column("n_purchases", sa.BigInteger, nullable=False),  # purchases with a quantity not negative
     sa.Column("n_cancels", sa.BigInteger, nullable=False),  # purchases with a negative quantity
     sa.Column("revenue", sa.Double),  # NULL when no purchase of the row has a price
+    sa.Column("n_amounts", sa.BigInteger, nullable=False),  # purchases (cancellations too) with a price
     sa.Column("first_event", sa.DateTime, nullable=False),
     sa.Column("last_event", sa.DateTime, nullable=False),
+    sa.Column("last_purchase", sa.DateTime),  # of the purchases with a quantity not negative
 )
 
 quarantine = sa.Table(
