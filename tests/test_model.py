@@ -284,3 +284,19 @@ def test_occlusion_reusing_the_full_pass_equals_a_new_pass(n_layers):
         expected = np.where(present, base - again, 0.0)
         assert np.abs(got[:, g] - expected).max() < 1e-5, group
         assert np.abs(expected).max() > 1e-4  # the groups do move this model's propensity
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_eval_pass_block_by_block_equals_gpt2_model(n_layers):
+    """Scoring's pass (last block at the last position only) gives GPT2Model's last hidden state, padding and all."""
+    from core.model.modeling import ForecastModel, batch_tensors
+
+    cfg = tiny_config(n_layers=n_layers, max_len=10, hidden_size=16)
+    model = ForecastModel(cfg, n_items=30, n_categories=12, n_brands=4).eval()
+    inputs = batch_tensors(random_batch(12, cfg.max_len, 30, 12, seed=7))
+    assert (inputs["attention_mask"] == 0).any()  # some rows are shorter than the window
+    with torch.no_grad():
+        library = model.transformer(inputs_embeds=model._embed(inputs), attention_mask=inputs["attention_mask"],
+                                    position_ids=inputs["position_ids"]).last_hidden_state[:, -1]
+        ours = model.last_hidden(inputs)
+    assert torch.allclose(ours, library, atol=1e-5)
