@@ -1019,12 +1019,14 @@ def suggest_shoppers(engine: Engine, dataset: str, kind: str, n: int = config.SH
 
 def shopper_events(engine: Engine, dataset: str, user_id: str,
                    limit: int = config.SHOPPER_TIMELINE_MAX_EVENTS) -> pd.DataFrame:
-    """One shopper's events, oldest first (the last ``limit`` of them): the canonical event columns.
+    """One shopper's events, oldest first (the last ``limit`` of them): the canonical event columns and
+    each event's ``price_band`` (stored at load, :mod:`core.derived`).
 
     An unknown shopper gives an empty frame. Errors: ``DatasetNotFoundError``.
     """
     did = store.get_dataset(engine, dataset)["dataset_id"]
-    cols = ["event_time", "event_type", "item_id", "category", "brand", "price", "quantity", "session_id"]
+    cols = ["event_time", "event_type", "item_id", "category", "brand", "price", "quantity", "session_id",
+            "price_band"]
     inner = (sa.select(*[_e[c] for c in cols]).where(_e.dataset_id == did, _e.user_id == str(user_id))
              .order_by(_e.event_time.desc(), _e.event_type).limit(limit).subquery())
     with engine.connect() as conn:
@@ -1080,20 +1082,14 @@ def shopper_vs_segment(engine: Engine, dataset: str, events: pd.DataFrame, profi
     (None when the shopper is in no segment run). Output: ``{"category group": frame,
     "price band": frame}``, each with ``name``, ``shopper``, ``segment``, ``everyone``
     (shares of events, 0..1) and ``segment_affinity`` (segment ÷ everyone), rows in the
-    order of the shopper's share. Price bands follow :func:`core.sequences.price_bands`.
+    order of the shopper's share. Price bands are the events' stored ``price_band`` (the edges of
+    :func:`core.sequences.price_bands` over the whole dataset, written at load).
     """
-    from core import sequences as seq
-
+    del engine, dataset  # everything needed is in the events and the profile
     out: dict[str, pd.DataFrame] = {}
     groups = events["category"].dropna().astype(str).str.split(".", n=1).str[0]
     mine = _shares(groups)
-    did = store.get_dataset(engine, dataset)["dataset_id"]
-    edges = seq.price_bands(engine, did)
-    bands = {(seq.ALL_CATEGORIES if c is None else c): [a, b, d] for c, a, b, d in
-             edges[["category", "p25", "p50", "p75"]].itertuples(index=False, name=None)}
-    ids = seq.price_band_ids(events["category"].tolist(), events["price"].tolist(), bands) if len(events) else []
-    band_names = pd.Series([PRICE_BANDS[i - 2] for i in ids if i >= 2], dtype=object)
-    mine_bands = _shares(band_names)
+    mine_bands = _shares(events["price_band"].dropna().astype(str))
     for dim, shopper_shares, key in (("category group", mine, "groups"), ("price band", mine_bands, "bands")):
         rows = (profile or {}).get("group_index", {}).get(key, [])
         seg = {r["name"]: r["share"] for r in rows}
