@@ -257,9 +257,17 @@ def _choose_category_terms(model, valid, valid_pred, vocabs, cfg: ModelConfig, s
             model.category_learned.fill_(1.0)
         return ("Next category: the head's learned terms on top of its transition priors are kept (validation "
                 f"accuracy@1 {_num(with_terms)} with them, {_num(priors_only)} with the priors alone).")
-    return ("Next category: the forecast is the head's transition priors alone, mixed with their learned weights; "
-            f"the learned terms on top lowered validation accuracy@1 ({_num(with_terms)} with them, "
-            f"{_num(priors_only)} without).")
+    # training shrank the priors' weights while the learned terms carried part of the forecast; alone, they are
+    # rescaled to sum to 1 (same ranking), so the probabilities are on the priors' own scale, not flattened
+    with torch.no_grad():
+        total = model.prior_scale[0] + model.session_prior_scale[0]
+        if float(total) > 0:
+            model.prior_scale[0] /= total
+            model.session_prior_scale[0] /= total
+    return ("Next category: the forecast is the head's transition priors alone (after the last event's category, "
+            f"weight {float(model.prior_scale[0]):.2f}; after the last session's main category, weight "
+            f"{float(model.session_prior_scale[0]):.2f}); the learned terms on top lowered validation accuracy@1 "
+            f"({_num(with_terms)} with them, {_num(priors_only)} without).")
 
 
 def _rankers(history: pd.DataFrame, cutoff: dt.datetime, horizon_days: int) -> dict:

@@ -196,6 +196,7 @@ def test_learned_category_terms_are_kept_only_when_they_win_on_validation(truth,
     model.set_priors(prior, TransitionPrior.empty(6, 2, 1.0))
     with torch.no_grad():
         model.category_head.bias[4] = 20.0
+        model.prior_scale[0], model.session_prior_scale[0] = 0.1, 0.2  # as shrunk by training
     batch = random_batch(6, cfg.max_len, 6, 5, seed=1)
     vocabs = seq.Vocabularies(items=seq.Vocabulary("items", list("abcd")),
                               categories=seq.Vocabulary("categories", ["c2", "c3", "c4"]),
@@ -207,3 +208,6 @@ def test_learned_category_terms_are_kept_only_when_they_win_on_validation(truth,
     assert ("are kept" in note) == bool(kept)
     top = predict_examples(model, batch, cfg).category_ids[:, 0]
     assert (top == (4 if kept else 3)).all()
+    # the priors alone get weights rescaled to sum to 1 (same ranking, probabilities on their own scale)
+    weights = (float(model.prior_scale[0]), float(model.session_prior_scale[0]))
+    assert weights == pytest.approx((0.1, 0.2) if kept else (1 / 3, 2 / 3))
