@@ -265,8 +265,9 @@ def _choose_category_terms(model, valid, valid_pred, vocabs, cfg: ModelConfig, s
             model.prior_scale[0] /= total
             model.session_prior_scale[0] /= total
     return ("Next category: the forecast is the head's transition priors alone (after the last event's category, "
-            f"weight {float(model.prior_scale[0]):.2f}; after the last session's main category, weight "
-            f"{float(model.session_prior_scale[0]):.2f}); the learned terms on top lowered validation accuracy@1 "
+            f"weight {float(model.prior_scale[0].detach()):.2f}; after the last session's main category, weight "
+            f"{float(model.session_prior_scale[0].detach()):.2f}); the learned terms on top lowered validation "
+            "accuracy@1 "
             f"({_num(with_terms)} with them, {_num(priors_only)} without).")
 
 

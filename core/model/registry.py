@@ -198,16 +198,20 @@ def model_rows(engine: Engine, dataset_id: int) -> list[dict]:
 
 
 def read_predictions(engine: Engine, dataset_id: int, version: str, limit: int | None = None) -> pd.DataFrame:
-    """Prediction rows of a version, highest propensity first (``limit`` rows at most)."""
+    """Prediction rows of a version, highest propensity first (``limit`` rows at most).
+
+    Read column-wise (:func:`core.sequences.read_frame`): the Forecasts page reads every shopper's
+    row, and building 310,000 rows in Python took 3.4 s (bench/scale.py at 20 M events).
+    """
+    from core.sequences import read_frame
+
     p = store.predictions
     query = sa.select(*[p.c[c] for c in PREDICTION_COLUMNS if c != "dataset_id"]).where(
         p.c.dataset_id == dataset_id, p.c.model_version == version
     ).order_by(p.c.purchase_propensity.desc(), p.c.user_id)
     if limit is not None:
         query = query.limit(limit)
-    with engine.connect() as conn:
-        result = conn.execute(query)
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    return read_frame(engine, query)
 
 
 def remove_folder(folder: Path) -> None:
