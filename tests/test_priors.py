@@ -105,7 +105,8 @@ def test_last_known_skips_padding_and_other():
     assert last_known(ids).tolist() == [5, 0, 4, 7]
 
 
-def test_model_logits_start_from_the_prior():
+def _tiny_model_with_category_prior():
+    """A one-layer model whose category head has a hand-made first-order prior (items: an empty one)."""
     import torch
 
     from core.model.config import ModelConfig
@@ -119,6 +120,13 @@ def test_model_logits_start_from_the_prior():
         totals=np.array([0, 0, 3, 1, 0], dtype=np.float32),
         popularity=np.array([0, 0, 2 / 7, 3 / 7, 2 / 7], dtype=np.float32), alpha=1.0)
     model.set_priors(prior, TransitionPrior.empty(6, 2, 1.0))
+    return model, prior
+
+
+def test_model_logits_start_from_the_prior():
+    import torch
+
+    model, prior = _tiny_model_with_category_prior()
     got = model.prior_logp("category", torch.tensor([2, 4, 0])).numpy()
     assert got[:, 2:] == pytest.approx(prior.log_proba(np.array([2, 4, 0]))[:, 2:], rel=1e-5)
     # saved with the weights
@@ -150,17 +158,7 @@ def test_session_main_is_the_most_frequent_known_category_of_the_session():
 def test_category_logits_mix_the_last_event_and_the_last_session_priors():
     import torch
 
-    from core.model.config import ModelConfig
-    from core.model.modeling import ForecastModel
-
-    torch.manual_seed(0)
-    model = ForecastModel(ModelConfig(hidden_size=8, n_heads=2, n_layers=1, max_len=4, prior_top_k=2), 6, 5, 3)
-    prior = TransitionPrior(
-        succ_ids=np.array([[0, 0], [0, 0], [3, 4], [2, 0], [0, 0]]),
-        succ_counts=np.array([[0, 0], [0, 0], [2, 1], [1, 0], [0, 0]], dtype=np.float32),
-        totals=np.array([0, 0, 3, 1, 0], dtype=np.float32),
-        popularity=np.array([0, 0, 2 / 7, 3 / 7, 2 / 7], dtype=np.float32), alpha=1.0)
-    model.set_priors(prior, TransitionPrior.empty(6, 2, 1.0))
+    model, prior = _tiny_model_with_category_prior()
     model.eval()
     zeros = torch.zeros((1, 2), dtype=torch.long)
     inputs = {name: zeros for name in ("item", "category", "brand", "event_type", "price_band", "gap_bucket",
