@@ -131,6 +131,24 @@ def _choose(page, test_id: str, label: str, option: str | re.Pattern) -> None:
     _settle(page)
 
 
+def _steady_counts(page, keys: tuple[str, ...], total: int, button: re.Pattern) -> tuple[dict, int]:
+    """The Campaigns page's count tiles and export button once they agree with one another.
+
+    A rerun replaces the page's elements top to bottom, and on a loaded machine it can start after
+    ``_settle``'s wait, so tiles further down may still show the previous filters' numbers: wait until
+    the tiles (``keys``) add up to ``total`` and the button offers what "Exported" says.
+    """
+    waited = 0
+    while True:
+        counts = {k: _count(_metric_value(page, k)) for k in ("Matched the filters", *keys)}
+        offered = _count(re.search(r"Export ([\d,]+) shoppers", page.get_by_role("button", name=button).inner_text()).group(1))
+        if counts["Matched the filters"] == total == sum(counts[k] for k in keys) and offered == counts["Exported"]:
+            return counts, offered
+        assert waited < STEP_TIMEOUT_MS, f"the counts never agreed: {counts}, button {offered}, {total} matched"
+        page.wait_for_timeout(250)
+        waited += 250
+
+
 def _nav(page, title: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
     page.get_by_role("heading", name=title, exact=True).wait_for()
@@ -250,12 +268,12 @@ def test_segment_preferences_shopper_then_download_a_target_list(prepared_store,
             # 4. Campaigns: the segment, the live count, export as CSV and download it
             _nav(page, "Campaigns")
             _choose(page, "stMultiSelect", "Segments", f"{seg}. {seg_name}")
-            seen["matching"] = _count(_metric_value(page, "Shoppers matching these filters"))
             page.get_by_role("heading", name="Expected outcome").wait_for()
-            seen["csv_counts"] = {k: _count(_metric_value(page, k)) for k in ("Matched the filters", "Holdout (kept back)",
-                                                                             "Exported")}
-            export = page.get_by_role("button", name=re.compile(r"^Export [\d,]+ shoppers as CSV"))
-            seen["csv_button"] = _count(re.search(r"Export ([\d,]+) shoppers", export.inner_text()).group(1))
+            csv_button = re.compile(r"^Export [\d,]+ shoppers as CSV")
+            seen["csv_counts"], seen["csv_button"] = _steady_counts(page, ("Holdout (kept back)", "Exported"),
+                                                                    seen["card_size"], csv_button)
+            seen["matching"] = _count(_metric_value(page, "Shoppers matching these filters"))
+            export = page.get_by_role("button", name=csv_button)
             export.click()
             page.get_by_text(re.compile(r"^Export \d+ recorded: ")).wait_for()
             seen["csv_file"] = _download(page, re.compile(r"^Download cartsight-.*-csv\.csv$"), downloads)
@@ -268,10 +286,10 @@ def test_segment_preferences_shopper_then_download_a_target_list(prepared_store,
             page.get_by_text(re.compile(r"^identities\.csv: [\d,]+ rows read")).wait_for()
             _settle(page)
             seen["identity_caption"] = page.get_by_text(re.compile(r"^identities\.csv: ")).inner_text()
-            seen["google_counts"] = {k: _count(_metric_value(page, k)) for k in (
-                "Matched the filters", "Without consent", "Holdout (kept back)", "Exported")}
-            export = page.get_by_role("button", name=re.compile(r"^Export [\d,]+ shoppers as Google Ads"))
-            export.click()
+            google_button = re.compile(r"^Export [\d,]+ shoppers as Google Ads")
+            seen["google_counts"], _ = _steady_counts(page, ("Without consent", "Holdout (kept back)", "Exported"),
+                                                      seen["card_size"], google_button)
+            page.get_by_role("button", name=google_button).click()
             page.get_by_role("button", name=re.compile(r"^Download cartsight-.*-google\.csv$")).wait_for()
             seen["google_file"] = _download(page, re.compile(r"^Download cartsight-.*-google\.csv$"), downloads)
             _full_screenshot(page, shots / "5-campaigns-google.png")
