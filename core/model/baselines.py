@@ -60,7 +60,6 @@ class BaselineConfig:
     n_threads: int = 1
 
 
-_DAY = pd.Timedelta(days=1)
 
 
 def _check_history(history: pd.DataFrame, needed: Sequence[str], who: str) -> None:
@@ -77,6 +76,25 @@ def _sorted(history: pd.DataFrame) -> pd.DataFrame:
     return h.sort_values(["user_id", "event_time", "_pos"], kind="stable")
 
 
+def _str_array(values: pd.Series) -> np.ndarray:
+    """``values`` as an object array of Python strings (without a round trip through pandas' Arrow strings)."""
+    if pd.api.types.is_string_dtype(values):
+        return values.to_numpy(dtype=object)
+    return np.array([str(v) for v in values.tolist()], dtype=object)
+
+
+def _codes(values) -> np.ndarray:
+    """Integer codes of ``values`` (missing: -1)."""
+    return pd.factorize(np.asarray(values, dtype=object))[0]
+
+
+def _distinct_per_group(group: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """Number of distinct non-negative ``codes`` in each group 0..n_groups-1."""
+    ok = codes >= 0
+    pairs = np.unique(group[ok].astype(np.int64) * (int(codes.max(initial=0)) + 1) + codes[ok])
+    return np.bincount(pairs // (int(codes.max(initial=0)) + 1), minlength=n_groups)
+
+
 def rfm_features(history: pd.DataFrame, cutoff: dt.datetime, users: Sequence[str] | None = None,
                  cfg: BaselineConfig | None = None) -> pd.DataFrame:
     """Recency, frequency, monetary and recent-activity features of each shopper at ``cutoff``.
@@ -90,64 +108,80 @@ def rfm_features(history: pd.DataFrame, cutoff: dt.datetime, users: Sequence[str
     ``n_carts``, ``n_purchases``, ``n_removes``, ``events_<d>d`` and ``carts_<d>d`` for each
     recent window ``d``, ``days_since_last_purchase``, ``days_since_last_cart``,
     ``distinct_categories``, ``distinct_items``, ``active_days``, ``mean_price``.
+
+    Computed on numpy arrays (integer codes, per-shopper sums): scoring computes these for every
+    chunk of shoppers, and the grouped pandas version was a tenth of scoring's time (measured).
     """
     cfg = cfg or BaselineConfig()
     _check_history(history, ["user_id", "event_time", "event_type"], "rfm_features")
     cutoff = pd.Timestamp(cutoff)
-    h = _sorted(history[history["event_time"] < cutoff])
-    etype = h["event_type"].astype(object)
-    age = (cutoff - h["event_time"]) / _DAY
-    price = pd.to_numeric(h["price"], errors="coerce") if "price" in h else pd.Series(np.nan, index=h.index)
-    qty = pd.to_numeric(h["quantity"], errors="coerce") if "quantity" in h else pd.Series(np.nan, index=h.index)
-    is_buy, is_cart = etype.eq("purchase"), etype.eq("cart")
-    new_session = h["user_id"].ne(h["user_id"].shift()) | (
-        h["event_time"].diff() > pd.Timedelta(minutes=config.SESSION_GAP_MINUTES))
-    gap_key = "g" + new_session.cumsum().astype(str)
-    sid = h["session_id"] if "session_id" in h else pd.Series(None, index=h.index, dtype=object)
-    session = sid.astype(object).where(sid.notna(), gap_key).astype(str)
+    h = history[history["event_time"] < cutoff]
+    n = len(h)
+    user_code, names = pd.factorize(_str_array(h["user_id"]), sort=True)
+    times = pd.to_datetime(h["event_time"]).to_numpy().astype("datetime64[us]").astype(np.int64)
+    order = np.lexsort((np.arange(n), times, user_code))  # by shopper, time, then the rows' order
+    user_code, times = user_code[order], times[order]
+    n_users = len(names)
 
-    cols = {
-        "age": age, "buy": is_buy.astype(int), "cart": is_cart.astype(int),
-        "view": etype.isin(["view", "wishlist"]).astype(int), "remove": etype.eq("remove_from_cart").astype(int),
-        "revenue": (price.fillna(0.0) * qty.fillna(1.0)).where(is_buy, 0.0),
-        "buy_age": age.where(is_buy), "cart_age": age.where(is_cart),
-        "session": session, "day": h["event_time"].dt.floor("D"), "price": price,
-    }
-    for d in cfg.recent_days:
-        cols[f"ev{d}"] = (age <= d).astype(int)
-        cols[f"ca{d}"] = ((age <= d) & is_cart).astype(int)
-    f = pd.DataFrame(cols, index=h.index)
-    f["user_id"] = h["user_id"].to_numpy()
-    f["category"] = h["category"].to_numpy() if "category" in h else None
-    f["item_id"] = h["item_id"].to_numpy() if "item_id" in h else None
-    g = f.groupby("user_id", sort=True)
+    def col(name: str) -> np.ndarray:
+        return np.asarray(h[name].to_numpy(dtype=object))[order] if name in h else np.full(n, None, dtype=object)
+
+    def per_user(values) -> np.ndarray:
+        return np.bincount(user_code, weights=values, minlength=n_users)
+
+    etype = col("event_type")
+    age = (cutoff.to_datetime64().astype("datetime64[us]").astype(np.int64) - times) / 86_400e6
+    price, qty = (pd.to_numeric(h[c], errors="coerce").to_numpy(dtype=float)[order] if c in h else np.full(n, np.nan)
+                  for c in ("price", "quantity"))
+    is_buy, is_cart = etype == "purchase", etype == "cart"
+    is_view = (etype == "view") | (etype == "wishlist")
+    first = np.ones(n, dtype=bool)
+    first[1:] = user_code[1:] != user_code[:-1]
+    starts = np.flatnonzero(first)
+    new_session = first.copy()
+    new_session[1:] |= (times[1:] - times[:-1]) > config.SESSION_GAP_MINUTES * 60e6
+    sid = col("session_id")
+    has_sid = pd.notna(sid)
+    # a session: its id where the event has one, else the run of events without long gaps
+    session = np.where(has_sid, _codes(np.where(has_sid, sid.astype(str), None)), -1)
+    gap_runs = np.cumsum(new_session)
+    session = np.where(has_sid, session, session.max(initial=-1) + gap_runs)
+
+    def nmin(values) -> np.ndarray:
+        return np.fmin.reduceat(values, starts) if n else np.zeros(0)
+
     out = pd.DataFrame({
-        "recency_days": g["age"].min(),
-        "tenure_days": g["age"].max(),
-        "frequency": g["session"].nunique(),
-        "monetary": g["revenue"].sum(),
-        "n_events": g.size(),
-        "n_views": g["view"].sum(),
-        "n_carts": g["cart"].sum(),
-        "n_purchases": g["buy"].sum(),
-        "n_removes": g["remove"].sum(),
-    })
+        "recency_days": nmin(age),
+        "tenure_days": np.fmax.reduceat(age, starts) if n else np.zeros(0),
+        "frequency": _distinct_per_group(user_code, session, n_users),
+        "monetary": per_user(np.where(is_buy, np.nan_to_num(price, nan=0.0) * np.nan_to_num(qty, nan=1.0), 0.0)),
+        "n_events": np.diff(np.append(starts, n)),
+        "n_views": per_user(is_view),
+        "n_carts": per_user(is_cart),
+        "n_purchases": per_user(is_buy),
+        "n_removes": per_user(etype == "remove_from_cart"),
+    }, index=pd.Index(names, name="user_id", dtype=object))
     for d in cfg.recent_days:
-        out[f"events_{d}d"] = g[f"ev{d}"].sum()
-        out[f"carts_{d}d"] = g[f"ca{d}"].sum()
-    out["days_since_last_purchase"] = g["buy_age"].min().fillna(cfg.never_days)
-    out["days_since_last_cart"] = g["cart_age"].min().fillna(cfg.never_days)
-    out["distinct_categories"] = g["category"].nunique()
-    out["distinct_items"] = g["item_id"].nunique()
-    out["active_days"] = g["day"].nunique()
-    out["mean_price"] = g["price"].mean().fillna(0.0)
-    out.index.name = "user_id"
+        out[f"events_{d}d"] = per_user(age <= d)
+        out[f"carts_{d}d"] = per_user((age <= d) & is_cart)
+    out["days_since_last_purchase"] = np.nan_to_num(nmin(np.where(is_buy, age, np.nan)), nan=cfg.never_days)
+    out["days_since_last_cart"] = np.nan_to_num(nmin(np.where(is_cart, age, np.nan)), nan=cfg.never_days)
+    out["distinct_categories"] = _distinct_per_group(user_code, _codes(col("category")), n_users)
+    out["distinct_items"] = _distinct_per_group(user_code, _codes(col("item_id")), n_users)
+    day = times // 86_400_000_000  # days since 1970 (negative before); sorted within each shopper
+    new_day = first.copy()
+    new_day[1:] |= day[1:] != day[:-1]
+    out["active_days"] = per_user(new_day)
+    priced = ~np.isnan(price)
+    n_priced = per_user(priced)
+    out["mean_price"] = np.divide(per_user(np.where(priced, price, 0.0)), n_priced, out=np.zeros(n_users),
+                                  where=n_priced > 0)
     out = out.astype(float)
     if users is not None:
         fill = {c: 0.0 for c in out.columns}
         fill.update(recency_days=cfg.never_days, days_since_last_purchase=cfg.never_days,
                     days_since_last_cart=cfg.never_days)
-        out = out.reindex([str(u) for u in users]).fillna(fill)
+        out = out.reindex(pd.Index([str(u) for u in users], dtype=object, name="user_id")).fillna(fill)
     return out
 
 
