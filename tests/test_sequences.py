@@ -148,3 +148,33 @@ def test_sampled_chunks_read_the_same_sequences_as_full_ranges(duck_engine):
 def test_time_buckets():
     ids = seq.time_bucket_ids([np.nan, 0, 9.9, 10, 59, 86400, 1e9])
     assert ids.tolist() == [1, 2, 2, 3, 3, 9, 14]
+
+
+def test_sequences_from_a_loaded_history_equal_the_sql_ones(engine):
+    """Scoring builds each chunk's sequences from the history it has read: the same batch as the two queries,
+    with shoppers past ``max_len``, ties on the time (broken by type, then item, a missing item first),
+    purchases, several days and events at or after the cutoff left out."""
+    rng = np.random.default_rng(11)
+    kinds = ["view", "cart", "purchase", "remove_from_cart"]
+    rows = []
+    for u in range(40):
+        t = dt.datetime(2023, 12, 28) + dt.timedelta(hours=int(rng.integers(0, 96)))
+        for _ in range(int(rng.integers(1, 14))):
+            if rng.random() > 0.3:  # else a tie: the same second as the previous event
+                t += dt.timedelta(minutes=int(rng.integers(1, 900)))
+            item = None if rng.random() < 0.1 else f"i{int(rng.integers(0, 30)):02d}"
+            rows.append(_ev(f"u{u:02d}", t, kinds[int(rng.integers(0, 4))], item, f"c.k{int(rng.integers(0, 5))}",
+                            float(rng.integers(1, 500))))
+    rows = list({(r["user_id"], r["event_time"], r["event_type"], r["item_id"]): r for r in rows}.values())
+    did = make_dataset(engine, "from_history", rows)
+    vocabs = _vocabs(engine, did)
+    users = seq.list_users(engine, did)
+    chunk = seq.user_chunks(users, len(users), exhaustive=True)[0]
+    assert any(r["event_time"] >= T for r in rows) and any(r["item_id"] is None for r in rows)
+    want = seq.build_sequences(engine, did, chunk, T, vocabs, max_len=6)
+    got = seq.sequences_from_events(seq.load_events(engine, did, chunk, None, T), T, vocabs, max_len=6)
+    assert got.user_ids == want.user_ids and len(want) > 30
+    assert (want.mask.sum(axis=1) == 6).any()  # some shoppers were cut to the window
+    for name in (*seq.SequenceBatch.TOKEN_FIELDS, "recency_bucket", "features"):
+        assert np.array_equal(getattr(got, name), getattr(want, name)), name
+    assert np.allclose(got.age_days, want.age_days, equal_nan=True)
