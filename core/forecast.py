@@ -351,12 +351,13 @@ def _score_chunk(loaded, batch: seq.SequenceBatch, heads: dict, baselines: dict,
     cfg, vocabs = loaded["config"], loaded["vocabs"]
     effects = np.zeros((len(batch), len(GROUPS)))
 
-    def occlude(idx, inputs, hidden, qkv):  # the reasons reuse each mini-batch's transformer pass
-        effects[idx] = occlusion_effects(loaded["model"], batch, idx, inputs, hidden, qkv, cfg.batch_size)
+    def occlude(idx, inputs, hidden, states):  # the reasons reuse each mini-batch's transformer pass
+        effects[idx] = occlusion_effects(loaded["model"], batch, idx, inputs, hidden, states, cfg.batch_size)
 
-    pred = predict_examples(loaded["model"], batch, cfg, on_batch=occlude if cfg.n_reasons else None)
-    users = batch.user_ids
     used = {h: info["used"] for h, info in heads.items()}
+    pred = predict_examples(loaded["model"], batch, cfg, on_batch=occlude if cfg.n_reasons else None,
+                            items=used["next_items"] == MODEL)
+    users = batch.user_ids
     calibrator = loaded["calibrator"]
     p_rfm = None
     if used["propensity"] != MODEL or calibrator.stack_ is not None:
@@ -433,8 +434,12 @@ def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict,
     report("scoring", lo, f"scoring {len(users)} shoppers")
     for i, chunk in enumerate(chunks):
         _check_stop(should_stop)
-        batch = seq.build_sequences(engine, dataset_id, chunk, end_cutoff, loaded["vocabs"], cfg.max_len)
-        history = _history_frame(seq.load_events(engine, dataset_id, chunk, None, end_cutoff)) if need_history else None
+        if need_history:  # one query: the sequences come from the chunk's history
+            history = _history_frame(seq.load_events(engine, dataset_id, chunk, None, end_cutoff))
+            batch = seq.sequences_from_events(history, end_cutoff, loaded["vocabs"], cfg.max_len)
+        else:
+            history = None
+            batch = seq.build_sequences(engine, dataset_id, chunk, end_cutoff, loaded["vocabs"], cfg.max_len)
         frame = _score_chunk(loaded, batch, heads, baselines, history, end_cutoff, dataset_id, version)
         written += write_predictions(conn, frame)
         report("scoring", lo + (hi - lo) * (i + 1) / len(chunks), f"scored {written} of {len(users)} shoppers")

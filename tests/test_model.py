@@ -83,6 +83,10 @@ def test_every_head_has_its_shape(n_items):
     assert pred.category_ids.shape == (5, 3) and pred.item_ids.shape == (5, 7)
     assert (pred.category_ids >= 2).all() and (pred.item_ids >= 2).all()  # padding and "other" never ranked
     assert (np.diff(pred.item_p, axis=1) <= 1e-7).all()  # best first
+    no_items = model.predict(inputs, top_k_items=0, top_k_categories=3)  # scoring when items come from a baseline
+    assert no_items.item_ids.shape == (5, 0) and no_items.item_p.shape == (5, 0)
+    assert np.array_equal(no_items.propensity, pred.propensity)
+    assert np.array_equal(no_items.category_ids, pred.category_ids)
 
 
 def test_trimmed_padding_does_not_change_the_forecast():
@@ -267,12 +271,15 @@ def test_occlusion_reusing_the_full_pass_equals_a_new_pass(n_layers):
 
     cfg = tiny_config(n_layers=n_layers, max_len=10, hidden_size=16)
     model = ForecastModel(cfg, n_items=30, n_categories=12, n_brands=4).eval()
+    with torch.no_grad():  # padding tokens that are not zero vectors: a hidden event's input must be rebuilt
+        for table in (model.item_emb, model.category_emb, model.brand_emb, model.type_emb, model.age_emb):
+            table.weight[0].normal_()
     batch = random_batch(24, cfg.max_len, 30, 12, seed=4)
     masks = reasons.group_masks(batch)
     idx = np.arange(3, 24)  # a mini-batch of some rows
     inputs = batch_tensors(batch, idx)
-    hidden, qkv = model.states_for_occlusion(inputs)
-    got = reasons.occlusion_effects(model, batch, idx, inputs, hidden, qkv, batch_size=5)
+    hidden, states = model.states_for_occlusion(inputs)
+    got = reasons.occlusion_effects(model, batch, idx, inputs, hidden, states, batch_size=5)
 
     sub = batch.take(idx)
     base = model.predict_propensity(inputs)

@@ -54,6 +54,25 @@ class ForecastOutput:
 
 
 @dataclass
+class PassStates:
+    """What an eval pass keeps for the occlusions (:meth:`ForecastModel.keeping_projections`).
+
+    ``embeds`` is the first block's input [n, width, hidden] (event tokens plus positions) and
+    ``qkv`` each layer's query/key/value projection [n, width, 3 * hidden], layer order.
+    """
+
+    embeds: torch.Tensor | None = None
+    qkv: list[torch.Tensor] = field(default_factory=list)
+
+    @staticmethod
+    def concat(parts: list["PassStates"]) -> "PassStates":
+        """The states of several passes over consecutive rows (the same columns), as one."""
+        return PassStates(embeds=torch.cat([p.embeds for p in parts]),
+                          qkv=[torch.cat(layer) for layer in zip(*(p.qkv for p in parts))])
+
+
+
+@dataclass
 class Prediction:
     """Probabilities for a batch of shoppers (numpy), as returned by :meth:`ForecastModel.predict`."""
 
@@ -64,6 +83,15 @@ class Prediction:
     item_ids: np.ndarray  # [n, k] best first
     item_p: np.ndarray  # [n, k]
     hidden: np.ndarray  # [n, hidden] the transformer's last hidden state (reasons reuse it)
+
+    @staticmethod
+    def concat(parts: list["Prediction"], order: np.ndarray | None = None) -> "Prediction":
+        """The rows of several predictions, one after the other (then taken in ``order`` when given)."""
+        out = {}
+        for name in Prediction.__dataclass_fields__:
+            values = np.concatenate([getattr(p, name) for p in parts])
+            out[name] = values if order is None else values[order]
+        return Prediction(**out)
 
 
 def recent_counts(batch: SequenceBatch) -> np.ndarray:
@@ -207,7 +235,7 @@ class ForecastModel(nn.Module):
         a third less work when scoring every shopper.
         """
         if not self.training:
-            return self._blocks(inputs, [], 0)
+            return self._blocks(inputs, None, 0)
         return self.transformer(
             inputs_embeds=self._embed(inputs), attention_mask=inputs["attention_mask"],
             position_ids=inputs["position_ids"],
@@ -215,45 +243,65 @@ class ForecastModel(nn.Module):
 
     # -- occlusion (reasons) ------------------------------------------------------------
     @contextmanager
-    def keeping_projections(self) -> Iterator[list[torch.Tensor]]:
-        """Within the block, every transformer pass appends each layer's query/key/value projection
-        [n, width, 3 * hidden] to the yielded list (layer order); :meth:`occluded_hidden` reuses them."""
-        qkv: list[torch.Tensor] = []
-        hooks = [block.attn.c_attn.register_forward_hook(lambda _m, _a, out: qkv.append(out))
+    def keeping_projections(self) -> Iterator[PassStates]:
+        """Within the block, the eval pass (:meth:`last_hidden`) fills the yielded :class:`PassStates`: the
+        first block's input and each layer's query/key/value projection; :meth:`occluded_hidden` reuses them."""
+        states = PassStates()
+
+        def keep_embeds(_m, args, _out):
+            states.embeds = args[0]
+
+        hooks = [block.attn.c_attn.register_forward_hook(lambda _m, _a, out: states.qkv.append(out))
                  for block in self.transformer.h]
+        hooks.append(self.transformer.h[0].ln_1.register_forward_hook(keep_embeds))
         try:
-            yield qkv
+            yield states
         finally:
             for hook in hooks:
                 hook.remove()
 
-    def states_for_occlusion(self, inputs: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The last hidden state [n, hidden] and each layer's query/key/value projection [n, width, 3 * hidden]."""
-        with self.keeping_projections() as qkv:
+    def states_for_occlusion(self, inputs: dict) -> tuple[torch.Tensor, PassStates]:
+        """The last hidden state [n, hidden] and the :class:`PassStates` of the pass over ``inputs``."""
+        with self.keeping_projections() as states:
             hidden = self.last_hidden(inputs)
-        return hidden, qkv
+        return hidden, states
 
-    def occluded_hidden(self, inputs: dict, qkv: list[torch.Tensor], start: int) -> torch.Tensor:
+    def occluded_hidden(self, inputs: dict, states: PassStates, start: int, rows=None) -> torch.Tensor:
         """[n, hidden] the last hidden state of ``inputs``, recomputing only the positions from column ``start`` on.
 
-        ``inputs`` is a copy of the batch whose states ``qkv`` (:meth:`states_for_occlusion`, same
-        rows and columns; only the columns before ``start`` are read) came from, with some
-        events turned into padding, none before ``start``. The transformer is causal, so the keys
-        and values before ``start`` are those of the full pass: this equals :meth:`last_hidden` of
-        ``inputs`` (up to rounding) at the cost of the columns from ``start`` on. Eval mode only.
+        ``inputs`` is a copy of rows ``rows`` (all when None) of the batch whose ``states``
+        (:meth:`states_for_occlusion`, same columns) came from, with some events turned into
+        padding, none before ``start``. The
+        transformer is causal, so the keys and values before ``start`` are those of the full pass; and
+        an event that stays keeps its token, so the first block's input and projections are those of
+        the full pass at every column. This equals :meth:`last_hidden` of ``inputs`` (up to rounding)
+        at the cost of the first block's attention and MLP and the later blocks from column ``start``
+        on. Eval mode only.
         """
-        return self._blocks(inputs, qkv, start)
+        rows = torch.arange(len(states.qkv[0])) if rows is None else torch.as_tensor(rows)
+        return self._blocks(inputs, states, start, rows)
 
-    def _blocks(self, inputs: dict, qkv: list[torch.Tensor], start: int) -> torch.Tensor:
-        """GPT-2's blocks (pre-norm attention and MLP) over the columns from ``start`` on, the keys and values
-        before it taken from ``qkv``; the last block only at the last position. No dropout."""
+    def _pad_embeds(self, inputs: dict, start: int) -> torch.Tensor:
+        """[1, width - start, hidden] the first block's input of a padding position at each column from ``start``."""
+        tables = (self.item_emb, self.category_emb, self.brand_emb, self.type_emb, self.price_emb, self.gap_emb,
+                  self.age_emb)
+        return sum(t.weight[PAD_ID] for t in tables) + self.transformer.wpe(inputs["position_ids"][:1, start:])
+
+    def _blocks(self, inputs: dict, states: PassStates | None, start: int,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
+        """GPT-2's blocks (pre-norm attention and MLP) over the columns from ``start`` on; the last block only at
+        the last position. With ``states`` (an occlusion; ``inputs`` are its rows ``rows``), the keys and values
+        before ``start`` and the first block's input and projections are the full pass's. No dropout."""
         tr, h, n_heads = self.transformer, self.config.hidden_size, self.config.n_heads
-        x = tr.drop(self._embed(inputs, start) + tr.wpe(inputs["position_ids"][:, start:]))
+        live = inputs["attention_mask"].bool()
+        if states is None:
+            x = tr.drop(self._embed(inputs, start) + tr.wpe(inputs["position_ids"][:, start:]))
+        else:  # the full pass's input where the event stays, a padding position's where it is hidden
+            x = torch.where(live[:, start:, None], states.embeds[rows, start:], self._pad_embeds(inputs, start))
         n, t = x.shape[:2]
-        width = inputs["attention_mask"].shape[1]
+        width = live.shape[1]
         query_col = start + torch.arange(t)
-        allowed = ((torch.arange(width)[None, :] <= query_col[:, None])[None]
-                   & inputs["attention_mask"].bool()[:, None, :])  # [n, t, width]
+        allowed = (torch.arange(width)[None, :] <= query_col[:, None])[None] & live[:, None, :]  # [n, t, width]
         # a padding query with no event before it is never read by a real position; it looks at itself (no NaN)
         alone = ~allowed.any(dim=-1)
         allowed[alone.nonzero(as_tuple=True) + (query_col[alone.nonzero(as_tuple=True)[1]],)] = True
@@ -262,10 +310,17 @@ class ForecastModel(nn.Module):
             return z.reshape(n, z.shape[1], n_heads, h // n_heads).transpose(1, 2)
 
         for layer, block in enumerate(tr.h):
-            q, k, v = block.attn.c_attn(block.ln_1(x)).split(h, dim=2)
-            if start:
-                past = qkv[layer][:, :start]
-                k, v = torch.cat([past[..., h:2 * h], k], dim=1), torch.cat([past[..., 2 * h:], v], dim=1)
+            if states is not None and layer == 0:
+                # a hidden event's projections are stale: as a key it is masked, as a query only the last
+                # column is ever read, so that one column is projected again
+                full = states.qkv[0][rows]  # a copy (rows is an index): the rows' projections at every column
+                full[:, -1:] = block.attn.c_attn(block.ln_1(x[:, -1:]))
+                q, k, v = full[:, start:, :h], full[..., h:2 * h], full[..., 2 * h:]
+            else:
+                q, k, v = block.attn.c_attn(block.ln_1(x)).split(h, dim=2)
+                if start:
+                    past = states.qkv[layer][rows, :start]
+                    k, v = torch.cat([past[..., h:2 * h], k], dim=1), torch.cat([past[..., 2 * h:], v], dim=1)
             if layer == len(tr.h) - 1:  # the last layer's keys and values need every column, the rest only the last
                 q, x, allowed, t = q[:, -1:], x[:, -1:], allowed[:, -1:], 1
             out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=allowed[:, None])
@@ -352,6 +407,8 @@ class ForecastModel(nn.Module):
         """Probabilities (uncalibrated propensity, next-type distribution, top categories and items).
 
         Categories and items are ranked over the full vocabularies, padding and "other" excluded.
+        ``top_k_items`` 0 skips the item head (a softmax over the whole catalogue for every shopper:
+        scoring leaves it out when the items forecast is a baseline's); ``item_ids`` is then [n, 0].
         """
         was_training = self.training
         self.eval()
@@ -361,17 +418,21 @@ class ForecastModel(nn.Module):
         cat_p = torch.softmax(cat_logits, dim=-1)
         k_cat = min(top_k_categories, max(self.n_categories - 2, 1))
         cat_top = cat_p.topk(k_cat, dim=-1)
-        item_logits = self._item_logits(out.user_embedding, self._item_extra(inputs))
-        item_logits[:, [PAD_ID, OTHER_ID]] = float("-inf")
-        item_p = torch.softmax(item_logits, dim=-1)
-        k_item = min(top_k_items, max(self.n_items - 2, 1))
-        item_top = item_p.topk(k_item, dim=-1)
+        if top_k_items:
+            item_logits = self._item_logits(out.user_embedding, self._item_extra(inputs))
+            item_logits[:, [PAD_ID, OTHER_ID]] = float("-inf")
+            item_p = torch.softmax(item_logits, dim=-1)
+            k_item = min(top_k_items, max(self.n_items - 2, 1))
+            top = item_p.topk(k_item, dim=-1)
+            item_ids, item_top_p = top.indices.numpy(), top.values.numpy()
+        else:
+            item_ids, item_top_p = np.zeros((len(out.hidden), 0), np.int64), np.zeros((len(out.hidden), 0), np.float32)
         self.train(was_training)
         return Prediction(
             propensity=torch.sigmoid(out.propensity_logit).numpy(),
             type_proba=torch.softmax(out.type_logits, dim=-1).numpy(),
             category_ids=cat_top.indices.numpy(), category_p=cat_top.values.numpy(),
-            item_ids=item_top.indices.numpy(), item_p=item_top.values.numpy(), hidden=out.hidden.numpy(),
+            item_ids=item_ids, item_p=item_top_p, hidden=out.hidden.numpy(),
         )
 
     @torch.no_grad()

@@ -10,8 +10,9 @@ are re-run for it (most have no carts or purchases).
 
 The transformer is causal, so hiding events changes nothing before the first hidden one:
 each occlusion reuses the full pass's keys and values up to there and recomputes only the
-columns after it (``ForecastModel.occluded_hidden``), the same numbers as a whole new pass
-at a fraction of the cost (the last session, hidden for every shopper, is a few columns).
+columns after it (``ForecastModel.occluded_hidden``); an event that stays keeps its token,
+so the first block's input and projections are reused at every column too. The same
+numbers as a whole new pass at a fraction of the cost (the last session, hidden for every shopper, is a few columns).
 Scoring hands the full pass of each mini-batch to :func:`occlusion_effects`, so no pass is
 run twice.
 """
@@ -131,12 +132,12 @@ def describe(group: str, batch: seq.SequenceBatch, row: int, masks: dict, vocabs
     return f"visited in the last {hours} {_plural('hour', hours)}"
 
 
-def occlusion_effects(model, batch: seq.SequenceBatch, index: np.ndarray, inputs: dict, hidden, qkv: list,
+def occlusion_effects(model, batch: seq.SequenceBatch, index: np.ndarray, inputs: dict, hidden, states,
                       batch_size: int) -> np.ndarray:
     """[len(index), len(GROUPS)] change of the uncalibrated propensity of rows ``index`` when each group is hidden.
 
-    ``inputs`` are ``batch_tensors(batch, index)``, ``hidden`` and ``qkv`` the model's full pass
-    over them (``ForecastModel.states_for_occlusion`` or a pass inside
+    ``inputs`` are ``batch_tensors(batch, index)``, ``hidden`` and ``states`` (``PassStates``) the
+    model's full pass over them (``ForecastModel.states_for_occlusion`` or a pass inside
     ``keeping_projections``). Effect = propensity with everything minus propensity with the
     group hidden (positive: the group raises the chance); 0 for shoppers without the group.
     Occluded rows run ``batch_size`` at a time, grouped by where their first hidden event is.
@@ -169,7 +170,7 @@ def occlusion_effects(model, batch: seq.SequenceBatch, index: np.ndarray, inputs
                 occluded = _occlude(sub.take(r), group, masks[group][r])
                 tensors = batch_tensors(occluded, start=offset, priors=False)
                 start = int(first[part].min())
-                h = model.occluded_hidden(tensors, [q[r, :start] for q in qkv], start)
+                h = model.occluded_hidden(tensors, states, start, rows=r)
                 effects[r, g] = base[r] - model.propensity_from_hidden(h, tensors)
     model.train(was_training)
     return effects
@@ -199,8 +200,8 @@ def explain(model, batch: seq.SequenceBatch, vocabs: seq.Vocabularies, n_reasons
             for s in range(0, len(batch), batch_size):
                 idx = np.sort(order[s:s + batch_size])
                 inputs = batch_tensors(batch, idx, priors=False)
-                hidden, qkv = model.states_for_occlusion(inputs)
-                effects[idx] = occlusion_effects(model, batch, idx, inputs, hidden, qkv, batch_size)
+                hidden, states = model.states_for_occlusion(inputs)
+                effects[idx] = occlusion_effects(model, batch, idx, inputs, hidden, states, batch_size)
         model.train(was_training)
     masks = group_masks(batch)
     reasons = []
