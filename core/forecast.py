@@ -344,7 +344,7 @@ def _evaluate(test, pred, calibrator, rfm: dict, rankers: dict, history: pd.Data
 
 
 def _score_chunk(loaded, batch: seq.SequenceBatch, heads: dict, baselines: dict, chunk_history: pd.DataFrame | None,
-                 cutoff: dt.datetime, dataset_id: int, version: str) -> pd.DataFrame:
+                 rfm_x: pd.DataFrame | None, cutoff: dt.datetime, dataset_id: int, version: str) -> pd.DataFrame:
     from core.model.reasons import GROUPS, explain, occlusion_effects
     from core.model.training import predict_examples
 
@@ -361,11 +361,11 @@ def _score_chunk(loaded, batch: seq.SequenceBatch, heads: dict, baselines: dict,
     calibrator = loaded["calibrator"]
     p_rfm = None
     if used["propensity"] != MODEL or calibrator.stack_ is not None:
-        p_rfm = baselines["rfm"]["propensity"].predict_proba(chunk_history, cutoff, users)
+        p_rfm = baselines["rfm"]["propensity"].predict_from_features(rfm_x)
     propensity = calibrator(pred.propensity, p_rfm) if used["propensity"] == MODEL else p_rfm
     type_p = pred.type_proba
     if used["next_event_type"] != MODEL:
-        type_p = baselines["rfm"]["next_event_type"].predict_proba(chunk_history, cutoff, users)
+        type_p = baselines["rfm"]["next_event_type"].predict_from_features(rfm_x)
     if used["next_category"] == MODEL:
         next_cat = vocabs.categories.decode(pred.category_ids[:, 0])
         next_cat_p = pred.category_p[:, 0].astype(float)
@@ -423,10 +423,15 @@ def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict,
                end_cutoff: dt.datetime, report: _Progress, should_stop, fraction_range: tuple[float, float]) -> int:
     from core.model.registry import write_predictions
 
+    from core.model.baselines import RFMPropensity, rfm_features_from_store
+
     cfg = loaded["config"]
     used = {info["used"] for info in heads.values()} - {MODEL, "most_popular"}
-    need_history = (any(u not in baselines["rankers"] or not baselines.get("covers_all", False) for u in used)
-                    or loaded["calibrator"].stack_ is not None)  # the stacked propensity reads RFM features
+    # the gradient-boosting heads and the stacked propensity read RFM features, grouped in the database; the
+    # rankers read a shopper's own history only when they were fitted on a sample of the shoppers
+    need_rfm = RFMPropensity.name in used or loaded["calibrator"].stack_ is not None
+    need_history = any(u != RFMPropensity.name and (u not in baselines["rankers"] or not baselines.get("covers_all"))
+                       for u in used)
     users = seq.list_users(engine, dataset_id, before=end_cutoff)
     chunks = seq.user_chunks(users, cfg.chunk_users, exhaustive=True)
     lo, hi = fraction_range
@@ -440,7 +445,11 @@ def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict,
         else:
             history = None
             batch = seq.build_sequences(engine, dataset_id, chunk, end_cutoff, loaded["vocabs"], cfg.max_len)
-        frame = _score_chunk(loaded, batch, heads, baselines, history, end_cutoff, dataset_id, version)
+        rfm_x = None
+        if need_rfm:
+            rfm_x = rfm_features_from_store(engine, dataset_id, chunk, end_cutoff, batch.user_ids,
+                                            baselines["rfm"]["propensity"].config)
+        frame = _score_chunk(loaded, batch, heads, baselines, history, rfm_x, end_cutoff, dataset_id, version)
         written += write_predictions(conn, frame)
         report("scoring", lo + (hi - lo) * (i + 1) / len(chunks), f"scored {written} of {len(users)} shoppers")
     return written

@@ -256,3 +256,39 @@ def test_bad_inputs():
         bl.RFMPropensity().fit([(HISTORY, pd.DataFrame({"user_id": ["u1"], "purchased": [1]}))])
     with pytest.raises(SchemaError, match="at least one training cutoff"):
         bl.RFMPropensity().fit([])
+
+
+def test_rfm_features_grouped_in_the_store_equal_those_of_the_history(engine):
+    """Scoring asks the database for each chunk's RFM features: the same numbers as rfm_features on the chunk's
+    events, with session ids on some events, gaps of exactly the session gap, ties on the time, missing prices and
+    quantities, events at or after the cutoff, and a shopper asked about who has nothing before it."""
+    from core import config
+    from core import sequences as seq
+    from tests.conftest import make_dataset
+
+    rng = np.random.default_rng(5)
+    cutoff = dt.datetime(2024, 3, 10)
+    kinds = ["view", "cart", "purchase", "remove_from_cart", "wishlist"]
+    rows = []
+    for u in range(60):
+        t = dt.datetime(2024, 2, 20) + dt.timedelta(hours=int(rng.integers(0, 400)))
+        for _ in range(int(rng.integers(1, 25))):
+            step = rng.choice([0, config.SESSION_GAP_MINUTES, config.SESSION_GAP_MINUTES + 1, 5, 600, 3000])
+            t += dt.timedelta(minutes=int(step))
+            rows.append({"user_id": f"u{u:02d}", "event_time": t, "event_type": kinds[int(rng.integers(0, 5))],
+                         "item_id": None if rng.random() < 0.1 else f"i{int(rng.integers(0, 30))}",
+                         "category": None if rng.random() < 0.1 else f"c{int(rng.integers(0, 6))}",
+                         "brand": None, "price": None if rng.random() < 0.2 else float(rng.integers(1, 90)),
+                         "quantity": None if rng.random() < 0.5 else int(rng.integers(1, 4)),
+                         "session_id": None if rng.random() < 0.6 else f"s{int(rng.integers(0, 4))}"})
+    rows.append({**rows[0], "user_id": "late", "event_time": cutoff + dt.timedelta(hours=1)})
+    did = make_dataset(engine, "rfm_sql", rows)
+    users = seq.list_users(engine, did)
+    chunk = seq.user_chunks(users, len(users), exhaustive=True)[0]
+    assert "late" in users
+    history = seq.load_events(engine, did, chunk, None, cutoff)
+    want = bl.rfm_features(history, cutoff, users=users)
+    got = bl.rfm_features_from_store(engine, did, chunk, cutoff, users)
+    assert list(got.index) == users and list(got.columns) == list(want.columns)
+    pd.testing.assert_frame_equal(got, want, check_index_type=False, check_exact=False, rtol=1e-12, atol=1e-9)
+    assert got.loc["late", "n_events"] == 0 and got.loc["late", "recency_days"] == bl.BaselineConfig().never_days

@@ -185,6 +185,91 @@ def rfm_features(history: pd.DataFrame, cutoff: dt.datetime, users: Sequence[str
     return out
 
 
+def rfm_features_from_store(engine, dataset_id: int, chunk, cutoff: dt.datetime, users: Sequence[str],
+                            cfg: BaselineConfig | None = None) -> pd.DataFrame:
+    """:func:`rfm_features` of ``users`` (in that order) at ``cutoff``, grouped in the database.
+
+    ``chunk`` is the ``core.sequences.UserChunk`` that holds ``users``. One query over the
+    chunk's events (a window function numbers the sessions without an id) returns one row per
+    shopper instead of every event: scoring needs these features for every shopper, and reading
+    each chunk's whole history into pandas for them cost a quarter of scoring (measured). The same
+    numbers as :func:`rfm_features` on that history (tested on both stores).
+    """
+    import sqlalchemy as sa
+
+    from core import sequences as seq
+    from core import store
+
+    cfg = cfg or BaselineConfig()
+    cutoff = pd.Timestamp(cutoff).to_pydatetime()
+    ev = store.events
+    prev = sa.func.lag(ev.c.event_time).over(partition_by=ev.c.user_id, order_by=ev.c.event_time)
+    gap = dt.timedelta(minutes=config.SESSION_GAP_MINUTES)
+    rows = sa.select(
+        ev.c.user_id, ev.c.event_time, ev.c.event_type, ev.c.item_id, ev.c.category, ev.c.price, ev.c.quantity,
+        ev.c.session_id,
+        sa.case((sa.or_(prev.is_(None), prev < ev.c.event_time - gap), 1), else_=0).label("new_session"),
+    ).where(ev.c.dataset_id == dataset_id, ev.c.event_time < cutoff, *seq.chunk_where(chunk)).subquery()
+    # ties on the time share one run number (a RANGE frame), as the first of them starts it in rfm_features
+    runs = sa.select(rows, sa.func.sum(rows.c.new_session).over(
+        partition_by=rows.c.user_id, order_by=rows.c.event_time, range_=(None, 0)).label("run")).subquery()
+    e = runs.c
+
+    def count_if(cond):
+        return sa.func.sum(sa.case((cond, 1), else_=0))
+
+    def last_time(kind: str):
+        return sa.func.max(sa.case((e.event_type == kind, e.event_time), else_=None))
+
+    columns = [
+        e.user_id,
+        sa.func.max(e.event_time).label("last_event"),
+        sa.func.min(e.event_time).label("first_event"),
+        (sa.func.count(sa.distinct(e.session_id))
+         + sa.func.count(sa.distinct(sa.case((e.session_id.is_(None), e.run), else_=None)))).label("frequency"),
+        sa.func.sum(sa.case((e.event_type == "purchase",
+                             sa.func.coalesce(e.price, 0.0) * sa.func.coalesce(e.quantity, 1.0)), else_=0.0)).label("monetary"),
+        sa.func.count().label("n_events"),
+        count_if(e.event_type.in_(["view", "wishlist"])).label("n_views"),
+        count_if(e.event_type == "cart").label("n_carts"),
+        count_if(e.event_type == "purchase").label("n_purchases"),
+        count_if(e.event_type == "remove_from_cart").label("n_removes"),
+    ]
+    for d in cfg.recent_days:
+        since = cutoff - dt.timedelta(days=d)
+        columns.append(count_if(e.event_time >= since).label(f"events_{d}d"))
+        columns.append(count_if(sa.and_(e.event_time >= since, e.event_type == "cart")).label(f"carts_{d}d"))
+    columns += [
+        last_time("purchase").label("last_purchase"),
+        last_time("cart").label("last_cart"),
+        sa.func.count(sa.distinct(e.category)).label("distinct_categories"),
+        sa.func.count(sa.distinct(e.item_id)).label("distinct_items"),
+        sa.func.count(sa.distinct(sa.cast(e.event_time, sa.Date))).label("active_days"),
+        sa.func.avg(e.price).label("mean_price"),
+    ]
+    frame = seq.read_frame(engine, sa.select(*columns).group_by(e.user_id))
+
+    def days_before_cutoff(column: str) -> np.ndarray:
+        t = pd.to_datetime(frame[column]).to_numpy().astype("datetime64[us]")
+        return (np.datetime64(cutoff, "us") - t) / np.timedelta64(86_400_000_000, "us")
+
+    out = pd.DataFrame({"recency_days": days_before_cutoff("last_event"), "tenure_days": days_before_cutoff("first_event")},
+                       index=pd.Index(_str_array(frame["user_id"]), dtype=object, name="user_id"))
+    for name in ("frequency", "monetary", "n_events", "n_views", "n_carts", "n_purchases", "n_removes"):
+        out[name] = pd.to_numeric(frame[name]).to_numpy(dtype=float)
+    for d in cfg.recent_days:
+        for name in (f"events_{d}d", f"carts_{d}d"):
+            out[name] = pd.to_numeric(frame[name]).to_numpy(dtype=float)
+    out["days_since_last_purchase"] = np.nan_to_num(days_before_cutoff("last_purchase"), nan=cfg.never_days)
+    out["days_since_last_cart"] = np.nan_to_num(days_before_cutoff("last_cart"), nan=cfg.never_days)
+    for name in ("distinct_categories", "distinct_items", "active_days"):
+        out[name] = pd.to_numeric(frame[name]).to_numpy(dtype=float)
+    out["mean_price"] = np.nan_to_num(pd.to_numeric(frame["mean_price"]).to_numpy(dtype=float), nan=0.0)
+    fill = {c: 0.0 for c in out.columns}
+    fill.update(recency_days=cfg.never_days, days_since_last_purchase=cfg.never_days, days_since_last_cart=cfg.never_days)
+    return out.reindex(pd.Index([str(u) for u in users], dtype=object, name="user_id")).fillna(fill)
+
+
 def _group_lists(keys: pd.Series, values: pd.Series) -> dict[str, list[str]]:
     """{key: [values in row order]} (much faster than groupby(...).agg(list) for many small groups)."""
     out: dict[str, list[str]] = {}
@@ -453,7 +538,14 @@ class RFMPropensity:
         """Purchase probability of each of ``users`` (in order) from the events before ``cutoff``."""
         if not hasattr(self, "features_"):
             raise _not_fitted(self)
-        X = rfm_features(history, cutoff, users=users, cfg=self.config or BaselineConfig())[self.features_]
+        cfg = self.config or BaselineConfig()
+        return self.predict_from_features(rfm_features(history, cutoff, users=users, cfg=cfg))
+
+    def predict_from_features(self, features: pd.DataFrame) -> np.ndarray:
+        """Purchase probability of each row of ``features`` (:func:`rfm_features`' columns, in any order)."""
+        if not hasattr(self, "features_"):
+            raise _not_fitted(self)
+        X = features[self.features_]
         if self.model_ is None:
             return np.full(len(X), self.base_rate_)
         with _threads(self.config or BaselineConfig()):
@@ -495,7 +587,14 @@ class RFMNextType:
         """Array (len(users), 5) of probabilities, columns in :data:`NEXT_EVENT_CLASSES` order."""
         if not hasattr(self, "features_"):
             raise _not_fitted(self)
-        X = rfm_features(history, cutoff, users=users, cfg=self.config or BaselineConfig())[self.features_]
+        cfg = self.config or BaselineConfig()
+        return self.predict_from_features(rfm_features(history, cutoff, users=users, cfg=cfg))
+
+    def predict_from_features(self, features: pd.DataFrame) -> np.ndarray:
+        """:meth:`predict_proba` of each row of ``features`` (:func:`rfm_features`' columns)."""
+        if not hasattr(self, "features_"):
+            raise _not_fitted(self)
+        X = features[self.features_]
         out = np.zeros((len(X), len(NEXT_EVENT_CLASSES)))
         if self.model_ is None:
             out[:, NEXT_EVENT_CLASSES.index(self.only_class_)] = 1.0

@@ -305,6 +305,8 @@ class ForecastModel(nn.Module):
         # a padding query with no event before it is never read by a real position; it looks at itself (no NaN)
         alone = ~allowed.any(dim=-1)
         allowed[alone.nonzero(as_tuple=True) + (query_col[alone.nonzero(as_tuple=True)[1]],)] = True
+        # an additive mask: scaled_dot_product_attention on CPU runs a third faster with it than with booleans
+        bias = torch.zeros(allowed.shape, dtype=x.dtype).masked_fill_(~allowed, float("-inf"))[:, None]
 
         def heads(z: torch.Tensor) -> torch.Tensor:
             return z.reshape(n, z.shape[1], n_heads, h // n_heads).transpose(1, 2)
@@ -322,8 +324,8 @@ class ForecastModel(nn.Module):
                     past = states.qkv[layer][rows, :start]
                     k, v = torch.cat([past[..., h:2 * h], k], dim=1), torch.cat([past[..., 2 * h:], v], dim=1)
             if layer == len(tr.h) - 1:  # the last layer's keys and values need every column, the rest only the last
-                q, x, allowed, t = q[:, -1:], x[:, -1:], allowed[:, -1:], 1
-            out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=allowed[:, None])
+                q, x, bias, t = q[:, -1:], x[:, -1:], bias[:, :, -1:], 1
+            out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=bias)
             x = x + block.attn.c_proj(out.transpose(1, 2).reshape(n, t, h))
             x = x + block.mlp(block.ln_2(x))
         return tr.ln_f(x)[:, -1]
@@ -402,6 +404,19 @@ class ForecastModel(nn.Module):
         return F.cross_entropy(logits.masked_fill(hit, float("-inf")), own)
 
     # -- inference --------------------------------------------------------------------
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Eval mode within the block, the previous mode after it. A model already in eval mode is not
+        switched: ``train()``/``eval()`` walk every submodule, a tenth of the occlusions' time (measured)."""
+        was_training = self.training
+        if was_training:
+            self.eval()
+        try:
+            yield
+        finally:
+            if was_training:
+                self.train()
+
     @torch.no_grad()
     def predict(self, inputs: dict, top_k_items: int, top_k_categories: int) -> Prediction:
         """Probabilities (uncalibrated propensity, next-type distribution, top categories and items).
@@ -410,9 +425,8 @@ class ForecastModel(nn.Module):
         ``top_k_items`` 0 skips the item head (a softmax over the whole catalogue for every shopper:
         scoring leaves it out when the items forecast is a baseline's); ``item_ids`` is then [n, 0].
         """
-        was_training = self.training
-        self.eval()
-        out = self.forward(inputs)
+        with self.evaluating():
+            out = self.forward(inputs)
         cat_logits = out.category_logits.clone()
         cat_logits[:, [PAD_ID, OTHER_ID]] = float("-inf")
         cat_p = torch.softmax(cat_logits, dim=-1)
@@ -427,7 +441,6 @@ class ForecastModel(nn.Module):
             item_ids, item_top_p = top.indices.numpy(), top.values.numpy()
         else:
             item_ids, item_top_p = np.zeros((len(out.hidden), 0), np.int64), np.zeros((len(out.hidden), 0), np.float32)
-        self.train(was_training)
         return Prediction(
             propensity=torch.sigmoid(out.propensity_logit).numpy(),
             type_proba=torch.softmax(out.type_logits, dim=-1).numpy(),
@@ -438,23 +451,16 @@ class ForecastModel(nn.Module):
     @torch.no_grad()
     def propensity_from_hidden(self, hidden: np.ndarray | torch.Tensor, inputs: dict) -> np.ndarray:
         """Uncalibrated purchase probability from a known last hidden state (no transformer pass)."""
-        was_training = self.training
-        self.eval()
         if not isinstance(hidden, torch.Tensor):
             hidden = torch.from_numpy(np.ascontiguousarray(hidden, dtype=np.float32))
-        rep = self.combine(hidden, inputs)
-        p = torch.sigmoid(self.propensity_head(rep).squeeze(-1)).numpy()
-        self.train(was_training)
-        return p
+        with self.evaluating():
+            return torch.sigmoid(self.propensity_head(self.combine(hidden, inputs)).squeeze(-1)).numpy()
 
     @torch.no_grad()
     def predict_propensity(self, inputs: dict) -> np.ndarray:
         """Uncalibrated purchase probability only (cheap: used by the occlusion reasons)."""
-        was_training = self.training
-        self.eval()
-        p = torch.sigmoid(self.propensity_head(self.user_embedding(inputs)).squeeze(-1)).numpy()
-        self.train(was_training)
-        return p
+        with self.evaluating():
+            return torch.sigmoid(self.propensity_head(self.user_embedding(inputs)).squeeze(-1)).numpy()
 
 
 def _masked_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -151,9 +151,7 @@ def occlusion_effects(model, batch: seq.SequenceBatch, index: np.ndarray, inputs
     hidden = torch.as_tensor(hidden)
     effects = np.zeros((len(sub), len(GROUPS)))
     masks = group_masks(sub)
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
+    with model.evaluating(), torch.inference_mode():
         base = model.propensity_from_hidden(hidden, inputs)
         for g, group in enumerate(GROUPS):
             if group == "recency":  # changes nothing the transformer reads
@@ -172,7 +170,6 @@ def occlusion_effects(model, batch: seq.SequenceBatch, index: np.ndarray, inputs
                 start = int(first[part].min())
                 h = model.occluded_hidden(tensors, states, start, rows=r)
                 effects[r, g] = base[r] - model.propensity_from_hidden(h, tensors)
-    model.train(was_training)
     return effects
 
 
@@ -194,15 +191,12 @@ def explain(model, batch: seq.SequenceBatch, vocabs: seq.Vocabularies, n_reasons
 
         effects = np.zeros((len(batch), len(GROUPS)))
         order = np.argsort((batch.event_type != seq.PAD_ID).sum(axis=1), kind="stable")
-        was_training = model.training
-        model.eval()
-        with torch.inference_mode():
+        with model.evaluating(), torch.inference_mode():
             for s in range(0, len(batch), batch_size):
                 idx = np.sort(order[s:s + batch_size])
                 inputs = batch_tensors(batch, idx, priors=False)
                 hidden, states = model.states_for_occlusion(inputs)
                 effects[idx] = occlusion_effects(model, batch, idx, inputs, hidden, states, batch_size)
-        model.train(was_training)
     masks = group_masks(batch)
     reasons = []
     strongest = np.argsort(-np.abs(effects), axis=1, kind="stable")[:, :n_reasons]
