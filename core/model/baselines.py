@@ -16,6 +16,7 @@ the stacked training cutoffs. Use before ``fit`` raises :class:`NotFittedError`.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -228,7 +229,8 @@ def rfm_features_from_store(engine, dataset_id: int, chunk, cutoff: dt.datetime,
         (sa.func.count(sa.distinct(e.session_id))
          + sa.func.count(sa.distinct(sa.case((e.session_id.is_(None), e.run), else_=None)))).label("frequency"),
         sa.func.sum(sa.case((e.event_type == "purchase",
-                             sa.func.coalesce(e.price, 0.0) * sa.func.coalesce(e.quantity, 1.0)), else_=0.0)).label("monetary"),
+                             sa.func.coalesce(e.price, 0.0) * sa.func.coalesce(e.quantity, 1.0)),
+                            else_=0.0)).label("monetary"),
         sa.func.count().label("n_events"),
         count_if(e.event_type.in_(["view", "wishlist"])).label("n_views"),
         count_if(e.event_type == "cart").label("n_carts"),
@@ -253,7 +255,8 @@ def rfm_features_from_store(engine, dataset_id: int, chunk, cutoff: dt.datetime,
         t = pd.to_datetime(frame[column]).to_numpy().astype("datetime64[us]")
         return (np.datetime64(cutoff, "us") - t) / np.timedelta64(86_400_000_000, "us")
 
-    out = pd.DataFrame({"recency_days": days_before_cutoff("last_event"), "tenure_days": days_before_cutoff("first_event")},
+    out = pd.DataFrame({"recency_days": days_before_cutoff("last_event"),
+                        "tenure_days": days_before_cutoff("first_event")},
                        index=pd.Index(_str_array(frame["user_id"]), dtype=object, name="user_id"))
     for name in ("frequency", "monetary", "n_events", "n_views", "n_carts", "n_purchases", "n_removes"):
         out[name] = pd.to_numeric(frame[name]).to_numpy(dtype=float)
@@ -266,7 +269,8 @@ def rfm_features_from_store(engine, dataset_id: int, chunk, cutoff: dt.datetime,
         out[name] = pd.to_numeric(frame[name]).to_numpy(dtype=float)
     out["mean_price"] = np.nan_to_num(pd.to_numeric(frame["mean_price"]).to_numpy(dtype=float), nan=0.0)
     fill = {c: 0.0 for c in out.columns}
-    fill.update(recency_days=cfg.never_days, days_since_last_purchase=cfg.never_days, days_since_last_cart=cfg.never_days)
+    fill.update(recency_days=cfg.never_days, days_since_last_purchase=cfg.never_days,
+                days_since_last_cart=cfg.never_days)
     return out.reindex(pd.Index([str(u) for u in users], dtype=object, name="user_id")).fillna(fill)
 
 
@@ -294,7 +298,7 @@ def _popular_order(h: pd.DataFrame, column: str) -> list[str]:
 
 def _fill(first: Sequence[str], popular: Sequence[str], k: int) -> list[str]:
     out, seen = [], set()
-    for x in list(first) + list(popular):
+    for x in itertools.chain(first, popular):  # no copy of the popular list: it can be the whole catalogue
         if x not in seen:
             out.append(x)
             seen.add(x)

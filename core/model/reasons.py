@@ -100,36 +100,78 @@ def _days_phrase(days: float) -> str:
     return f"the last {d} {_plural('day', d)}"
 
 
-def describe(group: str, batch: seq.SequenceBatch, row: int, masks: dict, vocabs: seq.Vocabularies) -> str:
-    """The words for one group of one shopper (what the hidden events were)."""
-    hidden = masks[group][row]
-    ages = batch.age_days[row][hidden]
-    top = None
-    if group in ("carts", "last_session", "recent_category"):
-        ids = batch.category[row][hidden]
-        ids = ids[ids > seq.OTHER_ID]
-        if len(ids):  # the most frequent named category (ties: the smallest id)
-            top = vocabs.categories.decode([np.bincount(ids).argmax()])[0]
-    n = int(hidden.sum())
+def _top_categories(ids: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+    """Per row, the most frequent named category id among the ``hidden`` positions (ties: the smallest id; 0: none)."""
+    rows, cols = np.nonzero(hidden & (ids > seq.OTHER_ID))
+    out = np.zeros(len(ids), dtype=np.int64)
+    if not len(rows):
+        return out
+    width = int(ids.max()) + 1
+    keys, counts = np.unique(rows.astype(np.int64) * width + ids[rows, cols], return_counts=True)
+    key_rows, key_ids = keys // width, keys % width
+    best = np.lexsort((key_ids, -counts, key_rows))  # per row: the most counted, then the smallest id
+    first = np.ones(len(best), dtype=bool)
+    first[1:] = key_rows[best][1:] != key_rows[best][:-1]
+    out[key_rows[best][first]] = key_ids[best][first]
+    return out
+
+
+def group_facts(batch: seq.SequenceBatch, masks: dict, vocabs: seq.Vocabularies) -> dict[str, dict]:
+    """Per group, the numbers its words need, for every row at once: events hidden, their oldest and newest age,
+    their most frequent category (decoded), and the history counts the purchases and recency words read."""
+    age = batch.age_days
+    facts = {}
+    for group in GROUPS:
+        hidden = masks[group]
+        with np.errstate(invalid="ignore"):
+            ages = np.where(hidden, age, np.nan)
+        any_hidden = hidden.any(axis=1)
+        facts[group] = {
+            "n": hidden.sum(axis=1),
+            "oldest": np.where(any_hidden, np.nanmax(np.where(any_hidden[:, None], ages, 0.0), axis=1), np.nan),
+            "newest": np.where(any_hidden, np.nanmin(np.where(any_hidden[:, None], ages, 0.0), axis=1), np.nan),
+        }
+        if group in ("carts", "last_session", "recent_category"):
+            top = _top_categories(batch.category, hidden)
+            names = vocabs.categories.decode(np.unique(top))
+            lookup = dict(zip(np.unique(top).tolist(), names))
+            facts[group]["top"] = [lookup[t] for t in top.tolist()]
+    live = batch.mask
+    with np.errstate(invalid="ignore"):
+        facts["recency"]["last"] = np.where(live.any(axis=1), np.nanmin(np.where(live, age, np.inf), axis=1), np.nan)
+    facts["purchases"]["n_total"] = np.rint(np.expm1(batch.features[:, USER_FEATURES.index("n_purchases")])).astype(int)
+    facts["purchases"]["span_days"] = np.expm1(batch.features[:, USER_FEATURES.index("days_since_first")])
+    return facts
+
+
+def _words(group: str, facts: dict, row: int) -> str:
+    f = facts[group]
+    n = int(f["n"][row])
     if group == "carts":
-        return f"carted {n} {_plural(_category_word(top), n)} in {_days_phrase(float(ages.max()))}"
+        return f"carted {n} {_plural(_category_word(f['top'][row]), n)} in {_days_phrase(float(f['oldest'][row]))}"
     if group == "purchases":
-        n_total = int(round(math.expm1(batch.features[row, USER_FEATURES.index("n_purchases")])))
-        span_days = math.expm1(batch.features[row, USER_FEATURES.index("days_since_first")])
-        weeks = max(1, math.ceil(span_days / 7))
+        n_total = int(f["n_total"][row])
+        weeks = max(1, math.ceil(float(f["span_days"][row]) / 7))
         return f"bought {n_total} {_plural('time', n_total)} in {weeks} {_plural('week', weeks)}"
     if group == "last_session":
-        when = float(ages.min())
+        when = float(f["newest"][row])
         ago = "today" if when < 1 else f"{math.floor(when)} {_plural('day', math.floor(when))} ago"
-        return f"{n} {_plural('event', n)} in the last visit ({ago}), mostly {_category_word(top)}"
+        return f"{n} {_plural('event', n)} in the last visit ({ago}), mostly {_category_word(f['top'][row])}"
     if group == "recent_category":
-        return f"kept coming back to {_category_word(top)} ({n} {_plural('event', n)} in {_days_phrase(float(ages.max()))})"
-    last = float(np.nanmin(batch.age_days[row])) if (batch.event_type[row] != seq.PAD_ID).any() else float("nan")
+        return (f"kept coming back to {_category_word(f['top'][row])} ({n} {_plural('event', n)} in "
+                f"{_days_phrase(float(f['oldest'][row]))})")
+    last = float(f["last"][row])
     if last >= 1:
         d = math.floor(last)
         return f"no visit for {d} {_plural('day', d)}"
     hours = max(1, math.ceil(last * 24))
     return f"visited in the last {hours} {_plural('hour', hours)}"
+
+
+def describe(group: str, batch: seq.SequenceBatch, row: int, masks: dict, vocabs: seq.Vocabularies) -> str:
+    """The words for one group of one shopper (what the hidden events were)."""
+    one = batch.take(np.array([row]))
+    return _words(group, group_facts(one, {g: m[[row]] for g, m in masks.items()}, vocabs), 0)
 
 
 def occlusion_effects(model, batch: seq.SequenceBatch, index: np.ndarray, inputs: dict, hidden, states,
@@ -197,15 +239,15 @@ def explain(model, batch: seq.SequenceBatch, vocabs: seq.Vocabularies, n_reasons
                 inputs = batch_tensors(batch, idx, priors=False)
                 hidden, states = model.states_for_occlusion(inputs)
                 effects[idx] = occlusion_effects(model, batch, idx, inputs, hidden, states, batch_size)
-    masks = group_masks(batch)
+    facts = group_facts(batch, group_masks(batch), vocabs)
     reasons = []
-    strongest = np.argsort(-np.abs(effects), axis=1, kind="stable")[:, :n_reasons]
-    for row in range(len(batch)):
+    strongest = np.argsort(-np.abs(effects), axis=1, kind="stable")[:, :n_reasons].tolist()
+    for row, groups in enumerate(strongest):
         words = []
-        for g in strongest[row]:
-            if abs(effects[row, g]) < MIN_EFFECT:
+        for g in groups:
+            effect = effects[row, g]
+            if abs(effect) < MIN_EFFECT:
                 continue
-            direction = "raises" if effects[row, g] > 0 else "lowers"
-            words.append(f"{describe(GROUPS[g], batch, row, masks, vocabs)} ({direction} the chance)")
+            words.append(f"{_words(GROUPS[g], facts, row)} ({'raises' if effect > 0 else 'lowers'} the chance)")
         reasons.append("; ".join(words))
     return reasons
