@@ -167,8 +167,12 @@ def _load_history(engine: Engine, dataset_id: int, users: Sequence[str], exhaust
 
 
 def _history_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    from core.model.baselines import _str_array
+
     frame["event_time"] = pd.to_datetime(frame["event_time"])
-    frame["user_id"] = frame["user_id"].astype(str)
+    # Python strings, not pandas' Arrow strings (``astype(str)``): the readers of the history zip and group
+    # them as objects, and each conversion back cost more than the read (scoring 100,000 shoppers, measured)
+    frame["user_id"] = pd.Series(_str_array(frame["user_id"]), index=frame.index, dtype=object)
     return frame
 
 
@@ -413,10 +417,17 @@ def _chunk_ranker(baselines: dict, name: str, chunk_history: pd.DataFrame | None
     elif isinstance(ranker, MarkovChain):
         h = chunk_history.sort_values(["user_id", "event_time"], kind="stable")
         for column, attr in (("category", "last_category_"), ("item_id", "last_item_")):
-            s = h[h[column].notna()]
-            last = dict(zip(s["user_id"], s[column].astype(str)))  # the later event of a shopper wins
-            setattr(own, attr, {**getattr(ranker, attr), **last})
+            # each shopper's last known value (GroupBy.last skips missing ones); grouped, not zipped row by row:
+            # iterating a chunk's Arrow-backed columns in Python was a third of scoring 100,000 shoppers
+            last = h.groupby("user_id", sort=False)[column].last().dropna()
+            setattr(own, attr, {**getattr(ranker, attr),
+                                **dict(zip(last.index.astype(object).tolist(), last.astype(object).map(str).tolist()))})
     return own
+
+
+#: What scoring reads of a chunk's history when it needs it: the sequences' fields and the rankers' (the RFM
+#: features come grouped from the database).
+SCORING_HISTORY_COLUMNS = ("user_id", "event_time", "event_type", "item_id", "category", "brand", "price")
 
 
 def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict, dataset_id: int, version: str,
@@ -440,7 +451,8 @@ def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict,
     for i, chunk in enumerate(chunks):
         _check_stop(should_stop)
         if need_history:  # one query: the sequences come from the chunk's history
-            history = _history_frame(seq.load_events(engine, dataset_id, chunk, None, end_cutoff))
+            history = _history_frame(seq.load_events(engine, dataset_id, chunk, None, end_cutoff,
+                                                     columns=SCORING_HISTORY_COLUMNS))
             batch = seq.sequences_from_events(history, end_cutoff, loaded["vocabs"], cfg.max_len)
         else:
             history = None

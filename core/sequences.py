@@ -358,8 +358,8 @@ def load_user_stats(engine: Engine, dataset_id: int, chunk: UserChunk, cutoff: d
 
 
 def load_events(engine: Engine, dataset_id: int, chunk: UserChunk, start: dt.datetime | None,
-                end: dt.datetime) -> pd.DataFrame:
-    """All events of the shoppers in ``chunk`` with ``start <= event_time < end`` (canonical columns).
+                end: dt.datetime, columns: Sequence[str] = EVENT_COLUMNS) -> pd.DataFrame:
+    """All events of the shoppers in ``chunk`` with ``start <= event_time < end`` (``columns``: the canonical ones).
 
     Sorted by user, then time; ties on the time by event type, then item id (a missing item
     first): the order of :func:`load_last_events` reversed, so that :func:`sequences_from_events`
@@ -369,7 +369,7 @@ def load_events(engine: Engine, dataset_id: int, chunk: UserChunk, start: dt.dat
     where = [ev.c.dataset_id == dataset_id, ev.c.event_time < end, *chunk_where(chunk)]
     if start is not None:
         where.append(ev.c.event_time >= start)
-    query = sa.select(*[ev.c[c] for c in EVENT_COLUMNS]).where(*where).order_by(
+    query = sa.select(*[ev.c[c] for c in columns]).where(*where).order_by(
         ev.c.user_id, ev.c.event_time, ev.c.event_type, ev.c.item_id.asc().nulls_first())
     return read_frame(engine, query)
 

@@ -221,7 +221,7 @@ def test_chunk_rankers_are_fitted_once_and_keep_the_global_popular_fill():
 
     t = dt.datetime(2024, 1, 1)
     rows = [("a", 0, "i1", "c1"), ("a", 1, "i2", "c2"), ("b", 2, "i1", "c1"), ("b", 3, "i1", "c1"),
-            ("c", 4, "i3", "c3"), ("c", 5, "i2", "c2")]
+            ("c", 4, "i3", "c3"), ("c", 5, "i2", "c2"), ("c", 6, None, "c3")]
     history = pd.DataFrame([{"user_id": u, "event_time": t + dt.timedelta(hours=h), "item_id": i, "category": c}
                             for u, h, i, c in rows])
     end = t + dt.timedelta(days=1)
@@ -236,7 +236,42 @@ def test_chunk_rankers_are_fitted_once_and_keep_the_global_popular_fill():
     markov = forecast._chunk_ranker(baselines, "markov_chain", chunk, end)
     # c's last item is i2; the sample never saw a transition from i2, so the sample's popular order follows
     assert markov.rank_items(["c"], 2) == [["i1", "i2"]]
-    assert markov.last_item_["c"] == "i2" and "c" not in fitted["markov_chain"].last_item_
+    assert markov.last_item_["c"] == "i2" and "c" not in fitted["markov_chain"].last_item_  # the last known item
+    assert markov.last_category_["c"] == "c3"
     assert markov.item_transitions_ is fitted["markov_chain"].item_transitions_  # transitions fitted once
     everyone = {"rankers": fitted, "covers_all": True}
     assert forecast._chunk_ranker(everyone, "markov_chain", chunk, end) is fitted["markov_chain"]
+
+
+def test_scoring_from_each_chunks_history_equals_scoring_from_the_fitted_rankers(tmp_path, sim_small, monkeypatch):
+    """Trained on a sample, scoring reads each chunk's history for the rankers' own lists and builds the sequences
+    from it; with every shopper "sampled" that path must write exactly what the fitted rankers and the two sequence
+    queries write. Heads are switched to the baselines so that every path runs."""
+    engine = _store(tmp_path)
+    load_events(engine, "sim", canonical(sim_small.events))
+    forecast.train(engine, "sim", horizon_days=7, config=tiny(chunk_users=70), seed=1)
+    real = forecast.ModelCard.from_dict.__func__
+
+    def served_by_baselines(cls, data):
+        card = real(cls, data)
+        card.heads["next_items"]["used"] = "markov_chain"
+        card.heads["next_category"]["used"] = "own_most_frequent"
+        card.heads["next_event_type"]["used"] = "gradient_boosting_rfm"
+        return card
+
+    monkeypatch.setattr(forecast.ModelCard, "from_dict", classmethod(served_by_baselines))
+    calls = []
+    real_load = forecast.seq.load_events
+    monkeypatch.setattr(forecast.seq, "load_events", lambda *a, **k: calls.append(k) or real_load(*a, **k))
+
+    def scored() -> pd.DataFrame:
+        forecast.score(engine, "sim")
+        return forecast.load_predictions(engine, "sim").sort_values("user_id", ignore_index=True)
+
+    fitted = scored()
+    chunk_reads = sum(1 for k in calls if "columns" in k)
+    monkeypatch.setattr(forecast.seq, "sample_users", lambda users, n, seed: (list(users), True))
+    from_history = scored()
+    assert chunk_reads == 0 and sum(1 for k in calls if "columns" in k) == -(-len(fitted) // 70)  # one read a chunk
+    assert fitted["next_category"].notna().all() and fitted["top_items"].str.len().gt(0).all()
+    pd.testing.assert_frame_equal(from_history, fitted)
