@@ -207,5 +207,5 @@ def test_learned_category_terms_are_kept_only_when_they_win_on_validation(truth,
     top = predict_examples(model, batch, cfg).category_ids[:, 0]
     assert (top == (4 if kept else 3)).all()
     # the priors alone get weights rescaled to sum to 1 (same ranking, probabilities on their own scale)
-    weights = (float(model.prior_scale[0]), float(model.session_prior_scale[0]))
+    weights = (float(model.prior_scale[0].detach()), float(model.session_prior_scale[0].detach()))
     assert weights == pytest.approx((0.1, 0.2) if kept else (1 / 3, 2 / 3))
