@@ -127,7 +127,7 @@ def test_a_version_saved_before_the_session_prior_keeps_its_category_forecast():
     save_file(weights, str(folder / registry.WEIGHTS_FILE))
 
     loaded = registry.load_model(folder)
-    assert float(loaded.model.session_prior_scale) == 0.0
+    assert float(loaded.model.session_prior_scale.detach()) == 0.0
     inputs = batch_tensors(random_batch(6, cfg.max_len, 30, 12, seed=2))
     with torch.no_grad():
         model.session_prior_scale.zero_()
