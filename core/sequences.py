@@ -428,6 +428,15 @@ def _event_type_ids(types: pd.Series) -> np.ndarray:
     return types.map(EVENT_TYPE_IDS).fillna(EVENT_TYPE_UNKNOWN_ID).to_numpy(dtype=np.int64)
 
 
+def _user_runs(user: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For rows sorted by shopper: where each shopper's run starts (bool per row), each row's run number, the
+    runs' first rows and their lengths."""
+    new_user = np.ones(len(user), dtype=bool)
+    new_user[1:] = user[1:] != user[:-1]
+    starts = np.flatnonzero(new_user)
+    return new_user, np.cumsum(new_user) - 1, starts, np.diff(np.append(starts, len(user)))
+
+
 def encode_sequences(events: pd.DataFrame, stats: pd.DataFrame, cutoff: dt.datetime, vocabs: Vocabularies,
                      max_len: int) -> SequenceBatch:
     """Turn the output of :func:`load_last_events` (and :func:`load_user_stats`) into a :class:`SequenceBatch`.
@@ -440,16 +449,12 @@ def encode_sequences(events: pd.DataFrame, stats: pd.DataFrame, cutoff: dt.datet
         raise SchemaError(f"Sequence inputs must be before the cutoff {cutoff}; found events at or after it.",
                           column="event_time")
     user = events["user_id"].to_numpy(dtype=object)
-    new_user = np.ones(len(user), dtype=bool)
-    new_user[1:] = user[1:] != user[:-1]
-    row_user = np.cumsum(new_user) - 1
-    starts = np.flatnonzero(new_user)
+    new_user, row_user, starts, counts = _user_runs(user)
     users = user[starts]
     if len(pd.unique(user)) != len(users):
         raise SchemaError("Sequence inputs must be sorted by user: a shopper's events are not all together.",
                           column="user_id")
     n = len(users)
-    counts = np.diff(np.append(starts, len(user)))
     idx_in_user = np.arange(len(user)) - starts[row_user]
     take = idx_in_user >= (counts[row_user] - max_len)  # belt and braces: keep only the last max_len
     col = max_len - np.minimum(counts[row_user], max_len) + (idx_in_user - np.maximum(counts[row_user] - max_len, 0))
@@ -523,17 +528,10 @@ def sequences_from_events(events: pd.DataFrame, cutoff: dt.datetime, vocabs: Voc
     events and the whole-history counts from it saves the two queries of :func:`build_sequences`.
     The same batch, row for row (tested against the SQL on both stores).
     """
-    if len(events) and (pd.to_datetime(events["event_time"]) >= pd.Timestamp(cutoff)).any():
-        raise SchemaError(f"Sequence inputs must be before the cutoff {cutoff}; found events at or after it.",
-                          column="event_time")
     ev = events.assign(user_id=events["user_id"].astype(object), event_time=pd.to_datetime(events["event_time"]))
     ev.index = pd.RangeIndex(len(ev))
     user = ev["user_id"].to_numpy(dtype=object)
-    new_user = np.ones(len(ev), dtype=bool)
-    new_user[1:] = user[1:] != user[:-1]
-    group = np.cumsum(new_user) - 1
-    starts = np.flatnonzero(new_user)
-    sizes = np.diff(np.append(starts, len(ev)))
+    new_user, group, starts, sizes = _user_runs(user)
     times = ev["event_time"].to_numpy()
     etype = ev["event_type"].to_numpy(dtype=object)
     is_cart, is_buy = etype == "cart", etype == "purchase"
@@ -553,6 +551,7 @@ def sequences_from_events(events: pd.DataFrame, cutoff: dt.datetime, vocabs: Voc
     })
     position = np.arange(len(ev)) - starts[group]
     last = ev[position >= (sizes[group] - max_len)].reset_index(drop=True)
+    # an event at or after the cutoff would be among the latest, so among those kept: encode_sequences refuses it
     return encode_sequences(last, stats, cutoff, vocabs, max_len)
 
 

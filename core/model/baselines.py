@@ -514,7 +514,29 @@ def _hgb(cfg: BaselineConfig):
     )
 
 
-class RFMPropensity:
+class _RFMModel:
+    """What the two gradient-boosting baselines share: their forecasts from :func:`rfm_features` of a history,
+    or from those features already computed (scoring groups them in the database)."""
+
+    config: BaselineConfig | None
+
+    def predict_proba(self, history: pd.DataFrame, cutoff: dt.datetime, users: Sequence[str]) -> np.ndarray:
+        """:meth:`predict_from_features` of ``users`` (in order) from the events before ``cutoff``."""
+        self._inputs(None)
+        cfg = self.config or BaselineConfig()
+        return self.predict_from_features(rfm_features(history, cutoff, users=users, cfg=cfg))
+
+    def predict_from_features(self, features: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+    def _inputs(self, features: pd.DataFrame | None) -> pd.DataFrame | None:
+        """The fitted feature columns of ``features``; :class:`NotFittedError` before ``fit``."""
+        if not hasattr(self, "features_"):
+            raise _not_fitted(self)
+        return None if features is None else features[self.features_]
+
+
+class RFMPropensity(_RFMModel):
     """Chance of a purchase within the horizon from :func:`rfm_features`, by gradient boosting.
 
     When every training example has the same label the forecast is that constant rate.
@@ -538,25 +560,16 @@ class RFMPropensity:
                 self.model_ = _hgb(cfg).fit(X, y)
         return self
 
-    def predict_proba(self, history: pd.DataFrame, cutoff: dt.datetime, users: Sequence[str]) -> np.ndarray:
-        """Purchase probability of each of ``users`` (in order) from the events before ``cutoff``."""
-        if not hasattr(self, "features_"):
-            raise _not_fitted(self)
-        cfg = self.config or BaselineConfig()
-        return self.predict_from_features(rfm_features(history, cutoff, users=users, cfg=cfg))
-
     def predict_from_features(self, features: pd.DataFrame) -> np.ndarray:
         """Purchase probability of each row of ``features`` (:func:`rfm_features`' columns, in any order)."""
-        if not hasattr(self, "features_"):
-            raise _not_fitted(self)
-        X = features[self.features_]
+        X = self._inputs(features)
         if self.model_ is None:
             return np.full(len(X), self.base_rate_)
         with _threads(self.config or BaselineConfig()):
             return self.model_.predict_proba(X)[:, 1]
 
 
-class RFMNextType:
+class RFMNextType(_RFMModel):
     """The next-event-type distribution (classes of :data:`NEXT_EVENT_CLASSES`) by gradient boosting.
 
     Classes never seen in training get probability 0; with a single class seen the
@@ -587,18 +600,9 @@ class RFMNextType:
                 self.model_ = _hgb(cfg).fit(X, y)
         return self
 
-    def predict_proba(self, history: pd.DataFrame, cutoff: dt.datetime, users: Sequence[str]) -> np.ndarray:
-        """Array (len(users), 5) of probabilities, columns in :data:`NEXT_EVENT_CLASSES` order."""
-        if not hasattr(self, "features_"):
-            raise _not_fitted(self)
-        cfg = self.config or BaselineConfig()
-        return self.predict_from_features(rfm_features(history, cutoff, users=users, cfg=cfg))
-
     def predict_from_features(self, features: pd.DataFrame) -> np.ndarray:
-        """:meth:`predict_proba` of each row of ``features`` (:func:`rfm_features`' columns)."""
-        if not hasattr(self, "features_"):
-            raise _not_fitted(self)
-        X = features[self.features_]
+        """Array (rows of ``features``, 5) of probabilities, columns in :data:`NEXT_EVENT_CLASSES` order."""
+        X = self._inputs(features)
         out = np.zeros((len(X), len(NEXT_EVENT_CLASSES)))
         if self.model_ is None:
             out[:, NEXT_EVENT_CLASSES.index(self.only_class_)] = 1.0
