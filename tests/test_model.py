@@ -263,7 +263,7 @@ def test_batch_tensors_keep_every_event_of_a_row_with_holes():
     assert batch_tensors(batch, start=3)["event_type"].shape[1] == 3
 
 
-@pytest.mark.parametrize("n_layers", [1, 2])
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
 def test_occlusion_reusing_the_full_pass_equals_a_new_pass(n_layers):
     """Each group's effect from the reused keys and values equals hiding the group and running the model again."""
     from core.model import reasons
@@ -293,7 +293,7 @@ def test_occlusion_reusing_the_full_pass_equals_a_new_pass(n_layers):
         assert np.abs(expected).max() > 1e-4  # the groups do move this model's propensity
 
 
-@pytest.mark.parametrize("n_layers", [1, 2])
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
 def test_eval_pass_block_by_block_equals_gpt2_model(n_layers):
     """Scoring's pass (last block at the last position only) gives GPT2Model's last hidden state, padding and all."""
     from core.model.modeling import ForecastModel, batch_tensors

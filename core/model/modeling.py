@@ -58,7 +58,8 @@ class PassStates:
     """What an eval pass keeps for the occlusions (:meth:`ForecastModel.keeping_projections`).
 
     ``embeds`` is the first block's input [n, width, hidden] (event tokens plus positions) and
-    ``qkv`` each layer's query/key/value projection [n, width, 3 * hidden], layer order.
+    ``qkv`` each layer's query/key/value projection [n, width, 3 * hidden], layer order; the last
+    layer's holds the keys and values only [n, width, 2 * hidden] (its queries are never read).
     """
 
     embeds: torch.Tensor | None = None
@@ -157,6 +158,7 @@ class ForecastModel(nn.Module):
             activation_function="gelu_pytorch_tanh",
         )
         self.transformer = GPT2Model(gpt_config)
+        self._kept: PassStates | None = None  # filled by the eval pass inside keeping_projections()
         self.recency_emb = nn.Embedding(N_TIME_BUCKETS, h)
         self.feature_proj = nn.Sequential(nn.Linear(len(USER_FEATURES) + len(RECENT_FEATURES), h), nn.GELU(), nn.Linear(h, h))
         # copy scores: each event votes for its own category / item, weighted by its type, age and position
@@ -235,7 +237,7 @@ class ForecastModel(nn.Module):
         a third less work when scoring every shopper.
         """
         if not self.training:
-            return self._blocks(inputs, None, 0)
+            return self._blocks(inputs)
         return self.transformer(
             inputs_embeds=self._embed(inputs), attention_mask=inputs["attention_mask"],
             position_ids=inputs["position_ids"],
@@ -245,20 +247,13 @@ class ForecastModel(nn.Module):
     @contextmanager
     def keeping_projections(self) -> Iterator[PassStates]:
         """Within the block, the eval pass (:meth:`last_hidden`) fills the yielded :class:`PassStates`: the
-        first block's input and each layer's query/key/value projection; :meth:`occluded_hidden` reuses them."""
+        first block's input and each layer's projections; :meth:`occluded_hidden` reuses them."""
         states = PassStates()
-
-        def keep_embeds(_m, args, _out):
-            states.embeds = args[0]
-
-        hooks = [block.attn.c_attn.register_forward_hook(lambda _m, _a, out: states.qkv.append(out))
-                 for block in self.transformer.h]
-        hooks.append(self.transformer.h[0].ln_1.register_forward_hook(keep_embeds))
+        self._kept = states
         try:
             yield states
         finally:
-            for hook in hooks:
-                hook.remove()
+            self._kept = None
 
     def states_for_occlusion(self, inputs: dict) -> tuple[torch.Tensor, PassStates]:
         """The last hidden state [n, hidden] and the :class:`PassStates` of the pass over ``inputs``."""
@@ -266,67 +261,139 @@ class ForecastModel(nn.Module):
             hidden = self.last_hidden(inputs)
         return hidden, states
 
-    def occluded_hidden(self, inputs: dict, states: PassStates, start: int, rows=None) -> torch.Tensor:
-        """[n, hidden] the last hidden state of ``inputs``, recomputing only the positions from column ``start`` on.
+    def occluded_hidden(self, inputs: dict, states: PassStates, first, rows=None) -> torch.Tensor:
+        """[n, hidden] the last hidden state of ``inputs``, recomputing only the events that stay after each row's first hidden one.
 
         ``inputs`` is a copy of rows ``rows`` (all when None) of the batch whose ``states``
         (:meth:`states_for_occlusion`, same columns) came from, with some events turned into
-        padding, none before ``start``. The
-        transformer is causal, so the keys and values before ``start`` are those of the full pass; and
-        an event that stays keeps its token, so the first block's input and projections are those of
-        the full pass at every column. This equals :meth:`last_hidden` of ``inputs`` (up to rounding)
-        at the cost of the first block's attention and MLP and the later blocks from column ``start``
-        on. Eval mode only.
+        padding, none before column ``first`` (an int, or one per row). The transformer is
+        causal, so the keys and values before ``first`` are those of the full pass; an event
+        that stays keeps its token, so the first block's input and projections are the full
+        pass's at every column; and a hidden event is a masked key in every layer, so only the
+        events that stay from ``first`` on (and the last column, the one read) go through the
+        blocks, packed side by side (:meth:`_occluded_blocks`). This equals :meth:`last_hidden`
+        of ``inputs`` up to rounding. Eval mode only.
         """
         rows = torch.arange(len(states.qkv[0])) if rows is None else torch.as_tensor(rows)
-        return self._blocks(inputs, states, start, rows)
+        first = torch.as_tensor(first).expand(len(rows)) if np.ndim(first) == 0 else torch.as_tensor(first)
+        return self._occluded_blocks(inputs, states, first, rows)
 
-    def _pad_embeds(self, inputs: dict, start: int) -> torch.Tensor:
-        """[1, width - start, hidden] the first block's input of a padding position at each column from ``start``."""
+    def _pad_embed(self, inputs: dict, column: int) -> torch.Tensor:
+        """[hidden] the first block's input of a padding position at ``column``."""
         tables = (self.item_emb, self.category_emb, self.brand_emb, self.type_emb, self.price_emb, self.gap_emb,
                   self.age_emb)
-        return sum(t.weight[PAD_ID] for t in tables) + self.transformer.wpe(inputs["position_ids"][:1, start:])
+        return sum(t.weight[PAD_ID] for t in tables) + self.transformer.wpe(inputs["position_ids"][0, column])
 
-    def _blocks(self, inputs: dict, states: PassStates | None, start: int,
-                rows: torch.Tensor | None = None) -> torch.Tensor:
-        """GPT-2's blocks (pre-norm attention and MLP) over the columns from ``start`` on; the last block only at
-        the last position. With ``states`` (an occlusion; ``inputs`` are its rows ``rows``), the keys and values
-        before ``start`` and the first block's input and projections are the full pass's. No dropout."""
+    def _occluded_blocks(self, inputs: dict, states: PassStates, first: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """GPT-2's blocks over the events that stay from each row's ``first`` column on, packed.
+
+        Each row's recomputed columns (events that stay at or after ``first``, and the last
+        column) sit in ``c`` slots, the last column in the last slot; a row with fewer leaves
+        its leading slots unused (they repeat the last column and are masked as keys).
+        Attention reads keys by their mask, not their order, so the packing changes nothing
+        but the work: the columns of hidden events (a third of the recomputed ones on
+        simulated data: the recent category is most of a session) are skipped.
+        """
         tr, h, n_heads = self.transformer, self.config.hidden_size, self.config.n_heads
         live = inputs["attention_mask"].bool()
-        if states is None:
-            x = tr.drop(self._embed(inputs, start) + tr.wpe(inputs["position_ids"][:, start:]))
-        else:  # the full pass's input where the event stays, a padding position's where it is hidden
-            x = torch.where(live[:, start:, None], states.embeds[rows, start:], self._pad_embeds(inputs, start))
+        n, width = live.shape
+        col = torch.arange(width)
+        last_layer = len(tr.h) - 1
+        need = live & (col[None, :] >= first[:, None]) if last_layer else torch.zeros_like(live)
+        need[:, -1] = True
+        c = int(need.sum(dim=1).max())
+        slot_col = torch.where(need, col, -1).sort(dim=1).values[:, -c:]  # [n, c], -1: unused
+        valid = slot_col >= 0
+        slot_col = torch.where(valid, slot_col, width - 1)
+        flat = (rows[:, None] * width + slot_col).reshape(-1)
+
+        def gather(t: torch.Tensor) -> torch.Tensor:  # [N, width, d] at each row's slots: [n, c, d]
+            return t.reshape(-1, t.shape[-1]).index_select(0, flat).reshape(n, c, -1)
+
+        def heads(z: torch.Tensor) -> torch.Tensor:
+            return z.reshape(n, z.shape[1], n_heads, h // n_heads).transpose(1, 2)
+
+        def attend(block, x, q, k, v, allowed):
+            bias = torch.zeros(allowed.shape, dtype=x.dtype).masked_fill_(~allowed, float("-inf"))[:, None]
+            out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=bias)
+            x = x + block.attn.c_proj(out.transpose(1, 2).reshape(n, x.shape[1], h))
+            return x + block.mlp(block.ln_2(x))
+
+        x = gather(states.embeds)
+        last_live = live[:, -1:]
+        if not bool(last_live.all()):  # a hidden last event: a padding position's input there
+            x[:, -1] = torch.where(last_live, x[:, -1], self._pad_embed(inputs, width - 1))
+        # first block: the full pass's projections (keys and values at every column, masked where hidden);
+        # the last column's query projected again (its event may be hidden)
+        block = tr.h[0]
+        w, b = block.attn.c_attn.weight, block.attn.c_attn.bias
+        q_last = torch.addmm(b[:h], block.ln_1(x[:, -1]), w[:, :h]).unsqueeze(1)
+        q = torch.cat([gather(states.qkv[0])[:, :-1, :h], q_last], dim=1) if last_layer else q_last
+        kv = states.qkv[0][..., -2 * h:].index_select(0, rows)
+        allowed = (col[None, None, :] <= slot_col[:, :, None]) & live[:, None, :]
+        x = attend(block, x, q, kv[..., :h], kv[..., h:], allowed)
+        if not last_layer:
+            return tr.ln_f(x)[:, -1]
+        # later blocks: keys and values before each row's first hidden event from the full pass, the rest new
+        pmax = int(first.max())
+        past_ok = live[:, :pmax] & (col[None, :pmax] < first[:, None])
+        key_ok = valid & live.gather(1, slot_col)  # a hidden last event is a query, never a key
+        new_ok = key_ok[:, None, :] & (slot_col[:, None, :] <= slot_col[:, :, None])  # [n, c, c]
+        for layer in range(1, last_layer + 1):
+            block = tr.h[layer]
+            z = block.ln_1(x)
+            past = states.qkv[layer][:, :pmax].index_select(0, rows)
+            if layer < last_layer:
+                q, k, v = block.attn.c_attn(z).split(h, dim=2)
+                allowed = torch.cat([past_ok[:, None, :].expand(n, c, pmax), new_ok], dim=2)
+            else:  # the last block: keys and values at every slot, the query and the rest at the last one only
+                w, b = block.attn.c_attn.weight, block.attn.c_attn.bias
+                k, v = torch.addmm(b[h:], z.reshape(-1, h), w[:, h:]).reshape(n, c, 2 * h).split(h, dim=2)
+                q = torch.addmm(b[:h], z[:, -1], w[:, :h]).unsqueeze(1)
+                x = x[:, -1:]
+                allowed = torch.cat([past_ok, key_ok], dim=1)[:, None, :]
+            x = attend(block, x, q, torch.cat([past[..., -2 * h:-h], k], dim=1), torch.cat([past[..., -h:], v], dim=1),
+                       allowed)
+        return tr.ln_f(x)[:, -1]
+
+    def _blocks(self, inputs: dict) -> torch.Tensor:
+        """GPT-2's blocks (pre-norm attention and MLP), the last one only at the last position: its keys and
+        values at every column, its query, attention and MLP at the last one. No dropout. Inside
+        :meth:`keeping_projections` the first block's input and each layer's projections are kept."""
+        tr, h, n_heads = self.transformer, self.config.hidden_size, self.config.n_heads
+        live = inputs["attention_mask"].bool()
+        x = tr.drop(self._embed(inputs) + tr.wpe(inputs["position_ids"]))
+        kept = self._kept
+        if kept is not None:
+            kept.embeds = x
         n, t = x.shape[:2]
-        width = live.shape[1]
-        query_col = start + torch.arange(t)
-        allowed = (torch.arange(width)[None, :] <= query_col[:, None])[None] & live[:, None, :]  # [n, t, width]
+        col = torch.arange(t)
+        allowed = (col[None, :] <= col[:, None])[None] & live[:, None, :]  # [n, t, t]
         # a padding query with no event before it is never read by a real position; it looks at itself (no NaN)
         alone = ~allowed.any(dim=-1)
-        allowed[alone.nonzero(as_tuple=True) + (query_col[alone.nonzero(as_tuple=True)[1]],)] = True
+        allowed[alone.nonzero(as_tuple=True) + (alone.nonzero(as_tuple=True)[1],)] = True
         # an additive mask: scaled_dot_product_attention on CPU runs a third faster with it than with booleans
         bias = torch.zeros(allowed.shape, dtype=x.dtype).masked_fill_(~allowed, float("-inf"))[:, None]
 
         def heads(z: torch.Tensor) -> torch.Tensor:
             return z.reshape(n, z.shape[1], n_heads, h // n_heads).transpose(1, 2)
 
+        last_layer = len(tr.h) - 1
         for layer, block in enumerate(tr.h):
-            if states is not None and layer == 0:
-                # a hidden event's projections are stale: as a key it is masked, as a query only the last
-                # column is ever read, so that one column is projected again
-                full = states.qkv[0][rows]  # a copy (rows is an index): the rows' projections at every column
-                full[:, -1:] = block.attn.c_attn(block.ln_1(x[:, -1:]))
-                q, k, v = full[:, start:, :h], full[..., h:2 * h], full[..., 2 * h:]
-            else:
-                q, k, v = block.attn.c_attn(block.ln_1(x)).split(h, dim=2)
-                if start:
-                    past = states.qkv[layer][rows, :start]
-                    k, v = torch.cat([past[..., h:2 * h], k], dim=1), torch.cat([past[..., 2 * h:], v], dim=1)
-            if layer == len(tr.h) - 1:  # the last layer's keys and values need every column, the rest only the last
-                q, x, bias, t = q[:, -1:], x[:, -1:], bias[:, :, -1:], 1
+            z = block.ln_1(x)
+            if layer < last_layer:
+                projected = block.attn.c_attn(z)
+                q, k, v = projected.split(h, dim=2)
+            else:  # keys and values at every column, the query at the last one (the only one read)
+                w, b = block.attn.c_attn.weight, block.attn.c_attn.bias
+                projected = torch.addmm(b[h:], z.reshape(-1, h), w[:, h:]).reshape(n, t, 2 * h)
+                k, v = projected.split(h, dim=2)
+                q = torch.addmm(b[:h], z[:, -1], w[:, :h]).unsqueeze(1)
+                x, bias = x[:, -1:], bias[:, :, -1:]
+            if kept is not None:
+                kept.qkv.append(projected)
             out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=bias)
-            x = x + block.attn.c_proj(out.transpose(1, 2).reshape(n, t, h))
+            x = x + block.attn.c_proj(out.transpose(1, 2).reshape(n, x.shape[1], h))
             x = x + block.mlp(block.ln_2(x))
         return tr.ln_f(x)[:, -1]
 
