@@ -425,9 +425,9 @@ def _chunk_ranker(baselines: dict, name: str, chunk_history: pd.DataFrame | None
     return own
 
 
-#: What scoring reads of a chunk's history when it needs it: the sequences' fields and the rankers' (the RFM
-#: features come grouped from the database).
-SCORING_HISTORY_COLUMNS = ("user_id", "event_time", "event_type", "item_id", "category", "brand", "price")
+#: What scoring reads of a chunk's history when it needs it: the sequences' fields, which hold the rankers'
+#: (the RFM features come grouped from the database).
+SCORING_HISTORY_COLUMNS = seq.SEQUENCE_COLUMNS
 
 
 def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict, dataset_id: int, version: str,
