@@ -47,7 +47,7 @@ ALL_CATEGORIES = "__all__"
 NO_PREVIOUS_ID = 1
 EVENT_COLUMNS = ("user_id", "event_time", "event_type", "item_id", "category", "brand", "price", "quantity", "session_id")
 #: What a sequence is built from: the event columns less quantity and session id (reading those two nullable
-#: nullable columns was a third of reading a chunk's last events, measured).
+#: columns was a third of reading a chunk's last events, measured).
 SEQUENCE_COLUMNS = ("user_id", "event_time", "event_type", "item_id", "category", "brand", "price")
 SECONDS_PER_DAY = 86400.0
 
