@@ -65,6 +65,15 @@ def test_markov_chain_transitions():
     assert mc.rank_items(["u1", "u2", "u3"], 3) == [["i3", "i1", "i4"], ["i1", "i3", "i4"], ["i1", "i4", "i2"]]
 
 
+def test_last_known_value_per_shopper():
+    """The last non-missing value of each shopper's run of rows, as text; a shopper with none is left out."""
+    users = ["a", "a", "a", "b", "b", "c", "d", "d"]
+    values = ["x", "y", None, 7, np.nan, None, pd.NA, "z"]
+    assert bl.last_known(users, values) == {"a": "y", "b": "7", "d": "z"}
+    assert bl.last_known(pd.Series(users), pd.Series(values, dtype=object)) == {"a": "y", "b": "7", "d": "z"}
+    assert bl.last_known([], []) == {}
+
+
 def test_rfm_features_by_hand():
     f = bl.rfm_features(pd.concat([HISTORY, AFTER]), CUTOFF, users=["u1", "u2", "u3", "ghost"])
     assert list(f.index) == ["u1", "u2", "u3", "ghost"]
