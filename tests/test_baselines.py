@@ -267,10 +267,12 @@ def test_bad_inputs():
         bl.RFMPropensity().fit([])
 
 
-def test_rfm_features_grouped_in_the_store_equal_those_of_the_history(engine):
+@pytest.mark.parametrize("no_session", [0.6, 0.0])
+def test_rfm_features_grouped_in_the_store_equal_those_of_the_history(engine, no_session):
     """Scoring asks the database for each chunk's RFM features: the same numbers as rfm_features on the chunk's
-    events, with session ids on some events, gaps of exactly the session gap, ties on the time, missing prices and
-    quantities, events at or after the cutoff, and a shopper asked about who has nothing before it."""
+    events, with session ids on some events (visits split by the gap) or on all of them, gaps of exactly the session
+    gap, ties on the time, missing prices and quantities, events at or after the cutoff, and a shopper asked about
+    who has nothing before it."""
     from core import config
     from core import sequences as seq
     from tests.conftest import make_dataset
@@ -289,9 +291,9 @@ def test_rfm_features_grouped_in_the_store_equal_those_of_the_history(engine):
                          "category": None if rng.random() < 0.1 else f"c{int(rng.integers(0, 6))}",
                          "brand": None, "price": None if rng.random() < 0.2 else float(rng.integers(1, 90)),
                          "quantity": None if rng.random() < 0.5 else int(rng.integers(1, 4)),
-                         "session_id": None if rng.random() < 0.6 else f"s{int(rng.integers(0, 4))}"})
+                         "session_id": None if rng.random() < no_session else f"s{int(rng.integers(0, 4))}"})
     rows.append({**rows[0], "user_id": "late", "event_time": cutoff + dt.timedelta(hours=1)})
-    did = make_dataset(engine, "rfm_sql", rows)
+    did = make_dataset(engine, f"rfm_sql_{no_session}", rows)
     users = seq.list_users(engine, did)
     chunk = seq.user_chunks(users, len(users), exhaustive=True)[0]
     assert "late" in users
