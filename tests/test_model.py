@@ -185,6 +185,22 @@ def test_explain_gives_words_with_a_direction():
     assert all(p.endswith(("(raises the chance)", "(lowers the chance)")) for p in parts)
 
 
+def test_equal_effects_keep_the_groups_order_whatever_the_rounding():
+    """Two groups that hide the same events move the propensity equally; float noise does not reorder them."""
+    from core.model import reasons
+    from core.model.modeling import ForecastModel
+
+    batch, vocabs = _one_shopper_batch()
+    model = ForecastModel(tiny_config(max_len=6), n_items=5, n_categories=4, n_brands=3).eval()
+    first, later = reasons.GROUPS.index("last_session"), reasons.GROUPS.index("recent_category")
+    for noise in (0.0, 3e-9, -3e-9):
+        effects = np.zeros((1, len(reasons.GROUPS)))
+        effects[0, first], effects[0, later] = 0.05, 0.05 + noise
+        words = reasons.explain(model, batch, vocabs, n_reasons=1, batch_size=8, effects=effects)[0]
+        assert words.startswith(reasons._words("last_session", reasons.group_facts(
+            batch, reasons.group_masks(batch), vocabs), 0)), noise
+
+
 def test_explain_runs_only_affected_rows_and_matches_full_occlusion(monkeypatch):
     """Occluding only the shoppers with events in a group gives the same reasons as occluding everyone."""
     from core.model import reasons
