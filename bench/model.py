@@ -171,7 +171,7 @@ def section(results: list[dict], args) -> str:
         "cores are busy, so the wall times are upper bounds); DuckDB store.",
         "", "Training = sequences + fitting + calibration + evaluation of the model and every baseline on the held-out "
         "week (everything before scoring). Scoring = every shopper at the data's end, reasons (5 occlusions each, "
-        "each recomputing only the events from the first hidden one on) included, predictions written. CPU time "
+        "each recomputing only the events that stay after the first hidden one) included, predictions written. CPU time "
         "counts both torch threads.", "",
         timing_table(results), "",
         f"Quality on the held-out last week, {args.users[0]:,} shoppers, seeds "
