@@ -62,6 +62,8 @@ REASONS = {
 _EVENT_COLUMNS = ("user_id", "event_time", "event_type", "item_id", "category", "brand", "price", "quantity",
                   "session_id")
 _COPY_CHUNK_BYTES = 1 << 20
+#: Seconds a load that lost a race for its name waits for the winner's commit (see _lost_name_race).
+_NAME_RACE_WAIT_S = 120.0
 #: memory of the in-memory DuckDB that validates a load for PostgreSQL; beyond it DuckDB spills to disk
 _STAGING_MEMORY_LIMIT = "2GB"
 _MIN_TIME = "1971-01-01"
@@ -211,13 +213,22 @@ def _named_load(engine: sa.Engine, name: str) -> Iterator[sa.Connection]:
 
 
 def _lost_name_race(engine: sa.Engine, name: str, exc: sa.exc.DBAPIError) -> bool:
-    """True when ``exc`` is a unique-key violation and ``name`` now belongs to a committed dataset."""
+    """True when ``exc`` is a unique-key violation and ``name`` now belongs to a committed dataset.
+
+    DuckDB refuses the name as soon as the other load has inserted it, before that load commits:
+    the other load's commit is waited for (up to ``_NAME_RACE_WAIT_S``), so that a loser is told
+    the name is taken rather than shown a driver error.
+    """
     text = str(exc).lower()
     if not (isinstance(exc, sa.exc.IntegrityError) or "duplicate key" in text or "unique constraint" in text):
         return False
-    with engine.connect() as conn:
-        taken = conn.execute(sa.select(store.datasets.c.dataset_id).where(store.datasets.c.name == name)).first()
-    return taken is not None
+    deadline = time.monotonic() + _NAME_RACE_WAIT_S
+    while True:
+        with engine.connect() as conn:
+            taken = conn.execute(sa.select(store.datasets.c.dataset_id).where(store.datasets.c.name == name)).first()
+        if taken is not None or time.monotonic() > deadline:
+            return taken is not None
+        time.sleep(0.1)
 
 
 def _tick(progress: Progress | None, fraction: float, message: str) -> None:
@@ -631,16 +642,20 @@ class _Job:
         did = store.next_dataset_id(conn)
         events_sql, sessions_derived = self._events_select()
         q_sql = self._quarantine_select()
-        if native_store:
-            cols = ", ".join(("dataset_id",) + _EVENT_COLUMNS)
-            duck.execute(f"INSERT INTO cs_events ({cols}) SELECT ?, * FROM ({events_sql})", [did])
+        if native_store:  # the price bands computed as the events go in (derived.banded_events_sql)
+            staged = sa.text(f"SELECT category, price FROM {self.chk} WHERE reason IS NULL").columns(
+                sa.column("category", sa.String), sa.column("price", sa.Float)).subquery("staged")
+            derived.write_price_edges(conn, did, staged)
+            cols = ", ".join(("dataset_id",) + _EVENT_COLUMNS + ("price_band",))
+            duck.execute(f"INSERT INTO cs_events ({cols}) SELECT ?, * FROM "
+                         f"({derived.banded_events_sql(conn, did, events_sql)})", [did])
             _tick(self.progress, 0.85, "writing the quarantine")
             duck.execute(f"INSERT INTO cs_quarantine (dataset_id, line_no, raw_line, reason, detail) "
                          f"SELECT ?, * FROM ({q_sql})", [did])
         else:
             self._copy_to_postgres(conn, duck, did, events_sql, q_sql)
         _tick(self.progress, 0.9, "summarising sessions and price bands")
-        derived.derive_dataset(conn, did)
+        derived.derive_dataset(conn, did, banded=native_store)
         notes = list(m.notes)
         if sessions_derived:
             notes.append(f"the file has no session column: sessions derived by a "

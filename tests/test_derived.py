@@ -178,3 +178,37 @@ def test_a_load_derives_its_figures(engine, tmp_path):
             store.events.c.price_band.is_(None))).scalar()
     assert n_events == report.rows_loaded == 40
     assert n_edges == 4 and unbanded == 0  # three categories and the overall row; every priced event banded
+
+
+def test_a_loads_own_bands_and_edges_equal_those_derived_from_its_events(engine, tmp_path):
+    """A DuckDB load bands its events as it inserts them, from edges over its validated rows; rewriting them from
+    the stored events gives the same edges and bands (missing categories, zero, negative and missing prices, prices
+    on an edge, and quarantined rows, which must not move the edges)."""
+    rng = np.random.default_rng(8)
+    lines = ["event_time,event_type,product_id,category_code,brand,price,user_id,user_session"]
+    for i in range(300):
+        t = DAY0 + dt.timedelta(minutes=37 * i)
+        cat = rng.choice(["", "a", "a.b", "c"])
+        price = rng.choice(["", "0", "-5", "10", "20", "30", "40", str(int(rng.integers(1, 90)))])
+        lines.append(f"{t:%Y-%m-%d %H:%M:%S} UTC,view,{i % 9},{cat},b,{price},{i % 7},s{i // 5}")
+    lines += [lines[5], "not a time,view,1,a,b,99999,1,s1", f"{DAY0:%Y-%m-%d %H:%M:%S} UTC,view,1,a,b,lots,1,s1"]
+    path = tmp_path / "events.csv"
+    path.write_text("\n".join(lines) + "\n")
+    report = ingest.ingest_file(engine, path, "banded")
+    assert report.rows_quarantined >= 3 and report.rows_loaded > 200
+    ev, pe = store.events.c, store.price_edges.c
+
+    def snapshot():
+        with engine.connect() as conn:
+            bands = conn.execute(sa.select(ev.user_id, ev.event_time, ev.item_id, ev.price, ev.price_band)
+                                 .where(ev.dataset_id == report.dataset_id)
+                                 .order_by(ev.user_id, ev.event_time, ev.item_id)).all()
+            edges = conn.execute(sa.select(pe.category, pe.n_priced, pe.p25, pe.p50, pe.p75)
+                                 .where(pe.dataset_id == report.dataset_id).order_by(pe.category.nulls_first())).all()
+        return bands, edges
+
+    loaded = snapshot()
+    with engine.begin() as conn:
+        derived.derive_dataset(conn, report.dataset_id)
+    assert snapshot() == loaded
+    assert {b for *_, b in loaded[0]} == set(PRICE_BANDS) | {None} and len(loaded[1]) == 4
