@@ -53,6 +53,27 @@ class ForecastOutput:
     losses: dict = field(default_factory=dict)
 
 
+def _query(block, z: torch.Tensor) -> torch.Tensor:
+    """A GPT-2 block's query projection alone (its ``c_attn`` is a Conv1D: ``z @ w + b``, queries first)."""
+    h = z.shape[-1]
+    w, b = block.attn.c_attn.weight, block.attn.c_attn.bias
+    return torch.addmm(b[:h], z.reshape(-1, h), w[:, :h]).reshape(*z.shape[:-1], h)
+
+
+def _keys_values(block, z: torch.Tensor) -> torch.Tensor:
+    """A GPT-2 block's key and value projections alone, [..., 2 * hidden]: the last block's queries are read at
+    one column only, so they are not projected at the others."""
+    h = z.shape[-1]
+    w, b = block.attn.c_attn.weight, block.attn.c_attn.bias
+    return torch.addmm(b[h:], z.reshape(-1, h), w[:, h:]).reshape(*z.shape[:-1], 2 * h)
+
+
+def _split_heads(z: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """[n, t, hidden] -> [n, heads, t, hidden / heads] for ``scaled_dot_product_attention``."""
+    n, t, h = z.shape
+    return z.reshape(n, t, n_heads, h // n_heads).transpose(1, 2)
+
+
 @dataclass
 class PassStates:
     """What an eval pass keeps for the occlusions (:meth:`ForecastModel.keeping_projections`).
@@ -310,12 +331,9 @@ class ForecastModel(nn.Module):
         def gather(t: torch.Tensor) -> torch.Tensor:  # [N, width, d] at each row's slots: [n, c, d]
             return t.reshape(-1, t.shape[-1]).index_select(0, flat).reshape(n, c, -1)
 
-        def heads(z: torch.Tensor) -> torch.Tensor:
-            return z.reshape(n, z.shape[1], n_heads, h // n_heads).transpose(1, 2)
-
         def attend(block, x, q, k, v, allowed):
             bias = torch.zeros(allowed.shape, dtype=x.dtype).masked_fill_(~allowed, float("-inf"))[:, None]
-            out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=bias)
+            out = F.scaled_dot_product_attention(*(_split_heads(z, n_heads) for z in (q, k, v)), attn_mask=bias)
             x = x + block.attn.c_proj(out.transpose(1, 2).reshape(n, x.shape[1], h))
             return x + block.mlp(block.ln_2(x))
 
@@ -326,8 +344,7 @@ class ForecastModel(nn.Module):
         # first block: the full pass's projections (keys and values at every column, masked where hidden);
         # the last column's query projected again (its event may be hidden)
         block = tr.h[0]
-        w, b = block.attn.c_attn.weight, block.attn.c_attn.bias
-        q_last = torch.addmm(b[:h], block.ln_1(x[:, -1]), w[:, :h]).unsqueeze(1)
+        q_last = _query(block, block.ln_1(x[:, -1:]))
         q = torch.cat([gather(states.qkv[0])[:, :-1, :h], q_last], dim=1) if last_layer else q_last
         kv = states.qkv[0][..., -2 * h:].index_select(0, rows)
         allowed = (col[None, None, :] <= slot_col[:, :, None]) & live[:, None, :]
@@ -347,10 +364,8 @@ class ForecastModel(nn.Module):
                 q, k, v = block.attn.c_attn(z).split(h, dim=2)
                 allowed = torch.cat([past_ok[:, None, :].expand(n, c, pmax), new_ok], dim=2)
             else:  # the last block: keys and values at every slot, the query and the rest at the last one only
-                w, b = block.attn.c_attn.weight, block.attn.c_attn.bias
-                k, v = torch.addmm(b[h:], z.reshape(-1, h), w[:, h:]).reshape(n, c, 2 * h).split(h, dim=2)
-                q = torch.addmm(b[:h], z[:, -1], w[:, :h]).unsqueeze(1)
-                x = x[:, -1:]
+                k, v = _keys_values(block, z).split(h, dim=2)
+                q, x = _query(block, z[:, -1:]), x[:, -1:]
                 allowed = torch.cat([past_ok, key_ok], dim=1)[:, None, :]
             x = attend(block, x, q, torch.cat([past[..., -2 * h:-h], k], dim=1), torch.cat([past[..., -h:], v], dim=1),
                        allowed)
@@ -375,9 +390,6 @@ class ForecastModel(nn.Module):
         # an additive mask: scaled_dot_product_attention on CPU runs a third faster with it than with booleans
         bias = torch.zeros(allowed.shape, dtype=x.dtype).masked_fill_(~allowed, float("-inf"))[:, None]
 
-        def heads(z: torch.Tensor) -> torch.Tensor:
-            return z.reshape(n, z.shape[1], n_heads, h // n_heads).transpose(1, 2)
-
         last_layer = len(tr.h) - 1
         for layer, block in enumerate(tr.h):
             z = block.ln_1(x)
@@ -385,14 +397,12 @@ class ForecastModel(nn.Module):
                 projected = block.attn.c_attn(z)
                 q, k, v = projected.split(h, dim=2)
             else:  # keys and values at every column, the query at the last one (the only one read)
-                w, b = block.attn.c_attn.weight, block.attn.c_attn.bias
-                projected = torch.addmm(b[h:], z.reshape(-1, h), w[:, h:]).reshape(n, t, 2 * h)
+                projected = _keys_values(block, z)
                 k, v = projected.split(h, dim=2)
-                q = torch.addmm(b[:h], z[:, -1], w[:, :h]).unsqueeze(1)
-                x, bias = x[:, -1:], bias[:, :, -1:]
+                q, x, bias = _query(block, z[:, -1:]), x[:, -1:], bias[:, :, -1:]
             if kept is not None:
                 kept.qkv.append(projected)
-            out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=bias)
+            out = F.scaled_dot_product_attention(*(_split_heads(z, n_heads) for z in (q, k, v)), attn_mask=bias)
             x = x + block.attn.c_proj(out.transpose(1, 2).reshape(n, x.shape[1], h))
             x = x + block.mlp(block.ln_2(x))
         return tr.ln_f(x)[:, -1]
