@@ -1,7 +1,7 @@
 """What a dataset's pages read instead of its events: figures derived once, when the dataset is loaded.
 
 A loaded dataset never changes (a new file is a new dataset), so what every page would otherwise
-recompute from all its events on every click is written once, by the load, before its dataset row:
+recompute from all its events on every click is written once, inside the load's transaction:
 
 - ``cs_events.price_band``: each event's price band (``core.model.config.PRICE_BANDS``) within
   its category over the whole dataset, NULL without a positive price (the definition is in
@@ -21,7 +21,7 @@ from 7.6 s to 0.93 s. On PostgreSQL the band is an UPDATE of every priced event:
 5.1 M events went from 45 s to 113 s.
 
 Everything is SQLAlchemy Core, run unchanged on DuckDB and PostgreSQL, in the caller's
-connection; a failed or cancelled load leaves none of it (``core.ingest``).
+connection (so a failed or cancelled load leaves none of it).
 """
 from __future__ import annotations
 
@@ -105,20 +105,21 @@ def band_case(price: sa.ColumnElement, edges: list[sa.ColumnElement]) -> sa.Colu
     return sa.case(*whens, else_=sa.literal(PRICE_BANDS[-1], literal_execute=True))
 
 
-def derive_dataset(conn: Connection, dataset_id: int) -> None:
+def derive_dataset(conn: Connection, dataset_id: int, banded: bool = False) -> None:
     """Write (or rewrite) the derived figures of ``dataset_id`` from its events, in ``conn``'s transaction.
 
-    Called by a PostgreSQL load after its events are in (``core.ingest``), by the schema upgrade
-    for datasets loaded before these tables existed, and by code that inserts events itself
-    (tests, benchmarks). Idempotent: the dataset's previous derived rows are replaced. A DuckDB
-    load writes the same figures step by step instead: :func:`write_price_edges` from its
-    validated rows, :func:`banded_events_sql` as the events go in, then :func:`session_days_sql`.
+    Called by every load after its events are in (``core.ingest``), by the schema upgrade for
+    datasets loaded before these tables existed, and by code that inserts events itself (tests,
+    benchmarks). Idempotent: the dataset's previous derived rows are replaced. ``banded``: the
+    load already wrote the price edges (:func:`write_price_edges`) and its events' bands
+    (:func:`banded_events_sql`), so only the session days are left.
     """
     sd = store.session_days
     conn.execute(sd.delete().where(sd.c.dataset_id == dataset_id))
-    write_price_edges(conn, dataset_id)
-    _write_bands(conn, dataset_id)
-    conn.execute(_session_days_insert(dataset_id))
+    if not banded:
+        write_price_edges(conn, dataset_id)
+        _write_bands(conn, dataset_id)
+    _write_session_days(conn, dataset_id)
 
 
 def write_price_edges(conn: Connection, dataset_id: int, source: sa.FromClause | None = None) -> None:
@@ -176,13 +177,7 @@ def _write_bands(conn: Connection, dataset_id: int) -> None:
     )
 
 
-def session_days_sql(conn: Connection, dataset_id: int) -> str:
-    """The INSERT of ``dataset_id``'s ``cs_session_days`` rows from its events, as dialect SQL text with
-    its values inlined: a DuckDB load runs it on the driver connection, in a commit of its own."""
-    return str(_session_days_insert(dataset_id).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-
-
-def _session_days_insert(dataset_id: int) -> sa.Insert:
+def _write_session_days(conn: Connection, dataset_id: int) -> None:
     day = sa.cast(_e.event_time, sa.Date)
     select = (
         sa.select(
@@ -203,7 +198,7 @@ def _session_days_insert(dataset_id: int) -> sa.Insert:
     )
     names = ["dataset_id", "user_id", "session_id", "day", "n_events", "n_views", "n_carts", "n_purchases",
              "n_cancels", "revenue", "n_amounts", "first_event", "last_event", "last_purchase"]
-    return store.session_days.insert().from_select(names, select)
+    conn.execute(store.session_days.insert().from_select(names, select))
 
 
 def whole_days(start: dt.datetime | None, end: dt.datetime | None) -> bool:

@@ -6,11 +6,9 @@ and a detail naming the column, the value and what was expected; lines that do n
 into the expected fields land in DuckDB's reject table with their line number and text.
 Exact repeats of an earlier line are found among rows sharing a hash of their fields.
 Good rows go to ``cs_events``, bad ones to ``cs_quarantine`` with their physical line
-number. The dataset row is committed last: until then no page sees the dataset, a failure or
-a cancel leaves nothing behind, and ``rows_read == rows_loaded + rows_quarantined`` is
-checked before it. On PostgreSQL all of it is one transaction; on DuckDB each large insert
-commits on its own under a pending dataset id, whose rows are deleted if the load fails or
-its process dies (see :meth:`_Job.load_into_duckdb`).
+number. Everything (dataset row, events, quarantine) is written in one transaction of the
+store: a failure or a cancel leaves nothing behind, and ``rows_read == rows_loaded +
+rows_quarantined`` is checked before it commits.
 
 Before that pass, one byte scan of the file finds what DuckDB's strict reader cannot take as it
 is: line endings mixed (CRLF, LF, lone CR), which are rewritten as LF into a temporary copy,
@@ -146,8 +144,8 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
         job = _Job(mapping, source, Path(tmp), progress, has_nul=scan.has_nul)
         job.started = started
         if store.is_duckdb(engine):
-            with _name_race(engine, name):
-                report = job.load_into_duckdb(engine, name, path)
+            with _named_load(engine, name) as conn:
+                report = job.run(conn, store.driver_connection(conn), name, path, native_store=True)
         else:
             import duckdb
 
@@ -155,12 +153,11 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
             try:
                 duck.execute(f"SET temp_directory = {_sql_literal(str(Path(tmp) / 'spill'))}")
                 duck.execute(f"SET memory_limit = {_sql_literal(_STAGING_MEMORY_LIMIT)}")
-                with _name_race(engine, name), engine.begin() as conn:
-                    store.check_name_free(conn, name)
-                    report = job.load_via(conn, duck, name, path)
+                with _named_load(engine, name) as conn:
+                    report = job.run(conn, duck, name, path, native_store=False)
             finally:
                 duck.close()
-            store.analyze(engine, *store.LOADED_TABLES)
+            store.analyze(engine, store.events, store.quarantine, store.session_days, store.price_edges)
     return report
 
 
@@ -194,16 +191,18 @@ def quarantined_rows(engine: sa.Engine, dataset: str, limit: int | None = None) 
 
 
 @contextlib.contextmanager
-def _name_race(engine: sa.Engine, name: str) -> Iterator[None]:
-    """Turn the loss of a race for ``name`` into the :class:`DatasetExistsError` an analyst reads.
+def _named_load(engine: sa.Engine, name: str) -> Iterator[sa.Connection]:
+    """The load's transaction, ``name`` checked free at its start.
 
-    Two loads of one name at once (two analysts, the app and the CLI) both find it free at their
-    start; the store's unique name lets one commit its dataset row and the other fail at its
-    insert (PostgreSQL) or its commit (DuckDB) with a driver error, after which nothing of the
-    loser is kept. That loss is reported as the name being taken, never as a database error.
+    Two loads of one name at once (two analysts, the app and the CLI) both find it free; the
+    store's unique name lets one commit and the other fail at its insert (PostgreSQL) or its
+    commit (DuckDB) with a driver error, rolled back. That loss is turned into the
+    :class:`DatasetExistsError` an analyst reads, never a database error.
     """
     try:
-        yield
+        with engine.begin() as conn:
+            store.check_name_free(conn, name)
+            yield conn
     except sa.exc.DBAPIError as exc:
         if _lost_name_race(engine, name, exc):
             raise DatasetExistsError(
@@ -370,15 +369,6 @@ def _ident_list(n: int) -> list[str]:
 
 
 # --- the load -------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Staged:
-    """What the check pass found: rows read (staged and rejected lines), the good rows' stats, bad rows by reason."""
-
-    rows_read: int
-    stats: dict
-    by_reason: dict[str, int]
 
 
 class _Job:
@@ -594,78 +584,22 @@ class _Job:
 
     # -- running -------------------------------------------------------------------------------------------
 
-    def load_into_duckdb(self, engine: sa.Engine, name: str, path: Path) -> IngestReport:
-        """The load on a DuckDB store: the SQL runs in the store's own connection.
-
-        The events, quarantine and summaries are inserted each in its own commit, under a dataset id
-        recorded as pending (:func:`core.store.pending_load`), and the dataset row is committed last
-        with the end of that record: a failure or a cancel deletes what was written, a killed process
-        leaves rows that the next start deletes, and no reader sees a dataset before it is whole.
-        One transaction around it all would be simpler, but DuckDB's cost per row of a large insert
-        grows with the transaction's size: inserting 20.4 M rows cost 1.41x per row what 5.1 M did
-        inside a transaction and 1.00x in autocommit (bare DuckDB, docs/benchmarks.md).
-        """
-        with engine.connect() as conn:
-            # outside a SQLAlchemy transaction the driver connection commits each statement itself;
-            # the staged tables are temporary tables of this connection
-            duck = store.driver_connection(conn)
-            try:
-                with conn.begin():
-                    store.check_name_free(conn, name)
-                staged = self._stage(duck, path)
-                _tick(self.progress, 0.6, "loading events")
-                with store.pending_load(conn, name) as did:
-                    events_sql, sessions_derived = self._events_select()
-                    with conn.begin():  # the price bands computed as the events go in (derived.banded_events_sql)
-                        rows = sa.text(f"SELECT category, price FROM {self.chk} WHERE reason IS NULL").columns(
-                            sa.column("category", sa.String), sa.column("price", sa.Float)).subquery("staged")
-                        derived.write_price_edges(conn, did, rows)
-                    cols = ", ".join(("dataset_id",) + _EVENT_COLUMNS + ("price_band",))
-                    duck.execute(f"INSERT INTO cs_events ({cols}) SELECT ?, * FROM "
-                                 f"({derived.banded_events_sql(conn, did, events_sql)})", [did])
-                    _tick(self.progress, 0.85, "writing the quarantine")
-                    duck.execute(f"INSERT INTO cs_quarantine (dataset_id, line_no, raw_line, reason, detail) "
-                                 f"SELECT ?, * FROM ({self._quarantine_select()})", [did])
-                    _tick(self.progress, 0.9, "summarising sessions and price bands")
-                    duck.execute(derived.session_days_sql(conn, did))
-                    report = self._report(name, did, path, staged, sessions_derived)
-                    with conn.begin():
-                        conn.execute(self._dataset_row(report))
-                        store.finish_load(conn, did)
-                        # the last moment a cancel still leaves nothing: it rolls back with the dataset row
-                        _tick(self.progress, 1.0, f"done: {report.rows_loaded:,} rows loaded, "
-                                                  f"{report.rows_quarantined:,} quarantined")
-            finally:
+    def run(self, conn: sa.Connection, duck, name: str, path: Path, native_store: bool) -> IngestReport:
+        try:
+            return self._run(conn, duck, name, path, native_store)
+        finally:
+            if native_store:  # the in-memory DuckDB of a PostgreSQL load is closed by the caller
                 self._drop(duck)
-        return report
-
-    def load_via(self, conn: sa.Connection, duck, name: str, path: Path) -> IngestReport:
-        """The load on any other store, in ``conn``'s transaction: ``duck`` (in-memory DuckDB) reads and
-        checks, and the rows are streamed into the store with ``COPY``."""
-        staged = self._stage(duck, path)
-        _tick(self.progress, 0.6, "loading events")
-        did = store.next_dataset_id(conn)
-        events_sql, sessions_derived = self._events_select()
-        self._copy_to_postgres(conn, duck, did, events_sql, self._quarantine_select())
-        _tick(self.progress, 0.9, "summarising sessions and price bands")
-        derived.derive_dataset(conn, did)
-        report = self._report(name, did, path, staged, sessions_derived)
-        conn.execute(self._dataset_row(report))
-        # still inside the transaction: a cancel here also leaves nothing
-        _tick(self.progress, 1.0, f"done: {report.rows_loaded:,} rows loaded, {report.rows_quarantined:,} quarantined")
-        return report
 
     def _drop(self, duck) -> None:
         for table in (self.chk, self.rej, self.rej_scan, self.rej_lines, self.skipped, self.blanks, self.dups,
                       self.raws, self.repeats):
             try:
                 duck.execute(f"DROP TABLE IF EXISTS {table}")
-            except Exception:  # noqa: BLE001 - a broken connection drops them when it closes
+            except Exception:  # noqa: BLE001 - an aborted transaction drops them with the rollback
                 break
 
-    def _stage(self, duck, path: Path) -> _Staged:
-        """Read and check every row into the staged tables, reconcile the counts, and refuse a file with
-        nothing to load (:class:`SchemaError`)."""
+    def _run(self, conn: sa.Connection, duck, name: str, path: Path, native_store: bool) -> IngestReport:
         m = self.mapping
         _tick(self.progress, 0.05, "reading and validating rows")
         sql, params = self._check_sql()
@@ -694,20 +628,35 @@ class _Job:
             f"SELECT reason, count(*) FROM (SELECT reason FROM {self.chk} WHERE reason IS NOT NULL "
             f"UNION ALL SELECT reason FROM {self.rej_lines}) GROUP BY reason ORDER BY count(*) DESC, reason"
         ).fetchall())
+        rows_loaded = stats["rows"]
         rows_quarantined = sum(by_reason.values())
-        assert rows_read == stats["rows"] + rows_quarantined, (rows_read, stats["rows"], rows_quarantined)
+        assert rows_read == rows_loaded + rows_quarantined, (rows_read, rows_loaded, rows_quarantined)
         self._map_lines(duck, staged_bad=rows_quarantined - n_rejected)
-        if stats["rows"] == 0:
+        if rows_loaded == 0:
             examples = [r[0] for r in duck.execute(
                 f"SELECT detail FROM ({self._quarantine_select()}) ORDER BY line_no LIMIT 3").fetchall()]
             raise SchemaError(
                 f"nothing could be loaded from {path.name}: all {rows_read:,} rows are bad "
                 f"({', '.join(f'{k}: {v:,}' for k, v in by_reason.items())}); for example: {'; '.join(examples)}",
                 cases=examples)
-        return _Staged(rows_read=rows_read, stats=stats, by_reason=by_reason)
-
-    def _report(self, name: str, did: int, path: Path, staged: _Staged, sessions_derived: bool) -> IngestReport:
-        m, stats = self.mapping, staged.stats
+        _tick(self.progress, 0.6, "loading events")
+        did = store.next_dataset_id(conn)
+        events_sql, sessions_derived = self._events_select()
+        q_sql = self._quarantine_select()
+        if native_store:  # the price bands computed as the events go in (derived.banded_events_sql)
+            staged = sa.text(f"SELECT category, price FROM {self.chk} WHERE reason IS NULL").columns(
+                sa.column("category", sa.String), sa.column("price", sa.Float)).subquery("staged")
+            derived.write_price_edges(conn, did, staged)
+            cols = ", ".join(("dataset_id",) + _EVENT_COLUMNS + ("price_band",))
+            duck.execute(f"INSERT INTO cs_events ({cols}) SELECT ?, * FROM "
+                         f"({derived.banded_events_sql(conn, did, events_sql)})", [did])
+            _tick(self.progress, 0.85, "writing the quarantine")
+            duck.execute(f"INSERT INTO cs_quarantine (dataset_id, line_no, raw_line, reason, detail) "
+                         f"SELECT ?, * FROM ({q_sql})", [did])
+        else:
+            self._copy_to_postgres(conn, duck, did, events_sql, q_sql)
+        _tick(self.progress, 0.9, "summarising sessions and price bands")
+        derived.derive_dataset(conn, did, banded=native_store)
         notes = list(m.notes)
         if sessions_derived:
             notes.append(f"the file has no session column: sessions derived by a "
@@ -718,23 +667,24 @@ class _Job:
         if m.layout == "online_retail" and stats["negative_quantity"]:
             notes.append(f"{stats['negative_quantity']:,} cancellation lines loaded as purchases with "
                          f"negative quantity")
-        _tick(self.progress, 0.95, "recording the dataset")
-        return IngestReport(
-            dataset=name, dataset_id=did, layout=m.layout, rows_read=staged.rows_read, rows_loaded=stats["rows"],
-            rows_quarantined=sum(staged.by_reason.values()), users=stats["users"], events_by_type=stats["by_type"],
+        report = IngestReport(
+            dataset=name, dataset_id=did, layout=m.layout, rows_read=rows_read, rows_loaded=rows_loaded,
+            rows_quarantined=rows_quarantined, users=stats["users"], events_by_type=stats["by_type"],
             unknown_event_types=stats["unknown"], first_event=stats["first"], last_event=stats["last"],
-            quarantine_by_reason=staged.by_reason, sessions_derived=sessions_derived, notes=notes, source=path.name,
-            seconds=round(time.perf_counter() - self.started, 3),
+            quarantine_by_reason=by_reason, sessions_derived=sessions_derived, notes=notes, source=path.name,
         )
-
-    def _dataset_row(self, report: IngestReport) -> sa.Insert:
-        return store.datasets.insert().values(
-            dataset_id=report.dataset_id, name=report.dataset, layout=report.layout, source=report.source,
-            created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), rows_read=report.rows_read,
-            rows_loaded=report.rows_loaded, rows_quarantined=report.rows_quarantined, n_users=report.users,
+        _tick(self.progress, 0.95, "recording the dataset")
+        report.seconds = round(time.perf_counter() - self.started, 3)
+        conn.execute(store.datasets.insert().values(
+            dataset_id=did, name=name, layout=m.layout, source=path.name,
+            created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), rows_read=rows_read,
+            rows_loaded=rows_loaded, rows_quarantined=rows_quarantined, n_users=report.users,
             first_event=report.first_event, last_event=report.last_event,
-            mapping_json=json.dumps(self.mapping.to_dict()), report_json=json.dumps(report.to_dict()),
-        )
+            mapping_json=json.dumps(m.to_dict()), report_json=json.dumps(report.to_dict()),
+        ))
+        # still inside the transaction: a cancel here also leaves nothing
+        _tick(self.progress, 1.0, f"done: {rows_loaded:,} rows loaded, {rows_quarantined:,} quarantined")
+        return report
 
     def _collect_rejects(self, duck) -> None:
         """One row per line DuckDB could not split (first error of the line), with its reason."""

@@ -7,7 +7,6 @@ store holds many datasets; the same tables work on DuckDB and PostgreSQL.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import errno
 import json
@@ -19,7 +18,6 @@ import socket
 import tempfile
 import threading
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,20 +116,6 @@ quarantine = sa.Table(
     sa.Column("raw_line", sa.Text),
     sa.Column("reason", sa.String, nullable=False),  # short code, e.g. "truncated_row"
     sa.Column("detail", sa.Text),  # the message: column, value found, what was expected
-)
-
-# Loads in progress on DuckDB, whose rows are committed in several steps before their cs_datasets row
-# (core.ingest: DuckDB's cost per row of one large transaction grows with its size). A row here
-# names a dataset id whose rows are not a dataset yet; what a killed load left is deleted by
-# cleanup_stale_files at the next start.
-pending_loads = sa.Table(
-    "cs_pending_loads",
-    metadata,
-    sa.Column("dataset_id", sa.Integer, primary_key=True, autoincrement=False),  # from dataset_id_seq
-    sa.Column("name", sa.String, nullable=False),
-    sa.Column("owner", sa.String, nullable=False),  # process_owner() of the loading process
-    sa.Column("token", sa.String, nullable=False),  # the load's own token (several loads in one process)
-    sa.Column("started_at", sa.DateTime, nullable=False),
 )
 
 mappings = sa.Table(
@@ -466,82 +450,6 @@ def drop_dataset(engine: Engine, name: str) -> int:
     return did
 
 
-#: tables a load writes, by dataset id (cs_datasets itself last, in the load's final commit)
-LOADED_TABLES = (events, quarantine, session_days, price_edges)
-_loads_here: set[str] = set()  # tokens of this process's loads in progress (pending_loads.token)
-_loads_guard = threading.Lock()
-
-
-@contextlib.contextmanager
-def pending_load(conn: Connection, name: str) -> Iterator[int]:
-    """A fresh dataset id for a load that commits its rows in several steps before its dataset row.
-
-    ``conn`` is outside any transaction. The id is recorded in ``cs_pending_loads`` (committed)
-    before the body runs; the body's last commit must insert the ``cs_datasets`` row and call
-    :func:`finish_load` in one transaction. When the body raises (a failure, a cancel, a lost
-    name race), every row written under the id is deleted. A process killed meanwhile leaves
-    the record, and :func:`cleanup_stale_files` deletes its rows at the next start.
-    """
-    token = secrets.token_hex(8)
-    with _loads_guard:
-        _loads_here.add(token)
-    try:
-        with conn.begin():
-            did = next_dataset_id(conn)
-            conn.execute(pending_loads.insert().values(dataset_id=did, name=name, owner=process_owner(), token=token,
-                                                       started_at=_now()))
-        try:
-            yield did
-        except BaseException:
-            if conn.in_transaction():
-                conn.rollback()
-            try:
-                discard_load(conn, did)
-            except sa.exc.SQLAlchemyError:
-                pass  # the store is gone: the record stays and the next start deletes the rows
-            raise
-    finally:
-        with _loads_guard:
-            _loads_here.discard(token)
-
-
-def finish_load(conn: Connection, dataset_id: int) -> None:
-    """In the transaction that inserts the dataset's ``cs_datasets`` row: the load is no longer pending."""
-    conn.execute(pending_loads.delete().where(pending_loads.c.dataset_id == dataset_id))
-
-
-def discard_load(conn: Connection, dataset_id: int) -> bool:
-    """Delete the rows a pending load wrote under ``dataset_id``, and its record, in one transaction.
-
-    Nothing is deleted when ``cs_datasets`` holds the id (the load committed). Returns True when deleted.
-    """
-    with conn.begin():
-        if conn.execute(sa.select(datasets.c.dataset_id).where(datasets.c.dataset_id == dataset_id)).first():
-            return False
-        for table in LOADED_TABLES:
-            conn.execute(table.delete().where(table.c.dataset_id == dataset_id))
-        conn.execute(pending_loads.delete().where(pending_loads.c.dataset_id == dataset_id))
-    return True
-
-
-def _cleanup_loads(engine: Engine) -> list[int]:
-    """Discard the pending loads of dead processes, and this process's that are no longer running."""
-    with engine.connect() as conn:
-        pending = conn.execute(sa.select(pending_loads.c.dataset_id, pending_loads.c.owner,
-                                         pending_loads.c.token)).all()
-        conn.commit()  # each discard below is a transaction of its own
-        me = process_owner() if pending else None
-        discarded = []
-        for did, owner, token in pending:
-            with _loads_guard:  # a load of this process drops its token only after its final commit
-                running = token in _loads_here
-            if running or (owner != me and owner_alive(owner)):
-                continue
-            if discard_load(conn, did):
-                discarded.append(did)
-    return discarded
-
-
 def bulk_insert(conn: Connection, table: sa.Table, frame) -> int:
     """Insert a DataFrame's rows into ``table`` inside ``conn``'s transaction by the engine's native path.
 
@@ -853,8 +761,6 @@ def store_tag(conn: Connection) -> str:
 def cleanup_stale_files(engine: Engine) -> list[Path]:
     """Remove what killed processes left behind; returns the paths removed. Never raises.
 
-    * the rows of loads killed before their dataset was committed (``cs_pending_loads`` of a
-      dead process, see :func:`pending_load`);
     * model folders under :func:`core.config.models_dir` that this store never published
       (no ``cs_models`` row) and whose writer is dead, half-written ``.partial-`` folders
       of dead writers, and their ``.owner.json`` notes; folders of another store sharing
@@ -863,10 +769,6 @@ def cleanup_stale_files(engine: Engine) -> list[Path]:
       of dead processes in the system's temporary folder, and dead owners' lock files.
     """
     removed: list[Path] = []
-    try:
-        _cleanup_loads(engine)
-    except sa.exc.SQLAlchemyError:
-        pass  # a busy or read-only store: try again next start
     try:
         removed += _cleanup_models(engine)
     except (OSError, sa.exc.SQLAlchemyError):
