@@ -38,7 +38,8 @@ def orphan_rows(engine: sa.Engine) -> dict[str, int]:
     ds = sa.select(store.datasets.c.dataset_id)
     out = {}
     with engine.connect() as conn:
-        for table in (store.events, store.quarantine, store.predictions, store.models):
+        for table in (store.events, store.quarantine, store.session_days, store.price_edges, store.predictions,
+                      store.models):
             out[table.name] = conn.execute(
                 sa.select(sa.func.count()).select_from(table).where(table.c.dataset_id.not_in(ds))).scalar_one()
         p = store.predictions

@@ -27,7 +27,12 @@ def _events(engine, name: str) -> list[tuple]:
 
 
 def _counts(engine) -> tuple[int, int, int]:
+    """(datasets, events, quarantined rows); the load's summaries must hold no row of another dataset."""
     with engine.connect() as conn:
+        known = sa.select(store.datasets.c.dataset_id)
+        for t in (store.session_days, store.price_edges):
+            assert conn.execute(sa.select(sa.func.count()).select_from(t)
+                                .where(t.c.dataset_id.not_in(known))).scalar() == 0, t.name
         return tuple(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()
                      for t in (store.datasets, store.events, store.quarantine))
 
