@@ -286,6 +286,27 @@ def _rankers(history: pd.DataFrame, cutoff: dt.datetime, horizon_days: int) -> d
     }
 
 
+def _baselines_to_save(rfm: dict, rankers: dict, heads: dict, calibrator, k: int) -> dict:
+    """The fitted baselines a version scores with, as JSON (saved with it, so re-scoring refits nothing).
+
+    The gradient boosting is kept when a head or the stacked propensity uses it, a ranker when a
+    head uses it, cut to the ``k`` it ranks (the shoppers' own state is read when they are scored).
+    """
+    from core.model.baselines import RFMPropensity
+
+    used = {info["used"] for info in heads.values()}
+    keep_rfm = RFMPropensity.name in used or calibrator.stack_ is not None
+    return {"rfm": {head: m.to_dict() for head, m in rfm.items()} if keep_rfm else {},
+            "rankers": {name: r.to_dict(k) for name, r in rankers.items() if name in used}}
+
+
+def _baselines_from_saved(saved: dict) -> dict:
+    from core.model.baselines import baseline_from_dict
+
+    return {"rfm": {head: baseline_from_dict(s) for head, s in saved["rfm"].items()},
+            "rankers": {name: baseline_from_dict(s) for name, s in saved["rankers"].items()}}
+
+
 def _decode_ranked(vocab: seq.Vocabulary, ids: np.ndarray) -> list[list[str]]:
     return [[t for t in vocab.decode(row) if t is not None] for row in ids]
 
@@ -397,28 +418,23 @@ def _score_chunk(loaded, batch: seq.SequenceBatch, heads: dict, baselines: dict,
     return frame
 
 
-def _chunk_ranker(baselines: dict, name: str, chunk_history: pd.DataFrame | None, cutoff: dt.datetime):
-    """The ranker fitted ONCE on the history before ``cutoff`` (popular fill and transitions from all of it).
-
-    When that history is a sample of the shoppers (``baselines["covers_all"]`` False), the
-    chunk's shoppers' own state (their own lists, their last category/item) is read from
-    ``chunk_history`` (in :func:`core.sequences.load_events` order: by shopper, then time);
-    the popular fill and the Markov transitions stay the fitted ones.
-    """
+def _chunk_ranker(baselines: dict, name: str, chunk_history: pd.DataFrame, cutoff: dt.datetime):
+    """The saved ranker ``name`` (popular fill and transitions fitted once, see :func:`_baselines_to_save`) with
+    the chunk's shoppers' own state (their own lists, their last category/item) read from ``chunk_history``
+    (in :func:`core.sequences.load_events` order: by shopper, then time)."""
     from core.model.baselines import MarkovChain, OwnMostFrequent, last_known
 
     ranker = baselines["rankers"][name]
-    if name == "most_popular" or baselines.get("covers_all", False):
+    if name == "most_popular":
         return ranker
     own = copy.copy(ranker)
     if isinstance(ranker, OwnMostFrequent):
         fitted = OwnMostFrequent(ranker.popular_window_days).fit(chunk_history, cutoff)
-        own.categories_ = {**ranker.categories_, **fitted.categories_}
-        own.items_ = {**ranker.items_, **fitted.items_}
+        own.categories_, own.items_ = fitted.categories_, fitted.items_
     elif isinstance(ranker, MarkovChain):
         users = chunk_history["user_id"].to_numpy(dtype=object)
-        for column, attr in (("category", "last_category_"), ("item_id", "last_item_")):
-            setattr(own, attr, {**getattr(ranker, attr), **last_known(users, chunk_history[column])})
+        own.last_category_ = last_known(users, chunk_history["category"])
+        own.last_item_ = last_known(users, chunk_history["item_id"])
     return own
 
 
@@ -436,10 +452,9 @@ def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict,
     cfg = loaded["config"]
     used = {info["used"] for info in heads.values()} - {MODEL, "most_popular"}
     # the gradient-boosting heads and the stacked propensity read RFM features, grouped in the database; the
-    # rankers read a shopper's own history only when they were fitted on a sample of the shoppers
+    # rankers read each shopper's own state from their history
     need_rfm = RFMPropensity.name in used or loaded["calibrator"].stack_ is not None
-    need_history = any(u != RFMPropensity.name and (u not in baselines["rankers"] or not baselines.get("covers_all"))
-                       for u in used)
+    need_history = bool(used - {RFMPropensity.name})
     users = seq.list_users(engine, dataset_id, before=end_cutoff)
     chunks = seq.user_chunks(users, cfg.chunk_users, exhaustive=True)
     lo, hi = fraction_range
@@ -574,12 +589,11 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
     else:
         notes.append("The forecasts come from the evaluated model (not refit on the latest window); scoring reads "
                      "every event up to the data's end.")
-    if any(info["used"] != MODEL for info in heads.values()):
-        rankers_end = _rankers(history, end_cutoff, h)
-    else:
-        rankers_end = {}
-    baselines = {"rfm": rfm, "rankers": rankers_end, "horizon_days": h, "covers_all": exhaustive}
-    if rankers_end and sampled:
+    rankers_end = _rankers(history, end_cutoff, h) if any(info["used"] != MODEL for info in heads.values()) else {}
+    # scored with what is saved, so that re-scoring the version writes what training wrote
+    saved_baselines = _baselines_to_save(rfm, rankers_end, heads, calibrator, cfg.top_k_items)
+    baselines = _baselines_from_saved(saved_baselines)
+    if saved_baselines["rankers"] and sampled:
         notes.append(f"The baselines used for scoring are fitted once on the {len(sample)} sampled shoppers' history "
                      "(popular fill, Markov transitions); each scored shopper's own history supplies their own lists.")
 
@@ -600,7 +614,7 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
                                       should_stop, (0.8, 0.97))
             card.training_seconds = round(time.perf_counter() - started, 2)
             report("saving", 0.98, "writing the model version")
-            registry.save_model(folder, model, cfg, vocabs, calibrator, card.to_dict())
+            registry.save_model(folder, model, cfg, vocabs, calibrator, card.to_dict(), saved_baselines)
             registry.insert_model_row(conn, version, did, h, folder, cfg, card.to_dict())
     except BaseException:
         registry.remove_folder(folder)
@@ -629,13 +643,12 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
           should_stop: Callable[[], bool] | None = None) -> int:
     """(Re)write the predictions of a model version (the latest when None) for every shopper, in chunks.
 
-    Shoppers are scored at the data's current end with the saved vocabularies and
-    calibration; a head that uses a baseline refits that baseline once, the same way as
-    in training, then only predicts per chunk. Returns the number of shoppers written.
+    Shoppers are scored at the data's current end with the saved vocabularies, calibration,
+    transition priors and baselines: nothing is refitted. A version saved before its
+    baselines were kept refits those it uses once, the same way as in training.
     Errors: ``DatasetNotFoundError``; :class:`NotFittedError` when there is no such ready version.
     """
     from core.model import registry
-    from core.model.labels import CutoffPlan
     from core.model.training import seed_everything
 
     did = store.get_dataset(engine, dataset)["dataset_id"]
@@ -646,22 +659,35 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
     seed_everything(cfg.seed, cfg.torch_threads)
     _, last, _ = _data_window(engine, did)
     end_cutoff = last + dt.timedelta(seconds=1)
-    baselines: dict = {"rfm": {}, "rankers": {}, "horizon_days": card.horizon_days}
-    sample, sampled = seq.sample_users(seq.list_users(engine, did), cfg.max_train_users, cfg.seed)
-    if any(info["used"] != MODEL for info in card.heads.values()) or lm.calibrator.stack_ is not None:
-        plan = CutoffPlan.from_dict(card.plan)
-        history = _load_history(engine, did, sample, not sampled, end_cutoff, cfg.chunk_users)
-        baselines["rfm"] = _fit_rfm(history, _train_targets(engine, did, plan, sample, not sampled, history, cfg))
-        baselines["rankers"] = _rankers(history, end_cutoff, card.horizon_days)
-        baselines["covers_all"] = not sampled
-    lm.model.set_priors(*_priors(engine, did, lm.vocabs, end_cutoff, cfg, sample if sampled else None))
+    saved = lm.baselines
+    if saved is None or not lm.priors_saved:
+        sample, sampled = seq.sample_users(seq.list_users(engine, did), cfg.max_train_users, cfg.seed)
+        if saved is None:
+            saved = _refit_baselines(engine, did, card, lm.calibrator, cfg, sample, sampled, end_cutoff)
+        if not lm.priors_saved:
+            lm.model.set_priors(*_priors(engine, did, lm.vocabs, end_cutoff, cfg, sample if sampled else None))
     loaded = {"model": lm.model, "config": cfg, "vocabs": lm.vocabs, "calibrator": lm.calibrator}
     with engine.begin() as conn:
         registry.delete_predictions(conn, did, row["model_version"])
-        n = _score_all(engine, conn, loaded, card.heads, baselines, did, row["model_version"], end_cutoff,
-                       _Progress(None), should_stop, (0.0, 1.0))
+        n = _score_all(engine, conn, loaded, card.heads, _baselines_from_saved(saved), did, row["model_version"],
+                       end_cutoff, _Progress(None), should_stop, (0.0, 1.0))
     store.analyze(engine, store.predictions)
     return n
+
+
+def _refit_baselines(engine: Engine, dataset_id: int, card: ModelCard, calibrator, cfg: ModelConfig,
+                     sample: Sequence[str], sampled: bool, end_cutoff: dt.datetime) -> dict:
+    """The saved form of the baselines a version uses, fitted again as training fitted them."""
+    from core.model.labels import CutoffPlan
+
+    used = {info["used"] for info in card.heads.values()}
+    if used == {MODEL} and calibrator.stack_ is None:
+        return {"rfm": {}, "rankers": {}}
+    plan = CutoffPlan.from_dict(card.plan)
+    history = _load_history(engine, dataset_id, sample, not sampled, end_cutoff, cfg.chunk_users)
+    rfm = _fit_rfm(history, _train_targets(engine, dataset_id, plan, sample, not sampled, history, cfg))
+    return _baselines_to_save(rfm, _rankers(history, end_cutoff, card.horizon_days), card.heads, calibrator,
+                              cfg.top_k_items)
 
 
 def _train_targets(engine: Engine, dataset_id: int, plan, users: Sequence[str], exhaustive: bool,

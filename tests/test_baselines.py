@@ -1,4 +1,5 @@
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -239,6 +240,79 @@ def test_single_class_training_gives_constant_forecasts():
     assert list(p) == [0.0, 0.0]
     nt = bl.RFMNextType().fit([(hist, tgt)]).predict_proba(hist, CUTOFF, ["x"])
     assert list(nt[0]) == [0, 0, 0, 0, 1.0]
+
+
+def _json_round_trip(state: dict) -> dict:
+    return json.loads(json.dumps(state))
+
+
+@pytest.mark.parametrize("n_classes", [2, 5])
+def test_tree_ensemble_gives_scikit_learns_probabilities_exactly(n_classes):
+    """The saved trees walked by numpy equal scikit-learn's own forecast, missing values and ties on a
+    threshold included."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(n_classes)
+    X = np.round(rng.normal(size=(3000, 6)), 1)  # few distinct values: many rows sit on a threshold
+    X[rng.random(X.shape) < 0.05] = np.nan
+    signal = np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) * 0.5 + rng.normal(size=len(X))
+    y = np.digitize(signal, np.quantile(signal, np.linspace(0, 1, n_classes + 1)[1:-1]))
+    model = HistGradientBoostingClassifier(max_iter=20, max_leaf_nodes=15, early_stopping=False, random_state=0)
+    model.fit(X, np.array(list("abcde"))[y] if n_classes == 5 else y)
+    ensemble = bl.TreeEnsemble.from_dict(_json_round_trip(bl.TreeEnsemble.from_sklearn(model).to_dict()))
+    test = np.round(rng.normal(size=(500, 6)), 1)
+    test[rng.random(test.shape) < 0.2] = np.nan
+    # and rows exactly on the trees' thresholds (midpoints between training values: never hit by chance)
+    splits = [(f, x) for t in ensemble.trees for f, x, leaf in zip(t["feature_idx"], t["num_threshold"], t["is_leaf"])
+              if not leaf]
+    on_threshold = test[:len(splits)].copy()
+    for row, (f, x) in zip(on_threshold, splits):
+        row[f] = x
+    test = np.vstack([test, on_threshold])
+    assert list(ensemble.classes_) == list(model.classes_)
+    assert np.array_equal(ensemble.predict_proba(test), model.predict_proba(test))
+
+
+def test_saved_gradient_boosting_forecasts_as_fitted():
+    c1, c2 = dt.datetime(2024, 2, 1), dt.datetime(2024, 3, 1)
+    cfg = bl.BaselineConfig(seed=3, max_iter=15, recent_days=(2, 9))
+    train = [_synthetic(300, c1, 4)]
+    hist, tgt = _synthetic(100, c2, 5)
+    for kind in (bl.RFMPropensity, bl.RFMNextType):
+        fitted = kind(cfg).fit(train)
+        state = _json_round_trip(fitted.to_dict())
+        assert state["kind"] == kind.__name__ and state["trees"]["trees"]
+        loaded = bl.baseline_from_dict(state)
+        assert loaded.config == cfg and isinstance(loaded.model_, bl.TreeEnsemble)
+        assert np.array_equal(loaded.predict_proba(hist, c2, tgt["user_id"]),
+                              fitted.predict_proba(hist, c2, tgt["user_id"]))
+    constant = tgt.assign(purchased=0, next_event_type="none")  # no trees: the constant forecasts are kept
+    p = bl.baseline_from_dict(_json_round_trip(bl.RFMPropensity().fit([(hist, constant)]).to_dict()))
+    assert list(p.predict_proba(hist, c2, ["x"])) == [0.0]
+    nt = bl.baseline_from_dict(_json_round_trip(bl.RFMNextType().fit([(hist, constant)]).to_dict()))
+    assert list(nt.predict_proba(hist, c2, ["x"])[0]) == [0, 0, 0, 0, 1.0]
+
+
+def test_saved_rankers_rank_as_fitted_up_to_their_k():
+    """Saved with k=2, the rankers keep the popular lists (2 k ids) and transitions (k each); given a shopper's
+    own state they rank exactly as the fitted ones for any k up to 2, and refuse a longer list."""
+    users = ["u1", "u2", "u3", "stranger"]
+    for kind in (bl.MostPopular, bl.OwnMostFrequent, bl.MarkovChain):
+        fitted = kind(7).fit(HISTORY, CUTOFF)
+        state = _json_round_trip(fitted.to_dict(2))
+        loaded = bl.baseline_from_dict(state)
+        for attr in ("categories_", "items_", "last_category_", "last_item_"):  # the shoppers' own state
+            if attr in vars(fitted) and isinstance(getattr(fitted, attr), dict):
+                setattr(loaded, attr, getattr(fitted, attr))
+        for k in (1, 2):
+            assert loaded.rank_categories(users, k) == fitted.rank_categories(users, k)
+            assert loaded.rank_items(users, k) == fitted.rank_items(users, k)
+        with pytest.raises(SchemaError, match="k=3 is more than this saved ranker keeps"):
+            loaded.rank_items(users, 3)
+    popular = bl.MostPopular().fit(HISTORY).to_dict(1)
+    assert popular["categories"] == ["A", "B"] and popular["max_k"] == 1
+    with pytest.raises(SchemaError, match="Saved baseline kind 'Pickle' is not one of"):
+        bl.baseline_from_dict({"kind": "Pickle"})
 
 
 @pytest.mark.parametrize(

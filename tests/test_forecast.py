@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -9,8 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from core import derived, forecast, store
-from core.errors import NotFittedError, TrainingCancelled
+from core.errors import NotFittedError, SchemaError, TrainingCancelled
 from core.model.config import EVENT_CLASS_COLUMNS, ModelConfig
+from core.model.evaluation import Calibrator
 from tests.conftest import make_dataset
 
 torch = pytest.importorskip("torch")
@@ -211,8 +213,9 @@ def test_refit_on_the_latest_window_is_stated_in_the_card(tmp_path):
     assert len(forecast.load_predictions(engine, "refit")) == 120
 
 
-def test_chunk_rankers_are_fitted_once_and_keep_the_global_popular_fill():
-    """Scoring a chunk reuses the rankers fitted on all the history: the popular fill is not the chunk's own."""
+def test_chunk_rankers_keep_the_saved_popular_fill_and_read_each_shoppers_own_state():
+    """Scoring a chunk uses the rankers as saved (fitted once, here on a sample): the popular fill and the
+    transitions are not the chunk's own, while each shopper's own lists and last item come from the chunk."""
     import datetime as dt
 
     import pandas as pd
@@ -227,51 +230,59 @@ def test_chunk_rankers_are_fitted_once_and_keep_the_global_popular_fill():
     end = t + dt.timedelta(days=1)
     sample = history[history["user_id"].isin(["a", "b"])]  # "c" is not in the fitted sample
     fitted = forecast._rankers(sample, end, 7)
-    baselines = {"rankers": fitted, "covers_all": False}
+    heads = {"next_items": {"used": "markov_chain"}, "next_category": {"used": "own_most_frequent"}}
+    saved = forecast._baselines_to_save({}, fitted, heads, Calibrator("identity"), k=3)
+    assert set(saved["rankers"]) == {"markov_chain", "own_most_frequent"} and saved["rfm"] == {}
+    baselines = forecast._baselines_from_saved(json.loads(json.dumps(saved)))
     chunk = history[history["user_id"] == "c"]
     own = forecast._chunk_ranker(baselines, "own_most_frequent", chunk, end)
     # c's own items (i2 last, ties to the latest), then the popular fill of the sample: i1 (3 events), i2
     assert own.rank_items(["c"], 3) == [["i2", "i3", "i1"]]
-    assert own.rank_items(["a"], 2) == [["i2", "i1"]]  # sampled shoppers keep their fitted lists
+    assert own.rank_categories(["c"], 1) == [["c3"]]
     markov = forecast._chunk_ranker(baselines, "markov_chain", chunk, end)
     # c's last item is i2; the sample never saw a transition from i2, so the sample's popular order follows
     assert markov.rank_items(["c"], 2) == [["i1", "i2"]]
-    assert markov.last_item_["c"] == "i2" and "c" not in fitted["markov_chain"].last_item_  # the last known item
-    assert markov.last_category_["c"] == "c3"
-    assert markov.item_transitions_ is fitted["markov_chain"].item_transitions_  # transitions fitted once
-    everyone = {"rankers": fitted, "covers_all": True}
-    assert forecast._chunk_ranker(everyone, "markov_chain", chunk, end) is fitted["markov_chain"]
+    assert markov.last_item_ == {"c": "i2"} and markov.last_category_ == {"c": "c3"}
+    assert markov.item_transitions_ == {"i1": ["i1", "i2"]}  # fitted once, on the sample (a tie: popular first)
+    with pytest.raises(SchemaError, match="k=4 is more than this saved ranker keeps"):
+        markov.rank_items(["c"], 4)
 
 
-def test_scoring_from_each_chunks_history_equals_scoring_from_the_fitted_rankers(tmp_path, sim_small, monkeypatch):
-    """Trained on a sample, scoring reads each chunk's history for the rankers' own lists and builds the sequences
-    from it; with every shopper "sampled" that path must write exactly what the fitted rankers and the two sequence
-    queries write. Heads are switched to the baselines so that every path runs."""
+def test_rescoring_uses_the_saved_baselines_and_writes_what_training_wrote(tmp_path, sim_small, monkeypatch):
+    """Every head served by a baseline: re-scoring refits nothing (the fits are switched off) and writes exactly
+    the rows training wrote; a version saved before its baselines were kept refits them and agrees too."""
+    from core.model import registry
+
     engine = _store(tmp_path)
     load_events(engine, "sim", canonical(sim_small.events))
-    forecast.train(engine, "sim", horizon_days=7, config=tiny(chunk_users=70), seed=1)
-    real = forecast.ModelCard.from_dict.__func__
+    real_evaluate = forecast._evaluate
 
-    def served_by_baselines(cls, data):
-        card = real(cls, data)
-        card.heads["next_items"]["used"] = "markov_chain"
-        card.heads["next_category"]["used"] = "own_most_frequent"
-        card.heads["next_event_type"]["used"] = "gradient_boosting_rfm"
-        return card
+    def served_by_baselines(*args, **kwargs):
+        heads, lift, calibration = real_evaluate(*args, **kwargs)
+        heads["next_items"]["used"] = "markov_chain"
+        heads["next_category"]["used"] = "own_most_frequent"
+        heads["next_event_type"]["used"] = "gradient_boosting_rfm"
+        return heads, lift, calibration
 
-    monkeypatch.setattr(forecast.ModelCard, "from_dict", classmethod(served_by_baselines))
-    calls = []
-    real_load = forecast.seq.load_events
-    monkeypatch.setattr(forecast.seq, "load_events", lambda *a, **k: calls.append(k) or real_load(*a, **k))
+    monkeypatch.setattr(forecast, "_evaluate", served_by_baselines)
+    card = forecast.train(engine, "sim", horizon_days=7, config=tiny(chunk_users=70), seed=1)
+    trained = forecast.load_predictions(engine, "sim").sort_values("user_id", ignore_index=True)
+    assert trained["next_category"].notna().all() and trained["top_items"].str.len().gt(0).all()
+    folder = registry.version_dir(card.dataset_id, card.model_version)
+    saved = json.loads((folder / registry.BASELINES_FILE).read_text())
+    assert set(saved["rankers"]) == {"markov_chain", "own_most_frequent"}
+    assert set(saved["rfm"]) == {"propensity", "next_event_type"}
+
+    def refit(*args, **kwargs):
+        raise AssertionError("re-scoring refitted a baseline or the priors")
 
     def scored() -> pd.DataFrame:
         forecast.score(engine, "sim")
         return forecast.load_predictions(engine, "sim").sort_values("user_id", ignore_index=True)
 
-    fitted = scored()
-    chunk_reads = sum(1 for k in calls if "columns" in k)
-    monkeypatch.setattr(forecast.seq, "sample_users", lambda users, n, seed: (list(users), True))
-    from_history = scored()
-    assert chunk_reads == 0 and sum(1 for k in calls if "columns" in k) == -(-len(fitted) // 70)  # one read a chunk
-    assert fitted["next_category"].notna().all() and fitted["top_items"].str.len().gt(0).all()
-    pd.testing.assert_frame_equal(from_history, fitted)
+    with monkeypatch.context() as m:
+        for name in ("_fit_rfm", "_rankers", "_priors"):
+            m.setattr(forecast, name, refit)
+        pd.testing.assert_frame_equal(scored(), trained)
+    (folder / registry.BASELINES_FILE).unlink()
+    pd.testing.assert_frame_equal(scored(), trained)

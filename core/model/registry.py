@@ -2,7 +2,8 @@
 
 A version lives in ``core.config.models_dir()/<dataset_id>/<version>/``: ``model.safetensors``
 (weights), ``config.json`` (hyperparameters and vocabulary sizes), ``vocabularies.json``,
-``calibrator.json`` and ``card.json`` (the model card with every metric). The store holds a
+``calibrator.json``, ``card.json`` (the model card with every metric) and ``baselines.json`` (the
+fitted baselines it scores with, see :func:`core.forecast.score`). The store holds a
 ``cs_models`` row per version and ``cs_predictions`` rows (one per shopper per version).
 
 Publishing is all or nothing: the folder is written under a temporary name and renamed,
@@ -40,10 +41,11 @@ CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocabularies.json"
 CALIBRATOR_FILE = "calibrator.json"
 #: State-dict keys of the transition priors (absent from versions saved before them).
-PRIOR_KEYS = ("category_succ_", "category_totals", "category_popularity", "item_succ_", "item_totals",
-              "item_popularity", "prior_scale", "session_prior_scale",
-              "category_learned")
+TRANSITION_PRIOR_KEYS = ("category_succ_", "category_totals", "category_popularity", "item_succ_", "item_totals",
+                         "item_popularity")
+PRIOR_KEYS = (*TRANSITION_PRIOR_KEYS, "prior_scale", "session_prior_scale", "category_learned")
 CARD_FILE = "card.json"
+BASELINES_FILE = "baselines.json"
 READY = "ready"
 #: Columns of ``cs_predictions`` written for each shopper, in table order.
 PREDICTION_COLUMNS = [
@@ -62,6 +64,8 @@ class LoadedModel:
     calibrator: object  # core.model.evaluation.Calibrator
     card: dict
     path: Path
+    baselines: dict | None = None  # the fitted baselines it scores with (None: saved before they were kept)
+    priors_saved: bool = True  # False: saved before the transition priors, which scoring then counts
 
 
 def new_version(dataset_id: int) -> str:
@@ -74,7 +78,8 @@ def version_dir(dataset_id: int, version: str) -> Path:
     return app_config.models_dir() / str(dataset_id) / version
 
 
-def save_model(folder: Path, model, config: ModelConfig, vocabs: Vocabularies, calibrator, card: dict) -> Path:
+def save_model(folder: Path, model, config: ModelConfig, vocabs: Vocabularies, calibrator, card: dict,
+               baselines: dict | None = None) -> Path:
     """Write a version folder atomically (temporary folder, then rename); returns ``folder``.
 
     Raises :class:`CartsightError` when ``folder`` exists already.
@@ -100,6 +105,8 @@ def save_model(folder: Path, model, config: ModelConfig, vocabs: Vocabularies, c
         (tmp / VOCAB_FILE).write_text(json.dumps(vocabs.to_dict()))
         (tmp / CALIBRATOR_FILE).write_text(json.dumps(calibrator.to_dict()))
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=1, default=str))
+        if baselines is not None:
+            (tmp / BASELINES_FILE).write_text(json.dumps(baselines))
         tmp.rename(folder)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -155,6 +162,8 @@ def load_model(folder: Path) -> LoadedModel:
         model=model, config=config, vocabs=Vocabularies.from_dict(json.loads((folder / VOCAB_FILE).read_text())),
         calibrator=Calibrator.from_dict(json.loads((folder / CALIBRATOR_FILE).read_text())),
         card=json.loads((folder / CARD_FILE).read_text()), path=folder,
+        baselines=json.loads((folder / BASELINES_FILE).read_text()) if (folder / BASELINES_FILE).is_file() else None,
+        priors_saved=not any(k.startswith(TRANSITION_PRIOR_KEYS) for k in missing),
     )
 
 
