@@ -140,6 +140,7 @@ def _rfm_features_grouped(history, cutoff, users, cfg):
     out["distinct_items"] = g["item_id"].nunique()
     out["active_days"] = g["day"].nunique()
     out["mean_price"] = g["price"].mean().fillna(0.0)
+    out[["monetary", "mean_price"]] = out[["monetary", "mean_price"]].round(bl.MONEY_DECIMALS)
     out = out.astype(float)
     fill = {c: 0.0 for c in out.columns}
     fill.update(recency_days=cfg.never_days, days_since_last_purchase=cfg.never_days,
@@ -377,3 +378,22 @@ def test_rfm_features_grouped_in_the_store_equal_those_of_the_history(engine, no
     assert list(got.index) == users and list(got.columns) == list(want.columns)
     pd.testing.assert_frame_equal(got, want, check_index_type=False, check_exact=False, rtol=1e-12, atol=1e-9)
     assert got.loc["late", "n_events"] == 0 and got.loc["late", "recency_days"] == bl.BaselineConfig().never_days
+
+
+def test_money_features_do_not_depend_on_the_order_prices_are_summed_in(engine):
+    """0.1 + 0.2 + 0.3 is 0.6000000000000001 summed in that order and 0.6 in another: the database sums in
+    whatever order its threads finish, so the money features are rounded and both paths give exactly 0.6."""
+    from core import sequences as seq
+    from tests.conftest import make_dataset
+
+    rows = [{"user_id": "u1", "event_time": d(1, h), "event_type": "purchase", "item_id": f"i{h}", "category": "A",
+             "brand": None, "price": price, "quantity": 1, "session_id": "s1"}
+            for h, price in ((10, 0.1), (11, 0.2), (12, 0.3))]
+    assert (0.1 + 0.2) + 0.3 != 0.1 + (0.2 + 0.3)
+    did = make_dataset(engine, "money", rows)
+    users = seq.list_users(engine, did)
+    chunk = seq.user_chunks(users, len(users), exhaustive=True)[0]
+    from_history = bl.rfm_features(seq.load_events(engine, did, chunk, None, CUTOFF), CUTOFF, users=users)
+    from_store = bl.rfm_features_from_store(engine, did, chunk, CUTOFF, users)
+    for got in (from_history, from_store):
+        assert got.loc["u1", "monetary"] == 0.6 and got.loc["u1", "mean_price"] == 0.2

@@ -283,6 +283,6 @@ def test_rescoring_uses_the_saved_baselines_and_writes_what_training_wrote(tmp_p
     with monkeypatch.context() as m:
         for name in ("_fit_rfm", "_rankers", "_priors"):
             m.setattr(forecast, name, refit)
-        pd.testing.assert_frame_equal(scored(), trained)
+        pd.testing.assert_frame_equal(scored(), trained, check_exact=True)
     (folder / registry.BASELINES_FILE).unlink()
-    pd.testing.assert_frame_equal(scored(), trained)
+    pd.testing.assert_frame_equal(scored(), trained, check_exact=True)
