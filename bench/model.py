@@ -104,6 +104,7 @@ def run(n_users: int, weeks: int, seed: int, workdir: Path) -> dict:
     reasons.explain, reasons.occlusion_effects = explain, occlusion_effects
     scoring_start = marks.get("scoring", t_end)
     scoring_end = marks.get("saving", t_end)
+    rescore = rescore_times(engine, card)
     engine.dispose()
     return {
         "n_users": n_users, "seed": seed, "n_events": n_events, "load_s": load_s,
@@ -112,21 +113,47 @@ def run(n_users: int, weeks: int, seed: int, workdir: Path) -> dict:
         "shoppers_per_s": card.n_users / max(scoring_end - scoring_start, 1e-9),
         "reasons_s": spent[0],
         "shoppers_per_s_no_reasons": card.n_users / max(scoring_end - scoring_start - spent[0], 1e-9),
-        "cpu_s": cpu_s, "card": card, "load_avg": (load_before, os.getloadavg()[0]),
+        "cpu_s": cpu_s, "card": card, "load_avg": (load_before, os.getloadavg()[0]), **rescore,
     }
+
+
+def rescore_times(engine, card) -> dict:
+    """``cartsight score`` of the new version: as saved, then as a version saved before its baselines were kept
+    (``baselines.json`` set aside, so they are refitted), and whether both wrote what training wrote."""
+    from core.model import registry
+
+    def timed_score() -> tuple[float, pd.DataFrame]:
+        t = time.perf_counter()
+        forecast.score(engine, "bench")
+        seconds = time.perf_counter() - t
+        return seconds, forecast.load_predictions(engine, "bench").sort_values("user_id", ignore_index=True)
+
+    trained = forecast.load_predictions(engine, "bench").sort_values("user_id", ignore_index=True)
+    saved = registry.version_dir(card.dataset_id, card.model_version) / registry.BASELINES_FILE
+    saved_s, from_saved = timed_score()
+    aside = saved.rename(saved.with_name(saved.name + ".aside"))
+    try:
+        refit_s, refitted = timed_score()
+    finally:
+        aside.rename(saved)
+    return {"rescore_saved_s": saved_s, "rescore_refit_s": refit_s,
+            "rescore_same": from_saved.equals(trained) and refitted.equals(trained)}
 
 
 def timing_table(results: list[dict]) -> str:
     lines = ["| shoppers | seed | events | trained on | examples | epochs | training (s) | of which fitting (s) | "
              "scoring all shoppers (s) | of which reasons (s) | shoppers/s scored | shoppers/s without reasons | "
-             "CPU time, whole run (s) | load avg before/after |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "CPU time, whole run (s) | load avg before/after | re-score as saved (s) | re-score refitting the "
+             "baselines (s) | ratio | re-scores equal training's forecasts |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         c = r["card"]
         lines.append(
             f"| {r['n_users']:,} | {r['seed']} | {r['n_events']:,} | {c.n_users_trained:,}{' (sample)' if c.sampled else ''} | "
             f"{c.n_train_examples:,} | {len(c.loss_curve)} | {r['train_s']:.0f} | {r['fit_s']:.0f} | {r['score_s']:.0f} | "
-            f"{r['reasons_s']:.0f} | {r['shoppers_per_s']:,.0f} | {r['shoppers_per_s_no_reasons']:,.0f} | {r['cpu_s']:.0f} | {r['load_avg'][0]:.1f} / {r['load_avg'][1]:.1f} |")
+            f"{r['reasons_s']:.0f} | {r['shoppers_per_s']:,.0f} | {r['shoppers_per_s_no_reasons']:,.0f} | {r['cpu_s']:.0f} | {r['load_avg'][0]:.1f} / {r['load_avg'][1]:.1f} | "
+            f"{r['rescore_saved_s']:.1f} | {r['rescore_refit_s']:.1f} | "
+            f"{r['rescore_saved_s'] / r['rescore_refit_s']:.2f} | {'yes' if r['rescore_same'] else 'NO'} |")
     return "\n".join(lines)
 
 
@@ -172,7 +199,9 @@ def section(results: list[dict], args) -> str:
         "", "Training = sequences + fitting + calibration + evaluation of the model and every baseline on the held-out "
         "week (everything before scoring). Scoring = every shopper at the data's end, reasons (5 occlusions each, "
         "each recomputing only the events that stay after the first hidden one) included, predictions written. CPU time "
-        "counts both torch threads.", "",
+        "counts both torch threads. Re-score = `cartsight score` of the trained version (`core.forecast.score`), "
+        "every shopper again: as saved (the baselines kept with the version), and as a version saved before "
+        "`baselines.json` existed, which refits the baselines it uses (its ratio: saved / refit).", "",
         timing_table(results), "",
         f"Quality on the held-out last week, {args.users[0]:,} shoppers, seeds "
         f"{', '.join(str(r['seed']) for r in quality)} (ROC-AUC, accuracy@1 and NDCG@10: higher is better; "
