@@ -275,15 +275,16 @@ def _choose_category_terms(model, valid, valid_pred, vocabs, cfg: ModelConfig, s
             f"({_num(with_terms)} with them, {_num(priors_only)} without).")
 
 
-def _rankers(history: pd.DataFrame, cutoff: dt.datetime, horizon_days: int) -> dict:
+def _rankers(history: pd.DataFrame, cutoff: dt.datetime, horizon_days: int,
+             names: Sequence[str] | None = None) -> dict:
+    """The rankers (those of ``names``, default all) fitted on ``history`` before ``cutoff``."""
     from core.model.baselines import MarkovChain, MostPopular, OwnMostFrequent
 
     h = history[history["event_time"] < cutoff]
-    return {
-        "most_popular": MostPopular(window_days=horizon_days).fit(h, cutoff),
-        "own_most_frequent": OwnMostFrequent(popular_window_days=horizon_days).fit(h, cutoff),
-        "markov_chain": MarkovChain(popular_window_days=horizon_days).fit(h, cutoff),
-    }
+    kinds = {"most_popular": lambda: MostPopular(window_days=horizon_days),
+             "own_most_frequent": lambda: OwnMostFrequent(popular_window_days=horizon_days),
+             "markov_chain": lambda: MarkovChain(popular_window_days=horizon_days)}
+    return {name: make().fit(h, cutoff) for name, make in kinds.items() if names is None or name in names}
 
 
 def _baselines_to_save(rfm: dict, rankers: dict, heads: dict, calibrator, k: int) -> dict:
@@ -589,7 +590,7 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
     else:
         notes.append("The forecasts come from the evaluated model (not refit on the latest window); scoring reads "
                      "every event up to the data's end.")
-    rankers_end = _rankers(history, end_cutoff, h) if any(info["used"] != MODEL for info in heads.values()) else {}
+    rankers_end = _rankers(history, end_cutoff, h, names=[info["used"] for info in heads.values()])
     # scored with what is saved, so that re-scoring the version writes what training wrote
     saved_baselines = _baselines_to_save(rfm, rankers_end, heads, calibrator, cfg.top_k_items)
     baselines = _baselines_from_saved(saved_baselines)
@@ -686,8 +687,8 @@ def _refit_baselines(engine: Engine, dataset_id: int, card: ModelCard, calibrato
     plan = CutoffPlan.from_dict(card.plan)
     history = _load_history(engine, dataset_id, sample, not sampled, end_cutoff, cfg.chunk_users)
     rfm = _fit_rfm(history, _train_targets(engine, dataset_id, plan, sample, not sampled, history, cfg))
-    return _baselines_to_save(rfm, _rankers(history, end_cutoff, card.horizon_days), card.heads, calibrator,
-                              cfg.top_k_items)
+    rankers = _rankers(history, end_cutoff, card.horizon_days, names=used)
+    return _baselines_to_save(rfm, rankers, card.heads, calibrator, cfg.top_k_items)
 
 
 def _train_targets(engine: Engine, dataset_id: int, plan, users: Sequence[str], exhaustive: bool,

@@ -711,6 +711,7 @@ class _RFMModel:
     or from those features already computed (scoring groups them in the database)."""
 
     config: BaselineConfig | None
+    _constant: str  # the fitted forecast kept when there are no trees (attribute name without its "_")
 
     def predict_proba(self, history: pd.DataFrame, cutoff: dt.datetime, users: Sequence[str]) -> np.ndarray:
         """:meth:`predict_from_features` of ``users`` (in order) from the events before ``cutoff``."""
@@ -727,22 +728,26 @@ class _RFMModel:
             raise _not_fitted(self)
         return None if features is None else features[self.features_]
 
-    def _state(self) -> dict:
-        """What both kinds save: settings, feature columns, the trees (``None`` for a constant forecast)."""
+    def to_dict(self) -> dict:
+        """JSON-able state: settings, feature columns, the trees as :class:`TreeEnsemble` (no pickle), or
+        ``None`` and the constant forecast."""
         self._inputs(None)
         model = self.model_
         if model is not None and not isinstance(model, TreeEnsemble):
             model = TreeEnsemble.from_sklearn(model)
         cfg = None if self.config is None else {**vars(self.config), "recent_days": list(self.config.recent_days)}
         return {"kind": type(self).__name__, "config": cfg, "features": list(self.features_),
-                "trees": None if model is None else model.to_dict()}
+                "trees": None if model is None else model.to_dict(),
+                self._constant: getattr(self, f"{self._constant}_")}
 
     @classmethod
-    def _from_state(cls, state: dict):
+    def from_dict(cls, state: dict):
+        """The baseline saved by :meth:`to_dict`; it forecasts as the fitted one did."""
         cfg = state["config"]
         obj = cls(None if cfg is None else BaselineConfig(**{**cfg, "recent_days": tuple(cfg["recent_days"])}))
         obj.features_ = list(state["features"])
         obj.model_ = None if state["trees"] is None else TreeEnsemble.from_dict(state["trees"])
+        setattr(obj, f"{cls._constant}_", state[cls._constant])
         return obj
 
 
@@ -753,6 +758,7 @@ class RFMPropensity(_RFMModel):
     """
 
     name = "gradient_boosting_rfm"
+    _constant = "base_rate"
 
     def __init__(self, config: BaselineConfig | None = None):
         self.config = config
@@ -778,17 +784,6 @@ class RFMPropensity(_RFMModel):
         with _threads(self.config or BaselineConfig()):
             return self.model_.predict_proba(X)[:, 1]
 
-    def to_dict(self) -> dict:
-        """JSON-able state: the trees as :class:`TreeEnsemble` (no pickle), or the constant rate."""
-        return {**self._state(), "base_rate": self.base_rate_}
-
-    @classmethod
-    def from_dict(cls, state: dict) -> RFMPropensity:
-        """The baseline saved by :meth:`to_dict`; it forecasts as the fitted one did."""
-        obj = cls._from_state(state)
-        obj.base_rate_ = state["base_rate"]
-        return obj
-
 
 class RFMNextType(_RFMModel):
     """The next-event-type distribution (classes of :data:`NEXT_EVENT_CLASSES`) by gradient boosting.
@@ -799,6 +794,7 @@ class RFMNextType(_RFMModel):
 
     name = "gradient_boosting_rfm"
     classes = NEXT_EVENT_CLASSES
+    _constant = "only_class"
 
     def __init__(self, config: BaselineConfig | None = None):
         self.config = config
@@ -833,17 +829,6 @@ class RFMNextType(_RFMModel):
         for j, c in enumerate(self.model_.classes_):
             out[:, NEXT_EVENT_CLASSES.index(c)] = proba[:, j]
         return out
-
-    def to_dict(self) -> dict:
-        """JSON-able state: the trees as :class:`TreeEnsemble` (no pickle), or the only class seen."""
-        return {**self._state(), "only_class": self.only_class_}
-
-    @classmethod
-    def from_dict(cls, state: dict) -> RFMNextType:
-        """The baseline saved by :meth:`to_dict`; it forecasts as the fitted one did."""
-        obj = cls._from_state(state)
-        obj.only_class_ = state["only_class"]
-        return obj
 
 
 def baseline_from_dict(state: dict):
