@@ -74,6 +74,8 @@ _SCAN_CHUNK_BYTES = 8 << 20
 _NUL_SHOWN_AS = "\u2400"
 #: largest magnitude of microseconds since 1970 that DuckDB's TIMESTAMP and BIGINT hold
 _MAX_EPOCH_US = 9.2e18
+#: microseconds per unit of each Unix time format
+_UNIX_SCALE = {"unix_s": 1_000_000, "unix_ms": 1_000, "unix_us": 1}
 #: files with more columns than this carry their raw fields through the checks as one list
 _WIDE_COLUMNS = 64
 #: characters of a rejected line DuckDB keeps in its reject table
@@ -435,8 +437,8 @@ class _Job:
                     f"WHEN regexp_matches({v}, '([+-][0-9]{{2}}(:?[0-9]{{2}})?)$') AND length({v}) > 10 "
                     f"THEN make_timestamp(epoch_us(try_cast({v} AS TIMESTAMPTZ))) "
                     f"ELSE try_cast({v} AS TIMESTAMP) END")
-        if fmt in ("unix_s", "unix_ms"):
-            scale = 1_000_000 if fmt == "unix_s" else 1_000
+        if fmt in _UNIX_SCALE:
+            scale = _UNIX_SCALE[fmt]
             d = f"try_cast({v} AS DOUBLE)"
             # a number too large for a timestamp is a time out of range (an infinity), not a crash of the cast
             return (f"CASE WHEN NOT isfinite({d}) THEN NULL "

@@ -34,6 +34,7 @@ TIME_FORMATS = {
     "iso": "ISO 8601 (2019-10-01 00:00:00, optional T, offset or ' UTC')",
     "unix_s": "Unix seconds (fractions allowed)",
     "unix_ms": "Unix milliseconds",
+    "unix_us": "Unix microseconds (GA4's event_timestamp)",
     "mdy_hm": "MM-DD-YYYY HH:MM (or with /)",
     "dmy_hm": "DD-MM-YYYY HH:MM (or with /)",
     "ymd": "YYYYMMDD",
@@ -43,28 +44,44 @@ TIME_FORMATS = {
 #: spaces and hyphens read as underscores).
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "user_id": ("user_id", "userid", "user", "customer_id", "customerid", "customer", "visitor_id", "visitorid",
-                "visitor", "client_id", "clientid", "client", "shopper_id", "shopper", "member_id"),
+                "visitor", "client_id", "clientid", "client", "shopper_id", "shopper", "member_id",
+                # analytics exports: GA4, Segment, Mixpanel, Amplitude, Universal Analytics
+                "user_pseudo_id", "anonymous_id", "distinct_id", "amplitude_id", "fullvisitorid", "buyer_id",
+                "account_id", "profile_id", "person_id", "contact_id", "customer_email", "email", "uid",
+                "cookie_id", "device_id"),
     "event_time": ("event_time", "timestamp", "datetime", "date_time", "time", "ts", "event_timestamp",
-                   "created_at", "invoicedate", "invoice_date", "order_date", "date"),
+                   "created_at", "occurred_at", "sent_at", "received_at", "invoicedate", "invoice_date",
+                   "order_date", "date"),
     "event_type": ("event_type", "eventtype", "event", "action", "behavior", "behaviour", "behavior_type",
-                   "behaviour_type", "event_name", "type"),
+                   "behaviour_type", "event_name", "event_action", "type"),
     "item_id": ("item_id", "itemid", "item", "product_id", "productid", "product", "sku", "stockcode",
-                "stock_code", "article"),
-    "category": ("category_code", "category", "category_name", "category_id", "categoryid", "cat"),
-    "brand": ("brand", "brand_name", "manufacturer"),
-    "price": ("price", "unit_price", "unitprice", "amount", "value", "revenue", "sales", "total"),
-    "quantity": ("quantity", "qty", "units", "count"),
-    "session_id": ("session_id", "user_session", "sessionid", "session", "visit_id"),
+                "stock_code", "article", "product_sku", "item_sku", "variant_id", "asin"),
+    "category": ("category_code", "category", "category_name", "category_id", "categoryid", "cat",
+                 "item_category", "product_category", "product_type"),
+    "brand": ("brand", "brand_name", "manufacturer", "item_brand", "product_brand", "vendor"),
+    "price": ("price", "unit_price", "unitprice", "amount", "value", "revenue", "sales", "total", "item_price",
+              "product_price", "sale_price"),
+    "quantity": ("quantity", "qty", "units", "count", "item_quantity"),
+    "session_id": ("session_id", "user_session", "sessionid", "session", "visit_id", "ga_session_id",
+                   "session_key", "visit"),
 }
 
 #: Raw event values (lower-cased) and the canonical type they mean.
 EVENT_ALIASES: dict[str, str] = {
     **dict.fromkeys(("pv", "view", "views", "viewed", "page_view", "pageview", "detail", "product_view",
-                     "click", "clicks", "impression"), "view"),
-    **dict.fromkeys(("cart", "add_to_cart", "addtocart", "add", "add-to-cart", "added_to_cart", "carted"), "cart"),
-    **dict.fromkeys(("remove", "remove_from_cart", "removefromcart", "remove-from-cart"), "remove_from_cart"),
-    **dict.fromkeys(("buy", "purchase", "purchased", "order", "transaction", "checkout", "sale"), "purchase"),
-    **dict.fromkeys(("fav", "wishlist", "favorite", "favourite", "like", "add_to_wishlist"), "wishlist"),
+                     "click", "clicks", "impression",
+                     # GA4, Segment's e-commerce spec, Shopify/Klaviyo, Adobe Analytics
+                     "view_item", "select_item", "product viewed", "product clicked", "viewed product",
+                     "prodview"), "view"),
+    **dict.fromkeys(("cart", "add_to_cart", "addtocart", "add", "add-to-cart", "added_to_cart", "carted",
+                     "add to cart", "added to cart", "product added", "add_to_basket", "add to basket", "scadd"),
+                    "cart"),
+    **dict.fromkeys(("remove", "remove_from_cart", "removefromcart", "remove-from-cart", "remove from cart",
+                     "product removed", "scremove"), "remove_from_cart"),
+    **dict.fromkeys(("buy", "purchase", "purchased", "order", "transaction", "checkout", "sale",
+                     "order completed", "order_completed", "placed order", "ordered product"), "purchase"),
+    **dict.fromkeys(("fav", "wishlist", "favorite", "favourite", "like", "add_to_wishlist",
+                     "product added to wishlist", "added to wishlist"), "wishlist"),
 }
 
 REES46_COLUMNS = ("event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price",
@@ -85,6 +102,11 @@ _MIN_ROWS_PER_LINE = 0.9
 #: share of sampled time values a format must read to be chosen (the rest go to quarantine)
 _TIME_MIN_SHARE = 0.8
 _PROFILE_ROWS = 500
+#: microsecond times are taken only between 1990 and 2100: longer numbers are more often ids
+_UNIX_US_FROM, _UNIX_US_TO = 6.3e14, 4.1e15
+#: a header name that matches a field is passed over for a later one when less than this share of its
+#: sampled values are filled (GA4's user_id next to user_pseudo_id, Segment's userId next to anonymousId)
+_MIN_FILLED_SHARE = 0.5
 _NUM = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
 _INT = re.compile(r"^\s*[+-]?\d+\s*$")
 _ISO = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|UTC|[+-]\d{2}(:?\d{2})?)?$")
@@ -391,7 +413,8 @@ def detect_time_format(values: list[str]) -> tuple[str | None, list[str]]:
         fmt, hits = "ymd", ymd
     elif nums := fits(_NUM):
         mid = statistics.median(float(v) for v in nums)
-        fmt = "unix_ms" if 1e11 <= mid < 1e14 else "unix_s" if 1e8 <= mid < 1e11 else None
+        fmt = ("unix_ms" if 1e11 <= mid < 1e14 else "unix_s" if 1e8 <= mid < 1e11
+               else "unix_us" if _UNIX_US_FROM <= mid < _UNIX_US_TO else None)
         hits = nums
     elif dmy := fits(_DMY):
         matches = [_DMY.match(v) for v in dmy]
@@ -447,22 +470,51 @@ def _looks_like_header(first: list[str], data: list[list[str]]) -> bool:
     return any(_major(k) in ("int", "num", "iso", "dmy", "ymd") for k in kinds) or not data
 
 
-def _match_aliases(names: list[str]) -> tuple[dict[str, str | None], list[str]]:
-    """canonical field -> source column by header name; notes about ties."""
-    normed = [_norm(n) for n in names]
+def _name_keys(name: str) -> set[str]:
+    """What a header name can match an alias on: the name and its last dotted part (``items.price``,
+    ``properties.product_id``), each also without separators (``UserId``, ``user-id``)."""
+    normed = _norm(name)
+    last = normed.rsplit(".", 1)[-1]
+    return {normed, last, re.sub(r"[^a-z0-9]", "", normed), re.sub(r"[^a-z0-9]", "", last)}
+
+
+def _match_aliases(names: list[str], data: list[list[str]]) -> tuple[dict[str, str | None], list[str]]:
+    """canonical field -> source column by header name, and notes (ties, names passed over as mostly empty).
+
+    A field takes the column of its best alias; a name matches an alias as written, or by its last
+    dotted part, or with separators and case ignored. Among the matches, the first column whose
+    sampled values are mostly filled wins over a mostly empty one.
+    """
+    keys = [_name_keys(n) for n in names]
     columns: dict[str, str | None] = dict.fromkeys(CANONICAL_FIELDS)
     used: set[int] = set()
-    ties: list[str] = []
+    notes: list[str] = []
     for fld in CANONICAL_FIELDS:
-        for alias in FIELD_ALIASES[fld]:
-            hits = [i for i, n in enumerate(normed) if n == alias and i not in used]
-            if hits:
-                if len(hits) > 1:
-                    ties.append(f"several columns could be {fld}: {[names[i] for i in hits]}; took the first")
-                columns[fld] = names[hits[0]]
-                used.add(hits[0])
-                break
-    return columns, ties
+        candidates: list[tuple[int, int]] = []  # (alias rank, column), best alias first
+        seen = set(used)
+        for rank, alias in enumerate(FIELD_ALIASES[fld]):
+            compact = alias.replace("_", "")
+            hits = [i for i, k in enumerate(keys) if i not in seen and (alias in k or compact in k)]
+            candidates += [(rank, i) for i in hits]
+            seen.update(hits)
+        if not candidates:
+            continue
+        filled = [(rank, i) for rank, i in candidates if _filled_share(data, i) >= _MIN_FILLED_SHARE]
+        rank, chosen = (filled or candidates)[0]
+        ties = [names[i] for r, i in (filled or candidates) if r == rank]
+        if len(ties) > 1:
+            notes.append(f"several columns could be {fld}: {ties}; took the first")
+        if filled and candidates[0][1] != chosen:
+            skipped = names[candidates[0][1]]
+            notes.append(f"column {skipped!r} is mostly empty in the first rows: {fld} read from {names[chosen]!r}")
+        columns[fld] = names[chosen]
+        used.add(chosen)
+    return columns, notes
+
+
+def _filled_share(data: list[list[str]], i: int) -> float:
+    values = [r[i].strip() if len(r) > i else "" for r in data[:_PROFILE_ROWS]]
+    return sum(bool(v) for v in values) / len(values) if values else 1.0
 
 
 def _is_retail_content(kinds: list[dict[str, int]], rows: list[list[str]]) -> bool:
@@ -606,9 +658,9 @@ def _propose(names: list[str], data: list[list[str]], has_header: bool, notes: l
     confident = True
     if layout == "generic":
         if has_header:
-            columns, ties = _match_aliases(names)
-            notes.extend(ties)
-            confident = not ties
+            columns, match_notes = _match_aliases(names, data)
+            notes.extend(match_notes)
+            confident = not any(n.startswith("several columns") for n in match_notes)
         else:
             columns = _guess_by_content(names, kinds, data)
             notes.append("no header row: columns guessed from their content; please check the mapping")
@@ -627,7 +679,8 @@ def _propose(names: list[str], data: list[list[str]], has_header: bool, notes: l
     if fallback is None and columns.get("category") and _norm(columns["category"]) == "category_code":
         fallback = next((n for n in names if _norm(n) in ("category_id", "categoryid")), None)
     time_format, time_sure = _time_settings(names, columns, data, time_format, notes)
-    confident = confident and time_sure and _required_present(columns, constant, notes)
+    required = _required_present(columns, constant, notes)  # its notes even when the time is unsure
+    confident = confident and time_sure and required
     return Mapping(
         layout=layout, encoding="utf-8", delimiter=",", has_header=has_header, source_columns=names,
         columns=columns, time_format=time_format, constant_event_type=constant, notes=notes,

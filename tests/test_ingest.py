@@ -151,6 +151,15 @@ def test_unix_milliseconds(engine):
     assert [r[1] for r in _events(engine, "ms")] == [T(2024, 2, 1, 9, 0, 0, 123000), T(2024, 2, 1, 9, 10)]
 
 
+def test_unix_microseconds(engine, tmp_path):
+    path = tmp_path / "ga4.csv"
+    path.write_text("user_pseudo_id,event_timestamp,event_name\n"
+                    "123.4,1706778000123456,view_item\n123.4,1706778600000000,purchase\n")
+    ingest_file(engine, path, "us")
+    assert [(r[1], r[2]) for r in _events(engine, "us")] == [
+        (T(2024, 2, 1, 9, 0, 0, 123456), "view"), (T(2024, 2, 1, 9, 10), "purchase")]
+
+
 def test_yyyymmdd_transactions_are_purchases(engine):
     report = ingest_file(engine, FIXTURES / "ymd.csv", "tx")
     assert report.layout == "transactions"

@@ -52,6 +52,53 @@ def test_pipe_file_maps_visitorid_datetime_behaviour_itemid():
         "visitorid", "datetime", "behaviour", "itemid")
 
 
+def test_ga4_export_flattened_per_item_is_mapped(tmp_path):
+    """GA4's BigQuery export: microsecond times, a mostly empty user_id beside user_pseudo_id, items.* columns."""
+    path = _write(tmp_path, "ga4.csv",
+                  "event_date,event_timestamp,event_name,user_id,user_pseudo_id,ga_session_id,items.item_id,"
+                  "items.item_brand,items.item_category,items.price,items.quantity\n"
+                  "20231114,1700000037000000,view_item,,123.456,1700000001,SKU_1,Google,Apparel,12.50,1\n"
+                  "20231114,1700000066000000,add_to_cart,,123.456,1700000001,SKU_1,Google,Apparel,12.50,1\n"
+                  "20231114,1700000099000000,purchase,u7,123.456,1700000001,SKU_1,Google,Apparel,12.50,1\n")
+    m = sniff(path).mapping
+    assert m.columns == {
+        "user_id": "user_pseudo_id", "event_time": "event_timestamp", "event_type": "event_name",
+        "item_id": "items.item_id", "category": "items.item_category", "brand": "items.item_brand",
+        "price": "items.price", "quantity": "items.quantity", "session_id": "ga_session_id",
+    }
+    assert m.time_format == "unix_us"
+    assert "column 'user_id' is mostly empty in the first rows: user_id read from 'user_pseudo_id'" in m.notes
+    assert m.confident is True
+    assert [m.event_type_map[v] for v in ("view_item", "add_to_cart", "purchase")] == ["view", "cart", "purchase"]
+
+
+def test_camel_case_and_prefixed_names_are_mapped(tmp_path):
+    path = _write(tmp_path, "camel.csv",
+                  "EventTime,distinct_id,EventType,properties.product_id,CategoryName,BrandName,SessionKey\n"
+                  "2024-03-01 10:00:00,d1,Product Viewed,p1,shoes,acme,s1\n")
+    m = sniff(path).mapping
+    assert m.columns == {
+        "user_id": "distinct_id", "event_time": "EventTime", "event_type": "EventType",
+        "item_id": "properties.product_id", "category": "CategoryName", "brand": "BrandName", "price": None,
+        "quantity": None, "session_id": "SessionKey",
+    }
+    assert m.confident is True
+
+
+def test_an_empty_alias_column_is_kept_when_no_other_is_filled(tmp_path):
+    path = _write(tmp_path, "x.csv", "user_id,time,event\n,2024-03-01 10:00:00,view\n,2024-03-01 10:01:00,cart\n")
+    m = sniff(path).mapping
+    assert m.columns["user_id"] == "user_id"  # its rows go to quarantine as missing_user, each with its reason
+    assert not any("mostly empty" in n for n in m.notes)
+
+
+def test_missing_time_column_is_named_in_the_notes(tmp_path):
+    path = _write(tmp_path, "x.csv", "user_id,event,sku\nu1,view,p1\n")
+    m = sniff(path).mapping
+    assert m.confident is False
+    assert any(n.startswith("no time column found") for n in m.notes)
+
+
 def test_customer_date_amount_file_is_a_transactions_layout():
     m = sniff(FIXTURES / "ymd.csv").mapping
     assert m.layout == "transactions"
@@ -69,6 +116,8 @@ def test_customer_date_amount_file_is_a_transactions_layout():
         (["1511544070", "1511561733"], "unix_s"),
         (["1396437466.94", "1396438212.318"], "unix_s"),
         (["1706778000123", "1706778600000"], "unix_ms"),
+        (["1700000037000000", "1700000066123456"], "unix_us"),
+        (["2053013552326770905", "2053013555631882655"], None),  # REES46 category ids are no times
         (["20240201", "20240215"], "ymd"),
         (["12-01-2010 08:26", "12-13-2010 09:00"], "mdy_hm"),
         (["13/01/2010 08:26", "01/02/2010 09:00"], "dmy_hm"),
@@ -155,7 +204,12 @@ def test_event_aliases_cover_the_documented_spellings():
     expected = {"pv": "view", "page_view": "view", "pageview": "view", "detail": "view", "click": "view",
                 "add_to_cart": "cart", "addtocart": "cart", "add": "cart", "removefromcart": "remove_from_cart",
                 "remove": "remove_from_cart", "buy": "purchase", "order": "purchase", "transaction": "purchase",
-                "checkout": "purchase", "fav": "wishlist", "favorite": "wishlist", "like": "wishlist"}
+                "checkout": "purchase", "fav": "wishlist", "favorite": "wishlist", "like": "wishlist",
+                # GA4, Segment's e-commerce spec, Shopify/Klaviyo, Adobe Analytics
+                "view_item": "view", "select_item": "view", "product viewed": "view", "viewed product": "view",
+                "prodview": "view", "product added": "cart", "added to cart": "cart", "scadd": "cart",
+                "product removed": "remove_from_cart", "order completed": "purchase", "placed order": "purchase",
+                "product added to wishlist": "wishlist"}
     assert {k: EVENT_ALIASES[k] for k in expected} == expected
 
 
