@@ -130,7 +130,7 @@ def cmd_score(args) -> int:
         forecast.train(engine, args.dataset, horizon_days=args.horizon_days, seed=args.seed,
                        config=_model_config(args), progress=_train_progress(args.quiet))
     else:
-        forecast.score(engine, args.dataset, model_version=args.model_version)
+        forecast.score(engine, args.dataset, model_version=args.model_version, progress=_train_progress(args.quiet))
     return _write_predictions(engine, args.dataset, args.model_version, args.out)
 
 

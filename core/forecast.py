@@ -460,7 +460,7 @@ def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict,
     chunks = seq.user_chunks(users, cfg.chunk_users, exhaustive=True)
     lo, hi = fraction_range
     written = 0
-    report("scoring", lo, f"scoring {len(users)} shoppers")
+    report("scoring", lo, f"scoring {len(users):,} shoppers")
     for i, chunk in enumerate(chunks):
         _check_stop(should_stop)
         if need_history:  # one query: the sequences come from the chunk's history
@@ -476,7 +476,7 @@ def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict,
                                             baselines["rfm"]["propensity"].config)
         frame = _score_chunk(loaded, batch, heads, baselines, history, rfm_x, end_cutoff, dataset_id, version)
         written += write_predictions(conn, frame)
-        report("scoring", lo + (hi - lo) * (i + 1) / len(chunks), f"scored {written} of {len(users)} shoppers")
+        report("scoring", lo + (hi - lo) * (i + 1) / len(chunks), f"scored {written:,} of {len(users):,} shoppers")
     return written
 
 
@@ -641,12 +641,16 @@ def _resolve_version(engine: Engine, dataset_id: int, dataset: str, model_versio
 
 
 def score(engine: Engine, dataset: str, model_version: str | None = None,
-          should_stop: Callable[[], bool] | None = None) -> int:
+          should_stop: Callable[[], bool] | None = None,
+          progress: Callable[[TrainProgress], None] | None = None) -> int:
     """(Re)write the predictions of a model version (the latest when None) for every shopper, in chunks.
 
     Shoppers are scored at the data's current end with the saved vocabularies, calibration,
     transition priors and baselines: nothing is refitted. A version saved before its
     baselines were kept refits those it uses once, the same way as in training.
+    ``progress`` receives a :class:`TrainProgress` per chunk of shoppers written (stage
+    ``scoring``); ``should_stop`` is polled between chunks (:class:`TrainingCancelled`:
+    the previous predictions stay). Returns the number of shoppers scored.
     Errors: ``DatasetNotFoundError``; :class:`NotFittedError` when there is no such ready version.
     """
     from core.model import registry
@@ -661,7 +665,9 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
     _, last, _ = _data_window(engine, did)
     end_cutoff = last + dt.timedelta(seconds=1)
     saved = lm.baselines
+    report = _Progress(progress)
     if saved is None or not lm.priors_saved:
+        report("scoring", 0.0, f"version {row['model_version']} predates its saved baselines: fitting them again")
         sample, sampled = seq.sample_users(seq.list_users(engine, did), cfg.max_train_users, cfg.seed)
         if saved is None:
             saved = _refit_baselines(engine, did, card, lm.calibrator, cfg, sample, sampled, end_cutoff)
@@ -671,7 +677,7 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
     with engine.begin() as conn:
         registry.delete_predictions(conn, did, row["model_version"])
         n = _score_all(engine, conn, loaded, card.heads, _baselines_from_saved(saved), did, row["model_version"],
-                       end_cutoff, _Progress(None), should_stop, (0.0, 1.0))
+                       end_cutoff, report, should_stop, (0.0, 1.0))
     store.analyze(engine, store.predictions)
     return n
 

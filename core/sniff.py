@@ -47,7 +47,7 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
                 "visitor", "client_id", "clientid", "client", "shopper_id", "shopper", "member_id",
                 # analytics exports: GA4, Segment, Mixpanel, Amplitude, Universal Analytics
                 "user_pseudo_id", "anonymous_id", "distinct_id", "amplitude_id", "fullvisitorid", "buyer_id",
-                "account_id", "profile_id", "person_id", "contact_id", "customer_email", "email", "uid",
+                "account_id", "profile_id", "person_id", "contact_id", "customer_email", "billing_email", "email", "uid",
                 "cookie_id", "device_id"),
     "event_time": ("event_time", "timestamp", "datetime", "date_time", "time", "ts", "event_timestamp",
                    "created_at", "occurred_at", "sent_at", "received_at", "invoicedate", "invoice_date",
@@ -55,13 +55,14 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "event_type": ("event_type", "eventtype", "event", "action", "behavior", "behaviour", "behavior_type",
                    "behaviour_type", "event_name", "event_action", "type"),
     "item_id": ("item_id", "itemid", "item", "product_id", "productid", "product", "sku", "stockcode",
-                "stock_code", "article", "product_sku", "item_sku", "variant_id", "asin"),
+                "stock_code", "article", "product_sku", "item_sku", "lineitem_sku", "variant_id", "asin"),
     "category": ("category_code", "category", "category_name", "category_id", "categoryid", "cat",
                  "item_category", "product_category", "product_type"),
     "brand": ("brand", "brand_name", "manufacturer", "item_brand", "product_brand", "vendor"),
-    "price": ("price", "unit_price", "unitprice", "amount", "value", "revenue", "sales", "total", "item_price",
-              "product_price", "sale_price"),
-    "quantity": ("quantity", "qty", "units", "count", "item_quantity"),
+    # order exports (Shopify's Lineitem price, WooCommerce's Item Cost) name the unit price before their totals
+    "price": ("price", "unit_price", "unitprice", "item_price", "product_price", "sale_price", "lineitem_price",
+              "item_cost", "amount", "value", "revenue", "sales", "total"),
+    "quantity": ("quantity", "qty", "units", "count", "item_quantity", "lineitem_quantity"),
     "session_id": ("session_id", "user_session", "sessionid", "session", "visit_id", "ga_session_id",
                    "session_key", "visit"),
 }
@@ -104,9 +105,12 @@ _TIME_MIN_SHARE = 0.8
 _PROFILE_ROWS = 500
 #: microsecond times are taken only between 1990 and 2100: longer numbers are more often ids
 _UNIX_US_FROM, _UNIX_US_TO = 6.3e14, 4.1e15
-#: a header name that matches a field is passed over for a later one when less than this share of its
-#: sampled values are filled (GA4's user_id next to user_pseudo_id, Segment's userId next to anonymousId)
+#: a header name that matches a field a row cannot do without is passed over for a later one when less
+#: than this share of its sampled values are filled (GA4's user_id next to user_pseudo_id, Segment's
+#: userId next to anonymousId): its empty rows would all be quarantined. Optional fields keep the name
+#: order (a price empty on views is still the price).
 _MIN_FILLED_SHARE = 0.5
+_PREFER_FILLED = ("user_id", "event_time", "event_type")
 _NUM = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
 _INT = re.compile(r"^\s*[+-]?\d+\s*$")
 _ISO = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|UTC|[+-]\d{2}(:?\d{2})?)?$")
@@ -482,8 +486,8 @@ def _match_aliases(names: list[str], data: list[list[str]]) -> tuple[dict[str, s
     """canonical field -> source column by header name, and notes (ties, names passed over as mostly empty).
 
     A field takes the column of its best alias; a name matches an alias as written, or by its last
-    dotted part, or with separators and case ignored. Among the matches, the first column whose
-    sampled values are mostly filled wins over a mostly empty one.
+    dotted part, or with separators and case ignored. For a shopper, a time and an event type, the
+    first matching column whose sampled values are mostly filled wins over a mostly empty one.
     """
     keys = [_name_keys(n) for n in names]
     columns: dict[str, str | None] = dict.fromkeys(CANONICAL_FIELDS)
@@ -499,7 +503,8 @@ def _match_aliases(names: list[str], data: list[list[str]]) -> tuple[dict[str, s
             seen.update(hits)
         if not candidates:
             continue
-        filled = [(rank, i) for rank, i in candidates if _filled_share(data, i) >= _MIN_FILLED_SHARE]
+        filled = [(rank, i) for rank, i in candidates
+                  if fld not in _PREFER_FILLED or _filled_share(data, i) >= _MIN_FILLED_SHARE]
         rank, chosen = (filled or candidates)[0]
         ties = [names[i] for r, i in (filled or candidates) if r == rank]
         if len(ties) > 1:

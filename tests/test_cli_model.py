@@ -63,9 +63,12 @@ def test_train_score_segment_export_on_a_dataset(capsys, shop, tmp_path):
         assert head["used"] in head["metrics"]  # the forecast in use is one that was measured
 
     scores = tmp_path / "scores.csv"
-    run(capsys, "score", "--dataset", "shop", "--db", db, "--out", scores)
+    _, err = run(capsys, "score", "--dataset", "shop", "--db", db, "--out", scores)
     frame = pd.read_csv(scores, dtype={"user_id": str})
     assert len(frame) == shop["users"] and set(frame["model_version"]) == {card["model_version"]}
+    n = f"{shop['users']:,}"
+    assert f"[  0%] scoring: scoring {n} shoppers" in err  # a re-score shows its progress
+    assert f"[100%] scoring: scored {n} of {n} shoppers" in err
 
     segments_csv = tmp_path / "segments.csv"
     out, _ = run(capsys, "segment", "--dataset", "shop", "--db", db, "--k", "3", "--out", segments_csv)

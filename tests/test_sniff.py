@@ -85,11 +85,31 @@ def test_camel_case_and_prefixed_names_are_mapped(tmp_path):
     assert m.confident is True
 
 
+def test_shopify_orders_export_is_read_as_purchases_of_line_items(tmp_path):
+    path = _write(tmp_path, "orders_export.csv",
+                  "Name,Email,Financial Status,Paid at,Total,Created at,Lineitem quantity,Lineitem name,"
+                  "Lineitem price,Lineitem sku,Vendor\n"
+                  "#1001,ann@example.com,paid,2024-03-01 10:05:00 +0100,41.00,2024-03-01 10:00:00 +0100,2,Mug,"
+                  "12.50,MUG-1,Acme\n"
+                  "#1001,ann@example.com,,,,2024-03-01 10:00:00 +0100,1,Tea,16.00,TEA-9,Leafy\n")
+    m = sniff(path).mapping
+    assert m.layout == "transactions" and m.constant_event_type == "purchase"
+    assert (m.columns["user_id"], m.columns["event_time"], m.columns["item_id"], m.columns["price"],
+            m.columns["quantity"], m.columns["brand"]) == (
+        "Email", "Created at", "Lineitem sku", "Lineitem price", "Lineitem quantity", "Vendor")
+
+
 def test_an_empty_alias_column_is_kept_when_no_other_is_filled(tmp_path):
     path = _write(tmp_path, "x.csv", "user_id,time,event\n,2024-03-01 10:00:00,view\n,2024-03-01 10:01:00,cart\n")
     m = sniff(path).mapping
     assert m.columns["user_id"] == "user_id"  # its rows go to quarantine as missing_user, each with its reason
     assert not any("mostly empty" in n for n in m.notes)
+
+
+def test_an_optional_field_keeps_the_name_order_when_mostly_empty(tmp_path):
+    path = _write(tmp_path, "x.csv", "user_id,time,event,price,total\nu1,2024-03-01 10:00:00,view,,30\n"
+                  "u1,2024-03-01 10:01:00,cart,,30\nu1,2024-03-01 10:02:00,purchase,12.5,30\n")
+    assert sniff(path).mapping.columns["price"] == "price"  # empty on views, still the unit price
 
 
 def test_missing_time_column_is_named_in_the_notes(tmp_path):
