@@ -106,6 +106,39 @@ def _keys(at: AppTest) -> list[str]:
     return [w.key for w in at.selectbox if w.key]
 
 
+GA4_EXPORT = (b"event_date,event_timestamp,event_name,user_id,user_pseudo_id,ga_session_id,items.item_id,"
+              b"items.item_category,items.price\n"
+              b"20231114,1700000037000000,view_item,,123.456,1700000001,SKU_1,Apparel,12.50\n"
+              b"20231114,1700000066000000,add_to_cart,,123.456,1700000001,SKU_1,Apparel,12.50\n"
+              b"20231114,1700000070000000,begin_checkout,,123.456,1700000001,,,\n"
+              b"20231114,1700000099000000,purchase,u7,123.456,1700000001,SKU_1,Apparel,12.50\n")
+
+
+def test_ga4_export_is_read_without_edits(store_url):
+    """An analytics export the app has never seen by name: the guess is sure, says what it chose, and loads."""
+    at = _upload(_page(), "ga4_export.csv", GA4_EXPORT)
+    assert not at.expander[0].proto.expanded  # a sure mapping stays folded
+    captions = [c.value.replace("\\", "") for c in at.caption]
+    assert "• column 'user_id' is mostly empty in the first rows: user_id read from 'user_pseudo_id'" in captions
+    keys = _keys(at)
+    chosen = {k.rsplit("_col_", 1)[1]: at.selectbox(key=k).value for k in keys if "_col_" in k}
+    assert (chosen["user_id"], chosen["event_time"], chosen["item_id"], chosen["session_id"]) == (
+        "user_pseudo_id", "event_timestamp", "items.item_id", "ga_session_id")
+    assert at.selectbox(key=next(k for k in keys if k.endswith("_time_format"))).value == "unix_us"
+    read_as = next(df.value for df in at.dataframe if "value in file" in df.value.columns)
+    assert dict(zip(read_as["value in file"], read_as["read as"])) == {
+        "add_to_cart": "cart", "begin_checkout": "(keep as given)", "purchase": "purchase", "view_item": "view"}
+
+    at.button(key="data_load").click().run()
+    run_until(at, lambda: _loaded(at))
+    assert not at.error, [e.value for e in at.error]
+    tiles = _metrics(at)
+    assert (tiles["Rows read"], tiles["Rows loaded"], tiles["Rows quarantined"]) == ("4", "4", "0")
+    by_type = next(df.value for df in at.dataframe if df.value.columns[0] == "event type")
+    assert dict(zip(by_type["event type"], by_type["events"])) == {
+        "view": 1, "cart": 1, "begin_checkout": 1, "purchase": 1}
+
+
 def test_missing_user_column_names_the_columns_found(store_url):
     data = b"timestamp,action,sku,price\n2024-03-01 10:00:00,view,A1,9.5\n2024-03-01 10:05:00,purchase,A1,9.5\n"
     at = _upload(_page(), "no_user.csv", data)
