@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from core import config, derived, store
+from core import config, derived, store, workbook
 from core.errors import DatasetExistsError, SchemaError
 from core.sniff import FIELD_ALIASES, Mapping, open_text, sniff
 
@@ -136,13 +136,16 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
     started = time.perf_counter()
     path = Path(path)
     _tick(progress, 0.0, "reading the file's layout")
-    if mapping is None:
-        mapping = sniff(path, engine).mapping
-    mapping.validate()
-    _check_required(mapping)
     with tempfile.TemporaryDirectory(prefix=store.temp_prefix("ingest")) as tmp:
-        scan = _scan_bytes(path, mapping)
-        source = _prepare_source(path, mapping, Path(tmp), scan)
+        data_path, book_note = _workbook_as_csv(path, Path(tmp), progress)
+        if mapping is None:
+            mapping = sniff(data_path, engine).mapping
+        mapping.validate()
+        _check_required(mapping)
+        if book_note and book_note not in mapping.notes:
+            mapping = replace(mapping, notes=[book_note, *mapping.notes])
+        scan = _scan_bytes(data_path, mapping)
+        source = _prepare_source(data_path, mapping, Path(tmp), scan)
         job = _Job(mapping, source, Path(tmp), progress, has_nul=scan.has_nul)
         job.started = started
         if store.is_duckdb(engine):
@@ -265,6 +268,18 @@ class _ByteScan:
 
     mixed_newlines: bool
     has_nul: bool
+
+
+def _workbook_as_csv(path: Path, tmp: Path, progress: Progress | None) -> tuple[Path, str | None]:
+    """The file to load: ``path`` itself, or an Excel workbook's first worksheet written out as CSV (and its note)."""
+    if not workbook.is_xlsx(path):
+        return path, None
+    (tmp / "workbook").mkdir()
+    out = tmp / "workbook" / path.name  # the CSV path's messages name the uploaded file
+    _tick(progress, 0.0, "reading the Excel workbook")
+    converted = workbook.to_csv(path, out, progress=lambda rows: _tick(
+        progress, 0.0, f"reading the Excel workbook: {rows:,} rows"))
+    return out, converted.note()
 
 
 def _scan_bytes(path: Path, mapping: Mapping) -> _ByteScan:

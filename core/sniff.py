@@ -14,13 +14,14 @@ import io
 import json
 import re
 import statistics
+import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from core import config
+from core import config, workbook
 from core.errors import SchemaError
 
 CANONICAL_FIELDS = (
@@ -103,6 +104,8 @@ _MIN_ROWS_PER_LINE = 0.9
 #: share of sampled time values a format must read to be chosen (the rest go to quarantine)
 _TIME_MIN_SHARE = 0.8
 _PROFILE_ROWS = 500
+#: rows of a workbook's first worksheet written out for the sniff (the preview and the profiles use fewer)
+_WORKBOOK_SNIFF_ROWS = 2_000
 #: microsecond times are taken only between 1990 and 2100: longer numbers are more often ids
 _UNIX_US_FROM, _UNIX_US_TO = 6.3e14, 4.1e15
 #: a header name that matches a field a row cannot do without is passed over for a later one when less
@@ -527,7 +530,8 @@ def _is_retail_content(kinds: list[dict[str, int]], rows: list[list[str]]) -> bo
         return False
     sample = rows[:_PROFILE_ROWS]
     invoices = sum(bool(_INVOICE.match(r[0].strip())) for r in sample if len(r) > 0)
-    return (invoices >= 0.9 * len(sample) and _major(kinds[3]) == "int" and _major(kinds[4]) == "dmy"
+    # dates as the CSV writes them (12/1/2010 8:26), or as real times (the .xlsx the data is published as)
+    return (invoices >= 0.9 * len(sample) and _major(kinds[3]) == "int" and _major(kinds[4]) in ("dmy", "iso")
             and _major(kinds[5]) in ("num", "int"))
 
 
@@ -603,6 +607,8 @@ def sniff(path: str | Path, engine=None) -> Sniffed:
     path = Path(path)
     if not path.is_file():
         raise SchemaError(f"file {str(path)!r} does not exist; expected a CSV/TSV file of events")
+    if workbook.is_xlsx(path):
+        return _sniff_workbook(path, engine)
     head, compression, complete = _read_head(path)
     if head.strip():
         _refuse_non_text(head, path, compression)
@@ -640,6 +646,18 @@ def sniff(path: str | Path, engine=None) -> Sniffed:
     preview = pd.DataFrame([(r + [""] * n_cols)[:n_cols] for r in data[:_PREVIEW_ROWS]], columns=columns,
                            dtype=object)
     return Sniffed(mapping=mapping, preview=preview, signature=signature, compression=compression)
+
+
+def _sniff_workbook(path: Path, engine) -> Sniffed:
+    """:func:`sniff` of an Excel workbook: its first rows written out as CSV (:mod:`core.workbook`), then read as one."""
+    from core.store import temp_prefix
+
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("sniff")) as tmp:
+        head = Path(tmp) / path.name
+        converted = workbook.to_csv(path, head, max_rows=_WORKBOOK_SNIFF_ROWS)
+        sniffed = sniff(head, engine)
+    sniffed.mapping.notes.insert(0, converted.note())
+    return sniffed
 
 
 def _detect_layout(normed: list[str], kinds: list[dict[str, int]], data: list[list[str]], has_header: bool) -> str:
@@ -737,6 +755,11 @@ def _time_settings(names, columns, data, layout_format: str | None, notes: list[
                      "format; choose the format")
     elif found is None:
         notes.append("no data rows below the header to recognise the time format from")
+    if layout_format is not None and found == "iso" and layout_format != "iso":
+        # the layout's file re-saved with real times (a workbook's dates are written out as ISO 8601)
+        notes.append(f"times are written as ISO 8601, not in this layout's usual {TIME_FORMATS[layout_format]}: "
+                     "read as ISO 8601")
+        return found, True
     return layout_format or found or "iso", found is not None
 
 

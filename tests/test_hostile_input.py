@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import importlib.util
 import io
 import json
 import os
@@ -295,9 +294,6 @@ def _unclosed_quote() -> bytes:
 
 
 REFUSED = [
-    ("events.csv", lambda: hf.xlsx_bytes([hf.REES46_COLUMNS, hf.rees46_row(1)]),
-     r"^events\.csv is an Excel workbook \(\.xlsx\), not a CSV file \(was it renamed\?\); expected a CSV/TSV file "
-     r"of events: open it in its program and save or export it as CSV \(UTF-8\)$"),
     ("old.csv", lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600),
      r"^old\.csv is an Excel 97-2003 workbook \(\.xls\) or another old Office document, not a CSV file"),
     ("archive.csv", _zip_with_csv,
@@ -344,15 +340,26 @@ def test_refusal_inside_the_load_leaves_nothing_on_postgres_either(engine, tmp_p
 
 def test_generated_workbook_is_a_real_xlsx(tmp_path):
     """The renamed-Excel case is only worth its name if Excel's own readers open the file."""
+    import openpyxl
+
     data = hf.xlsx_bytes([hf.REES46_COLUMNS, hf.rees46_row(1)])
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert zf.testzip() is None
         assert {"[Content_Types].xml", "xl/workbook.xml", "xl/worksheets/sheet1.xml"} <= set(zf.namelist())
-    if importlib.util.find_spec("openpyxl"):
-        import openpyxl
+    sheet = openpyxl.load_workbook(io.BytesIO(data)).active
+    assert [c.value for c in sheet[2]] == hf.rees46_row(1)
 
-        sheet = openpyxl.load_workbook(io.BytesIO(data)).active
-        assert [c.value for c in sheet[2]] == hf.rees46_row(1)
+
+def test_excel_workbook_renamed_csv_is_loaded_from_its_first_worksheet(engine, tmp_path):
+    """The content decides, not the name: a workbook saved as events.csv loads as its rows (tests/test_workbook.py)."""
+    rows = [hf.rees46_row(1), hf.rees46_row(2, event="purchase"), hf.rees46_row(1), hf.rees46_row(3, price="-1")]
+    path = tmp_path / "events.csv"
+    path.write_bytes(hf.xlsx_bytes([hf.REES46_COLUMNS, *rows]))
+    report = ingest_file(engine, path, "renamed")
+    _reconciled(engine, report, read=4, loaded=2, by_reason={"duplicate": 1, "negative_price": 1})
+    assert report.layout == "rees46" and report.notes[0].startswith("an Excel workbook: its first worksheet 'events'")
+    q = quarantined_rows(engine, "renamed")
+    assert q[["line_no", "reason"]].values.tolist() == [[4, "duplicate"], [5, "negative_price"]]
 
 
 # --- 1 GB and more ---------------------------------------------------------------------------------------------
@@ -425,17 +432,22 @@ def _data_page(monkeypatch, tmp_path):
     return AppTest.from_file(str(ROOT / "pages" / "data.py"), default_timeout=APPTEST_TIMEOUT_S).run(), url
 
 
-def test_data_page_names_a_renamed_workbook(monkeypatch, tmp_path):
+def test_data_page_loads_a_renamed_workbook(monkeypatch, tmp_path):
+    from tests.e2e_support import run_until
+
     at, url = _data_page(monkeypatch, tmp_path)
-    data = hf.xlsx_bytes([hf.REES46_COLUMNS, hf.rees46_row(1)])
+    data = hf.xlsx_bytes([hf.REES46_COLUMNS, hf.rees46_row(1), hf.rees46_row(2)])
     at.file_uploader[0].set_value(("October events.csv", data, "text/csv")).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert [e.value for e in at.error] == [
-        "October events.csv is an Excel workbook (.xlsx), not a CSV file (was it renamed?); expected a CSV/TSV file "
-        "of events: open it in its program and save or export it as CSV (UTF-8)"]
-    assert not [b for b in at.button if b.key == "data_load"]  # nothing to load
+    assert not at.error, [e.value for e in at.error]
+    shown = [c.value.replace("\\", "") for c in at.caption]  # markdown escapes taken off
+    assert any(c.startswith("• an Excel workbook: its first worksheet 'events' is read") for c in shown), shown
+    at.button(key="data_load").click().run()
+    run_until(at, lambda: any(m.label == "Rows loaded" for m in at.metric) or bool(at.error))
+    assert not at.error, [e.value for e in at.error]
+    assert {m.label: m.value for m in at.metric}["Rows loaded"] == "2"
     engine = store.make_engine(url)
-    assert _counts(engine) == (0, 0, 0)
+    assert _counts(engine) == (1, 2, 0)
     engine.dispose()
 
 

@@ -1,0 +1,163 @@
+"""Excel workbooks (.xlsx) as event files: read through their first worksheet exactly as the same data in a CSV.
+
+The workbooks are written with openpyxl, as Excel does: real times, numbers as floats, empty rows
+and cells, several worksheets. UCI Online Retail is published as an .xlsx file; the shared head of
+it (a CSV) is turned back into one so that both loads can be compared row for row.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import zipfile
+
+import pytest
+import sqlalchemy as sa
+from openpyxl import Workbook
+
+from core import store, workbook
+from core.errors import IngestCancelled, SchemaError
+from core.ingest import ingest_file, quarantined_rows
+from core.sniff import sniff
+
+HEADER = ["user_id", "event_time", "event_type", "product_id", "brand", "price"]
+T0 = dt.datetime(2024, 3, 1, 10, 0)
+
+
+def _book(path, sheets: dict[str, list[list]]):
+    book = Workbook()
+    book.remove(book.active)
+    for title, rows in sheets.items():
+        ws = book.create_sheet(title)
+        for row in rows:
+            ws.append(row)
+    book.save(path)
+    return path
+
+
+def _events(engine, name: str) -> list[tuple]:
+    did = store.get_dataset(engine, name)["dataset_id"]
+    e = store.events.c
+    query = (sa.select(e.user_id, e.event_time, e.event_type, e.item_id, e.category, e.brand, e.price, e.quantity,
+                       e.session_id).where(e.dataset_id == did).order_by(e.event_time, e.user_id, e.item_id,
+                                                                         e.price, e.quantity))
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(query)]
+
+
+def test_cells_are_written_as_a_csv_export_would_hold_them(tmp_path):
+    path = _book(tmp_path / "cells.xlsx", {"events": [
+        HEADER,
+        [17850.0, T0, "view", "00042", None, 2.55],  # an id Excel stored as a float; a text id with zeros
+        [12, dt.datetime(2024, 3, 1, 10, 0, 0, 250000), "purchase", 7, "two\nlines", 1e-7],
+        [True, dt.date(2024, 3, 2), "cart", 2.0 ** 60, "x", None],
+    ]})
+    out = tmp_path / "cells.csv"
+    converted = workbook.to_csv(path, out)
+    assert (converted.sheet, converted.other_sheets, converted.rows, converted.complete) == ("events", (), 4, True)
+    assert list(csv.reader(out.open(encoding="utf-8"))) == [
+        HEADER,
+        ["17850", "2024-03-01 10:00:00", "view", "00042", "", "2.55"],
+        ["12", "2024-03-01 10:00:00.250000", "purchase", "7", "two lines", "1e-07"],
+        ["true", "2024-03-02", "cart", "1.152921504606847e+18", "x", ""],  # a date cell; padded to the header's width
+    ]
+
+
+def test_online_retail_workbook_loads_exactly_as_its_csv(engine, tmp_path, shared_data):
+    """The published form of the data (.xlsx, real times and float ids) gives the same dataset as the CSV."""
+    source = shared_data / "online_retail" / "OnlineRetail-head.csv"
+    lines = source.read_text(encoding="latin-1").splitlines()[:1500]
+    head_csv = tmp_path / "OnlineRetail.csv"
+    head_csv.write_text("\n".join(lines) + "\n", encoding="latin-1")
+    rows = [next(csv.reader([lines[0]]))]
+    for fields in csv.reader(lines[1:]):
+        invoice, stock, text, qty, when, price, customer, country = fields
+        rows.append([invoice if invoice.startswith("C") else int(invoice), stock, text, int(qty),
+                     dt.datetime.strptime(when, "%m-%d-%Y %H:%M"), float(price),
+                     float(customer) if customer else None, country])
+    book = _book(tmp_path / "Online Retail.xlsx", {"Online Retail": rows})
+
+    sniffed = sniff(book)
+    assert sniffed.mapping.layout == "online_retail" and sniffed.mapping.time_format == "iso"
+    assert sniffed.mapping.notes[0].startswith("an Excel workbook: its first worksheet 'Online Retail' is read")
+    from_book = ingest_file(engine, book, "book")
+    from_csv = ingest_file(engine, head_csv, "csv")
+    assert from_book.source == "Online Retail.xlsx"
+    assert (from_book.rows_read, from_book.rows_loaded, from_book.quarantine_by_reason) == (
+        from_csv.rows_read, from_csv.rows_loaded, from_csv.quarantine_by_reason)
+    assert from_book.rows_quarantined > 0  # the head has rows without a customer and repeated lines
+    assert _events(engine, "book") == _events(engine, "csv")
+    lines_of = {name: quarantined_rows(engine, name)[["line_no", "reason"]].values.tolist() for name in ("book", "csv")}
+    assert lines_of["book"] == lines_of["csv"]  # a quarantined row's line is its row in Excel
+
+
+def test_empty_rows_keep_excel_row_numbers_and_short_rows_are_not_cut(duck_engine, tmp_path):
+    path = _book(tmp_path / "gaps.xlsx", {"events": [
+        HEADER,
+        ["u1", T0, "view", "p1", "acme", 5.0],
+        [],  # row 3: empty
+        ["u2", T0, "view", "p2"],  # row 4: its last cells empty, as Excel leaves them
+        ["u3", "not a time", "view", "p3", "acme", 5.0],  # row 5: quarantined
+    ]})
+    report = ingest_file(duck_engine, path, "gaps")
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (3, 2, {"unparseable_time": 1})
+    assert quarantined_rows(duck_engine, "gaps")[["line_no", "reason"]].values.tolist() == [[5, "unparseable_time"]]
+
+
+def test_first_visible_worksheet_is_read_and_the_others_are_named(duck_engine, tmp_path):
+    path = _book(tmp_path / "two.xlsx", {"Notes": [["read me"]], "Events": [HEADER, ["u1", T0, "view", "p1"]],
+                                         "Old": [HEADER]})
+    with zipfile.ZipFile(path) as zf:
+        assert "xl/workbook.xml" in zf.namelist()
+    from openpyxl import load_workbook
+
+    book = load_workbook(path)
+    book["Notes"].sheet_state = "hidden"
+    book.save(path)
+    report = ingest_file(duck_engine, path, "two")
+    assert report.rows_loaded == 1
+    assert report.notes[0] == ("an Excel workbook: its first worksheet 'Events' is read, row for row (line numbers "
+                               "are its row numbers; times as written in Excel, line breaks in cells as spaces); the "
+                               "other worksheets ('Old') are not read")
+
+
+def test_a_workbook_renamed_csv_is_read_by_its_content(duck_engine, tmp_path):
+    path = _book(tmp_path / "events.csv", {"events": [HEADER, ["u1", T0, "view", "p1", "acme", 5.0]]})
+    assert sniff(path).mapping.columns["user_id"] == "user_id"
+    assert ingest_file(duck_engine, path, "renamed").rows_loaded == 1
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda p: p.write_bytes(b"PK\x03\x04" + bytes(200)),
+     None),  # not a ZIP at all: the sniffer's binary-file refusal
+    (lambda p: _damaged(p), r"^bad\.xlsx is an Excel workbook that could not be read \("),
+    (lambda p: _book(p, {"events": []}), r"^bad\.xlsx is empty: nothing could be loaded"),
+])
+def test_unreadable_workbooks_are_refused_and_nothing_is_written(duck_engine, tmp_path, build, message):
+    path = tmp_path / "bad.xlsx"
+    build(path)
+    with pytest.raises(SchemaError, match=message or r"^bad\.xlsx .*not a"):
+        ingest_file(duck_engine, path, "bad")
+    assert store.list_datasets(duck_engine) == []
+
+
+def _damaged(path):
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("xl/workbook.xml", "<workbook><sheets>not xml")
+
+
+def test_a_long_conversion_reports_progress_and_can_be_cancelled(duck_engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(workbook, "PROGRESS_EVERY_ROWS", 10)
+    path = _book(tmp_path / "long.xlsx", {"events": [HEADER] + [[f"u{i}", T0, "view", f"p{i}"] for i in range(45)]})
+    seen: list[str] = []
+
+    def progress(fraction, message):
+        seen.append(message)
+        if message.endswith(": 30 rows"):
+            raise IngestCancelled("cancelled")
+
+    with pytest.raises(IngestCancelled):
+        ingest_file(duck_engine, path, "long", progress=progress)
+    assert seen[-3:] == ["reading the Excel workbook: 10 rows", "reading the Excel workbook: 20 rows",
+                         "reading the Excel workbook: 30 rows"]
+    assert store.list_datasets(duck_engine) == []
+    assert ingest_file(duck_engine, path, "long").rows_loaded == 45
