@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from core import config, derived, store, workbook
+from core import config, derived, store, tabular
 from core.errors import DatasetExistsError, SchemaError
 from core.sniff import FIELD_ALIASES, Mapping, open_text, sniff
 
@@ -122,6 +122,8 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
                 progress: Progress | None = None) -> IngestReport:
     """Load the event file at ``path`` as a new dataset called ``name``.
 
+    The file is delimited text (optionally gzip'd), or an Excel workbook or a Parquet file,
+    recognised by content and written out as CSV first (:mod:`core.tabular`).
     ``mapping`` defaults to :func:`core.sniff.sniff`'s guess (a remembered mapping for the
     same header when there is one). ``progress(fraction, message)`` is called at each stage
     (reading, validating, loading, done) and may raise :class:`IngestCancelled` to cancel.
@@ -137,13 +139,13 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
     path = Path(path)
     _tick(progress, 0.0, "reading the file's layout")
     with tempfile.TemporaryDirectory(prefix=store.temp_prefix("ingest")) as tmp:
-        data_path, book_note = _workbook_as_csv(path, Path(tmp), progress)
+        data_path, table_note = _table_as_csv(path, Path(tmp), progress)
         if mapping is None:
             mapping = sniff(data_path, engine).mapping
         mapping.validate()
         _check_required(mapping)
-        if book_note and book_note not in mapping.notes:
-            mapping = replace(mapping, notes=[book_note, *mapping.notes])
+        if table_note and table_note not in mapping.notes:
+            mapping = replace(mapping, notes=[table_note, *mapping.notes])
         scan = _scan_bytes(data_path, mapping)
         source = _prepare_source(data_path, mapping, Path(tmp), scan)
         job = _Job(mapping, source, Path(tmp), progress, has_nul=scan.has_nul)
@@ -270,16 +272,17 @@ class _ByteScan:
     has_nul: bool
 
 
-def _workbook_as_csv(path: Path, tmp: Path, progress: Progress | None) -> tuple[Path, str | None]:
-    """The file to load: ``path`` itself, or an Excel workbook's first worksheet written out as CSV (and its note)."""
-    if not workbook.is_xlsx(path):
+def _table_as_csv(path: Path, tmp: Path, progress: Progress | None) -> tuple[Path, str | None]:
+    """The file to load: ``path`` itself, or an Excel workbook or Parquet file written out as CSV (and its note)."""
+    kind = tabular.kind_of(path)
+    if kind is None:
         return path, None
-    (tmp / "workbook").mkdir()
-    out = tmp / "workbook" / path.name  # the CSV path's messages name the uploaded file
-    _tick(progress, 0.0, "reading the Excel workbook")
-    converted = workbook.to_csv(path, out, progress=lambda rows: _tick(
-        progress, 0.0, f"reading the Excel workbook: {rows:,} rows"))
-    return out, converted.note()
+    what = "the Excel workbook" if kind == "xlsx" else "the Parquet file"
+    (tmp / "table").mkdir()
+    out = tmp / "table" / path.name  # the CSV path's messages name the uploaded file
+    _tick(progress, 0.0, f"reading {what}")
+    converted = tabular.to_csv(path, out, progress=lambda rows: _tick(progress, 0.0, f"reading {what}: {rows:,} rows"))
+    return out, converted.note
 
 
 def _scan_bytes(path: Path, mapping: Mapping) -> _ByteScan:

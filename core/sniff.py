@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import config, workbook
+from core import config, tabular
 from core.errors import SchemaError
 
 CANONICAL_FIELDS = (
@@ -104,8 +104,8 @@ _MIN_ROWS_PER_LINE = 0.9
 #: share of sampled time values a format must read to be chosen (the rest go to quarantine)
 _TIME_MIN_SHARE = 0.8
 _PROFILE_ROWS = 500
-#: rows of a workbook's first worksheet written out for the sniff (the preview and the profiles use fewer)
-_WORKBOOK_SNIFF_ROWS = 2_000
+#: rows of a workbook or Parquet file written out as CSV for the sniff (the preview and the profiles use fewer)
+_TABLE_SNIFF_ROWS = 2_000
 #: microsecond times are taken only between 1990 and 2100: longer numbers are more often ids
 _UNIX_US_FROM, _UNIX_US_TO = 6.3e14, 4.1e15
 #: a header name that matches a field a row cannot do without is passed over for a later one when less
@@ -212,7 +212,6 @@ _SAVE_AS_CSV = "expected a CSV/TSV file of events: open it in its program and sa
 _MAGIC = (
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls) or another old Office document"),
     (b"%PDF", "a PDF document"),
-    (b"PAR1", "a Parquet file"),
     (b"SQLite format 3\x00", "an SQLite database"),
 )
 
@@ -607,8 +606,8 @@ def sniff(path: str | Path, engine=None) -> Sniffed:
     path = Path(path)
     if not path.is_file():
         raise SchemaError(f"file {str(path)!r} does not exist; expected a CSV/TSV file of events")
-    if workbook.is_xlsx(path):
-        return _sniff_workbook(path, engine)
+    if tabular.kind_of(path):
+        return _sniff_table(path, engine)
     head, compression, complete = _read_head(path)
     if head.strip():
         _refuse_non_text(head, path, compression)
@@ -648,15 +647,16 @@ def sniff(path: str | Path, engine=None) -> Sniffed:
     return Sniffed(mapping=mapping, preview=preview, signature=signature, compression=compression)
 
 
-def _sniff_workbook(path: Path, engine) -> Sniffed:
-    """:func:`sniff` of an Excel workbook: its first rows written out as CSV (:mod:`core.workbook`), then read as one."""
+def _sniff_table(path: Path, engine) -> Sniffed:
+    """:func:`sniff` of an Excel workbook or a Parquet file: its first rows written out as CSV
+    (:mod:`core.tabular`), then read as one."""
     from core.store import temp_prefix
 
     with tempfile.TemporaryDirectory(prefix=temp_prefix("sniff")) as tmp:
         head = Path(tmp) / path.name
-        converted = workbook.to_csv(path, head, max_rows=_WORKBOOK_SNIFF_ROWS)
+        converted = tabular.to_csv(path, head, max_rows=_TABLE_SNIFF_ROWS)
         sniffed = sniff(head, engine)
-    sniffed.mapping.notes.insert(0, converted.note())
+    sniffed.mapping.notes.insert(0, converted.note)
     return sniffed
 
 
@@ -756,7 +756,7 @@ def _time_settings(names, columns, data, layout_format: str | None, notes: list[
     elif found is None:
         notes.append("no data rows below the header to recognise the time format from")
     if layout_format is not None and found == "iso" and layout_format != "iso":
-        # the layout's file re-saved with real times (a workbook's dates are written out as ISO 8601)
+        # the layout's file re-saved with real times (a workbook's or Parquet file's are written out as ISO 8601)
         notes.append(f"times are written as ISO 8601, not in this layout's usual {TIME_FORMATS[layout_format]}: "
                      "read as ISO 8601")
         return found, True

@@ -1,4 +1,4 @@
-"""Excel workbooks (.xlsx) as event files: read through their first worksheet exactly as the same data in a CSV.
+"""Excel workbooks (.xlsx) and Parquet files as event files: read exactly as the same data in a CSV.
 
 The workbooks are written with openpyxl, as Excel does: real times, numbers as floats, empty rows
 and cells, several worksheets. UCI Online Retail is published as an .xlsx file; the shared head of
@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from openpyxl import Workbook
 
-from core import store, workbook
+from core import store, tabular
 from core.errors import IngestCancelled, SchemaError
 from core.ingest import ingest_file, quarantined_rows
 from core.sniff import sniff
@@ -52,8 +52,8 @@ def test_cells_are_written_as_a_csv_export_would_hold_them(tmp_path):
         [True, dt.date(2024, 3, 2), "cart", 2.0 ** 60, "x", None],
     ]})
     out = tmp_path / "cells.csv"
-    converted = workbook.to_csv(path, out)
-    assert (converted.sheet, converted.other_sheets, converted.rows, converted.complete) == ("events", (), 4, True)
+    converted = tabular.to_csv(path, out)
+    assert (converted.rows, converted.complete) == (4, True)
     assert list(csv.reader(out.open(encoding="utf-8"))) == [
         HEADER,
         ["17850", "2024-03-01 10:00:00", "view", "00042", "", "2.55"],
@@ -146,7 +146,7 @@ def _damaged(path):
 
 
 def test_a_long_conversion_reports_progress_and_can_be_cancelled(duck_engine, tmp_path, monkeypatch):
-    monkeypatch.setattr(workbook, "PROGRESS_EVERY_ROWS", 10)
+    monkeypatch.setattr(tabular, "PROGRESS_EVERY_ROWS", 10)
     path = _book(tmp_path / "long.xlsx", {"events": [HEADER] + [[f"u{i}", T0, "view", f"p{i}"] for i in range(45)]})
     seen: list[str] = []
 
@@ -161,3 +161,63 @@ def test_a_long_conversion_reports_progress_and_can_be_cancelled(duck_engine, tm
                          "reading the Excel workbook: 30 rows"]
     assert store.list_datasets(duck_engine) == []
     assert ingest_file(duck_engine, path, "long").rows_loaded == 45
+
+
+# --- Parquet -------------------------------------------------------------------------------------------
+
+
+def _parquet(path, select: str):
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"COPY ({select}) TO '{path}' (FORMAT parquet)")
+    con.close()
+    return path
+
+
+def test_rees46_as_parquet_loads_exactly_as_its_csv(engine, tmp_path, shared_data):
+    """A warehouse export of the same rows: typed columns (a real timestamp, BIGINT ids, DOUBLE prices)."""
+    source = shared_data / "rees46" / "2019-Oct-first1000.csv"
+    path = _parquet(tmp_path / "october.parquet", f"""
+        SELECT CAST(replace(event_time, ' UTC', '') AS TIMESTAMP) AS event_time, event_type,
+               CAST(product_id AS BIGINT) AS product_id, CAST(category_id AS BIGINT) AS category_id, category_code,
+               brand, CAST(price AS DOUBLE) AS price, CAST(user_id AS BIGINT) AS user_id, user_session
+        FROM read_csv('{source}', all_varchar = true, header = true)""")
+    sniffed = sniff(path)
+    assert sniffed.mapping.layout == "rees46"
+    assert sniffed.mapping.notes[0].startswith("a Parquet file of 1,000 rows: read as a table")
+    from_parquet = ingest_file(engine, path, "parquet")
+    from_csv = ingest_file(engine, source, "csv")
+    assert from_parquet.source == "october.parquet"
+    assert (from_parquet.rows_read, from_parquet.rows_loaded, from_parquet.quarantine_by_reason) == (
+        from_csv.rows_read, from_csv.rows_loaded, from_csv.quarantine_by_reason)
+    assert _events(engine, "parquet") == _events(engine, "csv")
+    lines_of = {n: quarantined_rows(engine, n)[["line_no", "reason"]].values.tolist() for n in ("parquet", "csv")}
+    assert lines_of["parquet"] == lines_of["csv"]
+
+
+def test_parquet_types_are_written_as_the_sniffer_reads_them(duck_engine, tmp_path):
+    path = _parquet(tmp_path / "typed.parquet", """
+        SELECT * FROM (VALUES
+          (42::BIGINT, TIMESTAMPTZ '2024-03-01 10:00:00+02', 'view', 'p1', 'shoes', 5.5::DOUBLE, ['a', 'b'],
+           {'k': 1}, 'two' || chr(10) || 'lines'),
+          (7::BIGINT, TIMESTAMPTZ '2024-03-01 11:30:00+00', 'purchase', 'p2', NULL, 12::DOUBLE, [], NULL, NULL),
+          (7::BIGINT, NULL, 'cart', 'p2', 'shoes', -1::DOUBLE, NULL, NULL, 'x')
+        ) t(customer_id, event_timestamp, event_name, product_id, category, price, tags, extra, note)""")
+    report = ingest_file(duck_engine, path, "typed")
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (3, 2, {"missing_time": 1})
+    events = _events(duck_engine, "typed")
+    assert [(e[0], e[1], e[2], e[6]) for e in events] == [
+        ("42", dt.datetime(2024, 3, 1, 8, 0), "view", 5.5), ("7", dt.datetime(2024, 3, 1, 11, 30), "purchase", 12.0)]
+    q = quarantined_rows(duck_engine, "typed")
+    assert q["line_no"].tolist() == [4]  # the third row, after the header
+    assert q["raw_line"][0] == "7,,cart,p2,shoes,-1.0,,,x"
+
+
+def test_damaged_parquet_is_refused_and_nothing_is_written(duck_engine, tmp_path):
+    whole = _parquet(tmp_path / "whole.parquet", "SELECT 'u1' AS user_id, TIMESTAMP '2024-01-01' AS ts, 'view' AS ev")
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(whole.read_bytes()[:-40])  # a download that stopped before the footer
+    with pytest.raises(SchemaError, match=r"^cut\.parquet is a Parquet file that could not be read \("):
+        ingest_file(duck_engine, cut, "cut")
+    assert store.list_datasets(duck_engine) == []

@@ -1,17 +1,19 @@
-"""Excel workbook benchmark: loading an .xlsx against loading the same rows as a CSV.
+"""Excel and Parquet benchmark: loading an .xlsx or a .parquet file against loading the same rows as a CSV.
 
 Builds UCI Online Retail rows (the shared head, repeated with new invoice numbers and later
 days so that no row repeats another) as an .xlsx workbook with real times and numbers, the
-way the data is published, and as the CSV the UCI site also offers. Then times, each in its
-own child process (peak memory is that child's ``ru_maxrss``):
+way the data is published, as the CSV the UCI site also offers, and as a Parquet file with
+typed columns (written by DuckDB from that CSV). Then times, each in its own child process
+(peak memory is that child's ``ru_maxrss``):
 
-- the conversion alone (``core.workbook.to_csv``: calamine reads the sheet, one CSV line per row);
-- ``core.ingest.ingest_file`` of the workbook (conversion, then the CSV path);
+- the workbook's conversion alone (``core.tabular.to_csv``: calamine reads the sheet, one CSV
+  line per row);
+- ``core.ingest.ingest_file`` of the workbook, and of the Parquet file (conversion, then the CSV path);
 - ``core.ingest.ingest_file`` of the CSV, the reference.
 
-Prints a table and writes it under "## Excel workbooks" in docs/benchmarks.md.
+Prints a table and writes it under "## Excel and Parquet files" in docs/benchmarks.md.
 
-    python bench/workbook.py --rows 540000
+    python bench/tabular.py --rows 540000
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
-SECTION = "## Excel workbooks"
+SECTION = "## Excel and Parquet files"
 HEAD = ROOT.parent / "shared" / "data" / "online_retail" / "OnlineRetail-head.csv"
 TIME_FORMAT = "%m-%d-%Y %H:%M"
 
@@ -61,6 +63,16 @@ def write_files(rows: int, xlsx: Path, csv_path: Path) -> None:
     book.save(xlsx)
 
 
+def write_parquet(csv_path: Path, parquet: Path) -> None:
+    """The CSV's rows as a Parquet file with typed columns (times as timestamps, numbers as numbers)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT * FROM read_csv(?, timestampformat = '%m-%d-%Y %H:%M')) TO '{parquet}' "
+                "(FORMAT parquet)", [str(csv_path)])
+    con.close()
+
+
 def _cpu() -> float:
     import resource
 
@@ -70,12 +82,12 @@ def _cpu() -> float:
 
 def _child(kind: str, path: str, work: str) -> dict:
     sys.path.insert(0, str(ROOT))
-    from core import store, workbook
+    from core import store, tabular
     from core.ingest import ingest_file
 
     if kind == "convert":
         cpu, started = _cpu(), time.perf_counter()
-        converted = workbook.to_csv(Path(path), Path(work) / "converted.csv")
+        converted = tabular.to_csv(Path(path), Path(work) / "converted.csv")
         return {"seconds": time.perf_counter() - started, "cpu_seconds": _cpu() - cpu, "rows": converted.rows - 1}
     engine = store.make_engine(f"duckdb:///{work}/{kind}.duckdb")
     cpu, started = _cpu(), time.perf_counter()
@@ -121,22 +133,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="cartsight-bench-") as tmp:
         work = Path(tmp)
-        xlsx, csv_path = work / "Online Retail.xlsx", work / "Online Retail.csv"
+        xlsx, csv_path, parquet = (work / f"Online Retail.{ext}" for ext in ("xlsx", "csv", "parquet"))
         started = time.perf_counter()
         write_files(args.rows, xlsx, csv_path)
-        sizes = f"{xlsx.stat().st_size / 1e6:,.1f} MB .xlsx, {csv_path.stat().st_size / 1e6:,.1f} MB CSV"
+        write_parquet(csv_path, parquet)
+        sizes = (f"{xlsx.stat().st_size / 1e6:,.1f} MB .xlsx, {parquet.stat().st_size / 1e6:,.1f} MB .parquet, "
+                 f"{csv_path.stat().st_size / 1e6:,.1f} MB CSV")
         print(f"wrote {args.rows:,} rows ({sizes}) in {time.perf_counter() - started:.1f} s", flush=True)
         results = {kind: run_child(kind, path, work) for kind, path in
-                   (("convert", xlsx), ("workbook", xlsx), ("csv", csv_path))}
+                   (("convert", xlsx), ("workbook", xlsx), ("parquet", parquet), ("csv", csv_path))}
     load = os.getloadavg()[0]
     ref = results["csv"]
-    labels = {"convert": "conversion alone (`core.workbook.to_csv`)", "workbook": "`ingest_file` of the .xlsx",
+    labels = {"convert": "the workbook's conversion alone (`core.tabular.to_csv`)",
+              "workbook": "`ingest_file` of the .xlsx", "parquet": "`ingest_file` of the .parquet",
               "csv": "`ingest_file` of the same rows as CSV (reference)"}
     lines = [
         SECTION, "",
-        f"`python bench/workbook.py --rows {args.rows}` — {dt.date.today().isoformat()}, {platform.machine()}, "
+        f"`python bench/tabular.py --rows {args.rows}` — {dt.date.today().isoformat()}, {platform.machine()}, "
         f"{os.cpu_count()} CPU cores, Python {platform.python_version()}; UCI Online Retail rows ({sizes}), the "
-        f"workbook with real times and numbers as the data is published; each measurement in its own process; "
+        f"workbook with real times and numbers as the data is published, the Parquet file with typed columns; "
+        f"each measurement in its own process; "
         f"1-minute load average at the end {load:.1f}.", "",
         "| path | wall seconds | CPU seconds | rows/s (wall) | peak memory (GB) | wall / CSV load |",
         "|---|---:|---:|---:|---:|---:|",
@@ -145,10 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {labels[kind]} | {res['seconds']:.2f} | {res['cpu_seconds']:.2f} | "
                      f"{res['rows'] / res['seconds']:,.0f} | {res['peak_gb']:.2f} | "
                      f"{res['seconds'] / ref['seconds']:.2f}x |")
-    same = (results["workbook"]["loaded"], results["workbook"]["quarantined"]) == (ref["loaded"], ref["quarantined"])
-    lines += ["", f"Both loads: {ref['rows']:,} rows read, {ref['loaded']:,} loaded, {ref['quarantined']:,} "
-              f"quarantined (rows without a customer, as in the real file); the workbook's counts "
-              f"{'are the same' if same else 'DIFFER: ' + json.dumps(results['workbook'])}."]
+    differ = {k: results[k] for k in ("workbook", "parquet")
+              if (results[k]["loaded"], results[k]["quarantined"]) != (ref["loaded"], ref["quarantined"])}
+    same = not differ
+    lines += ["", f"The CSV load: {ref['rows']:,} rows read, {ref['loaded']:,} loaded, {ref['quarantined']:,} "
+              f"quarantined (rows without a customer, as in the real file); the workbook's and the Parquet file's "
+              f"counts {'are the same' if same else 'DIFFER: ' + json.dumps(differ)}."]
     section = "\n".join(lines)
     print(section)
     if not args.no_doc:
