@@ -44,6 +44,18 @@ def _events(engine, name: str) -> list[tuple]:
         return [tuple(r) for r in conn.execute(query)]
 
 
+def _loads_as_its_csv(engine, table, csv_file):
+    """Load both files; the same counts, the same events and the same quarantined lines. The table's report."""
+    report, reference = ingest_file(engine, table, "table"), ingest_file(engine, csv_file, "csv")
+    assert report.source == table.name
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (
+        reference.rows_read, reference.rows_loaded, reference.quarantine_by_reason)
+    assert _events(engine, "table") == _events(engine, "csv")
+    lines = {n: quarantined_rows(engine, n)[["line_no", "reason"]].values.tolist() for n in ("table", "csv")}
+    assert lines["table"] == lines["csv"]
+    return report
+
+
 def test_cells_are_written_as_a_csv_export_would_hold_them(tmp_path):
     path = _book(tmp_path / "cells.xlsx", {"events": [
         HEADER,
@@ -79,15 +91,8 @@ def test_online_retail_workbook_loads_exactly_as_its_csv(engine, tmp_path, share
     sniffed = sniff(book)
     assert sniffed.mapping.layout == "online_retail" and sniffed.mapping.time_format == "iso"
     assert sniffed.mapping.notes[0].startswith("an Excel workbook: its first worksheet 'Online Retail' is read")
-    from_book = ingest_file(engine, book, "book")
-    from_csv = ingest_file(engine, head_csv, "csv")
-    assert from_book.source == "Online Retail.xlsx"
-    assert (from_book.rows_read, from_book.rows_loaded, from_book.quarantine_by_reason) == (
-        from_csv.rows_read, from_csv.rows_loaded, from_csv.quarantine_by_reason)
-    assert from_book.rows_quarantined > 0  # the head has rows without a customer and repeated lines
-    assert _events(engine, "book") == _events(engine, "csv")
-    lines_of = {name: quarantined_rows(engine, name)[["line_no", "reason"]].values.tolist() for name in ("book", "csv")}
-    assert lines_of["book"] == lines_of["csv"]  # a quarantined row's line is its row in Excel
+    report = _loads_as_its_csv(engine, book, head_csv)  # a quarantined row's line is its row in Excel
+    assert report.rows_quarantined > 0  # the head has rows without a customer and repeated lines
 
 
 def test_empty_rows_keep_excel_row_numbers_and_short_rows_are_not_cut(duck_engine, tmp_path):
@@ -186,14 +191,7 @@ def test_rees46_as_parquet_loads_exactly_as_its_csv(engine, tmp_path, shared_dat
     sniffed = sniff(path)
     assert sniffed.mapping.layout == "rees46"
     assert sniffed.mapping.notes[0].startswith("a Parquet file of 1,000 rows: read as a table")
-    from_parquet = ingest_file(engine, path, "parquet")
-    from_csv = ingest_file(engine, source, "csv")
-    assert from_parquet.source == "october.parquet"
-    assert (from_parquet.rows_read, from_parquet.rows_loaded, from_parquet.quarantine_by_reason) == (
-        from_csv.rows_read, from_csv.rows_loaded, from_csv.quarantine_by_reason)
-    assert _events(engine, "parquet") == _events(engine, "csv")
-    lines_of = {n: quarantined_rows(engine, n)[["line_no", "reason"]].values.tolist() for n in ("parquet", "csv")}
-    assert lines_of["parquet"] == lines_of["csv"]
+    _loads_as_its_csv(engine, path, source)
 
 
 def test_parquet_types_are_written_as_the_sniffer_reads_them(duck_engine, tmp_path):
