@@ -74,6 +74,8 @@ _SCAN_CHUNK_BYTES = 8 << 20
 _NUL_SHOWN_AS = "\u2400"
 #: largest magnitude of microseconds since 1970 that DuckDB's TIMESTAMP and BIGINT hold
 _MAX_EPOCH_US = 9.2e18
+#: times of day after a month-first or day-first date: 24-hour, then 12-hour with AM/PM (US exports)
+_CLOCKS = ("%H:%M", "%H:%M:%S", "%I:%M %p", "%I:%M:%S %p")
 #: microseconds per unit of each Unix time format
 _UNIX_SCALE = {"unix_s": 1_000_000, "unix_ms": 1_000, "unix_us": 1}
 #: files with more columns than this carry their raw fields through the checks as one list
@@ -463,13 +465,10 @@ class _Job:
                     f"WHEN abs({d}) * {scale} >= {_MAX_EPOCH_US!r} THEN CASE WHEN {d} > 0 "
                     f"THEN TIMESTAMP 'infinity' ELSE TIMESTAMP '-infinity' END "
                     f"ELSE make_timestamp(CAST(round({d} * {scale}) AS BIGINT)) END")
-        patterns = {
-            "mdy_hm": ["%m-%d-%Y %H:%M", "%m/%d/%Y %H:%M", "%m-%d-%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S",
-                       "%m-%d-%Y", "%m/%d/%Y"],
-            "dmy_hm": ["%d-%m-%Y %H:%M", "%d/%m/%Y %H:%M", "%d.%m.%Y %H:%M", "%d-%m-%Y %H:%M:%S",
-                       "%d/%m/%Y %H:%M:%S", "%d.%m.%Y %H:%M:%S", "%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y"],
-            "ymd": ["%Y%m%d"],
-        }[fmt]
+        dates = {"mdy_hm": ["%m-%d-%Y", "%m/%d/%Y"], "dmy_hm": ["%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y"],
+                 "ymd": ["%Y%m%d"]}[fmt]
+        clocks = [] if fmt == "ymd" else _CLOCKS  # a 24-hour clock first: "1:05 PM" fails it and reads on
+        patterns = [f"{d} {c}" for c in clocks for d in dates] + dates
         return f"try_strptime({v}, [{', '.join(_sql_literal(p) for p in patterns)}])"
 
     def _rules(self) -> list[tuple[str, str, str, str | None]]:

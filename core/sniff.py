@@ -32,12 +32,12 @@ ENCODINGS = ("utf-8", "utf-8-sig", "latin-1")
 LAYOUTS = ("rees46", "taobao", "online_retail", "yoochoose", "transactions", "generic", "manual")
 #: time_format code -> what the analyst sees in the mapping editor
 TIME_FORMATS = {
-    "iso": "ISO 8601 (2019-10-01 00:00:00, optional T, offset or ' UTC')",
+    "iso": "ISO 8601 (2019-10-01 00:00:00, optional T, offset or ' UTC'; 2019/10/01 too)",
     "unix_s": "Unix seconds (fractions allowed)",
     "unix_ms": "Unix milliseconds",
     "unix_us": "Unix microseconds (GA4's event_timestamp)",
-    "mdy_hm": "MM-DD-YYYY HH:MM (or with /)",
-    "dmy_hm": "DD-MM-YYYY HH:MM (or with /)",
+    "mdy_hm": "MM-DD-YYYY HH:MM (or with /; seconds, AM/PM allowed)",
+    "dmy_hm": "DD-MM-YYYY HH:MM (or with / or .; seconds, AM/PM allowed)",
     "ymd": "YYYYMMDD",
 }
 
@@ -116,9 +116,9 @@ _MIN_FILLED_SHARE = 0.5
 _PREFER_FILLED = ("user_id", "event_time", "event_type")
 _NUM = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
 _INT = re.compile(r"^\s*[+-]?\d+\s*$")
-_ISO = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|UTC|[+-]\d{2}(:?\d{2})?)?$")
+_ISO = re.compile(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|UTC|[+-]\d{2}(:?\d{2})?)?$")
 _OFFSET = re.compile(r"([+-]\d{2}(:?\d{2})?|Z)$")
-_DMY = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})( \d{1,2}:\d{2}(:\d{2})?)?$")
+_DMY = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})( \d{1,2}:\d{2}(:\d{2})?( [AaPp][Mm])?)?$")
 _YMD = re.compile(r"^(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$")
 _INVOICE = re.compile(r"^C?\d{6}$")
 _DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")

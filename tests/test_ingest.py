@@ -160,6 +160,20 @@ def test_unix_microseconds(engine, tmp_path):
         (T(2024, 2, 1, 9, 0, 0, 123456), "view"), (T(2024, 2, 1, 9, 10), "purchase")]
 
 
+def test_twelve_hour_clocks_and_slashed_iso_dates(engine, tmp_path):
+    us = tmp_path / "us.csv"
+    us.write_text("customer,order_date,amount\nc1,3/1/2024 12:15:00 AM,10\nc1,3/13/2024 1:05 PM,12.5\n"
+                  "c2,3/14/2024 12:30 PM,7\nc2,3/15/2024 13:30 PM,7\n")
+    report = ingest_file(engine, us, "us")
+    assert report.quarantine_by_reason == {"unparseable_time": 1}  # 13:30 PM is no time
+    assert [r[1] for r in _events(engine, "us")] == [
+        T(2024, 3, 1, 0, 15), T(2024, 3, 13, 13, 5), T(2024, 3, 14, 12, 30)]
+    slashed = tmp_path / "slashed.csv"
+    slashed.write_text("user_id,event_time,event_type\nu1,2024/03/01 10:00:00,view\nu1,2024/3/2 11:00,cart\n")
+    ingest_file(engine, slashed, "slashed")
+    assert [r[1] for r in _events(engine, "slashed")] == [T(2024, 3, 1, 10), T(2024, 3, 2, 11)]
+
+
 def test_yyyymmdd_transactions_are_purchases(engine):
     report = ingest_file(engine, FIXTURES / "ymd.csv", "tx")
     assert report.layout == "transactions"

@@ -141,6 +141,9 @@ def test_customer_date_amount_file_is_a_transactions_layout():
         (["20240201", "20240215"], "ymd"),
         (["12-01-2010 08:26", "12-13-2010 09:00"], "mdy_hm"),
         (["13/01/2010 08:26", "01/02/2010 09:00"], "dmy_hm"),
+        (["3/1/2024 10:15:00 AM", "3/13/2024 1:05:00 PM"], "mdy_hm"),  # US exports: a 12-hour clock
+        (["13.03.2024 1:05 pm", "01.03.2024 10:15 am"], "dmy_hm"),
+        (["2024/03/01 10:00:00", "2024/3/2 11:00"], "iso"),  # year first with slashes
         (["yesterday", "tomorrow"], None),
     ],
 )
