@@ -450,6 +450,13 @@ class _Job:
         """The source column name quoted for a printf template (% doubled)."""
         return repr(self.mapping.columns[fld]).replace("%", "%%")
 
+    def _time_raw(self, date: str) -> str:
+        """The time as written: the event_time column, with the time-of-day column after it when there is one."""
+        if not self.mapping.time_of_day:
+            return date
+        clock = _trimmed(self.col_of[self.mapping.time_of_day])
+        return f"CASE WHEN {date} IS NULL THEN NULL ELSE concat_ws(' ', {date}, {clock}) END"
+
     def _time_expr(self, v: str) -> str:
         fmt = self.mapping.time_format
         if fmt == "iso":
@@ -467,14 +474,16 @@ class _Job:
                     f"ELSE make_timestamp(CAST(round({d} * {scale}) AS BIGINT)) END")
         dates = {"mdy_hm": ["%m-%d-%Y", "%m/%d/%Y"], "dmy_hm": ["%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y"],
                  "ymd": ["%Y%m%d"]}[fmt]
-        clocks = [] if fmt == "ymd" else _CLOCKS  # a 24-hour clock first: "1:05 PM" fails it and reads on
-        patterns = [f"{d} {c}" for c in clocks for d in dates] + dates
+        # a 24-hour clock first: "1:05 PM" fails it and reads on
+        patterns = [f"{d} {c}" for c in _CLOCKS for d in dates] + dates
         return f"try_strptime({v}, [{', '.join(_sql_literal(p) for p in patterns)}])"
 
     def _rules(self) -> list[tuple[str, str, str, str | None]]:
         """(condition, reason code, printf template of the detail, value filling its %s), first match wins."""
         m = self.mapping
         tname = self._name("event_time")
+        if m.time_of_day:  # the details show the two values joined
+            tname += " with " + repr(m.time_of_day).replace("%", "%%")
         rules: list[tuple[str, str, str, str | None]] = []
         if self.has_nul:  # only files holding NUL bytes pay for the test
             rules += [(f"contains({c}, chr(0))", "nul_byte",
@@ -482,7 +491,8 @@ class _Job:
                        "damaged file; expected text", None) for name, c in self._loaded_columns()]
         rules += [
             ("user_id IS NULL", "missing_user", f"column {self._name('user_id')} is empty; expected a user id", None),
-            ("t_raw IS NULL", "missing_time", f"column {tname} is empty; expected a time", None),
+            ("t_raw IS NULL", "missing_time", f"column {self._name('event_time')} is empty; expected a "
+             f"{'date' if m.time_of_day else 'time'}", None),
             ("event_time IS NULL", "unparseable_time",
              f"column {tname}: '%s' is not a time in the expected format ({m.time_format})", "t_raw"),
             (f"event_time < TIMESTAMP '{_MIN_TIME}' OR event_time > TIMESTAMP '{_MAX_TIME}'", "time_out_of_range",
@@ -552,7 +562,7 @@ class _Job:
                 f"{event} AS event_type, {trimmed('item_id')} AS item_id, {cat} AS category, "
                 f"lower({trimmed('brand')}) AS brand, {price_raw} AS p_raw, try_cast({price_raw} AS DOUBLE) AS price, "
                 f"{qty_raw} AS q_raw, try_cast({qty_raw} AS BIGINT) AS quantity, {trimmed('session_id')} AS session_id "
-                f"FROM ({inner}, {trimmed('event_time')} AS t_raw "
+                f"FROM ({inner}, {self._time_raw(trimmed('event_time'))} AS t_raw "
                 f"FROM {self._read_expr()})")
         reason_cases, detail_cases, detail_params = [], [], []
         for cond, code, template, value in self._rules():

@@ -119,9 +119,11 @@ _INT = re.compile(r"^\s*[+-]?\d+\s*$")
 _ISO = re.compile(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|UTC|[+-]\d{2}(:?\d{2})?)?$")
 _OFFSET = re.compile(r"([+-]\d{2}(:?\d{2})?|Z)$")
 _DMY = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})( \d{1,2}:\d{2}(:\d{2})?( [AaPp][Mm])?)?$")
-_YMD = re.compile(r"^(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$")
+_YMD = re.compile(r"^(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])( \d{1,2}:\d{2}(:\d{2})?( [AaPp][Mm])?)?$")
 _INVOICE = re.compile(r"^C?\d{6}$")
 _DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
+_CLOCK = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?( [AaPp][Mm])?$")
+_DATE_ONLY = re.compile(r"^(\d{4}[-/]\d{1,2}[-/]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}|(19|20)\d{6})$")
 _NAME = re.compile(r"^[A-Za-z_][\w .\-/()#]*$")
 _JSON_START = re.compile(r'^[\[{]\s*[\[{]?\s*"[^"\n]{0,200}"\s*:')
 
@@ -147,6 +149,8 @@ class Mapping:
     compression: str | None = None
     #: prices written with a decimal comma (3,50), as in semicolon-separated European files
     decimal_comma: bool = False
+    #: a column holding the time of day (10:15:00, 1:05 PM) when ``event_time`` holds only the date
+    time_of_day: str | None = None
 
     def to_dict(self) -> dict:
         """A JSON-safe dict of every field."""
@@ -174,7 +178,8 @@ class Mapping:
         if self.compression not in (None, "gzip"):
             raise SchemaError(f"compression {self.compression!r} is not supported: expected gzip or none",
                               column="compression")
-        for canon, src in [*self.columns.items(), ("category", self.category_fallback)]:
+        for canon, src in [*self.columns.items(), ("category", self.category_fallback),
+                           ("event_time", self.time_of_day)]:
             if src is not None and src not in self.source_columns:
                 raise SchemaError(f"{canon} is mapped to column {src!r}, which is not in the file. "
                                   f"Columns in file: {self.source_columns}", column=canon)
@@ -701,14 +706,15 @@ def _propose(names: list[str], data: list[list[str]], has_header: bool, notes: l
         notes[:0] = _LAYOUT_NOTES[layout](has_header, normed)  # the layout explains the rest
     if fallback is None and columns.get("category") and _norm(columns["category"]) == "category_code":
         fallback = next((n for n in names if _norm(n) in ("category_id", "categoryid")), None)
-    time_format, time_sure = _time_settings(names, columns, data, time_format, notes)
+    time_of_day = _time_of_day_column(names, columns, data, notes) if layout in ("generic", "transactions") else None
+    time_format, time_sure = _time_settings(names, columns, data, time_format, notes, time_of_day)
     required = _required_present(columns, constant, notes)  # its notes even when the time is unsure
     confident = confident and time_sure and required
     return Mapping(
         layout=layout, encoding="utf-8", delimiter=",", has_header=has_header, source_columns=names,
         columns=columns, time_format=time_format, constant_event_type=constant, notes=notes,
         confident=confident, category_fallback=fallback,
-        decimal_comma=_decimal_comma(names, columns, data, notes),
+        decimal_comma=_decimal_comma(names, columns, data, notes), time_of_day=time_of_day,
     )
 
 
@@ -740,11 +746,46 @@ def _sample(names: list[str], data: list[list[str]], column: str) -> list[str]:
     return [r[i].strip() for r in data[:_PROFILE_ROWS] if len(r) > i]
 
 
-def _time_settings(names, columns, data, layout_format: str | None, notes: list[str]) -> tuple[str, bool]:
+def _time_of_day_column(names, columns: dict, data, notes: list[str]) -> str | None:
+    """A column of times of day to join to a date-only ``event_time`` (``columns`` is updated), or None.
+
+    Exports often split the moment in two: ``Date`` (2024-03-01) and ``Time`` (10:15:00). When the
+    header names put the time of day in ``event_time`` (``time`` is a better alias than ``date``),
+    the date column takes its place.
+    """
+    def share(column: str, pattern: re.Pattern) -> float:
+        values = [v for v in _sample(names, data, column) if v]
+        return sum(bool(pattern.match(v)) for v in values) / len(values) if values else 0.0
+
+    chosen = columns.get("event_time")
+    if not chosen:
+        return None
+    taken = {c for c in columns.values() if c}
+    if share(chosen, _CLOCK) >= _TIME_MIN_SHARE:  # "time" holds clock times: find the date
+        dates = [n for n in names if n not in taken and share(n, _DATE_ONLY) >= _TIME_MIN_SHARE]
+        if not dates:
+            return None
+        clock, columns["event_time"] = chosen, dates[0]
+    elif share(chosen, _DATE_ONLY) >= _TIME_MIN_SHARE:
+        clocks = [n for n in names if n not in taken and share(n, _CLOCK) >= _TIME_MIN_SHARE]
+        if not clocks:
+            return None
+        clock = clocks[0]
+    else:
+        return None
+    notes.append(f"the date is in {columns['event_time']!r} and the time of day in {clock!r}: read together")
+    return clock
+
+
+def _time_settings(names, columns, data, layout_format: str | None, notes: list[str],
+                   time_of_day: str | None = None) -> tuple[str, bool]:
     """The time format (a known layout's own, else detected) and whether the sample fits it."""
     if not columns.get("event_time"):
         return layout_format or "iso", False
     values = _sample(names, data, columns["event_time"])
+    if time_of_day:
+        clocks = _sample(names, data, time_of_day)
+        values = [f"{d} {c}".strip() if d else "" for d, c in zip(values, clocks)]
     found, time_notes = detect_time_format(values)
     if layout_format is not None:  # known layouts fix their own format
         notes.extend(n for n in time_notes if "UTC" in n)

@@ -299,8 +299,14 @@ def _mapping_editor(sniffed: Sniffed, key: str) -> tuple[Mapping, bool]:
             "Time format", formats, index=formats.index(m.time_format) if m.time_format in formats else 0,
             format_func=TIME_FORMATS.get, key=f"{key}_time_format",
         )
+        clock = grid[1].selectbox(
+            "Time of day, if in its own column", options,
+            index=options.index(m.time_of_day) if m.time_of_day in options else 0, key=f"{key}_time_of_day",
+            help="For files that write the date in one column (Date) and the time in another (Time): the two "
+                 "are read together, date first, in the time format chosen here.",
+        )
         constant_options = [FROM_COLUMN, *config.EVENT_TYPES]
-        constant = grid[1].selectbox(
+        constant = grid[2].selectbox(
             "Event type of every row", constant_options,
             index=constant_options.index(m.constant_event_type) if m.constant_event_type in constant_options else 0,
             key=f"{key}_constant", help="For files without an event type column, such as transactions or clicks.",
@@ -325,6 +331,7 @@ def _mapping_editor(sniffed: Sniffed, key: str) -> tuple[Mapping, bool]:
     mapping = Mapping.from_dict({
         **m.to_dict(), "columns": columns, "time_format": time_format, "event_type_map": event_map,
         "constant_event_type": None if constant == FROM_COLUMN else constant,
+        "time_of_day": None if clock == UNMAPPED else clock,
     })
     return mapping, mapping.to_dict() != m.to_dict()
 

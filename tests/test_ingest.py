@@ -174,6 +174,20 @@ def test_twelve_hour_clocks_and_slashed_iso_dates(engine, tmp_path):
     assert [r[1] for r in _events(engine, "slashed")] == [T(2024, 3, 1, 10), T(2024, 3, 2, 11)]
 
 
+def test_date_and_time_of_day_columns_are_joined(engine, tmp_path):
+    path = tmp_path / "pos.csv"
+    path.write_text("order_date,order_time,customer_id,amount\n3/1/2024,10:15 AM,c1,10\n3/13/2024,1:05 PM,c2,12\n"
+                    "3/14/2024,,c2,7\n,9:00 AM,c3,5\n3/15/2024,25:00,c3,5\n")
+    report = ingest_file(engine, path, "pos")
+    assert [r[1] for r in _events(engine, "pos")] == [T(2024, 3, 1, 10, 15), T(2024, 3, 13, 13, 5), T(2024, 3, 14)]
+    q = quarantined_rows(engine, "pos")
+    assert q[["line_no", "reason", "detail"]].values.tolist() == [
+        [5, "missing_time", "column 'order_date' is empty; expected a date"],
+        [6, "unparseable_time", "column 'order_date' with 'order_time': '3/15/2024 25:00' is not a time in the "
+                                "expected format (mdy_hm)"]]
+    assert report.rows_loaded == 3
+
+
 def test_yyyymmdd_transactions_are_purchases(engine):
     report = ingest_file(engine, FIXTURES / "ymd.csv", "tx")
     assert report.layout == "transactions"

@@ -13,6 +13,7 @@ import threading
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1 import app_test as app_test_module
@@ -137,6 +138,25 @@ def test_ga4_export_is_read_without_edits(store_url):
     by_type = next(df.value for df in at.dataframe if df.value.columns[0] == "event type")
     assert dict(zip(by_type["event type"], by_type["events"])) == {
         "view": 1, "cart": 1, "begin_checkout": 1, "purchase": 1}
+
+
+def test_date_and_time_columns_are_shown_and_can_be_unjoined(store_url):
+    data = b"Date,Time,Customer,Action\n2024-03-01,10:15:00,c1,view\n2024-03-02,13:05:00,c2,purchase\n"
+    at = _upload(_page(), "pos.csv", data)
+    keys = _keys(at)
+    clock = at.selectbox(key=next(k for k in keys if k.endswith("_time_of_day")))
+    assert clock.label == "Time of day, if in its own column" and clock.value == "Time"
+    assert at.selectbox(key=next(k for k in keys if k.endswith("_col_event_time"))).value == "Date"
+    clock.set_value(clock.options[0]).run()  # "not in the file"
+    at.button(key="data_load").click().run()  # the date alone: each event at midnight
+    run_until(at, lambda: _loaded(at))
+    assert not at.error, [e.value for e in at.error]
+    assert _metrics(at)["Rows loaded"] == "2"
+    engine = store.make_engine(store_url)
+    with engine.connect() as conn:
+        times = [r[0] for r in conn.execute(sa.select(store.events.c.event_time).order_by(store.events.c.event_time))]
+    engine.dispose()
+    assert times == [dt.datetime(2024, 3, 1), dt.datetime(2024, 3, 2)]
 
 
 def test_missing_user_column_names_the_columns_found(store_url):

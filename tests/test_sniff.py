@@ -119,6 +119,25 @@ def test_missing_time_column_is_named_in_the_notes(tmp_path):
     assert any(n.startswith("no time column found") for n in m.notes)
 
 
+@pytest.mark.parametrize(("text", "date", "clock", "fmt"), [
+    ("Date,Time,Customer,Action,SKU\n2024-03-01,10:15:00,c1,view,p1\n2024-03-02,13:05:00,c2,purchase,p2\n",
+     "Date", "Time", "iso"),  # "time" names the clock, so the date column takes event_time's place
+    ("order_date,order_time,customer_id,amount\n3/1/2024,10:15 AM,c1,10\n3/13/2024,1:05 PM,c2,12\n",
+     "order_date", "order_time", "mdy_hm"),
+    ("user_id,event_date,event_time,event_type\nu1,20240301,10:15:00,view\nu2,20240302,23:59:59,cart\n",
+     "event_date", "event_time", "ymd"),
+])
+def test_a_date_and_its_time_of_day_in_two_columns_are_read_together(tmp_path, text, date, clock, fmt):
+    m = sniff(_write(tmp_path, "x.csv", text)).mapping
+    assert (m.columns["event_time"], m.time_of_day, m.time_format, m.confident) == (date, clock, fmt, True)
+    assert f"the date is in {date!r} and the time of day in {clock!r}: read together" in m.notes
+
+
+def test_a_date_alone_stays_a_date(tmp_path):
+    m = sniff(_write(tmp_path, "x.csv", "customer,date,amount,store\nc1,2024-03-01,10,12\n")).mapping
+    assert (m.columns["event_time"], m.time_of_day) == ("date", None)
+
+
 def test_customer_date_amount_file_is_a_transactions_layout():
     m = sniff(FIXTURES / "ymd.csv").mapping
     assert m.layout == "transactions"
