@@ -74,7 +74,8 @@ _SCAN_CHUNK_BYTES = 8 << 20
 _NUL_SHOWN_AS = "\u2400"
 #: largest magnitude of microseconds since 1970 that DuckDB's TIMESTAMP and BIGINT hold
 _MAX_EPOCH_US = 9.2e18
-#: times of day after a month-first or day-first date: 24-hour, then 12-hour with AM/PM (US exports)
+#: times of day after a date read by its pattern (MM-DD-YYYY, DD-MM-YYYY, YYYYMMDD): 24-hour, then 12-hour
+#: with AM/PM (US exports)
 _CLOCKS = ("%H:%M", "%H:%M:%S", "%I:%M %p", "%I:%M:%S %p")
 #: microseconds per unit of each Unix time format
 _UNIX_SCALE = {"unix_s": 1_000_000, "unix_ms": 1_000, "unix_us": 1}
@@ -438,8 +439,7 @@ class _Job:
     def _loaded_columns(self) -> list[tuple[str, str]]:
         """(source column name, its identifier) of every column whose values are loaded, in file order."""
         names = {src for fld, src in self.mapping.columns.items() if src}
-        if self.mapping.category_fallback:
-            names.add(self.mapping.category_fallback)
+        names.update(c for c in (self.mapping.category_fallback, self.mapping.time_of_day) if c)
         return [(n, self.col_of[n]) for n in self.mapping.source_columns if n in names]
 
     def _col(self, fld: str) -> str | None:

@@ -48,8 +48,8 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
                 "visitor", "client_id", "clientid", "client", "shopper_id", "shopper", "member_id",
                 # analytics exports: GA4, Segment, Mixpanel, Amplitude, Universal Analytics
                 "user_pseudo_id", "anonymous_id", "distinct_id", "amplitude_id", "fullvisitorid", "buyer_id",
-                "account_id", "profile_id", "person_id", "contact_id", "customer_email", "billing_email", "email", "uid",
-                "cookie_id", "device_id"),
+                "account_id", "profile_id", "person_id", "contact_id", "customer_email", "billing_email", "email",
+                "uid", "cookie_id", "device_id"),
     "event_time": ("event_time", "timestamp", "datetime", "date_time", "time", "ts", "event_timestamp",
                    "created_at", "occurred_at", "sent_at", "received_at", "invoicedate", "invoice_date",
                    "order_date", "date"),
