@@ -460,7 +460,11 @@ class _Job:
     def _time_expr(self, v: str) -> str:
         fmt = self.mapping.time_format
         if fmt == "iso":
+            # DuckDB's cast reads "2024-03-01 1:05 PM" as 01:05: a 12-hour clock is parsed by its pattern
+            twelve = ", ".join(_sql_literal(f"{d} {c}") for c in _CLOCKS[2:] for d in ("%Y-%m-%d", "%Y/%m/%d"))
             return (f"CASE WHEN {v} LIKE '% UTC' THEN try_cast(left({v}, -4) AS TIMESTAMP) "
+                    f"WHEN (ends_with({v}, 'M') OR ends_with({v}, 'm')) AND regexp_matches({v}, ' [AaPp][Mm]$') "
+                    f"THEN try_strptime({v}, [{twelve}]) "
                     f"WHEN regexp_matches({v}, '([+-][0-9]{{2}}(:?[0-9]{{2}})?)$') AND length({v}) > 10 "
                     f"THEN make_timestamp(epoch_us(try_cast({v} AS TIMESTAMPTZ))) "
                     f"ELSE try_cast({v} AS TIMESTAMP) END")

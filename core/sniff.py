@@ -116,7 +116,8 @@ _MIN_FILLED_SHARE = 0.5
 _PREFER_FILLED = ("user_id", "event_time", "event_type")
 _NUM = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
 _INT = re.compile(r"^\s*[+-]?\d+\s*$")
-_ISO = re.compile(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|UTC|[+-]\d{2}(:?\d{2})?)?$")
+_ISO = re.compile(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?( [AaPp][Mm])?)?"
+                  r"\s*(Z|UTC|[+-]\d{2}(:?\d{2})?)?$")
 _OFFSET = re.compile(r"([+-]\d{2}(:?\d{2})?|Z)$")
 _DMY = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})( \d{1,2}:\d{2}(:\d{2})?( [AaPp][Mm])?)?$")
 _YMD = re.compile(r"^(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])( \d{1,2}:\d{2}(:\d{2})?( [AaPp][Mm])?)?$")

@@ -169,9 +169,12 @@ def test_twelve_hour_clocks_and_slashed_iso_dates(engine, tmp_path):
     assert [r[1] for r in _events(engine, "us")] == [
         T(2024, 3, 1, 0, 15), T(2024, 3, 13, 13, 5), T(2024, 3, 14, 12, 30)]
     slashed = tmp_path / "slashed.csv"
-    slashed.write_text("user_id,event_time,event_type\nu1,2024/03/01 10:00:00,view\nu1,2024/3/2 11:00,cart\n")
-    ingest_file(engine, slashed, "slashed")
-    assert [r[1] for r in _events(engine, "slashed")] == [T(2024, 3, 1, 10), T(2024, 3, 2, 11)]
+    slashed.write_text("user_id,event_time,event_type\nu1,2024/03/01 10:00:00,view\nu1,2024/3/2 11:00,cart\n"
+                       "u2,2024-03-03 1:05 PM,view\nu2,2024/03/04 12:05:09 am,cart\nu3,2024-03-05 13:05 PM,view\n")
+    report = ingest_file(engine, slashed, "slashed")
+    assert report.quarantine_by_reason == {"unparseable_time": 1}
+    assert [r[1] for r in _events(engine, "slashed")] == [  # DuckDB's own cast would read 1:05 PM as 01:05
+        T(2024, 3, 1, 10), T(2024, 3, 2, 11), T(2024, 3, 3, 13, 5), T(2024, 3, 4, 0, 5, 9)]
 
 
 def test_date_and_time_of_day_columns_are_joined(engine, tmp_path):

@@ -126,6 +126,7 @@ def test_missing_time_column_is_named_in_the_notes(tmp_path):
      "order_date", "order_time", "mdy_hm"),
     ("user_id,event_date,event_time,event_type\nu1,20240301,10:15:00,view\nu2,20240302,23:59:59,cart\n",
      "event_date", "event_time", "ymd"),
+    ("Customer,Date,Time,Action\nc1,2024-03-01,1:05 PM,view\nc2,2024-03-02,11:00 AM,cart\n", "Date", "Time", "iso"),
 ])
 def test_a_date_and_its_time_of_day_in_two_columns_are_read_together(tmp_path, text, date, clock, fmt):
     m = sniff(_write(tmp_path, "x.csv", text)).mapping
@@ -163,6 +164,7 @@ def test_customer_date_amount_file_is_a_transactions_layout():
         (["3/1/2024 10:15:00 AM", "3/13/2024 1:05:00 PM"], "mdy_hm"),  # US exports: a 12-hour clock
         (["13.03.2024 1:05 pm", "01.03.2024 10:15 am"], "dmy_hm"),
         (["2024/03/01 10:00:00", "2024/3/2 11:00"], "iso"),  # year first with slashes
+        (["2024-03-01 1:05 PM", "2024-03-02 11:00:10 AM"], "iso"),
         (["yesterday", "tomorrow"], None),
     ],
 )
