@@ -280,7 +280,7 @@ def _table_as_csv(path: Path, tmp: Path, progress: Progress | None) -> tuple[Pat
     kind = tabular.kind_of(path)
     if kind is None:
         return path, None
-    what = "the Excel workbook" if kind == "xlsx" else "the Parquet file"
+    what = "the Parquet file" if kind == "parquet" else "the spreadsheet"
     (tmp / "table").mkdir()
     out = tmp / "table" / path.name  # the CSV path's messages name the uploaded file
     _tick(progress, 0.0, f"reading {what}")

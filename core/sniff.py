@@ -216,7 +216,9 @@ def _read_head(path: Path) -> tuple[bytes, str | None, bool]:
 _SAVE_AS_CSV = "expected a CSV/TSV file of events: open it in its program and save or export it as CSV (UTF-8)"
 #: leading bytes of file kinds analysts upload by mistake (often renamed .csv), and what to call them
 _MAGIC = (
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls) or another old Office document"),
+    # a readable .xls shares this container and is read as a spreadsheet (core.tabular) before this is asked
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office document (Word, PowerPoint) or a damaged Excel "
+                                            "97-2003 workbook (.xls)"),
     (b"%PDF", "a PDF document"),
     (b"SQLite format 3\x00", "an SQLite database"),
 )
@@ -235,8 +237,6 @@ def _zip_kind(path: Path) -> tuple[str, str]:
         return "a damaged ZIP archive", _UNZIP
     if any(n.startswith("xl/") for n in names):
         return "an Excel workbook (.xlsx)", _SAVE_AS_CSV
-    if "opendocument.spreadsheet" in mimetype:
-        return "an OpenDocument spreadsheet (.ods)", _SAVE_AS_CSV
     if any(n.startswith("word/") for n in names) or "opendocument.text" in mimetype:
         return "a word-processor document", _SAVE_AS_CSV
     shown = [n for n in names if not n.endswith("/")][:3]
@@ -600,13 +600,14 @@ def header_signature(names: list[str], n_cols: int, has_header: bool) -> str:
 def sniff(path: str | Path, engine=None) -> Sniffed:
     """Detect encoding, delimiter, header and layout of the file at ``path`` and propose a mapping.
 
-    Reads only the first ``SNIFF_BYTES`` (decompressing gzip, recognised by its magic bytes).
+    Reads only the first ``SNIFF_BYTES`` (decompressing gzip, recognised by its magic bytes); a
+    spreadsheet or a Parquet file is read through its first rows written out as CSV (:mod:`core.tabular`).
     With ``engine``, a mapping remembered for the same header signature (see
     :func:`core.ingest.remember_mapping`) replaces the guess and is marked confident.
 
     Returns a :class:`Sniffed`. Raises :class:`SchemaError` naming the file and what was expected for a
-    missing or empty file, a workbook, archive or other binary file (renamed or not), UTF-16 text, JSON, and
-    a first line longer than the sniff window. A few NUL bytes in a text file are let through: their
+    missing or empty file, an archive or binary file nothing here reads (renamed or not), UTF-16 text,
+    JSON, and a first line longer than the sniff window. A few NUL bytes in a text file are let through: their
     rows are quarantined at load.
     """
     path = Path(path)

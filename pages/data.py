@@ -250,7 +250,7 @@ def _sniffed(engine, saved: dict) -> Sniffed | None:
 
 def _default_name(file_name: str) -> str:
     name = Path(file_name).name
-    for suffix in (".gz", ".csv", ".tsv", ".txt", ".xlsx", ".parquet"):
+    for suffix in (".gz", ".csv", ".tsv", ".txt", ".xlsx", ".xls", ".ods", ".parquet"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
     return name or "dataset"
@@ -346,7 +346,7 @@ def _unmapped_required(mapping: Mapping) -> list[str]:
 
 def _upload_section(engine, names: list[str], running: bool) -> None:
     uploaded = st.file_uploader(
-        "Behaviour-event file (CSV, TSV or TXT, optionally .gz; an Excel .xlsx workbook; a Parquet file)",
+        "Behaviour-event file (CSV, TSV or TXT, optionally .gz; a spreadsheet: .xlsx, .xls, .ods; a Parquet file)",
         type=list(config.UPLOAD_TYPES),
         key=f"data_file_{st.session_state.get(ROUND_KEY, 0)}", disabled=running,
         help="REES46, Taobao UserBehavior, UCI Online Retail and YooChoose files are recognised; any other file "

@@ -295,7 +295,8 @@ def _unclosed_quote() -> bytes:
 
 REFUSED = [
     ("old.csv", lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600),
-     r"^old\.csv is an Excel 97-2003 workbook \(\.xls\) or another old Office document, not a CSV file"),
+     r"^old\.csv is an old Office document \(Word, PowerPoint\) or a damaged Excel 97-2003 workbook \(\.xls\), "
+     r"not a CSV file"),
     ("archive.csv", _zip_with_csv,
      r"^archive\.csv is a ZIP archive holding 2019-Oct\.csv, not a CSV file \(was it renamed\?\); expected a "
      r"CSV/TSV file of events: unzip it and upload the file inside \(a \.csv\.gz file is read as it is\)$"),

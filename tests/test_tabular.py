@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import zipfile
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from core.errors import IngestCancelled, SchemaError
 from core.ingest import ingest_file, quarantined_rows
 from core.sniff import sniff
 
+FIXTURES = Path(__file__).parent / "fixtures"
 HEADER = ["user_id", "event_time", "event_type", "product_id", "brand", "price"]
 T0 = dt.datetime(2024, 3, 1, 10, 0)
 
@@ -121,8 +123,8 @@ def test_first_visible_worksheet_is_read_and_the_others_are_named(duck_engine, t
     report = ingest_file(duck_engine, path, "two")
     assert report.rows_loaded == 1
     assert report.notes[0] == ("an Excel workbook: its first worksheet 'Events' is read, row for row (line numbers "
-                               "are its row numbers; times as written in Excel, line breaks in cells as spaces); the "
-                               "other worksheets ('Old') are not read")
+                               "are its row numbers; times as written in the sheet, line breaks in cells as spaces); "
+                               "the other worksheets ('Old') are not read")
 
 
 def test_a_workbook_renamed_csv_is_read_by_its_content(duck_engine, tmp_path):
@@ -162,10 +164,23 @@ def test_a_long_conversion_reports_progress_and_can_be_cancelled(duck_engine, tm
 
     with pytest.raises(IngestCancelled):
         ingest_file(duck_engine, path, "long", progress=progress)
-    assert seen[-3:] == ["reading the Excel workbook: 10 rows", "reading the Excel workbook: 20 rows",
-                         "reading the Excel workbook: 30 rows"]
+    assert seen[-3:] == ["reading the spreadsheet: 10 rows", "reading the spreadsheet: 20 rows",
+                         "reading the spreadsheet: 30 rows"]
     assert store.list_datasets(duck_engine) == []
     assert ingest_file(duck_engine, path, "long").rows_loaded == 45
+
+
+@pytest.mark.parametrize(("fixture", "what"), [
+    ("events.xls", "an Excel 97-2003 workbook (.xls)"), ("events.ods", "an OpenDocument spreadsheet (.ods)")])
+def test_old_excel_and_opendocument_spreadsheets_load(engine, fixture, what):
+    """Fixtures written by xlwt and odfpy (typed cells: times, an id stored as a number, an empty price)."""
+    report = ingest_file(engine, FIXTURES / fixture, fixture)
+    assert report.notes[0].startswith(f"{what}: its first worksheet 'events' is read")
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (4, 3, {"unparseable_time": 1})
+    assert [(e[0], e[1], e[2], e[6]) for e in _events(engine, fixture)] == [
+        ("u1", dt.datetime(2024, 3, 1, 10, 0), "view", 5.5), ("u1", dt.datetime(2024, 3, 1, 10, 5), "purchase", 5.5),
+        ("17850", dt.datetime(2024, 3, 2, 9, 30), "cart", None)]
+    assert quarantined_rows(engine, fixture)["line_no"].tolist() == [5]
 
 
 # --- Parquet -------------------------------------------------------------------------------------------
