@@ -148,20 +148,23 @@ def _workbook_to_csv(path: Path, out: Path, what: str, max_rows: int | None,
 
 def _text(value) -> str:
     """A cell's value as the text a CSV export of it would hold."""
+    kind = type(value)  # text and numbers first: they are nearly every cell (half the conversion's time)
+    if kind is str:
+        return value if "\n" not in value and "\r" not in value else (
+            value.replace("\r\n", " ").replace("\r", " ").replace("\n", " "))
+    if kind is float:
+        return str(int(value)) if value.is_integer() and abs(value) < _EXACT_INT else repr(value)
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if kind is bool:
         return "true" if value else "false"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < _EXACT_INT else repr(value)
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ")
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return str(value)
-    text = str(value)
-    return text.replace("\r\n", " ").replace("\r", " ").replace("\n", " ") if "\n" in text or "\r" in text else text
+    return _text(str(value))
 
 
 # --- Parquet -------------------------------------------------------------------------------------------
