@@ -125,8 +125,8 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
                 progress: Progress | None = None) -> IngestReport:
     """Load the event file at ``path`` as a new dataset called ``name``.
 
-    The file is delimited text (optionally gzip'd), or an Excel workbook or a Parquet file,
-    recognised by content and written out as CSV first (:mod:`core.tabular`).
+    The file is delimited text (optionally gzip'd), or a spreadsheet (.xlsx, .xls, .ods) or a
+    Parquet file, recognised by content and written out as CSV first (:mod:`core.tabular`).
     ``mapping`` defaults to :func:`core.sniff.sniff`'s guess (a remembered mapping for the
     same header when there is one). ``progress(fraction, message)`` is called at each stage
     (reading, validating, loading, done) and may raise :class:`IngestCancelled` to cancel.
@@ -276,7 +276,7 @@ class _ByteScan:
 
 
 def _table_as_csv(path: Path, tmp: Path, progress: Progress | None) -> tuple[Path, str | None]:
-    """The file to load: ``path`` itself, or an Excel workbook or Parquet file written out as CSV (and its note)."""
+    """The file to load: ``path`` itself, or a spreadsheet or Parquet file written out as CSV (and its note)."""
     kind = tabular.kind_of(path)
     if kind is None:
         return path, None
@@ -284,7 +284,8 @@ def _table_as_csv(path: Path, tmp: Path, progress: Progress | None) -> tuple[Pat
     (tmp / "table").mkdir()
     out = tmp / "table" / path.name  # the CSV path's messages name the uploaded file
     _tick(progress, 0.0, f"reading {what}")
-    converted = tabular.to_csv(path, out, progress=lambda rows: _tick(progress, 0.0, f"reading {what}: {rows:,} rows"))
+    converted = tabular.to_csv(path, out, kind=kind,
+                               progress=lambda rows: _tick(progress, 0.0, f"reading {what}: {rows:,} rows"))
     return out, converted.note
 
 

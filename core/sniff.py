@@ -613,8 +613,8 @@ def sniff(path: str | Path, engine=None) -> Sniffed:
     path = Path(path)
     if not path.is_file():
         raise SchemaError(f"file {str(path)!r} does not exist; expected a CSV/TSV file of events")
-    if tabular.kind_of(path):
-        return _sniff_table(path, engine)
+    if kind := tabular.kind_of(path):
+        return _sniff_table(path, kind, engine)
     head, compression, complete = _read_head(path)
     if head.strip():
         _refuse_non_text(head, path, compression)
@@ -654,14 +654,14 @@ def sniff(path: str | Path, engine=None) -> Sniffed:
     return Sniffed(mapping=mapping, preview=preview, signature=signature, compression=compression)
 
 
-def _sniff_table(path: Path, engine) -> Sniffed:
+def _sniff_table(path: Path, kind: str, engine) -> Sniffed:
     """:func:`sniff` of an Excel workbook or a Parquet file: its first rows written out as CSV
     (:mod:`core.tabular`), then read as one."""
     from core.store import temp_prefix
 
     with tempfile.TemporaryDirectory(prefix=temp_prefix("sniff")) as tmp:
         head = Path(tmp) / path.name
-        converted = tabular.to_csv(path, head, max_rows=_TABLE_SNIFF_ROWS)
+        converted = tabular.to_csv(path, head, max_rows=_TABLE_SNIFF_ROWS, kind=kind)
         sniffed = sniff(head, engine)
     sniffed.mapping.notes.insert(0, converted.note)
     return sniffed

@@ -11,7 +11,8 @@ the header); line breaks inside a value are read as spaces to keep it so.
 - **Spreadsheets** (calamine, ``python-calamine``, Rust: Excel's .xlsx and old .xls, OpenDocument's
   .ods): the first visible worksheet. 540,000 rows in
   about 3 s here, where openpyxl's streaming reader took 41 s (measured on this machine; calamine
-  holds the sheet in memory, about 0.3 GB for those rows, and a sheet has at most 1,048,576).
+  holds the sheet in memory: the conversion of those rows peaked at 0.46 GB, and a sheet has at
+  most 1,048,576 rows).
   Cells are written as text the way the sniffer reads them: times as ISO 8601
   (``2010-12-01 08:26:00``), whole numbers without ``.0`` (Excel stores every number as a float:
   ``17850.0`` is the id ``17850``), other numbers as their shortest exact decimal, a formula as
@@ -85,7 +86,7 @@ def _opens_as_workbook(path: Path) -> bool:
 
 
 def to_csv(path: Path, out: Path, max_rows: int | None = None,
-           progress: Callable[[int], None] | None = None) -> Converted:
+           progress: Callable[[int], None] | None = None, kind: str | None = None) -> Converted:
     """Write the events of the workbook or Parquet file at ``path`` to ``out`` as a UTF-8 CSV with a header.
 
     Name ``out`` as ``path`` (in a folder of its own): whatever the CSV path then says about the
@@ -93,9 +94,10 @@ def to_csv(path: Path, out: Path, max_rows: int | None = None,
     ``max_rows``: stop after that many rows (the sniffer's look at the head). ``progress(rows)``
     is called every :data:`PROGRESS_EVERY_ROWS` rows of a workbook and may raise to stop it (a
     Parquet file is copied in one statement). Raises :class:`SchemaError` naming the file when it
-    cannot be read (a damaged or encrypted workbook, a damaged Parquet file).
+    cannot be read (a damaged or encrypted workbook, a damaged Parquet file). ``kind``: what
+    :func:`kind_of` said of ``path``, when the caller has asked already (an .xls is opened to tell).
     """
-    kind = kind_of(path)
+    kind = kind or kind_of(path)
     if kind in SPREADSHEETS:
         return _workbook_to_csv(path, out, SPREADSHEETS[kind], max_rows, progress)
     if kind == "parquet":
