@@ -1,17 +1,22 @@
-"""Excel and Parquet benchmark: loading an .xlsx or a .parquet file against loading the same rows as a CSV.
+"""Excel, Parquet and encodings benchmark: loading an .xlsx, a .parquet, a Windows-1252 or a UTF-16 file
+against loading the same rows as a UTF-8 CSV.
 
 Builds UCI Online Retail rows (the shared head, repeated with new invoice numbers and later
 days so that no row repeats another) as an .xlsx workbook with real times and numbers, the
 way the data is published, as the CSV the UCI site also offers, and as a Parquet file with
-typed columns (written by DuckDB from that CSV). Then times, each in its own child process
+typed columns (written by DuckDB from that CSV), and as the CSV in Windows-1252 (Excel's "CSV" on a
+Western Windows) and in UTF-16 (Excel's "Unicode Text"), with curly apostrophes (’) for straight ones
+so that the Windows-1252 file holds the bytes DuckDB cannot read as Latin-1. Then times, each in its
+own child process
 (peak memory is that child's ``ru_maxrss``):
 
 - the workbook's conversion alone (``core.tabular.to_csv``: calamine reads the sheet, one CSV
   line per row);
 - ``core.ingest.ingest_file`` of the workbook, and of the Parquet file (conversion, then the CSV path);
+- ``core.ingest.ingest_file`` of the Windows-1252 and the UTF-16 file (rewritten as UTF-8, then the CSV path);
 - ``core.ingest.ingest_file`` of the CSV, the reference.
 
-Prints a table and writes it under "## Excel and Parquet files" in docs/benchmarks.md.
+Prints a table and writes it under "## Excel, Parquet and other text encodings" in docs/benchmarks.md.
 
     python bench/tabular.py --rows 540000
 """
@@ -31,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
-SECTION = "## Excel and Parquet files"
+SECTION = "## Excel, Parquet and other text encodings"
 HEAD = ROOT.parent / "shared" / "data" / "online_retail" / "OnlineRetail-head.csv"
 TIME_FORMAT = "%m-%d-%Y %H:%M"
 
@@ -61,6 +66,13 @@ def write_files(rows: int, xlsx: Path, csv_path: Path) -> None:
             writer.writerow([f"C{number}" if cancelled else number, stock, text, qty, moment.strftime(TIME_FORMAT),
                              price, customer, country])
     book.save(xlsx)
+
+
+def write_encoded(csv_path: Path, cp1252: Path, utf16: Path) -> None:
+    """The CSV's text, apostrophes curled, in Windows-1252 and in UTF-16 (with a BOM, as Excel writes it)."""
+    text = csv_path.read_text(encoding="utf-8").replace("'", "\u2019")
+    cp1252.write_bytes(text.encode("cp1252"))
+    utf16.write_bytes(text.encode("utf-16"))
 
 
 def write_parquet(csv_path: Path, parquet: Path) -> None:
@@ -134,18 +146,22 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cartsight-bench-") as tmp:
         work = Path(tmp)
         xlsx, csv_path, parquet = (work / f"Online Retail.{ext}" for ext in ("xlsx", "csv", "parquet"))
+        cp1252, utf16 = work / "Online Retail (Windows).csv", work / "Online Retail (Unicode).txt"
         started = time.perf_counter()
         write_files(args.rows, xlsx, csv_path)
         write_parquet(csv_path, parquet)
+        write_encoded(csv_path, cp1252, utf16)
         sizes = (f"{xlsx.stat().st_size / 1e6:,.1f} MB .xlsx, {parquet.stat().st_size / 1e6:,.1f} MB .parquet, "
-                 f"{csv_path.stat().st_size / 1e6:,.1f} MB CSV")
+                 f"{csv_path.stat().st_size / 1e6:,.1f} MB CSV, {utf16.stat().st_size / 1e6:,.1f} MB UTF-16")
         print(f"wrote {args.rows:,} rows ({sizes}) in {time.perf_counter() - started:.1f} s", flush=True)
         results = {kind: run_child(kind, path, work) for kind, path in
-                   (("convert", xlsx), ("workbook", xlsx), ("parquet", parquet), ("csv", csv_path))}
+                   (("convert", xlsx), ("workbook", xlsx), ("parquet", parquet), ("cp1252", cp1252),
+                    ("utf16", utf16), ("csv", csv_path))}
     load = os.getloadavg()[0]
     ref = results["csv"]
     labels = {"convert": "the workbook's conversion alone (`core.tabular.to_csv`)",
               "workbook": "`ingest_file` of the .xlsx", "parquet": "`ingest_file` of the .parquet",
+              "cp1252": "`ingest_file` of the CSV in Windows-1252", "utf16": "`ingest_file` of the CSV in UTF-16",
               "csv": "`ingest_file` of the same rows as CSV (reference)"}
     lines = [
         SECTION, "",
@@ -161,12 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {labels[kind]} | {res['seconds']:.2f} | {res['cpu_seconds']:.2f} | "
                      f"{res['rows'] / res['seconds']:,.0f} | {res['peak_gb']:.2f} | "
                      f"{res['seconds'] / ref['seconds']:.2f}x |")
-    differ = {k: results[k] for k in ("workbook", "parquet")
+    differ = {k: results[k] for k in ("workbook", "parquet", "cp1252", "utf16")
               if (results[k]["loaded"], results[k]["quarantined"]) != (ref["loaded"], ref["quarantined"])}
     same = not differ
     lines += ["", f"The CSV load: {ref['rows']:,} rows read, {ref['loaded']:,} loaded, {ref['quarantined']:,} "
-              f"quarantined (rows without a customer, as in the real file); the workbook's and the Parquet file's "
-              f"counts {'are the same' if same else 'DIFFER: ' + json.dumps(differ)}."]
+              f"quarantined (rows without a customer, as in the real file); the workbook's, the Parquet file's and "
+              f"the other encodings' counts {'are the same' if same else 'DIFFER: ' + json.dumps(differ)}."]
     section = "\n".join(lines)
     print(section)
     if not args.no_doc:

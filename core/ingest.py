@@ -38,7 +38,7 @@ import sqlalchemy as sa
 
 from core import config, derived, store, tabular
 from core.errors import DatasetExistsError, SchemaError
-from core.sniff import FIELD_ALIASES, Mapping, open_text, sniff
+from core.sniff import C1_BYTES, FIELD_ALIASES, Mapping, decode_errors, open_text, sniff
 
 Progress = Callable[[float, str], None]
 
@@ -150,6 +150,8 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
         if table_note and table_note not in mapping.notes:
             mapping = replace(mapping, notes=[table_note, *mapping.notes])
         scan = _scan_bytes(data_path, mapping)
+        if scan.c1_bytes:
+            mapping = replace(mapping, encoding="cp1252", notes=[*mapping.notes, _WINDOWS_1252_NOTE])
         source = _prepare_source(data_path, mapping, Path(tmp), scan)
         job = _Job(mapping, source, Path(tmp), progress, has_nul=scan.has_nul)
         job.started = started
@@ -269,18 +271,25 @@ def _shown_columns(columns: list[str]) -> str:
 
 @dataclass(frozen=True)
 class _ByteScan:
-    """What one pass over the raw bytes found: line endings DuckDB cannot read as they are, NUL bytes."""
+    """What one pass over the raw bytes found: line endings DuckDB cannot read as they are, NUL bytes, and
+    in a file read as Latin-1 bytes 0x80-0x9F (it is Windows-1252: :data:`core.sniff.C1_BYTES`)."""
 
     mixed_newlines: bool
     has_nul: bool
+    c1_bytes: bool = False
+
+
+_WINDOWS_1252_NOTE = ("bytes 0x80-0x9F past the first rows (curly quotes, dashes, the euro sign) show the file is "
+                      "Windows-1252, not Latin-1: read as Windows-1252")
 
 
 def _table_as_csv(path: Path, tmp: Path, progress: Progress | None) -> tuple[Path, str | None]:
-    """The file to load: ``path`` itself, or a spreadsheet or Parquet file written out as CSV (and its note)."""
+    """The file to load: ``path`` itself, or a spreadsheet, Parquet file or UTF-16 text written out as UTF-8 CSV
+    (and its note)."""
     kind = tabular.kind_of(path)
     if kind is None:
         return path, None
-    what = "the Parquet file" if kind == "parquet" else "the spreadsheet"
+    what = {"parquet": "the Parquet file", "utf-16": "the UTF-16 text"}.get(kind, "the spreadsheet")
     (tmp / "table").mkdir()
     out = tmp / "table" / path.name  # the CSV path's messages name the uploaded file
     _tick(progress, 0.0, f"reading {what}")
@@ -297,6 +306,7 @@ def _scan_bytes(path: Path, mapping: Mapping) -> _ByteScan:
     silently drop extra fields; such files are rewritten with LF endings before the load.
     """
     has_lf = has_crlf = lone_cr = has_nul = False
+    c1_bytes, latin1 = False, mapping.encoding == "latin-1"
     carry = b""
     try:
         with _open_bytes(path, mapping.compression) as fh:
@@ -306,6 +316,7 @@ def _scan_bytes(path: Path, mapping: Mapping) -> _ByteScan:
                 if carry:
                     data = data[:-1]
                 has_nul = has_nul or b"\x00" in data
+                c1_bytes = c1_bytes or (latin1 and C1_BYTES.search(data) is not None)
                 if b"\r" in data:
                     n_crlf = data.count(b"\r\n")
                     has_crlf = has_crlf or n_crlf > 0
@@ -317,7 +328,7 @@ def _scan_bytes(path: Path, mapping: Mapping) -> _ByteScan:
     except (OSError, EOFError) as exc:
         raise SchemaError(f"{path.name} could not be read to the end ({exc}); expected a complete file "
                           f"(a cut-off download or a damaged .gz file?)") from exc
-    return _ByteScan(mixed_newlines=lone_cr or (has_crlf and has_lf), has_nul=has_nul)
+    return _ByteScan(mixed_newlines=lone_cr or (has_crlf and has_lf), has_nul=has_nul, c1_bytes=c1_bytes)
 
 
 def _open_bytes(path: Path, compression: str | None):
@@ -357,10 +368,17 @@ def _normalise_newlines(path: Path, mapping: Mapping, tmp: Path) -> Path:
 
 
 def _prepare_source(path: Path, mapping: Mapping, tmp: Path, scan: _ByteScan) -> _Source:
-    """What DuckDB reads: the file itself, its LF rewrite (mixed line endings), or a TSV (whitespace-separated)."""
+    """What DuckDB reads: the file itself, its LF rewrite (mixed line endings), its UTF-8 rewrite (Windows-1252,
+    which DuckDB does not read), or a TSV (whitespace-separated)."""
     lines_path, compression = path, mapping.compression
     if scan.mixed_newlines:
         lines_path, compression = _normalise_newlines(path, mapping, tmp), None
+    if mapping.delimiter != " " and mapping.encoding == "cp1252":
+        out = tmp / "utf8.csv"
+        with _open_bytes(lines_path, compression) as src, open(out, "wb") as dst:
+            while chunk := src.read(_SCAN_CHUNK_BYTES):  # one byte is one character: chunks cut no character
+                dst.write(chunk.decode("cp1252", errors=decode_errors("cp1252")).encode("utf-8"))
+        return _Source(out, mapping.delimiter, "utf-8", None, lines_path, mapping.encoding, compression)
     if mapping.delimiter != " ":
         return _Source(lines_path, mapping.delimiter, mapping.encoding, compression, lines_path, mapping.encoding,
                        compression)
@@ -793,9 +811,11 @@ class _Job:
         """Physical line numbers: the lines DuckDB did not stage (rejected or blank) and raw duplicates."""
         duck.execute(f"CREATE TEMP TABLE {self.blanks} (line BIGINT)")
         duck.execute(f"CREATE TEMP TABLE {self.raws} (rn BIGINT, raw VARCHAR)")
-        # DuckDB keeps only the first _REJECT_TEXT_CAP characters of a line it rejects: long ones are re-read
+        # DuckDB keeps only the first _REJECT_TEXT_CAP characters of a line it rejects, and mangles a line that
+        # is not in the file's encoding (a Latin-1 'Café,' in UTF-8 shows as 'Caf??'): those are re-read
         cut = {r[0] for r in duck.execute(
-            f"SELECT line FROM {self.rej_lines} WHERE length(csv_line) >= {_REJECT_TEXT_CAP}").fetchall()}
+            f"SELECT line FROM {self.rej_lines} WHERE length(csv_line) >= {_REJECT_TEXT_CAP} "
+            "OR detail LIKE '%Invalid unicode%'").fetchall()}
         if staged_bad or cut:
             # DuckDB skips empty lines silently: find them (and the text of repeated rows) in one stream
             rejected = {r[0] for r in duck.execute(f"SELECT line FROM {self.rej_lines}").fetchall()}
@@ -851,7 +871,6 @@ def _scan_lines(path: Path, compression: str | None, encoding: str, header_lines
     """One stream over the original file: numbers of its empty lines, the text of the staged rows
     ``wanted`` (0-based staged row numbers, counted as DuckDB does: header, blank and rejected lines skipped),
     and the text of the physical lines ``whole`` (1-based)."""
-    encoding = "utf-8-sig" if encoding == "utf-8-sig" else encoding
     blanks: list[int] = []
     raws: dict[int, str] = {}
     texts: dict[int, str] = {}
@@ -874,7 +893,7 @@ def _scan_lines(path: Path, compression: str | None, encoding: str, header_lines
 
 
 def _line_text(line: bytes, encoding: str) -> str:
-    return line.rstrip(b"\r\n").decode(encoding, errors="replace").replace("\x00", _NUL_SHOWN_AS)
+    return line.rstrip(b"\r\n").decode(encoding, errors=decode_errors(encoding)).replace("\x00", _NUL_SHOWN_AS)
 
 
 def _delim_name(delimiter: str) -> str:

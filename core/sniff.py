@@ -7,6 +7,7 @@ Data page shows for confirmation when :attr:`Mapping.confident` is False, and th
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import hashlib
@@ -28,7 +29,14 @@ CANONICAL_FIELDS = (
     "user_id", "event_time", "event_type", "item_id", "category", "brand", "price", "quantity", "session_id",
 )
 DELIMITERS = (",", "\t", ";", "|", " ")
-ENCODINGS = ("utf-8", "utf-8-sig", "latin-1")
+ENCODINGS = ("utf-8", "utf-8-sig", "latin-1", "cp1252")
+#: bytes 0x80-0x9F: control characters in Latin-1 that no text holds, but Windows-1252's curly quotes,
+#: dashes, euro sign and trademark sign (Excel's "CSV" on a Western Windows writes Windows-1252)
+C1_BYTES = re.compile(rb"[\x80-\x9f]")
+#: decoding errors of Windows-1252's five unassigned bytes (0x81, 0x8D, 0x8F, 0x90, 0x9D) keep them as
+#: Latin-1 characters, as Windows itself reads them: nothing of the file is replaced
+_KEEP_AS_LATIN1 = "cartsight-keep-as-latin-1"
+codecs.register_error(_KEEP_AS_LATIN1, lambda err: (err.object[err.start:err.end].decode("latin-1"), err.end))
 LAYOUTS = ("rees46", "taobao", "online_retail", "yoochoose", "transactions", "generic", "manual")
 #: time_format code -> what the analyst sees in the mapping editor
 TIME_FORMATS = {
@@ -96,9 +104,6 @@ YOOCHOOSE_COLUMNS = ("SessionId", "ItemId", "Time")
 _PREVIEW_ROWS = 20
 #: a sniff window whose control characters (other than tab, CR, LF and NUL) exceed this share is not text
 _MAX_CONTROL_SHARE = 0.01
-#: UTF-16 text without a BOM: NUL bytes in over this share of one parity's bytes, under the other in the other
-_UTF16_MIN_NUL_SHARE = 0.3
-_UTF16_MAX_OTHER_SHARE = 0.05
 #: below this many parsed rows per line, quoted fields swallowed lines: the window is parsed line by line
 _MIN_ROWS_PER_LINE = 0.9
 #: share of sampled time values a format must read to be chosen (the rest go to quarantine)
@@ -252,9 +257,6 @@ def _refuse_non_text(head: bytes, path: Path, compression: str | None) -> None:
     for magic, kind in _MAGIC:
         if head.startswith(magic):
             raise SchemaError(f"{name} is {kind}, not a CSV file (was it renamed?); {_SAVE_AS_CSV}")
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(head):
-        raise SchemaError(f"{name} is UTF-16 text (as Excel's 'Unicode Text' export writes), which cartsight does "
-                          "not read; expected UTF-8 or Latin-1: save it as 'CSV UTF-8' and upload that file")
     if b"\x00" in head:
         text = head.replace(b"\x00", b"")
         # a few NUL bytes in text (a damaged or zero-padded file) are quarantined row by row at load;
@@ -271,18 +273,10 @@ def _refuse_json(text: str, name: str) -> None:
                           "row, then one event per line): export the data as CSV")
 
 
-def _looks_utf16(head: bytes) -> bool:
-    """True when NUL bytes fill one parity of the first KiB and not the other (UTF-16 text without a BOM)."""
-    sample = head[:1024]
-    if len(sample) < 8:
-        return False
-    half = len(sample) / 2
-    odd, even = sample[1::2].count(0) / half, sample[0::2].count(0) / half
-    return max(odd, even) > _UTF16_MIN_NUL_SHARE and min(odd, even) < _UTF16_MAX_OTHER_SHARE
-
-
 def _detect_encoding(head: bytes, name: str) -> str:
-    """'utf-8-sig' for a BOM, 'utf-8' when it decodes, else 'latin-1' when it is text at all."""
+    """'utf-8-sig' for a BOM, 'utf-8' when it decodes (or mostly does), else, when it is text at all,
+    'cp1252' (Windows-1252) when it holds bytes 0x80-0x9F and 'latin-1' when not (a later 0x80-0x9F byte
+    turns a Latin-1 file into Windows-1252 at load: :func:`core.ingest.ingest_file`)."""
     if head.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"
     head = head.replace(b"\x00", b"")  # stray NUL bytes (see _refuse_non_text) say nothing of the encoding
@@ -292,13 +286,22 @@ def _detect_encoding(head: bytes, name: str) -> str:
     except UnicodeDecodeError as exc:
         if exc.start >= len(head) - 3:  # a multi-byte character cut by the sniff window
             return "utf-8"
+    decoded = head.decode("utf-8", errors="replace")
+    bad = decoded.count("\ufffd")
+    if sum(1 for ch in decoded if ch > "\x7f") - bad > bad:
+        return "utf-8"  # UTF-8 with a few lines in another encoding (files joined): those lines are quarantined
     from charset_normalizer import from_bytes
 
     best = from_bytes(head).best()
     if best is None or _control_share(head) > _MAX_CONTROL_SHARE:
         raise SchemaError(f"{name} does not look like text (no character encoding fits it); "
                           "expected a CSV/TSV file of events in UTF-8 or Latin-1")
-    return "latin-1"
+    return "cp1252" if C1_BYTES.search(head) else "latin-1"
+
+
+def decode_errors(encoding: str) -> str:
+    """The ``errors`` argument to decode text of ``encoding`` with: nothing is lost that the encoding has."""
+    return _KEEP_AS_LATIN1 if encoding == "cp1252" else "replace"
 
 
 def _control_share(data: bytes) -> float:
@@ -601,14 +604,15 @@ def sniff(path: str | Path, engine=None) -> Sniffed:
     """Detect encoding, delimiter, header and layout of the file at ``path`` and propose a mapping.
 
     Reads only the first ``SNIFF_BYTES`` (decompressing gzip, recognised by its magic bytes); a
-    spreadsheet or a Parquet file is read through its first rows written out as CSV (:mod:`core.tabular`).
+    spreadsheet, a Parquet file or UTF-16 text is read through its first rows written out as UTF-8 CSV
+    (:mod:`core.tabular`).
     With ``engine``, a mapping remembered for the same header signature (see
     :func:`core.ingest.remember_mapping`) replaces the guess and is marked confident.
 
     Returns a :class:`Sniffed`. Raises :class:`SchemaError` naming the file and what was expected for a
-    missing or empty file, an archive or binary file nothing here reads (renamed or not), UTF-16 text,
-    JSON, and a first line longer than the sniff window. A few NUL bytes in a text file are let through: their
-    rows are quarantined at load.
+    missing or empty file, an archive or binary file nothing here reads (renamed or not), JSON, and a first
+    line longer than the sniff window. A few NUL bytes in a text file are let through: their rows are
+    quarantined at load.
     """
     path = Path(path)
     if not path.is_file():
@@ -619,7 +623,7 @@ def sniff(path: str | Path, engine=None) -> Sniffed:
     if head.strip():
         _refuse_non_text(head, path, compression)
     encoding = _detect_encoding(head, path.name) if head.strip() else "utf-8"
-    text = head.decode(encoding, errors="replace")
+    text = head.decode(encoding, errors=decode_errors(encoding))
     _refuse_json(text, path.name)
     if not complete and "\n" not in text and "\r" not in text:
         raise SchemaError(f"{path.name}: its first line is longer than {config.SNIFF_BYTES // 1024} KiB (no line "
@@ -655,7 +659,7 @@ def sniff(path: str | Path, engine=None) -> Sniffed:
 
 
 def _sniff_table(path: Path, kind: str, engine) -> Sniffed:
-    """:func:`sniff` of an Excel workbook or a Parquet file: its first rows written out as CSV
+    """:func:`sniff` of a spreadsheet, a Parquet file or UTF-16 text: its first rows written out as CSV
     (:mod:`core.tabular`), then read as one."""
     from core.store import temp_prefix
 
@@ -845,7 +849,7 @@ def _remembered(engine, signature: str) -> Mapping | None:
 
 def open_text(path: Path, mapping: Mapping) -> io.TextIOBase:
     """The file as a text stream in its encoding (gzip decompressed), for streaming passes."""
-    enc = "utf-8-sig" if mapping.encoding == "utf-8-sig" else mapping.encoding
+    enc, errors = mapping.encoding, decode_errors(mapping.encoding)
     if mapping.compression == "gzip":
-        return gzip.open(path, "rt", encoding=enc, errors="replace", newline="")
-    return open(path, encoding=enc, errors="replace", newline="")
+        return gzip.open(path, "rt", encoding=enc, errors=errors, newline="")
+    return open(path, encoding=enc, errors=errors, newline="")

@@ -1,4 +1,5 @@
-"""Event tables that are not delimited text, read as CSV: spreadsheets (.xlsx, .xls, .ods) and Parquet files.
+"""Event tables that the CSV path cannot read as they are, written out as UTF-8 CSV: spreadsheets
+(.xlsx, .xls, .ods), Parquet files and UTF-16 text.
 
 UCI Online Retail is published as an .xlsx file, analysts keep exports in Excel, and warehouses
 (BigQuery, Snowflake, Spark) export Parquet. Each is accepted wherever a CSV is, recognised by its
@@ -19,11 +20,16 @@ the header); line breaks inside a value are read as spaces to keep it so.
   its cached result.
 - **Parquet** (DuckDB's reader, streamed to CSV by ``COPY``): every column, times with a zone
   as UTC, nested values (lists, structs) as DuckDB's text form of them.
+- **UTF-16 text** (Excel's "Unicode Text" export, Google Ads' and some BI tools' CSV downloads;
+  gzip-compressed too): decoded and written out as UTF-8, line for line and byte for byte otherwise
+  (delimiter, quotes and line endings as they were), so the CSV path reads it as any other text file.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
+import gzip
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +45,12 @@ _EXACT_INT = 2.0 ** 53
 _PARQUET_MAGIC = b"PAR1"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
+_GZIP_MAGIC = b"\x1f\x8b"
+#: UTF-16 text without a BOM: NUL bytes in over this share of one parity's bytes, under the other in the other
+_UTF16_MIN_NUL_SHARE = 0.3
+_UTF16_MAX_OTHER_SHARE = 0.05
+#: characters decoded per write of a UTF-16 file's conversion
+_UTF16_CHUNK_CHARS = 1 << 20
 #: spreadsheet kinds read through calamine, as the analyst names them
 SPREADSHEETS = {"xlsx": "an Excel workbook", "xls": "an Excel 97-2003 workbook (.xls)",
                 "ods": "an OpenDocument spreadsheet (.ods)"}
@@ -54,11 +66,14 @@ class Converted:
 
 
 def kind_of(path: Path) -> str | None:
-    """What ``path`` is, whatever its name: a key of :data:`SPREADSHEETS`, ``"parquet"``, or None (text, or
-    a file nothing here reads: the sniffer says what it is)."""
+    """What ``path`` is, whatever its name: a key of :data:`SPREADSHEETS`, ``"parquet"``, ``"utf-16"`` (UTF-16
+    text, gzip-compressed or not), or None (UTF-8 or 8-bit text, or a file nothing here reads: the sniffer
+    says what it is)."""
     try:
         with open(path, "rb") as fh:
             magic = fh.read(8)
+        if _utf16_codec(path) is not None:
+            return "utf-16"
         if magic.startswith(_PARQUET_MAGIC):
             return "parquet"
         if magic.startswith(b"PK\x03\x04"):
@@ -87,22 +102,24 @@ def _opens_as_workbook(path: Path) -> bool:
 
 def to_csv(path: Path, out: Path, max_rows: int | None = None,
            progress: Callable[[int], None] | None = None, kind: str | None = None) -> Converted:
-    """Write the events of the workbook or Parquet file at ``path`` to ``out`` as a UTF-8 CSV with a header.
+    """Write the events of the workbook, Parquet file or UTF-16 text at ``path`` to ``out`` as UTF-8 CSV.
 
     Name ``out`` as ``path`` (in a folder of its own): whatever the CSV path then says about the
     file (a refusal, the quarantine's source) names the file the analyst uploaded.
     ``max_rows``: stop after that many rows (the sniffer's look at the head). ``progress(rows)``
-    is called every :data:`PROGRESS_EVERY_ROWS` rows of a workbook and may raise to stop it (a
+    is called every :data:`PROGRESS_EVERY_ROWS` rows of a workbook or UTF-16 text and may raise to stop it (a
     Parquet file is copied in one statement). Raises :class:`SchemaError` naming the file when it
     cannot be read (a damaged or encrypted workbook, a damaged Parquet file). ``kind``: what
     :func:`kind_of` said of ``path``, when the caller has asked already (an .xls is opened to tell).
     """
     kind = kind or kind_of(path)
+    if kind == "utf-16":
+        return _utf16_to_csv(path, out, max_rows, progress)
     if kind in SPREADSHEETS:
         return _workbook_to_csv(path, out, SPREADSHEETS[kind], max_rows, progress)
     if kind == "parquet":
         return _parquet_to_csv(path, out, max_rows)
-    raise ValueError(f"{path} is neither a spreadsheet nor a Parquet file")
+    raise ValueError(f"{path} is neither a spreadsheet, a Parquet file nor UTF-16 text")
 
 
 # --- Excel ---------------------------------------------------------------------------------------------
@@ -212,3 +229,52 @@ def _parquet_column(name: str, kind: str) -> str:
     else:
         return ident
     return f"{expr} AS {ident}"
+
+
+# --- UTF-16 text ---------------------------------------------------------------------------------------
+
+
+def _utf16_codec(path: Path) -> tuple[str, bool] | None:
+    """The codec of a UTF-16 text file (``"utf-16"`` with a BOM, else by where its NUL bytes fall) and whether
+    it is gzip-compressed; None for any other file."""
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == _GZIP_MAGIC
+    try:
+        with (gzip.open if gzipped else open)(path, "rb") as fh:
+            head = fh.read(1024)
+    except (OSError, EOFError):
+        return None  # a damaged gzip file: the sniffer says so
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16", gzipped
+    if len(head) < 8:
+        return None
+    half = len(head) / 2
+    even, odd = head[0::2].count(0) / half, head[1::2].count(0) / half  # ASCII in UTF-16-LE: 'u\0s\0'
+    if min(even, odd) >= _UTF16_MAX_OTHER_SHARE or max(even, odd) <= _UTF16_MIN_NUL_SHARE:
+        return None
+    return ("utf-16-le" if odd > even else "utf-16-be"), gzipped
+
+
+def _utf16_to_csv(path: Path, out: Path, max_rows: int | None,
+                  progress: Callable[[int], None] | None) -> Converted:
+    codec, gzipped = _utf16_codec(path)
+    note = ("UTF-16 text (as Excel's 'Unicode Text' and some ad platforms' exports write it): read as UTF-8, "
+            "line for line")
+    rows, reported = 0, 0
+    # newline="": line endings pass through as written, so the CSV path numbers lines as the file does
+    with (gzip.open if gzipped else open)(path, "rt", encoding=codec, errors="replace", newline="") as src, \
+            open(out, "w", encoding="utf-8", newline="") as dst:
+        if max_rows is not None:
+            for line in src:
+                if rows >= max_rows:
+                    return Converted(rows, False, note)
+                dst.write(line)
+                rows += 1
+            return Converted(rows, True, note)
+        while chunk := src.read(_UTF16_CHUNK_CHARS):
+            dst.write(chunk)
+            rows += chunk.count("\n") + chunk.count("\r") - chunk.count("\r\n")  # for progress only
+            if progress is not None and rows - reported >= PROGRESS_EVERY_ROWS:
+                progress(rows)
+                reported = rows
+    return Converted(rows, True, note)

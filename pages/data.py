@@ -51,6 +51,8 @@ LAYOUT_NAMES = {
     "manual": "Mapped by hand",
 }
 DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe", " ": "whitespace"}
+#: how the Data page names an encoding (a UTF-16 file is read as its UTF-8 copy: its note says so)
+ENCODING_NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 with BOM", "latin-1": "Latin-1", "cp1252": "Windows-1252"}
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 _SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
 
@@ -261,7 +263,7 @@ def _show_detection(sniffed: Sniffed) -> None:
     facts = {
         "Layout": LAYOUT_NAMES.get(m.layout, m.layout),
         "Delimiter": DELIMITER_NAMES.get(m.delimiter, repr(m.delimiter)),
-        "Encoding": m.encoding + (", gzip" if m.compression else ""),
+        "Encoding": ENCODING_NAMES.get(m.encoding, m.encoding) + (", gzip" if m.compression else ""),
         "Header row": "yes" if m.has_header else "no",
     }
     st.markdown(" · ".join(f"{label}: **{_md(value)}**" for label, value in facts.items()))

@@ -300,8 +300,6 @@ REFUSED = [
     ("archive.csv", _zip_with_csv,
      r"^archive\.csv is a ZIP archive holding 2019-Oct\.csv, not a CSV file \(was it renamed\?\); expected a "
      r"CSV/TSV file of events: unzip it and upload the file inside \(a \.csv\.gz file is read as it is\)$"),
-    ("unicode.txt", lambda: "user_id\tevent_time\tevent_type\nu1\t2024-01-01 10:00:00\tview\n".encode("utf-16"),
-     r"^unicode\.txt is UTF-16 text .*; expected UTF-8 or Latin-1: save it as 'CSV UTF-8'"),
     ("export.csv", lambda: json.dumps([{"user_id": 1, "event_time": "2024-01-01", "event_type": "view"}]).encode(),
      r"^export\.csv is JSON, not a delimited text file; expected a CSV/TSV file of events"),
     ("one-line.csv", lambda: ("user_id,event_time,event_type," + ",".join(f"c{i}" for i in range(130_000))).encode(),

@@ -71,7 +71,7 @@ def _loaded(at: AppTest) -> bool:
 def test_upload_detects_layout_and_load_reconciles(store_url):
     at = _upload(_page(), "2019-Oct-small.csv", REES46_SMALL)
     assert _detected(at) == {"Layout": "REES46 multi-category store", "Delimiter": "comma",
-                             "Encoding": "utf-8", "Header row": "yes"}
+                             "Encoding": "UTF-8", "Header row": "yes"}
     preview = at.dataframe[0].value
     assert list(preview["user_id"][:2]) == ["541312140", "554748717"]  # ids stay text, as in the file
     assert at.expander[0].label == "Column mapping"
@@ -298,7 +298,7 @@ def test_quarantine_download_holds_every_quarantined_row(store_url, monkeypatch)
 
 def test_gzipped_upload_is_read_and_named_without_its_suffixes(store_url):
     at = _upload(_page(), "2019-Oct-small.csv.gz", gzip.compress(REES46_SMALL))
-    assert _detected(at)["Encoding"] == "utf-8, gzip"
+    assert _detected(at)["Encoding"] == "UTF-8, gzip"
     assert at.text_input[0].value == "2019-Oct-small"
     at.button(key="data_load").click().run()
     run_until(at, lambda: _loaded(at))
