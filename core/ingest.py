@@ -38,7 +38,8 @@ import sqlalchemy as sa
 
 from core import config, derived, store, tabular
 from core.errors import DatasetExistsError, SchemaError
-from core.sniff import C1_BYTES, FIELD_ALIASES, Mapping, decode_errors, open_text, sniff
+from core.sniff import (C1_BYTES, CURRENCY, FIELD_ALIASES, GROUPED_BY_COMMA, GROUPED_BY_DOT, Mapping, decode_errors,
+                        open_text, sniff)
 
 Progress = Callable[[float, str], None]
 
@@ -400,6 +401,24 @@ def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _price_sql(raw: str, decimal_comma: bool) -> str:
+    """The price written in ``raw`` as a DOUBLE: a plain number at once; else read past currency signs, codes
+    and spaces ($12.50, 12,50 €) and thousands separators (1,234.50; with a decimal comma 1.234,50).
+    NULL when it is no number (quarantined as such). Only the rows the plain cast fails pay the regexes."""
+    if decimal_comma:  # a point is a thousands separator there, never the decimal one
+        plain = f"CASE WHEN NOT contains({raw}, '.') THEN try_cast(replace({raw}, ',', '.') AS DOUBLE) END"
+    else:
+        plain = f"try_cast({raw} AS DOUBLE)"
+    bare = f"regexp_replace({raw}, {_sql_literal(CURRENCY)}, '', 'g')"
+    if decimal_comma:
+        number = (f"CASE WHEN regexp_full_match({bare}, {_sql_literal(GROUPED_BY_DOT)}) "
+                  f"THEN replace(replace({bare}, '.', ''), ',', '.') ELSE replace({bare}, ',', '.') END")
+    else:
+        number = (f"CASE WHEN regexp_full_match({bare}, {_sql_literal(GROUPED_BY_COMMA)}) "
+                  f"THEN replace({bare}, ',', '') ELSE {bare} END")
+    return f"coalesce({plain}, CASE WHEN {raw} IS NOT NULL THEN try_cast({number} AS DOUBLE) END)"
+
+
 def _trimmed(col: str) -> str:
     # trim() costs ten times a prefix/suffix test, and padded values are rare
     return (f"NULLIF(CASE WHEN starts_with({col}, ' ') OR ends_with({col}, ' ') THEN trim({col}) "
@@ -554,8 +573,6 @@ class _Job:
         if m.category_fallback:
             cat = f"coalesce({cat}, {_trimmed(self.col_of[m.category_fallback])})"
         price_raw = trimmed("price")
-        if m.decimal_comma:
-            price_raw = f"replace({price_raw}, ',', '.')"
         qty_raw = trimmed("quantity")
         if not m.constant_event_type:  # a constant set for every row wins over a mapped column
             raw_ev = trimmed("event_type")
@@ -583,7 +600,7 @@ class _Job:
         conv = (f"SELECT {h} AS h, {', '.join(carried)}, "
                 f"{trimmed('user_id')} AS user_id, t_raw, {self._time_expr('t_raw')} AS event_time, "
                 f"{event} AS event_type, {trimmed('item_id')} AS item_id, {cat} AS category, "
-                f"lower({trimmed('brand')}) AS brand, {price_raw} AS p_raw, try_cast({price_raw} AS DOUBLE) AS price, "
+                f"lower({trimmed('brand')}) AS brand, {price_raw} AS p_raw, {_price_sql(price_raw, m.decimal_comma)} AS price, "
                 f"{qty_raw} AS q_raw, try_cast({qty_raw} AS BIGINT) AS quantity, {trimmed('session_id')} AS session_id "
                 f"FROM ({inner}, {self._time_raw(trimmed('event_time'))} AS t_raw "
                 f"FROM {self._read_expr()})")

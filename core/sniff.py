@@ -127,7 +127,18 @@ _OFFSET = re.compile(r"([+-]\d{2}(:?\d{2})?|Z)$")
 _DMY = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})( \d{1,2}:\d{2}(:\d{2})?( [AaPp][Mm])?)?$")
 _YMD = re.compile(r"^(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])( \d{1,2}:\d{2}(:\d{2})?( [AaPp][Mm])?)?$")
 _INVOICE = re.compile(r"^C?\d{6}$")
-_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
+#: a price's currency sign or ISO code, before or after its number ($12.50, 12,50 €, USD 99.00), and the
+#: spaces around it (no-break ones too); written for Python's re and DuckDB's RE2 alike
+CURRENCY = (r"[\s\x{00a0}\x{202f}$€£¥₹]|\b(?:USD|EUR|GBP|JPY|CNY|RUB|INR|AUD|CAD|CHF|SEK|NOK|DKK|PLN|CZK|BRL|MXN|TRY|"
+            r"ZAR|KRW|UAH)\b")
+_CURRENCY = re.compile(CURRENCY.replace(r"\x{00a0}", "\u00a0").replace(r"\x{202f}", "\u202f"))
+#: a number with a decimal comma (3,50), dots grouping its thousands or not (1.234,56)
+_DECIMAL_COMMA = re.compile(r"^-?(\d{1,3}(\.\d{3})+|\d+),\d+$")
+#: a number with a decimal point that cannot be a dot grouping thousands (3.50, 1,234.5; not 1.234)
+_DECIMAL_POINT = re.compile(r"^-?(\d{1,3}(,\d{3})+\.\d+|\d+\.(\d{1,2}|\d{4,}))$")
+#: thousands grouped by commas (1,234 or 1,234.50) or, with a decimal comma, by dots (1.234 or 1.234,50)
+GROUPED_BY_COMMA = r"-?\d{1,3}(,\d{3})+(\.\d+)?"
+GROUPED_BY_DOT = r"-?\d{1,3}(\.\d{3})+(,\d+)?"
 _CLOCK = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?( [AaPp][Mm])?$")
 _DATE_ONLY = re.compile(r"^(\d{4}[-/]\d{1,2}[-/]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}|(19|20)\d{6})$")
 _NAME = re.compile(r"^[A-Za-z_][\w .\-/()#]*$")
@@ -824,14 +835,23 @@ def _required_present(columns: dict, constant: str | None, notes: list[str]) -> 
 
 
 def _decimal_comma(names, columns, data, notes: list[str]) -> bool:
-    """True when the price column writes decimals with a comma (3,50) and never with a dot."""
+    """True when the price column writes decimals with a comma (3,50; 1.234,56) and never with a point.
+
+    Notes currency signs and thousands separators, which the load reads past (see :data:`CURRENCY`)."""
     if not columns.get("price"):
         return False
-    prices = _sample(names, data, columns["price"])
-    if any(_DECIMAL_COMMA.match(p) for p in prices) and not any("." in p for p in prices):
-        notes.append(f"prices in {columns['price']!r} use a decimal comma (like {prices[0]!r}): read as decimals")
-        return True
-    return False
+    written = [p for p in _sample(names, data, columns["price"]) if p]
+    prices = [_CURRENCY.sub("", p) for p in written]
+    comma = any(_DECIMAL_COMMA.match(p) for p in prices) and not any(_DECIMAL_POINT.match(p) for p in prices)
+    if comma:
+        notes.append(f"prices in {columns['price']!r} use a decimal comma (like {written[0]!r}): read as decimals, "
+                     "a point in them as a thousands separator")
+    grouped = re.compile(f"^{GROUPED_BY_DOT if comma else GROUPED_BY_COMMA}$")
+    decorated = next((w for w, p in zip(written, prices) if w != p or grouped.match(p)), None)
+    if decorated is not None:
+        notes.append(f"prices in {columns['price']!r} carry currency signs or thousands separators (like "
+                     f"{decorated!r}): read as plain numbers")
+    return comma
 
 
 def _remembered(engine, signature: str) -> Mapping | None:

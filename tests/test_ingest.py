@@ -124,6 +124,32 @@ def test_other_delimiters_load(engine, fixture):
         assert [r[6] for r in rows] == [3.5, 3.5, 4.0]  # decimal commas
 
 
+PRICES_AS_WRITTEN = [
+    # (delimiter, prices as a spreadsheet or shop export writes them, the numbers loaded, the values quarantined)
+    (",", ['"$12.50"', '"$1,234.00"', "USD 99.00", "£7.99", "1234.5", '"12,500"', "9.99 USD", "-$3.00", "$", "N/A"],
+     [12.5, 1234.0, 99.0, 7.99, 1234.5, 12500.0, 9.99],
+     {"-$3.00": "negative_price", "$": "non_numeric_price", "N/A": "non_numeric_price"}),
+    (";", ["12,50 €", "€ 1.999,00", "1.234", "3,5", "1\u00a0234,56\u00a0€", "EUR 7", "12.5.3"],
+     [12.5, 1999.0, 1234.0, 3.5, 1234.56, 7.0], {"12.5.3": "non_numeric_price"}),
+]
+
+
+@pytest.mark.parametrize(("sep", "written", "numbers", "quarantined"), PRICES_AS_WRITTEN, ids=["point", "comma"])
+def test_prices_with_currency_signs_and_thousands_separators(engine, tmp_path, sep, written, numbers, quarantined):
+    path = tmp_path / "shop.csv"
+    lines = [sep.join(["customer", "order_date", "event", "sku", "price"])]
+    lines += [sep.join([f"c{i}", f"2024-03-01 10:{i:02d}:00", "purchase", f"s{i}", p]) for i, p in enumerate(written)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    mapping = sniff(path).mapping
+    assert mapping.decimal_comma is (sep == ";")
+    assert any("carry currency signs or thousands separators" in n for n in mapping.notes), mapping.notes
+    ingest_file(engine, path, "shop")
+    assert [r[6] for r in _events(engine, "shop")] == numbers  # in file order: one row a minute
+    q = quarantined_rows(engine, "shop")
+    assert q["reason"].tolist() == list(quarantined.values())
+    assert all(f"'{value}'" in detail for value, detail in zip(quarantined, q["detail"])), q["detail"].tolist()
+
+
 def test_whitespace_file_keeps_physical_line_numbers(engine, tmp_path):
     path = tmp_path / "w.txt"
     path.write_text("user_id event_time event_type\nu1 1706778000 view\n\nu1 1706778000 view\n"

@@ -242,6 +242,17 @@ def test_headerless_generic_file_is_guessed_by_content_and_unconfident(tmp_path)
 def test_decimal_comma_in_semicolon_file():
     m = sniff(FIXTURES / "semicolon.csv").mapping
     assert m.decimal_comma is True
+    assert not any("currency" in n for n in m.notes), m.notes  # plain 3,50 needs no note of signs
+
+
+@pytest.mark.parametrize(("prices", "comma"), [
+    (["1.234", "2.500"], False),  # ambiguous (thousands or decimals): a point stays a point
+    (["1.234", "3,50"], True), (["1.234,50", "7"], True), (["3.50", "3,50"], False), (["1,234.5", "3,50"], False)])
+def test_decimal_comma_is_only_taken_when_no_price_reads_as_a_decimal_point(tmp_path, prices, comma):
+    path = tmp_path / "p.csv"
+    path.write_text("user_id;event_time;event_type;price\n" + "".join(
+        f"u{i};2024-03-01 10:0{i}:00;view;{p}\n" for i, p in enumerate(prices)))
+    assert sniff(path).mapping.decimal_comma is comma
 
 
 def test_event_aliases_cover_the_documented_spellings():
