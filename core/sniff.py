@@ -44,8 +44,9 @@ TIME_FORMATS = {
     "unix_s": "Unix seconds (fractions allowed)",
     "unix_ms": "Unix milliseconds",
     "unix_us": "Unix microseconds (GA4's event_timestamp)",
-    "mdy_hm": "MM-DD-YYYY HH:MM (or with /; seconds, AM/PM allowed)",
-    "dmy_hm": "DD-MM-YYYY HH:MM (or with / or .; seconds, AM/PM allowed)",
+    "mdy_hm": "MM-DD-YYYY HH:MM (or with /; two-digit years, seconds, AM/PM allowed)",
+    "dmy_hm": "DD-MM-YYYY HH:MM (or with / or .; two-digit years, seconds, AM/PM allowed)",
+    "month_name": "a month name (Mar 1, 2024 1:05 PM; 01-Mar-2024 10:05; Fri, 01 Mar 2024 10:05:00 GMT)",
     "ymd": "YYYYMMDD",
 }
 
@@ -124,7 +125,11 @@ _INT = re.compile(r"^\s*[+-]?\d+\s*$")
 _ISO = re.compile(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?( [AaPp][Mm])?)?"
                   r"\s*(Z|UTC|[+-]\d{2}(:?\d{2})?)?$")
 _OFFSET = re.compile(r"([+-]\d{2}(:?\d{2})?|Z)$")
-_DMY = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})( \d{1,2}:\d{2}(:\d{2})?( [AaPp][Mm])?)?$")
+_DMY = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})( \d{1,2}:\d{2}(:\d{2})?( [AaPp][Mm])?)?$")
+_MONTH = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+#: a date with a month name, an optional weekday before it and clock and UTC/GMT after it (see TIME_FORMATS)
+_MONTH_NAME = re.compile(rf"^([a-z]{{3,9}}, )?(\d{{1,2}}[- ]{_MONTH}[- ](\d{{4}}|\d{{2}})|{_MONTH} \d{{1,2}},? \d{{4}})"
+                         r"(,? \d{1,2}:\d{2}(:\d{2})?( [ap]m)?)?( utc| gmt| z)?$", re.IGNORECASE)
 _YMD = re.compile(r"^(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])( \d{1,2}:\d{2}(:\d{2})?( [AaPp][Mm])?)?$")
 _INVOICE = re.compile(r"^C?\d{6}$")
 #: a price's currency sign or ISO code, before or after its number ($12.50, 12,50 €, USD 99.00), and the
@@ -140,7 +145,8 @@ _DECIMAL_POINT = re.compile(r"^-?(\d{1,3}(,\d{3})+\.\d+|\d+\.(\d{1,2}|\d{4,}))$"
 GROUPED_BY_COMMA = r"-?\d{1,3}(,\d{3})+(\.\d+)?"
 GROUPED_BY_DOT = r"-?\d{1,3}(\.\d{3})+(,\d+)?"
 _CLOCK = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?( [AaPp][Mm])?$")
-_DATE_ONLY = re.compile(r"^(\d{4}[-/]\d{1,2}[-/]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}|(19|20)\d{6})$")
+_DATE_ONLY = re.compile(rf"^(\d{{4}}[-/]\d{{1,2}}[-/]\d{{1,2}}|\d{{1,2}}[-/.]\d{{1,2}}[-/.](\d{{4}}|\d{{2}})|(19|20)\d{{6}}|"
+                        rf"\d{{1,2}}[- ]{_MONTH}[- ](\d{{4}}|\d{{2}})|{_MONTH} \d{{1,2}},? \d{{4}})$", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z_][\w .\-/()#]*$")
 _JSON_START = re.compile(r'^[\[{]\s*[\[{]?\s*"[^"\n]{0,200}"\s*:')
 
@@ -388,6 +394,8 @@ def _kind(value: str) -> str:
         return "iso"
     if _DMY.match(v):
         return "dmy"
+    if _MONTH_NAME.match(v):
+        return "month_name"
     if v.lower() in EVENT_ALIASES:
         return "event"
     return "text"
@@ -429,7 +437,7 @@ def detect_time_format(values: list[str]) -> tuple[str | None, list[str]]:
         return hits if len(hits) >= need else []
 
     if iso := fits(_ISO):
-        offsets = {m.group(1) for v in iso if (m := _OFFSET.search(v)) and not v.endswith("UTC")}
+        offsets = {m.group(1) for v in iso if len(v) > 10 and (m := _OFFSET.search(v)) and not v.endswith("UTC")}
         if len(offsets) > 1:
             notes.append(f"times carry different UTC offsets ({', '.join(sorted(offsets)[:4])}): converted to UTC")
         elif any(v.endswith("UTC") for v in iso):
@@ -454,6 +462,8 @@ def detect_time_format(values: list[str]) -> tuple[str | None, list[str]]:
         else:
             fmt = "mdy_hm"
             notes.append("dates could be month-first or day-first; read as MM-DD-YYYY (month first)")
+    elif named := fits(_MONTH_NAME):
+        fmt, hits = "month_name", named
     else:
         return None, notes
     if fmt and len(hits) < len(vals):
@@ -493,7 +503,7 @@ def _looks_like_header(first: list[str], data: list[list[str]]) -> bool:
         return False
     # names over data: some column holds numbers or times below a text name
     kinds = _column_kinds(data, len(first))
-    return any(_major(k) in ("int", "num", "iso", "dmy", "ymd") for k in kinds) or not data
+    return any(_major(k) in ("int", "num", "iso", "dmy", "ymd", "month_name") for k in kinds) or not data
 
 
 def _name_keys(name: str) -> set[str]:
@@ -590,7 +600,7 @@ def _guess_by_content(names: list[str], kinds: list[dict[str, int]], rows: list[
     majors = [_major(k) for k in kinds]
     for i, m in enumerate(majors):
         if col["event_time"] is None and detect_time_format([r[i] for r in rows[:_PROFILE_ROWS] if len(r) > i])[0]:
-            if m in ("iso", "dmy", "ymd") or (m in ("int", "num") and i > 0):
+            if m in ("iso", "dmy", "ymd", "month_name") or (m in ("int", "num") and i > 0):
                 col["event_time"] = names[i]
         if col["event_type"] is None and m == "event":
             col["event_type"] = names[i]

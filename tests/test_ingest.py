@@ -124,6 +124,32 @@ def test_other_delimiters_load(engine, fixture):
         assert [r[6] for r in rows] == [3.5, 3.5, 4.0]  # decimal commas
 
 
+TIMES_AS_WRITTEN = [
+    # (times as an export writes them, the format sniffed, the times read; the last value is quarantined)
+    (["3/1/24 10:05", "3/13/24 1:05 PM", "12/31/99 23:59", "3/1/2024 10:05", "2/30/24 10:00"], "mdy_hm",
+     [T(2024, 3, 1, 10, 5), T(2024, 3, 13, 13, 5), T(1999, 12, 31, 23, 59), T(2024, 3, 1, 10, 5)]),
+    (["31.03.24 10:05", "01.04.2024 09:00", "13/04/24", "32.03.24 10:00"], "dmy_hm",
+     [T(2024, 3, 31, 10, 5), T(2024, 4, 1, 9, 0), T(2024, 4, 13)]),
+    (["Mar 1, 2024 10:05:00 AM", "MARCH 2, 2024, 1:05 PM", "03-Mar-2024 10:05", "04-Mar-24",
+      "Tue, 05 Mar 2024 10:05:00 GMT", "6 Sept. 2024 13:05 UTC", "Feb 30, 2024"], "month_name",
+     [T(2024, 3, 1, 10, 5), T(2024, 3, 2, 13, 5), T(2024, 3, 3, 10, 5), T(2024, 3, 4), T(2024, 3, 5, 10, 5),
+      T(2024, 9, 6, 13, 5)]),
+]
+
+
+@pytest.mark.parametrize(("written", "fmt", "times"), TIMES_AS_WRITTEN, ids=["mdy", "dmy", "month_name"])
+def test_two_digit_years_and_month_names(engine, tmp_path, written, fmt, times):
+    path = tmp_path / "t.csv"
+    path.write_text("customer,Order Date,event\n" + "".join(f'c{i},"{w}",view\n' for i, w in enumerate(written)))
+    mapping = sniff(path).mapping
+    assert (mapping.columns["event_time"], mapping.time_format) == ("Order Date", fmt)
+    report = ingest_file(engine, path, "t")
+    assert report.quarantine_by_reason == {"unparseable_time": 1}
+    got = dict((r[0], r[1]) for r in _events(engine, "t"))
+    assert [got[f"c{i}"] for i in range(len(times))] == times
+    assert quarantined_rows(engine, "t")["line_no"].tolist() == [len(written) + 1]
+
+
 PRICES_AS_WRITTEN = [
     # (delimiter, prices as a spreadsheet or shop export writes them, the numbers loaded, the values quarantined)
     (",", ['"$12.50"', '"$1,234.00"', "USD 99.00", "£7.99", "1234.5", '"12,500"', "9.99 USD", "-$3.00", "$", "N/A"],

@@ -239,6 +239,10 @@ def test_headerless_generic_file_is_guessed_by_content_and_unconfident(tmp_path)
     assert m.confident is False
 
 
+def test_dates_without_a_time_carry_no_offset():
+    assert detect_time_format(["2024-03-01", "2024-03-02", "2024-03-05"]) == ("iso", [])  # '-01' is the day
+
+
 def test_decimal_comma_in_semicolon_file():
     m = sniff(FIXTURES / "semicolon.csv").mapping
     assert m.decimal_comma is True
