@@ -41,7 +41,14 @@ def _print_json(obj) -> None:
 def cmd_ingest(args) -> int:
     from core.ingest import ingest_file
 
-    report = ingest_file(_engine(args), args.file, args.name, progress=_stderr_progress(args.quiet or args.json))
+    engine = _engine(args)
+    mapping = None
+    if args.sheet:
+        from core.sniff import sniff
+
+        mapping = sniff(args.file, engine, sheet=args.sheet).mapping
+    report = ingest_file(engine, args.file, args.name, mapping=mapping,
+                         progress=_stderr_progress(args.quiet or args.json))
     if args.json:
         _print_json(report.to_dict())
     else:
@@ -221,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("ingest", "Load an event CSV into a named dataset.")
     p.add_argument("file")
     p.add_argument("--name", required=True, help="dataset name")
+    p.add_argument("--sheet", help="the worksheet of a spreadsheet to read (default: the first visible one)")
     p.add_argument("--json", action="store_true", help="print the ingest report as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_ingest)

@@ -143,7 +143,7 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
     path = Path(path)
     _tick(progress, 0.0, "reading the file's layout")
     with tempfile.TemporaryDirectory(prefix=store.temp_prefix("ingest")) as tmp:
-        data_path, table_note = _table_as_csv(path, Path(tmp), progress)
+        data_path, table_note = _table_as_csv(path, Path(tmp), progress, mapping.sheet if mapping else None)
         if mapping is None:
             mapping = sniff(data_path, engine).mapping
         mapping.validate()
@@ -284,7 +284,7 @@ _WINDOWS_1252_NOTE = ("bytes 0x80-0x9F past the first rows (curly quotes, dashes
                       "Windows-1252, not Latin-1: read as Windows-1252")
 
 
-def _table_as_csv(path: Path, tmp: Path, progress: Progress | None) -> tuple[Path, str | None]:
+def _table_as_csv(path: Path, tmp: Path, progress: Progress | None, sheet: str | None) -> tuple[Path, str | None]:
     """The file to load: ``path`` itself, or a spreadsheet, Parquet file or UTF-16 text written out as UTF-8 CSV
     (and its note)."""
     kind = tabular.kind_of(path)
@@ -294,7 +294,7 @@ def _table_as_csv(path: Path, tmp: Path, progress: Progress | None) -> tuple[Pat
     (tmp / "table").mkdir()
     out = tmp / "table" / path.name  # the CSV path's messages name the uploaded file
     _tick(progress, 0.0, f"reading {what}")
-    converted = tabular.to_csv(path, out, kind=kind,
+    converted = tabular.to_csv(path, out, kind=kind, sheet=sheet,
                                progress=lambda rows: _tick(progress, 0.0, f"reading {what}: {rows:,} rows"))
     return out, converted.note
 
@@ -474,7 +474,7 @@ class _Job:
         self.repeats = f"cs_repeats_{tag}"
         self.n_cols = len(mapping.source_columns)
         self.col_of = {n: f"c{i}" for i, n in enumerate(mapping.source_columns)}
-        self.header_lines = 1 if mapping.has_header else 0
+        self.header_lines = mapping.skip_lines + (1 if mapping.has_header else 0)
         self.row0 = 0
         self.started = time.perf_counter()
 
@@ -489,7 +489,7 @@ class _Job:
             "auto_detect = false", "store_rejects = true",
             f"rejects_table = '{self.rej}'", f"rejects_scan = '{self.rej_scan}'",
             f"encoding = {_sql_literal('latin-1' if self.encoding == 'latin-1' else 'utf-8')}",
-            f"compression = {_sql_literal('gzip' if gz else 'none')}",
+            f"compression = {_sql_literal('gzip' if gz else 'none')}", f"skip = {int(self.mapping.skip_lines)}",
         ]
         return f"read_csv(?, {', '.join(options)})"
 

@@ -103,6 +103,8 @@ RETAIL_COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceD
 YOOCHOOSE_COLUMNS = ("SessionId", "ItemId", "Time")
 
 _PREVIEW_ROWS = 20
+#: non-blank lines above the header a file may have that are no part of its table (see _preamble)
+_MAX_PREAMBLE_ROWS = 10
 #: a sniff window whose control characters (other than tab, CR, LF and NUL) exceed this share is not text
 _MAX_CONTROL_SHARE = 0.01
 #: below this many parsed rows per line, quoted fields swallowed lines: the window is parsed line by line
@@ -174,6 +176,10 @@ class Mapping:
     decimal_comma: bool = False
     #: a column holding the time of day (10:15:00, 1:05 PM) when ``event_time`` holds only the date
     time_of_day: str | None = None
+    #: physical lines above the header that are no part of the table (a report's title, its date), skipped
+    skip_lines: int = 0
+    #: the worksheet of a spreadsheet to read (:func:`core.tabular.worksheets`); None: the first
+    sheet: str | None = None
 
     def to_dict(self) -> dict:
         """A JSON-safe dict of every field."""
@@ -198,6 +204,9 @@ class Mapping:
         if self.time_format not in TIME_FORMATS:
             raise SchemaError(f"time format {self.time_format!r} is not supported: expected one of "
                               f"{list(TIME_FORMATS)}", column="time_format")
+        if not isinstance(self.skip_lines, int) or self.skip_lines < 0:
+            raise SchemaError(f"skip_lines {self.skip_lines!r} is not supported: expected a whole number >= 0",
+                              column="skip_lines")
         if self.compression not in (None, "gzip"):
             raise SchemaError(f"compression {self.compression!r} is not supported: expected gzip or none",
                               column="compression")
@@ -353,6 +362,30 @@ def _split_line(line: str, delimiter: str) -> list[str]:
         return next(csv.reader([line], delimiter=delimiter), [])
     except csv.Error:
         return line.split(delimiter)
+
+
+def _preamble(rows: list[list[str]], n_cols: int) -> int:
+    """How many leading rows are no part of the table: a report's title, its date range, a blank-padded
+    ``Sales report,,,,`` as Excel writes a title cell, above a header. 0 when the table starts at once.
+
+    They fill less than half of the table's width, and the first row that fills more is a header."""
+    for k, row in enumerate(rows[:_MAX_PREAMBLE_ROWS + 1]):
+        if 2 * sum(1 for v in row if v.strip()) > n_cols:
+            return k if k and len(row) >= n_cols and _looks_like_header(row, rows[k + 1:]) else 0
+    return 0
+
+
+def _physical_lines_before(text: str, rows: int) -> int:
+    """The file's lines (blank ones included, as DuckDB counts them) before its ``rows``-th non-blank line."""
+    if not rows:
+        return 0
+    seen = 0
+    for i, line in enumerate(re.split(r"\r\n|\r|\n", text)):
+        if line.strip():
+            if seen == rows:
+                return i
+            seen += 1
+    return 0
 
 
 def _detect_delimiter(lines: list[str]) -> tuple[str, list[list[str]], bool]:
@@ -621,14 +654,15 @@ def header_signature(names: list[str], n_cols: int, has_header: bool) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
-def sniff(path: str | Path, engine=None) -> Sniffed:
+def sniff(path: str | Path, engine=None, sheet: str | None = None) -> Sniffed:
     """Detect encoding, delimiter, header and layout of the file at ``path`` and propose a mapping.
 
     Reads only the first ``SNIFF_BYTES`` (decompressing gzip, recognised by its magic bytes); a
     spreadsheet, a Parquet file or UTF-16 text is read through its first rows written out as UTF-8 CSV
     (:mod:`core.tabular`).
     With ``engine``, a mapping remembered for the same header signature (see
-    :func:`core.ingest.remember_mapping`) replaces the guess and is marked confident.
+    :func:`core.ingest.remember_mapping`) replaces the guess and is marked confident. ``sheet``: the
+    worksheet of a spreadsheet to read (the first visible one by default; see :func:`core.tabular.worksheets`).
 
     Returns a :class:`Sniffed`. Raises :class:`SchemaError` naming the file and what was expected for a
     missing or empty file, an archive or binary file nothing here reads (renamed or not), JSON, and a first
@@ -639,7 +673,7 @@ def sniff(path: str | Path, engine=None) -> Sniffed:
     if not path.is_file():
         raise SchemaError(f"file {str(path)!r} does not exist; expected a CSV/TSV file of events")
     if kind := tabular.kind_of(path):
-        return _sniff_table(path, kind, engine)
+        return _sniff_table(path, kind, engine, sheet)
     head, compression, complete = _read_head(path)
     if head.strip():
         _refuse_non_text(head, path, compression)
@@ -654,6 +688,9 @@ def sniff(path: str | Path, engine=None) -> Sniffed:
         raise SchemaError(f"{path.name} is empty: nothing could be loaded (expected a header and event rows)")
     delimiter, rows, delim_sure = _detect_delimiter(lines)
     n_cols = statistics.mode(len(r) for r in rows[:_PROFILE_ROWS])
+    preamble = _preamble(rows, n_cols)
+    skip_lines = _physical_lines_before(text, preamble)
+    rows = rows[preamble:]
     has_header = _looks_like_header(rows[0], rows[1:])
     header = list(rows[0]) if has_header else []
     data = rows[1:] if has_header else rows
@@ -662,13 +699,18 @@ def sniff(path: str | Path, engine=None) -> Sniffed:
     notes = [] if delim_sure else ["the delimiter is uncertain; check the preview"]
     if has_header and len({_norm(h) for h in header}) < len(header):
         notes.append(f"the header repeats column names ({header})")
+    if preamble:
+        notes.append(f"the first {skip_lines} lines are no part of the table (a title or report details, like "
+                     f"{lines[0][:80]!r}): skipped; the header is line {skip_lines + 1}")
     mapping = _propose(names, data, has_header, notes)
     mapping.encoding, mapping.delimiter, mapping.compression = encoding, delimiter, compression
+    mapping.skip_lines = skip_lines
     mapping.confident = mapping.confident and delim_sure
     signature = header_signature(header, n_cols, has_header)
     remembered = _remembered(engine, signature) if engine is not None else None
     if remembered is not None:
         remembered.encoding, remembered.compression, remembered.confident = encoding, compression, True
+        remembered.skip_lines = skip_lines  # the title above the same header may differ from file to file
         note = "mapping remembered from an earlier file with the same header"
         remembered.notes = [n for n in remembered.notes if n != note] + [note]
         mapping = remembered
@@ -679,16 +721,17 @@ def sniff(path: str | Path, engine=None) -> Sniffed:
     return Sniffed(mapping=mapping, preview=preview, signature=signature, compression=compression)
 
 
-def _sniff_table(path: Path, kind: str, engine) -> Sniffed:
+def _sniff_table(path: Path, kind: str, engine, sheet: str | None) -> Sniffed:
     """:func:`sniff` of a spreadsheet, a Parquet file or UTF-16 text: its first rows written out as CSV
     (:mod:`core.tabular`), then read as one."""
     from core.store import temp_prefix
 
     with tempfile.TemporaryDirectory(prefix=temp_prefix("sniff")) as tmp:
         head = Path(tmp) / path.name
-        converted = tabular.to_csv(path, head, max_rows=_TABLE_SNIFF_ROWS, kind=kind)
+        converted = tabular.to_csv(path, head, max_rows=_TABLE_SNIFF_ROWS, kind=kind, sheet=sheet)
         sniffed = sniff(head, engine)
     sniffed.mapping.notes.insert(0, converted.note)
+    sniffed.mapping.sheet = converted.sheet
     return sniffed
 
 

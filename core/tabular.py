@@ -63,6 +63,7 @@ class Converted:
     rows: int
     complete: bool  # False when ``max_rows`` stopped it early
     note: str
+    sheet: str | None = None  # the worksheet read, for a spreadsheet
 
 
 def kind_of(path: Path) -> str | None:
@@ -100,8 +101,27 @@ def _opens_as_workbook(path: Path) -> bool:
     return True
 
 
+def worksheets(path: Path) -> list[str]:
+    """The worksheets of the spreadsheet at ``path`` an analyst can choose from: the visible ones (all of
+    them when none is), in the workbook's order. The first is the one read by default."""
+    from python_calamine import CalamineWorkbook
+
+    try:
+        return _worksheets(CalamineWorkbook.from_path(str(path)))
+    except Exception:  # noqa: BLE001 - a damaged workbook: to_csv says why
+        return []
+
+
+def _worksheets(book) -> list[str]:
+    from python_calamine import SheetTypeEnum, SheetVisibleEnum
+
+    meta = [m for m in book.sheets_metadata if m.typ == SheetTypeEnum.WorkSheet]
+    return [m.name for m in meta if m.visible == SheetVisibleEnum.Visible] or [m.name for m in meta]
+
+
 def to_csv(path: Path, out: Path, max_rows: int | None = None,
-           progress: Callable[[int], None] | None = None, kind: str | None = None) -> Converted:
+           progress: Callable[[int], None] | None = None, kind: str | None = None,
+           sheet: str | None = None) -> Converted:
     """Write the events of the workbook, Parquet file or UTF-16 text at ``path`` to ``out`` as UTF-8 CSV.
 
     Name ``out`` as ``path`` (in a folder of its own): whatever the CSV path then says about the
@@ -111,12 +131,13 @@ def to_csv(path: Path, out: Path, max_rows: int | None = None,
     Parquet file is copied in one statement). Raises :class:`SchemaError` naming the file when it
     cannot be read (a damaged or encrypted workbook, a damaged Parquet file). ``kind``: what
     :func:`kind_of` said of ``path``, when the caller has asked already (an .xls is opened to tell).
+    ``sheet``: the worksheet of a spreadsheet to read (one of :func:`worksheets`); the first by default.
     """
     kind = kind or kind_of(path)
     if kind == "utf-16":
         return _utf16_to_csv(path, out, max_rows, progress)
     if kind in SPREADSHEETS:
-        return _workbook_to_csv(path, out, SPREADSHEETS[kind], max_rows, progress)
+        return _workbook_to_csv(path, out, SPREADSHEETS[kind], max_rows, progress, sheet)
     if kind == "parquet":
         return _parquet_to_csv(path, out, max_rows)
     raise ValueError(f"{path} is neither a spreadsheet, a Parquet file nor UTF-16 text")
@@ -126,31 +147,34 @@ def to_csv(path: Path, out: Path, max_rows: int | None = None,
 
 
 def _workbook_to_csv(path: Path, out: Path, what: str, max_rows: int | None,
-                     progress: Callable[[int], None] | None) -> Converted:
-    from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
+                     progress: Callable[[int], None] | None, sheet: str | None) -> Converted:
+    from python_calamine import CalamineWorkbook
 
     try:
         book = CalamineWorkbook.from_path(str(path))
-        sheets = [m.name for m in book.sheets_metadata if m.typ == SheetTypeEnum.WorkSheet]
-        shown = [m.name for m in book.sheets_metadata
-                 if m.typ == SheetTypeEnum.WorkSheet and m.visible == SheetVisibleEnum.Visible] or sheets
+        shown = _worksheets(book)
         if not shown:
             raise SchemaError(f"{path.name} is {what} without a worksheet; expected a sheet of events")
-        rows_of = book.get_sheet_by_name(shown[0]).iter_rows()
+        if sheet is not None and sheet not in shown:
+            raise SchemaError(f"{path.name} has no worksheet {sheet!r}; expected one of {shown}", column="sheet")
+        chosen = sheet or shown[0]
+        rows_of = book.get_sheet_by_name(chosen).iter_rows()
     except SchemaError:
         raise
     except Exception as exc:  # noqa: BLE001 - calamine raises its own kinds for a damaged or encrypted file
         raise SchemaError(f"{path.name} is {what} that could not be read ({type(exc).__name__}: {exc}); "
                           "expected a readable workbook, or save it as CSV (UTF-8) and upload that") from exc
-    others = (f"; the other worksheets ({', '.join(repr(s) for s in shown[1:])}) are not read" if shown[1:] else "")
-    note = (f"{what}: its first worksheet {shown[0]!r} is read, row for row (line numbers are its row numbers; "
-            f"times as written in the sheet, line breaks in cells as spaces){others}")
+    others = [s for s in shown if s != chosen]
+    note = (f"{what}: its {'first ' if chosen == shown[0] else ''}worksheet {chosen!r} is read, row for row (line "
+            f"numbers are its row numbers; times as written in the sheet, line breaks in cells as spaces)"
+            + (f"; the other worksheets ({', '.join(repr(s) for s in others)}) are not read: choose one on the "
+               "Data page to read it instead" if others else ""))
     rows, width = 0, 0
     with open(out, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         for values in rows_of:  # from the sheet's first row, empty rows included
             if max_rows is not None and rows >= max_rows:
-                return Converted(rows, False, note)
+                return Converted(rows, False, note, chosen)
             cells = [_text(v) for v in values]
             while cells and not cells[-1]:  # a sheet's used range runs past some rows' data
                 cells.pop()
@@ -162,7 +186,7 @@ def _workbook_to_csv(path: Path, out: Path, what: str, max_rows: int | None,
             rows += 1
             if progress is not None and rows % PROGRESS_EVERY_ROWS == 0:
                 progress(rows)
-    return Converted(rows, True, note)
+    return Converted(rows, True, note, chosen)
 
 
 def _text(value) -> str:

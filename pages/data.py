@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import config, store
+from core import config, store, tabular
 from core.errors import CartsightError, IngestCancelled
 from core.ingest import ingest_file, quarantined_rows, remember_mapping
 from core.sniff import CANONICAL_FIELDS, TIME_FORMATS, Mapping, Sniffed, sniff
@@ -235,14 +235,29 @@ def _discard_upload() -> None:
         shutil.rmtree(saved["dir"], ignore_errors=True)
 
 
-def _sniffed(engine, saved: dict) -> Sniffed | None:
-    """The sniff of the saved upload (cached per upload); shows the reason and returns None when unreadable."""
+def _chosen_sheet(saved: dict) -> str | None:
+    """The worksheet to read when the upload is a spreadsheet of several (a selectbox), else None."""
+    if "sheets" not in saved:  # once per upload: telling an .xls from other Office files opens it
+        path = Path(saved["path"])
+        saved["sheets"] = tabular.worksheets(path) if tabular.kind_of(path) in tabular.SPREADSHEETS else []
+    sheets = saved["sheets"]
+    if len(sheets) < 2:
+        return None
+    return st.selectbox("Worksheet", sheets, key=f"data_sheet_{saved['file_id']}",
+                        help="The workbook has several worksheets: the one holding the events is read. "
+                             "Hidden worksheets are not offered.")
+
+
+def _sniffed(engine, saved: dict, sheet: str | None) -> Sniffed | None:
+    """The sniff of the saved upload (cached per upload and worksheet); shows the reason and returns None when
+    unreadable."""
     cached = st.session_state.get(SNIFF_KEY)
-    if not cached or cached["file_id"] != saved["file_id"]:
+    if not cached or (cached["file_id"], cached["sheet"]) != (saved["file_id"], sheet):
         try:
-            cached = {"file_id": saved["file_id"], "sniffed": sniff(saved["path"], engine=engine)}
+            cached = {"sniffed": sniff(saved["path"], engine=engine, sheet=sheet)}
         except CartsightError as exc:
-            cached = {"file_id": saved["file_id"], "error": str(exc)}
+            cached = {"error": str(exc)}
+        cached.update(file_id=saved["file_id"], sheet=sheet)
         st.session_state[SNIFF_KEY] = cached
     if "error" in cached:
         st.error(cached["error"].replace(Path(saved["path"]).name, saved["name"]))
@@ -264,7 +279,8 @@ def _show_detection(sniffed: Sniffed) -> None:
         "Layout": LAYOUT_NAMES.get(m.layout, m.layout),
         "Delimiter": DELIMITER_NAMES.get(m.delimiter, repr(m.delimiter)),
         "Encoding": ENCODING_NAMES.get(m.encoding, m.encoding) + (", gzip" if m.compression else ""),
-        "Header row": "yes" if m.has_header else "no",
+        "Header row": ("no" if not m.has_header else f"yes (line {m.skip_lines + 1}, below a title)" if m.skip_lines
+                       else "yes"),
     }
     st.markdown(" · ".join(f"{label}: **{_md(value)}**" for label, value in facts.items()))
     for note in m.notes:
@@ -362,12 +378,14 @@ def _upload_section(engine, names: list[str], running: bool) -> None:
                 _start_load(engine, config.SAMPLE_DATASET, config.SAMPLE_FILE, None, None)
         return
     saved = _saved_upload(uploaded)
-    sniffed = _sniffed(engine, saved)
+    sheet = _chosen_sheet(saved)
+    sniffed = _sniffed(engine, saved, sheet)
     if sniffed is None:
         return
     st.subheader("How the file was read")
     _show_detection(sniffed)
-    mapping, edited = _mapping_editor(sniffed, key=f"data_map_{saved['file_id']}")
+    sheet_key = f"_{saved['sheets'].index(sheet)}" if sheet else ""  # another sheet: its own mapping editor
+    mapping, edited = _mapping_editor(sniffed, key=f"data_map_{saved['file_id']}{sheet_key}")
     unmapped = _unmapped_required(mapping)
     if unmapped:
         st.warning(f"Choose the column for {_md(' and '.join(unmapped))} in the column mapping above. "

@@ -49,6 +49,28 @@ def test_ingest_text_report_names_the_quarantine_reasons(capsys, db, shared_data
     assert "(taobao)" in out
 
 
+def test_ingest_reads_the_worksheet_named(capsys, db, tmp_path):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.title = "Summary"
+    book.active.append(["Orders", 2])
+    events = book.create_sheet("Events")
+    for row in [["user_id", "event_time", "event_type"], ["u1", "2024-03-01 10:00:00", "view"],
+                ["u1", "2024-03-01 10:05:00", "purchase"]]:
+        events.append(row)
+    book.save(tmp_path / "report.xlsx")
+    code, out, _ = run(capsys, "ingest", str(tmp_path / "report.xlsx"), "--sheet", "Events", "--name", "r",
+                       "--db", db, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert (report["rows_read"], report["rows_loaded"]) == (2, 2)
+    assert report["notes"][0].startswith("an Excel workbook: its worksheet 'Events' is read")
+    code, _, err = run(capsys, "ingest", str(tmp_path / "report.xlsx"), "--sheet", "Gone", "--name", "g",
+                       "--db", db, "--quiet")
+    assert code == cli.EXIT_USER_ERROR and "has no worksheet 'Gone'" in err
+
+
 def test_existing_name_and_unreadable_file_exit_non_zero(capsys, db, shared_data, tmp_path):
     path = str(shared_data / "rees46" / "2019-Oct-first1000.csv")
     assert run(capsys, "ingest", path, "--name", "x", "--db", db, "--quiet")[0] == 0

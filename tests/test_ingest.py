@@ -150,6 +150,39 @@ def test_two_digit_years_and_month_names(engine, tmp_path, written, fmt, times):
     assert quarantined_rows(engine, "t")["line_no"].tolist() == [len(written) + 1]
 
 
+PREAMBLES = [
+    # (the lines above the header, as report exports and spreadsheets saved as CSV write them)
+    ["Order export", "Generated 2024-04-01 09:00, by ShopAdmin", ""],
+    ["Sales report,,,,,", ",,,,,", "Period: March 2024,,,,,"],  # a title cell in a sheet saved as CSV
+    ["# exported by tracker v2"],
+]
+
+
+@pytest.mark.parametrize("preamble", PREAMBLES, ids=["title_date_blank", "excel_padded", "comment"])
+def test_lines_above_the_header_are_skipped_and_line_numbers_stay_the_files(engine, tmp_path, preamble):
+    header = "customer_id,event_time,event_type,product_id,category,price"
+    rows = [f"c{i % 4},2024-03-0{1 + i % 9} 10:{i:02d}:00,view,p{i},shoes,{i}.50" for i in range(12)]
+    rows[5] = "c1,yesterday,view,p5,shoes,5.50"
+    path = tmp_path / "export.csv"
+    path.write_text("\r\n".join([*preamble, header, *rows]) + "\r\n")
+    mapping = sniff(path).mapping
+    assert (mapping.skip_lines, mapping.has_header, mapping.confident) == (len(preamble), True, True)
+    assert mapping.columns["user_id"] == "customer_id"
+    assert any(n.startswith(f"the first {len(preamble)} lines are no part of the table") for n in mapping.notes)
+    report = ingest_file(engine, path, "export")
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (12, 11, {"unparseable_time": 1})
+    q = quarantined_rows(engine, "export")
+    assert q[["line_no", "raw_line"]].values.tolist() == [[len(preamble) + 7, "c1,yesterday,view,p5,shoes,5.50"]]
+
+
+def test_a_short_first_data_row_is_no_preamble(duck_engine, tmp_path):
+    path = tmp_path / "plain.csv"
+    path.write_text("u1,1709287200\n" + "".join(f"u{i},17092872{i:02d},view,p{i}\n" for i in range(5)))
+    mapping = sniff(path).mapping
+    assert (mapping.skip_lines, mapping.has_header) == (0, False)
+    assert ingest_file(duck_engine, path, "plain").rows_read == 6
+
+
 PRICES_AS_WRITTEN = [
     # (delimiter, prices as a spreadsheet or shop export writes them, the numbers loaded, the values quarantined)
     (",", ['"$12.50"', '"$1,234.00"', "USD 99.00", "£7.99", "1234.5", '"12,500"', "9.99 USD", "-$3.00", "$", "N/A"],

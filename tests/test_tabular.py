@@ -110,6 +110,23 @@ def test_empty_rows_keep_excel_row_numbers_and_short_rows_are_not_cut(duck_engin
     assert quarantined_rows(duck_engine, "gaps")[["line_no", "reason"]].values.tolist() == [[5, "unparseable_time"]]
 
 
+def test_a_title_above_the_table_is_skipped_and_rows_keep_excel_numbers(engine, tmp_path):
+    path = _book(tmp_path / "report.xlsx", {"Sales": [
+        ["Web shop events, March 2024"],  # a title in A1, as report sheets have
+        ["Exported", dt.datetime(2024, 4, 1, 9, 0)],
+        [],
+        HEADER,  # row 4
+        ["u1", T0, "view", "p1", "acme", 5.0],
+        ["u2", "not a time", "view", "p3", "acme", 5.0],  # row 6: quarantined
+        ["u3", T0, "purchase", "p2", "acme", 7.5],
+    ]})
+    mapping = sniff(path).mapping
+    assert (mapping.skip_lines, mapping.has_header, mapping.columns["item_id"]) == (3, True, "product_id")
+    report = ingest_file(engine, path, "report")
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (3, 2, {"unparseable_time": 1})
+    assert quarantined_rows(engine, "report")[["line_no", "reason"]].values.tolist() == [[6, "unparseable_time"]]
+
+
 def test_first_visible_worksheet_is_read_and_the_others_are_named(duck_engine, tmp_path):
     path = _book(tmp_path / "two.xlsx", {"Notes": [["read me"]], "Events": [HEADER, ["u1", T0, "view", "p1"]],
                                          "Old": [HEADER]})
@@ -122,7 +139,26 @@ def test_first_visible_worksheet_is_read_and_the_others_are_named(duck_engine, t
     assert report.rows_loaded == 1
     assert report.notes[0] == ("an Excel workbook: its first worksheet 'Events' is read, row for row (line numbers "
                                "are its row numbers; times as written in the sheet, line breaks in cells as spaces); "
-                               "the other worksheets ('Old') are not read")
+                               "the other worksheets ('Old') are not read: choose one on the Data page to read it "
+                               "instead")
+    assert tabular.worksheets(path) == ["Events", "Old"]  # the hidden one is not offered
+
+
+def test_another_worksheet_can_be_chosen(engine, tmp_path):
+    path = _book(tmp_path / "report.xlsx", {
+        "Summary": [["Total", 3], ["Shoppers", 2]],
+        "Events": [HEADER, ["u1", T0, "view", "p1", "acme", 5.0], ["u2", "soon", "view", "p2", "acme", 5.0],
+                   ["u2", T0, "purchase", "p2", "acme", 5.0]]})
+    assert sniff(path).mapping.sheet == "Summary"
+    sniffed = sniff(path, sheet="Events")
+    assert (sniffed.mapping.sheet, sniffed.mapping.columns["item_id"]) == ("Events", "product_id")
+    assert sniffed.mapping.notes[0].startswith("an Excel workbook: its worksheet 'Events' is read")
+    report = ingest_file(engine, path, "events", mapping=sniffed.mapping)
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (3, 2, {"unparseable_time": 1})
+    assert quarantined_rows(engine, "events")["line_no"].tolist() == [3]
+    with pytest.raises(SchemaError,
+                       match=r"^report\.xlsx has no worksheet 'Gone'; expected one of \['Summary', 'Events'\]"):
+        sniff(path, sheet="Gone")
 
 
 def test_a_workbook_renamed_csv_is_read_by_its_content(duck_engine, tmp_path):
