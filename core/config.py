@@ -100,7 +100,7 @@ COMPACT_FROM = 1_000_000
 
 # --- app shell and Data page (app.py, pages/data.py) ---
 #: File kinds the upload box accepts (a gzip-compressed file ends in .gz).
-UPLOAD_TYPES = ("csv", "tsv", "txt", "gz", "xlsx", "xls", "ods", "parquet")
+UPLOAD_TYPES = ("csv", "tsv", "txt", "gz", "xlsx", "xls", "ods", "parquet", "json", "jsonl", "ndjson")
 #: Bytes copied per chunk when an upload is written to a temporary file.
 UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 #: Seconds between refreshes of the progress bar while a file loads.

@@ -285,12 +285,13 @@ _WINDOWS_1252_NOTE = ("bytes 0x80-0x9F past the first rows (curly quotes, dashes
 
 
 def _table_as_csv(path: Path, tmp: Path, progress: Progress | None, sheet: str | None) -> tuple[Path, str | None]:
-    """The file to load: ``path`` itself, or a spreadsheet, Parquet file or UTF-16 text written out as UTF-8 CSV
+    """The file to load: ``path`` itself, or a spreadsheet, Parquet file, JSON or UTF-16 text written out as CSV
     (and its note)."""
     kind = tabular.kind_of(path)
     if kind is None:
         return path, None
-    what = {"parquet": "the Parquet file", "utf-16": "the UTF-16 text"}.get(kind, "the spreadsheet")
+    what = {"parquet": "the Parquet file", "json": "the JSON file", "utf-16": "the UTF-16 text"}.get(kind,
+                                                                                                 "the spreadsheet")
     (tmp / "table").mkdir()
     out = tmp / "table" / path.name  # the CSV path's messages name the uploaded file
     _tick(progress, 0.0, f"reading {what}")

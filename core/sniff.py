@@ -530,7 +530,7 @@ def _looks_like_header(first: list[str], data: list[list[str]]) -> bool:
     if not first or any(not v.strip() for v in first):
         return False
     known = {a for aliases in FIELD_ALIASES.values() for a in aliases}
-    if sum(_norm(v) in known for v in first) >= 2:
+    if sum(bool(_name_keys(v) & known) for v in first) >= 2:  # properties.time, UserId: as _match_aliases reads
         return True
     if not all(_NAME.match(v.strip()) and _kind(v) in ("text",) for v in first):
         return False

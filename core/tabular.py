@@ -1,5 +1,5 @@
 """Event tables that the CSV path cannot read as they are, written out as UTF-8 CSV: spreadsheets
-(.xlsx, .xls, .ods), Parquet files and UTF-16 text.
+(.xlsx, .xls, .ods), Parquet files, JSON and UTF-16 text.
 
 UCI Online Retail is published as an .xlsx file, analysts keep exports in Excel, and warehouses
 (BigQuery, Snowflake, Spark) export Parquet. Each is accepted wherever a CSV is, recognised by its
@@ -19,7 +19,12 @@ the header); line breaks inside a value are read as spaces to keep it so.
   ``17850.0`` is the id ``17850``), other numbers as their shortest exact decimal, a formula as
   its cached result.
 - **Parquet** (DuckDB's reader, streamed to CSV by ``COPY``): every column, times with a zone
-  as UTC, nested values (lists, structs) as DuckDB's text form of them.
+  as UTC, a struct's fields as columns of their own named ``parent.field`` (GA4's ``device.category``),
+  lists and maps as DuckDB's text form of them.
+- **JSON** (an array of objects or one object per line, as Mixpanel's and Segment's raw exports and
+  BigQuery's JSON export write them; gzip-compressed too): DuckDB's reader, then as Parquet: one row
+  per object, nested objects as ``parent.field`` columns (``properties.distinct_id``), which the
+  sniffer matches by their last part.
 - **UTF-16 text** (Excel's "Unicode Text" export, Google Ads' and some BI tools' CSV downloads;
   gzip-compressed too): decoded and written out as UTF-8, line for line and byte for byte otherwise
   (delimiter, quotes and line endings as they were), so the CSV path reads it as any other text file.
@@ -30,6 +35,7 @@ import codecs
 import csv
 import datetime as dt
 import gzip
+import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +52,8 @@ _PARQUET_MAGIC = b"PAR1"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 _GZIP_MAGIC = b"\x1f\x8b"
+#: the start of JSON holding objects: an array of them or the first of one per line
+_JSON_START = re.compile(rb'^(\xef\xbb\xbf)?\s*(\[\s*)?\{\s*"[^"\n]{0,200}"\s*:')
 #: UTF-16 text without a BOM: NUL bytes in over this share of one parity's bytes, under the other in the other
 _UTF16_MIN_NUL_SHARE = 0.3
 _UTF16_MAX_OTHER_SHARE = 0.05
@@ -67,14 +75,17 @@ class Converted:
 
 
 def kind_of(path: Path) -> str | None:
-    """What ``path`` is, whatever its name: a key of :data:`SPREADSHEETS`, ``"parquet"``, ``"utf-16"`` (UTF-16
-    text, gzip-compressed or not), or None (UTF-8 or 8-bit text, or a file nothing here reads: the sniffer
-    says what it is)."""
+    """What ``path`` is, whatever its name: a key of :data:`SPREADSHEETS`, ``"parquet"``, ``"json"`` or
+    ``"utf-16"`` (UTF-16 text; these two gzip-compressed or not), or None (UTF-8 or 8-bit delimited text, or a
+    file nothing here reads: the sniffer says what it is)."""
     try:
         with open(path, "rb") as fh:
             magic = fh.read(8)
         if _utf16_codec(path) is not None:
             return "utf-16"
+        head, _ = _head(path)
+        if _JSON_START.match(head):
+            return "json"
         if magic.startswith(_PARQUET_MAGIC):
             return "parquet"
         if magic.startswith(b"PK\x03\x04"):
@@ -122,7 +133,7 @@ def _worksheets(book) -> list[str]:
 def to_csv(path: Path, out: Path, max_rows: int | None = None,
            progress: Callable[[int], None] | None = None, kind: str | None = None,
            sheet: str | None = None) -> Converted:
-    """Write the events of the workbook, Parquet file or UTF-16 text at ``path`` to ``out`` as UTF-8 CSV.
+    """Write the events of the workbook, Parquet file, JSON or UTF-16 text at ``path`` to ``out`` as UTF-8 CSV.
 
     Name ``out`` as ``path`` (in a folder of its own): whatever the CSV path then says about the
     file (a refusal, the quarantine's source) names the file the analyst uploaded.
@@ -140,7 +151,9 @@ def to_csv(path: Path, out: Path, max_rows: int | None = None,
         return _workbook_to_csv(path, out, SPREADSHEETS[kind], max_rows, progress, sheet)
     if kind == "parquet":
         return _parquet_to_csv(path, out, max_rows)
-    raise ValueError(f"{path} is neither a spreadsheet, a Parquet file nor UTF-16 text")
+    if kind == "json":
+        return _json_to_csv(path, out, max_rows)
+    raise ValueError(f"{path} is neither a spreadsheet, a Parquet file, JSON nor UTF-16 text")
 
 
 # --- Excel ---------------------------------------------------------------------------------------------
@@ -216,58 +229,117 @@ def _text(value) -> str:
 def _parquet_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
     import duckdb
 
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute(f"SET memory_limit = '{config.DUCKDB_MEMORY_LIMIT}'")
-        con.execute("SET TimeZone = 'UTC'")
+    with _duck() as con:
         try:
-            columns = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
             n_rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()[0]
         except duckdb.Error as exc:
             raise SchemaError(f"{path.name} is a Parquet file that could not be read ({str(exc).splitlines()[0]}); "
                               "expected a complete Parquet file of events") from exc
-        if not columns:
-            raise SchemaError(f"{path.name} is a Parquet file without columns; expected a table of events")
-        select = ", ".join(_parquet_column(name, kind) for name, kind, *_ in columns)
-        limit = f" LIMIT {int(max_rows) - 1}" if max_rows is not None else ""  # the header is a line too
-        target = str(out).replace("'", "''")
-        con.execute(f"COPY (SELECT {select} FROM read_parquet(?){limit}) TO '{target}' "
-                    "(FORMAT csv, HEADER true, QUOTE '\"', ESCAPE '\"', DATEFORMAT '%Y-%m-%d')", [str(path)])
-    finally:
-        con.close()
-    written = 1 + (n_rows if max_rows is None else min(n_rows, max_rows - 1))
+        written = _copy_flat(con, f"read_parquet({_literal(path)})", out, max_rows, f"{path.name} is a Parquet file")
     return Converted(written, max_rows is None or n_rows <= max_rows - 1,
                      f"a Parquet file of {n_rows:,} rows: read as a table (line numbers are its row numbers + 1 "
-                     "for the header; times with a zone as UTC, line breaks in values as spaces)")
+                     "for the header; times with a zone as UTC, nested fields as columns named parent.field, line "
+                     "breaks in values as spaces)")
 
 
-def _parquet_column(name: str, kind: str) -> str:
-    """A column of the Parquet file as the CSV should hold it, under its own name."""
-    ident = '"' + name.replace('"', '""') + '"'
-    if kind == "TIMESTAMP WITH TIME ZONE":
-        expr = f"CAST({ident} AS TIMESTAMP)"  # the session's zone is UTC
-    elif kind == "VARCHAR":
-        expr = f"replace(replace({ident}, chr(13), ' '), chr(10), ' ')"
-    elif kind.endswith("[]") or kind.startswith(("STRUCT", "MAP", "UNION")):
-        expr = f"replace(replace(CAST({ident} AS VARCHAR), chr(13), ' '), chr(10), ' ')"
+# --- JSON ----------------------------------------------------------------------------------------------
+
+
+def _json_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
+    import duckdb
+
+    compression = "gzip" if _head(path)[1] else "none"
+    source = f"read_json_auto({_literal(path)}, compression = '{compression}')"
+    with _duck() as con:
+        try:
+            written = _copy_flat(con, source, out, max_rows, f"{path.name} is JSON")
+        except duckdb.Error as exc:
+            raise SchemaError(f"{path.name} is JSON that could not be read as objects of events "
+                              f"({str(exc).splitlines()[0]}); expected an array of objects or one object per "
+                              "line") from exc
+    return Converted(written, max_rows is None or written < max_rows,
+                     "JSON: one row per object (line numbers are its object numbers + 1 for the header; nested "
+                     "objects as columns named parent.field, times with a zone as UTC)")
+
+
+# --- both: DuckDB's readers, written out by COPY ---------------------------------------------------------
+
+
+class _duck:
+    """An in-memory DuckDB connection within the project's memory budget, its session zone UTC."""
+
+    def __enter__(self):
+        import duckdb
+
+        self.con = duckdb.connect(":memory:")
+        self.con.execute(f"SET memory_limit = '{config.DUCKDB_MEMORY_LIMIT}'")
+        self.con.execute("SET TimeZone = 'UTC'")
+        return self.con
+
+    def __exit__(self, *exc) -> None:
+        self.con.close()
+
+
+def _copy_flat(con, source: str, out: Path, max_rows: int | None, what: str) -> int:
+    """COPY the rows of ``source`` (a DuckDB table function) to ``out`` as CSV with a header, structs flattened;
+    the lines written (header included)."""
+    rel = con.sql(f"SELECT * FROM {source}")
+    columns: list[str] = []
+    for name, kind in zip(rel.columns, rel.types):
+        _flatten(_ident(name), name, kind, columns)
+    if not columns:
+        raise SchemaError(f"{what} without columns; expected a table of events")
+    limit = f" LIMIT {int(max_rows) - 1}" if max_rows is not None else ""  # the header is a line too
+    rows = con.execute(f"COPY (SELECT {', '.join(columns)} FROM {source}{limit}) TO {_literal(out)} "
+                       "(FORMAT csv, HEADER true, QUOTE '\"', ESCAPE '\"', DATEFORMAT '%Y-%m-%d')").fetchone()[0]
+    return 1 + rows
+
+
+def _flatten(expr: str, name: str, kind, columns: list[str]) -> None:
+    """Append the select expression(s) of one column: a struct's fields one by one (``parent.field``), other
+    values as the CSV should hold them."""
+    if kind.id == "struct" and kind.children:
+        for child, child_kind in kind.children:
+            _flatten(f"{expr}.{_ident(child)}", f"{name}.{child}", child_kind, columns)
+        return
+    text = str(kind)
+    if text == "TIMESTAMP WITH TIME ZONE":
+        value = f"CAST({expr} AS TIMESTAMP)"  # the session's zone is UTC
+    elif text == "VARCHAR":
+        value = f"replace(replace({expr}, chr(13), ' '), chr(10), ' ')"
+    elif text.endswith("[]") or text.startswith(("STRUCT", "MAP", "UNION")):
+        value = f"replace(replace(CAST({expr} AS VARCHAR), chr(13), ' '), chr(10), ' ')"
     else:
-        return ident
-    return f"{expr} AS {ident}"
+        value = expr
+    columns.append(f"{value} AS {_ident(name)}")
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 # --- UTF-16 text ---------------------------------------------------------------------------------------
 
 
-def _utf16_codec(path: Path) -> tuple[str, bool] | None:
-    """The codec of a UTF-16 text file (``"utf-16"`` with a BOM, else by where its NUL bytes fall) and whether
-    it is gzip-compressed; None for any other file."""
+def _head(path: Path) -> tuple[bytes, bool]:
+    """The first KiB of the file, decompressed when it is gzip-compressed, and whether it is."""
     with open(path, "rb") as fh:
         gzipped = fh.read(2) == _GZIP_MAGIC
     try:
         with (gzip.open if gzipped else open)(path, "rb") as fh:
-            head = fh.read(1024)
+            return fh.read(1024), gzipped
     except (OSError, EOFError):
-        return None  # a damaged gzip file: the sniffer says so
+        return b"", gzipped  # a damaged gzip file: the sniffer says so
+
+
+def _utf16_codec(path: Path) -> tuple[str, bool] | None:
+    """The codec of a UTF-16 text file (``"utf-16"`` with a BOM, else by where its NUL bytes fall) and whether
+    it is gzip-compressed; None for any other file."""
+    head, gzipped = _head(path)
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16", gzipped
     if len(head) < 8:

@@ -267,7 +267,7 @@ def _sniffed(engine, saved: dict, sheet: str | None) -> Sniffed | None:
 
 def _default_name(file_name: str) -> str:
     name = Path(file_name).name
-    for suffix in (".gz", ".csv", ".tsv", ".txt", ".xlsx", ".xls", ".ods", ".parquet"):
+    for suffix in (".gz", ".csv", ".tsv", ".txt", ".xlsx", ".xls", ".ods", ".parquet", ".json", ".jsonl", ".ndjson"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
     return name or "dataset"

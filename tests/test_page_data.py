@@ -341,6 +341,23 @@ def test_the_worksheet_holding_the_events_can_be_chosen(store_url, tmp_path):
     assert (tiles["Rows read"], tiles["Rows loaded"], tiles["Rows quarantined"]) == ("6", "5", "1")
 
 
+def test_a_json_lines_export_is_uploaded_and_loaded(store_url):
+    import json
+
+    objects = [{"event": ["Viewed Product", "Order Completed"][i % 2], "properties": {
+        "time": 1709287200 + 60 * i, "distinct_id": f"u{i % 3}", "product_id": f"p{i}", "price": 9.5}}
+        for i in range(6)]
+    data = "".join(json.dumps(o) + "\n" for o in objects).encode()
+    at = _upload(_page(), "mixpanel-export.jsonl", data)
+    assert not at.error, [e.value for e in at.error]
+    assert any(c.value.replace("\\", "").startswith("• JSON: one row per object") for c in at.caption)
+    assert at.text_input[0].value == "mixpanel-export"
+    at.button(key="data_load").click().run()
+    run_until(at, lambda: _loaded(at))
+    tiles = _metrics(at)
+    assert (tiles["Rows read"], tiles["Rows loaded"], tiles["Rows quarantined"]) == ("6", "6", "0")
+
+
 def test_bundled_sample_can_be_loaded_from_the_page(store_url):
     from core import config
 

@@ -259,6 +259,60 @@ def test_parquet_types_are_written_as_the_sniffer_reads_them(duck_engine, tmp_pa
     q = quarantined_rows(duck_engine, "typed")
     assert q["line_no"].tolist() == [4]  # the third row, after the header
     assert q["raw_line"][0] == "7,,cart,p2,shoes,-1.0,,,x"
+    assert sniff(path).mapping.source_columns[-3:] == ["tags", "extra.k", "note"]  # a struct's fields: columns
+
+
+def _mixpanel_lines(n: int) -> list[dict]:
+    names = ["Viewed Product", "Added to Cart", "Order Completed"]
+    return [{"event": names[i % 3], "properties": {
+        "time": 1709287200 + 600 * i, "distinct_id": f"u{i % 4}", "$insert_id": f"x{i}", "product_id": f"p{i % 5}",
+        "category": "Shoes", "price": 10.5 + i}} for i in range(n)]
+
+
+@pytest.mark.parametrize("gzipped", [False, True], ids=["jsonl", "jsonl.gz"])
+def test_json_lines_export_loads_with_nested_fields_as_columns(engine, tmp_path, gzipped):
+    import gzip
+    import json
+
+    objects = _mixpanel_lines(9)
+    objects[4]["properties"]["time"] = "soon"  # object 5: quarantined as line 6 (the header is line 1)
+    text = "".join(json.dumps(o) + "\n" for o in objects).encode()
+    path = tmp_path / ("export.json.gz" if gzipped else "export.json")
+    path.write_bytes(gzip.compress(text) if gzipped else text)
+    mapping = sniff(path).mapping
+    assert mapping.notes[0].startswith("JSON: one row per object")
+    assert (mapping.columns["user_id"], mapping.columns["event_time"], mapping.columns["event_type"],
+            mapping.time_format) == ("properties.distinct_id", "properties.time", "event", "unix_s")
+    report = ingest_file(engine, path, "mixpanel")
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (9, 8, {"unparseable_time": 1})
+    events = _events(engine, "mixpanel")
+    assert [e[2] for e in events][:3] == ["view", "cart", "purchase"]
+    assert events[0][:2] == ("u0", dt.datetime(2024, 3, 1, 10, 0)) and events[0][6] == 10.5
+    assert quarantined_rows(engine, "mixpanel")["line_no"].tolist() == [6]
+
+
+def test_json_array_renamed_csv_is_read_with_times_in_utc(duck_engine, tmp_path):
+    import json
+
+    objects = [{"anonymousId": f"a{i % 2}", "event": "Product Viewed", "timestamp": f"2024-03-01T1{i}:00:00+02:00",
+                "properties": {"product_id": f"p{i}", "brand": "Acme"}, "context": {"library": {"name": "js"}}}
+               for i in range(3)]
+    path = tmp_path / "export.csv"
+    path.write_text(json.dumps(objects, indent=2))
+    report = ingest_file(duck_engine, path, "segment")
+    assert (report.rows_read, report.rows_loaded) == (3, 3)
+    assert [(e[0], e[1], e[2], e[3], e[5]) for e in _events(duck_engine, "segment")] == [
+        ("a0", dt.datetime(2024, 3, 1, 8), "view", "p0", "acme"),
+        ("a1", dt.datetime(2024, 3, 1, 9), "view", "p1", "acme"),
+        ("a0", dt.datetime(2024, 3, 1, 10), "view", "p2", "acme")]
+
+
+def test_json_that_is_no_objects_is_refused_and_nothing_is_written(duck_engine, tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{"user_id": "u1", "event_time": "2024-03-01", "event_type": "view"}\n{"user_id": \n')
+    with pytest.raises(SchemaError, match=r"^broken\.json is JSON that could not be read as objects of events \("):
+        ingest_file(duck_engine, path, "broken")
+    assert store.list_datasets(duck_engine) == []
 
 
 def test_damaged_parquet_is_refused_and_nothing_is_written(duck_engine, tmp_path):
