@@ -81,9 +81,9 @@ def kind_of(path: Path) -> str | None:
     try:
         with open(path, "rb") as fh:
             magic = fh.read(8)
-        if _utf16_codec(path) is not None:
-            return "utf-16"
         head, _ = _head(path)
+        if _utf16_codec(head) is not None:
+            return "utf-16"
         if _JSON_START.match(head):
             return "json"
         if magic.startswith(_PARQUET_MAGIC):
@@ -336,24 +336,24 @@ def _head(path: Path) -> tuple[bytes, bool]:
         return b"", gzipped  # a damaged gzip file: the sniffer says so
 
 
-def _utf16_codec(path: Path) -> tuple[str, bool] | None:
-    """The codec of a UTF-16 text file (``"utf-16"`` with a BOM, else by where its NUL bytes fall) and whether
-    it is gzip-compressed; None for any other file."""
-    head, gzipped = _head(path)
+def _utf16_codec(head: bytes) -> str | None:
+    """The codec of UTF-16 text starting with ``head`` (``"utf-16"`` with a BOM, else by where its NUL bytes
+    fall); None for any other text."""
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16", gzipped
+        return "utf-16"
     if len(head) < 8:
         return None
     half = len(head) / 2
     even, odd = head[0::2].count(0) / half, head[1::2].count(0) / half  # ASCII in UTF-16-LE: 'u\0s\0'
     if min(even, odd) >= _UTF16_MAX_OTHER_SHARE or max(even, odd) <= _UTF16_MIN_NUL_SHARE:
         return None
-    return ("utf-16-le" if odd > even else "utf-16-be"), gzipped
+    return "utf-16-le" if odd > even else "utf-16-be"
 
 
 def _utf16_to_csv(path: Path, out: Path, max_rows: int | None,
                   progress: Callable[[int], None] | None) -> Converted:
-    codec, gzipped = _utf16_codec(path)
+    head, gzipped = _head(path)
+    codec = _utf16_codec(head)
     note = ("UTF-16 text (as Excel's 'Unicode Text' and some ad platforms' exports write it): read as UTF-8, "
             "line for line")
     rows, reported = 0, 0
