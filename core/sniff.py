@@ -527,12 +527,14 @@ def _unique_names(names: list[str]) -> list[str]:
 
 
 def _looks_like_header(first: list[str], data: list[list[str]]) -> bool:
-    if not first or any(not v.strip() for v in first):
+    # a header may leave a name out: a trailing delimiter (user_id,event_time,) or an unnamed column
+    named = [v for v in first if v.strip()]
+    if len(named) < max(1, (len(first) + 1) // 2):
         return False
     known = {a for aliases in FIELD_ALIASES.values() for a in aliases}
-    if sum(bool(_name_keys(v) & known) for v in first) >= 2:  # properties.time, UserId: as _match_aliases reads
+    if sum(bool(_name_keys(v) & known) for v in named) >= 2:  # properties.time, UserId: as _match_aliases reads
         return True
-    if not all(_NAME.match(v.strip()) and _kind(v) in ("text",) for v in first):
+    if len(named) < len(first) or not all(_NAME.match(v.strip()) and _kind(v) in ("text",) for v in named):
         return False
     # names over data: some column holds numbers or times below a text name
     kinds = _column_kinds(data, len(first))

@@ -239,6 +239,27 @@ def test_headerless_generic_file_is_guessed_by_content_and_unconfident(tmp_path)
     assert m.confident is False
 
 
+@pytest.mark.parametrize(("header", "row", "names"), [
+    ("user_id,event_time,event_type,price,", "u1,2024-03-01 10:00:00,view,3.50,",  # a trailing delimiter
+     ["user_id", "event_time", "event_type", "price", "c4"]),
+    ("user_id,event_time,,event_type", "u1,2024-03-01 10:00:00,,view",  # a column left unnamed
+     ["user_id", "event_time", "c2", "event_type"]),
+])
+def test_a_header_with_an_empty_name_is_still_the_header(tmp_path, header, row, names):
+    path = tmp_path / "h.csv"
+    path.write_text(header + "\n" + (row + "\n") * 5)
+    m = sniff(path).mapping
+    assert (m.has_header, m.source_columns, m.confident) == (True, names, True)
+    assert (m.columns["user_id"], m.columns["event_time"], m.columns["event_type"]) == (
+        "user_id", "event_time", "event_type")
+
+
+def test_a_data_row_with_empty_fields_is_no_header(tmp_path):
+    path = tmp_path / "n.csv"
+    path.write_text("u1,2024-03-01 10:00:00,,view\n" * 5)
+    assert sniff(path).mapping.has_header is False
+
+
 def test_dates_without_a_time_carry_no_offset():
     assert detect_time_format(["2024-03-01", "2024-03-02", "2024-03-05"]) == ("iso", [])  # '-01' is the day
 
