@@ -122,6 +122,8 @@ _UNIX_US_FROM, _UNIX_US_TO = 6.3e14, 4.1e15
 #: order (a price empty on views is still the price).
 _MIN_FILLED_SHARE = 0.5
 _PREFER_FILLED = ("user_id", "event_time", "event_type")
+#: fields that describe the item, read from the item id's own nested record when it is one
+_ITEM_FIELDS = ("category", "brand", "price", "quantity")
 _NUM = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
 _INT = re.compile(r"^\s*[+-]?\d+\s*$")
 _ISO = re.compile(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?( [AaPp][Mm])?)?"
@@ -554,7 +556,9 @@ def _match_aliases(names: list[str], data: list[list[str]]) -> tuple[dict[str, s
 
     A field takes the column of its best alias; a name matches an alias as written, or by its last
     dotted part, or with separators and case ignored. For a shopper, a time and an event type, the
-    first matching column whose sampled values are mostly filled wins over a mostly empty one.
+    first matching column whose sampled values are mostly filled wins over a mostly empty one. When the
+    item id is a nested field (``items.item_id``), the item's category, brand, price and quantity are taken
+    from its siblings first (``items.item_category`` over ``device.category``).
     """
     keys = [_name_keys(n) for n in names]
     columns: dict[str, str | None] = dict.fromkeys(CANONICAL_FIELDS)
@@ -570,6 +574,9 @@ def _match_aliases(names: list[str], data: list[list[str]]) -> tuple[dict[str, s
             seen.update(hits)
         if not candidates:
             continue
+        parent = (columns["item_id"] or "").rpartition(".")[0]
+        if parent and fld in _ITEM_FIELDS:  # items.price over a column of the event (device.category): stable sort
+            candidates.sort(key=lambda c: not names[c[1]].startswith(parent + "."))
         filled = [(rank, i) for rank, i in candidates
                   if fld not in _PREFER_FILLED or _filled_share(data, i) >= _MIN_FILLED_SHARE]
         rank, chosen = (filled or candidates)[0]

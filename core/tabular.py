@@ -235,11 +235,12 @@ def _parquet_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
         except duckdb.Error as exc:
             raise SchemaError(f"{path.name} is a Parquet file that could not be read ({str(exc).splitlines()[0]}); "
                               "expected a complete Parquet file of events") from exc
-        written = _copy_flat(con, f"read_parquet({_literal(path)})", out, max_rows, f"{path.name} is a Parquet file")
+        written, said = _copy_flat(con, f"read_parquet({_literal(path)})", out, max_rows,
+                                   f"{path.name} is a Parquet file")
     return Converted(written, max_rows is None or n_rows <= max_rows - 1,
                      f"a Parquet file of {n_rows:,} rows: read as a table (line numbers are its row numbers + 1 "
                      "for the header; times with a zone as UTC, nested fields as columns named parent.field, line "
-                     "breaks in values as spaces)")
+                     "breaks in values as spaces)" + (f"; {said}" if said else ""))
 
 
 # --- JSON ----------------------------------------------------------------------------------------------
@@ -252,14 +253,14 @@ def _json_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
     source = f"read_json_auto({_literal(path)}, compression = '{compression}')"
     with _duck() as con:
         try:
-            written = _copy_flat(con, source, out, max_rows, f"{path.name} is JSON")
+            written, said = _copy_flat(con, source, out, max_rows, f"{path.name} is JSON")
         except duckdb.Error as exc:
             raise SchemaError(f"{path.name} is JSON that could not be read as objects of events "
                               f"({str(exc).splitlines()[0]}); expected an array of objects or one object per "
                               "line") from exc
     return Converted(written, max_rows is None or written < max_rows,
                      "JSON: one row per object (line numbers are its object numbers + 1 for the header; nested "
-                     "objects as columns named parent.field, times with a zone as UTC)")
+                     "objects as columns named parent.field, times with a zone as UTC)" + (f"; {said}" if said else ""))
 
 
 # --- both: DuckDB's readers, written out by COPY ---------------------------------------------------------
@@ -280,19 +281,71 @@ class _duck:
         self.con.close()
 
 
-def _copy_flat(con, source: str, out: Path, max_rows: int | None, what: str) -> int:
-    """COPY the rows of ``source`` (a DuckDB table function) to ``out`` as CSV with a header, structs flattened;
-    the lines written (header included)."""
-    rel = con.sql(f"SELECT * FROM {source}")
-    columns: list[str] = []
-    for name, kind in zip(rel.columns, rel.types):
-        _flatten(_ident(name), name, kind, columns)
+def _copy_flat(con, source: str, out: Path, max_rows: int | None, what: str) -> tuple[int, str]:
+    """COPY the rows of ``source`` (a DuckDB table function) to ``out`` as CSV with a header, nested values
+    flattened (:func:`_flat_columns`); the lines written (header included) and what the flattening did, for
+    the note."""
+    columns, items, said = _flat_columns(con, source)
     if not columns:
         raise SchemaError(f"{what} without columns; expected a table of events")
+    if items is not None:  # one row per item; an event without items keeps one row
+        ident = _ident(items)
+        source = (f"(SELECT *, unnest(CASE WHEN len({ident}) > 0 THEN {ident} ELSE [NULL] END) AS {_ITEM} "
+                  f"FROM {source})")
     limit = f" LIMIT {int(max_rows) - 1}" if max_rows is not None else ""  # the header is a line too
     rows = con.execute(f"COPY (SELECT {', '.join(columns)} FROM {source}{limit}) TO {_literal(out)} "
                        "(FORMAT csv, HEADER true, QUOTE '\"', ESCAPE '\"', DATEFORMAT '%Y-%m-%d')").fetchone()[0]
-    return 1 + rows
+    return 1 + rows, said
+
+
+#: the alias of one element of an event's list of items, unnested (no column of a real export is named so)
+_ITEM = '"__cartsight_item__"'
+#: rows sampled for the keys of a key-value list (GA4's event_params)
+_KEY_SAMPLE_ROWS = 10_000
+
+
+def _flat_columns(con, source: str) -> tuple[list[str], str | None, str]:
+    """The select expressions that write ``source``'s rows flat, the column of items to unnest, and a note.
+
+    - a struct: its fields as columns of their own (``device.category``);
+    - the first list of structs with an item id (GA4's ``items``: ``item_id``, ``price``, ``quantity``):
+      one row per item, its fields as ``items.item_id`` and so on;
+    - a list of key-value structs (GA4's ``event_params``: ``key`` and ``value``): one column per key
+      seen in the first :data:`_KEY_SAMPLE_ROWS` rows (``event_params.ga_session_id``);
+    - other lists and maps: their text.
+    """
+    from core.sniff import FIELD_ALIASES
+
+    rel = con.sql(f"SELECT * FROM {source}")
+    columns: list[str] = []
+    items, params = None, []
+    for name, kind in zip(rel.columns, rel.types):
+        fields = [f for f, _ in kind.child.children] if kind.id == "list" and kind.child.id == "struct" else []
+        if items is None and set(fields) & set(FIELD_ALIASES["item_id"]):
+            items = name
+            _flatten(_ITEM, name, kind.child, columns)
+        elif {"key", "value"} <= set(fields):
+            params.append(name)
+            ident = _ident(name)
+            keys = [r[0] for r in con.execute(
+                f"SELECT DISTINCT k FROM (SELECT unnest(list_transform({ident}, lambda x: x.key)) AS k FROM "
+                f"(SELECT {ident} FROM {source} LIMIT {_KEY_SAMPLE_ROWS})) WHERE k IS NOT NULL ORDER BY k").fetchall()]
+            value_kind = dict(kind.child.children)["value"]
+            for key in keys:
+                value = f"list_filter({ident}, lambda x: x.key = {_literal(key)})[1].value"
+                parts = ([f"CAST({value}.{_ident(f)} AS VARCHAR)" for f, _ in value_kind.children]
+                         if value_kind.id == "struct" else [f"CAST({value} AS VARCHAR)"])
+                columns.append(f"coalesce({', '.join(parts)}) AS {_ident(f'{name}.{key}')}")
+        else:
+            _flatten(_ident(name), name, kind, columns)
+    said = []
+    if items is not None:
+        said.append(f"one row per item of each event's {items!r} list (an event without items: one row), so line "
+                    "numbers count those rows")
+    if params:
+        said.append(f"key-value lists ({', '.join(repr(p) for p in params)}) as one column per key found in the "
+                    f"first {_KEY_SAMPLE_ROWS:,} rows")
+    return columns, items, "; ".join(said)
 
 
 def _flatten(expr: str, name: str, kind, columns: list[str]) -> None:

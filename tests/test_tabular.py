@@ -262,6 +262,48 @@ def test_parquet_types_are_written_as_the_sniffer_reads_them(duck_engine, tmp_pa
     assert sniff(path).mapping.source_columns[-3:] == ["tags", "extra.k", "note"]  # a struct's fields: columns
 
 
+GA4_EXPORT = """
+    SELECT * FROM (VALUES
+      (1709287200000000::BIGINT, 'view_item', 'ps1',
+       [{'key': 'ga_session_id', 'value': {'string_value': NULL::VARCHAR, 'int_value': 77::BIGINT}},
+        {'key': 'page_location', 'value': {'string_value': 'https://shop/p/A', 'int_value': NULL}}],
+       [{'item_id': 'A', 'item_brand': 'Acme', 'item_category': 'Kitchen', 'price': 2.5::DOUBLE,
+         'quantity': 1::BIGINT}],
+       {'category': 'mobile'}),
+      (1709287500000000, 'purchase', 'ps1',
+       [{'key': 'ga_session_id', 'value': {'string_value': NULL, 'int_value': 77}}],
+       [{'item_id': 'A', 'item_brand': 'Acme', 'item_category': 'Kitchen', 'price': 2.5, 'quantity': 2},
+        {'item_id': 'B', 'item_brand': 'Leaf', 'item_category': 'Food', 'price': -4.0, 'quantity': 1}],
+       {'category': 'mobile'}),
+      (1709370000000000, 'session_start', 'ps2',
+       [{'key': 'ga_session_id', 'value': {'string_value': NULL, 'int_value': 88}}], [], {'category': 'desktop'})
+    ) v(event_timestamp, event_name, user_pseudo_id, event_params, items, device)"""
+
+
+@pytest.mark.parametrize("form", ["parquet", "json"])
+def test_a_nested_ga4_export_gives_one_row_per_item_and_its_params_as_columns(engine, tmp_path, form):
+    import duckdb
+
+    path = tmp_path / f"events_20240301.{form}"
+    con = duckdb.connect()
+    con.execute(f"COPY ({GA4_EXPORT}) TO '{path}' (FORMAT {form})")
+    con.close()
+    mapping = sniff(path).mapping
+    assert "one row per item of each event's 'items' list" in mapping.notes[0]
+    assert {f: mapping.columns[f] for f in ("user_id", "event_time", "item_id", "category", "brand", "price",
+                                             "quantity", "session_id")} == {
+        "user_id": "user_pseudo_id", "event_time": "event_timestamp", "item_id": "items.item_id",
+        "category": "items.item_category", "brand": "items.item_brand", "price": "items.price",
+        "quantity": "items.quantity", "session_id": "event_params.ga_session_id"}  # not device.category
+    assert "event_params.page_location" in mapping.source_columns
+    report = ingest_file(engine, path, "ga4")
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (4, 3, {"negative_price": 1})
+    assert [(e[2], e[3], e[4], e[6], e[7], e[8]) for e in _events(engine, "ga4")] == [
+        ("view", "A", "Kitchen", 2.5, 1, "77"), ("purchase", "A", "Kitchen", 2.5, 2, "77"),
+        ("session_start", None, None, None, None, "88")]
+    assert quarantined_rows(engine, "ga4")["line_no"].tolist() == [4]  # the purchase's second item: row 3
+
+
 def _mixpanel_lines(n: int) -> list[dict]:
     names = ["Viewed Product", "Added to Cart", "Order Completed"]
     return [{"event": names[i % 3], "properties": {
