@@ -284,14 +284,17 @@ _WINDOWS_1252_NOTE = ("bytes 0x80-0x9F past the first rows (curly quotes, dashes
                       "Windows-1252, not Latin-1: read as Windows-1252")
 
 
+#: what the progress line calls a file being written out as CSV (core.tabular), by its kind
+_CONVERTED = {"parquet": "the Parquet file", "json": "the JSON file", "utf-16": "the UTF-16 text"}
+
+
 def _table_as_csv(path: Path, tmp: Path, progress: Progress | None, sheet: str | None) -> tuple[Path, str | None]:
     """The file to load: ``path`` itself, or a spreadsheet, Parquet file, JSON or UTF-16 text written out as CSV
     (and its note)."""
     kind = tabular.kind_of(path)
     if kind is None:
         return path, None
-    what = {"parquet": "the Parquet file", "json": "the JSON file", "utf-16": "the UTF-16 text"}.get(kind,
-                                                                                                 "the spreadsheet")
+    what = _CONVERTED.get(kind, "the spreadsheet")
     (tmp / "table").mkdir()
     out = tmp / "table" / path.name  # the CSV path's messages name the uploaded file
     _tick(progress, 0.0, f"reading {what}")
@@ -625,7 +628,8 @@ class _Job:
         conv = (f"SELECT {h} AS h, {', '.join(carried)}, "
                 f"{trimmed('user_id')} AS user_id, t_raw, {self._time_expr('t_raw')} AS event_time, "
                 f"{event} AS event_type, {trimmed('item_id')} AS item_id, {cat} AS category, "
-                f"lower({trimmed('brand')}) AS brand, {price_raw} AS p_raw, {_price_sql(price_raw, m.decimal_comma)} AS price, "
+                f"lower({trimmed('brand')}) AS brand, {price_raw} AS p_raw, "
+                f"{_price_sql(price_raw, m.decimal_comma)} AS price, "
                 f"{qty_raw} AS q_raw, try_cast({qty_raw} AS BIGINT) AS quantity, {trimmed('session_id')} AS session_id "
                 f"FROM ({inner}, {self._time_raw(trimmed('event_time'))} AS t_raw "
                 f"FROM {self._read_expr()})")

@@ -138,8 +138,8 @@ _YMD = re.compile(r"^(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])( \d{1,2}:\
 _INVOICE = re.compile(r"^C?\d{6}$")
 #: a price's currency sign or ISO code, before or after its number ($12.50, 12,50 €, USD 99.00), and the
 #: spaces around it (no-break ones too); written for Python's re and DuckDB's RE2 alike
-CURRENCY = (r"[\s\x{00a0}\x{202f}$€£¥₹]|\b(?:USD|EUR|GBP|JPY|CNY|RUB|INR|AUD|CAD|CHF|SEK|NOK|DKK|PLN|CZK|BRL|MXN|TRY|"
-            r"ZAR|KRW|UAH)\b")
+CURRENCY = (r"[\s\x{00a0}\x{202f}$€£¥₹]|"
+            r"\b(?:USD|EUR|GBP|JPY|CNY|RUB|INR|AUD|CAD|CHF|SEK|NOK|DKK|PLN|CZK|BRL|MXN|TRY|ZAR|KRW|UAH)\b")
 _CURRENCY = re.compile(CURRENCY.replace(r"\x{00a0}", "\u00a0").replace(r"\x{202f}", "\u202f"))
 #: a number with a decimal comma (3,50), dots grouping its thousands or not (1.234,56)
 _DECIMAL_COMMA = re.compile(r"^-?(\d{1,3}(\.\d{3})+|\d+),\d+$")
@@ -149,8 +149,9 @@ _DECIMAL_POINT = re.compile(r"^-?(\d{1,3}(,\d{3})+\.\d+|\d+\.(\d{1,2}|\d{4,}))$"
 GROUPED_BY_COMMA = r"-?\d{1,3}(,\d{3})+(\.\d+)?"
 GROUPED_BY_DOT = r"-?\d{1,3}(\.\d{3})+(,\d+)?"
 _CLOCK = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?( [AaPp][Mm])?$")
-_DATE_ONLY = re.compile(rf"^(\d{{4}}[-/]\d{{1,2}}[-/]\d{{1,2}}|\d{{1,2}}[-/.]\d{{1,2}}[-/.](\d{{4}}|\d{{2}})|(19|20)\d{{6}}|"
-                        rf"\d{{1,2}}[- ]{_MONTH}[- ](\d{{4}}|\d{{2}})|{_MONTH} \d{{1,2}},? \d{{4}})$", re.IGNORECASE)
+_DATE_ONLY = re.compile(rf"^(\d{{4}}[-/]\d{{1,2}}[-/]\d{{1,2}}|\d{{1,2}}[-/.]\d{{1,2}}[-/.](\d{{4}}|\d{{2}})|"
+                        rf"(19|20)\d{{6}}|\d{{1,2}}[- ]{_MONTH}[- ](\d{{4}}|\d{{2}})|{_MONTH} \d{{1,2}},? \d{{4}})$",
+                        re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z_][\w .\-/()#]*$")
 _JSON_START = re.compile(r'^[\[{]\s*[\[{]?\s*"[^"\n]{0,200}"\s*:')
 
@@ -667,16 +668,16 @@ def sniff(path: str | Path, engine=None, sheet: str | None = None) -> Sniffed:
     """Detect encoding, delimiter, header and layout of the file at ``path`` and propose a mapping.
 
     Reads only the first ``SNIFF_BYTES`` (decompressing gzip, recognised by its magic bytes); a
-    spreadsheet, a Parquet file or UTF-16 text is read through its first rows written out as UTF-8 CSV
-    (:mod:`core.tabular`).
+    spreadsheet, a Parquet file, JSON or UTF-16 text is read through its first rows written out as UTF-8
+    CSV (:mod:`core.tabular`).
     With ``engine``, a mapping remembered for the same header signature (see
     :func:`core.ingest.remember_mapping`) replaces the guess and is marked confident. ``sheet``: the
     worksheet of a spreadsheet to read (the first visible one by default; see :func:`core.tabular.worksheets`).
 
     Returns a :class:`Sniffed`. Raises :class:`SchemaError` naming the file and what was expected for a
-    missing or empty file, an archive or binary file nothing here reads (renamed or not), JSON, and a first
-    line longer than the sniff window. A few NUL bytes in a text file are let through: their rows are
-    quarantined at load.
+    missing or empty file, an archive or binary file nothing here reads (renamed or not), JSON that is no
+    table of objects, and a first line longer than the sniff window. A few NUL bytes in a text file are let
+    through: their rows are quarantined at load.
     """
     path = Path(path)
     if not path.is_file():
@@ -731,7 +732,7 @@ def sniff(path: str | Path, engine=None, sheet: str | None = None) -> Sniffed:
 
 
 def _sniff_table(path: Path, kind: str, engine, sheet: str | None) -> Sniffed:
-    """:func:`sniff` of a spreadsheet, a Parquet file or UTF-16 text: its first rows written out as CSV
+    """:func:`sniff` of a spreadsheet, a Parquet file, JSON or UTF-16 text: its first rows written out as CSV
     (:mod:`core.tabular`), then read as one."""
     from core.store import temp_prefix
 

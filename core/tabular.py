@@ -81,11 +81,6 @@ def kind_of(path: Path) -> str | None:
     try:
         with open(path, "rb") as fh:
             magic = fh.read(8)
-        head, _ = _head(path)
-        if _utf16_codec(head) is not None:
-            return "utf-16"
-        if _JSON_START.match(head):
-            return "json"
         if magic.startswith(_PARQUET_MAGIC):
             return "parquet"
         if magic.startswith(b"PK\x03\x04"):
@@ -97,6 +92,13 @@ def kind_of(path: Path) -> str | None:
                     return "ods"
         if magic == _OLE_MAGIC and _opens_as_workbook(path):  # other old Office documents share the container
             return "xls"
+        if magic.startswith((b"PK\x03\x04", _OLE_MAGIC)):
+            return None  # another archive or Office document: the sniffer names it
+        head, _ = _head(path)  # text: its first KiB, decompressed
+        if _utf16_codec(head) is not None:  # binary files have NUL bytes too: asked after their magic numbers
+            return "utf-16"
+        if _JSON_START.match(head):
+            return "json"
     except (OSError, zipfile.BadZipFile, KeyError):
         pass
     return None
