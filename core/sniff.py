@@ -378,6 +378,11 @@ def _preamble(rows: list[list[str]], n_cols: int) -> int:
     return 0
 
 
+def _rows_before(text: str, lines: int) -> int:
+    """How many non-blank lines the file's first ``lines`` lines hold (the rows :func:`_lines` keeps of them)."""
+    return sum(1 for line in re.split(r"\r\n|\r|\n", text)[:lines] if line.strip())
+
+
 def _physical_lines_before(text: str, rows: int) -> int:
     """The file's lines (blank ones included, as DuckDB counts them) before its ``rows``-th non-blank line."""
     if not rows:
@@ -664,7 +669,7 @@ def header_signature(names: list[str], n_cols: int, has_header: bool) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
-def sniff(path: str | Path, engine=None, sheet: str | None = None) -> Sniffed:
+def sniff(path: str | Path, engine=None, sheet: str | None = None, skip_lines: int | None = None) -> Sniffed:
     """Detect encoding, delimiter, header and layout of the file at ``path`` and propose a mapping.
 
     Reads only the first ``SNIFF_BYTES`` (decompressing gzip, recognised by its magic bytes); a
@@ -673,6 +678,8 @@ def sniff(path: str | Path, engine=None, sheet: str | None = None) -> Sniffed:
     With ``engine``, a mapping remembered for the same header signature (see
     :func:`core.ingest.remember_mapping`) replaces the guess and is marked confident. ``sheet``: the
     worksheet of a spreadsheet to read (the first visible one by default; see :func:`core.tabular.worksheets`).
+    ``skip_lines``: the lines above the header that are no part of the table, as the analyst set them
+    (None: found by :func:`_preamble`).
 
     Returns a :class:`Sniffed`. Raises :class:`SchemaError` naming the file and what was expected for a
     missing or empty file, an archive or binary file nothing here reads (renamed or not), JSON that is no
@@ -683,7 +690,7 @@ def sniff(path: str | Path, engine=None, sheet: str | None = None) -> Sniffed:
     if not path.is_file():
         raise SchemaError(f"file {str(path)!r} does not exist; expected a CSV/TSV file of events")
     if kind := tabular.kind_of(path):
-        return _sniff_table(path, kind, engine, sheet)
+        return _sniff_table(path, kind, engine, sheet, skip_lines)
     head, compression, complete = _read_head(path)
     if head.strip():
         _refuse_non_text(head, path, compression)
@@ -696,11 +703,20 @@ def sniff(path: str | Path, engine=None, sheet: str | None = None) -> Sniffed:
     lines = _lines(text, complete)
     if not lines:
         raise SchemaError(f"{path.name} is empty: nothing could be loaded (expected a header and event rows)")
-    delimiter, rows, delim_sure = _detect_delimiter(lines)
-    n_cols = statistics.mode(len(r) for r in rows[:_PROFILE_ROWS])
-    preamble = _preamble(rows, n_cols)
-    skip_lines = _physical_lines_before(text, preamble)
-    rows = rows[preamble:]
+    chosen = skip_lines is not None
+    if chosen:  # the lines skipped say nothing of the delimiter either
+        preamble = _rows_before(text, skip_lines)
+        if preamble >= len(lines):
+            raise SchemaError(f"{path.name}: no line is left to read after skipping {skip_lines:,} lines; expected "
+                              f"the header within the first {len(lines):,} lines", column="skip_lines")
+        delimiter, rows, delim_sure = _detect_delimiter(lines[preamble:])
+        n_cols = statistics.mode(len(r) for r in rows[:_PROFILE_ROWS])
+    else:
+        delimiter, rows, delim_sure = _detect_delimiter(lines)
+        n_cols = statistics.mode(len(r) for r in rows[:_PROFILE_ROWS])
+        preamble = _preamble(rows, n_cols)
+        skip_lines = _physical_lines_before(text, preamble)
+        rows = rows[preamble:]
     has_header = _looks_like_header(rows[0], rows[1:])
     header = list(rows[0]) if has_header else []
     data = rows[1:] if has_header else rows
@@ -709,7 +725,9 @@ def sniff(path: str | Path, engine=None, sheet: str | None = None) -> Sniffed:
     notes = [] if delim_sure else ["the delimiter is uncertain; check the preview"]
     if has_header and len({_norm(h) for h in header}) < len(header):
         notes.append(f"the header repeats column names ({header})")
-    if preamble:
+    if chosen and skip_lines:
+        notes.append(f"the first {skip_lines} lines are skipped, as chosen; the table starts at line {skip_lines + 1}")
+    elif preamble:
         notes.append(f"the first {skip_lines} lines are no part of the table (a title or report details, like "
                      f"{lines[0][:80]!r}): skipped; the header is line {skip_lines + 1}")
     mapping = _propose(names, data, has_header, notes)
@@ -731,7 +749,7 @@ def sniff(path: str | Path, engine=None, sheet: str | None = None) -> Sniffed:
     return Sniffed(mapping=mapping, preview=preview, signature=signature, compression=compression)
 
 
-def _sniff_table(path: Path, kind: str, engine, sheet: str | None) -> Sniffed:
+def _sniff_table(path: Path, kind: str, engine, sheet: str | None, skip_lines: int | None) -> Sniffed:
     """:func:`sniff` of a spreadsheet, a Parquet file, JSON or UTF-16 text: its first rows written out as CSV
     (:mod:`core.tabular`), then read as one."""
     from core.store import temp_prefix
@@ -739,7 +757,7 @@ def _sniff_table(path: Path, kind: str, engine, sheet: str | None) -> Sniffed:
     with tempfile.TemporaryDirectory(prefix=temp_prefix("sniff")) as tmp:
         head = Path(tmp) / path.name
         converted = tabular.to_csv(path, head, max_rows=_TABLE_SNIFF_ROWS, kind=kind, sheet=sheet)
-        sniffed = sniff(head, engine)
+        sniffed = sniff(head, engine, skip_lines=skip_lines)
     sniffed.mapping.notes.insert(0, converted.note)
     sniffed.mapping.sheet = converted.sheet
     return sniffed

@@ -21,7 +21,7 @@ from core.sniff import CANONICAL_FIELDS, TIME_FORMATS, Mapping, Sniffed, sniff
 from pages.common import DATASET_KEY, get_engine, show_error
 
 UPLOAD_KEY = "data_upload"  # {"file_id", "name", "dir", "path"} of the upload written to disk
-SNIFF_KEY = "data_sniffed"  # {"file_id", "sniffed" or "error"}
+SNIFF_KEY = "data_sniffed"  # {(file_id, sheet, lines skipped or None): {"sniffed" or "error"}}
 JOB_KEY = "data_load_job"  # the _LoadJob while a file loads
 OUTCOME_KEY = "data_load_outcome"  # what the last load gave: report, error or cancellation
 DELETE_KEY = "data_pending_delete"  # dataset name awaiting confirmation
@@ -50,6 +50,8 @@ LAYOUT_NAMES = {
     "generic": "Event file with named columns",
     "manual": "Mapped by hand",
 }
+#: the most lines above a header the Data page lets an analyst skip
+_MAX_SKIP_LINES = 1000
 DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe", " ": "whitespace"}
 #: how the Data page names an encoding (a UTF-16 file is read as its UTF-8 copy: its note says so)
 ENCODING_NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 with BOM", "latin-1": "Latin-1", "cp1252": "Windows-1252"}
@@ -248,17 +250,17 @@ def _chosen_sheet(saved: dict) -> str | None:
                              "Hidden worksheets are not offered.")
 
 
-def _sniffed(engine, saved: dict, sheet: str | None) -> Sniffed | None:
-    """The sniff of the saved upload (cached per upload and worksheet); shows the reason and returns None when
-    unreadable."""
-    cached = st.session_state.get(SNIFF_KEY)
-    if not cached or (cached["file_id"], cached["sheet"]) != (saved["file_id"], sheet):
+def _sniffed(engine, saved: dict, sheet: str | None, skip: int | None = None) -> Sniffed | None:
+    """The sniff of the saved upload (cached per upload, worksheet and lines skipped; ``skip`` None: found by
+    the sniffer); shows the reason and returns None when unreadable."""
+    cache = st.session_state.setdefault(SNIFF_KEY, {})
+    key = (saved["file_id"], sheet, skip)
+    if key not in cache:
         try:
-            cached = {"sniffed": sniff(saved["path"], engine=engine, sheet=sheet)}
+            cache[key] = {"sniffed": sniff(saved["path"], engine=engine, sheet=sheet, skip_lines=skip)}
         except CartsightError as exc:
-            cached = {"error": str(exc)}
-        cached.update(file_id=saved["file_id"], sheet=sheet)
-        st.session_state[SNIFF_KEY] = cached
+            cache[key] = {"error": str(exc)}
+    cached = cache[key]
     if "error" in cached:
         st.error(cached["error"].replace(Path(saved["path"]).name, saved["name"]))
         return None
@@ -382,10 +384,21 @@ def _upload_section(engine, names: list[str], running: bool) -> None:
     sniffed = _sniffed(engine, saved, sheet)
     if sniffed is None:
         return
+    sheet_key = f"_{saved['sheets'].index(sheet)}" if sheet else ""  # another sheet: its own widgets
+    found = sniffed.mapping.skip_lines
+    skip = st.number_input(
+        "Lines above the header", min_value=0, max_value=_MAX_SKIP_LINES, value=found, step=1,
+        key=f"data_skip_{saved['file_id']}{sheet_key}",
+        help="Lines at the top of the file that are no part of the table, such as a report's title and date: "
+             f"they are skipped. {'Found' if found else 'None found'} in this file; change it if the header "
+             "was not found where it is.")
+    if skip != found:
+        sniffed = _sniffed(engine, saved, sheet, int(skip))
+        if sniffed is None:
+            return
     st.subheader("How the file was read")
     _show_detection(sniffed)
-    sheet_key = f"_{saved['sheets'].index(sheet)}" if sheet else ""  # another sheet: its own mapping editor
-    mapping, edited = _mapping_editor(sniffed, key=f"data_map_{saved['file_id']}{sheet_key}")
+    mapping, edited = _mapping_editor(sniffed, key=f"data_map_{saved['file_id']}{sheet_key}_{skip}")
     unmapped = _unmapped_required(mapping)
     if unmapped:
         st.warning(f"Choose the column for {_md(' and '.join(unmapped))} in the column mapping above. "

@@ -175,6 +175,21 @@ def test_lines_above_the_header_are_skipped_and_line_numbers_stay_the_files(engi
     assert q[["line_no", "raw_line"]].values.tolist() == [[len(preamble) + 7, "c1,yesterday,view,p5,shoes,5.50"]]
 
 
+def test_lines_to_skip_can_be_set_when_the_title_is_not_found(engine, tmp_path):
+    path = tmp_path / "long-title.csv"
+    title = [f"note {i}" for i in range(14)]  # longer than the sniffer looks for
+    rows = [f"c{i % 3},2024-03-0{1 + i % 9} 10:{i:02d}:00,view,p{i}" for i in range(6)]
+    path.write_text("\n".join([*title, "customer_id,event_time,event_type,product_id", *rows]) + "\n")
+    assert sniff(path).mapping.skip_lines == 0
+    mapping = sniff(path, skip_lines=14).mapping
+    assert (mapping.skip_lines, mapping.has_header, mapping.columns["user_id"]) == (14, True, "customer_id")
+    assert "the first 14 lines are skipped, as chosen; the table starts at line 15" in mapping.notes
+    report = ingest_file(engine, path, "long", mapping=mapping)
+    assert (report.rows_read, report.rows_loaded) == (6, 6)
+    with pytest.raises(SchemaError, match=r"^long-title\.csv: no line is left to read after skipping 40 lines"):
+        sniff(path, skip_lines=40)
+
+
 def test_a_short_first_data_row_is_no_preamble(duck_engine, tmp_path):
     path = tmp_path / "plain.csv"
     path.write_text("u1,1709287200\n" + "".join(f"u{i},17092872{i:02d},view,p{i}\n" for i in range(5)))

@@ -318,6 +318,21 @@ def test_a_report_title_above_the_header_is_shown_and_skipped(store_url):
     assert (tiles["Rows read"], tiles["Rows loaded"], tiles["Rows quarantined"]) == ("6", "4", "2")
 
 
+def test_lines_above_the_header_can_be_set_by_hand(store_url):
+    data = b"".join(f"report line {i}\n".encode() for i in range(12)) + REES46_SMALL  # too long to be found
+    at = _upload(_page(), "orders.csv", data)
+    skip = next(n for n in at.number_input if n.label == "Lines above the header")
+    assert skip.value == 0 and _detected(at)["Header row"] == "no"
+    skip.set_value(12).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert _detected(at) == {"Layout": "REES46 multi-category store", "Delimiter": "comma", "Encoding": "UTF-8",
+                             "Header row": "yes (line 13, below a title)"}
+    at.button(key="data_load").click().run()
+    run_until(at, lambda: _loaded(at))
+    tiles = _metrics(at)
+    assert (tiles["Rows read"], tiles["Rows loaded"], tiles["Rows quarantined"]) == ("6", "4", "2")
+
+
 def test_the_worksheet_holding_the_events_can_be_chosen(store_url, tmp_path):
     from openpyxl import Workbook
 
