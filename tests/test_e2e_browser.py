@@ -63,6 +63,21 @@ def _metric_value(page, label: str) -> str:
     return tile.get_by_test_id("stMetricValue").inner_text().strip()
 
 
+def _upload_on_data_page(page, path: Path) -> None:
+    """Open the Data page from the sidebar and upload ``path`` through the real file input."""
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Data", exact=True).click()
+    page.get_by_role("heading", name="Data", exact=True).wait_for()
+    page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(str(path))
+    page.get_by_text("How the file was read").wait_for()
+
+
+def _load(page) -> list[str]:
+    """Click Load, wait for the reconciliation; its rows read, loaded and quarantined."""
+    page.get_by_role("button", name="Load", exact=True).click()
+    page.get_by_text("Every row is accounted for").wait_for()
+    return [_metric_value(page, k) for k in ("Rows read", "Rows loaded", "Rows quarantined")]
+
+
 def _full_screenshot(page, path: Path) -> None:
     """The whole page: Streamlit scrolls inside its main block, so grow the viewport to its height first."""
     page.wait_for_timeout(1000)  # Plotly's transition
@@ -84,19 +99,11 @@ def test_upload_rees46_head_then_see_its_funnel(app_page, app_url, tmp_path_fact
     nav.get_by_role("link", name="Overview", exact=True).wait_for()
     page.get_by_role("heading", name="Overview").first.wait_for()
     page.get_by_test_id("stPlotlyChart").locator(".main-svg").first.wait_for()
-    nav.get_by_role("link", name="Data", exact=True).click()
-    page.get_by_role("heading", name="Data", exact=True).wait_for()
 
-    page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(str(REES46_HEAD))
-    page.get_by_text("How the file was read").wait_for()
+    _upload_on_data_page(page, REES46_HEAD)
     expect(page.get_by_text("Layout: REES46 multi-category store")).to_be_visible()
     expect(page.get_by_label("Dataset name")).to_have_value("2019-Oct-head")
-    page.get_by_role("button", name="Load", exact=True).click()
-
-    page.get_by_text("Every row is accounted for").wait_for()
-    assert _metric_value(page, "Rows read") == f"{ROWS_READ:,}"
-    assert _metric_value(page, "Rows loaded") == f"{ROWS_LOADED:,}"
-    assert _metric_value(page, "Rows quarantined") == f"{ROWS_QUARANTINED:,}"
+    assert _load(page) == [f"{ROWS_READ:,}", f"{ROWS_LOADED:,}", f"{ROWS_QUARANTINED:,}"]
     assert page.get_by_text(
         f"rows read = rows loaded + rows quarantined: {ROWS_READ:,} = {ROWS_LOADED:,} + {ROWS_QUARANTINED:,}"
     ).is_visible()
@@ -157,19 +164,12 @@ def test_upload_online_retail_as_published_an_excel_workbook(app_page, app_url, 
 
     page = app_page
     page.goto(app_url)
-    nav = page.get_by_test_id("stSidebarNav")
-    nav.get_by_role("link", name="Data", exact=True).click()
-    page.get_by_role("heading", name="Data", exact=True).wait_for()
-    page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(str(path))
-    page.get_by_text("How the file was read").wait_for()
+    _upload_on_data_page(page, path)
     expect(page.get_by_text("Layout: UCI Online Retail")).to_be_visible()
     expect(page.get_by_text("an Excel workbook: its first worksheet")).to_be_visible()
     expect(page.get_by_label("Dataset name")).to_have_value("Online Retail")
-    page.get_by_role("button", name="Load", exact=True).click()
-    page.get_by_text("Every row is accounted for").wait_for()
     # the counts of the same rows loaded from the CSV (tests/test_workbook.py compares the two row for row)
-    assert [_metric_value(page, k) for k in ("Rows read", "Rows loaded", "Rows quarantined")] == [
-        "10,000", "7,513", "2,487"]
+    assert _load(page) == ["10,000", "7,513", "2,487"]
 
 
 def test_upload_a_mixpanel_json_lines_export(app_page, app_url, tmp_path):
@@ -190,12 +190,7 @@ def test_upload_a_mixpanel_json_lines_export(app_page, app_url, tmp_path):
 
     page = app_page
     page.goto(app_url)
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Data", exact=True).click()
-    page.get_by_role("heading", name="Data", exact=True).wait_for()
-    page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(str(path))
-    page.get_by_text("How the file was read").wait_for()
+    _upload_on_data_page(page, path)
     expect(page.get_by_text("JSON: one row per object")).to_be_visible()
     expect(page.get_by_label("Dataset name")).to_have_value("mixpanel-march")
-    page.get_by_role("button", name="Load", exact=True).click()
-    page.get_by_text("Every row is accounted for").wait_for()
-    assert [_metric_value(page, k) for k in ("Rows read", "Rows loaded", "Rows quarantined")] == ["300", "299", "1"]
+    assert _load(page) == ["300", "299", "1"]
