@@ -537,6 +537,10 @@ class _Job:
                     f"WHEN abs({d}) * {scale} >= {_MAX_EPOCH_US!r} THEN CASE WHEN {d} > 0 "
                     f"THEN TIMESTAMP 'infinity' ELSE TIMESTAMP '-infinity' END "
                     f"ELSE make_timestamp(CAST(round({d} * {scale}) AS BIGINT)) END")
+        if fmt == "excel":  # day 0 is 1899-12-30 (Excel's leap day of 1900 folded in); 2958465 is 9999-12-31
+            d = f"try_cast({v} AS DOUBLE)"
+            return (f"CASE WHEN {d} >= 0 AND {d} < 2958466 THEN TIMESTAMP '1899-12-30' + "
+                    f"to_seconds(CAST(round({d} * 86400) AS BIGINT)) END")
         if fmt == "month_name":
             return f"try_strptime({_month_name_text(v)}, {_patterns(_MONTH_NAME_DATES)})"
         dates = {"mdy_hm": ["%m-%d-%Y", "%m/%d/%Y"], "dmy_hm": ["%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y"],

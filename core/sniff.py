@@ -44,6 +44,7 @@ TIME_FORMATS = {
     "unix_s": "Unix seconds (fractions allowed)",
     "unix_ms": "Unix milliseconds",
     "unix_us": "Unix microseconds (GA4's event_timestamp)",
+    "excel": "Excel serial days (45352.5 = 2024-03-01 12:00: days since 1899-12-30, the fraction the time of day)",
     "mdy_hm": "MM-DD-YYYY HH:MM (or with /; two-digit years, seconds, AM/PM allowed)",
     "dmy_hm": "DD-MM-YYYY HH:MM (or with / or .; two-digit years, seconds, AM/PM allowed)",
     "month_name": "a month name (Mar 1, 2024 1:05 PM; 01-Mar-2024 10:05; Fri, 01 Mar 2024 10:05:00 GMT)",
@@ -116,6 +117,8 @@ _PROFILE_ROWS = 500
 _TABLE_SNIFF_ROWS = 2_000
 #: microsecond times are taken only between 1990 and 2100: longer numbers are more often ids
 _UNIX_US_FROM, _UNIX_US_TO = 6.3e14, 4.1e15
+#: Excel serial days (a workbook's dates written into a CSV as numbers) are taken between 1954 and 2119
+_EXCEL_FROM, _EXCEL_TO = 20_000, 80_000
 #: a header name that matches a field a row cannot do without is passed over for a later one when less
 #: than this share of its sampled values are filled (GA4's user_id next to user_pseudo_id, Segment's
 #: userId next to anonymousId): its empty rows would all be quarantined. Optional fields keep the name
@@ -489,8 +492,12 @@ def detect_time_format(values: list[str]) -> tuple[str | None, list[str]]:
     elif nums := fits(_NUM):
         mid = statistics.median(float(v) for v in nums)
         fmt = ("unix_ms" if 1e11 <= mid < 1e14 else "unix_s" if 1e8 <= mid < 1e11
-               else "unix_us" if _UNIX_US_FROM <= mid < _UNIX_US_TO else None)
+               else "unix_us" if _UNIX_US_FROM <= mid < _UNIX_US_TO
+               else "excel" if _EXCEL_FROM <= mid < _EXCEL_TO else None)
         hits = nums
+        if fmt == "excel":
+            notes.append("times are Excel serial day numbers (45352.5 is 2024-03-01 12:00): read as days since "
+                         "1899-12-30, to the second")
     elif dmy := fits(_DMY):
         matches = [_DMY.match(v) for v in dmy]
         firsts = [int(m.group(1)) for m in matches]
@@ -647,7 +654,8 @@ def _guess_by_content(names: list[str], kinds: list[dict[str, int]], rows: list[
     col: dict[str, str | None] = dict.fromkeys(CANONICAL_FIELDS)
     majors = [_major(k) for k in kinds]
     for i, m in enumerate(majors):
-        if col["event_time"] is None and detect_time_format([r[i] for r in rows[:_PROFILE_ROWS] if len(r) > i])[0]:
+        fmt = None if col["event_time"] else detect_time_format([r[i] for r in rows[:_PROFILE_ROWS] if len(r) > i])[0]
+        if fmt and fmt != "excel":  # five-digit numbers without a name saying "time" are more often ids
             if m in ("iso", "dmy", "ymd", "month_name") or (m in ("int", "num") and i > 0):
                 col["event_time"] = names[i]
         if col["event_type"] is None and m == "event":

@@ -134,10 +134,12 @@ TIMES_AS_WRITTEN = [
       "Tue, 05 Mar 2024 10:05:00 GMT", "6 Sept. 2024 13:05 UTC", "Feb 30, 2024"], "month_name",
      [T(2024, 3, 1, 10, 5), T(2024, 3, 2, 13, 5), T(2024, 3, 3, 10, 5), T(2024, 3, 4), T(2024, 3, 5, 10, 5),
       T(2024, 9, 6, 13, 5)]),
+    (["45352.4236111111", "45353", "36525.999988426", "45352.5", "yesterday"], "excel",  # Excel serial days
+     [T(2024, 3, 1, 10, 10), T(2024, 3, 2), T(1999, 12, 31, 23, 59, 59), T(2024, 3, 1, 12)]),
 ]
 
 
-@pytest.mark.parametrize(("written", "fmt", "times"), TIMES_AS_WRITTEN, ids=["mdy", "dmy", "month_name"])
+@pytest.mark.parametrize(("written", "fmt", "times"), TIMES_AS_WRITTEN, ids=["mdy", "dmy", "month_name", "excel"])
 def test_two_digit_years_and_month_names(engine, tmp_path, written, fmt, times):
     path = tmp_path / "t.csv"
     path.write_text("customer,Order Date,event\n" + "".join(f'c{i},"{w}",view\n' for i, w in enumerate(written)))

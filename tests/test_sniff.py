@@ -159,6 +159,8 @@ def test_customer_date_amount_file_is_a_transactions_layout():
         (["1700000037000000", "1700000066123456"], "unix_us"),
         (["2053013552326770905", "2053013555631882655"], None),  # REES46 category ids are no times
         (["20240201", "20240215"], "ymd"),
+        (["45352.4236111111", "45353"], "excel"),  # a workbook's dates written into a CSV as numbers
+        (["4535", "12345"], None),  # shorter numbers are no Excel dates of this century
         (["12-01-2010 08:26", "12-13-2010 09:00"], "mdy_hm"),
         (["13/01/2010 08:26", "01/02/2010 09:00"], "dmy_hm"),
         (["3/1/2024 10:15:00 AM", "3/13/2024 1:05:00 PM"], "mdy_hm"),  # US exports: a 12-hour clock
@@ -237,6 +239,12 @@ def test_headerless_generic_file_is_guessed_by_content_and_unconfident(tmp_path)
     assert m.source_columns == ["c0", "c1", "c2", "c3"]
     assert (m.columns["user_id"], m.columns["event_time"], m.columns["event_type"]) == ("c0", "c1", "c2")
     assert m.confident is False
+
+
+def test_headerless_five_digit_ids_are_not_taken_for_excel_dates(tmp_path):
+    path = _write(tmp_path, "x.csv", "u1,45123,view,1706778000\nu2,51234,purchase,1706778600\n")
+    m = sniff(path).mapping
+    assert (m.columns["event_time"], m.time_format) == ("c3", "unix_s")
 
 
 @pytest.mark.parametrize(("header", "row", "names"), [
