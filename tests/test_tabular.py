@@ -349,6 +349,60 @@ def test_json_array_renamed_csv_is_read_with_times_in_utc(duck_engine, tmp_path)
         ("a0", dt.datetime(2024, 3, 1, 10), "view", "p2", "acme")]
 
 
+def _late_json(path, n: int, late: dict) -> None:
+    """``n`` Mixpanel-shaped views, the last 10 of them purchases that add ``late`` to their properties:
+    after the JSON reader's sample of 20,480 objects."""
+    import json
+
+    with open(path, "w") as f:
+        for i in range(n):
+            props = {"time": 1709287200 + i, "distinct_id": f"u{i % 50}", "product_id": f"p{i % 7}"}
+            if i >= n - 10:
+                props.update(late)
+            f.write(json.dumps({"event": "Order Completed" if i >= n - 10 else "Viewed Product",
+                                "properties": props}) + "\n")
+
+
+def test_json_keys_first_seen_after_the_readers_sample_are_not_lost(duck_engine, tmp_path):
+    path = tmp_path / "late.jsonl"
+    _late_json(path, 21_000, {"price": 12.5, "coupon": "SPRING"})
+    mapping = sniff(path).mapping
+    assert mapping.columns["price"] == "properties.price"
+    assert "properties.coupon" in mapping.source_columns
+    assert "keys first seen after the first 20,480 objects (properties.coupon, properties.price)" in mapping.notes[0]
+    report = ingest_file(duck_engine, path, "late")
+    assert (report.rows_read, report.rows_loaded) == (21_000, 21_000)
+    purchases = [e for e in _events(duck_engine, "late") if e[2] == "purchase"]
+    assert len(purchases) == 10 and {e[6] for e in purchases} == {12.5}
+
+
+def test_a_json_value_of_another_type_after_the_sample_is_quarantined_not_the_whole_file(duck_engine, tmp_path):
+    path = tmp_path / "typed.jsonl"
+    with open(path, "w") as f:
+        for i in range(21_000):
+            price = "N/A" if i == 20_990 else 3.5  # a number 20,990 times, then text
+            f.write(f'{{"user_id": "u{i % 9}", "event_time": {1709287200 + i}, "event_type": "view", '
+                    f'"price": {price!r}}}\n'.replace("'", '"'))
+    report = ingest_file(duck_engine, path, "typed")
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (
+        21_000, 20_999, {"non_numeric_price": 1})
+    assert quarantined_rows(duck_engine, "typed")["line_no"].tolist() == [20_992]
+    assert "values of another type after the first 20,480 objects (text where numbers were)" in report.notes[0]
+
+
+def test_a_key_value_list_key_seen_only_in_a_late_row_gets_its_column(duck_engine, tmp_path):
+    import duckdb
+
+    path = tmp_path / "params.parquet"
+    con = duckdb.connect()
+    con.execute(f"""COPY (SELECT 'ps' || (i % 5) AS user_pseudo_id, 1709287200000000 + i * 1000000 AS event_timestamp,
+        'page_view' AS event_name, [{{'key': 'ga_session_id', 'value': {{'int_value': i // 10}}}}] ||
+        CASE WHEN i = 14999 THEN [{{'key': 'coupon', 'value': {{'int_value': 5}}}}] ELSE [] END AS event_params
+        FROM range(15000) t(i)) TO '{path}' (FORMAT parquet)""")
+    con.close()
+    assert {"event_params.ga_session_id", "event_params.coupon"} <= set(sniff(path).mapping.source_columns)
+
+
 def test_json_that_is_no_objects_is_refused_and_nothing_is_written(duck_engine, tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('{"user_id": "u1", "event_time": "2024-03-01", "event_type": "view"}\n{"user_id": \n')
