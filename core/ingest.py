@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from core import config, derived, store, tabular
 from core.errors import DatasetExistsError, SchemaError
 from core.sniff import (C1_BYTES, CURRENCY, FIELD_ALIASES, GROUPED_BY_COMMA, GROUPED_BY_DOT, Mapping, decode_errors,
-                        open_text, sniff)
+                        open_text, sniff, unique_names)
 
 Progress = Callable[[float, str], None]
 
@@ -143,9 +143,11 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
     path = Path(path)
     _tick(progress, 0.0, "reading the file's layout")
     with tempfile.TemporaryDirectory(prefix=store.temp_prefix("ingest")) as tmp:
-        data_path, table_note = _table_as_csv(path, Path(tmp), progress, mapping.sheet if mapping else None)
+        data_path, table_note, kind = _table_as_csv(path, Path(tmp), progress, mapping.sheet if mapping else None)
         if mapping is None:
             mapping = sniff(data_path, engine).mapping
+        elif kind not in (None, "utf-16"):  # a table written out with a header of our own
+            mapping = _follow_converted_header(data_path, mapping)
         mapping.validate()
         _check_required(mapping)
         if table_note and table_note not in mapping.notes:
@@ -288,19 +290,47 @@ _WINDOWS_1252_NOTE = ("bytes 0x80-0x9F past the first rows (curly quotes, dashes
 _CONVERTED = {"parquet": "the Parquet file", "json": "the JSON file", "utf-16": "the UTF-16 text"}
 
 
-def _table_as_csv(path: Path, tmp: Path, progress: Progress | None, sheet: str | None) -> tuple[Path, str | None]:
+def _table_as_csv(path: Path, tmp: Path, progress: Progress | None,
+                  sheet: str | None) -> tuple[Path, str | None, str | None]:
     """The file to load: ``path`` itself, or a spreadsheet, Parquet file, JSON or UTF-16 text written out as CSV
-    (and its note)."""
+    (and its note and :func:`core.tabular.kind_of`)."""
     kind = tabular.kind_of(path)
     if kind is None:
-        return path, None
+        return path, None, None
     what = _CONVERTED.get(kind, "the spreadsheet")
     (tmp / "table").mkdir()
     out = tmp / "table" / path.name  # the CSV path's messages name the uploaded file
     _tick(progress, 0.0, f"reading {what}")
     converted = tabular.to_csv(path, out, kind=kind, sheet=sheet,
                                progress=lambda rows: _tick(progress, 0.0, f"reading {what}: {rows:,} rows"))
-    return out, converted.note
+    return out, converted.note, kind
+
+
+def _follow_converted_header(path: Path, mapping: Mapping) -> Mapping:
+    """``mapping`` (made on the preview of a converted table) with the columns the whole table has.
+
+    A JSON file's columns can differ between its preview and its load: a value of another type late
+    in the file makes the whole file typed anew (:mod:`core.tabular`), and an object that turns into
+    text is then one column. The mapping names its columns, so the mapped ones are found by name;
+    one the whole table lacks is an error naming it. Reading them by their old positions would load
+    the wrong values without a word.
+    """
+    with open(path, encoding="utf-8", newline="") as fh:
+        for _ in range(mapping.skip_lines):
+            fh.readline()
+        names = unique_names(next(csv.reader(fh), []))
+    if names == mapping.source_columns:
+        return mapping
+    used = {**mapping.columns, "time of day": mapping.time_of_day, "category (fallback)": mapping.category_fallback}
+    if gone := [(fld, c) for fld, c in used.items() if c and c not in names]:
+        fld, col = gone[0]
+        raise SchemaError(f"{path.name} read whole has no column {col!r}, which its preview had and the mapping "
+                          f"uses for {fld}; columns: {_shown_columns(names)}. Map {fld} to one of them or to none, "
+                          "then load again.", column=col)
+    added = [n for n in names if n not in mapping.source_columns]
+    return replace(mapping, source_columns=names, notes=[
+        *mapping.notes, f"read whole, the file has other columns than its preview ({_shown_columns(added)} new): the "
+        "mapped ones are read by name"])
 
 
 def _scan_bytes(path: Path, mapping: Mapping) -> _ByteScan:

@@ -528,7 +528,9 @@ def _norm(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip().lower().lstrip("\ufeff"))
 
 
-def _unique_names(names: list[str]) -> list[str]:
+def unique_names(names: list[str]) -> list[str]:
+    """Header names as the mapping holds them: an empty one named by its position (``c4``), a repeated
+    one numbered (``price_2``)."""
     out: list[str] = []
     seen: set[str] = set()  # a set: files with 10,000 columns exist
     for i, n in enumerate(names):
@@ -728,7 +730,7 @@ def sniff(path: str | Path, engine=None, sheet: str | None = None, skip_lines: i
     has_header = _looks_like_header(rows[0], rows[1:])
     header = list(rows[0]) if has_header else []
     data = rows[1:] if has_header else rows
-    names = _unique_names(header[:n_cols] + [f"c{i}" for i in range(len(header), n_cols)]) if has_header \
+    names = unique_names(header[:n_cols] + [f"c{i}" for i in range(len(header), n_cols)]) if has_header \
         else [f"c{i}" for i in range(n_cols)]
     notes = [] if delim_sure else ["the delimiter is uncertain; check the preview"]
     if has_header and len({_norm(h) for h in header}) < len(header):

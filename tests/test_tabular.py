@@ -390,6 +390,30 @@ def test_a_json_value_of_another_type_after_the_sample_is_quarantined_not_the_wh
     assert "values of another type after the first 20,480 objects (text where numbers were)" in report.notes[0]
 
 
+def test_a_json_object_that_turns_into_text_late_keeps_the_previews_mapping_by_name(duck_engine, tmp_path):
+    import json
+
+    path = tmp_path / "turns.jsonl"
+    with open(path, "w") as f:
+        for i in range(21_000):
+            ctx = "plain" if i == 20_990 else {"brand": "Acme", "ref": "x"}  # an object 20,990 times, then text
+            f.write(json.dumps({"user_id": f"u{i % 9}", "ctx": ctx, "event_time": 1709287200 + i,
+                                "event_type": "view", "price": 2.5}) + "\n")
+    mapping = sniff(path).mapping  # the preview: ctx.brand and ctx.ref are columns before the time
+    assert mapping.source_columns[:3] == ["user_id", "ctx.brand", "ctx.ref"]
+    assert mapping.columns["brand"] == "ctx.brand"
+    with pytest.raises(SchemaError, match=r"^turns\.jsonl read whole has no column 'ctx\.brand', which its preview "
+                                          r"had and the mapping uses for brand; columns: \['user_id', 'ctx', "):
+        ingest_file(duck_engine, path, "turns", mapping=mapping)
+    assert store.list_datasets(duck_engine) == []
+    mapping.columns["brand"] = None  # as the message says; the other columns are found by name, not position
+    report = ingest_file(duck_engine, path, "turns", mapping=mapping)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (21_000, 21_000, 0)
+    assert "read whole, the file has other columns than its preview (['ctx'] new): the mapped ones are read by " \
+           "name" in report.notes
+    assert {(e[0][0], e[1].year, e[2], e[6]) for e in _events(duck_engine, "turns")} == {("u", 2024, "view", 2.5)}
+
+
 def test_a_key_value_list_key_seen_only_in_a_late_row_gets_its_column(duck_engine, tmp_path):
     import duckdb
 
