@@ -46,6 +46,10 @@ def pg_url() -> str:
     return url
 
 
+#: (server URL, schema) made by :func:`emptied_pg_schema_url` in this test process, dropped when it ends
+_SCHEMAS_MADE: set[tuple[str, str]] = set()
+
+
 def emptied_pg_schema_url(url: str, prefix: str = "cs_test") -> str:
     """A URL on the schema ``<prefix>_<pid>``, dropped and created afresh (parallel test processes do not collide)."""
     schema = f"{prefix}_{os.getpid()}"
@@ -54,6 +58,7 @@ def emptied_pg_schema_url(url: str, prefix: str = "cs_test") -> str:
         conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     raw.dispose()
+    _SCHEMAS_MADE.add((url, schema))
     sep = "&" if "?" in url else "?"
     return f"{url}{sep}options=-csearch_path%3D{schema}"
 
@@ -224,7 +229,8 @@ def shared_data() -> Path:
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Leave with pytest's status once it is done, skipping interpreter finalisation.
+    """Drop the test schemas made on PostgreSQL; then leave with pytest's status once it is done, skipping
+    interpreter finalisation.
 
     With torch and duckdb-engine both imported, finalisation makes DuckDB's nanobind bindings
     print dozens of "leaked instance" lines after pytest's summary (a third-party teardown
@@ -233,9 +239,25 @@ def pytest_sessionfinish(session, exitstatus):
     import atexit
     import sys
 
+    _drop_schemas_made()
+
     def _leave() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(int(exitstatus))
 
     atexit.register(_leave)
+
+
+def _drop_schemas_made() -> None:
+    """Drop this process's test schemas, so a server used for development does not collect one per run."""
+    for url, schema in sorted(_SCHEMAS_MADE):
+        raw = sa.create_engine(url)
+        try:
+            with raw.begin() as conn:
+                conn.execute(sa.text("SET LOCAL lock_timeout = '5s'"))  # a connection left in a transaction
+                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        except sa.exc.SQLAlchemyError as exc:  # a stopped server or a lock held: say so, go on
+            print(f"test schema {schema} left on the server: {exc.__class__.__name__}")
+        finally:
+            raw.dispose()
