@@ -146,8 +146,8 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
         data_path, table_note, kind = _table_as_csv(path, Path(tmp), progress, mapping.sheet if mapping else None)
         if mapping is None:
             mapping = sniff(data_path, engine).mapping
-        elif kind not in (None, "utf-16"):  # a table written out with a header of our own
-            mapping = _follow_converted_header(data_path, mapping)
+        elif kind == "json":  # the only kind whose columns the whole file can change (see the function)
+            mapping = _follow_json_columns(data_path, mapping)
         mapping.validate()
         _check_required(mapping)
         if table_note and table_note not in mapping.notes:
@@ -306,20 +306,21 @@ def _table_as_csv(path: Path, tmp: Path, progress: Progress | None,
     return out, converted.note, kind
 
 
-def _follow_converted_header(path: Path, mapping: Mapping) -> Mapping:
-    """``mapping`` (made on the preview of a converted table) with the columns the whole table has.
+def _follow_json_columns(path: Path, mapping: Mapping) -> Mapping:
+    """``mapping`` (made on the preview of a JSON file written out as CSV) with the columns the whole file has.
 
     A JSON file's columns can differ between its preview and its load: a value of another type late
     in the file makes the whole file typed anew (:mod:`core.tabular`), and an object that turns into
-    text is then one column. The mapping names its columns, so the mapped ones are found by name;
+    text is then one column. When the count of columns differs, the mapped ones are found by name;
     one the whole table lacks is an error naming it. Reading them by their old positions would load
-    the wrong values without a word.
+    the wrong values without a word. The same count keeps the preview's names, which the sniffer may
+    have given by content (as it does for UCI Online Retail, whose header repeats ``InvoiceNo``).
     """
     with open(path, encoding="utf-8", newline="") as fh:
         for _ in range(mapping.skip_lines):
             fh.readline()
         names = unique_names(next(csv.reader(fh), []))
-    if names == mapping.source_columns:
+    if len(names) == len(mapping.source_columns):  # the same positions; the sniffer may have named them itself
         return mapping
     used = {**mapping.columns, "time of day": mapping.time_of_day, "category (fallback)": mapping.category_fallback}
     if gone := [(fld, c) for fld, c in used.items() if c and c not in names]:
