@@ -145,7 +145,7 @@ def stage_ingest(engine, steps: Steps, csv_path: str) -> None:
 #: the reference's work, the load's main operations without its checks: read the CSV into a table
 #: and summarise it by shopper, session and day, in one transaction of a fresh DuckDB file
 REFERENCE_SQL = (
-    "CREATE TABLE e AS SELECT * FROM read_csv({csv})",
+    "CREATE TABLE e AS SELECT * FROM read_csv(?)",
     "CREATE TABLE s AS SELECT user_id, user_session, CAST(event_time AS DATE) AS day, count(*) AS n, "
     "min(event_time) AS first_event, max(event_time) AS last_event, sum(price) AS amount FROM e GROUP BY ALL",
 )
@@ -164,7 +164,7 @@ def bare_reference(csv_path: str) -> dict:
         cpu, started = _cpu(), time.perf_counter()
         con.execute("BEGIN")
         for sql in REFERENCE_SQL:
-            con.execute(sql.format(csv="'" + csv_path.replace("'", "''") + "'"))
+            con.execute(sql, [csv_path] if "?" in sql else [])
         con.execute("COMMIT")
         out = {"seconds": round(time.perf_counter() - started, 3), "cpu_seconds": round(_cpu() - cpu, 3)}
     finally:

@@ -265,11 +265,13 @@ def _json_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
 
     with _duck() as con:
         try:
-            late = _keys_beyond_sample(con, path, compression, source(False))
+            sampled = con.sql(f"SELECT * FROM {source(False)}")  # typed from the sample: read once, used twice
+            late = _keys_beyond_sample(con, path, compression, sampled)
             whole = (f"keys first seen after the first {_JSON_SAMPLE_OBJECTS:,} objects ({', '.join(late[:5])}): "
                      "the whole file was read for its columns") if late else ""
             try:
-                written, said = _copy_flat(con, source(bool(late)), out, max_rows, f"{path.name} is JSON")
+                written, said = _copy_flat(con, source(bool(late)), out, max_rows, f"{path.name} is JSON",
+                                           None if late else sampled)
             except duckdb.InvalidInputException as exc:  # a value of another type after the sample
                 if late:
                     raise
@@ -290,13 +292,13 @@ def _json_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
 _JSON_SAMPLE_OBJECTS = 20_480
 
 
-def _keys_beyond_sample(con, path: Path, compression: str, sampled: str) -> list[str]:
+def _keys_beyond_sample(con, path: Path, compression: str, sampled) -> list[str]:
     """Keys of the JSON objects at ``path`` (top level and one level down, ``properties.price``) that the
-    columns of ``sampled`` (the reader on its sample) do not hold; one pass that parses no values."""
-    rel = con.sql(f"SELECT * FROM {sampled}")
-    known = {("", name): None for name in rel.columns}
+    columns of ``sampled`` (the reader's relation, typed from its sample) do not hold; one pass that parses
+    no values."""
+    known = {("", name): None for name in sampled.columns}
     parents = [""]
-    for name, kind in zip(rel.columns, rel.types):
+    for name, kind in zip(sampled.columns, sampled.types):
         if kind.id == "struct":
             parents.append(name)
             known.update({(name, field): None for field, _ in kind.children})
@@ -331,11 +333,11 @@ class _duck:
         self.con.close()
 
 
-def _copy_flat(con, source: str, out: Path, max_rows: int | None, what: str) -> tuple[int, str]:
+def _copy_flat(con, source: str, out: Path, max_rows: int | None, what: str, rel=None) -> tuple[int, str]:
     """COPY the rows of ``source`` (a DuckDB table function) to ``out`` as CSV with a header, nested values
     flattened (:func:`_flat_columns`); the lines written (header included) and what the flattening did, for
     the note."""
-    columns, items, said = _flat_columns(con, source)
+    columns, items, said = _flat_columns(con, source, rel)
     if not columns:
         raise SchemaError(f"{what} without columns; expected a table of events")
     if items is not None:  # one row per item; an event without items keeps one row
@@ -352,7 +354,7 @@ def _copy_flat(con, source: str, out: Path, max_rows: int | None, what: str) -> 
 _ITEM = '"__cartsight_item__"'
 
 
-def _flat_columns(con, source: str) -> tuple[list[str], str | None, str]:
+def _flat_columns(con, source: str, rel=None) -> tuple[list[str], str | None, str]:
     """The select expressions that write ``source``'s rows flat, the column of items to unnest, and a note.
 
     - a struct: its fields as columns of their own (``device.category``);
@@ -362,10 +364,13 @@ def _flat_columns(con, source: str) -> tuple[list[str], str | None, str]:
       any row holds (``event_params.ga_session_id``; the keys of a million rows' lists are read in
       0.14 s from Parquet, measured);
     - other lists and maps: their text.
+
+    ``rel``: ``source``'s relation when the caller has made it already (a JSON reader types its sample once).
     """
     from core.sniff import FIELD_ALIASES
 
-    rel = con.sql(f"SELECT * FROM {source}")
+    if rel is None:
+        rel = con.sql(f"SELECT * FROM {source}")
     columns: list[str] = []
     items, params = None, []
     for name, kind in zip(rel.columns, rel.types):
