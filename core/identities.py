@@ -30,8 +30,8 @@ analysts use load as they are:
   ``transactional`` and ``archived`` are not consent), opted in/out, granted/denied (any case;
   spaces, ``_`` and ``-`` inside a word ignored). A blank cell is "no consent".
 
-A row without a user id, with a repeated one (the first is kept) or with the wrong number of
-cells is left out. A bad field does not cost the row its other fields: a malformed e-mail or
+A row without a user id, with a repeated one (the first is kept, but a consent any repeat does
+not give is withdrawn) or with the wrong number of cells is left out. A bad field does not cost the row its other fields: a malformed e-mail or
 phone, an unknown country code is left blank and a consent value that is not one of the above
 counts as "no consent", the rest of the row is kept. Each is reported with its line number
 (header = line 1), column, value, the whole reason and what was done: nothing is dropped
@@ -112,6 +112,7 @@ NO_CONSENT_ASSUMED = "counted as no consent, row kept"
 VALUE_NOT_USED = "value not used"
 _SPACES = re.compile(r"\s+")
 _NOT_WORD = re.compile(r"[\W_]+")
+_SEP_LINE = re.compile(r"sep=(.)", re.IGNORECASE)
 _QUOTED_NUMBER = re.compile(r"'([+(]?\d[\d\s().-]*)")
 _SYNONYM_INDEX = {key: column for column, keys in COLUMN_SYNONYMS.items()
                   for key in (*keys, column.replace("_", ""))}
@@ -353,8 +354,12 @@ def _read_text(source: str | Path | bytes) -> str:
 
 def sniff_delimiter(text: str) -> str:
     """The one of :data:`DELIMITERS` that splits the header into more than one cell and the most of the first
-    lines into as many; ``,`` when none splits the header (a list of one value per line)."""
+    lines into as many; ``,`` when none splits the header (a list of one value per line). A first line
+    ``sep=;`` (Excel's delimiter hint) names it."""
     lines = [line for line in text.splitlines()[:SNIFF_LINES] if line.strip()]
+    named = _SEP_LINE.fullmatch(lines[0].strip()) if lines else None
+    if named and named.group(1) in DELIMITERS:
+        return named.group(1)
     best: tuple[float, int, str] = (0.0, 1, ",")
     for delimiter in DELIMITERS:
         try:
@@ -372,12 +377,13 @@ def sniff_delimiter(text: str) -> str:
 def _rows(text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Header (cells trimmed) and (line number, cells) for every non-blank data line."""
     try:
-        reader = csv.reader(io.StringIO(text), delimiter=sniff_delimiter(text))
+        delimiter = sniff_delimiter(text)
+        reader = csv.reader(io.StringIO(text), delimiter=delimiter)
         header: list[str] | None = None
         rows = []
         for cells in reader:
             if header is None:
-                if any(c.strip() for c in cells):
+                if any(c.strip() for c in cells) and not _SEP_LINE.fullmatch(delimiter.join(cells).strip()):
                     header = [c.strip() for c in cells]
                 continue
             if any(c.strip() for c in cells):
@@ -392,6 +398,13 @@ def _cell(cells: list[str], position: int) -> str:
     text = cells[position].strip() if position < len(cells) else ""
     quoted = _QUOTED_NUMBER.fullmatch(text)
     return quoted.group(1) if quoted else text
+
+
+def _unquoted(value: str) -> str:
+    """A value of a plain list without the double quotes some tools put around every value."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1].replace('""', '"').strip()
+    return value
 
 
 def _clean(column: str, raw: str, country: str | None):
@@ -428,6 +441,23 @@ def _identity_row(record: dict[str, str], columns: tuple[str, ...], line: int,
     return out
 
 
+def _repeated(first: dict, record: dict[str, str], columns: tuple[str, ...]) -> str:
+    """The reason for a repeated user id's row; a consent it does not give (no, blank, unreadable) is withdrawn
+    from the kept first row: every row of a shopper must say yes."""
+    withdrawn = []
+    for column in columns:
+        if column in CONSENT_COLUMNS and first[column]:
+            try:
+                yes = bool(record[column]) and parse_consent(record[column], column)
+            except SchemaError:
+                yes = False
+            if not yes:
+                first[column] = False
+                withdrawn.append(column)
+    extra = f"; its {', '.join(withdrawn)} withdrawn: every row of a shopper must say yes" if withdrawn else ""
+    return f"user_id repeated (first row kept{extra})"
+
+
 def _identity_header(header: list[str]) -> tuple[dict[str, int], tuple[str, ...]]:
     found, ignored = match_columns(header)
     if "user_id" not in found:
@@ -452,19 +482,20 @@ def read_identities(source: str | Path | bytes) -> IdentityTable:
     if not rows:
         raise SchemaError("identity file has a header but no data rows", column="user_id")
     columns = tuple(c for c in IDENTITY_COLUMNS if c in found)
-    good, problems, seen = [], [], set()
+    problems: list[RowProblem] = []
+    kept: dict[str, dict] = {}
     for line, cells in rows:
         record = {c: _cell(cells, i) for c, i in found.items()}
         if len(cells) != len(header):
             problems.append(RowProblem(line, "*", ",".join(cells), f"{len(cells)} cells, the header has {len(header)}"))
         elif not record["user_id"]:
             problems.append(RowProblem(line, "user_id", "", "no user_id"))
-        elif record["user_id"] in seen:
-            problems.append(RowProblem(line, "user_id", record["user_id"], "user_id repeated (first row kept)"))
+        elif record["user_id"] in kept:
+            reason = _repeated(kept[record["user_id"]], record, columns)
+            problems.append(RowProblem(line, "user_id", record["user_id"], reason))
         else:
-            good.append(_identity_row(record, columns, line, problems))
-            seen.add(record["user_id"])
-    frame = pd.DataFrame(good, columns=list(columns))
+            kept[record["user_id"]] = _identity_row(record, columns, line, problems)
+    frame = pd.DataFrame(list(kept.values()), columns=list(columns))
     for col in CONSENT_COLUMNS:
         if col in frame:
             frame[col] = frame[col].astype(bool)
@@ -504,7 +535,7 @@ def read_suppression(source: str | Path | bytes) -> Suppression:
                           "or a file with a user id or e-mail column")
     mode = _suppression_mode(header)
     if mode is None:
-        rows = [(line, [_cell([value], 0)]) for line, value in enumerate(text.splitlines(), start=1) if value.strip()]
+        rows = _plain_rows(text)
     index, ignored = mode or ({}, ())
     suppression = _suppression_values(rows, index)
     suppression.source_names = {c: header[i] for c, i in index.items()}
@@ -516,6 +547,23 @@ def read_suppression(source: str | Path | bytes) -> Suppression:
                           f"(columns used: {suppression.source_names or 'one value per line'}): nothing is exported "
                           "with a suppression list that suppresses no one", column="user_id")
     return suppression
+
+
+def _plain_rows(text: str) -> list[tuple[int, list[str]]]:
+    """(line, [value]) of a plain list; ``SchemaError`` for a line of several cells (a table under a title line
+    is not a list of values: read as one, it would suppress no one)."""
+    rows = []
+    for line, value in enumerate(text.splitlines(), start=1):
+        value = _unquoted(_cell([value], 0))
+        if not value or (line == 1 and _SEP_LINE.fullmatch(value)):
+            continue
+        if any(d in value for d in DELIMITERS):
+            raise SchemaError(f"suppression file line {line} holds several cells ({value!r}) but its first line "
+                              "names no user id or e-mail column: put the header (e.g. customer_id or Email "
+                              "Address) on the first line, or give one value per line", column="user_id",
+                              cases=[value])
+        rows.append((line, [value]))
+    return rows
 
 
 def _suppression_values(rows: list[tuple[int, list[str]]], index: dict[str, int]) -> Suppression:

@@ -115,6 +115,11 @@ def test_bad_phone_keeps_the_rows_email_and_consent():
                               "but no numbers are issued in that range")
 
 
+def test_identity_file_with_excels_delimiter_line():
+    table = ids.read_identities(b"sep=;\nCustomer ID;Email\nu1;A@example.com\n")
+    assert table.frame.to_dict("records") == [{"user_id": "u1", "email": "a@example.com"}]
+
+
 def test_identity_file_with_a_subset_of_columns():
     table = ids.read_identities(b"USER_ID,Email\nu1,A@B.COM\nu2,\n")
     assert table.columns == ("user_id", "email")
@@ -196,6 +201,24 @@ def test_suppression_one_per_line():
     assert s.n_rows == 3
 
 
+def test_a_repeated_shopper_keeps_consent_only_where_every_row_says_yes():
+    table = ids.read_identities(b"user_id,email,consent_email,consent_ads\nu1,a@example.com,yes,yes\n"
+                                b"u1,a@example.com,unsubscribed,yes\nu1,,,maybe\nu2,b@example.com,yes,no\n"
+                                b"u2,b@example.com,yes,yes\n")
+    frame = table.frame.set_index("user_id")
+    assert frame.loc["u1", ["consent_email", "consent_ads"]].tolist() == [False, False]
+    assert frame.loc["u2", ["consent_email", "consent_ads"]].tolist() == [True, False]  # a later yes adds nothing
+    assert [p.reason for p in table.problems] == [
+        "user_id repeated (first row kept; its consent_email withdrawn: every row of a shopper must say yes)",
+        "user_id repeated (first row kept; its consent_ads withdrawn: every row of a shopper must say yes)",
+        "user_id repeated (first row kept)"]
+
+
+def test_plain_suppression_list_with_quoted_values():
+    s = ids.read_suppression(b'"u03"\n"Jane.Doe@Example.com"\n')
+    assert s.user_ids == {"u03"} and s.emails == {"jane.doe@example.com"}
+
+
 def test_suppression_csv_with_columns():
     s = ids.read_suppression(FIXTURES / "suppress.csv")
     assert s.user_ids == {"u03"} and s.emails == {"bob@example.com"}
@@ -210,6 +233,7 @@ def test_suppression_csv_with_columns():
     (b"\xef\xbb\xbfCustomer ID\tE-mail\n'42\tZ@example.com\n", {"42"}, {"z@example.com"}),
     (b"USERID|Email\nq1|w@example.com\n", {"q1"}, {"w@example.com"}),
     ("Email,Unsubscribe reason\nann@example.com,no longer interested\n".encode("utf-16"), set(), {"ann@example.com"}),
+    (b"sep=;\r\ncustomer_id;reason\r\nu9;bounced\r\n", {"u9"}, set()),  # Excel's delimiter hint line
 ])
 def test_suppression_headers_and_delimiters_of_real_tools(data, user_ids, emails):
     s = ids.read_suppression(data)
@@ -224,6 +248,8 @@ def test_suppression_headers_and_delimiters_of_real_tools(data, user_ids, emails
     (b"user_id;email\n", "has a header"),
     (b"email\nnot-an-address\n", "not one usable user id or e-mail"),
     (b"Email;Email Address\na@b.com;c@d.com\n", "both read as email"),
+    # a title line above the table: read as a plain list, "0,unsubscribed" would suppress no one
+    (b"Unsubscribed customers\ncustomer_id,reason\n0,unsubscribed\n", "line 2 holds several cells"),
 ])
 def test_unreadable_suppression_file_is_refused(data, message):
     with pytest.raises(SchemaError, match=message.replace("[", r"\[").replace("]", r"\]")):
