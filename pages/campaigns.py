@@ -137,15 +137,18 @@ def _upload(label: str, key: str, reader, help_text: str):
     return data, parsed, False
 
 
-def _consent_basis(fmt: str, identities) -> str | None:
-    """The legal basis the analyst states when the identity file lacks the destination's consent column."""
+def _consent_basis(fmt: str, identities, identity_bytes: bytes | None) -> str | None:
+    """The legal basis the analyst states when the identity file lacks the destination's consent column.
+
+    The widgets belong to this file and destination: another file or format asks again."""
     column = campaigns.DESTINATION_CONSENT.get(fmt)
     if column is None or identities is None or column in identities.columns:
         return None
-    if not st.checkbox(f"Export without a {column} column, on a legal basis I state", key="camp_basis_ok"):
+    scope = f"{fmt}_{hashlib.sha256(identity_bytes).hexdigest()[:16]}"
+    if not st.checkbox(f"Export without a {column} column, on a legal basis I state", key=f"camp_basis_ok_{scope}"):
         return None
-    return st.text_input("Legal basis (recorded with the export)", key="camp_basis",
-                         placeholder="e.g. existing customers, soft opt-in (PECR reg. 22(3))").strip() or ""
+    return st.text_input("Legal basis (recorded with the export)", key=f"camp_basis_{scope}",
+                         placeholder="e.g. existing customers, soft opt-in (PECR reg. 22(3))").strip()
 
 
 def _outcome(built: campaigns.TargetList) -> None:
@@ -177,7 +180,8 @@ def _export(engine, built: campaigns.TargetList, fmt: str, list_key: str) -> Non
     confirmed = True
     if reason:
         st.warning(reason)
-        confirmed = st.checkbox(f"Export this list of {n:,} shoppers anyway", key="camp_allow_small")
+        # the box belongs to this list: another list asks again
+        confirmed = st.checkbox(f"Export this list of {n:,} shoppers anyway", key=f"camp_allow_small_{list_key[:16]}")
     if built.consent_basis:
         st.caption(f"Legal basis recorded with the export: {built.consent_basis}")
     name = st.text_input("Name of the list (optional)", key="camp_name")
@@ -252,7 +256,7 @@ def _destination() -> tuple | None:
             "shoppers are always removed. A file in which neither column can be found stops the export.")
     if bad_identities or bad_suppression:
         return None
-    return identity_bytes, suppression_bytes, share, seed, fmt, _consent_basis(fmt, identities)
+    return identity_bytes, suppression_bytes, share, seed, fmt, _consent_basis(fmt, identities, identity_bytes)
 
 
 def _list_key(key: tuple, args: tuple) -> str:

@@ -93,6 +93,11 @@ def _upload(at: AppTest, key: str, name: str, data: bytes) -> None:
     _ok(at)
 
 
+def _widget(widgets, label: str):
+    """The widget whose label holds ``label`` (the consent and confirmation boxes are keyed per file and list)."""
+    return next(w for w in widgets if label in w.label)
+
+
 def _offers_export(at: AppTest) -> bool:
     return any(b.key == "camp_export" for b in at.button)
 
@@ -116,7 +121,7 @@ def test_ad_format_needs_identities_then_confirms_small_list(shop):
     assert any("at least 100 matched people (1,000 for Search" in w.value for w in at.warning)
     # under the platform's minimum: the export waits for the confirmation box
     assert at.button(key="camp_export").proto.disabled
-    at.checkbox(key="camp_allow_small").check().run()
+    _widget(at.checkbox, "shoppers anyway").check().run()
     _ok(at)
     assert not at.button(key="camp_export").proto.disabled
     at.button(key="camp_export").click().run()
@@ -124,6 +129,11 @@ def test_ad_format_needs_identities_then_confirms_small_list(shop):
     assert any(b.label.startswith("Download cartsight-shop-") for b in at.download_button)
     [row] = exports.list_exports(shop, "shop").to_dict("records")
     assert (row["format"], row["exported"], row["consent_column"]) == ("google", 6, "consent_ads")
+    # another list (another holdout draw) asks again
+    at.number_input(key="camp_seed").set_value(7).run()
+    _ok(at)
+    assert at.button(key="camp_export").proto.disabled
+    assert not any(b.key == "camp_download" for b in at.download_button)
 
 
 NO_CONSENT = ("Customer ID;Email;Phone\n" + "".join(f"u{i};s{i}@example.com;\n" for i in range(30, 39))
@@ -140,12 +150,12 @@ def test_missing_consent_refuses_until_a_basis_is_stated_and_recorded(shop):
     assert at.table[0].value.iloc[0]["reason"].endswith("its length fits, but no numbers are issued in that range")
     assert any("The identity file has no consent_email column" in e.value for e in at.error)
     assert not _offers_export(at) and not any(b.label.startswith("Download cartsight") for b in at.download_button)
-    at.checkbox(key="camp_basis_ok").check().run()
+    _widget(at.checkbox, "Export without a consent_email column").check().run()
     _ok(at)
     assert any("no consent_email column" in e.value for e in at.error)  # ticked, but no basis written yet
     assert not _offers_export(at)
     basis = "Existing customers, soft opt-in (PECR reg. 22(3))"
-    at.text_input(key="camp_basis").set_value(basis).run()
+    _widget(at.text_input, "Legal basis").set_value(basis).run()
     _ok(at)
     assert not at.error and _offers_export(at)
     assert _metric(at, "Not in the identity file") == "30" and _metric(at, "Without consent") == "0"
@@ -158,6 +168,10 @@ def test_missing_consent_refuses_until_a_basis_is_stated_and_recorded(shop):
     emails = set(pd.read_csv(pd.io.common.BytesIO(data), dtype=str)["Email"])
     held_out = set(exports.holdout_list(shop, int(row["export_id"]))["user_id"])
     assert ("last@example.com" in emails) != ("u39" in held_out)  # the bad phone kept u39's e-mail
+    # another identity file without the column: the basis is asked for again, not carried over
+    _upload(at, "camp_identities", "customers-2.csv", NO_CONSENT.replace(b"u30;s30@example.com;\n", b""))
+    assert any("The identity file has no consent_email column" in e.value for e in at.error)
+    assert not _offers_export(at)
 
 
 @ON_BOTH_STORES
