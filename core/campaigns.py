@@ -15,10 +15,19 @@ Definitions (the Campaigns page shows them in its help texts):
 - **top-k / top-%** rank the shoppers that pass every other filter by calibrated purchase
   propensity (ties by user id) and keep the first k, or the first ceil(n × % / 100).
 - the list then loses, in this order: **suppressed** shoppers (user id in the suppression list,
-  or an identity e-mail matching one of its e-mails), shoppers **without consent** for the
-  destination (only where the identity file has that consent column), shoppers **without an
+  or an identity e-mail matching one of its e-mails); for a destination that matches on contact
+  details, shoppers **not in the identity file** at all; shoppers **without consent** for the
+  destination (in the identity file, but its consent cell is not yes); shoppers **without an
   identifier** the destination matches on; of the rest a **holdout** share is drawn at random,
   stratified by propensity decile of that eligible list, seeded; the others are **exported**.
+- **consent per destination** (:data:`DESTINATION_CONSENT`): Klaviyo and Mailchimp (e-mail
+  lists) need ``consent_email``; Google Customer Match and Meta Custom Audiences need
+  ``consent_ads``. Plain CSV and Parquet hold user ids and forecasts, no contact details, so no
+  consent column applies to them (the tool that contacts the shoppers applies its own). An
+  identity file without the destination's consent column exports nobody: the list is refused
+  naming the column, unless the analyst states the legal basis for contacting them without it
+  (``consent_basis``), which is recorded with the export. Fail closed throughout: a suppression
+  list whose e-mails cannot be matched (no identity file with e-mails) refuses the list too.
 - **expected buyers**: the sum of the exported shoppers' calibrated propensities. **Expected
   revenue**: Σ propensity × the shopper's own average order value (spend ÷ orders) when they
   bought before, else the dataset's average order value; None when the data has no prices.
@@ -41,23 +50,26 @@ from sqlalchemy.engine import Engine
 
 from core import config, store
 from core.errors import NotFittedError, SchemaError
-from core.identities import IdentityTable, Suppression, email_match_key
+from core.identities import CONSENT_COLUMNS, IdentityTable, Suppression, accepted_names, email_match_key
 from core.model.config import PRICE_BANDS
 
 _e = store.events.c
 _p = store.predictions.c
 _s = store.segments.c
-#: The consent column each destination needs, where the identity file carries it.
+#: The consent column each destination needs (csv and parquet carry no contact details and need none).
 DESTINATION_CONSENT = {"google": "consent_ads", "meta": "consent_ads", "klaviyo": "consent_email",
                        "mailchimp": "consent_email"}
 #: Identity columns a shopper needs at least one of to be matched by a destination.
 DESTINATION_IDENTIFIERS = {"google": ("email", "phone"), "meta": ("email", "phone"), "klaviyo": ("email",),
                            "mailchimp": ("email",)}
 DESTINATIONS = ("csv", "parquet", *DESTINATION_CONSENT)
+#: How messages name each destination that needs consent.
+DESTINATION_NAMES = {"google": "Google Ads Customer Match", "meta": "Meta Custom Audiences", "klaviyo": "Klaviyo",
+                     "mailchimp": "Mailchimp"}
 NEXT_EVENT_TYPES = ("view", "cart", "purchase", "remove_from_cart", "none")
 LIST_COLUMNS = ("user_id", "segment", "segment_name", "propensity", "next_event_type", "next_category",
                 "top_items", "reasons", "last_seen", "spend", "orders", "price_band")
-COUNT_KEYS = ("matched", "suppressed", "no_consent", "no_identifier", "holdout", "exported")
+COUNT_KEYS = ("matched", "suppressed", "not_in_identities", "no_consent", "no_identifier", "holdout", "exported")
 MODEL_FILTERS = ("min_propensity", "max_propensity", "top_k", "top_percent", "next_categories", "next_event_types")
 
 
@@ -150,6 +162,8 @@ class TargetList:
     price-band filter is used: it costs a second scan), ``last_purchase``, ``propensity_decile``
     (10 = highest; NA without a model) and, when an identity file was given, its normalised columns.
     ``counts`` has the keys of :data:`COUNT_KEYS`; ``outcome`` is :func:`expected_outcome`'s dict.
+    ``consent_column``: the consent column the destination needs (None for csv/parquet);
+    ``consent_basis``: the legal basis the analyst stated when the identity file lacks it, else None.
     """
 
     dataset: str
@@ -165,6 +179,8 @@ class TargetList:
     seed: int
     destination: str | None
     notes: list[str] = field(default_factory=list)
+    consent_column: str | None = None
+    consent_basis: str | None = None
 
 
 # --- what exists --------------------------------------------------------------------------------------
@@ -492,20 +508,27 @@ def expected_outcome(engine: Engine, dataset_id: int, targets: pd.DataFrame, mod
 # --- the list ------------------------------------------------------------------------------------------
 
 
-def build_target_list(engine: Engine, dataset: str, filters: CampaignFilters | None = None, *,
-                      identities: IdentityTable | None = None, suppression: Suppression | None = None,
-                      holdout_share: float = config.DEFAULT_HOLDOUT_SHARE, seed: int = config.DEFAULT_HOLDOUT_SEED,
-                      destination: str | None = None) -> TargetList:
-    """Build the target list of ``dataset`` for ``filters`` and split off the holdout.
+def _consent_basis(destination: str | None, identities: IdentityTable | None, basis: str | None) -> str | None:
+    """The stated legal basis when the identity file lacks the destination's consent column, else None.
 
-    Inputs: the filters (None = everyone), an optional validated identity file and
-    suppression list, the holdout share (0 = none) and seed, and the destination format
-    (one of :data:`DESTINATIONS`; it decides the consent column and the identifiers needed).
-    Returns a :class:`TargetList`. Errors: ``DatasetNotFoundError``; :class:`NotFittedError` when
-    a filter needs forecasts or segments that do not exist; ``SchemaError`` for an unknown
-    destination, a bad holdout share, or an ad/e-mail destination without an identity file.
+    ``SchemaError`` naming the column when it is absent and no basis was stated.
     """
-    filters = filters or CampaignFilters()
+    column = DESTINATION_CONSENT.get(destination or "")
+    if column is None or identities is None or column in identities.columns:
+        return None
+    text = (basis or "").strip()
+    if not text:
+        raise SchemaError(
+            f"The identity file has no {column} column, which {DESTINATION_NAMES[destination]} needs: without it "
+            f"nobody is exported. Add the column (yes/no per shopper; read under the names {accepted_names(column)}), "
+            "or state the legal basis on which these shoppers may be contacted without it (the consent basis, "
+            "recorded with the export).", column=column, cases=list(identities.source_names.values()))
+    return text
+
+
+def _check_inputs(destination: str | None, identities: IdentityTable | None, suppression: Suppression | None,
+                  holdout_share: float) -> None:
+    """Refuse a list that would reach shoppers it should not, before any query runs."""
     if destination is not None and destination not in DESTINATIONS:
         raise SchemaError(f"destination {destination!r} is unknown; expected one of {list(DESTINATIONS)}",
                           column="destination")
@@ -515,36 +538,70 @@ def build_target_list(engine: Engine, dataset: str, filters: CampaignFilters | N
                           column="identities")
     if not 0.0 <= holdout_share <= config.MAX_HOLDOUT_SHARE:
         raise SchemaError(f"holdout share {holdout_share!r} is outside 0–{config.MAX_HOLDOUT_SHARE}", column="holdout")
-    ctx = _context(engine, dataset, filters)
-    frame = _matched_frame(engine, ctx, filters)
-    counts = dict.fromkeys(COUNT_KEYS, 0)
-    counts["matched"] = len(frame)
-    notes: list[str] = []
-
-    removed = _suppress(frame, suppression, identities)
-    counts["suppressed"] = int(removed.sum())
-    frame = frame[~removed]
     if suppression is not None and suppression.emails and (identities is None or "email" not in identities.columns):
-        notes.append(f"The suppression list has {len(suppression.emails):,} e-mails but no identity file with e-mails "
-                     "was given, so only its user ids could be applied.")
-    if identities is not None:
-        frame = frame.merge(identities.frame, on="user_id", how="left")
-        for col in identities.columns:
-            if col.startswith("consent_"):
-                frame[col] = frame[col].fillna(False).astype(bool)
+        raise SchemaError(f"The suppression list holds {len(suppression.emails):,} e-mails, but no identity file with "
+                          "an e-mail column was given, so they cannot be matched to shoppers and nobody would be "
+                          "suppressed by them: add the identity file (user_id and email), or suppress by user id.",
+                          column="suppression")
+
+
+def _apply_identities(frame: pd.DataFrame, identities: IdentityTable | None, destination: str | None,
+                      basis: str | None, counts: dict) -> tuple[pd.DataFrame, list[str]]:
+    """Join the identity file; drop (and count) shoppers not in it, without consent, without an identifier."""
+    if identities is None:
+        return frame, []
+    notes = []
+    if destination in DESTINATION_IDENTIFIERS:
+        known = frame["user_id"].isin(identities.frame["user_id"])
+        counts["not_in_identities"] = int((~known).sum())
+        frame = frame[known]
+    frame = frame.merge(identities.frame, on="user_id", how="left")
+    for col in identities.columns:
+        if col in CONSENT_COLUMNS:
+            frame[col] = frame[col].fillna(False).astype(bool)
     consent = DESTINATION_CONSENT.get(destination or "")
-    if consent and identities is not None and consent in identities.columns:
-        ok = frame[consent]
-        counts["no_consent"] = int((~ok).sum())
-        frame = frame[ok]
+    if consent and consent in identities.columns:
+        counts["no_consent"] = int((~frame[consent]).sum())
+        frame = frame[frame[consent]]
     elif consent:
-        notes.append(f"The identity file has no {consent} column: consent for {destination} was not checked.")
+        notes.append(f"The identity file has no {consent} column: the list goes out on the legal basis stated, "
+                     f"{basis!r}, which is recorded with the export.")
     needed = DESTINATION_IDENTIFIERS.get(destination or "")
     if needed:
         present = [c for c in needed if c in frame]
         has_id = frame[present].notna().any(axis=1) if present else pd.Series(False, index=frame.index)
         counts["no_identifier"] = int((~has_id).sum())
         frame = frame[has_id]
+    return frame, notes
+
+
+def build_target_list(engine: Engine, dataset: str, filters: CampaignFilters | None = None, *,
+                      identities: IdentityTable | None = None, suppression: Suppression | None = None,
+                      holdout_share: float = config.DEFAULT_HOLDOUT_SHARE, seed: int = config.DEFAULT_HOLDOUT_SEED,
+                      destination: str | None = None, consent_basis: str | None = None) -> TargetList:
+    """Build the target list of ``dataset`` for ``filters`` and split off the holdout.
+
+    Inputs: the filters (None = everyone), an optional validated identity file and
+    suppression list, the holdout share (0 = none) and seed, the destination format
+    (one of :data:`DESTINATIONS`; it decides the consent column and the identifiers needed)
+    and the legal basis the analyst states for a destination whose consent column the
+    identity file lacks (ignored otherwise). Returns a :class:`TargetList`. Errors:
+    ``DatasetNotFoundError``; :class:`NotFittedError` when a filter needs forecasts or
+    segments that do not exist; ``SchemaError`` for an unknown destination, a bad holdout
+    share, an ad/e-mail destination without an identity file, an identity file without the
+    destination's consent column and no basis stated, or suppression e-mails that cannot be
+    matched (no identity file with e-mails).
+    """
+    filters = filters or CampaignFilters()
+    _check_inputs(destination, identities, suppression, holdout_share)
+    basis = _consent_basis(destination, identities, consent_basis)
+    ctx = _context(engine, dataset, filters)
+    frame = _matched_frame(engine, ctx, filters)
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    counts["matched"] = len(frame)
+    removed = _suppress(frame, suppression, identities)
+    counts["suppressed"] = int(removed.sum())
+    frame, notes = _apply_identities(frame[~removed], identities, destination, basis, counts)
 
     frame = frame.reset_index(drop=True)
     frame["propensity_decile"] = assign_deciles(frame["propensity"])
@@ -555,7 +612,8 @@ def build_target_list(engine: Engine, dataset: str, filters: CampaignFilters | N
     return TargetList(dataset=dataset, dataset_id=ctx["dataset_id"], filters=filters, targets=targets,
                       holdout=holdout, counts=counts, outcome=outcome, model_version=ctx["model_version"],
                       segment_run_id=ctx["run_id"], holdout_share=holdout_share, seed=seed,
-                      destination=destination, notes=notes + outcome["notes"])
+                      destination=destination, notes=notes + outcome["notes"],
+                      consent_column=DESTINATION_CONSENT.get(destination or ""), consent_basis=basis)
 
 
 def filter_options(engine: Engine, dataset: str) -> dict:

@@ -9,7 +9,8 @@ _LAYOUT = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 60, "b"
 CURVE_COLOUR = "#332288"
 RANDOM_COLOUR = "#888888"
 CUT_COLOUR = "#CC6677"
-COUNT_LABELS = {"matched": "Matched the filters", "suppressed": "Suppressed", "no_consent": "Without consent",
+COUNT_LABELS = {"matched": "Matched the filters", "suppressed": "Suppressed",
+                "not_in_identities": "Not in the identity file", "no_consent": "Without consent",
                 "no_identifier": "Without an identifier", "holdout": "Holdout (kept back)", "exported": "Exported"}
 
 

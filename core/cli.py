@@ -201,18 +201,26 @@ def cmd_export(args) -> int:
         _engine(args), args.dataset, segments=args.segment or None, top_percent=args.top_percent,
         min_propensity=args.min_propensity, exclude_bought_days=args.exclude_bought_days,
         identities_path=args.identities, suppress_path=args.suppress, holdout=args.holdout,
-        fmt=args.format, out=args.out, seed=args.seed, name=args.name,
+        fmt=args.format, out=args.out, seed=args.seed, name=args.name, consent_basis=args.consent_basis,
+        allow_small=args.allow_small,
     )
     if args.json:
         _print_json(counts)
         return 0
-    for key in ("matched", "suppressed", "no_consent", "no_identifier", "holdout", "exported"):
-        print(f"{key:<14} {counts.get(key, 0):>10,}")
+    from core.campaigns import COUNT_KEYS
+
+    for key in COUNT_KEYS:
+        print(f"{key:<17} {counts.get(key, 0):>10,}")
+    if counts["consent_basis"]:
+        print(f"consent: no {counts['consent_column']} column; legal basis stated: {counts['consent_basis']}")
+    elif counts["consent_column"]:
+        print(f"consent: {counts['consent_column']} = yes")
     print(f"export #{counts['export_id']} written to {counts['out']} (sha256 {counts['file_sha256']})")
     for warning in counts.get("warnings") or []:
         print(f"warning: {warning}", file=sys.stderr)
-    for problem in (counts.get("identity_problems") or []) + (counts.get("suppression_problems") or []):
-        print(f"skipped input row: {problem}", file=sys.stderr)
+    for label, key in (("identity file", "identity_problems"), ("suppression file", "suppression_problems")):
+        for p in counts.get(key) or []:
+            print(f"{label} line {p['line']}, {p['column']}: {p['reason']} ({p['outcome']})", file=sys.stderr)
     return 0
 
 
@@ -274,8 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--top-percent", type=float, help="keep the top P%% by purchase propensity")
     who.add_argument("--min-propensity", type=float, help="keep shoppers with propensity >= X")
     p.add_argument("--exclude-bought-days", type=int, help="drop shoppers who bought in the last D days")
-    p.add_argument("--identities", help="identity CSV (user_id, email, phone, ..., consent_*)")
-    p.add_argument("--suppress", help="suppression list (user ids and/or e-mails)")
+    p.add_argument("--identities", help="identity file (user_id, email, phone, ..., consent_*; the header names "
+                                        "of Shopify, Klaviyo and Mailchimp exports are read too)")
+    p.add_argument("--suppress", help="suppression list: a user id and/or e-mail column, or one value per line")
+    p.add_argument("--consent-basis", metavar="TEXT",
+                   help="the legal basis for exporting when the identity file has no consent column for the "
+                        "destination (consent_email: klaviyo, mailchimp; consent_ads: google, meta); recorded "
+                        "with the export. Without it such an export is refused")
+    p.add_argument("--allow-small", action="store_true",
+                   help="confirm an export of 0 shoppers, or under the platform's minimum list size ("
+                        + ", ".join(f"{k} {v}" for k, v in config.PLATFORM_MIN_LIST_SIZE.items()) + ")")
     p.add_argument("--holdout", type=float, default=0.1, help="random holdout share kept out of the export")
     p.add_argument("--format", required=True, choices=["csv", "parquet", "google", "meta", "klaviyo", "mailchimp"])
     p.add_argument("--name", help="a label for the export history")

@@ -15,7 +15,7 @@ HOME_ENV = "CARTSIGHT_HOME"
 #: Name of the Streamlit connection section in ``.streamlit/secrets.toml``.
 SECRETS_SECTION = "cartsight"
 #: Version of the table layout; bumped whenever ``core.store`` changes a table.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Memory the embedded DuckDB store may use for one query before it spills to disk (DuckDB's own
 #: default is 80 % of the machine): training and scoring share the process, and the whole journey
 #: must stay under 4 GB (issue 6; measured by bench/scale.py).
@@ -185,6 +185,8 @@ GAIN_CURVE_POINTS = 200
 PROPENSITY_TOLERANCE = 1e-6
 #: Rows of the target list shown in the page's preview.
 CAMPAIGN_PREVIEW_ROWS = 20
+#: Problems of an uploaded identity or suppression file shown in full on the page (all are downloadable).
+CAMPAIGN_PROBLEMS_SHOWN = 200
 #: Smallest list each ad platform serves ads to (matched members). Google: 100 active users for
 #: network/Display inventory, 1,000 for YouTube and Search (support.google.com/ads-data-hub/answer/9935747);
 #: Meta: a customer-list Custom Audience needs about 100 matched people to deliver (Meta Business Help

@@ -15,18 +15,26 @@ Formats (column names as each platform documents them):
   digits only with the country code (E.164 without ``+``); fn/ln lower-case letters only; zip
   lower-case without spaces or dashes (US: first 5 digits); country lower-case ISO-2.
 - ``klaviyo`` / ``mailchimp``: e-mail lists in clear, only shoppers with e-mail consent
-  (enforced when the list is built for that destination), with a consent column and the
-  forecast as custom properties. Klaviyo headers: "Email" first, "First Name", "Last Name",
-  "Phone Number" (only with SMS consent), "Email Marketing Consent" (help.klaviyo.com/hc/en-us/
-  articles/360043841811); Mailchimp: "Email Address", "First Name", "Last Name", "Status".
+  (enforced when the list is built for that destination), with a consent column (left blank
+  when the list goes out on a stated legal basis instead of a consent column: the platform's
+  own consent record then stands) and the forecast as custom properties. Klaviyo headers:
+  "Email" first, "First Name", "Last Name", "Phone Number" (only with SMS consent), "Email
+  Marketing Consent" (help.klaviyo.com/hc/en-us/articles/360043841811); Mailchimp: "Email
+  Address", "First Name", "Last Name", "Status".
 
 Every text cell of a CSV is escaped against spreadsheet formula injection: a cell starting
 with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading apostrophe, unless the
 whole cell is a number (``-1.5``, an E.164 phone ``+4420…``), which a spreadsheet cannot run.
 Parquet is a typed data format no spreadsheet opens, so its text is written as it is.
 
+Which consent each destination needs (``core.campaigns.DESTINATION_CONSENT``): Klaviyo and
+Mailchimp ``consent_email``, Google and Meta ``consent_ads``; csv and parquet hold no contact
+details and need none. An empty list, or one under the platform's minimum size, is exported
+only when the analyst confirms it (``allow_small``).
+
 Each export is recorded in ``cs_exports`` (filters, counts, model version, segmentation,
-holdout seed, SHA-256 of the file bytes) with its members in ``cs_export_members`` (targets
+holdout seed, the consent column applied or the legal basis stated instead, SHA-256 of the
+file bytes) with its members in ``cs_export_members`` (targets
 and holdout, with their propensity decile); the bytes are kept under
 :func:`core.config.exports_dir` so that a past export downloads again byte for byte.
 """
@@ -36,7 +44,9 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +55,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core import config, store
-from core.campaigns import COUNT_KEYS, DESTINATION_CONSENT, CampaignFilters, TargetList, build_target_list
+from core.campaigns import (COUNT_KEYS, DESTINATION_CONSENT, DESTINATION_NAMES, CampaignFilters, TargetList,
+                            build_target_list)
 from core.errors import CartsightError, SchemaError
 from core.identities import google_email, read_identities, read_suppression, sha256_hex
 
@@ -171,7 +182,8 @@ def google_frame(targets: pd.DataFrame) -> pd.DataFrame:
 def meta_frame(targets: pd.DataFrame) -> pd.DataFrame:
     """Meta Custom Audience columns (:data:`META_COLUMNS`), every value normalised and SHA-256 hashed."""
     country = _col(targets, "country")
-    zips = [meta_zip(z, c) if isinstance(z, str) and z else "" for z, c in zip(_col(targets, "postal_code"), country)]
+    zips = [meta_zip(z, c if isinstance(c, str) else None) if isinstance(z, str) and z else ""
+            for z, c in zip(_col(targets, "postal_code"), country)]
     return pd.DataFrame({
         "email": _hash(_col(targets, "email")),
         "phone": _hash(_col(targets, "phone"), lambda v: str(v).lstrip("+")),
@@ -227,10 +239,18 @@ def small_list_warning(fmt: str, n_rows: int) -> str | None:
     minimum = config.PLATFORM_MIN_LIST_SIZE.get(fmt)
     if minimum is None or n_rows >= minimum:
         return None
-    name = {"google": "Google Ads Customer Match", "meta": "Meta Custom Audiences"}[fmt]
+    name = DESTINATION_NAMES[fmt]
     extra = " (1,000 for Search and YouTube)" if fmt == "google" else ""
     return (f"This list has {n_rows:,} shoppers: {name} needs at least {minimum:,} matched people{extra} before "
             "it serves ads, and the platform matches only part of any list.")
+
+
+def confirmation_needed(fmt: str, n_rows: int) -> str | None:
+    """Why an export of ``n_rows`` shoppers in ``fmt`` needs the analyst's confirmation (empty, or under the
+    platform's minimum), else None."""
+    if n_rows == 0:
+        return "This list has no shoppers: the export would be an empty file."
+    return small_list_warning(fmt, n_rows)
 
 
 def render(target_list: TargetList, fmt: str) -> ExportFile:
@@ -281,39 +301,86 @@ def _stored_path(export_id: int, file_name: str) -> Path:
     return config.exports_dir() / f"{export_id}-{file_name}"
 
 
-def save_export(engine: Engine, target_list: TargetList, fmt: str, name: str | None = None) -> dict:
+def check_out_path(out: str | Path) -> Path:
+    """``out`` as a path a file can be written to: its folder exists and is writable, and it is no folder itself.
+
+    ``CartsightError`` naming the path and what is wrong otherwise; checked before anything is recorded.
+    """
+    path = Path(out).expanduser()
+    folder = path.parent
+    if path.is_dir():
+        raise CartsightError(f"--out {str(out)!r} is a folder; expected a file name in an existing folder.")
+    if not folder.is_dir():
+        raise CartsightError(f"--out {str(out)!r}: the folder {str(folder)!r} does not exist; create it or write "
+                             "the export elsewhere.")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise CartsightError(f"--out {str(out)!r}: cannot write there (permission denied).")
+    return path
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it, so that a failure leaves no half file."""
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        tmp.write(data)
+    try:
+        os.replace(tmp.name, path)
+    except OSError:
+        Path(tmp.name).unlink(missing_ok=True)
+        raise
+
+
+def _record(conn: Connection, target_list: TargetList, fmt: str, name: str | None, file: ExportFile) -> tuple[int, str]:
+    """Insert the export's row and members; returns (export_id, file_name)."""
+    export_id = int(conn.execute(sa.select(store.export_id_seq.next_value())).scalar_one())
+    file_name = f"cartsight-{_slug(target_list.dataset)}-{export_id}-{fmt}.{file.extension}"
+    conn.execute(store.exports.insert().values(
+        export_id=export_id, dataset_id=target_list.dataset_id, created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        model_version=target_list.model_version, segment_run_id=target_list.segment_run_id,
+        name=name or None, format=fmt, filters_json=target_list.filters.to_json(),
+        counts_json=json.dumps({**target_list.counts, "holdout_share": target_list.holdout_share}),
+        file_sha256=file.sha256, file_name=file_name, holdout_seed=target_list.seed,
+        consent_column=target_list.consent_column, consent_basis=target_list.consent_basis,
+    ))
+    _insert_members(conn, _members(target_list, export_id))
+    return export_id, file_name
+
+
+def save_export(engine: Engine, target_list: TargetList, fmt: str, name: str | None = None, *,
+                allow_small: bool = False, out: str | Path | None = None) -> dict:
     """Render ``target_list`` in ``fmt``, keep the file, and record it with its members in one transaction.
 
-    Returns a dict: ``export_id``, ``file_name``, ``file_sha256``, ``data`` (the bytes), ``mime``,
-    ``counts``, ``warnings``. The file is written under :func:`core.config.exports_dir` inside the
-    transaction and removed again when the record cannot be written. Errors: as :func:`render`;
-    ``CartsightError`` when the exports folder cannot be written.
+    ``allow_small``: the analyst confirmed an empty list or one under the platform's minimum
+    (:func:`confirmation_needed`); without it such an export is refused. ``out``: also write the
+    file there (checked first, :func:`check_out_path`). Returns a dict: ``export_id``,
+    ``file_name``, ``file_sha256``, ``data`` (the bytes), ``mime``, ``counts``, ``warnings``. The
+    files are written last inside the transaction and removed again when the record cannot be
+    committed, so only what was written is recorded. Errors: as :func:`render`;
+    ``CartsightError`` for an unconfirmed small list, an unusable ``out``, or a file that cannot
+    be written.
     """
     file = render(target_list, fmt)
-    created = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    path = None
+    reason = confirmation_needed(fmt, file.n_rows)
+    if reason and not allow_small:
+        raise CartsightError(f"{reason} Confirm to export it anyway (--allow-small on the command line, the "
+                             "confirmation box on the Campaigns page).")
+    target = check_out_path(out) if out is not None else None
+    written: list[Path] = []
     try:
         with engine.begin() as conn:
-            export_id = int(conn.execute(sa.select(store.export_id_seq.next_value())).scalar_one())
-            file_name = f"cartsight-{_slug(target_list.dataset)}-{export_id}-{fmt}.{file.extension}"
+            export_id, file_name = _record(conn, target_list, fmt, name, file)
             path = _stored_path(export_id, file_name)
             path.parent.mkdir(parents=True, exist_ok=True)
+            written.append(path)
             path.write_bytes(file.data)
-            conn.execute(store.exports.insert().values(
-                export_id=export_id, dataset_id=target_list.dataset_id, created_at=created,
-                model_version=target_list.model_version, segment_run_id=target_list.segment_run_id,
-                name=name or None, format=fmt, filters_json=target_list.filters.to_json(),
-                counts_json=json.dumps({**target_list.counts, "holdout_share": target_list.holdout_share}),
-                file_sha256=file.sha256, file_name=file_name, holdout_seed=target_list.seed,
-            ))
-            _insert_members(conn, _members(target_list, export_id))
-    except OSError as exc:
-        if path is not None:
-            path.unlink(missing_ok=True)
-        raise CartsightError(f"Cannot write the export file under {config.exports_dir()}: {exc}") from exc
-    except Exception:
-        if path is not None:
-            path.unlink(missing_ok=True)
+            if target is not None:
+                _write_atomically(target, file.data)
+                written.append(target)
+    except Exception as exc:
+        for done in written:
+            done.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise CartsightError(f"Cannot write the export file {exc.filename or config.exports_dir()}: "
+                                 f"{exc.strerror or exc}") from exc
         raise
     return {"export_id": export_id, "file_name": file_name, "file_sha256": file.sha256, "data": file.data,
             "mime": file.mime, "counts": dict(target_list.counts), "warnings": file.warnings}
@@ -323,8 +390,10 @@ def list_exports(engine: Engine, dataset: str) -> pd.DataFrame:
     """Past exports of ``dataset``, newest first.
 
     Columns: export_id, created_at, name, format, model_version, segment_run_id, the counts
-    (:data:`core.campaigns.COUNT_KEYS`), holdout_share, holdout_seed, filters (JSON text),
-    file_name, file_sha256. ``DatasetNotFoundError`` for an unknown dataset.
+    (:data:`core.campaigns.COUNT_KEYS`; None where an older export did not count it),
+    holdout_share, holdout_seed, consent_column (the consent column the destination needed),
+    consent_basis (the legal basis stated when the identity file lacked it), filters (JSON
+    text), file_name, file_sha256. ``DatasetNotFoundError`` for an unknown dataset.
     """
     did = store.get_dataset(engine, dataset)["dataset_id"]
     x = store.exports.c
@@ -332,12 +401,14 @@ def list_exports(engine: Engine, dataset: str) -> pd.DataFrame:
     with engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(query).mappings()]
     columns = ["export_id", "created_at", "name", "format", "model_version", "segment_run_id", *COUNT_KEYS,
-               "holdout_share", "holdout_seed", "filters", "file_name", "file_sha256"]
+               "holdout_share", "holdout_seed", "consent_column", "consent_basis", "filters", "file_name",
+               "file_sha256"]
     out = []
     for row in rows:
         counts = json.loads(row["counts_json"] or "{}")
         out.append({**{k: row[k] for k in ("export_id", "created_at", "name", "format", "model_version",
-                                            "segment_run_id", "holdout_seed", "file_name", "file_sha256")},
+                                            "segment_run_id", "holdout_seed", "consent_column", "consent_basis",
+                                            "file_name", "file_sha256")},
                     **{k: counts.get(k) for k in (*COUNT_KEYS, "holdout_share")}, "filters": row["filters_json"]})
     return pd.DataFrame(out, columns=columns)
 
@@ -388,6 +459,12 @@ def holdout_list(engine: Engine, export_id: int) -> pd.DataFrame:
     return export_members(engine, export_id, MEMBER_HOLDOUT).drop(columns="group_name").reset_index(drop=True)
 
 
+def problems_csv(report: pd.DataFrame) -> bytes:
+    """The problems of an identity or suppression file (its ``report()``) as CSV bytes, escaped like every export
+    cell: the values come from the uploaded file."""
+    return _csv_bytes(report)
+
+
 def holdout_csv(engine: Engine, export_id: int) -> bytes:
     """:func:`holdout_list` as CSV bytes (user ids escaped like every export cell)."""
     return _csv_bytes(holdout_list(engine, export_id))
@@ -400,26 +477,32 @@ def export_cli(engine: Engine, dataset: str, *, segments: list[int] | None = Non
                min_propensity: float | None = None, exclude_bought_days: float | None = None,
                identities_path: str | Path | None = None, suppress_path: str | Path | None = None,
                holdout: float = config.DEFAULT_HOLDOUT_SHARE, fmt: str = "csv", out: str | Path,
-               seed: int = config.DEFAULT_HOLDOUT_SEED, name: str | None = None) -> dict:
+               seed: int = config.DEFAULT_HOLDOUT_SEED, name: str | None = None, consent_basis: str | None = None,
+               allow_small: bool = False) -> dict:
     """Build, record and write one export for ``cartsight export``; returns the counts to print.
 
-    Reads the identity and suppression files when given, builds the list for ``fmt`` with the
-    filters, records the export (:func:`save_export`) and writes the file's bytes to ``out``.
-    Returns a dict: the counts (:data:`core.campaigns.COUNT_KEYS`), ``export_id``, ``file_sha256``,
-    ``out``, ``expected_buyers`` (None without a model), ``warnings`` (small list, notes) and
-    ``identity_problems`` / ``suppression_problems`` (rows left out of those files, with
-    line numbers). Errors: the project errors of the functions it calls.
+    Checks ``out`` first, reads the identity and suppression files when given, builds the list
+    for ``fmt`` with the filters (``consent_basis``: the legal basis stated when the identity
+    file lacks the destination's consent column), then records the export and writes it to
+    ``out`` in one step (:func:`save_export`; ``allow_small`` confirms an empty or small list).
+    Returns a dict: the counts (:data:`core.campaigns.COUNT_KEYS`), ``export_id``,
+    ``file_sha256``, ``out``, ``consent_column``, ``consent_basis``, ``expected_buyers`` (None
+    without a model), ``warnings`` (small list, notes) and ``identity_problems`` /
+    ``suppression_problems`` (rows left out and fields blanked in those files, with line
+    numbers). Errors: the project errors of the functions it calls; nothing is recorded or
+    written when one is raised.
     """
+    check_out_path(out)
     filters = CampaignFilters(segments=segments or None, top_percent=top_percent, min_propensity=min_propensity,
                               exclude_bought_days=exclude_bought_days)
     identities = read_identities(identities_path) if identities_path else None
     suppression = read_suppression(suppress_path) if suppress_path else None
     target_list = build_target_list(engine, dataset, filters, identities=identities, suppression=suppression,
-                                    holdout_share=holdout, seed=seed, destination=fmt)
-    record = save_export(engine, target_list, fmt, name=name)
-    Path(out).write_bytes(record["data"])
+                                    holdout_share=holdout, seed=seed, destination=fmt, consent_basis=consent_basis)
+    record = save_export(engine, target_list, fmt, name=name, allow_small=allow_small, out=out)
     problems = lambda table: [p.as_dict() for p in table.problems] if table is not None else []  # noqa: E731
     return {**target_list.counts, "export_id": record["export_id"], "file_sha256": record["file_sha256"],
-            "out": str(out), "expected_buyers": target_list.outcome["expected_buyers"],
+            "out": str(out), "consent_column": target_list.consent_column,
+            "consent_basis": target_list.consent_basis, "expected_buyers": target_list.outcome["expected_buyers"],
             "warnings": record["warnings"] + target_list.notes,
             "identity_problems": problems(identities), "suppression_problems": problems(suppression)}

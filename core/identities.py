@@ -1,11 +1,41 @@
 """Identity and suppression files: parsing, validation, normalisation and SHA-256 hashing.
 
 An identity file joins shoppers (``user_id``, as in the event data) to the contact details a
-campaign tool matches on. Columns: ``user_id`` (required) and any of ``email``, ``phone``,
+campaign tool matches on: ``user_id`` (required) and any of ``email``, ``phone``,
 ``first_name``, ``last_name``, ``country``, ``postal_code``, ``consent_email``, ``consent_sms``,
-``consent_ads``. A row that cannot be used (no user id, a malformed e-mail or phone, an
-unknown country code, a consent value that is not yes/no, a repeated user id) is left out
-and reported with its line number and reason: nothing is dropped silently.
+``consent_ads``.
+
+How a file is read (identity and suppression files alike), so that exports of the tools
+analysts use load as they are:
+
+- text in UTF-8 (a byte-order mark is dropped) or whatever ``charset-normalizer`` finds
+  (Excel's UTF-16 "Unicode text", Windows-1252); cells separated by ``,`` ``;`` tab or ``|``,
+  whichever splits the header into more than one cell the same way as the lines below it;
+- a header cell is compared after lower-casing and dropping everything but letters and
+  digits, against :data:`COLUMN_SYNONYMS`: ``Customer ID`` (Shopify), ``customer_id``,
+  ``userid``, ``External ID`` (Klaviyo) read as ``user_id``; ``Email`` (Klaviyo, Shopify),
+  ``Email Address`` (Mailchimp), ``E-mail`` as ``email``; ``Phone Number``, ``mobile`` as
+  ``phone``; ``Default Address Country Code`` / ``Default Address Zip`` (Shopify) as country
+  and postal code; ``Accepts Email Marketing`` (Shopify), ``Email Marketing Consent``
+  (Klaviyo), ``email_consent`` as ``consent_email``; ``Accepts SMS Marketing``,
+  ``sms_consent`` as ``consent_sms``; ``ads_consent``, ``advertising_consent`` as
+  ``consent_ads``. A bare ``id`` is not taken as the user id (it is as often another system's
+  key), nor are Google's consent-mode signals ``ad_user_data`` / ``ad_personalization``.
+  Other columns (a Shopify export's ``Total Spent``, ``Tags``, …) are ignored and listed; two
+  columns that read as the same one refuse the file, naming both.
+- a cell's leading apostrophe before a number (``'5792498270270``, ``'+447911123456``: how
+  spreadsheet exports keep ids and phones as text) is dropped; any other apostrophe stays;
+- consent cells: yes/no, y/n, true/false, t/f, 1/0, on/off, subscribed/unsubscribed (Klaviyo's
+  ``SUBSCRIBED`` / ``NEVER_SUBSCRIBED``, Mailchimp's statuses: ``pending``, ``cleaned``,
+  ``transactional`` and ``archived`` are not consent), opted in/out, granted/denied (any case;
+  spaces, ``_`` and ``-`` inside a word ignored). A blank cell is "no consent".
+
+A row without a user id, with a repeated one (the first is kept, but a consent any repeat does
+not give is withdrawn) or with the wrong number of cells is left out. A bad field does not cost the row its other fields: a malformed e-mail or
+phone, an unknown country code is left blank and a consent value that is not one of the above
+counts as "no consent", the rest of the row is kept. Each is reported with its line number
+(header = line 1), column, value, the whole reason and what was done: nothing is dropped
+silently.
 
 Normalisation follows the platforms' documentation:
 
@@ -20,6 +50,12 @@ Normalisation follows the platforms' documentation:
   country as the default region for numbers written locally.
 - names: trimmed, lower-cased, inner runs of spaces collapsed; country: ISO 3166-1 alpha-2;
   postal code: trimmed.
+
+A suppression list is read the same way and matched on ``user_id`` and ``email`` only. A file
+whose header names neither (``contact,reason``; a ``phone`` column) is refused, never read as
+values: an unreadable suppression list must stop the export, not let everyone through. A file
+of one column without such a header is a plain list, one value per line: a value holding ``@``
+is an e-mail, anything else a user id.
 """
 from __future__ import annotations
 
@@ -37,26 +73,67 @@ from core.errors import SchemaError
 IDENTITY_COLUMNS = ("user_id", "email", "phone", "first_name", "last_name", "country", "postal_code",
                     "consent_email", "consent_sms", "consent_ads")
 CONSENT_COLUMNS = ("consent_email", "consent_sms", "consent_ads")
-TRUE_VALUES = frozenset({"yes", "y", "true", "t", "1"})
-FALSE_VALUES = frozenset({"no", "n", "false", "f", "0"})
+#: Header names (as :func:`header_key` reduces them) read as each identity column, besides its own name.
+COLUMN_SYNONYMS = {
+    "user_id": ("userid", "user", "customerid", "customer", "customernumber", "customerno", "clientid",
+                "shopperid", "memberid", "visitorid", "externalid"),
+    "email": ("email", "emailaddress", "mail", "mailaddress", "emailadresse"),
+    "phone": ("phone", "phonenumber", "mobile", "mobilephone", "mobilenumber", "cell", "cellphone", "telephone",
+              "tel", "smsnumber"),
+    "first_name": ("firstname", "givenname", "forename", "fname", "fn"),
+    "last_name": ("lastname", "surname", "familyname", "lname", "ln"),
+    "country": ("country", "countrycode", "defaultaddresscountrycode"),
+    "postal_code": ("postalcode", "postcode", "zip", "zipcode", "plz", "defaultaddresszip"),
+    "consent_email": ("emailconsent", "acceptsemailmarketing", "acceptsmarketing", "emailmarketingconsent",
+                      "emailoptin", "emailsubscribed", "emailmarketing"),
+    "consent_sms": ("smsconsent", "acceptssmsmarketing", "smsmarketingconsent", "smsoptin", "smssubscribed",
+                    "smsmarketing"),
+    "consent_ads": ("adsconsent", "adconsent", "consentad", "advertisingconsent", "consentadvertising", "adsoptin",
+                    "acceptsadvertising"),
+}
+#: Consent cells (as :func:`consent_key` reduces them) that mean yes and no.
+TRUE_VALUES = frozenset({"yes", "y", "true", "t", "1", "on", "subscribed", "optedin", "optin", "granted",
+                         "consented", "accepted"})
+FALSE_VALUES = frozenset({"no", "n", "false", "f", "0", "off", "unsubscribed", "neversubscribed", "notsubscribed",
+                          "nonsubscribed", "optedout", "optout", "denied", "declined", "withdrawn", "revoked",
+                          "pending", "cleaned", "transactional", "archived"})
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 SUPPRESSION_COLUMNS = ("user_id", "email")
+#: Cell separators an identity or suppression file may use (never a space: names and phones hold spaces).
+DELIMITERS = (",", ";", "\t", "|")
+#: Lines looked at to choose the delimiter.
+SNIFF_LINES = 200
 #: Line number of the first data row (the header is line 1).
 FIRST_DATA_LINE = 2
+#: What happened to a row or field a :class:`RowProblem` reports.
+ROW_LEFT_OUT = "row left out"
+FIELD_BLANKED = "field left blank, row kept"
+NO_CONSENT_ASSUMED = "counted as no consent, row kept"
+VALUE_NOT_USED = "value not used"
 _SPACES = re.compile(r"\s+")
+_NOT_WORD = re.compile(r"[\W_]+")
+_SEP_LINE = re.compile(r"sep=(.)", re.IGNORECASE)
+_QUOTED_NUMBER = re.compile(r"'([+(]?\d[\d\s().-]*)")
+_SYNONYM_INDEX = {key: column for column, keys in COLUMN_SYNONYMS.items()
+                  for key in (*keys, column.replace("_", ""))}
 
 
 @dataclass
 class RowProblem:
-    """One unusable row of an uploaded file: its line (header = 1), the column, the value and why."""
+    """One problem of an uploaded file: its line (header = 1), the column, the value, why, and what was done."""
 
     line: int
     column: str
     value: str
     reason: str
+    outcome: str = ROW_LEFT_OUT
 
     def as_dict(self) -> dict:
-        return {"line": self.line, "column": self.column, "value": self.value, "reason": self.reason}
+        return {"line": self.line, "column": self.column, "value": self.value, "reason": self.reason,
+                "outcome": self.outcome}
+
+
+PROBLEM_COLUMNS = ("line", "column", "value", "reason", "outcome")
 
 
 @dataclass
@@ -65,35 +142,57 @@ class IdentityTable:
 
     ``frame``: one row per usable shopper with the normalised columns present in the file
     (consent columns as bool); ``columns``: which of :data:`IDENTITY_COLUMNS` the file had;
-    ``problems``: the rows left out and why; ``n_rows``: data rows read.
+    ``source_names``: the file's header name of each of them; ``ignored``: header names not
+    used; ``problems``: rows left out and fields blanked, and why; ``n_rows``: data rows read.
     """
 
     frame: pd.DataFrame
     columns: tuple[str, ...]
     problems: list[RowProblem] = field(default_factory=list)
     n_rows: int = 0
+    source_names: dict[str, str] = field(default_factory=dict)
+    ignored: tuple[str, ...] = ()
 
     @property
     def n_valid(self) -> int:
         return len(self.frame)
 
+    @property
+    def n_left_out(self) -> int:
+        """Rows left out whole (no or repeated user id, wrong number of cells)."""
+        return sum(1 for p in self.problems if p.outcome == ROW_LEFT_OUT)
+
+    @property
+    def n_fields_blanked(self) -> int:
+        """Fields of kept rows that were left blank or counted as no consent."""
+        return sum(1 for p in self.problems if p.outcome != ROW_LEFT_OUT)
+
     def report(self) -> pd.DataFrame:
-        """The problems as a table (line, column, value, reason) for display or download."""
-        return pd.DataFrame([p.as_dict() for p in self.problems], columns=["line", "column", "value", "reason"])
+        """The problems as a table (line, column, value, reason, outcome) for display or download."""
+        return pd.DataFrame([p.as_dict() for p in self.problems], columns=list(PROBLEM_COLUMNS))
 
 
 @dataclass
 class Suppression:
-    """A suppression list: user ids and e-mail match keys (see :func:`email_match_key`) to remove always."""
+    """A suppression list: user ids and e-mail match keys (see :func:`email_match_key`) to remove always.
+
+    ``source_names``: the file's header name of ``user_id`` / ``email`` (empty for a plain list).
+    """
 
     user_ids: frozenset[str] = frozenset()
     emails: frozenset[str] = frozenset()
     problems: list[RowProblem] = field(default_factory=list)
     n_rows: int = 0
+    source_names: dict[str, str] = field(default_factory=dict)
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def n_left_out(self) -> int:
+        return len(self.problems)
 
     def report(self) -> pd.DataFrame:
-        """The unusable lines as a table (line, column, value, reason)."""
-        return pd.DataFrame([p.as_dict() for p in self.problems], columns=["line", "column", "value", "reason"])
+        """The unusable lines as a table (line, column, value, reason, outcome)."""
+        return pd.DataFrame([p.as_dict() for p in self.problems], columns=list(PROBLEM_COLUMNS))
 
 
 # --- normalisation -----------------------------------------------------------------------------------
@@ -166,8 +265,15 @@ def normalise_phone(value: str, country: str | None = None) -> str:
         raise SchemaError(f"phone {value!r} cannot be read as a phone number{hint}: {exc}",
                           column="phone", cases=[value]) from exc
     if not phonenumbers.is_valid_number(number):
-        raise SchemaError(f"phone {value!r} is not a valid number for region {country or 'unknown'}",
-                          column="phone", cases=[value])
+        region = phonenumbers.region_code_for_country_code(number.country_code)
+        result = phonenumbers.ValidationResult
+        why = {result.INVALID_COUNTRY_CODE: "its country code is unknown", result.TOO_SHORT: "too few digits",
+               result.TOO_LONG: "too many digits", result.INVALID_LENGTH: "no number there has that many digits",
+               result.IS_POSSIBLE_LOCAL_ONLY: "it has the length of a local number only",
+               }.get(phonenumbers.is_possible_number_with_reason(number),
+                     "its length fits, but no numbers are issued in that range")
+        raise SchemaError(f"phone {value!r} is not a valid number for region {region} (+{number.country_code}): "
+                          f"{why}", column="phone", cases=[value])
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -176,15 +282,52 @@ def normalise_name(value: str) -> str:
     return _SPACES.sub(" ", str(value).strip().lower())
 
 
-def parse_consent(value: str, column: str = "consent") -> bool:
-    """True/False from yes/no, y/n, true/false, t/f, 1/0 (any case); ``SchemaError`` otherwise."""
+def header_key(name: str) -> str:
+    """A header name lower-cased with everything but letters and digits dropped (``E-mail`` → ``email``)."""
+    return _NOT_WORD.sub("", str(name).lstrip("\ufeff").lower())
+
+
+def consent_key(value: str) -> str:
+    """A consent cell lower-cased and trimmed; a word also without inner spaces, ``_`` and ``-`` (``opted_in``)."""
     text = str(value).strip().lower()
-    if text in TRUE_VALUES:
+    return _NOT_WORD.sub("", text) if any(ch.isalpha() for ch in text) else text
+
+
+def parse_consent(value: str, column: str = "consent") -> bool:
+    """True/False from a consent cell (:data:`TRUE_VALUES`, :data:`FALSE_VALUES`, any case); ``SchemaError`` otherwise."""
+    key = consent_key(value)
+    if key in TRUE_VALUES:
         return True
-    if text in FALSE_VALUES:
+    if key in FALSE_VALUES:
         return False
-    raise SchemaError(f"{column} {value!r} is not a consent value (expected yes/no, true/false, 1/0, y/n)",
-                      column=column, cases=[value])
+    raise SchemaError(f"{column} {value!r} is not a consent value (expected yes/no, true/false, 1/0, y/n, "
+                      "subscribed/unsubscribed, opted in/out, granted/denied)", column=column, cases=[value])
+
+
+def match_columns(header: list[str]) -> tuple[dict[str, int], tuple[str, ...]]:
+    """The identity columns a header names (:data:`COLUMN_SYNONYMS`): {column: position}, and the names not used.
+
+    Raises ``SchemaError`` when two header cells read as the same column (both are named).
+    """
+    found: dict[str, int] = {}
+    ignored = []
+    for position, name in enumerate(header):
+        column = _SYNONYM_INDEX.get(header_key(name))
+        if column is None:
+            if name.strip():
+                ignored.append(name.strip())
+        elif column in found:
+            first = header[found[column]]
+            raise SchemaError(f"columns {first!r} and {name!r} both read as {column}: keep one of them or rename "
+                              "the other", column=column, cases=[first, name])
+        else:
+            found[column] = position
+    return found, tuple(ignored)
+
+
+def accepted_names(column: str) -> str:
+    """The header names read as ``column`` (compared without case, spaces or punctuation), for messages."""
+    return ", ".join(dict.fromkeys([column, *COLUMN_SYNONYMS.get(column, ())]))
 
 
 # --- files -------------------------------------------------------------------------------------------
@@ -206,134 +349,240 @@ def _read_text(source: str | Path | bytes) -> str:
         best = from_bytes(data).best()
         if best is None:
             raise SchemaError("the file is not text (cannot find its character encoding)") from None
-        return str(best)
+        return str(best).lstrip("\ufeff")
+
+
+def sniff_delimiter(text: str) -> str:
+    """The one of :data:`DELIMITERS` that splits the header into more than one cell and the most of the first
+    lines into as many; ``,`` when none splits the header (a list of one value per line). A first line
+    ``sep=;`` (Excel's delimiter hint) names it."""
+    lines = [line for line in text.splitlines()[:SNIFF_LINES] if line.strip()]
+    named = _SEP_LINE.fullmatch(lines[0].strip()) if lines else None
+    if named and named.group(1) in DELIMITERS:
+        return named.group(1)
+    best: tuple[float, int, str] = (0.0, 1, ",")
+    for delimiter in DELIMITERS:
+        try:
+            counts = [len(cells) for cells in csv.reader(lines, delimiter=delimiter)]
+        except csv.Error:
+            continue
+        if not counts or counts[0] < 2:
+            continue
+        share = counts.count(counts[0]) / len(counts)
+        if (share, counts[0]) > best[:2]:
+            best = (share, counts[0], delimiter)
+    return best[2]
 
 
 def _rows(text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header (lower-cased, trimmed) and (line number, cells) for every non-blank data line."""
-    reader = csv.reader(io.StringIO(text))
-    header: list[str] | None = None
-    rows = []
-    for cells in reader:
-        if header is None:
-            if not any(c.strip() for c in cells):
+    """Header (cells trimmed) and (line number, cells) for every non-blank data line."""
+    try:
+        delimiter = sniff_delimiter(text)
+        reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+        header: list[str] | None = None
+        rows = []
+        for cells in reader:
+            if header is None:
+                if any(c.strip() for c in cells) and not _SEP_LINE.fullmatch(delimiter.join(cells).strip()):
+                    header = [c.strip() for c in cells]
                 continue
-            header = [c.strip().lower() for c in cells]
-            continue
-        if any(c.strip() for c in cells):
-            rows.append((reader.line_num, cells))
+            if any(c.strip() for c in cells):
+                rows.append((reader.line_num, cells))
+    except csv.Error as exc:
+        raise SchemaError(f"the file cannot be read as delimited text (line {reader.line_num}: {exc})") from exc
     return header or [], rows
 
 
-def _identity_row(record: dict[str, str], columns: tuple[str, ...]) -> dict:
+def _cell(cells: list[str], position: int) -> str:
+    """A cell trimmed, without the apostrophe a spreadsheet export puts before a number to keep it text."""
+    text = cells[position].strip() if position < len(cells) else ""
+    quoted = _QUOTED_NUMBER.fullmatch(text)
+    return quoted.group(1) if quoted else text
+
+
+def _unquoted(value: str) -> str:
+    """A value of a plain list without the double quotes some tools put around every value."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1].replace('""', '"').strip()
+    return value
+
+
+def _clean(column: str, raw: str, country: str | None):
+    """One identity field normalised; ``SchemaError`` naming the column when it is not usable."""
+    if column == "email":
+        return normalise_email(raw)
+    if column == "phone":
+        return normalise_phone(raw, country)
+    if column == "country":
+        return normalise_country(raw)
+    if column in ("first_name", "last_name"):
+        return normalise_name(raw)
+    if column == "postal_code":
+        return raw.strip()
+    return parse_consent(raw, column)
+
+
+def _identity_row(record: dict[str, str], columns: tuple[str, ...], line: int,
+                  problems: list[RowProblem]) -> dict:
+    """The row's normalised fields; a bad one is left blank (consent: False) and reported, the rest kept."""
     out: dict = {"user_id": record["user_id"]}
-    country = record.get("country", "")
-    if "country" in columns:
-        out["country"] = normalise_country(country) if country else None
-    for col in columns:
-        raw = record.get(col, "")
-        if col in ("user_id", "country"):
+    for column in sorted(columns, key=lambda c: c != "country"):  # the country first: phones are read in it
+        raw = record.get(column, "")
+        if column == "user_id":
             continue
+        consent = column in CONSENT_COLUMNS
+        out[column] = False if consent else None
         if not raw:
-            out[col] = False if col in CONSENT_COLUMNS else None
-        elif col == "email":
-            out[col] = normalise_email(raw)
-        elif col == "phone":
-            out[col] = normalise_phone(raw, out.get("country"))
-        elif col in ("first_name", "last_name"):
-            out[col] = normalise_name(raw)
-        elif col == "postal_code":
-            out[col] = raw.strip()
-        else:
-            out[col] = parse_consent(raw, col)
+            continue
+        try:
+            out[column] = _clean(column, raw, out.get("country"))
+        except SchemaError as exc:
+            problems.append(RowProblem(line, column, raw, str(exc), NO_CONSENT_ASSUMED if consent else FIELD_BLANKED))
     return out
 
 
-def read_identities(source: str | Path | bytes) -> IdentityTable:
-    """Read and validate an identity CSV (a path or the uploaded bytes).
+def _repeated(first: dict, record: dict[str, str], columns: tuple[str, ...]) -> str:
+    """The reason for a repeated user id's row; a consent it does not give (no, blank, unreadable) is withdrawn
+    from the kept first row: every row of a shopper must say yes."""
+    withdrawn = []
+    for column in columns:
+        if column in CONSENT_COLUMNS and first[column]:
+            try:
+                yes = bool(record[column]) and parse_consent(record[column], column)
+            except SchemaError:
+                yes = False
+            if not yes:
+                first[column] = False
+                withdrawn.append(column)
+    extra = f"; its {', '.join(withdrawn)} withdrawn: every row of a shopper must say yes" if withdrawn else ""
+    return f"user_id repeated (first row kept{extra})"
 
-    Returns an :class:`IdentityTable` whose frame holds one row per valid shopper, values
-    normalised (see the module docstring); a blank consent cell counts as "no consent".
-    Rows left out are listed in ``problems`` with line number (header = line 1), column,
-    value and reason. Raises ``SchemaError`` when the file has no ``user_id`` column (the
-    message lists the columns found) or no data row.
+
+def _identity_header(header: list[str]) -> tuple[dict[str, int], tuple[str, ...]]:
+    found, ignored = match_columns(header)
+    if "user_id" not in found:
+        raise SchemaError(f"identity file has no 'user_id' column. Columns in the file: {header}; expected a user id "
+                          f"column named one of: {accepted_names('user_id')} (any case, spaces or punctuation), "
+                          f"and any of {list(IDENTITY_COLUMNS[1:])}", column="user_id", cases=header)
+    return found, ignored
+
+
+def read_identities(source: str | Path | bytes) -> IdentityTable:
+    """Read and validate an identity file (a path or the uploaded bytes), as the module docstring describes.
+
+    Returns an :class:`IdentityTable` whose frame holds one row per kept shopper, values
+    normalised; a blank or unreadable consent cell counts as "no consent", any other bad field
+    is left blank. Rows left out and fields blanked are listed in ``problems`` with line number
+    (header = line 1), column, value, reason and outcome. Raises ``SchemaError`` when no header
+    cell reads as the user id (the message lists the columns found and the names accepted),
+    when two read as the same column, or when the file has no data row.
     """
     header, rows = _rows(_read_text(source))
-    if "user_id" not in header:
-        raise SchemaError(f"identity file has no 'user_id' column. Columns in the file: {header}; expected "
-                          f"user_id and any of {list(IDENTITY_COLUMNS[1:])}", column="user_id", cases=header)
-    columns = tuple(c for c in IDENTITY_COLUMNS if c in header)
-    unknown = [c for c in header if c not in IDENTITY_COLUMNS]
-    if unknown:
-        raise SchemaError(f"identity file has unknown columns {unknown}; expected user_id and any of "
-                          f"{list(IDENTITY_COLUMNS[1:])}", column=unknown[0], cases=unknown)
+    found, ignored = _identity_header(header)
     if not rows:
         raise SchemaError("identity file has a header but no data rows", column="user_id")
-    index = {c: header.index(c) for c in columns}
-    good, problems, seen = [], [], set()
+    columns = tuple(c for c in IDENTITY_COLUMNS if c in found)
+    problems: list[RowProblem] = []
+    kept: dict[str, dict] = {}
     for line, cells in rows:
-        record = {c: (cells[i].strip() if i < len(cells) else "") for c, i in index.items()}
+        record = {c: _cell(cells, i) for c, i in found.items()}
         if len(cells) != len(header):
             problems.append(RowProblem(line, "*", ",".join(cells), f"{len(cells)} cells, the header has {len(header)}"))
-            continue
-        if not record["user_id"]:
+        elif not record["user_id"]:
             problems.append(RowProblem(line, "user_id", "", "no user_id"))
-            continue
-        if record["user_id"] in seen:
-            problems.append(RowProblem(line, "user_id", record["user_id"], "user_id repeated (first row kept)"))
-            continue
-        try:
-            good.append(_identity_row(record, columns))
-        except SchemaError as exc:
-            problems.append(RowProblem(line, exc.column or "*", str(exc.cases[0]) if exc.cases else "", str(exc)))
-            continue
-        seen.add(record["user_id"])
-    frame = pd.DataFrame(good, columns=list(columns))
+        elif record["user_id"] in kept:
+            reason = _repeated(kept[record["user_id"]], record, columns)
+            problems.append(RowProblem(line, "user_id", record["user_id"], reason))
+        else:
+            kept[record["user_id"]] = _identity_row(record, columns, line, problems)
+    frame = pd.DataFrame(list(kept.values()), columns=list(columns))
     for col in CONSENT_COLUMNS:
         if col in frame:
             frame[col] = frame[col].astype(bool)
-    return IdentityTable(frame=frame, columns=columns, problems=problems, n_rows=len(rows))
+    return IdentityTable(frame=frame, columns=columns, problems=problems, n_rows=len(rows),
+                         source_names={c: header[i] for c, i in found.items()}, ignored=ignored)
+
+
+def _suppression_mode(header: list[str]) -> tuple[dict[str, int], tuple[str, ...]] | None:
+    """Where the user id / e-mail columns are and the header names not used, or None for a plain list of one value
+    per line."""
+    found, ignored = match_columns(header)
+    usable = {c: i for c, i in found.items() if c in SUPPRESSION_COLUMNS}
+    if usable:
+        return usable, ignored + tuple(header[i] for c, i in found.items() if c not in SUPPRESSION_COLUMNS)
+    if len(header) == 1 and not found:
+        return None
+    raise SchemaError(f"suppression file has no user id or e-mail column. Columns in the file: {header}; expected "
+                      f"a user id column named one of: {accepted_names('user_id')}, and/or an e-mail column named one "
+                      f"of: {accepted_names('email')} (any case, any of the delimiters , ; tab |). Nothing is exported "
+                      "until the list can be read.", column="user_id", cases=header)
 
 
 def read_suppression(source: str | Path | bytes) -> Suppression:
-    """Read a suppression list: a CSV with a ``user_id`` and/or ``email`` column, or one value per line.
+    """Read a suppression list: a file with a user id and/or e-mail column (any of the names and delimiters of
+    the module docstring), or one value per line.
 
     In the one-per-line form a value holding ``@`` is an e-mail, anything else a user id.
     E-mails are kept as match keys (:func:`email_match_key`); a malformed e-mail is reported
-    with its line number and left out. Raises ``SchemaError`` for an empty file.
+    with its line number and left out. Raises ``SchemaError`` for an empty file, a header
+    with neither a user id nor an e-mail column, two columns read as the same one, or a file
+    of which not one value can be used.
     """
     text = _read_text(source)
     header, rows = _rows(text)
     if not header:
         raise SchemaError("suppression file is empty: expected user ids and/or e-mails, one per line, "
-                          "or a CSV with a user_id or email column")
+                          "or a file with a user id or e-mail column")
+    mode = _suppression_mode(header)
+    if mode is None:
+        rows = _plain_rows(text)
+    index, ignored = mode or ({}, ())
+    suppression = _suppression_values(rows, index)
+    suppression.source_names = {c: header[i] for c, i in index.items()}
+    suppression.ignored = ignored
+    if not rows:
+        raise SchemaError(f"suppression file has a header ({header}) but no rows", column="user_id")
+    if not suppression.user_ids and not suppression.emails:
+        raise SchemaError(f"suppression file has {suppression.n_rows:,} rows but not one usable user id or e-mail "
+                          f"(columns used: {suppression.source_names or 'one value per line'}): nothing is exported "
+                          "with a suppression list that suppresses no one", column="user_id")
+    return suppression
+
+
+def _plain_rows(text: str) -> list[tuple[int, list[str]]]:
+    """(line, [value]) of a plain list; ``SchemaError`` for a line of several cells (a table under a title line
+    is not a list of values: read as one, it would suppress no one)."""
+    rows = []
+    for line, value in enumerate(text.splitlines(), start=1):
+        value = _unquoted(_cell([value], 0))
+        if not value or (line == 1 and _SEP_LINE.fullmatch(value)):
+            continue
+        if any(d in value for d in DELIMITERS):
+            raise SchemaError(f"suppression file line {line} holds several cells ({value!r}) but its first line "
+                              "names no user id or e-mail column: put the header (e.g. customer_id or Email "
+                              "Address) on the first line, or give one value per line", column="user_id",
+                              cases=[value])
+        rows.append((line, [value]))
+    return rows
+
+
+def _suppression_values(rows: list[tuple[int, list[str]]], index: dict[str, int]) -> Suppression:
+    """The ids and e-mail keys of the rows; ``index`` empty for one value per line (``@`` makes an e-mail)."""
     ids: set[str] = set()
     emails: set[str] = set()
     problems: list[RowProblem] = []
-
-    def add_email(value: str, line: int) -> None:
-        try:
-            emails.add(email_match_key(normalise_email(value)))
-        except SchemaError as exc:
-            problems.append(RowProblem(line, "email", value, str(exc)))
-
-    if any(c in SUPPRESSION_COLUMNS for c in header):
-        index = {c: header.index(c) for c in SUPPRESSION_COLUMNS if c in header}
-        for line, cells in rows:
-            values = {c: (cells[i].strip() if i < len(cells) else "") for c, i in index.items()}
-            if not any(values.values()):
-                problems.append(RowProblem(line, "*", ",".join(cells), "no user_id and no email"))
-            if values.get("user_id"):
-                ids.add(values["user_id"])
-            if values.get("email"):
-                add_email(values["email"], line)
-        n_rows = len(rows)
-    else:
-        lines = [(i, ln.strip()) for i, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
-        for line, value in lines:
-            if "@" in value:
-                add_email(value, line)
-            else:
-                ids.add(value)
-        n_rows = len(lines)
-    return Suppression(user_ids=frozenset(ids), emails=frozenset(emails), problems=problems, n_rows=n_rows)
+    for line, cells in rows:
+        if index:
+            values = {c: _cell(cells, i) for c, i in index.items()}
+        else:
+            values = {"email" if "@" in cells[0] else "user_id": cells[0]}
+        if not any(values.values()):
+            problems.append(RowProblem(line, "*", ",".join(cells), "no user_id and no email", VALUE_NOT_USED))
+        if values.get("user_id"):
+            ids.add(values["user_id"])
+        if values.get("email"):
+            try:
+                emails.add(email_match_key(normalise_email(values["email"])))
+            except SchemaError as exc:
+                problems.append(RowProblem(line, "email", values["email"], str(exc), VALUE_NOT_USED))
+    return Suppression(user_ids=frozenset(ids), emails=frozenset(emails), problems=problems, n_rows=len(rows))

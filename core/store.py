@@ -195,10 +195,12 @@ exports = sa.Table(
     sa.Column("name", sa.String),  # the analyst's label for the list
     sa.Column("format", sa.String, nullable=False),  # csv | parquet | google | meta | klaviyo | mailchimp
     sa.Column("filters_json", sa.Text, nullable=False),
-    sa.Column("counts_json", sa.Text, nullable=False),  # matched, suppressed, no_consent, holdout, exported
+    sa.Column("counts_json", sa.Text, nullable=False),  # core.campaigns.COUNT_KEYS and holdout_share
     sa.Column("file_sha256", sa.String, nullable=False),
     sa.Column("file_name", sa.String),
     sa.Column("holdout_seed", sa.Integer),
+    sa.Column("consent_column", sa.String),  # the consent column the destination needed (None: csv/parquet)
+    sa.Column("consent_basis", sa.Text),  # the legal basis stated when the identity file lacked that column
 )
 
 export_members = sa.Table(
@@ -352,8 +354,9 @@ def _upgrade(conn: Connection, version: int) -> None:
 
     Schema 2 added ``cs_events.price_band`` and the derived tables ``cs_price_edges`` and
     ``cs_session_days`` (``create_all`` made the tables): each existing dataset gets them from
-    its events once (:func:`core.derived.derive_dataset`). A role that may not alter the
-    tables gets a message saying who must open the store once.
+    its events once (:func:`core.derived.derive_dataset`). Schema 3 added
+    ``cs_exports.consent_column`` and ``consent_basis`` (NULL for older exports). A role that
+    may not alter the tables gets a message saying who must open the store once.
     """
     from core import derived
 
@@ -363,6 +366,9 @@ def _upgrade(conn: Connection, version: int) -> None:
             ids = conn.execute(sa.select(datasets.c.dataset_id).order_by(datasets.c.dataset_id)).scalars().all()
             for did in ids:  # read first: DuckDB re-runs a result still open when the connection runs another
                 derived.derive_dataset(conn, did)
+        if version < 3:
+            conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS consent_column VARCHAR")
+            conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS consent_basis TEXT")
     except sa.exc.ProgrammingError as exc:
         raise _upgrade_refused(version, exc) from exc
     conn.execute(sa.update(schema_info).values(version=config.SCHEMA_VERSION))

@@ -23,6 +23,9 @@ FORMAT_LABELS = {"csv": "CSV (user id, segment, forecast)", "parquet": "Parquet 
 TOP_MODES = ("everyone who matches", "top k by propensity", "top % by propensity")
 RECENCY_MODES = ("any time", "seen within the last N days", "not seen for N days")
 LAST_EXPORT_KEY = "camp_last_export"
+CONSENT_HELP = ("Consent applied: Klaviyo and Mailchimp export only shoppers whose consent_email is yes, Google and "
+                "Meta only those whose consent_ads is yes; CSV and Parquet hold no contact details and need no "
+                "consent column.")
 NO_VALUE = "—"
 
 
@@ -33,12 +36,12 @@ def _count(_engine, store: str, dataset: str, filters_json: str, version, run_id
 
 @st.cache_data(**_CACHE)
 def _build(_engine, store: str, dataset: str, filters_json: str, version, run_id, identity_bytes: bytes | None,
-           suppression_bytes: bytes | None, share: float, seed: int, destination: str):
+           suppression_bytes: bytes | None, share: float, seed: int, destination: str, consent_basis: str | None):
     identities = read_identities(identity_bytes) if identity_bytes else None
     suppression = read_suppression(suppression_bytes) if suppression_bytes else None
     return campaigns.build_target_list(_engine, dataset, campaigns.CampaignFilters.from_json(filters_json),
                                        identities=identities, suppression=suppression, holdout_share=share,
-                                       seed=seed, destination=destination)
+                                       seed=seed, destination=destination, consent_basis=consent_basis)
 
 
 def _filters(opts: dict) -> campaigns.CampaignFilters:
@@ -86,23 +89,66 @@ def _filters(opts: dict) -> campaigns.CampaignFilters:
         exclude_bought_days=bought or None, min_spend=spend or None, price_bands=bands or None)
 
 
-def _upload(label: str, key: str, reader, help_text: str) -> bytes | None:
-    """An upload box whose file is validated at once; returns the bytes when they are usable."""
-    uploaded = st.file_uploader(label, type=["csv", "txt"], key=key, help=help_text)
+def _problems(parsed, key: str) -> None:
+    """Rows left out and fields blanked, each reason in full (a table wraps its text), the whole list downloadable."""
+    report = parsed.report()
+    if report.empty:
+        return
+    with st.expander(f"{_n(len(report), 'problem')}: rows left out and fields left blank, with the reason"):
+        st.table(report.head(config.CAMPAIGN_PROBLEMS_SHOWN))
+        if len(report) > config.CAMPAIGN_PROBLEMS_SHOWN:
+            st.caption(f"The first {config.CAMPAIGN_PROBLEMS_SHOWN:,} of {len(report):,}; download them all:")
+        st.download_button("Download the problems (CSV)", data=exports.problems_csv(report),
+                           file_name=f"{key}-problems.csv", mime=exports.CSV_MIME, key=f"{key}_problems",
+                           on_click="ignore")
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def _columns_caption(parsed) -> str:
+    used = ", ".join(f"{name!r} as {col}" for col, name in parsed.source_names.items()) or "one value per line"
+    ignored = f"; ignored: {', '.join(repr(n) for n in parsed.ignored)}" if parsed.ignored else ""
+    return f"Columns read: {used}{ignored}."
+
+
+def _upload(label: str, key: str, reader, help_text: str):
+    """An upload box whose file is validated at once: (bytes, parsed, refused).
+
+    (None, None, False) when no file is given; a file that cannot be read shows why and comes
+    back refused, which stops the page's export until it is replaced or removed.
+    """
+    uploaded = st.file_uploader(label, type=["csv", "txt", "tsv"], key=key, help=help_text)
     if uploaded is None:
-        return None
+        return None, None, False
     data = uploaded.getvalue()
     try:
         parsed = reader(data)
     except CartsightError as exc:
         show_error(exc)
+        return None, None, True
+    left_out = parsed.n_left_out
+    blanked = getattr(parsed, "n_fields_blanked", 0)
+    st.caption(f"{uploaded.name}: {parsed.n_rows:,} rows read, {parsed.n_rows - left_out:,} usable, {left_out:,} left "
+               f"out" + (f"; {_n(blanked, 'field')} left blank (the rest of their rows kept)" if blanked else "") + ".")
+    st.caption(_columns_caption(parsed))
+    _problems(parsed, key)
+    return data, parsed, False
+
+
+def _consent_basis(fmt: str, identities, identity_bytes: bytes | None) -> str | None:
+    """The legal basis the analyst states when the identity file lacks the destination's consent column.
+
+    The widgets belong to this file and destination: another file or format asks again."""
+    column = campaigns.DESTINATION_CONSENT.get(fmt)
+    if column is None or identities is None or column in identities.columns:
         return None
-    bad = len(parsed.problems)
-    st.caption(f"{uploaded.name}: {parsed.n_rows:,} rows read, {parsed.n_rows - bad:,} usable, {bad:,} left out.")
-    if bad:
-        with st.expander(f"{bad:,} rows left out, with the reason"):
-            st.dataframe(parsed.report(), hide_index=True, key=f"{key}_report")
-    return data
+    scope = f"{fmt}_{hashlib.sha256(identity_bytes).hexdigest()[:16]}"
+    if not st.checkbox(f"Export without a {column} column, on a legal basis I state", key=f"camp_basis_ok_{scope}"):
+        return None
+    return st.text_input("Legal basis (recorded with the export)", key=f"camp_basis_{scope}",
+                         placeholder="e.g. existing customers, soft opt-in (PECR reg. 22(3))").strip()
 
 
 def _outcome(built: campaigns.TargetList) -> None:
@@ -118,7 +164,7 @@ def _outcome(built: campaigns.TargetList) -> None:
              help="Mean propensity of the list ÷ mean propensity of all scored shoppers.")
     if out["revenue_basis"]:
         st.caption(f"Expected revenue = {out['revenue_basis']}.")
-    cols = st.columns(6)
+    cols = st.columns(len(campaigns.COUNT_KEYS))
     for col, key in zip(cols, campaigns.COUNT_KEYS):
         col.metric(charts.COUNT_LABELS[key], f"{counts[key]:,}")
     for note in built.notes:
@@ -127,22 +173,29 @@ def _outcome(built: campaigns.TargetList) -> None:
         st.plotly_chart(charts.gain_chart(out), key="camp_gain_chart")
 
 
-def _export(engine, built: campaigns.TargetList, fmt: str) -> None:
+def _export(engine, built: campaigns.TargetList, fmt: str, list_key: str) -> None:
     st.subheader("Export")
-    warning = exports.small_list_warning(fmt, len(built.targets))
-    if warning:
-        st.warning(warning)
+    n = len(built.targets)
+    reason = exports.confirmation_needed(fmt, n)
+    confirmed = True
+    if reason:
+        st.warning(reason)
+        # the box belongs to this list: another list asks again
+        confirmed = st.checkbox(f"Export this list of {n:,} shoppers anyway", key=f"camp_allow_small_{list_key[:16]}")
+    if built.consent_basis:
+        st.caption(f"Legal basis recorded with the export: {built.consent_basis}")
     name = st.text_input("Name of the list (optional)", key="camp_name")
-    if st.button(f"Export {len(built.targets):,} shoppers as {FORMAT_LABELS[fmt]}", key="camp_export", type="primary",
-                 disabled=built.targets.empty):
+    if st.button(f"Export {n:,} shoppers as {FORMAT_LABELS[fmt]}", key="camp_export", type="primary",
+                 disabled=not confirmed):
         try:
-            record = exports.save_export(engine, built, fmt, name=name or None)
+            record = exports.save_export(engine, built, fmt, name=name or None, allow_small=confirmed)
         except CartsightError as exc:
             show_error(exc)
             return
-        st.session_state[LAST_EXPORT_KEY] = {k: record[k] for k in ("export_id", "file_name", "mime", "file_sha256")}
+        st.session_state[LAST_EXPORT_KEY] = {**{k: record[k] for k in ("export_id", "file_name", "mime",
+                                                                         "file_sha256")}, "list_key": list_key}
     last = st.session_state.get(LAST_EXPORT_KEY)
-    if last:
+    if last and last.get("list_key") == list_key:
         try:
             data = exports.export_file(engine, last["export_id"])
         except CartsightError as exc:
@@ -178,6 +231,42 @@ def _history(engine, dataset: str) -> None:
                           help="The shoppers kept back from this list: compare their purchases with the list's later.")
 
 
+def _destination() -> tuple | None:
+    """The format, holdout, identity and suppression files and consent basis, as ``_build`` takes them after the
+    filters; None when an uploaded file was refused (no export is offered then)."""
+    st.subheader("Destination, identities and holdout")
+    left, right = st.columns(2)
+    fmt = left.selectbox("Format", list(exports.FORMATS), format_func=FORMAT_LABELS.get, key="camp_format")
+    share = left.slider("Holdout share", 0.0, config.MAX_HOLDOUT_SHARE, config.DEFAULT_HOLDOUT_SHARE, step=0.01,
+                        key="camp_holdout", help="Kept back at random (stratified by propensity decile), never "
+                                                 "exported: compare them with the list to measure the campaign.")
+    seed = int(left.number_input("Holdout seed", min_value=0, value=config.DEFAULT_HOLDOUT_SEED, step=1,
+                                 key="camp_seed"))
+    left.caption(CONSENT_HELP)
+    with right:
+        identity_bytes, identities, bad_identities = _upload(
+            "Identity file (optional)", "camp_identities", read_identities,
+            "A user id column and any of e-mail, phone, first/last name, country, postal code and the consent "
+            "columns consent_email, consent_sms, consent_ads (yes/no). Exports of Shopify, Klaviyo and Mailchimp "
+            "are read as they are (e.g. 'Customer ID', 'Email Address', 'Accepts Email Marketing'); any of the "
+            "delimiters , ; tab |.")
+        suppression_bytes, _, bad_suppression = _upload(
+            "Suppression list (optional)", "camp_suppression", read_suppression,
+            "A user id and/or e-mail column ('customer_id', 'Email Address', …), or one value per line: these "
+            "shoppers are always removed. A file in which neither column can be found stops the export.")
+    if bad_identities or bad_suppression:
+        return None
+    return identity_bytes, suppression_bytes, share, seed, fmt, _consent_basis(fmt, identities, identity_bytes)
+
+
+def _list_key(key: tuple, args: tuple) -> str:
+    """What the built list depends on, hashed: a recorded export's download is offered only for the same list."""
+    digest = hashlib.sha256(repr(key[1:]).encode())
+    for part in args:
+        digest.update(part if isinstance(part, bytes) else repr(part).encode())
+    return digest.hexdigest()
+
+
 def main() -> None:
     st.title("Campaigns")
     ds = current_dataset()
@@ -197,23 +286,12 @@ def main() -> None:
         show_error(exc)
         st.stop()
 
-    st.subheader("Destination, identities and holdout")
-    left, right = st.columns(2)
-    fmt = left.selectbox("Format", list(exports.FORMATS), format_func=FORMAT_LABELS.get, key="camp_format")
-    share = left.slider("Holdout share", 0.0, config.MAX_HOLDOUT_SHARE, config.DEFAULT_HOLDOUT_SHARE, step=0.01,
-                        key="camp_holdout", help="Kept back at random (stratified by propensity decile), never "
-                                                 "exported: compare them with the list to measure the campaign.")
-    seed = int(left.number_input("Holdout seed", min_value=0, value=config.DEFAULT_HOLDOUT_SEED, step=1,
-                                 key="camp_seed"))
-    with right:
-        identity_bytes = _upload("Identity file (optional)", "camp_identities", read_identities,
-                                 "CSV with user_id and any of email, phone, first_name, last_name, country, "
-                                 "postal_code, consent_email, consent_sms, consent_ads (yes/no).")
-        suppression_bytes = _upload("Suppression list (optional)", "camp_suppression", read_suppression,
-                                    "User ids and/or e-mails, one per line, or a CSV with a user_id or email "
-                                    "column: these shoppers are always removed.")
+    args = _destination()
+    if args is None:
+        _history(engine, ds["name"])
+        return
     try:
-        built = _build(engine, *key, identity_bytes, suppression_bytes, share, seed, fmt)
+        built = _build(engine, *key, *args)
     except CartsightError as exc:
         show_error(exc)
         _history(engine, ds["name"])
@@ -222,7 +300,7 @@ def main() -> None:
     st.subheader("Preview")
     preview = exports.plain_frame(built.targets.head(config.CAMPAIGN_PREVIEW_ROWS))
     st.dataframe(preview, hide_index=True, key="camp_preview")
-    _export(engine, built, fmt)
+    _export(engine, built, args[4], _list_key(key, args))
     _history(engine, ds["name"])
 
 

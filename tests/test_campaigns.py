@@ -215,26 +215,72 @@ def test_suppression_by_id_and_email_always_removes(shop):
     assert sorted(built.targets["user_id"]) == ["u01", "u03", "u04", "u06", "u07", "u08", "u09"]
 
 
-def test_suppression_emails_without_identity_file_are_reported(shop):
-    built = build_target_list(shop, "shop", CampaignFilters(seen_within_days=2),
-                              suppression=read_suppression(b"u01\nx@example.com\n"), holdout_share=0.0)
-    assert sorted(built.targets["user_id"]) == ["u00", "u02"]
-    assert any("only its user ids" in n for n in built.notes)
+def test_suppression_emails_without_identity_emails_refuse_the_list(shop):
+    suppression = read_suppression(b"u01\nx@example.com\n")
+    with pytest.raises(SchemaError, match="holds 1 e-mails, but no identity file with an e-mail column") as err:
+        build_target_list(shop, "shop", CampaignFilters(seen_within_days=2), suppression=suppression, holdout_share=0.0)
+    assert err.value.column == "suppression"
+    with pytest.raises(SchemaError, match="no identity file with an e-mail column"):
+        build_target_list(shop, "shop", suppression=suppression, identities=read_identities(b"user_id,phone\nu00,\n"),
+                          holdout_share=0.0)
+    ids_only = build_target_list(shop, "shop", CampaignFilters(seen_within_days=2),
+                                 suppression=read_suppression(b"u01\n"), holdout_share=0.0)
+    assert sorted(ids_only.targets["user_id"]) == ["u00", "u02"]
+
+
+@pytest.mark.parametrize("data, suppressed", [
+    (b"customer_id,reason\nu05,unsubscribed\nu00,complaint\n", {"u00", "u05"}),
+    (b"Email Address\ncarol.x@gmail.com\nALICE.SMITH@example.com\n", {"u00", "u02"}),  # Mailchimp
+    (b"Customer ID;E-mail;reason\nu05;;unsubscribed\n;alice.smith@example.com;bounced\n", {"u00", "u05"}),
+    (b"Email\tExternal ID\n\tu07\ndave@example.org\t\n", {"u03", "u07"}),  # Klaviyo, tab-separated
+])
+def test_suppression_files_of_real_tools_suppress(shop, data, suppressed):
+    built = build_target_list(shop, "shop", CampaignFilters(seen_within_days=9),
+                              identities=read_identities(FIXTURES / "identities.csv"),
+                              suppression=read_suppression(data), holdout_share=0.0)
+    assert built.counts["suppressed"] == len(suppressed)
+    assert sorted(set(built.targets["user_id"]) | suppressed) == [f"u0{i}" for i in range(10)]
 
 
 @pytest.mark.parametrize("destination, consented", [
-    ("google", ["u00", "u01", "u04", "u09"]),  # consent_ads yes; u02 and u03 said no
-    ("klaviyo", ["u00", "u02", "u03", "u04", "u09"]),  # consent_email yes; u01 said no
+    # consent_ads yes; u02 and u03 said no; u06-u08 lost only a bad phone, country or consent_email value
+    ("google", ["u00", "u01", "u04", "u06", "u07", "u08", "u09"]),
+    ("klaviyo", ["u00", "u02", "u03", "u04", "u06", "u07", "u09"]),  # consent_email yes; u01 no, u08 "maybe"
 ])
 def test_consent_per_destination(shop, destination, consented):
     identities = read_identities(FIXTURES / "identities.csv")
     built = build_target_list(shop, "shop", CampaignFilters(seen_within_days=9), identities=identities,
                               holdout_share=0.0, destination=destination)
     assert sorted(built.targets["user_id"]) == consented
-    # 10 matched: the 4 without a valid identity row (u05-u08) have no consent either
-    assert built.counts["matched"] == 10
-    assert built.counts["no_consent"] == 10 - len(consented)
+    # 10 matched (u00-u09), all in the identity file; u05 has consent for both but no valid e-mail or phone
+    assert built.counts["matched"] == 10 and built.counts["not_in_identities"] == 0
+    assert built.counts["no_consent"] == 10 - len(consented) - 1
+    assert built.counts["no_identifier"] == 1
     assert built.counts["exported"] == len(consented)
+    assert built.consent_column == {"google": "consent_ads", "klaviyo": "consent_email"}[destination]
+    assert built.consent_basis is None
+
+
+@pytest.mark.parametrize("destination", ["google", "meta", "klaviyo", "mailchimp"])
+def test_not_in_the_identity_file_is_counted_apart_from_no_consent(shop, destination):
+    # top 20 %: u32-u39; the identity file knows u30-u35 only, u33 without consent
+    lines = [f"u{i},s{i}@example.com,{'no' if i == 33 else 'yes'},{'no' if i == 33 else 'yes'}" for i in range(30, 36)]
+    identities = read_identities(("user_id,email,consent_email,consent_ads\n" + "\n".join(lines)).encode())
+    built = build_target_list(shop, "shop", CampaignFilters(top_percent=20), identities=identities,
+                              holdout_share=0.0, destination=destination)
+    assert built.counts["matched"] == 8
+    assert built.counts["not_in_identities"] == 4  # u36-u39
+    assert built.counts["no_consent"] == 1  # u33
+    assert sorted(built.targets["user_id"]) == ["u32", "u34", "u35"]
+    assert sum(built.counts[k] for k in campaigns.COUNT_KEYS if k != "matched") == built.counts["matched"]
+
+
+def test_plain_csv_keeps_shoppers_not_in_the_identity_file(shop):
+    identities = read_identities(b"user_id,email\nu39,a@example.com\n")
+    built = build_target_list(shop, "shop", CampaignFilters(top_k=3), identities=identities, holdout_share=0.0,
+                              destination="csv")
+    assert sorted(built.targets["user_id"]) == ["u37", "u38", "u39"]
+    assert built.counts["not_in_identities"] == 0 and built.consent_column is None
 
 
 def test_ad_destination_needs_identities(shop):
@@ -242,13 +288,30 @@ def test_ad_destination_needs_identities(shop):
         build_target_list(shop, "shop", destination="meta")
 
 
-def test_consent_column_absent_is_noted(shop):
-    identities = read_identities(b"user_id,email\nu00,a@example.com\nu01,\n")
+@pytest.mark.parametrize("destination, column", [("meta", "consent_ads"), ("google", "consent_ads"),
+                                                 ("klaviyo", "consent_email"), ("mailchimp", "consent_email")])
+def test_missing_consent_column_exports_nobody_without_a_stated_basis(shop, destination, column):
+    identities = read_identities(b"user_id,email,consent_sms\nu00,a@example.com,yes\nu01,,yes\n")
+    for basis in (None, "", "   "):
+        with pytest.raises(SchemaError, match=f"The identity file has no {column} column") as err:
+            build_target_list(shop, "shop", CampaignFilters(seen_within_days=1), identities=identities,
+                              holdout_share=0.0, destination=destination, consent_basis=basis)
+        assert err.value.column == column
+    basis = "Existing customers, soft opt-in (PECR reg. 22(3))"
     built = build_target_list(shop, "shop", CampaignFilters(seen_within_days=1), identities=identities,
-                              holdout_share=0.0, destination="meta")
+                              holdout_share=0.0, destination=destination, consent_basis=f"  {basis} ")
     assert built.targets["user_id"].tolist() == ["u00"]
     assert built.counts["no_identifier"] == 1 and built.counts["no_consent"] == 0
-    assert any("no consent_ads column" in n for n in built.notes)
+    assert (built.consent_column, built.consent_basis) == (column, basis)
+    assert any(basis in n and f"no {column} column" in n for n in built.notes)
+
+
+def test_basis_is_not_used_where_the_consent_column_exists(shop):
+    identities = read_identities(b"user_id,email,Accepts Email Marketing\nu00,a@example.com,no\nu01,b@example.com,yes\n")
+    built = build_target_list(shop, "shop", CampaignFilters(seen_within_days=1), identities=identities,
+                              holdout_share=0.0, destination="klaviyo", consent_basis="legitimate interest")
+    assert built.targets["user_id"].tolist() == ["u01"] and built.counts["no_consent"] == 1
+    assert built.consent_basis is None
 
 
 # --- holdout ------------------------------------------------------------------------------------------------
@@ -300,7 +363,7 @@ def test_gain_chart_marks_the_cut(shop):
     assert cut.x[0] == pytest.approx(10.0) and cut.y[0] == pytest.approx(100 * 3.08 / 16.4)
     assert fig.layout.shapes[0].x0 == pytest.approx(10.0)
     bars = charts_campaigns.counts_chart(built.counts)
-    assert list(bars.data[0].x) == [4, 0, 0, 0, 0, 4]
+    assert list(bars.data[0].x) == [4, 0, 0, 0, 0, 0, 4]
     no_model = dict(built.outcome, gain=None, cut=None)
     with pytest.raises(SchemaError, match="no gain curve"):
         charts_campaigns.gain_chart(no_model)

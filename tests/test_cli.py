@@ -1,5 +1,6 @@
 """The cartsight command line, called in-process and once as the installed console script."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -98,3 +99,93 @@ def test_console_script_exit_code(db, tmp_path):
     proc = subprocess.run([exe, "ingest", str(bad), "--name", "bin", "--db", db], capture_output=True, text=True)
     assert proc.returncode == cli.EXIT_USER_ERROR
     assert proc.stderr.strip().splitlines()[-1].startswith("cartsight: ")
+
+
+# --- export: refusals exit 2 with nothing written or recorded, on both stores --------------------------
+
+
+@pytest.fixture
+def shop_url(engine, tmp_path, monkeypatch):
+    """The hand-built shop of tests/test_campaigns.py in a store of its own; yields (URL, engine)."""
+    from core import config
+    from tests.test_campaigns import make_shop
+
+    monkeypatch.setenv(config.HOME_ENV, str(tmp_path / "home"))
+    make_shop(engine)
+    return engine.url.render_as_string(hide_password=False), engine
+
+
+def _recorded(engine) -> list[dict]:
+    from core import exports
+
+    return exports.list_exports(engine, "shop").to_dict("records")
+
+
+def test_export_to_a_missing_folder_is_refused_and_not_recorded(capsys, shop_url, tmp_path):
+    url, engine = shop_url
+    code, out, err = run(capsys, "export", "--db", url, "--dataset", "shop", "--format", "csv", "--top-percent", "50",
+                         "--out", str(tmp_path / "nonexistent" / "dir" / "x.csv"))
+    assert code == cli.EXIT_USER_ERROR
+    assert "nonexistent/dir' does not exist" in err and "Traceback" not in err
+    assert _recorded(engine) == []
+
+
+@pytest.mark.parametrize("content", ["customer_id,reason\nu39,unsubscribed\nu38,complaint\n",
+                                     "Customer ID;Reason\nu39;unsubscribed\nu38;complaint\n"])
+def test_export_suppression_with_a_header_suppresses(capsys, shop_url, tmp_path, content):
+    url, engine = shop_url
+    suppress = tmp_path / "suppress.csv"
+    suppress.write_text(content)
+    out = tmp_path / "list.csv"
+    code, stdout, _ = run(capsys, "export", "--db", url, "--dataset", "shop", "--format", "csv", "--top-percent", "10",
+                          "--holdout", "0", "--suppress", str(suppress), "--out", str(out), "--json")
+    assert code == 0
+    result = json.loads(stdout)
+    assert (result["matched"], result["suppressed"], result["exported"]) == (4, 2, 2)
+    assert out.read_text().splitlines()[1].startswith("u37,") and "u39" not in out.read_text()
+
+
+def test_export_with_an_unreadable_suppression_file_is_refused(capsys, shop_url, tmp_path):
+    url, engine = shop_url
+    suppress = tmp_path / "suppress.csv"
+    suppress.write_text("contact,reason\nu39,complaint\n")
+    out = tmp_path / "list.csv"
+    code, _, err = run(capsys, "export", "--db", url, "--dataset", "shop", "--format", "csv", "--top-percent", "10",
+                       "--suppress", str(suppress), "--out", str(out))
+    assert code == cli.EXIT_USER_ERROR and "no user id or e-mail column" in err
+    assert not out.exists() and _recorded(engine) == []
+
+
+def test_export_without_consent_column_needs_a_stated_basis(capsys, shop_url, tmp_path):
+    url, engine = shop_url
+    identities = tmp_path / "ids.csv"
+    identities.write_text("Customer ID,Email,Phone\n" + "".join(f"u{i},s{i}@example.com,\n" for i in range(30, 40)))
+    out = tmp_path / "list.csv"
+    args = ["export", "--db", url, "--dataset", "shop", "--format", "klaviyo", "--top-percent", "25", "--holdout", "0",
+            "--identities", str(identities), "--out", str(out)]
+    code, _, err = run(capsys, *args)
+    assert code == cli.EXIT_USER_ERROR and "no consent_email column" in err and "nobody is exported" in err
+    assert not out.exists() and _recorded(engine) == []
+    code, stdout, _ = run(capsys, *args, "--consent-basis", "existing customers, soft opt-in")
+    assert code == 0
+    assert "legal basis stated: existing customers, soft opt-in" in stdout
+    assert re.search(r"not_in_identities\s+0", stdout) and re.search(r"exported\s+10", stdout)
+    [row] = _recorded(engine)
+    assert (row["consent_column"], row["consent_basis"]) == ("consent_email", "existing customers, soft opt-in")
+
+
+def test_export_under_the_platform_minimum_needs_allow_small(capsys, shop_url, tmp_path):
+    url, engine = shop_url
+    identities = tmp_path / "ids.csv"
+    identities.write_text("user_id,email,consent_ads\nu39,a@example.com,yes\nu38,b@example.com,no\n")
+    out = tmp_path / "list.csv"
+    args = ["export", "--db", url, "--dataset", "shop", "--format", "google", "--top-percent", "10",
+            "--identities", str(identities), "--out", str(out), "--json"]
+    code, _, err = run(capsys, *args)
+    assert code == cli.EXIT_USER_ERROR and "needs at least 100 matched people" in err and "--allow-small" in err
+    assert not out.exists() and _recorded(engine) == []
+    code, stdout, _ = run(capsys, *args, "--allow-small", "--holdout", "0")
+    assert code == 0
+    result = json.loads(stdout)
+    assert (result["matched"], result["not_in_identities"], result["no_consent"], result["exported"]) == (4, 2, 1, 1)
+    assert len(_recorded(engine)) == 1 and len(out.read_text().splitlines()) == 2

@@ -102,7 +102,9 @@ def test_google_file(shop, identities):
     assert alice["First Name"] == sha256_hex("alice") and alice["Last Name"] == sha256_hex("smith")
     assert (alice["Country"], alice["Zip"]) == ("GB", "SW1A 1AA")  # Google takes these in clear
     assert frame.loc["u04", "Email"] == sha256_hex("=1+2@example.com")
-    assert len(frame) == 4
+    # consent_ads yes and an e-mail or phone: u06-u08 lost only a bad phone, country or e-mail consent
+    assert sorted(frame.index) == ["u00", "u01", "u04", "u06", "u07", "u08", "u09"]
+    assert frame.loc["u06", "Phone"] == "" and frame.loc["u06", "Email"] == sha256_hex("gina@example.com")
     assert file.warnings and "at least 100 matched people (1,000 for Search and YouTube)" in file.warnings[0]
 
 
@@ -125,6 +127,7 @@ def test_meta_file(shop, identities):
     assert frame.loc["u01", "zip"] == sha256_hex("94043")  # US zip: first five digits
     assert frame.loc["u04", "ln"] == sha256_hex("hyperlink")  # letters only
     assert frame.loc["u09", "fn"] == sha256_hex("jo")
+    assert frame.loc["u07", "country"] == "" and frame.loc["u07", "zip"] == sha256_hex("00000")  # country XX blanked
     assert all(len(v) in (0, 64) for v in frame.to_numpy().ravel())
 
 
@@ -136,7 +139,8 @@ def test_klaviyo_file_is_consented_plain_and_escaped(shop, identities):
     assert lines[0] == ("Email,First Name,Last Name,Phone Number,Email Marketing Consent,External ID,Segment,"
                         "Purchase Propensity,Next Category,Recommended Items")
     frame = _csv(file.data).set_index("External ID")
-    assert sorted(frame.index) == ["u00", "u02", "u03", "u04", "u09"]  # consent_email yes only
+    # consent_email yes only (u08's "maybe" is no consent); u05 has consent but no valid e-mail
+    assert sorted(frame.index) == ["u00", "u02", "u03", "u04", "u06", "u07", "u09"]
     assert (frame["Email Marketing Consent"] == "Subscribed").all()
     assert frame.loc["u04", "Email"] == "'=1+2@example.com"
     assert frame.loc["u04", "Last Name"] == "'=hyperlink(1)"
@@ -152,7 +156,8 @@ def test_mailchimp_file(shop, identities):
     frame = _csv(exports.render(built, "mailchimp").data)
     assert list(frame.columns) == list(exports.MAILCHIMP_COLUMNS)
     assert sorted(frame["Email Address"]) == sorted(["'=1+2@example.com", "alice.smith@example.com",
-                                                     "carol.x@gmail.com", "dave@example.org", "jo@example.com"])
+                                                     "carol.x@gmail.com", "dave@example.org", "jo@example.com",
+                                                     "gina@example.com", "hank@example.com"])
     assert set(frame["Status"]) == {"subscribed"}
 
 
@@ -183,3 +188,117 @@ def test_export_cli(shop, tmp_path):
     assert len(_csv(data)) == 7
     assert result["expected_buyers"] > 0 and result["identity_problems"] == []
     assert exports.list_exports(shop, "shop")["export_id"].tolist() == [result["export_id"]]
+
+
+# --- consent basis, small lists, the output path: recorded only what was written --------------------------
+
+
+def _n_recorded(engine) -> int:
+    import sqlalchemy as sa
+
+    from core import store
+
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(store.exports)).scalar_one())
+
+
+def test_consent_column_and_stated_basis_are_recorded(shop):
+    consented = read_identities(b"user_id,email,consent_email\nu00,a@example.com,yes\nu01,b@example.com,no\n")
+    built = build_target_list(shop, "shop", CampaignFilters(seen_within_days=1), identities=consented,
+                              holdout_share=0.0, destination="klaviyo")
+    first = exports.save_export(shop, built, "klaviyo")
+    basis = "Existing customers, soft opt-in (PECR reg. 22(3))"
+    no_column = read_identities(b"user_id,email\nu00,a@example.com\nu01,b@example.com\n")
+    built = build_target_list(shop, "shop", CampaignFilters(seen_within_days=1), identities=no_column,
+                              holdout_share=0.0, destination="klaviyo", consent_basis=basis)
+    second = exports.save_export(shop, built, "klaviyo")
+    assert _csv(second["data"])["Email Marketing Consent"].tolist() == ["", ""]  # not "Subscribed": no consent known
+    history = exports.list_exports(shop, "shop").set_index("export_id")
+    assert history.loc[first["export_id"], "consent_column"] == "consent_email"
+    assert pd.isna(history.loc[first["export_id"], "consent_basis"])
+    assert (history.loc[first["export_id"], "no_consent"], history.loc[first["export_id"], "exported"]) == (1, 1)
+    assert history.loc[second["export_id"], "consent_column"] == "consent_email"
+    assert history.loc[second["export_id"], "consent_basis"] == basis
+    assert history.loc[second["export_id"], "exported"] == 2
+
+
+@pytest.mark.parametrize("fmt, filters, n", [("google", CampaignFilters(seen_within_days=9), 7),
+                                             ("csv", CampaignFilters(min_spend=1e9), 0)])
+def test_small_or_empty_list_needs_confirmation(shop, identities, fmt, filters, n):
+    built = build_target_list(shop, "shop", filters, identities=identities, holdout_share=0.0, destination=fmt)
+    assert exports.confirmation_needed(fmt, n) is not None
+    with pytest.raises(CartsightError, match="Confirm to export it anyway"):
+        exports.save_export(shop, built, fmt)
+    assert _n_recorded(shop) == 0 and not list(config.exports_dir().glob("*"))
+    record = exports.save_export(shop, built, fmt, allow_small=True)
+    assert record["counts"]["exported"] == n and _n_recorded(shop) == 1
+
+
+def test_no_confirmation_for_lists_at_the_platform_minimum():
+    assert exports.confirmation_needed("meta", 100) is None
+    assert exports.confirmation_needed("klaviyo", 1) is None
+    assert "no shoppers" in exports.confirmation_needed("klaviyo", 0)
+
+
+@pytest.mark.parametrize("out, message", [("missing/dir/x.csv", "does not exist"), (".", "is a folder")])
+def test_export_cli_checks_the_output_path_before_recording(shop, tmp_path, out, message):
+    target = tmp_path / out
+    with pytest.raises(CartsightError, match=message):
+        exports.export_cli(shop, "shop", top_percent=50, fmt="csv", out=target)
+    assert _n_recorded(shop) == 0
+    assert not config.exports_dir().exists() or not any(config.exports_dir().iterdir())
+
+
+def test_a_failed_write_records_nothing_and_leaves_no_file(shop, tmp_path, monkeypatch):
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(exports, "_write_atomically", full_disk)
+    built = build_target_list(shop, "shop", CampaignFilters(top_k=5), holdout_share=0.0)
+    with pytest.raises(CartsightError, match="No space left on device"):
+        exports.save_export(shop, built, "csv", out=tmp_path / "list.csv")
+    assert _n_recorded(shop) == 0
+    assert not any(config.exports_dir().iterdir())
+    assert not (tmp_path / "list.csv").exists()
+
+
+def test_export_cli_refuses_before_writing(shop, tmp_path):
+    out = tmp_path / "list.csv"
+    bad = tmp_path / "suppress.csv"
+    bad.write_text("contact,reason\nu39,complaint\n")
+    with pytest.raises(SchemaError, match="no user id or e-mail column"):
+        exports.export_cli(shop, "shop", top_percent=50, suppress_path=bad, fmt="csv", out=out)
+    identities = tmp_path / "ids.csv"
+    identities.write_text("user_id,email\nu39,a@example.com\n")
+    with pytest.raises(SchemaError, match="no consent_ads column"):
+        exports.export_cli(shop, "shop", top_percent=50, identities_path=identities, fmt="meta", out=out)
+    assert not out.exists() and _n_recorded(shop) == 0
+    result = exports.export_cli(shop, "shop", top_percent=50, identities_path=identities, fmt="meta", out=out,
+                                consent_basis="customer contract, Art. 6(1)(b)", allow_small=True, holdout=0.0)
+    assert (result["not_in_identities"], result["exported"]) == (19, 1)
+    assert result["consent_basis"] == "customer contract, Art. 6(1)(b)" and result["consent_column"] == "consent_ads"
+    assert len(_csv(out.read_bytes())) == 1 and _n_recorded(shop) == 1
+
+
+def test_store_of_schema_2_gains_the_consent_columns(shop):
+    import sqlalchemy as sa
+
+    from core import store
+
+    built = build_target_list(shop, "shop", CampaignFilters(top_k=3), holdout_share=0.0)
+    old = exports.save_export(shop, built, "csv")
+    with shop.begin() as conn:  # the export table as schema 2 left it
+        conn.exec_driver_sql("ALTER TABLE cs_exports DROP COLUMN consent_basis")
+        conn.exec_driver_sql("ALTER TABLE cs_exports DROP COLUMN consent_column")
+        conn.execute(sa.update(store.schema_info).values(version=2))
+    store.ensure_schema(shop)
+    with shop.connect() as conn:
+        assert conn.execute(sa.select(store.schema_info.c.version)).scalars().all() == [config.SCHEMA_VERSION]
+    history = exports.list_exports(shop, "shop")
+    assert history["export_id"].tolist() == [old["export_id"]] and history["consent_basis"].isna().all()
+    identities = read_identities(b"user_id,email\nu39,a@example.com\n")
+    built = build_target_list(shop, "shop", CampaignFilters(top_k=3), identities=identities, holdout_share=0.0,
+                              destination="mailchimp", consent_basis="legitimate interest")
+    new = exports.save_export(shop, built, "mailchimp")
+    row = exports.list_exports(shop, "shop").set_index("export_id").loc[new["export_id"]]
+    assert (row["consent_column"], row["consent_basis"]) == ("consent_email", "legitimate interest")

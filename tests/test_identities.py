@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pandas as pd
 import pytest
 
 from core import identities as ids
@@ -67,12 +68,6 @@ def test_bad_phone_is_explained(raw, country, message):
     assert err.value.column == "phone"
 
 
-@pytest.mark.parametrize("raw, value", [("yes", True), ("Y", True), ("TRUE", True), ("1", True), (" t ", True),
-                                        ("no", False), ("n", False), ("False", False), ("0", False)])
-def test_consent_values(raw, value):
-    assert ids.parse_consent(raw) is value
-
-
 def test_names_and_country():
     assert ids.normalise_name("  Mary   Ann ") == "mary ann"
     assert ids.normalise_country(" gb") == "GB"
@@ -83,19 +78,46 @@ def test_names_and_country():
 def test_identity_file_is_validated_row_by_row():
     table = ids.read_identities(FIXTURES / "identities.csv")
     assert table.n_rows == 12
-    assert table.frame["user_id"].tolist() == ["u00", "u01", "u02", "u03", "u04", "u09"]
-    alice = table.frame.iloc[0]
+    # a bad field costs the row only that field: u05-u08 are kept
+    assert table.frame["user_id"].tolist() == [f"u0{i}" for i in range(10)]
+    frame = table.frame.set_index("user_id")
+    alice = frame.loc["u00"]
     assert alice["email"] == "alice.smith@example.com"
     assert alice["phone"] == "+442079460958"
     assert (alice["first_name"], alice["country"], alice["postal_code"]) == ("alice", "GB", "SW1A 1AA")
     assert (alice["consent_email"], alice["consent_sms"], alice["consent_ads"]) == (True, False, True)
-    assert table.frame.set_index("user_id").loc["u03", "phone"] == "+447911123456"
+    assert frame.loc["u03", "phone"] == "+447911123456"
+    assert pd.isna(frame.loc["u05", "email"]) and frame.loc["u05", "consent_ads"]  # bad e-mail blanked, rest kept
+    assert pd.isna(frame.loc["u06", "phone"]) and frame.loc["u06", "email"] == "gina@example.com"
+    assert pd.isna(frame.loc["u07", "country"]) and frame.loc["u07", "postal_code"] == "00000"
+    assert not frame.loc["u08", "consent_email"] and frame.loc["u08", "consent_ads"]  # "maybe" is no consent
     report = table.report()
-    assert report[["line", "column"]].values.tolist() == [
-        [7, "email"], [8, "phone"], [9, "country"], [10, "consent_email"], [11, "user_id"], [12, "user_id"]]
+    assert report[["line", "column", "outcome"]].values.tolist() == [
+        [7, "email", ids.FIELD_BLANKED], [8, "phone", ids.FIELD_BLANKED], [9, "country", ids.FIELD_BLANKED],
+        [10, "consent_email", ids.NO_CONSENT_ASSUMED], [11, "user_id", ids.ROW_LEFT_OUT],
+        [12, "user_id", ids.ROW_LEFT_OUT]]
     assert "not-an-email" in report.loc[0, "reason"]
     assert report.loc[5, "reason"] == "user_id repeated (first row kept)"
-    assert table.n_valid + len(table.problems) == table.n_rows
+    assert (table.n_left_out, table.n_fields_blanked) == (2, 4)
+    assert table.n_valid + table.n_left_out == table.n_rows
+
+
+def test_bad_phone_keeps_the_rows_email_and_consent():
+    rows = ["user_id,email,phone,consent_email"] + [f"u{i},p{i}@example.com,+44 7911 {100000 + i},yes" for i in range(399)]
+    rows.append("u399,last@example.com,+49 151 2345678,yes")
+    table = ids.read_identities("\n".join(rows).encode())
+    assert (table.n_rows, table.n_valid, table.n_left_out, table.n_fields_blanked) == (400, 400, 0, 1)
+    last = table.frame.set_index("user_id").loc["u399"]
+    assert last["email"] == "last@example.com" and last["consent_email"] and pd.isna(last["phone"])
+    [problem] = table.problems
+    assert (problem.line, problem.column, problem.value) == (401, "phone", "+49 151 2345678")
+    assert problem.reason == ("phone '+49 151 2345678' is not a valid number for region DE (+49): its length fits, "
+                              "but no numbers are issued in that range")
+
+
+def test_identity_file_with_excels_delimiter_line():
+    table = ids.read_identities(b"sep=;\nCustomer ID;Email\nu1;A@example.com\n")
+    assert table.frame.to_dict("records") == [{"user_id": "u1", "email": "a@example.com"}]
 
 
 def test_identity_file_with_a_subset_of_columns():
@@ -106,9 +128,64 @@ def test_identity_file_with_a_subset_of_columns():
     assert table.problems == []
 
 
+SHOPIFY = ("Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Default Address Company,"
+           "Default Address Address1,Default Address City,Default Address Province Code,Default Address Country Code,"
+           "Default Address Zip,Default Address Phone,Phone,Accepts SMS Marketing,Total Spent,Total Orders,Tags\n"
+           "'5792498270270,Ann,Lee,Ann@Example.com,yes,,1 High St,London,,GB,SW1A 1AA,,'+447911123456,no,10.00,1,vip\n"
+           "'5792498270271,Bo,Ng,bo@example.com,no,,2 Low St,Leeds,,GB,LS1 1AA,,,yes,0.00,0,\n")
+KLAVIYO = ("Email,Phone Number,First Name,Last Name,Country,Zip Code,Email Marketing Consent,SMS Consent,External ID\n"
+           "ann@example.com,+447911123456,Ann,Lee,GB,SW1A 1AA,SUBSCRIBED,NEVER_SUBSCRIBED,5792498270270\n"
+           "bo@example.com,,Bo,Ng,GB,LS1 1AA,UNSUBSCRIBED,SUBSCRIBED,5792498270271\n")
+MAILCHIMP = ("Email Address,First Name,Last Name,Phone Number,userid,email_consent,MEMBER_RATING,OPTIN_TIME\n"
+             "ann@example.com,Ann,Lee,+447911123456,5792498270270,subscribed,2,2024-01-01 10:00:00\n"
+             "bo@example.com,Bo,Ng,,5792498270271,pending,1,\n")
+
+
+@pytest.mark.parametrize("text, ignored", [
+    (SHOPIFY, ("Default Address Company", "Default Address Address1", "Default Address City",
+               "Default Address Province Code", "Default Address Phone", "Total Spent", "Total Orders", "Tags")),
+    (KLAVIYO, ()), (MAILCHIMP, ("MEMBER_RATING", "OPTIN_TIME"))])
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
+def test_identity_exports_of_real_tools_are_read(text, ignored, delimiter, encoding):
+    data = text.replace(",", delimiter).encode(encoding)
+    table = ids.read_identities(data)
+    frame = table.frame.set_index("user_id")
+    assert list(frame.index) == ["5792498270270", "5792498270271"]
+    assert frame.loc["5792498270270", "email"] == "ann@example.com"
+    assert frame.loc["5792498270270", "phone"] == "+447911123456"
+    assert frame["consent_email"].tolist() == [True, False]
+    assert frame.loc["5792498270270", "first_name"] == "ann"
+    assert table.problems == [] and table.ignored == ignored
+    if "consent_sms" in frame:
+        assert frame["consent_sms"].tolist() == [False, True]
+
+
+@pytest.mark.parametrize("raw, value", [("yes", True), ("Y", True), ("TRUE", True), ("1", True), (" t ", True),
+                                        ("Subscribed", True), ("opted_in", True), ("Opt-In", True), ("granted", True),
+                                        ("no", False), ("n", False), ("False", False), ("0", False),
+                                        ("unsubscribed", False), ("NEVER_SUBSCRIBED", False), ("pending", False),
+                                        ("cleaned", False), ("opted out", False), ("denied", False)])
+def test_consent_values(raw, value):
+    assert ids.parse_consent(raw) is value
+
+
+@pytest.mark.parametrize("raw", ["maybe", "-1", "2", "yes please"])
+def test_unknown_consent_value_is_refused(raw):
+    with pytest.raises(SchemaError, match="is not a consent value"):
+        ids.parse_consent(raw, "consent_ads")
+
+
+def test_unknown_columns_are_ignored_and_listed():
+    table = ids.read_identities(b"user_id,mobile,newsletter_optin\nu1,+44 7911 123456,yes\n")
+    assert table.columns == ("user_id", "phone")
+    assert table.ignored == ("newsletter_optin",)
+    assert table.source_names == {"user_id": "user_id", "phone": "mobile"}
+
+
 @pytest.mark.parametrize("data, message", [
     (b"id,email\n1,a@b.com\n", "no 'user_id' column. Columns in the file: ['id', 'email']"),
-    (b"user_id,mobile\n1,123\n", "unknown columns ['mobile']"),
+    (b"user_id,Email,Email Address\n1,a@b.com,c@d.com\n", "columns 'Email' and 'Email Address' both read as email"),
     (b"user_id,email\n", "no data rows"),
 ])
 def test_bad_identity_file(data, message):
@@ -124,12 +201,56 @@ def test_suppression_one_per_line():
     assert s.n_rows == 3
 
 
+def test_a_repeated_shopper_keeps_consent_only_where_every_row_says_yes():
+    table = ids.read_identities(b"user_id,email,consent_email,consent_ads\nu1,a@example.com,yes,yes\n"
+                                b"u1,a@example.com,unsubscribed,yes\nu1,,,maybe\nu2,b@example.com,yes,no\n"
+                                b"u2,b@example.com,yes,yes\n")
+    frame = table.frame.set_index("user_id")
+    assert frame.loc["u1", ["consent_email", "consent_ads"]].tolist() == [False, False]
+    assert frame.loc["u2", ["consent_email", "consent_ads"]].tolist() == [True, False]  # a later yes adds nothing
+    assert [p.reason for p in table.problems] == [
+        "user_id repeated (first row kept; its consent_email withdrawn: every row of a shopper must say yes)",
+        "user_id repeated (first row kept; its consent_ads withdrawn: every row of a shopper must say yes)",
+        "user_id repeated (first row kept)"]
+
+
+def test_plain_suppression_list_with_quoted_values():
+    s = ids.read_suppression(b'"u03"\n"Jane.Doe@Example.com"\n')
+    assert s.user_ids == {"u03"} and s.emails == {"jane.doe@example.com"}
+
+
 def test_suppression_csv_with_columns():
     s = ids.read_suppression(FIXTURES / "suppress.csv")
     assert s.user_ids == {"u03"} and s.emails == {"bob@example.com"}
     assert s.problems == []
 
 
-def test_empty_suppression_file():
-    with pytest.raises(SchemaError, match="suppression file is empty"):
-        ids.read_suppression(b"\n\n")
+@pytest.mark.parametrize("data, user_ids, emails", [
+    # a header with a reason column: the ids, not "0,unsubscribed" as one value
+    (b"customer_id,reason\n0,unsubscribed\n7,complaint\n", {"0", "7"}, set()),
+    (b"Email Address\nAnn@Example.com\nbo@example.com\n", set(), {"ann@example.com", "bo@example.com"}),  # Mailchimp
+    (b"customer_id;email;reason\nu1;x@example.com;bounced\nu2;;unsubscribed\n", {"u1", "u2"}, {"x@example.com"}),
+    (b"\xef\xbb\xbfCustomer ID\tE-mail\n'42\tZ@example.com\n", {"42"}, {"z@example.com"}),
+    (b"USERID|Email\nq1|w@example.com\n", {"q1"}, {"w@example.com"}),
+    ("Email,Unsubscribe reason\nann@example.com,no longer interested\n".encode("utf-16"), set(), {"ann@example.com"}),
+    (b"sep=;\r\ncustomer_id;reason\r\nu9;bounced\r\n", {"u9"}, set()),  # Excel's delimiter hint line
+])
+def test_suppression_headers_and_delimiters_of_real_tools(data, user_ids, emails):
+    s = ids.read_suppression(data)
+    assert s.user_ids == user_ids and s.emails == emails
+    assert s.problems == []
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"\n\n", "suppression file is empty"),
+    (b"contact,reason\nu01,complaint\n", "has no user id or e-mail column. Columns in the file: ['contact', 'reason']"),
+    (b"phone\n+447911123456\n", "has no user id or e-mail column. Columns in the file: ['phone']"),
+    (b"user_id;email\n", "has a header"),
+    (b"email\nnot-an-address\n", "not one usable user id or e-mail"),
+    (b"Email;Email Address\na@b.com;c@d.com\n", "both read as email"),
+    # a title line above the table: read as a plain list, "0,unsubscribed" would suppress no one
+    (b"Unsubscribed customers\ncustomer_id,reason\n0,unsubscribed\n", "line 2 holds several cells"),
+])
+def test_unreadable_suppression_file_is_refused(data, message):
+    with pytest.raises(SchemaError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        ids.read_suppression(data)

@@ -180,8 +180,8 @@ def test_postgres_schema_1_store_is_upgraded_by_its_owner_not_by_the_app_role(pg
         make_schema_1(owner)
         owner.dispose()
         with _app_role(pg_url, owner_url, schema, READ_WRITE) as app_url:
-            with pytest.raises(StoreUnavailableError, match="needs schema 2: this role could not upgrade it.*"
-                                                            "Open it once as the role that owns the tables"):
+            with pytest.raises(StoreUnavailableError, match=f"needs schema {config.SCHEMA_VERSION}: this role could not "
+                                                            "upgrade it.*Open it once as the role that owns the tables"):
                 store.make_engine(app_url)
             owner = store.make_engine(owner_url)  # the owner's start upgrades it
             owner.dispose()
