@@ -20,10 +20,10 @@ Formats (column names as each platform documents them):
   "Phone Number" (only with SMS consent), "Email Marketing Consent" (help.klaviyo.com/hc/en-us/
   articles/360043841811); Mailchimp: "Email Address", "First Name", "Last Name", "Status".
 
-Every text cell of a CSV is escaped against spreadsheet formula injection: a cell starting
-with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading apostrophe, unless the
-whole cell is a number (``-1.5``, an E.164 phone ``+4420…``), which a spreadsheet cannot run.
-Parquet is a typed data format no spreadsheet opens, so its text is written as it is.
+Every file is written by :mod:`core.safecsv`: a CSV's text cells are escaped against
+spreadsheet formula injection (a cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return gets a leading apostrophe, unless the whole cell is a negative number such as
+``-1.5`` or an E.164 phone ``+4420…``); Parquet is written as it is (see that module for why).
 
 Each export is recorded in ``cs_exports`` (filters, counts, model version, segmentation,
 holdout seed, SHA-256 of the file bytes) with its members in ``cs_export_members`` (targets
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -48,11 +47,12 @@ from core import config, store
 from core.campaigns import COUNT_KEYS, DESTINATION_CONSENT, CampaignFilters, TargetList, build_target_list
 from core.errors import CartsightError, SchemaError
 from core.identities import google_email, read_identities, read_suppression, sha256_hex
+# CSV_MIME, FORMULA_PREFIXES and escape_cell stay importable from here for the pages and tests that use them
+from core.safecsv import CSV_MIME, FORMULA_PREFIXES, PARQUET_MIME, csv_bytes, escape_cell, parquet_bytes  # noqa: F401
 
 FORMATS = ("csv", "parquet", "google", "meta", "klaviyo", "mailchimp")
 EXTENSIONS = {"parquet": "parquet"}
-MIME = {"parquet": "application/vnd.apache.parquet"}
-CSV_MIME = "text/csv"
+MIME = {"parquet": PARQUET_MIME}
 PLAIN_COLUMNS = ("user_id", "segment", "segment_name", "propensity", "next_category", "recommended_items", "reasons")
 GOOGLE_COLUMNS = ("Email", "Phone", "First Name", "Last Name", "Country", "Zip")
 META_COLUMNS = ("email", "phone", "fn", "ln", "zip", "country")
@@ -62,10 +62,8 @@ MAILCHIMP_COLUMNS = ("Email Address", "First Name", "Last Name", "Status", "Exte
                      "Purchase Propensity", "Next Category", "Recommended Items")
 KLAVIYO_SUBSCRIBED = "Subscribed"
 MAILCHIMP_SUBSCRIBED = "subscribed"
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 US_ZIP_DIGITS = 5
 MEMBER_TARGET, MEMBER_HOLDOUT = "target", "holdout"
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _NOT_LETTER = re.compile(r"[\W\d_]+", re.UNICODE)
 _ZIP_DROP = re.compile(r"[\s-]+")
 _SLUG = re.compile(r"[^A-Za-z0-9]+")
@@ -88,28 +86,6 @@ class ExportFile:
 
 
 # --- cells ---------------------------------------------------------------------------------------------
-
-
-def escape_cell(value):
-    """``value`` made safe for a spreadsheet: text starting with = + - @ tab or CR gets a leading apostrophe.
-
-    Numbers, and text that is wholly a number (e.g. ``-3``, ``+442079460958``), are returned unchanged.
-    """
-    if isinstance(value, str) and value and value.startswith(FORMULA_PREFIXES) and not _NUMBER.match(value):
-        return "'" + value
-    return value
-
-
-def _escaped(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(escape_cell)
-    return out
-
-
-def _csv_bytes(frame: pd.DataFrame) -> bytes:
-    return _escaped(frame).to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
 def _col(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -246,11 +222,9 @@ def render(target_list: TargetList, fmt: str) -> ExportFile:
                           "so that its consent and identifiers are checked", column="format")
     frame = _FRAMES[fmt](target_list.targets)
     if fmt == "parquet":
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        data = buffer.getvalue()
+        data = parquet_bytes(frame)
     else:
-        data = _csv_bytes(frame)
+        data = csv_bytes(frame)
     warnings = [w for w in [small_list_warning(fmt, len(frame))] if w]
     return ExportFile(data=data, fmt=fmt, n_rows=len(frame), mime=MIME.get(fmt, CSV_MIME),
                       extension=EXTENSIONS.get(fmt, "csv"), warnings=warnings)
@@ -390,7 +364,7 @@ def holdout_list(engine: Engine, export_id: int) -> pd.DataFrame:
 
 def holdout_csv(engine: Engine, export_id: int) -> bytes:
     """:func:`holdout_list` as CSV bytes (user ids escaped like every export cell)."""
-    return _csv_bytes(holdout_list(engine, export_id))
+    return csv_bytes(holdout_list(engine, export_id))
 
 
 # --- CLI ----------------------------------------------------------------------------------------------

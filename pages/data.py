@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import config, store, tabular
+from core import config, safecsv, store, tabular
 from core.errors import CartsightError, IngestCancelled
 from core.ingest import ingest_file, quarantined_rows, remember_mapping
 from core.sniff import CANONICAL_FIELDS, TIME_FORMATS, Mapping, Sniffed, sniff
@@ -471,12 +471,10 @@ def _show_report(engine, report: dict) -> None:
         _show_quarantine(engine, report["dataset"], quarantined)
 
 
-def _quarantine_csv(rows: pd.DataFrame) -> str:
+def _quarantine_csv(rows: pd.DataFrame) -> bytes:
     """The quarantined rows as CSV, text cells escaped: a raw line may hold a formula (``=HYPERLINK(...)``)
     that a spreadsheet would run on opening the download."""
-    from core.exports import escape_cell
-
-    return rows.map(escape_cell).to_csv(index=False)
+    return safecsv.csv_bytes(rows)
 
 
 def _show_quarantine(engine, dataset: str, n_rows: int) -> None:

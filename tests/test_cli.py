@@ -98,3 +98,50 @@ def test_console_script_exit_code(db, tmp_path):
     proc = subprocess.run([exe, "ingest", str(bad), "--name", "bin", "--db", db], capture_output=True, text=True)
     assert proc.returncode == cli.EXIT_USER_ERROR
     assert proc.stderr.strip().splitlines()[-1].startswith("cartsight: ")
+
+
+# --- output paths and stores it cannot use: one line, exit 2, nothing done ---------------------------------
+
+
+TINY_CONFIG = {"max_len": 20, "hidden_size": 16, "n_layers": 1, "n_heads": 2, "epochs": 1, "batch_size": 64,
+               "max_train_examples": 500, "torch_threads": 1}
+
+
+def _one_line(err: str) -> str:
+    assert err.startswith("cartsight: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err.removeprefix("cartsight: ").rstrip("\n")
+
+
+def test_segment_and_score_check_the_output_folder_before_any_work(capsys, engine, tmp_path, monkeypatch):
+    from core import forecast, segments
+    from tests.conftest import load_simulated_shop
+
+    monkeypatch.setenv("CARTSIGHT_HOME", str(tmp_path / "home"))
+    load_simulated_shop(engine, "shop", n_users=60, weeks=3, seed=1)
+    db = engine.url.render_as_string(hide_password=False)
+    tiny = tmp_path / "tiny.json"
+    tiny.write_text(json.dumps(TINY_CONFIG))
+    out = tmp_path / "missing" / "result.csv"
+    for argv in (["segment", "--dataset", "shop", "--k", "2"],
+                 ["score", "--dataset", "shop", "--config", str(tiny), "--quiet"]):
+        code = cli.main([*argv, "--db", db, "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == cli.EXIT_USER_ERROR, argv
+        assert _one_line(err) == (f"--out {out}: the folder {out.parent} does not exist; create it first or "
+                                  "choose another path.")
+    assert segments.latest_run(engine, "shop") is None and forecast.list_models(engine, "shop") == []
+    assert not out.parent.exists()
+
+
+def test_one_shot_score_checks_the_output_folder_before_ingesting(capsys, tmp_path, shared_data, monkeypatch):
+    monkeypatch.setenv("CARTSIGHT_HOME", str(tmp_path / "home"))
+    out = tmp_path / "nowhere" / "scores.csv"
+    code = cli.main(["score", str(shared_data / "rees46" / "2019-Oct-first1000.csv"), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "ingested" not in err
+    assert _one_line(err).startswith(f"--out {out}: the folder {out.parent} does not exist")
+    code = cli.main(["score", str(shared_data / "rees46" / "2019-Oct-first1000.csv"), "--out", str(tmp_path)])
+    assert code == cli.EXIT_USER_ERROR
+    assert _one_line(capsys.readouterr().err) == (f"--out {tmp_path}: that is a folder; expected a file path such "
+                                                  f"as {tmp_path / 'results.csv'}.")
+

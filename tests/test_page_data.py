@@ -5,6 +5,7 @@ through an in-memory DuckDB and COPY).
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gzip
 import io
@@ -386,3 +387,27 @@ def test_bundled_sample_can_be_loaded_from_the_page(store_url):
     assert int(tiles["Rows loaded"].replace(",", "")) + int(tiles["Rows quarantined"].replace(",", "")) == lines
     assert at.session_state[DATASET_KEY] == config.SAMPLE_DATASET
     assert not [b for b in at.button if b.key == "data_load_sample"]  # offered only while it is missing
+
+
+@ON_BOTH_STORES
+def test_quarantine_download_escapes_formula_lines(store_url, monkeypatch):
+    storages: list[MemoryMediaFileStorage] = []
+
+    class RecordingStorage(MemoryMediaFileStorage):  # AppTest keeps download bytes in a storage made per run
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            storages.append(self)
+
+    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", RecordingStorage)
+    bad = ['=HYPERLINK("http://x"),view,1,2,,a,1.00,7,s', "+1,view,1,2,,a,1.00,7,s", "-1+2,view,1,2,,a,1.00,7,s",
+           "@SUM(A1),view,1,2,,a,1.00,7,s"]
+    data = HEADER + VIEW_1 + "".join(line + "\n" for line in bad)  # lines 3-6: a formula where the time should be
+    at = _upload(_page(), "formulas.csv", data.encode())
+    at.button(key="data_load").click().run()
+    run_until(at, lambda: _loaded(at))
+    assert _metrics(at)["Rows quarantined"] == "4"
+    button = at.get("download_button")[0]
+    content = storages[-1].get_file(button.proto.url.rsplit("/", 1)[1]).content.decode()
+    rows = list(csv.DictReader(io.StringIO(content, newline="")))
+    assert [r["line_no"] for r in rows] == ["3", "4", "5", "6"]
+    assert [r["raw_line"] for r in rows] == ["'" + line for line in bad]

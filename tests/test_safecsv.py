@@ -1,0 +1,151 @@
+"""The one table writer: formula cells escaped, signed numbers and phones kept, files whole or not at all;
+and a scan of the source so that no other writer of table files appears unnoticed."""
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import safecsv
+from core.errors import ParameterError
+from tests.conftest import ROOT
+
+#: Cells a spreadsheet would run, each with what the writer must write instead.
+FORMULA_CELLS = {
+    '=HYPERLINK("http://x")': '\'=HYPERLINK("http://x")', "=1+1": "'=1+1", "+1": "'+1", "-1+2": "'-1+2",
+    "@SUM(A1)": "'@SUM(A1)", "\tx": "'\tx", "\rx": "'\rx", "\t=1+1": "'\t=1+1", "-": "'-", "+": "'+",
+    "-3\n": "'-3\n", "+1234567890123456": "'+1234567890123456", "-inf": "'-inf",
+}
+#: Cells written as they are: negative numbers and phone numbers in international form run nothing.
+KEPT_CELLS = ["-3", "-0.25", "+4420", "+442079460958", "-1e-3", "-.5", "plain", "a=b", "", "1e5",
+              "a\r=HYPERLINK(\"http://x\")", "b\n@SUM(A1)"]  # a line break inside a quoted cell starts no row
+
+
+def _cells(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+@pytest.mark.parametrize("value, written", [*FORMULA_CELLS.items(), *[(v, v) for v in KEPT_CELLS],
+                                            (3.5, 3.5), (-2, -2), (None, None)])
+def test_escape_cell(value, written):
+    assert safecsv.escape_cell(value) == written
+
+
+def test_exports_keeps_escape_cell_importable():
+    from core import exports
+
+    assert exports.escape_cell is safecsv.escape_cell and exports.CSV_MIME == "text/csv"
+
+
+def test_csv_bytes_escapes_text_of_every_dtype_and_leaves_numbers():
+    values = list(FORMULA_CELLS) + KEPT_CELLS
+    frame = pd.DataFrame({
+        "object": values,
+        "string": pd.array(values, dtype="string"),
+        "category": pd.Categorical(values),
+        "number": np.arange(len(values)) - 3.5,
+    })
+    frame["=header"] = "x"
+    rows = _cells(safecsv.csv_bytes(frame))
+    assert rows[0] == ["object", "string", "category", "number", "'=header"]
+    expected = [FORMULA_CELLS.get(v, v) for v in values]
+    for col in range(3):
+        assert [r[col] for r in rows[1:]] == expected
+    assert [r[3] for r in rows[1:]] == [str(v) for v in np.arange(len(values)) - 3.5]  # -3.5, -2.5 … stay numbers
+    assert frame["object"].tolist() == values  # the caller's frame is not changed
+
+
+def test_csv_bytes_keeps_missing_cells_empty():
+    frame = pd.DataFrame({"a": ["=x", None, np.nan], "b": pd.array([1, None, 3], dtype="Int64")})
+    assert safecsv.csv_bytes(frame) == b"a,b\r\n'=x,1\r\n,\r\n,3\r\n"
+
+
+def test_write_csv_writes_the_escaped_file(tmp_path):
+    out = tmp_path / "out.csv"
+    assert safecsv.write_csv(pd.DataFrame({"user_id": ["=1+1", "-3"]}), out) == out
+    assert out.read_bytes() == b"user_id\r\n'=1+1\r\n-3\r\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+@pytest.mark.parametrize("where, found", [
+    ("missing/out.csv", "the folder {tmp}/missing does not exist; create it first"),
+    ("", "the path is empty"),
+    (".", "that is a folder"),
+    ("file.txt/out.csv", "{tmp}/file.txt is not a folder"),
+])
+def test_bad_output_paths_are_refused_before_any_work(tmp_path, monkeypatch, where, found):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file.txt").write_text("keep")
+    path = "" if where == "" else str(tmp_path / where)
+    with pytest.raises(ParameterError) as err:
+        safecsv.check_out_path(path, "--out")
+    assert err.value.parameter == "--out"
+    assert str(err.value).startswith("--out") and found.format(tmp=tmp_path) in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+def test_a_failed_write_leaves_the_earlier_file_and_no_half_file(tmp_path, monkeypatch):
+    out = tmp_path / "scores.csv"
+    out.write_text("the earlier file\n")
+    real = pd.DataFrame.to_csv
+
+    def full_disk(self, fh, **kwargs):
+        real(self.head(1), fh, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
+    with pytest.raises(ParameterError, match=r"--out .*scores.csv: the file could not be written \(No space left"):
+        safecsv.write_csv(pd.DataFrame({"a": range(10)}), out)
+    assert out.read_text() == "the earlier file\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.csv"]
+
+
+def test_parquet_is_written_as_it_is():
+    frame = pd.DataFrame({"user_id": ["=1+1", "+1"], "p": [0.5, -0.25]})
+    back = pd.read_parquet(io.BytesIO(safecsv.parquet_bytes(frame)))
+    pd.testing.assert_frame_equal(back, frame)
+
+
+# --- no other writer ------------------------------------------------------------------------------------
+
+#: Table writers outside core/safecsv.py that hand nothing to an analyst, and why.
+WRITER_EXCEPTIONS = {
+    "core/simulate.py": "writes the simulator's sample event files: input for cartsight, not a report",
+    "core/tabular.py": "turns an uploaded workbook, Parquet or JSON file into CSV for DuckDB to read (temporary)",
+    "core/ingest.py": "re-encodes an upload as UTF-8 and stages rows for PostgreSQL's COPY (temporary files)",
+}
+WRITER_CALL = re.compile(r"\.to_csv\(|\.to_excel\(|\.to_parquet\(|ExcelWriter\(|csv\.(Dict)?[Ww]riter\(|"
+                         r"\bwrite_csv\(|\bCOPY\b.*\bTO\b")
+NOT_A_WRITER = re.compile(r"tabular\.to_csv\(|safecsv\.write_csv\(|def \w+\(")  # the converter's name; the writer
+
+
+def _writer_lines(path, root=ROOT) -> list[str]:
+    return [f"{path.relative_to(root)}:{n}: {line.strip()}"
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if WRITER_CALL.search(NOT_A_WRITER.sub("", line))]
+
+
+def test_every_table_file_is_written_by_safecsv():
+    """A new ``to_csv(``/``to_excel(``/``to_parquet(``/``csv.writer(`` in core/, pages/ or app.py fails here:
+    route it through core.safecsv, or add the file to WRITER_EXCEPTIONS with the reason nothing it
+    writes reaches a spreadsheet."""
+    sources = [*sorted((ROOT / "core").rglob("*.py")), *sorted((ROOT / "pages").glob("*.py")), ROOT / "app.py"]
+    found = {str(p.relative_to(ROOT)): _writer_lines(p) for p in sources}
+    stray = [line for name, lines in found.items() if name not in {"core/safecsv.py", *WRITER_EXCEPTIONS}
+             for line in lines]
+    assert stray == [], "table files written outside core/safecsv.py:\n" + "\n".join(stray)
+    assert found["core/safecsv.py"], "the scan no longer sees the writer itself: WRITER_CALL is out of date"
+    stale = [name for name in WRITER_EXCEPTIONS if not found.get(name)]
+    assert stale == [], f"exceptions that write no table file any more (remove them): {stale}"
+
+
+def test_the_scan_catches_a_plain_to_csv(tmp_path):
+    page = tmp_path / "page.py"
+    page.write_text('st.download_button("x", frame.to_csv(index=False))\nconverted = tabular.to_csv(path, out)\n')
+    assert _writer_lines(page, tmp_path) == ['page.py:1: st.download_button("x", frame.to_csv(index=False))']
+
