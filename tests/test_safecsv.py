@@ -149,3 +149,10 @@ def test_the_scan_catches_a_plain_to_csv(tmp_path):
     page.write_text('st.download_button("x", frame.to_csv(index=False))\nconverted = tabular.to_csv(path, out)\n')
     assert _writer_lines(page, tmp_path) == ['page.py:1: st.download_button("x", frame.to_csv(index=False))']
 
+
+def test_tables_offer_no_csv_download_of_their_own():
+    """st.dataframe's toolbar writes its CSV in the browser, cells as they are: the project's config turns it off."""
+    import tomllib
+
+    settings = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert settings["client"]["disableDataExport"] is True
