@@ -147,6 +147,7 @@ def cmd_score(args) -> int:
 def _score_file(args) -> int:
     """One shot: ingest into a throw-away store, train, score, write the CSV."""
     from core import forecast, store
+    from core.dataset_names import usable_dataset_name
     from core.ingest import ingest_file
 
     # named after this process: if it is killed, the next start of any cartsight removes the folder
@@ -155,7 +156,7 @@ def _score_file(args) -> int:
         os.environ[config.HOME_ENV] = tmp  # models of the throw-away store go with it
         try:
             engine = store.make_engine(args.db or f"duckdb:///{Path(tmp) / 'score.duckdb'}")
-            name = f"score:{Path(args.events).name}"
+            name = usable_dataset_name(f"score:{Path(args.events).name}")  # a long file name too
             report = ingest_file(engine, args.events, name, progress=_stderr_progress(args.quiet))
             print(f"ingested {report.rows_loaded:,} events of {report.users:,} shoppers "
                   f"({report.rows_quarantined:,} rows quarantined)", file=sys.stderr)

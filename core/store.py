@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core import config
+from core.dataset_names import check_dataset_name
 from core.errors import DatasetExistsError, DatasetNotFoundError, StoreUnavailableError
 
 metadata = sa.MetaData()
@@ -413,7 +414,9 @@ def _decode(row: dict) -> dict:
 
 
 def check_name_free(conn: Connection, name: str) -> None:
-    """Raise :class:`DatasetExistsError` when ``name`` is taken."""
+    """Check ``name`` for a new dataset: :class:`ParameterError` when it is not a usable name
+    (:func:`core.dataset_names.check_dataset_name`), :class:`DatasetExistsError` when it is taken."""
+    check_dataset_name(name)
     if conn.execute(sa.select(datasets.c.dataset_id).where(datasets.c.name == name)).first():
         raise DatasetExistsError(
             f"A dataset named {name!r} exists already: choose another name or delete the old one first."
