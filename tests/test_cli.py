@@ -145,3 +145,15 @@ def test_one_shot_score_checks_the_output_folder_before_ingesting(capsys, tmp_pa
     assert _one_line(capsys.readouterr().err) == (f"--out {tmp_path}: that is a folder; expected a file path such "
                                                   f"as {tmp_path / 'results.csv'}.")
 
+
+@pytest.mark.parametrize("argv", [["ingest", "{events}", "--name", "x"], ["segment", "--dataset", "x", "--out", "{out}"],
+                                  ["datasets"]], ids=["ingest", "segment", "datasets"])
+def test_a_sqlite_store_is_refused_in_one_line(capsys, tmp_path, shared_data, argv):
+    sqlite = tmp_path / "store.sqlite"
+    values = {"events": str(shared_data / "rees46" / "2019-Oct-first1000.csv"), "out": str(tmp_path / "seg.csv")}
+    code = cli.main([a.format(**values) for a in argv] + ["--db", f"sqlite:///{sqlite}"])
+    assert code == cli.EXIT_USER_ERROR
+    assert _one_line(capsys.readouterr().err) == (
+        f"Cannot open the database at sqlite:///{sqlite}: cartsight stores its data in DuckDB or PostgreSQL, not "
+        "sqlite. Use a URL such as duckdb:///path/to/cartsight.duckdb or postgresql://user@host/dbname.")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no database file, no output
