@@ -28,7 +28,7 @@ def _is_control(ch: str) -> bool:
 
 
 def name_problem(name: object) -> str | None:
-    """What is wrong with ``name`` as a new dataset's name ("is blank", "has a tab (U+0009) at position 3"…), else None."""
+    """What is wrong with ``name`` as a new dataset's name ("is blank", "has a control character (tab, …"), else None."""
     if not isinstance(name, str):
         return f"is {type(name).__name__}, not text"
     if not name:

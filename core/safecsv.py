@@ -61,13 +61,26 @@ def escape_frame(frame: pd.DataFrame) -> pd.DataFrame:
     spreadsheet cannot run); text, object and categorical columns are escaped cell by cell.
     """
     out = frame.copy()
-    for i, col in enumerate(out.columns):
+    for i in range(out.shape[1]):
         series = out.iloc[:, i]
         if isinstance(series.dtype, pd.CategoricalDtype):
             series = series.astype(object)
         if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
-            out.isetitem(i, series.map(escape_cell))
+            out.isetitem(i, _escaped(series))
     out.columns = [escape_cell(c) for c in out.columns]
+    return out
+
+
+def _escaped(series: pd.Series) -> pd.Series:
+    """:func:`escape_cell` on the cells starting with a formula character, found column-wise first."""
+    try:
+        suspect = series.str[:1].isin(FORMULA_PREFIXES)
+    except AttributeError:  # an object column holding no text at all
+        return series
+    if not suspect.any():
+        return series
+    out = series.astype(object)
+    out[suspect] = series[suspect].map(escape_cell)
     return out
 
 

@@ -146,8 +146,9 @@ def test_one_shot_score_checks_the_output_folder_before_ingesting(capsys, tmp_pa
                                                   f"as {tmp_path / 'results.csv'}.")
 
 
-@pytest.mark.parametrize("argv", [["ingest", "{events}", "--name", "x"], ["segment", "--dataset", "x", "--out", "{out}"],
-                                  ["datasets"]], ids=["ingest", "segment", "datasets"])
+@pytest.mark.parametrize("argv", [["ingest", "{events}", "--name", "x"],
+                                  ["segment", "--dataset", "x", "--out", "{out}"], ["datasets"]],
+                         ids=["ingest", "segment", "datasets"])
 def test_a_sqlite_store_is_refused_in_one_line(capsys, tmp_path, shared_data, argv):
     sqlite = tmp_path / "store.sqlite"
     values = {"events": str(shared_data / "rees46" / "2019-Oct-first1000.csv"), "out": str(tmp_path / "seg.csv")}

@@ -125,7 +125,8 @@ def _hostile_shop(engine, name: str) -> pd.DataFrame:
         derived.derive_dataset(conn, did)
         conn.execute(sa.update(store.datasets).where(store.datasets.c.dataset_id == did).values(
             n_users=frame["user_id"].nunique(), rows_loaded=len(frame), rows_read=len(frame),
-            first_event=frame["event_time"].min().to_pydatetime(), last_event=frame["event_time"].max().to_pydatetime()))
+            first_event=frame["event_time"].min().to_pydatetime(),
+            last_event=frame["event_time"].max().to_pydatetime()))
     return frame
 
 

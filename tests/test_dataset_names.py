@@ -15,7 +15,7 @@ from tests import hostile_files as hf
 REFUSED = [
     ("", "The dataset name '' is empty"),
     ("   ", "The dataset name '   ' is blank"),
-    ("x" * 101, "The dataset name 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'… (101 characters) is 101 characters long"),
+    ("x" * 101, f"The dataset name '{'x' * 40}'… (101 characters) is 101 characters long"),
     ("Oct\t2019", r"'Oct\t2019' has a control character (tab, U+0009) at position 4"),
     ("Oct\n2019", r"'Oct\n2019' has a control character (line feed, U+000A) at position 4"),
     ("Oct\r", r"'Oct\r' has a control character (carriage return, U+000D) at position 4"),

@@ -60,9 +60,10 @@ def test_csv_bytes_escapes_text_of_every_dtype_and_leaves_numbers():
     assert frame["object"].tolist() == values  # the caller's frame is not changed
 
 
-def test_csv_bytes_keeps_missing_cells_empty():
-    frame = pd.DataFrame({"a": ["=x", None, np.nan], "b": pd.array([1, None, 3], dtype="Int64")})
-    assert safecsv.csv_bytes(frame) == b"a,b\r\n'=x,1\r\n,\r\n,3\r\n"
+def test_csv_bytes_keeps_missing_cells_empty_and_mixed_cells_as_they_are():
+    frame = pd.DataFrame({"a": ["=x", None, np.nan], "b": pd.array([1, None, 3], dtype="Int64"),
+                          "none": [None, None, None], "mixed": pd.Series([-1, "-1+2", 2.5], dtype=object)})
+    assert safecsv.csv_bytes(frame) == b"a,b,none,mixed\r\n'=x,1,,-1\r\n,,,'-1+2\r\n,3,,2.5\r\n"
 
 
 def test_write_csv_writes_the_escaped_file(tmp_path):

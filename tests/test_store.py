@@ -79,7 +79,8 @@ def test_unreachable_postgres_gives_clear_message():
 # --- a DuckDB file another process holds ---------------------------------------------------------------------
 
 #: A second process that opens the store (argv[1]) the way every cartsight process does, then waits.
-HOLD_STORE = "import sys\nfrom core import store\nstore.make_engine(sys.argv[1])\nprint('held', flush=True)\nsys.stdin.read()"
+HOLD_STORE = ("import sys\nfrom core import store\nstore.make_engine(sys.argv[1])\nprint('held', flush=True)\n"
+              "sys.stdin.read()")
 HOLD_WAIT_S = 120
 
 
