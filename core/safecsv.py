@@ -41,6 +41,7 @@ _KEPT = re.compile(r"-(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|\+\d{4,15}")  # a negat
 #: return unquoted, and spreadsheets start a new row at it: "a\r=HYPERLINK(…)" would put a live
 #: formula at the start of a row. With "\r\n" every cell holding either character is quoted.
 _LINE_END = "\r\n"
+_SNIFF_BYTES = 8192
 
 
 def escape_cell(value):
@@ -97,34 +98,53 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def check_out_path(path: str | Path, option: str = "--out") -> Path:
-    """The output file ``path`` checked before any long work: its folder exists and takes a new file.
+    """The output file ``path`` checked before any long work; returns it (``~`` expanded).
 
-    Returns the path (``~`` expanded). Raises :class:`ParameterError` naming ``option``, the path
-    and what is expected when the path is empty, is a folder, or its folder is missing, is not
-    a folder or cannot be written (probed by creating and removing an empty file there).
+    A regular file's folder must exist and take a new file (probed by creating and removing an
+    empty one); an existing file there is replaced only when it holds text, never a database,
+    workbook or other binary file (a mistyped ``--out cartsight.duckdb`` would destroy the
+    store). A device or pipe (``/dev/stdout``, a named pipe) must be writable. Raises
+    :class:`ParameterError` naming ``option``, the path, what was found and what is expected.
     """
     if not str(path).strip():
         raise ParameterError(f"{option}: the path is empty; expected a file path such as results.csv.",
                              parameter=option)
     target = Path(path).expanduser()
-    folder = target.parent
     if target.is_dir():
-        raise ParameterError(f"{option} {target}: that is a folder; expected a file path such as "
-                             f"{target / 'results.csv'}.", parameter=option)
+        _refuse(option, target, f"that is a folder; expected a file path such as {target / 'results.csv'}")
+    if target.exists() and not target.is_file():
+        if not os.access(target, os.W_OK):
+            _refuse(option, target, "it cannot be written; choose a writable path")
+        return target
+    folder = target.parent
     if not folder.exists():
-        raise ParameterError(f"{option} {target}: the folder {folder} does not exist; create it first or choose "
-                             "another path.", parameter=option)
+        _refuse(option, target, f"the folder {folder} does not exist; create it first or choose another path")
     if not folder.is_dir():
-        raise ParameterError(f"{option} {target}: {folder} is not a folder; expected a path inside a folder.",
-                             parameter=option)
+        _refuse(option, target, f"{folder} is not a folder; expected a path inside a folder")
+    if target.is_file() and _holds_binary(target):
+        _refuse(option, target, "that file holds binary data (a database, workbook or archive), not a CSV; it is "
+                                "left as it is: choose another path")
     probe = _partial_path(target)
     try:
         probe.open("x").close()
         probe.unlink()
     except OSError as exc:
-        raise ParameterError(f"{option} {target}: the folder {folder} cannot be written ({exc.strerror or exc}); "
-                             "choose a writable folder.", parameter=option) from exc
+        _refuse(option, target, f"the folder {folder} cannot be written ({exc.strerror or exc}); choose a writable "
+                                "folder", exc)
     return target
+
+
+def _refuse(option: str, target: Path, reason: str, cause: BaseException | None = None):
+    raise ParameterError(f"{option} {target}: {reason}.", parameter=option) from cause
+
+
+def _holds_binary(path: Path) -> bool:
+    """True when the file's first block has a NUL byte, which no CSV holds and every database file does."""
+    try:
+        with path.open("rb") as fh:
+            return b"\0" in fh.read(_SNIFF_BYTES)
+    except OSError:
+        return False  # unreadable: the write itself will say why
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path, option: str = "--out") -> Path:
@@ -132,23 +152,34 @@ def write_csv(frame: pd.DataFrame, path: str | Path, option: str = "--out") -> P
 
     The rows go to a hidden file beside ``path`` first, which then replaces ``path`` in one step:
     a full disk or a kill half way leaves any earlier file at ``path`` untouched and no half
-    file. Errors: :class:`ParameterError` from :func:`check_out_path`, or when writing fails
-    (the message names ``option``, the path and the reason).
+    file. A device or pipe (``/dev/stdout``) is written directly. Errors: :class:`ParameterError`
+    from :func:`check_out_path`, or when writing fails (naming ``option``, the path and the reason).
     """
     target = check_out_path(path, option)
+    if target.exists() and not target.is_file():
+        try:
+            with target.open("w", encoding="utf-8", newline="") as fh:
+                _write_rows(frame, fh)
+        except OSError as exc:
+            _refuse(option, target, f"it could not be written ({exc.strerror or exc})", exc)
+        return target
     partial = _partial_path(target)
     try:
         with partial.open("x", encoding="utf-8", newline="") as fh:
-            escape_frame(frame).to_csv(fh, index=False, lineterminator=_LINE_END)
+            _write_rows(frame, fh)
         os.replace(partial, target)
     except OSError as exc:
         partial.unlink(missing_ok=True)
-        raise ParameterError(f"{option} {target}: the file could not be written ({exc.strerror or exc}); nothing "
-                             "was written there.", parameter=option) from exc
+        _refuse(option, target, f"the file could not be written ({exc.strerror or exc}); nothing was written there",
+                exc)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     return target
+
+
+def _write_rows(frame: pd.DataFrame, fh) -> None:
+    escape_frame(frame).to_csv(fh, index=False, lineterminator=_LINE_END)
 
 
 def _partial_path(target: Path) -> Path:

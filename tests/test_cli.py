@@ -158,3 +158,16 @@ def test_a_sqlite_store_is_refused_in_one_line(capsys, tmp_path, shared_data, ar
         f"Cannot open the database at sqlite:///{sqlite}: cartsight stores its data in DuckDB or PostgreSQL, not "
         "sqlite. Use a URL such as duckdb:///path/to/cartsight.duckdb or postgresql://user@host/dbname.")
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no database file, no output
+
+
+def test_out_naming_the_store_itself_is_refused_and_the_store_kept(capsys, db, shared_data):
+    code, _, _ = run(capsys, "ingest", str(shared_data / "rees46" / "2019-Oct-first1000.csv"), "--name", "oct",
+                     "--db", db, "--quiet")
+    assert code == 0
+    store_file = db.removeprefix("duckdb:///")
+    code, _, err = run(capsys, "segment", "--dataset", "oct", "--db", db, "--out", store_file)
+    assert code == cli.EXIT_USER_ERROR
+    assert _one_line(err) == (f"--out {store_file}: that file holds binary data (a database, workbook or archive), "
+                              "not a CSV; it is left as it is: choose another path.")
+    code, out, _ = run(capsys, "datasets", "--db", db, "--json")
+    assert code == 0 and [d["name"] for d in json.loads(out)] == ["oct"]

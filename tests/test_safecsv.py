@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import errno
 import io
+import os
 import re
 
 import numpy as np
@@ -104,6 +105,34 @@ def test_a_failed_write_leaves_the_earlier_file_and_no_half_file(tmp_path, monke
         safecsv.write_csv(pd.DataFrame({"a": range(10)}), out)
     assert out.read_text() == "the earlier file\n"
     assert [p.name for p in tmp_path.iterdir()] == ["scores.csv"]
+
+
+def test_an_existing_binary_file_is_not_overwritten(tmp_path):
+    store_file = tmp_path / "cartsight.duckdb"
+    store_file.write_bytes(b"\x00" * 8 + b"DUCK" + b"\x00" * 100)
+    with pytest.raises(ParameterError, match=r"that file holds binary data \(a database, workbook or archive\), not a "
+                                             r"CSV; it is left as it is: choose another path\."):
+        safecsv.write_csv(pd.DataFrame({"a": [1]}), store_file)
+    assert store_file.read_bytes()[8:12] == b"DUCK"
+    earlier = tmp_path / "earlier.csv"
+    earlier.write_text("a\n0\n")
+    safecsv.write_csv(pd.DataFrame({"a": [1]}), earlier)  # an earlier CSV is replaced
+    assert earlier.read_bytes() == b"a\r\n1\r\n"
+
+
+def test_a_device_or_pipe_is_written_in_place(tmp_path):
+    import threading
+
+    safecsv.write_csv(pd.DataFrame({"a": ["=1"]}), "/dev/null")
+    assert not [p for p in os.listdir("/dev") if p.endswith(".partial")]
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    safecsv.write_csv(pd.DataFrame({"a": ["=1", "-3"]}), fifo)
+    reader.join(timeout=30)
+    assert got == [b"a\r\n'=1\r\n-3\r\n"]
 
 
 def test_parquet_is_written_as_it_is():
