@@ -141,6 +141,68 @@ def test_parquet_is_written_as_it_is():
     pd.testing.assert_frame_equal(back, frame)
 
 
+# --- the exports and holdouts written by it, on both stores ------------------------------------------------
+
+
+@pytest.fixture
+def formula_shop(engine, tmp_path, monkeypatch):
+    """The campaigns test shop with a formula as every forecast's category and items and every segment's name."""
+    import sqlalchemy as sa
+
+    from core import config, store
+    from tests.test_campaigns import make_shop
+
+    monkeypatch.setenv(config.HOME_ENV, str(tmp_path / "home"))
+    make_shop(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.update(store.predictions).values(next_category='=HYPERLINK("http://x")', top_items="-1+2 @3"))
+        conn.execute(sa.update(store.segments).values(segment_name="+Premium fans"))
+    return engine
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "google", "meta", "klaviyo", "mailchimp"])
+def test_every_export_format_carries_no_live_formula(formula_shop, fmt):
+    from core import exports
+    from core.campaigns import DESTINATION_CONSENT, CampaignFilters, build_target_list
+    from core.identities import read_identities
+    from tests.test_campaigns import FIXTURES
+
+    identities = read_identities(FIXTURES / "identities.csv") if fmt in DESTINATION_CONSENT else None
+    built = build_target_list(formula_shop, "shop", CampaignFilters(), identities=identities, holdout_share=0.0,
+                              destination=fmt if fmt in DESTINATION_CONSENT else None)
+    file = exports.render(built, fmt)
+    if fmt == "parquet":  # values as they are: see core.safecsv
+        frame = pd.read_parquet(io.BytesIO(file.data))
+        assert set(frame["next_category"]) == {'=HYPERLINK("http://x")'} and set(frame["segment_name"]) == {
+            "+Premium fans"}
+        return
+    rows = _cells(file.data)
+    assert len(rows) == file.n_rows + 1 and file.n_rows > 0
+    assert [c for r in rows for c in r if safecsv.escape_cell(c) != c] == []
+    if fmt in ("csv", "klaviyo", "mailchimp"):  # the forecast travels in clear
+        assert '\'=HYPERLINK("http://x")' in rows[1] and "'-1+2 @3" in rows[1] and "'+Premium fans" in rows[1]
+
+
+def test_holdout_csv_escapes_the_ids_it_holds(formula_shop):
+    import sqlalchemy as sa
+
+    from core import exports, store
+    from core.campaigns import CampaignFilters, build_target_list
+
+    built = build_target_list(formula_shop, "shop", CampaignFilters(), holdout_share=0.25)
+    export_id = exports.save_export(formula_shop, built, "csv")["export_id"]
+    held = sorted(exports.holdout_list(formula_shop, export_id)["user_id"])[:4]
+    m = store.export_members.c
+    with formula_shop.begin() as conn:  # ids as a hostile upload could have named these shoppers
+        for old, new in zip(held, ["=1+1", "@SUM(A1)", "-3", "+1"]):
+            conn.execute(sa.update(store.export_members).where(m.export_id == export_id, m.user_id == old)
+                         .values(user_id=new))
+    rows = _cells(exports.holdout_csv(formula_shop, export_id))
+    assert rows[0] == ["user_id", "propensity_decile"]
+    assert {"'=1+1", "'@SUM(A1)", "-3", "'+1"} <= {r[0] for r in rows[1:]}
+    assert [c for r in rows for c in r if safecsv.escape_cell(c) != c] == []
+
+
 # --- no other writer ------------------------------------------------------------------------------------
 
 #: Table writers outside core/safecsv.py that hand nothing to an analyst, and why.
