@@ -85,7 +85,7 @@ HOLD_WAIT_S = 120
 
 
 @contextlib.contextmanager
-def _process(argv: list[str], tmp_path):
+def second_process(argv: list[str], tmp_path):
     """A second process of our own, ended (by its id) when the test leaves."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CARTSIGHT_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -108,7 +108,7 @@ def test_a_store_the_app_holds_names_the_app_and_what_to_do(tmp_path):
     from core import cli
 
     url = f"duckdb:///{tmp_path / 'store.duckdb'}"
-    with _process([sys.executable, "-c", HOLD_STORE, url, "streamlit", "run", "app.py"], tmp_path) as holder:
+    with second_process([sys.executable, "-c", HOLD_STORE, url, "streamlit", "run", "app.py"], tmp_path) as holder:
         assert holder.stdout.readline() == "held\n", holder.stderr.read()
         message = _refusal(url)
         code = cli.main(["datasets", "--db", url])
@@ -119,7 +119,7 @@ def test_a_store_the_app_holds_names_the_app_and_what_to_do(tmp_path):
     assert store.make_engine(url).dialect.name == "duckdb"  # once the app has stopped, the store opens
 
 
-def _wait_for_reader(fifo, proc) -> int:
+def wait_until_reading(fifo, proc) -> int:
     """Open ``fifo`` for writing once ``proc`` reads it (it then holds the store it opened first); the fd."""
     deadline = time.monotonic() + HOLD_WAIT_S
     while time.monotonic() < deadline:
@@ -140,8 +140,8 @@ def test_a_store_a_cartsight_command_holds_names_the_command(tmp_path, capsys):
     fifo = tmp_path / "events.csv"
     os.mkfifo(fifo)
     argv = [sys.executable, "-m", "core.cli", "ingest", str(fifo), "--name", "held", "--db", url, "--quiet"]
-    with _process(argv, tmp_path) as holder:
-        fd = _wait_for_reader(fifo, holder)
+    with second_process(argv, tmp_path) as holder:
+        fd = wait_until_reading(fifo, holder)
         try:
             code = cli.main(["segment", "--dataset", "held", "--db", url, "--out", str(tmp_path / "seg.csv")])
         finally:
