@@ -48,7 +48,8 @@ from core.campaigns import COUNT_KEYS, DESTINATION_CONSENT, CampaignFilters, Tar
 from core.errors import CartsightError, SchemaError
 from core.identities import google_email, read_identities, read_suppression, sha256_hex
 # CSV_MIME, FORMULA_PREFIXES and escape_cell stay importable from here for the pages and tests that use them
-from core.safecsv import CSV_MIME, FORMULA_PREFIXES, PARQUET_MIME, csv_bytes, escape_cell, parquet_bytes  # noqa: F401
+from core.safecsv import CSV_MIME, FORMULA_PREFIXES, PARQUET_MIME, escape_cell, parquet_bytes  # noqa: F401
+from core.safecsv import csv_bytes as _csv_bytes  # every CSV this module writes
 
 FORMATS = ("csv", "parquet", "google", "meta", "klaviyo", "mailchimp")
 EXTENSIONS = {"parquet": "parquet"}
@@ -224,7 +225,7 @@ def render(target_list: TargetList, fmt: str) -> ExportFile:
     if fmt == "parquet":
         data = parquet_bytes(frame)
     else:
-        data = csv_bytes(frame)
+        data = _csv_bytes(frame)
     warnings = [w for w in [small_list_warning(fmt, len(frame))] if w]
     return ExportFile(data=data, fmt=fmt, n_rows=len(frame), mime=MIME.get(fmt, CSV_MIME),
                       extension=EXTENSIONS.get(fmt, "csv"), warnings=warnings)
@@ -364,7 +365,7 @@ def holdout_list(engine: Engine, export_id: int) -> pd.DataFrame:
 
 def holdout_csv(engine: Engine, export_id: int) -> bytes:
     """:func:`holdout_list` as CSV bytes (user ids escaped like every export cell)."""
-    return csv_bytes(holdout_list(engine, export_id))
+    return _csv_bytes(holdout_list(engine, export_id))
 
 
 # --- CLI ----------------------------------------------------------------------------------------------
