@@ -127,6 +127,9 @@ def cmd_train(args) -> int:
 def cmd_score(args) -> int:
     if (args.events is None) == (args.dataset is None):
         raise CartsightError("score needs either an EVENTS.csv file or --dataset NAME (not both)")
+    from core import safecsv
+
+    safecsv.check_out_path(args.out)  # before ingesting or training, which take minutes
     if args.events is not None:
         return _score_file(args)
     from core import forecast
@@ -144,6 +147,7 @@ def cmd_score(args) -> int:
 def _score_file(args) -> int:
     """One shot: ingest into a throw-away store, train, score, write the CSV."""
     from core import forecast, store
+    from core.dataset_names import usable_dataset_name
     from core.ingest import ingest_file
 
     # named after this process: if it is killed, the next start of any cartsight removes the folder
@@ -152,7 +156,7 @@ def _score_file(args) -> int:
         os.environ[config.HOME_ENV] = tmp  # models of the throw-away store go with it
         try:
             engine = store.make_engine(args.db or f"duckdb:///{Path(tmp) / 'score.duckdb'}")
-            name = f"score:{Path(args.events).name}"
+            name = usable_dataset_name(f"score:{Path(args.events).name}")  # a long file name too
             report = ingest_file(engine, args.events, name, progress=_stderr_progress(args.quiet))
             print(f"ingested {report.rows_loaded:,} events of {report.users:,} shoppers "
                   f"({report.rows_quarantined:,} rows quarantined)", file=sys.stderr)
@@ -171,10 +175,10 @@ def _score_file(args) -> int:
 
 
 def _write_predictions(engine, dataset: str, model_version: str | None, out: str) -> int:
-    from core import forecast
+    from core import forecast, safecsv
 
     frame = forecast.load_predictions(engine, dataset, model_version=model_version)
-    frame.to_csv(out, index=False)
+    safecsv.write_csv(frame, out)
     print(f"wrote {len(frame):,} shopper forecasts to {out}", file=sys.stderr)
     return 0
 
@@ -184,11 +188,12 @@ def _k(value: str):
 
 
 def cmd_segment(args) -> int:
-    from core import segments
+    from core import safecsv, segments
 
+    safecsv.check_out_path(args.out)  # before the segmentation, which takes minutes on a large dataset
     run = segments.run_segmentation(_engine(args), args.dataset, n_segments=args.k, seed=args.seed)
     frame, text = segments.segment_cli_output(run)
-    frame.to_csv(args.out, index=False)
+    safecsv.write_csv(frame, args.out)
     print(text)
     print(f"wrote {len(frame):,} shoppers' segments to {args.out}", file=sys.stderr)
     return 0

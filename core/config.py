@@ -33,6 +33,8 @@ SNIFF_BYTES = 256 * 1024
 MAX_PRICE = 1_000_000.0
 #: Canonical event types; anything else is kept as given and reported as unknown.
 EVENT_TYPES = ("view", "cart", "remove_from_cart", "purchase", "wishlist")
+#: Longest dataset name accepted (characters): names head tables, file names and CLI arguments.
+DATASET_NAME_MAX_CHARS = 100
 #: Name of the dataset the app loads from ``sample_data/`` on first start.
 SAMPLE_DATASET = "sample"
 SAMPLE_FILE = Path(__file__).resolve().parent.parent / "sample_data" / "sample_events.csv.gz"

@@ -40,3 +40,11 @@ class NotFittedError(CartsightError):
 
 class TrainingCancelled(CartsightError):
     """The analyst cancelled training; no model version was written."""
+
+
+class ParameterError(CartsightError):
+    """A parameter's value cannot be used (an output path, a dataset name); ``parameter`` names it."""
+
+    def __init__(self, message: str, *, parameter: str):
+        super().__init__(message)
+        self.parameter = parameter

@@ -22,10 +22,10 @@ Formats (column names as each platform documents them):
   Marketing Consent" (help.klaviyo.com/hc/en-us/articles/360043841811); Mailchimp: "Email
   Address", "First Name", "Last Name", "Status".
 
-Every text cell of a CSV is escaped against spreadsheet formula injection: a cell starting
-with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading apostrophe, unless the
-whole cell is a number (``-1.5``, an E.164 phone ``+4420…``), which a spreadsheet cannot run.
-Parquet is a typed data format no spreadsheet opens, so its text is written as it is.
+Every file is written by :mod:`core.safecsv`: a CSV's text cells are escaped against
+spreadsheet formula injection (a cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return gets a leading apostrophe, unless the whole cell is a negative number such as
+``-1.5`` or an E.164 phone ``+4420…``); Parquet is written as it is (see that module for why).
 
 Which consent each destination needs (``core.campaigns.DESTINATION_CONSENT``): Klaviyo and
 Mailchimp ``consent_email``, Google and Meta ``consent_ads``; csv and parquet hold no contact
@@ -42,11 +42,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,16 +51,18 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from core import config, store
+from core import config, safecsv, store
 from core.campaigns import (COUNT_KEYS, DESTINATION_CONSENT, DESTINATION_NAMES, CampaignFilters, TargetList,
                             build_target_list)
 from core.errors import CartsightError, SchemaError
 from core.identities import google_email, read_identities, read_suppression, sha256_hex
+# CSV_MIME, FORMULA_PREFIXES and escape_cell stay importable from here for the pages and tests that use them
+from core.safecsv import CSV_MIME, FORMULA_PREFIXES, PARQUET_MIME, escape_cell, parquet_bytes  # noqa: F401
+from core.safecsv import csv_bytes as _csv_bytes  # every CSV this module writes
 
 FORMATS = ("csv", "parquet", "google", "meta", "klaviyo", "mailchimp")
 EXTENSIONS = {"parquet": "parquet"}
-MIME = {"parquet": "application/vnd.apache.parquet"}
-CSV_MIME = "text/csv"
+MIME = {"parquet": PARQUET_MIME}
 PLAIN_COLUMNS = ("user_id", "segment", "segment_name", "propensity", "next_category", "recommended_items", "reasons")
 GOOGLE_COLUMNS = ("Email", "Phone", "First Name", "Last Name", "Country", "Zip")
 META_COLUMNS = ("email", "phone", "fn", "ln", "zip", "country")
@@ -73,10 +72,8 @@ MAILCHIMP_COLUMNS = ("Email Address", "First Name", "Last Name", "Status", "Exte
                      "Purchase Propensity", "Next Category", "Recommended Items")
 KLAVIYO_SUBSCRIBED = "Subscribed"
 MAILCHIMP_SUBSCRIBED = "subscribed"
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 US_ZIP_DIGITS = 5
 MEMBER_TARGET, MEMBER_HOLDOUT = "target", "holdout"
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _NOT_LETTER = re.compile(r"[\W\d_]+", re.UNICODE)
 _ZIP_DROP = re.compile(r"[\s-]+")
 _SLUG = re.compile(r"[^A-Za-z0-9]+")
@@ -99,28 +96,6 @@ class ExportFile:
 
 
 # --- cells ---------------------------------------------------------------------------------------------
-
-
-def escape_cell(value):
-    """``value`` made safe for a spreadsheet: text starting with = + - @ tab or CR gets a leading apostrophe.
-
-    Numbers, and text that is wholly a number (e.g. ``-3``, ``+442079460958``), are returned unchanged.
-    """
-    if isinstance(value, str) and value and value.startswith(FORMULA_PREFIXES) and not _NUMBER.match(value):
-        return "'" + value
-    return value
-
-
-def _escaped(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(escape_cell)
-    return out
-
-
-def _csv_bytes(frame: pd.DataFrame) -> bytes:
-    return _escaped(frame).to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
 def _col(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -266,9 +241,7 @@ def render(target_list: TargetList, fmt: str) -> ExportFile:
                           "so that its consent and identifiers are checked", column="format")
     frame = _FRAMES[fmt](target_list.targets)
     if fmt == "parquet":
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        data = buffer.getvalue()
+        data = parquet_bytes(frame)
     else:
         data = _csv_bytes(frame)
     warnings = [w for w in [small_list_warning(fmt, len(frame))] if w]
@@ -301,34 +274,6 @@ def _stored_path(export_id: int, file_name: str) -> Path:
     return config.exports_dir() / f"{export_id}-{file_name}"
 
 
-def check_out_path(out: str | Path) -> Path:
-    """``out`` as a path a file can be written to: its folder exists and is writable, and it is no folder itself.
-
-    ``CartsightError`` naming the path and what is wrong otherwise; checked before anything is recorded.
-    """
-    path = Path(out).expanduser()
-    folder = path.parent
-    if path.is_dir():
-        raise CartsightError(f"--out {str(out)!r} is a folder; expected a file name in an existing folder.")
-    if not folder.is_dir():
-        raise CartsightError(f"--out {str(out)!r}: the folder {str(folder)!r} does not exist; create it or write "
-                             "the export elsewhere.")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise CartsightError(f"--out {str(out)!r}: cannot write there (permission denied).")
-    return path
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file beside it, so that a failure leaves no half file."""
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp.write(data)
-    try:
-        os.replace(tmp.name, path)
-    except OSError:
-        Path(tmp.name).unlink(missing_ok=True)
-        raise
-
-
 def _record(conn: Connection, target_list: TargetList, fmt: str, name: str | None, file: ExportFile) -> tuple[int, str]:
     """Insert the export's row and members; returns (export_id, file_name)."""
     export_id = int(conn.execute(sa.select(store.export_id_seq.next_value())).scalar_one())
@@ -351,7 +296,7 @@ def save_export(engine: Engine, target_list: TargetList, fmt: str, name: str | N
 
     ``allow_small``: the analyst confirmed an empty list or one under the platform's minimum
     (:func:`confirmation_needed`); without it such an export is refused. ``out``: also write the
-    file there (checked first, :func:`check_out_path`). Returns a dict: ``export_id``,
+    file there (checked first, :func:`core.safecsv.check_out_path`). Returns a dict: ``export_id``,
     ``file_name``, ``file_sha256``, ``data`` (the bytes), ``mime``, ``counts``, ``warnings``. The
     files are written last inside the transaction and removed again when the record cannot be
     committed, so only what was written is recorded. Errors: as :func:`render`;
@@ -363,7 +308,7 @@ def save_export(engine: Engine, target_list: TargetList, fmt: str, name: str | N
     if reason and not allow_small:
         raise CartsightError(f"{reason} Confirm to export it anyway (--allow-small on the command line, the "
                              "confirmation box on the Campaigns page).")
-    target = check_out_path(out) if out is not None else None
+    target = safecsv.check_out_path(out) if out is not None else None
     written: list[Path] = []
     try:
         with engine.begin() as conn:
@@ -373,7 +318,7 @@ def save_export(engine: Engine, target_list: TargetList, fmt: str, name: str | N
             written.append(path)
             path.write_bytes(file.data)
             if target is not None:
-                _write_atomically(target, file.data)
+                safecsv.write_bytes(file.data, target)
                 written.append(target)
     except Exception as exc:
         for done in written:
@@ -492,7 +437,7 @@ def export_cli(engine: Engine, dataset: str, *, segments: list[int] | None = Non
     numbers). Errors: the project errors of the functions it calls; nothing is recorded or
     written when one is raised.
     """
-    check_out_path(out)
+    safecsv.check_out_path(out)
     filters = CampaignFilters(segments=segments or None, top_percent=top_percent, min_propensity=min_propensity,
                               exclude_bought_days=exclude_bought_days)
     identities = read_identities(identities_path) if identities_path else None

@@ -37,6 +37,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core import config, derived, store, tabular
+from core.dataset_names import check_dataset_name
 from core.errors import DatasetExistsError, SchemaError
 from core.sniff import (C1_BYTES, CURRENCY, FIELD_ALIASES, GROUPED_BY_COMMA, GROUPED_BY_DOT, Mapping, decode_errors,
                         open_text, sniff, unique_names)
@@ -135,11 +136,13 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
     Returns the :class:`IngestReport`, also stored as the dataset's ``report_json``.
     Raises :class:`SchemaError` when the mapping lacks a required column, when the file cannot
     be read to its end (a cut-off .gz) or has a quote that swallows later lines, or when nothing
-    could be loaded (empty, header only, binary, every row bad), :class:`DatasetExistsError`
-    when ``name`` is taken, :class:`IngestCancelled` when cancelled. In every error case
-    nothing is written.
+    could be loaded (empty, header only, binary, every row bad), :class:`ParameterError` when
+    ``name`` is no usable dataset name (:func:`core.dataset_names.check_dataset_name`),
+    :class:`DatasetExistsError` when ``name`` is taken, :class:`IngestCancelled` when
+    cancelled. In every error case nothing is written.
     """
     started = time.perf_counter()
+    check_dataset_name(name)  # before the file is read: a refused name costs nothing
     path = Path(path)
     _tick(progress, 0.0, "reading the file's layout")
     with tempfile.TemporaryDirectory(prefix=store.temp_prefix("ingest")) as tmp:

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core import config
+from core.dataset_names import check_dataset_name
 from core.errors import DatasetExistsError, DatasetNotFoundError, StoreUnavailableError
 
 metadata = sa.MetaData()
@@ -262,6 +263,7 @@ def make_engine(url: str | None = None) -> Engine:
     """
     url = resolve_url(url)
     try:
+        _check_backend(url)
         if url.startswith("duckdb:///") and url != "duckdb:///:memory:":
             try:
                 check_data_folder(Path(url.removeprefix("duckdb:///")).expanduser().parent)
@@ -295,6 +297,22 @@ def make_engine(url: str | None = None) -> Engine:
         raise StoreUnavailableError(f"Cannot open the database at {safe_url(url)}: {_first_line(exc)}") from exc
     cleanup_stale_files(engine)
     return engine
+
+
+#: The databases cartsight stores data in (SQLAlchemy backend names).
+SUPPORTED_BACKENDS = ("duckdb", "postgresql")
+
+
+def _check_backend(url: str) -> None:
+    """Refuse a URL of a database cartsight cannot store data in (SQLite, MySQL…) before anything is created."""
+    try:
+        backend = sa.engine.make_url(url).get_backend_name()
+    except sa.exc.ArgumentError:
+        return  # not a URL at all: opening it says so
+    if backend not in SUPPORTED_BACKENDS:
+        raise StoreUnavailableError(
+            f"Cannot open the database at {safe_url(url)}: cartsight stores its data in DuckDB or PostgreSQL, not "
+            f"{backend}. Use a URL such as duckdb:///path/to/cartsight.duckdb or postgresql://user@host/dbname.")
 
 
 def _set_work_mem(dbapi_conn, _record) -> None:
@@ -419,7 +437,9 @@ def _decode(row: dict) -> dict:
 
 
 def check_name_free(conn: Connection, name: str) -> None:
-    """Raise :class:`DatasetExistsError` when ``name`` is taken."""
+    """Check ``name`` for a new dataset: :class:`ParameterError` when it is not a usable name
+    (:func:`core.dataset_names.check_dataset_name`), :class:`DatasetExistsError` when it is taken."""
+    check_dataset_name(name)
     if conn.execute(sa.select(datasets.c.dataset_id).where(datasets.c.name == name)).first():
         raise DatasetExistsError(
             f"A dataset named {name!r} exists already: choose another name or delete the old one first."
@@ -640,6 +660,10 @@ def describe_failure(exc: BaseException, url: str | None = None, opening: bool =
     lead = f"Cannot open the database at {safe_url(url)}: " if opening else ""
     local = isinstance(url, str) and url.startswith("duckdb:///")
     for e in _causes(exc):
+        held = lock_conflict_message(e)
+        if held is not None:
+            return StoreUnavailableError(lead + held if lead else held[0].upper() + held[1:])
+    for e in _causes(exc):
         text = str(e).lower()
         code = getattr(e, "errno", None)
         is_os = isinstance(e, OSError)
@@ -662,6 +686,55 @@ def describe_failure(exc: BaseException, url: str | None = None, opening: bool =
             head = lead or f"The database at {safe_url(url)} cannot be reached: "
             return StoreUnavailableError(f"{head}{_first_line(e).rstrip('.')}. {_WHAT_TO_DO_DB}")
     return None
+
+
+_LOCK_FILE = re.compile(r'Could not set lock on file "(?P<file>[^"]+)"')
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def lock_conflict_message(exc: BaseException) -> str | None:
+    """"the app (PID n) has this store open: …" when ``exc`` is DuckDB refusing a file another process holds.
+
+    DuckDB lets one process at a time open a database file, and names the holder's program
+    and PID in its refusal; the holder is named from its command line (:func:`process_role`),
+    or "another process" when DuckDB gave no PID. None for any other error.
+    """
+    text = str(exc)
+    locked = _LOCK_FILE.search(text)
+    if locked is None:
+        return None
+    holder = _LOCK_HOLDER.search(text)
+    who = f"{process_role(int(holder['pid']), holder['exe'])} (PID {holder['pid']})" if holder else "another process"
+    return (f"{who} has this store open: stop it, or use a PostgreSQL store, which many processes can use at "
+            f"once (a DuckDB file, here {locked['file']}, takes one process at a time).")
+
+
+def process_role(pid: int, program: str = "") -> str:
+    """Who process ``pid`` is, from its command line (:func:`command_role`); ``program`` is the path DuckDB
+    reports, used when the command line cannot be read (no /proc, another user's process)."""
+    try:
+        args = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        args = []
+    return command_role(args, program)
+
+
+def command_role(args: list[str], program: str = "") -> str:
+    """"the app", "a `cartsight segment` command" or "another program (NAME)" for a command line ``args``."""
+    names = [Path(a).name for a in args]
+    if "streamlit" in names:
+        return "the app"
+    for i, (arg, name) in enumerate(zip(args, names)):
+        if name == "cartsight" or arg == "core.cli":
+            command = next((a for a in args[i + 1:] if not a.startswith("-")), None)
+            return f"a `cartsight {command}` command" if command else "a cartsight command"
+    shown = names[0] if names else Path(program).name or "unknown"
+    if shown.startswith("python") and len(args) > 1:  # the script or module it runs says more than the interpreter
+        if args[1] == "-m" and len(args) > 2:
+            shown += f" -m {args[2]}"
+        elif not args[1].startswith("-"):
+            shown += f" {names[1]}"
+    return f"another program ({shown})"
 
 
 def _path_in_message(exc: BaseException) -> Path | None:

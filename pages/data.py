@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import config, store, tabular
+from core import config, dataset_names, safecsv, store, tabular
 from core.errors import CartsightError, IngestCancelled
 from core.ingest import ingest_file, quarantined_rows, remember_mapping
 from core.sniff import CANONICAL_FIELDS, TIME_FORMATS, Mapping, Sniffed, sniff
@@ -272,7 +272,7 @@ def _default_name(file_name: str) -> str:
     for suffix in (".gz", ".csv", ".tsv", ".txt", ".xlsx", ".xls", ".ods", ".parquet", ".json", ".jsonl", ".ndjson"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
-    return name or "dataset"
+    return dataset_names.usable_dataset_name(name)  # a long file name is cut to a name the store takes
 
 
 def _show_detection(sniffed: Sniffed) -> None:
@@ -404,11 +404,15 @@ def _upload_section(engine, names: list[str], running: bool) -> None:
         st.warning(f"Choose the column for {_md(' and '.join(unmapped))} in the column mapping above. "
                    f"Columns in the file: {_md(', '.join(mapping.source_columns))}.")
     name = st.text_input("Dataset name", value=_default_name(saved["name"]), key=f"data_name_{saved['file_id']}",
-                         max_chars=200, disabled=running).strip()
+                         max_chars=config.DATASET_NAME_MAX_CHARS, disabled=running).strip()
+    refused = dataset_names.refusal(name)  # the store's own check, shown before Load
     taken = name in names
-    if taken:
+    if refused:
+        st.warning(_md(refused))
+    elif taken:
         st.warning(f"A dataset named {_md(name)} exists already: choose another name, or delete it below first.")
-    if st.button("Load", type="primary", key="data_load", disabled=running or not name or taken or bool(unmapped)):
+    if st.button("Load", type="primary", key="data_load",
+                 disabled=running or bool(refused) or taken or bool(unmapped)):
         remember_as = sniffed.signature if (edited or not sniffed.mapping.confident) else None
         _start_load(engine, name, Path(saved["path"]), mapping, remember_as)
 
@@ -471,12 +475,10 @@ def _show_report(engine, report: dict) -> None:
         _show_quarantine(engine, report["dataset"], quarantined)
 
 
-def _quarantine_csv(rows: pd.DataFrame) -> str:
+def _quarantine_csv(rows: pd.DataFrame) -> bytes:
     """The quarantined rows as CSV, text cells escaped: a raw line may hold a formula (``=HYPERLINK(...)``)
     that a spreadsheet would run on opening the download."""
-    from core.exports import escape_cell
-
-    return rows.map(escape_cell).to_csv(index=False)
+    return safecsv.csv_bytes(rows)
 
 
 def _show_quarantine(engine, dataset: str, n_rows: int) -> None:

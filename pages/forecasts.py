@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from core import charts_forecast as charts
-from core import config, store
+from core import config, safecsv, store
 from core.errors import CartsightError, TrainingCancelled
 from core.model.baselines import BASELINE_LABELS
 from core.model.labels import CutoffPlan, plan_cutoffs
@@ -358,7 +358,7 @@ def _forecast_table(engine, url: str, dataset: str, model_version: str) -> None:
         },
     )
     st.download_button(
-        "Download these forecasts (CSV)", shown.to_csv(index=False).encode("utf-8"),
+        "Download these forecasts (CSV)", safecsv.csv_bytes(shown),
         file_name=f"{dataset}-forecasts-{model_version}.csv", mime="text/csv", key="forecast_download",
     )
 

@@ -125,3 +125,28 @@ def test_a_failed_sample_load_is_shown_and_retried_next_start(store_url, monkeyp
     at = _app()  # the next start tries again
     assert [d["name"] for d in _datasets(store_url)] == [config.SAMPLE_DATASET]
     assert at.status[0].label.startswith("Loaded the sample:")
+
+
+def test_a_store_a_cartsight_command_holds_is_named_on_the_error_page(monkeypatch, tmp_path):
+    """A real ``cartsight ingest`` holds the DuckDB file while it waits for its input (a named pipe)."""
+    import os
+    import sys
+
+    from tests.test_store import second_process, wait_until_reading
+
+    url = isolated_store(monkeypatch, tmp_path)
+    fifo = tmp_path / "events.csv"
+    os.mkfifo(fifo)
+    argv = [sys.executable, "-m", "core.cli", "ingest", str(fifo), "--name", "held", "--db", url, "--quiet"]
+    with second_process(argv, tmp_path) as holder:
+        fd = wait_until_reading(fifo, holder)
+        try:
+            at = _app()
+        finally:
+            os.close(fd)
+    message = at.error[0].value
+    assert message.startswith(f"Cannot open the database at {url}: a `cartsight ingest` command (PID {holder.pid}) "
+                              "has this store open: stop it, or use a PostgreSQL store")
+    assert "database server is running" not in message
+    at.button(key="store_retry").click().run()  # the command has ended: the store opens
+    assert not at.error and not at.exception

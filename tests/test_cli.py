@@ -126,7 +126,7 @@ def test_export_to_a_missing_folder_is_refused_and_not_recorded(capsys, shop_url
     code, out, err = run(capsys, "export", "--db", url, "--dataset", "shop", "--format", "csv", "--top-percent", "50",
                          "--out", str(tmp_path / "nonexistent" / "dir" / "x.csv"))
     assert code == cli.EXIT_USER_ERROR
-    assert "nonexistent/dir' does not exist" in err and "Traceback" not in err
+    assert "nonexistent/dir does not exist" in err and "Traceback" not in err
     assert _recorded(engine) == []
 
 
@@ -189,3 +189,79 @@ def test_export_under_the_platform_minimum_needs_allow_small(capsys, shop_url, t
     result = json.loads(stdout)
     assert (result["matched"], result["not_in_identities"], result["no_consent"], result["exported"]) == (4, 2, 1, 1)
     assert len(_recorded(engine)) == 1 and len(out.read_text().splitlines()) == 2
+
+
+# --- output paths and stores it cannot use: one line, exit 2, nothing done ---------------------------------
+
+
+TINY_CONFIG = {"max_len": 20, "hidden_size": 16, "n_layers": 1, "n_heads": 2, "epochs": 1, "batch_size": 64,
+               "max_train_examples": 500, "torch_threads": 1}
+
+
+def _one_line(err: str) -> str:
+    assert err.startswith("cartsight: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err.removeprefix("cartsight: ").rstrip("\n")
+
+
+def test_segment_and_score_check_the_output_folder_before_any_work(capsys, engine, tmp_path, monkeypatch):
+    from core import forecast, segments
+    from tests.conftest import load_simulated_shop
+
+    monkeypatch.setenv("CARTSIGHT_HOME", str(tmp_path / "home"))
+    load_simulated_shop(engine, "shop", n_users=60, weeks=3, seed=1)
+    db = engine.url.render_as_string(hide_password=False)
+    tiny = tmp_path / "tiny.json"
+    tiny.write_text(json.dumps(TINY_CONFIG))
+    out = tmp_path / "missing" / "result.csv"
+    for argv in (["segment", "--dataset", "shop", "--k", "2"],
+                 ["score", "--dataset", "shop", "--config", str(tiny), "--quiet"]):
+        code = cli.main([*argv, "--db", db, "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == cli.EXIT_USER_ERROR, argv
+        assert _one_line(err) == (f"--out {out}: the folder {out.parent} does not exist; create it first or "
+                                  "choose another path.")
+    assert segments.latest_run(engine, "shop") is None and forecast.list_models(engine, "shop") == []
+    assert not out.parent.exists()
+
+
+def test_one_shot_score_checks_the_output_folder_before_ingesting(capsys, tmp_path, shared_data, monkeypatch):
+    monkeypatch.setenv("CARTSIGHT_HOME", str(tmp_path / "home"))
+    out = tmp_path / "nowhere" / "scores.csv"
+    code = cli.main(["score", str(shared_data / "rees46" / "2019-Oct-first1000.csv"), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and "ingested" not in err
+    assert _one_line(err).startswith(f"--out {out}: the folder {out.parent} does not exist")
+    code = cli.main(["score", str(shared_data / "rees46" / "2019-Oct-first1000.csv"), "--out", str(tmp_path)])
+    assert code == cli.EXIT_USER_ERROR
+    assert _one_line(capsys.readouterr().err) == (f"--out {tmp_path}: that is a folder; expected a file path such "
+                                                  f"as {tmp_path / 'results.csv'}.")
+
+
+@pytest.mark.parametrize("argv", [["ingest", "{events}", "--name", "x"],
+                                  ["segment", "--dataset", "x", "--out", "{out}"], ["datasets"]],
+                         ids=["ingest", "segment", "datasets"])
+def test_a_sqlite_store_is_refused_in_one_line(capsys, tmp_path, shared_data, argv):
+    sqlite = tmp_path / "store.sqlite"
+    values = {"events": str(shared_data / "rees46" / "2019-Oct-first1000.csv"), "out": str(tmp_path / "seg.csv")}
+    code = cli.main([a.format(**values) for a in argv] + ["--db", f"sqlite:///{sqlite}"])
+    assert code == cli.EXIT_USER_ERROR
+    assert _one_line(capsys.readouterr().err) == (
+        f"Cannot open the database at sqlite:///{sqlite}: cartsight stores its data in DuckDB or PostgreSQL, not "
+        "sqlite. Use a URL such as duckdb:///path/to/cartsight.duckdb or postgresql://user@host/dbname.")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no database file, no output
+
+
+@pytest.mark.parametrize("command", [["segment", "--dataset", "oct"],
+                                     ["export", "--dataset", "oct", "--format", "csv", "--top-percent", "50"]],
+                         ids=["segment", "export"])
+def test_out_naming_the_store_itself_is_refused_and_the_store_kept(capsys, db, shared_data, command):
+    code, _, _ = run(capsys, "ingest", str(shared_data / "rees46" / "2019-Oct-first1000.csv"), "--name", "oct",
+                     "--db", db, "--quiet")
+    assert code == 0
+    store_file = db.removeprefix("duckdb:///")
+    code, _, err = run(capsys, *command, "--db", db, "--out", store_file)
+    assert code == cli.EXIT_USER_ERROR
+    assert _one_line(err) == (f"--out {store_file}: that file holds binary data (a database, workbook or archive), "
+                              "not a CSV; it is left as it is: choose another path.")
+    code, out, _ = run(capsys, "datasets", "--db", db, "--json")
+    assert code == 0 and [d["name"] for d in json.loads(out)] == ["oct"]

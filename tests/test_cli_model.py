@@ -94,3 +94,69 @@ def test_bad_model_config_is_a_clear_error(capsys, tmp_path):
     code = cli.main(["train", "--dataset", "x", "--db", f"duckdb:///{tmp_path / 'x.duckdb'}", "--config", str(bad)])
     err = capsys.readouterr().err
     assert code == cli.EXIT_USER_ERROR and "hidden_size" in err
+
+
+# --- files written from hostile data --------------------------------------------------------------------------
+
+#: Shopper ids a spreadsheet would run, and ids that are numbers (kept as they are).
+FORMULA_IDS = ['=HYPERLINK("http://x")', "+1", "-1+2", "@SUM(A1)", "\tx", "\rx"]
+NUMBER_IDS = ["-3", "-0.25", "+4420"]
+CATEGORY_FORMS = ('=HYPERLINK("http://x/{}")', "+{}", "-1+{}", "@SUM({})", "\t{}", "\r{}")
+ITEM_FORMS = ("={}", "+x{}", "-x{}", "@{}", "\t{}", "\r{}")
+
+
+def _hostile_shop(engine, name: str) -> pd.DataFrame:
+    """A simulated shop whose first shoppers, every category and every item are formula-like; loaded as ``name``."""
+    import sqlalchemy as sa
+
+    from core import derived, store
+    from tests.conftest import make_dataset
+
+    frame = simulate.to_canonical(simulate.simulate(n_users=120, weeks=5, seed=7).events)
+    users = sorted(frame["user_id"].unique())
+    frame["user_id"] = frame["user_id"].map(dict(zip(users, FORMULA_IDS + NUMBER_IDS))).fillna(frame["user_id"])
+    for col, forms in (("category", CATEGORY_FORMS), ("item_id", ITEM_FORMS)):
+        values = sorted(frame[col].dropna().unique())
+        frame[col] = frame[col].map({v: forms[i % len(forms)].format(v) for i, v in enumerate(values)})
+    frame = frame.assign(quantity=pd.array([None] * len(frame), dtype="Int64"))
+    did = make_dataset(engine, name, [])
+    with engine.begin() as conn:
+        store.bulk_insert(conn, store.events, frame.assign(dataset_id=did))
+        derived.derive_dataset(conn, did)
+        conn.execute(sa.update(store.datasets).where(store.datasets.c.dataset_id == did).values(
+            n_users=frame["user_id"].nunique(), rows_loaded=len(frame), rows_read=len(frame),
+            first_event=frame["event_time"].min().to_pydatetime(),
+            last_event=frame["event_time"].max().to_pydatetime()))
+    return frame
+
+
+def _csv_cells(path) -> list[dict]:
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.slow
+def test_score_and_segment_files_carry_no_live_formula(capsys, shop, engine, tmp_path):
+    from core.safecsv import escape_cell
+
+    frame = _hostile_shop(engine, "hostile")
+    db = engine.url.render_as_string(hide_password=False)
+    run(capsys, "score", "--dataset", "hostile", "--db", db, "--config", shop["config"], "--quiet",
+        "--out", tmp_path / "scores.csv")
+    run(capsys, "segment", "--dataset", "hostile", "--db", db, "--k", "2", "--out", tmp_path / "segments.csv")
+    expected_ids = {escape_cell(u) for u in frame["user_id"].unique()}
+    assert {'\'=HYPERLINK("http://x")', "'+1", "'-1+2", "'@SUM(A1)", "'\tx", "'\rx", "-3", "-0.25", "+4420"} \
+        <= expected_ids
+    for name in ("scores.csv", "segments.csv"):
+        rows = _csv_cells(tmp_path / name)
+        assert {r["user_id"] for r in rows} == expected_ids and len(rows) == len(expected_ids), name  # no row split
+        live = [(r["user_id"], k, v) for r in rows for k, v in r.items() if escape_cell(v) != v]
+        assert live == [], f"{name}: cells a spreadsheet would run"
+    scores = _csv_cells(tmp_path / "scores.csv")
+    categories = [r["next_category"] for r in scores if r["next_category"]]
+    items = [r["top_items"] for r in scores if r["top_items"]]
+    assert categories and all(c.startswith("'") for c in categories)  # every category is formula-like
+    assert items and all(i.startswith("'") for i in items)
+    assert all(float(r["purchase_propensity"]) >= 0 for r in scores)  # numbers are still numbers

@@ -250,10 +250,10 @@ def test_export_cli_checks_the_output_path_before_recording(shop, tmp_path, out,
 
 
 def test_a_failed_write_records_nothing_and_leaves_no_file(shop, tmp_path, monkeypatch):
-    def full_disk(path, data):
+    def full_disk(data, path):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(exports, "_write_atomically", full_disk)
+    monkeypatch.setattr(exports.safecsv, "write_bytes", full_disk)
     built = build_target_list(shop, "shop", CampaignFilters(top_k=5), holdout_share=0.0)
     with pytest.raises(CartsightError, match="No space left on device"):
         exports.save_export(shop, built, "csv", out=tmp_path / "list.csv")

@@ -5,6 +5,7 @@ through an in-memory DuckDB and COPY).
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gzip
 import io
@@ -386,3 +387,60 @@ def test_bundled_sample_can_be_loaded_from_the_page(store_url):
     assert int(tiles["Rows loaded"].replace(",", "")) + int(tiles["Rows quarantined"].replace(",", "")) == lines
     assert at.session_state[DATASET_KEY] == config.SAMPLE_DATASET
     assert not [b for b in at.button if b.key == "data_load_sample"]  # offered only while it is missing
+
+
+def _plain(markdown: str) -> str:
+    """Markdown source with its backslash escapes removed (the page escapes names shown in messages)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+@ON_BOTH_STORES
+def test_an_unusable_dataset_name_is_refused_before_load(store_url):
+    from core.dataset_names import refusal
+
+    at = _upload(_page(), "2019-Oct-small.csv", REES46_SMALL)
+    box = next(t for t in at.text_input if t.label == "Dataset name")
+    for name in ("Oct\t2019", "a\u202eb", "a\nb"):  # longer than 100 the box itself does not take
+        box.set_value(name).run()
+        assert [_plain(w.value) for w in at.warning] == [refusal(name)], name
+        assert at.button(key="data_load").disabled, name
+    box.set_value("   ").run()  # the page trims: nothing is left
+    assert "The dataset name '' is empty" in _plain(at.warning[0].value) and at.button(key="data_load").disabled
+    box.set_value("Oct 2019").run()
+    assert not at.warning and not at.button(key="data_load").disabled
+    at.button(key="data_load").click().run()
+    run_until(at, lambda: _loaded(at))
+    engine = store.make_engine(store_url)
+    assert [d["name"] for d in store.list_datasets(engine)] == ["Oct 2019"]
+    engine.dispose()
+
+
+def test_a_long_file_name_gives_a_default_name_the_store_takes(store_url):
+    at = _upload(_page(), "q" * 150 + ".csv", REES46_SMALL)
+    box = next(t for t in at.text_input if t.label == "Dataset name")
+    assert box.value == "q" * 100 and box.max_chars == 100
+    assert not at.warning and not at.button(key="data_load").disabled
+
+
+@ON_BOTH_STORES
+def test_quarantine_download_escapes_formula_lines(store_url, monkeypatch):
+    storages: list[MemoryMediaFileStorage] = []
+
+    class RecordingStorage(MemoryMediaFileStorage):  # AppTest keeps download bytes in a storage made per run
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            storages.append(self)
+
+    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", RecordingStorage)
+    bad = ['=HYPERLINK("http://x"),view,1,2,,a,1.00,7,s', "+1,view,1,2,,a,1.00,7,s", "-1+2,view,1,2,,a,1.00,7,s",
+           "@SUM(A1),view,1,2,,a,1.00,7,s"]
+    data = HEADER + VIEW_1 + "".join(line + "\n" for line in bad)  # lines 3-6: a formula where the time should be
+    at = _upload(_page(), "formulas.csv", data.encode())
+    at.button(key="data_load").click().run()
+    run_until(at, lambda: _loaded(at))
+    assert _metrics(at)["Rows quarantined"] == "4"
+    button = at.get("download_button")[0]
+    content = storages[-1].get_file(button.proto.url.rsplit("/", 1)[1]).content.decode()
+    rows = list(csv.DictReader(io.StringIO(content, newline="")))
+    assert [r["line_no"] for r in rows] == ["3", "4", "5", "6"]
+    assert [r["raw_line"] for r in rows] == ["'" + line for line in bad]

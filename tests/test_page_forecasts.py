@@ -8,6 +8,7 @@ store is built on DuckDB and, for the tests marked ``ON_BOTH_STORES``, on Postgr
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as dt
 import functools
 import io
@@ -310,3 +311,43 @@ def test_charts_have_labelled_axes_and_references():
     assert list(bars["data"][0]["y"]) == ["model", "b"] and list(bars["data"][0]["x"]) == [0.7, 0.8]
     assert bars["layout"]["xaxis"]["title"]["text"] == "ROC-AUC (0.5 = random, 1 = perfect)"
     assert list(bars["data"][0]["marker"]["color"]) == [charts.OTHER_COLOUR, charts.USED_COLOUR]
+
+
+@ON_BOTH_STORES
+def test_forecast_download_escapes_formula_cells(shop, monkeypatch):
+    """A version whose shoppers, categories and items are formula-like (its card copied from the trained one)."""
+    from core.safecsv import escape_cell
+
+    storages: list[MemoryMediaFileStorage] = []
+
+    class RecordingStorage(MemoryMediaFileStorage):  # AppTest keeps download bytes in a storage made per run
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            storages.append(self)
+
+    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", RecordingStorage)
+    engine, name, version = shop["engine"], "formula shop", "formulas-v1"
+    users = ['=HYPERLINK("http://x")', "+1", "-1+2", "@SUM(A1)", "\tx", "\rx", "-3", "-0.25", "+4420"]
+    did = make_dataset(engine, name, [{"user_id": u, "event_time": dt.datetime(2024, 3, 1), "event_type": "view"}
+                                      for u in users])
+    card = {**shop["card"].to_dict(), "model_version": version, "dataset": name, "dataset_id": did}
+    with engine.begin() as conn:
+        conn.execute(store.models.insert().values(
+            model_version=version, dataset_id=did, created_at=dt.datetime(2024, 3, 2), horizon_days=7,
+            path="/nowhere", config_json="{}", metrics_json=json.dumps(card), status="ready"))
+        conn.execute(store.predictions.insert(), [{
+            "dataset_id": did, "model_version": version, "user_id": u, "purchase_propensity": 0.9 - i / 20,
+            "next_event_type": "view", "p_view": 0.5, "p_cart": 0.1, "p_purchase": 0.2, "p_remove": 0.0,
+            "p_none": 0.2, "next_category": ["=1+1", "@SUM(A1)", "\tshoes", "-0.25"][i % 4], "next_category_p": 0.4,
+            "top_items": ["+1 -2", "-1+2 3", "=cmd|' /C calc'!A0", "\r4"][i % 4], "reasons": "viewed =1+1"}
+            for i, u in enumerate(users)])
+    at = _page(name)
+    button = at.get("download_button")[0]
+    content = storages[-1].get_file(button.proto.url.rsplit("/", 1)[1]).content.decode()
+    rows = list(csv.DictReader(io.StringIO(content, newline="")))
+    assert [r["user_id"] for r in rows] == [escape_cell(u) for u in users]
+    assert rows[0]["user_id"] == '\'=HYPERLINK("http://x")' and [r["user_id"] for r in rows[-3:]] == ["-3", "-0.25",
+                                                                                                     "+4420"]
+    assert [r["next_category"] for r in rows[:4]] == ["'=1+1", "'@SUM(A1)", "'\tshoes", "-0.25"]
+    assert [r["top_items"] for r in rows[:4]] == ["'+1 -2", "'-1+2 3", "'=cmd|' /C calc'!A0", "'\r4"]
+    assert {r["reasons"] for r in rows} == {"viewed =1+1"} and rows[0]["purchase_propensity"] == "0.9"

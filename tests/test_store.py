@@ -1,5 +1,10 @@
 import contextlib
 import datetime as dt
+import errno
+import os
+import subprocess
+import sys
+import time
 import uuid
 
 import pytest
@@ -7,7 +12,7 @@ import sqlalchemy as sa
 
 from core import config, store
 from core.errors import DatasetExistsError, DatasetNotFoundError, StoreUnavailableError
-from tests.conftest import make_dataset, make_schema_1
+from tests.conftest import ROOT, make_dataset, make_schema_1
 
 T0 = dt.datetime(2024, 3, 1, 12, 0)
 
@@ -69,6 +74,108 @@ def test_unwritable_data_folder_gives_clear_message(tmp_path):
 def test_unreachable_postgres_gives_clear_message():
     with pytest.raises(StoreUnavailableError, match="Cannot open the database at postgresql"):
         store.make_engine("postgresql+psycopg://nobody:secret@127.0.0.1:1/none")
+
+
+# --- a DuckDB file another process holds ---------------------------------------------------------------------
+
+#: A second process that opens the store (argv[1]) the way every cartsight process does, then waits.
+HOLD_STORE = ("import sys\nfrom core import store\nstore.make_engine(sys.argv[1])\nprint('held', flush=True)\n"
+              "sys.stdin.read()")
+HOLD_WAIT_S = 120
+
+
+@contextlib.contextmanager
+def second_process(argv: list[str], tmp_path):
+    """A second process of our own, ended (by its id) when the test leaves."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CARTSIGHT_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def _refusal(url: str) -> str:
+    with pytest.raises(StoreUnavailableError) as err:
+        store.make_engine(url)
+    return str(err.value)
+
+
+def test_a_store_the_app_holds_names_the_app_and_what_to_do(tmp_path):
+    """The holder runs with the app's command line (``… streamlit run app.py``); the CLI says the same."""
+    from core import cli
+
+    url = f"duckdb:///{tmp_path / 'store.duckdb'}"
+    with second_process([sys.executable, "-c", HOLD_STORE, url, "streamlit", "run", "app.py"], tmp_path) as holder:
+        assert holder.stdout.readline() == "held\n", holder.stderr.read()
+        message = _refusal(url)
+        code = cli.main(["datasets", "--db", url])
+    assert message == (f"Cannot open the database at {url}: the app (PID {holder.pid}) has this store open: stop it, "
+                       "or use a PostgreSQL store, which many processes can use at once (a DuckDB file, here "
+                       f"{tmp_path / 'store.duckdb'}, takes one process at a time).")
+    assert code == cli.EXIT_USER_ERROR
+    assert store.make_engine(url).dialect.name == "duckdb"  # once the app has stopped, the store opens
+
+
+def wait_until_reading(fifo, proc) -> int:
+    """Open ``fifo`` for writing once ``proc`` reads it (it then holds the store it opened first); the fd."""
+    deadline = time.monotonic() + HOLD_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO or proc.poll() is not None:
+                raise AssertionError(f"the holder did not reach its input: {proc.communicate()}") from exc
+        time.sleep(0.2)
+    raise AssertionError(f"the holder did not open its input within {HOLD_WAIT_S} s")
+
+
+def test_a_store_a_cartsight_command_holds_names_the_command(tmp_path, capsys):
+    """A real ``cartsight ingest`` holds the store while it waits for its input (a named pipe)."""
+    from core import cli
+
+    url = f"duckdb:///{tmp_path / 'store.duckdb'}"
+    fifo = tmp_path / "events.csv"
+    os.mkfifo(fifo)
+    argv = [sys.executable, "-m", "core.cli", "ingest", str(fifo), "--name", "held", "--db", url, "--quiet"]
+    with second_process(argv, tmp_path) as holder:
+        fd = wait_until_reading(fifo, holder)
+        try:
+            code = cli.main(["segment", "--dataset", "held", "--db", url, "--out", str(tmp_path / "seg.csv")])
+        finally:
+            os.close(fd)
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USER_ERROR and err.count("\n") == 1
+    assert err.startswith(f"cartsight: Cannot open the database at {url}: a `cartsight ingest` command (PID "
+                          f"{holder.pid}) has this store open: stop it, or use a PostgreSQL store")
+    assert "database server is running" not in err
+
+
+def test_a_lock_refusal_without_a_pid_still_says_what_to_do():
+    exc = sa.exc.OperationalError("SELECT 1", {}, Exception(
+        'IO Error: Could not set lock on file "/data/cartsight.duckdb": Resource temporarily unavailable'))
+    assert str(store.describe_failure(exc, "duckdb:////data/cartsight.duckdb")) == (
+        "Another process has this store open: stop it, or use a PostgreSQL store, which many processes can use at "
+        "once (a DuckDB file, here /data/cartsight.duckdb, takes one process at a time).")
+    other = store.describe_failure(sa.exc.OperationalError("SELECT 1", {}, Exception("server closed")), "duckdb:///x")
+    assert "has this store open" not in str(other) and "cannot be reached" in str(other)
+
+
+@pytest.mark.parametrize("cmdline, role", [
+    ([".venv/bin/python", ".venv/bin/streamlit", "run", "app.py"], "the app"),
+    (["python", "-m", "streamlit", "run", "app.py", "--server.port", "8502"], "the app"),
+    (["/usr/bin/python3", "/home/a/.venv/bin/cartsight", "score", "--dataset", "x"], "a `cartsight score` command"),
+    (["python", "-m", "core.cli", "segment"], "a `cartsight segment` command"),
+    (["python3.11", "notebook.py"], "another program (python3.11 notebook.py)"),
+    (["python3.11", "-m", "jupyter", "lab"], "another program (python3.11 -m jupyter)"),
+    (["python3.11", "-c", "import duckdb"], "another program (python3.11)"),
+    (["/usr/bin/duckdb", "store.duckdb"], "another program (duckdb)"),
+    ([], "another program (python3.11)"),  # no command line to read: the program DuckDB named
+])
+def test_command_role_names_the_holder(cmdline, role):
+    assert store.command_role(cmdline, "/usr/bin/python3.11") == role
 
 
 def test_bulk_insert_writes_rows_and_nulls_on_both_engines(engine):
