@@ -475,3 +475,15 @@ def test_constant_event_type_wins_over_a_mapped_column(duck_engine):
     mapping.constant_event_type = "purchase"
     report = ingest_file(duck_engine, FIXTURES / "pipe.csv", "const", mapping=mapping)
     assert report.events_by_type == {"purchase": 3}
+
+
+def test_a_quantity_that_is_no_whole_number_is_quarantined_not_rounded(engine, tmp_path):
+    path = tmp_path / "qty.csv"
+    path.write_text("user_id,event_time,event_type,quantity\nu1,2024-03-01 10:00:00,purchase,2\n"
+                    "u1,2024-03-01 10:01:00,purchase,2.0\nu1,2024-03-01 10:02:00,purchase,1e1\n"
+                    "u1,2024-03-01 10:03:00,purchase,2.5\nu1,2024-03-01 10:04:00,purchase,-1\n")
+    report = ingest_file(engine, path, "qty")
+    assert [r[7] for r in _events(engine, "qty")] == [2, 2, 10, -1]
+    assert quarantined_rows(engine, "qty")[["line_no", "detail"]].values.tolist() == [
+        [5, "column 'quantity': '2.5' is not a whole number; expected a quantity"]]
+    assert report.rows_quarantined == 1
