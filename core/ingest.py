@@ -38,8 +38,8 @@ import sqlalchemy as sa
 
 from core import config, derived, store, tabular
 from core.errors import DatasetExistsError, SchemaError
-from core.sniff import (C1_BYTES, CURRENCY, FIELD_ALIASES, GROUPED_BY_COMMA, GROUPED_BY_DOT, Mapping, decode_errors,
-                        open_text, sniff, unique_names)
+from core.sniff import (C1_BYTES, CURRENCY, FIELD_ALIASES, GROUPED_BY_COMMA, GROUPED_BY_DOT, PRICE_NOTE_START,
+                        Mapping, decode_errors, open_text, price_note, sniff, unique_names)
 
 Progress = Callable[[float, str], None]
 
@@ -59,6 +59,7 @@ REASONS = {
     "negative_price": "price is negative",
     "price_too_high": "price above the plausible maximum",
     "non_numeric_quantity": "quantity is not a whole number",
+    "zero_quantity": "a total with a quantity of 0 (no unit price gives it)",
     "duplicate": "exact duplicate of an earlier line",
 }
 _EVENT_COLUMNS = ("user_id", "event_time", "event_type", "item_id", "category", "brand", "price", "quantity",
@@ -622,6 +623,10 @@ class _Job:
                           f"column {self._name('event_type')} is empty; expected an event type", None))
         if m.columns.get("price"):
             pname = self._name("price")
+            if self._divides_total():
+                rules.append(("quantity = 0 AND amount <> 0", "zero_quantity",
+                              f"column {self._name('quantity')} is 0 for the total '%s' in column {pname}; expected a "
+                              "quantity other than 0 (the price stored is the total / quantity)", "p_raw"))
             rules += [
                 ("p_raw IS NOT NULL AND (price IS NULL OR NOT isfinite(price))", "non_numeric_price",
                  f"column {pname}: '%s' is not a number; expected a price", "p_raw"),
@@ -634,6 +639,21 @@ class _Job:
                           f"column {self._name('quantity')}: '%s' is not a whole number; expected a quantity",
                           "q_raw"))
         return rules
+
+    def _divides_total(self) -> bool:
+        """Whether the price column holds a total to divide by the quantity (:data:`core.sniff.PRICE_KINDS`)."""
+        m = self.mapping
+        return m.price_is != "unit_price" and bool(m.columns.get("quantity"))
+
+    def _price_sql(self, price_raw: str, qty_raw: str) -> str:
+        """The select expressions of ``amount`` (the number written, for a total only) and ``price``: the number
+        written, or a total divided by its quantity, so that price x quantity is the total."""
+        amount = _price_sql(price_raw, self.mapping.decimal_comma)
+        if not self._divides_total():
+            return f"{amount} AS price"
+        q = _quantity_sql(qty_raw)
+        return (f"{amount} AS amount, CASE WHEN {q} IS NULL THEN {amount} WHEN {q} <> 0 THEN {amount} / {q} "
+                f"WHEN {amount} = 0 THEN 0.0 END AS price")
 
     def _nested_rules(self) -> list[tuple[str, str, str, str | None]]:
         """A list or an object (written as JSON by :mod:`core.tabular`) in a loaded column of a JSON or Parquet
@@ -693,7 +713,7 @@ class _Job:
                 f"{trimmed('user_id')} AS user_id, t_raw, {self._time_expr('t_raw')} AS event_time, "
                 f"{event} AS event_type, {trimmed('item_id')} AS item_id, {cat} AS category, "
                 f"lower({trimmed('brand')}) AS brand, {price_raw} AS p_raw, "
-                f"{_price_sql(price_raw, m.decimal_comma)} AS price, "
+                f"{self._price_sql(price_raw, qty_raw)}, "
                 f"{qty_raw} AS q_raw, {_quantity_sql(qty_raw)} AS quantity, {trimmed('session_id')} AS session_id "
                 f"FROM ({inner}, {self._time_raw(trimmed('event_time'))} AS t_raw "
                 f"FROM {self._read_expr()})")
@@ -819,7 +839,8 @@ class _Job:
             self._copy_to_postgres(conn, duck, did, events_sql, q_sql)
         _tick(self.progress, 0.9, "summarising sessions and price bands")
         derived.derive_dataset(conn, did, banded=native_store)
-        notes = list(m.notes)
+        notes = [n for n in m.notes if not n.startswith(PRICE_NOTE_START)]  # said again for the mapping loaded
+        notes += filter(None, [price_note(m)])
         if sessions_derived:
             notes.append(f"the file has no session column: sessions derived by a "
                          f"{config.SESSION_GAP_MINUTES}-minute inactivity gap")
