@@ -38,15 +38,35 @@ def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2, default=str, ensure_ascii=False))
 
 
+def _hand_mapping(args, engine):
+    """The sniffed mapping with what the ingest flags set (--sheet, --skip-lines, --map, --event-type,
+    --time-format, --price-is), checked as the Data page's; None when no flag sets anything."""
+    if not (args.sheet or args.skip_lines is not None or args.map or args.event_type or args.time_format
+            or args.price_is):
+        return None
+    from core.sniff import sniff, with_overrides
+
+    skip = None
+    if args.skip_lines is not None:
+        if not args.skip_lines.strip().isdigit():
+            raise CartsightError(f"--skip-lines {args.skip_lines!r}: expected a whole number of lines >= 0")
+        skip = int(args.skip_lines)
+    columns = {}
+    for pair in args.map or []:
+        fld, eq, column = pair.partition("=")
+        if not eq or not fld.strip():
+            raise CartsightError(f"--map {pair!r}: expected FIELD=COLUMN (user_id=cust), or FIELD= to unmap it")
+        columns[fld.strip()] = column.strip() or None
+    mapping = sniff(args.file, engine, sheet=args.sheet, skip_lines=skip).mapping
+    return with_overrides(mapping, columns, event_type=args.event_type, time_format=args.time_format,
+                          price_is=args.price_is)
+
+
 def cmd_ingest(args) -> int:
     from core.ingest import ingest_file
 
     engine = _engine(args)
-    mapping = None
-    if args.sheet:
-        from core.sniff import sniff
-
-        mapping = sniff(args.file, engine, sheet=args.sheet).mapping
+    mapping = _hand_mapping(args, engine)
     report = ingest_file(engine, args.file, args.name, mapping=mapping,
                          progress=_stderr_progress(args.quiet or args.json))
     if args.json:
@@ -229,6 +249,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--name", required=True, help="dataset name")
     p.add_argument("--sheet", help="the worksheet of a spreadsheet to read (default: the first visible one)")
+    p.add_argument("--map", action="append", metavar="FIELD=COLUMN",
+                   help="read FIELD from COLUMN instead of the detected one (repeatable: --map user_id=cust "
+                        "--map price=amount); FIELD= unmaps it; fields: user_id, event_time, event_type, item_id, "
+                        "category, brand, price, quantity, session_id, time_of_day")
+    p.add_argument("--event-type", metavar="TYPE",
+                   help="one event type for every row: view, cart, remove_from_cart, purchase or wishlist")
+    p.add_argument("--time-format", metavar="FORMAT",
+                   help="how times are written: iso, unix_s, unix_ms, unix_us, excel, mdy_hm, dmy_hm, month_name, ymd")
+    p.add_argument("--skip-lines", metavar="N", help="lines above the header that are no part of the table")
+    p.add_argument("--price-is", metavar="KIND",
+                   help="what the price column holds: unit_price, line_total or order_total (a total is stored "
+                        "as total / quantity, so that revenue is the total)")
     p.add_argument("--json", action="store_true", help="print the ingest report as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_ingest)

@@ -17,7 +17,7 @@ import re
 import statistics
 import tempfile
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -760,6 +760,59 @@ def _is_count(values: list[str]) -> bool:
 # --- entry point -----------------------------------------------------------------------------------------
 
 
+#: what a mapping set by hand may name besides the canonical fields: the time-of-day column (Mapping.time_of_day)
+HAND_FIELDS = (*CANONICAL_FIELDS, "time_of_day")
+
+
+def with_overrides(mapping: Mapping, columns: dict[str, str | None] | None = None, event_type: str | None = None,
+                   time_format: str | None = None, price_is: str | None = None) -> Mapping:
+    """``mapping`` with what the analyst set by hand, checked as the Data page's mapping is.
+
+    ``columns``: field -> source column, or None to unmap it (a field of :data:`HAND_FIELDS`; a column named
+    in another case than the file's is taken when only one matches); a field mapped to the event type column
+    reads the type from it again. ``event_type``: one type for every row (a canonical type or a name for one,
+    ``order`` for ``purchase``). ``time_format``: a key of :data:`TIME_FORMATS`; ``price_is`` one of
+    :data:`PRICE_KINDS`. Returns a new mapping with a note of what was set; raises :class:`SchemaError` naming
+    an unknown field, a column the file lacks, an unknown time format, price kind or event type.
+    """
+    columns, changes = dict(columns or {}), []
+    if unknown := [f for f in columns if f not in HAND_FIELDS]:
+        raise SchemaError(f"{unknown[0]!r} is no field of the event schema: expected one of {list(HAND_FIELDS)}",
+                          column=unknown[0])
+    if event_type is not None and columns.get("event_type"):
+        raise SchemaError(f"the event type is set twice, for every row ({event_type!r}) and from column "
+                          f"{columns['event_type']!r}: expected one of them", column="event_type")
+    fields = {f: _source_column(c, mapping.source_columns) for f, c in columns.items()}
+    out = replace(mapping, columns={**mapping.columns, **{f: c for f, c in fields.items() if f != "time_of_day"}})
+    out.time_of_day = fields.get("time_of_day", mapping.time_of_day)
+    changes += [f"{f}={c!r}" if c else f"{f} unmapped" for f, c in fields.items()]
+    if fields.get("event_type"):
+        out.constant_event_type = None
+    if event_type is not None:
+        out.constant_event_type = EVENT_ALIASES.get(event_type.strip().lower(), event_type)
+        changes.append(f"every row {out.constant_event_type!r}")
+    for name, value in (("time_format", time_format), ("price_is", price_is)):
+        if value is not None:
+            setattr(out, name, value)
+            changes.append(f"{name} {value!r}")
+    out.validate()
+    if changes:  # what was missing is said again of the mapping as set
+        out.notes = [n for n in mapping.notes if not n.startswith(_MISSING_NOTE_STARTS)]
+        _required_present(out.columns, out.constant_event_type, out.notes)
+        out.notes.append(f"mapping set by hand: {', '.join(changes)}")
+    return out
+
+
+def _source_column(name: str | None, source_columns: list[str]) -> str | None:
+    """``name`` as the file writes it: itself, or the one column that matches it in another case; None for none."""
+    if not name:
+        return None
+    if name in source_columns:
+        return name
+    same = [c for c in source_columns if c.lower() == name.lower()]
+    return same[0] if len(same) == 1 else name  # a name the file lacks: validate() names it
+
+
 def header_signature(names: list[str], n_cols: int, has_header: bool) -> str:
     """Hash of the normalised header (or of the column count when there is none)."""
     key = "|".join(_norm(n) for n in names) if has_header else f"<no header>|{n_cols}"
@@ -1086,6 +1139,10 @@ def _time_settings(names, columns, data, layout_format: str | None, notes: list[
                      "read as ISO 8601")
         return found, True
     return layout_format or found or "iso", found is not None
+
+
+#: how the notes of :func:`_required_present` begin
+_MISSING_NOTE_STARTS = ("no user column found", "no time column found", "no event type column found")
 
 
 def _required_present(columns: dict, constant: str | None, notes: list[str]) -> bool:
