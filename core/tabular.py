@@ -274,10 +274,11 @@ def _json_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
         sample = ", sample_size = -1" if whole else ""
         return con.sql(f"SELECT * FROM read_json_auto({_literal(path)}, compression = '{compression}'{sample})")
 
-    def as_written(rel) -> str:
+    def copy(rel) -> tuple[int, str, list[str]]:
+        """The rows written out, values as written; the columns typed by ``rel``."""
         spec = ", ".join(f"{_literal(n)}: {_literal(_as_written(k))}" for n, k in zip(rel.columns, rel.types))
-        return (f"read_json({_literal(path)}, compression = '{compression}', format = 'auto', "
-                f"columns = {{{spec}}})")
+        source = f"read_json({_literal(path)}, compression = '{compression}', format = 'auto', columns = {{{spec}}})"
+        return _copy_flat(con, source, out, max_rows, f"{path.name} is JSON", mixed=_mixed(rel))
 
     with _duck() as con:
         try:
@@ -286,15 +287,13 @@ def _json_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
             whole = (f"keys first seen after the first {_JSON_SAMPLE_OBJECTS:,} objects ({', '.join(late[:5])}): "
                      "the whole file was read for its columns") if late else ""
             try:
-                written, said, nested = _copy_flat(con, as_written(shape(True) if late else sampled), out,
-                                                   max_rows, f"{path.name} is JSON")
+                written, said, nested = copy(shape(True) if late else sampled)
             except duckdb.InvalidInputException:  # an object where text was, or text where an object was
                 if late:
                     raise
                 whole = (f"objects of another shape after the first {_JSON_SAMPLE_OBJECTS:,} objects (text where an "
                          "object or a list was): the whole file was read for its columns")
-                written, said, nested = _copy_flat(con, as_written(shape(True)), out, max_rows,
-                                                   f"{path.name} is JSON")
+                written, said, nested = copy(shape(True))
         except duckdb.Error as exc:
             raise SchemaError(f"{path.name} is JSON that could not be read as objects of events "
                               f"({str(exc).splitlines()[0]}); expected an array of objects or one object per "
@@ -306,6 +305,19 @@ def _json_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
                      nested=tuple(nested))
 
 
+def _mixed(rel, parent: str = "", kinds=None) -> set[str]:
+    """Names (``parent.field``) of the columns of ``rel`` typed JSON: values of several types, objects among them
+    (``properties`` an object but text in some rows), whose objects' keys may be columns (:func:`_flatten`)."""
+    out: set[str] = set()
+    for name, kind in (zip(rel.columns, rel.types) if kinds is None else kinds):
+        full = f"{parent}.{name}" if parent else name
+        if kind.id == "struct":
+            out |= _mixed(None, full, kind.children)
+        elif str(kind) == "JSON":
+            out.add(full)
+    return out
+
+
 def _as_written(kind) -> str:
     """The DuckDB type to read a JSON value of sampled type ``kind`` with: objects keep their fields and a
     list of objects its objects, so that they are flattened (:func:`_flat_columns`); every other value is
@@ -314,6 +326,8 @@ def _as_written(kind) -> str:
         return "STRUCT(" + ", ".join(f"{_ident(n)} {_as_written(k)}" for n, k in kind.children) + ")"
     if kind.id == "list" and kind.child.id == "struct" and kind.child.children:
         return f"{_as_written(kind.child)}[]"
+    if kind.id == "map":  # an object of many keys, or of keys each in few objects (see _map_columns)
+        return "MAP(VARCHAR, JSON)"
     return "JSON"
 
 
@@ -363,11 +377,11 @@ class _duck:
 
 
 def _copy_flat(con, source: str, out: Path, max_rows: int | None, what: str,
-               rel=None) -> tuple[int, str, list[str]]:
+               mixed: set[str] = frozenset()) -> tuple[int, str, list[str]]:
     """COPY the rows of ``source`` (a DuckDB table function) to ``out`` as CSV with a header, nested values
     flattened (:func:`_flat_columns`); the lines written (header included), what the flattening did, for
     the note, and the columns that may hold a list or an object."""
-    columns, items, said, nested = _flat_columns(con, source, rel)
+    columns, items, said, nested = _flat_columns(con, source, mixed)
     if not columns:
         raise SchemaError(f"{what} without columns; expected a table of events")
     if items is not None:  # one row per item; an event without items keeps one row
@@ -384,7 +398,7 @@ def _copy_flat(con, source: str, out: Path, max_rows: int | None, what: str,
 _ITEM = '"__cartsight_item__"'
 
 
-def _flat_columns(con, source: str, rel=None) -> tuple[list[str], str | None, str, list[str]]:
+def _flat_columns(con, source: str, mixed: set[str] = frozenset()) -> tuple[list[str], str | None, str, list[str]]:
     """The select expressions that write ``source``'s rows flat, the column of items to unnest, a note, and
     the columns that may hold a list or an object (written as JSON).
 
@@ -394,17 +408,25 @@ def _flat_columns(con, source: str, rel=None) -> tuple[list[str], str | None, st
     - a list of key-value structs (GA4's ``event_params``: ``key`` and ``value``): one column per key
       any row holds (``event_params.ga_session_id``; the keys of a million rows' lists are read in
       0.14 s from Parquet, measured);
-    - other lists and maps: their JSON text.
-
-    ``rel``: ``source``'s relation when the caller has made it already.
+    - a map (JSON objects of many keys, or of keys each in few objects: DuckDB's reader makes them one), or a
+      JSON column named in ``mixed`` (objects in some rows, text in others): the keys
+      :data:`_MAP_KEY_MIN_SHARE` of the rows hold as columns, then the column itself;
+    - other lists: their JSON text.
     """
     from core.sniff import FIELD_ALIASES
 
-    if rel is None:
-        rel = con.sql(f"SELECT * FROM {source}")
+    rel = con.sql(f"SELECT * FROM {source}")
     columns: list[str] = []
     nested: list[str] = []
-    items, params = None, []
+    items, params, maps = None, [], []
+
+    def frequent(expr: str, name: str, kind) -> list[str]:
+        if kind.id != "map" and name not in mixed:
+            return []
+        keys = _frequent_keys(con, source, expr, kind)
+        maps.extend([name] if keys else [])
+        return keys
+
     for name, kind in zip(rel.columns, rel.types):
         children = dict(kind.child.children) if kind.id == "list" and kind.child.id == "struct" else {}
         if items is None and set(children) & set(FIELD_ALIASES["item_id"]):
@@ -424,23 +446,35 @@ def _flat_columns(con, source: str, rel=None) -> tuple[list[str], str | None, st
                          if value_kind.id == "struct" and value_kind.children else [_sql_text(value, value_kind)])
                 columns.append(f"coalesce({', '.join(parts)}) AS {_ident(f'{name}.{k}')}")
         else:
-            _flatten(_ident(name), name, kind, columns, nested)
+            _flatten(_ident(name), name, kind, columns, nested, frequent)
     said = []
     if items is not None:
         said.append(f"one row per item of each event's {items!r} list (an event without items: one row), so line "
                     "numbers count those rows")
     if params:
         said.append(f"key-value lists ({', '.join(repr(p) for p in params)}) as one column per key")
+    if maps:
+        said.append(f"objects whose keys vary from row to row, or that are text in some rows ({', '.join(maps)}): a "
+                    f"key {_MAP_KEY_MIN_SHARE:.0%} of the rows hold as a column of its own, each whole value too")
     return columns, items, "; ".join(said), nested
 
 
-def _flatten(expr: str, name: str, kind, columns: list[str], nested: list[str]) -> None:
-    """Append the select expression(s) of one column: a struct's fields one by one (``parent.field``), other
-    values as the CSV should hold them; ``nested`` gets the name of a column that may hold a list or an object."""
+def _flatten(expr: str, name: str, kind, columns: list[str], nested: list[str], frequent=None) -> None:
+    """Append the select expression(s) of one column: a struct's fields one by one (``parent.field``), a map's
+    frequent keys as well (``frequent(expr)`` lists them) and then the map itself, other values as the CSV should
+    hold them; ``nested`` gets the name of a column that may hold a list or an object."""
     if kind.id == "struct" and kind.children:
         for child, child_kind in kind.children:
-            _flatten(f"{expr}.{_ident(child)}", f"{name}.{child}", child_kind, columns, nested)
+            _flatten(f"{expr}.{_ident(child)}", f"{name}.{child}", child_kind, columns, nested, frequent)
         return
+    if frequent is not None and (kind.id == "map" and str(kind.key) == "VARCHAR" or str(kind) == "JSON"):
+        for key in frequent(expr, name, kind):
+            if kind.id == "map":
+                _flatten(f"{expr}[{_literal(key)}]", f"{name}.{key}", kind.value, columns, nested)
+            else:  # one level down; a value that is no object has none of its keys
+                columns.append(f"{_one_line(f'json_extract_string({expr}, {_literal(_json_path(key))})')} "
+                               f"AS {_ident(f'{name}.{key}')}")
+                nested.append(f"{name}.{key}")
     text = str(kind)
     if text == "TIMESTAMP WITH TIME ZONE":
         value = f"CAST({expr} AS TIMESTAMP)"  # the session's zone is UTC
@@ -452,6 +486,21 @@ def _flatten(expr: str, name: str, kind, columns: list[str], nested: list[str]) 
     else:
         value = expr
     columns.append(f"{value} AS {_ident(name)}")
+
+
+#: a key of a map (JSON objects whose keys vary: Mixpanel's properties over hundreds of custom properties) gets a
+#: column of its own when at least this share of rows hold it; the others stay in the map's column, as JSON
+_MAP_KEY_MIN_SHARE = 0.01
+
+
+def _frequent_keys(con, source: str, expr: str, kind) -> list[str]:
+    """The keys of the map or JSON objects ``expr`` that at least :data:`_MAP_KEY_MIN_SHARE` of ``source``'s rows
+    hold, in order."""
+    keys = f"map_keys({expr})" if kind.id == "map" else \
+        f"CASE WHEN json_type({expr}) = 'OBJECT' THEN json_keys({expr}) END"
+    return [r[0] for r in con.execute(
+        f"SELECT k FROM (SELECT unnest({keys}) AS k FROM {source}) GROUP BY k "
+        f"HAVING count(*) >= {_MAP_KEY_MIN_SHARE!r} * (SELECT count(*) FROM {source}) ORDER BY k").fetchall()]
 
 
 def _sql_text(expr: str, kind) -> str:

@@ -396,7 +396,7 @@ def test_a_json_value_of_another_type_after_the_sample_is_quarantined_not_the_wh
     assert "the whole file was read" not in report.notes[0]  # every value is read as written: no second pass
 
 
-def test_a_json_object_that_turns_into_text_late_keeps_the_previews_mapping_by_name(duck_engine, tmp_path):
+def test_a_json_object_that_turns_into_text_late_keeps_its_fields_as_columns(duck_engine, tmp_path):
     import json
 
     path = tmp_path / "turns.jsonl"
@@ -408,16 +408,14 @@ def test_a_json_object_that_turns_into_text_late_keeps_the_previews_mapping_by_n
     mapping = sniff(path).mapping  # the preview: ctx.brand and ctx.ref are columns before the time
     assert mapping.source_columns[:3] == ["user_id", "ctx.brand", "ctx.ref"]
     assert mapping.columns["brand"] == "ctx.brand"
-    with pytest.raises(SchemaError, match=r"^turns\.jsonl read whole has no column 'ctx\.brand', which its preview "
-                                          r"had and the mapping uses for brand; columns: \['user_id', 'ctx', "):
-        ingest_file(duck_engine, path, "turns", mapping=mapping)
-    assert store.list_datasets(duck_engine) == []
-    mapping.columns["brand"] = None  # as the message says; the other columns are found by name, not position
-    report = ingest_file(duck_engine, path, "turns", mapping=mapping)
+    report = ingest_file(duck_engine, path, "turns", mapping=mapping)  # read whole, ctx is also a column of its own
     assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (21_000, 21_000, 0)
     assert "read whole, the file has other columns than its preview (['ctx'] new): the mapped ones are read by " \
            "name" in report.notes
-    assert {(e[0][0], e[1].year, e[2], e[6]) for e in _events(duck_engine, "turns")} == {("u", 2024, "view", 2.5)}
+    events = _events(duck_engine, "turns")
+    assert {(e[0][0], e[1].year, e[2], e[6]) for e in events} == {("u", 2024, "view", 2.5)}
+    assert sorted(((e[5] or "-") for e in events), reverse=True)[-2:] == ["acme", "-"]  # the text has no brand
+    assert sum(e[5] == "acme" for e in events) == 20_999
 
 
 def test_a_key_value_list_key_seen_only_in_a_late_row_gets_its_column(duck_engine, tmp_path):
@@ -508,3 +506,29 @@ def test_json_values_after_the_readers_sample_are_read_as_written(duck_engine, t
     assert quarantined_rows(duck_engine, "late")["line_no"].tolist() == [20_992, 20_997]
     assert report.events_by_type == {"view": 20_998}
     assert _events(duck_engine, "late")[-1][0] == "98765432109876543210"
+
+
+@pytest.mark.parametrize("shape", ["keys vary", "text in some rows"])
+def test_json_properties_whose_keys_vary_or_that_are_text_keep_their_fields_as_columns(engine, tmp_path, shape):
+    """Mixpanel's properties over hundreds of custom keys (DuckDB's reader makes them one MAP column), or an
+    object that is text in some rows (one JSON column): the keys most rows hold are still columns."""
+    import json
+
+    lines = []
+    for i in range(300):
+        props = {"time": 1709287200 + 60 * i, "distinct_id": f"u{i % 5}", "price": "9.50" if i % 2 else 9.5,
+                 f"custom_{i}": i}  # a key of its own on every row
+        lines.append({"event": "Viewed Product", "properties": props})
+    if shape == "text in some rows":
+        lines[7]["properties"] = "not tracked"  # its row has no shopper: quarantined as such
+    path = tmp_path / "mixpanel.jsonl"
+    path.write_text("".join(json.dumps(o) + "\n" for o in lines))
+    mapping = sniff(path).mapping
+    assert (mapping.columns["user_id"], mapping.columns["event_time"], mapping.columns["price"]) == (
+        "properties.distinct_id", "properties.time", "properties.price")
+    assert "properties.custom_7" not in mapping.source_columns  # a key of one row in 300 stays in the object
+    report = ingest_file(engine, path, "mixpanel")
+    bad = {"missing_user": 1} if shape == "text in some rows" else {}
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (300, 300 - len(bad), bad)
+    assert report.users == 5 and report.events_by_type == {"view": 300 - len(bad)}
+    assert {e[6] for e in _events(engine, "mixpanel")} == {9.5}
