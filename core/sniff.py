@@ -59,13 +59,14 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
                 # analytics exports: GA4, Segment, Mixpanel, Amplitude, Universal Analytics
                 "user_pseudo_id", "anonymous_id", "distinct_id", "amplitude_id", "fullvisitorid", "buyer_id",
                 "account_id", "profile_id", "person_id", "contact_id",
-                # order exports (Shopify, WooCommerce, Magento, BigCommerce, Stripe): an id, else the e-mail
-                "cust_id", "customer_number", "customer_no", "customer_code", "customer_user_id", "customer_email",
-                "billing_email", "buyer_email", "purchaser_email", "email", "uid", "cookie_id", "device_id"),
+                # order exports (Shopify, WooCommerce, Magento, BigCommerce, Stripe, Etsy): an id, else the e-mail
+                "cust_id", "buyer_user_id", "customer_number", "customer_no", "customer_code", "customer_user_id",
+                "customer_email", "billing_email", "buyer_email", "purchaser_email", "email", "uid", "cookie_id",
+                "device_id"),
     "event_time": ("event_time", "timestamp", "datetime", "date_time", "time", "ts", "event_timestamp",
                    "created_at", "occurred_at", "sent_at", "received_at", "invoicedate", "invoice_date",
-                   "order_date", "purchase_date", "transaction_date", "order_datetime", "date_created", "created",
-                   "created_date", "creation_date", "placed_at", "paid_at", "date_paid", "processed_at",
+                   "order_date", "purchase_date", "sale_date", "transaction_date", "order_datetime", "date_created",
+                   "created", "created_date", "creation_date", "placed_at", "paid_at", "date_paid", "processed_at",
                    "completed_at", "date_completed", "date"),
     "event_type": ("event_type", "eventtype", "event", "action", "behavior", "behaviour", "behavior_type",
                    "behaviour_type", "event_name", "event_action", "type"),
@@ -81,8 +82,9 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
               "line_total", "lineitem_total", "line_amount", "line_price", "extended_price", "total_price",
               "order_total", "grand_total", "order_total_amount", "total", "total_amount", "order_amount", "amount",
               "amount_paid", "total_paid", "value", "order_value", "revenue", "sales", "net_sales", "gross_sales",
-              "total_sales", "sales_amount", "transaction_amount", "purchase_amount", "payment_amount", "spend",
-              "total_spent", "subtotal", "order_subtotal", "subtotal_amount", "order_subtotal_amount", "monetary"),
+              "total_sales", "gross", "sales_amount", "transaction_amount", "purchase_amount", "payment_amount",
+              "spend", "total_spent", "subtotal", "order_subtotal", "subtotal_amount", "order_subtotal_amount",
+              "monetary"),
     "quantity": ("quantity", "qty", "units", "count", "item_quantity", "lineitem_quantity", "quantity_ordered",
                  "qty_ordered", "order_quantity", "total_quantity", "items_sold", "units_sold", "item_count",
                  "items_count", "number_of_items", "num_items", "total_items", "items"),
@@ -93,6 +95,9 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
 #: names of the unit price among the price aliases; of a line's total (unit price x quantity) after them
 _UNIT_PRICE_ALIASES = FIELD_ALIASES["price"][:FIELD_ALIASES["price"].index("line_total")]
 _LINE_TOTAL_ALIASES = FIELD_ALIASES["price"][len(_UNIT_PRICE_ALIASES):FIELD_ALIASES["price"].index("order_total")]
+#: names that say the amount is a whole order's (Etsy's Order Total beside its SKU column)
+_ORDER_TOTAL_ALIASES = ("order_total", "grand_total", "order_total_amount", "order_amount", "order_value",
+                        "amount_paid", "total_paid", "order_subtotal", "order_subtotal_amount")
 #: what the price column of a file holds -> what the analyst reads; the load stores a unit price for each, so
 #: that revenue (price x quantity, a missing quantity 1) is the amount written
 PRICE_KINDS = {
@@ -104,7 +109,7 @@ PRICE_KINDS = {
 ORDER_ALIASES = ("order_id", "orderid", "order_number", "order_no", "order_num", "order_name", "order",
                  "order_reference", "order_ref", "invoice_id", "invoice_number", "invoice_no", "invoiceno",
                  "invoice", "transaction_id", "transactionid", "receipt_id", "receipt_number", "receipt_no",
-                 "purchase_id", "charge_id", "payment_id")
+                 "purchase_id")
 #: how every note on what the amounts in the price column are begins (:func:`price_note`)
 PRICE_NOTE_START = "the amounts in "
 
@@ -121,7 +126,8 @@ EVENT_ALIASES: dict[str, str] = {
     **dict.fromkeys(("remove", "remove_from_cart", "removefromcart", "remove-from-cart", "remove from cart",
                      "product removed", "scremove"), "remove_from_cart"),
     **dict.fromkeys(("buy", "purchase", "purchased", "order", "transaction", "checkout", "sale",
-                     "order completed", "order_completed", "placed order", "ordered product"), "purchase"),
+                     "order completed", "order_completed", "placed order", "ordered product", "payment"),
+                    "purchase"),
     **dict.fromkeys(("fav", "wishlist", "favorite", "favourite", "like", "add_to_wishlist",
                      "product added to wishlist", "added to wishlist"), "wishlist"),
 }
@@ -1009,16 +1015,16 @@ def _customer_by_name(names: list[str], columns: dict, notes: list[str]) -> str 
 def _order_as_session(names: list[str], data: list[list[str]], columns: dict, has_header: bool,
                       notes: list[str]) -> None:
     """Map the order number of an order export or transaction file as the session of its purchases (``columns``
-    is updated): a column named as one (Order ID, Order #, Invoice), a column of ``#1001`` numbers (Shopify's
-    Name), or, where each row is an order (no item column), one named ``id`` (Magento's, Stripe's)."""
+    is updated): a column of ``#1001`` numbers (Shopify's Name), a column named as one (Order ID, Order #,
+    Invoice), or, where each row is an order (no item column), one named ``id`` (Magento's, Stripe's)."""
     if columns["session_id"] or not has_header:
         return
-    free = [n for n in names if n not in columns.values()]
+    # mostly filled: an order's number on each of its lines, not a receipt number on some
+    free = [n for n in names if n not in columns.values() and _filled_share(data, names.index(n)) >= _MIN_FILLED_SHARE]
     keys = {n: _name_keys(n) for n in free}
-    found = next((n for alias in ORDER_ALIASES for n in free
-                  if alias in keys[n] or alias.replace("_", "") in keys[n]), None)
-    found = found or next((n for n in free if _share(data, names.index(n), _ORDER_NUMBER) >= _TIME_MIN_SHARE
-                           and _filled_share(data, names.index(n)) >= _MIN_FILLED_SHARE), None)
+    found = next((n for n in free if _share(data, names.index(n), _ORDER_NUMBER) >= _TIME_MIN_SHARE), None)
+    found = found or next((n for alias in ORDER_ALIASES for n in free
+                           if alias in keys[n] or alias.replace("_", "") in keys[n]), None)
     if found is None and not columns["item_id"]:
         found = next((n for n in free if "id" in keys[n]), None)
     if found is not None:
@@ -1039,9 +1045,11 @@ def _price_kind(columns: dict, has_header: bool) -> str:
 
     if named(_UNIT_PRICE_ALIASES):
         return "unit_price"
-    if named(_LINE_TOTAL_ALIASES) or columns.get("item_id"):
+    if named(_LINE_TOTAL_ALIASES):
         return "line_total"
-    return "order_total"
+    if named(_ORDER_TOTAL_ALIASES):
+        return "order_total"
+    return "line_total" if columns.get("item_id") else "order_total"
 
 
 def price_note(mapping: Mapping) -> str | None:

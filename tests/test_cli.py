@@ -135,8 +135,9 @@ def test_ingest_sets_the_mapping_by_hand(capsys, any_db, tmp_path):
 
     path = tmp_path / "odd.csv"
     path.write_text(ODD)  # no known shopper name, no event type; day-first dates the sniffer reads month-first
-    code, out, err = run(capsys, "ingest", str(path), "--name", "odd", "--db", any_db, "--json", "--map", "user_id=CUST",
-                         "--map", "brand=", "--event-type", "purchase", "--time-format", "dmy_hm")
+    code, out, err = run(capsys, "ingest", str(path), "--name", "odd", "--db", any_db, "--json",
+                         "--map", "user_id=CUST", "--map", "brand=", "--event-type", "purchase",
+                         "--time-format", "dmy_hm")
     assert code == 0, err
     report = json.loads(out)
     assert (report["rows_read"], report["rows_loaded"], report["events_by_type"]) == (3, 3, {"purchase": 3})

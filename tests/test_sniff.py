@@ -339,7 +339,8 @@ def test_gzip_damaged_raises(tmp_path):
 
 ORDER_EXPORTS = {
     "a shop's order export": (
-        "Order ID,Customer ID,Order Date,Order Total,Items\n1001,C-17,2024-03-01,59.90,3\n1002,C-18,2024-03-02,$12.00,1\n",
+        "Order ID,Customer ID,Order Date,Order Total,Items\n1001,C-17,2024-03-01,59.90,3\n"
+        "1002,C-18,2024-03-02,$12.00,1\n",
         ("Customer ID", "Order Date", None, "Order Total", "Items", "Order ID", "order_total")),
     "WooCommerce Analytics": (
         "Date,Order #,Status,Customer,Customer type,Product(s),Items sold,Coupon(s),Net Sales\n"
