@@ -373,6 +373,22 @@ ORDER_EXPORTS = {
         "#1001,ann@example.com,paid,2024-03-01 10:05:00 +0100,36.00,41.00,2024-03-01 10:00:00 +0100\n"
         "#1002,bo@example.com,paid,2024-03-02 11:05:00 +0100,10.00,12.50,2024-03-02 11:00:00 +0100\n",
         ("Email", "Created at", None, "Total", None, "Name", "order_total")),
+    "Shopify, every column": (
+        "Name,Email,Financial Status,Paid at,Fulfillment Status,Accepts Marketing,Currency,Subtotal,Shipping,Total,"
+        "Created at,Lineitem quantity,Lineitem name,Lineitem price,Lineitem sku,Billing Name,Vendor,Device ID,Id,"
+        "Receipt Number,Payment ID\n"
+        "#1001,ann@example.com,paid,2024-03-01 10:05:00,fulfilled,yes,EUR,41.00,5.00,46.00,2024-03-01 10:00:00,2,Mug,"
+        "12.50,MUG-1,Ann Lee,Acme,5512345,5512345,,c123.1\n"
+        "#1001,ann@example.com,,,,,,,,,2024-03-01 10:00:00,1,Tea,16.00,TEA-9,,Leafy,,,,\n"
+        "#1002,bo@example.com,paid,2024-03-02 11:05:00,,no,EUR,9.00,5.00,14.00,2024-03-02 11:00:00,1,Mug,9.00,"
+        "MUG-1,Bo Chan,Acme,,5512346,R-7,c124.1\n",
+        ("Email", "Created at", "Lineitem sku", "Lineitem price", "Lineitem quantity", "Name", "unit_price")),
+    "Etsy sold orders": (
+        "Sale Date,Order ID,Buyer User ID,Full Name,Number of Items,Currency,Order Value,Shipping,Order Total,"
+        "Status,Buyer,SKU\n"
+        '03/01/24,3001,buyer1,Ann Lee,2,USD,40.00,5.00,45.00,Completed,annlee,"MUG-1,TEA-9"\n'
+        "03/13/24,3002,buyer2,Bo Chan,1,USD,12.50,3.00,15.50,Completed,bochan,MUG-1\n",
+        ("Buyer User ID", "Sale Date", "SKU", "Order Total", "Number of Items", "Order ID", "order_total")),
     "line totals": (
         "InvoiceNo,CustomerID,InvoiceDate,StockCode,Quantity,TotalPrice\n"
         "536365,17850,2010-12-01 08:26,85123A,6,15.30\n536366,17850,2010-12-01 08:28,22633,6,11.10\n",
@@ -421,3 +437,12 @@ def test_a_transaction_file_without_known_names_is_guessed_and_opened_for_checki
             m.price_is) == ("transactions", user, time, price, fmt, "order_total")
     assert f"no column is named as the customer: {user!r} is taken as the customer; check the mapping" in m.notes
     assert m.confident is False
+
+
+def test_a_point_of_sale_export_reads_its_payments_as_purchases(tmp_path):
+    m = sniff(_write(tmp_path, "square.csv",
+                     "Date,Time,Gross Sales,Net Sales,Transaction ID,Event Type,Customer ID\n"
+                     "2024-03-01,10:15:00,$41.00,$41.00,T1,Payment,CUS1\n"
+                     "2024-03-02,13:05:00,$12.50,$11.50,T2,Payment,CUS2\n")).mapping
+    assert (m.columns["event_type"], m.event_type_map["payment"], m.columns["price"], m.price_is) == (
+        "Event Type", "purchase", "Net Sales", "order_total")
