@@ -236,6 +236,23 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _add_mapping_flags(p: argparse.ArgumentParser) -> None:
+    """The ingest flags that set what the Data page's mapping editor sets (checked by core.sniff.with_overrides,
+    not by argparse, so that a wrong value is one line naming it)."""
+    from core.sniff import HAND_FIELDS, PRICE_KINDS, TIME_FORMATS
+
+    p.add_argument("--map", action="append", metavar="FIELD=COLUMN",
+                   help="read FIELD from COLUMN instead of the detected one (repeatable: --map user_id=cust "
+                        f"--map price=amount); FIELD= unmaps it; fields: {', '.join(HAND_FIELDS)}")
+    p.add_argument("--event-type", metavar="TYPE",
+                   help=f"one event type for every row: {', '.join(config.EVENT_TYPES)}")
+    p.add_argument("--time-format", metavar="FORMAT", help=f"how times are written: {', '.join(TIME_FORMATS)}")
+    p.add_argument("--skip-lines", metavar="N", help="lines above the header that are no part of the table")
+    p.add_argument("--price-is", metavar="KIND",
+                   help=f"what the price column holds: {', '.join(PRICE_KINDS)} (a total is stored as total / "
+                        "quantity, so that revenue is the total)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cartsight", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -249,18 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--name", required=True, help="dataset name")
     p.add_argument("--sheet", help="the worksheet of a spreadsheet to read (default: the first visible one)")
-    p.add_argument("--map", action="append", metavar="FIELD=COLUMN",
-                   help="read FIELD from COLUMN instead of the detected one (repeatable: --map user_id=cust "
-                        "--map price=amount); FIELD= unmaps it; fields: user_id, event_time, event_type, item_id, "
-                        "category, brand, price, quantity, session_id, time_of_day")
-    p.add_argument("--event-type", metavar="TYPE",
-                   help="one event type for every row: view, cart, remove_from_cart, purchase or wishlist")
-    p.add_argument("--time-format", metavar="FORMAT",
-                   help="how times are written: iso, unix_s, unix_ms, unix_us, excel, mdy_hm, dmy_hm, month_name, ymd")
-    p.add_argument("--skip-lines", metavar="N", help="lines above the header that are no part of the table")
-    p.add_argument("--price-is", metavar="KIND",
-                   help="what the price column holds: unit_price, line_total or order_total (a total is stored "
-                        "as total / quantity, so that revenue is the total)")
+    _add_mapping_flags(p)
     p.add_argument("--json", action="store_true", help="print the ingest report as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_ingest)

@@ -839,8 +839,7 @@ class _Job:
             self._copy_to_postgres(conn, duck, did, events_sql, q_sql)
         _tick(self.progress, 0.9, "summarising sessions and price bands")
         derived.derive_dataset(conn, did, banded=native_store)
-        notes = [n for n in m.notes if not n.startswith(PRICE_NOTE_START)]  # said again for the mapping loaded
-        notes += filter(None, [price_note(m)])
+        notes = [n for n in m.notes if not n.startswith(PRICE_NOTE_START)] + list(filter(None, [price_note(m)]))
         if sessions_derived:
             notes.append(f"the file has no session column: sessions derived by a "
                          f"{config.SESSION_GAP_MINUTES}-minute inactivity gap")
