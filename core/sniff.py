@@ -799,6 +799,7 @@ def with_overrides(mapping: Mapping, columns: dict[str, str | None] | None = Non
         changes.append(f"every row {out.constant_event_type!r}")
     for name, value in (("time_format", time_format), ("price_is", price_is)):
         if value is not None:
+            value = value.strip().lower()  # ISO, Order_Total: the codes are lower-case
             setattr(out, name, value)
             changes.append(f"{name} {value!r}")
     out.validate()
