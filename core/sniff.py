@@ -739,8 +739,9 @@ def _guess_by_content(names: list[str], kinds: list[dict[str, int]], rows: list[
     if col["event_type"] is None:  # a transaction file (CDNOW's: customer, yyyymmdd, quantity, dollar value)
         free = [i for i, n in enumerate(names) if n not in col.values()]
         col["price"] = next((names[i] for i in free if _is_amount(_sample(names, rows, names[i]))), None)
-        col["quantity"] = next((names[i] for i in free if majors[i] == "int" and names[i] != col["price"]
-                                and _is_count(_sample(names, rows, names[i]))), None)
+        if col["price"]:  # without an amount beside it, small numbers are as likely an item or a category
+            col["quantity"] = next((names[i] for i in free if majors[i] == "int" and names[i] != col["price"]
+                                    and _is_count(_sample(names, rows, names[i]))), None)
         ids = [n for n in ids if n not in (col["price"], col["quantity"])]
     if len(ids) > 1:
         col["item_id"] = ids[1]

@@ -446,3 +446,9 @@ def test_a_point_of_sale_export_reads_its_payments_as_purchases(tmp_path):
                      "2024-03-02,13:05:00,$12.50,$11.50,T2,Payment,CUS2\n")).mapping
     assert (m.columns["event_type"], m.event_type_map["payment"], m.columns["price"], m.price_is) == (
         "Event Type", "purchase", "Net Sales", "order_total")
+
+
+def test_a_headerless_file_of_small_numbers_without_an_amount_is_no_transaction_file(tmp_path):
+    m = sniff(_write(tmp_path, "views.csv", "1,5,1709287200\n2,7,1709287260\n1,3,1709287320\n")).mapping
+    assert (m.layout, m.columns["item_id"], m.columns["quantity"], m.constant_event_type) == (
+        "generic", "c1", None, None)  # the item is no count: the analyst is asked for the event type
