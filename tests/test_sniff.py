@@ -389,6 +389,11 @@ ORDER_EXPORTS = {
         '03/01/24,3001,buyer1,Ann Lee,2,USD,40.00,5.00,45.00,Completed,annlee,"MUG-1,TEA-9"\n'
         "03/13/24,3002,buyer2,Bo Chan,1,USD,12.50,3.00,15.50,Completed,bochan,MUG-1\n",
         ("Buyer User ID", "Sale Date", "SKU", "Order Total", "Number of Items", "Order ID", "order_total")),
+    "billing e-mail, paid at": (
+        "Order Number,Paid at,Billing First Name,Billing Email,Billing Phone,Order Total\n"
+        "W-1001,2024-03-01 10:05:00,Ann,ann@example.com,+49 30 1234567,41.00\n"
+        "W-1002,2024-03-02 11:05:00,Bo,bo@example.com,,12.50\n",
+        ("Billing Email", "Paid at", None, "Order Total", None, "Order Number", "order_total")),
     "line totals": (
         "InvoiceNo,CustomerID,InvoiceDate,StockCode,Quantity,TotalPrice\n"
         "536365,17850,2010-12-01 08:26,85123A,6,15.30\n536366,17850,2010-12-01 08:28,22633,6,11.10\n",
