@@ -275,10 +275,11 @@ def _json_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
         return con.sql(f"SELECT * FROM read_json_auto({_literal(path)}, compression = '{compression}'{sample})")
 
     def copy(rel) -> tuple[int, str, list[str]]:
-        """The rows written out, values as written; the columns typed by ``rel``."""
+        """The rows written out, values as written, the columns found by ``rel``; every column may hold a list
+        or an object (read as text, it is written as JSON)."""
         spec = ", ".join(f"{_literal(n)}: {_literal(_as_written(k))}" for n, k in zip(rel.columns, rel.types))
         source = f"read_json({_literal(path)}, compression = '{compression}', format = 'auto', columns = {{{spec}}})"
-        return _copy_flat(con, source, out, max_rows, f"{path.name} is JSON", mixed=_mixed(rel))
+        return _copy_flat(con, source, out, max_rows, f"{path.name} is JSON", mixed=_mixed(rel), loose=True)
 
     with _duck() as con:
         try:
@@ -306,8 +307,9 @@ def _json_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
 
 
 def _mixed(rel, parent: str = "", kinds=None) -> set[str]:
-    """Names (``parent.field``) of the columns of ``rel`` typed JSON: values of several types, objects among them
-    (``properties`` an object but text in some rows), whose objects' keys may be columns (:func:`_flatten`)."""
+    """Names (``parent.field``) of the columns of ``rel`` (a JSON reader's, typed from its sample) typed JSON:
+    values of several types, objects among them (``properties`` an object but text in some rows), whose objects'
+    keys may be columns (:func:`_flatten`)."""
     out: set[str] = set()
     for name, kind in (zip(rel.columns, rel.types) if kinds is None else kinds):
         full = f"{parent}.{name}" if parent else name
@@ -321,14 +323,15 @@ def _mixed(rel, parent: str = "", kinds=None) -> set[str]:
 def _as_written(kind) -> str:
     """The DuckDB type to read a JSON value of sampled type ``kind`` with: objects keep their fields and a
     list of objects its objects, so that they are flattened (:func:`_flat_columns`); every other value is
-    JSON, read as written whatever its type."""
+    text, which DuckDB's reader fills with the value as written whatever its type (a text unquoted, a number
+    as its digits, a list or an object as JSON)."""
     if kind.id == "struct" and kind.children:
         return "STRUCT(" + ", ".join(f"{_ident(n)} {_as_written(k)}" for n, k in kind.children) + ")"
     if kind.id == "list" and kind.child.id == "struct" and kind.child.children:
         return f"{_as_written(kind.child)}[]"
-    if kind.id == "map":  # an object of many keys, or of keys each in few objects (see _map_columns)
-        return "MAP(VARCHAR, JSON)"
-    return "JSON"
+    if kind.id == "map":  # an object of many keys, or of keys each in few objects (see _frequent_keys)
+        return "MAP(VARCHAR, VARCHAR)"
+    return "VARCHAR"
 
 
 #: objects DuckDB's JSON reader types its columns from (its default ``sample_size``)
@@ -376,11 +379,11 @@ class _duck:
         self.con.close()
 
 
-def _copy_flat(con, source: str, out: Path, max_rows: int | None, what: str,
-               mixed: set[str] = frozenset()) -> tuple[int, str, list[str]]:
+def _copy_flat(con, source: str, out: Path, max_rows: int | None, what: str, mixed: set[str] = frozenset(),
+               loose: bool = False) -> tuple[int, str, list[str]]:
     """COPY the rows of ``source`` (a DuckDB table function) to ``out`` as CSV with a header, nested values
     flattened (:func:`_flat_columns`); the lines written (header included), what the flattening did, for
-    the note, and the columns that may hold a list or an object."""
+    the note, and the columns that may hold a list or an object (``loose``: all of them)."""
     columns, items, said, nested = _flat_columns(con, source, mixed)
     if not columns:
         raise SchemaError(f"{what} without columns; expected a table of events")
@@ -389,6 +392,8 @@ def _copy_flat(con, source: str, out: Path, max_rows: int | None, what: str,
         source = (f"(SELECT *, unnest(CASE WHEN len({ident}) > 0 THEN {ident} ELSE [NULL] END) AS {_ITEM} "
                   f"FROM {source})")
     limit = f" LIMIT {int(max_rows) - 1}" if max_rows is not None else ""  # the header is a line too
+    if loose:
+        nested = con.sql(f"SELECT {', '.join(columns)} FROM {source} LIMIT 0").columns
     rows = con.execute(f"COPY (SELECT {', '.join(columns)} FROM {source}{limit}) TO {_literal(out)} "
                        "(FORMAT csv, HEADER true, QUOTE '\"', ESCAPE '\"', DATEFORMAT '%Y-%m-%d')").fetchone()[0]
     return 1 + rows, said, nested
@@ -467,13 +472,13 @@ def _flatten(expr: str, name: str, kind, columns: list[str], nested: list[str], 
         for child, child_kind in kind.children:
             _flatten(f"{expr}.{_ident(child)}", f"{name}.{child}", child_kind, columns, nested, frequent)
         return
-    if frequent is not None and (kind.id == "map" and str(kind.key) == "VARCHAR" or str(kind) == "JSON"):
+    if frequent is not None and (kind.id == "map" and str(kind.key) == "VARCHAR" or str(kind) in ("JSON", "VARCHAR")):
         for key in frequent(expr, name, kind):
             if kind.id == "map":
                 _flatten(f"{expr}[{_literal(key)}]", f"{name}.{key}", kind.value, columns, nested)
             else:  # one level down; a value that is no object has none of its keys
-                columns.append(f"{_one_line(f'json_extract_string({expr}, {_literal(_json_path(key))})')} "
-                               f"AS {_ident(f'{name}.{key}')}")
+                value = f"json_extract_string({expr}, {_literal(_json_path(key))})"
+                columns.append(f"CASE WHEN {_is_object(expr)} THEN {_one_line(value)} END AS {_ident(f'{name}.{key}')}")
                 nested.append(f"{name}.{key}")
     text = str(kind)
     if text == "TIMESTAMP WITH TIME ZONE":
@@ -496,11 +501,15 @@ _MAP_KEY_MIN_SHARE = 0.01
 def _frequent_keys(con, source: str, expr: str, kind) -> list[str]:
     """The keys of the map or JSON objects ``expr`` that at least :data:`_MAP_KEY_MIN_SHARE` of ``source``'s rows
     hold, in order."""
-    keys = f"map_keys({expr})" if kind.id == "map" else \
-        f"CASE WHEN json_type({expr}) = 'OBJECT' THEN json_keys({expr}) END"
+    keys = f"map_keys({expr})" if kind.id == "map" else f"CASE WHEN {_is_object(expr)} THEN json_keys({expr}) END"
     return [r[0] for r in con.execute(
         f"SELECT k FROM (SELECT unnest({keys}) AS k FROM {source}) GROUP BY k "
         f"HAVING count(*) >= {_MAP_KEY_MIN_SHARE!r} * (SELECT count(*) FROM {source}) ORDER BY k").fetchall()]
+
+
+def _is_object(expr: str) -> str:
+    """SQL: is ``expr`` (JSON, or text holding JSON) an object? Text that is no JSON is none."""
+    return f"(starts_with(CAST({expr} AS VARCHAR), '{{') AND json_valid(CAST({expr} AS VARCHAR)))"
 
 
 def _sql_text(expr: str, kind) -> str:
