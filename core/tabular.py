@@ -255,7 +255,7 @@ def _parquet_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
 
 def _json_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
     """DuckDB's JSON reader finds the columns (nested objects, lists of items) from the first
-    :data:`_JSON_SAMPLE_OBJECTS` objects; the file is then read with every value in them typed JSON
+    :data:`_JSON_SAMPLE_OBJECTS` objects; the file is then read with every value in them read as text
     (:func:`_as_written`), so each reaches the CSV as written: a text as its text, a number as its
     digits, a list or an object as JSON (:data:`Converted.nested`). Typed by the sample, a later value of
     another type would be changed without a word (``5.5`` where whole numbers were read as ``6``, a
