@@ -270,31 +270,36 @@ def _json_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
 
     compression = "gzip" if _head(path)[1] else "none"
 
-    def shape(whole: bool):
+    def auto(whole: bool) -> str:
         sample = ", sample_size = -1" if whole else ""
-        return con.sql(f"SELECT * FROM read_json_auto({_literal(path)}, compression = '{compression}'{sample})")
+        return f"read_json_auto({_literal(path)}, compression = '{compression}'{sample})"
 
-    def copy(rel) -> tuple[int, str, list[str]]:
-        """The rows written out, values as written, the columns found by ``rel``; every column may hold a list
-        or an object (read as text, it is written as JSON)."""
+    def copy(whole: bool, rel=None) -> tuple[int, str, list[str]]:
+        """The rows written out, values as written, the columns found from the sample or the ``whole`` file
+        (``rel``: that reader's relation when made already); every column may hold a list or an object (read as
+        text, it is written as JSON)."""
+        rel = rel or con.sql(f"SELECT * FROM {auto(whole)}")
+        if _case_twins(rel.columns, rel.types):  # no column list can name both: typed from the sample, as found
+            written, said, nested = _copy_flat(con, auto(whole), out, max_rows, f"{path.name} is JSON")
+            return written, "; ".join(filter(None, [said, _CASE_TWINS_NOTE])), nested
         spec = ", ".join(f"{_literal(n)}: {_literal(_as_written(k))}" for n, k in zip(rel.columns, rel.types))
         source = f"read_json({_literal(path)}, compression = '{compression}', format = 'auto', columns = {{{spec}}})"
         return _copy_flat(con, source, out, max_rows, f"{path.name} is JSON", mixed=_mixed(rel), loose=True)
 
     with _duck() as con:
         try:
-            sampled = shape(False)  # typed from the sample: read once, used twice
+            sampled = con.sql(f"SELECT * FROM {auto(False)}")  # typed from the sample: read once, used twice
             late = _keys_beyond_sample(con, path, compression, sampled)
             whole = (f"keys first seen after the first {_JSON_SAMPLE_OBJECTS:,} objects ({', '.join(late[:5])}): "
                      "the whole file was read for its columns") if late else ""
             try:
-                written, said, nested = copy(shape(True) if late else sampled)
+                written, said, nested = copy(True) if late else copy(False, sampled)
             except duckdb.InvalidInputException:  # an object where text was, or text where an object was
                 if late:
                     raise
                 whole = (f"objects of another shape after the first {_JSON_SAMPLE_OBJECTS:,} objects (text where an "
                          "object or a list was): the whole file was read for its columns")
-                written, said, nested = copy(shape(True))
+                written, said, nested = copy(True)
         except duckdb.Error as exc:
             raise SchemaError(f"{path.name} is JSON that could not be read as objects of events "
                               f"({str(exc).splitlines()[0]}); expected an array of objects or one object per "
@@ -304,6 +309,21 @@ def _json_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
                      "JSON: one row per object (line numbers are its object numbers + 1 for the header; nested "
                      "objects as columns named parent.field, values as written)" + (f"; {said}" if said else ""),
                      nested=tuple(nested))
+
+
+_CASE_TWINS_NOTE = ("keys that differ only in case (Price and price) are read as DuckDB's reader types them from its "
+                    "sample: a later value of another type may be changed")
+
+
+def _case_twins(names, kinds) -> bool:
+    """Whether two keys of one object differ only in case (DuckDB's reader names the second ``price_1``), at
+    any depth: a list of columns to read cannot name both."""
+    lower = {n.lower() for n in names}
+    if any((m := re.match(r"^(.*)_\d+$", n)) and m.group(1).lower() in lower for n in names):
+        return True
+    return any(_case_twins(*zip(*k.children)) for k in kinds if k.id == "struct" and k.children) or any(
+        _case_twins(*zip(*k.child.children)) for k in kinds if k.id == "list" and k.child.id == "struct"
+        and k.child.children)
 
 
 def _mixed(rel, parent: str = "", kinds=None) -> set[str]:
@@ -354,7 +374,9 @@ def _keys_beyond_sample(con, path: Path, compression: str, sampled) -> list[str]
     found = con.execute(
         f"SELECT DISTINCT e.p, unnest(e.ks) FROM (SELECT unnest([{paths}]) AS e FROM read_json_objects("
         f"{_literal(path)}, compression = '{compression}', format = 'auto')) ORDER BY ALL").fetchall()
-    return [f"{p}.{k}" if p else k for p, k in found if (p, k) not in known]
+    # compared in any case: DuckDB names the second of two keys that differ only in case price_1 (_case_twins)
+    known = {(p.lower(), k.lower()) for p, k in known}
+    return [f"{p}.{k}" if p else k for p, k in found if (p.lower(), k.lower()) not in known]
 
 
 def _json_path(key: str) -> str:

@@ -532,3 +532,15 @@ def test_json_properties_whose_keys_vary_or_that_are_text_keep_their_fields_as_c
     assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (300, 300 - len(bad), bad)
     assert report.users == 5 and report.events_by_type == {"view": 300 - len(bad)}
     assert {e[6] for e in _events(engine, "mixpanel")} == {9.5}
+
+
+def test_json_keys_that_differ_only_in_case_both_keep_their_values(duck_engine, tmp_path):
+    path = tmp_path / "twins.jsonl"
+    path.write_text("".join(f'{{"user_id": "u{i}", "Price": {i}, "price": {i + 1}, "event_time": '
+                            f'"2024-03-01 10:0{i}:00", "event_type": "view"}}\n' for i in (1, 3)))
+    mapping = sniff(path).mapping
+    assert mapping.source_columns[1:3] == ["Price", "price_1"]
+    assert "keys first seen after" not in mapping.notes[0]
+    mapping.columns["price"] = "price_1"
+    ingest_file(duck_engine, path, "twins", mapping=mapping)
+    assert [e[6] for e in _events(duck_engine, "twins")] == [2.0, 4.0]
