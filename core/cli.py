@@ -38,15 +38,35 @@ def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2, default=str, ensure_ascii=False))
 
 
+def _hand_mapping(args, engine):
+    """The sniffed mapping with what the ingest flags set (--sheet, --skip-lines, --map, --event-type,
+    --time-format, --price-is), checked as the Data page's; None when no flag sets anything."""
+    if not (args.sheet or args.skip_lines is not None or args.map or args.event_type or args.time_format
+            or args.price_is):
+        return None
+    from core.sniff import sniff, with_overrides
+
+    skip = None
+    if args.skip_lines is not None:
+        if not args.skip_lines.strip().isdigit():
+            raise CartsightError(f"--skip-lines {args.skip_lines!r}: expected a whole number of lines >= 0")
+        skip = int(args.skip_lines)
+    columns = {}
+    for pair in args.map or []:
+        fld, eq, column = pair.partition("=")
+        if not eq or not fld.strip():
+            raise CartsightError(f"--map {pair!r}: expected FIELD=COLUMN (user_id=cust), or FIELD= to unmap it")
+        columns[fld.strip()] = column.strip() or None
+    mapping = sniff(args.file, engine, sheet=args.sheet, skip_lines=skip).mapping
+    return with_overrides(mapping, columns, event_type=args.event_type, time_format=args.time_format,
+                          price_is=args.price_is)
+
+
 def cmd_ingest(args) -> int:
     from core.ingest import ingest_file
 
     engine = _engine(args)
-    mapping = None
-    if args.sheet:
-        from core.sniff import sniff
-
-        mapping = sniff(args.file, engine, sheet=args.sheet).mapping
+    mapping = _hand_mapping(args, engine)
     report = ingest_file(engine, args.file, args.name, mapping=mapping,
                          progress=_stderr_progress(args.quiet or args.json))
     if args.json:
@@ -229,6 +249,23 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _add_mapping_flags(p: argparse.ArgumentParser) -> None:
+    """The ingest flags that set what the Data page's mapping editor sets (checked by core.sniff.with_overrides,
+    not by argparse, so that a wrong value is one line naming it)."""
+    from core.sniff import HAND_FIELDS, PRICE_KINDS, TIME_FORMATS
+
+    p.add_argument("--map", action="append", metavar="FIELD=COLUMN",
+                   help="read FIELD from COLUMN instead of the detected one (repeatable: --map user_id=cust "
+                        f"--map price=amount); FIELD= unmaps it; fields: {', '.join(HAND_FIELDS)}")
+    p.add_argument("--event-type", metavar="TYPE",
+                   help=f"one event type for every row: {', '.join(config.EVENT_TYPES)}")
+    p.add_argument("--time-format", metavar="FORMAT", help=f"how times are written: {', '.join(TIME_FORMATS)}")
+    p.add_argument("--skip-lines", metavar="N", help="lines above the header that are no part of the table")
+    p.add_argument("--price-is", metavar="KIND",
+                   help=f"what the price column holds: {', '.join(PRICE_KINDS)} (a total is stored as total / "
+                        "quantity, so that revenue is the total)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cartsight", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -242,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--name", required=True, help="dataset name")
     p.add_argument("--sheet", help="the worksheet of a spreadsheet to read (default: the first visible one)")
+    _add_mapping_flags(p)
     p.add_argument("--json", action="store_true", help="print the ingest report as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_ingest)

@@ -39,8 +39,8 @@ import sqlalchemy as sa
 from core import config, derived, store, tabular
 from core.dataset_names import check_dataset_name
 from core.errors import DatasetExistsError, SchemaError
-from core.sniff import (C1_BYTES, CURRENCY, FIELD_ALIASES, GROUPED_BY_COMMA, GROUPED_BY_DOT, Mapping, decode_errors,
-                        open_text, sniff, unique_names)
+from core.sniff import (C1_BYTES, CURRENCY, FIELD_ALIASES, GROUPED_BY_COMMA, GROUPED_BY_DOT, PRICE_NOTE_START,
+                        Mapping, decode_errors, open_text, price_note, sniff, unique_names)
 
 Progress = Callable[[float, str], None]
 
@@ -50,6 +50,7 @@ REASONS = {
     "too_many_fields": "line has more fields than the header",
     "unreadable_row": "line cannot be split into fields",
     "nul_byte": "a loaded value holds NUL bytes (a damaged file)",
+    "nested_value": "a list or an object where one value belongs",
     "missing_user": "no user id",
     "missing_time": "no time",
     "unparseable_time": "time in no readable format",
@@ -59,6 +60,7 @@ REASONS = {
     "negative_price": "price is negative",
     "price_too_high": "price above the plausible maximum",
     "non_numeric_quantity": "quantity is not a whole number",
+    "zero_quantity": "a total with a quantity of 0 (no unit price gives it)",
     "duplicate": "exact duplicate of an earlier line",
 }
 _EVENT_COLUMNS = ("user_id", "event_time", "event_type", "item_id", "category", "brand", "price", "quantity",
@@ -146,7 +148,8 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
     path = Path(path)
     _tick(progress, 0.0, "reading the file's layout")
     with tempfile.TemporaryDirectory(prefix=store.temp_prefix("ingest")) as tmp:
-        data_path, table_note, kind = _table_as_csv(path, Path(tmp), progress, mapping.sheet if mapping else None)
+        data_path, converted, kind = _table_as_csv(path, Path(tmp), progress, mapping.sheet if mapping else None)
+        table_note = converted.note if converted else None
         if mapping is None:
             mapping = sniff(data_path, engine).mapping
         elif kind == "json":  # the only kind whose columns the whole file can change (see the function)
@@ -159,7 +162,8 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
         if scan.c1_bytes:
             mapping = replace(mapping, encoding="cp1252", notes=[*mapping.notes, _WINDOWS_1252_NOTE])
         source = _prepare_source(data_path, mapping, Path(tmp), scan)
-        job = _Job(mapping, source, Path(tmp), progress, has_nul=scan.has_nul)
+        job = _Job(mapping, source, Path(tmp), progress, has_nul=scan.has_nul,
+                   nested=converted.nested if converted else ())
         job.started = started
         if store.is_duckdb(engine):
             with _named_load(engine, name) as conn:
@@ -294,9 +298,9 @@ _CONVERTED = {"parquet": "the Parquet file", "json": "the JSON file", "utf-16": 
 
 
 def _table_as_csv(path: Path, tmp: Path, progress: Progress | None,
-                  sheet: str | None) -> tuple[Path, str | None, str | None]:
+                  sheet: str | None) -> tuple[Path, tabular.Converted | None, str | None]:
     """The file to load: ``path`` itself, or a spreadsheet, Parquet file, JSON or UTF-16 text written out as CSV
-    (and its note and :func:`core.tabular.kind_of`)."""
+    (and what :func:`core.tabular.to_csv` said of it, and :func:`core.tabular.kind_of`)."""
     kind = tabular.kind_of(path)
     if kind is None:
         return path, None, None
@@ -306,7 +310,7 @@ def _table_as_csv(path: Path, tmp: Path, progress: Progress | None,
     _tick(progress, 0.0, f"reading {what}")
     converted = tabular.to_csv(path, out, kind=kind, sheet=sheet,
                                progress=lambda rows: _tick(progress, 0.0, f"reading {what}: {rows:,} rows"))
-    return out, converted.note, kind
+    return out, converted, kind
 
 
 def _follow_json_columns(path: Path, mapping: Mapping) -> Mapping:
@@ -476,6 +480,14 @@ def _price_sql(raw: str, decimal_comma: bool) -> str:
     return f"coalesce({plain}, CASE WHEN {raw} IS NOT NULL THEN try_cast({number} AS DOUBLE) END)"
 
 
+def _quantity_sql(raw: str) -> str:
+    """The whole number written in ``raw`` (2, 2.0, 1e3) as a BIGINT; NULL for any other text (2.5 too, which
+    DuckDB's cast would round to 3), quarantined as no whole number."""
+    d = f"try_cast({raw} AS DOUBLE)"
+    return (f"CASE WHEN contains({raw}, '.') OR contains({raw}, 'e') OR contains({raw}, 'E') "
+            f"THEN CASE WHEN {d} = trunc({d}) THEN try_cast({d} AS BIGINT) END ELSE try_cast({raw} AS BIGINT) END")
+
+
 def _trimmed(col: str) -> str:
     # trim() costs ten times a prefix/suffix test, and padded values are rare
     return (f"NULLIF(CASE WHEN starts_with({col}, ' ') OR ends_with({col}, ' ') THEN trim({col}) "
@@ -501,9 +513,10 @@ class _Job:
     """
 
     def __init__(self, mapping: Mapping, source: _Source, tmp: Path, progress: Progress | None,
-                 has_nul: bool = False):
+                 has_nul: bool = False, nested: tuple[str, ...] = ()):
         self.mapping, self.source, self.delimiter, self.encoding = mapping, source, source.delimiter, source.encoding
         self.has_nul = has_nul
+        self.nested = set(nested)  # columns whose values may be a list or an object (core.tabular.Converted)
         self.tmp, self.progress = tmp, progress
         tag = uuid.uuid4().hex[:12]
         self.chk, self.rej, self.rej_scan = f"cs_chk_{tag}", f"cs_rej_{tag}", f"cs_rejscan_{tag}"
@@ -597,6 +610,7 @@ class _Job:
             rules += [(f"contains({c}, chr(0))", "nul_byte",
                        f"column {repr(name).replace('%', '%%')}: the value holds NUL bytes (\\x00), a sign of a "
                        "damaged file; expected text", None) for name, c in self._loaded_columns()]
+        rules += self._nested_rules()
         rules += [
             ("user_id IS NULL", "missing_user", f"column {self._name('user_id')} is empty; expected a user id", None),
             ("t_raw IS NULL", "missing_time", f"column {self._name('event_time')} is empty; expected a "
@@ -612,6 +626,10 @@ class _Job:
                           f"column {self._name('event_type')} is empty; expected an event type", None))
         if m.columns.get("price"):
             pname = self._name("price")
+            if self._divides_total():
+                rules.append(("quantity = 0 AND amount <> 0", "zero_quantity",
+                              f"column {self._name('quantity')} is 0 for the total '%s' in column {pname}; expected a "
+                              "quantity other than 0 (the price stored is the total / quantity)", "p_raw"))
             rules += [
                 ("p_raw IS NOT NULL AND (price IS NULL OR NOT isfinite(price))", "non_numeric_price",
                  f"column {pname}: '%s' is not a number; expected a price", "p_raw"),
@@ -623,6 +641,37 @@ class _Job:
             rules.append(("q_raw IS NOT NULL AND quantity IS NULL", "non_numeric_quantity",
                           f"column {self._name('quantity')}: '%s' is not a whole number; expected a quantity",
                           "q_raw"))
+        return rules
+
+    def _divides_total(self) -> bool:
+        """Whether the price column holds a total to divide by the quantity (:data:`core.sniff.PRICE_KINDS`)."""
+        m = self.mapping
+        return m.price_is != "unit_price" and bool(m.columns.get("quantity"))
+
+    def _price_sql(self, price_raw: str, qty_raw: str) -> str:
+        """The select expressions of ``amount`` (the number written, for a total only) and ``price``: the number
+        written, or a total divided by its quantity, so that price x quantity is the total."""
+        amount = _price_sql(price_raw, self.mapping.decimal_comma)
+        if not self._divides_total():
+            return f"{amount} AS price"
+        q = _quantity_sql(qty_raw)
+        return (f"{amount} AS amount, CASE WHEN {q} IS NULL THEN {amount} WHEN {q} <> 0 THEN {amount} / {q} "
+                f"WHEN {amount} = 0 THEN 0.0 END AS price")
+
+    def _nested_rules(self) -> list[tuple[str, str, str, str | None]]:
+        """A list or an object (written as JSON by :mod:`core.tabular`) in a loaded column of a JSON or Parquet
+        file where one value belongs: the row is quarantined, not stored as its JSON text."""
+        m = self.mapping
+        used = {src for fld, src in m.columns.items() if src and not (fld == "event_type" and m.constant_event_type)}
+        used.update(c for c in (m.category_fallback, m.time_of_day) if c)
+        rules = []
+        for name, c in self._loaded_columns():
+            if name in used and name in self.nested:
+                what = (f"concat('''', {c}, CASE WHEN starts_with({c}, '[') THEN ''' is a list' "
+                        "ELSE ''' is an object' END)")
+                rules.append((f"(starts_with({c}, '[') OR starts_with({c}, '{{')) AND json_valid({c})", "nested_value",
+                              f"column {repr(name).replace('%', '%%')}: %s; expected one value (a text or a number)",
+                              what))
         return rules
 
     def _check_sql(self) -> tuple[str, list]:
@@ -667,8 +716,8 @@ class _Job:
                 f"{trimmed('user_id')} AS user_id, t_raw, {self._time_expr('t_raw')} AS event_time, "
                 f"{event} AS event_type, {trimmed('item_id')} AS item_id, {cat} AS category, "
                 f"lower({trimmed('brand')}) AS brand, {price_raw} AS p_raw, "
-                f"{_price_sql(price_raw, m.decimal_comma)} AS price, "
-                f"{qty_raw} AS q_raw, try_cast({qty_raw} AS BIGINT) AS quantity, {trimmed('session_id')} AS session_id "
+                f"{self._price_sql(price_raw, qty_raw)}, "
+                f"{qty_raw} AS q_raw, {_quantity_sql(qty_raw)} AS quantity, {trimmed('session_id')} AS session_id "
                 f"FROM ({inner}, {self._time_raw(trimmed('event_time'))} AS t_raw "
                 f"FROM {self._read_expr()})")
         reason_cases, detail_cases, detail_params = [], [], []
@@ -793,7 +842,7 @@ class _Job:
             self._copy_to_postgres(conn, duck, did, events_sql, q_sql)
         _tick(self.progress, 0.9, "summarising sessions and price bands")
         derived.derive_dataset(conn, did, banded=native_store)
-        notes = list(m.notes)
+        notes = [n for n in m.notes if not n.startswith(PRICE_NOTE_START)] + list(filter(None, [price_note(m)]))
         if sessions_derived:
             notes.append(f"the file has no session column: sessions derived by a "
                          f"{config.SESSION_GAP_MINUTES}-minute inactivity gap")

@@ -17,7 +17,7 @@ import re
 import statistics
 import tempfile
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -58,11 +58,16 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
                 "visitor", "client_id", "clientid", "client", "shopper_id", "shopper", "member_id",
                 # analytics exports: GA4, Segment, Mixpanel, Amplitude, Universal Analytics
                 "user_pseudo_id", "anonymous_id", "distinct_id", "amplitude_id", "fullvisitorid", "buyer_id",
-                "account_id", "profile_id", "person_id", "contact_id", "customer_email", "billing_email", "email",
-                "uid", "cookie_id", "device_id"),
+                "account_id", "profile_id", "person_id", "contact_id",
+                # order exports (Shopify, WooCommerce, Magento, BigCommerce, Stripe, Etsy): an id, else the e-mail
+                "cust_id", "buyer_user_id", "customer_number", "customer_no", "customer_code", "customer_user_id",
+                "customer_email", "billing_email", "buyer_email", "purchaser_email", "email", "uid", "cookie_id",
+                "device_id"),
     "event_time": ("event_time", "timestamp", "datetime", "date_time", "time", "ts", "event_timestamp",
                    "created_at", "occurred_at", "sent_at", "received_at", "invoicedate", "invoice_date",
-                   "order_date", "date"),
+                   "order_date", "purchase_date", "sale_date", "transaction_date", "order_datetime", "date_created",
+                   "created", "created_date", "creation_date", "placed_at", "paid_at", "date_paid", "processed_at",
+                   "completed_at", "date_completed", "date"),
     "event_type": ("event_type", "eventtype", "event", "action", "behavior", "behaviour", "behavior_type",
                    "behaviour_type", "event_name", "event_action", "type"),
     "item_id": ("item_id", "itemid", "item", "product_id", "productid", "product", "sku", "stockcode",
@@ -72,11 +77,41 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "brand": ("brand", "brand_name", "manufacturer", "item_brand", "product_brand", "vendor"),
     # order exports (Shopify's Lineitem price, WooCommerce's Item Cost) name the unit price before their totals
     "price": ("price", "unit_price", "unitprice", "item_price", "product_price", "sale_price", "lineitem_price",
-              "item_cost", "amount", "value", "revenue", "sales", "total"),
-    "quantity": ("quantity", "qty", "units", "count", "item_quantity", "lineitem_quantity"),
+              "item_cost", "price_each", "unit_cost",
+              # a line's total (unit price x quantity), then an order's (see PRICE_KINDS)
+              "line_total", "lineitem_total", "line_amount", "line_price", "extended_price", "total_price",
+              "order_total", "grand_total", "order_total_amount", "total", "total_amount", "order_amount", "amount",
+              "amount_paid", "total_paid", "value", "order_value", "revenue", "sales", "net_sales", "gross_sales",
+              "total_sales", "gross", "sales_amount", "transaction_amount", "purchase_amount", "payment_amount",
+              "spend", "total_spent", "subtotal", "order_subtotal", "subtotal_amount", "order_subtotal_amount",
+              "monetary"),
+    "quantity": ("quantity", "qty", "units", "count", "item_quantity", "lineitem_quantity", "quantity_ordered",
+                 "qty_ordered", "order_quantity", "total_quantity", "items_sold", "units_sold", "item_count",
+                 "items_count", "number_of_items", "num_items", "total_items", "items"),
     "session_id": ("session_id", "user_session", "sessionid", "session", "visit_id", "ga_session_id",
                    "session_key", "visit"),
 }
+
+#: names of the unit price among the price aliases; of a line's total (unit price x quantity) after them
+_UNIT_PRICE_ALIASES = FIELD_ALIASES["price"][:FIELD_ALIASES["price"].index("line_total")]
+_LINE_TOTAL_ALIASES = FIELD_ALIASES["price"][len(_UNIT_PRICE_ALIASES):FIELD_ALIASES["price"].index("order_total")]
+#: names that say the amount is a whole order's (Etsy's Order Total beside its SKU column)
+_ORDER_TOTAL_ALIASES = ("order_total", "grand_total", "order_total_amount", "order_amount", "order_value",
+                        "amount_paid", "total_paid", "order_subtotal", "order_subtotal_amount")
+#: what the price column of a file holds -> what the analyst reads; the load stores a unit price for each, so
+#: that revenue (price x quantity, a missing quantity 1) is the amount written
+PRICE_KINDS = {
+    "unit_price": "a unit price",
+    "line_total": "a line total (unit price x quantity)",
+    "order_total": "an order total",
+}
+#: names of an order's number in order exports and transaction files (the session of their purchases), best first
+ORDER_ALIASES = ("order_id", "orderid", "order_number", "order_no", "order_num", "order_name", "order",
+                 "order_reference", "order_ref", "invoice_id", "invoice_number", "invoice_no", "invoiceno",
+                 "invoice", "transaction_id", "transactionid", "receipt_id", "receipt_number", "receipt_no",
+                 "purchase_id")
+#: how every note on what the amounts in the price column are begins (:func:`price_note`)
+PRICE_NOTE_START = "the amounts in "
 
 #: Raw event values (lower-cased) and the canonical type they mean.
 EVENT_ALIASES: dict[str, str] = {
@@ -91,7 +126,8 @@ EVENT_ALIASES: dict[str, str] = {
     **dict.fromkeys(("remove", "remove_from_cart", "removefromcart", "remove-from-cart", "remove from cart",
                      "product removed", "scremove"), "remove_from_cart"),
     **dict.fromkeys(("buy", "purchase", "purchased", "order", "transaction", "checkout", "sale",
-                     "order completed", "order_completed", "placed order", "ordered product"), "purchase"),
+                     "order completed", "order_completed", "placed order", "ordered product", "payment"),
+                    "purchase"),
     **dict.fromkeys(("fav", "wishlist", "favorite", "favourite", "like", "add_to_wishlist",
                      "product added to wishlist", "added to wishlist"), "wishlist"),
 }
@@ -125,10 +161,14 @@ _EXCEL_FROM, _EXCEL_TO = 20_000, 80_000
 #: order (a price empty on views is still the price).
 _MIN_FILLED_SHARE = 0.5
 _PREFER_FILLED = ("user_id", "event_time", "event_type")
+#: a headerless column of whole numbers is read as a count of items when none exceeds this and half are at most
+#: _MAX_MEDIAN_COUNT (CDNOW's quantities: 1 to 99, mostly 1 or 2); larger or zero-padded numbers are ids
+_MAX_COUNT, _MAX_MEDIAN_COUNT = 1_000, 10
 #: fields that describe the item, read from the item id's own nested record when it is one
 _ITEM_FIELDS = ("category", "brand", "price", "quantity")
 _NUM = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
 _INT = re.compile(r"^\s*[+-]?\d+\s*$")
+_WHOLE = re.compile(r"^[+-]?\d+(\.0*)?$")
 _ISO = re.compile(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?( [AaPp][Mm])?)?"
                   r"\s*(Z|UTC|[+-]\d{2}(:?\d{2})?)?$")
 _OFFSET = re.compile(r"([+-]\d{2}(:?\d{2})?|Z)$")
@@ -156,6 +196,10 @@ _DATE_ONLY = re.compile(rf"^(\d{{4}}[-/]\d{{1,2}}[-/]\d{{1,2}}|\d{{1,2}}[-/.]\d{
                         rf"(19|20)\d{{6}}|\d{{1,2}}[- ]{_MONTH}[- ](\d{{4}}|\d{{2}})|{_MONTH} \d{{1,2}},? \d{{4}})$",
                         re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z_][\w .\-/()#]*$")
+#: a qualifier in brackets after a column's name: a unit, a currency, a zone, taxes in or out
+_UNQUALIFIED = re.compile(r"\s*[(\[][^)\]]*[)\]]")
+#: an order's number as shops show it (Shopify's Name column: #1001)
+_ORDER_NUMBER = re.compile(r"^#\d+$")
 _JSON_START = re.compile(r'^[\[{]\s*[\[{]?\s*"[^"\n]{0,200}"\s*:')
 
 
@@ -186,6 +230,9 @@ class Mapping:
     skip_lines: int = 0
     #: the worksheet of a spreadsheet to read (:func:`core.tabular.worksheets`); None: the first
     sheet: str | None = None
+    #: what the price column holds, a key of :data:`PRICE_KINDS`: a total is stored as the unit price that
+    #: gives it (total / quantity), so that revenue downstream is the total
+    price_is: str = "unit_price"
 
     def to_dict(self) -> dict:
         """A JSON-safe dict of every field."""
@@ -200,7 +247,17 @@ class Mapping:
         return mapping
 
     def validate(self) -> None:
-        """Raise :class:`SchemaError` when a field holds a value ingest cannot use."""
+        """Raise :class:`SchemaError` when a field holds a value ingest cannot use (naming the field, the value
+        and what was expected)."""
+        if unknown := [f for f in self.columns if f not in CANONICAL_FIELDS]:
+            raise SchemaError(f"{unknown[0]!r} is no field of the event schema: expected one of "
+                              f"{list(CANONICAL_FIELDS)}", column=str(unknown[0]))
+        if self.constant_event_type is not None and self.constant_event_type not in config.EVENT_TYPES:
+            raise SchemaError(f"event type {self.constant_event_type!r} is not supported for every row: expected one "
+                              f"of {list(config.EVENT_TYPES)}", column="event_type")
+        if self.price_is not in PRICE_KINDS:
+            raise SchemaError(f"price_is {self.price_is!r} is not supported: expected one of {list(PRICE_KINDS)}",
+                              column="price_is")
         if self.encoding not in ENCODINGS:
             raise SchemaError(f"encoding {self.encoding!r} is not supported: expected one of {list(ENCODINGS)}",
                               column="encoding")
@@ -560,10 +617,14 @@ def _looks_like_header(first: list[str], data: list[list[str]]) -> bool:
 
 def _name_keys(name: str) -> set[str]:
     """What a header name can match an alias on: the name and its last dotted part (``items.price``,
-    ``properties.product_id``), each also without separators (``UserId``, ``user-id``)."""
-    normed = _norm(name)
-    last = normed.rsplit(".", 1)[-1]
-    return {normed, last, re.sub(r"[^a-z0-9]", "", normed), re.sub(r"[^a-z0-9]", "", last)}
+    ``properties.product_id``), each also without separators (``UserId``, ``user-id``), and all of those
+    again without a bracketed qualifier (``Order Total (inc tax)``, ``Created (UTC)``, ``Email (Billing)``)."""
+    keys: set[str] = set()
+    for normed in (_norm(name), _norm(_UNQUALIFIED.sub("", name.replace("(s)", "s")))):  # Created (UTC): created
+        last = normed.rsplit(".", 1)[-1]
+        keys.update((normed, last, re.sub(r"[^a-z0-9]", "", normed), re.sub(r"[^a-z0-9]", "", last)))
+    keys.discard("")
+    return keys
 
 
 def _match_aliases(names: list[str], data: list[list[str]]) -> tuple[dict[str, str | None], list[str]]:
@@ -592,6 +653,10 @@ def _match_aliases(names: list[str], data: list[list[str]]) -> tuple[dict[str, s
         parent = (columns["item_id"] or "").rpartition(".")[0]
         if parent and fld in _ITEM_FIELDS:  # items.price over a column of the event (device.category): stable sort
             candidates.sort(key=lambda c: not names[c[1]].startswith(parent + "."))
+        if fld == "quantity":  # "Items" holds a count in one export and product names in another
+            candidates = [(rank, i) for rank, i in candidates if _share(data, i, _WHOLE) >= _MIN_FILLED_SHARE]
+            if not candidates:
+                continue
         filled = [(rank, i) for rank, i in candidates
                   if fld not in _PREFER_FILLED or _filled_share(data, i) >= _MIN_FILLED_SHARE]
         rank, chosen = (filled or candidates)[0]
@@ -604,6 +669,12 @@ def _match_aliases(names: list[str], data: list[list[str]]) -> tuple[dict[str, s
         columns[fld] = names[chosen]
         used.add(chosen)
     return columns, notes
+
+
+def _share(data: list[list[str]], i: int, pattern: re.Pattern) -> float:
+    """The share of column ``i``'s filled sample values that ``pattern`` matches (1.0 when none is filled)."""
+    values = [v for r in data[:_PROFILE_ROWS] if len(r) > i and (v := r[i].strip())]
+    return sum(bool(pattern.match(v)) for v in values) / len(values) if values else 1.0
 
 
 def _filled_share(data: list[list[str]], i: int) -> float:
@@ -665,12 +736,89 @@ def _guess_by_content(names: list[str], kinds: list[dict[str, int]], rows: list[
     ids = [names[i] for i, m in enumerate(majors) if m in ("int", "text") and names[i] not in col.values()]
     if ids:
         col["user_id"] = ids[0]
+    if col["event_type"] is None:  # a transaction file (CDNOW's: customer, yyyymmdd, quantity, dollar value)
+        free = [i for i, n in enumerate(names) if n not in col.values()]
+        col["price"] = next((names[i] for i in free if _is_amount(_sample(names, rows, names[i]))), None)
+        if col["price"]:  # without an amount beside it, small numbers are as likely an item or a category
+            col["quantity"] = next((names[i] for i in free if majors[i] == "int" and names[i] != col["price"]
+                                    and _is_count(_sample(names, rows, names[i]))), None)
+        ids = [n for n in ids if n not in (col["price"], col["quantity"])]
     if len(ids) > 1:
         col["item_id"] = ids[1]
     return col
 
 
+def _is_amount(values: list[str]) -> bool:
+    """Sampled values that are money: numbers with decimals (11.77), or with currency signs ($12.00, 12,50 €)."""
+    filled = [v for v in values if v]
+    bare = [_CURRENCY.sub("", v) for v in filled]
+    numbers = [b for b in bare if _NUM.match(b) or _DECIMAL_COMMA.match(b) or re.match(f"^{GROUPED_BY_COMMA}$", b)]
+    return bool(filled) and len(numbers) >= 0.9 * len(filled) and (
+        any("." in b or "," in b for b in numbers) or any(b != v for b, v in zip(bare, filled)))
+
+
+def _is_count(values: list[str]) -> bool:
+    """Sampled whole numbers that count items (1, 2, 12): small, none written with leading zeros (ids are)."""
+    counts = [v.lstrip("+-") for v in values if v]
+    return bool(counts) and all(c.isdigit() and (c == "0" or not c.startswith("0")) for c in counts) and (
+        max(int(c) for c in counts) <= _MAX_COUNT and statistics.median(int(c) for c in counts) <= _MAX_MEDIAN_COUNT)
+
+
 # --- entry point -----------------------------------------------------------------------------------------
+
+
+#: what a mapping set by hand may name besides the canonical fields: the time-of-day column (Mapping.time_of_day)
+HAND_FIELDS = (*CANONICAL_FIELDS, "time_of_day")
+
+
+def with_overrides(mapping: Mapping, columns: dict[str, str | None] | None = None, event_type: str | None = None,
+                   time_format: str | None = None, price_is: str | None = None) -> Mapping:
+    """``mapping`` with what the analyst set by hand, checked as the Data page's mapping is.
+
+    ``columns``: field -> source column, or None to unmap it (a field of :data:`HAND_FIELDS`; a column named
+    in another case than the file's is taken when only one matches); a field mapped to the event type column
+    reads the type from it again. ``event_type``: one type for every row (a canonical type or a name for one,
+    ``order`` for ``purchase``). ``time_format``: a key of :data:`TIME_FORMATS`; ``price_is`` one of
+    :data:`PRICE_KINDS`. Returns a new mapping with a note of what was set; raises :class:`SchemaError` naming
+    an unknown field, a column the file lacks, an unknown time format, price kind or event type.
+    """
+    columns, changes = dict(columns or {}), []
+    if unknown := [f for f in columns if f not in HAND_FIELDS]:
+        raise SchemaError(f"{unknown[0]!r} is no field of the event schema: expected one of {list(HAND_FIELDS)}",
+                          column=unknown[0])
+    if event_type is not None and columns.get("event_type"):
+        raise SchemaError(f"the event type is set twice, for every row ({event_type!r}) and from column "
+                          f"{columns['event_type']!r}: expected one of them", column="event_type")
+    fields = {f: _source_column(c, mapping.source_columns) for f, c in columns.items()}
+    out = replace(mapping, columns={**mapping.columns, **{f: c for f, c in fields.items() if f != "time_of_day"}})
+    out.time_of_day = fields.get("time_of_day", mapping.time_of_day)
+    changes += [f"{f}={c!r}" if c else f"{f} unmapped" for f, c in fields.items()]
+    if fields.get("event_type"):
+        out.constant_event_type = None
+    if event_type is not None:
+        out.constant_event_type = EVENT_ALIASES.get(event_type.strip().lower(), event_type)
+        changes.append(f"every row {out.constant_event_type!r}")
+    for name, value in (("time_format", time_format), ("price_is", price_is)):
+        if value is not None:
+            value = value.strip().lower()  # ISO, Order_Total: the codes are lower-case
+            setattr(out, name, value)
+            changes.append(f"{name} {value!r}")
+    out.validate()
+    if changes:  # what was missing is said again of the mapping as set
+        out.notes = [n for n in mapping.notes if not n.startswith(_MISSING_NOTE_STARTS)]
+        _required_present(out.columns, out.constant_event_type, out.notes)
+        out.notes.append(f"mapping set by hand: {', '.join(changes)}")
+    return out
+
+
+def _source_column(name: str | None, source_columns: list[str]) -> str | None:
+    """``name`` as the file writes it: itself, or the one column that matches it in another case; None for none."""
+    if not name:
+        return None
+    if name in source_columns:
+        return name
+    same = [c for c in source_columns if c.lower() == name.lower()]
+    return same[0] if len(same) == 1 else name  # a name the file lacks: validate() names it
 
 
 def header_signature(names: list[str], n_cols: int, has_header: bool) -> str:
@@ -791,7 +939,7 @@ def _propose(names: list[str], data: list[list[str]], has_header: bool, notes: l
     normed = [_norm(n) for n in names]
     layout = _detect_layout(normed, kinds, data, has_header)
     constant = fallback = time_format = None
-    confident = True
+    confident, price_is = True, "unit_price"
     if layout == "generic":
         if has_header:
             columns, match_notes = _match_aliases(names, data)
@@ -801,10 +949,20 @@ def _propose(names: list[str], data: list[list[str]], has_header: bool, notes: l
             columns = _guess_by_content(names, kinds, data)
             notes.append("no header row: columns guessed from their content; please check the mapping")
             confident = False
+        if has_header and columns["event_time"] is None:
+            columns["event_time"] = _time_by_content(names, kinds, columns, notes)
+            confident = confident and columns["event_time"] is None  # a guess: the mapping opens for checking
+        if has_header and columns["user_id"] is None and columns["event_type"] is None and columns["event_time"] and (
+                columns["price"] or columns["quantity"]):
+            columns["user_id"] = _customer_by_name(names, columns, notes)
+            confident = confident and columns["user_id"] is None
         if columns["event_type"] is None and columns["user_id"] and columns["event_time"] and (
                 columns["price"] or columns["quantity"]):
             layout, constant = "transactions", "purchase"
-            notes.append("no event type column but amounts per customer: each row is read as a purchase")
+            notes.append("no event type column but a customer, a time and an amount or a count on each row (an order "
+                         "export or a transaction file): each row is read as a purchase")
+            _order_as_session(names, data, columns, has_header, notes)
+        price_is = _price_kind(columns, has_header)
     else:
         if layout == "online_retail":
             names = list(RETAIL_COLUMNS)
@@ -818,12 +976,93 @@ def _propose(names: list[str], data: list[list[str]], has_header: bool, notes: l
     time_format, time_sure = _time_settings(names, columns, data, time_format, notes, time_of_day)
     required = _required_present(columns, constant, notes)  # its notes even when the time is unsure
     confident = confident and time_sure and required
-    return Mapping(
+    mapping = Mapping(
         layout=layout, encoding="utf-8", delimiter=",", has_header=has_header, source_columns=names,
         columns=columns, time_format=time_format, constant_event_type=constant, notes=notes,
         confident=confident, category_fallback=fallback,
-        decimal_comma=_decimal_comma(names, columns, data, notes), time_of_day=time_of_day,
+        decimal_comma=_decimal_comma(names, columns, data, notes), time_of_day=time_of_day, price_is=price_is,
     )
+    if note := price_note(mapping):
+        notes.append(note)
+    return mapping
+
+
+def _time_by_content(names: list[str], kinds: list[dict[str, int]], columns: dict, notes: list[str]) -> str | None:
+    """The first column of dates or times (not bare numbers, which are more often ids or amounts) when no header
+    name is a time's (an order export's Placed); ``notes`` says which was taken."""
+    found = next((n for n, k in zip(names, kinds) if n not in columns.values()
+                  and _major(k) in ("iso", "dmy", "ymd", "month_name")), None)
+    if found is not None:
+        notes.append(f"no column is named as the time: {found!r} holds dates and is taken as the time; check the "
+                     "mapping")
+    return found
+
+
+def _customer_by_name(names: list[str], columns: dict, notes: list[str]) -> str | None:
+    """The customer of a transaction file whose header names none by a known name (``notes`` says which was
+    taken): the first column named for a customer (Client Ref, Buyer Name, Member No) or, failing that, the
+    first named as an id (BTYD's CDNOW ``masterid``) that is no order's number."""
+    free = [n for n in names if n not in columns.values()]
+    words = [n for n in free if re.search(r"(customer|client|buyer|shopper|member|user|account|e_?mail|patron|"
+                                          r"subscriber)", _norm(n)) and not re.search(r"(type|group|note|status|"
+                                                                                      r"since|count)", _norm(n))]
+    order = {n for n in free for a in ORDER_ALIASES if a in _name_keys(n) or a.replace("_", "") in _name_keys(n)}
+    ids = [n for n in free if re.sub(r"[^a-z0-9]", "", _norm(n)).endswith("id") and n not in order]
+    found = (words or ids or [None])[0]
+    if found is not None:
+        notes.append(f"no column is named as the customer: {found!r} is taken as the customer; check the mapping")
+    return found
+
+
+def _order_as_session(names: list[str], data: list[list[str]], columns: dict, has_header: bool,
+                      notes: list[str]) -> None:
+    """Map the order number of an order export or transaction file as the session of its purchases (``columns``
+    is updated): a column of ``#1001`` numbers (Shopify's Name), a column named as one (Order ID, Order #,
+    Invoice), or, where each row is an order (no item column), one named ``id`` (Magento's, Stripe's)."""
+    if columns["session_id"] or not has_header:
+        return
+    # mostly filled: an order's number on each of its lines, not a receipt number on some
+    free = [n for n in names if n not in columns.values() and _filled_share(data, names.index(n)) >= _MIN_FILLED_SHARE]
+    keys = {n: _name_keys(n) for n in free}
+    found = next((n for n in free if _share(data, names.index(n), _ORDER_NUMBER) >= _TIME_MIN_SHARE), None)
+    found = found or next((n for alias in ORDER_ALIASES for n in free
+                           if alias in keys[n] or alias.replace("_", "") in keys[n]), None)
+    if found is None and not columns["item_id"]:
+        found = next((n for n in free if "id" in keys[n]), None)
+    if found is not None:
+        columns["session_id"] = found
+        notes.append(f"each order ({found!r}) is taken as a session")
+
+
+def _price_kind(columns: dict, has_header: bool) -> str:
+    """What the price column holds (a key of :data:`PRICE_KINDS`): a unit price or a line total when its name says
+    so; else (a total, an amount, a value, or no header) a line total where rows name an item, an order total
+    where they do not."""
+    if not columns.get("price"):
+        return "unit_price"
+    keys = _name_keys(columns["price"]) if has_header else set()
+
+    def named(aliases: tuple[str, ...]) -> bool:
+        return any(a in keys or a.replace("_", "") in keys for a in aliases)
+
+    if named(_UNIT_PRICE_ALIASES):
+        return "unit_price"
+    if named(_LINE_TOTAL_ALIASES):
+        return "line_total"
+    if named(_ORDER_TOTAL_ALIASES):
+        return "order_total"
+    return "line_total" if columns.get("item_id") else "order_total"
+
+
+def price_note(mapping: Mapping) -> str | None:
+    """What the analyst is told when the price column holds a total, not a unit price (None for a unit price)."""
+    if mapping.price_is == "unit_price" or not mapping.columns.get("price"):
+        return None
+    price, quantity = mapping.columns["price"], mapping.columns.get("quantity")
+    kind = {"line_total": "line totals (unit price x quantity)", "order_total": "order totals"}[mapping.price_is]
+    stored = (f"the price stored is the total / {quantity!r} (the average unit price)" if quantity
+              else "the price stored is the whole total, for one unit")
+    return f"{PRICE_NOTE_START}{price!r} are {kind}, not unit prices: each row's revenue is its total; {stored}"
 
 
 def _retail_notes(has_header: bool, normed: list[str]) -> list[str]:
@@ -910,6 +1149,10 @@ def _time_settings(names, columns, data, layout_format: str | None, notes: list[
                      "read as ISO 8601")
         return found, True
     return layout_format or found or "iso", found is not None
+
+
+#: how the notes of :func:`_required_present` begin
+_MISSING_NOTE_STARTS = ("no user column found", "no time column found", "no event type column found")
 
 
 def _required_present(columns: dict, constant: str | None, notes: list[str]) -> bool:

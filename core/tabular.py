@@ -20,11 +20,13 @@ the header); line breaks inside a value are read as spaces to keep it so.
   its cached result.
 - **Parquet** (DuckDB's reader, streamed to CSV by ``COPY``): every column, times with a zone
   as UTC, a struct's fields as columns of their own named ``parent.field`` (GA4's ``device.category``),
-  lists and maps as DuckDB's text form of them.
+  lists and maps as JSON text.
 - **JSON** (an array of objects or one object per line, as Mixpanel's and Segment's raw exports and
   BigQuery's JSON export write them; gzip-compressed too): DuckDB's reader, then as Parquet: one row
   per object, nested objects as ``parent.field`` columns (``properties.distinct_id``), which the
-  sniffer matches by their last part; a key first seen late in the file still gets its column.
+  sniffer matches by their last part; a key first seen late in the file still gets its column. Every
+  value is written as the file writes it, whatever the types around it: a text without its quotes, a
+  number as its digits, a list or an object as JSON, which the load quarantines where one value belongs.
 - **UTF-16 text** (Excel's "Unicode Text" export, Google Ads' and some BI tools' CSV downloads;
   gzip-compressed too): decoded and written out as UTF-8, line for line and byte for byte otherwise
   (delimiter, quotes and line endings as they were), so the CSV path reads it as any other text file.
@@ -72,6 +74,9 @@ class Converted:
     complete: bool  # False when ``max_rows`` stopped it early
     note: str
     sheet: str | None = None  # the worksheet read, for a spreadsheet
+    #: columns whose values may be a list or an object, written as JSON text (a JSON file's, a Parquet file's
+    #: lists and maps): a row holding one where one value belongs is quarantined (:mod:`core.ingest`)
+    nested: tuple[str, ...] = ()
 
 
 def kind_of(path: Path) -> str | None:
@@ -237,47 +242,64 @@ def _parquet_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
         except duckdb.Error as exc:
             raise SchemaError(f"{path.name} is a Parquet file that could not be read ({str(exc).splitlines()[0]}); "
                               "expected a complete Parquet file of events") from exc
-        written, said = _copy_flat(con, f"read_parquet({_literal(path)})", out, max_rows,
-                                   f"{path.name} is a Parquet file")
+        written, said, nested = _copy_flat(con, f"read_parquet({_literal(path)})", out, max_rows,
+                                           f"{path.name} is a Parquet file")
     return Converted(written, max_rows is None or n_rows <= max_rows - 1,
                      f"a Parquet file of {n_rows:,} rows: read as a table (line numbers are its row numbers + 1 "
-                     "for the header; times with a zone as UTC, nested fields as columns named parent.field, line "
-                     "breaks in values as spaces)" + (f"; {said}" if said else ""))
+                     "for the header; times with a zone as UTC, nested fields as columns named parent.field, lists "
+                     "as JSON, line breaks in values as spaces)" + (f"; {said}" if said else ""), nested=tuple(nested))
 
 
 # --- JSON ----------------------------------------------------------------------------------------------
 
 
 def _json_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
-    """DuckDB's JSON reader infers the columns from the first :data:`_JSON_SAMPLE_OBJECTS` objects and
-    drops keys that first appear after them (a price on the purchases of a file that starts with views)
-    without a word. Every object's keys are listed first (:func:`_keys_beyond_sample`, a fast pass
-    with no typing); when some are new, or a value later has another type (``"N/A"`` where numbers
-    were), the columns are inferred from the whole file. The sniff and the load take the same
-    decision, so both see the same columns."""
+    """DuckDB's JSON reader finds the columns (nested objects, lists of items) from the first
+    :data:`_JSON_SAMPLE_OBJECTS` objects; the file is then read with every value in them read as text
+    (:func:`_as_written`), so each reaches the CSV as written: a text as its text, a number as its
+    digits, a list or an object as JSON (:data:`Converted.nested`). Typed by the sample, a later value of
+    another type would be changed without a word (``5.5`` where whole numbers were read as ``6``, a
+    24-digit id as a rounded float) or written JSON-quoted (``"u-abc"`` among numbers).
+
+    The reader drops keys that first appear after its sample (a price on the purchases of a file that
+    starts with views): every object's keys are listed first (:func:`_keys_beyond_sample`, a fast pass
+    with no typing); when some are new, or an object later has another shape (text where an object
+    was), the columns are found from the whole file. The sniff and the load take the same decision,
+    so both see the same columns."""
     import duckdb
 
     compression = "gzip" if _head(path)[1] else "none"
 
-    def source(whole: bool) -> str:
+    def auto(whole: bool) -> str:
         sample = ", sample_size = -1" if whole else ""
         return f"read_json_auto({_literal(path)}, compression = '{compression}'{sample})"
 
+    def copy(whole: bool, rel=None) -> tuple[int, str, list[str]]:
+        """The rows written out, values as written, the columns found from the sample or the ``whole`` file
+        (``rel``: that reader's relation when made already); every column may hold a list or an object (read as
+        text, it is written as JSON)."""
+        rel = rel or con.sql(f"SELECT * FROM {auto(whole)}")
+        if _case_twins(rel.columns, rel.types):  # no column list can name both: typed from the sample, as found
+            written, said, nested = _copy_flat(con, auto(whole), out, max_rows, f"{path.name} is JSON")
+            return written, "; ".join(filter(None, [said, _CASE_TWINS_NOTE])), nested
+        spec = ", ".join(f"{_literal(n)}: {_literal(_as_written(k))}" for n, k in zip(rel.columns, rel.types))
+        source = f"read_json({_literal(path)}, compression = '{compression}', format = 'auto', columns = {{{spec}}})"
+        return _copy_flat(con, source, out, max_rows, f"{path.name} is JSON", mixed=_mixed(rel), loose=True)
+
     with _duck() as con:
         try:
-            sampled = con.sql(f"SELECT * FROM {source(False)}")  # typed from the sample: read once, used twice
+            sampled = con.sql(f"SELECT * FROM {auto(False)}")  # typed from the sample: read once, used twice
             late = _keys_beyond_sample(con, path, compression, sampled)
             whole = (f"keys first seen after the first {_JSON_SAMPLE_OBJECTS:,} objects ({', '.join(late[:5])}): "
                      "the whole file was read for its columns") if late else ""
             try:
-                written, said = _copy_flat(con, source(bool(late)), out, max_rows, f"{path.name} is JSON",
-                                           None if late else sampled)
-            except duckdb.InvalidInputException as exc:  # a value of another type after the sample
+                written, said, nested = copy(True) if late else copy(False, sampled)
+            except duckdb.InvalidInputException:  # an object where text was, or text where an object was
                 if late:
                     raise
-                whole = (f"values of another type after the first {_JSON_SAMPLE_OBJECTS:,} objects (text where "
-                         "numbers were): the whole file was read for its column types")
-                written, said = _copy_flat(con, source(True), out, max_rows, f"{path.name} is JSON")
+                whole = (f"objects of another shape after the first {_JSON_SAMPLE_OBJECTS:,} objects (text where an "
+                         "object or a list was): the whole file was read for its columns")
+                written, said, nested = copy(True)
         except duckdb.Error as exc:
             raise SchemaError(f"{path.name} is JSON that could not be read as objects of events "
                               f"({str(exc).splitlines()[0]}); expected an array of objects or one object per "
@@ -285,7 +307,51 @@ def _json_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
     said = "; ".join(filter(None, [said, whole]))
     return Converted(written, max_rows is None or written < max_rows,
                      "JSON: one row per object (line numbers are its object numbers + 1 for the header; nested "
-                     "objects as columns named parent.field, times with a zone as UTC)" + (f"; {said}" if said else ""))
+                     "objects as columns named parent.field, values as written)" + (f"; {said}" if said else ""),
+                     nested=tuple(nested))
+
+
+_CASE_TWINS_NOTE = ("keys that differ only in case (Price and price) are read as DuckDB's reader types them from its "
+                    "sample: a later value of another type may be changed")
+
+
+def _case_twins(names, kinds) -> bool:
+    """Whether two keys of one object differ only in case (DuckDB's reader names the second ``price_1``), at
+    any depth: a list of columns to read cannot name both."""
+    lower = {n.lower() for n in names}
+    if any((m := re.match(r"^(.*)_\d+$", n)) and m.group(1).lower() in lower for n in names):
+        return True
+    return any(_case_twins(*zip(*k.children)) for k in kinds if k.id == "struct" and k.children) or any(
+        _case_twins(*zip(*k.child.children)) for k in kinds if k.id == "list" and k.child.id == "struct"
+        and k.child.children)
+
+
+def _mixed(rel, parent: str = "", kinds=None) -> set[str]:
+    """Names (``parent.field``) of the columns of ``rel`` (a JSON reader's, typed from its sample) typed JSON:
+    values of several types, objects among them (``properties`` an object but text in some rows), whose objects'
+    keys may be columns (:func:`_flatten`)."""
+    out: set[str] = set()
+    for name, kind in (zip(rel.columns, rel.types) if kinds is None else kinds):
+        full = f"{parent}.{name}" if parent else name
+        if kind.id == "struct":
+            out |= _mixed(None, full, kind.children)
+        elif str(kind) == "JSON":
+            out.add(full)
+    return out
+
+
+def _as_written(kind) -> str:
+    """The DuckDB type to read a JSON value of sampled type ``kind`` with: objects keep their fields and a
+    list of objects its objects, so that they are flattened (:func:`_flat_columns`); every other value is
+    text, which DuckDB's reader fills with the value as written whatever its type (a text unquoted, a number
+    as its digits, a list or an object as JSON)."""
+    if kind.id == "struct" and kind.children:
+        return "STRUCT(" + ", ".join(f"{_ident(n)} {_as_written(k)}" for n, k in kind.children) + ")"
+    if kind.id == "list" and kind.child.id == "struct" and kind.child.children:
+        return f"{_as_written(kind.child)}[]"
+    if kind.id == "map":  # an object of many keys, or of keys each in few objects (see _frequent_keys)
+        return "MAP(VARCHAR, VARCHAR)"
+    return "VARCHAR"
 
 
 #: objects DuckDB's JSON reader types its columns from (its default ``sample_size``)
@@ -308,7 +374,9 @@ def _keys_beyond_sample(con, path: Path, compression: str, sampled) -> list[str]
     found = con.execute(
         f"SELECT DISTINCT e.p, unnest(e.ks) FROM (SELECT unnest([{paths}]) AS e FROM read_json_objects("
         f"{_literal(path)}, compression = '{compression}', format = 'auto')) ORDER BY ALL").fetchall()
-    return [f"{p}.{k}" if p else k for p, k in found if (p, k) not in known]
+    # compared in any case: DuckDB names the second of two keys that differ only in case price_1 (_case_twins)
+    known = {(p.lower(), k.lower()) for p, k in known}
+    return [f"{p}.{k}" if p else k for p, k in found if (p.lower(), k.lower()) not in known]
 
 
 def _json_path(key: str) -> str:
@@ -333,11 +401,12 @@ class _duck:
         self.con.close()
 
 
-def _copy_flat(con, source: str, out: Path, max_rows: int | None, what: str, rel=None) -> tuple[int, str]:
+def _copy_flat(con, source: str, out: Path, max_rows: int | None, what: str, mixed: set[str] = frozenset(),
+               loose: bool = False) -> tuple[int, str, list[str]]:
     """COPY the rows of ``source`` (a DuckDB table function) to ``out`` as CSV with a header, nested values
-    flattened (:func:`_flat_columns`); the lines written (header included) and what the flattening did, for
-    the note."""
-    columns, items, said = _flat_columns(con, source, rel)
+    flattened (:func:`_flat_columns`); the lines written (header included), what the flattening did, for
+    the note, and the columns that may hold a list or an object (``loose``: all of them)."""
+    columns, items, said, nested = _flat_columns(con, source, mixed)
     if not columns:
         raise SchemaError(f"{what} without columns; expected a table of events")
     if items is not None:  # one row per item; an event without items keeps one row
@@ -345,17 +414,20 @@ def _copy_flat(con, source: str, out: Path, max_rows: int | None, what: str, rel
         source = (f"(SELECT *, unnest(CASE WHEN len({ident}) > 0 THEN {ident} ELSE [NULL] END) AS {_ITEM} "
                   f"FROM {source})")
     limit = f" LIMIT {int(max_rows) - 1}" if max_rows is not None else ""  # the header is a line too
+    if loose:
+        nested = con.sql(f"SELECT {', '.join(columns)} FROM {source} LIMIT 0").columns
     rows = con.execute(f"COPY (SELECT {', '.join(columns)} FROM {source}{limit}) TO {_literal(out)} "
                        "(FORMAT csv, HEADER true, QUOTE '\"', ESCAPE '\"', DATEFORMAT '%Y-%m-%d')").fetchone()[0]
-    return 1 + rows, said
+    return 1 + rows, said, nested
 
 
 #: the alias of one element of an event's list of items, unnested (no column of a real export is named so)
 _ITEM = '"__cartsight_item__"'
 
 
-def _flat_columns(con, source: str, rel=None) -> tuple[list[str], str | None, str]:
-    """The select expressions that write ``source``'s rows flat, the column of items to unnest, and a note.
+def _flat_columns(con, source: str, mixed: set[str] = frozenset()) -> tuple[list[str], str | None, str, list[str]]:
+    """The select expressions that write ``source``'s rows flat, the column of items to unnest, a note, and
+    the columns that may hold a list or an object (written as JSON).
 
     - a struct: its fields as columns of their own (``device.category``);
     - the first list of structs with an item id (GA4's ``items``: ``item_id``, ``price``, ``quantity``):
@@ -363,61 +435,117 @@ def _flat_columns(con, source: str, rel=None) -> tuple[list[str], str | None, st
     - a list of key-value structs (GA4's ``event_params``: ``key`` and ``value``): one column per key
       any row holds (``event_params.ga_session_id``; the keys of a million rows' lists are read in
       0.14 s from Parquet, measured);
-    - other lists and maps: their text.
-
-    ``rel``: ``source``'s relation when the caller has made it already (a JSON reader types its sample once).
+    - a map (JSON objects of many keys, or of keys each in few objects: DuckDB's reader makes them one), or a
+      JSON column named in ``mixed`` (objects in some rows, text in others): the keys
+      :data:`_MAP_KEY_MIN_SHARE` of the rows hold as columns, then the column itself;
+    - other lists: their JSON text.
     """
     from core.sniff import FIELD_ALIASES
 
-    if rel is None:
-        rel = con.sql(f"SELECT * FROM {source}")
+    rel = con.sql(f"SELECT * FROM {source}")
     columns: list[str] = []
-    items, params = None, []
+    nested: list[str] = []
+    items, params, maps = None, [], []
+
+    def frequent(expr: str, name: str, kind) -> list[str]:
+        if kind.id != "map" and name not in mixed:
+            return []
+        keys = _frequent_keys(con, source, expr, kind)
+        maps.extend([name] if keys else [])
+        return keys
+
     for name, kind in zip(rel.columns, rel.types):
-        fields = [f for f, _ in kind.child.children] if kind.id == "list" and kind.child.id == "struct" else []
-        if items is None and set(fields) & set(FIELD_ALIASES["item_id"]):
+        children = dict(kind.child.children) if kind.id == "list" and kind.child.id == "struct" else {}
+        if items is None and set(children) & set(FIELD_ALIASES["item_id"]):
             items = name
-            _flatten(_ITEM, name, kind.child, columns)
-        elif {"key", "value"} <= set(fields):
+            _flatten(_ITEM, name, kind.child, columns, nested)
+        elif {"key", "value"} <= set(children):
             params.append(name)
             ident = _ident(name)
+            key = _sql_text("x.key", children["key"])
             keys = [r[0] for r in con.execute(
-                f"SELECT DISTINCT k FROM (SELECT unnest(list_transform({ident}, lambda x: x.key)) AS k FROM "
+                f"SELECT DISTINCT k FROM (SELECT unnest(list_transform({ident}, lambda x: {key})) AS k FROM "
                 f"{source}) WHERE k IS NOT NULL ORDER BY k").fetchall()]
-            value_kind = dict(kind.child.children)["value"]
-            for key in keys:
-                value = f"list_filter({ident}, lambda x: x.key = {_literal(key)})[1].value"
-                parts = ([f"CAST({value}.{_ident(f)} AS VARCHAR)" for f, _ in value_kind.children]
-                         if value_kind.id == "struct" else [f"CAST({value} AS VARCHAR)"])
-                columns.append(f"coalesce({', '.join(parts)}) AS {_ident(f'{name}.{key}')}")
+            value_kind = children["value"]
+            for k in keys:
+                value = f"list_filter({ident}, lambda x: {key} = {_literal(k)})[1].value"
+                parts = ([_sql_text(f"{value}.{_ident(f)}", f_kind) for f, f_kind in value_kind.children]
+                         if value_kind.id == "struct" and value_kind.children else [_sql_text(value, value_kind)])
+                columns.append(f"coalesce({', '.join(parts)}) AS {_ident(f'{name}.{k}')}")
         else:
-            _flatten(_ident(name), name, kind, columns)
+            _flatten(_ident(name), name, kind, columns, nested, frequent)
     said = []
     if items is not None:
         said.append(f"one row per item of each event's {items!r} list (an event without items: one row), so line "
                     "numbers count those rows")
     if params:
         said.append(f"key-value lists ({', '.join(repr(p) for p in params)}) as one column per key")
-    return columns, items, "; ".join(said)
+    if maps:
+        said.append(f"objects whose keys vary from row to row, or that are text in some rows ({', '.join(maps)}): a "
+                    f"key {_MAP_KEY_MIN_SHARE:.0%} of the rows hold as a column of its own, each whole value too")
+    return columns, items, "; ".join(said), nested
 
 
-def _flatten(expr: str, name: str, kind, columns: list[str]) -> None:
-    """Append the select expression(s) of one column: a struct's fields one by one (``parent.field``), other
-    values as the CSV should hold them."""
+def _flatten(expr: str, name: str, kind, columns: list[str], nested: list[str], frequent=None) -> None:
+    """Append the select expression(s) of one column: a struct's fields one by one (``parent.field``), a map's
+    frequent keys as well (``frequent(expr)`` lists them) and then the map itself, other values as the CSV should
+    hold them; ``nested`` gets the name of a column that may hold a list or an object."""
     if kind.id == "struct" and kind.children:
         for child, child_kind in kind.children:
-            _flatten(f"{expr}.{_ident(child)}", f"{name}.{child}", child_kind, columns)
+            _flatten(f"{expr}.{_ident(child)}", f"{name}.{child}", child_kind, columns, nested, frequent)
         return
+    if frequent is not None and (kind.id == "map" and str(kind.key) == "VARCHAR" or str(kind) in ("JSON", "VARCHAR")):
+        for key in frequent(expr, name, kind):
+            if kind.id == "map":
+                _flatten(f"{expr}[{_literal(key)}]", f"{name}.{key}", kind.value, columns, nested)
+            else:  # one level down; a value that is no object has none of its keys
+                value = f"json_extract_string({expr}, {_literal(_json_path(key))})"
+                columns.append(f"CASE WHEN {_is_object(expr)} THEN {_one_line(value)} END AS {_ident(f'{name}.{key}')}")
+                nested.append(f"{name}.{key}")
     text = str(kind)
     if text == "TIMESTAMP WITH TIME ZONE":
         value = f"CAST({expr} AS TIMESTAMP)"  # the session's zone is UTC
     elif text == "VARCHAR":
-        value = f"replace(replace({expr}, chr(13), ' '), chr(10), ' ')"
-    elif text.endswith("[]") or text.startswith(("STRUCT", "MAP", "UNION")):
-        value = f"replace(replace(CAST({expr} AS VARCHAR), chr(13), ' '), chr(10), ' ')"
+        value = _one_line(expr)
+    elif text == "JSON" or kind.id in ("list", "array", "map", "struct", "union"):
+        value = _one_line(_sql_text(expr, kind))
+        nested.append(name)
     else:
         value = expr
     columns.append(f"{value} AS {_ident(name)}")
+
+
+#: a key of a map (JSON objects whose keys vary: Mixpanel's properties over hundreds of custom properties) gets a
+#: column of its own when at least this share of rows hold it; the others stay in the map's column, as JSON
+_MAP_KEY_MIN_SHARE = 0.01
+
+
+def _frequent_keys(con, source: str, expr: str, kind) -> list[str]:
+    """The keys of the map or JSON objects ``expr`` that at least :data:`_MAP_KEY_MIN_SHARE` of ``source``'s rows
+    hold, in order."""
+    keys = f"map_keys({expr})" if kind.id == "map" else f"CASE WHEN {_is_object(expr)} THEN json_keys({expr}) END"
+    return [r[0] for r in con.execute(
+        f"SELECT k FROM (SELECT unnest({keys}) AS k FROM {source}) GROUP BY k "
+        f"HAVING count(*) >= {_MAP_KEY_MIN_SHARE!r} * (SELECT count(*) FROM {source}) ORDER BY k").fetchall()]
+
+
+def _is_object(expr: str) -> str:
+    """SQL: is ``expr`` (JSON, or text holding JSON) an object? Text that is no JSON is none."""
+    return f"(starts_with(CAST({expr} AS VARCHAR), '{{') AND json_valid(CAST({expr} AS VARCHAR)))"
+
+
+def _sql_text(expr: str, kind) -> str:
+    """``expr`` (of DuckDB type ``kind``) as text: a JSON text unquoted, a JSON number as its digits, a list or an
+    object as JSON, anything else cast."""
+    if str(kind) == "JSON":
+        return f"json_extract_string({expr}, '$')"
+    if kind.id in ("list", "array", "map", "struct", "union"):
+        return f"CAST(to_json({expr}) AS VARCHAR)"
+    return f"CAST({expr} AS VARCHAR)"
+
+
+def _one_line(expr: str) -> str:
+    return f"replace(replace({expr}, chr(13), ' '), chr(10), ' ')"
 
 
 def _ident(name: str) -> str:

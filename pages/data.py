@@ -17,7 +17,7 @@ import streamlit as st
 from core import config, dataset_names, safecsv, store, tabular
 from core.errors import CartsightError, IngestCancelled
 from core.ingest import ingest_file, quarantined_rows, remember_mapping
-from core.sniff import CANONICAL_FIELDS, TIME_FORMATS, Mapping, Sniffed, sniff
+from core.sniff import CANONICAL_FIELDS, PRICE_KINDS, TIME_FORMATS, Mapping, Sniffed, sniff
 from pages.common import DATASET_KEY, get_engine, show_error
 
 UPLOAD_KEY = "data_upload"  # {"file_id", "name", "dir", "path"} of the upload written to disk
@@ -37,7 +37,7 @@ FIELD_LABELS = {
     "item_id": "Item id",
     "category": "Category",
     "brand": "Brand",
-    "price": "Unit price",
+    "price": "Price or amount",
     "quantity": "Quantity",
     "session_id": "Session id",
 }
@@ -331,29 +331,43 @@ def _mapping_editor(sniffed: Sniffed, key: str) -> tuple[Mapping, bool]:
             index=constant_options.index(m.constant_event_type) if m.constant_event_type in constant_options else 0,
             key=f"{key}_constant", help="For files without an event type column, such as transactions or clicks.",
         )
-        event_map = dict(m.event_type_map)
+        kinds = list(PRICE_KINDS)
+        price_is = grid[0].selectbox(
+            "The price column holds", kinds, index=kinds.index(m.price_is) if m.price_is in kinds else 0,
+            format_func=PRICE_KINDS.get, key=f"{key}_price_is",
+            help="A total (an order export's Order Total, a line's amount) is stored as the unit price that gives it "
+                 "(total / quantity), so that revenue is the total.",
+        )
         values = _event_values(sniffed, columns["event_type"]) if constant == FROM_COLUMN else []
-        if values:
-            st.caption("Event values in the first rows and how they are read (values not listed here use the "
-                       "built-in names; unknown ones are kept as given and reported):")
-            table = pd.DataFrame({"value in file": values,
-                                  "read as": [event_map.get(v.lower(), KEEP_AS_GIVEN) for v in values]})
-            edited = st.data_editor(
-                table, hide_index=True, disabled=["value in file"], key=f"{key}_event_map",
-                column_config={"read as": st.column_config.SelectboxColumn(
-                    "read as", options=[*config.EVENT_TYPES, KEEP_AS_GIVEN], required=True)},
-            )
-            for value, read_as in zip(edited["value in file"], edited["read as"]):
-                if read_as == KEEP_AS_GIVEN:
-                    event_map.pop(value.lower(), None)
-                else:
-                    event_map[value.lower()] = read_as
+        event_map = _event_map_editor(values, m.event_type_map, key)
     mapping = Mapping.from_dict({
         **m.to_dict(), "columns": columns, "time_format": time_format, "event_type_map": event_map,
         "constant_event_type": None if constant == FROM_COLUMN else constant,
-        "time_of_day": None if clock == UNMAPPED else clock,
+        "time_of_day": None if clock == UNMAPPED else clock, "price_is": price_is,
     })
     return mapping, mapping.to_dict() != m.to_dict()
+
+
+def _event_map_editor(values: list[str], event_type_map: dict[str, str], key: str) -> dict[str, str]:
+    """A table of the event values in the first rows and how each is read, editable; the map to load with."""
+    event_map = dict(event_type_map)
+    if not values:
+        return event_map
+    st.caption("Event values in the first rows and how they are read (values not listed here use the "
+               "built-in names; unknown ones are kept as given and reported):")
+    table = pd.DataFrame({"value in file": values,
+                          "read as": [event_map.get(v.lower(), KEEP_AS_GIVEN) for v in values]})
+    edited = st.data_editor(
+        table, hide_index=True, disabled=["value in file"], key=f"{key}_event_map",
+        column_config={"read as": st.column_config.SelectboxColumn(
+            "read as", options=[*config.EVENT_TYPES, KEEP_AS_GIVEN], required=True)},
+    )
+    for value, read_as in zip(edited["value in file"], edited["read as"]):
+        if read_as == KEEP_AS_GIVEN:
+            event_map.pop(value.lower(), None)
+        else:
+            event_map[value.lower()] = read_as
+    return event_map
 
 
 def _unmapped_required(mapping: Mapping) -> list[str]:

@@ -475,3 +475,77 @@ def test_constant_event_type_wins_over_a_mapped_column(duck_engine):
     mapping.constant_event_type = "purchase"
     report = ingest_file(duck_engine, FIXTURES / "pipe.csv", "const", mapping=mapping)
     assert report.events_by_type == {"purchase": 3}
+
+
+def test_a_quantity_that_is_no_whole_number_is_quarantined_not_rounded(engine, tmp_path):
+    path = tmp_path / "qty.csv"
+    path.write_text("user_id,event_time,event_type,quantity\nu1,2024-03-01 10:00:00,purchase,2\n"
+                    "u1,2024-03-01 10:01:00,purchase,2.0\nu1,2024-03-01 10:02:00,purchase,1e1\n"
+                    "u1,2024-03-01 10:03:00,purchase,2.5\nu1,2024-03-01 10:04:00,purchase,-1\n")
+    report = ingest_file(engine, path, "qty")
+    assert [r[7] for r in _events(engine, "qty")] == [2, 2, 10, -1]
+    assert quarantined_rows(engine, "qty")[["line_no", "detail"]].values.tolist() == [
+        [5, "column 'quantity': '2.5' is not a whole number; expected a quantity"]]
+    assert report.rows_quarantined == 1
+
+
+def _revenue(engine, name: str) -> float:
+    from core import queries
+
+    return queries.kpis(engine, store.get_dataset(engine, name)["dataset_id"])
+
+
+def test_an_order_export_loads_as_purchases_whose_revenue_is_the_order_total(engine, tmp_path):
+    import json
+
+    path = tmp_path / "orders.csv"
+    path.write_text("Order ID,Customer ID,Order Date,Order Total,Items\n1001,C-17,2024-03-01,59.90,3\n"
+                    '1002,C-18,2024-03-02,$12.00,1\n1003,C-17,2024-03-09,"$1,204.50",12\n'
+                    "1004,C-19,2024-03-10,10.00,0\n1005,C-19,2024-03-11,0.00,0\n")
+    report = ingest_file(engine, path, "orders")
+    assert (report.layout, report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (
+        "transactions", 5, 4, {"zero_quantity": 1})
+    assert report.events_by_type == {"purchase": 4}
+    rows = _events(engine, "orders")
+    assert [(r[0], r[1], r[7], r[8]) for r in rows] == [
+        ("C-17", T(2024, 3, 1), 3, "1001"), ("C-18", T(2024, 3, 2), 1, "1002"), ("C-17", T(2024, 3, 9), 12, "1003"),
+        ("C-19", T(2024, 3, 11), 0, "1005")]
+    assert [r[6] * r[7] for r in rows[:3]] == pytest.approx([59.90, 12.00, 1204.50])  # price x quantity: the total
+    kpis = _revenue(engine, "orders")
+    assert (kpis["orders"], kpis["revenue"]) == (4, pytest.approx(1276.40))  # an order of nothing for 0.00 is one
+    assert quarantined_rows(engine, "orders")[["line_no", "detail"]].values.tolist() == [
+        [5, "column 'Items' is 0 for the total '10.00' in column 'Order Total'; expected a quantity other than 0 "
+            "(the price stored is the total / quantity)"]]
+    assert "each order ('Order ID') is taken as a session" in report.notes
+    assert ("the amounts in 'Order Total' are order totals, not unit prices: each row's revenue is its total; the "
+            "price stored is the total / 'Items' (the average unit price)") in report.notes
+    stored = json.loads(store.get_dataset(engine, "orders")["mapping_json"])
+    assert stored["price_is"] == "order_total"
+
+
+def test_a_headerless_clv_transaction_file_loads_as_purchases(engine, tmp_path):
+    path = tmp_path / "CDNOW_master.txt"
+    path.write_text("   00001  19970101   1   11.77\n   00002  19970112   1   12.00\n   00002  19970112   5   77.00\n"
+                    "   00003  19970102   2   20.76\n   00003  19970330   2  $20.76\n   00003  19971115   5   57.45\n")
+    report = ingest_file(engine, path, "cdnow")
+    assert (report.layout, report.rows_read, report.rows_loaded, report.users) == ("transactions", 6, 6, 3)
+    rows = _events(engine, "cdnow")
+    assert [(r[0], r[1], r[2], r[7]) for r in rows[:2]] == [
+        ("00001", T(1997, 1, 1), "purchase", 1), ("00003", T(1997, 1, 2), "purchase", 2)]  # ids keep their zeros
+    assert sum(r[6] * r[7] for r in rows) == pytest.approx(199.74)
+    assert _revenue(engine, "cdnow")["revenue"] == pytest.approx(199.74)
+    assert any(n.startswith("the amounts in 'c3' are order totals, not unit prices") for n in report.notes)
+
+
+def test_a_price_kind_set_by_hand_is_what_the_load_applies(engine, tmp_path):
+    path = tmp_path / "lines.csv"
+    path.write_text("customer,date,item,qty,amount\nc1,2024-03-01,A,4,10.00\nc1,2024-03-02,B,2,3.00\n")
+    mapping = sniff(path).mapping
+    assert mapping.price_is == "line_total"
+    mapping.price_is = "unit_price"  # the analyst knows better: the amount is each unit's
+    report = ingest_file(engine, path, "units", mapping=mapping)
+    assert [(r[6], r[7]) for r in _events(engine, "units")] == [(10.0, 4), (3.0, 2)]
+    assert not any(n.startswith("the amounts in ") for n in report.notes)
+    mapping.price_is = "cost"
+    with pytest.raises(SchemaError, match=r"^price_is 'cost' is not supported: expected one of \['unit_price', "):
+        ingest_file(engine, path, "bad", mapping=mapping)

@@ -374,6 +374,30 @@ def test_a_json_lines_export_is_uploaded_and_loaded(store_url):
     assert (tiles["Rows read"], tiles["Rows loaded"], tiles["Rows quarantined"]) == ("6", "6", "0")
 
 
+@ON_BOTH_STORES
+def test_an_order_export_shows_its_totals_and_loads_them_as_revenue(store_url):
+    data = (b"Order ID,Customer ID,Order Date,Order Total,Items\n1001,C-17,2024-03-01,59.90,3\n"
+            b"1002,C-18,2024-03-02,$12.00,1\n")
+    at = _upload(_page(), "orders.csv", data)
+    assert _detected(at)["Layout"] == "Transactions (customer, date, amount)"
+    captions = [c.value.replace("\\", "") for c in at.caption]
+    assert ("• the amounts in 'Order Total' are order totals, not unit prices: each row's revenue is its total; the "
+            "price stored is the total / 'Items' (the average unit price)") in captions
+    keys = _keys(at)
+    holds = at.selectbox(key=next(k for k in keys if k.endswith("_price_is")))
+    assert (holds.label, holds.value) == ("The price column holds", "order_total")
+    assert at.selectbox(key=next(k for k in keys if k.endswith("_col_session_id"))).value == "Order ID"
+    at.button(key="data_load").click().run()
+    run_until(at, lambda: _loaded(at))
+    assert not at.error, [e.value for e in at.error]
+    engine = store.make_engine(store_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(store.events.c.price, store.events.c.quantity, store.events.c.session_id)
+                            .order_by(store.events.c.session_id)).all()
+    engine.dispose()
+    assert [(round(p * q, 2), s) for p, q, s in rows] == [(59.90, "1001"), (12.00, "1002")]
+
+
 def test_bundled_sample_can_be_loaded_from_the_page(store_url):
     from core import config
 

@@ -335,3 +335,125 @@ def test_gzip_damaged_raises(tmp_path):
     path = _write(tmp_path, "bad.csv.gz", data[: len(data) // 2])
     with pytest.raises(SchemaError, match="gzip"):
         sniff(path)
+
+
+ORDER_EXPORTS = {
+    "a shop's order export": (
+        "Order ID,Customer ID,Order Date,Order Total,Items\n1001,C-17,2024-03-01,59.90,3\n"
+        "1002,C-18,2024-03-02,$12.00,1\n",
+        ("Customer ID", "Order Date", None, "Order Total", "Items", "Order ID", "order_total")),
+    "WooCommerce Analytics": (
+        "Date,Order #,Status,Customer,Customer type,Product(s),Items sold,Coupon(s),Net Sales\n"
+        '2024-03-01 10:00:00,1001,Completed,Ann Lee,new,"Mug, Tea",3,,41.00\n'
+        "2024-03-02 11:30:00,1002,Processing,Bo Chan,returning,Mug,1,SPRING,12.50\n",
+        ("Customer", "Date", None, "Net Sales", "Items sold", "Order #", "order_total")),
+    "WooCommerce order lines": (
+        "Order Number,Order Date,Email (Billing),Order Total Amount,SKU,Item Name,Quantity (- Refund),Item Cost\n"
+        "1001,2024-03-01 10:00,ann@example.com,41.00,MUG-1,Mug,2,12.50\n"
+        "1001,2024-03-01 10:00,ann@example.com,41.00,TEA-9,Tea,1,16.00\n",
+        ("Email (Billing)", "Order Date", "SKU", "Item Cost", "Quantity (- Refund)", "Order Number", "unit_price")),
+    "Magento order grid": (
+        "ID,Purchase Point,Purchase Date,Bill-to Name,Grand Total (Base),Status,Customer Email,Subtotal\n"
+        '000000001,Main Website,"Mar 1, 2024 10:05:00 AM",Ann Lee,$41.00,complete,ann@example.com,$36.00\n'
+        '000000002,Main Website,"Mar 2, 2024 1:15:00 PM",Bo Chan,$12.50,pending,bo@example.com,$10.00\n',
+        ("Customer Email", "Purchase Date", None, "Grand Total (Base)", None, "ID", "order_total")),
+    "BigCommerce": (
+        "Order ID,Customer ID,Customer Name,Customer Email,Order Date,Order Status,Subtotal (inc tax),"
+        "Order Total (inc tax),Total Quantity\n"
+        "101,7,Ann Lee,ann@example.com,2024-03-01,Completed,36.00,41.00,3\n"
+        "102,9,Bo Chan,bo@example.com,2024-03-02,Shipped,10.00,12.50,1\n",
+        ("Customer ID", "Order Date", None, "Order Total (inc tax)", "Total Quantity", "Order ID", "order_total")),
+    "Stripe payments": (
+        "id,Description,Created (UTC),Amount,Amount Refunded,Currency,Status,Customer ID,Customer Email\n"
+        "ch_3Ox1,Order 1001,2024-03-01 10:05:12,41.00,0.00,usd,Paid,cus_P1,ann@example.com\n"
+        "ch_3Ox2,Order 1002,2024-03-02 11:00:40,12.50,0.00,usd,Paid,cus_P2,bo@example.com\n",
+        ("Customer ID", "Created (UTC)", None, "Amount", None, "id", "order_total")),
+    "Shopify orders, one row each": (
+        "Name,Email,Financial Status,Paid at,Subtotal,Total,Created at\n"
+        "#1001,ann@example.com,paid,2024-03-01 10:05:00 +0100,36.00,41.00,2024-03-01 10:00:00 +0100\n"
+        "#1002,bo@example.com,paid,2024-03-02 11:05:00 +0100,10.00,12.50,2024-03-02 11:00:00 +0100\n",
+        ("Email", "Created at", None, "Total", None, "Name", "order_total")),
+    "Shopify, every column": (
+        "Name,Email,Financial Status,Paid at,Fulfillment Status,Accepts Marketing,Currency,Subtotal,Shipping,Total,"
+        "Created at,Lineitem quantity,Lineitem name,Lineitem price,Lineitem sku,Billing Name,Vendor,Device ID,Id,"
+        "Receipt Number,Payment ID\n"
+        "#1001,ann@example.com,paid,2024-03-01 10:05:00,fulfilled,yes,EUR,41.00,5.00,46.00,2024-03-01 10:00:00,2,Mug,"
+        "12.50,MUG-1,Ann Lee,Acme,5512345,5512345,,c123.1\n"
+        "#1001,ann@example.com,,,,,,,,,2024-03-01 10:00:00,1,Tea,16.00,TEA-9,,Leafy,,,,\n"
+        "#1002,bo@example.com,paid,2024-03-02 11:05:00,,no,EUR,9.00,5.00,14.00,2024-03-02 11:00:00,1,Mug,9.00,"
+        "MUG-1,Bo Chan,Acme,,5512346,R-7,c124.1\n",
+        ("Email", "Created at", "Lineitem sku", "Lineitem price", "Lineitem quantity", "Name", "unit_price")),
+    "Etsy sold orders": (
+        "Sale Date,Order ID,Buyer User ID,Full Name,Number of Items,Currency,Order Value,Shipping,Order Total,"
+        "Status,Buyer,SKU\n"
+        '03/01/24,3001,buyer1,Ann Lee,2,USD,40.00,5.00,45.00,Completed,annlee,"MUG-1,TEA-9"\n'
+        "03/13/24,3002,buyer2,Bo Chan,1,USD,12.50,3.00,15.50,Completed,bochan,MUG-1\n",
+        ("Buyer User ID", "Sale Date", "SKU", "Order Total", "Number of Items", "Order ID", "order_total")),
+    "billing e-mail, paid at": (
+        "Order Number,Paid at,Billing First Name,Billing Email,Billing Phone,Order Total\n"
+        "W-1001,2024-03-01 10:05:00,Ann,ann@example.com,+49 30 1234567,41.00\n"
+        "W-1002,2024-03-02 11:05:00,Bo,bo@example.com,,12.50\n",
+        ("Billing Email", "Paid at", None, "Order Total", None, "Order Number", "order_total")),
+    "line totals": (
+        "InvoiceNo,CustomerID,InvoiceDate,StockCode,Quantity,TotalPrice\n"
+        "536365,17850,2010-12-01 08:26,85123A,6,15.30\n536366,17850,2010-12-01 08:28,22633,6,11.10\n",
+        ("CustomerID", "InvoiceDate", "StockCode", "TotalPrice", "Quantity", "InvoiceNo", "line_total")),
+}
+
+
+@pytest.mark.parametrize("name", list(ORDER_EXPORTS))
+def test_order_exports_are_read_as_purchases_with_their_totals(tmp_path, name):
+    text, (user, time, item, price, quantity, order, price_is) = ORDER_EXPORTS[name]
+    m = sniff(_write(tmp_path, "orders.csv", text)).mapping
+    assert (m.layout, m.constant_event_type) == ("transactions", "purchase")
+    assert (m.columns["user_id"], m.columns["event_time"], m.columns["item_id"], m.columns["price"],
+            m.columns["quantity"], m.columns["session_id"], m.price_is) == (
+        user, time, item, price, quantity, order, price_is)
+    assert f"each order ({order!r}) is taken as a session" in m.notes
+    if price_is != "unit_price":
+        assert any(n.startswith(f"the amounts in {price!r} are ") for n in m.notes)
+    assert not any(n.startswith("no event type column found") for n in m.notes)
+
+
+CDNOW = ("   00001  19970101   1   11.77\n   00002  19970112   1   12.00\n   00002  19970112   5   77.00\n"
+         "   00003  19970102   2   20.76\n   00003  19970330   2   20.76\n   00003  19970402   2   19.54\n"
+         "   00003  19971115   5   57.45\n   00004  19970101   2   29.33\n")
+
+
+def test_a_headerless_clv_transaction_file_is_read_as_purchases(tmp_path):
+    m = sniff(_write(tmp_path, "CDNOW_master.txt", CDNOW)).mapping
+    assert (m.layout, m.delimiter, m.has_header, m.constant_event_type, m.time_format) == (
+        "transactions", " ", False, "purchase", "ymd")
+    assert (m.columns["user_id"], m.columns["event_time"], m.columns["quantity"], m.columns["price"],
+            m.columns["item_id"], m.price_is) == ("c0", "c1", "c2", "c3", None, "order_total")
+    assert m.confident is False  # guessed by content: the page opens the mapping for checking
+
+
+@pytest.mark.parametrize(("text", "user", "time", "price", "fmt"), [
+    ("masterid,sampleid,date,cds,sales\n4,1,19970101,2,29.33\n4,1,19970118,2,29.73\n18,2,19970102,1,14.96\n",
+     "masterid", "date", "sales", "ymd"),  # BTYD's cdnowElog.csv
+    ('Client Ref,Placed,Order Value (GBP)\nAC-1,01/03/2024 10:05,£41.00\nBX-7,13/03/2024 11:00,"£1,204.50"\n',
+     "Client Ref", "Placed", "Order Value (GBP)", "dmy_hm"),
+])
+def test_a_transaction_file_without_known_names_is_guessed_and_opened_for_checking(tmp_path, text, user, time,
+                                                                                    price, fmt):
+    m = sniff(_write(tmp_path, "tx.csv", text)).mapping
+    assert (m.layout, m.columns["user_id"], m.columns["event_time"], m.columns["price"], m.time_format,
+            m.price_is) == ("transactions", user, time, price, fmt, "order_total")
+    assert f"no column is named as the customer: {user!r} is taken as the customer; check the mapping" in m.notes
+    assert m.confident is False
+
+
+def test_a_point_of_sale_export_reads_its_payments_as_purchases(tmp_path):
+    m = sniff(_write(tmp_path, "square.csv",
+                     "Date,Time,Gross Sales,Net Sales,Transaction ID,Event Type,Customer ID\n"
+                     "2024-03-01,10:15:00,$41.00,$41.00,T1,Payment,CUS1\n"
+                     "2024-03-02,13:05:00,$12.50,$11.50,T2,Payment,CUS2\n")).mapping
+    assert (m.columns["event_type"], m.event_type_map["payment"], m.columns["price"], m.price_is) == (
+        "Event Type", "purchase", "Net Sales", "order_total")
+
+
+def test_a_headerless_file_of_small_numbers_without_an_amount_is_no_transaction_file(tmp_path):
+    m = sniff(_write(tmp_path, "views.csv", "1,5,1709287200\n2,7,1709287260\n1,3,1709287320\n")).mapping
+    assert (m.layout, m.columns["item_id"], m.columns["quantity"], m.constant_event_type) == (
+        "generic", "c1", None, None)  # the item is no count: the analyst is asked for the event type

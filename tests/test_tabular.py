@@ -391,10 +391,12 @@ def test_a_json_value_of_another_type_after_the_sample_is_quarantined_not_the_wh
     assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (
         21_000, 20_999, {"non_numeric_price": 1})
     assert quarantined_rows(duck_engine, "typed")["line_no"].tolist() == [20_992]
-    assert "values of another type after the first 20,480 objects (text where numbers were)" in report.notes[0]
+    assert quarantined_rows(duck_engine, "typed")["detail"].tolist() == [
+        "column 'price': 'N/A' is not a number; expected a price"]
+    assert "the whole file was read" not in report.notes[0]  # every value is read as written: no second pass
 
 
-def test_a_json_object_that_turns_into_text_late_keeps_the_previews_mapping_by_name(duck_engine, tmp_path):
+def test_a_json_object_that_turns_into_text_late_keeps_its_fields_as_columns(duck_engine, tmp_path):
     import json
 
     path = tmp_path / "turns.jsonl"
@@ -406,16 +408,14 @@ def test_a_json_object_that_turns_into_text_late_keeps_the_previews_mapping_by_n
     mapping = sniff(path).mapping  # the preview: ctx.brand and ctx.ref are columns before the time
     assert mapping.source_columns[:3] == ["user_id", "ctx.brand", "ctx.ref"]
     assert mapping.columns["brand"] == "ctx.brand"
-    with pytest.raises(SchemaError, match=r"^turns\.jsonl read whole has no column 'ctx\.brand', which its preview "
-                                          r"had and the mapping uses for brand; columns: \['user_id', 'ctx', "):
-        ingest_file(duck_engine, path, "turns", mapping=mapping)
-    assert store.list_datasets(duck_engine) == []
-    mapping.columns["brand"] = None  # as the message says; the other columns are found by name, not position
-    report = ingest_file(duck_engine, path, "turns", mapping=mapping)
+    report = ingest_file(duck_engine, path, "turns", mapping=mapping)  # read whole, ctx is also a column of its own
     assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (21_000, 21_000, 0)
     assert "read whole, the file has other columns than its preview (['ctx'] new): the mapped ones are read by " \
            "name" in report.notes
-    assert {(e[0][0], e[1].year, e[2], e[6]) for e in _events(duck_engine, "turns")} == {("u", 2024, "view", 2.5)}
+    events = _events(duck_engine, "turns")
+    assert {(e[0][0], e[1].year, e[2], e[6]) for e in events} == {("u", 2024, "view", 2.5)}
+    assert sorted(((e[5] or "-") for e in events), reverse=True)[-2:] == ["acme", "-"]  # the text has no brand
+    assert sum(e[5] == "acme" for e in events) == 20_999
 
 
 def test_a_key_value_list_key_seen_only_in_a_late_row_gets_its_column(duck_engine, tmp_path):
@@ -446,3 +446,101 @@ def test_damaged_parquet_is_refused_and_nothing_is_written(duck_engine, tmp_path
     with pytest.raises(SchemaError, match=r"^cut\.parquet is a Parquet file that could not be read \("):
         ingest_file(duck_engine, cut, "cut")
     assert store.list_datasets(duck_engine) == []
+
+
+def _mixed_objects() -> list[dict]:
+    """60 events whose fields change type now and then, as hand-written or merged exports do."""
+    objects = [{"user_id": i % 7, "event_time": f"2024-03-01 10:{i:02d}:00", "event_type": "view", "item_id": "p1",
+                "quantity": 1, "properties": {"price": 12.5, "brand": "Acme"}} for i in range(60)]
+    objects[5]["user_id"] = "u-abc"  # one text id among numbers
+    objects[10]["event_type"] = ["purchase"]  # a list where one value belongs: quarantined (line 12)
+    objects[20]["properties"]["price"] = "12.50"  # a price written as text
+    objects[30]["quantity"] = "2"
+    objects[31]["quantity"] = 2.5  # no whole number: quarantined (line 33), not rounded to 3
+    objects[40]["item_id"] = 42
+    objects[41]["properties"]["brand"] = {"name": "Acme"}  # an object where one value belongs (line 43)
+    objects[50]["user_id"] = 123456789012345678901234  # a number no integer type holds: its digits, not a float
+    return objects
+
+
+@pytest.mark.parametrize("form", ["array", "lines"])
+def test_json_values_of_mixed_type_are_stored_as_their_text(engine, tmp_path, form):
+    import json
+
+    objects = _mixed_objects()
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps(objects) if form == "array" else "".join(json.dumps(o) + "\n" for o in objects))
+    mapping = sniff(path).mapping
+    assert (mapping.columns["price"], mapping.columns["brand"]) == ("properties.price", "properties.brand")
+    report = ingest_file(engine, path, "mixed")
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (
+        60, 57, {"nested_value": 2, "non_numeric_quantity": 1})
+    assert report.events_by_type == {"view": 57}  # not '"view"' with its quotes
+    assert quarantined_rows(engine, "mixed")[["line_no", "detail"]].values.tolist() == [
+        [12, "column 'event_type': '[\"purchase\"]' is a list; expected one value (a text or a number)"],
+        [33, "column 'quantity': '2.5' is not a whole number; expected a quantity"],
+        [43, "column 'properties.brand': '{\"name\":\"Acme\"}' is an object; expected one value (a text or a number)"]]
+    events = {e[1].minute: e for e in _events(engine, "mixed")}
+    assert events[5][0] == "u-abc" and events[0][0] == "0"
+    assert events[50][0] == "123456789012345678901234"
+    assert events[20][6] == 12.5 and events[30][7] == 2 and events[40][3] == "42" and events[0][5] == "acme"
+
+
+def test_json_values_after_the_readers_sample_are_read_as_written(duck_engine, tmp_path):
+    import json
+
+    path = tmp_path / "late.jsonl"
+    with open(path, "w") as f:
+        for i in range(21_000):
+            event = {"user_id": f"u{i % 9}", "event_time": 1709287200 + i, "event_type": "view", "quantity": 1}
+            if i == 20_990:
+                event["quantity"] = 5.5  # after 20,990 whole numbers: read by the sample's type it became 6
+            if i == 20_995:
+                event["event_type"] = ["cart"]  # after 20,995 texts: read by the sample's type it was its JSON text
+            if i == 20_999:
+                event["user_id"] = 98765432109876543210  # read by the sample's type: a text column, kept
+            f.write(json.dumps(event) + "\n")
+    report = ingest_file(duck_engine, path, "late")
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (
+        21_000, 20_998, {"nested_value": 1, "non_numeric_quantity": 1})
+    assert quarantined_rows(duck_engine, "late")["line_no"].tolist() == [20_992, 20_997]
+    assert report.events_by_type == {"view": 20_998}
+    assert _events(duck_engine, "late")[-1][0] == "98765432109876543210"
+
+
+@pytest.mark.parametrize("shape", ["keys vary", "text in some rows"])
+def test_json_properties_whose_keys_vary_or_that_are_text_keep_their_fields_as_columns(engine, tmp_path, shape):
+    """Mixpanel's properties over hundreds of custom keys (DuckDB's reader makes them one MAP column), or an
+    object that is text in some rows (one JSON column): the keys most rows hold are still columns."""
+    import json
+
+    lines = []
+    for i in range(300):
+        props = {"time": 1709287200 + 60 * i, "distinct_id": f"u{i % 5}", "price": "9.50" if i % 2 else 9.5,
+                 f"custom_{i}": i}  # a key of its own on every row
+        lines.append({"event": "Viewed Product", "properties": props})
+    if shape == "text in some rows":
+        lines[7]["properties"] = "not tracked"  # its row has no shopper: quarantined as such
+    path = tmp_path / "mixpanel.jsonl"
+    path.write_text("".join(json.dumps(o) + "\n" for o in lines))
+    mapping = sniff(path).mapping
+    assert (mapping.columns["user_id"], mapping.columns["event_time"], mapping.columns["price"]) == (
+        "properties.distinct_id", "properties.time", "properties.price")
+    assert "properties.custom_7" not in mapping.source_columns  # a key of one row in 300 stays in the object
+    report = ingest_file(engine, path, "mixpanel")
+    bad = {"missing_user": 1} if shape == "text in some rows" else {}
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (300, 300 - len(bad), bad)
+    assert report.users == 5 and report.events_by_type == {"view": 300 - len(bad)}
+    assert {e[6] for e in _events(engine, "mixpanel")} == {9.5}
+
+
+def test_json_keys_that_differ_only_in_case_both_keep_their_values(duck_engine, tmp_path):
+    path = tmp_path / "twins.jsonl"
+    path.write_text("".join(f'{{"user_id": "u{i}", "Price": {i}, "price": {i + 1}, "event_time": '
+                            f'"2024-03-01 10:0{i}:00", "event_type": "view"}}\n' for i in (1, 3)))
+    mapping = sniff(path).mapping
+    assert mapping.source_columns[1:3] == ["Price", "price_1"]
+    assert "keys first seen after" not in mapping.notes[0]
+    mapping.columns["price"] = "price_1"
+    ingest_file(duck_engine, path, "twins", mapping=mapping)
+    assert [e[6] for e in _events(duck_engine, "twins")] == [2.0, 4.0]
