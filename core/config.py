@@ -29,6 +29,10 @@ PG_WORK_MEM = "128MB"
 SESSION_GAP_MINUTES = 30
 #: Bytes read from the start of a file to sniff its encoding, delimiter and layout.
 SNIFF_BYTES = 256 * 1024
+#: A line longer than this (in bytes, line break excluded) is not read: it is quarantined as
+#: ``line_too_long`` with its first characters. An event takes a few hundred bytes; a line of megabytes is a
+#: damaged file or an embedded blob. 2 MiB is also DuckDB's own default for one line.
+MAX_LINE_BYTES = 2 * 1024 * 1024
 #: A price above this (in the file's currency) is taken as a data error and quarantined.
 MAX_PRICE = 1_000_000.0
 #: Canonical event types; anything else is kept as given and reported as unknown.
