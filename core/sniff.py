@@ -108,8 +108,8 @@ _PREVIEW_ROWS = 20
 _MAX_PREAMBLE_ROWS = 10
 #: a sniff window whose control characters (other than tab, CR, LF and NUL) exceed this share is not text
 _MAX_CONTROL_SHARE = 0.01
-#: below this many parsed rows per line, quoted fields swallowed lines: the window is parsed line by line
-_MIN_ROWS_PER_LINE = 0.9
+#: share of the sampled rows that must have the header's number of fields for a delimiter to be trusted
+_MIN_DELIMITER_SHARE = 0.5
 #: share of sampled time values a format must read to be chosen (the rest go to quarantine)
 _TIME_MIN_SHARE = 0.8
 _PROFILE_ROWS = 500
@@ -349,18 +349,28 @@ def _lines(text: str, complete: bool) -> list[str]:
 
 
 def _split(lines: list[str], delimiter: str) -> list[list[str]]:
+    """The rows of ``lines``: a quoted field may run over several lines (a description with line breaks),
+    unless reading so makes the rows less consistent than reading line by line (a quote opened and never
+    closed swallows the lines after it into one field)."""
     if delimiter == " ":
         return [ln.split() for ln in lines]
     # one field may fill the whole sniff window (a 1 MB line); the csv module refuses fields over its limit
     csv.field_size_limit(max(csv.field_size_limit(), config.SNIFF_BYTES + 1))
     try:
-        rows = list(csv.reader(lines, delimiter=delimiter))
+        rows = list(csv.reader((ln + "\n" for ln in lines), delimiter=delimiter))
     except csv.Error:
         rows = []
-    if len(rows) >= _MIN_ROWS_PER_LINE * len(lines):
+    rows = [[v.removesuffix("\n") for v in r] if r and r[-1].endswith("\n") else r for r in rows]
+    if len(rows) == len(lines):
         return rows
-    # a quote opened and never closed swallows every later line into one field: read line by line instead
-    return [_split_line(ln, delimiter) for ln in lines]
+    by_line = [_split_line(ln, delimiter) for ln in lines]
+    return rows if rows and _consistency(rows) >= _consistency(by_line) else by_line
+
+
+def _consistency(rows: list[list[str]]) -> float:
+    """The share of rows with the most common number of fields."""
+    counts = [len(r) for r in rows]
+    return counts.count(statistics.mode(counts)) / len(counts) if counts else 0.0
 
 
 def _split_line(line: str, delimiter: str) -> list[str]:
@@ -400,7 +410,14 @@ def _physical_lines_before(text: str, rows: int) -> int:
 
 
 def _detect_delimiter(lines: list[str]) -> tuple[str, list[list[str]], bool]:
-    """The delimiter whose field counts are most consistent (and >1); ties make it unsure."""
+    """The delimiter that splits the header row into as many fields as most rows have (and >1); ties make it
+    unsure.
+
+    Ranked by: the header agrees with the consistent majority (at least ``_MIN_DELIMITER_SHARE`` of the rows
+    have its count), then a real delimiter before whitespace, then the share of consistent rows and their
+    width. Whitespace is the last resort: REES46 times (``2019-10-01 00:00:00 UTC``) put two spaces on every
+    line, so a few ragged lines would otherwise make a space-split file look more consistent than its commas.
+    """
     scored = []
     for delim in DELIMITERS:
         rows = _split(lines[:_PROFILE_ROWS], delim)
@@ -410,15 +427,19 @@ def _detect_delimiter(lines: list[str]) -> tuple[str, list[list[str]], bool]:
         mode = statistics.mode(counts)
         share = counts.count(mode) / len(counts)
         if mode > 1:
-            # whitespace splitting is the last resort: prefer a real delimiter at equal consistency
-            scored.append((share, mode, -DELIMITERS.index(delim), delim))
+            agrees = share >= _MIN_DELIMITER_SHARE and _header_width(rows) == mode
+            scored.append(((agrees, delim != " ", share, mode), -DELIMITERS.index(delim), delim))
     if not scored:
         return ",", _split(lines, ","), False
     scored.sort(reverse=True)
     best = scored[0]
-    rivals = [s for s in scored[1:] if s[0] == best[0] and s[1] == best[1] and " " not in (s[3], best[3])]
-    unsure = bool(rivals)
-    return best[3], _split(lines, best[3]), not unsure
+    rivals = [s for s in scored[1:] if s[0] == best[0] and " " not in (s[2], best[2])]
+    return best[2], _split(lines, best[2]), not rivals
+
+
+def _header_width(rows: list[list[str]]) -> int:
+    """The fields of the first row that has more than one (a report's title above the header has one)."""
+    return next((len(r) for r in rows[:_MAX_PREAMBLE_ROWS + 1] if len(r) > 1), 0)
 
 
 # --- value kinds ------------------------------------------------------------------------------------
@@ -626,7 +647,8 @@ def _is_taobao_content(kinds: list[dict[str, int]], rows: list[list[str]]) -> bo
         return False
     behaviours = {r[3].strip() for r in rows[:_PROFILE_ROWS] if len(r) > 3}
     return (behaviours <= {"pv", "cart", "fav", "buy"} and _major(kinds[0]) == "int"
-            and _major(kinds[4]) == "int" and detect_time_format([r[4] for r in rows[:_PROFILE_ROWS]])[0] == "unix_s")
+            and _major(kinds[4]) == "int"
+            and detect_time_format([r[4] for r in rows[:_PROFILE_ROWS] if len(r) > 4])[0] == "unix_s")
 
 
 def _layout_mapping(layout: str, names: list[str]) -> tuple[dict[str, str | None], str | None, str | None, str]:

@@ -158,7 +158,7 @@ def test_a_quote_left_open_in_a_large_file_is_refused_not_loaded_short(duck_engi
     assert _counts(duck_engine) == (0, 0, 0)
 
 
-@pytest.mark.parametrize("delimiter", ["\t"], ids=["tab"])
+@pytest.mark.parametrize("delimiter", [",", "\t", ";", "|"], ids=["comma", "tab", "semicolon", "pipe"])
 def test_quoted_fields_over_several_lines_keep_every_line_number(engine, tmp_path, delimiter):
     """Rows with a field over three lines, ragged rows and an empty line near the top: the delimiter is the
     file's, the ragged rows are quarantined, and each quarantined row has the line an editor shows."""

@@ -124,6 +124,25 @@ def test_other_delimiters_load(engine, fixture):
         assert [r[6] for r in rows] == [3.5, 3.5, 4.0]  # decimal commas
 
 
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"], ids=["comma", "semicolon", "tab"])
+def test_ragged_lines_near_the_top_are_quarantined_and_the_file_loads(engine, tmp_path, delimiter):
+    """A 4-field and an 11-field line among REES46's first rows: the delimiter stays the file's (the spaces
+    in its times made it a space, and the file was refused), and the two lines go to quarantine."""
+    from tests import hostile_files as hf
+
+    rows = [hf.rees46_row(n) for n in range(1, 41)]
+    rows[3], rows[6] = rows[3][:4], rows[6] + ["x", "y"]
+    path = tmp_path / "ragged.csv"
+    path.write_text("".join(delimiter.join(r) + "\n" for r in [hf.REES46_COLUMNS, *rows]), encoding="utf-8")
+    report = ingest_file(engine, path, "ragged")
+    assert (report.layout, report.rows_read, report.rows_loaded) == ("rees46", 40, 38)
+    assert report.quarantine_by_reason == {"too_many_fields": 1, "truncated_row": 1}
+    q = quarantined_rows(engine, "ragged")
+    assert q[["line_no", "reason"]].values.tolist() == [[5, "truncated_row"], [8, "too_many_fields"]]
+    assert q["raw_line"][0] == delimiter.join(rows[3])
+    assert len({r[3] for r in _events(engine, "ragged")}) == 38
+
+
 TIMES_AS_WRITTEN = [
     # (times as an export writes them, the format sniffed, the times read; the last value is quarantined)
     (["3/1/24 10:05", "3/13/24 1:05 PM", "12/31/99 23:59", "3/1/2024 10:05", "2/30/24 10:00"], "mdy_hm",

@@ -8,6 +8,7 @@ import pytest
 
 from core.errors import SchemaError
 from core.sniff import EVENT_ALIASES, Mapping, detect_time_format, header_signature, sniff
+from tests import hostile_files as hf
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -34,6 +35,49 @@ def test_tab_wins_over_whitespace_for_tsv(tmp_path):
     mapping = sniff(path).mapping
     assert mapping.delimiter == "\t"
     assert mapping.confident is True
+
+
+def _ragged_rees46(tmp_path: Path, delimiter: str, short: list[int], long: list[int], rows: int = 600) -> Path:
+    """A REES46 file in ``delimiter`` whose data rows ``short`` have 4 fields and rows ``long`` 11."""
+    lines = [hf.REES46_COLUMNS]
+    for n in range(1, rows + 1):
+        row = hf.rees46_row(n)
+        lines.append(row[:4] if n in short else row + ["x", "y"] if n in long else row)
+    return _write(tmp_path, "ragged.csv", "".join(delimiter.join(r) + "\n" for r in lines))
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t", ";", "|"], ids=["comma", "tab", "semicolon", "pipe"])
+@pytest.mark.parametrize(("short", "long"), [([3], [7]), ([1], [2]), ([2, 5, 9, 40], [11, 12, 300])],
+                         ids=["two", "first-rows", "seven"])
+def test_ragged_lines_do_not_make_the_spaces_in_times_the_delimiter(tmp_path, delimiter, short, long):
+    """Every REES46 line holds two spaces (2019-10-01 00:00:00 UTC): a space split is consistent on every data
+    line, the real delimiter on all but the ragged ones. The header decides."""
+    mapping = sniff(_ragged_rees46(tmp_path, delimiter, short, long)).mapping
+    assert (mapping.delimiter, mapping.layout, len(mapping.source_columns)) == (delimiter, "rees46", 9)
+    assert mapping.confident
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "|"], ids=["comma", "semicolon", "pipe"])
+def test_quoted_fields_over_several_lines_are_read_as_one_row(tmp_path, delimiter):
+    sniffed = sniff(hf.quoted_multiline_file(tmp_path, delimiter))
+    assert (sniffed.mapping.delimiter, sniffed.mapping.layout) == (delimiter, "rees46")
+    assert sniffed.preview["category_code"].tolist()[:3] == ["appliances.water_heater", "multi\nline\ncategory",
+                                                             "appliances.water_heater"]
+
+
+def test_a_quote_left_open_is_read_line_by_line(tmp_path):
+    rows = [hf.csv_line(hf.rees46_row(n)) for n in range(1, 30)]
+    rows[3] = rows[3].replace(",aqua,", ',"aqua,')
+    mapping = sniff(_write(tmp_path, "q.csv", hf.REES46_HEADER + "\n" + "\n".join(rows) + "\n")).mapping
+    assert (mapping.delimiter, mapping.layout) == (",", "rees46")
+
+
+def test_a_short_first_row_of_a_headerless_file_is_read(tmp_path):
+    """Taobao rows (no header), the first cut short: it was an IndexError."""
+    rows = [[str(100 + n), str(2268318 + n), "2520377", "pv", str(1511544070 + n)] for n in range(40)]
+    rows[0] = rows[0][:3]
+    mapping = sniff(_write(tmp_path, "t.csv", "".join(",".join(r) + "\n" for r in rows))).mapping
+    assert (mapping.delimiter, mapping.layout) == (",", "taobao")
 
 
 def test_generic_header_names_in_any_case_are_mapped():
