@@ -410,13 +410,14 @@ def _physical_lines_before(text: str, rows: int) -> int:
 
 
 def _detect_delimiter(lines: list[str]) -> tuple[str, list[list[str]], bool]:
-    """The delimiter that splits the header row into as many fields as most rows have (and >1); ties make it
+    """The delimiter that splits most rows, and the header, into the same number of fields (>1); ties make it
     unsure.
 
-    Ranked by: the header agrees with the consistent majority (at least ``_MIN_DELIMITER_SHARE`` of the rows
-    have its count), then a real delimiter before whitespace, then the share of consistent rows and their
-    width. Whitespace is the last resort: REES46 times (``2019-10-01 00:00:00 UTC``) put two spaces on every
-    line, so a few ragged lines would otherwise make a space-split file look more consistent than its commas.
+    Ranked by: a real delimiter whose count is the consistent majority's (at least ``_MIN_DELIMITER_SHARE``
+    of the rows) before whitespace, then whether the header row has that count too, then the share of
+    consistent rows and their width. Whitespace is the last resort: REES46 times (``2019-10-01 00:00:00
+    UTC``) put two spaces on every line, so a few ragged lines would otherwise make a space-split file look
+    more consistent than its commas.
     """
     scored = []
     for delim in DELIMITERS:
@@ -427,8 +428,8 @@ def _detect_delimiter(lines: list[str]) -> tuple[str, list[list[str]], bool]:
         mode = statistics.mode(counts)
         share = counts.count(mode) / len(counts)
         if mode > 1:
-            agrees = share >= _MIN_DELIMITER_SHARE and _header_width(rows) == mode
-            scored.append(((agrees, delim != " ", share, mode), -DELIMITERS.index(delim), delim))
+            majority = delim != " " and share >= _MIN_DELIMITER_SHARE
+            scored.append(((majority, _header_width(rows, mode) == mode, share, mode), -DELIMITERS.index(delim), delim))
     if not scored:
         return ",", _split(lines, ","), False
     scored.sort(reverse=True)
@@ -437,9 +438,10 @@ def _detect_delimiter(lines: list[str]) -> tuple[str, list[list[str]], bool]:
     return best[2], _split(lines, best[2]), not rivals
 
 
-def _header_width(rows: list[list[str]]) -> int:
-    """The fields of the first row that has more than one (a report's title above the header has one)."""
-    return next((len(r) for r in rows[:_MAX_PREAMBLE_ROWS + 1] if len(r) > 1), 0)
+def _header_width(rows: list[list[str]], n_cols: int) -> int:
+    """The fields of the first row that fills more than half of ``n_cols`` (lines above a header, a report's
+    title or its date, fill less: see :func:`_preamble`)."""
+    return next((len(r) for r in rows[:_MAX_PREAMBLE_ROWS + 1] if 2 * sum(1 for v in r if v.strip()) > n_cols), 0)
 
 
 # --- value kinds ------------------------------------------------------------------------------------
