@@ -46,8 +46,8 @@ import sqlalchemy as sa
 from core import config, derived, store, tabular
 from core.errors import DatasetExistsError, SchemaError
 from core.lines import LineStats, count_empty_lines, empty_long_lines
-from core.sniff import (C1_BYTES, CURRENCY, FIELD_ALIASES, GROUPED_BY_COMMA, GROUPED_BY_DOT, Mapping, decode_errors,
-                        open_text, sniff, unique_names)
+from core.sniff import (C1_BYTES, CURRENCY, FIELD_ALIASES, GROUPED_BY_COMMA, GROUPED_BY_DOT, MAX_ZONE_OFFSET_MINUTES,
+                        TIME_ZONE_SUFFIX, ZONE_EXAMPLES, Mapping, decode_errors, open_text, sniff, unique_names)
 
 Progress = Callable[[float, str], None]
 
@@ -61,6 +61,7 @@ REASONS = {
     "missing_user": "no user id",
     "missing_time": "no time",
     "unparseable_time": "time in no readable format",
+    "unknown_time_zone": "time ends in a time zone not known",
     "time_out_of_range": "time outside the plausible range",
     "missing_event_type": "no event type",
     "non_numeric_price": "price is not a number",
@@ -518,6 +519,21 @@ def _price_sql(raw: str, decimal_comma: bool) -> str:
     return f"coalesce({plain}, CASE WHEN {raw} IS NOT NULL THEN try_cast({number} AS DOUBLE) END)"
 
 
+def _offset_minutes(zone: str) -> str:
+    """SQL of the minutes east of UTC of ``zone`` (as :func:`core.sniff.zone_offset_minutes`): NULL when unknown."""
+    named = " ".join(f"WHEN {_sql_literal(z)} THEN {minutes}"
+                     for z, (minutes, _) in config.TIME_ZONE_ABBREVIATIONS.items())
+    digits = f"replace(substr({zone}, 5), ':', '')"
+    hours = (f"CAST(CASE WHEN length({digits}) <= 2 THEN {digits} ELSE left({digits}, length({digits}) - 2) END "
+             "AS INTEGER)")
+    minutes = f"CASE WHEN length({digits}) <= 2 THEN 0 ELSE CAST(right({digits}, 2) AS INTEGER) END"
+    total = f"({hours} * 60 + {minutes})"
+    signed = f"(CASE WHEN substr({zone}, 4, 1) = '-' THEN -1 ELSE 1 END) * {total}"
+    offset = (f"CASE WHEN regexp_full_match({zone}, '(?i)(utc|gmt)[+-]([0-9]{{1,2}}(:[0-9]{{2}})?|[0-9]{{4}})') "
+              f"AND {minutes} < 60 AND {total} <= {MAX_ZONE_OFFSET_MINUTES} THEN {signed} END")
+    return f"CASE upper({zone}) {named} ELSE {offset} END"
+
+
 def _trimmed(col: str) -> str:
     # trim() costs ten times a prefix/suffix test, and padded values are rare
     return (f"NULLIF(CASE WHEN starts_with({col}, ' ') OR ends_with({col}, ' ') THEN trim({col}) "
@@ -610,7 +626,7 @@ class _Job:
                     f"THEN try_strptime({v}, [{twelve}]) "
                     f"WHEN regexp_matches({v}, '([+-][0-9]{{2}}(:?[0-9]{{2}})?)$') AND length({v}) > 10 "
                     f"THEN make_timestamp(epoch_us(try_cast({v} AS TIMESTAMPTZ))) "
-                    f"ELSE try_cast({v} AS TIMESTAMP) END")
+                    f"WHEN NOT contains(substr({v}, 12), ' ') THEN try_cast({v} AS TIMESTAMP) END")
         if fmt in _UNIX_SCALE:
             scale = _UNIX_SCALE[fmt]
             d = f"try_cast({v} AS DOUBLE)"
@@ -634,6 +650,30 @@ class _Job:
         return (f"CASE WHEN regexp_matches({v}, '^[0-9]{{1,2}}[-/.][0-9]{{1,2}}[-/.][0-9]{{2}}( |$)') "
                 f"THEN try_strptime({v}, {_patterns(short)}) ELSE try_strptime({v}, {_patterns(dates)}) END")
 
+    def _zone(self, v: str) -> str:
+        """SQL of the time zone ``v`` ends in (:data:`core.sniff.TIME_ZONE_SUFFIX`; AM and PM are no zone), else NULL.
+
+        Only values ending in a letter, or holding UTC or GMT before an offset, pay for the pattern (the
+        last character is cut with substr: right() costs ten times as much); ISO times ending in ' UTC'
+        are read by their format."""
+        fmt = self.mapping.time_format
+        if fmt in _UNIX_SCALE or fmt == "excel":
+            return "CAST(NULL AS VARCHAR)"
+        last = f"substr({v}, length({v}), 1)"
+        utc = f" OR ends_with({v}, ' UTC')" if fmt == "iso" else ""
+        named = " OR ".join(f"contains({v}, '{t}')" for t in ("TC", "MT", "tc", "mt"))  # UTC+2, gmt-05:00
+        return (f"CASE WHEN {v} IS NULL{utc} THEN NULL "
+                f"WHEN {last} BETWEEN 'A' AND 'Z' OR {last} BETWEEN 'a' AND 'z' OR {named} THEN "
+                f"CASE WHEN regexp_matches({v}, ' [AaPp][Mm]$') THEN NULL "
+                f"ELSE nullif(regexp_extract({v}, {_sql_literal(TIME_ZONE_SUFFIX)}, 1), '') END END")
+
+    def _zoned_time(self, v: str) -> str:
+        """The time in ``v`` as UTC: read in the file's format, less the offset of the zone it ends in (a zone not
+        known counts 0 here, and its row is quarantined by :meth:`_rules`)."""
+        local = f"rtrim(left({v}, length({v}) - length(t_zone)))"
+        return (f"CASE WHEN t_zone IS NULL THEN {self._time_expr(v)} "
+                f"ELSE {self._time_expr(local)} - to_minutes(coalesce(t_offset, 0)) END")
+
     def _rules(self) -> list[tuple[str, str, str, str | None]]:
         """(condition, reason code, printf template of the detail, value filling its %s), first match wins."""
         m = self.mapping
@@ -649,6 +689,9 @@ class _Job:
             ("user_id IS NULL", "missing_user", f"column {self._name('user_id')} is empty; expected a user id", None),
             ("t_raw IS NULL", "missing_time", f"column {self._name('event_time')} is empty; expected a "
              f"{'date' if m.time_of_day else 'time'}", None),
+            ("t_zone IS NOT NULL AND t_offset IS NULL AND event_time IS NOT NULL", "unknown_time_zone",
+             f"column {tname}: '%s' ends in a time zone not known here; expected an abbreviation such as "
+             f"{ZONE_EXAMPLES} or an offset such as +05:30 or UTC+2", "t_raw"),
             ("event_time IS NULL", "unparseable_time",
              f"column {tname}: '%s' is not a time in the expected format ({m.time_format})", "t_raw"),
             (f"event_time < TIMESTAMP '{_MIN_TIME}' OR event_time > TIMESTAMP '{_MAX_TIME}'", "time_out_of_range",
@@ -722,13 +765,14 @@ class _Job:
             raw_text = f"concat_ws({delim}, {fields})"
         newlines = self._newlines_expr(cols) if self.multiline else "0"
         conv = (f"SELECT {h} AS h, {newlines} AS nl, {', '.join(carried)}, "
-                f"{trimmed('user_id')} AS user_id, t_raw, {self._time_expr('t_raw')} AS event_time, "
+                f"{trimmed('user_id')} AS user_id, t_raw, t_zone, t_offset, {self._zoned_time('t_raw')} AS event_time, "
                 f"{event} AS event_type, {trimmed('item_id')} AS item_id, {cat} AS category, "
                 f"lower({trimmed('brand')}) AS brand, {price_raw} AS p_raw, "
                 f"{_price_sql(price_raw, m.decimal_comma)} AS price, "
                 f"{qty_raw} AS q_raw, try_cast({qty_raw} AS BIGINT) AS quantity, {trimmed('session_id')} AS session_id "
-                f"FROM ({inner}, {self._time_raw(trimmed('event_time'))} AS t_raw "
-                f"FROM {self._read_expr()})")
+                f"FROM (SELECT *, {_offset_minutes('t_zone')} AS t_offset FROM "
+                f"(SELECT *, {self._zone('t_raw')} AS t_zone FROM "
+                f"({inner}, {self._time_raw(trimmed('event_time'))} AS t_raw FROM {self._read_expr()})))")
         reason_cases, detail_cases, detail_params = [], [], []
         for cond, code, template, value in self._rules():
             reason_cases.append(f"WHEN {cond} THEN '{code}'")

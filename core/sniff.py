@@ -156,6 +156,13 @@ _DATE_ONLY = re.compile(rf"^(\d{{4}}[-/]\d{{1,2}}[-/]\d{{1,2}}|\d{{1,2}}[-/.]\d{
                         rf"(19|20)\d{{6}}|\d{{1,2}}[- ]{_MONTH}[- ](\d{{4}}|\d{{2}})|{_MONTH} \d{{1,2}},? \d{{4}})$",
                         re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z_][\w .\-/()#]*$")
+#: a time's trailing time zone: an abbreviation (PST, CEST: config.TIME_ZONE_ABBREVIATIONS) or UTC/GMT with an
+#: offset (GMT+2, UTC-05:30, UTC+0530); written for Python's re and DuckDB's RE2 alike (core.ingest reads it too)
+TIME_ZONE_SUFFIX = r" ((?:UTC|GMT|utc|gmt)[+-][0-9]{1,2}(?::?[0-9]{2})?|[A-Za-z]{2,5}|[Zz])$"
+_TIME_ZONE_SUFFIX = re.compile(TIME_ZONE_SUFFIX)
+_ZONE_OFFSET = re.compile(r"^(?:UTC|GMT)([+-])(\d{1,2}(?::\d{2})?|\d{4})$", re.IGNORECASE)
+#: the largest offset from UTC a zone has (Kiribati, UTC+14:00), in minutes
+MAX_ZONE_OFFSET_MINUTES = 14 * 60
 _JSON_START = re.compile(r'^[\[{]\s*[\[{]?\s*"[^"\n]{0,200}"\s*:')
 
 
@@ -447,6 +454,66 @@ def _header_width(rows: list[list[str]], n_cols: int) -> int:
 # --- value kinds ------------------------------------------------------------------------------------
 
 
+#: an abbreviation whose partner is in the same column means the zone listed for it: PDT beside PST is North
+#: American Pacific time, not Philippine; BST beside GMT is British
+_ZONE_PARTNERS = {"PST": "PDT", "MST": "MDT", "CST": "CDT", "CDT": "CST", "AST": "ADT", "BST": "GMT"}
+#: abbreviations named in messages as examples of those read
+ZONE_EXAMPLES = "PST, PDT, EST, EDT, CST, CET, CEST, BST, IST, JST, AEST"
+
+
+def split_time_zone(value: str) -> tuple[str, str | None]:
+    """``value`` without the time zone it ends in (``2019-10-01 00:00:00 PST``: see :data:`TIME_ZONE_SUFFIX`) and
+    that zone upper-cased; ``value`` and None when it ends in none (AM and PM are a 12-hour clock's)."""
+    m = _TIME_ZONE_SUFFIX.search(value)
+    if not m or m.group(1).upper() in ("AM", "PM"):
+        return value, None
+    return value[:m.start()].rstrip(), m.group(1).upper()
+
+
+def zone_offset_minutes(zone: str) -> int | None:
+    """Minutes east of UTC of a zone :func:`split_time_zone` found (PST: -480; UTC+05:30: 330); None when the
+    abbreviation is not in :data:`core.config.TIME_ZONE_ABBREVIATIONS` or the offset is past 14 hours."""
+    if zone.upper() in config.TIME_ZONE_ABBREVIATIONS:
+        return config.TIME_ZONE_ABBREVIATIONS[zone.upper()][0]
+    m = _ZONE_OFFSET.match(zone)
+    if not m:
+        return None
+    digits = m.group(2).replace(":", "")
+    hours, minutes = (int(digits), 0) if len(digits) <= 2 else (int(digits[:-2]), int(digits[-2:]))
+    total = hours * 60 + minutes
+    return (-total if m.group(1) == "-" else total) if total <= MAX_ZONE_OFFSET_MINUTES and minutes < 60 else None
+
+
+def _utc_offset_text(minutes: int) -> str:
+    return f"UTC{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _zone_notes(zones: list[str]) -> list[str]:
+    """What the analyst is told of the time zones the sampled times end in: each is read with its offset, which
+    abbreviations also name other zones, and which are unknown (their rows are quarantined)."""
+    found = sorted(set(zones))
+    if not found or found == ["UTC"]:
+        return ["times carry a ' UTC' suffix: read as UTC"] if found else []
+    known = [z for z in found if zone_offset_minutes(z) is not None]
+    notes = []
+    if known and not any(zone_offset_minutes(z) for z in known):
+        notes.append(f"times end in {'/'.join(known)}: read as UTC")
+    elif known:
+        offsets = ", ".join(f"{z} = {_utc_offset_text(zone_offset_minutes(z))}" for z in known[:8])
+        notes.append(f"times end in a time zone ({offsets}): each is read with its own offset and converted to UTC")
+    for z in known:
+        if z in config.TIME_ZONE_OTHER_MEANINGS and _ZONE_PARTNERS.get(z) not in found:
+            minutes, name = config.TIME_ZONE_ABBREVIATIONS[z]
+            notes.append(f"'{z}' is read as {name} ({_utc_offset_text(minutes)}); it also names "
+                         f"{config.TIME_ZONE_OTHER_MEANINGS[z]}: if the file means another, write its times with "
+                         "their UTC offset (such as +08:00) and load it again")
+    if unknown := [z for z in found if z not in known]:
+        notes.append(f"times end in {unknown[:5]}, no time zone known here (expected an abbreviation such as "
+                     f"{ZONE_EXAMPLES} or an offset such as UTC+05:30): those rows will be quarantined, not read "
+                     "as UTC")
+    return notes
+
+
 def _kind(value: str) -> str:
     v = value.strip()
     if not v:
@@ -465,6 +532,9 @@ def _kind(value: str) -> str:
         return "month_name"
     if v.lower() in EVENT_ALIASES:
         return "event"
+    local, zone = split_time_zone(v)
+    if zone and (kind := _kind(local)) in ("iso", "dmy", "month_name", "ymd"):
+        return kind
     return "text"
 
 
@@ -493,9 +563,11 @@ def detect_time_format(values: list[str]) -> tuple[str | None, list[str]]:
     A format fits when it reads at least ``_TIME_MIN_SHARE`` of the non-empty values; the
     rest will be quarantined as unparseable, and a note says so.
     """
-    vals = [v.strip() for v in values if v and v.strip()]
-    if not vals:
+    written = [v.strip() for v in values if v and v.strip()]
+    if not written:
         return None, []
+    split = [split_time_zone(v) for v in written]  # a zone at the end is read in any format
+    vals = [local for local, _ in split]
     notes: list[str] = []
     need = _TIME_MIN_SHARE * len(vals)
 
@@ -538,9 +610,12 @@ def detect_time_format(values: list[str]) -> tuple[str | None, list[str]]:
     else:
         return None, notes
     if fmt and len(hits) < len(vals):
-        odd = [v for v in vals if v not in set(hits)][:3]
+        read = set(hits)
+        odd = [w for w, v in zip(written, vals) if v not in read][:3]
         notes.append(f"some times are not in the detected format (for example {odd}): those rows will be "
                      "quarantined")
+    if fmt:
+        notes.extend(n for n in _zone_notes([z for _, z in split if z]) if n not in notes)
     return fmt, notes
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import SchemaError
-from core.sniff import EVENT_ALIASES, Mapping, detect_time_format, header_signature, sniff
+from core.sniff import (EVENT_ALIASES, Mapping, detect_time_format, header_signature, sniff, split_time_zone,
+                        zone_offset_minutes)
 from tests import hostile_files as hf
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -216,6 +217,39 @@ def test_customer_date_amount_file_is_a_transactions_layout():
 )
 def test_time_format_detection(values, expected):
     assert detect_time_format(values)[0] == expected
+
+
+@pytest.mark.parametrize(("value", "local", "zone", "minutes"), [
+    ("2019-10-01 00:00:00 PST", "2019-10-01 00:00:00", "PST", -480),
+    ("10/01/2019 1:05 PM cest", "10/01/2019 1:05 PM", "CEST", 120),
+    ("2019-10-01 00:00:00 GMT+2", "2019-10-01 00:00:00", "GMT+2", 120),
+    ("2019-10-01 00:00:00 UTC-05:30", "2019-10-01 00:00:00", "UTC-05:30", -330),
+    ("2019-10-01 00:00:00 utc+0545", "2019-10-01 00:00:00", "UTC+0545", 345),
+    ("2019-10-01 00:00:00 UTC+15", "2019-10-01 00:00:00", "UTC+15", None),
+    ("2019-10-01 00:00:00 XYZ", "2019-10-01 00:00:00", "XYZ", None),
+    ("2019-10-01 1:05 PM", "2019-10-01 1:05 PM", None, None),
+    ("2019-10-01T00:00:00Z", "2019-10-01T00:00:00Z", None, None),
+])
+def test_a_time_zone_at_the_end_is_split_off_with_its_offset(value, local, zone, minutes):
+    assert split_time_zone(value) == (local, zone)
+    assert zone is None or zone_offset_minutes(zone) == minutes
+
+
+def test_times_with_abbreviations_are_a_known_format_and_noted():
+    fmt, notes = detect_time_format(["2019-10-01 00:00:00 PST", "2019-07-01 00:00:00 PDT", "2019-10-01 10:00 EST"])
+    assert fmt == "iso"
+    assert notes == ["times end in a time zone (EST = UTC-05:00, PDT = UTC-07:00, PST = UTC-08:00): each is read "
+                     "with its own offset and converted to UTC"]  # PDT beside PST: North American, said once
+    fmt, notes = detect_time_format(["2019-10-01 00:00:00 PST"])
+    assert notes[1].startswith("'PST' is read as Pacific Standard Time (UTC-08:00); it also names Philippine")
+    assert detect_time_format(["Tue, 05 Mar 2024 10:05:00 GMT"]) == ("month_name", ["times end in GMT: read as UTC"])
+    assert detect_time_format(["2019-10-01 00:00:00 UTC"]) == ("iso", ["times carry a ' UTC' suffix: read as UTC"])
+
+
+def test_a_headerless_time_column_with_abbreviations_is_found_by_content(tmp_path):
+    path = _write(tmp_path, "h.csv", "".join(f"u{i},2019-10-01 0{i}:00:00 PST,view,p{i}\n" for i in range(6)))
+    mapping = sniff(path).mapping
+    assert (mapping.columns["event_time"], mapping.time_format) == ("c1", "iso")
 
 
 def test_mixed_offsets_are_noted():
