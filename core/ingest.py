@@ -927,22 +927,23 @@ class _Job:
         return report
 
     def _collect_rejects(self, duck) -> None:
-        """One row per line DuckDB could not split (first error of the line), with its reason."""
+        """One row per line DuckDB could not split (first error of the line, an error of the whole line, which has no
+        column, first of all), with its reason."""
         duck.execute(
             f"CREATE TEMP TABLE {self.rej_lines} AS "
-            f"SELECT line, replace(trim(arg_min(csv_line, column_idx), chr(10) || chr(13)), chr(0), "
+            f"SELECT line, replace(trim(arg_min(csv_line, col), chr(10) || chr(13)), chr(0), "
             f"{_sql_literal(_NUL_SHOWN_AS)}) AS csv_line, "
-            f"CASE WHEN contains(arg_min(csv_line, column_idx), chr(0)) THEN 'nul_byte' "
-            f"WHEN arg_min(error_type, column_idx) = 'MISSING COLUMNS' THEN 'truncated_row' "
-            f"WHEN arg_min(error_type, column_idx) = 'TOO MANY COLUMNS' THEN 'too_many_fields' "
-            f"WHEN arg_min(error_type, column_idx) = 'LINE SIZE OVER MAXIMUM' THEN 'line_too_long' "
+            f"CASE WHEN contains(arg_min(csv_line, col), chr(0)) THEN 'nul_byte' "
+            f"WHEN arg_min(error_type, col) = 'MISSING COLUMNS' THEN 'truncated_row' "
+            f"WHEN arg_min(error_type, col) = 'TOO MANY COLUMNS' THEN 'too_many_fields' "
+            f"WHEN arg_min(error_type, col) = 'LINE SIZE OVER MAXIMUM' THEN 'line_too_long' "
             f"ELSE 'unreadable_row' END AS reason, "
-            f"CASE WHEN contains(arg_min(csv_line, column_idx), chr(0)) "
+            f"CASE WHEN contains(arg_min(csv_line, col), chr(0)) "
             f"THEN 'line holds NUL bytes (\\x00, shown as {_NUL_SHOWN_AS}), a sign of a damaged file: ' "
-            f"WHEN arg_min(error_type, column_idx) = 'MISSING COLUMNS' THEN 'line is cut off or lacks fields: ' "
-            f"WHEN arg_min(error_type, column_idx) = 'TOO MANY COLUMNS' THEN 'line has more fields than the header: ' "
-            f"ELSE 'line cannot be read: ' END || arg_min(error_message, column_idx) AS detail, "
-            f"false AS emptied FROM {self.rej} GROUP BY line"
+            f"WHEN arg_min(error_type, col) = 'MISSING COLUMNS' THEN 'line is cut off or lacks fields: ' "
+            f"WHEN arg_min(error_type, col) = 'TOO MANY COLUMNS' THEN 'line has more fields than the header: ' "
+            f"ELSE 'line cannot be read: ' END || arg_min(error_message, col) AS detail, "
+            f"false AS emptied FROM (SELECT *, coalesce(column_idx, -1) AS col FROM {self.rej}) GROUP BY line"
         )
 
     def _add_long_lines(self, duck) -> None:
@@ -986,10 +987,13 @@ class _Job:
             lost -= count_empty_lines(fh) - len(self.lines.long) + src.emptied
         if lost <= 0:
             return
-        quote = duck.execute(f"SELECT min(line) FROM {self.rej_lines} WHERE detail LIKE '%unterminated quote%'"
-                             ).fetchone()[0]
+        quote, huge = duck.execute(
+            f"SELECT min(line) FILTER (detail LIKE '%unterminated quote%'), "
+            f"min(line) FILTER (reason = 'line_too_long' AND NOT emptied) FROM {self.rej_lines}").fetchone()
         where = (f"line {quote:,} opens a quote (\") that is not closed on that line, and the lines after it were "
-                 f"read as part of that field; " if quote is not None else "")
+                 f"read as part of that field; " if quote is not None else
+                 f"line {huge:,} opens a quoted field that runs over several lines, more than "
+                 f"{_DUCKDB_MAX_LINE_BYTES // 2**20} MiB in all; " if huge is not None else "")
         raise SchemaError(
             f"{path.name}: {lost:,} of its {self.lines.lines:,} lines could "
             f"not be read as rows and counted one by one: {where}nothing was loaded. Expected one event per line "

@@ -153,7 +153,8 @@ def count_empty_lines(src) -> int:
 def empty_long_lines(src, out: Path, long: list[LongLine], keep_chars: int,
                      encoding: str, errors: str) -> dict[int, tuple[str, int]]:
     """Copy the byte stream ``src`` to ``out`` with the bytes of the ``long`` lines left out (their line
-    breaks stay, so every other line keeps its number), in one pass of bounded memory.
+    breaks stay, so every other line keeps its number; a last line without one gets one, so that it stays a
+    line), in one pass of bounded memory.
 
     Returns line number -> (its first ``keep_chars`` characters, decoded, and its length in bytes).
     """
@@ -178,6 +179,8 @@ def empty_long_lines(src, out: Path, long: list[LongLine], keep_chars: int,
                 span = next(spans, None)
             dst.write(chunk[pos:])
             off = end_off
+        if long and long[-1].end == off:
+            dst.write(b"\n")
     for s in long:
         kept[s.line_no] = (heads.get(s.line_no, b"").decode(encoding, errors=errors)[:keep_chars], s.end - s.start)
     return kept

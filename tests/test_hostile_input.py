@@ -133,6 +133,32 @@ def test_a_line_over_the_limit_within_the_buffer_is_too_long_too(engine, tmp_pat
     assert quarantined_rows(engine, "long")[["line_no", "raw_line"]].values.tolist() == [[4, line[:200]]]
 
 
+def test_long_lines_in_a_row_between_empty_lines_and_last_without_a_line_break(engine, tmp_path):
+    row = [hf.csv_line(hf.rees46_row(n)) for n in range(1, 4)]
+    long = hf.csv_line(hf.rees46_row(99, brand="é" * 1_100_000))  # 2.2 MB in UTF-8, 1.1 million characters
+    path = tmp_path / "long.csv"
+    path.write_text("\n".join([hf.REES46_HEADER, row[0], long, long, "", row[1], "", row[2], long]), encoding="utf-8")
+    report = ingest_file(engine, path, "long")
+    _reconciled(engine, report, read=6, loaded=3, by_reason={"line_too_long": 3})
+    q = quarantined_rows(engine, "long")
+    assert q["line_no"].tolist() == [3, 4, 9]
+    assert set(q["raw_line"]) == {long[:200]}
+
+
+def test_a_quoted_field_over_lines_beyond_what_a_row_may_hold_is_refused(duck_engine, tmp_path):
+    """Ten lines of 1 MB inside one quoted field: each line is short enough, the row is not (8 MiB)."""
+    fields = hf.rees46_row(3)
+    fields[4] = '"' + ("x" * 1_000_000 + "\n") * 10 + '"'
+    rows = [hf.csv_line(hf.rees46_row(1)), hf.csv_line(hf.rees46_row(2)), ",".join(fields), hf.csv_line(hf.rees46_row(4))]
+    path = tmp_path / "field.csv"
+    path.write_text("\n".join([hf.REES46_HEADER, *rows]) + "\n", encoding="utf-8")
+    with pytest.raises(SchemaError, match=r"^field\.csv: 10 of its 15 lines could not be read as rows and counted one "
+                                          r"by one: line 4 opens a quoted field that runs over several lines, more "
+                                          r"than 8 MiB in all; nothing was loaded\."):
+        ingest_file(duck_engine, path, "field")
+    assert _counts(duck_engine) == (0, 0, 0)
+
+
 def test_lines_the_reader_skips_without_a_word_refuse_the_load(duck_engine, tmp_path, monkeypatch):
     """The count of the file's lines catches a line lost between the file and the tables (here, a long line
     taken out for the reader and then not quarantined)."""
