@@ -669,10 +669,12 @@ class _Job:
 
     def _zoned_time(self, v: str) -> str:
         """The time in ``v`` as UTC: read in the file's format, less the offset of the zone it ends in (a zone not
-        known counts 0 here, and its row is quarantined by :meth:`_rules`)."""
+        known counts 0 here, and its row is quarantined by :meth:`_rules`; a time that also carries its offset in
+        numbers, 10:00:00-07:00 PDT, is read by that offset alone)."""
         local = f"rtrim(left({v}, length({v}) - length(t_zone)))"
+        offset = f"CASE WHEN regexp_matches({local}, '[0-9][+-][0-9]{{2}}(:?[0-9]{{2}})?$') THEN 0 ELSE t_offset END"
         return (f"CASE WHEN t_zone IS NULL THEN {self._time_expr(v)} "
-                f"ELSE {self._time_expr(local)} - to_minutes(coalesce(t_offset, 0)) END")
+                f"ELSE {self._time_expr(local)} - to_minutes(coalesce({offset}, 0)) END")
 
     def _rules(self) -> list[tuple[str, str, str, str | None]]:
         """(condition, reason code, printf template of the detail, value filling its %s), first match wins."""

@@ -615,7 +615,10 @@ def detect_time_format(values: list[str]) -> tuple[str | None, list[str]]:
         notes.append(f"some times are not in the detected format (for example {odd}): those rows will be "
                      "quarantined")
     if fmt:
-        notes.extend(n for n in _zone_notes([z for _, z in split if z]) if n not in notes)
+        zones = [z for _, z in split if z]
+        notes.extend(n for n in _zone_notes(zones) if n not in notes)
+        if zones and (bare := [w for w, (_, z) in zip(written, split) if not z and not _OFFSET.search(w)]):
+            notes.append(f"some times carry no time zone (like {bare[0]!r}) where others do: read as UTC")
     return fmt, notes
 
 

@@ -244,6 +244,8 @@ def test_times_with_abbreviations_are_a_known_format_and_noted():
     assert notes[1].startswith("'PST' is read as Pacific Standard Time (UTC-08:00); it also names Philippine")
     assert detect_time_format(["Tue, 05 Mar 2024 10:05:00 GMT"]) == ("month_name", ["times end in GMT: read as UTC"])
     assert detect_time_format(["2019-10-01 00:00:00 UTC"]) == ("iso", ["times carry a ' UTC' suffix: read as UTC"])
+    _, notes = detect_time_format(["2019-10-01 00:00:00 CET", "2019-10-01 01:00:00", "2019-10-01 02:00:00 CET"])
+    assert notes[-1] == "some times carry no time zone (like '2019-10-01 01:00:00') where others do: read as UTC"
 
 
 def test_a_headerless_time_column_with_abbreviations_is_found_by_content(tmp_path):
