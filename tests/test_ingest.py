@@ -324,6 +324,21 @@ def test_whitespace_file_keeps_physical_line_numbers(engine, tmp_path):
     assert q["detail"][0] == "exact duplicate of an earlier line (line 2)"
 
 
+def test_lines_of_spaces_in_a_whitespace_file_keep_the_line_numbers(engine, tmp_path):
+    """A line of spaces or a tab is empty to a whitespace-separated file: it was counted as a row, and every
+    quarantined row after it was numbered a line too early."""
+    rows = ["u1 1706778000 view", "   ", "u2 1706778001 view", "\t", "u3 oops view",
+            *[f"u{n} {1706778000 + n} view" for n in range(4, 8)], "u6 1706778006 view"]
+    path = tmp_path / "w.txt"
+    path.write_text("user_id event_time event_type\n" + "\n".join(rows) + "\n")
+    report = ingest_file(engine, path, "w")
+    assert (report.rows_read, report.rows_loaded) == (8, 6)
+    q = quarantined_rows(engine, "w")
+    assert q[["line_no", "raw_line", "reason"]].values.tolist() == [
+        [6, "u3 oops view", "unparseable_time"], [11, "u6 1706778006 view", "duplicate"]]
+    assert q["detail"][1] == "exact duplicate of an earlier line (line 9)"
+
+
 @pytest.mark.parametrize(("fixture", "brands"), [
     ("bom.csv", ["café noir", "zara"]), ("latin1.csv", ["café noir", "crème"])])
 def test_bom_and_latin1_keep_accents(engine, fixture, brands):
