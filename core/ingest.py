@@ -294,7 +294,7 @@ class _ByteScan:
     mixed_newlines: bool
     has_nul: bool
     c1_bytes: bool = False
-    #: the file's physical lines: how many, how many empty, which are too long to load
+    #: the file's physical lines: how many, which are too long to load, whether the file holds quotes
     lines: LineStats = field(default_factory=lambda: LineStats(config.MAX_LINE_BYTES).finish())
 
 
@@ -433,9 +433,8 @@ def _prepare_source(path: Path, mapping: Mapping, tmp: Path, scan: _ByteScan) ->
     line endings), its UTF-8 rewrite (Windows-1252, which DuckDB does not read), or a TSV (whitespace-separated)."""
     lines_path, compression, long_lines = path, mapping.compression, {}
     if scan.lines.long:
-        lines_path, long_lines = tmp / "short-lines.csv", _empty_long_lines(path, mapping, tmp / "short-lines.csv",
-                                                                            scan)
-        compression = None
+        long_lines = _empty_long_lines(path, mapping, tmp / "short-lines.csv", scan)
+        lines_path, compression = tmp / "short-lines.csv", None
     if scan.mixed_newlines:
         lines_path, compression = _normalise_newlines(lines_path, compression, tmp), None
     source = _source_for_duckdb(lines_path, compression, mapping, tmp)
@@ -766,8 +765,8 @@ class _Job:
             fields = ", ".join(f"coalesce({c}, '')" for c in cols)
             raw_text = f"concat_ws({delim}, {fields})"
         newlines = self._newlines_expr(cols) if self.multiline else "0"
-        conv = (f"SELECT {h} AS h, {newlines} AS nl, {', '.join(carried)}, "
-                f"{trimmed('user_id')} AS user_id, t_raw, t_zone, t_offset, {self._zoned_time('t_raw')} AS event_time, "
+        conv = (f"SELECT {h} AS h, {newlines} AS nl, {', '.join(carried)}, {trimmed('user_id')} AS user_id, "
+                f"t_raw, t_zone, t_offset, {self._zoned_time('t_raw')} AS event_time, "
                 f"{event} AS event_type, {trimmed('item_id')} AS item_id, {cat} AS category, "
                 f"lower({trimmed('brand')}) AS brand, {price_raw} AS p_raw, "
                 f"{_price_sql(price_raw, m.decimal_comma)} AS price, "

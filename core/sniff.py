@@ -436,7 +436,8 @@ def _detect_delimiter(lines: list[str]) -> tuple[str, list[list[str]], bool]:
         share = counts.count(mode) / len(counts)
         if mode > 1:
             majority = delim != " " and share >= _MIN_DELIMITER_SHARE
-            scored.append(((majority, _header_width(rows, mode) == mode, share, mode), -DELIMITERS.index(delim), delim))
+            header_agrees = _header_width(rows, mode) == mode
+            scored.append(((majority, header_agrees, share, mode), -DELIMITERS.index(delim), delim))
     if not scored:
         return ",", _split(lines, ","), False
     scored.sort(reverse=True)

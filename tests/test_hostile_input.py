@@ -149,7 +149,8 @@ def test_a_quoted_field_over_lines_beyond_what_a_row_may_hold_is_refused(duck_en
     """Ten lines of 1 MB inside one quoted field: each line is short enough, the row is not (8 MiB)."""
     fields = hf.rees46_row(3)
     fields[4] = '"' + ("x" * 1_000_000 + "\n") * 10 + '"'
-    rows = [hf.csv_line(hf.rees46_row(1)), hf.csv_line(hf.rees46_row(2)), ",".join(fields), hf.csv_line(hf.rees46_row(4))]
+    rows = [hf.csv_line(hf.rees46_row(1)), hf.csv_line(hf.rees46_row(2)), ",".join(fields),
+            hf.csv_line(hf.rees46_row(4))]
     path = tmp_path / "field.csv"
     path.write_text("\n".join([hf.REES46_HEADER, *rows]) + "\n", encoding="utf-8")
     with pytest.raises(SchemaError, match=r"^field\.csv: 10 of its 15 lines could not be read as rows and counted one "
