@@ -29,6 +29,48 @@ PG_WORK_MEM = "128MB"
 SESSION_GAP_MINUTES = 30
 #: Bytes read from the start of a file to sniff its encoding, delimiter and layout.
 SNIFF_BYTES = 256 * 1024
+#: A line longer than this (in bytes, line break excluded) is not read: it is quarantined as
+#: ``line_too_long`` with its first characters. An event takes a few hundred bytes; a line of megabytes is a
+#: damaged file or an embedded blob. 2 MiB is also DuckDB's own default for one line.
+MAX_LINE_BYTES = 2 * 1024 * 1024
+#: Time-zone abbreviations a time may end in (2019-10-01 00:00:00 PST, 10/01/2019 1:05 PM EST), each with the
+#: zone it is read as and that zone's offset from UTC in minutes. An abbreviation is a fixed offset: PST is
+#: UTC-8 in summer too (summer times write PDT, UTC-7). Where one abbreviation names several zones, the one
+#: listed is taken (North American and Indian exports write them most) and a note names the others
+#: (TIME_ZONE_OTHER_MEANINGS). A time ending in an abbreviation not listed is quarantined, never read as UTC.
+TIME_ZONE_ABBREVIATIONS: dict[str, tuple[int, str]] = {
+    "UTC": (0, "Coordinated Universal Time"), "GMT": (0, "Greenwich Mean Time"), "UT": (0, "Universal Time"),
+    "Z": (0, "UTC (Zulu time)"), "WET": (0, "Western European Time"), "WEST": (60, "Western European Summer Time"),
+    "BST": (60, "British Summer Time"), "IST": (330, "India Standard Time"), "CET": (60, "Central European Time"),
+    "CEST": (120, "Central European Summer Time"), "MET": (60, "Middle European Time"),
+    "MEST": (120, "Middle European Summer Time"), "EET": (120, "Eastern European Time"),
+    "EEST": (180, "Eastern European Summer Time"), "MSK": (180, "Moscow Time"), "SAST": (120, "South African Time"),
+    "CAT": (120, "Central Africa Time"), "EAT": (180, "East Africa Time"), "WAT": (60, "West Africa Time"),
+    "PKT": (300, "Pakistan Time"), "ICT": (420, "Indochina Time"), "WIB": (420, "Western Indonesia Time"),
+    "SGT": (480, "Singapore Time"), "HKT": (480, "Hong Kong Time"), "AWST": (480, "Australian Western Time"),
+    "JST": (540, "Japan Standard Time"), "KST": (540, "Korea Standard Time"),
+    "ACST": (570, "Australian Central Standard Time"), "ACDT": (630, "Australian Central Daylight Time"),
+    "AEST": (600, "Australian Eastern Standard Time"), "AEDT": (660, "Australian Eastern Daylight Time"),
+    "NZST": (720, "New Zealand Standard Time"), "NZDT": (780, "New Zealand Daylight Time"),
+    "HST": (-600, "Hawaii Standard Time"), "AKST": (-540, "Alaska Standard Time"),
+    "AKDT": (-480, "Alaska Daylight Time"), "PST": (-480, "Pacific Standard Time"),
+    "PDT": (-420, "Pacific Daylight Time"), "MST": (-420, "Mountain Standard Time"),
+    "MDT": (-360, "Mountain Daylight Time"), "CST": (-360, "Central Standard Time (North America)"),
+    "CDT": (-300, "Central Daylight Time (North America)"), "EST": (-300, "Eastern Standard Time"),
+    "EDT": (-240, "Eastern Daylight Time"), "AST": (-240, "Atlantic Standard Time"),
+    "ADT": (-180, "Atlantic Daylight Time"), "NST": (-210, "Newfoundland Standard Time"),
+    "NDT": (-150, "Newfoundland Daylight Time"), "BRT": (-180, "Brasília Time"), "ART": (-180, "Argentina Time"),
+}
+#: The other zones an abbreviation of TIME_ZONE_ABBREVIATIONS also names (the listed one is taken).
+TIME_ZONE_OTHER_MEANINGS: dict[str, str] = {
+    "IST": "Irish Standard Time (UTC+01:00) and Israel Standard Time (UTC+02:00)",
+    "CST": "China Standard Time (UTC+08:00) and Cuba Standard Time (UTC-05:00)",
+    "CDT": "Cuba Daylight Time (UTC-04:00)",
+    "BST": "Bangladesh Standard Time (UTC+06:00)",
+    "AST": "Arabia Standard Time (UTC+03:00)",
+    "MST": "Malaysia Standard Time (UTC+08:00)",
+    "PST": "Philippine Standard Time (UTC+08:00)",
+}
 #: A price above this (in the file's currency) is taken as a data error and quarantined.
 MAX_PRICE = 1_000_000.0
 #: Canonical event types; anything else is kept as given and reported as unknown.

@@ -17,6 +17,13 @@ a quarantined line shows each as U+2400). A quote opened and never closed on its
 DuckDB read the following lines as one field: such a file is refused with the line to fix,
 since those rows could not be counted.
 
+The same scan counts the file's lines (:mod:`core.lines`). A line over ``config.MAX_LINE_BYTES``
+is taken out of what DuckDB reads (it drops one longer than its buffer without a reject) and
+quarantined as ``line_too_long`` with its first characters. After the read, the rows, the rejected
+lines and the empty lines must cover every line of the file, or the load is refused: DuckDB loses
+lines without a word after a quote left open in a large file. A quoted field may run over several
+lines: such a row is one row read, and the quarantine still gives each row the line it starts on.
+
 On a DuckDB store the SQL runs in the store's own connection; on PostgreSQL an in-memory
 DuckDB reads and validates, and the results are streamed into PostgreSQL with ``COPY``.
 """
@@ -39,8 +46,10 @@ import sqlalchemy as sa
 from core import config, derived, store, tabular
 from core.dataset_names import check_dataset_name
 from core.errors import DatasetExistsError, SchemaError
-from core.sniff import (C1_BYTES, CURRENCY, FIELD_ALIASES, GROUPED_BY_COMMA, GROUPED_BY_DOT, PRICE_NOTE_START,
-                        Mapping, decode_errors, open_text, price_note, sniff, unique_names)
+from core.lines import LineStats, count_empty_lines, empty_long_lines
+from core.sniff import (C1_BYTES, CURRENCY, FIELD_ALIASES, GROUPED_BY_COMMA, GROUPED_BY_DOT, MAX_ZONE_OFFSET_MINUTES,
+                        PRICE_NOTE_START, TIME_ZONE_SUFFIX, ZONE_EXAMPLES, Mapping, decode_errors, open_text,
+                        price_note, sniff, unique_names)
 
 Progress = Callable[[float, str], None]
 
@@ -49,11 +58,13 @@ REASONS = {
     "truncated_row": "line has fewer fields than the header (cut off)",
     "too_many_fields": "line has more fields than the header",
     "unreadable_row": "line cannot be split into fields",
+    "line_too_long": "line longer than a line may be (its first characters kept)",
     "nul_byte": "a loaded value holds NUL bytes (a damaged file)",
     "nested_value": "a list or an object where one value belongs",
     "missing_user": "no user id",
     "missing_time": "no time",
     "unparseable_time": "time in no readable format",
+    "unknown_time_zone": "time ends in a time zone not known",
     "time_out_of_range": "time outside the plausible range",
     "missing_event_type": "no event type",
     "non_numeric_price": "price is not a number",
@@ -87,6 +98,10 @@ _UNIX_SCALE = {"unix_s": 1_000_000, "unix_ms": 1_000, "unix_us": 1}
 _WIDE_COLUMNS = 64
 #: characters of a rejected line DuckDB keeps in its reject table
 _REJECT_TEXT_CAP = 10_000
+#: the longest row DuckDB reads: the lines over config.MAX_LINE_BYTES are taken out before it reads, and a
+#: rewrite for it (UTF-8 from Windows-1252, a TSV) can make a line up to three times longer; a row over this
+#: is a quoted field running over many lines. Below DuckDB's 32 MiB read buffer, beyond which it drops a row.
+_DUCKDB_MAX_LINE_BYTES = 4 * config.MAX_LINE_BYTES
 #: characters of a file's line quoted in a message at most
 _MAX_LINE_SHOWN = 200
 #: source columns named in a message at most (files with 10,000 columns exist)
@@ -163,7 +178,7 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
             mapping = replace(mapping, encoding="cp1252", notes=[*mapping.notes, _WINDOWS_1252_NOTE])
         source = _prepare_source(data_path, mapping, Path(tmp), scan)
         job = _Job(mapping, source, Path(tmp), progress, has_nul=scan.has_nul,
-                   nested=converted.nested if converted else ())
+                   nested=converted.nested if converted else (), lines=scan.lines)
         job.started = started
         if store.is_duckdb(engine):
             with _named_load(engine, name) as conn:
@@ -287,6 +302,8 @@ class _ByteScan:
     mixed_newlines: bool
     has_nul: bool
     c1_bytes: bool = False
+    #: the file's physical lines: how many, which are too long to load, whether the file holds quotes
+    lines: LineStats = field(default_factory=lambda: LineStats(config.MAX_LINE_BYTES).finish())
 
 
 _WINDOWS_1252_NOTE = ("bytes 0x80-0x9F past the first rows (curly quotes, dashes, the euro sign) show the file is "
@@ -346,10 +363,12 @@ def _scan_bytes(path: Path, mapping: Mapping) -> _ByteScan:
 
     DuckDB's strict reader refuses a file whose lines end in different ways (files joined from
     Windows and Unix exports; old Mac files end lines in CR alone), and its relaxed mode would
-    silently drop extra fields; such files are rewritten with LF endings before the load.
+    silently drop extra fields; such files are rewritten with LF endings before the load. The same
+    pass counts the lines (:class:`core.lines.LineStats`), so that the load can account for each.
     """
     has_lf = has_crlf = lone_cr = has_nul = False
     c1_bytes, latin1 = False, mapping.encoding == "latin-1"
+    lines = LineStats(config.MAX_LINE_BYTES)
     carry = b""
     try:
         with _open_bytes(path, mapping.compression) as fh:
@@ -358,6 +377,7 @@ def _scan_bytes(path: Path, mapping: Mapping) -> _ByteScan:
                 carry = b"\r" if data.endswith(b"\r") else b""
                 if carry:
                     data = data[:-1]
+                lines.feed(data)
                 has_nul = has_nul or b"\x00" in data
                 c1_bytes = c1_bytes or (latin1 and C1_BYTES.search(data) is not None)
                 if b"\r" in data:
@@ -368,10 +388,12 @@ def _scan_bytes(path: Path, mapping: Mapping) -> _ByteScan:
                 elif not has_lf:
                     has_lf = b"\n" in data
             lone_cr = lone_cr or bool(carry)
+            lines.feed(carry)
     except (OSError, EOFError) as exc:
         raise SchemaError(f"{path.name} could not be read to the end ({exc}); expected a complete file "
                           f"(a cut-off download or a damaged .gz file?)") from exc
-    return _ByteScan(mixed_newlines=lone_cr or (has_crlf and has_lf), has_nul=has_nul, c1_bytes=c1_bytes)
+    return _ByteScan(mixed_newlines=lone_cr or (has_crlf and has_lf), has_nul=has_nul, c1_bytes=c1_bytes,
+                     lines=lines.finish())
 
 
 def _open_bytes(path: Path, compression: str | None):
@@ -383,7 +405,9 @@ def _open_bytes(path: Path, compression: str | None):
 @dataclass(frozen=True)
 class _Source:
     """The file DuckDB reads (``path``, ``delimiter``, ``encoding``, ``compression``) and the file whose
-    physical lines the quarantine numbers and quotes (``lines_*``: the original, or its LF rewrite)."""
+    physical lines the quarantine numbers and quotes (``lines_*``: the original, or its LF rewrite); the
+    lines too long to load, left out of both (line number -> first characters, length in bytes); and how
+    many lines the rewrite for DuckDB emptied (a whitespace-separated file's lines of spaces)."""
 
     path: Path
     delimiter: str
@@ -392,13 +416,15 @@ class _Source:
     lines_path: Path
     lines_encoding: str
     lines_compression: str | None
+    long_lines: dict[int, tuple[str, int]] = field(default_factory=dict)
+    emptied: int = 0
 
 
-def _normalise_newlines(path: Path, mapping: Mapping, tmp: Path) -> Path:
+def _normalise_newlines(path: Path, compression: str | None, tmp: Path) -> Path:
     """The file rewritten with every line ending (CRLF, lone CR) as LF, decompressed, bytes otherwise as given."""
     out = tmp / "newlines.csv"
     carry = b""
-    with _open_bytes(path, mapping.compression) as src, open(out, "wb") as dst:
+    with _open_bytes(path, compression) as src, open(out, "wb") as dst:
         while chunk := src.read(_SCAN_CHUNK_BYTES):
             data = carry + chunk if carry else chunk
             carry = b"\r" if data.endswith(b"\r") else b""
@@ -411,11 +437,29 @@ def _normalise_newlines(path: Path, mapping: Mapping, tmp: Path) -> Path:
 
 
 def _prepare_source(path: Path, mapping: Mapping, tmp: Path, scan: _ByteScan) -> _Source:
-    """What DuckDB reads: the file itself, its LF rewrite (mixed line endings), its UTF-8 rewrite (Windows-1252,
-    which DuckDB does not read), or a TSV (whitespace-separated)."""
-    lines_path, compression = path, mapping.compression
+    """What DuckDB reads: the file itself, or a copy without the lines too long to load, its LF rewrite (mixed
+    line endings), its UTF-8 rewrite (Windows-1252, which DuckDB does not read), or a TSV (whitespace-separated)."""
+    lines_path, compression, long_lines = path, mapping.compression, {}
+    if scan.lines.long:
+        long_lines = _empty_long_lines(path, mapping, tmp / "short-lines.csv", scan)
+        lines_path, compression = tmp / "short-lines.csv", None
     if scan.mixed_newlines:
-        lines_path, compression = _normalise_newlines(path, mapping, tmp), None
+        lines_path, compression = _normalise_newlines(lines_path, compression, tmp), None
+    source = _source_for_duckdb(lines_path, compression, mapping, tmp)
+    return replace(source, long_lines=long_lines)
+
+
+def _empty_long_lines(path: Path, mapping: Mapping, out: Path, scan: _ByteScan) -> dict[int, tuple[str, int]]:
+    """Write the file to ``out`` with the lines over :data:`core.config.MAX_LINE_BYTES` emptied: DuckDB skips a
+    line longer than its buffer without a word, and one shorter it keeps whole in memory. Returns what
+    :func:`core.lines.empty_long_lines` returns."""
+    with _open_bytes(path, mapping.compression) as src:
+        return empty_long_lines(src, out, scan.lines.long, _MAX_LINE_SHOWN, mapping.encoding,
+                                decode_errors(mapping.encoding))
+
+
+def _source_for_duckdb(lines_path: Path, compression: str | None, mapping: Mapping, tmp: Path) -> _Source:
+    """The :class:`_Source` for the file at ``lines_path``: as it is, transcoded to UTF-8 or to a TSV."""
     if mapping.delimiter != " " and mapping.encoding == "cp1252":
         out = tmp / "utf8.csv"
         with _open_bytes(lines_path, compression) as src, open(out, "wb") as dst:
@@ -427,6 +471,7 @@ def _prepare_source(path: Path, mapping: Mapping, tmp: Path, scan: _ByteScan) ->
                        compression)
     out = tmp / "transcoded.tsv"
     text_mapping = replace(mapping, compression=compression)
+    emptied = 0
     # one streaming pass, line for line, so line numbers stay those of the original file
     with open_text(lines_path, text_mapping) as src, open(out, "w", encoding="utf-8", newline="") as dst:
         writer = csv.writer(dst, delimiter="\t", lineterminator="\n")
@@ -435,8 +480,9 @@ def _prepare_source(path: Path, mapping: Mapping, tmp: Path, scan: _ByteScan) ->
             if fields:
                 writer.writerow(fields)
             else:
+                emptied += bool(line.strip("\r\n"))
                 dst.write("\n")
-    return _Source(out, "\t", "utf-8", None, lines_path, mapping.encoding, compression)
+    return _Source(out, "\t", "utf-8", None, lines_path, mapping.encoding, compression, emptied=emptied)
 
 
 def _sql_literal(text: str) -> str:
@@ -488,6 +534,21 @@ def _quantity_sql(raw: str) -> str:
             f"THEN CASE WHEN {d} = trunc({d}) THEN try_cast({d} AS BIGINT) END ELSE try_cast({raw} AS BIGINT) END")
 
 
+def _offset_minutes(zone: str) -> str:
+    """SQL of the minutes east of UTC of ``zone`` (as :func:`core.sniff.zone_offset_minutes`): NULL when unknown."""
+    named = " ".join(f"WHEN {_sql_literal(z)} THEN {minutes}"
+                     for z, (minutes, _) in config.TIME_ZONE_ABBREVIATIONS.items())
+    digits = f"replace(substr({zone}, 5), ':', '')"
+    hours = (f"CAST(CASE WHEN length({digits}) <= 2 THEN {digits} ELSE left({digits}, length({digits}) - 2) END "
+             "AS INTEGER)")
+    minutes = f"CASE WHEN length({digits}) <= 2 THEN 0 ELSE CAST(right({digits}, 2) AS INTEGER) END"
+    total = f"({hours} * 60 + {minutes})"
+    signed = f"(CASE WHEN substr({zone}, 4, 1) = '-' THEN -1 ELSE 1 END) * {total}"
+    offset = (f"CASE WHEN regexp_full_match({zone}, '(?i)(utc|gmt)[+-]([0-9]{{1,2}}(:[0-9]{{2}})?|[0-9]{{4}})') "
+              f"AND {minutes} < 60 AND {total} <= {MAX_ZONE_OFFSET_MINUTES} THEN {signed} END")
+    return f"CASE upper({zone}) {named} ELSE {offset} END"
+
+
 def _trimmed(col: str) -> str:
     # trim() costs ten times a prefix/suffix test, and padded values are rare
     return (f"NULLIF(CASE WHEN starts_with({col}, ' ') OR ends_with({col}, ' ') THEN trim({col}) "
@@ -513,16 +574,22 @@ class _Job:
     """
 
     def __init__(self, mapping: Mapping, source: _Source, tmp: Path, progress: Progress | None,
-                 has_nul: bool = False, nested: tuple[str, ...] = ()):
+                 has_nul: bool = False, nested: tuple[str, ...] = (), lines: LineStats | None = None):
         self.mapping, self.source, self.delimiter, self.encoding = mapping, source, source.delimiter, source.encoding
         self.has_nul = has_nul
         self.nested = set(nested)  # columns whose values may be a list or an object (core.tabular.Converted)
+        self.lines = lines
+        #: only a file holding quotes can have a field that runs over several lines (each counted per row)
+        self.multiline = lines is not None and lines.quotes
+        #: whether some row runs over several lines: then row numbers are turned into line numbers
+        self.rows_over_lines = False
+        self.shifted = False
         self.tmp, self.progress = tmp, progress
         tag = uuid.uuid4().hex[:12]
         self.chk, self.rej, self.rej_scan = f"cs_chk_{tag}", f"cs_rej_{tag}", f"cs_rejscan_{tag}"
         self.rej_lines, self.skipped = f"cs_rejlines_{tag}", f"cs_skipped_{tag}"
         self.blanks, self.dups, self.raws = f"cs_blanks_{tag}", f"cs_dups_{tag}", f"cs_raws_{tag}"
-        self.repeats = f"cs_repeats_{tag}"
+        self.repeats, self.shifts = f"cs_repeats_{tag}", f"cs_shifts_{tag}"
         self.n_cols = len(mapping.source_columns)
         self.col_of = {n: f"c{i}" for i, n in enumerate(mapping.source_columns)}
         self.header_lines = mapping.skip_lines + (1 if mapping.has_header else 0)
@@ -537,7 +604,7 @@ class _Job:
         options = [
             f"columns = {cols}", f"header = {str(self.mapping.has_header).lower()}",
             f"delim = {_sql_literal(self.delimiter)}", "quote = '\"'", "escape = '\"'",
-            "auto_detect = false", "store_rejects = true",
+            "auto_detect = false", "store_rejects = true", f"max_line_size = {_DUCKDB_MAX_LINE_BYTES}",
             f"rejects_table = '{self.rej}'", f"rejects_scan = '{self.rej_scan}'",
             f"encoding = {_sql_literal('latin-1' if self.encoding == 'latin-1' else 'utf-8')}",
             f"compression = {_sql_literal('gzip' if gz else 'none')}", f"skip = {int(self.mapping.skip_lines)}",
@@ -575,7 +642,7 @@ class _Job:
                     f"THEN try_strptime({v}, [{twelve}]) "
                     f"WHEN regexp_matches({v}, '([+-][0-9]{{2}}(:?[0-9]{{2}})?)$') AND length({v}) > 10 "
                     f"THEN make_timestamp(epoch_us(try_cast({v} AS TIMESTAMPTZ))) "
-                    f"ELSE try_cast({v} AS TIMESTAMP) END")
+                    f"WHEN NOT contains(substr({v}, 12), ' ') THEN try_cast({v} AS TIMESTAMP) END")
         if fmt in _UNIX_SCALE:
             scale = _UNIX_SCALE[fmt]
             d = f"try_cast({v} AS DOUBLE)"
@@ -599,6 +666,32 @@ class _Job:
         return (f"CASE WHEN regexp_matches({v}, '^[0-9]{{1,2}}[-/.][0-9]{{1,2}}[-/.][0-9]{{2}}( |$)') "
                 f"THEN try_strptime({v}, {_patterns(short)}) ELSE try_strptime({v}, {_patterns(dates)}) END")
 
+    def _zone(self, v: str) -> str:
+        """SQL of the time zone ``v`` ends in (:data:`core.sniff.TIME_ZONE_SUFFIX`; AM and PM are no zone), else NULL.
+
+        Only values ending in a letter, or holding UTC or GMT before an offset, pay for the pattern (the
+        last character is cut with substr: right() costs ten times as much); ISO times ending in ' UTC'
+        are read by their format."""
+        fmt = self.mapping.time_format
+        if fmt in _UNIX_SCALE or fmt == "excel":
+            return "CAST(NULL AS VARCHAR)"
+        last = f"substr({v}, length({v}), 1)"
+        utc = f" OR ends_with({v}, ' UTC')" if fmt == "iso" else ""
+        named = " OR ".join(f"contains({v}, '{t}')" for t in ("TC", "MT", "tc", "mt"))  # UTC+2, gmt-05:00
+        return (f"CASE WHEN {v} IS NULL{utc} THEN NULL "
+                f"WHEN {last} BETWEEN 'A' AND 'Z' OR {last} BETWEEN 'a' AND 'z' OR {named} THEN "
+                f"CASE WHEN regexp_matches({v}, ' [AaPp][Mm]$') THEN NULL "
+                f"ELSE nullif(regexp_extract({v}, {_sql_literal(TIME_ZONE_SUFFIX)}, 1), '') END END")
+
+    def _zoned_time(self, v: str) -> str:
+        """The time in ``v`` as UTC: read in the file's format, less the offset of the zone it ends in (a zone not
+        known counts 0 here, and its row is quarantined by :meth:`_rules`; a time that also carries its offset in
+        numbers, 10:00:00-07:00 PDT, is read by that offset alone)."""
+        local = f"rtrim(left({v}, length({v}) - length(t_zone)))"
+        offset = f"CASE WHEN regexp_matches({local}, '[0-9][+-][0-9]{{2}}(:?[0-9]{{2}})?$') THEN 0 ELSE t_offset END"
+        return (f"CASE WHEN t_zone IS NULL THEN {self._time_expr(v)} "
+                f"ELSE {self._time_expr(local)} - to_minutes(coalesce({offset}, 0)) END")
+
     def _rules(self) -> list[tuple[str, str, str, str | None]]:
         """(condition, reason code, printf template of the detail, value filling its %s), first match wins."""
         m = self.mapping
@@ -615,6 +708,9 @@ class _Job:
             ("user_id IS NULL", "missing_user", f"column {self._name('user_id')} is empty; expected a user id", None),
             ("t_raw IS NULL", "missing_time", f"column {self._name('event_time')} is empty; expected a "
              f"{'date' if m.time_of_day else 'time'}", None),
+            ("t_zone IS NOT NULL AND t_offset IS NULL AND event_time IS NOT NULL", "unknown_time_zone",
+             f"column {tname}: '%s' ends in a time zone not known here; expected an abbreviation such as "
+             f"{ZONE_EXAMPLES} or an offset such as +05:30 or UTC+2", "t_raw"),
             ("event_time IS NULL", "unparseable_time",
              f"column {tname}: '%s' is not a time in the expected format ({m.time_format})", "t_raw"),
             (f"event_time < TIMESTAMP '{_MIN_TIME}' OR event_time > TIMESTAMP '{_MAX_TIME}'", "time_out_of_range",
@@ -674,6 +770,15 @@ class _Job:
                               what))
         return rules
 
+    def _newlines_expr(self, cols: list[str]) -> str:
+        """The line breaks inside a row's fields (a quoted field running over several lines): 0 for most rows."""
+        if self.n_cols > _WIDE_COLUMNS:
+            return ("list_sum(list_transform(raw_fields, "
+                    "lambda x: coalesce(length(x) - length(replace(x, chr(10), '')), 0)))")
+        joined = f"concat({', '.join(cols)})"
+        return (f"CASE WHEN {' OR '.join(f'contains({c}, chr(10))' for c in cols)} "
+                f"THEN length({joined}) - length(replace({joined}, chr(10), '')) ELSE 0 END")
+
     def _check_sql(self) -> tuple[str, list]:
         """SQL reading the file into the checked table, and its bound values in text order."""
         m = self.mapping
@@ -712,14 +817,16 @@ class _Job:
             carried, inner, h = cols, "SELECT *", f"hash({', '.join(cols)})"
             fields = ", ".join(f"coalesce({c}, '')" for c in cols)
             raw_text = f"concat_ws({delim}, {fields})"
-        conv = (f"SELECT {h} AS h, {', '.join(carried)}, "
-                f"{trimmed('user_id')} AS user_id, t_raw, {self._time_expr('t_raw')} AS event_time, "
+        newlines = self._newlines_expr(cols) if self.multiline else "0"
+        conv = (f"SELECT {h} AS h, {newlines} AS nl, {', '.join(carried)}, {trimmed('user_id')} AS user_id, "
+                f"t_raw, t_zone, t_offset, {self._zoned_time('t_raw')} AS event_time, "
                 f"{event} AS event_type, {trimmed('item_id')} AS item_id, {cat} AS category, "
                 f"lower({trimmed('brand')}) AS brand, {price_raw} AS p_raw, "
                 f"{self._price_sql(price_raw, qty_raw)}, "
                 f"{qty_raw} AS q_raw, {_quantity_sql(qty_raw)} AS quantity, {trimmed('session_id')} AS session_id "
-                f"FROM ({inner}, {self._time_raw(trimmed('event_time'))} AS t_raw "
-                f"FROM {self._read_expr()})")
+                f"FROM (SELECT *, {_offset_minutes('t_zone')} AS t_offset FROM "
+                f"(SELECT *, {self._zone('t_raw')} AS t_zone FROM "
+                f"({inner}, {self._time_raw(trimmed('event_time'))} AS t_raw FROM {self._read_expr()})))")
         reason_cases, detail_cases, detail_params = [], [], []
         for cond, code, template, value in self._rules():
             reason_cases.append(f"WHEN {cond} THEN '{code}'")
@@ -729,7 +836,7 @@ class _Job:
         reason = f"CASE {' '.join(reason_cases)} END"
         # no row number here: it would serialise the pass; the table's rowid keeps file order
         sql = (f"CREATE TEMP TABLE {self.chk} AS SELECT h, user_id, event_time, event_type, item_id, "
-               f"category, brand, price, quantity, session_id, reason, "
+               f"category, brand, price, quantity, session_id, nl, reason, "
                f"CASE WHEN reason IS NOT NULL THEN CASE {' '.join(detail_cases)} END END AS detail, "
                f"CASE WHEN reason IS NOT NULL THEN replace({raw_text}, chr(0), {_sql_literal(_NUL_SHOWN_AS)}) "
                f"END AS raw_line "
@@ -744,12 +851,12 @@ class _Job:
 
     def _quarantine_select(self) -> str:
         return (
-            f"SELECT {self._line_no('k.rn')} AS line_no, coalesce(r.raw, k.raw_line) AS raw_line, k.reason, "
-            f"CASE WHEN k.reason = 'duplicate' THEN k.detail || ' (line ' || "
-            f"CAST({self._line_no('d.first_rn')} AS VARCHAR) || ')' ELSE k.detail END AS detail "
+            f"SELECT {self._physical(self._line_no('k.rn'))} AS line_no, coalesce(r.raw, k.raw_line) AS raw_line, "
+            f"k.reason, CASE WHEN k.reason = 'duplicate' THEN k.detail || ' (line ' || "
+            f"CAST({self._physical(self._line_no('d.first_rn'))} AS VARCHAR) || ')' ELSE k.detail END AS detail "
             f"FROM {self._rows()} k LEFT JOIN {self.dups} d ON d.rn = k.rn LEFT JOIN {self.raws} r ON r.rn = k.rn "
             f"WHERE k.reason IS NOT NULL "
-            f"UNION ALL SELECT line, csv_line, reason, detail FROM {self.rej_lines}"
+            f"UNION ALL SELECT {self._physical('line')}, csv_line, reason, detail FROM {self.rej_lines}"
         )
 
     def _events_select(self) -> tuple[str, bool]:
@@ -778,7 +885,7 @@ class _Job:
 
     def _drop(self, duck) -> None:
         for table in (self.chk, self.rej, self.rej_scan, self.rej_lines, self.skipped, self.blanks, self.dups,
-                      self.raws, self.repeats):
+                      self.raws, self.repeats, self.shifts):
             try:
                 duck.execute(f"DROP TABLE IF EXISTS {table}")
             except Exception:  # noqa: BLE001 - an aborted transaction drops them with the rollback
@@ -800,9 +907,11 @@ class _Job:
                               f"{m.encoding} file: {str(exc).splitlines()[0]}") from exc
         _tick(self.progress, 0.45, "checking duplicates")
         self._collect_rejects(duck)
+        self._add_long_lines(duck)
         self._refuse_swallowed_lines(duck, path)
-        self._mark_duplicates(duck)
         n_staged = duck.execute(f"SELECT count(*) FROM {self.chk}").fetchone()[0]
+        self._refuse_lost_lines(duck, path, n_staged)
+        self._mark_duplicates(duck)
         n_rejected = duck.execute(f"SELECT count(*) FROM {self.rej_lines}").fetchone()[0]
         rows_read = n_staged + n_rejected
         if rows_read == 0:
@@ -872,22 +981,77 @@ class _Job:
         return report
 
     def _collect_rejects(self, duck) -> None:
-        """One row per line DuckDB could not split (first error of the line), with its reason."""
+        """One row per line DuckDB could not split (first error of the line, an error of the whole line, which has no
+        column, first of all), with its reason."""
         duck.execute(
             f"CREATE TEMP TABLE {self.rej_lines} AS "
-            f"SELECT line, replace(trim(arg_min(csv_line, column_idx), chr(10) || chr(13)), chr(0), "
+            f"SELECT line, replace(trim(arg_min(csv_line, col), chr(10) || chr(13)), chr(0), "
             f"{_sql_literal(_NUL_SHOWN_AS)}) AS csv_line, "
-            f"CASE WHEN contains(arg_min(csv_line, column_idx), chr(0)) THEN 'nul_byte' "
-            f"WHEN arg_min(error_type, column_idx) = 'MISSING COLUMNS' THEN 'truncated_row' "
-            f"WHEN arg_min(error_type, column_idx) = 'TOO MANY COLUMNS' THEN 'too_many_fields' "
+            f"CASE WHEN contains(arg_min(csv_line, col), chr(0)) THEN 'nul_byte' "
+            f"WHEN arg_min(error_type, col) = 'MISSING COLUMNS' THEN 'truncated_row' "
+            f"WHEN arg_min(error_type, col) = 'TOO MANY COLUMNS' THEN 'too_many_fields' "
+            f"WHEN arg_min(error_type, col) = 'LINE SIZE OVER MAXIMUM' THEN 'line_too_long' "
             f"ELSE 'unreadable_row' END AS reason, "
-            f"CASE WHEN contains(arg_min(csv_line, column_idx), chr(0)) "
+            f"CASE WHEN contains(arg_min(csv_line, col), chr(0)) "
             f"THEN 'line holds NUL bytes (\\x00, shown as {_NUL_SHOWN_AS}), a sign of a damaged file: ' "
-            f"WHEN arg_min(error_type, column_idx) = 'MISSING COLUMNS' THEN 'line is cut off or lacks fields: ' "
-            f"WHEN arg_min(error_type, column_idx) = 'TOO MANY COLUMNS' THEN 'line has more fields than the header: ' "
-            f"ELSE 'line cannot be read: ' END || arg_min(error_message, column_idx) AS detail "
-            f"FROM {self.rej} GROUP BY line"
+            f"WHEN arg_min(error_type, col) = 'MISSING COLUMNS' THEN 'line is cut off or lacks fields: ' "
+            f"WHEN arg_min(error_type, col) = 'TOO MANY COLUMNS' THEN 'line has more fields than the header: ' "
+            f"ELSE 'line cannot be read: ' END || arg_min(error_message, col) AS detail, "
+            f"false AS emptied FROM (SELECT *, coalesce(column_idx, -1) AS col FROM {self.rej}) GROUP BY line"
         )
+
+    def _add_long_lines(self, duck) -> None:
+        """The data lines too long to load (left out of what DuckDB reads: :func:`_empty_long_lines`) as rejected
+        lines of their own reason, each with its first characters."""
+        long = {n: v for n, v in self.source.long_lines.items() if n > self.header_lines}
+        if not long:
+            return
+        limit = config.MAX_LINE_BYTES
+        frame = pd.DataFrame({
+            "line": pd.Series(list(long), dtype="int64"),
+            "csv_line": [text.replace("\x00", _NUL_SHOWN_AS) for text, _ in long.values()],
+            "detail": [f"line is {size:,} bytes long, more than the {limit:,} bytes ({limit / 2**20:g} MiB) a line "
+                       f"may hold, so it is not read: only its first {_MAX_LINE_SHOWN} characters are kept; "
+                       "expected one event per line" for _, size in long.values()],
+        })
+        with _registered(duck, f"{self.rej_lines}_long", frame) as view:
+            duck.execute(f"INSERT INTO {self.rej_lines} SELECT line, csv_line, 'line_too_long', detail, true "
+                         f"FROM {view}")
+
+    def _refuse_lost_lines(self, duck, path: Path, n_staged: int) -> None:
+        """Raise :class:`SchemaError` when the rows read do not cover every line of the file.
+
+        Each line is the header's, a row's (a row with a quoted field over several lines covers
+        several), a rejected line's, or empty; DuckDB skips empty lines, so at most that many may be
+        unaccounted for. More means the reader lost lines without a word (it does after a quote
+        left open in a large file): the load is refused rather than made short.
+        """
+        if self.lines is None:
+            return
+        in_rows = duck.execute(f"SELECT coalesce(sum(nl), 0) FROM {self.chk}").fetchone()[0] if self.multiline else 0
+        n_rejected, in_rejects = duck.execute(
+            f"SELECT count(*), coalesce(sum(length(csv_line) - length(replace(csv_line, chr(10), ''))), 0) "
+            f"FROM {self.rej_lines}").fetchone()
+        self.rows_over_lines = in_rows + in_rejects > 0
+        lost = self.lines.lines - self.header_lines - n_staged - n_rejected - in_rows - in_rejects
+        if lost <= 0:
+            return
+        src = self.source
+        with _open_bytes(src.lines_path, src.lines_compression) as fh:  # its long lines are empty there
+            lost -= count_empty_lines(fh) - len(self.lines.long) + src.emptied
+        if lost <= 0:
+            return
+        quote, huge = duck.execute(
+            f"SELECT min(line) FILTER (detail LIKE '%unterminated quote%'), "
+            f"min(line) FILTER (reason = 'line_too_long' AND NOT emptied) FROM {self.rej_lines}").fetchone()
+        where = (f"line {quote:,} opens a quote (\") that is not closed on that line, and the lines after it were "
+                 f"read as part of that field; " if quote is not None else
+                 f"line {huge:,} opens a quoted field that runs over several lines, more than "
+                 f"{_DUCKDB_MAX_LINE_BYTES // 2**20} MiB in all; " if huge is not None else "")
+        raise SchemaError(
+            f"{path.name}: {lost:,} of its {self.lines.lines:,} lines could "
+            f"not be read as rows and counted one by one: {where}nothing was loaded. Expected one event per line "
+            "and every quoted field closed: fix the file and load again.")
 
     def _refuse_swallowed_lines(self, duck, path: Path) -> None:
         """Raise :class:`SchemaError` when a quote opened and never closed made DuckDB read later lines as one field.
@@ -947,33 +1111,58 @@ class _Job:
         # DuckDB keeps only the first _REJECT_TEXT_CAP characters of a line it rejects, and mangles a line that
         # is not in the file's encoding (a Latin-1 'Café,' in UTF-8 shows as 'Caf??'): those are re-read
         cut = {r[0] for r in duck.execute(
-            f"SELECT line FROM {self.rej_lines} WHERE length(csv_line) >= {_REJECT_TEXT_CAP} "
-            "OR detail LIKE '%Invalid unicode%'").fetchall()}
-        if staged_bad or cut:
+            f"SELECT line FROM {self.rej_lines} WHERE NOT emptied AND (length(csv_line) >= {_REJECT_TEXT_CAP} "
+            "OR detail LIKE '%Invalid unicode%')").fetchall()}
+        quoted = self.rows_over_lines and self.mapping.delimiter != " "
+        n_rejected = duck.execute(f"SELECT count(*) FROM {self.rej_lines}").fetchone()[0]
+        if staged_bad or cut or (quoted and n_rejected):
             # DuckDB skips empty lines silently: find them (and the text of repeated rows) in one stream
-            rejected = {r[0] for r in duck.execute(f"SELECT line FROM {self.rej_lines}").fetchall()}
+            rejected = {r[0] for r in duck.execute(f"SELECT line FROM {self.rej_lines} WHERE NOT emptied").fetchall()}
             wanted = {r[0] for r in duck.execute(f"SELECT rn FROM {self.dups}").fetchall()}
-            src = self.source
-            blanks, raws, whole = _scan_lines(src.lines_path, src.lines_compression, src.lines_encoding,
-                                              self.header_lines, rejected, wanted, cut)
-            # one statement per table: executemany runs one per row (195 s for 408,773 repeated rows)
-            if whole:
-                with _registered(duck, f"{self.rej_lines}_text",
-                                 pd.DataFrame({"line": list(whole), "text": list(whole.values())})) as view:
-                    duck.execute(f"UPDATE {self.rej_lines} SET csv_line = {view}.text FROM {view} "
-                                 f"WHERE {self.rej_lines}.line = {view}.line")
-            if blanks:
-                with _registered(duck, f"{self.blanks}_src", pd.DataFrame({"line": blanks}, dtype="int64")) as view:
-                    duck.execute(f"INSERT INTO {self.blanks} SELECT line FROM {view}")
-            if raws:
-                with _registered(duck, f"{self.raws}_src",
-                                 pd.DataFrame({"rn": list(raws), "raw": list(raws.values())})) as view:
-                    duck.execute(f"INSERT INTO {self.raws} SELECT rn, raw FROM {view}")
+            found = _scan_lines(self.source, self.header_lines, rejected, wanted, cut, set(self.source.long_lines),
+                                quoted, spaces_blank=self.mapping.delimiter == " ")
+            self._store_line_map(duck, found, quoted)
         duck.execute(
             f"CREATE TEMP TABLE {self.skipped} AS SELECT line, line - {self.header_lines} - "
             f"row_number() OVER (ORDER BY line) AS accepted_before FROM "
             f"(SELECT line FROM {self.rej_lines} UNION ALL SELECT line FROM {self.blanks} "
             f"WHERE line > {self.header_lines})")
+
+    def _store_line_map(self, duck, found: _LineMap, quoted: bool) -> None:
+        """Write what :func:`_scan_lines` found into the load's tables (one statement per table: executemany
+        runs one per row, 195 s for 408,773 repeated rows)."""
+        def frame(**columns) -> pd.DataFrame:
+            return pd.DataFrame({k: pd.Series(v, dtype="int64" if k != "text" else object) for k, v in columns.items()})
+
+        if found.texts:
+            with _registered(duck, f"{self.rej_lines}_text",
+                             frame(line=list(found.texts), text=list(found.texts.values()))) as view:
+                duck.execute(f"UPDATE {self.rej_lines} SET csv_line = {view}.text FROM {view} "
+                             f"WHERE {self.rej_lines}.line = {view}.line AND NOT {self.rej_lines}.emptied")
+        if found.blanks:
+            with _registered(duck, f"{self.blanks}_src", frame(line=found.blanks)) as view:
+                duck.execute(f"INSERT INTO {self.blanks} SELECT line FROM {view}")
+        if found.raws:
+            with _registered(duck, f"{self.raws}_src",
+                             frame(rn=list(found.raws), text=list(found.raws.values()))) as view:
+                duck.execute(f"INSERT INTO {self.raws} SELECT rn, text FROM {view}")
+        if quoted and found.long_rows:  # the lines too long to load were numbered by line: number them by row
+            with _registered(duck, f"{self.rej_lines}_long_rows",
+                             frame(line=list(found.long_rows), row=list(found.long_rows.values()))) as view:
+                duck.execute(f"UPDATE {self.rej_lines} SET line = {view}.row FROM {view} "
+                             f"WHERE {self.rej_lines}.line = {view}.line AND {self.rej_lines}.emptied")
+        if quoted and found.shifts:
+            rows, deltas = zip(*found.shifts)
+            with _registered(duck, f"{self.shifts}_src", frame(row=list(rows), delta=list(deltas))) as view:
+                duck.execute(f"CREATE TEMP TABLE {self.shifts} AS SELECT row, delta FROM {view}")
+            self.shifted = True
+
+    def _physical(self, row: str) -> str:
+        """SQL of the physical line number of DuckDB's row number ``row`` (they differ after a row over several
+        lines)."""
+        if not self.shifted:
+            return row
+        return f"({row} + coalesce((SELECT arg_max(s.delta, s.row) FROM {self.shifts} s WHERE s.row <= {row}), 0))"
 
     def _stats(self, duck) -> dict:
         good = f"FROM {self.chk} WHERE reason IS NULL"
@@ -1016,34 +1205,92 @@ def _registered(duck, name: str, frame: pd.DataFrame) -> Iterator[str]:
         duck.unregister(name)
 
 
-def _scan_lines(path: Path, compression: str | None, encoding: str, header_lines: int, rejected: set[int],
-                wanted: set[int], whole: set[int]) -> tuple[list[int], dict[int, str], dict[int, str]]:
-    """One stream over the original file: numbers of its empty lines, the text of the staged rows
-    ``wanted`` (0-based staged row numbers, counted as DuckDB does: header, blank and rejected lines skipped),
-    and the text of the physical lines ``whole`` (1-based)."""
-    blanks: list[int] = []
-    raws: dict[int, str] = {}
-    texts: dict[int, str] = {}
-    rn = 0
-    with _open_bytes(path, compression) as fh:
-        for line_no, line in enumerate(fh, 1):
-            if line_no <= header_lines:
-                continue
-            if not line.strip(b"\r\n"):
-                blanks.append(line_no)
-                continue
-            if line_no in rejected:
-                if line_no in whole:
-                    texts[line_no] = _line_text(line, encoding)
-                continue
+@dataclass
+class _LineMap:
+    """What :func:`_scan_lines` found, every number a row number as DuckDB counts rows (see there)."""
+
+    blanks: list[int] = field(default_factory=list)
+    raws: dict[int, str] = field(default_factory=dict)
+    texts: dict[int, str] = field(default_factory=dict)
+    #: (row number, physical line - row number from that row on), where a row over several lines shifts them
+    shifts: list[tuple[int, int]] = field(default_factory=list)
+    #: physical number -> row number of the lines too long to load
+    long_rows: dict[int, int] = field(default_factory=dict)
+
+
+def _scan_lines(source: _Source, header_lines: int, rejected: set[int], wanted: set[int], whole: set[int],
+                emptied: set[int], quoted: bool, spaces_blank: bool) -> _LineMap:
+    """One stream over the original file: numbers of its empty rows, the text of the staged rows ``wanted``
+    (0-based staged row numbers, counted as DuckDB does: header, blank and rejected rows skipped), the text of
+    the rejected rows ``whole``, and the rows of the lines too long to load (``emptied``, physical numbers).
+
+    Rows are numbered as DuckDB numbers them: a row is a line, or with ``quoted`` (the file has a quoted field
+    running over several lines) the lines such a field covers; ``shifts`` turns row numbers into line numbers.
+    ``spaces_blank``: a line of spaces is empty (a whitespace-separated file's, which DuckDB reads as a TSV).
+    """
+    found = _LineMap()
+    rn = row = delta = 0
+    for line_no, parts in _rows_of(source, quoted):
+        row += 1
+        if line_no - row != delta:
+            delta = line_no - row
+            found.shifts.append((row, delta))
+        if row <= header_lines:
+            continue
+        if line_no in emptied:
+            found.long_rows[line_no] = row
+        elif row in rejected:
+            if row in whole:
+                found.texts[row] = _line_text(parts, source.lines_encoding)
+        elif not (parts[0].strip() if spaces_blank else parts[0].strip(b"\r\n" if not quoted else "\r\n")):
+            found.blanks.append(row)
+        else:
             if rn in wanted:
-                raws[rn] = _line_text(line, encoding)
+                found.raws[rn] = _line_text(parts, source.lines_encoding)
             rn += 1
-    return blanks, raws, texts
+    return found
 
 
-def _line_text(line: bytes, encoding: str) -> str:
-    return line.rstrip(b"\r\n").decode(encoding, errors=decode_errors(encoding)).replace("\x00", _NUL_SHOWN_AS)
+def _rows_of(source: _Source, quoted: bool) -> Iterator[tuple[int, list]]:
+    """(number of its first line, its lines) of each row of the file: a line as bytes, or with ``quoted``, the
+    decoded lines that Python's csv module reads as one row (a quote opens a field only at its start, as in
+    DuckDB's reader)."""
+    if not quoted:
+        with _open_bytes(source.lines_path, source.lines_compression) as fh:
+            yield from ((n, [line]) for n, line in enumerate(fh, 1))
+        return
+    enc, errors = source.lines_encoding, decode_errors(source.lines_encoding)
+    if source.lines_compression == "gzip":
+        import gzip
+
+        fh = gzip.open(source.lines_path, "rt", encoding=enc, errors=errors, newline="")
+    else:
+        fh = open(source.lines_path, encoding=enc, errors=errors, newline="")
+    pending: list[str] = []
+
+    def lines() -> Iterator[str]:
+        for line in fh:
+            pending.append(line)
+            yield line
+
+    csv.field_size_limit(max(csv.field_size_limit(), _DUCKDB_MAX_LINE_BYTES))
+    start = 1
+    with fh:
+        for _ in csv.reader(lines(), delimiter=source.delimiter):
+            yield start, pending[:]
+            start += len(pending)
+            pending.clear()
+        if pending:
+            yield start, pending
+
+
+def _line_text(parts: list, encoding: str) -> str:
+    """The text of a row's lines (bytes, or text already decoded), its last line break dropped."""
+    if isinstance(parts[0], bytes):
+        text = b"".join(parts).rstrip(b"\r\n").decode(encoding, errors=decode_errors(encoding))
+    else:
+        text = "".join(parts).rstrip("\r\n")
+    return text.replace("\x00", _NUL_SHOWN_AS)
 
 
 def _delim_name(delimiter: str) -> str:

@@ -144,8 +144,8 @@ _PREVIEW_ROWS = 20
 _MAX_PREAMBLE_ROWS = 10
 #: a sniff window whose control characters (other than tab, CR, LF and NUL) exceed this share is not text
 _MAX_CONTROL_SHARE = 0.01
-#: below this many parsed rows per line, quoted fields swallowed lines: the window is parsed line by line
-_MIN_ROWS_PER_LINE = 0.9
+#: share of the sampled rows that must have the header's number of fields for a delimiter to be trusted
+_MIN_DELIMITER_SHARE = 0.5
 #: share of sampled time values a format must read to be chosen (the rest go to quarantine)
 _TIME_MIN_SHARE = 0.8
 _PROFILE_ROWS = 500
@@ -200,6 +200,13 @@ _NAME = re.compile(r"^[A-Za-z_][\w .\-/()#]*$")
 _UNQUALIFIED = re.compile(r"\s*[(\[][^)\]]*[)\]]")
 #: an order's number as shops show it (Shopify's Name column: #1001)
 _ORDER_NUMBER = re.compile(r"^#\d+$")
+#: a time's trailing time zone: an abbreviation (PST, CEST: config.TIME_ZONE_ABBREVIATIONS) or UTC/GMT with an
+#: offset (GMT+2, UTC-05:30, UTC+0530); written for Python's re and DuckDB's RE2 alike (core.ingest reads it too)
+TIME_ZONE_SUFFIX = r" ((?:UTC|GMT|utc|gmt)[+-][0-9]{1,2}(?::?[0-9]{2})?|[A-Za-z]{2,5}|[Zz])$"
+_TIME_ZONE_SUFFIX = re.compile(TIME_ZONE_SUFFIX)
+_ZONE_OFFSET = re.compile(r"^(?:UTC|GMT)([+-])(\d{1,2}(?::\d{2})?|\d{4})$", re.IGNORECASE)
+#: the largest offset from UTC a zone has (Kiribati, UTC+14:00), in minutes
+MAX_ZONE_OFFSET_MINUTES = 14 * 60
 _JSON_START = re.compile(r'^[\[{]\s*[\[{]?\s*"[^"\n]{0,200}"\s*:')
 
 
@@ -406,18 +413,28 @@ def _lines(text: str, complete: bool) -> list[str]:
 
 
 def _split(lines: list[str], delimiter: str) -> list[list[str]]:
+    """The rows of ``lines``: a quoted field may run over several lines (a description with line breaks),
+    unless reading so makes the rows less consistent than reading line by line (a quote opened and never
+    closed swallows the lines after it into one field)."""
     if delimiter == " ":
         return [ln.split() for ln in lines]
     # one field may fill the whole sniff window (a 1 MB line); the csv module refuses fields over its limit
     csv.field_size_limit(max(csv.field_size_limit(), config.SNIFF_BYTES + 1))
     try:
-        rows = list(csv.reader(lines, delimiter=delimiter))
+        rows = list(csv.reader((ln + "\n" for ln in lines), delimiter=delimiter))
     except csv.Error:
         rows = []
-    if len(rows) >= _MIN_ROWS_PER_LINE * len(lines):
+    rows = [[v.removesuffix("\n") for v in r] if r and r[-1].endswith("\n") else r for r in rows]
+    if len(rows) == len(lines):
         return rows
-    # a quote opened and never closed swallows every later line into one field: read line by line instead
-    return [_split_line(ln, delimiter) for ln in lines]
+    by_line = [_split_line(ln, delimiter) for ln in lines]
+    return rows if rows and _consistency(rows) >= _consistency(by_line) else by_line
+
+
+def _consistency(rows: list[list[str]]) -> float:
+    """The share of rows with the most common number of fields."""
+    counts = [len(r) for r in rows]
+    return counts.count(statistics.mode(counts)) / len(counts) if counts else 0.0
 
 
 def _split_line(line: str, delimiter: str) -> list[str]:
@@ -457,7 +474,15 @@ def _physical_lines_before(text: str, rows: int) -> int:
 
 
 def _detect_delimiter(lines: list[str]) -> tuple[str, list[list[str]], bool]:
-    """The delimiter whose field counts are most consistent (and >1); ties make it unsure."""
+    """The delimiter that splits most rows, and the header, into the same number of fields (>1); ties make it
+    unsure.
+
+    Ranked by: a real delimiter whose count is the consistent majority's (at least ``_MIN_DELIMITER_SHARE``
+    of the rows) before whitespace, then whether the header row has that count too, then the share of
+    consistent rows and their width. Whitespace is the last resort: REES46 times (``2019-10-01 00:00:00
+    UTC``) put two spaces on every line, so a few ragged lines would otherwise make a space-split file look
+    more consistent than its commas.
+    """
     scored = []
     for delim in DELIMITERS:
         rows = _split(lines[:_PROFILE_ROWS], delim)
@@ -467,18 +492,84 @@ def _detect_delimiter(lines: list[str]) -> tuple[str, list[list[str]], bool]:
         mode = statistics.mode(counts)
         share = counts.count(mode) / len(counts)
         if mode > 1:
-            # whitespace splitting is the last resort: prefer a real delimiter at equal consistency
-            scored.append((share, mode, -DELIMITERS.index(delim), delim))
+            majority = delim != " " and share >= _MIN_DELIMITER_SHARE
+            header_agrees = _header_width(rows, mode) == mode
+            scored.append(((majority, header_agrees, share, mode), -DELIMITERS.index(delim), delim))
     if not scored:
         return ",", _split(lines, ","), False
     scored.sort(reverse=True)
     best = scored[0]
-    rivals = [s for s in scored[1:] if s[0] == best[0] and s[1] == best[1] and " " not in (s[3], best[3])]
-    unsure = bool(rivals)
-    return best[3], _split(lines, best[3]), not unsure
+    rivals = [s for s in scored[1:] if s[0] == best[0] and " " not in (s[2], best[2])]
+    return best[2], _split(lines, best[2]), not rivals
+
+
+def _header_width(rows: list[list[str]], n_cols: int) -> int:
+    """The fields of the first row that fills more than half of ``n_cols`` (lines above a header, a report's
+    title or its date, fill less: see :func:`_preamble`)."""
+    return next((len(r) for r in rows[:_MAX_PREAMBLE_ROWS + 1] if 2 * sum(1 for v in r if v.strip()) > n_cols), 0)
 
 
 # --- value kinds ------------------------------------------------------------------------------------
+
+
+#: an abbreviation whose partner is in the same column means the zone listed for it: PDT beside PST is North
+#: American Pacific time, not Philippine; BST beside GMT is British
+_ZONE_PARTNERS = {"PST": "PDT", "MST": "MDT", "CST": "CDT", "CDT": "CST", "AST": "ADT", "BST": "GMT"}
+#: abbreviations named in messages as examples of those read
+ZONE_EXAMPLES = "PST, PDT, EST, EDT, CST, CET, CEST, BST, IST, JST, AEST"
+
+
+def split_time_zone(value: str) -> tuple[str, str | None]:
+    """``value`` without the time zone it ends in (``2019-10-01 00:00:00 PST``: see :data:`TIME_ZONE_SUFFIX`) and
+    that zone upper-cased; ``value`` and None when it ends in none (AM and PM are a 12-hour clock's)."""
+    m = _TIME_ZONE_SUFFIX.search(value)
+    if not m or m.group(1).upper() in ("AM", "PM"):
+        return value, None
+    return value[:m.start()].rstrip(), m.group(1).upper()
+
+
+def zone_offset_minutes(zone: str) -> int | None:
+    """Minutes east of UTC of a zone :func:`split_time_zone` found (PST: -480; UTC+05:30: 330); None when the
+    abbreviation is not in :data:`core.config.TIME_ZONE_ABBREVIATIONS` or the offset is past 14 hours."""
+    if zone.upper() in config.TIME_ZONE_ABBREVIATIONS:
+        return config.TIME_ZONE_ABBREVIATIONS[zone.upper()][0]
+    m = _ZONE_OFFSET.match(zone)
+    if not m:
+        return None
+    digits = m.group(2).replace(":", "")
+    hours, minutes = (int(digits), 0) if len(digits) <= 2 else (int(digits[:-2]), int(digits[-2:]))
+    total = hours * 60 + minutes
+    return (-total if m.group(1) == "-" else total) if total <= MAX_ZONE_OFFSET_MINUTES and minutes < 60 else None
+
+
+def _utc_offset_text(minutes: int) -> str:
+    return f"UTC{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _zone_notes(zones: list[str]) -> list[str]:
+    """What the analyst is told of the time zones the sampled times end in: each is read with its offset, which
+    abbreviations also name other zones, and which are unknown (their rows are quarantined)."""
+    found = sorted(set(zones))
+    if not found or found == ["UTC"]:
+        return ["times carry a ' UTC' suffix: read as UTC"] if found else []
+    known = [z for z in found if zone_offset_minutes(z) is not None]
+    notes = []
+    if known and not any(zone_offset_minutes(z) for z in known):
+        notes.append(f"times end in {'/'.join(known)}: read as UTC")
+    elif known:
+        offsets = ", ".join(f"{z} = {_utc_offset_text(zone_offset_minutes(z))}" for z in known[:8])
+        notes.append(f"times end in a time zone ({offsets}): each is read with its own offset and converted to UTC")
+    for z in known:
+        if z in config.TIME_ZONE_OTHER_MEANINGS and _ZONE_PARTNERS.get(z) not in found:
+            minutes, name = config.TIME_ZONE_ABBREVIATIONS[z]
+            notes.append(f"'{z}' is read as {name} ({_utc_offset_text(minutes)}); it also names "
+                         f"{config.TIME_ZONE_OTHER_MEANINGS[z]}: if the file means another, write its times with "
+                         "their UTC offset (such as +08:00) and load it again")
+    if unknown := [z for z in found if z not in known]:
+        notes.append(f"times end in {unknown[:5]}, no time zone known here (expected an abbreviation such as "
+                     f"{ZONE_EXAMPLES} or an offset such as UTC+05:30): those rows will be quarantined, not read "
+                     "as UTC")
+    return notes
 
 
 def _kind(value: str) -> str:
@@ -499,6 +590,9 @@ def _kind(value: str) -> str:
         return "month_name"
     if v.lower() in EVENT_ALIASES:
         return "event"
+    local, zone = split_time_zone(v)
+    if zone and (kind := _kind(local)) in ("iso", "dmy", "month_name", "ymd"):
+        return kind
     return "text"
 
 
@@ -527,9 +621,11 @@ def detect_time_format(values: list[str]) -> tuple[str | None, list[str]]:
     A format fits when it reads at least ``_TIME_MIN_SHARE`` of the non-empty values; the
     rest will be quarantined as unparseable, and a note says so.
     """
-    vals = [v.strip() for v in values if v and v.strip()]
-    if not vals:
+    written = [v.strip() for v in values if v and v.strip()]
+    if not written:
         return None, []
+    split = [split_time_zone(v) for v in written]  # a zone at the end is read in any format
+    vals = [local for local, _ in split]
     notes: list[str] = []
     need = _TIME_MIN_SHARE * len(vals)
 
@@ -572,9 +668,15 @@ def detect_time_format(values: list[str]) -> tuple[str | None, list[str]]:
     else:
         return None, notes
     if fmt and len(hits) < len(vals):
-        odd = [v for v in vals if v not in set(hits)][:3]
+        read = set(hits)
+        odd = [w for w, v in zip(written, vals) if v not in read][:3]
         notes.append(f"some times are not in the detected format (for example {odd}): those rows will be "
                      "quarantined")
+    if fmt:
+        zones = [z for _, z in split if z]
+        notes.extend(n for n in _zone_notes(zones) if n not in notes)
+        if zones and (bare := [w for w, (_, z) in zip(written, split) if not z and not _OFFSET.search(w)]):
+            notes.append(f"some times carry no time zone (like {bare[0]!r}) where others do: read as UTC")
     return fmt, notes
 
 
@@ -697,7 +799,8 @@ def _is_taobao_content(kinds: list[dict[str, int]], rows: list[list[str]]) -> bo
         return False
     behaviours = {r[3].strip() for r in rows[:_PROFILE_ROWS] if len(r) > 3}
     return (behaviours <= {"pv", "cart", "fav", "buy"} and _major(kinds[0]) == "int"
-            and _major(kinds[4]) == "int" and detect_time_format([r[4] for r in rows[:_PROFILE_ROWS]])[0] == "unix_s")
+            and _major(kinds[4]) == "int"
+            and detect_time_format([r[4] for r in rows[:_PROFILE_ROWS] if len(r) > 4])[0] == "unix_s")
 
 
 def _layout_mapping(layout: str, names: list[str]) -> tuple[dict[str, str | None], str | None, str | None, str]:

@@ -240,6 +240,46 @@ def long_line_file(folder: Path) -> Path:
     return path
 
 
+#: a field longer than DuckDB's 32 MiB read buffer, as in a REES46 file whose brand held a pasted blob
+BUFFER_BUSTING_FIELD = 34_000_000
+
+
+def long_field_file(folder: Path, data_row: int, field_bytes: int = BUFFER_BUSTING_FIELD, rows: int = 10,
+                    final_newline: bool = True) -> tuple[Path, str]:
+    """REES46 rows 1..``rows`` whose data row ``data_row`` (1-based, so on line ``data_row + 1``) has a brand of
+    ``field_bytes`` letters; returns the path and that line's text."""
+    fields = [rees46_row(n) for n in range(1, rows + 1)]
+    fields[data_row - 1][5] = "b" * field_bytes
+    lines = [csv_line(r) for r in [REES46_COLUMNS, *fields]]
+    path = folder / "long-field.csv"
+    path.write_text("\n".join(lines) + ("\n" if final_newline else ""), encoding="utf-8")
+    return path, lines[data_row]
+
+
+def quoted_multiline_file(folder: Path, delimiter: str = ",") -> Path:
+    """A REES46 file (any delimiter) whose rows 2 and 9 hold a quoted category running over three lines, with
+    ragged rows, an empty line, a repeat and a bad price after them. Lines, as an editor numbers them:
+
+    1 header; 2 row 1; 3-5 row 20 (multi-line); 6 empty; 7 row 2; 8 three fields; 9 row 3; 10 row 3 again;
+    11 row 22 with price 'x'; 12-14 row 23 (multi-line) with an eleventh field; 15 row 4; 16 four fields; 17 row 5.
+    """
+    def line(fields: list[str]) -> str:
+        buf = io.StringIO()  # a line terminator of its own makes the writer quote the fields that hold one
+        csv.writer(buf, delimiter=delimiter, lineterminator="\n").writerow(fields)
+        return buf.getvalue()[:-1]
+
+    multi = "multi\nline\ncategory"
+    rows = [
+        REES46_COLUMNS, rees46_row(1), rees46_row(20, category=multi), None, rees46_row(2), ["a", "b", "c"],
+        rees46_row(3), rees46_row(3), rees46_row(22, price="x"), rees46_row(23, category=multi) + ["x", "y"],
+        rees46_row(4), rees46_row(6)[:4], rees46_row(5),
+    ]
+    text = "".join((line(r) if r is not None else "") + "\n" for r in rows)
+    path = folder / "multiline.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    return path
+
+
 def nul_file(folder: Path) -> Path:
     """REES46 rows with NUL bytes as damaged files hold them: one inside a brand (line 3), and a run of
     zeros where a crash left a block unwritten (line 5)."""

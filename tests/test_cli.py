@@ -72,6 +72,18 @@ def test_ingest_reads_the_worksheet_named(capsys, db, tmp_path):
     assert code == cli.EXIT_USER_ERROR and "has no worksheet 'Gone'" in err
 
 
+def test_ingest_reads_times_in_pacific_time_as_utc_and_says_so(capsys, db, tmp_path):
+    """The command line loads with the sniffed mapping: a format it cannot choose must not be needed."""
+    path = tmp_path / "pst.csv"
+    path.write_text("user_id,event_time,event_type\n" + "".join(
+        f"u{i},2019-10-01 {i:02d}:00:00 {'PDT' if i % 2 else 'PST'},view\n" for i in range(6)))
+    code, out, _ = run(capsys, "ingest", str(path), "--name", "pst", "--db", db, "--quiet")
+    assert code == 0
+    assert "6 rows read = 6 loaded + 0 quarantined" in out
+    assert "events 2019-10-01 08:00:00 .. 2019-10-01 12:00:00" in out
+    assert "note: times end in a time zone (PDT = UTC-07:00, PST = UTC-08:00)" in out
+
+
 def test_existing_name_and_unreadable_file_exit_non_zero(capsys, db, shared_data, tmp_path):
     path = str(shared_data / "rees46" / "2019-Oct-first1000.csv")
     assert run(capsys, "ingest", path, "--name", "x", "--db", db, "--quiet")[0] == 0

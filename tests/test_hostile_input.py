@@ -110,6 +110,99 @@ def test_one_megabyte_lines(engine, tmp_path):
         ("u1", T(2024, 1, 1, 10, 0), "view"), ("u2", T(2024, 1, 1, 10, 1), "purchase")]
 
 
+@pytest.mark.parametrize(("data_row", "final_newline"), [(6, True), (1, True), (10, False)],
+                         ids=["sixth-row", "first-row", "last-row-unterminated"])
+def test_a_line_longer_than_the_read_buffer_is_quarantined_not_lost(engine, tmp_path, data_row, final_newline):
+    """DuckDB drops a line longer than its 32 MiB buffer without a reject: the line is counted all the same."""
+    path, line = hf.long_field_file(tmp_path, data_row, final_newline=final_newline)
+    report = ingest_file(engine, path, "long")
+    _reconciled(engine, report, read=10, loaded=9, by_reason={"line_too_long": 1})
+    q = quarantined_rows(engine, "long")
+    assert q["line_no"].tolist() == [data_row + 1]
+    assert q["raw_line"][0] == line[:200]
+    assert q["detail"][0].startswith(f"line is {len(line):,} bytes long, more than the 2,097,152 bytes (2 MiB) "
+                                     "a line may hold")
+    items = [r[3] for r in _events(engine, "long")]
+    assert items == [str(3_900_000 + n) for n in range(1, 11) if n != data_row]
+
+
+def test_a_line_over_the_limit_within_the_buffer_is_too_long_too(engine, tmp_path):
+    path, line = hf.long_field_file(tmp_path, 3, field_bytes=3_000_000)
+    report = ingest_file(engine, path, "long")
+    _reconciled(engine, report, read=10, loaded=9, by_reason={"line_too_long": 1})
+    assert quarantined_rows(engine, "long")[["line_no", "raw_line"]].values.tolist() == [[4, line[:200]]]
+
+
+def test_long_lines_in_a_row_between_empty_lines_and_last_without_a_line_break(engine, tmp_path):
+    row = [hf.csv_line(hf.rees46_row(n)) for n in range(1, 4)]
+    long = hf.csv_line(hf.rees46_row(99, brand="é" * 1_100_000))  # 2.2 MB in UTF-8, 1.1 million characters
+    path = tmp_path / "long.csv"
+    path.write_text("\n".join([hf.REES46_HEADER, row[0], long, long, "", row[1], "", row[2], long]), encoding="utf-8")
+    report = ingest_file(engine, path, "long")
+    _reconciled(engine, report, read=6, loaded=3, by_reason={"line_too_long": 3})
+    q = quarantined_rows(engine, "long")
+    assert q["line_no"].tolist() == [3, 4, 9]
+    assert set(q["raw_line"]) == {long[:200]}
+
+
+def test_a_quoted_field_over_lines_beyond_what_a_row_may_hold_is_refused(duck_engine, tmp_path):
+    """Ten lines of 1 MB inside one quoted field: each line is short enough, the row is not (8 MiB)."""
+    fields = hf.rees46_row(3)
+    fields[4] = '"' + ("x" * 1_000_000 + "\n") * 10 + '"'
+    rows = [hf.csv_line(hf.rees46_row(1)), hf.csv_line(hf.rees46_row(2)), ",".join(fields),
+            hf.csv_line(hf.rees46_row(4))]
+    path = tmp_path / "field.csv"
+    path.write_text("\n".join([hf.REES46_HEADER, *rows]) + "\n", encoding="utf-8")
+    with pytest.raises(SchemaError, match=r"^field\.csv: 10 of its 15 lines could not be read as rows and counted one "
+                                          r"by one: line 4 opens a quoted field that runs over several lines, more "
+                                          r"than 8 MiB in all; nothing was loaded\."):
+        ingest_file(duck_engine, path, "field")
+    assert _counts(duck_engine) == (0, 0, 0)
+
+
+def test_lines_the_reader_skips_without_a_word_refuse_the_load(duck_engine, tmp_path, monkeypatch):
+    """The count of the file's lines catches a line lost between the file and the tables (here, a long line
+    taken out for the reader and then not quarantined)."""
+    import core.ingest
+
+    monkeypatch.setattr(core.ingest._Job, "_add_long_lines", lambda self, duck: None)
+    path, _ = hf.long_field_file(tmp_path, 3, field_bytes=3_000_000)
+    with pytest.raises(SchemaError, match=r"^long-field\.csv: 1 of its 11 lines could not be read as rows and "
+                                          r"counted one by one: nothing was loaded\."):
+        ingest_file(duck_engine, path, "long")
+    assert _counts(duck_engine) == (0, 0, 0)
+
+
+@pytest.mark.slow
+def test_a_quote_left_open_in_a_large_file_is_refused_not_loaded_short(duck_engine, tmp_path):
+    """In a file larger than DuckDB's read buffer, a quote left open made it skip 72,000 lines without a word."""
+    lines = hf.rees46_text([hf.rees46_row(n) for n in range(1, 400_000)]).split("\n")
+    lines[5] = lines[5].replace(",aqua,", ',"aqua,')
+    path = tmp_path / "quote.csv"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(SchemaError, match=r"^quote\.csv: .*line 6 opens a quote \(\"\) that is not closed"):
+        ingest_file(duck_engine, path, "quote")
+    assert _counts(duck_engine) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t", ";", "|"], ids=["comma", "tab", "semicolon", "pipe"])
+def test_quoted_fields_over_several_lines_keep_every_line_number(engine, tmp_path, delimiter):
+    """Rows with a field over three lines, ragged rows and an empty line near the top: the delimiter is the
+    file's, the ragged rows are quarantined, and each quarantined row has the line an editor shows."""
+    path = hf.quoted_multiline_file(tmp_path, delimiter)
+    assert sniff(path).mapping.delimiter == delimiter
+    report = ingest_file(engine, path, "multi")
+    _reconciled(engine, report, read=11, loaded=6, by_reason={
+        "truncated_row": 2, "duplicate": 1, "non_numeric_price": 1, "too_many_fields": 1})
+    q = quarantined_rows(engine, "multi")
+    assert q[["line_no", "reason"]].values.tolist() == [
+        [8, "truncated_row"], [10, "duplicate"], [11, "non_numeric_price"], [12, "too_many_fields"],
+        [16, "truncated_row"]]
+    assert q["detail"][1] == "exact duplicate of an earlier line (line 9)"
+    assert q["raw_line"][3].count("\n") == 2  # the whole row, over its three lines
+    assert [r[4] for r in _events(engine, "multi")].count("multi\nline\ncategory") == 1
+
+
 def test_nul_bytes_quarantine_their_rows(engine, tmp_path):
     report = ingest_file(engine, hf.nul_file(tmp_path), "nul")
     _reconciled(engine, report, read=5, loaded=3, by_reason={"nul_byte": 2})

@@ -124,6 +124,92 @@ def test_other_delimiters_load(engine, fixture):
         assert [r[6] for r in rows] == [3.5, 3.5, 4.0]  # decimal commas
 
 
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"], ids=["comma", "semicolon", "tab"])
+def test_ragged_lines_near_the_top_are_quarantined_and_the_file_loads(engine, tmp_path, delimiter):
+    """A 4-field and an 11-field line among REES46's first rows: the delimiter stays the file's (the spaces
+    in its times made it a space, and the file was refused), and the two lines go to quarantine."""
+    from tests import hostile_files as hf
+
+    rows = [hf.rees46_row(n) for n in range(1, 41)]
+    rows[3], rows[6] = rows[3][:4], rows[6] + ["x", "y"]
+    path = tmp_path / "ragged.csv"
+    path.write_text("".join(delimiter.join(r) + "\n" for r in [hf.REES46_COLUMNS, *rows]), encoding="utf-8")
+    report = ingest_file(engine, path, "ragged")
+    assert (report.layout, report.rows_read, report.rows_loaded) == ("rees46", 40, 38)
+    assert report.quarantine_by_reason == {"too_many_fields": 1, "truncated_row": 1}
+    q = quarantined_rows(engine, "ragged")
+    assert q[["line_no", "reason"]].values.tolist() == [[5, "truncated_row"], [8, "too_many_fields"]]
+    assert q["raw_line"][0] == delimiter.join(rows[3])
+    assert len({r[3] for r in _events(engine, "ragged")}) == 38
+
+
+ZONED_TIMES = [
+    # (times ending in a time-zone abbreviation, in each format the sniffer knows; the same instants in UTC)
+    ("iso", ["2019-10-01 00:00:00 PST", "2019-07-01 00:00:00 PDT", "2019-10-01 09:30:00 EST", "2019-10-01 09:30 EDT",
+             "2019-10-01 12:00:00 CET", "2019-07-01 12:00:00 CEST", "2019-10-01 05:30:00 IST",
+             "2019-10-01 09:00:00 JST", "2019-10-01 00:00:00 GMT+2", "2019-10-01 1:05 PM CST",
+             "2019-10-01 00:00:00 utc", "2019-10-01T10:00:00.250-07:00 PDT"],
+     [T(2019, 10, 1, 8), T(2019, 7, 1, 7), T(2019, 10, 1, 14, 30), T(2019, 10, 1, 13, 30), T(2019, 10, 1, 11),
+      T(2019, 7, 1, 10), T(2019, 10, 1, 0), T(2019, 10, 1, 0), T(2019, 9, 30, 22), T(2019, 10, 1, 19, 5),
+      T(2019, 10, 1, 0), T(2019, 10, 1, 17, 0, 0, 250_000)]),  # the offset in numbers counts once
+    ("mdy_hm", ["10/01/2019 1:05 PM PST", "10/13/2019 1:05 AM PDT", "12/31/19 23:30 EST", "10/02/2019 10:00 UTC+0530"],
+     [T(2019, 10, 1, 21, 5), T(2019, 10, 13, 8, 5), T(2020, 1, 1, 4, 30), T(2019, 10, 2, 4, 30)]),
+    ("dmy_hm", ["31.10.2019 10:00 CET", "13/10/2019 10:00 CEST", "01-11-2019 9:15 PM BST"],
+     [T(2019, 10, 31, 9), T(2019, 10, 13, 8), T(2019, 11, 1, 20, 15)]),
+    ("month_name", ["Tue, 01 Oct 2019 10:05:00 GMT", "Oct 1, 2019 1:05 PM EDT", "01-Oct-2019 10:05 JST"],
+     [T(2019, 10, 1, 10, 5), T(2019, 10, 1, 17, 5), T(2019, 10, 1, 1, 5)]),
+    ("ymd", ["20191001 10:05 AEST", "20191001 10:05 PM MST"], [T(2019, 10, 1, 0, 5), T(2019, 10, 2, 5, 5)]),
+]
+
+
+@pytest.mark.parametrize(("fmt", "written", "utc"), ZONED_TIMES, ids=[z[0] for z in ZONED_TIMES])
+def test_time_zone_abbreviations_are_read_with_their_offsets(engine, tmp_path, fmt, written, utc):
+    """A time ending in PST is eight hours behind UTC: it loaded as if it were UTC, and the note asked for a
+    format the command line cannot choose."""
+    import csv
+
+    path = tmp_path / "zones.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([["user_id", "event_time", "event_type"],
+                                  *[[f"u{i:02d}", t, "view"] for i, t in enumerate(written)]])
+    mapping = sniff(path).mapping
+    assert (mapping.time_format, mapping.confident) == (fmt, True)
+    assert any(n.startswith("times end in a time zone (") and "converted to UTC" in n for n in mapping.notes)
+    report = ingest_file(engine, path, "zones")
+    assert (report.rows_read, report.rows_loaded) == (len(written), len(written))
+    assert [r[1] for r in sorted(_events(engine, "zones"))] == utc
+
+
+def test_an_unknown_time_zone_is_quarantined_not_read_as_utc(engine, tmp_path):
+    path = tmp_path / "zones.csv"
+    path.write_text("user_id,event_time,event_type\nu1,2019-10-01 00:00:00 XYZ,view\n"
+                    "u2,2019-10-01 00:00:00 America/Chicago,view\nu3,2019-10-01 00:00:00 12,view\n"
+                    + "".join(f"u{n},2019-10-01 {n:02d}:00:00 PST,view\n" for n in range(4, 14)))
+    assert any("times end in ['XYZ'], no time zone known here" in n for n in sniff(path).mapping.notes)
+    report = ingest_file(engine, path, "zones")
+    assert report.quarantine_by_reason == {"unknown_time_zone": 1, "unparseable_time": 2}
+    q = quarantined_rows(engine, "zones")
+    assert q[["line_no", "reason"]].values.tolist() == [
+        [2, "unknown_time_zone"], [3, "unparseable_time"], [4, "unparseable_time"]]
+    assert q["detail"][0].startswith("column 'event_time': '2019-10-01 00:00:00 XYZ' ends in a time zone not known "
+                                     "here; expected an abbreviation such as PST")
+    assert [r[1] for r in _events(engine, "zones")] == [T(2019, 10, 1, n + 8) for n in range(4, 14)]
+
+
+@pytest.mark.parametrize(("zone", "utc", "meaning"), [
+    ("IST", T(2019, 9, 30, 18, 30), "'IST' is read as India Standard Time (UTC+05:30); it also names Irish Standard "
+                                    "Time (UTC+01:00) and Israel Standard Time (UTC+02:00)"),
+    ("CST", T(2019, 10, 1, 6), "'CST' is read as Central Standard Time (North America) (UTC-06:00); it also names "
+                               "China Standard Time (UTC+08:00) and Cuba Standard Time (UTC-05:00)"),
+])
+def test_an_abbreviation_of_several_zones_is_read_as_documented_and_said(duck_engine, tmp_path, zone, utc, meaning):
+    path = tmp_path / "zones.csv"
+    path.write_text(f"user_id,event_time,event_type\nu1,2019-10-01 00:00:00 {zone},view\n")
+    report = ingest_file(duck_engine, path, "zones")
+    assert any(n.startswith(meaning) for n in report.notes), report.notes
+    assert [r[1] for r in _events(duck_engine, "zones")] == [utc]
+
+
 TIMES_AS_WRITTEN = [
     # (times as an export writes them, the format sniffed, the times read; the last value is quarantined)
     (["3/1/24 10:05", "3/13/24 1:05 PM", "12/31/99 23:59", "3/1/2024 10:05", "2/30/24 10:00"], "mdy_hm",
@@ -236,6 +322,21 @@ def test_whitespace_file_keeps_physical_line_numbers(engine, tmp_path):
     assert q[["line_no", "raw_line", "reason"]].values.tolist() == [
         [4, "u1 1706778000 view", "duplicate"], [7, "u2 oops view", "unparseable_time"]]
     assert q["detail"][0] == "exact duplicate of an earlier line (line 2)"
+
+
+def test_lines_of_spaces_in_a_whitespace_file_keep_the_line_numbers(engine, tmp_path):
+    """A line of spaces or a tab is empty to a whitespace-separated file: it was counted as a row, and every
+    quarantined row after it was numbered a line too early."""
+    rows = ["u1 1706778000 view", "   ", "u2 1706778001 view", "\t", "u3 oops view",
+            *[f"u{n} {1706778000 + n} view" for n in range(4, 8)], "u6 1706778006 view"]
+    path = tmp_path / "w.txt"
+    path.write_text("user_id event_time event_type\n" + "\n".join(rows) + "\n")
+    report = ingest_file(engine, path, "w")
+    assert (report.rows_read, report.rows_loaded) == (8, 6)
+    q = quarantined_rows(engine, "w")
+    assert q[["line_no", "raw_line", "reason"]].values.tolist() == [
+        [6, "u3 oops view", "unparseable_time"], [11, "u6 1706778006 view", "duplicate"]]
+    assert q["detail"][1] == "exact duplicate of an earlier line (line 9)"
 
 
 @pytest.mark.parametrize(("fixture", "brands"), [

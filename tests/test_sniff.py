@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from core.errors import SchemaError
-from core.sniff import EVENT_ALIASES, Mapping, detect_time_format, header_signature, sniff
+from core.sniff import (EVENT_ALIASES, Mapping, detect_time_format, header_signature, sniff, split_time_zone,
+                        zone_offset_minutes)
+from tests import hostile_files as hf
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -34,6 +36,49 @@ def test_tab_wins_over_whitespace_for_tsv(tmp_path):
     mapping = sniff(path).mapping
     assert mapping.delimiter == "\t"
     assert mapping.confident is True
+
+
+def _ragged_rees46(tmp_path: Path, delimiter: str, short: list[int], long: list[int], rows: int = 600) -> Path:
+    """A REES46 file in ``delimiter`` whose data rows ``short`` have 4 fields and rows ``long`` 11."""
+    lines = [hf.REES46_COLUMNS]
+    for n in range(1, rows + 1):
+        row = hf.rees46_row(n)
+        lines.append(row[:4] if n in short else row + ["x", "y"] if n in long else row)
+    return _write(tmp_path, "ragged.csv", "".join(delimiter.join(r) + "\n" for r in lines))
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t", ";", "|"], ids=["comma", "tab", "semicolon", "pipe"])
+@pytest.mark.parametrize(("short", "long"), [([3], [7]), ([1], [2]), ([2, 5, 9, 40], [11, 12, 300])],
+                         ids=["two", "first-rows", "seven"])
+def test_ragged_lines_do_not_make_the_spaces_in_times_the_delimiter(tmp_path, delimiter, short, long):
+    """Every REES46 line holds two spaces (2019-10-01 00:00:00 UTC): a space split is consistent on every data
+    line, the real delimiter on all but the ragged ones. The header decides."""
+    mapping = sniff(_ragged_rees46(tmp_path, delimiter, short, long)).mapping
+    assert (mapping.delimiter, mapping.layout, len(mapping.source_columns)) == (delimiter, "rees46", 9)
+    assert mapping.confident
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "|"], ids=["comma", "semicolon", "pipe"])
+def test_quoted_fields_over_several_lines_are_read_as_one_row(tmp_path, delimiter):
+    sniffed = sniff(hf.quoted_multiline_file(tmp_path, delimiter))
+    assert (sniffed.mapping.delimiter, sniffed.mapping.layout) == (delimiter, "rees46")
+    assert sniffed.preview["category_code"].tolist()[:3] == ["appliances.water_heater", "multi\nline\ncategory",
+                                                             "appliances.water_heater"]
+
+
+def test_a_quote_left_open_is_read_line_by_line(tmp_path):
+    rows = [hf.csv_line(hf.rees46_row(n)) for n in range(1, 30)]
+    rows[3] = rows[3].replace(",aqua,", ',"aqua,')
+    mapping = sniff(_write(tmp_path, "q.csv", hf.REES46_HEADER + "\n" + "\n".join(rows) + "\n")).mapping
+    assert (mapping.delimiter, mapping.layout) == (",", "rees46")
+
+
+def test_a_short_first_row_of_a_headerless_file_is_read(tmp_path):
+    """Taobao rows (no header), the first cut short: it was an IndexError."""
+    rows = [[str(100 + n), str(2268318 + n), "2520377", "pv", str(1511544070 + n)] for n in range(40)]
+    rows[0] = rows[0][:3]
+    mapping = sniff(_write(tmp_path, "t.csv", "".join(",".join(r) + "\n" for r in rows))).mapping
+    assert (mapping.delimiter, mapping.layout) == (",", "taobao")
 
 
 def test_generic_header_names_in_any_case_are_mapped():
@@ -172,6 +217,41 @@ def test_customer_date_amount_file_is_a_transactions_layout():
 )
 def test_time_format_detection(values, expected):
     assert detect_time_format(values)[0] == expected
+
+
+@pytest.mark.parametrize(("value", "local", "zone", "minutes"), [
+    ("2019-10-01 00:00:00 PST", "2019-10-01 00:00:00", "PST", -480),
+    ("10/01/2019 1:05 PM cest", "10/01/2019 1:05 PM", "CEST", 120),
+    ("2019-10-01 00:00:00 GMT+2", "2019-10-01 00:00:00", "GMT+2", 120),
+    ("2019-10-01 00:00:00 UTC-05:30", "2019-10-01 00:00:00", "UTC-05:30", -330),
+    ("2019-10-01 00:00:00 utc+0545", "2019-10-01 00:00:00", "UTC+0545", 345),
+    ("2019-10-01 00:00:00 UTC+15", "2019-10-01 00:00:00", "UTC+15", None),
+    ("2019-10-01 00:00:00 XYZ", "2019-10-01 00:00:00", "XYZ", None),
+    ("2019-10-01 1:05 PM", "2019-10-01 1:05 PM", None, None),
+    ("2019-10-01T00:00:00Z", "2019-10-01T00:00:00Z", None, None),
+])
+def test_a_time_zone_at_the_end_is_split_off_with_its_offset(value, local, zone, minutes):
+    assert split_time_zone(value) == (local, zone)
+    assert zone is None or zone_offset_minutes(zone) == minutes
+
+
+def test_times_with_abbreviations_are_a_known_format_and_noted():
+    fmt, notes = detect_time_format(["2019-10-01 00:00:00 PST", "2019-07-01 00:00:00 PDT", "2019-10-01 10:00 EST"])
+    assert fmt == "iso"
+    assert notes == ["times end in a time zone (EST = UTC-05:00, PDT = UTC-07:00, PST = UTC-08:00): each is read "
+                     "with its own offset and converted to UTC"]  # PDT beside PST: North American, said once
+    fmt, notes = detect_time_format(["2019-10-01 00:00:00 PST"])
+    assert notes[1].startswith("'PST' is read as Pacific Standard Time (UTC-08:00); it also names Philippine")
+    assert detect_time_format(["Tue, 05 Mar 2024 10:05:00 GMT"]) == ("month_name", ["times end in GMT: read as UTC"])
+    assert detect_time_format(["2019-10-01 00:00:00 UTC"]) == ("iso", ["times carry a ' UTC' suffix: read as UTC"])
+    _, notes = detect_time_format(["2019-10-01 00:00:00 CET", "2019-10-01 01:00:00", "2019-10-01 02:00:00 CET"])
+    assert notes[-1] == "some times carry no time zone (like '2019-10-01 01:00:00') where others do: read as UTC"
+
+
+def test_a_headerless_time_column_with_abbreviations_is_found_by_content(tmp_path):
+    path = _write(tmp_path, "h.csv", "".join(f"u{i},2019-10-01 0{i}:00:00 PST,view,p{i}\n" for i in range(6)))
+    mapping = sniff(path).mapping
+    assert (mapping.columns["event_time"], mapping.time_format) == ("c1", "iso")
 
 
 def test_mixed_offsets_are_noted():
