@@ -641,7 +641,9 @@ class _Job:
                     f"WHEN (ends_with({v}, 'M') OR ends_with({v}, 'm')) AND regexp_matches({v}, ' [AaPp][Mm]$') "
                     f"THEN try_strptime({v}, [{twelve}]) "
                     f"WHEN regexp_matches({v}, '([+-][0-9]{{2}}(:?[0-9]{{2}})?)$') AND length({v}) > 10 "
-                    f"THEN make_timestamp(epoch_us(try_cast({v} AS TIMESTAMPTZ))) "
+                    # Shopify writes "2024-03-01 10:00:00 +0100": the cast takes the offset only when it is attached
+                    f"THEN make_timestamp(epoch_us(try_cast(regexp_replace({v}, ' ([+-][0-9]{{2}}(:?[0-9]{{2}})?)$', "
+                    f"'\\1') AS TIMESTAMPTZ))) "
                     f"WHEN NOT contains(substr({v}, 12), ' ') THEN try_cast({v} AS TIMESTAMP) END")
         if fmt in _UNIX_SCALE:
             scale = _UNIX_SCALE[fmt]

@@ -624,6 +624,20 @@ def test_an_order_export_loads_as_purchases_whose_revenue_is_the_order_total(eng
     assert stored["price_is"] == "order_total"
 
 
+def test_a_shopify_order_export_with_spaced_utc_offsets_loads_in_utc(engine, tmp_path):
+    path = tmp_path / "orders_export.csv"
+    path.write_text("Name,Email,Financial Status,Paid at,Created at,Currency,Subtotal,Total,Lineitem quantity,"
+                    "Lineitem name,Lineitem price\n"
+                    "#1001,a@x.com,paid,2024-03-01 10:00:00 +0100,2024-03-01 09:58:00 +0100,EUR,10.00,12.50,1,Mug,10.00\n"
+                    "#1002,b@x.com,paid,2024-03-02 11:00:00 -0500,2024-03-02 10:58:00 -05:00,EUR,20.00,22.50,2,Cup,"
+                    "10.00\n")
+    report = ingest_file(engine, path, "shopify")
+    assert (report.rows_read, report.rows_loaded, report.events_by_type) == (2, 2, {"purchase": 2})
+    rows = _events(engine, "shopify")
+    assert [(r[0], r[1], r[8]) for r in rows] == [("a@x.com", T(2024, 3, 1, 8, 58), "#1001"),
+                                                  ("b@x.com", T(2024, 3, 2, 15, 58), "#1002")]
+
+
 def test_a_headerless_clv_transaction_file_loads_as_purchases(engine, tmp_path):
     path = tmp_path / "CDNOW_master.txt"
     path.write_text("   00001  19970101   1   11.77\n   00002  19970112   1   12.00\n   00002  19970112   5   77.00\n"
