@@ -371,6 +371,9 @@ def _suppress(frame: pd.DataFrame, suppression: Suppression | None, identities: 
     if suppression.emails and identities is not None and "email" in identities.columns:
         keys = identities.frame.dropna(subset=["email"])
         blocked = set(keys.loc[keys["email"].map(email_match_key).isin(suppression.emails), "user_id"])
+        # a shopper listed twice, with an old and a new address, is suppressed by either
+        blocked |= {user for user, emails in identities.repeat_emails.items()
+                    if any(email_match_key(e) in suppression.emails for e in emails)}
         mask |= frame["user_id"].isin(blocked)
     return mask
 

@@ -56,6 +56,9 @@ def _hand_mapping(args, engine):
         fld, eq, column = pair.partition("=")
         if not eq or not fld.strip():
             raise CartsightError(f"--map {pair!r}: expected FIELD=COLUMN (user_id=cust), or FIELD= to unmap it")
+        if fld.strip() in columns:  # the last would win unseen; which one was meant is the analyst's to say
+            raise CartsightError(f"--map {pair!r}: {fld.strip()} is already mapped "
+                                 f"({fld.strip()}={columns[fld.strip()] or ''}): expected one --map per field")
         columns[fld.strip()] = column.strip() or None
     mapping = sniff(args.file, engine, sheet=args.sheet, skip_lines=skip).mapping
     return with_overrides(mapping, columns, event_type=args.event_type, time_format=args.time_format,

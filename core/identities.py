@@ -24,14 +24,17 @@ analysts use load as they are:
   Other columns (a Shopify export's ``Total Spent``, ``Tags``, …) are ignored and listed; two
   columns that read as the same one refuse the file, naming both.
 - a cell's leading apostrophe before a number (``'5792498270270``, ``'+447911123456``: how
-  spreadsheet exports keep ids and phones as text) is dropped; any other apostrophe stays;
+  spreadsheet exports keep ids and phones as text) is dropped, and so is Excel's text formula
+  around a value (``="00123"``); any other apostrophe stays;
 - consent cells: yes/no, y/n, true/false, t/f, 1/0, on/off, subscribed/unsubscribed (Klaviyo's
   ``SUBSCRIBED`` / ``NEVER_SUBSCRIBED``, Mailchimp's statuses: ``pending``, ``cleaned``,
   ``transactional`` and ``archived`` are not consent), opted in/out, granted/denied (any case;
   spaces, ``_`` and ``-`` inside a word ignored). A blank cell is "no consent".
 
 A row without a user id, with a repeated one (the first is kept, but a consent any repeat does
-not give is withdrawn) or with the wrong number of cells is left out. A bad field does not cost the row its other fields: a malformed e-mail or
+not give is withdrawn, and an e-mail a repeat gives still matches the suppression list) or with the
+wrong number of cells is left out (cells past the header's last named column count only when they
+hold something: a spreadsheet's trailing empty columns are no part of the table). A bad field does not cost the row its other fields: a malformed e-mail or
 phone, an unknown country code is left blank and a consent value that is not one of the above
 counts as "no consent", the rest of the row is kept. Each is reported with its line number
 (header = line 1), column, value, the whole reason and what was done: nothing is dropped
@@ -53,7 +56,10 @@ Normalisation follows the platforms' documentation:
 
 A suppression list is read the same way and matched on ``user_id`` and ``email`` only. A file
 whose header names neither (``contact,reason``; a ``phone`` column) is refused, never read as
-values: an unreadable suppression list must stop the export, not let everyone through. A file
+values: an unreadable suppression list must stop the export, not let everyone through. Reading
+errs toward suppressing: an e-mail written with a display name or as a link (``Ann <ann@x.com>``,
+``mailto:ann@x.com``) is read as its address, and a row with more or fewer cells than the header
+(a name holding an unquoted comma) has every e-mail in any of its cells used, and is reported. A file
 of one column without such a header is a plain list, one value per line: a value holding ``@``
 is an e-mail, anything else a user id.
 """
@@ -107,6 +113,7 @@ SNIFF_LINES = 200
 FIRST_DATA_LINE = 2
 #: What happened to a row or field a :class:`RowProblem` reports.
 ROW_LEFT_OUT = "row left out"
+ROW_SCANNED = "read by position; every e-mail in any of its cells used"
 FIELD_BLANKED = "field left blank, row kept"
 NO_CONSENT_ASSUMED = "counted as no consent, row kept"
 VALUE_NOT_USED = "value not used"
@@ -114,6 +121,7 @@ _SPACES = re.compile(r"\s+")
 _NOT_WORD = re.compile(r"[\W_]+")
 _SEP_LINE = re.compile(r"sep=(.)", re.IGNORECASE)
 _QUOTED_NUMBER = re.compile(r"'([+(]?\d[\d\s().-]*)")
+_TEXT_FORMULA = re.compile(r'="(.*)"')
 _SYNONYM_INDEX = {key: column for column, keys in COLUMN_SYNONYMS.items()
                   for key in (*keys, column.replace("_", ""))}
 
@@ -142,6 +150,8 @@ class IdentityTable:
 
     ``frame``: one row per usable shopper with the normalised columns present in the file
     (consent columns as bool); ``columns``: which of :data:`IDENTITY_COLUMNS` the file had;
+    ``repeat_emails``: normalised e-mails a user id's repeated rows give besides the kept row's
+    (a shopper with an old and a new address): a suppression list matching any of them removes them;
     ``source_names``: the file's header name of each of them; ``ignored``: header names not
     used; ``problems``: rows left out and fields blanked, and why; ``n_rows``: data rows read.
     """
@@ -152,6 +162,7 @@ class IdentityTable:
     n_rows: int = 0
     source_names: dict[str, str] = field(default_factory=dict)
     ignored: tuple[str, ...] = ()
+    repeat_emails: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def n_valid(self) -> int:
@@ -346,7 +357,8 @@ def _read_text(source: str | Path | bytes) -> str:
     except UnicodeDecodeError:
         from charset_normalizer import from_bytes
 
-        best = from_bytes(data).best()
+        # a UTF-8 byte-order mark before text in another encoding (a Windows-1252 file an editor marked)
+        best = from_bytes(data.removeprefix(b"\xef\xbb\xbf")).best()
         if best is None:
             raise SchemaError("the file is not text (cannot find its character encoding)") from None
         return str(best).lstrip("\ufeff")
@@ -394,10 +406,18 @@ def _rows(text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
 
 
 def _cell(cells: list[str], position: int) -> str:
-    """A cell trimmed, without the apostrophe a spreadsheet export puts before a number to keep it text."""
+    """A cell trimmed, without the apostrophe a spreadsheet export puts before a number or the ``="…"`` formula
+    Excel users put around a value to keep it text."""
     text = cells[position].strip() if position < len(cells) else ""
-    quoted = _QUOTED_NUMBER.fullmatch(text)
-    return quoted.group(1) if quoted else text
+    quoted = _QUOTED_NUMBER.fullmatch(text) or _TEXT_FORMULA.fullmatch(text)
+    return quoted.group(1).strip() if quoted else text
+
+
+def _fits(cells: list[str], header: list[str]) -> bool:
+    """Whether a row has the header's cells: a missing one only under a blank header name, an extra one empty."""
+    if len(cells) > len(header):
+        return not any(c.strip() for c in cells[len(header):])
+    return not any(header[len(cells):])
 
 
 def _unquoted(value: str) -> str:
@@ -484,14 +504,16 @@ def read_identities(source: str | Path | bytes) -> IdentityTable:
     columns = tuple(c for c in IDENTITY_COLUMNS if c in found)
     problems: list[RowProblem] = []
     kept: dict[str, dict] = {}
+    repeat_emails: dict[str, set[str]] = {}
     for line, cells in rows:
         record = {c: _cell(cells, i) for c, i in found.items()}
-        if len(cells) != len(header):
+        if not _fits(cells, header):
             problems.append(RowProblem(line, "*", ",".join(cells), f"{len(cells)} cells, the header has {len(header)}"))
         elif not record["user_id"]:
             problems.append(RowProblem(line, "user_id", "", "no user_id"))
         elif record["user_id"] in kept:
             reason = _repeated(kept[record["user_id"]], record, columns)
+            _other_email(repeat_emails, kept[record["user_id"]], record)
             problems.append(RowProblem(line, "user_id", record["user_id"], reason))
         else:
             kept[record["user_id"]] = _identity_row(record, columns, line, problems)
@@ -500,7 +522,18 @@ def read_identities(source: str | Path | bytes) -> IdentityTable:
         if col in frame:
             frame[col] = frame[col].astype(bool)
     return IdentityTable(frame=frame, columns=columns, problems=problems, n_rows=len(rows),
-                         source_names={c: header[i] for c, i in found.items()}, ignored=ignored)
+                         source_names={c: header[i] for c, i in found.items()}, ignored=ignored,
+                         repeat_emails={u: frozenset(e) for u, e in repeat_emails.items()})
+
+
+def _other_email(found: dict[str, set[str]], first: dict, record: dict[str, str]) -> None:
+    """Note the e-mail of a repeated user id's row when it is a usable one other than the kept row's."""
+    try:
+        email = normalise_email(record["email"]) if record.get("email") else None
+    except SchemaError:
+        return
+    if email and email != first.get("email"):
+        found.setdefault(record["user_id"], set()).add(email)
 
 
 def _suppression_mode(header: list[str]) -> tuple[dict[str, int], tuple[str, ...]] | None:
@@ -537,7 +570,7 @@ def read_suppression(source: str | Path | bytes) -> Suppression:
     if mode is None:
         rows = _plain_rows(text)
     index, ignored = mode or ({}, ())
-    suppression = _suppression_values(rows, index)
+    suppression = _suppression_values(rows, index, header)
     suppression.source_names = {c: header[i] for c, i in index.items()}
     suppression.ignored = ignored
     if not rows:
@@ -566,8 +599,36 @@ def _plain_rows(text: str) -> list[tuple[int, list[str]]]:
     return rows
 
 
-def _suppression_values(rows: list[tuple[int, list[str]]], index: dict[str, int]) -> Suppression:
-    """The ids and e-mail keys of the rows; ``index`` empty for one value per line (``@`` makes an e-mail)."""
+def _suppression_email(value: str) -> str:
+    """The match key of a suppression e-mail, also when written with a display name or as a link
+    (``Ann <ann@example.com>``, ``mailto:ann@example.com``); ``SchemaError`` when no address is in it."""
+    from email.utils import parseaddr
+
+    try:
+        return email_match_key(normalise_email(value))
+    except SchemaError:
+        address = parseaddr(re.sub(r"(?i)^\s*<?mailto:", "", value))[1]
+        if not address or address == value:
+            raise
+        return email_match_key(normalise_email(address))
+
+
+def _row_emails(cells: list[str]) -> set[str]:
+    """The e-mail match keys of every cell of a row that holds one."""
+    found = set()
+    for cell in cells:
+        if "@" in cell:
+            try:
+                found.add(_suppression_email(cell.strip()))
+            except SchemaError:
+                pass
+    return found
+
+
+def _suppression_values(rows: list[tuple[int, list[str]]], index: dict[str, int],
+                        header: list[str] | None = None) -> Suppression:
+    """The ids and e-mail keys of the rows; ``index`` empty for one value per line (``@`` makes an e-mail).
+    A row that does not fit the header has every e-mail in it used, and is reported."""
     ids: set[str] = set()
     emails: set[str] = set()
     problems: list[RowProblem] = []
@@ -580,9 +641,13 @@ def _suppression_values(rows: list[tuple[int, list[str]]], index: dict[str, int]
             problems.append(RowProblem(line, "*", ",".join(cells), "no user_id and no email", VALUE_NOT_USED))
         if values.get("user_id"):
             ids.add(values["user_id"])
+        if index and header and not _fits(cells, header):
+            problems.append(RowProblem(line, "*", ",".join(cells), f"{len(cells)} cells, the header has "
+                                       f"{len(header)}", ROW_SCANNED))
+            emails |= _row_emails(cells)
         if values.get("email"):
             try:
-                emails.add(email_match_key(normalise_email(values["email"])))
+                emails.add(_suppression_email(values["email"]))
             except SchemaError as exc:
                 problems.append(RowProblem(line, "email", values["email"], str(exc), VALUE_NOT_USED))
     return Suppression(user_ids=frozenset(ids), emails=frozenset(emails), problems=problems, n_rows=len(rows))

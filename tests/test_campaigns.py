@@ -380,3 +380,13 @@ def test_holdout_without_model_is_a_plain_random_share(engine):
     built = build_target_list(engine, "shop", CampaignFilters(segments=[1]), holdout_share=0.2, seed=1)
     assert built.counts["holdout"] == 4 and built.counts["exported"] == 16
     assert built.holdout["propensity_decile"].isna().all()
+
+
+def test_a_shopper_listed_twice_is_suppressed_by_either_address(shop):
+    identities = read_identities(b"user_id,email,consent_email\nu01,old@example.com,yes\nu01,new@example.com,yes\n"
+                                 b"u02,keep@example.com,yes\n")
+    built = build_target_list(shop, "shop", CampaignFilters(seen_within_days=9), identities=identities,
+                              suppression=read_suppression(b"Email\nNEW@example.com\n"), holdout_share=0.0,
+                              destination="klaviyo")
+    assert built.counts["suppressed"] == 1
+    assert built.targets["user_id"].tolist() == ["u02"]

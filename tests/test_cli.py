@@ -353,8 +353,10 @@ def test_ingest_skips_the_lines_given_and_reads_a_total_as_told(capsys, db, tmp_
     (["--map", "event_type=sku", "--event-type", "view"],
      "cartsight: the event type is set twice, for every row ('view') and from column 'sku': expected one of them"),
     (["--map", "user_id=when", "--map", "event_time="], "cartsight: no time column: expected one of event_time, "),
+    (["--map", "user_id=cust", "--map", "user_id=sku"],
+     "cartsight: --map 'user_id=sku': user_id is already mapped (user_id=cust): expected one --map per field"),
 ], ids=["unknown field", "missing column", "unknown time format", "unknown event type", "unknown price kind",
-        "no equals sign", "lines not a number", "event type twice", "time unmapped"])
+        "no equals sign", "lines not a number", "event type twice", "time unmapped", "field mapped twice"])
 def test_ingest_refuses_a_mapping_it_cannot_use_in_one_line(capsys, any_db, tmp_path, flags, message):
     path = tmp_path / "odd.csv"
     path.write_text(ODD)

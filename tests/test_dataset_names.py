@@ -25,6 +25,11 @@ REFUSED = [
     ("shop\u202egnp.exe", "has a control character (right-to-left override, U+202E) at position 5"),
     (" shop", "The dataset name ' shop' starts or ends with a space"),
     ("shop ", "The dataset name 'shop ' starts or ends with a space"),
+    ("\u200b\u200b", "is blank (no visible character)"),
+    ("\ufeff", "is blank (no visible character)"),
+    ("\u3164", "is blank (no visible character)"),
+    ("\u200bsales", "starts or ends with a space or an invisible character"),
+    ("sales\u2060", "starts or ends with a space or an invisible character"),
 ]
 ACCEPTED = ["x" * 100, "Oct 2019 — REES46 (head)", "données clients", "日本のお店", "family 👨\u200d👩\u200d👧",
             "shop; DROP TABLE cs_events;--", "=HYPERLINK(\"http://x\")"]
@@ -50,6 +55,7 @@ def test_usable_names_pass(name):
 @pytest.mark.parametrize("text, name", [
     ("events.csv", "events.csv"), ("y" * 150, "y" * 100), ("a\tb\nc", "abc"), ("  \t ", "dataset"),
     ("score:" + "z" * 120, "score:" + "z" * 94), ("x" * 99 + " y", "x" * 99),
+    ("\ufeffevents.csv", "events.csv"), ("\u200b", "dataset"),
 ])
 def test_usable_dataset_name_makes_any_text_a_name(text, name):
     assert usable_dataset_name(text) == name

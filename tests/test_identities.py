@@ -254,3 +254,33 @@ def test_suppression_headers_and_delimiters_of_real_tools(data, user_ids, emails
 def test_unreadable_suppression_file_is_refused(data, message):
     with pytest.raises(SchemaError, match=message.replace("[", r"\[").replace("]", r"\]")):
         ids.read_suppression(data)
+
+
+@pytest.mark.parametrize("data, user_ids, emails, scanned", [
+    # a display name, a mailto: link, Excel's ="…" text formula around an id
+    (b"Email\nAnn Lee <Ann@Example.com>\nmailto:bo@example.com\n", set(), {"ann@example.com", "bo@example.com"}, 0),
+    (b'user_id,reason\n="00042",bounced\n', {"00042"}, set(), 0),
+    # a name with an unquoted comma shifts the e-mail one cell right: it is still found, and the row reported
+    (b"Name,Email\nDoe, John,john@example.com\nAnn,ann@example.com\n", set(),
+     {"john@example.com", "ann@example.com"}, 1),
+    # a UTF-8 byte-order mark before Windows-1252 text
+    (b"\xef\xbb\xbfEmail;Reason\nann@example.com;caf\xe9 closed\n", set(), {"ann@example.com"}, 0),
+])
+def test_suppression_errs_toward_suppressing(data, user_ids, emails, scanned):
+    s = ids.read_suppression(data)
+    assert (s.user_ids, s.emails) == (user_ids, emails)
+    assert sum(p.outcome == ids.ROW_SCANNED for p in s.problems) == scanned
+
+
+def test_repeated_shopper_keeps_the_other_rows_emails_for_suppression():
+    t = ids.read_identities(b"user_id,email\nu1,Old@example.com\nu1,new@example.com\nu1,old@example.com\nu2,x@y.com\n")
+    assert t.frame["email"].tolist() == ["old@example.com", "x@y.com"]
+    assert t.repeat_emails == {"u1": frozenset({"new@example.com"})}
+
+
+def test_identity_rows_without_the_trailing_empty_columns_are_kept():
+    t = ids.read_identities(b'"User_ID","Email",,\nu1,a@example.com,,\nu2,b@example.com\nu3,c@example.com,,,\n'
+                            b'u4,d@example.com,,,x\n="007",e@example.com,,\n')
+    assert t.frame["user_id"].tolist() == ["u1", "u2", "u3", "007"]
+    # a cell past the header that holds something may be a shifted row: left out, with the reason
+    assert [(p.line, p.reason) for p in t.problems] == [(5, "5 cells, the header has 4")]
