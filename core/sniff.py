@@ -179,11 +179,57 @@ _MONTH_NAME = re.compile(rf"^([a-z]{{3,9}}, )?(\d{{1,2}}[- ]{_MONTH}[- ](\d{{4}}
                          r"(,? \d{1,2}:\d{2}(:\d{2})?( [ap]m)?)?( utc| gmt| z)?$", re.IGNORECASE)
 _YMD = re.compile(r"^(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])( \d{1,2}:\d{2}(:\d{2})?( [AaPp][Mm])?)?$")
 _INVOICE = re.compile(r"^C?\d{6}$")
-#: a price's currency sign or ISO code, before or after its number ($12.50, 12,50 €, USD 99.00), and the
-#: spaces around it (no-break ones too); written for Python's re and DuckDB's RE2 alike
-CURRENCY = (r"[\s\x{00a0}\x{202f}$€£¥₹]|"
-            r"\b(?:USD|EUR|GBP|JPY|CNY|RUB|INR|AUD|CAD|CHF|SEK|NOK|DKK|PLN|CZK|BRL|MXN|TRY|ZAR|KRW|UAH)\b")
-_CURRENCY = re.compile(CURRENCY.replace(r"\x{00a0}", "\u00a0").replace(r"\x{202f}", "\u202f"))
+#: spaces around a price's currency or grouping its thousands: no-break, narrow no-break and thin ones too
+_PRICE_SPACE = r"[\s\x{00a0}\x{202f}\x{2009}]*"
+#: a price's currency, before or after its number: a sign ($ € £ ¥ ₹ ₽ ₩ ₺ ₪ ฿, the Unicode block of currency
+#: signs), a dollar with its country (US$, A$, CA$, NZ$, HK$, R$, MX$), any three-letter ISO code in either case
+#: with or without a space (NZD 45.00, 45.00 usd, EUR45.00), or a word (kr, Kč, zł, Fr., Rs., руб.)
+CURRENCY = (r"(?:[$¢£¤¥\x{0e3f}\x{20a0}-\x{20cf}]|[A-Za-z]{1,3}\$|[A-Za-z]{3}|"
+            r"(?i:kr|k[čc]|z[łl]|s?fr|rs|rp|ft|kn|руб|грн|лв|р)\.?)")
+#: the South African rand's R counts only before the number (R45.00, R 1 234,50): after it, or any other lone
+#: letter (A45, 45 L), it is as likely a size or a grade as a currency, and such a price is no number
+_CURRENCY_BEFORE = rf"(?:{CURRENCY}|R)"
+#: the digits of a price, grouped by commas, spaces or the Swiss apostrophe (1'234.50), or by points, spaces
+#: or apostrophes with a decimal comma (1.234,50); never a point and a comma both as the decimal one
+_GROUPS = r"[ \x{00a0}\x{202f}\x{2009}'\x{2019}]"
+PRICE_DIGITS = {
+    False: rf"\d{{1,3}}(?:(?:,|{_GROUPS})\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+",
+    True: rf"\d{{1,3}}(?:(?:\.|{_GROUPS})\d{{3}})+(?:,\d+)?|\d+(?:,\d+)?|,\d+",
+    None: r"\.?\d(?:[\d.,\s\x{00a0}\x{202f}\x{2009}'\x{2019}]*\d)?",  # the sniffer's: either decimal sign
+}
+
+
+def price_pattern(decimal_comma: bool | None) -> str:
+    """A price as written, whole (RE2 and Python's re alike): groups 1 and 3 an opening bracket of an accounting
+    negative, 2 and 4 a minus, 5 the digits, 6 and 7 a closing bracket. A currency (:data:`CURRENCY`) may stand
+    before or after the number, and ``.-`` after a whole amount (Swiss and German 45.-)."""
+    s, minus = _PRICE_SPACE, r"([-\x{2212}])?"
+    return (rf"^{s}(\()?{s}{minus}{s}(?:{_CURRENCY_BEFORE}{s})?(\()?{s}{minus}{s}({PRICE_DIGITS[decimal_comma]})"
+            rf"(?:[.,][-\x{{2013}}])?{s}(\))?{s}(?:{CURRENCY})?{s}(\))?{s}$")
+
+
+def python_regex(pattern: str) -> re.Pattern:
+    """``pattern``, written for DuckDB's RE2 with ``\\x{hhhh}`` escapes, compiled for Python's re."""
+    return re.compile(re.sub(r"\\x\{([0-9a-f]{4})\}", lambda m: "\\u" + m.group(1), pattern))
+
+
+_PRICE = python_regex(price_pattern(None))
+_GROUP_MARKS = python_regex(_GROUPS)
+
+
+def bare_price(value: str) -> str:
+    """``value`` as a plain signed number if it is a price as written (``$1,234.50`` -> ``1,234.50``, ``(5.00)``
+    -> ``-5.00``, ``CHF 1'234.-`` -> ``1234``): currency, spaces and apostrophes grouping thousands gone, its
+    decimal sign and other separators kept for the sniffer to judge; else ``value`` as it is."""
+    m = _PRICE.match(value)
+    if not m:
+        return value
+    opened, minus, closed = bool(m[1] or m[3]), bool(m[2] or m[4]), bool(m[6] or m[7])
+    if opened != closed or (m[1] and m[3]) or (m[6] and m[7]) or (m[2] and m[4]) or (opened and minus):
+        return value
+    return ("-" if opened or minus else "") + _GROUP_MARKS.sub("", m[5])
+
+
 #: a number with a decimal comma (3,50), dots grouping its thousands or not (1.234,56)
 _DECIMAL_COMMA = re.compile(r"^-?(\d{1,3}(\.\d{3})+|\d+),\d+$")
 #: a number with a decimal point that cannot be a dot grouping thousands (3.50, 1,234.5; not 1.234)
@@ -854,7 +900,7 @@ def _guess_by_content(names: list[str], kinds: list[dict[str, int]], rows: list[
 def _is_amount(values: list[str]) -> bool:
     """Sampled values that are money: numbers with decimals (11.77), or with currency signs ($12.00, 12,50 €)."""
     filled = [v for v in values if v]
-    bare = [_CURRENCY.sub("", v) for v in filled]
+    bare = [bare_price(v) for v in filled]
     numbers = [b for b in bare if _NUM.match(b) or _DECIMAL_COMMA.match(b) or re.match(f"^{GROUPED_BY_COMMA}$", b)]
     return bool(filled) and len(numbers) >= 0.9 * len(filled) and (
         any("." in b or "," in b for b in numbers) or any(b != v for b, v in zip(bare, filled)))
@@ -1278,7 +1324,7 @@ def _decimal_comma(names, columns, data, notes: list[str]) -> bool:
     if not columns.get("price"):
         return False
     written = [p for p in _sample(names, data, columns["price"]) if p]
-    prices = [_CURRENCY.sub("", p) for p in written]
+    prices = [bare_price(p) for p in written]
     comma = any(_DECIMAL_COMMA.match(p) for p in prices) and not any(_DECIMAL_POINT.match(p) for p in prices)
     if comma:
         notes.append(f"prices in {columns['price']!r} use a decimal comma (like {written[0]!r}): read as decimals, "

@@ -368,6 +368,19 @@ def test_decimal_comma_is_only_taken_when_no_price_reads_as_a_decimal_point(tmp_
     assert sniff(path).mapping.decimal_comma is comma
 
 
+@pytest.mark.parametrize(("prices", "comma"), [
+    (["12,50 zł", "1.234,50 Kč", "45,- €"], True), (["EUR12,50", "(3,50)", "R 1 234,50"], True),
+    (["CHF 1'234.50", "45.-", "NZD 3.50"], False), (["1\u2019234.50", "(5.00)", "45.00EUR"], False),
+    (["US$1,234.50", "A$7"], False)])
+def test_decimal_comma_is_seen_through_currencies_brackets_and_apostrophes(tmp_path, prices, comma):
+    path = tmp_path / "p.csv"
+    path.write_text("user_id;event_time;event_type;price\n" + "".join(
+        f"u{i};2024-03-01 10:0{i}:00;view;{p}\n" for i, p in enumerate(prices)), encoding="utf-8")
+    mapping = sniff(path).mapping
+    assert mapping.decimal_comma is comma
+    assert any("carry currency signs or thousands separators" in n for n in mapping.notes), mapping.notes
+
+
 def test_event_aliases_cover_the_documented_spellings():
     expected = {"pv": "view", "page_view": "view", "pageview": "view", "detail": "view", "click": "view",
                 "add_to_cart": "cart", "addtocart": "cart", "add": "cart", "removefromcart": "remove_from_cart",
