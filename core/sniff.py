@@ -54,15 +54,18 @@ TIME_FORMATS = {
 #: Header names recognised for each canonical field, best first (compared lower-cased, with
 #: spaces and hyphens read as underscores).
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
-    "user_id": ("user_id", "userid", "user", "customer_id", "customerid", "customer", "visitor_id", "visitorid",
-                "visitor", "client_id", "clientid", "client", "shopper_id", "shopper", "member_id",
+    # a customer's code, id or number before a bare "Customer" or "Client", which often holds their name
+    # (Lightspeed's Customer beside its Customer Code): two Ann Lees are two shoppers
+    "user_id": ("user_id", "userid", "user", "customer_id", "customerid", "cust_id", "customer_code",
+                "customer_number", "customer_no", "customer_user_id", "visitor_id", "visitorid", "client_id",
+                "clientid", "client_code", "client_number", "client_no", "shopper_id", "member_id", "member_number", "member_no",
+                "customer", "visitor", "client", "shopper",
                 # analytics exports: GA4, Segment, Mixpanel, Amplitude, Universal Analytics
                 "user_pseudo_id", "anonymous_id", "distinct_id", "amplitude_id", "fullvisitorid", "buyer_id",
                 "account_id", "profile_id", "person_id", "contact_id",
                 # order exports (Shopify, WooCommerce, Magento, BigCommerce, Stripe, Etsy): an id, else the e-mail
-                "cust_id", "buyer_user_id", "customer_number", "customer_no", "customer_code", "customer_user_id",
-                "customer_email", "billing_email", "buyer_email", "purchaser_email", "email", "uid", "cookie_id",
-                "device_id"),
+                "buyer_user_id", "customer_email", "billing_email", "buyer_email", "purchaser_email", "email", "uid",
+                "cookie_id", "device_id"),
     "event_time": ("event_time", "timestamp", "datetime", "date_time", "time", "ts", "event_timestamp",
                    "created_at", "occurred_at", "sent_at", "received_at", "invoicedate", "invoice_date",
                    "order_date", "purchase_date", "sale_date", "transaction_date", "order_datetime", "date_created",
@@ -1149,14 +1152,15 @@ def _time_by_content(names: list[str], kinds: list[dict[str, int]], columns: dic
 
 def _customer_by_name(names: list[str], columns: dict, notes: list[str]) -> str | None:
     """The customer of a transaction file whose header names none by a known name (``notes`` says which was
-    taken): the first column named for a customer (Client Ref, Buyer Name, Member No) or, failing that, the
-    first named as an id (BTYD's CDNOW ``masterid``) that is no order's number."""
+    taken): the first column named for a customer (Client Ref, Member No; Buyer Name only when no other is) or,
+    failing that, the first named as an id (BTYD's CDNOW ``masterid``) that is no order's number."""
     free = [n for n in names if n not in columns.values()]
     words = [n for n in free if re.search(r"(customer|client|buyer|shopper|member|user|account|e_?mail|patron|"
                                           r"subscriber)", _norm(n)) and not re.search(r"(type|group|note|status|"
                                                                                       r"since|count)", _norm(n))]
     order = {n for n in free for a in ORDER_ALIASES if a in _name_keys(n) or a.replace("_", "") in _name_keys(n)}
     ids = [n for n in free if re.sub(r"[^a-z0-9]", "", _norm(n)).endswith("id") and n not in order]
+    words.sort(key=lambda n: "name" in _norm(n))  # a name last: two Ann Lees are two shoppers
     found = (words or ids or [None])[0]
     if found is not None:
         notes.append(f"no column is named as the customer: {found!r} is taken as the customer; check the mapping")

@@ -350,6 +350,16 @@ def test_prices_in_the_currency_forms_shops_write(engine, tmp_path, sep, written
     assert report.rows_read == len(written)
 
 
+def test_a_lightspeed_sale_is_its_customers_code_not_their_name(engine, tmp_path):
+    """Two Ann Lees with their own codes are two shoppers; the name was loaded as the id and merged them."""
+    path = tmp_path / "sales.csv"
+    path.write_text("Sale ID,Date,Customer,Customer Code,Total\nS-1,2024-03-01 10:00,Ann Lee,C-17,41.00\n"
+                    "S-2,2024-03-02 11:00,Ann Lee,C-18,12.50\nS-3,2024-03-03 12:00,Bo Chan,C-19,9.00\n")
+    ingest_file(engine, path, "sales")
+    assert [(r[0], r[2], r[6]) for r in _events(engine, "sales")] == [
+        ("C-17", "purchase", 41.0), ("C-18", "purchase", 12.5), ("C-19", "purchase", 9.0)]
+
+
 def test_whitespace_file_keeps_physical_line_numbers(engine, tmp_path):
     path = tmp_path / "w.txt"
     path.write_text("user_id event_time event_type\nu1 1706778000 view\n\nu1 1706778000 view\n"

@@ -494,6 +494,26 @@ ORDER_EXPORTS = {
 }
 
 
+@pytest.mark.parametrize(("names", "customer"), [
+    ("Sale ID,Date,Customer,Customer Code,Total", "Customer Code"),  # Lightspeed
+    ("Sale ID,Date,Customer,Customer ID,Total", "Customer ID"), ("Sale ID,Date,Customer,Customer No,Total", "Customer No"),
+    ("Sale ID,Date,Customer Number,Customer,Total", "Customer Number"),
+    ("Sale ID,Date,Customer,Client ID,Total", "Client ID"), ("Sale ID,Date,Client,Client Code,Total", "Client Code"),
+    ("Sale ID,Date,Customer Name,Client Number,Total", "Client Number"),
+    ("Sale ID,Date,Customer Name,Client Ref,Total", "Client Ref"),  # no known name: the one not a name, still
+])
+def test_a_customers_code_is_the_shopper_over_their_name(tmp_path, names, customer):
+    """A customer's name is no shopper id (two Ann Lees are two shoppers): a code, id or number column wins."""
+    rows = [["S-1", "2024-03-01 10:00", "Ann Lee", "C-17", "41.00"], ["S-2", "2024-03-02 11:00", "Bo Chan", "C-18", "12.50"]]
+    header = names.split(",")
+    if header[2] not in ("Customer", "Client", "Customer Name"):  # the code column first
+        rows = [[r[0], r[1], r[3], r[2], r[4]] for r in rows]
+    text = names + "\n" + "".join(",".join(r) + "\n" for r in rows)
+    m = sniff(_write(tmp_path, "sales.csv", text)).mapping
+    assert m.columns["user_id"] == customer
+    assert m.constant_event_type == "purchase"
+
+
 @pytest.mark.parametrize("name", list(ORDER_EXPORTS))
 def test_order_exports_are_read_as_purchases_with_their_totals(tmp_path, name):
     text, (user, time, item, price, quantity, order, price_is) = ORDER_EXPORTS[name]
