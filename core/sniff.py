@@ -58,8 +58,8 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     # (Lightspeed's Customer beside its Customer Code): two Ann Lees are two shoppers
     "user_id": ("user_id", "userid", "user", "customer_id", "customerid", "cust_id", "customer_code",
                 "customer_number", "customer_no", "customer_user_id", "visitor_id", "visitorid", "client_id",
-                "clientid", "client_code", "client_number", "client_no", "shopper_id", "member_id", "member_number", "member_no",
-                "customer", "visitor", "client", "shopper",
+                "clientid", "client_code", "client_number", "client_no", "shopper_id", "member_id", "member_number",
+                "member_no", "customer", "visitor", "client", "shopper",
                 # analytics exports: GA4, Segment, Mixpanel, Amplitude, Universal Analytics
                 "user_pseudo_id", "anonymous_id", "distinct_id", "amplitude_id", "fullvisitorid", "buyer_id",
                 "account_id", "profile_id", "person_id", "contact_id",

@@ -496,7 +496,8 @@ ORDER_EXPORTS = {
 
 @pytest.mark.parametrize(("names", "customer"), [
     ("Sale ID,Date,Customer,Customer Code,Total", "Customer Code"),  # Lightspeed
-    ("Sale ID,Date,Customer,Customer ID,Total", "Customer ID"), ("Sale ID,Date,Customer,Customer No,Total", "Customer No"),
+    ("Sale ID,Date,Customer,Customer ID,Total", "Customer ID"),
+    ("Sale ID,Date,Customer,Customer No,Total", "Customer No"),
     ("Sale ID,Date,Customer Number,Customer,Total", "Customer Number"),
     ("Sale ID,Date,Customer,Client ID,Total", "Client ID"), ("Sale ID,Date,Client,Client Code,Total", "Client Code"),
     ("Sale ID,Date,Customer Name,Client Number,Total", "Client Number"),
@@ -504,7 +505,8 @@ ORDER_EXPORTS = {
 ])
 def test_a_customers_code_is_the_shopper_over_their_name(tmp_path, names, customer):
     """A customer's name is no shopper id (two Ann Lees are two shoppers): a code, id or number column wins."""
-    rows = [["S-1", "2024-03-01 10:00", "Ann Lee", "C-17", "41.00"], ["S-2", "2024-03-02 11:00", "Bo Chan", "C-18", "12.50"]]
+    rows = [["S-1", "2024-03-01 10:00", "Ann Lee", "C-17", "41.00"],
+            ["S-2", "2024-03-02 11:00", "Bo Chan", "C-18", "12.50"]]
     header = names.split(",")
     if header[2] not in ("Customer", "Client", "Customer Name"):  # the code column first
         rows = [[r[0], r[1], r[3], r[2], r[4]] for r in rows]
