@@ -50,7 +50,8 @@ from sqlalchemy.engine import Engine
 
 from core import config, store
 from core.errors import NotFittedError, SchemaError
-from core.identities import CONSENT_COLUMNS, IdentityTable, Suppression, accepted_names, email_match_key
+from core.identities import (CONSENT_COLUMNS, IdentityTable, Suppression, accepted_names, email_match_key,
+                             user_id_key)
 from core.model.config import PRICE_BANDS
 
 _e = store.events.c
@@ -367,14 +368,15 @@ def _suppress(frame: pd.DataFrame, suppression: Suppression | None, identities: 
     mask = pd.Series(False, index=frame.index)
     if suppression is None:
         return mask
-    mask |= frame["user_id"].isin(suppression.user_ids)
+    keys = frame["user_id"].map(user_id_key)  # 510791900.0 meets 510791900, whichever side a spreadsheet wrote
+    mask |= keys.isin(suppression.user_ids)
     if suppression.emails and identities is not None and "email" in identities.columns:
-        keys = identities.frame.dropna(subset=["email"])
-        blocked = set(keys.loc[keys["email"].map(email_match_key).isin(suppression.emails), "user_id"])
+        known = identities.frame.dropna(subset=["email"])
+        blocked = set(known.loc[known["email"].map(email_match_key).isin(suppression.emails), "user_id"])
         # a shopper listed twice, with an old and a new address, is suppressed by either
         blocked |= {user for user, emails in identities.repeat_emails.items()
                     if any(email_match_key(e) in suppression.emails for e in emails)}
-        mask |= frame["user_id"].isin(blocked)
+        mask |= keys.isin(blocked)
     return mask
 
 
@@ -554,11 +556,13 @@ def _apply_identities(frame: pd.DataFrame, identities: IdentityTable | None, des
     if identities is None:
         return frame, []
     notes = []
+    keys = frame["user_id"].map(user_id_key)  # the identity file's ids are keys already
     if destination in DESTINATION_IDENTIFIERS:
-        known = frame["user_id"].isin(identities.frame["user_id"])
+        known = keys.isin(identities.frame["user_id"])
         counts["not_in_identities"] = int((~known).sum())
-        frame = frame[known]
-    frame = frame.merge(identities.frame, on="user_id", how="left")
+        frame, keys = frame[known], keys[known]
+    frame = frame.assign(_key=keys).merge(identities.frame.rename(columns={"user_id": "_key"}), on="_key",
+                                          how="left").drop(columns="_key")
     for col in identities.columns:
         if col in CONSENT_COLUMNS:
             frame[col] = frame[col].fillna(False).astype(bool)

@@ -26,6 +26,10 @@ analysts use load as they are:
 - a cell's leading apostrophe before a number (``'5792498270270``, ``'+447911123456``: how
   spreadsheet exports keep ids and phones as text) is dropped, and so is Excel's text formula
   around a value (``="00123"``); any other apostrophe stays;
+- a user id a spreadsheet wrote as a float (``510791900.0``) is matched as the whole number
+  (``510791900``), on the shoppers' side too, and noted; one in scientific notation
+  (``5.11251202E+08``) has lost its last digits: an identity row with one is left out and a
+  suppression file with one is refused (format the column as text and save again);
 - consent cells: yes/no, y/n, true/false, t/f, 1/0, on/off, subscribed/unsubscribed (Klaviyo's
   ``SUBSCRIBED`` / ``NEVER_SUBSCRIBED``, Mailchimp's statuses: ``pending``, ``cleaned``,
   ``transactional`` and ``archived`` are not consent), opted in/out, granted/denied (any case;
@@ -117,6 +121,13 @@ ROW_SCANNED = "read by position; every e-mail in any of its cells used"
 FIELD_BLANKED = "field left blank, row kept"
 NO_CONSENT_ASSUMED = "counted as no consent, row kept"
 VALUE_NOT_USED = "value not used"
+#: a user id matched as the whole number a spreadsheet wrote as a float (510791900.0): the note's outcome
+ID_READ_AS_WHOLE = "matched as the whole number"
+#: a whole number as a spreadsheet saves a number column: 510791900.0
+_FLOAT_WHOLE = re.compile(r"(\d+)\.0+")
+#: a number a spreadsheet wrote in scientific notation (5.11251202E+08): its last digits are lost
+_SCIENTIFIC = re.compile(r"\d(\.\d+)?[eE]\+\d+")
+_ID_FIX = "format the column as text in the spreadsheet and save again"
 _SPACES = re.compile(r"\s+")
 _NOT_WORD = re.compile(r"[\W_]+")
 _SEP_LINE = re.compile(r"sep=(.)", re.IGNORECASE)
@@ -176,7 +187,7 @@ class IdentityTable:
     @property
     def n_fields_blanked(self) -> int:
         """Fields of kept rows that were left blank or counted as no consent."""
-        return sum(1 for p in self.problems if p.outcome != ROW_LEFT_OUT)
+        return sum(1 for p in self.problems if p.outcome in (FIELD_BLANKED, NO_CONSENT_ASSUMED))
 
     def report(self) -> pd.DataFrame:
         """The problems as a table (line, column, value, reason, outcome) for display or download."""
@@ -199,7 +210,7 @@ class Suppression:
 
     @property
     def n_left_out(self) -> int:
-        return len(self.problems)
+        return sum(1 for p in self.problems if p.outcome != ID_READ_AS_WHOLE)
 
     def report(self) -> pd.DataFrame:
         """The unusable lines as a table (line, column, value, reason, outcome)."""
@@ -207,6 +218,26 @@ class Suppression:
 
 
 # --- normalisation -----------------------------------------------------------------------------------
+
+
+def user_id_key(value: str) -> str:
+    """What a user id is matched on: itself, or a whole number a spreadsheet wrote as a float (``510791900.0``)
+    without its ``.0``, so that it meets the shopper ``510791900`` whichever side the spreadsheet touched."""
+    whole = _FLOAT_WHOLE.fullmatch(value)
+    return whole.group(1) if whole else value
+
+
+def _id_problem(line: int, value: str) -> RowProblem | None:
+    """Why a user id cannot be trusted as written (scientific notation has lost digits), or a note that it is
+    matched as a whole number; None for an id matched as it is."""
+    if _SCIENTIFIC.fullmatch(value):
+        return RowProblem(line, "user_id", value, f"user_id {value!r} is in scientific notation: a spreadsheet "
+                          f"rounded it and its last digits are lost, so it cannot be matched to the right shopper; "
+                          f"{_ID_FIX}")
+    if user_id_key(value) != value:
+        return RowProblem(line, "user_id", value, f"user_id {value!r} is a whole number written as a float by a "
+                          f"spreadsheet: matched as {user_id_key(value)!r}", ID_READ_AS_WHOLE)
+    return None
 
 
 def sha256_hex(value: str) -> str:
@@ -507,9 +538,16 @@ def read_identities(source: str | Path | bytes) -> IdentityTable:
     repeat_emails: dict[str, set[str]] = {}
     for line, cells in rows:
         record = {c: _cell(cells, i) for c, i in found.items()}
+        id_problem = _id_problem(line, record["user_id"])
         if not _fits(cells, header):
             problems.append(RowProblem(line, "*", ",".join(cells), f"{len(cells)} cells, the header has {len(header)}"))
-        elif not record["user_id"]:
+            continue
+        if id_problem is not None:  # a scientific one is left out: never matched to a wrong shopper
+            problems.append(id_problem)
+            if id_problem.outcome == ROW_LEFT_OUT:
+                continue
+            record["user_id"] = user_id_key(record["user_id"])
+        if not record["user_id"]:
             problems.append(RowProblem(line, "user_id", "", "no user_id"))
         elif record["user_id"] in kept:
             reason = _repeated(kept[record["user_id"]], record, columns)
@@ -640,7 +678,7 @@ def _suppression_values(rows: list[tuple[int, list[str]]], index: dict[str, int]
         if not any(values.values()):
             problems.append(RowProblem(line, "*", ",".join(cells), "no user_id and no email", VALUE_NOT_USED))
         if values.get("user_id"):
-            ids.add(values["user_id"])
+            ids.add(_suppression_id(line, values["user_id"], problems))
         if index and header and not _fits(cells, header):
             problems.append(RowProblem(line, "*", ",".join(cells), f"{len(cells)} cells, the header has "
                                        f"{len(header)}", ROW_SCANNED))
@@ -651,3 +689,15 @@ def _suppression_values(rows: list[tuple[int, list[str]]], index: dict[str, int]
             except SchemaError as exc:
                 problems.append(RowProblem(line, "email", values["email"], str(exc), VALUE_NOT_USED))
     return Suppression(user_ids=frozenset(ids), emails=frozenset(emails), problems=problems, n_rows=len(rows))
+
+
+def _suppression_id(line: int, value: str, problems: list[RowProblem]) -> str:
+    """The match key of a suppression user id (:func:`user_id_key`); ``SchemaError`` for one in scientific
+    notation: its shopper cannot be known, and a list that misses them must stop the export."""
+    problem = _id_problem(line, value)
+    if problem is not None and problem.outcome == ROW_LEFT_OUT:
+        raise SchemaError(f"suppression file line {line}: {problem.reason}. Nothing is exported until the list "
+                          "can be read.", column="user_id", cases=[value])
+    if problem is not None:
+        problems.append(problem)
+    return user_id_key(value)

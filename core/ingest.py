@@ -47,7 +47,7 @@ from core import config, derived, store, tabular
 from core.dataset_names import check_dataset_name
 from core.errors import DatasetExistsError, SchemaError
 from core.lines import LineStats, count_empty_lines, empty_long_lines
-from core.sniff import (C1_BYTES, CURRENCY, FIELD_ALIASES, GROUPED_BY_COMMA, GROUPED_BY_DOT, MAX_ZONE_OFFSET_MINUTES,
+from core.sniff import (C1_BYTES, FIELD_ALIASES, MAX_ZONE_OFFSET_MINUTES, price_pattern,
                         PRICE_NOTE_START, TIME_ZONE_SUFFIX, ZONE_EXAMPLES, Mapping, decode_errors, open_text,
                         price_note, sniff, unique_names)
 
@@ -509,21 +509,25 @@ def _month_name_text(v: str) -> str:
 
 
 def _price_sql(raw: str, decimal_comma: bool) -> str:
-    """The price written in ``raw`` as a DOUBLE: a plain number at once; else read past currency signs, codes
-    and spaces ($12.50, 12,50 €) and thousands separators (1,234.50; with a decimal comma 1.234,50).
-    NULL when it is no number (quarantined as such). Only the rows the plain cast fails pay the regexes."""
+    """The price written in ``raw`` as a DOUBLE: a plain number at once; else read past its currency, spaces,
+    thousands separators and a trailing ``.-`` (see :func:`core.sniff.price_pattern`: $12.50, 12,50 €,
+    CHF 1'234.-), an accounting negative (5.00) as -5.00. NULL when it is no number (quarantined as such).
+    Only the rows the plain cast fails pay the regexes."""
     if decimal_comma:  # a point is a thousands separator there, never the decimal one
         plain = f"CASE WHEN NOT contains({raw}, '.') THEN try_cast(replace({raw}, ',', '.') AS DOUBLE) END"
     else:
         plain = f"try_cast({raw} AS DOUBLE)"
-    bare = f"regexp_replace({raw}, {_sql_literal(CURRENCY)}, '', 'g')"
+    pattern = _sql_literal(price_pattern(decimal_comma))
+    # brackets and minus signs before the digits (one bracket pair or one minus: a negative), then the digits
+    parts = f"regexp_replace({raw}, {pattern}, '\\1\\3\\6\\7\\2\\4#\\5')"
+    signed = f"regexp_replace(regexp_replace({parts}, '^(\\(\\)|[-\\x{{2212}}])#', '-'), '^#', '')"
+    grouping = "[.' \\x{00a0}\\x{202f}\\x{2009}\\x{2019}]" if decimal_comma else \
+        "[,' \\x{00a0}\\x{202f}\\x{2009}\\x{2019}]"
+    number = f"regexp_replace({signed}, {_sql_literal(grouping)}, '', 'g')"
     if decimal_comma:
-        number = (f"CASE WHEN regexp_full_match({bare}, {_sql_literal(GROUPED_BY_DOT)}) "
-                  f"THEN replace(replace({bare}, '.', ''), ',', '.') ELSE replace({bare}, ',', '.') END")
-    else:
-        number = (f"CASE WHEN regexp_full_match({bare}, {_sql_literal(GROUPED_BY_COMMA)}) "
-                  f"THEN replace({bare}, ',', '') ELSE {bare} END")
-    return f"coalesce({plain}, CASE WHEN {raw} IS NOT NULL THEN try_cast({number} AS DOUBLE) END)"
+        number = f"replace({number}, ',', '.')"
+    return (f"coalesce({plain}, CASE WHEN regexp_full_match({raw}, {pattern}) "
+            f"THEN try_cast({number} AS DOUBLE) END)")
 
 
 def _quantity_sql(raw: str) -> str:

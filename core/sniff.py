@@ -54,15 +54,18 @@ TIME_FORMATS = {
 #: Header names recognised for each canonical field, best first (compared lower-cased, with
 #: spaces and hyphens read as underscores).
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
-    "user_id": ("user_id", "userid", "user", "customer_id", "customerid", "customer", "visitor_id", "visitorid",
-                "visitor", "client_id", "clientid", "client", "shopper_id", "shopper", "member_id",
+    # a customer's code, id or number before a bare "Customer" or "Client", which often holds their name
+    # (Lightspeed's Customer beside its Customer Code): two Ann Lees are two shoppers
+    "user_id": ("user_id", "userid", "user", "customer_id", "customerid", "cust_id", "customer_code",
+                "customer_number", "customer_no", "customer_user_id", "visitor_id", "visitorid", "client_id",
+                "clientid", "client_code", "client_number", "client_no", "shopper_id", "member_id", "member_number",
+                "member_no", "customer", "visitor", "client", "shopper",
                 # analytics exports: GA4, Segment, Mixpanel, Amplitude, Universal Analytics
                 "user_pseudo_id", "anonymous_id", "distinct_id", "amplitude_id", "fullvisitorid", "buyer_id",
                 "account_id", "profile_id", "person_id", "contact_id",
                 # order exports (Shopify, WooCommerce, Magento, BigCommerce, Stripe, Etsy): an id, else the e-mail
-                "cust_id", "buyer_user_id", "customer_number", "customer_no", "customer_code", "customer_user_id",
-                "customer_email", "billing_email", "buyer_email", "purchaser_email", "email", "uid", "cookie_id",
-                "device_id"),
+                "buyer_user_id", "customer_email", "billing_email", "buyer_email", "purchaser_email", "email", "uid",
+                "cookie_id", "device_id"),
     "event_time": ("event_time", "timestamp", "datetime", "date_time", "time", "ts", "event_timestamp",
                    "created_at", "occurred_at", "sent_at", "received_at", "invoicedate", "invoice_date",
                    "order_date", "purchase_date", "sale_date", "transaction_date", "order_datetime", "date_created",
@@ -179,11 +182,57 @@ _MONTH_NAME = re.compile(rf"^([a-z]{{3,9}}, )?(\d{{1,2}}[- ]{_MONTH}[- ](\d{{4}}
                          r"(,? \d{1,2}:\d{2}(:\d{2})?( [ap]m)?)?( utc| gmt| z)?$", re.IGNORECASE)
 _YMD = re.compile(r"^(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])( \d{1,2}:\d{2}(:\d{2})?( [AaPp][Mm])?)?$")
 _INVOICE = re.compile(r"^C?\d{6}$")
-#: a price's currency sign or ISO code, before or after its number ($12.50, 12,50 €, USD 99.00), and the
-#: spaces around it (no-break ones too); written for Python's re and DuckDB's RE2 alike
-CURRENCY = (r"[\s\x{00a0}\x{202f}$€£¥₹]|"
-            r"\b(?:USD|EUR|GBP|JPY|CNY|RUB|INR|AUD|CAD|CHF|SEK|NOK|DKK|PLN|CZK|BRL|MXN|TRY|ZAR|KRW|UAH)\b")
-_CURRENCY = re.compile(CURRENCY.replace(r"\x{00a0}", "\u00a0").replace(r"\x{202f}", "\u202f"))
+#: spaces around a price's currency or grouping its thousands: no-break, narrow no-break and thin ones too
+_PRICE_SPACE = r"[\s\x{00a0}\x{202f}\x{2009}]*"
+#: a price's currency, before or after its number: a sign ($ € £ ¥ ₹ ₽ ₩ ₺ ₪ ฿, the Unicode block of currency
+#: signs), a dollar with its country (US$, A$, CA$, NZ$, HK$, R$, MX$), any three-letter ISO code in either case
+#: with or without a space (NZD 45.00, 45.00 usd, EUR45.00), or a word (kr, Kč, zł, Fr., Rs., руб.)
+CURRENCY = (r"(?:[$¢£¤¥\x{0e3f}\x{20a0}-\x{20cf}]|[A-Za-z]{1,3}\$|[A-Za-z]{3}|"
+            r"(?i:kr|k[čc]|z[łl]|s?fr|rs|rp|ft|kn|руб|грн|лв|р)\.?)")
+#: the South African rand's R counts only before the number (R45.00, R 1 234,50): after it, or any other lone
+#: letter (A45, 45 L), it is as likely a size or a grade as a currency, and such a price is no number
+_CURRENCY_BEFORE = rf"(?:{CURRENCY}|R)"
+#: the digits of a price, grouped by commas, spaces or the Swiss apostrophe (1'234.50), or by points, spaces
+#: or apostrophes with a decimal comma (1.234,50); never a point and a comma both as the decimal one
+_GROUPS = r"[ \x{00a0}\x{202f}\x{2009}'\x{2019}]"
+PRICE_DIGITS = {
+    False: rf"\d{{1,3}}(?:(?:,|{_GROUPS})\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+",
+    True: rf"\d{{1,3}}(?:(?:\.|{_GROUPS})\d{{3}})+(?:,\d+)?|\d+(?:,\d+)?|,\d+",
+    None: r"\.?\d(?:[\d.,\s\x{00a0}\x{202f}\x{2009}'\x{2019}]*\d)?",  # the sniffer's: either decimal sign
+}
+
+
+def price_pattern(decimal_comma: bool | None) -> str:
+    """A price as written, whole (RE2 and Python's re alike): groups 1 and 3 an opening bracket of an accounting
+    negative, 2 and 4 a minus, 5 the digits, 6 and 7 a closing bracket. A currency (:data:`CURRENCY`) may stand
+    before or after the number, and ``.-`` after a whole amount (Swiss and German 45.-)."""
+    s, minus = _PRICE_SPACE, r"([-\x{2212}])?"
+    return (rf"^{s}(\()?{s}{minus}{s}(?:{_CURRENCY_BEFORE}{s})?(\()?{s}{minus}{s}({PRICE_DIGITS[decimal_comma]})"
+            rf"(?:[.,][-\x{{2013}}])?{s}(\))?{s}(?:{CURRENCY})?{s}(\))?{s}$")
+
+
+def python_regex(pattern: str) -> re.Pattern:
+    """``pattern``, written for DuckDB's RE2 with ``\\x{hhhh}`` escapes, compiled for Python's re."""
+    return re.compile(re.sub(r"\\x\{([0-9a-f]{4})\}", lambda m: "\\u" + m.group(1), pattern))
+
+
+_PRICE = python_regex(price_pattern(None))
+_GROUP_MARKS = python_regex(_GROUPS)
+
+
+def bare_price(value: str) -> str:
+    """``value`` as a plain signed number if it is a price as written (``$1,234.50`` -> ``1,234.50``, ``(5.00)``
+    -> ``-5.00``, ``CHF 1'234.-`` -> ``1234``): currency, spaces and apostrophes grouping thousands gone, its
+    decimal sign and other separators kept for the sniffer to judge; else ``value`` as it is."""
+    m = _PRICE.match(value)
+    if not m:
+        return value
+    opened, minus, closed = bool(m[1] or m[3]), bool(m[2] or m[4]), bool(m[6] or m[7])
+    if opened != closed or (m[1] and m[3]) or (m[6] and m[7]) or (m[2] and m[4]) or (opened and minus):
+        return value
+    return ("-" if opened or minus else "") + _GROUP_MARKS.sub("", m[5])
+
+
 #: a number with a decimal comma (3,50), dots grouping its thousands or not (1.234,56)
 _DECIMAL_COMMA = re.compile(r"^-?(\d{1,3}(\.\d{3})+|\d+),\d+$")
 #: a number with a decimal point that cannot be a dot grouping thousands (3.50, 1,234.5; not 1.234)
@@ -854,7 +903,7 @@ def _guess_by_content(names: list[str], kinds: list[dict[str, int]], rows: list[
 def _is_amount(values: list[str]) -> bool:
     """Sampled values that are money: numbers with decimals (11.77), or with currency signs ($12.00, 12,50 €)."""
     filled = [v for v in values if v]
-    bare = [_CURRENCY.sub("", v) for v in filled]
+    bare = [bare_price(v) for v in filled]
     numbers = [b for b in bare if _NUM.match(b) or _DECIMAL_COMMA.match(b) or re.match(f"^{GROUPED_BY_COMMA}$", b)]
     return bool(filled) and len(numbers) >= 0.9 * len(filled) and (
         any("." in b or "," in b for b in numbers) or any(b != v for b, v in zip(bare, filled)))
@@ -1103,14 +1152,15 @@ def _time_by_content(names: list[str], kinds: list[dict[str, int]], columns: dic
 
 def _customer_by_name(names: list[str], columns: dict, notes: list[str]) -> str | None:
     """The customer of a transaction file whose header names none by a known name (``notes`` says which was
-    taken): the first column named for a customer (Client Ref, Buyer Name, Member No) or, failing that, the
-    first named as an id (BTYD's CDNOW ``masterid``) that is no order's number."""
+    taken): the first column named for a customer (Client Ref, Member No; Buyer Name only when no other is) or,
+    failing that, the first named as an id (BTYD's CDNOW ``masterid``) that is no order's number."""
     free = [n for n in names if n not in columns.values()]
     words = [n for n in free if re.search(r"(customer|client|buyer|shopper|member|user|account|e_?mail|patron|"
                                           r"subscriber)", _norm(n)) and not re.search(r"(type|group|note|status|"
                                                                                       r"since|count)", _norm(n))]
     order = {n for n in free for a in ORDER_ALIASES if a in _name_keys(n) or a.replace("_", "") in _name_keys(n)}
     ids = [n for n in free if re.sub(r"[^a-z0-9]", "", _norm(n)).endswith("id") and n not in order]
+    words.sort(key=lambda n: "name" in _norm(n))  # a name last: two Ann Lees are two shoppers
     found = (words or ids or [None])[0]
     if found is not None:
         notes.append(f"no column is named as the customer: {found!r} is taken as the customer; check the mapping")
@@ -1278,7 +1328,7 @@ def _decimal_comma(names, columns, data, notes: list[str]) -> bool:
     if not columns.get("price"):
         return False
     written = [p for p in _sample(names, data, columns["price"]) if p]
-    prices = [_CURRENCY.sub("", p) for p in written]
+    prices = [bare_price(p) for p in written]
     comma = any(_DECIMAL_COMMA.match(p) for p in prices) and not any(_DECIMAL_POINT.match(p) for p in prices)
     if comma:
         notes.append(f"prices in {columns['price']!r} use a decimal comma (like {written[0]!r}): read as decimals, "

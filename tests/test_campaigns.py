@@ -390,3 +390,17 @@ def test_a_shopper_listed_twice_is_suppressed_by_either_address(shop):
                               destination="klaviyo")
     assert built.counts["suppressed"] == 1
     assert built.targets["user_id"].tolist() == ["u02"]
+
+
+def test_ids_a_spreadsheet_wrote_as_floats_still_suppress_and_join(engine, monkeypatch):
+    """510791900.0 in a suppression or identity file is the shopper 510791900, and the other way round."""
+    monkeypatch.setitem(globals(), "uid", lambda i: str(510791900 + i))
+    make_shop(engine)
+    identities = read_identities(b"user_id,email,consent_email\n510791900,a@example.com,yes\n"
+                                 b"510791901.0,b@example.com,yes\n510791902,c@example.com,yes\n")
+    built = build_target_list(engine, "shop", CampaignFilters(seen_within_days=9), identities=identities,
+                              suppression=read_suppression(b"customer_id\n510791900.0\n"), holdout_share=0.0,
+                              destination="klaviyo")
+    assert built.counts["suppressed"] == 1
+    assert sorted(zip(built.targets["user_id"], built.targets["email"])) == [
+        ("510791901", "b@example.com"), ("510791902", "c@example.com")]

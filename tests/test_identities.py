@@ -284,3 +284,38 @@ def test_identity_rows_without_the_trailing_empty_columns_are_kept():
     assert t.frame["user_id"].tolist() == ["u1", "u2", "u3", "007"]
     # a cell past the header that holds something may be a shifted row: left out, with the reason
     assert [(p.line, p.reason) for p in t.problems] == [(5, "5 cells, the header has 4")]
+
+
+def test_an_id_a_spreadsheet_wrote_as_a_float_matches_its_shopper_and_is_noted():
+    s = ids.read_suppression(b"customer_id,reason\n510791900.0,unsubscribed\nu7.0,bounced\n0042.00,complaint\n")
+    assert s.user_ids == {"510791900", "u7.0", "0042"}
+    assert [(p.line, p.value, p.outcome) for p in s.problems] == [
+        (2, "510791900.0", ids.ID_READ_AS_WHOLE), (4, "0042.00", ids.ID_READ_AS_WHOLE)]
+    assert s.problems[0].reason == ("user_id '510791900.0' is a whole number written as a float by a spreadsheet: "
+                                    "matched as '510791900'")
+    assert s.n_left_out == 0
+    assert ids.read_suppression(b"510791900.0\n").user_ids == {"510791900"}
+    t = ids.read_identities(b"user_id,email\n510791900.0,a@example.com\n510791900,b@example.com\n")
+    assert t.frame["user_id"].tolist() == ["510791900"]  # one shopper: the second row is a repeat of it
+    assert [(p.line, p.outcome) for p in t.problems] == [(2, ids.ID_READ_AS_WHOLE), (3, ids.ROW_LEFT_OUT)]
+    assert (t.n_left_out, t.n_fields_blanked) == (1, 0)
+
+
+@pytest.mark.parametrize("data, line", [
+    (b"customer_id,reason\n510791900,unsubscribed\n5.11251202E+08,bounced\n", 3),
+    (b"u1\n5.11251E+08\n", 2), (b"Email;External ID\na@example.com;5E+08\n", 2)])
+def test_a_suppression_id_in_scientific_notation_refuses_the_list(data, line):
+    """Its last digits are lost: the shopper it meant cannot be known, and the export must not go out without them."""
+    with pytest.raises(SchemaError, match=rf"suppression file line {line}: user_id '[0-9.E+]+' is in scientific "
+                       r"notation: .* format the column as text in the spreadsheet and save again") as err:
+        ids.read_suppression(data)
+    assert err.value.column == "user_id"
+
+
+def test_an_identity_row_whose_id_is_in_scientific_notation_is_left_out():
+    t = ids.read_identities(b"user_id,email,consent_email\n5.11251202E+08,a@example.com,yes\n"
+                            b"511251202,b@example.com,yes\n")
+    assert t.frame["user_id"].tolist() == ["511251202"]  # never matched to a shopper, the right one or another
+    assert [(p.line, p.column, p.value, p.outcome) for p in t.problems] == [
+        (2, "user_id", "5.11251202E+08", ids.ROW_LEFT_OUT)]
+    assert "format the column as text in the spreadsheet and save again" in t.problems[0].reason

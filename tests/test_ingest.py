@@ -312,6 +312,54 @@ def test_prices_with_currency_signs_and_thousands_separators(engine, tmp_path, s
     assert all(f"'{value}'" in detail for value, detail in zip(quarantined, q["detail"])), q["detail"].tolist()
 
 
+SHOP_PRICES = [
+    # (delimiter, prices as shops in other countries write them, the numbers loaded, the values quarantined)
+    (",", ["NZD 45.00", "SGD 45.00", "45.00 usd", "EUR45.00", "45.00EUR", "US$45.00", "A$45.00", "CA$ 45.00",
+           "C$45.00", "NZ$45.00", "HK$45.00", "S$45.00", "R$45.00", "MX$45.00", "45 ₽", "₩45", "₹ 45.00", "¥45",
+           "£45.00", "45 ₺", "₪45", "45 kr", "kr 45.00", "45 Kč", "45 zł", "Fr. 45.00", "CHF 45.00", "R45.00",
+           "R 1 234.50", "1'234.50", "1’234.50", "CHF 1'234.50", "45.-", "Fr. 45.-", "45 EUR", "€ 1 234.50",
+           "1 234.50 €", '"$1,234.50"', "(5.00)", '"($1,234.50)"', "$(5.00)", "(5.00", "5.00)", "-(5.00)", "12 50",
+           "45 R", "A45", "EUR", "(5.00) €"],
+     [45.0] * 28 + [1234.5] * 4 + [45.0, 45.0, 45.0, 1234.5, 1234.5, 1234.5],
+     {"(5.00)": "negative_price", "($1,234.50)": "negative_price", "$(5.00)": "negative_price",
+      "(5.00": "non_numeric_price", "5.00)": "non_numeric_price", "-(5.00)": "non_numeric_price",
+      "12 50": "non_numeric_price", "45 R": "non_numeric_price", "A45": "non_numeric_price",
+      "EUR": "non_numeric_price", "(5.00) €": "negative_price"}),
+    (";", ["12,50 €", "1.234,56", "45,- €", "45,-", "12,50 zł", "1.234,50 Kč", "EUR12,50", "12,50eur", "(12,50)",
+           "1'234,50 CHF", "R 1 234,50"],
+     [12.5, 1234.56, 45.0, 45.0, 12.5, 1234.5, 12.5, 12.5, 1234.5, 1234.5],
+     {"(12,50)": "negative_price"}),
+]
+
+
+@pytest.mark.parametrize(("sep", "written", "numbers", "quarantined"), SHOP_PRICES, ids=["point", "comma"])
+def test_prices_in_the_currency_forms_shops_write(engine, tmp_path, sep, written, numbers, quarantined):
+    """Any ISO code (either case, with or without a space), dollars with their country, currency signs and
+    words, the Swiss apostrophe and 45.- are read; an accounting negative (5.00) is a negative price."""
+    path = tmp_path / "shop.csv"
+    lines = [sep.join(["user_id", "event_time", "event_type", "product_id", "price"])]
+    lines += [sep.join([f"c{i}", f"2024-03-01 10:{i:02d}:00", "purchase", f"s{i}", p]) for i, p in enumerate(written)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    mapping = sniff(path).mapping
+    assert mapping.decimal_comma is (sep == ";")
+    report = ingest_file(engine, path, "shop")
+    assert [r[6] for r in _events(engine, "shop")] == numbers  # in file order: one row a minute
+    q = quarantined_rows(engine, "shop")
+    found = {written[line - 2].strip('"'): reason for line, reason in zip(q["line_no"], q["reason"])}
+    assert found == quarantined
+    assert report.rows_read == len(written)
+
+
+def test_a_lightspeed_sale_is_its_customers_code_not_their_name(engine, tmp_path):
+    """Two Ann Lees with their own codes are two shoppers; the name was loaded as the id and merged them."""
+    path = tmp_path / "sales.csv"
+    path.write_text("Sale ID,Date,Customer,Customer Code,Total\nS-1,2024-03-01 10:00,Ann Lee,C-17,41.00\n"
+                    "S-2,2024-03-02 11:00,Ann Lee,C-18,12.50\nS-3,2024-03-03 12:00,Bo Chan,C-19,9.00\n")
+    ingest_file(engine, path, "sales")
+    assert [(r[0], r[2], r[6]) for r in _events(engine, "sales")] == [
+        ("C-17", "purchase", 41.0), ("C-18", "purchase", 12.5), ("C-19", "purchase", 9.0)]
+
+
 def test_whitespace_file_keeps_physical_line_numbers(engine, tmp_path):
     path = tmp_path / "w.txt"
     path.write_text("user_id event_time event_type\nu1 1706778000 view\n\nu1 1706778000 view\n"

@@ -368,6 +368,19 @@ def test_decimal_comma_is_only_taken_when_no_price_reads_as_a_decimal_point(tmp_
     assert sniff(path).mapping.decimal_comma is comma
 
 
+@pytest.mark.parametrize(("prices", "comma"), [
+    (["12,50 zł", "1.234,50 Kč", "45,- €"], True), (["EUR12,50", "(3,50)", "R 1 234,50"], True),
+    (["CHF 1'234.50", "45.-", "NZD 3.50"], False), (["1\u2019234.50", "(5.00)", "45.00EUR"], False),
+    (["US$1,234.50", "A$7"], False)])
+def test_decimal_comma_is_seen_through_currencies_brackets_and_apostrophes(tmp_path, prices, comma):
+    path = tmp_path / "p.csv"
+    path.write_text("user_id;event_time;event_type;price\n" + "".join(
+        f"u{i};2024-03-01 10:0{i}:00;view;{p}\n" for i, p in enumerate(prices)), encoding="utf-8")
+    mapping = sniff(path).mapping
+    assert mapping.decimal_comma is comma
+    assert any("carry currency signs or thousands separators" in n for n in mapping.notes), mapping.notes
+
+
 def test_event_aliases_cover_the_documented_spellings():
     expected = {"pv": "view", "page_view": "view", "pageview": "view", "detail": "view", "click": "view",
                 "add_to_cart": "cart", "addtocart": "cart", "add": "cart", "removefromcart": "remove_from_cart",
@@ -479,6 +492,28 @@ ORDER_EXPORTS = {
         "536365,17850,2010-12-01 08:26,85123A,6,15.30\n536366,17850,2010-12-01 08:28,22633,6,11.10\n",
         ("CustomerID", "InvoiceDate", "StockCode", "TotalPrice", "Quantity", "InvoiceNo", "line_total")),
 }
+
+
+@pytest.mark.parametrize(("names", "customer"), [
+    ("Sale ID,Date,Customer,Customer Code,Total", "Customer Code"),  # Lightspeed
+    ("Sale ID,Date,Customer,Customer ID,Total", "Customer ID"),
+    ("Sale ID,Date,Customer,Customer No,Total", "Customer No"),
+    ("Sale ID,Date,Customer Number,Customer,Total", "Customer Number"),
+    ("Sale ID,Date,Customer,Client ID,Total", "Client ID"), ("Sale ID,Date,Client,Client Code,Total", "Client Code"),
+    ("Sale ID,Date,Customer Name,Client Number,Total", "Client Number"),
+    ("Sale ID,Date,Customer Name,Client Ref,Total", "Client Ref"),  # no known name: the one not a name, still
+])
+def test_a_customers_code_is_the_shopper_over_their_name(tmp_path, names, customer):
+    """A customer's name is no shopper id (two Ann Lees are two shoppers): a code, id or number column wins."""
+    rows = [["S-1", "2024-03-01 10:00", "Ann Lee", "C-17", "41.00"],
+            ["S-2", "2024-03-02 11:00", "Bo Chan", "C-18", "12.50"]]
+    header = names.split(",")
+    if header[2] not in ("Customer", "Client", "Customer Name"):  # the code column first
+        rows = [[r[0], r[1], r[3], r[2], r[4]] for r in rows]
+    text = names + "\n" + "".join(",".join(r) + "\n" for r in rows)
+    m = sniff(_write(tmp_path, "sales.csv", text)).mapping
+    assert m.columns["user_id"] == customer
+    assert m.constant_event_type == "purchase"
 
 
 @pytest.mark.parametrize("name", list(ORDER_EXPORTS))
