@@ -48,8 +48,8 @@ from core.dataset_names import check_dataset_name
 from core.errors import DatasetExistsError, SchemaError
 from core.lines import LineStats, count_empty_lines, empty_long_lines
 from core.sniff import (C1_BYTES, FIELD_ALIASES, MAX_ZONE_OFFSET_MINUTES, price_pattern,
-                        PRICE_NOTE_START, TIME_ZONE_SUFFIX, ZONE_EXAMPLES, Mapping, decode_errors, open_text,
-                        price_note, sniff, unique_names)
+                        PRICE_NOTE_START, STATUS_NOTE_STARTS, TIME_ZONE_SUFFIX, UNPAID_STATUSES, ZONE_EXAMPLES,
+                        Mapping, decode_errors, open_text, price_note, sniff, status_notes, unique_names)
 
 Progress = Callable[[float, str], None]
 
@@ -73,6 +73,7 @@ REASONS = {
     "non_numeric_quantity": "quantity is not a whole number",
     "zero_quantity": "a total with a quantity of 0 (no unit price gives it)",
     "duplicate": "exact duplicate of an earlier line",
+    "not_a_purchase": "the order or payment was refunded, voided, cancelled or failed: no money was kept",
 }
 _EVENT_COLUMNS = ("user_id", "event_time", "event_type", "item_id", "category", "brand", "price", "quantity",
                   "session_id")
@@ -346,7 +347,8 @@ def _follow_json_columns(path: Path, mapping: Mapping) -> Mapping:
         names = unique_names(next(csv.reader(fh), []))
     if len(names) == len(mapping.source_columns):  # the same positions; the sniffer may have named them itself
         return mapping
-    used = {**mapping.columns, "time of day": mapping.time_of_day, "category (fallback)": mapping.category_fallback}
+    used = {**mapping.columns, "time of day": mapping.time_of_day, "category (fallback)": mapping.category_fallback,
+            "status": mapping.status_column, "amount_refunded": mapping.refund_column}
     if gone := [(fld, c) for fld, c in used.items() if c and c not in names]:
         fld, col = gone[0]
         raise SchemaError(f"{path.name} read whole has no column {col!r}, which its preview had and the mapping "
@@ -559,6 +561,15 @@ def _trimmed(col: str) -> str:
             f"ELSE {col} END, '')")
 
 
+def _status_key_sql(raw: str) -> str:
+    """SQL of :func:`core.sniff.status_key` of the trimmed text ``raw``."""
+    return f"regexp_replace(regexp_replace(lower({raw}), '[\\s-]+', '_', 'g'), '^wc_', '')"
+
+
+#: SQL of the unpaid statuses as a list to test a status key against
+_UNPAID_SQL = f"({', '.join(_sql_literal(s) for s in UNPAID_STATUSES)})"
+
+
 def _ident_list(n: int) -> list[str]:
     return [f"c{i}" for i in range(n)]
 
@@ -618,8 +629,13 @@ class _Job:
     def _loaded_columns(self) -> list[tuple[str, str]]:
         """(source column name, its identifier) of every column whose values are loaded, in file order."""
         names = {src for fld, src in self.mapping.columns.items() if src}
-        names.update(c for c in (self.mapping.category_fallback, self.mapping.time_of_day) if c)
+        names.update(c for c in self._side_columns() if c)
         return [(n, self.col_of[n]) for n in self.mapping.source_columns if n in names]
+
+    def _side_columns(self) -> tuple[str | None, ...]:
+        """The columns read beside the canonical fields: category fallback, time of day, status, amount refunded."""
+        m = self.mapping
+        return m.category_fallback, m.time_of_day, m.status_column, m.refund_column
 
     def _col(self, fld: str) -> str | None:
         src = self.mapping.columns.get(fld)
@@ -710,6 +726,7 @@ class _Job:
                        f"column {repr(name).replace('%', '%%')}: the value holds NUL bytes (\\x00), a sign of a "
                        "damaged file; expected text", None) for name, c in self._loaded_columns()]
         rules += self._nested_rules()
+        rules += self._unpaid_rules()  # a row that is no purchase is none, whatever else is wrong with it
         rules += [
             ("user_id IS NULL", "missing_user", f"column {self._name('user_id')} is empty; expected a user id", None),
             ("t_raw IS NULL", "missing_time", f"column {self._name('event_time')} is empty; expected a "
@@ -745,6 +762,52 @@ class _Job:
                           "q_raw"))
         return rules
 
+    def _unpaid_rules(self) -> list[tuple[str, str, str, str | None]]:
+        """Purchases whose status says no money was kept (:data:`core.sniff.UNPAID_STATUSES`), or whose refund is
+        their whole amount (an order total's only: a line's price is no order's amount)."""
+        m, rules = self.mapping, []
+        if m.status_column:
+            sname = repr(m.status_column).replace("%", "%%")
+            rules.append((f"event_type = 'purchase' AND {_status_key_sql('s_raw')} IN {_UNPAID_SQL}", "not_a_purchase",
+                          f"column {sname} is '%s'; only paid orders are purchases", "s_raw"))
+        if self._reads_refunds():
+            rname = repr(m.refund_column).replace("%", "%%")
+            amount = "amount" if self._divides_total() else "price"
+            rules.append((f"event_type = 'purchase' AND r_amount > 0 AND r_amount >= {amount}", "not_a_purchase",
+                          f"column {rname} is '%s', the whole amount in column {self._name('price')}: the payment was "
+                          "refunded in full", "r_raw"))
+        return rules
+
+    def _reads_refunds(self) -> bool:
+        """Whether the amount refunded is compared with the price column (it holds order totals)."""
+        m = self.mapping
+        return bool(m.refund_column and m.columns.get("price")) and m.price_is == "order_total"
+
+    def _money_sql(self) -> str:
+        """The select expressions of the status and the amount refunded as written (``s_raw``, ``r_raw``) and of the
+        refund as a number (``r_amount``): NULL where the file has none or the refund is not compared."""
+        m = self.mapping
+        status = _trimmed(self.col_of[m.status_column]) if m.status_column else "CAST(NULL AS VARCHAR)"
+        if not self._reads_refunds():
+            return f"{status} AS s_raw, CAST(NULL AS VARCHAR) AS r_raw, CAST(NULL AS DOUBLE) AS r_amount"
+        refund = _trimmed(self.col_of[m.refund_column])
+        return f"{status} AS s_raw, {refund} AS r_raw, {_price_sql(refund, m.decimal_comma)} AS r_amount"
+
+    def _mark_unpaid_orders(self, duck) -> None:
+        """Quarantine the lines of an order whose status is written on one of its lines only (Shopify writes the
+        Financial Status on an order's first line) when that status says no money was kept."""
+        m = self.mapping
+        if not (m.status_column and m.columns.get("session_id")):
+            return
+        template = (f"column {m.status_column!r} is empty on this line and '%s' on another line of the order "
+                    f"'%s' in column {m.columns['session_id']!r}; only paid orders are purchases")
+        duck.execute(
+            f"UPDATE {self.chk} SET reason = 'not_a_purchase', detail = printf(?, o.status, o.session) FROM "
+            f"(SELECT session_id AS session, min(s_raw) AS status FROM {self.chk} WHERE reason = 'not_a_purchase' "
+            f"AND session_id IS NOT NULL AND {_status_key_sql('s_raw')} IN {_UNPAID_SQL} GROUP BY session_id) o "
+            f"WHERE {self.chk}.session_id = o.session AND {self.chk}.reason IS NULL AND {self.chk}.s_raw IS NULL "
+            f"AND {self.chk}.event_type = 'purchase'", [template])
+
     def _divides_total(self) -> bool:
         """Whether the price column holds a total to divide by the quantity (:data:`core.sniff.PRICE_KINDS`)."""
         m = self.mapping
@@ -765,7 +828,7 @@ class _Job:
         file where one value belongs: the row is quarantined, not stored as its JSON text."""
         m = self.mapping
         used = {src for fld, src in m.columns.items() if src and not (fld == "event_type" and m.constant_event_type)}
-        used.update(c for c in (m.category_fallback, m.time_of_day) if c)
+        used.update(c for c in self._side_columns() if c)
         rules = []
         for name, c in self._loaded_columns():
             if name in used and name in self.nested:
@@ -829,7 +892,8 @@ class _Job:
                 f"{event} AS event_type, {trimmed('item_id')} AS item_id, {cat} AS category, "
                 f"lower({trimmed('brand')}) AS brand, {price_raw} AS p_raw, "
                 f"{self._price_sql(price_raw, qty_raw)}, "
-                f"{qty_raw} AS q_raw, {_quantity_sql(qty_raw)} AS quantity, {trimmed('session_id')} AS session_id "
+                f"{qty_raw} AS q_raw, {_quantity_sql(qty_raw)} AS quantity, {trimmed('session_id')} AS session_id, "
+                f"{self._money_sql()} "
                 f"FROM (SELECT *, {_offset_minutes('t_zone')} AS t_offset FROM "
                 f"(SELECT *, {self._zone('t_raw')} AS t_zone FROM "
                 f"({inner}, {self._time_raw(trimmed('event_time'))} AS t_raw FROM {self._read_expr()})))")
@@ -842,7 +906,7 @@ class _Job:
         reason = f"CASE {' '.join(reason_cases)} END"
         # no row number here: it would serialise the pass; the table's rowid keeps file order
         sql = (f"CREATE TEMP TABLE {self.chk} AS SELECT h, user_id, event_time, event_type, item_id, "
-               f"category, brand, price, quantity, session_id, nl, reason, "
+               f"category, brand, price, quantity, session_id, s_raw, nl, reason, "
                f"CASE WHEN reason IS NOT NULL THEN CASE {' '.join(detail_cases)} END END AS detail, "
                f"CASE WHEN reason IS NOT NULL THEN replace({raw_text}, chr(0), {_sql_literal(_NUL_SHOWN_AS)}) "
                f"END AS raw_line "
@@ -911,6 +975,7 @@ class _Job:
                 raise
             raise SchemaError(f"{path.name} could not be read as a {_delim_name(m.delimiter)}-separated "
                               f"{m.encoding} file: {str(exc).splitlines()[0]}") from exc
+        self._mark_unpaid_orders(duck)
         _tick(self.progress, 0.45, "checking duplicates")
         self._collect_rejects(duck)
         self._add_long_lines(duck)
@@ -957,7 +1022,8 @@ class _Job:
             self._copy_to_postgres(conn, duck, did, events_sql, q_sql)
         _tick(self.progress, 0.9, "summarising sessions and price bands")
         derived.derive_dataset(conn, did, banded=native_store)
-        notes = [n for n in m.notes if not n.startswith(PRICE_NOTE_START)] + list(filter(None, [price_note(m)]))
+        notes = [n for n in m.notes if not n.startswith((PRICE_NOTE_START, *STATUS_NOTE_STARTS))]
+        notes += [*filter(None, [price_note(m)]), *status_notes(m)]  # of the mapping loaded with, set by hand or not
         if sessions_derived:
             notes.append(f"the file has no session column: sessions derived by a "
                          f"{config.SESSION_GAP_MINUTES}-minute inactivity gap")

@@ -115,6 +115,30 @@ ORDER_ALIASES = ("order_id", "orderid", "order_number", "order_no", "order_num",
                  "purchase_id")
 #: how every note on what the amounts in the price column are begins (:func:`price_note`)
 PRICE_NOTE_START = "the amounts in "
+#: names of an order's or a payment's status, best first: money's before the order's (Shopify's Financial Status
+#: beside its Fulfillment Status, which says nothing of the money); the column must hold statuses (a State column
+#: of US states is no status: see :func:`_status_column`)
+STATUS_ALIASES = ("financial_status", "payment_status", "charge_status", "transaction_status", "order_status",
+                  "status", "payment_state", "order_state", "state")
+#: names of the amount refunded of a payment or an order (Stripe's Amount Refunded, Shopify's Refunded Amount)
+REFUND_ALIASES = ("amount_refunded", "refunded_amount", "refund_amount", "total_refunded", "refunded_total")
+#: statuses (see :func:`status_key`) saying that no money was kept: a purchase holding one is quarantined as
+#: ``not_a_purchase``. Magento's ``closed`` (refunded by a credit memo) is not among them: other systems close
+#: finished orders
+UNPAID_STATUSES = ("refunded", "fully_refunded", "voided", "void", "cancelled", "canceled", "cancel", "failed",
+                   "payment_failed", "declined", "rejected", "denied", "expired", "blocked", "reversed",
+                   "charged_back", "chargeback", "incomplete", "abandoned")
+#: statuses of orders and payments that stay purchases. Pending and authorized ones (awaiting payment, on hold,
+#: uncaptured) are kept: the shopper placed the order, bank transfers and cash on delivery stay pending until
+#: paid, and shops cancel or void an order that is never paid, which a later export shows
+PAID_STATUSES = ("paid", "succeeded", "success", "successful", "complete", "completed", "fulfilled", "unfulfilled",
+                 "processing", "partially_refunded", "partially_paid", "authorized", "authorised", "pending",
+                 "pending_payment", "payment_review", "on_hold", "holded", "awaiting_payment", "awaiting_fulfillment",
+                 "awaiting_shipment", "awaiting_pickup", "shipped", "partially_shipped", "delivered", "captured",
+                 "uncaptured", "settled", "approved", "new", "open", "closed", "disputed", "in_progress",
+                 "manual_verification_required", "ready_for_pickup")
+#: how the notes of :func:`status_notes` begin
+STATUS_NOTE_STARTS = ("the order status is read from ", "the amount refunded is read from ")
 
 #: Raw event values (lower-cased) and the canonical type they mean.
 EVENT_ALIASES: dict[str, str] = {
@@ -289,6 +313,12 @@ class Mapping:
     #: what the price column holds, a key of :data:`PRICE_KINDS`: a total is stored as the unit price that
     #: gives it (total / quantity), so that revenue downstream is the total
     price_is: str = "unit_price"
+    #: a column of each order's or payment's status (Financial Status, Status): a purchase whose status says no
+    #: money was kept (:data:`UNPAID_STATUSES`) is quarantined as no purchase
+    status_column: str | None = None
+    #: a column of the amount refunded (Amount Refunded): a payment refunded in full is no purchase; compared only
+    #: where the price column holds order totals (a line's price is no order's amount)
+    refund_column: str | None = None
 
     def to_dict(self) -> dict:
         """A JSON-safe dict of every field."""
@@ -330,7 +360,8 @@ class Mapping:
             raise SchemaError(f"compression {self.compression!r} is not supported: expected gzip or none",
                               column="compression")
         for canon, src in [*self.columns.items(), ("category", self.category_fallback),
-                           ("event_time", self.time_of_day)]:
+                           ("event_time", self.time_of_day), ("status", self.status_column),
+                           ("amount_refunded", self.refund_column)]:
             if src is not None and src not in self.source_columns:
                 raise SchemaError(f"{canon} is mapped to column {src!r}, which is not in the file. "
                                   f"Columns in file: {self.source_columns}", column=canon)
@@ -919,8 +950,10 @@ def _is_count(values: list[str]) -> bool:
 # --- entry point -----------------------------------------------------------------------------------------
 
 
-#: what a mapping set by hand may name besides the canonical fields: the time-of-day column (Mapping.time_of_day)
-HAND_FIELDS = (*CANONICAL_FIELDS, "time_of_day")
+#: what a mapping set by hand may name besides the canonical fields -> the attribute of :class:`Mapping` it sets:
+#: the time-of-day column, the order status and the amount refunded
+_HAND_ATTRIBUTES = {"time_of_day": "time_of_day", "status": "status_column", "amount_refunded": "refund_column"}
+HAND_FIELDS = (*CANONICAL_FIELDS, *_HAND_ATTRIBUTES)
 
 
 def with_overrides(mapping: Mapping, columns: dict[str, str | None] | None = None, event_type: str | None = None,
@@ -928,10 +961,11 @@ def with_overrides(mapping: Mapping, columns: dict[str, str | None] | None = Non
     """``mapping`` with what the analyst set by hand, checked as the Data page's mapping is.
 
     ``columns``: field -> source column, or None to unmap it (a field of :data:`HAND_FIELDS`; a column named
-    in another case than the file's is taken when only one matches); a field mapped to the event type column
-    reads the type from it again. ``event_type``: one type for every row (a canonical type or a name for one,
-    ``order`` for ``purchase``). ``time_format``: a key of :data:`TIME_FORMATS`; ``price_is`` one of
-    :data:`PRICE_KINDS`. Returns a new mapping with a note of what was set; raises :class:`SchemaError` naming
+    in another case than the file's is taken when only one matches; ``status`` and ``amount_refunded`` name the
+    columns of an order's status and its refund, :attr:`Mapping.status_column` and :attr:`Mapping.refund_column`);
+    a field mapped to the event type column reads the type from it again. ``event_type``: one type for every row
+    (a canonical type or a name for one, ``order`` for ``purchase``). ``time_format``: a key of
+    :data:`TIME_FORMATS`; ``price_is`` one of :data:`PRICE_KINDS`. Returns a new mapping with a note of what was set; raises :class:`SchemaError` naming
     an unknown field, a column the file lacks, an unknown time format, price kind or event type.
     """
     columns, changes = dict(columns or {}), []
@@ -942,8 +976,10 @@ def with_overrides(mapping: Mapping, columns: dict[str, str | None] | None = Non
         raise SchemaError(f"the event type is set twice, for every row ({event_type!r}) and from column "
                           f"{columns['event_type']!r}: expected one of them", column="event_type")
     fields = {f: _source_column(c, mapping.source_columns) for f, c in columns.items()}
-    out = replace(mapping, columns={**mapping.columns, **{f: c for f, c in fields.items() if f != "time_of_day"}})
-    out.time_of_day = fields.get("time_of_day", mapping.time_of_day)
+    out = replace(mapping, columns={**mapping.columns,
+                                    **{f: c for f, c in fields.items() if f not in _HAND_ATTRIBUTES}})
+    for fld, attribute in _HAND_ATTRIBUTES.items():
+        setattr(out, attribute, fields.get(fld, getattr(mapping, attribute)))
     changes += [f"{f}={c!r}" if c else f"{f} unmapped" for f, c in fields.items()]
     if fields.get("event_type"):
         out.constant_event_type = None
@@ -1045,7 +1081,7 @@ def sniff(path: str | Path, engine=None, sheet: str | None = None, skip_lines: i
     mapping.skip_lines = skip_lines
     mapping.confident = mapping.confident and delim_sure
     signature = header_signature(header, n_cols, has_header)
-    remembered = _remembered(engine, signature) if engine is not None else None
+    remembered = _remembered(engine, signature, mapping) if engine is not None else None
     if remembered is not None:
         remembered.encoding, remembered.compression, remembered.confident = encoding, compression, True
         remembered.skip_lines = skip_lines  # the title above the same header may differ from file to file
@@ -1090,7 +1126,7 @@ def _propose(names: list[str], data: list[list[str]], has_header: bool, notes: l
     kinds = _column_kinds(data, len(names))
     normed = [_norm(n) for n in names]
     layout = _detect_layout(normed, kinds, data, has_header)
-    constant = fallback = time_format = None
+    constant = fallback = time_format = status = refund = None
     confident, price_is = True, "unit_price"
     if layout == "generic":
         if has_header:
@@ -1115,6 +1151,9 @@ def _propose(names: list[str], data: list[list[str]], has_header: bool, notes: l
                          "export or a transaction file): each row is read as a purchase")
             _order_as_session(names, data, columns, has_header, notes)
         price_is = _price_kind(columns, has_header)
+        if layout == "transactions" and has_header:
+            status = _status_column(names, data, columns)
+            refund = _refund_column(names, data, columns, status) if price_is == "order_total" else None
     else:
         if layout == "online_retail":
             names = list(RETAIL_COLUMNS)
@@ -1133,9 +1172,11 @@ def _propose(names: list[str], data: list[list[str]], has_header: bool, notes: l
         columns=columns, time_format=time_format, constant_event_type=constant, notes=notes,
         confident=confident, category_fallback=fallback,
         decimal_comma=_decimal_comma(names, columns, data, notes), time_of_day=time_of_day, price_is=price_is,
+        status_column=status, refund_column=refund,
     )
     if note := price_note(mapping):
         notes.append(note)
+    notes.extend(status_notes(mapping))
     return mapping
 
 
@@ -1216,6 +1257,64 @@ def price_note(mapping: Mapping) -> str | None:
     stored = (f"the price stored is the total / {quantity!r} (the average unit price)" if quantity
               else "the price stored is the whole total, for one unit")
     return f"{PRICE_NOTE_START}{price!r} are {kind}, not unit prices: each row's revenue is its total; {stored}"
+
+
+def status_key(value: str) -> str:
+    """A status as compared with :data:`UNPAID_STATUSES`: lower-cased and trimmed, spaces and hyphens read as
+    underscores, WooCommerce's ``wc-`` prefix dropped (``wc-cancelled``, ``Partially Refunded``)."""
+    return re.sub(r"[\s\-]+", "_", value.strip().lower()).removeprefix("wc_")
+
+
+def _named_as(name: str, aliases: tuple[str, ...]) -> int | None:
+    """The rank of the first of ``aliases`` that the header ``name`` matches (see :func:`_name_keys`), or None."""
+    keys = _name_keys(name)
+    return next((rank for rank, a in enumerate(aliases) if a in keys or a.replace("_", "") in keys), None)
+
+
+def _status_column(names: list[str], data: list[list[str]], columns: dict) -> str | None:
+    """The column of each order's or payment's status in a transaction file: the best named as one
+    (:data:`STATUS_ALIASES`) whose filled sample values are mostly statuses known here (a State column of US
+    states, a Status column of something else, is none); None when no column is."""
+    known = {*UNPAID_STATUSES, *PAID_STATUSES}
+    named = [(rank, n) for n in names if n not in columns.values()
+             and (rank := _named_as(n, STATUS_ALIASES)) is not None]
+    for _, name in sorted(named, key=lambda rn: rn[0]):
+        values = [status_key(v) for v in _sample(names, data, name) if v]
+        if values and sum(v in known for v in values) >= _MIN_FILLED_SHARE * len(values):
+            return name
+    return None
+
+
+def _refund_column(names: list[str], data: list[list[str]], columns: dict, status: str | None) -> str | None:
+    """The column of the amount refunded (:data:`REFUND_ALIASES`) whose filled sample values are amounts (Stripe's
+    Amount Refunded: 0.00, 41.00), or None."""
+    named = [(rank, n) for n in names if n not in columns.values() and n != status
+             and (rank := _named_as(n, REFUND_ALIASES)) is not None]
+    for _, name in sorted(named, key=lambda rn: rn[0]):
+        values = [bare_price(v) for v in _sample(names, data, name) if v]
+        if values and sum(bool(_NUM.match(v) or _DECIMAL_COMMA.match(v)) for v in values) >= 0.9 * len(values):
+            return name
+    return None
+
+
+def status_notes(mapping: Mapping) -> list[str]:
+    """What the analyst is told of the status and refund columns a load reads (nothing when neither is mapped)."""
+    notes = []
+    if mapping.status_column:
+        order = (" (and so are the other lines of its order where the status is empty)"
+                 if mapping.columns.get("session_id") and mapping.columns.get("item_id") else "")
+        notes.append(f"{STATUS_NOTE_STARTS[0]}{mapping.status_column!r}: a purchase whose status says no money was "
+                     f"kept (refunded, voided, cancelled, failed, declined) is quarantined as not_a_purchase{order}; "
+                     "paid, completed and partly refunded orders stay purchases, and so do pending and authorized "
+                     "ones (the order was placed; one never paid is later cancelled or voided)")
+    if mapping.refund_column:
+        price = mapping.columns.get("price")
+        tail = (f"a payment whose refund is its whole amount in {price!r} is quarantined as not_a_purchase; a "
+                "partial refund stays a purchase of the amount charged"
+                if price and mapping.price_is == "order_total"
+                else "not compared, since the price column holds no order's amount (only an order total is one)")
+        notes.append(f"{STATUS_NOTE_STARTS[1]}{mapping.refund_column!r}: {tail}")
+    return notes
 
 
 def _retail_notes(has_header: bool, normed: list[str]) -> list[str]:
@@ -1341,8 +1440,9 @@ def _decimal_comma(names, columns, data, notes: list[str]) -> bool:
     return comma
 
 
-def _remembered(engine, signature: str) -> Mapping | None:
-    """The mapping stored for ``signature`` by :func:`core.ingest.remember_mapping`, if any."""
+def _remembered(engine, signature: str, guess: Mapping) -> Mapping | None:
+    """The mapping stored for ``signature`` by :func:`core.ingest.remember_mapping`, if any. One stored before
+    status and refund columns were read takes ``guess``'s: refunded orders would otherwise load as purchases."""
     import sqlalchemy as sa
 
     from core import store
@@ -1351,7 +1451,14 @@ def _remembered(engine, signature: str) -> Mapping | None:
         text = conn.execute(
             sa.select(store.mappings.c.mapping_json).where(store.mappings.c.signature == signature)
         ).scalar()
-    return Mapping.from_dict(json.loads(text)) if text else None
+    if not text:
+        return None
+    stored = json.loads(text)
+    mapping = Mapping.from_dict(stored)
+    if "status_column" not in stored:
+        mapping.status_column, mapping.refund_column = guess.status_column, guess.refund_column
+        mapping.notes = [*mapping.notes, *status_notes(mapping)]
+    return mapping
 
 
 def open_text(path: Path, mapping: Mapping) -> io.TextIOBase:

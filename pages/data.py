@@ -331,21 +331,41 @@ def _mapping_editor(sniffed: Sniffed, key: str) -> tuple[Mapping, bool]:
             index=constant_options.index(m.constant_event_type) if m.constant_event_type in constant_options else 0,
             key=f"{key}_constant", help="For files without an event type column, such as transactions or clicks.",
         )
-        kinds = list(PRICE_KINDS)
-        price_is = grid[0].selectbox(
-            "The price column holds", kinds, index=kinds.index(m.price_is) if m.price_is in kinds else 0,
-            format_func=PRICE_KINDS.get, key=f"{key}_price_is",
-            help="A total (an order export's Order Total, a line's amount) is stored as the unit price that gives it "
-                 "(total / quantity), so that revenue is the total.",
-        )
+        money = _money_editor(m, grid, key)
         values = _event_values(sniffed, columns["event_type"]) if constant == FROM_COLUMN else []
         event_map = _event_map_editor(values, m.event_type_map, key)
     mapping = Mapping.from_dict({
         **m.to_dict(), "columns": columns, "time_format": time_format, "event_type_map": event_map,
         "constant_event_type": None if constant == FROM_COLUMN else constant,
-        "time_of_day": None if clock == UNMAPPED else clock, "price_is": price_is,
+        "time_of_day": None if clock == UNMAPPED else clock, **money,
     })
     return mapping, mapping.to_dict() != m.to_dict()
+
+
+def _money_editor(m: Mapping, grid: list, key: str) -> dict:
+    """Selectboxes of what the price column holds, the order status column and the amount refunded column; the
+    mapping fields they set."""
+    kinds, options = list(PRICE_KINDS), [UNMAPPED, *m.source_columns]
+    price_is = grid[0].selectbox(
+        "The price column holds", kinds, index=kinds.index(m.price_is) if m.price_is in kinds else 0,
+        format_func=PRICE_KINDS.get, key=f"{key}_price_is",
+        help="A total (an order export's Order Total, a line's amount) is stored as the unit price that gives it "
+             "(total / quantity), so that revenue is the total.",
+    )
+    status = grid[1].selectbox(
+        "Order status, if any", options,
+        index=options.index(m.status_column) if m.status_column in options else 0, key=f"{key}_status",
+        help="An order export's Financial Status or Status: purchases refunded, voided, cancelled, failed or declined "
+             "are quarantined as not_a_purchase; paid, pending and authorized ones are loaded.",
+    )
+    refund = grid[2].selectbox(
+        "Amount refunded, if any", options,
+        index=options.index(m.refund_column) if m.refund_column in options else 0, key=f"{key}_refund",
+        help="A payment export's Amount Refunded: a payment refunded in full is quarantined as not_a_purchase (read "
+             "where the price column holds order totals); a partial refund stays a purchase.",
+    )
+    return {"price_is": price_is, "status_column": None if status == UNMAPPED else status,
+            "refund_column": None if refund == UNMAPPED else refund}
 
 
 def _event_map_editor(values: list[str], event_type_map: dict[str, str], key: str) -> dict[str, str]:

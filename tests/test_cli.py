@@ -328,6 +328,37 @@ def test_ingest_sets_the_mapping_by_hand(capsys, any_db, tmp_path):
                                       ("c1", dt.datetime(2024, 3, 3, 9, 15), "purchase", None, 7.25)]
 
 
+def test_ingest_reads_an_order_status_column_set_by_hand_and_says_so(capsys, any_db, tmp_path):
+    path = tmp_path / "payments.csv"
+    path.write_text("payment,customer,paid on,amount,outcome\nP1,c1,2024-03-01 10:00,41.00,settled\n"
+                    "P2,c2,2024-03-02 11:00,12.50,Reversed\nP3,c1,2024-03-03 12:00,9.00,pending\n")
+    code, out, err = run(capsys, "ingest", str(path), "--name", "pay", "--db", any_db, "--quiet",
+                         "--map", "status=Outcome")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "dataset 'pay' (transactions): 3 rows read = 2 loaded + 1 quarantined"
+    assert "  quarantined: not_a_purchase              1" in lines
+    assert any(line.startswith("note: the order status is read from 'outcome': a purchase whose status says no "
+                               "money was kept") for line in lines)
+    assert [r[0] for r in _stored(any_db, "pay")] == ["c1", "c1"]
+
+
+def test_ingest_unmaps_the_status_column_found(capsys, db, tmp_path):
+    path = tmp_path / "payments.csv"
+    path.write_text("id,Created (UTC),Amount,Amount Refunded,Status,Customer ID\n"
+                    "ch_1,2024-03-01 10:05:12,41.00,0.00,Paid,cus_1\nch_2,2024-03-02 11:00:40,12.50,12.50,Refunded,"
+                    "cus_2\n")
+    code, out, err = run(capsys, "ingest", str(path), "--name", "all", "--db", db, "--json", "--quiet")
+    assert code == 0, err
+    assert (json.loads(out)["rows_loaded"], json.loads(out)["quarantine_by_reason"]) == (1, {"not_a_purchase": 1})
+    code, out, err = run(capsys, "ingest", str(path), "--name", "kept", "--db", db, "--json", "--quiet",
+                         "--map", "status=", "--map", "amount_refunded=")
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["rows_loaded"], report["rows_quarantined"]) == (2, 0)
+    assert not any(n.startswith(("the order status is read from", "the amount refunded is read from"))
+                   for n in report["notes"])
+
 def test_ingest_skips_the_lines_given_and_reads_a_total_as_told(capsys, db, tmp_path):
     path = tmp_path / "export.csv"
     path.write_text("Shop export,2024-03-05,all stores,EUR\nuser_id,event_time,price,qty\n"

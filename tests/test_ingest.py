@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -685,6 +687,112 @@ def test_a_shopify_order_export_with_spaced_utc_offsets_loads_in_utc(engine, tmp
     assert [(r[0], r[1], r[8]) for r in rows] == [("a@x.com", T(2024, 3, 1, 8, 58), "#1001"),
                                                   ("b@x.com", T(2024, 3, 2, 15, 58), "#1002")]
 
+
+STRIPE = ("id,Description,Created (UTC),Amount,Amount Refunded,Currency,Status,Customer ID,Customer Email\n"
+          "ch_1,Order 1001,2024-03-01 10:05:12,41.00,0.00,usd,Paid,cus_P1,ann@example.com\n"
+          "ch_2,Order 1002,2024-03-02 11:00:40,12.50,12.50,usd,Refunded,cus_P2,bo@example.com\n"
+          "ch_3,Order 1003,2024-03-03 09:12:00,20.00,0.00,usd,Failed,cus_P2,bo@example.com\n"
+          "ch_4,Order 1004,2024-03-04 16:30:00,30.00,10.00,usd,Partially Refunded,cus_P3,cy@example.com\n"
+          "ch_5,Order 1005,2024-03-05 08:00:00,25.00,25.00,usd,Paid,cus_P3,cy@example.com\n"
+          "ch_6,Order 1006,2024-03-06 12:00:00,18.00,0.00,usd,Uncaptured,cus_P4,di@example.com\n")
+
+
+def test_a_stripe_payment_refunded_failed_or_refunded_in_full_is_no_purchase(engine, tmp_path):
+    """Only payments whose money was kept are purchases: refunded and failed ones, and one whose Amount Refunded
+    is its whole amount, are quarantined with their reason; a partial refund and an uncaptured payment load."""
+    path = tmp_path / "unified_payments.csv"
+    path.write_text(STRIPE)
+    report = ingest_file(engine, path, "stripe")
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (6, 3, 3)
+    assert report.quarantine_by_reason == {"not_a_purchase": 3}
+    assert [(r[0], r[6], r[8]) for r in _events(engine, "stripe")] == [
+        ("cus_P1", 41.0, "ch_1"), ("cus_P3", 30.0, "ch_4"), ("cus_P4", 18.0, "ch_6")]
+    assert _revenue(engine, "stripe")["revenue"] == pytest.approx(89.0)
+    assert quarantined_rows(engine, "stripe")[["line_no", "reason", "detail"]].values.tolist() == [
+        [3, "not_a_purchase", "column 'Status' is 'Refunded'; only paid orders are purchases"],
+        [4, "not_a_purchase", "column 'Status' is 'Failed'; only paid orders are purchases"],
+        [6, "not_a_purchase", "column 'Amount Refunded' is '25.00', the whole amount in column 'Amount': the "
+                              "payment was refunded in full"]]
+    assert any(n.startswith("the order status is read from 'Status': a purchase whose status says no money was kept")
+               for n in report.notes)
+    assert ("the amount refunded is read from 'Amount Refunded': a payment whose refund is its whole amount in "
+            "'Amount' is quarantined as not_a_purchase; a partial refund stays a purchase of the amount charged"
+            ) in report.notes
+
+
+def test_a_mapping_remembered_before_status_columns_were_read_takes_the_ones_found(engine, tmp_path):
+    path = tmp_path / "unified_payments.csv"
+    path.write_text(STRIPE)
+    sniffed = sniff(path, engine)
+    old = {k: v for k, v in sniffed.mapping.to_dict().items() if k not in ("status_column", "refund_column")}
+    with engine.begin() as conn:  # as a store written before these fields existed holds it
+        conn.execute(store.mappings.insert().values(signature=sniffed.signature, mapping_json=json.dumps(old),
+                                                    updated_at=T(2024, 1, 1)))
+    remembered = sniff(path, engine).mapping
+    assert "mapping remembered from an earlier file with the same header" in remembered.notes
+    assert (remembered.status_column, remembered.refund_column) == ("Status", "Amount Refunded")
+    assert ingest_file(engine, path, "stripe", mapping=remembered).quarantine_by_reason == {"not_a_purchase": 3}
+    remember_mapping(engine, sniffed.signature, replace(remembered, status_column=None, refund_column=None))
+    assert sniff(path, engine).mapping.status_column is None  # unmapped by the analyst: stays so
+
+def test_a_shopify_order_refunded_or_voided_is_no_purchase_on_any_of_its_lines(engine, tmp_path):
+    """Shopify writes the Financial Status on an order's first line only: the order's other lines go with it."""
+    path = tmp_path / "orders_export_1.csv"
+    path.write_text(
+        "Name,Email,Financial Status,Paid at,Total,Created at,Lineitem quantity,Lineitem name,Lineitem price,"
+        "Lineitem sku,Refunded Amount\n"
+        "#1001,ann@example.com,paid,2024-03-01 10:05:00,41.00,2024-03-01 10:00:00,2,Mug,12.50,MUG-1,0.00\n"
+        "#1001,ann@example.com,,,,2024-03-01 10:00:00,1,Tea,16.00,TEA-9,\n"
+        "#1002,bo@example.com,refunded,2024-03-02 11:05:00,28.50,2024-03-02 11:00:00,1,Mug,12.50,MUG-1,28.50\n"
+        "#1002,bo@example.com,,,,2024-03-02 11:00:00,1,Tea,16.00,TEA-9,\n"
+        "#1003,cy@example.com,voided,,12.50,2024-03-03 09:00:00,1,Mug,12.50,MUG-1,0.00\n"
+        "#1004,di@example.com,partially_refunded,2024-03-04 12:05:00,28.50,2024-03-04 12:00:00,1,Mug,12.50,"
+        "MUG-1,12.50\n"
+        "#1004,di@example.com,,,,2024-03-04 12:00:00,1,Tea,16.00,TEA-9,\n"
+        "#1005,ed@example.com,pending,,16.00,2024-03-05 08:00:00,1,Tea,16.00,TEA-9,0.00\n"
+        "#1006,fay@example.com,authorized,,16.00,2024-03-06 08:00:00,1,Tea,16.00,TEA-9,0.00\n")
+    report = ingest_file(engine, path, "shopify")
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (9, 6, {"not_a_purchase": 3})
+    assert [(r[8], r[3]) for r in _events(engine, "shopify")] == [
+        ("#1001", "MUG-1"), ("#1001", "TEA-9"), ("#1004", "MUG-1"), ("#1004", "TEA-9"), ("#1005", "TEA-9"),
+        ("#1006", "TEA-9")]
+    assert quarantined_rows(engine, "shopify")[["line_no", "detail"]].values.tolist() == [
+        [4, "column 'Financial Status' is 'refunded'; only paid orders are purchases"],
+        [5, "column 'Financial Status' is empty on this line and 'refunded' on another line of the order '#1002' in "
+            "column 'Name'; only paid orders are purchases"],
+        [6, "column 'Financial Status' is 'voided'; only paid orders are purchases"]]
+    # the line's price is no order's amount: its Refunded Amount is not compared with it (#1004 keeps its mug)
+    assert not any(n.startswith("the amount refunded is read from") for n in report.notes)
+
+
+@pytest.mark.parametrize(("status", "kept"), [
+    ("wc-completed", True), ("wc-processing", True), ("wc-on-hold", True), ("Pending payment", True),
+    ("wc-cancelled", False), ("wc-refunded", False), ("Failed", False), ("Cancelled", False), ("Declined", False),
+    ("VOIDED", False), ("canceled", False)])
+def test_a_woocommerce_order_cancelled_refunded_or_failed_is_no_purchase(engine, tmp_path, status, kept):
+    path = tmp_path / "woo.csv"
+    path.write_text("Order Number,Order Status,Order Date,Email (Billing),Order Total Amount\n"
+                    "1001,wc-completed,2024-03-01 10:00,ann@example.com,41.00\n"
+                    f"1002,{status},2024-03-02 11:00,bo@example.com,12.50\n")
+    report = ingest_file(engine, path, "woo")
+    assert (report.rows_read, report.rows_loaded) == (2, 2 if kept else 1)
+    assert [r[0] for r in _events(engine, "woo")] == ["ann@example.com", "bo@example.com"][:2 if kept else 1]
+    if not kept:
+        assert quarantined_rows(engine, "woo")[["line_no", "reason", "detail"]].values.tolist() == [
+            [3, "not_a_purchase", f"column 'Order Status' is '{status}'; only paid orders are purchases"]]
+
+
+def test_a_status_column_of_an_event_file_loses_no_rows(engine, tmp_path):
+    """An event file's own status column (a view's, a wishlist's) is no order status: every row loads."""
+    path = tmp_path / "events.csv"
+    path.write_text("user_id,event_time,event_type,product_id,price,status\n"
+                    "u1,2024-03-01 10:00:00,view,A,10.00,cancelled\n"
+                    "u1,2024-03-01 10:01:00,purchase,A,10.00,refunded\n"
+                    "u2,2024-03-01 11:00:00,cart,B,5.00,failed\n")
+    report = ingest_file(engine, path, "events")
+    assert (report.layout, report.rows_read, report.rows_loaded, report.rows_quarantined) == ("generic", 3, 3, 0)
+    assert report.events_by_type == {"view": 1, "purchase": 1, "cart": 1}
+    assert not any(n.startswith("the order status is read from") for n in report.notes)
 
 def test_a_headerless_clv_transaction_file_loads_as_purchases(engine, tmp_path):
     path = tmp_path / "CDNOW_master.txt"

@@ -398,6 +398,32 @@ def test_an_order_export_shows_its_totals_and_loads_them_as_revenue(store_url):
     assert [(round(p * q, 2), s) for p, q, s in rows] == [(59.90, "1001"), (12.00, "1002")]
 
 
+def test_an_order_status_found_is_shown_and_can_be_unmapped(store_url):
+    data = (b"id,Created (UTC),Amount,Amount Refunded,Status,Customer ID\n"
+            b"ch_1,2024-03-01 10:05:12,41.00,0.00,Paid,cus_1\n"
+            b"ch_2,2024-03-02 11:00:40,12.50,12.50,Refunded,cus_2\n"
+            b"ch_3,2024-03-03 09:12:00,20.00,0.00,Failed,cus_2\n")
+    at = _upload(_page(), "payments.csv", data)
+    captions = [c.value.replace("\\", "") for c in at.caption]
+    assert any(c.startswith("• the order status is read from 'Status': a purchase whose status says no money was "
+                            "kept") for c in captions)
+    keys = _keys(at)
+    status = at.selectbox(key=next(k for k in keys if k.endswith("_status")))
+    refund = at.selectbox(key=next(k for k in keys if k.endswith("_refund")))
+    assert (status.label, status.value, refund.label, refund.value) == (
+        "Order status, if any", "Status", "Amount refunded, if any", "Amount Refunded")
+    status.set_value(status.options[0]).run()  # "not in the file": the full refund is still no purchase
+    at.button(key="data_load").click().run()
+    run_until(at, lambda: _loaded(at))
+    assert not at.error, [e.value for e in at.error]
+    tiles = _metrics(at)
+    assert (tiles["Rows read"], tiles["Rows loaded"], tiles["Rows quarantined"]) == ("3", "2", "1")
+    by_reason = next(d.value for d in at.dataframe if "reason" in d.value.columns and "rows" in d.value.columns)
+    assert dict(zip(by_reason["reason"], by_reason["rows"])) == {"not_a_purchase": 1}
+    captions = [c.value.replace("\\", "") for c in at.caption]
+    assert not any(c.startswith("• the order status is read from") for c in captions)
+    assert any(c.startswith("• the amount refunded is read from 'Amount Refunded': ") for c in captions)
+
 def test_bundled_sample_can_be_loaded_from_the_page(store_url):
     from core import config
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import pytest
 
 from core.errors import SchemaError
-from core.sniff import (EVENT_ALIASES, Mapping, detect_time_format, header_signature, sniff, split_time_zone,
-                        zone_offset_minutes)
+from core.sniff import (EVENT_ALIASES, STATUS_NOTE_STARTS, Mapping, detect_time_format, header_signature, sniff,
+                        split_time_zone, with_overrides, zone_offset_minutes)
 from tests import hostile_files as hf
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -572,3 +573,42 @@ def test_a_headerless_file_of_small_numbers_without_an_amount_is_no_transaction_
     m = sniff(_write(tmp_path, "views.csv", "1,5,1709287200\n2,7,1709287260\n1,3,1709287320\n")).mapping
     assert (m.layout, m.columns["item_id"], m.columns["quantity"], m.constant_event_type) == (
         "generic", "c1", None, None)  # the item is no count: the analyst is asked for the event type
+
+
+@pytest.mark.parametrize(("name", "status", "refund"), [
+    ("Stripe payments", "Status", "Amount Refunded"), ("Shopify orders, one row each", "Financial Status", None),
+    ("Shopify, every column", "Financial Status", None),  # its Fulfillment Status says nothing of the money
+    ("WooCommerce Analytics", "Status", None), ("Magento order grid", "Status", None),
+    ("BigCommerce", "Order Status", None), ("Etsy sold orders", "Status", None),
+    ("a shop's order export", None, None), ("line totals", None, None)])
+def test_an_order_exports_status_and_refund_columns_are_found_and_noted(tmp_path, name, status, refund):
+    m = sniff(_write(tmp_path, "orders.csv", ORDER_EXPORTS[name][0])).mapping
+    assert (m.status_column, m.refund_column) == (status, refund)
+    assert any(n.startswith(f"the order status is read from {status!r}: ") for n in m.notes) == bool(status)
+    assert any(n.startswith(f"the amount refunded is read from {refund!r}: ") for n in m.notes) == bool(refund)
+    assert Mapping.from_dict(json.loads(json.dumps(m.to_dict()))) == m
+
+
+@pytest.mark.parametrize("text", [
+    # a State of US states, a Status of something else: no order status
+    "Order ID,Customer ID,Order Date,State,Order Total\n1001,C-17,2024-03-01,CA,59.90\n1002,C-18,2024-03-02,NY,12.00\n",
+    "Order ID,Customer ID,Order Date,Status,Order Total\n1001,C-17,2024-03-01,gold,59.90\n1002,C-18,2024-03-02,"
+    "silver,12.00\n",
+    # an event file's own status column (an event has no order status)
+    "user_id,event_time,event_type,product_id,price,status\nu1,2024-03-01 10:00:00,view,A,10.00,cancelled\n"
+    "u1,2024-03-01 10:01:00,purchase,A,10.00,refunded\n",
+], ids=["US states", "loyalty tiers", "event file"])
+def test_a_column_named_status_holding_no_order_status_is_not_read_as_one(tmp_path, text):
+    m = sniff(_write(tmp_path, "orders.csv", text)).mapping
+    assert (m.status_column, m.refund_column) == (None, None)
+    assert not any(n.startswith(STATUS_NOTE_STARTS) for n in m.notes)
+
+
+def test_status_and_refund_columns_can_be_set_by_hand_and_must_be_in_the_file(tmp_path):
+    m = sniff(_write(tmp_path, "orders.csv", ORDER_EXPORTS["Stripe payments"][0])).mapping
+    unset = with_overrides(m, {"status": None, "amount_refunded": None})
+    assert (unset.status_column, unset.refund_column) == (None, None)
+    assert "mapping set by hand: status unmapped, amount_refunded unmapped" in unset.notes
+    assert with_overrides(unset, {"status": "description"}).status_column == "Description"  # the file's case
+    with pytest.raises(SchemaError, match=r"^status is mapped to column 'Outcome', which is not in the file"):
+        with_overrides(m, {"status": "Outcome"})
