@@ -76,8 +76,8 @@ def test_bad_values_are_quarantined_with_line_reason_and_detail(engine):
         ("binary.png", r"binary.png looks like a binary file \(it contains NUL bytes\)"),
         ("all_bad.csv", r"nothing could be loaded from all_bad.csv: all 2 rows are bad \(unparseable_time: 2\); "
                         r"for example: column 'event_time': 'not a time' is not a time"),
-        ("no_user.csv", r"no user column: expected one of user_id, userid, user, customer_id, customerid, customer, "
-                        r"visitor_id, visitorid, visitor, client_id\.\.\. "
+        ("no_user.csv", r"no user column: expected one of user_id, userid, user, customer_id, customerid, cust_id, "
+                        r"customer_code, customer_number, customer_no, customer_user_id\.\.\. "
                         r"Columns in file: \['time', 'event', 'item'\]"),
     ],
 )
