@@ -8,6 +8,11 @@ import os
 from pathlib import Path
 
 # --- storage -----------------------------------------------------------------
+#: A DuckDB store refuses to open when its disk has less free space than this (bytes):
+#: the file, its write-ahead log and a checkpoint need room before any load starts.
+STORE_MIN_FREE_BYTES = 64 * 1024 * 1024
+#: Seconds a PostgreSQL connection attempt may take before the store is reported unreachable.
+PG_CONNECT_TIMEOUT_SECONDS = 10
 #: Environment variable that names the SQLAlchemy URL of the store.
 DB_URL_ENV = "CARTSIGHT_DB_URL"
 #: Environment variable that overrides the folder holding the default DuckDB file and models.
@@ -78,10 +83,11 @@ STACK_C = 1.0
 #: Bins of the calibration curve and groups of the lift table.
 CALIBRATION_BINS = 10
 LIFT_GROUPS = 10
-#: "Days since" value for a shopper who never did the thing (e.g. never bought).
-NEVER_DAYS = 3650.0
-#: Recent-activity windows (days before the cutoff) of the gradient-boosting baseline's features.
-RFM_RECENT_DAYS = (1, 3, 7)
+#: Recency (days) the gradient-boosting baseline gives a shopper who never did the thing (never bought, never
+#: carted): ten years, past any real recency, so that a tree splits them apart; real recencies are kept as they
+#: are. Not the sequence model's cap on its days-since features (``core.model.config.DAYS_SINCE_CAP``, a year),
+#: which also stands for "never" there but clips every longer recency.
+RFM_NEVER_DAYS = 3650.0
 
 # --- overview: aggregations and charts (core/queries, core/charts, pages/overview) ---
 #: Bars in the top-categories and top-brands charts.

@@ -392,7 +392,7 @@ def test_disk_filling_up_during_a_load_is_a_clear_message(tmp_path, monkeypatch,
     if not IS_ROOT:
         pytest.skip("needs a small tmpfs (root); the start-up case covers ENOSPC mapping without root")
     big = fs.write_events_csv(tmp_path / "big.csv", 400_000)
-    monkeypatch.setattr(store, "CHECKS", store.StoreChecks(min_free_bytes=512 * 1024))
+    monkeypatch.setattr(config, "STORE_MIN_FREE_BYTES", 512 * 1024)
     with full_disk(tmp_path, size="2m") as disk:
         monkeypatch.setenv(config.HOME_ENV, str(disk / "home"))
         monkeypatch.delenv(config.DB_URL_ENV, raising=False)

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.config import SESSION_GAP_MINUTES
 from core.errors import SchemaError
 
 #: Class order of the next-event-type head everywhere (forecast_api contract).
@@ -31,14 +32,18 @@ PRICE_BAND_QUANTILES = (0.25, 0.5, 0.75)
 TIME_BUCKET_EDGES_S = (10, 60, 300, 1800, 7200, 43200, 86400, 259200, 604800, 1209600, 2592000, 5184000)
 #: Number of time-bucket ids: padding 0, "no previous event" 1, then one per edge plus "longer".
 N_TIME_BUCKETS = len(TIME_BUCKET_EDGES_S) + 3
-#: Days used in place of "days since last purchase" for shoppers who never bought.
-NEVER_DAYS = 365.0
-#: Windows (days before the cutoff) of the recent-activity counts taken from the sequence itself.
+#: Longest "days since" (the first event, the last purchase) the model's shopper features take: longer ones are
+#: clipped to it, and a shopper who never bought reads as it. A year keeps the log-scaled feature's range small.
+#: Not the gradient-boosting baseline's stand-in for "never" (``core.config.RFM_NEVER_DAYS``, ten years), which
+#: clips nothing.
+DAYS_SINCE_CAP = 365.0
+#: Windows (days before the cutoff) of the recent-activity counts: the model's, taken from the sequence itself,
+#: and the gradient-boosting baseline's.
 RECENT_WINDOWS_DAYS = (1, 3, 7)
 #: Names of those counts (events in each window, then carts, purchases and removals in the last 7 days).
 RECENT_FEATURES = tuple(f"events_{d}d" for d in RECENT_WINDOWS_DAYS) + ("carts_7d", "purchases_7d", "removes_7d")
-#: Gap (days) that separates sessions inside a sequence ("the last session"), as the app counts sessions.
-SESSION_GAP_DAYS = 30 / 1440
+#: Gap (days) that separates sessions inside a sequence ("the last session"): the app's session gap.
+SESSION_GAP_DAYS = SESSION_GAP_MINUTES / 1440
 #: Aggregate per-shopper features fed beside the sequence (all log1p-scaled, over the whole history).
 USER_FEATURES = ("n_events", "n_carts", "n_purchases", "days_since_first", "days_since_purchase", "active_days")
 
