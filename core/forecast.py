@@ -188,9 +188,9 @@ def _priors(engine: Engine, dataset_id: int, vocabs: seq.Vocabularies, before: d
     """The category and item transition priors counted on the events before ``before``.
 
     ``users``: the training sample when the dataset is sampled (None: every shopper). Counting
-    the sample keeps this step's time and memory those of the sample: over every shopper it
-    was a sort of all events per call (8 calls per training run), which at 20 million events
-    took over a minute and pushed the training stage past 4 GB (bench/scale.py).
+    the sample keeps this step's time and memory those of the sample: over every shopper it is
+    a sort of all events per call (8 calls per training run), minutes and gigabytes at tens of
+    millions of events.
     """
     from core.model.priors import build_prior
 

@@ -77,7 +77,7 @@ events = sa.Table(
 )
 
 # Small tables derived from a dataset's events when it is loaded (core.derived), so that the pages
-# read thousands of rows instead of scanning every event (issue 6: page queries under 2 s at 20 M events).
+# read thousands of rows instead of scanning every event: a page's query stays quick at tens of millions.
 price_edges = sa.Table(
     "cs_price_edges",
     metadata,
@@ -508,9 +508,8 @@ def analyze(engine: Engine, *tables: sa.Table) -> None:
     """Fresh PostgreSQL planner statistics for ``tables`` after a large write; nothing on DuckDB. Best effort.
 
     Without them the planner plans for the rows it last counted (none, for a new dataset's events or a
-    first scoring run's predictions) and can pick nested loops: at 5 million events the Overview's kpis
-    took 35 s before the events had statistics and 3.4 s after, and the Campaigns count on freshly
-    written predictions and segments took 255 s (bench/scale.py).
+    first scoring run's predictions) and can pick nested loops, ten times slower or worse on a few
+    million events (the Overview's kpis, the Campaigns count on fresh predictions and segments).
     Call it after the commit, never inside a load: ANALYZE's lock would queue every other writer of the
     table behind that transaction. A role that does not own a table gets a warning, not statistics.
     """

@@ -130,6 +130,19 @@ def test_the_app_uses_only_streamlits_public_api():
         assert private == [], f"{path.name} imports {private}"
 
 
+def test_comments_say_what_and_why_not_which_issue():
+    """No docstring or comment of app.py, core/, pages/ or tests/ points at an issue number: history is git's."""
+    import re
+
+    pattern = re.compile(r"\bissues? ?#?\d+", re.IGNORECASE)
+    files = [ROOT / "app.py", *sorted(ROOT.glob("core/**/*.py")), *sorted(ROOT.glob("pages/*.py")),
+             *sorted(ROOT.glob("tests/**/*.py"))]
+    found = [f"{path.relative_to(ROOT)}:{i}" for path in files
+             for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if pattern.search(line)]
+    assert found == []
+
+
 def test_lands_on_overview_when_a_dataset_exists(store_url):
     at = _app()
     assert at.title[0].value == "Overview"

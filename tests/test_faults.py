@@ -1,4 +1,4 @@
-"""Faults (issue 6 §4): a process killed mid-ingest or mid-training, the database stopped, a read-only or full disk.
+"""Faults: a process killed mid-ingest or mid-training, the database stopped, a read-only or full disk.
 
 The kills are real: ``python -m core.cli`` runs in a subprocess and gets SIGKILL once its progress
 lines show it is half way; the store is then opened again the way the app opens it.

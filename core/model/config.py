@@ -15,7 +15,8 @@ from typing import Any
 from core.config import SESSION_GAP_MINUTES
 from core.errors import SchemaError
 
-#: Class order of the next-event-type head everywhere (forecast_api contract).
+#: Class order of the next-event-type head everywhere: the model's output, the labels, the baselines and the
+#: prediction columns below all follow it, so a probability is read by position without a lookup.
 EVENT_CLASSES = ("view", "cart", "purchase", "remove_from_cart", "none")
 #: Prediction column for each class, same order.
 EVENT_CLASS_COLUMNS = ("p_view", "p_cart", "p_purchase", "p_remove", "p_none")

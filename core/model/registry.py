@@ -213,7 +213,7 @@ def read_predictions(engine: Engine, dataset_id: int, version: str, limit: int |
     """Prediction rows of a version, highest propensity first (``limit`` rows at most).
 
     Read column-wise (:func:`core.sequences.read_frame`): the Forecasts page reads every shopper's
-    row, and building 310,000 rows in Python took 3.4 s (bench/scale.py at 20 M events).
+    row, and building hundreds of thousands of row objects in Python takes seconds.
     """
     from core.sequences import read_frame
 
