@@ -8,6 +8,11 @@ import os
 from pathlib import Path
 
 # --- storage -----------------------------------------------------------------
+#: A DuckDB store refuses to open when its disk has less free space than this (bytes):
+#: the file, its write-ahead log and a checkpoint need room before any load starts.
+STORE_MIN_FREE_BYTES = 64 * 1024 * 1024
+#: Seconds a PostgreSQL connection attempt may take before the store is reported unreachable.
+PG_CONNECT_TIMEOUT_SECONDS = 10
 #: Environment variable that names the SQLAlchemy URL of the store.
 DB_URL_ENV = "CARTSIGHT_DB_URL"
 #: Environment variable that overrides the folder holding the default DuckDB file and models.
@@ -17,11 +22,11 @@ SECRETS_SECTION = "cartsight"
 #: Version of the table layout; bumped whenever ``core.store`` changes a table.
 SCHEMA_VERSION = 3
 #: Memory the embedded DuckDB store may use for one query before it spills to disk (DuckDB's own
-#: default is 80 % of the machine): training and scoring share the process, and the whole journey
-#: must stay under 4 GB (issue 6; measured by bench/scale.py).
+#: default is 80 % of the machine): training and scoring share the process, and the app's whole
+#: journey is to stay under 4 GB on a laptop (bench/scale.py measures its peak).
 DUCKDB_MEMORY_LIMIT = "2GB"
 #: PostgreSQL ``work_mem`` set on each connection: the Overview's per-session aggregates sort and hash
-#: in memory rather than on disk (the server default, 4MB, made them 4x slower at 5 million events).
+#: in memory rather than on disk (with the server's default, 4MB, they spill to disk at a few million events).
 PG_WORK_MEM = "128MB"
 
 # --- ingest --------------------------------------------------------------------
@@ -120,10 +125,11 @@ STACK_C = 1.0
 #: Bins of the calibration curve and groups of the lift table.
 CALIBRATION_BINS = 10
 LIFT_GROUPS = 10
-#: "Days since" value for a shopper who never did the thing (e.g. never bought).
-NEVER_DAYS = 3650.0
-#: Recent-activity windows (days before the cutoff) of the gradient-boosting baseline's features.
-RFM_RECENT_DAYS = (1, 3, 7)
+#: Recency (days) the gradient-boosting baseline gives a shopper who never did the thing (never bought, never
+#: carted): ten years, past any real recency, so that a tree splits them apart; real recencies are kept as they
+#: are. Not the sequence model's cap on its days-since features (``core.model.config.DAYS_SINCE_CAP``, a year),
+#: which also stands for "never" there but clips every longer recency.
+RFM_NEVER_DAYS = 3650.0
 
 # --- overview: aggregations and charts (core/queries, core/charts, pages/overview) ---
 #: Bars in the top-categories and top-brands charts.
@@ -224,9 +230,11 @@ DEFAULT_HOLDOUT_SEED = 0
 HOLDOUT_STRATA = 10
 #: Points kept on the cumulative-gain curve (evenly spaced over the ranked shoppers).
 GAIN_CURVE_POINTS = 200
-#: Propensity bounds are compared with this slack: cs_predictions.purchase_propensity is a 4-byte REAL on
-#: DuckDB, where 0.6 reads back as 0.60000002, and "at most 0.6" must keep it.
-PROPENSITY_TOLERANCE = 1e-6
+#: Propensity bounds are compared with this slack, the isotonic calibration's TIE_BREAK: to keep the raw
+#: order inside a flat step the calibration moves a forecast off the step's value by up to that much, so a
+#: shopper on the 0.6 step can read 0.5999997, and "at least 0.6" must keep them. (The column is an 8-byte
+#: double; float rounding alone moves a value far less.)
+PROPENSITY_TOLERANCE = TIE_BREAK
 #: Rows of the target list shown in the page's preview.
 CAMPAIGN_PREVIEW_ROWS = 20
 #: Problems of an uploaded identity or suppression file shown in full on the page (all are downloadable).

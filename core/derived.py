@@ -12,13 +12,11 @@ recompute from all its events on every click is written once, inside the load's 
 - ``cs_session_days``: one row per shopper, session and UTC day with the session's counts
   (events, views, carts, purchases, cancellations, priced purchases), revenue and first/last
   event and purchase time; the Overview's headline numbers and funnel (for the whole dataset
-  or any whole-day window) and the RFM lens read it (4.7 million rows at 20.4 million events).
+  or any whole-day window) and the RFM lens read it (about a quarter as many rows as events).
 
-Measured on 20.4 M simulated events on DuckDB (bench/scale.py, docs/benchmarks.md): deriving
-adds a few seconds to a 40 s load; the Overview's kpis went from 2.13 s to 0.73 s, the price-band
-preferences for one segment from 2.62 s to 0.88 s (as long as the category ones) and the RFM lens
-from 7.6 s to 0.93 s. On PostgreSQL the band is an UPDATE of every priced event: the load of
-5.1 M events went from 45 s to 113 s.
+The cost is paid once, by the load: a few seconds on DuckDB, where the bands are written as the
+events are inserted; on PostgreSQL the band is an UPDATE of every priced event, which makes the
+load itself more than twice as slow. bench/scale.py measures both sides (docs/benchmarks.md).
 
 Everything is SQLAlchemy Core, run unchanged on DuckDB and PostgreSQL, in the caller's
 connection (so a failed or cancelled load leaves none of it).

@@ -188,9 +188,9 @@ def _priors(engine: Engine, dataset_id: int, vocabs: seq.Vocabularies, before: d
     """The category and item transition priors counted on the events before ``before``.
 
     ``users``: the training sample when the dataset is sampled (None: every shopper). Counting
-    the sample keeps this step's time and memory those of the sample: over every shopper it
-    was a sort of all events per call (8 calls per training run), which at 20 million events
-    took over a minute and pushed the training stage past 4 GB (bench/scale.py).
+    the sample keeps this step's time and memory those of the sample: over every shopper it is
+    a sort of all events per call (8 calls per training run), minutes and gigabytes at tens of
+    millions of events.
     """
     from core.model.priors import build_prior
 
@@ -605,7 +605,7 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
         created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), horizon_days=h, data_window=(first, last),
         plan=plan.to_dict(), n_users=0, n_users_trained=len(sample), sampled=sampled, n_train_examples=n_examples,
         training_seconds=0.0, heads=heads, lift=lift, calibration=calibration, loss_curve=fit.loss_curve,
-        refit_on_latest=cfg.refit_on_latest, notes=notes, config=cfg.to_dict(),
+        refit_on_latest=cfg.refit_on_latest, notes=notes, config=model.config.to_dict(),  # vocabulary sizes set
     )
     model.set_priors(*_priors(engine, did, vocabs, end_cutoff, cfg, prior_users))  # transitions up to the end
     loaded = {"model": model, "config": cfg, "vocabs": vocabs, "calibrator": calibrator}
@@ -616,7 +616,7 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
             card.training_seconds = round(time.perf_counter() - started, 2)
             report("saving", 0.98, "writing the model version")
             registry.save_model(folder, model, cfg, vocabs, calibrator, card.to_dict(), saved_baselines)
-            registry.insert_model_row(conn, version, did, h, folder, cfg, card.to_dict())
+            registry.insert_model_row(conn, version, did, h, folder, model.config, card.to_dict())
     except BaseException:
         registry.remove_folder(folder)
         raise

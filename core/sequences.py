@@ -29,9 +29,9 @@ from sqlalchemy.engine import Engine
 from core import store
 from core.errors import SchemaError
 from core.model.config import (
+    DAYS_SINCE_CAP,
     EVENT_TYPE_IDS,
     EVENT_TYPE_UNKNOWN_ID,
-    NEVER_DAYS,
     PRICE_BAND_QUANTILES,
     TIME_BUCKET_EDGES_S,
     USER_FEATURES,
@@ -499,7 +499,7 @@ def _user_features(stats: pd.DataFrame, users, cutoff: dt.datetime) -> np.ndarra
 
     def days_since(col: str) -> np.ndarray:
         d = (ts - pd.to_datetime(s[col])).dt.total_seconds().to_numpy() / SECONDS_PER_DAY
-        return np.where(np.isnan(d), NEVER_DAYS, np.clip(d, 0, NEVER_DAYS))
+        return np.where(np.isnan(d), DAYS_SINCE_CAP, np.clip(d, 0, DAYS_SINCE_CAP))
 
     raw = {
         "n_events": s["n_events"].to_numpy(dtype=float),

@@ -18,7 +18,6 @@ import socket
 import tempfile
 import threading
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +77,7 @@ events = sa.Table(
 )
 
 # Small tables derived from a dataset's events when it is loaded (core.derived), so that the pages
-# read thousands of rows instead of scanning every event (issue 6: page queries under 2 s at 20 M events).
+# read thousands of rows instead of scanning every event: a page's query stays quick at tens of millions.
 price_edges = sa.Table(
     "cs_price_edges",
     metadata,
@@ -238,25 +237,11 @@ def is_duckdb(engine_or_conn: Engine | Connection) -> bool:
     return engine_or_conn.dialect.name == "duckdb"
 
 
-@dataclass(frozen=True)
-class StoreChecks:
-    """Limits of the store's start-up checks and connections (one place; see also core.config)."""
-
-    #: A DuckDB store refuses to open when its disk has less free space than this (bytes):
-    #: the file, its write-ahead log and a checkpoint need room before any load starts.
-    min_free_bytes: int = 64 * 1024 * 1024
-    #: Seconds a PostgreSQL connection attempt may take before the store is reported unreachable.
-    connect_timeout_seconds: int = 10
-
-
-CHECKS = StoreChecks()
-
-
 def make_engine(url: str | None = None) -> Engine:
     """Create an engine for ``url`` (see :func:`resolve_url`) and make sure the schema exists.
 
     For a DuckDB file the data folder is checked first (a folder, writable, at least
-    ``CHECKS.min_free_bytes`` free). Stale files a killed process left behind (model
+    ``config.STORE_MIN_FREE_BYTES`` free). Stale files a killed process left behind (model
     folders never published, temporary folders) are removed. Raises
     :class:`StoreUnavailableError` with the reason and what to do when the database cannot
     be opened or written (stopped server, read-only or full data folder).
@@ -279,7 +264,7 @@ def make_engine(url: str | None = None) -> Engine:
             # a dead pooled connection (server restarted) is replaced at checkout, never handed out
             kwargs["pool_pre_ping"] = True
             if url.startswith("postgresql+psycopg") and "connect_timeout" not in url:
-                kwargs["connect_args"] = {"connect_timeout": CHECKS.connect_timeout_seconds}
+                kwargs["connect_args"] = {"connect_timeout": config.PG_CONNECT_TIMEOUT_SECONDS}
         engine = sa.create_engine(url, **kwargs)
         if engine.dialect.name == "postgresql":
             sa.event.listen(engine, "connect", _set_work_mem)
@@ -523,9 +508,8 @@ def analyze(engine: Engine, *tables: sa.Table) -> None:
     """Fresh PostgreSQL planner statistics for ``tables`` after a large write; nothing on DuckDB. Best effort.
 
     Without them the planner plans for the rows it last counted (none, for a new dataset's events or a
-    first scoring run's predictions) and can pick nested loops: at 5 million events the Overview's kpis
-    took 35 s before the events had statistics and 3.4 s after, and the Campaigns count on freshly
-    written predictions and segments took 255 s (bench/scale.py).
+    first scoring run's predictions) and can pick nested loops, ten times slower or worse on a few
+    million events (the Overview's kpis, the Campaigns count on fresh predictions and segments).
     Call it after the commit, never inside a load: ANALYZE's lock would queue every other writer of the
     table behind that transaction. A role that does not own a table gets a warning, not statistics.
     """
@@ -581,9 +565,9 @@ def check_data_folder(folder: Path) -> None:
     except OSError as exc:
         raise StoreUnavailableError(_folder_message(folder, exc)) from exc
     free = free_bytes(folder)
-    if free is not None and free < CHECKS.min_free_bytes:
+    if free is not None and free < config.STORE_MIN_FREE_BYTES:
         raise StoreUnavailableError(
-            f"{disk_full_message(folder, free)} (cartsight needs at least {CHECKS.min_free_bytes:,} bytes free "
+            f"{disk_full_message(folder, free)} (cartsight needs at least {config.STORE_MIN_FREE_BYTES:,} bytes free "
             "to open its database)."
         )
 

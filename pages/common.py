@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import sys
+from pathlib import Path
 
 import streamlit as st
 
@@ -10,26 +12,38 @@ from core import store
 from core.errors import CartsightError, StoreUnavailableError
 
 DATASET_KEY = "dataset"
+_HANDED_KEY = "common_routing_handed_to_app"  # set in the session whose run switched Streamlit to st.navigation
 
 
-def _leave_pages_directory_mode() -> None:
-    """Hand routing to app.py's st.navigation even when the first request is a page URL.
+def _hand_routing_to_app() -> None:
+    """Hand routing to app.py's st.navigation even when a server's first request is a page URL.
 
-    Streamlit treats a folder named ``pages/`` beside the entry script as its legacy
-    multipage app until ``st.navigation`` is first called in the process; a server whose
-    first request is ``/data`` would otherwise list every file of this folder (``common``
-    included) as a page. The layout the project asks for keeps the folder's name, so the
-    first script run that imports this module switches the legacy mode off and reruns:
-    the rerun executes app.py, whose st.navigation then resolves the requested page.
+    Streamlit (1.67) routes an app whose entry script has a folder named ``pages/`` beside it
+    by that folder (its legacy multipage mode: every file a page, ``common`` included) until
+    ``st.navigation`` is first called in the server process; then, as its docs say, "if you call
+    st.navigation in your app (in any session), Streamlit will switch to using the newer,
+    Page-and-navigation multipage structure", for every session until the server restarts. So
+    a first request for ``/data`` would run this folder's data.py alone, under a sidebar of
+    every file. No public setting turns that mode off (``client.showSidebarNavigation`` only
+    hides a sidebar, st.navigation's too; Streamlit's advice is a folder named otherwise, and
+    the layout the project asks for keeps ``pages/``), so the first script run that imports
+    this module (always before st.navigation: app.py and every page import it first) makes the
+    public switch itself: a hidden navigation of the same pages the folder mode lists, which
+    resolves the requested URL as that mode did, then a rerun, which executes app.py, whose
+    st.navigation resolves it to the app's own page. A page run as its own app (AppTest, or
+    ``streamlit run pages/x.py``) has no ``pages/`` beside it and is left alone.
     """
-    from streamlit.runtime.pages_manager import PagesManager
+    entry = getattr(sys.modules.get("__main__"), "__file__", None)  # the script Streamlit runs is __main__
+    if not entry or (Path(entry).resolve().parent / "pages") != _PAGES_DIR or st.session_state.get(_HANDED_KEY):
+        return
+    st.session_state[_HANDED_KEY] = True  # the rerun imports this module again (this import ends in the rerun)
+    folder_pages = sorted(p for p in _PAGES_DIR.glob("*.py") if p.name != "__init__.py" and not p.name.startswith("."))
+    st.navigation([st.Page(Path(entry), default=True), *map(st.Page, folder_pages)], position="hidden")
+    st.rerun()
 
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
 
-
-_leave_pages_directory_mode()
+_PAGES_DIR = Path(__file__).resolve().parent
+_hand_routing_to_app()
 
 
 @st.cache_resource(show_spinner="Opening the database…")

@@ -1,28 +1,24 @@
 """Data: upload an event file, check how it was read, load it with every row accounted for, manage datasets."""
 from __future__ import annotations
 
-import functools
 import re
 import shutil
 import tempfile
-import threading
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from core import config, dataset_names, safecsv, store, tabular
-from core.errors import CartsightError, IngestCancelled
-from core.ingest import ingest_file, quarantined_rows, remember_mapping
+from core import config, dataset_names, jobs, safecsv, store, tabular
+from core.errors import CartsightError
+from core.ingest import quarantined_rows
+from core.jobs import Job, JobBoard
 from core.sniff import CANONICAL_FIELDS, PRICE_KINDS, TIME_FORMATS, Mapping, Sniffed, sniff
 from pages.common import DATASET_KEY, get_engine, show_error
 
 UPLOAD_KEY = "data_upload"  # {"file_id", "name", "dir", "path"} of the upload written to disk
 SNIFF_KEY = "data_sniffed"  # {(file_id, sheet, lines skipped or None): {"sniffed" or "error"}}
-JOB_KEY = "data_load_job"  # the _LoadJob while a file loads
+JOB_KEY = "data_load_job"  # the core.jobs.Job while a file loads
 OUTCOME_KEY = "data_load_outcome"  # what the last load gave: report, error or cancellation
 DELETE_KEY = "data_pending_delete"  # dataset name awaiting confirmation
 ROUND_KEY = "data_upload_round"  # bumped after each load so the upload box starts empty again
@@ -64,127 +60,46 @@ def _md(text: object) -> str:
     return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
 
 
-# --- the load job: ingest runs in a worker thread so the page stays responsive and can cancel ---------------
+# --- the load job: ingest runs in a worker thread (core.jobs) so the page stays responsive and can cancel ------
 
 
-class _NamesLoading:
-    """Dataset names that some session of this server is loading right now, per store URL.
+@st.cache_resource
+def _loads() -> JobBoard:
+    """Loads running in any session of this server, by (store URL, dataset name).
 
     A Load claims its name until its job ends, so that a second analyst pressing Load on the
     same name is told at once rather than after a whole load of their file. Between servers
     (or the app and the CLI) the store's unique name decides, and core.ingest reports the
     loser as DatasetExistsError.
     """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._names: set[tuple[str, str]] = set()
-
-    def claim(self, key: tuple[str, str]) -> bool:
-        with self._lock:
-            if key in self._names:
-                return False
-            self._names.add(key)
-            return True
-
-    def release(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._names.discard(key)
-
-
-@st.cache_resource
-def _names_loading() -> _NamesLoading:
-    """The one registry of names being loaded, shared by every session of this server."""
-    return _NamesLoading()
-
-
-@dataclass
-class _LoadJob:
-    dataset: str
-    path: Path
-    mapping: Mapping | None
-    remember_as: str | None  # header signature to remember the mapping under, once loaded
-    on_done: Callable[[], None] | None = None  # called in the worker thread when the job ends, however it ends
-    fraction: float = 0.0
-    message: str = "Starting…"
-    report: dict | None = None
-    error: str | None = None
-    cancelled: bool = False
-    cancel_requested: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
-    def start(self, engine) -> None:
-        self.thread = threading.Thread(target=self._work, args=(engine,), name="cartsight-load", daemon=True)
-        self.thread.start()
-
-    def _work(self, engine) -> None:
-        try:
-            self._run(engine)
-        finally:
-            if self.on_done is not None:
-                self.on_done()
-
-    def _progress(self, fraction: float, message: str) -> None:
-        # ingest calls this between stages; raising here is how a cancel reaches it (it rolls back).
-        # The final call (fraction 1) comes after the commit, when there is nothing left to cancel.
-        if self.cancel_requested.is_set() and fraction < 1.0:
-            raise IngestCancelled(f"Loading {self.dataset!r} was cancelled: nothing of it was kept.")
-        self.fraction, self.message = min(max(float(fraction), 0.0), 1.0), str(message)
-
-    def _run(self, engine) -> None:
-        try:
-            self.report = ingest_file(engine, self.path, self.dataset, mapping=self.mapping,
-                                      progress=self._progress).to_dict()
-        except IngestCancelled:
-            self.cancelled = True
-        except CartsightError as exc:
-            self.error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - the page shows a message, the server log the traceback
-            known = store.describe_failure(exc, store.resolve_url())
-            if known is not None:  # database gone or disk full mid-load: say which, not a traceback
-                self.error = f"{known} Nothing of this file was kept."
-                return
-            traceback.print_exc()
-            self.error = f"The load failed unexpectedly ({type(exc).__name__}: {exc}); nothing of it was kept."
-            return
-        if self.report is not None and self.remember_as and self.mapping is not None:
-            try:
-                remember_mapping(engine, self.remember_as, self.mapping)
-            except CartsightError as exc:  # the data is in; only the convenience for next time is lost
-                self.report["notes"] = [*self.report.get("notes", []), f"the mapping was not remembered: {exc}"]
+    return JobBoard()
 
 
 def _start_load(engine, dataset: str, path: Path, mapping: Mapping | None, remember_as: str | None) -> None:
-    names, key = _names_loading(), (store.resolve_url(), dataset)
-    if not names.claim(key):  # another session pressed Load on this name first and is still loading
+    job = jobs.load_job(engine, dataset, path, mapping=mapping, remember_as=remember_as)
+    if not _loads().start((store.resolve_url(), dataset), job):  # another session is loading this name
         st.session_state[OUTCOME_KEY] = {
             "dataset": dataset, "report": None, "cancelled": False,
             "error": f"A dataset named {dataset!r} is being loaded by another session right now: nothing of this "
                      f"file was loaded; choose another name.",
         }
         st.rerun()
-    job = _LoadJob(dataset=dataset, path=path, mapping=mapping, remember_as=remember_as,
-                   on_done=functools.partial(names.release, key))
     st.session_state.pop(OUTCOME_KEY, None)
     st.session_state[JOB_KEY] = job
-    job.start(engine)
     st.rerun()  # redraw with the upload controls disabled and the progress bar shown
 
 
-def _finish_load(job: _LoadJob) -> None:
+def _finish_load(job: Job) -> None:
     """Turn a finished job into the outcome shown below the upload; select the new dataset."""
+    dataset = job.inputs["dataset"]
     st.session_state.pop(JOB_KEY, None)
     st.session_state[OUTCOME_KEY] = {
-        "dataset": job.dataset, "report": job.report, "error": job.error, "cancelled": job.cancelled,
+        "dataset": dataset, "report": job.result, "error": job.error, "cancelled": job.cancelled,
     }
-    if job.report is not None:
+    if job.result is not None:
         st.cache_data.clear()  # cached query results may describe an older dataset of the same name
-        st.session_state[DATASET_KEY] = job.dataset
-        if job.path != config.SAMPLE_FILE:
+        st.session_state[DATASET_KEY] = dataset
+        if job.inputs["path"] != config.SAMPLE_FILE:
             _discard_upload()  # loaded: clear the upload box for the next file
             st.session_state[ROUND_KEY] = st.session_state.get(ROUND_KEY, 0) + 1
         st.rerun()  # so the sidebar's dataset picker shows the new dataset
@@ -192,14 +107,14 @@ def _finish_load(job: _LoadJob) -> None:
 
 @st.fragment(run_every=config.LOAD_REFRESH_SECONDS)
 def _load_progress() -> None:
-    job: _LoadJob | None = st.session_state.get(JOB_KEY)
+    job: Job | None = st.session_state.get(JOB_KEY)
     if job is None:
         return
     if not job.running:
         st.rerun()
-    cancelling = job.cancel_requested.is_set()
+    cancelling = job.stop_requested()
     st.progress(job.fraction, text="Cancelling…" if cancelling else job.message)
-    st.button("Cancel", key="data_cancel", on_click=job.cancel_requested.set, disabled=cancelling,
+    st.button("Cancel", key="data_cancel", on_click=job.cancel, disabled=cancelling,
               help="Stop loading; nothing of this file is kept.")
 
 
@@ -591,7 +506,7 @@ st.title("Data")
 st.caption("Upload behaviour events (views, carts, purchases…). Every row ends up either in the dataset or in "
            "quarantine with its reason.")
 engine = get_engine()
-job: _LoadJob | None = st.session_state.get(JOB_KEY)
+job: Job | None = st.session_state.get(JOB_KEY)
 if job is not None and not job.running:
     _finish_load(job)
     job = None

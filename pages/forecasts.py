@@ -1,25 +1,23 @@
 """Forecasts: train the sequence model, read its card beside the baselines, browse every shopper's forecast.
 
-Training runs in a worker thread (torch must not block the page); a fragment polls its
-progress, draws the live loss curve and offers Cancel. The job lives in a
-``st.cache_resource`` registry keyed by store and dataset id, so reruns and other sessions
-find it; one training runs per store at a time, however many sessions press Train at once.
+Training runs as a ``core.jobs`` job in a worker thread (torch must not block the page); a
+fragment polls its progress, draws the live loss curve and offers Cancel. The job lives on a
+``st.cache_resource`` board keyed by store and dataset id, so reruns and other sessions find
+it; one training runs per store at a time, however many sessions press Train at once.
 ``core.forecast`` is imported inside the functions, so the page opens quickly.
 """
 from __future__ import annotations
 
 import re
-import threading
 import time
-import traceback
-from dataclasses import dataclass, field
 
 import pandas as pd
 import streamlit as st
 
 from core import charts_forecast as charts
-from core import config, safecsv, store
-from core.errors import CartsightError, TrainingCancelled
+from core import config, jobs, safecsv, store
+from core.errors import CartsightError
+from core.jobs import Job, JobBoard
 from core.model.baselines import BASELINE_LABELS
 from core.model.labels import CutoffPlan, plan_cutoffs
 from pages.common import current_dataset, get_engine, show_error
@@ -55,122 +53,58 @@ def _md(text: object) -> str:
     return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
 
 
-# --- the training job -----------------------------------------------------------------------------------
-
-
-@dataclass
-class TrainJob:
-    """One training run in a worker thread: its progress, live loss points, and how it ended."""
-
-    dataset: str
-    horizon_days: int
-    stage: str = "starting"
-    fraction: float = 0.0
-    message: str = "Starting…"
-    points: list = field(default_factory=list)
-    model_version: str | None = None
-    training_seconds: float | None = None
-    error: str | None = None
-    cancelled: bool = False
-    cancel_requested: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
-    def start(self, engine) -> None:
-        self.thread = threading.Thread(target=self._run, args=(engine,), name="cartsight-train", daemon=True)
-        self.thread.start()
-
-    def _progress(self, report) -> None:
-        self.stage, self.message = report.stage, report.message or report.stage
-        self.fraction = min(max(float(report.fraction), 0.0), 1.0)
-        if report.train_loss is not None or report.valid_loss is not None:
-            self.points.append({"step": report.step, "train_loss": report.train_loss,
-                                "valid_loss": report.valid_loss})
-
-    def _run(self, engine) -> None:
-        from core import forecast
-
-        try:
-            card = forecast.train(engine, self.dataset, horizon_days=self.horizon_days, progress=self._progress,
-                                  should_stop=self.cancel_requested.is_set)
-            self.model_version, self.training_seconds = card.model_version, card.training_seconds
-        except TrainingCancelled:
-            self.cancelled = True
-        except CartsightError as exc:
-            self.error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - the page shows a message, the server log the traceback
-            known = store.describe_failure(exc, store.resolve_url())
-            if known is not None:  # database gone or disk full mid-training: the previous model still serves
-                self.error = f"{known} No model version was written."
-                return
-            traceback.print_exc()
-            self.error = f"Training failed unexpectedly ({type(exc).__name__}: {exc}); no model version was written."
+# --- the training job (core.jobs) ------------------------------------------------------------------------
 
 
 @st.cache_resource
-def _jobs() -> dict:
+def _jobs() -> JobBoard:
     """Training jobs of this server, keyed by (store URL, dataset id).
 
     The id, not the name: a dataset deleted and loaded again under its name is another dataset,
     and must not show the old one's training or its outcome.
     """
-    return {}
-
-
-@st.cache_resource
-def _jobs_lock() -> threading.Lock:
-    """Held while a Train press looks for a running job and registers its own."""
-    return threading.Lock()
+    return JobBoard()
 
 
 def _start_training(engine, key: tuple, dataset: str, horizon_days: int) -> bool:
     """Start training unless a job runs on this store already; False when another session's press came first."""
-    with _jobs_lock():  # two sessions pressing Train at once would otherwise both start one
-        if any(k[0] == key[0] and j.running for k, j in list(_jobs().items())):
-            return False
-        job = TrainJob(dataset=dataset, horizon_days=horizon_days)
-        _jobs()[key] = job
-        job.start(engine)
-    return True
+    job = jobs.training_job(engine, dataset, horizon_days)
+    return _jobs().start(key, job, clashes=lambda other: other[0] == key[0])
 
 
 @st.fragment(run_every=config.TRAIN_REFRESH_SECONDS)
 def _training_progress(key: tuple) -> None:
-    job: TrainJob | None = _jobs().get(key)
+    job: Job | None = _jobs().get(key)
     if job is None:
         return
     if not job.running:
         st.rerun()  # the whole page: the outcome and the new model card
-    cancelling = job.cancel_requested.is_set()
+    cancelling = job.stop_requested()
     elapsed = time.monotonic() - job.started
     st.progress(job.fraction, text="Cancelling…" if cancelling else f"{job.message} ({elapsed:.0f} s)")
     if job.points:
         st.plotly_chart(charts.loss_chart(job.points), key="forecast_live_loss")
-    st.button("Cancel", key="forecast_cancel", on_click=job.cancel_requested.set, disabled=cancelling,
+    st.button("Cancel", key="forecast_cancel", on_click=job.cancel, disabled=cancelling,
               help="Stop training; no model version is written.")
 
 
-def _outcome(job: TrainJob) -> None:
+def _outcome(job: Job) -> None:
     if job.cancelled:
         st.info(CANCELLED_TEXT)
     elif job.error:
         st.error(job.error)
-    elif job.model_version:
-        st.success(f"Trained model {job.model_version} in {job.training_seconds:.0f} s "
-                   f"(horizon {job.horizon_days} days).")
+    elif job.result is not None:
+        st.success(f"Trained model {job.result.model_version} in {job.result.training_seconds:.0f} s "
+                   f"(horizon {job.inputs['horizon_days']} days).")
 
 
 # --- controls -------------------------------------------------------------------------------------------
 
 
-def _controls(engine, ds: dict, key: tuple, job: TrainJob | None) -> None:
+def _controls(engine, ds: dict, key: tuple, job: Job | None) -> None:
     busy = job is not None and job.running
     # one training at a time per server: two would share the 2 CPU cores and both crawl
-    elsewhere = [j.dataset for k, j in list(_jobs().items()) if k != key and k[0] == key[0] and j.running]
+    elsewhere = [j.inputs["dataset"] for k, j in _jobs().running() if k != key and k[0] == key[0]]
     left, right = st.columns([1, 3])
     horizon = left.number_input(
         "Horizon (days)", min_value=config.MIN_HORIZON_DAYS, max_value=config.MAX_HORIZON_DAYS,

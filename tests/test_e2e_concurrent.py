@@ -1,4 +1,4 @@
-"""Several analysts at once against one running app (issue 6, §3).
+"""Several analysts at once against one running app.
 
 Two Playwright browser contexts (two sessions, as two analysts' browsers) drive the real
 pages of one ``streamlit run app.py`` server at the same time:

@@ -209,3 +209,17 @@ def test_stacking_needs_enough_buyers():
     y = np.array([1] * 5 + [0] * 500)
     p = np.linspace(0.01, 0.9, y.size)
     assert ev.fit_stacker(y, p, p[::-1]) is None
+
+
+def test_a_forecast_on_a_flat_step_stays_within_the_campaign_filters_tolerance():
+    """The isotonic tie-break moves a forecast off its step's value by less than TIE_BREAK; campaign filters
+    compare propensity bounds with that slack (PROPENSITY_TOLERANCE), so "at least 0.6" keeps the 0.6 step."""
+    from core import config
+
+    cal = ev.Calibrator("isotonic", x=[0.0, 0.3, 0.7, 1.0], y=[0.1, 0.6, 0.6, 0.9])  # one flat step at 0.6
+    raw = np.array([0.3, 0.4, 0.5, 0.6, 0.7])
+    on_step = cal(raw)
+    assert (on_step < 0.6).any() and len(set(on_step.tolist())) == len(raw)  # off the value, raw order kept
+    assert np.abs(on_step - 0.6).max() < config.TIE_BREAK
+    assert config.PROPENSITY_TOLERANCE == config.TIE_BREAK
+    assert (on_step >= 0.6 - config.PROPENSITY_TOLERANCE).all()

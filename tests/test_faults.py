@@ -1,4 +1,4 @@
-"""Faults (issue 6 §4): a process killed mid-ingest or mid-training, the database stopped, a read-only or full disk.
+"""Faults: a process killed mid-ingest or mid-training, the database stopped, a read-only or full disk.
 
 The kills are real: ``python -m core.cli`` runs in a subprocess and gets SIGKILL once its progress
 lines show it is half way; the store is then opened again the way the app opens it.
@@ -392,7 +392,7 @@ def test_disk_filling_up_during_a_load_is_a_clear_message(tmp_path, monkeypatch,
     if not IS_ROOT:
         pytest.skip("needs a small tmpfs (root); the start-up case covers ENOSPC mapping without root")
     big = fs.write_events_csv(tmp_path / "big.csv", 400_000)
-    monkeypatch.setattr(store, "CHECKS", store.StoreChecks(min_free_bytes=512 * 1024))
+    monkeypatch.setattr(config, "STORE_MIN_FREE_BYTES", 512 * 1024)
     with full_disk(tmp_path, size="2m") as disk:
         monkeypatch.setenv(config.HOME_ENV, str(disk / "home"))
         monkeypatch.delenv(config.DB_URL_ENV, raising=False)

@@ -1,4 +1,4 @@
-"""Hostile and broken input (issue 6, section 5): files that go wrong the way real files do.
+"""Hostile and broken input: files that go wrong the way real files do.
 
 Each case states its expected outcome: loaded (with exact counts, every bad row quarantined
 with its line, reason and detail, and ``rows read = rows loaded + rows quarantined``) or refused

@@ -62,7 +62,7 @@ def test_every_head_has_its_shape(n_items):
     from core.model.modeling import ForecastModel, batch_tensors
 
     cfg = tiny_config()
-    model = ForecastModel(cfg, n_items=n_items, n_categories=12, n_brands=4)
+    model = ForecastModel(cfg.with_vocab_sizes(n_items, 12, 4))
     batch = random_batch(5, cfg.max_len, n_items, 12)
     inputs = batch_tensors(batch)
     out = model(inputs)
@@ -93,7 +93,7 @@ def test_trimmed_padding_does_not_change_the_forecast():
     from core.model.modeling import ForecastModel, batch_tensors
 
     cfg = tiny_config(dropout=0.0)
-    model = ForecastModel(cfg, n_items=30, n_categories=12, n_brands=4).eval()
+    model = ForecastModel(cfg.with_vocab_sizes(30, 12, 4)).eval()
     batch = random_batch(6, cfg.max_len, 30, 12, seed=3)
     alone = np.concatenate([model.predict_propensity(batch_tensors(batch, [i])) for i in range(6)])
     together = model.predict_propensity(batch_tensors(batch))
@@ -110,6 +110,8 @@ def test_trimmed_padding_does_not_change_the_forecast():
     ({"loss_weights": {"propensity": 1.0}}, "loss_weights", "exactly the keys"),
     ({"n_reasons": 9}, "n_reasons", "at most 5"),
     ({"patience": -1}, "patience", "at least 0"),
+    ({"item_vocab_size": 1}, "item_vocab_size", "at least 2"),
+    ({"brand_vocab_size": 3.0}, "brand_vocab_size", "whole number"),
 ])
 def test_config_rejects_inconsistent_values(kwargs, parameter, expected):
     with pytest.raises(SchemaError) as err:
@@ -125,6 +127,21 @@ def test_config_round_trip_and_unknown_keys():
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(SchemaError, match="no parameter"):
         ModelConfig.from_dict({"hiden_size": 3})
+
+
+def test_the_model_takes_its_vocabulary_sizes_from_the_config():
+    from core.model.modeling import ForecastModel
+
+    with pytest.raises(SchemaError) as err:
+        ForecastModel(tiny_config())  # sizes not set: the data's vocabularies are not known yet
+    assert "'item_vocab_size' is None" in str(err.value) and "with_vocab_sizes" in str(err.value)
+    cfg = tiny_config().with_vocab_sizes(30, 12, 4)
+    model = ForecastModel(cfg)
+    assert (model.item_emb.num_embeddings, model.category_emb.num_embeddings, model.brand_emb.num_embeddings) == (
+        30, 12, 4)
+    assert (model.category_head.out_features, model.item_bias.numel()) == (12, 30)
+    assert model.config.vocab_sizes() == (30, 12, 4) and tiny_config().item_vocab_size is None
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
 
 
 def test_defaults_are_sized_for_two_cpu_cores():
@@ -177,7 +194,7 @@ def test_explain_gives_words_with_a_direction():
     from core.model.modeling import ForecastModel
 
     batch, vocabs = _one_shopper_batch()
-    model = ForecastModel(tiny_config(max_len=6), n_items=5, n_categories=4, n_brands=3).eval()
+    model = ForecastModel(tiny_config(max_len=6).with_vocab_sizes(5, 4, 3)).eval()
     words = reasons.explain(model, batch, vocabs, n_reasons=2, batch_size=8)
     assert len(words) == 1
     parts = [w for w in words[0].split("; ") if w]
@@ -191,7 +208,7 @@ def test_equal_effects_keep_the_groups_order_whatever_the_rounding():
     from core.model.modeling import ForecastModel
 
     batch, vocabs = _one_shopper_batch()
-    model = ForecastModel(tiny_config(max_len=6), n_items=5, n_categories=4, n_brands=3).eval()
+    model = ForecastModel(tiny_config(max_len=6).with_vocab_sizes(5, 4, 3)).eval()
     first, later = reasons.GROUPS.index("last_session"), reasons.GROUPS.index("recent_category")
     for noise in (0.0, 3e-9, -3e-9):
         effects = np.zeros((1, len(reasons.GROUPS)))
@@ -214,7 +231,7 @@ def test_explain_runs_only_affected_rows_and_matches_full_occlusion(monkeypatch)
     vocabs = seq.Vocabularies(items=seq.Vocabulary("items", list("abcde")),
                               categories=seq.Vocabulary("categories", ["x.one", "x.two", "x.three"]),
                               brands=seq.Vocabulary("brands", []), price_bands={})
-    model = ForecastModel(cfg, n_items=7, n_categories=5, n_brands=4).eval()
+    model = ForecastModel(cfg.with_vocab_sizes(7, 5, 4)).eval()
     got = reasons.explain(model, batch, vocabs, n_reasons=3, batch_size=4)
 
     # reference: the former algorithm, every group's occlusion run for every shopper, one row at a time
@@ -247,7 +264,7 @@ def test_predict_examples_keeps_the_row_order():
 
     cfg = tiny_config(batch_size=1)
     batch = random_batch(7, cfg.max_len, 9, 6, seed=5)
-    model = ForecastModel(cfg, n_items=9, n_categories=6, n_brands=4).eval()
+    model = ForecastModel(cfg.with_vocab_sizes(9, 6, 4)).eval()
     pred = predict_examples(model, batch, cfg)
     for i in range(len(batch)):
         one = model.predict(batch_tensors(batch, np.array([i])), cfg.top_k_items, cfg.top_k_categories)
@@ -286,7 +303,7 @@ def test_occlusion_reusing_the_full_pass_equals_a_new_pass(n_layers):
     from core.model.modeling import ForecastModel, batch_tensors
 
     cfg = tiny_config(n_layers=n_layers, max_len=10, hidden_size=16)
-    model = ForecastModel(cfg, n_items=30, n_categories=12, n_brands=4).eval()
+    model = ForecastModel(cfg.with_vocab_sizes(30, 12, 4)).eval()
     with torch.no_grad():  # padding tokens that are not zero vectors: a hidden event's input must be rebuilt
         for table in (model.item_emb, model.category_emb, model.brand_emb, model.type_emb, model.age_emb):
             table.weight[0].normal_()
@@ -315,7 +332,7 @@ def test_eval_pass_block_by_block_equals_gpt2_model(n_layers):
     from core.model.modeling import ForecastModel, batch_tensors
 
     cfg = tiny_config(n_layers=n_layers, max_len=10, hidden_size=16)
-    model = ForecastModel(cfg, n_items=30, n_categories=12, n_brands=4).eval()
+    model = ForecastModel(cfg.with_vocab_sizes(30, 12, 4)).eval()
     inputs = batch_tensors(random_batch(12, cfg.max_len, 30, 12, seed=7))
     assert (inputs["attention_mask"] == 0).any()  # some rows are shorter than the window
     with torch.no_grad():

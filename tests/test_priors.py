@@ -113,7 +113,8 @@ def _tiny_model_with_category_prior():
     from core.model.modeling import ForecastModel
 
     torch.manual_seed(0)
-    model = ForecastModel(ModelConfig(hidden_size=8, n_heads=2, n_layers=1, max_len=4, prior_top_k=2), 6, 5, 3)
+    cfg = ModelConfig(hidden_size=8, n_heads=2, n_layers=1, max_len=4, prior_top_k=2)
+    model = ForecastModel(cfg.with_vocab_sizes(6, 5, 3))
     prior = TransitionPrior(
         succ_ids=np.array([[0, 0], [0, 0], [3, 4], [2, 0], [0, 0]]),
         succ_counts=np.array([[0, 0], [0, 0], [2, 1], [1, 0], [0, 0]], dtype=np.float32),
@@ -185,7 +186,7 @@ def test_learned_category_terms_are_kept_only_when_they_win_on_validation(truth,
 
     torch.manual_seed(0)
     cfg = tiny_config(prior_top_k=2)
-    model = ForecastModel(cfg, n_items=6, n_categories=5, n_brands=4).eval()
+    model = ForecastModel(cfg.with_vocab_sizes(6, 5, 4)).eval()
     prior = TransitionPrior(
         succ_ids=np.array([[0, 0], [0, 0], [3, 0], [3, 0], [3, 0]]),
         succ_counts=np.array([[0, 0], [0, 0], [9, 0], [9, 0], [9, 0]], dtype=np.float32),

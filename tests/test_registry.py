@@ -35,8 +35,8 @@ def test_save_load_round_trip_gives_identical_predictions():
     from core.model.modeling import ForecastModel, batch_tensors
 
     torch.manual_seed(3)
-    cfg = tiny_config()
-    model = ForecastModel(cfg, n_items=30, n_categories=12, n_brands=4).eval()
+    cfg = tiny_config().with_vocab_sizes(30, 12, 4)
+    model = ForecastModel(cfg).eval()
     vocabs = _vocabs(30, 12)
     calibrator = Calibrator("platt", a=0.5, b=-1.0)
     folder = registry.version_dir(7, registry.new_version(7))
@@ -53,6 +53,7 @@ def test_save_load_round_trip_gives_identical_predictions():
         np.testing.assert_array_equal(getattr(before, name), getattr(after, name))
     np.testing.assert_array_equal(before.item_ids, after.item_ids)
     assert loaded.config == cfg
+    assert json.loads((folder / "config.json").read_text())["config"]["item_vocab_size"] == 30
     assert loaded.vocabs.to_dict() == vocabs.to_dict()
     assert loaded.calibrator(np.array([0.2]))[0] == pytest.approx(calibrator(np.array([0.2]))[0])
     assert json.loads((folder / "vocabularies.json").read_text())["items"]["tokens"][0] == "item0"
@@ -118,8 +119,8 @@ def test_a_version_saved_before_the_session_prior_keeps_its_category_forecast():
     from core.model.modeling import ForecastModel, batch_tensors
 
     torch.manual_seed(3)
-    cfg = tiny_config()
-    model = ForecastModel(cfg, n_items=30, n_categories=12, n_brands=4).eval()
+    cfg = tiny_config().with_vocab_sizes(30, 12, 4)
+    model = ForecastModel(cfg).eval()
     folder = registry.version_dir(7, registry.new_version(7))
     registry.save_model(folder, model, cfg, _vocabs(30, 12), Calibrator("platt", a=0.5, b=-1.0), {})
     weights = load_file(str(folder / registry.WEIGHTS_FILE))
@@ -133,3 +134,27 @@ def test_a_version_saved_before_the_session_prior_keeps_its_category_forecast():
         model.session_prior_scale.zero_()
         np.testing.assert_allclose(loaded.model(inputs).category_logits.detach().numpy(),
                                    model(inputs).category_logits.detach().numpy(), rtol=1e-6)
+
+
+def test_a_version_saved_before_the_config_held_its_vocabulary_sizes_loads_as_saved():
+    """config.json without the sizes, with the "shape" beside it (the earlier format): the same model, sizes filled."""
+    from core.model import registry
+    from core.model.config import VOCAB_SIZES
+    from core.model.modeling import ForecastModel, batch_tensors
+
+    torch.manual_seed(3)
+    cfg = tiny_config().with_vocab_sizes(30, 12, 4)
+    model = ForecastModel(cfg).eval()
+    folder = registry.version_dir(7, registry.new_version(7))
+    registry.save_model(folder, model, cfg, _vocabs(30, 12), Calibrator("platt", a=0.5, b=-1.0), {})
+    meta = json.loads((folder / registry.CONFIG_FILE).read_text())
+    old = {k: v for k, v in meta["config"].items() if k not in VOCAB_SIZES}
+    (folder / registry.CONFIG_FILE).write_text(json.dumps(
+        {"config": old, "shape": {"n_items": 30, "n_categories": 12, "n_brands": 4}}))
+
+    loaded = registry.load_model(folder)
+    assert loaded.config == cfg and loaded.config.vocab_sizes() == (30, 12, 4)
+    inputs = batch_tensors(random_batch(6, cfg.max_len, 30, 12, seed=2))
+    with torch.no_grad():
+        np.testing.assert_array_equal(loaded.model(inputs).category_logits.numpy(),
+                                      model(inputs).category_logits.numpy())

@@ -178,3 +178,29 @@ def test_sequences_from_a_loaded_history_equal_the_sql_ones(engine):
     for name in (*seq.SequenceBatch.TOKEN_FIELDS, "recency_bucket", "features"):
         assert np.array_equal(getattr(got, name), getattr(want, name)), name
     assert np.allclose(got.age_days, want.age_days, equal_nan=True)
+
+
+def test_never_and_long_ago_read_differently_for_the_model_and_the_baseline():
+    """The model's days-since features stop at a year (never = a year); the baseline keeps real recencies and
+    gives a never-buyer ten years: two ideas under two names, each with its own number."""
+    import pandas as pd
+
+    from core import config
+    from core.model import baselines
+    from core.model.config import DAYS_SINCE_CAP, USER_FEATURES
+
+    cutoff = dt.datetime(2024, 1, 1)
+    history = pd.DataFrame([  # "old" bought 500 days before the cutoff; "never" only viewed
+        _ev("never", cutoff - dt.timedelta(days=10), "view", "i1", "c.x", 10.0),
+        _ev("old", cutoff - dt.timedelta(days=500), "purchase", "i1", "c.x", 10.0),
+        _ev("old", cutoff - dt.timedelta(days=2), "view", "i1", "c.x", 10.0),
+    ])
+    vocabs = seq.Vocabularies(items=seq.Vocabulary("items", ["i1"]), categories=seq.Vocabulary("categories", ["c.x"]),
+                              brands=seq.Vocabulary("brands", ["acme"]))
+    batch = seq.sequences_from_events(history, cutoff, vocabs, max_len=4)
+    since_purchase = np.expm1(batch.features[:, USER_FEATURES.index("days_since_purchase")])
+    assert batch.user_ids == ["never", "old"]
+    assert (DAYS_SINCE_CAP, config.RFM_NEVER_DAYS) == (365.0, 3650.0)
+    assert since_purchase.tolist() == pytest.approx([365.0, 365.0])  # never, and 500 days clipped to the cap
+    rfm = baselines.rfm_features(history, cutoff)
+    assert rfm.loc[["never", "old"], "days_since_last_purchase"].tolist() == pytest.approx([3650.0, 500.0])

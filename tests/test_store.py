@@ -338,3 +338,13 @@ def test_postgres_tables_get_planner_statistics_after_a_load(engine, tmp_path):
         estimate = conn.execute(sa.text("SELECT reltuples FROM pg_class WHERE oid = 'cs_events'::regclass")).scalar()
         rows = conn.execute(sa.select(sa.func.count()).select_from(store.events)).scalar()
     assert report.rows_loaded == 40 and estimate == rows >= 40  # -1 (never counted) before
+
+
+def test_the_free_space_a_duckdb_store_needs_is_set_in_core_config(tmp_path, monkeypatch):
+    """The start-up check reads its threshold from core.config, the one home of the store's limits."""
+    monkeypatch.setattr(config, "STORE_MIN_FREE_BYTES", 10**18)
+    with pytest.raises(StoreUnavailableError) as err:
+        store.make_engine(f"duckdb:///{tmp_path / 'home' / 'x.duckdb'}")
+    assert f"The disk holding {tmp_path / 'home'} is full: " in str(err.value)
+    assert "(cartsight needs at least 1,000,000,000,000,000,000 bytes free to open its database)" in str(err.value)
+    assert config.STORE_MIN_FREE_BYTES == 10**18 and not hasattr(store, "CHECKS")

@@ -31,6 +31,7 @@ import pandas as pd
 
 from core import config
 from core.errors import NotFittedError, SchemaError
+from core.model.config import RECENT_WINDOWS_DAYS
 from core.model.labels import NEXT_EVENT_CLASSES
 
 #: Name of each baseline in the model card's metrics, and the words the page shows for it.
@@ -62,8 +63,8 @@ class BaselineConfig:
     learning_rate: float = 0.1
     max_leaf_nodes: int = 31
     min_samples_leaf: int = 20
-    never_days: float = config.NEVER_DAYS
-    recent_days: tuple[int, ...] = config.RFM_RECENT_DAYS
+    never_days: float = config.RFM_NEVER_DAYS
+    recent_days: tuple[int, ...] = RECENT_WINDOWS_DAYS
     n_threads: int = 1
 
 

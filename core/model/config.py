@@ -12,9 +12,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.config import SESSION_GAP_MINUTES
 from core.errors import SchemaError
 
-#: Class order of the next-event-type head everywhere (forecast_api contract).
+#: Class order of the next-event-type head everywhere: the model's output, the labels, the baselines and the
+#: prediction columns below all follow it, so a probability is read by position without a lookup.
 EVENT_CLASSES = ("view", "cart", "purchase", "remove_from_cart", "none")
 #: Prediction column for each class, same order.
 EVENT_CLASS_COLUMNS = ("p_view", "p_cart", "p_purchase", "p_remove", "p_none")
@@ -31,16 +33,24 @@ PRICE_BAND_QUANTILES = (0.25, 0.5, 0.75)
 TIME_BUCKET_EDGES_S = (10, 60, 300, 1800, 7200, 43200, 86400, 259200, 604800, 1209600, 2592000, 5184000)
 #: Number of time-bucket ids: padding 0, "no previous event" 1, then one per edge plus "longer".
 N_TIME_BUCKETS = len(TIME_BUCKET_EDGES_S) + 3
-#: Days used in place of "days since last purchase" for shoppers who never bought.
-NEVER_DAYS = 365.0
-#: Windows (days before the cutoff) of the recent-activity counts taken from the sequence itself.
+#: Longest "days since" (the first event, the last purchase) the model's shopper features take: longer ones are
+#: clipped to it, and a shopper who never bought reads as it. A year keeps the log-scaled feature's range small.
+#: Not the gradient-boosting baseline's stand-in for "never" (``core.config.RFM_NEVER_DAYS``, ten years), which
+#: clips nothing.
+DAYS_SINCE_CAP = 365.0
+#: Windows (days before the cutoff) of the recent-activity counts: the model's, taken from the sequence itself,
+#: and the gradient-boosting baseline's.
 RECENT_WINDOWS_DAYS = (1, 3, 7)
 #: Names of those counts (events in each window, then carts, purchases and removals in the last 7 days).
 RECENT_FEATURES = tuple(f"events_{d}d" for d in RECENT_WINDOWS_DAYS) + ("carts_7d", "purchases_7d", "removes_7d")
-#: Gap (days) that separates sessions inside a sequence ("the last session"), as the app counts sessions.
-SESSION_GAP_DAYS = 30 / 1440
+#: Gap (days) that separates sessions inside a sequence ("the last session"): the app's session gap.
+SESSION_GAP_DAYS = SESSION_GAP_MINUTES / 1440
 #: Aggregate per-shopper features fed beside the sequence (all log1p-scaled, over the whole history).
 USER_FEATURES = ("n_events", "n_carts", "n_purchases", "days_since_first", "days_since_purchase", "active_days")
+
+
+#: The config's vocabulary sizes, in the order of :meth:`ModelConfig.vocab_sizes`.
+VOCAB_SIZES = ("item_vocab_size", "category_vocab_size", "brand_vocab_size")
 
 
 def _fail(name: str, value: Any, expected: str) -> None:
@@ -61,6 +71,9 @@ class ModelConfig:
         min_token_count: items, categories and brands seen fewer times share the "other" id. Default 2.
         category_vocab_cap: most frequent categories kept. Default 5,000.
         brand_vocab_cap: most frequent brands kept. Default 5,000.
+        item_vocab_size, category_vocab_size, brand_vocab_size: ids in the vocabularies the model embeds
+            and ranks over (padding and "other" included), as transformers' ``vocab_size``. They come from
+            the data, so they are None until :meth:`with_vocab_sizes` sets them, before a model is built.
         sampled_softmax_threshold: above this many items the item head trains with a sampled softmax. Default 5,000.
         n_negatives: items sampled (shared by the batch) for the sampled softmax. Default 1,024.
         prior_top_k: successors kept per category (item) in the transition priors (``core.model.priors``). Default 32.
@@ -96,6 +109,9 @@ class ModelConfig:
     min_token_count: int = 2
     category_vocab_cap: int = 5_000
     brand_vocab_cap: int = 5_000
+    item_vocab_size: int | None = None
+    category_vocab_size: int | None = None
+    brand_vocab_size: int | None = None
     sampled_softmax_threshold: int = 5_000
     n_negatives: int = 1_024
     prior_top_k: int = 32
@@ -137,6 +153,10 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 _fail(name, value, "a whole number of at least 0")
+        for name in VOCAB_SIZES:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
+                _fail(name, value, "None or a whole number of at least 2 (padding and 'other')")
         if self.hidden_size % self.n_heads:
             _fail("n_heads", self.n_heads, f"a divisor of hidden_size={self.hidden_size}")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
@@ -156,6 +176,17 @@ class ModelConfig:
             _fail("max_train_examples", self.max_train_examples, f"at least batch_size={self.batch_size}")
         if self.n_reasons > 5:
             _fail("n_reasons", self.n_reasons, "at most 5 (there are five occlusion groups)")
+
+    def with_vocab_sizes(self, items: int, categories: int, brands: int) -> "ModelConfig":
+        """A copy with the vocabulary sizes of the data set (ids, padding and "other" included)."""
+        return dataclasses.replace(self, item_vocab_size=items, category_vocab_size=categories, brand_vocab_size=brands)
+
+    def vocab_sizes(self) -> tuple[int, int, int]:
+        """(items, categories, brands) ids; raises :class:`SchemaError` naming the first size not yet set."""
+        for name in VOCAB_SIZES:
+            if getattr(self, name) is None:
+                _fail(name, None, "the size of the data's vocabulary: build the model from config.with_vocab_sizes(...)")
+        return self.item_vocab_size, self.category_vocab_size, self.brand_vocab_size
 
     def to_dict(self) -> dict:
         """The hyperparameters as a JSON-serialisable dict."""

@@ -154,13 +154,15 @@ def batch_tensors(batch: SequenceBatch, index=None, start: int | None = None, pr
 
 
 class ForecastModel(nn.Module):
-    """Causal transformer over event tokens with four forecast heads; takes the config and vocabulary sizes."""
+    """Causal transformer over event tokens with four forecast heads; takes only the config (vocabulary sizes
+    included: :meth:`ModelConfig.with_vocab_sizes`)."""
 
-    def __init__(self, config: ModelConfig, n_items: int, n_categories: int, n_brands: int):
+    def __init__(self, config: ModelConfig):
         super().__init__()
         from transformers import GPT2Config, GPT2Model
 
         self.config = config
+        n_items, n_categories, n_brands = config.vocab_sizes()
         self.n_items, self.n_categories, self.n_brands = n_items, n_categories, n_brands
         h = config.hidden_size
         self.item_emb = nn.Embedding(n_items, h, padding_idx=PAD_ID)

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from core import sequences as seq
-from core.model.config import EVENT_TYPE_IDS, NEVER_DAYS, SESSION_GAP_DAYS, USER_FEATURES
+from core.model.config import DAYS_SINCE_CAP, EVENT_TYPE_IDS, SESSION_GAP_DAYS, USER_FEATURES
 from core.model.priors import last_session_mask
 
 GROUPS = ("last_session", "carts", "purchases", "recent_category", "recency")
@@ -69,7 +69,7 @@ def _occlude(batch: seq.SequenceBatch, group: str, hide: np.ndarray) -> seq.Sequ
         b.features[:, USER_FEATURES.index("n_carts")] = 0.0
     elif group == "purchases":
         b.features[:, USER_FEATURES.index("n_purchases")] = 0.0
-        b.features[:, USER_FEATURES.index("days_since_purchase")] = math.log1p(NEVER_DAYS)
+        b.features[:, USER_FEATURES.index("days_since_purchase")] = math.log1p(DAYS_SINCE_CAP)
     elif group == "recency":
         b.recency_bucket = np.full_like(b.recency_bucket, seq.time_bucket_ids([0.0])[0])
     return b

@@ -100,8 +100,8 @@ def save_model(folder: Path, model, config: ModelConfig, vocabs: Vocabularies, c
     try:
         state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE))
-        shape = {"n_items": model.n_items, "n_categories": model.n_categories, "n_brands": model.n_brands}
-        (tmp / CONFIG_FILE).write_text(json.dumps({"config": config.to_dict(), "shape": shape}, indent=1))
+        config = config.with_vocab_sizes(model.n_items, model.n_categories, model.n_brands)
+        (tmp / CONFIG_FILE).write_text(json.dumps({"config": config.to_dict()}, indent=1))
         (tmp / VOCAB_FILE).write_text(json.dumps(vocabs.to_dict()))
         (tmp / CALIBRATOR_FILE).write_text(json.dumps(calibrator.to_dict()))
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=1, default=str))
@@ -146,7 +146,10 @@ def load_model(folder: Path) -> LoadedModel:
         raise NotFittedError(f"No model weights at {folder / WEIGHTS_FILE}: the model version is missing or incomplete.")
     meta = json.loads((folder / CONFIG_FILE).read_text())
     config = ModelConfig.from_dict(meta["config"])
-    model = ForecastModel(config, **meta["shape"])
+    if config.item_vocab_size is None:  # saved before the config held them: the sizes are the folder's "shape"
+        shape = meta["shape"]
+        config = config.with_vocab_sizes(shape["n_items"], shape["n_categories"], shape["n_brands"])
+    model = ForecastModel(config)
     missing, unexpected = model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=False)
     # versions saved before the transition priors existed lack them: empty priors leave their forecasts unchanged
     wrong = [k for k in missing if not k.startswith(PRIOR_KEYS)] + list(unexpected)
@@ -210,7 +213,7 @@ def read_predictions(engine: Engine, dataset_id: int, version: str, limit: int |
     """Prediction rows of a version, highest propensity first (``limit`` rows at most).
 
     Read column-wise (:func:`core.sequences.read_frame`): the Forecasts page reads every shopper's
-    row, and building 310,000 rows in Python took 3.4 s (bench/scale.py at 20 M events).
+    row, and building hundreds of thousands of row objects in Python takes seconds.
     """
     from core.sequences import read_frame
 

@@ -193,7 +193,7 @@ def fit_model(train: ExampleSet, valid: ExampleSet, vocabs: seq.Vocabularies, co
 
     seed_everything(config.seed, config.torch_threads)
     rng = np.random.default_rng(config.seed)
-    model = ForecastModel(config, len(vocabs.items), len(vocabs.categories), len(vocabs.brands))
+    model = ForecastModel(config.with_vocab_sizes(len(vocabs.items), len(vocabs.categories), len(vocabs.brands)))
     if priors is not None:
         model.set_priors(*priors)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
