@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from core import derived, forecast, store
-from core.errors import NotFittedError, SchemaError, TrainingCancelled
+from core.errors import NotFittedError, ParameterError, TrainingCancelled
 from core.model.config import EVENT_CLASS_COLUMNS, ModelConfig
 from core.model.evaluation import Calibrator
 from tests.conftest import make_dataset
@@ -244,7 +244,7 @@ def test_chunk_rankers_keep_the_saved_popular_fill_and_read_each_shoppers_own_st
     assert markov.rank_items(["c"], 2) == [["i1", "i2"]]
     assert markov.last_item_ == {"c": "i2"} and markov.last_category_ == {"c": "c3"}
     assert markov.item_transitions_ == {"i1": ["i1", "i2"]}  # fitted once, on the sample (a tie: popular first)
-    with pytest.raises(SchemaError, match="k=4 is more than this saved ranker keeps"):
+    with pytest.raises(ParameterError, match="k=4 is more than this saved ranker keeps"):
         markov.rank_items(["c"], 4)
 
 
