@@ -49,7 +49,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import config, store
-from core.errors import NotFittedError, SchemaError
+from core.errors import NotFittedError, ParameterError, SchemaError
 from core.identities import (CONSENT_COLUMNS, IdentityTable, Suppression, accepted_names, email_match_key,
                              user_id_key)
 from core.model.config import PRICE_BANDS
@@ -86,7 +86,7 @@ class CampaignFilters:
     no event in the last N days; ``exclude_bought_days``: drop shoppers who bought in the last
     D days; ``min_spend``: spend at least this (currency of the file); ``price_bands``: the
     shopper's most frequent price band is one of these (``core.model.config.PRICE_BANDS``).
-    Raises ``SchemaError`` naming the filter for an inconsistent value.
+    Raises ``ParameterError`` naming the filter for an inconsistent value.
     """
 
     segments: list[int] | None = None
@@ -112,30 +112,30 @@ class CampaignFilters:
         for name in ("min_propensity", "max_propensity"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= float(value) <= 1.0:
-                raise SchemaError(f"{name}={value!r} is outside 0–1 (a calibrated probability)", column=name)
+                raise ParameterError(f"{name}={value!r} is outside 0–1 (a calibrated probability)", parameter=name)
         if self.min_propensity is not None and self.max_propensity is not None \
                 and self.min_propensity > self.max_propensity:
-            raise SchemaError(f"min_propensity={self.min_propensity} is above max_propensity={self.max_propensity}",
-                              column="min_propensity")
+            raise ParameterError(f"min_propensity={self.min_propensity} is above max_propensity={self.max_propensity}",
+                                 parameter="min_propensity")
         if self.top_k is not None and self.top_percent is not None:
-            raise SchemaError(f"top_k={self.top_k} and top_percent={self.top_percent} are both set: choose one",
-                              column="top_k")
+            raise ParameterError(f"top_k={self.top_k} and top_percent={self.top_percent} are both set: choose one",
+                                 parameter="top_k")
         if self.top_k is not None and int(self.top_k) < 1:
-            raise SchemaError(f"top_k={self.top_k!r} must be a whole number of at least 1", column="top_k")
+            raise ParameterError(f"top_k={self.top_k!r} must be a whole number of at least 1", parameter="top_k")
         if self.top_percent is not None and not 0.0 < float(self.top_percent) <= 100.0:
-            raise SchemaError(f"top_percent={self.top_percent!r} must be in (0, 100]", column="top_percent")
+            raise ParameterError(f"top_percent={self.top_percent!r} must be in (0, 100]", parameter="top_percent")
         for name in ("seen_within_days", "not_seen_days", "exclude_bought_days"):
             value = getattr(self, name)
             if value is not None and float(value) < 0:
-                raise SchemaError(f"{name}={value!r} is negative; expected a number of days >= 0", column=name)
+                raise ParameterError(f"{name}={value!r} is negative; expected a number of days >= 0", parameter=name)
         bad_types = sorted(set(self.next_event_types or []) - set(NEXT_EVENT_TYPES))
         if bad_types:
-            raise SchemaError(f"next_event_types {bad_types} are not forecast steps; expected some of "
-                              f"{list(NEXT_EVENT_TYPES)}", column="next_event_types", cases=bad_types)
+            raise ParameterError(f"next_event_types {bad_types} are not forecast steps; expected some of "
+                                 f"{list(NEXT_EVENT_TYPES)}", parameter="next_event_types", cases=bad_types)
         bad_bands = sorted(set(self.price_bands or []) - set(PRICE_BANDS))
         if bad_bands:
-            raise SchemaError(f"price_bands {bad_bands} are not price bands; expected some of {list(PRICE_BANDS)}",
-                              column="price_bands", cases=bad_bands)
+            raise ParameterError(f"price_bands {bad_bands} are not price bands; expected some of {list(PRICE_BANDS)}",
+                                 parameter="price_bands", cases=bad_bands)
 
     def needs_model(self) -> list[str]:
         """Names of the filters set here that need forecasts (a trained model)."""
@@ -147,11 +147,11 @@ class CampaignFilters:
 
     @classmethod
     def from_json(cls, text: str) -> CampaignFilters:
-        """Filters from :meth:`to_json`'s output; ``SchemaError`` for an unknown key."""
+        """Filters from :meth:`to_json`'s output; ``ParameterError`` for an unknown key."""
         data = json.loads(text or "{}")
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise SchemaError(f"unknown campaign filters {unknown}", column=unknown[0], cases=unknown)
+            raise ParameterError(f"unknown campaign filters {unknown}", parameter=unknown[0], cases=unknown)
         return cls(**data)
 
 
@@ -401,11 +401,11 @@ def split_holdout(frame: pd.DataFrame, share: float, seed: int) -> pd.Series:
     round(share × n) rows in all, allocated to the deciles in proportion to their size
     (largest remainder); inside each decile the rows are drawn with ``numpy.random.default_rng(seed)``
     from the user ids in sorted order, so the same list and seed always give the same holdout.
-    Rows without a decile form one stratum of their own. ``SchemaError`` for a share outside
+    Rows without a decile form one stratum of their own. ``ParameterError`` for a share outside
     [0, config.MAX_HOLDOUT_SHARE].
     """
     if not 0.0 <= share <= config.MAX_HOLDOUT_SHARE:
-        raise SchemaError(f"holdout share {share!r} is outside 0–{config.MAX_HOLDOUT_SHARE}", column="holdout")
+        raise ParameterError(f"holdout share {share!r} is outside 0–{config.MAX_HOLDOUT_SHARE}", parameter="holdout")
     mask = pd.Series(False, index=frame.index)
     n = len(frame)
     total = int(round(share * n))
@@ -527,7 +527,8 @@ def _consent_basis(destination: str | None, identities: IdentityTable | None, ba
             f"The identity file has no {column} column, which {DESTINATION_NAMES[destination]} needs: without it "
             f"nobody is exported. Add the column (yes/no per shopper; read under the names {accepted_names(column)}), "
             "or state the legal basis on which these shoppers may be contacted without it (the consent basis, "
-            "recorded with the export).", column=column, cases=list(identities.source_names.values()))
+            "recorded with the export).", column=column, cases=list(identities.source_names.values()),
+                          reason="missing_column")
     return text
 
 
@@ -535,19 +536,21 @@ def _check_inputs(destination: str | None, identities: IdentityTable | None, sup
                   holdout_share: float) -> None:
     """Refuse a list that would reach shoppers it should not, before any query runs."""
     if destination is not None and destination not in DESTINATIONS:
-        raise SchemaError(f"destination {destination!r} is unknown; expected one of {list(DESTINATIONS)}",
-                          column="destination")
+        raise ParameterError(f"destination {destination!r} is unknown; expected one of {list(DESTINATIONS)}",
+                             parameter="destination")
     if destination in DESTINATION_IDENTIFIERS and identities is None:
-        raise SchemaError(f"format {destination!r} needs an identity file (user_id with "
-                          f"{' or '.join(DESTINATION_IDENTIFIERS[destination])}) to match shoppers",
-                          column="identities")
+        raise ParameterError(f"format {destination!r} needs an identity file (user_id with "
+                             f"{' or '.join(DESTINATION_IDENTIFIERS[destination])}) to match shoppers",
+                             parameter="identities")
     if not 0.0 <= holdout_share <= config.MAX_HOLDOUT_SHARE:
-        raise SchemaError(f"holdout share {holdout_share!r} is outside 0–{config.MAX_HOLDOUT_SHARE}", column="holdout")
+        raise ParameterError(f"holdout share {holdout_share!r} is outside 0–{config.MAX_HOLDOUT_SHARE}",
+                             parameter="holdout")
     if suppression is not None and suppression.emails and (identities is None or "email" not in identities.columns):
-        raise SchemaError(f"The suppression list holds {len(suppression.emails):,} e-mails, but no identity file with "
-                          "an e-mail column was given, so they cannot be matched to shoppers and nobody would be "
-                          "suppressed by them: add the identity file (user_id and email), or suppress by user id.",
-                          column="suppression")
+        raise ParameterError(f"The suppression list holds {len(suppression.emails):,} e-mails, but no identity file "
+                             "with an e-mail column was given, so they cannot be matched to shoppers and nobody would "
+                             "be suppressed by them: add the identity file (user_id and email), or suppress by user "
+                             "id.",
+                             parameter="suppression")
 
 
 def _apply_identities(frame: pd.DataFrame, identities: IdentityTable | None, destination: str | None,
@@ -594,10 +597,10 @@ def build_target_list(engine: Engine, dataset: str, filters: CampaignFilters | N
     and the legal basis the analyst states for a destination whose consent column the
     identity file lacks (ignored otherwise). Returns a :class:`TargetList`. Errors:
     ``DatasetNotFoundError``; :class:`NotFittedError` when a filter needs forecasts or
-    segments that do not exist; ``SchemaError`` for an unknown destination, a bad holdout
-    share, an ad/e-mail destination without an identity file, an identity file without the
-    destination's consent column and no basis stated, or suppression e-mails that cannot be
-    matched (no identity file with e-mails).
+    segments that do not exist; ``ParameterError`` for an unknown destination, a bad holdout
+    share, an ad/e-mail destination without an identity file, or suppression e-mails that
+    cannot be matched (no identity file with e-mails); ``SchemaError`` for an identity file
+    without the destination's consent column and no basis stated.
     """
     filters = filters or CampaignFilters()
     _check_inputs(destination, identities, suppression, holdout_share)

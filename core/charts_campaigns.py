@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from core.errors import SchemaError
+from core.errors import ParameterError, SchemaError
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 60, "b": 10}}
 CURVE_COLOUR = "#332288"
@@ -24,7 +24,7 @@ def gain_chart(outcome: dict) -> go.Figure:
     gain, cut = outcome.get("gain"), outcome.get("cut")
     if gain is None or cut is None:
         raise SchemaError("the outcome has no gain curve (key 'gain'): the list has no propensity; train a model first",
-                          column="gain")
+                          column="gain", reason="missing_column")
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=gain["share_contacted"] * 100, y=gain["share_buyers"] * 100, mode="lines",
                              name="Ranked by propensity", line={"color": CURVE_COLOUR},
@@ -48,7 +48,8 @@ def counts_chart(counts: dict) -> go.Figure:
     """Horizontal bars from the shoppers matched to those exported (``counts`` as in ``TargetList.counts``)."""
     keys = [k for k in COUNT_LABELS if k in counts]
     if not keys:
-        raise SchemaError(f"counts have none of the keys {list(COUNT_LABELS)}", column="counts", cases=list(counts))
+        raise ParameterError(f"counts have none of the keys {list(COUNT_LABELS)}", parameter="counts",
+                             cases=list(counts))
     fig = go.Figure(go.Bar(x=[counts[k] for k in keys], y=[COUNT_LABELS[k] for k in keys], orientation="h",
                            marker={"color": [CUT_COLOUR if k == "exported" else CURVE_COLOUR for k in keys]},
                            text=[f"{counts[k]:,}" for k in keys], textposition="auto"))

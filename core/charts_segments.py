@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.charts import EVENT_COLOURS, UNKNOWN_COLOUR
-from core.errors import SchemaError
+from core.errors import ParameterError, SchemaError
 
 #: Qualitative palette for segments (Plotly's "Safe" colours: readable for colour-blind eyes).
 SEGMENT_COLOURS = ("#88CCEE", "#CC6677", "#DDCC77", "#117733", "#332288", "#AA4499", "#44AA99", "#999933",
@@ -32,7 +32,7 @@ def segment_map(points: dict, names: dict[int, str]) -> go.Figure:
     missing = [k for k in ("user_id", "x", "y", "segment") if k not in points]
     if missing:
         raise SchemaError(f"segment map points lack {missing}; expected keys user_id, x, y, segment.",
-                          column=missing[0], cases=missing)
+                          column=missing[0], cases=missing, reason="missing_column")
     frame = pd.DataFrame({k: points[k] for k in ("user_id", "x", "y", "segment")})
     ev = list(points.get("explained_variance", [])) + [0.0, 0.0]
     fig = go.Figure()
@@ -73,13 +73,13 @@ def segment_comparison(profiles: list[dict], segments: list[int]) -> go.Figure:
 
     Inputs: the run's profiles and the segment numbers to compare (one trace each). The
     values are the segment centres in standard deviations of each feature (0 = the average
-    shopper). Raises ``SchemaError`` for a segment number not in ``profiles``.
+    shopper). Raises ``ParameterError`` for a segment number not in ``profiles``.
     """
     by_seg = {p["segment"]: p for p in profiles}
     unknown = [s for s in segments if s not in by_seg]
     if unknown:
-        raise SchemaError(f"segment(s) {unknown} not in this run; expected some of {sorted(by_seg)}.",
-                          column="segments", cases=unknown)
+        raise ParameterError(f"segment(s) {unknown} not in this run; expected some of {sorted(by_seg)}.",
+                             parameter="segments", cases=unknown)
     fig = go.Figure()
     for s in segments:
         centre = by_seg[s]["center"]

@@ -54,7 +54,7 @@ from sqlalchemy.engine import Connection, Engine
 from core import config, safecsv, store
 from core.campaigns import (COUNT_KEYS, DESTINATION_CONSENT, DESTINATION_NAMES, CampaignFilters, TargetList,
                             build_target_list)
-from core.errors import CartsightError, SchemaError
+from core.errors import CartsightError, ParameterError
 from core.identities import google_email, read_identities, read_suppression, sha256_hex
 # CSV_MIME, FORMULA_PREFIXES and escape_cell stay importable from here for the pages and tests that use them
 from core.safecsv import CSV_MIME, FORMULA_PREFIXES, PARQUET_MIME, escape_cell, parquet_bytes  # noqa: F401
@@ -231,14 +231,14 @@ def confirmation_needed(fmt: str, n_rows: int) -> str | None:
 def render(target_list: TargetList, fmt: str) -> ExportFile:
     """The export file of ``target_list`` in ``fmt`` (one of :data:`FORMATS`); the holdout is never in it.
 
-    Errors: ``SchemaError`` for an unknown format, or for an ad/e-mail format when the list
+    Errors: ``ParameterError`` for an unknown format, or for an ad/e-mail format when the list
     was built for another destination (consent and identifiers are checked per destination).
     """
     if fmt not in FORMATS:
-        raise SchemaError(f"format {fmt!r} is unknown; expected one of {list(FORMATS)}", column="format")
+        raise ParameterError(f"format {fmt!r} is unknown; expected one of {list(FORMATS)}", parameter="format")
     if fmt in DESTINATION_CONSENT and target_list.destination != fmt:
-        raise SchemaError(f"this list was built for destination {target_list.destination!r}; build it for {fmt!r} "
-                          "so that its consent and identifiers are checked", column="format")
+        raise ParameterError(f"this list was built for destination {target_list.destination!r}; build it for {fmt!r} "
+                             "so that its consent and identifiers are checked", parameter="format")
     frame = _FRAMES[fmt](target_list.targets)
     if fmt == "parquet":
         data = parquet_bytes(frame)

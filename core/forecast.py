@@ -156,7 +156,7 @@ def _data_window(engine: Engine, dataset_id: int) -> tuple[dt.datetime, dt.datet
     with engine.connect() as conn:
         first, last, n = conn.execute(q).one()
     if not n:
-        raise SchemaError("The dataset has no events to learn from.", column="event_time")
+        raise SchemaError("The dataset has no events to learn from.", column="event_time", reason="no_data")
     return first, last, int(n)
 
 

@@ -253,7 +253,8 @@ def normalise_email(value: str) -> str:
     try:
         validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise SchemaError(f"email {value!r} is not an e-mail address: {exc}", column="email", cases=[value]) from exc
+        raise SchemaError(f"email {value!r} is not an e-mail address: {exc}", column="email", cases=[value],
+                          reason="bad_value") from exc
     return text
 
 
@@ -287,7 +288,7 @@ def normalise_country(value: str) -> str:
     code = str(value).strip().upper()
     if code not in phonenumbers.SUPPORTED_REGIONS:
         raise SchemaError(f"country {value!r} is not an ISO 3166-1 alpha-2 code (expected e.g. GB, US, DE)",
-                          column="country", cases=[value])
+                          column="country", cases=[value], reason="bad_value")
     return code
 
 
@@ -305,7 +306,7 @@ def normalise_phone(value: str, country: str | None = None) -> str:
     except phonenumbers.NumberParseException as exc:
         hint = "" if country or text.startswith("+") else " (a local number needs the row's country)"
         raise SchemaError(f"phone {value!r} cannot be read as a phone number{hint}: {exc}",
-                          column="phone", cases=[value]) from exc
+                          column="phone", cases=[value], reason="bad_value") from exc
     if not phonenumbers.is_valid_number(number):
         region = phonenumbers.region_code_for_country_code(number.country_code)
         result = phonenumbers.ValidationResult
@@ -315,7 +316,7 @@ def normalise_phone(value: str, country: str | None = None) -> str:
                }.get(phonenumbers.is_possible_number_with_reason(number),
                      "its length fits, but no numbers are issued in that range")
         raise SchemaError(f"phone {value!r} is not a valid number for region {region} (+{number.country_code}): "
-                          f"{why}", column="phone", cases=[value])
+                          f"{why}", column="phone", cases=[value], reason="bad_value")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -343,7 +344,8 @@ def parse_consent(value: str, column: str = "consent") -> bool:
     if key in FALSE_VALUES:
         return False
     raise SchemaError(f"{column} {value!r} is not a consent value (expected yes/no, true/false, 1/0, y/n, "
-                      "subscribed/unsubscribed, opted in/out, granted/denied)", column=column, cases=[value])
+                      "subscribed/unsubscribed, opted in/out, granted/denied)", column=column, cases=[value],
+                      reason="bad_value")
 
 
 def match_columns(header: list[str]) -> tuple[dict[str, int], tuple[str, ...]]:
@@ -361,7 +363,7 @@ def match_columns(header: list[str]) -> tuple[dict[str, int], tuple[str, ...]]:
         elif column in found:
             first = header[found[column]]
             raise SchemaError(f"columns {first!r} and {name!r} both read as {column}: keep one of them or rename "
-                              "the other", column=column, cases=[first, name])
+                              "the other", column=column, cases=[first, name], reason="ambiguous_column")
         else:
             found[column] = position
     return found, tuple(ignored)
@@ -381,7 +383,8 @@ def _read_text(source: str | Path | bytes) -> str:
     else:
         path = Path(source)
         if not path.is_file():
-            raise SchemaError(f"file {str(path)!r} does not exist", column=None, cases=[str(path)])
+            raise SchemaError(f"file {str(path)!r} does not exist", column=None, cases=[str(path)],
+                              reason="unreadable_file")
         data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")
@@ -391,7 +394,8 @@ def _read_text(source: str | Path | bytes) -> str:
         # a UTF-8 byte-order mark before text in another encoding (a Windows-1252 file an editor marked)
         best = from_bytes(data.removeprefix(b"\xef\xbb\xbf")).best()
         if best is None:
-            raise SchemaError("the file is not text (cannot find its character encoding)") from None
+            raise SchemaError("the file is not text (cannot find its character encoding)",
+                              reason="unreadable_file") from None
         return str(best).lstrip("\ufeff")
 
 
@@ -432,7 +436,8 @@ def _rows(text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
             if any(c.strip() for c in cells):
                 rows.append((reader.line_num, cells))
     except csv.Error as exc:
-        raise SchemaError(f"the file cannot be read as delimited text (line {reader.line_num}: {exc})") from exc
+        raise SchemaError(f"the file cannot be read as delimited text (line {reader.line_num}: {exc})",
+                          reason="unreadable_file") from exc
     return header or [], rows
 
 
@@ -514,7 +519,8 @@ def _identity_header(header: list[str]) -> tuple[dict[str, int], tuple[str, ...]
     if "user_id" not in found:
         raise SchemaError(f"identity file has no 'user_id' column. Columns in the file: {header}; expected a user id "
                           f"column named one of: {accepted_names('user_id')} (any case, spaces or punctuation), "
-                          f"and any of {list(IDENTITY_COLUMNS[1:])}", column="user_id", cases=header)
+                          f"and any of {list(IDENTITY_COLUMNS[1:])}", column="user_id", cases=header,
+                          reason="missing_column")
     return found, ignored
 
 
@@ -531,7 +537,7 @@ def read_identities(source: str | Path | bytes) -> IdentityTable:
     header, rows = _rows(_read_text(source))
     found, ignored = _identity_header(header)
     if not rows:
-        raise SchemaError("identity file has a header but no data rows", column="user_id")
+        raise SchemaError("identity file has a header but no data rows", column="user_id", reason="no_data")
     columns = tuple(c for c in IDENTITY_COLUMNS if c in found)
     problems: list[RowProblem] = []
     kept: dict[str, dict] = {}
@@ -586,7 +592,7 @@ def _suppression_mode(header: list[str]) -> tuple[dict[str, int], tuple[str, ...
     raise SchemaError(f"suppression file has no user id or e-mail column. Columns in the file: {header}; expected "
                       f"a user id column named one of: {accepted_names('user_id')}, and/or an e-mail column named one "
                       f"of: {accepted_names('email')} (any case, any of the delimiters , ; tab |). Nothing is exported "
-                      "until the list can be read.", column="user_id", cases=header)
+                      "until the list can be read.", column="user_id", cases=header, reason="missing_column")
 
 
 def read_suppression(source: str | Path | bytes) -> Suppression:
@@ -603,7 +609,7 @@ def read_suppression(source: str | Path | bytes) -> Suppression:
     header, rows = _rows(text)
     if not header:
         raise SchemaError("suppression file is empty: expected user ids and/or e-mails, one per line, "
-                          "or a file with a user id or e-mail column")
+                          "or a file with a user id or e-mail column", reason="no_data")
     mode = _suppression_mode(header)
     if mode is None:
         rows = _plain_rows(text)
@@ -612,11 +618,11 @@ def read_suppression(source: str | Path | bytes) -> Suppression:
     suppression.source_names = {c: header[i] for c, i in index.items()}
     suppression.ignored = ignored
     if not rows:
-        raise SchemaError(f"suppression file has a header ({header}) but no rows", column="user_id")
+        raise SchemaError(f"suppression file has a header ({header}) but no rows", column="user_id", reason="no_data")
     if not suppression.user_ids and not suppression.emails:
         raise SchemaError(f"suppression file has {suppression.n_rows:,} rows but not one usable user id or e-mail "
                           f"(columns used: {suppression.source_names or 'one value per line'}): nothing is exported "
-                          "with a suppression list that suppresses no one", column="user_id")
+                          "with a suppression list that suppresses no one", column="user_id", reason="no_data")
     return suppression
 
 
@@ -632,7 +638,7 @@ def _plain_rows(text: str) -> list[tuple[int, list[str]]]:
             raise SchemaError(f"suppression file line {line} holds several cells ({value!r}) but its first line "
                               "names no user id or e-mail column: put the header (e.g. customer_id or Email "
                               "Address) on the first line, or give one value per line", column="user_id",
-                              cases=[value])
+                              cases=[value], reason="bad_shape")
         rows.append((line, [value]))
     return rows
 
@@ -697,7 +703,7 @@ def _suppression_id(line: int, value: str, problems: list[RowProblem]) -> str:
     problem = _id_problem(line, value)
     if problem is not None and problem.outcome == ROW_LEFT_OUT:
         raise SchemaError(f"suppression file line {line}: {problem.reason}. Nothing is exported until the list "
-                          "can be read.", column="user_id", cases=[value])
+                          "can be read.", column="user_id", cases=[value], reason="bad_value")
     if problem is not None:
         problems.append(problem)
     return user_id_key(value)

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core import config, store
-from core.errors import NotFittedError, SchemaError
+from core.errors import NotFittedError, ParameterError, SchemaError
 from core.model.config import PRICE_BANDS
 
 SECONDS_PER_DAY = 86_400.0
@@ -164,11 +164,12 @@ def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | No
     the raw counts of :data:`RAW_COLUMNS` and ``n_group_<j>`` event counts per top group.
     ``frame.attrs`` records the category groups, the dataset's last event and notes (e.g. why
     the embedding was left out). An empty dataset gives an empty frame.
-    Errors: ``SchemaError`` when ``top_categories`` is below 1.
+    Errors: ``ParameterError`` when ``top_categories`` is below 1.
     """
     if not isinstance(top_categories, int) or top_categories < 1:
-        raise SchemaError(f"Parameter 'top_categories' is {top_categories!r}; expected a whole number of at least 1.",
-                          column="top_categories", cases=[top_categories])
+        raise ParameterError(f"Parameter 'top_categories' is {top_categories!r}; expected a whole number of at least "
+                             "1.",
+                             parameter="top_categories", cases=[top_categories])
     groups = top_category_groups(engine, dataset_id, top_categories)
     with engine.connect() as conn:
         raw = _frame(conn.execute(_per_user_query(dataset_id, groups)))
@@ -338,19 +339,19 @@ class Segmenter:
         kr = self.k_range
         if (not isinstance(kr, (tuple, list)) or len(kr) != 2 or not all(_is_int(v) for v in kr)
                 or not 2 <= kr[0] <= kr[1]):
-            raise SchemaError(f"Segmenter parameter 'k_range' is {kr!r}; expected (smallest, largest) whole numbers "
-                              "with 2 <= smallest <= largest.", column="k_range", cases=[kr])
+            raise ParameterError(f"Segmenter parameter 'k_range' is {kr!r}; expected (smallest, largest) whole numbers "
+                                 "with 2 <= smallest <= largest.", parameter="k_range", cases=[kr])
         lo, hi = int(kr[0]), int(kr[1])
         k = self.n_segments
         if not (k == AUTO or (_is_int(k) and lo <= k <= hi)):
-            raise SchemaError(f"Segmenter parameter 'n_segments' is {k!r}; expected 'auto' or a whole number from "
-                              f"{lo} to {hi}.", column="n_segments", cases=[k])
+            raise ParameterError(f"Segmenter parameter 'n_segments' is {k!r}; expected 'auto' or a whole number from "
+                                 f"{lo} to {hi}.", parameter="n_segments", cases=[k])
         if not _is_int(self.n_threads) or self.n_threads < 1:
-            raise SchemaError(f"Segmenter parameter 'n_threads' is {self.n_threads!r}; expected a whole number of at "
-                              "least 1.", column="n_threads", cases=[self.n_threads])
+            raise ParameterError(f"Segmenter parameter 'n_threads' is {self.n_threads!r}; expected a whole number of "
+                                 "at least 1.", parameter="n_threads", cases=[self.n_threads])
         if not _is_int(self.sample_size) or self.sample_size < 2 * hi:
-            raise SchemaError(f"Segmenter parameter 'sample_size' is {self.sample_size!r}; expected a whole number of "
-                              f"at least {2 * hi}.", column="sample_size", cases=[self.sample_size])
+            raise ParameterError(f"Segmenter parameter 'sample_size' is {self.sample_size!r}; expected a whole number "
+                                 f"of at least {2 * hi}.", parameter="sample_size", cases=[self.sample_size])
         return lo, hi
 
     def _matrix(self, features, fitting: bool) -> np.ndarray:
@@ -360,34 +361,36 @@ class Segmenter:
                 missing = [c for c in self.feature_names_ if c not in names]
                 raise SchemaError(f"features have columns {names}; expected {self.feature_names_}"
                                   + (f" (missing {missing})" if missing else " in that order") + ".",
-                                  column=(missing or [None])[0], cases=names)
+                                  column=(missing or [None])[0], cases=names, reason="bad_shape")
             non_numeric = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
             if non_numeric:
                 raise SchemaError(f"feature column {non_numeric[0]!r} has type {features[non_numeric[0]].dtype}; "
-                                  "expected numbers.", column=str(non_numeric[0]), cases=non_numeric)
+                                  "expected numbers.", column=str(non_numeric[0]), cases=non_numeric,
+                                  reason="bad_value")
             x = features.to_numpy(dtype=float)
         else:
             x = np.asarray(features, dtype=float)
             if x.ndim != 2:
-                raise SchemaError(f"features have {x.ndim} dimension(s); expected a 2-D table (shoppers x features).",
-                                  column="features", cases=[x.shape])
+                raise ParameterError(f"features have {x.ndim} dimension(s); expected a 2-D table (shoppers x features).",
+                                     parameter="features", cases=[x.shape])
             names = [f"x{i}" for i in range(x.shape[1])]
             if not fitting and x.shape[1] != len(self.feature_names_):
-                raise SchemaError(f"features have {x.shape[1]} columns; expected {len(self.feature_names_)}.",
-                                  column="features", cases=[x.shape])
+                raise ParameterError(f"features have {x.shape[1]} columns; expected {len(self.feature_names_)}.",
+                                     parameter="features", cases=[x.shape])
         bad = ~np.isfinite(x)
         if bad.any():
             col = names[int(np.argwhere(bad)[0][1])]
             raise SchemaError(f"feature column {col!r} has {int(bad[:, names.index(col)].sum())} missing or infinite "
-                              "value(s); expected finite numbers for every shopper.", column=col)
+                              "value(s); expected finite numbers for every shopper.", column=col, reason="bad_value")
         if fitting:
             self.feature_names_ = names
             self._sqrt = np.array([n in set(self.sqrt_features) for n in names])
             weights = self.feature_weights or {}
             bad_w = [n for n, w in weights.items() if not (isinstance(w, (int, float)) and w >= 0)]
             if bad_w:
-                raise SchemaError(f"Segmenter parameter 'feature_weights' has {weights[bad_w[0]]!r} for {bad_w[0]!r}; "
-                                  "expected a number of at least 0.", column="feature_weights", cases=bad_w)
+                raise ParameterError(f"Segmenter parameter 'feature_weights' has {weights[bad_w[0]]!r} for "
+                                     f"{bad_w[0]!r}; expected a number of at least 0.", parameter="feature_weights",
+                                     cases=bad_w)
             self.weights_ = np.array([float(weights.get(n, 1.0)) for n in names])
         if self._sqrt.any():
             x = x.copy()
@@ -398,10 +401,10 @@ class Segmenter:
     def fit(self, features) -> "Segmenter":
         """Scale ``features`` (DataFrame or 2-D array, one row per shopper), choose k, fit k-means.
 
-        Returns ``self``. Errors: ``SchemaError`` naming the parameter (``n_segments``,
-        ``k_range``, ``sample_size``) and the value when it is out of range, when there are
+        Returns ``self``. Errors: ``ParameterError`` naming the parameter (``n_segments``,
+        ``k_range``, ``sample_size``) and the value when it is out of range or when there are
         fewer shoppers than the segments need (:data:`core.config.SEGMENT_MIN_SHOPPERS_PER_SEGMENT`
-        per segment), or when a feature is missing or not a number.
+        per segment); ``SchemaError`` when a feature is missing or not a number.
         """
         from threadpoolctl import threadpool_limits
 
@@ -417,9 +420,9 @@ class Segmenter:
         per = config.SEGMENT_MIN_SHOPPERS_PER_SEGMENT
         k_min = lo if self.n_segments == AUTO else int(self.n_segments)
         if n < per * k_min:
-            raise SchemaError(f"features have {n} shopper(s); {k_min} segments need at least {per * k_min} "
-                              f"({per} per segment): parameter 'n_segments' is {self.n_segments!r}, expected at most "
-                              f"{n // per} for this many shoppers.", column="n_segments", cases=[n])
+            raise ParameterError(f"features have {n} shopper(s); {k_min} segments need at least {per * k_min} "
+                                 f"({per} per segment): parameter 'n_segments' is {self.n_segments!r}, expected at "
+                                 f"most {n // per} for this many shoppers.", parameter="n_segments", cases=[n])
         self.scaler_ = StandardScaler().fit(x)
         z = self.scaler_.transform(x) * self.weights_
         if self.n_segments == AUTO:
@@ -783,7 +786,7 @@ def run_segmentation(engine: Engine, dataset: str, n_segments: int | str = AUTO,
     (features and scaling, silhouettes, the map sample and the profile cards as JSON) are
     written in one transaction (bulk insert); a failure leaves nothing. Output: the stored
     :class:`SegmentRun`, with ``features`` and ``assignments`` attached.
-    Errors: ``DatasetNotFoundError``; ``SchemaError`` for a bad ``n_segments`` or too few shoppers.
+    Errors: ``DatasetNotFoundError``; ``ParameterError`` for a bad ``n_segments`` or too few shoppers.
     """
     ds = store.get_dataset(engine, dataset)
     did = ds["dataset_id"]
@@ -935,24 +938,25 @@ def segment_cli_output(run: SegmentRun, features: pd.DataFrame | None = None) ->
     Inputs: a :class:`SegmentRun` (from :func:`run_segmentation`) and the features frame
     (default ``run.features``). Output: a DataFrame with ``user_id``, ``segment``,
     ``segment_name`` and one column per feature used (in ``run.feature_names`` order), sorted
-    by user_id; and the profile cards as text. Errors: ``SchemaError`` when neither the run
+    by user_id; and the profile cards as text. Errors: ``ParameterError`` when neither the run
     nor the argument carries the features (a run read back from the store has none: compute
     them with :func:`shopper_features`).
     """
     features = run.features if features is None else features
     if features is None:
-        raise SchemaError("segment_cli_output needs the features: parameter 'features' is None and the run has none.",
-                          column="features")
+        raise ParameterError("segment_cli_output needs the features: parameter 'features' is None and the run has "
+                             "none.",
+                             parameter="features")
     missing = [n for n in run.feature_names if n not in features.columns]
     if missing:
         raise SchemaError(f"features lack the run's feature column(s) {missing}; expected {run.feature_names}.",
-                          column=missing[0], cases=missing)
+                          column=missing[0], cases=missing, reason="missing_column")
     names = run.names()
     if run.assignments is not None:
         seg = run.assignments.set_index("user_id")["segment"]
     else:
-        raise SchemaError("segment_cli_output needs the run's assignments (use the run returned by run_segmentation).",
-                          column="assignments")
+        raise ParameterError("segment_cli_output needs the run's assignments (use the run returned by "
+                             "run_segmentation).", parameter="run")
     out = pd.DataFrame({"user_id": features.index.astype(str)})
     out["segment"] = seg.reindex(out["user_id"]).to_numpy()
     out["segment_name"] = out["segment"].map(names)
@@ -977,13 +981,14 @@ def suggest_shoppers(engine: Engine, dataset: str, kind: str, n: int = config.SH
 
     ``kind``: "top propensity" (latest ready model's purchase propensity; empty without a
     model), "biggest spenders" (revenue), "segment members" (members of ``segment`` in the
-    run ``run_id`` or the newest, biggest spenders first). Errors: ``SchemaError`` for an
+    run ``run_id`` or the newest, biggest spenders first). Errors: ``ParameterError`` for an
     unknown kind or a missing ``segment``; ``DatasetNotFoundError``; :class:`NotFittedError`
     for members when the dataset has no segmentation.
     """
     if kind not in SUGGESTION_KINDS:
-        raise SchemaError(f"Parameter 'kind' is {kind!r}; expected one of {list(SUGGESTION_KINDS)}.", column="kind",
-                          cases=[kind])
+        raise ParameterError(f"Parameter 'kind' is {kind!r}; expected one of {list(SUGGESTION_KINDS)}.",
+                             parameter="kind",
+                             cases=[kind])
     did = store.get_dataset(engine, dataset)["dataset_id"]
     amount = sa.case((_e.event_type == "purchase", _e.price * sa.func.coalesce(_e.quantity, 1)), else_=sa.null())
     if kind == "top propensity":
@@ -1000,8 +1005,8 @@ def suggest_shoppers(engine: Engine, dataset: str, kind: str, n: int = config.SH
                  .order_by(revenue.desc(), _e.user_id).limit(n))
     else:
         if segment is None:
-            raise SchemaError("Parameter 'segment' is None; expected a segment number for 'segment members'.",
-                              column="segment")
+            raise ParameterError("Parameter 'segment' is None; expected a segment number for 'segment members'.",
+                                 parameter="segment")
         run = get_run(engine, dataset, run_id)
         sg = store.segments.c
         revenue = sa.func.coalesce(sa.func.sum(amount), 0.0)

@@ -421,7 +421,7 @@ class SequenceBatch:
     def concat(batches: Sequence["SequenceBatch"]) -> "SequenceBatch":
         """Rows of several batches (possibly of different cutoffs: ``cutoff`` is the first one's)."""
         if not batches:
-            raise SchemaError("No sequences to stack: no shopper has an event before the cutoff.")
+            raise SchemaError("No sequences to stack: no shopper has an event before the cutoff.", reason="no_data")
         names = (*SequenceBatch.TOKEN_FIELDS, "age_days", "recency_bucket", "features")
         values = {n: np.concatenate([getattr(b, n) for b in batches]) for n in names}
         return SequenceBatch(user_ids=[u for b in batches for u in b.user_ids], cutoff=batches[0].cutoff, **values)
@@ -450,13 +450,13 @@ def encode_sequences(events: pd.DataFrame, stats: pd.DataFrame, cutoff: dt.datet
     """
     if len(events) and (pd.to_datetime(events["event_time"]) >= pd.Timestamp(cutoff)).any():
         raise SchemaError(f"Sequence inputs must be before the cutoff {cutoff}; found events at or after it.",
-                          column="event_time")
+                          column="event_time", reason="bad_value")
     user = events["user_id"].to_numpy(dtype=object)
     new_user, row_user, starts, counts = _user_runs(user)
     users = user[starts]
     if len(pd.unique(user)) != len(users):
         raise SchemaError("Sequence inputs must be sorted by user: a shopper's events are not all together.",
-                          column="user_id")
+                          column="user_id", reason="bad_shape")
     n = len(users)
     idx_in_user = np.arange(len(user)) - starts[row_user]
     take = idx_in_user >= (counts[row_user] - max_len)  # belt and braces: keep only the last max_len

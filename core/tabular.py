@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import config
-from core.errors import SchemaError
+from core.errors import CartsightError, ParameterError, SchemaError
 
 #: rows between two progress reports of a workbook's conversion
 PROGRESS_EVERY_ROWS = 50_000
@@ -174,16 +174,18 @@ def _workbook_to_csv(path: Path, out: Path, what: str, max_rows: int | None,
         book = CalamineWorkbook.from_path(str(path))
         shown = _worksheets(book)
         if not shown:
-            raise SchemaError(f"{path.name} is {what} without a worksheet; expected a sheet of events")
+            raise SchemaError(f"{path.name} is {what} without a worksheet; expected a sheet of events",
+                              reason="no_data")
         if sheet is not None and sheet not in shown:
-            raise SchemaError(f"{path.name} has no worksheet {sheet!r}; expected one of {shown}", column="sheet")
+            raise ParameterError(f"{path.name} has no worksheet {sheet!r}; expected one of {shown}", parameter="sheet")
         chosen = sheet or shown[0]
         rows_of = book.get_sheet_by_name(chosen).iter_rows()
-    except SchemaError:
+    except CartsightError:  # our own refusals (no worksheet, an unknown sheet name) pass as they are
         raise
     except Exception as exc:  # noqa: BLE001 - calamine raises its own kinds for a damaged or encrypted file
         raise SchemaError(f"{path.name} is {what} that could not be read ({type(exc).__name__}: {exc}); "
-                          "expected a readable workbook, or save it as CSV (UTF-8) and upload that") from exc
+                          "expected a readable workbook, or save it as CSV (UTF-8) and upload that",
+                          reason="unreadable_file") from exc
     others = [s for s in shown if s != chosen]
     note = (f"{what}: its {'first ' if chosen == shown[0] else ''}worksheet {chosen!r} is read, row for row (line "
             f"numbers are its row numbers; times as written in the sheet, line breaks in cells as spaces)"
@@ -241,7 +243,7 @@ def _parquet_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
             n_rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()[0]
         except duckdb.Error as exc:
             raise SchemaError(f"{path.name} is a Parquet file that could not be read ({str(exc).splitlines()[0]}); "
-                              "expected a complete Parquet file of events") from exc
+                              "expected a complete Parquet file of events", reason="unreadable_file") from exc
         written, said, nested = _copy_flat(con, f"read_parquet({_literal(path)})", out, max_rows,
                                            f"{path.name} is a Parquet file")
     return Converted(written, max_rows is None or n_rows <= max_rows - 1,
@@ -303,7 +305,7 @@ def _json_to_csv(path: Path, out: Path, max_rows: int | None) -> Converted:
         except duckdb.Error as exc:
             raise SchemaError(f"{path.name} is JSON that could not be read as objects of events "
                               f"({str(exc).splitlines()[0]}); expected an array of objects or one object per "
-                              "line") from exc
+                              "line", reason="unreadable_file") from exc
     said = "; ".join(filter(None, [said, whole]))
     return Converted(written, max_rows is None or written < max_rows,
                      "JSON: one row per object (line numbers are its object numbers + 1 for the header; nested "
@@ -408,7 +410,7 @@ def _copy_flat(con, source: str, out: Path, max_rows: int | None, what: str, mix
     the note, and the columns that may hold a list or an object (``loose``: all of them)."""
     columns, items, said, nested = _flat_columns(con, source, mixed)
     if not columns:
-        raise SchemaError(f"{what} without columns; expected a table of events")
+        raise SchemaError(f"{what} without columns; expected a table of events", reason="no_data")
     if items is not None:  # one row per item; an event without items keeps one row
         ident = _ident(items)
         source = (f"(SELECT *, unnest(CASE WHEN len({ident}) > 0 THEN {ident} ELSE [NULL] END) AS {_ITEM} "

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.errors import NotFittedError, SchemaError
+from core.errors import NotFittedError, ParameterError, SchemaError
 from core.model import baselines as bl
 from core.model.evaluation import roc_auc
 from core.model.labels import NEXT_EVENT_CLASSES
@@ -308,7 +308,7 @@ def test_saved_rankers_rank_as_fitted_up_to_their_k():
         for k in (1, 2):
             assert loaded.rank_categories(users, k) == fitted.rank_categories(users, k)
             assert loaded.rank_items(users, k) == fitted.rank_items(users, k)
-        with pytest.raises(SchemaError, match="k=3 is more than this saved ranker keeps"):
+        with pytest.raises(ParameterError, match="k=3 is more than this saved ranker keeps"):
             loaded.rank_items(users, 3)
     popular = bl.MostPopular().fit(HISTORY).to_dict(1)
     assert popular["categories"] == ["A", "B"] and popular["max_k"] == 1
@@ -334,11 +334,11 @@ def test_not_fitted(make, call):
 def test_bad_inputs():
     with pytest.raises(SchemaError, match=r"MarkovChain: column\(s\) \['category'\] not in the history"):
         bl.MarkovChain().fit(HISTORY.drop(columns=["category"]))
-    with pytest.raises(SchemaError, match="k must be a whole number >= 1; got 0"):
+    with pytest.raises(ParameterError, match="k must be a whole number >= 1; got 0"):
         bl.MostPopular().fit(HISTORY).rank_items(["u1"], 0)
     with pytest.raises(SchemaError, match="targets have no 'cutoff' column"):
         bl.RFMPropensity().fit([(HISTORY, pd.DataFrame({"user_id": ["u1"], "purchased": [1]}))])
-    with pytest.raises(SchemaError, match="at least one training cutoff"):
+    with pytest.raises(ParameterError, match="at least one training cutoff"):
         bl.RFMPropensity().fit([])
 
 

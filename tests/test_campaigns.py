@@ -20,7 +20,7 @@ import pytest
 
 from core import campaigns, store
 from core.campaigns import CampaignFilters, build_target_list, count_matches
-from core.errors import NotFittedError, SchemaError
+from core.errors import NotFittedError, ParameterError, SchemaError
 from core.identities import read_identities, read_suppression
 from tests.conftest import ROOT, make_dataset
 
@@ -148,9 +148,9 @@ def test_filters_json_round_trip():
     ({"not_seen_days": -1}, "not_seen_days"),
 ])
 def test_bad_filters_name_the_parameter(kwargs, column):
-    with pytest.raises(SchemaError) as err:
+    with pytest.raises(ParameterError) as err:
         CampaignFilters(**kwargs)
-    assert err.value.column == column
+    assert err.value.parameter == column
     assert column in str(err.value)
 
 
@@ -217,10 +217,10 @@ def test_suppression_by_id_and_email_always_removes(shop):
 
 def test_suppression_emails_without_identity_emails_refuse_the_list(shop):
     suppression = read_suppression(b"u01\nx@example.com\n")
-    with pytest.raises(SchemaError, match="holds 1 e-mails, but no identity file with an e-mail column") as err:
+    with pytest.raises(ParameterError, match="holds 1 e-mails, but no identity file with an e-mail column") as err:
         build_target_list(shop, "shop", CampaignFilters(seen_within_days=2), suppression=suppression, holdout_share=0.0)
-    assert err.value.column == "suppression"
-    with pytest.raises(SchemaError, match="no identity file with an e-mail column"):
+    assert err.value.parameter == "suppression"
+    with pytest.raises(ParameterError, match="no identity file with an e-mail column"):
         build_target_list(shop, "shop", suppression=suppression, identities=read_identities(b"user_id,phone\nu00,\n"),
                           holdout_share=0.0)
     ids_only = build_target_list(shop, "shop", CampaignFilters(seen_within_days=2),
@@ -284,7 +284,7 @@ def test_plain_csv_keeps_shoppers_not_in_the_identity_file(shop):
 
 
 def test_ad_destination_needs_identities(shop):
-    with pytest.raises(SchemaError, match="needs an identity file"):
+    with pytest.raises(ParameterError, match="needs an identity file"):
         build_target_list(shop, "shop", destination="meta")
 
 
@@ -343,7 +343,7 @@ def test_split_holdout_is_stratified_by_decile():
 
 def test_holdout_share_is_checked():
     frame = pd.DataFrame({"user_id": ["a"], "propensity": [0.5], "propensity_decile": [1]})
-    with pytest.raises(SchemaError, match="holdout share 0.9"):
+    with pytest.raises(ParameterError, match="holdout share 0.9"):
         campaigns.split_holdout(frame, 0.9, seed=0)
 
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from core.errors import SchemaError
+from core.errors import ParameterError
 from core.model import evaluation as ev
 
 
@@ -28,7 +28,7 @@ def test_auc_none_for_one_class():
      ([0, 1], [0.1, float("nan")], "1 missing scores")],
 )
 def test_bad_inputs(y, p, message):
-    with pytest.raises(SchemaError, match=message):
+    with pytest.raises(ParameterError, match=message):
         ev.roc_auc(y, p)
 
 
@@ -77,9 +77,9 @@ def test_accuracy_and_ndcg_by_hand():
     assert ev.accuracy_at_k([None], [["a"]], 1) is None
     out = ev.evaluate_ranking(true, ranked, ks=(1, 2), ndcg_k=2)
     assert out == pytest.approx({"n": 3, "accuracy@1": 1 / 3, "accuracy@2": 2 / 3, "ndcg@2": (1 + 1 / math.log2(3)) / 3})
-    with pytest.raises(SchemaError, match="k must be a whole number >= 1; got 0"):
+    with pytest.raises(ParameterError, match="k must be a whole number >= 1; got 0"):
         ev.accuracy_at_k(true, ranked, 0)
-    with pytest.raises(SchemaError, match="same length; got 1 and 2"):
+    with pytest.raises(ParameterError, match="same length; got 1 and 2"):
         ev.ndcg_at_k(["a"], [["a"], ["b"]], 3)
 
 
@@ -93,9 +93,9 @@ def test_multiclass_log_loss_by_hand():
     assert ev.multiclass_log_loss(["b"], np.array([[1.0, 0.0, 0.0]]), classes) == pytest.approx(-math.log(ev.EPS))
     nt = ev.evaluate_next_type(["a", "c"], proba, classes)
     assert nt["accuracy"] == 1.0 and nt["n"] == 2
-    with pytest.raises(SchemaError, match=r"labels \['z'\] that are not in classes"):
+    with pytest.raises(ParameterError, match=r"labels \['z'\] that are not in classes"):
         ev.multiclass_log_loss(["z"], np.array([[1.0, 0, 0]]), classes)
-    with pytest.raises(SchemaError, match=r"shape \(1, 3\).*got \(1, 2\)"):
+    with pytest.raises(ParameterError, match=r"shape \(1, 3\).*got \(1, 2\)"):
         ev.multiclass_log_loss(["a"], np.array([[1.0, 0]]), classes)
 
 
@@ -201,7 +201,7 @@ def test_stacking_two_models_beats_each_and_stays_calibrated():
     assert ev.expected_calibration_error(y[half:], blended) < 0.03
     again = ev.Calibrator.from_dict(cal.to_dict())
     assert again.stack_ == pytest.approx(stack) and np.allclose(again(p_a[:50], p_b[:50]), blended[:0].tolist() or cal(p_a[:50], p_b[:50]))
-    with pytest.raises(SchemaError, match="second model"):
+    with pytest.raises(ParameterError, match="second model"):
         cal(p_a[:5])
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from core import config, exports
 from core.campaigns import CampaignFilters, build_target_list
-from core.errors import CartsightError, SchemaError
+from core.errors import CartsightError, ParameterError, SchemaError
 from core.identities import read_identities, sha256_hex
 from tests.test_campaigns import FIXTURES, make_shop
 
@@ -169,9 +169,9 @@ def test_small_list_warning(fmt, n, warned):
 
 def test_format_must_match_the_list_destination(shop):
     built = build_target_list(shop, "shop", CampaignFilters(top_k=3), holdout_share=0.0)
-    with pytest.raises(SchemaError, match="built for destination None"):
+    with pytest.raises(ParameterError, match="built for destination None"):
         exports.render(built, "google")
-    with pytest.raises(SchemaError, match="format 'xls' is unknown"):
+    with pytest.raises(ParameterError, match="format 'xls' is unknown"):
         exports.render(built, "xls")
 
 

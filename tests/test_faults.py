@@ -64,6 +64,7 @@ def home(tmp_path, monkeypatch):
 # --- 1. killed mid-ingest ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["duckdb", "postgres"])
 def test_ingest_killed_midway_leaves_no_half_dataset(backend, home, tmp_path, request):
     from core.ingest import ingest_file
@@ -133,6 +134,7 @@ def _model_entries(home: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for d in root.iterdir() for p in d.iterdir()) if root.is_dir() else []
 
 
+@pytest.mark.slow
 def test_training_killed_midway_or_while_publishing_keeps_the_previous_model(home, shop):
     import torch
 
@@ -245,6 +247,7 @@ def _errors(at) -> list[str]:
     return [e.value for e in at.error]
 
 
+@pytest.mark.slow
 def test_pages_say_which_database_is_down_and_recover_without_restart(cluster, home, monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
 

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from core import derived, forecast, store
-from core.errors import NotFittedError, SchemaError, TrainingCancelled
+from core.errors import NotFittedError, ParameterError, TrainingCancelled
 from core.model.config import EVENT_CLASS_COLUMNS, ModelConfig
 from core.model.evaluation import Calibrator
 from tests.conftest import make_dataset
@@ -70,6 +70,7 @@ def _store(tmp_path, name="db"):
     return store.make_engine(f"duckdb:///{tmp_path / (name + '.duckdb')}")
 
 
+@pytest.mark.slow
 def test_train_scores_every_shopper_and_publishes_a_version(tmp_path, sim_small):
     from core import config
     from core.model import registry
@@ -117,6 +118,7 @@ def test_train_scores_every_shopper_and_publishes_a_version(tmp_path, sim_small)
     assert registry.model_rows(engine, card.dataset_id)[0]["status"] == "ready"
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_forecasts(tmp_path, sim_small):
     frames = []
     for name in ("one", "two"):
@@ -128,6 +130,7 @@ def test_same_seed_gives_the_same_forecasts(tmp_path, sim_small):
     pd.testing.assert_frame_equal(frames[0], frames[1])
 
 
+@pytest.mark.slow
 def test_cancelling_leaves_no_model(tmp_path, sim_small):
     from core import config
 
@@ -149,6 +152,7 @@ def test_cancelling_leaves_no_model(tmp_path, sim_small):
     assert not root.exists() or not any(p for p in root.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 def test_a_cancel_during_scoring_keeps_the_previous_version(tmp_path, sim_small):
     engine = _store(tmp_path)
     load_events(engine, "sim", canonical(sim_small.events))
@@ -166,6 +170,7 @@ def test_a_cancel_during_scoring_keeps_the_previous_version(tmp_path, sim_small)
     assert set(preds["model_version"]) == {first.model_version}
 
 
+@pytest.mark.slow
 def test_one_hundred_shoppers_get_forecasts_and_an_honest_card(engine):
     sim = simulate.simulate(100, weeks=4, seed=5)
     load_events(engine, "small", canonical(sim.events))
@@ -179,6 +184,7 @@ def test_one_hundred_shoppers_get_forecasts_and_an_honest_card(engine):
     assert len(preds) == 100 and preds["purchase_propensity"].notna().all()
 
 
+@pytest.mark.slow
 def test_propensity_ranks_shoppers_in_buying_mode_first(tmp_path):
     """The simulator plants a hidden buying mode; the model's propensity must find it without being told."""
     from core import sequences as seq
@@ -202,6 +208,7 @@ def test_propensity_ranks_shoppers_in_buying_mode_first(tmp_path):
     assert auc > 0.65, f"ROC-AUC of the model's propensity against the planted buying mode: {auc:.3f}"
 
 
+@pytest.mark.slow
 def test_refit_on_the_latest_window_is_stated_in_the_card(tmp_path):
     sim = simulate.simulate(120, weeks=4, seed=8)
     engine = _store(tmp_path)
@@ -244,10 +251,11 @@ def test_chunk_rankers_keep_the_saved_popular_fill_and_read_each_shoppers_own_st
     assert markov.rank_items(["c"], 2) == [["i1", "i2"]]
     assert markov.last_item_ == {"c": "i2"} and markov.last_category_ == {"c": "c3"}
     assert markov.item_transitions_ == {"i1": ["i1", "i2"]}  # fitted once, on the sample (a tie: popular first)
-    with pytest.raises(SchemaError, match="k=4 is more than this saved ranker keeps"):
+    with pytest.raises(ParameterError, match="k=4 is more than this saved ranker keeps"):
         markov.rank_items(["c"], 4)
 
 
+@pytest.mark.slow
 def test_rescoring_uses_the_saved_baselines_and_writes_what_training_wrote(tmp_path, sim_small, monkeypatch):
     """Every head served by a baseline: re-scoring refits nothing (the fits are switched off) and writes exactly
     the rows training wrote; a version saved before its baselines were kept refits them and agrees too."""

@@ -471,6 +471,7 @@ print(json.dumps({"report": report.to_dict(), "seconds": seconds, "peak_bytes": 
 BIG_PEAK_LIMIT_BYTES = 3 * 1024**3
 
 
+@pytest.mark.slow
 def test_one_gigabyte_file_loads_with_exact_counts_and_bounded_memory(tmp_path):
     big = hf.write_big_rees46(tmp_path, min_bytes=1024**3)
     db = tmp_path / "big.duckdb"

@@ -3,7 +3,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from core.errors import SchemaError
+from core.errors import ParameterError, SchemaError
 from core.model import labels
 from core.model.labels import CutoffPlan, load_window, make_targets, plan_cutoffs
 from tests.conftest import make_dataset
@@ -165,11 +165,11 @@ def test_plan_cutoffs_too_short_data():
 
 @pytest.mark.parametrize("bad", [0, 61, 2.5, True])
 def test_plan_cutoffs_bad_horizon(bad):
-    with pytest.raises(SchemaError, match=f"horizon_days must be .* got {bad!r}"):
+    with pytest.raises(ParameterError, match=f"horizon_days must be .* got {bad!r}"):
         plan_cutoffs(dt.datetime(2024, 1, 1), dt.datetime(2024, 6, 1), bad)
 
 
 @pytest.mark.parametrize("kwargs, param", [({"n_train_cutoffs": 0}, "n_train_cutoffs"), ({"stride_days": 0}, "stride_days")])
 def test_plan_cutoffs_bad_params(kwargs, param):
-    with pytest.raises(SchemaError, match=param):
+    with pytest.raises(ParameterError, match=param):
         plan_cutoffs(dt.datetime(2024, 1, 1), dt.datetime(2024, 6, 1), 7, **kwargs)

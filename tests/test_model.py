@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core import sequences as seq
-from core.errors import SchemaError
+from core.errors import ParameterError
 from core.model.config import EVENT_CLASSES, EVENT_TYPE_IDS, ModelConfig
 
 EVENT_TYPE_IDS_CART = EVENT_TYPE_IDS["cart"]
@@ -114,25 +114,25 @@ def test_trimmed_padding_does_not_change_the_forecast():
     ({"brand_vocab_size": 3.0}, "brand_vocab_size", "whole number"),
 ])
 def test_config_rejects_inconsistent_values(kwargs, parameter, expected):
-    with pytest.raises(SchemaError) as err:
+    with pytest.raises(ParameterError) as err:
         ModelConfig(**kwargs)
     message = str(err.value)
     assert repr(parameter) in message and expected in message
     assert repr(kwargs[parameter]) in message  # the value found
-    assert err.value.column == parameter
+    assert err.value.parameter == parameter
 
 
 def test_config_round_trip_and_unknown_keys():
     cfg = ModelConfig(hidden_size=32, n_heads=4, seed=5)
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(SchemaError, match="no parameter"):
+    with pytest.raises(ParameterError, match="no parameter"):
         ModelConfig.from_dict({"hiden_size": 3})
 
 
 def test_the_model_takes_its_vocabulary_sizes_from_the_config():
     from core.model.modeling import ForecastModel
 
-    with pytest.raises(SchemaError) as err:
+    with pytest.raises(ParameterError) as err:
         ForecastModel(tiny_config())  # sizes not set: the data's vocabularies are not known yet
     assert "'item_vocab_size' is None" in str(err.value) and "with_vocab_sizes" in str(err.value)
     cfg = tiny_config().with_vocab_sizes(30, 12, 4)

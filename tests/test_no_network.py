@@ -198,6 +198,7 @@ def offline_journey(tmp_path_factory):
     return folder, json.loads(out.stdout.strip().splitlines()[-1]), log
 
 
+@pytest.mark.slow
 def test_whole_journey_through_core_reaches_nothing_outside(offline_journey):
     folder, done, log = offline_journey
     installed, attempts = read_log(log)
@@ -231,6 +232,7 @@ def _guarded_app(folder: Path, log: Path) -> Iterator[tuple[str, subprocess.Pope
         yield base, proc
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_every_page_of_the_running_app_reaches_nothing_outside(offline_journey, debian_chromium):
     folder, done, _ = offline_journey

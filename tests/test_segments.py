@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sklearn.metrics import adjusted_rand_score
 
 from core import derived, segments, store
-from core.errors import NotFittedError, SchemaError
+from core.errors import NotFittedError, ParameterError, SchemaError
 from core.simulate import simulate, to_canonical
 from tests.conftest import make_dataset
 
@@ -148,7 +148,7 @@ def test_cli_output(sim_store):
     assert frame.groupby("segment")["segment_name"].nunique().eq(1).all()
     for p in run.profiles:
         assert f"Segment {p['segment']}: {p['name']}" in text
-    with pytest.raises(SchemaError, match="features"):
+    with pytest.raises(ParameterError, match="features"):
         segments.segment_cli_output(segments.latest_run(sim_store["engine"], "sim"))
 
 
@@ -172,16 +172,16 @@ def _grid_features(n: int) -> pd.DataFrame:
     ({"feature_weights": {"a": -1}}, r"'feature_weights' has -1 for 'a'"),
 ])
 def test_bad_parameters_are_named(params, match):
-    with pytest.raises(SchemaError, match=match) as info:
+    with pytest.raises(ParameterError, match=match) as info:
         segments.Segmenter(**params).fit(_grid_features(200))
-    assert info.value.column == next(iter(params))
+    assert info.value.parameter == next(iter(params))
 
 
 def test_too_few_shoppers():
-    with pytest.raises(SchemaError, match=r"features have 14 shopper\(s\); 3 segments need at least 15") as info:
+    with pytest.raises(ParameterError, match=r"features have 14 shopper\(s\); 3 segments need at least 15") as info:
         segments.Segmenter(3).fit(_grid_features(14))
-    assert info.value.column == "n_segments"
-    with pytest.raises(SchemaError, match=r"features have 9 shopper\(s\); 2 segments need at least 10"):
+    assert info.value.parameter == "n_segments"
+    with pytest.raises(ParameterError, match=r"features have 9 shopper\(s\); 2 segments need at least 10"):
         segments.Segmenter("auto").fit(_grid_features(9))
     seg = segments.Segmenter("auto").fit(_grid_features(22))  # only k = 2..4 have 5 shoppers each
     assert sorted(seg.silhouette_by_k_) == [2, 3, 4]
@@ -304,7 +304,7 @@ def test_run_round_trip(engine):
 
 def test_too_few_shoppers_stores_nothing(engine):
     make_dataset(engine, "tiny", HAND_ROWS)
-    with pytest.raises(SchemaError, match="2 segments need at least 10"):
+    with pytest.raises(ParameterError, match="2 segments need at least 10"):
         segments.run_segmentation(engine, "tiny", n_segments=2)
     assert segments.latest_run(engine, "tiny") is None
 
@@ -337,7 +337,7 @@ def test_shopper_helpers(engine):
     top = segments.suggest_shoppers(engine, "hand", "biggest spenders", 2)
     assert top["user_id"].tolist()[0] == "a" and top["value"].tolist()[0] == 10.0
     assert segments.suggest_shoppers(engine, "hand", "top propensity").empty
-    with pytest.raises(SchemaError, match="'kind' is 'best'"):
+    with pytest.raises(ParameterError, match="'kind' is 'best'"):
         segments.suggest_shoppers(engine, "hand", "best")
     run = segments.run_segmentation(engine, "hand", n_segments=2)
     seg = segments.segment_of(engine, "hand", "b")["segment"]

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from openpyxl import Workbook
 
 from core import store, tabular
-from core.errors import IngestCancelled, SchemaError
+from core.errors import IngestCancelled, ParameterError, SchemaError
 from core.ingest import ingest_file, quarantined_rows
 from core.sniff import sniff
 
@@ -160,7 +160,7 @@ def test_another_worksheet_can_be_chosen(engine, tmp_path):
     report = ingest_file(engine, path, "events", mapping=sniffed.mapping)
     assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (3, 2, {"unparseable_time": 1})
     assert quarantined_rows(engine, "events")["line_no"].tolist() == [3]
-    with pytest.raises(SchemaError,
+    with pytest.raises(ParameterError,
                        match=r"^report\.xlsx has no worksheet 'Gone'; expected one of \['Summary', 'Events'\]"):
         sniff(path, sheet="Gone")
 

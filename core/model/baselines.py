@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from core import config
-from core.errors import NotFittedError, SchemaError
+from core.errors import NotFittedError, ParameterError, SchemaError
 from core.model.config import RECENT_WINDOWS_DAYS
 from core.model.labels import NEXT_EVENT_CLASSES
 
@@ -75,7 +75,7 @@ def _check_history(history: pd.DataFrame, needed: Sequence[str], who: str) -> No
     if missing:
         raise SchemaError(
             f"{who}: column(s) {missing} not in the history. Columns found: {list(history.columns)}",
-            column=missing[0],
+            column=missing[0], reason="missing_column",
         )
 
 
@@ -356,10 +356,10 @@ def _fill(first: Sequence[str], popular: Sequence[str], k: int) -> list[str]:
 
 def _check_k(k: int, max_k: int | None = None) -> None:
     if int(k) != k or k < 1:
-        raise SchemaError(f"k must be a whole number >= 1; got {k!r}.", column="k")
+        raise ParameterError(f"k must be a whole number >= 1; got {k!r}.", parameter="k")
     if max_k is not None and k > max_k:
-        raise SchemaError(f"k={k} is more than this saved ranker keeps (k <= {max_k}); refit it for longer lists.",
-                          column="k")
+        raise ParameterError(f"k={k} is more than this saved ranker keeps (k <= {max_k}); refit it for longer lists.",
+                             parameter="k")
 
 
 def _ranker_state(obj, **lists) -> dict:
@@ -588,19 +588,20 @@ def _examples(examples: Iterable, target: str, cfg: BaselineConfig) -> tuple[pd.
             if "cutoff" not in targets.columns or targets.empty:
                 raise SchemaError(
                     f"Example {i}: targets have no 'cutoff' column; pass (history, cutoff, targets) instead.",
-                    column="cutoff",
+                    column="cutoff", reason="missing_column",
                 )
             cutoff = targets["cutoff"].iloc[0]
         else:
-            raise SchemaError(f"Example {i} has {len(ex)} parts; expected (history, targets) or "
-                              "(history, cutoff, targets).", column="examples")
+            raise ParameterError(f"Example {i} has {len(ex)} parts; expected (history, targets) or "
+                                 "(history, cutoff, targets).", parameter="examples")
         if target not in targets.columns:
             raise SchemaError(f"Example {i}: column {target!r} not in the targets. Columns found: "
-                              f"{list(targets.columns)}", column=target)
+                              f"{list(targets.columns)}", column=target, reason="missing_column")
         xs.append(rfm_features(history, cutoff, users=targets["user_id"].astype(str).tolist(), cfg=cfg))
         ys.append(targets[target].to_numpy())
     if not xs:
-        raise SchemaError("fit needs at least one training cutoff's (history, targets); got none.", column="examples")
+        raise ParameterError("fit needs at least one training cutoff's (history, targets); got none.",
+                             parameter="examples")
     return pd.concat(xs, ignore_index=True), np.concatenate(ys)
 
 
@@ -656,8 +657,8 @@ class TreeEnsemble:
     def from_sklearn(cls, model) -> TreeEnsemble:
         """The trees of a fitted ``HistGradientBoostingClassifier`` (numeric features only)."""
         if getattr(model, "is_categorical_", None) is not None and np.any(model.is_categorical_):
-            raise SchemaError("TreeEnsemble takes numeric features only; this model has categorical ones.",
-                              column="is_categorical_")
+            raise ParameterError("TreeEnsemble takes numeric features only; this model has categorical ones.",
+                                 parameter="model")
         trees = [{"class": k, **{f: p.nodes[f].tolist() for f in cls._FIELDS}}
                  for per_iteration in model._predictors for k, p in enumerate(per_iteration)]
         return cls(model.classes_.tolist(), np.ravel(model._baseline_prediction).tolist(), trees)
@@ -808,7 +809,7 @@ class RFMNextType(_RFMModel):
         unknown = sorted(set(y) - set(NEXT_EVENT_CLASSES))
         if unknown:
             raise SchemaError(f"next_event_type holds {unknown} not in {NEXT_EVENT_CLASSES}.",
-                              column="next_event_type", cases=unknown)
+                              column="next_event_type", cases=unknown, reason="bad_value")
         self.features_ = list(X.columns)
         seen = sorted(set(y), key=NEXT_EVENT_CLASSES.index)
         self.only_class_ = seen[0] if len(seen) == 1 else None
@@ -836,5 +837,6 @@ def baseline_from_dict(state: dict):
     """A baseline (ranker or gradient boosting) saved by its ``to_dict``; :class:`SchemaError` for an unknown kind."""
     kinds = {c.__name__: c for c in (MostPopular, OwnMostFrequent, MarkovChain, RFMPropensity, RFMNextType)}
     if state.get("kind") not in kinds:
-        raise SchemaError(f"Saved baseline kind {state.get('kind')!r} is not one of {sorted(kinds)}.", column="kind")
+        raise SchemaError(f"Saved baseline kind {state.get('kind')!r} is not one of {sorted(kinds)}.", column="kind",
+                          reason="bad_value")
     return kinds[state["kind"]].from_dict(state)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.config import SESSION_GAP_MINUTES
-from core.errors import SchemaError
+from core.errors import ParameterError
 
 #: Class order of the next-event-type head everywhere: the model's output, the labels, the baselines and the
 #: prediction columns below all follow it, so a probability is read by position without a lookup.
@@ -54,7 +54,8 @@ VOCAB_SIZES = ("item_vocab_size", "category_vocab_size", "brand_vocab_size")
 
 
 def _fail(name: str, value: Any, expected: str) -> None:
-    raise SchemaError(f"ModelConfig parameter {name!r} is {value!r}; expected {expected}.", column=name, cases=[value])
+    raise ParameterError(f"ModelConfig parameter {name!r} is {value!r}; expected {expected}.", parameter=name,
+                         cases=[value])
 
 
 @dataclass
@@ -182,7 +183,7 @@ class ModelConfig:
         return dataclasses.replace(self, item_vocab_size=items, category_vocab_size=categories, brand_vocab_size=brands)
 
     def vocab_sizes(self) -> tuple[int, int, int]:
-        """(items, categories, brands) ids; raises :class:`SchemaError` naming the first size not yet set."""
+        """(items, categories, brands) ids; raises :class:`ParameterError` naming the first size not yet set."""
         for name in VOCAB_SIZES:
             if getattr(self, name) is None:
                 _fail(name, None, "the size of the data's vocabulary: build the model from config.with_vocab_sizes(...)")
@@ -198,11 +199,12 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
-        """Build (and validate) a config from a dict; unknown keys raise :class:`SchemaError` naming them."""
+        """Build (and validate) a config from a dict; unknown keys raise :class:`ParameterError` naming them."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise SchemaError(
-                f"ModelConfig has no parameter(s) {unknown}; known parameters: {sorted(known)}.", cases=unknown
+            raise ParameterError(
+                f"ModelConfig has no parameter(s) {unknown}; known parameters: {sorted(known)}.",
+                parameter=unknown[0], cases=unknown,
             )
         return cls(**values)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from core import config
-from core.errors import SchemaError
+from core.errors import ParameterError, SchemaError
 
 #: Probabilities are clipped to [EPS, 1 - EPS] before taking logs.
 EPS = 1e-15
@@ -24,12 +24,14 @@ def _arrays(y, p) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y, dtype=float).ravel()
     p = np.asarray(p, dtype=float).ravel()
     if y.shape != p.shape:
-        raise SchemaError(f"y and p must have the same length; got {len(y)} labels and {len(p)} scores.", column="p")
+        raise ParameterError(f"y and p must have the same length; got {len(y)} labels and {len(p)} scores.",
+                             parameter="p")
     if y.size and not np.isin(y, (0.0, 1.0)).all():
         bad = sorted(set(y[~np.isin(y, (0.0, 1.0))].tolist()))[:5]
-        raise SchemaError(f"y must hold 0/1 labels; found {bad}.", column="y", cases=bad)
+        raise ParameterError(f"y must hold 0/1 labels; found {bad}.", parameter="y", cases=bad)
     if np.isnan(p).any():
-        raise SchemaError(f"p holds {int(np.isnan(p).sum())} missing scores; every shopper needs a score.", column="p")
+        raise ParameterError(f"p holds {int(np.isnan(p).sum())} missing scores; every shopper needs a score.",
+                             parameter="p")
     return y, p
 
 
@@ -100,7 +102,7 @@ def calibration_table(y, p, n_bins: int = config.CALIBRATION_BINS) -> pd.DataFra
     """
     y, p = _arrays(y, p)
     if n_bins < 1:
-        raise SchemaError(f"n_bins must be >= 1; got {n_bins}.", column="n_bins")
+        raise ParameterError(f"n_bins must be >= 1; got {n_bins}.", parameter="n_bins")
     cols = ["bin", "lower", "upper", "mean_predicted", "observed_rate", "n"]
     if y.size == 0:
         return pd.DataFrame(columns=cols)
@@ -128,14 +130,14 @@ def _missing(v) -> bool:
 def _pairs(true: Sequence, ranked: Sequence[Sequence]) -> list[tuple[str, list[str]]]:
     true, ranked = list(true), list(ranked)
     if len(true) != len(ranked):
-        raise SchemaError(f"true and ranked must have the same length; got {len(true)} and {len(ranked)}.",
-                          column="ranked")
+        raise ParameterError(f"true and ranked must have the same length; got {len(true)} and {len(ranked)}.",
+                             parameter="ranked")
     return [(str(t), [str(x) for x in r]) for t, r in zip(true, ranked) if not _missing(t)]
 
 
 def _check_k(k: int) -> None:
     if int(k) != k or k < 1:
-        raise SchemaError(f"k must be a whole number >= 1; got {k!r}.", column="k")
+        raise ParameterError(f"k must be a whole number >= 1; got {k!r}.", parameter="k")
 
 
 def accuracy_at_k(true: Sequence, ranked: Sequence[Sequence], k: int) -> float | None:
@@ -171,20 +173,20 @@ def multiclass_log_loss(y_true: Sequence[str], proba: np.ndarray, classes: list[
 
     ``proba`` has one row per example and one column per entry of ``classes``; rows are
     renormalised to sum to 1 and clipped to [EPS, 1 - EPS]. None for no rows. Raises
-    :class:`SchemaError` when a label is not one of ``classes`` or the shapes disagree.
+    :class:`ParameterError` when a label is not one of ``classes`` or the shapes disagree.
     """
     y_true = [str(v) for v in y_true]
     proba = np.asarray(proba, dtype=float)
     if proba.ndim != 2 or proba.shape != (len(y_true), len(classes)):
-        raise SchemaError(
+        raise ParameterError(
             f"proba must have shape ({len(y_true)}, {len(classes)}) (examples x classes); got {proba.shape}.",
-            column="proba",
+            parameter="proba",
         )
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted({v for v in y_true if v not in index})
     if unknown:
-        raise SchemaError(f"y_true holds labels {unknown[:5]} that are not in classes {classes}.",
-                          column="y_true", cases=unknown[:5])
+        raise ParameterError(f"y_true holds labels {unknown[:5]} that are not in classes {classes}.",
+                             parameter="y_true", cases=unknown[:5])
     if not y_true:
         return None
     proba = proba / np.clip(proba.sum(axis=1, keepdims=True), EPS, None)
@@ -254,7 +256,7 @@ def pick_forecast(metrics: dict[str, dict], key: str, higher_is_better: bool = T
         best = max(scored, key=lambda n: scored[n] if higher_is_better else -scored[n]) if scored else None
         if best is None:
             raise SchemaError(f"No forecast named {model_name!r} and none with a {key!r} metric; "
-                              f"forecasts: {sorted(metrics)}.", column=key)
+                              f"forecasts: {sorted(metrics)}.", column=key, reason="missing_column")
         return best, f"No model forecast for this head, so {best}'s forecast is used."
     mine = scored[model_name]
     rivals = {n: v for n, v in scored.items() if n != model_name}
@@ -324,9 +326,9 @@ class Calibrator:
     def __init__(self, kind: str = "identity", x: Sequence[float] = (), y: Sequence[float] = (),
                  a: float = 1.0, b: float = 0.0, stack: Sequence[float] | None = None):
         if kind not in ("identity", "isotonic", "platt"):
-            raise SchemaError(f"kind must be 'identity', 'isotonic' or 'platt'; got {kind!r}.", column="kind")
+            raise ParameterError(f"kind must be 'identity', 'isotonic' or 'platt'; got {kind!r}.", parameter="kind")
         if stack is not None and len(stack) != 3:
-            raise SchemaError(f"stack must be (w_model, w_other, bias); got {stack!r}.", column="stack")
+            raise ParameterError(f"stack must be (w_model, w_other, bias); got {stack!r}.", parameter="stack")
         self.kind = kind
         self.x_ = np.asarray(x, dtype=float)
         self.y_ = np.asarray(y, dtype=float)
@@ -340,8 +342,8 @@ class Calibrator:
         if self.stack_ is None:
             return p.copy()
         if other is None:
-            raise SchemaError("This calibrator stacks two models: pass the second model's probabilities (other=).",
-                              column="other")
+            raise ParameterError("This calibrator stacks two models: pass the second model's probabilities (other=).",
+                                 parameter="other")
         w_m, w_o, bias = self.stack_
         return 1.0 / (1.0 + np.exp(-(w_m * _logit(p) + w_o * _logit(other) + bias)))
 

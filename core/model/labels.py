@@ -25,7 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core import config, store
-from core.errors import SchemaError
+from core.errors import ParameterError, SchemaError
 
 #: Classes of the next-event-type head, in this order everywhere (columns p_view … p_none).
 NEXT_EVENT_CLASSES = ["view", "cart", "purchase", "remove_from_cart", "none"]
@@ -139,10 +139,10 @@ def check_horizon(horizon_days: int) -> int:
     if isinstance(horizon_days, bool) or int(horizon_days) != horizon_days or not (
         config.MIN_HORIZON_DAYS <= horizon_days <= config.MAX_HORIZON_DAYS
     ):
-        raise SchemaError(
+        raise ParameterError(
             f"horizon_days must be a whole number of days from {config.MIN_HORIZON_DAYS} to "
             f"{config.MAX_HORIZON_DAYS}; got {horizon_days!r}.",
-            column="horizon_days",
+            parameter="horizon_days",
         )
     return int(horizon_days)
 
@@ -164,16 +164,18 @@ def plan_cutoffs(
 
     Raises :class:`SchemaError` when the data spans less than ``2 * H + 1`` days (the
     message gives the span found, the span needed and the longest horizon that would
-    fit), or when ``horizon_days``, ``n_train_cutoffs`` or ``stride_days`` is out of range.
+    fit); :class:`ParameterError` when ``horizon_days``, ``n_train_cutoffs`` or ``stride_days``
+    is out of range.
     """
     h_days = check_horizon(horizon_days)
     if int(n_train_cutoffs) != n_train_cutoffs or n_train_cutoffs < 1:
-        raise SchemaError(f"n_train_cutoffs must be a whole number >= 1; got {n_train_cutoffs!r}.",
-                          column="n_train_cutoffs")
+        raise ParameterError(f"n_train_cutoffs must be a whole number >= 1; got {n_train_cutoffs!r}.",
+                             parameter="n_train_cutoffs")
     if stride_days is not None and not stride_days > 0:
-        raise SchemaError(f"stride_days must be > 0 days; got {stride_days!r}.", column="stride_days")
+        raise ParameterError(f"stride_days must be > 0 days; got {stride_days!r}.", parameter="stride_days")
     if first_event is None or last_event is None:
-        raise SchemaError("The dataset has no events, so no cutoff can be placed.", column="event_time")
+        raise SchemaError("The dataset has no events, so no cutoff can be placed.", column="event_time",
+                          reason="no_data")
     horizon = dt.timedelta(days=h_days)
     min_history = dt.timedelta(days=config.MIN_HISTORY_DAYS)
     span = last_event - first_event
@@ -191,7 +193,7 @@ def plan_cutoffs(
             f"horizon needs at least {needed.days} days (one horizon held out for the test, one for validation, "
             f"plus {config.MIN_HISTORY_DAYS} day of history). {hint}",
             column="event_time",
-            cases=[first_event, last_event],
+            cases=[first_event, last_event], reason="too_little_data",
         )
     test_cutoff = _floor_hour(last_event - horizon)
     valid_cutoff = test_cutoff - horizon
@@ -238,7 +240,7 @@ def make_targets(
     if missing:
         raise SchemaError(
             f"make_targets: column(s) {missing} not in the window's events. Columns found: {list(window_events.columns)}",
-            column=missing[0],
+            column=missing[0], reason="missing_column",
         )
     users = [str(u) for u in users]
     end = cutoff + dt.timedelta(days=horizon_days)

@@ -67,7 +67,7 @@ def encode_labels(targets: pd.DataFrame, vocabs: seq.Vocabularies) -> dict:
     unknown = sorted(set(targets["next_event_type"]) - set(class_index))
     if unknown:
         raise SchemaError(f"next_event_type holds {unknown}; expected one of {list(EVENT_CLASSES)}.",
-                          column="next_event_type", cases=unknown)
+                          column="next_event_type", cases=unknown, reason="bad_value")
 
     def ids(vocab: seq.Vocabulary, values: pd.Series) -> np.ndarray:
         out = vocab.encode(values)
@@ -117,7 +117,7 @@ def build_examples(engine: Engine, dataset_id: int, cutoffs: Sequence[dt.datetim
             owners.append(np.full(len(batch), ci, dtype=np.int64))
     if not batches:
         raise SchemaError(f"No shopper has an event before the cutoff(s) {[str(c) for c in cutoffs]}.",
-                          column="event_time")
+                          column="event_time", reason="no_data")
     all_targets = pd.concat(targets, ignore_index=True)
     return ExampleSet(seq.SequenceBatch.concat(batches), encode_labels(all_targets, vocabs), all_targets,
                       np.concatenate(owners))
