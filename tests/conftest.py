@@ -261,3 +261,28 @@ def _drop_schemas_made() -> None:
             print(f"test schema {schema} left on the server: {exc.__class__.__name__}")
         finally:
             raw.dispose()
+
+
+@pytest.fixture
+def download_content(monkeypatch):
+    """A function giving the bytes behind an AppTest download button of the latest run.
+
+    AppTest keeps a download's bytes in a media storage it makes per run; the storages made are
+    recorded so that a test can read what the analyst would download.
+    """
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    from streamlit.testing.v1 import app_test as app_test_module
+
+    storages: list[MemoryMediaFileStorage] = []
+
+    class RecordingStorage(MemoryMediaFileStorage):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            storages.append(self)
+
+    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", RecordingStorage)
+
+    def content(button) -> bytes:
+        return storages[-1].get_file(button.proto.url.rsplit("/", 1)[1]).content
+
+    return content

@@ -15,9 +15,7 @@ import threading
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
-from streamlit.testing.v1 import app_test as app_test_module
 
 import core.ingest
 from core import store
@@ -275,21 +273,13 @@ def test_delete_dataset_after_confirming(store_url):
     engine.dispose()
 
 
-def test_quarantine_download_holds_every_quarantined_row(store_url, monkeypatch):
-    storages: list[MemoryMediaFileStorage] = []
-
-    class RecordingStorage(MemoryMediaFileStorage):  # AppTest keeps download bytes in a storage made per run
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            storages.append(self)
-
-    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", RecordingStorage)
+def test_quarantine_download_holds_every_quarantined_row(store_url, download_content):
     at = _upload(_page(), "2019-Oct-small.csv", REES46_SMALL)
     at.button(key="data_load").click().run()
     run_until(at, lambda: _loaded(at))
     button = at.get("download_button")[0]
     assert button.proto.label == "Download quarantined rows (CSV)"
-    content = storages[-1].get_file(button.proto.url.rsplit("/", 1)[1]).content.decode()
+    content = download_content(button).decode()
     downloaded = pd.read_csv(io.StringIO(content), dtype=str, keep_default_na=False)
     assert downloaded.columns.tolist() == ["line_no", "raw_line", "reason", "detail"]
     assert downloaded["line_no"].tolist() == ["6", "7"]
@@ -473,15 +463,7 @@ def test_a_long_file_name_gives_a_default_name_the_store_takes(store_url):
 
 
 @ON_BOTH_STORES
-def test_quarantine_download_escapes_formula_lines(store_url, monkeypatch):
-    storages: list[MemoryMediaFileStorage] = []
-
-    class RecordingStorage(MemoryMediaFileStorage):  # AppTest keeps download bytes in a storage made per run
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            storages.append(self)
-
-    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", RecordingStorage)
+def test_quarantine_download_escapes_formula_lines(store_url, download_content):
     bad = ['=HYPERLINK("http://x"),view,1,2,,a,1.00,7,s', "+1,view,1,2,,a,1.00,7,s", "-1+2,view,1,2,,a,1.00,7,s",
            "@SUM(A1),view,1,2,,a,1.00,7,s"]
     data = HEADER + VIEW_1 + "".join(line + "\n" for line in bad)  # lines 3-6: a formula where the time should be
@@ -490,7 +472,7 @@ def test_quarantine_download_escapes_formula_lines(store_url, monkeypatch):
     run_until(at, lambda: _loaded(at))
     assert _metrics(at)["Rows quarantined"] == "4"
     button = at.get("download_button")[0]
-    content = storages[-1].get_file(button.proto.url.rsplit("/", 1)[1]).content.decode()
+    content = download_content(button).decode()
     rows = list(csv.DictReader(io.StringIO(content, newline="")))
     assert [r["line_no"] for r in rows] == ["3", "4", "5", "6"]
     assert [r["raw_line"] for r in rows] == ["'" + line for line in bad]

@@ -17,9 +17,7 @@ import threading
 
 import pandas as pd
 import pytest
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
-from streamlit.testing.v1 import app_test as app_test_module
 
 from core import charts_forecast as charts
 from core import config, forecast, store
@@ -153,15 +151,7 @@ def test_too_short_data_is_a_message_and_train_is_off(shop):
 
 
 @ON_BOTH_STORES
-def test_card_after_training(shop, monkeypatch):
-    storages: list[MemoryMediaFileStorage] = []
-
-    class RecordingStorage(MemoryMediaFileStorage):  # AppTest keeps download bytes in a storage made per run
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            storages.append(self)
-
-    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", RecordingStorage)
+def test_card_after_training(shop, download_content):
     card = shop["card"]
     users = shop["users"][TRAINED]
     at = _page(TRAINED)
@@ -228,7 +218,7 @@ def test_card_after_training(shop, monkeypatch):
     assert set(shown["Shopper"]) == set(both["user_id"]) and (shown["Next action"] == top_type).all()
 
     button = at.get("download_button")[0]
-    content = storages[-1].get_file(button.proto.url.rsplit("/", 1)[1]).content.decode()
+    content = download_content(button).decode()
     downloaded = pd.read_csv(io.StringIO(content), dtype={"user_id": str})
     assert set(downloaded["user_id"]) == set(both["user_id"])
     assert "reasons" in downloaded.columns and (downloaded["model_version"] == card.model_version).all()
@@ -314,18 +304,10 @@ def test_charts_have_labelled_axes_and_references():
 
 
 @ON_BOTH_STORES
-def test_forecast_download_escapes_formula_cells(shop, monkeypatch):
+def test_forecast_download_escapes_formula_cells(shop, download_content):
     """A version whose shoppers, categories and items are formula-like (its card copied from the trained one)."""
     from core.safecsv import escape_cell
 
-    storages: list[MemoryMediaFileStorage] = []
-
-    class RecordingStorage(MemoryMediaFileStorage):  # AppTest keeps download bytes in a storage made per run
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            storages.append(self)
-
-    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", RecordingStorage)
     engine, name, version = shop["engine"], "formula shop", "formulas-v1"
     users = ['=HYPERLINK("http://x")', "+1", "-1+2", "@SUM(A1)", "\tx", "\rx", "-3", "-0.25", "+4420"]
     did = make_dataset(engine, name, [{"user_id": u, "event_time": dt.datetime(2024, 3, 1), "event_type": "view"}
@@ -343,7 +325,7 @@ def test_forecast_download_escapes_formula_cells(shop, monkeypatch):
             for i, u in enumerate(users)])
     at = _page(name)
     button = at.get("download_button")[0]
-    content = storages[-1].get_file(button.proto.url.rsplit("/", 1)[1]).content.decode()
+    content = download_content(button).decode()
     rows = list(csv.DictReader(io.StringIO(content, newline="")))
     assert [r["user_id"] for r in rows] == [escape_cell(u) for u in users]
     assert rows[0]["user_id"] == '\'=HYPERLINK("http://x")' and [r["user_id"] for r in rows[-3:]] == ["-3", "-0.25",
