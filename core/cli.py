@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from core import config
-from core.errors import CartsightError
+from core.errors import CartsightError, ParameterError
 
 EXIT_USER_ERROR = 2
 
@@ -49,16 +49,19 @@ def _hand_mapping(args, engine):
     skip = None
     if args.skip_lines is not None:
         if not args.skip_lines.strip().isdigit():
-            raise CartsightError(f"--skip-lines {args.skip_lines!r}: expected a whole number of lines >= 0")
+            raise ParameterError(f"--skip-lines {args.skip_lines!r}: expected a whole number of lines >= 0",
+                                 parameter="--skip-lines", cases=[args.skip_lines])
         skip = int(args.skip_lines)
     columns = {}
     for pair in args.map or []:
         fld, eq, column = pair.partition("=")
         if not eq or not fld.strip():
-            raise CartsightError(f"--map {pair!r}: expected FIELD=COLUMN (user_id=cust), or FIELD= to unmap it")
+            raise ParameterError(f"--map {pair!r}: expected FIELD=COLUMN (user_id=cust), or FIELD= to unmap it",
+                                 parameter="--map", cases=[pair])
         if fld.strip() in columns:  # the last would win unseen; which one was meant is the analyst's to say
-            raise CartsightError(f"--map {pair!r}: {fld.strip()} is already mapped "
-                                 f"({fld.strip()}={columns[fld.strip()] or ''}): expected one --map per field")
+            raise ParameterError(f"--map {pair!r}: {fld.strip()} is already mapped "
+                                 f"({fld.strip()}={columns[fld.strip()] or ''}): expected one --map per field",
+                                 parameter="--map", cases=[pair])
         columns[fld.strip()] = column.strip() or None
     mapping = sniff(args.file, engine, sheet=args.sheet, skip_lines=skip).mapping
     return with_overrides(mapping, columns, event_type=args.event_type, time_format=args.time_format,
@@ -131,7 +134,8 @@ def _model_config(args):
     try:
         values = json.loads(Path(args.config).read_text())
     except (OSError, ValueError) as exc:
-        raise CartsightError(f"--config {args.config}: cannot read a JSON object of ModelConfig fields ({exc})") from exc
+        raise ParameterError(f"--config {args.config}: cannot read a JSON object of ModelConfig fields ({exc})",
+                             parameter="--config", cases=[args.config]) from exc
     return ModelConfig.from_dict(values)
 
 
@@ -149,7 +153,8 @@ def cmd_train(args) -> int:
 
 def cmd_score(args) -> int:
     if (args.events is None) == (args.dataset is None):
-        raise CartsightError("score needs either an EVENTS.csv file or --dataset NAME (not both)")
+        raise ParameterError("score needs either an EVENTS.csv file or --dataset NAME (not both)",
+                             parameter="--dataset")
     from core import safecsv
 
     safecsv.check_out_path(args.out)  # before ingesting or training, which take minutes

@@ -152,10 +152,11 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
     (reading, validating, loading, done) and may raise :class:`IngestCancelled` to cancel.
 
     Returns the :class:`IngestReport`, also stored as the dataset's ``report_json``.
-    Raises :class:`SchemaError` when the mapping lacks a required column, when the file cannot
-    be read to its end (a cut-off .gz) or has a quote that swallows later lines, or when nothing
-    could be loaded (empty, header only, binary, every row bad), :class:`ParameterError` when
-    ``name`` is no usable dataset name (:func:`core.dataset_names.check_dataset_name`),
+    Raises :class:`SchemaError` (its ``reason`` says which) when the mapping lacks a required column,
+    when the file cannot be read to its end (a cut-off .gz) or has a quote that swallows later lines, or
+    when nothing could be loaded (empty, header only, binary, every row bad), :class:`ParameterError` when
+    ``name`` is no usable dataset name (:func:`core.dataset_names.check_dataset_name`) or an option of the
+    mapping holds a value ingest cannot use (:meth:`core.sniff.Mapping.validate`),
     :class:`DatasetExistsError` when ``name`` is taken, :class:`IngestCancelled` when
     cancelled. In every error case nothing is written.
     """
@@ -280,12 +281,12 @@ def _check_required(mapping: Mapping) -> None:
         if not cols.get(fld):
             raise SchemaError(
                 f"no {what} column: expected one of {', '.join(FIELD_ALIASES[fld][:10])}... "
-                f"Columns in file: {_shown_columns(mapping.source_columns)}", column=fld)
+                f"Columns in file: {_shown_columns(mapping.source_columns)}", column=fld, reason="missing_column")
     if not cols.get("event_type") and not mapping.constant_event_type:
         raise SchemaError(
             f"no event type column: expected one of {', '.join(FIELD_ALIASES['event_type'])}, or one event "
             f"type set for every row. Columns in file: {_shown_columns(mapping.source_columns)}",
-            column="event_type")
+            column="event_type", reason="missing_column")
 
 
 def _shown_columns(columns: list[str]) -> str:
@@ -353,7 +354,7 @@ def _follow_json_columns(path: Path, mapping: Mapping) -> Mapping:
         fld, col = gone[0]
         raise SchemaError(f"{path.name} read whole has no column {col!r}, which its preview had and the mapping "
                           f"uses for {fld}; columns: {_shown_columns(names)}. Map {fld} to one of them or to none, "
-                          "then load again.", column=col)
+                          "then load again.", column=col, reason="missing_column")
     added = [n for n in names if n not in mapping.source_columns]
     return replace(mapping, source_columns=names, notes=[
         *mapping.notes, f"read whole, the file has other columns than its preview ({_shown_columns(added)} new): the "
@@ -393,7 +394,7 @@ def _scan_bytes(path: Path, mapping: Mapping) -> _ByteScan:
             lines.feed(carry)
     except (OSError, EOFError) as exc:
         raise SchemaError(f"{path.name} could not be read to the end ({exc}); expected a complete file "
-                          f"(a cut-off download or a damaged .gz file?)") from exc
+                          f"(a cut-off download or a damaged .gz file?)", reason="unreadable_file") from exc
     return _ByteScan(mixed_newlines=lone_cr or (has_crlf and has_lf), has_nul=has_nul, c1_bytes=c1_bytes,
                      lines=lines.finish())
 
@@ -974,7 +975,7 @@ class _Job:
                     and "encoding" not in str(exc).lower():
                 raise
             raise SchemaError(f"{path.name} could not be read as a {_delim_name(m.delimiter)}-separated "
-                              f"{m.encoding} file: {str(exc).splitlines()[0]}") from exc
+                              f"{m.encoding} file: {str(exc).splitlines()[0]}", reason="unreadable_file") from exc
         self._mark_unpaid_orders(duck)
         _tick(self.progress, 0.45, "checking duplicates")
         self._collect_rejects(duck)
@@ -987,7 +988,7 @@ class _Job:
         rows_read = n_staged + n_rejected
         if rows_read == 0:
             raise SchemaError(f"{path.name} has no data rows (header only?): nothing could be loaded; "
-                              f"expected event rows after the header")
+                              f"expected event rows after the header", reason="no_data")
         stats = self._stats(duck)
         by_reason = dict(duck.execute(
             f"SELECT reason, count(*) FROM (SELECT reason FROM {self.chk} WHERE reason IS NOT NULL "
@@ -1003,7 +1004,7 @@ class _Job:
             raise SchemaError(
                 f"nothing could be loaded from {path.name}: all {rows_read:,} rows are bad "
                 f"({', '.join(f'{k}: {v:,}' for k, v in by_reason.items())}); for example: {'; '.join(examples)}",
-                cases=examples)
+                cases=examples, reason="no_data")
         _tick(self.progress, 0.6, "loading events")
         did = store.next_dataset_id(conn)
         events_sql, sessions_derived = self._events_select()
@@ -1123,7 +1124,7 @@ class _Job:
         raise SchemaError(
             f"{path.name}: {lost:,} of its {self.lines.lines:,} lines could "
             f"not be read as rows and counted one by one: {where}nothing was loaded. Expected one event per line "
-            "and every quoted field closed: fix the file and load again.")
+            "and every quoted field closed: fix the file and load again.", reason="unreadable_file")
 
     def _refuse_swallowed_lines(self, duck, path: Path) -> None:
         """Raise :class:`SchemaError` when a quote opened and never closed made DuckDB read later lines as one field.
@@ -1141,7 +1142,7 @@ class _Job:
                 f"it (up to the next quote or the end of the file) were read as one field and cannot be counted row "
                 f"by row; expected every quoted field to close on its own line: fix or remove that quote and load "
                 f"again. Line {line:,} begins: {text.splitlines()[0][:_MAX_LINE_SHOWN]!r}",
-                cases=[text.splitlines()[0][:_MAX_LINE_SHOWN]])
+                cases=[text.splitlines()[0][:_MAX_LINE_SHOWN]], reason="unreadable_file")
 
     def _rows(self) -> str:
         """The checked table with ``rn``: 0-based row number among the lines DuckDB staged, in file order."""

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from core import config, tabular
-from core.errors import SchemaError
+from core.errors import ParameterError, SchemaError
 
 CANONICAL_FIELDS = (
     "user_id", "event_time", "event_type", "item_id", "category", "brand", "price", "quantity", "session_id",
@@ -333,38 +333,42 @@ class Mapping:
         return mapping
 
     def validate(self) -> None:
-        """Raise :class:`SchemaError` when a field holds a value ingest cannot use (naming the field, the value
-        and what was expected)."""
+        """Raise :class:`ParameterError` naming the field when an option holds a value ingest cannot use (an
+        unknown field, encoding, delimiter, time format, price kind, ...), and :class:`SchemaError`
+        (``missing_column``) when a field is mapped to a column the file lacks; both say the value and what was
+        expected."""
         if unknown := [f for f in self.columns if f not in CANONICAL_FIELDS]:
-            raise SchemaError(f"{unknown[0]!r} is no field of the event schema: expected one of "
-                              f"{list(CANONICAL_FIELDS)}", column=str(unknown[0]))
+            raise ParameterError(f"{unknown[0]!r} is no field of the event schema: expected one of "
+                                 f"{list(CANONICAL_FIELDS)}", parameter="columns", cases=[unknown[0]])
         if self.constant_event_type is not None and self.constant_event_type not in config.EVENT_TYPES:
-            raise SchemaError(f"event type {self.constant_event_type!r} is not supported for every row: expected one "
-                              f"of {list(config.EVENT_TYPES)}", column="event_type")
+            raise ParameterError(f"event type {self.constant_event_type!r} is not supported for every row: expected "
+                                 f"one of {list(config.EVENT_TYPES)}", parameter="constant_event_type",
+                                 cases=[self.constant_event_type])
         if self.price_is not in PRICE_KINDS:
-            raise SchemaError(f"price_is {self.price_is!r} is not supported: expected one of {list(PRICE_KINDS)}",
-                              column="price_is")
+            raise ParameterError(f"price_is {self.price_is!r} is not supported: expected one of {list(PRICE_KINDS)}",
+                                 parameter="price_is", cases=[self.price_is])
         if self.encoding not in ENCODINGS:
-            raise SchemaError(f"encoding {self.encoding!r} is not supported: expected one of {list(ENCODINGS)}",
-                              column="encoding")
+            raise ParameterError(f"encoding {self.encoding!r} is not supported: expected one of {list(ENCODINGS)}",
+                                 parameter="encoding", cases=[self.encoding])
         if self.delimiter not in DELIMITERS:
-            raise SchemaError(f"delimiter {self.delimiter!r} is not supported: expected one of {list(DELIMITERS)}",
-                              column="delimiter")
+            raise ParameterError(f"delimiter {self.delimiter!r} is not supported: expected one of {list(DELIMITERS)}",
+                                 parameter="delimiter", cases=[self.delimiter])
         if self.time_format not in TIME_FORMATS:
-            raise SchemaError(f"time format {self.time_format!r} is not supported: expected one of "
-                              f"{list(TIME_FORMATS)}", column="time_format")
+            raise ParameterError(f"time format {self.time_format!r} is not supported: expected one of "
+                                 f"{list(TIME_FORMATS)}", parameter="time_format", cases=[self.time_format])
         if not isinstance(self.skip_lines, int) or self.skip_lines < 0:
-            raise SchemaError(f"skip_lines {self.skip_lines!r} is not supported: expected a whole number >= 0",
-                              column="skip_lines")
+            raise ParameterError(f"skip_lines {self.skip_lines!r} is not supported: expected a whole number >= 0",
+                                 parameter="skip_lines", cases=[self.skip_lines])
         if self.compression not in (None, "gzip"):
-            raise SchemaError(f"compression {self.compression!r} is not supported: expected gzip or none",
-                              column="compression")
+            raise ParameterError(f"compression {self.compression!r} is not supported: expected gzip or none",
+                                 parameter="compression", cases=[self.compression])
         for canon, src in [*self.columns.items(), ("category", self.category_fallback),
                            ("event_time", self.time_of_day), ("status", self.status_column),
                            ("amount_refunded", self.refund_column)]:
             if src is not None and src not in self.source_columns:
                 raise SchemaError(f"{canon} is mapped to column {src!r}, which is not in the file. "
-                                  f"Columns in file: {self.source_columns}", column=canon)
+                                  f"Columns in file: {self.source_columns}", column=canon, cases=[src],
+                                  reason="missing_column")
 
 
 @dataclass
@@ -390,7 +394,8 @@ def _read_head(path: Path) -> tuple[bytes, str | None, bool]:
         with opener(path, "rb") as fh:
             head = fh.read(config.SNIFF_BYTES + 1)
     except (OSError, EOFError) as exc:
-        raise SchemaError(f"{path.name}: the gzip data is damaged ({exc}); expected a readable .csv.gz file") from exc
+        raise SchemaError(f"{path.name}: the gzip data is damaged ({exc}); expected a readable .csv.gz file",
+                          reason="unreadable_file") from exc
     return head[: config.SNIFF_BYTES], compression, len(head) <= config.SNIFF_BYTES
 
 
@@ -429,24 +434,25 @@ def _refuse_non_text(head: bytes, path: Path, compression: str | None) -> None:
     name = path.name
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         kind, advice = _zip_kind(path) if compression is None else ("a gzip-compressed ZIP archive", _UNZIP)
-        raise SchemaError(f"{name} is {kind}, not a CSV file (was it renamed?); {advice}")
+        raise SchemaError(f"{name} is {kind}, not a CSV file (was it renamed?); {advice}", reason="unreadable_file")
     for magic, kind in _MAGIC:
         if head.startswith(magic):
-            raise SchemaError(f"{name} is {kind}, not a CSV file (was it renamed?); {_SAVE_AS_CSV}")
+            raise SchemaError(f"{name} is {kind}, not a CSV file (was it renamed?); {_SAVE_AS_CSV}",
+                              reason="unreadable_file")
     if b"\x00" in head:
         text = head.replace(b"\x00", b"")
         # a few NUL bytes in text (a damaged or zero-padded file) are quarantined row by row at load;
         # a file made of them, or binary bytes around them, is no text file
         if not text.strip() or _control_share(text) > _MAX_CONTROL_SHARE:
             raise SchemaError(f"{name} looks like a binary file (it contains NUL bytes), not a delimited text "
-                              "file; expected a CSV/TSV file of events")
+                              "file; expected a CSV/TSV file of events", reason="unreadable_file")
 
 
 def _refuse_json(text: str, name: str) -> None:
     """Raise :class:`SchemaError` when the text is JSON (an array of objects, or JSON lines), not CSV."""
     if _JSON_START.match(text.lstrip("\ufeff \t\r\n")):
         raise SchemaError(f"{name} is JSON, not a delimited text file; expected a CSV/TSV file of events (a header "
-                          "row, then one event per line): export the data as CSV")
+                          "row, then one event per line): export the data as CSV", reason="unreadable_file")
 
 
 def _detect_encoding(head: bytes, name: str) -> str:
@@ -471,7 +477,7 @@ def _detect_encoding(head: bytes, name: str) -> str:
     best = from_bytes(head).best()
     if best is None or _control_share(head) > _MAX_CONTROL_SHARE:
         raise SchemaError(f"{name} does not look like text (no character encoding fits it); "
-                          "expected a CSV/TSV file of events in UTF-8 or Latin-1")
+                          "expected a CSV/TSV file of events in UTF-8 or Latin-1", reason="unreadable_file")
     return "cp1252" if C1_BYTES.search(head) else "latin-1"
 
 
@@ -965,16 +971,18 @@ def with_overrides(mapping: Mapping, columns: dict[str, str | None] | None = Non
     columns of an order's status and its refund, :attr:`Mapping.status_column` and :attr:`Mapping.refund_column`);
     a field mapped to the event type column reads the type from it again. ``event_type``: one type for every row
     (a canonical type or a name for one, ``order`` for ``purchase``). ``time_format``: a key of
-    :data:`TIME_FORMATS`; ``price_is`` one of :data:`PRICE_KINDS`. Returns a new mapping with a note of what was set; raises :class:`SchemaError` naming
-    an unknown field, a column the file lacks, an unknown time format, price kind or event type.
+    :data:`TIME_FORMATS`; ``price_is`` one of :data:`PRICE_KINDS`. Returns a new mapping with a note of what was
+    set; raises :class:`ParameterError` naming an unknown field, time format, price kind or event type (or one
+    set twice), and :class:`SchemaError` (``missing_column``) for a column the file lacks.
     """
     columns, changes = dict(columns or {}), []
     if unknown := [f for f in columns if f not in HAND_FIELDS]:
-        raise SchemaError(f"{unknown[0]!r} is no field of the event schema: expected one of {list(HAND_FIELDS)}",
-                          column=unknown[0])
+        raise ParameterError(f"{unknown[0]!r} is no field of the event schema: expected one of {list(HAND_FIELDS)}",
+                             parameter="columns", cases=[unknown[0]])
     if event_type is not None and columns.get("event_type"):
-        raise SchemaError(f"the event type is set twice, for every row ({event_type!r}) and from column "
-                          f"{columns['event_type']!r}: expected one of them", column="event_type")
+        raise ParameterError(f"the event type is set twice, for every row ({event_type!r}) and from column "
+                             f"{columns['event_type']!r}: expected one of them", parameter="event_type",
+                             cases=[event_type, columns["event_type"]])
     fields = {f: _source_column(c, mapping.source_columns) for f, c in columns.items()}
     out = replace(mapping, columns={**mapping.columns,
                                     **{f: c for f, c in fields.items() if f not in _HAND_ATTRIBUTES}})
@@ -1029,12 +1037,14 @@ def sniff(path: str | Path, engine=None, sheet: str | None = None, skip_lines: i
 
     Returns a :class:`Sniffed`. Raises :class:`SchemaError` naming the file and what was expected for a
     missing or empty file, an archive or binary file nothing here reads (renamed or not), JSON that is no
-    table of objects, and a first line longer than the sniff window. A few NUL bytes in a text file are let
+    table of objects, and a first line longer than the sniff window (its ``reason`` says which), and
+    :class:`ParameterError` when ``skip_lines`` leaves no line to read. A few NUL bytes in a text file are let
     through: their rows are quarantined at load.
     """
     path = Path(path)
     if not path.is_file():
-        raise SchemaError(f"file {str(path)!r} does not exist; expected a CSV/TSV file of events")
+        raise SchemaError(f"file {str(path)!r} does not exist; expected a CSV/TSV file of events",
+                          reason="unreadable_file")
     if kind := tabular.kind_of(path):
         return _sniff_table(path, kind, engine, sheet, skip_lines)
     head, compression, complete = _read_head(path)
@@ -1045,16 +1055,19 @@ def sniff(path: str | Path, engine=None, sheet: str | None = None, skip_lines: i
     _refuse_json(text, path.name)
     if not complete and "\n" not in text and "\r" not in text:
         raise SchemaError(f"{path.name}: its first line is longer than {config.SNIFF_BYTES // 1024} KiB (no line "
-                          "break found), so it is no header row; expected a header row and then one event per line")
+                          "break found), so it is no header row; expected a header row and then one event per line",
+                          reason="bad_shape")
     lines = _lines(text, complete)
     if not lines:
-        raise SchemaError(f"{path.name} is empty: nothing could be loaded (expected a header and event rows)")
+        raise SchemaError(f"{path.name} is empty: nothing could be loaded (expected a header and event rows)",
+                          reason="no_data")
     chosen = skip_lines is not None
     if chosen:  # the lines skipped say nothing of the delimiter either
         preamble = _rows_before(text, skip_lines)
         if preamble >= len(lines):
-            raise SchemaError(f"{path.name}: no line is left to read after skipping {skip_lines:,} lines; expected "
-                              f"the header within the first {len(lines):,} lines", column="skip_lines")
+            raise ParameterError(f"{path.name}: no line is left to read after skipping {skip_lines:,} lines; "
+                                 f"expected the header within the first {len(lines):,} lines", parameter="skip_lines",
+                                 cases=[skip_lines])
         delimiter, rows, delim_sure = _detect_delimiter(lines[preamble:])
         n_cols = statistics.mode(len(r) for r in rows[:_PROFILE_ROWS])
     else:

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from core import store
-from core.errors import DatasetExistsError, IngestCancelled, SchemaError
+from core.errors import DatasetExistsError, IngestCancelled, ParameterError, SchemaError
 from core.ingest import ingest_file, quarantined_rows, remember_mapping
 from core.sniff import sniff
 
@@ -276,7 +276,7 @@ def test_lines_to_skip_can_be_set_when_the_title_is_not_found(engine, tmp_path):
     assert "the first 14 lines are skipped, as chosen; the table starts at line 15" in mapping.notes
     report = ingest_file(engine, path, "long", mapping=mapping)
     assert (report.rows_read, report.rows_loaded) == (6, 6)
-    with pytest.raises(SchemaError, match=r"^long-title\.csv: no line is left to read after skipping 40 lines"):
+    with pytest.raises(ParameterError, match=r"^long-title\.csv: no line is left to read after skipping 40 lines"):
         sniff(path, skip_lines=40)
 
 
@@ -818,5 +818,5 @@ def test_a_price_kind_set_by_hand_is_what_the_load_applies(engine, tmp_path):
     assert [(r[6], r[7]) for r in _events(engine, "units")] == [(10.0, 4), (3.0, 2)]
     assert not any(n.startswith("the amounts in ") for n in report.notes)
     mapping.price_is = "cost"
-    with pytest.raises(SchemaError, match=r"^price_is 'cost' is not supported: expected one of \['unit_price', "):
+    with pytest.raises(ParameterError, match=r"^price_is 'cost' is not supported: expected one of \['unit_price', "):
         ingest_file(engine, path, "bad", mapping=mapping)
