@@ -38,7 +38,7 @@ TABLE_COLUMNS = {
 # id and the filters are the key, so another store or a reloaded dataset never hits old results.
 @st.cache_data(**_CACHE)
 def _latest_run(_engine, store: str, dataset_id: int) -> dict | None:
-    return prefs.latest_run(_engine, dataset_id)
+    return prefs.latest_run_summary(_engine, dataset_id)
 
 
 @st.cache_data(**_CACHE)
