@@ -252,7 +252,7 @@ def stage_preferences(engine, steps: Steps, _csv: str) -> None:
     from core import preferences as prefs
 
     did = store.get_dataset(engine, DATASET)["dataset_id"]
-    run = steps.run("latest_run", prefs.latest_run, engine, did, page=True)
+    run = steps.run("latest_run", prefs.latest_run_summary, engine, did, page=True)
     run_id = run["run_id"] if run else None
     segs = steps.run("segment_list", prefs.segment_list, engine, did, run_id, page=True) if run else None
     if run is not None:

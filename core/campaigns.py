@@ -48,7 +48,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core import config, store
+from core import config, sql, store
 from core.errors import NotFittedError, ParameterError, SchemaError
 from core.identities import (CONSENT_COLUMNS, IdentityTable, Suppression, accepted_names, email_match_key,
                              user_id_key)
@@ -187,29 +187,18 @@ class TargetList:
 # --- what exists --------------------------------------------------------------------------------------
 
 
-def current_model_version(engine: Engine, dataset_id: int) -> str | None:
-    """The newest ready model version of the dataset, or None."""
-    m = store.models.c
-    query = (sa.select(m.model_version).where(m.dataset_id == dataset_id, m.status == "ready")
-             .order_by(m.created_at.desc(), m.model_version.desc()).limit(1))
-    with engine.connect() as conn:
-        return conn.execute(query).scalar()
-
-
 def current_segment_run(engine: Engine, dataset_id: int) -> int | None:
     """The newest segmentation run id of the dataset, or None."""
-    r = store.segment_runs.c
-    query = (sa.select(r.run_id).where(r.dataset_id == dataset_id)
-             .order_by(r.created_at.desc(), r.run_id.desc()).limit(1))
-    with engine.connect() as conn:
-        value = conn.execute(query).scalar()
-    return None if value is None else int(value)
+    from core.preferences import latest_run_summary
+
+    run = latest_run_summary(engine, dataset_id)
+    return None if run is None else int(run["run_id"])
 
 
 def _context(engine: Engine, dataset: str, filters: CampaignFilters) -> dict:
     ds = store.get_dataset(engine, dataset)
     did = int(ds["dataset_id"])
-    version = current_model_version(engine, did)
+    version = sql.newest_ready_model_version(engine, did)
     run_id = current_segment_run(engine, did)
     need = filters.needs_model()
     if need and version is None:
@@ -228,20 +217,15 @@ def _context(engine: Engine, dataset: str, filters: CampaignFilters) -> dict:
 # --- SQL ----------------------------------------------------------------------------------------------
 
 
-def _is_purchase() -> sa.ColumnElement:
-    return sa.and_(_e.event_type == "purchase", sa.func.coalesce(_e.quantity, 1) >= 0)
-
-
 def _per_user(dataset_id: int) -> sa.Subquery:
     """Per-shopper behaviour aggregated in the database."""
-    amount = _e.price * sa.func.coalesce(_e.quantity, 1)
     return (
         sa.select(
             _e.user_id.label("user_id"),
             sa.func.max(_e.event_time).label("last_seen"),
-            sa.func.max(sa.case((_is_purchase(), _e.event_time))).label("last_purchase"),
-            sa.func.coalesce(sa.func.sum(sa.case((_e.event_type == "purchase", amount))), 0.0).label("spend"),
-            sa.func.count(sa.distinct(sa.case((_is_purchase(), _e.session_id)))).label("orders"),
+            sa.func.max(sa.case((sql.is_purchase(), _e.event_time))).label("last_purchase"),
+            sa.func.coalesce(sa.func.sum(sql.amount()), 0.0).label("spend"),
+            sa.func.count(sa.distinct(sa.case((sql.is_purchase(), _e.session_id)))).label("orders"),
         )
         .where(_e.dataset_id == dataset_id)
         .group_by(_e.user_id)
@@ -433,11 +417,10 @@ def split_holdout(frame: pd.DataFrame, share: float, seed: int) -> pd.Series:
 
 def _dataset_aov(engine: Engine, dataset_id: int) -> float | None:
     """The dataset's average order value: purchase revenue ÷ distinct (shopper, session) orders."""
-    amount = _e.price * sa.func.coalesce(_e.quantity, 1)
     order_key = sa.func.concat(_e.user_id, "|", sa.func.coalesce(_e.session_id, ""))
     query = sa.select(
-        sa.func.sum(sa.case((_e.event_type == "purchase", amount))),
-        sa.func.count(sa.distinct(sa.case((_is_purchase(), order_key)))),
+        sa.func.sum(sql.amount()),
+        sa.func.count(sa.distinct(sa.case((sql.is_purchase(), order_key)))),
     ).where(_e.dataset_id == dataset_id)
     with engine.connect() as conn:
         revenue, orders = conn.execute(query).one()
@@ -631,7 +614,7 @@ def filter_options(engine: Engine, dataset: str) -> dict:
     ``next_categories`` (forecast next categories, most frequent first) and ``end`` (the data's last event)."""
     ds = store.get_dataset(engine, dataset)
     did = int(ds["dataset_id"])
-    version = current_model_version(engine, did)
+    version = sql.newest_ready_model_version(engine, did)
     run_id = current_segment_run(engine, did)
     out = {"model_version": version, "segment_run_id": run_id, "segments": {}, "next_categories": [],
            "end": ds.get("last_event")}

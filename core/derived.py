@@ -28,7 +28,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from core import store
+from core import sql, store
 from core.model.config import PRICE_BAND_QUANTILES, PRICE_BANDS
 
 #: Names of the band-edge columns, as :func:`core.sequences.price_bands` returns them.
@@ -36,20 +36,6 @@ EDGE_COLUMNS = tuple(f"p{round(q * 100)}" for q in PRICE_BAND_QUANTILES)
 
 _e = store.events.c
 _sd = store.session_days.c
-
-
-def _flag(condition) -> sa.ColumnElement:
-    return sa.case((condition, 1), else_=0)
-
-
-def is_purchase() -> sa.ColumnElement:
-    """A ``purchase`` event whose quantity is not negative (a NULL quantity is 1)."""
-    return sa.and_(_e.event_type == "purchase", sa.func.coalesce(_e.quantity, 1) >= 0)
-
-
-def amount() -> sa.ColumnElement:
-    """Signed purchase amount of an event (cancellations negative), NULL for other events."""
-    return sa.case((_e.event_type == "purchase", _e.price * sa.func.coalesce(_e.quantity, 1)), else_=sa.null())
 
 
 def band_edge_selects(dataset_id: int, source: sa.FromClause | None = None,
@@ -181,15 +167,15 @@ def _write_session_days(conn: Connection, dataset_id: int) -> None:
         sa.select(
             _e.dataset_id, _e.user_id, _e.session_id, day.label("day"),
             sa.func.count().label("n_events"),
-            sa.func.sum(_flag(_e.event_type == "view")).label("n_views"),
-            sa.func.sum(_flag(_e.event_type == "cart")).label("n_carts"),
-            sa.func.sum(_flag(is_purchase())).label("n_purchases"),
-            sa.func.sum(_flag(sa.and_(_e.event_type == "purchase", _e.quantity < 0))).label("n_cancels"),
-            sa.func.sum(amount()).label("revenue"),
-            sa.func.count(amount()).label("n_amounts"),
+            sa.func.sum(sql.flag(_e.event_type == "view")).label("n_views"),
+            sa.func.sum(sql.flag(_e.event_type == "cart")).label("n_carts"),
+            sa.func.sum(sql.flag(sql.is_purchase())).label("n_purchases"),
+            sa.func.sum(sql.flag(sql.is_cancellation())).label("n_cancels"),
+            sa.func.sum(sql.amount()).label("revenue"),
+            sa.func.count(sql.amount()).label("n_amounts"),
             sa.func.min(_e.event_time).label("first_event"),
             sa.func.max(_e.event_time).label("last_event"),
-            sa.func.max(sa.case((is_purchase(), _e.event_time), else_=sa.null())).label("last_purchase"),
+            sa.func.max(sa.case((sql.is_purchase(), _e.event_time), else_=sa.null())).label("last_purchase"),
         )
         .where(_e.dataset_id == dataset_id)
         .group_by(_e.dataset_id, _e.user_id, _e.session_id, day)

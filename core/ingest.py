@@ -47,7 +47,7 @@ from core import config, derived, store, tabular
 from core.dataset_names import check_dataset_name
 from core.errors import DatasetExistsError, SchemaError
 from core.lines import LineStats, count_empty_lines, empty_long_lines
-from core.sniff import (C1_BYTES, FIELD_ALIASES, MAX_ZONE_OFFSET_MINUTES, price_pattern,
+from core.sniff import (C1_BYTES, DELIMITER_NAMES, FIELD_ALIASES, MAX_ZONE_OFFSET_MINUTES, price_pattern,
                         PRICE_NOTE_START, STATUS_NOTE_STARTS, TIME_ZONE_SUFFIX, UNPAID_STATUSES, ZONE_EXAMPLES,
                         Mapping, decode_errors, open_text, price_note, sniff, status_notes, unique_names)
 
@@ -1367,4 +1367,4 @@ def _line_text(parts: list, encoding: str) -> str:
 
 
 def _delim_name(delimiter: str) -> str:
-    return {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe", " ": "whitespace"}[delimiter]
+    return DELIMITER_NAMES[delimiter]

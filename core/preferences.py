@@ -43,9 +43,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from core import config, store
+from core import config, sql, store
 from core.errors import CartsightError
 from core.derived import EDGE_COLUMNS
 from core.model.config import PRICE_BANDS
@@ -65,23 +65,6 @@ _e = store.events.c
 
 
 # --- small shared pieces -----------------------------------------------------------------------
-
-
-def _fetch(engine_or_conn: Engine | Connection, stmt) -> list[sa.Row]:
-    """Run ``stmt`` on a connection, opening one when given an engine."""
-    if isinstance(engine_or_conn, Engine):
-        with engine_or_conn.connect() as conn:
-            return list(conn.execute(stmt))
-    return list(engine_or_conn.execute(stmt))
-
-
-def _flag(condition) -> sa.ColumnElement:
-    """1 where ``condition`` holds, else 0 (portable replacement for FILTER / boolean sums)."""
-    return sa.case((condition, 1), else_=0)
-
-
-def _is_cancellation() -> sa.ColumnElement:
-    return sa.and_(_e.event_type == "purchase", sa.func.coalesce(_e.quantity, 1) < 0)
 
 
 def _naive(moment, name: str) -> dt.datetime:
@@ -164,7 +147,7 @@ def band_edges(engine: Engine, dataset_id: int) -> pd.DataFrame:
     pe = store.price_edges.c
     cols = ["category", "n_priced", *EDGE_COLUMNS]
     # categories by name, then the all-categories row (NULL sorts last on both stores)
-    rows = [tuple(r) for r in _fetch(engine, sa.select(pe.category, pe.n_priced, *[pe[c] for c in EDGE_COLUMNS])
+    rows = [tuple(r) for r in sql.fetch(engine, sa.select(pe.category, pe.n_priced, *[pe[c] for c in EDGE_COLUMNS])
                                      .where(pe.dataset_id == dataset_id)
                                      .order_by(pe.category.is_(None), pe.category))]
     frame = pd.DataFrame(rows, columns=cols).astype({"n_priced": "int64", **{c: float for c in EDGE_COLUMNS}})
@@ -198,8 +181,13 @@ def _dimension_sql(dimension: str, dataset_id: int) -> tuple[sa.FromClause, sa.C
 # --- segmentation runs ------------------------------------------------------------------------------
 
 
-def latest_run(engine: Engine, dataset_id: int) -> dict | None:
-    """The dataset's current segmentation (its latest ``cs_segment_runs`` row) as a dict, or None."""
+def latest_run_summary(engine: Engine, dataset_id: int) -> dict | None:
+    """The dataset's current segmentation in brief, or None when it was never segmented.
+
+    A dict of its latest ``cs_segment_runs`` row's ``run_id``, ``created_at``, ``n_segments`` and
+    ``model_version``: one cheap query by dataset id, for pages and lists that only need to know
+    which run is current (:func:`core.segments.latest_run` reads the whole run, profiles included).
+    """
     runs = store.segment_runs
     stmt = (
         sa.select(runs.c.run_id, runs.c.created_at, runs.c.n_segments, runs.c.model_version)
@@ -207,7 +195,7 @@ def latest_run(engine: Engine, dataset_id: int) -> dict | None:
         .order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
         .limit(1)
     )
-    rows = _fetch(engine, stmt)
+    rows = sql.fetch(engine, stmt)
     return dict(rows[0]._mapping) if rows else None
 
 
@@ -217,7 +205,7 @@ def segment_list(engine: Engine, dataset_id: int, run_id: int | None = None) -> 
     Sorted by segment number; an empty frame when the dataset has no segmentation.
     """
     if run_id is None:
-        run = latest_run(engine, dataset_id)
+        run = latest_run_summary(engine, dataset_id)
         if run is None:
             return pd.DataFrame({"segment": pd.Series(dtype="int64"), "segment_name": pd.Series(dtype=object),
                                  "shoppers": pd.Series(dtype="int64")})
@@ -229,14 +217,14 @@ def segment_list(engine: Engine, dataset_id: int, run_id: int | None = None) -> 
         .group_by(seg.segment, seg.segment_name)
         .order_by(seg.segment)
     )
-    frame = pd.DataFrame([tuple(r) for r in _fetch(engine, stmt)], columns=["segment", "segment_name", "shoppers"])
+    frame = pd.DataFrame([tuple(r) for r in sql.fetch(engine, stmt)], columns=["segment", "segment_name", "shoppers"])
     return frame.astype({"segment": "int64", "segment_name": object, "shoppers": "int64"})
 
 
 def _resolve_run(engine: Engine, dataset_id: int, run_id: int | None) -> int:
     if run_id is not None:
         return run_id
-    run = latest_run(engine, dataset_id)
+    run = latest_run_summary(engine, dataset_id)
     if run is None:
         raise CartsightError(
             f"Dataset {dataset_id} has no segmentation yet (no row in cs_segment_runs): run Segments first, "
@@ -257,7 +245,7 @@ def _scoped(dimension: str, dataset_id: int, start, end, event_types: tuple[str,
         where.append(_e.category == category)
     if values is not None:
         where.append(value.in_(values))
-    counted = sa.not_(_is_cancellation())
+    counted = sa.not_(sql.is_cancellation())
     if event_types is not None:
         where.append(sa.or_(_e.event_type.in_(event_types), _e.event_type == "purchase"))
         counted = sa.and_(_e.event_type.in_(event_types), counted)
@@ -265,11 +253,10 @@ def _scoped(dimension: str, dataset_id: int, start, end, event_types: tuple[str,
         sa.select(
             value.label("value"),
             _e.user_id,
-            _flag(counted).label("counted"),
-            _flag(sa.and_(_e.event_type == "purchase", sa.not_(_is_cancellation()))).label("bought"),
-            sa.case((_e.event_type == "purchase", _e.price * sa.func.coalesce(_e.quantity, 1)), else_=sa.null())
-            .label("amount"),
-            *([] if in_group is None else [_flag(in_group).label("in_group")]),
+            sql.flag(counted).label("counted"),
+            sql.flag(sql.is_purchase()).label("bought"),
+            sql.amount().label("amount"),
+            *([] if in_group is None else [sql.flag(in_group).label("in_group")]),
         )
         .select_from(from_clause)
         .where(*where)
@@ -304,7 +291,7 @@ def _group_membership(engine: Engine, dataset_id: int, per_user: sa.Subquery, se
             "of them (a segment or one shopper)."
         )
     if user_id is not None:
-        found = _fetch(engine, sa.select(_e.user_id).where(_e.dataset_id == dataset_id, _e.user_id == str(user_id))
+        found = sql.fetch(engine, sa.select(_e.user_id).where(_e.dataset_id == dataset_id, _e.user_id == str(user_id))
                        .limit(1))
         if not found:
             raise CartsightError(f"Parameter 'user_id' is {user_id!r}: no such shopper in dataset {dataset_id}.")
@@ -385,7 +372,7 @@ def preferences(
     stmt = sa.select(*with_totals.c)
     if dimension != "price_band":
         stmt = stmt.where(sa.or_(t.events > 0, t.revenue != 0)).order_by(t.events.desc(), t.revenue.desc(), t.value)
-    rows = _fetch(engine, stmt)
+    rows = sql.fetch(engine, stmt)
     return _finish(pd.DataFrame([tuple(r) for r in rows], columns=list(with_totals.c.keys())), dimension, min_shoppers)
 
 
@@ -408,12 +395,12 @@ def _per_value(rows: sa.FromClause, from_clause: sa.FromClause, in_group, with_c
     if with_counts:
         cols += [group_sum(events).label("events"), group_sum(sa.func.coalesce(revenue, 0)).label("revenue")]
     if with_shoppers:
-        cols += [group_sum(_flag(r.events > 0)).label("shoppers"), group_sum(_flag(r.purchases > 0)).label("buyers")]
+        cols += [group_sum(sql.flag(r.events > 0)).label("shoppers"), group_sum(sql.flag(r.purchases > 0)).label("buyers")]
     if with_counts:
         cols += [sa.func.sum(events).label("events_all"), sa.func.sum(sa.func.coalesce(revenue, 0)).label("revenue_all")]
     if with_shoppers:
-        cols += [sa.func.sum(_flag(r.events > 0)).label("shoppers_all"),
-                 sa.func.sum(_flag(r.purchases > 0)).label("buyers_all")]
+        cols += [sa.func.sum(sql.flag(r.events > 0)).label("shoppers_all"),
+                 sa.func.sum(sql.flag(r.purchases > 0)).label("buyers_all")]
     return sa.select(*cols).select_from(from_clause).group_by(r.value)
 
 
@@ -447,7 +434,7 @@ def _top_preferences(engine: Engine, dataset_id: int, dimension: str, segment, r
     t = with_totals.c
     ranked = (sa.select(*with_totals.c).where(sa.or_(t.events > 0, t.revenue != 0))
               .order_by(t.events.desc(), t.revenue.desc(), t.value).limit(top_n))
-    counts = pd.DataFrame([tuple(r) for r in _fetch(engine, ranked)], columns=list(with_totals.c.keys()))
+    counts = pd.DataFrame([tuple(r) for r in sql.fetch(engine, ranked)], columns=list(with_totals.c.keys()))
     shopper_cols = ["shoppers", "buyers", "shoppers_all", "buyers_all"]
     if counts.empty:
         shoppers = pd.DataFrame(columns=["value", *shopper_cols])
@@ -456,7 +443,7 @@ def _top_preferences(engine: Engine, dataset_id: int, dimension: str, segment, r
         per_user = _per_user(dimension, dataset_id, start, end, types, category, values=values)
         from_clause, member, _ = _group_membership(engine, dataset_id, per_user, segment, run_id, user_id)
         stmt = _per_value(per_user, from_clause, member, with_counts=False, with_shoppers=True)
-        shoppers = pd.DataFrame([tuple(r) for r in _fetch(engine, stmt)], columns=["value", *shopper_cols])
+        shoppers = pd.DataFrame([tuple(r) for r in sql.fetch(engine, stmt)], columns=["value", *shopper_cols])
     raw = counts.merge(shoppers, on="value", how="left")
     order = ["value", "events", "revenue", "shoppers", "buyers", "events_all", "revenue_all", "shoppers_all",
              "buyers_all", "total_events", "total_revenue", "total_events_all", "total_revenue_all"]
@@ -568,12 +555,12 @@ def affinity_matrix(
             pu.value,
             sa.func.sum(pu.events).label("events"),
             sa.func.sum(sa.func.coalesce(pu.revenue, 0)).label("revenue"),
-            sa.func.sum(_flag(pu.events > 0)).label("shoppers"),
+            sa.func.sum(sql.flag(pu.events > 0)).label("shoppers"),
         )
         .select_from(per_user.outerjoin(members, members.c.user_id == pu.user_id))
         .group_by(members.c.segment, pu.value)
     )
-    raw = pd.DataFrame([tuple(r) for r in _fetch(engine, stmt)],
+    raw = pd.DataFrame([tuple(r) for r in sql.fetch(engine, stmt)],
                        columns=["segment", "value", "events", "revenue", "shoppers"])
     raw = raw.astype({"events": "float64", "revenue": "float64", "shoppers": "float64", "value": object})
     return _matrix(raw, segments, dimension, top_n, min_shoppers)

@@ -36,7 +36,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from core import config, derived, store
+from core import config, derived, sql, store
 from core.errors import CartsightError, StoreUnavailableError
 from core.store import events
 
@@ -56,10 +56,7 @@ def _fetch(engine_or_conn: Engine | Connection, stmt) -> list[sa.Row]:
     A lost or refused connection becomes :class:`StoreUnavailableError`, so a page shows why.
     """
     try:
-        if isinstance(engine_or_conn, Engine):
-            with engine_or_conn.connect() as conn:
-                return list(conn.execute(stmt))
-        return list(engine_or_conn.execute(stmt))
+        return sql.fetch(engine_or_conn, stmt)
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
         known = store.describe_failure(exc, _engine_url(engine_or_conn))
         if known is not None:  # the database down, or its disk full: the message says which and what to do
@@ -99,15 +96,6 @@ def _naive(moment: dt.datetime | dt.date, name: str) -> dt.datetime:
     if moment.tzinfo is not None:
         return moment.astimezone(dt.UTC).replace(tzinfo=None)
     return moment
-
-
-def _flag(condition) -> sa.ColumnElement:
-    """1 where ``condition`` holds, else 0 (portable replacement for FILTER / boolean sums)."""
-    return sa.case((condition, 1), else_=0)
-
-
-_is_purchase = derived.is_purchase
-_amount = derived.amount
 
 
 def _int(value: Any) -> int:
@@ -170,10 +158,10 @@ def _per_session_events(dataset_id: int, start: dt.datetime | None, end: dt.date
         sa.select(
             _e.user_id,
             sa.func.count().label("n_events"),
-            sa.func.max(_flag(_is_purchase())).label("is_order"),
-            sa.func.sum(_flag(_is_purchase())).label("n_purchases"),
-            sa.func.sum(_flag(sa.and_(_e.event_type == "purchase", _e.quantity < 0))).label("n_cancel"),
-            sa.func.sum(_amount()).label("revenue"),
+            sa.func.max(sql.flag(sql.is_purchase())).label("is_order"),
+            sa.func.sum(sql.flag(sql.is_purchase())).label("n_purchases"),
+            sa.func.sum(sql.flag(sql.is_cancellation())).label("n_cancel"),
+            sa.func.sum(sql.amount()).label("revenue"),
             sa.func.min(_e.event_time).label("first_event"),
             sa.func.max(_e.event_time).label("last_event"),
         )
@@ -224,7 +212,7 @@ def _kpis_from_session_days(dataset_id: int, start: dt.datetime | None, end: dt.
     """
     d = store.session_days.c
     where = derived.session_day_filters(dataset_id, start, end)
-    per_session = (sa.select(d.user_id, sa.func.max(_flag(d.n_purchases > 0)).label("is_order"))
+    per_session = (sa.select(d.user_id, sa.func.max(sql.flag(d.n_purchases > 0)).label("is_order"))
                    .where(*where).group_by(d.user_id, d.session_id).subquery("per_session"))
     s = per_session.c
     per_user = (sa.select(sa.func.count().label("n_sessions"), sa.func.sum(s.is_order).label("n_orders"),
@@ -310,7 +298,7 @@ def column_coverage(
         sa.func.count(_e.item_id).label("with_item"),
         sa.func.count(_e.quantity).label("with_quantity"),
         sa.func.count(_e.session_id).label("with_session"),
-        sa.func.sum(_flag(sa.and_(_e.event_type == "purchase", _e.price.is_not(None)))).label("purchases_with_price"),
+        sa.func.sum(sql.flag(sa.and_(_e.event_type == "purchase", _e.price.is_not(None)))).label("purchases_with_price"),
     ).where(*_filters(dataset_id, start, end))
     row = _fetch(engine_or_conn, stmt)[0]._mapping
     return {k: _int(v) for k, v in row.items()}
@@ -347,9 +335,9 @@ def funnel(
         terms = derived.session_day_filters(dataset_id, _bound(start, "start"), _bound(end, "end"))
     else:
         keys = [_e.user_id] if by == "shopper" else [_e.user_id, _e.session_id]
-        reached = [_e.event_type == "view", _e.event_type == "cart", _is_purchase()]
+        reached = [_e.event_type == "view", _e.event_type == "cart", sql.is_purchase()]
     per_unit = (
-        sa.select(*[sa.func.max(_flag(cond)).label(f"s{i}") for i, cond in enumerate(reached)])
+        sa.select(*[sa.func.max(sql.flag(cond)).label(f"s{i}") for i, cond in enumerate(reached)])
         .where(*terms)
         .group_by(*keys)
         .subquery("per_unit")
@@ -480,9 +468,9 @@ def _top(
         raise CartsightError(f"Parameter 'n' is {n!r}; expected a whole number from 1 to {config.MAX_TOP_N}.")
     where = [*_filters(dataset_id, start, end), column.is_not(None)]
     score = {
-        "views": sa.func.sum(_flag(_e.event_type == "view")),
-        "purchases": sa.func.sum(_flag(_is_purchase())),
-        "revenue": sa.func.sum(_amount()),
+        "views": sa.func.sum(sql.flag(_e.event_type == "view")),
+        "purchases": sa.func.sum(sql.flag(sql.is_purchase())),
+        "revenue": sa.func.sum(sql.amount()),
     }[by]
     # Rank on a cheap one-level group-by first; count the shoppers behind only the top n.
     ranked = (
@@ -492,9 +480,9 @@ def _top(
     per_user = (
         sa.select(
             column.label("name"),
-            sa.func.sum(_flag(_e.event_type == "view")).label("views"),
-            sa.func.sum(_flag(_is_purchase())).label("purchases"),
-            sa.func.sum(_amount()).label("revenue"),
+            sa.func.sum(sql.flag(_e.event_type == "view")).label("views"),
+            sa.func.sum(sql.flag(sql.is_purchase())).label("purchases"),
+            sa.func.sum(sql.amount()).label("revenue"),
         )
         .where(*where, column.in_(ranked.scalar_subquery()))
         .group_by(column, _e.user_id)
@@ -503,9 +491,9 @@ def _top(
     u = per_user.c
     measures = {
         "views": sa.func.sum(u.views),
-        "viewers": sa.func.sum(_flag(u.views > 0)),
+        "viewers": sa.func.sum(sql.flag(u.views > 0)),
         "purchases": sa.func.sum(u.purchases),
-        "buyers": sa.func.sum(_flag(u.purchases > 0)),
+        "buyers": sa.func.sum(sql.flag(u.purchases > 0)),
         "revenue": sa.func.sum(u.revenue),
     }
     stmt = (

@@ -33,7 +33,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from core import config, store
+from core import config, sql, store
 from core.errors import NotFittedError, ParameterError, SchemaError
 from core.model.config import PRICE_BANDS
 
@@ -58,14 +58,6 @@ _e = store.events.c
 # --- features ------------------------------------------------------------------------------------
 
 
-def _flag(condition) -> sa.ColumnElement:
-    return sa.case((condition, 1), else_=0)
-
-
-def _is_purchase() -> sa.ColumnElement:
-    return sa.and_(_e.event_type == "purchase", sa.func.coalesce(_e.quantity, 1) >= 0)
-
-
 def category_group(column) -> sa.ColumnElement:
     """SQL for the category group of ``column``: the part before the first dot (the whole id when none)."""
     return sa.func.split_part(column, ".", 1)
@@ -76,28 +68,28 @@ def top_category_groups(engine_or_conn, dataset_id: int, n: int) -> list[str]:
     grp = category_group(_e.category).label("grp")
     query = (sa.select(grp, sa.func.count().label("n")).where(_e.dataset_id == dataset_id, _e.category.is_not(None))
              .group_by(grp).order_by(sa.desc("n"), grp).limit(n))
-    with _connect(engine_or_conn) as conn:
+    with sql.connect(engine_or_conn) as conn:
         return [r[0] for r in conn.execute(query)]
 
 
 def _per_user_query(dataset_id: int, groups: list[str]):
     band = _e.price_band  # stored at load (core.derived)
     grp = category_group(_e.category)
-    amount = sa.case((_e.event_type == "purchase", _e.price * sa.func.coalesce(_e.quantity, 1)), else_=sa.null())
+    amount = sql.amount()
     session_cols = [
         sa.func.count().label("n_events"),
-        sa.func.sum(_flag(_e.event_type == "view")).label("n_views"),
-        sa.func.sum(_flag(_e.event_type == "cart")).label("n_carts"),
-        sa.func.sum(_flag(_e.event_type == "remove_from_cart")).label("n_removes"),
-        sa.func.sum(_flag(_is_purchase())).label("n_purchases"),
-        sa.func.max(_flag(_is_purchase())).label("is_order"),
+        sa.func.sum(sql.flag(_e.event_type == "view")).label("n_views"),
+        sa.func.sum(sql.flag(_e.event_type == "cart")).label("n_carts"),
+        sa.func.sum(sql.flag(_e.event_type == "remove_from_cart")).label("n_removes"),
+        sa.func.sum(sql.flag(sql.is_purchase())).label("n_purchases"),
+        sa.func.max(sql.flag(sql.is_purchase())).label("is_order"),
         sa.func.sum(amount).label("revenue"),
         sa.func.min(_e.event_time).label("first_event"),
         sa.func.max(_e.event_time).label("last_event"),
-        sa.func.max(sa.case((_is_purchase(), _e.event_time), else_=sa.null())).label("last_purchase"),
+        sa.func.max(sa.case((sql.is_purchase(), _e.event_time), else_=sa.null())).label("last_purchase"),
         sa.func.count(band).label("n_priced"),
-        *[sa.func.sum(_flag(band == name)).label(f"n_band_{i}") for i, name in enumerate(PRICE_BANDS)],
-        *[sa.func.sum(_flag(grp == g)).label(f"n_group_{j}") for j, g in enumerate(groups)],
+        *[sa.func.sum(sql.flag(band == name)).label(f"n_band_{i}") for i, name in enumerate(PRICE_BANDS)],
+        *[sa.func.sum(sql.flag(grp == g)).label(f"n_group_{j}") for j, g in enumerate(groups)],
     ]
     # Hash aggregation level by level (session, then shopper) instead of COUNT(DISTINCT).
     per_session = (
@@ -122,22 +114,6 @@ def _per_user_query(dataset_id: int, groups: list[str]):
         .group_by(s.user_id)
         .order_by(s.user_id)
     )
-
-
-def _connect(engine_or_conn):
-    """A context manager giving a connection (the one passed in, or a new one of the engine)."""
-    if isinstance(engine_or_conn, Connection):
-        from contextlib import nullcontext
-
-        return nullcontext(engine_or_conn)
-    return engine_or_conn.connect()
-
-
-def _frame(result) -> pd.DataFrame:
-    keys = list(result.keys())
-    rows = result.fetchall()
-    columns = list(zip(*rows)) if rows else [()] * len(keys)
-    return pd.DataFrame({k: pd.Series(c, dtype=None if rows else object) for k, c in zip(keys, columns)})
 
 
 def _slug(text: str) -> str:
@@ -172,7 +148,7 @@ def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | No
                              parameter="top_categories", cases=[top_categories])
     groups = top_category_groups(engine, dataset_id, top_categories)
     with engine.connect() as conn:
-        raw = _frame(conn.execute(_per_user_query(dataset_id, groups)))
+        raw = sql.frame(conn.execute(_per_user_query(dataset_id, groups)))
     notes: list[str] = []
     if raw.empty:
         frame = pd.DataFrame(columns=list(BASE_FEATURES)).rename_axis("user_id")
@@ -703,7 +679,7 @@ def _detail_query(conn: Connection, dataset_id: int, run_id: int, column) -> pd.
                                                                     _e.user_id == sg.user_id)))
              .where(sg.run_id == run_id, sg.dataset_id == dataset_id, column.is_not(None))
              .group_by(sg.segment, column))
-    return _frame(conn.execute(query))
+    return sql.frame(conn.execute(query))
 
 
 def _add_details(conn: Connection, dataset_id: int, run_id: int, profiles: list[dict]) -> None:
@@ -767,14 +743,6 @@ def _insert_assignments(conn: Connection, frame: pd.DataFrame) -> None:
     store.bulk_insert(conn, store.segments, frame.loc[:, ["dataset_id", "run_id", "user_id", "segment", "segment_name"]])
 
 
-def _latest_model_version(engine: Engine, dataset_id: int) -> str | None:
-    m = store.models.c
-    query = sa.select(m.model_version).where(m.dataset_id == dataset_id, m.status == "ready").order_by(
-        m.created_at.desc(), m.model_version.desc()).limit(1)
-    with engine.connect() as conn:
-        return conn.execute(query).scalar()
-
-
 def run_segmentation(engine: Engine, dataset: str, n_segments: int | str = AUTO, seed: int = 0, *,
                      top_categories: int = config.SEGMENT_TOP_CATEGORIES, use_forecasts: bool = True,
                      use_embedding: bool = True) -> SegmentRun:
@@ -790,7 +758,7 @@ def run_segmentation(engine: Engine, dataset: str, n_segments: int | str = AUTO,
     """
     ds = store.get_dataset(engine, dataset)
     did = ds["dataset_id"]
-    version = _latest_model_version(engine, did) if use_forecasts else None
+    version = sql.newest_ready_model_version(engine, did) if use_forecasts else None
     features, names = shopper_features(engine, did, model_version=version, top_categories=top_categories,
                                        use_embedding=use_embedding)
     segmenter = Segmenter(n_segments, random_state=seed, feature_weights=block_weights(names),
@@ -890,7 +858,7 @@ def load_assignments(engine: Engine, dataset: str, run_id: int | None = None) ->
     query = sa.select(sg.user_id, sg.segment, sg.segment_name, sg.run_id).where(
         sg.dataset_id == run.dataset_id, sg.run_id == run.run_id).order_by(sg.user_id)
     with engine.connect() as conn:
-        frame = _frame(conn.execute(query))
+        frame = sql.frame(conn.execute(query))
     if frame.empty:
         return pd.DataFrame({"user_id": pd.Series(dtype=object), "segment": pd.Series(dtype=int),
                              "segment_name": pd.Series(dtype=object), "run_id": pd.Series(dtype=int)})
@@ -990,9 +958,9 @@ def suggest_shoppers(engine: Engine, dataset: str, kind: str, n: int = config.SH
                              parameter="kind",
                              cases=[kind])
     did = store.get_dataset(engine, dataset)["dataset_id"]
-    amount = sa.case((_e.event_type == "purchase", _e.price * sa.func.coalesce(_e.quantity, 1)), else_=sa.null())
+    amount = sql.amount()
     if kind == "top propensity":
-        version = _latest_model_version(engine, did)
+        version = sql.newest_ready_model_version(engine, did)
         if version is None:
             return pd.DataFrame({"user_id": pd.Series(dtype=object), "value": pd.Series(dtype=float)})
         p = store.predictions.c
@@ -1016,7 +984,7 @@ def suggest_shoppers(engine: Engine, dataset: str, kind: str, n: int = config.SH
                  .where(sg.dataset_id == did, sg.run_id == run.run_id, sg.segment == int(segment))
                  .group_by(sg.user_id).order_by(revenue.desc(), sg.user_id).limit(n))
     with engine.connect() as conn:
-        frame = _frame(conn.execute(query))
+        frame = sql.frame(conn.execute(query))
     if frame.empty:
         return pd.DataFrame({"user_id": pd.Series(dtype=object), "value": pd.Series(dtype=float)})
     return frame.astype({"value": float})
@@ -1035,7 +1003,7 @@ def shopper_events(engine: Engine, dataset: str, user_id: str,
     inner = (sa.select(*[_e[c] for c in cols]).where(_e.dataset_id == did, _e.user_id == str(user_id))
              .order_by(_e.event_time.desc(), _e.event_type).limit(limit).subquery())
     with engine.connect() as conn:
-        frame = _frame(conn.execute(sa.select(*[inner.c[c] for c in cols]).order_by(inner.c.event_time)))
+        frame = sql.frame(conn.execute(sa.select(*[inner.c[c] for c in cols]).order_by(inner.c.event_time)))
     if frame.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
     frame["event_time"] = pd.to_datetime(frame["event_time"])
@@ -1065,7 +1033,7 @@ def session_summary(events: pd.DataFrame) -> pd.DataFrame:
 def shopper_forecast(engine: Engine, dataset: str, user_id: str) -> dict | None:
     """The latest ready model's forecast row for one shopper (prediction columns and ``model_version``), or None."""
     did = store.get_dataset(engine, dataset)["dataset_id"]
-    version = _latest_model_version(engine, did)
+    version = sql.newest_ready_model_version(engine, did)
     if version is None:
         return None
     p = store.predictions

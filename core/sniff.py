@@ -29,6 +29,8 @@ CANONICAL_FIELDS = (
     "user_id", "event_time", "event_type", "item_id", "category", "brand", "price", "quantity", "session_id",
 )
 DELIMITERS = (",", "\t", ";", "|", " ")
+#: how the Data page and the load's messages name each delimiter
+DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe", " ": "whitespace"}
 ENCODINGS = ("utf-8", "utf-8-sig", "latin-1", "cp1252")
 #: bytes 0x80-0x9F: control characters in Latin-1 that no text holds, but Windows-1252's curly quotes,
 #: dashes, euro sign and trademark sign (Excel's "CSV" on a Western Windows writes Windows-1252)

@@ -1,8 +1,9 @@
-"""What every page shares: the store engine, the dataset picker, and showing project errors."""
+"""What every page shares: the store engine, the dataset picker, showing project errors and names as plain text."""
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 import sys
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from core import store
 from core.errors import CartsightError, StoreUnavailableError
 
 DATASET_KEY = "dataset"
+#: what Markdown would read as formatting, escaped by :func:`md`
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 _HANDED_KEY = "common_routing_handed_to_app"  # set in the session whose run switched Streamlit to st.navigation
 
 
@@ -121,6 +124,11 @@ def current_dataset() -> dict:
             st.session_state[DATASET_KEY] = None
     st.info("No dataset yet: load a CSV on the **Data** page.")
     st.stop()
+
+
+def md(text: object) -> str:
+    """Text shown literally inside Markdown: dataset, file and column names and values are data, not formatting."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
 
 
 def show_error(exc: CartsightError) -> None:

@@ -13,8 +13,8 @@ from core import config, dataset_names, jobs, safecsv, store, tabular
 from core.errors import CartsightError
 from core.ingest import quarantined_rows
 from core.jobs import Job, JobBoard
-from core.sniff import CANONICAL_FIELDS, PRICE_KINDS, TIME_FORMATS, Mapping, Sniffed, sniff
-from pages.common import DATASET_KEY, get_engine, show_error
+from core.sniff import CANONICAL_FIELDS, DELIMITER_NAMES, PRICE_KINDS, TIME_FORMATS, Mapping, Sniffed, sniff
+from pages.common import DATASET_KEY, get_engine, md, show_error
 
 UPLOAD_KEY = "data_upload"  # {"file_id", "name", "dir", "path"} of the upload written to disk
 SNIFF_KEY = "data_sniffed"  # {(file_id, sheet, lines skipped or None): {"sniffed" or "error"}}
@@ -48,16 +48,9 @@ LAYOUT_NAMES = {
 }
 #: the most lines above a header the Data page lets an analyst skip
 _MAX_SKIP_LINES = 1000
-DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe", " ": "whitespace"}
 #: how the Data page names an encoding (a UTF-16 file is read as its UTF-8 copy: its note says so)
 ENCODING_NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 with BOM", "latin-1": "Latin-1", "cp1252": "Windows-1252"}
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 _SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
-
-
-def _md(text: object) -> str:
-    """Text shown literally inside Markdown (dataset and file names are data, not formatting)."""
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
 
 
 # --- the load job: ingest runs in a worker thread (core.jobs) so the page stays responsive and can cancel ------
@@ -199,9 +192,9 @@ def _show_detection(sniffed: Sniffed) -> None:
         "Header row": ("no" if not m.has_header else f"yes (line {m.skip_lines + 1}, below a title)" if m.skip_lines
                        else "yes"),
     }
-    st.markdown(" · ".join(f"{label}: **{_md(value)}**" for label, value in facts.items()))
+    st.markdown(" · ".join(f"{label}: **{md(value)}**" for label, value in facts.items()))
     for note in m.notes:
-        st.caption(f"• {_md(note)}")
+        st.caption(f"• {md(note)}")
     st.caption("First rows of the file, as read:")
     st.dataframe(sniffed.preview, hide_index=True, width="stretch")
 
@@ -350,16 +343,16 @@ def _upload_section(engine, names: list[str], running: bool) -> None:
     mapping, edited = _mapping_editor(sniffed, key=f"data_map_{saved['file_id']}{sheet_key}_{skip}")
     unmapped = _unmapped_required(mapping)
     if unmapped:
-        st.warning(f"Choose the column for {_md(' and '.join(unmapped))} in the column mapping above. "
-                   f"Columns in the file: {_md(', '.join(mapping.source_columns))}.")
+        st.warning(f"Choose the column for {md(' and '.join(unmapped))} in the column mapping above. "
+                   f"Columns in the file: {md(', '.join(mapping.source_columns))}.")
     name = st.text_input("Dataset name", value=_default_name(saved["name"]), key=f"data_name_{saved['file_id']}",
                          max_chars=config.DATASET_NAME_MAX_CHARS, disabled=running).strip()
     refused = dataset_names.refusal(name)  # the store's own check, shown before Load
     taken = name in names
     if refused:
-        st.warning(_md(refused))
+        st.warning(md(refused))
     elif taken:
-        st.warning(f"A dataset named {_md(name)} exists already: choose another name, or delete it below first.")
+        st.warning(f"A dataset named {md(name)} exists already: choose another name, or delete it below first.")
     if st.button("Load", type="primary", key="data_load",
                  disabled=running or bool(refused) or taken or bool(unmapped)):
         remember_as = sniffed.signature if (edited or not sniffed.mapping.confident) else None
@@ -371,7 +364,7 @@ def _upload_section(engine, names: list[str], running: bool) -> None:
 
 def _show_outcome(engine, outcome: dict) -> None:
     if outcome["cancelled"]:
-        st.info(f"Loading {_md(outcome['dataset'])} was cancelled: nothing of it was kept.")
+        st.info(f"Loading {md(outcome['dataset'])} was cancelled: nothing of it was kept.")
     elif outcome["error"]:
         st.error(outcome["error"])
     elif outcome["report"]:
@@ -380,7 +373,7 @@ def _show_outcome(engine, outcome: dict) -> None:
 
 def _show_report(engine, report: dict) -> None:
     read, loaded, quarantined = report["rows_read"], report["rows_loaded"], report["rows_quarantined"]
-    st.subheader(f"Loaded {_md(report['dataset'])}")
+    st.subheader(f"Loaded {md(report['dataset'])}")
     balance = f"rows read = rows loaded + rows quarantined: {read:,} = {loaded:,} + {quarantined:,}"
     if read == loaded + quarantined:
         st.success(f"Every row is accounted for — {balance}")
@@ -397,9 +390,9 @@ def _show_report(engine, report: dict) -> None:
         facts.append(f"sessions derived by a {config.SESSION_GAP_MINUTES}-minute inactivity gap")
     if report.get("seconds") is not None:
         facts.append(f"loaded in {report['seconds']:.1f} s")
-    st.caption(_md(" · ".join(facts)))
+    st.caption(md(" · ".join(facts)))
     for note in report.get("notes") or []:
-        st.caption(f"• {_md(note)}")
+        st.caption(f"• {md(note)}")
 
     left, right = st.columns(2)
     by_type = report.get("events_by_type") or {}
@@ -411,7 +404,7 @@ def _show_report(engine, report: dict) -> None:
     if unknown:
         listed = (", ".join(f"{k} ({v:,})" for k, v in unknown.items()) if isinstance(unknown, dict)
                   else ", ".join(map(str, unknown)))
-        left.warning(f"Unknown event types, kept as given: {_md(listed)}")
+        left.warning(f"Unknown event types, kept as given: {md(listed)}")
     by_reason = report.get("quarantine_by_reason") or {}
     right.markdown("**Quarantine by reason**")
     if by_reason:
@@ -467,7 +460,7 @@ def _datasets_section(engine, datasets: list[dict]) -> None:
     names = [d["name"] for d in datasets]
     pending = st.session_state.get(DELETE_KEY)
     if pending in names:
-        st.warning(f"Delete {_md(pending)} with its quarantine, models and forecasts? This cannot be undone.")
+        st.warning(f"Delete {md(pending)} with its quarantine, models and forecasts? This cannot be undone.")
         yes, no, _ = st.columns([1, 1, 4])
         if yes.button("Yes, delete it", type="primary", key="data_delete_confirm"):
             _delete(engine, pending)
@@ -496,7 +489,7 @@ def _delete(engine, name: str) -> None:
     outcome = st.session_state.get(OUTCOME_KEY)
     if outcome and outcome["dataset"] == name:
         st.session_state.pop(OUTCOME_KEY, None)
-    st.toast(f"Deleted {_md(name)}.")
+    st.toast(f"Deleted {md(name)}.")
     st.rerun()
 
 

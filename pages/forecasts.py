@@ -8,7 +8,6 @@ it; one training runs per store at a time, however many sessions press Train at 
 """
 from __future__ import annotations
 
-import re
 import time
 
 import pandas as pd
@@ -20,7 +19,7 @@ from core.errors import CartsightError
 from core.jobs import Job, JobBoard
 from core.model.baselines import BASELINE_LABELS
 from core.model.labels import CutoffPlan, plan_cutoffs
-from pages.common import current_dataset, get_engine, show_error
+from pages.common import current_dataset, get_engine, md, show_error
 
 MODEL = "model"
 FORECAST_LABELS = {MODEL: "Sequence model", **BASELINE_LABELS}
@@ -37,7 +36,6 @@ METRIC_COLUMNS = {
     "ndcg@10": "NDCG@10",
 }
 TOO_FEW = "too few buyers to measure"
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 CANCELLED_TEXT = "Cancelled, nothing was saved."
 NOTICE_KEY = "forecast_notice"  # a message for this session's next run (a Train press that another one beat)
 TABLE_COLUMNS = {
@@ -46,11 +44,6 @@ TABLE_COLUMNS = {
     "p_none": "P(nothing)", "next_category": "Next category", "next_category_p": "P(next category)",
     "top_items": "Top items", "reasons": "Reasons", "model_version": "Model version",
 }
-
-
-def _md(text: object) -> str:
-    """Text shown literally inside Markdown (dataset names are data, not formatting)."""
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
 
 
 # --- the training job (core.jobs) ------------------------------------------------------------------------
@@ -121,7 +114,7 @@ def _controls(engine, ds: dict, key: tuple, job: Job | None) -> None:
             for line in plan.describe().splitlines():
                 st.markdown(f"- {line}")
     if elsewhere:
-        right.info(f"A model for dataset '{_md(elsewhere[0])}' is training; one training runs at a time, so Train "
+        right.info(f"A model for dataset '{md(elsewhere[0])}' is training; one training runs at a time, so Train "
                    "waits until it ends.")
     if left.button("Train", key="forecast_train", type="primary", disabled=busy or plan is None or bool(elsewhere),
                    help="Train on this dataset in the background; the page stays usable."):

@@ -4,21 +4,19 @@ and brands, and prices, for the picked dataset and a date range. Every number co
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import streamlit as st
 
 from core import charts, config, queries
 from core.errors import CartsightError
 from pages import common
-from pages.common import current_dataset, get_engine, show_error
+from pages.common import current_dataset, get_engine, md, show_error
 
 _CACHE = {
     "ttl": config.OVERVIEW_CACHE_TTL_SECONDS,
     "max_entries": config.OVERVIEW_CACHE_MAX_ENTRIES,
     "show_spinner": False,
 }
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 NO_VALUE = "—"
 UNIT_LABELS = {"shopper": "Shoppers", "session": "Sessions"}
 MEASURE_LABELS = {"views": "Views", "purchases": "Purchases", "revenue": "Revenue"}
@@ -61,11 +59,6 @@ def _top(_engine, store: str, dataset_id: int, dimension: str, by: str, start, e
 @st.cache_data(**_CACHE)
 def _prices(_engine, store: str, dataset_id: int, start, end):
     return queries.price_distribution(_engine, dataset_id, start=start, end=end)
-
-
-def _md(text: object) -> str:
-    """Text shown literally inside Markdown (dataset names and event types are data)."""
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
 
 
 def _count(value: int | None) -> str:
@@ -137,7 +130,7 @@ def _funnel_section(engine, key: str, did: int, start, end, types: set[str]) -> 
     st.subheader("Funnel")
     present = [s for s in queries.FUNNEL_STEPS if s in types]
     if len(present) < 2:
-        held = ", ".join(f"'{_md(t)}'" for t in sorted(types)) or "none"
+        held = ", ".join(f"'{md(t)}'" for t in sorted(types)) or "none"
         st.info(
             "A funnel needs at least two of the steps view, cart and purchase; this data holds "
             f"only these event types: {held}."
@@ -225,7 +218,7 @@ def _event_type_section(frame) -> None:
     if unknown:
         st.warning(
             "Event types cartsight does not know, kept as given: "
-            + ", ".join(f"'{_md(t)}'" for t in unknown)
+            + ", ".join(f"'{md(t)}'" for t in unknown)
             + ". They count as events but in no funnel step."
         )
     st.dataframe(
@@ -241,7 +234,7 @@ dataset = current_dataset()
 engine = get_engine()
 store_key = str(engine.url)  # SQLAlchemy masks the password
 did = dataset["dataset_id"]
-st.caption(f"Dataset **{_md(dataset['name'])}**")
+st.caption(f"Dataset **{md(dataset['name'])}**")
 
 try:
     start, end = _date_window(dataset)

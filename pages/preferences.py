@@ -4,7 +4,6 @@ database) and every chart from ``core.charts_preferences``."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import streamlit as st
 
@@ -14,14 +13,13 @@ from core import preferences as prefs
 from core.errors import CartsightError
 from core.model.config import PRICE_BANDS
 from pages import common
-from pages.common import current_dataset, get_engine, show_error
+from pages.common import current_dataset, get_engine, md, show_error
 
 _CACHE = {
     "ttl": config.PREFERENCES_CACHE_TTL_SECONDS,
     "max_entries": config.PREFERENCES_CACHE_MAX_ENTRIES,
     "show_spinner": False,
 }
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 EVENT_CHOICES = {"all": "All events", "view": "Views", "cart": "Carts", "purchase": "Purchases"}
 EVENT_WORDS = {"all": "events", "view": "views", "cart": "carts", "purchase": "purchases"}
 MEASURE_CHOICES = {"events": "Share of events", "revenue": "Share of revenue"}
@@ -38,7 +36,7 @@ TABLE_COLUMNS = {
 # id and the filters are the key, so another store or a reloaded dataset never hits old results.
 @st.cache_data(**_CACHE)
 def _latest_run(_engine, store: str, dataset_id: int) -> dict | None:
-    return prefs.latest_run(_engine, dataset_id)
+    return prefs.latest_run_summary(_engine, dataset_id)
 
 
 @st.cache_data(**_CACHE)
@@ -68,11 +66,6 @@ def _matrix(_engine, store: str, dataset_id: int, run_id: int, start, end, types
 @st.cache_data(**_CACHE)
 def _edges(_engine, store: str, dataset_id: int):
     return prefs.band_edges(_engine, dataset_id)
-
-
-def _md(text: object) -> str:
-    """Text shown literally inside Markdown (names are data)."""
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
 
 
 def _date_window(dataset: dict) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -176,7 +169,7 @@ def _drilldown_section(engine, key, did, group, run_id, start, end, types, categ
                             help="The group's categories, most events first.")
     frame = _drilldown(engine, key, did, category, group, run_id, start, end, types)
     if frame.empty:
-        st.info(f"No {word} with a brand in {_md(category)} for this group.")
+        st.info(f"No {word} with a brand in {md(category)} for this group.")
         return
     title = f"Brands within {category}: share of {word} — {group_label}"
     st.plotly_chart(charts.share_chart(frame, "brand", group_label, measure, word, title=title),
@@ -206,7 +199,7 @@ dataset = current_dataset()
 engine = get_engine()
 store_key = str(engine.url)  # SQLAlchemy masks the password
 did = dataset["dataset_id"]
-st.caption(f"Dataset **{_md(dataset['name'])}**")
+st.caption(f"Dataset **{md(dataset['name'])}**")
 
 try:
     run = _latest_run(engine, store_key, did)
@@ -232,7 +225,7 @@ try:
     if group is not None:
         size = int(segments.loc[segments["segment"] == group, "shoppers"].iloc[0])
         if size < MIN_SHOPPERS:
-            st.warning(f"{_md(group_label)} has only {size:,} shoppers: its shares are easily swayed by a few of them.")
+            st.warning(f"{md(group_label)} has only {size:,} shoppers: its shares are easily swayed by a few of them.")
     _heatmap_section(engine, store_key, did, run, start, end, types)
     categories = _share_section(engine, store_key, did, group, run_id, start, end, types, measure, group_label, word)
     _drilldown_section(engine, store_key, did, group, run_id, start, end, types, categories, measure, group_label,

@@ -198,3 +198,11 @@ def test_a_store_a_cartsight_command_holds_is_named_on_the_error_page(monkeypatc
     assert "database server is running" not in message
     at.button(key="store_retry").click().run()  # the command has ended: the store opens
     assert not at.error and not at.exception
+
+
+def test_names_are_shown_as_plain_text_in_markdown():
+    """Every page escapes names through pages.common.md: formatting characters come out literally."""
+    from pages.common import md
+
+    assert md("sale_2024 *final* [v2](x) #1 | a<b>") == r"sale\_2024 \*final\* \[v2\]\(x\) \#1 \| a\<b\>"
+    assert md(12.5) == r"12\.5" and md("plain") == "plain"

@@ -301,7 +301,7 @@ def test_affinity_matrix(tiny):
 
 def test_segments_listing(tiny):
     engine, did, run = tiny
-    assert prefs.latest_run(engine, did)["run_id"] == run
+    assert prefs.latest_run_summary(engine, did)["run_id"] == run
     seg = prefs.segment_list(engine, did)
     assert seg.to_dict("records") == [
         {"segment": 0, "segment_name": "tech", "shoppers": 2}, {"segment": 1, "segment_name": "home", "shoppers": 2},
@@ -330,7 +330,7 @@ def test_bad_input_is_named(tiny, kwargs, message):
 
 def test_no_segmentation_yet(engine):
     did = make_dataset(engine, "plain", ROWS)
-    assert prefs.latest_run(engine, did) is None
+    assert prefs.latest_run_summary(engine, did) is None
     assert prefs.segment_list(engine, did).empty
     with pytest.raises(CartsightError, match="no segmentation yet"):
         prefs.affinity_matrix(engine, did)

@@ -31,10 +31,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core import config as app_config
-from core import store
+from core import sql, store
 from core.errors import CartsightError, NotFittedError
 from core.model.config import ModelConfig
 from core.sequences import Vocabularies
+from core.sql import READY
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -46,7 +47,6 @@ TRANSITION_PRIOR_KEYS = ("category_succ_", "category_totals", "category_populari
 PRIOR_KEYS = (*TRANSITION_PRIOR_KEYS, "prior_scale", "session_prior_scale", "category_learned")
 CARD_FILE = "card.json"
 BASELINES_FILE = "baselines.json"
-READY = "ready"
 #: Columns of ``cs_predictions`` written for each shopper, in table order.
 PREDICTION_COLUMNS = [
     "dataset_id", "model_version", "user_id", "purchase_propensity", "next_event_type", "p_view", "p_cart",
@@ -202,11 +202,8 @@ def insert_model_row(conn: Connection, version: str, dataset_id: int, horizon_da
 
 def model_rows(engine: Engine, dataset_id: int) -> list[dict]:
     """The ``ready`` model rows of a dataset, newest first."""
-    m = store.models
-    query = sa.select(m).where(m.c.dataset_id == dataset_id, m.c.status == READY).order_by(
-        m.c.created_at.desc(), m.c.model_version.desc())
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(query).mappings()]
+        return [dict(r) for r in conn.execute(sql.ready_models(dataset_id)).mappings()]
 
 
 def read_predictions(engine: Engine, dataset_id: int, version: str, limit: int | None = None) -> pd.DataFrame:
