@@ -974,7 +974,7 @@ class _Job:
             if not isinstance(exc, duckdb.IOException) and "read_csv" not in str(exc) and "CSV" not in str(exc) \
                     and "encoding" not in str(exc).lower():
                 raise
-            raise SchemaError(f"{path.name} could not be read as a {_delim_name(m.delimiter)}-separated "
+            raise SchemaError(f"{path.name} could not be read as a {DELIMITER_NAMES[m.delimiter]}-separated "
                               f"{m.encoding} file: {str(exc).splitlines()[0]}", reason="unreadable_file") from exc
         self._mark_unpaid_orders(duck)
         _tick(self.progress, 0.45, "checking duplicates")
@@ -1364,7 +1364,3 @@ def _line_text(parts: list, encoding: str) -> str:
     else:
         text = "".join(parts).rstrip("\r\n")
     return text.replace("\x00", _NUL_SHOWN_AS)
-
-
-def _delim_name(delimiter: str) -> str:
-    return DELIMITER_NAMES[delimiter]
