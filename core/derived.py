@@ -3,7 +3,7 @@
 A loaded dataset never changes (a new file is a new dataset), so what every page would otherwise
 recompute from all its events on every click is written once, inside the load's transaction:
 
-- ``cs_events.price_band``: each event's price band (``core.model.config.PRICE_BANDS``) within
+- ``cs_events.price_band``: each event's price band (``core.price_bands.PRICE_BANDS``) within
   its category over the whole dataset, NULL without a positive price (the definition is in
   :mod:`core.preferences`); the Preferences, Segments and Campaigns pages group by it like any
   column instead of joining every event to edges computed on the fly.
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from core import sql, store
-from core.model.config import PRICE_BAND_QUANTILES, PRICE_BANDS
+from core.price_bands import PRICE_BAND_QUANTILES, PRICE_BANDS
 
 #: Names of the band-edge columns, as :func:`core.sequences.price_bands` returns them.
 EDGE_COLUMNS = tuple(f"p{round(q * 100)}" for q in PRICE_BAND_QUANTILES)
