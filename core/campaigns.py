@@ -52,7 +52,7 @@ from core import config, sql, store
 from core.errors import NotFittedError, ParameterError, SchemaError
 from core.identities import (CONSENT_COLUMNS, IdentityTable, Suppression, accepted_names, email_match_key,
                              user_id_key)
-from core.model.config import PRICE_BANDS
+from core.price_bands import PRICE_BANDS
 
 _e = store.events.c
 _p = store.predictions.c
@@ -85,7 +85,7 @@ class CampaignFilters:
     ``seen_within_days``: last event at most N days before the data's end; ``not_seen_days``:
     no event in the last N days; ``exclude_bought_days``: drop shoppers who bought in the last
     D days; ``min_spend``: spend at least this (currency of the file); ``price_bands``: the
-    shopper's most frequent price band is one of these (``core.model.config.PRICE_BANDS``).
+    shopper's most frequent price band is one of these (``core.price_bands.PRICE_BANDS``).
     Raises ``ParameterError`` naming the filter for an inconsistent value.
     """
 

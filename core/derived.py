@@ -3,7 +3,7 @@
 A loaded dataset never changes (a new file is a new dataset), so what every page would otherwise
 recompute from all its events on every click is written once, inside the load's transaction:
 
-- ``cs_events.price_band``: each event's price band (``core.model.config.PRICE_BANDS``) within
+- ``cs_events.price_band``: each event's price band (``core.price_bands.PRICE_BANDS``) within
   its category over the whole dataset, NULL without a positive price (the definition is in
   :mod:`core.preferences`); the Preferences, Segments and Campaigns pages group by it like any
   column instead of joining every event to edges computed on the fly.
@@ -28,14 +28,14 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from core import sql, store
-from core.model.config import PRICE_BAND_QUANTILES, PRICE_BANDS
+from core import schema, sql
+from core.price_bands import PRICE_BAND_QUANTILES, PRICE_BANDS
 
 #: Names of the band-edge columns, as :func:`core.sequences.price_bands` returns them.
 EDGE_COLUMNS = tuple(f"p{round(q * 100)}" for q in PRICE_BAND_QUANTILES)
 
-_e = store.events.c
-_sd = store.session_days.c
+_e = schema.events.c
+_sd = schema.session_days.c
 
 
 def band_edge_selects(dataset_id: int, source: sa.FromClause | None = None,
@@ -52,14 +52,12 @@ def band_edge_selects(dataset_id: int, source: sa.FromClause | None = None,
 
     ``direct`` (DuckDB): one ``quantile_cont`` of the three quartiles per category, which selects
     them from each category's prices without a sort. Otherwise (PostgreSQL, whose
-    ``percentile_cont`` sorts every event): :func:`core.queries.weighted_quantiles` from
+    ``percentile_cont`` sorts every event): :func:`core.sql.weighted_quantiles` from
     per-(category, price) counts, one grouped scan of the events and a sort of the distinct
     prices only. On DuckDB that sort is the slow part when prices barely repeat: 14.8 s against
     0.6 s for 20 M events whose (category, price) pairs are all distinct (measured); when prices
     repeat, both take a fraction of a second.
     """
-    from core.queries import weighted_quantiles
-
     c = _e if source is None else source.c
     priced = [c.price > 0] + ([_e.dataset_id == dataset_id] if source is None else [])
     if direct:
@@ -77,8 +75,8 @@ def band_edge_selects(dataset_id: int, source: sa.FromClause | None = None,
                   .where(*priced, c.category.is_not(None)).group_by(c.category, c.price).subquery("band_counts"))
     all_counts = (sa.select(c.price.label("price"), sa.func.count().label("n"))
                   .where(*priced).group_by(c.price).subquery("band_counts_all"))
-    per_category = weighted_quantiles(cat_counts, "price", "n", ["band_category"], PRICE_BAND_QUANTILES, EDGE_COLUMNS)
-    overall = weighted_quantiles(all_counts, "price", "n", [], PRICE_BAND_QUANTILES, EDGE_COLUMNS)
+    per_category = sql.weighted_quantiles(cat_counts, "price", "n", ["band_category"], PRICE_BAND_QUANTILES, EDGE_COLUMNS)
+    overall = sql.weighted_quantiles(all_counts, "price", "n", [], PRICE_BAND_QUANTILES, EDGE_COLUMNS)
     return per_category, overall
 
 
@@ -98,7 +96,7 @@ def derive_dataset(conn: Connection, dataset_id: int, banded: bool = False) -> N
     load already wrote the price edges (:func:`write_price_edges`) and its events' bands
     (:func:`banded_events_sql`), so only the session days are left.
     """
-    sd = store.session_days
+    sd = schema.session_days
     conn.execute(sd.delete().where(sd.c.dataset_id == dataset_id))
     if not banded:
         write_price_edges(conn, dataset_id)
@@ -108,9 +106,9 @@ def derive_dataset(conn: Connection, dataset_id: int, banded: bool = False) -> N
 
 def write_price_edges(conn: Connection, dataset_id: int, source: sa.FromClause | None = None) -> None:
     """(Re)write ``cs_price_edges`` of ``dataset_id`` from its events, or from ``source`` (see :func:`band_edge_selects`)."""
-    pe = store.price_edges
+    pe = schema.price_edges
     conn.execute(pe.delete().where(pe.c.dataset_id == dataset_id))
-    per_category, overall = band_edge_selects(dataset_id, source, direct=store.is_duckdb(conn))
+    per_category, overall = band_edge_selects(dataset_id, source, direct=schema.is_duckdb(conn))
     cols = ["dataset_id", "category", "n_priced", *EDGE_COLUMNS]
     pc, ov = per_category.subquery("pc"), overall.subquery("ov")
     conn.execute(pe.insert().from_select(cols, sa.select(
@@ -129,7 +127,7 @@ def banded_events_sql(conn: Connection, dataset_id: int, events_sql: str) -> str
     banded rows. Dialect SQL text: the caller binds nothing in it.
     """
     rows = "cs_rows_being_loaded"  # a stand-in name, replaced by the rows' SELECT once compiled
-    ev, pe = sa.table(rows, sa.column("price"), sa.column("category")).alias("ev"), store.price_edges
+    ev, pe = sa.table(rows, sa.column("price"), sa.column("category")).alias("ev"), schema.price_edges
     pc, ov = pe.alias("pc"), pe.alias("ov")
     edges = [sa.func.coalesce(pc.c[c], ov.c[c]) for c in EDGE_COLUMNS]
     band = band_case(ev.c.price, edges).label("price_band")
@@ -142,16 +140,16 @@ def banded_events_sql(conn: Connection, dataset_id: int, events_sql: str) -> str
 
 def _write_bands(conn: Connection, dataset_id: int) -> None:
     """``cs_events.price_band`` of the dataset's priced events: by their category's edges, else the overall ones."""
-    ev = store.events
+    ev = schema.events
     conn.execute(ev.update().where(_e.dataset_id == dataset_id, _e.price_band.is_not(None)).values(price_band=None))
-    edges = store.price_edges.alias("edges")
+    edges = schema.price_edges.alias("edges")
     conn.execute(  # UPDATE ... FROM: one hash join of the events with the few edge rows
         ev.update()
         .where(_e.dataset_id == dataset_id, _e.price > 0, edges.c.dataset_id == dataset_id,
                edges.c.category == _e.category)
         .values(price_band=band_case(_e.price, [edges.c[c] for c in EDGE_COLUMNS]))
     )
-    pe = store.price_edges.c
+    pe = schema.price_edges.c
     overall = [sa.select(pe[c]).where(pe.dataset_id == dataset_id, pe.category.is_(None)).scalar_subquery()
                for c in EDGE_COLUMNS]  # one row: evaluated once
     conn.execute(
@@ -182,7 +180,7 @@ def _write_session_days(conn: Connection, dataset_id: int) -> None:
     )
     names = ["dataset_id", "user_id", "session_id", "day", "n_events", "n_views", "n_carts", "n_purchases",
              "n_cancels", "revenue", "n_amounts", "first_event", "last_event", "last_purchase"]
-    conn.execute(store.session_days.insert().from_select(names, select))
+    conn.execute(schema.session_days.insert().from_select(names, select))
 
 
 def whole_days(start: dt.datetime | None, end: dt.datetime | None) -> bool:

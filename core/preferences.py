@@ -48,7 +48,7 @@ from sqlalchemy.engine import Engine
 from core import config, sql, store
 from core.errors import CartsightError
 from core.derived import EDGE_COLUMNS
-from core.model.config import PRICE_BANDS
+from core.price_bands import PRICE_BANDS
 
 DIMENSIONS = ("category", "brand", "price_band")
 PREFERENCE_COLUMNS = (
@@ -163,7 +163,7 @@ def band_edges(engine: Engine, dataset_id: int) -> pd.DataFrame:
 def price_band_sql(dataset_id: int) -> tuple[sa.FromClause, sa.ColumnElement]:
     """The events and each event's price band: ``(store.events, cs_events.price_band)``.
 
-    The band (text: one of ``core.model.config.PRICE_BANDS``, NULL for an event without a
+    The band (text: one of ``core.price_bands.PRICE_BANDS``, NULL for an event without a
     positive price) is written once when the dataset is loaded (:mod:`core.derived`, edges as
     :func:`core.sequences.price_bands`), so it is read like any other column. Kept as a pair
     for callers that select from ``from_clause`` and group by ``band``.

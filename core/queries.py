@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from core import config, derived, sql, store
 from core.errors import CartsightError, StoreUnavailableError
+from core.sql import weighted_quantiles
 from core.store import events
 
 FUNNEL_STEPS = ("view", "cart", "purchase")
@@ -115,37 +115,6 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise CartsightError(f"Parameter {name!r} is {value!r}; expected one of {list(allowed)}.")
-
-
-def weighted_quantiles(counts: sa.Subquery, value: str, weight: str, keys: Sequence[str],
-                       quantiles: Sequence[float], names: Sequence[str]) -> sa.Select:
-    """Exact ``percentile_cont`` of ``value`` from a table of distinct values and their counts, per ``keys``.
-
-    ``counts`` has one row per distinct (``keys``, ``value``) with its number of events in
-    ``weight``. Percentile ``q`` of ``N`` events is, as ``percentile_cont`` defines it, the
-    value at 0-based rank ``h = (N - 1) q`` interpolated between ranks ``floor(h)`` and
-    ``ceil(h)``; the value holding rank ``r`` is the smallest whose running count exceeds ``r``.
-    So the database sorts only the distinct values (a few thousand prices) rather than every
-    event, and gives the same numbers. Returns a select of ``keys``, ``n`` (the events behind
-    the figures) and one column per name in ``names``.
-    """
-    c = counts.c
-    part = [c[k] for k in keys] or None
-    running = sa.func.sum(c[weight]).over(partition_by=part, order_by=c[value], rows=(None, 0))
-    total = sa.func.sum(c[weight]).over(partition_by=part)
-    ranked = sa.select(*[c[k] for k in keys], c[value].label("v"), sa.cast(running, sa.Double).label("running"),
-                       sa.cast(total, sa.Double).label("total")).subquery("ranked")
-    r = ranked.c
-    columns = []
-    for q, name in zip(quantiles, names):
-        rank = (r.total - 1) * sa.literal(float(q), literal_execute=True)
-        low = sa.func.min(sa.case((r.running > sa.func.floor(rank), r.v)))
-        high = sa.func.min(sa.case((r.running > sa.func.ceil(rank), r.v)))
-        fraction = sa.func.max(rank - sa.func.floor(rank))
-        columns.append((low + fraction * (high - low)).label(name))
-    group = [r[k] for k in keys]
-    return sa.select(*group, sa.cast(sa.func.max(r.total), sa.BigInteger).label("n"), *columns).group_by(*group)
-
 
 
 # --- KPIs -----------------------------------------------------------------------------------

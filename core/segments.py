@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from core import config, sql, store
 from core.errors import NotFittedError, ParameterError, SchemaError
-from core.model.config import PRICE_BANDS
+from core.price_bands import PRICE_BANDS
 
 SECONDS_PER_DAY = 86_400.0
 #: Features every dataset has; category, price-band, propensity and embedding features follow.

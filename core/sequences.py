@@ -32,10 +32,10 @@ from core.model.config import (
     DAYS_SINCE_CAP,
     EVENT_TYPE_IDS,
     EVENT_TYPE_UNKNOWN_ID,
-    PRICE_BAND_QUANTILES,
     TIME_BUCKET_EDGES_S,
     USER_FEATURES,
 )
+from core.price_bands import PRICE_BAND_QUANTILES
 
 PAD_ID = 0
 OTHER_ID = 1
@@ -168,7 +168,7 @@ def price_bands(engine: Engine, dataset_id: int, before: dt.datetime | None = No
 
     Returns a DataFrame with columns ``category``, ``n_priced``, ``p25``, ``p50``, ``p75``:
     an item priced below ``p25`` of its category is "budget", below ``p50`` "mid", below
-    ``p75`` "premium", else "luxury" (see ``core.model.config.PRICE_BANDS``). One extra row
+    ``p75`` "premium", else "luxury" (see ``core.price_bands.PRICE_BANDS``). One extra row
     with ``category`` None holds the bands over all priced events, used for events without
     a category. Only events with a positive price count; ``before`` limits the events to
     those earlier than that time. Categories without priced events are absent.

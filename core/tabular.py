@@ -45,6 +45,7 @@ from pathlib import Path
 
 from core import config
 from core.errors import CartsightError, ParameterError, SchemaError
+from core.field_aliases import FIELD_ALIASES
 
 #: rows between two progress reports of a workbook's conversion
 PROGRESS_EVERY_ROWS = 50_000
@@ -442,8 +443,6 @@ def _flat_columns(con, source: str, mixed: set[str] = frozenset()) -> tuple[list
       :data:`_MAP_KEY_MIN_SHARE` of the rows hold as columns, then the column itself;
     - other lists: their JSON text.
     """
-    from core.sniff import FIELD_ALIASES
-
     rel = con.sql(f"SELECT * FROM {source}")
     columns: list[str] = []
     nested: list[str] = []

@@ -11,7 +11,7 @@ from core import campaigns, config, exports
 from core import charts_campaigns as charts
 from core.errors import CartsightError
 from core.identities import read_identities, read_suppression
-from core.model.config import PRICE_BANDS
+from core.price_bands import PRICE_BANDS
 from core.store import resolve_url, safe_url
 from pages.common import current_dataset, get_engine, show_error
 

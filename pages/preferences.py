@@ -11,7 +11,7 @@ from core import charts_preferences as charts
 from core import config
 from core import preferences as prefs
 from core.errors import CartsightError
-from core.model.config import PRICE_BANDS
+from core.price_bands import PRICE_BANDS
 from pages import common
 from pages.common import current_dataset, get_engine, md, show_error
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from core.config import SESSION_GAP_MINUTES
 from core.errors import ParameterError
+from core.price_bands import PRICE_BAND_QUANTILES, PRICE_BANDS  # noqa: F401 (the model's price-band token)
 
 #: Class order of the next-event-type head everywhere: the model's output, the labels, the baselines and the
 #: prediction columns below all follow it, so a probability is read by position without a lookup.
@@ -24,10 +25,6 @@ EVENT_CLASS_COLUMNS = ("p_view", "p_cart", "p_purchase", "p_remove", "p_none")
 EVENT_TYPE_IDS = {"view": 1, "cart": 2, "remove_from_cart": 3, "purchase": 4, "wishlist": 5}
 EVENT_TYPE_UNKNOWN_ID = 6
 N_EVENT_TYPE_IDS = 7
-#: Price bands of an item within its category, cheapest first (quartiles of the category's prices).
-PRICE_BANDS = ("budget", "mid", "premium", "luxury")
-#: Quantiles of a category's prices that separate the bands above.
-PRICE_BAND_QUANTILES = (0.25, 0.5, 0.75)
 #: Upper edges (seconds) of the log-spaced buckets for "time since the previous event" and
 #: "age of the event at the cutoff": 10 s, 1 min, 5 min, 30 min, 2 h, 12 h, 1 d, 3 d, 7 d, 14 d, 30 d, 60 d.
 TIME_BUCKET_EDGES_S = (10, 60, 300, 1800, 7200, 43200, 86400, 259200, 604800, 1209600, 2592000, 5184000)
