@@ -209,7 +209,8 @@ def test_holdout_csv_escapes_the_ids_it_holds(formula_shop):
 WRITER_EXCEPTIONS = {
     "core/simulate.py": "writes the simulator's sample event files: input for cartsight, not a report",
     "core/tabular.py": "turns an uploaded workbook, Parquet or JSON file into CSV for DuckDB to read (temporary)",
-    "core/ingest.py": "re-encodes an upload as UTF-8 and stages rows for PostgreSQL's COPY (temporary files)",
+    "core/ingest.py": "stages rows for PostgreSQL's COPY (temporary files)",
+    "core/prepare.py": "re-encodes an upload as UTF-8 or a TSV for DuckDB to read (temporary files)",
 }
 WRITER_CALL = re.compile(r"\.to_csv\(|\.to_excel\(|\.to_parquet\(|ExcelWriter\(|csv\.(Dict)?[Ww]riter\(|"
                          r"\bwrite_csv\(|\bCOPY\b.*\bTO\b")
