@@ -207,8 +207,9 @@ def test_holdout_csv_escapes_the_ids_it_holds(formula_shop):
 
 #: Table writers outside core/safecsv.py that hand nothing to an analyst, and why.
 WRITER_EXCEPTIONS = {
-    "core/simulate.py": "writes the simulator's sample event files: input for cartsight, not a report",
+    "core/sim_files.py": "writes the simulator's sample event files: input for cartsight, not a report",
     "core/tabular.py": "turns an uploaded workbook, Parquet or JSON file into CSV for DuckDB to read (temporary)",
+    "core/json_tables.py": "copies an uploaded Parquet or JSON file into CSV for DuckDB to read (temporary)",
     "core/ingest.py": "stages rows for PostgreSQL's COPY (temporary files)",
     "core/prepare.py": "re-encodes an upload as UTF-8 or a TSV for DuckDB to read (temporary files)",
 }
