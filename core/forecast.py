@@ -7,17 +7,16 @@ keeps the forecast with the better main metric (propensity ROC-AUC, next-type lo
 category accuracy@1, items NDCG@10) and says so plainly in the :class:`ModelCard`. It then
 scores every shopper at the data's end in chunks (the baseline's forecast fills the
 columns of a head the model lost), writes the reasons, and publishes the version: weights
-and JSON on disk, predictions and a ``ready`` row in the store, all or nothing.
+and JSON on disk, predictions and a ``ready`` row in the store, all or nothing. The card lives in
+:mod:`core.model_card`, the chunked scoring in :mod:`core.scoring`.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime as dt
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -27,126 +26,18 @@ from sqlalchemy.engine import Engine
 from core import config as app_config
 from core import sequences as seq
 from core import store
-from core.errors import NotFittedError, SchemaError, TrainingCancelled
-from core.model.config import EVENT_CLASS_COLUMNS, EVENT_CLASSES, ModelConfig
+from core.errors import NotFittedError, SchemaError
+from core.model.config import EVENT_CLASSES, ModelConfig
 from core.model.training import TrainProgress
+from core.model_card import MODEL, RANK_K, ModelCard, _num
+from core.scoring import _check_stop, _decode_ranked, _history_frame, _Progress, _score_all
 
-#: The four heads, the metric that decides each, and whether higher is better.
-HEAD_METRICS = {
-    "propensity": ("roc_auc", True),
-    "next_event_type": ("log_loss", False),
-    "next_category": ("accuracy@1", True),
-    "next_items": ("ndcg@10", True),
-}
-MODEL = "model"
-#: Ranked list length used to measure and to write categories and items.
-RANK_K = 10
-TARGET_TEXT = (
-    "Targets, for a cutoff T and horizon H: inputs are the events before T only. purchased = any purchase in "
-    "[T, T+H); next_event_type = the furthest funnel step reached in [T, T+H) (none < view < remove_from_cart < "
-    "cart < purchase; wishlist and unknown types count as view); next_category = category of the first event in "
-    "[T, T+H) that has one; next_item = item of the first event in [T, T+H). Category and item metrics count only "
-    "shoppers with such a target."
-)
-
-
-@dataclass
-class ModelCard:
-    """What was trained, on which data, how well each forecast did, and which one each head uses."""
-
-    model_version: str
-    dataset: str
-    dataset_id: int
-    created_at: dt.datetime
-    horizon_days: int
-    data_window: tuple
-    plan: dict
-    n_users: int
-    n_users_trained: int
-    sampled: bool
-    n_train_examples: int
-    training_seconds: float
-    heads: dict
-    lift: list = field(default_factory=list)
-    calibration: list = field(default_factory=list)
-    loss_curve: list = field(default_factory=list)
-    refit_on_latest: bool = False
-    notes: list = field(default_factory=list)
-    config: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict (times as ISO strings)."""
-        out = dataclasses.asdict(self)
-        out["created_at"] = self.created_at.isoformat()
-        out["data_window"] = [t.isoformat() if isinstance(t, dt.datetime) else t for t in self.data_window]
-        return json.loads(json.dumps(out, default=_json_default))
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelCard":
-        """Inverse of :meth:`to_dict`."""
-        values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
-        values["created_at"] = dt.datetime.fromisoformat(data["created_at"])
-        values["data_window"] = tuple(dt.datetime.fromisoformat(t) if t else None for t in data["data_window"])
-        return cls(**values)
-
-    def to_text(self) -> str:
-        """The card in plain words (the CLI prints this)."""
-        lines = [
-            f"Model {self.model_version} for dataset {self.dataset!r} (horizon {self.horizon_days} days)",
-            f"Data window: {_fmt(self.data_window[0])} to {_fmt(self.data_window[1])}; {self.n_users} shoppers scored.",
-            f"Trained on {self.n_users_trained} shoppers" + (" (a seeded sample)" if self.sampled else "")
-            + f", {self.n_train_examples} examples, in {self.training_seconds:.1f} s.",
-            "Cutoffs: " + ", ".join(f"{k}={v}" for k, v in self.plan.items() if k in ("train_cutoffs", "valid_cutoff", "test_cutoff")),
-            TARGET_TEXT,
-            "",
-            "Held-out window results (the forecast in use is marked *):",
-        ]
-        for head, info in self.heads.items():
-            key = HEAD_METRICS[head][0]
-            lines.append(f"  {head} (decided by {key}):")
-            for name, metrics in info["metrics"].items():
-                mark = "*" if name == info["used"] else " "
-                shown = ", ".join(f"{k} {_num(v)}" for k, v in metrics.items() if k not in ("note", "measurable"))
-                lines.append(f"   {mark} {name}: {shown}")
-            if info.get("note"):
-                lines.append(f"    {info['note']}")
-        lines.append("")
-        lines.append("Refit on the latest window: " + ("yes" if self.refit_on_latest else "no"))
-        lines.extend(self.notes)
-        return "\n".join(lines)
-
-
-def _json_default(v):
-    if isinstance(v, (dt.datetime, dt.date, pd.Timestamp)):
-        return v.isoformat()
-    if isinstance(v, np.generic):
-        return v.item()
-    return str(v)
-
-
-def _fmt(t) -> str:
-    return t.strftime("%Y-%m-%d %H:%M") if isinstance(t, dt.datetime) else str(t)
-
-
-def _num(v) -> str:
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
+# re-exported for callers that import them from here (pages/forecasts.py, bench/model.py, the tests)
+from core.model_card import HEAD_METRICS, TARGET_TEXT  # noqa: F401, E402
+from core.scoring import _chunk_ranker  # noqa: F401, E402
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-class _Progress:
-    def __init__(self, callback: Callable[[TrainProgress], None] | None):
-        self.callback = callback
-
-    def __call__(self, stage: str, fraction: float, message: str) -> None:
-        if self.callback is not None:
-            self.callback(TrainProgress(stage=stage, fraction=min(max(fraction, 0.0), 1.0), message=message))
-
-
-def _check_stop(should_stop: Callable[[], bool] | None) -> None:
-    if should_stop is not None and should_stop():
-        raise TrainingCancelled("Training was cancelled; no model version was written.")
 
 
 def _data_window(engine: Engine, dataset_id: int) -> tuple[dt.datetime, dt.datetime, int]:
@@ -164,16 +55,6 @@ def _load_history(engine: Engine, dataset_id: int, users: Sequence[str], exhaust
                   chunk_users: int) -> pd.DataFrame:
     frames = [seq.load_events(engine, dataset_id, c, None, end) for c in seq.user_chunks(list(users), chunk_users, exhaustive)]
     return _history_frame(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=seq.EVENT_COLUMNS))
-
-
-def _history_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    from core.model.baselines import _str_array
-
-    frame["event_time"] = pd.to_datetime(frame["event_time"])
-    # Python strings, not pandas' Arrow strings (``astype(str)``): the readers of the history zip and group
-    # them as objects, and each conversion back cost more than the read (scoring 100,000 shoppers, measured)
-    frame["user_id"] = pd.Series(_str_array(frame["user_id"]), index=frame.index, dtype=object)
-    return frame
 
 
 def _fit_rfm(history: pd.DataFrame, train_targets: list[pd.DataFrame]) -> dict:
@@ -308,10 +189,6 @@ def _baselines_from_saved(saved: dict) -> dict:
             "rankers": {name: baseline_from_dict(s) for name, s in saved["rankers"].items()}}
 
 
-def _decode_ranked(vocab: seq.Vocabulary, ids: np.ndarray) -> list[list[str]]:
-    return [[t for t in vocab.decode(row) if t is not None] for row in ids]
-
-
 # --- evaluation -------------------------------------------------------------------------------
 
 
@@ -367,117 +244,6 @@ def _evaluate(test, pred, calibrator, rfm: dict, rankers: dict, history: pd.Data
 
 
 # --- scoring ----------------------------------------------------------------------------------
-
-
-def _score_chunk(loaded, batch: seq.SequenceBatch, heads: dict, baselines: dict, chunk_history: pd.DataFrame | None,
-                 rfm_x: pd.DataFrame | None, cutoff: dt.datetime, dataset_id: int, version: str) -> pd.DataFrame:
-    from core.model.reasons import GROUPS, explain, occlusion_effects
-    from core.model.training import predict_examples
-
-    cfg, vocabs = loaded["config"], loaded["vocabs"]
-    effects = np.zeros((len(batch), len(GROUPS)))
-
-    def occlude(idx, inputs, hidden, states):  # the reasons reuse each mini-batch's transformer pass
-        effects[idx] = occlusion_effects(loaded["model"], batch, idx, inputs, hidden, states, cfg.batch_size)
-
-    used = {h: info["used"] for h, info in heads.items()}
-    pred = predict_examples(loaded["model"], batch, cfg, on_batch=occlude if cfg.n_reasons else None,
-                            items=used["next_items"] == MODEL)
-    users = batch.user_ids
-    calibrator = loaded["calibrator"]
-    p_rfm = None
-    if used["propensity"] != MODEL or calibrator.stack_ is not None:
-        p_rfm = baselines["rfm"]["propensity"].predict_from_features(rfm_x)
-    propensity = calibrator(pred.propensity, p_rfm) if used["propensity"] == MODEL else p_rfm
-    type_p = pred.type_proba
-    if used["next_event_type"] != MODEL:
-        type_p = baselines["rfm"]["next_event_type"].predict_from_features(rfm_x)
-    if used["next_category"] == MODEL:
-        next_cat = vocabs.categories.decode(pred.category_ids[:, 0])
-        next_cat_p = pred.category_p[:, 0].astype(float)
-    else:
-        ranked = _chunk_ranker(baselines, used["next_category"], chunk_history, cutoff).rank_categories(users, 1)
-        next_cat = [r[0] if r else None for r in ranked]
-        next_cat_p = np.full(len(users), np.nan)
-    if used["next_items"] == MODEL:
-        top_items = [" ".join(r) for r in _decode_ranked(vocabs.items, pred.item_ids)]
-    else:
-        ranker = _chunk_ranker(baselines, used["next_items"], chunk_history, cutoff)
-        top_items = [" ".join(r) for r in ranker.rank_items(users, cfg.top_k_items)]
-    reasons = explain(loaded["model"], batch, vocabs, cfg.n_reasons, cfg.batch_size * 4, effects=effects)
-    frame = pd.DataFrame({
-        "dataset_id": dataset_id, "model_version": version, "user_id": users,
-        "purchase_propensity": np.asarray(propensity, dtype=float),
-        "next_event_type": [EVENT_CLASSES[i] for i in np.asarray(type_p).argmax(axis=1)],
-    })
-    for j, col in enumerate(EVENT_CLASS_COLUMNS):
-        frame[col] = np.asarray(type_p, dtype=float)[:, j]
-    frame["next_category"] = next_cat
-    frame["next_category_p"] = next_cat_p
-    frame["top_items"] = top_items
-    frame["reasons"] = reasons
-    return frame
-
-
-def _chunk_ranker(baselines: dict, name: str, chunk_history: pd.DataFrame, cutoff: dt.datetime):
-    """The saved ranker ``name`` (popular fill and transitions fitted once, see :func:`_baselines_to_save`) with
-    the chunk's shoppers' own state (their own lists, their last category/item) read from ``chunk_history``
-    (in :func:`core.sequences.load_events` order: by shopper, then time)."""
-    from core.model.baselines import MarkovChain, OwnMostFrequent, last_known
-
-    ranker = baselines["rankers"][name]
-    if name == "most_popular":
-        return ranker
-    own = copy.copy(ranker)
-    if isinstance(ranker, OwnMostFrequent):
-        fitted = OwnMostFrequent(ranker.popular_window_days).fit(chunk_history, cutoff)
-        own.categories_, own.items_ = fitted.categories_, fitted.items_
-    elif isinstance(ranker, MarkovChain):
-        users = chunk_history["user_id"].to_numpy(dtype=object)
-        own.last_category_ = last_known(users, chunk_history["category"])
-        own.last_item_ = last_known(users, chunk_history["item_id"])
-    return own
-
-
-#: What scoring reads of a chunk's history when it needs it: the sequences' fields, which hold the rankers'
-#: (the RFM features come grouped from the database).
-SCORING_HISTORY_COLUMNS = seq.SEQUENCE_COLUMNS
-
-
-def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict, dataset_id: int, version: str,
-               end_cutoff: dt.datetime, report: _Progress, should_stop, fraction_range: tuple[float, float]) -> int:
-    from core.model.registry import write_predictions
-
-    from core.model.baselines import RFMPropensity, rfm_features_from_store
-
-    cfg = loaded["config"]
-    used = {info["used"] for info in heads.values()} - {MODEL, "most_popular"}
-    # the gradient-boosting heads and the stacked propensity read RFM features, grouped in the database; the
-    # rankers read each shopper's own state from their history
-    need_rfm = RFMPropensity.name in used or loaded["calibrator"].stack_ is not None
-    need_history = bool(used - {RFMPropensity.name})
-    users = seq.list_users(engine, dataset_id, before=end_cutoff)
-    chunks = seq.user_chunks(users, cfg.chunk_users, exhaustive=True)
-    lo, hi = fraction_range
-    written = 0
-    report("scoring", lo, f"scoring {len(users):,} shoppers")
-    for i, chunk in enumerate(chunks):
-        _check_stop(should_stop)
-        if need_history:  # one query: the sequences come from the chunk's history
-            history = _history_frame(seq.load_events(engine, dataset_id, chunk, None, end_cutoff,
-                                                     columns=SCORING_HISTORY_COLUMNS))
-            batch = seq.sequences_from_events(history, end_cutoff, loaded["vocabs"], cfg.max_len)
-        else:
-            history = None
-            batch = seq.build_sequences(engine, dataset_id, chunk, end_cutoff, loaded["vocabs"], cfg.max_len)
-        rfm_x = None
-        if need_rfm:
-            rfm_x = rfm_features_from_store(engine, dataset_id, chunk, end_cutoff, batch.user_ids,
-                                            baselines["rfm"]["propensity"].config)
-        frame = _score_chunk(loaded, batch, heads, baselines, history, rfm_x, end_cutoff, dataset_id, version)
-        written += write_predictions(conn, frame)
-        report("scoring", lo + (hi - lo) * (i + 1) / len(chunks), f"scored {written:,} of {len(users):,} shoppers")
-    return written
 
 
 # --- public API ---------------------------------------------------------------------------------
