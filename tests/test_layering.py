@@ -17,8 +17,10 @@ ABOVE_THE_STORE = ("core.queries", "core.preferences", "core.rfm", "core.segment
                    "core.segmenter", "core.segment_names", "core.campaigns",
                    "core.identities", "core.exports", "core.charts", "core.charts_campaigns",
                    "core.charts_forecast", "core.charts_preferences", "core.charts_segments",
-                   "core.model", "core.forecast", "core.sequences", "core.cli")
-LOW_LAYERS = ("core.store", "core.schema", "core.sql", "core.config", "core.errors")
+                   "core.model", "core.forecast", "core.sequences", "core.cli",
+                   "core.query_parts", "core.product_queries")
+LOW_LAYERS = ("core.store", "core.store_url", "core.store_faults", "core.housekeeping", "core.schema", "core.sql",
+              "core.config", "core.errors")
 
 
 def _modules() -> dict[str, Path]:
