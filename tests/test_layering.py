@@ -18,7 +18,8 @@ ABOVE_THE_STORE = ("core.queries", "core.preferences", "core.rfm", "core.segment
                    "core.identities", "core.exports", "core.charts", "core.charts_campaigns",
                    "core.charts_forecast", "core.charts_preferences", "core.charts_segments",
                    "core.model", "core.forecast", "core.sequences", "core.cli",
-                   "core.query_parts", "core.product_queries")
+                   "core.query_parts", "core.product_queries", "core.contact_fields", "core.campaign_outcome",
+                   "core.scoring", "core.model_card")
 LOW_LAYERS = ("core.store", "core.store_url", "core.store_faults", "core.housekeeping", "core.schema", "core.sql",
               "core.config", "core.errors")
 
