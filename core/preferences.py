@@ -49,6 +49,7 @@ from core import config, sql, store
 from core.errors import CartsightError
 from core.derived import EDGE_COLUMNS
 from core.price_bands import PRICE_BANDS
+from core.query_parts import _filters
 
 DIMENSIONS = ("category", "brand", "price_band")
 PREFERENCE_COLUMNS = (
@@ -65,32 +66,6 @@ _e = store.events.c
 
 
 # --- small shared pieces -----------------------------------------------------------------------
-
-
-def _naive(moment, name: str) -> dt.datetime:
-    """A filter bound as the store keeps times: naive UTC."""
-    if isinstance(moment, dt.datetime):
-        return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo is not None else moment
-    if isinstance(moment, dt.date):
-        return dt.datetime.combine(moment, dt.time())
-    raise CartsightError(f"Parameter {name!r} is {moment!r}; expected a datetime, a date or None.")
-
-
-def _window(dataset_id: int, start, end) -> list:
-    """WHERE terms for one dataset and an optional [start, end) window (end exclusive)."""
-    terms = [_e.dataset_id == dataset_id]
-    start = None if start is None else _naive(start, "start")
-    end = None if end is None else _naive(end, "end")
-    if start is not None and end is not None and start >= end:
-        raise CartsightError(
-            f"The time window is empty: start={start.isoformat(sep=' ')} is not before "
-            f"end={end.isoformat(sep=' ')}; expected start < end (end is exclusive)."
-        )
-    if start is not None:
-        terms.append(_e.event_time >= start)
-    if end is not None:
-        terms.append(_e.event_time < end)
-    return terms
 
 
 def _check_dimension(dimension: str) -> None:
@@ -240,7 +215,7 @@ def _scoped(dimension: str, dataset_id: int, start, end, event_types: tuple[str,
             category: str | None, values: list | None = None, in_group=None) -> sa.Subquery:
     """The counted rows: per event its value, shopper, counted/bought flags and amount (and group flag)."""
     from_clause, value = _dimension_sql(dimension, dataset_id)
-    where = [*_window(dataset_id, start, end), value.is_not(None)]
+    where = [*_filters(dataset_id, start, end), value.is_not(None)]
     if category is not None:
         where.append(_e.category == category)
     if values is not None:
