@@ -1,20 +1,19 @@
 """cartsight's entry point: page routes, shared state, the dataset picker, and data on first start.
 
 Run with ``streamlit run app.py``. Pages live in ``pages/``; this file only routes. On the
-first start with an empty store it loads the bundled sample (``sample_data/``) so the app
-opens on data.
+first start with an empty store it shows the load of the bundled sample (``sample_data/``,
+offered once per store by :mod:`core.ingest.sample`) so the app opens on data.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import threading
 from pathlib import Path
 
 import streamlit as st
 
 from core import config, store
-from core.errors import CartsightError, DatasetExistsError
+from core.errors import CartsightError
+from core.ingest import sample
 from pages import common
 
 # Nothing may reach a model hub: models are built from code and trained here.
@@ -33,64 +32,25 @@ PAGES = (
 )
 
 
-@st.cache_resource
-def _sample_lock() -> threading.Lock:
-    """One sample load at a time in this server, whatever the number of sessions."""
-    return threading.Lock()
-
-
-def _sample_marker(url: str) -> Path:
-    """A file whose presence says this store was already offered the sample (once per store URL)."""
-    return config.home_dir() / f".sample-offered-{hashlib.sha256(url.encode()).hexdigest()[:16]}"
-
-
-def _mark_sample_offered(url: str) -> None:
-    marker = _sample_marker(url)
-    try:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(f"{store.safe_url(url)}\n")
-    except OSError:
-        pass  # a read-only data folder only means the offer is repeated next start
-
-
-def _sample_pending(engine, url: str) -> bool:
-    """True on a first start: a store that never held data and was never offered the sample."""
-    if _sample_marker(url).exists() or not config.SAMPLE_FILE.is_file():
-        return False
-    if store.list_datasets(engine):
-        _mark_sample_offered(url)  # the analyst's own data came first: never add the sample later
-        return False
-    return True
-
-
 def _load_sample(engine, url: str) -> None:
-    """Load the bundled sample with a visible status; a failure is shown and retried next start."""
-    from core.ingest import ingest_file
-
-    with _sample_lock():
-        if store.list_datasets(engine):  # another session loaded it meanwhile
-            _mark_sample_offered(url)
+    """Load the bundled sample (:mod:`core.ingest.sample`) with a visible status; a failure is shown and
+    retried next start."""
+    with st.status("First start: loading the bundled sample data…", expanded=True) as status:
+        bar = st.progress(0.0, text="Reading sample_data/")
+        try:
+            report = sample.load_sample(
+                engine, url, progress=lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message),
+            )
+        except CartsightError as exc:
+            status.update(label="The sample data could not be loaded.", state="error", expanded=True)
+            common.show_error(exc)
             return
-        with st.status("First start: loading the bundled sample data…", expanded=True) as status:
-            bar = st.progress(0.0, text="Reading sample_data/")
-            try:
-                report = ingest_file(
-                    engine, config.SAMPLE_FILE, config.SAMPLE_DATASET,
-                    progress=lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message),
-                )
-            except DatasetExistsError:
-                status.update(label="The sample data is loaded.", state="complete", expanded=False)
-            except CartsightError as exc:
-                status.update(label="The sample data could not be loaded.", state="error", expanded=True)
-                common.show_error(exc)
-                return
-            else:
-                status.update(
-                    label=f"Loaded the sample: {report.rows_loaded:,} events of {report.users:,} shoppers.",
-                    state="complete", expanded=False,
-                )
-        _mark_sample_offered(url)
-        st.session_state[common.DATASET_KEY] = config.SAMPLE_DATASET
+        if report is None:
+            status.update(label="The sample data is loaded.", state="complete", expanded=False)
+        else:
+            status.update(label=f"Loaded the sample: {report.rows_loaded:,} events of {report.users:,} shoppers.",
+                          state="complete", expanded=False)
+    st.session_state[common.DATASET_KEY] = config.SAMPLE_DATASET
 
 
 def _store_unavailable(error: CartsightError):
@@ -116,7 +76,7 @@ st.session_state.setdefault(common.DATASET_KEY, None)
 url = store.resolve_url()
 try:
     engine = common.open_engine(url)  # raises instead of stopping, so the error page below can show why
-    load_sample = _sample_pending(engine, url)
+    load_sample = sample.sample_pending(engine, url)
     has_data = load_sample or bool(store.list_datasets(engine))
 except Exception as exc:  # noqa: BLE001 - store faults become the error page; anything else re-raises
     error = _store_error(exc, url)

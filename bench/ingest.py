@@ -4,7 +4,7 @@ Writes an N-row REES46-layout CSV, then times, each in its own child process so 
 memory (``ru_maxrss`` of that child) is its own:
 
 - bare DuckDB: ``CREATE TABLE t AS SELECT * FROM read_csv(file)`` into a fresh DuckDB file;
-- cartsight: ``core.ingest.ingest_file`` into a fresh DuckDB store (sniff, validation,
+- cartsight: ``core.ingest.load.ingest_file`` into a fresh DuckDB store (sniff, validation,
   duplicates, quarantine, dataset row, one transaction).
 
 Several sizes give the cost per row by size for both paths, so that how our load grows is read
@@ -85,7 +85,7 @@ def _measure_bare(csv_path: str, db_path: str) -> dict:
 def _measure_ours(csv_path: str, db_path: str) -> dict:
     sys.path.insert(0, str(ROOT))
     from core import store
-    from core.ingest import ingest_file
+    from core.ingest.load import ingest_file
 
     engine = store.make_engine(f"duckdb:///{db_path}")  # opened once per app session, not per load
     cpu, started = _cpu(), time.perf_counter()
@@ -100,7 +100,7 @@ def _measure_ours_pg(csv_path: str, pg_url: str) -> dict:
     import sqlalchemy as sa
 
     from core import store
-    from core.ingest import ingest_file
+    from core.ingest.load import ingest_file
 
     schema = f"cs_bench_{os.getpid()}"
     raw = sa.create_engine(pg_url)

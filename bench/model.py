@@ -2,7 +2,7 @@
 
 For each size (default 20,000 and 100,000 shoppers, 10 weeks of simulated REES46-layout
 events from ``core.simulate``) it loads the events into a fresh DuckDB store, runs
-``core.forecast.train`` with the default ``ModelConfig`` (2 torch threads) and records:
+``core.model.forecast.train`` with the default ``ModelConfig`` (2 torch threads) and records:
 training time (sequences, fitting, evaluation: up to the start of scoring), scoring
 throughput (every shopper scored at the data's end, reasons included, predictions
 written), and the held-out metrics of the model and of every baseline for each head. The
@@ -27,7 +27,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core import forecast, simulate, store  # noqa: E402
+from core import simulate, store
+from core.simulate import files
+from core.model import forecast
+from core.model import card
 from core.model.config import ModelConfig  # noqa: E402
 
 SECTION = "## Model"
@@ -35,7 +38,7 @@ SECTION = "## Model"
 
 def canonical(events: pd.DataFrame) -> pd.DataFrame:
     """Simulated REES46 rows in the store's canonical columns."""
-    return simulate.to_canonical(events)
+    return files.to_canonical(events)
 
 
 def load_simulation(engine, name: str, n_users: int, weeks: int, seed: int) -> int:
@@ -161,7 +164,7 @@ def quality_table(results: list[dict]) -> str:
     lines = ["| seed | head | metric | model | best baseline | all baselines | used |", "|---|---|---|---|---|---|---|"]
     for r in results:
         c = r["card"]
-        for head, (key, higher) in forecast.HEAD_METRICS.items():
+        for head, (key, higher) in card.HEAD_METRICS.items():
             info = c.heads[head]
             vals = {name: m.get(key) for name, m in info["metrics"].items()}
             base = {n: v for n, v in vals.items() if n != "model" and v is not None}
@@ -199,7 +202,7 @@ def section(results: list[dict], args) -> str:
         "", "Training = sequences + fitting + calibration + evaluation of the model and every baseline on the held-out "
         "week (everything before scoring). Scoring = every shopper at the data's end, reasons (5 occlusions each, "
         "each recomputing only the events that stay after the first hidden one) included, predictions written. CPU time "
-        "counts both torch threads. Re-score = `cartsight score` of the trained version (`core.forecast.score`), "
+        "counts both torch threads. Re-score = `cartsight score` of the trained version (`core.model.forecast.score`), "
         "every shopper again: as saved (the baselines kept with the version), and as a version saved before "
         "`baselines.json` existed, which refits the baselines it uses (its ratio: saved / refit).", "",
         timing_table(results), "",

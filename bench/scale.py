@@ -5,19 +5,19 @@ PostgreSQL when a URL is given) the script streams a REES46-layout CSV of simula
 (``core.simulate.iter_chunks`` into ``core.simulate.write_csv``, never the whole file in memory),
 then runs the journey a user would, each stage in a fresh child process:
 
-1. ingest: ``core.ingest.ingest_file`` of the CSV file into a fresh store;
-2. overview: every query the Overview page makes (``core.queries``), with each choice of its
+1. ingest: ``core.ingest.load.ingest_file`` of the CSV file into a fresh store;
+2. overview: every query the Overview page makes (``core.analysis.queries``), with each choice of its
    widgets (funnel by shopper and by session, closed funnel, top-N by views, purchases, revenue);
-3. train: ``core.forecast.train`` with the default ``ModelConfig`` (above ``max_train_users`` it
+3. train: ``core.model.forecast.train`` with the default ``ModelConfig`` (above ``max_train_users`` it
    trains on a seeded sample and says so in the card), which then scores every shopper in
    chunks and writes the predictions back; training and scoring are timed apart from its
    progress reports; then the Forecasts page's queries (model cards, every shopper's forecast);
-4. segment: ``core.segments.run_segmentation`` (automatic number of segments), then the Segments
+4. segment: ``core.analysis.segments.run_segmentation`` (automatic number of segments), then the Segments
    page's queries (the stored run, the RFM lens);
-5. preferences: every query the Preferences page makes (``core.preferences``), for everyone
+5. preferences: every query the Preferences page makes (``core.analysis.preferences``), for everyone
    and for one segment;
 6. export: the Campaigns page's queries and a top-10 % list by propensity
-   (``core.campaigns.build_target_list``) saved as CSV (``core.exports.save_export``); then every
+   (``core.campaigns.targets.build_target_list``) saved as CSV (``core.campaigns.exports.save_export``); then every
    query of the Shopper page for the biggest spender (suggestions, events, segment, forecast,
    comparison with the segment, preferences).
 
@@ -135,7 +135,7 @@ class Steps:
 
 
 def stage_ingest(engine, steps: Steps, csv_path: str) -> None:
-    from core.ingest import ingest_file
+    from core.ingest.load import ingest_file
 
     report = steps.run("ingest_file (CSV → store)", ingest_file, engine, csv_path, DATASET)
     steps.info.update(rows_loaded=report.rows_loaded, rows_quarantined=report.rows_quarantined,
@@ -176,7 +176,9 @@ def bare_reference(csv_path: str) -> dict:
 
 
 def stage_overview(engine, steps: Steps, _csv: str) -> None:
-    from core import config, queries, store
+    from core import config, store
+    from core.analysis import queries
+    from core.analysis import product_queries
 
     ds = store.get_dataset(engine, DATASET)
     did = ds["dataset_id"]
@@ -189,15 +191,16 @@ def stage_overview(engine, steps: Steps, _csv: str) -> None:
     hourly = k["last_event"] - k["first_event"] <= dt.timedelta(days=config.HOURLY_ACTIVITY_MAX_DAYS)
     activity = queries.hourly_activity if hourly else queries.daily_activity
     steps.run(activity.__name__, activity, engine, did, None, None, page=True)
-    for by in queries.TOP_MEASURES:
-        steps.run(f"top_categories by={by}", queries.top_categories, engine, did, by=by, n=config.TOP_N, page=True)
-        steps.run(f"top_brands by={by}", queries.top_brands, engine, did, by=by, n=config.TOP_N, page=True)
-    steps.run("price_distribution", queries.price_distribution, engine, did, page=True)
+    for by in product_queries.TOP_MEASURES:
+        steps.run(f"top_categories by={by}", product_queries.top_categories, engine, did, by=by, n=config.TOP_N, page=True)
+        steps.run(f"top_brands by={by}", product_queries.top_brands, engine, did, by=by, n=config.TOP_N, page=True)
+    steps.run("price_distribution", product_queries.price_distribution, engine, did, page=True)
     steps.info.update(shoppers=k["shoppers"], events=k["events"], sessions=k["sessions"])
 
 
 def stage_train(engine, steps: Steps, _csv: str, torch_threads: int | None = None) -> None:
-    from core import forecast, store
+    from core import store
+    from core.model import forecast
     from core.model.config import ModelConfig
 
     cfg = ModelConfig() if torch_threads is None else dataclasses.replace(ModelConfig(), torch_threads=torch_threads)
@@ -233,13 +236,14 @@ def stage_train(engine, steps: Steps, _csv: str, torch_threads: int | None = Non
 
 
 def stage_segment(engine, steps: Steps, _csv: str) -> None:
-    from core import segments
+    from core.analysis import segments
 
     run = steps.run("run_segmentation (features, k-means auto k, profiles, stored)", segments.run_segmentation,
                     engine, DATASET)
     steps.info.update(n_segments=run.n_segments, shoppers=len(run.assignments), notes=run.notes)
     # the Segments page: the stored run, and the RFM lens computed from the events
-    from core import rfm, store
+    from core import store
+    from core.analysis import rfm
 
     steps.run("Segments page: latest_run", segments.latest_run, engine, DATASET, page=True)
     did = store.get_dataset(engine, DATASET)["dataset_id"]
@@ -249,7 +253,7 @@ def stage_segment(engine, steps: Steps, _csv: str) -> None:
 
 def stage_preferences(engine, steps: Steps, _csv: str) -> None:
     from core import config, store
-    from core import preferences as prefs
+    from core.analysis import preferences as prefs
 
     did = store.get_dataset(engine, DATASET)["dataset_id"]
     run = steps.run("latest_run", prefs.latest_run_summary, engine, did, page=True)
@@ -274,14 +278,14 @@ def stage_preferences(engine, steps: Steps, _csv: str) -> None:
 
 
 def stage_export(engine, steps: Steps, _csv: str) -> None:
-    from core import campaigns, exports
+    from core.campaigns import targets, exports
 
-    filters = campaigns.CampaignFilters(top_percent=EXPORT_TOP_PERCENT)
-    opts = steps.run("filter_options", campaigns.filter_options, engine, DATASET, page=True)
-    n = steps.run(f"count_matches top {EXPORT_TOP_PERCENT} %", campaigns.count_matches, engine, DATASET, filters,
+    filters = targets.CampaignFilters(top_percent=EXPORT_TOP_PERCENT)
+    opts = steps.run("filter_options", targets.filter_options, engine, DATASET, page=True)
+    n = steps.run(f"count_matches top {EXPORT_TOP_PERCENT} %", targets.count_matches, engine, DATASET, filters,
                   page=True)
     built = steps.run(f"build_target_list top {EXPORT_TOP_PERCENT} % (holdout, expected outcome)",
-                      campaigns.build_target_list, engine, DATASET, filters)
+                      targets.build_target_list, engine, DATASET, filters)
     record = steps.run("save_export csv (file + members recorded)", exports.save_export, engine, built, "csv")
     steps.info.update(model_version=opts["model_version"], matched=n, counts=record["counts"],
                       file_bytes=len(record["data"]))
@@ -290,8 +294,9 @@ def stage_export(engine, steps: Steps, _csv: str) -> None:
 
 def shopper_page(engine, steps: Steps) -> None:
     """Every query the Shopper page makes for one shopper (the top suggestion by revenue)."""
-    from core import config, segments, store
-    from core import preferences as prefs
+    from core import config, store
+    from core.analysis import segments
+    from core.analysis import preferences as prefs
 
     run = segments.latest_run(engine, DATASET)
     found = None
@@ -548,7 +553,7 @@ def section(runs: list[dict]) -> str:
     return "\n".join([
         SECTION, "",
         f"`python bench/scale.py` — the whole journey on simulated REES46-layout events (`core.simulate`, "
-        f"{SIM_WEEKS} weeks, about 65 events per shopper), from a CSV file through `core.ingest`, each stage in a "
+        f"{SIM_WEEKS} weeks, about 65 events per shopper), from a CSV file through `core.ingest.load`, each stage in a "
         f"fresh process on {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}. "
         "Seconds are wall-clock seconds of the measured calls (imports and opening the store not included); CPU "
         "seconds are the process's own (on PostgreSQL the server's work is not in them). Peak RSS (sampled) is the "

@@ -3,7 +3,7 @@
 Generating the events of a million simulated shoppers (about 65 million rows) takes longer
 than the segmentation itself, so the large cases synthesise the per-shopper feature table
 directly: the features of simulated shoppers (``core.simulate``, loaded in a DuckDB store and
-aggregated by ``core.segments.shopper_features``) resampled with replacement to the target
+aggregated by ``core.analysis.segments.shopper_features``) resampled with replacement to the target
 size, with a little Gaussian noise so that no two rows are equal. Timed on those: the
 Segmenter's fit with ``n_segments="auto"`` (k = 2..10 chosen by silhouette on a 5,000-shopper
 sample, then mini-batch k-means over everyone above 100k), the profiles and names
@@ -36,7 +36,7 @@ NOISE = 0.01
 
 def _simulated_store(folder: Path, n_users: int, weeks: int, seed: int):
     from core import store
-    from tests.test_segments import load_simulation
+    from tests.analysis.test_segments import load_simulation
 
     engine = store.make_engine(f"duckdb:///{folder / 'bench.duckdb'}")
     load_simulation(engine, "bench", n_users, weeks, seed)
@@ -46,7 +46,7 @@ def _simulated_store(folder: Path, n_users: int, weeks: int, seed: int):
 def _case_fit(n: int) -> dict:
     import numpy as np
 
-    from core import segments
+    from core.analysis import segments
 
     with tempfile.TemporaryDirectory() as tmp:
         engine = _simulated_store(Path(tmp), BASE_USERS, BASE_WEEKS, BASE_SEED)
@@ -74,7 +74,7 @@ def _case_fit(n: int) -> dict:
 
 
 def _case_e2e(n_users: int) -> dict:
-    from core import segments
+    from core.analysis import segments
 
     with tempfile.TemporaryDirectory() as tmp:
         engine = _simulated_store(Path(tmp), n_users, BASE_WEEKS, BASE_SEED)

@@ -10,11 +10,11 @@ so that the Windows-1252 file holds the bytes DuckDB cannot read as Latin-1. The
 own child process
 (peak memory is that child's ``ru_maxrss``):
 
-- the workbook's conversion alone (``core.tabular.to_csv``: calamine reads the sheet, one CSV
+- the workbook's conversion alone (``core.ingest.tabular.to_csv``: calamine reads the sheet, one CSV
   line per row);
-- ``core.ingest.ingest_file`` of the workbook, and of the Parquet file (conversion, then the CSV path);
-- ``core.ingest.ingest_file`` of the Windows-1252 and the UTF-16 file (rewritten as UTF-8, then the CSV path);
-- ``core.ingest.ingest_file`` of the CSV, the reference.
+- ``core.ingest.load.ingest_file`` of the workbook, and of the Parquet file (conversion, then the CSV path);
+- ``core.ingest.load.ingest_file`` of the Windows-1252 and the UTF-16 file (rewritten as UTF-8, then the CSV path);
+- ``core.ingest.load.ingest_file`` of the CSV, the reference.
 
 Prints a table and writes it under "## Excel, Parquet and other text encodings" in docs/benchmarks.md.
 
@@ -94,8 +94,9 @@ def _cpu() -> float:
 
 def _child(kind: str, path: str, work: str) -> dict:
     sys.path.insert(0, str(ROOT))
-    from core import store, tabular
-    from core.ingest import ingest_file
+    from core import store
+    from core.ingest import tabular
+    from core.ingest.load import ingest_file
 
     if kind == "convert":
         cpu, started = _cpu(), time.perf_counter()
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                     ("utf16", utf16), ("csv", csv_path))}
     load = os.getloadavg()[0]
     ref = results["csv"]
-    labels = {"convert": "the workbook's conversion alone (`core.tabular.to_csv`)",
+    labels = {"convert": "the workbook's conversion alone (`core.ingest.tabular.to_csv`)",
               "workbook": "`ingest_file` of the .xlsx", "parquet": "`ingest_file` of the .parquet",
               "cp1252": "`ingest_file` of the CSV in Windows-1252", "utf16": "`ingest_file` of the CSV in UTF-16",
               "csv": "`ingest_file` of the same rows as CSV (reference)"}

@@ -44,7 +44,7 @@ def _hand_mapping(args, engine):
     if not (args.sheet or args.skip_lines is not None or args.map or args.event_type or args.time_format
             or args.price_is):
         return None
-    from core.sniff import sniff, with_overrides
+    from core.ingest.sniff import sniff, with_overrides
 
     skip = None
     if args.skip_lines is not None:
@@ -69,7 +69,7 @@ def _hand_mapping(args, engine):
 
 
 def cmd_ingest(args) -> int:
-    from core.ingest import ingest_file
+    from core.ingest.load import ingest_file
 
     engine = _engine(args)
     mapping = _hand_mapping(args, engine)
@@ -140,7 +140,7 @@ def _model_config(args):
 
 
 def cmd_train(args) -> int:
-    from core import forecast
+    from core.model import forecast
 
     card = forecast.train(_engine(args), args.dataset, horizon_days=args.horizon_days, seed=args.seed,
                           config=_model_config(args), progress=_train_progress(args.quiet or args.json))
@@ -160,7 +160,7 @@ def cmd_score(args) -> int:
     safecsv.check_out_path(args.out)  # before ingesting or training, which take minutes
     if args.events is not None:
         return _score_file(args)
-    from core import forecast
+    from core.model import forecast
 
     engine = _engine(args)
     if args.model_version is None and forecast.latest_model(engine, args.dataset) is None:
@@ -174,9 +174,10 @@ def cmd_score(args) -> int:
 
 def _score_file(args) -> int:
     """One shot: ingest into a throw-away store, train, score, write the CSV."""
-    from core import forecast, store
-    from core.dataset_names import usable_dataset_name
-    from core.ingest import ingest_file
+    from core import store
+    from core.model import forecast
+    from core.store.dataset_names import usable_dataset_name
+    from core.ingest.load import ingest_file
 
     # named after this process: if it is killed, the next start of any cartsight removes the folder
     with tempfile.TemporaryDirectory(prefix=store.temp_prefix("score")) as tmp:
@@ -203,7 +204,8 @@ def _score_file(args) -> int:
 
 
 def _write_predictions(engine, dataset: str, model_version: str | None, out: str) -> int:
-    from core import forecast, safecsv
+    from core import safecsv
+    from core.model import forecast
 
     frame = forecast.load_predictions(engine, dataset, model_version=model_version)
     safecsv.write_csv(frame, out)
@@ -216,7 +218,8 @@ def _k(value: str):
 
 
 def cmd_segment(args) -> int:
-    from core import safecsv, segments
+    from core import safecsv
+    from core.analysis import segments
 
     safecsv.check_out_path(args.out)  # before the segmentation, which takes minutes on a large dataset
     run = segments.run_segmentation(_engine(args), args.dataset, n_segments=args.k, seed=args.seed)
@@ -228,7 +231,7 @@ def cmd_segment(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from core import exports
+    from core.campaigns import exports
 
     counts = exports.export_cli(
         _engine(args), args.dataset, segments=args.segment or None, top_percent=args.top_percent,
@@ -240,7 +243,7 @@ def cmd_export(args) -> int:
     if args.json:
         _print_json(counts)
         return 0
-    from core.campaigns import COUNT_KEYS
+    from core.campaigns.targets import COUNT_KEYS
 
     for key in COUNT_KEYS:
         print(f"{key:<17} {counts.get(key, 0):>10,}")
@@ -258,9 +261,9 @@ def cmd_export(args) -> int:
 
 
 def _add_mapping_flags(p: argparse.ArgumentParser) -> None:
-    """The ingest flags that set what the Data page's mapping editor sets (checked by core.sniff.with_overrides,
+    """The ingest flags that set what the Data page's mapping editor sets (checked by core.ingest.sniff.with_overrides,
     not by argparse, so that a wrong value is one line naming it)."""
-    from core.sniff import HAND_FIELDS, PRICE_KINDS, TIME_FORMATS
+    from core.ingest.sniff import HAND_FIELDS, PRICE_KINDS, TIME_FORMATS
 
     p.add_argument("--map", action="append", metavar="FIELD=COLUMN",
                    help="read FIELD from COLUMN instead of the detected one (repeatable: --map user_id=cust "

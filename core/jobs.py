@@ -9,7 +9,7 @@ so whatever it writes is rolled back as that exception unwinds. Nothing here kno
 Streamlit, so the CLI and tests drive a job the same way.
 
 :func:`load_job` and :func:`training_job` are the two jobs the app runs: a file's load
-(``core.ingest``) and a model's training (``core.forecast``, imported when the job runs:
+(``core.ingest.load``) and a model's training (``core.model.forecast``, imported when the job runs:
 torch is slow to import and pages must open quickly).
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from core.errors import CartsightError, IngestCancelled, TrainingCancelled
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from core.sniff import Mapping
+    from core.ingest.sniff import Mapping
 
 PENDING, RUNNING, DONE, CANCELLED, FAILED = "pending", "running", "done", "cancelled", "failed"
 
@@ -172,7 +172,7 @@ class JobBoard:
 
 def load_job(engine: Engine, dataset: str, path: Path, mapping: Mapping | None = None, remember_as: str | None = None,
              on_done: Callable[[], None] | None = None) -> Job:
-    """A job that loads the file at ``path`` as ``dataset`` (``core.ingest.ingest_file``); not started.
+    """A job that loads the file at ``path`` as ``dataset`` (``core.ingest.load.ingest_file``); not started.
 
     Its result is the load report as a dict. ``remember_as``: a header signature under which
     ``mapping`` is remembered once the data is in; failing to remember it only adds a note.
@@ -180,7 +180,7 @@ def load_job(engine: Engine, dataset: str, path: Path, mapping: Mapping | None =
     file, after the commit) comes when there is nothing left to cancel.
     """
     def work(job: Job) -> dict:
-        from core import ingest
+        from core.ingest import load as ingest
 
         def progress(fraction: float, message: str) -> None:
             if fraction < 1.0:
@@ -203,14 +203,14 @@ def load_job(engine: Engine, dataset: str, path: Path, mapping: Mapping | None =
 
 
 def training_job(engine: Engine, dataset: str, horizon_days: int) -> Job:
-    """A job that trains, evaluates and publishes a model for ``dataset`` (``core.forecast.train``); not started.
+    """A job that trains, evaluates and publishes a model for ``dataset`` (``core.model.forecast.train``); not started.
 
     Its result is the new version's model card; ``points`` gathers the loss curve as it is
     drawn (``step``, ``train_loss``, ``valid_loss``). A cancel stops training at its next step
     and writes no model version.
     """
     def work(job: Job):
-        from core import forecast
+        from core.model import forecast
 
         def progress(report) -> None:
             job.report(report.fraction, report.message or report.stage, stage=report.stage)

@@ -1,17 +1,18 @@
 """Campaigns: build a target list with live counts, apply identity/suppression files, see the expected outcome,
 export it in the destination's format (holdout kept back) and download past exports and their holdouts.
-Every number comes from ``core.campaigns`` / ``core.exports``, every chart from ``core.charts_campaigns``."""
+Every number comes from ``core.campaigns.targets`` / ``core.campaigns.exports``, every chart from ``core.charts.campaigns``."""
 from __future__ import annotations
 
 import hashlib
 
 import streamlit as st
 
-from core import campaigns, config, exports
-from core import charts_campaigns as charts
+from core import config
+from core.campaigns import targets as campaigns, exports
+from core.charts import campaigns as charts
 from core.errors import CartsightError
-from core.identities import read_identities, read_suppression
-from core.price_bands import PRICE_BANDS
+from core.campaigns.identities import read_identities, read_suppression
+from core.store.price_bands import PRICE_BANDS
 from core.store import resolve_url, safe_url
 from pages.common import current_dataset, get_engine, show_error
 

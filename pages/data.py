@@ -9,11 +9,14 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import config, dataset_names, jobs, safecsv, store, tabular
+from core import config, jobs, safecsv, store
+from core.ingest import tabular
+from core.store import dataset_names
 from core.errors import CartsightError
-from core.ingest import quarantined_rows
+from core.ingest.load import quarantined_rows
 from core.jobs import Job, JobBoard
-from core.sniff import CANONICAL_FIELDS, DELIMITER_NAMES, PRICE_KINDS, TIME_FORMATS, Mapping, Sniffed, sniff
+from core.ingest.sniff import CANONICAL_FIELDS, PRICE_KINDS, TIME_FORMATS, Mapping, Sniffed, sniff
+from core.ingest.delimited import DELIMITER_NAMES
 from pages.common import DATASET_KEY, get_engine, md, show_error
 
 UPLOAD_KEY = "data_upload"  # {"file_id", "name", "dir", "path"} of the upload written to disk
@@ -62,7 +65,7 @@ def _loads() -> JobBoard:
 
     A Load claims its name until its job ends, so that a second analyst pressing Load on the
     same name is told at once rather than after a whole load of their file. Between servers
-    (or the app and the CLI) the store's unique name decides, and core.ingest reports the
+    (or the app and the CLI) the store's unique name decides, and core.ingest.load reports the
     loser as DatasetExistsError.
     """
     return JobBoard()

@@ -4,7 +4,7 @@ Training runs as a ``core.jobs`` job in a worker thread (torch must not block th
 fragment polls its progress, draws the live loss curve and offers Cancel. The job lives on a
 ``st.cache_resource`` board keyed by store and dataset id, so reruns and other sessions find
 it; one training runs per store at a time, however many sessions press Train at once.
-``core.forecast`` is imported inside the functions, so the page opens quickly.
+``core.model.forecast`` is imported inside the functions, so the page opens quickly.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from core import charts_forecast as charts
+from core.charts import forecast as charts
 from core import config, jobs, safecsv, store
 from core.errors import CartsightError
 from core.jobs import Job, JobBoard
@@ -154,7 +154,7 @@ def metrics_table(head: str, info: dict) -> pd.DataFrame:
 
 
 def _head_section(head: str, info: dict) -> None:
-    from core.forecast import HEAD_METRICS
+    from core.model.card import HEAD_METRICS
     from core.model.evaluation import explain_choice
 
     key, higher = HEAD_METRICS[head]
@@ -173,7 +173,7 @@ def _head_section(head: str, info: dict) -> None:
 
 
 def _model_card(card) -> None:
-    from core.forecast import HEAD_METRICS, TARGET_TEXT
+    from core.model.card import HEAD_METRICS, TARGET_TEXT
 
     st.subheader(f"Model {card.model_version}")
     tiles = st.columns(5)
@@ -244,7 +244,7 @@ def _pick_card(cards: list):
 @st.cache_data(ttl=config.PREDICTIONS_CACHE_TTL_SECONDS, max_entries=config.PREDICTIONS_CACHE_MAX_ENTRIES,
                show_spinner="Reading the forecasts…")
 def _predictions(_engine, url: str, dataset: str, model_version: str) -> pd.DataFrame:
-    from core import forecast
+    from core.model import forecast
 
     return forecast.load_predictions(_engine, dataset, model_version)
 
@@ -312,7 +312,7 @@ def main() -> None:
     elif job is not None:
         _outcome(job)
 
-    from core import forecast
+    from core.model import forecast
 
     try:
         cards = forecast.list_models(engine, ds["name"])

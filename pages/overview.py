@@ -1,13 +1,16 @@
 """Overview: KPI tiles, the view → cart → purchase funnel, activity over time, top categories
 and brands, and prices, for the picked dataset and a date range. Every number comes from
-``core.queries`` (run in the database) and every chart from ``core.charts``."""
+``core.analysis.queries`` (run in the database) and every chart from ``core.charts.overview``."""
 from __future__ import annotations
 
 import datetime as dt
 
 import streamlit as st
 
-from core import charts, config, queries
+from core import config
+from core.analysis import queries
+from core.analysis import product_queries
+from core.charts import overview
 from core.errors import CartsightError
 from pages import common
 from pages.common import current_dataset, get_engine, md, show_error
@@ -52,13 +55,13 @@ def _activity(_engine, store: str, dataset_id: int, hourly: bool, start, end):
 
 @st.cache_data(**_CACHE)
 def _top(_engine, store: str, dataset_id: int, dimension: str, by: str, start, end):
-    query = queries.top_categories if dimension == "category" else queries.top_brands
+    query = product_queries.top_categories if dimension == "category" else product_queries.top_brands
     return query(_engine, dataset_id, by=by, n=config.TOP_N, start=start, end=end)
 
 
 @st.cache_data(**_CACHE)
 def _prices(_engine, store: str, dataset_id: int, start, end):
-    return queries.price_distribution(_engine, dataset_id, start=start, end=end)
+    return product_queries.price_distribution(_engine, dataset_id, start=start, end=end)
 
 
 def _count(value: int | None) -> str:
@@ -145,7 +148,7 @@ def _funnel_section(engine, key: str, did: int, start, end, types: set[str]) -> 
         help="Closed funnel: a purchase counts only for those who also viewed and carted (in any order).",
     )
     frame = _funnel(engine, key, did, by, start, end, closed)
-    st.plotly_chart(charts.funnel_chart(frame, by=by), key="overview_funnel_chart")
+    st.plotly_chart(overview.funnel_chart(frame, by=by), key="overview_funnel_chart")
     unit = UNIT_LABELS[by].lower()
     bought = frame.loc[frame["step"] == "purchase", "rate_from_first"].iloc[0]
     if bought == bought:  # not NaN
@@ -181,7 +184,7 @@ def _top_section(engine, key: str, did: int, start, end, coverage: dict) -> None
             if frame.empty:
                 st.info(f"No {dimension} has any {by} in these dates.")
                 continue
-            st.plotly_chart(charts.top_chart(frame, title, by=by), key=f"overview_top_{dimension}")
+            st.plotly_chart(overview.top_chart(frame, title, by=by), key=f"overview_top_{dimension}")
 
 
 def _price_section(engine, key: str, did: int, start, end, coverage: dict) -> None:
@@ -197,7 +200,7 @@ def _price_section(engine, key: str, did: int, start, end, coverage: dict) -> No
     if dist.bins.empty:
         st.info(f"Every priced event in these dates has price 0 ({_events(s['zero'])}).")
         return
-    st.plotly_chart(charts.price_histogram(dist), key="overview_price_chart")
+    st.plotly_chart(overview.price_histogram(dist), key="overview_price_chart")
     cols = st.columns(4)
     cols[0].metric("Median price", _money(s["p50"]), help="Unit price, in the currency of the file.")
     cols[1].metric("Middle half", f"{_money(s['p25'])} – {_money(s['p75'])}", help="25th to 75th percentile.")
@@ -253,7 +256,7 @@ try:
     st.subheader("Activity over time")
     hourly = kpi["last_event"] - kpi["first_event"] <= dt.timedelta(days=config.HOURLY_ACTIVITY_MAX_DAYS)
     activity = _activity(engine, store_key, did, hourly, start, end)
-    st.plotly_chart(charts.activity_chart(activity), key="overview_activity_chart")
+    st.plotly_chart(overview.activity_chart(activity), key="overview_activity_chart")
     _top_section(engine, store_key, did, start, end, coverage)
     _price_section(engine, store_key, did, start, end, coverage)
     _event_type_section(event_types)

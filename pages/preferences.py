@@ -1,17 +1,17 @@
 """Preferences: what everyone, a segment, likes by category, brand and price band, and how much more
-or less than everyone (the affinity index). Every number comes from ``core.preferences`` (run in the
-database) and every chart from ``core.charts_preferences``."""
+or less than everyone (the affinity index). Every number comes from ``core.analysis.preferences`` (run in the
+database) and every chart from ``core.charts.preferences``."""
 from __future__ import annotations
 
 import datetime as dt
 
 import streamlit as st
 
-from core import charts_preferences as charts
+from core.charts import preferences as charts
 from core import config
-from core import preferences as prefs
+from core.analysis import preferences as prefs
 from core.errors import CartsightError
-from core.price_bands import PRICE_BANDS
+from core.store.price_bands import PRICE_BANDS
 from pages import common
 from pages.common import current_dataset, get_engine, md, show_error
 

@@ -1,12 +1,13 @@
 """Segments: run a segmentation (automatic or chosen number of segments), the map of shoppers,
 a profile card per segment, a side-by-side comparison of two segments, and the RFM grid.
-Every number comes from ``core.segments`` / ``core.rfm``, every chart from ``core.charts_segments``."""
+Every number comes from ``core.analysis.segments`` / ``core.analysis.rfm``, every chart from ``core.charts.segments``."""
 from __future__ import annotations
 
 import streamlit as st
 
-from core import charts_segments as charts
-from core import config, rfm, segments
+from core.charts import segments as charts
+from core import config
+from core.analysis import rfm, segments
 from core.errors import CartsightError
 from core.store import safe_url, resolve_url
 from pages.common import current_dataset, get_engine, show_error

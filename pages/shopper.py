@@ -1,19 +1,20 @@
 """Shopper: find one shopper (by id, or from suggestions: top propensity, biggest spenders, a
 segment's members), see their timeline of events and sessions, their preferences beside their
-segment's, their forecast with its reasons, and their segment. Data from ``core.segments``,
-charts from ``core.charts_segments``."""
+segment's, their forecast with its reasons, and their segment. Data from ``core.analysis.segments``,
+charts from ``core.charts.segments``."""
 from __future__ import annotations
 
 import streamlit as st
 
-from core import charts_segments as charts
-from core import config, segments, store
+from core.charts import segments as charts
+from core import config, store
+from core.analysis import segments
 from core.errors import CartsightError
 from pages.common import current_dataset, get_engine, show_error
 
-try:  # built beside this page; the page works without it (charts from core.segments only)
-    from core import preferences as prefs
-except ImportError:  # pragma: no cover - only while core/preferences.py is absent
+try:  # built beside this page; the page works without it (charts from core.analysis.segments only)
+    from core.analysis import preferences as prefs
+except ImportError:  # pragma: no cover - only while core/analysis/preferences.py is absent
     prefs = None
 
 FROM_SEGMENT_KEY = "shopper_from_segment"
@@ -115,7 +116,7 @@ def _profile(engine, dataset: str, user_id: str, events) -> None:
 
 
 def _preference_tables(engine, dataset: str, user_id: str, seg: dict | None) -> None:
-    """Top categories and brands of the shopper beside their segment's share and affinity (core.preferences)."""
+    """Top categories and brands of the shopper beside their segment's share and affinity (core.analysis.preferences)."""
     did = store.get_dataset(engine, dataset)["dataset_id"]
     cols = st.columns(2)
     for col, dim in zip(cols, ("category", "brand")):

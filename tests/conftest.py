@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from core import derived, store
+from core import store
+from core.store import derived
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -180,12 +181,13 @@ def make_schema_1(engine: sa.Engine) -> None:
 def load_simulated_shop(engine: sa.Engine, name: str, n_users: int, weeks: int, seed: int):
     """Simulate shoppers and load them as dataset ``name`` by the store's bulk path; returns the Simulation.
 
-    The same rows as ``tests.test_segments.load_simulation``, on any store (``store.bulk_insert``:
+    The same rows as ``tests.analysis.test_segments.load_simulation``, on any store (``store.bulk_insert``:
     DuckDB registered frame, PostgreSQL COPY, executemany elsewhere).
     """
     import pandas as pd
 
-    from core.simulate import simulate, to_canonical
+    from core.simulate import simulate
+    from core.simulate.files import to_canonical
 
     sim = simulate(n_users, weeks=weeks, seed=seed)
     frame = to_canonical(sim.events).assign(quantity=pd.array([None] * len(sim.events), dtype="Int64"))

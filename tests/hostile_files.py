@@ -2,7 +2,7 @@
 
 Every builder writes its file under a folder the caller gives (a pytest ``tmp_path``) and
 returns the path; nothing here is committed. Expected outcomes live in
-``tests/test_hostile_input.py`` beside the assertions, so that a reader sees file and verdict
+``tests/ingest/test_hostile_input.py`` beside the assertions, so that a reader sees file and verdict
 together. Rows follow the REES46 layout (the project's reference layout) unless a case needs
 another shape.
 """

@@ -180,7 +180,7 @@ def test_a_store_a_cartsight_command_holds_is_named_on_the_error_page(monkeypatc
     import os
     import sys
 
-    from tests.test_store import second_process, wait_until_reading
+    from tests.store.test_store import second_process, wait_until_reading
 
     url = isolated_store(monkeypatch, tmp_path)
     fifo = tmp_path / "events.csv"

@@ -118,9 +118,9 @@ def test_console_script_exit_code(db, tmp_path):
 
 @pytest.fixture
 def shop_url(engine, tmp_path, monkeypatch):
-    """The hand-built shop of tests/test_campaigns.py in a store of its own; yields (URL, engine)."""
+    """The hand-built shop of tests/campaigns/test_campaigns.py in a store of its own; yields (URL, engine)."""
     from core import config
-    from tests.test_campaigns import make_shop
+    from tests.campaigns.test_campaigns import make_shop
 
     monkeypatch.setenv(config.HOME_ENV, str(tmp_path / "home"))
     make_shop(engine)
@@ -128,7 +128,7 @@ def shop_url(engine, tmp_path, monkeypatch):
 
 
 def _recorded(engine) -> list[dict]:
-    from core import exports
+    from core.campaigns import exports
 
     return exports.list_exports(engine, "shop").to_dict("records")
 
@@ -216,7 +216,8 @@ def _one_line(err: str) -> str:
 
 
 def test_segment_and_score_check_the_output_folder_before_any_work(capsys, engine, tmp_path, monkeypatch):
-    from core import forecast, segments
+    from core.analysis import segments
+    from core.model import forecast
     from tests.conftest import load_simulated_shop
 
     monkeypatch.setenv("CARTSIGHT_HOME", str(tmp_path / "home"))

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from core import cli, simulate
+from core.simulate import files
 
 PREDICTION_COLUMNS = [
     "user_id", "purchase_propensity", "next_event_type", "p_view", "p_cart", "p_purchase", "p_remove", "p_none",
@@ -109,10 +110,11 @@ def _hostile_shop(engine, name: str) -> pd.DataFrame:
     """A simulated shop whose first shoppers, every category and every item are formula-like; loaded as ``name``."""
     import sqlalchemy as sa
 
-    from core import derived, store
+    from core import store
+    from core.store import derived
     from tests.conftest import make_dataset
 
-    frame = simulate.to_canonical(simulate.simulate(n_users=120, weeks=5, seed=7).events)
+    frame = files.to_canonical(simulate.simulate(n_users=120, weeks=5, seed=7).events)
     users = sorted(frame["user_id"].unique())
     frame["user_id"] = frame["user_id"].map(dict(zip(users, FORMULA_IDS + NUMBER_IDS))).fillna(frame["user_id"])
     for col, forms in (("category", CATEGORY_FORMS), ("item_id", ITEM_FORMS)):

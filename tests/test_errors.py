@@ -13,12 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import campaigns, cli, exports, segments
+from core import cli
+from core.analysis import segments
+from core.campaigns import targets, exports
 from core.errors import SCHEMA_REASONS, CartsightError, ParameterError, SchemaError
-from core.ingest import ingest_file
+from core.ingest.load import ingest_file
 from core.model import baselines, evaluation, labels
 from core.model.config import ModelConfig
-from core.sniff import sniff, with_overrides
+from core.ingest.sniff import sniff, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -46,11 +48,11 @@ PARAMETER_CASES = [
      "expected one of ['top propensity', 'biggest spenders', 'segment members']"),
     (lambda: ModelConfig(dropout=1.0), "dropout", "1.0", "expected a number in [0, 1)"),
     (lambda: ModelConfig.from_dict({"hiden_size": 3}), "hiden_size", "['hiden_size']", "known parameters: ["),
-    (lambda: campaigns.CampaignFilters(top_k=0), "top_k", "top_k=0", "must be a whole number of at least 1"),
-    (lambda: campaigns.CampaignFilters(not_seen_days=-2), "not_seen_days", "not_seen_days=-2",
+    (lambda: targets.CampaignFilters(top_k=0), "top_k", "top_k=0", "must be a whole number of at least 1"),
+    (lambda: targets.CampaignFilters(not_seen_days=-2), "not_seen_days", "not_seen_days=-2",
      "expected a number of days >= 0"),
-    (lambda: campaigns.CampaignFilters.from_json('{"top_kk": 5}'), "top_kk", "['top_kk']", "unknown campaign filters"),
-    (lambda: campaigns.split_holdout(pd.DataFrame({"user_id": ["u1"]}), 0.9, seed=0), "holdout", "0.9",
+    (lambda: targets.CampaignFilters.from_json('{"top_kk": 5}'), "top_kk", "['top_kk']", "unknown campaign filters"),
+    (lambda: targets.split_holdout(pd.DataFrame({"user_id": ["u1"]}), 0.9, seed=0), "holdout", "0.9",
      "is outside 0–0.5"),
     (lambda: exports.render(None, "xls"), "format", "'xls'", "expected one of ['csv'"),
     (lambda: evaluation.accuracy_at_k(["a"], [["a"]], 0), "k", "got 0", "k must be a whole number >= 1"),

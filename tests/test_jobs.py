@@ -7,7 +7,9 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from core import forecast, ingest, jobs, store
+from core import jobs, store
+from core.ingest import load
+from core.model import forecast
 from core.errors import DatasetExistsError, IngestCancelled, SchemaError, TrainingCancelled
 from core.jobs import CANCELLED, DONE, FAILED, Job, JobBoard
 
@@ -195,7 +197,7 @@ def test_load_job_of_a_taken_name_fails_with_the_stores_message(engine, tmp_path
     _ended(jobs.load_job(engine, "shop", _csv(tmp_path)).start())
     job = _ended(jobs.load_job(engine, "shop", _csv(tmp_path)).start())
     with pytest.raises(DatasetExistsError) as raised:  # what ingest itself says of the name
-        ingest.ingest_file(engine, _csv(tmp_path), "shop")
+        load.ingest_file(engine, _csv(tmp_path), "shop")
     assert (job.state, job.error, job.result) == (FAILED, str(raised.value), None)
     assert [d["rows_loaded"] for d in store.list_datasets(engine)] == [4]
 

@@ -38,9 +38,10 @@ def test_escape_cell(value, written):
 
 
 def test_exports_keeps_escape_cell_importable():
-    from core import exports
+    from core.campaigns import exports
+    from core import safecsv
 
-    assert exports.escape_cell is safecsv.escape_cell and exports.CSV_MIME == "text/csv"
+    assert safecsv.escape_cell is safecsv.escape_cell and exports.CSV_MIME == "text/csv"
 
 
 def test_csv_bytes_escapes_text_of_every_dtype_and_leaves_numbers():
@@ -150,7 +151,7 @@ def formula_shop(engine, tmp_path, monkeypatch):
     import sqlalchemy as sa
 
     from core import config, store
-    from tests.test_campaigns import make_shop
+    from tests.campaigns.test_campaigns import make_shop
 
     monkeypatch.setenv(config.HOME_ENV, str(tmp_path / "home"))
     make_shop(engine)
@@ -162,10 +163,11 @@ def formula_shop(engine, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "google", "meta", "klaviyo", "mailchimp"])
 def test_every_export_format_carries_no_live_formula(formula_shop, fmt):
-    from core import exports
-    from core.campaigns import DESTINATION_CONSENT, CampaignFilters, build_target_list
-    from core.identities import read_identities
-    from tests.test_campaigns import FIXTURES
+    from core.campaigns import exports
+    from core import safecsv
+    from core.campaigns.targets import DESTINATION_CONSENT, CampaignFilters, build_target_list
+    from core.campaigns.identities import read_identities
+    from tests.campaigns.test_campaigns import FIXTURES
 
     identities = read_identities(FIXTURES / "identities.csv") if fmt in DESTINATION_CONSENT else None
     built = build_target_list(formula_shop, "shop", CampaignFilters(), identities=identities, holdout_share=0.0,
@@ -186,8 +188,10 @@ def test_every_export_format_carries_no_live_formula(formula_shop, fmt):
 def test_holdout_csv_escapes_the_ids_it_holds(formula_shop):
     import sqlalchemy as sa
 
-    from core import exports, store
-    from core.campaigns import CampaignFilters, build_target_list
+    from core import store
+    from core.campaigns import exports
+    from core import safecsv
+    from core.campaigns.targets import CampaignFilters, build_target_list
 
     built = build_target_list(formula_shop, "shop", CampaignFilters(), holdout_share=0.25)
     export_id = exports.save_export(formula_shop, built, "csv")["export_id"]
@@ -207,11 +211,11 @@ def test_holdout_csv_escapes_the_ids_it_holds(formula_shop):
 
 #: Table writers outside core/safecsv.py that hand nothing to an analyst, and why.
 WRITER_EXCEPTIONS = {
-    "core/sim_files.py": "writes the simulator's sample event files: input for cartsight, not a report",
-    "core/tabular.py": "turns an uploaded workbook, Parquet or JSON file into CSV for DuckDB to read (temporary)",
-    "core/json_tables.py": "copies an uploaded Parquet or JSON file into CSV for DuckDB to read (temporary)",
-    "core/ingest.py": "stages rows for PostgreSQL's COPY (temporary files)",
-    "core/prepare.py": "re-encodes an upload as UTF-8 or a TSV for DuckDB to read (temporary files)",
+    "core/simulate/files.py": "writes the simulator's sample event files: input for cartsight, not a report",
+    "core/ingest/tabular.py": "turns an uploaded workbook, Parquet or JSON file into CSV for DuckDB to read (temporary)",
+    "core/ingest/json_tables.py": "copies an uploaded Parquet or JSON file into CSV for DuckDB to read (temporary)",
+    "core/ingest/load.py": "stages rows for PostgreSQL's COPY (temporary files)",
+    "core/ingest/prepare.py": "re-encodes an upload as UTF-8 or a TSV for DuckDB to read (temporary files)",
 }
 WRITER_CALL = re.compile(r"\.to_csv\(|\.to_excel\(|\.to_parquet\(|ExcelWriter\(|csv\.(Dict)?[Ww]riter\(|"
                          r"\bwrite_csv\(|\bCOPY\b.*\bTO\b")

@@ -32,9 +32,6 @@ import pandas as pd
 from core.errors import ParameterError, SchemaError
 from core.model.rfm_baseline import RFMNextType, RFMPropensity, _check_history, _not_fitted
 
-# re-exported for callers that import them from here (core.forecast, the tests)
-from core.model.rfm_baseline import (MONEY_DECIMALS, BaselineConfig, TreeEnsemble, _str_array,  # noqa: F401, E402
-                                     rfm_features, rfm_features_from_store)
 
 #: Name of each baseline in the model card's metrics, and the words the page shows for it.
 BASELINE_LABELS = {
@@ -53,7 +50,7 @@ def _sorted(history: pd.DataFrame) -> pd.DataFrame:
 def last_known(users, values) -> dict[str, str]:
     """Each shopper's last non-missing value (as text), from rows grouped by shopper in time order.
 
-    A shopper's rows must be together (``_sorted`` order, or the order ``core.sequences.load_events``
+    A shopper's rows must be together (``_sorted`` order, or the order ``core.model.sequences.load_events``
     reads a chunk in); the last row of each run wins. Numpy over the run ends: a third of the
     time of a pandas group-by, which scoring paid for every chunk (measured).
     """

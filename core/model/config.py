@@ -14,7 +14,6 @@ from typing import Any
 
 from core.config import SESSION_GAP_MINUTES
 from core.errors import ParameterError
-from core.price_bands import PRICE_BAND_QUANTILES, PRICE_BANDS  # noqa: F401 (the model's price-band token)
 
 #: Class order of the next-event-type head everywhere: the model's output, the labels, the baselines and the
 #: prediction columns below all follow it, so a probability is read by position without a lookup.

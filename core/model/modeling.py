@@ -21,20 +21,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from core.model.config import (
-    EVENT_CLASSES,
-    EVENT_TYPE_IDS,
-    N_EVENT_TYPE_IDS,
-    N_TIME_BUCKETS,
-    PRICE_BANDS,
-    RECENT_FEATURES,
-    RECENT_WINDOWS_DAYS,
-    SESSION_GAP_DAYS,
-    USER_FEATURES,
-    ModelConfig,
-)
+from core.model.config import (EVENT_CLASSES, EVENT_TYPE_IDS, N_EVENT_TYPE_IDS, N_TIME_BUCKETS, RECENT_FEATURES,
+                               RECENT_WINDOWS_DAYS, SESSION_GAP_DAYS, USER_FEATURES, ModelConfig)
+from core.store.price_bands import PRICE_BANDS
 from core.model.priors import last_known, last_session_mask, session_main
-from core.sequences import OTHER_ID, PAD_ID, SequenceBatch
+from core.model.sequences import OTHER_ID, PAD_ID, SequenceBatch
 
 IGNORE = -100
 N_PRICE_IDS = len(PRICE_BANDS) + 2
@@ -212,7 +203,7 @@ class ForecastModel(nn.Module):
         self.prior_scale.data[0] = 0.5
         self.session_prior_scale = nn.Parameter(torch.full((1,), 0.5))
         # 1: the category logits add the learned terms (head, copy votes) to the priors; 0: the priors alone.
-        # Chosen on the validation window after fitting (core.forecast), saved with the weights.
+        # Chosen on the validation window after fitting (core.model.forecast), saved with the weights.
         self.register_buffer("category_learned", torch.ones(()))
         # The category and item logits start exactly at the prior's forecast (the Markov chain's): the terms
         # learned on top of it (head, item projection, copy votes) start at zero, so training moves the

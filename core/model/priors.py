@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import store
-from core import sequences as seq
+from core.model import sequences
 
 
 @dataclass
@@ -50,7 +50,7 @@ class TransitionPrior:
     def empty(cls, vocab_size: int, top_k: int, alpha: float) -> "TransitionPrior":
         """A prior with no transitions (uniform popularity over the real ids)."""
         pop = np.zeros(vocab_size, dtype=np.float32)
-        pop[seq.OTHER_ID + 1:] = 1.0
+        pop[sequences.OTHER_ID + 1:] = 1.0
         pop = pop / max(pop.sum(), 1.0)
         return cls(np.zeros((vocab_size, top_k), np.int64), np.zeros((vocab_size, top_k), np.float32),
                    np.zeros(vocab_size, np.float32), pop.astype(np.float32), alpha)
@@ -79,7 +79,7 @@ def _pair_counts(engine: Engine, dataset_id: int, column: str, before: dt.dateti
         where.append(ev.c.event_time < before)
     n = sa.func.count().label("n")
     # every shopper in one query; a sample chunk by chunk (each chunk's pairs summed below)
-    parts = [[]] if users is None else [seq.chunk_where(c) for c in seq.user_chunks(users, chunk_users, False)]
+    parts = [[]] if users is None else [sequences.chunk_where(c) for c in sequences.user_chunks(users, chunk_users, False)]
     rows = []
     with engine.connect() as conn:
         for part in parts:
@@ -93,7 +93,7 @@ def _pair_counts(engine: Engine, dataset_id: int, column: str, before: dt.dateti
     return list(prev_v), list(next_v), np.asarray(counts, dtype=np.float64)
 
 
-def build_prior(engine: Engine, dataset_id: int, column: str, vocab: seq.Vocabulary, before: dt.datetime | None,
+def build_prior(engine: Engine, dataset_id: int, column: str, vocab: sequences.Vocabulary, before: dt.datetime | None,
                 top_k: int, alpha: float, users: Sequence[str] | None = None,
                 chunk_users: int = 5_000) -> TransitionPrior:
     """Transition prior of ``column`` ("category" or "item_id") from the events before ``before`` (all when None).
@@ -116,11 +116,11 @@ def build_prior(engine: Engine, dataset_id: int, column: str, vocab: seq.Vocabul
     p_u, q_u = uniq // size, uniq % size
     totals = np.bincount(p_u, weights=summed, minlength=size).astype(np.float32)
     pop = np.bincount(q_u, weights=summed, minlength=size)
-    pop[: seq.OTHER_ID + 1] = 0.0  # padding and "other" are never forecast
-    pop[seq.OTHER_ID + 1:] += 1.0  # add-one over the real ids: unseen ones keep a small chance
+    pop[: sequences.OTHER_ID + 1] = 0.0  # padding and "other" are never forecast
+    pop[sequences.OTHER_ID + 1:] += 1.0  # add-one over the real ids: unseen ones keep a small chance
     pop = pop / max(pop.sum(), 1.0)
     # successors of each id, most frequent first ("other" excluded: it is not a forecast)
-    real = q_u > seq.OTHER_ID
+    real = q_u > sequences.OTHER_ID
     p_r, q_r, c_r = p_u[real], q_u[real], summed[real]
     order = np.lexsort((q_r, -c_r, p_r))
     p_r, q_r, c_r = p_r[order], q_r[order], c_r[order]
@@ -136,7 +136,7 @@ def build_prior(engine: Engine, dataset_id: int, column: str, vocab: seq.Vocabul
 
 def last_known(ids: np.ndarray) -> np.ndarray:
     """Per row of a left-padded [n, L] id array, the last id that is a known value (>= 2); 0 when none."""
-    known = ids > seq.OTHER_ID
+    known = ids > sequences.OTHER_ID
     if ids.shape[1] == 0:
         return np.zeros(len(ids), np.int64)
     pos = ids.shape[1] - 1 - np.argmax(known[:, ::-1], axis=1)
@@ -146,7 +146,7 @@ def last_known(ids: np.ndarray) -> np.ndarray:
 
 def last_session_mask(event_type: np.ndarray, age_days: np.ndarray, gap_days: float) -> np.ndarray:
     """Boolean [n, L] mask of each row's last session: the trailing events each within ``gap_days`` of the next one."""
-    mask = event_type != seq.PAD_ID
+    mask = event_type != sequences.PAD_ID
     age = np.nan_to_num(age_days, nan=1e9)
     out = np.zeros_like(mask)
     if mask.shape[1]:
@@ -163,7 +163,7 @@ def session_main(ids: np.ndarray, session: np.ndarray) -> np.ndarray:
     session mostly keeps one category, so its most frequent one says more about what comes
     next than its last click.
     """
-    known = session & (ids > seq.OTHER_ID)
+    known = session & (ids > sequences.OTHER_ID)
     if ids.shape[1] == 0:
         return np.zeros(len(ids), np.int64)
     same = (ids[:, :, None] == ids[:, None, :]) & known[:, None, :]

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from core import sequences as seq
+from core.model import sequences
 from core.model.config import DAYS_SINCE_CAP, EVENT_TYPE_IDS, SESSION_GAP_DAYS, USER_FEATURES
 from core.model.priors import last_session_mask
 
@@ -32,22 +32,22 @@ GROUPS = ("last_session", "carts", "purchases", "recent_category", "recency")
 MIN_EFFECT = 0.005
 
 
-def _hide(batch: seq.SequenceBatch, hide: np.ndarray) -> seq.SequenceBatch:
+def _hide(batch: sequences.SequenceBatch, hide: np.ndarray) -> sequences.SequenceBatch:
     """A copy of ``batch`` with the positions in ``hide`` turned into padding (rows that would lose everything keep it)."""
     keep_row = (batch.mask & ~hide).any(axis=1)
     hide = hide & keep_row[:, None]
     values = {}
-    for name in seq.SequenceBatch.TOKEN_FIELDS:
+    for name in sequences.SequenceBatch.TOKEN_FIELDS:
         arr = getattr(batch, name).copy()
-        arr[hide] = seq.PAD_ID
+        arr[hide] = sequences.PAD_ID
         values[name] = arr
     age = batch.age_days.copy()
     age[hide] = np.nan
-    return seq.SequenceBatch(user_ids=batch.user_ids, cutoff=batch.cutoff, **values, age_days=age,
+    return sequences.SequenceBatch(user_ids=batch.user_ids, cutoff=batch.cutoff, **values, age_days=age,
                              recency_bucket=batch.recency_bucket.copy(), features=batch.features.copy())
 
 
-def group_masks(batch: seq.SequenceBatch) -> dict[str, np.ndarray]:
+def group_masks(batch: sequences.SequenceBatch) -> dict[str, np.ndarray]:
     """Boolean [shoppers, positions] masks of the events in each occlusion group (``recency`` has none)."""
     mask = batch.mask
     n, length = mask.shape
@@ -57,12 +57,12 @@ def group_masks(batch: seq.SequenceBatch) -> dict[str, np.ndarray]:
         "last_session": last_session,
         "carts": mask & (batch.event_type == EVENT_TYPE_IDS["cart"]),
         "purchases": mask & (batch.event_type == EVENT_TYPE_IDS["purchase"]),
-        "recent_category": mask & (batch.category == last_cat) & (last_cat > seq.OTHER_ID),
+        "recent_category": mask & (batch.category == last_cat) & (last_cat > sequences.OTHER_ID),
         "recency": np.zeros_like(mask),
     }
 
 
-def _occlude(batch: seq.SequenceBatch, group: str, hide: np.ndarray) -> seq.SequenceBatch:
+def _occlude(batch: sequences.SequenceBatch, group: str, hide: np.ndarray) -> sequences.SequenceBatch:
     """``batch`` with the events of ``group`` (positions ``hide``) hidden and the history counts adjusted."""
     b = _hide(batch, hide)
     if group == "carts":
@@ -71,11 +71,11 @@ def _occlude(batch: seq.SequenceBatch, group: str, hide: np.ndarray) -> seq.Sequ
         b.features[:, USER_FEATURES.index("n_purchases")] = 0.0
         b.features[:, USER_FEATURES.index("days_since_purchase")] = math.log1p(DAYS_SINCE_CAP)
     elif group == "recency":
-        b.recency_bucket = np.full_like(b.recency_bucket, seq.time_bucket_ids([0.0])[0])
+        b.recency_bucket = np.full_like(b.recency_bucket, sequences.time_bucket_ids([0.0])[0])
     return b
 
 
-def occluded_batches(batch: seq.SequenceBatch) -> dict[str, seq.SequenceBatch]:
+def occluded_batches(batch: sequences.SequenceBatch) -> dict[str, sequences.SequenceBatch]:
     """One modified copy of ``batch`` per group in :data:`GROUPS` (history counts adjusted to match)."""
     masks = group_masks(batch)
     return {group: _occlude(batch, group, masks[group]) for group in GROUPS}
@@ -103,7 +103,7 @@ def _days_phrase(days: float) -> str:
 
 def _top_categories(ids: np.ndarray, hidden: np.ndarray) -> np.ndarray:
     """Per row, the most frequent named category id among the ``hidden`` positions (ties: the smallest id; 0: none)."""
-    rows, cols = np.nonzero(hidden & (ids > seq.OTHER_ID))
+    rows, cols = np.nonzero(hidden & (ids > sequences.OTHER_ID))
     out = np.zeros(len(ids), dtype=np.int64)
     if not len(rows):
         return out
@@ -117,7 +117,7 @@ def _top_categories(ids: np.ndarray, hidden: np.ndarray) -> np.ndarray:
     return out
 
 
-def group_facts(batch: seq.SequenceBatch, masks: dict, vocabs: seq.Vocabularies) -> dict[str, dict]:
+def group_facts(batch: sequences.SequenceBatch, masks: dict, vocabs: sequences.Vocabularies) -> dict[str, dict]:
     """Per group, the numbers its words need, for every row at once: events hidden, their oldest and newest age,
     their most frequent category (decoded), and the history counts the purchases and recency words read."""
     age = batch.age_days
@@ -169,13 +169,13 @@ def _words(group: str, facts: dict, row: int) -> str:
     return f"visited in the last {hours} {_plural('hour', hours)}"
 
 
-def describe(group: str, batch: seq.SequenceBatch, row: int, masks: dict, vocabs: seq.Vocabularies) -> str:
+def describe(group: str, batch: sequences.SequenceBatch, row: int, masks: dict, vocabs: sequences.Vocabularies) -> str:
     """The words for one group of one shopper (what the hidden events were)."""
     one = batch.take(np.array([row]))
     return _words(group, group_facts(one, {g: m[[row]] for g, m in masks.items()}, vocabs), 0)
 
 
-def occlusion_effects(model, batch: seq.SequenceBatch, index: np.ndarray, inputs: dict, hidden, states,
+def occlusion_effects(model, batch: sequences.SequenceBatch, index: np.ndarray, inputs: dict, hidden, states,
                       batch_size: int) -> np.ndarray:
     """[len(index), len(GROUPS)] change of the uncalibrated propensity of rows ``index`` when each group is hidden.
 
@@ -219,7 +219,7 @@ def occlusion_effects(model, batch: seq.SequenceBatch, index: np.ndarray, inputs
     return effects
 
 
-def explain(model, batch: seq.SequenceBatch, vocabs: seq.Vocabularies, n_reasons: int, batch_size: int,
+def explain(model, batch: sequences.SequenceBatch, vocabs: sequences.Vocabularies, n_reasons: int, batch_size: int,
             effects: np.ndarray | None = None) -> list[str]:
     """Reasons for each shopper of ``batch``: the ``n_reasons`` groups that moved the propensity most, "; "-joined.
 
@@ -236,7 +236,7 @@ def explain(model, batch: seq.SequenceBatch, vocabs: seq.Vocabularies, n_reasons
         import torch
 
         effects = np.zeros((len(batch), len(GROUPS)))
-        order = np.argsort((batch.event_type != seq.PAD_ID).sum(axis=1), kind="stable")
+        order = np.argsort((batch.event_type != sequences.PAD_ID).sum(axis=1), kind="stable")
         with model.evaluating(), torch.inference_mode():
             for s in range(0, len(batch), batch_size):
                 idx = np.sort(order[s:s + batch_size])

@@ -3,7 +3,7 @@
 A version lives in ``core.config.models_dir()/<dataset_id>/<version>/``: ``model.safetensors``
 (weights), ``config.json`` (hyperparameters and vocabulary sizes), ``vocabularies.json``,
 ``calibrator.json``, ``card.json`` (the model card with every metric) and ``baselines.json`` (the
-fitted baselines it scores with, see :func:`core.forecast.score`). The store holds a
+fitted baselines it scores with, see :func:`core.model.forecast.score`). The store holds a
 ``cs_models`` row per version and ``cs_predictions`` rows (one per shopper per version).
 
 Publishing is all or nothing: the folder is written under a temporary name and renamed,
@@ -31,11 +31,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core import config as app_config
-from core import sql, store
+from core import store
+from core.store import sql
 from core.errors import CartsightError, NotFittedError
 from core.model.config import ModelConfig
-from core.sequences import Vocabularies
-from core.sql import READY
+from core.model.sequences import Vocabularies
+from core.store.sql import READY
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -209,10 +210,10 @@ def model_rows(engine: Engine, dataset_id: int) -> list[dict]:
 def read_predictions(engine: Engine, dataset_id: int, version: str, limit: int | None = None) -> pd.DataFrame:
     """Prediction rows of a version, highest propensity first (``limit`` rows at most).
 
-    Read column-wise (:func:`core.sequences.read_frame`): the Forecasts page reads every shopper's
+    Read column-wise (:func:`core.model.sequences.read_frame`): the Forecasts page reads every shopper's
     row, and building hundreds of thousands of row objects in Python takes seconds.
     """
-    from core.sequences import read_frame
+    from core.model.sequences import read_frame
 
     p = store.predictions
     query = sa.select(*[p.c[c] for c in PREDICTION_COLUMNS if c != "dataset_id"]).where(

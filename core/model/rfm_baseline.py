@@ -187,7 +187,7 @@ def rfm_features_from_store(engine, dataset_id: int, chunk, cutoff: dt.datetime,
                             cfg: BaselineConfig | None = None) -> pd.DataFrame:
     """:func:`rfm_features` of ``users`` (in that order) at ``cutoff``, grouped in the database.
 
-    ``chunk`` is the ``core.sequences.UserChunk`` that holds ``users``. One query over the
+    ``chunk`` is the ``core.model.sequences.UserChunk`` that holds ``users``. One query over the
     chunk's events (a window function numbers the sessions without an id) returns one row per
     shopper instead of every event: scoring needs these features for every shopper, and reading
     each chunk's whole history into pandas for them cost a quarter of scoring (measured). The same
@@ -195,13 +195,13 @@ def rfm_features_from_store(engine, dataset_id: int, chunk, cutoff: dt.datetime,
     """
     import sqlalchemy as sa
 
-    from core import sequences as seq
+    from core.model import sequences
     from core import store
 
     cfg = cfg or BaselineConfig()
     cutoff = pd.Timestamp(cutoff).to_pydatetime()
     ev = store.events
-    where = [ev.c.dataset_id == dataset_id, ev.c.event_time < cutoff, *seq.chunk_where(chunk)]
+    where = [ev.c.dataset_id == dataset_id, ev.c.event_time < cutoff, *sequences.chunk_where(chunk)]
     with engine.connect() as conn:
         gaps = conn.execute(sa.select(sa.exists().where(*where, ev.c.session_id.is_(None)))).scalar()
     fields = (ev.c.user_id, ev.c.event_time, ev.c.event_type, ev.c.item_id, ev.c.category, ev.c.price, ev.c.quantity,
@@ -254,7 +254,7 @@ def rfm_features_from_store(engine, dataset_id: int, chunk, cutoff: dt.datetime,
         sa.func.count(sa.distinct(sa.cast(e.event_time, sa.Date))).label("active_days"),
         sa.func.avg(e.price).label("mean_price"),
     ]
-    frame = seq.read_frame(engine, sa.select(*columns).group_by(e.user_id))
+    frame = sequences.read_frame(engine, sa.select(*columns).group_by(e.user_id))
 
     def days_before_cutoff(column: str) -> np.ndarray:
         t = pd.to_datetime(frame[column]).to_numpy().astype("datetime64[us]")

@@ -1,7 +1,7 @@
 """Training examples by time, and the training loop of the forecast model.
 
 An example is one shopper at one cutoff ``T``: inputs are their last events before ``T``
-(:mod:`core.sequences`), targets come from ``core.model.labels.make_targets`` on the
+(:mod:`core.model.sequences`), targets come from ``core.model.labels.make_targets`` on the
 window ``[T, T + H)``. Examples of several past cutoffs are stacked for training; the
 validation cutoff's examples drive early stopping and calibration; the test cutoff's are
 only ever evaluated. Training uses AdamW on ``config.torch_threads`` CPU threads, is
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from core import sequences as seq
+from core.model import sequences
 from core.errors import SchemaError, TrainingCancelled
 from core.model.config import EVENT_CLASSES, ModelConfig
 
@@ -44,7 +44,7 @@ class TrainProgress:
 class ExampleSet:
     """Stacked examples: model inputs, encoded labels and the raw targets (one row per example)."""
 
-    batch: seq.SequenceBatch
+    batch: sequences.SequenceBatch
     labels: dict  # purchased float32, next_event_type int64 (class index), next_category / next_item int64 ids
     targets: pd.DataFrame  # make_targets columns + cutoff
     cutoff_index: np.ndarray  # which of the given cutoffs each example belongs to
@@ -61,7 +61,7 @@ class ExampleSet:
         )
 
 
-def encode_labels(targets: pd.DataFrame, vocabs: seq.Vocabularies) -> dict:
+def encode_labels(targets: pd.DataFrame, vocabs: sequences.Vocabularies) -> dict:
     """Label arrays from ``make_targets`` output: class index of ``next_event_type``; vocabulary ids (-100 when absent or "other")."""
     class_index = {c: i for i, c in enumerate(EVENT_CLASSES)}
     unknown = sorted(set(targets["next_event_type"]) - set(class_index))
@@ -69,9 +69,9 @@ def encode_labels(targets: pd.DataFrame, vocabs: seq.Vocabularies) -> dict:
         raise SchemaError(f"next_event_type holds {unknown}; expected one of {list(EVENT_CLASSES)}.",
                           column="next_event_type", cases=unknown, reason="bad_value")
 
-    def ids(vocab: seq.Vocabulary, values: pd.Series) -> np.ndarray:
+    def ids(vocab: sequences.Vocabulary, values: pd.Series) -> np.ndarray:
         out = vocab.encode(values)
-        return np.where(out == seq.OTHER_ID, IGNORE, out)
+        return np.where(out == sequences.OTHER_ID, IGNORE, out)
 
     return {
         "purchased": targets["purchased"].to_numpy(dtype=np.float32),
@@ -82,7 +82,7 @@ def encode_labels(targets: pd.DataFrame, vocabs: seq.Vocabularies) -> dict:
 
 
 def build_examples(engine: Engine, dataset_id: int, cutoffs: Sequence[dt.datetime], users: Sequence[str],
-                   exhaustive: bool, vocabs: seq.Vocabularies, config: ModelConfig, horizon_days: int,
+                   exhaustive: bool, vocabs: sequences.Vocabularies, config: ModelConfig, horizon_days: int,
                    should_stop: Callable[[], bool] | None = None,
                    on_chunk: Callable[[int, int], None] | None = None) -> ExampleSet:
     """Examples of ``users`` (database order) at every cutoff, read chunk by chunk.
@@ -95,7 +95,7 @@ def build_examples(engine: Engine, dataset_id: int, cutoffs: Sequence[dt.datetim
     """
     from core.model.labels import make_targets
 
-    chunks = seq.user_chunks(list(users), config.chunk_users, exhaustive)
+    chunks = sequences.user_chunks(list(users), config.chunk_users, exhaustive)
     horizon = dt.timedelta(days=horizon_days)
     batches, targets, owners = [], [], []
     done, total = 0, len(chunks) * len(cutoffs)
@@ -103,13 +103,13 @@ def build_examples(engine: Engine, dataset_id: int, cutoffs: Sequence[dt.datetim
         for chunk in chunks:
             if should_stop is not None and should_stop():
                 raise TrainingCancelled("Training was cancelled while reading sequences; nothing was written.")
-            batch = seq.build_sequences(engine, dataset_id, chunk, cutoff, vocabs, config.max_len)
+            batch = sequences.build_sequences(engine, dataset_id, chunk, cutoff, vocabs, config.max_len)
             done += 1
             if on_chunk is not None:
                 on_chunk(done, total)
             if not len(batch):
                 continue
-            window = seq.load_events(engine, dataset_id, chunk, cutoff, cutoff + horizon)
+            window = sequences.load_events(engine, dataset_id, chunk, cutoff, cutoff + horizon)
             if len(window):
                 window["event_time"] = pd.to_datetime(window["event_time"])
             batches.append(batch)
@@ -119,7 +119,7 @@ def build_examples(engine: Engine, dataset_id: int, cutoffs: Sequence[dt.datetim
         raise SchemaError(f"No shopper has an event before the cutoff(s) {[str(c) for c in cutoffs]}.",
                           column="event_time", reason="no_data")
     all_targets = pd.concat(targets, ignore_index=True)
-    return ExampleSet(seq.SequenceBatch.concat(batches), encode_labels(all_targets, vocabs), all_targets,
+    return ExampleSet(sequences.SequenceBatch.concat(batches), encode_labels(all_targets, vocabs), all_targets,
                       np.concatenate(owners))
 
 
@@ -170,7 +170,7 @@ def evaluate_loss(model, examples: ExampleSet, batch_size: int) -> float:
     return total / max(n, 1)
 
 
-def fit_model(train: ExampleSet, valid: ExampleSet, vocabs: seq.Vocabularies, config: ModelConfig,
+def fit_model(train: ExampleSet, valid: ExampleSet, vocabs: sequences.Vocabularies, config: ModelConfig,
               progress: Callable[[TrainProgress], None] | None = None,
               should_stop: Callable[[], bool] | None = None,
               fraction_range: tuple[float, float] = (0.0, 1.0), epochs: int | None = None,
@@ -251,7 +251,7 @@ def fit_model(train: ExampleSet, valid: ExampleSet, vocabs: seq.Vocabularies, co
     return result
 
 
-def predict_examples(model, batch: seq.SequenceBatch, config: ModelConfig,
+def predict_examples(model, batch: sequences.SequenceBatch, config: ModelConfig,
                      should_stop: Callable[[], bool] | None = None, on_batch: Callable | None = None,
                      items: bool = True):
     """Run :meth:`ForecastModel.predict` over ``batch`` in mini-batches; returns one concatenated Prediction.
@@ -273,7 +273,7 @@ def predict_examples(model, batch: seq.SequenceBatch, config: ModelConfig,
 
     size, step = config.batch_size * 4, config.batch_size
     k_items = config.top_k_items if items else 0
-    order = np.argsort((batch.event_type != seq.PAD_ID).sum(axis=1), kind="stable")
+    order = np.argsort((batch.event_type != sequences.PAD_ID).sum(axis=1), kind="stable")
     parts, done = [], []
     with torch.inference_mode():
         for start in range(0, len(batch), size):

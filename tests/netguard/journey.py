@@ -25,7 +25,7 @@ EXPORT_NAME = "top 10 % offline"
 
 
 def tiny_config():
-    """The tiny model configuration of tests/test_forecast.py, on one torch thread."""
+    """The tiny model configuration of tests/model/test_forecast.py, on one torch thread."""
     from core.model.config import ModelConfig
 
     return ModelConfig(max_len=20, hidden_size=16, n_layers=1, n_heads=2, epochs=2, min_train_steps=30,
@@ -39,8 +39,11 @@ def run(folder: Path) -> dict:
     import sqlalchemy as sa
     import torch
 
-    from core import campaigns, exports, forecast, segments, simulate, store
-    from core.ingest import ingest_file
+    from core import simulate, store
+    from core.analysis import segments
+    from core.campaigns import targets as campaigns, exports
+    from core.model import forecast
+    from core.ingest.load import ingest_file
 
     torch.set_num_threads(1)
     sim = simulate.simulate(N_USERS, weeks=WEEKS, seed=SEED)

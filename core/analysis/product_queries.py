@@ -1,0 +1,222 @@
+"""The overview's product queries: top categories and brands, and the price distribution.
+
+Same conventions as :mod:`core.analysis.queries` (an engine or connection, a ``dataset_id``, an optional
+[start, end) window; the work done in the database), which re-exports these functions.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from core import config
+from core.store import sql
+from core.errors import CartsightError
+from core.analysis.query_parts import _check_choice, _e, _fetch, _filters, _float_or_none, _int
+from core.store.sql import weighted_quantiles
+
+TOP_MEASURES = ("views", "purchases", "revenue")
+
+
+# --- top categories and brands --------------------------------------------------------------
+
+
+def _top(
+    column: sa.Column,
+    engine_or_conn: Engine | Connection,
+    dataset_id: int,
+    by: str,
+    n: int,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+) -> pd.DataFrame:
+    """Top-``n`` values of ``column`` by a measure; shared by categories and brands."""
+    _check_choice("by", by, TOP_MEASURES)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= config.MAX_TOP_N:
+        raise CartsightError(f"Parameter 'n' is {n!r}; expected a whole number from 1 to {config.MAX_TOP_N}.")
+    where = [*_filters(dataset_id, start, end), column.is_not(None)]
+    score = {
+        "views": sa.func.sum(sql.flag(_e.event_type == "view")),
+        "purchases": sa.func.sum(sql.flag(sql.is_purchase())),
+        "revenue": sa.func.sum(sql.amount()),
+    }[by]
+    # Rank on a cheap one-level group-by first; count the shoppers behind only the top n.
+    ranked = (
+        sa.select(column).where(*where).group_by(column).having(score > 0).order_by(score.desc(), column).limit(n)
+    )
+    # Per (value, shopper), then per value: shoppers counted without COUNT(DISTINCT).
+    per_user = (
+        sa.select(
+            column.label("name"),
+            sa.func.sum(sql.flag(_e.event_type == "view")).label("views"),
+            sa.func.sum(sql.flag(sql.is_purchase())).label("purchases"),
+            sa.func.sum(sql.amount()).label("revenue"),
+        )
+        .where(*where, column.in_(ranked.scalar_subquery()))
+        .group_by(column, _e.user_id)
+        .subquery("per_user")
+    )
+    u = per_user.c
+    measures = {
+        "views": sa.func.sum(u.views),
+        "viewers": sa.func.sum(sql.flag(u.views > 0)),
+        "purchases": sa.func.sum(u.purchases),
+        "buyers": sa.func.sum(sql.flag(u.purchases > 0)),
+        "revenue": sa.func.sum(u.revenue),
+    }
+    stmt = (
+        sa.select(u.name, *[m.label(k) for k, m in measures.items()])
+        .group_by(u.name)
+        .order_by(measures[by].desc(), u.name)
+    )
+    rows = _fetch(engine_or_conn, stmt)
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=["name", *measures])
+    frame = frame.astype(
+        {"name": object, "views": "int64", "viewers": "int64", "purchases": "int64", "buyers": "int64",
+         "revenue": float}
+    )
+    frame["shoppers"] = frame["viewers"] if by == "views" else frame["buyers"]
+    return frame
+
+
+def top_categories(
+    engine_or_conn: Engine | Connection,
+    dataset_id: int,
+    by: str = "views",
+    n: int = config.TOP_N,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """The ``n`` categories with the most views, purchases or revenue (``by``).
+
+    Events without a category are left out; categories whose measure is zero or less do not
+    appear (so a file without prices gives an empty frame for ``by="revenue"``).
+    Returns a DataFrame, best first (ties by name), with ``name``, ``views``, ``viewers``
+    (shoppers who viewed), ``purchases``, ``buyers`` (shoppers who bought), ``revenue``
+    (NaN without prices) and ``shoppers`` (the shoppers behind the ranked figure: viewers
+    for ``by="views"``, buyers otherwise).
+    Raises :class:`CartsightError` for an unknown ``by``, an ``n`` outside
+    1..:data:`core.config.MAX_TOP_N` or an empty window.
+    """
+    return _top(_e.category, engine_or_conn, dataset_id, by, n, start, end)
+
+
+def top_brands(
+    engine_or_conn: Engine | Connection,
+    dataset_id: int,
+    by: str = "views",
+    n: int = config.TOP_N,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """The ``n`` brands with the most views, purchases or revenue; as :func:`top_categories`."""
+    return _top(_e.brand, engine_or_conn, dataset_id, by, n, start, end)
+
+
+# --- prices ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PriceDistribution:
+    """Histogram and summary of unit prices (in the currency of the file).
+
+    ``bins``: DataFrame with ``low``, ``high`` (bin edges, ``low <= price < high``),
+    ``label`` (e.g. ``"10–20"``) and ``events``; contiguous from the lowest to the highest
+    non-empty bin, empty bins included with 0. Bins follow the 1-2-5 steps of
+    :data:`core.config.PRICE_BIN_STEPS` in every decade, so equal widths on a log scale.
+    ``summary``: ``events`` (all events considered), ``priced`` (with a price), ``zero``
+    (price 0, not in a bin: a log scale has no place for it), ``missing`` (no price), and
+    ``min``, ``mean``, ``max`` and ``p25``/``p50``/... (:data:`core.config.PRICE_QUANTILES`)
+    over the priced events, None when none is priced.
+    """
+
+    bins: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+    unit: str = "currency of the file, per unit"
+
+
+def _quantile_key(q: float) -> str:
+    return f"p{round(q * 100):g}"
+
+
+def price_distribution(
+    engine_or_conn: Engine | Connection,
+    dataset_id: int,
+    event_type: str | None = None,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> PriceDistribution:
+    """Distribution of unit prices over the dataset's events (or only ``event_type``'s).
+
+    Every event with a price counts once, so the histogram shows the prices shoppers
+    interact with, weighted by interest. Bin counts and quantiles are computed in the
+    database. Returns a :class:`PriceDistribution`.
+    Raises :class:`CartsightError` for an empty window.
+    """
+    where = _filters(dataset_id, start, end)
+    if event_type is not None:
+        where.append(_e.event_type == event_type)
+    # Every statistic comes from the counts per distinct price (one grouped scan; a shop has a few
+    # thousand prices): the quantiles sort those rather than every event, and give the same numbers.
+    per_price = (
+        sa.select(_e.price.label("price"), sa.func.count().label("n")).where(*where).group_by(_e.price).subquery("per_price")
+    )
+    pp = per_price.c
+    summary_stmt = sa.select(
+        sa.func.sum(pp.n).label("events"),
+        sa.func.sum(sa.case((pp.price.is_not(None), pp.n), else_=0)).label("priced"),
+        sa.func.sum(sa.case((pp.price == 0, pp.n), else_=0)).label("zero"),
+        sa.func.min(pp.price).label("min"),
+        sa.func.max(pp.price).label("max"),
+        sa.func.sum(pp.price * pp.n).label("price_total"),
+    )
+    row = _fetch(engine_or_conn, summary_stmt)[0]._mapping
+    summary: dict[str, Any] = {k: _int(row[k]) for k in ("events", "priced", "zero")}
+    summary["missing"] = summary["events"] - summary["priced"]
+    summary["min"], summary["max"] = _float_or_none(row["min"]), _float_or_none(row["max"])
+    summary["mean"] = float(row["price_total"]) / summary["priced"] if summary["priced"] else None
+    keys = [_quantile_key(q) for q in config.PRICE_QUANTILES]
+    priced = sa.select(pp.price, pp.n).where(pp.price.is_not(None)).subquery("priced")
+    quantile_row = _fetch(engine_or_conn, weighted_quantiles(priced, "price", "n", [], config.PRICE_QUANTILES, keys))
+    for key in keys:
+        summary[key] = _float_or_none(quantile_row[0]._mapping[key]) if quantile_row and summary["priced"] else None
+    return PriceDistribution(bins=_price_bins(engine_or_conn, where), summary=summary)
+
+
+def _price_bins(engine_or_conn: Engine | Connection, where: list) -> pd.DataFrame:
+    """Counts per 1-2-5 log bin of positive prices, computed in the database from the counts per price."""
+    steps = config.PRICE_BIN_STEPS
+    n_steps = len(steps)
+    ten = sa.literal(10.0, sa.Float)
+    per_price = (
+        sa.select(_e.price.label("price"), sa.func.count().label("n")).where(*where, _e.price > 0).group_by(_e.price)
+        .subquery("per_price")
+    )
+    decades = sa.select(
+        per_price.c.price, per_price.c.n, sa.func.floor(sa.func.log10(per_price.c.price)).label("decade")
+    ).subquery("decades")
+    price, decade = decades.c.price, decades.c.decade
+    scale = sa.func.power(ten, decade)
+    # log10 may land a hair off at exact powers of ten; the first two branches correct it.
+    whens = [(price >= scale * 10, (decade + 1) * n_steps), (price < scale, (decade - 1) * n_steps + n_steps - 1)]
+    whens += [(price >= scale * steps[j], decade * n_steps + j) for j in reversed(range(n_steps))]
+    bin_index = sa.cast(sa.case(*whens), sa.Integer).label("bin")
+    stmt = sa.select(bin_index, sa.func.sum(decades.c.n).label("events")).group_by(bin_index).order_by(bin_index)
+    counts = {int(b): int(c) for b, c in _fetch(engine_or_conn, stmt)}
+    rows = []
+    if counts:
+        for index in range(min(counts), max(counts) + 1):
+            low, high = _bin_edge(index), _bin_edge(index + 1)
+            rows.append((low, high, f"{low:g}–{high:g}", counts.get(index, 0)))
+    frame = pd.DataFrame(rows, columns=["low", "high", "label", "events"])
+    return frame.astype({"low": float, "high": float, "label": object, "events": "int64"})
+
+
+def _bin_edge(index: int) -> float:
+    """Lower edge of 1-2-5 bin ``index`` (bin 3*d + j starts at steps[j] * 10**d)."""
+    decade, j = divmod(index, len(config.PRICE_BIN_STEPS))
+    return float(f"{config.PRICE_BIN_STEPS[j] * 10.0 ** decade:.12g}")

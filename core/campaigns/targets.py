@@ -1,0 +1,551 @@
+"""Campaign target lists: filters over forecasts, segments and behaviour → a list, a holdout, an expected outcome.
+
+Definitions (the Campaigns page shows them in its help texts):
+
+- **shoppers**: every ``user_id`` with an event in the dataset. Their behaviour features are
+  aggregated in the database: ``last_seen`` (latest event), ``last_purchase`` (latest purchase
+  that is not a cancellation), ``spend`` (sum of ``price × coalesce(quantity, 1)`` over purchase
+  events, cancellations subtracting), ``orders`` (distinct sessions with a purchase), and, when
+  asked for, ``price_band``: the shopper's most frequent band among their priced events
+  (:func:`core.analysis.preferences.price_band_sql`; ties go to the band named first alphabetically).
+- **recency** is measured back from the dataset's last event, not from today: the data is a
+  snapshot, and "not seen for 30 days" means 30 days before its end.
+- **forecasts** come from the dataset's current model (the newest ``ready`` row of ``cs_models``);
+  **segments** from its current segmentation (the newest ``cs_segment_runs`` row).
+- **top-k / top-%** rank the shoppers that pass every other filter by calibrated purchase
+  propensity (ties by user id) and keep the first k, or the first ceil(n × % / 100).
+- the list then loses, in this order: **suppressed** shoppers (user id in the suppression list,
+  or an identity e-mail matching one of its e-mails); for a destination that matches on contact
+  details, shoppers **not in the identity file** at all; shoppers **without consent** for the
+  destination (in the identity file, but its consent cell is not yes); shoppers **without an
+  identifier** the destination matches on; of the rest a **holdout** share is drawn at random,
+  stratified by propensity decile of that eligible list, seeded; the others are **exported**.
+- **consent per destination** (:data:`DESTINATION_CONSENT`): Klaviyo and Mailchimp (e-mail
+  lists) need ``consent_email``; Google Customer Match and Meta Custom Audiences need
+  ``consent_ads``. Plain CSV and Parquet hold user ids and forecasts, no contact details, so no
+  consent column applies to them (the tool that contacts the shoppers applies its own). An
+  identity file without the destination's consent column exports nobody: the list is refused
+  naming the column, unless the analyst states the legal basis for contacting them without it
+  (``consent_basis``), which is recorded with the export. Fail closed throughout: a suppression
+  list whose e-mails cannot be matched (no identity file with e-mails) refuses the list too.
+
+The list's expected outcome (expected buyers, revenue, lift) and the cumulative-gain curve are defined and
+computed in :mod:`core.campaigns.outcome`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core import config, store
+from core.store import sql
+from core.campaigns.outcome import expected_outcome
+from core.errors import NotFittedError, ParameterError, SchemaError
+from core.campaigns.identities import (CONSENT_COLUMNS, IdentityTable, Suppression, accepted_names, email_match_key,
+                             user_id_key)
+from core.store.price_bands import PRICE_BANDS
+
+
+_e = store.events.c
+_p = store.predictions.c
+_s = store.segments.c
+#: The consent column each destination needs (csv and parquet carry no contact details and need none).
+DESTINATION_CONSENT = {"google": "consent_ads", "meta": "consent_ads", "klaviyo": "consent_email",
+                       "mailchimp": "consent_email"}
+#: Identity columns a shopper needs at least one of to be matched by a destination.
+DESTINATION_IDENTIFIERS = {"google": ("email", "phone"), "meta": ("email", "phone"), "klaviyo": ("email",),
+                           "mailchimp": ("email",)}
+DESTINATIONS = ("csv", "parquet", *DESTINATION_CONSENT)
+#: How messages name each destination that needs consent.
+DESTINATION_NAMES = {"google": "Google Ads Customer Match", "meta": "Meta Custom Audiences", "klaviyo": "Klaviyo",
+                     "mailchimp": "Mailchimp"}
+NEXT_EVENT_TYPES = ("view", "cart", "purchase", "remove_from_cart", "none")
+LIST_COLUMNS = ("user_id", "segment", "segment_name", "propensity", "next_event_type", "next_category",
+                "top_items", "reasons", "last_seen", "spend", "orders", "price_band")
+COUNT_KEYS = ("matched", "suppressed", "not_in_identities", "no_consent", "no_identifier", "holdout", "exported")
+MODEL_FILTERS = ("min_propensity", "max_propensity", "top_k", "top_percent", "next_categories", "next_event_types")
+
+
+@dataclass
+class CampaignFilters:
+    """The filters of a target list; every one left at None is not applied.
+
+    ``segments``: segment numbers of the current segmentation; ``min_propensity`` /
+    ``max_propensity``: calibrated purchase propensity range (0–1, inclusive); ``top_k`` or
+    ``top_percent`` (not both): keep the highest-propensity shoppers of those left;
+    ``next_categories`` / ``next_event_types``: the forecast next category / furthest next step;
+    ``seen_within_days``: last event at most N days before the data's end; ``not_seen_days``:
+    no event in the last N days; ``exclude_bought_days``: drop shoppers who bought in the last
+    D days; ``min_spend``: spend at least this (currency of the file); ``price_bands``: the
+    shopper's most frequent price band is one of these (``core.store.price_bands.PRICE_BANDS``).
+    Raises ``ParameterError`` naming the filter for an inconsistent value.
+    """
+
+    segments: list[int] | None = None
+    min_propensity: float | None = None
+    max_propensity: float | None = None
+    top_k: int | None = None
+    top_percent: float | None = None
+    next_categories: list[str] | None = None
+    next_event_types: list[str] | None = None
+    seen_within_days: float | None = None
+    not_seen_days: float | None = None
+    exclude_bought_days: float | None = None
+    min_spend: float | None = None
+    price_bands: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("segments", "next_categories", "next_event_types", "price_bands"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, list(value) or None)
+        if self.segments is not None:
+            self.segments = [int(s) for s in self.segments]
+        for name in ("min_propensity", "max_propensity"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= float(value) <= 1.0:
+                raise ParameterError(f"{name}={value!r} is outside 0–1 (a calibrated probability)", parameter=name)
+        if self.min_propensity is not None and self.max_propensity is not None \
+                and self.min_propensity > self.max_propensity:
+            raise ParameterError(f"min_propensity={self.min_propensity} is above max_propensity={self.max_propensity}",
+                                 parameter="min_propensity")
+        if self.top_k is not None and self.top_percent is not None:
+            raise ParameterError(f"top_k={self.top_k} and top_percent={self.top_percent} are both set: choose one",
+                                 parameter="top_k")
+        if self.top_k is not None and int(self.top_k) < 1:
+            raise ParameterError(f"top_k={self.top_k!r} must be a whole number of at least 1", parameter="top_k")
+        if self.top_percent is not None and not 0.0 < float(self.top_percent) <= 100.0:
+            raise ParameterError(f"top_percent={self.top_percent!r} must be in (0, 100]", parameter="top_percent")
+        for name in ("seen_within_days", "not_seen_days", "exclude_bought_days"):
+            value = getattr(self, name)
+            if value is not None and float(value) < 0:
+                raise ParameterError(f"{name}={value!r} is negative; expected a number of days >= 0", parameter=name)
+        bad_types = sorted(set(self.next_event_types or []) - set(NEXT_EVENT_TYPES))
+        if bad_types:
+            raise ParameterError(f"next_event_types {bad_types} are not forecast steps; expected some of "
+                                 f"{list(NEXT_EVENT_TYPES)}", parameter="next_event_types", cases=bad_types)
+        bad_bands = sorted(set(self.price_bands or []) - set(PRICE_BANDS))
+        if bad_bands:
+            raise ParameterError(f"price_bands {bad_bands} are not price bands; expected some of {list(PRICE_BANDS)}",
+                                 parameter="price_bands", cases=bad_bands)
+
+    def needs_model(self) -> list[str]:
+        """Names of the filters set here that need forecasts (a trained model)."""
+        return [n for n in MODEL_FILTERS if getattr(self, n) is not None]
+
+    def to_json(self) -> str:
+        """The filters as JSON (only the ones set), keys sorted: recorded with every export."""
+        return json.dumps({k: v for k, v in dataclasses.asdict(self).items() if v is not None}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> CampaignFilters:
+        """Filters from :meth:`to_json`'s output; ``ParameterError`` for an unknown key."""
+        data = json.loads(text or "{}")
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ParameterError(f"unknown campaign filters {unknown}", parameter=unknown[0], cases=unknown)
+        return cls(**data)
+
+
+@dataclass
+class TargetList:
+    """A built list: ``targets`` (exported), ``holdout`` (kept back), counts, outcome and provenance.
+
+    Both frames have the columns of :data:`LIST_COLUMNS` (``price_band`` is filled only when the
+    price-band filter is used: it costs a second scan), ``last_purchase``, ``propensity_decile``
+    (10 = highest; NA without a model) and, when an identity file was given, its normalised columns.
+    ``counts`` has the keys of :data:`COUNT_KEYS`; ``outcome`` is :func:`expected_outcome`'s dict.
+    ``consent_column``: the consent column the destination needs (None for csv/parquet);
+    ``consent_basis``: the legal basis the analyst stated when the identity file lacks it, else None.
+    """
+
+    dataset: str
+    dataset_id: int
+    filters: CampaignFilters
+    targets: pd.DataFrame
+    holdout: pd.DataFrame
+    counts: dict
+    outcome: dict
+    model_version: str | None
+    segment_run_id: int | None
+    holdout_share: float
+    seed: int
+    destination: str | None
+    notes: list[str] = field(default_factory=list)
+    consent_column: str | None = None
+    consent_basis: str | None = None
+
+
+# --- what exists --------------------------------------------------------------------------------------
+
+
+def current_segment_run(engine: Engine, dataset_id: int) -> int | None:
+    """The newest segmentation run id of the dataset, or None."""
+    from core.analysis.preferences import latest_run_summary
+
+    run = latest_run_summary(engine, dataset_id)
+    return None if run is None else int(run["run_id"])
+
+
+def _context(engine: Engine, dataset: str, filters: CampaignFilters) -> dict:
+    ds = store.get_dataset(engine, dataset)
+    did = int(ds["dataset_id"])
+    version = sql.newest_ready_model_version(engine, did)
+    run_id = current_segment_run(engine, did)
+    need = filters.needs_model()
+    if need and version is None:
+        raise NotFittedError(f"The filters {need} use forecasts, but dataset {dataset!r} has no trained model: "
+                             "train one on the Forecasts page, or build a list from segments and behaviour only.")
+    if filters.segments is not None and run_id is None:
+        raise NotFittedError(f"The segments filter {filters.segments} needs a segmentation, but dataset {dataset!r} "
+                             "has none: run one on the Segments page first.")
+    end = ds.get("last_event")
+    if end is None:
+        with engine.connect() as conn:
+            end = conn.execute(sa.select(sa.func.max(_e.event_time)).where(_e.dataset_id == did)).scalar()
+    return {"dataset_id": did, "model_version": version, "run_id": run_id, "end": end}
+
+
+# --- SQL ----------------------------------------------------------------------------------------------
+
+
+def _per_user(dataset_id: int) -> sa.Subquery:
+    """Per-shopper behaviour aggregated in the database."""
+    return (
+        sa.select(
+            _e.user_id.label("user_id"),
+            sa.func.max(_e.event_time).label("last_seen"),
+            sa.func.max(sa.case((sql.is_purchase(), _e.event_time))).label("last_purchase"),
+            sa.func.coalesce(sa.func.sum(sql.amount()), 0.0).label("spend"),
+            sa.func.count(sa.distinct(sa.case((sql.is_purchase(), _e.session_id)))).label("orders"),
+        )
+        .where(_e.dataset_id == dataset_id)
+        .group_by(_e.user_id)
+        .subquery("shoppers")
+    )
+
+
+def _band_preference(dataset_id: int) -> sa.Subquery:
+    """Each shopper's most frequent price band (ties: band name first alphabetically)."""
+    from core.analysis.preferences import price_band_sql
+
+    from_clause, band = price_band_sql(dataset_id)
+    counts = (sa.select(_e.user_id.label("user_id"), band.label("band"), sa.func.count().label("n"))
+              .select_from(from_clause).where(_e.dataset_id == dataset_id, band.is_not(None))
+              .group_by(_e.user_id, band).subquery("band_counts"))
+    rank = sa.func.row_number().over(partition_by=counts.c.user_id, order_by=(counts.c.n.desc(), counts.c.band))
+    ranked = sa.select(counts.c.user_id, counts.c.band, rank.label("rk")).subquery("band_ranked")
+    return sa.select(ranked.c.user_id, ranked.c.band).where(ranked.c.rk == 1).subquery("band_pref")
+
+
+def _filtered(ctx: dict, filters: CampaignFilters, with_band: bool):
+    """(select of the matched shoppers before the top cut, the propensity column)."""
+    did, version, run_id = ctx["dataset_id"], ctx["model_version"], ctx["run_id"]
+    users = _per_user(did)
+    from_clause = users
+    cols = [users.c.user_id, users.c.last_seen, users.c.last_purchase, users.c.spend, users.c.orders]
+    propensity = sa.cast(sa.null(), sa.Float)
+    if version is not None:
+        from_clause = from_clause.outerjoin(store.predictions, sa.and_(
+            _p.dataset_id == did, _p.model_version == version, _p.user_id == users.c.user_id))
+        propensity = _p.purchase_propensity
+        cols += [propensity.label("propensity"), _p.next_event_type, _p.next_category, _p.top_items, _p.reasons]
+    else:
+        cols += [sa.cast(sa.null(), sa.Float).label("propensity")] + [
+            sa.cast(sa.null(), sa.String).label(n) for n in ("next_event_type", "next_category", "top_items", "reasons")]
+    if run_id is not None:
+        from_clause = from_clause.outerjoin(store.segments, sa.and_(
+            _s.dataset_id == did, _s.run_id == run_id, _s.user_id == users.c.user_id))
+        cols += [_s.segment, _s.segment_name]
+    else:
+        cols += [sa.cast(sa.null(), sa.Integer).label("segment"), sa.cast(sa.null(), sa.String).label("segment_name")]
+    band_col = sa.cast(sa.null(), sa.String)
+    if with_band:
+        pref = _band_preference(did)
+        from_clause = from_clause.outerjoin(pref, pref.c.user_id == users.c.user_id)
+        band_col = pref.c.band
+    cols.append(band_col.label("price_band"))
+
+    where = []
+    end = ctx["end"]
+    f = filters
+    if f.segments is not None:
+        where.append(_s.segment.in_(f.segments))
+    if f.min_propensity is not None:
+        where.append(propensity >= float(f.min_propensity) - config.PROPENSITY_TOLERANCE)
+    if f.max_propensity is not None:
+        where.append(propensity <= float(f.max_propensity) + config.PROPENSITY_TOLERANCE)
+    if f.next_categories is not None:
+        where.append(_p.next_category.in_(f.next_categories))
+    if f.next_event_types is not None:
+        where.append(_p.next_event_type.in_(f.next_event_types))
+    if (f.top_k is not None or f.top_percent is not None):
+        where.append(propensity.is_not(None))
+    if end is not None:
+        if f.seen_within_days is not None:
+            where.append(users.c.last_seen >= end - dt.timedelta(days=float(f.seen_within_days)))
+        if f.not_seen_days is not None:
+            where.append(users.c.last_seen < end - dt.timedelta(days=float(f.not_seen_days)))
+        if f.exclude_bought_days is not None:
+            cut = end - dt.timedelta(days=float(f.exclude_bought_days))
+            where.append(sa.or_(users.c.last_purchase.is_(None), users.c.last_purchase < cut))
+    if f.min_spend is not None:
+        where.append(users.c.spend >= float(f.min_spend))
+    if f.price_bands is not None:
+        where.append(band_col.in_(f.price_bands))
+    return sa.select(*cols).select_from(from_clause).where(*where), propensity
+
+
+def _top_n(filters: CampaignFilters, n: int) -> int:
+    if filters.top_k is not None:
+        return min(n, int(filters.top_k))
+    if filters.top_percent is not None:
+        return min(n, math.ceil(n * float(filters.top_percent) / 100.0))
+    return n
+
+
+def count_matches(engine: Engine, dataset: str, filters: CampaignFilters) -> int:
+    """How many shoppers pass ``filters`` (after the top-k / top-% cut), counted in the database.
+
+    Suppression, consent and holdout are not applied here (they need the uploaded files; see
+    :func:`build_target_list`). Errors: ``DatasetNotFoundError``; :class:`NotFittedError` when a
+    filter needs forecasts or segments the dataset does not have.
+    """
+    ctx = _context(engine, dataset, filters)
+    stmt, _ = _filtered(ctx, filters, with_band=filters.price_bands is not None)
+    with engine.connect() as conn:
+        n = int(conn.execute(sa.select(sa.func.count()).select_from(stmt.subquery())).scalar_one())
+    return _top_n(filters, n)
+
+
+def _matched_frame(engine: Engine, ctx: dict, filters: CampaignFilters) -> pd.DataFrame:
+    stmt, _ = _filtered(ctx, filters, with_band=filters.price_bands is not None)
+    if filters.top_k is not None or filters.top_percent is not None:
+        with engine.connect() as conn:
+            n = int(conn.execute(sa.select(sa.func.count()).select_from(stmt.subquery())).scalar_one())
+        sub = stmt.subquery("matched")
+        stmt = sa.select(sub).order_by(sub.c.propensity.desc(), sub.c.user_id).limit(_top_n(filters, n))
+    with engine.connect() as conn:
+        result = conn.execute(stmt)
+        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    frame["spend"] = frame["spend"].astype(float)
+    frame["orders"] = frame["orders"].astype(int)
+    frame["propensity"] = pd.to_numeric(frame["propensity"], errors="coerce")
+    frame["segment"] = pd.to_numeric(frame["segment"], errors="coerce").astype("Int64")
+    return frame.sort_values(["propensity", "user_id"], ascending=[False, True], na_position="last",
+                             kind="mergesort").reset_index(drop=True)
+
+
+# --- suppression, consent, holdout --------------------------------------------------------------------
+
+
+def _suppress(frame: pd.DataFrame, suppression: Suppression | None, identities: IdentityTable | None) -> pd.Series:
+    """Boolean mask of the rows the suppression list removes."""
+    mask = pd.Series(False, index=frame.index)
+    if suppression is None:
+        return mask
+    keys = frame["user_id"].map(user_id_key)  # 510791900.0 meets 510791900, whichever side a spreadsheet wrote
+    mask |= keys.isin(suppression.user_ids)
+    if suppression.emails and identities is not None and "email" in identities.columns:
+        known = identities.frame.dropna(subset=["email"])
+        blocked = set(known.loc[known["email"].map(email_match_key).isin(suppression.emails), "user_id"])
+        # a shopper listed twice, with an old and a new address, is suppressed by either
+        blocked |= {user for user, emails in identities.repeat_emails.items()
+                    if any(email_match_key(e) in suppression.emails for e in emails)}
+        mask |= keys.isin(blocked)
+    return mask
+
+
+def assign_deciles(propensity: pd.Series, n_groups: int = config.HOLDOUT_STRATA) -> pd.Series:
+    """Propensity decile of each row within the list: 1 (lowest) … ``n_groups`` (highest); NA without propensity.
+
+    Ranks (ties by position, so the caller's order decides) are cut into ``n_groups`` groups
+    of equal size (differing by at most one).
+    """
+    out = pd.Series(pd.NA, index=propensity.index, dtype="Int64")
+    known = propensity.dropna()
+    if known.empty:
+        return out
+    order = known.rank(method="first", ascending=True).astype(int) - 1
+    out.loc[known.index] = (order * n_groups // len(known) + 1).astype(int)
+    return out
+
+
+def split_holdout(frame: pd.DataFrame, share: float, seed: int) -> pd.Series:
+    """Boolean mask of the holdout: a random ``share`` of the rows, stratified by ``propensity_decile``.
+
+    round(share × n) rows in all, allocated to the deciles in proportion to their size
+    (largest remainder); inside each decile the rows are drawn with ``numpy.random.default_rng(seed)``
+    from the user ids in sorted order, so the same list and seed always give the same holdout.
+    Rows without a decile form one stratum of their own. ``ParameterError`` for a share outside
+    [0, config.MAX_HOLDOUT_SHARE].
+    """
+    if not 0.0 <= share <= config.MAX_HOLDOUT_SHARE:
+        raise ParameterError(f"holdout share {share!r} is outside 0–{config.MAX_HOLDOUT_SHARE}", parameter="holdout")
+    mask = pd.Series(False, index=frame.index)
+    n = len(frame)
+    total = int(round(share * n))
+    if total == 0:
+        return mask
+    strata = frame["propensity_decile"].fillna(0).astype(int)
+    sizes = strata.value_counts().sort_index()
+    exact = sizes * total / n
+    alloc = np.floor(exact).astype(int)
+    remainder = (exact - alloc).sort_values(ascending=False, kind="mergesort")
+    for key in remainder.index[: total - int(alloc.sum())]:
+        alloc[key] += 1
+    rng = np.random.default_rng(seed)
+    for key in sizes.index:
+        members = frame.loc[strata == key, "user_id"].sort_values(kind="mergesort")
+        k = int(alloc[key])
+        if k:
+            chosen = rng.choice(len(members), size=k, replace=False)
+            mask.loc[members.index[np.sort(chosen)]] = True
+    return mask
+
+
+# --- the list ------------------------------------------------------------------------------------------
+
+
+def _consent_basis(destination: str | None, identities: IdentityTable | None, basis: str | None) -> str | None:
+    """The stated legal basis when the identity file lacks the destination's consent column, else None.
+
+    ``SchemaError`` naming the column when it is absent and no basis was stated.
+    """
+    column = DESTINATION_CONSENT.get(destination or "")
+    if column is None or identities is None or column in identities.columns:
+        return None
+    text = (basis or "").strip()
+    if not text:
+        raise SchemaError(
+            f"The identity file has no {column} column, which {DESTINATION_NAMES[destination]} needs: without it "
+            f"nobody is exported. Add the column (yes/no per shopper; read under the names {accepted_names(column)}), "
+            "or state the legal basis on which these shoppers may be contacted without it (the consent basis, "
+            "recorded with the export).", column=column, cases=list(identities.source_names.values()),
+                          reason="missing_column")
+    return text
+
+
+def _check_inputs(destination: str | None, identities: IdentityTable | None, suppression: Suppression | None,
+                  holdout_share: float) -> None:
+    """Refuse a list that would reach shoppers it should not, before any query runs."""
+    if destination is not None and destination not in DESTINATIONS:
+        raise ParameterError(f"destination {destination!r} is unknown; expected one of {list(DESTINATIONS)}",
+                             parameter="destination")
+    if destination in DESTINATION_IDENTIFIERS and identities is None:
+        raise ParameterError(f"format {destination!r} needs an identity file (user_id with "
+                             f"{' or '.join(DESTINATION_IDENTIFIERS[destination])}) to match shoppers",
+                             parameter="identities")
+    if not 0.0 <= holdout_share <= config.MAX_HOLDOUT_SHARE:
+        raise ParameterError(f"holdout share {holdout_share!r} is outside 0–{config.MAX_HOLDOUT_SHARE}",
+                             parameter="holdout")
+    if suppression is not None and suppression.emails and (identities is None or "email" not in identities.columns):
+        raise ParameterError(f"The suppression list holds {len(suppression.emails):,} e-mails, but no identity file "
+                             "with an e-mail column was given, so they cannot be matched to shoppers and nobody would "
+                             "be suppressed by them: add the identity file (user_id and email), or suppress by user "
+                             "id.",
+                             parameter="suppression")
+
+
+def _apply_identities(frame: pd.DataFrame, identities: IdentityTable | None, destination: str | None,
+                      basis: str | None, counts: dict) -> tuple[pd.DataFrame, list[str]]:
+    """Join the identity file; drop (and count) shoppers not in it, without consent, without an identifier."""
+    if identities is None:
+        return frame, []
+    notes = []
+    keys = frame["user_id"].map(user_id_key)  # the identity file's ids are keys already
+    if destination in DESTINATION_IDENTIFIERS:
+        known = keys.isin(identities.frame["user_id"])
+        counts["not_in_identities"] = int((~known).sum())
+        frame, keys = frame[known], keys[known]
+    frame = frame.assign(_key=keys).merge(identities.frame.rename(columns={"user_id": "_key"}), on="_key",
+                                          how="left").drop(columns="_key")
+    for col in identities.columns:
+        if col in CONSENT_COLUMNS:
+            frame[col] = frame[col].fillna(False).astype(bool)
+    consent = DESTINATION_CONSENT.get(destination or "")
+    if consent and consent in identities.columns:
+        counts["no_consent"] = int((~frame[consent]).sum())
+        frame = frame[frame[consent]]
+    elif consent:
+        notes.append(f"The identity file has no {consent} column: the list goes out on the legal basis stated, "
+                     f"{basis!r}, which is recorded with the export.")
+    needed = DESTINATION_IDENTIFIERS.get(destination or "")
+    if needed:
+        present = [c for c in needed if c in frame]
+        has_id = frame[present].notna().any(axis=1) if present else pd.Series(False, index=frame.index)
+        counts["no_identifier"] = int((~has_id).sum())
+        frame = frame[has_id]
+    return frame, notes
+
+
+def build_target_list(engine: Engine, dataset: str, filters: CampaignFilters | None = None, *,
+                      identities: IdentityTable | None = None, suppression: Suppression | None = None,
+                      holdout_share: float = config.DEFAULT_HOLDOUT_SHARE, seed: int = config.DEFAULT_HOLDOUT_SEED,
+                      destination: str | None = None, consent_basis: str | None = None) -> TargetList:
+    """Build the target list of ``dataset`` for ``filters`` and split off the holdout.
+
+    Inputs: the filters (None = everyone), an optional validated identity file and
+    suppression list, the holdout share (0 = none) and seed, the destination format
+    (one of :data:`DESTINATIONS`; it decides the consent column and the identifiers needed)
+    and the legal basis the analyst states for a destination whose consent column the
+    identity file lacks (ignored otherwise). Returns a :class:`TargetList`. Errors:
+    ``DatasetNotFoundError``; :class:`NotFittedError` when a filter needs forecasts or
+    segments that do not exist; ``ParameterError`` for an unknown destination, a bad holdout
+    share, an ad/e-mail destination without an identity file, or suppression e-mails that
+    cannot be matched (no identity file with e-mails); ``SchemaError`` for an identity file
+    without the destination's consent column and no basis stated.
+    """
+    filters = filters or CampaignFilters()
+    _check_inputs(destination, identities, suppression, holdout_share)
+    basis = _consent_basis(destination, identities, consent_basis)
+    ctx = _context(engine, dataset, filters)
+    frame = _matched_frame(engine, ctx, filters)
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    counts["matched"] = len(frame)
+    removed = _suppress(frame, suppression, identities)
+    counts["suppressed"] = int(removed.sum())
+    frame, notes = _apply_identities(frame[~removed], identities, destination, basis, counts)
+
+    frame = frame.reset_index(drop=True)
+    frame["propensity_decile"] = assign_deciles(frame["propensity"])
+    hold = split_holdout(frame, holdout_share, seed)
+    holdout, targets = frame[hold].reset_index(drop=True), frame[~hold].reset_index(drop=True)
+    counts["holdout"], counts["exported"] = len(holdout), len(targets)
+    outcome = expected_outcome(engine, ctx["dataset_id"], targets, ctx["model_version"])
+    return TargetList(dataset=dataset, dataset_id=ctx["dataset_id"], filters=filters, targets=targets,
+                      holdout=holdout, counts=counts, outcome=outcome, model_version=ctx["model_version"],
+                      segment_run_id=ctx["run_id"], holdout_share=holdout_share, seed=seed,
+                      destination=destination, notes=notes + outcome["notes"],
+                      consent_column=DESTINATION_CONSENT.get(destination or ""), consent_basis=basis)
+
+
+def filter_options(engine: Engine, dataset: str) -> dict:
+    """What the filter builder can offer: ``model_version``, ``segment_run_id``, ``segments`` (number → name),
+    ``next_categories`` (forecast next categories, most frequent first) and ``end`` (the data's last event)."""
+    ds = store.get_dataset(engine, dataset)
+    did = int(ds["dataset_id"])
+    version = sql.newest_ready_model_version(engine, did)
+    run_id = current_segment_run(engine, did)
+    out = {"model_version": version, "segment_run_id": run_id, "segments": {}, "next_categories": [],
+           "end": ds.get("last_event")}
+    with engine.connect() as conn:
+        if run_id is not None:
+            rows = conn.execute(sa.select(_s.segment, _s.segment_name).where(_s.dataset_id == did, _s.run_id == run_id)
+                                .group_by(_s.segment, _s.segment_name).order_by(_s.segment))
+            out["segments"] = {int(r[0]): r[1] for r in rows}
+        if version is not None:
+            n = sa.func.count().label("n")
+            rows = conn.execute(sa.select(_p.next_category, n).where(
+                _p.dataset_id == did, _p.model_version == version, _p.next_category.is_not(None))
+                .group_by(_p.next_category).order_by(n.desc(), _p.next_category))
+            out["next_categories"] = [r[0] for r in rows]
+    return out

@@ -1,0 +1,58 @@
+"""Plotly figures for the Campaigns page, built from :mod:`core.campaigns.targets` results (no database, no Streamlit)."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from core.errors import ParameterError, SchemaError
+
+_LAYOUT = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 60, "b": 10}}
+CURVE_COLOUR = "#332288"
+RANDOM_COLOUR = "#888888"
+CUT_COLOUR = "#CC6677"
+COUNT_LABELS = {"matched": "Matched the filters", "suppressed": "Suppressed",
+                "not_in_identities": "Not in the identity file", "no_consent": "Without consent",
+                "no_identifier": "Without an identifier", "holdout": "Holdout (kept back)", "exported": "Exported"}
+
+
+def gain_chart(outcome: dict) -> go.Figure:
+    """Cumulative gain of ranking all scored shoppers by propensity, the random-list diagonal, and the list's cut.
+
+    Input: :func:`core.campaigns.targets.expected_outcome`'s dict (needs ``gain`` and ``cut``; raises
+    ``SchemaError`` naming the key when there is no model behind it). Axes in % of shoppers
+    contacted and % of expected buyers captured.
+    """
+    gain, cut = outcome.get("gain"), outcome.get("cut")
+    if gain is None or cut is None:
+        raise SchemaError("the outcome has no gain curve (key 'gain'): the list has no propensity; train a model first",
+                          column="gain", reason="missing_column")
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=gain["share_contacted"] * 100, y=gain["share_buyers"] * 100, mode="lines",
+                             name="Ranked by propensity", line={"color": CURVE_COLOUR},
+                             hovertemplate="top %{x:.1f}% of shoppers → %{y:.1f}% of expected buyers<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[0, 100], y=[0, 100], mode="lines", name="Random list",
+                             line={"color": RANDOM_COLOUR, "dash": "dot"}, hoverinfo="skip"))
+    x, y = cut["share_contacted"] * 100, cut["share_buyers"] * 100
+    fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text", name="This list", text=["this list"],
+                             textposition="bottom right", marker={"color": CUT_COLOUR, "size": 11},
+                             hovertemplate="this list: %{x:.1f}% of shoppers, %{y:.1f}% of expected buyers"
+                                           "<extra></extra>"))
+    fig.add_vline(x=x, line={"color": CUT_COLOUR, "dash": "dash", "width": 1})
+    fig.update_layout(title="Cumulative gain: expected buyers captured vs shoppers contacted",
+                      xaxis_title="Shoppers contacted, ranked by propensity (% of all scored)",
+                      yaxis_title="Expected buyers captured (%)", xaxis={"range": [0, 100]},
+                      yaxis={"range": [0, 100]}, legend_title="", **_LAYOUT)
+    return fig
+
+
+def counts_chart(counts: dict) -> go.Figure:
+    """Horizontal bars from the shoppers matched to those exported (``counts`` as in ``TargetList.counts``)."""
+    keys = [k for k in COUNT_LABELS if k in counts]
+    if not keys:
+        raise ParameterError(f"counts have none of the keys {list(COUNT_LABELS)}", parameter="counts",
+                             cases=list(counts))
+    fig = go.Figure(go.Bar(x=[counts[k] for k in keys], y=[COUNT_LABELS[k] for k in keys], orientation="h",
+                           marker={"color": [CUT_COLOUR if k == "exported" else CURVE_COLOUR for k in keys]},
+                           text=[f"{counts[k]:,}" for k in keys], textposition="auto"))
+    fig.update_layout(title="From matched to exported", xaxis_title="Shoppers", yaxis={"autorange": "reversed"},
+                      **_LAYOUT)
+    return fig

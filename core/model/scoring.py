@@ -1,0 +1,161 @@
+"""Scoring every shopper of a dataset with a version, in chunks: the model's forecast per head, or the saved
+baseline's where the model lost, and the reasons; plus the progress reports and stop checks that training and
+scoring share. The predictions are written in the caller's transaction (see :func:`core.model.forecast.train` and
+:func:`core.model.forecast.score`).
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from core.model import sequences
+from core.errors import TrainingCancelled
+from core.model.config import EVENT_CLASS_COLUMNS, EVENT_CLASSES
+from core.model.training import TrainProgress
+from core.model.card import MODEL
+
+
+
+class _Progress:
+    def __init__(self, callback: Callable[[TrainProgress], None] | None):
+        self.callback = callback
+
+    def __call__(self, stage: str, fraction: float, message: str) -> None:
+        if self.callback is not None:
+            self.callback(TrainProgress(stage=stage, fraction=min(max(fraction, 0.0), 1.0), message=message))
+
+
+def _check_stop(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise TrainingCancelled("Training was cancelled; no model version was written.")
+
+
+def _history_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    from core.model.rfm_baseline import _str_array
+
+    frame["event_time"] = pd.to_datetime(frame["event_time"])
+    # Python strings, not pandas' Arrow strings (``astype(str)``): the readers of the history zip and group
+    # them as objects, and each conversion back cost more than the read (scoring 100,000 shoppers, measured)
+    frame["user_id"] = pd.Series(_str_array(frame["user_id"]), index=frame.index, dtype=object)
+    return frame
+
+
+def _decode_ranked(vocab: sequences.Vocabulary, ids: np.ndarray) -> list[list[str]]:
+    return [[t for t in vocab.decode(row) if t is not None] for row in ids]
+
+
+def _score_chunk(loaded, batch: sequences.SequenceBatch, heads: dict, baselines: dict, chunk_history: pd.DataFrame | None,
+                 rfm_x: pd.DataFrame | None, cutoff: dt.datetime, dataset_id: int, version: str) -> pd.DataFrame:
+    from core.model.reasons import GROUPS, explain, occlusion_effects
+    from core.model.training import predict_examples
+
+    cfg, vocabs = loaded["config"], loaded["vocabs"]
+    effects = np.zeros((len(batch), len(GROUPS)))
+
+    def occlude(idx, inputs, hidden, states):  # the reasons reuse each mini-batch's transformer pass
+        effects[idx] = occlusion_effects(loaded["model"], batch, idx, inputs, hidden, states, cfg.batch_size)
+
+    used = {h: info["used"] for h, info in heads.items()}
+    pred = predict_examples(loaded["model"], batch, cfg, on_batch=occlude if cfg.n_reasons else None,
+                            items=used["next_items"] == MODEL)
+    users = batch.user_ids
+    calibrator = loaded["calibrator"]
+    p_rfm = None
+    if used["propensity"] != MODEL or calibrator.stack_ is not None:
+        p_rfm = baselines["rfm"]["propensity"].predict_from_features(rfm_x)
+    propensity = calibrator(pred.propensity, p_rfm) if used["propensity"] == MODEL else p_rfm
+    type_p = pred.type_proba
+    if used["next_event_type"] != MODEL:
+        type_p = baselines["rfm"]["next_event_type"].predict_from_features(rfm_x)
+    if used["next_category"] == MODEL:
+        next_cat = vocabs.categories.decode(pred.category_ids[:, 0])
+        next_cat_p = pred.category_p[:, 0].astype(float)
+    else:
+        ranked = _chunk_ranker(baselines, used["next_category"], chunk_history, cutoff).rank_categories(users, 1)
+        next_cat = [r[0] if r else None for r in ranked]
+        next_cat_p = np.full(len(users), np.nan)
+    if used["next_items"] == MODEL:
+        top_items = [" ".join(r) for r in _decode_ranked(vocabs.items, pred.item_ids)]
+    else:
+        ranker = _chunk_ranker(baselines, used["next_items"], chunk_history, cutoff)
+        top_items = [" ".join(r) for r in ranker.rank_items(users, cfg.top_k_items)]
+    reasons = explain(loaded["model"], batch, vocabs, cfg.n_reasons, cfg.batch_size * 4, effects=effects)
+    frame = pd.DataFrame({
+        "dataset_id": dataset_id, "model_version": version, "user_id": users,
+        "purchase_propensity": np.asarray(propensity, dtype=float),
+        "next_event_type": [EVENT_CLASSES[i] for i in np.asarray(type_p).argmax(axis=1)],
+    })
+    for j, col in enumerate(EVENT_CLASS_COLUMNS):
+        frame[col] = np.asarray(type_p, dtype=float)[:, j]
+    frame["next_category"] = next_cat
+    frame["next_category_p"] = next_cat_p
+    frame["top_items"] = top_items
+    frame["reasons"] = reasons
+    return frame
+
+
+def _chunk_ranker(baselines: dict, name: str, chunk_history: pd.DataFrame, cutoff: dt.datetime):
+    """The saved ranker ``name`` (popular fill and transitions fitted once, see :func:`_baselines_to_save`) with
+    the chunk's shoppers' own state (their own lists, their last category/item) read from ``chunk_history``
+    (in :func:`core.model.sequences.load_events` order: by shopper, then time)."""
+    from core.model.baselines import MarkovChain, OwnMostFrequent, last_known
+
+    ranker = baselines["rankers"][name]
+    if name == "most_popular":
+        return ranker
+    own = copy.copy(ranker)
+    if isinstance(ranker, OwnMostFrequent):
+        fitted = OwnMostFrequent(ranker.popular_window_days).fit(chunk_history, cutoff)
+        own.categories_, own.items_ = fitted.categories_, fitted.items_
+    elif isinstance(ranker, MarkovChain):
+        users = chunk_history["user_id"].to_numpy(dtype=object)
+        own.last_category_ = last_known(users, chunk_history["category"])
+        own.last_item_ = last_known(users, chunk_history["item_id"])
+    return own
+
+
+#: What scoring reads of a chunk's history when it needs it: the sequences' fields, which hold the rankers'
+#: (the RFM features come grouped from the database).
+SCORING_HISTORY_COLUMNS = sequences.SEQUENCE_COLUMNS
+
+
+def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict, dataset_id: int, version: str,
+               end_cutoff: dt.datetime, report: _Progress, should_stop, fraction_range: tuple[float, float]) -> int:
+    from core.model.registry import write_predictions
+
+    from core.model.baselines import RFMPropensity
+    from core.model.rfm_baseline import rfm_features_from_store
+
+    cfg = loaded["config"]
+    used = {info["used"] for info in heads.values()} - {MODEL, "most_popular"}
+    # the gradient-boosting heads and the stacked propensity read RFM features, grouped in the database; the
+    # rankers read each shopper's own state from their history
+    need_rfm = RFMPropensity.name in used or loaded["calibrator"].stack_ is not None
+    need_history = bool(used - {RFMPropensity.name})
+    users = sequences.list_users(engine, dataset_id, before=end_cutoff)
+    chunks = sequences.user_chunks(users, cfg.chunk_users, exhaustive=True)
+    lo, hi = fraction_range
+    written = 0
+    report("scoring", lo, f"scoring {len(users):,} shoppers")
+    for i, chunk in enumerate(chunks):
+        _check_stop(should_stop)
+        if need_history:  # one query: the sequences come from the chunk's history
+            history = _history_frame(sequences.load_events(engine, dataset_id, chunk, None, end_cutoff,
+                                                     columns=SCORING_HISTORY_COLUMNS))
+            batch = sequences.sequences_from_events(history, end_cutoff, loaded["vocabs"], cfg.max_len)
+        else:
+            history = None
+            batch = sequences.build_sequences(engine, dataset_id, chunk, end_cutoff, loaded["vocabs"], cfg.max_len)
+        rfm_x = None
+        if need_rfm:
+            rfm_x = rfm_features_from_store(engine, dataset_id, chunk, end_cutoff, batch.user_ids,
+                                            baselines["rfm"]["propensity"].config)
+        frame = _score_chunk(loaded, batch, heads, baselines, history, rfm_x, end_cutoff, dataset_id, version)
+        written += write_predictions(conn, frame)
+        report("scoring", lo + (hi - lo) * (i + 1) / len(chunks), f"scored {written:,} of {len(users):,} shoppers")
+    return written

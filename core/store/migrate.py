@@ -1,0 +1,81 @@
+"""The table layout on disk: created on first use, its version recorded, a store written by an older cartsight upgraded in place."""
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from core import config
+from core.errors import StoreUnavailableError
+from core.store import derived
+from core.store.schema import datasets, events, metadata, schema_info
+from core.store.url import _first_line
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the tables on first use and record the schema version; refuse a newer schema."""
+    with engine.begin() as conn:
+        known = sa.inspect(conn).has_table(schema_info.name)
+        found = conn.execute(sa.select(sa.func.max(schema_info.c.version))).scalar() if known else None
+        try:
+            metadata.create_all(conn, checkfirst=True)
+        except sa.exc.ProgrammingError as exc:
+            if found is not None and found < config.SCHEMA_VERSION:
+                raise _upgrade_refused(found, exc) from exc
+            raise
+        if conn.dialect.name == "postgresql":
+            # PostgreSQL scans per dataset and per shopper; DuckDB's zone maps need no index
+            # (and an index would slow its bulk loads).
+            # Asked first, not "IF NOT EXISTS": a team's app role that only reads and writes (the
+            # README's set-up) may not run CREATE INDEX at all, even when the index is there.
+            names = {ix["name"] for ix in sa.inspect(conn).get_indexes(events.name)}
+            if "cs_events_dataset_user" not in names:
+                conn.execute(sa.text(
+                    "CREATE INDEX cs_events_dataset_user ON cs_events (dataset_id, user_id, event_time)"
+                ))
+        version = conn.execute(sa.select(sa.func.max(schema_info.c.version))).scalar()
+        if version is None:
+            conn.execute(schema_info.insert().values(version=config.SCHEMA_VERSION, created_at=_now()))
+        elif version > config.SCHEMA_VERSION:
+            raise StoreUnavailableError(
+                f"The database was written by a newer cartsight (schema {version}, this one reads "
+                f"{config.SCHEMA_VERSION}); upgrade cartsight."
+            )
+        elif version < config.SCHEMA_VERSION:
+            _upgrade(conn, version)
+
+
+def _upgrade(conn: Connection, version: int) -> None:
+    """Bring a store written by an older cartsight to :data:`core.config.SCHEMA_VERSION`, in the caller's transaction.
+
+    Schema 2 added ``cs_events.price_band`` and the derived tables ``cs_price_edges`` and
+    ``cs_session_days`` (``create_all`` made the tables): each existing dataset gets them from
+    its events once (:func:`core.store.derived.derive_dataset`). Schema 3 added
+    ``cs_exports.consent_column`` and ``consent_basis`` (NULL for older exports). A role that
+    may not alter the tables gets a message saying who must open the store once.
+    """
+    try:
+        if version < 2:
+            conn.exec_driver_sql("ALTER TABLE cs_events ADD COLUMN IF NOT EXISTS price_band VARCHAR")
+            ids = conn.execute(sa.select(datasets.c.dataset_id).order_by(datasets.c.dataset_id)).scalars().all()
+            for did in ids:  # read first: DuckDB re-runs a result still open when the connection runs another
+                derived.derive_dataset(conn, did)
+        if version < 3:
+            conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS consent_column VARCHAR")
+            conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS consent_basis TEXT")
+    except sa.exc.ProgrammingError as exc:
+        raise _upgrade_refused(version, exc) from exc
+    conn.execute(sa.update(schema_info).values(version=config.SCHEMA_VERSION))
+
+
+def _upgrade_refused(version: int, exc: sa.exc.DBAPIError) -> StoreUnavailableError:
+    return StoreUnavailableError(
+        f"The database holds cartsight's schema {version} and this cartsight needs schema "
+        f"{config.SCHEMA_VERSION}: this role could not upgrade it ({_first_line(exc.orig or exc)}). Open it once "
+        f"as the role that owns the tables (e.g. `cartsight datasets --db URL`), which upgrades it."
+    )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

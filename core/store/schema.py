@@ -1,0 +1,202 @@
+"""The store's table layout: every ``cs_*`` table and sequence, and which backend a connection is.
+
+Only SQLAlchemy and nothing of cartsight, so that the store's bookkeeping (:mod:`core.store`), the
+tables derived at load (:mod:`core.store.derived`) and the shared SQL ideas (:mod:`core.store.sql`) can all
+build on it without importing one another in a circle. :mod:`core.store` re-exports every name.
+Every table carries ``dataset_id`` so that one store holds many datasets; the same tables work on
+DuckDB and PostgreSQL.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+metadata = sa.MetaData()
+
+schema_info = sa.Table(
+    "cs_schema_info",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+dataset_id_seq = sa.Sequence("cs_dataset_id_seq", metadata=metadata)
+
+datasets = sa.Table(
+    "cs_datasets",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, dataset_id_seq, primary_key=True),
+    sa.Column("name", sa.String, nullable=False, unique=True),
+    sa.Column("layout", sa.String, nullable=False),
+    sa.Column("source", sa.String),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("rows_read", sa.BigInteger, nullable=False),
+    sa.Column("rows_loaded", sa.BigInteger, nullable=False),
+    sa.Column("rows_quarantined", sa.BigInteger, nullable=False),
+    sa.Column("n_users", sa.BigInteger),
+    sa.Column("first_event", sa.DateTime),
+    sa.Column("last_event", sa.DateTime),
+    # the column mapping used and the ingest report (event counts, unknown types, notes)
+    sa.Column("mapping_json", sa.Text),
+    sa.Column("report_json", sa.Text),
+)
+
+events = sa.Table(
+    "cs_events",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("user_id", sa.String, nullable=False),
+    sa.Column("event_time", sa.DateTime, nullable=False),  # naive, always UTC
+    sa.Column("event_type", sa.String, nullable=False),
+    sa.Column("item_id", sa.String),
+    sa.Column("category", sa.String),
+    sa.Column("brand", sa.String),
+    sa.Column("price", sa.Double),  # 8-byte: sa.Float is a 4-byte REAL on DuckDB
+    sa.Column("quantity", sa.Integer),
+    sa.Column("session_id", sa.String),
+    # budget | mid | premium | luxury within the event's category over the whole dataset (edges in
+    # cs_price_edges), NULL without a positive price; written once by core.store.derived.derive_dataset
+    sa.Column("price_band", sa.String),
+)
+
+# Small tables derived from a dataset's events when it is loaded (core.store.derived), so that the pages
+# read thousands of rows instead of scanning every event: a page's query stays quick at tens of millions.
+price_edges = sa.Table(
+    "cs_price_edges",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("category", sa.String),  # NULL: the edges over every priced event (events without a category)
+    sa.Column("n_priced", sa.BigInteger, nullable=False),
+    sa.Column("p25", sa.Double),
+    sa.Column("p50", sa.Double),
+    sa.Column("p75", sa.Double),
+)
+
+session_days = sa.Table(
+    "cs_session_days",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("user_id", sa.String, nullable=False),
+    sa.Column("session_id", sa.String),
+    sa.Column("day", sa.Date, nullable=False),  # UTC day of the events (a visit over midnight has two rows)
+    sa.Column("n_events", sa.BigInteger, nullable=False),
+    sa.Column("n_views", sa.BigInteger, nullable=False),
+    sa.Column("n_carts", sa.BigInteger, nullable=False),
+    sa.Column("n_purchases", sa.BigInteger, nullable=False),  # purchases with a quantity not negative
+    sa.Column("n_cancels", sa.BigInteger, nullable=False),  # purchases with a negative quantity
+    sa.Column("revenue", sa.Double),  # NULL when no purchase of the row has a price
+    sa.Column("n_amounts", sa.BigInteger, nullable=False),  # purchases (cancellations too) with a price
+    sa.Column("first_event", sa.DateTime, nullable=False),
+    sa.Column("last_event", sa.DateTime, nullable=False),
+    sa.Column("last_purchase", sa.DateTime),  # of the purchases with a quantity not negative
+)
+
+quarantine = sa.Table(
+    "cs_quarantine",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("line_no", sa.BigInteger),  # 1-based line of the input file, header included
+    sa.Column("raw_line", sa.Text),
+    sa.Column("reason", sa.String, nullable=False),  # short code, e.g. "truncated_row"
+    sa.Column("detail", sa.Text),  # the message: column, value found, what was expected
+)
+
+mappings = sa.Table(
+    "cs_mappings",
+    metadata,
+    sa.Column("signature", sa.String, primary_key=True),  # hash of the normalised header
+    sa.Column("mapping_json", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+models = sa.Table(
+    "cs_models",
+    metadata,
+    sa.Column("model_version", sa.String, primary_key=True),
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("horizon_days", sa.Integer, nullable=False),
+    sa.Column("path", sa.String, nullable=False),  # folder with weights, config, vocabularies
+    sa.Column("config_json", sa.Text),
+    sa.Column("metrics_json", sa.Text),
+    sa.Column("status", sa.String, nullable=False),  # "ready" once weights and predictions are in
+)
+
+predictions = sa.Table(
+    "cs_predictions",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("model_version", sa.String, nullable=False),
+    sa.Column("user_id", sa.String, nullable=False),
+    sa.Column("purchase_propensity", sa.Double),
+    sa.Column("next_event_type", sa.String),
+    sa.Column("p_view", sa.Double),
+    sa.Column("p_cart", sa.Double),
+    sa.Column("p_purchase", sa.Double),
+    sa.Column("p_remove", sa.Double),
+    sa.Column("p_none", sa.Double),
+    sa.Column("next_category", sa.String),
+    sa.Column("next_category_p", sa.Double),
+    sa.Column("top_items", sa.Text),  # space-separated item ids, best first
+    sa.Column("reasons", sa.Text),  # "; "-separated sentences
+)
+
+segment_run_id_seq = sa.Sequence("cs_segment_run_id_seq", metadata=metadata)
+
+segment_runs = sa.Table(
+    "cs_segment_runs",
+    metadata,
+    sa.Column("run_id", sa.Integer, segment_run_id_seq, primary_key=True),
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("n_segments", sa.Integer, nullable=False),
+    sa.Column("model_version", sa.String),  # the forecasts whose propensity/embedding were features
+    sa.Column("features_json", sa.Text),  # feature names used, scaling
+    sa.Column("profiles_json", sa.Text),  # one profile card per segment
+)
+
+segments = sa.Table(
+    "cs_segments",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.Integer, nullable=False),
+    sa.Column("user_id", sa.String, nullable=False),
+    sa.Column("segment", sa.Integer, nullable=False),
+    sa.Column("segment_name", sa.String, nullable=False),
+)
+
+export_id_seq = sa.Sequence("cs_export_id_seq", metadata=metadata)
+
+exports = sa.Table(
+    "cs_exports",
+    metadata,
+    sa.Column("export_id", sa.Integer, export_id_seq, primary_key=True),
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("model_version", sa.String),
+    sa.Column("segment_run_id", sa.Integer),
+    sa.Column("name", sa.String),  # the analyst's label for the list
+    sa.Column("format", sa.String, nullable=False),  # csv | parquet | google | meta | klaviyo | mailchimp
+    sa.Column("filters_json", sa.Text, nullable=False),
+    sa.Column("counts_json", sa.Text, nullable=False),  # core.campaigns.targets.COUNT_KEYS and holdout_share
+    sa.Column("file_sha256", sa.String, nullable=False),
+    sa.Column("file_name", sa.String),
+    sa.Column("holdout_seed", sa.Integer),
+    sa.Column("consent_column", sa.String),  # the consent column the destination needed (None: csv/parquet)
+    sa.Column("consent_basis", sa.Text),  # the legal basis stated when the identity file lacked that column
+)
+
+export_members = sa.Table(
+    "cs_export_members",
+    metadata,
+    sa.Column("export_id", sa.Integer, nullable=False),
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("user_id", sa.String, nullable=False),
+    sa.Column("group_name", sa.String, nullable=False),  # "target" (exported) or "holdout"
+    sa.Column("propensity_decile", sa.Integer),
+)
+
+
+def is_duckdb(engine_or_conn: Engine | Connection) -> bool:
+    """True when the store is DuckDB (bulk paths differ from PostgreSQL's)."""
+    return engine_or_conn.dialect.name == "duckdb"

@@ -1,0 +1,118 @@
+"""The small SQL ideas every aggregation shares, written once: what a purchase is, what revenue is,
+a portable 0/1 flag, the newest ready model of a dataset, exact quantiles from per-value counts, and
+running a statement on an engine or a connection.
+
+The Overview, Preferences, Segments, Campaigns, the model registry and the tables derived at load
+all count a purchase and sum revenue through these, so a change of definition reaches every page
+at once. Definitions (the pages show them in their help texts):
+
+- **purchase**: a ``purchase`` event whose quantity is not negative (a NULL quantity is 1).
+- **cancellation**: a ``purchase`` event with a negative quantity (UCI Online Retail's credit
+  notes); it is no purchase, but its amount is subtracted from revenue.
+- **amount** of an event: ``price * coalesce(quantity, 1)`` for ``purchase`` events,
+  cancellations negative, NULL for every other event; revenue is its sum.
+
+Everything is SQLAlchemy Core on the store's tables and runs unchanged on DuckDB and PostgreSQL;
+this module knows the store's tables only (:mod:`core.store.schema`: no analysis, no model, not even
+:mod:`core.store`), so any of them may import it.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from core.store import schema
+
+#: ``cs_models.status`` of a version whose weights and predictions are all in
+READY = "ready"
+
+_e = schema.events.c
+
+
+def flag(condition) -> sa.ColumnElement:
+    """1 where ``condition`` holds, else 0 (portable replacement for FILTER / boolean sums)."""
+    return sa.case((condition, 1), else_=0)
+
+
+def is_purchase() -> sa.ColumnElement:
+    """A ``purchase`` event whose quantity is not negative (a NULL quantity is 1)."""
+    return sa.and_(_e.event_type == "purchase", sa.func.coalesce(_e.quantity, 1) >= 0)
+
+
+def is_cancellation() -> sa.ColumnElement:
+    """A ``purchase`` event with a negative quantity (a cancelled order line)."""
+    return sa.and_(_e.event_type == "purchase", sa.func.coalesce(_e.quantity, 1) < 0)
+
+
+def amount() -> sa.ColumnElement:
+    """Signed purchase amount of an event (cancellations negative), NULL for other events."""
+    return sa.case((_e.event_type == "purchase", _e.price * sa.func.coalesce(_e.quantity, 1)), else_=sa.null())
+
+
+def connect(engine_or_conn: Engine | Connection):
+    """A context manager giving a connection: the one passed in (left open), or a new one of the engine."""
+    if isinstance(engine_or_conn, Connection):
+        return nullcontext(engine_or_conn)
+    return engine_or_conn.connect()
+
+
+def fetch(engine_or_conn: Engine | Connection, stmt) -> list[sa.Row]:
+    """Run ``stmt`` on a connection (opening one when given an engine) and return all its rows."""
+    with connect(engine_or_conn) as conn:
+        return list(conn.execute(stmt))
+
+
+def frame(result) -> pd.DataFrame:
+    """A result's rows as a DataFrame, its columns named by the result (object columns when empty)."""
+    # column-wise construction: several times faster than a DataFrame of Row objects
+    keys = list(result.keys())
+    rows = result.fetchall()
+    columns = list(zip(*rows)) if rows else [()] * len(keys)
+    return pd.DataFrame({k: pd.Series(c, dtype=None if rows else object) for k, c in zip(keys, columns)})
+
+
+def ready_models(dataset_id: int, *columns) -> sa.Select:
+    """SELECT of the dataset's ``ready`` model rows (``columns``, or every column), newest first."""
+    m = schema.models
+    return (sa.select(*(columns or (m,))).where(m.c.dataset_id == dataset_id, m.c.status == READY)
+            .order_by(m.c.created_at.desc(), m.c.model_version.desc()))
+
+
+def newest_ready_model_version(engine_or_conn: Engine | Connection, dataset_id: int) -> str | None:
+    """The version of the dataset's newest ``ready`` model, or None when none was trained."""
+    with connect(engine_or_conn) as conn:
+        return conn.execute(ready_models(dataset_id, schema.models.c.model_version).limit(1)).scalar()
+
+
+def weighted_quantiles(counts: sa.Subquery, value: str, weight: str, keys: Sequence[str],
+                       quantiles: Sequence[float], names: Sequence[str]) -> sa.Select:
+    """Exact ``percentile_cont`` of ``value`` from a table of distinct values and their counts, per ``keys``.
+
+    ``counts`` has one row per distinct (``keys``, ``value``) with its number of events in
+    ``weight``. Percentile ``q`` of ``N`` events is, as ``percentile_cont`` defines it, the
+    value at 0-based rank ``h = (N - 1) q`` interpolated between ranks ``floor(h)`` and
+    ``ceil(h)``; the value holding rank ``r`` is the smallest whose running count exceeds ``r``.
+    So the database sorts only the distinct values (a few thousand prices) rather than every
+    event, and gives the same numbers. Returns a select of ``keys``, ``n`` (the events behind
+    the figures) and one column per name in ``names``.
+    """
+    c = counts.c
+    part = [c[k] for k in keys] or None
+    running = sa.func.sum(c[weight]).over(partition_by=part, order_by=c[value], rows=(None, 0))
+    total = sa.func.sum(c[weight]).over(partition_by=part)
+    ranked = sa.select(*[c[k] for k in keys], c[value].label("v"), sa.cast(running, sa.Double).label("running"),
+                       sa.cast(total, sa.Double).label("total")).subquery("ranked")
+    r = ranked.c
+    columns = []
+    for q, name in zip(quantiles, names):
+        rank = (r.total - 1) * sa.literal(float(q), literal_execute=True)
+        low = sa.func.min(sa.case((r.running > sa.func.floor(rank), r.v)))
+        high = sa.func.min(sa.case((r.running > sa.func.ceil(rank), r.v)))
+        fraction = sa.func.max(rank - sa.func.floor(rank))
+        columns.append((low + fraction * (high - low)).label(name))
+    group = [r[k] for k in keys]
+    return sa.select(*group, sa.cast(sa.func.max(r.total), sa.BigInteger).label("n"), *columns).group_by(*group)

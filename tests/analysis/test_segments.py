@@ -1,0 +1,412 @@
+"""core.analysis.segments: features in SQL, the Segmenter, names and profiles, storing runs (DuckDB and PostgreSQL)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sklearn.metrics import adjusted_rand_score
+
+from core import store
+from core.analysis import segments
+from core.analysis import segment_names
+from core.analysis import shopper_features
+from core.store import derived
+from core.errors import NotFittedError, ParameterError, SchemaError
+from core.simulate import simulate
+from core.simulate.files import to_canonical
+from tests.conftest import make_dataset
+
+#: Planted-group recovery threshold. k-means on activity-led features (equal block weights)
+#: reached only 0.27 (seed 11): shoppers split by how busy they are, not by taste. The planted groups
+#: overlap (beauty & care shares dresses and bags with fashion; budget tech and premium
+#: electronics share phones, headphones and tablets and differ by price band), so a perfect 1.0
+#: is not expected; 0.5 means most shoppers sit with most of their group. Measured: 0.75 on this
+#: fixture (seed 5), 0.78 on the seed the block weights were chosen on (11), 0.83 on the shipped sample (seed 7).
+MIN_ARI = 0.5
+SIM_USERS, SIM_WEEKS, SIM_SEED = 1200, 6, 5
+
+
+def canonical_frame(events: pd.DataFrame) -> pd.DataFrame:
+    """The simulator's REES46 rows in the canonical columns, with an empty quantity column."""
+    return to_canonical(events).assign(quantity=pd.array([None] * len(events), dtype="Int64"))
+
+
+def load_simulation(engine: sa.Engine, name: str, n_users: int, weeks: int, seed: int):
+    """Simulate shoppers and load them as dataset ``name`` through DuckDB's native path; returns the Simulation."""
+    sim = simulate(n_users, weeks=weeks, seed=seed)
+    frame = canonical_frame(sim.events)
+    make_dataset(engine, name, [])
+    with engine.begin() as conn:
+        did = conn.execute(sa.select(store.datasets.c.dataset_id).where(store.datasets.c.name == name)).scalar_one()
+        raw = store.driver_connection(conn)
+        frame.insert(0, "dataset_id", did)
+        raw.register("sim_incoming", frame)
+        try:
+            cols = ", ".join(c.name for c in store.events.columns if c.name in frame.columns)
+            raw.execute(f"INSERT INTO cs_events ({cols}) SELECT {cols} FROM sim_incoming")
+        finally:
+            raw.unregister("sim_incoming")
+        derived.derive_dataset(conn, did)
+        conn.execute(store.datasets.update().where(store.datasets.c.dataset_id == did).values(
+            n_users=n_users, rows_loaded=len(frame), rows_read=len(frame),
+            first_event=frame["event_time"].min().to_pydatetime(), last_event=frame["event_time"].max().to_pydatetime()))
+    return sim
+
+
+@pytest.fixture(scope="module")
+def sim_store(tmp_path_factory):
+    engine = store.make_engine(f"duckdb:///{tmp_path_factory.mktemp('segments') / 'store.duckdb'}")
+    sim = load_simulation(engine, "sim", SIM_USERS, SIM_WEEKS, SIM_SEED)
+    run = segments.run_segmentation(engine, "sim", n_segments=6, seed=0)
+    truth = sim.truth.assign(user_id=sim.truth["user_id"].astype(str)).set_index("user_id")["group"]
+    yield {"engine": engine, "sim": sim, "run": run, "truth": truth}
+    engine.dispose()
+
+
+# --- planted groups, determinism, names ----------------------------------------------------------------
+
+
+def test_recovers_planted_taste_groups(sim_store):
+    run, truth = sim_store["run"], sim_store["truth"]
+    a = run.assignments.set_index("user_id")
+    assert len(a) == SIM_USERS and run.n_segments == 6
+    ari = adjusted_rand_score(truth.reindex(a.index), a["segment"])
+    assert ari >= MIN_ARI, ari
+
+
+def test_price_taste_shows_in_the_names(sim_store):
+    run, truth = sim_store["run"], sim_store["truth"]
+    a = run.assignments.set_index("user_id").join(truth)
+    main_segment = a.groupby("group")["segment_name"].agg(lambda s: s.mode().iloc[0])
+    assert "bargain electronics" in main_segment["budget tech"]
+    assert " premium " in f" {main_segment['premium electronics']}" or " luxury " in f" {main_segment['premium electronics']}"
+    assert "beauty" in main_segment["beauty & care"]
+
+
+def test_names_are_distinct_and_profiles_add_up(sim_store):
+    run = sim_store["run"]
+    names = [p["name"] for p in run.profiles]
+    assert len(set(names)) == len(names) == 6
+    assert sum(p["size"] for p in run.profiles) == SIM_USERS
+    assert sum(p["share_shoppers"] for p in run.profiles) == pytest.approx(1.0)
+    assert sum(p["share_revenue"] for p in run.profiles) == pytest.approx(1.0)
+    sizes = [p["size"] for p in run.profiles]
+    assert sizes == sorted(sizes, reverse=True)  # segment 0 is the largest
+    counts = run.assignments["segment"].value_counts()
+    assert [counts[p["segment"]] for p in run.profiles] == sizes
+    for p in run.profiles:
+        assert len(p["top_categories"]) == 3 and len(p["top_brands"]) == 3
+        assert p["top_categories"][0]["share"] >= p["top_categories"][1]["share"]
+        assert sum(r["share"] for r in p["group_index"]["bands"]) == pytest.approx(1.0)
+
+
+def test_same_seed_same_segments(sim_store):
+    engine = sim_store["engine"]
+    again = segments.run_segmentation(engine, "sim", n_segments=6, seed=0)
+    first = sim_store["run"].assignments
+    assert again.run_id != sim_store["run"].run_id
+    assert (again.assignments["segment"].to_numpy() == first["segment"].to_numpy()).all()
+    assert [p["name"] for p in again.profiles] == [p["name"] for p in sim_store["run"].profiles]
+
+
+def test_auto_chooses_k_by_silhouette(sim_store):
+    features = sim_store["run"].features
+    names = sim_store["run"].feature_names
+    seg = segments.Segmenter("auto", k_range=(2, 8), random_state=0, feature_weights=segments.block_weights(names),
+                             sqrt_features=segments.share_features(names)).fit(features[names])
+    assert sorted(seg.silhouette_by_k_) == list(range(2, 9))
+    best = max(seg.silhouette_by_k_.values())
+    assert seg.silhouette_by_k_[seg.n_segments_] == best
+    assert seg.n_segments_ == len(np.unique(seg.labels_))
+
+
+def test_predict_matches_fit_labels(sim_store):
+    features, names = sim_store["run"].features, sim_store["run"].feature_names
+    seg = segments.Segmenter(4, random_state=3).fit(features[names])
+    assert (seg.predict(features[names]) == seg.labels_).all()
+    assert seg.scaler_.mean_.shape == (len(names),) and seg.feature_names_ == names
+    assert seg.centers_.shape == (4, len(names))
+
+
+def test_features_without_a_model(sim_store):
+    run = sim_store["run"]
+    assert run.model_version is None
+    assert "propensity" not in run.feature_names and not any(n.startswith("embedding_") for n in run.feature_names)
+    assert run.feature_names[:9] == list(shopper_features.BASE_FEATURES)
+    f = run.features
+    shares = [n for n in run.feature_names if n.startswith("category_")]
+    assert np.allclose(f[shares].sum(axis=1), 1.0)
+    bands = [n for n in run.feature_names if n.startswith("band_")]
+    assert np.allclose(f[bands].sum(axis=1), 1.0)  # every simulated event has a price
+
+
+def test_cli_output(sim_store):
+    run = sim_store["run"]
+    frame, text = segments.segment_cli_output(run)
+    assert list(frame.columns[:3]) == ["user_id", "segment", "segment_name"]
+    assert list(frame.columns[3:]) == run.feature_names
+    assert len(frame) == SIM_USERS and frame["user_id"].is_monotonic_increasing
+    assert frame.groupby("segment")["segment_name"].nunique().eq(1).all()
+    for p in run.profiles:
+        assert f"Segment {p['segment']}: {p['name']}" in text
+    with pytest.raises(ParameterError, match="features"):
+        segments.segment_cli_output(segments.latest_run(sim_store["engine"], "sim"))
+
+
+# --- errors -------------------------------------------------------------------------------------------
+
+
+def _grid_features(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+
+
+@pytest.mark.parametrize(("params", "match"), [
+    ({"n_segments": 1}, r"'n_segments' is 1; expected 'auto' or a whole number from 2 to 10"),
+    ({"n_segments": 11}, r"'n_segments' is 11; expected 'auto' or a whole number from 2 to 10"),
+    ({"n_segments": "six"}, r"'n_segments' is 'six'"),
+    ({"n_segments": 2.5}, r"'n_segments' is 2.5"),
+    ({"k_range": (1, 5)}, r"'k_range' is \(1, 5\); expected"),
+    ({"k_range": (6, 3)}, r"'k_range' is \(6, 3\)"),
+    ({"sample_size": 5}, r"'sample_size' is 5; expected a whole number of at least 20"),
+    ({"n_threads": 0}, r"'n_threads' is 0"),
+    ({"feature_weights": {"a": -1}}, r"'feature_weights' has -1 for 'a'"),
+])
+def test_bad_parameters_are_named(params, match):
+    with pytest.raises(ParameterError, match=match) as info:
+        segments.Segmenter(**params).fit(_grid_features(200))
+    assert info.value.parameter == next(iter(params))
+
+
+def test_too_few_shoppers():
+    with pytest.raises(ParameterError, match=r"features have 14 shopper\(s\); 3 segments need at least 15") as info:
+        segments.Segmenter(3).fit(_grid_features(14))
+    assert info.value.parameter == "n_segments"
+    with pytest.raises(ParameterError, match=r"features have 9 shopper\(s\); 2 segments need at least 10"):
+        segments.Segmenter("auto").fit(_grid_features(9))
+    seg = segments.Segmenter("auto").fit(_grid_features(22))  # only k = 2..4 have 5 shoppers each
+    assert sorted(seg.silhouette_by_k_) == [2, 3, 4]
+
+
+def test_bad_feature_values():
+    f = _grid_features(30)
+    f.loc[3, "b"] = np.nan
+    with pytest.raises(SchemaError, match=r"feature column 'b' has 1 missing or infinite value") as info:
+        segments.Segmenter(2).fit(f)
+    assert info.value.column == "b"
+    with pytest.raises(SchemaError, match="expected numbers"):
+        segments.Segmenter(2).fit(_grid_features(30).assign(c="x"))
+
+
+def test_not_fitted_and_wrong_columns():
+    seg = segments.Segmenter(2)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        seg.predict(_grid_features(30))
+    with pytest.raises(NotFittedError):
+        _ = seg.centers_
+    seg.fit(_grid_features(30))
+    with pytest.raises(SchemaError, match=r"missing \['b'\]"):
+        seg.predict(_grid_features(30)[["a"]].assign(c=1.0))
+
+
+def test_two_well_separated_blobs_are_found_exactly():
+    rng = np.random.default_rng(1)
+    x = np.vstack([rng.normal(0, 0.1, size=(40, 2)), rng.normal(5, 0.1, size=(25, 2))])
+    seg = segments.Segmenter("auto", random_state=0).fit(x)
+    assert seg.n_segments_ == 2
+    assert (seg.labels_[:40] == 0).all() and (seg.labels_[40:] == 1).all()  # 0 = the larger segment
+
+
+def test_mini_batch_above_the_threshold(monkeypatch):
+    from sklearn.cluster import MiniBatchKMeans
+
+    monkeypatch.setattr(segments.config, "SEGMENT_MINIBATCH_ABOVE", 50)
+    seg = segments.Segmenter(2, random_state=0).fit(_grid_features(60))
+    assert isinstance(seg.model_, MiniBatchKMeans)
+
+
+# --- hand-checked features and the store round trip (DuckDB and PostgreSQL) ------------------------------
+
+T0 = dt.datetime(2024, 3, 1, 10, 0)
+
+
+def _ev(user, minutes, kind, item, category, brand, price, session):
+    return {"user_id": user, "event_time": T0 + dt.timedelta(minutes=minutes), "event_type": kind, "item_id": item,
+            "category": category, "brand": brand, "price": price, "session_id": session}
+
+
+#: Price bands are quartiles of the events' prices in the category (as core.model.sequences.price_bands):
+#: "tech.phone" events cost 10, 10, 10, 40, 30, 20 (edges p25 10, p50 15, p75 27.5); "home" 5 and 15 (7.5, 10, 12.5).
+HAND_ROWS = [
+    _ev("a", 0, "view", "p1", "tech.phone", "acme", 10.0, "s1"),
+    _ev("a", 1, "cart", "p1", "tech.phone", "acme", 10.0, "s1"),
+    _ev("a", 2, "purchase", "p1", "tech.phone", "acme", 10.0, "s1"),
+    _ev("a", 60 * 24, "view", "h1", "home", "zen", 5.0, "s2"),
+    _ev("b", 0, "view", "p4", "tech.phone", "lux", 40.0, "s3"),
+    _ev("b", 5, "view", "p3", "tech.phone", "lux", 30.0, "s3"),
+    _ev("b", 60 * 48, "view", "h2", "home", "zen", 15.0, "s4"),
+    _ev("b", 60 * 48 + 1, "remove_from_cart", "p2", "tech.phone", "acme", 20.0, "s4"),
+]
+
+
+def _hand_users(n_extra: int) -> list[dict]:
+    """HAND_ROWS plus ``n_extra`` one-view shoppers (enough shoppers to fit two segments)."""
+    extra = [_ev(f"x{i:02d}", 30 + i, "view", "h1", "home", "zen", 5.0, f"sx{i}") for i in range(n_extra)]
+    return HAND_ROWS + extra
+
+
+def test_features_by_hand(engine):
+    did = make_dataset(engine, "hand", HAND_ROWS)
+    f, names = segments.shopper_features(engine, did, top_categories=1)
+    assert f.attrs["groups"] == ["tech"]
+    assert names == list(shopper_features.BASE_FEATURES) + ["category_tech", "category_other", "band_budget", "band_mid",
+                                                    "band_premium", "band_luxury"]
+    a, b = f.loc["a"], f.loc["b"]
+    assert b["recency_days"] == pytest.approx(0.0)  # b has the dataset's last event
+    assert a["recency_days"] == pytest.approx((60 * 48 + 1 - 60 * 24) / (60 * 24))
+    assert (a["n_sessions"], a["n_orders"], a["n_purchases"], a["revenue"]) == (2, 1, 1, 10.0)
+    assert a["frequency_log"] == pytest.approx(np.log1p(2)) and a["monetary_log"] == pytest.approx(np.log1p(10.0))
+    assert a["conversion"] == pytest.approx(0.5) and b["conversion"] == 0.0
+    assert (a["view_share"], a["cart_share"], a["purchase_share"]) == (0.5, 0.25, 0.25)
+    assert b["remove_share"] == 0.25 and b["monetary_log"] == 0.0
+    assert a["category_tech"] == 0.75 and a["category_other"] == 0.25
+    # a: phone 10 x3 (>= 10, < 15: mid), home 5 (< 7.5: budget); b: phone 40, 30 (luxury), 20 (premium), home 15 (luxury)
+    assert (a["band_budget"], a["band_mid"], a["band_premium"], a["band_luxury"]) == (0.25, 0.75, 0.0, 0.0)
+    assert (b["band_budget"], b["band_mid"], b["band_premium"], b["band_luxury"]) == (0.0, 0.0, 0.25, 0.75)
+
+
+def test_run_round_trip(engine):
+    make_dataset(engine, "hand", _hand_users(13))
+    assert segments.latest_run(engine, "hand") is None
+    with pytest.raises(NotFittedError, match="not been segmented"):
+        segments.load_assignments(engine, "hand")
+    run = segments.run_segmentation(engine, "hand", n_segments=2, seed=0)
+    back = segments.latest_run(engine, "hand")
+    assert (back.run_id, back.n_segments, back.feature_names) == (run.run_id, 2, run.feature_names)
+    assert back.profiles == json.loads(json.dumps(run.profiles))
+    assert back.map_points["user_id"] == run.map_points["user_id"] and len(back.map_points["x"]) == 15
+    loaded = segments.load_assignments(engine, "hand")
+    assert loaded["user_id"].tolist() == sorted(["a", "b"] + [f"x{i:02d}" for i in range(13)])
+    expected = run.assignments.sort_values("user_id").reset_index(drop=True)
+    assert loaded["segment"].tolist() == expected["segment"].tolist()
+    assert loaded["segment_name"].tolist() == expected["segment_name"].tolist()
+    assert segments.segment_of(engine, "hand", "a")["segment"] == int(expected.loc[expected.user_id == "a", "segment"].iloc[0])
+    assert segments.segment_of(engine, "hand", "nobody") is None
+    second = segments.run_segmentation(engine, "hand", n_segments=3, seed=0)
+    assert second.run_id > run.run_id and segments.latest_run(engine, "hand").run_id == second.run_id
+    assert len(segments.load_assignments(engine, "hand", run_id=run.run_id)) == 15
+    assert [r.run_id for r in segments.list_runs(engine, "hand")] == [second.run_id, run.run_id]
+    with pytest.raises(NotFittedError, match="no segmentation run 999"):
+        segments.load_assignments(engine, "hand", run_id=999)
+    store.drop_dataset(engine, "hand")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(store.segments)).scalar() == 0
+
+
+def test_too_few_shoppers_stores_nothing(engine):
+    make_dataset(engine, "tiny", HAND_ROWS)
+    with pytest.raises(ParameterError, match="2 segments need at least 10"):
+        segments.run_segmentation(engine, "tiny", n_segments=2)
+    assert segments.latest_run(engine, "tiny") is None
+
+
+def test_propensity_feature_and_missing_embedding(engine, tmp_path):
+    did = make_dataset(engine, "scored", _hand_users(12))
+    with engine.begin() as conn:
+        conn.execute(store.models.insert().values(
+            model_version="v1", dataset_id=did, created_at=dt.datetime(2024, 4, 1), horizon_days=7,
+            path=str(tmp_path / "gone"), status="ready"))
+        conn.execute(store.predictions.insert(), [
+            {"dataset_id": did, "model_version": "v1", "user_id": u, "purchase_propensity": p}
+            for u, p in [("a", 0.9), ("b", 0.1)]])
+    run = segments.run_segmentation(engine, "scored", n_segments=2)
+    assert run.model_version == "v1" and "propensity" in run.feature_names
+    assert run.features.loc["a", "propensity"] == pytest.approx(0.9)
+    assert run.features.loc["x00", "propensity"] == pytest.approx(0.5)  # no prediction: the median
+    assert any("embedding was left out" in n for n in run.notes)
+    assert all(p["mean_propensity"] is not None for p in run.profiles)
+    assert segments.suggest_shoppers(engine, "scored", "top propensity")["user_id"].tolist()[:2] == ["a", "b"]
+
+
+def test_shopper_helpers(engine):
+    make_dataset(engine, "hand", _hand_users(12))
+    events = segments.shopper_events(engine, "hand", "b")
+    assert events["event_type"].tolist() == ["view", "view", "view", "remove_from_cart"]
+    sessions = segments.session_summary(events)
+    assert sessions["session_id"].tolist() == ["s3", "s4"] and sessions["events"].tolist() == [2, 2]
+    assert segments.shopper_events(engine, "hand", "nobody").empty
+    top = segments.suggest_shoppers(engine, "hand", "biggest spenders", 2)
+    assert top["user_id"].tolist()[0] == "a" and top["value"].tolist()[0] == 10.0
+    assert segments.suggest_shoppers(engine, "hand", "top propensity").empty
+    with pytest.raises(ParameterError, match="'kind' is 'best'"):
+        segments.suggest_shoppers(engine, "hand", "best")
+    run = segments.run_segmentation(engine, "hand", n_segments=2)
+    seg = segments.segment_of(engine, "hand", "b")["segment"]
+    members = segments.suggest_shoppers(engine, "hand", "segment members", 50, segment=seg)
+    assert "b" in members["user_id"].tolist()
+    assert set(members["user_id"]) == set(run.assignments.loc[run.assignments.segment == seg, "user_id"])
+    profile = next(p for p in run.profiles if p["segment"] == seg)
+    comp = segments.shopper_vs_segment(engine, "hand", events, profile)
+    groups = comp["category group"].set_index("name")
+    assert groups.loc["tech", "shopper"] == 0.75 and groups.loc["home", "shopper"] == 0.25
+    bands = comp["price band"].set_index("name")
+    # home prices are now 5 (x13) and 15: every edge is 5, so 15 is luxury; phones as in test_features_by_hand
+    assert bands["shopper"].to_dict() == {"budget": 0.0, "mid": 0.0, "premium": 0.25, "luxury": 0.75}
+
+
+def _profile(groups, bands, conversion=1.0, recency=1.0, propensity=None):
+    return {"group_index": {"groups": [{"name": n, "share": s, "affinity": a} for n, s, a in groups],
+                            "bands": [{"name": n, "share": 0.25, "affinity": a} for n, a in bands]},
+            "activity_index": {"conversion": conversion, "recency": recency, "propensity": propensity}}
+
+
+FLAT = [("budget", 1.0), ("mid", 1.0), ("premium", 1.0), ("luxury", 1.0)]
+
+
+def test_names_from_profiles_by_hand():
+    profiles = [
+        _profile([("electronics", 0.6, 2.0), ("computers", 0.2, 3.0), ("other", 0.2, 0.3)],
+                 [("budget", 0.5), ("mid", 0.9), ("premium", 1.5), ("luxury", 1.3)], conversion=1.5, propensity=1.6),
+        _profile([("apparel", 0.5, 3.0), ("kids", 0.3, 1.2)], FLAT, conversion=0.5),
+        _profile([("beauty", 0.7, 4.0), ("accessories", 0.05, 9.0)], [("budget", 1.3), ("mid", 1.0)], recency=2.0),
+        _profile([("apparel", 0.5, 3.0), ("sport", 0.3, 1.1)], FLAT, conversion=0.5),
+        _profile([("home", 0.5, 1.1)], FLAT, conversion=None),
+    ]
+    assert segment_names.name_segments(profiles) == [
+        "premium computers buyers, ready to buy",  # computers: the highest index among groups with >= 10 %
+        "apparel & kids browsers",  # two "apparel browsers": the next distinctive group tells them apart
+        "lapsed bargain beauty shoppers",  # accessories has the higher index but only 5 % of the events
+        "apparel & sport browsers",
+        "home shoppers",
+    ]
+
+
+@pytest.mark.slow
+def test_model_embedding_and_propensity_become_features(tmp_path, monkeypatch):
+    import torch
+
+    from core.model import forecast
+    from core.model.config import ModelConfig
+
+    torch.set_num_threads(1)
+    monkeypatch.setenv(segments.config.HOME_ENV, str(tmp_path / "home"))
+    engine = store.make_engine(f"duckdb:///{tmp_path / 'store.duckdb'}")
+    load_simulation(engine, "trained", 300, 4, 3)
+    tiny = ModelConfig(hidden_size=16, n_layers=1, n_heads=1, max_len=20, epochs=2, batch_size=64,
+                       max_train_examples=128, torch_threads=1, chunk_users=500)
+    card = forecast.train(engine, "trained", horizon_days=7, config=tiny)
+    emb = shopper_features.shopper_embeddings(engine, store.get_dataset(engine, "trained")["dataset_id"], card.model_version)
+    assert emb.shape == (300, 16)
+    run = segments.run_segmentation(engine, "trained", n_segments=4)
+    assert run.model_version == card.model_version and not run.notes
+    assert run.feature_names[-5:] == ["propensity"] + [f"embedding_{i}" for i in range(1, 5)]
+    preds = forecast.load_predictions(engine, "trained").set_index("user_id")["purchase_propensity"]
+    assert run.features["propensity"].to_numpy() == pytest.approx(preds.reindex(run.features.index).to_numpy())
+    assert all(p["mean_propensity"] is not None for p in run.profiles)
+    without = segments.run_segmentation(engine, "trained", n_segments=4, use_embedding=False)
+    assert "embedding_1" not in without.feature_names and "propensity" in without.feature_names
+    engine.dispose()

@@ -1,0 +1,300 @@
+"""Forecasts end to end on simulated shoppers: train, choose, score, publish; cancel; reproduce; planted structure."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from core import store
+from core.model import forecast
+from core.model import scoring
+from core.store import derived
+from core.errors import NotFittedError, ParameterError, TrainingCancelled
+from core.model.config import EVENT_CLASS_COLUMNS, ModelConfig
+from core.model.evaluation import Calibrator
+from tests.conftest import make_dataset
+
+torch = pytest.importorskip("torch")
+simulate = pytest.importorskip("core.simulate")
+
+PREDICTION_COLUMNS = ["user_id", "purchase_propensity", "next_event_type", "p_view", "p_cart", "p_purchase",
+                      "p_remove", "p_none", "next_category", "next_category_p", "top_items", "reasons", "model_version"]
+
+
+def canonical(events: pd.DataFrame) -> pd.DataFrame:
+    """Simulated REES46 rows in the store's canonical columns (what ingest would produce)."""
+    return simulate.to_canonical(events)
+
+
+def load_events(engine: sa.Engine, name: str, frame: pd.DataFrame) -> int:
+    """Put canonical events in the store: DuckDB's native insert from a registered frame, else make_dataset."""
+    if not store.is_duckdb(engine):
+        rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        for r in rows:
+            r["event_time"] = pd.Timestamp(r["event_time"]).to_pydatetime()
+        return make_dataset(engine, name, rows)
+    did = make_dataset(engine, name, [])
+    with engine.begin() as conn:
+        conn.execute(store.datasets.update().where(store.datasets.c.dataset_id == did).values(
+            rows_read=len(frame), rows_loaded=len(frame), n_users=int(frame["user_id"].nunique()),
+            first_event=frame["event_time"].min().to_pydatetime(), last_event=frame["event_time"].max().to_pydatetime()))
+        raw = store.driver_connection(conn)
+        cols = ", ".join(frame.columns)
+        raw.register("incoming_events", frame.assign(dataset_id=did))
+        raw.execute(f"INSERT INTO cs_events (dataset_id, {cols}) SELECT dataset_id, {cols} FROM incoming_events")
+        raw.unregister("incoming_events")
+        derived.derive_dataset(conn, did)
+    return did
+
+
+def tiny(**kw) -> ModelConfig:
+    base = dict(max_len=20, hidden_size=16, n_layers=1, n_heads=2, epochs=2, min_train_steps=30, batch_size=64,
+                max_train_examples=3000, chunk_users=150, torch_threads=1, n_train_cutoffs=2, item_vocab_cap=500)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CARTSIGHT_HOME", str(tmp_path / "home"))
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def sim_small():
+    return simulate.simulate(250, weeks=5, seed=3)
+
+
+def _store(tmp_path, name="db"):
+    return store.make_engine(f"duckdb:///{tmp_path / (name + '.duckdb')}")
+
+
+@pytest.mark.slow
+def test_train_scores_every_shopper_and_publishes_a_version(tmp_path, sim_small):
+    from core import config
+    from core.model import registry
+
+    engine = _store(tmp_path)
+    load_events(engine, "sim", canonical(sim_small.events))
+    reports = []
+    card = forecast.train(engine, "sim", horizon_days=7, config=tiny(), progress=reports.append, seed=1)
+
+    n_users = sim_small.events["user_id"].nunique()
+    assert card.n_users == n_users and card.n_users_trained == n_users and not card.sampled
+    assert set(card.heads) == {"propensity", "next_event_type", "next_category", "next_items"}
+    assert set(card.heads["next_category"]["metrics"]) == {"model", "most_popular", "own_most_frequent", "markov_chain"}
+    assert set(card.heads["propensity"]["metrics"]) == {"model", "gradient_boosting_rfm"}
+    for info in card.heads.values():
+        assert info["used"] in info["metrics"] and info["note"]
+    assert card.loss_curve and all(r["train_loss"] > 0 for r in card.loss_curve)
+    assert reports[-1].fraction == 1.0 and any(r.stage == "training" and r.train_loss for r in reports)
+    plan = card.plan
+    assert plan["test_cutoff"] > plan["valid_cutoff"] > plan["train_cutoffs"][-1]
+
+    preds = forecast.load_predictions(engine, "sim")
+    assert list(preds.columns) == PREDICTION_COLUMNS
+    assert len(preds) == n_users and preds["user_id"].is_unique
+    assert (preds["model_version"] == card.model_version).all()
+    assert preds["purchase_propensity"].between(0, 1).all()
+    assert np.allclose(preds[list(EVENT_CLASS_COLUMNS)].sum(axis=1), 1.0, atol=1e-4)
+    assert preds["top_items"].str.split().map(len).max() <= tiny().top_k_items
+    assert preds["reasons"].str.len().gt(0).mean() > 0.5  # most shoppers get words
+
+    assert forecast.latest_model(engine, "sim").model_version == card.model_version
+    folder = config.models_dir() / str(card.dataset_id) / card.model_version
+    assert (folder / "model.safetensors").is_file() and (folder / "vocabularies.json").is_file()
+    again = forecast.ModelCard.from_dict(card.to_dict())
+    assert again.to_dict() == card.to_dict() and "propensity" in again.to_text()
+
+    # rescoring rewrites the same rows
+    assert forecast.score(engine, "sim") == n_users
+    rescored = forecast.load_predictions(engine, "sim")
+    pd.testing.assert_frame_equal(rescored.sort_values("user_id").reset_index(drop=True),
+                                  preds.sort_values("user_id").reset_index(drop=True), check_exact=False, atol=1e-6)
+    with pytest.raises(NotFittedError, match="no ready model version"):
+        forecast.load_predictions(engine, "sim", model_version="nope")
+    assert [c.model_version for c in forecast.list_models(engine, "sim")] == [card.model_version]
+    assert registry.model_rows(engine, card.dataset_id)[0]["status"] == "ready"
+
+
+@pytest.mark.slow
+def test_same_seed_gives_the_same_forecasts(tmp_path, sim_small):
+    frames = []
+    for name in ("one", "two"):
+        engine = _store(tmp_path, name)
+        load_events(engine, "sim", canonical(sim_small.events))
+        forecast.train(engine, "sim", config=tiny(epochs=1, min_train_steps=5), seed=4)
+        frames.append(forecast.load_predictions(engine, "sim").drop(columns="model_version")
+                      .sort_values("user_id").reset_index(drop=True))
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+
+
+@pytest.mark.slow
+def test_cancelling_leaves_no_model(tmp_path, sim_small):
+    from core import config
+
+    engine = _store(tmp_path)
+    load_events(engine, "sim", canonical(sim_small.events))
+    calls = {"n": 0}
+
+    def stop_after_a_few_steps() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 12
+
+    with pytest.raises(TrainingCancelled):
+        forecast.train(engine, "sim", config=tiny(), should_stop=stop_after_a_few_steps)
+    assert forecast.latest_model(engine, "sim") is None
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(store.models)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(store.predictions)).scalar() == 0
+    root = config.models_dir()
+    assert not root.exists() or not any(p for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.slow
+def test_a_cancel_during_scoring_keeps_the_previous_version(tmp_path, sim_small):
+    engine = _store(tmp_path)
+    load_events(engine, "sim", canonical(sim_small.events))
+    first = forecast.train(engine, "sim", config=tiny(epochs=1, min_train_steps=5))
+    reports = []
+
+    def stop_when_scoring() -> bool:
+        return any(r.stage == "scoring" for r in reports)
+
+    with pytest.raises(TrainingCancelled):
+        forecast.train(engine, "sim", config=tiny(epochs=1, min_train_steps=5, chunk_users=50),
+                       progress=reports.append, should_stop=stop_when_scoring)
+    assert [c.model_version for c in forecast.list_models(engine, "sim")] == [first.model_version]
+    preds = forecast.load_predictions(engine, "sim")
+    assert set(preds["model_version"]) == {first.model_version}
+
+
+@pytest.mark.slow
+def test_one_hundred_shoppers_get_forecasts_and_an_honest_card(engine):
+    sim = simulate.simulate(100, weeks=4, seed=5)
+    load_events(engine, "small", canonical(sim.events))
+    card = forecast.train(engine, "small", config=tiny(epochs=1, min_train_steps=10))
+    prop = card.heads["propensity"]
+    buyers = prop["metrics"]["model"]["buyers"]
+    if buyers < 20:
+        assert prop["metrics"]["model"]["roc_auc"] is None and "Too few buyers" in prop["note"]
+        assert card.lift == []
+    preds = forecast.load_predictions(engine, "small")
+    assert len(preds) == 100 and preds["purchase_propensity"].notna().all()
+
+
+@pytest.mark.slow
+def test_propensity_ranks_shoppers_in_buying_mode_first(tmp_path):
+    """The simulator plants a hidden buying mode; the model's propensity must find it without being told."""
+    from core.model import sequences
+    from core.model import evaluation, registry
+    from core.model.training import predict_examples
+
+    sim = simulate.simulate(800, weeks=6, seed=11)
+    engine = _store(tmp_path)
+    load_events(engine, "planted", canonical(sim.events))
+    card = forecast.train(engine, "planted", config=tiny(epochs=3, min_train_steps=60, max_len=30), seed=0)
+    lm = registry.load_model(registry.version_dir(card.dataset_id, card.model_version))
+    _, last, _ = forecast._data_window(engine, card.dataset_id)
+    end = last + dt.timedelta(seconds=1)
+    batch = sequences.SequenceBatch.concat(list(sequences.iter_sequences(engine, card.dataset_id, end, lm.vocabs, lm.config.max_len, 400)))
+    p = predict_examples(lm.model, batch, lm.config).propensity
+    # the state on the last day carries into the (unseen) days after the data's end
+    mode = simulate.buying_mode_at(sim, last)
+    mode = mode.set_axis(mode.index.astype(str)).reindex(batch.user_ids).fillna(False).astype(int).to_numpy()
+    assert mode.sum() >= 20
+    auc = evaluation.roc_auc(mode, p)
+    assert auc > 0.65, f"ROC-AUC of the model's propensity against the planted buying mode: {auc:.3f}"
+
+
+@pytest.mark.slow
+def test_refit_on_the_latest_window_is_stated_in_the_card(tmp_path):
+    sim = simulate.simulate(120, weeks=4, seed=8)
+    engine = _store(tmp_path)
+    load_events(engine, "refit", canonical(sim.events))
+    card = forecast.train(engine, "refit", config=tiny(epochs=1, min_train_steps=5, refit_on_latest=True))
+    assert card.refit_on_latest
+    assert any("refit on all windows, the latest included" in n for n in card.notes)
+    assert "Refit on the latest window: yes" in card.to_text()
+    assert len(forecast.load_predictions(engine, "refit")) == 120
+
+
+def test_chunk_rankers_keep_the_saved_popular_fill_and_read_each_shoppers_own_state():
+    """Scoring a chunk uses the rankers as saved (fitted once, here on a sample): the popular fill and the
+    transitions are not the chunk's own, while each shopper's own lists and last item come from the chunk."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from core.model import forecast
+    from core.model import scoring
+
+    t = dt.datetime(2024, 1, 1)
+    rows = [("a", 0, "i1", "c1"), ("a", 1, "i2", "c2"), ("b", 2, "i1", "c1"), ("b", 3, "i1", "c1"),
+            ("c", 4, "i3", "c3"), ("c", 5, "i2", "c2"), ("c", 6, None, "c3")]
+    history = pd.DataFrame([{"user_id": u, "event_time": t + dt.timedelta(hours=h), "item_id": i, "category": c}
+                            for u, h, i, c in rows])
+    end = t + dt.timedelta(days=1)
+    sample = history[history["user_id"].isin(["a", "b"])]  # "c" is not in the fitted sample
+    fitted = forecast._rankers(sample, end, 7)
+    heads = {"next_items": {"used": "markov_chain"}, "next_category": {"used": "own_most_frequent"}}
+    saved = forecast._baselines_to_save({}, fitted, heads, Calibrator("identity"), k=3)
+    assert set(saved["rankers"]) == {"markov_chain", "own_most_frequent"} and saved["rfm"] == {}
+    baselines = forecast._baselines_from_saved(json.loads(json.dumps(saved)))
+    chunk = history[history["user_id"] == "c"]
+    own = scoring._chunk_ranker(baselines, "own_most_frequent", chunk, end)
+    # c's own items (i2 last, ties to the latest), then the popular fill of the sample: i1 (3 events), i2
+    assert own.rank_items(["c"], 3) == [["i2", "i3", "i1"]]
+    assert own.rank_categories(["c"], 1) == [["c3"]]
+    markov = scoring._chunk_ranker(baselines, "markov_chain", chunk, end)
+    # c's last item is i2; the sample never saw a transition from i2, so the sample's popular order follows
+    assert markov.rank_items(["c"], 2) == [["i1", "i2"]]
+    assert markov.last_item_ == {"c": "i2"} and markov.last_category_ == {"c": "c3"}
+    assert markov.item_transitions_ == {"i1": ["i1", "i2"]}  # fitted once, on the sample (a tie: popular first)
+    with pytest.raises(ParameterError, match="k=4 is more than this saved ranker keeps"):
+        markov.rank_items(["c"], 4)
+
+
+@pytest.mark.slow
+def test_rescoring_uses_the_saved_baselines_and_writes_what_training_wrote(tmp_path, sim_small, monkeypatch):
+    """Every head served by a baseline: re-scoring refits nothing (the fits are switched off) and writes exactly
+    the rows training wrote; a version saved before its baselines were kept refits them and agrees too."""
+    from core.model import registry
+
+    engine = _store(tmp_path)
+    load_events(engine, "sim", canonical(sim_small.events))
+    real_evaluate = forecast._evaluate
+
+    def served_by_baselines(*args, **kwargs):
+        heads, lift, calibration = real_evaluate(*args, **kwargs)
+        heads["next_items"]["used"] = "markov_chain"
+        heads["next_category"]["used"] = "own_most_frequent"
+        heads["next_event_type"]["used"] = "gradient_boosting_rfm"
+        return heads, lift, calibration
+
+    monkeypatch.setattr(forecast, "_evaluate", served_by_baselines)
+    card = forecast.train(engine, "sim", horizon_days=7, config=tiny(chunk_users=70), seed=1)
+    trained = forecast.load_predictions(engine, "sim").sort_values("user_id", ignore_index=True)
+    assert trained["next_category"].notna().all() and trained["top_items"].str.len().gt(0).all()
+    folder = registry.version_dir(card.dataset_id, card.model_version)
+    saved = json.loads((folder / registry.BASELINES_FILE).read_text())
+    assert set(saved["rankers"]) == {"markov_chain", "own_most_frequent"}
+    assert set(saved["rfm"]) == {"propensity", "next_event_type"}
+
+    def refit(*args, **kwargs):
+        raise AssertionError("re-scoring refitted a baseline or the priors")
+
+    def scored() -> pd.DataFrame:
+        forecast.score(engine, "sim")
+        return forecast.load_predictions(engine, "sim").sort_values("user_id", ignore_index=True)
+
+    with monkeypatch.context() as m:
+        for name in ("_fit_rfm", "_rankers", "_priors"):
+            m.setattr(forecast, name, refit)
+        pd.testing.assert_frame_equal(scored(), trained, check_exact=True)
+    (folder / registry.BASELINES_FILE).unlink()
+    pd.testing.assert_frame_equal(scored(), trained, check_exact=True)

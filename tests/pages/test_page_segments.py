@@ -1,0 +1,115 @@
+"""AppTest of pages/segments.py on a store of simulated shoppers (before and after a run).
+
+The store is DuckDB; the main path (a run, its charts and cards) runs on PostgreSQL as well.
+"""
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import store
+from core.analysis import rfm, segments
+from tests.conftest import ON_BOTH_STORES, load_simulated_shop
+from tests.e2e_support import ROOT
+
+PAGE = str(ROOT / "pages" / "segments.py")
+TIMEOUT_S = 120
+N_USERS = 300
+
+
+@pytest.fixture
+def shop(app_store_url):
+    """Simulated shoppers in a store of this test's own (DuckDB, or PostgreSQL under ``ON_BOTH_STORES``)."""
+    engine = store.make_engine(app_store_url)
+    load_simulated_shop(engine, "shop", N_USERS, weeks=4, seed=3)
+    yield engine
+    engine.dispose()
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S)
+    at.session_state["dataset"] = "shop"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def values(v) -> list:
+    """A Plotly data array as a list (Plotly writes numeric arrays as base64 typed arrays)."""
+    if isinstance(v, dict) and "bdata" in v:
+        arr = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        if "shape" in v:
+            arr = arr.reshape([int(d) for d in str(v["shape"]).split(",")])
+        return arr.tolist()
+    return list(v)
+
+
+def _charts(at: AppTest) -> dict[str, dict]:
+    out = {}
+    for c in at.get("plotly_chart"):
+        spec = json.loads(c.proto.spec)
+        out[spec["layout"]["title"]["text"].split(":")[0]] = spec
+    return out
+
+
+def test_before_a_run_offers_run_and_shows_rfm(shop):
+    at = _page()
+    assert "No segments yet for this dataset: choose the number of segments and press **Run**." in [i.value for i in at.info]
+    assert at.button(key="segments_run").label == "Run"
+    assert at.select_slider(key="segments_k").value == "auto"
+    charts = _charts(at)
+    assert list(charts) == ["RFM grid"]
+    z = values(charts["RFM grid"]["data"][0]["z"])
+    buyers = int(sum(sum(row) for row in z))
+    table = rfm.rfm_table(shop, store.get_dataset(shop, "shop")["dataset_id"])
+    assert buyers == int((table["rfm_group"] != rfm.NEVER_BOUGHT).sum()) > 0
+
+
+@ON_BOTH_STORES
+def test_run_shows_map_cards_comparison(shop):
+    at = _page()
+    at.select_slider(key="segments_k").set_value(3)
+    at.button(key="segments_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.success and "into 3 segments" in at.success[0].value
+    run = segments.latest_run(shop, "shop")
+    assert run.n_segments == 3
+    charts = _charts(at)
+    assert set(charts) == {"Map of shoppers by segment", "Segments", "Segment comparison", "RFM grid"}
+    traces = charts["Map of shoppers by segment"]["data"]
+    assert sorted(t["name"] for t in traces) == sorted(p["name"] for p in run.profiles)
+    assert sum(len(values(t["x"])) for t in traces) == N_USERS
+    sizes = charts["Segments"]["data"][0]
+    assert values(sizes["x"]) == pytest.approx([100 * p["share_shoppers"] for p in run.profiles])
+    comparison = charts["Segment comparison"]["data"]
+    assert [t["name"] for t in comparison] == [run.profiles[0]["name"], run.profiles[1]["name"]]
+    shoppers = [m.value for m in at.metric if m.label == "Shoppers"]
+    assert sorted(shoppers[:3]) == sorted(f"{p['size']:,}" for p in run.profiles)  # two columns of cards
+    opens = [b for b in at.button if b.label == "Open its shoppers"]
+    assert len(opens) == 3 + 2  # a card per segment plus the two compared
+    at.selectbox(key="segments_compare_b").set_value(2).run()
+    comparison = _charts(at)["Segment comparison"]["data"]
+    assert [t["name"] for t in comparison] == [run.profiles[0]["name"], run.profiles[2]["name"]]
+
+
+def test_open_a_segments_shoppers(shop):
+    segments.run_segmentation(shop, "shop", n_segments=2)
+    at = _page()
+    at.button(key="segments_card_open_1").click().run()
+    assert at.session_state["shopper_from_segment"]["segment"] == 1
+    assert at.session_state["shopper_from_segment"]["run_id"] == segments.latest_run(shop, "shop").run_id
+
+
+def test_too_many_segments_for_the_data_is_a_message(app_store_url):
+    engine = store.make_engine(app_store_url)
+    load_simulated_shop(engine, "shop", 12, weeks=2, seed=1)
+    engine.dispose()
+    at = _page()
+    at.select_slider(key="segments_k").set_value(4)
+    at.button(key="segments_run").click().run()
+    assert not at.exception
+    assert "4 segments need at least 20" in at.error[0].value
