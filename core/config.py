@@ -161,6 +161,8 @@ QUARANTINE_SHOW_ROWS = 200
 # --- forecasts page (pages/forecasts) ---
 #: Seconds between refreshes of the training progress bar and live loss curve.
 TRAIN_REFRESH_SECONDS = 1.0
+#: How often the Segments page redraws a running segmentation's progress (seconds).
+SEGMENT_POLL_SECONDS = 0.25
 #: Forecast tables kept in the page cache, and for how long (seconds).
 PREDICTIONS_CACHE_TTL_SECONDS = 600
 PREDICTIONS_CACHE_MAX_ENTRIES = 8

@@ -63,6 +63,10 @@ class TrainingCancelled(CartsightError):
     """The analyst cancelled training; no model version was written."""
 
 
+class SegmentationCancelled(CartsightError):
+    """The analyst cancelled a segmentation; no run was stored."""
+
+
 class ParameterError(CartsightError):
     """A function argument or option cannot be used (an output path, ``k_range``, a ModelConfig field).
 

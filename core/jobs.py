@@ -8,9 +8,10 @@ own safe points (between stages, at a training step) by raising its own cancel e
 so whatever it writes is rolled back as that exception unwinds. Nothing here knows of
 Streamlit, so the CLI and tests drive a job the same way.
 
-:func:`load_job` and :func:`training_job` are the two jobs the app runs: a file's load
-(``core.ingest.load``) and a model's training (``core.model.forecast``, imported when the job runs:
-torch is slow to import and pages must open quickly).
+:func:`load_job`, :func:`training_job` and :func:`segmentation_job` are the jobs the app runs: a
+file's load (``core.ingest.load``), a model's training (``core.model.forecast``, imported when the job
+runs: torch is slow to import and pages must open quickly) and a segmentation
+(``core.analysis.segments``).
 """
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import store
-from core.errors import CartsightError, IngestCancelled, TrainingCancelled
+from core.analysis import segments
+from core.ingest import load as ingest
+from core.errors import CartsightError, IngestCancelled, SegmentationCancelled, TrainingCancelled
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -180,8 +183,6 @@ def load_job(engine: Engine, dataset: str, path: Path, mapping: Mapping | None =
     file, after the commit) comes when there is nothing left to cancel.
     """
     def work(job: Job) -> dict:
-        from core.ingest import load as ingest
-
         def progress(fraction: float, message: str) -> None:
             if fraction < 1.0:
                 job.raise_if_cancelled(f"Loading {dataset!r} was cancelled: nothing of it was kept.")
@@ -225,3 +226,16 @@ def training_job(engine: Engine, dataset: str, horizon_days: int) -> Job:
                after_store_fault="No model version was written.",
                unexpected="Training failed unexpectedly ({error}); no model version was written.",
                inputs={"dataset": dataset, "horizon_days": horizon_days})
+
+
+def segmentation_job(engine: Engine, dataset: str, n_segments: int | str) -> Job:
+    """A job that segments ``dataset``'s shoppers and stores the run (``core.analysis.segments.run_segmentation``);
+    not started. Its result is the stored ``SegmentRun``; a cancel stops it before the run is written."""
+    def work(job: Job):
+        return segments.run_segmentation(engine, dataset, n_segments=n_segments, progress=job.report,
+                                         should_stop=job.stop_requested)
+
+    return Job(work, cancelled_by=SegmentationCancelled, name="cartsight-segment",
+               after_store_fault="No segmentation run was stored.",
+               unexpected="Segmenting failed unexpectedly ({error}); no run was stored.",
+               inputs={"dataset": dataset, "n_segments": n_segments})

@@ -6,9 +6,10 @@ from __future__ import annotations
 import streamlit as st
 
 from core.charts import segments as charts
-from core import config
+from core import config, jobs
 from core.analysis import rfm, segments
 from core.errors import CartsightError
+from core.jobs import Job
 from core.store import safe_url, resolve_url
 from pages.common import current_dataset, get_engine, show_error
 
@@ -17,6 +18,8 @@ SHOPPER_PAGE = "pages/shopper.py"
 #: Session-state key the Shopper page reads to list a segment's members.
 FROM_SEGMENT_KEY = "shopper_from_segment"
 NO_VALUE = "—"
+#: Session-state key of this session's segmentation job (core.jobs), followed until it ends.
+JOB_KEY = "segments_job"
 _CACHE = {"ttl": config.SEGMENTS_CACHE_TTL_SECONDS, "max_entries": config.SEGMENTS_CACHE_MAX_ENTRIES,
           "show_spinner": False}
 
@@ -59,18 +62,38 @@ def _card(profile: dict, run_id: int, key_prefix: str) -> None:
 
 
 def _run_controls(engine, dataset: str) -> None:
+    job: Job | None = st.session_state.get(JOB_KEY)
+    busy = job is not None and job.running
     left, right = st.columns([3, 1])
     k = left.select_slider("Number of segments", options=K_CHOICES, value=segments.AUTO, key="segments_k",
+                           disabled=busy,
                            help="'auto' tries 2 to 10 segments and keeps the one with the best silhouette "
                                 "(how much closer shoppers are to their own segment than to the next).")
     right.write("")
-    if right.button("Run", key="segments_run", type="primary"):
-        with st.spinner("Segmenting shoppers…"):
-            try:
-                run = segments.run_segmentation(engine, dataset, n_segments=k)
-            except CartsightError as exc:
-                show_error(exc)
-                return
+    if right.button("Run", key="segments_run", type="primary", disabled=busy):
+        job = jobs.segmentation_job(engine, dataset, k).start()
+        st.session_state[JOB_KEY] = job
+    if job is not None and job.inputs["dataset"] == dataset:
+        _follow(job)
+
+
+def _follow(job: Job) -> None:
+    """Show the segmentation job's progress until it ends (Cancel reruns the page, which follows it again),
+    then how it ended, once."""
+    if job.running:
+        st.button("Cancel", key="segments_cancel", on_click=job.cancel, disabled=job.stop_requested(),
+                  help="Stop the segmentation; no run is stored.")
+        bar = st.progress(job.fraction, text=job.message)
+        while not job.join(config.SEGMENT_POLL_SECONDS):
+            bar.progress(job.fraction, text="Cancelling…" if job.stop_requested() else job.message)
+        bar.empty()
+    del st.session_state[JOB_KEY]
+    if job.cancelled:
+        st.info(job.error or "The segmentation was cancelled: no run was stored.")
+    elif job.error:
+        st.error(job.error)
+    elif job.result is not None:
+        run = job.result
         st.success(f"Segmented {sum(p['size'] for p in run.profiles):,} shoppers into {run.n_segments} segments "
                    f"(run {run.run_id}).")
 

@@ -210,3 +210,36 @@ def test_training_job_of_too_short_data_fails_with_the_span_found(engine, tmp_pa
     assert (job.state, job.error, job.result, job.inputs["horizon_days"]) == (FAILED, str(raised.value), None, 7)
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(store.models)).scalar_one() == 0
+
+
+def test_a_segmentation_job_stores_a_run_and_reports_its_stages(tmp_path):
+    from core.analysis import segments
+    from tests.conftest import load_simulated_shop
+
+    engine = store.make_engine(f"duckdb:///{tmp_path / 'seg.duckdb'}")
+    load_simulated_shop(engine, "shop", 80, weeks=2, seed=2)
+    seen = []
+    job = jobs.segmentation_job(engine, "shop", 3)
+    original = job.report
+    job.report = lambda fraction, message, stage=None: (seen.append(message), original(fraction, message, stage))
+    job.start()
+    assert job.join(120)
+    assert job.state == jobs.DONE, job.error
+    assert job.result.n_segments == 3 and segments.latest_run(engine, "shop").run_id == job.result.run_id
+    assert seen[0] == "Reading each shopper's features…" and seen[-1] == "Storing the run…"
+    engine.dispose()
+
+
+def test_a_cancelled_segmentation_job_stores_no_run(tmp_path):
+    from core.analysis import segments
+    from tests.conftest import load_simulated_shop
+
+    engine = store.make_engine(f"duckdb:///{tmp_path / 'seg.duckdb'}")
+    load_simulated_shop(engine, "shop", 80, weeks=2, seed=2)
+    job = jobs.segmentation_job(engine, "shop", 3)
+    job.cancel()  # asked before the first stage: the run ends at its first safe point
+    job.start()
+    assert job.join(120)
+    assert job.cancelled and job.result is None
+    assert segments.latest_run(engine, "shop") is None
+    engine.dispose()

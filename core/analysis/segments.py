@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from core import config, store
 from core.store import sql
-from core.errors import NotFittedError, ParameterError, SchemaError
+from core.errors import NotFittedError, ParameterError, SchemaError, SegmentationCancelled
 from core.store.price_bands import PRICE_BANDS
 # The features, the estimator and the naming live in their own modules; their names stay importable from here.
 from core.analysis.segment_names import _share_rows, build_profiles
@@ -108,7 +109,8 @@ def _insert_assignments(conn: Connection, frame: pd.DataFrame) -> None:
 
 def run_segmentation(engine: Engine, dataset: str, n_segments: int | str = AUTO, seed: int = 0, *,
                      top_categories: int = config.SEGMENT_TOP_CATEGORIES, use_forecasts: bool = True,
-                     use_embedding: bool = True) -> SegmentRun:
+                     use_embedding: bool = True, progress: Callable[[float, str], None] | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> SegmentRun:
     """Compute features, fit the :class:`Segmenter`, name and profile the segments, and store the run.
 
     Inputs: the store, the dataset name, ``n_segments`` ("auto" or 2..10), the ``seed``;
@@ -117,16 +119,27 @@ def run_segmentation(engine: Engine, dataset: str, n_segments: int | str = AUTO,
     (features and scaling, silhouettes, the map sample and the profile cards as JSON) are
     written in one transaction (bulk insert); a failure leaves nothing. Output: the stored
     :class:`SegmentRun`, with ``features`` and ``assignments`` attached.
+    ``progress(fraction, message)`` hears each stage begin; ``should_stop()`` is asked between stages
+    and, when true, the run ends in :class:`SegmentationCancelled` before anything is written.
     Errors: ``DatasetNotFoundError``; ``ParameterError`` for a bad ``n_segments`` or too few shoppers.
     """
+    def stage(fraction: float, message: str) -> None:
+        if should_stop is not None and should_stop():
+            raise SegmentationCancelled(f"Segmenting {dataset!r} was cancelled: no run was stored.")
+        if progress is not None:
+            progress(fraction, message)
+
+    stage(0.0, "Reading each shopper's features…")
     ds = store.get_dataset(engine, dataset)
     did = ds["dataset_id"]
     version = sql.newest_ready_model_version(engine, did) if use_forecasts else None
     features, names = shopper_features(engine, did, model_version=version, top_categories=top_categories,
                                        use_embedding=use_embedding)
+    stage(0.4, f"Grouping {len(features):,} shoppers (k-means)…")
     segmenter = Segmenter(n_segments, random_state=seed, feature_weights=block_weights(names),
                           sqrt_features=share_features(names)).fit(features[names])
     labels = segmenter.labels_
+    stage(0.8, "Naming and profiling the segments…")
     profiles = build_profiles(features, labels, segmenter.centers_, names)
     name_of = {p["segment"]: p["name"] for p in profiles}
     z = segmenter.transform(features[names])
@@ -140,6 +153,7 @@ def run_segmentation(engine: Engine, dataset: str, n_segments: int | str = AUTO,
         "category_groups": features.attrs.get("groups", []), "silhouette_by_k": segmenter.silhouette_by_k_,
         "n_segments_asked": n_segments, "seed": seed, "notes": features.attrs.get("notes", []), "map": map_points,
     }
+    stage(0.9, "Storing the run…")
     with engine.begin() as conn:
         run_id = int(conn.execute(sa.select(store.segment_run_id_seq.next_value())).scalar_one())
         _insert_assignments(conn, assignments.assign(dataset_id=did, run_id=run_id))
