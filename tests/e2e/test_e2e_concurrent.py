@@ -62,7 +62,7 @@ LAUNCHER = '''\
 """Start Streamlit in this process with core.model.forecast.train on a tiny model configuration."""
 import sys
 
-from core import forecast
+from core.model import forecast
 from core.model.config import ModelConfig
 
 _TINY = ModelConfig(**{tiny!r})

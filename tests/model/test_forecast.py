@@ -20,6 +20,7 @@ from tests.conftest import make_dataset
 
 torch = pytest.importorskip("torch")
 simulate = pytest.importorskip("core.simulate")
+from core.simulate.files import to_canonical  # noqa: E402
 
 PREDICTION_COLUMNS = ["user_id", "purchase_propensity", "next_event_type", "p_view", "p_cart", "p_purchase",
                       "p_remove", "p_none", "next_category", "next_category_p", "top_items", "reasons", "model_version"]
@@ -27,7 +28,7 @@ PREDICTION_COLUMNS = ["user_id", "purchase_propensity", "next_event_type", "p_vi
 
 def canonical(events: pd.DataFrame) -> pd.DataFrame:
     """Simulated REES46 rows in the store's canonical columns (what ingest would produce)."""
-    return simulate.to_canonical(events)
+    return to_canonical(events)
 
 
 def load_events(engine: sa.Engine, name: str, frame: pd.DataFrame) -> int:
