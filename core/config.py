@@ -113,10 +113,16 @@ def models_dir() -> Path:
 DEFAULT_N_TRAIN_CUTOFFS = 4
 #: Least history (days between the first event and a cutoff) for a cutoff to give examples.
 MIN_HISTORY_DAYS = 1
-#: Isotonic calibration needs at least this many validation examples and positives; else Platt scaling.
+#: How the propensity is calibrated on the validation window (core.model.evaluation.fit_calibrator): "beta",
+#: "platt" or "interpolated" isotonic. Each is strictly increasing, so every shopper keeps their own rank.
+CALIBRATION_METHOD = "beta"
+#: Inverse L2 strength of the calibration's logistic regressions (two or three parameters: barely regularised).
+CALIBRATION_C = 100.0
+#: Interpolated isotonic calibration needs at least this many validation examples and positives; else Platt scaling.
 ISOTONIC_MIN_EXAMPLES = 200
 ISOTONIC_MIN_POSITIVES = 20
-#: Largest shift the isotonic calibration adds to keep the raw order inside its flat steps (ties lose ROC-AUC).
+#: Weight of the raw score added to every calibration (and of the runner-up score when a baseline's coarse
+#: propensity is used), so that two different scores never share a calibrated value where a map is flat.
 TIE_BREAK = 1e-6
 #: Stacking the sequence model with gradient boosting needs this many buyers (and non-buyers) in validation.
 STACK_MIN_POSITIVES = 20

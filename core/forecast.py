@@ -216,7 +216,7 @@ def _evaluate(test, pred, calibrator, rfm: dict, rankers: dict, history: pd.Data
         heads["propensity"]["transformer_alone"] = {k: alone[k] for k in ("roc_auc", "pr_auc")}
         heads["propensity"]["note"] = (f"{note} The transformer alone, before stacking: ROC-AUC {alone['roc_auc']:.3f}, "
                                        f"PR-AUC {alone['pr_auc']:.3f}.")
-    p_used = p_model if used == MODEL else p_rfm
+    p_used = p_model if used == MODEL else ev.break_ties(p_rfm, p_model)
     lift = ev.lift_by_decile(y, p_used).to_dict("records") if measurable else []
     calibration = ev.calibration_table(y, p_used).to_dict("records") if measurable else []
 

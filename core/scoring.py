@@ -51,6 +51,7 @@ def _decode_ranked(vocab: seq.Vocabulary, ids: np.ndarray) -> list[list[str]]:
 
 def _score_chunk(loaded, batch: seq.SequenceBatch, heads: dict, baselines: dict, chunk_history: pd.DataFrame | None,
                  rfm_x: pd.DataFrame | None, cutoff: dt.datetime, dataset_id: int, version: str) -> pd.DataFrame:
+    from core.model.evaluation import break_ties
     from core.model.reasons import GROUPS, explain, occlusion_effects
     from core.model.training import predict_examples
 
@@ -68,7 +69,9 @@ def _score_chunk(loaded, batch: seq.SequenceBatch, heads: dict, baselines: dict,
     p_rfm = None
     if used["propensity"] != MODEL or calibrator.stack_ is not None:
         p_rfm = baselines["rfm"]["propensity"].predict_from_features(rfm_x)
-    propensity = calibrator(pred.propensity, p_rfm) if used["propensity"] == MODEL else p_rfm
+    propensity = calibrator(pred.propensity, p_rfm)
+    if used["propensity"] != MODEL:  # the trees' ties are ordered by the model, so every shopper has a rank
+        propensity = break_ties(p_rfm, propensity)
     type_p = pred.type_proba
     if used["next_event_type"] != MODEL:
         type_p = baselines["rfm"]["next_event_type"].predict_from_features(rfm_x)

@@ -294,3 +294,49 @@ def test_rescoring_uses_the_saved_baselines_and_writes_what_training_wrote(tmp_p
         pd.testing.assert_frame_equal(scored(), trained, check_exact=True)
     (folder / registry.BASELINES_FILE).unlink()
     pd.testing.assert_frame_equal(scored(), trained, check_exact=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("propensity_from", ["model", "gradient_boosting_rfm"])
+def test_shoppers_with_different_model_scores_never_share_a_propensity(tmp_path, sim_small, monkeypatch,
+                                                                        propensity_from):
+    """Through the real train and score path: the stored propensity keeps the model's order strictly (the
+    calibration is strictly increasing), with no band of shoppers at one rounded value; when gradient boosting
+    fills the head, its trees' ties are ordered by the model, so a top-k list never cuts through a tie."""
+    from core import scoring
+
+    real_evaluate, real_chunk = forecast._evaluate, scoring._score_chunk
+    raw: dict[str, float] = {}
+
+    def choose(*args, **kwargs):
+        heads, lift, calibration = real_evaluate(*args, **kwargs)
+        heads["propensity"]["used"] = propensity_from
+        return heads, lift, calibration
+
+    def chunk(loaded, batch, *args, **kwargs):  # what the calibration read for each scored shopper
+        calls, cls = [], type(loaded["calibrator"])
+        real_call = cls.__call__
+        with monkeypatch.context() as m:
+            m.setattr(cls, "__call__", lambda self, p, other=None: calls.append(self.blend(p, other))
+                      or real_call(self, p, other))
+            frame = real_chunk(loaded, batch, *args, **kwargs)
+        assert calls, "scoring did not read the model's score"
+        raw.update(zip(frame["user_id"], calls[-1]))
+        return frame
+
+    monkeypatch.setattr(forecast, "_evaluate", choose)
+    monkeypatch.setattr(scoring, "_score_chunk", chunk)
+    engine = _store(tmp_path)
+    load_events(engine, "sim", canonical(sim_small.events))
+    forecast.train(engine, "sim", horizon_days=7, config=tiny(), seed=1)
+    preds = forecast.load_predictions(engine, "sim")
+    preds["raw"] = preds["user_id"].map(raw)
+    assert preds["raw"].notna().all() and preds["raw"].nunique() > 0.9 * len(preds)
+    # two shoppers with different model scores never share a propensity
+    assert preds.groupby("purchase_propensity")["raw"].nunique().max() == 1
+    if propensity_from == "model":
+        by_raw = preds.sort_values("raw")
+        steps = by_raw["purchase_propensity"].diff()[by_raw["raw"].diff() > 0]
+        assert (steps > 0).all()  # the model's order, strictly
+        widest = lambda s: s.round(4).value_counts().max()  # noqa: E731
+        assert widest(preds["purchase_propensity"]) <= max(3, 3 * widest(preds["raw"]))
