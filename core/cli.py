@@ -203,10 +203,13 @@ def _score_file(args) -> int:
 
 
 def _write_predictions(engine, dataset: str, model_version: str | None, out: str) -> int:
-    from core import forecast, safecsv
+    from core import forecast, safecsv, vocabulary
 
     frame = forecast.load_predictions(engine, dataset, model_version=model_version)
-    safecsv.write_csv(frame, out)
+    version = frame["model_version"].iloc[0] if len(frame) else None
+    card = next((c for c in forecast.list_models(engine, dataset) if c.model_version == version), None)
+    horizon = card.horizon_days if card is not None else config.DEFAULT_HORIZON_DAYS
+    safecsv.write_csv(vocabulary.export_frame(frame, horizon), out)
     print(f"wrote {len(frame):,} shopper forecasts to {out}", file=sys.stderr)
     return 0
 

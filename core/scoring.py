@@ -81,7 +81,7 @@ def _score_chunk(loaded, batch: seq.SequenceBatch, heads: dict, baselines: dict,
     else:
         ranked = _chunk_ranker(baselines, used["next_category"], chunk_history, cutoff).rank_categories(users, 1)
         next_cat = [r[0] if r else None for r in ranked]
-        next_cat_p = np.full(len(users), np.nan)
+        next_cat_p = np.full(len(users), _hit_rate(heads["next_category"]))
     if used["next_items"] == MODEL:
         top_items = [" ".join(r) for r in _decode_ranked(vocabs.items, pred.item_ids)]
     else:
@@ -100,6 +100,12 @@ def _score_chunk(loaded, batch: seq.SequenceBatch, heads: dict, baselines: dict,
     frame["top_items"] = top_items
     frame["reasons"] = reasons
     return frame
+
+
+def _hit_rate(info: dict) -> float:
+    """The chance a baseline's first category is right: its accuracy@1 on the held-out window (NaN if unmeasured)."""
+    value = (info["metrics"].get(info["used"]) or {}).get("accuracy@1")
+    return float("nan") if value is None else float(value)
 
 
 def _chunk_ranker(baselines: dict, name: str, chunk_history: pd.DataFrame, cutoff: dt.datetime):

@@ -276,6 +276,9 @@ def test_rescoring_uses_the_saved_baselines_and_writes_what_training_wrote(tmp_p
     card = forecast.train(engine, "sim", horizon_days=7, config=tiny(chunk_users=70), seed=1)
     trained = forecast.load_predictions(engine, "sim").sort_values("user_id", ignore_index=True)
     assert trained["next_category"].notna().all() and trained["top_items"].str.len().gt(0).all()
+    # the baseline's chance of its category: its hit rate (accuracy@1) on the held-out window, never empty
+    hit_rate = card.heads["next_category"]["metrics"]["own_most_frequent"]["accuracy@1"]
+    assert hit_rate is not None and np.allclose(trained["next_category_p"].to_numpy(dtype=float), hit_rate)
     folder = registry.version_dir(card.dataset_id, card.model_version)
     saved = json.loads((folder / registry.BASELINES_FILE).read_text())
     assert set(saved["rankers"]) == {"markov_chain", "own_most_frequent"}
