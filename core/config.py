@@ -128,6 +128,10 @@ TIE_BREAK = 1e-6
 STACK_MIN_POSITIVES = 20
 #: Inverse L2 strength of the stacking logistic regression (two weights and a bias: light regularisation).
 STACK_C = 1.0
+#: The model card's verdict on the propensity in use, by how many times as often as average its top 10 % bought
+#: in the held-out window: "strong" from VERDICT_STRONG_LIFT, "useful" from VERDICT_USEFUL_LIFT, else "weak".
+VERDICT_STRONG_LIFT = 2.5
+VERDICT_USEFUL_LIFT = 1.5
 #: Bins of the calibration curve and groups of the lift table.
 CALIBRATION_BINS = 10
 LIFT_GROUPS = 10

@@ -197,14 +197,15 @@ def multiclass_log_loss(y_true: Sequence[str], proba: np.ndarray, classes: list[
 def evaluate_propensity(y, p, min_buyers: int = config.MIN_BUYERS_TO_MEASURE) -> dict:
     """ROC-AUC and PR-AUC of a propensity forecast, or a note when there are too few buyers.
 
-    Returns ``{"n", "buyers", "base_rate", "roc_auc", "pr_auc", "measurable", "note"}``.
-    When fewer than ``min_buyers`` shoppers bought (or everybody did) the metrics are None,
-    ``measurable`` is False and ``note`` says why in plain words.
+    Returns ``{"n", "buyers", "base_rate", "roc_auc", "pr_auc", "top_decile_lift", "measurable",
+    "note"}``; ``top_decile_lift`` is how many times as often as average the top 10 % by ``p``
+    bought. When fewer than ``min_buyers`` shoppers bought (or everybody did) the metrics are
+    None, ``measurable`` is False and ``note`` says why in plain words.
     """
     y, p = _arrays(y, p)
     n, buyers = int(y.size), int(y.sum())
     out = {"n": n, "buyers": buyers, "base_rate": (buyers / n) if n else None,
-           "roc_auc": None, "pr_auc": None, "measurable": False, "note": ""}
+           "roc_auc": None, "pr_auc": None, "top_decile_lift": None, "measurable": False, "note": ""}
     if buyers < min_buyers:
         out["note"] = (
             f"Too few buyers to measure: {buyers} of {n} shoppers bought in the held-out window "
@@ -213,7 +214,8 @@ def evaluate_propensity(y, p, min_buyers: int = config.MIN_BUYERS_TO_MEASURE) ->
     elif buyers == n:
         out["note"] = f"Every one of the {n} shoppers bought in the held-out window, so there is nothing to rank."
     else:
-        out.update(roc_auc=roc_auc(y, p), pr_auc=pr_auc(y, p), measurable=True)
+        out.update(roc_auc=roc_auc(y, p), pr_auc=pr_auc(y, p), measurable=True,
+                   top_decile_lift=float(lift_by_decile(y, p)["lift"].iloc[0]))
     return out
 
 
