@@ -240,9 +240,9 @@ DEFAULT_HOLDOUT_SEED = 0
 HOLDOUT_STRATA = 10
 #: Points kept on the cumulative-gain curve (evenly spaced over the ranked shoppers).
 GAIN_CURVE_POINTS = 200
-#: Propensity bounds are compared with this slack, the isotonic calibration's TIE_BREAK: to keep the raw
-#: order inside a flat step the calibration moves a forecast off the step's value by up to that much, so a
-#: shopper on the 0.6 step can read 0.5999997, and "at least 0.6" must keep them. (The column is an 8-byte
+#: Propensity bounds are compared with this slack, the calibration's TIE_BREAK: to keep the raw order where a
+#: fitted map is flat the calibration moves a forecast off the map's value by up to that much, so a shopper
+#: the map puts at 0.6 can read 0.5999997, and "at least 0.6" must keep them. (The column is an 8-byte
 #: double; float rounding alone moves a value far less.)
 PROPENSITY_TOLERANCE = TIE_BREAK
 #: Rows of the target list shown in the page's preview.
