@@ -176,6 +176,9 @@ def _headline(card) -> None:
     st.markdown(f"**{card.headline()}**")  # our own words and numbers: nothing to escape
     word, sentence = card.verdict()
     getattr(st, VERDICT_BOXES[word])(sentence)
+    tiles = st.columns(4)
+    tiles[0].metric("Horizon", f"{card.horizon_days} days", help=words.chance_to_buy_help(card.horizon_days))
+    tiles[1].metric("Shoppers scored", f"{card.n_users:,}")
     if card.lift:
         left, right = st.columns(2)
         left.plotly_chart(charts.lift_chart(card.lift), key="forecast_lift")
@@ -194,12 +197,10 @@ def _model_card(card) -> None:
 def _card_details(card) -> None:
     from core.forecast import HEAD_METRICS, TARGET_TEXT
 
-    tiles = st.columns(5)
-    tiles[0].metric("Horizon", f"{card.horizon_days} days")
-    tiles[1].metric("Shoppers scored", f"{card.n_users:,}")
-    tiles[2].metric("Shoppers trained on" + (" (a sample)" if card.sampled else ""), f"{card.n_users_trained:,}")
-    tiles[3].metric("Training examples", f"{card.n_train_examples:,}")
-    tiles[4].metric("Training time", f"{card.training_seconds:.0f} s")
+    tiles = st.columns(3)
+    tiles[0].metric("Shoppers trained on" + (" (a sample)" if card.sampled else ""), f"{card.n_users_trained:,}")
+    tiles[1].metric("Training examples", f"{card.n_train_examples:,}")
+    tiles[2].metric("Training time", f"{card.training_seconds:.0f} s")
     first, last = card.data_window
     st.caption(
         f"Data window {_fmt_time(first)} to {_fmt_time(last)}; trained {_fmt_time(card.created_at)}. "
