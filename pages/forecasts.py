@@ -34,7 +34,8 @@ HEAD_TITLES = {
 VERDICT_BOXES = {"strong": "success", "useful": "info", "weak": "warning", "not measured": "info"}
 #: Metrics shown per head, in this order, with their column titles.
 METRIC_COLUMNS = {
-    "top_decile_lift": "Top 10 % bought (× average)", "roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "base_rate": "Buyer share", "buyers": "Buyers", "n": "Shoppers",
+    "top_decile_lift": "Top 10 % bought (× average)", "roc_auc": "ROC-AUC", "pr_auc": "PR-AUC",
+    "base_rate": "Buyer share", "buyers": "Buyers", "n": "Shoppers",
     "log_loss": "Log loss", "accuracy": "Accuracy", "accuracy@1": "Accuracy@1", "accuracy@5": "Accuracy@5",
     "ndcg@10": "NDCG@10",
 }

@@ -76,7 +76,8 @@ def _forecast(engine, dataset: str, user_id: str) -> None:
     a, b, c, d = st.columns(4)
     a.metric(words.chance_to_buy(horizon), _percent(row["purchase_propensity"]), help=words.chance_to_buy_help(horizon))
     step = row["next_event_type"]
-    b.metric(words.NEXT_STEP, words.STEP_WORDS.get(step, step) if step else NO_VALUE, help=words.next_step_help(horizon))
+    b.metric(words.NEXT_STEP, words.STEP_WORDS.get(step, step) if step else NO_VALUE,
+             help=words.next_step_help(horizon))
     c.metric(words.step_share("purchase"), _percent(row["p_purchase"]), help=words.next_step_help(horizon))
     d.metric(words.NEXT_CATEGORY, row["next_category"] or NO_VALUE,
              help=f"{words.NEXT_CATEGORY_P}: {_percent(row['next_category_p'])}. {words.NEXT_CATEGORY_P_HELP}")

@@ -344,7 +344,8 @@ class Calibrator:
         self.kind = kind
         self.x_ = np.asarray(x, dtype=float)
         self.y_ = np.asarray(y, dtype=float)
-        if kind == "interpolated" and (self.x_.size < 2 or (np.diff(self.x_) <= 0).any() or (np.diff(self.y_) < 0).any()):
+        bent = self.x_.size < 2 or (np.diff(self.x_) <= 0).any() or (np.diff(self.y_) < 0).any()
+        if kind == "interpolated" and bent:
             raise ParameterError(f"an interpolated calibration needs at least 2 knots with increasing x and "
                                  f"non-decreasing y; got x={self.x_.tolist()[:6]}, y={self.y_.tolist()[:6]}.",
                                  parameter="x")
