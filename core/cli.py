@@ -155,7 +155,7 @@ def cmd_score(args) -> int:
     if (args.events is None) == (args.dataset is None):
         raise ParameterError("score needs either an EVENTS.csv file or --dataset NAME (not both)",
                              parameter="--dataset")
-    from core import safecsv
+    from core.present import safecsv
 
     safecsv.check_out_path(args.out)  # before ingesting or training, which take minutes
     if args.events is not None:
@@ -204,11 +204,14 @@ def _score_file(args) -> int:
 
 
 def _write_predictions(engine, dataset: str, model_version: str | None, out: str) -> int:
-    from core import safecsv
     from core.model import forecast
+    from core.present import safecsv, vocabulary
 
     frame = forecast.load_predictions(engine, dataset, model_version=model_version)
-    safecsv.write_csv(frame, out)
+    version = frame["model_version"].iloc[0] if len(frame) else None
+    card = next((c for c in forecast.list_models(engine, dataset) if c.model_version == version), None)
+    horizon = card.horizon_days if card is not None else config.DEFAULT_HORIZON_DAYS
+    safecsv.write_csv(vocabulary.export_frame(frame, horizon), out)
     print(f"wrote {len(frame):,} shopper forecasts to {out}", file=sys.stderr)
     return 0
 
@@ -218,7 +221,7 @@ def _k(value: str):
 
 
 def cmd_segment(args) -> int:
-    from core import safecsv
+    from core.present import safecsv
     from core.analysis import segments
 
     safecsv.check_out_path(args.out)  # before the segmentation, which takes minutes on a large dataset

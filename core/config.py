@@ -113,15 +113,25 @@ def models_dir() -> Path:
 DEFAULT_N_TRAIN_CUTOFFS = 4
 #: Least history (days between the first event and a cutoff) for a cutoff to give examples.
 MIN_HISTORY_DAYS = 1
-#: Isotonic calibration needs at least this many validation examples and positives; else Platt scaling.
+#: How the propensity is calibrated on the validation window (core.model.evaluation.fit_calibrator): "beta",
+#: "platt" or "interpolated" isotonic. Each is strictly increasing, so every shopper keeps their own rank.
+CALIBRATION_METHOD = "beta"
+#: Inverse L2 strength of the calibration's logistic regressions (two or three parameters: barely regularised).
+CALIBRATION_C = 100.0
+#: Interpolated isotonic calibration needs at least this many validation examples and positives; else Platt scaling.
 ISOTONIC_MIN_EXAMPLES = 200
 ISOTONIC_MIN_POSITIVES = 20
-#: Largest shift the isotonic calibration adds to keep the raw order inside its flat steps (ties lose ROC-AUC).
+#: Weight of the raw score added to every calibration (and of the runner-up score when a baseline's coarse
+#: propensity is used), so that two different scores never share a calibrated value where a map is flat.
 TIE_BREAK = 1e-6
 #: Stacking the sequence model with gradient boosting needs this many buyers (and non-buyers) in validation.
 STACK_MIN_POSITIVES = 20
 #: Inverse L2 strength of the stacking logistic regression (two weights and a bias: light regularisation).
 STACK_C = 1.0
+#: The model card's verdict on the propensity in use, by how many times as often as average its top 10 % bought
+#: in the held-out window: "strong" from VERDICT_STRONG_LIFT, "useful" from VERDICT_USEFUL_LIFT, else "weak".
+VERDICT_STRONG_LIFT = 2.5
+VERDICT_USEFUL_LIFT = 1.5
 #: Bins of the calibration curve and groups of the lift table.
 CALIBRATION_BINS = 10
 LIFT_GROUPS = 10
@@ -232,9 +242,9 @@ DEFAULT_HOLDOUT_SEED = 0
 HOLDOUT_STRATA = 10
 #: Points kept on the cumulative-gain curve (evenly spaced over the ranked shoppers).
 GAIN_CURVE_POINTS = 200
-#: Propensity bounds are compared with this slack, the isotonic calibration's TIE_BREAK: to keep the raw
-#: order inside a flat step the calibration moves a forecast off the step's value by up to that much, so a
-#: shopper on the 0.6 step can read 0.5999997, and "at least 0.6" must keep them. (The column is an 8-byte
+#: Propensity bounds are compared with this slack, the calibration's TIE_BREAK: to keep the raw order where a
+#: fitted map is flat the calibration moves a forecast off the map's value by up to that much, so a shopper
+#: the map puts at 0.6 can read 0.5999997, and "at least 0.6" must keep them. (The column is an 8-byte
 #: double; float rounding alone moves a value far less.)
 PROPENSITY_TOLERANCE = TIE_BREAK
 #: Rows of the target list shown in the page's preview.

@@ -9,6 +9,7 @@ import streamlit as st
 
 from core import config
 from core.campaigns import targets as campaigns, exports
+from core.present import vocabulary
 from core.charts import campaigns as charts
 from core.errors import CartsightError
 from core.campaigns.identities import read_identities, read_suppression
@@ -21,7 +22,7 @@ _CACHE = {"ttl": config.CAMPAIGNS_CACHE_TTL_SECONDS, "max_entries": config.CAMPA
 FORMAT_LABELS = {"csv": "CSV (user id, segment, forecast)", "parquet": "Parquet (same columns)",
                  "google": "Google Ads Customer Match", "meta": "Meta Custom Audience", "klaviyo": "Klaviyo list",
                  "mailchimp": "Mailchimp audience"}
-TOP_MODES = ("everyone who matches", "top k by propensity", "top % by propensity")
+TOP_MODES = ("everyone who matches", "top k by chance to buy", "top % by chance to buy")
 RECENCY_MODES = ("any time", "seen within the last N days", "not seen for N days")
 LAST_EXPORT_KEY = "camp_last_export"
 CONSENT_HELP = ("Consent applied: Klaviyo and Mailchimp export only shoppers whose consent_email is yes, Google and "
@@ -57,8 +58,9 @@ def _filters(opts: dict) -> campaigns.CampaignFilters:
     left, right = st.columns(2)
     chosen = left.multiselect("Segments", list(segs), format_func=lambda s: f"{s}. {segs[s]}", key="camp_segments",
                               disabled=not segs, help="Shoppers in any of these segments of the current segmentation.")
-    low, high = left.slider("Purchase propensity", 0.0, 1.0, (0.0, 1.0), step=0.01, key="camp_propensity",
-                            disabled=not has_model, help="Calibrated probability of buying within the model's horizon.")
+    horizon = opts.get("horizon_days") or config.DEFAULT_HORIZON_DAYS
+    low, high = left.slider(vocabulary.chance_to_buy(horizon), 0.0, 1.0, (0.0, 1.0), step=0.01, key="camp_propensity",
+                            disabled=not has_model, help=vocabulary.chance_to_buy_help(horizon))
     mode = left.radio("Keep", TOP_MODES, key="camp_top_mode", horizontal=True, disabled=not has_model)
     top_k = top_percent = None
     if mode == TOP_MODES[1]:
@@ -66,10 +68,11 @@ def _filters(opts: dict) -> campaigns.CampaignFilters:
     elif mode == TOP_MODES[2]:
         top_percent = float(left.number_input("%", min_value=0.1, max_value=100.0, value=10.0, step=1.0,
                                               key="camp_top_percent"))
-    categories = right.multiselect("Predicted next category", opts["next_categories"], key="camp_next_categories",
+    categories = right.multiselect(vocabulary.NEXT_CATEGORY, opts["next_categories"], key="camp_next_categories",
                                    disabled=not has_model)
-    steps = right.multiselect("Predicted next step", list(campaigns.NEXT_EVENT_TYPES), key="camp_next_events",
-                              disabled=not has_model, help="The furthest funnel step forecast within the horizon.")
+    steps = right.multiselect(vocabulary.NEXT_STEP, list(campaigns.NEXT_EVENT_TYPES), key="camp_next_events",
+                              format_func=lambda s: vocabulary.STEP_WORDS.get(s, s), disabled=not has_model,
+                              help=vocabulary.next_step_help(horizon))
     recency = right.selectbox("Last seen", RECENCY_MODES, key="camp_recency",
                               help="Counted back from the last event in the data, not from today.")
     days = right.number_input("N days", min_value=0.0, value=30.0, step=1.0, key="camp_recency_days",
@@ -158,11 +161,11 @@ def _outcome(built: campaigns.TargetList) -> None:
     a, b, c, d = st.columns(4)
     a.metric("List size", f"{out['list_size']:,}", help="Shoppers in the export (the holdout is not counted).")
     b.metric("Expected buyers", NO_VALUE if out["expected_buyers"] is None else f"{out['expected_buyers']:,.1f}",
-             help="Sum of the calibrated purchase propensities of the list.")
+             help="Sum of the list's chances to buy within the model's horizon.")
     c.metric("Expected revenue", NO_VALUE if out["expected_revenue"] is None else f"{out['expected_revenue']:,.0f}",
              help=out["revenue_basis"] or "Needs purchase prices and a model.")
     d.metric("Lift over a random list", NO_VALUE if out["lift"] is None else f"×{out['lift']:.2f}",
-             help="Mean propensity of the list ÷ mean propensity of all scored shoppers.")
+             help="Mean chance to buy of the list ÷ mean chance to buy of all scored shoppers.")
     if out["revenue_basis"]:
         st.caption(f"Expected revenue = {out['revenue_basis']}.")
     cols = st.columns(len(campaigns.COUNT_KEYS))
@@ -300,7 +303,11 @@ def main() -> None:
     _outcome(built)
     st.subheader("Preview")
     preview = exports.plain_frame(built.targets.head(config.CAMPAIGN_PREVIEW_ROWS))
-    st.dataframe(preview, hide_index=True, key="camp_preview")
+    horizon = opts.get("horizon_days") or config.DEFAULT_HORIZON_DAYS
+    st.dataframe(preview, hide_index=True, key="camp_preview", column_config={  # the file's columns, the pages' words
+        "propensity": st.column_config.NumberColumn(f"{vocabulary.chance_to_buy(horizon)} (propensity)", format="percent",
+                                                    help=vocabulary.chance_to_buy_help(horizon)),
+        "next_category": st.column_config.TextColumn(f"{vocabulary.NEXT_CATEGORY} (next_category)")})
     _export(engine, built, args[4], _list_key(key, args))
     _history(engine, ds["name"])
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import config, jobs, safecsv, store
+from core import config, jobs, store
+from core.present import safecsv
 from core.ingest import tabular
 from core.store import dataset_names
 from core.errors import CartsightError

@@ -14,7 +14,9 @@ import pandas as pd
 import streamlit as st
 
 from core.charts import forecast as charts
-from core import config, jobs, safecsv, store
+from core import config, jobs, store
+from core.present import safecsv
+from core.present import vocabulary
 from core.errors import CartsightError
 from core.jobs import Job, JobBoard
 from core.model.baselines import BASELINE_LABELS
@@ -24,26 +26,23 @@ from pages.common import current_dataset, get_engine, md, show_error
 MODEL = "model"
 FORECAST_LABELS = {MODEL: "Sequence model", **BASELINE_LABELS}
 HEAD_TITLES = {
-    "propensity": "Purchase within the horizon",
-    "next_event_type": "Next action",
-    "next_category": "Next category",
-    "next_items": "Next items",
+    "propensity": "Chance to buy within the horizon",
+    "next_event_type": vocabulary.NEXT_STEP,
+    "next_category": vocabulary.NEXT_CATEGORY,
+    "next_items": "Likely items",
 }
+#: How each verdict is shown.
+VERDICT_BOXES = {"strong": "success", "useful": "info", "weak": "warning", "not measured": "info"}
 #: Metrics shown per head, in this order, with their column titles.
 METRIC_COLUMNS = {
-    "roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "base_rate": "Buyer share", "buyers": "Buyers", "n": "Shoppers",
+    "top_decile_lift": "Top 10 % bought (× average)", "roc_auc": "ROC-AUC", "pr_auc": "PR-AUC",
+    "base_rate": "Buyer share", "buyers": "Buyers", "n": "Shoppers",
     "log_loss": "Log loss", "accuracy": "Accuracy", "accuracy@1": "Accuracy@1", "accuracy@5": "Accuracy@5",
     "ndcg@10": "NDCG@10",
 }
 TOO_FEW = "too few buyers to measure"
 CANCELLED_TEXT = "Cancelled, nothing was saved."
 NOTICE_KEY = "forecast_notice"  # a message for this session's next run (a Train press that another one beat)
-TABLE_COLUMNS = {
-    "user_id": "Shopper", "purchase_propensity": "Purchase propensity", "next_event_type": "Next action",
-    "p_view": "P(view)", "p_cart": "P(cart)", "p_purchase": "P(purchase)", "p_remove": "P(remove)",
-    "p_none": "P(nothing)", "next_category": "Next category", "next_category_p": "P(next category)",
-    "top_items": "Top items", "reasons": "Reasons", "model_version": "Model version",
-}
 
 
 # --- the training job (core.jobs) ------------------------------------------------------------------------
@@ -147,6 +146,8 @@ def metrics_table(head: str, info: dict) -> pd.DataFrame:
                     row[title] = TOO_FEW if metrics.get("buyers", 0) < config.MIN_BUYERS_TO_MEASURE else "—"
                 elif k == "base_rate" and value is not None:
                     row[title] = f"{100 * value:.1f} %"
+                elif k == "top_decile_lift" and value is not None:
+                    row[title] = f"{value:.2f}×"
                 else:
                     row[title] = _fmt(value)
         rows.append(row)
@@ -172,26 +173,46 @@ def _head_section(head: str, info: dict) -> None:
                    f"ROC-AUC {alone['roc_auc']:.3f}, PR-AUC {alone['pr_auc']:.3f}.")
 
 
+def _headline(card) -> None:
+    """What a marketer reads first: the top 10 % beside the RFM baseline, the verdict with its thresholds, the lift."""
+    st.markdown(f"**{card.headline()}**")  # our own words and numbers: nothing to escape
+    word, sentence = card.verdict()
+    getattr(st, VERDICT_BOXES[word])(sentence)
+    tiles = st.columns(4)
+    tiles[0].metric("Horizon", f"{card.horizon_days} days", help=vocabulary.chance_to_buy_help(card.horizon_days))
+    tiles[1].metric("Shoppers scored", f"{card.n_users:,}")
+    if card.lift:
+        left, right = st.columns(2)
+        left.plotly_chart(charts.lift_chart(card.lift), key="forecast_lift")
+        right.plotly_chart(charts.gain_chart(card.lift), key="forecast_gain")
+    else:
+        st.info("Lift and cumulative gain are not drawn: too few buyers in the held-out window to measure.")
+
+
 def _model_card(card) -> None:
+    st.subheader(f"Model {card.model_version}")
+    _headline(card)
+    with st.expander("Details for analysts: every metric beside the baselines, blend weights, charts, data window"):
+        _card_details(card)
+
+
+def _card_details(card) -> None:
     from core.model.card import HEAD_METRICS, TARGET_TEXT
 
-    st.subheader(f"Model {card.model_version}")
-    tiles = st.columns(5)
-    tiles[0].metric("Horizon", f"{card.horizon_days} days")
-    tiles[1].metric("Shoppers scored", f"{card.n_users:,}")
-    tiles[2].metric("Shoppers trained on" + (" (a sample)" if card.sampled else ""), f"{card.n_users_trained:,}")
-    tiles[3].metric("Training examples", f"{card.n_train_examples:,}")
-    tiles[4].metric("Training time", f"{card.training_seconds:.0f} s")
+    tiles = st.columns(3)
+    tiles[0].metric("Shoppers trained on" + (" (a sample)" if card.sampled else ""), f"{card.n_users_trained:,}")
+    tiles[1].metric("Training examples", f"{card.n_train_examples:,}")
+    tiles[2].metric("Training time", f"{card.training_seconds:.0f} s")
     first, last = card.data_window
     st.caption(
         f"Data window {_fmt_time(first)} to {_fmt_time(last)}; trained {_fmt_time(card.created_at)}. "
         + ("The forecasts come from a refit that includes the latest window." if card.refit_on_latest
            else "The forecasts come from the evaluated model (not refit on the latest window).")
     )
-    with st.expander("Data window, cutoffs and targets"):
-        for line in CutoffPlan.from_dict(card.plan).describe().splitlines():
-            st.markdown(f"- {line}")
-        st.markdown(TARGET_TEXT)
+    st.markdown("**Data window, cutoffs and targets**")
+    for line in CutoffPlan.from_dict(card.plan).describe().splitlines():
+        st.markdown(f"- {line}")
+    st.markdown(TARGET_TEXT)
 
     st.markdown("#### Quality on the held-out window, beside the baselines")
     for head, info in card.heads.items():
@@ -207,12 +228,6 @@ def _model_card(card) -> None:
         fig = charts.metrics_chart(info["metrics"], key, info["used"], FORECAST_LABELS,
                                    title=f"{HEAD_TITLES.get(head, head)} ({key})")
         cols[i % 2].plotly_chart(fig, key=f"forecast_bars_{head}")
-    if card.lift:
-        left, right = st.columns(2)
-        left.plotly_chart(charts.lift_chart(card.lift), key="forecast_lift")
-        right.plotly_chart(charts.gain_chart(card.lift), key="forecast_gain")
-    else:
-        st.info("Lift and cumulative gain are not drawn: too few buyers in the held-out window to measure.")
     left, right = st.columns(2)
     if card.calibration:
         left.plotly_chart(charts.calibration_chart(card.calibration), key="forecast_calibration")
@@ -260,33 +275,41 @@ def filter_forecasts(frame: pd.DataFrame, propensity: tuple[float, float], types
     return frame[keep]
 
 
-def _forecast_table(engine, url: str, dataset: str, model_version: str) -> None:
+def _forecast_table(engine, url: str, dataset: str, card) -> None:
     st.markdown("#### Every shopper's forecast")
-    frame = _predictions(engine, url, dataset, model_version)
+    frame = _predictions(engine, url, dataset, card.model_version)
     if frame.empty:
         st.info("This model version has no forecasts stored.")
         return
+    h = card.horizon_days
+    labels = vocabulary.column_labels(h)
     left, mid, right = st.columns(3)
-    lo_hi = left.slider("Purchase propensity", 0.0, 1.0, (0.0, 1.0), step=0.01, key="forecast_propensity")
-    types = mid.multiselect("Next action", sorted(frame["next_event_type"].dropna().unique()),
-                            key="forecast_types", placeholder="all")
-    categories = right.multiselect("Next category", sorted(frame["next_category"].dropna().unique()),
+    lo_hi = left.slider(labels["purchase_propensity"], 0.0, 1.0, (0.0, 1.0), step=0.01, key="forecast_propensity",
+                        help=vocabulary.chance_to_buy_help(h))
+    types = mid.multiselect(vocabulary.NEXT_STEP, sorted(frame["next_event_type"].dropna().unique()),
+                            format_func=lambda s: vocabulary.STEP_WORDS.get(s, s), key="forecast_types", placeholder="all",
+                            help=vocabulary.next_step_help(h))
+    categories = right.multiselect(vocabulary.NEXT_CATEGORY, sorted(frame["next_category"].dropna().unique()),
                                    key="forecast_categories", placeholder="all")
     shown = filter_forecasts(frame, lo_hi, types, categories)
-    st.caption(f"Showing {len(shown):,} of {len(frame):,} shoppers, highest propensity first; click a column to sort.")
+    st.caption(f"Showing {len(shown):,} of {len(frame):,} shoppers, highest chance to buy first; click a column to "
+               f"sort. {vocabulary.chance_to_buy_help(h)} {vocabulary.NEXT_CATEGORY_P}: {vocabulary.NEXT_CATEGORY_P_HELP}")
+    shares = [*vocabulary.STEP_COLUMNS, "next_category_p"]
     st.dataframe(
-        shown.rename(columns=TABLE_COLUMNS), hide_index=True, key="forecast_table",
+        shown.rename(columns=labels), hide_index=True, key="forecast_table",
         column_config={
-            TABLE_COLUMNS["purchase_propensity"]: st.column_config.ProgressColumn(
-                TABLE_COLUMNS["purchase_propensity"], min_value=0.0, max_value=1.0, format="percent"),
-            TABLE_COLUMNS["reasons"]: st.column_config.TextColumn(TABLE_COLUMNS["reasons"], width="large"),
-            **{TABLE_COLUMNS[c]: st.column_config.NumberColumn(TABLE_COLUMNS[c], format="percent")
-               for c in ("p_view", "p_cart", "p_purchase", "p_remove", "p_none", "next_category_p")},
+            labels["purchase_propensity"]: st.column_config.ProgressColumn(
+                labels["purchase_propensity"], min_value=0.0, max_value=1.0, format="percent",
+                help=vocabulary.chance_to_buy_help(h)),
+            labels["next_event_type"]: st.column_config.TextColumn(labels["next_event_type"],
+                                                                   help=vocabulary.next_step_help(h)),
+            labels["reasons"]: st.column_config.TextColumn(labels["reasons"], width="large"),
+            **{labels[c]: st.column_config.NumberColumn(labels[c], format="percent") for c in shares},
         },
     )
     st.download_button(
-        "Download these forecasts (CSV)", safecsv.csv_bytes(shown),
-        file_name=f"{dataset}-forecasts-{model_version}.csv", mime="text/csv", key="forecast_download",
+        "Download these forecasts (CSV)", safecsv.csv_bytes(vocabulary.export_frame(shown, h)),
+        file_name=f"{dataset}-forecasts-{card.model_version}.csv", mime="text/csv", key="forecast_download",
     )
 
 
@@ -295,7 +318,7 @@ def _forecast_table(engine, url: str, dataset: str, model_version: str) -> None:
 
 def main() -> None:
     st.title("Forecasts")
-    st.caption("For every shopper: the chance of a purchase within the horizon, the next action, the next "
+    st.caption("For every shopper: the chance to buy within the horizon, the likely next step, the likely next "
                "category and items, and the reasons, from a small sequence model trained on this dataset "
                "and measured beside simple baselines on the latest, held-out days.")
     ds = current_dataset()
@@ -324,7 +347,7 @@ def main() -> None:
         return
     card = _pick_card(cards)
     _model_card(card)
-    _forecast_table(engine, url, ds["name"], card.model_version)
+    _forecast_table(engine, url, ds["name"], card)
 
 
 main()

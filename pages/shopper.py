@@ -9,6 +9,7 @@ import streamlit as st
 from core.charts import segments as charts
 from core import config, store
 from core.analysis import segments
+from core.present import vocabulary
 from core.errors import CartsightError
 from pages.common import current_dataset, get_engine, show_error
 
@@ -20,7 +21,7 @@ except ImportError:  # pragma: no cover - only while core/analysis/preferences.p
 FROM_SEGMENT_KEY = "shopper_from_segment"
 ID_KEY = "shopper_id"
 NO_VALUE = "—"
-VALUE_LABEL = {"top propensity": "propensity", "biggest spenders": "revenue", "segment members": "revenue"}
+VALUE_LABEL = {"top propensity": "chance to buy", "biggest spenders": "revenue", "segment members": "revenue"}
 
 
 def _pick(choice_key: str) -> None:
@@ -56,10 +57,14 @@ def _suggestions(engine, dataset: str) -> None:
                        else "No shoppers to suggest.")
             return
         label = VALUE_LABEL[kind]
-        shown = {u: (f"{u} — {label} {v:.3f}" if label == "propensity" else f"{u} — {label} {v:,.2f}")
+        shown = {u: (f"{u} — {label} {v:.1%}" if kind == "top propensity" else f"{u} — {label} {v:,.2f}")
                  for u, v in zip(found["user_id"], found["value"])}
         st.selectbox("Pick a shopper", list(shown), index=None, format_func=shown.get, key="shopper_suggest_pick",
                      placeholder=f"{len(shown)} shoppers", on_change=_pick, args=("shopper_suggest_pick",))
+
+
+def _percent(value) -> str:
+    return NO_VALUE if value is None or value != value else f"{value:.1%}"
 
 
 def _forecast(engine, dataset: str, user_id: str) -> None:
@@ -68,10 +73,15 @@ def _forecast(engine, dataset: str, user_id: str) -> None:
     if row is None:
         st.info("No forecast for this shopper: train a model on the Forecasts page.")
         return
-    a, b, c = st.columns(3)
-    a.metric("Purchase propensity", NO_VALUE if row["purchase_propensity"] is None else f"{row['purchase_propensity']:.1%}")
-    b.metric("Next action", row["next_event_type"] or NO_VALUE)
-    c.metric("Next category", row["next_category"] or NO_VALUE)
+    horizon = row["horizon_days"] or config.DEFAULT_HORIZON_DAYS
+    a, b, c, d = st.columns(4)
+    a.metric(vocabulary.chance_to_buy(horizon), _percent(row["purchase_propensity"]), help=vocabulary.chance_to_buy_help(horizon))
+    step = row["next_event_type"]
+    b.metric(vocabulary.NEXT_STEP, vocabulary.STEP_WORDS.get(step, step) if step else NO_VALUE,
+             help=vocabulary.next_step_help(horizon))
+    c.metric(vocabulary.step_share("purchase"), _percent(row["p_purchase"]), help=vocabulary.next_step_help(horizon))
+    d.metric(vocabulary.NEXT_CATEGORY, row["next_category"] or NO_VALUE,
+             help=f"{vocabulary.NEXT_CATEGORY_P}: {_percent(row['next_category_p'])}. {vocabulary.NEXT_CATEGORY_P_HELP}")
     st.caption(f"Model {row['model_version']}. Top items: {row['top_items'] or NO_VALUE}")
     reasons = [r for r in (row["reasons"] or "").split("; ") if r]
     if reasons:

@@ -7,10 +7,14 @@ import pytest
 from core import cli, simulate
 from core.simulate import files
 
+#: The score CSV's header for a 7-day model: the same words as the pages ("chance to buy within 7 days",
+#: "likely next step" and its shares), not the store's column names.
 PREDICTION_COLUMNS = [
-    "user_id", "purchase_propensity", "next_event_type", "p_view", "p_cart", "p_purchase", "p_remove", "p_none",
-    "next_category", "next_category_p", "top_items", "reasons", "model_version",
+    "user_id", "p_buy_within_7d", "next_step", "next_step_p_view", "next_step_p_cart", "next_step_p_purchase",
+    "next_step_p_remove", "next_step_p_none", "next_category", "next_category_p", "top_items", "reasons",
+    "model_version",
 ]
+SHARES = ["next_step_p_view", "next_step_p_cart", "next_step_p_purchase", "next_step_p_remove", "next_step_p_none"]
 TINY = dict(max_len=20, hidden_size=16, n_layers=1, n_heads=2, epochs=2, min_train_steps=30, batch_size=64,
             max_train_examples=3000, chunk_users=150, torch_threads=1, n_train_cutoffs=2, item_vocab_cap=500)
 
@@ -45,8 +49,8 @@ def test_one_shot_score_writes_every_shopper(capsys, shop, tmp_path):
     frame = pd.read_csv(out_csv, dtype={"user_id": str})
     assert list(frame.columns[: len(PREDICTION_COLUMNS)]) == PREDICTION_COLUMNS
     assert len(frame) == shop["users"] and frame["user_id"].is_unique
-    assert frame["purchase_propensity"].between(0, 1).all()
-    probs = frame[["p_view", "p_cart", "p_purchase", "p_remove", "p_none"]].sum(axis=1)
+    assert frame["p_buy_within_7d"].between(0, 1).all()
+    probs = frame[SHARES].sum(axis=1)
     assert probs.round(4).eq(1).all()
     assert frame["model_version"].nunique() == 1
 
@@ -67,6 +71,9 @@ def test_train_score_segment_export_on_a_dataset(capsys, shop, tmp_path):
     _, err = run(capsys, "score", "--dataset", "shop", "--db", db, "--out", scores)
     frame = pd.read_csv(scores, dtype={"user_id": str})
     assert len(frame) == shop["users"] and set(frame["model_version"]) == {card["model_version"]}
+    assert list(frame.columns[: len(PREDICTION_COLUMNS)]) == PREDICTION_COLUMNS
+    # the next category's chance is filled whichever forecast names the category
+    assert frame["next_category_p"].notna().all() and frame["next_category_p"].between(0, 1).all()
     n = f"{shop['users']:,}"
     assert f"[  0%] scoring: scoring {n} shoppers" in err  # a re-score shows its progress
     assert f"[100%] scoring: scored {n} of {n} shoppers" in err
@@ -85,7 +92,7 @@ def test_train_score_segment_export_on_a_dataset(capsys, shop, tmp_path):
     targets = pd.read_csv(export_csv, dtype={"user_id": str})
     assert counts["matched"] == round(0.2 * shop["users"])
     assert len(targets) == counts["exported"] == counts["matched"] - counts["holdout"]
-    top = frame.sort_values("purchase_propensity", ascending=False)["purchase_propensity"].iloc[counts["matched"] - 1]
+    top = frame.sort_values("p_buy_within_7d", ascending=False)["p_buy_within_7d"].iloc[counts["matched"] - 1]
     assert (targets["propensity"] >= top - 1e-9).all()
 
 
@@ -141,7 +148,7 @@ def _csv_cells(path) -> list[dict]:
 
 @pytest.mark.slow
 def test_score_and_segment_files_carry_no_live_formula(capsys, shop, engine, tmp_path):
-    from core.safecsv import escape_cell
+    from core.present.safecsv import escape_cell
 
     frame = _hostile_shop(engine, "hostile")
     db = engine.url.render_as_string(hide_password=False)
@@ -161,4 +168,4 @@ def test_score_and_segment_files_carry_no_live_formula(capsys, shop, engine, tmp
     items = [r["top_items"] for r in scores if r["top_items"]]
     assert categories and all(c.startswith("'") for c in categories)  # every category is formula-like
     assert items and all(i.startswith("'") for i in items)
-    assert all(float(r["purchase_propensity"]) >= 0 for r in scores)  # numbers are still numbers
+    assert all(float(r["p_buy_within_7d"]) >= 0 for r in scores)  # numbers are still numbers

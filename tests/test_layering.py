@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: drive everything.
 LEVELS = {
     "core.config": 0, "core.errors": 0,
-    "core.safecsv": 1, "core.store": 1, "core.simulate": 1,
+    "core.present": 1, "core.store": 1, "core.simulate": 1,
     "core.ingest": 2, "core.model": 2,
     "core.analysis": 3,
     "core.campaigns": 4,

@@ -22,7 +22,7 @@ Formats (column names as each platform documents them):
   Marketing Consent" (help.klaviyo.com/hc/en-us/articles/360043841811); Mailchimp: "Email
   Address", "First Name", "Last Name", "Status".
 
-Every file is written by :mod:`core.safecsv`: a CSV's text cells are escaped against
+Every file is written by :mod:`core.present.safecsv`: a CSV's text cells are escaped against
 spreadsheet formula injection (a cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a
 carriage return gets a leading apostrophe, unless the whole cell is a negative number such as
 ``-1.5`` or an E.164 phone ``+4420…``); Parquet is written as it is (see that module for why).
@@ -51,15 +51,16 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from core import config, safecsv, store
+from core import config, store
+from core.present import safecsv
 from core.campaigns.targets import (COUNT_KEYS, DESTINATION_CONSENT, DESTINATION_NAMES, CampaignFilters, TargetList,
                             build_target_list)
 from core.errors import CartsightError, ParameterError
 from core.campaigns.identities import read_identities, read_suppression
 from core.campaigns.contact_fields import google_email, sha256_hex
 # CSV_MIME, FORMULA_PREFIXES and escape_cell stay importable from here for the pages and tests that use them
-from core.safecsv import CSV_MIME, PARQUET_MIME, parquet_bytes
-from core.safecsv import csv_bytes as _csv_bytes  # every CSV this module writes
+from core.present.safecsv import CSV_MIME, PARQUET_MIME, parquet_bytes
+from core.present.safecsv import csv_bytes as _csv_bytes  # every CSV this module writes
 
 FORMATS = ("csv", "parquet", "google", "meta", "klaviyo", "mailchimp")
 EXTENSIONS = {"parquet": "parquet"}
@@ -297,7 +298,7 @@ def save_export(engine: Engine, target_list: TargetList, fmt: str, name: str | N
 
     ``allow_small``: the analyst confirmed an empty list or one under the platform's minimum
     (:func:`confirmation_needed`); without it such an export is refused. ``out``: also write the
-    file there (checked first, :func:`core.safecsv.check_out_path`). Returns a dict: ``export_id``,
+    file there (checked first, :func:`core.present.safecsv.check_out_path`). Returns a dict: ``export_id``,
     ``file_name``, ``file_sha256``, ``data`` (the bytes), ``mime``, ``counts``, ``warnings``. The
     files are written last inside the transaction and removed again when the record cannot be
     committed, so only what was written is recorded. Errors: as :func:`render`;

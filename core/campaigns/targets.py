@@ -529,14 +529,15 @@ def build_target_list(engine: Engine, dataset: str, filters: CampaignFilters | N
 
 
 def filter_options(engine: Engine, dataset: str) -> dict:
-    """What the filter builder can offer: ``model_version``, ``segment_run_id``, ``segments`` (number → name),
-    ``next_categories`` (forecast next categories, most frequent first) and ``end`` (the data's last event)."""
+    """What the filter builder can offer: ``model_version`` (and its ``horizon_days``), ``segment_run_id``,
+    ``segments`` (number → name), ``next_categories`` (forecast next categories, most frequent first) and ``end``
+    (the data's last event)."""
     ds = store.get_dataset(engine, dataset)
     did = int(ds["dataset_id"])
     version = sql.newest_ready_model_version(engine, did)
     run_id = current_segment_run(engine, did)
     out = {"model_version": version, "segment_run_id": run_id, "segments": {}, "next_categories": [],
-           "end": ds.get("last_event")}
+           "end": ds.get("last_event"), "horizon_days": sql.model_horizon_days(engine, did, version)}
     with engine.connect() as conn:
         if run_id is not None:
             rows = conn.execute(sa.select(_s.segment, _s.segment_name).where(_s.dataset_id == did, _s.run_id == run_id)

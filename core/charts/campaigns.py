@@ -27,7 +27,7 @@ def gain_chart(outcome: dict) -> go.Figure:
                           column="gain", reason="missing_column")
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=gain["share_contacted"] * 100, y=gain["share_buyers"] * 100, mode="lines",
-                             name="Ranked by propensity", line={"color": CURVE_COLOUR},
+                             name="Ranked by chance to buy", line={"color": CURVE_COLOUR},
                              hovertemplate="top %{x:.1f}% of shoppers → %{y:.1f}% of expected buyers<extra></extra>"))
     fig.add_trace(go.Scatter(x=[0, 100], y=[0, 100], mode="lines", name="Random list",
                              line={"color": RANDOM_COLOUR, "dash": "dot"}, hoverinfo="skip"))

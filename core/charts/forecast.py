@@ -41,17 +41,19 @@ def lift_chart(lift: Sequence[dict]) -> go.Figure:
     """Bars of lift per score decile (1 = the top 10 % of forecasts) with the line lift = 1 (no model).
 
     ``lift``: rows with ``decile`` and ``lift`` (and ``rate``), as ``evaluation.lift_by_decile`` gives.
+    The deciles are categories in decile order, top decile first (never an axis sorted by value).
     """
-    deciles = [int(r["decile"]) for r in lift]
-    values = [r["lift"] for r in lift]
-    rates = [r.get("rate") for r in lift]
+    rows = sorted(lift, key=lambda r: int(r["decile"]))
+    deciles = [str(int(r["decile"])) for r in rows]
+    values = [r["lift"] for r in rows]
+    rates = [r.get("rate") for r in rows]
     fig = go.Figure(go.Bar(
         x=deciles, y=values, marker_color=USED_COLOUR, name="lift",
         customdata=[[100 * (r or 0)] for r in rates],
         hovertemplate="decile %{x}<br>lift %{y:.2f}×<br>purchase rate %{customdata[0]:.1f} %<extra></extra>",
     ))
     fig.add_hline(y=1.0, line_dash="dash", line_color=REFERENCE_COLOUR, annotation_text="no model (lift 1)")
-    fig.update_xaxes(tickmode="linear", dtick=1)
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=deciles)
     return _layout(fig, "Lift by decile (held-out window)",
                    "Score decile (1 = top 10 % of forecasts)", "Lift (× the overall purchase rate)")
 

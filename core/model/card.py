@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from core.config import VERDICT_STRONG_LIFT, VERDICT_USEFUL_LIFT
+
 
 #: The four heads, the metric that decides each, and whether higher is better.
 HEAD_METRICS = {
@@ -70,9 +72,57 @@ class ModelCard:
         values["data_window"] = tuple(dt.datetime.fromisoformat(t) if t else None for t in data["data_window"])
         return cls(**values)
 
+    def top_decile_lifts(self) -> dict[str, float]:
+        """Forecast name -> how many times as often as average its top 10 % bought in the held-out window.
+
+        Measured forecasts only; a card written before this was stored gives the forecast in
+        use from its lift table.
+        """
+        info = self.heads.get("propensity") or {}
+        out = {name: m["top_decile_lift"] for name, m in info.get("metrics", {}).items()
+               if m.get("top_decile_lift") is not None}
+        if not out and self.lift and info.get("used") and self.lift[0].get("lift") == self.lift[0].get("lift"):
+            out[info["used"]] = float(self.lift[0]["lift"])
+        return out
+
+    def headline(self) -> str:
+        """The card's first sentence, in a marketer's words: how the top 10 % bought beside the RFM baseline."""
+        info = self.heads.get("propensity") or {}
+        used, lifts = info.get("used", MODEL), self.top_decile_lifts()
+        window = f"the held-out {self.horizon_days}-day window"
+        if used not in lifts:
+            return (f"Too few buyers in {window} to say how well this forecast picks buyers; "
+                    "it will be measured once more shoppers have bought.")
+        text = f"Your top 10 % by this forecast bought {lifts[used]:.1f}× as often as average in {window}"
+        others = [(n, v) for n, v in lifts.items() if n != used]
+        if used != MODEL:
+            text += " (the simple RFM baseline is in use: the sequence model did not beat it)"
+        for name, value in others:
+            who = "the sequence model" if name == MODEL else "the simple RFM baseline (gradient boosting on recency, " \
+                                                            "frequency and spend)"
+            text += f"; {who}: {value:.1f}×"
+        return text + "."
+
+    def verdict(self) -> tuple[str, str]:
+        """("strong" | "useful" | "weak" | "not measured", one sentence with the thresholds it was judged by)."""
+        info = self.heads.get("propensity") or {}
+        lift = self.top_decile_lifts().get(info.get("used", MODEL))
+        rule = (f"strong when the top 10 % buy at least {VERDICT_STRONG_LIFT:g}× as often as average, useful from "
+                f"{VERDICT_USEFUL_LIFT:g}×, weak below")
+        if lift is None:
+            return "not measured", f"Not measured: too few buyers in the held-out window ({rule})."
+        word = "strong" if lift >= VERDICT_STRONG_LIFT else "useful" if lift >= VERDICT_USEFUL_LIFT else "weak"
+        advice = {"strong": "target the top of the list with confidence",
+                  "useful": "the top of the list is worth targeting first",
+                  "weak": "the order is barely better than a random list; prefer broad campaigns"}[word]
+        return word, f"Verdict: {word} ({lift:.1f}× in the top 10 %; {rule}): {advice}."
+
     def to_text(self) -> str:
         """The card in plain words (the CLI prints this)."""
         lines = [
+            self.headline(),
+            self.verdict()[1],
+            "",
             f"Model {self.model_version} for dataset {self.dataset!r} (horizon {self.horizon_days} days)",
             f"Data window: {_fmt(self.data_window[0])} to {_fmt(self.data_window[1])}; {self.n_users} shoppers scored.",
             f"Trained on {self.n_users_trained} shoppers" + (" (a seeded sample)" if self.sampled else "")

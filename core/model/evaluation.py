@@ -197,14 +197,15 @@ def multiclass_log_loss(y_true: Sequence[str], proba: np.ndarray, classes: list[
 def evaluate_propensity(y, p, min_buyers: int = config.MIN_BUYERS_TO_MEASURE) -> dict:
     """ROC-AUC and PR-AUC of a propensity forecast, or a note when there are too few buyers.
 
-    Returns ``{"n", "buyers", "base_rate", "roc_auc", "pr_auc", "measurable", "note"}``.
-    When fewer than ``min_buyers`` shoppers bought (or everybody did) the metrics are None,
-    ``measurable`` is False and ``note`` says why in plain words.
+    Returns ``{"n", "buyers", "base_rate", "roc_auc", "pr_auc", "top_decile_lift", "measurable",
+    "note"}``; ``top_decile_lift`` is how many times as often as average the top 10 % by ``p``
+    bought. When fewer than ``min_buyers`` shoppers bought (or everybody did) the metrics are
+    None, ``measurable`` is False and ``note`` says why in plain words.
     """
     y, p = _arrays(y, p)
     n, buyers = int(y.size), int(y.sum())
     out = {"n": n, "buyers": buyers, "base_rate": (buyers / n) if n else None,
-           "roc_auc": None, "pr_auc": None, "measurable": False, "note": ""}
+           "roc_auc": None, "pr_auc": None, "top_decile_lift": None, "measurable": False, "note": ""}
     if buyers < min_buyers:
         out["note"] = (
             f"Too few buyers to measure: {buyers} of {n} shoppers bought in the held-out window "
@@ -213,7 +214,8 @@ def evaluate_propensity(y, p, min_buyers: int = config.MIN_BUYERS_TO_MEASURE) ->
     elif buyers == n:
         out["note"] = f"Every one of the {n} shoppers bought in the held-out window, so there is nothing to rank."
     else:
-        out.update(roc_auc=roc_auc(y, p), pr_auc=pr_auc(y, p), measurable=True)
+        out.update(roc_auc=roc_auc(y, p), pr_auc=pr_auc(y, p), measurable=True,
+                   top_decile_lift=float(lift_by_decile(y, p)["lift"].iloc[0]))
     return out
 
 
@@ -311,29 +313,45 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-class Calibrator:
-    """A fitted map from raw propensity scores to calibrated probabilities.
+#: Calibration maps fitted by :func:`fit_calibrator`; "isotonic" (flat steps) is only read from older versions.
+CALIBRATION_KINDS = ("identity", "interpolated", "beta", "platt", "isotonic")
 
-    ``kind`` is "identity", "isotonic" (piecewise-linear through ``x_``/``y_``, clipped at
-    the ends) or "platt" (``sigmoid(a_ * logit(p) + b_)``). With ``stack`` = (w_model,
+
+class Calibrator:
+    """A fitted, strictly increasing map from raw propensity scores to calibrated probabilities.
+
+    ``kind`` is "identity", "interpolated" (isotonic regression made strictly increasing:
+    piecewise-linear through the middle of each isotonic step, ``x_``/``y_``, and on to
+    (0, 0) and (1, 1) at the ends), "beta" (``sigmoid(a_ * ln p - b_ * ln(1 - p) + c_)``,
+    a_, b_ >= 0), "platt" (``sigmoid(a_ * logit(p) + b_)``) or "isotonic" (flat steps,
+    written by older versions: read back as "interpolated" through the same steps). Every
+    kind adds ``config.TIE_BREAK`` times the raw score, so two different raw scores never
+    share a calibrated value, wherever a fitted map is flat. With ``stack`` = (w_model,
     w_other, bias) the raw score is first blended with a second model's probability
     (``sigmoid(w_model * logit(p) + w_other * logit(other) + bias)``, see :func:`fit_stacker`)
-    and the blend is calibrated. Isotonic steps are flat; inside a step the raw order is
-    kept (a tie-break of at most ``TIE_BREAK``), so calibration costs no ranking quality.
-    Call it on an array of scores; :meth:`to_dict` / :meth:`from_dict` store it as JSON with the model.
+    and the blend is calibrated. Call it on an array of scores; :meth:`to_dict` /
+    :meth:`from_dict` store it as JSON with the model.
     """
 
     def __init__(self, kind: str = "identity", x: Sequence[float] = (), y: Sequence[float] = (),
-                 a: float = 1.0, b: float = 0.0, stack: Sequence[float] | None = None):
-        if kind not in ("identity", "isotonic", "platt"):
-            raise ParameterError(f"kind must be 'identity', 'isotonic' or 'platt'; got {kind!r}.", parameter="kind")
+                 a: float = 1.0, b: float = 0.0, stack: Sequence[float] | None = None, c: float = 0.0):
+        if kind not in CALIBRATION_KINDS:
+            raise ParameterError(f"kind must be one of {list(CALIBRATION_KINDS)}; got {kind!r}.", parameter="kind")
         if stack is not None and len(stack) != 3:
             raise ParameterError(f"stack must be (w_model, w_other, bias); got {stack!r}.", parameter="stack")
+        if kind == "isotonic":  # older versions' steps: the same steps, joined through their middles
+            kind, x, y = "interpolated", *step_midpoints(x, y)
         self.kind = kind
         self.x_ = np.asarray(x, dtype=float)
         self.y_ = np.asarray(y, dtype=float)
+        bent = self.x_.size < 2 or (np.diff(self.x_) <= 0).any() or (np.diff(self.y_) < 0).any()
+        if kind == "interpolated" and bent:
+            raise ParameterError(f"an interpolated calibration needs at least 2 knots with increasing x and "
+                                 f"non-decreasing y; got x={self.x_.tolist()[:6]}, y={self.y_.tolist()[:6]}.",
+                                 parameter="x")
         self.a_ = float(a)
         self.b_ = float(b)
+        self.c_ = float(c)
         self.stack_ = None if stack is None else tuple(float(v) for v in stack)
 
     def blend(self, p, other=None) -> np.ndarray:
@@ -347,28 +365,76 @@ class Calibrator:
         w_m, w_o, bias = self.stack_
         return 1.0 / (1.0 + np.exp(-(w_m * _logit(p) + w_o * _logit(other) + bias)))
 
-    def __call__(self, p, other=None) -> np.ndarray:
-        p = self.blend(p, other)
-        if self.kind == "isotonic":
-            return (1.0 - config.TIE_BREAK) * np.interp(p, self.x_, self.y_) + config.TIE_BREAK * p
+    def _map(self, p: np.ndarray) -> np.ndarray:
+        if self.kind == "interpolated":
+            return np.interp(p, self.x_, self.y_)
+        if self.kind == "beta":
+            q = np.clip(p, EPS, 1 - EPS)
+            return 1.0 / (1.0 + np.exp(-(self.a_ * np.log(q) - self.b_ * np.log1p(-q) + self.c_)))
         if self.kind == "platt":
             return 1.0 / (1.0 + np.exp(-(self.a_ * _logit(p) + self.b_)))
         return p
 
+    def __call__(self, p, other=None) -> np.ndarray:
+        p = self.blend(p, other)
+        if self.kind == "identity":
+            return p
+        return (1.0 - config.TIE_BREAK) * self._map(p) + config.TIE_BREAK * np.clip(p, 0.0, 1.0)
+
     def to_dict(self) -> dict:
         """JSON-ready parameters."""
         return {"kind": self.kind, "x": self.x_.tolist(), "y": self.y_.tolist(), "a": self.a_, "b": self.b_,
-                "stack": None if self.stack_ is None else list(self.stack_)}
+                "c": self.c_, "stack": None if self.stack_ is None else list(self.stack_)}
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibrator:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`; also reads older versions' dicts (no ``c``; "isotonic" steps)."""
         return cls(data["kind"], data.get("x", ()), data.get("y", ()), data.get("a", 1.0), data.get("b", 0.0),
-                   data.get("stack"))
+                   data.get("stack"), data.get("c", 0.0))
 
     def __repr__(self) -> str:
         return (f"Calibrator(kind={self.kind!r}, points={self.x_.size}, a={self.a_:.3g}, b={self.b_:.3g}, "
-                f"stack={self.stack_})")
+                f"c={self.c_:.3g}, stack={self.stack_})")
+
+
+def break_ties(p, runner_up) -> np.ndarray:
+    """``p`` with its ties broken by ``runner_up``: ``(1 - TIE_BREAK) * p + TIE_BREAK * runner_up``.
+
+    A baseline's propensity (gradient boosting's trees) gives whole groups of shoppers the
+    same value; a list cut through such a tie would pick among them at random. The runner-up
+    (the model's calibrated propensity) orders them, moving no value by more than TIE_BREAK.
+    """
+    return (1.0 - config.TIE_BREAK) * np.asarray(p, dtype=float) + config.TIE_BREAK * np.asarray(runner_up, dtype=float)
+
+
+def step_midpoints(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """Knots of a strictly increasing piecewise-linear map through the middle of each step of a step function.
+
+    ``x``/``y`` are isotonic regression's thresholds (sklearn's ``X_thresholds_`` /
+    ``y_thresholds_``: each flat step as its first and last point). Each step becomes one
+    knot at its middle, so scores inside a step are told apart by how far along it they
+    are; (0, 0) and (1, 1) close the ends when they keep the knots increasing, so the
+    lowest and highest steps slope too. Raises :class:`ParameterError` for unequal lengths.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape:
+        raise ParameterError(f"x and y must have the same length; got {x.size} and {y.size}.", parameter="y")
+    if x.size == 0:
+        return np.array([0.0, 1.0]), np.array([0.0, 1.0])
+    new_step = np.r_[True, np.diff(y) != 0]
+    ids = np.cumsum(new_step) - 1
+    lo = np.full(ids[-1] + 1, np.inf)
+    hi = np.full(ids[-1] + 1, -np.inf)
+    np.minimum.at(lo, ids, x)
+    np.maximum.at(hi, ids, x)
+    kx, ky = (lo + hi) / 2, y[new_step]
+    if kx[0] > 0 and ky[0] > 0:
+        kx, ky = np.r_[0.0, kx], np.r_[0.0, ky]
+    if kx[-1] < 1 and ky[-1] < 1:
+        kx, ky = np.r_[kx, 1.0], np.r_[ky, 1.0]
+    if kx.size == 1:  # one step at 0 or 1: a flat line through it
+        kx, ky = np.array([0.0, 1.0]), np.r_[ky, ky]
+    return kx, ky
 
 
 def fit_stacker(y, p_model, p_other) -> tuple[float, float, float] | None:
@@ -388,28 +454,68 @@ def fit_stacker(y, p_model, p_other) -> tuple[float, float, float] | None:
     return float(lr.coef_[0, 0]), float(lr.coef_[0, 1]), float(lr.intercept_[0])
 
 
-def fit_calibrator(y, p) -> Calibrator:
-    """Fit a calibrator on validation labels ``y`` (0/1) and raw scores ``p``.
+def _fit_interpolated(y: np.ndarray, p: np.ndarray) -> Calibrator:
+    from sklearn.isotonic import IsotonicRegression
 
-    Isotonic regression when there are at least ``config.ISOTONIC_MIN_EXAMPLES`` examples
-    and ``config.ISOTONIC_MIN_POSITIVES`` positives (and as many negatives); else Platt
-    scaling (logistic regression on the logit of ``p``); identity when only one class is
-    present. The result is a callable :class:`Calibrator`, monotonic non-decreasing.
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(p, y)
+    return Calibrator("interpolated", *step_midpoints(iso.X_thresholds_, iso.y_thresholds_))
+
+
+def _logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=config.CALIBRATION_C).fit(x, y.astype(int))
+    return lr.coef_[0], float(lr.intercept_[0])
+
+
+def _level_only(y: np.ndarray) -> Calibrator:
+    """Scores that rank backwards on a tiny validation set: keep their order, fit the level only."""
+    return Calibrator("platt", a=0.0, b=float(_logit(np.array([y.mean()]))[0]))
+
+
+def _fit_platt(y: np.ndarray, p: np.ndarray) -> Calibrator:
+    (a,), b = _logistic(_logit(p).reshape(-1, 1), y)
+    return _level_only(y) if a < 0 else Calibrator("platt", a=float(a), b=b)
+
+
+def _fit_beta(y: np.ndarray, p: np.ndarray) -> Calibrator:
+    """Beta calibration (Kull et al. 2017): a logistic regression on ln p and -ln(1 - p), both weights >= 0."""
+    q = np.clip(p, EPS, 1 - EPS)
+    x = np.column_stack([np.log(q), -np.log1p(-q)])
+    (a, b), c = _logistic(x, y)
+    if a < 0 or b < 0:  # a negative weight would bend the map backwards: drop that term and refit
+        keep = 1 if a < 0 else 0
+        (w,), c = _logistic(x[:, [keep]], y)
+        if w < 0:
+            return _level_only(y)
+        a, b = (0.0, w) if keep == 1 else (w, 0.0)
+    return Calibrator("beta", a=float(a), b=float(b), c=c)
+
+
+#: The calibration methods :func:`fit_calibrator` can fit.
+CALIBRATION_METHODS = {"interpolated": _fit_interpolated, "beta": _fit_beta, "platt": _fit_platt}
+
+
+def fit_calibrator(y, p, method: str = config.CALIBRATION_METHOD) -> Calibrator:
+    """Fit a strictly increasing calibrator on validation labels ``y`` (0/1) and raw scores ``p``.
+
+    ``method``: "beta" (beta calibration, the default: three parameters, smooth, strictly
+    increasing, and the lowest calibration error on held-out simulated shoppers, see
+    ``config.CALIBRATION_METHOD``), "platt" (logistic on the logit) or "interpolated"
+    (isotonic regression joined through its steps' middles). "interpolated" needs at least
+    ``config.ISOTONIC_MIN_EXAMPLES`` examples and ``config.ISOTONIC_MIN_POSITIVES`` buyers
+    (and as many non-buyers), else Platt scaling is fitted. Identity when only one class is
+    present. The result is a callable :class:`Calibrator` that never maps two different raw
+    scores to the same value. Raises :class:`ParameterError` for an unknown ``method``.
     """
+    if method not in CALIBRATION_METHODS:
+        raise ParameterError(f"method must be one of {sorted(CALIBRATION_METHODS)}; got {method!r}.",
+                             parameter="method")
     y, p = _arrays(y, p)
     if _one_class(y):
         return Calibrator("identity")
     pos = int(y.sum())
-    neg = int(y.size - pos)
-    if y.size >= config.ISOTONIC_MIN_EXAMPLES and min(pos, neg) >= config.ISOTONIC_MIN_POSITIVES:
-        from sklearn.isotonic import IsotonicRegression
-
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(p, y)
-        return Calibrator("isotonic", x=iso.X_thresholds_, y=iso.y_thresholds_)
-    from sklearn.linear_model import LogisticRegression
-
-    lr = LogisticRegression().fit(_logit(p).reshape(-1, 1), y.astype(int))
-    a = float(lr.coef_[0, 0])
-    if a < 0:  # scores that rank backwards on a tiny validation set: keep their order, fit the level only
-        return Calibrator("platt", a=0.0, b=float(_logit(np.array([y.mean()]))[0]))
-    return Calibrator("platt", a=a, b=float(lr.intercept_[0]))
+    few = y.size < config.ISOTONIC_MIN_EXAMPLES or min(pos, int(y.size - pos)) < config.ISOTONIC_MIN_POSITIVES
+    if method == "interpolated" and few:
+        method = "platt"
+    return CALIBRATION_METHODS[method](y, p)

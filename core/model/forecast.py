@@ -94,7 +94,7 @@ def _fit_propensity_calibration(valid, p_valid: np.ndarray, rfm: dict, history: 
 
     Returns the :class:`~core.model.evaluation.Calibrator` and a sentence for the card.
     """
-    from core.model.evaluation import fit_calibrator, fit_stacker
+    from core.model.evaluation import Calibrator, fit_calibrator, fit_stacker
 
     y = valid.labels["purchased"]
     p_rfm = _rfm_by_cutoff(rfm["propensity"], history, valid)
@@ -103,16 +103,15 @@ def _fit_propensity_calibration(valid, p_valid: np.ndarray, rfm: dict, history: 
         return fit_calibrator(y, p_valid), (
             "Propensity: the validation window has too few buyers to weigh the sequence model against gradient "
             "boosting, so the model's propensity is the transformer's alone, calibrated.")
-    calibrator = fit_calibrator(y, p_valid)
-    calibrator.stack_ = stack
-    blended = calibrator.blend(p_valid, p_rfm)
+    blended = Calibrator(stack=stack).blend(p_valid, p_rfm)
     calibrator = fit_calibrator(y, blended)
     calibrator.stack_ = stack
     return calibrator, (
         "Propensity: the model's final layer stacks the transformer's score with gradient boosting on recency, "
         "frequency and monetary features (a logistic regression fitted on the validation window: weight "
         f"{stack[0]:.2f} on the transformer's logit, {stack[1]:.2f} on gradient boosting's), then calibrates the "
-        "blend; the card also shows the transformer alone.")
+        f"blend ({calibrator.kind} calibration, strictly increasing, so every shopper keeps their own rank); the "
+        "card also shows the transformer alone.")
 
 
 def _choose_category_terms(model, valid, valid_pred, vocabs, cfg: ModelConfig, should_stop) -> str:
@@ -212,7 +211,7 @@ def _evaluate(test, pred, calibrator, rfm: dict, rankers: dict, history: pd.Data
         heads["propensity"]["transformer_alone"] = {k: alone[k] for k in ("roc_auc", "pr_auc")}
         heads["propensity"]["note"] = (f"{note} The transformer alone, before stacking: ROC-AUC {alone['roc_auc']:.3f}, "
                                        f"PR-AUC {alone['pr_auc']:.3f}.")
-    p_used = p_model if used == MODEL else p_rfm
+    p_used = p_model if used == MODEL else ev.break_ties(p_rfm, p_model)
     lift = ev.lift_by_decile(y, p_used).to_dict("records") if measurable else []
     calibration = ev.calibration_table(y, p_used).to_dict("records") if measurable else []
 

@@ -51,6 +51,7 @@ def _decode_ranked(vocab: sequences.Vocabulary, ids: np.ndarray) -> list[list[st
 
 def _score_chunk(loaded, batch: sequences.SequenceBatch, heads: dict, baselines: dict, chunk_history: pd.DataFrame | None,
                  rfm_x: pd.DataFrame | None, cutoff: dt.datetime, dataset_id: int, version: str) -> pd.DataFrame:
+    from core.model.evaluation import break_ties
     from core.model.reasons import GROUPS, explain, occlusion_effects
     from core.model.training import predict_examples
 
@@ -68,7 +69,9 @@ def _score_chunk(loaded, batch: sequences.SequenceBatch, heads: dict, baselines:
     p_rfm = None
     if used["propensity"] != MODEL or calibrator.stack_ is not None:
         p_rfm = baselines["rfm"]["propensity"].predict_from_features(rfm_x)
-    propensity = calibrator(pred.propensity, p_rfm) if used["propensity"] == MODEL else p_rfm
+    propensity = calibrator(pred.propensity, p_rfm)
+    if used["propensity"] != MODEL:  # the trees' ties are ordered by the model, so every shopper has a rank
+        propensity = break_ties(p_rfm, propensity)
     type_p = pred.type_proba
     if used["next_event_type"] != MODEL:
         type_p = baselines["rfm"]["next_event_type"].predict_from_features(rfm_x)
@@ -78,7 +81,7 @@ def _score_chunk(loaded, batch: sequences.SequenceBatch, heads: dict, baselines:
     else:
         ranked = _chunk_ranker(baselines, used["next_category"], chunk_history, cutoff).rank_categories(users, 1)
         next_cat = [r[0] if r else None for r in ranked]
-        next_cat_p = np.full(len(users), np.nan)
+        next_cat_p = np.full(len(users), _hit_rate(heads["next_category"]))
     if used["next_items"] == MODEL:
         top_items = [" ".join(r) for r in _decode_ranked(vocabs.items, pred.item_ids)]
     else:
@@ -97,6 +100,12 @@ def _score_chunk(loaded, batch: sequences.SequenceBatch, heads: dict, baselines:
     frame["top_items"] = top_items
     frame["reasons"] = reasons
     return frame
+
+
+def _hit_rate(info: dict) -> float:
+    """The chance a baseline's first category is right: its accuracy@1 on the held-out window (NaN if unmeasured)."""
+    value = (info["metrics"].get(info["used"]) or {}).get("accuracy@1")
+    return float("nan") if value is None else float(value)
 
 
 def _chunk_ranker(baselines: dict, name: str, chunk_history: pd.DataFrame, cutoff: dt.datetime):

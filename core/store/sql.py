@@ -88,6 +88,15 @@ def newest_ready_model_version(engine_or_conn: Engine | Connection, dataset_id: 
         return conn.execute(ready_models(dataset_id, schema.models.c.model_version).limit(1)).scalar()
 
 
+def model_horizon_days(engine_or_conn: Engine | Connection, dataset_id: int, version: str | None) -> int | None:
+    """The horizon (days) a model version forecasts over, or None without a version (the pages' "within N days")."""
+    if version is None:
+        return None
+    m = schema.models.c
+    with connect(engine_or_conn) as conn:
+        return conn.execute(sa.select(m.horizon_days).where(m.dataset_id == dataset_id, m.model_version == version)).scalar()
+
+
 def weighted_quantiles(counts: sa.Subquery, value: str, weight: str, keys: Sequence[str],
                        quantiles: Sequence[float], names: Sequence[str]) -> sa.Select:
     """Exact ``percentile_cont`` of ``value`` from a table of distinct values and their counts, per ``keys``.

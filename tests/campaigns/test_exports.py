@@ -9,7 +9,7 @@ import pytest
 
 from core import config
 from core.campaigns import exports
-from core import safecsv
+from core.present import safecsv
 from core.campaigns.targets import CampaignFilters, build_target_list
 from core.errors import CartsightError, ParameterError, SchemaError
 from core.campaigns.identities import read_identities

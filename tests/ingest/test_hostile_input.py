@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from core import store
 from core.errors import SchemaError
-from core.safecsv import escape_cell
+from core.present.safecsv import escape_cell
 from core.ingest.load import IngestReport, ingest_file, quarantined_rows
 from core.ingest.sniff import sniff
 from tests import hostile_files as hf

@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 
+from core import config
 from core.errors import ParameterError
 from core.model import evaluation as ev
 
@@ -135,30 +136,71 @@ def _ece_setup(n=5000, seed=0):
     return y, q ** 3  # scores far too low: a shopper shown 0.125 buys half the time
 
 
-def test_isotonic_calibrator_reduces_miscalibration():
+@pytest.mark.parametrize("method", ["beta", "platt", "interpolated", None])
+def test_every_calibration_keeps_every_shopper_apart(method):
+    """Calibrated propensities follow the raw order strictly and visibly: two raw scores 0.001 apart never
+    land within 0.00001 of each other, where a step function gives whole bands of shoppers one value."""
     y, raw = _ece_setup()
-    cal = ev.fit_calibrator(y[:2500], raw[:2500])
-    assert cal.kind == "isotonic"
-    grid = np.linspace(0, 1, 201)
-    assert (np.diff(cal(grid)) >= 0).all()
+    cal = ev.fit_calibrator(y[:2500], raw[:2500], *([method] if method else []))
+    assert cal.kind == (method or config.CALIBRATION_METHOD)
     before = ev.expected_calibration_error(y[2500:], raw[2500:])
     after = ev.expected_calibration_error(y[2500:], cal(raw[2500:]))
     assert before > 0.15 and after < 0.05
-    # ranking is kept exactly: inside isotonic's flat steps the raw order breaks the ties
     assert ev.roc_auc(y[2500:], cal(raw[2500:])) == pytest.approx(ev.roc_auc(y[2500:], raw[2500:]), abs=1e-12)
-    assert (np.diff(cal(grid)) > 0).all()
+    grid = np.linspace(0.05, 0.95, 901)  # raw scores 0.001 apart
+    assert (np.diff(cal(grid)) > 1e-5).all()
+    scores = np.random.default_rng(1).random(3000)
+    assert np.unique(cal(scores)).size == np.unique(scores).size
     again = ev.Calibrator.from_dict(cal.to_dict())
-    assert np.allclose(again(grid), cal(grid))
+    assert np.allclose(again(grid), cal(grid)) and again.kind == cal.kind
 
 
-def test_platt_calibrator_on_small_data():
+def test_beta_calibration_has_the_lowest_held_out_log_loss_on_a_skewed_score():
+    """Scores that are too confident at the top and too shy at the bottom: beta bends both ends, Platt one."""
+    rng = np.random.default_rng(4)
+    q = rng.beta(1, 6, 20000)
+    y = (rng.random(q.size) < q).astype(int)
+    raw = q ** 0.5
+    fits = {m: ev.fit_calibrator(y[:10000], raw[:10000], m) for m in ("beta", "platt")}
+    from sklearn.metrics import log_loss
+
+    losses = {m: log_loss(y[10000:], c(raw[10000:])) for m, c in fits.items()}
+    assert losses["beta"] <= losses["platt"] + 1e-4
+
+
+def test_small_validation_sets_fall_back_from_interpolated_to_platt():
     y, raw = _ece_setup(150, seed=1)
-    cal = ev.fit_calibrator(y, raw)
+    cal = ev.fit_calibrator(y, raw, "interpolated")
     assert cal.kind == "platt" and cal.a_ > 0
-    grid = np.linspace(0.001, 0.999, 101)
-    assert (np.diff(cal(grid)) >= 0).all()
     assert ev.expected_calibration_error(y, cal(raw)) < ev.expected_calibration_error(y, raw)
-    assert ev.Calibrator.from_dict(cal.to_dict())(0.3) == pytest.approx(cal(0.3))
+    with pytest.raises(ParameterError, match="method must be one of"):
+        ev.fit_calibrator(y, raw, "splines")
+
+
+def test_older_versions_calibrators_still_load():
+    """A saved isotonic step function reads back joined through its steps' middles (hand-checked knots
+    (0, 0.1), (0.5, 0.6), (1, 0.9)); a saved Platt map without the newer ``c`` reads back as it was."""
+    old = {"kind": "isotonic", "x": [0.0, 0.3, 0.7, 1.0], "y": [0.1, 0.6, 0.6, 0.9], "a": 1.0, "b": 0.0, "stack": None}
+    cal = ev.Calibrator.from_dict(old)
+    assert cal.kind == "interpolated" and cal.x_.tolist() == [0.0, 0.5, 1.0] and cal.y_.tolist() == [0.1, 0.6, 0.9]
+    assert cal(np.array([0.3, 0.4, 0.5, 0.7])) == pytest.approx([0.4, 0.5, 0.6, 0.72], abs=2e-6)
+    platt = ev.Calibrator.from_dict({"kind": "platt", "x": [], "y": [], "a": 2.0, "b": -1.0,
+                                     "stack": [1.0, 0.5, 0.1]})
+    raw = 1 / (1 + np.exp(-(np.log(0.2 / 0.8) + 0.5 * np.log(0.3 / 0.7) + 0.1)))
+    assert platt(0.2, 0.3) == pytest.approx(1 / (1 + np.exp(-(2 * np.log(raw / (1 - raw)) - 1))), abs=2e-6)
+
+
+def test_step_midpoints_close_the_ends_at_zero_and_one():
+    x, y = ev.step_midpoints([0.1, 0.3, 0.4, 0.8], [0.05, 0.05, 0.2, 0.2])
+    assert x.tolist() == pytest.approx([0.0, 0.2, 0.6, 1.0]) and y.tolist() == pytest.approx([0.0, 0.05, 0.2, 1.0])
+
+
+def test_ties_of_a_coarse_baseline_are_broken_by_the_runner_up():
+    trees = np.array([0.2, 0.2, 0.2, 0.5])
+    model = np.array([0.1, 0.3, 0.2, 0.05])
+    out = ev.break_ties(trees, model)
+    assert list(np.argsort(-out)) == [3, 1, 2, 0]
+    assert np.abs(out - trees).max() < config.TIE_BREAK
 
 
 def test_identity_calibrator_for_one_class():
@@ -211,15 +253,13 @@ def test_stacking_needs_enough_buyers():
     assert ev.fit_stacker(y, p, p[::-1]) is None
 
 
-def test_a_forecast_on_a_flat_step_stays_within_the_campaign_filters_tolerance():
-    """The isotonic tie-break moves a forecast off its step's value by less than TIE_BREAK; campaign filters
-    compare propensity bounds with that slack (PROPENSITY_TOLERANCE), so "at least 0.6" keeps the 0.6 step."""
-    from core import config
-
-    cal = ev.Calibrator("isotonic", x=[0.0, 0.3, 0.7, 1.0], y=[0.1, 0.6, 0.6, 0.9])  # one flat step at 0.6
+def test_a_calibrated_forecast_stays_within_the_campaign_filters_tolerance_of_its_map():
+    """The tie-break moves a forecast off the fitted map's value by less than TIE_BREAK; campaign filters
+    compare propensity bounds with that slack (PROPENSITY_TOLERANCE), so "at least 0.6" keeps a 0.6 forecast."""
+    cal = ev.Calibrator("interpolated", x=[0.0, 0.3, 0.7, 1.0], y=[0.1, 0.6, 0.6, 0.9])  # flat from 0.3 to 0.7
     raw = np.array([0.3, 0.4, 0.5, 0.6, 0.7])
-    on_step = cal(raw)
-    assert (on_step < 0.6).any() and len(set(on_step.tolist())) == len(raw)  # off the value, raw order kept
-    assert np.abs(on_step - 0.6).max() < config.TIE_BREAK
+    on_flat = cal(raw)
+    assert (on_flat < 0.6).any() and len(set(on_flat.tolist())) == len(raw)  # off the value, raw order kept
+    assert np.abs(on_flat - 0.6).max() < config.TIE_BREAK
     assert config.PROPENSITY_TOLERANCE == config.TIE_BREAK
-    assert (on_step >= 0.6 - config.PROPENSITY_TOLERANCE).all()
+    assert (on_flat >= 0.6 - config.PROPENSITY_TOLERANCE).all()

@@ -281,6 +281,9 @@ def test_rescoring_uses_the_saved_baselines_and_writes_what_training_wrote(tmp_p
     card = forecast.train(engine, "sim", horizon_days=7, config=tiny(chunk_users=70), seed=1)
     trained = forecast.load_predictions(engine, "sim").sort_values("user_id", ignore_index=True)
     assert trained["next_category"].notna().all() and trained["top_items"].str.len().gt(0).all()
+    # the baseline's chance of its category: its hit rate (accuracy@1) on the held-out window, never empty
+    hit_rate = card.heads["next_category"]["metrics"]["own_most_frequent"]["accuracy@1"]
+    assert hit_rate is not None and np.allclose(trained["next_category_p"].to_numpy(dtype=float), hit_rate)
     folder = registry.version_dir(card.dataset_id, card.model_version)
     saved = json.loads((folder / registry.BASELINES_FILE).read_text())
     assert set(saved["rankers"]) == {"markov_chain", "own_most_frequent"}
@@ -299,3 +302,49 @@ def test_rescoring_uses_the_saved_baselines_and_writes_what_training_wrote(tmp_p
         pd.testing.assert_frame_equal(scored(), trained, check_exact=True)
     (folder / registry.BASELINES_FILE).unlink()
     pd.testing.assert_frame_equal(scored(), trained, check_exact=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("propensity_from", ["model", "gradient_boosting_rfm"])
+def test_shoppers_with_different_model_scores_never_share_a_propensity(tmp_path, sim_small, monkeypatch,
+                                                                        propensity_from):
+    """Through the real train and score path: the stored propensity keeps the model's order strictly (the
+    calibration is strictly increasing), with no band of shoppers at one rounded value; when gradient boosting
+    fills the head, its trees' ties are ordered by the model, so a top-k list never cuts through a tie."""
+    from core.model import scoring
+
+    real_evaluate, real_chunk = forecast._evaluate, scoring._score_chunk
+    raw: dict[str, float] = {}
+
+    def choose(*args, **kwargs):
+        heads, lift, calibration = real_evaluate(*args, **kwargs)
+        heads["propensity"]["used"] = propensity_from
+        return heads, lift, calibration
+
+    def chunk(loaded, batch, *args, **kwargs):  # what the calibration read for each scored shopper
+        calls, cls = [], type(loaded["calibrator"])
+        real_call = cls.__call__
+        with monkeypatch.context() as m:
+            m.setattr(cls, "__call__", lambda self, p, other=None: calls.append(self.blend(p, other))
+                      or real_call(self, p, other))
+            frame = real_chunk(loaded, batch, *args, **kwargs)
+        assert calls, "scoring did not read the model's score"
+        raw.update(zip(frame["user_id"], calls[-1]))
+        return frame
+
+    monkeypatch.setattr(forecast, "_evaluate", choose)
+    monkeypatch.setattr(scoring, "_score_chunk", chunk)
+    engine = _store(tmp_path)
+    load_events(engine, "sim", canonical(sim_small.events))
+    forecast.train(engine, "sim", horizon_days=7, config=tiny(), seed=1)
+    preds = forecast.load_predictions(engine, "sim")
+    preds["raw"] = preds["user_id"].map(raw)
+    assert preds["raw"].notna().all() and preds["raw"].nunique() > 0.9 * len(preds)
+    # two shoppers with different model scores never share a propensity
+    assert preds.groupby("purchase_propensity")["raw"].nunique().max() == 1
+    if propensity_from == "model":
+        by_raw = preds.sort_values("raw")
+        steps = by_raw["purchase_propensity"].diff()[by_raw["raw"].diff() > 0]
+        assert (steps > 0).all()  # the model's order, strictly
+        widest = lambda s: s.round(4).value_counts().max()  # noqa: E731
+        assert widest(preds["purchase_propensity"]) <= max(3, 3 * widest(preds["raw"]))

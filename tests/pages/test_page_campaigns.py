@@ -61,15 +61,19 @@ def test_filters_change_the_live_count_and_export_is_recorded(shop):
     # default holdout 10 %: 2 of the 20 kept back
     assert _metric(at, "List size") == "18"
     assert _metric(at, "Holdout (kept back)") == "2"
-    at.radio(key="camp_top_mode").set_value("top % by propensity").run()
+    at.radio(key="camp_top_mode").set_value("top % by chance to buy").run()
     at.number_input(key="camp_top_percent").set_value(50.0).run()
     _ok(at)
     assert _metric(at, LIVE) == "10"
     assert _metric(at, "Exported") == "9" and _metric(at, "Holdout (kept back)") == "1"
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert [t["name"] for t in spec["data"]] == ["Ranked by propensity", "Random list", "This list"]
+    assert [t["name"] for t in spec["data"]] == ["Ranked by chance to buy", "Random list", "This list"]
     preview = _frame(at, "recommended_items")
     assert list(preview.columns) == list(exports.PLAIN_COLUMNS) and len(preview) == 9
+    # the file keeps its columns; the page labels them in the Forecasts and Shopper pages' words
+    label = {c["label"] for c in json.loads(at.dataframe[-1].proto.columns).values() if c.get("label")}
+    assert "Chance to buy within 7 days (propensity)" in label
+    assert at.slider(key="camp_propensity").label == "Chance to buy within 7 days"
     assert set(preview["segment_name"]) == {"Premium fans"}
 
     at.text_input(key="camp_name").set_value("half of the fans").run()

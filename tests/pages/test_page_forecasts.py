@@ -198,13 +198,15 @@ def test_card_after_training(shop, download_content):
         charts_drawn = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
         lift = next(c for c in charts_drawn if c["layout"]["title"]["text"].startswith("Lift by decile"))
         assert [round(v, 6) for v in lift["data"][0]["y"]] == [round(r["lift"], 6) for r in card.lift]
+        assert list(lift["data"][0]["x"]) == [str(d) for d in range(1, 11)]  # decile order, top decile first
+        assert lift["layout"]["xaxis"]["type"] == "category"
     else:
         assert roc_cell == "too few buyers to measure"
         assert any("Too few buyers to measure" in w.value for w in at.warning)
 
     table = _frame(at, "forecast_table")
     assert len(table) == len(users) and set(table["Shopper"]) == users
-    assert table["Purchase propensity"].is_monotonic_decreasing
+    assert table["Chance to buy within 7 days"].is_monotonic_decreasing
     assert any(c.value.startswith(f"Showing {len(users):,} of {len(users):,} shoppers") for c in at.caption)
 
     preds = forecast.load_predictions(shop["engine"], TRAINED)
@@ -217,13 +219,40 @@ def test_card_after_training(shop, download_content):
     at.multiselect(key="forecast_types").select(top_type).run()
     shown = _frame(at, "forecast_table")
     both = expected[expected["next_event_type"] == top_type]
-    assert set(shown["Shopper"]) == set(both["user_id"]) and (shown["Next action"] == top_type).all()
+    assert set(shown["Shopper"]) == set(both["user_id"]) and (shown["Likely next step"] == top_type).all()
 
     button = at.get("download_button")[0]
     content = download_content(button).decode()
     downloaded = pd.read_csv(io.StringIO(content), dtype={"user_id": str})
     assert set(downloaded["user_id"]) == set(both["user_id"])
     assert "reasons" in downloaded.columns and (downloaded["model_version"] == card.model_version).all()
+    # the CSV says what the page says: the chance to buy within the horizon, apart from the next step's shares
+    assert {"p_buy_within_7d", "next_step", "next_step_p_purchase"} <= set(downloaded.columns)
+    assert not {"purchase_propensity", "p_purchase"} & set(downloaded.columns)
+
+
+@ON_BOTH_STORES
+def test_card_opens_with_a_headline_and_a_verdict_then_folds_the_details(shop):
+    """A marketer reads first how the top 10 % bought beside the RFM baseline, then a verdict with its thresholds;
+    ROC-AUC, NDCG and the blend weights are folded in an expander below."""
+    card = shop["card"]
+    at = _page(TRAINED)
+    lifts = card.top_decile_lifts()
+    used = card.heads["propensity"]["used"]
+    headline = at.markdown[[m.value for m in at.markdown].index(f"**{card.headline()}**")]
+    if used in lifts:
+        assert f"bought {lifts[used]:.1f}× as often as average in the held-out 7-day window" in headline.value
+        assert lifts[used] == pytest.approx(card.lift[0]["lift"])
+        other = next(n for n in lifts if n != used)
+        assert f"{lifts[other]:.1f}×" in headline.value
+    word, sentence = card.verdict()
+    boxes = {"strong": at.success, "useful": at.info, "weak": at.warning, "not measured": at.info}[word]
+    assert sentence in [b.value for b in boxes]
+    assert f"at least {config.VERDICT_STRONG_LIFT:g}×" in sentence and f"from {config.VERDICT_USEFUL_LIFT:g}×" in sentence
+    expander = next(e for e in at.expander if e.label.startswith("Details for analysts"))
+    folded = [m.value for m in expander.markdown]
+    assert "#### Quality on the held-out window, beside the baselines" in folded
+    assert len(expander.dataframe) == len(HEAD_METRIC)  # every head's metrics table is folded
 
 
 @ON_DUCKDB
@@ -282,7 +311,8 @@ def test_cancel_writes_nothing(shop, monkeypatch):
 def test_charts_have_labelled_axes_and_references():
     lift = [{"decile": 1, "n": 2, "buyers": 2, "rate": 1.0, "lift": 5.0, "cum_share": 0.5, "cum_gain": 0.8},
             {"decile": 2, "n": 2, "buyers": 0, "rate": 0.0, "lift": 0.0, "cum_share": 1.0, "cum_gain": 1.0}]
-    fig = charts.lift_chart(lift).to_dict()
+    fig = charts.lift_chart(lift[::-1]).to_dict()  # in any order, drawn in decile order as categories
+    assert list(fig["data"][0]["x"]) == ["1", "2"] and fig["layout"]["xaxis"]["type"] == "category"
     assert fig["layout"]["xaxis"]["title"]["text"] == "Score decile (1 = top 10 % of forecasts)"
     assert fig["layout"]["yaxis"]["title"]["text"] == "Lift (× the overall purchase rate)"
     assert list(fig["data"][0]["y"]) == [5.0, 0.0]
@@ -308,7 +338,7 @@ def test_charts_have_labelled_axes_and_references():
 @ON_BOTH_STORES
 def test_forecast_download_escapes_formula_cells(shop, download_content):
     """A version whose shoppers, categories and items are formula-like (its card copied from the trained one)."""
-    from core.safecsv import escape_cell
+    from core.present.safecsv import escape_cell
 
     engine, name, version = shop["engine"], "formula shop", "formulas-v1"
     users = ['=HYPERLINK("http://x")', "+1", "-1+2", "@SUM(A1)", "\tx", "\rx", "-3", "-0.25", "+4420"]
@@ -334,4 +364,4 @@ def test_forecast_download_escapes_formula_cells(shop, download_content):
                                                                                                      "+4420"]
     assert [r["next_category"] for r in rows[:4]] == ["'=1+1", "'@SUM(A1)", "'\tshoes", "-0.25"]
     assert [r["top_items"] for r in rows[:4]] == ["'+1 -2", "'-1+2 3", "'=cmd|' /C calc'!A0", "'\r4"]
-    assert {r["reasons"] for r in rows} == {"viewed =1+1"} and rows[0]["purchase_propensity"] == "0.9"
+    assert {r["reasons"] for r in rows} == {"viewed =1+1"} and rows[0]["p_buy_within_7d"] == "0.9"

@@ -93,13 +93,19 @@ def test_segment_and_forecast_are_shown(shop):
                                                   horizon_days=7, path="/nonexistent", status="ready"))
         conn.execute(store.predictions.insert().values(
             dataset_id=did, model_version="v1", user_id=user, purchase_propensity=0.42, next_event_type="cart",
+            p_purchase=0.3313, next_category_p=0.25,
             next_category="apparel.jeans", top_items="1 2 3", reasons="viewed jeans twice; carted yesterday"))
     at = _page(shopper_id=user)
     seg = run.assignments.set_index("user_id").loc[user]
     assert f"**Segment:** {seg['segment']}. {seg['segment_name']} (run {run.run_id})" in [m.value for m in at.markdown]
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Purchase propensity"] == "42.0%" and metrics["Next action"] == "cart"
-    assert metrics["Next category"] == "apparel.jeans"
+    # the two purchase numbers are named apart, in the words of the Forecasts and Campaigns pages
+    assert metrics["Chance to buy within 7 days"] == "42.0%" and metrics["Likely next step"] == "cart"
+    assert metrics["Next step: purchase"] == "33.1%"
+    assert metrics["Likely next category"] == "apparel.jeans"
+    helps = {m.label: m.help for m in at.metric}
+    assert "not calibrated" in helps["Likely next step"] and "Chance to buy within 7 days" in helps["Likely next step"]
+    assert "Chance of that category: 25.0%" in helps["Likely next category"]
     assert "**Why**\n- viewed jeans twice\n- carted yesterday" in [m.value for m in at.markdown]
     bars = _charts(at)["Preferences by category group"]["data"]
     assert [t["name"] for t in bars] == ["This shopper", "Their segment", "Everyone"]

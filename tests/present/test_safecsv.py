@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import safecsv
+from core.present import safecsv
 from core.errors import ParameterError
 from tests.conftest import ROOT
 
@@ -39,7 +39,7 @@ def test_escape_cell(value, written):
 
 def test_exports_keeps_escape_cell_importable():
     from core.campaigns import exports
-    from core import safecsv
+    from core.present import safecsv
 
     assert safecsv.escape_cell is safecsv.escape_cell and exports.CSV_MIME == "text/csv"
 
@@ -164,7 +164,7 @@ def formula_shop(engine, tmp_path, monkeypatch):
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "google", "meta", "klaviyo", "mailchimp"])
 def test_every_export_format_carries_no_live_formula(formula_shop, fmt):
     from core.campaigns import exports
-    from core import safecsv
+    from core.present import safecsv
     from core.campaigns.targets import DESTINATION_CONSENT, CampaignFilters, build_target_list
     from core.campaigns.identities import read_identities
     from tests.campaigns.test_campaigns import FIXTURES
@@ -173,7 +173,7 @@ def test_every_export_format_carries_no_live_formula(formula_shop, fmt):
     built = build_target_list(formula_shop, "shop", CampaignFilters(), identities=identities, holdout_share=0.0,
                               destination=fmt if fmt in DESTINATION_CONSENT else None)
     file = exports.render(built, fmt)
-    if fmt == "parquet":  # values as they are: see core.safecsv
+    if fmt == "parquet":  # values as they are: see core.present.safecsv
         frame = pd.read_parquet(io.BytesIO(file.data))
         assert set(frame["next_category"]) == {'=HYPERLINK("http://x")'} and set(frame["segment_name"]) == {
             "+Premium fans"}
@@ -190,7 +190,7 @@ def test_holdout_csv_escapes_the_ids_it_holds(formula_shop):
 
     from core import store
     from core.campaigns import exports
-    from core import safecsv
+    from core.present import safecsv
     from core.campaigns.targets import CampaignFilters, build_target_list
 
     built = build_target_list(formula_shop, "shop", CampaignFilters(), holdout_share=0.25)
@@ -209,7 +209,7 @@ def test_holdout_csv_escapes_the_ids_it_holds(formula_shop):
 
 # --- no other writer ------------------------------------------------------------------------------------
 
-#: Table writers outside core/safecsv.py that hand nothing to an analyst, and why.
+#: Table writers outside core/present/safecsv.py that hand nothing to an analyst, and why.
 WRITER_EXCEPTIONS = {
     "core/simulate/files.py": "writes the simulator's sample event files: input for cartsight, not a report",
     "core/ingest/tabular.py": "turns an uploaded workbook, Parquet or JSON file into CSV for DuckDB to read (temporary)",
@@ -230,14 +230,14 @@ def _writer_lines(path, root=ROOT) -> list[str]:
 
 def test_every_table_file_is_written_by_safecsv():
     """A new ``to_csv(``/``to_excel(``/``to_parquet(``/``csv.writer(`` in core/, pages/ or app.py fails here:
-    route it through core.safecsv, or add the file to WRITER_EXCEPTIONS with the reason nothing it
+    route it through core.present.safecsv, or add the file to WRITER_EXCEPTIONS with the reason nothing it
     writes reaches a spreadsheet."""
     sources = [*sorted((ROOT / "core").rglob("*.py")), *sorted((ROOT / "pages").glob("*.py")), ROOT / "app.py"]
     found = {str(p.relative_to(ROOT)): _writer_lines(p) for p in sources}
-    stray = [line for name, lines in found.items() if name not in {"core/safecsv.py", *WRITER_EXCEPTIONS}
+    stray = [line for name, lines in found.items() if name not in {"core/present/safecsv.py", *WRITER_EXCEPTIONS}
              for line in lines]
-    assert stray == [], "table files written outside core/safecsv.py:\n" + "\n".join(stray)
-    assert found["core/safecsv.py"], "the scan no longer sees the writer itself: WRITER_CALL is out of date"
+    assert stray == [], "table files written outside core/present/safecsv.py:\n" + "\n".join(stray)
+    assert found["core/present/safecsv.py"], "the scan no longer sees the writer itself: WRITER_CALL is out of date"
     stale = [name for name in WRITER_EXCEPTIONS if not found.get(name)]
     assert stale == [], f"exceptions that write no table file any more (remove them): {stale}"
 
