@@ -280,16 +280,16 @@ def _add_mapping_flags(p: argparse.ArgumentParser) -> None:
                         "quantity, so that revenue is the total)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cartsight", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_command(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A subcommand with its help and the ``--db`` flag every command takes."""
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("--db", help="SQLAlchemy URL of the store (default: the app's store)")
+    return p
 
-    def add(name: str, help_text: str):
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--db", help="SQLAlchemy URL of the store (default: the app's store)")
-        return p
 
-    p = add("ingest", "Load an event CSV into a named dataset.")
+def _add_dataset_commands(sub) -> None:
+    """``ingest``, ``datasets`` and ``drop``: the commands that fill, list and empty the store."""
+    p = _add_command(sub, "ingest", "Load an event CSV into a named dataset.")
     p.add_argument("file")
     p.add_argument("--name", required=True, help="dataset name")
     p.add_argument("--sheet", help="the worksheet of a spreadsheet to read (default: the first visible one)")
@@ -298,41 +298,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_ingest)
 
-    p = add("datasets", "List the stored datasets.")
+    p = _add_command(sub, "datasets", "List the stored datasets.")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_datasets)
 
-    p = add("drop", "Delete a dataset with its quarantine, models and predictions.")
+    p = _add_command(sub, "drop", "Delete a dataset with its quarantine, models and predictions.")
     p.add_argument("name")
     p.set_defaults(func=cmd_drop)
 
-    def horizon(p):
-        p.add_argument("--horizon-days", type=int, default=config.DEFAULT_HORIZON_DAYS,
-                       help=f"purchase horizon in days ({config.MIN_HORIZON_DAYS}-{config.MAX_HORIZON_DAYS})")
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--config", help="JSON file of model hyperparameters (ModelConfig fields) to override")
-        p.add_argument("--quiet", action="store_true")
 
-    p = add("train", "Train the sequence model on a dataset and print its model card.")
+def _add_training_flags(p: argparse.ArgumentParser) -> None:
+    """The horizon, seed, hyperparameter file and quiet flags of the commands that train a model."""
+    p.add_argument("--horizon-days", type=int, default=config.DEFAULT_HORIZON_DAYS,
+                   help=f"purchase horizon in days ({config.MIN_HORIZON_DAYS}-{config.MAX_HORIZON_DAYS})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", help="JSON file of model hyperparameters (ModelConfig fields) to override")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _add_model_commands(sub) -> None:
+    """``train``, ``score`` and ``segment``: the commands that learn from a dataset and write what they found."""
+    p = _add_command(sub, "train", "Train the sequence model on a dataset and print its model card.")
     p.add_argument("--dataset", required=True)
     p.add_argument("--json", action="store_true", help="print the model card as JSON")
-    horizon(p)
+    _add_training_flags(p)
     p.set_defaults(func=cmd_train)
 
-    p = add("score", "Write every shopper's forecast to a CSV (from a dataset, or one-shot from an events file).")
+    p = _add_command(sub, "score", "Write every shopper's forecast to a CSV (from a dataset, or one-shot from an "
+                                   "events file).")
     p.add_argument("events", nargs="?", help="events CSV: ingest into a temporary dataset, train and score")
     p.add_argument("--dataset")
     p.add_argument("--model-version")
     p.add_argument("--out", required=True)
-    horizon(p)
+    _add_training_flags(p)
     p.set_defaults(func=cmd_score)
-    p = add("segment", "Segment the shoppers of a dataset and write the assignments with their features.")
+
+    p = _add_command(sub, "segment", "Segment the shoppers of a dataset and write the assignments with their "
+                                     "features.")
     p.add_argument("--dataset", required=True)
     p.add_argument("--k", type=_k, default="auto", help="number of segments (2-10) or 'auto' (silhouette)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_segment)
-    p = add("export", "Build a campaign target list and export it for an ad or e-mail platform.")
+
+
+def _add_export_command(sub) -> None:
+    """``export``: a campaign target list, filtered, suppressed and held out, in a platform's file format."""
+    p = _add_command(sub, "export", "Build a campaign target list and export it for an ad or e-mail platform.")
     p.add_argument("--dataset", required=True)
     p.add_argument("--segment", type=int, action="append", help="segment number (repeatable)")
     who = p.add_mutually_exclusive_group()
@@ -356,6 +368,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_export)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``cartsight`` parser: one subcommand per task, each with ``--db``."""
+    parser = argparse.ArgumentParser(prog="cartsight", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_dataset_commands(sub)
+    _add_model_commands(sub)
+    _add_export_command(sub)
     return parser
 
 

@@ -181,8 +181,8 @@ def make_schema_1(engine: sa.Engine) -> None:
 def load_simulated_shop(engine: sa.Engine, name: str, n_users: int, weeks: int, seed: int):
     """Simulate shoppers and load them as dataset ``name`` by the store's bulk path; returns the Simulation.
 
-    The same rows as ``tests.analysis.test_segments.load_simulation``, on any store (``store.bulk_insert``:
-    DuckDB registered frame, PostgreSQL COPY, executemany elsewhere).
+    The simulator's REES46 rows in the canonical columns with an empty quantity, on any store
+    (``store.bulk_insert``: DuckDB registered frame, PostgreSQL COPY, executemany elsewhere).
     """
     import pandas as pd
 
@@ -288,3 +288,54 @@ def download_content(monkeypatch):
         return storages[-1].get_file(button.proto.url.rsplit("/", 1)[1]).content
 
     return content
+
+
+def run_page(page: str, timeout_s: float, **state):
+    """``page`` run once by Streamlit's ``AppTest`` with ``state`` in its session state; fails when it raised."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(page, default_timeout=timeout_s)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def plotly_charts(at) -> dict[str, dict]:
+    """The Plotly figures a page drew, by their title up to its first colon."""
+    out = {}
+    for c in at.get("plotly_chart"):
+        spec = json.loads(c.proto.spec)
+        out[spec["layout"]["title"]["text"].split(":")[0]] = spec
+    return out
+
+
+def plotly_values(v) -> list:
+    """A Plotly data array as a list (Plotly writes numeric arrays as base64 typed arrays)."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(v, dict) and "bdata" in v:
+        arr = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        if "shape" in v:
+            arr = arr.reshape([int(d) for d in str(v["shape"]).split(",")])
+        return arr.tolist()
+    return list(v)
+
+
+def write_simulated_shop(folder: Path, n_users: int, weeks: int, seed: int, configs: dict[str, dict]) -> dict:
+    """Simulated shoppers written as ``folder/events.csv`` and each model config of ``configs`` (name -> fields)
+    as ``folder/<name>.json``, for the command line; returns the folder, the events file, the number of shoppers
+    (``users``) and the path of each config by its name."""
+    from core import simulate
+
+    sim = simulate.simulate(n_users=n_users, weeks=weeks, seed=seed)
+    events = folder / "events.csv"
+    simulate.write_csv(sim, events)
+    paths = {}
+    for name, fields in configs.items():
+        paths[name] = folder / f"{name}.json"
+        paths[name].write_text(json.dumps(fields))
+    return {"folder": folder, "events": events, "users": sim.events["user_id"].nunique(), **paths}

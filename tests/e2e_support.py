@@ -25,6 +25,8 @@ CHROMIUM_ARGS = [
 APPTEST_TIMEOUT_S = 60  # the first run imports pandas, DuckDB and Plotly, and may load the sample
 SERVER_START_TIMEOUT_S = 60
 POLL_S = 0.2
+#: The browser window the real-browser tests use.
+VIEWPORT = {"width": 1440, "height": 1000}
 
 
 def isolated_store(monkeypatch: pytest.MonkeyPatch, folder: Path) -> str:
@@ -127,3 +129,30 @@ def _wait_healthy(base: str, proc: subprocess.Popen, log: Path) -> None:
 def launch_chromium(playwright):
     """Debian's Chromium under Playwright (Playwright cannot download its own browser here)."""
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
+@contextlib.contextmanager
+def app_in_browser(chromium, folder: Path, step_timeout_ms: int) -> Iterator:
+    """The app on the store in ``folder``, open on its Overview in a page of a new browser context (``VIEWPORT``,
+    downloads accepted, ``step_timeout_ms`` for each step); yields the page. The context is closed on leaving;
+    the browser is the session's (``conftest.debian_chromium``): later tests use it."""
+    with running_app(folder) as url:
+        context = chromium.new_context(viewport=VIEWPORT, accept_downloads=True)
+        context.set_default_timeout(step_timeout_ms)
+        page = context.new_page()
+        try:
+            page.goto(url)
+            page.get_by_role("heading", name="Overview").first.wait_for()
+            yield page
+        finally:
+            context.close()
+
+
+def full_screenshot(page, path: Path) -> None:
+    """The whole page: Streamlit scrolls inside its main block, so grow the viewport to its height first."""
+    page.wait_for_timeout(1000)  # Plotly's transition
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], int(height))})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(VIEWPORT)

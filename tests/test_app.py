@@ -177,21 +177,11 @@ def test_a_failed_sample_load_is_shown_and_retried_next_start(store_url, monkeyp
 
 def test_a_store_a_cartsight_command_holds_is_named_on_the_error_page(monkeypatch, tmp_path):
     """A real ``cartsight ingest`` holds the DuckDB file while it waits for its input (a named pipe)."""
-    import os
-    import sys
-
-    from tests.store.test_store import second_process, wait_until_reading
+    from tests.store.test_store import ingest_holding_the_store
 
     url = isolated_store(monkeypatch, tmp_path)
-    fifo = tmp_path / "events.csv"
-    os.mkfifo(fifo)
-    argv = [sys.executable, "-m", "core.cli", "ingest", str(fifo), "--name", "held", "--db", url, "--quiet"]
-    with second_process(argv, tmp_path) as holder:
-        fd = wait_until_reading(fifo, holder)
-        try:
-            at = _app()
-        finally:
-            os.close(fd)
+    with ingest_holding_the_store(url, tmp_path) as holder:
+        at = _app()
     message = at.error[0].value
     assert message.startswith(f"Cannot open the database at {url}: a `cartsight ingest` command (PID {holder.pid}) "
                               "has this store open: stop it, or use a PostgreSQL store")

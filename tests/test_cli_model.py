@@ -6,6 +6,7 @@ import pytest
 
 from core import cli, simulate
 from core.simulate import files
+from tests.conftest import write_simulated_shop
 
 #: The score CSV's header for a 7-day model: the same words as the pages ("chance to buy within 7 days",
 #: "likely next step" and its shares), not the store's column names.
@@ -21,13 +22,8 @@ TINY = dict(max_len=20, hidden_size=16, n_layers=1, n_heads=2, epochs=2, min_tra
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cli-model")
-    sim = simulate.simulate(n_users=200, weeks=6, seed=3)
-    events = folder / "events.csv"
-    simulate.write_csv(sim, events)
-    config = folder / "tiny.json"
-    config.write_text(json.dumps(TINY))
-    return {"folder": folder, "events": events, "config": config, "users": sim.events["user_id"].nunique()}
+    files = write_simulated_shop(tmp_path_factory.mktemp("cli-model"), 200, 6, 3, {"tiny": TINY})
+    return {**files, "config": files["tiny"]}
 
 
 def run(capsys, *argv):

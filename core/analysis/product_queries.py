@@ -83,15 +83,18 @@ def _top(
     return frame
 
 
-def top_categories(
-    engine_or_conn: Engine | Connection,
-    dataset_id: int,
-    by: str = "views",
-    n: int = config.TOP_N,
-    start: dt.datetime | None = None,
-    end: dt.datetime | None = None,
-) -> pd.DataFrame:
-    """The ``n`` categories with the most views, purchases or revenue (``by``).
+def _ranking(column: sa.Column, name: str, doc: str):
+    """The public ranking of ``column``'s values: :func:`_top` under the signature every query has."""
+    def ranking(engine_or_conn: Engine | Connection, dataset_id: int, by: str = "views", n: int = config.TOP_N,
+                start: dt.datetime | None = None, end: dt.datetime | None = None) -> pd.DataFrame:
+        return _top(column, engine_or_conn, dataset_id, by, n, start, end)
+
+    ranking.__name__ = ranking.__qualname__ = name
+    ranking.__doc__ = doc
+    return ranking
+
+
+top_categories = _ranking(_e.category, "top_categories", """The ``n`` categories with the most views, purchases or revenue (``by``).
 
     Events without a category are left out; categories whose measure is zero or less do not
     appear (so a file without prices gives an empty frame for ``by="revenue"``).
@@ -101,20 +104,9 @@ def top_categories(
     for ``by="views"``, buyers otherwise).
     Raises :class:`CartsightError` for an unknown ``by``, an ``n`` outside
     1..:data:`core.config.MAX_TOP_N` or an empty window.
-    """
-    return _top(_e.category, engine_or_conn, dataset_id, by, n, start, end)
-
-
-def top_brands(
-    engine_or_conn: Engine | Connection,
-    dataset_id: int,
-    by: str = "views",
-    n: int = config.TOP_N,
-    start: dt.datetime | None = None,
-    end: dt.datetime | None = None,
-) -> pd.DataFrame:
-    """The ``n`` brands with the most views, purchases or revenue; as :func:`top_categories`."""
-    return _top(_e.brand, engine_or_conn, dataset_id, by, n, start, end)
+    """)
+top_brands = _ranking(_e.brand, "top_brands",
+                      """The ``n`` brands with the most views, purchases or revenue; as :func:`top_categories`.""")
 
 
 # --- prices ---------------------------------------------------------------------------------

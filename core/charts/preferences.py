@@ -104,6 +104,44 @@ def affinity_heatmap(matrix: pd.DataFrame, dimension: str = "category",
     return fig
 
 
+def _group_bars(frame: pd.DataFrame, values: list[str], measure: str, group_label: str, word: str,
+                min_shoppers: int) -> go.Bar:
+    """The group's bars: share of its ``word``, grey and labelled where too few shoppers (or buyers) are behind."""
+    affinity = "affinity" if measure == "events" else "revenue_affinity"
+    behind = "shoppers" if measure == "events" else "buyers"
+    few = (frame[behind] < min_shoppers).tolist()
+    return go.Bar(
+        name=group_label,
+        x=[_number(v) for v in frame[f"share_{measure}"]],
+        y=values,
+        orientation="h",
+        marker_color=[FEW_COLOUR if f else GROUP_COLOUR for f in few],
+        text=[FEW_LABEL if f else "" for f in few],
+        textposition="inside",
+        insidetextanchor="start",
+        customdata=[[_number(a), int(n)] for a, n in zip(frame[affinity], frame[behind])],
+        hovertemplate=(
+            f"%{{y}}: %{{x:.1%}} of {group_label}'s {word}<br>affinity %{{customdata[0]:.2f}}"
+            f"<br>%{{customdata[1]:,}} {behind} behind it<extra>{group_label}</extra>"
+        ),
+    )
+
+
+def _everyone_bars(frame: pd.DataFrame, values: list[str], measure: str, word: str) -> go.Bar:
+    """Everyone's bars beside a segment's or a shopper's: the same share over all shoppers."""
+    behind = "shoppers" if measure == "events" else "buyers"
+    return go.Bar(
+        name=EVERYONE,
+        x=[_number(v) for v in frame[f"share_{measure}_all"]],
+        y=values,
+        orientation="h",
+        marker_color=EVERYONE_COLOUR,
+        customdata=[int(n) for n in frame[f"{behind}_all"]],
+        hovertemplate=f"%{{y}}: %{{x:.1%}} of everyone's {word}<br>%{{customdata:,}} {behind}"
+                      f"<extra>{EVERYONE}</extra>",
+    )
+
+
 def share_chart(frame: pd.DataFrame, dimension: str, group_label: str = EVERYONE, measure: str = "events",
                 measure_label: str | None = None, title: str | None = None,
                 min_shoppers: int = config.PREFERENCES_MIN_SHOPPERS) -> go.Figure:
@@ -125,42 +163,11 @@ def share_chart(frame: pd.DataFrame, dimension: str, group_label: str = EVERYONE
     _check("measure", measure, MEASURES)
     label = DIMENSION_LABELS[dimension]
     word = (measure_label or measure) if measure == "events" else "revenue"
-    share, share_all = f"share_{measure}", f"share_{measure}_all"
-    affinity = "affinity" if measure == "events" else "revenue_affinity"
-    behind = "shoppers" if measure == "events" else "buyers"
     values = [str(v) for v in frame["value"]]
-    few = (frame[behind] < min_shoppers).tolist()
     fig = go.Figure()
-    fig.add_trace(
-        go.Bar(
-            name=group_label,
-            x=[_number(v) for v in frame[share]],
-            y=values,
-            orientation="h",
-            marker_color=[FEW_COLOUR if f else GROUP_COLOUR for f in few],
-            text=[FEW_LABEL if f else "" for f in few],
-            textposition="inside",
-            insidetextanchor="start",
-            customdata=[[_number(a), int(n)] for a, n in zip(frame[affinity], frame[behind])],
-            hovertemplate=(
-                f"%{{y}}: %{{x:.1%}} of {group_label}'s {word}<br>affinity %{{customdata[0]:.2f}}"
-                f"<br>%{{customdata[1]:,}} {behind} behind it<extra>{group_label}</extra>"
-            ),
-        )
-    )
+    fig.add_trace(_group_bars(frame, values, measure, group_label, word, min_shoppers))
     if group_label != EVERYONE:
-        fig.add_trace(
-            go.Bar(
-                name=EVERYONE,
-                x=[_number(v) for v in frame[share_all]],
-                y=values,
-                orientation="h",
-                marker_color=EVERYONE_COLOUR,
-                customdata=[int(n) for n in frame[f"{behind}_all"]],
-                hovertemplate=f"%{{y}}: %{{x:.1%}} of everyone's {word}<br>%{{customdata:,}} {behind}"
-                              f"<extra>{EVERYONE}</extra>",
-            )
-        )
+        fig.add_trace(_everyone_bars(frame, values, measure, word))
     fig.update_layout(
         # the legend above the plot: in a narrow column a legend inside the plot hides the top bars
         title=title or f"{label} share of {word} — {group_label}",

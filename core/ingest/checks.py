@@ -385,46 +385,47 @@ class LoadSQL:
         return (f"CASE WHEN {' OR '.join(f'contains({c}, chr(10))' for c in cols)} "
                 f"THEN length({joined}) - length(replace({joined}, chr(10), '')) ELSE 0 END")
 
-    def _check_sql(self) -> tuple[str, list]:
-        """SQL reading the file into the checked table, and its bound values in text order."""
+    def _field_sql(self, fld: str) -> str:
+        """The mapped field's column, trimmed, or NULL where the file has no such column."""
+        c = self._col(fld)
+        return _trimmed(c) if c else "NULL"
+
+    def _event_type_sql(self) -> tuple[str, list]:
+        """The canonical event type of a row and its bound values: the constant set for every row wins over a
+        mapped column, whose raw values are mapped case-blind and kept as given where the map has none."""
         m = self.mapping
-        cols = _ident_list(self.n_cols)
-        conv_params: list = []
+        if m.constant_event_type:
+            return "?", [m.constant_event_type]
+        raw_ev = self._field_sql("event_type")
+        whens, params = [], []
+        for raw, canon in m.event_type_map.items():
+            whens.append("WHEN ? THEN ?")
+            params.extend([raw.lower(), canon])
+        return (f"CASE lower({raw_ev}) {' '.join(whens)} ELSE {raw_ev} END" if whens else raw_ev), params
 
-        def trimmed(fld: str) -> str:
-            c = self._col(fld)
-            return _trimmed(c) if c else "NULL"
-
-        cat = trimmed("category")
-        if m.category_fallback:
-            cat = f"coalesce({cat}, {_trimmed(self.col_of[m.category_fallback])})"
-        price_raw = trimmed("price")
-        qty_raw = trimmed("quantity")
-        if not m.constant_event_type:  # a constant set for every row wins over a mapped column
-            raw_ev = trimmed("event_type")
-            whens = []
-            for raw, canon in m.event_type_map.items():
-                whens.append("WHEN ? THEN ?")
-                conv_params.extend([raw.lower(), canon])
-            event = f"CASE lower({raw_ev}) {' '.join(whens)} ELSE {raw_ev} END" if whens else raw_ev
-        else:
-            conv_params.append(m.constant_event_type)
-            event = "?"
-        delim = _sql_literal(" " if m.delimiter == " " else self.delimiter)
+    def _carried_fields(self, cols: list[str]) -> tuple[list[str], str, str, str]:
+        """``(carried, inner select, row hash, raw line)``: how the file's fields travel through the pass."""
+        delim = _sql_literal(" " if self.mapping.delimiter == " " else self.delimiter)
         if self.n_cols > _WIDE_COLUMNS:
             # every projection of 10,000 columns reserves 10,000 vectors (gigabytes at DuckDB's vector size):
             # carry the raw fields as one list, and the loaded columns for their own tests
             loaded = list(dict.fromkeys(c for _, c in self._loaded_columns()))
-            carried = ["raw_fields", *loaded]
             inner = f"SELECT [{', '.join(cols)}] AS raw_fields, {', '.join(loaded)}"
-            h = "hash(raw_fields)"
             raw_text = f"array_to_string(list_transform(raw_fields, lambda x: coalesce(x, '')), {delim})"
-        else:
-            carried, inner, h = cols, "SELECT *", f"hash({', '.join(cols)})"
-            fields = ", ".join(f"coalesce({c}, '')" for c in cols)
-            raw_text = f"concat_ws({delim}, {fields})"
+            return ["raw_fields", *loaded], inner, "hash(raw_fields)", raw_text
+        fields = ", ".join(f"coalesce({c}, '')" for c in cols)
+        return cols, "SELECT *", f"hash({', '.join(cols)})", f"concat_ws({delim}, {fields})"
+
+    def _convert_sql(self, cols: list[str], carried: list[str], inner: str, h: str, event: str) -> str:
+        """The select converting each row of the file to the canonical fields, keeping the raw values the
+        rules test."""
+        trimmed = self._field_sql
+        cat = trimmed("category")
+        if self.mapping.category_fallback:
+            cat = f"coalesce({cat}, {_trimmed(self.col_of[self.mapping.category_fallback])})"
+        price_raw, qty_raw = trimmed("price"), trimmed("quantity")
         newlines = self._newlines_expr(cols) if self.multiline else "0"
-        conv = (f"SELECT {h} AS h, {newlines} AS nl, {', '.join(carried)}, {trimmed('user_id')} AS user_id, "
+        return (f"SELECT {h} AS h, {newlines} AS nl, {', '.join(carried)}, {trimmed('user_id')} AS user_id, "
                 f"t_raw, t_zone, t_offset, {self._zoned_time('t_raw')} AS event_time, "
                 f"{event} AS event_type, {trimmed('item_id')} AS item_id, {cat} AS category, "
                 f"lower({trimmed('brand')}) AS brand, {price_raw} AS p_raw, "
@@ -434,17 +435,28 @@ class LoadSQL:
                 f"FROM (SELECT *, {_offset_minutes('t_zone')} AS t_offset FROM "
                 f"(SELECT *, {self._zone('t_raw')} AS t_zone FROM "
                 f"({inner}, {self._time_raw(trimmed('event_time'))} AS t_raw FROM {self._read_expr()})))")
+
+    def _reason_sql(self) -> tuple[str, str, list]:
+        """``(reason CASE, detail WHEN clauses, their bound templates)`` from the quarantine rules."""
         reason_cases, detail_cases, detail_params = [], [], []
         for cond, code, template, value in self._rules():
             reason_cases.append(f"WHEN {cond} THEN '{code}'")
             # the template carries user-given column names: it is bound, never SQL text
             detail_cases.append(f"WHEN {cond} THEN printf(?, {value})" if value else f"WHEN {cond} THEN ?")
             detail_params.append(template if value else template.replace("%%", "%"))
-        reason = f"CASE {' '.join(reason_cases)} END"
+        return f"CASE {' '.join(reason_cases)} END", " ".join(detail_cases), detail_params
+
+    def _check_sql(self) -> tuple[str, list]:
+        """SQL reading the file into the checked table, and its bound values in text order."""
+        cols = _ident_list(self.n_cols)
+        event, conv_params = self._event_type_sql()
+        carried, inner, h, raw_text = self._carried_fields(cols)
+        conv = self._convert_sql(cols, carried, inner, h, event)
+        reason, detail_cases, detail_params = self._reason_sql()
         # no row number here: it would serialise the pass; the table's rowid keeps file order
         sql = (f"CREATE TEMP TABLE {self.chk} AS SELECT h, user_id, event_time, event_type, item_id, "
                f"category, brand, price, quantity, session_id, s_raw, nl, reason, "
-               f"CASE WHEN reason IS NOT NULL THEN CASE {' '.join(detail_cases)} END END AS detail, "
+               f"CASE WHEN reason IS NOT NULL THEN CASE {detail_cases} END END AS detail, "
                f"CASE WHEN reason IS NOT NULL THEN replace({raw_text}, chr(0), {_sql_literal(_NUL_SHOWN_AS)}) "
                f"END AS raw_line "
                f"FROM (SELECT *, {reason} AS reason FROM ({conv}))")

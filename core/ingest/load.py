@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import sqlalchemy as sa
 
@@ -155,8 +156,6 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
             with _named_load(engine, name) as conn:
                 report = job.run(conn, store.driver_connection(conn), name, path, native_store=True)
         else:
-            import duckdb
-
             duck = duckdb.connect(":memory:")
             try:
                 duck.execute(f"SET temp_directory = {_sql_literal(str(Path(tmp) / 'spill'))}")
@@ -269,21 +268,57 @@ class _Job(LoadSQL):
                 break
 
     def _run(self, conn: sa.Connection, duck, name: str, path: Path, native_store: bool) -> IngestReport:
-        m = self.mapping
         _tick(self.progress, 0.05, "reading and validating rows")
+        self._read_checked(duck, path)
+        self._mark_unpaid_orders(duck)
+        _tick(self.progress, 0.45, "checking duplicates")
+        rows_read, stats, by_reason = self._reconcile(duck, path)
+        _tick(self.progress, 0.6, "loading events")
+        did = store.next_dataset_id(conn)
+        sessions_derived = self._write_rows(conn, duck, did, native_store)
+        _tick(self.progress, 0.9, "summarising sessions and price bands")
+        derived.derive_dataset(conn, did, banded=native_store)
+        m = self.mapping
+        report = IngestReport(
+            dataset=name, dataset_id=did, layout=m.layout, rows_read=rows_read, rows_loaded=stats["rows"],
+            rows_quarantined=sum(by_reason.values()), users=stats["users"], events_by_type=stats["by_type"],
+            unknown_event_types=stats["unknown"], first_event=stats["first"], last_event=stats["last"],
+            quarantine_by_reason=by_reason, sessions_derived=sessions_derived,
+            notes=self._report_notes(stats, sessions_derived), source=path.name,
+        )
+        _tick(self.progress, 0.95, "recording the dataset")
+        report.seconds = round(time.perf_counter() - self.started, 3)
+        conn.execute(store.datasets.insert().values(
+            dataset_id=did, name=name, layout=m.layout, source=path.name,
+            created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), rows_read=rows_read,
+            rows_loaded=report.rows_loaded, rows_quarantined=report.rows_quarantined, n_users=report.users,
+            first_event=report.first_event, last_event=report.last_event,
+            mapping_json=json.dumps(m.to_dict()), report_json=json.dumps(report.to_dict()),
+        ))
+        # still inside the transaction: a cancel here also leaves nothing
+        _tick(self.progress, 1.0, f"done: {report.rows_loaded:,} rows loaded, "
+                                  f"{report.rows_quarantined:,} quarantined")
+        return report
+
+    def _read_checked(self, duck, path: Path) -> None:
+        """Run the checking pass into the checked table; a file DuckDB cannot read is a :class:`SchemaError`."""
         sql, params = self._check_sql()
         try:
             duck.execute(sql, params)
         except Exception as exc:  # noqa: BLE001 - DuckDB reader errors: unreadable file
-            import duckdb
-
             if not isinstance(exc, duckdb.IOException) and "read_csv" not in str(exc) and "CSV" not in str(exc) \
                     and "encoding" not in str(exc).lower():
                 raise
-            raise SchemaError(f"{path.name} could not be read as a {DELIMITER_NAMES[m.delimiter]}-separated "
-                              f"{m.encoding} file: {str(exc).splitlines()[0]}", reason="unreadable_file") from exc
-        self._mark_unpaid_orders(duck)
-        _tick(self.progress, 0.45, "checking duplicates")
+            raise SchemaError(f"{path.name} could not be read as a {DELIMITER_NAMES[self.mapping.delimiter]}-"
+                              f"separated {self.mapping.encoding} file: {str(exc).splitlines()[0]}",
+                              reason="unreadable_file") from exc
+
+    def _reconcile(self, duck, path: Path) -> tuple[int, dict, dict[str, int]]:
+        """``(rows read, stats of the good rows, quarantined rows by reason)`` once every line of the file is
+        accounted for as a row, a rejected line or an empty line, and rows read = loaded + quarantined.
+
+        Raises :class:`SchemaError` when the file has no data rows or every row is bad.
+        """
         self._collect_rejects(duck)
         self._add_long_lines(duck)
         self._refuse_swallowed_lines(duck, path)
@@ -311,8 +346,11 @@ class _Job(LoadSQL):
                 f"nothing could be loaded from {path.name}: all {rows_read:,} rows are bad "
                 f"({', '.join(f'{k}: {v:,}' for k, v in by_reason.items())}); for example: {'; '.join(examples)}",
                 cases=examples, reason="no_data")
-        _tick(self.progress, 0.6, "loading events")
-        did = store.next_dataset_id(conn)
+        return rows_read, stats, by_reason
+
+    def _write_rows(self, conn: sa.Connection, duck, did: int, native_store: bool) -> bool:
+        """Write the good rows to ``cs_events`` and the bad ones to ``cs_quarantine`` as dataset ``did``;
+        True when sessions were derived by the inactivity gap (the file has no session column)."""
         events_sql, sessions_derived = self._events_select()
         q_sql = self._quarantine_select()
         if native_store:  # the price bands computed as the events go in (derived.banded_events_sql)
@@ -327,10 +365,14 @@ class _Job(LoadSQL):
                          f"SELECT ?, * FROM ({q_sql})", [did])
         else:
             self._copy_to_postgres(conn, duck, did, events_sql, q_sql)
-        _tick(self.progress, 0.9, "summarising sessions and price bands")
-        derived.derive_dataset(conn, did, banded=native_store)
+        return sessions_derived
+
+    def _report_notes(self, stats: dict, sessions_derived: bool) -> list[str]:
+        """The report's notes: the mapping's own, the price and status notes of the mapping loaded with (set by
+        hand or not), derived sessions, event types kept as given and Online Retail's cancellations."""
+        m = self.mapping
         notes = [n for n in m.notes if not n.startswith((PRICE_NOTE_START, *STATUS_NOTE_STARTS))]
-        notes += [*filter(None, [price_note(m)]), *status_notes(m)]  # of the mapping loaded with, set by hand or not
+        notes += [*filter(None, [price_note(m)]), *status_notes(m)]
         if sessions_derived:
             notes.append(f"the file has no session column: sessions derived by a "
                          f"{config.SESSION_GAP_MINUTES}-minute inactivity gap")
@@ -340,24 +382,7 @@ class _Job(LoadSQL):
         if m.layout == "online_retail" and stats["negative_quantity"]:
             notes.append(f"{stats['negative_quantity']:,} cancellation lines loaded as purchases with "
                          f"negative quantity")
-        report = IngestReport(
-            dataset=name, dataset_id=did, layout=m.layout, rows_read=rows_read, rows_loaded=rows_loaded,
-            rows_quarantined=rows_quarantined, users=stats["users"], events_by_type=stats["by_type"],
-            unknown_event_types=stats["unknown"], first_event=stats["first"], last_event=stats["last"],
-            quarantine_by_reason=by_reason, sessions_derived=sessions_derived, notes=notes, source=path.name,
-        )
-        _tick(self.progress, 0.95, "recording the dataset")
-        report.seconds = round(time.perf_counter() - self.started, 3)
-        conn.execute(store.datasets.insert().values(
-            dataset_id=did, name=name, layout=m.layout, source=path.name,
-            created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), rows_read=rows_read,
-            rows_loaded=rows_loaded, rows_quarantined=rows_quarantined, n_users=report.users,
-            first_event=report.first_event, last_event=report.last_event,
-            mapping_json=json.dumps(m.to_dict()), report_json=json.dumps(report.to_dict()),
-        ))
-        # still inside the transaction: a cancel here also leaves nothing
-        _tick(self.progress, 1.0, f"done: {rows_loaded:,} rows loaded, {rows_quarantined:,} quarantined")
-        return report
+        return notes
 
     def _collect_rejects(self, duck) -> None:
         """One row per line DuckDB could not split (first error of the line, an error of the whole line, which has no

@@ -236,35 +236,9 @@ def sniff(path: str | Path, engine=None, sheet: str | None = None, skip_lines: i
                           reason="unreadable_file")
     if kind := tabular.kind_of(path):
         return _sniff_table(path, kind, engine, sheet, skip_lines)
-    head, compression, complete = _read_head(path)
-    if head.strip():
-        _refuse_non_text(head, path, compression)
-    encoding = _detect_encoding(head, path.name) if head.strip() else "utf-8"
-    text = head.decode(encoding, errors=decode_errors(encoding))
-    _refuse_json(text, path.name)
-    if not complete and "\n" not in text and "\r" not in text:
-        raise SchemaError(f"{path.name}: its first line is longer than {config.SNIFF_BYTES // 1024} KiB (no line "
-                          "break found), so it is no header row; expected a header row and then one event per line",
-                          reason="bad_shape")
-    lines = _lines(text, complete)
-    if not lines:
-        raise SchemaError(f"{path.name} is empty: nothing could be loaded (expected a header and event rows)",
-                          reason="no_data")
+    text, lines, encoding, compression = _head_text(path)
     chosen = skip_lines is not None
-    if chosen:  # the lines skipped say nothing of the delimiter either
-        preamble = _rows_before(text, skip_lines)
-        if preamble >= len(lines):
-            raise ParameterError(f"{path.name}: no line is left to read after skipping {skip_lines:,} lines; "
-                                 f"expected the header within the first {len(lines):,} lines", parameter="skip_lines",
-                                 cases=[skip_lines])
-        delimiter, rows, delim_sure = _detect_delimiter(lines[preamble:])
-        n_cols = statistics.mode(len(r) for r in rows[:_PROFILE_ROWS])
-    else:
-        delimiter, rows, delim_sure = _detect_delimiter(lines)
-        n_cols = statistics.mode(len(r) for r in rows[:_PROFILE_ROWS])
-        preamble = _preamble(rows, n_cols)
-        skip_lines = _physical_lines_before(text, preamble)
-        rows = rows[preamble:]
+    delimiter, delim_sure, rows, n_cols, preamble, skip_lines = _locate_table(path.name, text, lines, skip_lines)
     has_header = _looks_like_header(rows[0], rows[1:])
     header = list(rows[0]) if has_header else []
     data = rows[1:] if has_header else rows
@@ -283,18 +257,64 @@ def sniff(path: str | Path, engine=None, sheet: str | None = None, skip_lines: i
     mapping.skip_lines = skip_lines
     mapping.confident = mapping.confident and delim_sure
     signature = header_signature(header, n_cols, has_header)
-    remembered = _remembered(engine, signature, mapping) if engine is not None else None
-    if remembered is not None:
-        remembered.encoding, remembered.compression, remembered.confident = encoding, compression, True
-        remembered.skip_lines = skip_lines  # the title above the same header may differ from file to file
-        note = "mapping remembered from an earlier file with the same header"
-        remembered.notes = [n for n in remembered.notes if n != note] + [note]
-        mapping = remembered
+    mapping = _remembered_instead(engine, signature, mapping)
     columns = mapping.source_columns if len(mapping.source_columns) == n_cols else names
     # object columns: building 10,000 string-typed columns takes seconds, object ones a fraction
     preview = pd.DataFrame([(r + [""] * n_cols)[:n_cols] for r in data[:_PREVIEW_ROWS]], columns=columns,
                            dtype=object)
     return Sniffed(mapping=mapping, preview=preview, signature=signature, compression=compression)
+
+
+def _head_text(path: Path) -> tuple[str, list[str], str, str | None]:
+    """``(text, lines, encoding, compression)`` of the file's first ``SNIFF_BYTES``, decoded; a binary or JSON
+    file, a first line longer than the window and an empty file are refused with a :class:`SchemaError`."""
+    head, compression, complete = _read_head(path)
+    if head.strip():
+        _refuse_non_text(head, path, compression)
+    encoding = _detect_encoding(head, path.name) if head.strip() else "utf-8"
+    text = head.decode(encoding, errors=decode_errors(encoding))
+    _refuse_json(text, path.name)
+    if not complete and "\n" not in text and "\r" not in text:
+        raise SchemaError(f"{path.name}: its first line is longer than {config.SNIFF_BYTES // 1024} KiB (no line "
+                          "break found), so it is no header row; expected a header row and then one event per line",
+                          reason="bad_shape")
+    lines = _lines(text, complete)
+    if not lines:
+        raise SchemaError(f"{path.name} is empty: nothing could be loaded (expected a header and event rows)",
+                          reason="no_data")
+    return text, lines, encoding, compression
+
+
+def _locate_table(file_name: str, text: str, lines: list[str],
+                  skip_lines: int | None) -> tuple[str, bool, list[list[str]], int, int, int]:
+    """``(delimiter, delimiter sure, rows from the header on, columns, rows above the table, lines above it)``:
+    the lines above the table as the analyst set them (``skip_lines``), else found (:func:`_preamble`)."""
+    if skip_lines is not None:  # the lines skipped say nothing of the delimiter either
+        preamble = _rows_before(text, skip_lines)
+        if preamble >= len(lines):
+            raise ParameterError(f"{file_name}: no line is left to read after skipping {skip_lines:,} lines; "
+                                 f"expected the header within the first {len(lines):,} lines", parameter="skip_lines",
+                                 cases=[skip_lines])
+        delimiter, rows, delim_sure = _detect_delimiter(lines[preamble:])
+        n_cols = statistics.mode(len(r) for r in rows[:_PROFILE_ROWS])
+        return delimiter, delim_sure, rows, n_cols, preamble, skip_lines
+    delimiter, rows, delim_sure = _detect_delimiter(lines)
+    n_cols = statistics.mode(len(r) for r in rows[:_PROFILE_ROWS])
+    preamble = _preamble(rows, n_cols)
+    return delimiter, delim_sure, rows[preamble:], n_cols, preamble, _physical_lines_before(text, preamble)
+
+
+def _remembered_instead(engine, signature: str, mapping: Mapping) -> Mapping:
+    """The mapping remembered for this header signature (confident, with this file's encoding, compression and
+    lines above the table) in place of the guess ``mapping``; the guess where none is remembered."""
+    remembered = _remembered(engine, signature, mapping) if engine is not None else None
+    if remembered is None:
+        return mapping
+    remembered.encoding, remembered.compression, remembered.confident = mapping.encoding, mapping.compression, True
+    remembered.skip_lines = mapping.skip_lines  # the title above the same header may differ from file to file
+    note = "mapping remembered from an earlier file with the same header"
+    remembered.notes = [n for n in remembered.notes if n != note] + [note]
+    return remembered
 
 
 def _sniff_table(path: Path, kind: str, engine, sheet: str | None, skip_lines: int | None) -> Sniffed:

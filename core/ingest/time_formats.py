@@ -125,6 +125,27 @@ def detect_time_format(values: list[str]) -> tuple[str | None, list[str]]:
     split = [split_time_zone(v) for v in written]  # a zone at the end is read in any format
     vals = [local for local, _ in split]
     notes: list[str] = []
+    found = _first_fitting_format(vals, notes)
+    if found is None:
+        return None, notes
+    fmt, hits = found
+    if fmt and len(hits) < len(vals):
+        read = set(hits)
+        odd = [w for w, v in zip(written, vals) if v not in read][:3]
+        notes.append(f"some times are not in the detected format (for example {odd}): those rows will be "
+                     "quarantined")
+    if fmt:
+        zones = [z for _, z in split if z]
+        notes.extend(n for n in _zone_notes(zones) if n not in notes)
+        if zones and (bare := [w for w, (_, z) in zip(written, split) if not z and not _OFFSET.search(w)]):
+            notes.append(f"some times carry no time zone (like {bare[0]!r}) where others do: read as UTC")
+    return fmt, notes
+
+
+def _first_fitting_format(vals: list[str], notes: list[str]) -> tuple[str | None, list[str]] | None:
+    """``(format, the values it reads)`` of the first shape (ISO, year first, a number, day and month, a month's
+    name) that reads at least ``_TIME_MIN_SHARE`` of ``vals``, the format None for a number of no known
+    epoch; None when no shape fits. ``notes`` gets what the analyst should know of the choice."""
     need = _TIME_MIN_SHARE * len(vals)
 
     def fits(pattern: re.Pattern) -> list[str]:
@@ -137,42 +158,39 @@ def detect_time_format(values: list[str]) -> tuple[str | None, list[str]]:
             notes.append(f"times carry different UTC offsets ({', '.join(sorted(offsets)[:4])}): converted to UTC")
         elif any(v.endswith("UTC") for v in iso):
             notes.append("times carry a ' UTC' suffix: read as UTC")
-        fmt, hits = "iso", iso
-    elif ymd := fits(_YMD):
-        fmt, hits = "ymd", ymd
-    elif nums := fits(_NUM):
-        mid = statistics.median(float(v) for v in nums)
-        fmt = ("unix_ms" if 1e11 <= mid < 1e14 else "unix_s" if 1e8 <= mid < 1e11
-               else "unix_us" if _UNIX_US_FROM <= mid < _UNIX_US_TO
-               else "excel" if _EXCEL_FROM <= mid < _EXCEL_TO else None)
-        hits = nums
-        if fmt == "excel":
-            notes.append("times are Excel serial day numbers (45352.5 is 2024-03-01 12:00): read as days since "
-                         "1899-12-30, to the second")
-    elif dmy := fits(_DMY):
-        matches = [_DMY.match(v) for v in dmy]
-        firsts = [int(m.group(1)) for m in matches]
-        seconds = [int(m.group(2)) for m in matches]
-        hits = dmy
-        if max(firsts) > 12 >= max(seconds):
-            fmt = "dmy_hm"
-        elif max(seconds) > 12 >= max(firsts):
-            fmt = "mdy_hm"
-        else:
-            fmt = "mdy_hm"
-            notes.append("dates could be month-first or day-first; read as MM-DD-YYYY (month first)")
-    elif named := fits(_MONTH_NAME):
-        fmt, hits = "month_name", named
-    else:
-        return None, notes
-    if fmt and len(hits) < len(vals):
-        read = set(hits)
-        odd = [w for w, v in zip(written, vals) if v not in read][:3]
-        notes.append(f"some times are not in the detected format (for example {odd}): those rows will be "
-                     "quarantined")
-    if fmt:
-        zones = [z for _, z in split if z]
-        notes.extend(n for n in _zone_notes(zones) if n not in notes)
-        if zones and (bare := [w for w, (_, z) in zip(written, split) if not z and not _OFFSET.search(w)]):
-            notes.append(f"some times carry no time zone (like {bare[0]!r}) where others do: read as UTC")
-    return fmt, notes
+        return "iso", iso
+    if ymd := fits(_YMD):
+        return "ymd", ymd
+    if nums := fits(_NUM):
+        return _number_format(nums, notes), nums
+    if dmy := fits(_DMY):
+        return _day_month_order(dmy, notes), dmy
+    if named := fits(_MONTH_NAME):
+        return "month_name", named
+    return None
+
+
+def _number_format(nums: list[str], notes: list[str]) -> str | None:
+    """The epoch and unit of times written as numbers, from their median: Unix seconds, milliseconds or
+    microseconds, or Excel serial days; None for a number in none of their ranges."""
+    mid = statistics.median(float(v) for v in nums)
+    fmt = ("unix_ms" if 1e11 <= mid < 1e14 else "unix_s" if 1e8 <= mid < 1e11
+           else "unix_us" if _UNIX_US_FROM <= mid < _UNIX_US_TO
+           else "excel" if _EXCEL_FROM <= mid < _EXCEL_TO else None)
+    if fmt == "excel":
+        notes.append("times are Excel serial day numbers (45352.5 is 2024-03-01 12:00): read as days since "
+                     "1899-12-30, to the second")
+    return fmt
+
+
+def _day_month_order(dmy: list[str], notes: list[str]) -> str:
+    """Day first or month first, from which of the two numbers goes above 12; month first when neither does."""
+    matches = [_DMY.match(v) for v in dmy]
+    firsts = [int(m.group(1)) for m in matches]
+    seconds = [int(m.group(2)) for m in matches]
+    if max(firsts) > 12 >= max(seconds):
+        return "dmy_hm"
+    if max(seconds) > 12 >= max(firsts):
+        return "mdy_hm"
+    notes.append("dates could be month-first or day-first; read as MM-DD-YYYY (month first)")
+    return "mdy_hm"

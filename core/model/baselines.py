@@ -106,7 +106,23 @@ def _ranker_state(obj, **lists) -> dict:
     return {"kind": type(obj).__name__, **lists}
 
 
-class MostPopular:
+class _Ranker:
+    """What the rankers share: use before ``fit`` raises :class:`NotFittedError`, and a list length ``k`` is
+    checked against what a saved ranker keeps."""
+
+    _fitted = "categories_"  # an attribute that fit sets
+
+    def _check(self, k: int | None = None) -> None:
+        if not hasattr(self, self._fitted):
+            raise _not_fitted(self)
+        if k is not None:
+            _check_k(k, self._max_k())
+
+    def _max_k(self) -> int | None:
+        return self.popular_.max_k_
+
+
+class MostPopular(_Ranker):
     """The same list for everyone: the categories/items with the most events.
 
     ``window_days``: count only events in the last ``window_days`` before the cutoff (or
@@ -117,6 +133,9 @@ class MostPopular:
 
     def __init__(self, window_days: float | None = None):
         self.window_days = window_days
+
+    def _max_k(self) -> int | None:
+        return self.max_k_
 
     def fit(self, history: pd.DataFrame, cutoff: dt.datetime | None = None) -> MostPopular:
         """Count events per category and item; returns self."""
@@ -130,20 +149,14 @@ class MostPopular:
         self.max_k_ = None
         return self
 
-    def _check(self) -> None:
-        if not hasattr(self, "categories_"):
-            raise _not_fitted(self)
-
     def rank_categories(self, users: Sequence[str], k: int) -> list[list[str]]:
         """The top ``k`` categories, the same list for each of ``users``."""
-        self._check()
-        _check_k(k, self.max_k_)
+        self._check(k)
         return [list(self.categories_[:k]) for _ in users]
 
     def rank_items(self, users: Sequence[str], k: int) -> list[list[str]]:
         """The top ``k`` items, the same list for each of ``users``."""
-        self._check()
-        _check_k(k, self.max_k_)
+        self._check(k)
         return [list(self.items_[:k]) for _ in users]
 
     def to_dict(self, k: int) -> dict:
@@ -165,7 +178,7 @@ class MostPopular:
         return obj
 
 
-class OwnMostFrequent:
+class OwnMostFrequent(_Ranker):
     """Each shopper's own categories/items by event count, ties to the most recent; popular fill.
 
     ``popular_window_days`` is passed to the :class:`MostPopular` used for the fill.
@@ -196,20 +209,14 @@ class OwnMostFrequent:
         self.items_ = self._own(h, "item_id")
         return self
 
-    def _check(self) -> None:
-        if not hasattr(self, "categories_"):
-            raise _not_fitted(self)
-
     def rank_categories(self, users: Sequence[str], k: int) -> list[list[str]]:
         """Each shopper's own top categories, then the popular ones, ``k`` in all."""
-        self._check()
-        _check_k(k, self.popular_.max_k_)
+        self._check(k)
         return [_fill(self.categories_.get(str(u), []), self.popular_.categories_, k) for u in users]
 
     def rank_items(self, users: Sequence[str], k: int) -> list[list[str]]:
         """Each shopper's own top items, then the popular ones, ``k`` in all."""
-        self._check()
-        _check_k(k, self.popular_.max_k_)
+        self._check(k)
         return [_fill(self.items_.get(str(u), []), self.popular_.items_, k) for u in users]
 
     def to_dict(self, k: int) -> dict:
@@ -227,7 +234,7 @@ class OwnMostFrequent:
         return obj
 
 
-class MarkovChain:
+class MarkovChain(_Ranker):
     """First-order transitions between the categories (items) of a shopper's consecutive events.
 
     Events without a category (item) are skipped. From the shopper's last category (item)
@@ -236,6 +243,7 @@ class MarkovChain:
     """
 
     name = "markov_chain"
+    _fitted = "category_transitions_"
 
     def __init__(self, popular_window_days: float | None = None):
         self.popular_window_days = popular_window_days
@@ -268,10 +276,6 @@ class MarkovChain:
         self.item_transitions_, self.last_item_ = self._chain(h, "item_id", self.popular_.items_)
         return self
 
-    def _check(self) -> None:
-        if not hasattr(self, "category_transitions_"):
-            raise _not_fitted(self)
-
     @staticmethod
     def _rank(users, k, last, trans, popular) -> list[list[str]]:
         out = []
@@ -282,14 +286,12 @@ class MarkovChain:
 
     def rank_categories(self, users: Sequence[str], k: int) -> list[list[str]]:
         """Categories most often following each shopper's last category, then popular, ``k`` in all."""
-        self._check()
-        _check_k(k, self.popular_.max_k_)
+        self._check(k)
         return self._rank(users, k, self.last_category_, self.category_transitions_, self.popular_.categories_)
 
     def rank_items(self, users: Sequence[str], k: int) -> list[list[str]]:
         """Items most often following each shopper's last item, then popular, ``k`` in all."""
-        self._check()
-        _check_k(k, self.popular_.max_k_)
+        self._check(k)
         return self._rank(users, k, self.last_item_, self.item_transitions_, self.popular_.items_)
 
     def to_dict(self, k: int) -> dict:

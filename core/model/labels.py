@@ -147,6 +147,58 @@ def check_horizon(horizon_days: int) -> int:
     return int(horizon_days)
 
 
+def _check_plan_options(n_train_cutoffs: int, stride_days: float | None) -> None:
+    """Raise :class:`ParameterError` for a count of training cutoffs or a stride out of range."""
+    if int(n_train_cutoffs) != n_train_cutoffs or n_train_cutoffs < 1:
+        raise ParameterError(f"n_train_cutoffs must be a whole number >= 1; got {n_train_cutoffs!r}.",
+                             parameter="n_train_cutoffs")
+    if stride_days is not None and not stride_days > 0:
+        raise ParameterError(f"stride_days must be > 0 days; got {stride_days!r}.", parameter="stride_days")
+
+
+def _check_span(first_event: dt.datetime | None, last_event: dt.datetime | None, h_days: int) -> None:
+    """Raise :class:`SchemaError` when there are no events, or they span too few days for a test horizon, a
+    validation horizon and the least history; the message names the longest horizon that would fit."""
+    if first_event is None or last_event is None:
+        raise SchemaError("The dataset has no events, so no cutoff can be placed.", column="event_time",
+                          reason="no_data")
+    min_history = dt.timedelta(days=config.MIN_HISTORY_DAYS)
+    span = last_event - first_event
+    needed = 2 * dt.timedelta(days=h_days) + min_history
+    if span >= needed:
+        return
+    span_days = span.total_seconds() / 86400
+    longest = int((span - min_history) / dt.timedelta(days=2)) if span > min_history else 0
+    hint = (
+        f"Choose a horizon of at most {longest} day{'s' if longest != 1 else ''}, or load a longer history."
+        if longest >= config.MIN_HORIZON_DAYS
+        else "Load a longer history: even a 1-day horizon needs 3 days of events."
+    )
+    raise SchemaError(
+        f"The data spans {span_days:.1f} days ({_fmt(first_event)} to {_fmt(last_event)}); a {h_days}-day "
+        f"horizon needs at least {needed.days} days (one horizon held out for the test, one for validation, "
+        f"plus {config.MIN_HISTORY_DAYS} day of history). {hint}",
+        column="event_time",
+        cases=[first_event, last_event], reason="too_little_data",
+    )
+
+
+def _note_short_history(plan: CutoffPlan, n_found: int, n_train_cutoffs: int) -> None:
+    """Make the validation cutoff the only training cutoff when none fits, and note fewer cutoffs than asked."""
+    if not n_found:
+        plan.train_cutoffs = [plan.valid_cutoff]
+        plan.valid_shared = True
+        plan.notes.append(
+            f"The history is too short for a training window before the validation window "
+            f"({3 * plan.horizon_days + config.MIN_HISTORY_DAYS} days would be needed), so the model trains on the "
+            "validation cutoff's shoppers, split between fitting and early stopping; the test window stays held out."
+        )
+    elif n_found < n_train_cutoffs:
+        plan.notes.append(
+            f"Only {n_found} of the {n_train_cutoffs} training cutoffs asked for fit in the history."
+        )
+
+
 def plan_cutoffs(
     first_event: dt.datetime,
     last_event: dt.datetime,
@@ -168,33 +220,10 @@ def plan_cutoffs(
     is out of range.
     """
     h_days = check_horizon(horizon_days)
-    if int(n_train_cutoffs) != n_train_cutoffs or n_train_cutoffs < 1:
-        raise ParameterError(f"n_train_cutoffs must be a whole number >= 1; got {n_train_cutoffs!r}.",
-                             parameter="n_train_cutoffs")
-    if stride_days is not None and not stride_days > 0:
-        raise ParameterError(f"stride_days must be > 0 days; got {stride_days!r}.", parameter="stride_days")
-    if first_event is None or last_event is None:
-        raise SchemaError("The dataset has no events, so no cutoff can be placed.", column="event_time",
-                          reason="no_data")
+    _check_plan_options(n_train_cutoffs, stride_days)
+    _check_span(first_event, last_event, h_days)
     horizon = dt.timedelta(days=h_days)
     min_history = dt.timedelta(days=config.MIN_HISTORY_DAYS)
-    span = last_event - first_event
-    needed = 2 * horizon + min_history
-    if span < needed:
-        span_days = span.total_seconds() / 86400
-        longest = int((span - min_history) / dt.timedelta(days=2)) if span > min_history else 0
-        hint = (
-            f"Choose a horizon of at most {longest} day{'s' if longest != 1 else ''}, or load a longer history."
-            if longest >= config.MIN_HORIZON_DAYS
-            else "Load a longer history: even a 1-day horizon needs 3 days of events."
-        )
-        raise SchemaError(
-            f"The data spans {span_days:.1f} days ({_fmt(first_event)} to {_fmt(last_event)}); a {h_days}-day "
-            f"horizon needs at least {needed.days} days (one horizon held out for the test, one for validation, "
-            f"plus {config.MIN_HISTORY_DAYS} day of history). {hint}",
-            column="event_time",
-            cases=[first_event, last_event], reason="too_little_data",
-        )
     test_cutoff = _floor_hour(last_event - horizon)
     valid_cutoff = test_cutoff - horizon
     stride = dt.timedelta(days=stride_days if stride_days is not None else max(1.0, h_days / 2))
@@ -207,18 +236,7 @@ def plan_cutoffs(
         train_cutoffs=sorted(train), valid_cutoff=valid_cutoff, test_cutoff=test_cutoff,
         horizon_days=h_days, first_event=first_event, last_event=last_event,
     )
-    if not train:
-        plan.train_cutoffs = [valid_cutoff]
-        plan.valid_shared = True
-        plan.notes.append(
-            f"The history is too short for a training window before the validation window "
-            f"({3 * h_days + config.MIN_HISTORY_DAYS} days would be needed), so the model trains on the "
-            "validation cutoff's shoppers, split between fitting and early stopping; the test window stays held out."
-        )
-    elif len(train) < n_train_cutoffs:
-        plan.notes.append(
-            f"Only {len(train)} of the {n_train_cutoffs} training cutoffs asked for fit in the history."
-        )
+    _note_short_history(plan, len(train), n_train_cutoffs)
     return plan
 
 

@@ -144,52 +144,102 @@ def batch_tensors(batch: SequenceBatch, index=None, start: int | None = None, pr
     return out
 
 
+def _gpt2(config: ModelConfig):
+    """A randomly initialised ``GPT2Model`` built in code from ``config`` (no hub download)."""
+    from transformers import GPT2Config, GPT2Model  # transformers takes seconds to import: only with a model
+
+    h = config.hidden_size
+    return GPT2Model(GPT2Config(
+        vocab_size=1, n_positions=config.max_len, n_embd=h, n_layer=config.n_layers, n_head=config.n_heads,
+        n_inner=4 * h, resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
+        bos_token_id=None, eos_token_id=None, use_cache=False,
+        # torch's fused tanh-GELU: the same function as GPT-2's "gelu_new", which transformers computes in
+        # Python ops (a third of the whole forward pass on 2 CPU cores, measured)
+        activation_function="gelu_pytorch_tanh",
+    ))
+
+
+def _attend_biased(block, x: torch.Tensor, q, k, v, bias: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """The rest of a GPT-2 block after its projections: attention under the additive ``bias``, then the MLP."""
+    out = F.scaled_dot_product_attention(*(_split_heads(z, n_heads) for z in (q, k, v)), attn_mask=bias)
+    x = x + block.attn.c_proj(out.transpose(1, 2).reshape(x.shape[0], x.shape[1], x.shape[-1]))
+    return x + block.mlp(block.ln_2(x))
+
+
+def _attend(block, x: torch.Tensor, q, k, v, allowed: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """:func:`_attend_biased` with the keys each query may read given as booleans [n, queries, keys]."""
+    bias = torch.zeros(allowed.shape, dtype=x.dtype).masked_fill_(~allowed, float("-inf"))[:, None]
+    return _attend_biased(block, x, q, k, v, bias, n_heads)
+
+
+def _gather(t: torch.Tensor, flat: torch.Tensor, n: int, c: int) -> torch.Tensor:
+    """[N, width, d] at each row's slots (``flat``: row * width + column): [n, c, d]."""
+    return t.reshape(-1, t.shape[-1]).index_select(0, flat).reshape(n, c, -1)
+
+
+def _packed_slots(live: torch.Tensor, first: torch.Tensor, rows: torch.Tensor,
+                  several_layers: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(slot_col, valid, flat)`` of the occluded pass: the column in each row's slot [n, c] (the last column
+    in the last slot, unused leading slots repeat it), which slots are used, and the slots' flat indices into
+    the full pass's rows ``rows``. With one layer only the last column is recomputed."""
+    n, width = live.shape
+    col = torch.arange(width)
+    need = live & (col[None, :] >= first[:, None]) if several_layers else torch.zeros_like(live)
+    need[:, -1] = True
+    c = int(need.sum(dim=1).max())
+    slot_col = torch.where(need, col, -1).sort(dim=1).values[:, -c:]  # [n, c], -1: unused
+    valid = slot_col >= 0
+    slot_col = torch.where(valid, slot_col, width - 1)
+    return slot_col, valid, (rows[:, None] * width + slot_col).reshape(-1)
+
+
 class ForecastModel(nn.Module):
     """Causal transformer over event tokens with four forecast heads; takes only the config (vocabulary sizes
     included: :meth:`ModelConfig.with_vocab_sizes`)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        from transformers import GPT2Config, GPT2Model
-
         self.config = config
-        n_items, n_categories, n_brands = config.vocab_sizes()
-        self.n_items, self.n_categories, self.n_brands = n_items, n_categories, n_brands
-        h = config.hidden_size
-        self.item_emb = nn.Embedding(n_items, h, padding_idx=PAD_ID)
-        self.category_emb = nn.Embedding(n_categories, h, padding_idx=PAD_ID)
-        self.brand_emb = nn.Embedding(n_brands, h, padding_idx=PAD_ID)
+        self.n_items, self.n_categories, self.n_brands = config.vocab_sizes()
+        # the modules are made in this order, which fixes what a seed draws for each
+        self._add_event_embeddings(config.hidden_size)
+        self.transformer = _gpt2(config)
+        self._kept: PassStates | None = None  # filled by the eval pass inside keeping_projections()
+        self._add_heads(config.hidden_size)
+        self._add_priors(config.prior_top_k)
+        self._start_at_priors()
+
+    def _add_event_embeddings(self, h: int) -> None:
+        """One embedding table per event field, padding id 0 all zeros."""
+        self.item_emb = nn.Embedding(self.n_items, h, padding_idx=PAD_ID)
+        self.category_emb = nn.Embedding(self.n_categories, h, padding_idx=PAD_ID)
+        self.brand_emb = nn.Embedding(self.n_brands, h, padding_idx=PAD_ID)
         self.type_emb = nn.Embedding(N_EVENT_TYPE_IDS, h, padding_idx=PAD_ID)
         self.price_emb = nn.Embedding(N_PRICE_IDS, h, padding_idx=PAD_ID)
         self.gap_emb = nn.Embedding(N_TIME_BUCKETS, h, padding_idx=PAD_ID)
         self.age_emb = nn.Embedding(N_TIME_BUCKETS, h, padding_idx=PAD_ID)
-        gpt_config = GPT2Config(
-            vocab_size=1, n_positions=config.max_len, n_embd=h, n_layer=config.n_layers, n_head=config.n_heads,
-            n_inner=4 * h, resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
-            bos_token_id=None, eos_token_id=None, use_cache=False,
-            # torch's fused tanh-GELU: the same function as GPT-2's "gelu_new", which transformers computes in
-            # Python ops (a third of the whole forward pass on 2 CPU cores, measured)
-            activation_function="gelu_pytorch_tanh",
-        )
-        self.transformer = GPT2Model(gpt_config)
-        self._kept: PassStates | None = None  # filled by the eval pass inside keeping_projections()
+
+    def _add_heads(self, h: int) -> None:
+        """The recency and history features, the copy votes and the four heads on the shopper representation."""
         self.recency_emb = nn.Embedding(N_TIME_BUCKETS, h)
         self.feature_proj = nn.Sequential(nn.Linear(len(USER_FEATURES) + len(RECENT_FEATURES), h), nn.GELU(), nn.Linear(h, h))
         # copy scores: each event votes for its own category / item, weighted by its type, age and position
         self.copy_type = nn.Embedding(N_EVENT_TYPE_IDS, 2)
         self.copy_age = nn.Embedding(N_TIME_BUCKETS, 2)
-        self.copy_pos = nn.Embedding(config.max_len, 2)
+        self.copy_pos = nn.Embedding(self.config.max_len, 2)
         self.copy_scale = nn.Parameter(torch.zeros(2))
         self.norm = nn.LayerNorm(h)
         self.propensity_head = nn.Linear(h, 1)
         self.type_head = nn.Linear(h, len(EVENT_CLASSES))
-        self.category_head = nn.Linear(h, n_categories)
+        self.category_head = nn.Linear(h, self.n_categories)
         self.item_proj = nn.Linear(h, h)
-        self.item_bias = nn.Parameter(torch.zeros(n_items))
+        self.item_bias = nn.Parameter(torch.zeros(self.n_items))
+
+    def _add_priors(self, k: int) -> None:
+        """The transition priors' buffers (top ``k`` successors of each id) and the weights that mix them in."""
         # transition priors (core.model.priors): log P(next | last category/item), set from the data before
         # the examples' cutoff with set_priors(); added to the logits with a learned weight (starts at 1)
-        k = config.prior_top_k
-        for kind, size in (("category", n_categories), ("item", n_items)):
+        for kind, size in (("category", self.n_categories), ("item", self.n_items)):
             self.register_buffer(f"{kind}_succ_ids", torch.zeros(size, k, dtype=torch.long))
             self.register_buffer(f"{kind}_succ_counts", torch.zeros(size, k))
             self.register_buffer(f"{kind}_totals", torch.zeros(size))
@@ -205,6 +255,9 @@ class ForecastModel(nn.Module):
         # 1: the category logits add the learned terms (head, copy votes) to the priors; 0: the priors alone.
         # Chosen on the validation window after fitting (core.model.forecast), saved with the weights.
         self.register_buffer("category_learned", torch.ones(()))
+
+    def _start_at_priors(self) -> None:
+        """Zero the learned terms over the category and item priors, so the forecast starts at the prior's."""
         # The category and item logits start exactly at the prior's forecast (the Markov chain's): the terms
         # learned on top of it (head, item projection, copy votes) start at zero, so training moves the
         # forecast only where the examples show a gain. With nn.Linear's default init they added logit
@@ -308,43 +361,38 @@ class ForecastModel(nn.Module):
         but the work: the columns of hidden events (a third of the recomputed ones on
         simulated data: the recent category is most of a session) are skipped.
         """
-        tr, h, n_heads = self.transformer, self.config.hidden_size, self.config.n_heads
         live = inputs["attention_mask"].bool()
-        n, width = live.shape
-        col = torch.arange(width)
-        last_layer = len(tr.h) - 1
-        need = live & (col[None, :] >= first[:, None]) if last_layer else torch.zeros_like(live)
-        need[:, -1] = True
-        c = int(need.sum(dim=1).max())
-        slot_col = torch.where(need, col, -1).sort(dim=1).values[:, -c:]  # [n, c], -1: unused
-        valid = slot_col >= 0
-        slot_col = torch.where(valid, slot_col, width - 1)
-        flat = (rows[:, None] * width + slot_col).reshape(-1)
+        several_layers = len(self.transformer.h) > 1
+        slot_col, valid, flat = _packed_slots(live, first, rows, several_layers)
+        x = self._occluded_first_block(inputs, states, live, slot_col, flat, rows)
+        if not several_layers:
+            return self.transformer.ln_f(x)[:, -1]
+        return self._occluded_later_blocks(x, states, live, first, slot_col, valid, rows)
 
-        def gather(t: torch.Tensor) -> torch.Tensor:  # [N, width, d] at each row's slots: [n, c, d]
-            return t.reshape(-1, t.shape[-1]).index_select(0, flat).reshape(n, c, -1)
-
-        def attend(block, x, q, k, v, allowed):
-            bias = torch.zeros(allowed.shape, dtype=x.dtype).masked_fill_(~allowed, float("-inf"))[:, None]
-            out = F.scaled_dot_product_attention(*(_split_heads(z, n_heads) for z in (q, k, v)), attn_mask=bias)
-            x = x + block.attn.c_proj(out.transpose(1, 2).reshape(n, x.shape[1], h))
-            return x + block.mlp(block.ln_2(x))
-
-        x = gather(states.embeds)
+    def _occluded_first_block(self, inputs: dict, states: PassStates, live: torch.Tensor, slot_col: torch.Tensor,
+                              flat: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The first block at the slots: the full pass's projections (keys and values at every column, masked
+        where hidden), the last column's query projected again (its event may be hidden)."""
+        h, (n, c), width = self.config.hidden_size, slot_col.shape, live.shape[1]
+        several_layers = len(self.transformer.h) > 1
+        x = _gather(states.embeds, flat, n, c)
         last_live = live[:, -1:]
         if not bool(last_live.all()):  # a hidden last event: a padding position's input there
             x[:, -1] = torch.where(last_live, x[:, -1], self._pad_embed(inputs, width - 1))
-        # first block: the full pass's projections (keys and values at every column, masked where hidden);
-        # the last column's query projected again (its event may be hidden)
-        block = tr.h[0]
+        block = self.transformer.h[0]
         q_last = _query(block, block.ln_1(x[:, -1:]))
-        q = torch.cat([gather(states.qkv[0])[:, :-1, :h], q_last], dim=1) if last_layer else q_last
+        q = torch.cat([_gather(states.qkv[0], flat, n, c)[:, :-1, :h], q_last], dim=1) if several_layers else q_last
         kv = states.qkv[0][..., -2 * h:].index_select(0, rows)
+        col = torch.arange(width)
         allowed = (col[None, None, :] <= slot_col[:, :, None]) & live[:, None, :]
-        x = attend(block, x, q, kv[..., :h], kv[..., h:], allowed)
-        if not last_layer:
-            return tr.ln_f(x)[:, -1]
-        # later blocks: keys and values before each row's first hidden event from the full pass, the rest new
+        return _attend(block, x, q, kv[..., :h], kv[..., h:], allowed, self.config.n_heads)
+
+    def _occluded_later_blocks(self, x: torch.Tensor, states: PassStates, live: torch.Tensor, first: torch.Tensor,
+                               slot_col: torch.Tensor, valid: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The blocks after the first: keys and values before each row's first hidden event from the full
+        pass, the rest new; the last block at the last slot only."""
+        tr, h, n_heads = self.transformer, self.config.hidden_size, self.config.n_heads
+        (n, c), col, last_layer = slot_col.shape, torch.arange(live.shape[1]), len(tr.h) - 1
         pmax = int(first.max())
         past_ok = live[:, :pmax] & (col[None, :pmax] < first[:, None])
         key_ok = valid & live.gather(1, slot_col)  # a hidden last event is a query, never a key
@@ -360,8 +408,8 @@ class ForecastModel(nn.Module):
                 k, v = _keys_values(block, z).split(h, dim=2)
                 q, x = _query(block, z[:, -1:]), x[:, -1:]
                 allowed = torch.cat([past_ok, key_ok], dim=1)[:, None, :]
-            x = attend(block, x, q, torch.cat([past[..., -2 * h:-h], k], dim=1), torch.cat([past[..., -h:], v], dim=1),
-                       allowed)
+            x = _attend(block, x, q, torch.cat([past[..., -2 * h:-h], k], dim=1), torch.cat([past[..., -h:], v], dim=1),
+                        allowed, n_heads)
         return tr.ln_f(x)[:, -1]
 
     def _blocks(self, inputs: dict) -> torch.Tensor:
@@ -374,7 +422,7 @@ class ForecastModel(nn.Module):
         kept = self._kept
         if kept is not None:
             kept.embeds = x
-        n, t = x.shape[:2]
+        t = x.shape[1]
         col = torch.arange(t)
         allowed = (col[None, :] <= col[:, None])[None] & live[:, None, :]  # [n, t, t]
         # a padding query with no event before it is never read by a real position; it looks at itself (no NaN)
@@ -395,9 +443,7 @@ class ForecastModel(nn.Module):
                 q, x, bias = _query(block, z[:, -1:]), x[:, -1:], bias[:, :, -1:]
             if kept is not None:
                 kept.qkv.append(projected)
-            out = F.scaled_dot_product_attention(*(_split_heads(z, n_heads) for z in (q, k, v)), attn_mask=bias)
-            x = x + block.attn.c_proj(out.transpose(1, 2).reshape(n, x.shape[1], h))
-            x = x + block.mlp(block.ln_2(x))
+            x = _attend_biased(block, x, q, k, v, bias, n_heads)
         return tr.ln_f(x)[:, -1]
 
     def combine(self, hidden: torch.Tensor, inputs: dict) -> torch.Tensor:

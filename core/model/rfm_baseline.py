@@ -16,10 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
-from core import config
+from core import config, store
 from core.errors import NotFittedError, ParameterError, SchemaError
 from core.model.config import RECENT_WINDOWS_DAYS
+from core.model import sequences
 from core.model.labels import NEXT_EVENT_CLASSES
 
 
@@ -91,6 +93,114 @@ def _distinct_per_group(group: np.ndarray, codes: np.ndarray, n_groups: int) -> 
     return np.bincount(pairs // (int(codes.max(initial=0)) + 1), minlength=n_groups)
 
 
+@dataclass
+class _ShopperEvents:
+    """The events before a cutoff as arrays sorted by shopper, time, then the rows' order: what
+    :func:`rfm_features` sums per shopper."""
+
+    frame: pd.DataFrame  # the events before the cutoff, in the history's order
+    order: np.ndarray  # the frame's rows in sorted order
+    user_code: np.ndarray  # each sorted event's shopper, 0..n_users-1 in the order of ``names``
+    names: pd.Index  # the shoppers' ids, sorted
+    times: np.ndarray  # microseconds since 1970
+    age: np.ndarray  # days before the cutoff
+    first: np.ndarray  # True at each shopper's first event
+    starts: np.ndarray  # the index of each shopper's first event
+    n: int  # events
+    n_users: int
+
+    @classmethod
+    def before(cls, history: pd.DataFrame, cutoff: pd.Timestamp) -> _ShopperEvents:
+        h = history[history["event_time"] < cutoff]
+        n = len(h)
+        user_code, names = pd.factorize(_str_array(h["user_id"]), sort=True)
+        times = pd.to_datetime(h["event_time"]).to_numpy().astype("datetime64[us]").astype(np.int64)
+        order = np.lexsort((np.arange(n), times, user_code))  # by shopper, time, then the rows' order
+        user_code, times = user_code[order], times[order]
+        age = (cutoff.to_datetime64().astype("datetime64[us]").astype(np.int64) - times) / 86_400e6
+        first = np.ones(n, dtype=bool)
+        first[1:] = user_code[1:] != user_code[:-1]
+        return cls(h, order, user_code, names, times, age, first, np.flatnonzero(first), n, len(names))
+
+    def col(self, name: str) -> np.ndarray:
+        """The sorted values of column ``name`` (all None where the history has no such column)."""
+        h = self.frame
+        return np.asarray(h[name].to_numpy(dtype=object))[self.order] if name in h else np.full(self.n, None, dtype=object)
+
+    def numbers(self, name: str) -> np.ndarray:
+        """The sorted values of column ``name`` as floats (NaN where missing or not a number)."""
+        h = self.frame
+        return (pd.to_numeric(h[name], errors="coerce").to_numpy(dtype=float)[self.order] if name in h
+                else np.full(self.n, np.nan))
+
+    def per_user(self, values) -> np.ndarray:
+        return np.bincount(self.user_code, weights=values, minlength=self.n_users)
+
+    def nmin(self, values) -> np.ndarray:
+        return np.fmin.reduceat(values, self.starts) if self.n else np.zeros(0)
+
+    def sessions(self) -> np.ndarray:
+        """Each event's session: its id where the event has one, else the run of events without long gaps."""
+        new_session = self.first.copy()
+        new_session[1:] |= (self.times[1:] - self.times[:-1]) > config.SESSION_GAP_MINUTES * 60e6
+        sid = self.col("session_id")
+        has_sid = pd.notna(sid)
+        session = np.where(has_sid, _codes(np.where(has_sid, sid.astype(str), None)), -1)
+        gap_runs = np.cumsum(new_session)
+        return np.where(has_sid, session, session.max(initial=-1) + gap_runs)
+
+
+def _activity_features(ev: _ShopperEvents, cfg: BaselineConfig) -> pd.DataFrame:
+    """Recency, tenure, visits, purchase revenue, counts by type and recent window, and days since the last
+    purchase and cart, one row per shopper."""
+    etype = ev.col("event_type")
+    price, qty = ev.numbers("price"), ev.numbers("quantity")
+    is_buy, is_cart = etype == "purchase", etype == "cart"
+    is_view = (etype == "view") | (etype == "wishlist")
+    out = pd.DataFrame({
+        "recency_days": ev.nmin(ev.age),
+        "tenure_days": np.fmax.reduceat(ev.age, ev.starts) if ev.n else np.zeros(0),
+        "frequency": _distinct_per_group(ev.user_code, ev.sessions(), ev.n_users),
+        "monetary": _money(ev.per_user(np.where(is_buy, np.nan_to_num(price, nan=0.0) * np.nan_to_num(qty, nan=1.0),
+                                                0.0))),
+        "n_events": np.diff(np.append(ev.starts, ev.n)),
+        "n_views": ev.per_user(is_view),
+        "n_carts": ev.per_user(is_cart),
+        "n_purchases": ev.per_user(is_buy),
+        "n_removes": ev.per_user(etype == "remove_from_cart"),
+    }, index=pd.Index(ev.names, name="user_id", dtype=object))
+    for d in cfg.recent_days:
+        out[f"events_{d}d"] = ev.per_user(ev.age <= d)
+        out[f"carts_{d}d"] = ev.per_user((ev.age <= d) & is_cart)
+    out["days_since_last_purchase"] = np.nan_to_num(ev.nmin(np.where(is_buy, ev.age, np.nan)), nan=cfg.never_days)
+    out["days_since_last_cart"] = np.nan_to_num(ev.nmin(np.where(is_cart, ev.age, np.nan)), nan=cfg.never_days)
+    return out
+
+
+def _add_variety_features(out: pd.DataFrame, ev: _ShopperEvents) -> None:
+    """Distinct categories and items, active days and mean price of each shopper, added to ``out``."""
+    out["distinct_categories"] = _distinct_per_group(ev.user_code, _codes(ev.col("category")), ev.n_users)
+    out["distinct_items"] = _distinct_per_group(ev.user_code, _codes(ev.col("item_id")), ev.n_users)
+    day = ev.times // 86_400_000_000  # days since 1970 (negative before); sorted within each shopper
+    new_day = ev.first.copy()
+    new_day[1:] |= day[1:] != day[:-1]
+    out["active_days"] = ev.per_user(new_day)
+    price = ev.numbers("price")
+    priced = ~np.isnan(price)
+    n_priced = ev.per_user(priced)
+    out["mean_price"] = _money(np.divide(ev.per_user(np.where(priced, price, 0.0)), n_priced,
+                                         out=np.zeros(ev.n_users), where=n_priced > 0))
+
+
+def _for_users(out: pd.DataFrame, users: Sequence[str], cfg: BaselineConfig) -> pd.DataFrame:
+    """The rows of exactly ``users`` in that order; a shopper without events gets ``never_days`` recencies and
+    zero counts."""
+    fill = {c: 0.0 for c in out.columns}
+    fill.update(recency_days=cfg.never_days, days_since_last_purchase=cfg.never_days,
+                days_since_last_cart=cfg.never_days)
+    return out.reindex(pd.Index([str(u) for u in users], dtype=object, name="user_id")).fillna(fill)
+
+
 def rfm_features(history: pd.DataFrame, cutoff: dt.datetime, users: Sequence[str] | None = None,
                  cfg: BaselineConfig | None = None) -> pd.DataFrame:
     """Recency, frequency, monetary and recent-activity features of each shopper at ``cutoff``.
@@ -111,117 +221,41 @@ def rfm_features(history: pd.DataFrame, cutoff: dt.datetime, users: Sequence[str
     """
     cfg = cfg or BaselineConfig()
     _check_history(history, ["user_id", "event_time", "event_type"], "rfm_features")
-    cutoff = pd.Timestamp(cutoff)
-    h = history[history["event_time"] < cutoff]
-    n = len(h)
-    user_code, names = pd.factorize(_str_array(h["user_id"]), sort=True)
-    times = pd.to_datetime(h["event_time"]).to_numpy().astype("datetime64[us]").astype(np.int64)
-    order = np.lexsort((np.arange(n), times, user_code))  # by shopper, time, then the rows' order
-    user_code, times = user_code[order], times[order]
-    n_users = len(names)
-
-    def col(name: str) -> np.ndarray:
-        return np.asarray(h[name].to_numpy(dtype=object))[order] if name in h else np.full(n, None, dtype=object)
-
-    def per_user(values) -> np.ndarray:
-        return np.bincount(user_code, weights=values, minlength=n_users)
-
-    etype = col("event_type")
-    age = (cutoff.to_datetime64().astype("datetime64[us]").astype(np.int64) - times) / 86_400e6
-    price, qty = (pd.to_numeric(h[c], errors="coerce").to_numpy(dtype=float)[order] if c in h else np.full(n, np.nan)
-                  for c in ("price", "quantity"))
-    is_buy, is_cart = etype == "purchase", etype == "cart"
-    is_view = (etype == "view") | (etype == "wishlist")
-    first = np.ones(n, dtype=bool)
-    first[1:] = user_code[1:] != user_code[:-1]
-    starts = np.flatnonzero(first)
-    new_session = first.copy()
-    new_session[1:] |= (times[1:] - times[:-1]) > config.SESSION_GAP_MINUTES * 60e6
-    sid = col("session_id")
-    has_sid = pd.notna(sid)
-    # a session: its id where the event has one, else the run of events without long gaps
-    session = np.where(has_sid, _codes(np.where(has_sid, sid.astype(str), None)), -1)
-    gap_runs = np.cumsum(new_session)
-    session = np.where(has_sid, session, session.max(initial=-1) + gap_runs)
-
-    def nmin(values) -> np.ndarray:
-        return np.fmin.reduceat(values, starts) if n else np.zeros(0)
-
-    out = pd.DataFrame({
-        "recency_days": nmin(age),
-        "tenure_days": np.fmax.reduceat(age, starts) if n else np.zeros(0),
-        "frequency": _distinct_per_group(user_code, session, n_users),
-        "monetary": _money(per_user(np.where(is_buy, np.nan_to_num(price, nan=0.0) * np.nan_to_num(qty, nan=1.0),
-                                             0.0))),
-        "n_events": np.diff(np.append(starts, n)),
-        "n_views": per_user(is_view),
-        "n_carts": per_user(is_cart),
-        "n_purchases": per_user(is_buy),
-        "n_removes": per_user(etype == "remove_from_cart"),
-    }, index=pd.Index(names, name="user_id", dtype=object))
-    for d in cfg.recent_days:
-        out[f"events_{d}d"] = per_user(age <= d)
-        out[f"carts_{d}d"] = per_user((age <= d) & is_cart)
-    out["days_since_last_purchase"] = np.nan_to_num(nmin(np.where(is_buy, age, np.nan)), nan=cfg.never_days)
-    out["days_since_last_cart"] = np.nan_to_num(nmin(np.where(is_cart, age, np.nan)), nan=cfg.never_days)
-    out["distinct_categories"] = _distinct_per_group(user_code, _codes(col("category")), n_users)
-    out["distinct_items"] = _distinct_per_group(user_code, _codes(col("item_id")), n_users)
-    day = times // 86_400_000_000  # days since 1970 (negative before); sorted within each shopper
-    new_day = first.copy()
-    new_day[1:] |= day[1:] != day[:-1]
-    out["active_days"] = per_user(new_day)
-    priced = ~np.isnan(price)
-    n_priced = per_user(priced)
-    out["mean_price"] = _money(np.divide(per_user(np.where(priced, price, 0.0)), n_priced, out=np.zeros(n_users),
-                                         where=n_priced > 0))
+    ev = _ShopperEvents.before(history, pd.Timestamp(cutoff))
+    out = _activity_features(ev, cfg)
+    _add_variety_features(out, ev)
     out = out.astype(float)
-    if users is not None:
-        fill = {c: 0.0 for c in out.columns}
-        fill.update(recency_days=cfg.never_days, days_since_last_purchase=cfg.never_days,
-                    days_since_last_cart=cfg.never_days)
-        out = out.reindex(pd.Index([str(u) for u in users], dtype=object, name="user_id")).fillna(fill)
-    return out
+    return out if users is None else _for_users(out, users, cfg)
 
 
-def rfm_features_from_store(engine, dataset_id: int, chunk, cutoff: dt.datetime, users: Sequence[str],
-                            cfg: BaselineConfig | None = None) -> pd.DataFrame:
-    """:func:`rfm_features` of ``users`` (in that order) at ``cutoff``, grouped in the database.
-
-    ``chunk`` is the ``core.model.sequences.UserChunk`` that holds ``users``. One query over the
-    chunk's events (a window function numbers the sessions without an id) returns one row per
-    shopper instead of every event: scoring needs these features for every shopper, and reading
-    each chunk's whole history into pandas for them cost a quarter of scoring (measured). The same
-    numbers as :func:`rfm_features` on that history (tested on both stores).
-    """
-    import sqlalchemy as sa
-
-    from core.model import sequences
-    from core import store
-
-    cfg = cfg or BaselineConfig()
-    cutoff = pd.Timestamp(cutoff).to_pydatetime()
+def _chunk_events(engine, dataset_id: int, chunk, cutoff: dt.datetime):
+    """``(columns, visits)``: the columns of the chunk's events before ``cutoff`` and the count of their
+    visits (sessions by id, else runs split by the inactivity gap) to group them by shopper."""
     ev = store.events
     where = [ev.c.dataset_id == dataset_id, ev.c.event_time < cutoff, *sequences.chunk_where(chunk)]
     with engine.connect() as conn:
         gaps = conn.execute(sa.select(sa.exists().where(*where, ev.c.session_id.is_(None)))).scalar()
     fields = (ev.c.user_id, ev.c.event_time, ev.c.event_type, ev.c.item_id, ev.c.category, ev.c.price, ev.c.quantity,
               ev.c.session_id)
-    if gaps:  # events without a session id: their visits are runs split by the inactivity gap (two windows)
-        prev = sa.func.lag(ev.c.event_time).over(partition_by=ev.c.user_id, order_by=ev.c.event_time)
-        gap = dt.timedelta(minutes=config.SESSION_GAP_MINUTES)
-        rows = sa.select(
-            *fields, sa.case((sa.or_(prev.is_(None), prev < ev.c.event_time - gap), 1), else_=0).label("new_session"),
-        ).where(*where).subquery()
-        # ties on the time share one run number (a RANGE frame), as the first of them starts it in rfm_features
-        e = sa.select(rows, sa.func.sum(rows.c.new_session).over(
-            partition_by=rows.c.user_id, order_by=rows.c.event_time, range_=(None, 0)).label("run")).subquery().c
-        visits = (sa.func.count(sa.distinct(e.session_id))
-                  + sa.func.count(sa.distinct(sa.case((e.session_id.is_(None), e.run), else_=None))))
-    else:  # every event has its session id (the file had them, or the load derived them): no window to run,
-        # which were most of the query's time (scoring 20,000 shoppers, measured)
+    if not gaps:  # every event has its session id (the file had them, or the load derived them): no window to
+        # run, which were most of the query's time (scoring 20,000 shoppers, measured)
         e = sa.select(*fields).where(*where).subquery().c
-        visits = sa.func.count(sa.distinct(e.session_id))
+        return e, sa.func.count(sa.distinct(e.session_id))
+    # events without a session id: their visits are runs split by the inactivity gap (two windows)
+    prev = sa.func.lag(ev.c.event_time).over(partition_by=ev.c.user_id, order_by=ev.c.event_time)
+    gap = dt.timedelta(minutes=config.SESSION_GAP_MINUTES)
+    rows = sa.select(
+        *fields, sa.case((sa.or_(prev.is_(None), prev < ev.c.event_time - gap), 1), else_=0).label("new_session"),
+    ).where(*where).subquery()
+    # ties on the time share one run number (a RANGE frame), as the first of them starts it in rfm_features
+    e = sa.select(rows, sa.func.sum(rows.c.new_session).over(
+        partition_by=rows.c.user_id, order_by=rows.c.event_time, range_=(None, 0)).label("run")).subquery().c
+    return e, (sa.func.count(sa.distinct(e.session_id))
+               + sa.func.count(sa.distinct(sa.case((e.session_id.is_(None), e.run), else_=None))))
 
+
+def _grouped_columns(e, visits, cutoff: dt.datetime, cfg: BaselineConfig) -> list:
+    """The per-shopper aggregates behind :func:`rfm_features`' columns (times where it has days)."""
     def count_if(cond):
         return sa.func.sum(sa.case((cond, 1), else_=0))
 
@@ -246,7 +280,7 @@ def rfm_features_from_store(engine, dataset_id: int, chunk, cutoff: dt.datetime,
         since = cutoff - dt.timedelta(days=d)
         columns.append(count_if(e.event_time >= since).label(f"events_{d}d"))
         columns.append(count_if(sa.and_(e.event_time >= since, e.event_type == "cart")).label(f"carts_{d}d"))
-    columns += [
+    return columns + [
         last_time("purchase").label("last_purchase"),
         last_time("cart").label("last_cart"),
         sa.func.count(sa.distinct(e.category)).label("distinct_categories"),
@@ -254,30 +288,50 @@ def rfm_features_from_store(engine, dataset_id: int, chunk, cutoff: dt.datetime,
         sa.func.count(sa.distinct(sa.cast(e.event_time, sa.Date))).label("active_days"),
         sa.func.avg(e.price).label("mean_price"),
     ]
-    frame = sequences.read_frame(engine, sa.select(*columns).group_by(e.user_id))
 
+
+def _grouped_features(frame: pd.DataFrame, cutoff: dt.datetime, cfg: BaselineConfig) -> pd.DataFrame:
+    """:func:`rfm_features`' frame from the grouped rows: times turned into days before ``cutoff``, money
+    rounded, counts as floats."""
     def days_before_cutoff(column: str) -> np.ndarray:
         t = pd.to_datetime(frame[column]).to_numpy().astype("datetime64[us]")
         return (np.datetime64(cutoff, "us") - t) / np.timedelta64(86_400_000_000, "us")
+
+    def numbers(name: str) -> np.ndarray:
+        return pd.to_numeric(frame[name]).to_numpy(dtype=float)
 
     out = pd.DataFrame({"recency_days": days_before_cutoff("last_event"),
                         "tenure_days": days_before_cutoff("first_event")},
                        index=pd.Index(_str_array(frame["user_id"]), dtype=object, name="user_id"))
     for name in ("frequency", "monetary", "n_events", "n_views", "n_carts", "n_purchases", "n_removes"):
-        out[name] = pd.to_numeric(frame[name]).to_numpy(dtype=float)
+        out[name] = numbers(name)
     out["monetary"] = _money(out["monetary"])
     for d in cfg.recent_days:
         for name in (f"events_{d}d", f"carts_{d}d"):
-            out[name] = pd.to_numeric(frame[name]).to_numpy(dtype=float)
+            out[name] = numbers(name)
     out["days_since_last_purchase"] = np.nan_to_num(days_before_cutoff("last_purchase"), nan=cfg.never_days)
     out["days_since_last_cart"] = np.nan_to_num(days_before_cutoff("last_cart"), nan=cfg.never_days)
     for name in ("distinct_categories", "distinct_items", "active_days"):
-        out[name] = pd.to_numeric(frame[name]).to_numpy(dtype=float)
-    out["mean_price"] = _money(np.nan_to_num(pd.to_numeric(frame["mean_price"]).to_numpy(dtype=float), nan=0.0))
-    fill = {c: 0.0 for c in out.columns}
-    fill.update(recency_days=cfg.never_days, days_since_last_purchase=cfg.never_days,
-                days_since_last_cart=cfg.never_days)
-    return out.reindex(pd.Index([str(u) for u in users], dtype=object, name="user_id")).fillna(fill)
+        out[name] = numbers(name)
+    out["mean_price"] = _money(np.nan_to_num(numbers("mean_price"), nan=0.0))
+    return out
+
+
+def rfm_features_from_store(engine, dataset_id: int, chunk, cutoff: dt.datetime, users: Sequence[str],
+                            cfg: BaselineConfig | None = None) -> pd.DataFrame:
+    """:func:`rfm_features` of ``users`` (in that order) at ``cutoff``, grouped in the database.
+
+    ``chunk`` is the ``core.model.sequences.UserChunk`` that holds ``users``. One query over the
+    chunk's events (a window function numbers the sessions without an id) returns one row per
+    shopper instead of every event: scoring needs these features for every shopper, and reading
+    each chunk's whole history into pandas for them cost a quarter of scoring (measured). The same
+    numbers as :func:`rfm_features` on that history (tested on both stores).
+    """
+    cfg = cfg or BaselineConfig()
+    cutoff = pd.Timestamp(cutoff).to_pydatetime()
+    e, visits = _chunk_events(engine, dataset_id, chunk, cutoff)
+    frame = sequences.read_frame(engine, sa.select(*_grouped_columns(e, visits, cutoff, cfg)).group_by(e.user_id))
+    return _for_users(_grouped_features(frame, cutoff, cfg), users, cfg)
 
 
 def _not_fitted(obj) -> NotFittedError:
@@ -426,6 +480,9 @@ class _RFMModel:
     config: BaselineConfig | None
     _constant: str  # the fitted forecast kept when there are no trees (attribute name without its "_")
 
+    def __init__(self, config: BaselineConfig | None = None):
+        self.config = config
+
     def predict_proba(self, history: pd.DataFrame, cutoff: dt.datetime, users: Sequence[str]) -> np.ndarray:
         """:meth:`predict_from_features` of ``users`` (in order) from the events before ``cutoff``."""
         self._inputs(None)
@@ -473,9 +530,6 @@ class RFMPropensity(_RFMModel):
     name = "gradient_boosting_rfm"
     _constant = "base_rate"
 
-    def __init__(self, config: BaselineConfig | None = None):
-        self.config = config
-
     def fit(self, examples: Iterable) -> RFMPropensity:
         """Train on ``[(history, targets), ...]`` of the training cutoffs (see ``make_targets``); returns self."""
         cfg = self.config or BaselineConfig()
@@ -508,9 +562,6 @@ class RFMNextType(_RFMModel):
     name = "gradient_boosting_rfm"
     classes = NEXT_EVENT_CLASSES
     _constant = "only_class"
-
-    def __init__(self, config: BaselineConfig | None = None):
-        self.config = config
 
     def fit(self, examples: Iterable) -> RFMNextType:
         """Train on ``[(history, targets), ...]`` of the training cutoffs; returns self."""

@@ -299,13 +299,17 @@ def _check_args(n_users: int, weeks: int, seed: int, start: str) -> pd.Timestamp
     if n_users > _USER_ID_SPAN:
         raise CartsightError(f"n_users must be at most {_USER_ID_SPAN:,} (user ids are 9 digits); "
                              f"got {n_users}")
+    return _naive_utc(start, "start", "a date such as '2024-01-01'").normalize()
+
+
+def _naive_utc(value, name: str, expected: str) -> pd.Timestamp:
+    """``value`` as a naive UTC time (naive input means UTC); a :class:`CartsightError` naming the argument
+    ``name`` and what was ``expected`` when it is no time."""
     try:
-        ts = pd.Timestamp(start)
+        ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
-        raise CartsightError(f"start must be a date such as '2024-01-01'; got {start!r}") from exc
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.normalize()
+        raise CartsightError(f"{name} must be {expected}; got {value!r}") from exc
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
 _BLOCK_ARRAYS = ("time", "user", "item", "kind", "session")
@@ -375,12 +379,7 @@ def buying_mode_at(sim: Simulation, when) -> pd.Series:
     shoppers not active that day (not joined yet, churned) are False.
     Errors: ``CartsightError`` when ``when`` is not a time or falls outside the simulated days.
     """
-    try:
-        ts = pd.Timestamp(when)
-    except (ValueError, TypeError) as exc:
-        raise CartsightError(f"when must be a time such as '2024-02-01 12:00'; got {when!r}") from exc
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
+    ts = _naive_utc(when, "when", "a time such as '2024-02-01 12:00'")
     day = (ts - sim.start) // pd.Timedelta(days=1)
     n_days = sim.buying_mode.shape[1]
     if not 0 <= day < n_days:

@@ -299,16 +299,25 @@ def _brand_table() -> tuple[list[str], dict[str, int], dict[str, list[int]]]:
     return names, tier, family_members
 
 
-def _build_catalogue(seed: int, cfg: SimConfig) -> _Catalogue:
-    """Products, prices, bands and each group's item-choice distribution (depends on seed only)."""
-    rng = np.random.default_rng([seed, 0])
-    brand_names, brand_tier, family_members = _brand_table()
-    n_cat = len(CATEGORIES)
-    size_weight = rng.uniform(*cfg.category_size_range, n_cat)
+@dataclass
+class _Products:
+    """The catalogue's products, category by category: each one's category, brand, price and price band."""
+
+    per_cat: np.ndarray  # products in each category
+    cat_of: np.ndarray
+    brand_of: np.ndarray
+    price: np.ndarray
+    band: np.ndarray  # index into PRICE_BANDS: the price's quartile within its category
+
+
+def _draw_products(rng, cfg: SimConfig, brands: tuple[list[str], dict[str, int], dict[str, list[int]]]) -> _Products:
+    """Products per category (sized at random), their brands (from the category's family, popular ones more
+    often) and prices (the category's base price times the brand tier's factor, scattered)."""
+    brand_names, brand_tier, family_members = brands
+    size_weight = rng.uniform(*cfg.category_size_range, len(CATEGORIES))
     per_cat = np.round(cfg.n_products * size_weight / size_weight.sum()).astype(int)
     per_cat = np.maximum(cfg.min_products_per_category, per_cat)
     tier_factor = np.asarray(cfg.tier_price_factor)
-
     cat_of, brand_of, price, band = [], [], [], []
     for c, (code, base, family) in enumerate(CATEGORIES):
         members = np.asarray(family_members[family])
@@ -324,25 +333,18 @@ def _build_catalogue(seed: int, cfg: SimConfig) -> _Catalogue:
         brand_of.append(b)
         price.append(p)
         band.append(rank * len(PRICE_BANDS) // per_cat[c])
-    cat_of = np.concatenate(cat_of)
-    brand_of = np.concatenate(brand_of)
-    price = np.concatenate(price)
-    band = np.concatenate(band)
-    n_prod = len(cat_of)
-    popularity = rng.lognormal(0.0, cfg.item_popularity_sigma, n_prod)
+    return _Products(per_cat, *(np.concatenate(parts) for parts in (cat_of, brand_of, price, band)))
 
-    product_id = _PRODUCT_ID_BASE + rng.choice(_PRODUCT_ID_SPAN, size=n_prod, replace=False)
-    category_ids = _CATEGORY_ID_BASE + rng.choice(_CATEGORY_ID_SPAN, size=n_cat, replace=False)
-    codes = np.array([c[0] for c in CATEGORIES], dtype=object)
-    code_col = codes[cat_of].copy()
-    code_col[rng.random(n_prod) < cfg.blank_category_share] = None
-    brand_col = np.array(brand_names, dtype=object)[brand_of]
-    brand_col[rng.random(n_prod) < cfg.blank_brand_share] = None
 
+def _draw_tastes(rng, cfg: SimConfig, brands, products: _Products) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(category mix [groups, categories], brand affinity [groups, brands], favoured brands' names)`` of
+    each taste group: its core categories take most of its visits, and in each it favours brands of a tier
+    that suits it."""
+    brand_names, brand_tier, _ = brands
+    n_cat = len(CATEGORIES)
     code_index = {c[0]: i for i, c in enumerate(CATEGORIES)}
-    n_groups = len(TASTE_GROUPS)
-    mix = np.zeros((n_groups, n_cat))
-    brand_aff = np.ones((n_groups, len(brand_names)))
+    mix = np.zeros((len(TASTE_GROUPS), n_cat))
+    brand_aff = np.ones((len(TASTE_GROUPS), len(brand_names)))
     favoured_names = []
     for g, grp in enumerate(TASTE_GROUPS):
         core = [code_index[c] for c in grp.core_categories]
@@ -350,17 +352,21 @@ def _build_catalogue(seed: int, cfg: SimConfig) -> _Catalogue:
         mix[g, core] = cfg.core_category_share / len(core)
         fav_parts = []
         for c in core:  # favoured brands in each core category, those whose tier suits the group
-            present = np.unique(brand_of[cat_of == c])
+            present = np.unique(products.brand_of[products.cat_of == c])
             suits = np.array([grp.band_preference[brand_tier[brand_names[i]]] for i in present])
             n_fav = max(1, round(cfg.favoured_brand_share * len(present)))
             fav_parts.append(rng.choice(present, size=n_fav, replace=False, p=suits / suits.sum()))
         fav = np.unique(np.concatenate(fav_parts))
         brand_aff[g, fav] = cfg.favoured_brand_weight
         favoured_names.append(" ".join(brand_names[i] for i in fav))
-    band_pref = np.array([grp.band_preference for grp in TASTE_GROUPS])
+    return mix, brand_aff, favoured_names
 
-    # one CDF per (group, category) segment; segment k's values lie in (k, k + 1]
-    weight = popularity[None, :] * brand_aff[:, brand_of] * band_pref[:, band]
+
+def _choice_cdfs(weight: np.ndarray, per_cat: np.ndarray) -> np.ndarray:
+    """One CDF of item choice per (group, category) segment, laid end to end: segment k's values lie in
+    (k, k + 1]. ``weight`` is [groups, products], products grouped by category."""
+    n_groups, n_prod = weight.shape
+    n_cat = len(per_cat)
     flat = np.empty(n_groups * n_prod)
     bounds = np.r_[0, np.cumsum(per_cat)]
     for g in range(n_groups):
@@ -369,7 +375,42 @@ def _build_catalogue(seed: int, cfg: SimConfig) -> _Catalogue:
             cdf = np.cumsum(w) / w.sum()
             cdf[-1] = 1.0
             flat[g * n_prod + bounds[c]: g * n_prod + bounds[c + 1]] = g * n_cat + c + cdf
+    return flat
 
+
+def _groups_frame(favoured_names: list[str]) -> pd.DataFrame:
+    """The planted taste groups, one row each, with the brands each favours."""
+    return pd.DataFrame({
+        "group_id": np.arange(len(TASTE_GROUPS)),
+        "group": [g.name for g in TASTE_GROUPS],
+        "core_categories": [" ".join(g.core_categories) for g in TASTE_GROUPS],
+        "favoured_brands": favoured_names,
+        "preferred_band": [PRICE_BANDS[int(np.argmax(g.band_preference))] for g in TASTE_GROUPS],
+        "band_preference": [tuple(g.band_preference) for g in TASTE_GROUPS],
+        "share": [g.share for g in TASTE_GROUPS],
+    })
+
+
+def _build_catalogue(seed: int, cfg: SimConfig) -> _Catalogue:
+    """Products, prices, bands and each group's item-choice distribution (depends on seed only)."""
+    rng = np.random.default_rng([seed, 0])  # the stages draw from it in this order
+    brands = _brand_table()
+    brand_names, brand_tier, _ = brands
+    n_cat = len(CATEGORIES)
+    products = _draw_products(rng, cfg, brands)
+    cat_of, brand_of, price, band = products.cat_of, products.brand_of, products.price, products.band
+    n_prod = len(cat_of)
+    popularity = rng.lognormal(0.0, cfg.item_popularity_sigma, n_prod)
+    product_id = _PRODUCT_ID_BASE + rng.choice(_PRODUCT_ID_SPAN, size=n_prod, replace=False)
+    category_ids = _CATEGORY_ID_BASE + rng.choice(_CATEGORY_ID_SPAN, size=n_cat, replace=False)
+    codes = np.array([c[0] for c in CATEGORIES], dtype=object)
+    code_col = codes[cat_of].copy()
+    code_col[rng.random(n_prod) < cfg.blank_category_share] = None
+    brand_col = np.array(brand_names, dtype=object)[brand_of]
+    brand_col[rng.random(n_prod) < cfg.blank_brand_share] = None
+    mix, brand_aff, favoured_names = _draw_tastes(rng, cfg, brands, products)
+    band_pref = np.array([grp.band_preference for grp in TASTE_GROUPS])
+    flat = _choice_cdfs(popularity[None, :] * brand_aff[:, brand_of] * band_pref[:, band], products.per_cat)
     frame = pd.DataFrame({
         "product_id": product_id.astype(np.int64),
         "category_id": category_ids[cat_of].astype(np.int64),
@@ -382,16 +423,7 @@ def _build_catalogue(seed: int, cfg: SimConfig) -> _Catalogue:
         "price_band": np.array(PRICE_BANDS, dtype=object)[band],
         "popularity": popularity,
     })
-    groups = pd.DataFrame({
-        "group_id": np.arange(n_groups),
-        "group": [g.name for g in TASTE_GROUPS],
-        "core_categories": [" ".join(g.core_categories) for g in TASTE_GROUPS],
-        "favoured_brands": favoured_names,
-        "preferred_band": [PRICE_BANDS[int(np.argmax(g.band_preference))] for g in TASTE_GROUPS],
-        "band_preference": [tuple(g.band_preference) for g in TASTE_GROUPS],
-        "share": [g.share for g in TASTE_GROUPS],
-    })
-    return _Catalogue(frame=frame, groups=groups, cat_of=cat_of, flat_cdf=flat,
+    return _Catalogue(frame=frame, groups=_groups_frame(favoured_names), cat_of=cat_of, flat_cdf=flat,
                       n_products=n_prod, n_categories=n_cat, group_mix=mix, band_pref=band_pref,
                       product_id=product_id.astype(np.int64),
                       category_id=category_ids[cat_of].astype(np.int64),

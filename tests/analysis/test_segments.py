@@ -14,11 +14,8 @@ from core import store
 from core.analysis import segments
 from core.analysis import segment_names
 from core.analysis import shopper_features
-from core.store import derived
 from core.errors import NotFittedError, ParameterError, SchemaError
-from core.simulate import simulate
-from core.simulate.files import to_canonical
-from tests.conftest import make_dataset
+from tests.conftest import load_simulated_shop, make_dataset
 
 #: Planted-group recovery threshold. k-means on activity-led features (equal block weights)
 #: reached only 0.27 (seed 11): shoppers split by how busy they are, not by taste. The planted groups
@@ -30,37 +27,10 @@ MIN_ARI = 0.5
 SIM_USERS, SIM_WEEKS, SIM_SEED = 1200, 6, 5
 
 
-def canonical_frame(events: pd.DataFrame) -> pd.DataFrame:
-    """The simulator's REES46 rows in the canonical columns, with an empty quantity column."""
-    return to_canonical(events).assign(quantity=pd.array([None] * len(events), dtype="Int64"))
-
-
-def load_simulation(engine: sa.Engine, name: str, n_users: int, weeks: int, seed: int):
-    """Simulate shoppers and load them as dataset ``name`` through DuckDB's native path; returns the Simulation."""
-    sim = simulate(n_users, weeks=weeks, seed=seed)
-    frame = canonical_frame(sim.events)
-    make_dataset(engine, name, [])
-    with engine.begin() as conn:
-        did = conn.execute(sa.select(store.datasets.c.dataset_id).where(store.datasets.c.name == name)).scalar_one()
-        raw = store.driver_connection(conn)
-        frame.insert(0, "dataset_id", did)
-        raw.register("sim_incoming", frame)
-        try:
-            cols = ", ".join(c.name for c in store.events.columns if c.name in frame.columns)
-            raw.execute(f"INSERT INTO cs_events ({cols}) SELECT {cols} FROM sim_incoming")
-        finally:
-            raw.unregister("sim_incoming")
-        derived.derive_dataset(conn, did)
-        conn.execute(store.datasets.update().where(store.datasets.c.dataset_id == did).values(
-            n_users=n_users, rows_loaded=len(frame), rows_read=len(frame),
-            first_event=frame["event_time"].min().to_pydatetime(), last_event=frame["event_time"].max().to_pydatetime()))
-    return sim
-
-
 @pytest.fixture(scope="module")
 def sim_store(tmp_path_factory):
     engine = store.make_engine(f"duckdb:///{tmp_path_factory.mktemp('segments') / 'store.duckdb'}")
-    sim = load_simulation(engine, "sim", SIM_USERS, SIM_WEEKS, SIM_SEED)
+    sim = load_simulated_shop(engine, "sim", SIM_USERS, SIM_WEEKS, SIM_SEED)
     run = segments.run_segmentation(engine, "sim", n_segments=6, seed=0)
     truth = sim.truth.assign(user_id=sim.truth["user_id"].astype(str)).set_index("user_id")["group"]
     yield {"engine": engine, "sim": sim, "run": run, "truth": truth}
@@ -395,7 +365,7 @@ def test_model_embedding_and_propensity_become_features(tmp_path, monkeypatch):
     torch.set_num_threads(1)
     monkeypatch.setenv(segments.config.HOME_ENV, str(tmp_path / "home"))
     engine = store.make_engine(f"duckdb:///{tmp_path / 'store.duckdb'}")
-    load_simulation(engine, "trained", 300, 4, 3)
+    load_simulated_shop(engine, "trained", 300, 4, 3)
     tiny = ModelConfig(hidden_size=16, n_layers=1, n_heads=1, max_len=20, epochs=2, batch_size=64,
                        max_train_examples=128, torch_threads=1, chunk_users=500)
     card = forecast.train(engine, "trained", horizon_days=7, config=tiny)

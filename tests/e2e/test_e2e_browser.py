@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED_DATA
-from tests.e2e_support import CHROMIUM, ROOT, running_app
+from tests.e2e_support import CHROMIUM, ROOT, VIEWPORT, full_screenshot, running_app
 
 pytestmark = pytest.mark.browser
 
 REES46_HEAD = SHARED_DATA / "rees46" / "2019-Oct-head.csv"
 # ingest's counts for the head: 17,434 rows + 1 cut-off row read; 5 exact duplicates and the cut-off row quarantined
 ROWS_READ, ROWS_LOADED, ROWS_QUARANTINED = 17_435, 17_429, 6
-VIEWPORT = {"width": 1440, "height": 1000}
 STEP_TIMEOUT_MS = 60_000  # first start loads the bundled sample; the 2 cores are shared
 
 
@@ -78,16 +77,6 @@ def _load(page) -> list[str]:
     return [_metric_value(page, k) for k in ("Rows read", "Rows loaded", "Rows quarantined")]
 
 
-def _full_screenshot(page, path: Path) -> None:
-    """The whole page: Streamlit scrolls inside its main block, so grow the viewport to its height first."""
-    page.wait_for_timeout(1000)  # Plotly's transition
-    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], int(height))})
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(path), full_page=True)
-    page.set_viewport_size(VIEWPORT)
-
-
 def test_upload_rees46_head_then_see_its_funnel(app_page, app_url, tmp_path_factory, shared_data):
     from playwright.sync_api import expect
 
@@ -108,7 +97,7 @@ def test_upload_rees46_head_then_see_its_funnel(app_page, app_url, tmp_path_fact
         f"rows read = rows loaded + rows quarantined: {ROWS_READ:,} = {ROWS_LOADED:,} + {ROWS_QUARANTINED:,}"
     ).is_visible()
     page.get_by_test_id("stDownloadButton").wait_for()
-    _full_screenshot(page, shots / "data.png")
+    full_screenshot(page, shots / "data.png")
 
     nav.get_by_role("link", name="Overview", exact=True).click()
     page.get_by_role("heading", name="Overview").first.wait_for()
@@ -122,7 +111,7 @@ def test_upload_rees46_head_then_see_its_funnel(app_page, app_url, tmp_path_fact
     labels = funnel.first.locator(".funnellayer text")
     counts = [labels.nth(i).locator("tspan").first.text_content() for i in range(labels.count())]
     assert [int(c.replace(",", "")) for c in counts] == [viewers, carters, buyers], f"funnel on screen: {counts}"
-    _full_screenshot(page, shots / "overview.png")
+    full_screenshot(page, shots / "overview.png")
     print(f"screenshots in {shots}")
 
 

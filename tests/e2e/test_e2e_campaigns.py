@@ -25,9 +25,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.e2e_support import running_app
-from tests.e2e.test_e2e_journey import STEP_TIMEOUT_MS, VIEWPORT, _choose, _count, _download, _full_screenshot, \
-    _metric_value, _nav, _settle
+from tests.e2e_support import app_in_browser, full_screenshot
+from tests.e2e.test_e2e_journey import STEP_TIMEOUT_MS, _choose, _count, _download, _metric_value, _nav, _settle
 
 pytestmark = pytest.mark.browser
 
@@ -119,70 +118,62 @@ def test_consent_suppression_and_counts_on_the_campaigns_page(shop_folder, debia
     shots.mkdir()
     downloads.mkdir()
     seen: dict = {}
-    with running_app(folder) as url:
-        context = debian_chromium.new_context(viewport=VIEWPORT, accept_downloads=True)
-        context.set_default_timeout(STEP_TIMEOUT_MS)
-        page = context.new_page()
-        try:
-            page.goto(url)
-            page.get_by_role("heading", name="Overview").first.wait_for()
-            _nav(page, "Campaigns")
-            page.get_by_role("heading", name="Expected outcome").wait_for()
-            _choose(page, "stSelectbox", "Format", "Klaviyo list")
-            expect(page.get_by_text("Klaviyo and Mailchimp export only shoppers whose consent_email is yes")) \
-                .to_be_visible()
+    with app_in_browser(debian_chromium, folder, STEP_TIMEOUT_MS) as page:
+        _nav(page, "Campaigns")
+        page.get_by_role("heading", name="Expected outcome").wait_for()
+        _choose(page, "stSelectbox", "Format", "Klaviyo list")
+        expect(page.get_by_text("Klaviyo and Mailchimp export only shoppers whose consent_email is yes")) \
+            .to_be_visible()
 
-            # 1. no consent column: refused with the column's name, nothing offered; the bad phone keeps its row
-            _upload(page, "Identity file", files["customers.csv"])
-            expect(page.get_by_text("customers.csv: 10 rows read, 10 usable, 0 left out; 1 field left blank")) \
-                .to_be_visible()
-            expect(page.get_by_test_id("stAlert").filter(has_text="The identity file has no consent_email column")) \
-                .to_be_visible()
-            _no_export_offered(page)
-            page.get_by_test_id("stExpander").filter(has_text="problem: rows left out").locator("summary").click()
-            cell = page.get_by_test_id("stTable").get_by_text(BAD_PHONE_REASON, exact=True)
-            expect(cell).to_be_visible()
-            assert cell.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the reason is cut off on screen"
-            _full_screenshot(page, shots / "1-no-consent-refused.png")
+        # 1. no consent column: refused with the column's name, nothing offered; the bad phone keeps its row
+        _upload(page, "Identity file", files["customers.csv"])
+        expect(page.get_by_text("customers.csv: 10 rows read, 10 usable, 0 left out; 1 field left blank")) \
+            .to_be_visible()
+        expect(page.get_by_test_id("stAlert").filter(has_text="The identity file has no consent_email column")) \
+            .to_be_visible()
+        _no_export_offered(page)
+        page.get_by_test_id("stExpander").filter(has_text="problem: rows left out").locator("summary").click()
+        cell = page.get_by_test_id("stTable").get_by_text(BAD_PHONE_REASON, exact=True)
+        expect(cell).to_be_visible()
+        assert cell.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the reason is cut off on screen"
+        full_screenshot(page, shots / "1-no-consent-refused.png")
 
-            # 2. the legal basis stated: offered, recorded, downloaded
-            _tick(page, "Export without a consent_email column, on a legal basis I state")
-            _no_export_offered(page)  # ticked, no basis written yet
-            basis_box = page.get_by_label("Legal basis (recorded with the export)")
-            basis_box.fill(BASIS)
-            basis_box.press("Enter")
-            _settle(page)
-            page.get_by_role("button", name=EXPORT_BUTTON).wait_for()
-            _expect_metric(page, "Not in the identity file", 30)
-            _expect_metric(page, "Without consent", 0)
-            seen["basis_file"] = _export_and_download(page, downloads)
-            _full_screenshot(page, shots / "2-basis-stated.png")
+        # 2. the legal basis stated: offered, recorded, downloaded
+        _tick(page, "Export without a consent_email column, on a legal basis I state")
+        _no_export_offered(page)  # ticked, no basis written yet
+        basis_box = page.get_by_label("Legal basis (recorded with the export)")
+        basis_box.fill(BASIS)
+        basis_box.press("Enter")
+        _settle(page)
+        page.get_by_role("button", name=EXPORT_BUTTON).wait_for()
+        _expect_metric(page, "Not in the identity file", 30)
+        _expect_metric(page, "Without consent", 0)
+        seen["basis_file"] = _export_and_download(page, downloads)
+        full_screenshot(page, shots / "2-basis-stated.png")
 
-            # 3. a consent column: "not in the identity file" apart from "without consent"
-            _upload(page, "Identity file", files["shopify.csv"])
-            expect(page.get_by_text("'Accepts Email Marketing' as consent_email")).to_be_visible()
-            _expect_metric(page, "Not in the identity file", 34)
-            _expect_metric(page, "Without consent", 1)
-            seen["exported_before_suppression"] = _count(_metric_value(page, "Exported"))
-            seen["holdout_before_suppression"] = _count(_metric_value(page, "Holdout (kept back)"))
+        # 3. a consent column: "not in the identity file" apart from "without consent"
+        _upload(page, "Identity file", files["shopify.csv"])
+        expect(page.get_by_text("'Accepts Email Marketing' as consent_email")).to_be_visible()
+        _expect_metric(page, "Not in the identity file", 34)
+        _expect_metric(page, "Without consent", 1)
+        seen["exported_before_suppression"] = _count(_metric_value(page, "Exported"))
+        seen["holdout_before_suppression"] = _count(_metric_value(page, "Holdout (kept back)"))
 
-            # 4. suppression by a Mailchimp "Email Address" file, then a ";"-separated customer_id file
-            _upload(page, "Suppression list", files["mailchimp-unsubscribed.csv"])
-            _expect_metric(page, "Suppressed", 1)
-            _upload(page, "Suppression list", files["unsubscribed.csv"])
-            _expect_metric(page, "Suppressed", 2)
-            _expect_metric(page, "Not in the identity file", 34)
-            seen["suppressed_file"] = _export_and_download(page, downloads)
-            _full_screenshot(page, shots / "3-suppressed.png")
+        # 4. suppression by a Mailchimp "Email Address" file, then a ";"-separated customer_id file
+        _upload(page, "Suppression list", files["mailchimp-unsubscribed.csv"])
+        _expect_metric(page, "Suppressed", 1)
+        _upload(page, "Suppression list", files["unsubscribed.csv"])
+        _expect_metric(page, "Suppressed", 2)
+        _expect_metric(page, "Not in the identity file", 34)
+        seen["suppressed_file"] = _export_and_download(page, downloads)
+        full_screenshot(page, shots / "3-suppressed.png")
 
-            # 5. a suppression file with no id or e-mail column: refused, nothing offered
-            _upload(page, "Suppression list", files["complaints.csv"])
-            expect(page.get_by_test_id("stAlert").filter(has_text="suppression file has no user id or e-mail column")) \
-                .to_be_visible()
-            _no_export_offered(page)
-            _full_screenshot(page, shots / "4-bad-suppression-refused.png")
-        finally:
-            context.close()
+        # 5. a suppression file with no id or e-mail column: refused, nothing offered
+        _upload(page, "Suppression list", files["complaints.csv"])
+        expect(page.get_by_test_id("stAlert").filter(has_text="suppression file has no user id or e-mail column")) \
+            .to_be_visible()
+        _no_export_offered(page)
+        full_screenshot(page, shots / "4-bad-suppression-refused.png")
     print(f"screenshots in {shots}")
     _check_against_store(folder, seen)
 

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e_support import CHROMIUM, running_app
+from tests.e2e_support import CHROMIUM, app_in_browser, full_screenshot
 
 pytestmark = pytest.mark.browser
 
 N_USERS, WEEKS, SIM_SEED = 400, 8, 5
 N_SEGMENTS = 4  # chosen on the slider: auto, 2, 3, 4 -> three steps right
 DATASET = "journey"
-VIEWPORT = {"width": 1440, "height": 1000}
 STEP_TIMEOUT_MS = 90_000  # the 2 cores are shared; a segmentation or a first page import can take a while
 NO_ADS_CONSENT_EVERY = 5  # every 5th shopper of the identity file says no to ads
 OPEN_TRIES, OPEN_WAIT_MS = 3, 10_000  # opening a select box's list
@@ -86,16 +85,6 @@ def prepared_store(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- page helpers
-def _full_screenshot(page, path: Path) -> None:
-    """The whole page: Streamlit scrolls inside its main block, so grow the viewport to its height first."""
-    page.wait_for_timeout(1000)  # Plotly's transition
-    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], int(height))})
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(path), full_page=True)
-    page.set_viewport_size(VIEWPORT)
-
-
 def _settle(page) -> None:
     """Wait until the script run triggered by the last widget change has finished."""
     page.wait_for_timeout(300)
@@ -182,126 +171,117 @@ def test_segment_preferences_shopper_then_download_a_target_list(prepared_store,
     shots.mkdir()
     downloads.mkdir()
     seen: dict = {}
-    with running_app(folder) as url:
-        chromium = debian_chromium
-        context = chromium.new_context(viewport=VIEWPORT, accept_downloads=True)
-        context.set_default_timeout(STEP_TIMEOUT_MS)
-        page = context.new_page()
-        try:
-            page.goto(url)
-            # the store already holds a dataset: no sample load, the app lands on Overview
-            page.get_by_role("heading", name="Overview").first.wait_for()
-            expect(page.get_by_role("combobox", name="Dataset")).to_have_value(DATASET)
+    # the store already holds a dataset: no sample load, the app lands on Overview
+    with app_in_browser(debian_chromium, folder, STEP_TIMEOUT_MS) as page:
+        expect(page.get_by_role("combobox", name="Dataset")).to_have_value(DATASET)
 
-            # 1. Segments: a fixed number of segments, Run, the profile cards
-            _nav(page, "Segments")
-            page.get_by_text("No segments yet for this dataset").wait_for()
-            slider = page.get_by_test_id("stSlider").filter(has_text="Number of segments").get_by_role("slider")
-            slider.focus()
-            for _ in range(N_SEGMENTS - 1):
-                page.keyboard.press("ArrowRight")
+        # 1. Segments: a fixed number of segments, Run, the profile cards
+        _nav(page, "Segments")
+        page.get_by_text("No segments yet for this dataset").wait_for()
+        slider = page.get_by_test_id("stSlider").filter(has_text="Number of segments").get_by_role("slider")
+        slider.focus()
+        for _ in range(N_SEGMENTS - 1):
+            page.keyboard.press("ArrowRight")
+        _settle(page)
+        expect(slider).to_have_attribute("aria-valuetext", str(N_SEGMENTS))
+        page.get_by_role("button", name="Run", exact=True).click()
+        success = page.get_by_test_id("stAlert").filter(has_text=re.compile(r"^Segmented [\d,]+ shoppers into"))
+        success.wait_for()
+        m = re.search(r"Segmented ([\d,]+) shoppers into (\d+) segments \(run (\d+)\)", success.inner_text())
+        assert m, success.inner_text()
+        assert _count(m.group(1)) == N_USERS and int(m.group(2)) == N_SEGMENTS
+        seen["run_id"] = int(m.group(3))
+        page.get_by_role("heading", name="Profiles").wait_for()
+        titles = page.locator("strong").filter(has_text=re.compile(r"^\d+\. \S"))
+        expect(titles).to_have_count(N_SEGMENTS + 2)  # the cards, then the two of the comparison
+        first = re.match(r"^(\d+)\. (.+)$", titles.first.inner_text().strip())
+        seg, seg_name = int(first.group(1)), first.group(2)
+        seen["segment"], seen["segment_name"] = seg, seg_name
+        seen["card_size"] = _count(_metric_value(page, "Shoppers", 0))
+        card_titles = [titles.nth(i).inner_text().strip() for i in range(N_SEGMENTS)]
+        seen["card_titles"] = card_titles
+        expect(page.get_by_test_id("stPlotlyChart").locator(".main-svg").first).to_be_visible()
+        full_screenshot(page, shots / "1-segments.png")
+
+        # 2. Preferences: pick that segment, the heat map and the share charts
+        _nav(page, "Preferences")
+        label = f"Segment {seg} · {seg_name}"
+        _choose(page, "stSelectbox", "Group", label)
+        page.get_by_role("heading", name=f"What {label} likes").wait_for()
+        group_box = page.get_by_test_id("stSelectbox").filter(has_text="Group")
+        shown = group_box.locator("input").input_value()
+        m = re.search(re.escape(label) + r" \(([\d,]+) shoppers\)", shown)
+        assert m, f"group select box shows {shown!r}"
+        seen["prefs_size"] = _count(m.group(1))
+        expect(page.locator(".st-key-preferences_heatmap .main-svg").first).to_be_visible()
+        for dim in ("category", "brand", "price_band"):
+            expect(page.locator(f".st-key-preferences_{dim}_chart .main-svg").first).to_be_visible()
+        heat = page.locator(".st-key-preferences_heatmap .xtick")  # one column per segment
+        expect(heat).to_have_count(N_SEGMENTS)
+        full_screenshot(page, shots / "2-preferences.png")
+
+        # 3. back to Segments, open that segment's shoppers, pick one
+        _nav(page, "Segments")
+        page.get_by_role("heading", name="Profiles").wait_for()
+        page.get_by_role("button", name="Open its shoppers").first.click()
+        page.get_by_role("heading", name="Shopper", exact=True).wait_for()
+        _settle(page)
+        # arriving from a segment's card: the suggestions list that segment's members
+        expect(page.get_by_role("radio", name="segment members")).to_be_checked()
+        seg_box = page.get_by_test_id("stSelectbox").filter(
+            has=page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile("^Segment$")))
+        expect(seg_box.locator("input")).to_have_value(f"{seg}. {seg_name}")
+        pick = page.get_by_test_id("stSelectbox").filter(has_text="Pick a shopper")
+        pick.locator("input").click()
+        option = page.get_by_role("option").first
+        picked = option.inner_text().strip()
+        seen["suggested"] = [page.get_by_role("option").nth(i).inner_text().strip()
+                             for i in range(page.get_by_role("option").count())]
+        option.click()
+        _settle(page)
+        user_id = picked.split(" — ")[0].strip()
+        seen["user_id"] = user_id
+        expect(page.get_by_role("textbox", name="Shopper id")).to_have_value(user_id)
+        segment_line = page.get_by_text(re.compile(r"^Segment: "))
+        segment_line.wait_for()
+        seen["shopper_segment_line"] = segment_line.inner_text().strip()
+        page.get_by_role("heading", name="Timeline").wait_for()
+        expect(page.locator(".st-key-shopper_timeline .main-svg").first).to_be_visible()
+        seen["timeline_points"] = page.locator(".st-key-shopper_timeline .scatterlayer .point").count()
+        full_screenshot(page, shots / "3-shopper.png")
+
+        # 4. Campaigns: the segment, the live count, export as CSV and download it
+        _nav(page, "Campaigns")
+        _choose(page, "stMultiSelect", "Segments", f"{seg}. {seg_name}")
+        page.get_by_role("heading", name="Expected outcome").wait_for()
+        csv_button = re.compile(r"^Export [\d,]+ shoppers as CSV")
+        seen["csv_counts"], seen["csv_button"] = _steady_counts(page, ("Holdout (kept back)", "Exported"),
+                                                                seen["card_size"], csv_button)
+        seen["matching"] = _count(_metric_value(page, "Shoppers matching these filters"))
+        export = page.get_by_role("button", name=csv_button)
+        export.click()
+        page.get_by_text(re.compile(r"^Export \d+ recorded: ")).wait_for()
+        seen["csv_file"] = _download(page, re.compile(r"^Download cartsight-.*-csv\.csv$"), downloads)
+        full_screenshot(page, shots / "4-campaigns-csv.png")
+
+        # 5. Google Customer Match with an identity file
+        _choose(page, "stSelectbox", "Format", "Google Ads Customer Match")
+        uploader = page.get_by_test_id("stFileUploader").filter(has_text="Identity file")
+        uploader.locator('input[type="file"]').set_input_files(str(folder / "identities.csv"))
+        page.get_by_text(re.compile(r"^identities\.csv: [\d,]+ rows read")).wait_for()
+        _settle(page)
+        seen["identity_caption"] = page.get_by_text(re.compile(r"^identities\.csv: ")).inner_text()
+        google_button = re.compile(r"^Export [\d,]+ shoppers as Google Ads")
+        seen["google_counts"], _ = _steady_counts(page, ("Without consent", "Holdout (kept back)", "Exported"),
+                                                  seen["card_size"], google_button)
+        if seen["google_counts"]["Exported"] < config.PLATFORM_MIN_LIST_SIZE["google"]:
+            # under Google's minimum list size: the export waits for the analyst's confirmation
+            page.get_by_test_id("stCheckbox").filter(has_text="shoppers anyway").locator("label").click()
             _settle(page)
-            expect(slider).to_have_attribute("aria-valuetext", str(N_SEGMENTS))
-            page.get_by_role("button", name="Run", exact=True).click()
-            success = page.get_by_test_id("stAlert").filter(has_text=re.compile(r"^Segmented [\d,]+ shoppers into"))
-            success.wait_for()
-            m = re.search(r"Segmented ([\d,]+) shoppers into (\d+) segments \(run (\d+)\)", success.inner_text())
-            assert m, success.inner_text()
-            assert _count(m.group(1)) == N_USERS and int(m.group(2)) == N_SEGMENTS
-            seen["run_id"] = int(m.group(3))
-            page.get_by_role("heading", name="Profiles").wait_for()
-            titles = page.locator("strong").filter(has_text=re.compile(r"^\d+\. \S"))
-            expect(titles).to_have_count(N_SEGMENTS + 2)  # the cards, then the two of the comparison
-            first = re.match(r"^(\d+)\. (.+)$", titles.first.inner_text().strip())
-            seg, seg_name = int(first.group(1)), first.group(2)
-            seen["segment"], seen["segment_name"] = seg, seg_name
-            seen["card_size"] = _count(_metric_value(page, "Shoppers", 0))
-            card_titles = [titles.nth(i).inner_text().strip() for i in range(N_SEGMENTS)]
-            seen["card_titles"] = card_titles
-            expect(page.get_by_test_id("stPlotlyChart").locator(".main-svg").first).to_be_visible()
-            _full_screenshot(page, shots / "1-segments.png")
-
-            # 2. Preferences: pick that segment, the heat map and the share charts
-            _nav(page, "Preferences")
-            label = f"Segment {seg} · {seg_name}"
-            _choose(page, "stSelectbox", "Group", label)
-            page.get_by_role("heading", name=f"What {label} likes").wait_for()
-            group_box = page.get_by_test_id("stSelectbox").filter(has_text="Group")
-            shown = group_box.locator("input").input_value()
-            m = re.search(re.escape(label) + r" \(([\d,]+) shoppers\)", shown)
-            assert m, f"group select box shows {shown!r}"
-            seen["prefs_size"] = _count(m.group(1))
-            expect(page.locator(".st-key-preferences_heatmap .main-svg").first).to_be_visible()
-            for dim in ("category", "brand", "price_band"):
-                expect(page.locator(f".st-key-preferences_{dim}_chart .main-svg").first).to_be_visible()
-            heat = page.locator(".st-key-preferences_heatmap .xtick")  # one column per segment
-            expect(heat).to_have_count(N_SEGMENTS)
-            _full_screenshot(page, shots / "2-preferences.png")
-
-            # 3. back to Segments, open that segment's shoppers, pick one
-            _nav(page, "Segments")
-            page.get_by_role("heading", name="Profiles").wait_for()
-            page.get_by_role("button", name="Open its shoppers").first.click()
-            page.get_by_role("heading", name="Shopper", exact=True).wait_for()
-            _settle(page)
-            # arriving from a segment's card: the suggestions list that segment's members
-            expect(page.get_by_role("radio", name="segment members")).to_be_checked()
-            seg_box = page.get_by_test_id("stSelectbox").filter(
-                has=page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile("^Segment$")))
-            expect(seg_box.locator("input")).to_have_value(f"{seg}. {seg_name}")
-            pick = page.get_by_test_id("stSelectbox").filter(has_text="Pick a shopper")
-            pick.locator("input").click()
-            option = page.get_by_role("option").first
-            picked = option.inner_text().strip()
-            seen["suggested"] = [page.get_by_role("option").nth(i).inner_text().strip()
-                                 for i in range(page.get_by_role("option").count())]
-            option.click()
-            _settle(page)
-            user_id = picked.split(" — ")[0].strip()
-            seen["user_id"] = user_id
-            expect(page.get_by_role("textbox", name="Shopper id")).to_have_value(user_id)
-            segment_line = page.get_by_text(re.compile(r"^Segment: "))
-            segment_line.wait_for()
-            seen["shopper_segment_line"] = segment_line.inner_text().strip()
-            page.get_by_role("heading", name="Timeline").wait_for()
-            expect(page.locator(".st-key-shopper_timeline .main-svg").first).to_be_visible()
-            seen["timeline_points"] = page.locator(".st-key-shopper_timeline .scatterlayer .point").count()
-            _full_screenshot(page, shots / "3-shopper.png")
-
-            # 4. Campaigns: the segment, the live count, export as CSV and download it
-            _nav(page, "Campaigns")
-            _choose(page, "stMultiSelect", "Segments", f"{seg}. {seg_name}")
-            page.get_by_role("heading", name="Expected outcome").wait_for()
-            csv_button = re.compile(r"^Export [\d,]+ shoppers as CSV")
-            seen["csv_counts"], seen["csv_button"] = _steady_counts(page, ("Holdout (kept back)", "Exported"),
-                                                                    seen["card_size"], csv_button)
-            seen["matching"] = _count(_metric_value(page, "Shoppers matching these filters"))
-            export = page.get_by_role("button", name=csv_button)
-            export.click()
-            page.get_by_text(re.compile(r"^Export \d+ recorded: ")).wait_for()
-            seen["csv_file"] = _download(page, re.compile(r"^Download cartsight-.*-csv\.csv$"), downloads)
-            _full_screenshot(page, shots / "4-campaigns-csv.png")
-
-            # 5. Google Customer Match with an identity file
-            _choose(page, "stSelectbox", "Format", "Google Ads Customer Match")
-            uploader = page.get_by_test_id("stFileUploader").filter(has_text="Identity file")
-            uploader.locator('input[type="file"]').set_input_files(str(folder / "identities.csv"))
-            page.get_by_text(re.compile(r"^identities\.csv: [\d,]+ rows read")).wait_for()
-            _settle(page)
-            seen["identity_caption"] = page.get_by_text(re.compile(r"^identities\.csv: ")).inner_text()
-            google_button = re.compile(r"^Export [\d,]+ shoppers as Google Ads")
-            seen["google_counts"], _ = _steady_counts(page, ("Without consent", "Holdout (kept back)", "Exported"),
-                                                      seen["card_size"], google_button)
-            if seen["google_counts"]["Exported"] < config.PLATFORM_MIN_LIST_SIZE["google"]:
-                # under Google's minimum list size: the export waits for the analyst's confirmation
-                page.get_by_test_id("stCheckbox").filter(has_text="shoppers anyway").locator("label").click()
-                _settle(page)
-            page.get_by_role("button", name=google_button).click()
-            page.get_by_role("button", name=re.compile(r"^Download cartsight-.*-google\.csv$")).wait_for()
-            seen["google_file"] = _download(page, re.compile(r"^Download cartsight-.*-google\.csv$"), downloads)
-            _full_screenshot(page, shots / "5-campaigns-google.png")
-        finally:
-            context.close()  # the browser is the session's (conftest.debian_chromium): later tests use it
+        page.get_by_role("button", name=google_button).click()
+        page.get_by_role("button", name=re.compile(r"^Download cartsight-.*-google\.csv$")).wait_for()
+        seen["google_file"] = _download(page, re.compile(r"^Download cartsight-.*-google\.csv$"), downloads)
+        full_screenshot(page, shots / "5-campaigns-google.png")
     print(f"screenshots in {shots}")
     _check_against_store(folder, seen)
 

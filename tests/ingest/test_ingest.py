@@ -298,12 +298,18 @@ PRICES_AS_WRITTEN = [
 ]
 
 
+def _purchases_file(folder, sep: str, header: list[str], prices: list[str]):
+    """``folder/shop.csv``: one purchase a minute by shopper c<i> of item s<i> at each of ``prices`` as written."""
+    path = folder / "shop.csv"
+    lines = [sep.join(header)]
+    lines += [sep.join([f"c{i}", f"2024-03-01 10:{i:02d}:00", "purchase", f"s{i}", p]) for i, p in enumerate(prices)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 @pytest.mark.parametrize(("sep", "written", "numbers", "quarantined"), PRICES_AS_WRITTEN, ids=["point", "comma"])
 def test_prices_with_currency_signs_and_thousands_separators(engine, tmp_path, sep, written, numbers, quarantined):
-    path = tmp_path / "shop.csv"
-    lines = [sep.join(["customer", "order_date", "event", "sku", "price"])]
-    lines += [sep.join([f"c{i}", f"2024-03-01 10:{i:02d}:00", "purchase", f"s{i}", p]) for i, p in enumerate(written)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = _purchases_file(tmp_path, sep, ["customer", "order_date", "event", "sku", "price"], written)
     mapping = sniff(path).mapping
     assert mapping.decimal_comma is (sep == ";")
     assert any("carry currency signs or thousands separators" in n for n in mapping.notes), mapping.notes
@@ -338,10 +344,7 @@ SHOP_PRICES = [
 def test_prices_in_the_currency_forms_shops_write(engine, tmp_path, sep, written, numbers, quarantined):
     """Any ISO code (either case, with or without a space), dollars with their country, currency signs and
     words, the Swiss apostrophe and 45.- are read; an accounting negative (5.00) is a negative price."""
-    path = tmp_path / "shop.csv"
-    lines = [sep.join(["user_id", "event_time", "event_type", "product_id", "price"])]
-    lines += [sep.join([f"c{i}", f"2024-03-01 10:{i:02d}:00", "purchase", f"s{i}", p]) for i, p in enumerate(written)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = _purchases_file(tmp_path, sep, ["user_id", "event_time", "event_type", "product_id", "price"], written)
     mapping = sniff(path).mapping
     assert mapping.decimal_comma is (sep == ";")
     report = ingest_file(engine, path, "shop")

@@ -111,18 +111,27 @@ def test_a_failed_publish_leaves_no_rows(engine):
     assert registry.model_rows(engine, 1) == []
 
 
-def test_a_version_saved_before_the_session_prior_keeps_its_category_forecast():
-    """Weights without ``session_prior_scale`` load with that weight at zero: the category logits are as before."""
-    from safetensors.torch import load_file, save_file
-
+def _saved_tiny_version():
+    """``(config, model, folder)`` of a tiny model (seed 3, 30 items, 12 categories) saved as a version of dataset 7."""
     from core.model import registry
-    from core.model.modeling import ForecastModel, batch_tensors
+    from core.model.modeling import ForecastModel
 
     torch.manual_seed(3)
     cfg = tiny_config().with_vocab_sizes(30, 12, 4)
     model = ForecastModel(cfg).eval()
     folder = registry.version_dir(7, registry.new_version(7))
     registry.save_model(folder, model, cfg, _vocabs(30, 12), Calibrator("platt", a=0.5, b=-1.0), {})
+    return cfg, model, folder
+
+
+def test_a_version_saved_before_the_session_prior_keeps_its_category_forecast():
+    """Weights without ``session_prior_scale`` load with that weight at zero: the category logits are as before."""
+    from safetensors.torch import load_file, save_file
+
+    from core.model import registry
+    from core.model.modeling import batch_tensors
+
+    cfg, model, folder = _saved_tiny_version()
     weights = load_file(str(folder / registry.WEIGHTS_FILE))
     assert weights.pop("session_prior_scale") is not None
     save_file(weights, str(folder / registry.WEIGHTS_FILE))
@@ -140,13 +149,9 @@ def test_a_version_saved_before_the_config_held_its_vocabulary_sizes_loads_as_sa
     """config.json without the sizes, with the "shape" beside it (the earlier format): the same model, sizes filled."""
     from core.model import registry
     from core.model.config import VOCAB_SIZES
-    from core.model.modeling import ForecastModel, batch_tensors
+    from core.model.modeling import batch_tensors
 
-    torch.manual_seed(3)
-    cfg = tiny_config().with_vocab_sizes(30, 12, 4)
-    model = ForecastModel(cfg).eval()
-    folder = registry.version_dir(7, registry.new_version(7))
-    registry.save_model(folder, model, cfg, _vocabs(30, 12), Calibrator("platt", a=0.5, b=-1.0), {})
+    cfg, model, folder = _saved_tiny_version()
     meta = json.loads((folder / registry.CONFIG_FILE).read_text())
     old = {k: v for k, v in meta["config"].items() if k not in VOCAB_SIZES}
     (folder / registry.CONFIG_FILE).write_text(json.dumps(

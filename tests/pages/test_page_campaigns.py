@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import store
 from core.campaigns import exports
-from tests.conftest import ON_BOTH_STORES
+from tests.conftest import ON_BOTH_STORES, run_page
 from tests.e2e_support import ROOT
 from tests.campaigns.test_campaigns import FIXTURES, make_shop
 
@@ -31,11 +31,7 @@ def shop(app_store_url):
 
 
 def _page() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S)
-    at.session_state["dataset"] = "shop"
-    at.run()
-    _ok(at)
-    return at
+    return run_page(PAGE, TIMEOUT_S, dataset="shop")
 
 
 def _ok(at: AppTest) -> None:

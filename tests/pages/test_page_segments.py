@@ -4,16 +4,14 @@ The store is DuckDB; the main path (a run, its charts and cards) runs on Postgre
 """
 from __future__ import annotations
 
-import base64
-import json
-
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import store
 from core.analysis import rfm, segments
-from tests.conftest import ON_BOTH_STORES, load_simulated_shop
+from tests.conftest import ON_BOTH_STORES, load_simulated_shop, run_page
+from tests.conftest import plotly_charts as _charts
+from tests.conftest import plotly_values as values
 from tests.e2e_support import ROOT
 
 PAGE = str(ROOT / "pages" / "segments.py")
@@ -31,29 +29,7 @@ def shop(app_store_url):
 
 
 def _page() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S)
-    at.session_state["dataset"] = "shop"
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def values(v) -> list:
-    """A Plotly data array as a list (Plotly writes numeric arrays as base64 typed arrays)."""
-    if isinstance(v, dict) and "bdata" in v:
-        arr = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        if "shape" in v:
-            arr = arr.reshape([int(d) for d in str(v["shape"]).split(",")])
-        return arr.tolist()
-    return list(v)
-
-
-def _charts(at: AppTest) -> dict[str, dict]:
-    out = {}
-    for c in at.get("plotly_chart"):
-        spec = json.loads(c.proto.spec)
-        out[spec["layout"]["title"]["text"].split(":")[0]] = spec
-    return out
+    return run_page(PAGE, TIMEOUT_S, dataset="shop")
 
 
 def test_before_a_run_offers_run_and_shows_rfm(shop):

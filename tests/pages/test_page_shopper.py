@@ -5,16 +5,16 @@ The store is DuckDB; tests marked ``ON_BOTH_STORES`` run on PostgreSQL as well.
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import store
 from core.analysis import segments
-from tests.conftest import ON_BOTH_STORES, load_simulated_shop
+from tests.conftest import ON_BOTH_STORES, load_simulated_shop, run_page
+from tests.conftest import plotly_charts as _charts
+from tests.conftest import plotly_values as values
 from tests.e2e_support import ROOT
-from tests.pages.test_page_segments import values
 
 PAGE = str(ROOT / "pages" / "shopper.py")
 TIMEOUT_S = 120
@@ -30,21 +30,7 @@ def shop(app_store_url):
 
 
 def _page(**state) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT_S)
-    at.session_state["dataset"] = "shop"
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _charts(at: AppTest) -> dict[str, dict]:
-    out = {}
-    for c in at.get("plotly_chart"):
-        spec = json.loads(c.proto.spec)
-        out[spec["layout"]["title"]["text"].split(":")[0]] = spec
-    return out
+    return run_page(PAGE, TIMEOUT_S, dataset="shop", **state)
 
 
 def _busiest(events) -> tuple[str, int, int]:

@@ -22,7 +22,7 @@ from core import cli, config, store
 from core.errors import StoreUnavailableError
 from core.store import housekeeping
 from tests import fault_support as fs
-from tests.conftest import emptied_pg_schema_url
+from tests.conftest import emptied_pg_schema_url, write_simulated_shop
 
 ROOT = Path(__file__).resolve().parents[2]
 #: a model that trains in seconds (the previous version, and the run killed while publishing)
@@ -102,16 +102,8 @@ def test_ingest_killed_midway_leaves_no_half_dataset(backend, home, tmp_path, re
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
-    from core import simulate
-
-    folder = tmp_path_factory.mktemp("faults-shop")
-    sim = simulate.simulate(n_users=80, weeks=4, seed=5)
-    events = folder / "events.csv"
-    simulate.write_csv(sim, events)
-    (folder / "tiny.json").write_text(json.dumps(TINY))
-    (folder / "long.json").write_text(json.dumps(LONG))
-    return {"events": events, "config": folder / "tiny.json", "long": folder / "long.json",
-            "users": sim.events["user_id"].nunique()}
+    files = write_simulated_shop(tmp_path_factory.mktemp("faults-shop"), 80, 4, 5, {"tiny": TINY, "long": LONG})
+    return {**files, "config": files["tiny"]}
 
 
 # a CLI run that is SIGKILLed right after the model folder is in place and its cs_models row is inserted,

@@ -132,20 +132,28 @@ def wait_until_reading(fifo, proc) -> int:
     raise AssertionError(f"the holder did not open its input within {HOLD_WAIT_S} s")
 
 
-def test_a_store_a_cartsight_command_holds_names_the_command(tmp_path, capsys):
-    """A real ``cartsight ingest`` holds the store while it waits for its input (a named pipe)."""
-    from core import cli
-
-    url = f"duckdb:///{tmp_path / 'store.duckdb'}"
+@contextlib.contextmanager
+def ingest_holding_the_store(url: str, tmp_path):
+    """A real ``cartsight ingest`` of a named pipe into the store at ``url``, holding the store while it waits for
+    its input throughout the block; yields its process."""
     fifo = tmp_path / "events.csv"
     os.mkfifo(fifo)
     argv = [sys.executable, "-m", "core.cli", "ingest", str(fifo), "--name", "held", "--db", url, "--quiet"]
     with second_process(argv, tmp_path) as holder:
         fd = wait_until_reading(fifo, holder)
         try:
-            code = cli.main(["segment", "--dataset", "held", "--db", url, "--out", str(tmp_path / "seg.csv")])
+            yield holder
         finally:
             os.close(fd)
+
+
+def test_a_store_a_cartsight_command_holds_names_the_command(tmp_path, capsys):
+    """A real ``cartsight ingest`` holds the store while it waits for its input (a named pipe)."""
+    from core import cli
+
+    url = f"duckdb:///{tmp_path / 'store.duckdb'}"
+    with ingest_holding_the_store(url, tmp_path) as holder:
+        code = cli.main(["segment", "--dataset", "held", "--db", url, "--out", str(tmp_path / "seg.csv")])
     err = capsys.readouterr().err
     assert code == cli.EXIT_USER_ERROR and err.count("\n") == 1
     assert err.startswith(f"cartsight: Cannot open the database at {url}: a `cartsight ingest` command (PID "
