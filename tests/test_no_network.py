@@ -284,7 +284,8 @@ def _wait_for_the_data(page, title: str, done: dict) -> None:
         expect(_metric(page, "Shoppers")).to_have_text(f"{journey.N_USERS:,}", timeout=STEP_TIMEOUT_MS)
     elif title == "Forecasts":
         main.get_by_role("heading", name=f"Model {done['model_version']}").wait_for()
-        chart.wait_for()
+        # a tiny shop has too few buyers for the lift chart: its charts sit folded in the card's details
+        expect(_metric(page, "Shoppers scored")).to_have_text(f"{journey.N_USERS:,}", timeout=STEP_TIMEOUT_MS)
     elif title == "Segments":
         main.get_by_role("heading", name="Profiles").wait_for()
         chart.wait_for()
