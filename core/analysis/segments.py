@@ -147,12 +147,7 @@ def run_segmentation(engine: Engine, dataset: str, n_segments: int | str = AUTO,
     assignments = pd.DataFrame({"user_id": features.index.astype(str), "segment": labels.astype(int),
                                 "segment_name": [name_of[s] for s in labels]})
     created = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    features_meta = {
-        "names": names, "mean": segmenter.scaler_.mean_.tolist(), "scale": segmenter.scaler_.scale_.tolist(),
-        "weights": segmenter.weights_.tolist(), "sqrt_features": list(segmenter.sqrt_features),
-        "category_groups": features.attrs.get("groups", []), "silhouette_by_k": segmenter.silhouette_by_k_,
-        "n_segments_asked": n_segments, "seed": seed, "notes": features.attrs.get("notes", []), "map": map_points,
-    }
+    features_meta = _features_meta(segmenter, features, names, n_segments, seed, map_points)
     stage(0.9, "Storing the run…")
     with engine.begin() as conn:
         run_id = int(conn.execute(sa.select(store.segment_run_id_seq.next_value())).scalar_one())
@@ -169,6 +164,17 @@ def run_segmentation(engine: Engine, dataset: str, n_segments: int | str = AUTO,
                       silhouette_by_k={int(k): v for k, v in segmenter.silhouette_by_k_.items()}, profiles=profiles,
                       notes=list(features.attrs.get("notes", [])), map_points=map_points,
                       features=features, assignments=assignments)
+
+
+def _features_meta(segmenter: Segmenter, features: pd.DataFrame, names: list[str], n_segments: int | str,
+                   seed: int, map_points: dict) -> dict:
+    """What a run stores about its features: names, scaling and weights, the choice of k, notes and the map."""
+    return {
+        "names": names, "mean": segmenter.scaler_.mean_.tolist(), "scale": segmenter.scaler_.scale_.tolist(),
+        "weights": segmenter.weights_.tolist(), "sqrt_features": list(segmenter.sqrt_features),
+        "category_groups": features.attrs.get("groups", []), "silhouette_by_k": segmenter.silhouette_by_k_,
+        "n_segments_asked": n_segments, "seed": seed, "notes": features.attrs.get("notes", []), "map": map_points,
+    }
 
 
 def _json_default(v):
