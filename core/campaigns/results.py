@@ -453,3 +453,44 @@ def headline(result: dict) -> str:
             f"{result['conversion_holdout'] * 100:.1f} % in the holdout: {_points(result['lift_abs'])} points, "
             f"{config.OUTCOME_CONFIDENCE:.0%} CI {_points(result['lift_ci_low'])} to {_points(result['lift_ci_high'])}, "
             f"{p_value_text(result['p_value'])} ({result['p_value_method']}).").replace("95%", "95 %")
+
+
+def _money(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.2f}"
+
+
+def _interval(low: float | None, high: float | None, scale: float = 1.0, fmt: str = "{:+,.2f}") -> str:
+    return "" if low is None else f" (95 % CI {fmt.format(low * scale)} to {fmt.format(high * scale)})"
+
+
+def summary_lines(result: dict) -> list[str]:
+    """The result as lines of text for the command line: status, headline, the groups, revenue, the tables' rows."""
+    r = result
+    lines = [f"export #{r['export_id']} of {r['dataset']}: as of {r['as_of']:%Y-%m-%d %H:%M} UTC, "
+             f"{r['window_days']}-day window, outcomes from {r['source']}",
+             f"status: {r['status_text']}", headline(r),
+             f"exported {r['treated']:,} shoppers, {r['converted_treated']:,} bought; held out {r['holdout']:,}, "
+             f"{r['converted_holdout']:,} bought",
+             f"revenue per shopper: {_money(r['revenue_per_treated'])} exported, {_money(r['revenue_per_holdout'])} "
+             f"held out{_interval(r['revenue_ci_low'], r['revenue_ci_high'])}",
+             f"incremental buyers: {_signed(r['incremental_buyers'], '{:+,.1f}')}; incremental revenue: "
+             f"{_signed(r['incremental_revenue'], '{:+,.2f}')}",
+             "smallest lift these groups detect (80 % power): "
+             + ("—" if r["min_detectable_lift"] is None else f"{r['min_detectable_lift'] * 100:.1f} points")]
+    for title, key, rows in (("by segment", "segment", r["by_segment"]), ("by propensity decile", "decile",
+                                                                          r["by_decile"])):
+        if rows:
+            lines.append(f"{title}:")
+            lines += [f"  {row[key]}: {_rate(row['conversion_treated'])} vs {_rate(row['conversion_holdout'])} "
+                      f"({row['treated']:,} / {row['holdout']:,} shoppers), lift "
+                      f"{'—' if row['lift_abs'] is None else _points(row['lift_abs'])} points"
+                      f"{_interval(row['lift_ci_low'], row['lift_ci_high'], 100, '{:+.1f}')}" for row in rows]
+    return [*lines, *(f"note: {n}" for n in r["notes"]), f"method: {r['method']}"]
+
+
+def _signed(value: float | None, fmt: str) -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f} %"
