@@ -269,6 +269,22 @@ def read_orders(path: str | Path) -> Orders:
                   notes=notes)
 
 
+def read_orders_bytes(data: bytes, file_name: str) -> Orders:
+    """:func:`read_orders` of an uploaded file's bytes (written to a temporary folder of this process first)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=store.temp_prefix("orders")) as tmp:
+        path = Path(tmp) / (Path(file_name).name or "orders.csv")
+        path.write_bytes(data)
+        return read_orders(path)
+
+
+def default_window_days(engine: Engine, dataset: str, export_id: int) -> int:
+    """The outcome window's default length for an export: its model's horizon, else
+    :data:`core.config.DEFAULT_HORIZON_DAYS`."""
+    return _window_days(engine, _export(engine, dataset, export_id), None)
+
+
 def _export(engine: Engine, dataset: str, export_id: int) -> dict:
     """The export's row, checked to belong to ``dataset``; ``CartsightError`` naming the export otherwise."""
     did = int(store.get_dataset(engine, dataset)["dataset_id"])
