@@ -59,5 +59,15 @@ def test_outcome_json_and_summary(capsys, engine, shop_url, tmp_path):
     assert "3-day window" in out and "The list converted at 5.0 % against 0.0 % in the holdout: +5.0 points" in out
     assert "status: groups too small" in out  # the data reaches 2024-02-09, past the window
 
+    orders = tmp_path / "orders.csv"
+    orders.write_text(f"email_or_id,paid_at,amount\n{targets[2]},2024-02-01T09:30:00Z,12.5\n"
+                      f"{targets[3]},2024-02-08T09:30:00Z,99\n")
+    code, out, err = run(capsys, "outcome", "--dataset", "shop", "--export", str(export_id), "--orders", str(orders),
+                         "--db", shop_url, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["converted_treated"], result["revenue_per_treated"]) == (1, pytest.approx(12.5 / 20))
+    assert result["orders"]["rows_read"] == 2 and result["source"] == "orders file orders.csv"
+
     code, _, err = run(capsys, "outcome", "--dataset", "shop", "--export", "999", "--db", shop_url)
     assert code == cli.EXIT_USER_ERROR and f"No export with id 999 in dataset 'shop'; its exports are [{export_id}]" in err
