@@ -76,7 +76,7 @@ def results_chart(result: dict) -> go.Figure:
             x=[label], y=[rate * 100], name=label, marker={"color": colour},
             error_y={"type": "data", "symmetric": False, "array": [(ci[1] - rate) * 100],
                      "arrayminus": [(rate - ci[0]) * 100]},
-            text=[f"{rate * 100:.1f} %"], textposition="outside",
+            text=[f"{rate * 100:.1f} %"], textposition="inside", insidetextanchor="start",
             hovertemplate=(f"{label}: %{{y:.1f}}% of {result[key]:,} shoppers bought (95 % CI "
                            f"{ci[0] * 100:.1f}–{ci[1] * 100:.1f}%)<extra></extra>")))
     fig.update_layout(title=f"Conversion by group: shoppers who bought within {result['window_days']} days",
