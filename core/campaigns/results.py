@@ -421,6 +421,8 @@ def campaign_results(engine: Engine, dataset: str, export_id: int, days: int | N
         raise CartsightError(f"Export {export_id} has no holdout: there is nobody to measure its campaign against. "
                              "Keep a holdout share when exporting the next list.")
     frame, priced, data_end, notes = _outcomes(engine, row, members, as_of, window_end, orders)
+    if row["as_of_basis"] in _AS_OF_ESTIMATES:
+        notes.insert(0, _AS_OF_ESTIMATES[row["as_of_basis"]])
     overall = compare_groups(frame)
     status, status_text = _status(window_end, data_end, overall["treated"], overall["holdout"])
     out = {"export_id": int(row["export_id"]), "dataset": dataset, "as_of": as_of, "as_of_basis": row["as_of_basis"],
@@ -437,6 +439,12 @@ def campaign_results(engine: Engine, dataset: str, export_id: int, days: int | N
     return out
 
 
+_AS_OF_ESTIMATES = {
+    store.AS_OF_MODEL: "This export was made before cartsight recorded as-of times: its window starts at the end of "
+                       "the data its model was trained on.",
+    store.AS_OF_DATASET: "This export was made before cartsight recorded as-of times: its window starts at the "
+                         "dataset's last event when the store was upgraded.",
+}
 _REVENUE_KEYS = ("revenue_per_treated", "revenue_per_holdout", "revenue_diff", "revenue_ci_low", "revenue_ci_high",
                  "incremental_revenue", "incremental_revenue_ci")
 

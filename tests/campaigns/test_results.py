@@ -9,8 +9,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
-from core import config
+from core import config, store
 from core.campaigns import exports, results
 from core.campaigns.targets import CampaignFilters, build_target_list
 from core.errors import CartsightError, ParameterError
@@ -259,3 +260,22 @@ def test_no_injected_effect_is_covered_by_an_interval_around_zero(engine, home):
     assert out["status"] == results.STATUS_MEASURED and sim["effect"] == 0.0
     assert out["lift_ci_low"] <= 0.0 <= out["lift_ci_high"]
     assert out["revenue_ci_low"] <= 0.0 <= out["revenue_ci_high"]
+
+
+def test_an_estimated_as_of_time_is_said(shop):
+    export_id, _, _ = _export_half(shop)
+    assert results.campaign_results(shop, "shop", export_id)["notes"] == []
+    with shop.begin() as conn:
+        conn.execute(sa.update(store.exports).values(as_of_basis=store.AS_OF_MODEL))
+    notes = results.campaign_results(shop, "shop", export_id)["notes"]
+    assert notes[0].startswith("This export was made before cartsight recorded as-of times: its window starts at the "
+                               "end of the data its model was trained on.")
+
+
+def test_an_uploaded_orders_file_is_read_from_its_bytes(shop):
+    export_id, treated, _ = _export_half(shop)
+    data = f"Email;Created at;Total\n{treated[0]};2024-02-02 08:00:00;12,50\n".encode()
+    orders = results.read_orders_bytes(data, "shopify orders.csv")
+    assert (orders.rows_read, orders.rows_loaded, orders.name) == (1, 1, "shopify orders.csv")
+    out = results.campaign_results(shop, "shop", export_id, orders=orders)
+    assert out["converted_treated"] == 1 and out["revenue_per_treated"] == pytest.approx(12.5 / 20)
