@@ -263,6 +263,19 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_outcome(args) -> int:
+    from core.campaigns import results
+
+    engine = _engine(args)
+    orders = results.read_orders(args.orders) if args.orders else None
+    result = results.campaign_results(engine, args.dataset, args.export, days=args.days, orders=orders)
+    if args.json:
+        _print_json(result)
+    else:
+        print("\n".join(results.summary_lines(result)))
+    return 0
+
+
 def _add_mapping_flags(p: argparse.ArgumentParser) -> None:
     """The ingest flags that set what the Data page's mapping editor sets (checked by core.ingest.sniff.with_overrides,
     not by argparse, so that a wrong value is one line naming it)."""
@@ -370,6 +383,21 @@ def _add_export_command(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def _add_outcome_command(sub) -> None:
+    """``outcome``: a past export measured against its holdout on the data that came after it."""
+    p = _add_command(sub, "outcome", "Measure a past export's campaign against its holdout: conversion, lift with "
+                                     "its confidence interval and p-value, revenue, by segment and propensity decile.")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--export", required=True, type=int, metavar="ID", help="the export's id (cartsight export prints "
+                                                                          "it; the Campaigns page lists them)")
+    p.add_argument("--days", type=int, metavar="N", help="the outcome window's length after the export's as-of time "
+                                                         "(default: its model's horizon)")
+    p.add_argument("--orders", metavar="FILE", help="read outcomes from this orders file (a customer id, a time and an "
+                                                    "amount per row) instead of the dataset's later events")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(func=cmd_outcome)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``cartsight`` parser: one subcommand per task, each with ``--db``."""
     parser = argparse.ArgumentParser(prog="cartsight", description=__doc__.splitlines()[0])
@@ -377,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_commands(sub)
     _add_model_commands(sub)
     _add_export_command(sub)
+    _add_outcome_command(sub)
     return parser
 
 

@@ -20,7 +20,7 @@ HOME_ENV = "CARTSIGHT_HOME"
 #: Name of the Streamlit connection section in ``.streamlit/secrets.toml``.
 SECRETS_SECTION = "cartsight"
 #: Version of the table layout; bumped whenever ``core.store`` changes a table.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Memory the embedded DuckDB store may use for one query before it spills to disk (DuckDB's own
 #: default is 80 % of the machine): training and scoring share the process, and the app's whole
 #: journey is to stay under 4 GB on a laptop (bench/scale.py measures its peak).
@@ -256,6 +256,18 @@ CAMPAIGN_PROBLEMS_SHOWN = 200
 #: Meta: a customer-list Custom Audience needs about 100 matched people to deliver (Meta Business Help
 #: Center, Custom Audiences). The warning fires below these sizes; the platform's own match rate only lowers it.
 PLATFORM_MIN_LIST_SIZE = {"google": 100, "meta": 100}
+#: Campaign results (core/campaigns/results): confidence of every interval, the power and two-sided α of the
+#: smallest detectable lift, and the bootstrap of revenue per shopper (resamples, seed).
+OUTCOME_CONFIDENCE = 0.95
+OUTCOME_POWER = 0.80
+OUTCOME_ALPHA = 0.05
+OUTCOME_BOOTSTRAP_RESAMPLES = 2_000
+OUTCOME_BOOTSTRAP_SEED = 0
+#: A group (exported or holdout) with fewer shoppers than this is too small to measure a campaign on.
+OUTCOME_MIN_GROUP_SHOPPERS = 30
+#: The p-value is Fisher's exact test when an expected cell of the 2×2 table (shoppers who bought or not, per
+#: group, under no effect) is below this, else the pooled two-proportion z-test (Cochran's rule).
+OUTCOME_FISHER_BELOW_EXPECTED = 5
 #: Campaign count/list caches on the page (seconds, entries).
 CAMPAIGNS_CACHE_TTL_SECONDS = 300
 CAMPAIGNS_CACHE_MAX_ENTRIES = 32

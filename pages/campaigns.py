@@ -1,6 +1,7 @@
 """Campaigns: build a target list with live counts, apply identity/suppression files, see the expected outcome,
 export it in the destination's format (holdout kept back) and download past exports and their holdouts.
-Every number comes from ``core.campaigns.targets`` / ``core.campaigns.exports``, every chart from ``core.charts.campaigns``."""
+Every number comes from ``core.campaigns.targets`` / ``core.campaigns.exports``, every chart from ``core.charts.campaigns``;
+the Results section (past exports against their holdouts) is ``pages/campaign_results.py``."""
 from __future__ import annotations
 
 import hashlib
@@ -15,6 +16,7 @@ from core.errors import CartsightError
 from core.campaigns.identities import read_identities, read_suppression
 from core.store.price_bands import PRICE_BANDS
 from core.store import resolve_url, safe_url
+from pages.campaign_results import show_results
 from pages.common import current_dataset, get_engine, show_error
 
 _CACHE = {"ttl": config.CAMPAIGNS_CACHE_TTL_SECONDS, "max_entries": config.CAMPAIGNS_CACHE_MAX_ENTRIES,
@@ -235,6 +237,12 @@ def _history(engine, dataset: str) -> None:
                           help="The shoppers kept back from this list: compare their purchases with the list's later.")
 
 
+def _past(engine, store_key: str, ds: dict) -> None:
+    """Past exports (downloads) and their results against their holdouts."""
+    _history(engine, ds["name"])
+    show_results(engine, store_key, ds)
+
+
 def _destination() -> tuple | None:
     """The format, holdout, identity and suppression files and consent basis, as ``_build`` takes them after the
     filters; None when an uploaded file was refused (no export is offered then)."""
@@ -292,13 +300,13 @@ def main() -> None:
 
     args = _destination()
     if args is None:
-        _history(engine, ds["name"])
+        _past(engine, store_key, ds)
         return
     try:
         built = _build(engine, *key, *args)
     except CartsightError as exc:
         show_error(exc)
-        _history(engine, ds["name"])
+        _past(engine, store_key, ds)
         return
     _outcome(built)
     st.subheader("Preview")
@@ -309,7 +317,7 @@ def main() -> None:
                                                     help=vocabulary.chance_to_buy_help(horizon)),
         "next_category": st.column_config.TextColumn(f"{vocabulary.NEXT_CATEGORY} (next_category)")})
     _export(engine, built, args[4], _list_key(key, args))
-    _history(engine, ds["name"])
+    _past(engine, store_key, ds)
 
 
 main()

@@ -203,6 +203,24 @@ def load_simulated_shop(engine: sa.Engine, name: str, n_users: int, weeks: int, 
     return sim
 
 
+def add_events(engine: sa.Engine, name: str, frame) -> None:
+    """Insert canonical events (a DataFrame) into dataset ``name`` and refresh what a load derives, as a later file
+    added to the dataset would: the derived tables (:mod:`core.store.derived`) and the dataset's counts and ends."""
+    e = store.events.c
+    with engine.begin() as conn:
+        did = conn.execute(sa.select(store.datasets.c.dataset_id).where(store.datasets.c.name == name)).scalar_one()
+        if "quantity" not in frame:
+            frame = frame.assign(quantity=None)
+        frame = frame.assign(quantity=frame["quantity"].astype("Int64"), dataset_id=did)
+        store.bulk_insert(conn, store.events, frame)
+        derived.derive_dataset(conn, did)
+        n, users, first, last = conn.execute(sa.select(
+            sa.func.count(), sa.func.count(sa.distinct(e.user_id)), sa.func.min(e.event_time),
+            sa.func.max(e.event_time)).where(e.dataset_id == did)).one()
+        conn.execute(store.datasets.update().where(store.datasets.c.dataset_id == did).values(
+            rows_read=n, rows_loaded=n, n_users=users, first_event=first, last_event=last))
+
+
 # named apart from pytest-playwright's ``browser``/``page`` fixtures, which would download their own browser;
 # one Playwright per session: a second sync_playwright() inside the first one's event loop is refused
 @pytest.fixture(scope="session")

@@ -287,6 +287,7 @@ def _record(conn: Connection, target_list: TargetList, fmt: str, name: str | Non
         counts_json=json.dumps({**target_list.counts, "holdout_share": target_list.holdout_share}),
         file_sha256=file.sha256, file_name=file_name, holdout_seed=target_list.seed,
         consent_column=target_list.consent_column, consent_basis=target_list.consent_basis,
+        as_of=target_list.as_of, as_of_basis=store.AS_OF_RECORDED,
     ))
     _insert_members(conn, _members(target_list, export_id))
     return export_id, file_name
@@ -340,7 +341,9 @@ def list_exports(engine: Engine, dataset: str) -> pd.DataFrame:
     (:data:`core.campaigns.targets.COUNT_KEYS`; None where an older export did not count it),
     holdout_share, holdout_seed, consent_column (the consent column the destination needed),
     consent_basis (the legal basis stated when the identity file lacked it), filters (JSON
-    text), file_name, file_sha256. ``DatasetNotFoundError`` for an unknown dataset.
+    text), file_name, file_sha256, as_of (the data's end when the list was built: its campaign's
+    outcome window starts there) and as_of_basis (``store.AS_OF_RECORDED``, or how an older
+    export's as-of time was estimated). ``DatasetNotFoundError`` for an unknown dataset.
     """
     did = store.get_dataset(engine, dataset)["dataset_id"]
     x = store.exports.c
@@ -349,13 +352,13 @@ def list_exports(engine: Engine, dataset: str) -> pd.DataFrame:
         rows = [dict(r) for r in conn.execute(query).mappings()]
     columns = ["export_id", "created_at", "name", "format", "model_version", "segment_run_id", *COUNT_KEYS,
                "holdout_share", "holdout_seed", "consent_column", "consent_basis", "filters", "file_name",
-               "file_sha256"]
+               "file_sha256", "as_of", "as_of_basis"]
     out = []
     for row in rows:
         counts = json.loads(row["counts_json"] or "{}")
         out.append({**{k: row[k] for k in ("export_id", "created_at", "name", "format", "model_version",
                                             "segment_run_id", "holdout_seed", "consent_column", "consent_basis",
-                                            "file_name", "file_sha256")},
+                                            "file_name", "file_sha256", "as_of", "as_of_basis")},
                     **{k: counts.get(k) for k in (*COUNT_KEYS, "holdout_share")}, "filters": row["filters_json"]})
     return pd.DataFrame(out, columns=columns)
 

@@ -165,6 +165,7 @@ class TargetList:
     ``counts`` has the keys of :data:`COUNT_KEYS`; ``outcome`` is :func:`expected_outcome`'s dict.
     ``consent_column``: the consent column the destination needs (None for csv/parquet);
     ``consent_basis``: the legal basis the analyst stated when the identity file lacks it, else None.
+    ``as_of``: the data's last event when the list was built (its campaign's outcome window starts there).
     """
 
     dataset: str
@@ -182,6 +183,7 @@ class TargetList:
     notes: list[str] = field(default_factory=list)
     consent_column: str | None = None
     consent_basis: str | None = None
+    as_of: dt.datetime | None = None
 
 
 # --- what exists --------------------------------------------------------------------------------------
@@ -525,7 +527,8 @@ def build_target_list(engine: Engine, dataset: str, filters: CampaignFilters | N
                       holdout=holdout, counts=counts, outcome=outcome, model_version=ctx["model_version"],
                       segment_run_id=ctx["run_id"], holdout_share=holdout_share, seed=seed,
                       destination=destination, notes=notes + outcome["notes"],
-                      consent_column=DESTINATION_CONSENT.get(destination or ""), consent_basis=basis)
+                      consent_column=DESTINATION_CONSENT.get(destination or ""), consent_basis=basis,
+                      as_of=ctx["end"])
 
 
 def filter_options(engine: Engine, dataset: str) -> dict:

@@ -56,3 +56,29 @@ def counts_chart(counts: dict) -> go.Figure:
     fig.update_layout(title="From matched to exported", xaxis_title="Shoppers", yaxis={"autorange": "reversed"},
                       **_LAYOUT)
     return fig
+
+
+HOLDOUT_COLOUR = "#888888"
+
+
+def results_chart(result: dict) -> go.Figure:
+    """Conversion of the exported list and of its holdout, each with its 95 % Wilson interval as error bars.
+
+    Input: :func:`core.campaigns.results.campaign_results`'s dict. Conversion in %.
+    """
+    groups = [("The list (exported)", "treated", CURVE_COLOUR), ("Holdout (kept back)", "holdout", HOLDOUT_COLOUR)]
+    fig = go.Figure()
+    for label, key, colour in groups:
+        rate, ci = result[f"conversion_{key}"], result[f"conversion_ci_{key}"]
+        if rate is None:
+            continue
+        fig.add_trace(go.Bar(
+            x=[label], y=[rate * 100], name=label, marker={"color": colour},
+            error_y={"type": "data", "symmetric": False, "array": [(ci[1] - rate) * 100],
+                     "arrayminus": [(rate - ci[0]) * 100]},
+            text=[f"{rate * 100:.1f} %"], textposition="inside", insidetextanchor="start",
+            hovertemplate=(f"{label}: %{{y:.1f}}% of {result[key]:,} shoppers bought (95 % CI "
+                           f"{ci[0] * 100:.1f}–{ci[1] * 100:.1f}%)<extra></extra>")))
+    fig.update_layout(title=f"Conversion by group: shoppers who bought within {result['window_days']} days",
+                      yaxis_title="% of the group who bought", showlegend=False, **_LAYOUT)
+    return fig

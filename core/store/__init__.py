@@ -10,13 +10,14 @@ from core.store.faults import check_data_folder, command_role, describe_failure,
 from core.store.housekeeping import (OWNER_SUFFIX, PARTIAL_MARK, TEMP_PREFIX, cleanup_stale_files, process_owner,
                                      store_tag, temp_prefix)
 from core.store.migrate import ensure_schema
-from core.store.schema import (dataset_id_seq, datasets, events, export_id_seq, export_members, exports, is_duckdb,
+from core.store.schema import (AS_OF_DATASET, AS_OF_MODEL, AS_OF_RECORDED, dataset_id_seq, datasets, events, export_id_seq, export_members, exports, is_duckdb,
                                mappings, metadata, models, predictions, price_edges, quarantine, schema_info,
                                segment_run_id_seq, segment_runs, segments, session_days)
 from core.store.url import resolve_url, safe_url
 
 __all__ = [
-    "SUPPORTED_BACKENDS", "OWNER_SUFFIX", "PARTIAL_MARK", "TEMP_PREFIX",
+    "SUPPORTED_BACKENDS", "OWNER_SUFFIX", "PARTIAL_MARK", "TEMP_PREFIX", "AS_OF_DATASET", "AS_OF_MODEL",
+    "AS_OF_RECORDED",
     "analyze", "bulk_insert", "check_data_folder", "check_name_free", "cleanup_stale_files", "command_role",
     "dataset_id_seq", "datasets", "describe_failure", "driver_connection", "drop_dataset", "ensure_schema",
     "events", "export_id_seq", "export_members", "exports", "get_dataset", "is_duckdb", "list_datasets",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -9,7 +10,8 @@ from sqlalchemy.engine import Connection, Engine
 from core import config
 from core.errors import StoreUnavailableError
 from core.store import derived
-from core.store.schema import datasets, events, metadata, schema_info
+from core.store.schema import (AS_OF_DATASET, AS_OF_MODEL, datasets, events, exports, metadata, models,
+                               schema_info)
 from core.store.url import _first_line
 
 
@@ -52,7 +54,9 @@ def _upgrade(conn: Connection, version: int) -> None:
     Schema 2 added ``cs_events.price_band`` and the derived tables ``cs_price_edges`` and
     ``cs_session_days`` (``create_all`` made the tables): each existing dataset gets them from
     its events once (:func:`core.store.derived.derive_dataset`). Schema 3 added
-    ``cs_exports.consent_column`` and ``consent_basis`` (NULL for older exports). A role that
+    ``cs_exports.consent_column`` and ``consent_basis`` (NULL for older exports). Schema 4 added
+    ``cs_exports.as_of`` and ``as_of_basis``: older exports get the best known as-of time
+    (:func:`_backfill_as_of`). A role that
     may not alter the tables gets a message saying who must open the store once.
     """
     try:
@@ -64,9 +68,41 @@ def _upgrade(conn: Connection, version: int) -> None:
         if version < 3:
             conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS consent_column VARCHAR")
             conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS consent_basis TEXT")
+        if version < 4:
+            conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS as_of TIMESTAMP")
+            conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS as_of_basis VARCHAR")
+            _backfill_as_of(conn)
     except sa.exc.ProgrammingError as exc:
         raise _upgrade_refused(version, exc) from exc
     conn.execute(sa.update(schema_info).values(version=config.SCHEMA_VERSION))
+
+
+def _backfill_as_of(conn: Connection) -> None:
+    """Give every export without an as-of time the best known one, and say which in ``as_of_basis``.
+
+    An export with a model gets the end of the data that model was trained on (its card's
+    ``data_window``): the data its list's forecasts saw. Without one (a list from segments and
+    behaviour only), the dataset's last event: before as-of times were recorded a dataset never
+    changed after its load, so that is the data's end when the list was built.
+    """
+    x, m, d = exports.c, models.c, datasets.c
+    rows = conn.execute(sa.select(x.export_id, x.model_version, d.last_event)
+                        .select_from(exports.outerjoin(datasets, d.dataset_id == x.dataset_id))
+                        .where(x.as_of.is_(None))).all()
+    cards = dict(conn.execute(sa.select(m.model_version, m.metrics_json)).all())
+    for export_id, version, last_event in rows:  # read first: DuckDB re-runs a result still open
+        end = _model_data_end(cards.get(version))
+        as_of, basis = (end, AS_OF_MODEL) if end is not None else (last_event, AS_OF_DATASET)
+        conn.execute(sa.update(exports).where(x.export_id == export_id).values(as_of=as_of, as_of_basis=basis))
+
+
+def _model_data_end(card_json: str | None) -> dt.datetime | None:
+    """The end of the data a model was trained on (its card's ``data_window``), None when unknown."""
+    try:
+        end = json.loads(card_json)["data_window"][1]
+        return dt.datetime.fromisoformat(end) if end else None
+    except (TypeError, ValueError, KeyError, IndexError):
+        return None
 
 
 def _upgrade_refused(version: int, exc: sa.exc.DBAPIError) -> StoreUnavailableError:

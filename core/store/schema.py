@@ -167,6 +167,10 @@ segments = sa.Table(
 
 export_id_seq = sa.Sequence("cs_export_id_seq", metadata=metadata)
 
+#: ``cs_exports.as_of_basis``: the as-of time recorded when the list was built, or, for an export made before
+#: it was recorded, the end of the data its model was trained on, or the dataset's last event at the upgrade
+AS_OF_RECORDED, AS_OF_MODEL, AS_OF_DATASET = "recorded", "model", "dataset"
+
 exports = sa.Table(
     "cs_exports",
     metadata,
@@ -184,6 +188,11 @@ exports = sa.Table(
     sa.Column("holdout_seed", sa.Integer),
     sa.Column("consent_column", sa.String),  # the consent column the destination needed (None: csv/parquet)
     sa.Column("consent_basis", sa.Text),  # the legal basis stated when the identity file lacked that column
+    # the data's end when the list was built: its campaign's outcome window starts here, not at the wall clock
+    sa.Column("as_of", sa.DateTime),
+    # where as_of comes from: "recorded" at export; for exports made before it was recorded "model" (the end of
+    # the data its model was trained on) or "dataset" (the dataset's last event when the store was upgraded)
+    sa.Column("as_of_basis", sa.String),
 )
 
 export_members = sa.Table(

@@ -1,20 +1,23 @@
 """Export files (headers, hashing, formula escaping, small-list warning) and the exports record, on both stores."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
+import json
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
-from core import config
+from core import config, store
 from core.campaigns import exports
 from core.present import safecsv
 from core.campaigns.targets import CampaignFilters, build_target_list
 from core.errors import CartsightError, ParameterError, SchemaError
 from core.campaigns.identities import read_identities
 from core.campaigns.contact_fields import sha256_hex
-from tests.campaigns.test_campaigns import FIXTURES, make_shop
+from tests.campaigns.test_campaigns import END, FIXTURES, make_shop
 
 
 @pytest.fixture
@@ -305,3 +308,42 @@ def test_store_of_schema_2_gains_the_consent_columns(shop):
     new = exports.save_export(shop, built, "mailchimp")
     row = exports.list_exports(shop, "shop").set_index("export_id").loc[new["export_id"]]
     assert (row["consent_column"], row["consent_basis"]) == ("consent_email", "legitimate interest")
+
+
+def test_export_records_the_data_end_as_its_as_of_time(shop):
+    """The outcome window of a campaign starts at the data's end when its list was built, not at the wall clock."""
+    built = build_target_list(shop, "shop", CampaignFilters(top_k=10), holdout_share=0.2, seed=1)
+    assert built.as_of == END
+    record = exports.save_export(shop, built, "csv")
+    row = exports.list_exports(shop, "shop").set_index("export_id").loc[record["export_id"]]
+    assert (row["as_of"], row["as_of_basis"]) == (END, "recorded")
+
+
+def _as_schema_3(engine) -> None:
+    """Turn the store back into what cartsight with schema 3 left: exports without an as-of time."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE cs_exports DROP COLUMN as_of")
+        conn.exec_driver_sql("ALTER TABLE cs_exports DROP COLUMN as_of_basis")
+        conn.execute(sa.update(store.schema_info).values(version=3))
+
+
+def test_upgrade_gives_older_exports_their_models_or_datasets_end(shop):
+    """An export with a model gets the end of the data the model was trained on; one without, the dataset's end."""
+    with_model = exports.save_export(shop, build_target_list(shop, "shop", CampaignFilters(top_k=10)), "csv")
+    trained_end = dt.datetime(2024, 1, 30, 8, 0)
+    with shop.begin() as conn:
+        conn.execute(sa.update(store.models).values(metrics_json=json.dumps(
+            {"data_window": ["2023-12-01T00:00:00", trained_end.isoformat()]})))
+    without = exports.save_export(shop, build_target_list(shop, "shop", CampaignFilters(min_spend=100)), "csv")
+    with shop.begin() as conn:  # a list built from behaviour only
+        conn.execute(sa.update(store.exports).where(store.exports.c.export_id == without["export_id"])
+                     .values(model_version=None))
+    _as_schema_3(shop)
+    store.ensure_schema(shop)
+    rows = exports.list_exports(shop, "shop").set_index("export_id")
+    assert (rows.loc[with_model["export_id"], "as_of"], rows.loc[with_model["export_id"], "as_of_basis"]) == (
+        trained_end, "model")
+    assert (rows.loc[without["export_id"], "as_of"], rows.loc[without["export_id"], "as_of_basis"]) == (
+        END, "dataset")
+    with shop.connect() as conn:
+        assert conn.execute(sa.select(store.schema_info.c.version)).scalar_one() == config.SCHEMA_VERSION

@@ -125,3 +125,20 @@ def test_charts_accept_the_query_results(duck_engine):
     assert list(top.data[0].y) == ["acme", "zen"] and list(top.data[0].x) == pytest.approx([115.0, 20.0])
     hist = overview.price_histogram(product_queries.price_distribution(duck_engine, did))
     assert sum(hist.data[0].y) == 13  # 15 events less one without a price and one at price 0
+
+
+def test_results_chart_draws_each_group_with_its_wilson_interval():
+    from core.campaigns import results
+    from core.charts import campaigns
+
+    low_t, high_t = results.wilson_interval(12, 100)
+    low_h, high_h = results.wilson_interval(9, 100)
+    fig = campaigns.results_chart({"window_days": 14, "treated": 100, "holdout": 100, "conversion_treated": 0.12,
+                                   "conversion_holdout": 0.09, "conversion_ci_treated": [low_t, high_t],
+                                   "conversion_ci_holdout": [low_h, high_h]})
+    assert fig.layout.title.text.startswith("Conversion by group: shoppers who bought within 14 days")
+    treated, holdout = fig.data
+    assert treated.y[0] == pytest.approx(12.0) and holdout.y[0] == pytest.approx(9.0)
+    assert treated.error_y.array[0] == pytest.approx((high_t - 0.12) * 100)
+    assert treated.error_y.arrayminus[0] == pytest.approx((0.12 - low_t) * 100)
+    assert holdout.error_y.arrayminus[0] == pytest.approx((0.09 - low_h) * 100)
