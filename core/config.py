@@ -20,7 +20,7 @@ HOME_ENV = "CARTSIGHT_HOME"
 #: Name of the Streamlit connection section in ``.streamlit/secrets.toml``.
 SECRETS_SECTION = "cartsight"
 #: Version of the table layout; bumped whenever ``core.store`` changes a table.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Memory the embedded DuckDB store may use for one query before it spills to disk (DuckDB's own
 #: default is 80 % of the machine): training and scoring share the process, and the app's whole
 #: journey is to stay under 4 GB on a laptop (bench/scale.py measures its peak).
@@ -138,6 +138,10 @@ TOP_N = 10
 MAX_TOP_N = 100
 #: Lower bin edges within one decade of the price histogram (1-2-5 bins: 1–2, 2–5, 5–10, 10–20, ...).
 PRICE_BIN_STEPS = (1, 2, 5)
+#: A category needs this many distinct priced items for price bands of its own; with fewer it takes
+#: the bands of its nearest parent path with enough (``apparel.shoes`` -> ``apparel``), else the
+#: whole catalogue's (about five items per band: quartiles of fewer items move with every item).
+PRICE_BAND_MIN_ITEMS = 20
 #: Quantiles of the unit price reported beside the histogram.
 PRICE_QUANTILES = (0.25, 0.5, 0.75, 0.9, 0.99)
 #: Overview query results are cached this long (seconds) and this many at most.

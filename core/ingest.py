@@ -315,8 +315,9 @@ class _Job(LoadSQL):
         events_sql, sessions_derived = self._events_select()
         q_sql = self._quarantine_select()
         if native_store:  # the price bands computed as the events go in (derived.banded_events_sql)
-            staged = sa.text(f"SELECT category, price FROM {self.chk} WHERE reason IS NULL").columns(
-                sa.column("category", sa.String), sa.column("price", sa.Float)).subquery("staged")
+            staged = sa.text(f"SELECT category, item_id, price FROM {self.chk} WHERE reason IS NULL").columns(
+                sa.column("category", sa.String), sa.column("item_id", sa.String),
+                sa.column("price", sa.Float)).subquery("staged")
             derived.write_price_edges(conn, did, staged)
             cols = ", ".join(("dataset_id",) + _EVENT_COLUMNS + ("price_band",))
             duck.execute(f"INSERT INTO cs_events ({cols}) SELECT ?, * FROM "

@@ -420,7 +420,7 @@ def shopper_vs_segment(engine: Engine, dataset: str, events: pd.DataFrame, profi
     "price band": frame}``, each with ``name``, ``shopper``, ``segment``, ``everyone``
     (shares of events, 0..1) and ``segment_affinity`` (segment ÷ everyone), rows in the
     order of the shopper's share. Price bands are the events' stored ``price_band`` (the edges of
-    :func:`core.sequences.price_bands` over the whole dataset, written at load).
+    :func:`core.derived.band_edge_selects` over the whole dataset, written at load).
     """
     del engine, dataset  # everything needed is in the events and the profile
     out: dict[str, pd.DataFrame] = {}

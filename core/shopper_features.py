@@ -11,9 +11,9 @@ non-negative quantity (NULL is 1); revenue is ``price * coalesce(quantity, 1)`` 
 purchase events, cancellations subtracting; an order is a session with a purchase; a
 category group is the top level of a dotted category path (``electronics`` for
 ``electronics.smartphone``; a category id without dots is its own group). Price bands are
-those of the sequence model (:func:`core.sequences.price_bands`): the quartiles of the
-prices in the item's own category (all categories' prices for events without category),
-budget below p25, mid below p50, premium below p75, luxury above.
+the events' stored bands (:func:`core.derived.band_edge_selects`): quartiles of the distinct
+items of the event's category at their typical price (a parent's or the catalogue's for a
+category with too few items), budget below p25, mid below p50, premium below p75, luxury above.
 """
 from __future__ import annotations
 

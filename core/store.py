@@ -147,7 +147,9 @@ def _upgrade(conn: Connection, version: int) -> None:
     Schema 2 added ``cs_events.price_band`` and the derived tables ``cs_price_edges`` and
     ``cs_session_days`` (``create_all`` made the tables): each existing dataset gets them from
     its events once (:func:`core.derived.derive_dataset`). Schema 3 added
-    ``cs_exports.consent_column`` and ``consent_basis`` (NULL for older exports). A role that
+    ``cs_exports.consent_column`` and ``consent_basis`` (NULL for older exports). Schema 4 computes
+    price bands over each category's distinct items (``cs_price_edges.n_items`` and
+    ``edges_from``): each dataset's edges and event bands are rewritten. A role that
     may not alter the tables gets a message saying who must open the store once.
     """
     try:
@@ -159,6 +161,13 @@ def _upgrade(conn: Connection, version: int) -> None:
         if version < 3:
             conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS consent_column VARCHAR")
             conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS consent_basis TEXT")
+        if version < 4:
+            conn.exec_driver_sql("ALTER TABLE cs_price_edges ADD COLUMN IF NOT EXISTS n_items BIGINT")
+            conn.exec_driver_sql("ALTER TABLE cs_price_edges ADD COLUMN IF NOT EXISTS edges_from VARCHAR")
+            if version >= 2:  # older stores were derived above, with these bands already
+                ids = conn.execute(sa.select(datasets.c.dataset_id).order_by(datasets.c.dataset_id)).scalars().all()
+                for did in ids:
+                    derived.rewrite_bands(conn, did)
     except sa.exc.ProgrammingError as exc:
         raise _upgrade_refused(version, exc) from exc
     conn.execute(sa.update(schema_info).values(version=config.SCHEMA_VERSION))

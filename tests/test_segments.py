@@ -234,8 +234,8 @@ def _ev(user, minutes, kind, item, category, brand, price, session):
             "category": category, "brand": brand, "price": price, "session_id": session}
 
 
-#: Price bands are quartiles of the events' prices in the category (as core.sequences.price_bands):
-#: "tech.phone" events cost 10, 10, 10, 40, 30, 20 (edges p25 10, p50 15, p75 27.5); "home" 5 and 15 (7.5, 10, 12.5).
+#: Price bands are quartiles of the distinct items at their typical price (core.derived.band_edge_selects); both
+#: categories have too few items, so the catalogue's six items 5 10 15 20 30 40 give the edges 10 / 15 / 30.
 HAND_ROWS = [
     _ev("a", 0, "view", "p1", "tech.phone", "acme", 10.0, "s1"),
     _ev("a", 1, "cart", "p1", "tech.phone", "acme", 10.0, "s1"),
@@ -269,9 +269,9 @@ def test_features_by_hand(engine):
     assert (a["view_share"], a["cart_share"], a["purchase_share"]) == (0.5, 0.25, 0.25)
     assert b["remove_share"] == 0.25 and b["monetary_log"] == 0.0
     assert a["category_tech"] == 0.75 and a["category_other"] == 0.25
-    # a: phone 10 x3 (>= 10, < 15: mid), home 5 (< 7.5: budget); b: phone 40, 30 (luxury), 20 (premium), home 15 (luxury)
+    # a: phone 10 x3 (>= 10, < 15: mid), home 5 (budget); b: phone 40, 30 (luxury), 20 (premium), home 15 (premium)
     assert (a["band_budget"], a["band_mid"], a["band_premium"], a["band_luxury"]) == (0.25, 0.75, 0.0, 0.0)
-    assert (b["band_budget"], b["band_mid"], b["band_premium"], b["band_luxury"]) == (0.0, 0.0, 0.25, 0.75)
+    assert (b["band_budget"], b["band_mid"], b["band_premium"], b["band_luxury"]) == (0.0, 0.0, 0.5, 0.5)
 
 
 def test_run_round_trip(engine):
@@ -350,7 +350,7 @@ def test_shopper_helpers(engine):
     assert groups.loc["tech", "shopper"] == 0.75 and groups.loc["home", "shopper"] == 0.25
     bands = comp["price band"].set_index("name")
     # home prices are now 5 (x13) and 15: every edge is 5, so 15 is luxury; phones as in test_features_by_hand
-    assert bands["shopper"].to_dict() == {"budget": 0.0, "mid": 0.0, "premium": 0.25, "luxury": 0.75}
+    assert bands["shopper"].to_dict() == {"budget": 0.0, "mid": 0.0, "premium": 0.5, "luxury": 0.5}
 
 
 def _profile(groups, bands, conversion=1.0, recency=1.0, propensity=None):
