@@ -282,6 +282,7 @@ class _Job(LoadSQL):
             raise SchemaError(f"{path.name} could not be read as a {DELIMITER_NAMES[m.delimiter]}-separated "
                               f"{m.encoding} file: {str(exc).splitlines()[0]}", reason="unreadable_file") from exc
         self._mark_unpaid_orders(duck)
+        n_named = self._name_categories(duck)
         _tick(self.progress, 0.45, "checking duplicates")
         self._collect_rejects(duck)
         self._add_long_lines(duck)
@@ -331,6 +332,9 @@ class _Job(LoadSQL):
         derived.derive_dataset(conn, did, banded=native_store)
         notes = [n for n in m.notes if not n.startswith((PRICE_NOTE_START, *STATUS_NOTE_STARTS))]
         notes += [*filter(None, [price_note(m)]), *status_notes(m)]  # of the mapping loaded with, set by hand or not
+        if n_named:
+            notes.append(f"{n_named:,} rows without a category name took the name other rows give their category "
+                         f"id ({m.category_fallback!r})")
         if sessions_derived:
             notes.append(f"the file has no session column: sessions derived by a "
                          f"{config.SESSION_GAP_MINUTES}-minute inactivity gap")

@@ -256,6 +256,8 @@ def test_sample_has_sound_bands(engine):
     report = ingest.ingest_file(engine, ROOT / "sample_data" / "sample_events.csv.gz", "sample")
     shares = _check_bands_are_sound(engine, report.dataset_id)
     assert set(shares) == set(PRICE_BANDS) and max(shares.values()) < 0.4, shares
+    edges, _ = _stored(engine, report.dataset_id)
+    assert len(edges) == 37 and all("." in c for c in edges if c)  # 36 categories by name, none by id
 
 
 def test_price_on_an_edge_goes_to_the_upper_band(engine):

@@ -103,6 +103,22 @@ def test_unknown_event_types_are_kept_and_reported_and_values_normalised(engine)
     assert report.sessions_derived is False
 
 
+def test_a_category_id_without_its_name_on_some_rows_takes_the_name_of_the_others(engine, tmp_path):
+    """REES46 leaves category_code empty on some rows of a named category: those rows join the named category
+    instead of listing it a second time by its id; an id never named keeps its id."""
+    head = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
+    rows = [("111", "apparel.shoes"), ("111", ""), ("222", ""), ("111", "apparel.shoes"), ("111", "")]
+    lines = [head] + [f"2019-10-01 00:0{i}:00 UTC,view,p{i},{cid},{code},b,9.5,u{i},s{i}"
+                      for i, (cid, code) in enumerate(rows)]
+    path = tmp_path / "rees.csv"
+    path.write_text("\n".join(lines) + "\n")
+    report = ingest_file(engine, path, "named")
+    assert report.layout == "rees46"
+    assert [r[4] for r in _events(engine, "named")] == ["apparel.shoes", "apparel.shoes", "222", "apparel.shoes",
+                                                         "apparel.shoes"]
+    assert any(n.startswith("2 rows without a category name took the name") for n in report.notes)
+
+
 def test_mixed_time_zone_offsets_are_converted_to_utc(engine):
     ingest_file(engine, FIXTURES / "tz_offsets.csv", "tz")
     got = {(r[0], r[3], r[2]): r[1] for r in _events(engine, "tz")}
