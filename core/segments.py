@@ -24,9 +24,10 @@ from core.errors import NotFittedError, ParameterError, SchemaError
 from core.price_bands import PRICE_BANDS
 # The features, the estimator and the naming live in their own modules; their names stay importable from here.
 from core.segment_names import BAND_LABELS, _share_rows, build_profiles, name_segments, r_share  # noqa: F401
-from core.segmenter import AUTO, Segmenter, block_weights, feature_block, share_features  # noqa: F401
+from core.segmenter import AUTO, Segmenter, block_weights, feature_block, share_features, unscaled_features  # noqa: F401
 from core.shopper_features import (  # noqa: F401
-    BAND_PREFIX, BASE_FEATURES, CATEGORY_PREFIX, EMBEDDING_PREFIX, OTHER_GROUP, PROPENSITY_FEATURE, RAW_COLUMNS,
+    BAND_PREFIX, BASE_FEATURES, CATEGORY_PREFIX, EMBEDDING_PREFIX, OTHER_GROUP, PRICE_POSITION_FEATURE,
+    PROPENSITY_FEATURE, RAW_COLUMNS,
     SECONDS_PER_DAY, category_group, shopper_embeddings, shopper_features, top_category_groups)
 
 _e = store.events.c
@@ -126,7 +127,8 @@ def run_segmentation(engine: Engine, dataset: str, n_segments: int | str = AUTO,
     features, names = shopper_features(engine, did, model_version=version, top_categories=top_categories,
                                        use_embedding=use_embedding)
     segmenter = Segmenter(n_segments, random_state=seed, feature_weights=block_weights(names),
-                          sqrt_features=share_features(names)).fit(features[names])
+                          sqrt_features=share_features(names),
+                          unscaled_features=unscaled_features(names)).fit(features[names])
     labels = segmenter.labels_
     profiles = build_profiles(features, labels, segmenter.centers_, names)
     name_of = {p["segment"]: p["name"] for p in profiles}
@@ -138,6 +140,7 @@ def run_segmentation(engine: Engine, dataset: str, n_segments: int | str = AUTO,
     features_meta = {
         "names": names, "mean": segmenter.scaler_.mean_.tolist(), "scale": segmenter.scaler_.scale_.tolist(),
         "weights": segmenter.weights_.tolist(), "sqrt_features": list(segmenter.sqrt_features),
+        "unscaled_features": list(segmenter.unscaled_features),
         "category_groups": features.attrs.get("groups", []), "silhouette_by_k": segmenter.silhouette_by_k_,
         "n_segments_asked": n_segments, "seed": seed, "notes": features.attrs.get("notes", []), "map": map_points,
     }

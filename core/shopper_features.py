@@ -30,13 +30,15 @@ from core.errors import NotFittedError, ParameterError
 from core.price_bands import PRICE_BANDS
 
 SECONDS_PER_DAY = 86_400.0
-#: Features every dataset has; category, price-band, propensity and embedding features follow.
+#: Features every dataset has; category, price-position, propensity and embedding features follow.
 BASE_FEATURES = ("recency_days", "frequency_log", "monetary_log", "events_log", "view_share", "cart_share",
                  "purchase_share", "remove_share", "conversion")
 PROPENSITY_FEATURE = "propensity"
 EMBEDDING_PREFIX = "embedding_"
 CATEGORY_PREFIX = "category_"
 BAND_PREFIX = "band_"
+#: The shopper's mean price band among their priced events, 0 (all budget) .. 1 (all luxury); 0.5 without any.
+PRICE_POSITION_FEATURE = "price_position"
 OTHER_GROUP = "other"
 #: Raw per-shopper columns kept beside the features (profiles, CLI output, the shopper page).
 RAW_COLUMNS = ("n_events", "n_views", "n_carts", "n_removes", "n_purchases", "n_sessions", "n_orders", "revenue",
@@ -57,6 +59,26 @@ def top_category_groups(engine_or_conn, dataset_id: int, n: int) -> list[str]:
              .group_by(grp).order_by(sa.desc("n"), grp).limit(n))
     with sql.connect(engine_or_conn) as conn:
         return [r[0] for r in conn.execute(query)]
+
+
+def top_taste_categories(engine_or_conn, dataset_id: int, n: int) -> list[str]:
+    """The ``n`` categories (whole paths) with the most events in the dataset, most first (ties by name)."""
+    query = (sa.select(_e.category, sa.func.count().label("n")).where(_e.dataset_id == dataset_id,
+                                                                     _e.category.is_not(None))
+             .group_by(_e.category).order_by(sa.desc("n"), _e.category).limit(n))
+    with sql.connect(engine_or_conn) as conn:
+        return [r[0] for r in conn.execute(query)]
+
+
+def _category_counts(conn, dataset_id: int, categories: list[str], users: pd.Index) -> pd.DataFrame:
+    """Events per shopper (rows, in ``users`` order) and category (columns, in ``categories`` order)."""
+    if not categories:
+        return pd.DataFrame(index=users)
+    query = (sa.select(_e.user_id, _e.category, sa.func.count().label("n"))
+             .where(_e.dataset_id == dataset_id, _e.category.in_(categories)).group_by(_e.user_id, _e.category))
+    long = sql.frame(conn.execute(query))
+    wide = long.pivot(index="user_id", columns="category", values="n") if len(long) else pd.DataFrame()
+    return wide.reindex(index=users, columns=categories).fillna(0.0).astype(float)
 
 
 def _per_user_query(dataset_id: int, groups: list[str]):
@@ -109,22 +131,29 @@ def _slug(text: str) -> str:
 
 def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | None = None,
                      top_categories: int = config.SEGMENT_TOP_CATEGORIES,
+                     taste_categories: int = config.SEGMENT_TASTE_CATEGORIES,
                      use_embedding: bool = True) -> tuple[pd.DataFrame, list[str]]:
     """Per-shopper segmentation features, aggregated in the database.
 
     Inputs: the store ``engine``, a ``dataset_id``; ``model_version`` of the forecasts whose
     ``purchase_propensity`` (and, with ``use_embedding``, whose shopper embedding, reduced to
     :data:`core.config.SEGMENT_EMBEDDING_COMPONENTS` principal components) become features
-    (None: no forecast features); ``top_categories``: category groups whose shares are
-    features (the rest is summed as ``category_other``).
+    (None: no forecast features); ``top_categories``: category groups (top level of the path)
+    counted for the profiles and names (``n_group_<j>``); ``taste_categories``: categories
+    (whole paths, the most visited first) whose shares are features. Taste is read at the
+    category level because groups of shoppers differ there (phones and notebooks are both
+    "electronics"); the shares are square-rooted and left unscaled by the segmenter
+    (:func:`core.segmenter.share_features`), a Hellinger distance between shoppers' mixes.
 
     Output: ``(frame, names)``. ``frame`` is indexed by ``user_id`` (text, sorted) and holds
     the features listed in ``names`` (``recency_days`` since the shopper's last event at the
     dataset's last event; ``frequency_log`` = log1p(sessions); ``monetary_log`` =
     log1p(revenue, negative as 0); ``events_log``; the view/cart/purchase/remove shares of
-    events; ``conversion`` = orders / sessions; ``category_<group>`` shares of events;
-    ``band_<band>`` shares of priced events; then ``propensity`` and ``embedding_<i>``) plus
-    the raw counts of :data:`RAW_COLUMNS` and ``n_group_<j>`` event counts per top group.
+    events; ``conversion`` = orders / sessions; ``category_<category>`` shares of events
+    (with :data:`core.config.SEGMENT_SHARE_PRIOR_EVENTS` pseudo-events of everyone's mix added);
+    ``price_position`` (:data:`PRICE_POSITION_FEATURE`); then ``propensity`` and
+    ``embedding_<i>``) plus ``band_<band>`` shares of priced events, the raw counts of
+    :data:`RAW_COLUMNS` and ``n_group_<j>`` event counts per top group.
     ``frame.attrs`` records the category groups, the dataset's last event and notes (e.g. why
     the embedding was left out). An empty dataset gives an empty frame.
     Errors: ``ParameterError`` when ``top_categories`` is below 1.
@@ -136,12 +165,15 @@ def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | No
     groups = top_category_groups(engine, dataset_id, top_categories)
     with engine.connect() as conn:
         raw = sql.frame(conn.execute(_per_user_query(dataset_id, groups)))
+        if not raw.empty:
+            raw = raw.set_index("user_id")
+            tastes = top_taste_categories(conn, dataset_id, taste_categories)
+            by_category = _category_counts(conn, dataset_id, tastes, raw.index)
     notes: list[str] = []
     if raw.empty:
         frame = pd.DataFrame(columns=list(BASE_FEATURES)).rename_axis("user_id")
         frame.attrs.update(groups=groups, last_event=None, notes=["the dataset has no events"])
         return frame, list(BASE_FEATURES)
-    raw = raw.set_index("user_id")
     numeric = [c for c in raw.columns if c not in ("first_event", "last_event", "last_purchase")]
     raw[numeric] = raw[numeric].apply(pd.to_numeric, errors="coerce").astype(float)
     raw["revenue"] = raw["revenue"].fillna(0.0)
@@ -160,20 +192,22 @@ def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | No
     out["remove_share"] = raw["n_removes"] / n_events
     out["conversion"] = raw["n_orders"] / raw["n_sessions"].clip(lower=1)
     names = list(BASE_FEATURES)
-    in_groups = np.zeros(len(raw))
-    for j, g in enumerate(groups):
-        name = f"{CATEGORY_PREFIX}{_slug(g)}"
-        if name in out.columns:  # two groups with the same slug: keep them apart
+    # shares shrunk towards everyone's mix by a few pseudo-events: a shopper with three events is not
+    # a cluster of their own, while a long history keeps its own mix
+    prior = config.SEGMENT_SHARE_PRIOR_EVENTS
+    overall = by_category.sum() / max(float(raw["n_events"].sum()), 1.0)
+    for j, category in enumerate(by_category.columns):
+        name = f"{CATEGORY_PREFIX}{_slug(category)}"
+        if name in out.columns:  # two categories with the same slug: keep them apart
             name = f"{name}_{j}"
-        out[name] = raw[f"n_group_{j}"] / n_events
-        in_groups += raw[f"n_group_{j}"].to_numpy()
+        out[name] = (by_category[category] + prior * overall[category]) / (raw["n_events"] + prior)
         names.append(name)
-    out[f"{CATEGORY_PREFIX}{OTHER_GROUP}"] = 1.0 - in_groups / n_events.to_numpy()
-    names.append(f"{CATEGORY_PREFIX}{OTHER_GROUP}")
     priced = raw["n_priced"].replace(0, np.nan)
+    position = sum(i * raw[f"n_band_{i}"] for i in range(len(PRICE_BANDS))) / (len(PRICE_BANDS) - 1)
+    out[PRICE_POSITION_FEATURE] = (position / priced).fillna(0.5)
+    names.append(PRICE_POSITION_FEATURE)
     for i, band in enumerate(PRICE_BANDS):
         out[f"{BAND_PREFIX}{band}"] = (raw[f"n_band_{i}"] / priced).fillna(0.0)
-        names.append(f"{BAND_PREFIX}{band}")
     if model_version is not None:
         prop = _propensity(engine, dataset_id, model_version)
         out[PROPENSITY_FEATURE] = prop.reindex(out.index).astype(float)
