@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -10,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from sklearn.metrics import adjusted_rand_score
 
-from core import derived, segments, store
+from core import config, derived, segments, store
 from core.errors import NotFittedError, ParameterError, SchemaError
 from core.simulate import simulate, to_canonical
-from tests.conftest import make_dataset
+from tests.conftest import ROOT, make_dataset
 
 #: Planted-group recovery threshold (adjusted Rand index). The planted groups overlap (beauty & care
 #: shares dresses and bags with fashion; budget tech and premium electronics share phones, headphones
@@ -84,6 +85,60 @@ def test_recovers_planted_groups_at_the_automatic_number_of_segments(tmp_path):
     ari = adjusted_rand_score(truth.reindex(a.index), a["segment"])
     engine.dispose()
     assert ari >= MIN_ARI, (ari, run.n_segments)
+
+
+def name_claims(name: str) -> dict:
+    """What a segment name says: lapsed, a price band, category groups, a role and ready to buy."""
+    name = re.sub(r" \(\d+\)$", "", name)
+    ready = name.endswith(", ready to buy")
+    words = name.removesuffix(", ready to buy").split(" ")
+    lapsed = words[0] == "lapsed"
+    words = words[lapsed:]
+    band = next((b for b, label in segments.BAND_LABELS.items() if words[0] == label), None)
+    words = words[band is not None:]
+    groups = " ".join(words[:-1])
+    return {"lapsed": lapsed, "band": band, "groups": [] if groups == "all-category" else groups.split(" & "),
+            "role": words[-1], "ready": ready}
+
+
+def assert_names_agree_with_profiles(profiles: list[dict]) -> None:
+    """Every word of every name is borne out by the segment's own numbers (the rules of name_segments)."""
+    idx, min_share = config.SEGMENT_NAME_MIN_INDEX, config.SEGMENT_NAME_MIN_SHARE
+    for p in profiles:
+        said, where = name_claims(p["name"]), (p["name"], p["group_index"], p["activity_index"])
+        bands = {r["name"]: r for r in p["group_index"]["bands"]}
+        if said["band"]:  # "luxury" only for a segment whose most common band is luxury, above everyone's share
+            assert bands[said["band"]]["share"] == max(r["share"] for r in bands.values()), where
+            assert bands[said["band"]]["affinity"] >= idx, where
+        groups = {r["name"].replace("_", " "): r for r in p["group_index"]["groups"] if r["name"] != "other"}
+        over = [r for r in groups.values() if (r["affinity"] or 0) >= 1.0]
+        for g in said["groups"]:  # "computers" only where computers holds a real share, more than everyone's
+            assert groups[g]["share"] >= min_share and groups[g]["affinity"] >= 1.0, where
+        if said["groups"]:  # ... and leads: no group the segment favours holds more of its events
+            assert groups[said["groups"][0]]["share"] == max(r["share"] for r in over), where
+        a = p["activity_index"]
+        conversion = 1.0 if a["conversion"] is None else a["conversion"]
+        assert said["role"] == ("buyers" if conversion >= idx else "browsers" if conversion <= 1 / idx
+                                else "shoppers"), where
+        assert said["lapsed"] == (a["recency"] is not None and a["recency"] >= idx), where
+        assert said["ready"] == (a.get("propensity") is not None and a["propensity"] >= idx), where
+
+
+def test_names_agree_with_their_numbers_on_simulated_shoppers(sim_store):
+    assert_names_agree_with_profiles(sim_store["run"].profiles)
+    for k in (3, 9):
+        assert_names_agree_with_profiles(segments.run_segmentation(sim_store["engine"], "sim", n_segments=k).profiles)
+
+
+def test_names_agree_with_their_numbers_on_the_sample(tmp_path):
+    from core import ingest
+
+    engine = store.make_engine(f"duckdb:///{tmp_path / 'sample.duckdb'}")
+    ingest.ingest_file(engine, ROOT / "sample_data" / "sample_events.csv.gz", "sample")
+    for k in ("auto", 4, 8):
+        run = segments.run_segmentation(engine, "sample", n_segments=k, seed=0)
+        assert_names_agree_with_profiles(run.profiles)
+    engine.dispose()
 
 
 def test_price_taste_shows_in_the_names(sim_store):
@@ -366,13 +421,15 @@ def test_shopper_helpers(engine):
     groups = comp["category group"].set_index("name")
     assert groups.loc["tech", "shopper"] == 0.75 and groups.loc["home", "shopper"] == 0.25
     bands = comp["price band"].set_index("name")
-    # home prices are now 5 (x13) and 15: every edge is 5, so 15 is luxury; phones as in test_features_by_hand
+    # the thirteen extra shoppers view the same home item: the catalogue's six items give the edges as in
+    # test_features_by_hand (10 / 15 / 30)
     assert bands["shopper"].to_dict() == {"budget": 0.0, "mid": 0.0, "premium": 0.5, "luxury": 0.5}
 
 
 def _profile(groups, bands, conversion=1.0, recency=1.0, propensity=None):
     return {"group_index": {"groups": [{"name": n, "share": s, "affinity": a} for n, s, a in groups],
-                            "bands": [{"name": n, "share": 0.25, "affinity": a} for n, a in bands]},
+                            "bands": [{"name": b[0], "share": b[2] if len(b) > 2 else 0.25, "affinity": b[1]}
+                                      for b in bands]},
             "activity_index": {"conversion": conversion, "recency": recency, "propensity": propensity}}
 
 
@@ -382,18 +439,25 @@ FLAT = [("budget", 1.0), ("mid", 1.0), ("premium", 1.0), ("luxury", 1.0)]
 def test_names_from_profiles_by_hand():
     profiles = [
         _profile([("electronics", 0.6, 2.0), ("computers", 0.2, 3.0), ("other", 0.2, 0.3)],
-                 [("budget", 0.5), ("mid", 0.9), ("premium", 1.5), ("luxury", 1.3)], conversion=1.5, propensity=1.6),
+                 [("budget", 0.5, 0.1), ("mid", 0.9, 0.2), ("premium", 1.5, 0.4), ("luxury", 1.3, 0.3)],
+                 conversion=1.5, propensity=1.6),
         _profile([("apparel", 0.5, 3.0), ("kids", 0.3, 1.2)], FLAT, conversion=0.5),
-        _profile([("beauty", 0.7, 4.0), ("accessories", 0.05, 9.0)], [("budget", 1.3), ("mid", 1.0)], recency=2.0),
+        _profile([("beauty", 0.7, 4.0), ("accessories", 0.05, 9.0)], [("budget", 1.3, 0.5), ("mid", 1.0, 0.5)],
+                 recency=2.0),
         _profile([("apparel", 0.5, 3.0), ("sport", 0.3, 1.1)], FLAT, conversion=0.5),
         _profile([("home", 0.5, 1.1)], FLAT, conversion=None),
+        _profile([("electronics", 0.5, 0.9), ("computers", 0.4, 1.5)],
+                 [("budget", 1.5, 0.03), ("mid", 0.5, 0.06), ("premium", 0.5, 0.06), ("luxury", 1.08, 0.85)]),
     ]
     assert segments.name_segments(profiles) == [
-        "premium computers buyers, ready to buy",  # computers: the highest index among groups with >= 10 %
-        "apparel & kids browsers",  # two "apparel browsers": the next distinctive group tells them apart
+        "premium electronics buyers, ready to buy",  # electronics leads (60 %); computers has the higher index
+        "apparel & kids browsers",  # two "apparel browsers": the next group favoured tells them apart
         "lapsed bargain beauty shoppers",  # accessories has the higher index but only 5 % of the events
         "apparel & sport browsers",
         "home shoppers",
+        # electronics holds more events but less than everyone's share; 85 % luxury is hardly more than
+        # everyone's, and budget, 1.5 times everyone's share, holds 3 %: no band word ("bargain" was)
+        "computers shoppers",
     ]
 
 
