@@ -70,18 +70,7 @@ def top_taste_categories(engine_or_conn, dataset_id: int, n: int) -> list[str]:
         return [r[0] for r in conn.execute(query)]
 
 
-def _category_counts(conn, dataset_id: int, categories: list[str], users: pd.Index) -> pd.DataFrame:
-    """Events per shopper (rows, in ``users`` order) and category (columns, in ``categories`` order)."""
-    if not categories:
-        return pd.DataFrame(index=users)
-    query = (sa.select(_e.user_id, _e.category, sa.func.count().label("n"))
-             .where(_e.dataset_id == dataset_id, _e.category.in_(categories)).group_by(_e.user_id, _e.category))
-    long = sql.frame(conn.execute(query))
-    wide = long.pivot(index="user_id", columns="category", values="n") if len(long) else pd.DataFrame()
-    return wide.reindex(index=users, columns=categories).fillna(0.0).astype(float)
-
-
-def _per_user_query(dataset_id: int, groups: list[str]):
+def _per_user_query(dataset_id: int, groups: list[str], categories: list[str]):
     band = _e.price_band  # stored at load (core.derived)
     grp = category_group(_e.category)
     amount = sql.amount()
@@ -99,6 +88,7 @@ def _per_user_query(dataset_id: int, groups: list[str]):
         sa.func.count(band).label("n_priced"),
         *[sa.func.sum(sql.flag(band == name)).label(f"n_band_{i}") for i, name in enumerate(PRICE_BANDS)],
         *[sa.func.sum(sql.flag(grp == g)).label(f"n_group_{j}") for j, g in enumerate(groups)],
+        *[sa.func.sum(sql.flag(_e.category == c)).label(f"n_cat_{k}") for k, c in enumerate(categories)],
     ]
     # Hash aggregation level by level (session, then shopper) instead of COUNT(DISTINCT).
     per_session = (
@@ -109,7 +99,8 @@ def _per_user_query(dataset_id: int, groups: list[str]):
     )
     s = per_session.c
     summed = ["n_events", "n_views", "n_carts", "n_removes", "n_purchases", "revenue", "n_priced",
-              *[f"n_band_{i}" for i in range(len(PRICE_BANDS))], *[f"n_group_{j}" for j in range(len(groups))]]
+              *[f"n_band_{i}" for i in range(len(PRICE_BANDS))], *[f"n_group_{j}" for j in range(len(groups))],
+              *[f"n_cat_{k}" for k in range(len(categories))]]
     return (
         sa.select(
             s.user_id,
@@ -163,17 +154,15 @@ def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | No
                              "1.",
                              parameter="top_categories", cases=[top_categories])
     groups = top_category_groups(engine, dataset_id, top_categories)
+    tastes = top_taste_categories(engine, dataset_id, taste_categories)
     with engine.connect() as conn:
-        raw = sql.frame(conn.execute(_per_user_query(dataset_id, groups)))
-        if not raw.empty:
-            raw = raw.set_index("user_id")
-            tastes = top_taste_categories(conn, dataset_id, taste_categories)
-            by_category = _category_counts(conn, dataset_id, tastes, raw.index)
+        raw = sql.frame(conn.execute(_per_user_query(dataset_id, groups, tastes)))
     notes: list[str] = []
     if raw.empty:
         frame = pd.DataFrame(columns=list(BASE_FEATURES)).rename_axis("user_id")
         frame.attrs.update(groups=groups, last_event=None, notes=["the dataset has no events"])
         return frame, list(BASE_FEATURES)
+    raw = raw.set_index("user_id")
     numeric = [c for c in raw.columns if c not in ("first_event", "last_event", "last_purchase")]
     raw[numeric] = raw[numeric].apply(pd.to_numeric, errors="coerce").astype(float)
     raw["revenue"] = raw["revenue"].fillna(0.0)
@@ -195,12 +184,13 @@ def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | No
     # shares shrunk towards everyone's mix by a few pseudo-events: a shopper with three events is not
     # a cluster of their own, while a long history keeps its own mix
     prior = config.SEGMENT_SHARE_PRIOR_EVENTS
-    overall = by_category.sum() / max(float(raw["n_events"].sum()), 1.0)
-    for j, category in enumerate(by_category.columns):
+    all_events = max(float(raw["n_events"].sum()), 1.0)
+    for k, category in enumerate(tastes):
         name = f"{CATEGORY_PREFIX}{_slug(category)}"
         if name in out.columns:  # two categories with the same slug: keep them apart
-            name = f"{name}_{j}"
-        out[name] = (by_category[category] + prior * overall[category]) / (raw["n_events"] + prior)
+            name = f"{name}_{k}"
+        count = raw[f"n_cat_{k}"]
+        out[name] = (count + prior * count.sum() / all_events) / (raw["n_events"] + prior)
         names.append(name)
     priced = raw["n_priced"].replace(0, np.nan)
     position = sum(i * raw[f"n_band_{i}"] for i in range(len(PRICE_BANDS))) / (len(PRICE_BANDS) - 1)
