@@ -68,7 +68,8 @@ def band_edge_selects(dataset_id: int, source: sa.FromClause | None = None) -> t
     no_id_price = sa.case((c.item_id.is_(None), c.price), else_=sa.null())
     items = (sa.select(c.category.label("category"), c.item_id.label("item_id"), no_id_price.label("item_price"),
                        sa.func.count().label("n"), sa.func.percentile_cont(0.5).within_group(c.price).label("price"))
-             .where(*priced).group_by(c.category, c.item_id, no_id_price).subquery("band_items"))
+             .where(*priced).group_by(c.category, c.item_id, no_id_price)
+             .cte("band_items").prefix_with("MATERIALIZED"))  # read four times: computed once
     i = items.c
     catalogue = (sa.select(i.item_id, i.item_price, sa.func.percentile_cont(0.5).within_group(i.price).label("price"))
                  .group_by(i.item_id, i.item_price).subquery("band_catalogue"))
@@ -79,7 +80,7 @@ def band_edge_selects(dataset_id: int, source: sa.FromClause | None = None) -> t
     node_items = (sa.select(nodes.c.node, i.item_id, i.item_price, sa.func.avg(i.price).label("price"))
                   .select_from(items.join(nodes, nodes.c.category == i.category))
                   .group_by(nodes.c.node, i.item_id, i.item_price).subquery("band_node_items"))
-    node_edges = _edges_of(node_items, ["node"], "band_node")
+    node_edges = _edges_of(node_items, ["node"], "band_node", materialized=True)
     usable = (sa.select(nodes.c.category, nodes.c.node, sa.func.length(nodes.c.node).label("depth"))
               .join(node_edges, node_edges.c.node == nodes.c.node)
               .where(node_edges.c.n_items >= sa.bindparam("min_items", config.PRICE_BAND_MIN_ITEMS))
@@ -112,7 +113,7 @@ def _category_paths(items: sa.Subquery) -> sa.Subquery:
     return sa.union_all(*selects).subquery("band_paths")
 
 
-def _edges_of(rows: sa.Subquery, keys: list[str], name: str) -> sa.Subquery:
+def _edges_of(rows: sa.Subquery, keys: list[str], name: str, materialized: bool = False) -> sa.FromClause:
     """Band edges of each ``keys`` group of ``rows`` (one row per item, its typical ``price``).
 
     Edge k is the item price at quantile ``PRICE_BAND_QUANTILES[k]`` (``percentile_disc``: the
@@ -120,7 +121,7 @@ def _edges_of(rows: sa.Subquery, keys: list[str], name: str) -> sa.Subquery:
     to the next distinct price above the previous edge (the first edge above the cheapest
     price): every band then holds at least one item's price and no two edges are equal. An
     edge with no price left above the previous one is NULL. Columns: ``keys``, ``n_items``,
-    ``p25``, ``p50``, ``p75``.
+    ``p25``, ``p50``, ``p75``. ``materialized``: a CTE computed once, for a caller that reads it twice.
     """
     key_cols = [rows.c[k] for k in keys]
     counts = (sa.select(*key_cols, rows.c.price, sa.func.count().label("n"))
@@ -145,8 +146,9 @@ def _edges_of(rows: sa.Subquery, keys: list[str], name: str) -> sa.Subquery:
         chosen.append(previous)
     on = sa.and_(*[g[x] == r[x] for x in keys]) if keys else sa.true()
     edges = [sa.func.max(sa.case((r.r == d, r.price))).label(col) for d, col in zip(chosen, EDGE_COLUMNS)]
-    return (sa.select(*[g[x] for x in keys], g.n_items, *edges).select_from(ranks.join(ranked, on))
-            .group_by(*[g[x] for x in keys], g.n_items).subquery(name))
+    select = (sa.select(*[g[x] for x in keys], g.n_items, *edges).select_from(ranks.join(ranked, on))
+              .group_by(*[g[x] for x in keys], g.n_items))
+    return select.cte(name).prefix_with("MATERIALIZED") if materialized else select.subquery(name)
 
 
 def band_case(price: sa.ColumnElement, edges: list[sa.ColumnElement]) -> sa.ColumnElement:
