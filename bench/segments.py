@@ -61,7 +61,8 @@ def _case_fit(n: int) -> dict:
     features[names] = features[names].to_numpy() + jitter
     t0 = time.perf_counter()
     seg = segments.Segmenter("auto", random_state=0, feature_weights=segments.block_weights(names),
-                             sqrt_features=segments.share_features(names)).fit(features[names])
+                             sqrt_features=segments.share_features(names),
+                             unscaled_features=segments.unscaled_features(names)).fit(features[names])
     t_fit = time.perf_counter() - t0
     t1 = time.perf_counter()
     profiles = segments.build_profiles(features, seg.labels_, seg.centers_, names)

@@ -14,7 +14,7 @@ from core.present import safecsv
 from core.ingest import tabular
 from core.store import dataset_names
 from core.errors import CartsightError
-from core.ingest.load import quarantined_rows
+from core.ingest.quarantine import quarantined_rows
 from core.jobs import Job, JobBoard
 from core.ingest.sniff import CANONICAL_FIELDS, PRICE_KINDS, TIME_FORMATS, Mapping, Sniffed, sniff
 from core.ingest.delimited import DELIMITER_NAMES

@@ -10,6 +10,7 @@ import streamlit as st
 from core.charts import preferences as charts
 from core import config
 from core.analysis import preferences as prefs
+from core.analysis import band_table
 from core.errors import CartsightError
 from core.store.price_bands import PRICE_BANDS
 from pages import common
@@ -65,7 +66,7 @@ def _matrix(_engine, store: str, dataset_id: int, run_id: int, start, end, types
 
 @st.cache_data(**_CACHE)
 def _edges(_engine, store: str, dataset_id: int):
-    return prefs.band_edges(_engine, dataset_id)
+    return band_table.band_edges(_engine, dataset_id)
 
 
 def _date_window(dataset: dict) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -184,13 +185,16 @@ def _bands_section(engine, key, did) -> None:
         st.info("The file has no positive prices, so there are no price bands.")
         return
     shown = edges.assign(category=edges["category"].fillna("(items without a category)"))
-    shown = shown[["category", "n_priced", *PRICE_BANDS]].rename(
-        columns={"category": "Category", "n_priced": "Priced events", **{b: b.capitalize() for b in PRICE_BANDS}})
-    st.dataframe(shown, hide_index=True,
-                 column_config={"Priced events": st.column_config.NumberColumn(format="localized")})
+    shown = shown[["category", "n_priced", "n_items", "bands_from", *PRICE_BANDS]].rename(
+        columns={"category": "Category", "n_priced": "Priced events", "n_items": "Items", "bands_from": "Bands from",
+                 **{b: b.capitalize() for b in PRICE_BANDS}})
+    count = st.column_config.NumberColumn(format="localized")
+    st.dataframe(shown, hide_index=True, column_config={"Priced events": count, "Items": count})
     st.caption(
-        "Each item's unit price is placed among its category's prices (quartiles over the whole dataset): the "
-        "same bands the forecast model uses. A price exactly on an edge belongs to the upper band."
+        "Each category's items are counted once, at their typical (median) price, and split into quartiles, so a "
+        f"popular item fills one band only. A category with fewer than {config.PRICE_BAND_MIN_ITEMS} items uses "
+        "its parent category's bands, else the whole catalogue's; where its prices allow fewer than four bands it "
+        "has fewer (—). A price exactly on an edge belongs to the upper band."
     )
 
 

@@ -151,3 +151,16 @@ def test_core_imports_neither_streamlit_nor_pages():
     bad = {m: sorted(n for n in names if n.split(".")[0] in ("streamlit", "pages", "app"))
            for m, names in raw.items()}
     assert {m: b for m, b in bad.items() if b} == {}
+
+
+#: The longest a module outside tests/ may be: past it, a module holds more than one idea and is split.
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_outside_the_tests_is_longer_than_six_hundred_lines():
+    sources = [p for p in ROOT.rglob("*.py") if not p.relative_to(ROOT).parts[0].startswith((".", "tests"))
+               and "site-packages" not in p.parts]
+    assert len(sources) > 50, "the scan reads the project's modules"
+    long = {str(p.relative_to(ROOT)): n for p in sources
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert long == {}

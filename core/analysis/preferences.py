@@ -3,7 +3,7 @@
 Every figure is computed in the database by SQL built with SQLAlchemy Core (run unchanged on DuckDB and
 PostgreSQL); only the small per-value result reaches pandas, so the cost is a grouped scan of the
 events (two for a top-N list: a cheap ranking by value, then shoppers for the shown values only)
-however many events there are. Price-band edges come from counts per distinct (category, price).
+however many events there are. Price-band edges and bands are written once at load (core.store.derived).
 
 Definitions (the Preferences page shows them in its help texts):
 
@@ -27,12 +27,15 @@ Definitions (the Preferences page shows them in its help texts):
   event on that value; **buyers**: those with at least one purchase (not a cancellation).
   A figure with fewer than ``config.PREFERENCES_MIN_SHOPPERS`` shoppers is flagged
   ``few_shoppers``: read it with care.
-- **price band** of an event: the quartile of its unit price among the positive prices of its
-  category over the whole dataset (all event types, every event counting once), exactly as
-  :func:`core.model.sequences.price_bands` defines it for the sequence model: budget ``< p25 <=`` mid
-  ``< p50 <=`` premium ``< p75 <=`` luxury. A price exactly on an edge goes to the upper band.
-  Events without a category use the bands over all categories. The bands do not move with
-  the page's date or event-type filter, so a band means the same prices everywhere.
+- **price band** of an event: where its unit price sits among the quartiles of its category's
+  distinct items over the whole dataset, each item once at its typical (median) price, so a
+  popular item cannot fill several bands (:func:`core.store.derived.band_edge_selects`): budget
+  ``< p25 <=`` mid ``< p50 <=`` premium ``< p75 <=`` luxury. A price exactly on an edge goes to
+  the upper band. A category with too few items uses its parent path's bands (``apparel.shoes``
+  -> ``apparel``), else the whole catalogue's; events without a category use the catalogue's.
+  No two edges are equal: where a category's distinct prices allow fewer than four bands it
+  has fewer, named from budget up. The bands do not move with the page's date or event-type
+  filter, so a band means the same prices everywhere.
 """
 from __future__ import annotations
 
@@ -48,9 +51,9 @@ from sqlalchemy.engine import Engine
 from core import config, store
 from core.store import sql
 from core.errors import CartsightError
-from core.store.derived import EDGE_COLUMNS
 from core.store.price_bands import PRICE_BANDS
 from core.analysis.query_parts import _filters
+from core.analysis.band_table import price_band_sql
 
 DIMENSIONS = ("category", "brand", "price_band")
 PREFERENCE_COLUMNS = (
@@ -102,50 +105,6 @@ def _ratio(numerator: pd.Series, denominator) -> pd.Series:
     den = pd.Series(denominator, index=numerator.index, dtype=float) if not isinstance(denominator, pd.Series) \
         else denominator.astype(float)
     return numerator.astype(float) / den.where(den != 0)
-
-
-# --- price bands ---------------------------------------------------------------------------------
-
-
-def band_edges(engine: Engine, dataset_id: int) -> pd.DataFrame:
-    """The price bands shown to the analyst: per category, the edges and the price range of each band.
-
-    Inputs: an engine and a dataset id. The edges are those of
-    :func:`core.model.sequences.price_bands` over the whole dataset (the same definition the sequence
-    model uses): quartiles of the positive unit prices of the category's events.
-    Returns a DataFrame, categories by name then the all-categories row (``category`` None,
-    used for events without a category), with columns ``category``, ``n_priced`` (priced
-    events behind the edges), ``p25``, ``p50``, ``p75`` and one text column per band
-    (``budget``: "< p25", ``mid``: "p25 – < p50", ``premium``: "p50 – < p75", ``luxury``: "≥ p75";
-    prices in the currency of the file; a price on an edge belongs to the upper band).
-    An empty frame when no event has a positive price.
-    """
-    pe = store.price_edges.c
-    cols = ["category", "n_priced", *EDGE_COLUMNS]
-    # categories by name, then the all-categories row (NULL sorts last on both stores)
-    rows = [tuple(r) for r in sql.fetch(engine, sa.select(pe.category, pe.n_priced, *[pe[c] for c in EDGE_COLUMNS])
-                                     .where(pe.dataset_id == dataset_id)
-                                     .order_by(pe.category.is_(None), pe.category))]
-    frame = pd.DataFrame(rows, columns=cols).astype({"n_priced": "int64", **{c: float for c in EDGE_COLUMNS}})
-    frame["category"] = pd.Series([r[0] for r in rows], dtype=object)  # None stays None (not NaN)
-    lo, mid, hi = (frame[c] for c in EDGE_COLUMNS)
-    frame[PRICE_BANDS[0]] = [f"< {a:,.2f}" for a in lo]
-    frame[PRICE_BANDS[1]] = [f"{a:,.2f} – < {b:,.2f}" for a, b in zip(lo, mid)]
-    frame[PRICE_BANDS[2]] = [f"{a:,.2f} – < {b:,.2f}" for a, b in zip(mid, hi)]
-    frame[PRICE_BANDS[3]] = [f"≥ {a:,.2f}" for a in hi]
-    return frame
-
-
-def price_band_sql(dataset_id: int) -> tuple[sa.FromClause, sa.ColumnElement]:
-    """The events and each event's price band: ``(store.events, cs_events.price_band)``.
-
-    The band (text: one of ``core.store.price_bands.PRICE_BANDS``, NULL for an event without a
-    positive price) is written once when the dataset is loaded (:mod:`core.store.derived`, edges as
-    :func:`core.model.sequences.price_bands`), so it is read like any other column. Kept as a pair
-    for callers that select from ``from_clause`` and group by ``band``.
-    """
-    del dataset_id  # the band is stored per event; kept so callers need not know
-    return store.events, _e.price_band
 
 
 def _dimension_sql(dimension: str, dataset_id: int) -> tuple[sa.FromClause, sa.ColumnElement]:

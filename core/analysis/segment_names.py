@@ -52,24 +52,25 @@ def _share_rows(counts: pd.Series, total: float, overall: pd.Series, overall_tot
 def name_segments(profiles: list[dict]) -> list[str]:
     """A distinct readable name per profile, from its distinctive category group, price band and activity.
 
-    The pieces: the price band whose index (share in the segment ÷ share among all shoppers)
-    is highest when at least :data:`core.config.SEGMENT_NAME_MIN_INDEX` ("premium",
-    "bargain", ...); the category group with the highest index among those holding at least
-    :data:`core.config.SEGMENT_NAME_MIN_SHARE` of the segment's events; "buyers" or
-    "browsers" when the segment's conversion (share of shoppers who bought) is at least that
-    index above or below everyone's, else "shoppers"; "lapsed" when the median days since the
-    last event is that index above everyone's; ", ready to buy" when the mean propensity is
-    that index above everyone's. Names that still collide get the next distinctive group, then
-    a number.
+    Every word is borne out by the segment's own numbers. The pieces: the segment's most common
+    price band when its index (share in the segment ÷ share among all shoppers) is at least
+    :data:`core.config.SEGMENT_NAME_MIN_INDEX` ("premium", "bargain", ...; a band the segment
+    buys a little more often than everyone but rarely does not name it); the category group
+    holding the largest share of the segment's events among those it favours (index at least
+    1, share at least :data:`core.config.SEGMENT_NAME_MIN_SHARE`), "all-category" when none;
+    "buyers" or "browsers" when the segment's conversion (share of shoppers who bought) is at
+    least that index above or below everyone's, else "shoppers"; "lapsed" when the median days
+    since the last event is that index above everyone's; ", ready to buy" when the mean
+    propensity is that index above everyone's. Names that still collide get the next group the
+    segment favours, then a number.
     """
     idx = config.SEGMENT_NAME_MIN_INDEX
     parts = []
     for p in profiles:
-        band = _distinctive(p["group_index"]["bands"], idx)
-        groups = [g for g in sorted(p["group_index"]["groups"], key=lambda r: -(r["affinity"] or 0))
-                  if r_share(g) >= config.SEGMENT_NAME_MIN_SHARE and g["name"] != OTHER_GROUP]
-        if not groups:
-            groups = sorted(p["group_index"]["groups"], key=lambda r: -r["share"])
+        band = _leading_band(p["group_index"]["bands"], idx)
+        groups = [g for g in sorted(p["group_index"]["groups"], key=lambda r: -r_share(r))
+                  if r_share(g) >= config.SEGMENT_NAME_MIN_SHARE and (g["affinity"] or 0.0) >= 1.0
+                  and g["name"] != OTHER_GROUP]
         a = p["activity_index"]
         conversion = 1.0 if a["conversion"] is None else a["conversion"]  # None: nobody bought anywhere
         role = "buyers" if conversion >= idx else "browsers" if conversion <= 1 / idx else "shoppers"
@@ -103,8 +104,9 @@ def r_share(row: dict) -> float:
     return row.get("share") or 0.0
 
 
-def _distinctive(rows: list[dict], min_index: float) -> str | None:
-    best = max(rows, key=lambda r: r["affinity"] or 0.0, default=None)
+def _leading_band(rows: list[dict], min_index: float) -> str | None:
+    """The segment's most common band when it is at least ``min_index`` times as common as among everyone."""
+    best = max(rows, key=r_share, default=None)
     if best is None or (best["affinity"] or 0.0) < min_index:
         return None
     return best["name"]

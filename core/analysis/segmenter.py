@@ -1,9 +1,9 @@
 """The :class:`Segmenter`, a scikit-learn-style k-means estimator of shopper segments, and the feature weights.
 
-Standard scaling, k-means (mini-batch above :data:`core.config.SEGMENT_MINIBATCH_ABOVE`
-shoppers), the number of segments given or chosen by silhouette on a seeded sample.
-:func:`block_weights` gives each block of features (activity, categories, price bands,
-forecast) its share of the variance, so many category columns do not outweigh the rest.
+Standard scaling (or centring only, for taste features in their own units), k-means (mini-batch
+above :data:`core.config.SEGMENT_MINIBATCH_ABOVE` shoppers), the number of segments given or
+chosen by silhouette on a seeded sample. :func:`block_weights` gives each block of features
+(activity, categories, price bands, forecast) its weight, so that taste leads.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pandas as pd
 
 from core import config
 from core.errors import NotFittedError, ParameterError, SchemaError
-from core.analysis.shopper_features import BAND_PREFIX, CATEGORY_PREFIX, EMBEDDING_PREFIX, PROPENSITY_FEATURE
+from core.analysis.shopper_features import (BAND_PREFIX, CATEGORY_PREFIX, EMBEDDING_PREFIX, PRICE_POSITION_FEATURE,
+                                   PROPENSITY_FEATURE)
 
 AUTO = "auto"
 
@@ -35,6 +36,9 @@ class Segmenter:
         sqrt_features: names of share features (0..1) replaced by their square root before
             scaling (the Hellinger transform: distances between mixes then depend less on
             the largest shares).
+        unscaled_features: names of features only centred, not divided by their standard
+            deviation (weights still apply): features in comparable units of their own, such
+            as square-rooted shares, whose rare columns should not weigh like common ones.
         n_threads: CPU threads for k-means and the silhouette; default
             :data:`core.config.SEGMENT_THREADS`.
 
@@ -45,7 +49,7 @@ class Segmenter:
 
     def __init__(self, n_segments: int | str = AUTO, k_range: tuple[int, int] = config.SEGMENT_K_RANGE,
                  sample_size: int = config.SEGMENT_SILHOUETTE_SAMPLE, random_state: int = 0,
-                 feature_weights: dict[str, float] | None = None, sqrt_features=(),
+                 feature_weights: dict[str, float] | None = None, sqrt_features=(), unscaled_features=(),
                  n_threads: int = config.SEGMENT_THREADS):
         self.n_segments = n_segments
         self.k_range = k_range
@@ -53,6 +57,7 @@ class Segmenter:
         self.random_state = random_state
         self.feature_weights = feature_weights
         self.sqrt_features = sqrt_features
+        self.unscaled_features = unscaled_features
         self.n_threads = n_threads
 
     # -- validation ---------------------------------------------------------------------------
@@ -145,7 +150,9 @@ class Segmenter:
                                  f"({per} per segment): parameter 'n_segments' is {self.n_segments!r}, expected at "
                                  f"most {n // per} for this many shoppers.", parameter="n_segments", cases=[n])
         self.scaler_ = StandardScaler().fit(x)
-        z = self.scaler_.transform(x) * self.weights_
+        unscaled = np.array([name in set(self.unscaled_features) for name in self.feature_names_])
+        self.units_ = np.where(unscaled, self.scaler_.scale_, 1.0)  # undoes the scaling of unscaled features
+        z = self.scaler_.transform(x) * self.units_ * self.weights_
         if self.n_segments == AUTO:
             candidates = [k for k in range(lo, hi + 1) if n >= per * k]
             self.silhouette_by_k_ = self._silhouettes(z, candidates)
@@ -209,7 +216,7 @@ class Segmenter:
     def transform(self, features) -> np.ndarray:
         """The features transformed, scaled and weighted as in :meth:`fit`; :class:`NotFittedError` before fit."""
         self._check_fitted()
-        return self.scaler_.transform(self._matrix(features, fitting=False)) * self.weights_
+        return self.scaler_.transform(self._matrix(features, fitting=False)) * self.units_ * self.weights_
 
     def predict(self, features) -> np.ndarray:
         """Segment numbers (0 = largest segment at fit) of ``features``; :class:`NotFittedError` before fit."""
@@ -225,7 +232,7 @@ class Segmenter:
         self._check_fitted()
         centers = np.empty_like(self.model_.cluster_centers_)
         centers[self._relabel] = self.model_.cluster_centers_
-        w = np.where(self.weights_ > 0, self.weights_, 1.0)
+        w = np.where(self.weights_ > 0, self.weights_, 1.0) * self.units_
         return centers / w
 
 
@@ -233,7 +240,7 @@ def feature_block(name: str) -> str:
     """The block of a feature: ``activity``, ``categories``, ``price_bands`` or ``forecast``."""
     if name.startswith(CATEGORY_PREFIX):
         return "categories"
-    if name.startswith(BAND_PREFIX):
+    if name.startswith(BAND_PREFIX) or name == PRICE_POSITION_FEATURE:
         return "price_bands"
     if name == PROPENSITY_FEATURE or name.startswith(EMBEDDING_PREFIX):
         return "forecast"
@@ -241,15 +248,22 @@ def feature_block(name: str) -> str:
 
 
 def block_weights(names: list[str], weights: dict[str, float] | None = None) -> dict[str, float]:
-    """Per-feature weights giving each block the total variance weight² (:data:`core.config.SEGMENT_BLOCK_WEIGHTS`)."""
+    """Per-feature weights of :data:`core.config.SEGMENT_BLOCK_WEIGHTS`: a standard-scaled block gets the total
+    variance weight² (weight / sqrt(block size) each); a feature of an unscaled block the weight itself."""
     weights = config.SEGMENT_BLOCK_WEIGHTS if weights is None else weights
     blocks = [feature_block(n) for n in names]
-    return {n: weights[b] / math.sqrt(blocks.count(b)) for n, b in zip(names, blocks)}
+    return {n: weights[b] if b in config.SEGMENT_UNSCALED_BLOCKS else weights[b] / math.sqrt(blocks.count(b))
+            for n, b in zip(names, blocks)}
 
 
 def share_features(names: list[str]) -> list[str]:
     """The features that are shares of a mix (category and price-band shares), for the square-root transform."""
-    return [n for n in names if feature_block(n) in ("categories", "price_bands")]
+    return [n for n in names if n.startswith((CATEGORY_PREFIX, BAND_PREFIX))]
+
+
+def unscaled_features(names: list[str]) -> list[str]:
+    """The features of the blocks kept in their own units (:data:`core.config.SEGMENT_UNSCALED_BLOCKS`)."""
+    return [n for n in names if feature_block(n) in config.SEGMENT_UNSCALED_BLOCKS]
 
 
 def _is_int(value) -> bool:

@@ -26,7 +26,7 @@ from core.errors import NotFittedError, ParameterError, SchemaError, Segmentatio
 from core.store.price_bands import PRICE_BANDS
 # The features, the estimator and the naming live in their own modules; their names stay importable from here.
 from core.analysis.segment_names import _share_rows, build_profiles
-from core.analysis.segmenter import AUTO, Segmenter, block_weights, share_features
+from core.analysis.segmenter import AUTO, Segmenter, block_weights, share_features, unscaled_features
 from core.analysis.shopper_features import shopper_features
 
 _e = store.events.c
@@ -137,7 +137,8 @@ def run_segmentation(engine: Engine, dataset: str, n_segments: int | str = AUTO,
                                        use_embedding=use_embedding)
     stage(0.4, f"Grouping {len(features):,} shoppers (k-means)…")
     segmenter = Segmenter(n_segments, random_state=seed, feature_weights=block_weights(names),
-                          sqrt_features=share_features(names)).fit(features[names])
+                          sqrt_features=share_features(names),
+                          unscaled_features=unscaled_features(names)).fit(features[names])
     labels = segmenter.labels_
     stage(0.8, "Naming and profiling the segments…")
     profiles = build_profiles(features, labels, segmenter.centers_, names)
@@ -172,6 +173,7 @@ def _features_meta(segmenter: Segmenter, features: pd.DataFrame, names: list[str
     return {
         "names": names, "mean": segmenter.scaler_.mean_.tolist(), "scale": segmenter.scaler_.scale_.tolist(),
         "weights": segmenter.weights_.tolist(), "sqrt_features": list(segmenter.sqrt_features),
+        "unscaled_features": list(segmenter.unscaled_features),
         "category_groups": features.attrs.get("groups", []), "silhouette_by_k": segmenter.silhouette_by_k_,
         "n_segments_asked": n_segments, "seed": seed, "notes": features.attrs.get("notes", []), "map": map_points,
     }
@@ -440,7 +442,7 @@ def shopper_vs_segment(engine: Engine, dataset: str, events: pd.DataFrame, profi
     "price band": frame}``, each with ``name``, ``shopper``, ``segment``, ``everyone``
     (shares of events, 0..1) and ``segment_affinity`` (segment ÷ everyone), rows in the
     order of the shopper's share. Price bands are the events' stored ``price_band`` (the edges of
-    :func:`core.model.sequences.price_bands` over the whole dataset, written at load).
+    :func:`core.store.derived.band_edge_selects` over the whole dataset, written at load).
     """
     del engine, dataset  # everything needed is in the events and the profile
     out: dict[str, pd.DataFrame] = {}

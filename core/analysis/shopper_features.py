@@ -11,9 +11,9 @@ non-negative quantity (NULL is 1); revenue is ``price * coalesce(quantity, 1)`` 
 purchase events, cancellations subtracting; an order is a session with a purchase; a
 category group is the top level of a dotted category path (``electronics`` for
 ``electronics.smartphone``; a category id without dots is its own group). Price bands are
-those of the sequence model (:func:`core.model.sequences.price_bands`): the quartiles of the
-prices in the item's own category (all categories' prices for events without category),
-budget below p25, mid below p50, premium below p75, luxury above.
+the events' stored bands (:func:`core.store.derived.band_edge_selects`): quartiles of the distinct
+items of the event's category at their typical price (a parent's or the catalogue's for a
+category with too few items), budget below p25, mid below p50, premium below p75, luxury above.
 """
 from __future__ import annotations
 
@@ -31,13 +31,15 @@ from core.errors import NotFittedError, ParameterError
 from core.store.price_bands import PRICE_BANDS
 
 SECONDS_PER_DAY = 86_400.0
-#: Features every dataset has; category, price-band, propensity and embedding features follow.
+#: Features every dataset has; category, price-position, propensity and embedding features follow.
 BASE_FEATURES = ("recency_days", "frequency_log", "monetary_log", "events_log", "view_share", "cart_share",
                  "purchase_share", "remove_share", "conversion")
 PROPENSITY_FEATURE = "propensity"
 EMBEDDING_PREFIX = "embedding_"
 CATEGORY_PREFIX = "category_"
 BAND_PREFIX = "band_"
+#: The shopper's mean price band among their priced events, 0 (all budget) .. 1 (all luxury); 0.5 without any.
+PRICE_POSITION_FEATURE = "price_position"
 OTHER_GROUP = "other"
 #: Raw per-shopper columns kept beside the features (profiles, CLI output, the shopper page).
 RAW_COLUMNS = ("n_events", "n_views", "n_carts", "n_removes", "n_purchases", "n_sessions", "n_orders", "revenue",
@@ -60,7 +62,16 @@ def top_category_groups(engine_or_conn, dataset_id: int, n: int) -> list[str]:
         return [r[0] for r in conn.execute(query)]
 
 
-def _per_user_query(dataset_id: int, groups: list[str]):
+def top_taste_categories(engine_or_conn, dataset_id: int, n: int) -> list[str]:
+    """The ``n`` categories (whole paths) with the most events in the dataset, most first (ties by name)."""
+    query = (sa.select(_e.category, sa.func.count().label("n")).where(_e.dataset_id == dataset_id,
+                                                                     _e.category.is_not(None))
+             .group_by(_e.category).order_by(sa.desc("n"), _e.category).limit(n))
+    with sql.connect(engine_or_conn) as conn:
+        return [r[0] for r in conn.execute(query)]
+
+
+def _per_user_query(dataset_id: int, groups: list[str], categories: list[str]):
     band = _e.price_band  # stored at load (core.store.derived)
     grp = category_group(_e.category)
     amount = sql.amount()
@@ -78,6 +89,7 @@ def _per_user_query(dataset_id: int, groups: list[str]):
         sa.func.count(band).label("n_priced"),
         *[sa.func.sum(sql.flag(band == name)).label(f"n_band_{i}") for i, name in enumerate(PRICE_BANDS)],
         *[sa.func.sum(sql.flag(grp == g)).label(f"n_group_{j}") for j, g in enumerate(groups)],
+        *[sa.func.sum(sql.flag(_e.category == c)).label(f"n_cat_{k}") for k, c in enumerate(categories)],
     ]
     # Hash aggregation level by level (session, then shopper) instead of COUNT(DISTINCT).
     per_session = (
@@ -88,7 +100,8 @@ def _per_user_query(dataset_id: int, groups: list[str]):
     )
     s = per_session.c
     summed = ["n_events", "n_views", "n_carts", "n_removes", "n_purchases", "revenue", "n_priced",
-              *[f"n_band_{i}" for i in range(len(PRICE_BANDS))], *[f"n_group_{j}" for j in range(len(groups))]]
+              *[f"n_band_{i}" for i in range(len(PRICE_BANDS))], *[f"n_group_{j}" for j in range(len(groups))],
+              *[f"n_cat_{k}" for k in range(len(categories))]]
     return (
         sa.select(
             s.user_id,
@@ -110,22 +123,29 @@ def _slug(text: str) -> str:
 
 def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | None = None,
                      top_categories: int = config.SEGMENT_TOP_CATEGORIES,
+                     taste_categories: int = config.SEGMENT_TASTE_CATEGORIES,
                      use_embedding: bool = True) -> tuple[pd.DataFrame, list[str]]:
     """Per-shopper segmentation features, aggregated in the database.
 
     Inputs: the store ``engine``, a ``dataset_id``; ``model_version`` of the forecasts whose
     ``purchase_propensity`` (and, with ``use_embedding``, whose shopper embedding, reduced to
     :data:`core.config.SEGMENT_EMBEDDING_COMPONENTS` principal components) become features
-    (None: no forecast features); ``top_categories``: category groups whose shares are
-    features (the rest is summed as ``category_other``).
+    (None: no forecast features); ``top_categories``: category groups (top level of the path)
+    counted for the profiles and names (``n_group_<j>``); ``taste_categories``: categories
+    (whole paths, the most visited first) whose shares are features. Taste is read at the
+    category level because groups of shoppers differ there (phones and notebooks are both
+    "electronics"); the shares are square-rooted and left unscaled by the segmenter
+    (:func:`core.analysis.segmenter.share_features`), a Hellinger distance between shoppers' mixes.
 
     Output: ``(frame, names)``. ``frame`` is indexed by ``user_id`` (text, sorted) and holds
     the features listed in ``names`` (``recency_days`` since the shopper's last event at the
     dataset's last event; ``frequency_log`` = log1p(sessions); ``monetary_log`` =
     log1p(revenue, negative as 0); ``events_log``; the view/cart/purchase/remove shares of
-    events; ``conversion`` = orders / sessions; ``category_<group>`` shares of events;
-    ``band_<band>`` shares of priced events; then ``propensity`` and ``embedding_<i>``) plus
-    the raw counts of :data:`RAW_COLUMNS` and ``n_group_<j>`` event counts per top group.
+    events; ``conversion`` = orders / sessions; ``category_<category>`` shares of events
+    (with :data:`core.config.SEGMENT_SHARE_PRIOR_EVENTS` pseudo-events of everyone's mix added);
+    ``price_position`` (:data:`PRICE_POSITION_FEATURE`); then ``propensity`` and
+    ``embedding_<i>``) plus ``band_<band>`` shares of priced events, the raw counts of
+    :data:`RAW_COLUMNS` and ``n_group_<j>`` event counts per top group.
     ``frame.attrs`` records the category groups, the dataset's last event and notes (e.g. why
     the embedding was left out). An empty dataset gives an empty frame.
     Errors: ``ParameterError`` when ``top_categories`` is below 1.
@@ -135,8 +155,9 @@ def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | No
                              "1.",
                              parameter="top_categories", cases=[top_categories])
     groups = top_category_groups(engine, dataset_id, top_categories)
+    tastes = top_taste_categories(engine, dataset_id, taste_categories)
     with engine.connect() as conn:
-        raw = sql.frame(conn.execute(_per_user_query(dataset_id, groups)))
+        raw = sql.frame(conn.execute(_per_user_query(dataset_id, groups, tastes)))
     notes: list[str] = []
     if raw.empty:
         frame = pd.DataFrame(columns=list(BASE_FEATURES)).rename_axis("user_id")
@@ -161,20 +182,23 @@ def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | No
     out["remove_share"] = raw["n_removes"] / n_events
     out["conversion"] = raw["n_orders"] / raw["n_sessions"].clip(lower=1)
     names = list(BASE_FEATURES)
-    in_groups = np.zeros(len(raw))
-    for j, g in enumerate(groups):
-        name = f"{CATEGORY_PREFIX}{_slug(g)}"
-        if name in out.columns:  # two groups with the same slug: keep them apart
-            name = f"{name}_{j}"
-        out[name] = raw[f"n_group_{j}"] / n_events
-        in_groups += raw[f"n_group_{j}"].to_numpy()
+    # shares shrunk towards everyone's mix by a few pseudo-events: a shopper with three events is not
+    # a cluster of their own, while a long history keeps its own mix
+    prior = config.SEGMENT_SHARE_PRIOR_EVENTS
+    all_events = max(float(raw["n_events"].sum()), 1.0)
+    for k, category in enumerate(tastes):
+        name = f"{CATEGORY_PREFIX}{_slug(category)}"
+        if name in out.columns:  # two categories with the same slug: keep them apart
+            name = f"{name}_{k}"
+        count = raw[f"n_cat_{k}"]
+        out[name] = (count + prior * count.sum() / all_events) / (raw["n_events"] + prior)
         names.append(name)
-    out[f"{CATEGORY_PREFIX}{OTHER_GROUP}"] = 1.0 - in_groups / n_events.to_numpy()
-    names.append(f"{CATEGORY_PREFIX}{OTHER_GROUP}")
     priced = raw["n_priced"].replace(0, np.nan)
+    position = sum(i * raw[f"n_band_{i}"] for i in range(len(PRICE_BANDS))) / (len(PRICE_BANDS) - 1)
+    out[PRICE_POSITION_FEATURE] = (position / priced).fillna(0.5)
+    names.append(PRICE_POSITION_FEATURE)
     for i, band in enumerate(PRICE_BANDS):
         out[f"{BAND_PREFIX}{band}"] = (raw[f"n_band_{i}"] / priced).fillna(0.0)
-        names.append(f"{BAND_PREFIX}{band}")
     if model_version is not None:
         prop = _propensity(engine, dataset_id, model_version)
         out[PROPENSITY_FEATURE] = prop.reindex(out.index).astype(float)

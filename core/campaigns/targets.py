@@ -7,7 +7,7 @@ Definitions (the Campaigns page shows them in its help texts):
   that is not a cancellation), ``spend`` (sum of ``price × coalesce(quantity, 1)`` over purchase
   events, cancellations subtracting), ``orders`` (distinct sessions with a purchase), and, when
   asked for, ``price_band``: the shopper's most frequent band among their priced events
-  (:func:`core.analysis.preferences.price_band_sql`; ties go to the band named first alphabetically).
+  (:func:`core.analysis.band_table.price_band_sql`; ties go to the band named first alphabetically).
 - **recency** is measured back from the dataset's last event, not from today: the data is a
   snapshot, and "not seen for 30 days" means 30 days before its end.
 - **forecasts** come from the dataset's current model (the newest ``ready`` row of ``cs_models``);
@@ -237,7 +237,7 @@ def _per_user(dataset_id: int) -> sa.Subquery:
 
 def _band_preference(dataset_id: int) -> sa.Subquery:
     """Each shopper's most frequent price band (ties: band name first alphabetically)."""
-    from core.analysis.preferences import price_band_sql
+    from core.analysis.band_table import price_band_sql
 
     from_clause, band = price_band_sql(dataset_id)
     counts = (sa.select(_e.user_id.label("user_id"), band.label("band"), sa.func.count().label("n"))

@@ -330,6 +330,18 @@ class LoadSQL:
         refund = _trimmed(self.col_of[m.refund_column])
         return f"{status} AS s_raw, {refund} AS r_raw, {_price_sql(refund, m.decimal_comma)} AS r_amount"
 
+    def _name_categories(self, duck) -> int:
+        """Give a row without a category name (its category id in its place) the name that other rows of the file
+        give the same id (REES46 leaves ``category_code`` empty on some rows of a named category), so a category
+        is not listed twice, once by name and once by number. Returns the rows renamed."""
+        if not self.mapping.category_fallback:
+            return 0
+        k = self.chk
+        return duck.execute(
+            f"UPDATE {k} SET category = n.name FROM (SELECT cat_id, mode(category) AS name FROM {k} "
+            f"WHERE cat_id IS NOT NULL AND category <> cat_id GROUP BY cat_id) n "
+            f"WHERE {k}.cat_id = n.cat_id AND {k}.category = {k}.cat_id").fetchone()[0]
+
     def _mark_unpaid_orders(self, duck) -> None:
         """Quarantine the lines of an order whose status is written on one of its lines only (Shopify writes the
         Financial Status on an order's first line) when that status says no money was kept."""
@@ -421,13 +433,15 @@ class LoadSQL:
         rules test."""
         trimmed = self._field_sql
         cat = trimmed("category")
+        cat_id = "CAST(NULL AS VARCHAR)"
         if self.mapping.category_fallback:
-            cat = f"coalesce({cat}, {_trimmed(self.col_of[self.mapping.category_fallback])})"
+            cat_id = _trimmed(self.col_of[self.mapping.category_fallback])
+            cat = f"coalesce({cat}, {cat_id})"
         price_raw, qty_raw = trimmed("price"), trimmed("quantity")
         newlines = self._newlines_expr(cols) if self.multiline else "0"
         return (f"SELECT {h} AS h, {newlines} AS nl, {', '.join(carried)}, {trimmed('user_id')} AS user_id, "
                 f"t_raw, t_zone, t_offset, {self._zoned_time('t_raw')} AS event_time, "
-                f"{event} AS event_type, {trimmed('item_id')} AS item_id, {cat} AS category, "
+                f"{event} AS event_type, {trimmed('item_id')} AS item_id, {cat} AS category, {cat_id} AS cat_id, "
                 f"lower({trimmed('brand')}) AS brand, {price_raw} AS p_raw, "
                 f"{self._price_sql(price_raw, qty_raw)}, "
                 f"{qty_raw} AS q_raw, {_quantity_sql(qty_raw)} AS quantity, {trimmed('session_id')} AS session_id, "
@@ -455,7 +469,7 @@ class LoadSQL:
         reason, detail_cases, detail_params = self._reason_sql()
         # no row number here: it would serialise the pass; the table's rowid keeps file order
         sql = (f"CREATE TEMP TABLE {self.chk} AS SELECT h, user_id, event_time, event_type, item_id, "
-               f"category, brand, price, quantity, session_id, s_raw, nl, reason, "
+               f"category, cat_id, brand, price, quantity, session_id, s_raw, nl, reason, "
                f"CASE WHEN reason IS NOT NULL THEN CASE {detail_cases} END END AS detail, "
                f"CASE WHEN reason IS NOT NULL THEN replace({raw_text}, chr(0), {_sql_literal(_NUL_SHOWN_AS)}) "
                f"END AS raw_line "

@@ -178,22 +178,6 @@ def remember_mapping(engine: sa.Engine, signature: str, mapping: Mapping) -> Non
                                                     updated_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)))
 
 
-def quarantined_rows(engine: sa.Engine, dataset: str, limit: int | None = None) -> pd.DataFrame:
-    """The quarantined rows of ``dataset`` in file order: line_no, raw_line, reason, detail.
-
-    Raises :class:`core.errors.DatasetNotFoundError` when there is no such dataset.
-    """
-    did = store.get_dataset(engine, dataset)["dataset_id"]
-    q = store.quarantine
-    query = (sa.select(q.c.line_no, q.c.raw_line, q.c.reason, q.c.detail)
-             .where(q.c.dataset_id == did).order_by(q.c.line_no))
-    if limit is not None:
-        query = query.limit(limit)
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return pd.DataFrame(rows, columns=["line_no", "raw_line", "reason", "detail"])
-
-
 # --- the load's transaction ------------------------------------------------------------------------------
 
 
@@ -271,6 +255,7 @@ class _Job(LoadSQL):
         _tick(self.progress, 0.05, "reading and validating rows")
         self._read_checked(duck, path)
         self._mark_unpaid_orders(duck)
+        n_named = self._name_categories(duck)
         _tick(self.progress, 0.45, "checking duplicates")
         rows_read, stats, by_reason = self._reconcile(duck, path)
         _tick(self.progress, 0.6, "loading events")
@@ -284,7 +269,7 @@ class _Job(LoadSQL):
             rows_quarantined=sum(by_reason.values()), users=stats["users"], events_by_type=stats["by_type"],
             unknown_event_types=stats["unknown"], first_event=stats["first"], last_event=stats["last"],
             quarantine_by_reason=by_reason, sessions_derived=sessions_derived,
-            notes=self._report_notes(stats, sessions_derived), source=path.name,
+            notes=self._report_notes(stats, sessions_derived, n_named), source=path.name,
         )
         _tick(self.progress, 0.95, "recording the dataset")
         report.seconds = round(time.perf_counter() - self.started, 3)
@@ -354,8 +339,9 @@ class _Job(LoadSQL):
         events_sql, sessions_derived = self._events_select()
         q_sql = self._quarantine_select()
         if native_store:  # the price bands computed as the events go in (derived.banded_events_sql)
-            staged = sa.text(f"SELECT category, price FROM {self.chk} WHERE reason IS NULL").columns(
-                sa.column("category", sa.String), sa.column("price", sa.Float)).subquery("staged")
+            staged = sa.text(f"SELECT category, item_id, price FROM {self.chk} WHERE reason IS NULL").columns(
+                sa.column("category", sa.String), sa.column("item_id", sa.String),
+                sa.column("price", sa.Float)).subquery("staged")
             derived.write_price_edges(conn, did, staged)
             cols = ", ".join(("dataset_id",) + _EVENT_COLUMNS + ("price_band",))
             duck.execute(f"INSERT INTO cs_events ({cols}) SELECT ?, * FROM "
@@ -367,12 +353,15 @@ class _Job(LoadSQL):
             self._copy_to_postgres(conn, duck, did, events_sql, q_sql)
         return sessions_derived
 
-    def _report_notes(self, stats: dict, sessions_derived: bool) -> list[str]:
+    def _report_notes(self, stats: dict, sessions_derived: bool, n_named: int = 0) -> list[str]:
         """The report's notes: the mapping's own, the price and status notes of the mapping loaded with (set by
         hand or not), derived sessions, event types kept as given and Online Retail's cancellations."""
         m = self.mapping
         notes = [n for n in m.notes if not n.startswith((PRICE_NOTE_START, *STATUS_NOTE_STARTS))]
         notes += [*filter(None, [price_note(m)]), *status_notes(m)]
+        if n_named:
+            notes.append(f"{n_named:,} rows without a category name took the name other rows give their category "
+                         f"id ({m.category_fallback!r})")
         if sessions_derived:
             notes.append(f"the file has no session column: sessions derived by a "
                          f"{config.SESSION_GAP_MINUTES}-minute inactivity gap")

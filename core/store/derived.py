@@ -4,11 +4,12 @@ A loaded dataset never changes (a new file is a new dataset), so what every page
 recompute from all its events on every click is written once, inside the load's transaction:
 
 - ``cs_events.price_band``: each event's price band (``core.store.price_bands.PRICE_BANDS``) within
-  its category over the whole dataset, NULL without a positive price (the definition is in
-  :mod:`core.analysis.preferences`); the Preferences, Segments and Campaigns pages group by it like any
+  its category over the whole dataset, NULL without a positive price (defined by
+  :func:`band_edge_selects`); the Preferences, Segments and Campaigns pages group by it like any
   column instead of joining every event to edges computed on the fly.
-- ``cs_price_edges``: those bands' edges per category, plus one row (``category`` NULL) over every
-  priced event, used for events without a category.
+- ``cs_price_edges``: those bands' edges per category (over its distinct items, or a parent
+  path's or the whole catalogue's when it has too few items; :func:`band_edge_selects`), plus
+  one row (``category`` NULL) over every priced item, used for events without a category.
 - ``cs_session_days``: one row per shopper, session and UTC day with the session's counts
   (events, views, carts, purchases, cancellations, priced purchases), revenue and first/last
   event and purchase time; the Overview's headline numbers and funnel (for the whole dataset
@@ -28,62 +29,138 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from core import config
 from core.store import schema, sql
 from core.store.price_bands import PRICE_BAND_QUANTILES, PRICE_BANDS
 
-#: Names of the band-edge columns, as :func:`core.model.sequences.price_bands` returns them.
+#: Names of the band-edge columns (as :func:`core.model.sequences.price_bands` names the sequence model's own).
 EDGE_COLUMNS = tuple(f"p{round(q * 100)}" for q in PRICE_BAND_QUANTILES)
+#: Parts of a category path searched for a parent with enough items (``a.b.c.d``: ``a.b.c``, ``a.b``,
+#: ``a``); REES46's category codes have at most four.
+_PATH_PARTS = 4
 
 _e = schema.events.c
 _sd = schema.session_days.c
 
 
-def band_edge_selects(dataset_id: int, source: sa.FromClause | None = None,
-                      direct: bool = False) -> tuple[sa.Select, sa.Select]:
+def band_edge_selects(dataset_id: int, source: sa.FromClause | None = None) -> tuple[sa.Select, sa.Select]:
     """The price-band edges of ``dataset_id`` computed from its events: ``(per_category, overall)`` selects.
 
-    ``source``: rows with ``category`` and ``price`` columns to compute them from instead (a
-    load's validated rows, before they are events).
+    ``source``: rows with ``category``, ``item_id`` and ``price`` columns to compute them from
+    instead (a load's validated rows, before they are events).
 
-    ``per_category`` has one row per category with a positive price (``band_category``, ``n``,
-    ``p25``, ``p50``, ``p75``); ``overall`` one row with ``n`` and the edges over every positive
-    price. The edges are exactly those of :func:`core.model.sequences.price_bands` (quartiles of the
-    positive prices of the category's events, each event counting once).
+    Edges are quartiles over a category's distinct items, not its events: each item counts once,
+    at its typical price (the median of its positive prices), so one popular item cannot fill
+    several bands (events without an item id count once per distinct price). A category with
+    fewer than ``config.PRICE_BAND_MIN_ITEMS`` items takes the edges of its nearest parent path
+    that has enough (``apparel.shoes.boots``: ``apparel.shoes``, then ``apparel``; a parent's
+    items are those of every category under it), else those of the whole catalogue.
+    :func:`_edges_of` keeps every edge an item's price strictly above the one before, so no two
+    edges are equal and no band is empty; where the distinct prices allow fewer than four bands,
+    the edges from the top are NULL (fewer bands, named from ``budget`` up).
 
-    ``direct`` (DuckDB): one ``quantile_cont`` of the three quartiles per category, which selects
-    them from each category's prices without a sort. Otherwise (PostgreSQL, whose
-    ``percentile_cont`` sorts every event): :func:`core.store.sql.weighted_quantiles` from
-    per-(category, price) counts, one grouped scan of the events and a sort of the distinct
-    prices only. On DuckDB that sort is the slow part when prices barely repeat: 14.8 s against
-    0.6 s for 20 M events whose (category, price) pairs are all distinct (measured); when prices
-    repeat, both take a fraction of a second.
+    ``per_category``: one row per category with a positive price (``band_category``, ``n``
+    priced events, ``n_items``, ``edges_from``: the path whose items gave the edges, NULL for
+    the whole catalogue, ``p25``, ``p50``, ``p75``); ``overall``: one row over every priced
+    item (``n``, ``n_items``, the edges), used for events without a category.
     """
     c = _e if source is None else source.c
     priced = [c.price > 0] + ([_e.dataset_id == dataset_id] if source is None else [])
-    if direct:
-        wanted = sa.literal_column(f"[{', '.join(repr(float(q)) for q in PRICE_BAND_QUANTILES)}]")
-
-        def quartiles(keys: list, where: list, name: str) -> sa.Select:
-            inner = (sa.select(*keys, sa.func.count().label("n"), sa.func.quantile_cont(c.price, wanted).label("qs"))
-                     .where(*where).group_by(*keys).subquery(name))
-            edges = [sa.func.list_extract(inner.c.qs, i + 1).label(col) for i, col in enumerate(EDGE_COLUMNS)]
-            return sa.select(*[inner.c[k.name] for k in keys], inner.c.n, *edges)
-
-        return (quartiles([c.category.label("band_category")], [*priced, c.category.is_not(None)], "band_q"),
-                quartiles([], priced, "band_q_all"))
-    cat_counts = (sa.select(c.category.label("band_category"), c.price.label("price"), sa.func.count().label("n"))
-                  .where(*priced, c.category.is_not(None)).group_by(c.category, c.price).subquery("band_counts"))
-    all_counts = (sa.select(c.price.label("price"), sa.func.count().label("n"))
-                  .where(*priced).group_by(c.price).subquery("band_counts_all"))
-    per_category = sql.weighted_quantiles(cat_counts, "price", "n", ["band_category"], PRICE_BAND_QUANTILES, EDGE_COLUMNS)
-    overall = sql.weighted_quantiles(all_counts, "price", "n", [], PRICE_BAND_QUANTILES, EDGE_COLUMNS)
+    no_id_price = sa.case((c.item_id.is_(None), c.price), else_=sa.null())
+    items = (sa.select(c.category.label("category"), c.item_id.label("item_id"), no_id_price.label("item_price"),
+                       sa.func.count().label("n"), sa.func.percentile_cont(0.5).within_group(c.price).label("price"))
+             .where(*priced).group_by(c.category, c.item_id, no_id_price)
+             .cte("band_items").prefix_with("MATERIALIZED"))  # read four times: computed once
+    i = items.c
+    catalogue = (sa.select(i.item_id, i.item_price, sa.func.percentile_cont(0.5).within_group(i.price).label("price"))
+                 .group_by(i.item_id, i.item_price).subquery("band_catalogue"))
+    ov_edges = _edges_of(catalogue, [], "band_all")
+    n_all = sa.select(sa.func.sum(i.n)).scalar_subquery()
+    overall = sa.select(n_all.label("n"), *ov_edges.c)
+    nodes = _category_paths(items)
+    node_items = (sa.select(nodes.c.node, i.item_id, i.item_price, sa.func.avg(i.price).label("price"))
+                  .select_from(items.join(nodes, nodes.c.category == i.category))
+                  .group_by(nodes.c.node, i.item_id, i.item_price).subquery("band_node_items"))
+    node_edges = _edges_of(node_items, ["node"], "band_node", materialized=True)
+    usable = (sa.select(nodes.c.category, nodes.c.node, sa.func.length(nodes.c.node).label("depth"))
+              .join(node_edges, node_edges.c.node == nodes.c.node)
+              .where(node_edges.c.n_items >= sa.bindparam("min_items", config.PRICE_BAND_MIN_ITEMS))
+              .subquery("band_usable"))
+    nearest = (sa.select(usable.c.category, sa.func.max(usable.c.depth).label("depth"))
+               .group_by(usable.c.category).subquery("band_nearest"))
+    chosen = (sa.select(usable.c.category, usable.c.node)
+              .join(nearest, sa.and_(nearest.c.category == usable.c.category, nearest.c.depth == usable.c.depth))
+              .subquery("band_chosen"))
+    per_cat = (sa.select(i.category, sa.func.sum(i.n).label("n"), sa.func.count().label("n_items"))
+               .where(i.category.is_not(None)).group_by(i.category).subquery("band_per_category"))
+    ne, ov = node_edges.alias("band_ne"), ov_edges.alias("band_ov")
+    edges = [sa.case((chosen.c.node.is_(None), ov.c[col]), else_=ne.c[col]).label(col) for col in EDGE_COLUMNS]
+    per_category = (sa.select(per_cat.c.category.label("band_category"), per_cat.c.n, per_cat.c.n_items,
+                              chosen.c.node.label("edges_from"), *edges)
+                    .select_from(per_cat.outerjoin(chosen, chosen.c.category == per_cat.c.category)
+                                 .outerjoin(ne, ne.c.node == chosen.c.node).join(ov, sa.true())))
     return per_category, overall
 
 
+def _category_paths(items: sa.Subquery) -> sa.Subquery:
+    """Each category of ``items`` with itself and every parent path above it (``category``, ``node``)."""
+    cats = sa.select(items.c.category).where(items.c.category.is_not(None)).distinct().subquery("band_categories")
+    cat = cats.c.category
+    parts = [sa.func.split_part(cat, ".", k) for k in range(1, _PATH_PARTS + 1)]
+    selects = [sa.select(cat.label("category"), cat.label("node"))]
+    for k in range(1, _PATH_PARTS):  # the first k parts, where the path has more than k
+        prefix = sa.func.concat_ws(".", *parts[:k])
+        selects.append(sa.select(cat, prefix).where(parts[k] != "", *[p != "" for p in parts[:k]]))
+    return sa.union_all(*selects).subquery("band_paths")
+
+
+def _edges_of(rows: sa.Subquery, keys: list[str], name: str, materialized: bool = False) -> sa.FromClause:
+    """Band edges of each ``keys`` group of ``rows`` (one row per item, its typical ``price``).
+
+    Edge k is the item price at quantile ``PRICE_BAND_QUANTILES[k]`` (``percentile_disc``: the
+    first price whose share of items at or below it reaches the quantile), raised where needed
+    to the next distinct price above the previous edge (the first edge above the cheapest
+    price): every band then holds at least one item's price and no two edges are equal. An
+    edge with no price left above the previous one is NULL. Columns: ``keys``, ``n_items``,
+    ``p25``, ``p50``, ``p75``. ``materialized``: a CTE computed once, for a caller that reads it twice.
+    """
+    key_cols = [rows.c[k] for k in keys]
+    counts = (sa.select(*key_cols, rows.c.price, sa.func.count().label("n"))
+              .group_by(*key_cols, rows.c.price).subquery(f"{name}_counts"))
+    k = counts.c
+    part = [k[x] for x in keys] or None
+    ranked = sa.select(
+        *[k[x] for x in keys], k.price,
+        sa.func.row_number().over(partition_by=part, order_by=k.price).label("r"),
+        sa.cast(sa.func.sum(k.n).over(partition_by=part, order_by=k.price, rows=(None, 0)), sa.Double).label("running"),
+        sa.cast(sa.func.sum(k.n).over(partition_by=part), sa.Double).label("total"),
+    ).subquery(f"{name}_ranked")
+    r = ranked.c
+    disc = [sa.func.min(sa.case((r.running >= r.total * sa.literal(float(q), literal_execute=True), r.r)))
+            .label(f"d{j}") for j, q in enumerate(PRICE_BAND_QUANTILES)]
+    ranks = (sa.select(*[r[x] for x in keys], sa.cast(sa.func.max(r.total), sa.BigInteger).label("n_items"), *disc)
+             .group_by(*[r[x] for x in keys]).subquery(f"{name}_ranks"))
+    g = ranks.c
+    chosen, previous = [], sa.literal(1, literal_execute=True)  # rank 1: the cheapest price
+    for j in range(len(PRICE_BAND_QUANTILES)):
+        previous = sa.func.greatest(g[f"d{j}"], previous + 1)
+        chosen.append(previous)
+    on = sa.and_(*[g[x] == r[x] for x in keys]) if keys else sa.true()
+    edges = [sa.func.max(sa.case((r.r == d, r.price))).label(col) for d, col in zip(chosen, EDGE_COLUMNS)]
+    select = (sa.select(*[g[x] for x in keys], g.n_items, *edges).select_from(ranks.join(ranked, on))
+              .group_by(*[g[x] for x in keys], g.n_items))
+    return select.cte(name).prefix_with("MATERIALIZED") if materialized else select.subquery(name)
+
+
 def band_case(price: sa.ColumnElement, edges: list[sa.ColumnElement]) -> sa.ColumnElement:
-    """The band name of ``price`` given the three edges (NULL without a positive price; an edge goes up)."""
+    """The band name of ``price`` given the three edges (NULL without a positive price; an edge goes up).
+
+    A NULL edge ends the bands below it (a category with fewer bands): every price from the
+    last edge up belongs to the band above that edge.
+    """
     whens = [(sa.or_(price.is_(None), price <= 0), sa.null())]
-    whens += [(price < edge, sa.literal(band, literal_execute=True)) for edge, band in zip(edges, PRICE_BANDS)]
+    whens += [(sa.or_(edge.is_(None), price < edge), sa.literal(band, literal_execute=True))
+              for edge, band in zip(edges, PRICE_BANDS)]
     return sa.case(*whens, else_=sa.literal(PRICE_BANDS[-1], literal_execute=True))
 
 
@@ -108,13 +185,22 @@ def write_price_edges(conn: Connection, dataset_id: int, source: sa.FromClause |
     """(Re)write ``cs_price_edges`` of ``dataset_id`` from its events, or from ``source`` (see :func:`band_edge_selects`)."""
     pe = schema.price_edges
     conn.execute(pe.delete().where(pe.c.dataset_id == dataset_id))
-    per_category, overall = band_edge_selects(dataset_id, source, direct=schema.is_duckdb(conn))
-    cols = ["dataset_id", "category", "n_priced", *EDGE_COLUMNS]
+    per_category, overall = band_edge_selects(dataset_id, source)
+    cols = ["dataset_id", "category", "n_priced", "n_items", "edges_from", *EDGE_COLUMNS]
     pc, ov = per_category.subquery("pc"), overall.subquery("ov")
     conn.execute(pe.insert().from_select(cols, sa.select(
-        sa.literal(dataset_id, sa.Integer), pc.c.band_category, pc.c.n, *[pc.c[c] for c in EDGE_COLUMNS])))
+        sa.literal(dataset_id, sa.Integer), pc.c.band_category, pc.c.n, pc.c.n_items, pc.c.edges_from,
+        *[pc.c[c] for c in EDGE_COLUMNS])))
     conn.execute(pe.insert().from_select(cols, sa.select(
-        sa.literal(dataset_id, sa.Integer), sa.null(), ov.c.n, *[ov.c[c] for c in EDGE_COLUMNS]).where(ov.c.n > 0)))
+        sa.literal(dataset_id, sa.Integer), sa.null(), ov.c.n, ov.c.n_items, sa.null(),
+        *[ov.c[c] for c in EDGE_COLUMNS]).where(ov.c.n > 0)))
+
+
+def rewrite_bands(conn: Connection, dataset_id: int) -> None:
+    """Recompute the price edges and every event's band of ``dataset_id`` (the schema upgrade's path when
+    the definition of the bands changes; the session days do not depend on them)."""
+    write_price_edges(conn, dataset_id)
+    _write_bands(conn, dataset_id)
 
 
 def banded_events_sql(conn: Connection, dataset_id: int, events_sql: str) -> str:
@@ -129,7 +215,8 @@ def banded_events_sql(conn: Connection, dataset_id: int, events_sql: str) -> str
     rows = "cs_rows_being_loaded"  # a stand-in name, replaced by the rows' SELECT once compiled
     ev, pe = sa.table(rows, sa.column("price"), sa.column("category")).alias("ev"), schema.price_edges
     pc, ov = pe.alias("pc"), pe.alias("ov")
-    edges = [sa.func.coalesce(pc.c[c], ov.c[c]) for c in EDGE_COLUMNS]
+    # every category has its row (its own edges, a parent's or the catalogue's); none: the catalogue's
+    edges = [sa.case((pc.c.dataset_id.is_(None), ov.c[c]), else_=pc.c[c]) for c in EDGE_COLUMNS]
     band = band_case(ev.c.price, edges).label("price_band")
     query = (sa.select(sa.literal_column("ev.*"), band).select_from(
         ev.outerjoin(pc, sa.and_(pc.c.dataset_id == dataset_id, pc.c.category == ev.c.category))

@@ -56,8 +56,9 @@ def _upgrade(conn: Connection, version: int) -> None:
     its events once (:func:`core.store.derived.derive_dataset`). Schema 3 added
     ``cs_exports.consent_column`` and ``consent_basis`` (NULL for older exports). Schema 4 added
     ``cs_exports.as_of`` and ``as_of_basis``: older exports get the best known as-of time
-    (:func:`_backfill_as_of`). A role that
-    may not alter the tables gets a message saying who must open the store once.
+    (:func:`_backfill_as_of`). Schema 5 computes price bands over each category's distinct items
+    (``cs_price_edges.n_items`` and ``edges_from``): each dataset's edges and event bands are
+    rewritten. A role that may not alter the tables gets a message saying who must open the store once.
     """
     try:
         if version < 2:
@@ -72,6 +73,13 @@ def _upgrade(conn: Connection, version: int) -> None:
             conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS as_of TIMESTAMP")
             conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS as_of_basis VARCHAR")
             _backfill_as_of(conn)
+        if version < 5:
+            conn.exec_driver_sql("ALTER TABLE cs_price_edges ADD COLUMN IF NOT EXISTS n_items BIGINT")
+            conn.exec_driver_sql("ALTER TABLE cs_price_edges ADD COLUMN IF NOT EXISTS edges_from VARCHAR")
+            if version >= 2:  # older stores were derived above, with these bands already
+                ids = conn.execute(sa.select(datasets.c.dataset_id).order_by(datasets.c.dataset_id)).scalars().all()
+                for did in ids:
+                    derived.rewrite_bands(conn, did)
     except sa.exc.ProgrammingError as exc:
         raise _upgrade_refused(version, exc) from exc
     conn.execute(sa.update(schema_info).values(version=config.SCHEMA_VERSION))

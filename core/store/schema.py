@@ -66,8 +66,10 @@ price_edges = sa.Table(
     metadata,
     sa.Column("dataset_id", sa.Integer, nullable=False),
     sa.Column("category", sa.String),  # NULL: the edges over every priced event (events without a category)
-    sa.Column("n_priced", sa.BigInteger, nullable=False),
-    sa.Column("p25", sa.Double),
+    sa.Column("n_priced", sa.BigInteger, nullable=False),  # priced events of the category
+    sa.Column("n_items", sa.BigInteger),  # its distinct priced items
+    sa.Column("edges_from", sa.String),  # the category path whose items gave the edges; NULL: the whole catalogue
+    sa.Column("p25", sa.Double),  # NULL edges from the top: fewer bands (too few distinct prices)
     sa.Column("p50", sa.Double),
     sa.Column("p75", sa.Double),
 )

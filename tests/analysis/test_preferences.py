@@ -15,11 +15,13 @@ The dataset: 13 events of 4 shoppers in January 2024, two categories.
     h4  u4      4    view      home         zen    6            mid     (6 = p25)
     h5  u4      5    purchase  home         zen    8      1     premium (8 = p50) revenue 8
     h6  u1      5    view      home         -      -            none
-    n1  u4      5    view      -            -      15           premium (all-category bands: 12 <= 15 < 25)
+    n1  u4      5    view      -            -      15           premium (all-category bands: 12 <= 15 < 20)
 
-Band edges (quartiles of the positive prices, ``percentile_cont``, 5 prices each so the
-quartiles fall on prices): electronics [10 20 30 40 40] -> 20 / 30 / 40; home [4 6 8 12 12]
--> 6 / 8 / 12; all 11 priced events [4 6 8 10 12 12 15 20 30 40 40] -> 9 / 12 / 25.
+Band edges (quartiles of the distinct items at their typical price, an item being a category, brand
+and price here; ``PRICE_BAND_MIN_ITEMS`` is 4 for this fixture, so each category has bands of its
+own): electronics [10 20 30 40] -> 20 / 30 / 40 (the first quartile, 10, is the cheapest price, so
+each edge moves one price up); home [4 6 8 12] -> 6 / 8 / 12; all 9 items
+[4 6 8 10 12 15 20 30 40] -> 8 / 12 / 20.
 
 Segmentation runs: run 1 (older) puts everyone in segment 0; run 2 (latest) has segment 0
 "tech" = u1, u2 and segment 1 "home" = u3, u4.
@@ -36,10 +38,11 @@ import math
 import pandas as pd
 import pytest
 
+from core import config
 from core.analysis import preferences as prefs
+from core.analysis import band_table
 from core import store
 from core.errors import CartsightError
-from core.model.sequences import ALL_CATEGORIES, price_band_ids, price_bands
 from tests.conftest import make_dataset
 
 JAN = dt.datetime(2024, 1, 1)
@@ -86,8 +89,9 @@ def add_run(engine, dataset_id: int, assignment: dict, created: dt.datetime) -> 
 
 
 @pytest.fixture
-def tiny(engine):
+def tiny(engine, monkeypatch):
     """(engine, dataset_id, latest run id) of the dataset above, with both segmentation runs."""
+    monkeypatch.setattr(config, "PRICE_BAND_MIN_ITEMS", 4)
     did = make_dataset(engine, "tiny", ROWS)
     add_run(engine, did, {u: (0, "all") for u in SEGMENTS}, dt.datetime(2024, 2, 1))
     run = add_run(engine, did, SEGMENTS, dt.datetime(2024, 3, 1))
@@ -103,13 +107,15 @@ def _by_value(frame: pd.DataFrame) -> dict:
 
 def test_band_edges_are_the_quartiles_of_each_category(tiny):
     engine, did, _ = tiny
-    edges = prefs.band_edges(engine, did)
+    edges = band_table.band_edges(engine, did)
     rows = {r["category"]: r for r in edges.to_dict("records")}
     assert set(rows) == {"electronics", "home", None}
     assert [rows["electronics"][c] for c in ("p25", "p50", "p75")] == pytest.approx([20, 30, 40])
     assert [rows["home"][c] for c in ("p25", "p50", "p75")] == pytest.approx([6, 8, 12])
-    assert [rows[None][c] for c in ("p25", "p50", "p75")] == pytest.approx([9, 12, 25])
+    assert [rows[None][c] for c in ("p25", "p50", "p75")] == pytest.approx([8, 12, 20])
     assert (rows["electronics"]["n_priced"], rows["home"]["n_priced"], rows[None]["n_priced"]) == (5, 5, 11)
+    assert (rows["electronics"]["n_items"], rows["home"]["n_items"], rows[None]["n_items"]) == (4, 4, 9)
+    assert (rows["home"]["bands_from"], rows[None]["bands_from"]) == ("its own items", "every item")
     assert rows["electronics"]["budget"] == "< 20.00"
     assert rows["electronics"]["mid"] == "20.00 – < 30.00"
     assert rows["electronics"]["premium"] == "30.00 – < 40.00"
@@ -119,7 +125,7 @@ def test_band_edges_are_the_quartiles_of_each_category(tiny):
 def _event_bands(engine, did) -> list[tuple]:
     import sqlalchemy as sa
 
-    from_clause, band = prefs.price_band_sql(did)
+    from_clause, band = band_table.price_band_sql(did)
     e = store.events.c
     stmt = (sa.select(e.category, e.price, band.label("band")).select_from(from_clause)
             .where(e.dataset_id == did).order_by(e.event_time))
@@ -141,20 +147,27 @@ def test_price_on_an_edge_goes_to_the_upper_band(tiny):
         ("home", 6.0): "mid",  # = p25
         ("home", 8.0): "premium",  # = p50
         ("home", None): None,
-        (None, 15.0): "premium",  # overall bands 9 / 12 / 25
+        (None, 15.0): "premium",  # overall bands 8 / 12 / 20
     }
     assert len(rows) == len(ROWS)
     assert [band for _, _, band in rows] == [expected[(c, p)] for c, p, _ in rows]
 
 
-def test_sql_bands_agree_with_the_sequence_model(tiny):
-    engine, did, _ = tiny
-    table = price_bands(engine, did)
-    bands = {(ALL_CATEGORIES if r.category is None else r.category): [r.p25, r.p50, r.p75] for r in table.itertuples()}
-    rows = _event_bands(engine, did)
-    ids = price_band_ids([c for c, _, _ in rows], [p for _, p, _ in rows], bands)
-    names = {1: None, 2: "budget", 3: "mid", 4: "premium", 5: "luxury"}
-    assert [names[i] for i in ids] == [b for _, _, b in rows]
+def test_band_table_of_a_category_on_its_parents_bands_with_fewer_bands(engine):
+    """The table says whose items gave the edges and shows a band the prices do not allow as —."""
+    rows = [_ev("u1", 1, "view", "shoes.boots", f"b{i}", 10.0 + i) for i in range(25)]
+    rows += [_ev("u2", 2, "view", "shoes.kids", "k", 3.0), _ev("u2", 2, "view", "flat", "f", 5.0)]
+    rows += [_ev("u2", 3, "view", "flat", "g", 5.0)]
+    did = make_dataset(engine, "parents", rows)
+    table = {r["category"]: r for r in band_table.band_edges(engine, did).to_dict("records")}
+    assert table["shoes.boots"]["bands_from"] == "its own items"
+    assert table["shoes.kids"]["bands_from"] == "shoes (too few items)"
+    # boots: items 10 .. 34, the 7th of 25 is the first quartile; shoes adds the kids' 3: the 7th of 26
+    assert (table["shoes.boots"]["budget"], table["shoes.kids"]["budget"]) == ("< 16.00", "< 15.00")
+    assert table["flat"]["bands_from"] == "whole catalogue (too few items)"
+    assert table["flat"]["edges_from"] is None and table["flat"]["n_items"] == 2
+    assert band_table._band_ranges([7.0]) == ["< 7.00", "≥ 7.00", "—", "—"]
+    assert band_table._band_ranges([]) == ["any price", "—", "—", "—"]
 
 
 # --- preferences ------------------------------------------------------------------------------------
@@ -345,7 +358,7 @@ def test_no_prices(engine):
     assert frame["value"].tolist() == ["budget", "mid", "premium", "luxury"]
     assert frame["events"].tolist() == [0, 0, 0, 0]
     assert frame["share_events"].isna().all()
-    assert prefs.band_edges(engine, did).empty
+    assert band_table.band_edges(engine, did).empty
     cats = _by_value(prefs.preferences(engine, did, "category"))
     assert cats["electronics"]["revenue"] == 0 and math.isnan(cats["electronics"]["share_revenue"])
 

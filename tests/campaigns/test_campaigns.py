@@ -4,8 +4,9 @@ The fixture shop has 40 shoppers u00…u39 with hand-set behaviour, forecasts an
 
 - shopper i was last seen ``i`` days before the data's end (2024-01-31 12:00), and first 40 days before;
 - shoppers with i % 5 == 0 bought once, at their last visit, for 10 × (i + 1) (one order each);
-- even shoppers' views cost 1.0, odd shoppers' 100.0 (one category), so the price bands are
-  p25 = 1, p50 = p75 = 100: even shoppers prefer "mid", odd shoppers "luxury";
+- even shoppers' views cost 1.0, odd shoppers' 100.0 (one category of 40 items, each at its own
+  shopper's view price), so two prices allow two bands, budget below 100 and mid from 100: even
+  shoppers prefer "budget", odd shoppers "mid";
 - model "m1": propensity 0.02 × (i + 1); next category ("shoes", "bags", "hats")[i % 3];
   next step "purchase" for i >= 30 else "view";
 - segmentation run: segment i % 2 (0 "Bargain hunters", 1 "Premium fans").
@@ -112,8 +113,9 @@ def shop(engine):
     (CampaignFilters(exclude_bought_days=7, seen_within_days=9), ["u01", "u02", "u03", "u04", "u06", "u07", "u08",
                                                                   "u09"]),
     (CampaignFilters(min_spend=200), ["u20", "u25", "u30", "u35"]),
-    (CampaignFilters(price_bands=["luxury"]), [uid(i) for i in range(1, N, 2)]),
-    (CampaignFilters(price_bands=["mid"], min_spend=100), ["u10", "u20", "u30"]),
+    (CampaignFilters(price_bands=["mid"]), [uid(i) for i in range(1, N, 2)]),
+    (CampaignFilters(price_bands=["luxury"]), []),
+    (CampaignFilters(price_bands=["budget"], min_spend=100), ["u10", "u20", "u30"]),
 ])
 def test_filters_match_hand_counts(shop, filters, expected):
     built = build_target_list(shop, "shop", filters, holdout_share=0.0)

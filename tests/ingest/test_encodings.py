@@ -13,7 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from core import store
-from core.ingest.load import ingest_file, quarantined_rows
+from core.ingest.load import ingest_file
+from core.ingest.quarantine import quarantined_rows
 from core.ingest.sniff import sniff
 
 ROOT = Path(__file__).resolve().parents[2]

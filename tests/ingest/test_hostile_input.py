@@ -31,7 +31,8 @@ import sqlalchemy as sa
 from core import store
 from core.errors import SchemaError
 from core.present.safecsv import escape_cell
-from core.ingest.load import IngestReport, ingest_file, quarantined_rows
+from core.ingest.load import IngestReport, ingest_file
+from core.ingest.quarantine import quarantined_rows
 from core.ingest.sniff import sniff
 from tests import hostile_files as hf
 

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from core import store
 from core.errors import DatasetExistsError, IngestCancelled, ParameterError, SchemaError
-from core.ingest.load import ingest_file, quarantined_rows, remember_mapping
+from core.ingest.load import ingest_file, remember_mapping
+from core.ingest.quarantine import quarantined_rows
 from core.ingest.sniff import sniff
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -101,6 +102,22 @@ def test_unknown_event_types_are_kept_and_reported_and_values_normalised(engine)
     assert rows[4][6] == pytest.approx(99.99, rel=1e-6)
     assert report.users == 3
     assert report.sessions_derived is False
+
+
+def test_a_category_id_without_its_name_on_some_rows_takes_the_name_of_the_others(engine, tmp_path):
+    """REES46 leaves category_code empty on some rows of a named category: those rows join the named category
+    instead of listing it a second time by its id; an id never named keeps its id."""
+    head = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
+    rows = [("111", "apparel.shoes"), ("111", ""), ("222", ""), ("111", "apparel.shoes"), ("111", "")]
+    lines = [head] + [f"2019-10-01 00:0{i}:00 UTC,view,p{i},{cid},{code},b,9.5,u{i},s{i}"
+                      for i, (cid, code) in enumerate(rows)]
+    path = tmp_path / "rees.csv"
+    path.write_text("\n".join(lines) + "\n")
+    report = ingest_file(engine, path, "named")
+    assert report.layout == "rees46"
+    assert [r[4] for r in _events(engine, "named")] == ["apparel.shoes", "apparel.shoes", "222", "apparel.shoes",
+                                                         "apparel.shoes"]
+    assert any(n.startswith("2 rows without a category name took the name") for n in report.notes)
 
 
 def test_mixed_time_zone_offsets_are_converted_to_utc(engine):

@@ -18,7 +18,8 @@ from openpyxl import Workbook
 from core import store
 from core.ingest import tabular
 from core.errors import IngestCancelled, ParameterError, SchemaError
-from core.ingest.load import ingest_file, quarantined_rows
+from core.ingest.load import ingest_file
+from core.ingest.quarantine import quarantined_rows
 from core.ingest.sniff import sniff
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

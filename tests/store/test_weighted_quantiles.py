@@ -16,10 +16,8 @@ import sqlalchemy as sa
 from core import config
 from core.analysis import preferences as prefs
 from core import store
-from core.analysis import queries
 from core.analysis import product_queries
 from core.store import sql
-from core.store.price_bands import PRICE_BAND_QUANTILES
 from tests.conftest import make_dataset
 
 QUANTILES = (0.0, 0.1, 0.25, 0.333, 0.5, 0.75, 0.9, 0.99, 1.0)
@@ -62,23 +60,6 @@ def test_weighted_quantiles_equal_percentile_cont_over_every_event(priced):
         assert got[key][0] == row[0]  # events behind the figures
         # same formula as percentile_cont, so equal to the last bit (interpolation included)
         assert [float(v) for v in got[key][1:]] == [float(v) for v in row[1:]], key
-
-
-def test_band_edges_equal_percentile_cont(priced):
-    engine, did = priced
-    e = store.events.c
-    edges = prefs.band_edges(engine, did).set_index("category", drop=False)
-    exact = sa.select(e.category, sa.func.count(), *[
-        sa.func.percentile_cont(sa.literal(q, literal_execute=True)).within_group(e.price)
-        for q in PRICE_BAND_QUANTILES
-    ]).where(e.dataset_id == did, e.price > 0, e.category.is_not(None)).group_by(e.category)
-    with engine.connect() as conn:
-        want = {r[0]: [float(v) for v in r[2:]] for r in conn.execute(exact)}
-        overall = [float(v) for v in conn.execute(sa.select(*[
-            sa.func.percentile_cont(sa.literal(q, literal_execute=True)).within_group(e.price)
-            for q in PRICE_BAND_QUANTILES]).where(e.dataset_id == did, e.price > 0)).one()]
-    rows = {r["category"]: [r["p25"], r["p50"], r["p75"]] for r in edges.to_dict("records")}
-    assert rows == {**want, None: overall}
 
 
 def test_price_quantiles_of_the_overview_equal_percentile_cont(priced):
