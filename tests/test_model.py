@@ -146,7 +146,7 @@ def test_the_model_takes_its_vocabulary_sizes_from_the_config():
 
 def test_defaults_are_sized_for_two_cpu_cores():
     cfg = ModelConfig()
-    assert (cfg.hidden_size, cfg.n_layers, cfg.max_len, cfg.torch_threads) == (64, 2, 50, 2)
+    assert (cfg.hidden_size, cfg.n_layers, cfg.max_len, cfg.torch_threads) == (64, 2, 50, 1)
     assert 2 <= cfg.n_heads <= 4
 
 
