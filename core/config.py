@@ -161,6 +161,8 @@ QUARANTINE_SHOW_ROWS = 200
 # --- forecasts page (pages/forecasts) ---
 #: Seconds between refreshes of the training progress bar and live loss curve.
 TRAIN_REFRESH_SECONDS = 1.0
+#: What every page that shows forecasts says while a model for its dataset is being trained.
+TRAINING_TEXT = "Training… forecasts will appear here when it ends."
 #: Forecast tables kept in the page cache, and for how long (seconds).
 PREDICTIONS_CACHE_TTL_SECONDS = 600
 PREDICTIONS_CACHE_MAX_ENTRIES = 8

@@ -9,7 +9,7 @@ import streamlit as st
 from core import charts_segments as charts
 from core import config, segments, store
 from core.errors import CartsightError
-from pages.common import current_dataset, get_engine, show_error
+from pages.common import current_dataset, get_engine, no_forecasts_text, show_error
 
 try:  # built beside this page; the page works without it (charts from core.segments only)
     from core import preferences as prefs
@@ -51,8 +51,9 @@ def _suggestions(engine, dataset: str) -> None:
             show_error(exc)
             return
         if found.empty:
-            st.caption("No forecasts yet: train a model on the Forecasts page." if kind == "top propensity"
-                       else "No shoppers to suggest.")
+            st.caption(no_forecasts_text(store.get_dataset(engine, dataset)["dataset_id"],
+                                         "No forecasts yet: train a model on the Forecasts page.")
+                       if kind == "top propensity" else "No shoppers to suggest.")
             return
         label = VALUE_LABEL[kind]
         shown = {u: (f"{u} — {label} {v:.3f}" if label == "propensity" else f"{u} — {label} {v:,.2f}")
@@ -65,7 +66,8 @@ def _forecast(engine, dataset: str, user_id: str) -> None:
     st.subheader("Forecast")
     row = segments.shopper_forecast(engine, dataset, user_id)
     if row is None:
-        st.info("No forecast for this shopper: train a model on the Forecasts page.")
+        st.info(no_forecasts_text(store.get_dataset(engine, dataset)["dataset_id"],
+                                  "No forecast for this shopper: train a model on the Forecasts page."))
         return
     a, b, c = st.columns(3)
     a.metric("Purchase propensity", NO_VALUE if row["purchase_propensity"] is None else f"{row['purchase_propensity']:.1%}")
