@@ -15,6 +15,7 @@ written to the "## Model" section of ``docs/benchmarks.md`` (other sections are 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -74,6 +75,29 @@ def load_sample(engine, name: str) -> tuple[int, int]:
     return store.get_dataset(engine, name)["n_users"], report.rows_loaded
 
 
+@contextlib.contextmanager
+def timing(module, names: tuple[str, ...], spent: list[float]):
+    """Within the block, every call of the functions ``names`` of ``module`` adds its seconds to ``spent[0]``."""
+    originals = {name: getattr(module, name) for name in names}
+
+    def timed(fn):
+        def wrapper(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - t
+        return wrapper
+
+    for name, fn in originals.items():
+        setattr(module, name, timed(fn))
+    try:
+        yield spent
+    finally:
+        for name, fn in originals.items():
+            setattr(module, name, fn)
+
+
 def run(n_users: int, weeks: int, seed: int, workdir: Path, sample: bool = False) -> dict:
     """One training run (simulated shoppers, or the sample file when ``sample``); returns timings, the card, the
     same run's gradient-boosting fit time (the reference) and the machine load."""
@@ -93,41 +117,19 @@ def run(n_users: int, weeks: int, seed: int, workdir: Path, sample: bool = False
             print(f"  {time.strftime('%H:%M:%S')} {p.stage}", flush=True)
         marks.setdefault(p.stage, time.perf_counter())
 
-    # time spent on reasons (the occlusions, run inside scoring's own pass, and their words), to report scoring
-    # throughput with and without them
     from core.model import reasons
 
-    explain, occlusion_effects, spent = reasons.explain, reasons.occlusion_effects, [0.0]
-
-    def timed(fn):
-        def wrapper(*args, **kwargs):
-            t = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                spent[0] += time.perf_counter() - t
-        return wrapper
-
-    reasons.explain, reasons.occlusion_effects = timed(explain), timed(occlusion_effects)
-    # the reference: the gradient-boosting baselines' fit on the stacked training windows, inside the same run
-    fit_rfm, gbm = forecast._fit_rfm, [0.0]
-
-    def timed_rfm(*args, **kwargs):
-        t = time.perf_counter()
-        try:
-            return fit_rfm(*args, **kwargs)
-        finally:
-            gbm[0] += time.perf_counter() - t
-
-    forecast._fit_rfm = timed_rfm
+    reasons_s, gbm_s = [0.0], [0.0]
     load_before = os.getloadavg()[0]
     cpu0 = time.process_time()
     t0 = time.perf_counter()
-    card = forecast.train(engine, "bench", horizon_days=7, config=ModelConfig(), progress=progress, seed=seed)
+    # time spent on reasons (the occlusions, run inside scoring's own pass, and their words), to report scoring
+    # throughput with and without them; and the reference: the gradient-boosting baselines' fit on the stacked
+    # training windows, inside the same run
+    with timing(reasons, ("explain", "occlusion_effects"), reasons_s), timing(forecast, ("_fit_rfm",), gbm_s):
+        card = forecast.train(engine, "bench", horizon_days=7, config=ModelConfig(), progress=progress, seed=seed)
     t_end = time.perf_counter()
     cpu_s = time.process_time() - cpu0
-    reasons.explain, reasons.occlusion_effects = explain, occlusion_effects
-    forecast._fit_rfm = fit_rfm
     scoring_start = marks.get("scoring", t_end)
     scoring_end = marks.get("saving", t_end)
     rescore = rescore_times(engine, card)
@@ -137,10 +139,10 @@ def run(n_users: int, weeks: int, seed: int, workdir: Path, sample: bool = False
         "train_s": scoring_start - t0, "fit_s": marks.get("evaluating", t_end) - marks.get("training", t0),
         "score_s": scoring_end - scoring_start, "total_s": t_end - t0,
         "shoppers_per_s": card.n_users / max(scoring_end - scoring_start, 1e-9),
-        "reasons_s": spent[0],
-        "shoppers_per_s_no_reasons": card.n_users / max(scoring_end - scoring_start - spent[0], 1e-9),
+        "reasons_s": reasons_s[0],
+        "shoppers_per_s_no_reasons": card.n_users / max(scoring_end - scoring_start - reasons_s[0], 1e-9),
         "cpu_s": cpu_s, "card": card, "load_avg": (load_before, os.getloadavg()[0]), **rescore,
-        "gbm_fit_s": gbm[0], "source": "sample file" if sample else "simulated",
+        "gbm_fit_s": gbm_s[0], "source": "sample file" if sample else "simulated",
     }
 
 
