@@ -92,8 +92,7 @@ def _outcome(job: Job) -> None:
 # --- controls -------------------------------------------------------------------------------------------
 
 
-def _controls(engine, ds: dict, key: tuple, job: Job | None) -> None:
-    busy = job is not None and job.running
+def _controls(engine, ds: dict, key: tuple, busy: bool) -> None:
     # one training at a time per server: two would share the 2 CPU cores and both crawl
     elsewhere = [j.inputs["dataset"] for k, j in _jobs().running() if k != key and k[0] == key[0]]
     left, right = st.columns([1, 3])
@@ -323,8 +322,9 @@ def main() -> None:
     notice = st.session_state.pop(NOTICE_KEY, None)
     if notice:
         st.info(notice)
-    _controls(engine, ds, key, job)
-    if job is not None and job.running:
+    running = job is not None and job.running  # read once: the job may end while this run draws the page
+    _controls(engine, ds, key, running)
+    if running:
         _training_progress(key)
     elif job is not None:
         _outcome(job)
@@ -337,7 +337,7 @@ def main() -> None:
         show_error(exc)
         return
     if not cards:
-        st.info(config.TRAINING_TEXT if job is not None and job.running else
+        st.info(config.TRAINING_TEXT if running else
                 "No model yet for this dataset: choose a horizon and press **Train**.")
         return
     card = _pick_card(cards)
