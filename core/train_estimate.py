@@ -34,9 +34,10 @@ class TrainingRate:
         return self.fixed_s + self.per_1k_events_s * n_events * share / 1000 + self.per_shopper_s * n_users
 
 
-#: One core of this project's 2-core machine, idle (``python bench/model.py --users 3000``): 3,000 shoppers and
-#: about 200,000 events train and score in about 45 s.
-DEFAULT_RATE = TrainingRate(fixed_s=8.0, per_1k_events_s=0.17, per_shopper_s=0.0008)
+#: The CPU time of ``python bench/model.py --users 3000`` (one torch thread, so the wall time on an idle core):
+#: 3,000 shoppers and 194,000 events train and score in about 60 s. A busy machine takes longer; the time left
+#: shown while training follows the job's own pace.
+DEFAULT_RATE = TrainingRate(fixed_s=6.0, per_1k_events_s=0.25, per_shopper_s=0.001)
 
 
 def estimate_training_seconds(n_users: int, n_events: int, max_train_users: int,
