@@ -177,6 +177,8 @@ QUARANTINE_SHOW_ROWS = 200
 TRAIN_REFRESH_SECONDS = 1.0
 #: How often the Segments page redraws a running segmentation's progress (seconds).
 SEGMENT_POLL_SECONDS = 0.25
+#: What every page that shows forecasts says while a model for its dataset is being trained.
+TRAINING_TEXT = "Training… forecasts will appear here when it ends."
 #: Forecast tables kept in the page cache, and for how long (seconds).
 PREDICTIONS_CACHE_TTL_SECONDS = 600
 PREDICTIONS_CACHE_MAX_ENTRIES = 8

@@ -173,6 +173,26 @@ class JobBoard:
 # --- the app's jobs ------------------------------------------------------------------------------------------
 
 
+_TRAINING_BOARD = JobBoard()
+
+
+def training_board() -> JobBoard:
+    """The server's training jobs, keyed by (store URL, dataset id): the Forecasts page starts them, and every
+    page that shows forecasts asks it whether one is being trained (:func:`training_for`).
+
+    The id, not the name: a dataset deleted and loaded again under its name is another dataset,
+    and must not show the old one's training or its outcome.
+    """
+    return _TRAINING_BOARD
+
+
+def training_for(url: str, dataset_id: int) -> Job | None:
+    """The training job running now for the dataset ``dataset_id`` of the store at ``url``; None when none runs."""
+    job = _TRAINING_BOARD.get((url, dataset_id))
+    return job if job is not None and job.running else None
+
+
+
 def load_job(engine: Engine, dataset: str, path: Path, mapping: Mapping | None = None, remember_as: str | None = None,
              on_done: Callable[[], None] | None = None) -> Job:
     """A job that loads the file at ``path`` as ``dataset`` (``core.ingest.load.ingest_file``); not started.

@@ -17,7 +17,7 @@ from core.campaigns.identities import read_identities, read_suppression
 from core.store.price_bands import PRICE_BANDS
 from core.store import resolve_url, safe_url
 from pages.campaign_results import show_results
-from pages.common import current_dataset, get_engine, show_error
+from pages.common import current_dataset, get_engine, no_forecasts_text, show_error
 
 _CACHE = {"ttl": config.CAMPAIGNS_CACHE_TTL_SECONDS, "max_entries": config.CAMPAIGNS_CACHE_MAX_ENTRIES,
           "show_spinner": False}
@@ -48,13 +48,14 @@ def _build(_engine, store: str, dataset: str, filters_json: str, version, run_id
                                        seed=seed, destination=destination, consent_basis=consent_basis)
 
 
-def _filters(opts: dict) -> campaigns.CampaignFilters:
+def _filters(opts: dict, dataset_id: int) -> campaigns.CampaignFilters:
     """The filter builder; returns the filters the widgets describe."""
     has_model, segs = opts["model_version"] is not None, opts["segments"]
     st.subheader("Who to target")
     if not has_model:
-        st.info("No trained model for this dataset: forecast filters (propensity, top-k, next category, next step) "
-                "are off, and the list has no expected buyers. Train one on the **Forecasts** page.")
+        st.info(no_forecasts_text(dataset_id, "No trained model for this dataset: forecast filters "
+                                  "(propensity, top-k, next category, next step) are off, and the list has no "
+                                  "expected buyers. Train one on the **Forecasts** page."))
     if not segs:
         st.info("No segmentation for this dataset: run one on the **Segments** page to filter by segment.")
     left, right = st.columns(2)
@@ -286,7 +287,7 @@ def main() -> None:
     store_key = safe_url(resolve_url())
     try:
         opts = campaigns.filter_options(engine, ds["name"])
-        filters = _filters(opts)
+        filters = _filters(opts, ds["dataset_id"])
     except CartsightError as exc:
         show_error(exc)
         st.stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import store
+from core import config, jobs, store
 from core.errors import CartsightError, StoreUnavailableError
 
 DATASET_KEY = "dataset"
@@ -124,6 +124,16 @@ def current_dataset() -> dict:
             st.session_state[DATASET_KEY] = None
     st.info("No dataset yet: load a CSV on the **Data** page.")
     st.stop()
+
+
+def training_now(dataset_id: int) -> bool:
+    """True while a model for the dataset ``dataset_id`` of the current store is being trained."""
+    return jobs.training_for(store.resolve_url(), dataset_id) is not None
+
+
+def no_forecasts_text(dataset_id: int, otherwise: str) -> str:
+    """What a page says where forecasts would be: "Training…" while a model is being trained, else ``otherwise``."""
+    return config.TRAINING_TEXT if training_now(dataset_id) else otherwise
 
 
 def md(text: object) -> str:

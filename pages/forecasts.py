@@ -15,6 +15,7 @@ import streamlit as st
 
 from core.charts import forecast as charts
 from core import config, jobs, store
+from core.model import train_estimate
 from core.present import safecsv
 from core.present import vocabulary
 from core.errors import CartsightError
@@ -48,19 +49,15 @@ NOTICE_KEY = "forecast_notice"  # a message for this session's next run (a Train
 # --- the training job (core.jobs) ------------------------------------------------------------------------
 
 
-@st.cache_resource
 def _jobs() -> JobBoard:
-    """Training jobs of this server, keyed by (store URL, dataset id).
-
-    The id, not the name: a dataset deleted and loaded again under its name is another dataset,
-    and must not show the old one's training or its outcome.
-    """
-    return JobBoard()
+    """Training jobs of this server, keyed by (store URL, dataset id) (``core.jobs.training_board``)."""
+    return jobs.training_board()
 
 
-def _start_training(engine, key: tuple, dataset: str, horizon_days: int) -> bool:
+def _start_training(engine, key: tuple, dataset: str, horizon_days: int, estimate_s: float) -> bool:
     """Start training unless a job runs on this store already; False when another session's press came first."""
     job = jobs.training_job(engine, dataset, horizon_days)
+    job.inputs["estimate_s"] = estimate_s
     return _jobs().start(key, job, clashes=lambda other: other[0] == key[0])
 
 
@@ -73,7 +70,9 @@ def _training_progress(key: tuple) -> None:
         st.rerun()  # the whole page: the outcome and the new model card
     cancelling = job.stop_requested()
     elapsed = time.monotonic() - job.started
-    st.progress(job.fraction, text="Cancelling…" if cancelling else f"{job.message} ({elapsed:.0f} s)")
+    left = train_estimate.remaining_seconds(job.fraction, elapsed, job.inputs.get("estimate_s"))
+    remaining = "" if left is None else f", {train_estimate.describe_seconds(left)} left"
+    st.progress(job.fraction, text="Cancelling…" if cancelling else f"{job.message} ({elapsed:.0f} s{remaining})")
     if job.points:
         st.plotly_chart(charts.loss_chart(job.points), key="forecast_live_loss")
     st.button("Cancel", key="forecast_cancel", on_click=job.cancel, disabled=cancelling,
@@ -93,8 +92,7 @@ def _outcome(job: Job) -> None:
 # --- controls -------------------------------------------------------------------------------------------
 
 
-def _controls(engine, ds: dict, key: tuple, job: Job | None) -> None:
-    busy = job is not None and job.running
+def _controls(engine, ds: dict, key: tuple, busy: bool) -> None:
     # one training at a time per server: two would share the 2 CPU cores and both crawl
     elsewhere = [j.inputs["dataset"] for k, j in _jobs().running() if k != key and k[0] == key[0]]
     left, right = st.columns([1, 3])
@@ -115,12 +113,31 @@ def _controls(engine, ds: dict, key: tuple, job: Job | None) -> None:
     if elsewhere:
         right.info(f"A model for dataset '{md(elsewhere[0])}' is training; one training runs at a time, so Train "
                    "waits until it ends.")
+    estimate_s = _estimate(engine, ds)
+    if not busy:
+        right.caption(f"Training and scoring this dataset ({ds.get('n_users') or 0:,} shoppers, "
+                      f"{ds.get('rows_loaded') or 0:,} events) takes {train_estimate.describe_seconds(estimate_s)} "
+                      "on this machine; the page stays usable meanwhile.")
     if left.button("Train", key="forecast_train", type="primary", disabled=busy or plan is None or bool(elsewhere),
                    help="Train on this dataset in the background; the page stays usable."):
-        if not _start_training(engine, key, ds["name"], int(horizon)):
+        if not _start_training(engine, key, ds["name"], int(horizon), estimate_s):
             st.session_state[NOTICE_KEY] = ("Another session started a training a moment before this press; "
                                             "one training runs at a time, so this one was not started.")
         st.rerun()
+
+
+def _estimate(engine, ds: dict) -> float:
+    """Seconds this dataset's training should take: its last training scaled, else the measured default rate."""
+    from core.model import forecast
+    from core.model.config import ModelConfig
+
+    try:
+        last = forecast.latest_model(engine, ds["name"])
+    except CartsightError:
+        last = None
+    return train_estimate.estimate_training_seconds(
+        int(ds.get("n_users") or 0), int(ds.get("rows_loaded") or 0), ModelConfig().max_train_users,
+        last.training_seconds if last else None, last.n_users_trained if last else None)
 
 
 # --- the model card ---------------------------------------------------------------------------------------
@@ -329,8 +346,9 @@ def main() -> None:
     notice = st.session_state.pop(NOTICE_KEY, None)
     if notice:
         st.info(notice)
-    _controls(engine, ds, key, job)
-    if job is not None and job.running:
+    running = job is not None and job.running  # read once: the job may end while this run draws the page
+    _controls(engine, ds, key, running)
+    if running:
         _training_progress(key)
     elif job is not None:
         _outcome(job)
@@ -343,7 +361,8 @@ def main() -> None:
         show_error(exc)
         return
     if not cards:
-        st.info("No model yet for this dataset: choose a horizon and press **Train**.")
+        st.info(config.TRAINING_TEXT if running else
+                "No model yet for this dataset: choose a horizon and press **Train**.")
         return
     card = _pick_card(cards)
     _model_card(card)

@@ -11,7 +11,7 @@ from core.analysis import rfm, segments
 from core.errors import CartsightError
 from core.jobs import Job
 from core.store import safe_url, resolve_url
-from pages.common import current_dataset, get_engine, show_error
+from pages.common import current_dataset, get_engine, show_error, training_now
 
 K_CHOICES = [segments.AUTO] + list(range(config.SEGMENT_K_RANGE[0], config.SEGMENT_K_RANGE[1] + 1))
 SHOPPER_PAGE = "pages/shopper.py"
@@ -160,6 +160,8 @@ def main() -> None:
         st.caption(f"Run {run.run_id} of {run.created_at:%Y-%m-%d %H:%M} UTC: {run.n_segments} segments"
                    + (f", with the forecasts of model {run.model_version}" if run.model_version else
                       ", without forecasts (no model trained yet)") + ".")
+        if not run.model_version and training_now(ds["dataset_id"]):
+            st.info(config.TRAINING_TEXT + " Run the segmentation again then to profile the segments with them.")
         _features(run)
         names = run.names()
         if run.map_points:

@@ -11,7 +11,7 @@ from core import config, store
 from core.analysis import segments
 from core.present import vocabulary
 from core.errors import CartsightError
-from pages.common import current_dataset, get_engine, show_error
+from pages.common import current_dataset, get_engine, no_forecasts_text, show_error
 
 try:  # built beside this page; the page works without it (charts from core.analysis.segments only)
     from core.analysis import preferences as prefs
@@ -53,8 +53,9 @@ def _suggestions(engine, dataset: str) -> None:
             show_error(exc)
             return
         if found.empty:
-            st.caption("No forecasts yet: train a model on the Forecasts page." if kind == "top propensity"
-                       else "No shoppers to suggest.")
+            st.caption(no_forecasts_text(store.get_dataset(engine, dataset)["dataset_id"],
+                                         "No forecasts yet: train a model on the Forecasts page.")
+                       if kind == "top propensity" else "No shoppers to suggest.")
             return
         label = VALUE_LABEL[kind]
         shown = {u: (f"{u} — {label} {v:.1%}" if kind == "top propensity" else f"{u} — {label} {v:,.2f}")
@@ -71,7 +72,8 @@ def _forecast(engine, dataset: str, user_id: str) -> None:
     st.subheader("Forecast")
     row = segments.shopper_forecast(engine, dataset, user_id)
     if row is None:
-        st.info("No forecast for this shopper: train a model on the Forecasts page.")
+        st.info(no_forecasts_text(store.get_dataset(engine, dataset)["dataset_id"],
+                                  "No forecast for this shopper: train a model on the Forecasts page."))
         return
     horizon = row["horizon_days"] or config.DEFAULT_HORIZON_DAYS
     a, b, c, d = st.columns(4)

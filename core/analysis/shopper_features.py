@@ -163,13 +163,38 @@ def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | No
         frame = pd.DataFrame(columns=list(BASE_FEATURES)).rename_axis("user_id")
         frame.attrs.update(groups=groups, last_event=None, notes=["the dataset has no events"])
         return frame, list(BASE_FEATURES)
-    raw = raw.set_index("user_id")
+    raw = _typed(raw.set_index("user_id"))
+    end = raw["last_event"].max()
+    out = _activity(raw, end)
+    names = list(BASE_FEATURES)
+    names += _add_tastes(out, raw, tastes)
+    names += _add_price(out, raw)
+    if model_version is not None:
+        names.append(_add_propensity(out, engine, dataset_id, model_version))
+        emb = _embedding(engine, dataset_id, model_version, out.index, notes) if use_embedding else None
+        if emb is not None:
+            out = out.join(emb)
+            names.extend(emb.columns)
+    for c in RAW_COLUMNS:
+        out[c] = raw[c]
+    for j in range(len(groups)):
+        out[f"n_group_{j}"] = raw[f"n_group_{j}"]
+    out.attrs.update(groups=groups, last_event=end.to_pydatetime(), notes=notes)
+    return out, names
+
+
+def _typed(raw: pd.DataFrame) -> pd.DataFrame:
+    """The per-shopper query's columns as floats and timestamps (revenue 0 when missing)."""
     numeric = [c for c in raw.columns if c not in ("first_event", "last_event", "last_purchase")]
     raw[numeric] = raw[numeric].apply(pd.to_numeric, errors="coerce").astype(float)
     raw["revenue"] = raw["revenue"].fillna(0.0)
     for c in ("first_event", "last_event", "last_purchase"):
         raw[c] = pd.to_datetime(raw[c])
-    end = raw["last_event"].max()
+    return raw
+
+
+def _activity(raw: pd.DataFrame, end) -> pd.DataFrame:
+    """The :data:`BASE_FEATURES`: recency, frequency, spend, events, event-type shares and conversion."""
     n_events = raw["n_events"].clip(lower=1)
     out = pd.DataFrame(index=raw.index)
     out["recency_days"] = (end - raw["last_event"]).dt.total_seconds() / SECONDS_PER_DAY
@@ -181,11 +206,15 @@ def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | No
     out["purchase_share"] = raw["n_purchases"] / n_events
     out["remove_share"] = raw["n_removes"] / n_events
     out["conversion"] = raw["n_orders"] / raw["n_sessions"].clip(lower=1)
-    names = list(BASE_FEATURES)
-    # shares shrunk towards everyone's mix by a few pseudo-events: a shopper with three events is not
-    # a cluster of their own, while a long history keeps its own mix
+    return out
+
+
+def _add_tastes(out: pd.DataFrame, raw: pd.DataFrame, tastes: list[str]) -> list[str]:
+    """Each taste category's share of the shopper's events, shrunk towards everyone's mix by a few pseudo-events
+    (a shopper with three events is not a cluster of their own, while a long history keeps its own mix)."""
     prior = config.SEGMENT_SHARE_PRIOR_EVENTS
     all_events = max(float(raw["n_events"].sum()), 1.0)
+    names = []
     for k, category in enumerate(tastes):
         name = f"{CATEGORY_PREFIX}{_slug(category)}"
         if name in out.columns:  # two categories with the same slug: keep them apart
@@ -193,30 +222,34 @@ def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | No
         count = raw[f"n_cat_{k}"]
         out[name] = (count + prior * count.sum() / all_events) / (raw["n_events"] + prior)
         names.append(name)
+    return names
+
+
+def _add_price(out: pd.DataFrame, raw: pd.DataFrame) -> list[str]:
+    """The price position (a feature) and each band's share of priced events (for the profiles)."""
     priced = raw["n_priced"].replace(0, np.nan)
     position = sum(i * raw[f"n_band_{i}"] for i in range(len(PRICE_BANDS))) / (len(PRICE_BANDS) - 1)
     out[PRICE_POSITION_FEATURE] = (position / priced).fillna(0.5)
-    names.append(PRICE_POSITION_FEATURE)
     for i, band in enumerate(PRICE_BANDS):
         out[f"{BAND_PREFIX}{band}"] = (raw[f"n_band_{i}"] / priced).fillna(0.0)
-    if model_version is not None:
-        prop = _propensity(engine, dataset_id, model_version)
-        out[PROPENSITY_FEATURE] = prop.reindex(out.index).astype(float)
-        out[PROPENSITY_FEATURE] = out[PROPENSITY_FEATURE].fillna(out[PROPENSITY_FEATURE].median()).fillna(0.0)
-        names.append(PROPENSITY_FEATURE)
-        if use_embedding:
-            emb, note = _embedding_features(engine, dataset_id, model_version, out.index)
-            if note:
-                notes.append(note)
-            if emb is not None:
-                out = out.join(emb)
-                names.extend(emb.columns)
-    for c in RAW_COLUMNS:
-        out[c] = raw[c]
-    for j in range(len(groups)):
-        out[f"n_group_{j}"] = raw[f"n_group_{j}"]
-    out.attrs.update(groups=groups, last_event=end.to_pydatetime(), notes=notes)
-    return out, names
+    return [PRICE_POSITION_FEATURE]
+
+
+def _add_propensity(out: pd.DataFrame, engine: Engine, dataset_id: int, model_version: str) -> str:
+    """The model's propensity as a feature (the median for shoppers it did not score); returns its name."""
+    prop = _propensity(engine, dataset_id, model_version)
+    out[PROPENSITY_FEATURE] = prop.reindex(out.index).astype(float)
+    out[PROPENSITY_FEATURE] = out[PROPENSITY_FEATURE].fillna(out[PROPENSITY_FEATURE].median()).fillna(0.0)
+    return PROPENSITY_FEATURE
+
+
+def _embedding(engine: Engine, dataset_id: int, model_version: str, index: pd.Index,
+               notes: list[str]) -> pd.DataFrame | None:
+    """The model's shopper embedding reduced to its principal components, or None (the reason added to ``notes``)."""
+    emb, note = _embedding_features(engine, dataset_id, model_version, index)
+    if note:
+        notes.append(note)
+    return emb
 
 
 def _propensity(engine: Engine, dataset_id: int, model_version: str) -> pd.Series:

@@ -27,10 +27,19 @@ from core import config as app_config
 from core.model import sequences
 from core import store
 from core.errors import NotFittedError, SchemaError
+from core.model import evaluation as ev
+from core.model import registry
+from core.model.baselines import (MarkovChain, MostPopular, OwnMostFrequent, RFMNextType, RFMPropensity,
+                                  baseline_from_dict)
 from core.model.config import EVENT_CLASSES, ModelConfig
-from core.model.training import TrainProgress
+from core.model.labels import CutoffPlan, make_targets, plan_cutoffs
+from core.model.priors import build_prior
+from core.model.training import (ExampleSet, TrainProgress, build_examples, fit_model, predict_examples,
+                                 predict_prior_categories, seed_everything)
 from core.model.card import MODEL, RANK_K, ModelCard, _num
 from core.model.scoring import _check_stop, _decode_ranked, _history_frame, _Progress, _score_all
+
+# re-exported for callers that import them from here (pages/forecasts.py, bench/model.py, the tests)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -54,8 +63,6 @@ def _load_history(engine: Engine, dataset_id: int, users: Sequence[str], exhaust
 
 
 def _fit_rfm(history: pd.DataFrame, train_targets: list[pd.DataFrame]) -> dict:
-    from core.model.baselines import RFMNextType, RFMPropensity
-
     examples = [(history[history["event_time"] < t["cutoff"].iloc[0]], t) for t in train_targets if len(t)]
     return {"propensity": RFMPropensity().fit(examples), "next_event_type": RFMNextType().fit(examples)}
 
@@ -69,8 +76,6 @@ def _priors(engine: Engine, dataset_id: int, vocabs: sequences.Vocabularies, bef
     a sort of all events per call (8 calls per training run), minutes and gigabytes at tens of
     millions of events.
     """
-    from core.model.priors import build_prior
-
     args = (before, cfg.prior_top_k, cfg.prior_alpha, users, cfg.chunk_users)
     return (build_prior(engine, dataset_id, "category", vocabs.categories, *args),
             build_prior(engine, dataset_id, "item_id", vocabs.items, *args))
@@ -94,17 +99,15 @@ def _fit_propensity_calibration(valid, p_valid: np.ndarray, rfm: dict, history: 
 
     Returns the :class:`~core.model.evaluation.Calibrator` and a sentence for the card.
     """
-    from core.model.evaluation import Calibrator, fit_calibrator, fit_stacker
-
     y = valid.labels["purchased"]
     p_rfm = _rfm_by_cutoff(rfm["propensity"], history, valid)
-    stack = fit_stacker(y, p_valid, p_rfm)
+    stack = ev.fit_stacker(y, p_valid, p_rfm)
     if stack is None:
-        return fit_calibrator(y, p_valid), (
+        return ev.fit_calibrator(y, p_valid), (
             "Propensity: the validation window has too few buyers to weigh the sequence model against gradient "
             "boosting, so the model's propensity is the transformer's alone, calibrated.")
-    blended = Calibrator(stack=stack).blend(p_valid, p_rfm)
-    calibrator = fit_calibrator(y, blended)
+    blended = ev.Calibrator(stack=stack).blend(p_valid, p_rfm)
+    calibrator = ev.fit_calibrator(y, blended)
     calibrator.stack_ = stack
     return calibrator, (
         "Propensity: the model's final layer stacks the transformer's score with gradient boosting on recency, "
@@ -119,27 +122,22 @@ def _choose_category_terms(model, valid, valid_pred, vocabs, cfg: ModelConfig, s
 
     Training fits the terms on top of the priors by log loss; the forecast is judged by
     accuracy@1, which they can lower by moving the top choice. The held-out window plays no
-    part in this choice. Returns a sentence for the card.
+    part in this choice. The priors alone need no transformer pass (``predict_prior_categories``).
+    Returns a sentence for the card.
     """
     import torch
 
-    from core.model.evaluation import accuracy_at_k
-    from core.model.training import predict_examples
-
     true = valid.targets["next_category"].tolist() if len(valid) else []
-    with_terms = accuracy_at_k(true, _decode_ranked(vocabs.categories, valid_pred.category_ids), 1)
-    with torch.no_grad():
-        model.category_learned.fill_(0.0)
-    priors_only = accuracy_at_k(true, _decode_ranked(
-        vocabs.categories, predict_examples(model, valid.batch, cfg, should_stop).category_ids), 1)
+    with_terms = ev.accuracy_at_k(true, _decode_ranked(vocabs.categories, valid_pred.category_ids), 1)
+    priors_only = ev.accuracy_at_k(true, _decode_ranked(
+        vocabs.categories, predict_prior_categories(model, valid.batch, cfg, should_stop)), 1)
     if with_terms is None or priors_only is None or with_terms >= priors_only:
-        with torch.no_grad():
-            model.category_learned.fill_(1.0)
         return ("Next category: the head's learned terms on top of its transition priors are kept (validation "
                 f"accuracy@1 {_num(with_terms)} with them, {_num(priors_only)} with the priors alone).")
     # training shrank the priors' weights while the learned terms carried part of the forecast; alone, they are
     # rescaled to sum to 1 (same ranking), so the probabilities are on the priors' own scale, not flattened
     with torch.no_grad():
+        model.category_learned.fill_(0.0)
         total = model.prior_scale[0] + model.session_prior_scale[0]
         if float(total) > 0:
             model.prior_scale[0] /= total
@@ -154,8 +152,6 @@ def _choose_category_terms(model, valid, valid_pred, vocabs, cfg: ModelConfig, s
 def _rankers(history: pd.DataFrame, cutoff: dt.datetime, horizon_days: int,
              names: Sequence[str] | None = None) -> dict:
     """The rankers (those of ``names``, default all) fitted on ``history`` before ``cutoff``."""
-    from core.model.baselines import MarkovChain, MostPopular, OwnMostFrequent
-
     h = history[history["event_time"] < cutoff]
     kinds = {"most_popular": lambda: MostPopular(window_days=horizon_days),
              "own_most_frequent": lambda: OwnMostFrequent(popular_window_days=horizon_days),
@@ -169,8 +165,6 @@ def _baselines_to_save(rfm: dict, rankers: dict, heads: dict, calibrator, k: int
     The gradient boosting is kept when a head or the stacked propensity uses it, a ranker when a
     head uses it, cut to the ``k`` it ranks (the shoppers' own state is read when they are scored).
     """
-    from core.model.baselines import RFMPropensity
-
     used = {info["used"] for info in heads.values()}
     keep_rfm = RFMPropensity.name in used or calibrator.stack_ is not None
     return {"rfm": {head: m.to_dict() for head, m in rfm.items()} if keep_rfm else {},
@@ -178,8 +172,6 @@ def _baselines_to_save(rfm: dict, rankers: dict, heads: dict, calibrator, k: int
 
 
 def _baselines_from_saved(saved: dict) -> dict:
-    from core.model.baselines import baseline_from_dict
-
     return {"rfm": {head: baseline_from_dict(s) for head, s in saved["rfm"].items()},
             "rankers": {name: baseline_from_dict(s) for name, s in saved["rankers"].items()}}
 
@@ -187,58 +179,244 @@ def _baselines_from_saved(saved: dict) -> dict:
 # --- evaluation -------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class HeadResult:
+    """One head's held-out measurement: each forecast's metrics (the model's and every baseline's), the forecast
+    used for scoring and the sentence that says why; ``transformer_alone`` when the propensity is stacked."""
+
+    metrics: dict[str, dict]
+    used: str
+    note: str
+    transformer_alone: dict | None = None
+
+    def to_dict(self) -> dict:
+        """The card's form of the head (``ModelCard.heads`` values)."""
+        out = {"metrics": self.metrics, "used": self.used, "note": self.note}
+        if self.transformer_alone is not None:
+            out["transformer_alone"] = self.transformer_alone
+        return out
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """The held-out window's results: every head's, and the propensity's lift by decile and calibration table."""
+
+    heads: dict[str, HeadResult]
+    lift: list
+    calibration: list
+
+    def card_heads(self) -> dict:
+        """``ModelCard.heads``: each head as its dict."""
+        return {head: result.to_dict() for head, result in self.heads.items()}
+
+
 def _evaluate(test, pred, calibrator, rfm: dict, rankers: dict, history: pd.DataFrame, plan, vocabs,
-              rfm_name: str) -> tuple[dict, list, list]:
-    from core.model import evaluation as ev
-
-    users = test.batch.user_ids
-    targets = test.targets
-    y = targets["purchased"].to_numpy()
-    cutoff = plan.test_cutoff
-    heads: dict = {}
-
+              rfm_name: str) -> Evaluation:
+    """The model and every baseline measured on the held-out examples ``test``, head by head."""
+    users, cutoff = test.batch.user_ids, plan.test_cutoff
     p_rfm = rfm["propensity"].predict_proba(history, cutoff, users)
-    p_model = calibrator(pred.propensity, p_rfm)
-    prop = {MODEL: ev.evaluate_propensity(y, p_model), rfm_name: ev.evaluate_propensity(y, p_rfm)}
-    alone = ev.evaluate_propensity(y, pred.propensity) if calibrator.stack_ is not None else None
-    measurable = prop[MODEL]["measurable"]
-    if measurable:
-        used, note = ev.pick_forecast(prop, "roc_auc", True)
+    y = test.targets["purchased"].to_numpy()
+    propensity, p_used = _evaluate_propensity(y, pred.propensity, calibrator, p_rfm, rfm_name)
+    measurable = propensity.metrics[MODEL]["measurable"]
+    true_type = test.targets["next_event_type"].tolist()
+    types = {MODEL: ev.evaluate_next_type(true_type, pred.type_proba, list(EVENT_CLASSES)),
+             rfm_name: ev.evaluate_next_type(true_type, rfm["next_event_type"].predict_proba(history, cutoff, users),
+                                             list(EVENT_CLASSES))}
+    heads = {"propensity": propensity, "next_event_type": HeadResult(types, *ev.pick_forecast(types, "log_loss", False))}
+    for head, target, vocab, ranked, rank, key in (
+            ("next_category", "next_category", vocabs.categories, pred.category_ids, "rank_categories", "accuracy@1"),
+            ("next_items", "next_item", vocabs.items, pred.item_ids, "rank_items", "ndcg@10")):
+        true = test.targets[target].tolist()
+        metrics = {MODEL: ev.evaluate_ranking(true, _decode_ranked(vocab, ranked))}
+        for name, ranker in rankers.items():
+            metrics[name] = ev.evaluate_ranking(true, getattr(ranker, rank)(users, RANK_K))
+        heads[head] = HeadResult(metrics, *ev.pick_forecast(metrics, key, True))
+    return Evaluation(heads, ev.lift_by_decile(y, p_used).to_dict("records") if measurable else [],
+                      ev.calibration_table(y, p_used).to_dict("records") if measurable else [])
+
+
+def _evaluate_propensity(purchased: np.ndarray, p_transformer: np.ndarray, calibrator, p_rfm: np.ndarray,
+                         rfm_name: str) -> tuple[HeadResult, np.ndarray]:
+    """The propensity head's result and the propensities of the forecast it uses."""
+    y = np.asarray(purchased)
+    p_model = calibrator(p_transformer, p_rfm)
+    metrics = {MODEL: ev.evaluate_propensity(y, p_model), rfm_name: ev.evaluate_propensity(y, p_rfm)}
+    if metrics[MODEL]["measurable"]:
+        used, note = ev.pick_forecast(metrics, "roc_auc", True)
     else:
-        used, note = MODEL, prop[MODEL]["note"] + " The model's propensity is used; its quality could not be measured."
-    heads["propensity"] = {"metrics": prop, "used": used, "note": note}
+        used, note = MODEL, metrics[MODEL]["note"] + " The model's propensity is used; its quality could not be measured."
+    result = HeadResult(metrics, used, note)
+    alone = ev.evaluate_propensity(y, p_transformer) if calibrator.stack_ is not None else None
     if alone is not None and alone.get("roc_auc") is not None:
-        heads["propensity"]["transformer_alone"] = {k: alone[k] for k in ("roc_auc", "pr_auc")}
-        heads["propensity"]["note"] = (f"{note} The transformer alone, before stacking: ROC-AUC {alone['roc_auc']:.3f}, "
-                                       f"PR-AUC {alone['pr_auc']:.3f}.")
-    p_used = p_model if used == MODEL else ev.break_ties(p_rfm, p_model)
-    lift = ev.lift_by_decile(y, p_used).to_dict("records") if measurable else []
-    calibration = ev.calibration_table(y, p_used).to_dict("records") if measurable else []
-
-    true_type = targets["next_event_type"].tolist()
-    classes = list(EVENT_CLASSES)
-    types = {MODEL: ev.evaluate_next_type(true_type, pred.type_proba, classes),
-             rfm_name: ev.evaluate_next_type(true_type, rfm["next_event_type"].predict_proba(history, cutoff, users), classes)}
-    used, note = ev.pick_forecast(types, "log_loss", False)
-    heads["next_event_type"] = {"metrics": types, "used": used, "note": note}
-
-    true_cat = targets["next_category"].tolist()
-    cats = {MODEL: ev.evaluate_ranking(true_cat, _decode_ranked(vocabs.categories, pred.category_ids))}
-    for name, ranker in rankers.items():
-        cats[name] = ev.evaluate_ranking(true_cat, ranker.rank_categories(users, RANK_K))
-    used, note = ev.pick_forecast(cats, "accuracy@1", True)
-    heads["next_category"] = {"metrics": cats, "used": used, "note": note}
-
-    true_item = targets["next_item"].tolist()
-    items = {MODEL: ev.evaluate_ranking(true_item, _decode_ranked(vocabs.items, pred.item_ids))}
-    for name, ranker in rankers.items():
-        items[name] = ev.evaluate_ranking(true_item, ranker.rank_items(users, RANK_K))
-    used, note = ev.pick_forecast(items, "ndcg@10", True)
-    heads["next_items"] = {"metrics": items, "used": used, "note": note}
-    return heads, lift, calibration
+        result.transformer_alone = {k: alone[k] for k in ("roc_auc", "pr_auc")}
+        result.note = (f"{note} The transformer alone, before stacking: ROC-AUC {alone['roc_auc']:.3f}, "
+                       f"PR-AUC {alone['pr_auc']:.3f}.")
+    return result, (p_model if used == MODEL else ev.break_ties(p_rfm, p_model))
 
 
-# --- scoring ----------------------------------------------------------------------------------
+# --- training, stage by stage -----------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Run:
+    """What every stage of one :func:`train` call reads: the store, the plan, the shoppers, and the notes for the card."""
+
+    engine: Engine
+    dataset: str
+    dataset_id: int
+    cfg: ModelConfig
+    plan: CutoffPlan
+    first: dt.datetime
+    last: dt.datetime
+    sample: list
+    sampled: bool
+    report: _Progress
+    should_stop: Callable[[], bool] | None
+    notes: list[str]
+    started: float
+
+    @property
+    def exhaustive(self) -> bool:
+        return not self.sampled
+
+    @property
+    def end_cutoff(self) -> dt.datetime:
+        return self.last + dt.timedelta(seconds=1)
+
+    def priors(self, vocabs: sequences.Vocabularies, before: dt.datetime):
+        """The transition priors before ``before``, counted on the sample when the dataset is sampled."""
+        return _priors(self.engine, self.dataset_id, vocabs, before, self.cfg, self.sample if self.sampled else None)
+
+    def vocabularies(self, before: dt.datetime | None) -> sequences.Vocabularies:
+        cfg = self.cfg
+        return sequences.build_vocabularies(self.engine, self.dataset_id, before=before, item_cap=cfg.item_vocab_cap,
+                                      category_cap=cfg.category_vocab_cap, brand_cap=cfg.brand_vocab_cap,
+                                      min_count=cfg.min_token_count)
+
+    def examples(self, cutoffs, vocabs: sequences.Vocabularies, on_chunk=None) -> ExampleSet:
+        return build_examples(self.engine, self.dataset_id, cutoffs, self.sample, self.exhaustive, vocabs, self.cfg,
+                              self.plan.horizon_days, self.should_stop, on_chunk)
+
+
+def _plan_run(engine: Engine, dataset: str, horizon_days: int, cfg: ModelConfig, progress, should_stop) -> _Run:
+    """The dataset's window and cutoffs, the shoppers trained on (a seeded sample above ``max_train_users``)."""
+    started = time.perf_counter()
+    did = store.get_dataset(engine, dataset)["dataset_id"]
+    first, last, _ = _data_window(engine, did)
+    plan = plan_cutoffs(first, last, horizon_days, cfg.n_train_cutoffs)
+    seed_everything(cfg.seed, cfg.torch_threads)
+    report = _Progress(progress)
+    report("sequences", 0.0, "reading shoppers and vocabularies")
+    all_users = sequences.list_users(engine, did)
+    sample, sampled = sequences.sample_users(all_users, cfg.max_train_users, cfg.seed)
+    notes = list(plan.notes)
+    if sampled:
+        notes.append(f"{len(all_users)} shoppers is above max_train_users={cfg.max_train_users}: training and "
+                     f"evaluation use a seeded sample of {len(sample)} shoppers; every shopper is scored.")
+        notes.append("The transition priors of the category and item heads are counted on the sampled shoppers' "
+                     "events, like the Markov chain baseline.")
+    return _Run(engine, dataset, did, cfg, plan, first, last, sample, sampled, report, should_stop, notes, started)
+
+
+def _read_examples(run: _Run) -> tuple[sequences.Vocabularies, ExampleSet, ExampleSet, ExampleSet]:
+    """Vocabularies before the test cutoff, and the training, validation and held-out examples."""
+    plan = run.plan
+    vocabs = run.vocabularies(plan.test_cutoff)
+    _check_stop(run.should_stop)
+    n_cut = len(plan.train_cutoffs) + 2
+
+    def on_chunk(offset: int):
+        return lambda done, total: run.report("sequences", 0.15 * (offset + done / total) / n_cut, "reading sequences")
+
+    train_ex = run.examples(plan.train_cutoffs, vocabs, on_chunk(0))
+    if plan.valid_shared:
+        is_valid = np.random.default_rng(run.cfg.seed).random(len(train_ex)) < 0.2
+        valid_ex, train_ex = train_ex.take(np.flatnonzero(is_valid)), train_ex.take(np.flatnonzero(~is_valid))
+    else:
+        valid_ex = run.examples([plan.valid_cutoff], vocabs, on_chunk(len(plan.train_cutoffs)))
+    test_ex = run.examples([plan.test_cutoff], vocabs, on_chunk(n_cut - 1))
+    return vocabs, train_ex, valid_ex, test_ex
+
+
+def _calibrate(run: _Run, model, valid_ex: ExampleSet, vocabs, rfm: dict, history: pd.DataFrame):
+    """The propensity's stacking and calibration, and the category head's terms, chosen on the validation window."""
+    valid_cutoffs = sorted(set(valid_ex.targets["cutoff"])) if len(valid_ex) else [run.plan.valid_cutoff]
+    model.set_priors(*run.priors(vocabs, min(valid_cutoffs)))
+    valid_pred = predict_examples(model, valid_ex.batch, run.cfg, run.should_stop)
+    calibrator, stack_note = _fit_propensity_calibration(valid_ex, valid_pred.propensity, rfm, history)
+    run.notes.append(stack_note)
+    run.notes.append(_choose_category_terms(model, valid_ex, valid_pred, vocabs, run.cfg, run.should_stop))
+    return calibrator
+
+
+def _measure(run: _Run, model, test_ex: ExampleSet, vocabs, calibrator, rfm: dict, history: pd.DataFrame) -> Evaluation:
+    """The model and every baseline on the held-out window; a note for each head a baseline serves."""
+    model.set_priors(*run.priors(vocabs, run.plan.test_cutoff))
+    test_pred = predict_examples(model, test_ex.batch, run.cfg, run.should_stop)
+    rankers = _rankers(history, run.plan.test_cutoff, run.plan.horizon_days)
+    result = _evaluate(test_ex, test_pred, calibrator, rfm, rankers, history, run.plan, vocabs, RFMPropensity.name)
+    _check_stop(run.should_stop)
+    for head, info in result.heads.items():
+        if info.used != MODEL:
+            run.notes.append(f"{head}: the model lost to {info.used} on the held-out window, so the forecasts "
+                             f"written for this head are {info.used}'s.")
+    return result
+
+
+def _final_model(run: _Run, fit, vocabs: sequences.Vocabularies):
+    """The model that scores (the evaluated one, or its refit on every window when ``refit_on_latest``), its
+    vocabularies and the number of examples it was trained on."""
+    if not run.cfg.refit_on_latest:
+        run.notes.append("The forecasts come from the evaluated model (not refit on the latest window); scoring reads "
+                         "every event up to the data's end.")
+        return fit.model, vocabs, fit.n_train_examples
+    plan, epochs = run.plan, max(fit.best_epoch, 1)
+    run.report("training", 0.75, "refitting on every window, the latest included")
+    refit_cutoffs = [*plan.train_cutoffs, plan.valid_cutoff, plan.test_cutoff]
+    vocabs = run.vocabularies(None)
+    all_ex = run.examples(sorted(set(refit_cutoffs)), vocabs)
+    empty = all_ex.take(np.array([], dtype=np.int64))
+    refit = fit_model(all_ex, empty, vocabs, run.cfg, None, run.should_stop, epochs=epochs,
+                      priors=run.priors(vocabs, min(refit_cutoffs)))
+    refit.model.category_learned.copy_(fit.model.category_learned)  # the choice made on the validation window
+    run.notes.append(f"The forecasts come from a refit on all windows, the latest included ({epochs} epochs, the best "
+                     "number found with validation); the metrics above are those of the evaluated model, and the "
+                     "calibration fitted on the validation window is reused.")
+    return refit.model, vocabs, refit.n_train_examples
+
+
+def _scoring_baselines(run: _Run, rfm: dict, history: pd.DataFrame, heads: dict, calibrator) -> tuple[dict, dict]:
+    """The baselines scoring uses, as saved with the version and as read back from that form (so that re-scoring
+    the version writes what training writes)."""
+    rankers = _rankers(history, run.end_cutoff, run.plan.horizon_days, names=[info["used"] for info in heads.values()])
+    saved = _baselines_to_save(rfm, rankers, heads, calibrator, run.cfg.top_k_items)
+    if saved["rankers"] and run.sampled:
+        run.notes.append(f"The baselines used for scoring are fitted once on the {len(run.sample)} sampled shoppers' "
+                         "history (popular fill, Markov transitions); each scored shopper's own history supplies their "
+                         "own lists.")
+    return saved, _baselines_from_saved(saved)
+
+
+def _publish(run: _Run, card: ModelCard, loaded: dict, saved_baselines: dict, baselines: dict) -> ModelCard:
+    """Score every shopper and write the version (weights and JSON on disk, predictions and its row), all or nothing."""
+    did, version, model = run.dataset_id, card.model_version, loaded["model"]
+    folder = registry.version_dir(did, version)
+    model.set_priors(*run.priors(loaded["vocabs"], run.end_cutoff))  # transitions up to the end
+    try:
+        with run.engine.begin() as conn:
+            card.n_users = _score_all(run.engine, conn, loaded, card.heads, baselines, did, version, run.end_cutoff,
+                                      run.report, run.should_stop, (0.8, 0.97))
+            card.training_seconds = round(time.perf_counter() - run.started, 2)
+            run.report("saving", 0.98, "writing the model version")
+            registry.save_model(folder, model, run.cfg, loaded["vocabs"], loaded["calibrator"], card.to_dict(),
+                                saved_baselines)
+            registry.insert_model_row(conn, version, did, run.plan.horizon_days, folder, model.config, card.to_dict())
+    except BaseException:
+        registry.remove_folder(folder)
+        raise
+    store.analyze(run.engine, store.predictions, store.models)
+    run.report("done", 1.0, f"model {version} is ready")
+    return card
 
 
 # --- public API ---------------------------------------------------------------------------------
@@ -257,138 +435,33 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
     is too short for the horizon (the message gives the span found and needed);
     :class:`TrainingCancelled` when ``should_stop()`` turns True (nothing is written).
     """
-    from core.model import registry
-    from core.model.evaluation import fit_calibrator
-    from core.model.labels import plan_cutoffs
-    from core.model.training import build_examples, fit_model, predict_examples, seed_everything
-
     cfg = dataclasses.replace(config or ModelConfig(), seed=seed)
-    report = _Progress(progress)
-    started = time.perf_counter()
-    ds = store.get_dataset(engine, dataset)
-    did = ds["dataset_id"]
-    first, last, _ = _data_window(engine, did)
-    plan = plan_cutoffs(first, last, horizon_days, cfg.n_train_cutoffs)
-    h = plan.horizon_days
-    seed_everything(cfg.seed, cfg.torch_threads)
-    notes: list[str] = list(plan.notes)
-
-    report("sequences", 0.0, "reading shoppers and vocabularies")
-    all_users = sequences.list_users(engine, did)
-    sample, sampled = sequences.sample_users(all_users, cfg.max_train_users, cfg.seed)
-    if sampled:
-        notes.append(f"{len(all_users)} shoppers is above max_train_users={cfg.max_train_users}: training and "
-                     f"evaluation use a seeded sample of {len(sample)} shoppers; every shopper is scored.")
-    exhaustive = not sampled
-    prior_users = None if exhaustive else sample
-    if sampled:
-        notes.append("The transition priors of the category and item heads are counted on the sampled shoppers' "
-                     "events, like the Markov chain baseline.")
-    vocabs = sequences.build_vocabularies(engine, did, before=plan.test_cutoff, item_cap=cfg.item_vocab_cap,
-                                    category_cap=cfg.category_vocab_cap, brand_cap=cfg.brand_vocab_cap,
-                                    min_count=cfg.min_token_count)
-    _check_stop(should_stop)
-    n_cut = len(plan.train_cutoffs) + 2
-
-    def on_chunk(offset: int):
-        return lambda done, total: report("sequences", 0.15 * (offset + done / total) / n_cut, "reading sequences")
-
-    train_ex = build_examples(engine, did, plan.train_cutoffs, sample, exhaustive, vocabs, cfg, h, should_stop, on_chunk(0))
-    if plan.valid_shared:
-        rng = np.random.default_rng(cfg.seed)
-        is_valid = rng.random(len(train_ex)) < 0.2
-        valid_ex, train_ex = train_ex.take(np.flatnonzero(is_valid)), train_ex.take(np.flatnonzero(~is_valid))
-    else:
-        valid_ex = build_examples(engine, did, [plan.valid_cutoff], sample, exhaustive, vocabs, cfg, h, should_stop,
-                                  on_chunk(len(plan.train_cutoffs)))
-    test_ex = build_examples(engine, did, [plan.test_cutoff], sample, exhaustive, vocabs, cfg, h, should_stop,
-                             on_chunk(n_cut - 1))
-
+    run = _plan_run(engine, dataset, horizon_days, cfg, progress, should_stop)
+    vocabs, train_ex, valid_ex, test_ex = _read_examples(run)
     fit = fit_model(train_ex, valid_ex, vocabs, cfg, progress, should_stop, fraction_range=(0.15, 0.7),
-                    priors=_priors(engine, did, vocabs, min(plan.train_cutoffs), cfg, prior_users))
-    report("evaluating", 0.72, "calibrating on the validation window and measuring on the held-out window")
-    end_cutoff = last + dt.timedelta(seconds=1)
-    history = _load_history(engine, did, sample, exhaustive, end_cutoff, cfg.chunk_users)
-    train_targets = [g for _, g in train_ex.targets.groupby("cutoff", sort=True)]
-    rfm = _fit_rfm(history, train_targets)
+                    priors=run.priors(vocabs, min(run.plan.train_cutoffs)))
+    run.report("evaluating", 0.72, "calibrating on the validation window and measuring on the held-out window")
+    history = _load_history(engine, run.dataset_id, run.sample, run.exhaustive, run.end_cutoff, cfg.chunk_users)
+    rfm = _fit_rfm(history, [g for _, g in train_ex.targets.groupby("cutoff", sort=True)])
     _check_stop(should_stop)
-    valid_cutoffs = sorted(set(valid_ex.targets["cutoff"])) if len(valid_ex) else [plan.valid_cutoff]
-    fit.model.set_priors(*_priors(engine, did, vocabs, min(valid_cutoffs), cfg, prior_users))
-    valid_pred = predict_examples(fit.model, valid_ex.batch, cfg, should_stop)
-    calibrator, stack_note = _fit_propensity_calibration(valid_ex, valid_pred.propensity, rfm, history)
-    notes.append(stack_note)
-    notes.append(_choose_category_terms(fit.model, valid_ex, valid_pred, vocabs, cfg, should_stop))
-    fit.model.set_priors(*_priors(engine, did, vocabs, plan.test_cutoff, cfg, prior_users))
-    test_pred = predict_examples(fit.model, test_ex.batch, cfg, should_stop)
-
-    from core.model.baselines import RFMPropensity
-
-    rfm_name = RFMPropensity.name
-    heads, lift, calibration = _evaluate(test_ex, test_pred, calibrator, rfm,
-                                         _rankers(history, plan.test_cutoff, h), history, plan, vocabs, rfm_name)
-    _check_stop(should_stop)
-    for head, info in heads.items():
-        if info["used"] != MODEL:
-            notes.append(f"{head}: the model lost to {info['used']} on the held-out window, so the forecasts "
-                         f"written for this head are {info['used']}'s.")
-
-    model, n_examples = fit.model, fit.n_train_examples
-    if cfg.refit_on_latest:
-        report("training", 0.75, "refitting on every window, the latest included")
-        refit_cutoffs = [*plan.train_cutoffs, plan.valid_cutoff, plan.test_cutoff]
-        vocabs = sequences.build_vocabularies(engine, did, before=None, item_cap=cfg.item_vocab_cap,
-                                        category_cap=cfg.category_vocab_cap, brand_cap=cfg.brand_vocab_cap,
-                                        min_count=cfg.min_token_count)
-        all_ex = build_examples(engine, did, sorted(set(refit_cutoffs)), sample, exhaustive, vocabs, cfg, h, should_stop)
-        empty = all_ex.take(np.array([], dtype=np.int64))
-        refit = fit_model(all_ex, empty, vocabs, cfg, None, should_stop, epochs=max(fit.best_epoch, 1),
-                          priors=_priors(engine, did, vocabs, min(refit_cutoffs), cfg, prior_users))
-        model, n_examples = refit.model, refit.n_train_examples
-        model.category_learned.copy_(fit.model.category_learned)  # the choice made on the validation window
-        notes.append(f"The forecasts come from a refit on all windows, the latest included ({max(fit.best_epoch, 1)} "
-                     "epochs, the best number found with validation); the metrics above are those of the evaluated "
-                     "model, and the calibration fitted on the validation window is reused.")
-    else:
-        notes.append("The forecasts come from the evaluated model (not refit on the latest window); scoring reads "
-                     "every event up to the data's end.")
-    rankers_end = _rankers(history, end_cutoff, h, names=[info["used"] for info in heads.values()])
-    # scored with what is saved, so that re-scoring the version writes what training wrote
-    saved_baselines = _baselines_to_save(rfm, rankers_end, heads, calibrator, cfg.top_k_items)
-    baselines = _baselines_from_saved(saved_baselines)
-    if saved_baselines["rankers"] and sampled:
-        notes.append(f"The baselines used for scoring are fitted once on the {len(sample)} sampled shoppers' history "
-                     "(popular fill, Markov transitions); each scored shopper's own history supplies their own lists.")
-
-    version = registry.new_version(did)
-    folder = registry.version_dir(did, version)
+    calibrator = _calibrate(run, fit.model, valid_ex, vocabs, rfm, history)
+    result = _measure(run, fit.model, test_ex, vocabs, calibrator, rfm, history)
+    model, vocabs, n_examples = _final_model(run, fit, vocabs)
+    heads = result.card_heads()
+    saved_baselines, baselines = _scoring_baselines(run, rfm, history, heads, calibrator)
     card = ModelCard(
-        model_version=version, dataset=dataset, dataset_id=did,
-        created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), horizon_days=h, data_window=(first, last),
-        plan=plan.to_dict(), n_users=0, n_users_trained=len(sample), sampled=sampled, n_train_examples=n_examples,
-        training_seconds=0.0, heads=heads, lift=lift, calibration=calibration, loss_curve=fit.loss_curve,
-        refit_on_latest=cfg.refit_on_latest, notes=notes, config=model.config.to_dict(),  # vocabulary sizes set
+        model_version=registry.new_version(run.dataset_id), dataset=dataset, dataset_id=run.dataset_id,
+        created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), horizon_days=run.plan.horizon_days,
+        data_window=(run.first, run.last), plan=run.plan.to_dict(), n_users=0, n_users_trained=len(run.sample),
+        sampled=run.sampled, n_train_examples=n_examples, training_seconds=0.0, heads=heads, lift=result.lift,
+        calibration=result.calibration, loss_curve=fit.loss_curve, refit_on_latest=cfg.refit_on_latest,
+        notes=run.notes, config=model.config.to_dict(),  # vocabulary sizes set
     )
-    model.set_priors(*_priors(engine, did, vocabs, end_cutoff, cfg, prior_users))  # transitions up to the end
     loaded = {"model": model, "config": cfg, "vocabs": vocabs, "calibrator": calibrator}
-    try:
-        with engine.begin() as conn:
-            card.n_users = _score_all(engine, conn, loaded, heads, baselines, did, version, end_cutoff, report,
-                                      should_stop, (0.8, 0.97))
-            card.training_seconds = round(time.perf_counter() - started, 2)
-            report("saving", 0.98, "writing the model version")
-            registry.save_model(folder, model, cfg, vocabs, calibrator, card.to_dict(), saved_baselines)
-            registry.insert_model_row(conn, version, did, h, folder, model.config, card.to_dict())
-    except BaseException:
-        registry.remove_folder(folder)
-        raise
-    store.analyze(engine, store.predictions, store.models)
-    report("done", 1.0, f"model {version} is ready")
-    return card
+    return _publish(run, card, loaded, saved_baselines, baselines)
 
 
 def _resolve_version(engine: Engine, dataset_id: int, dataset: str, model_version: str | None) -> dict:
-    from core.model import registry
-
     rows = registry.model_rows(engine, dataset_id)
     if not rows:
         raise NotFittedError(f"Dataset {dataset!r} has no trained model yet: train one first.")
@@ -414,9 +487,6 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
     the previous predictions stay). Returns the number of shoppers scored.
     Errors: ``DatasetNotFoundError``; :class:`NotFittedError` when there is no such ready version.
     """
-    from core.model import registry
-    from core.model.training import seed_everything
-
     did = store.get_dataset(engine, dataset)["dataset_id"]
     row = _resolve_version(engine, did, dataset, model_version)
     lm = registry.load_model(row["path"])
@@ -446,8 +516,6 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
 def _refit_baselines(engine: Engine, dataset_id: int, card: ModelCard, calibrator, cfg: ModelConfig,
                      sample: Sequence[str], sampled: bool, end_cutoff: dt.datetime) -> dict:
     """The saved form of the baselines a version uses, fitted again as training fitted them."""
-    from core.model.labels import CutoffPlan
-
     used = {info["used"] for info in card.heads.values()}
     if used == {MODEL} and calibrator.stack_ is None:
         return {"rfm": {}, "rankers": {}}
@@ -460,8 +528,6 @@ def _refit_baselines(engine: Engine, dataset_id: int, card: ModelCard, calibrato
 
 def _train_targets(engine: Engine, dataset_id: int, plan, users: Sequence[str], exhaustive: bool,
                    history: pd.DataFrame, cfg: ModelConfig) -> list[pd.DataFrame]:
-    from core.model.labels import make_targets
-
     out = []
     firsts = history.groupby("user_id")["event_time"].min()
     for cutoff in plan.train_cutoffs:
@@ -473,8 +539,6 @@ def _train_targets(engine: Engine, dataset_id: int, plan, users: Sequence[str], 
 
 def list_models(engine: Engine, dataset: str) -> list[ModelCard]:
     """Cards of every ready model version of ``dataset``, newest first (``DatasetNotFoundError`` if no such dataset)."""
-    from core.model import registry
-
     did = store.get_dataset(engine, dataset)["dataset_id"]
     return [ModelCard.from_dict(json.loads(r["metrics_json"])) for r in registry.model_rows(engine, did)]
 
@@ -495,8 +559,6 @@ def load_predictions(engine: Engine, dataset: str, model_version: str | None = N
     dataset has no ready model. Errors: ``DatasetNotFoundError``; :class:`NotFittedError`
     for an unknown ``model_version``.
     """
-    from core.model import registry
-
     did = store.get_dataset(engine, dataset)["dataset_id"]
     cols = [c for c in registry.PREDICTION_COLUMNS if c not in ("dataset_id", "model_version")] + ["model_version"]
     if model_version is None and not registry.model_rows(engine, did):

@@ -463,6 +463,12 @@ class ForecastModel(nn.Module):
         votes = torch.zeros(w.shape[0], size, dtype=w.dtype).scatter_add_(1, inputs[field], w)
         return self.copy_scale[k] * torch.log1p(votes)
 
+    def category_prior_logits(self, inputs: dict) -> torch.Tensor:
+        """[n, n_categories] the category logits' transition-prior terms (the whole logits when
+        ``category_learned`` is 0); they read only ``last_category`` and ``session_category``, no transformer pass."""
+        return (self.prior_scale[0] * self.prior_logp("category", inputs["last_category"])
+                + self.session_prior_scale[0] * self.prior_logp("category", inputs["session_category"]))
+
     def _item_extra(self, inputs: dict) -> torch.Tensor:
         """[n, n_items] the item logits' terms that do not come from the representation: copy votes and prior."""
         return (self.copy_scores(inputs, "item", self.n_items)
@@ -488,8 +494,7 @@ class ForecastModel(nn.Module):
             type_logits=self.type_head(rep),
             category_logits=(self.category_learned * (self.category_head(rep)
                                                       + self.copy_scores(inputs, "category", self.n_categories))
-                             + self.prior_scale[0] * self.prior_logp("category", inputs["last_category"])
-                             + self.session_prior_scale[0] * self.prior_logp("category", inputs["session_category"])),
+                             + self.category_prior_logits(inputs)),
             user_embedding=rep, hidden=hidden,
         )
         if labels is not None:

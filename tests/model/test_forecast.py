@@ -271,11 +271,11 @@ def test_rescoring_uses_the_saved_baselines_and_writes_what_training_wrote(tmp_p
     real_evaluate = forecast._evaluate
 
     def served_by_baselines(*args, **kwargs):
-        heads, lift, calibration = real_evaluate(*args, **kwargs)
-        heads["next_items"]["used"] = "markov_chain"
-        heads["next_category"]["used"] = "own_most_frequent"
-        heads["next_event_type"]["used"] = "gradient_boosting_rfm"
-        return heads, lift, calibration
+        result = real_evaluate(*args, **kwargs)
+        result.heads["next_items"].used = "markov_chain"
+        result.heads["next_category"].used = "own_most_frequent"
+        result.heads["next_event_type"].used = "gradient_boosting_rfm"
+        return result
 
     monkeypatch.setattr(forecast, "_evaluate", served_by_baselines)
     card = forecast.train(engine, "sim", horizon_days=7, config=tiny(chunk_users=70), seed=1)

@@ -146,7 +146,7 @@ def test_the_model_takes_its_vocabulary_sizes_from_the_config():
 
 def test_defaults_are_sized_for_two_cpu_cores():
     cfg = ModelConfig()
-    assert (cfg.hidden_size, cfg.n_layers, cfg.max_len, cfg.torch_threads) == (64, 2, 50, 2)
+    assert (cfg.hidden_size, cfg.n_layers, cfg.max_len, cfg.torch_threads) == (64, 2, 50, 1)
     assert 2 <= cfg.n_heads <= 4
 
 
@@ -340,3 +340,42 @@ def test_eval_pass_block_by_block_equals_gpt2_model(n_layers):
                                     position_ids=inputs["position_ids"]).last_hidden_state[:, -1]
         ours = model.last_hidden(inputs)
     assert torch.allclose(ours, library, atol=1e-5)
+
+
+def test_epoch_batches_group_similar_lengths_and_draw_each_example_once():
+    from core.model.training import epoch_batches
+
+    lengths = np.array([5, 1, 9, 3, 7, 2, 8, 4, 6, 10, 1, 9])
+    batches = epoch_batches(np.random.default_rng(0), lengths, max_examples=10, batch_size=3)
+    drawn = np.concatenate(batches)
+    assert len(drawn) == 10 and len(set(drawn.tolist())) == 10  # 10 of the 12, none twice
+    assert [len(b) for b in sorted(batches, key=len)] == [1, 3, 3, 3]
+    assert all((np.diff(b) > 0).all() for b in batches)  # each batch's rows in their stored order
+    # the batches cut the drawn examples sorted by length: no two batches' length ranges overlap
+    spans = sorted((lengths[b].min(), lengths[b].max()) for b in batches)
+    assert all(hi <= next_lo for (_, hi), (next_lo, _) in zip(spans, spans[1:]))
+
+
+def test_prior_categories_rank_as_the_model_does_with_its_learned_terms_off():
+    """predict_prior_categories (no transformer pass) ranks what predict_examples ranks with category_learned 0."""
+    from core.model.modeling import ForecastModel
+    from core.model.priors import TransitionPrior
+    from core.model.training import predict_examples, predict_prior_categories
+
+    cfg = tiny_config(top_k_categories=4, prior_top_k=3)
+    model = ForecastModel(cfg.with_vocab_sizes(30, 12, 4)).eval()
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 9, size=(12, 3)).astype(np.float32)
+    prior = TransitionPrior(succ_ids=rng.integers(2, 12, size=(12, 3)), succ_counts=counts, totals=counts.sum(axis=1),
+                            popularity=np.r_[0, 0, rng.random(10)].astype(np.float32) / 5, alpha=1.0)
+    model.set_priors(prior, TransitionPrior.empty(30, 3, 1.0))
+    with torch.no_grad():
+        model.category_head.bias.copy_(torch.from_numpy(rng.normal(size=12).astype(np.float32)) * 5)
+        model.category_learned.fill_(0.0)
+    batch = random_batch(40, cfg.max_len, 30, 12, seed=4)
+    ranked = predict_prior_categories(model, batch, cfg)
+    assert ranked.shape == (40, 4)
+    np.testing.assert_array_equal(ranked[:, 0], predict_examples(model, batch, cfg).category_ids[:, 0])
+    with torch.no_grad():
+        model.category_learned.fill_(1.0)  # the head's large bias then moves the top choice of some rows
+    assert (ranked[:, 0] != predict_examples(model, batch, cfg).category_ids[:, 0]).any()

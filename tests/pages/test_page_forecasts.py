@@ -365,3 +365,70 @@ def test_forecast_download_escapes_formula_cells(shop, download_content):
     assert [r["next_category"] for r in rows[:4]] == ["'=1+1", "'@SUM(A1)", "'\tshoes", "-0.25"]
     assert [r["top_items"] for r in rows[:4]] == ["'+1 -2", "'-1+2 3", "'=cmd|' /C calc'!A0", "'\r4"]
     assert {r["reasons"] for r in rows} == {"viewed =1+1"} and rows[0]["p_buy_within_7d"] == "0.9"
+
+
+@ON_BOTH_STORES
+def test_every_page_that_waits_for_forecasts_says_training_while_a_model_trains(shop):
+    """While a training job for a dataset without a model runs, Forecasts, Shopper, Campaigns and Segments say
+    "Training… forecasts will appear here" where they would otherwise say to press Train; once it ends they don't."""
+    from core import jobs
+    from core.analysis import segments
+    from core.errors import TrainingCancelled
+
+    engine = shop["engine"]
+    did = store.get_dataset(engine, FRESH)["dataset_id"]
+    segments.run_segmentation(engine, FRESH, 2)
+    release = threading.Event()
+
+    def held(_job):  # a training that ends cancelled once released: no model is written
+        release.wait(TIMEOUT_S)
+        raise TrainingCancelled("cancelled")
+
+    job = jobs.Job(held, cancelled_by=TrainingCancelled,
+                   inputs={"dataset": FRESH, "horizon_days": 7, "estimate_s": 600.0})
+    assert jobs.training_board().start((store.resolve_url(), did), job)
+    pages = {name: str(ROOT / "pages" / f"{name}.py") for name in ("forecasts", "shopper", "campaigns", "segments")}
+
+    def opened(name: str, user_id: str | None = None) -> AppTest:
+        at = AppTest.from_file(pages[name], default_timeout=TIMEOUT_S)
+        at.session_state["dataset"] = FRESH
+        if user_id is not None:
+            at.session_state["shopper_id"] = user_id
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    def texts(name: str, user_id: str | None = None) -> str:
+        at = opened(name, user_id)
+        return " ".join(_texts(at) + [c.value for c in at.caption])
+
+    user = sorted(shop["users"][FRESH])[0]
+    try:
+        for name in pages:
+            assert config.TRAINING_TEXT in texts(name), name
+        shown = texts("shopper", user)
+        assert shown.count(config.TRAINING_TEXT) == 2 and "train a model on the Forecasts page" not in shown
+        assert "press **Train**" not in texts("forecasts")
+        # nothing reported yet: the time left is the estimate less the time spent (10 minutes, rounded up)
+        progress = opened("forecasts").get("progress")
+        assert len(progress) == 1 and progress[0].proto.text.endswith(", about 10 min left)")
+    finally:
+        release.set()
+        job.join(TIMEOUT_S)
+    assert "No model yet for this dataset: choose a horizon and press **Train**." in texts("forecasts")
+    assert all(config.TRAINING_TEXT not in texts(name) for name in pages)
+
+
+@ON_BOTH_STORES
+def test_forecasts_page_states_how_long_training_will_take(shop):
+    """Before Train is pressed the page says how long training this dataset takes, from its shoppers and events."""
+    from core.model import train_estimate
+    from core.model.config import ModelConfig
+
+    ds = store.get_dataset(shop["engine"], FRESH)
+    at = _page(FRESH)
+    expected = train_estimate.describe_seconds(train_estimate.estimate_training_seconds(
+        ds["n_users"], ds["rows_loaded"], ModelConfig().max_train_users))
+    shown = [c.value for c in at.caption if c.value.startswith("Training and scoring this dataset")]
+    assert shown == [f"Training and scoring this dataset ({ds['n_users']:,} shoppers, {ds['rows_loaded']:,} events) "
+                     f"takes {expected} on this machine; the page stays usable meanwhile."]
