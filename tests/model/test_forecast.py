@@ -317,9 +317,9 @@ def test_shoppers_with_different_model_scores_never_share_a_propensity(tmp_path,
     raw: dict[str, float] = {}
 
     def choose(*args, **kwargs):
-        heads, lift, calibration = real_evaluate(*args, **kwargs)
-        heads["propensity"]["used"] = propensity_from
-        return heads, lift, calibration
+        result = real_evaluate(*args, **kwargs)
+        result.heads["propensity"].used = propensity_from
+        return result
 
     def chunk(loaded, batch, *args, **kwargs):  # what the calibration read for each scored shopper
         calls, cls = [], type(loaded["calibrator"])
