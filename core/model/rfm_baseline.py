@@ -403,15 +403,20 @@ class TreeEnsemble:
             active = active[~self._is_leaf[nxt]]
         return self._value[node].reshape(n, n_trees)
 
-    def predict_proba(self, X) -> np.ndarray:
-        """[rows, classes] class probabilities of the rows of ``X`` (features in the fitted order)."""
-        from scipy.special import expit
-
+    def raw_scores(self, X) -> np.ndarray:
+        """[rows, baseline scores] the baseline plus every tree's leaf value, before the link."""
         X = np.asarray(X, dtype=np.float64)
         raw = np.tile(self.baseline_, (len(X), 1))
         values = self._leaf_values(X) if len(self._roots) else np.zeros((len(X), 0))
         for t, k in enumerate(self._tree_class):  # in scikit-learn's order: the same sums to the last bit
             raw[:, k] += values[:, t]
+        return raw
+
+    def predict_proba(self, X) -> np.ndarray:
+        """[rows, classes] class probabilities of the rows of ``X`` (features in the fitted order)."""
+        from scipy.special import expit
+
+        raw = self.raw_scores(X)
         if len(self.baseline_) == 1:
             p = expit(raw[:, 0])
             return np.column_stack([1.0 - p, p])

@@ -1,0 +1,514 @@
+"""Value and churn of each shopper within the horizon, as GA4 and Klaviyo show them, beside their baselines.
+
+For a cutoff ``T`` and horizon ``H`` days (the same cutoffs as the other heads, see
+:mod:`core.model.labels`):
+
+- ``revenue``: the shopper's purchase revenue in ``[T, T + H)``, price × quantity (a missing
+  quantity is 1), cancellations subtracted, floored at 0;
+- ``inactive``: 1 when the shopper has no event at all in ``[T, T + H)`` (the ``none`` class of
+  the next-event-type target).
+
+Forecasts of ``expected_revenue`` (currency of the file, within the horizon):
+
+- ``model``: the purchase propensity in use × the spend expected if they buy (gradient
+  boosting with a gamma loss on the recency/frequency/monetary features, fitted on the
+  training cutoffs' buyers);
+- ``gradient_boosting_rfm``: gradient boosting with a Poisson loss on the same features,
+  predicting the window's revenue directly;
+- ``gamma_gamma_x_propensity``: the propensity in use × the shopper's Gamma-Gamma mean
+  purchase value (their own mean shrunk towards everyone's by how many purchases they made),
+  scaled to a buyer's window spend;
+- ``past_spend_rate``: the shopper's past spend per horizon over their tenure.
+
+Forecasts of ``p_inactive`` (a probability):
+
+- ``model``: the sequence model's chance of no event in the horizon stacked with gradient
+  boosting's on the validation window (logistic regression on both logits), then calibrated;
+- ``gradient_boosting_rfm``: gradient boosting classifier on the features;
+- ``recency``: the share of shoppers with the same days since their last event who did
+  nothing in the horizon, on the training cutoffs (isotonic in the days).
+
+Each head uses the forecast with the best main metric on the held-out window (Spearman's
+rank correlation with the window's revenue; ROC-AUC of inactivity), as the other heads do;
+the card reports every candidate, the propensity alone as a revenue ranking, top-decile
+revenue share and calibration. A fitted :class:`ValueForecast` is plain JSON (trees as
+:class:`~core.model.rfm_baseline.TreeEnsemble`), saved with its version.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from core import config
+from core.errors import NotFittedError, ParameterError
+from core.model.rfm_baseline import BaselineConfig, TreeEnsemble, _hgb, _threads, rfm_features
+
+MODEL = "model"
+GB = "gradient_boosting_rfm"
+GAMMA_GAMMA = "gamma_gamma_x_propensity"
+PAST_SPEND = "past_spend_rate"
+RECENCY = "recency"
+PROPENSITY_ALONE = "propensity_alone"
+#: The two heads, the metric that decides each, and whether higher is better.
+VALUE_HEAD_METRICS = {"expected_revenue": ("spearman", True), "p_inactive": ("roc_auc", True)}
+#: Words for the forecasts of these heads (the other names are in ``core.model.baselines.BASELINE_LABELS``).
+VALUE_LABELS = {
+    GAMMA_GAMMA: "Gamma-Gamma purchase value × propensity",
+    PAST_SPEND: "Past spend per horizon",
+    RECENCY: "Recency alone (days since last seen)",
+    PROPENSITY_ALONE: "Purchase propensity alone (a ranking, not an amount)",
+}
+#: What each prediction column means, in the words every page, the card and the CSV's readers use.
+VALUE_COLUMN_TEXT = {
+    "expected_revenue": "expected revenue within the horizon (currency of the file)",
+    "p_inactive": "chance of no activity at all within the horizon (likely to lapse)",
+}
+NONE_CLASS = "none"
+
+
+# --- labels and metrics -------------------------------------------------------------------------------
+
+
+def window_labels(history: pd.DataFrame, targets: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """``revenue`` and ``inactive`` of each row of ``targets`` (``user_id``, ``cutoff``, ``next_event_type``).
+
+    Revenue is summed from the ``history`` events of the shopper in ``[cutoff, cutoff + H)``;
+    ``inactive`` is ``next_event_type == "none"``. Returns a frame aligned with ``targets``.
+    """
+    revenue = np.zeros(len(targets))
+    if len(targets):
+        amount = _amounts(history)
+        cutoffs = pd.to_datetime(targets["cutoff"]).to_numpy()
+        users = targets["user_id"].astype(str).to_numpy(dtype=object)
+        for cutoff in pd.unique(cutoffs):
+            start = pd.Timestamp(cutoff)
+            inside = (history["event_time"] >= start) & (history["event_time"] < start + pd.Timedelta(days=horizon_days))
+            per_user = amount[inside.to_numpy()].groupby(history.loc[inside, "user_id"].astype(str)).sum()
+            idx = np.flatnonzero(cutoffs == cutoff)
+            revenue[idx] = pd.Series(users[idx]).map(per_user).fillna(0.0).to_numpy()
+    return pd.DataFrame({"revenue": np.clip(revenue, 0.0, None),
+                         "inactive": (targets["next_event_type"].to_numpy() == NONE_CLASS).astype(int)},
+                        index=targets.index)
+
+
+def _amounts(history: pd.DataFrame) -> pd.Series:
+    """Signed purchase amount of each event (price × quantity, a missing quantity 1; 0 for other events)."""
+    price = pd.to_numeric(history["price"], errors="coerce").fillna(0.0) if "price" in history else 0.0
+    qty = pd.to_numeric(history["quantity"], errors="coerce").fillna(1.0) if "quantity" in history else 1.0
+    return pd.Series(np.where(history["event_type"].to_numpy() == "purchase", price * qty, 0.0), index=history.index)
+
+
+def spearman(y, forecast) -> float | None:
+    """Spearman's rank correlation of a forecast with the outcome (ties get average ranks); None when either is flat."""
+    y, f = np.asarray(y, dtype=float), np.asarray(forecast, dtype=float)
+    if y.shape != f.shape:
+        raise ParameterError(f"y and forecast must have the same length; got {len(y)} and {len(f)}.",
+                             parameter="forecast")
+    if y.size < 2 or np.ptp(y) == 0 or np.ptp(f) == 0:
+        return None
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(y, f).statistic)
+
+
+def top_share(y, forecast, share: float = 0.1) -> float | None:
+    """Share of the total of ``y`` held by the top ``share`` of rows ranked by ``forecast``.
+
+    The top holds ``ceil(n × share)`` rows. Rows tied at the cut count in proportion to the
+    places left (the expected share under a random tie-break), so a coarse forecast is not
+    flattered or penalised by the order its rows came in. None when ``y`` sums to 0.
+    """
+    y, f = np.asarray(y, dtype=float), np.asarray(forecast, dtype=float)
+    total = y.sum()
+    if y.size == 0 or total <= 0:
+        return None
+    k = math.ceil(y.size * share)
+    order = np.argsort(-f, kind="stable")
+    cut = f[order[k - 1]]
+    above = f > cut
+    tied = f == cut
+    places = k - int(above.sum())
+    held = y[above].sum() + y[tied].sum() * places / int(tied.sum())
+    return float(held / total)
+
+
+def evaluate_revenue(revenue, forecast) -> dict:
+    """Spearman, top-decile revenue share and the forecast's total over the actual total (``level``)."""
+    revenue, forecast = np.asarray(revenue, dtype=float), np.asarray(forecast, dtype=float)
+    actual = float(revenue.sum())
+    return {"n": int(revenue.size), "buyers": int((revenue > 0).sum()), "spearman": spearman(revenue, forecast),
+            "top_decile_share": top_share(revenue, forecast),
+            "level": float(forecast.sum() / actual) if actual > 0 else None}
+
+
+def evaluate_churn(inactive, p) -> dict:
+    """ROC-AUC, expected calibration error, Brier score and the inactive share of a churn forecast."""
+    from core.model import evaluation as ev
+
+    y = np.asarray(inactive, dtype=float)
+    p = np.asarray(p, dtype=float)
+    return {"n": int(y.size), "inactive_rate": float(y.mean()) if y.size else None, "roc_auc": ev.roc_auc(y, p),
+            "calibration_error": ev.expected_calibration_error(y, p),
+            "brier": float(np.mean((p - y) ** 2)) if y.size else None}
+
+
+# --- the fitted parts -----------------------------------------------------------------------------------
+
+
+def fit_gamma_gamma(n_purchases, mean_value) -> tuple[float, float, float] | None:
+    """Gamma-Gamma spend parameters (p, q, v) fitted by maximum likelihood (Fader, Hardie & Lee 2005).
+
+    ``n_purchases`` and ``mean_value`` are the shoppers' purchase counts and mean purchase
+    values; only shoppers with a purchase of positive value count. None when fewer than
+    ``config.MIN_BUYERS_TO_MEASURE`` such shoppers, or when the fit does not converge.
+    """
+    from scipy.optimize import minimize
+    from scipy.special import gammaln
+
+    x = np.asarray(n_purchases, dtype=float)
+    m = np.asarray(mean_value, dtype=float)
+    ok = (x > 0) & (m > 0)
+    if int(ok.sum()) < config.MIN_BUYERS_TO_MEASURE:
+        return None
+    x, scale = x[ok], float(np.median(m[ok]))
+    m = m[ok] / scale  # in units of the median value: the optimiser's start suits every currency
+
+    def nll(theta):
+        p, q, v = np.exp(theta[0]), 1.0 + np.exp(theta[1]), np.exp(theta[2])  # q > 1: the mean exists
+        ll = (gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(v) + (p * x - 1) * np.log(m)
+              + p * x * np.log(x) - (p * x + q) * np.log(x * m + v))
+        return -float(ll.sum())
+
+    res = minimize(nll, np.zeros(3), method="Nelder-Mead", options={"maxiter": 2000, "xatol": 1e-6, "fatol": 1e-8})
+    if not np.isfinite(res.fun):
+        return None
+    return float(np.exp(res.x[0])), float(1.0 + np.exp(res.x[1])), float(np.exp(res.x[2]) * scale)
+
+
+def gamma_gamma_mean(params: Sequence[float], n_purchases, mean_value) -> np.ndarray:
+    """Expected purchase value of each shopper: ``p (v + x m) / (p x + q - 1)`` (everyone's mean for x = 0)."""
+    p, q, v = params
+    x = np.asarray(n_purchases, dtype=float)
+    m = np.nan_to_num(np.asarray(mean_value, dtype=float))
+    return p * (v + x * m) / (p * x + q - 1.0)
+
+
+class RegressionTrees:
+    """A fitted ``HistGradientBoostingRegressor`` kept as its trees (plain JSON, no pickle), with its link.
+
+    ``link`` is "exp" for the Poisson and gamma losses (scikit-learn sums the trees on the log
+    scale), "identity" for squared error; predictions equal scikit-learn's.
+    """
+
+    def __init__(self, trees: TreeEnsemble, link: str):
+        if link not in ("exp", "identity"):
+            raise ParameterError(f"link must be 'exp' or 'identity'; got {link!r}.", parameter="link")
+        self.trees, self.link = trees, link
+
+    @classmethod
+    def from_sklearn(cls, model) -> RegressionTrees:
+        """The trees of a fitted ``HistGradientBoostingRegressor`` (numeric features only)."""
+        trees = [{"class": 0, **{f: p.nodes[f].tolist() for f in TreeEnsemble._FIELDS}}
+                 for per_iteration in model._predictors for p in per_iteration]
+        link = "exp" if model.loss in ("poisson", "gamma") else "identity"
+        return cls(TreeEnsemble([0], np.ravel(model._baseline_prediction).tolist(), trees), link)
+
+    def predict(self, X) -> np.ndarray:
+        """The regression forecast of each row of ``X`` (features in the fitted order)."""
+        raw = self.trees.raw_scores(np.asarray(X, dtype=np.float64))[:, 0]
+        return np.exp(raw) if self.link == "exp" else raw
+
+    def to_dict(self) -> dict:
+        """JSON-able state."""
+        return {"link": self.link, "trees": self.trees.to_dict()}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> RegressionTrees:
+        """Inverse of :meth:`to_dict`."""
+        return cls(TreeEnsemble.from_dict(state["trees"]), state["link"])
+
+
+def _fit_regressor(X: pd.DataFrame, y: np.ndarray, loss: str, cfg: BaselineConfig) -> RegressionTrees | None:
+    """Gradient boosting of ``y`` on ``X`` with ``loss``; None when there are too few rows to learn from."""
+    if len(y) < config.MIN_BUYERS_TO_MEASURE or np.ptp(y) == 0:
+        return None
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    model = HistGradientBoostingRegressor(loss=loss, max_iter=cfg.max_iter, learning_rate=cfg.learning_rate,
+                                          max_leaf_nodes=cfg.max_leaf_nodes, min_samples_leaf=cfg.min_samples_leaf,
+                                          early_stopping=False, random_state=cfg.seed)
+    with _threads(cfg):
+        return RegressionTrees.from_sklearn(model.fit(X, y))
+
+
+def _fit_classifier(X: pd.DataFrame, y: np.ndarray, cfg: BaselineConfig) -> TreeEnsemble | None:
+    if y.min(initial=0) == y.max(initial=0):
+        return None
+    with _threads(cfg):
+        return TreeEnsemble.from_sklearn(_hgb(cfg).fit(X, y))
+
+
+def _fit_recency(recency_days: np.ndarray, inactive: np.ndarray) -> tuple[list, list]:
+    """Isotonic (non-decreasing) share inactive by days since the last event, as interpolation points."""
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(recency_days, inactive)
+    return iso.X_thresholds_.tolist(), iso.y_thresholds_.tolist()
+
+
+# --- the forecast ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ValueForecast:
+    """The fitted value and churn forecasts of a version, which of each it uses, and their card entries.
+
+    Built by :func:`fit_value`; :meth:`predict` gives ``(expected_revenue, p_inactive)`` of
+    shoppers from their :func:`~core.model.rfm_baseline.rfm_features`, the propensity in use
+    and the sequence model's chance of no event. ``used[head]`` is None for a head that cannot be
+    forecast (no purchase prices in the data: ``expected_revenue`` is then left empty).
+    """
+
+    horizon_days: int
+    features: list
+    spend: RegressionTrees | None = None  # spend of a shopper who buys in the window
+    spend_mean: float = 0.0
+    revenue_trees: RegressionTrees | None = None  # the window's revenue, Poisson loss
+    revenue_mean: float = 0.0
+    gamma_gamma: tuple | None = None
+    gamma_gamma_scale: float = 1.0
+    churn_trees: TreeEnsemble | None = None
+    inactive_rate: float = 0.0
+    recency: tuple = ((0.0,), (0.0,))
+    churn_calibrator: object = None  # core.model.evaluation.Calibrator (stack_: the sequence model with the trees)
+    used: dict = field(default_factory=lambda: {"expected_revenue": MODEL, "p_inactive": MODEL})
+    card: dict = field(default_factory=dict)
+
+    def revenue_forecasts(self, X: pd.DataFrame, propensity) -> dict[str, np.ndarray]:
+        """Every expected-revenue forecast of the rows of ``X`` given their propensity in use."""
+        p = np.asarray(propensity, dtype=float)
+        X = X[self.features]
+        spend = self.spend.predict(X) if self.spend is not None else np.full(len(X), self.spend_mean)
+        rev = self.revenue_trees.predict(X) if self.revenue_trees is not None else np.full(len(X), self.revenue_mean)
+        if self.gamma_gamma is not None:
+            value = gamma_gamma_mean(self.gamma_gamma, X["n_purchases"], _mean_value(X))
+        else:
+            value = np.full(len(X), self.spend_mean)
+        past = X["monetary"].clip(lower=0).to_numpy() * self.horizon_days / np.maximum(
+            X["tenure_days"].to_numpy(), self.horizon_days)
+        return {MODEL: p * spend, GB: rev, GAMMA_GAMMA: p * value * self.gamma_gamma_scale, PAST_SPEND: past}
+
+    def churn_forecasts(self, X: pd.DataFrame, p_none) -> dict[str, np.ndarray]:
+        """Every chance-of-no-activity forecast of the rows of ``X`` given the sequence model's ``p_none``."""
+        X = X[self.features]
+        gb = self.churn_trees.predict_proba(X)[:, 1] if self.churn_trees is not None else np.full(
+            len(X), self.inactive_rate)
+        model = self.churn_calibrator(np.asarray(p_none, dtype=float), gb) if self.churn_calibrator is not None \
+            else gb
+        return {MODEL: model, GB: gb, RECENCY: np.interp(X["recency_days"], *self.recency)}
+
+    def predict(self, X: pd.DataFrame, propensity, p_none) -> tuple[np.ndarray, np.ndarray]:
+        """``(expected_revenue, p_inactive)`` of the rows of ``X`` from the forecast each head uses (NaN: none)."""
+        rev_used, churn_used = self.used["expected_revenue"], self.used["p_inactive"]
+        rev = self.revenue_forecasts(X, propensity)[rev_used] if rev_used else np.full(len(X), np.nan)
+        churn = self.churn_forecasts(X, p_none)[churn_used] if churn_used else np.full(len(X), np.nan)
+        return np.asarray(rev, dtype=float), np.clip(np.asarray(churn, dtype=float), 0.0, 1.0)
+
+    def to_dict(self) -> dict:
+        """JSON-able state (the trees as plain arrays)."""
+        tree = lambda t: None if t is None else t.to_dict()  # noqa: E731
+        return {"horizon_days": self.horizon_days, "features": list(self.features), "spend": tree(self.spend),
+                "spend_mean": self.spend_mean, "revenue_trees": tree(self.revenue_trees),
+                "revenue_mean": self.revenue_mean, "gamma_gamma": self.gamma_gamma,
+                "gamma_gamma_scale": self.gamma_gamma_scale, "churn_trees": tree(self.churn_trees),
+                "inactive_rate": self.inactive_rate, "recency": [list(v) for v in self.recency],
+                "churn_calibrator": None if self.churn_calibrator is None else self.churn_calibrator.to_dict(),
+                "used": dict(self.used), "card": self.card}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> ValueForecast:
+        """The forecast saved by :meth:`to_dict`; it predicts as the fitted one did."""
+        from core.model.evaluation import Calibrator
+
+        reg = lambda s: None if s is None else RegressionTrees.from_dict(s)  # noqa: E731
+        return cls(horizon_days=int(state["horizon_days"]), features=list(state["features"]), spend=reg(state["spend"]),
+                   spend_mean=state["spend_mean"], revenue_trees=reg(state["revenue_trees"]),
+                   revenue_mean=state["revenue_mean"],
+                   gamma_gamma=None if state["gamma_gamma"] is None else tuple(state["gamma_gamma"]),
+                   gamma_gamma_scale=state["gamma_gamma_scale"],
+                   churn_trees=None if state["churn_trees"] is None else TreeEnsemble.from_dict(state["churn_trees"]),
+                   inactive_rate=state["inactive_rate"], recency=tuple(tuple(v) for v in state["recency"]),
+                   churn_calibrator=None if state["churn_calibrator"] is None
+                   else Calibrator.from_dict(state["churn_calibrator"]),
+                   used=dict(state["used"]), card=state.get("card", {}))
+
+
+def _mean_value(X: pd.DataFrame) -> np.ndarray:
+    n = X["n_purchases"].to_numpy(dtype=float)
+    return np.divide(X["monetary"].clip(lower=0).to_numpy(dtype=float), n, out=np.zeros(len(X)), where=n > 0)
+
+
+# --- fitting and choosing ------------------------------------------------------------------------------
+
+
+def _features(history: pd.DataFrame, targets: pd.DataFrame, cfg: BaselineConfig) -> pd.DataFrame:
+    """:func:`rfm_features` of each row of ``targets`` at its own cutoff, one row per target row, in order."""
+    cutoffs = pd.to_datetime(targets["cutoff"]).to_numpy()
+    users = targets["user_id"].astype(str).to_numpy(dtype=object)
+    parts = []
+    for cutoff in pd.unique(cutoffs):
+        idx = np.flatnonzero(cutoffs == cutoff)
+        part = rfm_features(history, pd.Timestamp(cutoff), users=users[idx].tolist(), cfg=cfg)
+        parts.append(part.reset_index(drop=True).set_index(pd.Index(idx)))
+    if not parts:
+        return rfm_features(history.iloc[:0], dt.datetime(1970, 1, 1), users=[], cfg=cfg).reset_index(drop=True)
+    return pd.concat(parts).sort_index()
+
+
+def _fit_parts(X: pd.DataFrame, labels: pd.DataFrame, latest: np.ndarray, cfg: BaselineConfig,
+               horizon_days: int) -> ValueForecast:
+    """Every forecast's fitted part, on the training cutoffs (``latest``: the rows of the last one)."""
+    revenue, inactive = labels["revenue"].to_numpy(), labels["inactive"].to_numpy()
+    buyers = revenue > 0
+    vf = ValueForecast(horizon_days=horizon_days, features=list(X.columns))
+    vf.spend = _fit_regressor(X[buyers], revenue[buyers], "gamma", cfg)
+    vf.spend_mean = float(revenue[buyers].mean()) if buyers.any() else 0.0
+    if int(buyers.sum()) >= config.MIN_BUYERS_TO_MEASURE:
+        vf.revenue_trees = _fit_regressor(X, revenue, "poisson", cfg)
+    vf.revenue_mean = float(revenue.mean()) if len(revenue) else 0.0
+    recent = X[latest]
+    vf.gamma_gamma = fit_gamma_gamma(recent["n_purchases"], _mean_value(recent))
+    if vf.gamma_gamma is not None and buyers.any():
+        expected = gamma_gamma_mean(vf.gamma_gamma, X["n_purchases"][buyers], _mean_value(X[buyers]))
+        vf.gamma_gamma_scale = float(revenue[buyers].sum() / max(expected.sum(), 1e-12))
+    vf.churn_trees = _fit_classifier(X, inactive, cfg)
+    vf.inactive_rate = float(inactive.mean()) if len(inactive) else 0.0
+    if len(inactive):
+        vf.recency = _fit_recency(X["recency_days"].to_numpy(), inactive)
+    return vf
+
+
+def _fit_churn_calibrator(vf: ValueForecast, X: pd.DataFrame, inactive: np.ndarray, p_none: np.ndarray):
+    """Stack the sequence model's chance of no event with gradient boosting's on the validation window, then
+    calibrate the blend (the sequence model alone, calibrated, when the window cannot weigh the two)."""
+    from core.model.evaluation import fit_calibrator, fit_stacker
+
+    gb = vf.churn_forecasts(X, p_none)[GB] if len(X) else np.zeros(0)
+    stack = fit_stacker(inactive, p_none, gb) if len(X) else None
+    if stack is None:
+        return fit_calibrator(inactive, p_none)
+    blend = fit_calibrator(inactive, p_none)
+    blend.stack_ = stack
+    calibrator = fit_calibrator(inactive, blend.blend(p_none, gb))
+    calibrator.stack_ = stack
+    return calibrator
+
+
+def fit_value(history: pd.DataFrame, train_targets: Sequence[pd.DataFrame], valid, valid_pred, test, test_pred, *,
+              calibrator, rfm_propensity, propensity_used: str, horizon_days: int, seed: int = 0) -> ValueForecast:
+    """Fit the value and churn forecasts, measure them on the held-out window, choose one per head.
+
+    Inputs: the sampled shoppers' ``history`` (every event up to the data's end); the targets of
+    the training cutoffs (``core.model.labels.make_targets``); the validation and held-out
+    examples with the sequence model's predictions on them (``core.model.training``); the
+    propensity ``calibrator``, the gradient-boosting propensity and the name of the propensity
+    forecast in use (to rebuild the propensity each shopper is scored with). Output: a fitted
+    :class:`ValueForecast` whose ``card`` holds every candidate's metrics and the choice.
+    """
+    cfg = BaselineConfig(seed=seed)
+    targets = pd.concat([t for t in train_targets if len(t)], ignore_index=True) if any(
+        len(t) for t in train_targets) else test.targets.iloc[:0]
+    X = _features(history, targets, cfg)
+    latest = pd.to_datetime(targets["cutoff"]).to_numpy() == pd.to_datetime(targets["cutoff"]).max() \
+        if len(targets) else np.zeros(0, dtype=bool)
+    vf = _fit_parts(X, window_labels(history, targets, horizon_days), latest, cfg, horizon_days)
+    valid_targets = valid.targets.reset_index(drop=True)
+    vf.churn_calibrator = _fit_churn_calibrator(vf, _features(history, valid_targets, cfg),
+                                                window_labels(history, valid_targets, horizon_days)["inactive"]
+                                                .to_numpy(), p_none_of(valid_pred))
+    test_targets = test.targets.reset_index(drop=True)
+    X_test = _features(history, test_targets, cfg)
+    p_rfm = rfm_propensity.predict_from_features(X_test)
+    propensity = calibrator(test_pred.propensity, p_rfm) if propensity_used == MODEL else p_rfm
+    has_prices = bool((_amounts(history) != 0).any())
+    _choose(vf, X_test, window_labels(history, test_targets, horizon_days), propensity, p_none_of(test_pred),
+            has_prices)
+    return vf
+
+
+def p_none_of(pred) -> np.ndarray:
+    """The sequence model's chance of no event in the horizon, from its next-event-type probabilities."""
+    from core.model.config import EVENT_CLASSES
+
+    return np.asarray(pred.type_proba, dtype=float)[:, EVENT_CLASSES.index(NONE_CLASS)]
+
+
+def _choose(vf: ValueForecast, X: pd.DataFrame, labels: pd.DataFrame, propensity: np.ndarray, p_none: np.ndarray,
+            has_prices: bool) -> None:
+    """Measure every forecast of both heads on the held-out window and keep the best of each (in place)."""
+    vf.card = {"expected_revenue": _revenue_entry(vf, X, labels["revenue"].to_numpy(), propensity, has_prices),
+               "p_inactive": _churn_entry(vf, X, labels["inactive"].to_numpy(), p_none)}
+    vf.used = {head: entry["used"] for head, entry in vf.card.items()}
+
+
+def _revenue_entry(vf: ValueForecast, X: pd.DataFrame, revenue: np.ndarray, propensity: np.ndarray,
+                   has_prices: bool) -> dict:
+    from core.model.evaluation import pick_forecast
+
+    if not has_prices:
+        return {"metrics": {}, "used": None, "reference": {}, "oracle_top_decile_share": None,
+                "note": "The data has no purchase prices, so expected revenue is not forecast (the column is empty)."}
+    metrics = {name: evaluate_revenue(revenue, f) for name, f in vf.revenue_forecasts(X, propensity).items()}
+    alone = evaluate_revenue(revenue, propensity)
+    alone["level"] = None  # a probability, not an amount
+    buyers = int((revenue > 0).sum())
+    if buyers < config.MIN_BUYERS_TO_MEASURE:
+        used, note = MODEL, (f"Too few buyers to measure: {buyers} of {len(revenue)} shoppers spent in the held-out "
+                             f"window (at least {config.MIN_BUYERS_TO_MEASURE} are needed); the model's forecast is "
+                             "used.")
+    else:
+        used, note = pick_forecast(metrics, "spearman", True)
+        mine = metrics[used]
+        note += (f" Ranking the held-out window's spend, the forecast in use has Spearman {_num(mine['spearman'])} "
+                 f"and its top 10 % hold {_pct(mine['top_decile_share'])} of the revenue; the purchase propensity "
+                 f"alone: Spearman {_num(alone['spearman'])}, top 10 % {_pct(alone['top_decile_share'])}.")
+    return {"metrics": metrics, "used": used, "note": note, "reference": {PROPENSITY_ALONE: alone},
+            "oracle_top_decile_share": top_share(revenue, revenue)}
+
+
+def _churn_entry(vf: ValueForecast, X: pd.DataFrame, inactive: np.ndarray, p_none: np.ndarray) -> dict:
+    from core.model.evaluation import calibration_table, pick_forecast
+
+    forecasts = vf.churn_forecasts(X, p_none)
+    metrics = {name: evaluate_churn(inactive, f) for name, f in forecasts.items()}
+    n_inactive = int(inactive.sum())
+    if min(n_inactive, len(inactive) - n_inactive) < config.MIN_BUYERS_TO_MEASURE:
+        return {"metrics": metrics, "used": MODEL, "calibration": [],
+                "note": (f"Too few shoppers to measure: {n_inactive} of {len(inactive)} did nothing in the held-out "
+                         f"window (at least {config.MIN_BUYERS_TO_MEASURE} of each kind are needed); the model's "
+                         "forecast is used.")}
+    used, note = pick_forecast(metrics, "roc_auc", True)
+    rec = metrics[RECENCY]
+    note += (f" Calibration error (mean gap between forecast and observed share, by tenths): "
+             f"{_num(metrics[used]['calibration_error'])} for the forecast in use, {_num(rec['calibration_error'])} "
+             f"for recency alone (ROC-AUC {_num(rec['roc_auc'])}).")
+    return {"metrics": metrics, "used": used, "note": note,
+            "calibration": calibration_table(inactive, forecasts[used]).to_dict("records")}
+
+
+def _num(v) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{100 * v:.1f} %"
+
+
+def not_fitted() -> NotFittedError:
+    """The error for a version saved before it had value and churn forecasts."""
+    return NotFittedError("This model version has no value and churn forecasts: train a new version to get them.")
