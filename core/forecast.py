@@ -266,6 +266,7 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
     from core.model.evaluation import fit_calibrator
     from core.model.labels import plan_cutoffs
     from core.model.training import build_examples, fit_model, predict_examples, seed_everything
+    from core.model.value import fit_value
 
     cfg = dataclasses.replace(config or ModelConfig(), seed=seed)
     report = _Progress(progress)
@@ -331,6 +332,9 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
     rfm_name = RFMPropensity.name
     heads, lift, calibration = _evaluate(test_ex, test_pred, calibrator, rfm,
                                          _rankers(history, plan.test_cutoff, h), history, plan, vocabs, rfm_name)
+    value = fit_value(history, train_targets, valid_ex, valid_pred, test_ex, test_pred, calibrator=calibrator,
+                      rfm_propensity=rfm["propensity"], propensity_used=heads["propensity"]["used"], horizon_days=h,
+                      seed=cfg.seed)
     _check_stop(should_stop)
     for head, info in heads.items():
         if info["used"] != MODEL:
@@ -372,16 +376,18 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
         plan=plan.to_dict(), n_users=0, n_users_trained=len(sample), sampled=sampled, n_train_examples=n_examples,
         training_seconds=0.0, heads=heads, lift=lift, calibration=calibration, loss_curve=fit.loss_curve,
         refit_on_latest=cfg.refit_on_latest, notes=notes, config=model.config.to_dict(),  # vocabulary sizes set
+        value=value.card,
     )
     model.set_priors(*_priors(engine, did, vocabs, end_cutoff, cfg, prior_users))  # transitions up to the end
-    loaded = {"model": model, "config": cfg, "vocabs": vocabs, "calibrator": calibrator}
+    loaded = {"model": model, "config": cfg, "vocabs": vocabs, "calibrator": calibrator, "value": value}
     try:
         with engine.begin() as conn:
             card.n_users = _score_all(engine, conn, loaded, heads, baselines, did, version, end_cutoff, report,
                                       should_stop, (0.8, 0.97))
             card.training_seconds = round(time.perf_counter() - started, 2)
             report("saving", 0.98, "writing the model version")
-            registry.save_model(folder, model, cfg, vocabs, calibrator, card.to_dict(), saved_baselines)
+            registry.save_model(folder, model, cfg, vocabs, calibrator, card.to_dict(), saved_baselines,
+                                value.to_dict())
             registry.insert_model_row(conn, version, did, h, folder, model.config, card.to_dict())
     except BaseException:
         registry.remove_folder(folder)
@@ -439,7 +445,10 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
             saved = _refit_baselines(engine, did, card, lm.calibrator, cfg, sample, sampled, end_cutoff)
         if not lm.priors_saved:
             lm.model.set_priors(*_priors(engine, did, lm.vocabs, end_cutoff, cfg, sample if sampled else None))
-    loaded = {"model": lm.model, "config": cfg, "vocabs": lm.vocabs, "calibrator": lm.calibrator}
+    from core.model.value import ValueForecast
+
+    loaded = {"model": lm.model, "config": cfg, "vocabs": lm.vocabs, "calibrator": lm.calibrator,
+              "value": None if lm.value is None else ValueForecast.from_dict(lm.value)}
     with engine.begin() as conn:
         registry.delete_predictions(conn, did, row["model_version"])
         n = _score_all(engine, conn, loaded, card.heads, _baselines_from_saved(saved), did, row["model_version"],
@@ -496,7 +505,8 @@ def load_predictions(engine: Engine, dataset: str, model_version: str | None = N
 
     Columns: user_id, purchase_propensity, next_event_type, p_view, p_cart, p_purchase,
     p_remove, p_none, next_category, next_category_p, top_items (space-separated),
-    reasons ("; "-separated), model_version. An empty frame with those columns when the
+    reasons ("; "-separated), expected_revenue (within the horizon; empty without prices or for
+    a version trained before it), p_inactive (chance of no activity within the horizon), model_version. An empty frame with those columns when the
     dataset has no ready model. Errors: ``DatasetNotFoundError``; :class:`NotFittedError`
     for an unknown ``model_version``.
     """

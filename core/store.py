@@ -147,8 +147,9 @@ def _upgrade(conn: Connection, version: int) -> None:
     Schema 2 added ``cs_events.price_band`` and the derived tables ``cs_price_edges`` and
     ``cs_session_days`` (``create_all`` made the tables): each existing dataset gets them from
     its events once (:func:`core.derived.derive_dataset`). Schema 3 added
-    ``cs_exports.consent_column`` and ``consent_basis`` (NULL for older exports). A role that
-    may not alter the tables gets a message saying who must open the store once.
+    ``cs_exports.consent_column`` and ``consent_basis`` (NULL for older exports). Schema 4 added
+    ``cs_predictions.expected_revenue`` and ``p_inactive`` (NULL for the forecasts of older versions).
+    A role that may not alter the tables gets a message saying who must open the store once.
     """
     try:
         if version < 2:
@@ -159,6 +160,9 @@ def _upgrade(conn: Connection, version: int) -> None:
         if version < 3:
             conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS consent_column VARCHAR")
             conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS consent_basis TEXT")
+        if version < 4:
+            conn.exec_driver_sql("ALTER TABLE cs_predictions ADD COLUMN IF NOT EXISTS expected_revenue DOUBLE PRECISION")
+            conn.exec_driver_sql("ALTER TABLE cs_predictions ADD COLUMN IF NOT EXISTS p_inactive DOUBLE PRECISION")
     except sa.exc.ProgrammingError as exc:
         raise _upgrade_refused(version, exc) from exc
     conn.execute(sa.update(schema_info).values(version=config.SCHEMA_VERSION))

@@ -8,7 +8,7 @@ from core import cli, simulate
 
 PREDICTION_COLUMNS = [
     "user_id", "purchase_propensity", "next_event_type", "p_view", "p_cart", "p_purchase", "p_remove", "p_none",
-    "next_category", "next_category_p", "top_items", "reasons", "model_version",
+    "next_category", "next_category_p", "top_items", "reasons", "expected_revenue", "p_inactive", "model_version",
 ]
 TINY = dict(max_len=20, hidden_size=16, n_layers=1, n_heads=2, epochs=2, min_train_steps=30, batch_size=64,
             max_train_examples=3000, chunk_users=150, torch_threads=1, n_train_cutoffs=2, item_vocab_cap=500)
@@ -48,6 +48,8 @@ def test_one_shot_score_writes_every_shopper(capsys, shop, tmp_path):
     probs = frame[["p_view", "p_cart", "p_purchase", "p_remove", "p_none"]].sum(axis=1)
     assert probs.round(4).eq(1).all()
     assert frame["model_version"].nunique() == 1
+    assert frame["expected_revenue"].notna().all() and (frame["expected_revenue"] >= 0).all()
+    assert frame["expected_revenue"].gt(0).any() and frame["p_inactive"].between(0, 1).all()
 
 
 @pytest.mark.slow
