@@ -2,7 +2,8 @@
 
 Formats (column names as each platform documents them):
 
-- ``csv`` / ``parquet``: user_id, segment, segment_name, propensity, next_category,
+- ``csv`` / ``parquet``: user_id, segment, segment_name, propensity, expected_revenue (within
+  the model's horizon), p_inactive (chance of no activity within it), next_category,
   recommended_items (space-separated item ids, best first), reasons ("; "-separated).
 - ``google`` (Google Ads Customer Match file upload): headers "Email", "Phone", "First Name",
   "Last Name", "Country", "Zip" (support.google.com/google-ads/answer/7659867). E-mail, phone and
@@ -63,7 +64,8 @@ from core.safecsv import csv_bytes as _csv_bytes  # every CSV this module writes
 FORMATS = ("csv", "parquet", "google", "meta", "klaviyo", "mailchimp")
 EXTENSIONS = {"parquet": "parquet"}
 MIME = {"parquet": PARQUET_MIME}
-PLAIN_COLUMNS = ("user_id", "segment", "segment_name", "propensity", "next_category", "recommended_items", "reasons")
+PLAIN_COLUMNS = ("user_id", "segment", "segment_name", "propensity", "expected_revenue", "p_inactive", "next_category",
+                 "recommended_items", "reasons")
 GOOGLE_COLUMNS = ("Email", "Phone", "First Name", "Last Name", "Country", "Zip")
 META_COLUMNS = ("email", "phone", "fn", "ln", "zip", "country")
 KLAVIYO_COLUMNS = ("Email", "First Name", "Last Name", "Phone Number", "Email Marketing Consent", "External ID",
@@ -102,6 +104,11 @@ def _col(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame[name] if name in frame else pd.Series(None, index=frame.index, dtype=object)
 
 
+def _number(frame: pd.DataFrame, name: str) -> pd.Series:
+    return pd.to_numeric(frame[name], errors="coerce").astype(float) if name in frame \
+        else pd.Series(float("nan"), index=frame.index)
+
+
 def _hash(series: pd.Series, normalise=None) -> pd.Series:
     def one(v):
         if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA or v == "":
@@ -136,6 +143,8 @@ def plain_frame(targets: pd.DataFrame) -> pd.DataFrame:
         "segment": targets["segment"].astype("Int64"),
         "segment_name": _col(targets, "segment_name"),
         "propensity": targets["propensity"].astype(float),
+        "expected_revenue": _number(targets, "expected_revenue"),
+        "p_inactive": _number(targets, "p_inactive"),
         "next_category": _col(targets, "next_category"),
         "recommended_items": _col(targets, "top_items"),
         "reasons": _col(targets, "reasons"),

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from core import config
-from core.errors import NotFittedError, ParameterError
+from core.errors import ParameterError
 from core.model.rfm_baseline import BaselineConfig, TreeEnsemble, _hgb, _threads, rfm_features
 
 MODEL = "model"
@@ -507,8 +507,3 @@ def _num(v) -> str:
 
 def _pct(v) -> str:
     return "—" if v is None else f"{100 * v:.1f} %"
-
-
-def not_fitted() -> NotFittedError:
-    """The error for a version saved before it had value and churn forecasts."""
-    return NotFittedError("This model version has no value and churn forecasts: train a new version to get them.")
