@@ -42,7 +42,16 @@ TABLE_COLUMNS = {
     "user_id": "Shopper", "purchase_propensity": "Purchase propensity", "next_event_type": "Next action",
     "p_view": "P(view)", "p_cart": "P(cart)", "p_purchase": "P(purchase)", "p_remove": "P(remove)",
     "p_none": "P(nothing)", "next_category": "Next category", "next_category_p": "P(next category)",
-    "top_items": "Top items", "reasons": "Reasons", "model_version": "Model version",
+    "top_items": "Top items", "reasons": "Reasons", "expected_revenue": "Expected revenue",
+    "p_inactive": "Lapse risk", "model_version": "Model version",
+}
+VALUE_TITLES = {"expected_revenue": "Expected revenue within the horizon",
+                "p_inactive": "Lapse risk: no activity at all within the horizon"}
+#: Value and churn metrics shown, in this order, with their column titles.
+VALUE_METRIC_COLUMNS = {
+    "spearman": "Spearman (rank vs spend)", "top_decile_share": "Top 10 % hold (share of revenue)",
+    "level": "Forecast ÷ actual total", "roc_auc": "ROC-AUC", "calibration_error": "Calibration error",
+    "brier": "Brier score", "inactive_rate": "Inactive share", "n": "Shoppers",
 }
 
 
@@ -172,6 +181,31 @@ def _head_section(head: str, info: dict) -> None:
                    f"ROC-AUC {alone['roc_auc']:.3f}, PR-AUC {alone['pr_auc']:.3f}.")
 
 
+def value_table(info: dict) -> pd.DataFrame:
+    """One row per value or churn forecast (and the propensity alone as a reference) with its metrics as text."""
+    from core.model.value import VALUE_LABELS
+
+    labels = {**FORECAST_LABELS, **VALUE_LABELS}
+    rows = []
+    for name, metrics in {**info["metrics"], **info.get("reference", {})}.items():
+        row = {"Forecast": labels.get(name, name), "In use": "✓" if name == info["used"] else ""}
+        row.update({title: _fmt(metrics[k]) for k, title in VALUE_METRIC_COLUMNS.items() if k in metrics})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _value_section(card) -> None:
+    """The expected-revenue and lapse-risk heads of the card (nothing for a version trained before them)."""
+    for head, info in card.value.items():
+        st.markdown(f"**{VALUE_TITLES[head]}**")
+        if info["metrics"]:
+            st.dataframe(value_table(info), hide_index=True, key=f"forecast_value_{head}")
+        st.markdown(info["note"])
+        if info.get("calibration"):
+            st.plotly_chart(charts.calibration_chart(info["calibration"], "no activity"),
+                            key=f"forecast_value_calibration_{head}")
+
+
 def _model_card(card) -> None:
     from core.forecast import HEAD_METRICS, TARGET_TEXT
 
@@ -196,6 +230,7 @@ def _model_card(card) -> None:
     st.markdown("#### Quality on the held-out window, beside the baselines")
     for head, info in card.heads.items():
         _head_section(head, info)
+    _value_section(card)
 
     st.markdown("#### Charts")
     st.caption("In the bar charts the forecast in use is blue, the others grey.")
@@ -281,7 +316,9 @@ def _forecast_table(engine, url: str, dataset: str, model_version: str) -> None:
                 TABLE_COLUMNS["purchase_propensity"], min_value=0.0, max_value=1.0, format="percent"),
             TABLE_COLUMNS["reasons"]: st.column_config.TextColumn(TABLE_COLUMNS["reasons"], width="large"),
             **{TABLE_COLUMNS[c]: st.column_config.NumberColumn(TABLE_COLUMNS[c], format="percent")
-               for c in ("p_view", "p_cart", "p_purchase", "p_remove", "p_none", "next_category_p")},
+               for c in ("p_view", "p_cart", "p_purchase", "p_remove", "p_none", "next_category_p", "p_inactive")},
+            TABLE_COLUMNS["expected_revenue"]: st.column_config.NumberColumn(TABLE_COLUMNS["expected_revenue"],
+                                                                             format="%.2f"),
         },
     )
     st.download_button(

@@ -71,10 +71,24 @@ def _forecast(engine, dataset: str, user_id: str) -> None:
     a.metric("Purchase propensity", NO_VALUE if row["purchase_propensity"] is None else f"{row['purchase_propensity']:.1%}")
     b.metric("Next action", row["next_event_type"] or NO_VALUE)
     c.metric("Next category", row["next_category"] or NO_VALUE)
+    _value(row)
     st.caption(f"Model {row['model_version']}. Top items: {row['top_items'] or NO_VALUE}")
     reasons = [r for r in (row["reasons"] or "").split("; ") if r]
     if reasons:
         st.markdown("**Why**\n" + "\n".join(f"- {r}" for r in reasons))
+
+
+def _value(row: dict) -> None:
+    """Expected revenue and lapse risk within the model's horizon (a dash for a version trained before them)."""
+    days = f"{row['horizon_days']} day{'s' if row['horizon_days'] != 1 else ''}"
+    revenue, lapse = row.get("expected_revenue"), row.get("p_inactive")
+    left, right = st.columns(2)
+    left.metric(f"Expected revenue within {days}", NO_VALUE if revenue is None else f"{revenue:,.2f}",
+                help="What the model expects this shopper to spend within its horizon (currency of the file); "
+                     "empty when the data has no prices or the model was trained before this forecast.")
+    right.metric(f"Lapse risk: no activity within {days}", NO_VALUE if lapse is None else f"{lapse:.1%}",
+                 help=f"The chance that the shopper does nothing at all (no visit, no purchase) within the horizon; "
+                      f"at least {config.LIKELY_TO_LAPSE:.0%} counts as likely to lapse on the Campaigns page.")
 
 
 def _profile(engine, dataset: str, user_id: str, events) -> None:

@@ -40,6 +40,9 @@ LABELS = {
 }
 HEAD_METRIC = {"propensity": ("roc_auc", True), "next_event_type": ("log_loss", False),
                "next_category": ("accuracy@1", True), "next_items": ("ndcg@10", True)}
+VALUE_HEADS = ("expected_revenue", "p_inactive")
+VALUE_LABELS = {"gamma_gamma_x_propensity": "Gamma-Gamma purchase value × propensity",
+                "past_spend_rate": "Past spend per horizon", "recency": "Recency alone (days since last seen)"}
 
 pytestmark = pytest.mark.slow
 
@@ -110,7 +113,8 @@ def _texts(at: AppTest) -> list[str]:
 
 def _frame(at: AppTest, name: str) -> pd.DataFrame:
     """A dataframe by its page key (AppTest does not expose keys of dataframes: they come in page order)."""
-    order = [f"forecast_metrics_{h}" for h in HEAD_METRIC] + ["forecast_table"]
+    order = [f"forecast_metrics_{h}" for h in HEAD_METRIC] + [f"forecast_value_{h}" for h in VALUE_HEADS] + [
+        "forecast_table"]
     frames = list(at.dataframe)
     assert len(frames) == len(order), f"{len(frames)} dataframes on the page"
     return frames[order.index(name)].value
@@ -200,9 +204,21 @@ def test_card_after_training(shop, download_content):
         assert roc_cell == "too few buyers to measure"
         assert any("Too few buyers to measure" in w.value for w in at.warning)
 
+    for head in VALUE_HEADS:  # value and churn: every forecast, the one in use marked, the propensity alone beside
+        info = card.value[head]
+        table = _frame(at, f"forecast_value_{head}")
+        assert len(table) == len(info["metrics"]) + len(info.get("reference", {})) >= 3
+        assert table.loc[table["In use"] == "✓", "Forecast"].tolist() == [
+            {**LABELS, **VALUE_LABELS}.get(info["used"], info["used"])]
+        assert info["note"] in texts
+    assert "Purchase propensity alone (a ranking, not an amount)" in set(
+        _frame(at, "forecast_value_expected_revenue")["Forecast"])
+    assert "Recency alone (days since last seen)" in set(_frame(at, "forecast_value_p_inactive")["Forecast"])
+
     table = _frame(at, "forecast_table")
     assert len(table) == len(users) and set(table["Shopper"]) == users
     assert table["Purchase propensity"].is_monotonic_decreasing
+    assert table["Expected revenue"].notna().all() and table["Lapse risk"].between(0, 1).all()
     assert any(c.value.startswith(f"Showing {len(users):,} of {len(users):,} shoppers") for c in at.caption)
 
     preds = forecast.load_predictions(shop["engine"], TRAINED)
