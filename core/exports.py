@@ -432,11 +432,13 @@ def export_cli(engine: Engine, dataset: str, *, segments: list[int] | None = Non
                identities_path: str | Path | None = None, suppress_path: str | Path | None = None,
                holdout: float = config.DEFAULT_HOLDOUT_SHARE, fmt: str = "csv", out: str | Path,
                seed: int = config.DEFAULT_HOLDOUT_SEED, name: str | None = None, consent_basis: str | None = None,
-               allow_small: bool = False) -> dict:
+               allow_small: bool = False, rank_by: str | None = None, likely_to_lapse: bool = False) -> dict:
     """Build, record and write one export for ``cartsight export``; returns the counts to print.
 
     Checks ``out`` first, reads the identity and suppression files when given, builds the list
-    for ``fmt`` with the filters (``consent_basis``: the legal basis stated when the identity
+    for ``fmt`` with the filters (``rank_by``: the forecast ``top_percent`` ranks by, see
+    :class:`~core.campaigns.CampaignFilters`; ``likely_to_lapse``: only shoppers whose chance of no
+    activity within the horizon is at least ``config.LIKELY_TO_LAPSE``; ``consent_basis``: the legal basis stated when the identity
     file lacks the destination's consent column), then records the export and writes it to
     ``out`` in one step (:func:`save_export`; ``allow_small`` confirms an empty or small list).
     Returns a dict: the counts (:data:`core.campaigns.COUNT_KEYS`), ``export_id``,
@@ -448,7 +450,8 @@ def export_cli(engine: Engine, dataset: str, *, segments: list[int] | None = Non
     """
     safecsv.check_out_path(out)
     filters = CampaignFilters(segments=segments or None, top_percent=top_percent, min_propensity=min_propensity,
-                              exclude_bought_days=exclude_bought_days)
+                              exclude_bought_days=exclude_bought_days, rank_by=rank_by,
+                              min_p_inactive=config.LIKELY_TO_LAPSE if likely_to_lapse else None)
     identities = read_identities(identities_path) if identities_path else None
     suppression = read_suppression(suppress_path) if suppress_path else None
     target_list = build_target_list(engine, dataset, filters, identities=identities, suppression=suppression,
