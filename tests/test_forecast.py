@@ -196,7 +196,8 @@ def test_value_and_churn_are_measured_stored_and_rescored(engine):
     load_events(engine, "sim", canonical(sim.events))
     card = forecast.train(engine, "sim", horizon_days=7, config=tiny(epochs=1, min_train_steps=10), seed=1)
     revenue, churn = card.value["expected_revenue"], card.value["p_inactive"]
-    assert set(revenue["metrics"]) == {"model", "gradient_boosting_rfm", "gamma_gamma_x_propensity", "past_spend_rate"}
+    assert set(revenue["metrics"]) == {"model", "propensity_x_spend", "gradient_boosting_rfm", "gamma_gamma_x_propensity",
+                                      "past_spend_rate"}
     assert set(revenue["reference"]) == {"propensity_alone"} and revenue["used"] in revenue["metrics"]
     assert set(churn["metrics"]) == {"model", "gradient_boosting_rfm", "recency"} and churn["used"] in churn["metrics"]
     assert "expected_revenue" in card.to_text() and "recency:" in card.to_text()

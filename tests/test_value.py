@@ -161,7 +161,8 @@ def test_fitted_parts_rank_heavy_buyers_first_and_save_as_json():
     assert np.all(np.diff(np.asarray(vf.recency[1])) >= 0)  # longer unseen, likelier to stay away
 
     value._choose(vf, X_test, y_test, propensity, np.full(len(test), 0.5), has_prices=True)
-    assert set(vf.card["expected_revenue"]["metrics"]) == {value.MODEL, value.GB, value.GAMMA_GAMMA, value.PAST_SPEND}
+    assert set(vf.card["expected_revenue"]["metrics"]) == {value.MODEL, value.SPEND_X_PROPENSITY, value.GB,
+                                                           value.GAMMA_GAMMA, value.PAST_SPEND}
     assert vf.card["expected_revenue"]["reference"][value.PROPENSITY_ALONE]["level"] is None
     assert set(vf.card["p_inactive"]["metrics"]) == {value.MODEL, value.GB, value.RECENCY}
     churn_metrics = vf.card["p_inactive"]["metrics"]  # no stack fitted on a validation window: the trees alone
@@ -184,3 +185,38 @@ def test_no_prices_leaves_expected_revenue_empty():
     assert vf.used["expected_revenue"] is None and "no purchase prices" in vf.card["expected_revenue"]["note"]
     revenue, churn = vf.predict(X, np.full(len(X), 0.1), np.full(len(X), 0.5))
     assert np.isnan(revenue).all() and np.isfinite(churn).all()
+
+
+def test_revenue_stack_learns_which_forecast_to_trust():
+    rng = np.random.default_rng(4)
+    n = 2000
+    truth = rng.gamma(0.3, 100.0, n)
+    parts = {"propensity": rng.random(n), "spend": rng.random(n) * 80, value.GB: truth * rng.lognormal(0, 0.05, n),
+             "value": rng.random(n) * 50, value.PAST_SPEND: rng.random(n) * 30}
+    revenue = 2.0 * truth
+    stack = value.fit_revenue_stack(revenue, parts)
+    floor, _, *weights = stack
+    assert floor == pytest.approx(1e-3 * revenue.mean())
+    assert weights[2] == pytest.approx(1.0, abs=0.1)  # the trees' revenue carries it, the noise gets no weight
+    assert max(abs(w) for i, w in enumerate(weights) if i != 2) < 0.1
+    combined = value._combine(stack, parts)
+    assert value.spearman(revenue, combined) > 0.95
+    assert combined.sum() == pytest.approx(revenue.sum(), rel=0.02)  # a Poisson fit keeps the total
+    assert value.fit_revenue_stack(np.r_[np.zeros(n - 5), np.ones(5)], parts) is None  # too few buyers to weigh
+
+
+def test_revenue_stack_ranks_spend_at_least_as_well_as_the_propensity_it_is_given():
+    """Most shoppers spend nothing: who buys at all decides most of the ranking, and a Poisson fit that weighs
+    a noisy spend for the level must not scramble it; the shrink factor chosen keeps the propensity's order."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    p = rng.beta(0.5, 4.0, n)
+    spend = rng.gamma(2.0, 50.0, n)
+    revenue = (rng.random(n) < p) * spend * rng.lognormal(0, 0.3, n)
+    parts = {"propensity": p, "spend": spend * rng.lognormal(0, 1.0, n), value.GB: rng.gamma(1.0, 10.0, n),
+             "value": spend * rng.lognormal(0, 1.5, n), value.PAST_SPEND: rng.gamma(1.0, 5.0, n)}
+    stack = value.fit_revenue_stack(revenue, parts)
+    combined = value._combine(stack, parts)
+    assert value.spearman(revenue, combined) >= value.spearman(revenue, p)
+    assert value.top_share(revenue, combined) > value.top_share(revenue, p)
+    assert combined.sum() == pytest.approx(revenue.sum())

@@ -10,9 +10,17 @@ For a cutoff ``T`` and horizon ``H`` days (the same cutoffs as the other heads, 
 
 Forecasts of ``expected_revenue`` (currency of the file, within the horizon):
 
-- ``model``: the purchase propensity in use × the spend expected if they buy (gradient
-  boosting with a gamma loss on the recency/frequency/monetary features, fitted on the
-  training cutoffs' buyers);
+- ``model``: a Poisson regression, fitted on the validation window, of the window's revenue on
+  the logarithms of what the forecasts below are made of (the propensity in use, a buyer's
+  spend, the Poisson trees' revenue, the Gamma-Gamma value, the past spend rate): a learnt
+  combination, since none of them is best everywhere. The amounts' weights are then shrunk by
+  the factor (of :data:`AMOUNT_SHRINK`) that ranks the validation window's spend best, and the
+  level refitted to its total: a Poisson fit weighs the amounts for the level of revenue, which
+  a ranking dominated by who buys at all (most shoppers spend nothing) rewards less. The
+  propensity × spend forecast alone when the validation window has too few buyers to weigh them;
+- ``propensity_x_spend``: the purchase propensity in use × the spend expected if they buy
+  (gradient boosting with a gamma loss on the recency/frequency/monetary features, fitted on
+  the training cutoffs' buyers);
 - ``gradient_boosting_rfm``: gradient boosting with a Poisson loss on the same features,
   predicting the window's revenue directly;
 - ``gamma_gamma_x_propensity``: the propensity in use × the shopper's Gamma-Gamma mean
@@ -52,12 +60,14 @@ MODEL = "model"
 GB = "gradient_boosting_rfm"
 GAMMA_GAMMA = "gamma_gamma_x_propensity"
 PAST_SPEND = "past_spend_rate"
+SPEND_X_PROPENSITY = "propensity_x_spend"
 RECENCY = "recency"
 PROPENSITY_ALONE = "propensity_alone"
 #: The two heads, the metric that decides each, and whether higher is better.
 VALUE_HEAD_METRICS = {"expected_revenue": ("spearman", True), "p_inactive": ("roc_auc", True)}
 #: Words for the forecasts of these heads (the other names are in ``core.model.baselines.BASELINE_LABELS``).
 VALUE_LABELS = {
+    SPEND_X_PROPENSITY: "Propensity × spend if they buy (gradient boosting)",
     GAMMA_GAMMA: "Gamma-Gamma purchase value × propensity",
     PAST_SPEND: "Past spend per horizon",
     RECENCY: "Recency alone (days since last seen)",
@@ -286,11 +296,22 @@ class ValueForecast:
     inactive_rate: float = 0.0
     recency: tuple = ((0.0,), (0.0,))
     churn_calibrator: object = None  # core.model.evaluation.Calibrator (stack_: the sequence model with the trees)
+    revenue_stack: tuple | None = None  # (floor, intercept, weight per base forecast) of the Poisson combination
     used: dict = field(default_factory=lambda: {"expected_revenue": MODEL, "p_inactive": MODEL})
     card: dict = field(default_factory=dict)
 
     def revenue_forecasts(self, X: pd.DataFrame, propensity) -> dict[str, np.ndarray]:
         """Every expected-revenue forecast of the rows of ``X`` given their propensity in use."""
+        parts = self._revenue_parts(X, propensity)
+        p = parts["propensity"]
+        base = {SPEND_X_PROPENSITY: p * parts["spend"], GB: parts[GB],
+                GAMMA_GAMMA: p * parts["value"] * self.gamma_gamma_scale, PAST_SPEND: parts[PAST_SPEND]}
+        return {MODEL: _combine(self.revenue_stack, parts) if self.revenue_stack else base[SPEND_X_PROPENSITY],
+                **base}
+
+    def _revenue_parts(self, X: pd.DataFrame, propensity) -> dict[str, np.ndarray]:
+        """What the revenue forecasts are made of: the propensity, a buyer's spend, the Poisson trees' revenue,
+        the Gamma-Gamma purchase value and the past spend rate."""
         p = np.asarray(propensity, dtype=float)
         X = X[self.features]
         spend = self.spend.predict(X) if self.spend is not None else np.full(len(X), self.spend_mean)
@@ -301,7 +322,7 @@ class ValueForecast:
             value = np.full(len(X), self.spend_mean)
         past = X["monetary"].clip(lower=0).to_numpy() * self.horizon_days / np.maximum(
             X["tenure_days"].to_numpy(), self.horizon_days)
-        return {MODEL: p * spend, GB: rev, GAMMA_GAMMA: p * value * self.gamma_gamma_scale, PAST_SPEND: past}
+        return {"propensity": p, "spend": spend, GB: rev, "value": value, PAST_SPEND: past}
 
     def churn_forecasts(self, X: pd.DataFrame, p_none) -> dict[str, np.ndarray]:
         """Every chance-of-no-activity forecast of the rows of ``X`` given the sequence model's ``p_none``."""
@@ -328,7 +349,7 @@ class ValueForecast:
                 "gamma_gamma_scale": self.gamma_gamma_scale, "churn_trees": tree(self.churn_trees),
                 "inactive_rate": self.inactive_rate, "recency": [list(v) for v in self.recency],
                 "churn_calibrator": None if self.churn_calibrator is None else self.churn_calibrator.to_dict(),
-                "used": dict(self.used), "card": self.card}
+                "revenue_stack": self.revenue_stack, "used": dict(self.used), "card": self.card}
 
     @classmethod
     def from_dict(cls, state: dict) -> ValueForecast:
@@ -345,7 +366,60 @@ class ValueForecast:
                    inactive_rate=state["inactive_rate"], recency=tuple(tuple(v) for v in state["recency"]),
                    churn_calibrator=None if state["churn_calibrator"] is None
                    else Calibrator.from_dict(state["churn_calibrator"]),
+                   revenue_stack=None if state.get("revenue_stack") is None else tuple(state["revenue_stack"]),
                    used=dict(state["used"]), card=state.get("card", {}))
+
+
+#: The parts the combination weighs (see ``ValueForecast._revenue_parts``), in the order of its weights.
+STACKED = ("propensity", "spend", GB, "value", PAST_SPEND)
+#: Added to a propensity before its logarithm (an amount gets its own floor, see :func:`fit_revenue_stack`).
+PROPENSITY_FLOOR = 1e-6
+#: Factors tried on the amounts' weights of the combination, the Poisson fit's own (1) first.
+AMOUNT_SHRINK = (1.0, 0.75, 0.5, 0.3, 0.2, 0.1, 0.05, 0.0)
+
+
+def _stack_inputs(floor: float, parts: dict[str, np.ndarray]) -> np.ndarray:
+    return np.column_stack([np.log(np.maximum(np.asarray(parts[name], dtype=float), 0.0)
+                                   + (PROPENSITY_FLOOR if name == "propensity" else floor)) for name in STACKED])
+
+
+def _combine(stack: Sequence[float], parts: dict[str, np.ndarray]) -> np.ndarray:
+    """The Poisson combination ``exp(intercept + Σ weight × log(part + floor))`` of the revenue parts."""
+    floor, intercept, *weights = stack
+    return np.exp(intercept + _stack_inputs(floor, parts) @ np.asarray(weights, dtype=float))
+
+
+def fit_revenue_stack(revenue, parts: dict[str, np.ndarray]) -> tuple | None:
+    """Weights of a Poisson regression of ``revenue`` on the logarithms of the revenue parts.
+
+    ``parts``: the propensity, a buyer's spend, the Poisson trees' revenue, the Gamma-Gamma
+    value and the past spend rate of each shopper (:data:`STACKED`), on a window none of them
+    was fitted on (validation): the regression learns how far to trust each, e.g. the
+    propensity to tell buyers from the rest and the spend to order the buyers. The amounts'
+    weights are then multiplied by the factor of :data:`AMOUNT_SHRINK` that gives the best
+    Spearman correlation with ``revenue`` (the first of equals), and the intercept refitted so
+    that the forecasts sum to the window's revenue. The floor added to an amount before the
+    logarithm is a thousandth of the mean revenue, so 0 stays finite. Returns ``(floor,
+    intercept, *weights)``; None when fewer than ``config.MIN_BUYERS_TO_MEASURE`` shoppers spent.
+    """
+    revenue = np.asarray(revenue, dtype=float)
+    if int((revenue > 0).sum()) < config.MIN_BUYERS_TO_MEASURE:
+        return None
+    from sklearn.linear_model import PoissonRegressor
+
+    floor = 1e-3 * float(revenue.mean())
+    scale = float(revenue.mean())  # fitted in units of the mean: the solver's tolerance suits every currency
+    inputs = _stack_inputs(floor, parts)
+    fit = PoissonRegressor(alpha=1e-4, max_iter=1000).fit(inputs, revenue / scale)
+    is_amount = np.array([name != "propensity" for name in STACKED])
+    best, weights = None, fit.coef_
+    for shrink in AMOUNT_SHRINK:
+        tried = np.where(is_amount, fit.coef_ * shrink, fit.coef_)
+        rho = spearman(revenue, inputs @ tried)
+        if rho is not None and (best is None or rho > best):
+            best, weights = rho, tried
+    intercept = float(np.log(revenue.sum() / np.exp(inputs @ weights).sum()))
+    return (floor, intercept, *[float(w) for w in weights])
 
 
 def _mean_value(X: pd.DataFrame) -> np.ndarray:
@@ -427,14 +501,19 @@ def fit_value(history: pd.DataFrame, train_targets: Sequence[pd.DataFrame], vali
     latest = pd.to_datetime(targets["cutoff"]).to_numpy() == pd.to_datetime(targets["cutoff"]).max() \
         if len(targets) else np.zeros(0, dtype=bool)
     vf = _fit_parts(X, window_labels(history, targets, horizon_days), latest, cfg, horizon_days)
+    def propensity_of(X: pd.DataFrame, pred) -> np.ndarray:  # the propensity each shopper is scored with
+        p_rfm = rfm_propensity.predict_from_features(X)
+        return calibrator(pred.propensity, p_rfm) if propensity_used == MODEL else p_rfm
+
     valid_targets = valid.targets.reset_index(drop=True)
-    vf.churn_calibrator = _fit_churn_calibrator(vf, _features(history, valid_targets, cfg),
-                                                window_labels(history, valid_targets, horizon_days)["inactive"]
-                                                .to_numpy(), p_none_of(valid_pred))
+    X_valid, valid_labels = _features(history, valid_targets, cfg), window_labels(history, valid_targets, horizon_days)
+    vf.churn_calibrator = _fit_churn_calibrator(vf, X_valid, valid_labels["inactive"].to_numpy(), p_none_of(valid_pred))
+    if len(X_valid):
+        vf.revenue_stack = fit_revenue_stack(valid_labels["revenue"],
+                                             vf._revenue_parts(X_valid, propensity_of(X_valid, valid_pred)))
     test_targets = test.targets.reset_index(drop=True)
     X_test = _features(history, test_targets, cfg)
-    p_rfm = rfm_propensity.predict_from_features(X_test)
-    propensity = calibrator(test_pred.propensity, p_rfm) if propensity_used == MODEL else p_rfm
+    propensity = propensity_of(X_test, test_pred)
     has_prices = bool((_amounts(history) != 0).any())
     _choose(vf, X_test, window_labels(history, test_targets, horizon_days), propensity, p_none_of(test_pred),
             has_prices)
