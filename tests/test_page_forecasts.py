@@ -41,7 +41,8 @@ LABELS = {
 HEAD_METRIC = {"propensity": ("roc_auc", True), "next_event_type": ("log_loss", False),
                "next_category": ("accuracy@1", True), "next_items": ("ndcg@10", True)}
 VALUE_HEADS = ("expected_revenue", "p_inactive")
-VALUE_LABELS = {"gamma_gamma_x_propensity": "Gamma-Gamma purchase value × propensity",
+VALUE_LABELS = {"propensity_x_spend": "Propensity × spend if they buy (gradient boosting)",
+                "gamma_gamma_x_propensity": "Gamma-Gamma purchase value × propensity",
                 "past_spend_rate": "Past spend per horizon", "recency": "Recency alone (days since last seen)"}
 
 pytestmark = pytest.mark.slow
