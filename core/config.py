@@ -254,3 +254,8 @@ def exports_dir() -> Path:
     return home_dir() / "exports"
 #: "Likely to lapse": a chance of no activity at all within the horizon of at least this (more likely than not).
 LIKELY_TO_LAPSE = 0.5
+#: Boosting rounds and leaves per tree of the value and churn forecasts' gradient boosting (core.model.value):
+#: scoring walks up to three such ensembles per shopper beside the propensity's, so they are kept smaller
+#: than the baselines' (100 rounds, 31 leaves).
+VALUE_TREES = 50
+VALUE_TREE_LEAVES = 15

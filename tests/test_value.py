@@ -168,6 +168,16 @@ def test_fitted_parts_rank_heavy_buyers_first_and_save_as_json():
     churn_metrics = vf.card["p_inactive"]["metrics"]  # no stack fitted on a validation window: the trees alone
     assert churn_metrics[value.MODEL]["roc_auc"] == churn_metrics[value.GB]["roc_auc"]
     assert vf.card["p_inactive"]["calibration"] and "recency alone" in vf.card["p_inactive"]["note"]
+    # scoring computes only what the forecast in use needs: the same numbers as computing them all
+    vf.revenue_stack = (1.0, 0.5, 0.8, 0.3, 0.0, 0.2, 0.1)  # a zero weight: the Poisson trees are not walked
+    full_revenue = vf.revenue_forecasts(X_test, propensity)
+    full_churn = vf.churn_forecasts(X_test, np.full(len(test), 0.5))
+    for name in full_revenue:
+        for churn_name in full_churn:
+            vf.used = {"expected_revenue": name, "p_inactive": churn_name}
+            revenue, lapse = vf.predict(X_test, propensity, np.full(len(test), 0.5))
+            np.testing.assert_allclose(revenue, full_revenue[name], rtol=1e-12)
+            np.testing.assert_allclose(lapse, np.clip(full_churn[churn_name], 0, 1), rtol=1e-12)
     again = value.ValueForecast.from_dict(vf.to_dict())
     for a, b in zip(again.predict(X_test, propensity, np.full(len(test), 0.5)),
                     vf.predict(X_test, propensity, np.full(len(test), 0.5))):

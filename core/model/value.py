@@ -79,6 +79,8 @@ VALUE_COLUMN_TEXT = {
     "p_inactive": "chance of no activity at all within the horizon (likely to lapse)",
 }
 NONE_CLASS = "none"
+#: The parts the combination weighs (see ``ValueForecast._revenue_parts``), in the order of its weights.
+STACKED = ("propensity", "spend", GB, "value", PAST_SPEND)
 
 
 # --- labels and metrics -------------------------------------------------------------------------------
@@ -300,44 +302,69 @@ class ValueForecast:
     used: dict = field(default_factory=lambda: {"expected_revenue": MODEL, "p_inactive": MODEL})
     card: dict = field(default_factory=dict)
 
-    def revenue_forecasts(self, X: pd.DataFrame, propensity) -> dict[str, np.ndarray]:
-        """Every expected-revenue forecast of the rows of ``X`` given their propensity in use."""
-        parts = self._revenue_parts(X, propensity)
-        p = parts["propensity"]
-        base = {SPEND_X_PROPENSITY: p * parts["spend"], GB: parts[GB],
-                GAMMA_GAMMA: p * parts["value"] * self.gamma_gamma_scale, PAST_SPEND: parts[PAST_SPEND]}
-        return {MODEL: _combine(self.revenue_stack, parts) if self.revenue_stack else base[SPEND_X_PROPENSITY],
-                **base}
+    def revenue_forecasts(self, X: pd.DataFrame, propensity, names: Sequence[str] | None = None) -> dict:
+        """The expected-revenue forecasts ``names`` (default all) of the rows of ``X`` given their propensity in use.
 
-    def _revenue_parts(self, X: pd.DataFrame, propensity) -> dict[str, np.ndarray]:
-        """What the revenue forecasts are made of: the propensity, a buyer's spend, the Poisson trees' revenue,
-        the Gamma-Gamma purchase value and the past spend rate."""
-        p = np.asarray(propensity, dtype=float)
-        X = X[self.features]
-        spend = self.spend.predict(X) if self.spend is not None else np.full(len(X), self.spend_mean)
-        rev = self.revenue_trees.predict(X) if self.revenue_trees is not None else np.full(len(X), self.revenue_mean)
-        if self.gamma_gamma is not None:
-            value = gamma_gamma_mean(self.gamma_gamma, X["n_purchases"], _mean_value(X))
-        else:
-            value = np.full(len(X), self.spend_mean)
-        past = X["monetary"].clip(lower=0).to_numpy() * self.horizon_days / np.maximum(
-            X["tenure_days"].to_numpy(), self.horizon_days)
-        return {"propensity": p, "spend": spend, GB: rev, "value": value, PAST_SPEND: past}
+        Only the parts those forecasts need are computed: scoring asks for the one in use, and each
+        set of trees walked costs as much as the gradient-boosting propensity.
+        """
+        names = list(names or (MODEL, SPEND_X_PROPENSITY, GB, GAMMA_GAMMA, PAST_SPEND))
+        parts = self._revenue_parts(X, propensity, set().union(*(self._revenue_needs(n) for n in names)))
+        out = {}
+        for name in names:
+            if name == MODEL and self.revenue_stack:
+                out[name] = _combine(self.revenue_stack, parts)
+            elif name in (MODEL, SPEND_X_PROPENSITY):
+                out[name] = parts["propensity"] * parts["spend"]
+            elif name == GAMMA_GAMMA:
+                out[name] = parts["propensity"] * parts["value"] * self.gamma_gamma_scale
+            else:
+                out[name] = parts[name]
+        return out
 
-    def churn_forecasts(self, X: pd.DataFrame, p_none) -> dict[str, np.ndarray]:
-        """Every chance-of-no-activity forecast of the rows of ``X`` given the sequence model's ``p_none``."""
+    def _revenue_needs(self, name: str) -> tuple[str, ...]:
+        if name == MODEL and self.revenue_stack:
+            return tuple(n for n, w in zip(STACKED, self.revenue_stack[2:]) if w != 0.0)
+        return {MODEL: ("propensity", "spend"), SPEND_X_PROPENSITY: ("propensity", "spend"), GB: (GB,),
+                GAMMA_GAMMA: ("propensity", "value"), PAST_SPEND: (PAST_SPEND,)}[name]
+
+    def _revenue_parts(self, X: pd.DataFrame, propensity, names=STACKED) -> dict[str, np.ndarray]:
+        """What the revenue forecasts are made of (those of ``names``): the propensity, a buyer's spend, the Poisson
+        trees' revenue, the Gamma-Gamma purchase value and the past spend rate."""
         X = X[self.features]
-        gb = self.churn_trees.predict_proba(X)[:, 1] if self.churn_trees is not None else np.full(
-            len(X), self.inactive_rate)
-        model = self.churn_calibrator(np.asarray(p_none, dtype=float), gb) if self.churn_calibrator is not None \
-            else gb
-        return {MODEL: model, GB: gb, RECENCY: np.interp(X["recency_days"], *self.recency)}
+        n = len(X)
+        make = {
+            "propensity": lambda: np.asarray(propensity, dtype=float),
+            "spend": lambda: self.spend.predict(X) if self.spend is not None else np.full(n, self.spend_mean),
+            GB: lambda: self.revenue_trees.predict(X) if self.revenue_trees is not None else np.full(
+                n, self.revenue_mean),
+            "value": lambda: gamma_gamma_mean(self.gamma_gamma, X["n_purchases"], _mean_value(X))
+            if self.gamma_gamma is not None else np.full(n, self.spend_mean),
+            PAST_SPEND: lambda: X["monetary"].clip(lower=0).to_numpy() * self.horizon_days / np.maximum(
+                X["tenure_days"].to_numpy(), self.horizon_days),
+        }
+        return {name: make[name]() for name in names}
+
+    def churn_forecasts(self, X: pd.DataFrame, p_none, names: Sequence[str] | None = None) -> dict:
+        """The chance-of-no-activity forecasts ``names`` (default all) of the rows of ``X`` given the sequence
+        model's ``p_none``; the trees are walked only when one of them needs them."""
+        names = list(names or (MODEL, GB, RECENCY))
+        X = X[self.features]
+        stacked = self.churn_calibrator is not None and self.churn_calibrator.stack_ is not None
+        gb = None
+        if GB in names or (MODEL in names and (stacked or self.churn_calibrator is None)):
+            gb = self.churn_trees.predict_proba(X)[:, 1] if self.churn_trees is not None else np.full(
+                len(X), self.inactive_rate)
+        make = {MODEL: lambda: gb if self.churn_calibrator is None else self.churn_calibrator(
+                    np.asarray(p_none, dtype=float), gb),
+                GB: lambda: gb, RECENCY: lambda: np.interp(X["recency_days"], *self.recency)}
+        return {name: make[name]() for name in names}
 
     def predict(self, X: pd.DataFrame, propensity, p_none) -> tuple[np.ndarray, np.ndarray]:
         """``(expected_revenue, p_inactive)`` of the rows of ``X`` from the forecast each head uses (NaN: none)."""
         rev_used, churn_used = self.used["expected_revenue"], self.used["p_inactive"]
-        rev = self.revenue_forecasts(X, propensity)[rev_used] if rev_used else np.full(len(X), np.nan)
-        churn = self.churn_forecasts(X, p_none)[churn_used] if churn_used else np.full(len(X), np.nan)
+        rev = self.revenue_forecasts(X, propensity, [rev_used])[rev_used] if rev_used else np.full(len(X), np.nan)
+        churn = self.churn_forecasts(X, p_none, [churn_used])[churn_used] if churn_used else np.full(len(X), np.nan)
         return np.asarray(rev, dtype=float), np.clip(np.asarray(churn, dtype=float), 0.0, 1.0)
 
     def to_dict(self) -> dict:
@@ -370,23 +397,30 @@ class ValueForecast:
                    used=dict(state["used"]), card=state.get("card", {}))
 
 
-#: The parts the combination weighs (see ``ValueForecast._revenue_parts``), in the order of its weights.
-STACKED = ("propensity", "spend", GB, "value", PAST_SPEND)
 #: Added to a propensity before its logarithm (an amount gets its own floor, see :func:`fit_revenue_stack`).
 PROPENSITY_FLOOR = 1e-6
 #: Factors tried on the amounts' weights of the combination, the Poisson fit's own (1) first.
 AMOUNT_SHRINK = (1.0, 0.75, 0.5, 0.3, 0.2, 0.1, 0.05, 0.0)
 
 
+def _log_part(name: str, values, floor: float) -> np.ndarray:
+    return np.log(np.maximum(np.asarray(values, dtype=float), 0.0) + (PROPENSITY_FLOOR if name == "propensity"
+                                                                       else floor))
+
+
 def _stack_inputs(floor: float, parts: dict[str, np.ndarray]) -> np.ndarray:
-    return np.column_stack([np.log(np.maximum(np.asarray(parts[name], dtype=float), 0.0)
-                                   + (PROPENSITY_FLOOR if name == "propensity" else floor)) for name in STACKED])
+    return np.column_stack([_log_part(name, parts[name], floor) for name in STACKED])
 
 
 def _combine(stack: Sequence[float], parts: dict[str, np.ndarray]) -> np.ndarray:
-    """The Poisson combination ``exp(intercept + Σ weight × log(part + floor))`` of the revenue parts."""
+    """The Poisson combination ``exp(intercept + Σ weight × log(part + floor))`` of the revenue parts (a part of
+    weight 0 may be absent)."""
     floor, intercept, *weights = stack
-    return np.exp(intercept + _stack_inputs(floor, parts) @ np.asarray(weights, dtype=float))
+    total = np.full(len(next(iter(parts.values()))), float(intercept))
+    for name, w in zip(STACKED, weights):
+        if w != 0.0:
+            total += w * _log_part(name, parts[name], floor)
+    return np.exp(total)
 
 
 def fit_revenue_stack(revenue, parts: dict[str, np.ndarray]) -> tuple | None:
@@ -494,7 +528,7 @@ def fit_value(history: pd.DataFrame, train_targets: Sequence[pd.DataFrame], vali
     forecast in use (to rebuild the propensity each shopper is scored with). Output: a fitted
     :class:`ValueForecast` whose ``card`` holds every candidate's metrics and the choice.
     """
-    cfg = BaselineConfig(seed=seed)
+    cfg = BaselineConfig(seed=seed, max_iter=config.VALUE_TREES, max_leaf_nodes=config.VALUE_TREE_LEAVES)
     targets = pd.concat([t for t in train_targets if len(t)], ignore_index=True) if any(
         len(t) for t in train_targets) else test.targets.iloc[:0]
     X = _features(history, targets, cfg)
