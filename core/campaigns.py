@@ -313,12 +313,7 @@ def _filtered(ctx: dict, filters: CampaignFilters, with_band: bool):
         where.append(_p.next_category.in_(f.next_categories))
     if f.next_event_types is not None:
         where.append(_p.next_event_type.in_(f.next_event_types))
-    if f.min_expected_revenue is not None:
-        where.append(_p.expected_revenue >= float(f.min_expected_revenue))
-    if f.min_p_inactive is not None:
-        where.append(_p.p_inactive >= float(f.min_p_inactive) - config.PROPENSITY_TOLERANCE)
-    if f.max_p_inactive is not None:
-        where.append(_p.p_inactive <= float(f.max_p_inactive) + config.PROPENSITY_TOLERANCE)
+    where += _value_conditions(f)
     if (f.top_k is not None or f.top_percent is not None):
         where.append(rank.is_not(None))
     if end is not None:
@@ -334,6 +329,18 @@ def _filtered(ctx: dict, filters: CampaignFilters, with_band: bool):
     if f.price_bands is not None:
         where.append(band_col.in_(f.price_bands))
     return sa.select(*cols).select_from(from_clause).where(*where), rank
+
+
+def _value_conditions(f: CampaignFilters) -> list:
+    """The expected-revenue and lapse-risk filters on the forecasts' columns."""
+    where = []
+    if f.min_expected_revenue is not None:
+        where.append(_p.expected_revenue >= float(f.min_expected_revenue))
+    if f.min_p_inactive is not None:
+        where.append(_p.p_inactive >= float(f.min_p_inactive) - config.PROPENSITY_TOLERANCE)
+    if f.max_p_inactive is not None:
+        where.append(_p.p_inactive <= float(f.max_p_inactive) + config.PROPENSITY_TOLERANCE)
+    return where
 
 
 def _rank_key(filters: CampaignFilters) -> str:
