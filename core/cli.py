@@ -241,7 +241,7 @@ def cmd_export(args) -> int:
         min_propensity=args.min_propensity, exclude_bought_days=args.exclude_bought_days,
         identities_path=args.identities, suppress_path=args.suppress, holdout=args.holdout,
         fmt=args.format, out=args.out, seed=args.seed, name=args.name, consent_basis=args.consent_basis,
-        allow_small=args.allow_small,
+        allow_small=args.allow_small, rank_by=args.rank_by, likely_to_lapse=args.likely_to_lapse,
     )
     if args.json:
         _print_json(counts)
@@ -361,9 +361,15 @@ def _add_export_command(sub) -> None:
     p.add_argument("--dataset", required=True)
     p.add_argument("--segment", type=int, action="append", help="segment number (repeatable)")
     who = p.add_mutually_exclusive_group()
-    who.add_argument("--top-percent", type=float, help="keep the top P%% by purchase propensity")
+    who.add_argument("--top-percent", type=float, help="keep the top P%% by purchase propensity (or by --rank-by)")
     who.add_argument("--min-propensity", type=float, help="keep shoppers with propensity >= X")
     p.add_argument("--exclude-bought-days", type=int, help="drop shoppers who bought in the last D days")
+    p.add_argument("--rank-by", choices=["propensity", "expected_revenue", "p_inactive"],
+                   help="the forecast --top-percent keeps the highest of (default propensity): expected revenue "
+                        "within the horizon, or p_inactive, the chance of no activity within it")
+    p.add_argument("--likely-to-lapse", action="store_true",
+                   help=f"only shoppers whose chance of no activity within the horizon is at least "
+                        f"{100 * config.LIKELY_TO_LAPSE:.0f}%%")
     p.add_argument("--identities", help="identity file (user_id, email, phone, ..., consent_*; the header names "
                                         "of Shopify, Klaviyo and Mailchimp exports are read too)")
     p.add_argument("--suppress", help="suppression list: a user id and/or e-mail column, or one value per line")

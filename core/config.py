@@ -20,7 +20,7 @@ HOME_ENV = "CARTSIGHT_HOME"
 #: Name of the Streamlit connection section in ``.streamlit/secrets.toml``.
 SECRETS_SECTION = "cartsight"
 #: Version of the table layout; bumped whenever ``core.store`` changes a table.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: Memory the embedded DuckDB store may use for one query before it spills to disk (DuckDB's own
 #: default is 80 % of the machine): training and scoring share the process, and the app's whole
 #: journey is to stay under 4 GB on a laptop (bench/scale.py measures its peak).
@@ -291,3 +291,10 @@ CAMPAIGNS_CACHE_MAX_ENTRIES = 32
 def exports_dir() -> Path:
     """Folder where the bytes of every recorded export are kept (re-download checks their SHA-256)."""
     return home_dir() / "exports"
+#: "Likely to lapse": a chance of no activity at all within the horizon of at least this (more likely than not).
+LIKELY_TO_LAPSE = 0.5
+#: Boosting rounds and leaves per tree of the value and churn forecasts' gradient boosting (core.model.value):
+#: scoring walks up to three such ensembles per shopper beside the propensity's, so they are kept smaller
+#: than the baselines' (100 rounds, 31 leaves).
+VALUE_TREES = 50
+VALUE_TREE_LEAVES = 15

@@ -24,7 +24,10 @@ _CACHE = {"ttl": config.CAMPAIGNS_CACHE_TTL_SECONDS, "max_entries": config.CAMPA
 FORMAT_LABELS = {"csv": "CSV (user id, segment, forecast)", "parquet": "Parquet (same columns)",
                  "google": "Google Ads Customer Match", "meta": "Meta Custom Audience", "klaviyo": "Klaviyo list",
                  "mailchimp": "Mailchimp audience"}
-TOP_MODES = ("everyone who matches", "top k by chance to buy", "top % by chance to buy")
+TOP_MODES = ("everyone who matches", "top k", "top %")
+#: What the list can be ranked by, and the words for it.
+RANK_LABELS = {"propensity": "chance to buy within the horizon", "expected_revenue": "expected revenue within the horizon",
+               "p_inactive": "lapse risk (chance of no activity)"}
 RECENCY_MODES = ("any time", "seen within the last N days", "not seen for N days")
 LAST_EXPORT_KEY = "camp_last_export"
 CONSENT_HELP = ("Consent applied: Klaviyo and Mailchimp export only shoppers whose consent_email is yes, Google and "
@@ -65,6 +68,10 @@ def _filters(opts: dict, dataset_id: int) -> campaigns.CampaignFilters:
     low, high = left.slider(vocabulary.chance_to_buy(horizon), 0.0, 1.0, (0.0, 1.0), step=0.01, key="camp_propensity",
                             disabled=not has_model, help=vocabulary.chance_to_buy_help(horizon))
     mode = left.radio("Keep", TOP_MODES, key="camp_top_mode", horizontal=True, disabled=not has_model)
+    rank_by = left.selectbox("Ranked by", list(RANK_LABELS), format_func=RANK_LABELS.get, key="camp_rank_by",
+                             disabled=not has_model,
+                             help="The forecast that orders the list and that a top k / top % keeps the highest of: "
+                                  "e.g. top 20 % by expected revenue, or the shoppers most likely to lapse first.")
     top_k = top_percent = None
     if mode == TOP_MODES[1]:
         top_k = int(left.number_input("k", min_value=1, value=100, step=10, key="camp_top_k"))
@@ -85,6 +92,13 @@ def _filters(opts: dict, dataset_id: int) -> campaigns.CampaignFilters:
     spend = right.number_input("Minimum spend (0 = any)", min_value=0.0, value=0.0, step=10.0, key="camp_min_spend")
     bands = right.multiselect("Preferred price band", list(PRICE_BANDS), key="camp_bands",
                               help="The band of most of the shopper's priced events (quartiles of their category).")
+    lapse = right.checkbox(f"Only shoppers likely to lapse (lapse risk at least {config.LIKELY_TO_LAPSE:.0%})",
+                           key="camp_lapse", disabled=not has_model,
+                           help="Lapse risk: the model's chance that the shopper does nothing at all (no visit, no "
+                                "purchase) within its horizon.")
+    min_value = right.number_input("Minimum expected revenue within the horizon (0 = any)", min_value=0.0, value=0.0,
+                                   step=10.0, key="camp_min_expected_revenue", disabled=not has_model,
+                                   help="The model's forecast of what the shopper will spend within its horizon.")
     return campaigns.CampaignFilters(
         segments=chosen or None,
         min_propensity=low if has_model and low > 0 else None,
@@ -93,7 +107,10 @@ def _filters(opts: dict, dataset_id: int) -> campaigns.CampaignFilters:
         next_categories=categories or None, next_event_types=steps or None,
         seen_within_days=days if recency == RECENCY_MODES[1] else None,
         not_seen_days=days if recency == RECENCY_MODES[2] else None,
-        exclude_bought_days=bought or None, min_spend=spend or None, price_bands=bands or None)
+        exclude_bought_days=bought or None, min_spend=spend or None, price_bands=bands or None,
+        min_p_inactive=config.LIKELY_TO_LAPSE if has_model and lapse else None,
+        min_expected_revenue=min_value if has_model and min_value else None,
+        rank_by=rank_by if has_model and rank_by != "propensity" else None)
 
 
 def _problems(parsed, key: str) -> None:

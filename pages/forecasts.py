@@ -44,6 +44,14 @@ METRIC_COLUMNS = {
 TOO_FEW = "too few buyers to measure"
 CANCELLED_TEXT = "Cancelled, nothing was saved."
 NOTICE_KEY = "forecast_notice"  # a message for this session's next run (a Train press that another one beat)
+VALUE_TITLES = {"expected_revenue": "Expected revenue within the horizon",
+                "p_inactive": "Lapse risk: no activity at all within the horizon"}
+#: Value and churn metrics shown, in this order, with their column titles.
+VALUE_METRIC_COLUMNS = {
+    "spearman": "Spearman (rank vs spend)", "top_decile_share": "Top 10 % hold (share of revenue)",
+    "level": "Forecast ÷ actual total", "roc_auc": "ROC-AUC", "calibration_error": "Calibration error",
+    "brier": "Brier score", "inactive_rate": "Inactive share", "n": "Shoppers",
+}
 
 
 # --- the training job (core.jobs) ------------------------------------------------------------------------
@@ -190,6 +198,31 @@ def _head_section(head: str, info: dict) -> None:
                    f"ROC-AUC {alone['roc_auc']:.3f}, PR-AUC {alone['pr_auc']:.3f}.")
 
 
+def value_table(info: dict) -> pd.DataFrame:
+    """One row per value or churn forecast (and the propensity alone as a reference) with its metrics as text."""
+    from core.model.value import VALUE_LABELS
+
+    labels = {**FORECAST_LABELS, **VALUE_LABELS}
+    rows = []
+    for name, metrics in {**info["metrics"], **info.get("reference", {})}.items():
+        row = {"Forecast": labels.get(name, name), "In use": "✓" if name == info["used"] else ""}
+        row.update({title: _fmt(metrics[k]) for k, title in VALUE_METRIC_COLUMNS.items() if k in metrics})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _value_section(card) -> None:
+    """The expected-revenue and lapse-risk heads of the card (nothing for a version trained before them)."""
+    for head, info in card.value.items():
+        st.markdown(f"**{VALUE_TITLES[head]}**")
+        if info["metrics"]:
+            st.dataframe(value_table(info), hide_index=True, key=f"forecast_value_{head}")
+        st.markdown(info["note"])
+        if info.get("calibration"):
+            st.plotly_chart(charts.calibration_chart(info["calibration"], "no activity"),
+                            key=f"forecast_value_calibration_{head}")
+
+
 def _headline(card) -> None:
     """What a marketer reads first: the top 10 % beside the RFM baseline, the verdict with its thresholds, the lift."""
     st.markdown(f"**{card.headline()}**")  # our own words and numbers: nothing to escape
@@ -234,6 +267,7 @@ def _card_details(card) -> None:
     st.markdown("#### Quality on the held-out window, beside the baselines")
     for head, info in card.heads.items():
         _head_section(head, info)
+    _value_section(card)
 
     st.markdown("#### Charts")
     st.caption("In the bar charts the forecast in use is blue, the others grey.")
@@ -322,6 +356,10 @@ def _forecast_table(engine, url: str, dataset: str, card) -> None:
                                                                    help=vocabulary.next_step_help(h)),
             labels["reasons"]: st.column_config.TextColumn(labels["reasons"], width="large"),
             **{labels[c]: st.column_config.NumberColumn(labels[c], format="percent") for c in shares},
+            labels["expected_revenue"]: st.column_config.NumberColumn(labels["expected_revenue"], format="%.2f",
+                                                                       help=vocabulary.expected_revenue_help(h)),
+            labels["p_inactive"]: st.column_config.NumberColumn(labels["p_inactive"], format="percent",
+                                                                 help=vocabulary.lapse_risk_help(h)),
         },
     )
     st.download_button(

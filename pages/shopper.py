@@ -84,10 +84,23 @@ def _forecast(engine, dataset: str, user_id: str) -> None:
     c.metric(vocabulary.step_share("purchase"), _percent(row["p_purchase"]), help=vocabulary.next_step_help(horizon))
     d.metric(vocabulary.NEXT_CATEGORY, row["next_category"] or NO_VALUE,
              help=f"{vocabulary.NEXT_CATEGORY_P}: {_percent(row['next_category_p'])}. {vocabulary.NEXT_CATEGORY_P_HELP}")
+    _value(row)
     st.caption(f"Model {row['model_version']}. Top items: {row['top_items'] or NO_VALUE}")
     reasons = [r for r in (row["reasons"] or "").split("; ") if r]
     if reasons:
         st.markdown("**Why**\n" + "\n".join(f"- {r}" for r in reasons))
+
+
+def _value(row: dict) -> None:
+    """Expected revenue and lapse risk within the model's horizon (a dash for a version trained before them)."""
+    horizon = row["horizon_days"] or config.DEFAULT_HORIZON_DAYS
+    revenue, lapse = row.get("expected_revenue"), row.get("p_inactive")
+    left, right = st.columns(2)
+    left.metric(vocabulary.expected_revenue(horizon), NO_VALUE if revenue is None else f"{revenue:,.2f}",
+                help=vocabulary.expected_revenue_help(horizon))
+    right.metric(vocabulary.lapse_risk(horizon), NO_VALUE if lapse is None else f"{lapse:.1%}",
+                 help=vocabulary.lapse_risk_help(horizon)
+                 + f" At least {config.LIKELY_TO_LAPSE:.0%} counts as likely to lapse on the Campaigns page.")
 
 
 def _profile(engine, dataset: str, user_id: str, events) -> None:

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from core import cli
@@ -155,6 +156,22 @@ def test_export_suppression_with_a_header_suppresses(capsys, shop_url, tmp_path,
     result = json.loads(stdout)
     assert (result["matched"], result["suppressed"], result["exported"]) == (4, 2, 2)
     assert out.read_text().splitlines()[1].startswith("u37,") and "u39" not in out.read_text()
+
+
+def test_export_top_percent_by_expected_revenue_and_likely_to_lapse(capsys, shop_url, tmp_path):
+    url, _ = shop_url
+    out = tmp_path / "list.csv"
+    code, stdout, _ = run(capsys, "export", "--db", url, "--dataset", "shop", "--format", "csv", "--top-percent", "20",
+                          "--rank-by", "expected_revenue", "--holdout", "0", "--out", str(out), "--json")
+    assert code == 0 and json.loads(stdout)["exported"] == 8
+    rows = pd.read_csv(out, dtype={"user_id": str})
+    assert rows["user_id"].tolist() == ["u17", "u34", "u11", "u28", "u05", "u22", "u39", "u16"]
+    assert rows["expected_revenue"].tolist() == [195.0, 190.0, 185.0, 180.0, 175.0, 170.0, 165.0, 160.0]
+    code, stdout, _ = run(capsys, "export", "--db", url, "--dataset", "shop", "--format", "csv", "--likely-to-lapse",
+                          "--segment", "1", "--holdout", "0", "--out", str(out), "--json")
+    rows = pd.read_csv(out, dtype={"user_id": str})
+    assert code == 0 and sorted(rows["user_id"]) == [f"u{i}" for i in range(21, 40, 2)]
+    assert rows["p_inactive"].min() >= 0.5
 
 
 def test_export_with_an_unreadable_suppression_file_is_refused(capsys, shop_url, tmp_path):

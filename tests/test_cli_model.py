@@ -13,7 +13,7 @@ from tests.conftest import write_simulated_shop
 PREDICTION_COLUMNS = [
     "user_id", "p_buy_within_7d", "next_step", "next_step_p_view", "next_step_p_cart", "next_step_p_purchase",
     "next_step_p_remove", "next_step_p_none", "next_category", "next_category_p", "top_items", "reasons",
-    "model_version",
+    "expected_revenue", "p_inactive", "model_version",
 ]
 SHARES = ["next_step_p_view", "next_step_p_cart", "next_step_p_purchase", "next_step_p_remove", "next_step_p_none"]
 TINY = dict(max_len=20, hidden_size=16, n_layers=1, n_heads=2, epochs=2, min_train_steps=30, batch_size=64,
@@ -49,6 +49,8 @@ def test_one_shot_score_writes_every_shopper(capsys, shop, tmp_path):
     probs = frame[SHARES].sum(axis=1)
     assert probs.round(4).eq(1).all()
     assert frame["model_version"].nunique() == 1
+    assert frame["expected_revenue"].notna().all() and (frame["expected_revenue"] >= 0).all()
+    assert frame["expected_revenue"].gt(0).any() and frame["p_inactive"].between(0, 1).all()
 
 
 @pytest.mark.slow

@@ -416,14 +416,15 @@ def session_summary(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def shopper_forecast(engine: Engine, dataset: str, user_id: str) -> dict | None:
-    """The latest ready model's forecast row for one shopper (prediction columns, ``model_version`` and the model's
-    ``horizon_days``), or None."""
+    """The latest ready model's forecast row for one shopper (prediction columns, ``model_version`` and the
+    model's ``horizon_days``), or None."""
     did = store.get_dataset(engine, dataset)["dataset_id"]
     version = sql.newest_ready_model_version(engine, did)
     if version is None:
         return None
-    p = store.predictions
-    query = sa.select(p).where(p.c.dataset_id == did, p.c.model_version == version, p.c.user_id == str(user_id))
+    p, m = store.predictions, store.models
+    query = sa.select(p, m.c.horizon_days).join(m, m.c.model_version == p.c.model_version).where(
+        p.c.dataset_id == did, p.c.model_version == version, p.c.user_id == str(user_id))
     with engine.connect() as conn:
         row = conn.execute(query).mappings().first()
     return dict(row, horizon_days=sql.model_horizon_days(engine, did, version)) if row else None

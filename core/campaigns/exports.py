@@ -2,7 +2,8 @@
 
 Formats (column names as each platform documents them):
 
-- ``csv`` / ``parquet``: user_id, segment, segment_name, propensity, next_category,
+- ``csv`` / ``parquet``: user_id, segment, segment_name, propensity, expected_revenue (within
+  the model's horizon), p_inactive (chance of no activity within it), next_category,
   recommended_items (space-separated item ids, best first), reasons ("; "-separated).
 - ``google`` (Google Ads Customer Match file upload): headers "Email", "Phone", "First Name",
   "Last Name", "Country", "Zip" (support.google.com/google-ads/answer/7659867). E-mail, phone and
@@ -65,7 +66,8 @@ from core.present.safecsv import csv_bytes as _csv_bytes  # every CSV this modul
 FORMATS = ("csv", "parquet", "google", "meta", "klaviyo", "mailchimp")
 EXTENSIONS = {"parquet": "parquet"}
 MIME = {"parquet": PARQUET_MIME}
-PLAIN_COLUMNS = ("user_id", "segment", "segment_name", "propensity", "next_category", "recommended_items", "reasons")
+PLAIN_COLUMNS = ("user_id", "segment", "segment_name", "propensity", "expected_revenue", "p_inactive", "next_category",
+                 "recommended_items", "reasons")
 GOOGLE_COLUMNS = ("Email", "Phone", "First Name", "Last Name", "Country", "Zip")
 META_COLUMNS = ("email", "phone", "fn", "ln", "zip", "country")
 KLAVIYO_COLUMNS = ("Email", "First Name", "Last Name", "Phone Number", "Email Marketing Consent", "External ID",
@@ -104,6 +106,11 @@ def _col(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame[name] if name in frame else pd.Series(None, index=frame.index, dtype=object)
 
 
+def _number(frame: pd.DataFrame, name: str) -> pd.Series:
+    return pd.to_numeric(frame[name], errors="coerce").astype(float) if name in frame \
+        else pd.Series(float("nan"), index=frame.index)
+
+
 def _hash(series: pd.Series, normalise=None) -> pd.Series:
     def one(v):
         if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA or v == "":
@@ -138,6 +145,8 @@ def plain_frame(targets: pd.DataFrame) -> pd.DataFrame:
         "segment": targets["segment"].astype("Int64"),
         "segment_name": _col(targets, "segment_name"),
         "propensity": targets["propensity"].astype(float),
+        "expected_revenue": _number(targets, "expected_revenue"),
+        "p_inactive": _number(targets, "p_inactive"),
         "next_category": _col(targets, "next_category"),
         "recommended_items": _col(targets, "top_items"),
         "reasons": _col(targets, "reasons"),
@@ -428,11 +437,13 @@ def export_cli(engine: Engine, dataset: str, *, segments: list[int] | None = Non
                identities_path: str | Path | None = None, suppress_path: str | Path | None = None,
                holdout: float = config.DEFAULT_HOLDOUT_SHARE, fmt: str = "csv", out: str | Path,
                seed: int = config.DEFAULT_HOLDOUT_SEED, name: str | None = None, consent_basis: str | None = None,
-               allow_small: bool = False) -> dict:
+               allow_small: bool = False, rank_by: str | None = None, likely_to_lapse: bool = False) -> dict:
     """Build, record and write one export for ``cartsight export``; returns the counts to print.
 
     Checks ``out`` first, reads the identity and suppression files when given, builds the list
-    for ``fmt`` with the filters (``consent_basis``: the legal basis stated when the identity
+    for ``fmt`` with the filters (``rank_by``: the forecast ``top_percent`` ranks by, see
+    :class:`~core.campaigns.targets.CampaignFilters`; ``likely_to_lapse``: only shoppers whose chance of no
+    activity within the horizon is at least ``config.LIKELY_TO_LAPSE``; ``consent_basis``: the legal basis stated when the identity
     file lacks the destination's consent column), then records the export and writes it to
     ``out`` in one step (:func:`save_export`; ``allow_small`` confirms an empty or small list).
     Returns a dict: the counts (:data:`core.campaigns.targets.COUNT_KEYS`), ``export_id``,
@@ -444,7 +455,8 @@ def export_cli(engine: Engine, dataset: str, *, segments: list[int] | None = Non
     """
     safecsv.check_out_path(out)
     filters = CampaignFilters(segments=segments or None, top_percent=top_percent, min_propensity=min_propensity,
-                              exclude_bought_days=exclude_bought_days)
+                              exclude_bought_days=exclude_bought_days, rank_by=rank_by,
+                              min_p_inactive=config.LIKELY_TO_LAPSE if likely_to_lapse else None)
     identities = read_identities(identities_path) if identities_path else None
     suppression = read_suppression(suppress_path) if suppress_path else None
     target_list = build_target_list(engine, dataset, filters, identities=identities, suppression=suppression,

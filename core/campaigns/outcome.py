@@ -4,8 +4,10 @@
 Definitions (the Campaigns page shows them in its help texts):
 
 - **expected buyers**: the sum of the exported shoppers' calibrated propensities. **Expected
-  revenue**: Σ propensity × the shopper's own average order value (spend ÷ orders) when they
-  bought before, else the dataset's average order value; None when the data has no prices.
+  revenue**: the sum of the shoppers' expected revenue within the model's horizon (the model's
+  value forecast, :mod:`core.model.value`) when every one of them has it; else (a version trained
+  before that forecast) Σ propensity × the shopper's own average order value (spend ÷ orders)
+  when they bought before, else the dataset's average order value; None when the data has no prices.
   **Lift**: the list's mean propensity ÷ the mean over all scored shoppers (what a random list of
   the same size would get). The **cumulative-gain curve** ranks all scored shoppers by propensity
   and plots the share of expected buyers captured against the share of shoppers contacted.
@@ -85,7 +87,12 @@ def expected_outcome(engine: Engine, dataset_id: int, targets: pd.DataFrame, mod
     if out["mean_propensity"] is not None and out["mean_propensity_all"]:
         out["lift"] = out["mean_propensity"] / out["mean_propensity_all"]
     aov = _dataset_aov(engine, dataset_id)
-    if aov is None:
+    forecast = pd.to_numeric(targets["expected_revenue"], errors="coerce") if "expected_revenue" in targets \
+        else pd.Series(dtype=float)
+    if aov is not None and len(targets) and forecast.notna().all():
+        out["expected_revenue"] = float(forecast.sum())
+        out["revenue_basis"] = "the sum of the shoppers' expected revenue within the model's horizon"
+    elif aov is None:
         out["notes"].append("The data has no purchase prices, so expected revenue cannot be estimated.")
     else:
         own = targets["spend"].astype(float) / targets["orders"].where(targets["orders"] > 0)

@@ -12,8 +12,11 @@ Definitions (the Campaigns page shows them in its help texts):
   snapshot, and "not seen for 30 days" means 30 days before its end.
 - **forecasts** come from the dataset's current model (the newest ``ready`` row of ``cs_models``);
   **segments** from its current segmentation (the newest ``cs_segment_runs`` row).
-- **top-k / top-%** rank the shoppers that pass every other filter by calibrated purchase
-  propensity (ties by user id) and keep the first k, or the first ceil(n × % / 100).
+- **top-k / top-%** rank the shoppers that pass every other filter by their calibrated purchase
+  propensity, or by what ``rank_by`` names: ``expected_revenue`` (revenue expected within the
+  model's horizon) or ``p_inactive`` (chance of no activity at all within it: "likely to lapse"
+  first); ties by user id; and keep the first k, or the first ceil(n × % / 100). Shoppers
+  without that forecast (e.g. no expected revenue on a file without prices) are left out of a cut.
 - the list then loses, in this order: **suppressed** shoppers (user id in the suppression list,
   or an identity e-mail matching one of its e-mails); for a destination that matches on contact
   details, shoppers **not in the identity file** at all; shoppers **without consent** for the
@@ -68,10 +71,14 @@ DESTINATIONS = ("csv", "parquet", *DESTINATION_CONSENT)
 DESTINATION_NAMES = {"google": "Google Ads Customer Match", "meta": "Meta Custom Audiences", "klaviyo": "Klaviyo",
                      "mailchimp": "Mailchimp"}
 NEXT_EVENT_TYPES = ("view", "cart", "purchase", "remove_from_cart", "none")
-LIST_COLUMNS = ("user_id", "segment", "segment_name", "propensity", "next_event_type", "next_category",
-                "top_items", "reasons", "last_seen", "spend", "orders", "price_band")
+LIST_COLUMNS = ("user_id", "segment", "segment_name", "propensity", "expected_revenue", "p_inactive",
+                "next_event_type", "next_category", "top_items", "reasons", "last_seen", "spend", "orders",
+                "price_band")
 COUNT_KEYS = ("matched", "suppressed", "not_in_identities", "no_consent", "no_identifier", "holdout", "exported")
-MODEL_FILTERS = ("min_propensity", "max_propensity", "top_k", "top_percent", "next_categories", "next_event_types")
+MODEL_FILTERS = ("min_propensity", "max_propensity", "top_k", "top_percent", "next_categories", "next_event_types",
+                 "min_expected_revenue", "min_p_inactive", "max_p_inactive", "rank_by")
+#: What a top-k / top-% cut can rank by (highest first): the list's column of each forecast.
+RANK_KEYS = ("propensity", "expected_revenue", "p_inactive")
 
 
 @dataclass
@@ -85,7 +92,11 @@ class CampaignFilters:
     ``seen_within_days``: last event at most N days before the data's end; ``not_seen_days``:
     no event in the last N days; ``exclude_bought_days``: drop shoppers who bought in the last
     D days; ``min_spend``: spend at least this (currency of the file); ``price_bands``: the
-    shopper's most frequent price band is one of these (``core.store.price_bands.PRICE_BANDS``).
+    shopper's most frequent price band is one of these (``core.store.price_bands.PRICE_BANDS``);
+    ``min_expected_revenue``: revenue expected within the horizon at least this;
+    ``min_p_inactive`` / ``max_p_inactive``: chance of no activity within the horizon in this range
+    (``min_p_inactive=config.LIKELY_TO_LAPSE`` keeps the shoppers likely to lapse); ``rank_by``: the
+    forecast a top-k / top-% cut ranks by (:data:`RANK_KEYS`; None: propensity).
     Raises ``ParameterError`` naming the filter for an inconsistent value.
     """
 
@@ -101,6 +112,10 @@ class CampaignFilters:
     exclude_bought_days: float | None = None
     min_spend: float | None = None
     price_bands: list[str] | None = None
+    min_expected_revenue: float | None = None
+    min_p_inactive: float | None = None
+    max_p_inactive: float | None = None
+    rank_by: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("segments", "next_categories", "next_event_types", "price_bands"):
@@ -109,14 +124,21 @@ class CampaignFilters:
                 setattr(self, name, list(value) or None)
         if self.segments is not None:
             self.segments = [int(s) for s in self.segments]
-        for name in ("min_propensity", "max_propensity"):
-            value = getattr(self, name)
-            if value is not None and not 0.0 <= float(value) <= 1.0:
-                raise ParameterError(f"{name}={value!r} is outside 0–1 (a calibrated probability)", parameter=name)
-        if self.min_propensity is not None and self.max_propensity is not None \
-                and self.min_propensity > self.max_propensity:
-            raise ParameterError(f"min_propensity={self.min_propensity} is above max_propensity={self.max_propensity}",
-                                 parameter="min_propensity")
+        for low, high in (("min_propensity", "max_propensity"), ("min_p_inactive", "max_p_inactive")):
+            for name in (low, high):
+                value = getattr(self, name)
+                if value is not None and not 0.0 <= float(value) <= 1.0:
+                    raise ParameterError(f"{name}={value!r} is outside 0–1 (a calibrated probability)", parameter=name)
+            if getattr(self, low) is not None and getattr(self, high) is not None \
+                    and getattr(self, low) > getattr(self, high):
+                raise ParameterError(f"{low}={getattr(self, low)} is above {high}={getattr(self, high)}",
+                                     parameter=low)
+        if self.rank_by is not None and self.rank_by not in RANK_KEYS:
+            raise ParameterError(f"rank_by={self.rank_by!r} is not a forecast to rank by; expected one of "
+                                 f"{list(RANK_KEYS)}", parameter="rank_by", cases=[self.rank_by])
+        if self.min_expected_revenue is not None and float(self.min_expected_revenue) < 0:
+            raise ParameterError(f"min_expected_revenue={self.min_expected_revenue!r} is negative; expected an "
+                                 "amount >= 0", parameter="min_expected_revenue")
         if self.top_k is not None and self.top_percent is not None:
             raise ParameterError(f"top_k={self.top_k} and top_percent={self.top_percent} are both set: choose one",
                                  parameter="top_k")
@@ -249,7 +271,7 @@ def _band_preference(dataset_id: int) -> sa.Subquery:
 
 
 def _filtered(ctx: dict, filters: CampaignFilters, with_band: bool):
-    """(select of the matched shoppers before the top cut, the propensity column)."""
+    """(select of the matched shoppers before the top cut, the column the cut ranks by)."""
     did, version, run_id = ctx["dataset_id"], ctx["model_version"], ctx["run_id"]
     users = _per_user(did)
     from_clause = users
@@ -259,10 +281,13 @@ def _filtered(ctx: dict, filters: CampaignFilters, with_band: bool):
         from_clause = from_clause.outerjoin(store.predictions, sa.and_(
             _p.dataset_id == did, _p.model_version == version, _p.user_id == users.c.user_id))
         propensity = _p.purchase_propensity
-        cols += [propensity.label("propensity"), _p.next_event_type, _p.next_category, _p.top_items, _p.reasons]
+        cols += [propensity.label("propensity"), _p.expected_revenue, _p.p_inactive, _p.next_event_type,
+                 _p.next_category, _p.top_items, _p.reasons]
     else:
-        cols += [sa.cast(sa.null(), sa.Float).label("propensity")] + [
+        cols += [sa.cast(sa.null(), sa.Float).label(n) for n in RANK_KEYS] + [
             sa.cast(sa.null(), sa.String).label(n) for n in ("next_event_type", "next_category", "top_items", "reasons")]
+    rank = {"propensity": propensity, "expected_revenue": _p.expected_revenue,
+            "p_inactive": _p.p_inactive}[_rank_key(filters)]
     if run_id is not None:
         from_clause = from_clause.outerjoin(store.segments, sa.and_(
             _s.dataset_id == did, _s.run_id == run_id, _s.user_id == users.c.user_id))
@@ -289,8 +314,9 @@ def _filtered(ctx: dict, filters: CampaignFilters, with_band: bool):
         where.append(_p.next_category.in_(f.next_categories))
     if f.next_event_types is not None:
         where.append(_p.next_event_type.in_(f.next_event_types))
+    where += _value_conditions(f)
     if (f.top_k is not None or f.top_percent is not None):
-        where.append(propensity.is_not(None))
+        where.append(rank.is_not(None))
     if end is not None:
         if f.seen_within_days is not None:
             where.append(users.c.last_seen >= end - dt.timedelta(days=float(f.seen_within_days)))
@@ -303,7 +329,24 @@ def _filtered(ctx: dict, filters: CampaignFilters, with_band: bool):
         where.append(users.c.spend >= float(f.min_spend))
     if f.price_bands is not None:
         where.append(band_col.in_(f.price_bands))
-    return sa.select(*cols).select_from(from_clause).where(*where), propensity
+    return sa.select(*cols).select_from(from_clause).where(*where), rank
+
+
+def _value_conditions(f: CampaignFilters) -> list:
+    """The expected-revenue and lapse-risk filters on the forecasts' columns."""
+    where = []
+    if f.min_expected_revenue is not None:
+        where.append(_p.expected_revenue >= float(f.min_expected_revenue))
+    if f.min_p_inactive is not None:
+        where.append(_p.p_inactive >= float(f.min_p_inactive) - config.PROPENSITY_TOLERANCE)
+    if f.max_p_inactive is not None:
+        where.append(_p.p_inactive <= float(f.max_p_inactive) + config.PROPENSITY_TOLERANCE)
+    return where
+
+
+def _rank_key(filters: CampaignFilters) -> str:
+    """The list's column that orders it and that a top-k / top-% cut ranks by."""
+    return filters.rank_by or "propensity"
 
 
 def _top_n(filters: CampaignFilters, n: int) -> int:
@@ -334,15 +377,16 @@ def _matched_frame(engine: Engine, ctx: dict, filters: CampaignFilters) -> pd.Da
         with engine.connect() as conn:
             n = int(conn.execute(sa.select(sa.func.count()).select_from(stmt.subquery())).scalar_one())
         sub = stmt.subquery("matched")
-        stmt = sa.select(sub).order_by(sub.c.propensity.desc(), sub.c.user_id).limit(_top_n(filters, n))
+        stmt = sa.select(sub).order_by(sub.c[_rank_key(filters)].desc(), sub.c.user_id).limit(_top_n(filters, n))
     with engine.connect() as conn:
         result = conn.execute(stmt)
         frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     frame["spend"] = frame["spend"].astype(float)
     frame["orders"] = frame["orders"].astype(int)
-    frame["propensity"] = pd.to_numeric(frame["propensity"], errors="coerce")
+    for name in RANK_KEYS:
+        frame[name] = pd.to_numeric(frame[name], errors="coerce")
     frame["segment"] = pd.to_numeric(frame["segment"], errors="coerce").astype("Int64")
-    return frame.sort_values(["propensity", "user_id"], ascending=[False, True], na_position="last",
+    return frame.sort_values([_rank_key(filters), "user_id"], ascending=[False, True], na_position="last",
                              kind="mergesort").reset_index(drop=True)
 
 

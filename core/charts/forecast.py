@@ -58,10 +58,11 @@ def lift_chart(lift: Sequence[dict]) -> go.Figure:
                    "Score decile (1 = top 10 % of forecasts)", "Lift (× the overall purchase rate)")
 
 
-def calibration_chart(calibration: Sequence[dict]) -> go.Figure:
-    """Observed purchase rate against the forecast, per probability bin, with the diagonal of perfect calibration.
+def calibration_chart(calibration: Sequence[dict], outcome: str = "purchase") -> go.Figure:
+    """Observed rate against the forecast, per probability bin, with the diagonal of perfect calibration.
 
-    ``calibration``: rows with ``mean_predicted``, ``observed_rate`` and ``n``.
+    ``calibration``: rows with ``mean_predicted``, ``observed_rate`` and ``n``; ``outcome``: what is
+    forecast, in the axis titles ("purchase", "no activity").
     """
     x = [100 * r["mean_predicted"] for r in calibration]
     y = [100 * r["observed_rate"] for r in calibration]
@@ -77,8 +78,8 @@ def calibration_chart(calibration: Sequence[dict]) -> go.Figure:
     ))
     fig.update_xaxes(range=[0, top])
     fig.update_yaxes(range=[0, top])
-    return _layout(fig, "Calibration (held-out window)", "Forecast purchase probability (%)",
-                   "Observed purchase rate (%)")
+    return _layout(fig, "Calibration (held-out window)", f"Forecast {outcome} probability (%)",
+                   f"Observed {outcome} rate (%)")
 
 
 def gain_chart(lift: Sequence[dict]) -> go.Figure:

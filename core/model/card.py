@@ -56,6 +56,8 @@ class ModelCard:
     refit_on_latest: bool = False
     notes: list = field(default_factory=list)
     config: dict = field(default_factory=dict)
+    #: expected_revenue and p_inactive: every forecast's metrics, the one in use, the note (core.model.value)
+    value: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """JSON-ready dict (times as ISO strings)."""
@@ -141,10 +143,28 @@ class ModelCard:
                 lines.append(f"   {mark} {name}: {shown}")
             if info.get("note"):
                 lines.append(f"    {info['note']}")
+        lines.extend(value_lines(self.value))
         lines.append("")
         lines.append("Refit on the latest window: " + ("yes" if self.refit_on_latest else "no"))
         lines.extend(self.notes)
         return "\n".join(lines)
+
+
+def value_lines(value: dict) -> list[str]:
+    """The value and churn heads of a card in plain words (nothing for a version trained before them)."""
+    from core.model.value import VALUE_COLUMN_TEXT, VALUE_HEAD_METRICS
+
+    lines = []
+    for head, info in value.items():
+        key = VALUE_HEAD_METRICS[head][0]
+        lines.append(f"  {head}, the {VALUE_COLUMN_TEXT[head]} (decided by {key}):")
+        for name, metrics in {**info["metrics"], **info.get("reference", {})}.items():
+            mark = "*" if name == info["used"] else " "
+            shown = ", ".join(f"{k} {_num(v)}" for k, v in metrics.items())
+            lines.append(f"   {mark} {name}: {shown}")
+        if info.get("note"):
+            lines.append(f"    {info['note']}")
+    return lines
 
 
 def _json_default(v):

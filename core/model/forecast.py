@@ -34,6 +34,7 @@ from core.model.baselines import (MarkovChain, MostPopular, OwnMostFrequent, RFM
 from core.model.config import EVENT_CLASSES, ModelConfig
 from core.model.labels import CutoffPlan, make_targets, plan_cutoffs
 from core.model.priors import build_prior
+from core.model.value import ValueForecast, fit_value
 from core.model.training import (ExampleSet, TrainProgress, build_examples, fit_model, predict_examples,
                                  predict_prior_categories, seed_everything)
 from core.model.card import MODEL, RANK_K, ModelCard, _num
@@ -339,18 +340,20 @@ def _read_examples(run: _Run) -> tuple[sequences.Vocabularies, ExampleSet, Examp
 
 
 def _calibrate(run: _Run, model, valid_ex: ExampleSet, vocabs, rfm: dict, history: pd.DataFrame):
-    """The propensity's stacking and calibration, and the category head's terms, chosen on the validation window."""
+    """The propensity's stacking and calibration, and the category head's terms, chosen on the validation window;
+    returns the calibrator and the model's predictions on that window."""
     valid_cutoffs = sorted(set(valid_ex.targets["cutoff"])) if len(valid_ex) else [run.plan.valid_cutoff]
     model.set_priors(*run.priors(vocabs, min(valid_cutoffs)))
     valid_pred = predict_examples(model, valid_ex.batch, run.cfg, run.should_stop)
     calibrator, stack_note = _fit_propensity_calibration(valid_ex, valid_pred.propensity, rfm, history)
     run.notes.append(stack_note)
     run.notes.append(_choose_category_terms(model, valid_ex, valid_pred, vocabs, run.cfg, run.should_stop))
-    return calibrator
+    return calibrator, valid_pred
 
 
-def _measure(run: _Run, model, test_ex: ExampleSet, vocabs, calibrator, rfm: dict, history: pd.DataFrame) -> Evaluation:
-    """The model and every baseline on the held-out window; a note for each head a baseline serves."""
+def _measure(run: _Run, model, test_ex: ExampleSet, vocabs, calibrator, rfm: dict, history: pd.DataFrame):
+    """The model and every baseline on the held-out window, with a note for each head a baseline serves; returns
+    the :class:`Evaluation` and the model's predictions on that window."""
     model.set_priors(*run.priors(vocabs, run.plan.test_cutoff))
     test_pred = predict_examples(model, test_ex.batch, run.cfg, run.should_stop)
     rankers = _rankers(history, run.plan.test_cutoff, run.plan.horizon_days)
@@ -360,7 +363,7 @@ def _measure(run: _Run, model, test_ex: ExampleSet, vocabs, calibrator, rfm: dic
         if info.used != MODEL:
             run.notes.append(f"{head}: the model lost to {info.used} on the held-out window, so the forecasts "
                              f"written for this head are {info.used}'s.")
-    return result
+    return result, test_pred
 
 
 def _final_model(run: _Run, fit, vocabs: sequences.Vocabularies):
@@ -409,7 +412,7 @@ def _publish(run: _Run, card: ModelCard, loaded: dict, saved_baselines: dict, ba
             card.training_seconds = round(time.perf_counter() - run.started, 2)
             run.report("saving", 0.98, "writing the model version")
             registry.save_model(folder, model, run.cfg, loaded["vocabs"], loaded["calibrator"], card.to_dict(),
-                                saved_baselines)
+                                saved_baselines, loaded["value"].to_dict())
             registry.insert_model_row(conn, version, did, run.plan.horizon_days, folder, model.config, card.to_dict())
     except BaseException:
         registry.remove_folder(folder)
@@ -442,10 +445,15 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
                     priors=run.priors(vocabs, min(run.plan.train_cutoffs)))
     run.report("evaluating", 0.72, "calibrating on the validation window and measuring on the held-out window")
     history = _load_history(engine, run.dataset_id, run.sample, run.exhaustive, run.end_cutoff, cfg.chunk_users)
-    rfm = _fit_rfm(history, [g for _, g in train_ex.targets.groupby("cutoff", sort=True)])
+    train_targets = [g for _, g in train_ex.targets.groupby("cutoff", sort=True)]
+    rfm = _fit_rfm(history, train_targets)
     _check_stop(should_stop)
-    calibrator = _calibrate(run, fit.model, valid_ex, vocabs, rfm, history)
-    result = _measure(run, fit.model, test_ex, vocabs, calibrator, rfm, history)
+    calibrator, valid_pred = _calibrate(run, fit.model, valid_ex, vocabs, rfm, history)
+    result, test_pred = _measure(run, fit.model, test_ex, vocabs, calibrator, rfm, history)
+    value = fit_value(history, train_targets, valid_ex, valid_pred, test_ex, test_pred, calibrator=calibrator,
+                      rfm_propensity=rfm["propensity"], propensity_used=result.heads["propensity"].used,
+                      horizon_days=run.plan.horizon_days, seed=cfg.seed)
+    _check_stop(should_stop)
     model, vocabs, n_examples = _final_model(run, fit, vocabs)
     heads = result.card_heads()
     saved_baselines, baselines = _scoring_baselines(run, rfm, history, heads, calibrator)
@@ -456,8 +464,9 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
         sampled=run.sampled, n_train_examples=n_examples, training_seconds=0.0, heads=heads, lift=result.lift,
         calibration=result.calibration, loss_curve=fit.loss_curve, refit_on_latest=cfg.refit_on_latest,
         notes=run.notes, config=model.config.to_dict(),  # vocabulary sizes set
+        value=value.card,
     )
-    loaded = {"model": model, "config": cfg, "vocabs": vocabs, "calibrator": calibrator}
+    loaded = {"model": model, "config": cfg, "vocabs": vocabs, "calibrator": calibrator, "value": value}
     return _publish(run, card, loaded, saved_baselines, baselines)
 
 
@@ -504,7 +513,8 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
             saved = _refit_baselines(engine, did, card, lm.calibrator, cfg, sample, sampled, end_cutoff)
         if not lm.priors_saved:
             lm.model.set_priors(*_priors(engine, did, lm.vocabs, end_cutoff, cfg, sample if sampled else None))
-    loaded = {"model": lm.model, "config": cfg, "vocabs": lm.vocabs, "calibrator": lm.calibrator}
+    loaded = {"model": lm.model, "config": cfg, "vocabs": lm.vocabs, "calibrator": lm.calibrator,
+              "value": None if lm.value is None else ValueForecast.from_dict(lm.value)}
     with engine.begin() as conn:
         registry.delete_predictions(conn, did, row["model_version"])
         n = _score_all(engine, conn, loaded, card.heads, _baselines_from_saved(saved), did, row["model_version"],
@@ -555,7 +565,8 @@ def load_predictions(engine: Engine, dataset: str, model_version: str | None = N
 
     Columns: user_id, purchase_propensity, next_event_type, p_view, p_cart, p_purchase,
     p_remove, p_none, next_category, next_category_p, top_items (space-separated),
-    reasons ("; "-separated), model_version. An empty frame with those columns when the
+    reasons ("; "-separated), expected_revenue (within the horizon; empty without prices or for
+    a version trained before it), p_inactive (chance of no activity within the horizon), model_version. An empty frame with those columns when the
     dataset has no ready model. Errors: ``DatasetNotFoundError``; :class:`NotFittedError`
     for an unknown ``model_version``.
     """

@@ -2,8 +2,9 @@
 
 A version lives in ``core.config.models_dir()/<dataset_id>/<version>/``: ``model.safetensors``
 (weights), ``config.json`` (hyperparameters and vocabulary sizes), ``vocabularies.json``,
-``calibrator.json``, ``card.json`` (the model card with every metric) and ``baselines.json`` (the
-fitted baselines it scores with, see :func:`core.model.forecast.score`). The store holds a
+``calibrator.json``, ``card.json`` (the model card with every metric), ``baselines.json`` (the
+fitted baselines it scores with, see :func:`core.model.forecast.score`) and ``value.json`` (the value and
+churn forecasts, :mod:`core.model.value`). The store holds a
 ``cs_models`` row per version and ``cs_predictions`` rows (one per shopper per version).
 
 Publishing is all or nothing: the folder is written under a temporary name and renamed,
@@ -48,10 +49,12 @@ TRANSITION_PRIOR_KEYS = ("category_succ_", "category_totals", "category_populari
 PRIOR_KEYS = (*TRANSITION_PRIOR_KEYS, "prior_scale", "session_prior_scale", "category_learned")
 CARD_FILE = "card.json"
 BASELINES_FILE = "baselines.json"
+VALUE_FILE = "value.json"
 #: Columns of ``cs_predictions`` written for each shopper, in table order.
 PREDICTION_COLUMNS = [
     "dataset_id", "model_version", "user_id", "purchase_propensity", "next_event_type", "p_view", "p_cart",
     "p_purchase", "p_remove", "p_none", "next_category", "next_category_p", "top_items", "reasons",
+    "expected_revenue", "p_inactive",
 ]
 
 
@@ -67,6 +70,7 @@ class LoadedModel:
     path: Path
     baselines: dict | None = None  # the fitted baselines it scores with (None: saved before they were kept)
     priors_saved: bool = True  # False: saved before the transition priors, which scoring then counts
+    value: dict | None = None  # the value and churn forecasts (core.model.value; None: saved before them)
 
 
 def new_version(dataset_id: int) -> str:
@@ -80,7 +84,7 @@ def version_dir(dataset_id: int, version: str) -> Path:
 
 
 def save_model(folder: Path, model, config: ModelConfig, vocabs: Vocabularies, calibrator, card: dict,
-               baselines: dict | None = None) -> Path:
+               baselines: dict | None = None, value: dict | None = None) -> Path:
     """Write a version folder atomically (temporary folder, then rename); returns ``folder``.
 
     Raises :class:`CartsightError` when ``folder`` exists already.
@@ -108,6 +112,8 @@ def save_model(folder: Path, model, config: ModelConfig, vocabs: Vocabularies, c
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=1, default=str))
         if baselines is not None:
             (tmp / BASELINES_FILE).write_text(json.dumps(baselines))
+        if value is not None:
+            (tmp / VALUE_FILE).write_text(json.dumps(value))
         tmp.rename(folder)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -168,6 +174,7 @@ def load_model(folder: Path) -> LoadedModel:
         card=json.loads((folder / CARD_FILE).read_text()), path=folder,
         baselines=json.loads((folder / BASELINES_FILE).read_text()) if (folder / BASELINES_FILE).is_file() else None,
         priors_saved=not any(k.startswith(TRANSITION_PRIOR_KEYS) for k in missing),
+        value=json.loads((folder / VALUE_FILE).read_text()) if (folder / VALUE_FILE).is_file() else None,
     )
 
 

@@ -99,6 +99,7 @@ def _score_chunk(loaded, batch: sequences.SequenceBatch, heads: dict, baselines:
     frame["next_category_p"] = next_cat_p
     frame["top_items"] = top_items
     frame["reasons"] = reasons
+    frame["expected_revenue"], frame["p_inactive"] = _value_columns(loaded.get("value"), rfm_x, propensity, pred)
     return frame
 
 
@@ -106,6 +107,16 @@ def _hit_rate(info: dict) -> float:
     """The chance a baseline's first category is right: its accuracy@1 on the held-out window (NaN if unmeasured)."""
     value = (info["metrics"].get(info["used"]) or {}).get("accuracy@1")
     return float("nan") if value is None else float(value)
+
+
+def _value_columns(value, rfm_x: pd.DataFrame | None, propensity, pred) -> tuple[np.ndarray, np.ndarray]:
+    """Expected revenue and chance of no activity of a chunk (NaN for a version saved without them)."""
+    if value is None:
+        empty = np.full(len(pred.propensity), np.nan)
+        return empty, empty.copy()
+    from core.model.value import p_none_of
+
+    return value.predict(rfm_x, np.asarray(propensity, dtype=float), p_none_of(pred))
 
 
 def _chunk_ranker(baselines: dict, name: str, chunk_history: pd.DataFrame, cutoff: dt.datetime):
@@ -144,7 +155,7 @@ def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict,
     used = {info["used"] for info in heads.values()} - {MODEL, "most_popular"}
     # the gradient-boosting heads and the stacked propensity read RFM features, grouped in the database; the
     # rankers read each shopper's own state from their history
-    need_rfm = RFMPropensity.name in used or loaded["calibrator"].stack_ is not None
+    need_rfm = RFMPropensity.name in used or loaded["calibrator"].stack_ is not None or loaded.get("value") is not None
     need_history = bool(used - {RFMPropensity.name})
     users = sequences.list_users(engine, dataset_id, before=end_cutoff)
     chunks = sequences.user_chunks(users, cfg.chunk_users, exhaustive=True)
@@ -162,8 +173,9 @@ def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict,
             batch = sequences.build_sequences(engine, dataset_id, chunk, end_cutoff, loaded["vocabs"], cfg.max_len)
         rfm_x = None
         if need_rfm:
+            fitted = baselines["rfm"].get("propensity")
             rfm_x = rfm_features_from_store(engine, dataset_id, chunk, end_cutoff, batch.user_ids,
-                                            baselines["rfm"]["propensity"].config)
+                                            None if fitted is None else fitted.config)
         frame = _score_chunk(loaded, batch, heads, baselines, history, rfm_x, end_cutoff, dataset_id, version)
         written += write_predictions(conn, frame)
         report("scoring", lo + (hi - lo) * (i + 1) / len(chunks), f"scored {written:,} of {len(users):,} shoppers")

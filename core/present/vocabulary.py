@@ -61,6 +61,28 @@ def next_step_help(horizon_days: int) -> str:
             f"'{chance_to_buy(horizon_days)}'.")
 
 
+def expected_revenue(horizon_days: int) -> str:
+    """The label of the value forecast: "Expected revenue within 7 days"."""
+    return f"Expected revenue within {_days(horizon_days)}"
+
+
+def expected_revenue_help(horizon_days: int) -> str:
+    return (f"The revenue this shopper is expected to bring within the next {_days(horizon_days)}, in the file's "
+            "currency (most shoppers bring nothing in a short window, so most values are small): rank lists by it to "
+            "reach the spend, not only the buyers. Empty when the data has no prices.")
+
+
+def lapse_risk(horizon_days: int) -> str:
+    """The label of the churn forecast: "Chance of no activity within 7 days"."""
+    return f"Chance of no activity within {_days(horizon_days)}"
+
+
+def lapse_risk_help(horizon_days: int) -> str:
+    return (f"The calibrated chance that this shopper does nothing at all (no visit, no event) within the next "
+            f"{_days(horizon_days)}: of 100 shoppers shown 60 %, about 60 stay away. Not the same number as "
+            f"'{step_share('none')}', the next-step forecast's uncalibrated share for doing nothing.")
+
+
 def step_share(step: str) -> str:
     """The label of one next-step share: "Next step: purchase"."""
     return f"Next step: {STEP_WORDS.get(step, step)}"
@@ -82,7 +104,8 @@ def column_labels(horizon_days: int) -> dict[str, str]:
     return {"user_id": "Shopper", "purchase_propensity": chance_to_buy(horizon_days), "next_event_type": NEXT_STEP,
             **{col: step_share(step) for col, step in STEP_COLUMNS.items()},
             "next_category": NEXT_CATEGORY, "next_category_p": NEXT_CATEGORY_P, "top_items": "Likely items",
-            "reasons": "Why", "model_version": "Model version"}
+            "reasons": "Why", "expected_revenue": expected_revenue(horizon_days), "p_inactive": lapse_risk(horizon_days),
+            "model_version": "Model version"}
 
 
 def export_frame(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:

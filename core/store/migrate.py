@@ -58,7 +58,8 @@ def _upgrade(conn: Connection, version: int) -> None:
     ``cs_exports.as_of`` and ``as_of_basis``: older exports get the best known as-of time
     (:func:`_backfill_as_of`). Schema 5 computes price bands over each category's distinct items
     (``cs_price_edges.n_items`` and ``edges_from``): each dataset's edges and event bands are
-    rewritten. A role that may not alter the tables gets a message saying who must open the store once.
+    rewritten. Schema 6 added ``cs_predictions.expected_revenue`` and ``p_inactive`` (NULL for the forecasts of
+    older versions). A role that may not alter the tables gets a message saying who must open the store once.
     """
     try:
         if version < 2:
@@ -80,6 +81,9 @@ def _upgrade(conn: Connection, version: int) -> None:
                 ids = conn.execute(sa.select(datasets.c.dataset_id).order_by(datasets.c.dataset_id)).scalars().all()
                 for did in ids:
                     derived.rewrite_bands(conn, did)
+        if version < 6:
+            conn.exec_driver_sql("ALTER TABLE cs_predictions ADD COLUMN IF NOT EXISTS expected_revenue DOUBLE PRECISION")
+            conn.exec_driver_sql("ALTER TABLE cs_predictions ADD COLUMN IF NOT EXISTS p_inactive DOUBLE PRECISION")
     except sa.exc.ProgrammingError as exc:
         raise _upgrade_refused(version, exc) from exc
     conn.execute(sa.update(schema_info).values(version=config.SCHEMA_VERSION))

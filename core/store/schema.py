@@ -141,6 +141,9 @@ predictions = sa.Table(
     sa.Column("next_category_p", sa.Double),
     sa.Column("top_items", sa.Text),  # space-separated item ids, best first
     sa.Column("reasons", sa.Text),  # "; "-separated sentences
+    # revenue expected within the horizon (NULL: no prices, or a version trained before value forecasts)
+    sa.Column("expected_revenue", sa.Double),
+    sa.Column("p_inactive", sa.Double),  # chance of no event at all within the horizon
 )
 
 segment_run_id_seq = sa.Sequence("cs_segment_run_id_seq", metadata=metadata)

@@ -8,7 +8,9 @@ The fixture shop has 40 shoppers u00…u39 with hand-set behaviour, forecasts an
   shopper's view price), so two prices allow two bands, budget below 100 and mid from 100: even
   shoppers prefer "budget", odd shoppers "mid";
 - model "m1": propensity 0.02 × (i + 1); next category ("shoes", "bags", "hats")[i % 3];
-  next step "purchase" for i >= 30 else "view";
+  next step "purchase" for i >= 30 else "view"; expected revenue 5 × (7i mod 40) (every value once,
+  an order unlike the propensity's: the top eight are u17, u34, u11, u28, u05, u22, u39, u16);
+  chance of no activity i / 40 (shoppers unseen for longer likelier to lapse: i >= 20 at least 0.5);
 - segmentation run: segment i % 2 (0 "Bargain hunters", 1 "Premium fans").
 """
 from __future__ import annotations
@@ -56,7 +58,12 @@ def shop_events() -> list[dict]:
     return rows
 
 
-def add_model(engine, did: int, version: str = "m1") -> None:
+def expected_revenue(i: int) -> float:
+    return 5.0 * ((7 * i) % N)
+
+
+def add_model(engine, did: int, version: str = "m1", value: bool = True) -> None:
+    """Model ``version``'s forecasts; ``value=False``: a version trained before the value and churn forecasts."""
     with engine.begin() as conn:
         conn.execute(store.models.insert().values(
             model_version=version, dataset_id=did, created_at=dt.datetime(2024, 2, 1), horizon_days=7,
@@ -65,7 +72,8 @@ def add_model(engine, did: int, version: str = "m1") -> None:
             "dataset_id": did, "model_version": version, "user_id": uid(i), "purchase_propensity": propensity(i),
             "next_event_type": "purchase" if i >= 30 else "view", "p_view": 0.5, "p_cart": 0.1,
             "p_purchase": propensity(i), "p_remove": 0.0, "p_none": 0.1, "next_category": CATEGORIES[i % 3],
-            "next_category_p": 0.4, "top_items": f"it{i} it{i + 1}", "reasons": f"viewed it{i}; came back"}
+            "next_category_p": 0.4, "top_items": f"it{i} it{i + 1}", "reasons": f"viewed it{i}; came back",
+            "expected_revenue": expected_revenue(i) if value else None, "p_inactive": i / N if value else None}
             for i in range(N)])
 
 
@@ -80,11 +88,11 @@ def add_segments(engine, did: int) -> int:
     return run_id
 
 
-def make_shop(engine, name: str = "shop", model: bool = True, segments: bool = True) -> int:
+def make_shop(engine, name: str = "shop", model: bool = True, segments: bool = True, value: bool = True) -> int:
     """The fixture shop described in the module docstring; returns its dataset id."""
     did = make_dataset(engine, name, shop_events())
     if model:
-        add_model(engine, did)
+        add_model(engine, did, value=value)
     if segments:
         add_segments(engine, did)
     return did
@@ -116,6 +124,13 @@ def shop(engine):
     (CampaignFilters(price_bands=["mid"]), [uid(i) for i in range(1, N, 2)]),
     (CampaignFilters(price_bands=["luxury"]), []),
     (CampaignFilters(price_bands=["budget"], min_spend=100), ["u10", "u20", "u30"]),
+    (CampaignFilters(min_p_inactive=0.5), [uid(i) for i in range(20, N)]),
+    (CampaignFilters(min_p_inactive=0.5, max_p_inactive=0.6), [uid(i) for i in range(20, 25)]),
+    (CampaignFilters(min_expected_revenue=180), ["u11", "u17", "u28", "u34"]),  # 5 × (36..39)
+    # top 20 % of 40 by expected revenue: 5 × (39, 38, …, 32)
+    (CampaignFilters(top_percent=20, rank_by="expected_revenue"), sorted(["u17", "u34", "u11", "u28", "u05", "u22",
+                                                                          "u39", "u16"])),
+    (CampaignFilters(top_k=3, rank_by="p_inactive", segments=[0]), ["u34", "u36", "u38"]),
 ])
 def test_filters_match_hand_counts(shop, filters, expected):
     built = build_target_list(shop, "shop", filters, holdout_share=0.0)
@@ -135,6 +150,22 @@ def test_list_is_joined_to_forecast_and_segment(shop):
     assert built.model_version == "m1"
 
 
+def test_a_list_ranked_by_expected_revenue_is_in_that_order_with_both_forecasts(shop):
+    built = build_target_list(shop, "shop", CampaignFilters(top_percent=20, rank_by="expected_revenue"),
+                              holdout_share=0.0)
+    targets = built.targets
+    assert targets["user_id"].tolist() == ["u17", "u34", "u11", "u28", "u05", "u22", "u39", "u16"]
+    assert targets["expected_revenue"].tolist() == [195.0, 190.0, 185.0, 180.0, 175.0, 170.0, 165.0, 160.0]
+    assert targets["p_inactive"].tolist() == [17 / 40, 34 / 40, 11 / 40, 28 / 40, 5 / 40, 22 / 40, 39 / 40, 16 / 40]
+    assert targets["propensity"].iloc[0] == pytest.approx(0.36)
+    # the list's expected revenue is the sum of its shoppers' forecasts, not propensity × order value
+    assert built.outcome["expected_revenue"] == pytest.approx(1420.0)
+    assert built.outcome["revenue_basis"] == "the sum of the shoppers' expected revenue within the model's horizon"
+    lapsing = build_target_list(shop, "shop", CampaignFilters(min_p_inactive=0.5, rank_by="p_inactive"),
+                                holdout_share=0.0).targets
+    assert lapsing["user_id"].tolist()[:3] == ["u39", "u38", "u37"] and len(lapsing) == 20
+
+
 def test_filters_json_round_trip():
     f = CampaignFilters(segments=[2, 1], top_percent=12.5, exclude_bought_days=30, price_bands=["budget"])
     text = f.to_json()
@@ -150,6 +181,10 @@ def test_filters_json_round_trip():
     ({"price_bands": ["cheap"]}, "price_bands"),
     ({"next_event_types": ["buy"]}, "next_event_types"),
     ({"not_seen_days": -1}, "not_seen_days"),
+    ({"min_p_inactive": 1.2}, "min_p_inactive"),
+    ({"min_p_inactive": 0.7, "max_p_inactive": 0.6}, "min_p_inactive"),
+    ({"rank_by": "spend"}, "rank_by"),
+    ({"min_expected_revenue": -5}, "min_expected_revenue"),
 ])
 def test_bad_filters_name_the_parameter(kwargs, column):
     with pytest.raises(ParameterError) as err:
@@ -166,6 +201,8 @@ def test_without_model_segment_lists_work_and_say_so(engine):
     assert any("No trained model" in n for n in built.notes)
     with pytest.raises(NotFittedError, match="no trained model"):
         count_matches(engine, "shop", CampaignFilters(top_percent=10))
+    with pytest.raises(NotFittedError, match="min_p_inactive"):
+        count_matches(engine, "shop", CampaignFilters(min_p_inactive=0.5))
 
 
 def test_segment_filter_without_segmentation_explains(engine):
@@ -177,8 +214,9 @@ def test_segment_filter_without_segmentation_explains(engine):
 # --- expected outcome ------------------------------------------------------------------------------------
 
 
-def test_expected_outcome_hand_checked(shop):
-    built = build_target_list(shop, "shop", CampaignFilters(top_k=4), holdout_share=0.0)
+def test_expected_outcome_hand_checked(engine):
+    make_shop(engine, value=False)  # a version trained before the value forecast: propensity × order value
+    built = build_target_list(engine, "shop", CampaignFilters(top_k=4), holdout_share=0.0)
     out = built.outcome
     assert out["list_size"] == 4
     assert out["expected_buyers"] == pytest.approx(0.80 + 0.78 + 0.76 + 0.74)
@@ -194,8 +232,9 @@ def test_expected_outcome_hand_checked(shop):
     assert at_cut == pytest.approx(3.08 / 16.4)
 
 
-def test_expected_revenue_uses_own_order_value(shop):
-    built = build_target_list(shop, "shop", CampaignFilters(min_spend=300), holdout_share=0.0)
+def test_expected_revenue_uses_own_order_value(engine):
+    make_shop(engine, value=False)
+    built = build_target_list(engine, "shop", CampaignFilters(min_spend=300), holdout_share=0.0)
     # u30 spent 310 in one order, u35 360: 0.62 × 310 + 0.72 × 360
     assert built.outcome["expected_revenue"] == pytest.approx(0.62 * 310 + 0.72 * 360)
     assert "own average order value (2 shoppers" in built.outcome["revenue_basis"]

@@ -53,7 +53,8 @@ def test_csv_export_is_recorded_and_downloads_again(shop):
     assert len(frame) == 18 and record["counts"]["exported"] == 18 and record["counts"]["holdout"] == 2
     assert not set(frame["user_id"]) & set(built.holdout["user_id"])
     assert frame.iloc[0].to_dict() == {"user_id": "u39", "segment": "1", "segment_name": "Premium fans",
-                                       "propensity": frame.iloc[0]["propensity"], "next_category": "shoes",
+                                       "propensity": frame.iloc[0]["propensity"], "expected_revenue": "165.0",
+                                       "p_inactive": "0.975", "next_category": "shoes",
                                        "recommended_items": "it39 it40", "reasons": "viewed it39; came back"}
     assert float(frame.iloc[0]["propensity"]) == pytest.approx(0.8)
     assert record["file_sha256"] == hashlib.sha256(record["data"]).hexdigest()

@@ -23,7 +23,8 @@ simulate = pytest.importorskip("core.simulate")
 from core.simulate.files import to_canonical  # noqa: E402
 
 PREDICTION_COLUMNS = ["user_id", "purchase_propensity", "next_event_type", "p_view", "p_cart", "p_purchase",
-                      "p_remove", "p_none", "next_category", "next_category_p", "top_items", "reasons", "model_version"]
+                      "p_remove", "p_none", "next_category", "next_category_p", "top_items", "reasons",
+                      "expected_revenue", "p_inactive", "model_version"]
 
 
 def canonical(events: pd.DataFrame) -> pd.DataFrame:
@@ -186,6 +187,46 @@ def test_one_hundred_shoppers_get_forecasts_and_an_honest_card(engine):
         assert card.lift == []
     preds = forecast.load_predictions(engine, "small")
     assert len(preds) == 100 and preds["purchase_propensity"].notna().all()
+
+
+@pytest.mark.slow
+def test_value_and_churn_are_measured_stored_and_rescored(engine):
+    """Every shopper gets an expected revenue and a chance of no activity, chosen on the held-out window beside
+    their baselines; re-scoring writes the same; a version saved before them scores them empty."""
+    from core.model import registry
+    from core.model.rfm_baseline import rfm_features
+
+    sim = simulate.simulate(200, weeks=5, seed=3)
+    load_events(engine, "sim", canonical(sim.events))
+    card = forecast.train(engine, "sim", horizon_days=7, config=tiny(epochs=1, min_train_steps=10), seed=1)
+    revenue, churn = card.value["expected_revenue"], card.value["p_inactive"]
+    assert set(revenue["metrics"]) == {"model", "propensity_x_spend", "gradient_boosting_rfm", "gamma_gamma_x_propensity",
+                                      "past_spend_rate"}
+    assert set(revenue["reference"]) == {"propensity_alone"} and revenue["used"] in revenue["metrics"]
+    assert set(churn["metrics"]) == {"model", "gradient_boosting_rfm", "recency"} and churn["used"] in churn["metrics"]
+    assert "expected_revenue" in card.to_text() and "recency:" in card.to_text()
+    assert forecast.ModelCard.from_dict(card.to_dict()).value == card.value
+
+    preds = forecast.load_predictions(engine, "sim").sort_values("user_id", ignore_index=True)
+    assert preds["expected_revenue"].notna().all() and (preds["expected_revenue"] >= 0).all()
+    assert preds["p_inactive"].between(0, 1).all() and preds["p_inactive"].nunique() > 5
+    # shoppers unseen for longer are likelier to stay away: the forecast must say so
+    history = canonical(sim.events)
+    recency = rfm_features(history, history["event_time"].max() + dt.timedelta(seconds=1),
+                           users=preds["user_id"].tolist())["recency_days"].to_numpy()
+    assert np.corrcoef(recency, preds["p_inactive"])[0, 1] > 0.3
+    bought = history[history["event_type"] == "purchase"].groupby("user_id")["price"].sum()
+    spend = preds["user_id"].map(bought).fillna(0.0)
+    assert preds.loc[spend > 0, "expected_revenue"].mean() > preds.loc[spend == 0, "expected_revenue"].mean()
+
+    forecast.score(engine, "sim")
+    again = forecast.load_predictions(engine, "sim").sort_values("user_id", ignore_index=True)
+    pd.testing.assert_frame_equal(again, preds, check_exact=False, atol=1e-9)
+    (registry.version_dir(card.dataset_id, card.model_version) / registry.VALUE_FILE).unlink()
+    forecast.score(engine, "sim")
+    older = forecast.load_predictions(engine, "sim")
+    assert older["expected_revenue"].isna().all() and older["p_inactive"].isna().all()
+    assert older["purchase_propensity"].notna().all()
 
 
 @pytest.mark.slow

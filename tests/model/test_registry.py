@@ -77,6 +77,7 @@ def _prediction_frame(did: int, version: str) -> pd.DataFrame:
         "p_remove": [0.0, 0.0, 0.0], "p_none": [0.2, 0.1, 0.6], "next_category": ["a.b", None, "c"],
         "next_category_p": [0.4, np.nan, 0.3], "top_items": ["1 2 3", "4", ""],
         "reasons": ["carted 2 phones in the last 3 days (raises the chance)", "", "no visit for 20 days (lowers the chance)"],
+        "expected_revenue": [12.5, 310.25, np.nan], "p_inactive": [0.3, 0.05, 0.81],
     })
 
 
@@ -94,10 +95,36 @@ def test_predictions_bulk_write_and_model_row(engine, tmp_path):
     assert pd.isna(got.loc[0, "next_category"]) and pd.isna(got.loc[0, "next_category_p"])
     assert got.loc[1, "reasons"] == "no visit for 20 days (lowers the chance)"
     assert got.loc[2, "top_items"] == "1 2 3"
+    assert got.loc[[0, 2], "expected_revenue"].tolist() == [310.25, 12.5] and pd.isna(got.loc[1, "expected_revenue"])
+    assert got["p_inactive"].tolist() == [0.05, 0.81, 0.3]
 
     with engine.begin() as conn:
         registry.delete_predictions(conn, 1, "v1")
     assert registry.read_predictions(engine, 1, "v1").empty
+
+
+def test_store_of_schema_3_gains_the_value_columns(engine, tmp_path):
+    import sqlalchemy as sa
+
+    from core import config, store
+    from core.model import registry
+
+    old = _prediction_frame(1, "v1").drop(columns=["expected_revenue", "p_inactive"])
+    with engine.begin() as conn:  # the predictions table as schema 3 left it, with a version's rows
+        conn.exec_driver_sql("ALTER TABLE cs_predictions DROP COLUMN p_inactive")
+        conn.exec_driver_sql("ALTER TABLE cs_predictions DROP COLUMN expected_revenue")
+        conn.execute(sa.update(store.schema_info).values(version=3))
+        conn.execute(store.predictions.insert(), old.to_dict("records"))
+        registry.insert_model_row(conn, "v1", 1, 7, tmp_path, tiny_config(), {"model_version": "v1"})
+    store.ensure_schema(engine)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(store.schema_info.c.version)).scalars().all() == [config.SCHEMA_VERSION]
+    got = registry.read_predictions(engine, 1, "v1")
+    assert got["user_id"].tolist() == ["u2", "u3", "u1"]
+    assert got["expected_revenue"].isna().all() and got["p_inactive"].isna().all()
+    with engine.begin() as conn:  # and the new version's rows carry them
+        registry.write_predictions(conn, _prediction_frame(1, "v2"))
+    assert registry.read_predictions(engine, 1, "v2")["p_inactive"].tolist() == [0.05, 0.81, 0.3]
 
 
 def test_a_failed_publish_leaves_no_rows(engine):

@@ -57,7 +57,7 @@ def test_filters_change_the_live_count_and_export_is_recorded(shop):
     # default holdout 10 %: 2 of the 20 kept back
     assert _metric(at, "List size") == "18"
     assert _metric(at, "Holdout (kept back)") == "2"
-    at.radio(key="camp_top_mode").set_value("top % by chance to buy").run()
+    at.radio(key="camp_top_mode").set_value("top %").run()
     at.number_input(key="camp_top_percent").set_value(50.0).run()
     _ok(at)
     assert _metric(at, LIVE) == "10"
@@ -87,6 +87,30 @@ def test_filters_change_the_live_count_and_export_is_recorded(shop):
     data = exports.export_file(shop, int(history.iloc[0]["export_id"]))
     rows = pd.read_csv(pd.io.common.BytesIO(data), dtype=str)
     assert len(rows) == 9 and set(rows["segment"]) == {"1"}
+
+
+@ON_BOTH_STORES
+def test_top_20_percent_by_expected_revenue_and_likely_to_lapse(shop):
+    at = _page()
+    at.slider(key="camp_holdout").set_value(0.0).run()
+    at.radio(key="camp_top_mode").set_value("top %").run()
+    at.selectbox(key="camp_rank_by").set_value("expected_revenue").run()
+    at.number_input(key="camp_top_percent").set_value(20.0).run()
+    _ok(at)
+    assert _metric(at, LIVE) == "8"
+    preview = _frame(at, "recommended_items")
+    assert preview["user_id"].tolist() == ["u17", "u34", "u11", "u28", "u05", "u22", "u39", "u16"]
+    assert preview["expected_revenue"].tolist() == [195.0, 190.0, 185.0, 180.0, 175.0, 170.0, 165.0, 160.0]
+    assert preview["p_inactive"].tolist()[:2] == [17 / 40, 34 / 40]
+    assert _metric(at, "Expected revenue") == "1,420"
+
+    at.radio(key="camp_top_mode").set_value("everyone who matches").run()
+    at.selectbox(key="camp_rank_by").set_value("p_inactive").run()
+    at.checkbox(key="camp_lapse").check().run()
+    _ok(at)
+    assert _metric(at, LIVE) == "20"  # lapse risk i / 40 of at least 50 %: u20 … u39
+    preview = _frame(at, "recommended_items")
+    assert preview["user_id"].tolist()[:3] == ["u39", "u38", "u37"] and preview["p_inactive"].min() >= 0.5
 
 
 def _upload(at: AppTest, key: str, name: str, data: bytes) -> None:

@@ -42,6 +42,10 @@ LABELS = {
 }
 HEAD_METRIC = {"propensity": ("roc_auc", True), "next_event_type": ("log_loss", False),
                "next_category": ("accuracy@1", True), "next_items": ("ndcg@10", True)}
+VALUE_HEADS = ("expected_revenue", "p_inactive")
+VALUE_LABELS = {"propensity_x_spend": "Propensity × spend if they buy (gradient boosting)",
+                "gamma_gamma_x_propensity": "Gamma-Gamma purchase value × propensity",
+                "past_spend_rate": "Past spend per horizon", "recency": "Recency alone (days since last seen)"}
 
 pytestmark = pytest.mark.slow
 
@@ -112,7 +116,8 @@ def _texts(at: AppTest) -> list[str]:
 
 def _frame(at: AppTest, name: str) -> pd.DataFrame:
     """A dataframe by its page key (AppTest does not expose keys of dataframes: they come in page order)."""
-    order = [f"forecast_metrics_{h}" for h in HEAD_METRIC] + ["forecast_table"]
+    order = [f"forecast_metrics_{h}" for h in HEAD_METRIC] + [f"forecast_value_{h}" for h in VALUE_HEADS] + [
+        "forecast_table"]
     frames = list(at.dataframe)
     assert len(frames) == len(order), f"{len(frames)} dataframes on the page"
     return frames[order.index(name)].value
@@ -204,9 +209,22 @@ def test_card_after_training(shop, download_content):
         assert roc_cell == "too few buyers to measure"
         assert any("Too few buyers to measure" in w.value for w in at.warning)
 
+    for head in VALUE_HEADS:  # value and churn: every forecast, the one in use marked, the propensity alone beside
+        info = card.value[head]
+        table = _frame(at, f"forecast_value_{head}")
+        assert len(table) == len(info["metrics"]) + len(info.get("reference", {})) >= 3
+        assert table.loc[table["In use"] == "✓", "Forecast"].tolist() == [
+            {**LABELS, **VALUE_LABELS}.get(info["used"], info["used"])]
+        assert info["note"] in texts
+    assert "Purchase propensity alone (a ranking, not an amount)" in set(
+        _frame(at, "forecast_value_expected_revenue")["Forecast"])
+    assert "Recency alone (days since last seen)" in set(_frame(at, "forecast_value_p_inactive")["Forecast"])
+
     table = _frame(at, "forecast_table")
     assert len(table) == len(users) and set(table["Shopper"]) == users
     assert table["Chance to buy within 7 days"].is_monotonic_decreasing
+    assert table["Expected revenue within 7 days"].notna().all()
+    assert table["Chance of no activity within 7 days"].between(0, 1).all()
     assert any(c.value.startswith(f"Showing {len(users):,} of {len(users):,} shoppers") for c in at.caption)
 
     preds = forecast.load_predictions(shop["engine"], TRAINED)
@@ -252,7 +270,8 @@ def test_card_opens_with_a_headline_and_a_verdict_then_folds_the_details(shop):
     expander = next(e for e in at.expander if e.label.startswith("Details for analysts"))
     folded = [m.value for m in expander.markdown]
     assert "#### Quality on the held-out window, beside the baselines" in folded
-    assert len(expander.dataframe) == len(HEAD_METRIC)  # every head's metrics table is folded
+    value_tables = sum(1 for info in card.value.values() if info["metrics"])  # value and churn, folded too
+    assert len(expander.dataframe) == len(HEAD_METRIC) + value_tables  # every head's metrics table is folded
 
 
 @ON_DUCKDB

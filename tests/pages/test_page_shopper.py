@@ -80,7 +80,8 @@ def test_segment_and_forecast_are_shown(shop):
         conn.execute(store.predictions.insert().values(
             dataset_id=did, model_version="v1", user_id=user, purchase_propensity=0.42, next_event_type="cart",
             p_purchase=0.3313, next_category_p=0.25,
-            next_category="apparel.jeans", top_items="1 2 3", reasons="viewed jeans twice; carted yesterday"))
+            next_category="apparel.jeans", top_items="1 2 3", reasons="viewed jeans twice; carted yesterday",
+            expected_revenue=1312.5, p_inactive=0.081))
     at = _page(shopper_id=user)
     seg = run.assignments.set_index("user_id").loc[user]
     assert f"**Segment:** {seg['segment']}. {seg['segment_name']} (run {run.run_id})" in [m.value for m in at.markdown]
@@ -92,6 +93,8 @@ def test_segment_and_forecast_are_shown(shop):
     helps = {m.label: m.help for m in at.metric}
     assert "not calibrated" in helps["Likely next step"] and "Chance to buy within 7 days" in helps["Likely next step"]
     assert "Chance of that category: 25.0%" in helps["Likely next category"]
+    assert metrics["Expected revenue within 7 days"] == "1,312.50"
+    assert metrics["Chance of no activity within 7 days"] == "8.1%"
     assert "**Why**\n- viewed jeans twice\n- carted yesterday" in [m.value for m in at.markdown]
     bars = _charts(at)["Preferences by category group"]["data"]
     assert [t["name"] for t in bars] == ["This shopper", "Their segment", "Everyone"]
@@ -125,3 +128,16 @@ def test_biggest_spenders_suggestion(shop):
     bought = ev[ev["event_type"] == "purchase"].groupby("user_id")["price"].sum().sort_values(ascending=False)
     first = at.selectbox(key="shopper_suggest_pick").options[0]
     assert first.startswith(f"{bought.index[0]} — revenue {bought.iloc[0]:,.2f}")
+
+
+def test_a_version_without_value_forecasts_shows_dashes(shop):
+    engine = shop["engine"]
+    user, _, _ = _busiest(shop["events"])
+    did = store.get_dataset(engine, "shop")["dataset_id"]
+    with engine.begin() as conn:
+        conn.execute(store.models.insert().values(model_version="v0", dataset_id=did, created_at=dt.datetime(2024, 5, 1),
+                                                  horizon_days=1, path="/nonexistent", status="ready"))
+        conn.execute(store.predictions.insert().values(dataset_id=did, model_version="v0", user_id=user,
+                                                       purchase_propensity=0.1, next_event_type="view"))
+    metrics = {m.label: m.value for m in _page(shopper_id=user).metric}
+    assert metrics["Expected revenue within 1 day"] == "—" and metrics["Chance of no activity within 1 day"] == "—"
