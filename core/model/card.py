@@ -56,6 +56,7 @@ class ModelCard:
     refit_on_latest: bool = False
     notes: list = field(default_factory=list)
     config: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)  # the PipelineSettings of the run (chunks, reasons, torch threads)
 
     def to_dict(self) -> dict:
         """JSON-ready dict (times as ISO strings)."""
