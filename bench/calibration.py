@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 from core import config, simulate, store
 from core.model import forecast
 from core.model import evaluation as ev  # noqa: E402
-from core.model.config import ModelConfig  # noqa: E402
+from core.model.config import ModelConfig, PipelineSettings  # noqa: E402
 
 SMALL = dict(max_len=20, hidden_size=32, n_layers=1, n_heads=2, epochs=3, min_train_steps=30, batch_size=64,
-             max_train_examples=6000, chunk_users=500, torch_threads=1, n_train_cutoffs=3, n_reasons=0,
-             item_vocab_cap=500)
+             max_train_examples=6000, n_train_cutoffs=3, item_vocab_cap=500)
+SETTINGS = PipelineSettings(chunk_users=500, torch_threads=1, n_reasons=0)
 
 
 def captured_scores(n_users: int, weeks: int, seed: int, folder: Path) -> dict:
@@ -56,7 +56,7 @@ def captured_scores(n_users: int, weeks: int, seed: int, folder: Path) -> dict:
 
     ev.fit_calibrator, forecast._evaluate = fit, evaluate
     try:
-        forecast.train(engine, "sim", horizon_days=7, config=ModelConfig(**SMALL), seed=seed)
+        forecast.train(engine, "sim", horizon_days=7, config=ModelConfig(**SMALL), seed=seed, settings=SETTINGS)
     finally:
         ev.fit_calibrator, forecast._evaluate = real_fit, real_evaluate
         engine.dispose()

@@ -2,7 +2,7 @@
 
 For each size (default 20,000 and 100,000 shoppers, 10 weeks of simulated REES46-layout
 events from ``core.simulate``) it loads the events into a fresh DuckDB store, runs
-``core.model.forecast.train`` with the default ``ModelConfig`` (2 torch threads) and records:
+``core.model.forecast.train`` with the default ``ModelConfig`` and ``PipelineSettings`` and records:
 training time (sequences, fitting, evaluation: up to the start of scoring), scoring
 throughput (every shopper scored at the data's end, reasons included, predictions
 written), and the held-out metrics of the model and of every baseline for each head. The
@@ -32,7 +32,7 @@ from core import simulate, store
 from core.simulate import files
 from core.model import forecast
 from core.model import card
-from core.model.config import ModelConfig  # noqa: E402
+from core.model.config import ModelConfig, PipelineSettings  # noqa: E402
 
 SECTION = "## Model"
 SAMPLE = ROOT / "sample_data" / "sample_events.csv.gz"
@@ -228,7 +228,7 @@ def write_section(text: str, path: Path) -> None:
 
 def section(results: list[dict], args) -> str:
     """The "## Model" section for the runs finished so far."""
-    cfg = ModelConfig()
+    cfg, settings = ModelConfig(), PipelineSettings()
     quality = [r for r in results if r["n_users"] == args.users[0] and r["source"] == "simulated"]
     pending = [f"{n:,} shoppers seed {s}" for n, s, sample in _runs(args) if not sample and not any(
         r["n_users"] == n and r["seed"] == s for r in results)]
@@ -236,7 +236,7 @@ def section(results: list[dict], args) -> str:
         SECTION, "",
         f"`python bench/model.py` (simulated shoppers from `core.simulate`, {args.weeks} weeks, horizon 7 days, default "
         f"`ModelConfig`: hidden {cfg.hidden_size}, {cfg.n_layers} layers, max_len {cfg.max_len}, "
-        f"{cfg.torch_threads} torch threads, at most {cfg.max_train_users:,} shoppers trained on, "
+        f"{settings.torch_threads} torch threads, at most {cfg.max_train_users:,} shoppers trained on, "
         f"{cfg.max_train_examples:,} examples per epoch, at most {cfg.epochs} epochs). Machine: {os.cpu_count()} CPU "
         "cores, shared with other processes while measured (the load average is shown; torch slows 5-60x when the "
         "cores are busy, so the wall times are upper bounds); DuckDB store.",

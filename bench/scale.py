@@ -35,7 +35,6 @@ there are kept (merged by store and size), each with the load average of its own
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -191,9 +190,9 @@ def stage_overview(engine, steps: Steps, _csv: str) -> None:
 def stage_train(engine, steps: Steps, _csv: str, torch_threads: int | None = None) -> None:
     from core import store
     from core.model import forecast
-    from core.model.config import ModelConfig
+    from core.model.config import PipelineSettings
 
-    cfg = ModelConfig() if torch_threads is None else dataclasses.replace(ModelConfig(), torch_threads=torch_threads)
+    settings = PipelineSettings() if torch_threads is None else PipelineSettings(torch_threads=torch_threads)
     marks: dict[str, tuple[float, float, float]] = {}
 
     def progress(p) -> None:
@@ -202,7 +201,7 @@ def stage_train(engine, steps: Steps, _csv: str, torch_threads: int | None = Non
 
     steps.sampler.window()
     cpu0, t0 = _cpu(), time.perf_counter()
-    card = forecast.train(engine, DATASET, config=cfg, progress=progress)
+    card = forecast.train(engine, DATASET, progress=progress, settings=settings)
     t_end, cpu_end, peak_end = time.perf_counter(), _cpu(), steps.sampler.window()
     t_score, cpu_score, peak_train = marks.get("scoring", (t_end, cpu_end, peak_end))
     steps.add("train (sequences, fit, calibrate, evaluate vs baselines)", t_score - t0, cpu_score - cpu0, peak_train)
@@ -216,7 +215,7 @@ def stage_train(engine, steps: Steps, _csv: str, torch_threads: int | None = Non
                                                                 p.model_version == card.model_version)).scalar()
     steps.info.update(
         shoppers_scored=card.n_users, predictions_rows=int(written), shoppers_trained=card.n_users_trained,
-        sampled=card.sampled, torch_threads=cfg.torch_threads, epochs=len(card.loss_curve),
+        sampled=card.sampled, torch_threads=settings.torch_threads, epochs=len(card.loss_curve),
         sample_note=next((n for n in card.notes if "max_train_users" in n), None),
         heads_used={h: info["used"] for h, info in card.heads.items()})
     # the Forecasts page: its model cards and the table of every shopper's forecast
@@ -424,7 +423,7 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"PostgreSQL server (default ${PG_ENV}); a fresh schema is made and dropped per run")
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
                         help="stages to run, in journey order (each needs the ones before it)")
-    parser.add_argument("--torch-threads", type=int, help="override ModelConfig.torch_threads (default: the config's)")
+    parser.add_argument("--torch-threads", type=int, help="override PipelineSettings.torch_threads (default: the settings')")
     parser.add_argument("--workdir", type=Path, help="folder for the temporary CSV and store (default: the system's)")
     parser.add_argument("--no-doc", action="store_true", help="print only, do not write docs/benchmarks.md")
     parser.add_argument("--fresh", action="store_true", help="drop the runs recorded earlier in the section")

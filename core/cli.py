@@ -125,25 +125,27 @@ def _train_progress(quiet: bool):
     return report
 
 
-def _model_config(args):
-    """The ModelConfig from ``--config FILE.json`` (any subset of its fields), else None for the defaults."""
+def _model_config(args) -> dict:
+    """``config`` (a ModelConfig) and ``settings`` (PipelineSettings) for ``forecast.train`` from ``--config
+    FILE.json``, which may hold any subset of the fields of both; empty (the defaults) without ``--config``."""
     if not getattr(args, "config", None):
-        return None
-    from core.model.config import ModelConfig
+        return {}
+    from core.model.config import split_config
 
     try:
         values = json.loads(Path(args.config).read_text())
     except (OSError, ValueError) as exc:
         raise ParameterError(f"--config {args.config}: cannot read a JSON object of ModelConfig fields ({exc})",
                              parameter="--config", cases=[args.config]) from exc
-    return ModelConfig.from_dict(values)
+    config, settings = split_config(values)
+    return {"config": config, "settings": settings}
 
 
 def cmd_train(args) -> int:
     from core.model import forecast
 
     card = forecast.train(_engine(args), args.dataset, horizon_days=args.horizon_days, seed=args.seed,
-                          config=_model_config(args), progress=_train_progress(args.quiet or args.json))
+                          **_model_config(args), progress=_train_progress(args.quiet or args.json))
     if args.json:
         _print_json(card.to_dict())
     else:
@@ -166,7 +168,7 @@ def cmd_score(args) -> int:
     if args.model_version is None and forecast.latest_model(engine, args.dataset) is None:
         print(f"no model for {args.dataset!r} yet: training one first", file=sys.stderr)
         forecast.train(engine, args.dataset, horizon_days=args.horizon_days, seed=args.seed,
-                       config=_model_config(args), progress=_train_progress(args.quiet))
+                       **_model_config(args), progress=_train_progress(args.quiet))
     else:
         forecast.score(engine, args.dataset, model_version=args.model_version, progress=_train_progress(args.quiet))
     return _write_predictions(engine, args.dataset, args.model_version, args.out)
@@ -190,7 +192,7 @@ def _score_file(args) -> int:
             print(f"ingested {report.rows_loaded:,} events of {report.users:,} shoppers "
                   f"({report.rows_quarantined:,} rows quarantined)", file=sys.stderr)
             forecast.train(engine, name, horizon_days=args.horizon_days, seed=args.seed,
-                           config=_model_config(args), progress=_train_progress(args.quiet))
+                           **_model_config(args), progress=_train_progress(args.quiet))
             code = _write_predictions(engine, name, None, args.out)
             if args.db:
                 store.drop_dataset(engine, name)
@@ -325,7 +327,8 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--horizon-days", type=int, default=config.DEFAULT_HORIZON_DAYS,
                    help=f"purchase horizon in days ({config.MIN_HORIZON_DAYS}-{config.MAX_HORIZON_DAYS})")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--config", help="JSON file of model hyperparameters (ModelConfig fields) to override")
+    p.add_argument("--config", help="JSON file of model hyperparameters and pipeline settings (ModelConfig and "
+                   "PipelineSettings fields) to override")
     p.add_argument("--quiet", action="store_true")
 
 

@@ -413,3 +413,22 @@ def test_ingest_refuses_a_mapping_it_cannot_use_in_one_line(capsys, any_db, tmp_
     assert code == cli.EXIT_USER_ERROR and out == ""
     assert err.startswith(message) and err.count("\n") == 1
     assert run(capsys, "datasets", "--db", any_db)[1].strip() == "no datasets"
+
+
+def test_a_config_file_holds_model_and_run_settings_apart(tmp_path):
+    """``--config`` may mix ModelConfig and PipelineSettings fields: each goes to its own object for training."""
+    import argparse
+
+    from core.errors import ParameterError
+    from core.model.config import ModelConfig, PipelineSettings
+
+    path = tmp_path / "both.json"
+    path.write_text(json.dumps({**TINY_CONFIG, "chunk_users": 70, "n_reasons": 1}))
+    got = cli._model_config(argparse.Namespace(config=str(path)))
+    assert got["config"] == ModelConfig(max_len=20, hidden_size=16, n_layers=1, n_heads=2, epochs=1, batch_size=64,
+                                        max_train_examples=500)
+    assert got["settings"] == PipelineSettings(chunk_users=70, n_reasons=1, torch_threads=1)
+    assert cli._model_config(argparse.Namespace(config=None)) == {}
+    path.write_text(json.dumps({"torch_threads": 0}))
+    with pytest.raises(ParameterError, match="PipelineSettings parameter 'torch_threads' is 0"):
+        cli._model_config(argparse.Namespace(config=str(path)))

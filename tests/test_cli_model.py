@@ -16,6 +16,7 @@ PREDICTION_COLUMNS = [
     "expected_revenue", "p_inactive", "model_version",
 ]
 SHARES = ["next_step_p_view", "next_step_p_cart", "next_step_p_purchase", "next_step_p_remove", "next_step_p_none"]
+#: the ``--config`` file: the tiny model's hyperparameters and its run settings (chunk_users, torch_threads) together
 TINY = dict(max_len=20, hidden_size=16, n_layers=1, n_heads=2, epochs=2, min_train_steps=30, batch_size=64,
             max_train_examples=3000, chunk_users=150, torch_threads=1, n_train_cutoffs=2, item_vocab_cap=500)
 

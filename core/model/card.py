@@ -58,6 +58,7 @@ class ModelCard:
     config: dict = field(default_factory=dict)
     #: expected_revenue and p_inactive: every forecast's metrics, the one in use, the note (core.model.value)
     value: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)  # the PipelineSettings of the run (chunks, reasons, torch threads)
 
     def to_dict(self) -> dict:
         """JSON-ready dict (times as ISO strings)."""

@@ -1,9 +1,12 @@
-"""Hyperparameters of the forecast model, in the style of Hugging Face configuration classes.
+"""Hyperparameters of the forecast model, in the style of Hugging Face configuration classes, and the settings of
+the pipeline that trains and scores it.
 
 Every number the sequence builder, the model and the trainer use lives here with its
-default and the reason for it; :class:`ModelConfig` rejects inconsistent values when it is
-built, naming the parameter, the value found and what is expected. This module imports
-no heavy library, so pages may read it.
+default and the reason for it. :class:`ModelConfig` holds what is learned (architecture,
+vocabularies, training); :class:`PipelineSettings` holds how a run is carried out on this
+machine (query chunks, reasons written, progress reports, torch threads), which changes
+no weight. Both reject inconsistent values when they are built, naming the parameter, the
+value found and what is expected. This module imports no heavy library, so pages may read it.
 """
 from __future__ import annotations
 
@@ -49,14 +52,36 @@ USER_FEATURES = ("n_events", "n_carts", "n_purchases", "days_since_first", "days
 VOCAB_SIZES = ("item_vocab_size", "category_vocab_size", "brand_vocab_size")
 
 
-def _fail(name: str, value: Any, expected: str) -> None:
-    raise ParameterError(f"ModelConfig parameter {name!r} is {value!r}; expected {expected}.", parameter=name,
+#: The fields of :class:`PipelineSettings`, which configs saved by older versions still hold among their
+#: hyperparameters: :meth:`ModelConfig.from_dict` ignores them there.
+SETTINGS_KEYS = ("chunk_users", "n_reasons", "progress_every", "torch_threads")
+#: Reasons a shopper can be given at most: there are five occlusion groups (``core.model.reasons.GROUPS``).
+MAX_REASONS = 5
+
+
+def _fail(name: str, value: Any, expected: str, owner: str = "ModelConfig") -> None:
+    raise ParameterError(f"{owner} parameter {name!r} is {value!r}; expected {expected}.", parameter=name,
                          cases=[value])
+
+
+def _check_whole(owner: str, values: dict[str, Any], least: int) -> None:
+    """Raise :class:`ParameterError` for the first value that is not a whole number of at least ``least``."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            _fail(name, value, f"a whole number of at least {least}", owner)
+
+
+def _reject_unknown(owner: str, values: dict, known: set[str]) -> None:
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ParameterError(f"{owner} has no parameter(s) {unknown}; known parameters: {sorted(known)}.",
+                             parameter=unknown[0], cases=unknown)
 
 
 @dataclass
 class ModelConfig:
-    """Every hyperparameter of the sequence model, its data pipeline and its training.
+    """Every hyperparameter of the sequence model, its inputs and its training (how a run is carried out is
+    :class:`PipelineSettings`).
 
     Args:
         max_len: events per shopper the model reads (the last ones before the cutoff). Default 50.
@@ -88,15 +113,9 @@ class ModelConfig:
             Default 16,000 (with 5 epochs, about 3 minutes on 2 CPU cores).
         max_valid_examples: validation examples (seeded sample) whose loss drives early stopping. Default 5,000.
         n_train_cutoffs: past cutoffs stacked for training (fewer when history is short). Default 4.
-        chunk_users: shoppers per database query when reading sequences and scoring. Default 5,000.
         top_k_items: items written per shopper in ``top_items``. Default 10.
         top_k_categories: categories ranked per shopper for the metrics. Default 10.
         refit_on_latest: after evaluation, retrain including the latest (held-out) window. Default False.
-        n_reasons: reasons written per shopper. Default 3.
-        progress_every: steps between progress callbacks. Default 10.
-        torch_threads: CPU threads torch may use. Default 1: on a 2-core machine shared with other work, two
-            threads wait on each other whenever a core is taken, and a training step or a scoring pass runs
-            3-5x slower than on one thread (it uses 3-5x the CPU time too).
         seed: seed of every random choice (sampling, initialisation, batches). Default 0.
     """
 
@@ -129,30 +148,20 @@ class ModelConfig:
     max_train_examples: int = 16_000
     max_valid_examples: int = 5_000
     n_train_cutoffs: int = 4
-    chunk_users: int = 5_000
     top_k_items: int = 10
     top_k_categories: int = 10
     refit_on_latest: bool = False
-    n_reasons: int = 3
-    progress_every: int = 10
-    torch_threads: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
         positive_ints = (
             "max_len", "hidden_size", "n_layers", "n_heads", "item_vocab_cap", "min_token_count",
             "category_vocab_cap", "brand_vocab_cap", "sampled_softmax_threshold", "n_negatives", "prior_top_k", "epochs", "min_train_steps",
-            "batch_size", "max_train_users", "max_train_examples", "max_valid_examples", "n_train_cutoffs", "chunk_users",
-            "top_k_items", "top_k_categories", "progress_every", "torch_threads",
+            "batch_size", "max_train_users", "max_train_examples", "max_valid_examples", "n_train_cutoffs",
+            "top_k_items", "top_k_categories",
         )
-        for name in positive_ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                _fail(name, value, "a whole number of at least 1")
-        for name in ("patience", "n_reasons", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                _fail(name, value, "a whole number of at least 0")
+        _check_whole("ModelConfig", {name: getattr(self, name) for name in positive_ints}, 1)
+        _check_whole("ModelConfig", {name: getattr(self, name) for name in ("patience", "seed")}, 0)
         for name in VOCAB_SIZES:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
@@ -174,8 +183,6 @@ class ModelConfig:
             _fail("loss_weights", self.loss_weights, "weights of at least 0")
         if self.max_train_examples < self.batch_size:
             _fail("max_train_examples", self.max_train_examples, f"at least batch_size={self.batch_size}")
-        if self.n_reasons > 5:
-            _fail("n_reasons", self.n_reasons, "at most 5 (there are five occlusion groups)")
 
     def with_vocab_sizes(self, items: int, categories: int, brands: int) -> "ModelConfig":
         """A copy with the vocabulary sizes of the data set (ids, padding and "other" included)."""
@@ -198,12 +205,56 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
-        """Build (and validate) a config from a dict; unknown keys raise :class:`ParameterError` naming them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ParameterError(
-                f"ModelConfig has no parameter(s) {unknown}; known parameters: {sorted(known)}.",
-                parameter=unknown[0], cases=unknown,
-            )
+        """Build (and validate) a config from a dict; unknown keys raise :class:`ParameterError` naming them.
+
+        The keys of :data:`SETTINGS_KEYS` are skipped: configs saved before the pipeline's
+        settings had their own class hold them, and they change nothing learned.
+        """
+        values = {k: v for k, v in values.items() if k not in SETTINGS_KEYS}
+        _reject_unknown("ModelConfig", values, {f.name for f in dataclasses.fields(cls)})
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """How a training or scoring run is carried out on this machine; none of it changes what the model learns.
+
+    Args:
+        chunk_users: shoppers per database query when reading sequences, histories and priors, and when
+            scoring. Default 5,000.
+        n_reasons: reasons written per shopper (0 to 5; 0 skips the occlusion pass). Default 3.
+        progress_every: training steps between progress callbacks. Default 10.
+        torch_threads: CPU threads torch may use. Default 1: on a 2-core machine shared with other work, two
+            threads wait on each other whenever a core is taken, and a training step or a scoring pass runs
+            3-5x slower than on one thread (it uses 3-5x the CPU time too).
+    """
+
+    chunk_users: int = 5_000
+    n_reasons: int = 3
+    progress_every: int = 10
+    torch_threads: int = 1
+
+    def __post_init__(self) -> None:
+        owner = "PipelineSettings"
+        _check_whole(owner, {"chunk_users": self.chunk_users, "progress_every": self.progress_every,
+                             "torch_threads": self.torch_threads}, 1)
+        _check_whole(owner, {"n_reasons": self.n_reasons}, 0)
+        if self.n_reasons > MAX_REASONS:
+            _fail("n_reasons", self.n_reasons, f"at most {MAX_REASONS} (there are five occlusion groups)", owner)
+
+    def to_dict(self) -> dict:
+        """The settings as a JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "PipelineSettings":
+        """Build (and validate) settings from a dict; unknown keys raise :class:`ParameterError` naming them."""
+        _reject_unknown("PipelineSettings", values, set(SETTINGS_KEYS))
+        return cls(**values)
+
+
+def split_config(values: dict) -> tuple[ModelConfig, PipelineSettings]:
+    """The :class:`ModelConfig` and the :class:`PipelineSettings` of one dict that may hold fields of both (a
+    ``--config`` file, an older saved config); a key of neither raises :class:`ParameterError` naming it."""
+    settings = {k: v for k, v in values.items() if k in SETTINGS_KEYS}
+    return ModelConfig.from_dict(values), PipelineSettings.from_dict(settings)

@@ -31,7 +31,7 @@ from core.model import evaluation as ev
 from core.model import registry
 from core.model.baselines import (MarkovChain, MostPopular, OwnMostFrequent, RFMNextType, RFMPropensity,
                                   baseline_from_dict)
-from core.model.config import EVENT_CLASSES, ModelConfig
+from core.model.config import EVENT_CLASSES, ModelConfig, PipelineSettings
 from core.model.labels import CutoffPlan, make_targets, plan_cutoffs
 from core.model.priors import build_prior
 from core.model.value import ValueForecast, fit_value
@@ -69,7 +69,7 @@ def _fit_rfm(history: pd.DataFrame, train_targets: list[pd.DataFrame]) -> dict:
 
 
 def _priors(engine: Engine, dataset_id: int, vocabs: sequences.Vocabularies, before: dt.datetime, cfg: ModelConfig,
-            users: Sequence[str] | None):
+            users: Sequence[str] | None, chunk_users: int):
     """The category and item transition priors counted on the events before ``before``.
 
     ``users``: the training sample when the dataset is sampled (None: every shopper). Counting
@@ -77,7 +77,7 @@ def _priors(engine: Engine, dataset_id: int, vocabs: sequences.Vocabularies, bef
     a sort of all events per call (8 calls per training run), minutes and gigabytes at tens of
     millions of events.
     """
-    args = (before, cfg.prior_top_k, cfg.prior_alpha, users, cfg.chunk_users)
+    args = (before, cfg.prior_top_k, cfg.prior_alpha, users, chunk_users)
     return (build_prior(engine, dataset_id, "category", vocabs.categories, *args),
             build_prior(engine, dataset_id, "item_id", vocabs.items, *args))
 
@@ -266,6 +266,7 @@ class _Run:
     dataset: str
     dataset_id: int
     cfg: ModelConfig
+    settings: PipelineSettings
     plan: CutoffPlan
     first: dt.datetime
     last: dt.datetime
@@ -286,7 +287,8 @@ class _Run:
 
     def priors(self, vocabs: sequences.Vocabularies, before: dt.datetime):
         """The transition priors before ``before``, counted on the sample when the dataset is sampled."""
-        return _priors(self.engine, self.dataset_id, vocabs, before, self.cfg, self.sample if self.sampled else None)
+        return _priors(self.engine, self.dataset_id, vocabs, before, self.cfg, self.sample if self.sampled else None,
+                       self.settings.chunk_users)
 
     def vocabularies(self, before: dt.datetime | None) -> sequences.Vocabularies:
         cfg = self.cfg
@@ -296,16 +298,17 @@ class _Run:
 
     def examples(self, cutoffs, vocabs: sequences.Vocabularies, on_chunk=None) -> ExampleSet:
         return build_examples(self.engine, self.dataset_id, cutoffs, self.sample, self.exhaustive, vocabs, self.cfg,
-                              self.plan.horizon_days, self.should_stop, on_chunk)
+                              self.plan.horizon_days, self.should_stop, on_chunk, self.settings)
 
 
-def _plan_run(engine: Engine, dataset: str, horizon_days: int, cfg: ModelConfig, progress, should_stop) -> _Run:
+def _plan_run(engine: Engine, dataset: str, horizon_days: int, cfg: ModelConfig, settings: PipelineSettings,
+              progress, should_stop) -> _Run:
     """The dataset's window and cutoffs, the shoppers trained on (a seeded sample above ``max_train_users``)."""
     started = time.perf_counter()
     did = store.get_dataset(engine, dataset)["dataset_id"]
     first, last, _ = _data_window(engine, did)
     plan = plan_cutoffs(first, last, horizon_days, cfg.n_train_cutoffs)
-    seed_everything(cfg.seed, cfg.torch_threads)
+    seed_everything(cfg.seed, settings.torch_threads)
     report = _Progress(progress)
     report("sequences", 0.0, "reading shoppers and vocabularies")
     all_users = sequences.list_users(engine, did)
@@ -316,7 +319,7 @@ def _plan_run(engine: Engine, dataset: str, horizon_days: int, cfg: ModelConfig,
                      f"evaluation use a seeded sample of {len(sample)} shoppers; every shopper is scored.")
         notes.append("The transition priors of the category and item heads are counted on the sampled shoppers' "
                      "events, like the Markov chain baseline.")
-    return _Run(engine, dataset, did, cfg, plan, first, last, sample, sampled, report, should_stop, notes, started)
+    return _Run(engine, dataset, did, cfg, settings, plan, first, last, sample, sampled, report, should_stop, notes, started)
 
 
 def _read_examples(run: _Run) -> tuple[sequences.Vocabularies, ExampleSet, ExampleSet, ExampleSet]:
@@ -380,7 +383,7 @@ def _final_model(run: _Run, fit, vocabs: sequences.Vocabularies):
     all_ex = run.examples(sorted(set(refit_cutoffs)), vocabs)
     empty = all_ex.take(np.array([], dtype=np.int64))
     refit = fit_model(all_ex, empty, vocabs, run.cfg, None, run.should_stop, epochs=epochs,
-                      priors=run.priors(vocabs, min(refit_cutoffs)))
+                      priors=run.priors(vocabs, min(refit_cutoffs)), settings=run.settings)
     refit.model.category_learned.copy_(fit.model.category_learned)  # the choice made on the validation window
     run.notes.append(f"The forecasts come from a refit on all windows, the latest included ({epochs} epochs, the best "
                      "number found with validation); the metrics above are those of the evaluated model, and the "
@@ -412,8 +415,9 @@ def _publish(run: _Run, card: ModelCard, loaded: dict, saved_baselines: dict, ba
             card.training_seconds = round(time.perf_counter() - run.started, 2)
             run.report("saving", 0.98, "writing the model version")
             registry.save_model(folder, model, run.cfg, loaded["vocabs"], loaded["calibrator"], card.to_dict(),
-                                saved_baselines, loaded["value"].to_dict())
-            registry.insert_model_row(conn, version, did, run.plan.horizon_days, folder, model.config, card.to_dict())
+                                saved_baselines, loaded["value"].to_dict(), settings=run.settings)
+            registry.insert_model_row(conn, version, did, run.plan.horizon_days, folder, model.config, card.to_dict(),
+                                      settings=run.settings)
     except BaseException:
         registry.remove_folder(folder)
         raise
@@ -427,24 +431,27 @@ def _publish(run: _Run, card: ModelCard, loaded: dict, saved_baselines: dict, ba
 
 def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_HORIZON_DAYS,
           config: ModelConfig | None = None, progress: Callable[[TrainProgress], None] | None = None,
-          should_stop: Callable[[], bool] | None = None, seed: int = 0) -> ModelCard:
+          should_stop: Callable[[], bool] | None = None, seed: int = 0,
+          settings: PipelineSettings | None = None) -> ModelCard:
     """Train, evaluate, choose, score and publish a model version for ``dataset``.
 
     Inputs: the store ``engine``; the dataset name; the horizon in days (1..60); a
     :class:`ModelConfig` (defaults when None; its ``seed`` is replaced by ``seed``);
     ``progress`` receives :class:`TrainProgress` reports; ``should_stop`` is polled at every
-    step. Output: the :class:`ModelCard` of the new version, which is then the latest
+    step; ``settings`` say how the run uses this machine (:class:`PipelineSettings`, defaults
+    when None), and are kept with the version. Output: the :class:`ModelCard` of the new version, which is then the latest
     ``ready`` model. Errors: ``DatasetNotFoundError``; ``SchemaError`` when the data span
     is too short for the horizon (the message gives the span found and needed);
     :class:`TrainingCancelled` when ``should_stop()`` turns True (nothing is written).
     """
     cfg = dataclasses.replace(config or ModelConfig(), seed=seed)
-    run = _plan_run(engine, dataset, horizon_days, cfg, progress, should_stop)
+    settings = settings or PipelineSettings()
+    run = _plan_run(engine, dataset, horizon_days, cfg, settings, progress, should_stop)
     vocabs, train_ex, valid_ex, test_ex = _read_examples(run)
     fit = fit_model(train_ex, valid_ex, vocabs, cfg, progress, should_stop, fraction_range=(0.15, 0.7),
-                    priors=run.priors(vocabs, min(run.plan.train_cutoffs)))
+                    priors=run.priors(vocabs, min(run.plan.train_cutoffs)), settings=settings)
     run.report("evaluating", 0.72, "calibrating on the validation window and measuring on the held-out window")
-    history = _load_history(engine, run.dataset_id, run.sample, run.exhaustive, run.end_cutoff, cfg.chunk_users)
+    history = _load_history(engine, run.dataset_id, run.sample, run.exhaustive, run.end_cutoff, settings.chunk_users)
     train_targets = [g for _, g in train_ex.targets.groupby("cutoff", sort=True)]
     rfm = _fit_rfm(history, train_targets)
     _check_stop(should_stop)
@@ -465,8 +472,10 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
         calibration=result.calibration, loss_curve=fit.loss_curve, refit_on_latest=cfg.refit_on_latest,
         notes=run.notes, config=model.config.to_dict(),  # vocabulary sizes set
         value=value.card,
+        settings=settings.to_dict(),
     )
-    loaded = {"model": model, "config": cfg, "vocabs": vocabs, "calibrator": calibrator, "value": value}
+    loaded = {"model": model, "config": cfg, "settings": settings, "vocabs": vocabs, "calibrator": calibrator,
+              "value": value}
     return _publish(run, card, loaded, saved_baselines, baselines)
 
 
@@ -485,7 +494,8 @@ def _resolve_version(engine: Engine, dataset_id: int, dataset: str, model_versio
 
 def score(engine: Engine, dataset: str, model_version: str | None = None,
           should_stop: Callable[[], bool] | None = None,
-          progress: Callable[[TrainProgress], None] | None = None) -> int:
+          progress: Callable[[TrainProgress], None] | None = None,
+          settings: PipelineSettings | None = None) -> int:
     """(Re)write the predictions of a model version (the latest when None) for every shopper, in chunks.
 
     Shoppers are scored at the data's current end with the saved vocabularies, calibration,
@@ -493,15 +503,16 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
     baselines were kept refits those it uses once, the same way as in training.
     ``progress`` receives a :class:`TrainProgress` per chunk of shoppers written (stage
     ``scoring``); ``should_stop`` is polled between chunks (:class:`TrainingCancelled`:
-    the previous predictions stay). Returns the number of shoppers scored.
+    the previous predictions stay). ``settings``: how the run uses this machine, the version's
+    own (those it was trained with) when None. Returns the number of shoppers scored.
     Errors: ``DatasetNotFoundError``; :class:`NotFittedError` when there is no such ready version.
     """
     did = store.get_dataset(engine, dataset)["dataset_id"]
     row = _resolve_version(engine, did, dataset, model_version)
     lm = registry.load_model(row["path"])
     card = ModelCard.from_dict(lm.card)
-    cfg = lm.config
-    seed_everything(cfg.seed, cfg.torch_threads)
+    cfg, settings = lm.config, settings or lm.settings
+    seed_everything(cfg.seed, settings.torch_threads)
     _, last, _ = _data_window(engine, did)
     end_cutoff = last + dt.timedelta(seconds=1)
     saved = lm.baselines
@@ -510,10 +521,12 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
         report("scoring", 0.0, f"version {row['model_version']} predates its saved baselines: fitting them again")
         sample, sampled = sequences.sample_users(sequences.list_users(engine, did), cfg.max_train_users, cfg.seed)
         if saved is None:
-            saved = _refit_baselines(engine, did, card, lm.calibrator, cfg, sample, sampled, end_cutoff)
+            saved = _refit_baselines(engine, did, card, lm.calibrator, cfg, sample, sampled, end_cutoff,
+                                     settings.chunk_users)
         if not lm.priors_saved:
-            lm.model.set_priors(*_priors(engine, did, lm.vocabs, end_cutoff, cfg, sample if sampled else None))
-    loaded = {"model": lm.model, "config": cfg, "vocabs": lm.vocabs, "calibrator": lm.calibrator,
+            lm.model.set_priors(*_priors(engine, did, lm.vocabs, end_cutoff, cfg, sample if sampled else None,
+                                         settings.chunk_users))
+    loaded = {"model": lm.model, "config": cfg, "settings": settings, "vocabs": lm.vocabs, "calibrator": lm.calibrator,
               "value": None if lm.value is None else ValueForecast.from_dict(lm.value)}
     with engine.begin() as conn:
         registry.delete_predictions(conn, did, row["model_version"])
@@ -524,13 +537,13 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
 
 
 def _refit_baselines(engine: Engine, dataset_id: int, card: ModelCard, calibrator, cfg: ModelConfig,
-                     sample: Sequence[str], sampled: bool, end_cutoff: dt.datetime) -> dict:
+                     sample: Sequence[str], sampled: bool, end_cutoff: dt.datetime, chunk_users: int) -> dict:
     """The saved form of the baselines a version uses, fitted again as training fitted them."""
     used = {info["used"] for info in card.heads.values()}
     if used == {MODEL} and calibrator.stack_ is None:
         return {"rfm": {}, "rankers": {}}
     plan = CutoffPlan.from_dict(card.plan)
-    history = _load_history(engine, dataset_id, sample, not sampled, end_cutoff, cfg.chunk_users)
+    history = _load_history(engine, dataset_id, sample, not sampled, end_cutoff, chunk_users)
     rfm = _fit_rfm(history, _train_targets(engine, dataset_id, plan, sample, not sampled, history, cfg))
     rankers = _rankers(history, end_cutoff, card.horizon_days, names=used)
     return _baselines_to_save(rfm, rankers, card.heads, calibrator, cfg.top_k_items)

@@ -1,7 +1,7 @@
 """Model versions on disk and in the store.
 
 A version lives in ``core.config.models_dir()/<dataset_id>/<version>/``: ``model.safetensors``
-(weights), ``config.json`` (hyperparameters and vocabulary sizes), ``vocabularies.json``,
+(weights), ``config.json`` (hyperparameters, vocabulary sizes and the run's pipeline settings), ``vocabularies.json``,
 ``calibrator.json``, ``card.json`` (the model card with every metric), ``baselines.json`` (the
 fitted baselines it scores with, see :func:`core.model.forecast.score`) and ``value.json`` (the value and
 churn forecasts, :mod:`core.model.value`). The store holds a
@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -35,7 +35,7 @@ from core import config as app_config
 from core import store
 from core.store import sql
 from core.errors import CartsightError, NotFittedError
-from core.model.config import ModelConfig
+from core.model.config import SETTINGS_KEYS, ModelConfig, PipelineSettings
 from core.model.sequences import Vocabularies
 from core.store.sql import READY
 
@@ -71,6 +71,7 @@ class LoadedModel:
     baselines: dict | None = None  # the fitted baselines it scores with (None: saved before they were kept)
     priors_saved: bool = True  # False: saved before the transition priors, which scoring then counts
     value: dict | None = None  # the value and churn forecasts (core.model.value; None: saved before them)
+    settings: PipelineSettings = field(default_factory=PipelineSettings)  # those it was trained with
 
 
 def new_version(dataset_id: int) -> str:
@@ -84,8 +85,12 @@ def version_dir(dataset_id: int, version: str) -> Path:
 
 
 def save_model(folder: Path, model, config: ModelConfig, vocabs: Vocabularies, calibrator, card: dict,
-               baselines: dict | None = None, value: dict | None = None) -> Path:
+               baselines: dict | None = None, value: dict | None = None,
+               settings: PipelineSettings | None = None) -> Path:
     """Write a version folder atomically (temporary folder, then rename); returns ``folder``.
+
+    ``config.json`` holds the hyperparameters (vocabulary sizes set) and the run's ``settings``
+    (defaults when None), which re-scoring the version uses unless told otherwise.
 
     Raises :class:`CartsightError` when ``folder`` exists already.
     """
@@ -106,7 +111,8 @@ def save_model(folder: Path, model, config: ModelConfig, vocabs: Vocabularies, c
         state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE))
         config = config.with_vocab_sizes(model.n_items, model.n_categories, model.n_brands)
-        (tmp / CONFIG_FILE).write_text(json.dumps({"config": config.to_dict()}, indent=1))
+        meta = {"config": config.to_dict(), "settings": (settings or PipelineSettings()).to_dict()}
+        (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
         (tmp / VOCAB_FILE).write_text(json.dumps(vocabs.to_dict()))
         (tmp / CALIBRATOR_FILE).write_text(json.dumps(calibrator.to_dict()))
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=1, default=str))
@@ -173,9 +179,17 @@ def load_model(folder: Path) -> LoadedModel:
         calibrator=Calibrator.from_dict(json.loads((folder / CALIBRATOR_FILE).read_text())),
         card=json.loads((folder / CARD_FILE).read_text()), path=folder,
         baselines=json.loads((folder / BASELINES_FILE).read_text()) if (folder / BASELINES_FILE).is_file() else None,
-        priors_saved=not any(k.startswith(TRANSITION_PRIOR_KEYS) for k in missing),
+        priors_saved=not any(k.startswith(TRANSITION_PRIOR_KEYS) for k in missing), settings=_saved_settings(meta),
         value=json.loads((folder / VALUE_FILE).read_text()) if (folder / VALUE_FILE).is_file() else None,
     )
+
+
+def _saved_settings(meta: dict) -> PipelineSettings:
+    """The settings a version was trained with: its own entry, else those that older versions kept among the
+    hyperparameters (defaults for any they lack)."""
+    if "settings" in meta:
+        return PipelineSettings.from_dict(meta["settings"])
+    return PipelineSettings.from_dict({k: v for k, v in meta["config"].items() if k in SETTINGS_KEYS})
 
 
 def write_predictions(conn: Connection, frame: pd.DataFrame) -> int:
@@ -194,8 +208,10 @@ def delete_predictions(conn: Connection, dataset_id: int, version: str) -> None:
 
 
 def insert_model_row(conn: Connection, version: str, dataset_id: int, horizon_days: int, folder: Path,
-                     config: ModelConfig, card: dict) -> None:
+                     config: ModelConfig, card: dict, settings: PipelineSettings | None = None) -> None:
     """Add the ``cs_models`` row of a version with status ``ready`` (call last, in the predictions' transaction).
+
+    Its ``config_json`` holds the hyperparameters and the run's ``settings`` (defaults when None) side by side.
 
     First records in the folder's owner note which store publishes it, so that a cleanup by
     another store sharing the data folder leaves it alone.
@@ -203,7 +219,8 @@ def insert_model_row(conn: Connection, version: str, dataset_id: int, horizon_da
     _write_note(folder, {"owner": store.process_owner(), "store": store.store_tag(conn)})
     conn.execute(store.models.insert().values(
         model_version=version, dataset_id=dataset_id, created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
-        horizon_days=horizon_days, path=str(folder), config_json=config.to_json(),
+        horizon_days=horizon_days, path=str(folder),
+        config_json=json.dumps({**config.to_dict(), **(settings or PipelineSettings()).to_dict()}, sort_keys=True),
         metrics_json=json.dumps(card, default=str), status=READY,
     ))
 

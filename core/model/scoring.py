@@ -55,14 +55,14 @@ def _score_chunk(loaded, batch: sequences.SequenceBatch, heads: dict, baselines:
     from core.model.reasons import GROUPS, explain, occlusion_effects
     from core.model.training import predict_examples
 
-    cfg, vocabs = loaded["config"], loaded["vocabs"]
+    cfg, vocabs, n_reasons = loaded["config"], loaded["vocabs"], loaded["settings"].n_reasons
     effects = np.zeros((len(batch), len(GROUPS)))
 
     def occlude(idx, inputs, hidden, states):  # the reasons reuse each mini-batch's transformer pass
         effects[idx] = occlusion_effects(loaded["model"], batch, idx, inputs, hidden, states, cfg.batch_size)
 
     used = {h: info["used"] for h, info in heads.items()}
-    pred = predict_examples(loaded["model"], batch, cfg, on_batch=occlude if cfg.n_reasons else None,
+    pred = predict_examples(loaded["model"], batch, cfg, on_batch=occlude if n_reasons else None,
                             items=used["next_items"] == MODEL)
     users = batch.user_ids
     calibrator = loaded["calibrator"]
@@ -87,7 +87,7 @@ def _score_chunk(loaded, batch: sequences.SequenceBatch, heads: dict, baselines:
     else:
         ranker = _chunk_ranker(baselines, used["next_items"], chunk_history, cutoff)
         top_items = [" ".join(r) for r in ranker.rank_items(users, cfg.top_k_items)]
-    reasons = explain(loaded["model"], batch, vocabs, cfg.n_reasons, cfg.batch_size * 4, effects=effects)
+    reasons = explain(loaded["model"], batch, vocabs, n_reasons, cfg.batch_size * 4, effects=effects)
     frame = pd.DataFrame({
         "dataset_id": dataset_id, "model_version": version, "user_id": users,
         "purchase_propensity": np.asarray(propensity, dtype=float),
@@ -158,7 +158,7 @@ def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict,
     need_rfm = RFMPropensity.name in used or loaded["calibrator"].stack_ is not None or loaded.get("value") is not None
     need_history = bool(used - {RFMPropensity.name})
     users = sequences.list_users(engine, dataset_id, before=end_cutoff)
-    chunks = sequences.user_chunks(users, cfg.chunk_users, exhaustive=True)
+    chunks = sequences.user_chunks(users, loaded["settings"].chunk_users, exhaustive=True)
     lo, hi = fraction_range
     written = 0
     report("scoring", lo, f"scoring {len(users):,} shoppers")

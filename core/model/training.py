@@ -4,7 +4,7 @@ An example is one shopper at one cutoff ``T``: inputs are their last events befo
 (:mod:`core.model.sequences`), targets come from ``core.model.labels.make_targets`` on the
 window ``[T, T + H)``. Examples of several past cutoffs are stacked for training; the
 validation cutoff's examples drive early stopping and calibration; the test cutoff's are
-only ever evaluated. Training uses AdamW on ``config.torch_threads`` CPU threads, is
+only ever evaluated. Training uses AdamW on ``settings.torch_threads`` CPU threads, is
 reproducible for a seed, reports progress every few steps and stops with
 :class:`~core.errors.TrainingCancelled` as soon as ``should_stop()`` turns True.
 """
@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from core.model import sequences
 from core.errors import SchemaError, TrainingCancelled
-from core.model.config import EVENT_CLASSES, ModelConfig
+from core.model.config import EVENT_CLASSES, ModelConfig, PipelineSettings
 
 IGNORE = -100
 
@@ -84,8 +84,9 @@ def encode_labels(targets: pd.DataFrame, vocabs: sequences.Vocabularies) -> dict
 def build_examples(engine: Engine, dataset_id: int, cutoffs: Sequence[dt.datetime], users: Sequence[str],
                    exhaustive: bool, vocabs: sequences.Vocabularies, config: ModelConfig, horizon_days: int,
                    should_stop: Callable[[], bool] | None = None,
-                   on_chunk: Callable[[int, int], None] | None = None) -> ExampleSet:
-    """Examples of ``users`` (database order) at every cutoff, read chunk by chunk.
+                   on_chunk: Callable[[int, int], None] | None = None,
+                   settings: PipelineSettings | None = None) -> ExampleSet:
+    """Examples of ``users`` (database order) at every cutoff, read ``settings.chunk_users`` at a time.
 
     Inputs at cutoff ``T`` are events before ``T`` only; targets are ``make_targets`` on
     the events of ``[T, T + horizon_days)``. ``exhaustive`` says ``users`` is every shopper
@@ -95,7 +96,7 @@ def build_examples(engine: Engine, dataset_id: int, cutoffs: Sequence[dt.datetim
     """
     from core.model.labels import make_targets
 
-    chunks = sequences.user_chunks(list(users), config.chunk_users, exhaustive)
+    chunks = sequences.user_chunks(list(users), (settings or PipelineSettings()).chunk_users, exhaustive)
     horizon = dt.timedelta(days=horizon_days)
     batches, targets, owners = [], [], []
     done, total = 0, len(chunks) * len(cutoffs)
@@ -174,7 +175,7 @@ def fit_model(train: ExampleSet, valid: ExampleSet, vocabs: sequences.Vocabulari
               progress: Callable[[TrainProgress], None] | None = None,
               should_stop: Callable[[], bool] | None = None,
               fraction_range: tuple[float, float] = (0.0, 1.0), epochs: int | None = None,
-              priors=None) -> FitResult:
+              priors=None, settings: PipelineSettings | None = None) -> FitResult:
     """Train a :class:`~core.model.modeling.ForecastModel` on ``train``, early-stopping on ``valid``.
 
     Each epoch draws at most ``config.max_train_examples`` examples (seeded) and runs them in
@@ -185,14 +186,16 @@ def fit_model(train: ExampleSet, valid: ExampleSet, vocabs: sequences.Vocabulari
     ``config.epochs`` and turns early stopping off (used to refit for a known number of
     epochs). ``priors`` (category, item :class:`~core.model.priors.TransitionPrior`) are set on the
     model before training (built before the earliest training cutoff). ``progress`` is called every
-    ``config.progress_every`` steps and after each epoch. Raises :class:`TrainingCancelled` when
+    ``settings.progress_every`` steps and after each epoch; torch runs on ``settings.torch_threads``
+    threads (:class:`PipelineSettings`, defaults when None). Raises :class:`TrainingCancelled` when
     ``should_stop()`` turns True (checked every step).
     """
-    seed_everything(config.seed, config.torch_threads)
+    settings = settings or PipelineSettings()
+    seed_everything(config.seed, settings.torch_threads)
     rng = np.random.default_rng(config.seed)
     n_epochs = _n_epochs(len(train), config, epochs)
     loop = _Loop(_new_model(vocabs, config, priors), config, progress, should_stop, fraction_range,
-                 n_epochs * _steps_per_epoch(len(train), config))
+                 n_epochs * _steps_per_epoch(len(train), config), settings.progress_every)
     if len(valid) > config.max_valid_examples:
         valid = valid.take(np.sort(rng.choice(len(valid), size=config.max_valid_examples, replace=False)))
     lengths = (train.batch.event_type != sequences.PAD_ID).sum(axis=1)
@@ -253,10 +256,11 @@ def epoch_batches(rng: np.random.Generator, lengths: np.ndarray, max_examples: i
 class _Loop:
     """The optimiser, the step count and the best weights so far of one :func:`fit_model` run."""
 
-    def __init__(self, model, config: ModelConfig, progress, should_stop, fraction_range, total_steps: int):
+    def __init__(self, model, config: ModelConfig, progress, should_stop, fraction_range, total_steps: int,
+                 progress_every: int):
         import torch
 
-        self.model, self.config, self.total_steps = model, config, total_steps
+        self.model, self.config, self.total_steps, self.progress_every = model, config, total_steps, progress_every
         self.optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.progress, self.should_stop, self.fraction_range = progress, should_stop, fraction_range
         self.step, self.valid_loss = 0, None
@@ -281,7 +285,7 @@ class _Loop:
             self.step += 1
             running += float(out.loss.detach()) * len(idx)
             seen += len(idx)
-            if self.step % self.config.progress_every == 0:
+            if self.step % self.progress_every == 0:
                 self.report(epoch, running / seen, self.valid_loss, f"epoch {epoch}/{n_epochs}, step {self.step}")
         return running / max(seen, 1)
 

@@ -441,15 +441,16 @@ def test_model_embedding_and_propensity_become_features(tmp_path, monkeypatch):
     import torch
 
     from core.model import forecast
-    from core.model.config import ModelConfig
+    from core.model.config import ModelConfig, PipelineSettings
 
     torch.set_num_threads(1)
     monkeypatch.setenv(segments.config.HOME_ENV, str(tmp_path / "home"))
     engine = store.make_engine(f"duckdb:///{tmp_path / 'store.duckdb'}")
     load_simulated_shop(engine, "trained", 300, 4, 3)
     tiny = ModelConfig(hidden_size=16, n_layers=1, n_heads=1, max_len=20, epochs=2, batch_size=64,
-                       max_train_examples=128, torch_threads=1, chunk_users=500)
-    card = forecast.train(engine, "trained", horizon_days=7, config=tiny)
+                       max_train_examples=128)
+    card = forecast.train(engine, "trained", horizon_days=7, config=tiny,
+                          settings=PipelineSettings(torch_threads=1, chunk_users=500))
     emb = shopper_features.shopper_embeddings(engine, store.get_dataset(engine, "trained")["dataset_id"], card.model_version)
     assert emb.shape == (300, 16)
     run = segments.run_segmentation(engine, "trained", n_segments=4)

@@ -52,8 +52,9 @@ RACE_SIMS = ({"n_users": 300, "weeks": 2, "seed": 21}, {"n_users": 200, "weeks":
 SECOND_FILE_USER_OFFSET = 1_000_000_000
 #: the tiny configuration of tests/e2e/test_e2e_journey.py: training takes seconds, not minutes
 TINY_MODEL = {"max_len": 20, "hidden_size": 16, "n_layers": 1, "n_heads": 2, "epochs": 2, "min_train_steps": 20,
-              "batch_size": 64, "max_train_examples": 3000, "chunk_users": 150, "torch_threads": 1,
-              "n_train_cutoffs": 2, "item_vocab_cap": 500}
+              "batch_size": 64, "max_train_examples": 3000, "n_train_cutoffs": 2, "item_vocab_cap": 500}
+#: its run settings: small query chunks, one torch thread
+TINY_SETTINGS = {"chunk_users": 150, "torch_threads": 1}
 #: the loser's message: the name exists, another load saved it first (core.ingest.load), or another session is loading it
 NAME_TAKEN = re.compile(
     r"named '(?P<name>[^']+)' (exists already|was saved by another load|is being loaded by another session)")
@@ -63,14 +64,15 @@ LAUNCHER = '''\
 import sys
 
 from core.model import forecast
-from core.model.config import ModelConfig
+from core.model.config import ModelConfig, PipelineSettings
 
 _TINY = ModelConfig(**{tiny!r})
+_SETTINGS = PipelineSettings(**{settings!r})
 _train = forecast.train
 
 
-def _tiny_train(*args, config=None, **kwargs):
-    return _train(*args, config=config or _TINY, **kwargs)
+def _tiny_train(*args, config=None, settings=None, **kwargs):
+    return _train(*args, config=config or _TINY, settings=settings or _SETTINGS, **kwargs)
 
 
 forecast.train = _tiny_train
@@ -163,7 +165,7 @@ def _serving(folder: Path, db_url: str) -> Iterator[str]:
             pytest.fail(f"CI must run the browser tests: {CHROMIUM} is missing (apt-get install -y chromium)")
         pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)")
     launcher = folder / "launch_tiny.py"
-    launcher.write_text(LAUNCHER.format(tiny=TINY_MODEL))
+    launcher.write_text(LAUNCHER.format(tiny=TINY_MODEL, settings=TINY_SETTINGS))
     env = {**os.environ, "HOME": str(folder), config.DB_URL_ENV: db_url, config.HOME_ENV: str(folder / "home"),
            "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     with serve_app(folder, env, launcher=[str(launcher)]) as (base, _):

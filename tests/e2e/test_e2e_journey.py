@@ -35,7 +35,14 @@ def _tiny_config():
 
     # the tiny configuration of tests/model/test_forecast.py
     return ModelConfig(max_len=20, hidden_size=16, n_layers=1, n_heads=2, epochs=2, min_train_steps=30, batch_size=64,
-                       max_train_examples=3000, chunk_users=150, torch_threads=1, n_train_cutoffs=2, item_vocab_cap=500)
+                       max_train_examples=3000, n_train_cutoffs=2, item_vocab_cap=500)
+
+
+def _tiny_settings():
+    from core.model.config import PipelineSettings
+
+    # its run settings: small query chunks, one torch thread
+    return PipelineSettings(chunk_users=150, torch_threads=1)
 
 
 def _identity_rows(user_ids: list[str]) -> list[dict]:
@@ -71,7 +78,7 @@ def prepared_store(tmp_path, monkeypatch):
     try:
         report = ingest_file(engine, events_csv, DATASET)
         assert report.users == N_USERS
-        forecast.train(engine, DATASET, config=_tiny_config(), seed=1)
+        forecast.train(engine, DATASET, config=_tiny_config(), seed=1, settings=_tiny_settings())
     finally:
         engine.dispose()
     ids = sorted(sim.events["user_id"].astype(str).unique())

@@ -14,7 +14,7 @@ from core.model import forecast
 from core.model import scoring
 from core.store import derived
 from core.errors import NotFittedError, ParameterError, TrainingCancelled
-from core.model.config import EVENT_CLASS_COLUMNS, ModelConfig
+from core.model.config import EVENT_CLASS_COLUMNS, ModelConfig, PipelineSettings
 from core.model.evaluation import Calibrator
 from tests.conftest import make_dataset
 
@@ -55,9 +55,14 @@ def load_events(engine: sa.Engine, name: str, frame: pd.DataFrame) -> int:
 
 def tiny(**kw) -> ModelConfig:
     base = dict(max_len=20, hidden_size=16, n_layers=1, n_heads=2, epochs=2, min_train_steps=30, batch_size=64,
-                max_train_examples=3000, chunk_users=150, torch_threads=1, n_train_cutoffs=2, item_vocab_cap=500)
+                max_train_examples=3000, n_train_cutoffs=2, item_vocab_cap=500)
     base.update(kw)
     return ModelConfig(**base)
+
+
+def settings(**kw) -> PipelineSettings:
+    """The tiny model's run settings: small query chunks, one torch thread."""
+    return PipelineSettings(**{"chunk_users": 150, "torch_threads": 1, **kw})
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +88,8 @@ def test_train_scores_every_shopper_and_publishes_a_version(tmp_path, sim_small)
     engine = _store(tmp_path)
     load_events(engine, "sim", canonical(sim_small.events))
     reports = []
-    card = forecast.train(engine, "sim", horizon_days=7, config=tiny(), progress=reports.append, seed=1)
+    card = forecast.train(engine, "sim", horizon_days=7, config=tiny(), settings=settings(), progress=reports.append,
+                          seed=1)
 
     n_users = sim_small.events["user_id"].nunique()
     assert card.n_users == n_users and card.n_users_trained == n_users and not card.sampled
@@ -129,7 +135,7 @@ def test_same_seed_gives_the_same_forecasts(tmp_path, sim_small):
     for name in ("one", "two"):
         engine = _store(tmp_path, name)
         load_events(engine, "sim", canonical(sim_small.events))
-        forecast.train(engine, "sim", config=tiny(epochs=1, min_train_steps=5), seed=4)
+        forecast.train(engine, "sim", config=tiny(epochs=1, min_train_steps=5), settings=settings(), seed=4)
         frames.append(forecast.load_predictions(engine, "sim").drop(columns="model_version")
                       .sort_values("user_id").reset_index(drop=True))
     pd.testing.assert_frame_equal(frames[0], frames[1])
@@ -148,7 +154,7 @@ def test_cancelling_leaves_no_model(tmp_path, sim_small):
         return calls["n"] > 12
 
     with pytest.raises(TrainingCancelled):
-        forecast.train(engine, "sim", config=tiny(), should_stop=stop_after_a_few_steps)
+        forecast.train(engine, "sim", config=tiny(), settings=settings(), should_stop=stop_after_a_few_steps)
     assert forecast.latest_model(engine, "sim") is None
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(store.models)).scalar() == 0
@@ -161,14 +167,14 @@ def test_cancelling_leaves_no_model(tmp_path, sim_small):
 def test_a_cancel_during_scoring_keeps_the_previous_version(tmp_path, sim_small):
     engine = _store(tmp_path)
     load_events(engine, "sim", canonical(sim_small.events))
-    first = forecast.train(engine, "sim", config=tiny(epochs=1, min_train_steps=5))
+    first = forecast.train(engine, "sim", config=tiny(epochs=1, min_train_steps=5), settings=settings())
     reports = []
 
     def stop_when_scoring() -> bool:
         return any(r.stage == "scoring" for r in reports)
 
     with pytest.raises(TrainingCancelled):
-        forecast.train(engine, "sim", config=tiny(epochs=1, min_train_steps=5, chunk_users=50),
+        forecast.train(engine, "sim", config=tiny(epochs=1, min_train_steps=5), settings=settings(chunk_users=50),
                        progress=reports.append, should_stop=stop_when_scoring)
     assert [c.model_version for c in forecast.list_models(engine, "sim")] == [first.model_version]
     preds = forecast.load_predictions(engine, "sim")
@@ -179,7 +185,7 @@ def test_a_cancel_during_scoring_keeps_the_previous_version(tmp_path, sim_small)
 def test_one_hundred_shoppers_get_forecasts_and_an_honest_card(engine):
     sim = simulate.simulate(100, weeks=4, seed=5)
     load_events(engine, "small", canonical(sim.events))
-    card = forecast.train(engine, "small", config=tiny(epochs=1, min_train_steps=10))
+    card = forecast.train(engine, "small", config=tiny(epochs=1, min_train_steps=10), settings=settings())
     prop = card.heads["propensity"]
     buyers = prop["metrics"]["model"]["buyers"]
     if buyers < 20:
@@ -239,7 +245,8 @@ def test_propensity_ranks_shoppers_in_buying_mode_first(tmp_path):
     sim = simulate.simulate(800, weeks=6, seed=11)
     engine = _store(tmp_path)
     load_events(engine, "planted", canonical(sim.events))
-    card = forecast.train(engine, "planted", config=tiny(epochs=3, min_train_steps=60, max_len=30), seed=0)
+    card = forecast.train(engine, "planted", config=tiny(epochs=3, min_train_steps=60, max_len=30), settings=settings(),
+                          seed=0)
     lm = registry.load_model(registry.version_dir(card.dataset_id, card.model_version))
     _, last, _ = forecast._data_window(engine, card.dataset_id)
     end = last + dt.timedelta(seconds=1)
@@ -258,7 +265,8 @@ def test_refit_on_the_latest_window_is_stated_in_the_card(tmp_path):
     sim = simulate.simulate(120, weeks=4, seed=8)
     engine = _store(tmp_path)
     load_events(engine, "refit", canonical(sim.events))
-    card = forecast.train(engine, "refit", config=tiny(epochs=1, min_train_steps=5, refit_on_latest=True))
+    card = forecast.train(engine, "refit", config=tiny(epochs=1, min_train_steps=5, refit_on_latest=True),
+                          settings=settings())
     assert card.refit_on_latest
     assert any("refit on all windows, the latest included" in n for n in card.notes)
     assert "Refit on the latest window: yes" in card.to_text()
@@ -319,7 +327,7 @@ def test_rescoring_uses_the_saved_baselines_and_writes_what_training_wrote(tmp_p
         return result
 
     monkeypatch.setattr(forecast, "_evaluate", served_by_baselines)
-    card = forecast.train(engine, "sim", horizon_days=7, config=tiny(chunk_users=70), seed=1)
+    card = forecast.train(engine, "sim", horizon_days=7, config=tiny(), settings=settings(chunk_users=70), seed=1)
     trained = forecast.load_predictions(engine, "sim").sort_values("user_id", ignore_index=True)
     assert trained["next_category"].notna().all() and trained["top_items"].str.len().gt(0).all()
     # the baseline's chance of its category: its hit rate (accuracy@1) on the held-out window, never empty
@@ -377,7 +385,7 @@ def test_shoppers_with_different_model_scores_never_share_a_propensity(tmp_path,
     monkeypatch.setattr(scoring, "_score_chunk", chunk)
     engine = _store(tmp_path)
     load_events(engine, "sim", canonical(sim_small.events))
-    forecast.train(engine, "sim", horizon_days=7, config=tiny(), seed=1)
+    forecast.train(engine, "sim", horizon_days=7, config=tiny(), settings=settings(), seed=1)
     preds = forecast.load_predictions(engine, "sim")
     preds["raw"] = preds["user_id"].map(raw)
     assert preds["raw"].notna().all() and preds["raw"].nunique() > 0.9 * len(preds)
@@ -389,3 +397,33 @@ def test_shoppers_with_different_model_scores_never_share_a_propensity(tmp_path,
         assert (steps > 0).all()  # the model's order, strictly
         widest = lambda s: s.round(4).value_counts().max()  # noqa: E731
         assert widest(preds["purchase_propensity"]) <= max(3, 3 * widest(preds["raw"]))
+
+
+@pytest.mark.slow
+def test_the_run_settings_reach_training_and_scoring_and_stay_with_the_version(tmp_path, sim_small):
+    """No reasons and a report every 3 steps when the settings say so; re-scoring uses the version's own settings
+    unless given others; the card, config.json and the cs_models row record them."""
+    from core.model import registry
+
+    engine = _store(tmp_path)
+    load_events(engine, "sim", canonical(sim_small.events))
+    reports = []
+    run = settings(n_reasons=0, progress_every=3)
+    card = forecast.train(engine, "sim", horizon_days=7, config=tiny(epochs=1, min_train_steps=12), settings=run,
+                          progress=reports.append, seed=1)
+    steps = [r.step for r in reports if r.stage == "training" and r.message and "step" in r.message]
+    assert steps and all(s % 3 == 0 for s in steps) and len(steps) == card.loss_curve[-1]["step"] // 3
+    assert (forecast.load_predictions(engine, "sim")["reasons"] == "").all()
+    assert card.settings == {"chunk_users": 150, "n_reasons": 0, "progress_every": 3, "torch_threads": 1}
+    assert "torch_threads" not in card.config and card.config["hidden_size"] == 16
+    folder = registry.version_dir(card.dataset_id, card.model_version)
+    assert json.loads((folder / registry.CONFIG_FILE).read_text())["settings"] == card.settings
+    with engine.connect() as conn:
+        row = json.loads(conn.execute(sa.select(store.models.c.config_json)).scalar_one())
+    assert (row["torch_threads"], row["n_reasons"], row["chunk_users"], row["hidden_size"]) == (1, 0, 150, 16)
+
+    forecast.score(engine, "sim")  # the version's settings: still no reasons
+    assert (forecast.load_predictions(engine, "sim")["reasons"] == "").all()
+    forecast.score(engine, "sim", settings=settings(n_reasons=1))
+    reasons = forecast.load_predictions(engine, "sim")["reasons"]
+    assert reasons.str.len().gt(0).mean() > 0.5 and not reasons.str.contains(";").any()

@@ -1,6 +1,7 @@
 """The forecast model: config validation, shapes of every head, losses only with labels, sampled softmax."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 
 from core.model import sequences
 from core.errors import ParameterError
-from core.model.config import EVENT_CLASSES, EVENT_TYPE_IDS, ModelConfig
+from core.model.config import EVENT_CLASSES, EVENT_TYPE_IDS, SETTINGS_KEYS, ModelConfig, PipelineSettings, split_config
 
 EVENT_TYPE_IDS_CART = EVENT_TYPE_IDS["cart"]
 
@@ -23,7 +24,7 @@ def one_thread():
 
 def tiny_config(**kw) -> ModelConfig:
     base = dict(max_len=6, hidden_size=8, n_layers=1, n_heads=2, batch_size=4, max_train_examples=4,
-                n_negatives=5, sampled_softmax_threshold=50, torch_threads=1)
+                n_negatives=5, sampled_softmax_threshold=50)
     base.update(kw)
     return ModelConfig(**base)
 
@@ -108,7 +109,6 @@ def test_trimmed_padding_does_not_change_the_forecast():
     ({"epochs": 2.5}, "epochs", "whole number"),
     ({"batch_size": 512, "max_train_examples": 100}, "max_train_examples", "at least batch_size=512"),
     ({"loss_weights": {"propensity": 1.0}}, "loss_weights", "exactly the keys"),
-    ({"n_reasons": 9}, "n_reasons", "at most 5"),
     ({"patience": -1}, "patience", "at least 0"),
     ({"item_vocab_size": 1}, "item_vocab_size", "at least 2"),
     ({"brand_vocab_size": 3.0}, "brand_vocab_size", "whole number"),
@@ -129,6 +129,57 @@ def test_config_round_trip_and_unknown_keys():
         ModelConfig.from_dict({"hiden_size": 3})
 
 
+@pytest.mark.parametrize("kwargs, parameter, expected", [
+    ({"n_reasons": 9}, "n_reasons", "at most 5"),
+    ({"n_reasons": -1}, "n_reasons", "a whole number of at least 0"),
+    ({"chunk_users": 0}, "chunk_users", "a whole number of at least 1"),
+    ({"chunk_users": 2.5}, "chunk_users", "a whole number of at least 1"),
+    ({"progress_every": True}, "progress_every", "a whole number of at least 1"),
+    ({"torch_threads": 0}, "torch_threads", "a whole number of at least 1"),
+])
+def test_pipeline_settings_reject_inconsistent_values(kwargs, parameter, expected):
+    with pytest.raises(ParameterError) as err:
+        PipelineSettings(**kwargs)
+    message = str(err.value)
+    assert message.startswith(f"PipelineSettings parameter {parameter!r} is {kwargs[parameter]!r}; expected")
+    assert expected in message and err.value.parameter == parameter and err.value.cases == [kwargs[parameter]]
+
+
+def test_pipeline_settings_are_apart_from_the_model_config():
+    settings = PipelineSettings(chunk_users=70, n_reasons=0, progress_every=4, torch_threads=2)
+    assert PipelineSettings() == PipelineSettings(chunk_users=5_000, n_reasons=3, progress_every=10, torch_threads=1)
+    assert PipelineSettings.from_dict(settings.to_dict()) == settings
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.torch_threads = 4  # type: ignore[misc]
+    assert not set(SETTINGS_KEYS) & set(ModelConfig().to_dict())
+    for name in SETTINGS_KEYS:
+        with pytest.raises(TypeError):
+            ModelConfig(**{name: 1})
+    with pytest.raises(ParameterError, match=r"PipelineSettings has no parameter\(s\) \['hidden_size'\]"):
+        PipelineSettings.from_dict({"hidden_size": 8})
+
+
+def test_a_config_saved_with_the_run_settings_still_loads():
+    """Configs saved before the settings had their own class hold the four keys: from_dict skips exactly those."""
+    legacy = {**ModelConfig(hidden_size=32, n_heads=4).to_dict(),
+              "chunk_users": 150, "n_reasons": 2, "progress_every": 5, "torch_threads": 3}
+    assert ModelConfig.from_dict(legacy) == ModelConfig(hidden_size=32, n_heads=4)
+    with pytest.raises(ParameterError, match="no parameter") as err:
+        ModelConfig.from_dict({**legacy, "chunk_user": 150})  # any other unknown key is still refused
+    assert err.value.cases == ["chunk_user"]
+
+
+def test_split_config_parts_a_dict_of_both_kinds():
+    config, settings = split_config({"hidden_size": 16, "n_heads": 2, "chunk_users": 70, "torch_threads": 2})
+    assert (config.hidden_size, config.n_heads, config.max_len) == (16, 2, 50)
+    assert settings == PipelineSettings(chunk_users=70, torch_threads=2)
+    with pytest.raises(ParameterError) as err:
+        split_config({"n_reasons": 9})
+    assert err.value.parameter == "n_reasons" and "at most 5" in str(err.value)
+    with pytest.raises(ParameterError, match="ModelConfig has no parameter"):
+        split_config({"hiden_size": 16})
+
+
 def test_the_model_takes_its_vocabulary_sizes_from_the_config():
     from core.model.modeling import ForecastModel
 
@@ -146,7 +197,7 @@ def test_the_model_takes_its_vocabulary_sizes_from_the_config():
 
 def test_defaults_are_sized_for_two_cpu_cores():
     cfg = ModelConfig()
-    assert (cfg.hidden_size, cfg.n_layers, cfg.max_len, cfg.torch_threads) == (64, 2, 50, 1)
+    assert (cfg.hidden_size, cfg.n_layers, cfg.max_len, PipelineSettings().torch_threads) == (64, 2, 50, 1)
     assert 2 <= cfg.n_heads <= 4
 
 

@@ -190,3 +190,40 @@ def test_a_version_saved_before_the_config_held_its_vocabulary_sizes_loads_as_sa
     with torch.no_grad():
         np.testing.assert_array_equal(loaded.model(inputs).category_logits.numpy(),
                                       model(inputs).category_logits.numpy())
+
+
+def test_a_version_keeps_the_settings_it_was_trained_with():
+    """config.json holds the hyperparameters and the run's settings apart; they come back as saved."""
+    from core.model import registry
+    from core.model.config import SETTINGS_KEYS, PipelineSettings
+    from core.model.modeling import ForecastModel
+
+    cfg = tiny_config().with_vocab_sizes(30, 12, 4)
+    settings = PipelineSettings(chunk_users=70, n_reasons=1, progress_every=4, torch_threads=2)
+    folder = registry.version_dir(7, registry.new_version(7))
+    registry.save_model(folder, ForecastModel(cfg).eval(), cfg, _vocabs(30, 12), Calibrator("platt", a=0.5, b=-1.0),
+                        {}, settings=settings)
+    meta = json.loads((folder / registry.CONFIG_FILE).read_text())
+    assert meta["settings"] == {"chunk_users": 70, "n_reasons": 1, "progress_every": 4, "torch_threads": 2}
+    assert not set(SETTINGS_KEYS) & set(meta["config"])
+    loaded = registry.load_model(folder)
+    assert loaded.config == cfg and loaded.settings == settings
+
+
+def test_a_version_saved_with_the_settings_among_its_hyperparameters_loads():
+    """An older config.json holds the four settings inside "config": the model loads, and they are its settings."""
+    from core.model import registry
+    from core.model.config import PipelineSettings
+    from core.model.modeling import batch_tensors
+
+    cfg, model, folder = _saved_tiny_version()
+    meta = json.loads((folder / registry.CONFIG_FILE).read_text())
+    legacy = {**meta["config"], "chunk_users": 150, "n_reasons": 0, "progress_every": 10, "torch_threads": 1}
+    (folder / registry.CONFIG_FILE).write_text(json.dumps({"config": legacy}))
+
+    loaded = registry.load_model(folder)
+    assert loaded.config == cfg
+    assert loaded.settings == PipelineSettings(chunk_users=150, n_reasons=0, progress_every=10, torch_threads=1)
+    inputs = batch_tensors(random_batch(6, cfg.max_len, 30, 12, seed=2))
+    with torch.no_grad():
+        np.testing.assert_array_equal(loaded.model(inputs).propensity_logit.numpy(), model(inputs).propensity_logit.numpy())

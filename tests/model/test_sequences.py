@@ -8,7 +8,7 @@ import pytest
 
 from core.model import sequences
 from core.errors import SchemaError
-from core.model.config import EVENT_TYPE_IDS, ModelConfig
+from core.model.config import EVENT_TYPE_IDS, ModelConfig, PipelineSettings
 from core.model.training import build_examples
 from tests.conftest import make_dataset
 
@@ -35,7 +35,7 @@ THREE_USERS = [
 
 
 def _config(**kw) -> ModelConfig:
-    base = dict(max_len=4, min_token_count=1, chunk_users=2, batch_size=2, max_train_examples=2)
+    base = dict(max_len=4, min_token_count=1, batch_size=2, max_train_examples=2)
     base.update(kw)
     return ModelConfig(**base)
 
@@ -48,7 +48,8 @@ def test_examples_take_inputs_before_the_cutoff_and_targets_after(duck_engine):
     did = make_dataset(duck_engine, "three", THREE_USERS)
     vocabs = _vocabs(duck_engine, did)
     users = sequences.list_users(duck_engine, did)
-    ex = build_examples(duck_engine, did, [T], users, True, vocabs, _config(), H_DAYS)
+    ex = build_examples(duck_engine, did, [T], users, True, vocabs, _config(), H_DAYS,
+                        settings=PipelineSettings(chunk_users=2))
 
     assert ex.batch.user_ids == ["a", "b"]  # c has no event before T
     # inputs: a = view, cart (left-padded to max_len 4); b = one view; never the purchase or the view at T

@@ -25,12 +25,18 @@ EXPORT_NAME = "top 10 % offline"
 
 
 def tiny_config():
-    """The tiny model configuration of tests/model/test_forecast.py, on one torch thread."""
+    """The tiny model configuration of tests/model/test_forecast.py."""
     from core.model.config import ModelConfig
 
     return ModelConfig(max_len=20, hidden_size=16, n_layers=1, n_heads=2, epochs=2, min_train_steps=30,
-                       batch_size=64, max_train_examples=3000, chunk_users=150, torch_threads=1,
-                       n_train_cutoffs=2, item_vocab_cap=500)
+                       batch_size=64, max_train_examples=3000, n_train_cutoffs=2, item_vocab_cap=500)
+
+
+def tiny_settings():
+    """Its run settings: small query chunks, one torch thread."""
+    from core.model.config import PipelineSettings
+
+    return PipelineSettings(chunk_users=150, torch_threads=1)
 
 
 def run(folder: Path) -> dict:
@@ -52,7 +58,7 @@ def run(folder: Path) -> dict:
     engine = store.make_engine(f"duckdb:///{folder / 'store.duckdb'}")
     try:
         report = ingest_file(engine, events_csv, DATASET)
-        card = forecast.train(engine, DATASET, config=tiny_config(), seed=1)
+        card = forecast.train(engine, DATASET, config=tiny_config(), seed=1, settings=tiny_settings())
         rescored = forecast.score(engine, DATASET)
         did = store.get_dataset(engine, DATASET)["dataset_id"]
         with engine.connect() as conn:

@@ -22,7 +22,7 @@ from streamlit.testing.v1 import AppTest
 from core.charts import forecast as charts
 from core import config, store
 from core.model import forecast
-from core.model.config import ModelConfig
+from core.model.config import ModelConfig, PipelineSettings
 from core.model.labels import plan_cutoffs
 from core.simulate import simulate
 from core.simulate.files import to_canonical
@@ -34,7 +34,8 @@ TIMEOUT_S = 120
 TRAIN_TIMEOUT_S = 300
 TRAINED, FRESH, BUTTON, SHORT = "trained shop", "fresh shop", "button shop", "short shop"
 TINY = ModelConfig(hidden_size=16, n_layers=1, n_heads=1, max_len=20, epochs=2, batch_size=64,
-                   max_train_examples=128, torch_threads=1, chunk_users=500)
+                   max_train_examples=128)
+TINY_SETTINGS = PipelineSettings(torch_threads=1, chunk_users=500)
 LABELS = {
     "model": "Sequence model", "most_popular": "Most popular", "own_most_frequent": "Shopper's own most frequent",
     "markov_chain": "Markov chain (last category → next)",
@@ -95,7 +96,7 @@ def _shop(url: str):
         t0 = dt.datetime(2024, 3, 1)
         make_dataset(engine, SHORT, [{"user_id": "u", "event_time": t0 + dt.timedelta(days=d), "event_type": "view"}
                                      for d in (0, 1, 2)])
-        card = forecast.train(engine, TRAINED, horizon_days=7, config=TINY)
+        card = forecast.train(engine, TRAINED, horizon_days=7, config=TINY, settings=TINY_SETTINGS)
         yield {"url": url, "engine": engine, "card": card, "users": users}
     finally:
         engine.dispose()
@@ -276,7 +277,7 @@ def test_card_opens_with_a_headline_and_a_verdict_then_folds_the_details(shop):
 
 @ON_DUCKDB
 def test_train_button_trains_in_background_and_shows_the_card(shop, monkeypatch):
-    monkeypatch.setattr(forecast, "train", functools.partial(forecast.train, config=TINY))
+    monkeypatch.setattr(forecast, "train", functools.partial(forecast.train, config=TINY, settings=TINY_SETTINGS))
     at = _page(BUTTON)
     at.number_input(key="forecast_horizon").set_value(3).run()
     at.button(key="forecast_train").click().run()
@@ -308,7 +309,7 @@ def test_cancel_writes_nothing(shop, monkeypatch):
                     return
                 threading.Event().wait(0.1)
 
-        return real(engine, dataset, horizon_days, TINY, hold, should_stop, seed)
+        return real(engine, dataset, horizon_days, TINY, hold, should_stop, seed, settings=TINY_SETTINGS)
 
     monkeypatch.setattr(forecast, "train", held_train)
     at = _page(FRESH)

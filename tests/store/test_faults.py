@@ -25,7 +25,8 @@ from tests import fault_support as fs
 from tests.conftest import emptied_pg_schema_url, write_simulated_shop
 
 ROOT = Path(__file__).resolve().parents[2]
-#: a model that trains in seconds (the previous version, and the run killed while publishing)
+#: a model that trains in seconds (the previous version, and the run killed while publishing); a ``--config`` file
+#: holds model and run settings (``chunk_users``, ``torch_threads``) together
 TINY = dict(max_len=10, hidden_size=8, n_layers=1, n_heads=1, epochs=1, min_train_steps=5, batch_size=64,
             max_train_examples=1000, chunk_users=100, torch_threads=1, n_train_cutoffs=1, item_vocab_cap=200,
             refit_on_latest=False)
@@ -133,13 +134,14 @@ def test_training_killed_midway_or_while_publishing_keeps_the_previous_model(hom
 
     from core.model import forecast
     from core.ingest.load import ingest_file
-    from core.model.config import ModelConfig
+    from core.model.config import split_config
 
     torch.set_num_threads(1)
     url = f"duckdb:///{home / 'cartsight.duckdb'}"
     engine = store.make_engine(url)
     ingest_file(engine, shop["events"], "shop")
-    first = forecast.train(engine, "shop", config=ModelConfig.from_dict(TINY))
+    tiny_config, tiny_settings = split_config(TINY)  # the --config file's dict, model and run settings apart
+    first = forecast.train(engine, "shop", config=tiny_config, settings=tiny_settings)
     n_predictions = count(engine, store.predictions)
     assert n_predictions == len(forecast.load_predictions(engine, "shop")) > 0
     entries = _model_entries(home)
