@@ -8,7 +8,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from core import config
 from core.errors import StoreUnavailableError
-from core.store import derived
+from core.store import datasets as dataset_rows, derived
 from core.store.schema import datasets, events, metadata, schema_info
 from core.store.url import _first_line
 
@@ -52,7 +52,10 @@ def _upgrade(conn: Connection, version: int) -> None:
     Schema 2 added ``cs_events.price_band`` and the derived tables ``cs_price_edges`` and
     ``cs_session_days`` (``create_all`` made the tables): each existing dataset gets them from
     its events once (:func:`core.store.derived.derive_dataset`). Schema 3 added
-    ``cs_exports.consent_column`` and ``consent_basis`` (NULL for older exports). A role that
+    ``cs_exports.consent_column`` and ``consent_basis`` (NULL for older exports). Schema 4 added the
+    events' and quarantined rows' source (``file_no``, ``line_no``: NULL for older rows, read as file 1 with
+    its lines unknown) and the file history ``cs_dataset_files``, where each older dataset's one file is
+    recorded from its dataset row. A role that
     may not alter the tables gets a message saying who must open the store once.
     """
     try:
@@ -64,6 +67,11 @@ def _upgrade(conn: Connection, version: int) -> None:
         if version < 3:
             conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS consent_column VARCHAR")
             conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS consent_basis TEXT")
+        if version < 4:
+            conn.exec_driver_sql("ALTER TABLE cs_events ADD COLUMN IF NOT EXISTS file_no INTEGER")
+            conn.exec_driver_sql("ALTER TABLE cs_events ADD COLUMN IF NOT EXISTS line_no BIGINT")
+            conn.exec_driver_sql("ALTER TABLE cs_quarantine ADD COLUMN IF NOT EXISTS file_no INTEGER")
+            dataset_rows.record_first_files(conn)
     except sa.exc.ProgrammingError as exc:
         raise _upgrade_refused(version, exc) from exc
     conn.execute(sa.update(schema_info).values(version=config.SCHEMA_VERSION))

@@ -14,7 +14,7 @@ from core.errors import DatasetExistsError, IngestCancelled, ParameterError, Sch
 from core.ingest.load import ingest_file, quarantined_rows, remember_mapping
 from core.ingest.sniff import sniff
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 T = dt.datetime
 
 

@@ -13,7 +13,7 @@ from core.ingest.sniff import (EVENT_ALIASES, STATUS_NOTE_STARTS, Mapping, detec
 from core.ingest.time_formats import split_time_zone, zone_offset_minutes
 from tests import hostile_files as hf
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def _write(tmp_path: Path, name: str, text: str | bytes) -> Path:

@@ -21,7 +21,7 @@ from core.errors import IngestCancelled, ParameterError, SchemaError
 from core.ingest.load import ingest_file, quarantined_rows
 from core.ingest.sniff import sniff
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 HEADER = ["user_id", "event_time", "event_type", "product_id", "brand", "price"]
 T0 = dt.datetime(2024, 3, 1, 10, 0)
 
