@@ -72,12 +72,13 @@ def dataset_mapping_instead(guess: Mapping, stored: dict | None) -> Mapping:
                    skip_lines=guess.skip_lines, sheet=guess.sheet, confident=True, notes=notes)
 
 
-def sniff_for_dataset(path: str | Path, engine: sa.Engine, dataset: str, sheet: str | None = None) -> Sniffed:
+def sniff_for_dataset(path: str | Path, engine: sa.Engine, dataset: str, sheet: str | None = None,
+                      skip_lines: int | None = None) -> Sniffed:
     """:func:`core.ingest.sniff.sniff` of a file to append to ``dataset``, the dataset's own mapping offered first
     (:func:`dataset_mapping_instead`). Raises what ``sniff`` raises, and
     :class:`core.errors.DatasetNotFoundError` when there is no such dataset."""
     stored = store.get_dataset(engine, dataset).get("mapping")
-    sniffed = sniff(path, engine, sheet=sheet)
+    sniffed = sniff(path, engine, sheet=sheet, skip_lines=skip_lines)
     return replace(sniffed, mapping=dataset_mapping_instead(sniffed.mapping, stored))
 
 

@@ -148,6 +148,7 @@ class LoadSQL:
         self.header_lines = mapping.skip_lines + (1 if mapping.has_header else 0)
         self.row0 = 0
         self.started = time.perf_counter()
+        self.source_name = ""  # the file's name as the analyst knows it
 
     # -- SQL pieces ------------------------------------------------------------------------------------------
 

@@ -125,7 +125,7 @@ def repeats_note(n_repeats: int, n_loaded: int) -> str:
 
 
 def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping | None = None,
-                progress: Progress | None = None, append: bool = False) -> IngestReport:
+                progress: Progress | None = None, append: bool = False, source_name: str | None = None) -> IngestReport:
     """Load the event file at ``path`` as a new dataset called ``name``, or with ``append`` add it to that dataset.
 
     The file is delimited text (optionally gzip'd), or a spreadsheet (.xlsx, .xls, .ods) or a
@@ -139,6 +139,8 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
     ``duplicate``, records the file in the dataset's history and derives the dataset's price bands, price
     edges and session days again over all its events; the dataset's counts, shoppers and first and last
     event include the file. An append whose every line was already there adds no event and says so.
+    ``source_name``: the file's name as the analyst knows it (an upload saved under another name), recorded
+    in the report and the dataset's file history; ``path``'s name by default.
 
     Returns the :class:`IngestReport`, also stored as the dataset's ``report_json``.
     Raises :class:`SchemaError` (its ``reason`` says which) when the mapping lacks a required column,
@@ -174,7 +176,7 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
         source = _prepare_source(data_path, mapping, Path(tmp), scan)
         job = _Job(mapping, source, Path(tmp), progress, has_nul=scan.has_nul,
                    nested=converted.nested if converted else (), lines=scan.lines)
-        job.started = started
+        job.started, job.source_name = started, source_name or path.name
         return _run_job(engine, job, name, path, append)
 
 
@@ -337,7 +339,7 @@ class _Job(LoadSQL):
             rows_quarantined=sum(by_reason.values()), users=stats["users"], events_by_type=stats["by_type"],
             unknown_event_types=stats["unknown"], first_event=stats["first"], last_event=stats["last"],
             quarantine_by_reason=by_reason, sessions_derived=sessions_derived,
-            notes=self._report_notes(stats, sessions_derived), source=path.name, file_no=file_no,
+            notes=self._report_notes(stats, sessions_derived), source=self.source_name, file_no=file_no,
             appended=target is not None, repeated_events=self.n_repeats,
         )
         _tick(self.progress, 0.95, "recording the dataset")
