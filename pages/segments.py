@@ -10,8 +10,8 @@ from core import config, jobs
 from core.analysis import rfm, segments
 from core.errors import CartsightError
 from core.jobs import Job
-from core.store import safe_url, resolve_url
-from pages.common import current_dataset, get_engine, show_error
+from core.store import data_added_since, safe_url, resolve_url
+from pages.common import current_dataset, get_engine, md, show_error
 
 K_CHOICES = [segments.AUTO] + list(range(config.SEGMENT_K_RANGE[0], config.SEGMENT_K_RANGE[1] + 1))
 SHOPPER_PAGE = "pages/shopper.py"
@@ -160,6 +160,9 @@ def main() -> None:
         st.caption(f"Run {run.run_id} of {run.created_at:%Y-%m-%d %H:%M} UTC: {run.n_segments} segments"
                    + (f", with the forecasts of model {run.model_version}" if run.model_version else
                       ", without forecasts (no model trained yet)") + ".")
+        since = data_added_since(engine, ds["dataset_id"], run.created_at)
+        if since is not None:  # files were added to the dataset after this run
+            st.warning(md(since.note("re-run")))
         _features(run)
         names = run.names()
         if run.map_points:

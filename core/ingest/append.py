@@ -38,6 +38,8 @@ class FileTarget:
     dataset_id: int
     file_no: int
     file_names: dict[int, str]
+    #: the dataset's sessions were derived by the inactivity gap (its first file had no session column)
+    sessions_derived: bool = False
 
 
 @contextlib.contextmanager
@@ -49,13 +51,15 @@ def appending(engine: sa.Engine, name: str) -> Iterator[tuple[sa.Connection, Fil
     :class:`core.errors.DatasetNotFoundError` listing the datasets when there is none of that name.
     """
     with engine.begin() as conn:
-        did = store.get_dataset(conn, name)["dataset_id"]
+        ds = store.get_dataset(conn, name)
+        did = ds["dataset_id"]
         d = store.datasets
         conn.execute(d.update().where(d.c.dataset_id == did).values(rows_read=d.c.rows_read))
         store.record_first_files(conn, did)
         history = store.dataset_file_history(conn, did)
         yield conn, FileTarget(did, max(f["file_no"] for f in history) + 1,
-                               {f["file_no"]: f["name"] or f"file {f['file_no']}" for f in history})
+                               {f["file_no"]: f["name"] or f"file {f['file_no']}" for f in history},
+                               sessions_derived=bool((ds.get("report") or {}).get("sessions_derived")))
 
 
 def dataset_mapping_instead(guess: Mapping, stored: dict | None) -> Mapping:

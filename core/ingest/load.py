@@ -330,7 +330,7 @@ class _Job(LoadSQL):
         banded = native_store and target is None  # an append moves every event's band: derived again below
         sessions_derived = self._write_rows(conn, duck, did, native_store, file_no, banded)
         _tick(self.progress, 0.9, "summarising sessions and price bands")
-        if target and sessions_derived:
+        if target and sessions_derived and target.sessions_derived:  # never over sessions a file gave
             appends.renumber_sessions(conn, did, file_no)
         derived.derive_dataset(conn, did, banded=banded)
         m = self.mapping

@@ -8,7 +8,8 @@ from core.store.datasets import (check_name_free, dataset_file_history, drop_dat
                                  next_dataset_id, record_first_files)
 from core.store.engine import SUPPORTED_BACKENDS, analyze, bulk_insert, driver_connection, make_engine
 from core.store.faults import check_data_folder, command_role, describe_failure, lock_conflict_message, process_role
-from core.store.freshness import DataSince, data_added_since
+from core.store.freshness import (DataSince, data_added_since, export_data_since, model_data_since,
+                                  segment_run_data_since)
 from core.store.housekeeping import (OWNER_SUFFIX, PARTIAL_MARK, TEMP_PREFIX, cleanup_stale_files, process_owner,
                                      store_tag, temp_prefix)
 from core.store.migrate import ensure_schema
@@ -20,7 +21,7 @@ from core.store.url import resolve_url, safe_url
 __all__ = [
     "SUPPORTED_BACKENDS", "OWNER_SUFFIX", "PARTIAL_MARK", "TEMP_PREFIX", "DataSince",
     "analyze", "bulk_insert", "check_data_folder", "check_name_free", "cleanup_stale_files", "command_role",
-    "data_added_since", "dataset_file_history", "dataset_files", "dataset_id_seq", "datasets", "describe_failure",
+    "data_added_since", "export_data_since", "model_data_since", "segment_run_data_since", "dataset_file_history", "dataset_files", "dataset_id_seq", "datasets", "describe_failure",
     "driver_connection", "drop_dataset", "ensure_schema",
     "events", "export_id_seq", "export_members", "exports", "get_dataset", "is_duckdb", "list_datasets",
     "lock_conflict_message", "make_engine", "mappings", "metadata", "models", "next_dataset_id", "predictions",

@@ -8,9 +8,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core.store.datasets import dataset_file_history
+from core.store.schema import exports, models, segment_runs
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,8 @@ class DataSince:
     def note(self, action: str) -> str:
         """The sentence the pages show: ``action`` is what includes the new events (retrain, re-run...)."""
         end = f"{self.data_end:%Y-%m-%d %H:%M}" if self.data_end else "its first load"
-        return (f"Built on the data up to {end}; {self.events_added:,} events were added since: "
-                f"{action} to include them.")
+        added = "1 event was" if self.events_added == 1 else f"{self.events_added:,} events were"
+        return f"Built on the data up to {end}; {added} added since: {action} to include them."
 
 
 def data_added_since(engine_or_conn: Engine | Connection, dataset_id: int,
@@ -44,3 +46,24 @@ def data_added_since(engine_or_conn: Engine | Connection, dataset_id: int,
     before = [f["last_event"] for f in history if f["loaded_at"] <= built_at and f["last_event"] is not None]
     return DataSince(data_end=max(before, default=None), events_added=int(added), files_added=len(after),
                      last_append=max(f["loaded_at"] for f in after))
+
+
+def model_data_since(engine: Engine, model_version: str) -> DataSince | None:
+    """:func:`data_added_since` the model ``model_version`` was trained (None for an unknown version)."""
+    return _since_built(engine, models, models.c.model_version, model_version)
+
+
+def segment_run_data_since(engine: Engine, run_id: int) -> DataSince | None:
+    """:func:`data_added_since` the segment run ``run_id`` was made (None for an unknown run)."""
+    return _since_built(engine, segment_runs, segment_runs.c.run_id, run_id)
+
+
+def export_data_since(engine: Engine, export_id: int) -> DataSince | None:
+    """:func:`data_added_since` the list ``export_id`` was exported (None for an unknown export)."""
+    return _since_built(engine, exports, exports.c.export_id, export_id)
+
+
+def _since_built(engine: Engine, table: sa.Table, key: sa.Column, value) -> DataSince | None:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(table.c.dataset_id, table.c.created_at).where(key == value)).first()
+        return data_added_since(conn, row.dataset_id, row.created_at) if row else None

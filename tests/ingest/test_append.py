@@ -244,3 +244,15 @@ def test_a_schema_3_store_gains_file_history_and_its_datasets_take_appends(engin
     assert (report.file_no, report.rows_loaded, report.repeated_events) == (2, 31, 1)
     assert quarantined_rows(engine, "old", file_no=2)["detail"].tolist() == [
         "repeats an event already in the dataset, loaded from w1.csv (file 1)"]
+
+
+def test_a_file_without_sessions_leaves_the_sessions_an_earlier_file_gave(engine, tmp_path):
+    t = DAY0 + dt.timedelta(hours=3)
+    ingest_file(engine, _write(tmp_path / "w1.csv", [_line(t, "view", 1, "a", "10", "u1", "visit-7")], sessions=True),
+                "shop")
+    ingest_file(engine, _write(tmp_path / "w2.csv", [_line(t + dt.timedelta(minutes=5), "view", 2, "a", "10", "u1")]),
+                "shop", append=True)
+    e = store.events.c
+    with engine.connect() as conn:
+        sessions = conn.execute(sa.select(e.session_id).order_by(e.event_time)).scalars().all()
+    assert sessions == ["visit-7", "u1-1"]

@@ -365,3 +365,25 @@ def test_forecast_download_escapes_formula_cells(shop, download_content):
     assert [r["next_category"] for r in rows[:4]] == ["'=1+1", "'@SUM(A1)", "'\tshoes", "-0.25"]
     assert [r["top_items"] for r in rows[:4]] == ["'+1 -2", "'-1+2 3", "'=cmd|' /C calc'!A0", "'\r4"]
     assert {r["reasons"] for r in rows} == {"viewed =1+1"} and rows[0]["p_buy_within_7d"] == "0.9"
+
+
+@ON_BOTH_STORES
+def test_a_model_trained_before_an_append_is_marked_as_built_on_older_data(shop, tmp_path):
+    """A version (its card copied from the trained one) of a dataset that a file is added to after its training."""
+    from core.ingest.load import ingest_file
+
+    engine, name, version = shop["engine"], "growing shop", "growing-v1"
+    did = make_dataset(engine, name, [{"user_id": u, "event_time": dt.datetime(2024, 3, 1, h), "event_type": "view"}
+                                      for h, u in enumerate(["a", "b"])])
+    card = {**shop["card"].to_dict(), "model_version": version, "dataset": name, "dataset_id": did}
+    with engine.begin() as conn:
+        conn.execute(store.models.insert().values(
+            model_version=version, dataset_id=did, created_at=dt.datetime(2024, 3, 2), horizon_days=7,
+            path="/nowhere", config_json="{}", metrics_json=json.dumps(card), status="ready"))
+    assert not [w.value for w in _page(name).warning if "added since" in w.value]
+    week = tmp_path / "week.csv"
+    week.write_text("user_id,event_time,event_type\nc,2024-03-08 10:00:00,view\nd,2024-03-08 11:00:00,view\n"
+                    "a,2024-03-01 00:00:00,view\n")  # the last line is an event the dataset holds: not added
+    ingest_file(engine, week, name, append=True)
+    notes = [w.value.replace("\\", "") for w in _page(name).warning if "added since" in w.value]
+    assert notes == ["Built on the data up to 2024-03-01 01:00; 2 events were added since: retrain to include them."]
