@@ -256,3 +256,20 @@ def test_a_file_without_sessions_leaves_the_sessions_an_earlier_file_gave(engine
     with engine.connect() as conn:
         sessions = conn.execute(sa.select(e.session_id).order_by(e.event_time)).scalars().all()
     assert sessions == ["visit-7", "u1-1"]
+
+
+def test_each_event_keeps_its_physical_line_past_blank_rejected_and_multiline_rows(engine, tmp_path):
+    path = tmp_path / "odd.csv"
+    path.write_text(HEADER + "\n"
+                    "2024-05-01 10:00:00 UTC,view,1,a,b,5,u1\n"       # line 2
+                    "\n"                                               # 3: blank
+                    "yesterday,view,1,a,b,5,u1\n"                      # 4: no time
+                    "2024-05-01 10:02:00 UTC,view,1\n"                 # 5: cut off
+                    "2024-05-01 10:03:00 UTC,view,2,a,\"two\nlines\",5,u2\n"  # 6-7: a brand over two lines
+                    "2024-05-01 10:04:00 UTC,cart,3,a,b,5,u3\n")       # 8
+    report = ingest_file(engine, path, "odd")
+    assert (report.rows_loaded, report.rows_quarantined) == (3, 2)
+    e = store.events.c
+    with engine.connect() as conn:
+        lines = conn.execute(sa.select(e.item_id, e.file_no, e.line_no).order_by(e.event_time)).all()
+    assert [tuple(r) for r in lines] == [("1", 1, 2), ("2", 1, 6), ("3", 1, 8)]
