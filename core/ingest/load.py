@@ -4,8 +4,9 @@ The file is first made readable for DuckDB (:mod:`core.ingest.prepare`: one byte
 calls for), then one SQL pass (:mod:`core.ingest.checks`) reads it, converts and checks every field and
 gives each bad row a reason code and a detail; lines that do not split into the expected fields
 land in DuckDB's reject table with their line number and text. Exact repeats of an earlier line
-are found among rows sharing a hash of their fields. Good rows go to ``cs_events``, bad ones to
-``cs_quarantine`` with their physical line number. Everything (dataset row, events, quarantine)
+are found among rows sharing a hash of their fields. Good rows go to ``cs_events`` with their file's number in the
+dataset and their physical line, bad ones to ``cs_quarantine`` with their physical line number. A file appended
+to a dataset (:mod:`core.ingest.append`) runs the same load. Everything (dataset row, events, quarantine)
 is written in one transaction of the store: a failure or a cancel leaves nothing behind, and
 ``rows_read == rows_loaded + rows_quarantined`` is checked before it commits.
 
@@ -125,7 +126,8 @@ def repeats_note(n_repeats: int, n_loaded: int) -> str:
 
 
 def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping | None = None,
-                progress: Progress | None = None, append: bool = False, source_name: str | None = None) -> IngestReport:
+                progress: Progress | None = None, append: bool = False,
+                source_name: str | None = None) -> IngestReport:
     """Load the event file at ``path`` as a new dataset called ``name``, or with ``append`` add it to that dataset.
 
     The file is delimited text (optionally gzip'd), or a spreadsheet (.xlsx, .xls, .ods) or a
@@ -142,7 +144,8 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
     ``source_name``: the file's name as the analyst knows it (an upload saved under another name), recorded
     in the report and the dataset's file history; ``path``'s name by default.
 
-    Returns the :class:`IngestReport`, also stored as the dataset's ``report_json``.
+    Returns the :class:`IngestReport`, also stored as the dataset's ``report_json`` (a new dataset) and with
+    the file in the dataset's history (``cs_dataset_files``).
     Raises :class:`SchemaError` (its ``reason`` says which) when the mapping lacks a required column,
     when the file cannot be read to its end (a cut-off .gz) or has a quote that swallows later lines, or
     when nothing could be loaded (empty, header only, binary, every row bad), :class:`ParameterError` when
@@ -332,7 +335,8 @@ class _Job(LoadSQL):
         _tick(self.progress, 0.9, "summarising sessions and price bands")
         if target and sessions_derived and target.sessions_derived:  # never over sessions a file gave
             appends.renumber_sessions(conn, did, file_no)
-        derived.derive_dataset(conn, did, banded=banded)
+        if target is None or stats["rows"]:  # a file that adds no event changes no derived figure
+            derived.derive_dataset(conn, did, banded=banded)
         m = self.mapping
         report = IngestReport(
             dataset=name, dataset_id=did, layout=m.layout, rows_read=rows_read, rows_loaded=stats["rows"],

@@ -21,7 +21,8 @@ from core.store.url import resolve_url, safe_url
 __all__ = [
     "SUPPORTED_BACKENDS", "OWNER_SUFFIX", "PARTIAL_MARK", "TEMP_PREFIX", "DataSince",
     "analyze", "bulk_insert", "check_data_folder", "check_name_free", "cleanup_stale_files", "command_role",
-    "data_added_since", "export_data_since", "model_data_since", "segment_run_data_since", "dataset_file_history", "dataset_files", "dataset_id_seq", "datasets", "describe_failure",
+    "data_added_since", "export_data_since", "model_data_since", "segment_run_data_since", "dataset_file_history",
+    "dataset_files", "dataset_id_seq", "datasets", "describe_failure",
     "driver_connection", "drop_dataset", "ensure_schema",
     "events", "export_id_seq", "export_members", "exports", "get_dataset", "is_duckdb", "list_datasets",
     "lock_conflict_message", "make_engine", "mappings", "metadata", "models", "next_dataset_id", "predictions",

@@ -12,8 +12,8 @@ from core import config
 from core.errors import DatasetExistsError, DatasetNotFoundError
 from core.store.dataset_names import check_dataset_name
 from core.store.housekeeping import OWNER_SUFFIX
-from core.store.schema import (dataset_files, dataset_id_seq, datasets, events, export_members, exports, models, predictions,
-                               price_edges, quarantine, segment_runs, segments, session_days)
+from core.store.schema import (dataset_files, dataset_id_seq, datasets, events, export_members, exports, models,
+                               predictions, price_edges, quarantine, segment_runs, segments, session_days)
 
 
 def list_datasets(engine: Engine) -> list[dict]:

@@ -69,8 +69,10 @@ def _derived(engine, did: int) -> dict:
     with engine.connect() as conn:
         events = conn.execute(sa.select(e.user_id, e.event_time, e.event_type, e.item_id, e.price, e.session_id,
                                         e.price_band).where(e.dataset_id == did)).all()
-        days = conn.execute(sa.select(*[c for c in sd.c if c.name != "dataset_id"]).where(sd.c.dataset_id == did)).all()
-        edges = conn.execute(sa.select(*[c for c in pe.c if c.name != "dataset_id"]).where(pe.c.dataset_id == did)).all()
+        days = conn.execute(sa.select(*[c for c in sd.c if c.name != "dataset_id"])
+                            .where(sd.c.dataset_id == did)).all()
+        edges = conn.execute(sa.select(*[c for c in pe.c if c.name != "dataset_id"])
+                             .where(pe.c.dataset_id == did)).all()
     key = lambda r: tuple((v is None, repr(v)) for v in r)  # noqa: E731 - NULLs sort too
     return {"events": sorted(map(tuple, events), key=key), "session_days": sorted(map(tuple, days), key=key),
             "price_edges": sorted(map(tuple, edges), key=key)}
@@ -273,3 +275,16 @@ def test_each_event_keeps_its_physical_line_past_blank_rejected_and_multiline_ro
     with engine.connect() as conn:
         lines = conn.execute(sa.select(e.item_id, e.file_no, e.line_no).order_by(e.event_time)).all()
     assert [tuple(r) for r in lines] == [("1", 1, 2), ("2", 1, 6), ("3", 1, 8)]
+
+
+def test_dropping_a_dataset_drops_its_file_history(engine, tmp_path):
+    first, second = _weeks(7, 10, sessions=False)
+    ingest_file(engine, _write(tmp_path / "w1.csv", first), "shop")
+    ingest_file(engine, _write(tmp_path / "w1.csv", first), "other")
+    ingest_file(engine, _write(tmp_path / "w2.csv", second), "shop", append=True)
+    store.drop_dataset(engine, "shop")
+    f = store.dataset_files.c
+    with engine.connect() as conn:
+        left = conn.execute(sa.select(f.dataset_id, f.file_no, f.name)).all()
+    assert [tuple(r)[1:] for r in left] == [(1, "w1.csv")] and left[0][0] == store.get_dataset(engine, "other")[
+        "dataset_id"]

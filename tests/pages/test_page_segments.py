@@ -103,8 +103,8 @@ def test_a_run_made_before_an_append_is_marked_as_built_on_older_data(shop, tmp_
     assert not [w.value for w in _page().warning if "added since" in w.value]
     end = store.get_dataset(shop, "shop")["last_event"]
     week = tmp_path / "week.csv"
-    week.write_text(f"user_id,event_time,event_type,product_id\nnewcomer,{end + dt.timedelta(days=1):%Y-%m-%d %H:%M:%S},"
-                    f"view,p1\n")
+    later = end + dt.timedelta(days=1)
+    week.write_text(f"user_id,event_time,event_type,product_id\nnewcomer,{later:%Y-%m-%d %H:%M:%S},view,p1\n")
     ingest_file(shop, week, "shop", append=True)
     notes = [w.value.replace("\\", "") for w in _page().warning if "added since" in w.value]
     assert notes == [f"Built on the data up to {end:%Y-%m-%d %H:%M}; 1 event was added since: re-run to include them."]
