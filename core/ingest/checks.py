@@ -149,6 +149,8 @@ class LoadSQL:
         self.row0 = 0
         self.started = time.perf_counter()
         self.source_name = ""  # the file's name as the analyst knows it
+        #: whether any line before a staged row was not staged (rejected or blank): else row n is line header + n + 1
+        self.any_skipped = True
 
     # -- SQL pieces ------------------------------------------------------------------------------------------
 
@@ -503,6 +505,9 @@ class LoadSQL:
         The same line as :meth:`_line_no` gives, found by one as-of join with the skipped lines counted
         up to each row instead of a count per row: every event carries its line, so this runs over all of them.
         """
+        if not self.any_skipped:
+            return (f"SELECT k.*, {self._physical(f'{self.header_lines} + k.rn + 1')} AS line_no "
+                    f"FROM {self._rows()} k WHERE k.reason IS NULL")
         counted = (f"SELECT accepted_before, max(n) AS n_skipped FROM (SELECT accepted_before, "
                    f"row_number() OVER (ORDER BY line) AS n FROM {self.skipped}) GROUP BY accepted_before")
         line = f"{self.header_lines} + k.rn + 1 + coalesce(sk.n_skipped, 0)"

@@ -617,6 +617,7 @@ class _Job(LoadSQL):
             f"row_number() OVER (ORDER BY line) AS accepted_before FROM "
             f"(SELECT line FROM {self.rej_lines} UNION ALL SELECT line FROM {self.blanks} "
             f"WHERE line > {self.header_lines})")
+        self.any_skipped = duck.execute(f"SELECT count(*) > 0 FROM {self.skipped}").fetchone()[0]
 
     def _store_line_map(self, duck, found: _LineMap, quoted: bool) -> None:
         """Write what :func:`core.ingest.prepare._scan_lines` found into the load's tables (one statement per table:

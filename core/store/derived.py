@@ -1,7 +1,8 @@
 """What a dataset's pages read instead of its events: figures derived once, when the dataset is loaded.
 
-A loaded dataset never changes (a new file is a new dataset), so what every page would otherwise
-recompute from all its events on every click is written once, inside the load's transaction:
+A dataset changes only when a file is loaded into it (its first, or one appended), so what every page
+would otherwise recompute from all its events on every click is written then, inside the load's transaction
+(an append derives them again over the whole dataset):
 
 - ``cs_events.price_band``: each event's price band (``core.store.price_bands.PRICE_BANDS``) within
   its category over the whole dataset, NULL without a positive price (the definition is in
