@@ -134,12 +134,19 @@ def mark_repeats(duck, chk: str, row0: int, prior: str, repeats: str, target: Fi
     return duck.execute(f"SELECT count(*) FROM {repeats}").fetchone()[0]
 
 
+def file_users(dataset_id: int, file_no: int) -> sa.Select:
+    """A SELECT of the shoppers with events in file ``file_no`` of the dataset: the only ones whose session days
+    an append changes."""
+    e = store.events.c
+    return sa.select(e.user_id).where(e.dataset_id == dataset_id, e.file_no == file_no).distinct()
+
+
 def renumber_sessions(conn: sa.Connection, dataset_id: int, file_no: int) -> None:
     """Derive again the sessions of the shoppers in file ``file_no`` over all their events in the dataset, as a load
     of every file at once would (a new session after a gap of ``SESSION_GAP_MINUTES``, numbered per shopper):
     the file's sessions were numbered within the file alone, and may continue one of an earlier file."""
     e = store.events
-    users = sa.select(e.c.user_id).where(e.c.dataset_id == dataset_id, e.c.file_no == file_no).distinct()
+    users = file_users(dataset_id, file_no)
     prev = sa.func.lag(e.c.event_time).over(partition_by=e.c.user_id, order_by=e.c.event_time)
     gap = sa.literal_column(f"INTERVAL '{int(config.SESSION_GAP_MINUTES)} minutes'")
     flag = sa.case((sa.or_(prev.is_(None), e.c.event_time - prev > gap), 1), else_=0)

@@ -335,8 +335,10 @@ class _Job(LoadSQL):
         _tick(self.progress, 0.9, "summarising sessions and price bands")
         if target and sessions_derived and target.sessions_derived:  # never over sessions a file gave
             appends.renumber_sessions(conn, did, file_no)
-        if target is None or stats["rows"]:  # a file that adds no event changes no derived figure
+        if target is None:
             derived.derive_dataset(conn, did, banded=banded)
+        elif stats["rows"]:  # a file that adds no event changes no derived figure; one that does, its shoppers' days
+            derived.derive_dataset(conn, did, users=appends.file_users(did, file_no))
         m = self.mapping
         report = IngestReport(
             dataset=name, dataset_id=did, layout=m.layout, rows_read=rows_read, rows_loaded=stats["rows"],
