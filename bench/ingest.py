@@ -35,8 +35,9 @@ TARGET_RATIO = 2.0
 TARGET_PEAK_GB = 2.5
 
 
-def write_rees46_csv(path: Path, rows: int, seed: int = 0) -> None:
-    """An N-row file in the REES46 layout (with its ' UTC' suffix, empty codes and brands), via DuckDB."""
+def write_rees46_csv(path: Path, rows: int, seed: int = 0, start: str = "2019-10-01") -> None:
+    """An N-row file in the REES46 layout (with its ' UTC' suffix, empty codes and brands) over the 30 days from
+    ``start``, via DuckDB."""
     import duckdb
 
     con = duckdb.connect()
@@ -44,7 +45,7 @@ def write_rees46_csv(path: Path, rows: int, seed: int = 0) -> None:
     con.execute(
         f"""
         COPY (
-          SELECT strftime(TIMESTAMP '2019-10-01' + to_seconds(i * 2592000 // {rows}), '%Y-%m-%d %H:%M:%S') || ' UTC'
+          SELECT strftime(TIMESTAMP '{start}' + to_seconds(i * 2592000 // {rows}), '%Y-%m-%d %H:%M:%S') || ' UTC'
                    AS event_time,
                  CASE WHEN random() < 0.94 THEN 'view' WHEN random() < 0.6 THEN 'cart' ELSE 'purchase' END
                    AS event_type,

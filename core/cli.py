@@ -64,6 +64,11 @@ def _hand_mapping(args, engine):
                                  parameter="--map", cases=[pair])
         columns[fld.strip()] = column.strip() or None
     mapping = sniff(args.file, engine, sheet=args.sheet, skip_lines=skip).mapping
+    if args.append:  # the dataset's own mapping first, as the Data page offers it
+        from core import store
+        from core.ingest.append import dataset_mapping_instead
+
+        mapping = dataset_mapping_instead(mapping, store.get_dataset(engine, args.name).get("mapping"))
     return with_overrides(mapping, columns, event_type=args.event_type, time_format=args.time_format,
                           price_is=args.price_is)
 
@@ -74,12 +79,13 @@ def cmd_ingest(args) -> int:
     engine = _engine(args)
     mapping = _hand_mapping(args, engine)
     report = ingest_file(engine, args.file, args.name, mapping=mapping,
-                         progress=_stderr_progress(args.quiet or args.json))
+                         progress=_stderr_progress(args.quiet or args.json), append=args.append)
     if args.json:
         _print_json(report.to_dict())
     else:
         d = report.to_dict()
-        print(f"dataset {d['dataset']!r} ({d['layout']}): {d['rows_read']:,} rows read = "
+        added = f"file {d['file_no']} ({d['source']}) added to " if d["appended"] else ""
+        print(f"{added}dataset {d['dataset']!r} ({d['layout']}): {d['rows_read']:,} rows read = "
               f"{d['rows_loaded']:,} loaded + {d['rows_quarantined']:,} quarantined")
         print(f"shoppers {d['users']:,}; events {d['first_event']} .. {d['last_event']}")
         for etype, n in sorted(d["events_by_type"].items(), key=lambda kv: -kv[1]):
@@ -88,15 +94,23 @@ def cmd_ingest(args) -> int:
             print(f"  quarantined: {reason:<20} {n:>8,}")
         for note in d.get("notes") or []:
             print(f"note: {note}")
+        if d["appended"]:
+            from core import store
+
+            ds = store.get_dataset(engine, args.name)
+            print(f"dataset {args.name!r} now: {ds['rows_loaded']:,} events of {ds['n_users'] or 0:,} shoppers, "
+                  f"{ds['first_event']} .. {ds['last_event']}")
     return 0
 
 
 def cmd_datasets(args) -> int:
     from core import store
 
-    rows = store.list_datasets(_engine(args))
-    if args.json:
-        _print_json([{k: v for k, v in r.items() if not k.endswith("_json")} for r in rows])
+    engine = _engine(args)
+    rows = store.list_datasets(engine)
+    if args.json:  # with each dataset's files: what each load and append read, loaded and quarantined
+        _print_json([{**{k: v for k, v in r.items() if not k.endswith("_json")},
+                      "files": store.dataset_file_history(engine, r["dataset_id"])} for r in rows])
         return 0
     if not rows:
         print("no datasets")
@@ -307,6 +321,9 @@ def _add_dataset_commands(sub) -> None:
     p = _add_command(sub, "ingest", "Load an event CSV into a named dataset.")
     p.add_argument("file")
     p.add_argument("--name", required=True, help="dataset name")
+    p.add_argument("--append", action="store_true",
+                   help="add the file to the existing dataset NAME (its lines already there are quarantined as "
+                        "duplicate)")
     p.add_argument("--sheet", help="the worksheet of a spreadsheet to read (default: the first visible one)")
     _add_mapping_flags(p)
     p.add_argument("--json", action="store_true", help="print the ingest report as one JSON object")

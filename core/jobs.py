@@ -194,8 +194,9 @@ def training_for(url: str, dataset_id: int) -> Job | None:
 
 
 def load_job(engine: Engine, dataset: str, path: Path, mapping: Mapping | None = None, remember_as: str | None = None,
-             on_done: Callable[[], None] | None = None) -> Job:
-    """A job that loads the file at ``path`` as ``dataset`` (``core.ingest.load.ingest_file``); not started.
+             on_done: Callable[[], None] | None = None, append: bool = False, source_name: str | None = None) -> Job:
+    """A job that loads the file at ``path`` as ``dataset``, or with ``append`` adds it to that dataset
+    (``core.ingest.load.ingest_file``); not started. ``source_name``: the file's name as the analyst knows it.
 
     Its result is the load report as a dict. ``remember_as``: a header signature under which
     ``mapping`` is remembered once the data is in; failing to remember it only adds a note.
@@ -205,10 +206,12 @@ def load_job(engine: Engine, dataset: str, path: Path, mapping: Mapping | None =
     def work(job: Job) -> dict:
         def progress(fraction: float, message: str) -> None:
             if fraction < 1.0:
-                job.raise_if_cancelled(f"Loading {dataset!r} was cancelled: nothing of it was kept.")
+                job.raise_if_cancelled(f"Adding the file to {dataset!r} was cancelled: the dataset is as it was."
+                                       if append else f"Loading {dataset!r} was cancelled: nothing of it was kept.")
             job.report(fraction, message)
 
-        report = ingest.ingest_file(engine, path, dataset, mapping=mapping, progress=progress).to_dict()
+        report = ingest.ingest_file(engine, path, dataset, mapping=mapping, progress=progress,
+                                    append=append, source_name=source_name).to_dict()
         if remember_as and mapping is not None:
             try:
                 ingest.remember_mapping(engine, remember_as, mapping)
@@ -220,7 +223,7 @@ def load_job(engine: Engine, dataset: str, path: Path, mapping: Mapping | None =
     return Job(work, cancelled_by=IngestCancelled, name="cartsight-load", on_done=on_done,
                after_store_fault="Nothing of this file was kept.",
                unexpected="The load failed unexpectedly ({error}); nothing of it was kept.",
-               inputs={"dataset": dataset, "path": Path(path)})
+               inputs={"dataset": dataset, "path": Path(path), "append": append})
 
 
 def training_job(engine: Engine, dataset: str, horizon_days: int) -> Job:

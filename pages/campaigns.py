@@ -15,9 +15,9 @@ from core.charts import campaigns as charts
 from core.errors import CartsightError
 from core.campaigns.identities import read_identities, read_suppression
 from core.store.price_bands import PRICE_BANDS
-from core.store import resolve_url, safe_url
+from core.store import export_data_since, model_data_since, resolve_url, safe_url, segment_run_data_since
 from pages.campaign_results import show_results
-from pages.common import current_dataset, get_engine, no_forecasts_text, show_error
+from pages.common import current_dataset, get_engine, md, no_forecasts_text, show_error
 
 _CACHE = {"ttl": config.CAMPAIGNS_CACHE_TTL_SECONDS, "max_entries": config.CAMPAIGNS_CACHE_MAX_ENTRIES,
           "show_spinner": False}
@@ -241,6 +241,9 @@ def _history(engine, dataset: str) -> None:
     pick = st.selectbox("Export", history["export_id"].tolist(), key="camp_history_pick",
                         format_func=lambda i: f"{i}: {history.set_index('export_id').loc[i, 'file_name']}")
     row = history.set_index("export_id").loc[pick]
+    since = export_data_since(engine, int(pick))
+    if since is not None:  # files were added to the dataset after this list was exported
+        st.warning(md(since.note("build the list again")))
     left, right = st.columns(2)
     try:
         data = exports.export_file(engine, int(pick))
@@ -259,6 +262,17 @@ def _past(engine, store_key: str, ds: dict) -> None:
     """Past exports (downloads) and their results against their holdouts."""
     _history(engine, ds["name"])
     show_results(engine, store_key, ds)
+
+
+def _older_inputs(engine, opts: dict) -> None:
+    """A note for the forecasts and the segments a list is built from when files were added to the dataset since."""
+    for since, what, action in (
+            (model_data_since(engine, opts["model_version"]) if opts["model_version"] else None, "forecasts",
+             "retrain on the Forecasts page"),
+            (segment_run_data_since(engine, opts["segment_run_id"]) if opts["segment_run_id"] else None, "segments",
+             "re-run on the Segments page")):
+        if since is not None:
+            st.warning(md(f"The {what} this list uses: {since.note(action)}"))
 
 
 def _destination() -> tuple | None:
@@ -309,6 +323,7 @@ def main() -> None:
         show_error(exc)
         st.stop()
     key = (store_key, ds["name"], filters.to_json(), opts["model_version"], opts["segment_run_id"])
+    _older_inputs(engine, opts)
     try:
         st.metric("Shoppers matching these filters", f"{_count(engine, *key):,}",
                   help="Before suppression, consent and holdout, which need the files below.")

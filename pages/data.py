@@ -14,6 +14,7 @@ from core.present import safecsv
 from core.ingest import tabular
 from core.store import dataset_names
 from core.errors import CartsightError
+from core.ingest.append import sniff_for_dataset
 from core.ingest.quarantine import quarantined_rows
 from core.jobs import Job, JobBoard
 from core.ingest.sniff import CANONICAL_FIELDS, PRICE_KINDS, TIME_FORMATS, Mapping, Sniffed, sniff
@@ -26,6 +27,8 @@ JOB_KEY = "data_load_job"  # the core.jobs.Job while a file loads
 OUTCOME_KEY = "data_load_outcome"  # what the last load gave: report, error or cancellation
 DELETE_KEY = "data_pending_delete"  # dataset name awaiting confirmation
 ROUND_KEY = "data_upload_round"  # bumped after each load so the upload box starts empty again
+NEW_DATASET = "A new dataset"
+ADD_TO_DATASET = "Add to an existing dataset"
 
 UNMAPPED = "— not in the file —"
 KEEP_AS_GIVEN = "(keep as given)"
@@ -72,8 +75,10 @@ def _loads() -> JobBoard:
     return JobBoard()
 
 
-def _start_load(engine, dataset: str, path: Path, mapping: Mapping | None, remember_as: str | None) -> None:
-    job = jobs.load_job(engine, dataset, path, mapping=mapping, remember_as=remember_as)
+def _start_load(engine, dataset: str, path: Path, mapping: Mapping | None, remember_as: str | None,
+                append: bool = False, source_name: str | None = None) -> None:
+    job = jobs.load_job(engine, dataset, path, mapping=mapping, remember_as=remember_as, append=append,
+                        source_name=source_name)
     if not _loads().start((store.resolve_url(), dataset), job):  # another session is loading this name
         st.session_state[OUTCOME_KEY] = {
             "dataset": dataset, "report": None, "cancelled": False,
@@ -92,6 +97,7 @@ def _finish_load(job: Job) -> None:
     st.session_state.pop(JOB_KEY, None)
     st.session_state[OUTCOME_KEY] = {
         "dataset": dataset, "report": job.result, "error": job.error, "cancelled": job.cancelled,
+        "append": job.inputs.get("append", False),
     }
     if job.result is not None:
         st.cache_data.clear()  # cached query results may describe an older dataset of the same name
@@ -162,14 +168,17 @@ def _chosen_sheet(saved: dict) -> str | None:
                              "Hidden worksheets are not offered.")
 
 
-def _sniffed(engine, saved: dict, sheet: str | None, skip: int | None = None) -> Sniffed | None:
-    """The sniff of the saved upload (cached per upload, worksheet and lines skipped; ``skip`` None: found by
-    the sniffer); shows the reason and returns None when unreadable."""
+def _sniffed(engine, saved: dict, sheet: str | None, skip: int | None = None,
+             append_to: str | None = None) -> Sniffed | None:
+    """The sniff of the saved upload (cached per upload, worksheet, lines skipped and dataset added to; ``skip``
+    None: found by the sniffer; ``append_to``: that dataset's mapping offered first); shows the reason and returns
+    None when unreadable."""
     cache = st.session_state.setdefault(SNIFF_KEY, {})
-    key = (saved["file_id"], sheet, skip)
+    key = (saved["file_id"], sheet, skip, append_to)
     if key not in cache:
         try:
-            cache[key] = {"sniffed": sniff(saved["path"], engine=engine, sheet=sheet, skip_lines=skip)}
+            cache[key] = {"sniffed": sniff_for_dataset(saved["path"], engine, append_to, sheet=sheet, skip_lines=skip)
+                          if append_to else sniff(saved["path"], engine=engine, sheet=sheet, skip_lines=skip)}
         except CartsightError as exc:
             cache[key] = {"error": str(exc)}
     cached = cache[key]
@@ -310,7 +319,23 @@ def _unmapped_required(mapping: Mapping) -> list[str]:
     return missing
 
 
+def _append_choice(names: list[str], running: bool) -> str | None:
+    """The dataset the file is to be added to (radio and picker), or None for a new dataset."""
+    if not names:
+        return None
+    mode = st.radio("Load the file as", [NEW_DATASET, ADD_TO_DATASET], horizontal=True, key="data_mode",
+                    disabled=running,
+                    help="Add this week's events to a dataset: its mapping is offered first, and lines that repeat "
+                         "events already in it are quarantined as duplicates.")
+    if mode == NEW_DATASET:
+        return None
+    current = st.session_state.get(DATASET_KEY)
+    return st.selectbox("Dataset to add to", names, index=names.index(current) if current in names else 0,
+                        key="data_append_to", disabled=running)
+
+
 def _upload_section(engine, names: list[str], running: bool) -> None:
+    append_to = _append_choice(names, running)
     uploaded = st.file_uploader(
         "Behaviour-event file (CSV, TSV or TXT, optionally .gz; a spreadsheet: .xlsx, .xls, .ods; a Parquet file)",
         type=list(config.UPLOAD_TYPES),
@@ -327,7 +352,7 @@ def _upload_section(engine, names: list[str], running: bool) -> None:
         return
     saved = _saved_upload(uploaded)
     sheet = _chosen_sheet(saved)
-    sniffed = _sniffed(engine, saved, sheet)
+    sniffed = _sniffed(engine, saved, sheet, append_to=append_to)
     if sniffed is None:
         return
     sheet_key = f"_{saved['sheets'].index(sheet)}" if sheet else ""  # another sheet: its own widgets
@@ -339,16 +364,29 @@ def _upload_section(engine, names: list[str], running: bool) -> None:
              f"they are skipped. {'Found' if found else 'None found'} in this file; change it if the header "
              "was not found where it is.")
     if skip != found:
-        sniffed = _sniffed(engine, saved, sheet, int(skip))
+        sniffed = _sniffed(engine, saved, sheet, int(skip), append_to=append_to)
         if sniffed is None:
             return
     st.subheader("How the file was read")
     _show_detection(sniffed)
-    mapping, edited = _mapping_editor(sniffed, key=f"data_map_{saved['file_id']}{sheet_key}_{skip}")
+    target = f"_to_{names.index(append_to)}" if append_to else ""  # another dataset's mapping: its own widgets
+    mapping, edited = _mapping_editor(sniffed, key=f"data_map_{saved['file_id']}{sheet_key}_{skip}{target}")
     unmapped = _unmapped_required(mapping)
     if unmapped:
         st.warning(f"Choose the column for {md(' and '.join(unmapped))} in the column mapping above. "
                    f"Columns in the file: {md(', '.join(mapping.source_columns))}.")
+    remember_as = sniffed.signature if (edited or not sniffed.mapping.confident) else None
+    if append_to:
+        if st.button(f"Add to {append_to}", type="primary", key="data_append", disabled=running or bool(unmapped)):
+            _start_load(engine, append_to, Path(saved["path"]), mapping, remember_as, append=True,
+                        source_name=saved["name"])
+        return
+    _name_and_load(engine, saved, names, running, bool(unmapped), mapping, remember_as)
+
+
+def _name_and_load(engine, saved: dict, names: list[str], running: bool, unmapped: bool, mapping: Mapping,
+                   remember_as: str | None) -> None:
+    """The new dataset's name (checked as the store checks it) and the Load button."""
     name = st.text_input("Dataset name", value=_default_name(saved["name"]), key=f"data_name_{saved['file_id']}",
                          max_chars=config.DATASET_NAME_MAX_CHARS, disabled=running).strip()
     refused = dataset_names.refusal(name)  # the store's own check, shown before Load
@@ -357,17 +395,17 @@ def _upload_section(engine, names: list[str], running: bool) -> None:
         st.warning(md(refused))
     elif taken:
         st.warning(f"A dataset named {md(name)} exists already: choose another name, or delete it below first.")
-    if st.button("Load", type="primary", key="data_load",
-                 disabled=running or bool(refused) or taken or bool(unmapped)):
-        remember_as = sniffed.signature if (edited or not sniffed.mapping.confident) else None
-        _start_load(engine, name, Path(saved["path"]), mapping, remember_as)
+    if st.button("Load", type="primary", key="data_load", disabled=running or bool(refused) or taken or unmapped):
+        _start_load(engine, name, Path(saved["path"]), mapping, remember_as, source_name=saved["name"])
 
 
 # --- what a load gave -------------------------------------------------------------------------------------
 
 
 def _show_outcome(engine, outcome: dict) -> None:
-    if outcome["cancelled"]:
+    if outcome["cancelled"] and outcome.get("append"):
+        st.info(f"Adding the file to {md(outcome['dataset'])} was cancelled: the dataset is as it was.")
+    elif outcome["cancelled"]:
         st.info(f"Loading {md(outcome['dataset'])} was cancelled: nothing of it was kept.")
     elif outcome["error"]:
         st.error(outcome["error"])
@@ -377,7 +415,10 @@ def _show_outcome(engine, outcome: dict) -> None:
 
 def _show_report(engine, report: dict) -> None:
     read, loaded, quarantined = report["rows_read"], report["rows_loaded"], report["rows_quarantined"]
-    st.subheader(f"Loaded {md(report['dataset'])}")
+    if report.get("appended"):
+        st.subheader(f"Added {md(report['source'])} to {md(report['dataset'])} (its file {report['file_no']})")
+    else:
+        st.subheader(f"Loaded {md(report['dataset'])}")
     balance = f"rows read = rows loaded + rows quarantined: {read:,} = {loaded:,} + {quarantined:,}"
     if read == loaded + quarantined:
         st.success(f"Every row is accounted for — {balance}")
@@ -395,7 +436,11 @@ def _show_report(engine, report: dict) -> None:
     if report.get("seconds") is not None:
         facts.append(f"loaded in {report['seconds']:.1f} s")
     st.caption(md(" · ".join(facts)))
-    for note in report.get("notes") or []:
+    notes = report.get("notes") or []
+    if report.get("repeated_events"):  # the note that says so, first: an analyst must not miss it
+        st.info(md(notes[0]))
+        notes = notes[1:]
+    for note in notes:
         st.caption(f"• {md(note)}")
 
     left, right = st.columns(2)
@@ -418,7 +463,8 @@ def _show_report(engine, report: dict) -> None:
     else:
         right.caption("No row was quarantined.")
     if quarantined:
-        _show_quarantine(engine, report["dataset"], quarantined)
+        file_no = report.get("file_no") if report.get("appended") else None
+        _show_quarantine(engine, report["dataset"], quarantined, file_no)
 
 
 def _quarantine_csv(rows: pd.DataFrame) -> bytes:
@@ -427,9 +473,10 @@ def _quarantine_csv(rows: pd.DataFrame) -> bytes:
     return safecsv.csv_bytes(rows)
 
 
-def _show_quarantine(engine, dataset: str, n_rows: int) -> None:
+def _show_quarantine(engine, dataset: str, n_rows: int, file_no: int | None = None) -> None:
+    """The quarantined rows of the load (``file_no``: of that file of the dataset only), with their download."""
     try:
-        rows = quarantined_rows(engine, dataset, limit=config.QUARANTINE_SHOW_ROWS)
+        rows = quarantined_rows(engine, dataset, limit=config.QUARANTINE_SHOW_ROWS, file_no=file_no)
     except CartsightError as exc:  # deleted since it was loaded
         show_error(exc)
         return
@@ -437,7 +484,8 @@ def _show_quarantine(engine, dataset: str, n_rows: int) -> None:
     st.markdown(f"**Quarantined rows** ({shown}; the download holds all)")
     st.dataframe(rows, hide_index=True, width="stretch")
     # small quarantines are already in hand; large ones are written only when the analyst asks
-    data = _quarantine_csv(rows) if n_rows <= len(rows) else (lambda: _quarantine_csv(quarantined_rows(engine, dataset)))
+    data = _quarantine_csv(rows) if n_rows <= len(rows) else (
+        lambda: _quarantine_csv(quarantined_rows(engine, dataset, file_no=file_no)))
     st.download_button("Download quarantined rows (CSV)", data=data, mime="text/csv", on_click="ignore",
                        file_name=f"{re.sub(r'[^A-Za-z0-9_-]+', '_', dataset).strip('_') or 'dataset'}-quarantine.csv",
                        key="data_quarantine_download")
@@ -461,6 +509,7 @@ def _datasets_section(engine, datasets: list[dict]) -> None:
                                                                                        "created")}
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"name": st.column_config.TextColumn("name", width="medium"), **counts, **times})
+    _file_history(engine, datasets)
     names = [d["name"] for d in datasets]
     pending = st.session_state.get(DELETE_KEY)
     if pending in names:
@@ -478,6 +527,24 @@ def _datasets_section(engine, datasets: list[dict]) -> None:
     if go.button("Delete…", key="data_delete", disabled=target is None):
         st.session_state[DELETE_KEY] = target
         st.rerun()
+
+
+def _file_history(engine, datasets: list[dict]) -> None:
+    """Each dataset's files in the order they were loaded: what each read, loaded and quarantined."""
+    rows = [{"dataset": d["name"], "file": f["file_no"], "file name": f["name"], "loaded": f["loaded_at"],
+             "rows read": f["rows_read"], "loaded rows": f["rows_loaded"], "quarantined": f["rows_quarantined"],
+             "repeats": f["rows_repeated"], "first event": f["first_event"], "last event": f["last_event"]}
+            for d in datasets for f in store.dataset_file_history(engine, d["dataset_id"])]
+    several = any(r["file"] > 1 for r in rows)
+    with st.expander("Files of each dataset", expanded=several):
+        st.caption("A dataset's first file and each file added to it; repeats are lines of events the dataset "
+                   "already held, quarantined as duplicates.")
+        counts = {c: st.column_config.NumberColumn(c, format="localized")
+                  for c in ("rows read", "loaded rows", "quarantined", "repeats")}
+        times = {c: st.column_config.DatetimeColumn(c, format="YYYY-MM-DD HH:mm")
+                 for c in ("loaded", "first event", "last event")}
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="data_file_history",
+                     column_config={**counts, **times})
 
 
 def _delete(engine, name: str) -> None:

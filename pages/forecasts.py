@@ -403,6 +403,9 @@ def main() -> None:
                 "No model yet for this dataset: choose a horizon and press **Train**.")
         return
     card = _pick_card(cards)
+    since = store.data_added_since(engine, ds["dataset_id"], card.created_at)
+    if since is not None:  # files were added to the dataset after this model was trained
+        st.warning(md(since.note("retrain")))
     _model_card(card)
     _forecast_table(engine, url, ds["name"], card)
 

@@ -10,8 +10,8 @@ from core import config, jobs
 from core.analysis import rfm, segments
 from core.errors import CartsightError
 from core.jobs import Job
-from core.store import safe_url, resolve_url
-from pages.common import current_dataset, get_engine, show_error, training_now
+from core.store import data_added_since, safe_url, resolve_url
+from pages.common import current_dataset, get_engine, md, show_error, training_now
 
 K_CHOICES = [segments.AUTO] + list(range(config.SEGMENT_K_RANGE[0], config.SEGMENT_K_RANGE[1] + 1))
 SHOPPER_PAGE = "pages/shopper.py"
@@ -162,6 +162,9 @@ def main() -> None:
                       ", without forecasts (no model trained yet)") + ".")
         if not run.model_version and training_now(ds["dataset_id"]):
             st.info(config.TRAINING_TEXT + " Run the segmentation again then to profile the segments with them.")
+        since = data_added_since(engine, ds["dataset_id"], run.created_at)
+        if since is not None:  # files were added to the dataset after this run
+            st.warning(md(since.note("re-run")))
         _features(run)
         names = run.names()
         if run.map_points:

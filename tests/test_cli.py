@@ -432,3 +432,31 @@ def test_a_config_file_holds_model_and_run_settings_apart(tmp_path):
     path.write_text(json.dumps({"torch_threads": 0}))
     with pytest.raises(ParameterError, match="PipelineSettings parameter 'torch_threads' is 0"):
         cli._model_config(argparse.Namespace(config=str(path)))
+
+
+def test_ingest_append_of_the_same_file_adds_no_event_and_says_so(capsys, db, shared_data):
+    path = str(shared_data / "rees46" / "2019-Oct-first1000.csv")
+    code, out, _ = run(capsys, "ingest", path, "--name", "oct", "--db", db, "--json")
+    first = json.loads(out)
+    code, out, _ = run(capsys, "ingest", path, "--name", "oct", "--append", "--db", db, "--quiet")
+    assert code == 0
+    loaded = first["rows_loaded"]
+    assert f"file 2 (2019-Oct-first1000.csv) added to dataset 'oct' (rees46): {first['rows_read']:,} rows read = " \
+           f"0 loaded + {first['rows_read']:,} quarantined" in out
+    assert f"note: {loaded:,} lines repeat events already in the dataset: this file adds no event" in out
+    assert f"dataset 'oct' now: {loaded:,} events of {first['users']:,} shoppers" in out
+    code, out, _ = run(capsys, "datasets", "--db", db, "--json")
+    [row] = json.loads(out)
+    assert row["rows_loaded"] == loaded and row["rows_read"] == 2 * first["rows_read"]
+    assert [(f["file_no"], f["name"], f["rows_read"], f["rows_loaded"], f["rows_quarantined"], f["rows_repeated"])
+            for f in row["files"]] == [
+        (1, "2019-Oct-first1000.csv", first["rows_read"], loaded, first["rows_quarantined"], 0),
+        (2, "2019-Oct-first1000.csv", first["rows_read"], 0, first["rows_read"], loaded)]
+    assert row["files"][0]["last_event"].startswith(first["last_event"][:19])
+
+
+def test_ingest_append_to_a_dataset_that_does_not_exist_says_which_exist(capsys, db, shared_data):
+    path = str(shared_data / "rees46" / "2019-Oct-first1000.csv")
+    run(capsys, "ingest", path, "--name", "oct", "--db", db, "--quiet")
+    code, _, err = run(capsys, "ingest", path, "--name", "nov", "--append", "--db", db, "--quiet")
+    assert code == cli.EXIT_USER_ERROR and "No dataset named 'nov'" in err and "['oct']" in err

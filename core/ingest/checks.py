@@ -142,11 +142,15 @@ class LoadSQL:
         self.rej_lines, self.skipped = f"cs_rejlines_{tag}", f"cs_skipped_{tag}"
         self.blanks, self.dups, self.raws = f"cs_blanks_{tag}", f"cs_dups_{tag}", f"cs_raws_{tag}"
         self.repeats, self.shifts = f"cs_repeats_{tag}", f"cs_shifts_{tag}"
+        self.prior, self.repeated = f"cs_prior_{tag}", f"cs_repeated_{tag}"
         self.n_cols = len(mapping.source_columns)
         self.col_of = {n: f"c{i}" for i, n in enumerate(mapping.source_columns)}
         self.header_lines = mapping.skip_lines + (1 if mapping.has_header else 0)
         self.row0 = 0
         self.started = time.perf_counter()
+        self.source_name = ""  # the file's name as the analyst knows it
+        #: whether any line before a staged row was not staged (rejected or blank): else row n is line header + n + 1
+        self.any_skipped = True
 
     # -- SQL pieces ------------------------------------------------------------------------------------------
 
@@ -485,19 +489,21 @@ class LoadSQL:
     def _quarantine_select(self) -> str:
         return (
             f"SELECT {self._physical(self._line_no('k.rn'))} AS line_no, coalesce(r.raw, k.raw_line) AS raw_line, "
-            f"k.reason, CASE WHEN k.reason = 'duplicate' THEN k.detail || ' (line ' || "
+            f"k.reason, CASE WHEN d.first_rn IS NOT NULL THEN k.detail || ' (line ' || "
             f"CAST({self._physical(self._line_no('d.first_rn'))} AS VARCHAR) || ')' ELSE k.detail END AS detail "
             f"FROM {self._rows()} k LEFT JOIN {self.dups} d ON d.rn = k.rn LEFT JOIN {self.raws} r ON r.rn = k.rn "
             f"WHERE k.reason IS NOT NULL "
             f"UNION ALL SELECT {self._physical('line')}, csv_line, reason, detail FROM {self.rej_lines}"
         )
 
-    def _events_select(self) -> tuple[str, bool]:
-        """SELECT of good rows in event-table column order, and whether sessions are derived."""
-        base = f"SELECT * FROM {self._rows()} WHERE reason IS NULL"
+    def _events_select(self, file_no: int = 1) -> tuple[str, bool]:
+        """SELECT of good rows in event-table column order (their source last: ``file_no`` and the physical line),
+        and whether sessions are derived."""
+        base = self._good_rows_with_lines()
+        source = f"{int(file_no)} AS file_no, line_no"
         if self.mapping.columns.get("session_id"):
             return (f"SELECT user_id, event_time, event_type, item_id, category, brand, price, quantity, "
-                    f"session_id FROM ({base})"), False
+                    f"session_id, {source} FROM ({base})"), False
         gap = f"INTERVAL {int(config.SESSION_GAP_MINUTES)} MINUTE"
         flagged = (f"SELECT *, CASE WHEN event_time - lag(event_time) OVER w > {gap} "
                    f"OR lag(event_time) OVER w IS NULL THEN 1 ELSE 0 END AS new_session "
@@ -505,7 +511,22 @@ class LoadSQL:
         numbered = (f"SELECT *, sum(new_session) OVER (PARTITION BY user_id ORDER BY event_time, rn "
                     f"ROWS UNBOUNDED PRECEDING) AS session_no FROM ({flagged})")
         return (f"SELECT user_id, event_time, event_type, item_id, category, brand, price, quantity, "
-                f"user_id || '-' || CAST(session_no AS VARCHAR) AS session_id FROM ({numbered})"), True
+                f"user_id || '-' || CAST(session_no AS VARCHAR) AS session_id, {source} FROM ({numbered})"), True
+
+    def _good_rows_with_lines(self) -> str:
+        """The good rows of the checked table with ``rn`` and ``line_no``, their physical line in the file.
+
+        The same line as :meth:`_line_no` gives, found by one as-of join with the skipped lines counted
+        up to each row instead of a count per row: every event carries its line, so this runs over all of them.
+        """
+        if not self.any_skipped:
+            return (f"SELECT k.*, {self._physical(f'{self.header_lines} + k.rn + 1')} AS line_no "
+                    f"FROM {self._rows()} k WHERE k.reason IS NULL")
+        counted = (f"SELECT accepted_before, max(n) AS n_skipped FROM (SELECT accepted_before, "
+                   f"row_number() OVER (ORDER BY line) AS n FROM {self.skipped}) GROUP BY accepted_before")
+        line = f"{self.header_lines} + k.rn + 1 + coalesce(sk.n_skipped, 0)"
+        return (f"SELECT k.*, {self._physical(line)} AS line_no FROM {self._rows()} k "
+                f"ASOF LEFT JOIN ({counted}) sk ON k.rn >= sk.accepted_before WHERE k.reason IS NULL")
 
     def _rows(self) -> str:
         """The checked table with ``rn``: 0-based row number among the lines DuckDB staged, in file order."""

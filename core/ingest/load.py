@@ -4,8 +4,9 @@ The file is first made readable for DuckDB (:mod:`core.ingest.prepare`: one byte
 calls for), then one SQL pass (:mod:`core.ingest.checks`) reads it, converts and checks every field and
 gives each bad row a reason code and a detail; lines that do not split into the expected fields
 land in DuckDB's reject table with their line number and text. Exact repeats of an earlier line
-are found among rows sharing a hash of their fields. Good rows go to ``cs_events``, bad ones to
-``cs_quarantine`` with their physical line number. Everything (dataset row, events, quarantine)
+are found among rows sharing a hash of their fields. Good rows go to ``cs_events`` with their file's number in the
+dataset and their physical line, bad ones to ``cs_quarantine`` with their physical line number. A file appended
+to a dataset (:mod:`core.ingest.append`) runs the same load. Everything (dataset row, events, quarantine)
 is written in one transaction of the store: a failure or a cancel leaves nothing behind, and
 ``rows_read == rows_loaded + rows_quarantined`` is checked before it commits.
 
@@ -36,9 +37,11 @@ import sqlalchemy as sa
 
 from core import config, store
 from core.store import derived
+from core.ingest import append as appends
 from core.ingest.checks import LoadSQL, _sql_literal
+from core.ingest.transaction import load_transaction
 from core.store.dataset_names import check_dataset_name
-from core.errors import DatasetExistsError, SchemaError
+from core.errors import SchemaError
 from core.ingest.lines import count_empty_lines
 from core.ingest.prepare import (_DUCKDB_MAX_LINE_BYTES, _MAX_LINE_SHOWN, _NUL_SHOWN_AS,
                           _WINDOWS_1252_NOTE, Progress, _check_required, _follow_json_columns, _LineMap,
@@ -46,33 +49,9 @@ from core.ingest.prepare import (_DUCKDB_MAX_LINE_BYTES, _MAX_LINE_SHOWN, _NUL_S
 from core.ingest.sniff import PRICE_NOTE_START, STATUS_NOTE_STARTS, Mapping, price_note, sniff, status_notes
 from core.ingest.delimited import DELIMITER_NAMES
 
-#: reason code -> what the analyst reads in the quarantine summary
-REASONS = {
-    "truncated_row": "line has fewer fields than the header (cut off)",
-    "too_many_fields": "line has more fields than the header",
-    "unreadable_row": "line cannot be split into fields",
-    "line_too_long": "line longer than a line may be (its first characters kept)",
-    "nul_byte": "a loaded value holds NUL bytes (a damaged file)",
-    "nested_value": "a list or an object where one value belongs",
-    "missing_user": "no user id",
-    "missing_time": "no time",
-    "unparseable_time": "time in no readable format",
-    "unknown_time_zone": "time ends in a time zone not known",
-    "time_out_of_range": "time outside the plausible range",
-    "missing_event_type": "no event type",
-    "non_numeric_price": "price is not a number",
-    "negative_price": "price is negative",
-    "price_too_high": "price above the plausible maximum",
-    "non_numeric_quantity": "quantity is not a whole number",
-    "zero_quantity": "a total with a quantity of 0 (no unit price gives it)",
-    "duplicate": "exact duplicate of an earlier line",
-    "not_a_purchase": "the order or payment was refunded, voided, cancelled or failed: no money was kept",
-}
 _EVENT_COLUMNS = ("user_id", "event_time", "event_type", "item_id", "category", "brand", "price", "quantity",
-                  "session_id")
+                  "session_id", "file_no", "line_no")
 _COPY_CHUNK_BYTES = 1 << 20
-#: Seconds a load that lost a race for its name waits for the winner's commit (see _lost_name_race).
-_NAME_RACE_WAIT_S = 120.0
 #: memory of the in-memory DuckDB that validates a load for PostgreSQL; beyond it DuckDB spills to disk
 _STAGING_MEMORY_LIMIT = "2GB"
 #: characters of a rejected line DuckDB keeps in its reject table
@@ -99,6 +78,11 @@ class IngestReport:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     source: str = ""
+    #: the file's number in its dataset: 1 for the load that made it, the next one for each append
+    file_no: int = 1
+    appended: bool = False
+    #: of the quarantined rows: lines that repeat an event already in the dataset (another file's)
+    repeated_events: int = 0
 
     def to_dict(self) -> dict:
         """JSON-safe dict: times as ISO text, every other field as is."""
@@ -108,12 +92,20 @@ class IngestReport:
         return out
 
 
+def repeats_note(n_repeats: int, n_loaded: int) -> str:
+    """What an append says of its lines that repeat events already in its dataset."""
+    line = "line repeats an event" if n_repeats == 1 else "lines repeat events"
+    tail = "this file adds no event" if n_loaded == 0 else "quarantined as duplicate, not added again"
+    return f"{n_repeats:,} {line} already in the dataset: {tail}"
+
+
 # --- public API ------------------------------------------------------------------------------------------
 
 
 def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping | None = None,
-                progress: Progress | None = None) -> IngestReport:
-    """Load the event file at ``path`` as a new dataset called ``name``.
+                progress: Progress | None = None, append: bool = False,
+                source_name: str | None = None) -> IngestReport:
+    """Load the event file at ``path`` as a new dataset called ``name``, or with ``append`` add it to that dataset.
 
     The file is delimited text (optionally gzip'd), or a spreadsheet (.xlsx, .xls, .ods) or a
     Parquet file, recognised by content and written out as CSV first (:mod:`core.ingest.tabular`).
@@ -121,17 +113,28 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
     same header when there is one). ``progress(fraction, message)`` is called at each stage
     (reading, validating, loading, done) and may raise :class:`IngestCancelled` to cancel.
 
-    Returns the :class:`IngestReport`, also stored as the dataset's ``report_json``.
+    An append (:mod:`core.ingest.append`) offers the dataset's own mapping first (when the header is the
+    one it was loaded with), quarantines the lines that repeat events already in the dataset as
+    ``duplicate``, records the file in the dataset's history and derives the dataset's price bands, price
+    edges and session days again over all its events; the dataset's counts, shoppers and first and last
+    event include the file. An append whose every line was already there adds no event and says so.
+    ``source_name``: the file's name as the analyst knows it (an upload saved under another name), recorded
+    in the report and the dataset's file history; ``path``'s name by default.
+
+    Returns the :class:`IngestReport`, also stored as the dataset's ``report_json`` (a new dataset) and with
+    the file in the dataset's history (``cs_dataset_files``).
     Raises :class:`SchemaError` (its ``reason`` says which) when the mapping lacks a required column,
     when the file cannot be read to its end (a cut-off .gz) or has a quote that swallows later lines, or
     when nothing could be loaded (empty, header only, binary, every row bad), :class:`ParameterError` when
     ``name`` is no usable dataset name (:func:`core.store.dataset_names.check_dataset_name`) or an option of the
     mapping holds a value ingest cannot use (:meth:`core.ingest.sniff.Mapping.validate`),
-    :class:`DatasetExistsError` when ``name`` is taken, :class:`IngestCancelled` when
-    cancelled. In every error case nothing is written.
+    :class:`DatasetExistsError` when ``name`` is taken (a new dataset), :class:`DatasetNotFoundError` when
+    there is no dataset to append to, :class:`IngestCancelled` when cancelled. In every error case nothing
+    is written.
     """
     started = time.perf_counter()
     check_dataset_name(name)  # before the file is read: a refused name costs nothing
+    stored_mapping = store.get_dataset(engine, name).get("mapping") if append else None
     path = Path(path)
     _tick(progress, 0.0, "reading the file's layout")
     with tempfile.TemporaryDirectory(prefix=store.temp_prefix("ingest")) as tmp:
@@ -139,6 +142,8 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
         table_note = converted.note if converted else None
         if mapping is None:
             mapping = sniff(data_path, engine).mapping
+            if append:
+                mapping = appends.dataset_mapping_instead(mapping, stored_mapping)
         elif kind == "json":  # the only kind whose columns the whole file can change (see the function)
             mapping = _follow_json_columns(data_path, mapping)
         mapping.validate()
@@ -151,20 +156,26 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
         source = _prepare_source(data_path, mapping, Path(tmp), scan)
         job = _Job(mapping, source, Path(tmp), progress, has_nul=scan.has_nul,
                    nested=converted.nested if converted else (), lines=scan.lines)
-        job.started = started
-        if store.is_duckdb(engine):
-            with _named_load(engine, name) as conn:
-                report = job.run(conn, store.driver_connection(conn), name, path, native_store=True)
-        else:
-            duck = duckdb.connect(":memory:")
-            try:
-                duck.execute(f"SET temp_directory = {_sql_literal(str(Path(tmp) / 'spill'))}")
-                duck.execute(f"SET memory_limit = {_sql_literal(_STAGING_MEMORY_LIMIT)}")
-                with _named_load(engine, name) as conn:
-                    report = job.run(conn, duck, name, path, native_store=False)
-            finally:
-                duck.close()
-            store.analyze(engine, store.events, store.quarantine, store.session_days, store.price_edges)
+        job.started, job.source_name = started, source_name or path.name
+        return _run_job(engine, job, name, path, append)
+
+
+def _run_job(engine: sa.Engine, job: _Job, name: str, path: Path, append: bool) -> IngestReport:
+    """Run the load in its transaction: in the DuckDB store's own connection, or validated by an in-memory
+    DuckDB for PostgreSQL (its statistics refreshed after the commit)."""
+    if store.is_duckdb(engine):
+        with load_transaction(engine, name, append) as (conn, target):
+            return job.run(conn, store.driver_connection(conn), name, path, native_store=True, target=target)
+    duck = duckdb.connect(":memory:")
+    try:
+        duck.execute(f"SET temp_directory = {_sql_literal(str(job.tmp / 'spill'))}")
+        duck.execute(f"SET memory_limit = {_sql_literal(_STAGING_MEMORY_LIMIT)}")
+        with load_transaction(engine, name, append) as (conn, target):
+            report = job.run(conn, duck, name, path, native_store=False, target=target)
+    finally:
+        duck.close()
+    store.analyze(engine, store.events, store.quarantine, store.session_days, store.price_edges,
+                  store.dataset_files)
     return report
 
 
@@ -181,47 +192,6 @@ def remember_mapping(engine: sa.Engine, signature: str, mapping: Mapping) -> Non
 # --- the load's transaction ------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _named_load(engine: sa.Engine, name: str) -> Iterator[sa.Connection]:
-    """The load's transaction, ``name`` checked free at its start.
-
-    Two loads of one name at once (two analysts, the app and the CLI) both find it free; the
-    store's unique name lets one commit and the other fail at its insert (PostgreSQL) or its
-    commit (DuckDB) with a driver error, rolled back. That loss is turned into the
-    :class:`DatasetExistsError` an analyst reads, never a database error.
-    """
-    try:
-        with engine.begin() as conn:
-            store.check_name_free(conn, name)
-            yield conn
-    except sa.exc.DBAPIError as exc:
-        if _lost_name_race(engine, name, exc):
-            raise DatasetExistsError(
-                f"A dataset named {name!r} was saved by another load while this one ran: nothing of this "
-                f"file was kept; load it again under another name."
-            ) from exc
-        raise
-
-
-def _lost_name_race(engine: sa.Engine, name: str, exc: sa.exc.DBAPIError) -> bool:
-    """True when ``exc`` is a unique-key violation and ``name`` now belongs to a committed dataset.
-
-    DuckDB refuses the name as soon as the other load has inserted it, before that load commits:
-    the other load's commit is waited for (up to ``_NAME_RACE_WAIT_S``), so that a loser is told
-    the name is taken rather than shown a driver error.
-    """
-    text = str(exc).lower()
-    if not (isinstance(exc, sa.exc.IntegrityError) or "duplicate key" in text or "unique constraint" in text):
-        return False
-    deadline = time.monotonic() + _NAME_RACE_WAIT_S
-    while True:
-        with engine.connect() as conn:
-            taken = conn.execute(sa.select(store.datasets.c.dataset_id).where(store.datasets.c.name == name)).first()
-        if taken is not None or time.monotonic() > deadline:
-            return taken is not None
-        time.sleep(0.1)
-
-
 # --- the load -------------------------------------------------------------------------------------------------
 
 
@@ -236,7 +206,9 @@ class _Job(LoadSQL):
     go to ``cs_events``, bad ones to ``cs_quarantine``.
     """
 
-    def run(self, conn: sa.Connection, duck, name: str, path: Path, native_store: bool) -> IngestReport:
+    def run(self, conn: sa.Connection, duck, name: str, path: Path, native_store: bool,
+            target: appends.FileTarget | None = None) -> IngestReport:
+        self.conn, self.target, self.native_store, self.n_repeats = conn, target, native_store, 0
         try:
             return self._run(conn, duck, name, path, native_store)
         finally:
@@ -245,7 +217,7 @@ class _Job(LoadSQL):
 
     def _drop(self, duck) -> None:
         for table in (self.chk, self.rej, self.rej_scan, self.rej_lines, self.skipped, self.blanks, self.dups,
-                      self.raws, self.repeats, self.shifts):
+                      self.raws, self.repeats, self.shifts, self.prior, self.repeated):
             try:
                 duck.execute(f"DROP TABLE IF EXISTS {table}")
             except Exception:  # noqa: BLE001 - an aborted transaction drops them with the rollback
@@ -259,31 +231,62 @@ class _Job(LoadSQL):
         _tick(self.progress, 0.45, "checking duplicates")
         rows_read, stats, by_reason = self._reconcile(duck, path)
         _tick(self.progress, 0.6, "loading events")
-        did = store.next_dataset_id(conn)
-        sessions_derived = self._write_rows(conn, duck, did, native_store)
+        target = self.target
+        did = target.dataset_id if target else store.next_dataset_id(conn)
+        file_no = target.file_no if target else 1
+        banded = native_store and target is None  # an append moves every event's band: derived again below
+        sessions_derived = self._write_rows(conn, duck, did, native_store, file_no, banded)
         _tick(self.progress, 0.9, "summarising sessions and price bands")
-        derived.derive_dataset(conn, did, banded=native_store)
+        if target and sessions_derived and target.sessions_derived:  # never over sessions a file gave
+            appends.renumber_sessions(conn, did, file_no)
+        if target is None:
+            derived.derive_dataset(conn, did, banded=banded)
+        elif stats["rows"]:  # a file that adds no event changes no derived figure; one that does, its shoppers' days
+            derived.derive_dataset(conn, did, users=appends.file_users(did, file_no))
         m = self.mapping
         report = IngestReport(
             dataset=name, dataset_id=did, layout=m.layout, rows_read=rows_read, rows_loaded=stats["rows"],
             rows_quarantined=sum(by_reason.values()), users=stats["users"], events_by_type=stats["by_type"],
             unknown_event_types=stats["unknown"], first_event=stats["first"], last_event=stats["last"],
             quarantine_by_reason=by_reason, sessions_derived=sessions_derived,
-            notes=self._report_notes(stats, sessions_derived, n_named), source=path.name,
+            notes=self._report_notes(stats, sessions_derived, n_named), source=self.source_name, file_no=file_no,
+            appended=target is not None, repeated_events=self.n_repeats,
         )
         _tick(self.progress, 0.95, "recording the dataset")
         report.seconds = round(time.perf_counter() - self.started, 3)
-        conn.execute(store.datasets.insert().values(
-            dataset_id=did, name=name, layout=m.layout, source=path.name,
-            created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), rows_read=rows_read,
-            rows_loaded=report.rows_loaded, rows_quarantined=report.rows_quarantined, n_users=report.users,
-            first_event=report.first_event, last_event=report.last_event,
-            mapping_json=json.dumps(m.to_dict()), report_json=json.dumps(report.to_dict()),
-        ))
+        self._record(conn, report)
         # still inside the transaction: a cancel here also leaves nothing
         _tick(self.progress, 1.0, f"done: {report.rows_loaded:,} rows loaded, "
                                   f"{report.rows_quarantined:,} quarantined")
         return report
+
+    def _record(self, conn: sa.Connection, report: IngestReport) -> None:
+        """The dataset's row (a new one, or the totals of the one appended to) and the file in its history."""
+        if report.appended:
+            appends.add_to_totals(conn, report.dataset_id, report)
+        else:
+            conn.execute(store.datasets.insert().values(
+                dataset_id=report.dataset_id, name=report.dataset, layout=report.layout, source=report.source,
+                created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), rows_read=report.rows_read,
+                rows_loaded=report.rows_loaded, rows_quarantined=report.rows_quarantined, n_users=report.users,
+                first_event=report.first_event, last_event=report.last_event,
+                mapping_json=json.dumps(self.mapping.to_dict()), report_json=json.dumps(report.to_dict()),
+            ))
+        appends.record_file(conn, report.dataset_id, report.file_no, report)
+
+    def _mark_repeats(self, duck) -> None:
+        """Quarantine the good rows that repeat an event already in the dataset appended to (none for a new one)."""
+        if self.target is None:
+            return
+        first, last = duck.execute(f"SELECT min(event_time), max(event_time) FROM {self.chk} "
+                                   f"WHERE reason IS NULL").fetchone()
+        if first is None:
+            return
+        appends.stage_prior_events(self.conn, duck, self.prior, self.target.dataset_id, first, last, self.tmp,
+                                   self.native_store)
+        self.n_repeats = appends.mark_repeats(duck, self.chk, self.row0, self.prior, self.repeated, self.target,
+                                              with_session=bool(self.mapping.columns.get("session_id")))
+        duck.execute(f"INSERT INTO {self.dups} SELECT rn, NULL FROM {self.repeated}")
 
     def _read_checked(self, duck, path: Path) -> None:
         """Run the checking pass into the checked table; a file DuckDB cannot read is a :class:`SchemaError`."""
@@ -310,6 +313,7 @@ class _Job(LoadSQL):
         n_staged = duck.execute(f"SELECT count(*) FROM {self.chk}").fetchone()[0]
         self._refuse_lost_lines(duck, path, n_staged)
         self._mark_duplicates(duck)
+        self._mark_repeats(duck)
         n_rejected = duck.execute(f"SELECT count(*) FROM {self.rej_lines}").fetchone()[0]
         rows_read = n_staged + n_rejected
         if rows_read == 0:
@@ -324,7 +328,7 @@ class _Job(LoadSQL):
         rows_quarantined = sum(by_reason.values())
         assert rows_read == rows_loaded + rows_quarantined, (rows_read, rows_loaded, rows_quarantined)
         self._map_lines(duck, staged_bad=rows_quarantined - n_rejected)
-        if rows_loaded == 0:
+        if rows_loaded == 0 and not self.n_repeats:  # an append of lines all there already is said, not refused
             examples = [r[0] for r in duck.execute(
                 f"SELECT detail FROM ({self._quarantine_select()}) ORDER BY line_no LIMIT 3").fetchall()]
             raise SchemaError(
@@ -333,24 +337,29 @@ class _Job(LoadSQL):
                 cases=examples, reason="no_data")
         return rows_read, stats, by_reason
 
-    def _write_rows(self, conn: sa.Connection, duck, did: int, native_store: bool) -> bool:
-        """Write the good rows to ``cs_events`` and the bad ones to ``cs_quarantine`` as dataset ``did``;
-        True when sessions were derived by the inactivity gap (the file has no session column)."""
-        events_sql, sessions_derived = self._events_select()
+    def _write_rows(self, conn: sa.Connection, duck, did: int, native_store: bool, file_no: int,
+                    banded: bool) -> bool:
+        """Write the good rows to ``cs_events`` and the bad ones to ``cs_quarantine`` as file ``file_no`` of dataset
+        ``did``; True when sessions were derived by the inactivity gap (the file has no session column).
+        ``banded``: the price bands are computed as the events go in (a new dataset on DuckDB)."""
+        events_sql, sessions_derived = self._events_select(file_no)
         q_sql = self._quarantine_select()
-        if native_store:  # the price bands computed as the events go in (derived.banded_events_sql)
-            staged = sa.text(f"SELECT category, item_id, price FROM {self.chk} WHERE reason IS NULL").columns(
-                sa.column("category", sa.String), sa.column("item_id", sa.String),
-                sa.column("price", sa.Float)).subquery("staged")
-            derived.write_price_edges(conn, did, staged)
-            cols = ", ".join(("dataset_id",) + _EVENT_COLUMNS + ("price_band",))
-            duck.execute(f"INSERT INTO cs_events ({cols}) SELECT ?, * FROM "
-                         f"({derived.banded_events_sql(conn, did, events_sql)})", [did])
+        if native_store:
+            cols = ", ".join(("dataset_id",) + _EVENT_COLUMNS)
+            if banded:  # the price bands computed as the events go in (derived.banded_events_sql)
+                staged = sa.text(f"SELECT category, item_id, price FROM {self.chk} WHERE reason IS NULL").columns(
+                    sa.column("category", sa.String), sa.column("item_id", sa.String),
+                    sa.column("price", sa.Float)).subquery("staged")
+                derived.write_price_edges(conn, did, staged)
+                duck.execute(f"INSERT INTO cs_events ({cols}, price_band) SELECT ?, * FROM "
+                             f"({derived.banded_events_sql(conn, did, events_sql)})", [did])
+            else:
+                duck.execute(f"INSERT INTO cs_events ({cols}) SELECT ?, * FROM ({events_sql})", [did])
             _tick(self.progress, 0.85, "writing the quarantine")
-            duck.execute(f"INSERT INTO cs_quarantine (dataset_id, line_no, raw_line, reason, detail) "
-                         f"SELECT ?, * FROM ({q_sql})", [did])
+            duck.execute(f"INSERT INTO cs_quarantine (dataset_id, file_no, line_no, raw_line, reason, detail) "
+                         f"SELECT ?, ?, * FROM ({q_sql})", [did, file_no])
         else:
-            self._copy_to_postgres(conn, duck, did, events_sql, q_sql)
+            self._copy_to_postgres(conn, duck, did, file_no, events_sql, q_sql)
         return sessions_derived
 
     def _report_notes(self, stats: dict, sessions_derived: bool, n_named: int = 0) -> list[str]:
@@ -368,6 +377,8 @@ class _Job(LoadSQL):
         if stats["unknown"]:
             notes.append(f"event types kept as given (not one of {list(config.EVENT_TYPES)}): "
                          f"{', '.join(stats['unknown'])}")
+        if self.n_repeats:
+            notes.insert(0, repeats_note(self.n_repeats, stats["rows"]))
         if m.layout == "online_retail" and stats["negative_quantity"]:
             notes.append(f"{stats['negative_quantity']:,} cancellation lines loaded as purchases with "
                          f"negative quantity")
@@ -516,6 +527,7 @@ class _Job(LoadSQL):
             f"row_number() OVER (ORDER BY line) AS accepted_before FROM "
             f"(SELECT line FROM {self.rej_lines} UNION ALL SELECT line FROM {self.blanks} "
             f"WHERE line > {self.header_lines})")
+        self.any_skipped = duck.execute(f"SELECT count(*) > 0 FROM {self.skipped}").fetchone()[0]
 
     def _store_line_map(self, duck, found: _LineMap, quoted: bool) -> None:
         """Write what :func:`core.ingest.prepare._scan_lines` found into the load's tables (one statement per table:
@@ -558,12 +570,13 @@ class _Job(LoadSQL):
         return {"rows": rows, "users": users, "first": first, "last": last, "by_type": by_type,
                 "unknown": unknown, "negative_quantity": neg_q}
 
-    def _copy_to_postgres(self, conn: sa.Connection, duck, did: int, events_sql: str, q_sql: str) -> None:
+    def _copy_to_postgres(self, conn: sa.Connection, duck, did: int, file_no: int, events_sql: str,
+                          q_sql: str) -> None:
         pg = store.driver_connection(conn)
         targets = [
             (events_sql, "cs_events", ("dataset_id",) + _EVENT_COLUMNS, 0.6, "loading events"),
-            (q_sql, "cs_quarantine", ("dataset_id", "line_no", "raw_line", "reason", "detail"), 0.85,
-             "writing the quarantine"),
+            (f"SELECT {int(file_no)}, * FROM ({q_sql})", "cs_quarantine",
+             ("dataset_id", "file_no", "line_no", "raw_line", "reason", "detail"), 0.85, "writing the quarantine"),
         ]
         for select, table, cols, fraction, message in targets:
             _tick(self.progress, fraction, message)

@@ -12,8 +12,8 @@ from core import config
 from core.errors import DatasetExistsError, DatasetNotFoundError
 from core.store.dataset_names import check_dataset_name
 from core.store.housekeeping import OWNER_SUFFIX
-from core.store.schema import (dataset_id_seq, datasets, events, export_members, exports, models, predictions,
-                               price_edges, quarantine, segment_runs, segments, session_days)
+from core.store.schema import (dataset_files, dataset_id_seq, datasets, events, export_members, exports, models,
+                               predictions, price_edges, quarantine, segment_runs, segments, session_days)
 
 
 def list_datasets(engine: Engine) -> list[dict]:
@@ -36,6 +36,45 @@ def get_dataset(engine_or_conn: Engine | Connection, name: str) -> dict:
     if row is None:
         raise DatasetNotFoundError(f"No dataset named {name!r}. Datasets in the store: {sorted(names)}")
     return _decode(dict(row))
+
+
+def dataset_file_history(engine_or_conn: Engine | Connection, dataset_id: int) -> list[dict]:
+    """The files of dataset ``dataset_id`` in load order: ``file_no``, ``name``, ``loaded_at``, ``rows_read``,
+    ``rows_loaded``, ``rows_quarantined``, ``rows_repeated``, ``first_event``, ``last_event``.
+
+    A dataset stored without a file history (inserted by code) reads as one file made of its dataset row.
+    """
+    f = dataset_files.c
+    cols = [f.file_no, f.name, f.loaded_at, f.rows_read, f.rows_loaded, f.rows_quarantined, f.rows_repeated,
+            f.first_event, f.last_event]
+    query = sa.select(*cols).where(f.dataset_id == dataset_id).order_by(f.file_no)
+    if isinstance(engine_or_conn, Engine):
+        with engine_or_conn.connect() as conn:
+            return dataset_file_history(conn, dataset_id)
+    rows = [dict(r) for r in engine_or_conn.execute(query).mappings()]
+    if rows:
+        return rows
+    d = datasets.c
+    first = engine_or_conn.execute(sa.select(
+        sa.literal(1).label("file_no"), d.source.label("name"), d.created_at.label("loaded_at"), d.rows_read,
+        d.rows_loaded, d.rows_quarantined, sa.literal(0).label("rows_repeated"), d.first_event, d.last_event,
+    ).where(d.dataset_id == dataset_id)).mappings().first()
+    return [dict(first)] if first else []
+
+
+def record_first_files(conn: Connection, dataset_id: int | None = None) -> None:
+    """Record each dataset (or only ``dataset_id``) that has no file history as its one file (file 1), from its
+    dataset row: the datasets of a store written before files were numbered, and those inserted by code."""
+    d = datasets.c
+    recorded = sa.select(dataset_files.c.dataset_id)
+    if dataset_id is not None:
+        recorded = sa.union(recorded, sa.select(d.dataset_id).where(d.dataset_id != dataset_id))
+    conn.execute(dataset_files.insert().from_select(
+        ["dataset_id", "file_no", "name", "loaded_at", "rows_read", "rows_loaded", "rows_quarantined",
+         "rows_repeated", "first_event", "last_event", "report_json"],
+        sa.select(d.dataset_id, sa.literal(1, sa.Integer), d.source, d.created_at, d.rows_read, d.rows_loaded,
+                  d.rows_quarantined, sa.literal(0, sa.BigInteger), d.first_event, d.last_event, d.report_json)
+        .where(d.dataset_id.not_in(recorded))))
 
 
 def _decode(row: dict) -> dict:
@@ -72,7 +111,7 @@ def drop_dataset(engine: Engine, name: str) -> int:
                 sa.select(exports.c.export_id, exports.c.file_name).where(exports.c.dataset_id == did)
             )
         ]
-        for table in (export_members, exports, segments, segment_runs, predictions, models, quarantine,
+        for table in (dataset_files, export_members, exports, segments, segment_runs, predictions, models, quarantine,
                       session_days, price_edges, events):
             conn.execute(table.delete().where(table.c.dataset_id == did))
         conn.execute(datasets.delete().where(datasets.c.dataset_id == did))

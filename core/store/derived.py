@@ -1,7 +1,8 @@
 """What a dataset's pages read instead of its events: figures derived once, when the dataset is loaded.
 
-A loaded dataset never changes (a new file is a new dataset), so what every page would otherwise
-recompute from all its events on every click is written once, inside the load's transaction:
+A dataset changes only when a file is loaded into it (its first, or one appended), so what every page
+would otherwise recompute from all its events on every click is written then, inside the load's transaction
+(an append derives them again over the whole dataset):
 
 - ``cs_events.price_band``: each event's price band (``core.store.price_bands.PRICE_BANDS``) within
   its category over the whole dataset, NULL without a positive price (defined by
@@ -164,21 +165,23 @@ def band_case(price: sa.ColumnElement, edges: list[sa.ColumnElement]) -> sa.Colu
     return sa.case(*whens, else_=sa.literal(PRICE_BANDS[-1], literal_execute=True))
 
 
-def derive_dataset(conn: Connection, dataset_id: int, banded: bool = False) -> None:
+def derive_dataset(conn: Connection, dataset_id: int, banded: bool = False, users: sa.Select | None = None) -> None:
     """Write (or rewrite) the derived figures of ``dataset_id`` from its events, in ``conn``'s transaction.
 
     Called by every load after its events are in (``core.ingest.load``), by the schema upgrade for
     datasets loaded before these tables existed, and by code that inserts events itself (tests,
     benchmarks). Idempotent: the dataset's previous derived rows are replaced. ``banded``: the
     load already wrote the price edges (:func:`write_price_edges`) and its events' bands
-    (:func:`banded_events_sql`), so only the session days are left.
+    (:func:`banded_events_sql`), so only the session days are left. ``users``: a SELECT of the shoppers whose
+    session days are rewritten, the others' kept (a file appended holds only some shoppers' new events).
     """
     sd = schema.session_days
-    conn.execute(sd.delete().where(sd.c.dataset_id == dataset_id))
+    only = [sd.c.user_id.in_(users)] if users is not None else []
+    conn.execute(sd.delete().where(sd.c.dataset_id == dataset_id, *only))
     if not banded:
         write_price_edges(conn, dataset_id)
         _write_bands(conn, dataset_id)
-    _write_session_days(conn, dataset_id)
+    _write_session_days(conn, dataset_id, users)
 
 
 def write_price_edges(conn: Connection, dataset_id: int, source: sa.FromClause | None = None) -> None:
@@ -246,7 +249,7 @@ def _write_bands(conn: Connection, dataset_id: int) -> None:
     )
 
 
-def _write_session_days(conn: Connection, dataset_id: int) -> None:
+def _write_session_days(conn: Connection, dataset_id: int, users: sa.Select | None = None) -> None:
     day = sa.cast(_e.event_time, sa.Date)
     select = (
         sa.select(
@@ -262,7 +265,7 @@ def _write_session_days(conn: Connection, dataset_id: int) -> None:
             sa.func.max(_e.event_time).label("last_event"),
             sa.func.max(sa.case((sql.is_purchase(), _e.event_time), else_=sa.null())).label("last_purchase"),
         )
-        .where(_e.dataset_id == dataset_id)
+        .where(_e.dataset_id == dataset_id, *([_e.user_id.in_(users)] if users is not None else []))
         .group_by(_e.dataset_id, _e.user_id, _e.session_id, day)
     )
     names = ["dataset_id", "user_id", "session_id", "day", "n_events", "n_views", "n_carts", "n_purchases",

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from core import config
 from core.errors import StoreUnavailableError
-from core.store import derived
+from core.store import datasets as dataset_rows, derived
 from core.store.schema import (AS_OF_DATASET, AS_OF_MODEL, datasets, events, exports, metadata, models,
                                schema_info)
 from core.store.url import _first_line
@@ -59,7 +59,10 @@ def _upgrade(conn: Connection, version: int) -> None:
     (:func:`_backfill_as_of`). Schema 5 computes price bands over each category's distinct items
     (``cs_price_edges.n_items`` and ``edges_from``): each dataset's edges and event bands are
     rewritten. Schema 6 added ``cs_predictions.expected_revenue`` and ``p_inactive`` (NULL for the forecasts of
-    older versions). A role that may not alter the tables gets a message saying who must open the store once.
+    older versions). Schema 7 added the events' and quarantined rows' source (``file_no``, ``line_no``: NULL for
+    older rows, read as file 1 with its lines unknown) and the file history ``cs_dataset_files``, where each older
+    dataset's one file is recorded from its dataset row. A role that may not alter the tables gets a message saying
+    who must open the store once.
     """
     try:
         if version < 2:
@@ -84,6 +87,11 @@ def _upgrade(conn: Connection, version: int) -> None:
         if version < 6:
             conn.exec_driver_sql("ALTER TABLE cs_predictions ADD COLUMN IF NOT EXISTS expected_revenue DOUBLE PRECISION")
             conn.exec_driver_sql("ALTER TABLE cs_predictions ADD COLUMN IF NOT EXISTS p_inactive DOUBLE PRECISION")
+        if version < 7:
+            conn.exec_driver_sql("ALTER TABLE cs_events ADD COLUMN IF NOT EXISTS file_no INTEGER")
+            conn.exec_driver_sql("ALTER TABLE cs_events ADD COLUMN IF NOT EXISTS line_no BIGINT")
+            conn.exec_driver_sql("ALTER TABLE cs_quarantine ADD COLUMN IF NOT EXISTS file_no INTEGER")
+            dataset_rows.record_first_files(conn)
     except sa.exc.ProgrammingError as exc:
         raise _upgrade_refused(version, exc) from exc
     conn.execute(sa.update(schema_info).values(version=config.SCHEMA_VERSION))

@@ -57,6 +57,29 @@ events = sa.Table(
     # budget | mid | premium | luxury within the event's category over the whole dataset (edges in
     # cs_price_edges), NULL without a positive price; written once by core.store.derived.derive_dataset
     sa.Column("price_band", sa.String),
+    # where the event came from: the dataset's file (cs_dataset_files) and its physical line there; NULL for
+    # events stored before files were numbered (file 1, line unknown) and for events inserted by code
+    sa.Column("file_no", sa.Integer),
+    sa.Column("line_no", sa.BigInteger),
+)
+
+# The files a dataset was built from, in the order they were loaded: the first load is file 1, each append
+# the next. Rows read = loaded + quarantined holds per file; its events and quarantined rows carry its number.
+dataset_files = sa.Table(
+    "cs_dataset_files",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("file_no", sa.Integer, nullable=False),
+    sa.Column("name", sa.String),
+    sa.Column("loaded_at", sa.DateTime, nullable=False),
+    sa.Column("rows_read", sa.BigInteger, nullable=False),
+    sa.Column("rows_loaded", sa.BigInteger, nullable=False),
+    sa.Column("rows_quarantined", sa.BigInteger, nullable=False),
+    sa.Column("rows_repeated", sa.BigInteger, nullable=False),  # of the quarantined: events already in the dataset
+    sa.Column("first_event", sa.DateTime),
+    sa.Column("last_event", sa.DateTime),
+    sa.Column("report_json", sa.Text),
+    sa.PrimaryKeyConstraint("dataset_id", "file_no"),
 )
 
 # Small tables derived from a dataset's events when it is loaded (core.store.derived), so that the pages
@@ -98,6 +121,7 @@ quarantine = sa.Table(
     metadata,
     sa.Column("dataset_id", sa.Integer, nullable=False),
     sa.Column("line_no", sa.BigInteger),  # 1-based line of the input file, header included
+    sa.Column("file_no", sa.Integer),  # the dataset's file the line is in (cs_dataset_files); NULL: file 1
     sa.Column("raw_line", sa.Text),
     sa.Column("reason", sa.String, nullable=False),  # short code, e.g. "truncated_row"
     sa.Column("detail", sa.Text),  # the message: column, value found, what was expected

@@ -183,3 +183,26 @@ def test_upload_a_mixpanel_json_lines_export(app_page, app_url, tmp_path):
     expect(page.get_by_text("JSON: one row per object")).to_be_visible()
     expect(page.get_by_label("Dataset name")).to_have_value("mixpanel-march")
     assert _load(page) == ["300", "299", "1"]
+
+
+def test_adding_the_same_file_twice_adds_no_event_and_says_so(app_page, app_url, shared_data):
+    from playwright.sync_api import expect
+
+    page, name = app_page, "added twice"
+    path = shared_data / "rees46" / "2019-Oct-first1000.csv"
+    page.goto(app_url)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Data", exact=True).wait_for()
+    _upload_on_data_page(page, path)
+    page.get_by_label("Dataset name").fill(name)
+    page.get_by_label("Dataset name").press("Enter")
+    read, loaded, quarantined = _load(page)
+    page.get_by_role("radio", name="Add to an existing dataset").check(force=True)
+    expect(page.get_by_role("combobox", name="Dataset to add to")).to_have_value(name)
+    page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(str(path))
+    page.get_by_text("How the file was read").wait_for()
+    page.get_by_role("button", name=f"Add to {name}", exact=True).click()
+    page.get_by_text("Every row is accounted for").wait_for()
+    expect(page.get_by_text(f"{loaded} lines repeat events already in the dataset: this file adds no event")
+           ).to_be_visible()
+    assert [_metric_value(page, k) for k in ("Rows read", "Rows loaded", "Rows quarantined")] == [read, "0", read]
+    expect(page.get_by_role("heading", name=f"Added 2019-Oct-first1000.csv to {name} (its file 2)")).to_be_visible()

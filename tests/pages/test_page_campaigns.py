@@ -214,3 +214,27 @@ def test_suppression_files_suppress_or_refuse(shop):
     assert not _offers_export(at)
     _upload(at, "camp_identities", "customers.csv", NO_CONSENT)
     assert _metric(at, "Suppressed") == "1" and _offers_export(at)
+
+
+@ON_BOTH_STORES
+def test_lists_forecasts_and_segments_built_before_an_append_are_marked(shop, tmp_path):
+    from core.campaigns.targets import CampaignFilters, build_target_list
+    from core.ingest.load import ingest_file
+
+    old = exports.save_export(shop, build_target_list(shop, "shop", CampaignFilters(top_k=3), holdout_share=0.0),
+                              "csv")
+    at = _page()
+    _ok(at)
+    assert not [w.value for w in at.warning if "added since" in w.value]
+    week = tmp_path / "week.csv"
+    week.write_text("user_id,event_time,event_type,product_id,price\nu01,2024-02-10 09:00:00,view,it1,1.0\n"
+                    "u02,2024-02-10 09:05:00,view,it2,1.0\nu03,2024-02-10 09:06:00,view,it3,1.0\n")
+    ingest_file(shop, week, "shop", append=True)
+    at = _page()
+    _ok(at)
+    at.selectbox(key="camp_history_pick").set_value(old["export_id"]).run()
+    notes = [w.value.replace("\\", "") for w in at.warning if "added since" in w.value]
+    built = "Built on the data up to 2024-01-31 12:00; 3 events were added since: "
+    assert notes == [f"The forecasts this list uses: {built}retrain on the Forecasts page to include them.",
+                     f"The segments this list uses: {built}re-run on the Segments page to include them.",
+                     f"{built}build the list again to include them."]

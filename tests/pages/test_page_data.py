@@ -229,10 +229,10 @@ def test_cancel_keeps_nothing(store_url, monkeypatch):
     release = threading.Event()
     real = core.ingest.load.ingest_file
 
-    def held_ingest(engine, path, name, mapping=None, progress=None):
+    def held_ingest(engine, path, name, mapping=None, progress=None, **options):
         progress(0.05, "waiting for the test")
         release.wait(timeout=APPTEST_TIMEOUT_S)
-        return real(engine, path, name, mapping=mapping, progress=progress)
+        return real(engine, path, name, mapping=mapping, progress=progress, **options)
 
     monkeypatch.setattr(core.ingest.load, "ingest_file", held_ingest)
     at = _upload(_page(), "2019-Oct-small.csv", REES46_SMALL)
@@ -476,3 +476,75 @@ def test_quarantine_download_escapes_formula_lines(store_url, download_content):
     rows = list(csv.DictReader(io.StringIO(content, newline="")))
     assert [r["line_no"] for r in rows] == ["3", "4", "5", "6"]
     assert [r["raw_line"] for r in rows] == ["'" + line for line in bad]
+
+
+WEEK_2 = (HEADER + "2019-10-08 10:00:00 UTC,view,3900821,2053013552326770905,appliances.water_heater,aqua,33.20,"
+          "554748717,s-9\n" + VIEW_1).encode()  # one new event and a repeat of the first file's line 2
+
+
+def _add_to(at: AppTest, dataset: str, name: str, data: bytes) -> AppTest:
+    at.radio(key="data_mode").set_value("Add to an existing dataset").run()
+    at.selectbox(key="data_append_to").set_value(dataset).run()
+    _upload(at, name, data)
+    assert at.button(key="data_append").proto.label == f"Add to {dataset}"
+    at.button(key="data_append").click().run()
+    return run_until(at, lambda: _loaded(at))
+
+
+@ON_BOTH_STORES
+def test_a_file_is_added_to_a_dataset_and_its_repeats_are_shown(store_url):
+    at = _upload(_page(), "week1.csv", REES46_SMALL)
+    at.button(key="data_load").click().run()
+    run_until(at, lambda: _loaded(at))
+    at = _page()  # a fresh page: the dataset exists, so it offers to add to it
+    _add_to(at, "week1", "week2.csv", WEEK_2)
+    assert not at.error, [e.value for e in at.error]
+    assert "Added week2\\.csv to week1 (its file 2)" in [s.value for s in at.subheader]
+    assert at.info[0].value.replace("\\", "") == ("1 line repeats an event already in the dataset: quarantined as "
+                                                  "duplicate, not added again")
+    tiles = _metrics(at)
+    assert (tiles["Rows read"], tiles["Rows loaded"], tiles["Rows quarantined"]) == ("2", "1", "1")
+    rows = next(df.value for df in at.dataframe if "line_no" in df.value.columns)
+    assert rows[["line_no", "reason", "detail"]].values.tolist() == [
+        [3, "duplicate", "repeats an event already in the dataset: line 2 of week1.csv (file 1)"]]
+    files = next(df.value for df in at.dataframe if "file name" in df.value.columns)
+    assert files[["file", "file name", "rows read", "loaded rows", "quarantined", "repeats"]].values.tolist() == [
+        [1, "week1.csv", 6, 4, 2, 0], [2, "week2.csv", 2, 1, 1, 1]]
+    engine = store.make_engine(store_url)
+    ds = store.get_dataset(engine, "week1")
+    assert (ds["rows_read"], ds["rows_loaded"], ds["rows_quarantined"]) == (8, 5, 3)
+    engine.dispose()
+
+
+def test_adding_a_file_offers_the_datasets_mapping_and_can_be_cancelled(store_url, monkeypatch, tmp_path):
+    from core.ingest.sniff import with_overrides
+
+    engine = store.make_engine(store_url)
+    week1 = tmp_path / "w1.csv"  # a dataset mapped by hand: its mapping is what the page offers for the same header
+    week1.write_text("when,what,sku,who\n2024-05-01 10:00:00,view,1,alice\n")
+    mine = with_overrides(sniff(week1, engine).mapping, {"user_id": "who", "event_time": "when",
+                                                          "event_type": "what", "item_id": "sku"})
+    core.ingest.load.ingest_file(engine, week1, "hand", mapping=mine)
+    release = threading.Event()
+    real = core.ingest.load.ingest_file
+
+    def held_ingest(engine, path, name, mapping=None, progress=None, **options):
+        progress(0.05, "waiting for the test")
+        release.wait(timeout=APPTEST_TIMEOUT_S)
+        return real(engine, path, name, mapping=mapping, progress=progress, **options)
+
+    monkeypatch.setattr(core.ingest.load, "ingest_file", held_ingest)
+    at = _page()
+    at.radio(key="data_mode").set_value("Add to an existing dataset").run()
+    _upload(at, "w2.csv", b"when,what,sku,who\n2024-05-08 10:00:00,cart,1,bob\n")
+    assert at.selectbox(key=next(k for k in _keys(at) if k.endswith("_col_user_id"))).value == "who"
+    at.button(key="data_append").click().run()
+    assert at.get("progress")[0].proto.text == "waiting for the test"
+    at.button(key="data_cancel").click().run()
+    release.set()
+    run_until(at, lambda: _loaded(at))
+    assert at.info[0].value == "Adding the file to hand was cancelled: the dataset is as it was."
+    ds = store.get_dataset(engine, "hand")
+    assert (ds["rows_read"], ds["rows_loaded"]) == (1, 1)
+    assert len(store.dataset_file_history(engine, ds["dataset_id"])) == 1
+    engine.dispose()

@@ -452,3 +452,24 @@ def test_forecasts_page_states_how_long_training_will_take(shop):
     shown = [c.value for c in at.caption if c.value.startswith("Training and scoring this dataset")]
     assert shown == [f"Training and scoring this dataset ({ds['n_users']:,} shoppers, {ds['rows_loaded']:,} events) "
                      f"takes {expected} on this machine; the page stays usable meanwhile."]
+
+
+def test_a_model_trained_before_an_append_is_marked_as_built_on_older_data(shop, tmp_path):
+    """A version (its card copied from the trained one) of a dataset that a file is added to after its training."""
+    from core.ingest.load import ingest_file
+
+    engine, name, version = shop["engine"], "growing shop", "growing-v1"
+    did = make_dataset(engine, name, [{"user_id": u, "event_time": dt.datetime(2024, 3, 1, h), "event_type": "view"}
+                                      for h, u in enumerate(["a", "b"])])
+    card = {**shop["card"].to_dict(), "model_version": version, "dataset": name, "dataset_id": did}
+    with engine.begin() as conn:
+        conn.execute(store.models.insert().values(
+            model_version=version, dataset_id=did, created_at=dt.datetime(2024, 3, 2), horizon_days=7,
+            path="/nowhere", config_json="{}", metrics_json=json.dumps(card), status="ready"))
+    assert not [w.value for w in _page(name).warning if "added since" in w.value]
+    week = tmp_path / "week.csv"
+    week.write_text("user_id,event_time,event_type\nc,2024-03-08 10:00:00,view\nd,2024-03-08 11:00:00,view\n"
+                    "a,2024-03-01 00:00:00,view\n")  # the last line is an event the dataset holds: not added
+    ingest_file(engine, week, name, append=True)
+    notes = [w.value.replace("\\", "") for w in _page(name).warning if "added since" in w.value]
+    assert notes == ["Built on the data up to 2024-03-01 01:00; 2 events were added since: retrain to include them."]

@@ -4,6 +4,8 @@ The store is DuckDB; the main path (a run, its charts and cards) runs on Postgre
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -89,3 +91,20 @@ def test_too_many_segments_for_the_data_is_a_message(app_store_url):
     at.button(key="segments_run").click().run()
     assert not at.exception
     assert "4 segments need at least 20" in at.error[0].value
+
+
+def test_a_run_made_before_an_append_is_marked_as_built_on_older_data(shop, tmp_path):
+    from core.ingest.load import ingest_file
+
+    at = _page()
+    at.select_slider(key="segments_k").set_value(3)
+    at.button(key="segments_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [w.value for w in _page().warning if "added since" in w.value]
+    end = store.get_dataset(shop, "shop")["last_event"]
+    week = tmp_path / "week.csv"
+    later = end + dt.timedelta(days=1)
+    week.write_text(f"user_id,event_time,event_type,product_id\nnewcomer,{later:%Y-%m-%d %H:%M:%S},view,p1\n")
+    ingest_file(shop, week, "shop", append=True)
+    notes = [w.value.replace("\\", "") for w in _page().warning if "added since" in w.value]
+    assert notes == [f"Built on the data up to {end:%Y-%m-%d %H:%M}; 1 event was added since: re-run to include them."]

@@ -98,6 +98,39 @@ def test_ingest_killed_midway_leaves_no_half_dataset(backend, home, tmp_path, re
         engine.dispose()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_append_killed_midway_leaves_the_dataset_as_it_was(backend, home, tmp_path, request):
+    from core.ingest.load import ingest_file
+
+    if backend == "duckdb":
+        url, db_args = f"duckdb:///{home / 'cartsight.duckdb'}", []
+    else:
+        url = emptied_pg_schema_url(request.getfixturevalue("pg_url"), "cs_faults")
+        db_args = ["--db", url]
+    small = fs.write_events_csv(tmp_path / "small.csv", 2_000, n_users=100)
+    big = fs.write_events_csv(tmp_path / "big.csv", 400_000)
+    engine = store.make_engine(url)
+    before = ingest_file(engine, small, "shop")
+    dataset = store.get_dataset(engine, "shop")
+    engine.dispose()
+
+    lines = fs.kill_cli_at(home, ["ingest", big, "--name", "shop", "--append", *db_args],
+                           lambda l: "loading events" in l)
+    assert not any("done" in l for l in lines)
+
+    engine = store.make_engine(url)
+    try:
+        assert store.get_dataset(engine, "shop") == dataset
+        assert count(engine, store.events) == before.rows_loaded == 2_000
+        assert [f["file_no"] for f in store.dataset_file_history(engine, before.dataset_id)] == [1]
+        assert orphan_rows(engine) == dict.fromkeys(orphan_rows(engine), 0)
+        again = ingest_file(engine, small, "shop", append=True)  # nothing holds the dataset: it appends now
+        assert (again.file_no, again.rows_loaded, again.repeated_events) == (2, 0, 2_000)
+    finally:
+        engine.dispose()
+
+
 # --- 2. killed mid-training, and between writing the model folder and publishing it ------------------------
 
 
