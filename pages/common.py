@@ -126,6 +126,16 @@ def current_dataset() -> dict:
     st.stop()
 
 
+def page_start(title: str) -> tuple[dict, object, str]:
+    """The page's title and the dataset it shows: ``(dataset row, engine, store key)``; the store key (the URL,
+    password masked by SQLAlchemy) keys the page's cached queries."""
+    st.title(title)
+    dataset = current_dataset()
+    engine = get_engine()
+    st.caption(f"Dataset **{md(dataset['name'])}**")
+    return dataset, engine, str(engine.url)
+
+
 def training_now(dataset_id: int) -> bool:
     """True while a model for the dataset ``dataset_id`` of the current store is being trained."""
     return jobs.training_for(store.resolve_url(), dataset_id) is not None

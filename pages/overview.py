@@ -13,7 +13,7 @@ from core.analysis import product_queries
 from core.charts import overview
 from core.errors import CartsightError
 from pages import common
-from pages.common import current_dataset, get_engine, md, show_error
+from pages.common import md, page_start, show_error
 
 _CACHE = {
     "ttl": config.OVERVIEW_CACHE_TTL_SECONDS,
@@ -232,12 +232,8 @@ def _event_type_section(frame) -> None:
     )
 
 
-st.title("Overview")
-dataset = current_dataset()
-engine = get_engine()
-store_key = str(engine.url)  # SQLAlchemy masks the password
+dataset, engine, store_key = page_start("Overview")
 did = dataset["dataset_id"]
-st.caption(f"Dataset **{md(dataset['name'])}**")
 
 try:
     start, end = _date_window(dataset)

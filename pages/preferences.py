@@ -14,7 +14,7 @@ from core.analysis import band_table
 from core.errors import CartsightError
 from core.store.price_bands import PRICE_BANDS
 from pages import common
-from pages.common import current_dataset, get_engine, md, show_error
+from pages.common import md, page_start, show_error
 
 _CACHE = {
     "ttl": config.PREFERENCES_CACHE_TTL_SECONDS,
@@ -198,12 +198,8 @@ def _bands_section(engine, key, did) -> None:
     )
 
 
-st.title("Preferences")
-dataset = current_dataset()
-engine = get_engine()
-store_key = str(engine.url)  # SQLAlchemy masks the password
+dataset, engine, store_key = page_start("Preferences")
 did = dataset["dataset_id"]
-st.caption(f"Dataset **{md(dataset['name'])}**")
 
 try:
     run = _latest_run(engine, store_key, did)
