@@ -2,7 +2,7 @@
 
 This package's face: everything above it reads ``store.<name>`` (``store.make_engine``, ``store.events``…)
 from the names below. Modules inside ``core/store/`` import each other directly, never this face, so
-the package has no circle (``tests/store/test_layering.py`` reads the graph).
+the package has no circle (``tests/test_layering.py`` reads the graph).
 """
 from core.store.datasets import (check_name_free, dataset_file_history, drop_dataset, get_dataset, list_datasets,
                                  next_dataset_id, record_first_files)
