@@ -67,8 +67,7 @@ def _upgrade(conn: Connection, version: int) -> None:
     try:
         if version < 2:
             conn.exec_driver_sql("ALTER TABLE cs_events ADD COLUMN IF NOT EXISTS price_band VARCHAR")
-            ids = conn.execute(sa.select(datasets.c.dataset_id).order_by(datasets.c.dataset_id)).scalars().all()
-            for did in ids:  # read first: DuckDB re-runs a result still open when the connection runs another
+            for did in _dataset_ids(conn):
                 derived.derive_dataset(conn, did)
         if version < 3:
             conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS consent_column VARCHAR")
@@ -81,8 +80,7 @@ def _upgrade(conn: Connection, version: int) -> None:
             conn.exec_driver_sql("ALTER TABLE cs_price_edges ADD COLUMN IF NOT EXISTS n_items BIGINT")
             conn.exec_driver_sql("ALTER TABLE cs_price_edges ADD COLUMN IF NOT EXISTS edges_from VARCHAR")
             if version >= 2:  # older stores were derived above, with these bands already
-                ids = conn.execute(sa.select(datasets.c.dataset_id).order_by(datasets.c.dataset_id)).scalars().all()
-                for did in ids:
+                for did in _dataset_ids(conn):
                     derived.rewrite_bands(conn, did)
         if version < 6:
             conn.exec_driver_sql("ALTER TABLE cs_predictions ADD COLUMN IF NOT EXISTS expected_revenue DOUBLE PRECISION")
@@ -95,6 +93,11 @@ def _upgrade(conn: Connection, version: int) -> None:
     except sa.exc.ProgrammingError as exc:
         raise _upgrade_refused(version, exc) from exc
     conn.execute(sa.update(schema_info).values(version=config.SCHEMA_VERSION))
+
+
+def _dataset_ids(conn: Connection) -> list[int]:
+    """Every dataset's id, read whole first: DuckDB re-runs a result still open when the connection runs another."""
+    return conn.execute(sa.select(datasets.c.dataset_id).order_by(datasets.c.dataset_id)).scalars().all()
 
 
 def _backfill_as_of(conn: Connection) -> None:

@@ -224,8 +224,8 @@ def test_taken_name_blocks_load(store_url):
     assert at.button(key="data_load").disabled
 
 
-@ON_BOTH_STORES
-def test_cancel_keeps_nothing(store_url, monkeypatch):
+def _hold_loads(monkeypatch) -> threading.Event:
+    """Make every load wait after its first progress report until the returned event is set."""
     release = threading.Event()
     real = core.ingest.load.ingest_file
 
@@ -235,6 +235,12 @@ def test_cancel_keeps_nothing(store_url, monkeypatch):
         return real(engine, path, name, mapping=mapping, progress=progress, **options)
 
     monkeypatch.setattr(core.ingest.load, "ingest_file", held_ingest)
+    return release
+
+
+@ON_BOTH_STORES
+def test_cancel_keeps_nothing(store_url, monkeypatch):
+    release = _hold_loads(monkeypatch)
     at = _upload(_page(), "2019-Oct-small.csv", REES46_SMALL)
     at.button(key="data_load").click().run()
     assert at.get("progress")[0].proto.text == "waiting for the test"
@@ -525,15 +531,7 @@ def test_adding_a_file_offers_the_datasets_mapping_and_can_be_cancelled(store_ur
     mine = with_overrides(sniff(week1, engine).mapping, {"user_id": "who", "event_time": "when",
                                                           "event_type": "what", "item_id": "sku"})
     core.ingest.load.ingest_file(engine, week1, "hand", mapping=mine)
-    release = threading.Event()
-    real = core.ingest.load.ingest_file
-
-    def held_ingest(engine, path, name, mapping=None, progress=None, **options):
-        progress(0.05, "waiting for the test")
-        release.wait(timeout=APPTEST_TIMEOUT_S)
-        return real(engine, path, name, mapping=mapping, progress=progress, **options)
-
-    monkeypatch.setattr(core.ingest.load, "ingest_file", held_ingest)
+    release = _hold_loads(monkeypatch)
     at = _page()
     at.radio(key="data_mode").set_value("Add to an existing dataset").run()
     _upload(at, "w2.csv", b"when,what,sku,who\n2024-05-08 10:00:00,cart,1,bob\n")

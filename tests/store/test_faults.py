@@ -66,11 +66,9 @@ def home(tmp_path, monkeypatch):
 # --- 1. killed mid-ingest ------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
-def test_ingest_killed_midway_leaves_no_half_dataset(backend, home, tmp_path, request):
-    from core.ingest.load import ingest_file
-
+def _store_and_a_big_file(backend: str, home, tmp_path, request):
+    """``(url, the CLI's --db arguments, small.csv, big.csv, engine)``: a store of the backend and two event files, small.csv
+    (2,000 rows) and big.csv (400,000 rows, long enough to be killed while it loads)."""
     if backend == "duckdb":
         url, db_args = f"duckdb:///{home / 'cartsight.duckdb'}", []  # the CLI finds it through CARTSIGHT_HOME
     else:
@@ -78,7 +76,15 @@ def test_ingest_killed_midway_leaves_no_half_dataset(backend, home, tmp_path, re
         db_args = ["--db", url]
     small = fs.write_events_csv(tmp_path / "small.csv", 2_000, n_users=100)
     big = fs.write_events_csv(tmp_path / "big.csv", 400_000)
-    engine = store.make_engine(url)
+    return url, db_args, small, big, store.make_engine(url)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_ingest_killed_midway_leaves_no_half_dataset(backend, home, tmp_path, request):
+    from core.ingest.load import ingest_file
+
+    url, db_args, small, big, engine = _store_and_a_big_file(backend, home, tmp_path, request)
     before = ingest_file(engine, small, "before")
     engine.dispose()  # DuckDB: one writing process per file; the CLI must be able to open it
 
@@ -103,14 +109,7 @@ def test_ingest_killed_midway_leaves_no_half_dataset(backend, home, tmp_path, re
 def test_append_killed_midway_leaves_the_dataset_as_it_was(backend, home, tmp_path, request):
     from core.ingest.load import ingest_file
 
-    if backend == "duckdb":
-        url, db_args = f"duckdb:///{home / 'cartsight.duckdb'}", []
-    else:
-        url = emptied_pg_schema_url(request.getfixturevalue("pg_url"), "cs_faults")
-        db_args = ["--db", url]
-    small = fs.write_events_csv(tmp_path / "small.csv", 2_000, n_users=100)
-    big = fs.write_events_csv(tmp_path / "big.csv", 400_000)
-    engine = store.make_engine(url)
+    url, db_args, small, big, engine = _store_and_a_big_file(backend, home, tmp_path, request)
     before = ingest_file(engine, small, "shop")
     dataset = store.get_dataset(engine, "shop")
     engine.dispose()
