@@ -454,6 +454,7 @@ def test_forecasts_page_states_how_long_training_will_take(shop):
                      f"takes {expected} on this machine; the page stays usable meanwhile."]
 
 
+@ON_BOTH_STORES
 def test_a_model_trained_before_an_append_is_marked_as_built_on_older_data(shop, tmp_path):
     """A version (its card copied from the trained one) of a dataset that a file is added to after its training."""
     from core.ingest.load import ingest_file

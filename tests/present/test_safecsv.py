@@ -215,6 +215,8 @@ WRITER_EXCEPTIONS = {
     "core/ingest/tabular.py": "turns an uploaded workbook, Parquet or JSON file into CSV for DuckDB to read (temporary)",
     "core/ingest/json_tables.py": "copies an uploaded Parquet or JSON file into CSV for DuckDB to read (temporary)",
     "core/ingest/load.py": "stages rows for PostgreSQL's COPY (temporary files)",
+    "core/ingest/append.py": "streams a PostgreSQL dataset's stored events into the load's DuckDB (COPY TO STDOUT) to "
+                             "find repeats: read by the load, never a file",
     "core/ingest/prepare.py": "re-encodes an upload as UTF-8 or a TSV for DuckDB to read (temporary files)",
 }
 WRITER_CALL = re.compile(r"\.to_csv\(|\.to_excel\(|\.to_parquet\(|ExcelWriter\(|csv\.(Dict)?[Ww]riter\(|"
