@@ -59,6 +59,14 @@ def test_score_again_after_an_append_keeps_the_earlier_forecasts(capsys, engine,
     assert list(history["kind"]) == (["training", "rescore"] if shopper in set(first["user_id"]) else ["rescore"])
     assert history["purchase_propensity"].iloc[-1] == pytest.approx(now[shopper])
 
+    from core.errors import TrainingCancelled
+    from core.model import forecast
+
+    with pytest.raises(TrainingCancelled):  # a cancelled rescore leaves both scorings as they were
+        forecast.score(engine, "shop", should_stop=lambda: True)
+    assert forecast_history.list_scorings(engine, did) == kept
+    assert len(forecast_history.scoring_forecasts(engine, did, kept[1])) == len(then)
+
     for k in ("3", "2"):
         out, _ = run(capsys, "segment", "--dataset", "shop", "--db", db, "--k", k, "--out", tmp_path / f"s{k}.csv",
                      "--json")
