@@ -76,3 +76,9 @@ def test_score_again_after_an_append_keeps_the_earlier_forecasts(capsys, engine,
     assert moved["stayed"] + moved["moved"] == events["user_id"].nunique() and moved["new"] == moved["gone"] == 0
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count(sa.distinct(store.segments.c.run_id)))).scalar() == 2
+
+
+def test_one_shot_score_still_needs_out(capsys, tmp_path):
+    code = cli.main(["score", str(tmp_path / "events.csv"), "--db", f"duckdb:///{tmp_path / 'x.duckdb'}"])
+    assert code == cli.EXIT_USER_ERROR
+    assert "score EVENTS.csv needs --out FILE for the forecasts" in capsys.readouterr().err
