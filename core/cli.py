@@ -158,10 +158,12 @@ def _model_config(args) -> dict:
 def cmd_train(args) -> int:
     from core.model import forecast
 
-    card = forecast.train(_engine(args), args.dataset, horizon_days=args.horizon_days, seed=args.seed,
+    engine = _engine(args)
+    card = forecast.train(engine, args.dataset, horizon_days=args.horizon_days, seed=args.seed,
                           **_model_config(args), progress=_train_progress(args.quiet or args.json))
     if args.json:
-        _print_json(card.to_dict())
+        scoring = _current_scoring(engine, card.dataset_id, card.model_version)
+        _print_json({**card.to_dict(), "scoring_id": scoring["scoring_id"], "as_of": scoring["as_of"]})
     else:
         print(card.to_text())
     return 0
@@ -171,21 +173,47 @@ def cmd_score(args) -> int:
     if (args.events is None) == (args.dataset is None):
         raise ParameterError("score needs either an EVENTS.csv file or --dataset NAME (not both)",
                              parameter="--dataset")
+    if args.events is not None and args.out is None:
+        raise ParameterError("score EVENTS.csv needs --out FILE for the forecasts", parameter="--out")
     from core.present import safecsv
 
-    safecsv.check_out_path(args.out)  # before ingesting or training, which take minutes
+    if args.out is not None:
+        safecsv.check_out_path(args.out)  # before ingesting or training, which take minutes
     if args.events is not None:
         return _score_file(args)
     from core.model import forecast
 
     engine = _engine(args)
+    quiet = args.quiet or args.json
     if args.model_version is None and forecast.latest_model(engine, args.dataset) is None:
         print(f"no model for {args.dataset!r} yet: training one first", file=sys.stderr)
         forecast.train(engine, args.dataset, horizon_days=args.horizon_days, seed=args.seed,
-                       **_model_config(args), progress=_train_progress(args.quiet))
+                       **_model_config(args), progress=_train_progress(quiet))
     else:
-        forecast.score(engine, args.dataset, model_version=args.model_version, progress=_train_progress(args.quiet))
-    return _write_predictions(engine, args.dataset, args.model_version, args.out)
+        forecast.score(engine, args.dataset, model_version=args.model_version, progress=_train_progress(quiet))
+    if args.out is not None:
+        _write_predictions(engine, args.dataset, args.model_version, args.out)
+    if args.json:
+        card = forecast.latest_model(engine, args.dataset) if args.model_version is None else None
+        version = args.model_version or card.model_version
+        _print_json({"dataset": args.dataset, **_current_scoring(engine, _dataset_id(engine, args.dataset), version),
+                     "out": args.out})
+    return 0
+
+
+def _dataset_id(engine, dataset: str) -> int:
+    from core import store
+
+    return store.get_dataset(engine, dataset)["dataset_id"]
+
+
+def _current_scoring(engine, dataset_id: int, version: str) -> dict:
+    """The scoring whose forecasts ``version`` now serves: id, version, kind, as-of time, when, shoppers."""
+    from core.analysis import forecast_history
+
+    scoring = next(s for s in forecast_history.list_scorings(engine, dataset_id) if s.model_version == version)
+    return {"scoring_id": scoring.scoring_id, "model_version": version, "kind": scoring.kind, "as_of": scoring.as_of,
+            "scored_at": scoring.scored_at, "n_users": scoring.n_users}
 
 
 def _score_file(args) -> int:
@@ -241,12 +269,33 @@ def cmd_segment(args) -> int:
     from core.analysis import segments
 
     safecsv.check_out_path(args.out)  # before the segmentation, which takes minutes on a large dataset
-    run = segments.run_segmentation(_engine(args), args.dataset, n_segments=args.k, seed=args.seed)
+    engine = _engine(args)
+    run = segments.run_segmentation(engine, args.dataset, n_segments=args.k, seed=args.seed)
     frame, text = segments.segment_cli_output(run)
     safecsv.write_csv(frame, args.out)
-    print(text)
+    if args.json:
+        _print_json(_segment_json(engine, run, args.out))
+    else:
+        print(text)
     print(f"wrote {len(frame):,} shoppers' segments to {args.out}", file=sys.stderr)
     return 0
+
+
+def _segment_json(engine, run, out: str) -> dict:
+    """A stored segmentation run for scripts: its id, segments and sizes, and how shoppers moved since the run
+    before it (None for a dataset's first run); earlier runs are kept."""
+    from core.analysis import migration, segments
+
+    before = [r for r in segments.list_runs(engine, run.dataset) if r.run_id != run.run_id]
+    moved = None
+    if before:
+        m = migration.segment_migration(engine, run.dataset, before[0].run_id, run.run_id)
+        moved = {"run_from": m.run_from, "stayed": m.stayed, "moved": m.moved, "new": m.new, "gone": m.gone,
+                 "matches": {str(k): v for k, v in m.matches.items()}}
+    return {"dataset": run.dataset, "run_id": run.run_id, "created_at": run.created_at, "n_segments": run.n_segments,
+            "model_version": run.model_version, "out": out,
+            "segments": [{"segment": p["segment"], "name": p["name"], "size": p["size"]} for p in run.profiles],
+            "runs_kept": 1 + len(before), "moved_since_previous": moved}
 
 
 def cmd_export(args) -> int:
@@ -360,9 +409,12 @@ def _add_model_commands(sub) -> None:
     p = _add_command(sub, "score", "Write every shopper's forecast to a CSV (from a dataset, or one-shot from an "
                                    "events file).")
     p.add_argument("events", nargs="?", help="events CSV: ingest into a temporary dataset, train and score")
-    p.add_argument("--dataset")
-    p.add_argument("--model-version")
-    p.add_argument("--out", required=True)
+    p.add_argument("--dataset", help="score this stored dataset again at its data's end; the version's earlier "
+                   "forecasts are kept beside the new ones")
+    p.add_argument("--model-version", "--model", dest="model_version",
+                   help="the version to score with (default: the newest; trains one when there is none)")
+    p.add_argument("--out", help="CSV of every shopper's forecast (required with EVENTS.csv)")
+    p.add_argument("--json", action="store_true", help="print the scoring (version, as-of time, shoppers) as JSON")
     _add_training_flags(p)
     p.set_defaults(func=cmd_score)
 
@@ -372,6 +424,8 @@ def _add_model_commands(sub) -> None:
     p.add_argument("--k", type=_k, default="auto", help="number of segments (2-10) or 'auto' (silhouette)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
+    p.add_argument("--json", action="store_true", help="print the run (id, segments, shoppers moved since the run "
+                   "before) as JSON; earlier runs are kept")
     p.set_defaults(func=cmd_segment)
 
 

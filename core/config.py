@@ -20,7 +20,7 @@ HOME_ENV = "CARTSIGHT_HOME"
 #: Name of the Streamlit connection section in ``.streamlit/secrets.toml``.
 SECRETS_SECTION = "cartsight"
 #: Version of the table layout; bumped whenever ``core.store`` changes a table.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 #: Memory the embedded DuckDB store may use for one query before it spills to disk (DuckDB's own
 #: default is 80 % of the machine): training and scoring share the process, and the app's whole
 #: journey is to stay under 4 GB on a laptop (bench/scale.py measures its peak).
@@ -179,6 +179,9 @@ TRAIN_REFRESH_SECONDS = 1.0
 SEGMENT_POLL_SECONDS = 0.25
 #: What every page that shows forecasts says while a model for its dataset is being trained.
 TRAINING_TEXT = "Training… forecasts will appear here when it ends."
+#: Scorings kept per model version (its newest, the current one included): a rescore past this many drops the oldest
+#: scoring's forecasts, so a version rescored weekly keeps a quarter of its forecast history.
+SCORINGS_KEPT_PER_VERSION = 13
 #: Forecast tables kept in the page cache, and for how long (seconds).
 PREDICTIONS_CACHE_TTL_SECONDS = 600
 PREDICTIONS_CACHE_MAX_ENTRIES = 8

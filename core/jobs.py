@@ -8,9 +8,9 @@ own safe points (between stages, at a training step) by raising its own cancel e
 so whatever it writes is rolled back as that exception unwinds. Nothing here knows of
 Streamlit, so the CLI and tests drive a job the same way.
 
-:func:`load_job`, :func:`training_job` and :func:`segmentation_job` are the jobs the app runs: a
-file's load (``core.ingest.load``), a model's training (``core.model.forecast``, imported when the job
-runs: torch is slow to import and pages must open quickly) and a segmentation
+:func:`load_job`, :func:`training_job`, :func:`rescoring_job` and :func:`segmentation_job` are the jobs the app
+runs: a file's load (``core.ingest.load``), a model's training or a rescore with it (``core.model.forecast``, imported
+when the job runs: torch is slow to import and pages must open quickly) and a segmentation
 (``core.analysis.segments``).
 """
 from __future__ import annotations
@@ -249,6 +249,26 @@ def training_job(engine: Engine, dataset: str, horizon_days: int) -> Job:
                after_store_fault="No model version was written.",
                unexpected="Training failed unexpectedly ({error}); no model version was written.",
                inputs={"dataset": dataset, "horizon_days": horizon_days})
+
+
+def rescoring_job(engine: Engine, dataset: str, model_version: str) -> Job:
+    """A job that scores every shopper of ``dataset`` again with ``model_version`` at the data's end
+    (``core.model.forecast.score``), keeping its earlier forecasts; not started. It runs on the training board (one
+    model job per store at a time). Its result is the number of shoppers scored; a cancel keeps the earlier
+    forecasts as they were."""
+    def work(job: Job) -> int:
+        from core.model import forecast
+
+        def progress(report) -> None:
+            job.report(report.fraction, report.message or report.stage, stage=report.stage)
+
+        return forecast.score(engine, dataset, model_version=model_version, progress=progress,
+                              should_stop=job.stop_requested)
+
+    return Job(work, cancelled_by=TrainingCancelled, name="cartsight-rescore",
+               after_store_fault="The earlier forecasts are kept as they were.",
+               unexpected="Scoring failed unexpectedly ({error}); the earlier forecasts are kept as they were.",
+               inputs={"dataset": dataset, "model_version": model_version, "kind": "rescore"})
 
 
 def segmentation_job(engine: Engine, dataset: str, n_segments: int | str) -> Job:

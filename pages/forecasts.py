@@ -43,6 +43,8 @@ METRIC_COLUMNS = {
 }
 TOO_FEW = "too few buyers to measure"
 CANCELLED_TEXT = "Cancelled, nothing was saved."
+RESCORE = "rescore"  # the rescoring job's kind (core.jobs.rescoring_job)
+RESCORE_CANCEL_HELP = "Stop scoring; the earlier forecasts stay as they were."
 NOTICE_KEY = "forecast_notice"  # a message for this session's next run (a Train press that another one beat)
 VALUE_TITLES = {"expected_revenue": "Expected revenue within the horizon",
                 "p_inactive": "Lapse risk: no activity at all within the horizon"}
@@ -69,6 +71,20 @@ def _start_training(engine, key: tuple, dataset: str, horizon_days: int, estimat
     return _jobs().start(key, job, clashes=lambda other: other[0] == key[0])
 
 
+def _start_rescore(engine, key: tuple, dataset: str, model_version: str) -> bool:
+    """Start scoring the dataset again with ``model_version`` unless a model job runs on this store already."""
+    return _jobs().start(key, jobs.rescoring_job(engine, dataset, model_version),
+                         clashes=lambda other: other[0] == key[0])
+
+
+def _press(started: bool) -> None:
+    """After a Train, Retrain or Rescore press: a notice when another session's press came first, then a rerun."""
+    if not started:
+        st.session_state[NOTICE_KEY] = ("Another session started a training or a rescore a moment before this press; "
+                                        "one runs at a time, so this one was not started.")
+    st.rerun()
+
+
 @st.fragment(run_every=config.TRAIN_REFRESH_SECONDS)
 def _training_progress(key: tuple) -> None:
     job: Job | None = _jobs().get(key)
@@ -84,7 +100,8 @@ def _training_progress(key: tuple) -> None:
     if job.points:
         st.plotly_chart(charts.loss_chart(job.points), key="forecast_live_loss")
     st.button("Cancel", key="forecast_cancel", on_click=job.cancel, disabled=cancelling,
-              help="Stop training; no model version is written.")
+              help=RESCORE_CANCEL_HELP if job.inputs.get("kind") == RESCORE else "Stop training; no model version is "
+              "written.")
 
 
 def _outcome(job: Job) -> None:
@@ -92,6 +109,9 @@ def _outcome(job: Job) -> None:
         st.info(CANCELLED_TEXT)
     elif job.error:
         st.error(job.error)
+    elif job.result is not None and job.inputs.get("kind") == RESCORE:
+        st.success(f"Scored {job.result:,} shoppers again with model {job.inputs['model_version']} at the data's end; "
+                   "its earlier forecasts are kept (What moved, below).")
     elif job.result is not None:
         st.success(f"Trained model {job.result.model_version} in {job.result.training_seconds:.0f} s "
                    f"(horizon {job.inputs['horizon_days']} days).")
@@ -128,10 +148,7 @@ def _controls(engine, ds: dict, key: tuple, busy: bool) -> None:
                       "on this machine; the page stays usable meanwhile.")
     if left.button("Train", key="forecast_train", type="primary", disabled=busy or plan is None or bool(elsewhere),
                    help="Train on this dataset in the background; the page stays usable."):
-        if not _start_training(engine, key, ds["name"], int(horizon), estimate_s):
-            st.session_state[NOTICE_KEY] = ("Another session started a training a moment before this press; "
-                                            "one training runs at a time, so this one was not started.")
-        st.rerun()
+        _press(_start_training(engine, key, ds["name"], int(horizon), estimate_s))
 
 
 def _estimate(engine, ds: dict) -> float:
@@ -304,6 +321,87 @@ def _pick_card(cards: list):
     return cards[index or 0]
 
 
+# --- refresh: rescore or retrain after an append, and what moved ------------------------------------------------
+
+
+def _freshness(engine, ds: dict, key: tuple, card, busy: bool) -> None:
+    """When files were added after these forecasts were made: the note, and Rescore / Retrain beside it."""
+    since = store.model_data_since(engine, card.model_version)
+    if since is None:
+        return
+    left, mid, right = st.columns([4, 1, 1])
+    left.warning(md(since.note("rescore with this model or retrain")))
+    if mid.button("Rescore with the current model", key="forecast_rescore", disabled=busy,
+                  help=f"Score every shopper again with model {card.model_version} at the data's new end, without "
+                       "training: its earlier forecasts are kept beside the new ones."):
+        _press(_start_rescore(engine, key, ds["name"], card.model_version))
+    if right.button("Retrain on all data", key="forecast_retrain", disabled=busy,
+                    help=f"Train a new version on every event ({card.horizon_days}-day horizon, as this one); the "
+                         "earlier versions and their forecasts are kept."):
+        _press(_start_training(engine, key, ds["name"], card.horizon_days, _estimate(engine, ds)))
+
+
+@st.cache_data(ttl=config.PREDICTIONS_CACHE_TTL_SECONDS, max_entries=config.PREDICTIONS_CACHE_MAX_ENTRIES,
+               show_spinner="Comparing the scorings…")
+def _shift(_engine, url: str, dataset_id: int, _then, _now, then_id: int, now_id: int):
+    """The propensity shift of two scorings (a scoring's forecasts never change under its id)."""
+    from core.analysis import forecast_history as fh
+
+    then = fh.scoring_forecasts(_engine, dataset_id, _then).set_index("user_id")["purchase_propensity"]
+    now = fh.scoring_forecasts(_engine, dataset_id, _now).set_index("user_id")["purchase_propensity"]
+    return fh.propensity_shift(then, now)
+
+
+def _what_moved(engine, url: str, ds: dict, card) -> None:
+    """The chance to buy then and now: two kept scorings (default this version's newest and the one before it)."""
+    from core.analysis import forecast_history as fh
+
+    scorings = fh.list_scorings(engine, ds["dataset_id"])
+    mine = [s for s in scorings if s.model_version == card.model_version]
+    if mine:
+        st.caption(f"These forecasts were made on the data up to {_fmt_time(mine[0].as_of)} "
+                   f"({mine[0].kind}, {_fmt_time(mine[0].scored_at)} UTC).")
+    if len(scorings) < 2:
+        return
+    st.markdown("#### What moved: the chance to buy then and now")
+    now_default = scorings.index(mine[0]) if mine else 0
+    left, right = st.columns(2)
+    now = right.selectbox("Now", scorings, index=now_default, format_func=fh.Scoring.label, key="forecast_moved_now")
+    others = [s for s in scorings if s.scoring_id != now.scoring_id]
+    later = [s for s in others if s.scoring_id < now.scoring_id]
+    then = left.selectbox("Then", others, index=others.index(later[0]) if later else 0, format_func=fh.Scoring.label,
+                          key="forecast_moved_then")
+    shift = _shift(engine, url, ds["dataset_id"], then, now, then.scoring_id, now.scoring_id)
+    _shift_view(shift, then, now)
+
+
+def _shift_view(shift, then, now) -> None:
+    from core.charts import refresh as refresh_charts
+
+    h = now.horizon_days
+    tiles = st.columns(4)
+    tiles[0].metric(f"Mean {vocabulary.chance_to_buy(h).lower()}", f"{shift.mean_now:.1%}",
+                    f"{100 * (shift.mean_now - shift.mean_then):+.1f} points", help=vocabulary.chance_to_buy_help(h))
+    tiles[1].metric("Expected buyers", f"{shift.expected_buyers_now:,.0f}",
+                    f"{shift.expected_buyers_now - shift.expected_buyers_then:+,.0f}",
+                    help="The sum of every shopper's chance to buy: the buyers each scoring expects within its horizon.")
+    tiles[2].metric("Moved up a decile or more", f"{shift.moved_up:,}",
+                    help="Shoppers scored both times whose rank decile rose (1 = the top 10 % of a scoring).")
+    tiles[3].metric("Moved down a decile or more", f"{shift.moved_down:,}",
+                    help="Shoppers scored both times whose rank decile fell.")
+    st.caption(f"{shift.stayed:,} shoppers kept their decile; {shift.new:,} were scored now only (new since), "
+               f"{shift.gone:,} then only.")
+    st.plotly_chart(refresh_charts.propensity_then_now(shift.bins, h, f"Then: {then.label()}", f"Now: {now.label()}"),
+                    key="forecast_moved_chart")
+    st.dataframe(shift.deciles, hide_index=True, key="forecast_moved_deciles", column_config={
+        "decile": st.column_config.NumberColumn("Decile then (1 = top 10 %)"),
+        "shoppers": "Shoppers scored both times", "moved_up": "Moved up", "stayed": "Kept their decile",
+        "moved_down": "Moved down",
+        "mean_then": st.column_config.NumberColumn("Mean chance then", format="percent"),
+        "mean_now": st.column_config.NumberColumn("Mean chance now", format="percent"),
+    })
+
+
 # --- every shopper's forecast -------------------------------------------------------------------------------
 
 
@@ -403,10 +501,9 @@ def main() -> None:
                 "No model yet for this dataset: choose a horizon and press **Train**.")
         return
     card = _pick_card(cards)
-    since = store.data_added_since(engine, ds["dataset_id"], card.created_at)
-    if since is not None:  # files were added to the dataset after this model was trained
-        st.warning(md(since.note("retrain")))
+    _freshness(engine, ds, key, card, running)
     _model_card(card)
+    _what_moved(engine, url, ds, card)
     _forecast_table(engine, url, ds["name"], card)
 
 

@@ -128,6 +128,36 @@ def _comparison(run: segments.SegmentRun) -> None:
     st.plotly_chart(charts.segment_comparison(run.profiles, [a] if a == b else [a, b]), key="segments_compare_chart")
 
 
+def _migration(engine, dataset: str) -> None:
+    """Where the shoppers of one run went in another (default: the run before the newest, and the newest)."""
+    from core.analysis import migration
+    from core.charts import refresh as refresh_charts
+
+    runs = segments.list_runs(engine, dataset)
+    if len(runs) < 2:
+        return
+    st.subheader("What moved between two runs")
+    labels = {r.run_id: f"Run {r.run_id} of {r.created_at:%Y-%m-%d %H:%M} UTC ({r.n_segments} segments)" for r in runs}
+    ids = list(labels)
+    left, right = st.columns(2)
+    run_from = left.selectbox("Earlier run", ids, index=1, format_func=labels.get, key="segments_moved_from")
+    run_to = right.selectbox("Later run", ids, index=0, format_func=labels.get, key="segments_moved_to")
+    if run_from == run_to:
+        st.info("Pick two different runs to see how shoppers moved between them.")
+        return
+    m = migration.segment_migration(engine, dataset, run_from, run_to)
+    tiles = st.columns(4)
+    tiles[0].metric("Stayed in their segment", f"{m.stayed:,}",
+                    help="Shoppers whose later segment continues their earlier one (the same name, else the segment "
+                         "that took most of its shoppers); these pairs sit on the diagonal.")
+    tiles[1].metric("Moved to another segment", f"{m.moved:,}")
+    tiles[2].metric("New in the later run", f"{m.new:,}", help="Shoppers the earlier run did not hold.")
+    tiles[3].metric("Gone from the later run", f"{m.gone:,}", help="Shoppers the later run does not hold.")
+    st.plotly_chart(refresh_charts.migration_heatmap(m.counts, m.shares, run_from, run_to), key="segments_moved_chart")
+    with st.expander("The migration matrix: shoppers per earlier segment (rows) and later segment (columns)"):
+        st.dataframe(m.counts, key="segments_moved_counts")
+
+
 def _rfm_section(engine, dataset_id: int) -> None:
     st.subheader("RFM lens")
     st.caption("Buyers scored 1–5 on recency (days since the last purchase), frequency (orders) and monetary value "
@@ -176,6 +206,7 @@ def main() -> None:
             with cols[i % 2]:
                 _card(profile, run.run_id, "segments_card")
         _comparison(run)
+        _migration(engine, ds["name"])
     _rfm_section(engine, ds["dataset_id"])
 
 

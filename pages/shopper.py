@@ -89,6 +89,34 @@ def _forecast(engine, dataset: str, user_id: str) -> None:
     reasons = [r for r in (row["reasons"] or "").split("; ") if r]
     if reasons:
         st.markdown("**Why**\n" + "\n".join(f"- {r}" for r in reasons))
+    _history(engine, dataset, user_id)
+
+
+def _history(engine, dataset: str, user_id: str) -> None:
+    """Every kept forecast of this shopper: one per scoring (a version's training and each rescore after)."""
+    from core.analysis import forecast_history
+    from core.charts import refresh as refresh_charts
+
+    history = forecast_history.shopper_forecast_history(engine, store.get_dataset(engine, dataset)["dataset_id"],
+                                                        user_id)
+    if len(history) < 2:
+        st.caption("One scoring of this shopper so far: rescoring or retraining after data is added builds their "
+                   "forecast history here.")
+        return
+    st.markdown("**Forecast history**: every scoring of this shopper, oldest first")
+    st.plotly_chart(refresh_charts.forecast_history_chart(history), key="shopper_history_chart")
+    horizons = history["horizon_days"].unique()
+    within = (lambda label: label(int(horizons[0]))) if len(horizons) == 1 else (
+        lambda label: label(0).split(" within ")[0] + " within the model's horizon")
+    st.dataframe(history, hide_index=True, key="shopper_history", column_config={
+        "as_of": st.column_config.DatetimeColumn("Data up to (as-of)", format="YYYY-MM-DD HH:mm"),
+        "scored_at": st.column_config.DatetimeColumn("Scored", format="YYYY-MM-DD HH:mm"),
+        "model_version": "Model version", "kind": "Scoring", "horizon_days": "Horizon (days)",
+        "purchase_propensity": st.column_config.NumberColumn(within(vocabulary.chance_to_buy), format="percent"),
+        "expected_revenue": st.column_config.NumberColumn(within(vocabulary.expected_revenue), format="%.2f"),
+        "p_inactive": st.column_config.NumberColumn(within(vocabulary.lapse_risk), format="percent"),
+        "next_category": vocabulary.NEXT_CATEGORY,
+    })
 
 
 def _value(row: dict) -> None:

@@ -28,7 +28,7 @@ from core.model import sequences
 from core import store
 from core.errors import NotFittedError, SchemaError
 from core.model import evaluation as ev
-from core.model import registry
+from core.model import registry, scorings
 from core.model.baselines import (MarkovChain, MostPopular, OwnMostFrequent, RFMNextType, RFMPropensity,
                                   baseline_from_dict)
 from core.model.config import EVENT_CLASSES, ModelConfig, PipelineSettings
@@ -418,6 +418,7 @@ def _publish(run: _Run, card: ModelCard, loaded: dict, saved_baselines: dict, ba
                                 saved_baselines, loaded["value"].to_dict(), settings=run.settings)
             registry.insert_model_row(conn, version, did, run.plan.horizon_days, folder, model.config, card.to_dict(),
                                       settings=run.settings)
+            scorings.record_scoring(conn, did, version, run.last, scorings.TRAINING, card.n_users)
     except BaseException:
         registry.remove_folder(folder)
         raise
@@ -496,7 +497,10 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
           should_stop: Callable[[], bool] | None = None,
           progress: Callable[[TrainProgress], None] | None = None,
           settings: PipelineSettings | None = None) -> int:
-    """(Re)write the predictions of a model version (the latest when None) for every shopper, in chunks.
+    """Score every shopper again with a model version (the latest when None), in chunks, at the data's current end.
+
+    The version's earlier forecasts are kept beside the new ones (:mod:`core.model.scorings`): the new scoring
+    is recorded with its as-of time (the data's last event) and becomes the version's current forecasts.
 
     Shoppers are scored at the data's current end with the saved vocabularies, calibration,
     transition priors and baselines: nothing is refitted. A version saved before its
@@ -529,10 +533,11 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
     loaded = {"model": lm.model, "config": cfg, "settings": settings, "vocabs": lm.vocabs, "calibrator": lm.calibrator,
               "value": None if lm.value is None else ValueForecast.from_dict(lm.value)}
     with engine.begin() as conn:
-        registry.delete_predictions(conn, did, row["model_version"])
+        scorings.retire_predictions(conn, did, row["model_version"])  # kept, beside the new ones
         n = _score_all(engine, conn, loaded, card.heads, _baselines_from_saved(saved), did, row["model_version"],
                        end_cutoff, report, should_stop, (0.0, 1.0))
-    store.analyze(engine, store.predictions)
+        scorings.record_scoring(conn, did, row["model_version"], last, scorings.RESCORE, n)
+    store.analyze(engine, store.predictions, store.past_predictions)
     return n
 
 

@@ -15,8 +15,8 @@ from core.store.housekeeping import (OWNER_SUFFIX, PARTIAL_MARK, TEMP_PREFIX, cl
 from core.store.migrate import ensure_schema
 from core.store.schema import (AS_OF_DATASET, AS_OF_MODEL, AS_OF_RECORDED, dataset_files, dataset_id_seq, datasets,
                                events, export_id_seq, export_members, exports, is_duckdb, mappings, metadata, models,
-                               predictions, price_edges, quarantine, schema_info, segment_run_id_seq, segment_runs,
-                               segments, session_days)
+                               past_predictions, predictions, price_edges, quarantine, schema_info, scoring_id_seq,
+                               scorings, segment_run_id_seq, segment_runs, segments, session_days)
 from core.store.url import resolve_url, safe_url
 
 __all__ = [
@@ -27,7 +27,8 @@ __all__ = [
     "dataset_files", "dataset_id_seq", "datasets", "describe_failure",
     "driver_connection", "drop_dataset", "ensure_schema",
     "events", "export_id_seq", "export_members", "exports", "get_dataset", "is_duckdb", "list_datasets",
-    "lock_conflict_message", "make_engine", "mappings", "metadata", "models", "next_dataset_id", "predictions",
+    "lock_conflict_message", "make_engine", "mappings", "metadata", "models", "next_dataset_id", "past_predictions",
+    "predictions", "scoring_id_seq", "scorings",
     "price_edges", "process_owner", "process_role", "quarantine", "record_first_files", "resolve_url", "safe_url",
     "schema_info", "segment_run_id_seq", "segment_runs", "segments", "session_days", "store_tag", "temp_prefix",
 ]

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core.store.datasets import dataset_file_history
-from core.store.schema import exports, models, segment_runs
+from core.store.schema import exports, models, scorings, segment_runs
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,15 @@ def data_added_since(engine_or_conn: Engine | Connection, dataset_id: int,
 
 
 def model_data_since(engine: Engine, model_version: str) -> DataSince | None:
-    """:func:`data_added_since` the model ``model_version`` was trained (None for an unknown version)."""
-    return _since_built(engine, models, models.c.model_version, model_version)
+    """:func:`data_added_since` the forecasts of model ``model_version`` were made: its latest scoring (a rescore
+    after an append brings them up to date), else its training (None for an unknown version)."""
+    m, s = models.c, scorings.c
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(m.dataset_id, m.created_at).where(m.model_version == model_version)).first()
+        if row is None:
+            return None
+        scored = conn.execute(sa.select(sa.func.max(s.scored_at)).where(s.model_version == model_version)).scalar()
+        return data_added_since(conn, row.dataset_id, max(t for t in (row.created_at, scored) if t is not None))
 
 
 def segment_run_data_since(engine: Engine, run_id: int) -> DataSince | None:

@@ -11,7 +11,7 @@ from core import config
 from core.errors import StoreUnavailableError
 from core.store import datasets as dataset_rows, derived
 from core.store.schema import (AS_OF_DATASET, AS_OF_MODEL, datasets, events, exports, metadata, models,
-                               schema_info)
+                               predictions, schema_info, scoring_id_seq, scorings)
 from core.store.url import _first_line
 
 
@@ -61,7 +61,9 @@ def _upgrade(conn: Connection, version: int) -> None:
     rewritten. Schema 6 added ``cs_predictions.expected_revenue`` and ``p_inactive`` (NULL for the forecasts of
     older versions). Schema 7 added the events' and quarantined rows' source (``file_no``, ``line_no``: NULL for
     older rows, read as file 1 with its lines unknown) and the file history ``cs_dataset_files``, where each older
-    dataset's one file is recorded from its dataset row. A role that may not alter the tables gets a message saying
+    dataset's one file is recorded from its dataset row. Schema 8 added the scorings of each version
+    (``cs_scorings``) and the forecasts a rescore replaced (``cs_past_predictions``): every older version gets
+    the scoring of its predictions (:func:`_backfill_scorings`). A role that may not alter the tables gets a message saying
     who must open the store once.
     """
     try:
@@ -90,9 +92,30 @@ def _upgrade(conn: Connection, version: int) -> None:
             conn.exec_driver_sql("ALTER TABLE cs_events ADD COLUMN IF NOT EXISTS line_no BIGINT")
             conn.exec_driver_sql("ALTER TABLE cs_quarantine ADD COLUMN IF NOT EXISTS file_no INTEGER")
             dataset_rows.record_first_files(conn)
+        if version < 8:
+            _backfill_scorings(conn)
     except sa.exc.ProgrammingError as exc:
         raise _upgrade_refused(version, exc) from exc
     conn.execute(sa.update(schema_info).values(version=config.SCHEMA_VERSION))
+
+
+def _backfill_scorings(conn: Connection) -> None:
+    """Give every model version a ``cs_scorings`` row for the predictions it holds (kind ``training``).
+
+    Its as-of time is the end of the data the version was trained on (its card's ``data_window``), else the
+    dataset's last event; a version re-scored before scorings were recorded keeps no trace of that, so its
+    forecasts read as made at its training.
+    """
+    m, d, p = models.c, datasets.c, predictions.c
+    rows = conn.execute(sa.select(m.model_version, m.dataset_id, m.created_at, m.metrics_json, d.last_event)
+                        .select_from(models.outerjoin(datasets, d.dataset_id == m.dataset_id))
+                        .order_by(m.created_at)).all()
+    counts = dict(conn.execute(sa.select(p.model_version, sa.func.count()).group_by(p.model_version)).all())
+    for version, dataset_id, created_at, card, last_event in rows:  # read first: DuckDB re-runs a result still open
+        scoring_id = conn.execute(sa.select(scoring_id_seq.next_value())).scalar_one()
+        conn.execute(scorings.insert().values(
+            scoring_id=scoring_id, dataset_id=dataset_id, model_version=version, scored_at=created_at,
+            as_of=_model_data_end(card) or last_event, kind="training", n_users=counts.get(version, 0)))
 
 
 def _dataset_ids(conn: Connection) -> list[int]:

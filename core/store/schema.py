@@ -170,6 +170,30 @@ predictions = sa.Table(
     sa.Column("p_inactive", sa.Double),  # chance of no event at all within the horizon
 )
 
+scoring_id_seq = sa.Sequence("cs_scoring_id_seq", metadata=metadata)
+
+# Every scoring of a model version: the one at its training and each rescore after an append. ``cs_predictions``
+# holds the rows of each version's latest scoring; a rescore moves the rows it replaces to ``cs_past_predictions``
+# under their scoring's id, so a shopper's forecasts then and now can be read side by side.
+scorings = sa.Table(
+    "cs_scorings",
+    metadata,
+    sa.Column("scoring_id", sa.Integer, scoring_id_seq, primary_key=True),
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("model_version", sa.String, nullable=False),
+    sa.Column("scored_at", sa.DateTime, nullable=False),  # when the forecasts were written (UTC)
+    sa.Column("as_of", sa.DateTime),  # the data's end (last event) the forecasts were made at
+    sa.Column("kind", sa.String, nullable=False),  # "training" (published with the version) or "rescore"
+    sa.Column("n_users", sa.BigInteger),
+)
+
+past_predictions = sa.Table(
+    "cs_past_predictions",
+    metadata,
+    sa.Column("scoring_id", sa.Integer, nullable=False),
+    *(sa.Column(c.name, c.type, nullable=c.nullable) for c in predictions.columns),
+)
+
 segment_run_id_seq = sa.Sequence("cs_segment_run_id_seq", metadata=metadata)
 
 segment_runs = sa.Table(

@@ -473,4 +473,8 @@ def test_a_model_trained_before_an_append_is_marked_as_built_on_older_data(shop,
                     "a,2024-03-01 00:00:00,view\n")  # the last line is an event the dataset holds: not added
     ingest_file(engine, week, name, append=True)
     notes = [w.value.replace("\\", "") for w in _page(name).warning if "added since" in w.value]
-    assert notes == ["Built on the data up to 2024-03-01 01:00; 2 events were added since: retrain to include them."]
+    assert notes == ["Built on the data up to 2024-03-01 01:00; 2 events were added since: rescore with this model "
+                     "or retrain to include them."]
+    at = _page(name)
+    assert at.button(key="forecast_rescore").label == "Rescore with the current model"
+    assert at.button(key="forecast_retrain").label == "Retrain on all data"

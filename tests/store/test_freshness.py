@@ -53,3 +53,16 @@ def _latest_run(engine, did: int) -> int:
     sr = store.segment_runs.c
     with engine.connect() as conn:
         return conn.execute(sa.select(sa.func.max(sr.run_id)).where(sr.dataset_id == did)).scalar_one()
+
+
+def test_a_rescore_after_the_append_brings_the_forecasts_up_to_date(engine, tmp_path):
+    from core.model import scorings
+
+    did = make_shop(engine)
+    path = tmp_path / "week.csv"
+    path.write_text(NEW_EVENTS)
+    ingest_file(engine, path, "shop", append=True)
+    assert store.model_data_since(engine, "m1").events_added == 2
+    with engine.begin() as conn:
+        scorings.record_scoring(conn, did, "m1", dt.datetime(2024, 2, 10, 9, 5), scorings.RESCORE, 2)
+    assert store.model_data_since(engine, "m1") is None
