@@ -16,6 +16,7 @@ from pathlib import Path
 
 from core import config
 from core.errors import CartsightError, ParameterError
+from core.present import vocabulary
 
 EXIT_USER_ERROR = 2
 
@@ -85,7 +86,7 @@ def cmd_ingest(args) -> int:
     else:
         d = report.to_dict()
         added = f"file {d['file_no']} ({d['source']}) added to " if d["appended"] else ""
-        print(f"{added}dataset {d['dataset']!r} ({d['layout']}): {d['rows_read']:,} rows read = "
+        print(f"{added}dataset {d['dataset']!r} ({vocabulary.layout_name(d['layout'])}): {d['rows_read']:,} rows read = "
               f"{d['rows_loaded']:,} loaded + {d['rows_quarantined']:,} quarantined")
         print(f"shoppers {d['users']:,}; events {d['first_event']} .. {d['last_event']}")
         for etype, n in sorted(d["events_by_type"].items(), key=lambda kv: -kv[1]):
@@ -115,9 +116,10 @@ def cmd_datasets(args) -> int:
     if not rows:
         print("no datasets")
         return 0
-    print(f"{'name':<30} {'layout':<14} {'rows':>12} {'quarantined':>12} {'shoppers':>10}  first .. last event")
+    print(f"{'name':<30} {'layout':<38} {'rows':>12} {'quarantined':>12} {'shoppers':>10}  first .. last event")
     for r in rows:
-        print(f"{r['name']:<30} {r['layout']:<14} {r['rows_loaded']:>12,} {r['rows_quarantined']:>12,} "
+        print(f"{r['name']:<30} {vocabulary.layout_name(r['layout']):<38} {r['rows_loaded']:>12,} "
+              f"{r['rows_quarantined']:>12,} "
               f"{(r['n_users'] or 0):>10,}  {r['first_event']} .. {r['last_event']}")
     return 0
 

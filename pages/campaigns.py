@@ -10,14 +10,14 @@ import streamlit as st
 
 from core import config
 from core.campaigns import targets as campaigns, exports
-from core.present import vocabulary
+from core.present import formats, vocabulary
 from core.charts import campaigns as charts
 from core.errors import CartsightError
 from core.campaigns.identities import read_identities, read_suppression
 from core.store.price_bands import PRICE_BANDS
 from core.store import export_data_since, model_data_since, resolve_url, safe_url, segment_run_data_since
 from pages.campaign_results import show_results
-from pages.common import current_dataset, get_engine, md, no_forecasts_text, show_error
+from pages.common import current_dataset, get_engine, md, no_forecasts_text, show_error, show_table
 
 _CACHE = {"ttl": config.CAMPAIGNS_CACHE_TTL_SECONDS, "max_entries": config.CAMPAIGNS_CACHE_MAX_ENTRIES,
           "show_spinner": False}
@@ -34,6 +34,10 @@ CONSENT_HELP = ("Consent applied: Klaviyo and Mailchimp export only shoppers who
                 "Meta only those whose consent_ads is yes; CSV and Parquet hold no contact details and need no "
                 "consent column.")
 NO_VALUE = "—"
+#: The past exports' columns the page shows (the rest, e.g. the filters' JSON and the file's hash, stay in the store).
+HISTORY_COLUMNS = ("export_id", "created_at", "name", "format", "rank_by", "as_of", "matched", "suppressed",
+                   "no_consent", "not_in_identities", "no_identifier", "holdout", "exported", "consent_basis",
+                   "file_name")
 
 
 @st.cache_data(**_CACHE)
@@ -230,14 +234,34 @@ def _export(engine, built: campaigns.TargetList, fmt: str, list_key: str) -> Non
                            key="camp_download", on_click="ignore")
 
 
+def _preview(built: campaigns.TargetList, opts: dict) -> None:
+    """The list's first rows in the file's columns, headed in the pages' words (the CSV header in each tooltip);
+    without a model only the shoppers and their segments, and where the forecasts would come from."""
+    st.subheader("Preview")
+    preview = exports.plain_frame(built.targets.head(config.CAMPAIGN_PREVIEW_ROWS))
+    horizon = opts.get("horizon_days") or config.DEFAULT_HORIZON_DAYS
+    if not opts["model_version"]:
+        st.info("No forecasts yet, so the list has no chance to buy, expected revenue, next category or reasons: "
+                "train a model on the **Forecasts** page to add them.")
+        preview = preview[[c for c in ("user_id", "segment", "segment_name") if preview[c].notna().any()
+                           or c == "user_id"]]
+    labels = {"propensity": f"{vocabulary.chance_to_buy(horizon)} (propensity)",  # the file's column, in words
+              "expected_revenue": vocabulary.expected_revenue(horizon), "p_inactive": vocabulary.lapse_risk(horizon),
+              "next_category": f"{vocabulary.NEXT_CATEGORY} (next_category)"}
+    show_table(preview, key="camp_preview", labels=labels,
+               kinds={"propensity": formats.PERCENT, "expected_revenue": formats.MONEY, "p_inactive": formats.PERCENT})
+
+
 def _history(engine, dataset: str) -> None:
     st.subheader("Past exports")
     history = exports.list_exports(engine, dataset)
     if history.empty:
         st.caption("No export yet.")
         return
-    shown = history.drop(columns=["file_sha256"]).copy()
-    st.dataframe(shown, hide_index=True, key="camp_history")
+    shown = history[[c for c in HISTORY_COLUMNS if c in history.columns]]
+    show_table(shown, key="camp_history", labels={"export_id": "Export", "format": "Format"},
+               column_config={c: st.column_config.DatetimeColumn(formats.label(c), format="YYYY-MM-DD HH:mm")
+                              for c in ("created_at", "as_of")})
     pick = st.selectbox("Export", history["export_id"].tolist(), key="camp_history_pick",
                         format_func=lambda i: f"{i}: {history.set_index('export_id').loc[i, 'file_name']}")
     row = history.set_index("export_id").loc[pick]
@@ -342,13 +366,7 @@ def main() -> None:
         _past(engine, store_key, ds)
         return
     _outcome(built)
-    st.subheader("Preview")
-    preview = exports.plain_frame(built.targets.head(config.CAMPAIGN_PREVIEW_ROWS))
-    horizon = opts.get("horizon_days") or config.DEFAULT_HORIZON_DAYS
-    st.dataframe(preview, hide_index=True, key="camp_preview", column_config={  # the file's columns, the pages' words
-        "propensity": st.column_config.NumberColumn(f"{vocabulary.chance_to_buy(horizon)} (propensity)", format="percent",
-                                                    help=vocabulary.chance_to_buy_help(horizon)),
-        "next_category": st.column_config.TextColumn(f"{vocabulary.NEXT_CATEGORY} (next_category)")})
+    _preview(built, opts)
     _export(engine, built, args[4], _list_key(key, args))
     _past(engine, store_key, ds)
 

@@ -11,6 +11,7 @@ import streamlit as st
 
 from core import config, jobs, store
 from core.errors import CartsightError, StoreUnavailableError
+from core.present import formats
 
 DATASET_KEY = "dataset"
 #: what Markdown would read as formatting, escaped by :func:`md`
@@ -186,3 +187,18 @@ def date_window(dataset: dict, key: str, help_text: str) -> tuple[dt.datetime | 
     start = None if day_from <= first.date() else dt.datetime.combine(day_from, dt.time())
     end = None if day_to >= last.date() else dt.datetime.combine(day_to + dt.timedelta(days=1), dt.time())
     return start, end
+
+
+def show_table(frame, kinds: dict | None = None, labels: dict | None = None, column_config: dict | None = None,
+               **kwargs) -> None:
+    """``st.dataframe`` of ``frame`` with every column labelled and every number formatted by its kind
+    (``core.present.formats``): no code name and no bare float reaches the screen. ``column_config`` entries
+    (e.g. a progress or link column) replace the formatted ones; other keyword arguments go to ``st.dataframe``."""
+    shown, spec = formats.table(frame, kinds or {}, labels)
+    config_ = {}
+    for col, (label, fmt) in spec.items():
+        config_[col] = (st.column_config.NumberColumn(label, format=fmt) if fmt else
+                        st.column_config.Column(label))
+    config_.update(column_config or {})
+    kwargs.setdefault("hide_index", True)
+    st.dataframe(shown, column_config=config_, **kwargs)

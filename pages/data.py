@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core import config, jobs, store
-from core.present import safecsv
+from core.present import formats, safecsv, vocabulary
 from core.ingest import tabular
 from core.store import dataset_names
 from core.errors import CartsightError
@@ -19,7 +19,7 @@ from core.ingest.quarantine import quarantined_rows
 from core.jobs import Job, JobBoard
 from core.ingest.sniff import CANONICAL_FIELDS, PRICE_KINDS, TIME_FORMATS, Mapping, Sniffed, sniff
 from core.ingest.delimited import DELIMITER_NAMES
-from pages.common import DATASET_KEY, get_engine, md, show_error
+from pages.common import DATASET_KEY, get_engine, md, show_error, show_table
 
 UPLOAD_KEY = "data_upload"  # {"file_id", "name", "dir", "path"} of the upload written to disk
 SNIFF_KEY = "data_sniffed"  # {(file_id, sheet, lines skipped or None): {"sniffed" or "error"}}
@@ -43,15 +43,6 @@ FIELD_LABELS = {
     "price": "Price or amount",
     "quantity": "Quantity",
     "session_id": "Session id",
-}
-LAYOUT_NAMES = {
-    "rees46": "REES46 multi-category store",
-    "taobao": "Taobao UserBehavior (no header)",
-    "online_retail": "UCI Online Retail transactions",
-    "yoochoose": "YooChoose clicks",
-    "transactions": "Transactions (customer, date, amount)",
-    "generic": "Event file with named columns",
-    "manual": "Mapped by hand",
 }
 #: the most lines above a header the Data page lets an analyst skip
 _MAX_SKIP_LINES = 1000
@@ -199,7 +190,7 @@ def _default_name(file_name: str) -> str:
 def _show_detection(sniffed: Sniffed) -> None:
     m = sniffed.mapping
     facts = {
-        "Layout": LAYOUT_NAMES.get(m.layout, m.layout),
+        "Layout": vocabulary.layout_name(m.layout),
         "Delimiter": DELIMITER_NAMES.get(m.delimiter, repr(m.delimiter)),
         "Encoding": ENCODING_NAMES.get(m.encoding, m.encoding) + (", gzip" if m.compression else ""),
         "Header row": ("no" if not m.has_header else f"yes (line {m.skip_lines + 1}, below a title)" if m.skip_lines
@@ -337,7 +328,8 @@ def _append_choice(names: list[str], running: bool) -> str | None:
 def _upload_section(engine, names: list[str], running: bool) -> None:
     append_to = _append_choice(names, running)
     uploaded = st.file_uploader(
-        "Behaviour-event file (CSV, TSV or TXT, optionally .gz; a spreadsheet: .xlsx, .xls, .ods; a Parquet file)",
+        "Behaviour-event file (CSV, TSV or TXT, optionally .gz; a spreadsheet: .xlsx, .xls, .ods; Parquet; JSON or "
+        "JSON lines)",
         type=list(config.UPLOAD_TYPES),
         key=f"data_file_{st.session_state.get(ROUND_KEY, 0)}", disabled=running,
         help="REES46, Taobao UserBehavior, UCI Online Retail and YooChoose files are recognised; any other file "
@@ -428,7 +420,7 @@ def _show_report(engine, report: dict) -> None:
     tiles[0].metric("Rows read", f"{read:,}")
     tiles[1].metric("Rows loaded", f"{loaded:,}")
     tiles[2].metric("Rows quarantined", f"{quarantined:,}")
-    facts = [f"{report.get('users', 0):,} shoppers", f"layout {LAYOUT_NAMES.get(report.get('layout'), report.get('layout'))}"]
+    facts = [f"{report.get('users', 0):,} shoppers", f"layout {vocabulary.layout_name(report.get('layout'))}"]
     if report.get("first_event") and report.get("last_event"):
         facts.append(f"events from {report['first_event']} to {report['last_event']}")
     if report.get("sessions_derived"):
@@ -446,9 +438,9 @@ def _show_report(engine, report: dict) -> None:
     left, right = st.columns(2)
     by_type = report.get("events_by_type") or {}
     left.markdown("**Events by type**")
-    left.dataframe(pd.DataFrame({"event type": list(by_type), "events": list(by_type.values())}),
-                   hide_index=True, width="stretch",
-                   column_config={"events": st.column_config.NumberColumn("events", format="localized")})
+    with left:
+        show_table(pd.DataFrame({"Event type": [formats.event_type(t) for t in by_type],
+                                 "Events": list(by_type.values())}), width="stretch")
     unknown = report.get("unknown_event_types") or {}
     if unknown:
         listed = (", ".join(f"{k} ({v:,})" for k, v in unknown.items()) if isinstance(unknown, dict)
@@ -457,9 +449,8 @@ def _show_report(engine, report: dict) -> None:
     by_reason = report.get("quarantine_by_reason") or {}
     right.markdown("**Quarantine by reason**")
     if by_reason:
-        right.dataframe(pd.DataFrame({"reason": list(by_reason), "rows": list(by_reason.values())}),
-                        hide_index=True, width="stretch",
-                        column_config={"rows": st.column_config.NumberColumn("rows", format="localized")})
+        with right:
+            show_table(pd.DataFrame({"Reason": list(by_reason), "Rows": list(by_reason.values())}), width="stretch")
     else:
         right.caption("No row was quarantined.")
     if quarantined:
@@ -482,7 +473,7 @@ def _show_quarantine(engine, dataset: str, n_rows: int, file_no: int | None = No
         return
     shown = f"first {len(rows):,} of {n_rows:,}" if n_rows > len(rows) else f"all {n_rows:,}"
     st.markdown(f"**Quarantined rows** ({shown}; the download holds all)")
-    st.dataframe(rows, hide_index=True, width="stretch")
+    show_table(rows, width="stretch", key="data_quarantined_rows")
     # small quarantines are already in hand; large ones are written only when the analyst asks
     data = _quarantine_csv(rows) if n_rows <= len(rows) else (
         lambda: _quarantine_csv(quarantined_rows(engine, dataset, file_no=file_no)))
@@ -500,15 +491,14 @@ def _datasets_section(engine, datasets: list[dict]) -> None:
         st.caption("No dataset yet: upload a file above.")
         return
     table = pd.DataFrame([{
-        "name": d["name"], "layout": LAYOUT_NAMES.get(d["layout"], d["layout"]), "events": d["rows_loaded"],
-        "quarantined": d["rows_quarantined"], "shoppers": d["n_users"], "first event": d["first_event"],
-        "last event": d["last_event"], "created": d["created_at"],
+        "Name": d["name"], "Layout": vocabulary.layout_name(d["layout"]), "Events": d["rows_loaded"],
+        "Quarantined": d["rows_quarantined"], "Shoppers": d["n_users"], "First event": d["first_event"],
+        "Last event": d["last_event"], "Created": d["created_at"],
     } for d in datasets])
-    counts = {c: st.column_config.NumberColumn(c, format="localized") for c in ("events", "quarantined", "shoppers")}
-    times = {c: st.column_config.DatetimeColumn(c, format="YYYY-MM-DD HH:mm") for c in ("first event", "last event",
-                                                                                       "created")}
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"name": st.column_config.TextColumn("name", width="medium"), **counts, **times})
+    times = {c: st.column_config.DatetimeColumn(c, format="YYYY-MM-DD HH:mm") for c in ("First event", "Last event",
+                                                                                       "Created")}
+    show_table(table, width="stretch",
+               column_config={"Name": st.column_config.TextColumn("Name", width="medium"), **times})
     _file_history(engine, datasets)
     names = [d["name"] for d in datasets]
     pending = st.session_state.get(DELETE_KEY)
@@ -531,20 +521,17 @@ def _datasets_section(engine, datasets: list[dict]) -> None:
 
 def _file_history(engine, datasets: list[dict]) -> None:
     """Each dataset's files in the order they were loaded: what each read, loaded and quarantined."""
-    rows = [{"dataset": d["name"], "file": f["file_no"], "file name": f["name"], "loaded": f["loaded_at"],
-             "rows read": f["rows_read"], "loaded rows": f["rows_loaded"], "quarantined": f["rows_quarantined"],
-             "repeats": f["rows_repeated"], "first event": f["first_event"], "last event": f["last_event"]}
+    rows = [{"Dataset": d["name"], "File": f["file_no"], "File name": f["name"], "Loaded": f["loaded_at"],
+             "Rows read": f["rows_read"], "Rows loaded": f["rows_loaded"], "Quarantined": f["rows_quarantined"],
+             "Repeats": f["rows_repeated"], "First event": f["first_event"], "Last event": f["last_event"]}
             for d in datasets for f in store.dataset_file_history(engine, d["dataset_id"])]
-    several = any(r["file"] > 1 for r in rows)
+    several = any(r["File"] > 1 for r in rows)
     with st.expander("Files of each dataset", expanded=several):
         st.caption("A dataset's first file and each file added to it; repeats are lines of events the dataset "
                    "already held, quarantined as duplicates.")
-        counts = {c: st.column_config.NumberColumn(c, format="localized")
-                  for c in ("rows read", "loaded rows", "quarantined", "repeats")}
         times = {c: st.column_config.DatetimeColumn(c, format="YYYY-MM-DD HH:mm")
-                 for c in ("loaded", "first event", "last event")}
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="data_file_history",
-                     column_config={**counts, **times})
+                 for c in ("Loaded", "First event", "Last event")}
+        show_table(pd.DataFrame(rows), width="stretch", key="data_file_history", column_config=times)
 
 
 def _delete(engine, name: str) -> None:

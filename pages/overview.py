@@ -12,8 +12,9 @@ from core.analysis import queries
 from core.analysis import product_queries
 from core.charts import overview
 from core.errors import CartsightError
+from core.present import formats
 from pages import common
-from pages.common import md, page_start, show_error
+from pages.common import md, page_start, show_error, show_table
 
 _CACHE = {
     "ttl": config.OVERVIEW_CACHE_TTL_SECONDS,
@@ -224,12 +225,9 @@ def _event_type_section(frame) -> None:
             + ", ".join(f"'{md(t)}'" for t in unknown)
             + ". They count as events but in no funnel step."
         )
-    st.dataframe(
-        frame.rename(
-            columns={"event_type": "Event type", "events": "Events", "shoppers": "Shoppers", "known": "Known type"}
-        ),
-        hide_index=True,
-    )
+    shown = frame.assign(event_type=[formats.event_type(t) for t in frame["event_type"]])
+    show_table(shown, labels={"event_type": "Event type", "events": "Events", "shoppers": "Shoppers",
+                              "known": "Known type"}, key="overview_event_types")
 
 
 dataset, engine, store_key = page_start("Overview")

@@ -3,6 +3,7 @@ a profile card per segment, a side-by-side comparison of two segments, and the R
 Every number comes from ``core.analysis.segments`` / ``core.analysis.rfm``, every chart from ``core.charts.segments``."""
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from core.charts import segments as charts
@@ -10,8 +11,9 @@ from core import config, jobs
 from core.analysis import rfm, segments
 from core.errors import CartsightError
 from core.jobs import Job
+from core.present import formats
 from core.store import data_added_since, safe_url, resolve_url
-from pages.common import current_dataset, get_engine, md, show_error, training_now
+from pages.common import current_dataset, get_engine, md, show_error, show_table, training_now
 
 K_CHOICES = [segments.AUTO] + list(range(config.SEGMENT_K_RANGE[0], config.SEGMENT_K_RANGE[1] + 1))
 SHOPPER_PAGE = "pages/shopper.py"
@@ -31,7 +33,7 @@ def _rfm(_engine, store: str, dataset_id: int):
 
 
 def _pct(value) -> str:
-    return NO_VALUE if value is None else f"{value:.1%}"
+    return formats.percent(value)
 
 
 def _listing(rows: list[dict]) -> str:
@@ -49,8 +51,8 @@ def _card(profile: dict, run_id: int, key_prefix: str) -> None:
         b.metric("Share of revenue", _pct(profile["share_revenue"]))
         c.metric("Conversion", _pct(profile["conversion"]), help="Share of the segment's shoppers who bought.")
         if profile.get("mean_propensity") is not None:
-            st.caption(f"Mean purchase propensity: {profile['mean_propensity']:.3f}")
-        st.caption(f"Median days since the last event: {profile['median_recency_days']:.1f}")
+            st.caption(f"Mean chance to buy within the model's horizon: {_pct(profile['mean_propensity'])}")
+        st.caption(f"Median time since the last event: {formats.days(profile['median_recency_days'])}")
         bands = sorted(profile["group_index"]["bands"], key=lambda r: -(r["affinity"] or 0))
         st.markdown(f"- Top categories: {_listing(profile.get('top_categories', []))}\n"
                     f"- Top brands: {_listing(profile.get('top_brands', []))}\n"
@@ -103,11 +105,13 @@ def _features(run: segments.SegmentRun) -> None:
         st.markdown("Each feature is standard-scaled (mean 0, standard deviation 1; category and price-band shares "
                     "after a square root) and weighted by block so that taste (categories, price bands) leads "
                     "and activity follows.")
-        st.dataframe({"feature": run.feature_names, "mean": run.scaling["mean"], "scale": run.scaling["scale"]},
-                     hide_index=True)
+        show_table(pd.DataFrame({"Feature": [formats.label(f) for f in run.feature_names],
+                                 "Mean before scaling": run.scaling["mean"], "Scale": run.scaling["scale"]}),
+                   key="segments_scaling")
         if run.silhouette_by_k:
-            st.dataframe({"segments": list(run.silhouette_by_k), "silhouette": list(run.silhouette_by_k.values())},
-                         hide_index=True)
+            show_table(pd.DataFrame({"Segments": list(run.silhouette_by_k),
+                                     "Silhouette": list(run.silhouette_by_k.values())}),
+                       kinds={"Silhouette": formats.SCORE}, key="segments_silhouette")
         for note in run.notes:
             st.caption(f"Note: {note}")
 
@@ -168,10 +172,11 @@ def _rfm_section(engine, dataset_id: int) -> None:
         st.info("No shoppers in this dataset.")
         return
     st.plotly_chart(charts.rfm_heatmap(grid), key="segments_rfm_grid")
-    st.dataframe(summary, hide_index=True, key="segments_rfm_summary", column_config={
-        "share_shoppers": st.column_config.NumberColumn("share of shoppers", format="percent"),
-        "share_revenue": st.column_config.NumberColumn("share of revenue", format="percent"),
-    })
+    show_table(summary, key="segments_rfm_summary", kinds={
+        "share_shoppers": formats.PERCENT, "share_revenue": formats.PERCENT, "revenue": formats.MONEY,
+        "median_recency_days": formats.DAYS, "mean_frequency": formats.DECIMAL},
+        labels={"share_shoppers": "Share of shoppers", "share_revenue": "Share of revenue",
+                "median_recency_days": "Median days since the last purchase", "mean_frequency": "Mean orders"})
 
 
 def main() -> None:

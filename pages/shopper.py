@@ -9,9 +9,9 @@ import streamlit as st
 from core.charts import segments as charts
 from core import config, store
 from core.analysis import segments
-from core.present import vocabulary
+from core.present import formats, vocabulary
 from core.errors import CartsightError
-from pages.common import current_dataset, get_engine, no_forecasts_text, show_error
+from pages.common import current_dataset, get_engine, no_forecasts_text, show_error, show_table
 
 try:  # built beside this page; the page works without it (charts from core.analysis.segments only)
     from core.analysis import preferences as prefs
@@ -165,7 +165,10 @@ def _profile(engine, dataset: str, user_id: str, events) -> None:
     if prefs is not None:
         _preference_tables(engine, dataset, user_id, seg if run is not None else None)
     with st.expander("Events"):
-        st.dataframe(events.iloc[::-1], hide_index=True, key="shopper_events")
+        shown = events.iloc[::-1].assign(event_type=lambda f: [formats.event_type(t) for t in f["event_type"]])
+        show_table(shown, key="shopper_events", kinds={"price": formats.MONEY},
+                   column_config={"event_time": st.column_config.DatetimeColumn("Time (UTC)",
+                                                                                format="YYYY-MM-DD HH:mm:ss")})
 
 
 def _preference_tables(engine, dataset: str, user_id: str, seg: dict | None) -> None:
@@ -176,17 +179,20 @@ def _preference_tables(engine, dataset: str, user_id: str, seg: dict | None) -> 
         try:
             mine = prefs.preferences(engine, did, dim, user_id=user_id, top_n=config.TOP_N)
             table = mine[["value", "events", "share_events", "affinity"]].rename(
-                columns={"share_events": "shopper share", "affinity": "shopper affinity"})
+                columns={"share_events": "Shopper's share", "affinity": "Shopper's affinity"})
             if seg is not None:
                 theirs = prefs.preferences(engine, did, dim, segment=seg["segment"], run_id=seg["run_id"])
                 table = table.merge(theirs[["value", "share_events", "affinity"]].rename(
-                    columns={"share_events": "segment share", "affinity": "segment affinity"}), on="value", how="left")
+                    columns={"share_events": "Segment's share", "affinity": "Segment's affinity"}), on="value",
+                    how="left")
         except CartsightError as exc:
             col.caption(str(exc))
             continue
         col.markdown(f"**Top {dim} preferences** (affinity: share ÷ everyone's share)")
-        col.dataframe(table, hide_index=True, key=f"shopper_pref_{dim}", column_config={
-            c: st.column_config.NumberColumn(c, format="percent") for c in ("shopper share", "segment share")})
+        with col:
+            show_table(table, key=f"shopper_pref_{dim}", labels={"value": dim.capitalize(), "events": "Events"},
+                       kinds={"Shopper's share": formats.PERCENT, "Segment's share": formats.PERCENT,
+                              "Shopper's affinity": formats.RATIO, "Segment's affinity": formats.RATIO})
 
 
 def main() -> None:

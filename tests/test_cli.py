@@ -48,7 +48,7 @@ def test_ingest_text_report_names_the_quarantine_reasons(capsys, db, shared_data
                        "--name", "taobao", "--db", db, "--quiet")
     assert code == 0
     assert "4,321 rows read = 4,321 loaded + 0 quarantined" in out
-    assert "(taobao)" in out
+    assert "(Taobao UserBehavior (no header))" in out
 
 
 def test_ingest_reads_the_worksheet_named(capsys, db, tmp_path):
@@ -354,7 +354,7 @@ def test_ingest_reads_an_order_status_column_set_by_hand_and_says_so(capsys, any
                          "--map", "status=Outcome")
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == "dataset 'pay' (transactions): 3 rows read = 2 loaded + 1 quarantined"
+    assert lines[0] == "dataset 'pay' (Transactions (customer, date, amount)): 3 rows read = 2 loaded + 1 quarantined"
     assert "  quarantined: not_a_purchase              1" in lines
     assert any(line.startswith("note: the order status is read from 'outcome': a purchase whose status says no "
                                "money was kept") for line in lines)
@@ -441,7 +441,7 @@ def test_ingest_append_of_the_same_file_adds_no_event_and_says_so(capsys, db, sh
     code, out, _ = run(capsys, "ingest", path, "--name", "oct", "--append", "--db", db, "--quiet")
     assert code == 0
     loaded = first["rows_loaded"]
-    assert f"file 2 (2019-Oct-first1000.csv) added to dataset 'oct' (rees46): {first['rows_read']:,} rows read = " \
+    assert f"file 2 (2019-Oct-first1000.csv) added to dataset 'oct' (REES46 multi-category store): {first['rows_read']:,} rows read = " \
            f"0 loaded + {first['rows_read']:,} quarantined" in out
     assert f"note: {loaded:,} lines repeat events already in the dataset: this file adds no event" in out
     assert f"dataset 'oct' now: {loaded:,} events of {first['users']:,} shoppers" in out

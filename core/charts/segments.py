@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 
 from core.charts.overview import EVENT_COLOURS, UNKNOWN_COLOUR
 from core.errors import ParameterError, SchemaError
+from core.present import formats
 
 #: Qualitative palette for segments (Plotly's "Safe" colours: readable for colour-blind eyes).
 SEGMENT_COLOURS = ("#88CCEE", "#CC6677", "#DDCC77", "#117733", "#332288", "#AA4499", "#44AA99", "#999933",
@@ -83,7 +84,8 @@ def segment_comparison(profiles: list[dict], segments: list[int]) -> go.Figure:
     fig = go.Figure()
     for s in segments:
         centre = by_seg[s]["center"]
-        fig.add_trace(go.Bar(y=list(centre), x=list(centre.values()), orientation="h", name=by_seg[s]["name"],
+        fig.add_trace(go.Bar(y=[formats.label(f) for f in centre], x=list(centre.values()), orientation="h",
+                             name=by_seg[s]["name"],
                              marker_color=segment_colour(s),
                              hovertemplate="%{y}: %{x:+.2f} standard deviations<extra>%{fullData.name}</extra>"))
     fig.update_layout(title="Segment comparison: how each differs from the average shopper", barmode="group",
@@ -121,7 +123,7 @@ def shopper_timeline(events: pd.DataFrame) -> go.Figure:
                  + " · item " + part["item_id"].fillna("—").astype(str) + " · session "
                  + part["session_id"].fillna("—").astype(str))
         fig.add_trace(go.Scatter(
-            x=part["event_time"], y=[str(kind).replace("_", " ")] * len(part), mode="markers", name=str(kind),
+            x=part["event_time"], y=[formats.event_type(kind)] * len(part), mode="markers", name=formats.event_type(kind),
             marker={"size": 9, "color": EVENT_COLOURS.get(str(kind), UNKNOWN_COLOUR)}, text=hover,
             customdata=part["price"], hovertemplate="%{x}<br>%{text}<br>price %{customdata}<extra></extra>",
         ))

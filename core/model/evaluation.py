@@ -15,6 +15,8 @@ import pandas as pd
 
 from core import config
 from core.errors import ParameterError, SchemaError
+from core.model.baselines import BASELINE_LABELS
+from core.present import formats
 
 #: Probabilities are clipped to [EPS, 1 - EPS] before taking logs.
 EPS = 1e-15
@@ -254,7 +256,7 @@ def pick_forecast(metrics: dict[str, dict], key: str, higher_is_better: bool = T
     scored = {name: m.get(key) for name, m in metrics.items() if m.get(key) is not None}
     if model_name not in scored:
         if metrics.get(model_name) is not None:
-            return model_name, f"The model's {key} could not be measured on the held-out window, so the model is used."
+            return model_name, f"The model's {formats.label(key)} could not be measured on the held-out window, so the model is used."
         best = max(scored, key=lambda n: scored[n] if higher_is_better else -scored[n]) if scored else None
         if best is None:
             raise SchemaError(f"No forecast named {model_name!r} and none with a {key!r} metric; "
@@ -262,19 +264,25 @@ def pick_forecast(metrics: dict[str, dict], key: str, higher_is_better: bool = T
         return best, f"No model forecast for this head, so {best}'s forecast is used."
     mine = scored[model_name]
     rivals = {n: v for n, v in scored.items() if n != model_name}
+    metric = formats.label(key)
     if not rivals:
-        return model_name, f"The model is used ({key} {mine:.3f}; no baseline could be measured)."
+        return model_name, f"The model is used ({metric} {mine:.3f}; no baseline could be measured)."
     best = max(rivals, key=lambda n: rivals[n] if higher_is_better else -rivals[n])
     beaten = rivals[best] > mine if higher_is_better else rivals[best] < mine
     if beaten:
         return best, (
-            f"The model did not beat {best} on the held-out window ({key} {mine:.3f} vs {rivals[best]:.3f}), "
-            f"so {best}'s forecast is used."
+            f"The model did not beat {forecast_name(best)} on the held-out window ({metric} {mine:.3f} vs "
+            f"{rivals[best]:.3f}), so {forecast_name(best)}'s forecast is used."
         )
     return model_name, (
-        f"The model is used: it beat every baseline on the held-out window ({key} {mine:.3f}; best baseline "
-        f"{best} {rivals[best]:.3f})."
+        f"The model is used: it beat every baseline on the held-out window ({metric} {mine:.3f}; best baseline "
+        f"{forecast_name(best)} {rivals[best]:.3f})."
     )
+
+
+def forecast_name(name: str) -> str:
+    """The words for a forecast's name in the card (a baseline's label, else its name in words)."""
+    return BASELINE_LABELS.get(name) or formats.label(name)
 
 
 def explain_choice(info: dict, key: str, higher_is_better: bool = True, labels: dict[str, str] | None = None,
@@ -288,13 +296,14 @@ def explain_choice(info: dict, key: str, higher_is_better: bool = True, labels: 
     used: it beat every baseline on the held-out window (roc_auc 0.812; best baseline ...)."
     """
     labels = labels or {}
-    name = lambda n: labels.get(n, n)  # noqa: E731
+    name = lambda n: labels.get(n) or forecast_name(n)  # noqa: E731
+    metric = formats.label(key)
     metrics, used = info.get("metrics", {}), info.get("used", model_name)
     mine = (metrics.get(model_name) or {}).get(key)
     if used != model_name:
         theirs = (metrics.get(used) or {}).get(key)
         if mine is not None and theirs is not None:
-            return (f"The model did not beat {name(used)} on the held-out window ({key} {mine:.3f} vs "
+            return (f"The model did not beat {name(used)} on the held-out window ({metric} {mine:.3f} vs "
                     f"{theirs:.3f}), so {name(used)}'s forecast is used.")
         return f"The model did not beat {name(used)} on the held-out window, so {name(used)}'s forecast is used."
     if mine is None:
@@ -302,9 +311,9 @@ def explain_choice(info: dict, key: str, higher_is_better: bool = True, labels: 
         return f"The sequence model's forecast is used; {why[0].lower() + why[1:] if why else why}".rstrip(".") + "."
     rivals = {n: m.get(key) for n, m in metrics.items() if n != model_name and m.get(key) is not None}
     if not rivals:
-        return f"The sequence model's forecast is used ({key} {mine:.3f}; no baseline could be measured)."
+        return f"The sequence model's forecast is used ({metric} {mine:.3f}; no baseline could be measured)."
     best = max(rivals, key=lambda n: rivals[n] if higher_is_better else -rivals[n])
-    return (f"The sequence model's forecast is used: it beat every baseline on the held-out window ({key} "
+    return (f"The sequence model's forecast is used: it beat every baseline on the held-out window ({metric} "
             f"{mine:.3f}; best baseline, {name(best)}, {rivals[best]:.3f}).")
 
 

@@ -34,7 +34,22 @@ NEXT_CATEGORY_P_HELP = (
     "baseline names the category (the model did not beat it), that baseline's hit rate: the share of "
     "shoppers in the held-out window whose next category was the baseline's first choice."
 )
+#: The layouts ingest recognises, in the words the Data page and the CLI's text output show (JSON keeps the codes).
+LAYOUT_NAMES = {
+    "rees46": "REES46 multi-category store",
+    "taobao": "Taobao UserBehavior (no header)",
+    "online_retail": "UCI Online Retail transactions",
+    "yoochoose": "YooChoose clicks",
+    "transactions": "Transactions (customer, date, amount)",
+    "generic": "Event file with named columns",
+    "manual": "Mapped by hand",
+}
 _BUY_HEADER = re.compile(r"^p_buy_within_(\d+)d$")
+
+
+def layout_name(layout: str | None) -> str:
+    """A layout code in words (``generic`` -> "Event file with named columns"); an unknown code as it is."""
+    return LAYOUT_NAMES.get(layout, str(layout))
 
 
 def _days(horizon_days: int) -> str:

@@ -120,8 +120,8 @@ def test_pick_forecast():
     m = {"model": {"roc_auc": 0.70}, "rfm_gbm": {"roc_auc": 0.80}, "random": {"roc_auc": None}}
     used, note = ev.pick_forecast(m, "roc_auc")
     assert used == "rfm_gbm"
-    assert note == ("The model did not beat rfm_gbm on the held-out window (roc_auc 0.700 vs 0.800), "
-                    "so rfm_gbm's forecast is used.")
+    assert note == ("The model did not beat Rfm gbm on the held-out window (ROC-AUC 0.700 vs 0.800), "
+                    "so Rfm gbm's forecast is used.")  # metric and forecast named in words, never by their code names
     used, note = ev.pick_forecast({"model": {"log_loss": 0.9}, "markov": {"log_loss": 1.1}}, "log_loss",
                                   higher_is_better=False)
     assert used == "model" and "beat every baseline" in note
@@ -214,12 +214,12 @@ def test_explain_choice():
     lost = {"metrics": {"model": {"accuracy@1": 0.21}, "most_popular": {"accuracy@1": 0.30},
                         "markov_chain": {"accuracy@1": 0.25}}, "used": "most_popular"}
     assert ev.explain_choice(lost, "accuracy@1", labels=labels) == (
-        "The model did not beat Most popular on the held-out window (accuracy@1 0.210 vs 0.300), "
+        "The model did not beat Most popular on the held-out window (Accuracy@1 0.210 vs 0.300), "
         "so Most popular's forecast is used.")
     won = {"metrics": {"model": {"log_loss": 0.8}, "markov_chain": {"log_loss": 0.9}}, "used": "model"}
     assert ev.explain_choice(won, "log_loss", False, labels) == (
         "The sequence model's forecast is used: it beat every baseline on the held-out window "
-        "(log_loss 0.800; best baseline, Markov chain, 0.900).")
+        "(Log loss 0.800; best baseline, Markov chain, 0.900).")
     few = {"metrics": {"model": {"roc_auc": None, "note": "Too few buyers to measure: 3 of 90 shoppers bought."}},
            "used": "model"}
     assert ev.explain_choice(few, "roc_auc") == (

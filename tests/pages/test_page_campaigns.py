@@ -101,7 +101,7 @@ def test_top_20_percent_by_expected_revenue_and_likely_to_lapse(shop):
     preview = _frame(at, "recommended_items")
     assert preview["user_id"].tolist() == ["u17", "u34", "u11", "u28", "u05", "u22", "u39", "u16"]
     assert preview["expected_revenue"].tolist() == [195.0, 190.0, 185.0, 180.0, 175.0, 170.0, 165.0, 160.0]
-    assert preview["p_inactive"].tolist()[:2] == [17 / 40, 34 / 40]
+    assert preview["p_inactive"].tolist()[:2] == [100 * 17 / 40, 100 * 34 / 40]  # shown in percent
     assert _metric(at, "Expected revenue") == "1,420"
 
     at.radio(key="camp_top_mode").set_value("everyone who matches").run()
@@ -110,7 +110,7 @@ def test_top_20_percent_by_expected_revenue_and_likely_to_lapse(shop):
     _ok(at)
     assert _metric(at, LIVE) == "20"  # lapse risk i / 40 of at least 50 %: u20 … u39
     preview = _frame(at, "recommended_items")
-    assert preview["user_id"].tolist()[:3] == ["u39", "u38", "u37"] and preview["p_inactive"].min() >= 0.5
+    assert preview["user_id"].tolist()[:3] == ["u39", "u38", "u37"] and preview["p_inactive"].min() >= 50
 
 
 def _upload(at: AppTest, key: str, name: str, data: bytes) -> None:

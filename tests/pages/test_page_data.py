@@ -85,9 +85,9 @@ def test_upload_detects_layout_and_load_reconciles(store_url):
     assert (tiles["Rows read"], tiles["Rows loaded"], tiles["Rows quarantined"]) == ("6", "4", "2")
     assert "rows read = rows loaded + rows quarantined: 6 = 4 + 2" in at.success[0].value
     by_type = {df.value.columns[0]: df.value for df in at.dataframe}
-    assert dict(zip(by_type["event type"]["event type"], by_type["event type"]["events"])) == {
+    assert dict(zip(by_type["Event type"]["Event type"], by_type["Event type"]["Events"])) == {
         "view": 2, "cart": 1, "purchase": 1}
-    assert dict(zip(by_type["reason"]["reason"], by_type["reason"]["rows"])) == {"duplicate": 1, "truncated_row": 1}
+    assert dict(zip(by_type["Reason"]["Reason"], by_type["Reason"]["Rows"])) == {"duplicate": 1, "truncated_row": 1}
     rows = by_type["line_no"]
     assert list(rows["line_no"]) == [6, 7] and list(rows["reason"]) == ["duplicate", "truncated_row"]
     assert rows["raw_line"].iloc[1] == CUT
@@ -98,8 +98,8 @@ def test_upload_detects_layout_and_load_reconciles(store_url):
     ds = store.get_dataset(engine, HOSTILE)
     assert (ds["rows_loaded"], ds["rows_quarantined"], ds["n_users"]) == (4, 2, 2)
     engine.dispose()
-    listed = next(df.value for df in at.dataframe if "created" in df.value.columns)
-    assert listed["name"].tolist() == [HOSTILE] and listed["events"].tolist() == [4]
+    listed = next(df.value for df in at.dataframe if "Created" in df.value.columns)
+    assert listed["Name"].tolist() == [HOSTILE] and listed["Events"].tolist() == [4]
 
 
 def _keys(at: AppTest) -> list[str]:
@@ -134,8 +134,8 @@ def test_ga4_export_is_read_without_edits(store_url):
     assert not at.error, [e.value for e in at.error]
     tiles = _metrics(at)
     assert (tiles["Rows read"], tiles["Rows loaded"], tiles["Rows quarantined"]) == ("4", "4", "0")
-    by_type = next(df.value for df in at.dataframe if df.value.columns[0] == "event type")
-    assert dict(zip(by_type["event type"], by_type["events"])) == {
+    by_type = next(df.value for df in at.dataframe if df.value.columns[0] == "Event type")
+    assert dict(zip(by_type["Event type"], by_type["Events"])) == {
         "view": 1, "cart": 1, "begin_checkout": 1, "purchase": 1}
 
 
@@ -263,17 +263,17 @@ def test_delete_dataset_after_confirming(store_url):
     engine.dispose()
     at = _page()
     listed = at.dataframe[0].value
-    assert sorted(listed["name"]) == ["drop; me", "keep me"]
+    assert sorted(listed["Name"]) == ["drop; me", "keep me"]
     at.selectbox(key="data_delete_pick").set_value("drop; me").run()
     at.button(key="data_delete").click().run()
     assert "cannot be undone" in at.warning[0].value
     at.button(key="data_delete_keep").click().run()
-    assert sorted(at.dataframe[0].value["name"]) == ["drop; me", "keep me"]  # "keep it" deletes nothing
+    assert sorted(at.dataframe[0].value["Name"]) == ["drop; me", "keep me"]  # "keep it" deletes nothing
 
     at.selectbox(key="data_delete_pick").set_value("drop; me").run()
     at.button(key="data_delete").click().run()
     at.button(key="data_delete_confirm").click().run()
-    assert at.dataframe[0].value["name"].tolist() == ["keep me"]
+    assert at.dataframe[0].value["Name"].tolist() == ["keep me"]
     engine = store.make_engine(store_url)
     assert [d["name"] for d in store.list_datasets(engine)] == ["keep me"]
     engine.dispose()
@@ -414,8 +414,8 @@ def test_an_order_status_found_is_shown_and_can_be_unmapped(store_url):
     assert not at.error, [e.value for e in at.error]
     tiles = _metrics(at)
     assert (tiles["Rows read"], tiles["Rows loaded"], tiles["Rows quarantined"]) == ("3", "2", "1")
-    by_reason = next(d.value for d in at.dataframe if "reason" in d.value.columns and "rows" in d.value.columns)
-    assert dict(zip(by_reason["reason"], by_reason["rows"])) == {"not_a_purchase": 1}
+    by_reason = next(d.value for d in at.dataframe if "Reason" in d.value.columns and "Rows" in d.value.columns)
+    assert dict(zip(by_reason["Reason"], by_reason["Rows"])) == {"not_a_purchase": 1}
     captions = [c.value.replace("\\", "") for c in at.caption]
     assert not any(c.startswith("• the order status is read from") for c in captions)
     assert any(c.startswith("• the amount refunded is read from 'Amount Refunded': ") for c in captions)
@@ -513,8 +513,8 @@ def test_a_file_is_added_to_a_dataset_and_its_repeats_are_shown(store_url):
     rows = next(df.value for df in at.dataframe if "line_no" in df.value.columns)
     assert rows[["line_no", "reason", "detail"]].values.tolist() == [
         [3, "duplicate", "repeats an event already in the dataset: line 2 of week1.csv (file 1)"]]
-    files = next(df.value for df in at.dataframe if "file name" in df.value.columns)
-    assert files[["file", "file name", "rows read", "loaded rows", "quarantined", "repeats"]].values.tolist() == [
+    files = next(df.value for df in at.dataframe if "File name" in df.value.columns)
+    assert files[["File", "File name", "Rows read", "Rows loaded", "Quarantined", "Repeats"]].values.tolist() == [
         [1, "week1.csv", 6, 4, 2, 0], [2, "week2.csv", 2, 1, 1, 1]]
     engine = store.make_engine(store_url)
     ds = store.get_dataset(engine, "week1")

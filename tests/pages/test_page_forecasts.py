@@ -22,6 +22,7 @@ from streamlit.testing.v1 import AppTest
 from core.charts import forecast as charts
 from core import config, store
 from core.model import forecast
+from core.present import formats
 from core.model.config import ModelConfig, PipelineSettings
 from core.model.labels import plan_cutoffs
 from core.simulate import simulate
@@ -182,7 +183,7 @@ def test_card_after_training(shop, download_content):
             assert any(t.startswith("The sequence model's forecast is used") for t in texts), head
         else:
             mine, theirs = info["metrics"]["model"][key], info["metrics"][info["used"]][key]
-            sentence = (f"The model did not beat {LABELS[info['used']]} on the held-out window ({key} {mine:.3f} "
+            sentence = (f"The model did not beat {LABELS[info['used']]} on the held-out window ({formats.label(key)} {mine:.3f} "
                         f"vs {theirs:.3f}), so {LABELS[info['used']]}'s forecast is used.")
             assert sentence in texts, head
     assert set(_frame(at, "forecast_metrics_next_category")["Forecast"]) == {

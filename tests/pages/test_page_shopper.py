@@ -99,11 +99,11 @@ def test_segment_and_forecast_are_shown(shop):
     bars = _charts(at)["Preferences by category group"]["data"]
     assert [t["name"] for t in bars] == ["This shopper", "Their segment", "Everyone"]
     tables = [d.value for d in at.dataframe]
-    categories = next(t for t in tables if "segment share" in t.columns and "value" in t.columns)
+    categories = next(t for t in tables if "Segment's share" in t.columns and "value" in t.columns)
     ev = shop["events"][shop["events"]["user_id"].astype(str) == user]
     cat = ev["category_code"].astype(object).where(ev["category_code"].notna(), ev["category_id"].astype(str))
     assert categories["events"].iloc[0] == cat.value_counts().max()
-    assert categories["segment share"].notna().all()
+    assert categories["Segment's share"].notna().all()
 
 
 def test_arriving_from_a_segment_lists_its_members(shop):
