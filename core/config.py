@@ -159,8 +159,6 @@ OVERVIEW_CACHE_TTL_SECONDS = 600
 OVERVIEW_CACHE_MAX_ENTRIES = 64
 #: The activity chart counts per hour instead of per day when the data spans at most this many days.
 HOURLY_ACTIVITY_MAX_DAYS = 3
-#: KPI tiles show sums from this size on in millions ("1.41M"), so that the tile shows them whole.
-COMPACT_FROM = 1_000_000
 
 # --- app shell and Data page (app.py, pages/data.py) ---
 #: File kinds the upload box accepts (a gzip-compressed file ends in .gz).

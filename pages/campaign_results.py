@@ -10,6 +10,8 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
+from core.present import formats
+
 from core import config
 from core.campaigns import exports, results
 from core.charts import campaigns as charts
@@ -37,7 +39,7 @@ def _label(row: dict) -> str:
     as_of = "no as-of time" if pd.isna(row["as_of"]) else f"as of {pd.Timestamp(row['as_of']):%Y-%m-%d %H:%M}"
     name = row["name"] if isinstance(row["name"], str) and row["name"] else row["file_name"]
     return (f"#{row['export_id']} {name} (made {pd.Timestamp(row['created_at']):%Y-%m-%d}, {as_of}, "
-            f"{int(row['holdout']):,} held out)")
+            f"{formats.count(int(row['holdout']))} held out)")
 
 
 def _table(rows: list[dict], key: str, title: str) -> None:
@@ -53,35 +55,35 @@ def _table(rows: list[dict], key: str, title: str) -> None:
 
 def _figures(result: dict) -> None:
     a, b, c, d = st.columns(4)
-    rate = lambda v: "—" if v is None else f"{v * 100:.1f} %"  # noqa: E731
+    rate = formats.percent
     a.metric("Conversion of the list", rate(result["conversion_treated"]),
-             help=f"{result['converted_treated']:,} of {result['treated']:,} exported shoppers bought in the window.")
+             help=f"{formats.count(result['converted_treated'])} of {formats.count(result['treated'])} exported shoppers bought in the window.")
     b.metric("Conversion of the holdout", rate(result["conversion_holdout"]),
-             help=f"{result['converted_holdout']:,} of {result['holdout']:,} held-out shoppers bought in the window.")
+             help=f"{formats.count(result['converted_holdout'])} of {formats.count(result['holdout'])} held-out shoppers bought in the window.")
     c.metric("Incremental buyers", "—" if result["incremental_buyers"] is None else
-             f"{result['incremental_buyers']:+,.1f}", help="The lift × the exported shoppers.")
+             formats.signed(result['incremental_buyers'], formats.ESTIMATE), help="The lift × the exported shoppers.")
     d.metric("Incremental revenue", "—" if result["incremental_revenue"] is None else
-             f"{result['incremental_revenue']:+,.0f}",
+             formats.signed(result['incremental_revenue'], formats.MONEY),
              help="The difference in revenue per shopper × the exported shoppers"
                   + ("" if result["revenue_ci_low"] is None else
-                     f"; 95 % CI {result['incremental_revenue_ci'][0]:+,.0f} to "
-                     f"{result['incremental_revenue_ci'][1]:+,.0f} (bootstrap)") + ".")
+                     f"; 95 % CI {formats.signed(result['incremental_revenue_ci'][0], formats.MONEY)} to "
+                     f"{formats.signed(result['incremental_revenue_ci'][1], formats.MONEY)} (bootstrap)") + ".")
 
 
 def _render(result: dict) -> None:
     STATUS_BOX[result["status"]](result["status_text"])
     st.markdown(f"**{md(results.headline(result))}**")
     if result["relative_lift"] is not None:
-        st.caption(f"Relative lift: {result['relative_lift'] * 100:+.0f} % over the holdout's conversion.")
+        st.caption(f"Relative lift: {formats.signed(result['relative_lift'], formats.PERCENT)} over the holdout's conversion.")
     _figures(result)
     if result["revenue_diff"] is not None:
-        st.caption(f"Revenue per shopper: {result['revenue_per_treated']:,.2f} exported against "
-                   f"{result['revenue_per_holdout']:,.2f} held out, a difference of {result['revenue_diff']:+,.2f}"
+        st.caption(f"Revenue per shopper: {formats.money(result['revenue_per_treated'])} exported against "
+                   f"{formats.money(result['revenue_per_holdout'])} held out, a difference of {formats.signed(result['revenue_diff'], formats.MONEY)}"
                    + ("" if result["revenue_ci_low"] is None else
-                      f" (95 % CI {result['revenue_ci_low']:+,.2f} to {result['revenue_ci_high']:+,.2f})") + ".")
+                      f" (95 % CI {formats.signed(result['revenue_ci_low'], formats.MONEY)} to {formats.signed(result['revenue_ci_high'], formats.MONEY)})") + ".")
     mde = result["min_detectable_lift"]
     st.caption("Smallest lift these groups could detect (80 % power, two-sided α 0.05): "
-               + ("none up to 100 points" if mde is None else f"{mde * 100:.1f} points") + ".")
+               + ("none up to 100 points" if mde is None else formats.points(mde)) + ".")
     if result["conversion_treated"] is not None:
         st.plotly_chart(charts.results_chart(result), key="camp_results_chart")
     _table(result["by_segment"], "segment", "Segment")

@@ -96,7 +96,7 @@ def _filters(opts: dict, dataset_id: int) -> campaigns.CampaignFilters:
     spend = right.number_input("Minimum spend (0 = any)", min_value=0.0, value=0.0, step=10.0, key="camp_min_spend")
     bands = right.multiselect("Preferred price band", list(PRICE_BANDS), key="camp_bands",
                               help="The band of most of the shopper's priced events (quartiles of their category).")
-    lapse = right.checkbox(f"Only shoppers likely to lapse (lapse risk at least {config.LIKELY_TO_LAPSE:.0%})",
+    lapse = right.checkbox(f"Only shoppers likely to lapse (lapse risk at least {formats.percent(config.LIKELY_TO_LAPSE)})",
                            key="camp_lapse", disabled=not has_model,
                            help="Lapse risk: the model's chance that the shopper does nothing at all (no visit, no "
                                 "purchase) within its horizon.")
@@ -125,14 +125,14 @@ def _problems(parsed, key: str) -> None:
     with st.expander(f"{_n(len(report), 'problem')}: rows left out and fields left blank, with the reason"):
         st.table(report.head(config.CAMPAIGN_PROBLEMS_SHOWN))
         if len(report) > config.CAMPAIGN_PROBLEMS_SHOWN:
-            st.caption(f"The first {config.CAMPAIGN_PROBLEMS_SHOWN:,} of {len(report):,}; download them all:")
+            st.caption(f"The first {formats.count(config.CAMPAIGN_PROBLEMS_SHOWN)} of {formats.count(len(report))}; download them all:")
         st.download_button("Download the problems (CSV)", data=exports.problems_csv(report),
                            file_name=f"{key}-problems.csv", mime=exports.CSV_MIME, key=f"{key}_problems",
                            on_click="ignore")
 
 
 def _n(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+    return f"{formats.count(count)} {noun}{'' if count == 1 else 's'}"
 
 
 def _columns_caption(parsed) -> str:
@@ -158,7 +158,7 @@ def _upload(label: str, key: str, reader, help_text: str):
         return None, None, True
     left_out = parsed.n_left_out
     blanked = getattr(parsed, "n_fields_blanked", 0)
-    st.caption(f"{uploaded.name}: {parsed.n_rows:,} rows read, {parsed.n_rows - left_out:,} usable, {left_out:,} left "
+    st.caption(f"{uploaded.name}: {formats.count(parsed.n_rows)} rows read, {formats.count(parsed.n_rows - left_out)} usable, {formats.count(left_out)} left "
                f"out" + (f"; {_n(blanked, 'field')} left blank (the rest of their rows kept)" if blanked else "") + ".")
     st.caption(_columns_caption(parsed))
     _problems(parsed, key)
@@ -183,18 +183,18 @@ def _outcome(built: campaigns.TargetList) -> None:
     st.subheader("Expected outcome")
     out, counts = built.outcome, built.counts
     a, b, c, d = st.columns(4)
-    a.metric("List size", f"{out['list_size']:,}", help="Shoppers in the export (the holdout is not counted).")
-    b.metric("Expected buyers", NO_VALUE if out["expected_buyers"] is None else f"{out['expected_buyers']:,.1f}",
+    a.metric("List size", f"{formats.count(out['list_size'])}", help="Shoppers in the export (the holdout is not counted).")
+    b.metric("Expected buyers", NO_VALUE if out["expected_buyers"] is None else formats.estimate(out['expected_buyers']),
              help="Sum of the list's chances to buy within the model's horizon.")
-    c.metric("Expected revenue", NO_VALUE if out["expected_revenue"] is None else f"{out['expected_revenue']:,.0f}",
+    c.metric("Expected revenue", NO_VALUE if out["expected_revenue"] is None else formats.money(out['expected_revenue']),
              help=out["revenue_basis"] or "Needs purchase prices and a model.")
-    d.metric("Lift over a random list", NO_VALUE if out["lift"] is None else f"×{out['lift']:.2f}",
+    d.metric("Lift over a random list", NO_VALUE if out["lift"] is None else formats.ratio(out['lift']),
              help="Mean chance to buy of the list ÷ mean chance to buy of all scored shoppers.")
     if out["revenue_basis"]:
         st.caption(f"Expected revenue = {out['revenue_basis']}.")
     cols = st.columns(len(campaigns.COUNT_KEYS))
     for col, key in zip(cols, campaigns.COUNT_KEYS):
-        col.metric(charts.COUNT_LABELS[key], f"{counts[key]:,}")
+        col.metric(charts.COUNT_LABELS[key], f"{formats.count(counts[key])}")
     for note in built.notes:
         st.caption(f"Note: {note}")
     if out["gain"] is not None:
@@ -209,11 +209,11 @@ def _export(engine, built: campaigns.TargetList, fmt: str, list_key: str) -> Non
     if reason:
         st.warning(reason)
         # the box belongs to this list: another list asks again
-        confirmed = st.checkbox(f"Export this list of {n:,} shoppers anyway", key=f"camp_allow_small_{list_key[:16]}")
+        confirmed = st.checkbox(f"Export this list of {formats.count(n)} shoppers anyway", key=f"camp_allow_small_{list_key[:16]}")
     if built.consent_basis:
         st.caption(f"Legal basis recorded with the export: {built.consent_basis}")
     name = st.text_input("Name of the list (optional)", key="camp_name")
-    if st.button(f"Export {n:,} shoppers as {FORMAT_LABELS[fmt]}", key="camp_export", type="primary",
+    if st.button(f"Export {formats.count(n)} shoppers as {FORMAT_LABELS[fmt]}", key="camp_export", type="primary",
                  disabled=not confirmed):
         try:
             record = exports.save_export(engine, built, fmt, name=name or None, allow_small=confirmed)
@@ -276,7 +276,7 @@ def _history(engine, dataset: str) -> None:
                              on_click="ignore")
     except CartsightError as exc:
         left.error(str(exc))
-    right.download_button(f"Download its holdout ({int(row['holdout']):,} shoppers)",
+    right.download_button(f"Download its holdout ({formats.count(int(row['holdout']))} shoppers)",
                           data=exports.holdout_csv(engine, int(pick)), file_name=f"holdout-{pick}.csv",
                           mime=exports.CSV_MIME, key="camp_holdout_download", on_click="ignore",
                           help="The shoppers kept back from this list: compare their purchases with the list's later.")
@@ -349,7 +349,7 @@ def main() -> None:
     key = (store_key, ds["name"], filters.to_json(), opts["model_version"], opts["segment_run_id"])
     _older_inputs(engine, opts)
     try:
-        st.metric("Shoppers matching these filters", f"{_count(engine, *key):,}",
+        st.metric("Shoppers matching these filters", f"{formats.count(_count(engine, *key))}",
                   help="Before suppression, consent and holdout, which need the files below.")
     except CartsightError as exc:
         show_error(exc)

@@ -411,22 +411,22 @@ def _show_report(engine, report: dict) -> None:
         st.subheader(f"Added {md(report['source'])} to {md(report['dataset'])} (its file {report['file_no']})")
     else:
         st.subheader(f"Loaded {md(report['dataset'])}")
-    balance = f"rows read = rows loaded + rows quarantined: {read:,} = {loaded:,} + {quarantined:,}"
+    balance = f"rows read = rows loaded + rows quarantined: {formats.count(read)} = {formats.count(loaded)} + {formats.count(quarantined)}"
     if read == loaded + quarantined:
         st.success(f"Every row is accounted for — {balance}")
     else:
         st.error(f"The counts do not reconcile — {balance}")
     tiles = st.columns(3)
-    tiles[0].metric("Rows read", f"{read:,}")
-    tiles[1].metric("Rows loaded", f"{loaded:,}")
-    tiles[2].metric("Rows quarantined", f"{quarantined:,}")
-    facts = [f"{report.get('users', 0):,} shoppers", f"layout {vocabulary.layout_name(report.get('layout'))}"]
+    tiles[0].metric("Rows read", f"{formats.count(read)}")
+    tiles[1].metric("Rows loaded", f"{formats.count(loaded)}")
+    tiles[2].metric("Rows quarantined", f"{formats.count(quarantined)}")
+    facts = [f"{formats.count(report.get('users', 0))} shoppers", f"layout {vocabulary.layout_name(report.get('layout'))}"]
     if report.get("first_event") and report.get("last_event"):
         facts.append(f"events from {report['first_event']} to {report['last_event']}")
     if report.get("sessions_derived"):
         facts.append(f"sessions derived by a {config.SESSION_GAP_MINUTES}-minute inactivity gap")
     if report.get("seconds") is not None:
-        facts.append(f"loaded in {report['seconds']:.1f} s")
+        facts.append(f"loaded in {formats.seconds(report['seconds'])}")
     st.caption(md(" · ".join(facts)))
     notes = report.get("notes") or []
     if report.get("repeated_events"):  # the note that says so, first: an analyst must not miss it
@@ -443,7 +443,7 @@ def _show_report(engine, report: dict) -> None:
                                  "Events": list(by_type.values())}), width="stretch")
     unknown = report.get("unknown_event_types") or {}
     if unknown:
-        listed = (", ".join(f"{k} ({v:,})" for k, v in unknown.items()) if isinstance(unknown, dict)
+        listed = (", ".join(f"{k} ({formats.count(v)})" for k, v in unknown.items()) if isinstance(unknown, dict)
                   else ", ".join(map(str, unknown)))
         left.warning(f"Unknown event types, kept as given: {md(listed)}")
     by_reason = report.get("quarantine_by_reason") or {}
@@ -471,7 +471,7 @@ def _show_quarantine(engine, dataset: str, n_rows: int, file_no: int | None = No
     except CartsightError as exc:  # deleted since it was loaded
         show_error(exc)
         return
-    shown = f"first {len(rows):,} of {n_rows:,}" if n_rows > len(rows) else f"all {n_rows:,}"
+    shown = f"first {formats.count(len(rows))} of {formats.count(n_rows)}" if n_rows > len(rows) else f"all {formats.count(n_rows)}"
     st.markdown(f"**Quarantined rows** ({shown}; the download holds all)")
     show_table(rows, width="stretch", key="data_quarantined_rows")
     # small quarantines are already in hand; large ones are written only when the analyst asks

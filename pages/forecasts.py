@@ -16,7 +16,7 @@ import streamlit as st
 from core.charts import forecast as charts
 from core import config, jobs, store
 from core.model import train_estimate
-from core.present import safecsv
+from core.present import formats, safecsv
 from core.present import vocabulary
 from core.errors import CartsightError
 from core.jobs import Job, JobBoard
@@ -96,7 +96,7 @@ def _training_progress(key: tuple) -> None:
     elapsed = time.monotonic() - job.started
     left = train_estimate.remaining_seconds(job.fraction, elapsed, job.inputs.get("estimate_s"))
     remaining = "" if left is None else f", {train_estimate.describe_seconds(left)} left"
-    st.progress(job.fraction, text="Cancelling…" if cancelling else f"{job.message} ({elapsed:.0f} s{remaining})")
+    st.progress(job.fraction, text="Cancelling…" if cancelling else f"{job.message} ({formats.seconds(elapsed)}{remaining})")
     if job.points:
         st.plotly_chart(charts.loss_chart(job.points), key="forecast_live_loss")
     st.button("Cancel", key="forecast_cancel", on_click=job.cancel, disabled=cancelling,
@@ -110,10 +110,10 @@ def _outcome(job: Job) -> None:
     elif job.error:
         st.error(job.error)
     elif job.result is not None and job.inputs.get("kind") == RESCORE:
-        st.success(f"Scored {job.result:,} shoppers again with model {job.inputs['model_version']} at the data's end; "
+        st.success(f"Scored {formats.count(job.result)} shoppers again with model {job.inputs['model_version']} at the data's end; "
                    "its earlier forecasts are kept (What moved, below).")
     elif job.result is not None:
-        st.success(f"Trained model {job.result.model_version} in {job.result.training_seconds:.0f} s "
+        st.success(f"Trained model {job.result.model_version} in {formats.seconds(job.result.training_seconds)} "
                    f"(horizon {job.inputs['horizon_days']} days).")
 
 
@@ -143,8 +143,8 @@ def _controls(engine, ds: dict, key: tuple, busy: bool) -> None:
                    "waits until it ends.")
     estimate_s = _estimate(engine, ds)
     if not busy:
-        right.caption(f"Training and scoring this dataset ({ds.get('n_users') or 0:,} shoppers, "
-                      f"{ds.get('rows_loaded') or 0:,} events) takes {train_estimate.describe_seconds(estimate_s)} "
+        right.caption(f"Training and scoring this dataset ({formats.count(ds.get('n_users') or 0)} shoppers, "
+                      f"{formats.count(ds.get('rows_loaded') or 0)} events) takes {train_estimate.describe_seconds(estimate_s)} "
                       "on this machine; the page stays usable meanwhile.")
     if left.button("Train", key="forecast_train", type="primary", disabled=busy or plan is None or bool(elsewhere),
                    help="Train on this dataset in the background; the page stays usable."):
@@ -172,7 +172,7 @@ def _fmt(value) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "—"
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return formats.score(value)
     return str(value)
 
 
@@ -187,9 +187,9 @@ def metrics_table(head: str, info: dict) -> pd.DataFrame:
                 if head == "propensity" and k in ("roc_auc", "pr_auc") and metrics.get("measurable") is False:
                     row[title] = TOO_FEW if metrics.get("buyers", 0) < config.MIN_BUYERS_TO_MEASURE else "—"
                 elif k == "base_rate" and value is not None:
-                    row[title] = f"{100 * value:.1f} %"
+                    row[title] = formats.percent(value)
                 elif k == "top_decile_lift" and value is not None:
-                    row[title] = f"{value:.2f}×"
+                    row[title] = formats.ratio(value)
                 else:
                     row[title] = _fmt(value)
         rows.append(row)
@@ -212,7 +212,7 @@ def _head_section(head: str, info: dict) -> None:
     if head == "propensity" and alone:
         st.caption(f"The sequence model's propensity stacks the transformer with gradient boosting (weights fitted "
                    f"on the validation window, see the notes below). The transformer alone, before stacking: "
-                   f"ROC-AUC {alone['roc_auc']:.3f}, PR-AUC {alone['pr_auc']:.3f}.")
+                   f"ROC-AUC {formats.score(alone['roc_auc'])}, PR-AUC {formats.score(alone['pr_auc'])}.")
 
 
 def value_table(info: dict) -> pd.DataFrame:
@@ -247,7 +247,7 @@ def _headline(card) -> None:
     getattr(st, VERDICT_BOXES[word])(sentence)
     tiles = st.columns(4)
     tiles[0].metric("Horizon", f"{card.horizon_days} days", help=vocabulary.chance_to_buy_help(card.horizon_days))
-    tiles[1].metric("Shoppers scored", f"{card.n_users:,}")
+    tiles[1].metric("Shoppers scored", f"{formats.count(card.n_users)}")
     if card.lift:
         left, right = st.columns(2)
         left.plotly_chart(charts.lift_chart(card.lift), key="forecast_lift")
@@ -267,9 +267,9 @@ def _card_details(card) -> None:
     from core.model.card import HEAD_METRICS, TARGET_TEXT
 
     tiles = st.columns(3)
-    tiles[0].metric("Shoppers trained on" + (" (a sample)" if card.sampled else ""), f"{card.n_users_trained:,}")
-    tiles[1].metric("Training examples", f"{card.n_train_examples:,}")
-    tiles[2].metric("Training time", f"{card.training_seconds:.0f} s")
+    tiles[0].metric("Shoppers trained on" + (" (a sample)" if card.sampled else ""), f"{formats.count(card.n_users_trained)}")
+    tiles[1].metric("Training examples", f"{formats.count(card.n_train_examples)}")
+    tiles[2].metric("Training time", formats.seconds(card.training_seconds))
     first, last = card.data_window
     st.caption(
         f"Data window {_fmt_time(first)} to {_fmt_time(last)}; trained {_fmt_time(card.created_at)}. "
@@ -380,17 +380,17 @@ def _shift_view(shift, then, now) -> None:
 
     h = now.horizon_days
     tiles = st.columns(4)
-    tiles[0].metric(f"Mean {vocabulary.chance_to_buy(h).lower()}", f"{shift.mean_now:.1%}",
-                    f"{100 * (shift.mean_now - shift.mean_then):+.1f} points", help=vocabulary.chance_to_buy_help(h))
-    tiles[1].metric("Expected buyers", f"{shift.expected_buyers_now:,.0f}",
-                    f"{shift.expected_buyers_now - shift.expected_buyers_then:+,.0f}",
+    tiles[0].metric(f"Mean {vocabulary.chance_to_buy(h).lower()}", f"{formats.percent(shift.mean_now)}",
+                    formats.signed(shift.mean_now - shift.mean_then, formats.POINTS), help=vocabulary.chance_to_buy_help(h))
+    tiles[1].metric("Expected buyers", formats.estimate(shift.expected_buyers_now),
+                    formats.signed(shift.expected_buyers_now - shift.expected_buyers_then, formats.ESTIMATE),
                     help="The sum of every shopper's chance to buy: the buyers each scoring expects within its horizon.")
-    tiles[2].metric("Moved up a decile or more", f"{shift.moved_up:,}",
+    tiles[2].metric("Moved up a decile or more", f"{formats.count(shift.moved_up)}",
                     help="Shoppers scored both times whose rank decile rose (1 = the top 10 % of a scoring).")
-    tiles[3].metric("Moved down a decile or more", f"{shift.moved_down:,}",
+    tiles[3].metric("Moved down a decile or more", f"{formats.count(shift.moved_down)}",
                     help="Shoppers scored both times whose rank decile fell.")
-    st.caption(f"{shift.stayed:,} shoppers kept their decile; {shift.new:,} were scored now only (new since), "
-               f"{shift.gone:,} then only.")
+    st.caption(f"{formats.count(shift.stayed)} shoppers kept their decile; {formats.count(shift.new)} were scored now only (new since), "
+               f"{formats.count(shift.gone)} then only.")
     st.plotly_chart(refresh_charts.propensity_then_now(shift.bins, h, f"Then: {then.label()}", f"Now: {now.label()}"),
                     key="forecast_moved_chart")
     st.dataframe(shift.deciles, hide_index=True, key="forecast_moved_deciles", column_config={
@@ -441,7 +441,7 @@ def _forecast_table(engine, url: str, dataset: str, card) -> None:
     categories = right.multiselect(vocabulary.NEXT_CATEGORY, sorted(frame["next_category"].dropna().unique()),
                                    key="forecast_categories", placeholder="all")
     shown = filter_forecasts(frame, lo_hi, types, categories)
-    st.caption(f"Showing {len(shown):,} of {len(frame):,} shoppers, highest chance to buy first; click a column to "
+    st.caption(f"Showing {formats.count(len(shown))} of {formats.count(len(frame))} shoppers, highest chance to buy first; click a column to "
                f"sort. {vocabulary.chance_to_buy_help(h)} {vocabulary.NEXT_CATEGORY_P}: {vocabulary.NEXT_CATEGORY_P_HELP}")
     shares = [*vocabulary.STEP_COLUMNS, "next_category_p"]
     st.dataframe(

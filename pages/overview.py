@@ -66,26 +66,24 @@ def _prices(_engine, store: str, dataset_id: int, start, end):
 
 
 def _count(value: int | None) -> str:
-    return NO_VALUE if value is None else f"{value:,}"
+    return NO_VALUE if value is None else f"{formats.count(value)}"
 
 
 def _share(value: float | None) -> str:
-    return NO_VALUE if value is None else f"{value:.1%}"
+    return NO_VALUE if value is None else f"{formats.percent(value)}"
 
 
 def _events(n: int) -> str:
-    return f"{n:,} event" + ("" if n == 1 else "s")
+    return f"{formats.count(n)} event" + ("" if n == 1 else "s")
 
 
 def _money(value: float | None) -> str:
-    return NO_VALUE if value is None else f"{value:,.2f}"
+    return NO_VALUE if value is None else f"{formats.money(value)}"
 
 
 def _money_tile(value: float | None) -> str:
-    """Large sums shortened (1.41M) so that the tile shows them whole; the help gives the exact sum."""
-    if value is not None and abs(value) >= config.COMPACT_FROM:
-        return f"{value / config.COMPACT_FROM:,.2f}M"
-    return _money(value)
+    """Large sums shortened ("1.41 million") so that the tile shows them whole; the help gives the exact sum."""
+    return formats.money_tile(value)
 
 
 def _date_window(dataset: dict) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -112,7 +110,7 @@ def _kpi_tiles(k: dict, has_prices: bool) -> None:
         ("Conversion", _share(k["conversion"]), "Buyers ÷ shoppers."),
         ("Session conversion", _share(k["session_conversion"]), "Orders ÷ sessions."),
         ("Average order value", _money(k["average_order_value"]), "Revenue ÷ orders." if has_prices else no_price),
-        ("Events per shopper", NO_VALUE if per_shopper is None else f"{per_shopper:,.1f}", "Events ÷ shoppers."),
+        ("Events per shopper", NO_VALUE if per_shopper is None else formats.estimate(per_shopper), "Events ÷ shoppers."),
     ]
     for row in (tiles[:5], tiles[5:]):
         for column, (label, value, help_text) in zip(st.columns(len(row)), row):
@@ -154,7 +152,7 @@ def _funnel_section(engine, key: str, did: int, start, end, types: set[str]) -> 
     bought = frame.loc[frame["step"] == "purchase", "rate_from_first"].iloc[0]
     if bought == bought:  # not NaN
         done = "viewed, carted and bought" if closed else "bought"
-        st.caption(f"{UNIT_LABELS[by]} that {done}, as a share of those that viewed: {bought:.1%}.")
+        st.caption(f"{UNIT_LABELS[by]} that {done}, as a share of those that viewed: {formats.percent(bought)}.")
     steps = frame["step"].tolist()
     for i in frame.index[frame["rate_from_previous"] > 1]:  # an open funnel can widen
         before, after = steps[i - 1], steps[i]

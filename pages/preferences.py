@@ -7,6 +7,8 @@ import datetime as dt
 
 import streamlit as st
 
+from core.present import formats
+
 from core.charts import preferences as charts
 from core import config
 from core.analysis import preferences as prefs
@@ -90,7 +92,7 @@ def _segment_picker(segments, run: dict | None) -> int | None:
     options = [None, *segments["segment"].tolist()]
     return st.selectbox(
         "Group", options, key=f"preferences_group_{run['run_id']}",
-        format_func=lambda s: EVERYONE if s is None else f"{_segment_label(segments, s)} ({sizes[s]:,} shoppers)",
+        format_func=lambda s: EVERYONE if s is None else f"{_segment_label(segments, s)} ({formats.count(sizes[s])} shoppers)",
         help="A segment of the latest segmentation, compared with everyone.",
     )
 
@@ -225,7 +227,7 @@ try:
     if group is not None:
         size = int(segments.loc[segments["segment"] == group, "shoppers"].iloc[0])
         if size < MIN_SHOPPERS:
-            st.warning(f"{md(group_label)} has only {size:,} shoppers: its shares are easily swayed by a few of them.")
+            st.warning(f"{md(group_label)} has only {formats.count(size)} shoppers: its shares are easily swayed by a few of them.")
     _heatmap_section(engine, store_key, did, run, start, end, types)
     categories = _share_section(engine, store_key, did, group, run_id, start, end, types, measure, group_label, word)
     _drilldown_section(engine, store_key, did, group, run_id, start, end, types, categories, measure, group_label,

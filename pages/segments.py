@@ -37,7 +37,7 @@ def _pct(value) -> str:
 
 
 def _listing(rows: list[dict]) -> str:
-    parts = [f"{r['name']} {_pct(r['share'])}" + (f" (×{r['affinity']:.1f})" if r.get("affinity") else "")
+    parts = [f"{r['name']} {_pct(r['share'])}" + (f" ({formats.ratio(r['affinity'])})" if r.get("affinity") else "")
              for r in rows]
     return ", ".join(parts) or NO_VALUE
 
@@ -47,7 +47,7 @@ def _card(profile: dict, run_id: int, key_prefix: str) -> None:
     with st.container(border=True):
         st.markdown(f"**{profile['segment']}. {profile['name']}**")
         a, b, c = st.columns(3)
-        a.metric("Shoppers", f"{profile['size']:,}", help=f"{_pct(profile['share_shoppers'])} of all shoppers")
+        a.metric("Shoppers", f"{formats.count(profile['size'])}", help=f"{_pct(profile['share_shoppers'])} of all shoppers")
         b.metric("Share of revenue", _pct(profile["share_revenue"]))
         c.metric("Conversion", _pct(profile["conversion"]), help="Share of the segment's shoppers who bought.")
         if profile.get("mean_propensity") is not None:
@@ -96,7 +96,7 @@ def _follow(job: Job) -> None:
         st.error(job.error)
     elif job.result is not None:
         run = job.result
-        st.success(f"Segmented {sum(p['size'] for p in run.profiles):,} shoppers into {run.n_segments} segments "
+        st.success(f"Segmented {formats.count(sum(p['size'] for p in run.profiles))} shoppers into {run.n_segments} segments "
                    f"(run {run.run_id}).")
 
 
@@ -151,12 +151,12 @@ def _migration(engine, dataset: str) -> None:
         return
     m = migration.segment_migration(engine, dataset, run_from, run_to)
     tiles = st.columns(4)
-    tiles[0].metric("Stayed in their segment", f"{m.stayed:,}",
+    tiles[0].metric("Stayed in their segment", f"{formats.count(m.stayed)}",
                     help="Shoppers whose later segment continues their earlier one (the same name, else the segment "
                          "that took most of its shoppers); these pairs sit on the diagonal.")
-    tiles[1].metric("Moved to another segment", f"{m.moved:,}")
-    tiles[2].metric("New in the later run", f"{m.new:,}", help="Shoppers the earlier run did not hold.")
-    tiles[3].metric("Gone from the later run", f"{m.gone:,}", help="Shoppers the later run does not hold.")
+    tiles[1].metric("Moved to another segment", f"{formats.count(m.moved)}")
+    tiles[2].metric("New in the later run", f"{formats.count(m.new)}", help="Shoppers the earlier run did not hold.")
+    tiles[3].metric("Gone from the later run", f"{formats.count(m.gone)}", help="Shoppers the later run does not hold.")
     st.plotly_chart(refresh_charts.migration_heatmap(m.counts, m.shares, run_from, run_to), key="segments_moved_chart")
     with st.expander("The migration matrix: shoppers per earlier segment (rows) and later segment (columns)"):
         st.dataframe(m.counts, key="segments_moved_counts")

@@ -58,14 +58,14 @@ def _suggestions(engine, dataset: str) -> None:
                        if kind == "top propensity" else "No shoppers to suggest.")
             return
         label = VALUE_LABEL[kind]
-        shown = {u: (f"{u} — {label} {v:.1%}" if kind == "top propensity" else f"{u} — {label} {v:,.2f}")
+        shown = {u: (f"{u} — {label} {formats.percent(v)}" if kind == "top propensity" else f"{u} — {label} {formats.money(v)}")
                  for u, v in zip(found["user_id"], found["value"])}
         st.selectbox("Pick a shopper", list(shown), index=None, format_func=shown.get, key="shopper_suggest_pick",
                      placeholder=f"{len(shown)} shoppers", on_change=_pick, args=("shopper_suggest_pick",))
 
 
 def _percent(value) -> str:
-    return NO_VALUE if value is None or value != value else f"{value:.1%}"
+    return NO_VALUE if value is None or value != value else f"{formats.percent(value)}"
 
 
 def _forecast(engine, dataset: str, user_id: str) -> None:
@@ -124,21 +124,21 @@ def _value(row: dict) -> None:
     horizon = row["horizon_days"] or config.DEFAULT_HORIZON_DAYS
     revenue, lapse = row.get("expected_revenue"), row.get("p_inactive")
     left, right = st.columns(2)
-    left.metric(vocabulary.expected_revenue(horizon), NO_VALUE if revenue is None else f"{revenue:,.2f}",
+    left.metric(vocabulary.expected_revenue(horizon), NO_VALUE if revenue is None else f"{formats.money(revenue)}",
                 help=vocabulary.expected_revenue_help(horizon))
-    right.metric(vocabulary.lapse_risk(horizon), NO_VALUE if lapse is None else f"{lapse:.1%}",
+    right.metric(vocabulary.lapse_risk(horizon), NO_VALUE if lapse is None else f"{formats.percent(lapse)}",
                  help=vocabulary.lapse_risk_help(horizon)
-                 + f" At least {config.LIKELY_TO_LAPSE:.0%} counts as likely to lapse on the Campaigns page.")
+                 + f" At least {formats.percent(config.LIKELY_TO_LAPSE)} counts as likely to lapse on the Campaigns page.")
 
 
 def _profile(engine, dataset: str, user_id: str, events) -> None:
     sessions = segments.session_summary(events)
     orders = int((sessions["purchases"] > 0).sum())
     a, b, c, d = st.columns(4)
-    a.metric("Events", f"{len(events):,}")
-    b.metric("Sessions", f"{len(sessions):,}")
-    c.metric("Orders", f"{orders:,}")
-    d.metric("Revenue", f"{sessions['revenue'].sum():,.2f}")
+    a.metric("Events", f"{formats.count(len(events))}")
+    b.metric("Sessions", f"{formats.count(len(sessions))}")
+    c.metric("Orders", f"{formats.count(orders)}")
+    d.metric("Revenue", f"{formats.money(sessions['revenue'].sum())}")
     st.caption(f"First seen {events['event_time'].min():%Y-%m-%d %H:%M}, last seen "
                f"{events['event_time'].max():%Y-%m-%d %H:%M} UTC.")
     run = segments.latest_run(engine, dataset)

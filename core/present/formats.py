@@ -15,19 +15,19 @@ import re
 
 import pandas as pd
 
-COUNT, MONEY, PERCENT, POINTS, DAYS, SCORE, RATIO, INDEX, DECIMAL = (
-    "count", "money", "percent", "points", "days", "score", "ratio", "index", "decimal")
-KINDS = (COUNT, MONEY, PERCENT, POINTS, DAYS, SCORE, RATIO, INDEX, DECIMAL)
+COUNT, ESTIMATE, MONEY, PERCENT, POINTS, DAYS, SCORE, RATIO, INDEX, DECIMAL, SECONDS = (
+    "count", "estimate", "money", "percent", "points", "days", "score", "ratio", "index", "decimal", "seconds")
+KINDS = (COUNT, ESTIMATE, MONEY, PERCENT, POINTS, DAYS, SCORE, RATIO, INDEX, DECIMAL, SECONDS)
 #: What a missing number shows.
 NO_VALUE = "—"
 #: printf formats of Streamlit's NumberColumn (``,`` groups thousands); percent columns are scaled to 0-100 first.
-TABLE_FORMATS = {COUNT: "%,d", MONEY: "%,.2f", PERCENT: "%.1f %%", POINTS: "%+.1f pts", DAYS: "%.1f", SCORE: "%.3f",
+TABLE_FORMATS = {COUNT: "%,d", ESTIMATE: "%,.1f", SECONDS: "%.1f", MONEY: "%,.2f", PERCENT: "%.1f %%", POINTS: "%+.1f pts", DAYS: "%.1f", SCORE: "%.3f",
                  RATIO: "×%.2f", INDEX: "%.1f", DECIMAL: "%,.2f"}
 #: d3 formats of Plotly axes and hover labels (percent scales a 0-1 share itself).
-CHART_FORMATS = {COUNT: ",d", MONEY: ",.2f", PERCENT: ".1%", POINTS: "+.1f", DAYS: ".1f", SCORE: ".3f", RATIO: ".2f",
+CHART_FORMATS = {COUNT: ",d", ESTIMATE: ",.1f", SECONDS: ".1f", MONEY: ",.2f", PERCENT: ".1%", POINTS: "+.1f", DAYS: ".1f", SCORE: ".3f", RATIO: ".2f",
                  INDEX: ".1f", DECIMAL: ",.2f"}
 #: The most decimals a shown number of each kind has (percent: of the value in percent).
-DECIMALS = {COUNT: 0, MONEY: 2, PERCENT: 1, POINTS: 1, DAYS: 1, SCORE: 3, RATIO: 2, INDEX: 1, DECIMAL: 2}
+DECIMALS = {COUNT: 0, ESTIMATE: 1, SECONDS: 1, MONEY: 2, PERCENT: 1, POINTS: 1, DAYS: 1, SCORE: 3, RATIO: 2, INDEX: 1, DECIMAL: 2}
 
 #: Code names that reach a page (features, stored columns, metrics) -> the words shown for them.
 LABELS = {
@@ -101,6 +101,10 @@ def text(value, kind: str) -> str:
     v = float(value)
     if kind == COUNT:
         return f"{round(v):,}"
+    if kind == ESTIMATE:
+        return f"{v:,.1f}"
+    if kind == SECONDS:
+        return f"{v:.0f} s" if v >= 10 else f"{v:.1f} s"
     if kind in (MONEY, DECIMAL):
         return f"{v:,.2f}"
     if kind == PERCENT:
@@ -118,6 +122,22 @@ def text(value, kind: str) -> str:
     raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
 
 
+def signed(value, kind: str) -> str:
+    """A change (``+1,234.50``, ``-2.5 points``, ``+12.3``): :func:`text` with its sign; :data:`NO_VALUE` when
+    missing."""
+    if _missing(value):
+        return NO_VALUE
+    if kind == POINTS:
+        return text(value, POINTS)
+    shown = text(abs(float(value)), kind)
+    return ("-" if float(value) < 0 else "+") + shown
+
+
+def points(share) -> str:
+    """A difference of shares, unsigned, in percentage points: ``11.3 points``."""
+    return NO_VALUE if _missing(share) else f"{float(share) * 100:.1f} points"
+
+
 def count(n) -> str:
     return text(n, COUNT)
 
@@ -126,12 +146,36 @@ def money(v) -> str:
     return text(v, MONEY)
 
 
+def money_tile(v) -> str:
+    """A sum for a tile: :func:`money` below a million, else in millions with the unit written out
+    ("1.41 million"), so that the tile shows it whole."""
+    if not _missing(v) and abs(float(v)) >= 1_000_000:
+        return f"{float(v) / 1_000_000:,.2f} million"
+    return money(v)
+
+
 def percent(share) -> str:
     return text(share, PERCENT)
 
 
 def days(v) -> str:
     return text(v, DAYS)
+
+
+def estimate(v) -> str:
+    return text(v, ESTIMATE)
+
+
+def score(v) -> str:
+    return text(v, SCORE)
+
+
+def ratio(v) -> str:
+    return text(v, RATIO)
+
+
+def seconds(v) -> str:
+    return text(v, SECONDS)
 
 
 def table(frame: pd.DataFrame, kinds: dict[str, str], labels: dict[str, str] | None = None

@@ -51,7 +51,7 @@ def test_results_section_measures_the_newest_export_with_a_holdout(measured_shop
     assert "Fisher" in headline
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Conversion of the list"] == "20.0 %" and metrics["Incremental buyers"] == "+3.0"
-    assert metrics["Incremental revenue"] == "+60"  # (80 - 20) / 20 per shopper × 20 exported
+    assert metrics["Incremental revenue"] == "+60.00"  # (80 - 20) / 20 per shopper × 20 exported
     chart = plotly_charts(at)["Conversion by group"]
     assert [t["name"] for t in chart["data"]] == ["The list (exported)", "Holdout (kept back)"]
     assert plotly_values(chart["data"][0]["y"]) == pytest.approx([20.0])

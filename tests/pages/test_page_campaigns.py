@@ -102,7 +102,7 @@ def test_top_20_percent_by_expected_revenue_and_likely_to_lapse(shop):
     assert preview["user_id"].tolist() == ["u17", "u34", "u11", "u28", "u05", "u22", "u39", "u16"]
     assert preview["expected_revenue"].tolist() == [195.0, 190.0, 185.0, 180.0, 175.0, 170.0, 165.0, 160.0]
     assert preview["p_inactive"].tolist()[:2] == [100 * 17 / 40, 100 * 34 / 40]  # shown in percent
-    assert _metric(at, "Expected revenue") == "1,420"
+    assert _metric(at, "Expected revenue") == "1,420.00"
 
     at.radio(key="camp_top_mode").set_value("everyone who matches").run()
     at.selectbox(key="camp_rank_by").set_value("p_inactive").run()

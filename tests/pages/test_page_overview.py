@@ -60,8 +60,8 @@ def test_overview_shows_the_hand_checked_numbers(store_url):
         "Shoppers": "4", "Sessions": "7", "Events": "15", "Buyers": "2", "Orders": "3",
     }
     assert m["Revenue"] == "135.00"
-    assert m["Conversion"] == "50.0%"
-    assert m["Session conversion"] == "42.9%"
+    assert m["Conversion"] == "50.0 %"
+    assert m["Session conversion"] == "42.9 %"
     assert m["Average order value"] == "45.00"
     assert m["Events per shopper"] == "3.8"
     assert m["Median price"] == "20.00"
@@ -88,7 +88,7 @@ def test_large_revenue_is_shortened_in_its_tile(store_url):
     _load(store_url, "big", [*ROWS[:3], big, *ROWS[4:]])
     at = _run("big")
     revenue = next(m for m in at.metric if m.label == "Revenue")
-    assert revenue.value == "1.80M"  # 1,800,000 + 15 + 40 - 20
+    assert revenue.value == "1.80 million"  # 1,800,000 + 15 + 40 - 20
     assert "1,800,035.00" in revenue.help
 
 
@@ -99,11 +99,11 @@ def test_toggles_switch_the_funnel_unit_and_the_ranking(store_url):
     at.radio(key="overview_funnel_by").set_value("session").run()
     assert _chart(at, "Funnel")["data"][0]["x"] == [5, 2, 3]
     captions = [c.value for c in at.caption]
-    assert "Sessions that bought, as a share of those that viewed: 60.0%." in captions
+    assert "Sessions that bought, as a share of those that viewed: 60.0 %." in captions
     assert any(c.startswith("More sessions reached 'purchase' than 'cart'") for c in captions)
     at.checkbox(key="overview_funnel_closed").check().run()
     assert _chart(at, "Funnel")["data"][0]["x"] == [5, 2, 1]  # only s1 viewed, carted and bought
-    assert "Sessions that viewed, carted and bought, as a share of those that viewed: 20.0%." in [
+    assert "Sessions that viewed, carted and bought, as a share of those that viewed: 20.0 %." in [
         c.value for c in at.caption
     ]
     at.radio(key="overview_top_by").set_value("revenue").run()
@@ -160,7 +160,7 @@ def test_a_views_only_file_has_no_funnel_chart(store_url):
     _load(store_url, "clicks", rows)
     at = _run("clicks")
     assert not at.exception
-    assert _metrics(at)["Buyers"] == "0" and _metrics(at)["Conversion"] == "0.0%"
+    assert _metrics(at)["Buyers"] == "0" and _metrics(at)["Conversion"] == "0.0 %"
     infos = " ".join(i.value for i in at.info)
     assert "A funnel needs at least two of the steps" in infos and "'view'" in infos
     assert [c["layout"]["title"]["text"] for c in _charts(at)] == ["Activity over time by event type"]

@@ -54,7 +54,7 @@ def test_rescore_after_an_append_shows_what_moved_and_each_shoppers_history(app_
     tiles = {m.label: m.value for m in at.metric}
     assert tiles["Moved up a decile or more"] == f"{shift.moved_up:,}"
     assert tiles["Moved down a decile or more"] == f"{shift.moved_down:,}"
-    assert tiles["Expected buyers"] == f"{shift.expected_buyers_now:,.0f}"
+    assert tiles["Expected buyers"] == f"{shift.expected_buyers_now:,.1f}"  # an expected count: one decimal, as on Campaigns
     chart = _charts(at)["Chance to buy within 7 days"]
     assert chart["layout"]["xaxis"]["title"]["text"] == "Chance to buy within 7 days (%)"
     assert [t["name"] for t in chart["data"]] == [f"Then: {then.label()}", f"Now: {now.label()}"]

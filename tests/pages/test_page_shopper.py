@@ -87,14 +87,14 @@ def test_segment_and_forecast_are_shown(shop):
     assert f"**Segment:** {seg['segment']}. {seg['segment_name']} (run {run.run_id})" in [m.value for m in at.markdown]
     metrics = {m.label: m.value for m in at.metric}
     # the two purchase numbers are named apart, in the words of the Forecasts and Campaigns pages
-    assert metrics["Chance to buy within 7 days"] == "42.0%" and metrics["Likely next step"] == "cart"
-    assert metrics["Next step: purchase"] == "33.1%"
+    assert metrics["Chance to buy within 7 days"] == "42.0 %" and metrics["Likely next step"] == "cart"
+    assert metrics["Next step: purchase"] == "33.1 %"
     assert metrics["Likely next category"] == "apparel.jeans"
     helps = {m.label: m.help for m in at.metric}
     assert "not calibrated" in helps["Likely next step"] and "Chance to buy within 7 days" in helps["Likely next step"]
-    assert "Chance of that category: 25.0%" in helps["Likely next category"]
+    assert "Chance of that category: 25.0 %" in helps["Likely next category"]
     assert metrics["Expected revenue within 7 days"] == "1,312.50"
-    assert metrics["Chance of no activity within 7 days"] == "8.1%"
+    assert metrics["Chance of no activity within 7 days"] == "8.1 %"
     assert "**Why**\n- viewed jeans twice\n- carted yesterday" in [m.value for m in at.markdown]
     bars = _charts(at)["Preferences by category group"]["data"]
     assert [t["name"] for t in bars] == ["This shopper", "Their segment", "Everyone"]

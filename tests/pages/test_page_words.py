@@ -147,3 +147,11 @@ def test_every_page_speaks_the_analysts_words(words_store, monkeypatch, dataset,
     if dataset == "shop":  # with a model, segments and an export every page shows tables, charts or tiles
         assert at.get("dataframe") or at.get("plotly_chart") or at.metric, "the page showed nothing to check"
     assert not problems, "\n".join(dict.fromkeys(problems))
+
+
+def test_no_page_formats_a_number_by_hand():
+    """Pages format numbers only through core.present.formats: no format spec such as ``{x:,.2f}`` in their source."""
+    spec = re.compile(r"\{[^{}]+:[+]?,?(?:\.\d+)?[fd%]?\}")
+    found = [f"{path.name}:{n}: {line.strip()}" for path in sorted((ROOT / "pages").glob("*.py"))
+             for n, line in enumerate(path.read_text().splitlines(), 1) if spec.search(line)]
+    assert not found, "\n".join(found)
