@@ -156,3 +156,40 @@ def full_screenshot(page, path: Path) -> None:
     page.wait_for_timeout(500)
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(VIEWPORT)
+
+
+#: Where the real-browser journeys leave a full-page screenshot of every page (git-ignored), to look at after a run.
+SCREENS_DIR = ROOT / "test-artifacts" / "screens"
+#: The window the screenshots are taken in: an analyst's laptop.
+SCREEN_VIEWPORT = {"width": 1440, "height": 900}
+
+
+def screens_of_every_page(page, prefix: str) -> list[Path]:
+    """Open every page from the sidebar and save a full-page screenshot of each, 1440 px wide, as
+    ``test-artifacts/screens/<prefix>-<page>.png``; returns the paths. The page is left on the last one."""
+    SCREENS_DIR.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size(SCREEN_VIEWPORT)
+    paths = []
+    for file_name, title, _ in _app_pages():
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
+        page.get_by_role("heading", name=title, exact=True).wait_for()
+        page.wait_for_timeout(300)
+        page.get_by_test_id("stStatusWidget").wait_for(state="detached")
+        path = SCREENS_DIR / f"{prefix}-{Path(file_name).stem}.png"
+        page.wait_for_timeout(1000)  # Plotly's transition
+        height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+        page.set_viewport_size({"width": SCREEN_VIEWPORT["width"], "height": max(SCREEN_VIEWPORT["height"], int(height))})
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(path), full_page=True)
+        page.set_viewport_size(SCREEN_VIEWPORT)
+        paths.append(path)
+    return paths
+
+
+def _app_pages() -> tuple:
+    """app.py's ``PAGES`` (file, title, icon), read from its source: importing app.py would run the app."""
+    import ast
+
+    tree = ast.parse((ROOT / "app.py").read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == "PAGES")
+    return ast.literal_eval(node.value)

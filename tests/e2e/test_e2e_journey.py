@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e_support import CHROMIUM, app_in_browser, full_screenshot
+from tests.e2e_support import CHROMIUM, app_in_browser, full_screenshot, screens_of_every_page
 
 pytestmark = pytest.mark.browser
 
@@ -289,7 +289,10 @@ def test_segment_preferences_shopper_then_download_a_target_list(prepared_store,
         page.get_by_role("button", name=re.compile(r"^Download cartsight-.*-google\.csv$")).wait_for()
         seen["google_file"] = _download(page, re.compile(r"^Download cartsight-.*-google\.csv$"), downloads)
         full_screenshot(page, shots / "5-campaigns-google.png")
-    print(f"screenshots in {shots}")
+        # every page once more, as an analyst would look at it after the journey (test-artifacts/screens/)
+        screens = screens_of_every_page(page, "journey")
+    assert len(screens) == 7 and all(p.stat().st_size > 0 for p in screens)
+    print(f"screenshots in {shots} and {screens[0].parent}")
     _check_against_store(folder, seen)
 
 
