@@ -16,7 +16,7 @@ from core import config
 from core.campaigns import exports, results
 from core.charts import campaigns as charts
 from core.errors import CartsightError
-from pages.common import md, show_error
+from pages.common import md, show_error, show_table
 
 _CACHE = {"ttl": config.CAMPAIGNS_CACHE_TTL_SECONDS, "max_entries": config.CAMPAIGNS_CACHE_MAX_ENTRIES,
           "show_spinner": False}
@@ -46,11 +46,11 @@ def _table(rows: list[dict], key: str, title: str) -> None:
     if not rows:
         return
     frame = pd.DataFrame(rows)[[key, *TABLE_COLUMNS]].rename(columns={key: title, **TABLE_COLUMNS})
-    percent = st.column_config.NumberColumn(format="percent")
-    st.dataframe(frame, hide_index=True, key=f"camp_results_{key}", column_config={
-        **{TABLE_COLUMNS[c]: percent for c in ("conversion_treated", "conversion_holdout", "lift_abs", "lift_ci_low",
-                                               "lift_ci_high")},
-        "p-value": st.column_config.NumberColumn(format="%.3f")})
+    kinds = {TABLE_COLUMNS[c]: formats.PERCENT for c in ("conversion_treated", "conversion_holdout", "lift_abs",
+                                                         "lift_ci_low", "lift_ci_high")}
+    show_table(frame, key=f"camp_results_{key}", kinds={**kinds, "p-value": formats.SCORE,
+                                                        TABLE_COLUMNS["revenue_per_treated"]: formats.MONEY,
+                                                        TABLE_COLUMNS["revenue_per_holdout"]: formats.MONEY})
 
 
 def _figures(result: dict) -> None:

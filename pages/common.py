@@ -202,3 +202,9 @@ def show_table(frame, kinds: dict | None = None, labels: dict | None = None, col
     config_.update(column_config or {})
     kwargs.setdefault("hide_index", True)
     st.dataframe(shown, column_config=config_, **kwargs)
+
+
+def number_column(label: str, kind: str, help: str | None = None):  # noqa: A002 - Streamlit's own word
+    """A table column of ``kind`` (``core.present.formats``) for :func:`show_table`'s ``column_config``; a percent
+    column's values are in 0-100 there (``show_table`` scales the frame's shares)."""
+    return st.column_config.NumberColumn(label, format=formats.TABLE_FORMATS[kind], help=help)

@@ -22,7 +22,7 @@ from core.errors import CartsightError
 from core.jobs import Job, JobBoard
 from core.model.baselines import BASELINE_LABELS
 from core.model.labels import CutoffPlan, plan_cutoffs
-from pages.common import current_dataset, get_engine, md, show_error
+from pages.common import current_dataset, get_engine, md, number_column, show_error, show_table
 
 MODEL = "model"
 FORECAST_LABELS = {MODEL: "Sequence model", **BASELINE_LABELS}
@@ -329,8 +329,8 @@ def _freshness(engine, ds: dict, key: tuple, card, busy: bool) -> None:
     since = store.model_data_since(engine, card.model_version)
     if since is None:
         return
-    left, mid, right = st.columns([4, 1, 1])
-    left.warning(md(since.note("rescore with this model or retrain")))
+    st.warning(md(since.note("rescore with this model or retrain")))
+    mid, right, _ = st.columns([1, 1, 2])
     if mid.button("Rescore with the current model", key="forecast_rescore", disabled=busy,
                   help=f"Score every shopper again with model {card.model_version} at the data's new end, without "
                        "training: its earlier forecasts are kept beside the new ones."):
@@ -393,13 +393,11 @@ def _shift_view(shift, then, now) -> None:
                f"{formats.count(shift.gone)} then only.")
     st.plotly_chart(refresh_charts.propensity_then_now(shift.bins, h, f"Then: {then.label()}", f"Now: {now.label()}"),
                     key="forecast_moved_chart")
-    st.dataframe(shift.deciles, hide_index=True, key="forecast_moved_deciles", column_config={
-        "decile": st.column_config.NumberColumn("Decile then (1 = top 10 %)"),
-        "shoppers": "Shoppers scored both times", "moved_up": "Moved up", "stayed": "Kept their decile",
-        "moved_down": "Moved down",
-        "mean_then": st.column_config.NumberColumn("Mean chance then", format="percent"),
-        "mean_now": st.column_config.NumberColumn("Mean chance now", format="percent"),
-    })
+    show_table(shift.deciles, key="forecast_moved_deciles",
+               kinds={"mean_then": formats.PERCENT, "mean_now": formats.PERCENT},
+               labels={"decile": "Decile then (1 = top 10 %)", "shoppers": "Shoppers scored both times",
+                       "moved_up": "Moved up", "stayed": "Kept their decile", "moved_down": "Moved down",
+                       "mean_then": "Mean chance then", "mean_now": "Mean chance now"})
 
 
 # --- every shopper's forecast -------------------------------------------------------------------------------
@@ -444,20 +442,21 @@ def _forecast_table(engine, url: str, dataset: str, card) -> None:
     st.caption(f"Showing {formats.count(len(shown))} of {formats.count(len(frame))} shoppers, highest chance to buy first; click a column to "
                f"sort. {vocabulary.chance_to_buy_help(h)} {vocabulary.NEXT_CATEGORY_P}: {vocabulary.NEXT_CATEGORY_P_HELP}")
     shares = [*vocabulary.STEP_COLUMNS, "next_category_p"]
-    st.dataframe(
-        shown.rename(columns=labels), hide_index=True, key="forecast_table",
+    percent = formats.PERCENT
+    show_table(
+        shown.rename(columns=labels), key="forecast_table",
+        kinds={**{labels[c]: percent for c in (*shares, "purchase_propensity", "p_inactive")},
+               labels["expected_revenue"]: formats.MONEY},
         column_config={
             labels["purchase_propensity"]: st.column_config.ProgressColumn(
-                labels["purchase_propensity"], min_value=0.0, max_value=1.0, format="percent",
+                labels["purchase_propensity"], min_value=0.0, max_value=100.0, format=formats.TABLE_FORMATS[percent],
                 help=vocabulary.chance_to_buy_help(h)),
             labels["next_event_type"]: st.column_config.TextColumn(labels["next_event_type"],
                                                                    help=vocabulary.next_step_help(h)),
             labels["reasons"]: st.column_config.TextColumn(labels["reasons"], width="large"),
-            **{labels[c]: st.column_config.NumberColumn(labels[c], format="percent") for c in shares},
-            labels["expected_revenue"]: st.column_config.NumberColumn(labels["expected_revenue"], format="%.2f",
-                                                                       help=vocabulary.expected_revenue_help(h)),
-            labels["p_inactive"]: st.column_config.NumberColumn(labels["p_inactive"], format="percent",
-                                                                 help=vocabulary.lapse_risk_help(h)),
+            labels["expected_revenue"]: number_column(labels["expected_revenue"], formats.MONEY,
+                                                      vocabulary.expected_revenue_help(h)),
+            labels["p_inactive"]: number_column(labels["p_inactive"], percent, vocabulary.lapse_risk_help(h)),
         },
     )
     st.download_button(

@@ -16,7 +16,7 @@ from core.analysis import band_table
 from core.errors import CartsightError
 from core.store.price_bands import PRICE_BANDS
 from pages import common
-from pages.common import md, page_start, show_error
+from pages.common import md, page_start, show_error, show_table
 
 _CACHE = {
     "ttl": config.PREFERENCES_CACHE_TTL_SECONDS,
@@ -97,17 +97,10 @@ def _segment_picker(segments, run: dict | None) -> int | None:
     )
 
 
-def _column_config() -> dict:
-    """Shares as percentages, money and affinity with two decimals, counts with separators."""
-    share = st.column_config.NumberColumn(format="percent")
-    ratio = st.column_config.NumberColumn(format="%.2f")
-    count = st.column_config.NumberColumn(format="localized")
-    return {
-        TABLE_COLUMNS["share_events"]: share, TABLE_COLUMNS["share_revenue"]: share,
-        TABLE_COLUMNS["revenue"]: st.column_config.NumberColumn(format="%.2f", help="Currency of the file"),
-        TABLE_COLUMNS["affinity"]: ratio, TABLE_COLUMNS["revenue_affinity"]: ratio,
-        TABLE_COLUMNS["events"]: count, TABLE_COLUMNS["shoppers"]: count, TABLE_COLUMNS["buyers"]: count,
-    }
+#: The kind of each figure column (core.present.formats): shares in percent, money, affinity as a ratio.
+TABLE_KINDS = {TABLE_COLUMNS["share_events"]: formats.PERCENT, TABLE_COLUMNS["share_revenue"]: formats.PERCENT,
+               TABLE_COLUMNS["revenue"]: formats.MONEY, TABLE_COLUMNS["affinity"]: formats.RATIO,
+               TABLE_COLUMNS["revenue_affinity"]: formats.RATIO}
 
 
 def _table(frame, measure: str):
@@ -141,7 +134,7 @@ def _share_section(engine, key, did, group, run_id, start, end, types, measure, 
                 continue
             st.plotly_chart(charts.share_chart(frame, dim, group_label, measure, word), key=f"preferences_{dim}_chart")
             with st.expander("Numbers"):
-                st.dataframe(_table(frame, measure), hide_index=True, column_config=_column_config())
+                show_table(_table(frame, measure), kinds=TABLE_KINDS)
     st.caption(
         f"Grey bars marked *few shoppers* have fewer than {MIN_SHOPPERS} shoppers behind them: do not over-read them. "
         "Affinity = the group's share ÷ everyone's share (1.0: as everyone; 2.0: twice as much). Revenue is price × "
@@ -177,7 +170,7 @@ def _drilldown_section(engine, key, did, group, run_id, start, end, types, categ
     title = f"Brands within {category}: share of {word} — {group_label}"
     st.plotly_chart(charts.share_chart(frame, "brand", group_label, measure, word, title=title),
                     key="preferences_drill_chart")
-    st.dataframe(_table(frame, measure), hide_index=True, column_config=_column_config())
+    show_table(_table(frame, measure), kinds=TABLE_KINDS)
 
 
 def _bands_section(engine, key, did) -> None:
@@ -190,8 +183,7 @@ def _bands_section(engine, key, did) -> None:
     shown = shown[["category", "n_priced", "n_items", "bands_from", *PRICE_BANDS]].rename(
         columns={"category": "Category", "n_priced": "Priced events", "n_items": "Items", "bands_from": "Bands from",
                  **{b: b.capitalize() for b in PRICE_BANDS}})
-    count = st.column_config.NumberColumn(format="localized")
-    st.dataframe(shown, hide_index=True, column_config={"Priced events": count, "Items": count})
+    show_table(shown, kinds={b.capitalize(): formats.MONEY for b in PRICE_BANDS})
     st.caption(
         "Each category's items are counted once, at their typical (median) price, and split into quartiles, so a "
         f"popular item fills one band only. A category with fewer than {config.PRICE_BAND_MIN_ITEMS} items uses "

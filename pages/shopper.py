@@ -108,15 +108,14 @@ def _history(engine, dataset: str, user_id: str) -> None:
     horizons = history["horizon_days"].unique()
     within = (lambda label: label(int(horizons[0]))) if len(horizons) == 1 else (
         lambda label: label(0).split(" within ")[0] + " within the model's horizon")
-    st.dataframe(history, hide_index=True, key="shopper_history", column_config={
-        "as_of": st.column_config.DatetimeColumn("Data up to (as-of)", format="YYYY-MM-DD HH:mm"),
-        "scored_at": st.column_config.DatetimeColumn("Scored", format="YYYY-MM-DD HH:mm"),
-        "model_version": "Model version", "kind": "Scoring", "horizon_days": "Horizon (days)",
-        "purchase_propensity": st.column_config.NumberColumn(within(vocabulary.chance_to_buy), format="percent"),
-        "expected_revenue": st.column_config.NumberColumn(within(vocabulary.expected_revenue), format="%.2f"),
-        "p_inactive": st.column_config.NumberColumn(within(vocabulary.lapse_risk), format="percent"),
-        "next_category": vocabulary.NEXT_CATEGORY,
-    })
+    show_table(history, key="shopper_history", kinds={
+        "purchase_propensity": formats.PERCENT, "expected_revenue": formats.MONEY, "p_inactive": formats.PERCENT},
+        labels={"model_version": "Model version", "kind": "Scoring", "horizon_days": "Horizon (days)",
+                "purchase_propensity": within(vocabulary.chance_to_buy),
+                "expected_revenue": within(vocabulary.expected_revenue), "p_inactive": within(vocabulary.lapse_risk),
+                "next_category": vocabulary.NEXT_CATEGORY},
+        column_config={"as_of": st.column_config.DatetimeColumn("Data up to (as-of)", format="YYYY-MM-DD HH:mm"),
+                       "scored_at": st.column_config.DatetimeColumn("Scored", format="YYYY-MM-DD HH:mm")})
 
 
 def _value(row: dict) -> None:

@@ -226,7 +226,7 @@ def test_card_after_training(shop, download_content):
     assert len(table) == len(users) and set(table["Shopper"]) == users
     assert table["Chance to buy within 7 days"].is_monotonic_decreasing
     assert table["Expected revenue within 7 days"].notna().all()
-    assert table["Chance of no activity within 7 days"].between(0, 1).all()
+    assert table["Chance of no activity within 7 days"].between(0, 100).all()  # shown in percent
     assert any(c.value.startswith(f"Showing {len(users):,} of {len(users):,} shoppers") for c in at.caption)
 
     preds = forecast.load_predictions(shop["engine"], TRAINED)

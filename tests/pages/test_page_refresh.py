@@ -64,7 +64,7 @@ def test_rescore_after_an_append_shows_what_moved_and_each_shoppers_history(app_
     expected = forecast_history.shopper_forecast_history(engine, did, shopper)
     shown = [d.value for d in at.dataframe if "purchase_propensity" in d.value.columns]
     assert len(shown) == 1 and list(shown[0]["kind"]) == ["training", "rescore"]
-    assert shown[0]["purchase_propensity"].tolist() == expected["purchase_propensity"].tolist()
+    assert shown[0]["purchase_propensity"].tolist() == pytest.approx((100 * expected["purchase_propensity"]).tolist())
     assert "This shopper's forecasts at each scoring" in _charts(at)
     engine.dispose()
 
