@@ -71,14 +71,17 @@ DESTINATIONS = ("csv", "parquet", *DESTINATION_CONSENT)
 DESTINATION_NAMES = {"google": "Google Ads Customer Match", "meta": "Meta Custom Audiences", "klaviyo": "Klaviyo",
                      "mailchimp": "Mailchimp"}
 NEXT_EVENT_TYPES = ("view", "cart", "purchase", "remove_from_cart", "none")
-LIST_COLUMNS = ("user_id", "segment", "segment_name", "propensity", "expected_revenue", "p_inactive",
+LIST_COLUMNS = ("user_id", "segment", "segment_name", "propensity", "expected_revenue", "p_inactive", "uplift",
                 "next_event_type", "next_category", "top_items", "reasons", "last_seen", "spend", "orders",
                 "price_band")
 COUNT_KEYS = ("matched", "suppressed", "not_in_identities", "no_consent", "no_identifier", "holdout", "exported")
 MODEL_FILTERS = ("min_propensity", "max_propensity", "top_k", "top_percent", "next_categories", "next_event_types",
                  "min_expected_revenue", "min_p_inactive", "max_p_inactive", "rank_by")
-#: What a top-k / top-% cut can rank by (highest first): the list's column of each forecast.
-RANK_KEYS = ("propensity", "expected_revenue", "p_inactive")
+#: What a top-k / top-% cut can rank by (highest first): the list's column of each forecast; "uplift" is the
+#: dataset's newest uplift estimate (core.campaigns.uplift: "persuadables" first), which needs no forecast model.
+RANK_KEYS = ("propensity", "expected_revenue", "p_inactive", "uplift")
+#: The filters that need an uplift run (a model fitted on a measured campaign).
+UPLIFT_FILTERS = ("min_uplift",)
 
 
 @dataclass
@@ -95,8 +98,9 @@ class CampaignFilters:
     shopper's most frequent price band is one of these (``core.store.price_bands.PRICE_BANDS``);
     ``min_expected_revenue``: revenue expected within the horizon at least this;
     ``min_p_inactive`` / ``max_p_inactive``: chance of no activity within the horizon in this range
-    (``min_p_inactive=config.LIKELY_TO_LAPSE`` keeps the shoppers likely to lapse); ``rank_by``: the
-    forecast a top-k / top-% cut ranks by (:data:`RANK_KEYS`; None: propensity).
+    (``min_p_inactive=config.LIKELY_TO_LAPSE`` keeps the shoppers likely to lapse); ``min_uplift``: estimated
+    uplift (incremental chance to buy if contacted, −1..1) above this, from the dataset's newest uplift run;
+    ``rank_by``: the forecast a top-k / top-% cut ranks by (:data:`RANK_KEYS`; None: propensity).
     Raises ``ParameterError`` naming the filter for an inconsistent value.
     """
 
@@ -116,6 +120,7 @@ class CampaignFilters:
     min_p_inactive: float | None = None
     max_p_inactive: float | None = None
     rank_by: str | None = None
+    min_uplift: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("segments", "next_categories", "next_event_types", "price_bands"):
@@ -136,6 +141,9 @@ class CampaignFilters:
         if self.rank_by is not None and self.rank_by not in RANK_KEYS:
             raise ParameterError(f"rank_by={self.rank_by!r} is not a forecast to rank by; expected one of "
                                  f"{list(RANK_KEYS)}", parameter="rank_by", cases=[self.rank_by])
+        if self.min_uplift is not None and not -1.0 <= float(self.min_uplift) <= 1.0:
+            raise ParameterError(f"min_uplift={self.min_uplift!r} is outside -1–1 (a difference of two chances to "
+                                 "buy)", parameter="min_uplift", cases=[self.min_uplift])
         if self.min_expected_revenue is not None and float(self.min_expected_revenue) < 0:
             raise ParameterError(f"min_expected_revenue={self.min_expected_revenue!r} is negative; expected an "
                                  "amount >= 0", parameter="min_expected_revenue")
@@ -160,8 +168,19 @@ class CampaignFilters:
                                  parameter="price_bands", cases=bad_bands)
 
     def needs_model(self) -> list[str]:
-        """Names of the filters set here that need forecasts (a trained model)."""
-        return [n for n in MODEL_FILTERS if getattr(self, n) is not None]
+        """Names of the filters set here that need forecasts (a trained model); a cut ranked by uplift needs none."""
+        by_uplift = ("rank_by", "top_k", "top_percent") if self.rank_by == "uplift" else ()
+        return [n for n in MODEL_FILTERS if getattr(self, n) is not None and n not in by_uplift]
+
+    def needs_uplift(self) -> list[str]:
+        """Names of the filters set here that need an uplift run (ranking by uplift, the uplift floor)."""
+        names = [n for n in UPLIFT_FILTERS if getattr(self, n) is not None]
+        return ["rank_by", *names] if self.rank_by == "uplift" else names
+
+    @property
+    def ranking(self) -> str:
+        """What orders the list and its top-k / top-% cut (:data:`RANK_KEYS`)."""
+        return self.rank_by or "propensity"
 
     def to_json(self) -> str:
         """The filters as JSON (only the ones set), keys sorted: recorded with every export."""
@@ -188,6 +207,8 @@ class TargetList:
     ``consent_column``: the consent column the destination needs (None for csv/parquet);
     ``consent_basis``: the legal basis the analyst stated when the identity file lacks it, else None.
     ``as_of``: the data's last event when the list was built (its campaign's outcome window starts there).
+    ``uplift_run_id``: the dataset's newest uplift run, whose estimates are the list's ``uplift`` column (None
+    without one); ``ranking``: what ordered the list (:data:`RANK_KEYS`; None: no forecast to rank by).
     """
 
     dataset: str
@@ -206,6 +227,8 @@ class TargetList:
     consent_column: str | None = None
     consent_basis: str | None = None
     as_of: dt.datetime | None = None
+    uplift_run_id: int | None = None
+    ranking: str | None = None
 
 
 # --- what exists --------------------------------------------------------------------------------------
@@ -228,6 +251,11 @@ def _context(engine: Engine, dataset: str, filters: CampaignFilters) -> dict:
     if need and version is None:
         raise NotFittedError(f"The filters {need} use forecasts, but dataset {dataset!r} has no trained model: "
                              "train one on the Forecasts page, or build a list from segments and behaviour only.")
+    uplift_run = _newest_uplift_run(engine, did)
+    if filters.needs_uplift() and uplift_run is None:
+        raise NotFittedError(f"The filters {filters.needs_uplift()} use estimated uplift, but dataset {dataset!r} has "
+                             "no uplift model: fit one on a measured campaign (Results on the Campaigns page, or "
+                             "cartsight uplift) first.")
     if filters.segments is not None and run_id is None:
         raise NotFittedError(f"The segments filter {filters.segments} needs a segmentation, but dataset {dataset!r} "
                              "has none: run one on the Segments page first.")
@@ -235,7 +263,14 @@ def _context(engine: Engine, dataset: str, filters: CampaignFilters) -> dict:
     if end is None:
         with engine.connect() as conn:
             end = conn.execute(sa.select(sa.func.max(_e.event_time)).where(_e.dataset_id == did)).scalar()
-    return {"dataset_id": did, "model_version": version, "run_id": run_id, "end": end}
+    return {"dataset_id": did, "model_version": version, "run_id": run_id, "end": end, "uplift_run_id": uplift_run}
+
+
+def _newest_uplift_run(engine: Engine, dataset_id: int) -> int | None:
+    """The id of the dataset's newest uplift run (core.campaigns.uplift), or None."""
+    r = store.uplift_runs.c
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.max(r.run_id)).where(r.dataset_id == dataset_id)).scalar()
 
 
 # --- SQL ----------------------------------------------------------------------------------------------
@@ -284,10 +319,12 @@ def _filtered(ctx: dict, filters: CampaignFilters, with_band: bool):
         cols += [propensity.label("propensity"), _p.expected_revenue, _p.p_inactive, _p.next_event_type,
                  _p.next_category, _p.top_items, _p.reasons]
     else:
-        cols += [sa.cast(sa.null(), sa.Float).label(n) for n in RANK_KEYS] + [
+        cols += [sa.cast(sa.null(), sa.Float).label(n) for n in RANK_KEYS if n != "uplift"] + [
             sa.cast(sa.null(), sa.String).label(n) for n in ("next_event_type", "next_category", "top_items", "reasons")]
+    from_clause, uplift = _join_uplift(from_clause, users, ctx)
+    cols.append(uplift.label("uplift"))
     rank = {"propensity": propensity, "expected_revenue": _p.expected_revenue,
-            "p_inactive": _p.p_inactive}[_rank_key(filters)]
+            "p_inactive": _p.p_inactive, "uplift": uplift}[_rank_key(filters)]
     if run_id is not None:
         from_clause = from_clause.outerjoin(store.segments, sa.and_(
             _s.dataset_id == did, _s.run_id == run_id, _s.user_id == users.c.user_id))
@@ -315,8 +352,21 @@ def _filtered(ctx: dict, filters: CampaignFilters, with_band: bool):
     if f.next_event_types is not None:
         where.append(_p.next_event_type.in_(f.next_event_types))
     where += _value_conditions(f)
+    if f.min_uplift is not None:
+        where.append(uplift > float(f.min_uplift))
     if (f.top_k is not None or f.top_percent is not None):
         where.append(rank.is_not(None))
+    where += _recency_conditions(users, end, f)
+    if f.min_spend is not None:
+        where.append(users.c.spend >= float(f.min_spend))
+    if f.price_bands is not None:
+        where.append(band_col.in_(f.price_bands))
+    return sa.select(*cols).select_from(from_clause).where(*where), rank
+
+
+def _recency_conditions(users, end, f: CampaignFilters) -> list:
+    """The seen-within, not-seen and bought-lately filters, measured back from the data's end."""
+    where = []
     if end is not None:
         if f.seen_within_days is not None:
             where.append(users.c.last_seen >= end - dt.timedelta(days=float(f.seen_within_days)))
@@ -325,11 +375,17 @@ def _filtered(ctx: dict, filters: CampaignFilters, with_band: bool):
         if f.exclude_bought_days is not None:
             cut = end - dt.timedelta(days=float(f.exclude_bought_days))
             where.append(sa.or_(users.c.last_purchase.is_(None), users.c.last_purchase < cut))
-    if f.min_spend is not None:
-        where.append(users.c.spend >= float(f.min_spend))
-    if f.price_bands is not None:
-        where.append(band_col.in_(f.price_bands))
-    return sa.select(*cols).select_from(from_clause).where(*where), rank
+    return where
+
+
+def _join_uplift(from_clause, users, ctx: dict):
+    """(the from clause joined to the newest uplift run's estimates, the uplift column: NULL without a run)."""
+    if ctx["uplift_run_id"] is None:
+        return from_clause, sa.cast(sa.null(), sa.Float)
+    u = store.uplift.c
+    joined = from_clause.outerjoin(store.uplift, sa.and_(u.dataset_id == ctx["dataset_id"],
+                                                         u.run_id == ctx["uplift_run_id"], u.user_id == users.c.user_id))
+    return joined, u.uplift
 
 
 def _value_conditions(f: CampaignFilters) -> list:
@@ -572,7 +628,13 @@ def build_target_list(engine: Engine, dataset: str, filters: CampaignFilters | N
                       segment_run_id=ctx["run_id"], holdout_share=holdout_share, seed=seed,
                       destination=destination, notes=notes + outcome["notes"],
                       consent_column=DESTINATION_CONSENT.get(destination or ""), consent_basis=basis,
-                      as_of=ctx["end"])
+                      as_of=ctx["end"], uplift_run_id=ctx["uplift_run_id"], ranking=_ranking(ctx, filters))
+
+
+def _ranking(ctx: dict, filters: CampaignFilters) -> str | None:
+    """What ordered the list: its rank key, None when there is no forecast to rank by."""
+    key = _rank_key(filters)
+    return key if key == "uplift" or ctx["model_version"] is not None else None
 
 
 def filter_options(engine: Engine, dataset: str) -> dict:

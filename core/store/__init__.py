@@ -16,7 +16,7 @@ from core.store.migrate import ensure_schema
 from core.store.schema import (AS_OF_DATASET, AS_OF_MODEL, AS_OF_RECORDED, dataset_files, dataset_id_seq, datasets,
                                events, export_id_seq, export_members, exports, is_duckdb, mappings, metadata, models,
                                predictions, price_edges, quarantine, schema_info, segment_run_id_seq, segment_runs,
-                               segments, session_days)
+                               segments, session_days, uplift, uplift_run_id_seq, uplift_runs)
 from core.store.url import resolve_url, safe_url
 
 __all__ = [
@@ -30,4 +30,5 @@ __all__ = [
     "lock_conflict_message", "make_engine", "mappings", "metadata", "models", "next_dataset_id", "predictions",
     "price_edges", "process_owner", "process_role", "quarantine", "record_first_files", "resolve_url", "safe_url",
     "schema_info", "segment_run_id_seq", "segment_runs", "segments", "session_days", "store_tag", "temp_prefix",
+    "uplift", "uplift_run_id_seq", "uplift_runs",
 ]

@@ -13,7 +13,8 @@ from core.errors import DatasetExistsError, DatasetNotFoundError
 from core.store.dataset_names import check_dataset_name
 from core.store.housekeeping import OWNER_SUFFIX
 from core.store.schema import (dataset_files, dataset_id_seq, datasets, events, export_members, exports, models,
-                               predictions, price_edges, quarantine, segment_runs, segments, session_days)
+                               predictions, price_edges, quarantine, segment_runs, segments, session_days, uplift,
+                               uplift_runs)
 
 
 def list_datasets(engine: Engine) -> list[dict]:
@@ -111,7 +112,7 @@ def drop_dataset(engine: Engine, name: str) -> int:
                 sa.select(exports.c.export_id, exports.c.file_name).where(exports.c.dataset_id == did)
             )
         ]
-        for table in (dataset_files, export_members, exports, segments, segment_runs, predictions, models, quarantine,
+        for table in (dataset_files, uplift, uplift_runs, export_members, exports, segments, segment_runs, predictions, models, quarantine,
                       session_days, price_edges, events):
             conn.execute(table.delete().where(table.c.dataset_id == did))
         conn.execute(datasets.delete().where(datasets.c.dataset_id == did))
