@@ -43,14 +43,15 @@ import json
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import config, store
 from core.store import sql
+from core.campaigns.holdout import assign_deciles, split_holdout
 from core.campaigns.outcome import expected_outcome
+from core.campaigns.uplift_estimates import join_uplift, newest_uplift_run
 from core.errors import NotFittedError, ParameterError, SchemaError
 from core.campaigns.identities import (CONSENT_COLUMNS, IdentityTable, Suppression, accepted_names, email_match_key,
                              user_id_key)
@@ -251,7 +252,7 @@ def _context(engine: Engine, dataset: str, filters: CampaignFilters) -> dict:
     if need and version is None:
         raise NotFittedError(f"The filters {need} use forecasts, but dataset {dataset!r} has no trained model: "
                              "train one on the Forecasts page, or build a list from segments and behaviour only.")
-    uplift_run = _newest_uplift_run(engine, did)
+    uplift_run = newest_uplift_run(engine, did)
     if filters.needs_uplift() and uplift_run is None:
         raise NotFittedError(f"The filters {filters.needs_uplift()} use estimated uplift, but dataset {dataset!r} has "
                              "no uplift model: fit one on a measured campaign (Results on the Campaigns page, or "
@@ -264,13 +265,6 @@ def _context(engine: Engine, dataset: str, filters: CampaignFilters) -> dict:
         with engine.connect() as conn:
             end = conn.execute(sa.select(sa.func.max(_e.event_time)).where(_e.dataset_id == did)).scalar()
     return {"dataset_id": did, "model_version": version, "run_id": run_id, "end": end, "uplift_run_id": uplift_run}
-
-
-def _newest_uplift_run(engine: Engine, dataset_id: int) -> int | None:
-    """The id of the dataset's newest uplift run (core.campaigns.uplift), or None."""
-    r = store.uplift_runs.c
-    with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.max(r.run_id)).where(r.dataset_id == dataset_id)).scalar()
 
 
 # --- SQL ----------------------------------------------------------------------------------------------
@@ -321,7 +315,7 @@ def _filtered(ctx: dict, filters: CampaignFilters, with_band: bool):
     else:
         cols += [sa.cast(sa.null(), sa.Float).label(n) for n in RANK_KEYS if n != "uplift"] + [
             sa.cast(sa.null(), sa.String).label(n) for n in ("next_event_type", "next_category", "top_items", "reasons")]
-    from_clause, uplift = _join_uplift(from_clause, users, ctx)
+    from_clause, uplift = join_uplift(from_clause, users, ctx)
     cols.append(uplift.label("uplift"))
     rank = {"propensity": propensity, "expected_revenue": _p.expected_revenue,
             "p_inactive": _p.p_inactive, "uplift": uplift}[_rank_key(filters)]
@@ -376,16 +370,6 @@ def _recency_conditions(users, end, f: CampaignFilters) -> list:
             cut = end - dt.timedelta(days=float(f.exclude_bought_days))
             where.append(sa.or_(users.c.last_purchase.is_(None), users.c.last_purchase < cut))
     return where
-
-
-def _join_uplift(from_clause, users, ctx: dict):
-    """(the from clause joined to the newest uplift run's estimates, the uplift column: NULL without a run)."""
-    if ctx["uplift_run_id"] is None:
-        return from_clause, sa.cast(sa.null(), sa.Float)
-    u = store.uplift.c
-    joined = from_clause.outerjoin(store.uplift, sa.and_(u.dataset_id == ctx["dataset_id"],
-                                                         u.run_id == ctx["uplift_run_id"], u.user_id == users.c.user_id))
-    return joined, u.uplift
 
 
 def _value_conditions(f: CampaignFilters) -> list:
@@ -463,54 +447,6 @@ def _suppress(frame: pd.DataFrame, suppression: Suppression | None, identities: 
         blocked |= {user for user, emails in identities.repeat_emails.items()
                     if any(email_match_key(e) in suppression.emails for e in emails)}
         mask |= keys.isin(blocked)
-    return mask
-
-
-def assign_deciles(propensity: pd.Series, n_groups: int = config.HOLDOUT_STRATA) -> pd.Series:
-    """Propensity decile of each row within the list: 1 (lowest) … ``n_groups`` (highest); NA without propensity.
-
-    Ranks (ties by position, so the caller's order decides) are cut into ``n_groups`` groups
-    of equal size (differing by at most one).
-    """
-    out = pd.Series(pd.NA, index=propensity.index, dtype="Int64")
-    known = propensity.dropna()
-    if known.empty:
-        return out
-    order = known.rank(method="first", ascending=True).astype(int) - 1
-    out.loc[known.index] = (order * n_groups // len(known) + 1).astype(int)
-    return out
-
-
-def split_holdout(frame: pd.DataFrame, share: float, seed: int) -> pd.Series:
-    """Boolean mask of the holdout: a random ``share`` of the rows, stratified by ``propensity_decile``.
-
-    round(share × n) rows in all, allocated to the deciles in proportion to their size
-    (largest remainder); inside each decile the rows are drawn with ``numpy.random.default_rng(seed)``
-    from the user ids in sorted order, so the same list and seed always give the same holdout.
-    Rows without a decile form one stratum of their own. ``ParameterError`` for a share outside
-    [0, config.MAX_HOLDOUT_SHARE].
-    """
-    if not 0.0 <= share <= config.MAX_HOLDOUT_SHARE:
-        raise ParameterError(f"holdout share {share!r} is outside 0–{config.MAX_HOLDOUT_SHARE}", parameter="holdout")
-    mask = pd.Series(False, index=frame.index)
-    n = len(frame)
-    total = int(round(share * n))
-    if total == 0:
-        return mask
-    strata = frame["propensity_decile"].fillna(0).astype(int)
-    sizes = strata.value_counts().sort_index()
-    exact = sizes * total / n
-    alloc = np.floor(exact).astype(int)
-    remainder = (exact - alloc).sort_values(ascending=False, kind="mergesort")
-    for key in remainder.index[: total - int(alloc.sum())]:
-        alloc[key] += 1
-    rng = np.random.default_rng(seed)
-    for key in sizes.index:
-        members = frame.loc[strata == key, "user_id"].sort_values(kind="mergesort")
-        k = int(alloc[key])
-        if k:
-            chosen = rng.choice(len(members), size=k, replace=False)
-            mask.loc[members.index[np.sort(chosen)]] = True
     return mask
 
 
@@ -639,6 +575,7 @@ def _ranking(ctx: dict, filters: CampaignFilters) -> str | None:
 
 def filter_options(engine: Engine, dataset: str) -> dict:
     """What the filter builder can offer: ``model_version`` (and its ``horizon_days``), ``segment_run_id``,
+    ``uplift_run_id`` (the newest uplift run, whose estimates a list can rank and filter by; None without one),
     ``segments`` (number → name), ``next_categories`` (forecast next categories, most frequent first) and ``end``
     (the data's last event)."""
     ds = store.get_dataset(engine, dataset)
@@ -646,7 +583,8 @@ def filter_options(engine: Engine, dataset: str) -> dict:
     version = sql.newest_ready_model_version(engine, did)
     run_id = current_segment_run(engine, did)
     out = {"model_version": version, "segment_run_id": run_id, "segments": {}, "next_categories": [],
-           "end": ds.get("last_event"), "horizon_days": sql.model_horizon_days(engine, did, version)}
+           "end": ds.get("last_event"), "horizon_days": sql.model_horizon_days(engine, did, version),
+           "uplift_run_id": newest_uplift_run(engine, did)}
     with engine.connect() as conn:
         if run_id is not None:
             rows = conn.execute(sa.select(_s.segment, _s.segment_name).where(_s.dataset_id == did, _s.run_id == run_id)
