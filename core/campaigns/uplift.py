@@ -15,16 +15,25 @@ Definitions (the Campaigns page and ``cartsight uplift`` state them):
   chance if not, within the campaign's window (−1..1; shown in points).
 - **cross-fitting**: the members are split into :data:`core.config.UPLIFT_FOLDS` folds stratified by
   group and outcome; each fold's estimates come from models fitted on the other folds, so the quality
-  below is measured on shoppers the models did not see.
+  below is measured on shoppers the models did not see. Each fold is ranked and measured on its own
+  (its model's scale is its own), and the folds' numbers are combined: coefficients averaged by the
+  folds' sizes, curves summed at the same share of every fold; the whole is repeated with
+  :data:`core.config.UPLIFT_REPEATS` different splits and averaged (one split moves the numbers by more
+  than their interval says).
 - **Qini curve** of a ranking (Radcliffe 2007): the shoppers ranked best first; at the top k,
   incremental buyers = buyers among the exported of the top k − buyers among the held-out of the
   top k × (exported ÷ held-out in the top k). **Random** targeting is the straight line to the whole
   campaign's incremental buyers. **Qini coefficient**: the area between a ranking's curve and the random
   line, ÷ shoppers² (so 0 = no better than random, whatever the sizes); its 95 % interval, and that of
   the difference to ranking by propensity, by a seeded Poisson bootstrap of the shoppers.
-- **verdict**: "better than ranking by chance to buy" when the uplift ranking's coefficient is above the
-  propensity ranking's with the difference's interval above zero; "better than random, no better than
-  ranking by chance to buy" when only its own interval is above zero; else "no better than random".
+- **better than random** needs both the uplift ranking's interval above zero and a randomisation test:
+  the campaign's exported / held-out labels shuffled within the propensity deciles the holdout was drawn
+  in, the models fitted again :data:`core.config.UPLIFT_PERMUTATIONS` times; p = the share of those (and
+  the campaign itself) whose coefficient reaches the campaign's, at most :data:`core.config.UPLIFT_ALPHA`.
+  A fitted ranking's bootstrap interval alone is too narrow: it holds the fitted models fixed.
+- **verdict**: "better than ranking by chance to buy" when better than random and the difference to the
+  propensity ranking's coefficient has its interval above zero; "better than random, no better than
+  ranking by chance to buy" when only better than random; else "no better than random".
 - **scoring**: the final two models, fitted on every member, estimate every shopper of the dataset
   from their features at the data's end now (and the newest model's propensity). Stored per shopper in
   ``cs_uplift`` under a ``cs_uplift_runs`` row, so target lists rank ("persuadables": highest uplift
@@ -54,6 +63,7 @@ VERDICT_NONE = "no better than random"
 VERDICT_RANDOM_NO_PROPENSITY = "better than random (the list had no propensity to compare with)"
 PROPENSITY_FEATURE = "propensity"
 RANKINGS = ("uplift", "propensity", "random")
+_BOOTSTRAP_CELLS = 2_000_000
 _p = store.predictions.c
 _u = store.uplift.c
 _r = store.uplift_runs.c
@@ -158,40 +168,90 @@ def qini_coefficient(score: np.ndarray, treated: np.ndarray, converted: np.ndarr
                                np.asarray(converted)[order])[0])
 
 
-def compare_rankings(scores: dict[str, np.ndarray], treated: np.ndarray, converted: np.ndarray,
+def _fold_orders(score: np.ndarray, folds: np.ndarray, seed: int) -> list[np.ndarray]:
+    """Per fold, the positions of its shoppers ranked by ``score`` within the fold (best first)."""
+    out = []
+    for f in np.unique(folds):
+        rows = np.flatnonzero(folds == f)
+        out.append(rows[_ranked(score[rows], seed)])
+    return out
+
+
+def _pooled(weights: np.ndarray, orders: list[np.ndarray], treated: np.ndarray, converted: np.ndarray) -> np.ndarray:
+    """The folds' Qini coefficients (each on its own shoppers, ranked within it), averaged by the folds' weights."""
+    sizes = np.stack([weights[:, o].sum(axis=1) for o in orders], axis=1)
+    coefs = np.stack([_coefficients(weights[:, o], treated[o], converted[o]) for o in orders], axis=1)
+    return (coefs * sizes).sum(axis=1) / sizes.sum(axis=1)
+
+
+def _repeats(scores: dict, folds, n: int) -> tuple[list[np.ndarray], dict[str, list[np.ndarray]]]:
+    """The fold arrays of each cross-fitting repeat and each ranking's score per repeat (one array: every repeat)."""
+    folds = [np.zeros(n, dtype=int)] if folds is None else folds if isinstance(folds, list) else [np.asarray(folds)]
+    per = {name: [np.asarray(x, dtype=float) for x in s] if isinstance(s, list) else [np.asarray(s, dtype=float)]
+           * len(folds) for name, s in scores.items()}
+    return folds, per
+
+
+def compare_rankings(scores: dict, treated: np.ndarray, converted: np.ndarray, folds=None,
                      seed: int = config.UPLIFT_SEED, resamples: int = config.UPLIFT_BOOTSTRAP_RESAMPLES) -> dict:
     """Each ranking's Qini coefficient with a 95 % interval, and every ranking's difference to the first one's.
 
-    ``scores``: ranking name → score per shopper (highest targeted first). Returns ``{name: {"qini",
-    "ci_low", "ci_high"}}`` plus ``{"<first> - <name>": {"difference", "ci_low", "ci_high"}}`` for the others;
-    the same Poisson-bootstrap resamples of the shoppers for every ranking (seeded), in batches.
+    ``scores``: ranking name → score per shopper (highest targeted first), or a list of them, one per
+    cross-fitting repeat. ``folds``: the cross-fitting fold of each shopper, or a list of them, one per repeat
+    (None: one fold). Each fold is ranked and measured on its own, with the model that did not see it, and the
+    folds' coefficients are averaged by their sizes (pooled into one ranking, a fold whose shoppers responded
+    more would meet a model fitted on the others' data, which expects less); the repeats are averaged, as one
+    split of the shoppers into folds moves the number by more than its interval says. Returns ``{name: {"qini",
+    "ci_low", "ci_high"}}`` plus ``{"<first> - <name>": {"difference", "ci_low", "ci_high"}}`` for the others,
+    from the same seeded Poisson-bootstrap resamples of the shoppers for every ranking and repeat.
     """
     rng = np.random.default_rng(seed)
     treated, converted = np.asarray(treated), np.asarray(converted)
-    orders = {name: _ranked(s, seed) for name, s in scores.items()}
+    splits, per = _repeats(scores, folds, len(treated))
+    orders = {name: [_fold_orders(x, f, seed) for x, f in zip(s, splits)] for name, s in per.items()}
+
+    def pooled(w: np.ndarray, name: str) -> np.ndarray:
+        return np.mean([_pooled(w, o, treated, converted) for o in orders[name]], axis=0)
+
     draws = {name: [] for name in scores}
-    for start in range(0, resamples, 50):
-        w = rng.poisson(1.0, size=(min(50, resamples - start), len(treated))).astype(float)
-        for name, order in orders.items():
-            draws[name].append(_coefficients(w[:, order], treated[order], converted[order]))
+    batch = max(1, min(50, _BOOTSTRAP_CELLS // max(len(treated), 1)))  # resamples × shoppers held at once
+    for start in range(0, resamples, batch):
+        w = rng.poisson(1.0, size=(min(batch, resamples - start), len(treated))).astype(float)
+        for name in orders:
+            draws[name].append(pooled(w, name))
     draws = {name: np.concatenate(parts) for name, parts in draws.items()}
+    point = {name: float(pooled(np.ones((1, len(treated))), name)[0]) for name in orders}
     out = {}
-    for name, order in orders.items():
+    for name in scores:
         low, high = np.percentile(draws[name], [2.5, 97.5])
-        out[name] = {"qini": qini_coefficient(scores[name], treated, converted, seed), "ci_low": float(low),
-                     "ci_high": float(high)}
+        out[name] = {"qini": point[name], "ci_low": float(low), "ci_high": float(high)}
     first = next(iter(scores))
     for name in list(scores)[1:]:
         low, high = np.percentile(draws[first] - draws[name], [2.5, 97.5])
-        out[f"{first} - {name}"] = {"difference": out[first]["qini"] - out[name]["qini"], "ci_low": float(low),
+        out[f"{first} - {name}"] = {"difference": point[first] - point[name], "ci_low": float(low),
                                     "ci_high": float(high)}
     return out
 
 
+def fold_curve(score: np.ndarray, treated: np.ndarray, converted: np.ndarray, folds: np.ndarray,
+               seed: int = config.UPLIFT_SEED, n_points: int = config.UPLIFT_CURVE_POINTS) -> pd.DataFrame:
+    """The Qini curve of targeting the same top share of every fold (each ranked within itself): ``share`` (0–1)
+    and ``incremental`` buyers summed over the folds."""
+    share = np.linspace(0.0, 1.0, n_points + 1)
+    total = np.zeros(len(share))
+    for order in _fold_orders(np.asarray(score, dtype=float), np.asarray(folds), seed):
+        gain = np.concatenate([[0.0], _incremental(np.ones((1, len(order))), np.asarray(treated)[order],
+                                                   np.asarray(converted)[order])[0]])
+        total += gain[np.round(share * len(order)).astype(int)]
+    return pd.DataFrame({"share": share, "incremental": total})
+
+
 def verdict(qini: dict) -> str:
     """:data:`VERDICT_BETTER`, :data:`VERDICT_RANDOM_ONLY`, :data:`VERDICT_RANDOM_NO_PROPENSITY` (no propensity
-    ranking to compare with) or :data:`VERDICT_NONE` from :func:`compare_rankings`."""
-    if qini["uplift"]["ci_low"] <= 0:
+    ranking to compare with) or :data:`VERDICT_NONE` from :func:`compare_rankings` (and, when its ``uplift`` has
+    one, the randomisation test's ``p_value``: at most :data:`core.config.UPLIFT_ALPHA` is needed too)."""
+    u = qini["uplift"]
+    if u["ci_low"] <= 0 or u.get("p_value", 0.0) > config.UPLIFT_ALPHA:
         return VERDICT_NONE
     diff = qini.get("uplift - propensity")
     if diff is None:
@@ -250,7 +310,8 @@ def campaign_frame(engine: Engine, dataset: str, export_id: int, days: int | Non
     """The members of a measured export with their features as of its as-of time, treatment and outcome.
 
     Returns ``(frame, feature_names, measured)``: ``frame`` indexed by user_id with the features,
-    ``treated`` (1 exported, 0 held out) and ``converted`` (0/1 in the window); ``measured`` is
+    ``treated`` (1 exported, 0 held out), ``converted`` (0/1 in the window) and ``stratum`` (the propensity
+    decile the holdout was drawn in); ``measured`` is
     :func:`core.campaigns.results.member_outcomes`' dict. Errors: those of ``member_outcomes``;
     ``CartsightError`` while the window is still open, and when the groups are too small
     (:data:`core.config.UPLIFT_MIN_GROUP_SHOPPERS`, :data:`core.config.UPLIFT_MIN_GROUP_BUYERS`).
@@ -268,6 +329,7 @@ def campaign_frame(engine: Engine, dataset: str, export_id: int, days: int | Non
     frame = frame.fillna({c: 0.0 for c in frame.columns})
     frame["treated"] = (members["group_name"] == MEMBER_TARGET).astype(int)
     frame["converted"] = members["converted"].astype(int)
+    frame["stratum"] = members["decile"]
     _check_sizes(frame, export_id)
     return frame, list(feats.columns), measured
 
@@ -275,55 +337,88 @@ def campaign_frame(engine: Engine, dataset: str, export_id: int, days: int | Non
 # --- fitting, measuring, storing ------------------------------------------------------------------------
 
 
+def randomisation_p_value(frame: pd.DataFrame, names: list[str], observed: float, seed: int = config.UPLIFT_SEED,
+                          permutations: int = config.UPLIFT_PERMUTATIONS) -> float:
+    """P-value of "the uplift ranking is no better than random": the share of re-randomised campaigns (exported /
+    held-out labels shuffled within ``stratum``, the propensity deciles the holdout was drawn in; models fitted
+    again, one cross-fitting each) whose Qini coefficient reaches ``observed``, counting the campaign itself."""
+    rng = np.random.default_rng(seed + 1)
+    strata = frame["stratum"].to_numpy() if "stratum" in frame else np.zeros(len(frame))
+    t, y = frame["treated"].to_numpy(), frame["converted"].to_numpy()
+    reached = 0
+    for i in range(permutations):
+        shuffled = t.copy()
+        for key in np.unique(strata):
+            rows = np.flatnonzero(strata == key)
+            shuffled[rows] = rng.permutation(t[rows])
+        estimates, folds = cross_fitted(frame.assign(treated=shuffled), names, seed + 100 + i)
+        null = compare_rankings({"uplift": estimates}, shuffled, y, folds, seed, resamples=1)["uplift"]["qini"]
+        reached += null >= observed
+    return (1 + reached) / (1 + permutations)
+
+
+def repeated_cross_fits(frame: pd.DataFrame, names: list[str], seed: int = config.UPLIFT_SEED,
+                        repeats: int = config.UPLIFT_REPEATS) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(each repeat's cross-fitted estimates, each repeat's folds): :func:`cross_fitted` with seeds seed, seed+1, …"""
+    fits = [cross_fitted(frame, names, seed + r) for r in range(repeats)]
+    return [f[0] for f in fits], [f[1] for f in fits]
+
+
 def cross_fitted(frame: pd.DataFrame, names: list[str], seed: int = config.UPLIFT_SEED,
-                 folds: int = config.UPLIFT_FOLDS) -> np.ndarray:
-    """Each row's uplift from models fitted on the other folds (stratified by ``treated`` × ``converted``)."""
+                 folds: int = config.UPLIFT_FOLDS) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's uplift from models fitted on the other folds, each row's fold); the folds are stratified by
+    ``treated`` × ``converted``."""
     from sklearn.model_selection import StratifiedKFold
 
     x = frame[names].to_numpy(dtype=float)
     t, y = frame["treated"].to_numpy(), frame["converted"].to_numpy()
-    out = np.zeros(len(frame))
+    out, fold_of = np.zeros(len(frame)), np.zeros(len(frame), dtype=int)
     split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, t * 2 + y)
-    for fit_rows, held_rows in split:
+    for k, (fit_rows, held_rows) in enumerate(split):
         model = TwoModelUplift(seed=seed).fit(x[fit_rows], t[fit_rows], y[fit_rows])
-        out[held_rows] = model.predict(x[held_rows])
-    return out
+        out[held_rows], fold_of[held_rows] = model.predict(x[held_rows]), k
+    return out, fold_of
 
 
 @dataclass
 class UpliftFit:
     """A fitted uplift run: ``run_id`` (its ``cs_uplift_runs`` row), ``report`` (JSON-ready, see
     :func:`fit_uplift`) and ``held_out`` (one row per campaign member: user_id, treated, converted, uplift: the
-    cross-fitted estimate, propensity: the export's, NaN without one)."""
+    cross-fitted estimate averaged over the repeats, fold: the fold it was held out in by the first repeat,
+    propensity: the export's, NaN without one)."""
 
     run_id: int
     report: dict
     held_out: pd.DataFrame
 
 
-def _curves(scores: dict[str, np.ndarray], t: np.ndarray, y: np.ndarray, seed: int) -> dict:
-    """Each ranking's Qini curve (shares in %) and the random line, as lists for JSON."""
+def _curves(scores: dict, t: np.ndarray, y: np.ndarray, folds: list[np.ndarray], seed: int) -> dict:
+    """Each ranking's Qini curve over the folds, averaged over the repeats (shares in %), and the random line, as
+    lists for JSON."""
+    splits, per = _repeats(scores, folds, len(t))
     out = {}
-    for name, score in scores.items():
-        curve = qini_curve(score, t, y, seed)
+    for name, repeats in per.items():
+        parts = [fold_curve(x, t, y, f, seed) for x, f in zip(repeats, splits)]
+        curve = parts[0].assign(incremental=np.mean([p["incremental"] for p in parts], axis=0))
         out[name] = {"share_pct": (curve["share"] * 100).round(4).tolist(), "incremental": curve["incremental"].tolist()}
-    first = next(iter(out.values()))
-    total = first["incremental"][-1]
+    total = next(iter(out.values()))["incremental"][-1]
     out["random"] = {"share_pct": [0.0, 100.0], "incremental": [0.0, total]}
     return out
 
 
 def _measure(frame: pd.DataFrame, names: list[str], seed: int) -> tuple[dict, pd.DataFrame]:
     """The cross-fitted estimates and the Qini numbers, curves and verdict on them."""
-    estimates = cross_fitted(frame, names, seed)
+    repeats, folds = repeated_cross_fits(frame, names, seed)
     t, y = frame["treated"].to_numpy(), frame["converted"].to_numpy()
-    scores = {"uplift": estimates}
+    scores = {"uplift": repeats}
+    estimates = np.mean(repeats, axis=0)
     if PROPENSITY_FEATURE in names:
         scores["propensity"] = frame[PROPENSITY_FEATURE].to_numpy(dtype=float)
-    qini = compare_rankings(scores, t, y, seed)
+    qini = compare_rankings(scores, t, y, folds, seed)
+    qini["uplift"]["p_value"] = randomisation_p_value(frame, names, qini["uplift"]["qini"], seed)
     held = pd.DataFrame({"user_id": frame.index.astype(str), "treated": t, "converted": y, "uplift": estimates,
-                         "propensity": scores.get("propensity", np.full(len(frame), np.nan))})
-    return {"qini": qini, "curves": _curves(scores, t, y, seed), "verdict": verdict(qini)}, held
+                         "fold": folds[0], "propensity": scores.get("propensity", np.full(len(frame), np.nan))})
+    return {"qini": qini, "curves": _curves(scores, t, y, folds, seed), "verdict": verdict(qini)}, held
 
 
 def _score_everyone(engine: Engine, dataset_id: int, frame: pd.DataFrame, names: list[str],
@@ -370,7 +465,7 @@ def fit_uplift(engine: Engine, dataset: str, export_id: int, days: int | None = 
     without), treated, holdout, converted_treated, converted_holdout, features, learner, folds, qini
     (per ranking: qini, ci_low, ci_high; "uplift - propensity": difference, ci_low, ci_high), curves
     (per ranking and "random": share_pct, incremental), verdict, verdict_text, n_scored,
-    persuadable_share (scored shoppers with an estimate above zero), notes. Errors: as :func:`campaign_frame`.
+    persuadable_share (scored shoppers with an estimate above zero), repeats, notes. Errors: as :func:`campaign_frame`.
     """
     frame, names, measured = campaign_frame(engine, dataset, export_id, days, orders)
     measured_part, held = _measure(frame, names, seed)
@@ -382,7 +477,7 @@ def fit_uplift(engine: Engine, dataset: str, export_id: int, days: int | None = 
               "treated": int(t.sum()), "holdout": int((~t).sum()),
               "converted_treated": int(frame.loc[t, "converted"].sum()),
               "converted_holdout": int(frame.loc[~t, "converted"].sum()), "features": names, "learner": LEARNER,
-              "folds": config.UPLIFT_FOLDS, **measured_part, "n_scored": int(len(scores)),
+              "folds": config.UPLIFT_FOLDS, "repeats": config.UPLIFT_REPEATS, **measured_part, "n_scored": int(len(scores)),
               "persuadable_share": float((scores > 0).mean()) if len(scores) else None,
               "notes": list(measured["notes"])}
     if PROPENSITY_FEATURE not in names:
@@ -404,7 +499,8 @@ def verdict_text(report: dict) -> str:
     u = q["uplift"]
     text = (f"Ranking by estimated uplift is {report['verdict']} on the {report['treated'] + report['holdout']:,} "
             f"shoppers of export #{report['export_id']}, each estimated by models that did not see them: Qini "
-            f"{_pts(u['qini'])} (95 % CI {_pts(u['ci_low'])} to {_pts(u['ci_high'])}; random targeting 0)")
+            f"{_pts(u['qini'])} (95 % CI {_pts(u['ci_low'])} to {_pts(u['ci_high'])}; random targeting 0; "
+            f"randomisation test p = {u['p_value']:.2f})")
     if "propensity" in q:
         d = q["uplift - propensity"]
         text += (f", ranking by chance to buy {_pts(q['propensity']['qini'])}; uplift minus chance to buy "
@@ -445,13 +541,15 @@ def summary_lines(report: dict) -> list[str]:
     lines = [f"uplift model for export #{report['export_id']} of {report['dataset']} (run {report.get('run_id')}): "
              f"{report['treated']:,} exported ({report['converted_treated']:,} bought), {report['holdout']:,} held out "
              f"({report['converted_holdout']:,} bought) in a {report['window_days']}-day window",
-             f"learner: {report['learner']}; {report['folds']}-fold cross-fitting; features: "
+             f"learner: {report['learner']}; {report['folds']}-fold cross-fitting repeated {report['repeats']} times; "
+             "features: "
              f"{', '.join(report['features'])}",
              "Qini coefficient (area between the curve and random targeting ÷ shoppers², in points; 95 % CI):"]
     for name in RANKINGS[:2]:
         if name in q:
+            test = f"; randomisation test p = {q[name]['p_value']:.2f}" if "p_value" in q[name] else ""
             lines.append(f"  by {name:<10} {_pts(q[name]['qini'])} ({_pts(q[name]['ci_low'])} to "
-                         f"{_pts(q[name]['ci_high'])})")
+                         f"{_pts(q[name]['ci_high'])}{test})")
     lines.append("  random        +0.00")
     lines += [f"verdict: {report['verdict']}", report["verdict_text"],
               f"scored {report['n_scored']:,} shoppers at {report['scored_at']}; "

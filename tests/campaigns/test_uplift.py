@@ -53,6 +53,25 @@ def test_compare_rankings_and_the_verdict_words():
     tied = {"uplift": q["uplift"], "uplift - propensity": {"difference": 0.0, "ci_low": -0.01, "ci_high": 0.01}}
     assert uplift.verdict(tied) == uplift.VERDICT_RANDOM_ONLY
     assert uplift.verdict({"uplift": q["uplift"]}) == uplift.VERDICT_RANDOM_NO_PROPENSITY
+    # an interval above zero is not enough when the randomisation test does not agree
+    assert uplift.verdict({**q, "uplift": {**q["uplift"], "p_value": 0.1}}) == uplift.VERDICT_NONE
+    assert uplift.verdict({**q, "uplift": {**q["uplift"], "p_value": 0.05}}) == uplift.VERDICT_BETTER
+
+
+def test_the_randomisation_test_refits_on_shuffled_labels():
+    rng = np.random.default_rng(5)
+    n = 1200
+    x = rng.normal(size=(n, 2))
+    treated = rng.permutation(np.repeat([0, 1], n // 2))
+    moved = x[:, 0] > 0  # the campaign moves half the shoppers: +40 points
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "treated": treated,
+                          "converted": (rng.random(n) < 0.15 + 0.4 * treated * moved).astype(int)})
+    estimates, folds = uplift.cross_fitted(frame, ["a", "b"])
+    observed = uplift.compare_rankings({"uplift": estimates}, treated, frame["converted"], folds)["uplift"]["qini"]
+    # no shuffled campaign comes near: the smallest p-value 19 shuffles can give
+    assert uplift.randomisation_p_value(frame, ["a", "b"], observed) == pytest.approx(0.05)
+    # a coefficient of zero is reached by about half of them
+    assert 0.2 < uplift.randomisation_p_value(frame, ["a", "b"], 0.0) < 0.8
 
 
 def test_the_learner_refuses_use_before_fit_and_a_group_without_buyers():
@@ -131,6 +150,7 @@ def test_an_effect_on_one_group_is_found_and_beats_ranking_by_propensity(engine,
     report = fit.report
     assert (report["treated"], report["holdout"]) == (1967, 1967) and len(sim["made"]) > 150
     assert report["qini"]["uplift"]["ci_low"] > 0  # beats random targeting
+    assert report["qini"]["uplift"]["p_value"] == pytest.approx(0.05)  # above all 19 re-randomised campaigns
     assert report["qini"]["uplift - propensity"]["ci_low"] > 0  # and ranking by chance to buy
     assert report["verdict"] == uplift.VERDICT_BETTER
     assert report["verdict_text"].startswith("Ranking by estimated uplift is better than ranking by chance to buy")
