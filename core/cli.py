@@ -321,7 +321,8 @@ def cmd_export(args) -> int:
         print(f"consent: no {counts['consent_column']} column; legal basis stated: {counts['consent_basis']}")
     elif counts["consent_column"]:
         print(f"consent: {counts['consent_column']} = yes")
-    print(f"export #{counts['export_id']} written to {counts['out']} (sha256 {counts['file_sha256']})")
+    print(f"export #{counts['export_id']} written to {counts['out']} (sha256 {counts['file_sha256']}), ranked by "
+          f"{counts['ranking'] or 'nothing (no forecasts)'}")
     for warning in counts.get("warnings") or []:
         print(f"warning: {warning}", file=sys.stderr)
     for label, key in (("identity file", "identity_problems"), ("suppression file", "suppression_problems")):
@@ -340,6 +341,19 @@ def cmd_outcome(args) -> int:
         _print_json(result)
     else:
         print("\n".join(results.summary_lines(result)))
+    return 0
+
+
+def cmd_uplift(args) -> int:
+    from core.campaigns import results, uplift
+
+    engine = _engine(args)
+    orders = results.read_orders(args.orders) if args.orders else None
+    fit = uplift.fit_uplift(engine, args.dataset, args.export, days=args.days, orders=orders)
+    if args.json:
+        _print_json(fit.report)
+    else:
+        print("\n".join(uplift.summary_lines(fit.report)))
     return 0
 
 
@@ -440,9 +454,10 @@ def _add_export_command(sub) -> None:
     who.add_argument("--top-percent", type=float, help="keep the top P%% by purchase propensity (or by --rank-by)")
     who.add_argument("--min-propensity", type=float, help="keep shoppers with propensity >= X")
     p.add_argument("--exclude-bought-days", type=int, help="drop shoppers who bought in the last D days")
-    p.add_argument("--rank-by", choices=["propensity", "expected_revenue", "p_inactive"],
+    p.add_argument("--rank-by", choices=["propensity", "expected_revenue", "p_inactive", "uplift"],
                    help="the forecast --top-percent keeps the highest of (default propensity): expected revenue "
-                        "within the horizon, or p_inactive, the chance of no activity within it")
+                        "within the horizon, p_inactive, the chance of no activity within it, or uplift, the "
+                        "incremental chance to buy estimated by `cartsight uplift` (persuadables first)")
     p.add_argument("--likely-to-lapse", action="store_true",
                    help=f"only shoppers whose chance of no activity within the horizon is at least "
                         f"{100 * config.LIKELY_TO_LAPSE:.0f}%%")
@@ -466,7 +481,7 @@ def _add_export_command(sub) -> None:
 
 
 def _add_outcome_command(sub) -> None:
-    """``outcome``: a past export measured against its holdout on the data that came after it."""
+    """``outcome`` and ``uplift``: a past export measured against its holdout, and whom its campaign moved."""
     p = _add_command(sub, "outcome", "Measure a past export's campaign against its holdout: conversion, lift with "
                                      "its confidence interval and p-value, revenue, by segment and propensity decile.")
     p.add_argument("--dataset", required=True)
@@ -478,6 +493,18 @@ def _add_outcome_command(sub) -> None:
                                                     "amount per row) instead of the dataset's later events")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=cmd_outcome)
+
+    p = _add_command(sub, "uplift", "Fit an uplift model on a measured export's exported and held-out shoppers, "
+                                    "print its Qini numbers beside ranking by propensity and random targeting, and "
+                                    "store every shopper's estimated uplift (export --rank-by uplift uses it).")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--export", required=True, type=int, metavar="ID", help="the measured export's id")
+    p.add_argument("--days", type=int, metavar="N", help="the outcome window's length after the export's as-of time "
+                                                         "(default: its model's horizon)")
+    p.add_argument("--orders", metavar="FILE", help="read outcomes from this orders file instead of the dataset's "
+                                                    "later events")
+    p.add_argument("--json", action="store_true", help="print the report (Qini numbers, curves, verdict) as JSON")
+    p.set_defaults(func=cmd_uplift)
 
 
 def build_parser() -> argparse.ArgumentParser:

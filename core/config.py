@@ -20,7 +20,7 @@ HOME_ENV = "CARTSIGHT_HOME"
 #: Name of the Streamlit connection section in ``.streamlit/secrets.toml``.
 SECRETS_SECTION = "cartsight"
 #: Version of the table layout; bumped whenever ``core.store`` changes a table.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 #: Memory the embedded DuckDB store may use for one query before it spills to disk (DuckDB's own
 #: default is 80 % of the machine): training and scoring share the process, and the app's whole
 #: journey is to stay under 4 GB on a laptop (bench/scale.py measures its peak).
@@ -284,6 +284,36 @@ OUTCOME_MIN_GROUP_SHOPPERS = 30
 #: The p-value is Fisher's exact test when an expected cell of the 2×2 table (shoppers who bought or not, per
 #: group, under no effect) is below this, else the pooled two-proportion z-test (Cochran's rule).
 OUTCOME_FISHER_BELOW_EXPECTED = 5
+#: Uplift (core/campaigns/uplift): a campaign needs at least this many exported and held-out shoppers, and this
+#: many buyers in each group within its window, before an uplift model is fitted on it (below them two fitted
+#: chances to buy differ by noise alone).
+UPLIFT_MIN_GROUP_SHOPPERS = 200
+UPLIFT_MIN_GROUP_BUYERS = 10
+#: Folds of the cross-fitting: each shopper's estimate, and the Qini numbers, come from a model fitted on the
+#: other folds (stratified by group and outcome), so the quality is measured on shoppers the model did not see.
+UPLIFT_FOLDS = 3
+#: The cross-fitting is repeated with this many different splits and the Qini numbers averaged: on simulated
+#: campaigns without any effect, one split's coefficient strayed up to 3.3 bootstrap standard errors from zero.
+UPLIFT_REPEATS = 3
+#: Re-randomisations of the campaign (its exported / held-out labels shuffled within its propensity deciles, the
+#: models fitted again) behind the randomisation test that the uplift ranking beats random targeting: 19 gives a
+#: p-value of 0.05 at best. The bootstrap interval alone was too narrow for a fitted ranking: on three simulated
+#: campaigns without any effect, one came out "better than random" and one below.
+UPLIFT_PERMUTATIONS = 19
+UPLIFT_ALPHA = 0.05
+#: The two gradient-boosting models (exported; held out): small, slow-learning trees with large leaves, since a
+#: campaign's groups are hundreds to thousands of shoppers and their difference is what counts.
+UPLIFT_TREES = 100
+UPLIFT_LEARNING_RATE = 0.05
+UPLIFT_TREE_LEAVES = 8
+UPLIFT_MIN_LEAF_SHOPPERS = 30
+UPLIFT_SEED = 0
+#: Poisson-bootstrap resamples of the held-out shoppers behind the Qini numbers' 95 % intervals (seeded).
+UPLIFT_BOOTSTRAP_RESAMPLES = 500
+#: Points of each Qini curve kept for the chart (evenly spaced shares of the shoppers).
+UPLIFT_CURVE_POINTS = 100
+#: Shoppers whose features are read (and scored) per query.
+UPLIFT_CHUNK_USERS = 20_000
 #: Campaign count/list caches on the page (seconds, entries).
 CAMPAIGNS_CACHE_TTL_SECONDS = 300
 CAMPAIGNS_CACHE_MAX_ENTRIES = 32

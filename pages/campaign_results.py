@@ -16,6 +16,7 @@ from core import config
 from core.campaigns import exports, results
 from core.charts import campaigns as charts
 from core.errors import CartsightError
+from pages.campaign_uplift import show_uplift
 from pages.common import md, show_error, show_table
 
 _CACHE = {"ttl": config.CAMPAIGNS_CACHE_TTL_SECONDS, "max_entries": config.CAMPAIGNS_CACHE_MAX_ENTRIES,
@@ -118,10 +119,11 @@ def show_results(engine, store_key: str, ds: dict) -> None:
                                       "the list's as-of time are used.")
     data = upload.getvalue() if upload is not None else None
     data_key = (ds.get("last_event"), ds.get("rows_loaded"), hashlib.sha256(data).hexdigest() if data else None)
+    name = upload.name if upload is not None else None
     try:
-        result = _measure(engine, store_key, ds["name"], data_key, int(pick), days, data,
-                          upload.name if upload is not None else None)
+        result = _measure(engine, store_key, ds["name"], data_key, int(pick), days, data, name)
     except CartsightError as exc:
         show_error(exc)
         return
     _render(result)
+    show_uplift(engine, ds["name"], int(pick), days, data, name, result["status"])

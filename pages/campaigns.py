@@ -27,7 +27,7 @@ FORMAT_LABELS = {"csv": "CSV (user id, segment, forecast)", "parquet": "Parquet 
 TOP_MODES = ("everyone who matches", "top k", "top %")
 #: What the list can be ranked by, and the words for it.
 RANK_LABELS = {"propensity": "chance to buy within the horizon", "expected_revenue": "expected revenue within the horizon",
-               "p_inactive": "lapse risk (chance of no activity)"}
+               "p_inactive": "lapse risk (chance of no activity)", "uplift": "estimated uplift (persuadables)"}
 RECENCY_MODES = ("any time", "seen within the last N days", "not seen for N days")
 LAST_EXPORT_KEY = "camp_last_export"
 CONSENT_HELP = ("Consent applied: Klaviyo and Mailchimp export only shoppers whose consent_email is yes, Google and "
@@ -41,12 +41,13 @@ HISTORY_COLUMNS = ("export_id", "created_at", "name", "format", "rank_by", "as_o
 
 
 @st.cache_data(**_CACHE)
-def _count(_engine, store: str, dataset: str, filters_json: str, version, run_id) -> int:
+def _count(_engine, store: str, dataset: str, filters_json: str, version, run_id, uplift_run) -> int:
     return campaigns.count_matches(_engine, dataset, campaigns.CampaignFilters.from_json(filters_json))
 
 
 @st.cache_data(**_CACHE)
-def _build(_engine, store: str, dataset: str, filters_json: str, version, run_id, identity_bytes: bytes | None,
+def _build(_engine, store: str, dataset: str, filters_json: str, version, run_id, uplift_run,
+           identity_bytes: bytes | None,
            suppression_bytes: bytes | None, share: float, seed: int, destination: str, consent_basis: str | None):
     identities = read_identities(identity_bytes) if identity_bytes else None
     suppression = read_suppression(suppression_bytes) if suppression_bytes else None
@@ -58,6 +59,7 @@ def _build(_engine, store: str, dataset: str, filters_json: str, version, run_id
 def _filters(opts: dict, dataset_id: int) -> campaigns.CampaignFilters:
     """The filter builder; returns the filters the widgets describe."""
     has_model, segs = opts["model_version"] is not None, opts["segments"]
+    has_uplift = opts["uplift_run_id"] is not None
     st.subheader("Who to target")
     if not has_model:
         st.info(no_forecasts_text(dataset_id, "No trained model for this dataset: forecast filters "
@@ -71,17 +73,8 @@ def _filters(opts: dict, dataset_id: int) -> campaigns.CampaignFilters:
     horizon = opts.get("horizon_days") or config.DEFAULT_HORIZON_DAYS
     low, high = left.slider(vocabulary.chance_to_buy(horizon), 0.0, 1.0, (0.0, 1.0), step=0.01, key="camp_propensity",
                             disabled=not has_model, help=vocabulary.chance_to_buy_help(horizon))
-    mode = left.radio("Keep", TOP_MODES, key="camp_top_mode", horizontal=True, disabled=not has_model)
-    rank_by = left.selectbox("Ranked by", list(RANK_LABELS), format_func=RANK_LABELS.get, key="camp_rank_by",
-                             disabled=not has_model,
-                             help="The forecast that orders the list and that a top k / top % keeps the highest of: "
-                                  "e.g. top 20 % by expected revenue, or the shoppers most likely to lapse first.")
-    top_k = top_percent = None
-    if mode == TOP_MODES[1]:
-        top_k = int(left.number_input("k", min_value=1, value=100, step=10, key="camp_top_k"))
-    elif mode == TOP_MODES[2]:
-        top_percent = float(left.number_input("%", min_value=0.1, max_value=100.0, value=10.0, step=1.0,
-                                              key="camp_top_percent"))
+    rank_by, top_k, top_percent = _ranking(left, has_model, has_uplift)
+    min_uplift = _uplift_floor(left, has_uplift)
     categories = right.multiselect(vocabulary.NEXT_CATEGORY, opts["next_categories"], key="camp_next_categories",
                                    disabled=not has_model)
     steps = right.multiselect(vocabulary.NEXT_STEP, list(campaigns.NEXT_EVENT_TYPES), key="camp_next_events",
@@ -107,14 +100,44 @@ def _filters(opts: dict, dataset_id: int) -> campaigns.CampaignFilters:
         segments=chosen or None,
         min_propensity=low if has_model and low > 0 else None,
         max_propensity=high if has_model and high < 1 else None,
-        top_k=top_k if has_model else None, top_percent=top_percent if has_model else None,
+        top_k=top_k, top_percent=top_percent, min_uplift=min_uplift,
         next_categories=categories or None, next_event_types=steps or None,
         seen_within_days=days if recency == RECENCY_MODES[1] else None,
         not_seen_days=days if recency == RECENCY_MODES[2] else None,
         exclude_bought_days=bought or None, min_spend=spend or None, price_bands=bands or None,
         min_p_inactive=config.LIKELY_TO_LAPSE if has_model and lapse else None,
         min_expected_revenue=min_value if has_model and min_value else None,
-        rank_by=rank_by if has_model and rank_by != "propensity" else None)
+        rank_by=rank_by)
+
+
+def _ranking(column, has_model: bool, has_uplift: bool) -> tuple[str | None, int | None, float | None]:
+    """(what ranks the list: None for propensity or nothing, top k, top %) from the Keep and Ranked-by widgets;
+    the cut needs a forecast or uplift estimates to rank by."""
+    mode = column.radio("Keep", TOP_MODES, key="camp_top_mode", horizontal=True, disabled=not (has_model or has_uplift))
+    ranks = [k for k in RANK_LABELS if (has_uplift if k == "uplift" else has_model)]
+    rank_by = column.selectbox("Ranked by", ranks, format_func=RANK_LABELS.get, key="camp_rank_by", disabled=not ranks,
+                               help="The forecast that orders the list and that a top k / top % keeps the highest "
+                                    "of: e.g. top 20 % by expected revenue, the shoppers most likely to lapse first, "
+                                    "or the persuadables: the highest uplift estimated from a measured campaign (fit "
+                                    "one under Results).")
+    top_k = top_percent = None
+    if ranks and mode == TOP_MODES[1]:
+        top_k = int(column.number_input("k", min_value=1, value=100, step=10, key="camp_top_k"))
+    elif ranks and mode == TOP_MODES[2]:
+        top_percent = float(column.number_input("%", min_value=0.1, max_value=100.0, value=10.0, step=1.0,
+                                                key="camp_top_percent"))
+    return (rank_by if rank_by in ranks and rank_by != "propensity" else None), top_k, top_percent
+
+
+def _uplift_floor(column, has_uplift: bool) -> float | None:
+    """The "uplift above X points" filter (a fraction), None when off or without uplift estimates."""
+    if not column.checkbox("Only shoppers with estimated uplift above", key="camp_uplift_on", disabled=not has_uplift,
+                           help="Uplift: how much a campaign raises the shopper's chance to buy, estimated from a "
+                                "measured campaign (fit one under Results)."):
+        return None
+    points = column.number_input("points", min_value=-100.0, max_value=100.0, value=0.0, step=0.5,
+                                 key="camp_uplift_points", disabled=not has_uplift)
+    return points / 100 if has_uplift else None
 
 
 def _problems(parsed, key: str) -> None:
@@ -239,17 +262,22 @@ def _preview(built: campaigns.TargetList, opts: dict) -> None:
     without a model only the shoppers and their segments, and where the forecasts would come from."""
     st.subheader("Preview")
     preview = exports.plain_frame(built.targets.head(config.CAMPAIGN_PREVIEW_ROWS))
+    if built.uplift_run_id is not None:  # beside the file's columns: the estimate the list may be ranked by
+        preview.insert(preview.columns.get_loc("p_inactive") + 1, "uplift",
+                       built.targets["uplift"].head(config.CAMPAIGN_PREVIEW_ROWS).astype(float).to_numpy())
     horizon = opts.get("horizon_days") or config.DEFAULT_HORIZON_DAYS
     if not opts["model_version"]:
         st.info("No forecasts yet, so the list has no chance to buy, expected revenue, next category or reasons: "
                 "train a model on the **Forecasts** page to add them.")
-        preview = preview[[c for c in ("user_id", "segment", "segment_name") if preview[c].notna().any()
-                           or c == "user_id"]]
+        preview = preview[[c for c in ("user_id", "segment", "segment_name", "uplift") if c in preview
+                           and (preview[c].notna().any() or c == "user_id")]]
     labels = {"propensity": f"{vocabulary.chance_to_buy(horizon)} (propensity)",  # the file's column, in words
               "expected_revenue": vocabulary.expected_revenue(horizon), "p_inactive": vocabulary.lapse_risk(horizon),
-              "next_category": f"{vocabulary.NEXT_CATEGORY} (next_category)"}
+              "next_category": f"{vocabulary.NEXT_CATEGORY} (next_category)",
+              "uplift": "Estimated uplift (not in the file)"}
     show_table(preview, key="camp_preview", labels=labels,
-               kinds={"propensity": formats.PERCENT, "expected_revenue": formats.MONEY, "p_inactive": formats.PERCENT})
+               kinds={"propensity": formats.PERCENT, "expected_revenue": formats.MONEY, "p_inactive": formats.PERCENT,
+                      "uplift": formats.PERCENT})
 
 
 def _history(engine, dataset: str) -> None:
@@ -346,7 +374,8 @@ def main() -> None:
     except CartsightError as exc:
         show_error(exc)
         st.stop()
-    key = (store_key, ds["name"], filters.to_json(), opts["model_version"], opts["segment_run_id"])
+    key = (store_key, ds["name"], filters.to_json(), opts["model_version"], opts["segment_run_id"],
+           opts["uplift_run_id"])
     _older_inputs(engine, opts)
     try:
         st.metric("Shoppers matching these filters", f"{formats.count(_count(engine, *key))}",

@@ -296,7 +296,8 @@ def _record(conn: Connection, target_list: TargetList, fmt: str, name: str | Non
         counts_json=json.dumps({**target_list.counts, "holdout_share": target_list.holdout_share}),
         file_sha256=file.sha256, file_name=file_name, holdout_seed=target_list.seed,
         consent_column=target_list.consent_column, consent_basis=target_list.consent_basis,
-        as_of=target_list.as_of, as_of_basis=store.AS_OF_RECORDED,
+        as_of=target_list.as_of, as_of_basis=store.AS_OF_RECORDED, ranking=target_list.ranking,
+        uplift_run_id=target_list.uplift_run_id if target_list.filters.needs_uplift() else None,
     ))
     _insert_members(conn, _members(target_list, export_id))
     return export_id, file_name
@@ -351,8 +352,10 @@ def list_exports(engine: Engine, dataset: str) -> pd.DataFrame:
     holdout_share, holdout_seed, consent_column (the consent column the destination needed),
     consent_basis (the legal basis stated when the identity file lacked it), filters (JSON
     text), file_name, file_sha256, as_of (the data's end when the list was built: its campaign's
-    outcome window starts there) and as_of_basis (``store.AS_OF_RECORDED``, or how an older
-    export's as-of time was estimated). ``DatasetNotFoundError`` for an unknown dataset.
+    outcome window starts there), as_of_basis (``store.AS_OF_RECORDED``, or how an older
+    export's as-of time was estimated), ranking (what ordered the list: ``propensity``,
+    ``expected_revenue``, ``p_inactive`` or ``uplift``; None without a forecast) and uplift_run_id (the
+    uplift run whose estimates ranked or filtered it). ``DatasetNotFoundError`` for an unknown dataset.
     """
     did = store.get_dataset(engine, dataset)["dataset_id"]
     x = store.exports.c
@@ -361,13 +364,14 @@ def list_exports(engine: Engine, dataset: str) -> pd.DataFrame:
         rows = [dict(r) for r in conn.execute(query).mappings()]
     columns = ["export_id", "created_at", "name", "format", "model_version", "segment_run_id", *COUNT_KEYS,
                "holdout_share", "holdout_seed", "consent_column", "consent_basis", "filters", "file_name",
-               "file_sha256", "as_of", "as_of_basis"]
+               "file_sha256", "as_of", "as_of_basis", "ranking", "uplift_run_id"]
     out = []
     for row in rows:
         counts = json.loads(row["counts_json"] or "{}")
         out.append({**{k: row[k] for k in ("export_id", "created_at", "name", "format", "model_version",
                                             "segment_run_id", "holdout_seed", "consent_column", "consent_basis",
-                                            "file_name", "file_sha256", "as_of", "as_of_basis")},
+                                            "file_name", "file_sha256", "as_of", "as_of_basis", "ranking",
+                                            "uplift_run_id")},
                     **{k: counts.get(k) for k in (*COUNT_KEYS, "holdout_share")}, "filters": row["filters_json"]})
     return pd.DataFrame(out, columns=columns)
 
@@ -446,7 +450,7 @@ def export_cli(engine: Engine, dataset: str, *, segments: list[int] | None = Non
     activity within the horizon is at least ``config.LIKELY_TO_LAPSE``; ``consent_basis``: the legal basis stated when the identity
     file lacks the destination's consent column), then records the export and writes it to
     ``out`` in one step (:func:`save_export`; ``allow_small`` confirms an empty or small list).
-    Returns a dict: the counts (:data:`core.campaigns.targets.COUNT_KEYS`), ``export_id``,
+    Returns a dict: the counts (:data:`core.campaigns.targets.COUNT_KEYS`), ``export_id``, ``ranking``,
     ``file_sha256``, ``out``, ``consent_column``, ``consent_basis``, ``expected_buyers`` (None
     without a model), ``warnings`` (small list, notes) and ``identity_problems`` /
     ``suppression_problems`` (rows left out and fields blanked in those files, with line
@@ -463,7 +467,8 @@ def export_cli(engine: Engine, dataset: str, *, segments: list[int] | None = Non
                                     holdout_share=holdout, seed=seed, destination=fmt, consent_basis=consent_basis)
     record = save_export(engine, target_list, fmt, name=name, allow_small=allow_small, out=out)
     problems = lambda table: [p.as_dict() for p in table.problems] if table is not None else []  # noqa: E731
-    return {**target_list.counts, "export_id": record["export_id"], "file_sha256": record["file_sha256"],
+    return {**target_list.counts, "export_id": record["export_id"], "ranking": target_list.ranking,
+            "file_sha256": record["file_sha256"],
             "out": str(out), "consent_column": target_list.consent_column,
             "consent_basis": target_list.consent_basis, "expected_buyers": target_list.outcome["expected_buyers"],
             "warnings": record["warnings"] + target_list.notes,

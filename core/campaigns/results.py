@@ -396,18 +396,15 @@ def _outcomes(engine: Engine, row: dict, members: pd.DataFrame, start: dt.dateti
     return frame, priced, data_end, notes
 
 
-def campaign_results(engine: Engine, dataset: str, export_id: int, days: int | None = None,
-                     orders: Orders | None = None) -> dict:
-    """Measure export ``export_id`` of ``dataset`` against its holdout (see the module docstring).
+def member_outcomes(engine: Engine, dataset: str, export_id: int, days: int | None = None,
+                    orders: Orders | None = None) -> dict:
+    """Each member of export ``export_id`` with their outcome in its window (the definitions of the module docstring).
 
-    ``days``: the window's length (default the export's model's horizon); ``orders``: an orders
-    file read by :func:`read_orders` (default: the dataset's own later events). Returns a
-    JSON-ready dict: export_id, dataset, as_of, as_of_basis, window_days, window_end, data_end,
-    source, status, status_text, every key of :func:`compare_groups` for the whole export,
-    by_segment and by_decile (lists of the same per segment name / propensity decile), method,
-    notes, orders (the file's reconciliation, None without one). Errors:
-    ``DatasetNotFoundError``; ``CartsightError`` for an unknown export, one without a holdout, or
-    one without an as-of time; ``ParameterError`` for ``days`` that is no whole number >= 1.
+    Returns a dict: ``frame`` (one row per member: user_id, group_name, decile, segment, converted 0/1,
+    revenue), ``row`` (the export's ``cs_exports`` row), ``as_of``, ``window_days``, ``window_end``,
+    ``data_end``, ``priced`` (purchases in the window with a price), ``status`` and ``status_text``
+    (:data:`STATUS_OPEN` / :data:`STATUS_SMALL` / :data:`STATUS_MEASURED`) and ``notes``. Errors as
+    :func:`campaign_results`.
     """
     row = _export(engine, dataset, export_id)
     if row["as_of"] is None:
@@ -423,8 +420,31 @@ def campaign_results(engine: Engine, dataset: str, export_id: int, days: int | N
     frame, priced, data_end, notes = _outcomes(engine, row, members, as_of, window_end, orders)
     if row["as_of_basis"] in _AS_OF_ESTIMATES:
         notes.insert(0, _AS_OF_ESTIMATES[row["as_of_basis"]])
+    treated = int((frame["group_name"] == MEMBER_TARGET).sum())
+    status, status_text = _status(window_end, data_end, treated, len(frame) - treated)
+    return {"frame": frame, "row": row, "as_of": as_of, "window_days": window_days, "window_end": window_end,
+            "data_end": data_end, "priced": priced, "status": status, "status_text": status_text, "notes": notes}
+
+
+def campaign_results(engine: Engine, dataset: str, export_id: int, days: int | None = None,
+                     orders: Orders | None = None) -> dict:
+    """Measure export ``export_id`` of ``dataset`` against its holdout (see the module docstring).
+
+    ``days``: the window's length (default the export's model's horizon); ``orders``: an orders
+    file read by :func:`read_orders` (default: the dataset's own later events). Returns a
+    JSON-ready dict: export_id, dataset, as_of, as_of_basis, window_days, window_end, data_end,
+    source, status, status_text, every key of :func:`compare_groups` for the whole export,
+    by_segment and by_decile (lists of the same per segment name / propensity decile), method,
+    notes, orders (the file's reconciliation, None without one). Errors:
+    ``DatasetNotFoundError``; ``CartsightError`` for an unknown export, one without a holdout, or
+    one without an as-of time; ``ParameterError`` for ``days`` that is no whole number >= 1.
+    """
+    m = member_outcomes(engine, dataset, export_id, days, orders)
+    row, frame, notes, as_of, window_days, window_end = (m["row"], m["frame"], m["notes"], m["as_of"],
+                                                         m["window_days"], m["window_end"])
     overall = compare_groups(frame)
-    status, status_text = _status(window_end, data_end, overall["treated"], overall["holdout"])
+    status, status_text = m["status"], m["status_text"]
+    data_end, priced = m["data_end"], m["priced"]
     out = {"export_id": int(row["export_id"]), "dataset": dataset, "as_of": as_of, "as_of_basis": row["as_of_basis"],
            "window_days": window_days, "window_end": window_end, "data_end": data_end,
            "source": "the dataset's events" if orders is None else f"orders file {orders.name}",

@@ -43,14 +43,15 @@ import json
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import config, store
 from core.store import sql
+from core.campaigns.holdout import assign_deciles, split_holdout
 from core.campaigns.outcome import expected_outcome
+from core.campaigns.uplift_estimates import join_uplift, newest_uplift_run
 from core.errors import NotFittedError, ParameterError, SchemaError
 from core.campaigns.identities import (CONSENT_COLUMNS, IdentityTable, Suppression, accepted_names, email_match_key,
                              user_id_key)
@@ -71,14 +72,17 @@ DESTINATIONS = ("csv", "parquet", *DESTINATION_CONSENT)
 DESTINATION_NAMES = {"google": "Google Ads Customer Match", "meta": "Meta Custom Audiences", "klaviyo": "Klaviyo",
                      "mailchimp": "Mailchimp"}
 NEXT_EVENT_TYPES = ("view", "cart", "purchase", "remove_from_cart", "none")
-LIST_COLUMNS = ("user_id", "segment", "segment_name", "propensity", "expected_revenue", "p_inactive",
+LIST_COLUMNS = ("user_id", "segment", "segment_name", "propensity", "expected_revenue", "p_inactive", "uplift",
                 "next_event_type", "next_category", "top_items", "reasons", "last_seen", "spend", "orders",
                 "price_band")
 COUNT_KEYS = ("matched", "suppressed", "not_in_identities", "no_consent", "no_identifier", "holdout", "exported")
 MODEL_FILTERS = ("min_propensity", "max_propensity", "top_k", "top_percent", "next_categories", "next_event_types",
                  "min_expected_revenue", "min_p_inactive", "max_p_inactive", "rank_by")
-#: What a top-k / top-% cut can rank by (highest first): the list's column of each forecast.
-RANK_KEYS = ("propensity", "expected_revenue", "p_inactive")
+#: What a top-k / top-% cut can rank by (highest first): the list's column of each forecast; "uplift" is the
+#: dataset's newest uplift estimate (core.campaigns.uplift: "persuadables" first), which needs no forecast model.
+RANK_KEYS = ("propensity", "expected_revenue", "p_inactive", "uplift")
+#: The filters that need an uplift run (a model fitted on a measured campaign).
+UPLIFT_FILTERS = ("min_uplift",)
 
 
 @dataclass
@@ -95,8 +99,9 @@ class CampaignFilters:
     shopper's most frequent price band is one of these (``core.store.price_bands.PRICE_BANDS``);
     ``min_expected_revenue``: revenue expected within the horizon at least this;
     ``min_p_inactive`` / ``max_p_inactive``: chance of no activity within the horizon in this range
-    (``min_p_inactive=config.LIKELY_TO_LAPSE`` keeps the shoppers likely to lapse); ``rank_by``: the
-    forecast a top-k / top-% cut ranks by (:data:`RANK_KEYS`; None: propensity).
+    (``min_p_inactive=config.LIKELY_TO_LAPSE`` keeps the shoppers likely to lapse); ``min_uplift``: estimated
+    uplift (incremental chance to buy if contacted, −1..1) above this, from the dataset's newest uplift run;
+    ``rank_by``: the forecast a top-k / top-% cut ranks by (:data:`RANK_KEYS`; None: propensity).
     Raises ``ParameterError`` naming the filter for an inconsistent value.
     """
 
@@ -116,6 +121,7 @@ class CampaignFilters:
     min_p_inactive: float | None = None
     max_p_inactive: float | None = None
     rank_by: str | None = None
+    min_uplift: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("segments", "next_categories", "next_event_types", "price_bands"):
@@ -136,6 +142,9 @@ class CampaignFilters:
         if self.rank_by is not None and self.rank_by not in RANK_KEYS:
             raise ParameterError(f"rank_by={self.rank_by!r} is not a forecast to rank by; expected one of "
                                  f"{list(RANK_KEYS)}", parameter="rank_by", cases=[self.rank_by])
+        if self.min_uplift is not None and not -1.0 <= float(self.min_uplift) <= 1.0:
+            raise ParameterError(f"min_uplift={self.min_uplift!r} is outside -1–1 (a difference of two chances to "
+                                 "buy)", parameter="min_uplift", cases=[self.min_uplift])
         if self.min_expected_revenue is not None and float(self.min_expected_revenue) < 0:
             raise ParameterError(f"min_expected_revenue={self.min_expected_revenue!r} is negative; expected an "
                                  "amount >= 0", parameter="min_expected_revenue")
@@ -160,8 +169,19 @@ class CampaignFilters:
                                  parameter="price_bands", cases=bad_bands)
 
     def needs_model(self) -> list[str]:
-        """Names of the filters set here that need forecasts (a trained model)."""
-        return [n for n in MODEL_FILTERS if getattr(self, n) is not None]
+        """Names of the filters set here that need forecasts (a trained model); a cut ranked by uplift needs none."""
+        by_uplift = ("rank_by", "top_k", "top_percent") if self.rank_by == "uplift" else ()
+        return [n for n in MODEL_FILTERS if getattr(self, n) is not None and n not in by_uplift]
+
+    def needs_uplift(self) -> list[str]:
+        """Names of the filters set here that need an uplift run (ranking by uplift, the uplift floor)."""
+        names = [n for n in UPLIFT_FILTERS if getattr(self, n) is not None]
+        return ["rank_by", *names] if self.rank_by == "uplift" else names
+
+    @property
+    def ranking(self) -> str:
+        """What orders the list and its top-k / top-% cut (:data:`RANK_KEYS`)."""
+        return self.rank_by or "propensity"
 
     def to_json(self) -> str:
         """The filters as JSON (only the ones set), keys sorted: recorded with every export."""
@@ -188,6 +208,8 @@ class TargetList:
     ``consent_column``: the consent column the destination needs (None for csv/parquet);
     ``consent_basis``: the legal basis the analyst stated when the identity file lacks it, else None.
     ``as_of``: the data's last event when the list was built (its campaign's outcome window starts there).
+    ``uplift_run_id``: the dataset's newest uplift run, whose estimates are the list's ``uplift`` column (None
+    without one); ``ranking``: what ordered the list (:data:`RANK_KEYS`; None: no forecast to rank by).
     """
 
     dataset: str
@@ -206,6 +228,8 @@ class TargetList:
     consent_column: str | None = None
     consent_basis: str | None = None
     as_of: dt.datetime | None = None
+    uplift_run_id: int | None = None
+    ranking: str | None = None
 
 
 # --- what exists --------------------------------------------------------------------------------------
@@ -228,6 +252,11 @@ def _context(engine: Engine, dataset: str, filters: CampaignFilters) -> dict:
     if need and version is None:
         raise NotFittedError(f"The filters {need} use forecasts, but dataset {dataset!r} has no trained model: "
                              "train one on the Forecasts page, or build a list from segments and behaviour only.")
+    uplift_run = newest_uplift_run(engine, did)
+    if filters.needs_uplift() and uplift_run is None:
+        raise NotFittedError(f"The filters {filters.needs_uplift()} use estimated uplift, but dataset {dataset!r} has "
+                             "no uplift model: fit one on a measured campaign (Results on the Campaigns page, or "
+                             "cartsight uplift) first.")
     if filters.segments is not None and run_id is None:
         raise NotFittedError(f"The segments filter {filters.segments} needs a segmentation, but dataset {dataset!r} "
                              "has none: run one on the Segments page first.")
@@ -235,7 +264,7 @@ def _context(engine: Engine, dataset: str, filters: CampaignFilters) -> dict:
     if end is None:
         with engine.connect() as conn:
             end = conn.execute(sa.select(sa.func.max(_e.event_time)).where(_e.dataset_id == did)).scalar()
-    return {"dataset_id": did, "model_version": version, "run_id": run_id, "end": end}
+    return {"dataset_id": did, "model_version": version, "run_id": run_id, "end": end, "uplift_run_id": uplift_run}
 
 
 # --- SQL ----------------------------------------------------------------------------------------------
@@ -284,10 +313,12 @@ def _filtered(ctx: dict, filters: CampaignFilters, with_band: bool):
         cols += [propensity.label("propensity"), _p.expected_revenue, _p.p_inactive, _p.next_event_type,
                  _p.next_category, _p.top_items, _p.reasons]
     else:
-        cols += [sa.cast(sa.null(), sa.Float).label(n) for n in RANK_KEYS] + [
+        cols += [sa.cast(sa.null(), sa.Float).label(n) for n in RANK_KEYS if n != "uplift"] + [
             sa.cast(sa.null(), sa.String).label(n) for n in ("next_event_type", "next_category", "top_items", "reasons")]
+    from_clause, uplift = join_uplift(from_clause, users, ctx)
+    cols.append(uplift.label("uplift"))
     rank = {"propensity": propensity, "expected_revenue": _p.expected_revenue,
-            "p_inactive": _p.p_inactive}[_rank_key(filters)]
+            "p_inactive": _p.p_inactive, "uplift": uplift}[_rank_key(filters)]
     if run_id is not None:
         from_clause = from_clause.outerjoin(store.segments, sa.and_(
             _s.dataset_id == did, _s.run_id == run_id, _s.user_id == users.c.user_id))
@@ -315,8 +346,21 @@ def _filtered(ctx: dict, filters: CampaignFilters, with_band: bool):
     if f.next_event_types is not None:
         where.append(_p.next_event_type.in_(f.next_event_types))
     where += _value_conditions(f)
+    if f.min_uplift is not None:
+        where.append(uplift > float(f.min_uplift))
     if (f.top_k is not None or f.top_percent is not None):
         where.append(rank.is_not(None))
+    where += _recency_conditions(users, end, f)
+    if f.min_spend is not None:
+        where.append(users.c.spend >= float(f.min_spend))
+    if f.price_bands is not None:
+        where.append(band_col.in_(f.price_bands))
+    return sa.select(*cols).select_from(from_clause).where(*where), rank
+
+
+def _recency_conditions(users, end, f: CampaignFilters) -> list:
+    """The seen-within, not-seen and bought-lately filters, measured back from the data's end."""
+    where = []
     if end is not None:
         if f.seen_within_days is not None:
             where.append(users.c.last_seen >= end - dt.timedelta(days=float(f.seen_within_days)))
@@ -325,11 +369,7 @@ def _filtered(ctx: dict, filters: CampaignFilters, with_band: bool):
         if f.exclude_bought_days is not None:
             cut = end - dt.timedelta(days=float(f.exclude_bought_days))
             where.append(sa.or_(users.c.last_purchase.is_(None), users.c.last_purchase < cut))
-    if f.min_spend is not None:
-        where.append(users.c.spend >= float(f.min_spend))
-    if f.price_bands is not None:
-        where.append(band_col.in_(f.price_bands))
-    return sa.select(*cols).select_from(from_clause).where(*where), rank
+    return where
 
 
 def _value_conditions(f: CampaignFilters) -> list:
@@ -407,54 +447,6 @@ def _suppress(frame: pd.DataFrame, suppression: Suppression | None, identities: 
         blocked |= {user for user, emails in identities.repeat_emails.items()
                     if any(email_match_key(e) in suppression.emails for e in emails)}
         mask |= keys.isin(blocked)
-    return mask
-
-
-def assign_deciles(propensity: pd.Series, n_groups: int = config.HOLDOUT_STRATA) -> pd.Series:
-    """Propensity decile of each row within the list: 1 (lowest) … ``n_groups`` (highest); NA without propensity.
-
-    Ranks (ties by position, so the caller's order decides) are cut into ``n_groups`` groups
-    of equal size (differing by at most one).
-    """
-    out = pd.Series(pd.NA, index=propensity.index, dtype="Int64")
-    known = propensity.dropna()
-    if known.empty:
-        return out
-    order = known.rank(method="first", ascending=True).astype(int) - 1
-    out.loc[known.index] = (order * n_groups // len(known) + 1).astype(int)
-    return out
-
-
-def split_holdout(frame: pd.DataFrame, share: float, seed: int) -> pd.Series:
-    """Boolean mask of the holdout: a random ``share`` of the rows, stratified by ``propensity_decile``.
-
-    round(share × n) rows in all, allocated to the deciles in proportion to their size
-    (largest remainder); inside each decile the rows are drawn with ``numpy.random.default_rng(seed)``
-    from the user ids in sorted order, so the same list and seed always give the same holdout.
-    Rows without a decile form one stratum of their own. ``ParameterError`` for a share outside
-    [0, config.MAX_HOLDOUT_SHARE].
-    """
-    if not 0.0 <= share <= config.MAX_HOLDOUT_SHARE:
-        raise ParameterError(f"holdout share {share!r} is outside 0–{config.MAX_HOLDOUT_SHARE}", parameter="holdout")
-    mask = pd.Series(False, index=frame.index)
-    n = len(frame)
-    total = int(round(share * n))
-    if total == 0:
-        return mask
-    strata = frame["propensity_decile"].fillna(0).astype(int)
-    sizes = strata.value_counts().sort_index()
-    exact = sizes * total / n
-    alloc = np.floor(exact).astype(int)
-    remainder = (exact - alloc).sort_values(ascending=False, kind="mergesort")
-    for key in remainder.index[: total - int(alloc.sum())]:
-        alloc[key] += 1
-    rng = np.random.default_rng(seed)
-    for key in sizes.index:
-        members = frame.loc[strata == key, "user_id"].sort_values(kind="mergesort")
-        k = int(alloc[key])
-        if k:
-            chosen = rng.choice(len(members), size=k, replace=False)
-            mask.loc[members.index[np.sort(chosen)]] = True
     return mask
 
 
@@ -572,11 +564,18 @@ def build_target_list(engine: Engine, dataset: str, filters: CampaignFilters | N
                       segment_run_id=ctx["run_id"], holdout_share=holdout_share, seed=seed,
                       destination=destination, notes=notes + outcome["notes"],
                       consent_column=DESTINATION_CONSENT.get(destination or ""), consent_basis=basis,
-                      as_of=ctx["end"])
+                      as_of=ctx["end"], uplift_run_id=ctx["uplift_run_id"], ranking=_ranking(ctx, filters))
+
+
+def _ranking(ctx: dict, filters: CampaignFilters) -> str | None:
+    """What ordered the list: its rank key, None when there is no forecast to rank by."""
+    key = _rank_key(filters)
+    return key if key == "uplift" or ctx["model_version"] is not None else None
 
 
 def filter_options(engine: Engine, dataset: str) -> dict:
     """What the filter builder can offer: ``model_version`` (and its ``horizon_days``), ``segment_run_id``,
+    ``uplift_run_id`` (the newest uplift run, whose estimates a list can rank and filter by; None without one),
     ``segments`` (number → name), ``next_categories`` (forecast next categories, most frequent first) and ``end``
     (the data's last event)."""
     ds = store.get_dataset(engine, dataset)
@@ -584,7 +583,8 @@ def filter_options(engine: Engine, dataset: str) -> dict:
     version = sql.newest_ready_model_version(engine, did)
     run_id = current_segment_run(engine, did)
     out = {"model_version": version, "segment_run_id": run_id, "segments": {}, "next_categories": [],
-           "end": ds.get("last_event"), "horizon_days": sql.model_horizon_days(engine, did, version)}
+           "end": ds.get("last_event"), "horizon_days": sql.model_horizon_days(engine, did, version),
+           "uplift_run_id": newest_uplift_run(engine, did)}
     with engine.connect() as conn:
         if run_id is not None:
             rows = conn.execute(sa.select(_s.segment, _s.segment_name).where(_s.dataset_id == did, _s.run_id == run_id)

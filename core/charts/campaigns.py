@@ -82,3 +82,31 @@ def results_chart(result: dict) -> go.Figure:
     fig.update_layout(title=f"Conversion by group: shoppers who bought within {result['window_days']} days",
                       yaxis_title="% of the group who bought", showlegend=False, **_LAYOUT)
     return fig
+
+
+PROPENSITY_COLOUR = "#44AA99"
+QINI_TRACES = (("uplift", "Ranked by estimated uplift", CURVE_COLOUR), ("propensity", "Ranked by chance to buy",
+                                                                          PROPENSITY_COLOUR))
+
+
+def qini_chart(report: dict) -> go.Figure:
+    """Qini curves of the cross-fitted uplift ranking and of ranking by propensity, beside random targeting.
+
+    Input: :func:`core.campaigns.uplift.fit_uplift`'s report (its ``curves``: per ranking ``share_pct`` and
+    ``incremental``). x: share of the campaign's shoppers targeted (%); y: incremental buyers among them.
+    """
+    curves = report["curves"]
+    fig = go.Figure()
+    for key, label, colour in QINI_TRACES:
+        if key in curves:
+            fig.add_trace(go.Scatter(x=curves[key]["share_pct"], y=curves[key]["incremental"], mode="lines",
+                                     name=label, line={"color": colour},
+                                     hovertemplate=f"{label}: top %{{x:.0f}}% → %{{y:+.1f}} incremental buyers"
+                                                   "<extra></extra>"))
+    fig.add_trace(go.Scatter(x=curves["random"]["share_pct"], y=curves["random"]["incremental"], mode="lines",
+                             name="Random targeting", line={"color": RANDOM_COLOUR, "dash": "dash"}))
+    n = report["treated"] + report["holdout"]
+    fig.update_layout(title=f"Qini curve: incremental buyers by ranking, {n:,} shoppers of export #{report['export_id']}",
+                      xaxis_title="share of shoppers targeted (%)", yaxis_title="incremental buyers",
+                      legend={"orientation": "h", "y": -0.2}, **_LAYOUT)
+    return fig

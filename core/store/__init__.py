@@ -16,7 +16,8 @@ from core.store.migrate import ensure_schema
 from core.store.schema import (AS_OF_DATASET, AS_OF_MODEL, AS_OF_RECORDED, dataset_files, dataset_id_seq, datasets,
                                events, export_id_seq, export_members, exports, is_duckdb, mappings, metadata, models,
                                past_predictions, predictions, price_edges, quarantine, schema_info, scoring_id_seq,
-                               scorings, segment_run_id_seq, segment_runs, segments, session_days)
+                               scorings, segment_run_id_seq, segment_runs, segments, session_days, uplift,
+                               uplift_run_id_seq, uplift_runs)
 from core.store.url import resolve_url, safe_url
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "predictions", "scoring_id_seq", "scorings",
     "price_edges", "process_owner", "process_role", "quarantine", "record_first_files", "resolve_url", "safe_url",
     "schema_info", "segment_run_id_seq", "segment_runs", "segments", "session_days", "store_tag", "temp_prefix",
+    "uplift", "uplift_run_id_seq", "uplift_runs",
 ]

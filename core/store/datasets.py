@@ -14,7 +14,7 @@ from core.store.dataset_names import check_dataset_name
 from core.store.housekeeping import OWNER_SUFFIX
 from core.store.schema import (dataset_files, dataset_id_seq, datasets, events, export_members, exports, models,
                                past_predictions, predictions, price_edges, quarantine, scorings, segment_runs, segments,
-                               session_days)
+                               session_days, uplift, uplift_runs)
 
 
 def list_datasets(engine: Engine) -> list[dict]:
@@ -112,8 +112,8 @@ def drop_dataset(engine: Engine, name: str) -> int:
                 sa.select(exports.c.export_id, exports.c.file_name).where(exports.c.dataset_id == did)
             )
         ]
-        for table in (dataset_files, export_members, exports, segments, segment_runs, past_predictions, scorings,
-                      predictions, models, quarantine, session_days, price_edges, events):
+        for table in (dataset_files, uplift, uplift_runs, export_members, exports, segments, segment_runs,
+                      past_predictions, scorings, predictions, models, quarantine, session_days, price_edges, events):
             conn.execute(table.delete().where(table.c.dataset_id == did))
         conn.execute(datasets.delete().where(datasets.c.dataset_id == did))
     # files go only once the rows are gone for good, so a failed delete keeps a usable dataset

@@ -63,7 +63,10 @@ def _upgrade(conn: Connection, version: int) -> None:
     older rows, read as file 1 with its lines unknown) and the file history ``cs_dataset_files``, where each older
     dataset's one file is recorded from its dataset row. Schema 8 added the scorings of each version
     (``cs_scorings``) and the forecasts a rescore replaced (``cs_past_predictions``): every older version gets
-    the scoring of its predictions (:func:`_backfill_scorings`). A role that may not alter the tables gets a message saying
+    the scoring of its predictions (:func:`_backfill_scorings`). Schema 9 added the uplift tables
+    ``cs_uplift_runs`` and ``cs_uplift`` and ``cs_exports.ranking`` and ``uplift_run_id``: an older export's
+    ranking is read from its filters (:func:`_backfill_ranking`). A role that may not alter the tables gets a
+    message saying
     who must open the store once.
     """
     try:
@@ -94,6 +97,10 @@ def _upgrade(conn: Connection, version: int) -> None:
             dataset_rows.record_first_files(conn)
         if version < 8:
             _backfill_scorings(conn)
+        if version < 9:
+            conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS ranking VARCHAR")
+            conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS uplift_run_id INTEGER")
+            _backfill_ranking(conn)
     except sa.exc.ProgrammingError as exc:
         raise _upgrade_refused(version, exc) from exc
     conn.execute(sa.update(schema_info).values(version=config.SCHEMA_VERSION))
@@ -140,6 +147,20 @@ def _backfill_as_of(conn: Connection) -> None:
         end = _model_data_end(cards.get(version))
         as_of, basis = (end, AS_OF_MODEL) if end is not None else (last_event, AS_OF_DATASET)
         conn.execute(sa.update(exports).where(x.export_id == export_id).values(as_of=as_of, as_of_basis=basis))
+
+
+def _backfill_ranking(conn: Connection) -> None:
+    """Record what ordered each older export: its filters' ``rank_by``, else the propensity when it had forecasts."""
+    x = exports.c
+    rows = conn.execute(sa.select(x.export_id, x.model_version, x.filters_json).where(x.ranking.is_(None))).all()
+    for export_id, version, filters_json in rows:  # read first: DuckDB re-runs a result still open
+        try:
+            rank_by = json.loads(filters_json or "{}").get("rank_by")
+        except ValueError:
+            rank_by = None
+        ranking = rank_by or ("propensity" if version is not None else None)
+        if ranking is not None:
+            conn.execute(sa.update(exports).where(x.export_id == export_id).values(ranking=ranking))
 
 
 def _model_data_end(card_json: str | None) -> dt.datetime | None:

@@ -246,6 +246,10 @@ exports = sa.Table(
     # where as_of comes from: "recorded" at export; for exports made before it was recorded "model" (the end of
     # the data its model was trained on) or "dataset" (the dataset's last event when the store was upgraded)
     sa.Column("as_of_basis", sa.String),
+    # what ordered the list (and a top-k / top-% cut): "propensity", "expected_revenue", "p_inactive" or "uplift";
+    # NULL: no forecast to rank by. uplift_run_id: the uplift fit whose estimates ranked or filtered it
+    sa.Column("ranking", sa.String),
+    sa.Column("uplift_run_id", sa.Integer),
 )
 
 export_members = sa.Table(
@@ -256,6 +260,34 @@ export_members = sa.Table(
     sa.Column("user_id", sa.String, nullable=False),
     sa.Column("group_name", sa.String, nullable=False),  # "target" (exported) or "holdout"
     sa.Column("propensity_decile", sa.Integer),
+)
+
+
+uplift_run_id_seq = sa.Sequence("cs_uplift_run_id_seq", metadata=metadata)
+
+# An uplift model fitted on one measured export's treated and holdout shoppers (core.campaigns.uplift): its
+# quality on the shoppers it did not see (Qini numbers and curves, verdict) and the shoppers' estimates below
+uplift_runs = sa.Table(
+    "cs_uplift_runs",
+    metadata,
+    sa.Column("run_id", sa.Integer, uplift_run_id_seq, primary_key=True),
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("export_id", sa.Integer, nullable=False),  # the campaign it learned from
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("window_days", sa.Integer, nullable=False),  # the estimate is a chance to buy within this window
+    sa.Column("scored_at", sa.DateTime),  # the data's end the shoppers' features were read at
+    sa.Column("model_version", sa.String),  # the forecasts whose propensity was a feature when scoring
+    sa.Column("verdict", sa.String, nullable=False),
+    sa.Column("report_json", sa.Text, nullable=False),  # sizes, Qini numbers and curves, learner, notes
+)
+
+uplift = sa.Table(
+    "cs_uplift",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.Integer, nullable=False),
+    sa.Column("user_id", sa.String, nullable=False),
+    sa.Column("uplift", sa.Double, nullable=False),  # estimated chance to buy if contacted − if not (−1..1)
 )
 
 
