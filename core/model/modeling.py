@@ -255,6 +255,9 @@ class ForecastModel(nn.Module):
         # 1: the category logits add the learned terms (head, copy votes) to the priors; 0: the priors alone.
         # Chosen on the validation window after fitting (core.model.forecast), saved with the weights.
         self.register_buffer("category_learned", torch.ones(()))
+        # weight of the shopper's own category counts (their history's mix) in the category logits; 0 while
+        # training, chosen on the validation window after fitting (core.model.category_mix), saved with the weights
+        self.register_buffer("own_category_weight", torch.zeros(()))
 
     def _start_at_priors(self) -> None:
         """Zero the learned terms over the category and item priors, so the forecast starts at the prior's."""
@@ -465,9 +468,20 @@ class ForecastModel(nn.Module):
 
     def category_prior_logits(self, inputs: dict) -> torch.Tensor:
         """[n, n_categories] the category logits' transition-prior terms (the whole logits when
-        ``category_learned`` is 0); they read only ``last_category`` and ``session_category``, no transformer pass."""
-        return (self.prior_scale[0] * self.prior_logp("category", inputs["last_category"])
-                + self.session_prior_scale[0] * self.prior_logp("category", inputs["session_category"]))
+        ``category_learned`` is 0); they read only ``last_category``, ``session_category`` and the shopper's own
+        categories (weighted by ``own_category_weight``), no transformer pass."""
+        out = (self.prior_scale[0] * self.prior_logp("category", inputs["last_category"])
+               + self.session_prior_scale[0] * self.prior_logp("category", inputs["session_category"]))
+        if float(self.own_category_weight):
+            out = out + self.own_category_weight * self.own_category_logp(inputs)
+        return out
+
+    def own_category_logp(self, inputs: dict) -> torch.Tensor:
+        """[n, n_categories] log of each shopper's own category counts in their events (plus a half, so a category
+        they never visited is possible), up to a per-shopper constant."""
+        counts = torch.zeros(inputs["category"].shape[0], self.n_categories)
+        counts.scatter_add_(1, inputs["category"], inputs["attention_mask"].to(counts.dtype))
+        return torch.log(counts + 0.5)
 
     def _item_extra(self, inputs: dict) -> torch.Tensor:
         """[n, n_items] the item logits' terms that do not come from the representation: copy votes and prior."""
