@@ -34,6 +34,7 @@ from core.model.baselines import (MarkovChain, MostPopular, OwnMostFrequent, RFM
 from core.model.config import EVENT_CLASSES, ModelConfig, PipelineSettings
 from core.model.labels import CutoffPlan, make_targets, plan_cutoffs
 from core.model.priors import build_prior
+from core.model.rfm_baseline import PROPENSITY_BASELINE
 from core.model.value import ValueForecast, fit_value
 from core.model.training import (ExampleSet, TrainProgress, build_examples, fit_model, predict_examples,
                                  predict_prior_categories, seed_everything)
@@ -66,7 +67,7 @@ def _load_history(engine: Engine, dataset_id: int, users: Sequence[str], exhaust
 
 def _fit_rfm(history: pd.DataFrame, train_targets: list[pd.DataFrame]) -> dict:
     examples = [(history[history["event_time"] < t["cutoff"].iloc[0]], t) for t in train_targets if len(t)]
-    return {"propensity": RFMPropensity().fit(examples), "next_event_type": RFMNextType().fit(examples)}
+    return {"propensity": RFMPropensity(PROPENSITY_BASELINE).fit(examples), "next_event_type": RFMNextType().fit(examples)}
 
 
 def _priors(engine: Engine, dataset_id: int, vocabs: sequences.Vocabularies, before: dt.datetime, cfg: ModelConfig,
