@@ -5,7 +5,7 @@ session's main one) plus terms learned on the shopper's representation. Where sh
 returning to their own favourite categories rather than following the last click, the
 simplest forecast (their own most frequent category) can tie or beat that. The model's
 category logits therefore add ``own_category_weight`` times the log of the shopper's own
-category counts (:meth:`ForecastModel.own_category_logp`): 0 while training, then the weight
+category counts (:func:`core.model.priors.own_category_logp`): 0 while training, then the weight
 of :data:`OWN_CATEGORY_WEIGHTS` with the best accuracy@1 on the validation window (the smallest
 on a tie, so the weight stays 0 where the mix does not help). The held-out window plays no
 part in the choice; the weight is saved with the model's weights, so scoring applies it too.
@@ -19,6 +19,7 @@ import numpy as np
 from core.errors import TrainingCancelled
 from core.model import sequences
 from core.model.config import ModelConfig
+from core.model.priors import own_category_logp
 
 #: The weights tried, smallest first (0: the forecast without the shopper's own mix).
 OWN_CATEGORY_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
@@ -46,7 +47,7 @@ def own_weight_hits(model, batch: sequences.SequenceBatch, true_ids: np.ndarray,
                 inputs = batch_tensors(batch, idx)
                 learned = float(model.category_learned) != 0.0
                 logits = model(inputs).category_logits if learned else model.category_prior_logits(inputs)
-                own = model.own_category_logp(inputs)
+                own = own_category_logp(inputs, model.n_categories)
                 logits[:, [sequences.PAD_ID, sequences.OTHER_ID]] = float("-inf")
                 truth = torch.from_numpy(true_ids[idx])
                 for j, w in enumerate(weights):

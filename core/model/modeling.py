@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from core.model.config import (EVENT_CLASSES, EVENT_TYPE_IDS, N_EVENT_TYPE_IDS, N_TIME_BUCKETS, RECENT_FEATURES,
                                RECENT_WINDOWS_DAYS, SESSION_GAP_DAYS, USER_FEATURES, ModelConfig)
 from core.store.price_bands import PRICE_BANDS
-from core.model.priors import last_known, last_session_mask, session_main
+from core.model.priors import last_known, last_session_mask, own_category_logp, session_main
 from core.model.sequences import OTHER_ID, PAD_ID, SequenceBatch
 
 IGNORE = -100
@@ -473,15 +473,8 @@ class ForecastModel(nn.Module):
         out = (self.prior_scale[0] * self.prior_logp("category", inputs["last_category"])
                + self.session_prior_scale[0] * self.prior_logp("category", inputs["session_category"]))
         if float(self.own_category_weight):
-            out = out + self.own_category_weight * self.own_category_logp(inputs)
+            out = out + self.own_category_weight * own_category_logp(inputs, self.n_categories)
         return out
-
-    def own_category_logp(self, inputs: dict) -> torch.Tensor:
-        """[n, n_categories] log of each shopper's own category counts in their events (plus a half, so a category
-        they never visited is possible), up to a per-shopper constant."""
-        counts = torch.zeros(inputs["category"].shape[0], self.n_categories)
-        counts.scatter_add_(1, inputs["category"], inputs["attention_mask"].to(counts.dtype))
-        return torch.log(counts + 0.5)
 
     def _item_extra(self, inputs: dict) -> torch.Tensor:
         """[n, n_items] the item logits' terms that do not come from the representation: copy votes and prior."""

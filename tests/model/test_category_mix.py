@@ -7,6 +7,7 @@ import torch
 
 from core.model import registry
 from core.model.category_mix import choose_own_category_weight, own_weight_hits
+from core.model.priors import own_category_logp
 from core.model.evaluation import Calibrator
 from core.model.modeling import ForecastModel, batch_tensors
 from core.model.training import ExampleSet
@@ -30,7 +31,7 @@ def _valid(next_category: str) -> ExampleSet:
 
 def test_own_category_counts_are_the_shoppers_events():
     batch, _ = _one_shopper_batch()  # lamp 3 events, phone 2
-    own = _model_on_priors_alone().own_category_logp(batch_tensors(batch))
+    own = own_category_logp(batch_tensors(batch), 4)
     assert torch.allclose(own[0, [PHONE, LAMP]], torch.log(torch.tensor([2.5, 3.5])))
     assert float(own[0, 1]) == float(own[0, 0]) == float(torch.log(torch.tensor(0.5)))  # "other" (unvisited), padding
 
