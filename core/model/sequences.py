@@ -203,8 +203,9 @@ def _computed_edges(conn, dataset_id: int, before: dt.datetime | None) -> list[d
     per_category, overall = derived.band_edge_selects(dataset_id, source)
     rows = [{"category": r.band_category, "n_priced": r.n, **{c: r._mapping[c] for c in _EDGE_COLUMNS}}
             for r in conn.execute(per_category)]
-    total = conn.execute(overall).one()._mapping
-    if total["n"]:
+    total = conn.execute(overall).first()  # no row at all when nothing is priced
+    total = None if total is None else total._mapping
+    if total is not None and total["n"]:
         rows.append({"category": None, "n_priced": total["n"], **{c: total[c] for c in _EDGE_COLUMNS}})
     return rows
 

@@ -150,6 +150,16 @@ def test_price_bands_without_stored_edges_are_computed_the_stores_way_before_the
     assert stored.loc["c.z", "p75"] > cz["p75"]  # the stored edges also count the later, dearer item
 
 
+def test_a_dataset_without_prices_has_no_bands_and_every_band_unknown(engine):
+    rows = [{**r, "price": None} for r in _one_popular_item_rows()]  # Taobao's layout has no prices
+    did = make_dataset(engine, "no_prices", rows)
+    assert sequences.price_bands(engine, did, before=dt.datetime(2024, 1, 2)).empty
+    vocabs = _vocabs(engine, did)
+    assert vocabs.price_bands == {}
+    ids = sequences.price_band_ids(["c.z", None], [None, None], vocabs.price_bands)
+    assert ids.tolist() == [sequences.PRICE_UNKNOWN_ID] * 2
+
+
 def test_a_missing_edge_ends_the_bands_below_it():
     bands = {"few": [10.0, math.nan, math.nan], sequences.ALL_CATEGORIES: [1.0, 2.0, 3.0]}
     ids = sequences.price_band_ids(["few", "few", "other", "few"], [5.0, 50.0, 2.5, 0.0], bands)
