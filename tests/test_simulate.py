@@ -10,7 +10,7 @@ import pytest
 
 from core.config import SAMPLE_FILE, SESSION_GAP_MINUTES
 from core.errors import CartsightError
-from core.simulate import (EVENT_COLUMNS, EVENT_TYPE_NAMES, PRICE_BANDS, SimConfig, buying_mode_at,
+from core.simulate import (CATEGORIES, EVENT_COLUMNS, EVENT_TYPE_NAMES, PRICE_BANDS, SimConfig, buying_mode_at,
                            iter_chunks, simulate, write_csv)
 
 N_USERS, WEEKS, SEED = 600, 6, 11
@@ -278,3 +278,16 @@ def test_write_csv_quotes_values_that_need_it(tmp_path):
     back = pd.read_csv(tmp_path / "q.csv", dtype={"brand": "str"})
     assert back["brand"].iloc[0] == "a,b" and back["brand"].iloc[1] == 'say "hi"'
     assert pd.isna(back["brand"].iloc[2])
+
+
+def test_truth_holds_each_shoppers_entry_chance_and_taste_mix(sim, events):
+    cfg = sim.config
+    enter = sim.truth["mode_enter"].to_numpy()
+    assert ((enter > 0) & (enter <= 0.9)).all() and abs(enter.mean() - cfg.mode_enter) < 0.2 * cfg.mode_enter
+    assert sim.taste.shape == (N_USERS, len(CATEGORIES)) and np.allclose(sim.taste.sum(axis=1), 1.0)
+    top = np.array([c[0] for c in CATEGORIES])[sim.taste.argmax(axis=1)]
+    assert (top == sim.truth["top_category"].to_numpy()).all()
+    # shoppers whose entry chance is in the top quarter spend a larger share of their days in buying mode
+    high = enter >= np.quantile(enter, 0.75)
+    low = enter <= np.quantile(enter, 0.25)
+    assert sim.truth["buying_share"][high].mean() > 1.5 * sim.truth["buying_share"][low].mean()

@@ -34,10 +34,12 @@ from core.model.baselines import (MarkovChain, MostPopular, OwnMostFrequent, RFM
 from core.model.config import EVENT_CLASSES, ModelConfig, PipelineSettings
 from core.model.labels import CutoffPlan, make_targets, plan_cutoffs
 from core.model.priors import build_prior
+from core.model.rfm_baseline import PROPENSITY_BASELINE
 from core.model.value import ValueForecast, fit_value
 from core.model.training import (ExampleSet, TrainProgress, build_examples, fit_model, predict_examples,
                                  predict_prior_categories, seed_everything)
 from core.model.card import MODEL, RANK_K, ModelCard, _num
+from core.model.category_mix import choose_own_category_weight
 from core.model.scoring import _check_stop, _decode_ranked, _history_frame, _Progress, _score_all
 
 # re-exported for callers that import them from here (pages/forecasts.py, bench/model.py, the tests)
@@ -65,7 +67,7 @@ def _load_history(engine: Engine, dataset_id: int, users: Sequence[str], exhaust
 
 def _fit_rfm(history: pd.DataFrame, train_targets: list[pd.DataFrame]) -> dict:
     examples = [(history[history["event_time"] < t["cutoff"].iloc[0]], t) for t in train_targets if len(t)]
-    return {"propensity": RFMPropensity().fit(examples), "next_event_type": RFMNextType().fit(examples)}
+    return {"propensity": RFMPropensity(PROPENSITY_BASELINE).fit(examples), "next_event_type": RFMNextType().fit(examples)}
 
 
 def _priors(engine: Engine, dataset_id: int, vocabs: sequences.Vocabularies, before: dt.datetime, cfg: ModelConfig,
@@ -351,6 +353,7 @@ def _calibrate(run: _Run, model, valid_ex: ExampleSet, vocabs, rfm: dict, histor
     calibrator, stack_note = _fit_propensity_calibration(valid_ex, valid_pred.propensity, rfm, history)
     run.notes.append(stack_note)
     run.notes.append(_choose_category_terms(model, valid_ex, valid_pred, vocabs, run.cfg, run.should_stop))
+    run.notes.append(choose_own_category_weight(model, valid_ex, vocabs, run.cfg, run.should_stop))
     return calibrator, valid_pred
 
 
@@ -384,7 +387,8 @@ def _final_model(run: _Run, fit, vocabs: sequences.Vocabularies):
     empty = all_ex.take(np.array([], dtype=np.int64))
     refit = fit_model(all_ex, empty, vocabs, run.cfg, None, run.should_stop, epochs=epochs,
                       priors=run.priors(vocabs, min(refit_cutoffs)), settings=run.settings)
-    refit.model.category_learned.copy_(fit.model.category_learned)  # the choice made on the validation window
+    refit.model.category_learned.copy_(fit.model.category_learned)  # the choices made on the validation window
+    refit.model.own_category_weight.copy_(fit.model.own_category_weight)
     run.notes.append(f"The forecasts come from a refit on all windows, the latest included ({epochs} epochs, the best "
                      "number found with validation); the metrics above are those of the evaluated model, and the "
                      "calibration fitted on the validation window is reused.")

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from core.model.config import (EVENT_CLASSES, EVENT_TYPE_IDS, N_EVENT_TYPE_IDS, N_TIME_BUCKETS, RECENT_FEATURES,
                                RECENT_WINDOWS_DAYS, SESSION_GAP_DAYS, USER_FEATURES, ModelConfig)
 from core.store.price_bands import PRICE_BANDS
-from core.model.priors import last_known, last_session_mask, session_main
+from core.model.priors import last_known, last_session_mask, own_category_logp, session_main
 from core.model.sequences import OTHER_ID, PAD_ID, SequenceBatch
 
 IGNORE = -100
@@ -255,6 +255,9 @@ class ForecastModel(nn.Module):
         # 1: the category logits add the learned terms (head, copy votes) to the priors; 0: the priors alone.
         # Chosen on the validation window after fitting (core.model.forecast), saved with the weights.
         self.register_buffer("category_learned", torch.ones(()))
+        # weight of the shopper's own category counts (their history's mix) in the category logits; 0 while
+        # training, chosen on the validation window after fitting (core.model.category_mix), saved with the weights
+        self.register_buffer("own_category_weight", torch.zeros(()))
 
     def _start_at_priors(self) -> None:
         """Zero the learned terms over the category and item priors, so the forecast starts at the prior's."""
@@ -465,9 +468,13 @@ class ForecastModel(nn.Module):
 
     def category_prior_logits(self, inputs: dict) -> torch.Tensor:
         """[n, n_categories] the category logits' transition-prior terms (the whole logits when
-        ``category_learned`` is 0); they read only ``last_category`` and ``session_category``, no transformer pass."""
-        return (self.prior_scale[0] * self.prior_logp("category", inputs["last_category"])
-                + self.session_prior_scale[0] * self.prior_logp("category", inputs["session_category"]))
+        ``category_learned`` is 0); they read only ``last_category``, ``session_category`` and the shopper's own
+        categories (weighted by ``own_category_weight``), no transformer pass."""
+        out = (self.prior_scale[0] * self.prior_logp("category", inputs["last_category"])
+               + self.session_prior_scale[0] * self.prior_logp("category", inputs["session_category"]))
+        if float(self.own_category_weight):
+            out = out + self.own_category_weight * own_category_logp(inputs, self.n_categories)
+        return out
 
     def _item_extra(self, inputs: dict) -> torch.Tensor:
         """[n, n_items] the item logits' terms that do not come from the representation: copy votes and prior."""

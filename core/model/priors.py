@@ -172,3 +172,14 @@ def session_main(ids: np.ndarray, session: np.ndarray) -> np.ndarray:
     pos = np.argmax(score, axis=1)
     out = ids[np.arange(len(ids)), pos]
     return np.where(known.any(axis=1), out, last_known(ids)).astype(np.int64)
+
+
+def own_category_logp(inputs: dict, n_categories: int):
+    """[n, n_categories] log of each shopper's own category counts in their events (``inputs`` as
+    :func:`core.model.modeling.batch_tensors` gives them), plus a half so a category they never visited stays
+    possible; up to a per-shopper constant, which no ranking or softmax sees."""
+    import torch
+
+    counts = torch.zeros(inputs["category"].shape[0], n_categories)
+    counts.scatter_add_(1, inputs["category"], inputs["attention_mask"].to(counts.dtype))
+    return torch.log(counts + 0.5)

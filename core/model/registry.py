@@ -46,7 +46,8 @@ CALIBRATOR_FILE = "calibrator.json"
 #: State-dict keys of the transition priors (absent from versions saved before them).
 TRANSITION_PRIOR_KEYS = ("category_succ_", "category_totals", "category_popularity", "item_succ_", "item_totals",
                          "item_popularity")
-PRIOR_KEYS = (*TRANSITION_PRIOR_KEYS, "prior_scale", "session_prior_scale", "category_learned")
+PRIOR_KEYS = (*TRANSITION_PRIOR_KEYS, "prior_scale", "session_prior_scale", "category_learned",
+              "own_category_weight")  # saved before the own-category mix: weight 0, the forecast as it was
 CARD_FILE = "card.json"
 BASELINES_FILE = "baselines.json"
 VALUE_FILE = "value.json"

@@ -36,7 +36,8 @@ from core.model.config import (
     TIME_BUCKET_EDGES_S,
     USER_FEATURES,
 )
-from core.store.price_bands import PRICE_BAND_QUANTILES
+from core.store import derived
+from core.store.derived import EDGE_COLUMNS as _EDGE_COLUMNS
 
 PAD_ID = 0
 OTHER_ID = 1
@@ -107,7 +108,7 @@ class Vocabularies:
             "items": self.items.to_dict(),
             "categories": self.categories.to_dict(),
             "brands": self.brands.to_dict(),
-            "price_bands": {k: list(v) for k, v in self.price_bands.items()},
+            "price_bands": {k: [None if math.isnan(x) else x for x in v] for k, v in self.price_bands.items()},
         }
 
     @classmethod
@@ -117,7 +118,7 @@ class Vocabularies:
             items=Vocabulary.from_dict(data["items"]),
             categories=Vocabulary.from_dict(data["categories"]),
             brands=Vocabulary.from_dict(data["brands"]),
-            price_bands={k: [float(x) for x in v] for k, v in data["price_bands"].items()},
+            price_bands={k: [math.nan if x is None else float(x) for x in v] for k, v in data["price_bands"].items()},
         )
 
 
@@ -150,7 +151,7 @@ def build_vocabularies(engine: Engine, dataset_id: int, before: dt.datetime | No
     ev = store.events
     bands = price_bands(engine, dataset_id, before=before)
     band_map = {
-        (ALL_CATEGORIES if row.category is None else row.category): [row.p25, row.p50, row.p75]
+        (ALL_CATEGORIES if pd.isna(row.category) else row.category): [row.p25, row.p50, row.p75]
         for row in bands.itertuples()
     }
     return Vocabularies(
@@ -165,50 +166,70 @@ def build_vocabularies(engine: Engine, dataset_id: int, before: dt.datetime | No
 
 
 def price_bands(engine: Engine, dataset_id: int, before: dt.datetime | None = None) -> pd.DataFrame:
-    """Price-band edges per category, computed in the database.
+    """Price-band edges per category: the store's own (``cs_price_edges``), so the model's band of an event is the
+    band the Preferences, Segments and Campaigns pages show for it.
 
     Returns a DataFrame with columns ``category``, ``n_priced``, ``p25``, ``p50``, ``p75``:
     an item priced below ``p25`` of its category is "budget", below ``p50`` "mid", below
-    ``p75`` "premium", else "luxury" (see ``core.store.price_bands.PRICE_BANDS``). One extra row
-    with ``category`` None holds the bands over all priced events, used for events without
-    a category. Only events with a positive price count; ``before`` limits the events to
-    those earlier than that time. Categories without priced events are absent.
+    ``p75`` "premium", else "luxury" (see ``core.store.price_bands.PRICE_BANDS``); a NaN edge ends
+    the bands below it (a category with fewer distinct prices has fewer bands). One extra row
+    with ``category`` None holds the edges over the whole catalogue, used for events without a
+    category. The edges are those of :func:`core.store.derived.band_edge_selects` (quartiles
+    over a category's distinct items at their typical price, a parent's when it has too few);
+    the stored ones cover the whole dataset (an item's band is a fact of the catalogue, not of a
+    label window). A dataset whose edges were never stored gets them computed the same way over
+    its events before ``before`` (all when None). Categories without priced events are absent.
     """
-    ev = store.events
-    q = [sa.func.percentile_cont(p).within_group(ev.c.price).label(f"p{round(p * 100)}") for p in PRICE_BAND_QUANTILES]
-    where = [ev.c.dataset_id == dataset_id, ev.c.price > 0]
-    if before is not None:
-        where.append(ev.c.event_time < before)
-    per_cat = sa.select(ev.c.category, sa.func.count().label("n_priced"), *q).where(
-        *where, ev.c.category.is_not(None)).group_by(ev.c.category).order_by(ev.c.category)
-    overall = sa.select(sa.func.count().label("n_priced"), *q).where(*where)
+    pe = store.price_edges
+    cols = ["category", "n_priced", *_EDGE_COLUMNS]
     with engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(per_cat)]
-        total = dict(conn.execute(overall).one()._mapping)
-    cols = ["category", "n_priced", "p25", "p50", "p75"]
+        rows = [dict(r._mapping) for r in conn.execute(
+            sa.select(*[pe.c[c] for c in cols]).where(pe.c.dataset_id == dataset_id).order_by(pe.c.category))]
+        if not rows:
+            rows = _computed_edges(conn, dataset_id, before)
     frame = pd.DataFrame(rows, columns=cols)
-    if total["n_priced"]:
-        frame = pd.concat([frame, pd.DataFrame([{"category": None, **total}], columns=cols)], ignore_index=True)
-    for c in ("p25", "p50", "p75"):
-        frame[c] = frame[c].astype(float)
+    frame = pd.concat([frame[frame["category"].notna()], frame[frame["category"].isna()]], ignore_index=True)
+    for c in _EDGE_COLUMNS:
+        frame[c] = pd.to_numeric(frame[c], errors="coerce").astype(float)
     frame["n_priced"] = frame["n_priced"].astype(int)
     return frame
+
+
+def _computed_edges(conn, dataset_id: int, before: dt.datetime | None) -> list[dict]:
+    """The store's band edges computed from the events before ``before``, as ``cs_price_edges`` rows."""
+    ev = store.events
+    where = [ev.c.dataset_id == dataset_id] + ([ev.c.event_time < before] if before is not None else [])
+    source = sa.select(ev.c.category, ev.c.item_id, ev.c.price).where(*where).subquery("band_source")
+    per_category, overall = derived.band_edge_selects(dataset_id, source)
+    rows = [{"category": r.band_category, "n_priced": r.n, **{c: r._mapping[c] for c in _EDGE_COLUMNS}}
+            for r in conn.execute(per_category)]
+    total = conn.execute(overall).first()  # no row at all when nothing is priced
+    total = None if total is None else total._mapping
+    if total is not None and total["n"]:
+        rows.append({"category": None, "n_priced": total["n"], **{c: total[c] for c in _EDGE_COLUMNS}})
+    return rows
 
 
 def price_band_ids(categories: Sequence, prices: Sequence, bands: dict) -> np.ndarray:
     """Price-band ids (2 budget .. 5 luxury, 1 unknown) of items given their category and price.
 
     ``bands`` maps a category (or ``ALL_CATEGORIES``) to its three edges, as in
-    :attr:`Vocabularies.price_bands`; a category without bands falls back to the overall ones.
+    :attr:`Vocabularies.price_bands`; a category without bands falls back to the overall ones,
+    and without either the band is unknown. A NaN edge ends the bands below it, as in the store
+    (``core.store.derived.band_case``): a price at or above the last edge is in the band above it.
     """
     cats = pd.Series(categories, dtype="object")
     price = pd.to_numeric(pd.Series(prices), errors="coerce").to_numpy(dtype=float)
-    overall = bands.get(ALL_CATEGORIES, [math.nan, math.nan, math.nan])
+    overall = bands.get(ALL_CATEGORIES)
     codes, uniques = pd.factorize(cats)  # one lookup per distinct category; missing ones get code -1
-    table = np.array([bands.get(c, overall) for c in uniques] + [overall], dtype=float).reshape(-1, 3)
-    edges = table[np.where(codes < 0, len(uniques), codes)]
-    ids = 2 + (price[:, None] >= edges).sum(axis=1)
-    unknown = ~(price > 0) | np.isnan(edges).any(axis=1)
+    known = [bands.get(c, overall) for c in uniques] + [overall]
+    table = np.array([[math.nan] * 3 if e is None else e for e in known], dtype=float).reshape(-1, 3)
+    row = np.where(codes < 0, len(uniques), codes)
+    edges = table[row]
+    above = (price[:, None] >= edges) & ~np.isnan(edges)
+    ids = 2 + above.sum(axis=1)  # edges go up and NaN ones come last
+    has_edges = np.array([e is not None for e in known])[row]
+    unknown = ~(price > 0) | ~has_edges
     return np.where(unknown, PRICE_UNKNOWN_ID, ids).astype(np.int64)
 
 

@@ -449,8 +449,11 @@ def fit_value(history: pd.DataFrame, train_targets: Sequence[pd.DataFrame], vali
     latest = pd.to_datetime(targets["cutoff"]).to_numpy() == pd.to_datetime(targets["cutoff"]).max() \
         if len(targets) else np.zeros(0, dtype=bool)
     vf = _fit_parts(X, window_labels(history, targets, horizon_days), latest, cfg, horizon_days)
-    def propensity_of(X: pd.DataFrame, pred) -> np.ndarray:  # the propensity each shopper is scored with
-        p_rfm = rfm_propensity.predict_from_features(X)
+    p_cfg = rfm_propensity.config or BaselineConfig()  # the propensity's trees may read other windows
+
+    def propensity_of(X: pd.DataFrame, targets: pd.DataFrame, pred) -> np.ndarray:  # the propensity scored with
+        X_p = X if tuple(p_cfg.recent_days) == tuple(cfg.recent_days) else _features(history, targets, p_cfg)
+        p_rfm = rfm_propensity.predict_from_features(X_p)
         return calibrator(pred.propensity, p_rfm) if propensity_used == MODEL else p_rfm
 
     valid_targets = valid.targets.reset_index(drop=True)
@@ -458,10 +461,10 @@ def fit_value(history: pd.DataFrame, train_targets: Sequence[pd.DataFrame], vali
     vf.churn_calibrator = _fit_churn_calibrator(vf, X_valid, valid_labels["inactive"].to_numpy(), p_none_of(valid_pred))
     if len(X_valid):
         vf.revenue_stack = fit_revenue_stack(valid_labels["revenue"],
-                                             vf._revenue_parts(X_valid, propensity_of(X_valid, valid_pred)))
+                                             vf._revenue_parts(X_valid, propensity_of(X_valid, valid_targets, valid_pred)))
     test_targets = test.targets.reset_index(drop=True)
     X_test = _features(history, test_targets, cfg)
-    propensity = propensity_of(X_test, test_pred)
+    propensity = propensity_of(X_test, test_targets, test_pred)
     has_prices = bool((_amounts(history) != 0).any())
     _choose(vf, X_test, window_labels(history, test_targets, horizon_days), propensity, p_none_of(test_pred),
             has_prices)

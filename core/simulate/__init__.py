@@ -102,8 +102,9 @@ def _shoppers(rng: np.random.Generator, cat: _Catalogue, n: int, n_days: int, cf
             "activity": activity, "join": join, "churn": churn, "active": active}
 
 
-def _buying_mode(rng: np.random.Generator, active: np.ndarray, cfg: SimConfig) -> np.ndarray:
-    """Two-state daily Markov chain per shopper (users x days, False on inactive days)."""
+def _buying_mode(rng: np.random.Generator, active: np.ndarray, cfg: SimConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Two-state daily Markov chain per shopper (users x days, False on inactive days), and each shopper's
+    daily chance of entering it."""
     n, n_days = active.shape
     s = cfg.mode_enter_sigma
     enter = np.minimum(cfg.mode_enter * rng.lognormal(-s ** 2 / 2, s, n), 0.9)
@@ -114,7 +115,7 @@ def _buying_mode(rng: np.random.Generator, active: np.ndarray, cfg: SimConfig) -
     for d in range(1, n_days):
         state = np.where(state, draws[:, d] >= cfg.mode_exit, draws[:, d] < enter)
         mode[:, d] = state
-    return mode & active
+    return mode & active, enter
 
 
 def _sessions(rng: np.random.Generator, shop: dict, mode: np.ndarray, cfg: SimConfig,
@@ -199,7 +200,7 @@ def _simulate_block(cat: _Catalogue, block: int, first_user: int, n: int, n_days
     """Events (numeric arrays sorted by shopper and time), truth and buying-mode matrix of ``n`` shoppers."""
     rng = np.random.default_rng([seed, 1, block])
     shop = _shoppers(rng, cat, n, n_days, cfg)
-    mode = _buying_mode(rng, shop["active"], cfg)
+    mode, enter = _buying_mode(rng, shop["active"], cfg)
     views = _views(rng, cat, shop, _sessions(rng, shop, mode, cfg, start_weekday), cfg)
     parts = _funnel(rng, views, cfg)
     times = np.concatenate([p[0] for p in parts])
@@ -223,9 +224,10 @@ def _simulate_block(cat: _Catalogue, block: int, first_user: int, n: int, n_days
         "join_day": shop["join"], "churn_day": np.where(churn < n_days, churn, -1),
         "buying_days": mode.sum(axis=1),
         "buying_share": mode.sum(axis=1) / np.maximum(shop["active"].sum(axis=1), 1),
+        "mode_enter": enter,
     }
     return {"time": times, "user": users + first_user, "item": items, "kind": kinds,
-            "session": sess_no, "truth": truth, "mode": mode}
+            "session": sess_no, "truth": truth, "mode": mode, "taste": shop["taste"]}
 
 
 # --------------------------------------------------------------------------- assembling frames
@@ -289,6 +291,7 @@ def _truth_frame(cat: _Catalogue, truths: list[dict], start: pd.Timestamp) -> pd
         "churn_date": churn.to_numpy(),
         "buying_days": t["buying_days"],
         "buying_share": t["buying_share"],
+        "mode_enter": t["mode_enter"],
     })
 
 
@@ -341,8 +344,9 @@ def simulate(n_users: int = 3000, weeks: int = 10, seed: int = 7, start: str = "
     events = _event_frame(cat, merged, ts, n_users)
     truth = _truth_frame(cat, [blk["truth"] for blk in blocks], ts)
     mode = np.concatenate([blk["mode"] for blk in blocks], axis=0)
+    taste = np.concatenate([blk["taste"] for blk in blocks], axis=0)
     return Simulation(events=events, truth=truth, catalogue=cat.frame, groups=cat.groups,
-                      buying_mode=mode, start=ts, weeks=weeks, seed=seed, config=cfg)
+                      buying_mode=mode, start=ts, weeks=weeks, seed=seed, config=cfg, taste=taste)
 
 
 def iter_chunks(n_users: int, weeks: int = 10, seed: int = 7, users_per_chunk: int = 20_000,

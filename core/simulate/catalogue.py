@@ -242,10 +242,13 @@ class Simulation:
 
     ``events``: REES46 columns (``EVENT_COLUMNS``), sorted by event time.
     ``truth``: one row per shopper: user_id, group, group_id, preferred_band, top_category,
-    sessions_per_day, join_date, churn_date (NaT if none), buying_days, buying_share.
+    sessions_per_day, join_date, churn_date (NaT if none), buying_days, buying_share, mode_enter
+    (the shopper's daily chance of entering buying mode; it leaves with ``config.mode_exit``).
     ``catalogue``: one row per product (ids, category, brand, brand tier, price, price_band).
     ``groups``: one row per taste group (core categories, favoured brands, band preference).
     ``buying_mode``: bool array users x days (row order of ``truth``).
+    ``taste``: each shopper's category mix, users x ``CATEGORIES`` (rows sum to 1), the chance that a
+    session's fresh main category, or a view off its main category, is each category.
     """
 
     events: pd.DataFrame
@@ -257,6 +260,7 @@ class Simulation:
     weeks: int
     seed: int
     config: SimConfig = field(default_factory=SimConfig)
+    taste: np.ndarray | None = None
 
     @property
     def days(self) -> pd.DatetimeIndex:

@@ -374,10 +374,12 @@ def test_rfm_features_grouped_in_the_store_equal_those_of_the_history(engine, no
     chunk = sequences.user_chunks(users, len(users), exhaustive=True)[0]
     assert "late" in users
     history = sequences.load_events(engine, did, chunk, None, cutoff)
-    want = rfm_baseline.rfm_features(history, cutoff, users=users)
-    got = rfm_baseline.rfm_features_from_store(engine, did, chunk, cutoff, users)
-    assert list(got.index) == users and list(got.columns) == list(want.columns)
-    pd.testing.assert_frame_equal(got, want, check_index_type=False, check_exact=False, rtol=1e-12, atol=1e-9)
+    for cfg in (None, rfm_baseline.PROPENSITY_BASELINE):  # the propensity's own adds 14- and 28-day windows
+        want = rfm_baseline.rfm_features(history, cutoff, users=users, cfg=cfg)
+        got = rfm_baseline.rfm_features_from_store(engine, did, chunk, cutoff, users, cfg)
+        assert list(got.index) == users and list(got.columns) == list(want.columns)
+        pd.testing.assert_frame_equal(got, want, check_index_type=False, check_exact=False, rtol=1e-12, atol=1e-9)
+    assert (got["events_28d"] >= got["events_7d"]).all() and (got["events_28d"] > got["events_7d"]).any()
     assert got.loc["late", "n_events"] == 0 and got.loc["late", "recency_days"] == rfm_baseline.BaselineConfig().never_days
 
 
@@ -398,3 +400,33 @@ def test_money_features_do_not_depend_on_the_order_prices_are_summed_in(engine):
     from_store = rfm_baseline.rfm_features_from_store(engine, did, chunk, CUTOFF, users)
     for got in (from_history, from_store):
         assert got.loc["u1", "monetary"] == 0.6 and got.loc["u1", "mean_price"] == 0.2
+
+
+def test_the_propensity_baseline_reads_four_weeks_with_small_trees_and_keeps_them_when_saved():
+    """forecast.train stacks the model with this baseline: shallow trees (the default 31 leaves over-fitted a few
+    thousand shoppers) over the last 1, 3, 7, 14 and 28 days' activity."""
+    from core.model import forecast
+    from core.model.labels import make_targets
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for u in range(80):
+        busy = u % 2 == 0
+        for k in range(int(rng.integers(8, 20)) if busy else 3):
+            rows.append({"user_id": f"u{u}", "event_time": CUTOFF - dt.timedelta(days=float(rng.uniform(0.1, 27))),
+                         "event_type": "view", "item_id": "i", "category": "c", "price": 5.0, "quantity": None,
+                         "session_id": None, "brand": None})
+        if busy and rng.random() < 0.6:
+            rows.append({**rows[-1], "event_time": CUTOFF + dt.timedelta(days=1), "event_type": "purchase"})
+    history = pd.DataFrame(rows).sort_values(["user_id", "event_time"], ignore_index=True)
+    targets = make_targets(history, [f"u{u}" for u in range(80)], CUTOFF, 7)
+    fitted = forecast._fit_rfm(history, [targets])["propensity"]
+    assert {"events_14d", "events_28d", "carts_28d"} <= set(fitted.features_)
+    state = json.loads(json.dumps(fitted.to_dict()))
+    assert state["config"]["max_leaf_nodes"] == 4 and state["config"]["recent_days"] == [1, 3, 7, 14, 28]
+    assert state["config"]["min_leaf_share"] == 0.02
+    restored = bl.baseline_from_dict(state)
+    users = targets["user_id"].tolist()
+    p = restored.predict_proba(history, CUTOFF, users)
+    assert np.allclose(p, fitted.predict_proba(history, CUTOFF, users))
+    assert roc_auc(targets["purchased"].to_numpy(), p) > 0.7  # the busy half buys

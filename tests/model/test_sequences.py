@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 
 import numpy as np
+import pandas as pd
 import pytest
+import sqlalchemy as sa
 
+from core import store
 from core.model import sequences
+from core.store.price_bands import PRICE_BANDS
 from core.errors import SchemaError
 from core.model.config import EVENT_TYPE_IDS, ModelConfig, PipelineSettings
 from core.model.training import build_examples
@@ -101,19 +107,64 @@ def test_max_len_keeps_the_last_events(duck_engine):
     assert vocabs.items.decode(batch.item[0]) == ["i3", "i4", "i5"]
 
 
-def test_price_bands_are_quartiles_of_the_category(duck_engine):
-    rows = [_ev(f"u{k}", dt.datetime(2024, 1, 1, k), "view", f"i{k}", "c.z", p) for k, p in enumerate([10, 20, 30, 40, 50])]
-    rows.append(_ev("u9", dt.datetime(2024, 1, 1, 9), "view", "i9", None, 1000.0))
-    did = make_dataset(duck_engine, "prices", rows)
-    bands = sequences.price_bands(duck_engine, did)
+def _one_popular_item_rows() -> list[dict]:
+    """24 items of one category priced 10 .. 240; the cheapest is viewed 40 times (quartiles over events would put
+    three of four edges at its price), one item has no price, one event no category."""
+    rows = [_ev(f"u{k}", dt.datetime(2024, 1, 1, k % 24, k // 24), "view", f"i{k}", "c.z", 10.0 * (k + 1))
+            for k in range(24)]
+    rows += [_ev(f"p{k}", dt.datetime(2024, 1, 1, 5, k), "view", "i0", "c.z", 10.0) for k in range(40)]
+    rows.append(_ev("q", dt.datetime(2024, 1, 1, 6), "view", "free", "c.z", None))
+    rows.append(_ev("q", dt.datetime(2024, 1, 1, 7), "view", "i9", None, 1000.0))
+    return rows
+
+
+def test_the_model_reads_the_stores_price_band_of_every_event(engine):
+    did = make_dataset(engine, "prices", _one_popular_item_rows())
+    bands = sequences.price_bands(engine, did)
     row = bands[bands["category"] == "c.z"].iloc[0]
-    assert (row["p25"], row["p50"], row["p75"], row["n_priced"]) == (20.0, 30.0, 40.0, 5)
-    overall = bands[bands["category"].isna()].iloc[0]
-    assert overall["n_priced"] == 6
-    band_map = _vocabs(duck_engine, did).price_bands
-    ids = sequences.price_band_ids(["c.z"] * 5 + ["c.z", "unknown.cat"], [10, 20, 30, 40, 50, None, 1000.0], band_map)
-    # budget=2, mid=3, premium=4, luxury=5; no price -> 1; unknown category uses the overall bands (1000 is luxury)
-    assert ids.tolist() == [2, 3, 4, 5, 5, 1, 5]
+    assert row["p25"] < row["p50"] < row["p75"]  # over distinct items: the popular item fills one band only
+    vocabs = _vocabs(engine, did)
+    with engine.connect() as conn:
+        stored = pd.DataFrame(conn.execute(sa.select(store.events.c.category, store.events.c.price,
+                                                     store.events.c.price_band)
+                                           .where(store.events.c.dataset_id == did)).all())
+    ids = sequences.price_band_ids(stored["category"], stored["price"], vocabs.price_bands)
+    names = [None, None, *PRICE_BANDS]
+    assert [names[i] for i in ids] == [b if isinstance(b, str) else None for b in stored["price_band"]]
+    assert (row["p25"], row["p50"], row["p75"]) == (60.0, 120.0, 180.0)
+    assert sum(b == "budget" for b in stored["price_band"]) == 41 + 4  # the popular item's events, i1 .. i4
+    # saved with a version and read back, the edges give the same bands
+    again = sequences.Vocabularies.from_dict(json.loads(json.dumps(vocabs.to_dict())))
+    assert sequences.price_band_ids(stored["category"], stored["price"], again.price_bands).tolist() == ids.tolist()
+
+
+def test_price_bands_without_stored_edges_are_computed_the_stores_way_before_the_cutoff(duck_engine):
+    rows = _one_popular_item_rows() + [_ev("late", dt.datetime(2024, 1, 5), "view", "dear", "c.z", 5000.0)]
+    did = make_dataset(duck_engine, "prices", rows)
+    stored = sequences.price_bands(duck_engine, did).set_index("category", drop=False)
+    with duck_engine.begin() as conn:
+        conn.execute(store.price_edges.delete().where(store.price_edges.c.dataset_id == did))
+    before = sequences.price_bands(duck_engine, did, before=dt.datetime(2024, 1, 2))
+    cz = before[before["category"] == "c.z"].iloc[0]
+    assert (cz["p25"], cz["p50"], cz["p75"]) == (60.0, 120.0, 180.0)  # the 24 items before the cutoff, once each
+    assert stored.loc["c.z", "p75"] > cz["p75"]  # the stored edges also count the later, dearer item
+
+
+def test_a_dataset_without_prices_has_no_bands_and_every_band_unknown(engine):
+    rows = [{**r, "price": None} for r in _one_popular_item_rows()]  # Taobao's layout has no prices
+    did = make_dataset(engine, "no_prices", rows)
+    assert sequences.price_bands(engine, did, before=dt.datetime(2024, 1, 2)).empty
+    vocabs = _vocabs(engine, did)
+    assert vocabs.price_bands == {}
+    ids = sequences.price_band_ids(["c.z", None], [None, None], vocabs.price_bands)
+    assert ids.tolist() == [sequences.PRICE_UNKNOWN_ID] * 2
+
+
+def test_a_missing_edge_ends_the_bands_below_it():
+    bands = {"few": [10.0, math.nan, math.nan], sequences.ALL_CATEGORIES: [1.0, 2.0, 3.0]}
+    ids = sequences.price_band_ids(["few", "few", "other", "few"], [5.0, 50.0, 2.5, 0.0], bands)
+    assert ids.tolist() == [2, 3, 4, sequences.PRICE_UNKNOWN_ID]
+    assert sequences.price_band_ids(["x"], [5.0], {}).tolist() == [sequences.PRICE_UNKNOWN_ID]
 
 
 def test_vocabulary_caps_and_round_trip():
