@@ -23,6 +23,7 @@ def test_the_fused_block_rest_equals_gpt2s_layers(block):
         expected = x + block.attn.c_proj(attended)
         expected = expected + block.mlp(block.ln_2(expected))
         assert kernels._fused(x) == torch.backends.mkldnn.is_available()  # the fused path is the one measured
+        assert kernels._tanh_gelu(block)  # with the GELU folded into its product
         got = kernels.attention_out_and_mlp(block, x, attended)
     assert torch.allclose(got, expected, atol=1e-5)
     with torch.enable_grad():  # training keeps torch's own layers
