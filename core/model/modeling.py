@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from core.model import kernels
 from core.model.config import (EVENT_CLASSES, EVENT_TYPE_IDS, N_EVENT_TYPE_IDS, N_TIME_BUCKETS, RECENT_FEATURES,
                                RECENT_WINDOWS_DAYS, SESSION_GAP_DAYS, USER_FEATURES, ModelConfig)
 from core.store.price_bands import PRICE_BANDS
@@ -46,17 +47,13 @@ class ForecastOutput:
 
 def _query(block, z: torch.Tensor) -> torch.Tensor:
     """A GPT-2 block's query projection alone (its ``c_attn`` is a Conv1D: ``z @ w + b``, queries first)."""
-    h = z.shape[-1]
-    w, b = block.attn.c_attn.weight, block.attn.c_attn.bias
-    return torch.addmm(b[:h], z.reshape(-1, h), w[:, :h]).reshape(*z.shape[:-1], h)
+    return kernels.conv1d(block.attn.c_attn, z, 0, z.shape[-1])
 
 
 def _keys_values(block, z: torch.Tensor) -> torch.Tensor:
     """A GPT-2 block's key and value projections alone, [..., 2 * hidden]: the last block's queries are read at
     one column only, so they are not projected at the others."""
-    h = z.shape[-1]
-    w, b = block.attn.c_attn.weight, block.attn.c_attn.bias
-    return torch.addmm(b[h:], z.reshape(-1, h), w[:, h:]).reshape(*z.shape[:-1], 2 * h)
+    return kernels.conv1d(block.attn.c_attn, z, z.shape[-1])
 
 
 def _split_heads(z: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -162,8 +159,7 @@ def _gpt2(config: ModelConfig):
 def _attend_biased(block, x: torch.Tensor, q, k, v, bias: torch.Tensor, n_heads: int) -> torch.Tensor:
     """The rest of a GPT-2 block after its projections: attention under the additive ``bias``, then the MLP."""
     out = F.scaled_dot_product_attention(*(_split_heads(z, n_heads) for z in (q, k, v)), attn_mask=bias)
-    x = x + block.attn.c_proj(out.transpose(1, 2).reshape(x.shape[0], x.shape[1], x.shape[-1]))
-    return x + block.mlp(block.ln_2(x))
+    return kernels.attention_out_and_mlp(block, x, out.transpose(1, 2).reshape(x.shape[0], x.shape[1], x.shape[-1]))
 
 
 def _attend(block, x: torch.Tensor, q, k, v, allowed: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -405,7 +401,7 @@ class ForecastModel(nn.Module):
             z = block.ln_1(x)
             past = states.qkv[layer][:, :pmax].index_select(0, rows)
             if layer < last_layer:
-                q, k, v = block.attn.c_attn(z).split(h, dim=2)
+                q, k, v = kernels.conv1d(block.attn.c_attn, z).split(h, dim=2)
                 allowed = torch.cat([past_ok[:, None, :].expand(n, c, pmax), new_ok], dim=2)
             else:  # the last block: keys and values at every slot, the query and the rest at the last one only
                 k, v = _keys_values(block, z).split(h, dim=2)
@@ -438,7 +434,7 @@ class ForecastModel(nn.Module):
         for layer, block in enumerate(tr.h):
             z = block.ln_1(x)
             if layer < last_layer:
-                projected = block.attn.c_attn(z)
+                projected = kernels.conv1d(block.attn.c_attn, z)
                 q, k, v = projected.split(h, dim=2)
             else:  # keys and values at every column, the query at the last one (the only one read)
                 projected = _keys_values(block, z)

@@ -175,6 +175,34 @@ def describe(group: str, batch: sequences.SequenceBatch, row: int, masks: dict, 
     return _words(group, group_facts(one, {g: m[[row]] for g, m in masks.items()}, vocabs), 0)
 
 
+def _rerun_occlusions(sub: sequences.SequenceBatch, masks: dict) -> tuple[sequences.SequenceBatch, np.ndarray,
+                                                                           np.ndarray, np.ndarray, np.ndarray]:
+    """Every occlusion that runs the transformer again, one row each, all groups together: the occluded rows,
+    which row of ``sub`` and which group each is, its first hidden column, and how many events it recomputes.
+
+    Only shoppers with events in a group are occluded for it. A recent category that hides exactly the
+    events of the last session is the same occlusion (neither adjusts a history count): it is left
+    out, and :func:`occlusion_effects` gives it the last session's effect.
+    """
+    parts, rows, groups, hides = [], [], [], []
+    for g, group in enumerate(GROUPS):
+        if group == "recency":  # changes nothing the transformer reads
+            continue
+        hide = masks[group]
+        r = np.flatnonzero(hide.any(axis=1))
+        if group == "recent_category":
+            r = r[~(hide[r] == masks["last_session"][r]).all(axis=1)]
+        parts.append(_occlude(sub.take(r), group, hide[r]))
+        rows.append(r)
+        groups.append(np.full(len(r), g))
+        hides.append(hide[r])
+    hide = np.concatenate(hides)
+    first = np.argmax(hide, axis=1)
+    rows = np.concatenate(rows)
+    stay = (sub.mask[rows] & ~hide & (np.arange(hide.shape[1]) >= first[:, None])).sum(axis=1)
+    return sequences.SequenceBatch.concat(parts), rows, np.concatenate(groups), first, stay
+
+
 def occlusion_effects(model, batch: sequences.SequenceBatch, index: np.ndarray, inputs: dict, hidden, states,
                       batch_size: int) -> np.ndarray:
     """[len(index), len(GROUPS)] change of the uncalibrated propensity of rows ``index`` when each group is hidden.
@@ -183,7 +211,8 @@ def occlusion_effects(model, batch: sequences.SequenceBatch, index: np.ndarray, 
     model's full pass over them (``ForecastModel.states_for_occlusion`` or a pass inside
     ``keeping_projections``). Effect = propensity with everything minus propensity with the
     group hidden (positive: the group raises the chance); 0 for shoppers without the group.
-    Occluded rows run ``batch_size`` at a time, grouped by where their first hidden event is.
+    The occlusions of every group run together, ``batch_size`` at a time, in order of how many
+    events each recomputes (so that few packed slots go unused).
     """
     import torch
 
@@ -196,26 +225,21 @@ def occlusion_effects(model, batch: sequences.SequenceBatch, index: np.ndarray, 
     masks = group_masks(sub)
     with model.evaluating(), torch.inference_mode():
         base = model.propensity_from_hidden(hidden, inputs)
-        for g, group in enumerate(GROUPS):
-            if group == "recency":  # changes nothing the transformer reads
-                occluded = _occlude(sub, group, masks[group])
-                tensors = batch_tensors(occluded, start=offset, priors=False)
-                effects[:, g] = base - model.propensity_from_hidden(hidden, tensors)
-                continue
-            hide = masks[group]
-            rows = np.flatnonzero(hide.any(axis=1))
-            first = np.argmax(hide[rows], axis=1)
-            # the events recomputed for each row (those that stay from its first hidden one on): rows with as many
-            # run together, so that few packed slots go unused
-            stay = (sub.mask[rows] & ~hide[rows] & (np.arange(hide.shape[1]) >= first[:, None])).sum(axis=1)
-            order = np.argsort(stay, kind="stable")
-            for s in range(0, len(rows), batch_size):
-                part = order[s:s + batch_size]
-                r = rows[part]
-                occluded = _occlude(sub.take(r), group, hide[r])
-                tensors = batch_tensors(occluded, start=offset, priors=False)
-                h = model.occluded_hidden(tensors, states, first[part] - offset, rows=r)
-                effects[r, g] = base[r] - model.propensity_from_hidden(h, tensors)
+        recency = GROUPS.index("recency")
+        tensors = batch_tensors(_occlude(sub, "recency", masks["recency"]), start=offset, priors=False)
+        effects[:, recency] = base - model.propensity_from_hidden(hidden, tensors)
+        occluded, rows, groups, first, stay = _rerun_occlusions(sub, masks)
+        order = np.argsort(stay, kind="stable")
+        for s in range(0, len(rows), batch_size):
+            part = order[s:s + batch_size]
+            r = rows[part]
+            tensors = batch_tensors(occluded, part, start=offset, priors=False)
+            h = model.occluded_hidden(tensors, states, first[part] - offset, rows=r)
+            effects[r, groups[part]] = base[r] - model.propensity_from_hidden(h, tensors)
+    session, category = GROUPS.index("last_session"), GROUPS.index("recent_category")
+    same = masks["recent_category"].any(axis=1)
+    same[rows[groups == category]] = False
+    effects[same, category] = effects[same, session]
     return effects
 
 

@@ -144,14 +144,40 @@ def _chunk_ranker(baselines: dict, name: str, chunk_history: pd.DataFrame, cutof
 SCORING_HISTORY_COLUMNS = sequences.SEQUENCE_COLUMNS
 
 
-def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict, dataset_id: int, version: str,
-               end_cutoff: dt.datetime, report: _Progress, should_stop, fraction_range: tuple[float, float]) -> int:
-    from core.model.registry import write_predictions
-
-    from core.model.baselines import RFMPropensity
+def _chunk_inputs(engine: Engine, loaded: dict, baselines: dict, dataset_id: int, chunk: sequences.UserChunk,
+                  end_cutoff: dt.datetime, need_history: bool, need_rfm: bool):
+    """What scoring reads for one chunk of shoppers: ``(batch, history or None, RFM features or None)``."""
     from core.model.rfm_baseline import rfm_features_from_store
 
     cfg = loaded["config"]
+    if need_history:  # one query: the sequences come from the chunk's history
+        history = _history_frame(sequences.load_events(engine, dataset_id, chunk, None, end_cutoff,
+                                                       columns=SCORING_HISTORY_COLUMNS))
+        batch = sequences.sequences_from_events(history, end_cutoff, loaded["vocabs"], cfg.max_len)
+    else:
+        history = None
+        batch = sequences.build_sequences(engine, dataset_id, chunk, end_cutoff, loaded["vocabs"], cfg.max_len)
+    rfm_x = None
+    if need_rfm:
+        fitted = baselines["rfm"].get("propensity")
+        rfm_x = rfm_features_from_store(engine, dataset_id, chunk, end_cutoff, batch.user_ids,
+                                        None if fitted is None else fitted.config)
+    return batch, history, rfm_x
+
+
+def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict, dataset_id: int, version: str,
+               end_cutoff: dt.datetime, report: _Progress, should_stop, fraction_range: tuple[float, float]) -> int:
+    """Score every shopper at ``end_cutoff`` chunk by chunk and write the rows in ``conn``; returns how many.
+
+    The next chunk's reads (its history or sequences and RFM features: database queries and
+    pandas) run in a second thread while the model scores the current one, so the two use
+    both cores; torch and the database release the interpreter while they work.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.model.baselines import RFMPropensity
+    from core.model.registry import write_predictions
+
     used = {info["used"] for info in heads.values()} - {MODEL, "most_popular"}
     # the gradient-boosting heads and the stacked propensity read RFM features, grouped in the database; the
     # rankers read each shopper's own state from their history
@@ -162,21 +188,17 @@ def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict,
     lo, hi = fraction_range
     written = 0
     report("scoring", lo, f"scoring {len(users):,} shoppers")
-    for i, chunk in enumerate(chunks):
-        _check_stop(should_stop)
-        if need_history:  # one query: the sequences come from the chunk's history
-            history = _history_frame(sequences.load_events(engine, dataset_id, chunk, None, end_cutoff,
-                                                     columns=SCORING_HISTORY_COLUMNS))
-            batch = sequences.sequences_from_events(history, end_cutoff, loaded["vocabs"], cfg.max_len)
-        else:
-            history = None
-            batch = sequences.build_sequences(engine, dataset_id, chunk, end_cutoff, loaded["vocabs"], cfg.max_len)
-        rfm_x = None
-        if need_rfm:
-            fitted = baselines["rfm"].get("propensity")
-            rfm_x = rfm_features_from_store(engine, dataset_id, chunk, end_cutoff, batch.user_ids,
-                                            None if fitted is None else fitted.config)
-        frame = _score_chunk(loaded, batch, heads, baselines, history, rfm_x, end_cutoff, dataset_id, version)
-        written += write_predictions(conn, frame)
-        report("scoring", lo + (hi - lo) * (i + 1) / len(chunks), f"scored {written:,} of {len(users):,} shoppers")
+
+    def read(i: int):
+        return _chunk_inputs(engine, loaded, baselines, dataset_id, chunks[i], end_cutoff, need_history, need_rfm)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cartsight-scoring-read") as reader:
+        ahead = reader.submit(read, 0) if chunks else None
+        for i in range(len(chunks)):
+            _check_stop(should_stop)
+            batch, history, rfm_x = ahead.result()
+            ahead = reader.submit(read, i + 1) if i + 1 < len(chunks) else None
+            frame = _score_chunk(loaded, batch, heads, baselines, history, rfm_x, end_cutoff, dataset_id, version)
+            written += write_predictions(conn, frame)
+            report("scoring", lo + (hi - lo) * (i + 1) / len(chunks), f"scored {written:,} of {len(users):,} shoppers")
     return written
