@@ -176,7 +176,9 @@ def test_an_effect_on_one_group_is_found_and_beats_ranking_by_propensity(engine,
 
 
 @pytest.mark.slow
-def test_no_effect_is_no_better_than_random(engine, home):
+def test_no_effect_is_no_better_than_random(duck_engine, home):
+    # the statistics do not depend on the store: PostgreSQL is covered by the effect test above and the store tests
+    engine = duck_engine
     sim = uplift_campaign(engine, seed=57, effect=0.0)
     report = uplift.fit_uplift(engine, "sim", sim["export_id"], days=WINDOW_DAYS).report
     assert sim["made"] == []
@@ -308,7 +310,8 @@ def test_dropping_a_dataset_drops_its_uplift(shop):
 
 
 @pytest.mark.slow
-def test_cli_fits_uplift_and_exports_by_it(engine, home, tmp_path, capsys):
+def test_cli_fits_uplift_and_exports_by_it(duck_engine, home, tmp_path, capsys):
+    engine = duck_engine  # one store: the command reads through the same functions the two-store tests cover
     sim = uplift_campaign(engine, seed=31, effect=GROUP_EFFECT)
     url = engine.url.render_as_string(hide_password=False)
     code = cli.main(["uplift", "--dataset", "sim", "--export", str(sim["export_id"]), "--days", str(WINDOW_DAYS),

@@ -7,7 +7,7 @@ import pytest
 from core import store
 from core.campaigns import exports, uplift
 from tests.campaigns.test_uplift import GROUP_EFFECT, SIM_USERS, uplift_campaign
-from tests.conftest import ON_BOTH_STORES, plotly_charts, plotly_values, run_page
+from tests.conftest import plotly_charts, plotly_values, run_page
 from tests.e2e_support import ROOT
 
 PAGE = str(ROOT / "pages" / "campaigns.py")
@@ -16,7 +16,6 @@ PERSUADABLES = "estimated uplift (persuadables)"
 
 
 @pytest.mark.slow
-@ON_BOTH_STORES
 def test_fit_uplift_draws_the_qini_curve_and_offers_the_ranking(app_store_url, tmp_path, monkeypatch):
     from core import config
 
