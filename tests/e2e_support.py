@@ -148,14 +148,15 @@ def app_in_browser(chromium, folder: Path, step_timeout_ms: int) -> Iterator:
             context.close()
 
 
-def full_screenshot(page, path: Path) -> None:
+def full_screenshot(page, path: Path, viewport: dict | None = None) -> None:
     """The whole page: Streamlit scrolls inside its main block, so grow the viewport to its height first."""
+    viewport = viewport or VIEWPORT
     page.wait_for_timeout(1000)  # Plotly's transition
     height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], int(height))})
+    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], int(height))})
     page.wait_for_timeout(500)
     page.screenshot(path=str(path), full_page=True)
-    page.set_viewport_size(VIEWPORT)
+    page.set_viewport_size(viewport)
 
 
 #: Where the real-browser journeys leave a full-page screenshot of every page (git-ignored), to look at after a run.
@@ -176,12 +177,7 @@ def screens_of_every_page(page, prefix: str) -> list[Path]:
         page.wait_for_timeout(300)
         page.get_by_test_id("stStatusWidget").wait_for(state="detached")
         path = SCREENS_DIR / f"{prefix}-{Path(file_name).stem}.png"
-        page.wait_for_timeout(1000)  # Plotly's transition
-        height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-        page.set_viewport_size({"width": SCREEN_VIEWPORT["width"], "height": max(SCREEN_VIEWPORT["height"], int(height))})
-        page.wait_for_timeout(500)
-        page.screenshot(path=str(path), full_page=True)
-        page.set_viewport_size(SCREEN_VIEWPORT)
+        full_screenshot(page, path, SCREEN_VIEWPORT)
         paths.append(path)
     return paths
 
