@@ -341,9 +341,12 @@ class LoadSQL:
         if not self.mapping.category_fallback:
             return 0
         k = self.chk
+        # the most frequent name, a tie going to the first in alphabetical order: mode() picks among tied names by
+        # thread timing, and a file appended twice must name its rows the same way both times
         return duck.execute(
-            f"UPDATE {k} SET category = n.name FROM (SELECT cat_id, mode(category) AS name FROM {k} "
-            f"WHERE cat_id IS NOT NULL AND category <> cat_id GROUP BY cat_id) n "
+            f"UPDATE {k} SET category = n.name FROM (SELECT cat_id, arg_max(category, (n, -rank)) AS name FROM "
+            f"(SELECT cat_id, category, count(*) AS n, dense_rank() OVER (ORDER BY category) AS rank FROM {k} "
+            f"WHERE cat_id IS NOT NULL AND category <> cat_id GROUP BY cat_id, category) GROUP BY cat_id) n "
             f"WHERE {k}.cat_id = n.cat_id AND {k}.category = {k}.cat_id").fetchone()[0]
 
     def _mark_unpaid_orders(self, duck) -> None:
