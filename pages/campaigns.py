@@ -30,6 +30,8 @@ RANK_LABELS = {"propensity": "chance to buy within the horizon", "expected_reven
                "p_inactive": "lapse risk (chance of no activity)", "uplift": "estimated uplift (persuadables)"}
 RECENCY_MODES = ("any time", "seen within the last N days", "not seen for N days")
 LAST_EXPORT_KEY = "camp_last_export"
+#: the file offered for the list on screen, and why its last export failed
+OFFERED_KEY, EXPORT_ERROR_KEY = "camp_offered_file", "camp_export_error"
 CONSENT_HELP = ("Consent applied: Klaviyo and Mailchimp export only shoppers whose consent_email is yes, Google and "
                 "Meta only those whose consent_ads is yes; CSV and Parquet hold no contact details and need no "
                 "consent column.")
@@ -225,6 +227,8 @@ def _outcome(built: campaigns.TargetList) -> None:
 
 
 def _export(engine, built: campaigns.TargetList, fmt: str, list_key: str) -> None:
+    """One click exports: the button hands the browser the file and records it (with its members and holdout) in
+    the same click, so there is no second "Download" step; afterwards it downloads the recorded file again."""
     st.subheader("Export")
     n = len(built.targets)
     reason = exports.confirmation_needed(fmt, n)
@@ -235,26 +239,65 @@ def _export(engine, built: campaigns.TargetList, fmt: str, list_key: str) -> Non
         confirmed = st.checkbox(f"Export this list of {formats.count(n)} shoppers anyway", key=f"camp_allow_small_{list_key[:16]}")
     if built.consent_basis:
         st.caption(f"Legal basis recorded with the export: {built.consent_basis}")
-    name = st.text_input("Name of the list (optional)", key="camp_name")
-    if st.button(f"Export {formats.count(n)} shoppers as {FORMAT_LABELS[fmt]}", key="camp_export", type="primary",
-                 disabled=not confirmed):
-        try:
-            record = exports.save_export(engine, built, fmt, name=name or None, allow_small=confirmed)
-        except CartsightError as exc:
-            show_error(exc)
-            return
-        st.session_state[LAST_EXPORT_KEY] = {**{k: record[k] for k in ("export_id", "file_name", "mime",
-                                                                         "file_sha256")}, "list_key": list_key}
+    st.text_input("Name of the list (optional)", key="camp_name")
     last = st.session_state.get(LAST_EXPORT_KEY)
     if last and last.get("list_key") == list_key:
-        try:
-            data = exports.export_file(engine, last["export_id"])
-        except CartsightError as exc:
-            show_error(exc)
-            return
-        st.success(f"Export {last['export_id']} recorded: {last['file_name']} (SHA-256 {last['file_sha256'][:12]}…).")
-        st.download_button(f"Download {last['file_name']}", data=data, file_name=last["file_name"], mime=last["mime"],
-                           key="camp_download", on_click="ignore")
+        _recorded(engine, last)
+        return
+    try:
+        file, file_name = _offered_file(built, fmt, list_key)
+    except CartsightError as exc:
+        show_error(exc)
+        return
+    failed = st.session_state.pop(EXPORT_ERROR_KEY, None)
+    if failed:
+        st.error(failed)
+    st.download_button(f"Export and download {formats.count(n)} shoppers as {FORMAT_LABELS[fmt]}", data=file.data,
+                       file_name=file_name, mime=file.mime, key="camp_export", type="primary", disabled=not confirmed,
+                       on_click=_record_export, args=(engine, built, fmt, file, file_name, confirmed, list_key),
+                       help=f"Downloads {file_name} and records it as an export, with its holdout, on the Past "
+                            "exports list below, where its results are measured later.")
+
+
+def _offered_file(built: campaigns.TargetList, fmt: str, list_key: str):
+    """``(file, name)`` of the list in ``fmt``, rendered once per list: the name keeps the time it was first shown."""
+    cached = st.session_state.get(OFFERED_KEY)
+    if not cached or cached[0] != list_key:
+        file = exports.render(built, fmt)
+        cached = (list_key, file, exports.file_name_for(built.dataset, file))
+        st.session_state[OFFERED_KEY] = cached
+    return cached[1], cached[2]
+
+
+def _record_export(engine, built: campaigns.TargetList, fmt: str, file, file_name: str, confirmed: bool,
+                   list_key: str) -> None:
+    """The download button's click: record the file the browser is given (a failure is shown on the rerun)."""
+    try:
+        record = exports.save_export(engine, built, fmt, name=st.session_state.get("camp_name") or None,
+                                     allow_small=confirmed, file=file, file_name=file_name)
+    except CartsightError as exc:
+        st.session_state[EXPORT_ERROR_KEY] = f"The export was not recorded: {exc}"
+        return
+    st.session_state[LAST_EXPORT_KEY] = {**{k: record[k] for k in ("export_id", "file_name", "mime", "file_sha256")},
+                                         "list_key": list_key}
+    st.session_state.pop(OFFERED_KEY, None)
+
+
+def _recorded(engine, last: dict) -> None:
+    """The list was exported: what was recorded, the same file again, and a way to make a new export of it."""
+    try:
+        data = exports.export_file(engine, last["export_id"])
+    except CartsightError as exc:
+        show_error(exc)
+        return
+    st.success(f"Export {last['export_id']} recorded and downloaded: {last['file_name']} "
+               f"(SHA-256 {last['file_sha256'][:12]}…). Its results are measured under Past exports.")
+    left, right = st.columns(2)
+    left.download_button(f"Download {last['file_name']} again", data=data, file_name=last["file_name"],
+                         mime=last["mime"], key="camp_download", on_click="ignore")
+    if right.button("Make another export of this list", key="camp_export_again", type="tertiary"):
+        st.session_state.pop(LAST_EXPORT_KEY, None)
+        st.rerun()
 
 
 def _preview(built: campaigns.TargetList, opts: dict) -> None:

@@ -285,10 +285,19 @@ def _stored_path(export_id: int, file_name: str) -> Path:
     return config.exports_dir() / f"{export_id}-{file_name}"
 
 
-def _record(conn: Connection, target_list: TargetList, fmt: str, name: str | None, file: ExportFile) -> tuple[int, str]:
+def file_name_for(dataset: str, file: ExportFile, at: dt.datetime | None = None) -> str:
+    """The name an export file is downloaded and recorded under: the dataset, the destination and the time it was
+    made (UTC, to the second; now by default), e.g. ``cartsight-shop-klaviyo-20261207-091502.csv``. It holds no
+    export number, so the page can offer the file before the click that records it."""
+    at = at or dt.datetime.now(dt.UTC)
+    return f"cartsight-{_slug(dataset)}-{file.fmt}-{at:%Y%m%d-%H%M%S}.{file.extension}"
+
+
+def _record(conn: Connection, target_list: TargetList, fmt: str, name: str | None, file: ExportFile,
+            file_name: str | None = None) -> tuple[int, str]:
     """Insert the export's row and members; returns (export_id, file_name)."""
     export_id = int(conn.execute(sa.select(store.export_id_seq.next_value())).scalar_one())
-    file_name = f"cartsight-{_slug(target_list.dataset)}-{export_id}-{fmt}.{file.extension}"
+    file_name = file_name or file_name_for(target_list.dataset, file)
     conn.execute(store.exports.insert().values(
         export_id=export_id, dataset_id=target_list.dataset_id, created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
         model_version=target_list.model_version, segment_run_id=target_list.segment_run_id,
@@ -304,19 +313,22 @@ def _record(conn: Connection, target_list: TargetList, fmt: str, name: str | Non
 
 
 def save_export(engine: Engine, target_list: TargetList, fmt: str, name: str | None = None, *,
-                allow_small: bool = False, out: str | Path | None = None) -> dict:
+                allow_small: bool = False, out: str | Path | None = None, file: ExportFile | None = None,
+                file_name: str | None = None) -> dict:
     """Render ``target_list`` in ``fmt``, keep the file, and record it with its members in one transaction.
 
     ``allow_small``: the analyst confirmed an empty list or one under the platform's minimum
     (:func:`confirmation_needed`); without it such an export is refused. ``out``: also write the
-    file there (checked first, :func:`core.present.safecsv.check_out_path`). Returns a dict: ``export_id``,
+    file there (checked first, :func:`core.present.safecsv.check_out_path`). ``file`` and ``file_name``: the
+    file already rendered (``render(target_list, fmt)``) and the name it was offered under, when the page
+    hands the analyst the file in the same click that records it. Returns a dict: ``export_id``,
     ``file_name``, ``file_sha256``, ``data`` (the bytes), ``mime``, ``counts``, ``warnings``. The
     files are written last inside the transaction and removed again when the record cannot be
     committed, so only what was written is recorded. Errors: as :func:`render`;
     ``CartsightError`` for an unconfirmed small list, an unusable ``out``, or a file that cannot
     be written.
     """
-    file = render(target_list, fmt)
+    file = file or render(target_list, fmt)
     reason = confirmation_needed(fmt, file.n_rows)
     if reason and not allow_small:
         raise CartsightError(f"{reason} Confirm to export it anyway (--allow-small on the command line, the "
@@ -325,7 +337,7 @@ def save_export(engine: Engine, target_list: TargetList, fmt: str, name: str | N
     written: list[Path] = []
     try:
         with engine.begin() as conn:
-            export_id, file_name = _record(conn, target_list, fmt, name, file)
+            export_id, file_name = _record(conn, target_list, fmt, name, file, file_name)
             path = _stored_path(export_id, file_name)
             path.parent.mkdir(parents=True, exist_ok=True)
             written.append(path)

@@ -34,8 +34,8 @@ BAD_PHONE = "+49 151 2345678"
 BAD_PHONE_REASON = (f"phone '{BAD_PHONE}' is not a valid number for region DE (+49): its length fits, but no numbers "
                     "are issued in that range")
 BASIS = "Existing customers, soft opt-in (PECR reg. 22(3))"
-EXPORT_BUTTON = re.compile(r"^Export [\d,]+ shoppers as Klaviyo list")
-DOWNLOAD_BUTTON = re.compile(r"^Download cartsight-shop-\d+-klaviyo\.csv$")
+EXPORT_BUTTON = re.compile(r"^Export and download [\d,]+ shoppers as Klaviyo list")
+DOWNLOAD_BUTTON = re.compile(r"^Download cartsight-shop-klaviyo-\d{8}-\d{6}\.csv again$")
 
 
 def _files(folder: Path) -> dict[str, Path]:
@@ -99,9 +99,10 @@ def _tick(page, label: str) -> None:
 
 
 def _export_and_download(page, folder: Path) -> Path:
-    page.get_by_role("button", name=EXPORT_BUTTON).click()
-    page.get_by_text(re.compile(r"^Export \d+ recorded: ")).wait_for()
-    return _download(page, DOWNLOAD_BUTTON, folder)
+    path = _download(page, EXPORT_BUTTON, folder)  # one click: the file, and the export recorded
+    page.get_by_text(re.compile(r"^Export \d+ recorded and downloaded: ")).wait_for()
+    page.get_by_role("button", name=DOWNLOAD_BUTTON).wait_for()
+    return path
 
 
 def _emails(path: Path) -> set[str]:

@@ -25,8 +25,7 @@ DATASET = "weekly shop"
 HORIZON_DAYS = 7  # the model's default horizon: the outcome window's default length
 CUTOFF = pd.Timestamp("2024-01-01") + pd.Timedelta(weeks=FIRST_WEEKS)  # the simulator starts on 2024-01-01
 PLANTED_DELAY = pd.Timedelta(days=1)  # the planted purchase comes a day after the list's as-of time
-EXPORT_BUTTON = re.compile(r"^Export [\d,]+ shoppers as ")
-DOWNLOAD_BUTTON = re.compile(r"^Download cartsight-.*\.csv$")
+EXPORT_BUTTON = re.compile(r"^Export and download [\d,]+ shoppers as ")
 
 
 def _times(frame: pd.DataFrame) -> pd.Series:
@@ -188,9 +187,8 @@ def _train(page) -> None:
 def _export_list(page, folder: Path) -> tuple[set[str], set[str]]:
     """Export the Campaigns page's default list (plain CSV, default holdout); the exported and held-out ids."""
     _nav(page, "Campaigns")
-    page.get_by_role("button", name=EXPORT_BUTTON).click()
-    page.get_by_text(re.compile(r"^Export \d+ recorded: ")).wait_for()
-    exported = _download(page, DOWNLOAD_BUTTON, folder)
+    exported = _download(page, EXPORT_BUTTON, folder)  # one click: the file, and the export recorded
+    page.get_by_text(re.compile(r"^Export \d+ recorded and downloaded: ")).wait_for()
     _settle(page)
     held = _download(page, re.compile(r"^Download its holdout \("), folder)
     return (set(pd.read_csv(exported, dtype={"user_id": str})["user_id"]),

@@ -138,7 +138,7 @@ def _steady_counts(page, keys: tuple[str, ...], total: int, button: re.Pattern) 
     waited = 0
     while True:
         counts = {k: _count(_metric_value(page, k)) for k in ("Matched the filters", *keys)}
-        offered = _count(re.search(r"Export ([\d,]+) shoppers", page.get_by_role("button", name=button).inner_text()).group(1))
+        offered = _count(re.search(r"Export and download ([\d,]+) shoppers", page.get_by_role("button", name=button).inner_text()).group(1))
         if counts["Matched the filters"] == total == sum(counts[k] for k in keys) and offered == counts["Exported"]:
             return counts, offered
         assert waited < STEP_TIMEOUT_MS, f"the counts never agreed: {counts}, button {offered}, {total} matched"
@@ -261,14 +261,13 @@ def test_segment_preferences_shopper_then_download_a_target_list(prepared_store,
         _nav(page, "Campaigns")
         _choose(page, "stMultiSelect", "Segments", f"{seg}. {seg_name}")
         page.get_by_role("heading", name="Expected outcome").wait_for()
-        csv_button = re.compile(r"^Export [\d,]+ shoppers as CSV")
+        csv_button = re.compile(r"^Export and download [\d,]+ shoppers as CSV")
         seen["csv_counts"], seen["csv_button"] = _steady_counts(page, ("Holdout (kept back)", "Exported"),
                                                                 seen["card_size"], csv_button)
         seen["matching"] = _count(_metric_value(page, "Shoppers matching these filters"))
-        export = page.get_by_role("button", name=csv_button)
-        export.click()
-        page.get_by_text(re.compile(r"^Export \d+ recorded: ")).wait_for()
-        seen["csv_file"] = _download(page, re.compile(r"^Download cartsight-.*-csv\.csv$"), downloads)
+        # one click hands over the file and records the export
+        seen["csv_file"] = _download(page, csv_button, downloads)
+        page.get_by_text(re.compile(r"^Export \d+ recorded and downloaded: ")).wait_for()
         full_screenshot(page, shots / "4-campaigns-csv.png")
 
         # 5. Google Customer Match with an identity file
@@ -278,16 +277,15 @@ def test_segment_preferences_shopper_then_download_a_target_list(prepared_store,
         page.get_by_text(re.compile(r"^identities\.csv: [\d,]+ rows read")).wait_for()
         _settle(page)
         seen["identity_caption"] = page.get_by_text(re.compile(r"^identities\.csv: ")).inner_text()
-        google_button = re.compile(r"^Export [\d,]+ shoppers as Google Ads")
+        google_button = re.compile(r"^Export and download [\d,]+ shoppers as Google Ads")
         seen["google_counts"], _ = _steady_counts(page, ("Without consent", "Holdout (kept back)", "Exported"),
                                                   seen["card_size"], google_button)
         if seen["google_counts"]["Exported"] < config.PLATFORM_MIN_LIST_SIZE["google"]:
             # under Google's minimum list size: the export waits for the analyst's confirmation
             page.get_by_test_id("stCheckbox").filter(has_text="shoppers anyway").locator("label").click()
             _settle(page)
-        page.get_by_role("button", name=google_button).click()
-        page.get_by_role("button", name=re.compile(r"^Download cartsight-.*-google\.csv$")).wait_for()
-        seen["google_file"] = _download(page, re.compile(r"^Download cartsight-.*-google\.csv$"), downloads)
+        seen["google_file"] = _download(page, google_button, downloads)
+        page.get_by_text(re.compile(r"^Export \d+ recorded and downloaded: cartsight-.*-google-")).wait_for()
         full_screenshot(page, shots / "5-campaigns-google.png")
         # every page once more, as an analyst would look at it after the journey (test-artifacts/screens/)
         screens = screens_of_every_page(page, "journey")
@@ -350,6 +348,7 @@ def _check_against_store(folder: Path, seen: dict) -> None:
         assert len(holdout) == int(rec["holdout"]) and not holdout & set(ids)
         assert holdout | set(ids) == in_segment
         assert seen["csv_file"].read_bytes() == exports.export_file(engine, int(rec["export_id"]))
+        assert seen["csv_file"].name == rec["file_name"]  # the name downloaded is the name recorded
 
         # the Google Customer Match list: hashed e-mails and phones of the consenting, non-holdout members
         g = history.loc["google"]

@@ -52,7 +52,7 @@ def test_fit_uplift_draws_the_qini_curve_and_offers_the_ranking(app_store_url, t
     assert next(m.value for m in at.metric if m.label == "Shoppers matching these filters") == f"{SIM_USERS // 10:,}"
     preview = next(df.value for df in at.dataframe if "uplift" in df.value.columns)
     assert preview["user_id"].isin(sim["affected"]).mean() > 0.8
-    at.button(key="camp_export").click().run(timeout=TIMEOUT_S)
+    at.download_button(key="camp_export").click().run(timeout=TIMEOUT_S)
     history = exports.list_exports(engine, "sim")
     assert history["ranking"].tolist()[:2] == ["uplift", "propensity"]  # newest first
     engine.dispose()

@@ -5,6 +5,7 @@ The store is DuckDB; tests marked ``ON_BOTH_STORES`` run on PostgreSQL as well.
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -48,7 +49,7 @@ def _metric(at: AppTest, label: str) -> str:
 
 
 @ON_BOTH_STORES
-def test_filters_change_the_live_count_and_export_is_recorded(shop):
+def test_filters_change_the_live_count_and_export_is_recorded(shop, download_content):
     at = _page()
     assert _metric(at, LIVE) == "40"
     at.multiselect(key="camp_segments").set_value([1]).run()
@@ -73,11 +74,17 @@ def test_filters_change_the_live_count_and_export_is_recorded(shop):
     assert set(preview["segment_name"]) == {"Premium fans"}
 
     at.text_input(key="camp_name").set_value("half of the fans").run()
-    at.button(key="camp_export").click().run()
+    # one click: the button hands over the file and records it; nothing is recorded before the click
+    offered = download_content(at.download_button(key="camp_export"))
+    assert exports.list_exports(shop, "shop").empty
+    at.download_button(key="camp_export").click().run()
     _ok(at)
-    assert at.success and "recorded" in at.success[0].value
+    assert at.success and "recorded and downloaded" in at.success[0].value
     history = exports.list_exports(shop, "shop")
     assert len(history) == 1 and history.iloc[0]["name"] == "half of the fans"
+    assert exports.export_file(shop, int(history.iloc[0]["export_id"])) == offered
+    assert re.fullmatch(r"cartsight-shop-csv-\d{8}-\d{6}\.csv", history.iloc[0]["file_name"])
+    assert history.iloc[0]["file_name"] in at.success[0].value
     assert (history.iloc[0]["exported"], history.iloc[0]["holdout"]) == (9, 1)
     shown = _frame(at, "file_name")
     assert shown["export_id"].tolist() == history["export_id"].tolist()
@@ -124,7 +131,7 @@ def _widget(widgets, label: str):
 
 
 def _offers_export(at: AppTest) -> bool:
-    return any(b.key == "camp_export" for b in at.button)
+    return any(b.key == "camp_export" for b in at.download_button)
 
 
 def test_ad_format_needs_identities_then_confirms_small_list(shop):
@@ -145,11 +152,11 @@ def test_ad_format_needs_identities_then_confirms_small_list(shop):
     assert _metric(at, "Exported") == "6" and _metric(at, "Holdout (kept back)") == "1"
     assert any("at least 100 matched people (1,000 for Search" in w.value for w in at.warning)
     # under the platform's minimum: the export waits for the confirmation box
-    assert at.button(key="camp_export").proto.disabled
+    assert at.download_button(key="camp_export").proto.disabled
     _widget(at.checkbox, "shoppers anyway").check().run()
     _ok(at)
-    assert not at.button(key="camp_export").proto.disabled
-    at.button(key="camp_export").click().run()
+    assert not at.download_button(key="camp_export").proto.disabled
+    at.download_button(key="camp_export").click().run()
     _ok(at)
     assert any(b.label.startswith("Download cartsight-shop-") for b in at.download_button)
     [row] = exports.list_exports(shop, "shop").to_dict("records")
@@ -157,7 +164,7 @@ def test_ad_format_needs_identities_then_confirms_small_list(shop):
     # another list (another holdout draw) asks again
     at.number_input(key="camp_seed").set_value(7).run()
     _ok(at)
-    assert at.button(key="camp_export").proto.disabled
+    assert at.download_button(key="camp_export").proto.disabled
     assert not any(b.key == "camp_download" for b in at.download_button)
 
 
@@ -185,7 +192,7 @@ def test_missing_consent_refuses_until_a_basis_is_stated_and_recorded(shop):
     assert not at.error and _offers_export(at)
     assert _metric(at, "Not in the identity file") == "30" and _metric(at, "Without consent") == "0"
     assert _metric(at, "Exported") == "9" and _metric(at, "Holdout (kept back)") == "1"
-    at.button(key="camp_export").click().run()
+    at.download_button(key="camp_export").click().run()
     _ok(at)
     [row] = exports.list_exports(shop, "shop").to_dict("records")
     assert (row["consent_column"], row["consent_basis"]) == ("consent_email", basis)
