@@ -47,8 +47,9 @@ def _table(rows: list[dict], key: str, title: str) -> None:
     if not rows:
         return
     frame = pd.DataFrame(rows)[[key, *TABLE_COLUMNS]].rename(columns={key: title, **TABLE_COLUMNS})
-    kinds = {TABLE_COLUMNS[c]: formats.PERCENT for c in ("conversion_treated", "conversion_holdout", "lift_abs",
-                                                         "lift_ci_low", "lift_ci_high")}
+    kinds = {TABLE_COLUMNS[c]: formats.PERCENT for c in ("conversion_treated", "conversion_holdout")}
+    # the lift is a difference of two conversions: in points, as the sentence above the table says it
+    kinds.update({TABLE_COLUMNS[c]: formats.POINTS for c in ("lift_abs", "lift_ci_low", "lift_ci_high")})
     show_table(frame, key=f"camp_results_{key}", kinds={**kinds, "p-value": formats.SCORE,
                                                         TABLE_COLUMNS["revenue_per_treated"]: formats.MONEY,
                                                         TABLE_COLUMNS["revenue_per_holdout"]: formats.MONEY})
@@ -72,7 +73,8 @@ def _figures(result: dict) -> None:
 
 
 def _render(result: dict) -> None:
-    STATUS_BOX[result["status"]](result["status_text"])
+    text = result["status_text"]
+    STATUS_BOX[result["status"]](text[:1].upper() + text[1:])  # a sentence on the page
     st.markdown(f"**{md(results.headline(result))}**")
     if result["relative_lift"] is not None:
         st.caption(f"Relative lift: {formats.signed(result['relative_lift'], formats.PERCENT)} over the holdout's conversion.")

@@ -182,9 +182,11 @@ def table(frame: pd.DataFrame, kinds: dict[str, str], labels: dict[str, str] | N
           ) -> tuple[pd.DataFrame, dict[str, tuple[str, str | None]]]:
     """A frame ready for a page's table: ``(frame, {column: (label, printf format or None)})``.
 
-    Percent columns (0-1 shares) are scaled to 0-100 so that the printf format can show them; every column is
-    labelled (``labels`` first, then :func:`label`); a float column without a kind gets :data:`DECIMAL`, an integer
-    column :data:`COUNT`, so that no bare float and no ungrouped count reaches the screen.
+    Percent and points columns (0-1 shares and their differences) are scaled to 0-100 so that the printf format
+    can show them; every column is
+    labelled (``labels`` first, then :func:`label`); a missing text shows :data:`NO_VALUE`; a float column
+    without a kind gets :data:`DECIMAL`, an integer column :data:`COUNT`, so that no bare float and no ungrouped
+    count reaches the screen.
     """
     out = frame.copy()
     spec: dict[str, tuple[str, str | None]] = {}
@@ -196,8 +198,10 @@ def table(frame: pd.DataFrame, kinds: dict[str, str], labels: dict[str, str] | N
             kind = COUNT
         elif kind is None and pd.api.types.is_float_dtype(out[col]):
             kind = DECIMAL
-        if kind == PERCENT:
+        if kind in (PERCENT, POINTS):
             out[col] = pd.to_numeric(out[col], errors="coerce") * 100
+        elif kind is None and out[col].dtype == object:  # a table would show a missing text as "None"
+            out[col] = out[col].where(out[col].notna(), NO_VALUE)
         shown = (labels or {}).get(col) or label(col)
         spec[col] = (shown, TABLE_FORMATS[kind] if kind else None)
     return out, spec

@@ -45,7 +45,7 @@ def test_results_section_measures_the_newest_export_with_a_holdout(measured_shop
     assert pick.options == [f"#{export_id} spring (made {dt.date.today():%Y-%m-%d}, as of 2024-01-31 12:00, "
                             "20 held out)"]  # the export without a holdout cannot be measured
     assert at.number_input(key=f"camp_results_days_{export_id}").value == 7  # the model's horizon
-    assert [w.value for w in at.warning if w.value.startswith("groups too small")]
+    assert [w.value for w in at.warning if w.value.startswith("Groups too small")]
     headline = next(m.value for m in at.markdown if "The list converted" in m.value).replace("\\", "")
     assert "The list converted at 20.0 % against 5.0 % in the holdout: +15.0 points, 95 % CI" in headline
     assert "Fisher" in headline
@@ -65,4 +65,4 @@ def test_results_section_measures_the_newest_export_with_a_holdout(measured_shop
     at.number_input(key=f"camp_results_days_{export_id}").set_value(2).run()
     assert not at.exception
     assert next(m.value for m in at.metric if m.label == "Conversion of the list") == "5.0 %"  # one purchase by day 2
-    assert [w.value for w in at.warning if w.value.startswith("groups too small")]  # the window has passed
+    assert [w.value for w in at.warning if w.value.startswith("Groups too small")]  # the window has passed

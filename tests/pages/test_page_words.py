@@ -92,6 +92,8 @@ def _table_problems(el) -> list[str]:
             out.append(f"column {label!r} shows bare floats, e.g. {values.iloc[0]!r}")
         if pd.api.types.is_integer_dtype(frame[col]) and not fmt and (values.abs() >= 1000).any():
             out.append(f"column {label!r} shows counts without thousands separators, e.g. {values.max()!r}")
+        if frame[col].dtype == object and frame[col].isna().any():
+            out.append(f"column {label!r} shows a missing text as 'None'")
         if frame[col].dtype == object:
             snake = values.astype(str)[values.astype(str).str.match(formats.SNAKE_CASE)]
             if len(snake):
