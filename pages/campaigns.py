@@ -17,7 +17,7 @@ from core.campaigns.identities import read_identities, read_suppression
 from core.store.price_bands import PRICE_BANDS
 from core.store import export_data_since, model_data_since, resolve_url, safe_url, segment_run_data_since
 from pages.campaign_results import show_results
-from pages.common import current_dataset, get_engine, md, no_forecasts_text, show_error, show_table
+from pages.common import current_dataset, get_engine, md, no_forecasts_text, percent_range, show_error, show_table
 
 _CACHE = {"ttl": config.CAMPAIGNS_CACHE_TTL_SECONDS, "max_entries": config.CAMPAIGNS_CACHE_MAX_ENTRIES,
           "show_spinner": False}
@@ -73,8 +73,8 @@ def _filters(opts: dict, dataset_id: int) -> campaigns.CampaignFilters:
     chosen = left.multiselect("Segments", list(segs), format_func=lambda s: f"{s}. {segs[s]}", key="camp_segments",
                               disabled=not segs, help="Shoppers in any of these segments of the current segmentation.")
     horizon = opts.get("horizon_days") or config.DEFAULT_HORIZON_DAYS
-    low, high = left.slider(vocabulary.chance_to_buy(horizon), 0.0, 1.0, (0.0, 1.0), step=0.01, key="camp_propensity",
-                            disabled=not has_model, help=vocabulary.chance_to_buy_help(horizon))
+    low, high = percent_range(left, vocabulary.chance_to_buy(horizon), "camp_propensity",
+                              vocabulary.chance_to_buy_help(horizon), disabled=not has_model)
     rank_by, top_k, top_percent = _ranking(left, has_model, has_uplift)
     min_uplift = _uplift_floor(left, has_uplift)
     categories = right.multiselect(vocabulary.NEXT_CATEGORY, opts["next_categories"], key="camp_next_categories",

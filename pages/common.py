@@ -204,6 +204,13 @@ def show_table(frame, kinds: dict | None = None, labels: dict | None = None, col
     st.dataframe(shown, column_config=config_, **kwargs)
 
 
+def percent_range(where, label: str, key: str, help: str, disabled: bool = False) -> tuple[float, float]:  # noqa: A002
+    """A range slider over chances shown in percent (0 % to 100 %, in whole points); returns the range as 0-1
+    shares, as the forecasts are stored."""
+    low, high = where.slider(label, 0, 100, (0, 100), step=1, format="%d %%", key=key, help=help, disabled=disabled)
+    return low / 100, high / 100
+
+
 def number_column(label: str, kind: str, help: str | None = None):  # noqa: A002 - Streamlit's own word
     """A table column of ``kind`` (``core.present.formats``) for :func:`show_table`'s ``column_config``; a percent
     column's values are in 0-100 there (``show_table`` scales the frame's shares)."""

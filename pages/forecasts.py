@@ -22,7 +22,7 @@ from core.errors import CartsightError
 from core.jobs import Job, JobBoard
 from core.model.baselines import BASELINE_LABELS
 from core.model.labels import CutoffPlan, plan_cutoffs
-from pages.common import current_dataset, get_engine, md, number_column, show_error, show_table
+from pages.common import current_dataset, get_engine, md, number_column, percent_range, show_error, show_table
 
 MODEL = "model"
 FORECAST_LABELS = {MODEL: "Sequence model", **BASELINE_LABELS}
@@ -431,8 +431,7 @@ def _forecast_table(engine, url: str, dataset: str, card) -> None:
     h = card.horizon_days
     labels = vocabulary.column_labels(h)
     left, mid, right = st.columns(3)
-    lo_hi = left.slider(labels["purchase_propensity"], 0.0, 1.0, (0.0, 1.0), step=0.01, key="forecast_propensity",
-                        help=vocabulary.chance_to_buy_help(h))
+    lo_hi = percent_range(left, labels["purchase_propensity"], "forecast_propensity", vocabulary.chance_to_buy_help(h))
     types = mid.multiselect(vocabulary.NEXT_STEP, sorted(frame["next_event_type"].dropna().unique()),
                             format_func=lambda s: vocabulary.STEP_WORDS.get(s, s), key="forecast_types", placeholder="all",
                             help=vocabulary.next_step_help(h))
@@ -443,8 +442,9 @@ def _forecast_table(engine, url: str, dataset: str, card) -> None:
                f"sort. {vocabulary.chance_to_buy_help(h)} {vocabulary.NEXT_CATEGORY_P}: {vocabulary.NEXT_CATEGORY_P_HELP}")
     shares = [*vocabulary.STEP_COLUMNS, "next_category_p"]
     percent = formats.PERCENT
+    steps = shown["next_event_type"].map(lambda s: vocabulary.STEP_WORDS.get(s, s), na_action="ignore")
     show_table(
-        shown.rename(columns=labels), key="forecast_table",
+        shown.assign(next_event_type=steps).rename(columns=labels), key="forecast_table",
         kinds={**{labels[c]: percent for c in (*shares, "purchase_propensity", "p_inactive")},
                labels["expected_revenue"]: formats.MONEY},
         column_config={

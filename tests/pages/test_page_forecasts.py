@@ -22,7 +22,7 @@ from streamlit.testing.v1 import AppTest
 from core.charts import forecast as charts
 from core import config, store
 from core.model import forecast
-from core.present import formats
+from core.present import formats, vocabulary
 from core.model.config import ModelConfig, PipelineSettings
 from core.model.labels import plan_cutoffs
 from core.simulate import simulate
@@ -231,7 +231,9 @@ def test_card_after_training(shop, download_content):
 
     preds = forecast.load_predictions(shop["engine"], TRAINED)
     lo = float(preds["purchase_propensity"].median().round(2))
-    at.slider(key="forecast_propensity").set_value((lo, 1.0)).run()
+    slider = at.slider(key="forecast_propensity")
+    assert (slider.min, slider.max, slider.value) == (0, 100, (0, 100))  # chances are chosen in percent
+    slider.set_value((round(lo * 100), 100)).run()
     expected = preds[preds["purchase_propensity"].between(lo, 1.0)]
     shown = _frame(at, "forecast_table")
     assert 0 < len(shown) < len(users) and set(shown["Shopper"]) == set(expected["user_id"])
@@ -239,7 +241,8 @@ def test_card_after_training(shop, download_content):
     at.multiselect(key="forecast_types").select(top_type).run()
     shown = _frame(at, "forecast_table")
     both = expected[expected["next_event_type"] == top_type]
-    assert set(shown["Shopper"]) == set(both["user_id"]) and (shown["Likely next step"] == top_type).all()
+    assert set(shown["Shopper"]) == set(both["user_id"])
+    assert (shown["Likely next step"] == vocabulary.STEP_WORDS[top_type]).all()  # in words: "nothing", not "none"
 
     button = at.get("download_button")[0]
     content = download_content(button).decode()
