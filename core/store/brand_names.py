@@ -7,10 +7,13 @@ events it stores into ``cs_brand_spellings`` (one row per brand and spelling, on
 alike) and marks the most frequent spelling of each brand as the one shown, a tie going to the first in
 code-point order so that every load and both stores choose alike.
 
-Why a small table and not the original spelling on every event: pages group and rank over tens of millions
-of events, and grouping by ``lower(brand)`` there, then finding each group's most frequent spelling, would
-cost a second pass over every event on every page view. Here the queries group by the stored column as
-before and only the few values they return (the top brands, a group's brands) are looked up.
+Why a small table and not the original spelling on every event: with one stored form, every query over the
+events (rankings, preferences, segment profiles, affinity grids), the append's repeat check and the model's
+brand vocabulary group and compare the stored column as they are, on both stores; with the files' spellings
+stored, each of them would have to fold spellings (``lower(brand)``) and choose among them on every run, over
+tens of millions of events, and a spelling chosen per query could differ from one page to the next. Here the
+choice is made once per load over a few rows per brand, and a page looks up only the values it shows (its
+top brands, a group's brands). The load pays one grouping of its checked rows by spelling.
 
 Datasets loaded before spellings were kept have no rows here: their brands show as stored (lower-cased)
 until a file appended to them spells a brand.
