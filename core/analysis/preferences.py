@@ -295,8 +295,8 @@ def preferences(
     _check_top_n(top_n)
     types = _check_types(event_types)
     if top_n is not None and dimension != "price_band":
-        return _top_preferences(engine, dataset_id, dimension, segment, run_id, user_id, start, end, types, top_n,
-                                category, min_shoppers)
+        return _shown(engine, dataset_id, dimension, _top_preferences(
+            engine, dataset_id, dimension, segment, run_id, user_id, start, end, types, top_n, category, min_shoppers))
     per_user = _per_user(dimension, dataset_id, start, end, types, category)
     from_clause, in_group, _ = _group_membership(engine, dataset_id, per_user, segment, run_id, user_id)
     per_value = _per_value(per_user, from_clause, in_group, with_counts=True, with_shoppers=True).subquery("per_value")
@@ -308,7 +308,15 @@ def preferences(
     if dimension != "price_band":
         stmt = stmt.where(sa.or_(t.events > 0, t.revenue != 0)).order_by(t.events.desc(), t.revenue.desc(), t.value)
     rows = sql.fetch(engine, stmt)
-    return _finish(pd.DataFrame([tuple(r) for r in rows], columns=list(with_totals.c.keys())), dimension, min_shoppers)
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=list(with_totals.c.keys()))
+    return _shown(engine, dataset_id, dimension, _finish(frame, dimension, min_shoppers))
+
+
+def _shown(engine: Engine, dataset_id: int, dimension: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its brands (``value``) spelled as the dataset's files spell them (grouped lower-cased)."""
+    if dimension == "brand" and not frame.empty:
+        frame["value"] = store.show_brands(engine, dataset_id, frame["value"])
+    return frame
 
 
 def _per_value(rows: sa.FromClause, from_clause: sa.FromClause, in_group, with_counts: bool,
@@ -498,7 +506,7 @@ def affinity_matrix(
     raw = pd.DataFrame([tuple(r) for r in sql.fetch(engine, stmt)],
                        columns=["segment", "value", "events", "revenue", "shoppers"])
     raw = raw.astype({"events": "float64", "revenue": "float64", "shoppers": "float64", "value": object})
-    return _matrix(raw, segments, dimension, top_n, min_shoppers)
+    return _shown(engine, dataset_id, dimension, _matrix(raw, segments, dimension, top_n, min_shoppers))
 
 
 def _matrix(raw: pd.DataFrame, segments: pd.DataFrame, dimension: str, top_n: int, min_shoppers: int) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from core import config
+from core import config, store
 from core.store import sql
 from core.errors import CartsightError
 from core.analysis.query_parts import _check_choice, _e, _fetch, _filters, _float_or_none, _int
@@ -80,6 +80,8 @@ def _top(
          "revenue": float}
     )
     frame["shoppers"] = frame["viewers"] if by == "views" else frame["buyers"]
+    if column is _e.brand:  # grouped as stored (lower-cased), shown as the files spell it
+        frame["name"] = store.show_brands(engine_or_conn, dataset_id, frame["name"])
     return frame
 
 
@@ -106,7 +108,11 @@ top_categories = _ranking(_e.category, "top_categories", """The ``n`` categories
     1..:data:`core.config.MAX_TOP_N` or an empty window.
     """)
 top_brands = _ranking(_e.brand, "top_brands",
-                      """The ``n`` brands with the most views, purchases or revenue; as :func:`top_categories`.""")
+                      """The ``n`` brands with the most views, purchases or revenue; as :func:`top_categories`.
+
+    A brand however cased is one brand; ``name`` is its spelling most frequent in the dataset's files
+    (:mod:`core.store.brand_names`).
+    """)
 
 
 # --- prices ---------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ def _add_details(conn: Connection, dataset_id: int, run_id: int, profiles: list[
     top = config.SEGMENT_PROFILE_TOP
     for key, column in (("top_categories", _e.category), ("top_brands", _e.brand)):
         counts = _detail_query(conn, dataset_id, run_id, column)
+        if column is _e.brand and not counts.empty:  # grouped as stored, named as the files spell it
+            counts["value"] = store.show_brands(conn, dataset_id, counts["value"])
         overall = counts.groupby("value")["n"].sum() if not counts.empty else pd.Series(dtype=float)
         for p in profiles:
             mine = counts.loc[counts["segment"] == p["segment"]].set_index("value")["n"] if not counts.empty else overall
@@ -393,6 +395,7 @@ def shopper_events(engine: Engine, dataset: str, user_id: str,
         return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
     frame["event_time"] = pd.to_datetime(frame["event_time"])
     frame["price"] = pd.to_numeric(frame["price"]).astype(float)
+    frame["brand"] = store.show_brands(engine, did, frame["brand"])
     return frame
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from core.errors import ParameterError, SchemaError
+from core.present import formats
+from core.present.formats import COUNT, ESTIMATE, PERCENT, hover
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 60, "b": 10}}
 CURVE_COLOUR = "#332288"
@@ -28,13 +30,14 @@ def gain_chart(outcome: dict) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=gain["share_contacted"] * 100, y=gain["share_buyers"] * 100, mode="lines",
                              name="Ranked by chance to buy", line={"color": CURVE_COLOUR},
-                             hovertemplate="top %{x:.1f}% of shoppers → %{y:.1f}% of expected buyers<extra></extra>"))
+                             hovertemplate=f"top {_pct('x')} of shoppers → {_pct('y')} of expected buyers"
+                                           "<extra></extra>"))
     fig.add_trace(go.Scatter(x=[0, 100], y=[0, 100], mode="lines", name="Random list",
                              line={"color": RANDOM_COLOUR, "dash": "dot"}, hoverinfo="skip"))
     x, y = cut["share_contacted"] * 100, cut["share_buyers"] * 100
     fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text", name="This list", text=["this list"],
                              textposition="bottom right", marker={"color": CUT_COLOUR, "size": 11},
-                             hovertemplate="this list: %{x:.1f}% of shoppers, %{y:.1f}% of expected buyers"
+                             hovertemplate=f"this list: {_pct('x')} of shoppers, {_pct('y')} of expected buyers"
                                            "<extra></extra>"))
     fig.add_vline(x=x, line={"color": CUT_COLOUR, "dash": "dash", "width": 1})
     fig.update_layout(title="Cumulative gain: expected buyers captured vs shoppers contacted",
@@ -52,13 +55,19 @@ def counts_chart(counts: dict) -> go.Figure:
                              cases=list(counts))
     fig = go.Figure(go.Bar(x=[counts[k] for k in keys], y=[COUNT_LABELS[k] for k in keys], orientation="h",
                            marker={"color": [CUT_COLOUR if k == "exported" else CURVE_COLOUR for k in keys]},
-                           text=[f"{counts[k]:,}" for k in keys], textposition="auto"))
+                           text=[formats.count(counts[k]) for k in keys], textposition="auto",
+                           hovertemplate=f"%{{y}}: {hover(COUNT, 'x')} shoppers<extra></extra>"))
     fig.update_layout(title="From matched to exported", xaxis_title="Shoppers", yaxis={"autorange": "reversed"},
                       **_LAYOUT)
     return fig
 
 
 HOLDOUT_COLOUR = "#888888"
+
+
+def _pct(var: str) -> str:
+    """A hover field of a percent already 0-100 (these axes read in percent)."""
+    return hover(PERCENT, var, hundred=True)
 
 
 def results_chart(result: dict) -> go.Figure:
@@ -76,9 +85,9 @@ def results_chart(result: dict) -> go.Figure:
             x=[label], y=[rate * 100], name=label, marker={"color": colour},
             error_y={"type": "data", "symmetric": False, "array": [(ci[1] - rate) * 100],
                      "arrayminus": [(rate - ci[0]) * 100]},
-            text=[f"{rate * 100:.1f} %"], textposition="inside", insidetextanchor="start",
-            hovertemplate=(f"{label}: %{{y:.1f}}% of {result[key]:,} shoppers bought (95 % CI "
-                           f"{ci[0] * 100:.1f}–{ci[1] * 100:.1f}%)<extra></extra>")))
+            text=[formats.percent(rate)], textposition="inside", insidetextanchor="start",
+            hovertemplate=(f"{label}: {_pct('y')} of {formats.count(result[key])} shoppers bought (95 % CI "
+                           f"{formats.percent(ci[0])} – {formats.percent(ci[1])})<extra></extra>")))
     fig.update_layout(title=f"Conversion by group: shoppers who bought within {result['window_days']} days",
                       yaxis_title="% of the group who bought", showlegend=False, **_LAYOUT)
     return fig
@@ -101,12 +110,13 @@ def qini_chart(report: dict) -> go.Figure:
         if key in curves:
             fig.add_trace(go.Scatter(x=curves[key]["share_pct"], y=curves[key]["incremental"], mode="lines",
                                      name=label, line={"color": colour},
-                                     hovertemplate=f"{label}: top %{{x:.0f}}% → %{{y:+.1f}} incremental buyers"
-                                                   "<extra></extra>"))
+                                     hovertemplate=f"{label}: top {_pct('x')} → {hover(ESTIMATE, 'y')} "
+                                                   "incremental buyers<extra></extra>"))
     fig.add_trace(go.Scatter(x=curves["random"]["share_pct"], y=curves["random"]["incremental"], mode="lines",
                              name="Random targeting", line={"color": RANDOM_COLOUR, "dash": "dash"}))
     n = report["treated"] + report["holdout"]
-    fig.update_layout(title=f"Qini curve: incremental buyers by ranking, {n:,} shoppers of export #{report['export_id']}",
+    fig.update_layout(title=f"Qini curve: incremental buyers by ranking, {formats.count(n)} shoppers of export "
+                            f"#{report['export_id']}",
                       xaxis_title="share of shoppers targeted (%)", yaxis_title="incremental buyers",
                       legend={"orientation": "h", "y": -0.2}, **_LAYOUT)
     return fig

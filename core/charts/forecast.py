@@ -10,6 +10,9 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
+from core.present import formats
+from core.present.formats import COUNT, PERCENT, RATIO, SCORE, hover
+
 #: Colours: the forecast in use, the other forecasts, reference lines.
 USED_COLOUR = "#1f77b4"
 OTHER_COLOUR = "#b0b7c3"
@@ -50,7 +53,8 @@ def lift_chart(lift: Sequence[dict]) -> go.Figure:
     fig = go.Figure(go.Bar(
         x=deciles, y=values, marker_color=USED_COLOUR, name="lift",
         customdata=[[100 * (r or 0)] for r in rates],
-        hovertemplate="decile %{x}<br>lift %{y:.2f}×<br>purchase rate %{customdata[0]:.1f} %<extra></extra>",
+        hovertemplate=(f"decile %{{x}}<br>lift {hover(RATIO, 'y')}×<br>purchase rate "
+                       f"{hover(PERCENT, 'customdata[0]', hundred=True)}<extra></extra>"),
     ))
     fig.add_hline(y=1.0, line_dash="dash", line_color=REFERENCE_COLOUR, annotation_text="no model (lift 1)")
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=deciles)
@@ -74,7 +78,8 @@ def calibration_chart(calibration: Sequence[dict], outcome: str = "purchase") ->
     fig.add_trace(go.Scatter(
         x=x, y=y, mode="lines+markers", name="forecast in use", line={"color": USED_COLOUR},
         marker={"size": [6 + min(n_i, 400) ** 0.5 for n_i in n]}, customdata=n,
-        hovertemplate="forecast %{x:.1f} %<br>observed %{y:.1f} %<br>%{customdata} shoppers<extra></extra>",
+        hovertemplate=(f"forecast {hover(PERCENT, 'x', hundred=True)}<br>observed {hover(PERCENT, 'y', hundred=True)}"
+                       f"<br>{hover(COUNT, 'customdata')} shoppers<extra></extra>"),
     ))
     fig.update_xaxes(range=[0, top])
     fig.update_yaxes(range=[0, top])
@@ -93,11 +98,15 @@ def gain_chart(lift: Sequence[dict]) -> go.Figure:
     fig.add_trace(go.Scatter(x=[0, 100], y=[0, 100], mode="lines", name="random order",
                              line={"dash": "dash", "color": REFERENCE_COLOUR}, hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name="forecast in use", line={"color": USED_COLOUR},
-                             hovertemplate="top %{x:.0f} % of shoppers<br>%{y:.1f} % of buyers<extra></extra>"))
+                             hovertemplate=f"top {hover(PERCENT, 'x', hundred=True)} of shoppers<br>"
+                                           f"{hover(PERCENT, 'y', hundred=True)} of buyers<extra></extra>"))
     fig.update_xaxes(range=[0, 100])
     fig.update_yaxes(range=[0, 100])
     return _layout(fig, "Cumulative gain (held-out window)", "Shoppers contacted, best forecasts first (%)",
                    "Buyers reached (%)")
+
+
+_LOSS_HOVER = f"step {hover(COUNT, 'x')}: loss {hover(SCORE, 'y')}<extra>%{{fullData.name}}</extra>"
 
 
 def loss_chart(points: Sequence[dict]) -> go.Figure:
@@ -111,10 +120,10 @@ def loss_chart(points: Sequence[dict]) -> go.Figure:
     fig = go.Figure()
     if train:
         fig.add_trace(go.Scatter(x=[s for s, _ in train], y=[v for _, v in train], mode="lines+markers",
-                                 name="training loss", line={"color": USED_COLOUR}))
+                                 name="training loss", line={"color": USED_COLOUR}, hovertemplate=_LOSS_HOVER))
     if valid:
         fig.add_trace(go.Scatter(x=[s for s, _ in valid], y=[v for _, v in valid], mode="lines+markers",
-                                 name="validation loss", line={"color": VALID_COLOUR}))
+                                 name="validation loss", line={"color": VALID_COLOUR}, hovertemplate=_LOSS_HOVER))
     return _layout(fig, "Loss curve", "Training step (batches)", "Loss (weighted sum of the heads' losses)")
 
 
@@ -131,10 +140,10 @@ def metrics_chart(metrics: dict[str, dict], key: str, used: str, labels: dict[st
     values = [metrics[n][key] for n in names]
     axis_title, _ = METRIC_LABELS.get(key, (key, True))
     fig = go.Figure(go.Bar(
-        x=values, y=[labels.get(n, n) for n in names], orientation="h", text=[f"{v:.3f}" for v in values],
+        x=values, y=[labels.get(n, n) for n in names], orientation="h", text=[formats.score(v) for v in values],
         textposition="outside", cliponaxis=False,
         marker_color=[USED_COLOUR if n == used else OTHER_COLOUR for n in names],
-        hovertemplate="%{y}<br>%{x:.3f}<extra></extra>",
+        hovertemplate=f"%{{y}}<br>{hover(SCORE, 'x')}<extra></extra>",
     ))
     fig.update_yaxes(autorange="reversed", automargin=True)
     if values:

@@ -13,6 +13,8 @@ from core import config
 from core.errors import CartsightError
 from core.analysis.queries import FUNNEL_UNITS
 from core.analysis.product_queries import TOP_MEASURES, PriceDistribution
+from core.present import formats
+from core.present.formats import COUNT, MONEY, PERCENT, axis, hover
 
 #: One colour per canonical event type, so every chart paints a type the same way.
 EVENT_COLOURS = {
@@ -55,9 +57,10 @@ def funnel_chart(funnel: pd.DataFrame, by: str = "shopper") -> go.Figure:
             y=[str(s).replace("_", " ").capitalize() for s in funnel["step"]],
             x=funnel["count"].tolist(),
             texttemplate=(
-                "%{value:,}<br>%{percentInitial:.1%} of the first step<br>%{percentPrevious:.1%} of the previous"
+                f"{hover(COUNT, 'value')}<br>{hover(PERCENT, 'percentInitial')} of the first step<br>"
+                f"{hover(PERCENT, 'percentPrevious')} of the previous"
             ),
-            hovertemplate=f"%{{y}}: %{{x:,}} {unit.lower()}<extra></extra>",
+            hovertemplate=f"%{{y}}: {hover(COUNT, 'x')} {unit.lower()}<extra></extra>",
             marker={"color": [EVENT_COLOURS.get(s, UNKNOWN_COLOUR) for s in funnel["step"]]},
         )
     )
@@ -99,7 +102,7 @@ def activity_chart(activity: pd.DataFrame) -> go.Figure:
                 y=part["events"].tolist(),
                 name=event_type.replace("_", " "),
                 marker_color=EVENT_COLOURS.get(event_type, UNKNOWN_COLOUR),
-                hovertemplate=f"%{{x|{tick}}}: %{{y:,}} events<extra>%{{fullData.name}}</extra>",
+                hovertemplate=f"%{{x|{tick}}}: {hover(COUNT, 'y')} events<extra>%{{fullData.name}}</extra>",
             )
         )
     fig.update_layout(
@@ -107,6 +110,7 @@ def activity_chart(activity: pd.DataFrame) -> go.Figure:
         barmode="stack",
         xaxis_title=f"{grain.capitalize()} (UTC)",
         yaxis_title=f"Events per {grain}",
+        yaxis=axis(COUNT),
         legend_title="Event type",
         **_LAYOUT,
     )
@@ -123,7 +127,7 @@ def top_chart(top: pd.DataFrame, dimension: str, by: str = "views") -> go.Figure
     """
     _check("by", by, TOP_MEASURES)
     behind = "viewers" if by == "views" else "buyers"
-    value_format = ",.2f" if by == "revenue" else ","
+    kind = MONEY if by == "revenue" else COUNT
     fig = go.Figure(
         go.Bar(
             x=top[by].tolist(),
@@ -131,12 +135,13 @@ def top_chart(top: pd.DataFrame, dimension: str, by: str = "views") -> go.Figure
             orientation="h",
             customdata=top["shoppers"].tolist(),
             marker_color=EVENT_COLOURS["purchase" if by != "views" else "view"],
-            hovertemplate=f"%{{y}}: %{{x:{value_format}}} from %{{customdata:,}} {behind}<extra></extra>",
+            hovertemplate=f"%{{y}}: {hover(kind, 'x')} from {hover(COUNT, 'customdata')} {behind}<extra></extra>",
         )
     )
     fig.update_layout(
         title=f"Top {len(top)} {_plural(dimension)} by {by}",
         xaxis_title=MEASURE_AXIS[by],
+        xaxis=axis(kind),
         yaxis_title=dimension,
         yaxis={"autorange": "reversed", "type": "category"},
         **_LAYOUT,
@@ -159,13 +164,13 @@ def price_histogram(distribution: PriceDistribution) -> go.Figure:
     median = distribution.summary.get("p50")
     title = "Price distribution (events per unit-price band)"
     if median is not None:
-        title += f", median {median:,.2f}"
+        title += f", median {formats.money(median)}"
     fig = go.Figure(
         go.Bar(
             x=bins["label"].tolist(),
             y=bins["events"].tolist(),
             marker_color=EVENT_COLOURS["view"],
-            hovertemplate="price %{x}: %{y:,} events<extra></extra>",
+            hovertemplate=f"price %{{x}}: {hover(COUNT, 'y')} events<extra></extra>",
         )
     )
     fig.update_layout(
@@ -173,6 +178,7 @@ def price_histogram(distribution: PriceDistribution) -> go.Figure:
         xaxis_title=f"Unit price ({CURRENCY_NOTE}), bands on a 1-2-5 log scale",
         yaxis_title="Events",
         xaxis={"type": "category"},
+        yaxis=axis(COUNT),
         bargap=0.05,
         **_LAYOUT,
     )

@@ -15,6 +15,8 @@ import plotly.graph_objects as go
 from core import config
 from core.errors import CartsightError
 from core.analysis.preferences import DIMENSIONS
+from core.present import formats
+from core.present.formats import COUNT, PERCENT, RATIO, axis, hover
 
 DIMENSION_LABELS = {"category": "Category", "brand": "Brand", "price_band": "Price band"}
 MEASURES = ("events", "revenue")
@@ -71,7 +73,7 @@ def affinity_heatmap(matrix: pd.DataFrame, dimension: str = "category",
             aff = _number(cell["affinity"])
             few = int(cell["shoppers"]) < min_shoppers
             z_row.append(aff)
-            text_row.append(("–" if aff is None else f"{aff:.2f}") + (FEW_MARK if few else ""))
+            text_row.append(("–" if aff is None else formats.ratio(aff)) + (FEW_MARK if few else ""))
             custom_row.append([
                 int(cell["shoppers"]), int(cell["events"]), _number(cell["share_events"]) or 0.0,
                 f" ({FEW_LABEL}: read with care)" if few else "",
@@ -85,9 +87,9 @@ def affinity_heatmap(matrix: pd.DataFrame, dimension: str = "category",
             colorscale=AFFINITY_COLOURSCALE, zmid=1.0, zmin=0.0, zmax=config.AFFINITY_COLOUR_MAX,
             colorbar={"title": {"text": "Affinity<br>(1 = as everyone)"}},
             hovertemplate=(
-                f"Segment %{{x}}<br>{label} %{{y}}<br>Affinity %{{z:.2f}}<br>"
-                "%{customdata[2]:.1%} of the segment's events (%{customdata[1]:,})<br>"
-                "%{customdata[0]:,} shoppers behind it%{customdata[3]}<extra></extra>"
+                f"Segment %{{x}}<br>{label} %{{y}}<br>Affinity ×{hover(RATIO, 'z')}<br>"
+                f"{hover(PERCENT, 'customdata[2]')} of the segment's events ({hover(COUNT, 'customdata[1]')})<br>"
+                f"{hover(COUNT, 'customdata[0]')} shoppers behind it%{{customdata[3]}}<extra></extra>"
             ),
             xgap=1, ygap=1,
         )
@@ -121,8 +123,8 @@ def _group_bars(frame: pd.DataFrame, values: list[str], measure: str, group_labe
         insidetextanchor="start",
         customdata=[[_number(a), int(n)] for a, n in zip(frame[affinity], frame[behind])],
         hovertemplate=(
-            f"%{{y}}: %{{x:.1%}} of {group_label}'s {word}<br>affinity %{{customdata[0]:.2f}}"
-            f"<br>%{{customdata[1]:,}} {behind} behind it<extra>{group_label}</extra>"
+            f"%{{y}}: {hover(PERCENT, 'x')} of {group_label}'s {word}<br>affinity ×{hover(RATIO, 'customdata[0]')}"
+            f"<br>{hover(COUNT, 'customdata[1]')} {behind} behind it<extra>{group_label}</extra>"
         ),
     )
 
@@ -137,7 +139,7 @@ def _everyone_bars(frame: pd.DataFrame, values: list[str], measure: str, word: s
         orientation="h",
         marker_color=EVERYONE_COLOUR,
         customdata=[int(n) for n in frame[f"{behind}_all"]],
-        hovertemplate=f"%{{y}}: %{{x:.1%}} of everyone's {word}<br>%{{customdata:,}} {behind}"
+        hovertemplate=f"%{{y}}: {hover(PERCENT, 'x')} of everyone's {word}<br>{hover(COUNT, 'customdata')} {behind}"
                       f"<extra>{EVERYONE}</extra>",
     )
 
@@ -174,7 +176,7 @@ def share_chart(frame: pd.DataFrame, dimension: str, group_label: str = EVERYONE
         barmode="group",
         xaxis_title=f"Share of {word} (%)",
         yaxis_title=label,
-        xaxis={"tickformat": ".0%", "rangemode": "tozero"},
+        xaxis={**axis(PERCENT), "rangemode": "tozero"},
         yaxis={"autorange": "reversed", "type": "category", "automargin": True},
         legend={"title": {"text": "Group"}, "orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0},
         title_y=0.97,

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from core.charts.overview import EVENT_COLOURS, UNKNOWN_COLOUR
 from core.errors import ParameterError, SchemaError
 from core.present import formats
+from core.present.formats import COUNT, DECIMAL, MONEY, PERCENT, hover
 
 #: Qualitative palette for segments (Plotly's "Safe" colours: readable for colour-blind eyes).
 SEGMENT_COLOURS = ("#88CCEE", "#CC6677", "#DDCC77", "#117733", "#332288", "#AA4499", "#44AA99", "#999933",
@@ -45,14 +46,20 @@ def segment_map(points: dict, names: dict[int, str]) -> go.Figure:
             hovertemplate="shopper %{customdata}<extra>%{fullData.name}</extra>",
         ))
     shown, total = len(frame), int(points.get("n_shoppers", len(frame)))
-    sample = f"{shown:,} of {total:,} shoppers (seeded sample)" if shown < total else f"all {total:,} shoppers"
+    sample = (f"{formats.count(shown)} of {formats.count(total)} shoppers (seeded sample)" if shown < total
+              else f"all {formats.count(total)} shoppers")
     fig.update_layout(
         title=f"Map of shoppers by segment: {sample}",
-        xaxis_title=f"Principal component 1 ({ev[0]:.0%} of the scaled features' variance)",
-        yaxis_title=f"Principal component 2 ({ev[1]:.0%} of the variance)",
+        xaxis_title=f"Principal component 1 ({formats.percent(ev[0])} of the scaled features' variance)",
+        yaxis_title=f"Principal component 2 ({formats.percent(ev[1])} of the variance)",
         legend_title="Segment", **_LAYOUT,
     )
     return fig
+
+
+def _pct(var: str) -> str:
+    """A hover field of a percent already 0-100 (these axes read in percent)."""
+    return hover(PERCENT, var, hundred=True)
 
 
 def segment_sizes(profiles: list[dict]) -> go.Figure:
@@ -60,9 +67,9 @@ def segment_sizes(profiles: list[dict]) -> go.Figure:
     names = [p["name"] for p in profiles]
     fig = go.Figure([
         go.Bar(y=names, x=[100 * p["share_shoppers"] for p in profiles], orientation="h", name="Shoppers",
-               marker_color="#4C78A8", hovertemplate="%{y}: %{x:.1f}% of shoppers<extra></extra>"),
+               marker_color="#4C78A8", hovertemplate=f"%{{y}}: {_pct('x')} of shoppers<extra></extra>"),
         go.Bar(y=names, x=[100 * (p["share_revenue"] or 0.0) for p in profiles], orientation="h", name="Revenue",
-               marker_color="#54A24B", hovertemplate="%{y}: %{x:.1f}% of revenue<extra></extra>"),
+               marker_color="#54A24B", hovertemplate=f"%{{y}}: {_pct('x')} of revenue<extra></extra>"),
     ])
     fig.update_layout(title="Segments: share of shoppers and of revenue", barmode="group",
                       xaxis_title="Share (%)", yaxis_title="Segment", yaxis={"autorange": "reversed"}, **_LAYOUT)
@@ -87,7 +94,8 @@ def segment_comparison(profiles: list[dict], segments: list[int]) -> go.Figure:
         fig.add_trace(go.Bar(y=[formats.label(f) for f in centre], x=list(centre.values()), orientation="h",
                              name=by_seg[s]["name"],
                              marker_color=segment_colour(s),
-                             hovertemplate="%{y}: %{x:+.2f} standard deviations<extra>%{fullData.name}</extra>"))
+                             hovertemplate=f"%{{y}}: {hover(DECIMAL, 'x')} standard deviations"
+                                           "<extra>%{fullData.name}</extra>"))
     fig.update_layout(title="Segment comparison: how each differs from the average shopper", barmode="group",
                       xaxis_title="Difference from the average shopper (standard deviations of the feature)",
                       yaxis_title="Feature", yaxis={"autorange": "reversed"}, height=max(400, 22 * len(
@@ -99,11 +107,11 @@ def rfm_heatmap(grid: pd.DataFrame) -> go.Figure:
     """The R × FM grid of :func:`core.analysis.rfm.grid` as a heat map of shoppers, each cell labelled with its group."""
     z = grid.pivot(index="r_score", columns="fm_score", values="shoppers").sort_index(ascending=False)
     label = grid.pivot(index="r_score", columns="fm_score", values="rfm_group").sort_index(ascending=False)
-    text = [[f"{label.loc[r, f]}<br>{int(z.loc[r, f]):,}" for f in z.columns] for r in z.index]
+    text = [[f"{label.loc[r, f]}<br>{formats.count(z.loc[r, f])}" for f in z.columns] for r in z.index]
     fig = go.Figure(go.Heatmap(
         z=z.to_numpy(), x=[str(c) for c in z.columns], y=[str(r) for r in z.index], text=text,
         texttemplate="%{text}", colorscale="Blues", colorbar={"title": "Shoppers"},
-        hovertemplate="R %{y}, FM %{x}: %{z:,} shoppers<extra></extra>",
+        hovertemplate=f"R %{{y}}, FM %{{x}}: {hover(COUNT, 'z')} shoppers<extra></extra>",
     ))
     fig.update_layout(title="RFM grid: buyers by recency score and frequency-monetary score",
                       xaxis_title="FM score (1 = fewest orders and lowest spend, 5 = most)",
@@ -119,16 +127,17 @@ def shopper_timeline(events: pd.DataFrame) -> go.Figure:
     """
     fig = go.Figure()
     for kind, part in events.groupby("event_type", sort=False):
-        hover = (part["category"].fillna("—").astype(str) + " · " + part["brand"].fillna("—").astype(str)
-                 + " · item " + part["item_id"].fillna("—").astype(str) + " · session "
-                 + part["session_id"].fillna("—").astype(str))
+        detail = (part["category"].fillna("—").astype(str) + " · " + part["brand"].fillna("—").astype(str)
+                  + " · item " + part["item_id"].fillna("—").astype(str) + " · session "
+                  + part["session_id"].fillna("—").astype(str))
         fig.add_trace(go.Scatter(
             x=part["event_time"], y=[formats.event_type(kind)] * len(part), mode="markers", name=formats.event_type(kind),
-            marker={"size": 9, "color": EVENT_COLOURS.get(str(kind), UNKNOWN_COLOUR)}, text=hover,
-            customdata=part["price"], hovertemplate="%{x}<br>%{text}<br>price %{customdata}<extra></extra>",
+            marker={"size": 9, "color": EVENT_COLOURS.get(str(kind), UNKNOWN_COLOUR)}, text=detail,
+            customdata=part["price"], hovertemplate=f"%{{x}}<br>%{{text}}<br>price {hover(MONEY, 'customdata')}"
+                                                    "<extra></extra>",
         ))
-    fig.update_layout(title=f"Timeline: {len(events):,} events", xaxis_title="Time (UTC)", yaxis_title="Event type",
-                      **_LAYOUT)
+    fig.update_layout(title=f"Timeline: {formats.count(len(events))} events", xaxis_title="Time (UTC)",
+                      yaxis_title="Event type", **_LAYOUT)
     return fig
 
 
@@ -144,9 +153,9 @@ def shopper_sessions(sessions: pd.DataFrame) -> go.Figure:
             x=part["start"], y=part["events"], name=name, mode="markers", marker={"size": 10, "color": colour},
             error_y={"type": "data", "symmetric": False, "array": [0] * len(part), "arrayminus": part["events"],
                      "width": 0, "color": colour, "thickness": 2},
-            hovertemplate="%{x}: %{y} events<extra></extra>",
+            hovertemplate=f"%{{x}}: {hover(COUNT, 'y')} events<extra></extra>",
         ))
-    fig.update_layout(title=f"Sessions: {len(sessions):,} visits", xaxis_title="Session start (UTC)",
+    fig.update_layout(title=f"Sessions: {formats.count(len(sessions))} visits", xaxis_title="Session start (UTC)",
                       yaxis_title="Events in the session", yaxis_rangemode="tozero", **_LAYOUT)
     return fig
 
@@ -162,7 +171,7 @@ def shopper_vs_segment(comparison: pd.DataFrame, dimension: str) -> go.Figure:
                                ("everyone", "#BAB0AC", "Everyone")):
         if col in comparison:
             fig.add_trace(go.Bar(x=comparison["name"], y=100 * comparison[col].fillna(0.0), name=label,
-                                 marker_color=colour, hovertemplate="%{x}: %{y:.1f}%<extra>" + label + "</extra>"))
+                                 marker_color=colour, hovertemplate=f"%{{x}}: {_pct('y')}<extra>{label}</extra>"))
     fig.update_layout(title=f"Preferences by {dimension}: the shopper, their segment and everyone", barmode="group",
                       xaxis_title=dimension.capitalize(), yaxis_title="Share of events (%)", **_LAYOUT)
     return fig

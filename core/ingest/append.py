@@ -3,9 +3,9 @@ events already stored, and the dataset's figures once the file is in.
 
 An append runs the same load as a new dataset (:mod:`core.ingest.load`) with a :class:`FileTarget`: the
 file gets the dataset's next file number, its good rows are compared with the dataset's stored events,
-and a row equal to one of them on every canonical field (user, time, type, item, category, brand, price,
-quantity, and the session when the file gives one) is quarantined as ``duplicate`` naming the file and
-line it repeats. Only the stored events within the file's time range are compared, so a weekly file
+and a row equal to one of them on every canonical field (user, time, type, item, category, brand however
+cased, price, quantity, and the session when the file gives one) is quarantined as ``duplicate`` naming the
+file and line it repeats. Only the stored events within the file's time range are compared, so a weekly file
 costs what its overlap with the dataset costs, not the dataset's size.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core import config, store
+from core.ingest.checks import stored_brand
 from core.ingest.sniff import Mapping, Sniffed, sniff
 
 #: the fields a stored event and a new row must share to be the same event (the session only when given)
@@ -113,7 +114,7 @@ def mark_repeats(duck, chk: str, row0: int, prior: str, repeats: str, target: Fi
     naming the earliest file and line they repeat; their row numbers go to ``repeats`` (``rn``). Returns how many."""
     key = [*EVENT_KEY, "session_id"] if with_session else list(EVENT_KEY)
     same = " AND ".join(["k.user_id = p.user_id", "k.event_time = p.event_time"]
-                        + [f"k.{c} IS NOT DISTINCT FROM p.{c}" for c in key[2:]])
+                        + [f"{_checked(c)} IS NOT DISTINCT FROM p.{c}" for c in key[2:]])
     order = "p.file_no * 1e12 + coalesce(p.line_no, 0)"
     names = pd.DataFrame({"file_no": pd.Series(list(target.file_names), dtype="int64"),
                           "name": list(target.file_names.values())})
@@ -132,6 +133,11 @@ def mark_repeats(duck, chk: str, row0: int, prior: str, repeats: str, target: Fi
     duck.execute(f"UPDATE {chk} SET reason = 'duplicate', detail = r.detail FROM {repeats} r "
                  f"WHERE {chk}.rowid - {int(row0)} = r.rn")
     return duck.execute(f"SELECT count(*) FROM {repeats}").fetchone()[0]
+
+
+def _checked(column: str) -> str:
+    """The checked row's value of ``column`` as the stored events hold it (the brand lower-cased)."""
+    return stored_brand("k.brand") if column == "brand" else f"k.{column}"
 
 
 def file_users(dataset_id: int, file_no: int) -> sa.Select:

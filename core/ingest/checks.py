@@ -33,6 +33,12 @@ _UNIX_SCALE = {"unix_s": 1_000_000, "unix_ms": 1_000, "unix_us": 1}
 _WIDE_COLUMNS = 64
 
 
+def stored_brand(spelled: str) -> str:
+    """SQL of the brand an event stores, from the column ``spelled`` holding it as the file spells it (trimmed):
+    the lower-cased form, which matches however a file spells it (the spellings shown: core.store.brand_names)."""
+    return f"lower({spelled})"
+
+
 def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -449,7 +455,7 @@ class LoadSQL:
         return (f"SELECT {h} AS h, {newlines} AS nl, {', '.join(carried)}, {trimmed('user_id')} AS user_id, "
                 f"t_raw, t_zone, t_offset, {self._zoned_time('t_raw')} AS event_time, "
                 f"{event} AS event_type, {trimmed('item_id')} AS item_id, {cat} AS category, {cat_id} AS cat_id, "
-                f"lower({trimmed('brand')}) AS brand, {price_raw} AS p_raw, "
+                f"{trimmed('brand')} AS brand, {price_raw} AS p_raw, "
                 f"{self._price_sql(price_raw, qty_raw)}, "
                 f"{qty_raw} AS q_raw, {_quantity_sql(qty_raw)} AS quantity, {trimmed('session_id')} AS session_id, "
                 f"{self._money_sql()} "
@@ -505,16 +511,22 @@ class LoadSQL:
         base = self._good_rows_with_lines()
         source = f"{int(file_no)} AS file_no, line_no"
         if self.mapping.columns.get("session_id"):
-            return (f"SELECT user_id, event_time, event_type, item_id, category, brand, price, quantity, "
-                    f"session_id, {source} FROM ({base})"), False
+            return (f"SELECT user_id, event_time, event_type, item_id, category, {stored_brand('brand')} AS brand, price, "
+                    f"quantity, session_id, {source} FROM ({base})"), False
         gap = f"INTERVAL {int(config.SESSION_GAP_MINUTES)} MINUTE"
         flagged = (f"SELECT *, CASE WHEN event_time - lag(event_time) OVER w > {gap} "
                    f"OR lag(event_time) OVER w IS NULL THEN 1 ELSE 0 END AS new_session "
                    f"FROM ({base}) WINDOW w AS (PARTITION BY user_id ORDER BY event_time, rn)")
         numbered = (f"SELECT *, sum(new_session) OVER (PARTITION BY user_id ORDER BY event_time, rn "
                     f"ROWS UNBOUNDED PRECEDING) AS session_no FROM ({flagged})")
-        return (f"SELECT user_id, event_time, event_type, item_id, category, brand, price, quantity, "
-                f"user_id || '-' || CAST(session_no AS VARCHAR) AS session_id, {source} FROM ({numbered})"), True
+        return (f"SELECT user_id, event_time, event_type, item_id, category, {stored_brand('brand')} AS brand, price, "
+                f"quantity, user_id || '-' || CAST(session_no AS VARCHAR) AS session_id, {source} FROM ({numbered})"), True
+
+    def _spellings_sql(self) -> str:
+        """The brand spellings of the good rows (their events are stored) and how many gave each: ``brand``
+        (as the events store it), ``spelling`` (as the file gives it, trimmed), ``n_events``."""
+        return (f"SELECT {stored_brand('spelling')} AS brand, spelling, n_events FROM (SELECT brand AS spelling, "
+                f"count(*) AS n_events FROM {self.chk} WHERE reason IS NULL AND brand IS NOT NULL GROUP BY brand)")
 
     def _good_rows_with_lines(self) -> str:
         """The good rows of the checked table with ``rn`` and ``line_no``, their physical line in the file.

@@ -236,6 +236,7 @@ class _Job(LoadSQL):
         file_no = target.file_no if target else 1
         banded = native_store and target is None  # an append moves every event's band: derived again below
         sessions_derived = self._write_rows(conn, duck, did, native_store, file_no, banded)
+        store.add_spellings(conn, did, duck.execute(self._spellings_sql()).df())
         _tick(self.progress, 0.9, "summarising sessions and price bands")
         if target and sessions_derived and target.sessions_derived:  # never over sessions a file gave
             appends.renumber_sessions(conn, did, file_no)
@@ -248,10 +249,9 @@ class _Job(LoadSQL):
             dataset=name, dataset_id=did, layout=m.layout, rows_read=rows_read, rows_loaded=stats["rows"],
             rows_quarantined=sum(by_reason.values()), users=stats["users"], events_by_type=stats["by_type"],
             unknown_event_types=stats["unknown"], first_event=stats["first"], last_event=stats["last"],
-            quarantine_by_reason=by_reason, sessions_derived=sessions_derived,
+            quarantine_by_reason=by_reason, sessions_derived=sessions_derived, appended=target is not None,
             notes=self._report_notes(stats, sessions_derived, n_named), source=self.source_name, file_no=file_no,
-            appended=target is not None, repeated_events=self.n_repeats,
-        )
+            repeated_events=self.n_repeats)
         _tick(self.progress, 0.95, "recording the dataset")
         report.seconds = round(time.perf_counter() - self.started, 3)
         self._record(conn, report)

@@ -122,6 +122,29 @@ def text(value, kind: str) -> str:
     raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
 
 
+def hover(kind: str, var: str, hundred: bool = False) -> str:
+    """A Plotly template field showing the trace's ``var`` (``x``, ``y``, ``z``, ``customdata[1]``) in ``kind``'s
+    chart format (:data:`CHART_FORMATS`): ``hover(MONEY, "y")`` is ``%{y:,.2f}``. ``hundred``: a percent whose
+    values are already 0-100 (an axis read in percent), shown with the kind's decimals and its sign:
+    ``%{y:.1f} %``."""
+    if kind not in CHART_FORMATS:
+        raise ValueError(f"kind must be one of {tuple(CHART_FORMATS)}; got {kind!r}")
+    if hundred:
+        if kind != PERCENT:
+            raise ValueError(f"hundred applies to the percent kind only; got {kind!r}")
+        return f"%{{{var}:.{DECIMALS[PERCENT]}f}} %"
+    return f"%{{{var}:{CHART_FORMATS[kind]}}}"
+
+
+def axis(kind: str) -> dict:
+    """The ticks of a Plotly value axis in ``kind``'s chart format, to pass as the axis's settings or merge into
+    them. A count's ticks group thousands without rounding to whole numbers (an axis of 0 to 3 ticks at 0.5, which
+    ``,d`` would show as 1, 1, 2). An axis already in percent (0-100) keeps plain ticks: its title says "(%)"."""
+    if kind not in CHART_FORMATS:
+        raise ValueError(f"kind must be one of {tuple(CHART_FORMATS)}; got {kind!r}")
+    return {"tickformat": ",~f" if kind == COUNT else CHART_FORMATS[kind]}
+
+
 def signed(value, kind: str) -> str:
     """A change (``+1,234.50``, ``-2.5 points``, ``+12.3``): :func:`text` with its sign; :data:`NO_VALUE` when
     missing."""

@@ -65,9 +65,11 @@ def _upgrade(conn: Connection, version: int) -> None:
     (``cs_scorings``) and the forecasts a rescore replaced (``cs_past_predictions``): every older version gets
     the scoring of its predictions (:func:`_backfill_scorings`). Schema 9 added the uplift tables
     ``cs_uplift_runs`` and ``cs_uplift`` and ``cs_exports.ranking`` and ``uplift_run_id``: an older export's
-    ranking is read from its filters (:func:`_backfill_ranking`). A role that may not alter the tables gets a
-    message saying
-    who must open the store once.
+    ranking is read from its filters (:func:`_backfill_ranking`). Schema 10 added each brand's spellings
+    (``cs_brand_spellings``, :mod:`core.store.brand_names`); an older dataset's events kept only the lower-cased
+    brand, so none is recorded for them (a spelling made up from it would outvote the files' own): their
+    brands show as stored until an appended file spells them. A role that may not alter the tables gets a
+    message saying who must open the store once.
     """
     try:
         if version < 2:

@@ -116,6 +116,20 @@ session_days = sa.Table(
     sa.Column("last_purchase", sa.DateTime),  # of the purchases with a quantity not negative
 )
 
+# Each brand's spellings in a dataset's files and how many of its events gave each (events keep the brand
+# lower-cased and trimmed, the form that matches): the pages show the spelling marked ``shown``, the most
+# frequent one (core.store.brand_names). A few rows per brand, so a page maps its top brands in a look-up.
+brand_spellings = sa.Table(
+    "cs_brand_spellings",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("brand", sa.String, nullable=False),  # as cs_events.brand holds it: lower-cased, trimmed
+    sa.Column("spelling", sa.String, nullable=False),  # as the files gave it, trimmed
+    sa.Column("n_events", sa.BigInteger, nullable=False),  # loaded events that spelled it so
+    sa.Column("shown", sa.Boolean, nullable=False),  # the one spelling of the brand the pages show
+    sa.PrimaryKeyConstraint("dataset_id", "brand", "spelling"),
+)
+
 quarantine = sa.Table(
     "cs_quarantine",
     metadata,

@@ -12,7 +12,7 @@ def test_the_migration_heatmap_labels_each_cell_with_its_share_and_shoppers():
     fig = refresh.migration_heatmap(m.counts, m.shares, 4, 9).to_dict()
     assert fig["layout"]["xaxis"]["title"]["text"] == "Segment in the later run (9)"
     assert fig["layout"]["yaxis"]["title"]["text"] == "Segment in the earlier run (4)"
-    assert fig["data"][0]["text"][0][:2] == ["67%<br>2", "33%<br>1"]
+    assert fig["data"][0]["text"][0][:2] == ["66.7 %<br>2", "33.3 %<br>1"]
     assert list(fig["data"][0]["y"])[-1] == migration.NEW_ROW
 
 

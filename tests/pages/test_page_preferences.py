@@ -64,7 +64,7 @@ def test_page_shows_heatmap_shares_and_bands(store_url):
     assert heat["x"] == ["0 · tech", "1 · home"] and heat["y"] == ["electronics", "home"]
     assert heat["z"] == [pytest.approx([5 / 3, 1 / 3]), pytest.approx([1 / 3, 5 / 3])]
     assert [[cell[0] for cell in row] for row in heat["customdata"]] == [[2, 1], [1, 2]]  # shoppers per cell
-    assert heat["text"][0][0] == "1.67*"  # fewer than 30 shoppers: marked
+    assert heat["text"][0][0] == "×1.67*"  # fewer than 30 shoppers: marked
     assert heat["zmid"] == 1.0
 
     brands = _chart(at, "Brand share of events — Everyone")
