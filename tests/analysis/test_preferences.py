@@ -383,7 +383,7 @@ def test_heatmap_is_centred_at_one_and_shows_shoppers(tiny):
     heat = spec["data"][0]
     assert (heat["zmid"], heat["zmin"], heat["zmax"]) == (1.0, 0.0, 2.0)
     assert heat["z"] == [pytest.approx([5 / 3, 1 / 3]), pytest.approx([1 / 3, 5 / 3])]
-    assert heat["text"] == [["1.67", "0.33*"], ["0.33*", "1.67"]]  # 1 shopper < 2: marked
+    assert heat["text"] == [["×1.67", "×0.33*"], ["×0.33*", "×1.67"]]  # 1 shopper < 2: marked
     assert heat["customdata"][0][1][0] == 1 and "shoppers behind it" in heat["hovertemplate"]
     assert spec["layout"]["xaxis"]["title"]["text"] == "Segment"
     assert spec["layout"]["yaxis"]["title"]["text"] == "Category"
