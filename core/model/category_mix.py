@@ -192,7 +192,7 @@ def choose_category_mix(model, valid, vocabs: sequences.Vocabularies, config: Mo
         model.own_category_weight.fill_(0.0)
     decay = "every event alike" if half_life == float("inf") else f"a half-life of {half_life:g} sessions"
     trust = "from the first event" if k == 0 else f"half of it at {k:g} events"
-    return (f"Next category: the forecast mixes the model ({1 - own - last:.0%}) with the shopper's own category shares "
-            f"({own:.0%}: {decay}, {trust}) and their last session's ({last:.0%}); validation accuracy@1 "
+    return (f"Next category: the forecast mixes the model ({1 - own - last:.0%}) with the shopper's own category "
+            f"shares ({own:.0%}: {decay}, {trust}) and their last session's ({last:.0%}); validation accuracy@1 "
             f"{hits_mix / n:.3f} with the mix, {hits_now / n:.3f} without (log-likelihood {ll_mix:.3f}, "
             f"{ll_now:.3f}).")
