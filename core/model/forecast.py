@@ -39,7 +39,7 @@ from core.model.value import ValueForecast, fit_value
 from core.model.training import (ExampleSet, TrainProgress, build_examples, fit_model, predict_examples,
                                  predict_prior_categories, seed_everything)
 from core.model.card import MODEL, RANK_K, ModelCard, _num
-from core.model.category_mix import choose_own_category_weight
+from core.model.category_mix import choose_category_mix, choose_own_category_weight
 from core.model.scoring import _check_stop, _decode_ranked, _history_frame, _Progress, _score_all
 
 # re-exported for callers that import them from here (pages/forecasts.py, bench/model.py, the tests)
@@ -354,6 +354,7 @@ def _calibrate(run: _Run, model, valid_ex: ExampleSet, vocabs, rfm: dict, histor
     run.notes.append(stack_note)
     run.notes.append(_choose_category_terms(model, valid_ex, valid_pred, vocabs, run.cfg, run.should_stop))
     run.notes.append(choose_own_category_weight(model, valid_ex, vocabs, run.cfg, run.should_stop))
+    run.notes.append(choose_category_mix(model, valid_ex, vocabs, run.cfg, run.should_stop))
     return calibrator, valid_pred
 
 
@@ -389,6 +390,7 @@ def _final_model(run: _Run, fit, vocabs: sequences.Vocabularies):
                       priors=run.priors(vocabs, min(refit_cutoffs)), settings=run.settings)
     refit.model.category_learned.copy_(fit.model.category_learned)  # the choices made on the validation window
     refit.model.own_category_weight.copy_(fit.model.own_category_weight)
+    refit.model.category_mix.copy_(fit.model.category_mix)
     run.notes.append(f"The forecasts come from a refit on all windows, the latest included ({epochs} epochs, the best "
                      "number found with validation); the metrics above are those of the evaluated model, and the "
                      "calibration fitted on the validation window is reused.")

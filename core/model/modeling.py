@@ -25,7 +25,8 @@ from core.model import kernels
 from core.model.config import (EVENT_CLASSES, EVENT_TYPE_IDS, N_EVENT_TYPE_IDS, N_TIME_BUCKETS, RECENT_FEATURES,
                                RECENT_WINDOWS_DAYS, SESSION_GAP_DAYS, USER_FEATURES, ModelConfig)
 from core.store.price_bands import PRICE_BANDS
-from core.model.priors import last_known, last_session_mask, own_category_logp, session_main
+from core.model.priors import (last_known, last_session_mask, own_category_logp, own_category_share, session_main,
+                               sessions_back)
 from core.model.sequences import OTHER_ID, PAD_ID, SequenceBatch
 
 IGNORE = -100
@@ -137,6 +138,7 @@ def batch_tensors(batch: SequenceBatch, index=None, start: int | None = None, pr
         out["last_category"] = torch.from_numpy(last_known(b.category))
         out["session_category"] = torch.from_numpy(
             session_main(b.category, last_session_mask(b.event_type, b.age_days, SESSION_GAP_DAYS)))
+        out["sessions_back"] = torch.from_numpy(sessions_back(b.event_type, b.age_days, SESSION_GAP_DAYS)[:, start:])
         out["last_item"] = torch.from_numpy(last_known(b.item))
     return out
 
@@ -254,6 +256,10 @@ class ForecastModel(nn.Module):
         # weight of the shopper's own category counts (their history's mix) in the category logits; 0 while
         # training, chosen on the validation window after fitting (core.model.category_mix), saved with the weights
         self.register_buffer("own_category_weight", torch.zeros(()))
+        # the shopper's own shares mixed into the category probabilities (core.model.category_mix): weight of the
+        # decayed own shares, weight of the last session's shares, half-life in sessions, events at half trust;
+        # zero weights (while training, and in versions saved before it) leave the forecast as it was
+        self.register_buffer("category_mix", torch.tensor([0.0, 0.0, float("inf"), 0.0]))
 
     def _start_at_priors(self) -> None:
         """Zero the learned terms over the category and item priors, so the forecast starts at the prior's."""
@@ -472,6 +478,16 @@ class ForecastModel(nn.Module):
             out = out + self.own_category_weight * own_category_logp(inputs, self.n_categories)
         return out
 
+    def mix_own_categories(self, p: torch.Tensor, inputs: dict) -> torch.Tensor:
+        """[n, n_categories] the category probabilities ``p`` mixed with the shopper's own shares as
+        ``category_mix`` sets them (:func:`core.model.category_mix.mixed`); ``p`` itself when its weights are 0."""
+        own, last, half_life, k = (float(v) for v in self.category_mix)
+        if not (own or last):
+            return p
+        from core.model.category_mix import mixed
+
+        return mixed(p, inputs, self.n_categories, own, last, half_life, k)
+
     def _item_extra(self, inputs: dict) -> torch.Tensor:
         """[n, n_items] the item logits' terms that do not come from the representation: copy votes and prior."""
         return (self.copy_scores(inputs, "item", self.n_items)
@@ -553,7 +569,7 @@ class ForecastModel(nn.Module):
             out = self.forward(inputs)
         cat_logits = out.category_logits.clone()
         cat_logits[:, [PAD_ID, OTHER_ID]] = float("-inf")
-        cat_p = torch.softmax(cat_logits, dim=-1)
+        cat_p = self.mix_own_categories(torch.softmax(cat_logits, dim=-1), inputs)
         k_cat = min(top_k_categories, max(self.n_categories - 2, 1))
         cat_top = cat_p.topk(k_cat, dim=-1)
         if top_k_items:

@@ -183,3 +183,37 @@ def own_category_logp(inputs: dict, n_categories: int):
     counts = torch.zeros(inputs["category"].shape[0], n_categories)
     counts.scatter_add_(1, inputs["category"], inputs["attention_mask"].to(counts.dtype))
     return torch.log(counts + 0.5)
+
+
+def sessions_back(event_type: np.ndarray, age_days: np.ndarray, gap_days: float) -> np.ndarray:
+    """[n, L] how many sessions before the row's last one each event falls (0: the last session, as
+    :func:`last_session_mask` draws it; padding counts as the session of the event after it)."""
+    live = event_type != sequences.PAD_ID
+    age = np.nan_to_num(age_days, nan=1e9)
+    breaks = np.zeros(live.shape, dtype=np.int64)
+    if live.shape[1] > 1:  # a break after position j: more than ``gap_days`` before the next event
+        breaks[:, :-1] = (live[:, :-1] & (age[:, :-1] - age[:, 1:] > gap_days))
+    return np.cumsum(breaks[:, ::-1], axis=1)[:, ::-1].copy()
+
+
+def own_category_share(inputs: dict, n_categories: int, half_life_sessions: float):
+    """Each shopper's own category shares among the known categories of the events they have (``inputs`` as
+    :func:`core.model.modeling.batch_tensors` gives them), each event weighted ``0.5 ** (sessions back /
+    half_life_sessions)``: ``inf`` weighs every event alike (all-time shares), 0 keeps the last session only.
+
+    Returns ([n, n_categories] shares, summing to 1 where the shopper has a known category and to 0 where
+    not; [n] the number of known events). A recent move to a new category outranks an old habit when the
+    half-life is short, where all-time counts keep ranking the habit first.
+    """
+    import torch
+
+    cat = inputs["category"]
+    known = (inputs["attention_mask"] > 0) & (cat > sequences.OTHER_ID)
+    back = inputs["sessions_back"].to(torch.float32)
+    if half_life_sessions == 0:
+        weight = (back == 0).to(torch.float32)
+    else:
+        weight = torch.pow(0.5, back / half_life_sessions)
+    weight = weight * known
+    counts = torch.zeros(cat.shape[0], n_categories).scatter_add_(1, cat, weight)
+    return counts / counts.sum(dim=1, keepdim=True).clamp(min=1e-12), known.sum(dim=1).to(torch.float32)

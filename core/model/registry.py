@@ -47,7 +47,7 @@ CALIBRATOR_FILE = "calibrator.json"
 TRANSITION_PRIOR_KEYS = ("category_succ_", "category_totals", "category_popularity", "item_succ_", "item_totals",
                          "item_popularity")
 PRIOR_KEYS = (*TRANSITION_PRIOR_KEYS, "prior_scale", "session_prior_scale", "category_learned",
-              "own_category_weight")  # saved before the own-category mix: weight 0, the forecast as it was
+              "own_category_weight", "category_mix")  # saved before the own-category mixes: weights 0, as it was
 CARD_FILE = "card.json"
 BASELINES_FILE = "baselines.json"
 VALUE_FILE = "value.json"

@@ -25,7 +25,7 @@ simulate = pytest.importorskip("core.simulate")
 
 def _plain_outputs(model, batch: sequences.SequenceBatch, row: int) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     """One shopper through ``GPT2Model`` itself and the heads: propensity, next-type probabilities, category and
-    item probabilities (padding and "other" excluded)."""
+    item probabilities (padding and "other" excluded; the category's mixed with the shopper's own shares as chosen)."""
     from core.model.modeling import batch_tensors
     from core.model.sequences import OTHER_ID, PAD_ID
 
@@ -39,8 +39,9 @@ def _plain_outputs(model, batch: sequences.SequenceBatch, row: int) -> tuple[flo
         items = model._item_logits(rep, model._item_extra(inputs))
         for logits in (category, items):
             logits[:, [PAD_ID, OTHER_ID]] = float("-inf")
+        category_p = model.mix_own_categories(torch.softmax(category, -1), inputs)
         return (float(torch.sigmoid(model.propensity_head(rep))[0, 0]), torch.softmax(model.type_head(rep), -1)[0].numpy(),
-                torch.softmax(category, -1)[0].numpy(), torch.softmax(items, -1)[0].numpy())
+                category_p[0].numpy(), torch.softmax(items, -1)[0].numpy())
 
 
 def _plain_reasons(model, batch: sequences.SequenceBatch, vocabs, n_reasons: int, base: np.ndarray) -> list[str]:
