@@ -314,6 +314,9 @@ def _preview(built: campaigns.TargetList, opts: dict) -> None:
                 "train a model on the **Forecasts** page to add them.")
         preview = preview[[c for c in ("user_id", "segment", "segment_name", "uplift") if c in preview
                            and (preview[c].notna().any() or c == "user_id")]]
+    elif built.targets["segment"].isna().all():  # no segmentation yet: no empty segment columns
+        st.caption("No segmentation yet: run one on the **Segments** page to see each shopper's segment here.")
+        preview = preview.drop(columns=[c for c in ("segment", "segment_name") if c in preview])
     labels = {"propensity": f"{vocabulary.chance_to_buy(horizon)} (propensity)",  # the file's column, in words
               "expected_revenue": vocabulary.expected_revenue(horizon), "p_inactive": vocabulary.lapse_risk(horizon),
               "next_category": f"{vocabulary.NEXT_CATEGORY} (next_category)",

@@ -22,6 +22,9 @@ FROM_SEGMENT_KEY = "shopper_from_segment"
 ID_KEY = "shopper_id"
 NO_VALUE = "—"
 VALUE_LABEL = {"top propensity": "chance to buy", "biggest spenders": "revenue", "segment members": "revenue"}
+#: The suggestion kinds in the pages' words.
+KIND_WORDS = {"top propensity": "highest chance to buy", "biggest spenders": "biggest spenders",
+              "segment members": "members of a segment"}
 
 
 def _pick(choice_key: str) -> None:
@@ -39,7 +42,8 @@ def _suggestions(engine, dataset: str) -> None:
     with st.container(border=True):
         st.markdown("**Suggestions**")
         left, right = st.columns(2)
-        kind = left.radio("Show", kinds, index=default_kind, key="shopper_suggest_kind", horizontal=True)
+        kind = left.radio("Show", kinds, index=default_kind, key="shopper_suggest_kind", horizontal=True,
+                          format_func=KIND_WORDS.get)
         segment = None
         if kind == "segment members":
             names = run.names()

@@ -176,10 +176,24 @@ def screens_of_every_page(page, prefix: str) -> list[Path]:
         page.get_by_role("heading", name=title, exact=True).wait_for()
         page.wait_for_timeout(300)
         page.get_by_test_id("stStatusWidget").wait_for(state="detached")
+        if title == "Shopper":
+            _pick_first_suggestion(page)
         path = SCREENS_DIR / f"{prefix}-{Path(file_name).stem}.png"
         full_screenshot(page, path, SCREEN_VIEWPORT)
         paths.append(path)
     return paths
+
+
+def _pick_first_suggestion(page) -> None:
+    """On the Shopper page, open the first suggested shopper (when there is one), so its screenshot shows a shopper."""
+    box = page.get_by_test_id("stSelectbox").filter(has_text="Pick a shopper")
+    if not box.count():
+        return
+    box.click()
+    page.get_by_role("option").first.click()
+    page.get_by_role("heading", name="Timeline").wait_for()
+    page.wait_for_timeout(300)
+    page.get_by_test_id("stStatusWidget").wait_for(state="detached")
 
 
 def _app_pages() -> tuple:

@@ -189,6 +189,7 @@ def _export_list(page, folder: Path) -> tuple[set[str], set[str]]:
     _nav(page, "Campaigns")
     exported = _download(page, EXPORT_BUTTON, folder)  # one click: the file, and the export recorded
     page.get_by_text(re.compile(r"^Export \d+ recorded and downloaded: ")).wait_for()
+    page.get_by_role("button", name=re.compile(r"^Download cartsight-.* again$")).wait_for()
     _settle(page)
     held = _download(page, re.compile(r"^Download its holdout \("), folder)
     return (set(pd.read_csv(exported, dtype={"user_id": str})["user_id"]),
@@ -198,7 +199,7 @@ def _export_list(page, folder: Path) -> tuple[set[str], set[str]]:
 def _results_shown(page) -> dict:
     _nav(page, "Campaigns")
     page.get_by_role("heading", name="Results").wait_for()
-    page.get_by_text(re.compile(r"^measured: the window ended")).wait_for()
+    page.get_by_text(re.compile(r"^Measured: the window ended")).wait_for()
     return {label: _metric_value(page, label) for label in ("Conversion of the list", "Conversion of the holdout",
                                                             "Incremental buyers")}
 

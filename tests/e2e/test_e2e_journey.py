@@ -234,7 +234,7 @@ def test_segment_preferences_shopper_then_download_a_target_list(prepared_store,
         page.get_by_role("heading", name="Shopper", exact=True).wait_for()
         _settle(page)
         # arriving from a segment's card: the suggestions list that segment's members
-        expect(page.get_by_role("radio", name="segment members")).to_be_checked()
+        expect(page.get_by_role("radio", name="members of a segment")).to_be_checked()
         seg_box = page.get_by_test_id("stSelectbox").filter(
             has=page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile("^Segment$")))
         expect(seg_box.locator("input")).to_have_value(f"{seg}. {seg_name}")

@@ -43,7 +43,7 @@ def _busiest(events) -> tuple[str, int, int]:
 def test_asks_for_an_id_first(shop):
     at = _page()
     assert "Type a shopper's id, or pick one of the suggestions." in [i.value for i in at.info]
-    assert at.radio(key="shopper_suggest_kind").options == ["top propensity", "biggest spenders"]  # no segments yet
+    assert at.radio(key="shopper_suggest_kind").options == ["highest chance to buy", "biggest spenders"]  # no segments yet
 
 
 @ON_BOTH_STORES
