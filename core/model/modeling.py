@@ -12,6 +12,7 @@ softmax in training when the catalogue is large, full softmax when scoring).
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -200,7 +201,9 @@ class ForecastModel(nn.Module):
         # the modules are made in this order, which fixes what a seed draws for each
         self._add_event_embeddings(config.hidden_size)
         self.transformer = _gpt2(config)
-        self._kept: PassStates | None = None  # filled by the eval pass inside keeping_projections()
+        # per thread id, the PassStates the eval pass fills inside keeping_projections() (scoring runs chunks of
+        # shoppers in several threads at once on the one model)
+        self._kept: dict[int, PassStates] = {}
         self._add_heads(config.hidden_size)
         self._add_priors(config.prior_top_k)
         self._start_at_priors()
@@ -314,12 +317,12 @@ class ForecastModel(nn.Module):
     def keeping_projections(self) -> Iterator[PassStates]:
         """Within the block, the eval pass (:meth:`last_hidden`) fills the yielded :class:`PassStates`: the
         first block's input and each layer's projections; :meth:`occluded_hidden` reuses them."""
-        states = PassStates()
-        self._kept = states
+        states, key = PassStates(), threading.get_ident()
+        self._kept[key] = states
         try:
             yield states
         finally:
-            self._kept = None
+            self._kept.pop(key, None)
 
     def states_for_occlusion(self, inputs: dict) -> tuple[torch.Tensor, PassStates]:
         """The last hidden state [n, hidden] and the :class:`PassStates` of the pass over ``inputs``."""
@@ -418,7 +421,7 @@ class ForecastModel(nn.Module):
         tr, h, n_heads = self.transformer, self.config.hidden_size, self.config.n_heads
         live = inputs["attention_mask"].bool()
         x = tr.drop(self._embed(inputs) + tr.wpe(inputs["position_ids"]))
-        kept = self._kept
+        kept = self._kept.get(threading.get_ident())
         if kept is not None:
             kept.embeds = x
         t = x.shape[1]

@@ -62,8 +62,9 @@ def _score_chunk(loaded, batch: sequences.SequenceBatch, heads: dict, baselines:
         effects[idx] = occlusion_effects(loaded["model"], batch, idx, inputs, hidden, states, cfg.batch_size)
 
     used = {h: info["used"] for h, info in heads.items()}
-    pred = predict_examples(loaded["model"], batch, cfg, on_batch=occlude if n_reasons else None,
-                            items=used["next_items"] == MODEL)
+    with loaded["model"].evaluating():  # one mode for every thread of the pass
+        pred = predict_examples(loaded["model"], batch, cfg, on_batch=occlude if n_reasons else None,
+                                items=used["next_items"] == MODEL, threads=loaded["settings"].scoring_threads)
     users = batch.user_ids
     calibrator = loaded["calibrator"]
     p_rfm = None
@@ -165,6 +166,18 @@ def _chunk_inputs(engine: Engine, loaded: dict, baselines: dict, dataset_id: int
     return batch, history, rfm_x
 
 
+#: Shoppers in the first chunk scored: nothing runs beside its read, so it is kept small.
+FIRST_SCORING_CHUNK = 1_000
+
+
+def _scoring_chunks(users: list[str], chunk_users: int) -> list[sequences.UserChunk]:
+    """Chunks of at most ``chunk_users`` shoppers, the first one of at most :data:`FIRST_SCORING_CHUNK`: the
+    model waits for that read alone, while every later read overlaps the model's work on the chunk before."""
+    first = min(chunk_users, FIRST_SCORING_CHUNK)
+    return (sequences.user_chunks(users[:first], first, exhaustive=True)
+            + sequences.user_chunks(users[first:], chunk_users, exhaustive=True))
+
+
 def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict, dataset_id: int, version: str,
                end_cutoff: dt.datetime, report: _Progress, should_stop, fraction_range: tuple[float, float]) -> int:
     """Score every shopper at ``end_cutoff`` chunk by chunk and write the rows in ``conn``; returns how many.
@@ -184,7 +197,7 @@ def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict,
     need_rfm = RFMPropensity.name in used or loaded["calibrator"].stack_ is not None or loaded.get("value") is not None
     need_history = bool(used - {RFMPropensity.name})
     users = sequences.list_users(engine, dataset_id, before=end_cutoff)
-    chunks = sequences.user_chunks(users, loaded["settings"].chunk_users, exhaustive=True)
+    chunks = _scoring_chunks(users, loaded["settings"].chunk_users)
     lo, hi = fraction_range
     written = 0
     report("scoring", lo, f"scoring {len(users):,} shoppers")
