@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -278,6 +279,25 @@ class _Run:
     should_stop: Callable[[], bool] | None
     notes: list[str]
     started: float
+    #: work that does not need the fitted model, started early on the side thread (see :meth:`ahead`)
+    side: object | None = None
+    early: dict = dataclasses.field(default_factory=dict)
+
+    def ahead(self, key, fn: Callable, *args):
+        """Start ``fn(*args)`` on the side thread (when there is one) and keep it as ``key``; :meth:`result` reads it.
+
+        Training's main thread fits the model on one core; what needs no fitted model (the transition
+        priors of later cutoffs, the history, gradient boosting, the rankers, the model library's import)
+        runs beside it on the other. Each result is the same as when computed in place.
+        """
+        if self.side is not None and key not in self.early:
+            # the arguments stay referenced with the result: a key holds id(vocabs), never reused while kept
+            self.early[key] = (self.side.submit(fn, *args), args)
+
+    def result(self, key, fn: Callable, *args):
+        """What :meth:`ahead` started as ``key``, else ``fn(*args)`` computed now."""
+        early = self.early.pop(key, None)
+        return fn(*args) if early is None else early[0].result()
 
     @property
     def exhaustive(self) -> bool:
@@ -289,8 +309,31 @@ class _Run:
 
     def priors(self, vocabs: sequences.Vocabularies, before: dt.datetime):
         """The transition priors before ``before``, counted on the sample when the dataset is sampled."""
-        return _priors(self.engine, self.dataset_id, vocabs, before, self.cfg, self.sample if self.sampled else None,
-                       self.settings.chunk_users)
+        return self.result(("priors", id(vocabs), before), _priors, *self._priors_args(vocabs, before))
+
+    def priors_ahead(self, vocabs: sequences.Vocabularies, befores) -> None:
+        """Start counting the priors of each cutoff in ``befores`` on the side thread (:meth:`ahead`)."""
+        for before in befores:
+            self.ahead(("priors", id(vocabs), before), _priors, *self._priors_args(vocabs, before))
+
+    def _priors_args(self, vocabs: sequences.Vocabularies, before: dt.datetime) -> tuple:
+        return (self.engine, self.dataset_id, vocabs, before, self.cfg, self.sample if self.sampled else None,
+                self.settings.chunk_users)
+
+    def rankers(self, history: pd.DataFrame, cutoff: dt.datetime, names: Sequence[str] | None = None) -> dict:
+        """The rankers of ``names`` (default all) at ``cutoff``: those fitted ahead (:meth:`rankers_ahead`) or now."""
+        fitted = self.result(("rankers", cutoff), _rankers, history, cutoff, self.plan.horizon_days, names)
+        return {name: r for name, r in fitted.items() if names is None or name in names}
+
+    def rankers_ahead(self, history_key, cutoffs) -> None:
+        """Start fitting every ranker at each of ``cutoffs`` on the side thread, on the history that ``history_key``
+        reads there (nothing when it is not read ahead)."""
+        if history_key not in self.early:
+            return
+        history_future = self.early[history_key][0]
+        for cutoff in cutoffs:
+            self.ahead(("rankers", cutoff),
+                       lambda c=cutoff: _rankers(history_future.result()[0], c, self.plan.horizon_days))
 
     def vocabularies(self, before: dt.datetime | None) -> sequences.Vocabularies:
         cfg = self.cfg
@@ -328,6 +371,7 @@ def _read_examples(run: _Run) -> tuple[sequences.Vocabularies, ExampleSet, Examp
     """Vocabularies before the test cutoff, and the training, validation and held-out examples."""
     plan = run.plan
     vocabs = run.vocabularies(plan.test_cutoff)
+    run.priors_ahead(vocabs, [min(plan.train_cutoffs)])
     _check_stop(run.should_stop)
     n_cut = len(plan.train_cutoffs) + 2
 
@@ -362,7 +406,7 @@ def _measure(run: _Run, model, test_ex: ExampleSet, vocabs, calibrator, rfm: dic
     the :class:`Evaluation` and the model's predictions on that window."""
     model.set_priors(*run.priors(vocabs, run.plan.test_cutoff))
     test_pred = predict_examples(model, test_ex.batch, run.cfg, run.should_stop)
-    rankers = _rankers(history, run.plan.test_cutoff, run.plan.horizon_days)
+    rankers = run.rankers(history, run.plan.test_cutoff)
     result = _evaluate(test_ex, test_pred, calibrator, rfm, rankers, history, run.plan, vocabs, RFMPropensity.name)
     _check_stop(run.should_stop)
     for head, info in result.heads.items():
@@ -398,7 +442,7 @@ def _final_model(run: _Run, fit, vocabs: sequences.Vocabularies):
 def _scoring_baselines(run: _Run, rfm: dict, history: pd.DataFrame, heads: dict, calibrator) -> tuple[dict, dict]:
     """The baselines scoring uses, as saved with the version and as read back from that form (so that re-scoring
     the version writes what training writes)."""
-    rankers = _rankers(history, run.end_cutoff, run.plan.horizon_days, names=[info["used"] for info in heads.values()])
+    rankers = run.rankers(history, run.end_cutoff, names=[info["used"] for info in heads.values()])
     saved = _baselines_to_save(rfm, rankers, heads, calibrator, run.cfg.top_k_items)
     if saved["rankers"] and run.sampled:
         run.notes.append(f"The baselines used for scoring are fitted once on the {len(run.sample)} sampled shoppers' "
@@ -452,14 +496,53 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
     cfg = dataclasses.replace(config or ModelConfig(), seed=seed)
     settings = settings or PipelineSettings()
     run = _plan_run(engine, dataset, horizon_days, cfg, settings, progress, should_stop)
-    vocabs, train_ex, valid_ex, test_ex = _read_examples(run)
-    fit = fit_model(train_ex, valid_ex, vocabs, cfg, progress, should_stop, fraction_range=(0.15, 0.7),
-                    priors=run.priors(vocabs, min(run.plan.train_cutoffs)), settings=settings)
-    run.report("evaluating", 0.72, "calibrating on the validation window and measuring on the held-out window")
-    history = _load_history(engine, run.dataset_id, run.sample, run.exhaustive, run.end_cutoff, settings.chunk_users)
-    train_targets = [g for _, g in train_ex.targets.groupby("cutoff", sort=True)]
-    rfm = _fit_rfm(history, train_targets)
-    _check_stop(should_stop)
+    run.side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cartsight-beside-fit")
+    try:
+        run.ahead("model library", _import_model_library)
+        vocabs, train_ex, valid_ex, test_ex = _read_examples(run)
+        train_targets = [g for _, g in train_ex.targets.groupby("cutoff", sort=True)]
+        _start_beside_fit(run, vocabs, train_targets, valid_ex)
+        fit = fit_model(train_ex, valid_ex, vocabs, cfg, progress, should_stop, fraction_range=(0.15, 0.7),
+                        priors=run.priors(vocabs, min(run.plan.train_cutoffs)), settings=settings)
+        run.report("evaluating", 0.72, "calibrating on the validation window and measuring on the held-out window")
+        history, rfm = run.result("history and gradient boosting", _history_and_rfm, run, train_targets)
+        _check_stop(should_stop)
+        return _evaluate_and_publish(run, fit, vocabs, valid_ex, test_ex, train_targets, history, rfm)
+    except BaseException:  # a cancelled or failed run drops what has not started beside it
+        run.side.shutdown(cancel_futures=True)
+        raise
+    finally:
+        run.side.shutdown()
+
+
+def _import_model_library() -> None:
+    """Import the transformer library (seconds of Python imports), so that building the model does not wait."""
+    import transformers.models.gpt2.modeling_gpt2  # noqa: F401
+
+
+def _history_and_rfm(run: _Run, train_targets: list[pd.DataFrame]) -> tuple[pd.DataFrame, dict]:
+    """The trained shoppers' history up to the data's end and gradient boosting fitted on the training windows."""
+    history = _load_history(run.engine, run.dataset_id, run.sample, run.exhaustive, run.end_cutoff,
+                            run.settings.chunk_users)
+    return history, _fit_rfm(history, train_targets)
+
+
+def _start_beside_fit(run: _Run, vocabs: sequences.Vocabularies, train_targets: list[pd.DataFrame], valid_ex) -> None:
+    """Start on the side thread what evaluation and scoring need and the fitted model does not change: the
+    history and gradient boosting, the transition priors of the validation, held-out and last cutoffs, and
+    every ranker at the held-out and last cutoffs."""
+    plan = run.plan
+    valid_cutoffs = sorted(set(valid_ex.targets["cutoff"])) if len(valid_ex) else [plan.valid_cutoff]
+    run.ahead("history and gradient boosting", _history_and_rfm, run, train_targets)
+    later = [min(valid_cutoffs), plan.test_cutoff] + ([] if run.cfg.refit_on_latest else [run.end_cutoff])
+    run.priors_ahead(vocabs, [c for c in later if c != min(plan.train_cutoffs)])
+    run.rankers_ahead("history and gradient boosting", [plan.test_cutoff, run.end_cutoff])
+
+
+def _evaluate_and_publish(run: _Run, fit, vocabs: sequences.Vocabularies, valid_ex, test_ex,
+                          train_targets: list[pd.DataFrame], history: pd.DataFrame, rfm: dict) -> ModelCard:
+    """Calibrate, measure the model and every baseline, fit value and churn, then score and publish."""
+    cfg, settings, dataset, should_stop = run.cfg, run.settings, run.dataset, run.should_stop
     calibrator, valid_pred = _calibrate(run, fit.model, valid_ex, vocabs, rfm, history)
     result, test_pred = _measure(run, fit.model, test_ex, vocabs, calibrator, rfm, history)
     value = fit_value(history, train_targets, valid_ex, valid_pred, test_ex, test_pred, calibrator=calibrator,

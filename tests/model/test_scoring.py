@@ -198,3 +198,36 @@ def test_the_first_chunk_scored_is_small_and_every_shopper_is_in_one_chunk():
                                                                                   ("u00004", "u00007"),
                                                                                   ("u00008", "u00008")]
 
+
+@pytest.mark.slow
+def test_work_done_beside_the_fit_gives_the_version_computed_in_place(tmp_path, monkeypatch):
+    """Training starts the history, gradient boosting, later priors and rankers on a side thread while the
+    model fits: the card and every forecast equal those of a run that computes each where it is used."""
+    import threading
+
+    engine = _store(tmp_path)
+    load_events(engine, "sim", canonical(simulate.simulate(150, weeks=5, seed=6).events))
+    threads, real_fit_rfm = [], forecast._fit_rfm
+
+    def fit_rfm(*args):
+        threads.append(threading.current_thread().name)
+        return real_fit_rfm(*args)
+
+    monkeypatch.setattr(forecast, "_fit_rfm", fit_rfm)
+
+    def trained() -> tuple:
+        card = forecast.train(engine, "sim", horizon_days=7, config=tiny(), seed=3, settings=settings())
+        pred = forecast.load_predictions(engine, "sim", card.model_version).sort_values("user_id", ignore_index=True)
+        return card, pred.drop(columns="model_version")
+
+    beside, beside_pred = trained()
+    assert threads[-1].startswith("cartsight-beside-fit")
+    monkeypatch.setattr(forecast._Run, "ahead", lambda self, *args: None)  # everything computed in place
+    in_place, in_place_pred = trained()
+    assert threads[-1] == threading.main_thread().name
+    assert beside.heads == in_place.heads and beside.lift == in_place.lift and beside.loss_curve == in_place.loss_curve
+    numbers = ["purchase_propensity", "p_view", "p_cart", "p_purchase", "p_remove", "p_none", "next_category_p",
+               "expected_revenue", "p_inactive"]
+    np.testing.assert_allclose(beside_pred[numbers].to_numpy(float), in_place_pred[numbers].to_numpy(float), atol=1e-6)
+    words = ["user_id", "next_event_type", "next_category", "top_items", "reasons"]
+    pd.testing.assert_frame_equal(beside_pred[words], in_place_pred[words])
