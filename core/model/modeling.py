@@ -159,7 +159,9 @@ def _gpt2(config: ModelConfig):
 
 def _attend_biased(block, x: torch.Tensor, q, k, v, bias: torch.Tensor, n_heads: int) -> torch.Tensor:
     """The rest of a GPT-2 block after its projections: attention under the additive ``bias``, then the MLP."""
-    out = F.scaled_dot_product_attention(*(_split_heads(z, n_heads) for z in (q, k, v)), attn_mask=bias)
+    dropout = block.attn.attn_dropout.p if block.training else 0.0
+    out = F.scaled_dot_product_attention(*(_split_heads(z, n_heads) for z in (q, k, v)), attn_mask=bias,
+                                         dropout_p=dropout)
     return kernels.attention_out_and_mlp(block, x, out.transpose(1, 2).reshape(x.shape[0], x.shape[1], x.shape[-1]))
 
 
@@ -301,16 +303,13 @@ class ForecastModel(nn.Module):
     def last_hidden(self, inputs: dict) -> torch.Tensor:
         """[n, hidden] the transformer's hidden state at the last position (the events alone).
 
-        Training runs ``GPT2Model`` itself. In eval mode the same blocks run one by one and the
-        last one only at the last position, the one read (:meth:`_blocks`): the same numbers, about
-        a third less work when scoring every shopper.
+        ``GPT2Model``'s blocks run one by one and the last one only at the last position, the one
+        read (:meth:`_blocks`): the numbers of ``GPT2Model`` itself (in training, with dropout
+        where it puts it), at about a third less work when scoring every shopper and when
+        training (the last block's query, attention and MLP at the other positions, and their
+        gradients, were computed and thrown away).
         """
-        if not self.training:
-            return self._blocks(inputs)
-        return self.transformer(
-            inputs_embeds=self._embed(inputs), attention_mask=inputs["attention_mask"],
-            position_ids=inputs["position_ids"],
-        ).last_hidden_state[:, -1]
+        return self._blocks(inputs)
 
     # -- occlusion (reasons) ------------------------------------------------------------
     @contextmanager
@@ -416,7 +415,7 @@ class ForecastModel(nn.Module):
 
     def _blocks(self, inputs: dict) -> torch.Tensor:
         """GPT-2's blocks (pre-norm attention and MLP), the last one only at the last position: its keys and
-        values at every column, its query, attention and MLP at the last one. No dropout. Inside
+        values at every column, its query, attention and MLP at the last one. Dropout in training mode. Inside
         :meth:`keeping_projections` the first block's input and each layer's projections are kept."""
         tr, h, n_heads = self.transformer, self.config.hidden_size, self.config.n_heads
         live = inputs["attention_mask"].bool()
