@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -30,16 +29,18 @@ from core import store
 from core.errors import NotFittedError, SchemaError
 from core.model import evaluation as ev
 from core.model import registry, scorings
+from core.model.beside import SideWork, after, import_model_library
+from core.model.held_out import _evaluate
 from core.model.baselines import (MarkovChain, MostPopular, OwnMostFrequent, RFMNextType, RFMPropensity,
                                   baseline_from_dict)
-from core.model.config import EVENT_CLASSES, ModelConfig, PipelineSettings
+from core.model.config import ModelConfig, PipelineSettings
 from core.model.labels import CutoffPlan, make_targets, plan_cutoffs
 from core.model.priors import build_prior
 from core.model.rfm_baseline import PROPENSITY_BASELINE
 from core.model.value import ValueForecast, fit_value
 from core.model.training import (ExampleSet, TrainProgress, build_examples, fit_model, predict_examples,
                                  predict_prior_categories, seed_everything)
-from core.model.card import MODEL, RANK_K, ModelCard, _num
+from core.model.card import MODEL, ModelCard, _num
 from core.model.category_mix import choose_own_category_weight
 from core.model.scoring import _check_stop, _decode_ranked, _history_frame, _Progress, _score_all
 
@@ -180,84 +181,6 @@ def _baselines_from_saved(saved: dict) -> dict:
             "rankers": {name: baseline_from_dict(s) for name, s in saved["rankers"].items()}}
 
 
-# --- evaluation -------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class HeadResult:
-    """One head's held-out measurement: each forecast's metrics (the model's and every baseline's), the forecast
-    used for scoring and the sentence that says why; ``transformer_alone`` when the propensity is stacked."""
-
-    metrics: dict[str, dict]
-    used: str
-    note: str
-    transformer_alone: dict | None = None
-
-    def to_dict(self) -> dict:
-        """The card's form of the head (``ModelCard.heads`` values)."""
-        out = {"metrics": self.metrics, "used": self.used, "note": self.note}
-        if self.transformer_alone is not None:
-            out["transformer_alone"] = self.transformer_alone
-        return out
-
-
-@dataclasses.dataclass
-class Evaluation:
-    """The held-out window's results: every head's, and the propensity's lift by decile and calibration table."""
-
-    heads: dict[str, HeadResult]
-    lift: list
-    calibration: list
-
-    def card_heads(self) -> dict:
-        """``ModelCard.heads``: each head as its dict."""
-        return {head: result.to_dict() for head, result in self.heads.items()}
-
-
-def _evaluate(test, pred, calibrator, rfm: dict, rankers: dict, history: pd.DataFrame, plan, vocabs,
-              rfm_name: str) -> Evaluation:
-    """The model and every baseline measured on the held-out examples ``test``, head by head."""
-    users, cutoff = test.batch.user_ids, plan.test_cutoff
-    p_rfm = rfm["propensity"].predict_proba(history, cutoff, users)
-    y = test.targets["purchased"].to_numpy()
-    propensity, p_used = _evaluate_propensity(y, pred.propensity, calibrator, p_rfm, rfm_name)
-    measurable = propensity.metrics[MODEL]["measurable"]
-    true_type = test.targets["next_event_type"].tolist()
-    types = {MODEL: ev.evaluate_next_type(true_type, pred.type_proba, list(EVENT_CLASSES)),
-             rfm_name: ev.evaluate_next_type(true_type, rfm["next_event_type"].predict_proba(history, cutoff, users),
-                                             list(EVENT_CLASSES))}
-    heads = {"propensity": propensity, "next_event_type": HeadResult(types, *ev.pick_forecast(types, "log_loss", False))}
-    for head, target, vocab, ranked, rank, key in (
-            ("next_category", "next_category", vocabs.categories, pred.category_ids, "rank_categories", "accuracy@1"),
-            ("next_items", "next_item", vocabs.items, pred.item_ids, "rank_items", "ndcg@10")):
-        true = test.targets[target].tolist()
-        metrics = {MODEL: ev.evaluate_ranking(true, _decode_ranked(vocab, ranked))}
-        for name, ranker in rankers.items():
-            metrics[name] = ev.evaluate_ranking(true, getattr(ranker, rank)(users, RANK_K))
-        heads[head] = HeadResult(metrics, *ev.pick_forecast(metrics, key, True))
-    return Evaluation(heads, ev.lift_by_decile(y, p_used).to_dict("records") if measurable else [],
-                      ev.calibration_table(y, p_used).to_dict("records") if measurable else [])
-
-
-def _evaluate_propensity(purchased: np.ndarray, p_transformer: np.ndarray, calibrator, p_rfm: np.ndarray,
-                         rfm_name: str) -> tuple[HeadResult, np.ndarray]:
-    """The propensity head's result and the propensities of the forecast it uses."""
-    y = np.asarray(purchased)
-    p_model = calibrator(p_transformer, p_rfm)
-    metrics = {MODEL: ev.evaluate_propensity(y, p_model), rfm_name: ev.evaluate_propensity(y, p_rfm)}
-    if metrics[MODEL]["measurable"]:
-        used, note = ev.pick_forecast(metrics, "roc_auc", True)
-    else:
-        used, note = MODEL, metrics[MODEL]["note"] + " The model's propensity is used; its quality could not be measured."
-    result = HeadResult(metrics, used, note)
-    alone = ev.evaluate_propensity(y, p_transformer) if calibrator.stack_ is not None else None
-    if alone is not None and alone.get("roc_auc") is not None:
-        result.transformer_alone = {k: alone[k] for k in ("roc_auc", "pr_auc")}
-        result.note = (f"{note} The transformer alone, before stacking: ROC-AUC {alone['roc_auc']:.3f}, "
-                       f"PR-AUC {alone['pr_auc']:.3f}.")
-    return result, (p_model if used == MODEL else ev.break_ties(p_rfm, p_model))
-
-
 # --- training, stage by stage -----------------------------------------------------------------
 
 
@@ -279,25 +202,7 @@ class _Run:
     should_stop: Callable[[], bool] | None
     notes: list[str]
     started: float
-    #: work that does not need the fitted model, started early on the side thread (see :meth:`ahead`)
-    side: object | None = None
-    early: dict = dataclasses.field(default_factory=dict)
-
-    def ahead(self, key, fn: Callable, *args):
-        """Start ``fn(*args)`` on the side thread (when there is one) and keep it as ``key``; :meth:`result` reads it.
-
-        Training's main thread fits the model on one core; what needs no fitted model (the transition
-        priors of later cutoffs, the history, gradient boosting, the rankers, the model library's import)
-        runs beside it on the other. Each result is the same as when computed in place.
-        """
-        if self.side is not None and key not in self.early:
-            # the arguments stay referenced with the result: a key holds id(vocabs), never reused while kept
-            self.early[key] = (self.side.submit(fn, *args), args)
-
-    def result(self, key, fn: Callable, *args):
-        """What :meth:`ahead` started as ``key``, else ``fn(*args)`` computed now."""
-        early = self.early.pop(key, None)
-        return fn(*args) if early is None else early[0].result()
+    side: SideWork = dataclasses.field(default_factory=SideWork)  # work started beside the fit
 
     @property
     def exhaustive(self) -> bool:
@@ -307,33 +212,12 @@ class _Run:
     def end_cutoff(self) -> dt.datetime:
         return self.last + dt.timedelta(seconds=1)
 
-    def priors(self, vocabs: sequences.Vocabularies, before: dt.datetime):
-        """The transition priors before ``before``, counted on the sample when the dataset is sampled."""
-        return self.result(("priors", id(vocabs), before), _priors, *self._priors_args(vocabs, before))
-
-    def priors_ahead(self, vocabs: sequences.Vocabularies, befores) -> None:
-        """Start counting the priors of each cutoff in ``befores`` on the side thread (:meth:`ahead`)."""
-        for before in befores:
-            self.ahead(("priors", id(vocabs), before), _priors, *self._priors_args(vocabs, before))
-
-    def _priors_args(self, vocabs: sequences.Vocabularies, before: dt.datetime) -> tuple:
-        return (self.engine, self.dataset_id, vocabs, before, self.cfg, self.sample if self.sampled else None,
+    def priors(self, vocabs: sequences.Vocabularies, before: dt.datetime, ahead: bool = False):
+        """The transition priors before ``before``, counted on the sample when the dataset is sampled (``ahead``:
+        only started on the side thread, :class:`~core.model.beside.SideWork`)."""
+        args = (self.engine, self.dataset_id, vocabs, before, self.cfg, self.sample if self.sampled else None,
                 self.settings.chunk_users)
-
-    def rankers(self, history: pd.DataFrame, cutoff: dt.datetime, names: Sequence[str] | None = None) -> dict:
-        """The rankers of ``names`` (default all) at ``cutoff``: those fitted ahead (:meth:`rankers_ahead`) or now."""
-        fitted = self.result(("rankers", cutoff), _rankers, history, cutoff, self.plan.horizon_days, names)
-        return {name: r for name, r in fitted.items() if names is None or name in names}
-
-    def rankers_ahead(self, history_key, cutoffs) -> None:
-        """Start fitting every ranker at each of ``cutoffs`` on the side thread, on the history that ``history_key``
-        reads there (nothing when it is not read ahead)."""
-        if history_key not in self.early:
-            return
-        history_future = self.early[history_key][0]
-        for cutoff in cutoffs:
-            self.ahead(("rankers", cutoff),
-                       lambda c=cutoff: _rankers(history_future.result()[0], c, self.plan.horizon_days))
+        return (self.side.ahead if ahead else self.side.result)(("priors", id(vocabs), before), _priors, *args)
 
     def vocabularies(self, before: dt.datetime | None) -> sequences.Vocabularies:
         cfg = self.cfg
@@ -371,7 +255,7 @@ def _read_examples(run: _Run) -> tuple[sequences.Vocabularies, ExampleSet, Examp
     """Vocabularies before the test cutoff, and the training, validation and held-out examples."""
     plan = run.plan
     vocabs = run.vocabularies(plan.test_cutoff)
-    run.priors_ahead(vocabs, [min(plan.train_cutoffs)])
+    run.priors(vocabs, min(plan.train_cutoffs), ahead=True)
     _check_stop(run.should_stop)
     n_cut = len(plan.train_cutoffs) + 2
 
@@ -406,7 +290,8 @@ def _measure(run: _Run, model, test_ex: ExampleSet, vocabs, calibrator, rfm: dic
     the :class:`Evaluation` and the model's predictions on that window."""
     model.set_priors(*run.priors(vocabs, run.plan.test_cutoff))
     test_pred = predict_examples(model, test_ex.batch, run.cfg, run.should_stop)
-    rankers = run.rankers(history, run.plan.test_cutoff)
+    rankers = run.side.result(("rankers", run.plan.test_cutoff), _rankers, history, run.plan.test_cutoff,
+                              run.plan.horizon_days)
     result = _evaluate(test_ex, test_pred, calibrator, rfm, rankers, history, run.plan, vocabs, RFMPropensity.name)
     _check_stop(run.should_stop)
     for head, info in result.heads.items():
@@ -442,7 +327,9 @@ def _final_model(run: _Run, fit, vocabs: sequences.Vocabularies):
 def _scoring_baselines(run: _Run, rfm: dict, history: pd.DataFrame, heads: dict, calibrator) -> tuple[dict, dict]:
     """The baselines scoring uses, as saved with the version and as read back from that form (so that re-scoring
     the version writes what training writes)."""
-    rankers = run.rankers(history, run.end_cutoff, names=[info["used"] for info in heads.values()])
+    names = [info["used"] for info in heads.values()]
+    fitted = run.side.result(("rankers", run.end_cutoff), _rankers, history, run.end_cutoff, run.plan.horizon_days, names)
+    rankers = {name: r for name, r in fitted.items() if name in names}  # those fitted ahead are all of them
     saved = _baselines_to_save(rfm, rankers, heads, calibrator, run.cfg.top_k_items)
     if saved["rankers"] and run.sampled:
         run.notes.append(f"The baselines used for scoring are fitted once on the {len(run.sample)} sampled shoppers' "
@@ -496,28 +383,22 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
     cfg = dataclasses.replace(config or ModelConfig(), seed=seed)
     settings = settings or PipelineSettings()
     run = _plan_run(engine, dataset, horizon_days, cfg, settings, progress, should_stop)
-    run.side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cartsight-beside-fit")
+    run.side.open().ahead("model library", import_model_library)
     try:
-        run.ahead("model library", _import_model_library)
         vocabs, train_ex, valid_ex, test_ex = _read_examples(run)
         train_targets = [g for _, g in train_ex.targets.groupby("cutoff", sort=True)]
         _start_beside_fit(run, vocabs, train_targets, valid_ex)
         fit = fit_model(train_ex, valid_ex, vocabs, cfg, progress, should_stop, fraction_range=(0.15, 0.7),
                         priors=run.priors(vocabs, min(run.plan.train_cutoffs)), settings=settings)
         run.report("evaluating", 0.72, "calibrating on the validation window and measuring on the held-out window")
-        history, rfm = run.result("history and gradient boosting", _history_and_rfm, run, train_targets)
+        history, rfm = run.side.result("history and gradient boosting", _history_and_rfm, run, train_targets)
         _check_stop(should_stop)
         return _evaluate_and_publish(run, fit, vocabs, valid_ex, test_ex, train_targets, history, rfm)
     except BaseException:  # a cancelled or failed run drops what has not started beside it
-        run.side.shutdown(cancel_futures=True)
+        run.side.close(cancel=True)
         raise
     finally:
-        run.side.shutdown()
-
-
-def _import_model_library() -> None:
-    """Import the transformer library (seconds of Python imports), so that building the model does not wait."""
-    import transformers.models.gpt2.modeling_gpt2  # noqa: F401
+        run.side.close()
 
 
 def _history_and_rfm(run: _Run, train_targets: list[pd.DataFrame]) -> tuple[pd.DataFrame, dict]:
@@ -528,15 +409,16 @@ def _history_and_rfm(run: _Run, train_targets: list[pd.DataFrame]) -> tuple[pd.D
 
 
 def _start_beside_fit(run: _Run, vocabs: sequences.Vocabularies, train_targets: list[pd.DataFrame], valid_ex) -> None:
-    """Start on the side thread what evaluation and scoring need and the fitted model does not change: the
-    history and gradient boosting, the transition priors of the validation, held-out and last cutoffs, and
-    every ranker at the held-out and last cutoffs."""
+    """Start on the side thread what evaluation and scoring need and the fitted model does not change: the history
+    and gradient boosting, the priors of the validation, held-out and last cutoffs, every ranker at the last two."""
     plan = run.plan
-    valid_cutoffs = sorted(set(valid_ex.targets["cutoff"])) if len(valid_ex) else [plan.valid_cutoff]
-    run.ahead("history and gradient boosting", _history_and_rfm, run, train_targets)
-    later = [min(valid_cutoffs), plan.test_cutoff] + ([] if run.cfg.refit_on_latest else [run.end_cutoff])
-    run.priors_ahead(vocabs, [c for c in later if c != min(plan.train_cutoffs)])
-    run.rankers_ahead("history and gradient boosting", [plan.test_cutoff, run.end_cutoff])
+    history = run.side.ahead("history and gradient boosting", _history_and_rfm, run, train_targets)
+    valid = min(sorted(set(valid_ex.targets["cutoff"]))) if len(valid_ex) else plan.valid_cutoff
+    for cutoff in [valid, plan.test_cutoff] + ([] if run.cfg.refit_on_latest else [run.end_cutoff]):
+        if cutoff != min(plan.train_cutoffs):  # those the fit read
+            run.priors(vocabs, cutoff, ahead=True)
+    for cutoff in [plan.test_cutoff, run.end_cutoff] if history is not None else []:
+        run.side.ahead(("rankers", cutoff), after, history, lambda got, c: _rankers(got[0], c, plan.horizon_days), cutoff)
 
 
 def _evaluate_and_publish(run: _Run, fit, vocabs: sequences.Vocabularies, valid_ex, test_ex,

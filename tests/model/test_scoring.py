@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.model import forecast, reasons, registry, sequences
+from core.model import beside, forecast, reasons, registry, sequences
 from core.model.card import MODEL
 from core.model.config import EVENT_CLASS_COLUMNS, EVENT_CLASSES
 from tests.model.test_forecast import _store, canonical, load_events, settings, tiny
@@ -220,14 +220,14 @@ def test_work_done_beside_the_fit_gives_the_version_computed_in_place(tmp_path, 
         pred = forecast.load_predictions(engine, "sim", card.model_version).sort_values("user_id", ignore_index=True)
         return card, pred.drop(columns="model_version")
 
-    beside, beside_pred = trained()
+    ahead, ahead_pred = trained()
     assert threads[-1].startswith("cartsight-beside-fit")
-    monkeypatch.setattr(forecast._Run, "ahead", lambda self, *args: None)  # everything computed in place
+    monkeypatch.setattr(beside.SideWork, "ahead", lambda self, *args: None)  # everything computed in place
     in_place, in_place_pred = trained()
     assert threads[-1] == threading.main_thread().name
-    assert beside.heads == in_place.heads and beside.lift == in_place.lift and beside.loss_curve == in_place.loss_curve
+    assert ahead.heads == in_place.heads and ahead.lift == in_place.lift and ahead.loss_curve == in_place.loss_curve
     numbers = ["purchase_propensity", "p_view", "p_cart", "p_purchase", "p_remove", "p_none", "next_category_p",
                "expected_revenue", "p_inactive"]
-    np.testing.assert_allclose(beside_pred[numbers].to_numpy(float), in_place_pred[numbers].to_numpy(float), atol=1e-6)
+    np.testing.assert_allclose(ahead_pred[numbers].to_numpy(float), in_place_pred[numbers].to_numpy(float), atol=1e-6)
     words = ["user_id", "next_event_type", "next_category", "top_items", "reasons"]
-    pd.testing.assert_frame_equal(beside_pred[words], in_place_pred[words])
+    pd.testing.assert_frame_equal(ahead_pred[words], in_place_pred[words])
