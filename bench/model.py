@@ -243,7 +243,8 @@ def section(results: list[dict], args) -> str:
         SECTION, "",
         f"`python bench/model.py` (simulated shoppers from `core.simulate`, {args.weeks} weeks, horizon 7 days, default "
         f"`ModelConfig`: hidden {cfg.hidden_size}, {cfg.n_layers} layers, max_len {cfg.max_len}, "
-        f"{settings.torch_threads} torch threads, at most {cfg.max_train_users:,} shoppers trained on, "
+        f"{settings.torch_threads} torch threads, {settings.scoring_threads} scoring threads, at most "
+        f"{cfg.max_train_users:,} shoppers trained on, "
         f"{cfg.max_train_examples:,} examples per epoch, at most {cfg.epochs} epochs). Machine: {os.cpu_count()} CPU "
         "cores, shared with other processes while measured (the load average is shown; torch slows 5-60x when the "
         "cores are busy, so the wall times are upper bounds); DuckDB store.",

@@ -49,7 +49,7 @@ def own_weight_hits(model, batch: sequences.SequenceBatch, true_ids: np.ndarray,
     of each row's next category, negative where it has none). One pass of the model over the rows."""
     import torch
 
-    from core.model.modeling import batch_tensors
+    from core.model.batches import batch_tensors
 
     hits = np.zeros(len(weights), dtype=np.int64)
     saved = float(model.own_category_weight)
@@ -115,7 +115,7 @@ def _validation_parts(model, batch, true_ids: np.ndarray, config: ModelConfig, s
     log-likelihood of their next categories."""
     import torch
 
-    from core.model.modeling import batch_tensors
+    from core.model.batches import batch_tensors
 
     rows = np.flatnonzero(true_ids > sequences.OTHER_ID)  # a category outside the vocabulary is never forecast
     probs, inputs_kept, hits, log_lik = [], [], 0, 0.0

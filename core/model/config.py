@@ -54,7 +54,7 @@ VOCAB_SIZES = ("item_vocab_size", "category_vocab_size", "brand_vocab_size")
 
 #: The fields of :class:`PipelineSettings`, which configs saved by older versions still hold among their
 #: hyperparameters: :meth:`ModelConfig.from_dict` ignores them there.
-SETTINGS_KEYS = ("chunk_users", "n_reasons", "progress_every", "torch_threads")
+SETTINGS_KEYS = ("chunk_users", "n_reasons", "progress_every", "torch_threads", "scoring_threads")
 #: Reasons a shopper can be given at most: there are five occlusion groups (``core.model.reasons.GROUPS``).
 MAX_REASONS = 5
 
@@ -227,17 +227,21 @@ class PipelineSettings:
         torch_threads: CPU threads torch may use. Default 1: on a 2-core machine shared with other work, two
             threads wait on each other whenever a core is taken, and a training step or a scoring pass runs
             3-5x slower than on one thread (it uses 3-5x the CPU time too).
+        scoring_threads: chunks of shoppers scored at once, each in its own thread (reading its events, the
+            model's pass on ``torch_threads`` threads, the reasons): Python threads that each run torch on one
+            thread use a second core without the waits of torch's own threads. Default 2.
     """
 
     chunk_users: int = 5_000
     n_reasons: int = 3
     progress_every: int = 10
     torch_threads: int = 1
+    scoring_threads: int = 2
 
     def __post_init__(self) -> None:
         owner = "PipelineSettings"
         _check_whole(owner, {"chunk_users": self.chunk_users, "progress_every": self.progress_every,
-                             "torch_threads": self.torch_threads}, 1)
+                             "torch_threads": self.torch_threads, "scoring_threads": self.scoring_threads}, 1)
         _check_whole(owner, {"n_reasons": self.n_reasons}, 0)
         if self.n_reasons > MAX_REASONS:
             _fail("n_reasons", self.n_reasons, f"at most {MAX_REASONS} (there are five occlusion groups)", owner)

@@ -29,16 +29,18 @@ from core import store
 from core.errors import NotFittedError, SchemaError
 from core.model import evaluation as ev
 from core.model import registry, scorings
+from core.model.beside import SideWork, after, import_model_library
+from core.model.held_out import _evaluate
 from core.model.baselines import (MarkovChain, MostPopular, OwnMostFrequent, RFMNextType, RFMPropensity,
                                   baseline_from_dict)
-from core.model.config import EVENT_CLASSES, ModelConfig, PipelineSettings
+from core.model.config import ModelConfig, PipelineSettings
 from core.model.labels import CutoffPlan, make_targets, plan_cutoffs
 from core.model.priors import build_prior
 from core.model.rfm_baseline import PROPENSITY_BASELINE
 from core.model.value import ValueForecast, fit_value
 from core.model.training import (ExampleSet, TrainProgress, build_examples, fit_model, predict_examples,
                                  predict_prior_categories, seed_everything)
-from core.model.card import MODEL, RANK_K, ModelCard, _num
+from core.model.card import MODEL, ModelCard, _num
 from core.model.category_mix import choose_category_mix, choose_own_category_weight
 from core.model.scoring import _check_stop, _decode_ranked, _history_frame, _Progress, _score_all
 
@@ -179,84 +181,6 @@ def _baselines_from_saved(saved: dict) -> dict:
             "rankers": {name: baseline_from_dict(s) for name, s in saved["rankers"].items()}}
 
 
-# --- evaluation -------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class HeadResult:
-    """One head's held-out measurement: each forecast's metrics (the model's and every baseline's), the forecast
-    used for scoring and the sentence that says why; ``transformer_alone`` when the propensity is stacked."""
-
-    metrics: dict[str, dict]
-    used: str
-    note: str
-    transformer_alone: dict | None = None
-
-    def to_dict(self) -> dict:
-        """The card's form of the head (``ModelCard.heads`` values)."""
-        out = {"metrics": self.metrics, "used": self.used, "note": self.note}
-        if self.transformer_alone is not None:
-            out["transformer_alone"] = self.transformer_alone
-        return out
-
-
-@dataclasses.dataclass
-class Evaluation:
-    """The held-out window's results: every head's, and the propensity's lift by decile and calibration table."""
-
-    heads: dict[str, HeadResult]
-    lift: list
-    calibration: list
-
-    def card_heads(self) -> dict:
-        """``ModelCard.heads``: each head as its dict."""
-        return {head: result.to_dict() for head, result in self.heads.items()}
-
-
-def _evaluate(test, pred, calibrator, rfm: dict, rankers: dict, history: pd.DataFrame, plan, vocabs,
-              rfm_name: str) -> Evaluation:
-    """The model and every baseline measured on the held-out examples ``test``, head by head."""
-    users, cutoff = test.batch.user_ids, plan.test_cutoff
-    p_rfm = rfm["propensity"].predict_proba(history, cutoff, users)
-    y = test.targets["purchased"].to_numpy()
-    propensity, p_used = _evaluate_propensity(y, pred.propensity, calibrator, p_rfm, rfm_name)
-    measurable = propensity.metrics[MODEL]["measurable"]
-    true_type = test.targets["next_event_type"].tolist()
-    types = {MODEL: ev.evaluate_next_type(true_type, pred.type_proba, list(EVENT_CLASSES)),
-             rfm_name: ev.evaluate_next_type(true_type, rfm["next_event_type"].predict_proba(history, cutoff, users),
-                                             list(EVENT_CLASSES))}
-    heads = {"propensity": propensity, "next_event_type": HeadResult(types, *ev.pick_forecast(types, "log_loss", False))}
-    for head, target, vocab, ranked, rank, key in (
-            ("next_category", "next_category", vocabs.categories, pred.category_ids, "rank_categories", "accuracy@1"),
-            ("next_items", "next_item", vocabs.items, pred.item_ids, "rank_items", "ndcg@10")):
-        true = test.targets[target].tolist()
-        metrics = {MODEL: ev.evaluate_ranking(true, _decode_ranked(vocab, ranked))}
-        for name, ranker in rankers.items():
-            metrics[name] = ev.evaluate_ranking(true, getattr(ranker, rank)(users, RANK_K))
-        heads[head] = HeadResult(metrics, *ev.pick_forecast(metrics, key, True))
-    return Evaluation(heads, ev.lift_by_decile(y, p_used).to_dict("records") if measurable else [],
-                      ev.calibration_table(y, p_used).to_dict("records") if measurable else [])
-
-
-def _evaluate_propensity(purchased: np.ndarray, p_transformer: np.ndarray, calibrator, p_rfm: np.ndarray,
-                         rfm_name: str) -> tuple[HeadResult, np.ndarray]:
-    """The propensity head's result and the propensities of the forecast it uses."""
-    y = np.asarray(purchased)
-    p_model = calibrator(p_transformer, p_rfm)
-    metrics = {MODEL: ev.evaluate_propensity(y, p_model), rfm_name: ev.evaluate_propensity(y, p_rfm)}
-    if metrics[MODEL]["measurable"]:
-        used, note = ev.pick_forecast(metrics, "roc_auc", True)
-    else:
-        used, note = MODEL, metrics[MODEL]["note"] + " The model's propensity is used; its quality could not be measured."
-    result = HeadResult(metrics, used, note)
-    alone = ev.evaluate_propensity(y, p_transformer) if calibrator.stack_ is not None else None
-    if alone is not None and alone.get("roc_auc") is not None:
-        result.transformer_alone = {k: alone[k] for k in ("roc_auc", "pr_auc")}
-        result.note = (f"{note} The transformer alone, before stacking: ROC-AUC {alone['roc_auc']:.3f}, "
-                       f"PR-AUC {alone['pr_auc']:.3f}.")
-    return result, (p_model if used == MODEL else ev.break_ties(p_rfm, p_model))
-
-
 # --- training, stage by stage -----------------------------------------------------------------
 
 
@@ -278,6 +202,7 @@ class _Run:
     should_stop: Callable[[], bool] | None
     notes: list[str]
     started: float
+    side: SideWork = dataclasses.field(default_factory=SideWork)  # work started beside the fit
 
     @property
     def exhaustive(self) -> bool:
@@ -287,10 +212,12 @@ class _Run:
     def end_cutoff(self) -> dt.datetime:
         return self.last + dt.timedelta(seconds=1)
 
-    def priors(self, vocabs: sequences.Vocabularies, before: dt.datetime):
-        """The transition priors before ``before``, counted on the sample when the dataset is sampled."""
-        return _priors(self.engine, self.dataset_id, vocabs, before, self.cfg, self.sample if self.sampled else None,
-                       self.settings.chunk_users)
+    def priors(self, vocabs: sequences.Vocabularies, before: dt.datetime, ahead: bool = False):
+        """The transition priors before ``before``, counted on the sample when the dataset is sampled (``ahead``:
+        only started on the side thread, :class:`~core.model.beside.SideWork`)."""
+        args = (self.engine, self.dataset_id, vocabs, before, self.cfg, self.sample if self.sampled else None,
+                self.settings.chunk_users)
+        return (self.side.ahead if ahead else self.side.result)(("priors", id(vocabs), before), _priors, *args)
 
     def vocabularies(self, before: dt.datetime | None) -> sequences.Vocabularies:
         cfg = self.cfg
@@ -328,6 +255,7 @@ def _read_examples(run: _Run) -> tuple[sequences.Vocabularies, ExampleSet, Examp
     """Vocabularies before the test cutoff, and the training, validation and held-out examples."""
     plan = run.plan
     vocabs = run.vocabularies(plan.test_cutoff)
+    run.priors(vocabs, min(plan.train_cutoffs), ahead=True)
     _check_stop(run.should_stop)
     n_cut = len(plan.train_cutoffs) + 2
 
@@ -363,7 +291,8 @@ def _measure(run: _Run, model, test_ex: ExampleSet, vocabs, calibrator, rfm: dic
     the :class:`Evaluation` and the model's predictions on that window."""
     model.set_priors(*run.priors(vocabs, run.plan.test_cutoff))
     test_pred = predict_examples(model, test_ex.batch, run.cfg, run.should_stop)
-    rankers = _rankers(history, run.plan.test_cutoff, run.plan.horizon_days)
+    rankers = run.side.result(("rankers", run.plan.test_cutoff), _rankers, history, run.plan.test_cutoff,
+                              run.plan.horizon_days)
     result = _evaluate(test_ex, test_pred, calibrator, rfm, rankers, history, run.plan, vocabs, RFMPropensity.name)
     _check_stop(run.should_stop)
     for head, info in result.heads.items():
@@ -400,7 +329,9 @@ def _final_model(run: _Run, fit, vocabs: sequences.Vocabularies):
 def _scoring_baselines(run: _Run, rfm: dict, history: pd.DataFrame, heads: dict, calibrator) -> tuple[dict, dict]:
     """The baselines scoring uses, as saved with the version and as read back from that form (so that re-scoring
     the version writes what training writes)."""
-    rankers = _rankers(history, run.end_cutoff, run.plan.horizon_days, names=[info["used"] for info in heads.values()])
+    names = [info["used"] for info in heads.values()]
+    fitted = run.side.result(("rankers", run.end_cutoff), _rankers, history, run.end_cutoff, run.plan.horizon_days, names)
+    rankers = {name: r for name, r in fitted.items() if name in names}  # those fitted ahead are all of them
     saved = _baselines_to_save(rfm, rankers, heads, calibrator, run.cfg.top_k_items)
     if saved["rankers"] and run.sampled:
         run.notes.append(f"The baselines used for scoring are fitted once on the {len(run.sample)} sampled shoppers' "
@@ -454,14 +385,48 @@ def train(engine: Engine, dataset: str, horizon_days: int = app_config.DEFAULT_H
     cfg = dataclasses.replace(config or ModelConfig(), seed=seed)
     settings = settings or PipelineSettings()
     run = _plan_run(engine, dataset, horizon_days, cfg, settings, progress, should_stop)
-    vocabs, train_ex, valid_ex, test_ex = _read_examples(run)
-    fit = fit_model(train_ex, valid_ex, vocabs, cfg, progress, should_stop, fraction_range=(0.15, 0.7),
-                    priors=run.priors(vocabs, min(run.plan.train_cutoffs)), settings=settings)
-    run.report("evaluating", 0.72, "calibrating on the validation window and measuring on the held-out window")
-    history = _load_history(engine, run.dataset_id, run.sample, run.exhaustive, run.end_cutoff, settings.chunk_users)
-    train_targets = [g for _, g in train_ex.targets.groupby("cutoff", sort=True)]
-    rfm = _fit_rfm(history, train_targets)
-    _check_stop(should_stop)
+    run.side.open().ahead("model library", import_model_library)
+    try:
+        vocabs, train_ex, valid_ex, test_ex = _read_examples(run)
+        train_targets = [g for _, g in train_ex.targets.groupby("cutoff", sort=True)]
+        _start_beside_fit(run, vocabs, train_targets, valid_ex)
+        fit = fit_model(train_ex, valid_ex, vocabs, cfg, progress, should_stop, fraction_range=(0.15, 0.7),
+                        priors=run.priors(vocabs, min(run.plan.train_cutoffs)), settings=settings)
+        run.report("evaluating", 0.72, "calibrating on the validation window and measuring on the held-out window")
+        history, rfm = run.side.result("history and gradient boosting", _history_and_rfm, run, train_targets)
+        _check_stop(should_stop)
+        return _evaluate_and_publish(run, fit, vocabs, valid_ex, test_ex, train_targets, history, rfm)
+    except BaseException:  # a cancelled or failed run drops what has not started beside it
+        run.side.close(cancel=True)
+        raise
+    finally:
+        run.side.close()
+
+
+def _history_and_rfm(run: _Run, train_targets: list[pd.DataFrame]) -> tuple[pd.DataFrame, dict]:
+    """The trained shoppers' history up to the data's end and gradient boosting fitted on the training windows."""
+    history = _load_history(run.engine, run.dataset_id, run.sample, run.exhaustive, run.end_cutoff,
+                            run.settings.chunk_users)
+    return history, _fit_rfm(history, train_targets)
+
+
+def _start_beside_fit(run: _Run, vocabs: sequences.Vocabularies, train_targets: list[pd.DataFrame], valid_ex) -> None:
+    """Start on the side thread what evaluation and scoring need and the fitted model does not change: the history
+    and gradient boosting, the priors of the validation, held-out and last cutoffs, every ranker at the last two."""
+    plan = run.plan
+    history = run.side.ahead("history and gradient boosting", _history_and_rfm, run, train_targets)
+    valid = min(sorted(set(valid_ex.targets["cutoff"]))) if len(valid_ex) else plan.valid_cutoff
+    for cutoff in [valid, plan.test_cutoff] + ([] if run.cfg.refit_on_latest else [run.end_cutoff]):
+        if cutoff != min(plan.train_cutoffs):  # those the fit read
+            run.priors(vocabs, cutoff, ahead=True)
+    for cutoff in [plan.test_cutoff, run.end_cutoff] if history is not None else []:
+        run.side.ahead(("rankers", cutoff), after, history, lambda got, c: _rankers(got[0], c, plan.horizon_days), cutoff)
+
+
+def _evaluate_and_publish(run: _Run, fit, vocabs: sequences.Vocabularies, valid_ex, test_ex,
+                          train_targets: list[pd.DataFrame], history: pd.DataFrame, rfm: dict) -> ModelCard:
+    """Calibrate, measure the model and every baseline, fit value and churn, then score and publish."""
+    cfg, settings, dataset, should_stop = run.cfg, run.settings, run.dataset, run.should_stop
     calibrator, valid_pred = _calibrate(run, fit.model, valid_ex, vocabs, rfm, history)
     result, test_pred = _measure(run, fit.model, test_ex, vocabs, calibrator, rfm, history)
     value = fit_value(history, train_targets, valid_ex, valid_pred, test_ex, test_pred, calibrator=calibrator,

@@ -1,4 +1,4 @@
-"""The linear layers of GPT-2's blocks in the model's eval passes, with oneDNN's fused CPU kernels when they apply.
+"""The linear layers of GPT-2's blocks, with oneDNN's fused CPU kernels in the model's eval passes when they apply.
 
 Scoring and the occlusion reasons spend most of their time in the blocks' small linear
 layers (hidden 64). oneDNN (``torch.ops.mkldnn._linear_pointwise``) runs each of them in one
@@ -47,10 +47,11 @@ def _tanh_gelu(block) -> bool:
 
 
 def attention_out_and_mlp(block, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
-    """The rest of a GPT-2 block after attention (eval mode, no dropout): ``x + c_proj(attended)``, then the MLP
-    with its residual. ``attended``: the heads' outputs merged back, [..., hidden]."""
+    """The rest of a GPT-2 block after attention: ``x + c_proj(attended)``, then the MLP with its residual (in
+    training mode, with GPT-2's dropout on both residual branches). ``attended``: the heads' outputs merged
+    back, [..., hidden]."""
     if not _fused(x):
-        x = x + block.attn.c_proj(attended)
+        x = x + block.attn.resid_dropout(block.attn.c_proj(attended))
         return x + block.mlp(block.ln_2(x))
     x = _plus_linear(block.attn.c_proj, attended, x)
     z = block.ln_2(x)

@@ -12,6 +12,7 @@ softmax in training when the catalogue is large, full softmax when scoring).
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,12 +23,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from core.model import kernels
-from core.model.config import (EVENT_CLASSES, EVENT_TYPE_IDS, N_EVENT_TYPE_IDS, N_TIME_BUCKETS, RECENT_FEATURES,
-                               RECENT_WINDOWS_DAYS, SESSION_GAP_DAYS, USER_FEATURES, ModelConfig)
+from core.model.config import EVENT_CLASSES, N_EVENT_TYPE_IDS, N_TIME_BUCKETS, RECENT_FEATURES, USER_FEATURES, ModelConfig
 from core.store.price_bands import PRICE_BANDS
-from core.model.priors import (last_known, last_session_mask, own_category_logp, own_category_share, session_main,
-                               sessions_back)
-from core.model.sequences import OTHER_ID, PAD_ID, SequenceBatch
+from core.model.priors import own_category_logp
+from core.model.sequences import OTHER_ID, PAD_ID
+# re-exported: the model's input tensors are built there, so that modules the model imports can build them too
+from core.model.batches import batch_tensors, recent_counts  # noqa: F401
+from core.model.category_mix import mixed
 
 IGNORE = -100
 N_PRICE_IDS = len(PRICE_BANDS) + 2
@@ -105,44 +107,6 @@ class Prediction:
         return Prediction(**out)
 
 
-def recent_counts(batch: SequenceBatch) -> np.ndarray:
-    """log1p counts of ``RECENT_FEATURES`` read from the sequence arrays (so hiding events changes them too)."""
-    age = np.nan_to_num(batch.age_days, nan=np.inf)
-    live = batch.mask
-    cols = [((age < d) & live).sum(axis=1) for d in RECENT_WINDOWS_DAYS]
-    week = (age < max(RECENT_WINDOWS_DAYS)) & live
-    for kind in ("cart", "purchase", "remove_from_cart"):
-        cols.append((week & (batch.event_type == EVENT_TYPE_IDS[kind])).sum(axis=1))
-    return np.log1p(np.stack(cols, axis=1).astype(np.float32)) if len(batch) else np.zeros((0, len(RECENT_FEATURES)), np.float32)
-
-
-def batch_tensors(batch: SequenceBatch, index=None, start: int | None = None, priors: bool = True) -> dict:
-    """Tensors of ``batch`` rows ``index`` for the model, from column ``start`` on.
-
-    ``start`` None trims the leading columns that are padding in every row (an occluded
-    batch has holes, so the trim looks at the columns, not at the number of events).
-    ``priors`` False leaves out the last and session ids that only the category and item
-    heads read (the propensity alone, as the reasons need, does without them).
-    """
-    b = batch if index is None else batch.take(index)
-    if start is None:
-        live = (b.event_type != PAD_ID).any(axis=0)
-        start = int(np.argmax(live)) if live.any() else b.event_type.shape[1] - 1
-    width = b.event_type.shape[1] - start
-    out = {name: torch.from_numpy(np.ascontiguousarray(getattr(b, name)[:, start:])) for name in SequenceBatch.TOKEN_FIELDS}
-    out["attention_mask"] = (out["event_type"] != PAD_ID).long()
-    out["position_ids"] = torch.arange(start, start + width).unsqueeze(0).expand(len(b), -1)
-    out["recency_bucket"] = torch.from_numpy(b.recency_bucket)
-    out["features"] = torch.from_numpy(np.concatenate([b.features, recent_counts(b)], axis=1))
-    if priors:
-        out["last_category"] = torch.from_numpy(last_known(b.category))
-        out["session_category"] = torch.from_numpy(
-            session_main(b.category, last_session_mask(b.event_type, b.age_days, SESSION_GAP_DAYS)))
-        out["sessions_back"] = torch.from_numpy(sessions_back(b.event_type, b.age_days, SESSION_GAP_DAYS)[:, start:])
-        out["last_item"] = torch.from_numpy(last_known(b.item))
-    return out
-
-
 def _gpt2(config: ModelConfig):
     """A randomly initialised ``GPT2Model`` built in code from ``config`` (no hub download)."""
     from transformers import GPT2Config, GPT2Model  # transformers takes seconds to import: only with a model
@@ -160,7 +124,9 @@ def _gpt2(config: ModelConfig):
 
 def _attend_biased(block, x: torch.Tensor, q, k, v, bias: torch.Tensor, n_heads: int) -> torch.Tensor:
     """The rest of a GPT-2 block after its projections: attention under the additive ``bias``, then the MLP."""
-    out = F.scaled_dot_product_attention(*(_split_heads(z, n_heads) for z in (q, k, v)), attn_mask=bias)
+    dropout = block.attn.attn_dropout.p if block.training else 0.0
+    out = F.scaled_dot_product_attention(*(_split_heads(z, n_heads) for z in (q, k, v)), attn_mask=bias,
+                                         dropout_p=dropout)
     return kernels.attention_out_and_mlp(block, x, out.transpose(1, 2).reshape(x.shape[0], x.shape[1], x.shape[-1]))
 
 
@@ -202,7 +168,9 @@ class ForecastModel(nn.Module):
         # the modules are made in this order, which fixes what a seed draws for each
         self._add_event_embeddings(config.hidden_size)
         self.transformer = _gpt2(config)
-        self._kept: PassStates | None = None  # filled by the eval pass inside keeping_projections()
+        # per thread id, the PassStates the eval pass fills inside keeping_projections() (scoring runs chunks of
+        # shoppers in several threads at once on the one model)
+        self._kept: dict[int, PassStates] = {}
         self._add_heads(config.hidden_size)
         self._add_priors(config.prior_top_k)
         self._start_at_priors()
@@ -304,28 +272,25 @@ class ForecastModel(nn.Module):
     def last_hidden(self, inputs: dict) -> torch.Tensor:
         """[n, hidden] the transformer's hidden state at the last position (the events alone).
 
-        Training runs ``GPT2Model`` itself. In eval mode the same blocks run one by one and the
-        last one only at the last position, the one read (:meth:`_blocks`): the same numbers, about
-        a third less work when scoring every shopper.
+        ``GPT2Model``'s blocks run one by one and the last one only at the last position, the one
+        read (:meth:`_blocks`): the numbers of ``GPT2Model`` itself (in training, with dropout
+        where it puts it), at about a third less work when scoring every shopper and when
+        training (the last block's query, attention and MLP at the other positions, and their
+        gradients, were computed and thrown away).
         """
-        if not self.training:
-            return self._blocks(inputs)
-        return self.transformer(
-            inputs_embeds=self._embed(inputs), attention_mask=inputs["attention_mask"],
-            position_ids=inputs["position_ids"],
-        ).last_hidden_state[:, -1]
+        return self._blocks(inputs)
 
     # -- occlusion (reasons) ------------------------------------------------------------
     @contextmanager
     def keeping_projections(self) -> Iterator[PassStates]:
         """Within the block, the eval pass (:meth:`last_hidden`) fills the yielded :class:`PassStates`: the
         first block's input and each layer's projections; :meth:`occluded_hidden` reuses them."""
-        states = PassStates()
-        self._kept = states
+        states, key = PassStates(), threading.get_ident()
+        self._kept[key] = states
         try:
             yield states
         finally:
-            self._kept = None
+            self._kept.pop(key, None)
 
     def states_for_occlusion(self, inputs: dict) -> tuple[torch.Tensor, PassStates]:
         """The last hidden state [n, hidden] and the :class:`PassStates` of the pass over ``inputs``."""
@@ -419,12 +384,12 @@ class ForecastModel(nn.Module):
 
     def _blocks(self, inputs: dict) -> torch.Tensor:
         """GPT-2's blocks (pre-norm attention and MLP), the last one only at the last position: its keys and
-        values at every column, its query, attention and MLP at the last one. No dropout. Inside
+        values at every column, its query, attention and MLP at the last one. Dropout in training mode. Inside
         :meth:`keeping_projections` the first block's input and each layer's projections are kept."""
         tr, h, n_heads = self.transformer, self.config.hidden_size, self.config.n_heads
         live = inputs["attention_mask"].bool()
         x = tr.drop(self._embed(inputs) + tr.wpe(inputs["position_ids"]))
-        kept = self._kept
+        kept = self._kept.get(threading.get_ident())
         if kept is not None:
             kept.embeds = x
         t = x.shape[1]
@@ -484,8 +449,6 @@ class ForecastModel(nn.Module):
         own, last, half_life, k = (float(v) for v in self.category_mix)
         if not (own or last):
             return p
-        from core.model.category_mix import mixed
-
         return mixed(p, inputs, self.n_categories, own, last, half_life, k)
 
     def _item_extra(self, inputs: dict) -> torch.Tensor:

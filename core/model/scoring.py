@@ -49,8 +49,31 @@ def _decode_ranked(vocab: sequences.Vocabulary, ids: np.ndarray) -> list[list[st
     return [[t for t in vocab.decode(row) if t is not None] for row in ids]
 
 
-def _score_chunk(loaded, batch: sequences.SequenceBatch, heads: dict, baselines: dict, chunk_history: pd.DataFrame | None,
-                 rfm_x: pd.DataFrame | None, cutoff: dt.datetime, dataset_id: int, version: str) -> pd.DataFrame:
+def _baseline_forecasts(loaded, batch: sequences.SequenceBatch, heads: dict, baselines: dict,
+                        chunk_history: pd.DataFrame | None, rfm_x: pd.DataFrame | None, cutoff: dt.datetime) -> dict:
+    """What the saved baselines forecast for a chunk's shoppers, for the heads (and the stacked propensity) that
+    use them: ``p_rfm``, ``type_p``, ``next_cat`` and ``next_cat_p``, ``top_items`` (absent: the model's).
+    None of it reads the model, so it is computed with the chunk's reads, beside the model's work on another."""
+    used = {h: info["used"] for h, info in heads.items()}
+    users, out = batch.user_ids, {}
+    if used["propensity"] != MODEL or loaded["calibrator"].stack_ is not None:
+        out["p_rfm"] = baselines["rfm"]["propensity"].predict_from_features(rfm_x)
+    if used["next_event_type"] != MODEL:
+        out["type_p"] = baselines["rfm"]["next_event_type"].predict_from_features(rfm_x)
+    if used["next_category"] != MODEL:
+        ranked = _chunk_ranker(baselines, used["next_category"], chunk_history, cutoff).rank_categories(users, 1)
+        out["next_cat"] = [r[0] if r else None for r in ranked]
+        out["next_cat_p"] = np.full(len(users), _hit_rate(heads["next_category"]))
+    if used["next_items"] != MODEL:
+        ranker = _chunk_ranker(baselines, used["next_items"], chunk_history, cutoff)
+        out["top_items"] = [" ".join(r) for r in ranker.rank_items(users, loaded["config"].top_k_items)]
+    return out
+
+
+def _score_chunk(loaded, batch: sequences.SequenceBatch, heads: dict, base: dict, rfm_x: pd.DataFrame | None,
+                 dataset_id: int, version: str) -> pd.DataFrame:
+    """The rows of a chunk's shoppers: the model's pass and reasons, with ``base`` (:func:`_baseline_forecasts`)
+    filling the heads the model lost."""
     from core.model.evaluation import break_ties
     from core.model.reasons import GROUPS, explain, occlusion_effects
     from core.model.training import predict_examples
@@ -62,31 +85,24 @@ def _score_chunk(loaded, batch: sequences.SequenceBatch, heads: dict, baselines:
         effects[idx] = occlusion_effects(loaded["model"], batch, idx, inputs, hidden, states, cfg.batch_size)
 
     used = {h: info["used"] for h, info in heads.items()}
-    pred = predict_examples(loaded["model"], batch, cfg, on_batch=occlude if n_reasons else None,
-                            items=used["next_items"] == MODEL)
+    with loaded["model"].evaluating():  # one mode for every thread of the pass
+        pred = predict_examples(loaded["model"], batch, cfg, on_batch=occlude if n_reasons else None,
+                                items=used["next_items"] == MODEL, threads=loaded["settings"].scoring_threads)
     users = batch.user_ids
-    calibrator = loaded["calibrator"]
-    p_rfm = None
-    if used["propensity"] != MODEL or calibrator.stack_ is not None:
-        p_rfm = baselines["rfm"]["propensity"].predict_from_features(rfm_x)
-    propensity = calibrator(pred.propensity, p_rfm)
+    p_rfm = base.get("p_rfm")
+    propensity = loaded["calibrator"](pred.propensity, p_rfm)
     if used["propensity"] != MODEL:  # the trees' ties are ordered by the model, so every shopper has a rank
         propensity = break_ties(p_rfm, propensity)
-    type_p = pred.type_proba
-    if used["next_event_type"] != MODEL:
-        type_p = baselines["rfm"]["next_event_type"].predict_from_features(rfm_x)
+    type_p = base.get("type_p", pred.type_proba)
     if used["next_category"] == MODEL:
         next_cat = vocabs.categories.decode(pred.category_ids[:, 0])
         next_cat_p = pred.category_p[:, 0].astype(float)
     else:
-        ranked = _chunk_ranker(baselines, used["next_category"], chunk_history, cutoff).rank_categories(users, 1)
-        next_cat = [r[0] if r else None for r in ranked]
-        next_cat_p = np.full(len(users), _hit_rate(heads["next_category"]))
+        next_cat, next_cat_p = base["next_cat"], base["next_cat_p"]
     if used["next_items"] == MODEL:
         top_items = [" ".join(r) for r in _decode_ranked(vocabs.items, pred.item_ids)]
     else:
-        ranker = _chunk_ranker(baselines, used["next_items"], chunk_history, cutoff)
-        top_items = [" ".join(r) for r in ranker.rank_items(users, cfg.top_k_items)]
+        top_items = base["top_items"]
     reasons = explain(loaded["model"], batch, vocabs, n_reasons, cfg.batch_size * 4, effects=effects)
     frame = pd.DataFrame({
         "dataset_id": dataset_id, "model_version": version, "user_id": users,
@@ -144,9 +160,10 @@ def _chunk_ranker(baselines: dict, name: str, chunk_history: pd.DataFrame, cutof
 SCORING_HISTORY_COLUMNS = sequences.SEQUENCE_COLUMNS
 
 
-def _chunk_inputs(engine: Engine, loaded: dict, baselines: dict, dataset_id: int, chunk: sequences.UserChunk,
-                  end_cutoff: dt.datetime, need_history: bool, need_rfm: bool):
-    """What scoring reads for one chunk of shoppers: ``(batch, history or None, RFM features or None)``."""
+def _chunk_inputs(engine: Engine, loaded: dict, heads: dict, baselines: dict, dataset_id: int,
+                  chunk: sequences.UserChunk, end_cutoff: dt.datetime, need_history: bool, need_rfm: bool):
+    """What scoring reads for one chunk of shoppers and what the baselines forecast from it: ``(batch, baseline
+    forecasts, RFM features or None)`` (see :func:`_baseline_forecasts`)."""
     from core.model.rfm_baseline import rfm_features_from_store
 
     cfg = loaded["config"]
@@ -162,7 +179,19 @@ def _chunk_inputs(engine: Engine, loaded: dict, baselines: dict, dataset_id: int
         fitted = baselines["rfm"].get("propensity")
         rfm_x = rfm_features_from_store(engine, dataset_id, chunk, end_cutoff, batch.user_ids,
                                         None if fitted is None else fitted.config)
-    return batch, history, rfm_x
+    return batch, _baseline_forecasts(loaded, batch, heads, baselines, history, rfm_x, end_cutoff), rfm_x
+
+
+#: Shoppers in the first chunk scored: nothing runs beside its read, so it is kept small.
+FIRST_SCORING_CHUNK = 1_000
+
+
+def _scoring_chunks(users: list[str], chunk_users: int) -> list[sequences.UserChunk]:
+    """Chunks of at most ``chunk_users`` shoppers, the first one of at most :data:`FIRST_SCORING_CHUNK`: the
+    model waits for that read alone, while every later read overlaps the model's work on the chunk before."""
+    first = min(chunk_users, FIRST_SCORING_CHUNK)
+    return (sequences.user_chunks(users[:first], first, exhaustive=True)
+            + sequences.user_chunks(users[first:], chunk_users, exhaustive=True))
 
 
 def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict, dataset_id: int, version: str,
@@ -170,8 +199,9 @@ def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict,
     """Score every shopper at ``end_cutoff`` chunk by chunk and write the rows in ``conn``; returns how many.
 
     The next chunk's reads (its history or sequences and RFM features: database queries and
-    pandas) run in a second thread while the model scores the current one, so the two use
-    both cores; torch and the database release the interpreter while they work.
+    pandas) and its baselines' forecasts run in another thread while the model scores the
+    current one (itself in ``settings.scoring_threads`` threads), so that they share the
+    cores; torch and the database release the interpreter while they work.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -184,21 +214,22 @@ def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict,
     need_rfm = RFMPropensity.name in used or loaded["calibrator"].stack_ is not None or loaded.get("value") is not None
     need_history = bool(used - {RFMPropensity.name})
     users = sequences.list_users(engine, dataset_id, before=end_cutoff)
-    chunks = sequences.user_chunks(users, loaded["settings"].chunk_users, exhaustive=True)
+    chunks = _scoring_chunks(users, loaded["settings"].chunk_users)
     lo, hi = fraction_range
     written = 0
     report("scoring", lo, f"scoring {len(users):,} shoppers")
 
     def read(i: int):
-        return _chunk_inputs(engine, loaded, baselines, dataset_id, chunks[i], end_cutoff, need_history, need_rfm)
+        return _chunk_inputs(engine, loaded, heads, baselines, dataset_id, chunks[i], end_cutoff, need_history,
+                             need_rfm)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cartsight-scoring-read") as reader:
         ahead = reader.submit(read, 0) if chunks else None
         for i in range(len(chunks)):
             _check_stop(should_stop)
-            batch, history, rfm_x = ahead.result()
+            batch, base, rfm_x = ahead.result()
             ahead = reader.submit(read, i + 1) if i + 1 < len(chunks) else None
-            frame = _score_chunk(loaded, batch, heads, baselines, history, rfm_x, end_cutoff, dataset_id, version)
+            frame = _score_chunk(loaded, batch, heads, base, rfm_x, dataset_id, version)
             written += write_predictions(conn, frame)
             report("scoring", lo + (hi - lo) * (i + 1) / len(chunks), f"scored {written:,} of {len(users):,} shoppers")
     return written

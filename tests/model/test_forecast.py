@@ -414,7 +414,8 @@ def test_the_run_settings_reach_training_and_scoring_and_stay_with_the_version(t
     steps = [r.step for r in reports if r.stage == "training" and r.message and "step" in r.message]
     assert steps and all(s % 3 == 0 for s in steps) and len(steps) == card.loss_curve[-1]["step"] // 3
     assert (forecast.load_predictions(engine, "sim")["reasons"] == "").all()
-    assert card.settings == {"chunk_users": 150, "n_reasons": 0, "progress_every": 3, "torch_threads": 1}
+    assert card.settings == {"chunk_users": 150, "n_reasons": 0, "progress_every": 3, "torch_threads": 1,
+                             "scoring_threads": 2}
     assert "torch_threads" not in card.config and card.config["hidden_size"] == 16
     folder = registry.version_dir(card.dataset_id, card.model_version)
     assert json.loads((folder / registry.CONFIG_FILE).read_text())["settings"] == card.settings

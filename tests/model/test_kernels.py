@@ -39,3 +39,60 @@ def test_projection_columns_equal_the_conv1d_slice(block, lo, hi):
     with torch.no_grad():
         full = block.attn.c_attn(z)
         assert torch.allclose(kernels.conv1d(block.attn.c_attn, z, lo, hi), full[..., lo:hi], atol=1e-5)
+
+
+def _two_layer_model(dropout: float):
+    from core.model.config import ModelConfig
+    from core.model.modeling import ForecastModel, batch_tensors
+    from tests.model.test_model import random_batch
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(max_len=12, hidden_size=16, n_layers=2, n_heads=2, dropout=dropout).with_vocab_sizes(9, 6, 4)
+    return ForecastModel(cfg).train(), batch_tensors(random_batch(20, 12, 9, 6, seed=1))
+
+
+def test_the_training_pass_equals_gpt2s_own_with_its_gradients(monkeypatch):
+    """In training mode the last hidden state comes from the model's own blocks (the last one at the last
+    position only), not ``GPT2Model.forward``: the same values and the same gradients (dropout off to compare)."""
+    model, inputs = _two_layer_model(dropout=0.0)
+    expected = model.transformer(inputs_embeds=model._embed(inputs), attention_mask=inputs["attention_mask"],
+                                 position_ids=inputs["position_ids"]).last_hidden_state[:, -1]
+    params = list(model.transformer.parameters())
+    want = torch.autograd.grad(expected.sum(), params, allow_unused=True)
+
+    def library_pass(*args, **kwargs):
+        raise AssertionError("the training pass ran GPT2Model.forward")
+
+    monkeypatch.setattr(model.transformer, "forward", library_pass)
+    got = model.last_hidden(inputs)
+    assert torch.allclose(got, expected, atol=1e-6)
+    for g, w in zip(torch.autograd.grad(got.sum(), params, allow_unused=True), want):
+        assert (g is None and (w is None or not w.any())) or torch.allclose(g, w, atol=1e-6)
+
+
+def test_the_training_pass_drops_out_where_gpt2_does(monkeypatch):
+    """Dropout on the embeddings, on both residual branches of every block, and on the attention weights."""
+    from torch.nn import functional as F
+
+    from core.model import modeling
+
+    model, inputs = _two_layer_model(dropout=0.1)
+    dropped = []
+    for module in model.transformer.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.register_forward_hook(lambda m, args, out: dropped.append(m.p))
+    rates, real_sdpa = [], F.scaled_dot_product_attention
+
+    def sdpa(*args, dropout_p=0.0, **kwargs):
+        rates.append(dropout_p)
+        return real_sdpa(*args, dropout_p=dropout_p, **kwargs)
+
+    monkeypatch.setattr(modeling.F, "scaled_dot_product_attention", sdpa)
+    first, second = model.last_hidden(inputs), model.last_hidden(inputs)
+    assert dropped == [0.1] * 10 and rates == [0.1] * 4  # 1 + 2 per block, two blocks; twice
+    assert not torch.allclose(first, second)
+    model.eval()
+    dropped.clear(), rates.clear()
+    with torch.no_grad():
+        assert torch.allclose(model.last_hidden(inputs), model.last_hidden(inputs))
+    assert rates == [0.0] * 4

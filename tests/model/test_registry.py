@@ -199,12 +199,13 @@ def test_a_version_keeps_the_settings_it_was_trained_with():
     from core.model.modeling import ForecastModel
 
     cfg = tiny_config().with_vocab_sizes(30, 12, 4)
-    settings = PipelineSettings(chunk_users=70, n_reasons=1, progress_every=4, torch_threads=2)
+    settings = PipelineSettings(chunk_users=70, n_reasons=1, progress_every=4, torch_threads=2, scoring_threads=3)
     folder = registry.version_dir(7, registry.new_version(7))
     registry.save_model(folder, ForecastModel(cfg).eval(), cfg, _vocabs(30, 12), Calibrator("platt", a=0.5, b=-1.0),
                         {}, settings=settings)
     meta = json.loads((folder / registry.CONFIG_FILE).read_text())
-    assert meta["settings"] == {"chunk_users": 70, "n_reasons": 1, "progress_every": 4, "torch_threads": 2}
+    assert meta["settings"] == {"chunk_users": 70, "n_reasons": 1, "progress_every": 4, "torch_threads": 2,
+                                "scoring_threads": 3}
     assert not set(SETTINGS_KEYS) & set(meta["config"])
     loaded = registry.load_model(folder)
     assert loaded.config == cfg and loaded.settings == settings

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.model import forecast, reasons, registry, sequences
+from core.model import beside, forecast, reasons, registry, sequences
 from core.model.card import MODEL
 from core.model.config import EVENT_CLASS_COLUMNS, EVENT_CLASSES
 from tests.model.test_forecast import _store, canonical, load_events, settings, tiny
@@ -151,3 +151,84 @@ def test_a_last_visit_all_in_one_category_moves_both_groups_exactly_equally():
     earlier = same & batch.mask[:, :-3].any(axis=1)  # a shopper with only the last visit keeps it (nothing hidden)
     assert earlier.sum() > 10 and np.abs(got[earlier, session]).min() > 1e-6
     assert (got[same, session] == got[same, category]).all()
+
+
+def test_mini_batches_in_several_threads_give_the_forecasts_and_occlusions_of_one_thread():
+    """``predict_examples`` with two threads: the same predictions, and every mini-batch's occlusion effects
+    (each thread's pass keeps its own projections), as one thread."""
+    from core.model.modeling import ForecastModel
+    from core.model.training import predict_examples
+    from tests.model.test_model import random_batch, tiny_config
+
+    torch.manual_seed(0)
+    cfg = tiny_config(n_layers=2, max_len=8, hidden_size=16, batch_size=3)
+    batch = random_batch(61, cfg.max_len, 9, 6, seed=7)  # 6 mini-batches of 12 rows
+    model = ForecastModel(cfg.with_vocab_sizes(9, 6, 4)).eval()
+
+    def run(threads: int):
+        effects, seen = np.zeros((len(batch), len(reasons.GROUPS))), []
+
+        def occlude(idx, inputs, hidden, states):
+            seen.append(len(idx))
+            effects[idx] = reasons.occlusion_effects(model, batch, idx, inputs, hidden, states, cfg.batch_size)
+
+        return predict_examples(model, batch, cfg, on_batch=occlude, threads=threads), effects, sorted(seen)
+
+    one, one_effects, one_seen = run(1)
+    two, two_effects, two_seen = run(2)
+    assert one_seen == two_seen == [1, 12, 12, 12, 12, 12]
+    np.testing.assert_allclose(two.propensity, one.propensity, atol=1e-6)
+    np.testing.assert_allclose(two.type_proba, one.type_proba, atol=1e-6)
+    np.testing.assert_array_equal(two.category_ids[:, 0], one.category_ids[:, 0])
+    np.testing.assert_array_equal(two.item_ids[:, 0], one.item_ids[:, 0])
+    np.testing.assert_allclose(two_effects, one_effects, atol=1e-6)
+    assert np.abs(one_effects).max() > 1e-3  # the occlusions moved something
+
+
+def test_the_first_chunk_scored_is_small_and_every_shopper_is_in_one_chunk():
+    """Scoring reads a small first chunk (nothing overlaps its read), then chunks of ``chunk_users``."""
+    from core.model import scoring
+
+    users = [f"u{i:05d}" for i in range(12_345)]
+    chunks = scoring._scoring_chunks(users, 5_000)
+    assert [(c.first, c.last) for c in chunks] == [("u00000", "u00999"), ("u01000", "u05999"),
+                                                   ("u06000", "u10999"), ("u11000", "u12344")]
+    assert all(c.users is None for c in chunks)
+    assert [(c.first, c.last) for c in scoring._scoring_chunks(users[:700], 5_000)] == [("u00000", "u00699")]
+    assert [(c.first, c.last) for c in scoring._scoring_chunks(users[:9], 4)] == [("u00000", "u00003"),
+                                                                                  ("u00004", "u00007"),
+                                                                                  ("u00008", "u00008")]
+
+
+@pytest.mark.slow
+def test_work_done_beside_the_fit_gives_the_version_computed_in_place(tmp_path, monkeypatch):
+    """Training starts the history, gradient boosting, later priors and rankers on a side thread while the
+    model fits: the card and every forecast equal those of a run that computes each where it is used."""
+    import threading
+
+    engine = _store(tmp_path)
+    load_events(engine, "sim", canonical(simulate.simulate(150, weeks=5, seed=6).events))
+    threads, real_fit_rfm = [], forecast._fit_rfm
+
+    def fit_rfm(*args):
+        threads.append(threading.current_thread().name)
+        return real_fit_rfm(*args)
+
+    monkeypatch.setattr(forecast, "_fit_rfm", fit_rfm)
+
+    def trained() -> tuple:
+        card = forecast.train(engine, "sim", horizon_days=7, config=tiny(), seed=3, settings=settings())
+        pred = forecast.load_predictions(engine, "sim", card.model_version).sort_values("user_id", ignore_index=True)
+        return card, pred.drop(columns="model_version")
+
+    ahead, ahead_pred = trained()
+    assert threads[-1].startswith("cartsight-beside-fit")
+    monkeypatch.setattr(beside.SideWork, "ahead", lambda self, *args: None)  # everything computed in place
+    in_place, in_place_pred = trained()
+    assert threads[-1] == threading.main_thread().name
+    assert ahead.heads == in_place.heads and ahead.lift == in_place.lift and ahead.loss_curve == in_place.loss_curve
+    numbers = ["purchase_propensity", "p_view", "p_cart", "p_purchase", "p_remove", "p_none", "next_category_p",
+               "expected_revenue", "p_inactive"]
+    np.testing.assert_allclose(ahead_pred[numbers].to_numpy(float), in_place_pred[numbers].to_numpy(float), atol=1e-6)
+    words = ["user_id", "next_event_type", "next_category", "top_items", "reasons"]
+    pd.testing.assert_frame_equal(ahead_pred[words], in_place_pred[words])
