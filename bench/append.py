@@ -33,6 +33,7 @@ SECTION = "## Appending a file"
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest import write_rees46_csv  # noqa: E402 - the same generated layout as the ingest benchmark
+from docs_section import write_section  # noqa: E402 - the section writer of every benchmark
 
 
 def child(url: str, csv_path: str, name: str, append: bool) -> dict:
@@ -118,18 +119,6 @@ def section(runs: list[tuple[str, dict]], argv: list[str], kind: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    lines = doc.splitlines()
-    title = text.splitlines()[0].strip()
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == title), None)
-    if start is None:
-        DOC.write_text(doc.rstrip("\n") + "\n\n" + text)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    DOC.write_text("\n".join(lines[:start] + text.rstrip("\n").splitlines() + [""] + lines[end:]) + "\n")
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -142,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         runs = measure(args.rows, args.append_rows, args.baseline, Path(tmp), args.pg_url)
     text = section(runs, argv, "PostgreSQL" if args.pg_url else "DuckDB")
     print(text)
-    write_section(text)
+    write_section(DOC, text)
 
 
 if __name__ == "__main__":

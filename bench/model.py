@@ -33,6 +33,7 @@ from core.simulate import files
 from core.model import forecast
 from core.model import card
 from core.model.config import ModelConfig, PipelineSettings  # noqa: E402
+from docs_section import write_section  # noqa: E402 - bench/, first on sys.path when run as a script
 
 SECTION = "## Model"
 SAMPLE = ROOT / "sample_data" / "sample_events.csv.gz"
@@ -224,15 +225,6 @@ def quality_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path) -> None:
-    """Replace (or append) the "## Model" section of ``path``, keeping every other section."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = text.rstrip("\n") + "\n\n"
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new)
-
-
 def section(results: list[dict], args) -> str:
     """The "## Model" section for the runs finished so far."""
     cfg, settings = ModelConfig(), PipelineSettings()
@@ -328,7 +320,7 @@ def main() -> None:
             results.append(run(n, args.weeks, seed, Path(tmp) / str(i), sample))
             print(speed_line(results[-1]), flush=True)
             text = section(results, args)
-            write_section(text, args.out)  # after every run, so an interrupted bench keeps what it measured
+            write_section(args.out, text)  # after every run, so an interrupted bench keeps what it measured
         print(section(results, args), flush=True)
 
 

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import oracle  # noqa: E402  bench/oracle.py
+from docs_section import write_section  # noqa: E402  bench/docs_section.py
 from core import simulate, store  # noqa: E402
 from core.model import forecast  # noqa: E402
 from core.model import evaluation as ev  # noqa: E402
@@ -244,18 +245,6 @@ def summary(results: list[dict]) -> str:
     return "\n".join(out)
 
 
-def write_section(text: str, path: Path) -> None:
-    """Replace (or append) the section in ``path``, keeping the others."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip() + f"\n\n{SECTION}\n\n{text}\n"
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + f"{SECTION}\n\n{text}\n" + (old[end:] if end >= 0 else "")
-    path.write_text(new)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=3000)
@@ -294,7 +283,7 @@ def main() -> None:
             + table(results) + "\n\n" + summary(results))
     print(text)
     if not args.print_only:
-        write_section(text, args.out)
+        write_section(args.out, f"{SECTION}\n\n{text}")
 
 
 if __name__ == "__main__":

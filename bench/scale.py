@@ -46,8 +46,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from docs_section import write_section  # noqa: E402 (bench/ runs as scripts)
 from scale_report import (EXPORT_TOP_PERCENT, RESULTS_TAG, SIM_WEEKS, STAGES, _key,  # noqa: E402 (bench/ runs as scripts)
-                          previous_runs, section, verdicts, write_section)
+                          previous_runs, section, verdicts)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -451,7 +452,7 @@ def main(argv: list[str] | None = None) -> None:
                     nonlocal runs
                     runs = [r for r in runs if _key(r) != _key(run)] + [run]
                     if not args.no_doc:
-                        write_section(section(runs), DOC)  # after every stage: an interrupted run keeps what it measured
+                        write_section(DOC, section(runs))  # after every stage: an interrupted run keeps what it measured
 
                 run = run_journey(kind, millions, csv_path, gen, workdir, args, on_stage=keep)
                 print("\n".join(verdicts([run])), flush=True)

@@ -178,11 +178,3 @@ def previous_runs(path: Path) -> list[dict]:
         return []
     found = re.search(rf"<!-- {RESULTS_TAG} (.*?) -->", path.read_text(), re.S)
     return json.loads(found.group(1)) if found else []
-
-
-def write_section(text: str, path: Path) -> None:
-    """Replace (or append) the "## Scale" section of ``path``, keeping every other section."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new)

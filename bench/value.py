@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from core import store
 from core.model import forecast
 from core.model.value import VALUE_HEAD_METRICS  # noqa: E402
+from docs_section import write_section  # noqa: E402  bench/docs_section.py
 
 SECTION = "## Value and churn"
 DEFAULT_FILES = [f"{ROOT.parent / 'shared' / 'data' / 'online_retail' / 'OnlineRetail-head.csv'}:1"]
@@ -90,18 +91,6 @@ def table(results: list[tuple[str, forecast.ModelCard]]) -> str:
         r for label, card in results for r in rows(label, card))
 
 
-def write_section(text: str, path: Path) -> None:
-    """Replace (or append) the section in ``path``, keeping the others."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip() + f"\n\n{SECTION}\n\n{text}\n"
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + f"{SECTION}\n\n{text}\n" + (old[end:] if end >= 0 else "")
-    path.write_text(new)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=3000)
@@ -123,7 +112,7 @@ def main() -> None:
     text = table(results)
     print(text)
     if not args.print_only:
-        write_section(text, args.out)
+        write_section(args.out, f"{SECTION}\n\n{text}")
 
 
 if __name__ == "__main__":
