@@ -484,27 +484,26 @@ def _add_outcome_command(sub) -> None:
     """``outcome`` and ``uplift``: a past export measured against its holdout, and whom its campaign moved."""
     p = _add_command(sub, "outcome", "Measure a past export's campaign against its holdout: conversion, lift with "
                                      "its confidence interval and p-value, revenue, by segment and propensity decile.")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--export", required=True, type=int, metavar="ID", help="the export's id (cartsight export prints "
-                                                                          "it; the Campaigns page lists them)")
-    p.add_argument("--days", type=int, metavar="N", help="the outcome window's length after the export's as-of time "
-                                                         "(default: its model's horizon)")
-    p.add_argument("--orders", metavar="FILE", help="read outcomes from this orders file (a customer id, a time and an "
-                                                    "amount per row) instead of the dataset's later events")
+    _add_outcome_window(p, "the export's id (cartsight export prints it; the Campaigns page lists them)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=cmd_outcome)
 
     p = _add_command(sub, "uplift", "Fit an uplift model on a measured export's exported and held-out shoppers, "
                                     "print its Qini numbers beside ranking by propensity and random targeting, and "
                                     "store every shopper's estimated uplift (export --rank-by uplift uses it).")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--export", required=True, type=int, metavar="ID", help="the measured export's id")
-    p.add_argument("--days", type=int, metavar="N", help="the outcome window's length after the export's as-of time "
-                                                         "(default: its model's horizon)")
-    p.add_argument("--orders", metavar="FILE", help="read outcomes from this orders file instead of the dataset's "
-                                                    "later events")
+    _add_outcome_window(p, "the measured export's id")
     p.add_argument("--json", action="store_true", help="print the report (Qini numbers, curves, verdict) as JSON")
     p.set_defaults(func=cmd_uplift)
+
+
+def _add_outcome_window(p: argparse.ArgumentParser, export_help: str) -> None:
+    """The options naming a past export's campaign and its outcome window (``outcome`` and ``uplift``)."""
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--export", required=True, type=int, metavar="ID", help=export_help)
+    p.add_argument("--days", type=int, metavar="N", help="the outcome window's length after the export's as-of time "
+                                                         "(default: its model's horizon)")
+    p.add_argument("--orders", metavar="FILE", help="read outcomes from this orders file (a customer id, a time and an "
+                                                    "amount per row) instead of the dataset's later events")
 
 
 def build_parser() -> argparse.ArgumentParser:
