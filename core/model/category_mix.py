@@ -49,29 +49,38 @@ def own_weight_hits(model, batch: sequences.SequenceBatch, true_ids: np.ndarray,
     of each row's next category, negative where it has none). One pass of the model over the rows."""
     import torch
 
+    hits = np.zeros(len(weights), dtype=np.int64)
+    for idx, inputs, logits in _plain_category_logits(model, batch, np.arange(len(batch)), config, should_stop):
+        own = own_category_logp(inputs, model.n_categories)
+        truth = torch.from_numpy(true_ids[idx])
+        for j, w in enumerate(weights):
+            hits[j] += int(((logits + w * own).argmax(dim=1) == truth).sum())
+    return hits
+
+
+def _plain_category_logits(model, batch, rows: np.ndarray, config: ModelConfig, should_stop, start: int | None = None):
+    """``(row indices, inputs, logits)`` per chunk of ``rows``: the model's next-category logits without any own
+    mix (its log-linear weight set to 0 while they are read, then restored), padding and "other" never forecast.
+    ``start``: as :func:`core.model.batches.batch_tensors` (0 gives every chunk one width)."""
+    import torch
+
     from core.model.batches import batch_tensors
 
-    hits = np.zeros(len(weights), dtype=np.int64)
-    saved = float(model.own_category_weight)
-    size = config.batch_size * 4
+    size, saved = config.batch_size * 4, float(model.own_category_weight)
     try:
         model.own_category_weight.fill_(0.0)
         with torch.inference_mode(), model.evaluating():
-            for start in range(0, len(batch), size):
+            for first in range(0, len(rows), size):
                 if should_stop is not None and should_stop():
                     raise TrainingCancelled("Training was cancelled; no model version was written.")
-                idx = np.arange(start, min(start + size, len(batch)))
-                inputs = batch_tensors(batch, idx)
+                idx = rows[first:first + size]
+                inputs = batch_tensors(batch, idx, start=start)
                 learned = float(model.category_learned) != 0.0
                 logits = model(inputs).category_logits if learned else model.category_prior_logits(inputs)
-                own = own_category_logp(inputs, model.n_categories)
                 logits[:, [sequences.PAD_ID, sequences.OTHER_ID]] = float("-inf")
-                truth = torch.from_numpy(true_ids[idx])
-                for j, w in enumerate(weights):
-                    hits[j] += int(((logits + w * own).argmax(dim=1) == truth).sum())
+                yield idx, inputs, logits
     finally:
         model.own_category_weight.fill_(saved)
-    return hits
 
 
 def choose_own_category_weight(model, valid, vocabs: sequences.Vocabularies, config: ModelConfig,
@@ -115,30 +124,17 @@ def _validation_parts(model, batch, true_ids: np.ndarray, config: ModelConfig, s
     log-likelihood of their next categories."""
     import torch
 
-    from core.model.batches import batch_tensors
-
     rows = np.flatnonzero(true_ids > sequences.OTHER_ID)  # a category outside the vocabulary is never forecast
     probs, inputs_kept, hits, log_lik = [], [], 0, 0.0
-    size, weight = config.batch_size * 4, float(model.own_category_weight)
-    try:
-        model.own_category_weight.fill_(0.0)
-        with torch.inference_mode(), model.evaluating():
-            for start in range(0, len(rows), size):
-                if should_stop is not None and should_stop():
-                    raise TrainingCancelled("Training was cancelled; no model version was written.")
-                idx = rows[start:start + size]
-                inputs = batch_tensors(batch, idx, start=0)  # one width for every chunk: they are joined below
-                learned = float(model.category_learned) != 0.0
-                logits = model(inputs).category_logits if learned else model.category_prior_logits(inputs)
-                logits[:, [sequences.PAD_ID, sequences.OTHER_ID]] = float("-inf")
-                now = logits + weight * own_category_logp(inputs, model.n_categories)
-                truth = torch.from_numpy(true_ids[idx])
-                hits += int((now.argmax(dim=1) == truth).sum())
-                log_lik += float(torch.log_softmax(now, dim=1).gather(1, truth.unsqueeze(1)).sum())
-                probs.append(torch.softmax(logits, dim=1))
-                inputs_kept.append({k: inputs[k] for k in ("category", "attention_mask", "sessions_back")})
-    finally:
-        model.own_category_weight.fill_(weight)
+    weight = float(model.own_category_weight)
+    # one width for every chunk (start=0): they are joined below
+    for idx, inputs, logits in _plain_category_logits(model, batch, rows, config, should_stop, start=0):
+        now = logits + weight * own_category_logp(inputs, model.n_categories)
+        truth = torch.from_numpy(true_ids[idx])
+        hits += int((now.argmax(dim=1) == truth).sum())
+        log_lik += float(torch.log_softmax(now, dim=1).gather(1, truth.unsqueeze(1)).sum())
+        probs.append(torch.softmax(logits, dim=1))
+        inputs_kept.append({k: inputs[k] for k in ("category", "attention_mask", "sessions_back")})
     joined = {k: torch.cat([part[k] for part in inputs_kept]) for k in inputs_kept[0]}
     return torch.cat(probs), joined, torch.from_numpy(true_ids[rows]), hits, log_lik / max(len(rows), 1)
 
