@@ -176,10 +176,37 @@ def _chunk_inputs(engine: Engine, loaded: dict, heads: dict, baselines: dict, da
         batch = sequences.build_sequences(engine, dataset_id, chunk, end_cutoff, loaded["vocabs"], cfg.max_len)
     rfm_x = None
     if need_rfm:
-        fitted = baselines["rfm"].get("propensity")
-        rfm_x = rfm_features_from_store(engine, dataset_id, chunk, end_cutoff, batch.user_ids,
-                                        None if fitted is None else fitted.config)
+        rfm_x = rfm_features_from_store(engine, dataset_id, chunk, end_cutoff, batch.user_ids, _rfm_config(baselines))
     return batch, _baseline_forecasts(loaded, batch, heads, baselines, history, rfm_x, end_cutoff), rfm_x
+
+
+def _rfm_config(baselines: dict):
+    fitted = baselines["rfm"].get("propensity")
+    return None if fitted is None else fitted.config
+
+
+def inputs_from_history(loaded: dict, heads: dict, baselines: dict, history: pd.DataFrame, end_cutoff: dt.datetime,
+                        need_rfm: bool):
+    """:func:`_chunk_inputs` of the shoppers in ``history`` (every event of theirs before ``end_cutoff``, the
+    :data:`core.model.sequences.EVENT_COLUMNS`, in :func:`core.model.sequences.load_events` order), without a
+    database: the batch, the RFM features and the rankers' state all come from the frame (the same numbers as
+    the grouped queries, tested). What a Spark executor runs on the events of its shoppers."""
+    from core.model.rfm_baseline import rfm_features
+
+    history = _history_frame(history)
+    batch = sequences.sequences_from_events(history, end_cutoff, loaded["vocabs"], loaded["config"].max_len)
+    rfm_x = rfm_features(history, end_cutoff, batch.user_ids, _rfm_config(baselines)) if need_rfm else None
+    return batch, _baseline_forecasts(loaded, batch, heads, baselines, history, rfm_x, end_cutoff), rfm_x
+
+
+def scoring_needs(loaded: dict, heads: dict) -> tuple[bool, bool]:
+    """``(need_history, need_rfm)``: whether scoring reads each chunk's whole history (a ranker serves a head)
+    and its RFM features (a gradient-boosting head, the stacked propensity or the value forecasts)."""
+    from core.model.baselines import RFMPropensity
+
+    used = {info["used"] for info in heads.values()} - {MODEL, "most_popular"}
+    need_rfm = RFMPropensity.name in used or loaded["calibrator"].stack_ is not None or loaded.get("value") is not None
+    return bool(used - {RFMPropensity.name}), need_rfm
 
 
 #: Shoppers in the first chunk scored: nothing runs beside its read, so it is kept small.
@@ -205,14 +232,9 @@ def _score_all(engine: Engine, conn, loaded: dict, heads: dict, baselines: dict,
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from core.model.baselines import RFMPropensity
     from core.model.registry import write_predictions
 
-    used = {info["used"] for info in heads.values()} - {MODEL, "most_popular"}
-    # the gradient-boosting heads and the stacked propensity read RFM features, grouped in the database; the
-    # rankers read each shopper's own state from their history
-    need_rfm = RFMPropensity.name in used or loaded["calibrator"].stack_ is not None or loaded.get("value") is not None
-    need_history = bool(used - {RFMPropensity.name})
+    need_history, need_rfm = scoring_needs(loaded, heads)
     users = sequences.list_users(engine, dataset_id, before=end_cutoff)
     chunks = _scoring_chunks(users, loaded["settings"].chunk_users)
     lo, hi = fraction_range
