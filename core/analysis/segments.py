@@ -80,6 +80,7 @@ class SegmentRun:
     map_points: dict = field(default_factory=dict)
     features: pd.DataFrame | None = None
     assignments: pd.DataFrame | None = None
+    segmenter: Segmenter | None = None  # the fitted segmenter, on the run just computed
 
     def names(self) -> dict[int, str]:
         """Segment number → name."""
@@ -166,7 +167,7 @@ def run_segmentation(engine: Engine, dataset: str, n_segments: int | str = AUTO,
                       scaling={"mean": features_meta["mean"], "scale": features_meta["scale"]},
                       silhouette_by_k={int(k): v for k, v in segmenter.silhouette_by_k_.items()}, profiles=profiles,
                       notes=list(features.attrs.get("notes", [])), map_points=map_points,
-                      features=features, assignments=assignments)
+                      features=features, assignments=assignments, segmenter=segmenter)
 
 
 def _features_meta(segmenter: Segmenter, features: pd.DataFrame, names: list[str], n_segments: int | str,

@@ -169,17 +169,17 @@ def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | No
     names = list(BASE_FEATURES)
     names += _add_tastes(out, raw, tastes)
     names += _add_price(out, raw)
+    propensity_median = None
     if model_version is not None:
-        names.append(_add_propensity(out, engine, dataset_id, model_version))
-        emb = _embedding(engine, dataset_id, model_version, out.index, notes) if use_embedding else None
-        if emb is not None:
-            out = out.join(emb)
-            names.extend(emb.columns)
+        out, forecast_names, propensity_median = _add_forecasts(out, engine, dataset_id, model_version,
+                                                                use_embedding, notes)
+        names += forecast_names
     for c in RAW_COLUMNS:
         out[c] = raw[c]
     for j in range(len(groups)):
         out[f"n_group_{j}"] = raw[f"n_group_{j}"]
-    out.attrs.update(groups=groups, last_event=end.to_pydatetime(), notes=notes)
+    out.attrs.update(groups=groups, last_event=end.to_pydatetime(), notes=notes, tastes=tastes,
+                     taste_mix=taste_mix(raw, tastes), propensity_median=propensity_median)
     return out, names
 
 
@@ -209,18 +209,24 @@ def _activity(raw: pd.DataFrame, end) -> pd.DataFrame:
     return out
 
 
-def _add_tastes(out: pd.DataFrame, raw: pd.DataFrame, tastes: list[str]) -> list[str]:
-    """Each taste category's share of the shopper's events, shrunk towards everyone's mix by a few pseudo-events
-    (a shopper with three events is not a cluster of their own, while a long history keeps its own mix)."""
-    prior = config.SEGMENT_SHARE_PRIOR_EVENTS
+def taste_mix(raw: pd.DataFrame, tastes: list[str]) -> list[float]:
+    """Everyone's mix: each taste category's share of all the shoppers' events in ``raw``."""
     all_events = max(float(raw["n_events"].sum()), 1.0)
+    return [float(raw[f"n_cat_{k}"].sum()) / all_events for k in range(len(tastes))]
+
+
+def _add_tastes(out: pd.DataFrame, raw: pd.DataFrame, tastes: list[str], mix: list[float] | None = None) -> list[str]:
+    """Each taste category's share of the shopper's events, shrunk towards everyone's mix (:func:`taste_mix` of
+    ``raw`` when ``mix`` is None) by a few pseudo-events (a shopper with three events is not a cluster of their
+    own, while a long history keeps its own mix)."""
+    prior = config.SEGMENT_SHARE_PRIOR_EVENTS
+    mix = taste_mix(raw, tastes) if mix is None else mix
     names = []
     for k, category in enumerate(tastes):
         name = f"{CATEGORY_PREFIX}{_slug(category)}"
         if name in out.columns:  # two categories with the same slug: keep them apart
             name = f"{name}_{k}"
-        count = raw[f"n_cat_{k}"]
-        out[name] = (count + prior * count.sum() / all_events) / (raw["n_events"] + prior)
+        out[name] = (raw[f"n_cat_{k}"] + prior * mix[k]) / (raw["n_events"] + prior)
         names.append(name)
     return names
 
@@ -239,8 +245,23 @@ def _add_propensity(out: pd.DataFrame, engine: Engine, dataset_id: int, model_ve
     """The model's propensity as a feature (the median for shoppers it did not score); returns its name."""
     prop = _propensity(engine, dataset_id, model_version)
     out[PROPENSITY_FEATURE] = prop.reindex(out.index).astype(float)
-    out[PROPENSITY_FEATURE] = out[PROPENSITY_FEATURE].fillna(out[PROPENSITY_FEATURE].median()).fillna(0.0)
+    median = out[PROPENSITY_FEATURE].median()
+    out.attrs["propensity_median"] = 0.0 if pd.isna(median) else float(median)
+    out[PROPENSITY_FEATURE] = out[PROPENSITY_FEATURE].fillna(out.attrs["propensity_median"])
     return PROPENSITY_FEATURE
+
+
+def _add_forecasts(out: pd.DataFrame, engine: Engine, dataset_id: int, model_version: str, use_embedding: bool,
+                   notes: list[str]) -> tuple[pd.DataFrame, list[str], float]:
+    """``out`` with the version's propensity (and, with ``use_embedding``, its embedding's components) added; the
+    names added; the median propensity that shoppers without a forecast were given."""
+    names = [_add_propensity(out, engine, dataset_id, model_version)]
+    median = out.attrs["propensity_median"]
+    emb = _embedding(engine, dataset_id, model_version, out.index, notes) if use_embedding else None
+    if emb is not None:
+        out = out.join(emb)
+        names.extend(emb.columns)
+    return out, names, median
 
 
 def _embedding(engine: Engine, dataset_id: int, model_version: str, index: pd.Index,
