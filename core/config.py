@@ -15,6 +15,8 @@ STORE_MIN_FREE_BYTES = 64 * 1024 * 1024
 PG_CONNECT_TIMEOUT_SECONDS = 10
 #: Environment variable that names the SQLAlchemy URL of the store.
 DB_URL_ENV = "CARTSIGHT_DB_URL"
+#: Environment variable with the Spark Connect URL of a Spark store's cluster (secrets.toml's ``spark_connect`` wins).
+SPARK_CONNECT_ENV = "CARTSIGHT_SPARK_CONNECT"
 #: Environment variable that overrides the folder holding the default DuckDB file and models.
 HOME_ENV = "CARTSIGHT_HOME"
 #: Name of the Streamlit connection section in ``.streamlit/secrets.toml``.
@@ -235,6 +237,9 @@ SEGMENT_EMBEDDING_CHUNK_USERS = 5_000
 SEGMENT_EMBEDDING_MAX_USERS = 200_000
 #: Points drawn (seeded sample) on the segment map.
 SEGMENT_MAP_POINTS = 5_000
+#: On a Spark store whose cluster runs cartsight's executor work (Spark Connect), a segmentation of more shoppers
+#: than this is fitted on a seeded sample of about this many, and every shopper is then assigned on the executors.
+SEGMENT_FIT_MAX_SHOPPERS = 500_000
 #: Naming: a category group names a segment when it holds at least this share of its events;
 #: a price band or activity trait names it when its index vs all shoppers is at least SEGMENT_NAME_MIN_INDEX.
 SEGMENT_NAME_MIN_SHARE = 0.10

@@ -120,3 +120,17 @@ def assign_on_spark(session, engine, package: AssignmentPackage, model_version: 
         dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
     schema = "dataset_id int, run_id int, user_id string, segment int, segment_name string"
     return session.sql(text).mapInPandas(partial(_assign_batches, package), schema)
+
+
+def assign_into_store(session, engine, package: AssignmentPackage, model_version: str | None) -> dict[int, int]:
+    """Assign every shopper on the executors of the Spark store ``engine`` and append the rows to its
+    ``cs_segments``; returns the number of shoppers in each segment (counted there)."""
+    from core.store.executors import table_name
+
+    rows = assign_on_spark(session, engine, package, model_version)
+    rows.write.insertInto(table_name(engine, store.segments))
+    seg = store.segments.c
+    query = (sa.select(seg.segment, sa.func.count()).where(seg.dataset_id == package.dataset_id,
+                                                            seg.run_id == package.run_id).group_by(seg.segment))
+    with engine.connect() as conn:
+        return {int(s): int(n) for s, n in conn.execute(query)}

@@ -21,13 +21,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core import config, store
-from core.store import sql
+from core.store import executors, sql
 from core.errors import NotFittedError, ParameterError, SchemaError, SegmentationCancelled
 from core.store.price_bands import PRICE_BANDS
 # The features, the estimator and the naming live in their own modules; their names stay importable from here.
 from core.analysis.segment_names import _share_rows, build_profiles
 from core.analysis.segmenter import AUTO, Segmenter, block_weights, share_features, unscaled_features
-from core.analysis.shopper_features import shopper_features
+from core.analysis import executor_segments
+from core.analysis.shopper_features import EMBEDDING_PREFIX, shopper_features
 
 _e = store.events.c
 
@@ -110,6 +111,55 @@ def _insert_assignments(conn: Connection, frame: pd.DataFrame) -> None:
     store.bulk_insert(conn, store.segments, frame.loc[:, ["dataset_id", "run_id", "user_id", "segment", "segment_name"]])
 
 
+def _fit_sample(session, n_users: int | None, seed: int,
+                use_embedding: bool) -> tuple[tuple[float, int] | None, bool, str | None]:
+    """``(sample, use_embedding, note)`` of a segmentation: on a store whose executors assign every shopper
+    (``session`` not None), one of more than :data:`~core.config.SEGMENT_FIT_MAX_SHOPPERS` shoppers is fitted on
+    a seeded sample of about that many, and without the model's embedding (executors cannot compute it)."""
+    if session is None:
+        return None, use_embedding, None
+    if not n_users or n_users <= config.SEGMENT_FIT_MAX_SHOPPERS:
+        return None, False, "segments assigned on the Spark cluster's executors, without the model's embedding"
+    share = config.SEGMENT_FIT_MAX_SHOPPERS / n_users
+    return (share, seed), False, (f"segments fitted on a seeded sample of about {config.SEGMENT_FIT_MAX_SHOPPERS:,} "
+                                  f"of {n_users:,} shoppers and assigned to all on the Spark cluster's executors; "
+                                  "profile figures other than sizes describe the sample")
+
+
+def _read_features(engine: Engine, ds: dict, version: str | None, top_categories: int, use_embedding: bool,
+                   seed: int, session) -> tuple[pd.DataFrame, list[str]]:
+    """The shoppers' features to fit on (all, or a seeded sample where the executors assign everyone: see
+    :func:`_fit_sample`), with the dataset's id and the sample's note in ``attrs``."""
+    sample, use_embedding, note = _fit_sample(session, ds.get("n_users"), seed, use_embedding)
+    features, names = shopper_features(engine, ds["dataset_id"], model_version=version,
+                                       top_categories=top_categories, use_embedding=use_embedding, sample=sample)
+    features.attrs.update(dataset_id=ds["dataset_id"], notes=features.attrs.get("notes", []) + ([note] if note else []))
+    return features, names
+
+
+def _assign_everyone(engine: Engine, conn: Connection, session, assignments: pd.DataFrame, segmenter: Segmenter,
+                     features: pd.DataFrame, names: list[str], run_id: int, version: str | None,
+                     profiles: list[dict]) -> None:
+    """Write every shopper's segment: on the Spark cluster's executors when ``session`` is one and the features
+    are ones they compute (the profiles' sizes then counted from that assignment), else the app's
+    ``assignments`` of the shoppers it fitted on."""
+    did = features.attrs.get("dataset_id")
+    if session is not None and not any(n.startswith(EMBEDDING_PREFIX) for n in names):
+        name_of = {p["segment"]: p["name"] for p in profiles}
+        package = executor_segments.package_run(segmenter, features, names, did, run_id, name_of)
+        _true_sizes(profiles, executor_segments.assign_into_store(session, engine, package, version))
+    else:
+        _insert_assignments(conn, assignments.assign(dataset_id=did, run_id=run_id))
+
+
+def _true_sizes(profiles: list[dict], counts: dict[int, int]) -> None:
+    """Each profile's size and share of shoppers from the assignment of every shopper (``counts``)."""
+    total = max(sum(counts.values()), 1)
+    for p in profiles:
+        p["size"] = int(counts.get(p["segment"], 0))
+        p["share_shoppers"] = p["size"] / total
+
+
 def run_segmentation(engine: Engine, dataset: str, n_segments: int | str = AUTO, seed: int = 0, *,
                      top_categories: int = config.SEGMENT_TOP_CATEGORIES, use_forecasts: bool = True,
                      use_embedding: bool = True, progress: Callable[[float, str], None] | None = None,
@@ -136,8 +186,8 @@ def run_segmentation(engine: Engine, dataset: str, n_segments: int | str = AUTO,
     ds = store.get_dataset(engine, dataset)
     did = ds["dataset_id"]
     version = sql.newest_ready_model_version(engine, did) if use_forecasts else None
-    features, names = shopper_features(engine, did, model_version=version, top_categories=top_categories,
-                                       use_embedding=use_embedding)
+    session = executors.spark_session(engine)
+    features, names = _read_features(engine, ds, version, top_categories, use_embedding, seed, session)
     stage(0.4, f"Grouping {len(features):,} shoppers (k-means)…")
     segmenter = Segmenter(n_segments, random_state=seed, feature_weights=block_weights(names),
                           sqrt_features=share_features(names),
@@ -155,7 +205,7 @@ def run_segmentation(engine: Engine, dataset: str, n_segments: int | str = AUTO,
     stage(0.9, "Storing the run…")
     with engine.begin() as conn:
         run_id = int(conn.execute(sa.select(store.segment_run_id_seq.next_value())).scalar_one())
-        _insert_assignments(conn, assignments.assign(dataset_id=did, run_id=run_id))
+        _assign_everyone(engine, conn, session, assignments, segmenter, features, names, run_id, version, profiles)
         _add_details(conn, did, run_id, profiles)
         conn.execute(store.segment_runs.insert().values(
             run_id=run_id, dataset_id=did, created_at=created, n_segments=segmenter.n_segments_, model_version=version,

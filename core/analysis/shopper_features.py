@@ -71,7 +71,22 @@ def top_taste_categories(engine_or_conn, dataset_id: int, n: int) -> list[str]:
         return [r[0] for r in conn.execute(query)]
 
 
-def _per_user_query(dataset_id: int, groups: list[str], categories: list[str]):
+def sample_terms(sample: tuple[float, int] | None) -> list:
+    """WHERE terms on ``cs_events`` that keep a seeded share of the shoppers (``sample``: (share, seed); None: all).
+
+    A shopper is kept when the first four hex digits of the MD5 of their id and the seed fall below the
+    share: the same shoppers on DuckDB, PostgreSQL and Spark (each has ``md5`` giving lower-case hex),
+    and all of a shopper's events or none."""
+    if sample is None:
+        return []
+    share, seed = sample
+    threshold = f"{min(max(int(share * 65536), 1), 65535):04x}"
+    digest = sa.func.md5(sa.func.concat(_e.user_id, sa.literal(f"#{seed}")))
+    return [sa.func.substr(digest, 1, 4) < threshold]
+
+
+def _per_user_query(dataset_id: int, groups: list[str], categories: list[str],
+                    sample: tuple[float, int] | None = None):
     band = _e.price_band  # stored at load (core.store.derived)
     grp = category_group(_e.category)
     amount = sql.amount()
@@ -94,7 +109,7 @@ def _per_user_query(dataset_id: int, groups: list[str], categories: list[str]):
     # Hash aggregation level by level (session, then shopper) instead of COUNT(DISTINCT).
     per_session = (
         sa.select(_e.user_id.label("user_id"), *session_cols)
-        .where(_e.dataset_id == dataset_id)
+        .where(_e.dataset_id == dataset_id, *sample_terms(sample))
         .group_by(_e.user_id, _e.session_id)
         .subquery("per_session")
     )
@@ -124,7 +139,8 @@ def _slug(text: str) -> str:
 def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | None = None,
                      top_categories: int = config.SEGMENT_TOP_CATEGORIES,
                      taste_categories: int = config.SEGMENT_TASTE_CATEGORIES,
-                     use_embedding: bool = True) -> tuple[pd.DataFrame, list[str]]:
+                     use_embedding: bool = True,
+                     sample: tuple[float, int] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Per-shopper segmentation features, aggregated in the database.
 
     Inputs: the store ``engine``, a ``dataset_id``; ``model_version`` of the forecasts whose
@@ -147,7 +163,7 @@ def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | No
     ``embedding_<i>``) plus ``band_<band>`` shares of priced events, the raw counts of
     :data:`RAW_COLUMNS` and ``n_group_<j>`` event counts per top group.
     ``frame.attrs`` records the category groups, the dataset's last event and notes (e.g. why
-    the embedding was left out). An empty dataset gives an empty frame.
+    the embedding was left out). ``sample`` = (share, seed): a seeded share of the shoppers (:func:`sample_terms`). An empty dataset gives an empty frame.
     Errors: ``ParameterError`` when ``top_categories`` is below 1.
     """
     if not isinstance(top_categories, int) or top_categories < 1:
@@ -157,14 +173,13 @@ def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | No
     groups = top_category_groups(engine, dataset_id, top_categories)
     tastes = top_taste_categories(engine, dataset_id, taste_categories)
     with engine.connect() as conn:
-        raw = sql.frame(conn.execute(_per_user_query(dataset_id, groups, tastes)))
+        raw = sql.frame(conn.execute(_per_user_query(dataset_id, groups, tastes, sample)))
+        last = conn.execute(sa.select(sa.func.max(_e.event_time)).where(_e.dataset_id == dataset_id)).scalar()
     notes: list[str] = []
     if raw.empty:
-        frame = pd.DataFrame(columns=list(BASE_FEATURES)).rename_axis("user_id")
-        frame.attrs.update(groups=groups, last_event=None, notes=["the dataset has no events"])
-        return frame, list(BASE_FEATURES)
+        return _no_features(groups)
     raw = _typed(raw.set_index("user_id"))
-    end = raw["last_event"].max()
+    end = pd.Timestamp(last)
     out = _activity(raw, end)
     names = list(BASE_FEATURES)
     names += _add_tastes(out, raw, tastes)
@@ -181,6 +196,13 @@ def shopper_features(engine: Engine, dataset_id: int, *, model_version: str | No
     out.attrs.update(groups=groups, last_event=end.to_pydatetime(), notes=notes, tastes=tastes,
                      taste_mix=taste_mix(raw, tastes), propensity_median=propensity_median)
     return out, names
+
+
+def _no_features(groups: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The features of a dataset without events: no rows."""
+    frame = pd.DataFrame(columns=list(BASE_FEATURES)).rename_axis("user_id")
+    frame.attrs.update(groups=groups, last_event=None, notes=["the dataset has no events"])
+    return frame, list(BASE_FEATURES)
 
 
 def _typed(raw: pd.DataFrame) -> pd.DataFrame:

@@ -59,16 +59,16 @@ class ScoringPackage:
 def package_version(engine: Engine, dataset: str, model_version: str | None = None) -> ScoringPackage:
     """A :class:`ScoringPackage` of ``model_version`` (the latest when None) of ``dataset``, scoring at the data's
     current end. :class:`NotFittedError` when the version predates its saved baselines or priors."""
-    from core.model import forecast, registry
+    from core.model import registry, versions
 
     did = store.get_dataset(engine, dataset)["dataset_id"]
-    row = forecast._resolve_version(engine, did, dataset, model_version)
+    row = versions.resolve_version(engine, did, dataset, model_version)
     folder = Path(row["path"])
     lm = registry.load_model(folder)
     if lm.baselines is None or not lm.priors_saved:
         raise NotFittedError(f"Model version {row['model_version']} was saved before its baselines and priors were "
                              "kept with it, so executors cannot score with it: score it in the app or train again.")
-    _, last, _ = forecast._data_window(engine, did)
+    _, last, _ = versions.data_window(engine, did)
     files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
     return ScoringPackage(did, row["model_version"], last + dt.timedelta(seconds=1), files)
 
@@ -80,7 +80,7 @@ _unpack_lock = threading.Lock()
 def _unpack(package: ScoringPackage) -> tuple:
     """``(loaded, heads, baselines, needs)`` of the package, loaded once per Python process (an executor's
     worker scores many groups with the same version)."""
-    from core.model import forecast, registry
+    from core.model import registry, versions
     from core.model.card import ModelCard
     from core.model.scoring import scoring_needs
     from core.model.training import seed_everything
@@ -98,7 +98,7 @@ def _unpack(package: ScoringPackage) -> tuple:
                       "calibrator": lm.calibrator,
                       "value": None if lm.value is None else ValueForecast.from_dict(lm.value)}
             heads = ModelCard.from_dict(lm.card).heads
-            _unpacked[package.key] = (loaded, heads, forecast._baselines_from_saved(lm.baselines),
+            _unpacked[package.key] = (loaded, heads, versions.baselines_from_saved(lm.baselines),
                                       scoring_needs(loaded, heads))
         return _unpacked[package.key]
 
@@ -170,3 +170,34 @@ def score_on_spark(session, events_table: str, package: ScoringPackage, n_events
               .select(*sequences.EVENT_COLUMNS)
               .withColumn("cartsight_group", F.pmod(F.xxhash64("user_id"), F.lit(groups))))
     return events.groupBy("cartsight_group").applyInPandas(partial(_score_group, package), spark_schema())
+
+
+def package_in_memory(model, cfg, vocabs, calibrator, card: dict, saved_baselines: dict, value: dict | None,
+                      settings, dataset_id: int, version: str, end_cutoff: dt.datetime) -> ScoringPackage:
+    """A :class:`ScoringPackage` of a version not yet published (training scores before it writes the version
+    folder): the folder is written to a temporary place with :func:`core.model.registry.save_model` and read."""
+    from core.model import registry
+
+    with tempfile.TemporaryDirectory(prefix="cartsight-package-") as tmp:
+        folder = registry.save_model(Path(tmp) / "version", model, cfg, vocabs, calibrator, card, saved_baselines,
+                                     value, settings=settings)
+        files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    return ScoringPackage(dataset_id, version, end_cutoff, files)
+
+
+def score_into_store(engine: Engine, session, package: ScoringPackage) -> int:
+    """Score every shopper of the package's dataset on the executors of the Spark store ``engine`` (``session``:
+    :func:`core.store.executors.spark_session`) and append the rows to its ``cs_predictions``; returns how many
+    rows the version has there. The app holds no event and no prediction row."""
+    import sqlalchemy as sa
+
+    from core.store.executors import table_name
+
+    ev, p = store.events.c, store.predictions
+    with engine.connect() as conn:
+        n_events = conn.execute(sa.select(sa.func.count()).where(ev.dataset_id == package.dataset_id)).scalar_one()
+    rows = score_on_spark(session, table_name(engine, store.events), package, int(n_events))
+    rows.write.insertInto(table_name(engine, p))
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(p).where(
+            p.c.dataset_id == package.dataset_id, p.c.model_version == package.version)).scalar_one())

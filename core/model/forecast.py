@@ -28,11 +28,14 @@ from core.model import sequences
 from core import store
 from core.errors import NotFittedError, SchemaError
 from core.model import evaluation as ev
-from core.model import registry, scorings
+from core.model import executor_scoring, registry, scorings
+from core.model.versions import baselines_from_saved as _baselines_from_saved
+from core.model.versions import data_window as _data_window
+from core.model.versions import resolve_version as _resolve_version
+from core.store import executors
 from core.model.beside import SideWork, after, import_model_library
 from core.model.held_out import _evaluate
-from core.model.baselines import (MarkovChain, MostPopular, OwnMostFrequent, RFMNextType, RFMPropensity,
-                                  baseline_from_dict)
+from core.model.baselines import MarkovChain, MostPopular, OwnMostFrequent, RFMNextType, RFMPropensity
 from core.model.config import ModelConfig, PipelineSettings
 from core.model.labels import CutoffPlan, make_targets, plan_cutoffs
 from core.model.priors import build_prior
@@ -48,17 +51,6 @@ from core.model.scoring import _check_stop, _decode_ranked, _history_frame, _Pro
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def _data_window(engine: Engine, dataset_id: int) -> tuple[dt.datetime, dt.datetime, int]:
-    ev = store.events
-    q = sa.select(sa.func.min(ev.c.event_time), sa.func.max(ev.c.event_time), sa.func.count()).where(
-        ev.c.dataset_id == dataset_id)
-    with engine.connect() as conn:
-        first, last, n = conn.execute(q).one()
-    if not n:
-        raise SchemaError("The dataset has no events to learn from.", column="event_time", reason="no_data")
-    return first, last, int(n)
 
 
 def _load_history(engine: Engine, dataset_id: int, users: Sequence[str], exhaustive: bool, end: dt.datetime,
@@ -174,11 +166,6 @@ def _baselines_to_save(rfm: dict, rankers: dict, heads: dict, calibrator, k: int
     keep_rfm = RFMPropensity.name in used or calibrator.stack_ is not None
     return {"rfm": {head: m.to_dict() for head, m in rfm.items()} if keep_rfm else {},
             "rankers": {name: r.to_dict(k) for name, r in rankers.items() if name in used}}
-
-
-def _baselines_from_saved(saved: dict) -> dict:
-    return {"rfm": {head: baseline_from_dict(s) for head, s in saved["rfm"].items()},
-            "rankers": {name: baseline_from_dict(s) for name, s in saved["rankers"].items()}}
 
 
 # --- training, stage by stage -----------------------------------------------------------------
@@ -340,6 +327,20 @@ def _scoring_baselines(run: _Run, rfm: dict, history: pd.DataFrame, heads: dict,
     return saved, _baselines_from_saved(saved)
 
 
+def _score_everyone(run: _Run, conn, card: ModelCard, loaded: dict, saved_baselines: dict, baselines: dict) -> int:
+    """Score every shopper with the new version: on the Spark cluster's executors when the store is Spark with
+    Spark Connect configured (:mod:`core.model.executor_scoring`), else in the app, chunk by chunk."""
+    session = executors.spark_session(run.engine)
+    if session is None:
+        return _score_all(run.engine, conn, loaded, card.heads, baselines, run.dataset_id, card.model_version,
+                          run.end_cutoff, run.report, run.should_stop, (0.8, 0.97))
+    run.report("scoring", 0.8, "scoring every shopper on the Spark cluster's executors")
+    package = executor_scoring.package_in_memory(
+        loaded["model"], run.cfg, loaded["vocabs"], loaded["calibrator"], card.to_dict(), saved_baselines,
+        loaded["value"].to_dict(), run.settings, run.dataset_id, card.model_version, run.end_cutoff)
+    return executor_scoring.score_into_store(run.engine, session, package)
+
+
 def _publish(run: _Run, card: ModelCard, loaded: dict, saved_baselines: dict, baselines: dict) -> ModelCard:
     """Score every shopper and write the version (weights and JSON on disk, predictions and its row), all or nothing."""
     did, version, model = run.dataset_id, card.model_version, loaded["model"]
@@ -347,8 +348,7 @@ def _publish(run: _Run, card: ModelCard, loaded: dict, saved_baselines: dict, ba
     model.set_priors(*run.priors(loaded["vocabs"], run.end_cutoff))  # transitions up to the end
     try:
         with run.engine.begin() as conn:
-            card.n_users = _score_all(run.engine, conn, loaded, card.heads, baselines, did, version, run.end_cutoff,
-                                      run.report, run.should_stop, (0.8, 0.97))
+            card.n_users = _score_everyone(run, conn, card, loaded, saved_baselines, baselines)
             card.training_seconds = round(time.perf_counter() - run.started, 2)
             run.report("saving", 0.98, "writing the model version")
             registry.save_model(folder, model, run.cfg, loaded["vocabs"], loaded["calibrator"], card.to_dict(),
@@ -451,19 +451,6 @@ def _evaluate_and_publish(run: _Run, fit, vocabs: sequences.Vocabularies, valid_
     return _publish(run, card, loaded, saved_baselines, baselines)
 
 
-def _resolve_version(engine: Engine, dataset_id: int, dataset: str, model_version: str | None) -> dict:
-    rows = registry.model_rows(engine, dataset_id)
-    if not rows:
-        raise NotFittedError(f"Dataset {dataset!r} has no trained model yet: train one first.")
-    if model_version is None:
-        return rows[0]
-    for row in rows:
-        if row["model_version"] == model_version:
-            return row
-    raise NotFittedError(f"Dataset {dataset!r} has no ready model version {model_version!r}; versions: "
-                         f"{[r['model_version'] for r in rows]}.")
-
-
 def score(engine: Engine, dataset: str, model_version: str | None = None,
           should_stop: Callable[[], bool] | None = None,
           progress: Callable[[TrainProgress], None] | None = None,
@@ -505,8 +492,14 @@ def score(engine: Engine, dataset: str, model_version: str | None = None,
               "value": None if lm.value is None else ValueForecast.from_dict(lm.value)}
     with engine.begin() as conn:
         scorings.retire_predictions(conn, did, row["model_version"])  # kept, beside the new ones
-        n = _score_all(engine, conn, loaded, card.heads, _baselines_from_saved(saved), did, row["model_version"],
-                       end_cutoff, report, should_stop, (0.0, 1.0))
+        session = executors.spark_session(engine) if saved is lm.baselines and lm.priors_saved else None
+        if session is not None:  # the executors score with the version as saved
+            report("scoring", 0.0, "scoring every shopper on the Spark cluster's executors")
+            n = executor_scoring.score_into_store(engine, session, executor_scoring.package_version(
+                engine, dataset, row["model_version"]))
+        else:
+            n = _score_all(engine, conn, loaded, card.heads, _baselines_from_saved(saved), did, row["model_version"],
+                           end_cutoff, report, should_stop, (0.0, 1.0))
         scorings.record_scoring(conn, did, row["model_version"], last, scorings.RESCORE, n)
     store.analyze(engine, store.predictions, store.past_predictions)
     return n

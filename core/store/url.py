@@ -29,6 +29,19 @@ def resolve_url(url: str | None = None) -> str:
     return f"duckdb:///{config.home_dir() / 'cartsight.duckdb'}"
 
 
+def resolve_spark_connect() -> str | None:
+    """The Spark Connect URL (``sc://host:port``) of the cluster behind a Spark store, where cartsight runs its
+    scoring and segment assignment on the executors: secrets.toml's ``spark_connect`` (beside ``url``), else
+    ``$CARTSIGHT_SPARK_CONNECT``, else None (everything runs in the app)."""
+    for secrets in (Path.cwd() / ".streamlit" / "secrets.toml", Path.home() / ".streamlit" / "secrets.toml"):
+        if secrets.is_file():
+            with secrets.open("rb") as fh:
+                section = tomllib.load(fh).get("connections", {}).get(config.SECRETS_SECTION, {})
+            if section.get("spark_connect"):
+                return str(section["spark_connect"])
+    return os.environ.get(config.SPARK_CONNECT_ENV) or None
+
+
 def safe_url(url: str) -> str:
     """The URL with any password masked, for messages."""
     try:

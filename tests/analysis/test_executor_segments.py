@@ -93,3 +93,31 @@ def test_assignment_on_spark_runs_the_per_shopper_query_there_and_equals_the_app
     merged = app.merge(got, on="user_id", suffixes=("", "_spark"))
     assert len(merged) == len(app) == len(got)
     assert (merged["segment"] == merged["segment_spark"]).all()
+
+
+def test_a_sample_keeps_the_same_shoppers_on_every_store_and_all_of_their_events(engine):
+    import hashlib
+
+    users = [_ev_row(f"s{i:03d}", i) for i in range(300)] + [_ev_row(f"s{i:03d}", i + 1000) for i in range(300)]
+    did = make_dataset(engine, "many", users)
+    features, _ = segments.shopper_features(engine, did, top_categories=1, sample=(0.25, 7))
+    expected = {f"s{i:03d}" for i in range(300)
+                if hashlib.md5(f"s{i:03d}#7".encode()).hexdigest()[:4] < f"{int(0.25 * 65536):04x}"}
+    assert set(features.index) == expected and 50 < len(expected) < 100
+    assert (features["n_events"] == 2).all()  # both of each kept shopper's events
+    assert features.attrs["last_event"] == max(u["event_time"] for u in users)  # recency to the dataset's end
+
+
+def _ev_row(user: str, minutes: int) -> dict:
+    return {"user_id": user, "event_time": dt.datetime(2024, 3, 1) + dt.timedelta(minutes=minutes),
+            "event_type": "view", "item_id": "i1", "category": "home", "brand": "zen", "price": 5.0,
+            "session_id": f"{user}-{minutes}"}
+
+
+def test_where_executors_assign_a_large_dataset_is_fitted_on_a_sample_without_the_embedding():
+    session = object()  # any session: what matters is that there is one
+    assert segments._fit_sample(None, 10_000_000, 3, True) == (None, True, None)
+    sample, embedding, note = segments._fit_sample(session, 2_000_000, 3, True)
+    assert sample == (0.25, 3) and embedding is False and "seeded sample of about 500,000 of 2,000,000" in note
+    sample, embedding, note = segments._fit_sample(session, 1_000, 3, True)
+    assert sample is None and embedding is False and "executors" in note

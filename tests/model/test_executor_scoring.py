@@ -17,7 +17,7 @@ import pytest
 
 from core import store
 from core.errors import NotFittedError
-from core.model import executor_scoring, forecast, sequences
+from core.model import executor_scoring, forecast, sequences, versions
 from tests.model.test_forecast import _store, canonical, load_events, settings, tiny
 
 torch = pytest.importorskip("torch")
@@ -75,12 +75,12 @@ def test_a_version_saved_before_its_baselines_were_kept_is_refused_by_name(train
     import shutil
 
     engine, card, _ = trained
-    row = forecast._resolve_version(engine, store.get_dataset(engine, "sim")["dataset_id"], "sim", None)
+    row = versions.resolve_version(engine, store.get_dataset(engine, "sim")["dataset_id"], "sim", None)
     folder = tmp_path / "kept"
     shutil.copytree(row["path"], folder)
     (tmp_path / "kept" / "baselines.json").unlink()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(forecast, "_resolve_version", lambda *args: {**row, "path": str(folder)})
+        mp.setattr(versions, "resolve_version", lambda *args: {**row, "path": str(folder)})
         with pytest.raises(NotFittedError, match=card.model_version):
             executor_scoring.package_version(engine, "sim")
 
