@@ -124,6 +124,28 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def cmd_overview(args) -> int:
+    """The Overview page's headline numbers, shopper funnel and top categories of a dataset, queried in the store."""
+    from core import store
+    from core.analysis import product_queries, queries
+
+    engine = _engine(args)
+    did = store.get_dataset(engine, args.dataset)["dataset_id"]
+    kpis, funnel = queries.kpis(engine, did), queries.funnel(engine, did)
+    top = product_queries.top_categories(engine, did, by="views", n=args.top)
+    if args.json:
+        _print_json({"kpis": kpis, "funnel": funnel.to_dict("records"),
+                     "top_categories": top[["name", "views", "viewers", "purchases", "buyers"]].to_dict("records")})
+        return 0
+    for key in ("shoppers", "sessions", "events", "buyers", "orders", "revenue", "first_event", "last_event"):
+        value = kpis[key]
+        print(f"{key.replace('_', ' '):<14} {value:,.2f}" if isinstance(value, float) else f"{key.replace('_', ' '):<14} {value}")
+    print("funnel (shoppers): " + " -> ".join(f"{r.step} {r.count:,}" for r in funnel.itertuples()))
+    for r in top.itertuples():
+        print(f"  {r.name:<40} {r.views:>10,} views {r.purchases:>8,} purchases")
+    return 0
+
+
 def cmd_drop(args) -> int:
     from core import store
 
@@ -398,6 +420,12 @@ def _add_dataset_commands(sub) -> None:
     p = _add_command(sub, "datasets", "List the stored datasets.")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_datasets)
+
+    p = _add_command(sub, "overview", "A dataset's headline numbers, funnel and top categories (the Overview page).")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--top", type=int, default=10, help="categories listed (1-50)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_overview)
 
     p = _add_command(sub, "drop", "Delete a dataset with its quarantine, models and predictions.")
     p.add_argument("name")

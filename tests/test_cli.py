@@ -460,3 +460,21 @@ def test_ingest_append_to_a_dataset_that_does_not_exist_says_which_exist(capsys,
     run(capsys, "ingest", path, "--name", "oct", "--db", db, "--quiet")
     code, _, err = run(capsys, "ingest", path, "--name", "nov", "--append", "--db", db, "--quiet")
     assert code == cli.EXIT_USER_ERROR and "No dataset named 'nov'" in err and "['oct']" in err
+
+
+def test_overview_prints_the_pages_headline_numbers_funnel_and_top_categories(capsys, any_db, shared_data):
+    code, _, _ = run(capsys, "ingest", str(shared_data / "rees46" / "2019-Oct-head.csv"), "--name", "oct",
+                     "--db", any_db, "--quiet")
+    assert code == 0
+    code, out, _ = run(capsys, "overview", "--dataset", "oct", "--db", any_db, "--json", "--top", "3")
+    assert code == 0
+    got = json.loads(out)
+    assert (got["kpis"]["shoppers"], got["kpis"]["events"]) == (4_504, 17_429)
+    assert got["kpis"]["purchases"] == 214 and got["kpis"]["buyers"] <= 214
+    assert [r["step"] for r in got["funnel"]] == ["view", "cart", "purchase"]
+    assert len(got["top_categories"]) == 3
+    views = [r["views"] for r in got["top_categories"]]
+    assert views == sorted(views, reverse=True) and views[0] > 0
+    code, out, _ = run(capsys, "overview", "--dataset", "oct", "--db", any_db)
+    assert code == 0 and "shoppers       4504" in out and "funnel (shoppers): view " in out
+    assert got["top_categories"][0]["name"] in out
