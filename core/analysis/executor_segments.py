@@ -118,8 +118,9 @@ def assign_on_spark(session, engine, package: AssignmentPackage, model_version: 
 
     text = str(per_shopper_query(package, model_version).compile(
         dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
-    schema = "dataset_id int, run_id int, user_id string, segment int, segment_name string"
-    return session.sql(text).mapInPandas(partial(_assign_batches, package), schema)
+    from core.store.executors import spark_schema
+
+    return session.sql(text).mapInPandas(partial(_assign_batches, package), spark_schema(store.segments))
 
 
 def assign_into_store(session, engine, package: AssignmentPackage, model_version: str | None) -> dict[int, int]:

@@ -138,12 +138,9 @@ def score_events(package: ScoringPackage, events: pd.DataFrame) -> pd.DataFrame:
 
 def spark_schema() -> str:
     """The prediction rows' Spark schema, as DDL (``applyInPandas`` reads it)."""
-    kinds = {"INTEGER": "int", "VARCHAR": "string", "TEXT": "string", "DOUBLE": "double", "FLOAT": "double"}
-    fields = []
-    for column in store.predictions.columns:
-        name = type(column.type).__visit_name__.upper()
-        fields.append(f"{column.name} {kinds.get(name, 'string')}")
-    return ", ".join(fields)
+    from core.store.executors import spark_schema as table_schema
+
+    return table_schema(store.predictions)
 
 
 def _score_group(package: ScoringPackage, events: pd.DataFrame) -> pd.DataFrame:

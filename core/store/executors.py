@@ -54,3 +54,29 @@ def table_name(engine: Engine, table) -> str:
     """``database.table`` of a store table (a :class:`sqlalchemy.Table` or its name) as Spark Connect names it."""
     name = getattr(table, "name", table)
     return f"{engine.url.database or 'default'}.{name}"
+
+
+def insert_frame(engine: Engine, table, frame) -> bool:
+    """Append ``frame``'s rows (``table``'s columns, in any order) to the store table ``table`` through Spark Connect,
+    as Arrow batches: a Spark store's bulk path when a Connect URL is configured (a multi-row INSERT through the
+    Thrift Server parses every value as SQL text). Returns False, writing nothing, when there is no session."""
+    session = spark_session(engine)
+    if session is None:
+        return False
+    names = [c.name for c in table.columns]
+    rows = frame.reindex(columns=names)
+    spark_rows = session.createDataFrame(rows, schema=spark_schema(table)) if len(rows) else None
+    if spark_rows is not None:
+        spark_rows.write.insertInto(table_name(engine, table))
+    return True
+
+
+def spark_schema(table) -> str:
+    """The Spark DDL schema of a store table's columns (what ``createDataFrame`` casts the pandas columns to)."""
+    kinds = {"integer": "int", "big_integer": "bigint", "small_integer": "smallint", "double": "double",
+             "float": "double", "boolean": "boolean", "date": "date", "datetime": "timestamp_ntz"}
+    out = []
+    for column in table.columns:
+        visit = getattr(column.type, "__visit_name__", "string").lower()
+        out.append(f"{column.name} {kinds.get(visit, 'string')}")
+    return ", ".join(out)
