@@ -1,0 +1,155 @@
+"""Per-shopper summaries of a dataset, written with its derived figures so that pages read them instead of every event.
+
+A team's database answers a page by grouping every event of the dataset on every view; what most pages
+need over the whole dataset is a grouping by shopper (and by a category, brand, price band or event type
+within a shopper), which is a few rows per shopper, written once when the dataset is loaded or appended to
+(:func:`core.store.derived.derive_dataset` calls :func:`write_summaries` inside the load's transaction, so a
+failed or cancelled load leaves them as they were):
+
+- ``cs_shoppers``: one row per shopper with counts by event type, sessions (and the sessions that reached
+  each funnel step), orders, revenue and first/last event and purchase time, summed from ``cs_session_days``
+  (the RFM lens, the Overview's headline numbers and funnel over the whole dataset);
+- ``cs_shopper_values``: one row per shopper and value of each of :data:`DIMENSIONS` with counts by event
+  type and revenue (the Overview's rankings and event types, and the Preferences and Shopper pages' shares
+  over the whole dataset);
+- ``cs_type_days``: events per UTC day and event type with the fields they carry (the activity chart and
+  column coverage, for the whole dataset or any whole-day window);
+- ``cs_price_counts``: events per event type and unit price (the price distribution of the whole dataset).
+
+The per-shopper tables are exact for the whole dataset, not for a date window: a query with a window reads
+the events (or ``cs_session_days`` for whole days). A file appended rewrites the rows of the shoppers it
+holds (the others keep theirs), every shopper's price-band rows when the bands were computed again, and the
+two small tables whole (a few rows per day and per price).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from core.store import schema, sql
+
+#: The dimensions summarised per shopper; ``category_brand`` is the brand within each category (drill-downs).
+DIMENSIONS = ("category", "brand", "price_band", "event_type", "category_brand")
+#: The per-type count column of each canonical event type (purchases without cancellations).
+TYPE_COLUMNS = {"view": "n_views", "cart": "n_carts", "remove_from_cart": "n_removes", "purchase": "n_purchases",
+                "wishlist": "n_wishlists"}
+
+_e = schema.events.c
+_sd = schema.session_days.c
+_sv = schema.shopper_values.c
+
+
+def write_summaries(conn: Connection, dataset_id: int, users: sa.Select | None = None,
+                    bands_moved: bool = True) -> None:
+    """(Re)write ``cs_shoppers`` and ``cs_shopper_values`` of ``dataset_id`` in ``conn``'s transaction.
+
+    ``users``: a SELECT of the shoppers whose rows are rewritten (a file appended), the others kept; None
+    rewrites every shopper's. ``bands_moved``: the price bands of every event were computed again, so every
+    shopper's price-band rows are rewritten even when ``users`` is given. Reads ``cs_session_days``, which
+    must already be written for those shoppers.
+    """
+    _write_shoppers(conn, dataset_id, users)
+    for dimension in DIMENSIONS:
+        _write_values(conn, dataset_id, dimension, None if dimension == "price_band" and bands_moved else users)
+    _write_type_days(conn, dataset_id)
+    _write_price_counts(conn, dataset_id)
+
+
+def _only(column: sa.ColumnElement, users: sa.Select | None) -> list:
+    return [] if users is None else [column.in_(users)]
+
+
+def _write_shoppers(conn: Connection, dataset_id: int, users: sa.Select | None) -> None:
+    """``cs_shoppers`` rows of the dataset's (or ``users``') shoppers, grouped from their session days."""
+    sh = schema.shoppers
+    conn.execute(sh.delete().where(sh.c.dataset_id == dataset_id, *_only(sh.c.user_id, users)))
+    v, c, o = (sa.func.max(sql.flag(col > 0)) for col in (_sd.n_views, _sd.n_carts, _sd.n_purchases))
+    sums = ("n_events", "n_views", "n_carts", "n_purchases", "n_cancels", "revenue", "n_amounts")
+    per_session = (
+        sa.select(_sd.user_id, *[sa.func.sum(_sd[k]).label(k) for k in sums], v.label("v"), c.label("c"),
+                  o.label("o"), sa.func.min(_sd.first_event).label("first_event"),
+                  sa.func.max(_sd.last_event).label("last_event"),
+                  sa.func.max(_sd.last_purchase).label("last_purchase"))
+        .where(_sd.dataset_id == dataset_id, *_only(_sd.user_id, users))
+        .group_by(_sd.user_id, _sd.session_id).subquery("per_session"))
+    s = per_session.c
+    select = sa.select(
+        sa.literal(dataset_id, sa.Integer), s.user_id, *[sa.func.sum(s[k]) for k in sums],
+        sa.func.count(), sa.func.sum(s.o), sa.func.sum(s.v), sa.func.sum(s.c), sa.func.sum(s.v * s.c),
+        sa.func.sum(s.v * s.c * s.o), sa.func.min(s.first_event), sa.func.max(s.last_event),
+        sa.func.max(s.last_purchase),
+    ).group_by(s.user_id)
+    names = ["dataset_id", "user_id", *sums, "n_sessions", "n_orders", "n_view_sessions", "n_cart_sessions",
+             "n_view_cart_sessions", "n_view_cart_order_sessions", "first_event", "last_event", "last_purchase"]
+    conn.execute(sh.insert().from_select(names, select))
+
+
+def _write_values(conn: Connection, dataset_id: int, dimension: str, users: sa.Select | None) -> None:
+    """``cs_shopper_values`` rows of one dimension for the dataset's (or ``users``') shoppers, from its events."""
+    sv = schema.shopper_values
+    conn.execute(sv.delete().where(sv.c.dataset_id == dataset_id, sv.c.dimension == dimension,
+                                   *_only(sv.c.user_id, users)))
+    value = _e.brand if dimension == "category_brand" else _e[dimension]
+    category = _e.category if dimension == "category_brand" else sa.null()
+    keys = [value, _e.user_id] + ([_e.category] if dimension == "category_brand" else [])
+    per_type = [sa.func.sum(sql.flag(_e.event_type == t)) for t in ("view", "cart", "remove_from_cart", "wishlist")]
+    select = (
+        sa.select(sa.literal(dataset_id, sa.Integer), sa.literal(dimension, sa.String), value, category, _e.user_id,
+                  sa.func.count(), sa.func.sum(sql.flag(sa.not_(sql.is_cancellation()))), *per_type,
+                  sa.func.sum(sql.flag(sql.is_purchase())), sa.func.sum(sql.amount()))
+        .where(_e.dataset_id == dataset_id, value.is_not(None), *_only(_e.user_id, users))
+        .group_by(*keys))
+    names = ["dataset_id", "dimension", "value", "category", "user_id", "n_all", "n_counted", "n_views", "n_carts",
+             "n_removes", "n_wishlists", "n_purchases", "revenue"]
+    conn.execute(sv.insert().from_select(names, select))
+
+
+def _write_type_days(conn: Connection, dataset_id: int) -> None:
+    """``cs_type_days`` of the dataset, from all its events (a few rows per day: cheaper whole than in part)."""
+    td = schema.type_days
+    conn.execute(td.delete().where(td.c.dataset_id == dataset_id))
+    day = sa.cast(_e.event_time, sa.Date)
+    fields = (_e.price, _e.category, _e.brand, _e.item_id, _e.quantity, _e.session_id)
+    select = (sa.select(sa.literal(dataset_id, sa.Integer), day, _e.event_type, sa.func.count(),
+                        *[sa.func.count(f) for f in fields])
+              .where(_e.dataset_id == dataset_id).group_by(day, _e.event_type))
+    names = ["dataset_id", "day", "event_type", "n_events", "with_price", "with_category", "with_brand", "with_item",
+             "with_quantity", "with_session"]
+    conn.execute(td.insert().from_select(names, select))
+
+
+def _write_price_counts(conn: Connection, dataset_id: int) -> None:
+    """``cs_price_counts`` of the dataset, from all its events."""
+    pc = schema.price_counts
+    conn.execute(pc.delete().where(pc.c.dataset_id == dataset_id))
+    select = (sa.select(sa.literal(dataset_id, sa.Integer), _e.event_type, _e.price, sa.func.count())
+              .where(_e.dataset_id == dataset_id).group_by(_e.event_type, _e.price))
+    conn.execute(pc.insert().from_select(["dataset_id", "event_type", "price", "n_events"], select))
+
+
+def answers(start, end, event_types: Sequence[str] | None = None) -> bool:
+    """True when the summaries answer a query exactly: no date window, and only canonical event types."""
+    if start is not None or end is not None:
+        return False
+    return event_types is None or all(t in TYPE_COLUMNS for t in event_types)
+
+
+def counted(event_types: Sequence[str] | None) -> sa.ColumnElement:
+    """The ``cs_shopper_values`` expression counting events of ``event_types`` (None: all), cancellations not."""
+    if event_types is None:
+        return _sv.n_counted
+    columns = [_sv[TYPE_COLUMNS[t]] for t in dict.fromkeys(event_types)]
+    total = columns[0]
+    for column in columns[1:]:
+        total = total + column
+    return total
+
+
+def value_rows(dataset_id: int, dimension: str, category: str | None = None) -> list:
+    """WHERE terms selecting the ``cs_shopper_values`` rows of a dimension (the brands of one ``category``)."""
+    if category is not None:
+        return [_sv.dataset_id == dataset_id, _sv.dimension == "category_brand", _sv.category == category]
+    return [_sv.dataset_id == dataset_id, _sv.dimension == dimension]
+
