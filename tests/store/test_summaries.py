@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from core import config, store
 from core.analysis import preferences as prefs
-from core.analysis import product_queries, queries, rfm
+from core.analysis import product_queries, queries, rfm, segments
 from core.ingest.load import ingest_file
 from core.store import derived, summaries
 from tests.analysis.test_preferences import add_run
@@ -247,3 +247,19 @@ def test_a_schema_1_store_gets_its_summaries_too(engine):
             conn.exec_driver_sql(f"DROP TABLE {table.name}")
     store.ensure_schema(engine)
     assert summary_rows(engine, did) == fresh
+
+
+def test_shopper_suggestions_rank_by_the_revenue_of_every_event(engine):
+    did, run = _segmented(engine, 12)
+    with engine.begin() as conn:  # the run as Segments writes it (its features described in an object)
+        conn.execute(sa.update(store.segment_runs).where(store.segment_runs.c.run_id == run).values(features_json="{}"))
+    name = store.get_dataset(engine, "summaries12")["name"]
+    f = pd.DataFrame(_rows(12))
+    f["amount"] = (f.price * f.quantity.fillna(1)).where(f.event_type == "purchase")
+    revenue = f.groupby("user_id")["amount"].sum(min_count=1).fillna(0.0)
+    ranked = sorted(revenue.items(), key=lambda kv: (-kv[1], kv[0]))
+    got = segments.suggest_shoppers(engine, name, "biggest spenders", 7)
+    assert list(zip(got["user_id"], got["value"])) == ranked[:7]
+    members = {f"u{i}" for i in range(25) if i % 3 == 1}
+    got = segments.suggest_shoppers(engine, name, "segment members", 5, segment=1, run_id=run)
+    assert list(zip(got["user_id"], got["value"])) == [kv for kv in ranked if kv[0] in members][:5]
