@@ -62,25 +62,32 @@ def _only(column: sa.ColumnElement, users: sa.Select | None) -> list:
 
 
 def _write_shoppers(conn: Connection, dataset_id: int, users: sa.Select | None) -> None:
-    """``cs_shoppers`` rows of the dataset's (or ``users``') shoppers, grouped from their session days."""
+    """``cs_shoppers`` rows of the dataset's (or ``users``') shoppers, grouped from their session days.
+
+    Sums and extremes come from one level of grouping by shopper; only the sessions' flags (a visit over
+    midnight has a row per day) are grouped by session first, which keeps that grouping's rows narrow.
+    """
     sh = schema.shoppers
     conn.execute(sh.delete().where(sh.c.dataset_id == dataset_id, *_only(sh.c.user_id, users)))
-    v, c, o = (sa.func.max(sql.flag(col > 0)) for col in (_sd.n_views, _sd.n_carts, _sd.n_purchases))
+    where = [_sd.dataset_id == dataset_id, *_only(_sd.user_id, users)]
     sums = ("n_events", "n_views", "n_carts", "n_purchases", "n_cancels", "revenue", "n_amounts")
-    per_session = (
-        sa.select(_sd.user_id, *[sa.func.sum(_sd[k]).label(k) for k in sums], v.label("v"), c.label("c"),
-                  o.label("o"), sa.func.min(_sd.first_event).label("first_event"),
-                  sa.func.max(_sd.last_event).label("last_event"),
-                  sa.func.max(_sd.last_purchase).label("last_purchase"))
-        .where(_sd.dataset_id == dataset_id, *_only(_sd.user_id, users))
-        .group_by(_sd.user_id, _sd.session_id).subquery("per_session"))
+    totals = sa.select(
+        _sd.user_id, *[sa.func.sum(_sd[k]).label(k) for k in sums], sa.func.min(_sd.first_event).label("first_event"),
+        sa.func.max(_sd.last_event).label("last_event"), sa.func.max(_sd.last_purchase).label("last_purchase"),
+    ).where(*where).group_by(_sd.user_id).subquery("totals")
+    v, c, o = (sa.func.max(sql.flag(col > 0)) for col in (_sd.n_views, _sd.n_carts, _sd.n_purchases))
+    per_session = (sa.select(_sd.user_id, v.label("v"), c.label("c"), o.label("o")).where(*where)
+                   .group_by(_sd.user_id, _sd.session_id).subquery("per_session"))
     s = per_session.c
-    select = sa.select(
-        sa.literal(dataset_id, sa.Integer), s.user_id, *[sa.func.sum(s[k]) for k in sums],
-        sa.func.count(), sa.func.sum(s.o), sa.func.sum(s.v), sa.func.sum(s.c), sa.func.sum(s.v * s.c),
-        sa.func.sum(s.v * s.c * s.o), sa.func.min(s.first_event), sa.func.max(s.last_event),
-        sa.func.max(s.last_purchase),
-    ).group_by(s.user_id)
+    visits = sa.select(
+        s.user_id, sa.func.count().label("n_sessions"), sa.func.sum(s.o).label("n_orders"),
+        sa.func.sum(s.v).label("n_view_sessions"), sa.func.sum(s.c).label("n_cart_sessions"),
+        sa.func.sum(s.v * s.c).label("n_view_cart_sessions"), sa.func.sum(s.v * s.c * s.o).label("n_vco"),
+    ).group_by(s.user_id).subquery("visits")
+    t, n = totals.c, visits.c
+    select = sa.select(sa.literal(dataset_id, sa.Integer), t.user_id, *[t[k] for k in sums], n.n_sessions, n.n_orders,
+                       n.n_view_sessions, n.n_cart_sessions, n.n_view_cart_sessions, n.n_vco, t.first_event,
+                       t.last_event, t.last_purchase).select_from(totals.join(visits, n.user_id == t.user_id))
     names = ["dataset_id", "user_id", *sums, "n_sessions", "n_orders", "n_view_sessions", "n_cart_sessions",
              "n_view_cart_sessions", "n_view_cart_order_sessions", "first_event", "last_event", "last_purchase"]
     conn.execute(sh.insert().from_select(names, select))
