@@ -203,13 +203,13 @@ def _per_user(dimension: str, dataset_id: int, start, end, event_types: tuple[st
               category: str | None, values: list | None = None) -> sa.Subquery:
     """Per (value, shopper): counted events, purchases and revenue in the window (one grouped scan).
 
-    Over the whole dataset (no window) and canonical event types, read from ``cs_shopper_values``
+    Over the whole dataset (no window) and canonical event types, read from the dimension's per-shopper table
     (core.store.summaries), which holds those sums per shopper already.
     """
     if summaries.answers(start, end, event_types):
-        sv = store.shopper_values.c
-        where = summaries.value_rows(dataset_id, dimension, category)
-        return (sa.select(sv.value, sv.user_id, summaries.counted(event_types).label("events"),
+        table, where = summaries.value_rows(dataset_id, dimension, category)
+        sv = table.c
+        return (sa.select(sv.value, sv.user_id, summaries.counted(table, event_types).label("events"),
                           sv.n_purchases.label("purchases"), sv.revenue)
                 .where(*where, *([] if values is None else [sv.value.in_(values)])).subquery("per_user"))
     rows = _scoped(dimension, dataset_id, start, end, event_types, category, values)

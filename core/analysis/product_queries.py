@@ -39,8 +39,8 @@ def _top(
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= config.MAX_TOP_N:
         raise CartsightError(f"Parameter 'n' is {n!r}; expected a whole number from 1 to {config.MAX_TOP_N}.")
     where = [*_filters(dataset_id, start, end), column.is_not(None)]
-    per_user = (_summary_per_user(dataset_id, column.name, by, n) if summaries.answers(start, end)
-                else _events_per_user(column, where, by, n))
+    whole = summaries.answers(start, end)
+    per_user = _summary_per_user(dataset_id, column.name) if whole else _events_per_user(column, where, by, n)
     u = per_user.c
     measures = {
         "views": sa.func.sum(u.views),
@@ -54,6 +54,8 @@ def _top(
         .group_by(u.name)
         .order_by(measures[by].desc(), u.name)
     )
+    if whole:  # one row per (value, shopper) already: rank and count in one pass
+        stmt = stmt.having(measures[by] > 0).limit(n)
     rows = _fetch(engine_or_conn, stmt)
     frame = pd.DataFrame([tuple(r) for r in rows], columns=["name", *measures])
     frame = frame.astype(
@@ -66,16 +68,12 @@ def _top(
     return frame
 
 
-def _summary_per_user(dataset_id: int, dimension: str, by: str, n: int) -> sa.Subquery:
-    """Per (value, shopper) of the top ``n`` values by ``by``, read from ``cs_shopper_values`` (the whole dataset)."""
-    sv = store.shopper_values.c
-    where = summaries.value_rows(dataset_id, dimension)
-    score = {"views": sa.func.sum(sv.n_views), "purchases": sa.func.sum(sv.n_purchases),
-             "revenue": sa.func.sum(sv.revenue)}[by]
-    ranked = sa.select(sv.value).where(*where).group_by(sv.value).having(score > 0).order_by(score.desc(), sv.value)
+def _summary_per_user(dataset_id: int, dimension: str) -> sa.Subquery:
+    """Per (value, shopper) of the whole dataset, read from its per-shopper table (core.store.summaries)."""
+    table, where = summaries.value_rows(dataset_id, dimension)
+    sv = table.c
     return (sa.select(sv.value.label("name"), sv.n_views.label("views"), sv.n_purchases.label("purchases"),
-                      sv.revenue.label("revenue"))
-            .where(*where, sv.value.in_(ranked.limit(n).scalar_subquery())).subquery("per_user"))
+                      sv.revenue.label("revenue")).where(*where).subquery("per_user"))
 
 
 def _events_per_user(column: sa.Column, where: list, by: str, n: int) -> sa.Subquery:

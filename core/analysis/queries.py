@@ -393,10 +393,10 @@ def event_type_counts(
     Raises :class:`CartsightError` for an empty window.
     """
     terms = _filters(dataset_id, start, end)
-    if summaries.answers(start, end):  # one cs_shopper_values row per shopper and type (core.store.summaries)
-        sv = store.shopper_values.c
-        per_user = (sa.select(sv.value.label("event_type"), sv.n_all.label("n"))
-                    .where(*summaries.value_rows(dataset_id, "event_type")).subquery("per_user"))
+    if summaries.answers(start, end):  # one row per shopper and type (core.store.summaries)
+        sv, where = summaries.value_rows(dataset_id, "event_type")
+        per_user = (sa.select(sv.c.value.label("event_type"), sv.c.n_all.label("n"))
+                    .where(*where).subquery("per_user"))
     else:
         per_user = (
             sa.select(_e.event_type, sa.func.count().label("n"))

@@ -115,7 +115,7 @@ def drop_dataset(engine: Engine, name: str) -> int:
         ]
         for table in (dataset_files, uplift, uplift_runs, export_members, exports, segments, segment_runs,
                       past_predictions, scorings, predictions, models, quarantine, session_days, price_edges,
-                      shoppers, shopper_values, type_days, price_counts,
+                      shoppers, *shopper_values.values(), type_days, price_counts,
                       brand_spellings, events):
             conn.execute(table.delete().where(table.c.dataset_id == did))
         conn.execute(datasets.delete().where(datasets.c.dataset_id == did))

@@ -111,8 +111,9 @@ def _upgrade(conn: Connection, version: int) -> None:
 
 
 def _write_summaries(conn: Connection) -> None:
-    """Write the per-shopper summaries (``cs_shoppers``, ``cs_shopper_values``, ``cs_type_days``,
-    ``cs_price_counts``: :mod:`core.store.summaries`) of every dataset, from its session days and events."""
+    """Write the per-shopper summaries (``cs_shoppers``, the per-dimension ``cs_shopper_*`` tables,
+    ``cs_type_days``, ``cs_price_counts``: :mod:`core.store.summaries`) of every dataset, from its session days
+    and events."""
     for did in _dataset_ids(conn):
         summaries.write_summaries(conn, did)
 

@@ -142,26 +142,37 @@ shoppers = sa.Table(
     sa.Column("last_purchase", sa.DateTime),
 )
 
-# One row per shopper and value of a dimension (core.store.summaries): category, brand, price band, event type,
-# and brand within a category (``category`` set only there); counts by event type and revenue, what the
-# Overview's rankings and the Preferences and Shopper pages' shares read for the whole dataset.
-shopper_values = sa.Table(
-    "cs_shopper_values",
-    metadata,
-    sa.Column("dataset_id", sa.Integer, nullable=False),
-    sa.Column("dimension", sa.String, nullable=False),
-    sa.Column("value", sa.String, nullable=False),
-    sa.Column("category", sa.String),
-    sa.Column("user_id", sa.String, nullable=False),
-    sa.Column("n_all", sa.BigInteger, nullable=False),  # every event, cancellations included
-    sa.Column("n_counted", sa.BigInteger, nullable=False),  # every event but cancellations
-    sa.Column("n_views", sa.BigInteger, nullable=False),
-    sa.Column("n_carts", sa.BigInteger, nullable=False),
-    sa.Column("n_removes", sa.BigInteger, nullable=False),
-    sa.Column("n_wishlists", sa.BigInteger, nullable=False),
-    sa.Column("n_purchases", sa.BigInteger, nullable=False),  # purchases with a quantity not negative
-    sa.Column("revenue", sa.Double),  # NULL when no purchase of the row has a price
-)
+
+def _shopper_values(name: str, *extra: sa.Column) -> sa.Table:
+    """One row per shopper and value of a dimension (core.store.summaries): counts by event type and revenue."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("dataset_id", sa.Integer, nullable=False),
+        sa.Column("value", sa.String, nullable=False),
+        *extra,
+        sa.Column("user_id", sa.String, nullable=False),
+        sa.Column("n_all", sa.BigInteger, nullable=False),  # every event, cancellations included
+        sa.Column("n_counted", sa.BigInteger, nullable=False),  # every event but cancellations
+        sa.Column("n_views", sa.BigInteger, nullable=False),
+        sa.Column("n_carts", sa.BigInteger, nullable=False),
+        sa.Column("n_removes", sa.BigInteger, nullable=False),
+        sa.Column("n_wishlists", sa.BigInteger, nullable=False),
+        sa.Column("n_purchases", sa.BigInteger, nullable=False),  # purchases with a quantity not negative
+        sa.Column("revenue", sa.Double),  # NULL when no purchase of the row has a price
+    )
+
+
+# Per shopper and category, brand, price band, event type, and brand within a category: what the Overview's
+# rankings and the Preferences and Shopper pages' shares read for the whole dataset. A table per dimension,
+# so a page reads only its dimension's rows.
+shopper_values = {
+    "category": _shopper_values("cs_shopper_categories"),
+    "brand": _shopper_values("cs_shopper_brands"),
+    "price_band": _shopper_values("cs_shopper_price_bands"),
+    "event_type": _shopper_values("cs_shopper_event_types"),
+    "category_brand": _shopper_values("cs_shopper_category_brands", sa.Column("category", sa.String)),
+}
 
 # Events per UTC day and event type, with how many carry each optional field (core.store.summaries): the
 # Overview's activity chart and column coverage for the whole dataset or any whole-day window.

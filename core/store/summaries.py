@@ -9,8 +9,9 @@ failed or cancelled load leaves them as they were):
 - ``cs_shoppers``: one row per shopper with counts by event type, sessions (and the sessions that reached
   each funnel step), orders, revenue and first/last event and purchase time, summed from ``cs_session_days``
   (the RFM lens, the Overview's headline numbers and funnel over the whole dataset);
-- ``cs_shopper_values``: one row per shopper and value of each of :data:`DIMENSIONS` with counts by event
-  type and revenue (the Overview's rankings and event types, and the Preferences and Shopper pages' shares
+- ``cs_shopper_categories``, ``cs_shopper_brands``, ``cs_shopper_price_bands``, ``cs_shopper_event_types``
+  and ``cs_shopper_category_brands`` (``schema.shopper_values``, a table per dimension of :data:`DIMENSIONS`,
+  so a page reads only its own): one row per shopper and value with counts by event type and revenue (the Overview's rankings and event types, and the Preferences and Shopper pages' shares
   over the whole dataset);
 - ``cs_type_days``: events per UTC day and event type with the fields they carry (the activity chart and
   column coverage, for the whole dataset or any whole-day window);
@@ -38,12 +39,11 @@ TYPE_COLUMNS = {"view": "n_views", "cart": "n_carts", "remove_from_cart": "n_rem
 
 _e = schema.events.c
 _sd = schema.session_days.c
-_sv = schema.shopper_values.c
 
 
 def write_summaries(conn: Connection, dataset_id: int, users: sa.Select | None = None,
                     bands_moved: bool = True) -> None:
-    """(Re)write ``cs_shoppers`` and ``cs_shopper_values`` of ``dataset_id`` in ``conn``'s transaction.
+    """(Re)write the summaries of ``dataset_id`` (module docstring) in ``conn``'s transaction.
 
     ``users``: a SELECT of the shoppers whose rows are rewritten (a file appended), the others kept; None
     rewrites every shopper's. ``bands_moved``: the price bands of every event were computed again, so every
@@ -94,22 +94,22 @@ def _write_shoppers(conn: Connection, dataset_id: int, users: sa.Select | None) 
 
 
 def _write_values(conn: Connection, dataset_id: int, dimension: str, users: sa.Select | None) -> None:
-    """``cs_shopper_values`` rows of one dimension for the dataset's (or ``users``') shoppers, from its events."""
-    sv = schema.shopper_values
-    conn.execute(sv.delete().where(sv.c.dataset_id == dataset_id, sv.c.dimension == dimension,
-                                   *_only(sv.c.user_id, users)))
-    value = _e.brand if dimension == "category_brand" else _e[dimension]
-    category = _e.category if dimension == "category_brand" else sa.null()
-    keys = [value, _e.user_id] + ([_e.category] if dimension == "category_brand" else [])
+    """The per-shopper rows of one dimension (its table in ``schema.shopper_values``) for the dataset's
+    (or ``users``') shoppers, from its events."""
+    sv = schema.shopper_values[dimension]
+    conn.execute(sv.delete().where(sv.c.dataset_id == dataset_id, *_only(sv.c.user_id, users)))
+    within = dimension == "category_brand"
+    value = _e.brand if within else _e[dimension]
+    keys = [value, _e.user_id] + ([_e.category] if within else [])
     per_type = [sa.func.sum(sql.flag(_e.event_type == t)) for t in ("view", "cart", "remove_from_cart", "wishlist")]
     select = (
-        sa.select(sa.literal(dataset_id, sa.Integer), sa.literal(dimension, sa.String), value, category, _e.user_id,
+        sa.select(sa.literal(dataset_id, sa.Integer), value, *([_e.category] if within else []), _e.user_id,
                   sa.func.count(), sa.func.sum(sql.flag(sa.not_(sql.is_cancellation()))), *per_type,
                   sa.func.sum(sql.flag(sql.is_purchase())), sa.func.sum(sql.amount()))
         .where(_e.dataset_id == dataset_id, value.is_not(None), *_only(_e.user_id, users))
         .group_by(*keys))
-    names = ["dataset_id", "dimension", "value", "category", "user_id", "n_all", "n_counted", "n_views", "n_carts",
-             "n_removes", "n_wishlists", "n_purchases", "revenue"]
+    names = ["dataset_id", "value", *(["category"] if within else []), "user_id", "n_all", "n_counted", "n_views",
+             "n_carts", "n_removes", "n_wishlists", "n_purchases", "revenue"]
     conn.execute(sv.insert().from_select(names, select))
 
 
@@ -143,20 +143,24 @@ def answers(start, end, event_types: Sequence[str] | None = None) -> bool:
     return event_types is None or all(t in TYPE_COLUMNS for t in event_types)
 
 
-def counted(event_types: Sequence[str] | None) -> sa.ColumnElement:
-    """The ``cs_shopper_values`` expression counting events of ``event_types`` (None: all), cancellations not."""
+def counted(table: sa.Table, event_types: Sequence[str] | None) -> sa.ColumnElement:
+    """The expression on a per-shopper ``table`` (:func:`value_rows`) counting events of ``event_types`` (None:
+    all), cancellations not."""
     if event_types is None:
-        return _sv.n_counted
-    columns = [_sv[TYPE_COLUMNS[t]] for t in dict.fromkeys(event_types)]
+        return table.c.n_counted
+    columns = [table.c[TYPE_COLUMNS[t]] for t in dict.fromkeys(event_types)]
     total = columns[0]
     for column in columns[1:]:
         total = total + column
     return total
 
 
-def value_rows(dataset_id: int, dimension: str, category: str | None = None) -> list:
-    """WHERE terms selecting the ``cs_shopper_values`` rows of a dimension (the brands of one ``category``)."""
+def value_rows(dataset_id: int, dimension: str, category: str | None = None) -> tuple[sa.Table, list]:
+    """The per-shopper table of ``dimension`` and the WHERE terms selecting the dataset's rows (the brands
+    within one ``category`` when given)."""
     if category is not None:
-        return [_sv.dataset_id == dataset_id, _sv.dimension == "category_brand", _sv.category == category]
-    return [_sv.dataset_id == dataset_id, _sv.dimension == dimension]
+        table = schema.shopper_values["category_brand"]
+        return table, [table.c.dataset_id == dataset_id, table.c.category == category]
+    table = schema.shopper_values[dimension]
+    return table, [table.c.dataset_id == dataset_id]
 

@@ -155,7 +155,7 @@ def summary_rows(engine, did: int) -> dict:
     key = lambda r: tuple((v is None, repr(v)) for v in r)  # noqa: E731 - NULLs sort too
     out = {}
     with engine.connect() as conn:
-        for table in (store.shoppers, store.shopper_values, store.type_days, store.price_counts):
+        for table in (store.shoppers, *store.shopper_values.values(), store.type_days, store.price_counts):
             rows = conn.execute(sa.select(*[c for c in table.c if c.name != "dataset_id"])
                                 .where(table.c.dataset_id == did)).all()
             out[table.name] = sorted(map(tuple, rows), key=key)
@@ -186,7 +186,7 @@ def _csv(path, seed: int, week: int, n: int = 150):
 def test_an_append_rewrites_the_summaries_of_its_shoppers_and_the_price_bands(engine, tmp_path):
     one = ingest_file(engine, _csv(tmp_path / "w1.csv", 5, 0), "shop")
     before = summary_rows(engine, one.dataset_id)
-    assert before["cs_shoppers"] and before["cs_shopper_values"]
+    assert before["cs_shoppers"] and before["cs_shopper_categories"] and before["cs_shopper_category_brands"]
     assert before == _rewritten(engine, one.dataset_id)
     two = ingest_file(engine, _csv(tmp_path / "w2.csv", 6, 1), "shop", append=True)
     after = summary_rows(engine, two.dataset_id)
@@ -228,7 +228,7 @@ def test_a_schema_10_store_gets_its_summaries_on_opening(engine):
     fresh = summary_rows(engine, did)
     kpis = queries.kpis(engine, did)
     with engine.begin() as conn:
-        for table in (store.shopper_values, store.shoppers, store.type_days, store.price_counts):
+        for table in (*store.shopper_values.values(), store.shoppers, store.type_days, store.price_counts):
             conn.exec_driver_sql(f"DROP TABLE {table.name}")
         conn.execute(sa.update(store.schema_info).values(version=10))
     store.ensure_schema(engine)
@@ -243,7 +243,7 @@ def test_a_schema_1_store_gets_its_summaries_too(engine):
     fresh = summary_rows(engine, did)
     make_schema_1(engine)
     with engine.begin() as conn:
-        for table in (store.shopper_values, store.shoppers, store.type_days, store.price_counts):
+        for table in (*store.shopper_values.values(), store.shoppers, store.type_days, store.price_counts):
             conn.exec_driver_sql(f"DROP TABLE {table.name}")
     store.ensure_schema(engine)
     assert summary_rows(engine, did) == fresh
