@@ -133,6 +133,7 @@ shoppers = sa.Table(
     sa.Column("n_amounts", sa.BigInteger, nullable=False),
     sa.Column("n_sessions", sa.BigInteger, nullable=False),
     sa.Column("n_orders", sa.BigInteger, nullable=False),  # sessions with a purchase
+    sa.Column("n_named_orders", sa.BigInteger, nullable=False),  # of those, the sessions with an id
     sa.Column("n_view_sessions", sa.BigInteger, nullable=False),  # sessions with a view
     sa.Column("n_cart_sessions", sa.BigInteger, nullable=False),  # sessions with a cart
     sa.Column("n_view_cart_sessions", sa.BigInteger, nullable=False),  # with a view and a cart

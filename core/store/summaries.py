@@ -76,19 +76,22 @@ def _write_shoppers(conn: Connection, dataset_id: int, users: sa.Select | None) 
         sa.func.max(_sd.last_event).label("last_event"), sa.func.max(_sd.last_purchase).label("last_purchase"),
     ).where(*where).group_by(_sd.user_id).subquery("totals")
     v, c, o = (sa.func.max(sql.flag(col > 0)) for col in (_sd.n_views, _sd.n_carts, _sd.n_purchases))
-    per_session = (sa.select(_sd.user_id, v.label("v"), c.label("c"), o.label("o")).where(*where)
-                   .group_by(_sd.user_id, _sd.session_id).subquery("per_session"))
+    named = sa.func.max(sql.flag(sa.and_(_sd.n_purchases > 0, _sd.session_id.is_not(None))))
+    per_session = (sa.select(_sd.user_id, v.label("v"), c.label("c"), o.label("o"), named.label("named"))
+                   .where(*where).group_by(_sd.user_id, _sd.session_id).subquery("per_session"))
     s = per_session.c
     visits = sa.select(
         s.user_id, sa.func.count().label("n_sessions"), sa.func.sum(s.o).label("n_orders"),
+        sa.func.sum(s.named).label("n_named_orders"),
         sa.func.sum(s.v).label("n_view_sessions"), sa.func.sum(s.c).label("n_cart_sessions"),
         sa.func.sum(s.v * s.c).label("n_view_cart_sessions"), sa.func.sum(s.v * s.c * s.o).label("n_vco"),
     ).group_by(s.user_id).subquery("visits")
     t, n = totals.c, visits.c
     select = sa.select(sa.literal(dataset_id, sa.Integer), t.user_id, *[t[k] for k in sums], n.n_sessions, n.n_orders,
+                       n.n_named_orders,
                        n.n_view_sessions, n.n_cart_sessions, n.n_view_cart_sessions, n.n_vco, t.first_event,
                        t.last_event, t.last_purchase).select_from(totals.join(visits, n.user_id == t.user_id))
-    names = ["dataset_id", "user_id", *sums, "n_sessions", "n_orders", "n_view_sessions", "n_cart_sessions",
+    names = ["dataset_id", "user_id", *sums, "n_sessions", "n_orders", "n_named_orders", "n_view_sessions", "n_cart_sessions",
              "n_view_cart_sessions", "n_view_cart_order_sessions", "first_event", "last_event", "last_purchase"]
     conn.execute(sh.insert().from_select(names, select))
 

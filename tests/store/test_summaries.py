@@ -263,3 +263,28 @@ def test_shopper_suggestions_rank_by_the_revenue_of_every_event(engine):
     members = {f"u{i}" for i in range(25) if i % 3 == 1}
     got = segments.suggest_shoppers(engine, name, "segment members", 5, segment=1, run_id=run)
     assert list(zip(got["user_id"], got["value"])) == [kv for kv in ranked if kv[0] in members][:5]
+
+
+def test_campaign_behaviour_per_shopper_equals_the_events(engine):
+    from core.campaigns import targets
+
+    rows = _rows(13)
+    did = make_dataset(engine, "campaign", rows)
+    with engine.connect() as conn:
+        got = pd.DataFrame(conn.execute(sa.select(targets._per_user(did))).mappings().all()).set_index("user_id")
+    f = pd.DataFrame(rows)
+    buy = (f.event_type == "purchase") & (f.quantity.fillna(1) >= 0)
+    f["amount"] = (f.price * f.quantity.fillna(1)).where(f.event_type == "purchase")
+    want = pd.DataFrame({
+        "last_seen": f.groupby("user_id")["event_time"].max(),
+        "last_purchase": f.event_time.where(buy).groupby(f.user_id).max(),
+        "spend": f.groupby("user_id")["amount"].sum(min_count=1).fillna(0.0),
+        "orders": f.session_id.where(buy).groupby(f.user_id).nunique(),  # purchase sessions with an id
+    })
+    got = got.loc[want.index]
+    assert got["orders"].astype(int).tolist() == want["orders"].tolist()
+    assert got["spend"].astype(float).tolist() == want["spend"].tolist()
+    assert got["last_seen"].tolist() == want["last_seen"].tolist()
+    assert [None if pd.isna(t) else t for t in got["last_purchase"]] == \
+        [None if pd.isna(t) else t for t in want["last_purchase"]]
+    assert want["orders"].sum() > 0 and f.session_id.where(buy).isna().sum() > 0  # some purchases have no session
