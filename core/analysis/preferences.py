@@ -49,7 +49,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import config, store
-from core.store import sql
+from core.store import sql, summaries
 from core.errors import CartsightError
 from core.store.price_bands import PRICE_BANDS
 from core.analysis.query_parts import _filters
@@ -201,7 +201,17 @@ def _scoped(dimension: str, dataset_id: int, start, end, event_types: tuple[str,
 
 def _per_user(dimension: str, dataset_id: int, start, end, event_types: tuple[str, ...] | None,
               category: str | None, values: list | None = None) -> sa.Subquery:
-    """Per (value, shopper): counted events, purchases and revenue in the window (one grouped scan)."""
+    """Per (value, shopper): counted events, purchases and revenue in the window (one grouped scan).
+
+    Over the whole dataset (no window) and canonical event types, read from the dimension's per-shopper table
+    (core.store.summaries), which holds those sums per shopper already.
+    """
+    if summaries.answers(start, end, event_types):
+        table, where = summaries.value_rows(dataset_id, dimension, category)
+        sv = table.c
+        return (sa.select(sv.value, sv.user_id, summaries.counted(table, event_types).label("events"),
+                          sv.n_purchases.label("purchases"), sv.revenue)
+                .where(*where, *([] if values is None else [sv.value.in_(values)])).subquery("per_user"))
     rows = _scoped(dimension, dataset_id, start, end, event_types, category, values)
     return (
         sa.select(
@@ -294,7 +304,8 @@ def preferences(
     _check_dimension(dimension)
     _check_top_n(top_n)
     types = _check_types(event_types)
-    if top_n is not None and dimension != "price_band":
+    whole = summaries.answers(start, end, types)  # the summaries answer it: one pass, top_n as a LIMIT
+    if top_n is not None and dimension != "price_band" and not whole:
         return _shown(engine, dataset_id, dimension, _top_preferences(
             engine, dataset_id, dimension, segment, run_id, user_id, start, end, types, top_n, category, min_shoppers))
     per_user = _per_user(dimension, dataset_id, start, end, types, category)
@@ -307,6 +318,7 @@ def preferences(
     stmt = sa.select(*with_totals.c)
     if dimension != "price_band":
         stmt = stmt.where(sa.or_(t.events > 0, t.revenue != 0)).order_by(t.events.desc(), t.revenue.desc(), t.value)
+        stmt = stmt.limit(top_n) if top_n is not None else stmt
     rows = sql.fetch(engine, stmt)
     frame = pd.DataFrame([tuple(r) for r in rows], columns=list(with_totals.c.keys()))
     return _shown(engine, dataset_id, dimension, _finish(frame, dimension, min_shoppers))

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core import config, store
-from core.store import sql
+from core.store import sql, summaries
 from core.errors import CartsightError
 from core.analysis.query_parts import _check_choice, _e, _fetch, _filters, _float_or_none, _int
 from core.store.sql import weighted_quantiles
@@ -39,27 +39,8 @@ def _top(
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= config.MAX_TOP_N:
         raise CartsightError(f"Parameter 'n' is {n!r}; expected a whole number from 1 to {config.MAX_TOP_N}.")
     where = [*_filters(dataset_id, start, end), column.is_not(None)]
-    score = {
-        "views": sa.func.sum(sql.flag(_e.event_type == "view")),
-        "purchases": sa.func.sum(sql.flag(sql.is_purchase())),
-        "revenue": sa.func.sum(sql.amount()),
-    }[by]
-    # Rank on a cheap one-level group-by first; count the shoppers behind only the top n.
-    ranked = (
-        sa.select(column).where(*where).group_by(column).having(score > 0).order_by(score.desc(), column).limit(n)
-    )
-    # Per (value, shopper), then per value: shoppers counted without COUNT(DISTINCT).
-    per_user = (
-        sa.select(
-            column.label("name"),
-            sa.func.sum(sql.flag(_e.event_type == "view")).label("views"),
-            sa.func.sum(sql.flag(sql.is_purchase())).label("purchases"),
-            sa.func.sum(sql.amount()).label("revenue"),
-        )
-        .where(*where, column.in_(ranked.scalar_subquery()))
-        .group_by(column, _e.user_id)
-        .subquery("per_user")
-    )
+    whole = summaries.answers(start, end)
+    per_user = _summary_per_user(dataset_id, column.name) if whole else _events_per_user(column, where, by, n)
     u = per_user.c
     measures = {
         "views": sa.func.sum(u.views),
@@ -73,6 +54,8 @@ def _top(
         .group_by(u.name)
         .order_by(measures[by].desc(), u.name)
     )
+    if whole:  # one row per (value, shopper) already: rank and count in one pass
+        stmt = stmt.having(measures[by] > 0).limit(n)
     rows = _fetch(engine_or_conn, stmt)
     frame = pd.DataFrame([tuple(r) for r in rows], columns=["name", *measures])
     frame = frame.astype(
@@ -83,6 +66,39 @@ def _top(
     if column is _e.brand:  # grouped as stored (lower-cased), shown as the files spell it
         frame["name"] = store.show_brands(engine_or_conn, dataset_id, frame["name"])
     return frame
+
+
+def _summary_per_user(dataset_id: int, dimension: str) -> sa.Subquery:
+    """Per (value, shopper) of the whole dataset, read from its per-shopper table (core.store.summaries)."""
+    table, where = summaries.value_rows(dataset_id, dimension)
+    sv = table.c
+    return (sa.select(sv.value.label("name"), sv.n_views.label("views"), sv.n_purchases.label("purchases"),
+                      sv.revenue.label("revenue")).where(*where).subquery("per_user"))
+
+
+def _events_per_user(column: sa.Column, where: list, by: str, n: int) -> sa.Subquery:
+    """Per (value, shopper) of the top ``n`` values by ``by``, grouped from the events in the window."""
+    score = {
+        "views": sa.func.sum(sql.flag(_e.event_type == "view")),
+        "purchases": sa.func.sum(sql.flag(sql.is_purchase())),
+        "revenue": sa.func.sum(sql.amount()),
+    }[by]
+    # Rank on a cheap one-level group-by first; count the shoppers behind only the top n.
+    ranked = (
+        sa.select(column).where(*where).group_by(column).having(score > 0).order_by(score.desc(), column).limit(n)
+    )
+    # Per (value, shopper), then per value: shoppers counted without COUNT(DISTINCT).
+    return (
+        sa.select(
+            column.label("name"),
+            sa.func.sum(sql.flag(_e.event_type == "view")).label("views"),
+            sa.func.sum(sql.flag(sql.is_purchase())).label("purchases"),
+            sa.func.sum(sql.amount()).label("revenue"),
+        )
+        .where(*where, column.in_(ranked.scalar_subquery()))
+        .group_by(column, _e.user_id)
+        .subquery("per_user")
+    )
 
 
 def _ranking(column: sa.Column, name: str, doc: str):
@@ -155,14 +171,9 @@ def price_distribution(
     database. Returns a :class:`PriceDistribution`.
     Raises :class:`CartsightError` for an empty window.
     """
-    where = _filters(dataset_id, start, end)
-    if event_type is not None:
-        where.append(_e.event_type == event_type)
     # Every statistic comes from the counts per distinct price (one grouped scan; a shop has a few
     # thousand prices): the quantiles sort those rather than every event, and give the same numbers.
-    per_price = (
-        sa.select(_e.price.label("price"), sa.func.count().label("n")).where(*where).group_by(_e.price).subquery("per_price")
-    )
+    per_price = _per_price(dataset_id, event_type, start, end)
     pp = per_price.c
     summary_stmt = sa.select(
         sa.func.sum(pp.n).label("events"),
@@ -182,18 +193,30 @@ def price_distribution(
     quantile_row = _fetch(engine_or_conn, weighted_quantiles(priced, "price", "n", [], config.PRICE_QUANTILES, keys))
     for key in keys:
         summary[key] = _float_or_none(quantile_row[0]._mapping[key]) if quantile_row and summary["priced"] else None
-    return PriceDistribution(bins=_price_bins(engine_or_conn, where), summary=summary)
+    return PriceDistribution(bins=_price_bins(engine_or_conn, per_price), summary=summary)
 
 
-def _price_bins(engine_or_conn: Engine | Connection, where: list) -> pd.DataFrame:
+def _per_price(dataset_id: int, event_type: str | None, start, end) -> sa.Subquery:
+    """Events per distinct price (``price``, ``n``; NULL: no price) in the window, of ``event_type`` (None: all);
+    for the whole dataset read from ``cs_price_counts`` (core.store.summaries)."""
+    where = _filters(dataset_id, start, end)
+    if summaries.answers(start, end):
+        pc = store.price_counts.c
+        terms = [pc.dataset_id == dataset_id] + ([pc.event_type == event_type] if event_type is not None else [])
+        return (sa.select(pc.price.label("price"), sa.func.sum(pc.n_events).label("n")).where(*terms)
+                .group_by(pc.price).subquery("per_price"))
+    if event_type is not None:
+        where.append(_e.event_type == event_type)
+    return (sa.select(_e.price.label("price"), sa.func.count().label("n")).where(*where).group_by(_e.price)
+            .subquery("per_price"))
+
+
+def _price_bins(engine_or_conn: Engine | Connection, counts: sa.Subquery) -> pd.DataFrame:
     """Counts per 1-2-5 log bin of positive prices, computed in the database from the counts per price."""
     steps = config.PRICE_BIN_STEPS
     n_steps = len(steps)
     ten = sa.literal(10.0, sa.Float)
-    per_price = (
-        sa.select(_e.price.label("price"), sa.func.count().label("n")).where(*where, _e.price > 0).group_by(_e.price)
-        .subquery("per_price")
-    )
+    per_price = sa.select(counts.c.price, counts.c.n).where(counts.c.price > 0).subquery("positive")
     decades = sa.select(
         per_price.c.price, per_price.c.n, sa.func.floor(sa.func.log10(per_price.c.price)).label("decade")
     ).subquery("decades")

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core import config, store
-from core.store import derived, sql
+from core.store import derived, sql, summaries
 from core.analysis.query_parts import _check_choice, _e, _fetch, _filters, _float_or_none, _int, _naive, _ratio
 
 
@@ -133,6 +133,23 @@ def _kpis_from_session_days(dataset_id: int, start: dt.datetime | None, end: dt.
     return sa.select(*counts.c, *totals.c).select_from(counts.join(totals, sa.true()))
 
 
+def _kpis_from_shoppers(dataset_id: int, start: dt.datetime | None, end: dt.datetime | None) -> sa.Select:
+    """The same figures for the whole dataset from ``cs_shoppers`` (core.store.summaries): one row per shopper."""
+    u = store.shoppers.c
+    return sa.select(
+        sa.func.count().label("shoppers"),
+        sa.func.sum(u.n_sessions).label("sessions"),
+        sa.func.sum(u.n_events).label("events"),
+        sa.func.sum(sql.flag(u.n_orders > 0)).label("buyers"),
+        sa.func.sum(u.n_orders).label("orders"),
+        sa.func.sum(u.n_purchases).label("purchases"),
+        sa.func.sum(u.n_cancels).label("cancellations"),
+        sa.func.sum(u.revenue).label("revenue"),
+        sa.func.min(u.first_event).label("first_event"),
+        sa.func.max(u.last_event).label("last_event"),
+    ).where(u.dataset_id == dataset_id)
+
+
 def _bound(moment, name: str) -> dt.datetime | None:
     return None if moment is None else _naive(moment, name)
 
@@ -156,7 +173,9 @@ def kpis(
     _filters(dataset_id, start, end)  # checks the window
     start, end = _bound(start, "start"), _bound(end, "end")
     # a whole-day window (the pages' date filters) is answered by cs_session_days (core.store.derived)
-    build = _kpis_from_session_days if derived.whole_days(start, end) else _kpis_from_events
+    # and the whole dataset by cs_shoppers (core.store.summaries)
+    build = (_kpis_from_shoppers if summaries.answers(start, end) else
+             _kpis_from_session_days if derived.whole_days(start, end) else _kpis_from_events)
     stmt = build(dataset_id, start, end)
     row = _fetch(engine_or_conn, stmt)[0]._mapping
     counts = ("shoppers", "sessions", "events", "buyers", "orders", "purchases", "cancellations")
@@ -174,6 +193,14 @@ def kpis(
     return out
 
 
+def _type_day_filters(dataset_id: int, start, end) -> list:
+    """WHERE terms on ``cs_type_days`` for a whole-day window (see :func:`core.store.derived.whole_days`)."""
+    t = store.type_days.c
+    start, end = _bound(start, "start"), _bound(end, "end")
+    return ([t.dataset_id == dataset_id] + ([t.day >= start.date()] if start is not None else [])
+            + ([t.day < end.date()] if end is not None else []))
+
+
 def column_coverage(
     engine_or_conn: Engine | Connection,
     dataset_id: int,
@@ -186,6 +213,15 @@ def column_coverage(
     ``with_item``, ``with_quantity``, ``with_session`` (events where that column is not NULL),
     plus ``purchases_with_price``. Raises :class:`CartsightError` for an empty window.
     """
+    _filters(dataset_id, start, end)  # checks the window
+    if derived.whole_days(_bound(start, "start"), _bound(end, "end")):  # cs_type_days answers it
+        t = store.type_days.c
+        fields = ("with_price", "with_category", "with_brand", "with_item", "with_quantity", "with_session")
+        stmt = sa.select(sa.func.sum(t.n_events).label("events"), *[sa.func.sum(t[f]).label(f) for f in fields],
+                         sa.func.sum(sa.case((t.event_type == "purchase", t.with_price), else_=0))
+                         .label("purchases_with_price")).where(*_type_day_filters(dataset_id, start, end))
+        row = _fetch(engine_or_conn, stmt)[0]._mapping
+        return {k: _int(v) for k, v in row.items()}
     stmt = sa.select(
         sa.func.count().label("events"),
         sa.func.count(_e.price).label("with_price"),
@@ -224,6 +260,8 @@ def funnel(
     """
     _check_choice("by", by, FUNNEL_UNITS)
     terms = _filters(dataset_id, start, end)
+    if summaries.answers(start, end):
+        return _funnel_frame(_fetch(engine_or_conn, _funnel_from_shoppers(dataset_id, by, strict))[0])
     if derived.whole_days(_bound(start, "start"), _bound(end, "end")):  # cs_session_days answers it (core.store.derived)
         d = store.session_days.c
         keys = [d.user_id] if by == "shopper" else [d.user_id, d.session_id]
@@ -246,7 +284,24 @@ def funnel(
             for earlier in flags[:i]:
                 term = term * earlier
         columns.append(sa.func.sum(term).label(f"n{i}"))
-    row = _fetch(engine_or_conn, sa.select(*columns))[0]
+    return _funnel_frame(_fetch(engine_or_conn, sa.select(*columns))[0])
+
+
+def _funnel_from_shoppers(dataset_id: int, by: str, strict: bool) -> sa.Select:
+    """The funnel's three counts over the whole dataset from ``cs_shoppers`` (core.store.summaries)."""
+    u = store.shoppers.c
+    if by == "session":
+        steps = [u.n_view_sessions, u.n_view_cart_sessions, u.n_view_cart_order_sessions] if strict else \
+            [u.n_view_sessions, u.n_cart_sessions, u.n_orders]
+        return sa.select(*[sa.func.sum(s) for s in steps]).where(u.dataset_id == dataset_id)
+    flags = [sql.flag(c > 0) for c in (u.n_views, u.n_carts, u.n_purchases)]
+    if strict:
+        flags = [flags[0], flags[0] * flags[1], flags[0] * flags[1] * flags[2]]
+    return sa.select(*[sa.func.sum(f) for f in flags]).where(u.dataset_id == dataset_id)
+
+
+def _funnel_frame(row) -> pd.DataFrame:
+    """The funnel's frame from its three counts."""
     counts = [_int(v) for v in row]
     previous = [None, *counts[:-1]]
     return pd.DataFrame(
@@ -279,6 +334,13 @@ def daily_activity(
     and ``events`` (int), sorted by day then type; days without events have no rows.
     Raises :class:`CartsightError` for an empty window.
     """
+    if derived.whole_days(_bound(start, "start"), _bound(end, "end")):  # cs_type_days answers it
+        _filters(dataset_id, start, end)  # checks the window
+        t = store.type_days.c
+        stmt = (sa.select(t.day, t.event_type, sa.func.sum(t.n_events).label("events"))
+                .where(*_type_day_filters(dataset_id, start, end)).group_by(t.day, t.event_type)
+                .order_by(t.day, t.event_type))
+        return _activity_frame(_fetch(engine_or_conn, stmt), "day")
     return _activity(engine_or_conn, dataset_id, sa.cast(_e.event_time, sa.Date), "day", start, end)
 
 
@@ -306,7 +368,11 @@ def _activity(engine_or_conn, dataset_id: int, period, name: str, start, end) ->
         .group_by(period, _e.event_type)
         .order_by(period, _e.event_type)
     )
-    rows = _fetch(engine_or_conn, stmt)
+    return _activity_frame(_fetch(engine_or_conn, stmt), name)
+
+
+def _activity_frame(rows, name: str) -> pd.DataFrame:
+    """The activity frame (``name``, ``event_type``, ``events``) from its rows."""
     frame = pd.DataFrame([tuple(r) for r in rows], columns=[name, "event_type", "events"])
     frame[name] = pd.to_datetime(frame[name])
     frame["events"] = frame["events"].astype("int64")
@@ -326,12 +392,18 @@ def event_type_counts(
     the canonical types in :data:`core.config.EVENT_TYPES`), most frequent first.
     Raises :class:`CartsightError` for an empty window.
     """
-    per_user = (
-        sa.select(_e.event_type, sa.func.count().label("n"))
-        .where(*_filters(dataset_id, start, end))
-        .group_by(_e.event_type, _e.user_id)
-        .subquery("per_user")
-    )
+    terms = _filters(dataset_id, start, end)
+    if summaries.answers(start, end):  # one row per shopper and type (core.store.summaries)
+        sv, where = summaries.value_rows(dataset_id, "event_type")
+        per_user = (sa.select(sv.c.value.label("event_type"), sv.c.n_all.label("n"))
+                    .where(*where).subquery("per_user"))
+    else:
+        per_user = (
+            sa.select(_e.event_type, sa.func.count().label("n"))
+            .where(*terms)
+            .group_by(_e.event_type, _e.user_id)
+            .subquery("per_user")
+        )
     u = per_user.c
     n_events = sa.func.sum(u.n)
     stmt = (

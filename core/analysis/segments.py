@@ -396,7 +396,8 @@ def suggest_shoppers(engine: Engine, dataset: str, kind: str, n: int = config.SH
                              parameter="kind",
                              cases=[kind])
     did = store.get_dataset(engine, dataset)["dataset_id"]
-    amount = sql.amount()
+    sh = store.shoppers.c  # one row per shopper with its revenue (core.store.summaries), not every event
+    revenue = sa.func.coalesce(sh.revenue, 0.0)
     if kind == "top propensity":
         version = sql.newest_ready_model_version(engine, did)
         if version is None:
@@ -406,21 +407,19 @@ def suggest_shoppers(engine: Engine, dataset: str, kind: str, n: int = config.SH
                  .where(p.dataset_id == did, p.model_version == version)
                  .order_by(p.purchase_propensity.desc(), p.user_id).limit(n))
     elif kind == "biggest spenders":
-        revenue = sa.func.coalesce(sa.func.sum(amount), 0.0)
-        query = (sa.select(_e.user_id, revenue.label("value")).where(_e.dataset_id == did).group_by(_e.user_id)
-                 .order_by(revenue.desc(), _e.user_id).limit(n))
+        query = (sa.select(sh.user_id, revenue.label("value")).where(sh.dataset_id == did)
+                 .order_by(revenue.desc(), sh.user_id).limit(n))
     else:
         if segment is None:
             raise ParameterError("Parameter 'segment' is None; expected a segment number for 'segment members'.",
                                  parameter="segment")
         run = get_run(engine, dataset, run_id)
         sg = store.segments.c
-        revenue = sa.func.coalesce(sa.func.sum(amount), 0.0)
         query = (sa.select(sg.user_id, revenue.label("value"))
-                 .select_from(store.segments.join(store.events, sa.and_(_e.dataset_id == sg.dataset_id,
-                                                                        _e.user_id == sg.user_id)))
+                 .select_from(store.segments.join(store.shoppers, sa.and_(sh.dataset_id == sg.dataset_id,
+                                                                          sh.user_id == sg.user_id)))
                  .where(sg.dataset_id == did, sg.run_id == run.run_id, sg.segment == int(segment))
-                 .group_by(sg.user_id).order_by(revenue.desc(), sg.user_id).limit(n))
+                 .order_by(revenue.desc(), sg.user_id).limit(n))
     with engine.connect() as conn:
         frame = sql.frame(conn.execute(query))
     if frame.empty:

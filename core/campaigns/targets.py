@@ -271,17 +271,18 @@ def _context(engine: Engine, dataset: str, filters: CampaignFilters) -> dict:
 
 
 def _per_user(dataset_id: int) -> sa.Subquery:
-    """Per-shopper behaviour aggregated in the database."""
+    """Per-shopper behaviour, read from ``cs_shoppers`` (one row per shopper written at load,
+    :mod:`core.store.summaries`) rather than grouped from every event; orders count purchase sessions with an id."""
+    sh = store.shoppers.c
     return (
         sa.select(
-            _e.user_id.label("user_id"),
-            sa.func.max(_e.event_time).label("last_seen"),
-            sa.func.max(sa.case((sql.is_purchase(), _e.event_time))).label("last_purchase"),
-            sa.func.coalesce(sa.func.sum(sql.amount()), 0.0).label("spend"),
-            sa.func.count(sa.distinct(sa.case((sql.is_purchase(), _e.session_id)))).label("orders"),
+            sh.user_id.label("user_id"),
+            sh.last_event.label("last_seen"),
+            sh.last_purchase.label("last_purchase"),
+            sa.func.coalesce(sh.revenue, 0.0).label("spend"),
+            sh.n_named_orders.label("orders"),
         )
-        .where(_e.dataset_id == dataset_id)
-        .group_by(_e.user_id)
+        .where(sh.dataset_id == dataset_id)
         .subquery("shoppers")
     )
 

@@ -174,8 +174,8 @@ def _run_job(engine: sa.Engine, job: _Job, name: str, path: Path, append: bool) 
             report = job.run(conn, duck, name, path, native_store=False, target=target)
     finally:
         duck.close()
-    store.analyze(engine, store.events, store.quarantine, store.session_days, store.price_edges,
-                  store.dataset_files)
+    store.analyze(engine, store.events, store.quarantine, store.session_days, store.price_edges, store.shoppers,
+                  *store.shopper_values.values(), store.type_days, store.price_counts, store.dataset_files)
     return report
 
 

@@ -14,7 +14,8 @@ from core.store.dataset_names import check_dataset_name
 from core.store.housekeeping import OWNER_SUFFIX
 from core.store.schema import (brand_spellings, dataset_files, dataset_id_seq, datasets, events, export_members,
                                exports, models, past_predictions, predictions, price_edges, quarantine, scorings,
-                               segment_runs, segments, session_days, uplift, uplift_runs)
+                               segment_runs, segments, session_days, shopper_values, shoppers, type_days,
+                               price_counts, uplift, uplift_runs)
 
 
 def list_datasets(engine: Engine) -> list[dict]:
@@ -114,6 +115,7 @@ def drop_dataset(engine: Engine, name: str) -> int:
         ]
         for table in (dataset_files, uplift, uplift_runs, export_members, exports, segments, segment_runs,
                       past_predictions, scorings, predictions, models, quarantine, session_days, price_edges,
+                      shoppers, *shopper_values.values(), type_days, price_counts,
                       brand_spellings, events):
             conn.execute(table.delete().where(table.c.dataset_id == did))
         conn.execute(datasets.delete().where(datasets.c.dataset_id == did))

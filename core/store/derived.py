@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from core import config
-from core.store import schema, sql
+from core.store import schema, sql, summaries
 from core.store.price_bands import PRICE_BAND_QUANTILES, PRICE_BANDS
 
 #: Names of the band-edge columns (as :func:`core.model.sequences.price_bands` names the sequence model's own).
@@ -172,7 +172,8 @@ def derive_dataset(conn: Connection, dataset_id: int, banded: bool = False, user
     datasets loaded before these tables existed, and by code that inserts events itself (tests,
     benchmarks). Idempotent: the dataset's previous derived rows are replaced. ``banded``: the
     load already wrote the price edges (:func:`write_price_edges`) and its events' bands
-    (:func:`banded_events_sql`), so only the session days are left. ``users``: a SELECT of the shoppers whose
+    (:func:`banded_events_sql`), so only the session days and the per-shopper summaries
+    (:mod:`core.store.summaries`) are left. ``users``: a SELECT of the shoppers whose
     session days are rewritten, the others' kept (a file appended holds only some shoppers' new events).
     """
     sd = schema.session_days
@@ -182,6 +183,7 @@ def derive_dataset(conn: Connection, dataset_id: int, banded: bool = False, user
         write_price_edges(conn, dataset_id)
         _write_bands(conn, dataset_id)
     _write_session_days(conn, dataset_id, users)
+    summaries.write_summaries(conn, dataset_id, users, bands_moved=not banded)
 
 
 def write_price_edges(conn: Connection, dataset_id: int, source: sa.FromClause | None = None) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from core import config
 from core.errors import StoreUnavailableError
-from core.store import datasets as dataset_rows, derived
+from core.store import datasets as dataset_rows, derived, summaries
 from core.store.schema import (AS_OF_DATASET, AS_OF_MODEL, datasets, events, exports, metadata, models,
                                predictions, schema_info, scoring_id_seq, scorings)
 from core.store.url import _first_line
@@ -68,8 +68,8 @@ def _upgrade(conn: Connection, version: int) -> None:
     ranking is read from its filters (:func:`_backfill_ranking`). Schema 10 added each brand's spellings
     (``cs_brand_spellings``, :mod:`core.store.brand_names`); an older dataset's events kept only the lower-cased
     brand, so none is recorded for them (a spelling made up from it would outvote the files' own): their
-    brands show as stored until an appended file spells them. A role that may not alter the tables gets a
-    message saying who must open the store once.
+    brands show as stored until an appended file spells them. Schema 11 added the summaries of
+    :func:`_write_summaries`. A role that may not alter the tables gets a message saying who must open the store once.
     """
     try:
         if version < 2:
@@ -103,9 +103,19 @@ def _upgrade(conn: Connection, version: int) -> None:
             conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS ranking VARCHAR")
             conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS uplift_run_id INTEGER")
             _backfill_ranking(conn)
+        if version < 11:
+            _write_summaries(conn)
     except sa.exc.ProgrammingError as exc:
         raise _upgrade_refused(version, exc) from exc
     conn.execute(sa.update(schema_info).values(version=config.SCHEMA_VERSION))
+
+
+def _write_summaries(conn: Connection) -> None:
+    """Write the per-shopper summaries (``cs_shoppers``, the per-dimension ``cs_shopper_*`` tables,
+    ``cs_type_days``, ``cs_price_counts``: :mod:`core.store.summaries`) of every dataset, from its session days
+    and events."""
+    for did in _dataset_ids(conn):
+        summaries.write_summaries(conn, did)
 
 
 def _backfill_scorings(conn: Connection) -> None:

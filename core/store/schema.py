@@ -116,6 +116,93 @@ session_days = sa.Table(
     sa.Column("last_purchase", sa.DateTime),  # of the purchases with a quantity not negative
 )
 
+# One row per shopper of a dataset (core.store.summaries): counts by event type, sessions (and those that
+# reached each funnel step), orders, revenue and first/last event and purchase time; the RFM lens, the Overview's
+# headline numbers and shopper funnel read it for the whole dataset instead of grouping every event.
+shoppers = sa.Table(
+    "cs_shoppers",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("user_id", sa.String, nullable=False),
+    sa.Column("n_events", sa.BigInteger, nullable=False),
+    sa.Column("n_views", sa.BigInteger, nullable=False),
+    sa.Column("n_carts", sa.BigInteger, nullable=False),
+    sa.Column("n_purchases", sa.BigInteger, nullable=False),  # purchases with a quantity not negative
+    sa.Column("n_cancels", sa.BigInteger, nullable=False),  # purchases with a negative quantity
+    sa.Column("revenue", sa.Double),  # NULL when none of the shopper's purchases has a price
+    sa.Column("n_amounts", sa.BigInteger, nullable=False),
+    sa.Column("n_sessions", sa.BigInteger, nullable=False),
+    sa.Column("n_orders", sa.BigInteger, nullable=False),  # sessions with a purchase
+    sa.Column("n_named_orders", sa.BigInteger, nullable=False),  # of those, the sessions with an id
+    sa.Column("n_view_sessions", sa.BigInteger, nullable=False),  # sessions with a view
+    sa.Column("n_cart_sessions", sa.BigInteger, nullable=False),  # sessions with a cart
+    sa.Column("n_view_cart_sessions", sa.BigInteger, nullable=False),  # with a view and a cart
+    sa.Column("n_view_cart_order_sessions", sa.BigInteger, nullable=False),  # with a view, a cart and a purchase
+    sa.Column("first_event", sa.DateTime, nullable=False),
+    sa.Column("last_event", sa.DateTime, nullable=False),
+    sa.Column("last_purchase", sa.DateTime),
+)
+
+
+def _shopper_values(name: str, *extra: sa.Column) -> sa.Table:
+    """One row per shopper and value of a dimension (core.store.summaries): counts by event type and revenue."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("dataset_id", sa.Integer, nullable=False),
+        sa.Column("value", sa.String, nullable=False),
+        *extra,
+        sa.Column("user_id", sa.String, nullable=False),
+        sa.Column("n_all", sa.BigInteger, nullable=False),  # every event, cancellations included
+        sa.Column("n_counted", sa.BigInteger, nullable=False),  # every event but cancellations
+        sa.Column("n_views", sa.BigInteger, nullable=False),
+        sa.Column("n_carts", sa.BigInteger, nullable=False),
+        sa.Column("n_removes", sa.BigInteger, nullable=False),
+        sa.Column("n_wishlists", sa.BigInteger, nullable=False),
+        sa.Column("n_purchases", sa.BigInteger, nullable=False),  # purchases with a quantity not negative
+        sa.Column("revenue", sa.Double),  # NULL when no purchase of the row has a price
+    )
+
+
+# Per shopper and category, brand, price band, event type, and brand within a category: what the Overview's
+# rankings and the Preferences and Shopper pages' shares read for the whole dataset. A table per dimension,
+# so a page reads only its dimension's rows.
+shopper_values = {
+    "category": _shopper_values("cs_shopper_categories"),
+    "brand": _shopper_values("cs_shopper_brands"),
+    "price_band": _shopper_values("cs_shopper_price_bands"),
+    "event_type": _shopper_values("cs_shopper_event_types"),
+    "category_brand": _shopper_values("cs_shopper_category_brands", sa.Column("category", sa.String)),
+}
+
+# Events per UTC day and event type, with how many carry each optional field (core.store.summaries): the
+# Overview's activity chart and column coverage for the whole dataset or any whole-day window.
+type_days = sa.Table(
+    "cs_type_days",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("event_type", sa.String, nullable=False),
+    sa.Column("n_events", sa.BigInteger, nullable=False),
+    sa.Column("with_price", sa.BigInteger, nullable=False),
+    sa.Column("with_category", sa.BigInteger, nullable=False),
+    sa.Column("with_brand", sa.BigInteger, nullable=False),
+    sa.Column("with_item", sa.BigInteger, nullable=False),
+    sa.Column("with_quantity", sa.BigInteger, nullable=False),
+    sa.Column("with_session", sa.BigInteger, nullable=False),
+)
+
+# Events per event type and unit price (NULL: no price) of a dataset (core.store.summaries): the Overview's
+# price distribution for the whole dataset (a shop has a few thousand prices).
+price_counts = sa.Table(
+    "cs_price_counts",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("event_type", sa.String, nullable=False),
+    sa.Column("price", sa.Double),
+    sa.Column("n_events", sa.BigInteger, nullable=False),
+)
+
 # Each brand's spellings in a dataset's files and how many of its events gave each (events keep the brand
 # lower-cased and trimmed, the form that matches): the pages show the spelling marked ``shown``, the most
 # frequent one (core.store.brand_names). A few rows per brand, so a page maps its top brands in a look-up.

@@ -23,6 +23,7 @@ from core.errors import StoreUnavailableError
 from core.store import housekeeping
 from tests import fault_support as fs
 from tests.conftest import emptied_pg_schema_url, write_simulated_shop
+from tests.store.test_summaries import summary_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 #: a model that trains in seconds (the previous version, and the run killed while publishing); a ``--config`` file
@@ -40,8 +41,8 @@ def orphan_rows(engine: sa.Engine) -> dict[str, int]:
     ds = sa.select(store.datasets.c.dataset_id)
     out = {}
     with engine.connect() as conn:
-        for table in (store.events, store.quarantine, store.session_days, store.price_edges, store.predictions,
-                      store.models):
+        for table in (store.events, store.quarantine, store.session_days, store.price_edges, store.shoppers,
+                      *store.shopper_values.values(), store.type_days, store.price_counts, store.predictions, store.models):
             out[table.name] = conn.execute(
                 sa.select(sa.func.count()).select_from(table).where(table.c.dataset_id.not_in(ds))).scalar_one()
         p = store.predictions
@@ -112,6 +113,7 @@ def test_append_killed_midway_leaves_the_dataset_as_it_was(backend, home, tmp_pa
     url, db_args, small, big, engine = _store_and_a_big_file(backend, home, tmp_path, request)
     before = ingest_file(engine, small, "shop")
     dataset = store.get_dataset(engine, "shop")
+    summaries_before = summary_rows(engine, before.dataset_id)
     engine.dispose()
 
     lines = fs.kill_cli_at(home, ["ingest", big, "--name", "shop", "--append", *db_args],
@@ -122,6 +124,7 @@ def test_append_killed_midway_leaves_the_dataset_as_it_was(backend, home, tmp_pa
     try:
         assert store.get_dataset(engine, "shop") == dataset
         assert count(engine, store.events) == before.rows_loaded == 2_000
+        assert summary_rows(engine, before.dataset_id) == summaries_before and summaries_before["cs_shoppers"]
         assert [f["file_no"] for f in store.dataset_file_history(engine, before.dataset_id)] == [1]
         assert orphan_rows(engine) == dict.fromkeys(orphan_rows(engine), 0)
         again = ingest_file(engine, small, "shop", append=True)  # nothing holds the dataset: it appends now
