@@ -113,6 +113,14 @@ def _emptied_spark_engine(url: str) -> sa.Engine:
     return store.make_engine(url)
 
 
+@pytest.fixture
+def spark_engine(spark_store_url):
+    """An empty Spark SQL store (skips without a Spark Thrift Server), for what only Spark does."""
+    eng = _emptied_spark_engine(spark_store_url)
+    yield eng
+    eng.dispose()
+
+
 @pytest.fixture(params=["duckdb", "postgres", pytest.param("spark", marks=pytest.mark.spark)])
 def engine(request, tmp_path):
     """An empty store, once on a DuckDB file, once on PostgreSQL and once on Spark SQL."""
