@@ -18,6 +18,18 @@ if [ -f "$dir/server.pid" ] && kill -0 "$(cat "$dir/server.pid")" 2>/dev/null; t
   echo "hive://127.0.0.1:$port/default?auth=NOSASL"
   exit 0
 fi
+# warnings and errors only: at INFO the server logs every statement (100 MB in one test run)
+mkdir -p "$dir/conf"
+cat >"$dir/conf/log4j2.properties" <<'LOG'
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n
+LOG
+export SPARK_CONF_DIR="$dir/conf"
 # the driver's own JVM is the server: setsid gives it a process group of its own for stop-spark.sh
 setsid "$SPARK_HOME/bin/spark-submit" --class org.apache.spark.sql.hive.thriftserver.HiveThriftServer2 \
   --master 'local[2]' --driver-memory "${SPARK_DRIVER_MEMORY:-2g}" \

@@ -110,8 +110,8 @@ def bulk_insert(conn: Connection, table: sa.Table, frame) -> int:
     """Insert a DataFrame's rows into ``table`` inside ``conn``'s transaction by the engine's native path.
 
     DuckDB: the frame is registered on the driver connection and inserted with one
-    ``INSERT ... SELECT``; PostgreSQL: ``COPY ... FROM STDIN``; Spark SQL: multi-row INSERTs of
-    ``SPARK_INSERT_ROWS`` rows; any other database: an
+    ``INSERT ... SELECT``; PostgreSQL: ``COPY ... FROM STDIN``; any other database (Spark SQL: its
+    dialect turns it into multi-row INSERTs): an
     executemany through SQLAlchemy Core. Only the frame's columns that ``table`` has are
     written; missing values (None, NaN, pd.NA) become NULL. Returns the number of rows.
     Table and column names come from the table definition, never from user input.
@@ -136,20 +136,10 @@ def bulk_insert(conn: Connection, table: sa.Table, frame) -> int:
         with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
             for row in frame.itertuples(index=False, name=None):
                 copy.write_row([None if _is_missing(v) else v for v in row])
-    elif conn.dialect.name == "spark":
-        # one multi-row INSERT per chunk: a statement is a Spark job, one per row would take hours
-        for start in range(0, len(frame), SPARK_INSERT_ROWS):
-            part = frame.iloc[start:start + SPARK_INSERT_ROWS]
-            conn.execute(table.insert().values(
-                [{k: (None if _is_missing(v) else v) for k, v in r.items()} for r in part.to_dict("records")]))
-    else:
+    else:  # Spark SQL: its dialect sends the rows as multi-row INSERTs (core.store.spark)
         records = [{k: (None if _is_missing(v) else v) for k, v in r.items()} for r in frame.to_dict("records")]
         conn.execute(table.insert(), records)
     return len(frame)
-
-
-#: Rows per INSERT statement on Spark SQL (its parser takes a few thousand rows of VALUES quickly).
-SPARK_INSERT_ROWS = 2000
 
 
 def _is_missing(value: Any) -> bool:

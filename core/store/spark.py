@@ -40,6 +40,8 @@ STAGE, RESTORE = "__stage_", "__restore_"
 #: Starts a statement whose rows decide whether the statements after it run (none: the change touches no row).
 PROBE = "/* probe */ "
 _counter = itertools.count()
+#: Rows per INSERT when many rows are inserted at once (executemany): Spark parses a few thousand quickly.
+MANY_ROWS = 2000
 
 
 def _stage_names(table: str) -> tuple[str, str]:
@@ -217,8 +219,15 @@ class SparkDialect(sqlalchemy_hive.HiveDialect):
                 break
 
     def do_executemany(self, cursor, statement, parameters, context=None):
-        for params in parameters:
-            self.do_execute(cursor, statement, params, context)
+        head, values, row = statement.rpartition(" VALUES (")
+        if not values or not head.lstrip().upper().startswith("INSERT") or STATEMENT_BREAK in statement:
+            for params in parameters:
+                self.do_execute(cursor, statement, params, context)
+            return
+        # one INSERT of many rows: each statement is a Spark job, one per row would take a second a few rows
+        rows = [("(" + row) % {k: escape(v) for k, v in params.items()} for params in parameters]
+        for start in range(0, len(rows), MANY_ROWS):
+            cursor.execute(f"{head} VALUES {', '.join(rows[start:start + MANY_ROWS])}")
 
     def do_commit(self, dbapi_connection):
         pass

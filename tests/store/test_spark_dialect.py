@@ -13,7 +13,7 @@ from core import store  # noqa: E402
 from core.store import spark  # noqa: E402
 from core.store.engine import spark_url  # noqa: E402
 
-DIALECT = spark.SparkDialect()
+DIALECT = sa.create_engine("spark://127.0.0.1:1/cs").dialect  # with the driver's paramstyle; connects nowhere
 
 
 def _sql(stmt) -> str:
@@ -77,3 +77,22 @@ def test_parameters_become_spark_literals(value, literal):
 def test_numpy_numbers_are_sent_as_numbers():
     np = pytest.importorskip("numpy")
     assert spark.escape(np.int64(5)) == "5" and spark.escape(np.float32(0.5)) == "0.5D"
+
+
+def test_many_rows_are_inserted_by_one_statement_per_thousands_of_rows():
+    class Cursor:
+        def __init__(self):
+            self.sent = []
+
+        def execute(self, sql):
+            self.sent.append(sql)
+
+    m = store.mappings
+    rows = [{"signature": f"s{i}", "mapping_json": "{}", "updated_at": dt.datetime(2024, 1, 1)}
+            for i in range(spark.MANY_ROWS + 1)]
+    compiled = m.insert().compile(dialect=DIALECT)
+    cursor = Cursor()
+    DIALECT.do_executemany(cursor, str(compiled), [compiled.construct_params(r) for r in rows])
+    assert len(cursor.sent) == 2 and cursor.sent[1].endswith(
+        f"VALUES ('s{spark.MANY_ROWS}', '{{}}', TIMESTAMP_NTZ '2024-01-01 00:00:00')")
+    assert cursor.sent[0].count("TIMESTAMP_NTZ") == spark.MANY_ROWS
