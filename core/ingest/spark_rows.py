@@ -34,11 +34,11 @@ def undone_if_failed(conn: sa.Connection, job, target) -> Iterator[None]:
     if not is_spark(conn):
         yield
         return
-    spellings = spellings_before(conn, target.dataset_id) if target else None
+    before = dataset_before(conn, target.dataset_id) if target else None
     try:
         yield
     except BaseException:
-        undo_load(conn, getattr(job, "did", None), target.file_no if target else None, target is not None, spellings)
+        undo_load(conn, getattr(job, "did", None), target.file_no if target else None, target is not None, before)
         raise
 
 
@@ -128,10 +128,10 @@ def stage_prior_events(conn: sa.Connection, duck, table: str, dataset_id: int, f
 
 
 def undo_load(conn: sa.Connection, dataset_id: int | None, file_no: int | None, appended: bool,
-              spellings: pd.DataFrame | None) -> None:
+              before: tuple[dict, pd.DataFrame] | None) -> None:
     """Remove what a failed load wrote: every row of a new dataset; an append's events and quarantined lines,
-    with the dataset's brand spellings put back as they were (``spellings``) and its derived tables derived
-    again from the events left."""
+    with the dataset's row and brand spellings put back as they were (``before``, :func:`dataset_before`) and
+    its derived tables derived again from the events left."""
     if dataset_id is None:
         return
     if not appended:  # its row too: a cancel after the dataset was recorded (the load's last step) leaves nothing
@@ -140,15 +140,20 @@ def undo_load(conn: sa.Connection, dataset_id: int | None, file_no: int | None, 
         return
     for table in (store.events, store.quarantine, store.dataset_files):
         conn.execute(table.delete().where(table.c.dataset_id == dataset_id, table.c.file_no == file_no))
-    if spellings is not None:
-        t = store.brand_spellings
+    if before is not None:
+        row, spellings = before
+        d, t = store.datasets, store.brand_spellings
+        conn.execute(d.update().where(d.c.dataset_id == dataset_id).values(
+            {k: v for k, v in row.items() if k != "dataset_id"}))
         conn.execute(t.delete().where(t.c.dataset_id == dataset_id))
         store.bulk_insert(conn, t, spellings)
     derived.derive_dataset(conn, dataset_id)
 
 
-def spellings_before(conn: sa.Connection, dataset_id: int) -> pd.DataFrame:
-    """The dataset's brand spellings as they are, to put back if an append fails."""
-    t = store.brand_spellings
-    return pd.DataFrame(conn.execute(sa.select(t).where(t.c.dataset_id == dataset_id)).mappings().all(),
-                        columns=[c.name for c in t.columns])
+def dataset_before(conn: sa.Connection, dataset_id: int) -> tuple[dict, pd.DataFrame]:
+    """The dataset's row and brand spellings as they are, to put back if an append fails."""
+    d, t = store.datasets, store.brand_spellings
+    row = dict(conn.execute(sa.select(d).where(d.c.dataset_id == dataset_id)).mappings().one())
+    spellings = pd.DataFrame(conn.execute(sa.select(t).where(t.c.dataset_id == dataset_id)).mappings().all(),
+                             columns=[c.name for c in t.columns])
+    return row, spellings
