@@ -276,8 +276,9 @@ def test_a_sqlite_store_is_refused_in_one_line(capsys, tmp_path, shared_data, ar
     code = cli.main([a.format(**values) for a in argv] + ["--db", f"sqlite:///{sqlite}"])
     assert code == cli.EXIT_USER_ERROR
     assert _one_line(capsys.readouterr().err) == (
-        f"Cannot open the database at sqlite:///{sqlite}: cartsight stores its data in DuckDB or PostgreSQL, not "
-        "sqlite. Use a URL such as duckdb:///path/to/cartsight.duckdb or postgresql://user@host/dbname.")
+        f"Cannot open the database at sqlite:///{sqlite}: cartsight stores its data in DuckDB, PostgreSQL or Spark "
+        "SQL, not sqlite. Use a URL such as duckdb:///path/to/cartsight.duckdb, postgresql://user@host/dbname or "
+        "hive://host:10001/default (a Spark Thrift Server).")
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no database file, no output
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core import config, store
+from core.ingest import spark_rows
 from core.ingest.checks import stored_brand
 from core.ingest.sniff import Mapping, Sniffed, sniff
 
@@ -55,7 +56,8 @@ def appending(engine: sa.Engine, name: str) -> Iterator[tuple[sa.Connection, Fil
         ds = store.get_dataset(conn, name)
         did = ds["dataset_id"]
         d = store.datasets
-        conn.execute(d.update().where(d.c.dataset_id == did).values(rows_read=d.c.rows_read))
+        if not spark_rows.is_spark(conn):  # Spark has no locks: its rewrite would only cost time
+            conn.execute(d.update().where(d.c.dataset_id == did).values(rows_read=d.c.rows_read))
         store.record_first_files(conn, did)
         history = store.dataset_file_history(conn, did)
         yield conn, FileTarget(did, max(f["file_no"] for f in history) + 1,
@@ -96,6 +98,9 @@ def stage_prior_events(conn: sa.Connection, duck, table: str, dataset_id: int, f
               f"WHERE dataset_id = {{p}} AND event_time BETWEEN {{p}} AND {{p}}")
     if native_store:
         duck.execute(f"CREATE TEMP TABLE {table} AS {select.format(p='?')}", [dataset_id, first, last])
+        return
+    if spark_rows.is_spark(conn):
+        spark_rows.stage_prior_events(conn, duck, table, dataset_id, first, last, _PRIOR_TYPES)
         return
     out = tmp / f"{table}.csv"
     with store.driver_connection(conn).cursor() as cur, open(out, "wb") as fh, \

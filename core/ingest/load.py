@@ -22,12 +22,10 @@ DuckDB reads and validates, and the results are streamed into PostgreSQL with ``
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -37,7 +35,7 @@ import sqlalchemy as sa
 
 from core import config, store
 from core.store import derived
-from core.ingest import append as appends
+from core.ingest import append as appends, spark_rows
 from core.ingest.checks import LoadSQL, _sql_literal
 from core.ingest.transaction import load_transaction
 from core.store.dataset_names import check_dataset_name
@@ -45,7 +43,7 @@ from core.errors import SchemaError
 from core.ingest.lines import count_empty_lines
 from core.ingest.prepare import (_DUCKDB_MAX_LINE_BYTES, _MAX_LINE_SHOWN, _NUL_SHOWN_AS,
                           _WINDOWS_1252_NOTE, Progress, _check_required, _follow_json_columns, _LineMap,
-                          _open_bytes, _prepare_source, _scan_bytes, _scan_lines, _table_as_csv, _tick)
+                          _open_bytes, _prepare_source, _registered, _scan_bytes, _scan_lines, _table_as_csv, _tick)
 from core.ingest.sniff import PRICE_NOTE_START, STATUS_NOTE_STARTS, Mapping, price_note, sniff, status_notes
 from core.ingest.delimited import DELIMITER_NAMES
 
@@ -162,7 +160,7 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
 
 def _run_job(engine: sa.Engine, job: _Job, name: str, path: Path, append: bool) -> IngestReport:
     """Run the load in its transaction: in the DuckDB store's own connection, or validated by an in-memory
-    DuckDB for PostgreSQL (its statistics refreshed after the commit)."""
+    DuckDB for PostgreSQL (its statistics refreshed after the commit) and Spark (:mod:`core.ingest.spark_rows`)."""
     if store.is_duckdb(engine):
         with load_transaction(engine, name, append) as (conn, target):
             return job.run(conn, store.driver_connection(conn), name, path, native_store=True, target=target)
@@ -170,7 +168,7 @@ def _run_job(engine: sa.Engine, job: _Job, name: str, path: Path, append: bool) 
     try:
         duck.execute(f"SET temp_directory = {_sql_literal(str(job.tmp / 'spill'))}")
         duck.execute(f"SET memory_limit = {_sql_literal(_STAGING_MEMORY_LIMIT)}")
-        with load_transaction(engine, name, append) as (conn, target):
+        with load_transaction(engine, name, append) as (conn, target), spark_rows.undone_if_failed(conn, job, target):
             report = job.run(conn, duck, name, path, native_store=False, target=target)
     finally:
         duck.close()
@@ -232,9 +230,9 @@ class _Job(LoadSQL):
         rows_read, stats, by_reason = self._reconcile(duck, path)
         _tick(self.progress, 0.6, "loading events")
         target = self.target
-        did = target.dataset_id if target else store.next_dataset_id(conn)
+        did = self.did = target.dataset_id if target else store.next_dataset_id(conn)
         file_no = target.file_no if target else 1
-        banded = native_store and target is None  # an append moves every event's band: derived again below
+        banded = (native_store or spark_rows.is_spark(conn)) and target is None  # an append's: derived below
         sessions_derived = self._write_rows(conn, duck, did, native_store, file_no, banded)
         store.add_spellings(conn, did, duck.execute(self._spellings_sql()).df())
         _tick(self.progress, 0.9, "summarising sessions and price bands")
@@ -341,7 +339,7 @@ class _Job(LoadSQL):
                     banded: bool) -> bool:
         """Write the good rows to ``cs_events`` and the bad ones to ``cs_quarantine`` as file ``file_no`` of dataset
         ``did``; True when sessions were derived by the inactivity gap (the file has no session column).
-        ``banded``: the price bands are computed as the events go in (a new dataset on DuckDB)."""
+        ``banded``: the price bands are computed as the events go in (a new dataset on DuckDB or Spark)."""
         events_sql, sessions_derived = self._events_select(file_no)
         q_sql = self._quarantine_select()
         if native_store:
@@ -358,6 +356,8 @@ class _Job(LoadSQL):
             _tick(self.progress, 0.85, "writing the quarantine")
             duck.execute(f"INSERT INTO cs_quarantine (dataset_id, file_no, line_no, raw_line, reason, detail) "
                          f"SELECT ?, ?, * FROM ({q_sql})", [did, file_no])
+        elif spark_rows.is_spark(conn):
+            spark_rows.write_rows(conn, duck, did, file_no, (events_sql, _EVENT_COLUMNS), q_sql, banded, self.progress)
         else:
             self._copy_to_postgres(conn, duck, did, file_no, events_sql, q_sql)
         return sessions_derived
@@ -589,12 +589,3 @@ class _Job(LoadSQL):
                     cp.write(chunk)
             out.unlink()
 
-
-@contextlib.contextmanager
-def _registered(duck, name: str, frame: pd.DataFrame) -> Iterator[str]:
-    """``frame`` as the view ``name`` of the DuckDB connection while the block runs."""
-    duck.register(name, frame)
-    try:
-        yield name
-    finally:
-        duck.unregister(name)

@@ -15,6 +15,7 @@ quarantined row its physical line number and text (:mod:`core.ingest.load`).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -46,6 +47,16 @@ _MAX_COLUMNS_SHOWN = 20
 def _tick(progress: Progress | None, fraction: float, message: str) -> None:
     if progress is not None:
         progress(fraction, message)
+
+
+@contextlib.contextmanager
+def _registered(duck, name: str, frame) -> Iterator[str]:
+    """``frame`` (a DataFrame) as the view ``name`` of the DuckDB connection while the block runs."""
+    duck.register(name, frame)
+    try:
+        yield name
+    finally:
+        duck.unregister(name)
 
 
 def _check_required(mapping: Mapping) -> None:

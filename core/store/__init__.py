@@ -5,7 +5,7 @@ from the names below. Modules inside ``core/store/`` import each other directly,
 the package has no circle (``tests/test_layering.py`` reads the graph).
 """
 from core.store.brand_names import add_spellings, show_brands
-from core.store.datasets import (check_name_free, dataset_file_history, drop_dataset, get_dataset, list_datasets,
+from core.store.datasets import (check_name_free, clear_dataset_rows, dataset_file_history, drop_dataset, get_dataset, list_datasets,
                                  next_dataset_id, record_first_files)
 from core.store.engine import SUPPORTED_BACKENDS, analyze, bulk_insert, driver_connection, make_engine
 from core.store.faults import check_data_folder, command_role, describe_failure, lock_conflict_message, process_role
@@ -25,7 +25,7 @@ from core.store.url import resolve_url, safe_url
 __all__ = [
     "SUPPORTED_BACKENDS", "OWNER_SUFFIX", "PARTIAL_MARK", "TEMP_PREFIX", "AS_OF_DATASET", "AS_OF_MODEL",
     "AS_OF_RECORDED", "DataSince",
-    "add_spellings", "analyze", "brand_spellings", "bulk_insert", "check_data_folder", "check_name_free", "cleanup_stale_files", "command_role",
+    "add_spellings", "analyze", "brand_spellings", "bulk_insert", "check_data_folder", "check_name_free", "clear_dataset_rows", "cleanup_stale_files", "command_role",
     "data_added_since", "export_data_since", "model_data_since", "segment_run_data_since", "dataset_file_history",
     "dataset_files", "dataset_id_seq", "datasets", "describe_failure",
     "driver_connection", "drop_dataset", "ensure_schema",

@@ -97,8 +97,28 @@ def check_name_free(conn: Connection, name: str) -> None:
 
 
 def next_dataset_id(conn: Connection) -> int:
-    """A fresh dataset id from the store's sequence."""
-    return int(conn.execute(sa.select(dataset_id_seq.next_value())).scalar_one())
+    """A fresh dataset id from the store's sequence.
+
+    On Spark, which has no sequence, the id is one more than the largest dataset's, so a load killed before it
+    recorded its dataset (the last thing a load writes) left its rows under the id taken now: they are removed
+    first (nothing else has that id; a probe finds none in the usual case and rewrites nothing).
+    """
+    did = int(conn.execute(sa.select(dataset_id_seq.next_value())).scalar_one())
+    if conn.dialect.name == "spark":
+        clear_dataset_rows(conn, did)
+    return did
+
+
+#: Every table whose rows belong to one dataset, the ones that refer to others first (the dataset's row apart).
+DATASET_TABLES = (dataset_files, uplift, uplift_runs, export_members, exports, segments, segment_runs,
+                  past_predictions, scorings, predictions, models, quarantine, session_days, price_edges,
+                  shoppers, *shopper_values.values(), type_days, price_counts, brand_spellings, events)
+
+
+def clear_dataset_rows(conn: Connection, did: int) -> None:
+    """Delete every row of dataset ``did`` but its row in ``cs_datasets``."""
+    for table in DATASET_TABLES:
+        conn.execute(table.delete().where(table.c.dataset_id == did))
 
 
 def drop_dataset(engine: Engine, name: str) -> int:
@@ -113,11 +133,7 @@ def drop_dataset(engine: Engine, name: str) -> int:
                 sa.select(exports.c.export_id, exports.c.file_name).where(exports.c.dataset_id == did)
             )
         ]
-        for table in (dataset_files, uplift, uplift_runs, export_members, exports, segments, segment_runs,
-                      past_predictions, scorings, predictions, models, quarantine, session_days, price_edges,
-                      shoppers, *shopper_values.values(), type_days, price_counts,
-                      brand_spellings, events):
-            conn.execute(table.delete().where(table.c.dataset_id == did))
+        clear_dataset_rows(conn, did)
         conn.execute(datasets.delete().where(datasets.c.dataset_id == did))
     # files go only once the rows are gone for good, so a failed delete keeps a usable dataset
     for folder in model_dirs:

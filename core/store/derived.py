@@ -227,7 +227,7 @@ def banded_events_sql(conn: Connection, dataset_id: int, events_sql: str) -> str
         ev.outerjoin(pc, sa.and_(pc.c.dataset_id == dataset_id, pc.c.category == ev.c.category))
         .outerjoin(ov, sa.and_(ov.c.dataset_id == dataset_id, ov.c.category.is_(None)))))
     text = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    return text.replace(rows, f"({events_sql})", 1)
+    return text.replace(conn.dialect.identifier_preparer.quote(rows), f"({events_sql})", 1)  # Spark quotes every name
 
 
 def _write_bands(conn: Connection, dataset_id: int) -> None:

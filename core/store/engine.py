@@ -1,4 +1,4 @@
-"""The store's engine: one SQLAlchemy engine per URL (DuckDB file, PostgreSQL), the native bulk insert, planner statistics.
+"""The store's engine: one SQLAlchemy engine per URL (DuckDB file, PostgreSQL, Spark SQL), the native bulk insert, planner statistics.
 
 The URL comes from, in order: an explicit argument, ``[connections.cartsight] url`` in
 ``.streamlit/secrets.toml``, the ``CARTSIGHT_DB_URL`` environment variable, else a DuckDB
@@ -41,6 +41,7 @@ def make_engine(url: str | None = None) -> Engine:
                 raise StoreUnavailableError(f"Cannot open the database at {safe_url(url)}: {exc}") from exc
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        url = spark_url(url)
         kwargs: dict[str, Any] = {}
         if url.startswith("duckdb"):
             # DuckDB allows one read-write process per file; keep one pooled connection set.
@@ -69,8 +70,20 @@ def make_engine(url: str | None = None) -> Engine:
     return engine
 
 
-#: The databases cartsight stores data in (SQLAlchemy backend names).
-SUPPORTED_BACKENDS = ("duckdb", "postgresql")
+#: The databases cartsight stores data in (SQLAlchemy backend names; ``hive`` is a Spark Thrift Server's URL).
+SUPPORTED_BACKENDS = ("duckdb", "postgresql", "spark", "hive")
+
+# Spark SQL through PyHive's Thrift client and cartsight's own dialect (core.store.spark), imported when used
+sa.dialects.registry.register("spark", "core.store.spark", "SparkDialect")
+
+
+def spark_url(url: str) -> str:
+    """A Spark Thrift Server's URL (``hive://host:port/schema`` or ``spark://…``) for cartsight's Spark dialect;
+    any other URL as it is. ``?auth=NOSASL`` and the other PyHive connection options pass through."""
+    for prefix in ("hive://", "spark+hive://", "hive+thrift://"):
+        if url.startswith(prefix):
+            return "spark://" + url.removeprefix(prefix)
+    return url
 
 
 def _check_backend(url: str) -> None:
@@ -81,8 +94,9 @@ def _check_backend(url: str) -> None:
         return  # not a URL at all: opening it says so
     if backend not in SUPPORTED_BACKENDS:
         raise StoreUnavailableError(
-            f"Cannot open the database at {safe_url(url)}: cartsight stores its data in DuckDB or PostgreSQL, not "
-            f"{backend}. Use a URL such as duckdb:///path/to/cartsight.duckdb or postgresql://user@host/dbname.")
+            f"Cannot open the database at {safe_url(url)}: cartsight stores its data in DuckDB, PostgreSQL or Spark "
+            f"SQL, not {backend}. Use a URL such as duckdb:///path/to/cartsight.duckdb, postgresql://user@host/dbname "
+            f"or hive://host:10001/default (a Spark Thrift Server).")
 
 
 def _set_work_mem(dbapi_conn, _record) -> None:
@@ -96,7 +110,8 @@ def bulk_insert(conn: Connection, table: sa.Table, frame) -> int:
     """Insert a DataFrame's rows into ``table`` inside ``conn``'s transaction by the engine's native path.
 
     DuckDB: the frame is registered on the driver connection and inserted with one
-    ``INSERT ... SELECT``; PostgreSQL: ``COPY ... FROM STDIN``; any other database: an
+    ``INSERT ... SELECT``; PostgreSQL: ``COPY ... FROM STDIN``; any other database (Spark SQL: its
+    dialect turns it into multi-row INSERTs): an
     executemany through SQLAlchemy Core. Only the frame's columns that ``table`` has are
     written; missing values (None, NaN, pd.NA) become NULL. Returns the number of rows.
     Table and column names come from the table definition, never from user input.
@@ -121,7 +136,7 @@ def bulk_insert(conn: Connection, table: sa.Table, frame) -> int:
         with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
             for row in frame.itertuples(index=False, name=None):
                 copy.write_row([None if _is_missing(v) else v for v in row])
-    else:
+    else:  # Spark SQL: its dialect sends the rows as multi-row INSERTs (core.store.spark)
         records = [{k: (None if _is_missing(v) else v) for k, v in r.items()} for r in frame.to_dict("records")]
         conn.execute(table.insert(), records)
     return len(frame)

@@ -18,10 +18,19 @@ from core.store.url import _first_line
 def ensure_schema(engine: Engine) -> None:
     """Create the tables on first use and record the schema version; refuse a newer schema."""
     with engine.begin() as conn:
+        if conn.dialect.name == "spark":
+            from core.store.spark import recover_rewrites
+
+            recover_rewrites(conn)  # a rewrite a killed process left half done (Spark has no transactions)
         known = sa.inspect(conn).has_table(schema_info.name)
         found = conn.execute(sa.select(sa.func.max(schema_info.c.version))).scalar() if known else None
         try:
-            metadata.create_all(conn, checkfirst=True)
+            if conn.dialect.name == "spark":  # one SHOW TABLES, not one per table (each is a round trip to Spark)
+                present = set(conn.dialect.get_table_names(conn))
+                metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t.name not in present],
+                                    checkfirst=False)
+            else:
+                metadata.create_all(conn, checkfirst=True)
         except sa.exc.ProgrammingError as exc:
             if found is not None and found < config.SCHEMA_VERSION:
                 raise _upgrade_refused(found, exc) from exc

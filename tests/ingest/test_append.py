@@ -14,6 +14,7 @@ from core.ingest.append import DATASET_MAPPING_NOTE, sniff_for_dataset
 from core.ingest.load import ingest_file
 from core.ingest.quarantine import quarantined_rows
 from core.ingest.sniff import sniff, with_overrides
+from tests.conftest import NO_OLD_SPARK_STORES, skip_on_spark
 
 HEADER = "event_time,event_type,product_id,category_code,brand,price,user_id"
 DAY0 = dt.datetime(2024, 5, 1)
@@ -229,6 +230,7 @@ def test_the_datasets_own_mapping_is_offered_for_a_file_with_its_header(engine, 
 
 
 def test_a_schema_3_store_gains_file_history_and_its_datasets_take_appends(engine, tmp_path):
+    skip_on_spark(engine, NO_OLD_SPARK_STORES)
     first, second = _weeks(6, 30, sessions=False)
     one = ingest_file(engine, _write(tmp_path / "w1.csv", first), "old")
     with engine.begin() as conn:  # the store as schema 3 left it: no file numbers, no file history

@@ -9,6 +9,7 @@ from core import config, store
 from core.analysis import preferences, product_queries, segments
 from core.ingest.load import ingest_file
 from core.store.brand_names import choose_shown
+from tests.conftest import NO_OLD_SPARK_STORES, skip_on_spark
 
 HEADER = "event_time,event_type,product_id,category_code,brand,price,user_id"
 
@@ -85,6 +86,7 @@ def test_choose_shown_marks_one_spelling_per_brand_whatever_the_rows_order():
 
 
 def test_a_schema_9_dataset_shows_its_brands_as_stored_until_a_file_spells_them(engine, tmp_path):
+    skip_on_spark(engine, NO_OLD_SPARK_STORES)
     one = ingest_file(engine, _file(tmp_path / "w1.csv", ["Samsung", "Samsung", "Brand 203"]), "old")
     with engine.begin() as conn:  # the store as schema 9 left it: no spellings kept
         conn.exec_driver_sql("DROP TABLE cs_brand_spellings")

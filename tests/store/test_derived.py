@@ -14,7 +14,7 @@ from core.analysis import queries
 from core.ingest import load as ingest
 from core.store import derived
 from core.store.price_bands import PRICE_BANDS
-from tests.conftest import ROOT, make_dataset, make_schema_1
+from tests.conftest import NO_OLD_SPARK_STORES, ROOT, make_dataset, make_schema_1, skip_on_spark
 
 DAY0 = dt.datetime(2024, 5, 1)
 
@@ -294,6 +294,7 @@ def test_derive_is_idempotent_and_drop_removes_everything(engine):
 
 
 def test_a_schema_1_store_is_upgraded_with_its_datasets_derived(engine):
+    skip_on_spark(engine, NO_OLD_SPARK_STORES)
     did = make_dataset(engine, "old", _random_rows(6))
     kpis_before = queries.kpis(engine, did)
     edges_before = _edges(engine, did)
@@ -310,6 +311,7 @@ def test_a_schema_1_store_is_upgraded_with_its_datasets_derived(engine):
 
 def test_a_schema_3_store_gets_the_item_bands(engine):
     """A store whose bands were event quartiles (schema 3, no n_items / edges_from) is rewritten on opening."""
+    skip_on_spark(engine, NO_OLD_SPARK_STORES)
     rows = _items("shoes", np.linspace(2, 80, 40)) + _items("shoes", [9.17], views=500, start=40)
     did = make_dataset(engine, "old-bands", rows)
     fresh = _stored(engine, did)

@@ -6,12 +6,13 @@ import json
 import sqlalchemy as sa
 
 from core import store
-from tests.conftest import make_dataset
+from tests.conftest import NO_OLD_SPARK_STORES, make_dataset, skip_on_spark
 
 T0 = dt.datetime(2024, 3, 1, 12, 0)
 
 
 def test_older_versions_get_the_scoring_of_their_forecasts(engine):
+    skip_on_spark(engine, NO_OLD_SPARK_STORES)
     did = make_dataset(engine, "shop", [{"user_id": "u1", "event_time": T0, "event_type": "view", "item_id": "i"}])
     with engine.begin() as conn:
         for version, card in (("v1", {"data_window": [str(T0 - dt.timedelta(days=9)), str(T0 - dt.timedelta(days=2))]}),

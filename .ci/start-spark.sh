@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Start a local Spark Thrift Server (pyspark's own, local[2]) with its warehouse and metastore in DIR
+# (the first argument, else a new temporary folder), wait until it answers, and print its SQLAlchemy URL as the
+# last line. Needs Java 17 (Debian: openjdk-17-jre-headless) and `pip install -e '.[spark]'`.
+# Port: $SPARK_THRIFT_PORT (default 10001). Stop it with .ci/stop-spark.sh DIR.
+set -euo pipefail
+dir=${1:-$(mktemp -d /tmp/cartsight-spark.XXXXXX)}
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+port=${SPARK_THRIFT_PORT:-10001}
+py=${PYTHON:-python}
+if [ -z "${JAVA_HOME:-}" ] && [ -d /usr/lib/jvm/java-17-openjdk-amd64 ]; then
+  export JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
+fi
+SPARK_HOME=$("$py" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
+export SPARK_HOME
+if [ -f "$dir/server.pid" ] && kill -0 "$(cat "$dir/server.pid")" 2>/dev/null; then
+  echo "hive://127.0.0.1:$port/default?auth=NOSASL"
+  exit 0
+fi
+# warnings and errors only: at INFO the server logs every statement (100 MB in one test run)
+mkdir -p "$dir/conf"
+cat >"$dir/conf/log4j2.properties" <<'LOG'
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n
+LOG
+export SPARK_CONF_DIR="$dir/conf"
+# the driver's own JVM is the server: setsid gives it a process group of its own for stop-spark.sh
+setsid "$SPARK_HOME/bin/spark-submit" --class org.apache.spark.sql.hive.thriftserver.HiveThriftServer2 \
+  --master 'local[2]' --driver-memory "${SPARK_DRIVER_MEMORY:-2g}" \
+  --conf spark.sql.warehouse.dir="$dir/warehouse" \
+  --conf "spark.driver.extraJavaOptions=-Dderby.system.home=$dir" \
+  --conf spark.ui.enabled=false --conf spark.sql.shuffle.partitions=4 \
+  --conf spark.sql.session.timeZone=UTC \
+  --hiveconf hive.server2.thrift.port="$port" --hiveconf hive.server2.thrift.bind.host=127.0.0.1 \
+  --hiveconf hive.server2.authentication=NOSASL \
+  --hiveconf javax.jdo.option.ConnectionURL="jdbc:derby:;databaseName=$dir/metastore_db;create=true" \
+  spark-internal >"$dir/server.log" 2>&1 </dev/null &
+echo $! >"$dir/server.pid"
+for _ in $(seq 1 180); do
+  if "$py" - "$port" <<'PY' 2>/dev/null; then
+import sys
+from pyhive import hive
+hive.connect(host="127.0.0.1", port=int(sys.argv[1]), auth="NOSASL").cursor().execute("SELECT 1")
+PY
+    echo "hive://127.0.0.1:$port/default?auth=NOSASL"
+    exit 0
+  fi
+  if ! kill -0 "$(cat "$dir/server.pid")" 2>/dev/null; then
+    echo "the Spark Thrift Server stopped while starting; its log: $dir/server.log" >&2
+    tail -n 20 "$dir/server.log" >&2
+    exit 1
+  fi
+  sleep 1
+done
+echo "the Spark Thrift Server did not answer on 127.0.0.1:$port within 180 s; its log: $dir/server.log" >&2
+exit 1
