@@ -2,13 +2,21 @@
 # Start a local Spark Thrift Server (pyspark's own, local[2]) with its warehouse and metastore in DIR
 # (the first argument, else a new temporary folder), wait until it answers, and print its SQLAlchemy URL as the
 # last line. Needs Java 17 (Debian: openjdk-17-jre-headless) and `pip install -e '.[spark]'`.
-# Port: $SPARK_THRIFT_PORT (default 10001). Stop it with .ci/stop-spark.sh DIR.
+# Port: $SPARK_THRIFT_PORT (default 10001). The same server answers Spark Connect on $SPARK_CONNECT_PORT (default
+# 15002: sc://127.0.0.1:15002, where cartsight runs its scoring and segment assignment on the executors, whose
+# Python is this one) and shows its status (stages, tasks) on $SPARK_UI_PORT (default 4050, /api/v1 for the tests).
+# Stop it with .ci/stop-spark.sh DIR.
 set -euo pipefail
 dir=${1:-$(mktemp -d /tmp/cartsight-spark.XXXXXX)}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 port=${SPARK_THRIFT_PORT:-10001}
+connect_port=${SPARK_CONNECT_PORT:-15002}
+ui_port=${SPARK_UI_PORT:-4050}
 py=${PYTHON:-python}
+# the executors' Python workers run cartsight's scoring: they need this interpreter's packages
+PYSPARK_PYTHON=$("$py" -c 'import sys; print(sys.executable)')
+export PYSPARK_PYTHON
 if [ -z "${JAVA_HOME:-}" ] && [ -d /usr/lib/jvm/java-17-openjdk-amd64 ]; then
   export JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
 fi
@@ -35,7 +43,10 @@ setsid "$SPARK_HOME/bin/spark-submit" --class org.apache.spark.sql.hive.thriftse
   --master 'local[2]' --driver-memory "${SPARK_DRIVER_MEMORY:-2g}" \
   --conf spark.sql.warehouse.dir="$dir/warehouse" \
   --conf "spark.driver.extraJavaOptions=-Dderby.system.home=$dir" \
-  --conf spark.ui.enabled=false --conf spark.sql.shuffle.partitions=4 \
+  --conf spark.ui.port="$ui_port" --conf spark.ui.showConsoleProgress=false \
+  --conf spark.sql.shuffle.partitions=4 \
+  --conf spark.plugins=org.apache.spark.sql.connect.SparkConnectPlugin \
+  --conf spark.connect.grpc.binding.port="$connect_port" --conf spark.connect.grpc.binding.address=127.0.0.1 \
   --conf spark.sql.session.timeZone=UTC \
   --hiveconf hive.server2.thrift.port="$port" --hiveconf hive.server2.thrift.bind.host=127.0.0.1 \
   --hiveconf hive.server2.authentication=NOSASL \

@@ -313,6 +313,27 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+#: The Spark tests that run when a Spark server is set (CI): every Spark variant of the store tests is a few Spark
+#: jobs of about a second each, tens of minutes in all; CARTSIGHT_TEST_SPARK_ALL=1 runs every one.
+SPARK_TESTS = ROOT / ".ci" / "spark-tests.txt"
+
+
+def pytest_collection_modifyitems(config, items):
+    """With a Spark server set, keep of the tests marked ``spark`` those :data:`SPARK_TESTS` lists (a file, or one
+    test by its id), unless ``CARTSIGHT_TEST_SPARK_ALL`` asks for all; without one they skip as they are."""
+    if not os.environ.get(SPARK_ENV) or os.environ.get("CARTSIGHT_TEST_SPARK_ALL"):
+        return
+    lean = [line.strip() for line in SPARK_TESTS.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+    def listed(node_id: str) -> bool:
+        return any(node_id == entry or node_id.startswith(entry + "::") for entry in lean)
+
+    dropped = [item for item in items if item.get_closest_marker("spark") and not listed(item.nodeid)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in set(dropped)]
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Drop the test schemas made on PostgreSQL; then leave with pytest's status once it is done, skipping
     interpreter finalisation.

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from core import cli
+from core.model import executor_scoring
 from tests.test_cli_model import TINY, run
 from tests.conftest import write_simulated_shop
 
@@ -33,8 +34,8 @@ def _journey(capsys, db: str, shop: dict, out) -> dict:
     out.mkdir()
     report = json.loads(run(capsys, "ingest", shop["events"], "--name", "shop", "--db", db, "--json")[0])
     overview = run(capsys, "overview", "--dataset", "shop", "--db", db)[0]
-    card = json.loads(run(capsys, "train", "--dataset", "shop", "--db", db, "--config", shop["config"],
-                          "--seed", "2", "--json")[0])
+    card = json.loads(run(capsys, "train", "--dataset", "shop", "--db", db, "--config", shop["config"], "--seed", "2",
+                          "--json")[0])
     run(capsys, "score", "--dataset", "shop", "--db", db, "--out", out / "scores.csv")
     run(capsys, "segment", "--dataset", "shop", "--db", db, "--k", "3", "--seed", "4", "--out", out / "segments.csv")
     counts = json.loads(run(capsys, "export", "--dataset", "shop", "--db", db, "--top-percent", "20", "--holdout",
@@ -51,9 +52,18 @@ def test_the_journey_on_spark_equals_the_journey_on_duckdb(capsys, small_shop, t
                     "(.ci/start-spark.sh starts one)")
     spark_store_url = request.getfixturevalue("spark_store_url")  # a database of this session's own on it
     monkeypatch.setenv("CARTSIGHT_HOME", str(tmp_path / "home"))
+    on_executors, real = [], executor_scoring.score_into_store
+
+    def counted(engine, session, package):
+        on_executors.append("train" if len(on_executors) == 0 else "score")
+        return real(engine, session, package)
+
+    monkeypatch.setattr(executor_scoring, "score_into_store", counted)
     local = _journey(capsys, f"duckdb:///{tmp_path / 'journey.duckdb'}", small_shop, tmp_path / "duckdb")
+    assert on_executors == []
     monkeypatch.setenv("CARTSIGHT_SPARK_CONNECT", remote)  # scoring and segment assignment on the executors
     spark = _journey(capsys, spark_store_url, small_shop, tmp_path / "spark")
+    assert on_executors == ["train", "score"]  # the Spark journey's two scorings ran there, the DuckDB one's not
     for key in ("rows_read", "rows_loaded", "rows_quarantined"):
         assert spark["report"][key] == local["report"][key], key
     assert spark["overview"] == local["overview"]

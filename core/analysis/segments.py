@@ -115,11 +115,11 @@ def _fit_sample(session, n_users: int | None, seed: int,
                 use_embedding: bool) -> tuple[tuple[float, int] | None, bool, str | None]:
     """``(sample, use_embedding, note)`` of a segmentation: on a store whose executors assign every shopper
     (``session`` not None), one of more than :data:`~core.config.SEGMENT_FIT_MAX_SHOPPERS` shoppers is fitted on
-    a seeded sample of about that many, and without the model's embedding (executors cannot compute it)."""
-    if session is None:
+    a seeded sample of about that many, and without the model's embedding (executors cannot compute it; it is
+    left out above :data:`~core.config.SEGMENT_EMBEDDING_MAX_USERS` shoppers on every store anyway). Smaller
+    datasets are fitted on every shopper as on any store, so the same data gives the same segments."""
+    if session is None or not n_users or n_users <= config.SEGMENT_FIT_MAX_SHOPPERS:
         return None, use_embedding, None
-    if not n_users or n_users <= config.SEGMENT_FIT_MAX_SHOPPERS:
-        return None, False, "segments assigned on the Spark cluster's executors, without the model's embedding"
     share = config.SEGMENT_FIT_MAX_SHOPPERS / n_users
     return (share, seed), False, (f"segments fitted on a seeded sample of about {config.SEGMENT_FIT_MAX_SHOPPERS:,} "
                                   f"of {n_users:,} shoppers and assigned to all on the Spark cluster's executors; "
