@@ -38,7 +38,9 @@ appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n
 LOG
 export SPARK_CONF_DIR="$dir/conf"
-# the driver's own JVM is the server: setsid gives it a process group of its own for stop-spark.sh
+# the driver's own JVM is the server: setsid gives it a process group of its own for stop-spark.sh. One SQL
+# session for every connection: each session caches a table's file listing, so a table written through one
+# pooled connection could read stale through another
 setsid "$SPARK_HOME/bin/spark-submit" --class org.apache.spark.sql.hive.thriftserver.HiveThriftServer2 \
   --master 'local[2]' --driver-memory "${SPARK_DRIVER_MEMORY:-2g}" \
   --conf spark.sql.warehouse.dir="$dir/warehouse" \
@@ -47,7 +49,7 @@ setsid "$SPARK_HOME/bin/spark-submit" --class org.apache.spark.sql.hive.thriftse
   --conf spark.sql.shuffle.partitions=4 \
   --conf spark.plugins=org.apache.spark.sql.connect.SparkConnectPlugin \
   --conf spark.connect.grpc.binding.port="$connect_port" --conf spark.connect.grpc.binding.address=127.0.0.1 \
-  --conf spark.sql.session.timeZone=UTC \
+  --conf spark.sql.session.timeZone=UTC --conf spark.sql.hive.thriftServer.singleSession=true \
   --hiveconf hive.server2.thrift.port="$port" --hiveconf hive.server2.thrift.bind.host=127.0.0.1 \
   --hiveconf hive.server2.authentication=NOSASL \
   --hiveconf javax.jdo.option.ConnectionURL="jdbc:derby:;databaseName=$dir/metastore_db;create=true" \

@@ -126,10 +126,11 @@ def assign_on_spark(session, engine, package: AssignmentPackage, model_version: 
 def assign_into_store(session, engine, package: AssignmentPackage, model_version: str | None) -> dict[int, int]:
     """Assign every shopper on the executors of the Spark store ``engine`` and append the rows to its
     ``cs_segments``; returns the number of shoppers in each segment (counted there)."""
-    from core.store.executors import table_name
+    from core.store.executors import refresh, table_name
 
     rows = assign_on_spark(session, engine, package, model_version)
     rows.write.insertInto(table_name(engine, store.segments))
+    refresh(engine, store.segments)
     seg = store.segments.c
     query = (sa.select(seg.segment, sa.func.count()).where(seg.dataset_id == package.dataset_id,
                                                             seg.run_id == package.run_id).group_by(seg.segment))

@@ -188,13 +188,14 @@ def score_into_store(engine: Engine, session, package: ScoringPackage) -> int:
     rows the version has there. The app holds no event and no prediction row."""
     import sqlalchemy as sa
 
-    from core.store.executors import table_name
+    from core.store.executors import refresh, table_name
 
     ev, p = store.events.c, store.predictions
     with engine.connect() as conn:
         n_events = conn.execute(sa.select(sa.func.count()).where(ev.dataset_id == package.dataset_id)).scalar_one()
     rows = score_on_spark(session, table_name(engine, store.events), package, int(n_events))
     rows.write.insertInto(table_name(engine, p))
+    refresh(engine, p)
     with engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(p).where(
             p.c.dataset_id == package.dataset_id, p.c.model_version == package.version)).scalar_one())

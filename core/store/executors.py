@@ -50,6 +50,13 @@ def spark_session(engine: Engine):
         return _sessions[remote]
 
 
+def refresh(engine: Engine, table) -> None:
+    """Make the store's SQL session see what Spark Connect wrote to ``table``: Spark caches each table's file
+    listing per session, so rows appended through another session stay unseen until the table is refreshed."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"REFRESH TABLE {table_name(engine, table)}")
+
+
 def table_name(engine: Engine, table) -> str:
     """``database.table`` of a store table (a :class:`sqlalchemy.Table` or its name) as Spark Connect names it."""
     name = getattr(table, "name", table)
@@ -68,6 +75,7 @@ def insert_frame(engine: Engine, table, frame) -> bool:
     spark_rows = session.createDataFrame(rows, schema=spark_schema(table)) if len(rows) else None
     if spark_rows is not None:
         spark_rows.write.insertInto(table_name(engine, table))
+        refresh(engine, table)
     return True
 
 
