@@ -14,16 +14,23 @@ import sqlalchemy as sa
 from core import config
 
 
-def resolve_url(url: str | None = None) -> str:
-    """The store URL: ``url`` if given, else secrets.toml, else ``$CARTSIGHT_DB_URL``, else a DuckDB file."""
-    if url:
-        return url
+def _secret(key: str) -> str | None:
+    """``key`` of secrets.toml's ``[connections.cartsight]`` (the project's file first, then the home one), or None."""
     for secrets in (Path.cwd() / ".streamlit" / "secrets.toml", Path.home() / ".streamlit" / "secrets.toml"):
         if secrets.is_file():
             with secrets.open("rb") as fh:
                 section = tomllib.load(fh).get("connections", {}).get(config.SECRETS_SECTION, {})
-            if section.get("url"):
-                return str(section["url"])
+            if section.get(key):
+                return str(section[key])
+    return None
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The store URL: ``url`` if given, else secrets.toml, else ``$CARTSIGHT_DB_URL``, else a DuckDB file."""
+    if url:
+        return url
+    if _secret("url"):
+        return _secret("url")
     if os.environ.get(config.DB_URL_ENV):
         return os.environ[config.DB_URL_ENV]
     return f"duckdb:///{config.home_dir() / 'cartsight.duckdb'}"
@@ -33,13 +40,7 @@ def resolve_spark_connect() -> str | None:
     """The Spark Connect URL (``sc://host:port``) of the cluster behind a Spark store, where cartsight runs its
     scoring and segment assignment on the executors: secrets.toml's ``spark_connect`` (beside ``url``), else
     ``$CARTSIGHT_SPARK_CONNECT``, else None (everything runs in the app)."""
-    for secrets in (Path.cwd() / ".streamlit" / "secrets.toml", Path.home() / ".streamlit" / "secrets.toml"):
-        if secrets.is_file():
-            with secrets.open("rb") as fh:
-                section = tomllib.load(fh).get("connections", {}).get(config.SECRETS_SECTION, {})
-            if section.get("spark_connect"):
-                return str(section["spark_connect"])
-    return os.environ.get(config.SPARK_CONNECT_ENV) or None
+    return _secret("spark_connect") or os.environ.get(config.SPARK_CONNECT_ENV) or None
 
 
 def safe_url(url: str) -> str:
