@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from core import store
+from core.store.event_views import write_events_view
 from core.store import derived
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,10 +106,15 @@ def _emptied_spark_engine(url: str) -> sa.Engine:
 
     with raw.connect() as conn:
         names = [n for n in conn.dialect.get_table_names(conn) if n.startswith("cs_")]
-        for leftover in [n for n in names if n not in store.metadata.tables]:  # a test's own, or a staging table
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {leftover}")
+        for view in [n for n in names if n.startswith("cs_connected_")]:  # a connected dataset's view
+            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {view}")
+        views = {store.events.name} | {n for n in names if n.startswith("cs_connected_")}
+        for leftover in [n for n in names if n not in store.metadata.tables and n not in views]:  # a test's own,
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {leftover}")  # or a staging table
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(empty, [n for n in names if n in store.metadata.tables]))
+    with raw.connect() as conn:  # the readers' view without the connected datasets just dropped
+        write_events_view(conn)
     raw.dispose()
     return store.make_engine(url)
 
@@ -229,7 +235,7 @@ def make_dataset(engine: sa.Engine, name: str, rows: list[dict], layout: str = "
         )
         cols = [c.name for c in store.events.columns if c.name not in ("dataset_id", "price_band")]
         if rows:
-            conn.execute(store.events.insert(), [{"dataset_id": did, **{c: r.get(c) for c in cols}} for r in rows])
+            conn.execute(store.stored_events.insert(), [{"dataset_id": did, **{c: r.get(c) for c in cols}} for r in rows])
         derived.derive_dataset(conn, did)  # as a load does
     return did
 
@@ -239,6 +245,7 @@ def make_schema_1(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         for table in (store.session_days, store.price_edges):
             conn.exec_driver_sql(f"DROP TABLE {table.name}")
+        conn.exec_driver_sql("DROP VIEW IF EXISTS cs_all_events")  # schema 12 made it
         conn.exec_driver_sql("ALTER TABLE cs_events DROP COLUMN price_band")
         conn.execute(sa.update(store.schema_info).values(version=1))
 
@@ -260,7 +267,7 @@ def load_simulated_shop(engine: sa.Engine, name: str, n_users: int, weeks: int, 
     with engine.begin() as conn:
         # scalar_one reads the result to its end: DuckDB 2 refuses register() while a result has unread rows
         did = conn.execute(sa.select(store.datasets.c.dataset_id).where(store.datasets.c.name == name)).scalar_one()
-        store.bulk_insert(conn, store.events, frame.assign(dataset_id=did))
+        store.bulk_insert(conn, store.stored_events, frame.assign(dataset_id=did))
         derived.derive_dataset(conn, did)
         conn.execute(store.datasets.update().where(store.datasets.c.dataset_id == did).values(
             n_users=n_users, rows_loaded=len(frame), rows_read=len(frame),
@@ -277,7 +284,7 @@ def add_events(engine: sa.Engine, name: str, frame) -> None:
         if "quantity" not in frame:
             frame = frame.assign(quantity=None)
         frame = frame.assign(quantity=frame["quantity"].astype("Int64"), dataset_id=did)
-        store.bulk_insert(conn, store.events, frame)
+        store.bulk_insert(conn, store.stored_events, frame)
         derived.derive_dataset(conn, did)
         n, users, first, last = conn.execute(sa.select(
             sa.func.count(), sa.func.count(sa.distinct(e.user_id)), sa.func.min(e.event_time),

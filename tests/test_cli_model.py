@@ -129,7 +129,7 @@ def _hostile_shop(engine, name: str) -> pd.DataFrame:
     frame = frame.assign(quantity=pd.array([None] * len(frame), dtype="Int64"))
     did = make_dataset(engine, name, [])
     with engine.begin() as conn:
-        store.bulk_insert(conn, store.events, frame.assign(dataset_id=did))
+        store.bulk_insert(conn, store.stored_events, frame.assign(dataset_id=did))
         derived.derive_dataset(conn, did)
         conn.execute(sa.update(store.datasets).where(store.datasets.c.dataset_id == did).values(
             n_users=frame["user_id"].nunique(), rows_loaded=len(frame), rows_read=len(frame),

@@ -21,6 +21,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core import config, store
+from core.errors import ParameterError
 from core.ingest import spark_rows
 from core.ingest.checks import stored_brand
 from core.ingest.sniff import Mapping, Sniffed, sniff
@@ -79,12 +80,22 @@ def dataset_mapping_instead(guess: Mapping, stored: dict | None) -> Mapping:
                    skip_lines=guess.skip_lines, sheet=guess.sheet, confident=True, notes=notes)
 
 
+def appendable(engine: sa.Engine, name: str) -> dict:
+    """Dataset ``name`` to append a file to; :class:`ParameterError` for a connected one (its events are its table's)."""
+    ds = store.get_dataset(engine, name)
+    if ds["layout"] == store.CONNECTED_LAYOUT:
+        raise ParameterError(f"dataset {name!r} is a team's table read in place ({ds['source']}): a file cannot be "
+                             "appended to it; add the rows to that table, or load the file as a dataset of its own",
+                             parameter="append", cases=[name])
+    return ds
+
+
 def sniff_for_dataset(path: str | Path, engine: sa.Engine, dataset: str, sheet: str | None = None,
                       skip_lines: int | None = None) -> Sniffed:
     """:func:`core.ingest.sniff.sniff` of a file to append to ``dataset``, the dataset's own mapping offered first
     (:func:`dataset_mapping_instead`). Raises what ``sniff`` raises, and
     :class:`core.errors.DatasetNotFoundError` when there is no such dataset."""
-    stored = store.get_dataset(engine, dataset).get("mapping")
+    stored = appendable(engine, dataset).get("mapping")
     sniffed = sniff(path, engine, sheet=sheet, skip_lines=skip_lines)
     return replace(sniffed, mapping=dataset_mapping_instead(sniffed.mapping, stored))
 
@@ -148,7 +159,7 @@ def _checked(column: str) -> str:
 def file_users(dataset_id: int, file_no: int) -> sa.Select:
     """A SELECT of the shoppers with events in file ``file_no`` of the dataset: the only ones whose session days
     an append changes."""
-    e = store.events.c
+    e = store.stored_events.c
     return sa.select(e.user_id).where(e.dataset_id == dataset_id, e.file_no == file_no).distinct()
 
 
@@ -156,7 +167,7 @@ def renumber_sessions(conn: sa.Connection, dataset_id: int, file_no: int) -> Non
     """Derive again the sessions of the shoppers in file ``file_no`` over all their events in the dataset, as a load
     of every file at once would (a new session after a gap of ``SESSION_GAP_MINUTES``, numbered per shopper):
     the file's sessions were numbered within the file alone, and may continue one of an earlier file."""
-    e = store.events
+    e = store.stored_events
     users = file_users(dataset_id, file_no)
     prev = sa.func.lag(e.c.event_time).over(partition_by=e.c.user_id, order_by=e.c.event_time)
     gap = sa.literal_column(f"INTERVAL '{int(config.SESSION_GAP_MINUTES)} minutes'")

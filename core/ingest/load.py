@@ -132,7 +132,7 @@ def ingest_file(engine: sa.Engine, path: str | Path, name: str, mapping: Mapping
     """
     started = time.perf_counter()
     check_dataset_name(name)  # before the file is read: a refused name costs nothing
-    stored_mapping = store.get_dataset(engine, name).get("mapping") if append else None
+    stored_mapping = appends.appendable(engine, name).get("mapping") if append else None
     path = Path(path)
     _tick(progress, 0.0, "reading the file's layout")
     with tempfile.TemporaryDirectory(prefix=store.temp_prefix("ingest")) as tmp:
@@ -172,7 +172,7 @@ def _run_job(engine: sa.Engine, job: _Job, name: str, path: Path, append: bool) 
             report = job.run(conn, duck, name, path, native_store=False, target=target)
     finally:
         duck.close()
-    store.analyze(engine, store.events, store.quarantine, store.session_days, store.price_edges, store.shoppers,
+    store.analyze(engine, store.stored_events, store.quarantine, store.session_days, store.price_edges, store.shoppers,
                   *store.shopper_values.values(), store.type_days, store.price_counts, store.dataset_files)
     return report
 

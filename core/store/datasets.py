@@ -12,10 +12,12 @@ from core import config
 from core.errors import DatasetExistsError, DatasetNotFoundError
 from core.store.dataset_names import check_dataset_name
 from core.store.housekeeping import OWNER_SUFFIX
-from core.store.schema import (brand_spellings, dataset_files, dataset_id_seq, datasets, events, export_members,
+from core.store.event_views import (CONNECTED_LAYOUT, connected_view_name, drop_view, unreadable_connected,
+                                    write_events_view)
+from core.store.schema import (brand_spellings, dataset_files, dataset_id_seq, datasets, export_members,
                                exports, models, past_predictions, predictions, price_edges, quarantine, scorings,
                                segment_runs, segments, session_days, shopper_values, shoppers, type_days,
-                               price_counts, uplift, uplift_runs)
+                               price_counts, stored_events, uplift, uplift_runs)
 
 
 def list_datasets(engine: Engine) -> list[dict]:
@@ -112,7 +114,7 @@ def next_dataset_id(conn: Connection) -> int:
 #: Every table whose rows belong to one dataset, the ones that refer to others first (the dataset's row apart).
 DATASET_TABLES = (dataset_files, uplift, uplift_runs, export_members, exports, segments, segment_runs,
                   past_predictions, scorings, predictions, models, quarantine, session_days, price_edges,
-                  shoppers, *shopper_values.values(), type_days, price_counts, brand_spellings, events)
+                  shoppers, *shopper_values.values(), type_days, price_counts, brand_spellings, stored_events)
 
 
 def clear_dataset_rows(conn: Connection, did: int) -> None:
@@ -123,6 +125,7 @@ def clear_dataset_rows(conn: Connection, did: int) -> None:
 
 def drop_dataset(engine: Engine, name: str) -> int:
     """Delete a dataset and everything derived from it in one transaction; returns its id."""
+    unreadable = unreadable_connected(engine)
     with engine.begin() as conn:
         ds = get_dataset(conn, name)
         did = ds["dataset_id"]
@@ -135,6 +138,9 @@ def drop_dataset(engine: Engine, name: str) -> int:
         ]
         clear_dataset_rows(conn, did)
         conn.execute(datasets.delete().where(datasets.c.dataset_id == did))
+        if ds["layout"] == CONNECTED_LAYOUT:  # the team's table stays; only cartsight's view of it goes
+            write_events_view(conn, leave_out=unreadable)
+            drop_view(conn, connected_view_name(did))
     # files go only once the rows are gone for good, so a failed delete keeps a usable dataset
     for folder in model_dirs:
         shutil.rmtree(folder, ignore_errors=True)

@@ -232,7 +232,8 @@ def banded_events_sql(conn: Connection, dataset_id: int, events_sql: str) -> str
 
 def _write_bands(conn: Connection, dataset_id: int) -> None:
     """``cs_events.price_band`` of the dataset's priced events: by their category's edges, else the overall ones."""
-    ev = schema.events
+    ev = schema.stored_events
+    _e = ev.c  # the table written, not the readers' view
     conn.execute(ev.update().where(_e.dataset_id == dataset_id, _e.price_band.is_not(None)).values(price_band=None))
     edges = schema.price_edges.alias("edges")
     conn.execute(  # UPDATE ... FROM: one hash join of the events with the few edge rows

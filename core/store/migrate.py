@@ -10,7 +10,8 @@ from sqlalchemy.engine import Connection, Engine
 from core import config
 from core.errors import StoreUnavailableError
 from core.store import datasets as dataset_rows, derived, summaries
-from core.store.schema import (AS_OF_DATASET, AS_OF_MODEL, datasets, events, exports, metadata, models,
+from core.store.event_views import leave_out_unreadable, write_events_view
+from core.store.schema import (AS_OF_DATASET, AS_OF_MODEL, datasets, exports, stored_events, metadata, models,
                                predictions, schema_info, scoring_id_seq, scorings)
 from core.store.url import _first_line
 
@@ -40,13 +41,14 @@ def ensure_schema(engine: Engine) -> None:
             # (and an index would slow its bulk loads).
             # Asked first, not "IF NOT EXISTS": a team's app role that only reads and writes (the
             # README's set-up) may not run CREATE INDEX at all, even when the index is there.
-            names = {ix["name"] for ix in sa.inspect(conn).get_indexes(events.name)}
+            names = {ix["name"] for ix in sa.inspect(conn).get_indexes(stored_events.name)}
             if "cs_events_dataset_user" not in names:
                 conn.execute(sa.text(
                     "CREATE INDEX cs_events_dataset_user ON cs_events (dataset_id, user_id, event_time)"
                 ))
         version = conn.execute(sa.select(sa.func.max(schema_info.c.version))).scalar()
         if version is None:
+            write_events_view(conn)
             conn.execute(schema_info.insert().values(version=config.SCHEMA_VERSION, created_at=_now()))
         elif version > config.SCHEMA_VERSION:
             raise StoreUnavailableError(
@@ -55,6 +57,7 @@ def ensure_schema(engine: Engine) -> None:
             )
         elif version < config.SCHEMA_VERSION:
             _upgrade(conn, version)
+    leave_out_unreadable(engine)  # a team's table dropped or changed must not fail every dataset's queries
 
 
 def _upgrade(conn: Connection, version: int) -> None:
@@ -78,11 +81,12 @@ def _upgrade(conn: Connection, version: int) -> None:
     (``cs_brand_spellings``, :mod:`core.store.brand_names`); an older dataset's events kept only the lower-cased
     brand, so none is recorded for them (a spelling made up from it would outvote the files' own): their
     brands show as stored until an appended file spells them. Schema 11 added the summaries of
-    :func:`_write_summaries`. A role that may not alter the tables gets a message saying who must open the store once.
+    :func:`_write_summaries`. Schema 12 reads events through the view ``cs_all_events``
+    (:mod:`core.store.event_views`), written first, so that a dataset may be a team's table connected in place. A role that may not alter the tables gets a message saying who must open the store once.
     """
     try:
+        _events_columns_and_view(conn, version)
         if version < 2:
-            conn.exec_driver_sql("ALTER TABLE cs_events ADD COLUMN IF NOT EXISTS price_band VARCHAR")
             for did in _dataset_ids(conn):
                 derived.derive_dataset(conn, did)
         if version < 3:
@@ -102,8 +106,6 @@ def _upgrade(conn: Connection, version: int) -> None:
             conn.exec_driver_sql("ALTER TABLE cs_predictions ADD COLUMN IF NOT EXISTS expected_revenue DOUBLE PRECISION")
             conn.exec_driver_sql("ALTER TABLE cs_predictions ADD COLUMN IF NOT EXISTS p_inactive DOUBLE PRECISION")
         if version < 7:
-            conn.exec_driver_sql("ALTER TABLE cs_events ADD COLUMN IF NOT EXISTS file_no INTEGER")
-            conn.exec_driver_sql("ALTER TABLE cs_events ADD COLUMN IF NOT EXISTS line_no BIGINT")
             conn.exec_driver_sql("ALTER TABLE cs_quarantine ADD COLUMN IF NOT EXISTS file_no INTEGER")
             dataset_rows.record_first_files(conn)
         if version < 8:
@@ -117,6 +119,17 @@ def _upgrade(conn: Connection, version: int) -> None:
     except sa.exc.ProgrammingError as exc:
         raise _upgrade_refused(version, exc) from exc
     conn.execute(sa.update(schema_info).values(version=config.SCHEMA_VERSION))
+
+
+def _events_columns_and_view(conn: Connection, version: int) -> None:
+    """The events' columns added since ``version`` (schemas 2 and 7), then the readers' view over them (schema 12),
+    before any upgrade step reads the events."""
+    if version < 2:
+        conn.exec_driver_sql("ALTER TABLE cs_events ADD COLUMN IF NOT EXISTS price_band VARCHAR")
+    if version < 7:
+        conn.exec_driver_sql("ALTER TABLE cs_events ADD COLUMN IF NOT EXISTS file_no INTEGER")
+        conn.exec_driver_sql("ALTER TABLE cs_events ADD COLUMN IF NOT EXISTS line_no BIGINT")
+    write_events_view(conn)
 
 
 def _write_summaries(conn: Connection) -> None:

@@ -41,7 +41,9 @@ datasets = sa.Table(
     sa.Column("report_json", sa.Text),
 )
 
-events = sa.Table(
+# The events stored by loads and appends (files). Readers use ``events`` below, never this table: writers
+# (loads, appends, a dataset's removal, the price bands' update) are the only users of ``stored_events``.
+stored_events = sa.Table(
     "cs_events",
     metadata,
     sa.Column("dataset_id", sa.Integer, nullable=False),
@@ -62,6 +64,20 @@ events = sa.Table(
     sa.Column("file_no", sa.Integer),
     sa.Column("line_no", sa.BigInteger),
 )
+
+#: Views: not made by ``metadata.create_all``; :mod:`core.store.event_views` writes their definitions.
+views = sa.MetaData()
+
+
+def _event_columns() -> list[sa.Column]:
+    return [sa.Column(c.name, c.type) for c in stored_events.columns]
+
+
+# Every dataset's events as the readers see them: the stored events and, beside them, each connected dataset's
+# view over a team's own table (``cs_connected_<id>``, the same columns). A view, so that one query text reads a
+# file's dataset and a connected one alike; each reader filters on ``dataset_id``, which the databases push into
+# both sides of the union (a connected side is a constant ``dataset_id`` and drops out for another dataset).
+events = sa.Table("cs_all_events", views, *_event_columns())
 
 # The files a dataset was built from, in the order they were loaded: the first load is file 1, each append
 # the next. Rows read = loaded + quarantined holds per file; its events and quarantined rows carry its number.

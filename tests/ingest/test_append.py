@@ -111,7 +111,7 @@ def test_appending_the_same_file_twice_adds_no_event_and_says_so(engine, tmp_pat
     assert again.quarantine_by_reason == {"duplicate": 41}
     assert again.notes[0] == "41 lines repeat events already in the dataset: this file adds no event"
     after = _snapshot(engine, one.dataset_id)
-    for table in ("cs_events", "cs_session_days", "cs_price_edges"):
+    for table in (store.events.name, "cs_session_days", "cs_price_edges"):
         assert after[table] == before[table], table
     assert after["dataset"]["rows_loaded"] == 41 and after["dataset"]["rows_read"] == 82
     assert [f[-7:-4] for f in after["files"]] == [(41, 41, 0), (41, 0, 41)]  # read, loaded, quarantined
@@ -235,6 +235,7 @@ def test_a_schema_3_store_gains_file_history_and_its_datasets_take_appends(engin
     one = ingest_file(engine, _write(tmp_path / "w1.csv", first), "old")
     with engine.begin() as conn:  # the store as schema 3 left it: no file numbers, no file history
         conn.exec_driver_sql("DROP TABLE cs_dataset_files")
+        conn.exec_driver_sql("DROP VIEW cs_all_events")  # schema 12 made it
         conn.exec_driver_sql("ALTER TABLE cs_events DROP COLUMN line_no")
         conn.exec_driver_sql("ALTER TABLE cs_events DROP COLUMN file_no")
         conn.exec_driver_sql("ALTER TABLE cs_quarantine DROP COLUMN file_no")

@@ -19,7 +19,7 @@ def test_rows_a_killed_load_left_under_an_unrecorded_id_are_no_part_of_the_next_
     # a load killed after writing its events and quarantine, before its dataset's row (its last step)
     leftover = {"dataset_id": 1, "user_id": "ghost", "event_time": dt.datetime(2024, 1, 1), "event_type": "view"}
     with spark_engine.begin() as conn:
-        conn.execute(store.events.insert().values(**leftover))
+        conn.execute(store.stored_events.insert().values(**leftover))
         conn.execute(store.quarantine.insert().values(dataset_id=1, reason="truncated_row", raw_line="x"))
     assert store.list_datasets(spark_engine) == []  # nothing of it is visible
 

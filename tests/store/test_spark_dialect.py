@@ -29,7 +29,7 @@ def test_a_thrift_server_url_is_served_by_cartsight_s_spark_dialect():
 
 
 def test_an_update_rewrites_the_table_through_a_staging_table_after_a_probe():
-    e = store.events
+    e = store.stored_events
     parts = _sql(e.update().where(e.c.dataset_id == 3).values(price_band=None)).split(spark.STATEMENT_BREAK)
     assert parts[0].startswith(spark.PROBE) and "LIMIT" in parts[0] and "`cs_events`.`dataset_id` =" in parts[0]
     stage = parts[1].split("`")[1]
@@ -43,7 +43,7 @@ def test_an_update_rewrites_the_table_through_a_staging_table_after_a_probe():
 
 
 def test_an_update_from_another_table_joins_it_and_a_delete_keeps_the_rows_its_where_does_not_hold():
-    e, s = store.events, sa.table("renumbered", sa.column("user_id"), sa.column("sid"))
+    e, s = store.stored_events, sa.table("renumbered", sa.column("user_id"), sa.column("sid"))
     update = _sql(e.update().where(e.c.dataset_id == 1, e.c.user_id == s.c.user_id).values(session_id=s.c.sid))
     assert "LEFT OUTER JOIN `renumbered` ON" in update.split(spark.STATEMENT_BREAK)[1]
     assert "JOIN `renumbered` ON" in update.split(spark.STATEMENT_BREAK)[0]  # the probe: matched rows only
