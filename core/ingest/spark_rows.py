@@ -16,10 +16,12 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core import store
-from core.store import derived
+from core.store import derived, executors
 
 #: Rows read from the load's DuckDB per chunk sent to Spark: the app holds one chunk at a time.
 CHUNK_ROWS = 20_000
+#: rows per Arrow batch sent through Spark Connect
+ARROW_CHUNK_ROWS = 500_000
 
 
 def is_spark(conn: sa.Connection | sa.Engine) -> bool:
@@ -50,7 +52,7 @@ def write_rows(conn: sa.Connection, duck, did: int, file_no: int, events: tuple[
     if banded:
         send_banded_events(conn, duck, events_sql, did, columns)
     else:
-        send_rows(conn, duck, f"SELECT ?, * FROM ({events_sql})", store.events, ("dataset_id",) + columns, [did])
+        send_rows(conn, duck, f"SELECT ?, * FROM ({events_sql})", store.stored_events, ("dataset_id",) + columns, [did])
     if progress is not None:
         progress(0.85, "writing the quarantine")
     send_rows(conn, duck, f"SELECT ?, ?, * FROM ({q_sql})", store.quarantine,
@@ -59,16 +61,24 @@ def write_rows(conn: sa.Connection, duck, did: int, file_no: int, events: tuple[
 
 def send_rows(conn: sa.Connection, duck, select: str, table: sa.Table, columns: tuple[str, ...],
               params: list | None = None) -> int:
-    """Insert the rows of the DuckDB query ``select`` (its columns in the order of ``columns``) into ``table``,
-    one chunk of :data:`CHUNK_ROWS` at a time; returns the number of rows."""
+    """Insert the rows of the DuckDB query ``select`` (its columns in the order of ``columns``) into ``table``; returns
+    the number of rows. Through Spark Connect as Arrow batches of :data:`ARROW_CHUNK_ROWS` when the store has a
+    Connect URL (the cluster writes the Parquet files), else as multi-row INSERTs of :data:`CHUNK_ROWS` through
+    the Thrift Server, which parses every value as SQL text."""
     result = duck.execute(select, params or [])
+    session = executors.spark_session(conn.engine)
+    per_chunk = ARROW_CHUNK_ROWS if session is not None else CHUNK_ROWS
     n = 0
     while True:
-        chunk = result.fetch_df_chunk(max(1, CHUNK_ROWS // 2048))
+        chunk = result.fetch_df_chunk(max(1, per_chunk // 2048))
         if chunk.empty:
             return n
         chunk.columns = list(columns)
-        n += store.bulk_insert(conn, table, _plain(chunk))
+        if session is not None:
+            executors.insert_frame(conn.engine, table, chunk)
+            n += len(chunk)
+        else:
+            n += store.bulk_insert(conn, table, _plain(chunk))
 
 
 def send_banded_events(conn: sa.Connection, duck, events_sql: str, dataset_id: int, columns: tuple[str, ...]) -> None:
@@ -94,8 +104,8 @@ def send_banded_events(conn: sa.Connection, duck, events_sql: str, dataset_id: i
 
 def load_stage(dataset_id: int) -> sa.Table:
     """The staging table of a Spark load's events for dataset ``dataset_id`` (the events' columns but the band)."""
-    return sa.Table(f"{store.events.name}__load_{int(dataset_id)}", sa.MetaData(),
-                    *[sa.Column(c.name, c.type) for c in store.events.columns if c.name != "price_band"])
+    return sa.Table(f"{store.stored_events.name}__load_{int(dataset_id)}", sa.MetaData(),
+                    *[sa.Column(c.name, c.type) for c in store.stored_events.columns if c.name != "price_band"])
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
@@ -138,7 +148,7 @@ def undo_load(conn: sa.Connection, dataset_id: int | None, file_no: int | None, 
         store.clear_dataset_rows(conn, dataset_id)
         conn.execute(store.datasets.delete().where(store.datasets.c.dataset_id == dataset_id))
         return
-    for table in (store.events, store.quarantine, store.dataset_files):
+    for table in (store.stored_events, store.quarantine, store.dataset_files):
         conn.execute(table.delete().where(table.c.dataset_id == dataset_id, table.c.file_no == file_no))
     if before is not None:
         row, spellings = before

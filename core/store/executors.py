@@ -72,6 +72,8 @@ def insert_frame(engine: Engine, table, frame) -> bool:
         return False
     names = [c.name for c in table.columns]
     rows = frame.reindex(columns=names)
+    for name in set(names) - set(frame.columns):  # a column the rows do not give: NULL, not NaN
+        rows[name] = None
     spark_rows = session.createDataFrame(rows, schema=spark_schema(table)) if len(rows) else None
     if spark_rows is not None:
         spark_rows.write.insertInto(table_name(engine, table))
