@@ -31,6 +31,7 @@ there are kept (merged by store and size), each with the load average of its own
     python bench/scale.py --sizes 1 5 20 --pg-sizes 5          # the full benchmark (PG URL from the env)
     python bench/scale.py --sizes 1 --pg-sizes                  # 1 million events on DuckDB only
     python bench/scale.py --sizes 1 --stages ingest overview    # only some stages
+    python bench/scale.py --sizes 1 --pg-sizes --spark-sizes 1  # DuckDB and Spark, 1 million events each
 """
 from __future__ import annotations
 
@@ -371,6 +372,21 @@ def pg_schema_url(pg_url: str, schema: str) -> str:
     return f"{pg_url}{sep}options=-csearch_path%3D{schema}"
 
 
+def spark_database_url(spark_url: str):
+    """A fresh Spark database for one run: ``(its store URL, an engine on the server, the statement that drops it)``."""
+    import sqlalchemy as sa
+
+    from core.store.engine import spark_url as as_spark
+
+    made = sa.engine.make_url(as_spark(spark_url))
+    database = f"cs_scale_{os.getpid()}"
+    raw = sa.create_engine(made)
+    with raw.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {database}")
+    return made.set(database=database).render_as_string(hide_password=False), raw, \
+        f"DROP DATABASE IF EXISTS {database} CASCADE"
+
+
 def run_journey(store_kind: str, millions: float, csv_path: Path, gen: dict, workdir: Path, args,
                 on_stage=None) -> dict:
     """Every stage on one fresh store; returns the run's record (``on_stage(record)`` after each stage)."""
@@ -378,15 +394,18 @@ def run_journey(store_kind: str, millions: float, csv_path: Path, gen: dict, wor
 
     home = workdir / f"home-{store_kind}"
     home.mkdir()
-    schema, raw = None, None
+    schema, raw, drop = None, None, None
     if store_kind == "duckdb":
         url = f"duckdb:///{workdir / 'scale.duckdb'}"
+    elif store_kind == "spark":
+        url, raw, drop = spark_database_url(args.spark_url)
     else:
         schema = f"cs_scale_{os.getpid()}"
         raw = sa.create_engine(args.pg_url)
         with raw.begin() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))  # our own generated name, not user input
         url = pg_schema_url(args.pg_url, schema)
+        drop = f'DROP SCHEMA "{schema}" CASCADE'
     load_before = os.getloadavg()
     stages: dict[str, dict] = {}
 
@@ -405,8 +424,9 @@ def run_journey(store_kind: str, millions: float, csv_path: Path, gen: dict, wor
                 on_stage(record())
     finally:
         if raw is not None:
-            with raw.begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            with raw.connect() as conn:
+                conn.exec_driver_sql(drop)
+                conn.commit()
             raw.dispose()
         for leftover in workdir.glob("scale.duckdb*"):
             leftover.unlink()
@@ -422,6 +442,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pg-sizes", type=float, nargs="*", default=[5], help="millions of events on PostgreSQL")
     parser.add_argument("--pg-url", default=os.environ.get(PG_ENV),
                         help=f"PostgreSQL server (default ${PG_ENV}); a fresh schema is made and dropped per run")
+    parser.add_argument("--spark-sizes", type=float, nargs="*", default=[],
+                        help="millions of events on Spark (a Spark Thrift Server at --spark-url; with "
+                             "CARTSIGHT_SPARK_CONNECT set, scoring and segments run on its executors)")
+    parser.add_argument("--spark-url", default=os.environ.get("CARTSIGHT_TEST_SPARK_URL"),
+                        help="the Spark Thrift Server (hive://host:10001/default?auth=NOSASL; .ci/start-spark.sh)")
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
                         help="stages to run, in journey order (each needs the ones before it)")
     parser.add_argument("--torch-threads", type=int, help="override PipelineSettings.torch_threads (default: the settings')")
@@ -437,8 +462,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.pg_sizes and not args.pg_url:
         print(f"no PostgreSQL URL (--pg-url or ${PG_ENV}): skipping the PostgreSQL sizes {args.pg_sizes}")
         args.pg_sizes = []
+    if args.spark_sizes and not args.spark_url:
+        print(f"no Spark URL (--spark-url): skipping the Spark sizes {args.spark_sizes}")
+        args.spark_sizes = []
     runs = [] if args.fresh else previous_runs(DOC)
-    for millions in sorted(set(args.sizes) | set(args.pg_sizes)):
+    for millions in sorted(set(args.sizes) | set(args.pg_sizes) | set(args.spark_sizes)):
         with tempfile.TemporaryDirectory(prefix="cartsight-scale-", dir=args.workdir) as tmp:
             workdir = Path(tmp)
             csv_path = workdir / "events.csv"
@@ -446,7 +474,8 @@ def main(argv: list[str] | None = None) -> None:
             gen = write_events_csv(csv_path, millions)
             print(f"  {gen['rows']:,} events, {gen['shoppers']:,} shoppers, {gen['csv_mb']:,.0f} MB in "
                   f"{gen['seconds']:.0f} s", flush=True)
-            kinds = [k for k, sizes in (("duckdb", args.sizes), ("postgresql", args.pg_sizes)) if millions in sizes]
+            kinds = [k for k, sizes in (("duckdb", args.sizes), ("postgresql", args.pg_sizes),
+                                        ("spark", args.spark_sizes)) if millions in sizes]
             for kind in kinds:
                 def keep(run: dict) -> None:
                     nonlocal runs

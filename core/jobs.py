@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from core import store
 from core.analysis import segments
 from core.ingest import load as ingest
+from core.ingest.connect import connect_table, refresh_connected
 from core.errors import CartsightError, IngestCancelled, SegmentationCancelled, TrainingCancelled
 
 if TYPE_CHECKING:
@@ -224,6 +225,25 @@ def load_job(engine: Engine, dataset: str, path: Path, mapping: Mapping | None =
                after_store_fault="Nothing of this file was kept.",
                unexpected="The load failed unexpectedly ({error}); nothing of it was kept.",
                inputs={"dataset": dataset, "path": Path(path), "append": append})
+
+
+def connect_job(engine: Engine, dataset: str, table: str | None, overrides: dict[str, str | None] | None = None) -> Job:
+    """A job that makes ``table`` dataset ``dataset``, read in place (``core.ingest.connect.connect_table``), or
+    with ``table`` None counts connected dataset ``dataset``'s table again (``refresh_connected``); not started.
+    Its result is the report as a dict; a cancel before the end leaves the store as it was."""
+    def work(job: Job) -> dict:
+        def progress(fraction: float, message: str) -> None:
+            if fraction < 1.0:
+                job.raise_if_cancelled(f"Connecting {dataset!r} was cancelled: the store is as it was.")
+            job.report(fraction, message)
+
+        if table is None:
+            return refresh_connected(engine, dataset, progress=progress).to_dict()
+        return connect_table(engine, table, dataset, overrides=overrides, progress=progress).to_dict()
+
+    return Job(work, cancelled_by=IngestCancelled, name="cartsight-connect", after_store_fault="Nothing was kept.",
+               unexpected="Connecting the table failed unexpectedly ({error}); nothing of it was kept.",
+               inputs={"dataset": dataset, "path": None, "table": table})
 
 
 def training_job(engine: Engine, dataset: str, horizon_days: int) -> Job:

@@ -19,6 +19,7 @@ from core.ingest.quarantine import quarantined_rows
 from core.jobs import Job, JobBoard
 from core.ingest.sniff import CANONICAL_FIELDS, PRICE_KINDS, TIME_FORMATS, Mapping, Sniffed, sniff
 from core.ingest.delimited import DELIMITER_NAMES
+from pages.connect_form import connect_section
 from pages.common import DATASET_KEY, get_engine, md, show_error, show_table
 
 UPLOAD_KEY = "data_upload"  # {"file_id", "name", "dir", "path"} of the upload written to disk
@@ -80,6 +81,18 @@ def _start_load(engine, dataset: str, path: Path, mapping: Mapping | None, remem
     st.session_state.pop(OUTCOME_KEY, None)
     st.session_state[JOB_KEY] = job
     st.rerun()  # redraw with the upload controls disabled and the progress bar shown
+
+
+def _start_job(dataset: str, job: Job) -> None:
+    """Run ``job`` (a connect or a refresh of ``dataset``) as the page's load: its progress, Cancel and report."""
+    if not _loads().start((store.resolve_url(), dataset), job):
+        st.session_state[OUTCOME_KEY] = {"dataset": dataset, "report": None, "cancelled": False,
+                                         "error": f"{dataset!r} is being loaded or connected by another session "
+                                                  "right now: try again when it is done."}
+        st.rerun()
+    st.session_state.pop(OUTCOME_KEY, None)
+    st.session_state[JOB_KEY] = job
+    st.rerun()
 
 
 def _finish_load(job: Job) -> None:
@@ -409,6 +422,8 @@ def _show_report(engine, report: dict) -> None:
     read, loaded, quarantined = report["rows_read"], report["rows_loaded"], report["rows_quarantined"]
     if report.get("appended"):
         st.subheader(f"Added {md(report['source'])} to {md(report['dataset'])} (its file {report['file_no']})")
+    elif report.get("layout") == store.CONNECTED_LAYOUT:
+        st.subheader(f"Connected {md(report['dataset'])} to {md(report['source'])}")
     else:
         st.subheader(f"Loaded {md(report['dataset'])}")
     balance = f"rows read = rows loaded + rows quarantined: {formats.count(read)} = {formats.count(loaded)} + {formats.count(quarantined)}"
@@ -453,7 +468,9 @@ def _show_report(engine, report: dict) -> None:
             show_table(pd.DataFrame({"Reason": list(by_reason), "Rows": list(by_reason.values())}), width="stretch")
     else:
         right.caption("No row was quarantined.")
-    if quarantined:
+    if quarantined and report.get("layout") == store.CONNECTED_LAYOUT:
+        st.caption("The rows left out stay in the team's table, unchanged: counted above by reason, not copied.")
+    elif quarantined:
         file_no = report.get("file_no") if report.get("appended") else None
         _show_quarantine(engine, report["dataset"], quarantined, file_no)
 
@@ -563,6 +580,7 @@ if job is not None and not job.running:
     job = None
 datasets = store.list_datasets(engine)
 _upload_section(engine, [d["name"] for d in datasets], running=job is not None)
+connect_section(engine, datasets, job is not None, FIELD_LABELS, _start_job)
 if st.session_state.get(JOB_KEY) is not None:
     _load_progress()
 elif st.session_state.get(OUTCOME_KEY):

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import cli
+from core import cli, cli_data
 from core.analysis import segments
 from core.campaigns import targets, exports
 from core.errors import SCHEMA_REASONS, CartsightError, ParameterError, SchemaError
@@ -92,7 +92,7 @@ def _skipping(tmp_path, lines: int):
 
 def _cli_ingest(*flags: str):
     args = cli.build_parser().parse_args(["ingest", str(FIXTURES / "pipe.csv"), "--name", "x", *flags])
-    return lambda: cli._hand_mapping(args, None)
+    return lambda: cli_data._hand_mapping(args, None)
 
 
 # (call, parameter named, the message's start): the options of a file's mapping, as the Data page, the CLI and

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: sibling on the same level or anything above. ``config`` and ``errors`` are the floor; the store
 #: knows no analysis or model; the model reads the store only; analysis reads the model's published forecasts
 #: and shopper embeddings (segments); campaigns sit on both; charts draw what they return; jobs and the CLI
-#: drive everything.
+#: drive everything (the CLI's store commands and what every command shares in ``cli_data``, below ``cli``).
 LEVELS = {
     "core.config": 0, "core.errors": 0,
     "core.present": 1, "core.store": 1, "core.simulate": 1,
@@ -25,7 +25,8 @@ LEVELS = {
     "core.campaigns": 4,
     "core.charts": 5,
     "core.jobs": 6,
-    "core.cli": 7,
+    "core.cli_data": 7,
+    "core.cli": 8,
 }
 #: At most this many modules directly in core/ (besides its __init__): the rest live in the parts above.
 MAX_TOP_MODULES = 5

@@ -43,6 +43,7 @@ LAYOUT_NAMES = {
     "transactions": "Transactions (customer, date, amount)",
     "generic": "Event file with named columns",
     "manual": "Mapped by hand",
+    "connected": "A team's table, read in place",
 }
 _BUY_HEADER = re.compile(r"^p_buy_within_(\d+)d$")
 

@@ -1,0 +1,204 @@
+"""A team's events table connected in place (core.ingest.connect): the same dataset as the same rows loaded from a
+file, bad rows counted per reason and left out, nothing copied, and the table untouched when the dataset goes."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from core import store
+from core.analysis import queries
+from core.errors import ParameterError, SchemaError
+from core.ingest.connect import connect_table, propose_mapping, refresh_connected
+from core.ingest.load import ingest_file
+from tests.conftest import make_dataset
+
+EVENT_COLUMNS = ["user_id", "event_time", "event_type", "item_id", "category", "brand", "price", "session_id",
+                 "price_band"]
+
+
+def _team_rows() -> list[dict]:
+    """Twenty shoppers over two days, in a team's own column names and spellings, and three bad rows."""
+    base, rows = dt.datetime(2024, 3, 1, 9), []
+    for u in range(20):
+        for k in range(7):
+            gap = dt.timedelta(hours=u, minutes=9 * k + (90 if k > 3 else 0))  # a second session after 90 min
+            rows.append({"visitor": f"v{u:03d}", "happened_at": base + gap,
+                         "action": ["page_view", "add_to_cart", "view_item", "purchase"][(u + k) % 4],
+                         "sku": f"sku{(u * 3 + k) % 11}", "category_code": ["shoes", "bags", "hats"][k % 3],
+                         "maker": ["Nike", "ACME ", "adidas"][(u + k) % 3], "amount": float(5 + (u * 7 + k * 13) % 90)})
+    rows += [{**rows[0], "visitor": None}, {**rows[1], "visitor": "bad", "amount": -4.0},
+             {**rows[2], "visitor": "late", "happened_at": None}]
+    return rows
+
+
+TEAM = sa.Table("team_events", sa.MetaData(), sa.Column("visitor", sa.String), sa.Column("happened_at", sa.DateTime),
+                sa.Column("action", sa.String), sa.Column("sku", sa.String), sa.Column("category_code", sa.String),
+                sa.Column("maker", sa.String), sa.Column("amount", sa.Double))
+MAP = {"user_id": "visitor", "event_time": "happened_at", "brand": "maker", "price": "amount"}
+
+
+def _make_team_table(engine, rows: list[dict], table: sa.Table = TEAM) -> None:
+    with engine.begin() as conn:
+        table.drop(conn, checkfirst=True)
+        table.create(conn)
+        conn.execute(table.insert(), rows)
+
+
+def _events(engine, did: int) -> list[tuple]:
+    e = store.events.c
+    with engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(sa.select(*[e[c] for c in EVENT_COLUMNS])
+                                                     .where(e.dataset_id == did)))
+
+
+def _as_file(path, rows: list[dict]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["user_id", "event_time", "event_type", "product_id", "category_code", "brand", "price"])
+        for r in rows:
+            w.writerow([r["visitor"] or "", r["happened_at"] or "", r["action"], r["sku"], r["category_code"],
+                        r["maker"], r["amount"]])
+
+
+def test_a_connected_table_is_the_dataset_its_rows_make_as_a_file(engine, tmp_path):
+    rows = _team_rows()
+    _make_team_table(engine, rows)
+    report = connect_table(engine, "team_events", "team", overrides=MAP)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (143, 140, 3)
+    assert report.quarantine_by_reason == {"missing_time": 1, "missing_user": 1, "negative_price": 1}
+    assert report.layout == store.CONNECTED_LAYOUT and report.users == 20
+    _as_file(tmp_path / "team.csv", rows)
+    loaded = ingest_file(engine, tmp_path / "team.csv", "as-file")
+    assert loaded.quarantine_by_reason == report.quarantine_by_reason
+    assert report.events_by_type == loaded.events_by_type == {"view": 70, "cart": 35, "purchase": 35}
+    assert _events(engine, report.dataset_id) == _events(engine, loaded.dataset_id)  # sessions and bands too
+    assert queries.kpis(engine, report.dataset_id) == queries.kpis(engine, loaded.dataset_id)
+    ds = store.get_dataset(engine, "team")
+    assert (ds["layout"], ds["source"], ds["rows_loaded"], ds["n_users"]) == ("connected", "team_events", 140, 20)
+    with engine.connect() as conn:  # nothing copied: no stored event is the connected dataset's
+        e = store.stored_events.c
+        assert conn.execute(sa.select(sa.func.count()).where(e.dataset_id == report.dataset_id)).scalar() == 0
+
+
+def test_dropping_a_connected_dataset_leaves_the_team_table_and_the_other_datasets(engine, tmp_path):
+    _make_team_table(engine, _team_rows())
+    one = connect_table(engine, "team_events", "one", overrides=MAP)
+    two = connect_table(engine, "team_events", "two", overrides=MAP)
+    before = _events(engine, two.dataset_id)
+    store.drop_dataset(engine, "one")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(TEAM)).scalar() == 143
+        assert conn.execute(sa.select(sa.func.count()).where(store.events.c.dataset_id == one.dataset_id)).scalar() == 0
+    assert _events(engine, two.dataset_id) == before
+    again = connect_table(engine, "team_events", "one", overrides=MAP)  # the name is free again
+    assert _events(engine, again.dataset_id) == before
+
+
+def test_the_mapping_is_proposed_from_the_names_and_checked(engine):
+    _make_team_table(engine, _team_rows())
+    proposal = propose_mapping(engine, "team_events")
+    assert proposal.columns["event_time"] is None  # "happened_at" is no time alias: it must be mapped by hand
+    assert [proposal.columns[f] for f in ("user_id", "event_type", "item_id", "category")] == [
+        "visitor", "action", "sku", "category_code"]
+    assert proposal.kinds["happened_at"] == "time" and proposal.kinds["amount"] == "number"
+    with pytest.raises(SchemaError, match=r"no column of table 'team_events' is the event_time: map one with --map "
+                                          r"event_time=COLUMN\. Columns in the table: \['visitor', 'happened_at'"):
+        connect_table(engine, "team_events", "x")
+    with pytest.raises(SchemaError, match=r"user_id is mapped to column 'cust', which is not in table 'team_events'"):
+        connect_table(engine, "team_events", "x", overrides={**MAP, "user_id": "cust"})
+    with pytest.raises(ParameterError, match=r"'shopper' is no field of the event schema"):
+        connect_table(engine, "team_events", "x", overrides={**MAP, "shopper": "visitor"})
+    with pytest.raises(SchemaError, match=r"No table 'nowhere\.events' can be read in the store's database"):
+        connect_table(engine, "nowhere.events", "x", overrides=MAP)
+    assert store.list_datasets(engine) == []  # nothing written by a refusal
+
+
+def test_a_table_of_epoch_milliseconds_and_no_good_row(engine):
+    table = sa.Table("team_ms", sa.MetaData(), sa.Column("user_id", sa.String), sa.Column("ts", sa.BigInteger),
+                     sa.Column("event_type", sa.String))
+    start = int(dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC).timestamp() * 1000)
+    _make_team_table(engine, [{"user_id": "a", "ts": start + 60_000 * i, "event_type": "view"} for i in range(3)],
+                     table)
+    report = connect_table(engine, "team_ms", "ms", overrides={"event_time": "ts"})
+    assert (report.first_event, report.last_event) == (dt.datetime(2024, 5, 1, 12), dt.datetime(2024, 5, 1, 12, 2))
+    empty = sa.Table("team_none", sa.MetaData(), *[sa.Column(c.name, c.type) for c in table.columns])
+    _make_team_table(engine, [{"user_id": None, "ts": start, "event_type": "view"}], empty)
+    with pytest.raises(SchemaError, match=r"nothing to connect: no row of table 'team_none' is an event "
+                                          r"\(no shopper id: 1\)"):
+        connect_table(engine, "team_none", "none", overrides={"event_time": "ts"})
+    assert [d["name"] for d in store.list_datasets(engine)] == ["ms"]
+
+
+def test_a_file_cannot_be_appended_to_a_connected_dataset(engine, tmp_path):
+    _make_team_table(engine, _team_rows())
+    connect_table(engine, "team_events", "team", overrides=MAP)
+    _as_file(tmp_path / "more.csv", _team_rows()[:5])
+    with pytest.raises(ParameterError, match=r"dataset 'team' is a team's table read in place \(team_events\): a "
+                                             r"file cannot be appended"):
+        ingest_file(engine, tmp_path / "more.csv", "team", append=True)
+
+
+def test_a_team_table_dropped_under_its_dataset_does_not_break_the_others(engine, tmp_path):
+    _make_team_table(engine, _team_rows())
+    gone = connect_table(engine, "team_events", "gone", overrides=MAP)
+    _as_file(tmp_path / "kept.csv", _team_rows())
+    kept = ingest_file(engine, tmp_path / "kept.csv", "kept")
+    before = queries.kpis(engine, kept.dataset_id)
+    if engine.dialect.name == "postgresql":  # PostgreSQL keeps the table while a view reads it
+        with pytest.raises(sa.exc.DBAPIError, match="other objects depend on it"), engine.begin() as conn:
+            TEAM.drop(conn)
+        return
+    with engine.begin() as conn:
+        TEAM.drop(conn)
+    reopened = store.make_engine(engine.url.render_as_string(hide_password=False))
+    assert queries.kpis(reopened, kept.dataset_id) == before
+    assert _events(reopened, gone.dataset_id) == []  # its events went with the table
+    store.drop_dataset(reopened, "gone")
+    assert [d["name"] for d in store.list_datasets(reopened)] == ["kept"]
+    reopened.dispose()
+
+
+def test_a_refresh_counts_the_grown_table_again(engine):
+    rows = _team_rows()
+    _make_team_table(engine, rows[:70])
+    first = connect_table(engine, "team_events", "team", overrides=MAP)
+    assert (first.rows_read, first.rows_loaded) == (70, 70)
+    with engine.begin() as conn:  # the team's pipeline appends the rest
+        conn.execute(TEAM.insert(), rows[70:])
+    assert queries.kpis(engine, first.dataset_id)["events"] == 70  # the summaries as connected
+    again = refresh_connected(engine, "team")
+    assert (again.rows_read, again.rows_loaded, again.rows_quarantined) == (143, 140, 3)
+    assert queries.kpis(engine, first.dataset_id)["events"] == 140
+    ds = store.get_dataset(engine, "team")
+    assert (ds["rows_read"], ds["rows_loaded"], ds["n_users"]) == (143, 140, 20)
+    assert store.dataset_file_history(engine, first.dataset_id)[0]["rows_read"] == 143
+    make_dataset(engine, "nope", [{"user_id": "u", "event_time": dt.datetime(2024, 1, 1), "event_type": "view"}])
+    with pytest.raises(ParameterError, match=r"dataset 'nope' was loaded from files"):
+        refresh_connected(engine, "nope")
+
+
+def test_a_nested_ga4_export_table_is_read_as_its_file_is(duck_engine, tmp_path):
+    """GA4's BigQuery export (``items`` and ``event_params`` nested) as a table of the DuckDB store: one row per
+    item, a column per parameter, the same events and quarantine counts as the same export loaded as a file."""
+    import duckdb
+
+    from tests.ingest.test_tabular import GA4_EXPORT
+
+    with duck_engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE ga4_events AS {GA4_EXPORT}")
+    proposal = propose_mapping(duck_engine, "ga4_events")
+    assert "one row per item of each event's 'items' list" in proposal.notes[0]
+    assert [proposal.columns[f] for f in ("user_id", "event_time", "item_id", "price", "session_id")] == [
+        "user_pseudo_id", "event_timestamp", "items.item_id", "items.price", "event_params.ga_session_id"]
+    report = connect_table(duck_engine, "ga4_events", "ga4")
+    path = tmp_path / "events_20240301.parquet"
+    con = duckdb.connect()
+    con.execute(f"COPY ({GA4_EXPORT}) TO '{path}' (FORMAT parquet)")
+    con.close()
+    loaded = ingest_file(duck_engine, path, "ga4-file")
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (4, 3, {"negative_price": 1})
+    assert (loaded.rows_read, loaded.rows_loaded, loaded.quarantine_by_reason) == (4, 3, {"negative_price": 1})
+    assert _events(duck_engine, report.dataset_id) == _events(duck_engine, loaded.dataset_id)
