@@ -71,9 +71,13 @@ def _split_name(table: str) -> tuple[str | None, str]:
 
 
 def _flat_sql(conn: Connection, qualified: str) -> tuple[str | None, str]:
-    """On DuckDB, a table with nested columns (GA4's BigQuery export: ``items``, ``event_params``): the SELECT that
-    reads it flat as a file of it is read (one row per item, a column per parameter: ``core.ingest.json_tables``),
-    and what that did; else ``(None, "")``."""
+    """On DuckDB and Spark, a table with nested columns (GA4's BigQuery export: ``items``, ``event_params``): the
+    SELECT that reads it flat as a file of it is read (one row per item, a column per parameter:
+    ``core.ingest.json_tables``, ``core.ingest.spark_flat``), and what that did; else ``(None, "")``."""
+    if conn.dialect.name == "spark":
+        from core.ingest.spark_flat import flat_select
+
+        return flat_select(conn, qualified)
     if conn.dialect.name != "duckdb":
         return None, ""
     from core.ingest.json_tables import _ITEM, _flat_columns, _ident
@@ -102,7 +106,9 @@ def _sample(conn: Connection, table: str) -> tuple[list[str], list[list], str | 
             flat, note = _flat_sql(conn, qualified)
             result = conn.exec_driver_sql(f"SELECT * FROM ({flat or f'SELECT * FROM {qualified}'}) AS flat "
                                           f"LIMIT {SAMPLE_ROWS}")
-            return list(result.keys()), [list(r) for r in result], flat, note
+            # the driver's own names: PyHive's SQLAlchemy keys drop what precedes a dot (items.item_id)
+            names = [d[0] for d in result.cursor.description]
+            return names, [list(r) for r in result], flat, note
     except sa.exc.DBAPIError as exc:
         raise SchemaError(f"No table {table!r} can be read in the store's database ({_first_line(exc)}): connect a "
                           f"table of that database (SCHEMA.TABLE), which cartsight reads in place",

@@ -20,6 +20,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from core import store
 from core.campaigns import targets as campaigns
@@ -79,9 +80,10 @@ def add_model(engine, did: int, version: str = "m1", value: bool = True) -> None
 
 def add_segments(engine, did: int) -> int:
     with engine.begin() as conn:
-        run_id = int(conn.execute(store.segment_runs.insert().values(
-            dataset_id=did, created_at=dt.datetime(2024, 2, 2), n_segments=2, model_version="m1",
-            features_json="{}", profiles_json="[]").returning(store.segment_runs.c.run_id)).scalar_one())
+        run_id = int(conn.execute(sa.select(store.segment_run_id_seq.next_value())).scalar_one())  # no RETURNING
+        conn.execute(store.segment_runs.insert().values(  # on Spark: the id first, as the store's own code does
+            run_id=run_id, dataset_id=did, created_at=dt.datetime(2024, 2, 2), n_segments=2, model_version="m1",
+            features_json="{}", profiles_json="[]"))
         conn.execute(store.segments.insert(), [{
             "dataset_id": did, "run_id": run_id, "user_id": uid(i), "segment": i % 2,
             "segment_name": SEGMENT_NAMES[i % 2]} for i in range(N)])

@@ -202,3 +202,51 @@ def test_a_nested_ga4_export_table_is_read_as_its_file_is(duck_engine, tmp_path)
     assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (4, 3, {"negative_price": 1})
     assert (loaded.rows_read, loaded.rows_loaded, loaded.quarantine_by_reason) == (4, 3, {"negative_price": 1})
     assert _events(duck_engine, report.dataset_id) == _events(duck_engine, loaded.dataset_id)
+
+
+GA4_ON_SPARK = """
+    SELECT * FROM VALUES
+      (1709287200000000L, 'view_item', 'ps1',
+       array(named_struct('key', 'ga_session_id', 'value', named_struct('string_value', CAST(NULL AS STRING),
+                                                                        'int_value', 77L)),
+             named_struct('key', 'page_location', 'value', named_struct('string_value', 'https://shop/p/A',
+                                                                        'int_value', CAST(NULL AS BIGINT)))),
+       array(named_struct('item_id', 'A', 'item_brand', 'Acme', 'item_category', 'Kitchen', 'price', 2.5D,
+                          'quantity', 1L)),
+       named_struct('category', 'mobile')),
+      (1709287500000000L, 'purchase', 'ps1',
+       array(named_struct('key', 'ga_session_id', 'value', named_struct('string_value', CAST(NULL AS STRING),
+                                                                        'int_value', 77L))),
+       array(named_struct('item_id', 'A', 'item_brand', 'Acme', 'item_category', 'Kitchen', 'price', 2.5D,
+                          'quantity', 2L),
+             named_struct('item_id', 'B', 'item_brand', 'Leaf', 'item_category', 'Food', 'price', -4.0D,
+                          'quantity', 1L)),
+       named_struct('category', 'mobile')),
+      (1709370000000000L, 'session_start', 'ps2',
+       array(named_struct('key', 'ga_session_id', 'value', named_struct('string_value', CAST(NULL AS STRING),
+                                                                        'int_value', 88L))),
+       CAST(array() AS ARRAY<STRUCT<item_id: STRING, item_brand: STRING, item_category: STRING, price: DOUBLE,
+                                    quantity: BIGINT>>),
+       named_struct('category', 'desktop'))
+    AS v(event_timestamp, event_name, user_pseudo_id, event_params, items, device)"""
+
+
+@pytest.mark.spark
+def test_a_nested_ga4_export_table_on_spark_is_read_flat(spark_engine):
+    """The same export as a Spark table (arrays of structs, as a lakehouse holds it): the same flat reading."""
+    with spark_engine.connect() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS cs_test_ga4")
+        conn.exec_driver_sql(f"CREATE TABLE cs_test_ga4 USING parquet AS {GA4_ON_SPARK}")
+    proposal = propose_mapping(spark_engine, "cs_test_ga4")
+    assert "one row per item of each event's 'items' list" in proposal.notes[0]
+    assert [proposal.columns[f] for f in ("user_id", "event_time", "item_id", "price", "session_id")] == [
+        "user_pseudo_id", "event_timestamp", "items.item_id", "items.price", "event_params.ga_session_id"]
+    report = connect_table(spark_engine, "cs_test_ga4", "ga4")
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (4, 3, {"negative_price": 1})
+    e = store.events.c
+    with spark_engine.connect() as conn:
+        got = sorted(tuple(r) for r in conn.execute(
+            sa.select(e.event_type, e.item_id, e.category, e.price, e.quantity, e.session_id)
+            .where(e.dataset_id == report.dataset_id)))
+    assert got == sorted([("view", "A", "Kitchen", 2.5, 1, "77"), ("purchase", "A", "Kitchen", 2.5, 2, "77"),
+                          ("session_start", None, None, None, None, "88")], key=str)
