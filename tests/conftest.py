@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import shutil
@@ -306,6 +307,21 @@ def make_schema_1(engine: sa.Engine) -> None:
             conn.exec_driver_sql(f"DROP TABLE {table.name}")
         conn.exec_driver_sql("ALTER TABLE cs_events DROP COLUMN price_band")
         conn.execute(sa.update(store.schema_info).values(version=1))
+
+
+def simulated_events(n_users: int, weeks: int, seed: int):
+    """The simulator's events for ``n_users`` shoppers over ``weeks`` weeks (``seed``) in the canonical columns, as
+    a DataFrame of the caller's own: the campaign tests build several stores on the same 4,000 shoppers, and
+    simulating them takes seconds, so each is simulated once per test session and copied for every caller."""
+    return _simulated_events(n_users, weeks, seed).copy()
+
+
+@functools.lru_cache(maxsize=2)  # two campaigns' shoppers at a time: each is some 40 MB
+def _simulated_events(n_users: int, weeks: int, seed: int):
+    from core.simulate import simulate
+    from core.simulate.files import to_canonical
+
+    return to_canonical(simulate(n_users, weeks=weeks, seed=seed).events)
 
 
 def load_simulated_shop(engine: sa.Engine, name: str, n_users: int, weeks: int, seed: int):

@@ -16,7 +16,7 @@ from core.campaigns.targets import CampaignFilters, build_target_list, count_mat
 from core.errors import CartsightError, NotFittedError, ParameterError
 from core.model.rfm_baseline import rfm_features
 from tests.campaigns.test_campaigns import END, N, make_shop, uid
-from tests.conftest import add_events, make_dataset
+from tests.conftest import add_events, make_dataset, simulated_events
 
 # --- the Qini numbers by hand ---------------------------------------------------------------------------
 
@@ -95,10 +95,7 @@ def uplift_campaign(engine, seed: int, effect: float, holdout: float = 0.5) -> d
     ``effect`` of the exported shoppers of the affected group who would not have bought (none for the others).
 
     Returns the export id, the affected group (user ids) and the shoppers the campaign made buy."""
-    from core.simulate import simulate
-    from core.simulate.files import to_canonical
-
-    events = to_canonical(simulate(SIM_USERS, weeks=10, seed=seed).events)
+    events = simulated_events(SIM_USERS, 10, seed)
     cutoff = events["event_time"].min().normalize() + pd.Timedelta(weeks=8)
     before = events[events["event_time"] < cutoff]
     did = make_dataset(engine, "sim", [])
