@@ -307,9 +307,16 @@ def test_dropping_a_dataset_drops_its_uplift(shop):
 
 
 @pytest.mark.slow
-def test_cli_fits_uplift_and_exports_by_it(duck_engine, home, tmp_path, capsys):
+def test_cli_fits_uplift_and_exports_by_it(duck_engine, home, tmp_path, capsys, monkeypatch):
     engine = duck_engine  # one store: the command reads through the same functions the two-store tests cover
     sim = uplift_campaign(engine, seed=31, effect=GROUP_EFFECT)
+    fitted, fit_uplift = [], uplift.fit_uplift
+
+    def fit_once(*args, **kwargs):  # the text run prints the JSON run's fit: a second fit of the same data is the same
+        fitted.append(fitted[0] if fitted else fit_uplift(*args, **kwargs))
+        return fitted[-1]
+
+    monkeypatch.setattr(uplift, "fit_uplift", fit_once)
     url = engine.url.render_as_string(hide_password=False)
     code = cli.main(["uplift", "--dataset", "sim", "--export", str(sim["export_id"]), "--days", str(WINDOW_DAYS),
                      "--db", url, "--json"])
@@ -322,6 +329,7 @@ def test_cli_fits_uplift_and_exports_by_it(duck_engine, home, tmp_path, capsys):
                      "--db", url])
     out, _ = capsys.readouterr()
     assert code == 0 and "verdict: better than ranking by chance to buy" in out and "by propensity" in out
+    assert len(fitted) == 2  # both runs went through the command's fit
     code = cli.main(["export", "--dataset", "sim", "--format", "csv", "--top-percent", "10", "--rank-by", "uplift",
                      "--out", str(tmp_path / "persuadables.csv"), "--db", url])
     out, err = capsys.readouterr()
