@@ -107,13 +107,13 @@ def _emptied_if_unchanged(schema_url: str, shape: str) -> bool:
 
 
 def _schema_shape(conn) -> str:
-    """The current schema's relations, columns, indexes and constraints, as one text to compare."""
+    """The current schema's relations, columns (in their order), indexes and constraints, as one text to compare."""
     return conn.exec_driver_sql("""
         SELECT concat_ws(' | ',
           (SELECT string_agg(concat_ws(':', relname, relkind::text), ',' ORDER BY relname) FROM pg_class
             WHERE relnamespace = current_schema()::regnamespace),
-          (SELECT string_agg(concat_ws(':', table_name, column_name, data_type, is_nullable, column_default), ','
-                             ORDER BY table_name, column_name)
+          (SELECT string_agg(concat_ws(':', table_name, ordinal_position, column_name, data_type, is_nullable,
+                                       column_default), ',' ORDER BY table_name, ordinal_position)
              FROM information_schema.columns WHERE table_schema = current_schema()),
           (SELECT string_agg(indexdef, ',' ORDER BY indexname) FROM pg_indexes WHERE schemaname = current_schema()),
           (SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid), ',' ORDER BY conname) FROM pg_constraint
