@@ -152,14 +152,33 @@ def app_in_browser(chromium, folder: Path, step_timeout_ms: int) -> Iterator:
 
 
 def full_screenshot(page, path: Path, viewport: dict | None = None) -> None:
-    """The whole page: Streamlit scrolls inside its main block, so grow the viewport to its height first."""
+    """The whole page: Streamlit scrolls inside its main block, so grow the viewport to its height first. Each
+    time the page is taken once its charts have drawn (at most ``CHARTS_WAIT_MS``), with CSS transitions ended."""
     viewport = viewport or VIEWPORT
-    page.wait_for_timeout(1000)  # Plotly's transition
+    _charts_drawn(page)
     height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], int(height))})
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(path), full_page=True)
+    _charts_drawn(page)  # the charts redraw at the new size
+    page.screenshot(path=str(path), full_page=True, animations="disabled")
     page.set_viewport_size(viewport)
+
+
+#: How long a screenshot waits for the page's Plotly charts to draw before it is taken anyway.
+CHARTS_WAIT_MS = 5_000
+#: Holds once every Plotly chart on the page has its plot drawn and no transition under way.
+_CHARTS_DRAWN = """() => [...document.querySelectorAll('.js-plotly-plot')].every(
+    chart => chart._fullLayout && !chart._transitioning && chart.querySelector('.main-svg'))"""
+_TWO_FRAMES = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+
+
+def _charts_drawn(page) -> None:
+    """Wait two frames (a resize reaches the charts), then until every chart has drawn, then two frames more."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.evaluate(_TWO_FRAMES)
+    with contextlib.suppress(PlaywrightTimeout):  # a screenshot is for looking at later: take it all the same
+        page.wait_for_function(_CHARTS_DRAWN, timeout=CHARTS_WAIT_MS)
+    page.evaluate(_TWO_FRAMES)
 
 
 #: Where the real-browser journeys leave a full-page screenshot of every page (git-ignored), to look at after a run.
