@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,9 +68,58 @@ def emptied_pg_schema_url(url: str, prefix: str = "cs_test") -> str:
     return f"{url}{sep}options=-csearch_path%3D{schema}"
 
 
+#: server URL -> (URL of this test process's store schema on it, what its tables looked like when made)
+_PG_STORES: dict[str, tuple[str, str]] = {}
+
+
 def _fresh_pg_engine(url: str) -> sa.Engine:
-    """An engine on an emptied schema of this test process's own (parallel runs do not collide)."""
-    return store.make_engine(emptied_pg_schema_url(url))
+    """An engine on an empty store in a schema of this test process's own (parallel runs do not collide).
+
+    Creating the tables takes a good part of a second on two busy cores, and some 400 tests ask for a store: the
+    schema made for the first is kept, and a later test gets it emptied (every row deleted, the id sequences
+    restarted) when its tables, columns, indexes and constraints are still as the store made them, or made afresh
+    when a test changed them (a column dropped to fake an older store, a table of its own, the schema emptied).
+    """
+    known = _PG_STORES.get(url)
+    if known is not None and _emptied_if_unchanged(*known):
+        return store.make_engine(known[0])
+    schema_url = emptied_pg_schema_url(url)
+    engine = store.make_engine(schema_url)
+    with engine.connect() as conn:
+        _PG_STORES[url] = (schema_url, _schema_shape(conn))
+    return engine
+
+
+def _emptied_if_unchanged(schema_url: str, shape: str) -> bool:
+    """Empty every table and restart every sequence of the store at ``schema_url`` if its shape is still ``shape``."""
+    raw = sa.create_engine(schema_url)
+    try:
+        with raw.begin() as conn:
+            if _schema_shape(conn) != shape:
+                return False
+            tables = ", ".join(t.name for t in store.metadata.sorted_tables)
+            conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+            for (name,) in conn.exec_driver_sql(
+                    "SELECT relname FROM pg_class WHERE relkind = 'S' AND relnamespace = current_schema()::regnamespace"):
+                conn.exec_driver_sql(f'ALTER SEQUENCE "{name}" RESTART')
+        return True
+    finally:
+        raw.dispose()
+
+
+def _schema_shape(conn) -> str:
+    """The current schema's relations, columns (in their order), indexes and constraints, as one text to compare."""
+    return conn.exec_driver_sql("""
+        SELECT concat_ws(' | ',
+          (SELECT string_agg(concat_ws(':', relname, relkind::text), ',' ORDER BY relname) FROM pg_class
+            WHERE relnamespace = current_schema()::regnamespace),
+          (SELECT string_agg(concat_ws(':', table_name, ordinal_position, column_name, data_type, is_nullable,
+                                       column_default), ',' ORDER BY table_name, ordinal_position)
+             FROM information_schema.columns WHERE table_schema = current_schema()),
+          (SELECT string_agg(indexdef, ',' ORDER BY indexname) FROM pg_indexes WHERE schemaname = current_schema()),
+          (SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid), ',' ORDER BY conname) FROM pg_constraint
+            WHERE connamespace = current_schema()::regnamespace))
+    """).scalar()
 
 
 @pytest.fixture(scope="session")
@@ -138,11 +189,26 @@ def spark_engine(spark_store_url):
     eng.dispose()
 
 
+@pytest.fixture(scope="session")
+def duckdb_template(tmp_path_factory) -> Path:
+    """An empty DuckDB store made once per test session: each test's DuckDB store starts as a copy of its file
+    (creating the tables takes a good part of a second on two busy cores, copying the file milliseconds)."""
+    path = tmp_path_factory.mktemp("empty-store") / "store.duckdb"
+    store.make_engine(f"duckdb:///{path}").dispose()
+    return path
+
+
+def _copied_duckdb_engine(template: Path, folder: Path) -> sa.Engine:
+    """An empty store in ``folder/store.duckdb``: a copy of ``template``, opened as the app opens a store."""
+    shutil.copyfile(template, folder / "store.duckdb")
+    return store.make_engine(f"duckdb:///{folder / 'store.duckdb'}")
+
+
 @pytest.fixture(params=["duckdb", "postgres", pytest.param("spark", marks=pytest.mark.spark)])
 def engine(request, tmp_path):
     """An empty store, once on a DuckDB file, once on PostgreSQL and once on Spark SQL."""
     if request.param == "duckdb":
-        eng = store.make_engine(f"duckdb:///{tmp_path / 'store.duckdb'}")
+        eng = _copied_duckdb_engine(request.getfixturevalue("duckdb_template"), tmp_path)
     elif request.param == "spark":
         eng = _emptied_spark_engine(request.getfixturevalue("spark_store_url"))
     else:
@@ -152,9 +218,9 @@ def engine(request, tmp_path):
 
 
 @pytest.fixture
-def duck_engine(tmp_path):
+def duck_engine(tmp_path, duckdb_template):
     """An empty DuckDB store, for tests that need only the default engine."""
-    eng = store.make_engine(f"duckdb:///{tmp_path / 'store.duckdb'}")
+    eng = _copied_duckdb_engine(duckdb_template, tmp_path)
     yield eng
     eng.dispose()
 
@@ -248,6 +314,21 @@ def make_schema_1(engine: sa.Engine) -> None:
         conn.exec_driver_sql("DROP VIEW IF EXISTS cs_all_events")  # schema 12 made it
         conn.exec_driver_sql("ALTER TABLE cs_events DROP COLUMN price_band")
         conn.execute(sa.update(store.schema_info).values(version=1))
+
+
+def simulated_events(n_users: int, weeks: int, seed: int):
+    """The simulator's events for ``n_users`` shoppers over ``weeks`` weeks (``seed``) in the canonical columns, as
+    a DataFrame of the caller's own: the campaign tests build several stores on the same 4,000 shoppers, and
+    simulating them takes seconds, so each is simulated once per test session and copied for every caller."""
+    return _simulated_events(n_users, weeks, seed).copy()
+
+
+@functools.lru_cache(maxsize=2)  # two campaigns' shoppers at a time: each is some 40 MB
+def _simulated_events(n_users: int, weeks: int, seed: int):
+    from core.simulate import simulate
+    from core.simulate.files import to_canonical
+
+    return to_canonical(simulate(n_users, weeks=weeks, seed=seed).events)
 
 
 def load_simulated_shop(engine: sa.Engine, name: str, n_users: int, weeks: int, seed: int):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -27,6 +28,8 @@ SERVER_START_TIMEOUT_S = 60
 POLL_S = 0.2
 #: The browser window the real-browser tests use.
 VIEWPORT = {"width": 1440, "height": 1000}
+#: Tries at choosing an option of a select box, and how long each waits for the option to show.
+CHOOSE_TRIES, CHOOSE_WAIT_MS = 3, 10_000
 
 
 def isolated_store(monkeypatch: pytest.MonkeyPatch, folder: Path) -> str:
@@ -149,14 +152,33 @@ def app_in_browser(chromium, folder: Path, step_timeout_ms: int) -> Iterator:
 
 
 def full_screenshot(page, path: Path, viewport: dict | None = None) -> None:
-    """The whole page: Streamlit scrolls inside its main block, so grow the viewport to its height first."""
+    """The whole page: Streamlit scrolls inside its main block, so grow the viewport to its height first. Each
+    time the page is taken once its charts have drawn (at most ``CHARTS_WAIT_MS``), with CSS transitions ended."""
     viewport = viewport or VIEWPORT
-    page.wait_for_timeout(1000)  # Plotly's transition
+    _charts_drawn(page)
     height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], int(height))})
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(path), full_page=True)
+    _charts_drawn(page)  # the charts redraw at the new size
+    page.screenshot(path=str(path), full_page=True, animations="disabled")
     page.set_viewport_size(viewport)
+
+
+#: How long a screenshot waits for the page's Plotly charts to draw before it is taken anyway.
+CHARTS_WAIT_MS = 5_000
+#: Holds once every Plotly chart on the page has its plot drawn and no transition under way.
+_CHARTS_DRAWN = """() => [...document.querySelectorAll('.js-plotly-plot')].every(
+    chart => chart._fullLayout && !chart._transitioning && chart.querySelector('.main-svg'))"""
+_TWO_FRAMES = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+
+
+def _charts_drawn(page) -> None:
+    """Wait two frames (a resize reaches the charts), then until every chart has drawn, then two frames more."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.evaluate(_TWO_FRAMES)
+    with contextlib.suppress(PlaywrightTimeout):  # a screenshot is for looking at later: take it all the same
+        page.wait_for_function(_CHARTS_DRAWN, timeout=CHARTS_WAIT_MS)
+    page.evaluate(_TWO_FRAMES)
 
 
 #: Where the real-browser journeys leave a full-page screenshot of every page (git-ignored), to look at after a run.
@@ -189,8 +211,7 @@ def _pick_first_suggestion(page) -> None:
     box = page.get_by_test_id("stSelectbox").filter(has_text="Pick a shopper")
     if not box.count():
         return
-    box.click()
-    page.get_by_role("option").first.click()
+    open_options(page, box.first).first.click()
     page.get_by_role("heading", name="Timeline").wait_for()
     page.wait_for_timeout(300)
     page.get_by_test_id("stStatusWidget").wait_for(state="detached")
@@ -203,3 +224,73 @@ def _app_pages() -> tuple:
     tree = ast.parse((ROOT / "app.py").read_text())
     node = next(n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == "PAGES")
     return ast.literal_eval(node.value)
+
+
+def settle(page) -> None:
+    """Wait until the script run triggered by the last widget change has finished."""
+    page.wait_for_timeout(300)
+    page.get_by_test_id("stStatusWidget").wait_for(state="detached")
+
+
+def labelled(page, test_id: str, label: str):
+    """The widget of kind ``test_id`` (``stSelectbox``, ``stMultiSelect``, ...) whose label reads exactly ``label``."""
+    return page.get_by_test_id(test_id).filter(
+        has=page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile(f"^{re.escape(label)}$"))).first
+
+
+def open_options(page, box, typed: str = ""):
+    """Open the list of the select box ``box``, typing ``typed`` into it first (which filters the list to the
+    options that match it); returns the listed options that contain ``typed`` once one shows. A click that lands
+    while another popover closes does not open the list: it is tried ``CHOOSE_TRIES`` times."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    field, options = box.locator("input"), page.get_by_role("option")
+    options = options.filter(has_text=typed) if typed else options
+    for attempt in range(1, CHOOSE_TRIES + 1):
+        field.click()
+        if typed:
+            field.fill(typed)
+        try:
+            options.first.wait_for(timeout=CHOOSE_WAIT_MS)
+            return options
+        except PlaywrightTimeout:
+            if attempt == CHOOSE_TRIES:
+                raise
+            page.keyboard.press("Escape")
+    raise AssertionError("unreachable")
+
+
+def choose(page, test_id: str, label: str, option: str) -> None:
+    """Choose the option that contains ``option`` in the select box (or multiselect) labelled ``label``.
+
+    Streamlit lists a select box's options in a virtualised popover, where an option further down may not be
+    rendered or may lie outside the window (Playwright then waits for it to come into view until its step times
+    out): the box is scrolled to the middle of the window and the option's text typed into it, which filters the
+    list to the options that match, so the wanted one is rendered at the top of the list and clicked there, or,
+    when even that lies outside the window, chosen with the keyboard. Once the page has rerun the box must show it
+    (a select box's value, or a multiselect's tag), or the choice is made again.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = labelled(page, test_id, label)
+    for _ in range(CHOOSE_TRIES):
+        box.evaluate("element => element.scrollIntoView({block: 'center'})")
+        options = open_options(page, box, typed=option)
+        try:
+            options.first.click(timeout=CHOOSE_WAIT_MS)
+        except PlaywrightTimeout:
+            page.keyboard.press("ArrowDown")  # the first option that matches, then choose it
+            page.keyboard.press("Enter")
+        if test_id == "stMultiSelect":
+            page.keyboard.press("Escape")
+        settle(page)
+        if _shows(box, test_id, option):
+            return
+    raise AssertionError(f"the {label!r} box does not show {option!r} after {CHOOSE_TRIES} tries at choosing it")
+
+
+def _shows(box, test_id: str, option: str) -> bool:
+    """Whether the select box shows ``option`` as its value, or the multiselect shows it as one of its tags."""
+    if test_id == "stMultiSelect":
+        return box.locator("[data-tag]").filter(has_text=option).count() > 0
+    return option in box.locator("input").input_value()

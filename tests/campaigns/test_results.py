@@ -16,7 +16,7 @@ from core.campaigns import exports, results
 from core.campaigns.targets import CampaignFilters, build_target_list
 from core.errors import CartsightError, ParameterError
 from tests.campaigns.test_campaigns import END, make_shop, uid
-from tests.conftest import add_events, make_dataset
+from tests.conftest import add_events, make_dataset, simulated_events
 
 
 # --- the statistics -------------------------------------------------------------------------------------
@@ -201,10 +201,7 @@ def simulated_campaign(engine, seed: int, effect: float) -> dict:
     added with ``effect`` × the exported shoppers given one more purchase in the window (none in the holdout).
 
     Returns the export id, the exact injected effect (buyers made ÷ exported) and the window's purchases."""
-    from core.simulate import simulate
-    from core.simulate.files import to_canonical
-
-    events = to_canonical(simulate(SIM_USERS, weeks=SIM_WEEKS, seed=seed).events)
+    events = simulated_events(SIM_USERS, SIM_WEEKS, seed)
     cutoff = events["event_time"].min().normalize() + pd.Timedelta(weeks=LIST_WEEKS)
     make_dataset(engine, "sim", [])
     add_events(engine, "sim", events[events["event_time"] < cutoff])

@@ -16,7 +16,7 @@ from core.campaigns.targets import CampaignFilters, build_target_list, count_mat
 from core.errors import CartsightError, NotFittedError, ParameterError
 from core.model.rfm_baseline import rfm_features
 from tests.campaigns.test_campaigns import END, N, make_shop, uid
-from tests.conftest import add_events, make_dataset
+from tests.conftest import add_events, make_dataset, simulated_events
 
 # --- the Qini numbers by hand ---------------------------------------------------------------------------
 
@@ -95,10 +95,7 @@ def uplift_campaign(engine, seed: int, effect: float, holdout: float = 0.5) -> d
     ``effect`` of the exported shoppers of the affected group who would not have bought (none for the others).
 
     Returns the export id, the affected group (user ids) and the shoppers the campaign made buy."""
-    from core.simulate import simulate
-    from core.simulate.files import to_canonical
-
-    events = to_canonical(simulate(SIM_USERS, weeks=10, seed=seed).events)
+    events = simulated_events(SIM_USERS, 10, seed)
     cutoff = events["event_time"].min().normalize() + pd.Timedelta(weeks=8)
     before = events[events["event_time"] < cutoff]
     did = make_dataset(engine, "sim", [])
@@ -310,9 +307,16 @@ def test_dropping_a_dataset_drops_its_uplift(shop):
 
 
 @pytest.mark.slow
-def test_cli_fits_uplift_and_exports_by_it(duck_engine, home, tmp_path, capsys):
+def test_cli_fits_uplift_and_exports_by_it(duck_engine, home, tmp_path, capsys, monkeypatch):
     engine = duck_engine  # one store: the command reads through the same functions the two-store tests cover
     sim = uplift_campaign(engine, seed=31, effect=GROUP_EFFECT)
+    fitted, fit_uplift = [], uplift.fit_uplift
+
+    def fit_once(*args, **kwargs):  # the text run prints the JSON run's fit: a second fit of the same data is the same
+        fitted.append(fitted[0] if fitted else fit_uplift(*args, **kwargs))
+        return fitted[-1]
+
+    monkeypatch.setattr(uplift, "fit_uplift", fit_once)
     url = engine.url.render_as_string(hide_password=False)
     code = cli.main(["uplift", "--dataset", "sim", "--export", str(sim["export_id"]), "--days", str(WINDOW_DAYS),
                      "--db", url, "--json"])
@@ -325,6 +329,7 @@ def test_cli_fits_uplift_and_exports_by_it(duck_engine, home, tmp_path, capsys):
                      "--db", url])
     out, _ = capsys.readouterr()
     assert code == 0 and "verdict: better than ranking by chance to buy" in out and "by propensity" in out
+    assert len(fitted) == 2  # both runs went through the command's fit
     code = cli.main(["export", "--dataset", "sim", "--format", "csv", "--top-percent", "10", "--rank-by", "uplift",
                      "--out", str(tmp_path / "persuadables.csv"), "--db", url])
     out, err = capsys.readouterr()

@@ -25,8 +25,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.e2e_support import app_in_browser, full_screenshot
-from tests.e2e.test_e2e_journey import STEP_TIMEOUT_MS, _choose, _count, _download, _metric_value, _nav, _settle
+from tests.e2e_support import app_in_browser, choose, full_screenshot, settle
+from tests.e2e.test_e2e_journey import STEP_TIMEOUT_MS, _count, _download, _metric_value, _nav
 
 pytestmark = pytest.mark.browser
 
@@ -74,7 +74,7 @@ def _upload(page, label: str, path: Path) -> None:
     box = page.get_by_test_id("stFileUploader").filter(has_text=label)
     box.locator('input[type="file"]').set_input_files(str(path))
     page.get_by_text(re.compile(rf"^{re.escape(path.name)}: [\d,]+ rows read|Columns in the file")).first.wait_for()
-    _settle(page)
+    settle(page)
 
 
 def _expect_metric(page, label: str, value: int) -> None:
@@ -95,7 +95,7 @@ def _no_export_offered(page) -> None:
 
 def _tick(page, label: str) -> None:
     page.get_by_test_id("stCheckbox").filter(has_text=label).locator("label").click()
-    _settle(page)
+    settle(page)
 
 
 def _export_and_download(page, folder: Path) -> Path:
@@ -122,7 +122,7 @@ def test_consent_suppression_and_counts_on_the_campaigns_page(shop_folder, debia
     with app_in_browser(debian_chromium, folder, STEP_TIMEOUT_MS) as page:
         _nav(page, "Campaigns")
         page.get_by_role("heading", name="Expected outcome").wait_for()
-        _choose(page, "stSelectbox", "Format", "Klaviyo list")
+        choose(page, "stSelectbox", "Format", "Klaviyo list")
         expect(page.get_by_text("Klaviyo and Mailchimp export only shoppers whose consent_email is yes")) \
             .to_be_visible()
 
@@ -145,7 +145,7 @@ def test_consent_suppression_and_counts_on_the_campaigns_page(shop_folder, debia
         basis_box = page.get_by_label("Legal basis (recorded with the export)")
         basis_box.fill(BASIS)
         basis_box.press("Enter")
-        _settle(page)
+        settle(page)
         page.get_by_role("button", name=EXPORT_BUTTON).wait_for()
         _expect_metric(page, "Not in the identity file", 30)
         _expect_metric(page, "Without consent", 0)

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from tests.e2e.test_e2e_concurrent import TINY_MODEL, TINY_SETTINGS, _serving, _session
-from tests.e2e_support import full_screenshot, screens_of_every_page
-from tests.e2e.test_e2e_journey import STEP_TIMEOUT_MS, _download, _metric_value, _nav, _settle
+from tests.e2e_support import full_screenshot, screens_of_every_page, settle
+from tests.e2e.test_e2e_journey import STEP_TIMEOUT_MS, _download, _metric_value, _nav
 
 N_USERS, WEEKS, FIRST_WEEKS, SIM_SEED = 400, 10, 8, 11
 DATASET = "weekly shop"
@@ -160,28 +160,28 @@ def _upload_and_load(page, path: Path, name: str | None) -> None:
     """On the Data page: a new dataset called ``name``, or (name None) an addition to the one selected."""
     if name is None:
         page.get_by_role("radio", name="Add to an existing dataset").check(force=True)
-        _settle(page)
+        settle(page)
     page.get_by_test_id("stFileUploader").locator('input[type="file"]').set_input_files(str(path))
     page.get_by_text("How the file was read").wait_for()
-    _settle(page)
+    settle(page)
     if name is not None:
         page.get_by_label("Dataset name").fill(name)
         page.get_by_label("Dataset name").press("Enter")
-        _settle(page)
+        settle(page)
         page.get_by_role("button", name="Load", exact=True).click()
     else:
         page.get_by_role("button", name=f"Add to {DATASET}", exact=True).click()
         # the first load's report may still be on the page: wait for this file's own heading
         page.get_by_role("heading", name=f"Added {path.name} to {DATASET} (its file 2)").wait_for()
     page.get_by_text("Every row is accounted for").wait_for()
-    _settle(page)
+    settle(page)
 
 
 def _train(page) -> None:
     _nav(page, "Forecasts")
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_test_id("stAlertContentSuccess").filter(has_text="Trained model").wait_for()
-    _settle(page)
+    settle(page)
 
 
 def _export_list(page, folder: Path) -> tuple[set[str], set[str]]:
@@ -190,7 +190,7 @@ def _export_list(page, folder: Path) -> tuple[set[str], set[str]]:
     exported = _download(page, EXPORT_BUTTON, folder)  # one click: the file, and the export recorded
     page.get_by_text(re.compile(r"^Export \d+ recorded and downloaded: ")).wait_for()
     page.get_by_role("button", name=re.compile(r"^Download cartsight-.* again$")).wait_for()
-    _settle(page)
+    settle(page)
     held = _download(page, re.compile(r"^Download its holdout \("), folder)
     return (set(pd.read_csv(exported, dtype={"user_id": str})["user_id"]),
             set(pd.read_csv(held, dtype=str)["user_id"]))

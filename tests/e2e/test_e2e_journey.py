@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e_support import CHROMIUM, app_in_browser, full_screenshot, screens_of_every_page
+from tests.e2e_support import (CHROMIUM, app_in_browser, choose, full_screenshot, open_options,
+                                screens_of_every_page, settle)
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +27,6 @@ N_SEGMENTS = 4  # chosen on the slider: auto, 2, 3, 4 -> three steps right
 DATASET = "journey"
 STEP_TIMEOUT_MS = 90_000  # the 2 cores are shared; a segmentation or a first page import can take a while
 NO_ADS_CONSENT_EVERY = 5  # every 5th shopper of the identity file says no to ads
-OPEN_TRIES, OPEN_WAIT_MS = 3, 10_000  # opening a select box's list
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -92,12 +92,6 @@ def prepared_store(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- page helpers
-def _settle(page) -> None:
-    """Wait until the script run triggered by the last widget change has finished."""
-    page.wait_for_timeout(300)
-    page.get_by_test_id("stStatusWidget").wait_for(state="detached")
-
-
 def _metric_value(page, label: str, nth: int = 0) -> str:
     tile = page.get_by_test_id("stMetric").filter(has=page.get_by_test_id("stMetricLabel").filter(
         has_text=re.compile(f"^{re.escape(label)}$")))
@@ -106,26 +100,6 @@ def _metric_value(page, label: str, nth: int = 0) -> str:
 
 def _count(text: str) -> int:
     return int(text.replace(",", ""))
-
-
-def _choose(page, test_id: str, label: str, option: str | re.Pattern) -> None:
-    """Open the select box (or multiselect) labelled ``label`` and click the option matching ``option``."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    box = page.get_by_test_id(test_id).filter(
-        has=page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile(f"^{re.escape(label)}$")))
-    wanted = page.get_by_role("option").filter(has_text=option).first
-    for _ in range(OPEN_TRIES):  # a click that lands while another popover closes does not open the list
-        box.first.locator("input").click()
-        try:
-            wanted.wait_for(timeout=OPEN_WAIT_MS)
-            break
-        except PlaywrightTimeout:
-            page.keyboard.press("Escape")
-    wanted.click()
-    if test_id == "stMultiSelect":
-        page.keyboard.press("Escape")
-    _settle(page)
 
 
 def _steady_counts(page, keys: tuple[str, ...], total: int, button: re.Pattern) -> tuple[dict, int]:
@@ -149,7 +123,7 @@ def _steady_counts(page, keys: tuple[str, ...], total: int, button: re.Pattern) 
 def _nav(page, title: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
     page.get_by_role("heading", name=title, exact=True).wait_for()
-    _settle(page)
+    settle(page)
 
 
 def _download(page, button_name: re.Pattern, folder: Path) -> Path:
@@ -189,7 +163,7 @@ def test_segment_preferences_shopper_then_download_a_target_list(prepared_store,
         slider.focus()
         for _ in range(N_SEGMENTS - 1):
             page.keyboard.press("ArrowRight")
-        _settle(page)
+        settle(page)
         expect(slider).to_have_attribute("aria-valuetext", str(N_SEGMENTS))
         page.get_by_role("button", name="Run", exact=True).click()
         success = page.get_by_test_id("stAlert").filter(has_text=re.compile(r"^Segmented [\d,]+ shoppers into"))
@@ -213,7 +187,7 @@ def test_segment_preferences_shopper_then_download_a_target_list(prepared_store,
         # 2. Preferences: pick that segment, the heat map and the share charts
         _nav(page, "Preferences")
         label = f"Segment {seg} · {seg_name}"
-        _choose(page, "stSelectbox", "Group", label)
+        choose(page, "stSelectbox", "Group", label)
         page.get_by_role("heading", name=f"What {label} likes").wait_for()
         group_box = page.get_by_test_id("stSelectbox").filter(has_text="Group")
         shown = group_box.locator("input").input_value()
@@ -232,20 +206,19 @@ def test_segment_preferences_shopper_then_download_a_target_list(prepared_store,
         page.get_by_role("heading", name="Profiles").wait_for()
         page.get_by_role("button", name="Open its shoppers").first.click()
         page.get_by_role("heading", name="Shopper", exact=True).wait_for()
-        _settle(page)
+        settle(page)
         # arriving from a segment's card: the suggestions list that segment's members
         expect(page.get_by_role("radio", name="members of a segment")).to_be_checked()
         seg_box = page.get_by_test_id("stSelectbox").filter(
             has=page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile("^Segment$")))
         expect(seg_box.locator("input")).to_have_value(f"{seg}. {seg_name}")
         pick = page.get_by_test_id("stSelectbox").filter(has_text="Pick a shopper")
-        pick.locator("input").click()
-        option = page.get_by_role("option").first
+        option = open_options(page, pick).first
         picked = option.inner_text().strip()
         seen["suggested"] = [page.get_by_role("option").nth(i).inner_text().strip()
                              for i in range(page.get_by_role("option").count())]
         option.click()
-        _settle(page)
+        settle(page)
         user_id = picked.split(" — ")[0].strip()
         seen["user_id"] = user_id
         expect(page.get_by_role("textbox", name="Shopper id")).to_have_value(user_id)
@@ -259,7 +232,7 @@ def test_segment_preferences_shopper_then_download_a_target_list(prepared_store,
 
         # 4. Campaigns: the segment, the live count, export as CSV and download it
         _nav(page, "Campaigns")
-        _choose(page, "stMultiSelect", "Segments", f"{seg}. {seg_name}")
+        choose(page, "stMultiSelect", "Segments", f"{seg}. {seg_name}")
         page.get_by_role("heading", name="Expected outcome").wait_for()
         csv_button = re.compile(r"^Export and download [\d,]+ shoppers as CSV")
         seen["csv_counts"], seen["csv_button"] = _steady_counts(page, ("Holdout (kept back)", "Exported"),
@@ -271,11 +244,11 @@ def test_segment_preferences_shopper_then_download_a_target_list(prepared_store,
         full_screenshot(page, shots / "4-campaigns-csv.png")
 
         # 5. Google Customer Match with an identity file
-        _choose(page, "stSelectbox", "Format", "Google Ads Customer Match")
+        choose(page, "stSelectbox", "Format", "Google Ads Customer Match")
         uploader = page.get_by_test_id("stFileUploader").filter(has_text="Identity file")
         uploader.locator('input[type="file"]').set_input_files(str(folder / "identities.csv"))
         page.get_by_text(re.compile(r"^identities\.csv: [\d,]+ rows read")).wait_for()
-        _settle(page)
+        settle(page)
         seen["identity_caption"] = page.get_by_text(re.compile(r"^identities\.csv: ")).inner_text()
         google_button = re.compile(r"^Export and download [\d,]+ shoppers as Google Ads")
         seen["google_counts"], _ = _steady_counts(page, ("Without consent", "Holdout (kept back)", "Exported"),
@@ -283,7 +256,7 @@ def test_segment_preferences_shopper_then_download_a_target_list(prepared_store,
         if seen["google_counts"]["Exported"] < config.PLATFORM_MIN_LIST_SIZE["google"]:
             # under Google's minimum list size: the export waits for the analyst's confirmation
             page.get_by_test_id("stCheckbox").filter(has_text="shoppers anyway").locator("label").click()
-            _settle(page)
+            settle(page)
         seen["google_file"] = _download(page, google_button, downloads)
         page.get_by_text(re.compile(r"^Export \d+ recorded and downloaded: cartsight-.*-google-")).wait_for()
         full_screenshot(page, shots / "5-campaigns-google.png")
