@@ -37,6 +37,7 @@ import math
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from core import config
 from core.analysis import preferences as prefs
@@ -77,10 +78,11 @@ SEGMENTS = {"u1": (0, "tech"), "u2": (0, "tech"), "u3": (1, "home"), "u4": (1, "
 def add_run(engine, dataset_id: int, assignment: dict, created: dt.datetime) -> int:
     """Insert a segmentation run and its assignments directly into the store; returns the run id."""
     with engine.begin() as conn:
-        run_id = int(conn.execute(store.segment_runs.insert().values(
-            dataset_id=dataset_id, created_at=created, n_segments=len({s for s, _ in assignment.values()}),
-            model_version=None, features_json="[]", profiles_json="[]",
-        ).returning(store.segment_runs.c.run_id)).scalar_one())
+        run_id = int(conn.execute(sa.select(store.segment_run_id_seq.next_value())).scalar_one())  # no RETURNING
+        conn.execute(store.segment_runs.insert().values(  # on Spark: the id first, as the store's own code does
+            run_id=run_id, dataset_id=dataset_id, created_at=created,
+            n_segments=len({s for s, _ in assignment.values()}), model_version=None, features_json="[]",
+            profiles_json="[]"))
         conn.execute(store.segments.insert(), [
             {"dataset_id": dataset_id, "run_id": run_id, "user_id": u, "segment": s, "segment_name": n}
             for u, (s, n) in assignment.items()
