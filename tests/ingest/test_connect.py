@@ -180,6 +180,15 @@ def test_a_refresh_counts_the_grown_table_again(engine):
         refresh_connected(engine, "nope")
 
 
+def _connect_ga4(engine, table: str):
+    """Connect the GA4 export ``table`` after checking the mapping proposed for it: read flat, the GA4 names."""
+    proposal = propose_mapping(engine, table)
+    assert "one row per item of each event's 'items' list" in proposal.notes[0]
+    assert [proposal.columns[f] for f in ("user_id", "event_time", "item_id", "price", "session_id")] == [
+        "user_pseudo_id", "event_timestamp", "items.item_id", "items.price", "event_params.ga_session_id"]
+    return connect_table(engine, table, "ga4")
+
+
 def test_a_nested_ga4_export_table_is_read_as_its_file_is(duck_engine, tmp_path):
     """GA4's BigQuery export (``items`` and ``event_params`` nested) as a table of the DuckDB store: one row per
     item, a column per parameter, the same events and quarantine counts as the same export loaded as a file."""
@@ -189,11 +198,7 @@ def test_a_nested_ga4_export_table_is_read_as_its_file_is(duck_engine, tmp_path)
 
     with duck_engine.begin() as conn:
         conn.exec_driver_sql(f"CREATE TABLE ga4_events AS {GA4_EXPORT}")
-    proposal = propose_mapping(duck_engine, "ga4_events")
-    assert "one row per item of each event's 'items' list" in proposal.notes[0]
-    assert [proposal.columns[f] for f in ("user_id", "event_time", "item_id", "price", "session_id")] == [
-        "user_pseudo_id", "event_timestamp", "items.item_id", "items.price", "event_params.ga_session_id"]
-    report = connect_table(duck_engine, "ga4_events", "ga4")
+    report = _connect_ga4(duck_engine, "ga4_events")
     path = tmp_path / "events_20240301.parquet"
     con = duckdb.connect()
     con.execute(f"COPY ({GA4_EXPORT}) TO '{path}' (FORMAT parquet)")
@@ -237,11 +242,7 @@ def test_a_nested_ga4_export_table_on_spark_is_read_flat(spark_engine):
     with spark_engine.connect() as conn:
         conn.exec_driver_sql("DROP TABLE IF EXISTS cs_test_ga4")
         conn.exec_driver_sql(f"CREATE TABLE cs_test_ga4 USING parquet AS {GA4_ON_SPARK}")
-    proposal = propose_mapping(spark_engine, "cs_test_ga4")
-    assert "one row per item of each event's 'items' list" in proposal.notes[0]
-    assert [proposal.columns[f] for f in ("user_id", "event_time", "item_id", "price", "session_id")] == [
-        "user_pseudo_id", "event_timestamp", "items.item_id", "items.price", "event_params.ga_session_id"]
-    report = connect_table(spark_engine, "cs_test_ga4", "ga4")
+    report = _connect_ga4(spark_engine, "cs_test_ga4")
     assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (4, 3, {"negative_price": 1})
     e = store.events.c
     with spark_engine.connect() as conn:
