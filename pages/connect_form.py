@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core import config, jobs, store
+from core.present import formats
 from core.errors import CartsightError
 from core.ingest.connect import REQUIRED, TableProposal, propose_mapping
 from core.ingest.sniff import CANONICAL_FIELDS
@@ -96,7 +97,7 @@ def _refresh(engine, connected: list[dict], running: bool, start) -> None:
                             help="Its table is read in place; its counts and the summaries the pages read were "
                                  "written when it was connected or last refreshed.")
     source = next(d for d in connected if d["name"] == chosen)
-    pick.caption(md(f"Reads {source['source']}; counted {source['rows_read']:,} rows, "
-                    f"{source['rows_loaded']:,} events up to {source['last_event']}."))
+    pick.caption(md(f"Reads {source['source']}; counted {formats.count(source['rows_read'])} rows, "
+                    f"{formats.count(source['rows_loaded'])} events up to {source['last_event']}."))
     if go.button("Refresh", key="data_connect_refresh", disabled=running):
         start(chosen, jobs.connect_job(engine, chosen, None))
