@@ -20,8 +20,9 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from core import config, store
+from core import store
 from core.errors import ParameterError
+from core.store import sql as store_sql
 from core.ingest import spark_rows
 from core.ingest.checks import stored_brand
 from core.ingest.sniff import Mapping, Sniffed, sniff
@@ -169,9 +170,7 @@ def renumber_sessions(conn: sa.Connection, dataset_id: int, file_no: int) -> Non
     the file's sessions were numbered within the file alone, and may continue one of an earlier file."""
     e = store.stored_events
     users = file_users(dataset_id, file_no)
-    prev = sa.func.lag(e.c.event_time).over(partition_by=e.c.user_id, order_by=e.c.event_time)
-    gap = sa.literal_column(f"INTERVAL '{int(config.SESSION_GAP_MINUTES)} minutes'")
-    flag = sa.case((sa.or_(prev.is_(None), e.c.event_time - prev > gap), 1), else_=0)
+    flag = store_sql.new_session(e.c.user_id, e.c.event_time)
     flagged = (sa.select(e.c.user_id, e.c.event_time, flag.label("new_session"))
                .where(e.c.dataset_id == dataset_id, e.c.user_id.in_(users)).subquery("flagged"))
     number = sa.func.sum(flagged.c.new_session).over(partition_by=flagged.c.user_id,

@@ -29,9 +29,9 @@ from core.errors import ParameterError, SchemaError
 from core.ingest.checks import _MAX_TIME, _MIN_TIME
 from core.ingest.columns import CANONICAL_FIELDS, EVENT_ALIASES, _match_aliases, _norm
 from core.ingest.load import IngestReport
-from core.store import derived
+from core.store import derived, sql
 from core.store.dataset_names import check_dataset_name
-from core.store.event_views import (CONNECTED_LAYOUT, connected_view_name, create_view, unreadable_connected,
+from core.store.event_views import (CONNECTED_LAYOUT, connected_view_name, create_view, drop_view, unreadable_connected,
                                     write_events_view)
 
 #: Rows of the table read to propose the mapping and to tell a column's kind.
@@ -127,7 +127,8 @@ def _first_line(exc: sa.exc.DBAPIError) -> str:
 def _kind(values: list) -> str:
     filled = [v for v in values if v is not None]
     if filled and all(isinstance(v, (dt.datetime, dt.date)) for v in filled):
-        return "time"
+        zoned = any(isinstance(v, dt.datetime) and v.tzinfo is not None for v in filled)
+        return "time_tz" if zoned else "time"  # a zoned time is read as UTC, whatever the session's zone
     if filled and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in filled):
         return "number"
     return "text"
@@ -272,9 +273,7 @@ def checked_rows(conn: Connection, proposal: TableProposal) -> sa.Subquery:
 def _with_sessions(kept: sa.Subquery) -> sa.Subquery:
     """``kept``'s rows with a session per shopper derived by the inactivity gap, as a load does for a file
     without a session column (numbered per shopper: ``<user>-<n>``)."""
-    prev = sa.func.lag(kept.c.event_time).over(partition_by=kept.c.user_id, order_by=kept.c.event_time)
-    gap = sa.literal_column(f"INTERVAL '{int(config.SESSION_GAP_MINUTES)} minutes'")
-    flag = sa.case((sa.or_(prev.is_(None), kept.c.event_time - prev > gap), 1), else_=0)
+    flag = sql.new_session(kept.c.user_id, kept.c.event_time)
     others = [c for c in kept.c if c.name != "session_id"]
     flagged = sa.select(*others, flag.label("new_session")).subquery("flagged")
     number = sa.func.sum(flagged.c.new_session).over(partition_by=flagged.c.user_id, order_by=flagged.c.event_time,
@@ -289,12 +288,7 @@ def _events_select(checked: sa.Subquery, dataset_id: int, derive_sessions: bool,
     kept = sa.select(*[c for c in checked.c if c.name != "reason"]).where(checked.c.reason.is_(None)).subquery("kept")
     rows = _with_sessions(kept) if derive_sessions else kept
     if banded:
-        pe = store.price_edges
-        pc, ov = pe.alias("pc"), pe.alias("ov")
-        edges = [sa.case((pc.c.dataset_id.is_(None), ov.c[c]), else_=pc.c[c]) for c in derived.EDGE_COLUMNS]
-        band = derived.band_case(rows.c.price, edges)
-        source = (rows.outerjoin(pc, sa.and_(pc.c.dataset_id == dataset_id, pc.c.category == rows.c.category))
-                  .outerjoin(ov, sa.and_(ov.c.dataset_id == dataset_id, ov.c.category.is_(None))))
+        band, source = derived.banded(rows, dataset_id)
     else:
         band, source = sa.cast(sa.null(), sa.String), rows
     out = {"dataset_id": sa.literal(int(dataset_id), sa.Integer), "price_band": band,
@@ -413,8 +407,6 @@ def _record(conn: Connection, report: IngestReport, proposal: TableProposal, unr
 
 
 def _undo(conn: Connection, dataset_id: int) -> None:
-    from core.store.event_views import drop_view
-
     store.clear_dataset_rows(conn, dataset_id)
     conn.execute(store.datasets.delete().where(store.datasets.c.dataset_id == dataset_id))
     write_events_view(conn)

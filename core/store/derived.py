@@ -208,6 +208,18 @@ def rewrite_bands(conn: Connection, dataset_id: int) -> None:
     _write_bands(conn, dataset_id)
 
 
+def banded(rows: sa.FromClause, dataset_id: int) -> tuple[sa.ColumnElement, sa.FromClause]:
+    """``(band, FROM clause)``: the price band of each of ``rows`` (with ``price`` and ``category``) from the
+    dataset's edges in ``cs_price_edges``, and ``rows`` joined to them. Every category has its row of edges (its
+    own, a parent's or the catalogue's); a row without a category takes the catalogue's."""
+    pe = schema.price_edges
+    pc, ov = pe.alias("pc"), pe.alias("ov")
+    edges = [sa.case((pc.c.dataset_id.is_(None), ov.c[c]), else_=pc.c[c]) for c in EDGE_COLUMNS]
+    joined = (rows.outerjoin(pc, sa.and_(pc.c.dataset_id == dataset_id, pc.c.category == rows.c.category))
+              .outerjoin(ov, sa.and_(ov.c.dataset_id == dataset_id, ov.c.category.is_(None))))
+    return band_case(rows.c.price, edges), joined
+
+
 def banded_events_sql(conn: Connection, dataset_id: int, events_sql: str) -> str:
     """``events_sql`` (a SELECT of event rows) with each row's price band appended, read from ``cs_price_edges``.
 
@@ -218,14 +230,9 @@ def banded_events_sql(conn: Connection, dataset_id: int, events_sql: str) -> str
     banded rows. Dialect SQL text: the caller binds nothing in it.
     """
     rows = "cs_rows_being_loaded"  # a stand-in name, replaced by the rows' SELECT once compiled
-    ev, pe = sa.table(rows, sa.column("price"), sa.column("category")).alias("ev"), schema.price_edges
-    pc, ov = pe.alias("pc"), pe.alias("ov")
-    # every category has its row (its own edges, a parent's or the catalogue's); none: the catalogue's
-    edges = [sa.case((pc.c.dataset_id.is_(None), ov.c[c]), else_=pc.c[c]) for c in EDGE_COLUMNS]
-    band = band_case(ev.c.price, edges).label("price_band")
-    query = (sa.select(sa.literal_column("ev.*"), band).select_from(
-        ev.outerjoin(pc, sa.and_(pc.c.dataset_id == dataset_id, pc.c.category == ev.c.category))
-        .outerjoin(ov, sa.and_(ov.c.dataset_id == dataset_id, ov.c.category.is_(None)))))
+    ev = sa.table(rows, sa.column("price"), sa.column("category")).alias("ev")
+    band, joined = banded(ev, dataset_id)
+    query = sa.select(sa.literal_column("ev.*"), band.label("price_band")).select_from(joined)
     text = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     return text.replace(conn.dialect.identifier_preparer.quote(rows), f"({events_sql})", 1)  # Spark quotes every name
 

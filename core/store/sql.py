@@ -25,6 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from core import config
 from core.store import schema
 
 #: ``cs_models.status`` of a version whose weights and predictions are all in
@@ -36,6 +37,14 @@ _e = schema.events.c
 def flag(condition) -> sa.ColumnElement:
     """1 where ``condition`` holds, else 0 (portable replacement for FILTER / boolean sums)."""
     return sa.case((condition, 1), else_=0)
+
+
+def new_session(user: sa.ColumnElement, time: sa.ColumnElement) -> sa.ColumnElement:
+    """1 where an event starts a session (the shopper's first, or after a gap of ``SESSION_GAP_MINUTES``), else 0:
+    summed in time order it numbers each shopper's sessions."""
+    prev = sa.func.lag(time).over(partition_by=user, order_by=time)
+    gap = sa.literal_column(f"INTERVAL '{int(config.SESSION_GAP_MINUTES)} minutes'")
+    return sa.case((sa.or_(prev.is_(None), time - prev > gap), 1), else_=0)
 
 
 def is_purchase() -> sa.ColumnElement:

@@ -251,3 +251,12 @@ def test_a_nested_ga4_export_table_on_spark_is_read_flat(spark_engine):
             .where(e.dataset_id == report.dataset_id)))
     assert got == sorted([("view", "A", "Kitchen", 2.5, 1, "77"), ("purchase", "A", "Kitchen", 2.5, 2, "77"),
                           ("session_start", None, None, None, None, "88")], key=str)
+
+
+def test_a_zoned_time_column_is_told_from_a_plain_one():
+    """A sampled time with a zone is read as UTC (``timezone('UTC', …)``), whatever the session's zone is."""
+    from core.ingest.connect import _kind
+
+    aware = dt.datetime(2024, 5, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert (_kind([aware, None]), _kind([dt.datetime(2024, 5, 1, 12)]), _kind([1.7e12]), _kind(["x"])) == (
+        "time_tz", "time", "number", "text")
