@@ -29,8 +29,9 @@ def resolve_url(url: str | None = None) -> str:
     """The store URL: ``url`` if given, else secrets.toml, else ``$CARTSIGHT_DB_URL``, else a DuckDB file."""
     if url:
         return url
-    if _secret("url"):
-        return _secret("url")
+    secret = _secret("url")  # read once: the app resolves its store on every page run
+    if secret:
+        return secret
     if os.environ.get(config.DB_URL_ENV):
         return os.environ[config.DB_URL_ENV]
     return f"duckdb:///{config.home_dir() / 'cartsight.duckdb'}"
