@@ -424,9 +424,12 @@ def run_journey(store_kind: str, millions: float, csv_path: Path, gen: dict, wor
                 on_stage(record())
     finally:
         if raw is not None:
-            with raw.connect() as conn:
-                conn.exec_driver_sql(drop)
-                conn.commit()
+            if args.keep_spark and store_kind == "spark":
+                print(f"  kept the Spark store: {url}", flush=True)
+            else:
+                with raw.connect() as conn:
+                    conn.exec_driver_sql(drop)
+                    conn.commit()
             raw.dispose()
         for leftover in workdir.glob("scale.duckdb*"):
             leftover.unlink()
@@ -451,6 +454,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="stages to run, in journey order (each needs the ones before it)")
     parser.add_argument("--torch-threads", type=int, help="override PipelineSettings.torch_threads (default: the settings')")
     parser.add_argument("--workdir", type=Path, help="folder for the temporary CSV and store (default: the system's)")
+    parser.add_argument("--keep-spark", action="store_true",
+                        help="leave each Spark run's database on the server (its URL is printed), to query it after")
     parser.add_argument("--no-doc", action="store_true", help="print only, do not write docs/benchmarks.md")
     parser.add_argument("--fresh", action="store_true", help="drop the runs recorded earlier in the section")
     parser.add_argument("--child", nargs=3, metavar=("STAGE", "URL", "CSV"), help=argparse.SUPPRESS)
