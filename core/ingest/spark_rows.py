@@ -20,8 +20,10 @@ from core.store import derived, executors
 
 #: Rows read from the load's DuckDB per chunk sent to Spark: the app holds one chunk at a time.
 CHUNK_ROWS = 20_000
-#: rows per Arrow batch sent through Spark Connect
-ARROW_CHUNK_ROWS = 500_000
+#: Rows per Arrow batch sent through Spark Connect. Each batch travels inside its plan, which the server holds in
+#: memory while it runs: 500,000 events made a 46 MB task, and a 2 GB driver ran out of heap within a few loads
+#: (with the server's plan cache on; :func:`core.store.executors.spark_session` turns it off for our sessions).
+ARROW_CHUNK_ROWS = 100_000
 
 
 def is_spark(conn: sa.Connection | sa.Engine) -> bool:
@@ -97,7 +99,10 @@ def send_banded_events(conn: sa.Connection, duck, events_sql: str, dataset_id: i
         derived.write_price_edges(conn, dataset_id, stage.alias("staged"))
         names = ", ".join(("dataset_id",) + columns)
         banded = derived.banded_events_sql(conn, dataset_id, f"SELECT {names} FROM {stage.name}")
-        conn.exec_driver_sql(f"INSERT INTO cs_events ({names}, price_band) {banded}")
+        # sorted by shopper: Parquet keeps each file's and row group's range of user_id, so the reads of one
+        # shopper or of a chunk of shoppers (the Shopper page, training's chunks, scoring) skip the rest
+        conn.exec_driver_sql(f"INSERT INTO cs_events ({names}, price_band) SELECT * FROM ({banded}) AS banded_rows "
+                             "ORDER BY user_id, event_time")
     finally:
         stage.drop(conn, checkfirst=True)
 

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import store
-from core.store import sql
+from core.store import executors, sql
 from core.errors import SchemaError
 from core.model.config import (
     DAYS_SINCE_CAP,
@@ -294,8 +294,13 @@ def read_frame(engine: Engine, query) -> pd.DataFrame:
     On DuckDB the compiled statement (bound parameters passed positionally) runs on the
     driver connection and comes back column-wise (``fetchnumpy``): about ten times faster than
     building rows in Python, which dominated reading sequences at a million events
-    (measured). Other databases go through SQLAlchemy.
+    (measured). On Spark with a Connect session the rows come as Arrow batches
+    (:func:`core.store.executors.select_frame`). Other databases go through SQLAlchemy.
     """
+    if executors.is_spark(engine):
+        frame = executors.select_frame(engine, query)
+        if frame is not None:
+            return frame
     with engine.connect() as conn:
         if engine.dialect.name == "duckdb":
             compiled = query.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
