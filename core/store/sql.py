@@ -1,5 +1,5 @@
 """The small SQL ideas every aggregation shares, written once: what a purchase is, what revenue is,
-a portable 0/1 flag, the newest ready model of a dataset, exact quantiles from per-value counts, and
+a portable 0/1 flag, the newest ready model of a dataset, and
 running a statement on an engine or a connection.
 
 The Overview, Preferences, Segments, Campaigns, the model registry and the tables derived at load
@@ -18,7 +18,6 @@ this module knows the store's tables only (:mod:`core.store.schema`: no analysis
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextlib import nullcontext
 
 import pandas as pd
@@ -105,32 +104,3 @@ def model_horizon_days(engine_or_conn: Engine | Connection, dataset_id: int, ver
     with connect(engine_or_conn) as conn:
         return conn.execute(sa.select(m.horizon_days).where(m.dataset_id == dataset_id, m.model_version == version)).scalar()
 
-
-def weighted_quantiles(counts: sa.Subquery, value: str, weight: str, keys: Sequence[str],
-                       quantiles: Sequence[float], names: Sequence[str]) -> sa.Select:
-    """Exact ``percentile_cont`` of ``value`` from a table of distinct values and their counts, per ``keys``.
-
-    ``counts`` has one row per distinct (``keys``, ``value``) with its number of events in
-    ``weight``. Percentile ``q`` of ``N`` events is, as ``percentile_cont`` defines it, the
-    value at 0-based rank ``h = (N - 1) q`` interpolated between ranks ``floor(h)`` and
-    ``ceil(h)``; the value holding rank ``r`` is the smallest whose running count exceeds ``r``.
-    So the database sorts only the distinct values (a few thousand prices) rather than every
-    event, and gives the same numbers. Returns a select of ``keys``, ``n`` (the events behind
-    the figures) and one column per name in ``names``.
-    """
-    c = counts.c
-    part = [c[k] for k in keys] or None
-    running = sa.func.sum(c[weight]).over(partition_by=part, order_by=c[value], rows=(None, 0))
-    total = sa.func.sum(c[weight]).over(partition_by=part)
-    ranked = sa.select(*[c[k] for k in keys], c[value].label("v"), sa.cast(running, sa.Double).label("running"),
-                       sa.cast(total, sa.Double).label("total")).subquery("ranked")
-    r = ranked.c
-    columns = []
-    for q, name in zip(quantiles, names):
-        rank = (r.total - 1) * sa.literal(float(q), literal_execute=True)
-        low = sa.func.min(sa.case((r.running > sa.func.floor(rank), r.v)))
-        high = sa.func.min(sa.case((r.running > sa.func.ceil(rank), r.v)))
-        fraction = sa.func.max(rank - sa.func.floor(rank))
-        columns.append((low + fraction * (high - low)).label(name))
-    group = [r[k] for k in keys]
-    return sa.select(*group, sa.cast(sa.func.max(r.total), sa.BigInteger).label("n"), *columns).group_by(*group)

@@ -1,5 +1,5 @@
-"""The scale fixes must not change a number: core.analysis.queries.weighted_quantiles (quantiles from counts per distinct value) against the database's own
-``percentile_cont`` over every event, on DuckDB and PostgreSQL: the scale fix must not change a number.
+"""The scale fixes must not change a number: the overview's price quantiles (computed from the events per distinct
+price) against the database's own ``percentile_cont`` over every event, on DuckDB and PostgreSQL.
 
 Prices are drawn with many ties (a shop has few distinct prices) and a few singletons, so ranks fall
 inside runs of equal prices, on their edges, and between two prices (interpolation).
@@ -17,7 +17,6 @@ from core import config
 from core.analysis import preferences as prefs
 from core import store
 from core.analysis import product_queries
-from core.store import sql
 from tests.conftest import make_dataset
 
 QUANTILES = (0.0, 0.1, 0.25, 0.333, 0.5, 0.75, 0.9, 0.99, 1.0)
@@ -40,26 +39,6 @@ def _rows(seed: int) -> list[dict]:
 def priced(engine):
     did = make_dataset(engine, "wq", _rows(3))
     return engine, did
-
-
-def test_weighted_quantiles_equal_percentile_cont_over_every_event(priced):
-    engine, did = priced
-    e = store.events.c
-    counts = (sa.select(e.category.label("k"), e.price.label("price"), sa.func.count().label("n"))
-              .where(e.dataset_id == did).group_by(e.category, e.price).subquery())
-    names = [f"q{i}" for i in range(len(QUANTILES))]
-    stmt = sql.weighted_quantiles(counts, "price", "n", ["k"], QUANTILES, names)
-    exact = sa.select(e.category, sa.func.count(), *[
-        sa.func.percentile_cont(sa.literal(q, literal_execute=True)).within_group(e.price) for q in QUANTILES
-    ]).where(e.dataset_id == did).group_by(e.category)
-    with engine.connect() as conn:
-        got = {r[0]: tuple(r[1:]) for r in conn.execute(stmt)}
-        want = {r[0]: tuple(r[1:]) for r in conn.execute(exact)}
-    assert set(got) == set(want) == {"a", "b", "c", None}
-    for key, row in want.items():
-        assert got[key][0] == row[0]  # events behind the figures
-        # same formula as percentile_cont, so equal to the last bit (interpolation included)
-        assert [float(v) for v in got[key][1:]] == [float(v) for v in row[1:]], key
 
 
 def test_price_quantiles_of_the_overview_equal_percentile_cont(priced):
