@@ -587,10 +587,11 @@ def filter_options(engine: Engine, dataset: str) -> dict:
            "end": ds.get("last_event"), "horizon_days": sql.model_horizon_days(engine, did, version),
            "uplift_run_id": newest_uplift_run(engine, did)}
     with engine.connect() as conn:
-        if run_id is not None:
-            rows = conn.execute(sa.select(_s.segment, _s.segment_name).where(_s.dataset_id == did, _s.run_id == run_id)
-                                .group_by(_s.segment, _s.segment_name).order_by(_s.segment))
-            out["segments"] = {int(r[0]): r[1] for r in rows}
+        if run_id is not None:  # the names from the run's profiles (one row), not by grouping every assignment
+            runs = store.segment_runs.c
+            profiles = conn.execute(sa.select(runs.profiles_json).where(runs.run_id == run_id)).scalar()
+            out["segments"] = {int(p["segment"]): p["name"] for p in sorted(json.loads(profiles or "[]"),
+                                                                            key=lambda p: int(p["segment"]))}
         if version is not None:
             n = sa.func.count().label("n")
             rows = conn.execute(sa.select(_p.next_category, n).where(

@@ -16,6 +16,7 @@ The fixture shop has 40 shoppers u00…u39 with hand-set behaviour, forecasts an
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -83,7 +84,7 @@ def add_segments(engine, did: int) -> int:
         run_id = int(conn.execute(sa.select(store.segment_run_id_seq.next_value())).scalar_one())  # no RETURNING
         conn.execute(store.segment_runs.insert().values(  # on Spark: the id first, as the store's own code does
             run_id=run_id, dataset_id=did, created_at=dt.datetime(2024, 2, 2), n_segments=2, model_version="m1",
-            features_json="{}", profiles_json="[]"))
+            features_json="{}", profiles_json=json.dumps([{"segment": s, "name": n} for s, n in SEGMENT_NAMES.items()])))
         conn.execute(store.segments.insert(), [{
             "dataset_id": did, "run_id": run_id, "user_id": uid(i), "segment": i % 2,
             "segment_name": SEGMENT_NAMES[i % 2]} for i in range(N)])
