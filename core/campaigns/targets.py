@@ -588,10 +588,9 @@ def filter_options(engine: Engine, dataset: str) -> dict:
            "uplift_run_id": newest_uplift_run(engine, did)}
     with engine.connect() as conn:
         if run_id is not None:  # the names from the run's profiles (one row), not by grouping every assignment
-            runs = store.segment_runs.c
-            profiles = conn.execute(sa.select(runs.profiles_json).where(runs.run_id == run_id)).scalar()
-            out["segments"] = {int(p["segment"]): p["name"] for p in sorted(json.loads(profiles or "[]"),
-                                                                            key=lambda p: int(p["segment"]))}
+            profiles = conn.execute(sa.select(store.segment_runs.c.profiles_json).where(
+                store.segment_runs.c.run_id == run_id)).scalar()
+            out["segments"] = dict(sorted((int(p["segment"]), p["name"]) for p in json.loads(profiles or "[]")))
         if version is not None:
             n = sa.func.count().label("n")
             rows = conn.execute(sa.select(_p.next_category, n).where(

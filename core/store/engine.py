@@ -110,9 +110,9 @@ def bulk_insert(conn: Connection, table: sa.Table, frame) -> int:
     """Insert a DataFrame's rows into ``table`` inside ``conn``'s transaction by the engine's native path.
 
     DuckDB: the frame is registered on the driver connection and inserted with one
-    ``INSERT ... SELECT``; PostgreSQL: ``COPY ... FROM STDIN``; any other database (Spark SQL: its
-    dialect turns it into multi-row INSERTs): an
-    executemany through SQLAlchemy Core. Only the frame's columns that ``table`` has are
+    ``INSERT ... SELECT``; PostgreSQL: ``COPY ... FROM STDIN``; Spark with Spark Connect, above
+    :data:`SPARK_ARROW_ROWS` rows: Arrow batches; any other database (Spark SQL: its dialect turns it
+    into multi-row INSERTs): an executemany through SQLAlchemy Core. Only the frame's columns that ``table`` has are
     written; missing values (None, NaN, pd.NA) become NULL. Returns the number of rows.
     Table and column names come from the table definition, never from user input.
     """
@@ -136,10 +136,24 @@ def bulk_insert(conn: Connection, table: sa.Table, frame) -> int:
         with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
             for row in frame.itertuples(index=False, name=None):
                 copy.write_row([None if _is_missing(v) else v for v in row])
+    elif len(frame) > SPARK_ARROW_ROWS and _arrow_insert(conn, table, frame):
+        pass  # Spark with Spark Connect: Arrow batches, written as a few files
     else:  # Spark SQL: its dialect sends the rows as multi-row INSERTs (core.store.spark)
         records = [{k: (None if _is_missing(v) else v) for k, v in r.items()} for r in frame.to_dict("records")]
         conn.execute(table.insert(), records)
     return len(frame)
+
+
+#: Above this many rows a Spark store with Spark Connect receives a bulk insert as Arrow batches: as multi-row
+#: INSERTs of 2,000 rows, a segmentation's 77,443 assignments made 39 statements and 39 small files, and every
+#: page that reads a segment paid to open them (0.3 s per query at 5 M events on a local Spark, measured).
+SPARK_ARROW_ROWS = 2_000
+
+
+def _arrow_insert(conn: Connection, table: sa.Table, frame) -> bool:
+    from core.store import executors
+
+    return executors.insert_frame(conn.engine, table, frame)
 
 
 def _is_missing(value: Any) -> bool:

@@ -69,3 +69,32 @@ def test_arrow_reads_give_the_rows_the_thrift_server_gives(spark_engine, monkeyp
                                        pd.to_numeric(thrift[column]).astype(float), check_names=False)
     for column in ("last_purchase", "last_event"):
         assert list(pd.to_datetime(arrow[column])) == list(pd.to_datetime(thrift[column]))
+
+
+@pytest.mark.spark
+def test_a_large_bulk_insert_goes_as_arrow_batches_and_stores_every_row(spark_engine, monkeypatch):
+    remote = os.environ.get("CARTSIGHT_TEST_SPARK_CONNECT")
+    if not remote:
+        pytest.skip("no Spark Connect server (CARTSIGHT_TEST_SPARK_CONNECT; .ci/start-spark.sh)")
+    monkeypatch.setenv("CARTSIGHT_SPARK_CONNECT", remote)
+    from core.store import engine as store_engine
+
+    sent = []
+    monkeypatch.setattr(executors, "insert_frame", lambda *a: sent.append(len(a[2])) or _insert(*a))
+    seg = store.segments
+    n = store_engine.SPARK_ARROW_ROWS + 500
+    frame = pd.DataFrame({"dataset_id": 1, "run_id": 1, "user_id": [f"u{i}" for i in range(n)],
+                          "segment": [i % 3 for i in range(n)],
+                          "segment_name": [None if i % 7 else "o'k" for i in range(n)]})
+    with spark_engine.begin() as conn:
+        assert store.bulk_insert(conn, seg, frame) == n
+    assert sent == [n]
+    with spark_engine.connect() as conn:
+        rows = conn.execute(sa.select(seg.c.segment, seg.c.segment_name, sa.func.count()).group_by(
+            seg.c.segment, seg.c.segment_name).order_by(seg.c.segment, seg.c.segment_name)).all()
+    expected = frame.groupby(["segment", "segment_name"], dropna=False).size()
+    got = {(int(s), name or "", int(c)) for s, name, c in rows}
+    assert got == {(int(s), "" if pd.isna(name) else name, int(c)) for (s, name), c in expected.items()}
+
+
+_insert = executors.insert_frame
