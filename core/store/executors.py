@@ -73,11 +73,21 @@ def release_all() -> None:
     with _lock:
         sessions = list(_sessions.values())
         _sessions.clear()
-    for session in sessions:
-        try:
-            session.stop()
-        except Exception:  # noqa: BLE001 - best effort: the server may be gone
-            pass
+    for session in sessions:  # in a thread of its own: a server that is gone would keep the client retrying
+        worker = threading.Thread(target=_stop, args=(session,), daemon=True, name="cartsight-spark-release")
+        worker.start()
+        worker.join(RELEASE_WAIT_S)
+
+
+#: Seconds the process waits for the server to release a session before it goes on (or exits) without it.
+RELEASE_WAIT_S = 5.0
+
+
+def _stop(session) -> None:
+    try:
+        session.stop()
+    except Exception:  # noqa: BLE001 - best effort: the server may be gone
+        pass
 
 
 def refresh(engine: Engine, table) -> None:

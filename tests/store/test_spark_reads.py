@@ -41,6 +41,24 @@ def test_without_a_connect_session_nothing_is_read_through_it(monkeypatch):
     assert executors.select_frame(_spark_engine(), sa.select(store.shoppers.c.user_id)) is None
 
 
+def test_releasing_the_sessions_at_exit_waits_a_bounded_time_for_a_server_that_is_gone(monkeypatch):
+    import threading
+    import time
+
+    released = threading.Event()
+
+    class Stuck:  # a client retrying against a server that no longer answers
+        def stop(self):
+            released.wait(30)
+
+    monkeypatch.setattr(executors, "_sessions", {"sc://gone:15002": Stuck()})
+    monkeypatch.setattr(executors, "RELEASE_WAIT_S", 0.2)
+    started = time.monotonic()
+    executors.release_all()
+    assert time.monotonic() - started < 5 and executors._sessions == {}
+    released.set()
+
+
 @pytest.mark.spark
 def test_arrow_reads_give_the_rows_the_thrift_server_gives(spark_engine, monkeypatch):
     remote = os.environ.get("CARTSIGHT_TEST_SPARK_CONNECT")
