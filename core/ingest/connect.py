@@ -58,7 +58,7 @@ class TableProposal:
     sample: list[list[str]]
     #: a column of category ids read where the category (a ``category_code``) is empty, as a file's (REES46)
     category_fallback: str | None = None
-    #: the SELECT that reads a table of nested columns flat (GA4's BigQuery export on DuckDB), else None
+    #: the SELECT that reads a table of nested columns flat (GA4's BigQuery export; JSON columns on PostgreSQL), else None
     flat_sql: str | None = None
 
 
@@ -71,11 +71,16 @@ def _split_name(table: str) -> tuple[str | None, str]:
 
 
 def _flat_sql(conn: Connection, qualified: str) -> tuple[str | None, str]:
-    """On DuckDB and Spark, a table with nested columns (GA4's BigQuery export: ``items``, ``event_params``): the
-    SELECT that reads it flat as a file of it is read (one row per item, a column per parameter:
-    ``core.ingest.json_tables``, ``core.ingest.spark_flat``), and what that did; else ``(None, "")``."""
+    """A table with nested columns (GA4's BigQuery export: ``items``, ``event_params``; JSON columns on
+    PostgreSQL): the SELECT that reads it flat as a file of it is read (one row per item, a column per parameter:
+    ``core.ingest.json_tables``, ``core.ingest.spark_flat``, ``core.ingest.pg_flat``), and what that did; else
+    ``(None, "")``."""
     if conn.dialect.name == "spark":
         from core.ingest.spark_flat import flat_select
+
+        return flat_select(conn, qualified)
+    if conn.dialect.name == "postgresql":
+        from core.ingest.pg_flat import flat_select
 
         return flat_select(conn, qualified)
     if conn.dialect.name != "duckdb":
@@ -242,7 +247,9 @@ def checked_rows(conn: Connection, proposal: TableProposal) -> sa.Subquery:
     (the first that applies), NULL for a row that is an event."""
     schema, name = _split_name(proposal.table)
     if proposal.flat_sql is not None:
-        src = sa.text(proposal.flat_sql).columns(*[sa.column(c) for c in proposal.source_columns]).subquery("flat")
+        # a colon in the SQL (PostgreSQL's ``::`` casts, a key named "a :b") is no bind parameter
+        flat = sa.text(proposal.flat_sql.replace(":", "\\:"))
+        src = flat.columns(*[sa.column(c) for c in proposal.source_columns]).subquery("flat")
     else:
         src = sa.table(name, *[sa.column(c) for c in proposal.source_columns], schema=schema)
     col = {f: (src.c[c] if c else None) for f, c in proposal.columns.items()}

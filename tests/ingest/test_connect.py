@@ -253,6 +253,63 @@ def test_a_nested_ga4_export_table_on_spark_is_read_flat(spark_engine):
                           ("session_start", None, None, None, None, "88")], key=str)
 
 
+def _ga4_rows_as_json() -> list[tuple]:
+    """The same export as :data:`GA4_ON_SPARK`, each nested column as JSON text (one more parameter, whose key
+    holds " :", which SQLAlchemy's text() would otherwise take for a bind parameter)."""
+    import json
+
+    def param(key, **value):
+        return {"key": key, "value": {"string_value": None, "int_value": None, **value}}
+
+    def item(item_id, brand, category, price, quantity):
+        return {"item_id": item_id, "item_brand": brand, "item_category": category, "price": price,
+                "quantity": quantity}
+
+    rows = [
+        (1709287200000000, "view_item", "ps1", [param("ga_session_id", int_value=77),
+                                                param("page_location", string_value="https://shop/p/A")],
+         [item("A", "Acme", "Kitchen", 2.5, 1)], {"category": "mobile"}),
+        (1709287500000000, "purchase", "ps1", [param("ga_session_id", int_value=77)],
+         [item("A", "Acme", "Kitchen", 2.5, 2), item("B", "Leaf", "Food", -4.0, 1)], {"category": "mobile"}),
+        (1709370000000000, "session_start", "ps2", [param("ga_session_id", int_value=88),
+                                                    param("note :x", string_value="hi")], [], {"category": "desktop"}),
+    ]
+    return [(*r[:3], *(json.dumps(v) for v in r[3:])) for r in rows]
+
+
+def test_a_nested_ga4_export_table_on_postgresql_is_read_flat(pg_url):
+    """The export as PostgreSQL holds it (``jsonb`` lists, a ``json`` object): one row per item, a column per
+    parameter, prices and quantities read as numbers, the same events as on DuckDB and Spark."""
+    from tests.conftest import _fresh_pg_engine
+
+    engine = _fresh_pg_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE ga4_pg (event_timestamp bigint, event_name text, user_pseudo_id text, "
+                                 "event_params jsonb, items jsonb, device json)")
+            conn.exec_driver_sql("INSERT INTO ga4_pg VALUES (%s, %s, %s, %s::jsonb, %s::jsonb, %s::json)",
+                                 _ga4_rows_as_json())
+        proposal = propose_mapping(engine, "ga4_pg")
+        assert proposal.columns["category"] == "items.item_category"
+        assert {"event_params.page_location", "event_params.note :x", "device.category"} <= set(
+            proposal.source_columns)
+        assert (proposal.kinds["items.price"], proposal.kinds["items.quantity"]) == ("number", "number")
+        report = _connect_ga4(engine, "ga4_pg")
+        assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (4, 3, {"negative_price": 1})
+        e = store.events.c
+        with engine.connect() as conn:
+            got = sorted(tuple(r) for r in conn.execute(
+                sa.select(e.event_type, e.item_id, e.category, e.brand, e.price, e.quantity, e.session_id)
+                .where(e.dataset_id == report.dataset_id)))
+        assert got == sorted([("view", "A", "Kitchen", "acme", 2.5, 1, "77"),
+                              ("purchase", "A", "Kitchen", "acme", 2.5, 2, "77"),
+                              ("session_start", None, None, None, None, None, "88")], key=str)
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS ga4_pg CASCADE")
+        engine.dispose()
+
+
 def test_a_zoned_time_column_is_told_from_a_plain_one():
     """A sampled time with a zone is read as UTC (``timezone('UTC', …)``), whatever the session's zone is."""
     from core.ingest.connect import _kind
