@@ -16,6 +16,7 @@ writes them again when the team's table has grown.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import time
 from contextlib import contextmanager
@@ -41,7 +42,9 @@ REQUIRED = ("user_id", "event_time", "event_type")
 REASONS = {
     "missing_user": "no shopper id", "missing_time": "no time", "unparseable_time": "a time that is no time",
     "time_out_of_range": f"a time outside {_MIN_TIME} to {_MAX_TIME}", "missing_event_type": "no event type",
-    "negative_price": "a negative price", "price_too_high": f"a price above {config.MAX_PRICE:,.0f}",
+    "non_numeric_price": "a price that is no number", "negative_price": "a negative price",
+    "price_too_high": f"a price above {config.MAX_PRICE:,.0f}",
+    "non_numeric_quantity": "a quantity that is no whole number",
 }
 
 
@@ -134,8 +137,8 @@ def _kind(values: list) -> str:
     if filled and all(isinstance(v, (dt.datetime, dt.date)) for v in filled):
         zoned = any(isinstance(v, dt.datetime) and v.tzinfo is not None for v in filled)
         return "time_tz" if zoned else "time"  # a zoned time is read as UTC, whatever the session's zone
-    if filled and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in filled):
-        return "number"
+    if filled and all(isinstance(v, (int, float, decimal.Decimal)) and not isinstance(v, bool) for v in filled):
+        return "number"  # a Decimal: PostgreSQL's numeric (how money is kept there), DuckDB's and Spark's DECIMAL
     return "text"
 
 
@@ -203,16 +206,37 @@ def _time_expr(conn: Connection, col: sa.ColumnClause, kind: str, texts: list[st
                          cases=[col.name])
 
 
+#: a number as PostgreSQL's cast reads it and double precision holds it (no exponent over 99): the text a
+#: ``TRY_CAST`` would read on DuckDB and Spark, so that no row fails the whole query there
+_PG_NUMBER = r"^[+-]?([0-9]{1,30}(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$"
+
+
+def _text_number(conn: Connection, col: sa.ColumnClause) -> sa.ColumnElement:
+    """A text column's number as a double, NULL where the text is no number."""
+    value = sa.func.trim(sa.cast(col, sa.String))
+    if conn.dialect.name == "postgresql":
+        return sa.case((value.regexp_match(_PG_NUMBER), sa.cast(value, sa.Double)), else_=sa.cast(sa.null(), sa.Double))
+    if conn.dialect.name in ("duckdb", "spark"):
+        return sa.literal_column(f"TRY_CAST({value.compile(dialect=conn.dialect)} AS DOUBLE)", sa.Double)
+    raise ParameterError(f"column {col.name!r} holds text; on {conn.dialect.name} connect a table whose numbers are "
+                         f"numbers, or a view of it that casts the text", parameter="map", cases=[col.name])
+
+
 def _number(conn: Connection, col: sa.ColumnClause, kind: str, field: str, type_: sa.types.TypeEngine):
-    """A numeric column as ``type_``; text read where the database can try a cast (NULL where it is no number)."""
+    """A numeric column as ``type_``; a text column's numbers read, NULL where it holds none (or, for a whole
+    ``type_``, no whole number: 2.5 is no quantity), as a file's text is read."""
     if kind == "number":
         return sa.cast(col, type_)
-    backend, quoted = conn.dialect.name, str(col.compile(dialect=conn.dialect))
-    sql_type = "DOUBLE" if type_ is sa.Double else "BIGINT"
-    if backend in ("duckdb", "spark"):
-        return sa.literal_column(f"TRY_CAST({quoted} AS {sql_type})", type_)
-    raise ParameterError(f"column {col.name!r} ({field}) holds text; on {backend} connect a table whose {field} is a "
-                         f"number, or a view of it that casts the text", parameter="map", cases=[col.name])
+    value = _text_number(conn, col)
+    if type_ is sa.Double:
+        return value
+    return sa.case((value == sa.func.floor(value), sa.cast(value, type_)), else_=sa.cast(sa.null(), type_))
+
+
+def _not_a_number(col: sa.ColumnClause | None, kind: str | None, value: sa.ColumnElement):
+    """Where a text column holds something that is no number (a file load quarantines that row); None for a
+    column that is no text."""
+    return None if col is None or kind != "text" else sa.and_(_text(col).is_not(None), value.is_(None))
 
 
 def _text(col: sa.ColumnClause | None, lower: bool = False) -> sa.ColumnElement:
@@ -262,13 +286,14 @@ def checked_rows(conn: Connection, proposal: TableProposal) -> sa.Subquery:
                 else sa.cast(sa.null(), sa.Integer))
     user, etype = _text(col["user_id"]), _event_type(col["event_type"])
     category, src = _category(src, _text(col["category"]), proposal.category_fallback)
-    reason = sa.case(
-        (user.is_(None), "missing_user"), (col["event_time"].is_(None), "missing_time"),
-        (when.is_(None), "unparseable_time"),
-        (sa.or_(when < dt.datetime.fromisoformat(_MIN_TIME), when > dt.datetime.fromisoformat(_MAX_TIME)),
-         "time_out_of_range"),
-        (etype.is_(None), "missing_event_type"), (price < 0, "negative_price"),
-        (price > float(config.MAX_PRICE), "price_too_high"), else_=sa.cast(sa.null(), sa.String))
+    whens = [(user.is_(None), "missing_user"), (col["event_time"].is_(None), "missing_time"),
+             (when.is_(None), "unparseable_time"),
+             (sa.or_(when < dt.datetime.fromisoformat(_MIN_TIME), when > dt.datetime.fromisoformat(_MAX_TIME)),
+              "time_out_of_range"), (etype.is_(None), "missing_event_type"),
+             (_not_a_number(col["price"], kind.get("price"), price), "non_numeric_price"),
+             (price < 0, "negative_price"), (price > float(config.MAX_PRICE), "price_too_high"),
+             (_not_a_number(col["quantity"], kind.get("quantity"), quantity), "non_numeric_quantity")]
+    reason = sa.case(*[(c, r) for c, r in whens if c is not None], else_=sa.cast(sa.null(), sa.String))
     return sa.select(
         user.label("user_id"), when.label("event_time"), etype.label("event_type"),
         _text(col["item_id"]).label("item_id"), category.label("category"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -50,8 +51,8 @@ def _make_team_table(engine, rows: list[dict], table: sa.Table = TEAM) -> None:
 def _events(engine, did: int) -> list[tuple]:
     e = store.events.c
     with engine.connect() as conn:
-        return sorted(tuple(r) for r in conn.execute(sa.select(*[e[c] for c in EVENT_COLUMNS])
-                                                     .where(e.dataset_id == did)))
+        return sorted((tuple(r) for r in conn.execute(sa.select(*[e[c] for c in EVENT_COLUMNS])
+                                                      .where(e.dataset_id == did))), key=str)  # None among prices
 
 
 def _as_file(path, rows: list[dict]) -> None:
@@ -81,6 +82,61 @@ def test_a_connected_table_is_the_dataset_its_rows_make_as_a_file(engine, tmp_pa
     with engine.connect() as conn:  # nothing copied: no stored event is the connected dataset's
         e = store.stored_events.c
         assert conn.execute(sa.select(sa.func.count()).where(e.dataset_id == report.dataset_id)).scalar() == 0
+
+
+TEXT_NUMBERS = sa.Table("text_numbers", sa.MetaData(), sa.Column("user_id", sa.String),
+                        sa.Column("event_time", sa.DateTime), sa.Column("event_type", sa.String),
+                        sa.Column("price", sa.String), sa.Column("quantity", sa.String))
+
+
+def test_prices_and_quantities_held_as_text_are_read_as_a_file_reads_them(engine, tmp_path):
+    """Text numbers (a price ' 12 ', '1e3') read, and text that is no number ('n/a' as a price, '2.5' as a
+    quantity) quarantined with a file's reasons, on every store: the same dataset as the same rows in a file.
+    (PostgreSQL refused such a table; DuckDB kept 'n/a' as no price and read the quantity 2.5 as 3.)"""
+    t = dt.datetime(2024, 3, 1, 9)
+    values = [("u1", "view", "9.99", "1"), ("u1", "cart", " 12 ", "2"), ("u2", "purchase", "n/a", "1"),
+              ("u2", "view", None, None), ("u3", "purchase", "5", "2.5"), ("u3", "purchase", "-3", "1"),
+              ("u3", "view", "1e3", "1e1")]
+    rows = [{"user_id": u, "event_time": t + dt.timedelta(minutes=5 * i), "event_type": e, "price": p, "quantity": q}
+            for i, (u, e, p, q) in enumerate(values)]
+    _make_team_table(engine, rows, TEXT_NUMBERS)
+    report = connect_table(engine, "text_numbers", "connected")
+    path = tmp_path / "numbers.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["user_id", "event_time", "event_type", "price", "quantity"])
+        w.writerows([[r["user_id"], r["event_time"], r["event_type"], r["price"] or "", r["quantity"] or ""]
+                     for r in rows])
+    loaded = ingest_file(engine, path, "file")
+    reasons = {"negative_price": 1, "non_numeric_price": 1, "non_numeric_quantity": 1}
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (7, 4, reasons)
+    assert (loaded.rows_read, loaded.rows_loaded, loaded.quarantine_by_reason) == (7, 4, reasons)
+    assert _events(engine, report.dataset_id) == _events(engine, loaded.dataset_id)
+    e = store.events.c
+    with engine.connect() as conn:
+        got = sorted(((p, q) for p, q in conn.execute(sa.select(e.price, e.quantity)
+                                                      .where(e.dataset_id == report.dataset_id))), key=str)
+    assert got == sorted([(9.99, 1), (12.0, 2), (None, None), (1000.0, 10)], key=str)
+
+
+def test_a_decimal_price_column_is_a_number(engine):
+    """PostgreSQL's ``numeric`` (how money is kept there; DuckDB's DECIMAL): read as a number, not as text, which
+    PostgreSQL refused to connect."""
+    table = sa.Table("decimal_prices", sa.MetaData(), sa.Column("user_id", sa.String),
+                     sa.Column("event_time", sa.DateTime), sa.Column("event_type", sa.String),
+                     sa.Column("price", sa.Numeric(10, 2)))
+    t = dt.datetime(2024, 3, 1, 9)
+    _make_team_table(engine, [{"user_id": "u1", "event_time": t, "event_type": "view", "price": Decimal("9.99")},
+                              {"user_id": "u1", "event_time": t, "event_type": "purchase", "price": Decimal("-1.50")},
+                              {"user_id": "u2", "event_time": t, "event_type": "cart", "price": Decimal("120.50")}],
+                     table)
+    assert propose_mapping(engine, "decimal_prices").kinds["price"] == "number"
+    report = connect_table(engine, "decimal_prices", "money")
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (3, 2, {"negative_price": 1})
+    with engine.connect() as conn:
+        got = sorted(conn.execute(sa.select(store.events.c.price).where(
+            store.events.c.dataset_id == report.dataset_id)).scalars())
+    assert got == [9.99, 120.5]
 
 
 def test_dropping_a_connected_dataset_leaves_the_team_table_and_the_other_datasets(engine, tmp_path):
