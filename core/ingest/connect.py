@@ -222,7 +222,7 @@ def _text_number(conn: Connection, col: sa.ColumnClause) -> sa.ColumnElement:
                          f"numbers, or a view of it that casts the text", parameter="map", cases=[col.name])
 
 
-def _number(conn: Connection, col: sa.ColumnClause, kind: str, field: str, type_: sa.types.TypeEngine):
+def _number(conn: Connection, col: sa.ColumnClause, kind: str, type_: sa.types.TypeEngine):
     """A numeric column as ``type_``; a text column's numbers read, NULL where it holds none (or, for a whole
     ``type_``, no whole number: 2.5 is no quantity), as a file's text is read."""
     if kind == "number":
@@ -280,9 +280,9 @@ def checked_rows(conn: Connection, proposal: TableProposal) -> sa.Subquery:
     kind = {f: proposal.kinds.get(c) for f, c in proposal.columns.items() if c}
     texts = {f: [r[proposal.source_columns.index(c)] for r in proposal.sample] for f, c in proposal.columns.items() if c}
     when = _time_expr(conn, col["event_time"], kind["event_time"], texts["event_time"])
-    price = (_number(conn, col["price"], kind["price"], "price", sa.Double) if col["price"] is not None
+    price = (_number(conn, col["price"], kind["price"], sa.Double) if col["price"] is not None
              else sa.cast(sa.null(), sa.Double))
-    quantity = (_number(conn, col["quantity"], kind["quantity"], "quantity", sa.Integer) if col["quantity"] is not None
+    quantity = (_number(conn, col["quantity"], kind["quantity"], sa.Integer) if col["quantity"] is not None
                 else sa.cast(sa.null(), sa.Integer))
     user, etype = _text(col["user_id"]), _event_type(col["event_type"])
     category, src = _category(src, _text(col["category"]), proposal.category_fallback)
