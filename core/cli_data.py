@@ -51,14 +51,15 @@ def _hand_mapping(args, engine):
                                  parameter="--skip-lines", cases=[args.skip_lines])
         skip = int(args.skip_lines)
     columns = _map_pairs(args.map)
-    mapping = sniff(args.file, engine, sheet=args.sheet, skip_lines=skip).mapping
+    sniffed = sniff(args.file, engine, sheet=args.sheet, skip_lines=skip)
+    mapping = sniffed.mapping
     if args.append:  # the dataset's own mapping first, as the Data page offers it
         from core import store
         from core.ingest.append import dataset_mapping_instead
 
         mapping = dataset_mapping_instead(mapping, store.get_dataset(engine, args.name).get("mapping"))
     return with_overrides(mapping, columns, event_type=args.event_type, time_format=args.time_format,
-                          price_is=args.price_is)
+                          price_is=args.price_is, preview=sniffed.preview)
 
 
 def _map_pairs(pairs: list[str] | None) -> dict[str, str | None]:

@@ -17,7 +17,7 @@ from core.errors import CartsightError
 from core.ingest.append import sniff_for_dataset
 from core.ingest.quarantine import quarantined_rows
 from core.jobs import Job, JobBoard
-from core.ingest.sniff import CANONICAL_FIELDS, PRICE_KINDS, TIME_FORMATS, Mapping, Sniffed, sniff
+from core.ingest.sniff import CANONICAL_FIELDS, PRICE_KINDS, TIME_FORMATS, Mapping, Sniffed, refit, sniff
 from core.ingest.delimited import DELIMITER_NAMES
 from pages.connect_form import connect_section
 from pages.common import DATASET_KEY, get_engine, md, show_error, show_table
@@ -264,6 +264,7 @@ def _mapping_editor(sniffed: Sniffed, key: str) -> tuple[Mapping, bool]:
         "constant_event_type": None if constant == FROM_COLUMN else constant,
         "time_of_day": None if clock == UNMAPPED else clock, **money,
     })
+    refit(mapping, m, sniffed.preview, time_format_set=time_format != m.time_format)  # another price or time column
     return mapping, mapping.to_dict() != m.to_dict()
 
 

@@ -347,6 +347,25 @@ def test_ingest_sets_the_mapping_by_hand(capsys, any_db, tmp_path):
                                       ("c1", dt.datetime(2024, 3, 3, 9, 15), "purchase", None, 7.25)]
 
 
+def test_a_price_and_time_column_set_by_hand_are_read_as_the_sniff_reads_its_own(capsys, any_db, tmp_path):
+    """A German export: no header the sniffer knows, prices with a decimal comma and a dot grouping thousands,
+    dates written with dots; the sniffer took 'Datum' (an ISO date) as the time. Mapped by hand, the prices are
+    read with their decimal comma and the time column chosen gets its own format (the prices were quarantined
+    as no number, the times read in the format of the column the sniffer had picked)."""
+    import datetime as dt
+
+    path = tmp_path / "export.csv"
+    path.write_text("Kunde;Datum;Zeitpunkt;Ereignis;Marke;Preis\n"
+                    "1001;2026-12-01;07.12.2026 10:15;view;Adidas;1.299,00\n"
+                    "1002;2026-12-01;08.12.2026 11:00;purchase;Levis;89,95\n", encoding="utf-8")
+    code, out, err = run(capsys, "ingest", str(path), "--name", "de", "--db", any_db, "--quiet",
+                         "--map", "user_id=Kunde", "--map", "event_time=Zeitpunkt", "--map", "event_type=Ereignis",
+                         "--map", "brand=Marke", "--map", "price=Preis")
+    assert code == 0, err
+    assert _stored(any_db, "de") == [("1001", dt.datetime(2026, 12, 7, 10, 15), "view", "adidas", 1299.0),
+                                     ("1002", dt.datetime(2026, 12, 8, 11, 0), "purchase", "levis", 89.95)]
+
+
 def test_ingest_reads_an_order_status_column_set_by_hand_and_says_so(capsys, any_db, tmp_path):
     path = tmp_path / "payments.csv"
     path.write_text("payment,customer,paid on,amount,outcome\nP1,c1,2024-03-01 10:00,41.00,settled\n"

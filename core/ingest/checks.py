@@ -226,7 +226,7 @@ class LoadSQL:
                     f"to_seconds(CAST(round({d} * 86400) AS BIGINT)) END")
         if fmt == "month_name":
             return f"try_strptime({_month_name_text(v)}, {_patterns(_MONTH_NAME_DATES)})"
-        dates = {"mdy_hm": ["%m-%d-%Y", "%m/%d/%Y"], "dmy_hm": ["%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y"],
+        dates = {"mdy_hm": ["%m-%d-%Y", "%m/%d/%Y", "%m.%d.%Y"], "dmy_hm": ["%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y"],
                  "ymd": ["%Y%m%d"]}[fmt]
         if fmt == "ymd":
             return f"try_strptime({v}, {_patterns(dates)})"

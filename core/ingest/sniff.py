@@ -158,7 +158,8 @@ HAND_FIELDS = (*CANONICAL_FIELDS, *_HAND_ATTRIBUTES)
 
 
 def with_overrides(mapping: Mapping, columns: dict[str, str | None] | None = None, event_type: str | None = None,
-                   time_format: str | None = None, price_is: str | None = None) -> Mapping:
+                   time_format: str | None = None, price_is: str | None = None,
+                   preview: pd.DataFrame | None = None) -> Mapping:
     """``mapping`` with what the analyst set by hand, checked as the Data page's mapping is.
 
     ``columns``: field -> source column, or None to unmap it (a field of :data:`HAND_FIELDS`; a column named
@@ -168,7 +169,8 @@ def with_overrides(mapping: Mapping, columns: dict[str, str | None] | None = Non
     (a canonical type or a name for one, ``order`` for ``purchase``). ``time_format``: a key of
     :data:`TIME_FORMATS`; ``price_is`` one of :data:`PRICE_KINDS`. Returns a new mapping with a note of what was
     set; raises :class:`ParameterError` naming an unknown field, time format, price kind or event type (or one
-    set twice), and :class:`SchemaError` (``missing_column``) for a column the file lacks.
+    set twice), and :class:`SchemaError` (``missing_column``) for a column the file lacks. ``preview``: the
+    sniff's first rows, from which a price or time column chosen by hand is read again (:func:`refit`).
     """
     columns, changes = dict(columns or {}), []
     if unknown := [f for f in columns if f not in HAND_FIELDS]:
@@ -194,12 +196,28 @@ def with_overrides(mapping: Mapping, columns: dict[str, str | None] | None = Non
             value = value.strip().lower()  # ISO, Order_Total: the codes are lower-case
             setattr(out, name, value)
             changes.append(f"{name} {value!r}")
+    if preview is not None:
+        refit(out, mapping, preview, time_format_set=time_format is not None)
     out.validate()
     if changes:  # what was missing is said again of the mapping as set
         out.notes = [n for n in mapping.notes if not n.startswith(_MISSING_NOTE_STARTS)]
         _required_present(out.columns, out.constant_event_type, out.notes)
         out.notes.append(f"mapping set by hand: {', '.join(changes)}")
     return out
+
+
+def refit(mapping: Mapping, sniffed: Mapping, preview: pd.DataFrame, time_format_set: bool = False) -> None:
+    """Read again from ``preview`` what the sniff read off the price and time columns, where ``mapping`` names
+    other ones than the ``sniffed`` mapping did (a German export's 'Preis' and 'Zeitpunkt' mapped by hand): whether
+    the prices write a decimal comma (1.299,00), and the time format unless one was chosen (``time_format_set``)."""
+    names, data = list(preview.columns), preview.fillna("").astype(str).values.tolist()
+    price = mapping.columns.get("price")
+    if price != sniffed.columns.get("price"):
+        mapping.decimal_comma = bool(price in names and _decimal_comma(names, {"price": price}, data, []))
+    when = mapping.columns.get("event_time")
+    if not time_format_set and when in names and when != sniffed.columns.get("event_time"):
+        found, _ = detect_time_format([r[names.index(when)] for r in data])
+        mapping.time_format = found or mapping.time_format
 
 
 def _source_column(name: str | None, source_columns: list[str]) -> str | None:

@@ -14,7 +14,7 @@ TIME_FORMATS = {
     "unix_ms": "Unix milliseconds",
     "unix_us": "Unix microseconds (GA4's event_timestamp)",
     "excel": "Excel serial days (45352.5 = 2024-03-01 12:00: days since 1899-12-30, the fraction the time of day)",
-    "mdy_hm": "MM-DD-YYYY HH:MM (or with /; two-digit years, seconds, AM/PM allowed)",
+    "mdy_hm": "MM-DD-YYYY HH:MM (or with / or .; two-digit years, seconds, AM/PM allowed)",
     "dmy_hm": "DD-MM-YYYY HH:MM (or with / or .; two-digit years, seconds, AM/PM allowed)",
     "month_name": "a month name (Mar 1, 2024 1:05 PM; 01-Mar-2024 10:05; Fri, 01 Mar 2024 10:05:00 GMT)",
     "ymd": "YYYYMMDD",
@@ -184,7 +184,9 @@ def _number_format(nums: list[str], notes: list[str]) -> str | None:
 
 
 def _day_month_order(dmy: list[str], notes: list[str]) -> str:
-    """Day first or month first, from which of the two numbers goes above 12; month first when neither does."""
+    """Day first or month first, from which of the two numbers goes above 12; when neither does, day first for
+    dates written with dots (German, Russian, Scandinavian… exports: no convention writes month-first dates with
+    dots), else month first."""
     matches = [_DMY.match(v) for v in dmy]
     firsts = [int(m.group(1)) for m in matches]
     seconds = [int(m.group(2)) for m in matches]
@@ -192,5 +194,9 @@ def _day_month_order(dmy: list[str], notes: list[str]) -> str:
         return "dmy_hm"
     if max(seconds) > 12 >= max(firsts):
         return "mdy_hm"
+    if all(m.group(0)[len(m.group(1))] == "." for m in matches):  # 07.12.2026: dots are a day-first convention
+        notes.append("dates could be month-first or day-first; read as DD.MM.YYYY (day first: dates written with "
+                     "dots are)")
+        return "dmy_hm"
     notes.append("dates could be month-first or day-first; read as MM-DD-YYYY (month first)")
     return "mdy_hm"

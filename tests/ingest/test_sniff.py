@@ -274,6 +274,28 @@ def test_ambiguous_day_month_is_read_month_first_and_noted():
     assert any("month-first or day-first" in n for n in notes)
 
 
+def test_ambiguous_dates_written_with_dots_are_read_day_first_and_load(duck_engine, tmp_path):
+    """07.12.2026 is the 7th of December wherever dates are written with dots; it was read month-first, in a
+    format whose patterns had no dots, and every row of a German export was quarantined as no time."""
+    import datetime as dt
+
+    from core import store
+    from core.ingest.load import ingest_file
+
+    fmt, notes = detect_time_format(["07.12.2026 10:15", "08.12.2026 11:00"])
+    assert fmt == "dmy_hm" and any("day first" in n for n in notes)
+    assert detect_time_format(["12.25.2026 10:15"])[0] == "mdy_hm"  # the 25th: month first, dots or not
+    path = tmp_path / "export.csv"
+    path.write_text("user_id;event_time;event_type;price\n1001;07.12.2026 10:15;view;9\n"
+                    "1002;12.11.26 09:30;purchase;5\n", encoding="utf-8")
+    assert sniff(path).mapping.time_format == "dmy_hm"
+    report = ingest_file(duck_engine, path, "export")
+    assert (report.rows_loaded, report.rows_quarantined) == (2, 0)
+    with duck_engine.connect() as conn:
+        times = sorted(conn.execute(store.events.select().with_only_columns(store.events.c.event_time)).scalars())
+    assert times == [dt.datetime(2026, 11, 12, 9, 30), dt.datetime(2026, 12, 7, 10, 15)]
+
+
 def test_encodings(tmp_path):
     assert sniff(FIXTURES / "bom.csv").mapping.encoding == "utf-8-sig"
     assert sniff(FIXTURES / "latin1.csv").mapping.encoding == "latin-1"

@@ -196,6 +196,36 @@ def test_edited_mapping_loads_and_is_remembered(store_url):
     assert any("remembered" in n for n in again.notes)
 
 
+def test_a_price_and_time_column_chosen_by_hand_are_read_in_their_own_format(store_url):
+    """The sniffer took 'Datum' as the time and found no price; the analyst chooses 'Zeitpunkt' (dates with dots)
+    and 'Preis' (a decimal comma, dots grouping thousands): both are read in their own format, not the one the
+    sniff had found for other columns (every row was quarantined)."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    data = ("Kunde;Datum;Zeitpunkt;Ereignis;Preis\n1001;2026-12-01;07.12.2026 10:15;view;1.299,00\n"
+            "1002;2026-12-01;08.12.2026 11:00;purchase;89,95\n").encode()
+    at = _upload(_page(), "export.csv", data)
+    key = next(k for k in _keys(at) if k.endswith("_col_user_id")).removesuffix("_col_user_id")
+    for fld, column in (("user_id", "Kunde"), ("event_time", "Zeitpunkt"), ("event_type", "Ereignis"),
+                        ("price", "Preis")):
+        at.selectbox(key=f"{key}_col_{fld}").set_value(column)
+    at.run()
+    at.button(key="data_load").click().run()
+    run_until(at, lambda: _loaded(at))
+    assert not at.error, [e.value for e in at.error]
+    engine = store.make_engine(store_url)
+    try:
+        e = store.events.c
+        with engine.connect() as conn:
+            got = conn.execute(sa.select(e.user_id, e.event_time, e.price).order_by(e.event_time)).all()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in got] == [("1001", dt.datetime(2026, 12, 7, 10, 15), 1299.0),
+                                       ("1002", dt.datetime(2026, 12, 8, 11, 0), 89.95)]
+
+
 def sniff_mapping(data: bytes, url: str):
     from pathlib import Path
 
