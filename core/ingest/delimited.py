@@ -196,6 +196,21 @@ def _preamble(rows: list[list[str]], n_cols: int) -> int:
     return 0
 
 
+def comment_lines(lines: list[str]) -> int:
+    """How many leading lines are a comment block above the table: lines that begin with ``#``, as Google
+    Analytics, Google Ads and Search Console write a report's account, property and dates above its header.
+    The last of them is the table's header when it splits into as many fields as the line after it
+    (``#user,time,event`` above ``u1,…``). 0 when the file begins with its table."""
+    k = 0
+    while k < len(lines) - 1 and lines[k].lstrip().startswith("#"):
+        k += 1
+    if k:
+        delimiter, rows, _ = _detect_delimiter(lines[k:k + _PROFILE_ROWS])
+        if rows and len(rows[0]) > 1 and len(_split_line(lines[k - 1], delimiter)) == len(rows[0]):
+            k -= 1
+    return k
+
+
 def _rows_before(text: str, lines: int) -> int:
     """How many non-blank lines the file's first ``lines`` lines hold (the rows :func:`_lines` keeps of them)."""
     return sum(1 for line in re.split(r"\r\n|\r|\n", text)[:lines] if line.strip())

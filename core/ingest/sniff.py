@@ -24,7 +24,7 @@ from core import config
 from core.ingest import tabular
 from core.ingest.columns import (_PROFILE_ROWS, CANONICAL_FIELDS, EVENT_ALIASES, _column_kinds, _looks_like_header, _major,
                           _match_aliases, _norm, _sample, header_signature, unique_names)
-from core.ingest.delimited import (DELIMITERS, ENCODINGS, _detect_delimiter, _detect_encoding, _lines,
+from core.ingest.delimited import (DELIMITERS, ENCODINGS, _detect_delimiter, _detect_encoding, _lines, comment_lines,
                             _physical_lines_before, _preamble, _read_head, _refuse_json, _refuse_non_text,
                             _rows_before, decode_errors)
 from core.errors import ParameterError, SchemaError
@@ -316,10 +316,11 @@ def _locate_table(file_name: str, text: str, lines: list[str],
         delimiter, rows, delim_sure = _detect_delimiter(lines[preamble:])
         n_cols = statistics.mode(len(r) for r in rows[:_PROFILE_ROWS])
         return delimiter, delim_sure, rows, n_cols, preamble, skip_lines
-    delimiter, rows, delim_sure = _detect_delimiter(lines)
+    comments = comment_lines(lines)  # a report's '# Account: …' block: no part of the table, nor of its delimiter
+    delimiter, rows, delim_sure = _detect_delimiter(lines[comments:])
     n_cols = statistics.mode(len(r) for r in rows[:_PROFILE_ROWS])
-    preamble = _preamble(rows, n_cols)
-    return delimiter, delim_sure, rows[preamble:], n_cols, preamble, _physical_lines_before(text, preamble)
+    preamble = comments + _preamble(rows, n_cols)
+    return delimiter, delim_sure, rows[preamble - comments:], n_cols, preamble, _physical_lines_before(text, preamble)
 
 
 def _remembered_instead(engine, signature: str, mapping: Mapping) -> Mapping:

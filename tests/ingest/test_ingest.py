@@ -279,10 +279,15 @@ PREAMBLES = [
     ["Order export", "Generated 2024-04-01 09:00, by ShopAdmin", ""],
     ["Sales report,,,,,", ",,,,,", "Period: March 2024,,,,,"],  # a title cell in a sheet saved as CSV
     ["# exported by tracker v2"],
+    # Google Analytics' report block, longer than a title: every line a comment, some with the table's delimiter
+    ["# ----------------------------------------", "# Events, all users", "# Account: Demo shop",
+     "# Property: Demo shop - GA4", "# ----------------------------------------", "#",
+     "# Start date: 20240301", "# End date: 20240331", "# Filters: country, Germany, France",
+     "# Sampled: no", "#", "# ----------------------------------------"],
 ]
 
 
-@pytest.mark.parametrize("preamble", PREAMBLES, ids=["title_date_blank", "excel_padded", "comment"])
+@pytest.mark.parametrize("preamble", PREAMBLES, ids=["title_date_blank", "excel_padded", "comment", "ga_report"])
 def test_lines_above_the_header_are_skipped_and_line_numbers_stay_the_files(engine, tmp_path, preamble):
     header = "customer_id,event_time,event_type,product_id,category,price"
     rows = [f"c{i % 4},2024-03-0{1 + i % 9} 10:{i:02d}:00,view,p{i},shoes,{i}.50" for i in range(12)]
@@ -297,6 +302,14 @@ def test_lines_above_the_header_are_skipped_and_line_numbers_stay_the_files(engi
     assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (12, 11, {"unparseable_time": 1})
     q = quarantined_rows(engine, "export")
     assert q[["line_no", "raw_line"]].values.tolist() == [[len(preamble) + 7, "c1,yesterday,view,p5,shoes,5.50"]]
+
+
+def test_a_header_written_as_a_comment_is_the_header():
+    from core.ingest.delimited import comment_lines
+
+    assert comment_lines(["# Account: Demo", "#user,time,event", "u1,2024-03-01,view", "u2,2024-03-02,cart"]) == 1
+    assert comment_lines(["# Account: Demo", "# Dates: March", "user,time,event", "u1,2024-03-01,view"]) == 2
+    assert comment_lines(["user,time,event", "u1,2024-03-01,view"]) == 0
 
 
 def test_lines_to_skip_can_be_set_when_the_title_is_not_found(engine, tmp_path):
