@@ -109,6 +109,7 @@ def uplift_campaign(engine, seed: int, effect: float, holdout: float = 0.5) -> d
         store.bulk_insert(conn, store.predictions, pd.DataFrame({
             "dataset_id": did, "model_version": "m1", "user_id": feats.index.astype(str),
             "purchase_propensity": score.to_numpy()}))
+    store.analyze(engine, store.predictions, store.models)  # as a scoring run does after its commit
     built = build_target_list(engine, "sim", CampaignFilters(), holdout_share=holdout, seed=seed)
     export_id = exports.save_export(engine, built, "csv")["export_id"]
     affected = set(feats.index[feats["mean_price"] > feats["mean_price"].median()])
