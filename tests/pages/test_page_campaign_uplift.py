@@ -2,12 +2,11 @@
 ranking by uplift, on a simulated campaign that moved one group of shoppers, both stores."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from core import store
 from core.campaigns import exports, uplift
-from tests.campaigns.test_uplift import GROUP_EFFECT, SIM_USERS, uplift_campaign
+from tests.campaigns.test_uplift import GROUP_EFFECT, SIM_USERS, uplift_campaign, without_refits
 from tests.conftest import plotly_charts, plotly_values, run_page
 from tests.e2e_support import ROOT
 
@@ -21,9 +20,7 @@ def test_fit_uplift_draws_the_qini_curve_and_offers_the_ranking(app_store_url, t
     from core import config
 
     monkeypatch.setenv(config.HOME_ENV, str(tmp_path / "home"))
-    # the randomisation test's 19 refits (six sevenths of a fit's models) are tests/campaigns/test_uplift.py's to
-    # check; here shuffled campaigns whose Qini coefficients are all zero stand in, as a campaign without effect gives
-    monkeypatch.setattr(uplift, "null_qinis", lambda frame, names, seed=0, permutations=19: np.zeros(permutations))
+    without_refits(monkeypatch)
     engine = store.make_engine(app_store_url)
     sim = uplift_campaign(engine, seed=31, effect=GROUP_EFFECT)
     export_id = sim["export_id"]
