@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from core import store
 from core.store.event_views import write_events_view
 from core.store import derived
+from core.ingest.load import analyze_loaded
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -353,6 +354,7 @@ def load_simulated_shop(engine: sa.Engine, name: str, n_users: int, weeks: int, 
         conn.execute(store.datasets.update().where(store.datasets.c.dataset_id == did).values(
             n_users=n_users, rows_loaded=len(frame), rows_read=len(frame),
             first_event=frame["event_time"].min().to_pydatetime(), last_event=frame["event_time"].max().to_pydatetime()))
+    analyze_loaded(engine)  # as a load does after its commit
     return sim
 
 
@@ -372,6 +374,7 @@ def add_events(engine: sa.Engine, name: str, frame) -> None:
             sa.func.max(e.event_time)).where(e.dataset_id == did)).one()
         conn.execute(store.datasets.update().where(store.datasets.c.dataset_id == did).values(
             rows_read=n, rows_loaded=n, n_users=users, first_event=first, last_event=last))
+    analyze_loaded(engine)  # as a load does after its commit
 
 
 # named apart from pytest-playwright's ``browser``/``page`` fixtures, which would download their own browser;

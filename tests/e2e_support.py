@@ -151,9 +151,22 @@ def app_in_browser(chromium, folder: Path, step_timeout_ms: int) -> Iterator:
             context.close()
 
 
+#: Set to 1 to have the real-browser tests save their screenshots (off by default: no test reads them, and
+#: waiting for the charts and encoding each page cost some 10 s a journey on two busy cores).
+SCREENS_ENV = "CARTSIGHT_TEST_SCREENS"
+
+
+def screens_wanted() -> bool:
+    """Whether this run saves screenshots (:data:`SCREENS_ENV`)."""
+    return os.environ.get(SCREENS_ENV) == "1"
+
+
 def full_screenshot(page, path: Path, viewport: dict | None = None) -> None:
-    """The whole page: Streamlit scrolls inside its main block, so grow the viewport to its height first. Each
-    time the page is taken once its charts have drawn (at most ``CHARTS_WAIT_MS``), with CSS transitions ended."""
+    """The whole page, when :func:`screens_wanted`: Streamlit scrolls inside its main block, so grow the viewport
+    to its height first. Each time the page is taken once its charts have drawn (at most ``CHARTS_WAIT_MS``), with
+    CSS transitions ended."""
+    if not screens_wanted():
+        return
     viewport = viewport or VIEWPORT
     _charts_drawn(page)
     height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
@@ -187,12 +200,13 @@ SCREENS_DIR = ROOT / "test-artifacts" / "screens"
 SCREEN_VIEWPORT = {"width": 1440, "height": 900}
 
 
-def screens_of_every_page(page, prefix: str) -> list[Path]:
-    """Open every page from the sidebar and save a full-page screenshot of each, 1440 px wide, as
-    ``test-artifacts/screens/<prefix>-<page>.png``; returns the paths. The page is left on the last one."""
+def screens_of_every_page(page, prefix: str) -> list[str]:
+    """Open every page from the sidebar, wait until each has run, and (when :func:`screens_wanted`) save a
+    full-page screenshot of each, 1440 px wide, as ``test-artifacts/screens/<prefix>-<page>.png``; returns the
+    titles of the pages opened. The page is left on the last one."""
     SCREENS_DIR.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size(SCREEN_VIEWPORT)
-    paths = []
+    opened = []
     for file_name, title, _ in _app_pages():
         page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
         page.get_by_role("heading", name=title, exact=True).wait_for()
@@ -200,10 +214,9 @@ def screens_of_every_page(page, prefix: str) -> list[Path]:
         page.get_by_test_id("stStatusWidget").wait_for(state="detached")
         if title == "Shopper":
             _pick_first_suggestion(page)
-        path = SCREENS_DIR / f"{prefix}-{Path(file_name).stem}.png"
-        full_screenshot(page, path, SCREEN_VIEWPORT)
-        paths.append(path)
-    return paths
+        full_screenshot(page, SCREENS_DIR / f"{prefix}-{Path(file_name).stem}.png", SCREEN_VIEWPORT)
+        opened.append(title)
+    return opened
 
 
 def _pick_first_suggestion(page) -> None:

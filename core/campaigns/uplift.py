@@ -339,22 +339,33 @@ def campaign_frame(engine: Engine, dataset: str, export_id: int, days: int | Non
 
 def randomisation_p_value(frame: pd.DataFrame, names: list[str], observed: float, seed: int = config.UPLIFT_SEED,
                           permutations: int = config.UPLIFT_PERMUTATIONS) -> float:
-    """P-value of "the uplift ranking is no better than random": the share of re-randomised campaigns (exported /
-    held-out labels shuffled within ``stratum``, the propensity deciles the holdout was drawn in; models fitted
-    again, one cross-fitting each) whose Qini coefficient reaches ``observed``, counting the campaign itself."""
+    """P-value of "the uplift ranking is no better than random": the share of re-randomised campaigns
+    (:func:`null_qinis`) whose Qini coefficient reaches ``observed``, counting the campaign itself."""
+    return p_value_among(observed, null_qinis(frame, names, seed, permutations))
+
+
+def null_qinis(frame: pd.DataFrame, names: list[str], seed: int = config.UPLIFT_SEED,
+               permutations: int = config.UPLIFT_PERMUTATIONS) -> np.ndarray:
+    """The Qini coefficients of ``permutations`` re-randomised campaigns: exported / held-out labels shuffled within
+    ``stratum``, the propensity deciles the holdout was drawn in; models fitted again, one cross-fitting each."""
     rng = np.random.default_rng(seed + 1)
     strata = frame["stratum"].to_numpy() if "stratum" in frame else np.zeros(len(frame))
     t, y = frame["treated"].to_numpy(), frame["converted"].to_numpy()
-    reached = 0
+    nulls = np.zeros(permutations)
     for i in range(permutations):
         shuffled = t.copy()
         for key in np.unique(strata):
             rows = np.flatnonzero(strata == key)
             shuffled[rows] = rng.permutation(t[rows])
         estimates, folds = cross_fitted(frame.assign(treated=shuffled), names, seed + 100 + i)
-        null = compare_rankings({"uplift": estimates}, shuffled, y, folds, seed, resamples=1)["uplift"]["qini"]
-        reached += null >= observed
-    return (1 + reached) / (1 + permutations)
+        nulls[i] = compare_rankings({"uplift": estimates}, shuffled, y, folds, seed, resamples=1)["uplift"]["qini"]
+    return nulls
+
+
+def p_value_among(observed: float, nulls: np.ndarray) -> float:
+    """The share of the re-randomised campaigns' Qini coefficients ``nulls`` that reach ``observed``, counting the
+    campaign itself (so never below 1 / (1 + their number))."""
+    return (1 + int(np.sum(np.asarray(nulls) >= observed))) / (1 + len(nulls))
 
 
 def repeated_cross_fits(frame: pd.DataFrame, names: list[str], seed: int = config.UPLIFT_SEED,

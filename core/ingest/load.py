@@ -172,9 +172,16 @@ def _run_job(engine: sa.Engine, job: _Job, name: str, path: Path, append: bool) 
             report = job.run(conn, duck, name, path, native_store=False, target=target)
     finally:
         duck.close()
+    analyze_loaded(engine)
+    return report
+
+
+def analyze_loaded(engine: sa.Engine) -> None:
+    """Fresh PostgreSQL planner statistics for every table a load writes (:func:`core.store.analyze`), after its
+    commit; code that inserts events itself (tests, benchmarks) calls it too, or PostgreSQL plans the next queries
+    for the rows it counted before the insert."""
     store.analyze(engine, store.stored_events, store.quarantine, store.session_days, store.price_edges, store.shoppers,
                   *store.shopper_values.values(), store.type_days, store.price_counts, store.dataset_files)
-    return report
 
 
 def remember_mapping(engine: sa.Engine, signature: str, mapping: Mapping) -> None:

@@ -201,11 +201,12 @@ def write_price_edges(conn: Connection, dataset_id: int, source: sa.FromClause |
         *[ov.c[c] for c in EDGE_COLUMNS]).where(ov.c.n > 0)))
 
 
-def rewrite_bands(conn: Connection, dataset_id: int) -> None:
+def rewrite_bands(conn: Connection, dataset_id: int) -> int:
     """Recompute the price edges and every event's band of ``dataset_id`` (the schema upgrade's path when
-    the definition of the bands changes; the session days do not depend on them)."""
+    the definition of the bands changes; the session days do not depend on them). Returns the number of
+    events whose band changed (-1 where the database does not count the rows an UPDATE changes)."""
     write_price_edges(conn, dataset_id)
-    _write_bands(conn, dataset_id)
+    return _write_bands(conn, dataset_id)
 
 
 def banded(rows: sa.FromClause, dataset_id: int) -> tuple[sa.ColumnElement, sa.FromClause]:
@@ -237,26 +238,40 @@ def banded_events_sql(conn: Connection, dataset_id: int, events_sql: str) -> str
     return text.replace(conn.dialect.identifier_preparer.quote(rows), f"({events_sql})", 1)  # Spark quotes every name
 
 
-def _write_bands(conn: Connection, dataset_id: int) -> None:
-    """``cs_events.price_band`` of the dataset's priced events: by their category's edges, else the overall ones."""
+def _write_bands(conn: Connection, dataset_id: int) -> int:
+    """``cs_events.price_band`` of the dataset's events: by their category's edges, else the overall ones; NULL
+    without a positive price. Only events whose band changes are written (an UPDATE rewrites every row it
+    touches: on PostgreSQL a new version of the row and of its index entries, on Spark the whole table), so
+    deriving again after an append that moves few edges rewrites few events. Returns the events changed."""
     ev = schema.stored_events
     _e = ev.c  # the table written, not the readers' view
-    conn.execute(ev.update().where(_e.dataset_id == dataset_id, _e.price_band.is_not(None)).values(price_band=None))
     edges = schema.price_edges.alias("edges")
-    conn.execute(  # UPDATE ... FROM: one hash join of the events with the few edge rows
-        ev.update()
-        .where(_e.dataset_id == dataset_id, _e.price > 0, edges.c.dataset_id == dataset_id,
-               edges.c.category == _e.category)
-        .values(price_band=band_case(_e.price, [edges.c[c] for c in EDGE_COLUMNS]))
-    )
     pe = schema.price_edges.c
     overall = [sa.select(pe[c]).where(pe.dataset_id == dataset_id, pe.category.is_(None)).scalar_subquery()
                for c in EDGE_COLUMNS]  # one row: evaluated once
-    conn.execute(
+    by_category = band_case(_e.price, [edges.c[c] for c in EDGE_COLUMNS])
+    by_overall = band_case(_e.price, overall)
+    changed = [
+        # every category with a positive price has its row of edges (write_price_edges), so these three cover
+        # every event; a band is never NULL after them, so coalescing to '' tells a change from NULL apart
+        ev.update()  # UPDATE ... FROM: one hash join of the events with the few edge rows
+        .where(_e.dataset_id == dataset_id, _e.price > 0, edges.c.dataset_id == dataset_id,
+               edges.c.category == _e.category, _differs(_e.price_band, by_category))
+        .values(price_band=by_category),
         ev.update()
-        .where(_e.dataset_id == dataset_id, _e.price > 0, _e.category.is_(None))
-        .values(price_band=band_case(_e.price, overall))
-    )
+        .where(_e.dataset_id == dataset_id, _e.price > 0, _e.category.is_(None), _differs(_e.price_band, by_overall))
+        .values(price_band=by_overall),
+        ev.update()
+        .where(_e.dataset_id == dataset_id, _e.price_band.is_not(None), sa.or_(_e.price.is_(None), _e.price <= 0))
+        .values(price_band=None),
+    ]
+    counts = [conn.execute(statement).rowcount for statement in changed]
+    return -1 if any(n is None or n < 0 for n in counts) else sum(counts)
+
+
+def _differs(band: sa.ColumnElement, new: sa.ColumnElement) -> sa.ColumnElement:
+    """``band`` is not ``new``, NULL included (written with coalesce: every store's SQL has it)."""
+    return sa.func.coalesce(band, "") != sa.func.coalesce(new, "")
 
 
 def _write_session_days(conn: Connection, dataset_id: int, users: sa.Select | None = None) -> None:

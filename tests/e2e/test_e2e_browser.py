@@ -2,7 +2,7 @@
 accounted for, then the funnel of that dataset on Overview.
 
 Runs ``streamlit run app.py`` on a free port with its store in a temporary folder and drives
-Debian's Chromium with Playwright. Screenshots land in that folder (``screenshots/``).
+Debian's Chromium with Playwright. Screenshots land in that folder (``screenshots/``) with CARTSIGHT_TEST_SCREENS=1.
 """
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ a segmentation), written before the server starts. In Chromium the analyst picks
 5. uploads a suppression file whose header names no id or e-mail column: refused, nothing offered.
 
 What the browser showed and downloaded is checked against the store once the server has stopped
-(DuckDB lets one process open the file). Screenshots land in the test's folder (``screenshots/``).
+(DuckDB lets one process open the file). Screenshots land in the test's folder (``screenshots/``) with
+CARTSIGHT_TEST_SCREENS=1.
 """
 from __future__ import annotations
 

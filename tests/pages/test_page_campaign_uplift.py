@@ -6,7 +6,7 @@ import pytest
 
 from core import store
 from core.campaigns import exports, uplift
-from tests.campaigns.test_uplift import GROUP_EFFECT, SIM_USERS, uplift_campaign
+from tests.campaigns.test_uplift import GROUP_EFFECT, SIM_USERS, uplift_campaign, without_refits
 from tests.conftest import plotly_charts, plotly_values, run_page
 from tests.e2e_support import ROOT
 
@@ -20,6 +20,7 @@ def test_fit_uplift_draws_the_qini_curve_and_offers_the_ranking(app_store_url, t
     from core import config
 
     monkeypatch.setenv(config.HOME_ENV, str(tmp_path / "home"))
+    without_refits(monkeypatch)
     engine = store.make_engine(app_store_url)
     sim = uplift_campaign(engine, seed=31, effect=GROUP_EFFECT)
     export_id = sim["export_id"]

@@ -293,6 +293,38 @@ def test_derive_is_idempotent_and_drop_removes_everything(engine):
     assert snapshot() == [[], [], []]
 
 
+def test_banding_again_rewrites_only_the_events_whose_band_changes(engine):
+    skip_on_spark(engine, "Spark's Thrift Server does not count the rows an UPDATE changes")
+    did = make_dataset(engine, "rebanded", _random_rows(7))
+    ev = store.stored_events.c
+
+    def bands():
+        with engine.connect() as conn:
+            return conn.execute(sa.select(ev.price, ev.price_band).where(ev.dataset_id == did)
+                                .order_by(ev.event_time, ev.user_id, ev.item_id, ev.price)).all()
+
+    def row_versions():  # on PostgreSQL a row written again moves to a new place (ctid), changed or not
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT ctid::text FROM cs_events WHERE dataset_id = :d ORDER BY 1"),
+                                {"d": did}).scalars().all() if engine.dialect.name == "postgresql" else None
+
+    before, versions = bands(), row_versions()
+    with engine.begin() as conn:
+        assert derived.rewrite_bands(conn, did) == 0  # nothing moved: no event is written again
+    assert row_versions() == versions
+    with engine.begin() as conn:  # five priced events of category "a" and one of no category get a wrong band
+        for category in ("a", None):
+            wrong = sa.select(ev.event_time).where(ev.dataset_id == did, ev.price > 0, ev.category.is_(None)
+                                                   if category is None else ev.category == category)
+            times = conn.execute(wrong.order_by(ev.event_time).limit(5 if category else 1)).scalars().all()
+            conn.execute(store.stored_events.update().where(ev.dataset_id == did, ev.event_time.in_(times))
+                         .values(price_band="wrong"))
+        n_wrong = conn.execute(sa.select(sa.func.count()).where(ev.dataset_id == did, ev.price_band == "wrong")
+                               ).scalar_one()
+        assert derived.rewrite_bands(conn, did) == n_wrong >= 6
+    assert bands() == before
+
+
 def test_a_schema_1_store_is_upgraded_with_its_datasets_derived(engine):
     skip_on_spark(engine, NO_OLD_SPARK_STORES)
     did = make_dataset(engine, "old", _random_rows(6))
