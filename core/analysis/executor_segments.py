@@ -116,10 +116,9 @@ def assign_on_spark(session, engine, package: AssignmentPackage, model_version: 
     """
     from functools import partial
 
-    text = str(per_shopper_query(package, model_version).compile(
-        dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
-    from core.store.executors import spark_schema
+    from core.store.executors import compiled_text, spark_schema
 
+    text = compiled_text(engine, per_shopper_query(package, model_version))
     return session.sql(text).mapInPandas(partial(_assign_batches, package), spark_schema(store.segments))
 
 

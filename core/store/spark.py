@@ -232,6 +232,19 @@ class SparkDialect(sqlalchemy_hive.HiveDialect):
     def do_commit(self, dbapi_connection):
         pass
 
+    def do_ping(self, dbapi_connection) -> bool:
+        """Whether a pooled connection's server session still answers, asked by a Thrift GetInfo call: a
+        ``SELECT 1`` would be a Spark job (and a statement) before every query a pooled connection serves."""
+        from TCLIService import ttypes
+
+        request = ttypes.TGetInfoReq(sessionHandle=dbapi_connection.sessionHandle,
+                                     infoType=ttypes.TGetInfoType.CLI_SERVER_NAME)
+        try:
+            status = dbapi_connection.client.GetInfo(request).status.statusCode
+        except Exception:  # noqa: BLE001 - a closed socket, a reset, a server gone: the transport's errors vary
+            return False
+        return status in (ttypes.TStatusCode.SUCCESS_STATUS, ttypes.TStatusCode.SUCCESS_WITH_INFO_STATUS)
+
     def has_table(self, connection, table_name, schema=None, **kw):
         return table_name.lower() in {n.lower() for n in self.get_table_names(connection, schema)}
 

@@ -95,6 +95,31 @@ def test_assignment_on_spark_runs_the_per_shopper_query_there_and_equals_the_app
     assert (merged["segment"] == merged["segment_spark"]).all()
 
 
+def test_the_statement_sent_to_spark_names_the_store_s_database_and_quotes_as_spark_reads():
+    """The per-shopper query goes to a Spark Connect session, which has no current database of the store's: its
+    tables are named ``database.table``, and a quote in a category is escaped as Spark SQL reads it (two
+    quotes in a row are two adjacent literals there, joined without the quote)."""
+    from core.store.engine import spark_url
+
+    url = sa.engine.make_url(spark_url("hive://127.0.0.1:1/default?auth=NOSASL")).set(database="cs_shop")
+    package = executor_segments.AssignmentPackage(
+        3, 1, None, ("n_events",), ("kids' toys", "home"), ("kids' toys",), (0.5,), dt.datetime(2024, 3, 1), 0.2,
+        {0: "all"})
+
+    class Session:  # records the statement; what runs on the executors is not this test's
+        def sql(self, text):
+            self.text = text
+            return self
+
+        def mapInPandas(self, function, schema):
+            return self
+
+    session = Session()
+    executor_segments.assign_on_spark(session, sa.create_engine(url), package, "v'1")
+    assert "FROM `cs_shop`.`cs_all_events`" in session.text and "JOIN `cs_shop`.`cs_predictions`" in session.text
+    assert "= 'kids\\' toys'" in session.text and "= 'v\\'1'" in session.text and "''" not in session.text
+
+
 def test_a_sample_keeps_the_same_shoppers_on_every_store_and_all_of_their_events(engine):
     import hashlib
 

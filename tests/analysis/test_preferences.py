@@ -33,6 +33,7 @@ Segment 1: electronics 1 (e5), home 5 -> 1/6, 5/6; affinity 1/3, 5/3.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 
 import pandas as pd
@@ -75,14 +76,16 @@ ROWS = [
 SEGMENTS = {"u1": (0, "tech"), "u2": (0, "tech"), "u3": (1, "home"), "u4": (1, "home")}
 
 
-def add_run(engine, dataset_id: int, assignment: dict, created: dt.datetime) -> int:
-    """Insert a segmentation run and its assignments directly into the store; returns the run id."""
+def add_run(engine, dataset_id: int, assignment: dict, created: dt.datetime, profiles: bool = True) -> int:
+    """Insert a segmentation run and its assignments directly into the store; returns the run id. ``profiles``:
+    the run's profile cards hold each segment's number and name, as a segmentation stores them."""
     with engine.begin() as conn:
         run_id = int(conn.execute(sa.select(store.segment_run_id_seq.next_value())).scalar_one())  # no RETURNING
         conn.execute(store.segment_runs.insert().values(  # on Spark: the id first, as the store's own code does
             run_id=run_id, dataset_id=dataset_id, created_at=created,
             n_segments=len({s for s, _ in assignment.values()}), model_version=None, features_json="[]",
-            profiles_json="[]"))
+            profiles_json=json.dumps([{"segment": s, "name": n} for s, n in sorted(set(assignment.values()))]
+                                     if profiles else [])))
         conn.execute(store.segments.insert(), [
             {"dataset_id": dataset_id, "run_id": run_id, "user_id": u, "segment": s, "segment_name": n}
             for u, (s, n) in assignment.items()
@@ -312,6 +315,36 @@ def test_affinity_matrix(tiny):
     # u3: e5 premium, h1 budget, h2 h3 luxury; u4: h4 mid, h5 premium, n1 premium
     assert seg1["value"].tolist() == ["budget", "mid", "premium", "luxury"]
     assert seg1["events"].tolist() == [1, 1, 3, 2]
+
+
+def _statements_reading(engine, table: str):
+    """The statements ``engine`` runs that name ``table``, recorded into the list returned, while the test runs."""
+    seen = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if table in statement:
+            seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_the_matrix_and_a_segment_s_preferences_read_the_assignments_in_one_statement(tiny):
+    """Each statement costs a Spark store tenths of a second: the matrix takes the segments' names from the run's
+    profiles, and a segment's preferences look it up only when it shows nobody; the figures are unchanged."""
+    engine, did, run = tiny
+    seen = _statements_reading(engine, "cs_segments")
+    matrix = prefs.affinity_matrix(engine, did, run)
+    assert len(seen) == 1
+    seen.clear()
+    tech = prefs.preferences(engine, did, "brand", segment=0, run_id=run, top_n=5)
+    assert len(seen) == 1
+    assert _by_value(tech)["acme"]["events"] == 4 and _by_value(tech)["acme"]["shoppers"] == 2
+    assert matrix[["segment", "segment_name"]].drop_duplicates().values.tolist() == [[0, "tech"], [1, "home"]]
+    without = add_run(engine, did, SEGMENTS, dt.datetime(2024, 4, 1), profiles=False)  # read by grouping instead
+    pd.testing.assert_frame_equal(prefs.affinity_matrix(engine, did, without), matrix)
+    with pytest.raises(CartsightError, match=r"'segment' is 7; segmentation run \d+ of dataset \d+ has segments \[0, 1\]"):
+        prefs.preferences(engine, did, "brand", segment=7, run_id=run, top_n=5)
 
 
 def test_segments_listing(tiny):

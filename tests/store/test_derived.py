@@ -325,6 +325,22 @@ def test_banding_again_rewrites_only_the_events_whose_band_changes(engine):
     assert bands() == before
 
 
+def test_the_edges_per_category_and_overall_are_written_by_one_statement(engine):
+    """Both kinds of edge rows come from one INSERT: on Spark each statement is some ten jobs, and the overall
+    edges are the per-category statement's own fallback."""
+    import re
+
+    did = make_dataset(engine, "once", _random_rows(5))
+    inserts = []
+    sa.event.listen(engine, "before_cursor_execute", lambda conn, cursor, statement, *rest: inserts.append(statement)
+                    if re.search(r"INSERT INTO [`\"]?cs_price_edges[`\"]? ", statement) else None)
+    before = _edges(engine, did)
+    with engine.begin() as conn:
+        derived.write_price_edges(conn, did)
+    assert len(inserts) == 1
+    assert _edges(engine, did) == before and any(row[0] is None for row in before)  # the overall row is there
+
+
 def test_a_schema_1_store_is_upgraded_with_its_datasets_derived(engine):
     skip_on_spark(engine, NO_OLD_SPARK_STORES)
     did = make_dataset(engine, "old", _random_rows(6))

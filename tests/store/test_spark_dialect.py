@@ -96,3 +96,34 @@ def test_many_rows_are_inserted_by_one_statement_per_thousands_of_rows():
     assert len(cursor.sent) == 2 and cursor.sent[1].endswith(
         f"VALUES ('s{spark.MANY_ROWS}', '{{}}', TIMESTAMP_NTZ '2024-01-01 00:00:00')")
     assert cursor.sent[0].count("TIMESTAMP_NTZ") == spark.MANY_ROWS
+
+
+class _Session:
+    """A PyHive connection as the pool's ping sees it: its Thrift client and session handle, no cursor."""
+
+    def __init__(self, answer):
+        self.sessionHandle, self.asked = "handle", []
+        self.client = self
+        self.answer = answer
+
+    def GetInfo(self, request):  # noqa: N802 - Thrift's name
+        from TCLIService import ttypes
+
+        self.asked.append(request)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return ttypes.TGetInfoResp(status=ttypes.TStatus(statusCode=self.answer))
+
+    def cursor(self):
+        raise AssertionError("the ping ran a statement: on Spark each one is a job")
+
+
+def test_a_pooled_connection_is_pinged_by_a_thrift_call_not_by_a_statement():
+    from thrift.transport.TTransport import TTransportException
+    from TCLIService import ttypes
+
+    alive = _Session(ttypes.TStatusCode.SUCCESS_STATUS)
+    assert DIALECT.do_ping(alive) is True
+    assert alive.asked[0].sessionHandle == "handle"
+    assert DIALECT.do_ping(_Session(ttypes.TStatusCode.INVALID_HANDLE_STATUS)) is False  # a session the server lost
+    assert DIALECT.do_ping(_Session(TTransportException(message="Broken pipe"))) is False  # a server gone

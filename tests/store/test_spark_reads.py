@@ -24,6 +24,16 @@ def _spark_engine(database: str = "cs_shop") -> sa.Engine:
     return sa.create_engine(url.set(database=database))
 
 
+@pytest.fixture
+def connected(monkeypatch) -> str:
+    """The test Spark Connect server's address, set as the store's ``CARTSIGHT_SPARK_CONNECT`` (skips without one)."""
+    remote = os.environ.get("CARTSIGHT_TEST_SPARK_CONNECT")
+    if not remote:
+        pytest.skip("no Spark Connect server (CARTSIGHT_TEST_SPARK_CONNECT; .ci/start-spark.sh)")
+    monkeypatch.setenv("CARTSIGHT_SPARK_CONNECT", remote)
+    return remote
+
+
 def test_the_statement_names_the_store_s_database_and_renders_its_parameters_as_the_thrift_path_does():
     ev = store.events.c
     chunk = sequences.UserChunk("a", "z", ("o'brien", "c"))
@@ -60,11 +70,7 @@ def test_releasing_the_sessions_at_exit_waits_a_bounded_time_for_a_server_that_i
 
 
 @pytest.mark.spark
-def test_arrow_reads_give_the_rows_the_thrift_server_gives(spark_engine, monkeypatch):
-    remote = os.environ.get("CARTSIGHT_TEST_SPARK_CONNECT")
-    if not remote:
-        pytest.skip("no Spark Connect server (CARTSIGHT_TEST_SPARK_CONNECT; .ci/start-spark.sh)")
-    monkeypatch.setenv("CARTSIGHT_SPARK_CONNECT", remote)
+def test_arrow_reads_give_the_rows_the_thrift_server_gives(spark_engine, connected):
     sh = store.shoppers
     rows = [dict(dataset_id=1, user_id=f"u{i}'{i % 3}", n_events=i, n_orders=i % 3, n_amounts=i % 2,
                  revenue=i * 1.5 if i % 4 else None, first_event=dt.datetime(2024, 1, 1, i),
@@ -90,11 +96,7 @@ def test_arrow_reads_give_the_rows_the_thrift_server_gives(spark_engine, monkeyp
 
 
 @pytest.mark.spark
-def test_a_large_bulk_insert_goes_as_arrow_batches_and_stores_every_row(spark_engine, monkeypatch):
-    remote = os.environ.get("CARTSIGHT_TEST_SPARK_CONNECT")
-    if not remote:
-        pytest.skip("no Spark Connect server (CARTSIGHT_TEST_SPARK_CONNECT; .ci/start-spark.sh)")
-    monkeypatch.setenv("CARTSIGHT_SPARK_CONNECT", remote)
+def test_a_large_bulk_insert_goes_as_arrow_batches_and_stores_every_row(spark_engine, connected, monkeypatch):
     from core.store import engine as store_engine
 
     sent = []
