@@ -115,6 +115,15 @@ class SparkTypeCompiler(sqlalchemy_hive.HiveTypeCompiler):
     def visit_BOOLEAN(self, type_, **kw):
         return "BOOLEAN"
 
+    def visit_NUMERIC(self, type_, **kw):
+        """DECIMAL with the type's precision and scale: PyHive writes a bare DECIMAL, which Spark reads as
+        DECIMAL(10, 0) (a price 9.99 stored as 10)."""
+        if type_.precision is None:
+            return "DECIMAL"
+        return f"DECIMAL({type_.precision}, {type_.scale or 0})"
+
+    visit_DECIMAL = visit_NUMERIC
+
 
 class SparkDDLCompiler(compiler.DDLCompiler):
     def post_create_table(self, table):

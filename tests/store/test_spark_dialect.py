@@ -64,6 +64,14 @@ def test_tables_are_parquet_with_naive_timestamps_and_no_keys():
     assert "`day` DATE" in str(sa.schema.CreateTable(store.session_days).compile(dialect=DIALECT))
 
 
+def test_a_decimal_keeps_its_precision_and_scale():
+    """PyHive wrote a bare DECIMAL, which Spark reads as DECIMAL(10, 0): a team's price 9.99 was stored as 10."""
+    prices = sa.Table("prices", sa.MetaData(), sa.Column("price", sa.Numeric(10, 2)), sa.Column("n", sa.Numeric()))
+    ddl = str(sa.schema.CreateTable(prices).compile(dialect=DIALECT))
+    assert "`price` DECIMAL(10, 2)" in ddl and "`n` DECIMAL" in ddl
+    assert str(sa.cast(sa.column("x"), sa.Numeric(12, 4)).compile(dialect=DIALECT)) == "CAST(`x` AS DECIMAL(12, 4))"
+
+
 @pytest.mark.parametrize("value, literal", [
     (dt.datetime(2024, 1, 2, 3, 4, 5, 6), "TIMESTAMP_NTZ '2024-01-02 03:04:05.000006'"),
     (dt.date(2024, 1, 2), "DATE '2024-01-02'"),
