@@ -31,6 +31,12 @@ EVENT_ALIASES: dict[str, str] = {
                      "product added to wishlist", "added to wishlist"), "wishlist"),
 }
 
+#: Klaviyo (and what sends orders to it: Shopify, Segment) writes an order twice, once whole ("Placed Order", its
+#: total) and once per line ("Ordered Product"): where a file holds the lines, the whole orders are no purchases,
+#: or every order's revenue would count twice (:func:`core.ingest.sniff.order_lines_only`)
+ORDER_WHOLE_EVENTS = ("placed order", "order completed", "order_completed")
+ORDER_LINE_EVENTS = ("ordered product",)
+
 _PROFILE_ROWS = 500
 
 #: a header name that matches a field a row cannot do without is passed over for a later one when less

@@ -870,3 +870,30 @@ def test_a_price_kind_set_by_hand_is_what_the_load_applies(engine, tmp_path):
     mapping.price_is = "cost"
     with pytest.raises(ParameterError, match=r"^price_is 'cost' is not supported: expected one of \['unit_price', "):
         ingest_file(engine, path, "bad", mapping=mapping)
+
+
+KLAVIYO = ("Event Name,Timestamp,Email,Product ID,Product Name,Categories,$value,Quantity\n"
+           "Viewed Product,2024-05-01 10:00:00,a@x.com,SKU1,Mug,Kitchen,12.00,\n"
+           "Added to Cart,2024-05-01 10:02:00,a@x.com,SKU1,Mug,Kitchen,12.00,1\n"
+           "Placed Order,2024-05-01 10:05:00,a@x.com,,,Kitchen,44.00,\n"
+           "Ordered Product,2024-05-01 10:05:00,a@x.com,SKU1,Mug,Kitchen,24.00,2\n"
+           "Ordered Product,2024-05-01 10:05:00,a@x.com,SKU2,Teapot,Kitchen,20.00,1\n")
+
+
+def test_an_order_written_whole_and_line_by_line_counts_once(engine, tmp_path):
+    """Klaviyo writes each order twice, a "Placed Order" for the whole of it and an "Ordered Product" per line:
+    only the lines are purchases (each order's revenue once), the whole order is kept as given and reported."""
+    path = tmp_path / "klaviyo_events.csv"
+    path.write_text(KLAVIYO)
+    mapping = sniff(path).mapping
+    assert "placed order" not in mapping.event_type_map and mapping.event_type_map["ordered product"] == "purchase"
+    assert any(n.startswith("orders come whole ('Placed Order') and line by line ('Ordered Product')")
+               for n in mapping.notes)
+    report = ingest_file(engine, path, "klaviyo")
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (5, 5, 0)
+    assert report.events_by_type == {"view": 1, "cart": 1, "purchase": 2, "Placed Order": 1}
+    assert report.unknown_event_types == {"Placed Order": 1}
+    assert _revenue(engine, "klaviyo")["revenue"] == pytest.approx(44.0)  # the lines' 24 + 20, not 88
+    whole_only = tmp_path / "orders.csv"  # with no lines beside them, the whole orders are the purchases
+    whole_only.write_text("\n".join(line for line in KLAVIYO.splitlines() if "Ordered Product" not in line) + "\n")
+    assert sniff(whole_only).mapping.event_type_map["placed order"] == "purchase"
