@@ -33,7 +33,7 @@ EVENT_ALIASES: dict[str, str] = {
 
 #: Klaviyo (and what sends orders to it: Shopify, Segment) writes an order twice, once whole ("Placed Order", its
 #: total) and once per line ("Ordered Product"): where a file holds the lines, the whole orders are no purchases,
-#: or every order's revenue would count twice (:func:`core.ingest.sniff.order_lines_only`)
+#: or every order's revenue would count twice (:func:`order_lines_note`)
 ORDER_WHOLE_EVENTS = ("placed order", "order completed", "order_completed")
 ORDER_LINE_EVENTS = ("ordered product",)
 
@@ -55,6 +55,20 @@ _WHOLE = re.compile(r"^[+-]?\d+(\.0*)?$")
 _NAME = re.compile(r"^[A-Za-z_][\w .\-/()#]*$")
 #: a qualifier in brackets after a column's name: a unit, a currency, a zone, taxes in or out
 _UNQUALIFIED = re.compile(r"\s*[(\[][^)\]]*[)\]]")
+
+
+def order_lines_note(values) -> str | None:
+    """Where an event column's sampled ``values`` hold an order's lines ("Ordered Product"), the note that the whole
+    orders ("Placed Order") are kept as given instead of read as purchases, so that each order's revenue counts
+    once (the caller drops :data:`ORDER_WHOLE_EVENTS` from its event map); None where they hold no lines."""
+    seen = {str(v).strip(): str(v).strip().lower() for v in values if v is not None}
+    lines = sorted(raw for raw, low in seen.items() if low in ORDER_LINE_EVENTS)
+    if not lines:
+        return None
+    whole = sorted(raw for raw, low in seen.items() if low in ORDER_WHOLE_EVENTS) or ["Placed Order"]
+    return (f"orders come whole ({', '.join(map(repr, whole))}) and line by line ({', '.join(map(repr, lines))}): "
+            "only the lines are read as purchases, so each order's revenue counts once; the whole orders are kept "
+            "as given (the event table changes it)")
 
 
 def _kind(value: str) -> str:

@@ -28,7 +28,8 @@ from sqlalchemy.engine import Connection, Engine
 from core import config, store
 from core.errors import ParameterError, SchemaError
 from core.ingest.checks import _MAX_TIME, _MIN_TIME
-from core.ingest.columns import CANONICAL_FIELDS, EVENT_ALIASES, _match_aliases, _norm
+from core.ingest.columns import (CANONICAL_FIELDS, EVENT_ALIASES, ORDER_WHOLE_EVENTS, _match_aliases, _norm,
+                                 order_lines_note)
 from core.ingest.load import IngestReport
 from core.store import derived, sql
 from core.store.dataset_names import check_dataset_name
@@ -63,6 +64,8 @@ class TableProposal:
     category_fallback: str | None = None
     #: the SELECT that reads a table of nested columns flat (GA4's BigQuery export; JSON columns on PostgreSQL), else None
     flat_sql: str | None = None
+    #: whole orders kept as given, not read as purchases: the sample holds their lines too (as a file's sniff decides)
+    whole_orders_kept: bool = False
 
 
 def _split_name(table: str) -> tuple[str | None, str]:
@@ -163,7 +166,11 @@ def propose_mapping(engine: Engine, table: str, overrides: dict[str, str | None]
     fallback = None
     if columns.get("category") and _norm(columns["category"]) == "category_code":
         fallback = next((n for n in names if _norm(n) in ("category_id", "categoryid")), None)
-    return TableProposal(table, names, kinds, columns, notes, text[:20], fallback, flat)
+    event = columns.get("event_type")
+    lines_note = order_lines_note(r[names.index(event)] for r in text) if event in names else None
+    notes = [*notes, lines_note] if lines_note else notes  # whole orders beside their lines: a file's rule
+    return TableProposal(table, names, kinds, columns, notes, text[:20], fallback, flat,
+                         whole_orders_kept=lines_note is not None)
 
 
 def check_required(proposal: TableProposal) -> None:
@@ -246,10 +253,13 @@ def _text(col: sa.ColumnClause | None, lower: bool = False) -> sa.ColumnElement:
     return sa.func.nullif(sa.func.lower(value) if lower else value, "")
 
 
-def _event_type(col: sa.ColumnClause) -> sa.ColumnElement:
-    """The canonical event type of each row: the file aliases, else the value as given (lower-cased, trimmed)."""
+def _event_type(col: sa.ColumnClause, whole_orders_kept: bool) -> sa.ColumnElement:
+    """The canonical event type of each row: the file aliases (but whole orders beside their lines, as a file's
+    load), else the value as given (lower-cased, trimmed)."""
     raw = _text(col, lower=True)
-    return sa.case({alias: canonical for alias, canonical in EVENT_ALIASES.items()}, value=raw, else_=raw)
+    skip = ORDER_WHOLE_EVENTS if whole_orders_kept else ()
+    return sa.case({alias: canonical for alias, canonical in EVENT_ALIASES.items() if alias not in skip},
+                   value=raw, else_=raw)
 
 
 def _category(src: sa.TableClause, name: sa.ColumnElement, fallback: str | None):
@@ -284,7 +294,7 @@ def checked_rows(conn: Connection, proposal: TableProposal) -> sa.Subquery:
              else sa.cast(sa.null(), sa.Double))
     quantity = (_number(conn, col["quantity"], kind["quantity"], sa.Integer) if col["quantity"] is not None
                 else sa.cast(sa.null(), sa.Integer))
-    user, etype = _text(col["user_id"]), _event_type(col["event_type"])
+    user, etype = _text(col["user_id"]), _event_type(col["event_type"], proposal.whole_orders_kept)
     category, src = _category(src, _text(col["category"]), proposal.category_fallback)
     whens = [(user.is_(None), "missing_user"), (col["event_time"].is_(None), "missing_time"),
              (when.is_(None), "unparseable_time"),
@@ -388,7 +398,8 @@ def _report(proposal: TableProposal, name: str, dataset_id: int, counts: dict, s
 
 def _mapping_json(proposal: TableProposal) -> str:
     return json.dumps({"connected_table": proposal.table, "columns": proposal.columns, "kinds": proposal.kinds,
-                       "category_fallback": proposal.category_fallback, "notes": proposal.notes})
+                       "category_fallback": proposal.category_fallback, "notes": proposal.notes,
+                       "whole_orders_kept": proposal.whole_orders_kept})
 
 
 def connect_table(engine: Engine, table: str, name: str, overrides: dict[str, str | None] | None = None,

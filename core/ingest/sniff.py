@@ -22,9 +22,9 @@ import pandas as pd
 
 from core import config
 from core.ingest import tabular
-from core.ingest.columns import (_PROFILE_ROWS, CANONICAL_FIELDS, EVENT_ALIASES, ORDER_LINE_EVENTS,
-                                 ORDER_WHOLE_EVENTS, _column_kinds, _looks_like_header, _major,
-                                 _match_aliases, _norm, _sample, header_signature, unique_names)
+from core.ingest.columns import (_PROFILE_ROWS, CANONICAL_FIELDS, EVENT_ALIASES, ORDER_WHOLE_EVENTS,
+                                 _column_kinds, _looks_like_header, _major, _match_aliases, _norm, _sample,
+                                 header_signature, order_lines_note, unique_names)
 from core.ingest.delimited import (DELIMITERS, ENCODINGS, _detect_delimiter, _detect_encoding, _lines, comment_lines,
                             _physical_lines_before, _preamble, _read_head, _refuse_json, _refuse_non_text,
                             _rows_before, decode_errors)
@@ -412,23 +412,15 @@ def _propose(names: list[str], data: list[list[str]], has_header: bool, notes: l
 
 
 def order_lines_only(mapping: Mapping, data: list[list[str]]) -> None:
-    """Where the sample rows hold an order's lines ("Ordered Product"), the whole orders ("Placed Order") are kept as
-    given instead of read as purchases, so that each order's revenue counts once; a note says so."""
+    """The whole orders kept as given where the sample rows hold their lines too (:func:`order_lines_note`)."""
     col = mapping.columns.get("event_type")
     if not col or col not in mapping.source_columns:
         return
     i = mapping.source_columns.index(col)
-    seen = {row[i].strip(): row[i].strip().lower() for row in data if i < len(row)}
-    lines = sorted(raw for raw, low in seen.items() if low in ORDER_LINE_EVENTS)
-    if not lines:
-        return
-    whole = sorted(raw for raw, low in seen.items() if low in ORDER_WHOLE_EVENTS)
-    for value in ORDER_WHOLE_EVENTS:
-        mapping.event_type_map.pop(value, None)
-    named = ", ".join(repr(w) for w in whole) or repr("Placed Order")
-    mapping.notes.append(f"orders come whole ({named}) and line by line ({', '.join(repr(v) for v in lines)}): only "
-                         "the lines are read as purchases, so each order's revenue counts once; the whole orders are "
-                         "kept as given (the event table changes it)")
+    if note := order_lines_note(row[i] for row in data if i < len(row)):
+        for value in ORDER_WHOLE_EVENTS:
+            mapping.event_type_map.pop(value, None)
+        mapping.notes.append(note)
 
 
 def _time_by_content(names: list[str], kinds: list[dict[str, int]], columns: dict, notes: list[str]) -> str | None:

@@ -64,6 +64,15 @@ def _as_file(path, rows: list[dict]) -> None:
                         r["maker"], r["amount"]])
 
 
+def _table_as_file(path, rows: list[dict]):
+    """``rows`` of a team table (one dict per row, the table's column names) as a CSV file, NULL as empty."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(list(rows[0]))
+        w.writerows([["" if v is None else v for v in r.values()] for r in rows])
+    return path
+
+
 def test_a_connected_table_is_the_dataset_its_rows_make_as_a_file(engine, tmp_path):
     rows = _team_rows()
     _make_team_table(engine, rows)
@@ -101,13 +110,7 @@ def test_prices_and_quantities_held_as_text_are_read_as_a_file_reads_them(engine
             for i, (u, e, p, q) in enumerate(values)]
     _make_team_table(engine, rows, TEXT_NUMBERS)
     report = connect_table(engine, "text_numbers", "connected")
-    path = tmp_path / "numbers.csv"
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["user_id", "event_time", "event_type", "price", "quantity"])
-        w.writerows([[r["user_id"], r["event_time"], r["event_type"], r["price"] or "", r["quantity"] or ""]
-                     for r in rows])
-    loaded = ingest_file(engine, path, "file")
+    loaded = ingest_file(engine, _table_as_file(tmp_path / "numbers.csv", rows), "file")
     reasons = {"negative_price": 1, "non_numeric_price": 1, "non_numeric_quantity": 1}
     assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (7, 4, reasons)
     assert (loaded.rows_read, loaded.rows_loaded, loaded.quarantine_by_reason) == (7, 4, reasons)
@@ -117,6 +120,27 @@ def test_prices_and_quantities_held_as_text_are_read_as_a_file_reads_them(engine
         got = sorted(((p, q) for p, q in conn.execute(sa.select(e.price, e.quantity)
                                                       .where(e.dataset_id == report.dataset_id))), key=str)
     assert got == sorted([(9.99, 1), (12.0, 2), (None, None), (1000.0, 10)], key=str)
+
+
+def test_an_order_written_whole_and_line_by_line_counts_once_as_in_a_file(engine, tmp_path):
+    """A team table of Klaviyo's events: the whole order ("Placed Order") beside its lines ("Ordered Product") is
+    kept as given, as a file's load keeps it, so the order's revenue counts once."""
+    table = sa.Table("klaviyo_events", sa.MetaData(), sa.Column("user_id", sa.String),
+                     sa.Column("event_time", sa.DateTime), sa.Column("event_type", sa.String),
+                     sa.Column("product_id", sa.String), sa.Column("price", sa.Float))
+    t = dt.datetime(2024, 5, 1, 10)
+    values = [("Viewed Product", "SKU1", 12.0), ("Placed Order", None, 32.0), ("Ordered Product", "SKU1", 12.0),
+              ("Ordered Product", "SKU2", 20.0)]
+    rows = [{"user_id": "a@x.com", "event_time": t + dt.timedelta(minutes=min(i, 1)), "event_type": e,
+             "product_id": item, "price": p} for i, (e, item, p) in enumerate(values)]
+    _make_team_table(engine, rows, table)
+    report = connect_table(engine, "klaviyo_events", "connected")
+    loaded = ingest_file(engine, _table_as_file(tmp_path / "klaviyo.csv", rows), "file")
+    assert report.events_by_type == {"view": 1, "purchase": 2, "placed order": 1}  # kept as given, lower-cased
+    assert loaded.events_by_type == {"view": 1, "purchase": 2, "Placed Order": 1}
+    assert any(n.startswith("orders come whole ('Placed Order') and line by line") for n in report.notes)
+    assert queries.kpis(engine, report.dataset_id)["revenue"] == pytest.approx(32.0)
+    assert queries.kpis(engine, loaded.dataset_id)["revenue"] == pytest.approx(32.0)
 
 
 def test_a_decimal_price_column_is_a_number(engine):
