@@ -222,8 +222,20 @@ def stage_train(engine, steps: Steps, _csv: str, torch_threads: int | None = Non
         heads_used={h: info["used"] for h, info in card.heads.items()})
     # the Forecasts page: its model cards and the table of every shopper's forecast
     steps.run("Forecasts page: list_models", forecast.list_models, engine, DATASET, page=True)
-    steps.run("Forecasts page: load_predictions (every shopper)", forecast.load_predictions, engine, DATASET,
+    # its table: the filters' options, the first rows by chance to buy and the count of matches, in the store
+    from core import config
+    from core.model import forecast_rows
+
+    everyone = forecast_rows.ForecastFilter()
+    steps.run("Forecasts page: forecast_options", forecast_rows.forecast_options, engine, card.dataset_id,
               card.model_version, page=True)
+    steps.run(f"Forecasts page: matching_forecasts (the first {config.FORECAST_TABLE_ROWS:,})",
+              forecast_rows.matching_forecasts, engine, card.dataset_id, card.model_version, everyone,
+              config.FORECAST_TABLE_ROWS, page=True)
+    steps.run("Forecasts page: count_forecasts", forecast_rows.count_forecasts, engine, card.dataset_id,
+              card.model_version, everyone, page=True)
+    steps.run("cartsight predictions: load_predictions (every shopper, not a page query)", forecast.load_predictions,
+              engine, DATASET, card.model_version)
 
 
 def stage_segment(engine, steps: Steps, _csv: str) -> None:

@@ -185,6 +185,10 @@ SCORINGS_KEPT_PER_VERSION = 13
 #: Forecast tables kept in the page cache, and for how long (seconds).
 PREDICTIONS_CACHE_TTL_SECONDS = 600
 PREDICTIONS_CACHE_MAX_ENTRIES = 8
+#: Forecasts the Forecasts page's table shows (the first by chance to buy) and its download holds at most: the
+#: filters run in the store, so a dataset of millions of shoppers never comes whole into the app.
+FORECAST_TABLE_ROWS = 5_000
+FORECAST_DOWNLOAD_ROWS = 250_000
 
 # --- preferences (core/preferences, core/charts_preferences, pages/preferences) ---
 #: Values (categories, brands) shown per preference chart and rows of the affinity heat map.

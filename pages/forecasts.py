@@ -405,41 +405,58 @@ def _shift_view(shift, then, now) -> None:
 
 @st.cache_data(ttl=config.PREDICTIONS_CACHE_TTL_SECONDS, max_entries=config.PREDICTIONS_CACHE_MAX_ENTRIES,
                show_spinner="Reading the forecasts…")
-def _predictions(_engine, url: str, dataset: str, model_version: str) -> pd.DataFrame:
-    from core.model import forecast
+def _options(_engine, url: str, dataset_id: int, model_version: str) -> dict:
+    from core.model import forecast_rows
 
-    return forecast.load_predictions(_engine, dataset, model_version)
-
-
-def filter_forecasts(frame: pd.DataFrame, propensity: tuple[float, float], types: list[str],
-                     categories: list[str]) -> pd.DataFrame:
-    """Rows with propensity in the closed range and, when lists are given, one of the types/categories."""
-    keep = frame["purchase_propensity"].between(propensity[0], propensity[1])
-    if types:
-        keep &= frame["next_event_type"].isin(types)
-    if categories:
-        keep &= frame["next_category"].isin(categories)
-    return frame[keep]
+    return forecast_rows.forecast_options(_engine, dataset_id, model_version)
 
 
-def _forecast_table(engine, url: str, dataset: str, card) -> None:
-    st.markdown("#### Every shopper's forecast")
-    frame = _predictions(engine, url, dataset, card.model_version)
-    if frame.empty:
-        st.info("This model version has no forecasts stored.")
-        return
-    h = card.horizon_days
+@st.cache_data(ttl=config.PREDICTIONS_CACHE_TTL_SECONDS, max_entries=config.PREDICTIONS_CACHE_MAX_ENTRIES,
+               show_spinner="Reading the forecasts…")
+def _matching(_engine, url: str, dataset_id: int, model_version: str, chosen, limit: int) -> tuple[pd.DataFrame, int]:
+    """The first ``limit`` forecasts the filters keep and how many they keep, both from the store."""
+    from core.model import forecast_rows
+
+    return (forecast_rows.matching_forecasts(_engine, dataset_id, model_version, chosen, limit),
+            forecast_rows.count_forecasts(_engine, dataset_id, model_version, chosen))
+
+
+def _shown_caption(shown: int, matched: int, total: int, h: int) -> str:
+    if shown < matched:
+        head = (f"Showing the first {formats.count(shown)} of {formats.count(matched)} matching shoppers "
+                f"({formats.count(total)} in all), highest chance to buy first")
+    else:
+        head = f"Showing {formats.count(matched)} of {formats.count(total)} shoppers, highest chance to buy first"
+    return (f"{head}; click a column to sort. {vocabulary.chance_to_buy_help(h)} {vocabulary.NEXT_CATEGORY_P}: "
+            f"{vocabulary.NEXT_CATEGORY_P_HELP}")
+
+
+def _forecast_filter(options: dict, h: int):
+    """The filters above the table, as a :class:`core.model.forecast_rows.ForecastFilter`."""
+    from core.model.forecast_rows import ForecastFilter
+
     labels = vocabulary.column_labels(h)
     left, mid, right = st.columns(3)
     lo_hi = percent_range(left, labels["purchase_propensity"], "forecast_propensity", vocabulary.chance_to_buy_help(h))
-    types = mid.multiselect(vocabulary.NEXT_STEP, sorted(frame["next_event_type"].dropna().unique()),
+    types = mid.multiselect(vocabulary.NEXT_STEP, options["types"],
                             format_func=lambda s: vocabulary.STEP_WORDS.get(s, s), key="forecast_types", placeholder="all",
                             help=vocabulary.next_step_help(h))
-    categories = right.multiselect(vocabulary.NEXT_CATEGORY, sorted(frame["next_category"].dropna().unique()),
-                                   key="forecast_categories", placeholder="all")
-    shown = filter_forecasts(frame, lo_hi, types, categories)
-    st.caption(f"Showing {formats.count(len(shown))} of {formats.count(len(frame))} shoppers, highest chance to buy first; click a column to "
-               f"sort. {vocabulary.chance_to_buy_help(h)} {vocabulary.NEXT_CATEGORY_P}: {vocabulary.NEXT_CATEGORY_P_HELP}")
+    categories = right.multiselect(vocabulary.NEXT_CATEGORY, options["categories"], key="forecast_categories",
+                                   placeholder="all")
+    return ForecastFilter(tuple(lo_hi), tuple(types), tuple(categories))
+
+
+def _forecast_table(engine, url: str, ds: dict, card) -> None:
+    st.markdown("#### Every shopper's forecast")
+    did, version, h = ds["dataset_id"], card.model_version, card.horizon_days
+    options = _options(engine, url, did, version)
+    if not options["shoppers"]:
+        st.info("This model version has no forecasts stored.")
+        return
+    labels = vocabulary.column_labels(h)
+    chosen = _forecast_filter(options, h)
+    shown, matched = _matching(engine, url, did, version, chosen, config.FORECAST_TABLE_ROWS)
+    st.caption(_shown_caption(len(shown), matched, options["shoppers"], h))
     shares = [*vocabulary.STEP_COLUMNS, "next_category_p"]
     percent = formats.PERCENT
     steps = shown["next_event_type"].map(lambda s: vocabulary.STEP_WORDS.get(s, s), na_action="ignore")
@@ -459,9 +476,21 @@ def _forecast_table(engine, url: str, dataset: str, card) -> None:
             labels["p_inactive"]: number_column(labels["p_inactive"], percent, vocabulary.lapse_risk_help(h)),
         },
     )
+    _forecast_download(engine, url, ds, card, chosen, shown, matched)
+
+
+def _forecast_download(engine, url: str, ds: dict, card, chosen, shown: pd.DataFrame, matched: int) -> None:
+    """Every matching forecast as CSV, up to :data:`config.FORECAST_DOWNLOAD_ROWS` (Campaigns exports any number)."""
+    if matched > len(shown):
+        shown, _ = _matching(engine, url, ds["dataset_id"], card.model_version, chosen, config.FORECAST_DOWNLOAD_ROWS)
+    label = "Download these forecasts (CSV)"
+    if matched > len(shown):
+        label = f"Download the first {formats.count(len(shown))} of these forecasts (CSV)"
+        st.caption(f"{formats.count(matched)} shoppers match: a download holds the first "
+                   f"{formats.count(len(shown))}. Campaigns exports a list of any size.")
     st.download_button(
-        "Download these forecasts (CSV)", safecsv.csv_bytes(vocabulary.export_frame(shown, h)),
-        file_name=f"{dataset}-forecasts-{card.model_version}.csv", mime="text/csv", key="forecast_download",
+        label, safecsv.csv_bytes(vocabulary.export_frame(shown, card.horizon_days)),
+        file_name=f"{ds['name']}-forecasts-{card.model_version}.csv", mime="text/csv", key="forecast_download",
     )
 
 
@@ -503,7 +532,7 @@ def main() -> None:
     _freshness(engine, ds, key, card, running)
     _model_card(card)
     _what_moved(engine, url, ds, card)
-    _forecast_table(engine, url, ds["name"], card)
+    _forecast_table(engine, url, ds, card)
 
 
 main()

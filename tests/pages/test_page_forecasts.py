@@ -359,13 +359,10 @@ def test_charts_have_labelled_axes_and_references():
     assert list(bars["data"][0]["marker"]["color"]) == [charts.OTHER_COLOUR, charts.USED_COLOUR]
 
 
-@ON_BOTH_STORES
-def test_forecast_download_escapes_formula_cells(shop, download_content):
-    """A version whose shoppers, categories and items are formula-like (its card copied from the trained one)."""
-    from core.present.safecsv import escape_cell
-
-    engine, name, version = shop["engine"], "formula shop", "formulas-v1"
-    users = ['=HYPERLINK("http://x")', "+1", "-1+2", "@SUM(A1)", "\tx", "\rx", "-3", "-0.25", "+4420"]
+def _stored_version(shop, name: str, version: str, users: list[str], row) -> None:
+    """A dataset ``name`` of ``users`` (one view each) and a ready version whose forecasts are ``row(i, user)``'s,
+    its card copied from the trained one."""
+    engine = shop["engine"]
     did = make_dataset(engine, name, [{"user_id": u, "event_time": dt.datetime(2024, 3, 1), "event_type": "view"}
                                       for u in users])
     card = {**shop["card"].to_dict(), "model_version": version, "dataset": name, "dataset_id": did}
@@ -374,11 +371,21 @@ def test_forecast_download_escapes_formula_cells(shop, download_content):
             model_version=version, dataset_id=did, created_at=dt.datetime(2024, 3, 2), horizon_days=7,
             path="/nowhere", config_json="{}", metrics_json=json.dumps(card), status="ready"))
         conn.execute(store.predictions.insert(), [{
-            "dataset_id": did, "model_version": version, "user_id": u, "purchase_propensity": 0.9 - i / 20,
-            "next_event_type": "view", "p_view": 0.5, "p_cart": 0.1, "p_purchase": 0.2, "p_remove": 0.0,
-            "p_none": 0.2, "next_category": ["=1+1", "@SUM(A1)", "\tshoes", "-0.25"][i % 4], "next_category_p": 0.4,
-            "top_items": ["+1 -2", "-1+2 3", "=cmd|' /C calc'!A0", "\r4"][i % 4], "reasons": "viewed =1+1"}
+            "dataset_id": did, "model_version": version, "user_id": u, "next_event_type": "view", "p_view": 0.5,
+            "p_cart": 0.1, "p_purchase": 0.2, "p_remove": 0.0, "p_none": 0.2, "next_category_p": 0.4, **row(i, u)}
             for i, u in enumerate(users)])
+
+
+@ON_BOTH_STORES
+def test_forecast_download_escapes_formula_cells(shop, download_content):
+    """A version whose shoppers, categories and items are formula-like (its card copied from the trained one)."""
+    from core.present.safecsv import escape_cell
+
+    name, version = "formula shop", "formulas-v1"
+    users = ['=HYPERLINK("http://x")', "+1", "-1+2", "@SUM(A1)", "\tx", "\rx", "-3", "-0.25", "+4420"]
+    _stored_version(shop, name, version, users, lambda i, u: {
+        "purchase_propensity": 0.9 - i / 20, "next_category": ["=1+1", "@SUM(A1)", "\tshoes", "-0.25"][i % 4],
+        "top_items": ["+1 -2", "-1+2 3", "=cmd|' /C calc'!A0", "\r4"][i % 4], "reasons": "viewed =1+1"})
     at = _page(name)
     button = at.get("download_button")[0]
     content = download_content(button).decode()
@@ -389,6 +396,38 @@ def test_forecast_download_escapes_formula_cells(shop, download_content):
     assert [r["next_category"] for r in rows[:4]] == ["'=1+1", "'@SUM(A1)", "'\tshoes", "-0.25"]
     assert [r["top_items"] for r in rows[:4]] == ["'+1 -2", "'-1+2 3", "'=cmd|' /C calc'!A0", "'\r4"]
     assert {r["reasons"] for r in rows} == {"viewed =1+1"} and rows[0]["p_buy_within_7d"] == "0.9"
+
+
+@ON_BOTH_STORES
+def test_the_table_shows_the_first_forecasts_and_the_download_every_match_up_to_its_cap(shop, download_content,
+                                                                                         monkeypatch):
+    """The filters run in the store: the table holds the first rows by chance to buy, the caption counts every
+    match, the download holds the matches up to its own cap and says so; a dataset of millions never comes whole."""
+    users = [f"s{i:02d}" for i in range(12)]
+    _stored_version(shop, "big shop", "big-v1", users, lambda i, u: {
+        "purchase_propensity": [0.9, 0.8, 0.8, 0.7, 0.6, 0.5, 0.4, 0.4, 0.3, 0.2, 0.1, 0.05][i],
+        "next_event_type": "cart" if i % 3 == 0 else "view", "next_category": ["shoes", "bags"][i % 2]})
+    monkeypatch.setattr(config, "FORECAST_TABLE_ROWS", 5)
+    monkeypatch.setattr(config, "FORECAST_DOWNLOAD_ROWS", 8)
+    at = _page("big shop")
+    table = _frame(at, "forecast_table")
+    assert table["Shopper"].tolist() == ["s00", "s01", "s02", "s03", "s04"]  # a tie at 80 % by shopper id
+    assert any(c.value.startswith("Showing the first 5 of 12 matching shoppers (12 in all)") for c in at.caption)
+    button = at.get("download_button")[0]
+    assert button.proto.label == "Download the first 8 of these forecasts (CSV)"
+    rows = list(csv.DictReader(io.StringIO(download_content(button).decode(), newline="")))
+    assert [r["user_id"] for r in rows] == users[:8]
+    assert at.multiselect(key="forecast_categories").options == ["bags", "shoes"]
+    at.multiselect(key="forecast_types").select("cart").run()
+    assert _frame(at, "forecast_table")["Shopper"].tolist() == ["s00", "s03", "s06", "s09"]
+    assert any(c.value.startswith("Showing 4 of 12 shoppers") for c in at.caption)
+    at.slider(key="forecast_propensity").set_value((40, 100)).run()
+    at.multiselect(key="forecast_categories").select("shoes").run()
+    assert _frame(at, "forecast_table")["Shopper"].tolist() == ["s00", "s06"]  # 0.4 kept: the range is closed
+    button = at.get("download_button")[0]
+    assert button.proto.label == "Download these forecasts (CSV)"
+    rows = list(csv.DictReader(io.StringIO(download_content(button).decode(), newline="")))
+    assert [r["user_id"] for r in rows] == ["s00", "s06"]
 
 
 @ON_BOTH_STORES
