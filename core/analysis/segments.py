@@ -475,9 +475,9 @@ def shopper_forecast(engine: Engine, dataset: str, user_id: str) -> dict | None:
     version = sql.newest_ready_model_version(engine, did)
     if version is None:
         return None
-    p, m = store.predictions, store.models
-    query = sa.select(p, m.c.horizon_days).join(m, m.c.model_version == p.c.model_version).where(
-        p.c.dataset_id == did, p.c.model_version == version, p.c.user_id == str(user_id))
+    p = store.predictions
+    # no join with the models table for the horizon (read below): on Spark a join is jobs of its own
+    query = sa.select(p).where(p.c.dataset_id == did, p.c.model_version == version, p.c.user_id == str(user_id))
     with engine.connect() as conn:
         row = conn.execute(query).mappings().first()
     return dict(row, horizon_days=sql.model_horizon_days(engine, did, version)) if row else None

@@ -300,8 +300,9 @@ def _band_preference(dataset_id: int) -> sa.Subquery:
     return sa.select(ranked.c.user_id, ranked.c.band).where(ranked.c.rk == 1).subquery("band_pref")
 
 
-def _filtered(ctx: dict, filters: CampaignFilters, with_band: bool):
-    """(select of the matched shoppers before the top cut, the column the cut ranks by)."""
+def _filtered(ctx: dict, filters: CampaignFilters, with_band: bool, counting: bool = False):
+    """(select of the matched shoppers before the top cut, the column the cut ranks by); ``counting``: only the joins
+    the conditions read (one row per shopper each, so the count is the same; on Spark each join is jobs)."""
     did, version, run_id = ctx["dataset_id"], ctx["model_version"], ctx["run_id"]
     users = _per_user(did)
     from_clause = users
@@ -316,11 +317,12 @@ def _filtered(ctx: dict, filters: CampaignFilters, with_band: bool):
     else:
         cols += [sa.cast(sa.null(), sa.Float).label(n) for n in RANK_KEYS if n != "uplift"] + [
             sa.cast(sa.null(), sa.String).label(n) for n in ("next_event_type", "next_category", "top_items", "reasons")]
-    from_clause, uplift = join_uplift(from_clause, users, ctx)
+    from_clause, uplift = join_uplift(from_clause, users, {**ctx, "uplift_run_id": None} if counting and not
+                                      filters.needs_uplift() else ctx)
     cols.append(uplift.label("uplift"))
     rank = {"propensity": propensity, "expected_revenue": _p.expected_revenue,
             "p_inactive": _p.p_inactive, "uplift": uplift}[_rank_key(filters)]
-    if run_id is not None:
+    if run_id is not None and not (counting and filters.segments is None):
         from_clause = from_clause.outerjoin(store.segments, sa.and_(
             _s.dataset_id == did, _s.run_id == run_id, _s.user_id == users.c.user_id))
         cols += [_s.segment, _s.segment_name]
@@ -405,11 +407,9 @@ def count_matches(engine: Engine, dataset: str, filters: CampaignFilters) -> int
     :func:`build_target_list`). Errors: ``DatasetNotFoundError``; :class:`NotFittedError` when a
     filter needs forecasts or segments the dataset does not have.
     """
-    ctx = _context(engine, dataset, filters)
-    stmt, _ = _filtered(ctx, filters, with_band=filters.price_bands is not None)
+    stmt, _ = _filtered(_context(engine, dataset, filters), filters, filters.price_bands is not None, counting=True)
     with engine.connect() as conn:
-        n = int(conn.execute(sa.select(sa.func.count()).select_from(stmt.subquery())).scalar_one())
-    return _top_n(filters, n)
+        return _top_n(filters, int(conn.execute(sa.select(sa.func.count()).select_from(stmt.subquery())).scalar_one()))
 
 
 def _matched_frame(engine: Engine, ctx: dict, filters: CampaignFilters) -> pd.DataFrame:
