@@ -84,10 +84,12 @@ def _events_per_user(column: sa.Column, where: list, by: str, n: int) -> sa.Subq
         "purchases": sa.func.sum(sql.flag(sql.is_purchase())),
         "revenue": sa.func.sum(sql.amount()),
     }[by]
-    # Rank on a cheap one-level group-by first; count the shoppers behind only the top n.
-    ranked = (
-        sa.select(column).where(*where).group_by(column).having(score > 0).order_by(score.desc(), column).limit(n)
-    )
+    # Rank on a cheap one-level group-by first; count the shoppers behind only the top n. The ranking orders a
+    # derived table's columns, not the aggregate: inside the IN below, Spark resolved the aggregate's columns of
+    # the same table against the outer query's and refused it (UNSUPPORTED_EXPR_FOR_OPERATOR).
+    scored = (sa.select(column.label("value"), score.label("score")).where(*where).group_by(column)
+              .having(score > 0).subquery("scored"))
+    ranked = sa.select(scored.c.value).order_by(scored.c.score.desc(), scored.c.value).limit(n)
     # Per (value, shopper), then per value: shoppers counted without COUNT(DISTINCT).
     return (
         sa.select(
