@@ -19,6 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core import config, store
+from core.store import sql
 from core.errors import NotFittedError, ParameterError, SchemaError
 from core.model.config import RECENT_WINDOWS_DAYS
 from core.model import sequences
@@ -254,11 +255,10 @@ def _chunk_events(engine, dataset_id: int, chunk, cutoff: dt.datetime):
         e = sa.select(*fields).where(*where).subquery().c
         return e, sa.func.count(sa.distinct(e.session_id))
     # events without a session id: their visits are runs split by the inactivity gap (two windows)
-    prev = sa.func.lag(ev.c.event_time).over(partition_by=ev.c.user_id, order_by=ev.c.event_time)
-    gap = dt.timedelta(minutes=config.SESSION_GAP_MINUTES)
-    rows = sa.select(
-        *fields, sa.case((sa.or_(prev.is_(None), prev < ev.c.event_time - gap), 1), else_=0).label("new_session"),
-    ).where(*where).subquery()
+    # the gap as an INTERVAL literal (sql.new_session): a Python timedelta is bound on Spark as a timestamp, which it
+    # refuses to subtract from a time
+    rows = sa.select(*fields, sql.new_session(ev.c.user_id, ev.c.event_time).label("new_session")).where(
+        *where).subquery()
     # ties on the time share one run number (a RANGE frame), as the first of them starts it in rfm_features
     e = sa.select(rows, sa.func.sum(rows.c.new_session).over(
         partition_by=rows.c.user_id, order_by=rows.c.event_time, range_=(None, 0)).label("run")).subquery().c

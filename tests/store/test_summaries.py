@@ -19,7 +19,7 @@ from core.analysis import product_queries, queries, rfm, segments
 from core.ingest.load import ingest_file
 from core.store import derived, summaries
 from tests.analysis.test_preferences import add_run
-from tests.conftest import make_dataset, make_schema_1
+from tests.conftest import NO_OLD_SPARK_STORES, make_dataset, make_schema_1, skip_on_spark
 
 DAY0 = dt.datetime(2024, 5, 1)
 #: A window over every fixture event, a microsecond off whole days: the queries group the events for it.
@@ -239,6 +239,7 @@ def test_a_schema_10_store_gets_its_summaries_on_opening(engine):
 
 
 def test_a_schema_1_store_gets_its_summaries_too(engine):
+    skip_on_spark(engine, NO_OLD_SPARK_STORES)
     did = make_dataset(engine, "older", _rows(11))
     fresh = summary_rows(engine, did)
     make_schema_1(engine)
