@@ -182,6 +182,26 @@ def test_a_cancel_during_scoring_keeps_the_previous_version(tmp_path, sim_small)
 
 
 @pytest.mark.slow
+def test_a_publish_stopped_after_some_forecasts_were_written_leaves_none_on_any_store(engine):
+    """Cancelled after a first chunk of forecasts was written: none of them stays, on a store with transactions
+    (rolled back) and on Spark, which has none (the publish removes them itself)."""
+    sim = simulate.simulate(100, weeks=4, seed=5)
+    load_events(engine, "small", canonical(sim.events))
+    reports = []
+
+    def stop_after_a_chunk() -> bool:
+        return any(r.stage == "scoring" and r.message.startswith("scored ") for r in reports)
+
+    with pytest.raises(TrainingCancelled):
+        forecast.train(engine, "small", config=tiny(epochs=1, min_train_steps=5), settings=settings(chunk_users=30),
+                       progress=reports.append, should_stop=stop_after_a_chunk)
+    assert any(r.message.startswith("scored 30 of 100") for r in reports)  # a chunk was written first
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(store.models)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(store.predictions)).scalar() == 0
+
+
+@pytest.mark.slow
 def test_one_hundred_shoppers_get_forecasts_and_an_honest_card(engine):
     sim = simulate.simulate(100, weeks=4, seed=5)
     load_events(engine, "small", canonical(sim.events))
