@@ -54,6 +54,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from core import config, store
 from core.present import safecsv
+from core.store import executors
 from core.campaigns.targets import (COUNT_KEYS, DESTINATION_CONSENT, DESTINATION_NAMES, CampaignFilters, TargetList,
                             build_target_list)
 from core.errors import CartsightError, ParameterError
@@ -335,6 +336,7 @@ def save_export(engine: Engine, target_list: TargetList, fmt: str, name: str | N
                              "confirmation box on the Campaigns page).")
     target = safecsv.check_out_path(out) if out is not None else None
     written: list[Path] = []
+    export_id = None
     try:
         with engine.begin() as conn:
             export_id, file_name = _record(conn, target_list, fmt, name, file, file_name)
@@ -348,6 +350,10 @@ def save_export(engine: Engine, target_list: TargetList, fmt: str, name: str | N
     except Exception as exc:
         for done in written:
             done.unlink(missing_ok=True)
+        if export_id is not None and executors.is_spark(engine):  # no transaction there to roll the record back
+            with engine.begin() as conn:
+                for table in (store.export_members, store.exports):
+                    conn.execute(table.delete().where(table.c.export_id == export_id))
         if isinstance(exc, OSError):
             raise CartsightError(f"Cannot write the export file {exc.filename or config.exports_dir()}: "
                                  f"{exc.strerror or exc}") from exc

@@ -290,6 +290,10 @@ def test_export_cli_refuses_before_writing(shop, tmp_path):
 def test_store_of_schema_2_gains_the_consent_columns(shop):
     import sqlalchemy as sa
 
+    from tests.conftest import NO_OLD_SPARK_STORES, skip_on_spark
+
+    skip_on_spark(shop, NO_OLD_SPARK_STORES)
+
     from core import store
 
     built = build_target_list(shop, "shop", CampaignFilters(top_k=3), holdout_share=0.0)
@@ -330,6 +334,9 @@ def _as_schema_3(engine) -> None:
 
 def test_upgrade_gives_older_exports_their_models_or_datasets_end(shop):
     """An export with a model gets the end of the data the model was trained on; one without, the dataset's end."""
+    from tests.conftest import NO_OLD_SPARK_STORES, skip_on_spark
+
+    skip_on_spark(shop, NO_OLD_SPARK_STORES)
     with_model = exports.save_export(shop, build_target_list(shop, "shop", CampaignFilters(top_k=10)), "csv")
     trained_end = dt.datetime(2024, 1, 30, 8, 0)
     with shop.begin() as conn:
