@@ -288,6 +288,9 @@ def test_every_export_records_its_ranking(shop):
 
 
 def test_upgrade_records_older_exports_rankings(shop):
+    from tests.conftest import NO_OLD_SPARK_STORES, skip_on_spark
+
+    skip_on_spark(shop, NO_OLD_SPARK_STORES)
     by_default = exports.save_export(shop, build_target_list(shop, "shop", CampaignFilters(top_k=3)), "csv")
     by_lapse = exports.save_export(shop, build_target_list(
         shop, "shop", CampaignFilters(top_k=3, rank_by="p_inactive")), "csv")
