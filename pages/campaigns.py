@@ -351,9 +351,10 @@ def _history(engine, dataset: str) -> None:
     except CartsightError as exc:
         left.error(str(exc))
     right.download_button(f"Download its holdout ({formats.count(int(row['holdout']))} shoppers)",
-                          data=exports.holdout_csv(engine, int(pick)), file_name=f"holdout-{pick}.csv",
+                          data=lambda: exports.holdout_csv(engine, int(pick)), file_name=f"holdout-{pick}.csv",
                           mime=exports.CSV_MIME, key="camp_holdout_download", on_click="ignore",
                           help="The shoppers kept back from this list: compare their purchases with the list's later.")
+    # the holdout is read when clicked (Streamlit runs the callable then), not on every rerun of the page
 
 
 def _past(engine, store_key: str, ds: dict) -> None:

@@ -476,22 +476,33 @@ def _forecast_table(engine, url: str, ds: dict, card) -> None:
             labels["p_inactive"]: number_column(labels["p_inactive"], percent, vocabulary.lapse_risk_help(h)),
         },
     )
-    _forecast_download(engine, url, ds, card, chosen, shown, matched)
+    _forecast_download(engine, ds, card, chosen, shown, matched)
 
 
-def _forecast_download(engine, url: str, ds: dict, card, chosen, shown: pd.DataFrame, matched: int) -> None:
-    """Every matching forecast as CSV, up to :data:`config.FORECAST_DOWNLOAD_ROWS` (Campaigns exports any number)."""
-    if matched > len(shown):
-        shown, _ = _matching(engine, url, ds["dataset_id"], card.model_version, chosen, config.FORECAST_DOWNLOAD_ROWS)
+def _forecast_download(engine, ds: dict, card, chosen, shown: pd.DataFrame, matched: int) -> None:
+    """Every matching forecast as CSV, up to :data:`config.FORECAST_DOWNLOAD_ROWS` (Campaigns exports any number).
+
+    When the table holds every match the file is made from it; otherwise it is read and written only when the
+    analyst clicks (Streamlit runs the callable then), not on every rerun of the page: 250,000 rows read from a
+    team's store and written as CSV took seconds each time a filter moved.
+    """
+    from core.model import forecast_rows
+
+    n = min(matched, config.FORECAST_DOWNLOAD_ROWS)
     label = "Download these forecasts (CSV)"
-    if matched > len(shown):
-        label = f"Download the first {formats.count(len(shown))} of these forecasts (CSV)"
+    if matched > n:
+        label = f"Download the first {formats.count(n)} of these forecasts (CSV)"
         st.caption(f"{formats.count(matched)} shoppers match: a download holds the first "
-                   f"{formats.count(len(shown))}. Campaigns exports a list of any size.")
-    st.download_button(
-        label, safecsv.csv_bytes(vocabulary.export_frame(shown, card.horizon_days)),
-        file_name=f"{ds['name']}-forecasts-{card.model_version}.csv", mime="text/csv", key="forecast_download",
-    )
+                   f"{formats.count(n)}. Campaigns exports a list of any size.")
+
+    def as_csv(rows: pd.DataFrame) -> bytes:
+        return safecsv.csv_bytes(vocabulary.export_frame(rows, card.horizon_days))
+
+    did, version = ds["dataset_id"], card.model_version
+    data = as_csv(shown) if n <= len(shown) else (
+        lambda: as_csv(forecast_rows.matching_forecasts(engine, did, version, chosen, n)))
+    st.download_button(label, data, file_name=f"{ds['name']}-forecasts-{version}.csv", mime="text/csv",
+                       key="forecast_download", on_click="ignore")
 
 
 # --- page ------------------------------------------------------------------------------------------------

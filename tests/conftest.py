@@ -475,23 +475,37 @@ def _drop_schemas_made() -> None:
 def download_content(monkeypatch):
     """A function giving the bytes behind an AppTest download button of the latest run.
 
-    AppTest keeps a download's bytes in a media storage it makes per run; the storages made are
-    recorded so that a test can read what the analyst would download.
+    AppTest keeps a download's bytes in a media storage it makes per run; the storages and their
+    managers made are recorded so that a test can read what the analyst would download. A button
+    whose file is made when clicked (``data`` a callable) is clicked here: its callable runs as
+    Streamlit runs it, through the run's media file manager.
     """
+    from streamlit.runtime.media_file_manager import MediaFileManager
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
     from streamlit.testing.v1 import app_test as app_test_module
 
     storages: list[MemoryMediaFileStorage] = []
+    managers: list[MediaFileManager] = []
 
     class RecordingStorage(MemoryMediaFileStorage):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             storages.append(self)
 
+    class RecordingManager(MediaFileManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            managers.append(self)
+
     monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", RecordingStorage)
+    monkeypatch.setattr(app_test_module, "MediaFileManager", RecordingManager)
 
     def content(button) -> bytes:
-        return storages[-1].get_file(button.proto.url.rsplit("/", 1)[1]).content
+        url = button.proto.url
+        if button.proto.deferred_file_id:
+            assert not url, "a deferred download has no file until it is clicked"
+            url = managers[-1].execute_deferred(button.proto.deferred_file_id)
+        return storages[-1].get_file(url.rsplit("/", 1)[1]).content
 
     return content
 

@@ -91,6 +91,9 @@ def test_filters_change_the_live_count_and_export_is_recorded(shop, download_con
     labels = [b.label for b in at.download_button]
     assert any(label.startswith("Download cartsight-shop-") for label in labels)
     assert "Download its holdout (1 shoppers)" in labels
+    held = next(b for b in at.download_button if b.label.startswith("Download its holdout"))
+    held_ids = set(pd.read_csv(pd.io.common.BytesIO(download_content(held)), dtype=str)["user_id"])
+    assert held_ids == set(exports.holdout_list(shop, int(history.iloc[0]["export_id"]))["user_id"]) and len(held_ids) == 1
     data = exports.export_file(shop, int(history.iloc[0]["export_id"]))
     rows = pd.read_csv(pd.io.common.BytesIO(data), dtype=str)
     assert len(rows) == 9 and set(rows["segment"]) == {"1"}

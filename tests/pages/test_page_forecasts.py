@@ -402,7 +402,8 @@ def test_forecast_download_escapes_formula_cells(shop, download_content):
 def test_the_table_shows_the_first_forecasts_and_the_download_every_match_up_to_its_cap(shop, download_content,
                                                                                          monkeypatch):
     """The filters run in the store: the table holds the first rows by chance to buy, the caption counts every
-    match, the download holds the matches up to its own cap and says so; a dataset of millions never comes whole."""
+    match, the download holds the matches up to its own cap and says so, read only when clicked; a dataset of
+    millions never comes whole."""
     users = [f"s{i:02d}" for i in range(12)]
     _stored_version(shop, "big shop", "big-v1", users, lambda i, u: {
         "purchase_propensity": [0.9, 0.8, 0.8, 0.7, 0.6, 0.5, 0.4, 0.4, 0.3, 0.2, 0.1, 0.05][i],
@@ -415,6 +416,7 @@ def test_the_table_shows_the_first_forecasts_and_the_download_every_match_up_to_
     assert any(c.value.startswith("Showing the first 5 of 12 matching shoppers (12 in all)") for c in at.caption)
     button = at.get("download_button")[0]
     assert button.proto.label == "Download the first 8 of these forecasts (CSV)"
+    assert button.proto.deferred_file_id  # more than the table: read and written only when clicked
     rows = list(csv.DictReader(io.StringIO(download_content(button).decode(), newline="")))
     assert [r["user_id"] for r in rows] == users[:8]
     assert at.multiselect(key="forecast_categories").options == ["bags", "shoes"]
@@ -426,6 +428,7 @@ def test_the_table_shows_the_first_forecasts_and_the_download_every_match_up_to_
     assert _frame(at, "forecast_table")["Shopper"].tolist() == ["s00", "s06"]  # 0.4 kept: the range is closed
     button = at.get("download_button")[0]
     assert button.proto.label == "Download these forecasts (CSV)"
+    assert not button.proto.deferred_file_id  # the table's rows, in hand
     rows = list(csv.DictReader(io.StringIO(download_content(button).decode(), newline="")))
     assert [r["user_id"] for r in rows] == ["s00", "s06"]
 
