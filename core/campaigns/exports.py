@@ -350,16 +350,19 @@ def save_export(engine: Engine, target_list: TargetList, fmt: str, name: str | N
     except Exception as exc:
         for done in written:
             done.unlink(missing_ok=True)
-        if export_id is not None and executors.is_spark(engine):  # no transaction there to roll the record back
-            with engine.begin() as conn:
-                for table in (store.export_members, store.exports):
-                    conn.execute(table.delete().where(table.c.export_id == export_id))
+        if export_id is not None:
+            executors.undo_without_transactions(engine, lambda conn: _delete_export(conn, export_id))
         if isinstance(exc, OSError):
             raise CartsightError(f"Cannot write the export file {exc.filename or config.exports_dir()}: "
                                  f"{exc.strerror or exc}") from exc
         raise
     return {"export_id": export_id, "file_name": file_name, "file_sha256": file.sha256, "data": file.data,
             "mime": file.mime, "counts": dict(target_list.counts), "warnings": file.warnings}
+
+
+def _delete_export(conn, export_id: int) -> None:
+    for table in (store.export_members, store.exports):
+        conn.execute(table.delete().where(table.c.export_id == export_id))
 
 
 def list_exports(engine: Engine, dataset: str) -> pd.DataFrame:

@@ -12,7 +12,6 @@ and JSON on disk, predictions and a ``ready`` row in the store, all or nothing. 
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -359,9 +358,7 @@ def _publish(run: _Run, card: ModelCard, loaded: dict, saved_baselines: dict, ba
             scorings.record_scoring(conn, did, version, run.last, scorings.TRAINING, card.n_users)
     except BaseException:
         registry.remove_folder(folder)
-        if executors.is_spark(run.engine):  # no transaction there: the rows written so far stay unless removed
-            with contextlib.suppress(Exception), run.engine.begin() as conn:
-                registry.delete_predictions(conn, did, version)
+        executors.undo_without_transactions(run.engine, lambda conn: registry.delete_predictions(conn, did, version))
         raise
     store.analyze(run.engine, store.predictions, store.models)
     run.report("done", 1.0, f"model {version} is ready")

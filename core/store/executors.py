@@ -11,9 +11,11 @@ as the session sees it (the store URL's database).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
+from collections.abc import Callable
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from core.errors import StoreUnavailableError
 from core.store.url import resolve_spark_connect
@@ -25,6 +27,15 @@ _lock = threading.Lock()
 def is_spark(engine: Engine) -> bool:
     """Whether ``engine`` is a Spark store (cartsight's Spark SQL dialect)."""
     return engine.dialect.name == "spark"
+
+
+def undo_without_transactions(engine: Engine, undo: Callable[[Connection], None]) -> None:
+    """After a failed ``engine.begin()`` block on a store without transactions (Spark), delete what it wrote:
+    ``undo`` runs in a block of its own, and a failure of its own is swallowed so the first error is the one
+    raised. Elsewhere the block's rollback did it, and nothing runs."""
+    if is_spark(engine):
+        with contextlib.suppress(Exception), engine.begin() as conn:
+            undo(conn)
 
 
 def spark_session(engine: Engine):
