@@ -542,9 +542,9 @@ def latest_model(engine: Engine, dataset: str) -> ModelCard | None:
     return cards[0] if cards else None
 
 
-def load_predictions(engine: Engine, dataset: str, model_version: str | None = None,
-                     limit: int | None = None) -> pd.DataFrame:
-    """Predictions of a version (the latest when None), highest propensity first.
+def load_predictions(engine: Engine, dataset: str, model_version: str | None = None) -> pd.DataFrame:
+    """Every shopper's prediction of a version (the latest when None), highest propensity first
+    (``cartsight predictions``; the Forecasts page reads :mod:`core.model.forecast_rows`).
 
     Columns: user_id, purchase_propensity, next_event_type, p_view, p_cart, p_purchase,
     p_remove, p_none, next_category, next_category_p, top_items (space-separated),
@@ -558,4 +558,4 @@ def load_predictions(engine: Engine, dataset: str, model_version: str | None = N
     if model_version is None and not registry.model_rows(engine, did):
         return pd.DataFrame(columns=cols)
     row = _resolve_version(engine, did, dataset, model_version)
-    return registry.read_predictions(engine, did, row["model_version"], limit).loc[:, cols]
+    return registry.read_predictions(engine, did, row["model_version"]).loc[:, cols]

@@ -232,19 +232,18 @@ def model_rows(engine: Engine, dataset_id: int) -> list[dict]:
         return [dict(r) for r in conn.execute(sql.ready_models(dataset_id)).mappings()]
 
 
-def read_predictions(engine: Engine, dataset_id: int, version: str, limit: int | None = None) -> pd.DataFrame:
-    """Prediction rows of a version, highest propensity first (``limit`` rows at most).
+def read_predictions(engine: Engine, dataset_id: int, version: str) -> pd.DataFrame:
+    """Every prediction row of a version, highest propensity first (the Forecasts page filters and cuts them in
+    the store: :mod:`core.model.forecast_rows`).
 
-    Read column-wise (:func:`core.model.sequences.read_frame`): the Forecasts page reads every shopper's
-    row, and building hundreds of thousands of row objects in Python takes seconds.
+    Read column-wise (:func:`core.model.sequences.read_frame`): building hundreds of thousands of row objects
+    in Python takes seconds.
     """
     from core.model.sequences import read_frame
 
     p = store.predictions
     query = sa.select(*[p.c[c] for c in PREDICTION_COLUMNS if c != "dataset_id"]).where(
         p.c.dataset_id == dataset_id, p.c.model_version == version)
-    if limit is not None:
-        return read_frame(engine, query.order_by(p.c.purchase_propensity.desc(), p.c.user_id).limit(limit))
     # every row: sorted here, not by the store (on Spark a global sort is a job of its own: 0.3 s of 1.0 s for
     # 77,443 shoppers, measured); ties in propensity by user id, in code point order on every store
     frame = read_frame(engine, query)
