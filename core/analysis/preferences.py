@@ -256,22 +256,28 @@ def _check_segment(engine: Engine, dataset_id: int, run: int, segment) -> None:
         )
 
 
+def _check_user(engine: Engine, dataset_id: int, user_id) -> None:
+    found = sql.fetch(engine, sa.select(_e.user_id).where(_e.dataset_id == dataset_id, _e.user_id == str(user_id))
+                      .limit(1))
+    if not found:
+        raise CartsightError(f"Parameter 'user_id' is {user_id!r}: no such shopper in dataset {dataset_id}.")
+
+
 def _group_membership(engine: Engine, dataset_id: int, per_user: sa.Subquery, segment: int | None,
                       run_id: int | None, user_id: str | None, check: bool = True,
                       ) -> tuple[sa.FromClause, sa.ColumnElement, sa.ColumnElement]:
     """The FROM over ``per_user``, the condition "this row's shopper is in the group", and the same on events.
-    ``check=False``: a numbered segment is not looked up first (the caller checks it when the group shows nothing:
-    a segment that is not in the run has no member, and each statement costs a Spark store tenths of a second)."""
+    ``check=False``: a numbered segment or a shopper is not looked up first (the caller checks it when the group
+    shows nothing: a segment that is not in the run and a shopper not in the dataset have no row, and each
+    statement costs a Spark store tenths of a second; the shopper's lookup reads the events)."""
     if segment is not None and user_id is not None:
         raise CartsightError(
             f"Parameters 'segment' ({segment!r}) and 'user_id' ({user_id!r}) were both given; expected at most one "
             "of them (a segment or one shopper)."
         )
     if user_id is not None:
-        found = sql.fetch(engine, sa.select(_e.user_id).where(_e.dataset_id == dataset_id, _e.user_id == str(user_id))
-                       .limit(1))
-        if not found:
-            raise CartsightError(f"Parameter 'user_id' is {user_id!r}: no such shopper in dataset {dataset_id}.")
+        if check:
+            _check_user(engine, dataset_id, user_id)
         return per_user, per_user.c.user_id == str(user_id), _e.user_id == str(user_id)
     if segment is None:
         return per_user, sa.true(), sa.true()
@@ -347,8 +353,11 @@ def preferences(
         stmt = stmt.limit(top_n) if top_n is not None else stmt
     rows = sql.fetch(engine, stmt)
     frame = pd.DataFrame([tuple(r) for r in rows], columns=list(with_totals.c.keys()))
-    if segment is not None and not (frame["shoppers"].fillna(0) > 0).any():  # nobody of it: is it one at all?
-        _check_segment(engine, dataset_id, _resolve_run(engine, dataset_id, run_id), segment)
+    if not (frame["shoppers"].fillna(0) > 0).any():  # nobody of the group: is it one at all?
+        if segment is not None:
+            _check_segment(engine, dataset_id, _resolve_run(engine, dataset_id, run_id), segment)
+        elif user_id is not None:
+            _check_user(engine, dataset_id, user_id)
     return _shown(engine, dataset_id, dimension, _finish(frame, dimension, min_shoppers))
 
 
@@ -424,7 +433,8 @@ def _top_preferences(engine: Engine, dataset_id: int, dimension: str, segment, r
     else:
         values = counts["value"].tolist()
         per_user = _per_user(dimension, dataset_id, start, end, types, category, values=values)
-        from_clause, member, _ = _group_membership(engine, dataset_id, per_user, segment, run_id, user_id)
+        from_clause, member, _ = _group_membership(engine, dataset_id, per_user, segment, run_id, user_id,
+                                                   check=False)  # checked above
         stmt = _per_value(per_user, from_clause, member, with_counts=False, with_shoppers=True)
         shoppers = pd.DataFrame([tuple(r) for r in sql.fetch(engine, stmt)], columns=["value", *shopper_cols])
     raw = counts.merge(shoppers, on="value", how="left")

@@ -347,6 +347,23 @@ def test_the_matrix_and_a_segment_s_preferences_read_the_assignments_in_one_stat
         prefs.preferences(engine, did, "brand", segment=7, run_id=run, top_n=5)
 
 
+def test_a_shopper_s_preferences_read_the_events_only_when_the_shopper_shows_nothing(tiny):
+    """Over the whole dataset a shopper's preferences come from the per-shopper tables; the events (5 M rows on a
+    Spark store, a scan of its own) are read only to tell an unknown shopper from one with nothing to show."""
+    engine, did, _ = tiny
+    seen = _statements_reading(engine, store.events.name)
+    for dimension in ("category", "brand"):
+        rows = _by_value(prefs.preferences(engine, did, dimension, user_id="u3", top_n=5))
+        assert rows and all(r["shoppers"] == 1 for r in rows.values())
+    assert seen == []
+    windowed = prefs.preferences(engine, did, "category", user_id="u3", top_n=5, end=dt.datetime(2024, 1, 9))
+    assert _by_value(windowed)["home"]["events"] == 3
+    seen.clear()
+    with pytest.raises(CartsightError, match="'user_id' is 'nobody': no such shopper"):
+        prefs.preferences(engine, did, "brand", user_id="nobody", top_n=5)
+    assert len(seen) == 1 and "LIMIT" in seen[0]  # the figures come from the summaries: then only the lookup
+
+
 def test_segments_listing(tiny):
     engine, did, run = tiny
     assert prefs.latest_run_summary(engine, did)["run_id"] == run
