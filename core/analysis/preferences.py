@@ -263,6 +263,16 @@ def _check_user(engine: Engine, dataset_id: int, user_id) -> None:
         raise CartsightError(f"Parameter 'user_id' is {user_id!r}: no such shopper in dataset {dataset_id}.")
 
 
+def _check_if_nobody(engine: Engine, dataset_id: int, frame: pd.DataFrame, segment, run_id, user_id) -> None:
+    """When the group's figures show nobody: whether the segment or the shopper is one at all (looked up only then)."""
+    if (frame["shoppers"].fillna(0) > 0).any():
+        return
+    if segment is not None:
+        _check_segment(engine, dataset_id, _resolve_run(engine, dataset_id, run_id), segment)
+    elif user_id is not None:
+        _check_user(engine, dataset_id, user_id)
+
+
 def _group_membership(engine: Engine, dataset_id: int, per_user: sa.Subquery, segment: int | None,
                       run_id: int | None, user_id: str | None, check: bool = True,
                       ) -> tuple[sa.FromClause, sa.ColumnElement, sa.ColumnElement]:
@@ -353,11 +363,7 @@ def preferences(
         stmt = stmt.limit(top_n) if top_n is not None else stmt
     rows = sql.fetch(engine, stmt)
     frame = pd.DataFrame([tuple(r) for r in rows], columns=list(with_totals.c.keys()))
-    if not (frame["shoppers"].fillna(0) > 0).any():  # nobody of the group: is it one at all?
-        if segment is not None:
-            _check_segment(engine, dataset_id, _resolve_run(engine, dataset_id, run_id), segment)
-        elif user_id is not None:
-            _check_user(engine, dataset_id, user_id)
+    _check_if_nobody(engine, dataset_id, frame, segment, run_id, user_id)
     return _shown(engine, dataset_id, dimension, _finish(frame, dimension, min_shoppers))
 
 
