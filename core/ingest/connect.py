@@ -208,9 +208,37 @@ def _time_expr(conn: Connection, col: sa.ColumnClause, kind: str, texts: list[st
     if backend == "spark":
         return sa.literal_column(f"try_cast(replace(CAST({quoted} AS STRING), ' UTC', '') AS TIMESTAMP_NTZ)",
                                  sa.DateTime)
+    if backend == "postgresql":
+        return _pg_text_time(col)
     raise ParameterError(f"column {col.name!r} (event_time) holds text; on {backend} connect a table whose time is a "
                          f"timestamp or a number, or a view of it that casts the text", parameter="map",
                          cases=[col.name])
+
+
+#: an ISO date (a year from 1000) and, when given, a time of day, each field in range, as PostgreSQL casts it; with
+#: :data:`_PG_OFFSET` after the time, a time at that UTC offset
+_PG_DATE = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+_PG_TIME = _PG_DATE + r"([ T]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?)?"
+_PG_OFFSET = r"[ T]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?$"
+
+
+def _pg_text_time(col: sa.ColumnClause) -> sa.ColumnElement:
+    """A text time on PostgreSQL as a naive UTC timestamp, NULL where the text is none (its row quarantined as
+    ``unparseable_time``, as a file's would be): PostgreSQL has no safe cast, and one bad row would fail the whole
+    query. Read: ISO dates and times (``2024-03-01``, ``2024-03-01 09:30``, ``2024-03-01T09:30:00.25``), with
+    `` UTC`` or ``Z`` after them, or a UTC offset after the time (``+02``, ``-05:30``: converted to UTC). Other
+    forms (``03/01/2024``) are NULL. Nested CASEs: PostgreSQL evaluates a CASE's branches in order, so no cast
+    runs on a text the patterns refused, and the day is checked against its month (no 30 February) first."""
+    from sqlalchemy.dialects.postgresql import TIMESTAMP
+
+    v = sa.func.regexp_replace(sa.func.trim(sa.cast(col, sa.String)), "( UTC|Z)$", "")
+    null = sa.cast(sa.null(), sa.DateTime)
+    year, month, day = (sa.cast(sa.func.substr(v, start, n), sa.Integer) for start, n in ((1, 4), (6, 2), (9, 2)))
+    month_days = sa.extract("day", sa.func.make_date(year, month, 1) + sa.text("interval '1 month - 1 day'"))
+    parsed = sa.case((v.regexp_match(_PG_TIME + "$"), sa.cast(v, sa.DateTime)),
+                     (v.regexp_match(_PG_DATE + _PG_OFFSET), sa.func.timezone("UTC", sa.cast(v, TIMESTAMP(timezone=True)))),
+                     else_=null)
+    return sa.case((v.regexp_match(_PG_DATE), sa.case((day <= month_days, parsed), else_=null)), else_=null)
 
 
 #: a number as PostgreSQL's cast reads it and double precision holds it (no exponent over 99): the text a

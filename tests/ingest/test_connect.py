@@ -14,7 +14,7 @@ from core.analysis import queries
 from core.errors import ParameterError, SchemaError
 from core.ingest.connect import connect_table, propose_mapping, refresh_connected
 from core.ingest.load import ingest_file
-from tests.conftest import make_dataset
+from tests.conftest import _fresh_pg_engine, make_dataset
 
 EVENT_COLUMNS = ["user_id", "event_time", "event_type", "item_id", "category", "brand", "price", "session_id",
                  "price_band"]
@@ -141,6 +141,54 @@ def test_an_order_written_whole_and_line_by_line_counts_once_as_in_a_file(engine
     assert any(n.startswith("orders come whole ('Placed Order') and line by line") for n in report.notes)
     assert queries.kpis(engine, report.dataset_id)["revenue"] == pytest.approx(32.0)
     assert queries.kpis(engine, loaded.dataset_id)["revenue"] == pytest.approx(32.0)
+
+
+TEXT_TIMES = sa.Table("text_times", sa.MetaData(), sa.Column("user_id", sa.String), sa.Column("event_time", sa.String),
+                      sa.Column("event_type", sa.String))
+
+
+def _text_time_rows(times: list[str]) -> list[dict]:
+    return [{"user_id": f"u{i % 3}", "event_time": t, "event_type": "view"} for i, t in enumerate(times)]
+
+
+def _connected_times(engine, did: int) -> list:
+    e = store.events.c
+    with engine.connect() as conn:
+        return sorted(t for (t,) in conn.execute(sa.select(e.event_time).where(e.dataset_id == did)))
+
+
+def test_times_held_as_text_are_read_as_a_file_reads_them(engine, tmp_path):
+    """ISO times held as text are read on every store (PostgreSQL refused such a table: it has no safe cast), and
+    text that is no time ('yesterday', 30 February, month 13) quarantined as a file's would be."""
+    times = ["2024-03-01 09:00:00", "2024-03-01T09:05:00", "2024-03-01 09:10:00 UTC", "2024-03-02",
+             "2024-03-01 09:20:00.5", " 2024-03-01 09:25:00 ", "2024-02-30 01:00:00", "yesterday",
+             "2024-13-01 00:00:00", "2024-02-29 23:59:59"]
+    rows = _text_time_rows(times)
+    _make_team_table(engine, rows, TEXT_TIMES)
+    report = connect_table(engine, "text_times", "connected")
+    loaded = ingest_file(engine, _table_as_file(tmp_path / "times.csv", rows), "file")
+    assert (report.rows_read, report.rows_loaded, report.quarantine_by_reason) == (10, 7, {"unparseable_time": 3})
+    assert (loaded.rows_read, loaded.rows_loaded, loaded.quarantine_by_reason) == (10, 7, {"unparseable_time": 3})
+    assert _connected_times(engine, report.dataset_id) == _connected_times(engine, loaded.dataset_id) == [
+        dt.datetime(2024, 2, 29, 23, 59, 59), dt.datetime(2024, 3, 1, 9), dt.datetime(2024, 3, 1, 9, 5),
+        dt.datetime(2024, 3, 1, 9, 10), dt.datetime(2024, 3, 1, 9, 20, 0, 500000), dt.datetime(2024, 3, 1, 9, 25),
+        dt.datetime(2024, 3, 2)]
+
+
+def test_text_times_with_a_utc_offset_are_read_in_utc_on_postgresql(pg_url, tmp_path):
+    """On PostgreSQL a text time with a UTC offset after it is converted to UTC, as a file's is."""
+    pg_engine = _fresh_pg_engine(pg_url)
+    rows = _text_time_rows(["2024-03-01 10:00:00+02", "2024-03-01T10:00:00-05:30", "2024-03-01 10:00:00Z",
+                            "2024-03-01 10:00:00+0100", "03/01/2024 10:00"])
+    _make_team_table(pg_engine, rows, TEXT_TIMES)
+    report = connect_table(pg_engine, "text_times", "connected")
+    loaded = ingest_file(pg_engine, _table_as_file(tmp_path / "times.csv", rows), "file")
+    assert report.quarantine_by_reason == {"unparseable_time": 1}
+    assert _connected_times(pg_engine, report.dataset_id)[:4] == [
+        dt.datetime(2024, 3, 1, 8), dt.datetime(2024, 3, 1, 9), dt.datetime(2024, 3, 1, 10),
+        dt.datetime(2024, 3, 1, 15, 30)]
+    assert _connected_times(pg_engine, loaded.dataset_id)[:4] == _connected_times(pg_engine, report.dataset_id)[:4]
+    pg_engine.dispose()
 
 
 def test_a_decimal_price_column_is_a_number(engine):
