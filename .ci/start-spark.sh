@@ -40,7 +40,10 @@ LOG
 export SPARK_CONF_DIR="$dir/conf"
 # the driver's own JVM is the server: setsid gives it a process group of its own for stop-spark.sh. One SQL
 # session for every connection: each session caches a table's file listing, so a table written through one
-# pooled connection could read stale through another
+# pooled connection could read stale through another. Two loads at once append to the same Parquet tables: with
+# Hadoop's default committer every job of the server stages under <table>/_temporary/0 and the first to finish
+# deletes it under the other ("_temporary/0 does not exist"); committer v2 moves each task's files into the table
+# as the task ends, and the staging folder is left for the next job
 setsid "$SPARK_HOME/bin/spark-submit" --class org.apache.spark.sql.hive.thriftserver.HiveThriftServer2 \
   --master 'local[2]' --driver-memory "${SPARK_DRIVER_MEMORY:-2g}" \
   --conf spark.sql.warehouse.dir="$dir/warehouse" \
@@ -50,6 +53,8 @@ setsid "$SPARK_HOME/bin/spark-submit" --class org.apache.spark.sql.hive.thriftse
   --conf spark.plugins=org.apache.spark.sql.connect.SparkConnectPlugin \
   --conf spark.connect.grpc.binding.port="$connect_port" --conf spark.connect.grpc.binding.address=127.0.0.1 \
   --conf spark.sql.session.timeZone=UTC --conf spark.sql.hive.thriftServer.singleSession=true \
+  --conf spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version=2 \
+  --conf spark.hadoop.mapreduce.fileoutputcommitter.cleanup.skipped=true \
   --hiveconf hive.server2.thrift.port="$port" --hiveconf hive.server2.thrift.bind.host=127.0.0.1 \
   --hiveconf hive.server2.authentication=NOSASL \
   --hiveconf javax.jdo.option.ConnectionURL="jdbc:derby:;databaseName=$dir/metastore_db;create=true" \

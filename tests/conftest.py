@@ -315,6 +315,7 @@ def make_dataset(engine: sa.Engine, name: str, rows: list[dict], layout: str = "
         if rows:
             conn.execute(store.stored_events.insert(), [{"dataset_id": did, **{c: r.get(c) for c in cols}} for r in rows])
         derived.derive_dataset(conn, did)  # as a load does
+        store.release_dataset_id(conn, did)  # Spark's claim of the id, as a load lets it go
     return did
 
 

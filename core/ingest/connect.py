@@ -445,8 +445,7 @@ def connect_table(engine: Engine, table: str, name: str, overrides: dict[str, st
     proposal = propose_mapping(engine, table, overrides)
     check_required(proposal)
     unreadable = unreadable_connected(engine)
-    with engine.begin() as conn:
-        store.check_name_free(conn, name)
+    with engine.begin() as conn, _name_held(conn, name):
         did = store.next_dataset_id(conn)
         try:
             _tick(progress, 0.2, "checking every row of the table")
@@ -458,8 +457,18 @@ def connect_table(engine: Engine, table: str, name: str, overrides: dict[str, st
             if conn.dialect.name == "spark":  # no transaction to roll back: take out what was written
                 _undo(conn, did)
             raise
+        finally:
+            store.release_dataset_id(conn, did)  # Spark's claim of the id (core.store.spark_claims)
     _tick(progress, 1.0, "connected")
     return report
+
+
+@contextmanager
+def _name_held(conn: Connection, name: str):
+    """``name`` checked free and, on Spark, claimed while the dataset is written (as a file's load holds it)."""
+    store.check_name_free(conn, name)
+    with store.claimed_name(conn, name):
+        yield
 
 
 def _record(conn: Connection, report: IngestReport, proposal: TableProposal, unreadable: list[int]) -> None:

@@ -101,14 +101,16 @@ def check_name_free(conn: Connection, name: str) -> None:
 def next_dataset_id(conn: Connection) -> int:
     """A fresh dataset id from the store's sequence.
 
-    On Spark, which has no sequence, the id is one more than the largest dataset's, so a load killed before it
-    recorded its dataset (the last thing a load writes) left its rows under the id taken now: they are removed
-    first (nothing else has that id; a probe finds none in the usual case and rewrites nothing).
+    On Spark, which has no sequence, the id is claimed (:mod:`core.store.spark_claims`: one more than the largest
+    recorded or claimed, so that two loads at once never share one) and must be released once the dataset is
+    recorded or its rows taken out again (:func:`core.store.spark_claims.release_dataset_id`). Rows a killed
+    load left under the id taken are removed first (a probe finds none in the usual case and rewrites nothing).
     """
-    did = int(conn.execute(sa.select(dataset_id_seq.next_value())).scalar_one())
     if conn.dialect.name == "spark":
-        clear_dataset_rows(conn, did)
-    return did
+        from core.store.spark_claims import claim_dataset_id
+
+        return claim_dataset_id(conn, clear_dataset_rows)
+    return int(conn.execute(sa.select(dataset_id_seq.next_value())).scalar_one())
 
 
 #: Every table whose rows belong to one dataset, the ones that refer to others first (the dataset's row apart).
