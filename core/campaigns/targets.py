@@ -51,7 +51,8 @@ from core import config, store
 from core.store import sql
 from core.campaigns.holdout import assign_deciles, split_holdout
 from core.campaigns.outcome import expected_outcome
-from core.campaigns.uplift_estimates import join_uplift, newest_uplift_run
+from core.campaigns.current import current_state
+from core.campaigns.uplift_estimates import join_uplift
 from core.errors import NotFittedError, ParameterError, SchemaError
 from core.campaigns.identities import (CONSENT_COLUMNS, IdentityTable, Suppression, accepted_names, email_match_key,
                              user_id_key)
@@ -235,24 +236,15 @@ class TargetList:
 # --- what exists --------------------------------------------------------------------------------------
 
 
-def current_segment_run(engine: Engine, dataset_id: int) -> int | None:
-    """The newest segmentation run id of the dataset, or None."""
-    from core.analysis.preferences import latest_run_summary
-
-    run = latest_run_summary(engine, dataset_id)
-    return None if run is None else int(run["run_id"])
-
-
 def _context(engine: Engine, dataset: str, filters: CampaignFilters) -> dict:
     ds = store.get_dataset(engine, dataset)
     did = int(ds["dataset_id"])
-    version = sql.newest_ready_model_version(engine, did)
-    run_id = current_segment_run(engine, did)
+    now = current_state(engine, did)
+    version, run_id, uplift_run = now["model_version"], now["run_id"], now["uplift_run_id"]
     need = filters.needs_model()
     if need and version is None:
         raise NotFittedError(f"The filters {need} use forecasts, but dataset {dataset!r} has no trained model: "
                              "train one on the Forecasts page, or build a list from segments and behaviour only.")
-    uplift_run = newest_uplift_run(engine, did)
     if filters.needs_uplift() and uplift_run is None:
         raise NotFittedError(f"The filters {filters.needs_uplift()} use estimated uplift, but dataset {dataset!r} has "
                              "no uplift model: fit one on a measured campaign (Results on the Campaigns page, or "
@@ -581,20 +573,15 @@ def filter_options(engine: Engine, dataset: str) -> dict:
     (the data's last event)."""
     ds = store.get_dataset(engine, dataset)
     did = int(ds["dataset_id"])
-    version = sql.newest_ready_model_version(engine, did)
-    run_id = current_segment_run(engine, did)
-    out = {"model_version": version, "segment_run_id": run_id, "segments": {}, "next_categories": [],
-           "end": ds.get("last_event"), "horizon_days": sql.model_horizon_days(engine, did, version),
-           "uplift_run_id": newest_uplift_run(engine, did)}
-    with engine.connect() as conn:
-        if run_id is not None:  # the names from the run's profiles (one row), not by grouping every assignment
-            profiles = conn.execute(sa.select(store.segment_runs.c.profiles_json).where(
-                store.segment_runs.c.run_id == run_id)).scalar()
-            out["segments"] = dict(sorted((int(p["segment"]), p["name"]) for p in json.loads(profiles or "[]")))
-        if version is not None:
-            n = sa.func.count().label("n")
-            rows = conn.execute(sa.select(_p.next_category, n).where(
-                _p.dataset_id == did, _p.model_version == version, _p.next_category.is_not(None))
-                .group_by(_p.next_category).order_by(n.desc(), _p.next_category))
-            out["next_categories"] = [r[0] for r in rows]
+    now = current_state(engine, did, profiles=True)
+    version = now["model_version"]
+    out = {"model_version": version, "segment_run_id": now["run_id"], "segments": now["segments"],
+           "next_categories": [], "end": ds.get("last_event"), "horizon_days": now["horizon_days"],
+           "uplift_run_id": now["uplift_run_id"]}
+    if version is not None:
+        n = sa.func.count().label("n")
+        rows = sql.fetch(engine, sa.select(_p.next_category, n).where(
+            _p.dataset_id == did, _p.model_version == version, _p.next_category.is_not(None))
+            .group_by(_p.next_category).order_by(n.desc(), _p.next_category))
+        out["next_categories"] = [r[0] for r in rows]
     return out
