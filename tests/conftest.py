@@ -299,7 +299,7 @@ ON_BOTH_STORES = pytest.mark.parametrize("app_store_url", STORE_KINDS, indirect=
 
 def make_dataset(engine: sa.Engine, name: str, rows: list[dict], layout: str = "test") -> int:
     """Insert ``rows`` (canonical event dicts) as a dataset without going through ingest."""
-    with engine.begin() as conn:
+    with engine.begin() as conn, store.new_dataset(conn, name):
         did = store.next_dataset_id(conn)
         times = [r["event_time"] for r in rows]
         conn.execute(
@@ -315,7 +315,6 @@ def make_dataset(engine: sa.Engine, name: str, rows: list[dict], layout: str = "
         if rows:
             conn.execute(store.stored_events.insert(), [{"dataset_id": did, **{c: r.get(c) for c in cols}} for r in rows])
         derived.derive_dataset(conn, did)  # as a load does
-        store.release_dataset_id(conn, did)  # Spark's claim of the id, as a load lets it go
     return did
 
 

@@ -203,11 +203,8 @@ def _time_expr(conn: Connection, col: sa.ColumnClause, kind: str, texts: list[st
         if backend == "postgresql":
             return sa.func.timezone("UTC", sa.func.to_timestamp(sa.cast(micros, sa.Double) / 1e6))
         return sa.cast(sa.func.timestamp_micros(micros), sa.DateTime)
-    if backend == "duckdb":
-        return sa.literal_column(f"TRY_CAST(replace(CAST({quoted} AS VARCHAR), ' UTC', '') AS TIMESTAMP)", sa.DateTime)
-    if backend == "spark":
-        return sa.literal_column(f"try_cast(replace(CAST({quoted} AS STRING), ' UTC', '') AS TIMESTAMP_NTZ)",
-                                 sa.DateTime)
+    if backend in ("duckdb", "spark"):
+        return _try_text_time(backend, quoted)
     if backend == "postgresql":
         return _pg_text_time(col)
     raise ParameterError(f"column {col.name!r} (event_time) holds text; on {backend} connect a table whose time is a "
@@ -215,11 +212,31 @@ def _time_expr(conn: Connection, col: sa.ColumnClause, kind: str, texts: list[st
                          cases=[col.name])
 
 
+def _try_text_time(backend: str, quoted: str) -> sa.ColumnElement:
+    """A text time on DuckDB or Spark as a naive UTC timestamp, NULL where the text is none (their safe cast): with
+    a UTC offset after the time (``+02``, ``-05:30``) converted to UTC, as a file's load does, whatever the
+    session's time zone; without one, or with `` UTC`` or ``Z`` after it, read as it is. (Each literal names
+    the column once: PyHive's compiler refuses a column expression with more than two dots.)"""
+    if backend == "duckdb":
+        text = f"replace(trim(CAST({quoted} AS VARCHAR)), ' UTC', '')"
+        naive = sa.literal_column(f"TRY_CAST({text} AS TIMESTAMP)", sa.DateTime)
+        offset = sa.literal_column(f"timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ))", sa.DateTime)
+        has_offset = sa.func.regexp_matches(sa.literal_column(text, sa.String), _PG_DATE + _PG_OFFSET)
+    else:
+        text = f"replace(trim(CAST({quoted} AS STRING)), ' UTC', '')"
+        naive = sa.literal_column(f"try_cast({text} AS TIMESTAMP_NTZ)", sa.DateTime)
+        offset = sa.literal_column(
+            f"CAST(to_utc_timestamp(try_cast({text} AS TIMESTAMP), current_timezone()) AS TIMESTAMP_NTZ)", sa.DateTime)
+        has_offset = sa.literal_column(text, sa.String).op("RLIKE")(_PG_DATE + _PG_OFFSET)
+    return sa.case((has_offset, offset), else_=naive)
+
+
 #: an ISO date (a year from 1000) and, when given, a time of day, each field in range, as PostgreSQL casts it; with
-#: :data:`_PG_OFFSET` after the time, a time at that UTC offset
+#: :data:`_PG_OFFSET` after the time, a time at that UTC offset (on every store; no backslash, which Spark's string
+#: literals would read as an escape)
 _PG_DATE = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
-_PG_TIME = _PG_DATE + r"([ T]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?)?"
-_PG_OFFSET = r"[ T]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?$"
+_PG_TIME = _PG_DATE + r"([ T]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.][0-9]{1,6})?)?)?"
+_PG_OFFSET = r"[ T]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.][0-9]{1,6})?)?[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?$"
 
 
 def _pg_text_time(col: sa.ColumnClause) -> sa.ColumnElement:
@@ -445,7 +462,7 @@ def connect_table(engine: Engine, table: str, name: str, overrides: dict[str, st
     proposal = propose_mapping(engine, table, overrides)
     check_required(proposal)
     unreadable = unreadable_connected(engine)
-    with engine.begin() as conn, _name_held(conn, name):
+    with engine.begin() as conn, store.new_dataset(conn, name):
         did = store.next_dataset_id(conn)
         try:
             _tick(progress, 0.2, "checking every row of the table")
@@ -457,18 +474,8 @@ def connect_table(engine: Engine, table: str, name: str, overrides: dict[str, st
             if conn.dialect.name == "spark":  # no transaction to roll back: take out what was written
                 _undo(conn, did)
             raise
-        finally:
-            store.release_dataset_id(conn, did)  # Spark's claim of the id (core.store.spark_claims)
     _tick(progress, 1.0, "connected")
     return report
-
-
-@contextmanager
-def _name_held(conn: Connection, name: str):
-    """``name`` checked free and, on Spark, claimed while the dataset is written (as a file's load holds it)."""
-    store.check_name_free(conn, name)
-    with store.claimed_name(conn, name):
-        yield
 
 
 def _record(conn: Connection, report: IngestReport, proposal: TableProposal, unreadable: list[int]) -> None:

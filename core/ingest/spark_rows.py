@@ -44,9 +44,6 @@ def undone_if_failed(conn: sa.Connection, job, target) -> Iterator[None]:
     except BaseException:
         undo_load(conn, getattr(job, "did", None), target.file_no if target else None, target is not None, before)
         raise
-    finally:  # a new dataset's id was claimed (core.store.spark_claims): recorded or taken out, it is let go
-        if target is None:
-            store.release_dataset_id(conn, getattr(job, "did", None))
 
 
 def write_rows(conn: sa.Connection, duck, did: int, file_no: int, events: tuple[str, tuple[str, ...]], q_sql: str,

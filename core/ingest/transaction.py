@@ -39,8 +39,7 @@ def _named_load(engine: sa.Engine, name: str) -> Iterator[sa.Connection]:
     """
     try:
         with engine.begin() as conn:
-            store.check_name_free(conn, name)
-            with store.claimed_name(conn, name):  # Spark: no unique name to fail on, so the name is claimed
+            with store.new_dataset(conn, name):  # Spark: no unique name to fail on, so the name is claimed
                 yield conn
     except sa.exc.DBAPIError as exc:
         if _lost_name_race(engine, name, exc):

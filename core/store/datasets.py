@@ -1,8 +1,10 @@
 """Dataset bookkeeping: list, look up, name, number and delete the datasets of a store."""
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -102,15 +104,28 @@ def next_dataset_id(conn: Connection) -> int:
     """A fresh dataset id from the store's sequence.
 
     On Spark, which has no sequence, the id is claimed (:mod:`core.store.spark_claims`: one more than the largest
-    recorded or claimed, so that two loads at once never share one) and must be released once the dataset is
-    recorded or its rows taken out again (:func:`core.store.spark_claims.release_dataset_id`). Rows a killed
-    load left under the id taken are removed first (a probe finds none in the usual case and rewrites nothing).
+    recorded or claimed, so that two loads at once never share one), inside :func:`new_dataset`, which lets the
+    claim go. Rows a killed load left under the id taken are removed first (a probe finds none in the usual
+    case and rewrites nothing).
     """
     if conn.dialect.name == "spark":
         from core.store.spark_claims import claim_dataset_id
 
         return claim_dataset_id(conn, clear_dataset_rows)
     return int(conn.execute(sa.select(dataset_id_seq.next_value())).scalar_one())
+
+
+@contextlib.contextmanager
+def new_dataset(conn: Connection, name: str) -> Iterator[None]:
+    """The block in which a new dataset ``name`` is written: the name checked free at its start
+    (:class:`DatasetExistsError`), and on Spark, which has no unique key and no sequence, the name and any id
+    :func:`next_dataset_id` takes in the block claimed (:mod:`core.store.spark_claims`) until it ends, the dataset
+    recorded or its rows taken out again. Elsewhere the store's unique name and sequence do it."""
+    from core.store import spark_claims
+
+    check_name_free(conn, name)
+    with spark_claims.claimed_name(conn, name), spark_claims.holding_ids(conn):
+        yield
 
 
 #: Every table whose rows belong to one dataset, the ones that refer to others first (the dataset's row apart).

@@ -5,10 +5,12 @@ dataset is recorded only by a load's last statement. Two loads running at once (
 CLI) took the same id, cleared each other's rows and staging table, and both failed (the Spark variant of
 ``test_two_loads_of_one_name_at_once_one_wins_the_other_is_told``). What Spark's catalog does do atomically is
 create a table: a ``CREATE TABLE`` of a name that exists fails. So a load claims its id by creating the empty
-table ``cs_datasets__claim_<id>`` (one more than the largest id recorded or claimed; taken already: the next),
-and drops it once its dataset is recorded or its rows are taken out again (:func:`release_dataset_id`). A new
-dataset's name is claimed the same way while it is written (:func:`claimed_name`, ``cs_datasets__name_<hash>``):
-two loads of one name at once both found it free, both recorded a dataset of that name, and neither was told.
+table ``cs_datasets__claim_<id>`` (one more than the largest id recorded or claimed; taken already: the next).
+A new dataset's name is claimed the same way while it is written (``cs_datasets__name_<hash>``): two loads of
+one name at once both found it free, both recorded a dataset of that name, and neither was told. Both claims
+are made and let go by one block, :func:`core.store.datasets.new_dataset` (:func:`claimed_name` and
+:func:`holding_ids`): its dataset recorded or its rows taken out again, the block ends and drops them, so no
+caller releases a claim itself.
 
 A claim whose process was killed stays behind. One made on this machine by a process that no longer runs (its
 host and process id are the table's properties) is dropped, and its rows cleared, by the next claim; one made
@@ -29,6 +31,8 @@ from sqlalchemy.engine import Connection
 CLAIM_PREFIX = "cs_datasets__claim_"
 NAME_PREFIX = "cs_datasets__name_"
 _OWNER = "cartsight.claimed_by"
+#: Where a connection keeps the ids it claimed inside a holding_ids block.
+_HELD = "cartsight.claimed_dataset_ids"
 #: Claims tried before giving up (each lost one means another load claimed that id at the same moment).
 _ATTEMPTS = 20
 
@@ -69,10 +73,14 @@ def _dead_here(conn: Connection, table: str) -> bool:
 
 
 def claim_dataset_id(conn: Connection, clear_rows) -> int:
-    """A new dataset id that no other load holds, claimed (see the module); ``clear_rows(conn, id)`` removes what a
-    killed load left under an id taken again."""
+    """A new dataset id that no other load holds, claimed (see the module) until the :func:`holding_ids` block it
+    is taken in ends; ``clear_rows(conn, id)`` removes what a killed load left under an id taken again."""
     from core.store.schema import datasets
 
+    held = conn.info.get(_HELD)
+    if held is None:
+        raise RuntimeError("a new dataset's id on Spark is taken inside store.new_dataset(conn, name), which lets "
+                           "its claim go")
     for _ in range(_ATTEMPTS):
         claims = {int(did): table for did, table in _claims(conn).items() if did.isdigit()}
         for did, table in sorted(claims.items()):
@@ -88,6 +96,7 @@ def claim_dataset_id(conn: Connection, clear_rows) -> int:
             if _taken(exc):
                 continue  # another load claimed it a moment ago: the next one
             raise
+        held.append(did)
         clear_rows(conn, did)  # a load killed before it claimed (an older cartsight) left rows under it
         return did
     raise sa.exc.InvalidRequestError(f"no dataset id could be claimed in {_ATTEMPTS} tries: too many loads at once")
@@ -123,7 +132,16 @@ def claimed_name(conn: Connection, name: str) -> Iterator[None]:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
 
 
-def release_dataset_id(conn: Connection, dataset_id: int | None) -> None:
-    """Drop the claim of ``dataset_id`` (its dataset recorded, or its rows taken out again); nothing elsewhere."""
-    if dataset_id is not None and conn.dialect.name == "spark":
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {CLAIM_PREFIX}{int(dataset_id)}")
+@contextlib.contextmanager
+def holding_ids(conn: Connection) -> Iterator[None]:
+    """On Spark, the block in which :func:`claim_dataset_id` may claim ids on ``conn``; they are dropped when it
+    ends (the dataset recorded, or its rows taken out again). Nothing elsewhere."""
+    if conn.dialect.name != "spark":
+        yield
+        return
+    conn.info[_HELD] = []
+    try:
+        yield
+    finally:
+        for did in conn.info.pop(_HELD):
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {CLAIM_PREFIX}{int(did)}")
