@@ -39,9 +39,10 @@ def _top(
     _check_choice("by", by, TOP_MEASURES)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= config.MAX_TOP_N:
         raise CartsightError(f"Parameter 'n' is {n!r}; expected a whole number from 1 to {config.MAX_TOP_N}.")
+    if summaries.answers(start, end):
+        return _top_of_totals(column.name, engine_or_conn, dataset_id, by, n)
     where = [*_filters(dataset_id, start, end), column.is_not(None)]
-    whole = summaries.answers(start, end)
-    per_user = _summary_per_user(dataset_id, column.name) if whole else _events_per_user(column, where, by, n)
+    per_user = _events_per_user(column, where, by, n)
     u = per_user.c
     measures = {
         "views": sa.func.sum(u.views),
@@ -50,31 +51,40 @@ def _top(
         "buyers": sa.func.sum(sql.flag(u.purchases > 0)),
         "revenue": sa.func.sum(u.revenue),
     }
-    stmt = (
-        sa.select(u.name, *[m.label(k) for k, m in measures.items()])
-        .group_by(u.name)
-        .order_by(measures[by].desc(), u.name)
-    )
-    if whole:  # one row per (value, shopper) already: rank and count in one pass
-        stmt = stmt.having(measures[by] > 0).limit(n)
-    rows = _fetch(engine_or_conn, stmt)
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=["name", *measures])
-    frame = frame.astype(
-        {"name": object, "views": "int64", "viewers": "int64", "purchases": "int64", "buyers": "int64",
-         "revenue": float}
-    )
-    frame["shoppers"] = frame["viewers"] if by == "views" else frame["buyers"]
+    stmt = sa.select(u.name, *[m.label(k) for k, m in measures.items()]).group_by(u.name).order_by(
+        measures[by].desc(), u.name)
+    frame = _top_frame(_fetch(engine_or_conn, stmt), by)
     if column is _e.brand:  # grouped as stored (lower-cased), shown as the files spell it
         frame["name"] = store.show_brands(engine_or_conn, dataset_id, frame["name"])
     return frame
 
 
-def _summary_per_user(dataset_id: int, dimension: str) -> sa.Subquery:
-    """Per (value, shopper) of the whole dataset, read from its per-shopper table (core.store.summaries)."""
-    table, where = summaries.value_rows(dataset_id, dimension)
-    sv = table.c
-    return (sa.select(sv.value.label("name"), sv.n_views.label("views"), sv.n_purchases.label("purchases"),
-                      sv.revenue.label("revenue")).where(*where).subquery("per_user"))
+def _top_of_totals(dimension: str, engine_or_conn: Engine | Connection, dataset_id: int, by: str, n: int) -> pd.DataFrame:
+    """:func:`_top` of the whole dataset: one read of its per-value totals (``cs_value_totals``), brands with their
+    shown spelling joined in (else as stored), ranked as the events rank them (ties by the stored value)."""
+    vt = store.value_totals.c
+    measures = {"views": vt.n_views, "viewers": vt.viewers, "purchases": vt.n_purchases, "buyers": vt.buyers,
+                "revenue": vt.revenue}
+    name, source = vt.value, store.value_totals
+    if dimension == "brand":
+        bs = store.brand_spellings.c
+        source = source.outerjoin(store.brand_spellings, sa.and_(bs.dataset_id == dataset_id, bs.brand == vt.value,
+                                                                 bs.shown))
+        name = sa.func.coalesce(bs.spelling, vt.value)
+    stmt = (sa.select(name.label("name"), *[m.label(k) for k, m in measures.items()]).select_from(source)
+            .where(vt.dataset_id == dataset_id, vt.dimension == dimension, measures[by] > 0)
+            .order_by(measures[by].desc(), vt.value).limit(n))
+    return _top_frame(_fetch(engine_or_conn, stmt), by)
+
+
+def _top_frame(rows, by: str) -> pd.DataFrame:
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=["name", "views", "viewers", "purchases", "buyers", "revenue"])
+    frame = frame.astype(
+        {"name": object, "views": "int64", "viewers": "int64", "purchases": "int64", "buyers": "int64",
+         "revenue": float}
+    )
+    frame["shoppers"] = frame["viewers"] if by == "views" else frame["buyers"]
+    return frame
 
 
 def _events_per_user(column: sa.Column, where: list, by: str, n: int) -> sa.Subquery:

@@ -19,7 +19,7 @@ from core.store.event_views import (CONNECTED_LAYOUT, connected_view_name, drop_
 from core.store.schema import (brand_spellings, dataset_files, dataset_id_seq, datasets, export_members,
                                exports, models, past_predictions, predictions, price_edges, quarantine, scorings,
                                segment_runs, segments, session_days, shopper_values, shoppers, type_days,
-                               price_counts, stored_events, uplift, uplift_runs)
+                               price_counts, stored_events, uplift, uplift_runs, value_totals)
 
 
 def list_datasets(engine: Engine) -> list[dict]:
@@ -131,7 +131,8 @@ def new_dataset(conn: Connection, name: str) -> Iterator[None]:
 #: Every table whose rows belong to one dataset, the ones that refer to others first (the dataset's row apart).
 DATASET_TABLES = (dataset_files, uplift, uplift_runs, export_members, exports, segments, segment_runs,
                   past_predictions, scorings, predictions, models, quarantine, session_days, price_edges,
-                  shoppers, *shopper_values.values(), type_days, price_counts, brand_spellings, stored_events)
+                  shoppers, *shopper_values.values(), value_totals, type_days, price_counts, brand_spellings,
+                  stored_events)
 
 
 def clear_dataset_rows(conn: Connection, did: int) -> None:

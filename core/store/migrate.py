@@ -82,7 +82,8 @@ def _upgrade(conn: Connection, version: int) -> None:
     brand, so none is recorded for them (a spelling made up from it would outvote the files' own): their
     brands show as stored until an appended file spells them. Schema 11 added the summaries of
     :func:`_write_summaries`. Schema 12 reads events through the view ``cs_all_events``
-    (:mod:`core.store.event_views`), written first, so that a dataset may be a team's table connected in place. A role that may not alter the tables gets a message saying who must open the store once.
+    (:mod:`core.store.event_views`), written first, so that a dataset may be a team's table connected in place. Schema
+13 added the per-value totals ``cs_value_totals``, summed from each dataset's per-shopper rows. A role that may not alter the tables gets a message saying who must open the store once.
     """
     try:
         _events_columns_and_view(conn, version)
@@ -114,8 +115,8 @@ def _upgrade(conn: Connection, version: int) -> None:
             conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS ranking VARCHAR")
             conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS uplift_run_id INTEGER")
             _backfill_ranking(conn)
-        if version < 11:
-            _write_summaries(conn)
+        if version < 13:
+            _write_summaries(conn, version)
     except sa.exc.ProgrammingError as exc:
         raise _upgrade_refused(version, exc) from exc
     conn.execute(sa.update(schema_info).values(version=config.SCHEMA_VERSION))
@@ -132,12 +133,15 @@ def _events_columns_and_view(conn: Connection, version: int) -> None:
     write_events_view(conn)
 
 
-def _write_summaries(conn: Connection) -> None:
-    """Write the per-shopper summaries (``cs_shoppers``, the per-dimension ``cs_shopper_*`` tables,
-    ``cs_type_days``, ``cs_price_counts``: :mod:`core.store.summaries`) of every dataset, from its session days
-    and events."""
+def _write_summaries(conn: Connection, version: int) -> None:
+    """Write the summaries of every dataset that a store of schema ``version`` lacks: before schema 11 all of them
+    (``cs_shoppers``, the per-dimension ``cs_shopper_*`` tables, ``cs_value_totals``, ``cs_type_days``,
+    ``cs_price_counts``: :mod:`core.store.summaries`, from its session days and events), before 13 the totals."""
     for did in _dataset_ids(conn):
-        summaries.write_summaries(conn, did)
+        if version < 11:
+            summaries.write_summaries(conn, did)
+        else:
+            summaries.write_totals(conn, did)
 
 
 def _backfill_scorings(conn: Connection) -> None:

@@ -13,6 +13,8 @@ failed or cancelled load leaves them as they were):
   and ``cs_shopper_category_brands`` (``schema.shopper_values``, a table per dimension of :data:`DIMENSIONS`,
   so a page reads only its own): one row per shopper and value with counts by event type and revenue (the Overview's rankings and event types, and the Preferences and Shopper pages' shares
   over the whole dataset);
+- ``cs_value_totals``: per category and per brand, its views, viewers, purchases, buyers and revenue over every
+  shopper, summed from those per-shopper rows (the Overview's rankings of the whole dataset);
 - ``cs_type_days``: events per UTC day and event type with the fields they carry (the activity chart and
   column coverage, for the whole dataset or any whole-day window);
 - ``cs_price_counts``: events per event type and unit price (the price distribution of the whole dataset).
@@ -20,7 +22,7 @@ failed or cancelled load leaves them as they were):
 The per-shopper tables are exact for the whole dataset, not for a date window: a query with a window reads
 the events (or ``cs_session_days`` for whole days). A file appended rewrites the rows of the shoppers it
 holds (the others keep theirs), every shopper's price-band rows when the bands were computed again, and the
-two small tables whole (a few rows per day and per price).
+small tables whole (a few rows per value, per day and per price).
 """
 from __future__ import annotations
 
@@ -33,6 +35,8 @@ from core.store import schema, sql
 
 #: The dimensions summarised per shopper; ``category_brand`` is the brand within each category (drill-downs).
 DIMENSIONS = ("category", "brand", "price_band", "event_type", "category_brand")
+#: The dimensions whose totals over every shopper are kept (``cs_value_totals``).
+TOTAL_DIMENSIONS = ("category", "brand")
 #: The per-type count column of each canonical event type (purchases without cancellations).
 TYPE_COLUMNS = {"view": "n_views", "cart": "n_carts", "remove_from_cart": "n_removes", "purchase": "n_purchases",
                 "wishlist": "n_wishlists"}
@@ -53,6 +57,7 @@ def write_summaries(conn: Connection, dataset_id: int, users: sa.Select | None =
     _write_shoppers(conn, dataset_id, users)
     for dimension in DIMENSIONS:
         _write_values(conn, dataset_id, dimension, None if dimension == "price_band" and bands_moved else users)
+    write_totals(conn, dataset_id)
     _write_type_days(conn, dataset_id)
     _write_price_counts(conn, dataset_id)
 
@@ -114,6 +119,21 @@ def _write_values(conn: Connection, dataset_id: int, dimension: str, users: sa.S
     names = ["dataset_id", "value", *(["category"] if within else []), "user_id", "n_all", "n_counted", "n_views",
              "n_carts", "n_removes", "n_wishlists", "n_purchases", "revenue"]
     conn.execute(sv.insert().from_select(names, select))
+
+
+def write_totals(conn: Connection, dataset_id: int) -> None:
+    """``cs_value_totals`` of the dataset (whole: a row per value), from the per-shopper rows of each dimension of
+    :data:`TOTAL_DIMENSIONS`, which must be written first."""
+    vt = schema.value_totals
+    conn.execute(vt.delete().where(vt.c.dataset_id == dataset_id))
+    for dimension in TOTAL_DIMENSIONS:
+        sv = schema.shopper_values[dimension].c
+        select = (sa.select(sa.literal(dataset_id, sa.Integer), sa.literal(dimension, sa.String), sv.value,
+                            sa.func.sum(sv.n_views), sa.func.sum(sql.flag(sv.n_views > 0)), sa.func.sum(sv.n_purchases),
+                            sa.func.sum(sql.flag(sv.n_purchases > 0)), sa.func.sum(sv.revenue))
+                  .where(sv.dataset_id == dataset_id).group_by(sv.value))
+        conn.execute(vt.insert().from_select(["dataset_id", "dimension", "value", "n_views", "viewers", "n_purchases",
+                                              "buyers", "revenue"], select))
 
 
 def _write_type_days(conn: Connection, dataset_id: int) -> None:

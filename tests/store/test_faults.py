@@ -42,7 +42,7 @@ def orphan_rows(engine: sa.Engine) -> dict[str, int]:
     out = {}
     with engine.connect() as conn:
         for table in (store.events, store.quarantine, store.session_days, store.price_edges, store.shoppers,
-                      *store.shopper_values.values(), store.type_days, store.price_counts, store.predictions, store.models):
+                      *store.shopper_values.values(), store.value_totals, store.type_days, store.price_counts, store.predictions, store.models):
             out[table.name] = conn.execute(
                 sa.select(sa.func.count()).select_from(table).where(table.c.dataset_id.not_in(ds))).scalar_one()
         p = store.predictions

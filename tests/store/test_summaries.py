@@ -155,7 +155,7 @@ def summary_rows(engine, did: int) -> dict:
     key = lambda r: tuple((v is None, repr(v)) for v in r)  # noqa: E731 - NULLs sort too
     out = {}
     with engine.connect() as conn:
-        for table in (store.shoppers, *store.shopper_values.values(), store.type_days, store.price_counts):
+        for table in (store.shoppers, *store.shopper_values.values(), store.value_totals, store.type_days, store.price_counts):
             rows = conn.execute(sa.select(*[c for c in table.c if c.name != "dataset_id"])
                                 .where(table.c.dataset_id == did)).all()
             out[table.name] = sorted(map(tuple, rows), key=key)
@@ -228,7 +228,7 @@ def test_a_schema_10_store_gets_its_summaries_on_opening(engine):
     fresh = summary_rows(engine, did)
     kpis = queries.kpis(engine, did)
     with engine.begin() as conn:
-        for table in (*store.shopper_values.values(), store.shoppers, store.type_days, store.price_counts):
+        for table in (*store.shopper_values.values(), store.shoppers, store.value_totals, store.type_days, store.price_counts):
             conn.exec_driver_sql(f"DROP TABLE {table.name}")
         conn.execute(sa.update(store.schema_info).values(version=10))
     store.ensure_schema(engine)
@@ -238,13 +238,28 @@ def test_a_schema_10_store_gets_its_summaries_on_opening(engine):
     assert queries.kpis(engine, did) == kpis
 
 
+def test_a_schema_12_store_gets_its_value_totals_on_opening(engine):
+    """The per-value totals (schema 13) are summed from an older store's per-shopper rows when it is opened, and the
+    rankings read them."""
+    did = make_dataset(engine, "twelve", _rows(13))
+    fresh = summary_rows(engine, did)
+    top = product_queries.top_brands(engine, did, "views", 3)
+    assert fresh["cs_value_totals"] and len(top) == 3
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE {store.value_totals.name}")
+        conn.execute(sa.update(store.schema_info).values(version=12))
+    store.ensure_schema(engine)
+    assert summary_rows(engine, did) == fresh
+    _same(product_queries.top_brands(engine, did, "views", 3), top)
+
+
 def test_a_schema_1_store_gets_its_summaries_too(engine):
     skip_on_spark(engine, NO_OLD_SPARK_STORES)
     did = make_dataset(engine, "older", _rows(11))
     fresh = summary_rows(engine, did)
     make_schema_1(engine)
     with engine.begin() as conn:
-        for table in (*store.shopper_values.values(), store.shoppers, store.type_days, store.price_counts):
+        for table in (*store.shopper_values.values(), store.shoppers, store.value_totals, store.type_days, store.price_counts):
             conn.exec_driver_sql(f"DROP TABLE {table.name}")
     store.ensure_schema(engine)
     assert summary_rows(engine, did) == fresh
