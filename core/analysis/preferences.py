@@ -350,12 +350,9 @@ def preferences(
     if top_n is not None and dimension != "price_band" and not whole:
         return _shown(engine, dataset_id, dimension, _top_preferences(
             engine, dataset_id, dimension, segment, run_id, user_id, start, end, types, top_n, category, min_shoppers))
-    per_user = _per_user(dimension, dataset_id, start, end, types, category)
-    from_clause, in_group, _ = _group_membership(engine, dataset_id, per_user, segment, run_id, user_id, check=False)
-    per_value = _per_value(per_user, from_clause, in_group, with_counts=True, with_shoppers=True).subquery("per_value")
-    v = per_value.c
+    per_value = _group_per_value(engine, dataset_id, dimension, segment, run_id, user_id, start, end, types, category)
     # Totals as window sums over the same rows: one reference to per_value, so the scan runs once.
-    with_totals = sa.select(*per_value.c, *_totals(v)).subquery("with_totals")
+    with_totals = sa.select(*per_value.c, *_totals(per_value.c)).subquery("with_totals")
     t = with_totals.c
     stmt = sa.select(*with_totals.c)
     if dimension != "price_band":
@@ -400,6 +397,16 @@ def _per_value(rows: sa.FromClause, from_clause: sa.FromClause, in_group, with_c
         cols += [sa.func.sum(sql.flag(r.events > 0)).label("shoppers_all"),
                  sa.func.sum(sql.flag(r.purchases > 0)).label("buyers_all")]
     return sa.select(*cols).select_from(from_clause).group_by(r.value)
+
+
+def _group_per_value(engine: Engine, dataset_id: int, dimension: str, segment, run_id, user_id, start, end, types,
+                     category) -> sa.Subquery:
+    """:func:`_per_value` of :func:`preferences`' group: everyone's over the whole dataset from the per-value totals."""
+    if all(x is None for x in (start, end, types, category, segment, user_id)):
+        return summaries.everyone_per_value(dataset_id, dimension)
+    per_user = _per_user(dimension, dataset_id, start, end, types, category)
+    from_clause, in_group, _ = _group_membership(engine, dataset_id, per_user, segment, run_id, user_id, check=False)
+    return _per_value(per_user, from_clause, in_group, with_counts=True, with_shoppers=True).subquery("per_value")
 
 
 def _totals(v) -> list:

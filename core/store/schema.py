@@ -191,15 +191,18 @@ shopper_values = {
     "category_brand": _shopper_values("cs_shopper_category_brands", sa.Column("category", sa.String)),
 }
 
-# Per value of a category or brand over every shopper (core.store.summaries), summed from the per-shopper rows:
-# the Overview's rankings of the whole dataset read a few rows here rather than grouping a row per shopper and
-# value on every view (on Spark two or three jobs, 0.3-1.0 s at 5 M events; here one).
+# Per value of a category, brand or price band over every shopper (core.store.summaries), summed from the
+# per-shopper rows: the Overview's rankings and everyone's preferences over the whole dataset read a few rows here
+# rather than grouping a row per shopper and value on every view (on Spark two or three jobs, 0.3-1.0 s at 5 M
+# events; here one).
 value_totals = sa.Table(
     "cs_value_totals",
     metadata,
     sa.Column("dataset_id", sa.Integer, nullable=False),
-    sa.Column("dimension", sa.String, nullable=False),  # "category" or "brand"
+    sa.Column("dimension", sa.String, nullable=False),  # "category", "brand" or "price_band"
     sa.Column("value", sa.String, nullable=False),
+    sa.Column("n_counted", sa.BigInteger, nullable=False),  # every event but cancellations
+    sa.Column("shoppers", sa.BigInteger, nullable=False),  # shoppers with such an event
     sa.Column("n_views", sa.BigInteger, nullable=False),
     sa.Column("viewers", sa.BigInteger, nullable=False),  # shoppers with a view of it
     sa.Column("n_purchases", sa.BigInteger, nullable=False),

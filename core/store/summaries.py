@@ -13,8 +13,9 @@ failed or cancelled load leaves them as they were):
   and ``cs_shopper_category_brands`` (``schema.shopper_values``, a table per dimension of :data:`DIMENSIONS`,
   so a page reads only its own): one row per shopper and value with counts by event type and revenue (the Overview's rankings and event types, and the Preferences and Shopper pages' shares
   over the whole dataset);
-- ``cs_value_totals``: per category and per brand, its views, viewers, purchases, buyers and revenue over every
-  shopper, summed from those per-shopper rows (the Overview's rankings of the whole dataset);
+- ``cs_value_totals``: per category, brand and price band, its events, shoppers, views, viewers, purchases,
+  buyers and revenue over every shopper, summed from those per-shopper rows (the Overview's rankings and
+  everyone's preferences over the whole dataset);
 - ``cs_type_days``: events per UTC day and event type with the fields they carry (the activity chart and
   column coverage, for the whole dataset or any whole-day window);
 - ``cs_price_counts``: events per event type and unit price (the price distribution of the whole dataset).
@@ -36,7 +37,7 @@ from core.store import schema, sql
 #: The dimensions summarised per shopper; ``category_brand`` is the brand within each category (drill-downs).
 DIMENSIONS = ("category", "brand", "price_band", "event_type", "category_brand")
 #: The dimensions whose totals over every shopper are kept (``cs_value_totals``).
-TOTAL_DIMENSIONS = ("category", "brand")
+TOTAL_DIMENSIONS = ("category", "brand", "price_band")
 #: The per-type count column of each canonical event type (purchases without cancellations).
 TYPE_COLUMNS = {"view": "n_views", "cart": "n_carts", "remove_from_cart": "n_removes", "purchase": "n_purchases",
                 "wishlist": "n_wishlists"}
@@ -129,11 +130,12 @@ def write_totals(conn: Connection, dataset_id: int) -> None:
     for dimension in TOTAL_DIMENSIONS:
         sv = schema.shopper_values[dimension].c
         select = (sa.select(sa.literal(dataset_id, sa.Integer), sa.literal(dimension, sa.String), sv.value,
+                            sa.func.sum(sv.n_counted), sa.func.sum(sql.flag(sv.n_counted > 0)),
                             sa.func.sum(sv.n_views), sa.func.sum(sql.flag(sv.n_views > 0)), sa.func.sum(sv.n_purchases),
                             sa.func.sum(sql.flag(sv.n_purchases > 0)), sa.func.sum(sv.revenue))
                   .where(sv.dataset_id == dataset_id).group_by(sv.value))
-        conn.execute(vt.insert().from_select(["dataset_id", "dimension", "value", "n_views", "viewers", "n_purchases",
-                                              "buyers", "revenue"], select))
+        conn.execute(vt.insert().from_select(["dataset_id", "dimension", "value", "n_counted", "shoppers", "n_views",
+                                              "viewers", "n_purchases", "buyers", "revenue"], select))
 
 
 def _write_type_days(conn: Connection, dataset_id: int) -> None:
@@ -187,3 +189,15 @@ def value_rows(dataset_id: int, dimension: str, category: str | None = None) -> 
     table = schema.shopper_values[dimension]
     return table, [table.c.dataset_id == dataset_id]
 
+
+
+def everyone_per_value(dataset_id: int, dimension: str) -> sa.Subquery:
+    """Per value of ``dimension`` over the whole dataset, everyone's events (not cancellations), revenue (0 without
+    any), shoppers and buyers, twice (as the group's and as everyone's, the columns of the Preferences page's
+    per-value query), read from ``cs_value_totals`` rather than grouped from a row per shopper."""
+    vt = schema.value_totals.c
+    revenue = sa.func.coalesce(vt.revenue, 0)
+    return (sa.select(vt.value.label("value"), vt.n_counted.label("events"), revenue.label("revenue"),
+                      vt.shoppers.label("shoppers"), vt.buyers.label("buyers"), vt.n_counted.label("events_all"),
+                      revenue.label("revenue_all"), vt.shoppers.label("shoppers_all"), vt.buyers.label("buyers_all"))
+            .where(vt.dataset_id == dataset_id, vt.dimension == dimension).subquery("per_value"))
