@@ -124,14 +124,9 @@ def latest_run_summary(engine: Engine, dataset_id: int) -> dict | None:
     ``model_version``: one cheap query by dataset id, for pages and lists that only need to know
     which run is current (:func:`core.analysis.segments.latest_run` reads the whole run, profiles included).
     """
-    runs = store.segment_runs
-    stmt = (
-        sa.select(runs.c.run_id, runs.c.created_at, runs.c.n_segments, runs.c.model_version)
-        .where(runs.c.dataset_id == dataset_id)
-        .order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
-        .limit(1)
-    )
-    rows = sql.fetch(engine, stmt)
+    runs = store.segment_runs.c
+    stmt = sql.segment_runs_newest_first(dataset_id, runs.run_id, runs.created_at, runs.n_segments, runs.model_version)
+    rows = sql.fetch(engine, stmt.limit(1))
     return dict(rows[0]._mapping) if rows else None
 
 

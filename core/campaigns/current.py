@@ -18,9 +18,7 @@ from core.store import sql
 
 
 def _newest_run(column, dataset_id: int):
-    runs = store.segment_runs.c
-    return (sa.select(column).where(runs.dataset_id == dataset_id)
-            .order_by(runs.created_at.desc(), runs.run_id.desc()).limit(1).scalar_subquery())
+    return sql.segment_runs_newest_first(dataset_id, column).limit(1).scalar_subquery()
 
 
 def current_state(engine: Engine, dataset_id: int, profiles: bool = False) -> dict:

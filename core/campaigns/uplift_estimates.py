@@ -1,18 +1,10 @@
-"""The stored uplift estimates as target lists read them: the dataset's newest uplift run and its estimates joined
-to the shoppers (the runs are fitted and stored by :mod:`core.campaigns.uplift`)."""
+"""The stored uplift estimates as target lists read them: the newest uplift run's estimates joined to the shoppers
+(the runs are fitted and stored by :mod:`core.campaigns.uplift`; which run is newest: :mod:`core.campaigns.current`)."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from core import store
-
-
-def newest_uplift_run(engine: Engine, dataset_id: int) -> int | None:
-    """The id of the dataset's newest uplift run (core.campaigns.uplift), or None."""
-    r = store.uplift_runs.c
-    with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.max(r.run_id)).where(r.dataset_id == dataset_id)).scalar()
 
 
 def join_uplift(from_clause, users, ctx: dict):

@@ -90,6 +90,12 @@ def ready_models(dataset_id: int, *columns) -> sa.Select:
             .order_by(m.c.created_at.desc(), m.c.model_version.desc()))
 
 
+def segment_runs_newest_first(dataset_id: int, *columns) -> sa.Select:
+    """SELECT of ``columns`` of the dataset's segmentation runs, newest first (the first is its current one)."""
+    r = schema.segment_runs.c
+    return sa.select(*columns).where(r.dataset_id == dataset_id).order_by(r.created_at.desc(), r.run_id.desc())
+
+
 def newest_ready_model_version(engine_or_conn: Engine | Connection, dataset_id: int) -> str | None:
     """The version of the dataset's newest ``ready`` model, or None when none was trained."""
     with connect(engine_or_conn) as conn:
