@@ -22,7 +22,7 @@ HOME_ENV = "CARTSIGHT_HOME"
 #: Name of the Streamlit connection section in ``.streamlit/secrets.toml``.
 SECRETS_SECTION = "cartsight"
 #: Version of the table layout; bumped whenever ``core.store`` changes a table.
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 #: Memory the embedded DuckDB store may use for one query before it spills to disk (DuckDB's own
 #: default is 80 % of the machine): training and scoring share the process, and the app's whole
 #: journey is to stay under 4 GB on a laptop (bench/scale.py measures its peak).

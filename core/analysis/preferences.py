@@ -41,19 +41,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import config, store
-from core.store import sql, summaries
+from core.store import segment_totals, sql, summaries
 from core.errors import CartsightError
 from core.store.price_bands import PRICE_BANDS
 from core.analysis.query_parts import _filters
+from core.analysis.affinity_grid import MATRIX_COLUMNS, _ratio, matrix_grid
 from core.analysis.band_table import price_band_sql
 
 DIMENSIONS = ("category", "brand", "price_band")
@@ -61,10 +61,6 @@ PREFERENCE_COLUMNS = (
     "value", "events", "share_events", "revenue", "share_revenue", "shoppers", "buyers", "affinity",
     "revenue_affinity", "events_all", "share_events_all", "revenue_all", "share_revenue_all", "shoppers_all",
     "buyers_all", "few_shoppers",
-)
-MATRIX_COLUMNS = (
-    "segment", "segment_name", "value", "events", "share_events", "shoppers", "revenue", "affinity",
-    "events_all", "share_events_all", "shoppers_all", "few_shoppers",
 )
 
 _e = store.events.c
@@ -99,13 +95,6 @@ def _check_top_n(top_n: int | None) -> None:
         raise CartsightError(
             f"Parameter 'top_n' is {top_n!r}; expected None or a whole number from 1 to {config.MAX_TOP_N}."
         )
-
-
-def _ratio(numerator: pd.Series, denominator) -> pd.Series:
-    """Element-wise numerator / denominator, NaN where the denominator is 0 or missing."""
-    den = pd.Series(denominator, index=numerator.index, dtype=float) if not isinstance(denominator, pd.Series) \
-        else denominator.astype(float)
-    return numerator.astype(float) / den.where(den != 0)
 
 
 def _dimension_sql(dimension: str, dataset_id: int) -> tuple[sa.FromClause, sa.ColumnElement]:
@@ -345,16 +334,18 @@ def preferences(
     if top_n is not None and dimension != "price_band" and not whole:
         return _shown(engine, dataset_id, dimension, _top_preferences(
             engine, dataset_id, dimension, segment, run_id, user_id, start, end, types, top_n, category, min_shoppers))
-    per_value = _group_per_value(engine, dataset_id, dimension, segment, run_id, user_id, start, end, types, category)
-    # Totals as window sums over the same rows: one reference to per_value, so the scan runs once.
-    with_totals = sa.select(*per_value.c, *_totals(per_value.c)).subquery("with_totals")
-    t = with_totals.c
-    stmt = sa.select(*with_totals.c)
-    if dimension != "price_band":
-        stmt = stmt.where(sa.or_(t.events > 0, t.revenue != 0)).order_by(t.events.desc(), t.revenue.desc(), t.value)
-        stmt = stmt.limit(top_n) if top_n is not None else stmt
-    rows = sql.fetch(engine, stmt)
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=list(with_totals.c.keys()))
+    for per_value in _group_per_value(engine, dataset_id, dimension, segment, run_id, user_id, start, end, types,
+                                      category):
+        # Totals as window sums over the same rows: one reference to per_value, so the scan runs once.
+        with_totals = sa.select(*per_value.c, *_totals(per_value.c)).subquery("with_totals")
+        t = with_totals.c
+        stmt = sa.select(*with_totals.c)
+        if dimension != "price_band":
+            stmt = stmt.where(sa.or_(t.events > 0, t.revenue != 0)).order_by(t.events.desc(), t.revenue.desc(), t.value)
+            stmt = stmt.limit(top_n) if top_n is not None else stmt
+        frame = pd.DataFrame([tuple(r) for r in sql.fetch(engine, stmt)], columns=list(with_totals.c.keys()))
+        if not frame.empty:
+            break
     _check_if_nobody(engine, dataset_id, frame, segment, run_id, user_id)
     return _shown(engine, dataset_id, dimension, _finish(frame, dimension, min_shoppers))
 
@@ -395,13 +386,20 @@ def _per_value(rows: sa.FromClause, from_clause: sa.FromClause, in_group, with_c
 
 
 def _group_per_value(engine: Engine, dataset_id: int, dimension: str, segment, run_id, user_id, start, end, types,
-                     category) -> sa.Subquery:
-    """:func:`_per_value` of :func:`preferences`' group: everyone's over the whole dataset from the per-value totals."""
-    if all(x is None for x in (start, end, types, category, segment, user_id)):
-        return summaries.everyone_per_value(dataset_id, dimension)
+                     category) -> Iterator[sa.Subquery]:
+    """:func:`_per_value` of :func:`preferences`' group, in the ways that may answer it, the next read only when
+    the one before shows nothing. Over the whole dataset and every event type: everyone's from the per-value
+    totals; a segment's, or everyone's brands in a category, from the newest run's per-segment totals (nothing
+    for an older run, or a dataset never segmented); else the per-shopper rows (or the events) grouped."""
+    if all(x is None for x in (start, end, types, user_id)):
+        if segment is None and category is None:
+            yield summaries.everyone_per_value(dataset_id, dimension)
+            return
+        if segment is None or _is_number(segment):
+            yield segment_totals.group_per_value(dataset_id, run_id, segment, dimension, category)
     per_user = _per_user(dimension, dataset_id, start, end, types, category)
     from_clause, in_group, _ = _group_membership(engine, dataset_id, per_user, segment, run_id, user_id, check=False)
-    return _per_value(per_user, from_clause, in_group, with_counts=True, with_shoppers=True).subquery("per_value")
+    yield _per_value(per_user, from_clause, in_group, with_counts=True, with_shoppers=True).subquery("per_value")
 
 
 def _totals(v) -> list:
@@ -542,54 +540,29 @@ def affinity_matrix(
     types = _check_types(event_types)
     run = _resolve_run(engine, dataset_id, run_id)
     segments = _run_segments(engine, dataset_id, run)
+    columns = ["segment", "value", "events", "revenue", "shoppers"]
+    raw = pd.DataFrame(columns=columns)
+    if all(x is None for x in (start, end, types)):  # the newest run's per-segment totals (none for an older run)
+        raw = pd.DataFrame([tuple(r) for r in sql.fetch(engine, segment_totals.cells(dataset_id, run, dimension))],
+                           columns=columns)
+    if raw.empty:
+        raw = pd.DataFrame([tuple(r) for r in sql.fetch(engine, _cells(dataset_id, run, dimension, start, end, types))],
+                           columns=columns)
+    raw = raw.astype({"events": "float64", "revenue": "float64", "shoppers": "float64", "value": object})
+    return _shown(engine, dataset_id, dimension, matrix_grid(raw, segments, dimension, top_n, min_shoppers))
+
+
+def _cells(dataset_id: int, run: int, dimension: str, start, end, types) -> sa.Select:
+    """Per segment (NULL: shoppers of no segment) and value: events, revenue and shoppers, grouped from the
+    per-shopper rows (or the events) joined to run ``run``'s assignments."""
     per_user = _per_user(dimension, dataset_id, start, end, types, None)
     pu = per_user.c
     seg = store.segments.c
-    members = (
-        sa.select(seg.user_id, seg.segment)
-        .where(seg.dataset_id == dataset_id, seg.run_id == run)
-        .subquery("members")
-    )
-    stmt = (
-        sa.select(
-            members.c.segment,
-            pu.value,
-            sa.func.sum(pu.events).label("events"),
-            sa.func.sum(sa.func.coalesce(pu.revenue, 0)).label("revenue"),
-            sa.func.sum(sql.flag(pu.events > 0)).label("shoppers"),
-        )
+    members = sa.select(seg.user_id, seg.segment).where(seg.dataset_id == dataset_id, seg.run_id == run).subquery()
+    return (
+        sa.select(members.c.segment, pu.value, sa.func.sum(pu.events).label("events"),
+                  sa.func.sum(sa.func.coalesce(pu.revenue, 0)).label("revenue"),
+                  sa.func.sum(sql.flag(pu.events > 0)).label("shoppers"))
         .select_from(per_user.outerjoin(members, members.c.user_id == pu.user_id))
         .group_by(members.c.segment, pu.value)
     )
-    raw = pd.DataFrame([tuple(r) for r in sql.fetch(engine, stmt)],
-                       columns=["segment", "value", "events", "revenue", "shoppers"])
-    raw = raw.astype({"events": "float64", "revenue": "float64", "shoppers": "float64", "value": object})
-    return _shown(engine, dataset_id, dimension, _matrix(raw, segments, dimension, top_n, min_shoppers))
-
-
-def _matrix(raw: pd.DataFrame, segments: pd.DataFrame, dimension: str, top_n: int, min_shoppers: int) -> pd.DataFrame:
-    """The segment × value grid from per-(segment, value) sums (segment NaN: shoppers of no segment)."""
-    everyone = raw.groupby("value", sort=False)[["events", "shoppers"]].sum()
-    total_all = float(everyone["events"].sum())
-    if dimension == "price_band":
-        values = list(PRICE_BANDS)
-    else:
-        ranked = everyone[everyone["events"] > 0].reset_index()
-        ranked = ranked.sort_values(["events", "value"], ascending=[False, True])
-        values = ranked["value"].head(top_n).tolist()
-    assigned = raw.dropna(subset=["segment"]).astype({"segment": "int64"})
-    seg_totals = assigned.groupby("segment")["events"].sum()
-    cells = assigned.set_index(["segment", "value"])
-    grid = pd.MultiIndex.from_product([segments["segment"].tolist(), values], names=["segment", "value"])
-    out = cells.reindex(grid).fillna({"events": 0.0, "revenue": 0.0, "shoppers": 0.0}).reset_index()
-    out = out.merge(segments[["segment", "segment_name"]], on="segment", how="left")
-    out["share_events"] = _ratio(out["events"], out["segment"].map(seg_totals).fillna(0.0))
-    out["events_all"] = out["value"].map(everyone["events"]).fillna(0.0)
-    out["shoppers_all"] = out["value"].map(everyone["shoppers"]).fillna(0.0)
-    out["share_events_all"] = out["events_all"] / total_all if total_all else math.nan
-    out["affinity"] = _ratio(out["share_events"], out["share_events_all"])
-    for c in ("events", "shoppers", "events_all", "shoppers_all"):
-        out[c] = out[c].astype("int64")
-    out["few_shoppers"] = out["shoppers"] < min_shoppers
-    out["value"] = out["value"].astype(object)
-    return out[list(MATRIX_COLUMNS)].reset_index(drop=True)

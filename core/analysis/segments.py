@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core import config, store
-from core.store import executors, sql
+from core.store import executors, segment_totals, sql
 from core.errors import NotFittedError, ParameterError, SchemaError, SegmentationCancelled
 from core.store.price_bands import PRICE_BANDS
 # The features, the estimator and the naming live in their own modules; their names stay importable from here.
@@ -207,6 +207,7 @@ def run_segmentation(engine: Engine, dataset: str, n_segments: int | str = AUTO,
         run_id = int(conn.execute(sa.select(store.segment_run_id_seq.next_value())).scalar_one())
         _assign_everyone(engine, conn, session, assignments, segmenter, features, names, run_id, version, profiles)
         _add_details(conn, did, run_id, profiles)
+        segment_totals.write(conn, did, run_id)
         conn.execute(store.segment_runs.insert().values(
             run_id=run_id, dataset_id=did, created_at=created, n_segments=segmenter.n_segments_, model_version=version,
             features_json=json.dumps(features_meta, default=_json_default),

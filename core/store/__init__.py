@@ -18,7 +18,7 @@ from core.store.migrate import ensure_schema
 from core.store.schema import (AS_OF_DATASET, AS_OF_MODEL, AS_OF_RECORDED, brand_spellings, dataset_files, dataset_id_seq, datasets,
                                events, export_id_seq, export_members, exports, is_duckdb, mappings, metadata, models,
                                past_predictions, predictions, price_edges, quarantine, schema_info, scoring_id_seq,
-                               scorings, segment_run_id_seq, segment_runs, segments, session_days, shopper_values,
+                               scorings, segment_run_id_seq, segment_runs, segment_value_totals, segments, session_days, shopper_values,
                                shoppers, stored_events, type_days, price_counts, value_totals, uplift,
                                uplift_run_id_seq, uplift_runs)
 from core.store.url import resolve_url, safe_url
@@ -34,6 +34,6 @@ __all__ = [
     "lock_conflict_message", "make_engine", "mappings", "metadata", "models", "new_dataset", "next_dataset_id", "past_predictions",
     "predictions", "scoring_id_seq", "scorings",
     "price_edges", "process_owner", "process_role", "quarantine", "record_first_files", "resolve_url", "safe_url",
-    "schema_info", "segment_run_id_seq", "segment_runs", "segments", "session_days", "shopper_values", "shoppers", "show_brands", "stored_events", "type_days", "price_counts", "value_totals", "store_tag", "temp_prefix",
+    "schema_info", "segment_run_id_seq", "segment_runs", "segment_value_totals", "segments", "session_days", "shopper_values", "shoppers", "show_brands", "stored_events", "type_days", "price_counts", "value_totals", "store_tag", "temp_prefix",
     "uplift", "uplift_run_id_seq", "uplift_runs",
 ]

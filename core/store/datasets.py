@@ -18,7 +18,7 @@ from core.store.event_views import (CONNECTED_LAYOUT, connected_view_name, drop_
                                     write_events_view)
 from core.store.schema import (brand_spellings, dataset_files, dataset_id_seq, datasets, export_members,
                                exports, models, past_predictions, predictions, price_edges, quarantine, scorings,
-                               segment_runs, segments, session_days, shopper_values, shoppers, type_days,
+                               segment_runs, segment_value_totals, segments, session_days, shopper_values, shoppers, type_days,
                                price_counts, stored_events, uplift, uplift_runs, value_totals)
 
 
@@ -129,8 +129,8 @@ def new_dataset(conn: Connection, name: str) -> Iterator[None]:
 
 
 #: Every table whose rows belong to one dataset, the ones that refer to others first (the dataset's row apart).
-DATASET_TABLES = (dataset_files, uplift, uplift_runs, export_members, exports, segments, segment_runs,
-                  past_predictions, scorings, predictions, models, quarantine, session_days, price_edges,
+DATASET_TABLES = (dataset_files, uplift, uplift_runs, export_members, exports, segment_value_totals, segments,
+                  segment_runs, past_predictions, scorings, predictions, models, quarantine, session_days, price_edges,
                   shoppers, *shopper_values.values(), value_totals, type_days, price_counts, brand_spellings,
                   stored_events)
 

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from core import config
 from core.errors import StoreUnavailableError
-from core.store import datasets as dataset_rows, derived, summaries
+from core.store import datasets as dataset_rows, derived, segment_totals, summaries
 from core.store.event_views import leave_out_unreadable, write_events_view
 from core.store.schema import (AS_OF_DATASET, AS_OF_MODEL, datasets, exports, stored_events, metadata, models,
                                predictions, schema_info, scoring_id_seq, scorings)
@@ -83,7 +83,7 @@ def _upgrade(conn: Connection, version: int) -> None:
     brands show as stored until an appended file spells them. Schema 11 added the summaries of
     :func:`_write_summaries`. Schema 12 reads events through the view ``cs_all_events``
     (:mod:`core.store.event_views`), written first, so that a dataset may be a team's table connected in place. Schema
-13 added the per-value totals ``cs_value_totals``, summed from each dataset's per-shopper rows. A role that may not alter the tables gets a message saying who must open the store once.
+13 added the per-value totals ``cs_value_totals``, 14 the same per segment of the newest run (``cs_segment_value_totals``). A role that may not alter the tables gets a message saying who must open the store once.
     """
     try:
         _events_columns_and_view(conn, version)
@@ -115,7 +115,7 @@ def _upgrade(conn: Connection, version: int) -> None:
             conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS ranking VARCHAR")
             conn.exec_driver_sql("ALTER TABLE cs_exports ADD COLUMN IF NOT EXISTS uplift_run_id INTEGER")
             _backfill_ranking(conn)
-        if version < 13:
+        if version < 14:
             _write_summaries(conn, version)
     except sa.exc.ProgrammingError as exc:
         raise _upgrade_refused(version, exc) from exc
@@ -136,12 +136,15 @@ def _events_columns_and_view(conn: Connection, version: int) -> None:
 def _write_summaries(conn: Connection, version: int) -> None:
     """Write the summaries of every dataset that a store of schema ``version`` lacks: before schema 11 all of them
     (``cs_shoppers``, the per-dimension ``cs_shopper_*`` tables, ``cs_value_totals``, ``cs_type_days``,
-    ``cs_price_counts``: :mod:`core.store.summaries`, from its session days and events), before 13 the totals."""
+    ``cs_price_counts``: :mod:`core.store.summaries`, from its session days and events), before 13 the totals, before
+    14 the newest segmentation run's totals per segment (``cs_segment_value_totals``)."""
     for did in _dataset_ids(conn):
         if version < 11:
             summaries.write_summaries(conn, did)
-        else:
+            continue
+        if version < 13:
             summaries.write_totals(conn, did)
+        segment_totals.rewrite_newest(conn, did)
 
 
 def _backfill_scorings(conn: Connection) -> None:

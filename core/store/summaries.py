@@ -16,6 +16,8 @@ failed or cancelled load leaves them as they were):
 - ``cs_value_totals``: per category, brand and price band, its events, shoppers, views, viewers, purchases,
   buyers and revenue over every shopper, summed from those per-shopper rows (the Overview's rankings and
   everyone's preferences over the whole dataset);
+- ``cs_segment_value_totals``: the same per segment of the dataset's newest segmentation run
+  (:mod:`core.store.segment_totals`: the Preferences page by segment, its heat map and drill-down);
 - ``cs_type_days``: events per UTC day and event type with the fields they carry (the activity chart and
   column coverage, for the whole dataset or any whole-day window);
 - ``cs_price_counts``: events per event type and unit price (the price distribution of the whole dataset).
@@ -32,7 +34,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from core.store import schema, sql
+from core.store import schema, segment_totals, sql
 
 #: The dimensions summarised per shopper; ``category_brand`` is the brand within each category (drill-downs).
 DIMENSIONS = ("category", "brand", "price_band", "event_type", "category_brand")
@@ -59,6 +61,7 @@ def write_summaries(conn: Connection, dataset_id: int, users: sa.Select | None =
     for dimension in DIMENSIONS:
         _write_values(conn, dataset_id, dimension, None if dimension == "price_band" and bands_moved else users)
     write_totals(conn, dataset_id)
+    segment_totals.rewrite_newest(conn, dataset_id)
     _write_type_days(conn, dataset_id)
     _write_price_counts(conn, dataset_id)
 
@@ -188,7 +191,6 @@ def value_rows(dataset_id: int, dimension: str, category: str | None = None) -> 
         return table, [table.c.dataset_id == dataset_id, table.c.category == category]
     table = schema.shopper_values[dimension]
     return table, [table.c.dataset_id == dataset_id]
-
 
 
 def everyone_per_value(dataset_id: int, dimension: str) -> sa.Subquery:

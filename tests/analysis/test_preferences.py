@@ -44,6 +44,7 @@ from core import config
 from core.analysis import preferences as prefs
 from core.analysis import band_table
 from core import store
+from core.store import segment_totals
 from core.errors import CartsightError
 from tests.conftest import make_dataset
 
@@ -76,9 +77,11 @@ ROWS = [
 SEGMENTS = {"u1": (0, "tech"), "u2": (0, "tech"), "u3": (1, "home"), "u4": (1, "home")}
 
 
-def add_run(engine, dataset_id: int, assignment: dict, created: dt.datetime, profiles: bool = True) -> int:
+def add_run(engine, dataset_id: int, assignment: dict, created: dt.datetime, profiles: bool = True,
+            totals: bool = False) -> int:
     """Insert a segmentation run and its assignments directly into the store; returns the run id. ``profiles``:
-    the run's profile cards hold each segment's number and name, as a segmentation stores them."""
+    the run's profile cards hold each segment's number and name, as a segmentation stores them; ``totals``: its
+    per-segment totals are written, as a segmentation writes them (without, the pages group the per-shopper rows)."""
     with engine.begin() as conn:
         run_id = int(conn.execute(sa.select(store.segment_run_id_seq.next_value())).scalar_one())  # no RETURNING
         conn.execute(store.segment_runs.insert().values(  # on Spark: the id first, as the store's own code does
@@ -90,6 +93,8 @@ def add_run(engine, dataset_id: int, assignment: dict, created: dt.datetime, pro
             {"dataset_id": dataset_id, "run_id": run_id, "user_id": u, "segment": s, "segment_name": n}
             for u, (s, n) in assignment.items()
         ])
+        if totals:
+            segment_totals.write(conn, dataset_id, run_id)
     return run_id
 
 

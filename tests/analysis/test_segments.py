@@ -321,6 +321,24 @@ def test_features_by_hand(engine):
     assert (a["price_position"], b["price_position"]) == pytest.approx((3 / 12, 10 / 12))  # mean band index / 3
 
 
+def _category_shoppers_per_segment(engine, run_id: int) -> dict:
+    """Run ``run_id``'s per-segment totals (written with the run): shoppers per (segment, category)."""
+    t = store.segment_value_totals.c
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t.segment, t.value, t.shoppers)
+                            .where(t.run_id == run_id, t.dimension == "category")).all()
+    return {(int(s), v): int(n) for s, v, n in rows}
+
+
+def _category_shoppers_by_hand(engine, assignments) -> dict:
+    e = store.events.c
+    with engine.connect() as conn:
+        pairs = pd.DataFrame(conn.execute(sa.select(e.user_id, e.category).where(e.category.is_not(None)).distinct())
+                             .all(), columns=["user_id", "category"])
+    joined = pairs.merge(assignments[["user_id", "segment"]], on="user_id")
+    return {(int(s), v): int(n) for (s, v), n in joined.groupby(["segment", "category"]).size().items()}
+
+
 def test_run_round_trip(engine):
     make_dataset(engine, "hand", _hand_users(13))
     assert segments.latest_run(engine, "hand") is None
@@ -338,8 +356,12 @@ def test_run_round_trip(engine):
     assert loaded["segment_name"].tolist() == expected["segment_name"].tolist()
     assert segments.segment_of(engine, "hand", "a")["segment"] == int(expected.loc[expected.user_id == "a", "segment"].iloc[0])
     assert segments.segment_of(engine, "hand", "nobody") is None
+    assert _category_shoppers_per_segment(engine, run.run_id) == _category_shoppers_by_hand(engine, expected)
     second = segments.run_segmentation(engine, "hand", n_segments=3, seed=0)
     assert second.run_id > run.run_id and segments.latest_run(engine, "hand").run_id == second.run_id
+    assert _category_shoppers_per_segment(engine, second.run_id) == _category_shoppers_by_hand(
+        engine, second.assignments)
+    assert _category_shoppers_per_segment(engine, run.run_id) == {}  # only the newest run keeps its totals
     assert len(segments.load_assignments(engine, "hand", run_id=run.run_id)) == 15
     assert [r.run_id for r in segments.list_runs(engine, "hand")] == [second.run_id, run.run_id]
     with pytest.raises(NotFittedError, match="no segmentation run 999"):

@@ -17,7 +17,7 @@ from core import config, store
 from core.analysis import preferences as prefs
 from core.analysis import product_queries, queries, rfm, segments
 from core.ingest.load import ingest_file
-from core.store import derived, summaries
+from core.store import derived, segment_totals, summaries
 from tests.analysis.test_preferences import add_run
 from tests.conftest import NO_OLD_SPARK_STORES, make_dataset, make_schema_1, skip_on_spark
 
@@ -50,7 +50,9 @@ def _rows(seed: int, n: int = 700) -> list[dict]:
 def _segmented(engine, seed: int) -> tuple[int, int]:
     did = make_dataset(engine, f"summaries{seed}", _rows(seed))
     users = [f"u{i}" for i in range(30)]
-    run = add_run(engine, did, {u: (i % 3, f"s{i % 3}") for i, u in enumerate(users[:25])}, dt.datetime(2024, 6, 1))
+    run = add_run(engine, did, {u: (i % 3, f"s{i % 3}") for i, u in enumerate(users[:25])}, dt.datetime(2024, 6, 1),
+                  totals=True)
+    assert {r[0] for r in _segment_totals(engine, did)} == {run}
     return did, run
 
 
@@ -251,6 +253,59 @@ def test_a_schema_12_store_gets_its_value_totals_on_opening(engine):
     store.ensure_schema(engine)
     assert summary_rows(engine, did) == fresh
     _same(product_queries.top_brands(engine, did, "views", 3), top)
+
+
+def _segment_totals(engine, did: int) -> list:
+    t = store.segment_value_totals
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(*[c for c in t.c if c.name != "dataset_id"]).where(t.c.dataset_id == did)).all()
+    return sorted(map(tuple, rows), key=lambda r: tuple((v is None, repr(v)) for v in r))
+
+
+def _segment_views_equal_the_events(engine, did: int, run: int) -> None:
+    for dimension in prefs.DIMENSIONS:
+        for segment in (0, 1):
+            _both_paths(prefs.preferences, engine, did, dimension, segment=segment, run_id=run)
+        _both_paths(prefs.affinity_matrix, engine, did, run, dimension, 3)
+    for category in ("a", "a.b"):
+        for group in ({}, {"segment": 1, "run_id": run}, {"segment": 0}):
+            _both_paths(prefs.drilldown, engine, did, category, **group)
+
+
+def test_the_newest_runs_segment_totals_follow_appends_and_newer_runs(engine, tmp_path):
+    """The Preferences page by segment, its heat map and drill-down read the newest run's per-segment totals: equal
+    to the events after the run, after an append (new shoppers in no segment) and for an older run (no totals)."""
+    one = ingest_file(engine, _csv(tmp_path / "w1.csv", 14, 0), "shop")
+    did = one.dataset_id
+    first = add_run(engine, did, {f"u{i}": (i % 2, f"s{i % 2}") for i in range(12)}, dt.datetime(2024, 6, 1),
+                    totals=True)
+    written = _segment_totals(engine, did)
+    assert written and {r[1] for r in written} == {0, 1}  # (run_id, segment, ...): every shopper in a segment
+    _segment_views_equal_the_events(engine, did, first)
+    ingest_file(engine, _csv(tmp_path / "w2.csv", 15, 1), "shop", append=True)
+    appended = _segment_totals(engine, did)
+    assert appended != written and {r[1] for r in appended} == {0, 1, None}  # four new shoppers, in no segment
+    with engine.begin() as conn:
+        segment_totals.write(conn, did, first)
+    assert _segment_totals(engine, did) == appended  # as if written after the append
+    _segment_views_equal_the_events(engine, did, first)
+    newer = add_run(engine, did, {f"u{i}": (i % 3, f"t{i % 3}") for i in range(16)}, dt.datetime(2024, 7, 1),
+                    totals=True)
+    assert {r[0] for r in _segment_totals(engine, did)} == {newer}  # the newest run's only
+    _segment_views_equal_the_events(engine, did, first)  # an older run: the per-shopper rows joined again
+    _segment_views_equal_the_events(engine, did, newer)
+    store.drop_dataset(engine, "shop")
+    assert _segment_totals(engine, did) == []
+
+
+def test_a_schema_13_store_gets_its_segment_totals_on_opening(engine):
+    did, run = _segmented(engine, 16)
+    fresh = _segment_totals(engine, did)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE {store.segment_value_totals.name}")
+        conn.execute(sa.update(store.schema_info).values(version=13))
+    store.ensure_schema(engine)
+    assert fresh and _segment_totals(engine, did) == fresh
 
 
 def test_a_schema_1_store_gets_its_summaries_too(engine):
