@@ -57,12 +57,12 @@ def write(conn: Connection, dataset_id: int, run_id: int) -> None:
 
 
 def rewrite_newest(conn: Connection, dataset_id: int) -> None:
-    """The totals of the dataset's newest run written again (none when it was never segmented)."""
+    """The totals of the dataset's newest run written again. A dataset never segmented has none to rewrite (runs
+    go only with their dataset, which takes its totals along), so nothing is deleted: on Spark a DELETE rewrites
+    the table, a few statements on every load."""
     r = schema.segment_runs.c
     run_id = conn.execute(sql.segment_runs_newest_first(dataset_id, r.run_id).limit(1)).scalar()
-    if run_id is None:
-        conn.execute(schema.segment_value_totals.delete().where(_t.dataset_id == dataset_id))
-    else:
+    if run_id is not None:
         write(conn, dataset_id, int(run_id))
 
 
