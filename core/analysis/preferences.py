@@ -42,7 +42,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import pandas as pd
 import sqlalchemy as sa
@@ -334,20 +334,35 @@ def preferences(
     if top_n is not None and dimension != "price_band" and not whole:
         return _shown(engine, dataset_id, dimension, _top_preferences(
             engine, dataset_id, dimension, segment, run_id, user_id, start, end, types, top_n, category, min_shoppers))
-    for per_value in _group_per_value(engine, dataset_id, dimension, segment, run_id, user_id, start, end, types,
-                                      category):
-        # Totals as window sums over the same rows: one reference to per_value, so the scan runs once.
-        with_totals = sa.select(*per_value.c, *_totals(per_value.c)).subquery("with_totals")
-        t = with_totals.c
-        stmt = sa.select(*with_totals.c)
-        if dimension != "price_band":
-            stmt = stmt.where(sa.or_(t.events > 0, t.revenue != 0)).order_by(t.events.desc(), t.revenue.desc(), t.value)
-            stmt = stmt.limit(top_n) if top_n is not None else stmt
-        frame = pd.DataFrame([tuple(r) for r in sql.fetch(engine, stmt)], columns=list(with_totals.c.keys()))
-        if not frame.empty:
-            break
+    candidates = _group_per_value(engine, dataset_id, dimension, segment, run_id, user_id, start, end, types, category)
+    frame = _first_with_rows(engine, (_ranked(per_value, dimension, top_n) for per_value in candidates))
     _check_if_nobody(engine, dataset_id, frame, segment, run_id, user_id)
     return _shown(engine, dataset_id, dimension, _finish(frame, dimension, min_shoppers))
+
+
+def _first_with_rows(engine: Engine, statements: Iterable[sa.Select]) -> pd.DataFrame:
+    """The rows of the first of ``statements`` that has any (the last one's, empty, when none has): the
+    per-segment totals first, grouping the per-shopper rows only when the run has no totals. The statements are
+    made one at a time, so the fallback costs nothing (not even its lookups) when the totals answer."""
+    frame = pd.DataFrame()
+    for stmt in statements:
+        frame = pd.DataFrame([tuple(r) for r in sql.fetch(engine, stmt)], columns=list(stmt.selected_columns.keys()))
+        if not frame.empty:
+            break
+    return frame
+
+
+def _ranked(per_value: sa.Subquery, dimension: str, top_n: int | None) -> sa.Select:
+    """:func:`preferences`' statement over a per-value subquery: everyone's and the group's totals beside each value
+    (window sums over the same rows: one reference to ``per_value``, so the scan runs once); categories and
+    brands with events or revenue only, most events first, ``top_n`` of them."""
+    with_totals = sa.select(*per_value.c, *_totals(per_value.c)).subquery("with_totals")
+    t = with_totals.c
+    stmt = sa.select(*with_totals.c)
+    if dimension != "price_band":
+        stmt = stmt.where(sa.or_(t.events > 0, t.revenue != 0)).order_by(t.events.desc(), t.revenue.desc(), t.value)
+        stmt = stmt.limit(top_n) if top_n is not None else stmt
+    return stmt
 
 
 def _shown(engine: Engine, dataset_id: int, dimension: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -540,14 +555,9 @@ def affinity_matrix(
     types = _check_types(event_types)
     run = _resolve_run(engine, dataset_id, run_id)
     segments = _run_segments(engine, dataset_id, run)
-    columns = ["segment", "value", "events", "revenue", "shoppers"]
-    raw = pd.DataFrame(columns=columns)
-    if all(x is None for x in (start, end, types)):  # the newest run's per-segment totals (none for an older run)
-        raw = pd.DataFrame([tuple(r) for r in sql.fetch(engine, segment_totals.cells(dataset_id, run, dimension))],
-                           columns=columns)
-    if raw.empty:
-        raw = pd.DataFrame([tuple(r) for r in sql.fetch(engine, _cells(dataset_id, run, dimension, start, end, types))],
-                           columns=columns)
+    whole = all(x is None for x in (start, end, types))  # the newest run's per-segment totals (none for an older run)
+    raw = _first_with_rows(engine, [*([segment_totals.cells(dataset_id, run, dimension)] if whole else []),
+                                    _cells(dataset_id, run, dimension, start, end, types)])
     raw = raw.astype({"events": "float64", "revenue": "float64", "shoppers": "float64", "value": object})
     return _shown(engine, dataset_id, dimension, matrix_grid(raw, segments, dimension, top_n, min_shoppers))
 
